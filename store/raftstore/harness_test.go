@@ -1,0 +1,281 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/deckhandhq/deckhand/internal/netmux"
+	"github.com/deckhandhq/deckhand/store"
+	"github.com/deckhandhq/deckhand/store/storetest"
+)
+
+// network is an in-process network between replicas that can isolate one of them: its
+// dials fail, dials to it fail, and its open connections are cut.
+type network struct {
+	mu       sync.Mutex
+	isolated map[string]bool
+	conns    map[*trackedConn]struct{}
+}
+
+func newNetwork() *network {
+	return &network{isolated: map[string]bool{}, conns: map[*trackedConn]struct{}{}}
+}
+
+type trackedConn struct {
+	net.Conn
+	src, dst string
+	n        *network
+}
+
+func (c *trackedConn) Close() error {
+	c.n.mu.Lock()
+	delete(c.n.conns, c)
+	c.n.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func (n *network) dialer(src string) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, dst string) (net.Conn, error) {
+		n.mu.Lock()
+		blocked := n.isolated[src] || n.isolated[dst]
+		n.mu.Unlock()
+		if blocked {
+			return nil, fmt.Errorf("dial %s from %s: network unreachable (test partition)", dst, src)
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", dst)
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, src: src, dst: dst, n: n}
+		n.mu.Lock()
+		n.conns[tc] = struct{}{}
+		n.mu.Unlock()
+		return tc, nil
+	}
+}
+
+func (n *network) isolate(addr string, on bool) {
+	n.mu.Lock()
+	n.isolated[addr] = on
+	var cut []*trackedConn
+	if on {
+		for c := range n.conns {
+			if c.src == addr || c.dst == addr {
+				cut = append(cut, c)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range cut {
+		_ = c.Close()
+	}
+}
+
+type node struct {
+	dir  string
+	addr string
+	ln   net.Listener
+	mux  *netmux.Mux
+	srv  *grpc.Server
+	st   *Store
+}
+
+type cluster struct {
+	t     testing.TB
+	net   *network
+	nodes []*node
+	cfgFn func(*Config)
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.ElectionTimeout = 300 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
+	cfg.ApplyTimeout = 3 * time.Second
+	cfg.JoinTimeout = 3 * time.Second
+	cfg.Logger = testLogger()
+	return cfg
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("RAFTSTORE_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newCluster starts n replicas: the first bootstraps, the others join it.
+func newCluster(t testing.TB, n int, cfgFn func(*Config)) *cluster {
+	t.Helper()
+	c := &cluster{t: t, net: newNetwork(), cfgFn: cfgFn}
+	t.Cleanup(c.closeAll)
+	for i := range n {
+		nd := &node{dir: t.TempDir()}
+		var join []string
+		if i > 0 {
+			join = []string{c.nodes[0].addr}
+		}
+		c.nodes = append(c.nodes, nd)
+		if err := c.start(nd, join); err != nil {
+			t.Fatalf("start replica %d: %v", i, err)
+		}
+	}
+	c.waitStable()
+	return c
+}
+
+func (c *cluster) start(nd *node, join []string) error {
+	addr := nd.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	// The port of a stopped replica may linger briefly; poll for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	nd.addr = ln.Addr().String()
+	nd.ln = ln
+	nd.mux = netmux.New(ln)
+	go nd.mux.Serve()
+	cfg := testConfig()
+	cfg.Dir = nd.dir
+	cfg.Advertise = nd.addr
+	cfg.Listener = nd.mux.Raft()
+	cfg.Dial = c.net.dialer(nd.addr)
+	cfg.Join = join
+	if c.cfgFn != nil {
+		c.cfgFn(&cfg)
+	}
+	st, err := Open(context.Background(), cfg)
+	if err != nil {
+		nd.mux.Close()
+		return err
+	}
+	nd.st = st
+	nd.srv = grpc.NewServer()
+	st.Register(nd.srv)
+	go nd.srv.Serve(nd.mux.GRPC())
+	return nil
+}
+
+// kill stops a replica abruptly (no leave, no leadership transfer).
+func (c *cluster) kill(i int) {
+	nd := c.nodes[i]
+	if nd.st == nil {
+		return
+	}
+	nd.srv.Stop()
+	nd.mux.Close()
+	_ = nd.st.Close()
+	nd.st = nil
+}
+
+func (c *cluster) closeAll() {
+	for i := range c.nodes {
+		c.kill(i)
+	}
+}
+
+func (c *cluster) Size() int                   { return len(c.nodes) }
+func (c *cluster) Store(i int) store.Store     { return c.nodes[i].st }
+func (c *cluster) Elector(i int) store.Elector { return c.nodes[i].st }
+func (c *cluster) Restart(t testing.TB) {
+	c.closeAll()
+	for i, nd := range c.nodes {
+		if err := c.start(nd, nil); err != nil {
+			t.Fatalf("restart replica %d: %v", i, err)
+		}
+	}
+	c.waitStable()
+}
+
+// leader returns the index of the established leader, waiting for one.
+func (c *cluster) leader() int {
+	c.t.Helper()
+	var idx int
+	waitFor(c.t, 15*time.Second, func() error {
+		for i, nd := range c.nodes {
+			if nd.st == nil {
+				continue
+			}
+			ls, _, _ := nd.st.leading()
+			if ls == nil {
+				continue
+			}
+			select {
+			case <-ls.ready:
+				idx = i
+				return nil
+			default:
+			}
+		}
+		return errors.New("no established leader")
+	})
+	return idx
+}
+
+// waitStable waits for an established leader that every live replica agrees on and a full
+// configuration.
+func (c *cluster) waitStable() {
+	c.t.Helper()
+	li := c.leader()
+	want := c.nodes[li].st.id
+	waitFor(c.t, 15*time.Second, func() error {
+		for i, nd := range c.nodes {
+			if nd.st == nil {
+				continue
+			}
+			if _, id := nd.st.raft.LeaderWithID(); string(id) != want {
+				return fmt.Errorf("replica %d sees leader %q, want %q", i, id, want)
+			}
+		}
+		return nil
+	})
+}
+
+func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+func TestContractSingleReplica(t *testing.T) {
+	storetest.Run(t, storetest.Harness{New: func(t testing.TB) storetest.Cluster { return newCluster(t, 1, nil) }})
+}
+
+func TestContractThreeReplicas(t *testing.T) {
+	storetest.Run(t, storetest.Harness{New: func(t testing.TB) storetest.Cluster { return newCluster(t, 3, nil) }})
+}

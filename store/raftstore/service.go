@@ -1,0 +1,413 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
+)
+
+// forwardedKey marks a request already forwarded once, so replicas that disagree about the
+// leader never bounce a request between them.
+const forwardedKey = "x-deckhand-forwarded"
+
+// Register adds the replica service to a gRPC server (the controller's, on the shared port).
+func (s *Store) Register(srv grpc.ServiceRegistrar) {
+	storagev1.RegisterReplicaServiceServer(srv, &replicaServer{s: s})
+}
+
+type replicaServer struct {
+	storagev1.UnimplementedReplicaServiceServer
+	s *Store
+}
+
+func (h *replicaServer) checkCluster(id string) error {
+	if id != "" && h.s.clusterID != "" && id != h.s.clusterID {
+		return status.Errorf(codes.PermissionDenied, "request from cluster %s reached a replica of cluster %s", id, h.s.clusterID)
+	}
+	return nil
+}
+
+// readyLeader returns the leader state when this replica serves as established leader.
+func (h *replicaServer) readyLeader(ctx context.Context) (*leaderState, error) {
+	ls, _, closed := h.s.leading()
+	if closed {
+		return nil, status.Error(codes.Unavailable, "replica is shutting down")
+	}
+	if ls == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "replica %s is not the leader", h.s.id)
+	}
+	select {
+	case <-ls.ready:
+		return ls, nil
+	case <-ls.ctx.Done():
+		return nil, status.Errorf(codes.FailedPrecondition, "replica %s lost leadership", h.s.id)
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (h *replicaServer) Apply(ctx context.Context, req *storagev1.ApplyRequest) (*storagev1.ApplyResponse, error) {
+	if err := h.checkCluster(req.GetClusterId()); err != nil {
+		return nil, err
+	}
+	if req.GetCommand() == nil {
+		return nil, status.Error(codes.InvalidArgument, "command is required")
+	}
+	if _, err := h.readyLeader(ctx); err != nil {
+		return nil, err
+	}
+	res, err := h.s.applyLocal(ctx, req.GetCommand())
+	if err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return nil, status.Errorf(codes.FailedPrecondition, "replica %s is not the leader", h.s.id)
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, status.Errorf(codes.Unknown, "leadership lost while committing; the write may or may not have been applied")
+		}
+		return nil, status.FromContextError(err).Err()
+	}
+	return &storagev1.ApplyResponse{Result: res}, nil
+}
+
+func (h *replicaServer) Read(ctx context.Context, req *storagev1.ReadRequest) (*storagev1.ReadResponse, error) {
+	if err := h.checkCluster(req.GetClusterId()); err != nil {
+		return nil, err
+	}
+	ls, err := h.readyLeader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.s.readBarrier(ctx, ls); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "read barrier on %s: %v", h.s.id, err)
+	}
+	kvs, rev := h.s.readLocal(req)
+	resp := &storagev1.ReadResponse{Revision: rev}
+	for _, kv := range kvs {
+		resp.Kvs = append(resp.Kvs, kvToProto(kv))
+	}
+	return resp, nil
+}
+
+func (h *replicaServer) Join(ctx context.Context, req *storagev1.JoinRequest) (*storagev1.JoinResponse, error) {
+	if err := h.checkCluster(req.GetClusterId()); err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" || req.GetAddress() == "" {
+		return nil, status.Error(codes.InvalidArgument, "join needs the replica's id and address")
+	}
+	if _, _, err := net.SplitHostPort(req.GetAddress()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "join address %q is not host:port", req.GetAddress())
+	}
+	members, err := h.s.changeMembership(ctx, req, isForwarded(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &storagev1.JoinResponse{ClusterId: h.s.clusterID, Members: members}, nil
+}
+
+func (h *replicaServer) Remove(ctx context.Context, req *storagev1.RemoveRequest) (*storagev1.RemoveResponse, error) {
+	if req.GetId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "remove needs the replica's id")
+	}
+	members, err := h.s.changeMembership(ctx, req, isForwarded(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &storagev1.RemoveResponse{Members: members}, nil
+}
+
+func (h *replicaServer) Info(ctx context.Context, _ *storagev1.InfoRequest) (*storagev1.InfoResponse, error) {
+	return h.s.Info(), nil
+}
+
+func isForwarded(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return len(md.Get(forwardedKey)) > 0
+}
+
+// Info describes this replica and the configuration it knows.
+func (s *Store) Info() *storagev1.InfoResponse {
+	addr, id := s.raft.LeaderWithID()
+	resp := &storagev1.InfoResponse{
+		ClusterId:     s.clusterID,
+		Id:            s.id,
+		LeaderId:      string(id),
+		LeaderAddress: string(addr),
+		State:         s.raft.State().String(),
+		AppliedIndex:  s.raft.AppliedIndex(),
+		LastLogIndex:  s.raft.LastIndex(),
+	}
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		resp.Members = membersOf(f.Configuration())
+	}
+	return resp
+}
+
+// Members returns the raft configuration as this replica knows it.
+func (s *Store) Members() ([]*storagev1.Member, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return membersOf(f.Configuration()), nil
+}
+
+// MemberInfo asks the replica at addr about itself.
+func (s *Store) MemberInfo(ctx context.Context, addr string) (*storagev1.InfoResponse, error) {
+	if addr == s.cfg.Advertise {
+		return s.Info(), nil
+	}
+	return s.conns.client(addr).Info(ctx, &storagev1.InfoRequest{})
+}
+
+// Join adds (or re-adds) a voter through the leader.
+func (s *Store) Join(ctx context.Context, id, addr string) ([]*storagev1.Member, error) {
+	return s.changeMembership(ctx, &storagev1.JoinRequest{Id: id, Address: addr}, false)
+}
+
+// Remove removes a member through the leader.
+func (s *Store) Remove(ctx context.Context, id string) ([]*storagev1.Member, error) {
+	return s.changeMembership(ctx, &storagev1.RemoveRequest{Id: id}, false)
+}
+
+// changeMembership applies a join or remove on the leader, forwarding once if needed.
+func (s *Store) changeMembership(ctx context.Context, req any, forwarded bool) ([]*storagev1.Member, error) {
+	ctx, cancel := s.withApplyTimeout(ctx)
+	defer cancel()
+	var last error
+	for {
+		ls, changed, closed := s.leading()
+		if closed {
+			return nil, status.Error(codes.Unavailable, "replica is shutting down")
+		}
+		if ls != nil {
+			return s.changeMembershipLocal(ctx, req)
+		}
+		if addr, _ := s.raft.LeaderWithID(); addr != "" && !forwarded {
+			fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.id)
+			c := s.conns.client(string(addr))
+			var members []*storagev1.Member
+			var err error
+			switch r := req.(type) {
+			case *storagev1.JoinRequest:
+				var resp *storagev1.JoinResponse
+				if resp, err = c.Join(fctx, r); err == nil {
+					members = resp.GetMembers()
+				}
+			case *storagev1.RemoveRequest:
+				var resp *storagev1.RemoveResponse
+				if resp, err = c.Remove(fctx, r); err == nil {
+					members = resp.GetMembers()
+				}
+			}
+			if err == nil {
+				return members, nil
+			}
+			if !retryable(err) {
+				return nil, err
+			}
+			last = err
+		} else if forwarded {
+			return nil, status.Errorf(codes.FailedPrecondition, "replica %s is not the leader", s.id)
+		}
+		if err := s.waitForLeaderChange(ctx, changed); err != nil {
+			return nil, status.Error(codes.Unavailable, s.noLeaderErr(last).Error())
+		}
+	}
+}
+
+func (s *Store) changeMembershipLocal(ctx context.Context, req any) ([]*storagev1.Member, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read configuration: %v", err)
+	}
+	conf := f.Configuration()
+	timeout := s.cfg.ApplyTimeout
+	switch r := req.(type) {
+	case *storagev1.JoinRequest:
+		id, addr := raft.ServerID(r.GetId()), raft.ServerAddress(r.GetAddress())
+		for _, srv := range conf.Servers {
+			if srv.ID == id && srv.Address == addr && srv.Suffrage == raft.Voter {
+				return membersOf(conf), nil
+			}
+			if srv.ID == id || srv.Address == addr {
+				// A stale entry: the same ID at a new address, or a new ID at an old address
+				// (a replica that lost its data dir). Remove it before adding the new one.
+				if srv.ID == raft.ServerID(s.id) && srv.ID != id {
+					return nil, status.Errorf(codes.FailedPrecondition, "address %s belongs to the leader %s; give the new replica its own address", addr, s.id)
+				}
+				if err := waitFuture(ctx, s.raft.RemoveServer(srv.ID, 0, timeout)); err != nil {
+					return nil, status.Errorf(codes.Unavailable, "remove stale member %s (%s): %v", srv.ID, srv.Address, err)
+				}
+				s.log.Info("removed stale member", "member", srv.ID, "address", srv.Address)
+			}
+		}
+		if err := waitFuture(ctx, s.raft.AddVoter(id, addr, 0, timeout)); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "add voter %s (%s): %v", id, addr, err)
+		}
+		s.log.Info("added member", "member", id, "address", addr)
+	case *storagev1.RemoveRequest:
+		id := raft.ServerID(r.GetId())
+		found := false
+		for _, srv := range conf.Servers {
+			if srv.ID == id {
+				found = true
+			}
+		}
+		if !found {
+			return nil, status.Errorf(codes.NotFound, "replica %s is not a member; run deckctl members to see the members", id)
+		}
+		if voters(conf) == 1 {
+			return nil, status.Errorf(codes.FailedPrecondition, "replica %s is the last voter; a cluster cannot remove its last member", id)
+		}
+		if err := waitFuture(ctx, s.raft.RemoveServer(id, 0, timeout)); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "remove member %s: %v", id, err)
+		}
+		s.log.Info("removed member", "member", id)
+	}
+	f = s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "read configuration: %v", err)
+	}
+	return membersOf(f.Configuration()), nil
+}
+
+func membersOf(c raft.Configuration) []*storagev1.Member {
+	out := make([]*storagev1.Member, 0, len(c.Servers))
+	for _, srv := range c.Servers {
+		m := &storagev1.Member{Id: string(srv.ID), Address: string(srv.Address), Suffrage: storagev1.MemberSuffrage_MEMBER_SUFFRAGE_VOTER}
+		if srv.Suffrage != raft.Voter {
+			m.Suffrage = storagev1.MemberSuffrage_MEMBER_SUFFRAGE_NONVOTER
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// infoAny asks the join addresses in turn who they are.
+func (s *Store) infoAny(ctx context.Context, addrs []string) (*storagev1.InfoResponse, error) {
+	var errs []string
+	for _, a := range addrs {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.JoinTimeout)
+		resp, err := s.conns.client(a).Info(cctx, &storagev1.InfoRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if err == nil {
+			if resp.GetClusterId() == "" {
+				errs = append(errs, fmt.Sprintf("%s: replica has not finished starting", a))
+				continue
+			}
+			return resp, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %s", a, status.Convert(err).Message()))
+	}
+	return nil, fmt.Errorf("%w (%s); check the --join address and that a deckhand-controller is running there", ErrJoinUnreachable, strings.Join(errs, "; "))
+}
+
+// joinVia asks the first answering join address to add this replica.
+func (s *Store) joinVia(ctx context.Context, addrs []string, req *storagev1.JoinRequest) (*storagev1.JoinResponse, error) {
+	var errs []string
+	for _, a := range addrs {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.JoinTimeout+s.cfg.ApplyTimeout)
+		resp, err := s.conns.client(a).Join(cctx, req, grpc.WaitForReady(true))
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %s", a, status.Convert(err).Message()))
+	}
+	return nil, fmt.Errorf("join cluster through %s: %s", strings.Join(addrs, ","), strings.Join(errs, "; "))
+}
+
+// rejoin re-announces this replica's address after a restart, until it succeeds.
+func (s *Store) rejoin() {
+	defer s.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.JoinTimeout)
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_, err := s.joinVia(ctx, s.cfg.Join, &storagev1.JoinRequest{Id: s.id, Address: s.cfg.Advertise, ClusterId: s.clusterID})
+		cancel()
+		if err == nil {
+			return
+		}
+		s.log.Debug("re-announcing address failed; will retry", "err", err)
+		select {
+		case <-s.done:
+			return
+		case <-time.After(backoff):
+		}
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// connPool keeps one gRPC client connection per peer address.
+type connPool struct {
+	dial func(context.Context, string) (net.Conn, error)
+	opts []grpc.DialOption
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newConnPool(dial func(context.Context, string) (net.Conn, error), opts []grpc.DialOption) *connPool {
+	return &connPool{dial: dial, opts: opts, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *connPool) client(addr string) storagev1.ReplicaServiceClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.conns[addr]; ok {
+		return storagev1.NewReplicaServiceClient(cc)
+	}
+	opts := append([]grpc.DialOption{}, p.opts...)
+	if len(p.opts) == 0 {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if p.dial != nil {
+		opts = append(opts, grpc.WithContextDialer(p.dial))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	if err != nil {
+		// NewClient only fails on malformed options; surface it on the first call.
+		return storagev1.NewReplicaServiceClient(&errConn{err: err})
+	}
+	p.conns[addr] = cc
+	return storagev1.NewReplicaServiceClient(cc)
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, cc := range p.conns {
+		_ = cc.Close()
+		delete(p.conns, a)
+	}
+}
+
+type errConn struct{ err error }
+
+func (e *errConn) Invoke(context.Context, string, any, any, ...grpc.CallOption) error { return e.err }
+func (e *errConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, e.err
+}
