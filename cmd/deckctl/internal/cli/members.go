@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+func newMembersCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "List controller replicas, their addresses, raft state and the leader",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := o.ctx()
+			defer cancel()
+			cc, err := o.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			resp, err := apiv1.NewMemberServiceClient(cc).ListMembers(ctx, &apiv1.ListMembersRequest{})
+			if err != nil {
+				return describe(err)
+			}
+			printMembers(o, resp.GetMembers())
+			if resp.GetLeaderId() == "" {
+				fmt.Fprintln(o.out, "no leader: fewer than a majority of replicas are reachable")
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a replica from the controller cluster (for example a dead machine)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := o.ctx()
+			defer cancel()
+			cc, err := o.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			resp, err := apiv1.NewMemberServiceClient(cc).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: args[0]})
+			if err != nil {
+				return describe(err)
+			}
+			fmt.Fprintf(o.out, "removed %s\n", args[0])
+			printMembers(o, resp.GetMembers())
+			return nil
+		},
+	})
+	return cmd
+}
+
+func printMembers(o *options, members []*apiv1.ControllerMember) {
+	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tLEADER\tAPPLIED")
+	for _, m := range members {
+		leader := ""
+		if m.GetLeader() {
+			leader = "*"
+		}
+		state := strings.ToLower(strings.TrimPrefix(m.GetState().String(), "MEMBER_STATE_"))
+		applied := fmt.Sprint(m.GetAppliedIndex())
+		if m.GetState() == apiv1.MemberState_MEMBER_STATE_UNREACHABLE {
+			applied = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.GetId(), m.GetAddress(), state, leader, applied)
+	}
+	tw.Flush()
+}

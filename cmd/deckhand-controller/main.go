@@ -1,0 +1,64 @@
+// Command deckhand-controller runs one replica of the Deckhand controller.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/deckhandhq/deckhand/controller"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "deckhand-controller: %v\n", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg := controller.DefaultConfig()
+	fs := flag.NewFlagSet("deckhand-controller", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the replica's state (created 0700)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "host:port for the API and raft (one port)")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "host:port other replicas and clients dial (default: --listen)")
+	join := fs.String("join", "", "comma-separated addresses of running replicas to join (fresh data dir only)")
+	fs.StringVar(&cfg.Name, "name", "", "replica name (default: the one in --data-dir, or a random one)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: all options are flags (see --help)", fs.Arg(0))
+	}
+	if *join != "" {
+		cfg.Join = strings.Split(*join, ",")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *level)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg.Raft.Logger = cfg.Logger
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := controller.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// oneLine keeps a failure to the single line the operator reads.
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binaries as processes, the way an operator does.
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "deckhand-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, pkg := range []string{"github.com/deckhandhq/deckhand/cmd/deckhand-controller", "github.com/deckhandhq/deckhand/cmd/deckctl"} {
+		cmd := exec.Command("go", "build", "-o", dir, pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	addr   string
+	dir    string
+	done   chan struct{}
+}
+
+func startController(t *testing.T, dir, addr string, args ...string) *proc {
+	t.Helper()
+	p := &proc{addr: addr, dir: dir, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, "deckhand-controller"), append([]string{"--data-dir", dir, "--listen", addr}, args...)...)
+	p.cmd.Stderr = &syncWriter{b: p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+type syncWriter struct{ b *bytes.Buffer }
+
+func (w *syncWriter) Write(b []byte) (int, error) { return w.b.Write(b) }
+
+func deckctl(t *testing.T, controllers string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "deckctl"), append([]string{"--controller", controllers}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+// membersTable parses `deckctl members` into name -> (state, leader).
+func membersTable(out string) map[string][2]string {
+	rows := map[string][2]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		leader := ""
+		if len(f) >= 5 && f[3] == "*" {
+			leader = "*"
+		}
+		rows[f[0]] = [2]string{f[2], leader}
+	}
+	return rows
+}
+
+func TestThreeControllersSurviveLeaderKill(t *testing.T) {
+	addrs := []string{freePort(t), freePort(t), freePort(t)}
+	names := []string{"ctl-a", "ctl-b", "ctl-c"}
+	procs := make([]*proc, 3)
+	procs[0] = startController(t, t.TempDir(), addrs[0], "--name", names[0])
+	for i := 1; i < 3; i++ {
+		procs[i] = startController(t, t.TempDir(), addrs[i], "--name", names[i], "--join", addrs[0])
+	}
+	all := strings.Join(addrs, ",")
+	var leader string
+	waitFor(t, 30*time.Second, func() error {
+		out, err := deckctl(t, all, "members")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		rows := membersTable(out)
+		if len(rows) != 3 {
+			return fmt.Errorf("want 3 members:\n%s", out)
+		}
+		leader = ""
+		for name, r := range rows {
+			if r[1] == "*" && r[0] == "leader" {
+				leader = name
+			}
+		}
+		if leader == "" {
+			return fmt.Errorf("no leader:\n%s", out)
+		}
+		return nil
+	})
+	li := 0
+	for i, n := range names {
+		if n == leader {
+			li = i
+		}
+	}
+	procs[li].kill()
+	var rest []string
+	for i, a := range addrs {
+		if i != li {
+			rest = append(rest, a)
+		}
+	}
+	waitFor(t, 30*time.Second, func() error {
+		out, err := deckctl(t, strings.Join(rest, ","), "members")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		rows := membersTable(out)
+		if rows[leader][0] != "unreachable" {
+			return fmt.Errorf("killed leader %s not shown unreachable:\n%s", leader, out)
+		}
+		for name, r := range rows {
+			if name != leader && r[1] == "*" && r[0] == "leader" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no new leader:\n%s", out)
+	})
+	// The killed replica restarts from its data dir (no --join needed) and rejoins.
+	procs[li] = startController(t, procs[li].dir, addrs[li])
+	waitFor(t, 30*time.Second, func() error {
+		out, err := deckctl(t, all, "members")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if r := membersTable(out)[leader]; r[0] != "follower" {
+			return fmt.Errorf("restarted %s is %q:\n%s", leader, r[0], out)
+		}
+		return nil
+	})
+}
+
+// runFail runs the controller expecting it to exit non-zero with one line on stderr.
+func runFail(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "deckhand-controller"), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil {
+		t.Fatalf("controller %v exited 0", args)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("controller %v hung instead of failing", args)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one line on stderr, got %d:\n%s", len(lines), stderr.String())
+	}
+	return lines[0]
+}
+
+func snapshotDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		fmt.Fprintf(&b, "%s %v %d %x\n", strings.TrimPrefix(p, dir), info.Mode(), len(data), data)
+		return nil
+	})
+	return b.String()
+}
+
+func TestBadInputExitsWithOneClearLine(t *testing.T) {
+	// A cluster whose data dir another cluster's replica will try to use.
+	addr := freePort(t)
+	running := startController(t, t.TempDir(), addr)
+	waitFor(t, 30*time.Second, func() error {
+		out, err := deckctl(t, addr, "members")
+		if err != nil || !strings.Contains(out, "leader") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	otherDir := t.TempDir()
+	other := startController(t, otherDir, freePort(t))
+	waitFor(t, 30*time.Second, func() error {
+		if _, err := os.Stat(filepath.Join(otherDir, "member.json")); err != nil {
+			return err
+		}
+		return nil
+	})
+	other.kill()
+
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name  string
+		dir   string
+		args  []string
+		wants []string
+	}{
+		{"unwritable data dir", filepath.Join(file, "data"), []string{"--listen", freePort(t)}, []string{"data dir", "--data-dir"}},
+		{"port in use", t.TempDir(), []string{"--listen", running.addr}, []string{"already in use", "--listen"}},
+		{"unreachable join", t.TempDir(), []string{"--listen", freePort(t), "--join", freePort(t)}, []string{"cannot reach", "--join"}},
+		{"data dir of another cluster", otherDir, []string{"--listen", freePort(t), "--join", addr}, []string{"another cluster", "--data-dir"}},
+		{"non-loopback listen", t.TempDir(), []string{"--listen", "10.250.9.9:7400"}, []string{"--listen", "loopback"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := snapshotDir(t, tc.dir)
+			line := runFail(t, append([]string{"--data-dir", tc.dir}, tc.args...)...)
+			for _, w := range tc.wants {
+				if !strings.Contains(line, w) {
+					t.Errorf("message %q does not mention %q", line, w)
+				}
+			}
+			if after := snapshotDir(t, tc.dir); after != before {
+				t.Errorf("data dir changed by a refused start")
+			}
+		})
+	}
+	// The running controller was not disturbed by any of it.
+	if out, err := deckctl(t, addr, "members"); err != nil || !strings.Contains(out, "leader") {
+		t.Fatalf("running controller affected: %v %s", err, out)
+	}
+}

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// ErrorDomain is the ErrorInfo domain of every Deckhand error.
+const ErrorDomain = "deckhand.dev"
+
+// Errorf builds a status with an ErrorInfo detail.
+func Errorf(code codes.Code, reason apiv1.ErrorReason, meta map[string]string, msg string) error {
+	st := status.New(code, msg)
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason.String(), Domain: ErrorDomain, Metadata: meta}); err == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+// Reason extracts the ErrorReason of a status error (UNSPECIFIED when absent).
+func Reason(err error) apiv1.ErrorReason {
+	st, ok := status.FromError(err)
+	if !ok {
+		return apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return apiv1.ErrorReason(apiv1.ErrorReason_value[info.GetReason()])
+		}
+	}
+	return apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+// toStatus maps a domain or store error to a gRPC status.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, nil, msg)
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrFenced):
+		return Errorf(codes.Aborted, apiv1.ErrorReason_ERROR_REASON_CONFLICT, nil, msg)
+	case errors.Is(err, store.ErrNoLeader):
+		return Errorf(codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NO_QUORUM, nil, msg)
+	case errors.Is(err, store.ErrCompacted):
+		return Errorf(codes.OutOfRange, apiv1.ErrorReason_ERROR_REASON_COMPACTED, nil, msg)
+	case errors.Is(err, store.ErrInvalid):
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, msg)
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, msg)
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
+	}
+	return status.Error(codes.Internal, msg)
+}
