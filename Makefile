@@ -1,0 +1,28 @@
+# Thin wrappers over scripts/. See README.md.
+.PHONY: all build generate verify lint test bench tools clean
+
+all: build
+
+build:
+	scripts/build.sh
+
+tools:
+	scripts/tools.sh
+
+generate:
+	scripts/generate.sh
+
+verify:
+	scripts/verify.sh
+
+lint:
+	scripts/lint.sh
+
+test:
+	scripts/test.sh
+
+bench:
+	scripts/bench.sh
+
+clean:
+	rm -rf bin .cache

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Dependencies point one way (STYLE.md): the agent never links the controller, a store
+# backend, raft or etcd; the store never imports the controller; proto imports nothing of ours.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mod=github.com/deckhandhq/deckhand
+fail=0
+check() { # check PKG_PATTERN FORBIDDEN_REGEX WHY
+  local pkgs deps
+  pkgs=$(go list "$1" 2>/dev/null || true)
+  [ -z "$pkgs" ] && return 0
+  for p in $pkgs; do
+    deps=$(go list -deps "$p" | grep -E "$2" || true)
+    if [ -n "$deps" ]; then
+      echo "dependency rule broken: $p imports $(echo $deps | tr '\n' ' ')($3)"
+      fail=1
+    fi
+  done
+}
+check "./agent/..." "^$mod/(controller|store)(/|$)|hashicorp/raft|go.etcd.io/etcd" "the agent never links the controller, a store, raft or etcd"
+check "./cmd/deckhand-agent" "^$mod/(controller|store)(/|$)|hashicorp/raft|go.etcd.io/etcd" "the agent never links the controller, a store, raft or etcd"
+check "./store/..." "^$mod/(controller|agent)(/|$)" "the store never imports the controller or agent"
+check "./proto/..." "^$mod/(controller|agent|store|internal)(/|$)" "generated API code imports only other API packages"
+check "./cmd/deckctl/..." "^$mod/(controller|agent|store)(/|$)|hashicorp/raft" "deckctl speaks only the public API"
+exit $fail

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Fails when generated code is stale, go.mod files are untidy, or any lint fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/generate.sh
+if [ -n "$(git status --porcelain -- proto)" ]; then
+  echo "generated code is not current: run 'make generate' and commit:"
+  git status --porcelain -- proto
+  git --no-pager diff --stat -- proto
+  exit 1
+fi
+for m in . tools; do
+  (cd "$m" && cp go.mod /tmp/verify.go.mod && cp go.sum /tmp/verify.go.sum && go mod tidy &&
+    if ! cmp -s go.mod /tmp/verify.go.mod || ! cmp -s go.sum /tmp/verify.go.sum; then
+      echo "go.mod/go.sum in $m is not tidy: run 'go mod tidy' there and commit"; git --no-pager diff -- go.mod go.sum; exit 1
+    fi)
+done
+scripts/lint.sh
+echo "verify: ok"
