@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/. See README.md.
-.PHONY: all build generate verify lint test bench tools clean
+.PHONY: all build generate verify lint test bench tools clean run
 
 all: build
 
@@ -26,3 +26,6 @@ bench:
 
 clean:
 	rm -rf bin .cache
+
+run:
+	scripts/run-local.sh

@@ -92,8 +92,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		c.srv.Stop()
 	}
-	c.mux.Close()
 	_ = c.store.Close()
+	c.mux.Close()
 	log.Info("controller stopped")
 	return err
 }
