@@ -8,10 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 )
 
 // These tests run the real binaries as processes, the way an operator does.
@@ -152,6 +158,7 @@ func TestThreeControllersSurviveLeaderKill(t *testing.T) {
 		}
 		return nil
 	})
+	checkHealthAndReflection(t, addrs[0])
 	li := 0
 	for i, n := range names {
 		if n == leader {
@@ -286,5 +293,41 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	// The running controller was not disturbed by any of it.
 	if out, err := deckctl(t, addr, "members"); err != nil || !strings.Contains(out, "leader") {
 		t.Fatalf("running controller affected: %v %s", err, out)
+	}
+}
+
+// checkHealthAndReflection asks the controller what grpc_health_probe and grpcurl would.
+func checkHealthAndReflection(t *testing.T, addr string) {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health check: %v %v", resp, err)
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, svc := range r.GetListServicesResponse().GetService() {
+		names = append(names, svc.GetName())
+	}
+	for _, want := range []string{"deckhand.api.v1.MemberService", "grpc.health.v1.Health"} {
+		if !slices.Contains(names, want) {
+			t.Fatalf("reflection lists %v, missing %s", names, want)
+		}
 	}
 }
