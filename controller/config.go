@@ -1,11 +1,15 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"time"
+
+	"github.com/deckhandhq/deckhand/internal/pki"
 
 	"github.com/deckhandhq/deckhand/store/raftstore"
 )
@@ -23,6 +27,19 @@ type Config struct {
 	Join []string
 	// Name is the replica's stable name; empty keeps the one in DataDir or picks a random one.
 	Name string
+	// Token is a controller join token, needed with Join when DataDir has no CA yet.
+	Token string
+	// CACertHash pins the cluster CA ("sha256:<hex>") when joining.
+	CACertHash string
+	// Heartbeat is the agents' heartbeat interval.
+	Heartbeat time.Duration
+	// NotReadyAfter and LostAfter are the liveness TTLs.
+	NotReadyAfter time.Duration
+	LostAfter     time.Duration
+	// MetricsListen serves Prometheus metrics on a separate plain-HTTP listener; empty: off.
+	MetricsListen string
+	// Dial opens TCP connections to peers; nil uses net.Dialer. (Tests use it to partition.)
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Raft tunes the embedded store; DataDir, Listen, Join and Name above take precedence.
 	Raft raftstore.Config
 	// Logger receives the controller's logs.
@@ -36,6 +53,10 @@ func DefaultConfig() Config {
 		Listen:  "127.0.0.1:7400",
 		Raft:    raftstore.DefaultConfig(),
 		Logger:  slog.Default(),
+
+		Heartbeat:     2 * time.Second,
+		NotReadyAfter: 10 * time.Second,
+		LostAfter:     5 * time.Minute,
 	}
 }
 
@@ -50,8 +71,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--listen %q is not host:port (for example 127.0.0.1:7400)", c.Listen))
 	} else if port == "0" || port == "" {
 		errs = append(errs, fmt.Errorf("--listen %q needs a fixed port: other replicas and deckctl dial it", c.Listen))
-	} else if !isLoopback(host) {
-		errs = append(errs, fmt.Errorf("--listen %q is not a loopback address: the API has no mTLS yet, so this version only listens on 127.0.0.1 or ::1", c.Listen))
 	}
 	if c.Advertise != "" {
 		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
@@ -65,6 +84,22 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--join %q is not host:port", j))
 		}
 	}
+	if len(c.Join) > 0 && c.CACertHash == "" {
+		errs = append(errs, errors.New("--join needs --ca-cert-hash: copy it from deckctl token create --purpose controller"))
+	}
+	if c.CACertHash != "" {
+		if _, err := pki.ParseHash(c.CACertHash); err != nil {
+			errs = append(errs, fmt.Errorf("--ca-cert-hash: %v", err))
+		}
+	}
+	if c.Heartbeat <= 0 || c.NotReadyAfter <= c.Heartbeat || c.LostAfter <= c.NotReadyAfter {
+		errs = append(errs, fmt.Errorf("liveness timers must satisfy 0 < heartbeat (%v) < not-ready-after (%v) < lost-after (%v)", c.Heartbeat, c.NotReadyAfter, c.LostAfter))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen %q is not host:port", c.MetricsListen))
+		}
+	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("no logger"))
 	}
@@ -76,14 +111,6 @@ func (c *Config) Validate() error {
 		msgs[i] = e.Error()
 	}
 	return errors.New(strings.Join(msgs, "; "))
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) advertise() string {

@@ -2,36 +2,66 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/netmux"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
+	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/raftstore"
 )
 
 // Controller is one running replica.
 type Controller struct {
-	cfg    Config
-	ln     net.Listener
-	mux    *netmux.Mux
-	store  *raftstore.Store
-	srv    *grpc.Server
-	health *health.Server
+	cfg       Config
+	id        string
+	ln        net.Listener
+	mux       *netmux.Mux
+	store     *raftstore.Store
+	srv       *grpc.Server
+	health    *health.Server
+	ca        *pki.CA
+	clientTLS *tls.Config
+	dial      func(context.Context, string) (net.Conn, error)
+
+	nodes    *nodes.Registry
+	tokens   *tokens.Manager
+	sessions *sessions.Registry
+	tracker  *sessions.Tracker
+	metrics  *metrics
+
+	metricsLn net.Listener
+
+	peersMu sync.Mutex
+	peers   map[string]*grpc.ClientConn
 }
 
-// New validates cfg, takes the listen port and opens the store (bootstrapping, joining or
-// restarting). Every failure is one line that says what is wrong and how to fix it, and
-// leaves the data dir as it was.
+// New validates cfg, takes the listen port, sets up the CA and opens the store
+// (bootstrapping, joining or restarting). Every failure is one line that says what is wrong
+// and how to fix it, and leaves the data dir as it was.
 func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -43,30 +73,192 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		}
 		return nil, fmt.Errorf("--listen %s: %v; choose an address of this host", cfg.Listen, errors.Unwrap(err))
 	}
-	c := &Controller{cfg: cfg, ln: ln, mux: netmux.New(ln)}
+	c := &Controller{cfg: cfg, ln: ln, dial: cfg.Dial, peers: map[string]*grpc.ClientConn{}}
+	if c.dial == nil {
+		var d net.Dialer
+		c.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if cfg.MetricsListen != "" {
+		if c.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("--metrics-listen %s: %v; choose a free port", cfg.MetricsListen, errors.Unwrap(err))
+		}
+	}
+	if err := c.open(ctx); err != nil {
+		_ = ln.Close()
+		if c.metricsLn != nil {
+			_ = c.metricsLn.Close()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) open(ctx context.Context) error {
+	cfg := c.cfg
+	id, err := raftstore.ResolveID(cfg.DataDir, cfg.Name)
+	if err != nil {
+		return err
+	}
+	c.id = id
+	ca, fresh, err := c.resolveCA(ctx)
+	if err != nil {
+		return err
+	}
+	c.ca = ca
+	host, _, _ := net.SplitHostPort(cfg.advertise())
+	serverTLS, clientTLS, err := ca.ReplicaTLS(id, []string{host})
+	if err != nil {
+		return fmt.Errorf("issue the replica certificate: %w", err)
+	}
+	c.clientTLS = clientTLS
+	c.mux = netmux.New(c.ln, serverTLS, pki.IsReplica)
 	go c.mux.Serve()
 
 	rc := cfg.Raft
-	rc.ID = cfg.Name
+	rc.ID = id
 	rc.Dir = cfg.DataDir
 	rc.Advertise = cfg.advertise()
 	rc.Listener = c.mux.Raft()
 	rc.Join = cfg.Join
 	rc.Logger = cfg.Logger
+	rc.RaftDial = func(ctx context.Context, addr string) (net.Conn, error) {
+		return netmux.DialRaft(ctx, c.dial, addr, clientTLS)
+	}
+	rc.GRPCDialOptions = c.peerDialOptions()
 	st, err := raftstore.Open(ctx, rc)
 	if err != nil {
 		c.mux.Close()
-		return nil, err
+		return err
 	}
 	c.store = st
+	if fresh {
+		if err := writeLocalCA(cfg.DataDir, ca); err != nil {
+			_ = st.Close()
+			c.mux.Close()
+			return err
+		}
+	}
+	if err := c.writeAdminConf(); err != nil {
+		_ = st.Close()
+		c.mux.Close()
+		return err
+	}
 
-	c.srv = grpc.NewServer()
+	log := cfg.Logger
+	c.nodes = nodes.New(st, nil)
+	c.tokens = tokens.New(st, nil)
+	c.sessions = sessions.NewRegistry(nil)
+	c.tracker = sessions.NewTracker(sessions.TrackerConfig{Interval: cfg.Heartbeat, NotReadyAfter: cfg.NotReadyAfter, LostAfter: cfg.LostAfter}, c.nodes, c.sessions, nil, log)
+	c.metrics = newMetrics(c)
+
+	c.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(netmux.ServerCredentials())}, c.interceptors()...)...)
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.srv, c.health)
 	reflection.Register(c.srv)
 	st.Register(c.srv)
 	apiv1.RegisterMemberServiceServer(c.srv, api.NewMemberServer(raftMembers{st}))
-	return c, nil
+	apiv1.RegisterNodeServiceServer(c.srv, api.NewNodeServer(c.nodes))
+	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
+	agentv1.RegisterAgentServiceServer(c.srv, &api.AgentServer{
+		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions,
+		Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
+	})
+	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
+	c.metrics.srv.InitializeMetrics(c.srv)
+	return nil
+}
+
+// resolveCA returns the cluster CA: from the data dir, from a running replica (joining with
+// a controller token), or a new one (bootstrapping). fresh means it is not on disk yet.
+func (c *Controller) resolveCA(ctx context.Context) (*pki.CA, bool, error) {
+	cfg := c.cfg
+	local, err := loadLocalCA(cfg.DataDir)
+	if err != nil {
+		return nil, false, err
+	}
+	if local != nil {
+		if cfg.CACertHash != "" && local.Hash() != strings.ToLower(cfg.CACertHash) {
+			return nil, false, fmt.Errorf("data dir %s belongs to another cluster (CA %s) than --ca-cert-hash %s: use an empty --data-dir to join that cluster, or drop --join and --ca-cert-hash to restart the old one", cfg.DataDir, local.Hash(), cfg.CACertHash)
+		}
+		return local, false, nil
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "member.json")); err == nil {
+		return nil, false, fmt.Errorf("data dir %s has cluster state but no pki/ca.crt and pki/ca.key: restore them from a backup, or start with an empty --data-dir", cfg.DataDir)
+	}
+	if len(cfg.Join) == 0 {
+		ca, err := pki.NewCA("deckhand-ca")
+		return ca, true, err
+	}
+	if cfg.Token == "" {
+		return nil, false, errors.New("--join with an empty data dir needs --token: create one with deckctl token create --purpose controller")
+	}
+	ca, err := fetchCA(ctx, cfg.Join, cfg.Token, cfg.CACertHash, c.id, c.dial)
+	return ca, true, err
+}
+
+func fetchCA(ctx context.Context, join []string, token, pin, id string, dial func(context.Context, string) (net.Conn, error)) (*pki.CA, error) {
+	pin, _ = pki.ParseHash(pin)
+	var errs []string
+	for _, addr := range join {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))), grpc.WithContextDialer(dial))
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := clusterv1.NewPeerServiceClient(cc).FetchCA(cctx, &clusterv1.FetchCARequest{Token: token, ReplicaId: id}, grpc.WaitForReady(true))
+		cancel()
+		_ = cc.Close()
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %s", addr, statusMessage(err)))
+			continue
+		}
+		ca, err := pki.LoadCA(resp.GetCaCertPem(), resp.GetCaKeyPem())
+		if err != nil {
+			return nil, fmt.Errorf("CA from %s: %w", addr, err)
+		}
+		if ca.Hash() != pin {
+			return nil, fmt.Errorf("CA from %s does not match --ca-cert-hash %s", addr, pin)
+		}
+		return ca, nil
+	}
+	return nil, fmt.Errorf("%w (%s); check the --join address, --token and --ca-cert-hash", raftstore.ErrJoinUnreachable, strings.Join(errs, "; "))
+}
+
+func (c *Controller) peerDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(c.clientTLS)), grpc.WithContextDialer(c.dial)}
+}
+
+func (c *Controller) writeAdminConf() error {
+	path := filepath.Join(c.cfg.DataDir, "admin.conf")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	certPEM, keyPEM, err := c.ca.IssueClient("admin", pki.RoleAdmin, pki.ClientValidity)
+	if err != nil {
+		return err
+	}
+	if err := clientconfig.New([]string{c.cfg.advertise()}, c.ca.CertPEM, certPEM, keyPEM).Write(path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// CAHash implements api.Cluster.
+func (c *Controller) CAHash() string { return c.ca.Hash() }
+
+// Endpoints implements api.Cluster: every replica's address.
+func (c *Controller) Endpoints(context.Context) []string {
+	members, err := c.store.Members()
+	if err != nil || len(members) == 0 {
+		return []string{c.cfg.advertise()}
+	}
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		out = append(out, m.GetAddress())
+	}
+	return out
 }
 
 // Run serves until ctx ends, then stops gracefully.
@@ -75,15 +267,31 @@ func (c *Controller) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.srv.Serve(c.mux.GRPC()) }()
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	log.Info("controller serving", "address", c.cfg.advertise(), "replica", c.store.ID(), "cluster", c.store.ClusterID())
+	log.Info("controller serving", "address", c.cfg.advertise(), "replica", c.id, "cluster", c.store.ClusterID(), "ca", c.ca.Hash())
 
-	go c.leaderLoop(ctx)
+	var wg sync.WaitGroup
+	loops := map[string]func(context.Context){
+		"leader":       c.leaderLoop,
+		"report":       c.reportLoop,
+		"node-watch":   c.nodeWatchLoop,
+		"metrics-http": c.serveMetrics,
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	for name, fn := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(runCtx)
+			log.Debug("loop stopped", "loop", name)
+		}()
+	}
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	cancel()
 	c.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { c.srv.GracefulStop(); close(stopped) }()
@@ -92,6 +300,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		c.srv.Stop()
 	}
+	wg.Wait()
+	c.closePeers()
 	_ = c.store.Close()
 	c.mux.Close()
 	log.Info("controller stopped")
@@ -106,11 +316,145 @@ func (c *Controller) leaderLoop(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		log.Info("leading the controller cluster", "replica", c.store.ID())
-		<-l.Context().Done()
-		log.Info("leadership lost", "replica", c.store.ID())
+		log.Info("leading the controller cluster", "replica", c.id)
+		lctx := l.Context()
+		if err := c.publishCA(lctx); err != nil && lctx.Err() == nil {
+			log.Error("publishing the CA failed", "err", err)
+		}
+		c.tracker.Run(lctx, l.Fence())
+		log.Info("leadership ended", "replica", c.id)
+	}
+}
+
+// publishCA puts the CA into the store so every replica can serve FetchCA and sign.
+func (c *Controller) publishCA(ctx context.Context) error {
+	kv, _, err := c.store.Get(ctx, api.CAKey)
+	if err == nil {
+		var rec clusterv1.CARecord
+		if err := proto.Unmarshal(kv.Value, &rec); err != nil {
+			return err
+		}
+		if string(rec.GetCertPem()) != string(c.ca.CertPEM) {
+			return fmt.Errorf("the store holds a different CA than %s/pki: this replica's pki does not belong to the cluster", c.cfg.DataDir)
+		}
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	b, err := proto.Marshal(&clusterv1.CARecord{CertPem: c.ca.CertPEM, KeyPem: c.ca.KeyPEM})
+	if err != nil {
+		return err
+	}
+	_, err = c.store.Txn(ctx, store.Txn{If: []store.Compare{store.Absent(api.CAKey)}, Then: []store.Op{store.Put(api.CAKey, b)}})
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// reportLoop sends this replica's session digest to the leader once per heartbeat interval.
+func (c *Controller) reportLoop(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		leader, err := c.store.Leader(ctx)
+		if err != nil || leader.ID == c.id || leader.Address == "" {
+			continue // the leader reads its own registry
+		}
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+		_, err = clusterv1.NewPeerServiceClient(c.peer(leader.Address)).ReportSessions(rctx, &clusterv1.ReportSessionsRequest{ReplicaId: c.id, Sessions: c.sessions.Digest()})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			c.cfg.Logger.Debug("reporting sessions to the leader failed", "leader", leader.ID, "err", err)
+		}
+	}
+}
+
+// nodeWatchLoop ends the sessions of nodes that were deleted or re-enrolled elsewhere.
+func (c *Controller) nodeWatchLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		_, rev, err := c.store.List(ctx, nodes.Prefix, store.Stale())
+		if err != nil {
+			if !waitOrDone(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		ch, err := c.store.Watch(ctx, nodes.Prefix, rev)
+		if err != nil {
+			continue
+		}
+		for ev := range ch {
+			if ev.Err != nil {
+				break // compacted or closed: re-list
+			}
+			name := strings.TrimPrefix(ev.KV.Key, nodes.Prefix)
+			s := c.sessions.Get(name)
+			if s == nil {
+				continue
+			}
+			if ev.Type == store.EventDelete {
+				c.sessions.Drop(name, errors.New("node was deleted"))
+				continue
+			}
+			if n, err := nodes.Decode(ev.KV); err == nil && n.GetCertificateSerial() != s.Serial {
+				c.sessions.Drop(name, errors.New("node was enrolled again with a new certificate"))
+			}
+		}
+	}
+}
+
+func waitOrDone(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (c *Controller) peer(addr string) *grpc.ClientConn {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	if cc, ok := c.peers[addr]; ok {
+		return cc
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, c.peerDialOptions()...)
+	if err != nil {
+		panic(err) // only malformed options fail here
+	}
+	c.peers[addr] = cc
+	return cc
+}
+
+func (c *Controller) closePeers() {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	for a, cc := range c.peers {
+		_ = cc.Close()
+		delete(c.peers, a)
 	}
 }
 
 // Addr is the address the controller listens on.
 func (c *Controller) Addr() string { return c.ln.Addr().String() }
+
+// ID is the replica's name.
+func (c *Controller) ID() string { return c.id }
+
+// CA is the cluster CA (tests and tools that mint credentials).
+func (c *Controller) CA() *pki.CA { return c.ca }
+
+// IsLeader reports whether this replica currently leads.
+func (c *Controller) IsLeader() bool {
+	l, err := c.store.Leader(context.Background())
+	return err == nil && l.ID == c.id
+}

@@ -29,6 +29,12 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Advertise, "advertise", "", "host:port other replicas and clients dial (default: --listen)")
 	join := fs.String("join", "", "comma-separated addresses of running replicas to join (fresh data dir only)")
 	fs.StringVar(&cfg.Name, "name", "", "replica name (default: the one in --data-dir, or a random one)")
+	fs.StringVar(&cfg.Token, "token", "", "controller join token (with --join and an empty data dir): deckctl token create --purpose controller")
+	fs.StringVar(&cfg.CACertHash, "ca-cert-hash", "", "sha256:<hex> pin of the cluster CA (with --join)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat-interval", cfg.Heartbeat, "how often agents send heartbeats")
+	fs.DurationVar(&cfg.NotReadyAfter, "node-not-ready-after", cfg.NotReadyAfter, "a node without heartbeats this long becomes NotReady")
+	fs.DurationVar(&cfg.LostAfter, "node-lost-after", cfg.LostAfter, "a node without heartbeats this long becomes Lost")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

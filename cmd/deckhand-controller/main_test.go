@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
 )
 
 // These tests run the real binaries as processes, the way an operator does.
@@ -86,12 +89,35 @@ type syncWriter struct{ b *bytes.Buffer }
 
 func (w *syncWriter) Write(b []byte) (int, error) { return w.b.Write(b) }
 
-func deckctl(t *testing.T, controllers string, args ...string) (string, error) {
+// deckctl runs deckctl with the admin.conf of the controller whose data dir is dir.
+func deckctl(t *testing.T, dir, controllers string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "deckctl"), append([]string{"--controller", controllers}, args...)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "deckctl"), append([]string{"--config", filepath.Join(dir, "admin.conf"), "--controller", controllers}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// joinFlags mints a controller join token through deckctl and returns the join flags.
+func joinFlags(t *testing.T, dir, addr string) []string {
+	t.Helper()
+	var out string
+	waitFor(t, 30*time.Second, func() error {
+		var err error
+		out, err = deckctl(t, dir, addr, "token", "create", "--purpose", "controller", "-o", "json")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	var resp struct {
+		Secret     string `json:"secret"`
+		CaCertHash string `json:"caCertHash"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Secret == "" || !strings.HasPrefix(resp.CaCertHash, "sha256:") {
+		t.Fatalf("token create -o json: %v\n%s", err, out)
+	}
+	return []string{"--join", addr, "--token", resp.Secret, "--ca-cert-hash", resp.CaCertHash}
 }
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
@@ -133,13 +159,14 @@ func TestThreeControllersSurviveLeaderKill(t *testing.T) {
 	names := []string{"ctl-a", "ctl-b", "ctl-c"}
 	procs := make([]*proc, 3)
 	procs[0] = startController(t, t.TempDir(), addrs[0], "--name", names[0])
+	admin := procs[0].dir
 	for i := 1; i < 3; i++ {
-		procs[i] = startController(t, t.TempDir(), addrs[i], "--name", names[i], "--join", addrs[0])
+		procs[i] = startController(t, t.TempDir(), addrs[i], append([]string{"--name", names[i]}, joinFlags(t, admin, addrs[0])...)...)
 	}
 	all := strings.Join(addrs, ",")
 	var leader string
 	waitFor(t, 30*time.Second, func() error {
-		out, err := deckctl(t, all, "members")
+		out, err := deckctl(t, admin, all, "members")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -158,7 +185,7 @@ func TestThreeControllersSurviveLeaderKill(t *testing.T) {
 		}
 		return nil
 	})
-	checkHealthAndReflection(t, addrs[0])
+	checkHealthAndReflection(t, admin, addrs[0])
 	li := 0
 	for i, n := range names {
 		if n == leader {
@@ -173,7 +200,7 @@ func TestThreeControllersSurviveLeaderKill(t *testing.T) {
 		}
 	}
 	waitFor(t, 30*time.Second, func() error {
-		out, err := deckctl(t, strings.Join(rest, ","), "members")
+		out, err := deckctl(t, admin, strings.Join(rest, ","), "members")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -191,7 +218,7 @@ func TestThreeControllersSurviveLeaderKill(t *testing.T) {
 	// The killed replica restarts from its data dir (no --join needed) and rejoins.
 	procs[li] = startController(t, procs[li].dir, addrs[li])
 	waitFor(t, 30*time.Second, func() error {
-		out, err := deckctl(t, all, "members")
+		out, err := deckctl(t, admin, all, "members")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -243,7 +270,7 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	addr := freePort(t)
 	running := startController(t, t.TempDir(), addr)
 	waitFor(t, 30*time.Second, func() error {
-		out, err := deckctl(t, addr, "members")
+		out, err := deckctl(t, running.dir, addr, "members")
 		if err != nil || !strings.Contains(out, "leader") {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -259,6 +286,9 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	})
 	other.kill()
 
+	flags := joinFlags(t, running.dir, addr)
+	join := func(a string) []string { return []string{"--join", a, "--token", flags[3], "--ca-cert-hash", flags[5]} }
+
 	file := filepath.Join(t.TempDir(), "a-file")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -272,9 +302,9 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	}{
 		{"unwritable data dir", filepath.Join(file, "data"), []string{"--listen", freePort(t)}, []string{"data dir", "--data-dir"}},
 		{"port in use", t.TempDir(), []string{"--listen", running.addr}, []string{"already in use", "--listen"}},
-		{"unreachable join", t.TempDir(), []string{"--listen", freePort(t), "--join", freePort(t)}, []string{"cannot reach", "--join"}},
-		{"data dir of another cluster", otherDir, []string{"--listen", freePort(t), "--join", addr}, []string{"another cluster", "--data-dir"}},
-		{"non-loopback listen", t.TempDir(), []string{"--listen", "10.250.9.9:7400"}, []string{"--listen", "loopback"}},
+		{"unreachable join", t.TempDir(), append([]string{"--listen", freePort(t)}, join(freePort(t))...), []string{"cannot reach", "--join"}},
+		{"data dir of another cluster", otherDir, append([]string{"--listen", freePort(t)}, join(addr)...), []string{"another cluster", "--data-dir"}},
+		{"join without a pin", t.TempDir(), []string{"--listen", freePort(t), "--join", addr}, []string{"--ca-cert-hash"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,15 +321,23 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 		})
 	}
 	// The running controller was not disturbed by any of it.
-	if out, err := deckctl(t, addr, "members"); err != nil || !strings.Contains(out, "leader") {
+	if out, err := deckctl(t, running.dir, addr, "members"); err != nil || !strings.Contains(out, "leader") {
 		t.Fatalf("running controller affected: %v %s", err, out)
 	}
 }
 
 // checkHealthAndReflection asks the controller what grpc_health_probe and grpcurl would.
-func checkHealthAndReflection(t *testing.T, addr string) {
+func checkHealthAndReflection(t *testing.T, dir, addr string) {
 	t.Helper()
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cfg, err := clientconfig.Load(filepath.Join(dir, "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := cfg.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tokens"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -45,6 +47,18 @@ func toStatus(err error) error {
 	}
 	msg := err.Error()
 	switch {
+	case errors.Is(err, nodes.ErrNotFound):
+		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "node"}, msg)
+	case errors.Is(err, nodes.ErrNameTaken):
+		return Errorf(codes.AlreadyExists, apiv1.ErrorReason_ERROR_REASON_NODE_NAME_TAKEN, nil, msg)
+	case errors.Is(err, nodes.ErrInvalidName):
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"field": "node_name"}, msg)
+	case errors.Is(err, tokens.ErrInvalid):
+		return Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_TOKEN_INVALID, nil, msg)
+	case errors.Is(err, tokens.ErrNotFound):
+		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "token"}, msg)
+	case errors.Is(err, tokens.ErrBadRequest):
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
 	case errors.Is(err, store.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, nil, msg)
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrFenced):

@@ -23,9 +23,11 @@ type Config struct {
 	Advertise string
 	// Listener accepts raft stream connections (netmux.Mux.Raft()).
 	Listener net.Listener
-	// Dial opens a TCP connection for raft and for forwarding; nil uses net.Dialer.
-	Dial func(ctx context.Context, addr string) (net.Conn, error)
-	// GRPCDialOptions are used for forwarding to the leader (for example credentials).
+	// RaftDial opens an authenticated raft stream connection to a peer
+	// (netmux.DialRaft with the replica's TLS client config).
+	RaftDial func(ctx context.Context, addr string) (net.Conn, error)
+	// GRPCDialOptions dial peers for forwarding and membership; they must carry transport
+	// credentials (the replica's TLS client config).
 	GRPCDialOptions []grpc.DialOption
 	// Join lists addresses of running replicas. With a fresh data dir and no Join, a new
 	// single-replica cluster is bootstrapped.
@@ -89,8 +91,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
 		errs = append(errs, fmt.Errorf("advertise address %q is not host:port: %v", c.Advertise, err))
 	}
-	if c.Listener == nil {
-		errs = append(errs, errors.New("no raft listener"))
+	if c.Listener == nil || c.RaftDial == nil {
+		errs = append(errs, errors.New("no raft listener or dialer"))
+	}
+	if len(c.GRPCDialOptions) == 0 {
+		errs = append(errs, errors.New("no gRPC dial options: peers need transport credentials"))
 	}
 	if c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0 || c.CommitTimeout <= 0 {
 		errs = append(errs, errors.New("raft timeouts must be positive"))

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/deckhandhq/deckhand/internal/netmux"
+	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/storetest"
 )
@@ -94,8 +96,26 @@ type node struct {
 type cluster struct {
 	t     testing.TB
 	net   *network
+	ca    *pki.CA
 	nodes []*node
 	cfgFn func(*Config)
+}
+
+var (
+	testCAOnce sync.Once
+	testCA     *pki.CA
+)
+
+// sharedCA is one CA for the whole test binary (key generation is not what we test).
+func sharedCA() *pki.CA {
+	testCAOnce.Do(func() {
+		ca, err := pki.NewCA("raftstore-test")
+		if err != nil {
+			panic(err)
+		}
+		testCA = ca
+	})
+	return testCA
 }
 
 func testConfig() Config {
@@ -119,7 +139,7 @@ func testLogger() *slog.Logger {
 // newCluster starts n replicas: the first bootstraps, the others join it.
 func newCluster(t testing.TB, n int, cfgFn func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: newNetwork(), cfgFn: cfgFn}
+	c := &cluster{t: t, net: newNetwork(), ca: sharedCA(), cfgFn: cfgFn}
 	t.Cleanup(c.closeAll)
 	for i := range n {
 		nd := &node{dir: t.TempDir()}
@@ -157,13 +177,25 @@ func (c *cluster) start(nd *node, join []string) error {
 	}
 	nd.addr = ln.Addr().String()
 	nd.ln = ln
-	nd.mux = netmux.New(ln)
+	ca := c.ca
+	if ca == nil {
+		ca = sharedCA()
+	}
+	serverTLS, clientTLS, err := ca.ReplicaTLS("replica", []string{"127.0.0.1"})
+	if err != nil {
+		return err
+	}
+	nd.mux = netmux.New(ln, serverTLS, pki.IsReplica)
 	go nd.mux.Serve()
+	dial := c.net.dialer(nd.addr)
 	cfg := testConfig()
 	cfg.Dir = nd.dir
 	cfg.Advertise = nd.addr
 	cfg.Listener = nd.mux.Raft()
-	cfg.Dial = c.net.dialer(nd.addr)
+	cfg.RaftDial = func(ctx context.Context, addr string) (net.Conn, error) {
+		return netmux.DialRaft(ctx, dial, addr, clientTLS)
+	}
+	cfg.GRPCDialOptions = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)), grpc.WithContextDialer(dial)}
 	cfg.Join = join
 	if c.cfgFn != nil {
 		c.cfgFn(&cfg)
@@ -174,7 +206,7 @@ func (c *cluster) start(nd *node, join []string) error {
 		return err
 	}
 	nd.st = st
-	nd.srv = grpc.NewServer()
+	nd.srv = grpc.NewServer(grpc.Creds(netmux.ServerCredentials()))
 	st.Register(nd.srv)
 	go nd.srv.Serve(nd.mux.GRPC())
 	return nil

@@ -21,7 +21,6 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
-	"github.com/deckhandhq/deckhand/internal/netmux"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -92,21 +91,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := ensureWritableDir(cfg.Dir); err != nil {
+	id, err := ResolveID(cfg.Dir, cfg.ID)
+	if err != nil {
 		return nil, err
 	}
 	meta, err := readMember(cfg.Dir)
 	if err != nil {
 		return nil, err
-	}
-	id := cfg.ID
-	switch {
-	case id == "" && meta.ID != "":
-		id = meta.ID
-	case id == "":
-		id = randomID()
-	case meta.ID != "" && meta.ID != id:
-		return nil, fmt.Errorf("data dir %s holds replica %q, not %q: start with the same name or an empty data dir", cfg.Dir, meta.ID, id)
 	}
 
 	s := &Store{
@@ -117,7 +108,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	s.conns = newConnPool(cfg.Dial, cfg.GRPCDialOptions)
+	s.conns = newConnPool(cfg.GRPCDialOptions)
 
 	var joinInfo *storagev1.InfoResponse
 	if len(cfg.Join) > 0 {
@@ -179,6 +170,28 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// ResolveID prepares the data dir (created 0700, checked writable) and returns the replica
+// ID to use: the one recorded in it, else want, else a new random one. A want that differs
+// from the recorded ID is refused.
+func ResolveID(dir, want string) (string, error) {
+	if err := ensureWritableDir(dir); err != nil {
+		return "", err
+	}
+	meta, err := readMember(dir)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case want == "" && meta.ID != "":
+		return meta.ID, nil
+	case want == "":
+		return randomID(), nil
+	case meta.ID != "" && meta.ID != want:
+		return "", fmt.Errorf("data dir %s holds replica %q, not %q: start with the same --name or an empty --data-dir", dir, meta.ID, want)
+	}
+	return want, nil
+}
+
 func (s *Store) snapshots() raft.SnapshotStore { return s.raftSnaps }
 
 func (s *Store) openRaft() error {
@@ -205,7 +218,7 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("advertise address %s: %w", cfg.Advertise, err)
 	}
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{ln: cfg.Listener, addr: addr, dial: cfg.Dial},
+		Stream:  &streamLayer{ln: cfg.Listener, addr: addr, dial: cfg.RaftDial},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
@@ -401,7 +414,7 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-// streamLayer is raft's transport over the shared port: dials write netmux's magic header.
+// streamLayer is raft's transport over the shared port; dial authenticates the peer.
 type streamLayer struct {
 	ln   net.Listener
 	addr net.Addr
@@ -415,7 +428,7 @@ func (l *streamLayer) Addr() net.Addr            { return l.addr }
 func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return netmux.Dial(ctx, l.dial, string(address))
+	return l.dial(ctx, string(address))
 }
 
 // newHCLogger adapts raft's hclog output to slog.

@@ -312,7 +312,7 @@ func TestOpenRefusesForeignDataDirAndUnreachableJoin(t *testing.T) {
 	// An unreachable join address fails fast with a clear error and leaves nothing behind.
 	fresh := filepath.Join(t.TempDir(), "fresh")
 	nd = &node{dir: fresh}
-	c := &cluster{t: t, net: newNetwork(), cfgFn: func(cfg *Config) { cfg.JoinTimeout = 300 * time.Millisecond }}
+	c := &cluster{t: t, net: newNetwork(), ca: sharedCA(), cfgFn: func(cfg *Config) { cfg.JoinTimeout = 300 * time.Millisecond }}
 	t.Cleanup(c.closeAll)
 	err = c.start(nd, []string{"127.0.0.1:1"})
 	if !errors.Is(err, ErrJoinUnreachable) {

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -363,15 +362,14 @@ func (s *Store) rejoin() {
 
 // connPool keeps one gRPC client connection per peer address.
 type connPool struct {
-	dial func(context.Context, string) (net.Conn, error)
 	opts []grpc.DialOption
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newConnPool(dial func(context.Context, string) (net.Conn, error), opts []grpc.DialOption) *connPool {
-	return &connPool{dial: dial, opts: opts, conns: map[string]*grpc.ClientConn{}}
+func newConnPool(opts []grpc.DialOption) *connPool {
+	return &connPool{opts: opts, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *connPool) client(addr string) storagev1.ReplicaServiceClient {
@@ -380,14 +378,7 @@ func (p *connPool) client(addr string) storagev1.ReplicaServiceClient {
 	if cc, ok := p.conns[addr]; ok {
 		return storagev1.NewReplicaServiceClient(cc)
 	}
-	opts := append([]grpc.DialOption{}, p.opts...)
-	if len(p.opts) == 0 {
-		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	}
-	if p.dial != nil {
-		opts = append(opts, grpc.WithContextDialer(p.dial))
-	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	cc, err := grpc.NewClient("passthrough:///"+addr, p.opts...)
 	if err != nil {
 		// NewClient only fails on malformed options; surface it on the first call.
 		return storagev1.NewReplicaServiceClient(&errConn{err: err})

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
@@ -16,22 +18,20 @@ func newMembersCmd(o *options) *cobra.Command {
 		Short: "List controller replicas, their addresses, raft state and the leader",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.ctx()
-			defer cancel()
-			cc, err := o.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			resp, err := apiv1.NewMemberServiceClient(cc).ListMembers(ctx, &apiv1.ListMembersRequest{})
-			if err != nil {
-				return describe(err)
-			}
-			printMembers(o, resp.GetMembers())
-			if resp.GetLeaderId() == "" {
-				fmt.Fprintln(o.out, "no leader: fewer than a majority of replicas are reachable")
-			}
-			return nil
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewMemberServiceClient(cc).ListMembers(ctx, &apiv1.ListMembersRequest{})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				printMembers(o, resp.GetMembers())
+				if resp.GetLeaderId() == "" {
+					fmt.Fprintln(o.out, "no leader: fewer than a majority of replicas are reachable")
+				}
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(&cobra.Command{
@@ -39,20 +39,18 @@ func newMembersCmd(o *options) *cobra.Command {
 		Short: "Remove a replica from the controller cluster (for example a dead machine)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := o.ctx()
-			defer cancel()
-			cc, err := o.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			resp, err := apiv1.NewMemberServiceClient(cc).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: args[0]})
-			if err != nil {
-				return describe(err)
-			}
-			fmt.Fprintf(o.out, "removed %s\n", args[0])
-			printMembers(o, resp.GetMembers())
-			return nil
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewMemberServiceClient(cc).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				fmt.Fprintf(o.out, "removed %s\n", args[0])
+				printMembers(o, resp.GetMembers())
+				return nil
+			})
 		},
 	})
 	return cmd

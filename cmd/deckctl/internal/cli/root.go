@@ -7,19 +7,27 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
 )
 
 type options struct {
+	config      string
 	controllers string
 	timeout     time.Duration
+	output      string
 	out, errOut io.Writer
 }
 
@@ -31,33 +39,65 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 		Short:         "Bootstrap and operate kubeadm clusters through the Deckhand controller",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch o.output {
+			case "table", "json", "yaml":
+				return nil
+			}
+			return fmt.Errorf("-o %q: use table, json or yaml", o.output)
+		},
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	def := os.Getenv("DECKHAND_CONTROLLER")
-	if def == "" {
-		def = "127.0.0.1:7400"
-	}
-	root.PersistentFlags().StringVar(&o.controllers, "controller", def, "comma-separated controller addresses (env DECKHAND_CONTROLLER)")
-	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the controller")
-	root.AddCommand(newMembersCmd(o))
+	root.PersistentFlags().StringVar(&o.config, "config", defaultConfigPath(), "credential file (env DECKHAND_CONFIG; a controller writes admin.conf into its data dir)")
+	root.PersistentFlags().StringVar(&o.controllers, "controller", os.Getenv("DECKHAND_CONTROLLER"), "comma-separated controller addresses, overriding the config's (env DECKHAND_CONTROLLER)")
+	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 15*time.Second, "how long to wait for the controller")
+	root.PersistentFlags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
+	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o))
 	return root
 }
 
-// dial connects to the first controller that answers.
+func defaultConfigPath() string {
+	if p := os.Getenv("DECKHAND_CONFIG"); p != "" {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".deckhand/config"
+	}
+	return filepath.Join(home, ".deckhand", "config")
+}
+
+// dial connects to the first controller that answers, over mTLS with the config's
+// credentials.
 func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
+	cfg, err := clientconfig.Load(o.config)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no credentials at %s: pass --config with the admin.conf from a controller's data dir, or copy it there", o.config)
+		}
+		return nil, err
+	}
+	tlsCfg, err := cfg.TLS()
+	if err != nil {
+		return nil, err
+	}
+	addrs := cfg.Controllers
+	if o.controllers != "" {
+		addrs = strings.Split(o.controllers, ",")
+	}
 	var errs []string
-	for _, addr := range strings.Split(o.controllers, ",") {
+	for _, addr := range addrs {
 		addr = strings.TrimSpace(addr)
 		if addr == "" {
 			continue
 		}
-		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", addr, err))
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		cc.Connect()
 		ok := waitReady(cctx, cc)
 		cancel()
@@ -68,7 +108,7 @@ func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
 		errs = append(errs, fmt.Sprintf("%s: not reachable", addr))
 	}
 	if len(errs) == 0 {
-		return nil, errors.New("--controller is empty: give at least one controller address")
+		return nil, errors.New("no controller address: set controllers in the config or pass --controller")
 	}
 	return nil, fmt.Errorf("no controller answered (%s); check --controller and that deckhand-controller is running", strings.Join(errs, "; "))
 }
@@ -85,20 +125,73 @@ func waitReady(ctx context.Context, cc *grpc.ClientConn) bool {
 	}
 }
 
-// describe turns a status error into the message a user reads.
+// describe turns a status error into one readable line with its reason.
 func describe(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
 	}
-	switch st.Code() {
-	case codes.Unavailable:
-		return fmt.Errorf("controller unavailable: %s", st.Message())
-	default:
-		return errors.New(st.Message())
+	reason := st.Code().String()
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			reason = strings.TrimPrefix(info.GetReason(), "ERROR_REASON_")
+		}
 	}
+	return fmt.Errorf("%s (%s)", st.Message(), reason)
 }
 
-func (o *options) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), o.timeout)
+// call runs fn with a connection and a deadline.
+func (o *options) call(fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	cc, err := o.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	if err := fn(ctx, cc); err != nil {
+		return describe(err)
+	}
+	return nil
+}
+
+// printStructured prints m as json or yaml; it returns false for table output.
+func (o *options) printStructured(m proto.Message) (bool, error) {
+	if o.output == "table" {
+		return false, nil
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return true, err
+	}
+	if o.output == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return true, err
+		}
+	}
+	_, err = fmt.Fprintln(o.out, strings.TrimRight(string(b), "\n"))
+	return true, err
+}
+
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

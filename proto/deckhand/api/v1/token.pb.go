@@ -23,6 +23,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TokenPurpose says what a token may be used for.
+type TokenPurpose int32
+
+const (
+	TokenPurpose_TOKEN_PURPOSE_UNSPECIFIED TokenPurpose = 0
+	// Enroll an agent (the default).
+	TokenPurpose_TOKEN_PURPOSE_AGENT TokenPurpose = 1
+	// Join a controller replica (it receives the cluster CA).
+	TokenPurpose_TOKEN_PURPOSE_CONTROLLER TokenPurpose = 2
+)
+
+// Enum value maps for TokenPurpose.
+var (
+	TokenPurpose_name = map[int32]string{
+		0: "TOKEN_PURPOSE_UNSPECIFIED",
+		1: "TOKEN_PURPOSE_AGENT",
+		2: "TOKEN_PURPOSE_CONTROLLER",
+	}
+	TokenPurpose_value = map[string]int32{
+		"TOKEN_PURPOSE_UNSPECIFIED": 0,
+		"TOKEN_PURPOSE_AGENT":       1,
+		"TOKEN_PURPOSE_CONTROLLER":  2,
+	}
+)
+
+func (x TokenPurpose) Enum() *TokenPurpose {
+	p := new(TokenPurpose)
+	*p = x
+	return p
+}
+
+func (x TokenPurpose) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TokenPurpose) Descriptor() protoreflect.EnumDescriptor {
+	return file_deckhand_api_v1_token_proto_enumTypes[0].Descriptor()
+}
+
+func (TokenPurpose) Type() protoreflect.EnumType {
+	return &file_deckhand_api_v1_token_proto_enumTypes[0]
+}
+
+func (x TokenPurpose) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TokenPurpose.Descriptor instead.
+func (TokenPurpose) EnumDescriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
 // EnrollmentToken describes a token without its secret.
 type EnrollmentToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -32,8 +84,9 @@ type EnrollmentToken struct {
 	Created     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created,proto3" json:"created,omitempty"`
 	Expires     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires,proto3" json:"expires,omitempty"`
 	// 0 means unlimited.
-	UsagesAllowed uint32 `protobuf:"varint,5,opt,name=usages_allowed,json=usagesAllowed,proto3" json:"usages_allowed,omitempty"`
-	UsagesUsed    uint32 `protobuf:"varint,6,opt,name=usages_used,json=usagesUsed,proto3" json:"usages_used,omitempty"`
+	UsagesAllowed uint32       `protobuf:"varint,5,opt,name=usages_allowed,json=usagesAllowed,proto3" json:"usages_allowed,omitempty"`
+	UsagesUsed    uint32       `protobuf:"varint,6,opt,name=usages_used,json=usagesUsed,proto3" json:"usages_used,omitempty"`
+	Purpose       TokenPurpose `protobuf:"varint,7,opt,name=purpose,proto3,enum=deckhand.api.v1.TokenPurpose" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -110,11 +163,21 @@ func (x *EnrollmentToken) GetUsagesUsed() uint32 {
 	return 0
 }
 
+func (x *EnrollmentToken) GetPurpose() TokenPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return TokenPurpose_TOKEN_PURPOSE_UNSPECIFIED
+}
+
 type CreateTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ttl           *durationpb.Duration   `protobuf:"bytes,1,opt,name=ttl,proto3" json:"ttl,omitempty"`
-	Usages        uint32                 `protobuf:"varint,2,opt,name=usages,proto3" json:"usages,omitempty"`
-	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default 1h; at most 7 days.
+	Ttl *durationpb.Duration `protobuf:"bytes,1,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// 0 means unlimited.
+	Usages        uint32       `protobuf:"varint,2,opt,name=usages,proto3" json:"usages,omitempty"`
+	Description   string       `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Purpose       TokenPurpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=deckhand.api.v1.TokenPurpose" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -170,6 +233,13 @@ func (x *CreateTokenRequest) GetDescription() string {
 	return ""
 }
 
+func (x *CreateTokenRequest) GetPurpose() TokenPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return TokenPurpose_TOKEN_PURPOSE_UNSPECIFIED
+}
+
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token *EnrollmentToken       `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -177,8 +247,8 @@ type CreateTokenResponse struct {
 	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	// sha256:<hex> of the controller CA's SubjectPublicKeyInfo.
 	CaCertHash string `protobuf:"bytes,3,opt,name=ca_cert_hash,json=caCertHash,proto3" json:"ca_cert_hash,omitempty"`
-	// The exact agent command line to enroll a host.
-	AgentCommand  string `protobuf:"bytes,4,opt,name=agent_command,json=agentCommand,proto3" json:"agent_command,omitempty"`
+	// The exact command line to enroll a host (or join a replica, for a controller token).
+	Command       string `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,9 +304,9 @@ func (x *CreateTokenResponse) GetCaCertHash() string {
 	return ""
 }
 
-func (x *CreateTokenResponse) GetAgentCommand() string {
+func (x *CreateTokenResponse) GetCommand() string {
 	if x != nil {
-		return x.AgentCommand
+		return x.Command
 	}
 	return ""
 }
@@ -405,7 +475,7 @@ var File_deckhand_api_v1_token_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdeckhand/api/v1/token.proto\x12\x0fdeckhand.api.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
+	"\x1bdeckhand/api/v1/token.proto\x12\x0fdeckhand.api.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n" +
 	"\x0fEnrollmentToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x124\n" +
@@ -413,23 +483,29 @@ const file_deckhand_api_v1_token_proto_rawDesc = "" +
 	"\aexpires\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12%\n" +
 	"\x0eusages_allowed\x18\x05 \x01(\rR\rusagesAllowed\x12\x1f\n" +
 	"\vusages_used\x18\x06 \x01(\rR\n" +
-	"usagesUsed\"{\n" +
+	"usagesUsed\x127\n" +
+	"\apurpose\x18\a \x01(\x0e2\x1d.deckhand.api.v1.TokenPurposeR\apurpose\"\xb4\x01\n" +
 	"\x12CreateTokenRequest\x12+\n" +
 	"\x03ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x16\n" +
 	"\x06usages\x18\x02 \x01(\rR\x06usages\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xac\x01\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x127\n" +
+	"\apurpose\x18\x04 \x01(\x0e2\x1d.deckhand.api.v1.TokenPurposeR\apurpose\"\xa1\x01\n" +
 	"\x13CreateTokenResponse\x126\n" +
 	"\x05token\x18\x01 \x01(\v2 .deckhand.api.v1.EnrollmentTokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12 \n" +
 	"\fca_cert_hash\x18\x03 \x01(\tR\n" +
-	"caCertHash\x12#\n" +
-	"\ragent_command\x18\x04 \x01(\tR\fagentCommand\"\x13\n" +
+	"caCertHash\x12\x18\n" +
+	"\acommand\x18\x04 \x01(\tR\acommand\"\x13\n" +
 	"\x11ListTokensRequest\"N\n" +
 	"\x12ListTokensResponse\x128\n" +
 	"\x06tokens\x18\x01 \x03(\v2 .deckhand.api.v1.EnrollmentTokenR\x06tokens\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse2\x99\x02\n" +
+	"\x13RevokeTokenResponse*d\n" +
+	"\fTokenPurpose\x12\x1d\n" +
+	"\x19TOKEN_PURPOSE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13TOKEN_PURPOSE_AGENT\x10\x01\x12\x1c\n" +
+	"\x18TOKEN_PURPOSE_CONTROLLER\x10\x022\x99\x02\n" +
 	"\fTokenService\x12X\n" +
 	"\vCreateToken\x12#.deckhand.api.v1.CreateTokenRequest\x1a$.deckhand.api.v1.CreateTokenResponse\x12U\n" +
 	"\n" +
@@ -450,35 +526,39 @@ func file_deckhand_api_v1_token_proto_rawDescGZIP() []byte {
 	return file_deckhand_api_v1_token_proto_rawDescData
 }
 
+var file_deckhand_api_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_deckhand_api_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_deckhand_api_v1_token_proto_goTypes = []any{
-	(*EnrollmentToken)(nil),       // 0: deckhand.api.v1.EnrollmentToken
-	(*CreateTokenRequest)(nil),    // 1: deckhand.api.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 2: deckhand.api.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 3: deckhand.api.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 4: deckhand.api.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 5: deckhand.api.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 6: deckhand.api.v1.RevokeTokenResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(TokenPurpose)(0),             // 0: deckhand.api.v1.TokenPurpose
+	(*EnrollmentToken)(nil),       // 1: deckhand.api.v1.EnrollmentToken
+	(*CreateTokenRequest)(nil),    // 2: deckhand.api.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 3: deckhand.api.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),     // 4: deckhand.api.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),    // 5: deckhand.api.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),    // 6: deckhand.api.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),   // 7: deckhand.api.v1.RevokeTokenResponse
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
 }
 var file_deckhand_api_v1_token_proto_depIdxs = []int32{
-	7, // 0: deckhand.api.v1.EnrollmentToken.created:type_name -> google.protobuf.Timestamp
-	7, // 1: deckhand.api.v1.EnrollmentToken.expires:type_name -> google.protobuf.Timestamp
-	8, // 2: deckhand.api.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	0, // 3: deckhand.api.v1.CreateTokenResponse.token:type_name -> deckhand.api.v1.EnrollmentToken
-	0, // 4: deckhand.api.v1.ListTokensResponse.tokens:type_name -> deckhand.api.v1.EnrollmentToken
-	1, // 5: deckhand.api.v1.TokenService.CreateToken:input_type -> deckhand.api.v1.CreateTokenRequest
-	3, // 6: deckhand.api.v1.TokenService.ListTokens:input_type -> deckhand.api.v1.ListTokensRequest
-	5, // 7: deckhand.api.v1.TokenService.RevokeToken:input_type -> deckhand.api.v1.RevokeTokenRequest
-	2, // 8: deckhand.api.v1.TokenService.CreateToken:output_type -> deckhand.api.v1.CreateTokenResponse
-	4, // 9: deckhand.api.v1.TokenService.ListTokens:output_type -> deckhand.api.v1.ListTokensResponse
-	6, // 10: deckhand.api.v1.TokenService.RevokeToken:output_type -> deckhand.api.v1.RevokeTokenResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8,  // 0: deckhand.api.v1.EnrollmentToken.created:type_name -> google.protobuf.Timestamp
+	8,  // 1: deckhand.api.v1.EnrollmentToken.expires:type_name -> google.protobuf.Timestamp
+	0,  // 2: deckhand.api.v1.EnrollmentToken.purpose:type_name -> deckhand.api.v1.TokenPurpose
+	9,  // 3: deckhand.api.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 4: deckhand.api.v1.CreateTokenRequest.purpose:type_name -> deckhand.api.v1.TokenPurpose
+	1,  // 5: deckhand.api.v1.CreateTokenResponse.token:type_name -> deckhand.api.v1.EnrollmentToken
+	1,  // 6: deckhand.api.v1.ListTokensResponse.tokens:type_name -> deckhand.api.v1.EnrollmentToken
+	2,  // 7: deckhand.api.v1.TokenService.CreateToken:input_type -> deckhand.api.v1.CreateTokenRequest
+	4,  // 8: deckhand.api.v1.TokenService.ListTokens:input_type -> deckhand.api.v1.ListTokensRequest
+	6,  // 9: deckhand.api.v1.TokenService.RevokeToken:input_type -> deckhand.api.v1.RevokeTokenRequest
+	3,  // 10: deckhand.api.v1.TokenService.CreateToken:output_type -> deckhand.api.v1.CreateTokenResponse
+	5,  // 11: deckhand.api.v1.TokenService.ListTokens:output_type -> deckhand.api.v1.ListTokensResponse
+	7,  // 12: deckhand.api.v1.TokenService.RevokeToken:output_type -> deckhand.api.v1.RevokeTokenResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_token_proto_init() }
@@ -491,13 +571,14 @@ func file_deckhand_api_v1_token_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_token_proto_rawDesc), len(file_deckhand_api_v1_token_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_deckhand_api_v1_token_proto_goTypes,
 		DependencyIndexes: file_deckhand_api_v1_token_proto_depIdxs,
+		EnumInfos:         file_deckhand_api_v1_token_proto_enumTypes,
 		MessageInfos:      file_deckhand_api_v1_token_proto_msgTypes,
 	}.Build()
 	File_deckhand_api_v1_token_proto = out.File

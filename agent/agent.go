@@ -1,0 +1,416 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/deckhandhq/deckhand/agent/facts"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+)
+
+// Version is reported in Hello.
+const Version = "0.1.0"
+
+// Config configures one agent.
+type Config struct {
+	// Controllers are the controller addresses to dial, in order; the list learned at
+	// enrollment is added to them.
+	Controllers []string
+	// Token and CACertHash are needed on the first start only (enrollment).
+	Token      string
+	CACertHash string
+	// NodeName defaults to the first label of the host name.
+	NodeName string
+	// DataDir holds the agent's key, certificate and state (0700).
+	DataDir string
+	// Root prefixes every host path the agent reads or writes.
+	Root string
+	// CRISocket is the container runtime socket under Root.
+	CRISocket string
+	// BackoffInitial and BackoffMax bound the jittered exponential reconnect backoff.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// Dial opens TCP connections to controllers; nil uses net.Dialer.
+	Dial   func(ctx context.Context, addr string) (net.Conn, error)
+	Logger *slog.Logger
+}
+
+// DefaultConfig fills every field with its default.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:        "/var/lib/deckhand",
+		Root:           "/",
+		CRISocket:      facts.DefaultCRISocket,
+		BackoffInitial: 100 * time.Millisecond,
+		BackoffMax:     10 * time.Second,
+		Logger:         slog.Default(),
+	}
+}
+
+var labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// Validate explains what is wrong with the configuration.
+func (c *Config) Validate() error {
+	var errs []string
+	for _, a := range c.Controllers {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Sprintf("--controller %q is not host:port", a))
+		}
+	}
+	if c.NodeName != "" && !labelRE.MatchString(c.NodeName) {
+		errs = append(errs, fmt.Sprintf("--node-name %q must be an RFC 1123 label: lower-case letters, digits and '-', at most 63 characters", c.NodeName))
+	}
+	if c.CACertHash != "" {
+		if _, err := pki.ParseHash(c.CACertHash); err != nil {
+			errs = append(errs, "--ca-cert-hash: "+err.Error())
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "--data-dir is empty")
+	}
+	if c.Root == "" {
+		errs = append(errs, "--root is empty: use / on a real host")
+	}
+	if c.BackoffInitial <= 0 || c.BackoffMax < c.BackoffInitial {
+		errs = append(errs, "backoff must satisfy 0 < initial <= max")
+	}
+	if c.Logger == nil {
+		errs = append(errs, "no logger")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Agent runs on one host.
+type Agent struct {
+	cfg       Config
+	log       *slog.Logger
+	id        *identity
+	collector *facts.Collector
+	connected atomic.Pointer[string] // controller ID of the live session
+}
+
+// identity is what enrollment produced, kept in DataDir.
+type identity struct {
+	NodeName    string   `json:"node_name"`
+	MachineID   string   `json:"machine_id"`
+	Controllers []string `json:"controllers"`
+	tls         *tls.Config
+}
+
+// ErrPermanent marks failures that retrying cannot fix.
+var ErrPermanent = errors.New("permanent failure")
+
+// New validates cfg and loads the agent's identity, enrolling on first start.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir %s: %v", cfg.DataDir, err)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, collector: &facts.Collector{Root: cfg.Root, CRISocket: cfg.CRISocket}}
+	id, err := a.loadIdentity()
+	if errors.Is(err, os.ErrNotExist) {
+		id, err = a.enroll(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.id = id
+	return a, nil
+}
+
+// NodeName is the name this agent speaks for.
+func (a *Agent) NodeName() string { return a.id.NodeName }
+
+// Connected returns the ID of the controller replica holding the session, or "".
+func (a *Agent) Connected() string {
+	if p := a.connected.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (a *Agent) path(name string) string { return filepath.Join(a.cfg.DataDir, name) }
+
+func (a *Agent) loadIdentity() (*identity, error) {
+	b, err := os.ReadFile(a.path("agent.json"))
+	if err != nil {
+		return nil, err
+	}
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return nil, fmt.Errorf("%s is corrupt (%v): remove the data dir and enroll again", a.path("agent.json"), err)
+	}
+	if a.cfg.NodeName != "" && a.cfg.NodeName != id.NodeName {
+		return nil, fmt.Errorf("this host is enrolled as %s, not --node-name %s: drop --node-name, or remove %s and enroll again", id.NodeName, a.cfg.NodeName, a.cfg.DataDir)
+	}
+	certPEM, err := os.ReadFile(a.path("node.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("enrolled but %w; remove %s and enroll again", err, a.cfg.DataDir)
+	}
+	keyPEM, err := os.ReadFile(a.path("node.key"))
+	if err != nil {
+		return nil, fmt.Errorf("enrolled but %w; remove %s and enroll again", err, a.cfg.DataDir)
+	}
+	caPEM, err := os.ReadFile(a.path("ca.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("enrolled but %w; remove %s and enroll again", err, a.cfg.DataDir)
+	}
+	if id.tls, err = clientTLS(certPEM, keyPEM, caPEM); err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+func clientTLS(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("ca.crt holds no certificate")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}, nil
+}
+
+func (a *Agent) defaultNodeName() (string, error) {
+	if a.cfg.NodeName != "" {
+		return a.cfg.NodeName, nil
+	}
+	f, _ := a.collector.Collect(context.Background())
+	host := strings.ToLower(strings.SplitN(f.GetHostname(), ".", 2)[0])
+	if !labelRE.MatchString(host) {
+		return "", fmt.Errorf("the host name %q is not an RFC 1123 label: pass --node-name", f.GetHostname())
+	}
+	return host, nil
+}
+
+// machineID is /etc/machine-id under Root, or an ID the agent made and keeps in DataDir.
+func (a *Agent) machineID() (string, error) {
+	if b, err := os.ReadFile(filepath.Join(a.cfg.Root, "etc", "machine-id")); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if b, err := os.ReadFile(a.path("machine-id")); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	return id, os.WriteFile(a.path("machine-id"), []byte(id+"\n"), 0o600)
+}
+
+func (a *Agent) enroll(ctx context.Context) (*identity, error) {
+	cfg := a.cfg
+	if cfg.Token == "" || cfg.CACertHash == "" || len(cfg.Controllers) == 0 {
+		return nil, fmt.Errorf("%w: this host is not enrolled yet: pass --controller, --token and --ca-cert-hash as printed by deckctl token create", ErrPermanent)
+	}
+	name, err := a.defaultNodeName()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	machineID, err := a.machineID()
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
+	if err != nil {
+		return nil, err
+	}
+	pin, _ := pki.ParseHash(cfg.CACertHash)
+	var errs []string
+	for _, addr := range cfg.Controllers {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))), grpc.WithContextDialer(a.dialer()))
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := agentv1.NewAgentServiceClient(cc).Enroll(cctx, &agentv1.EnrollRequest{Token: cfg.Token, NodeName: name, CsrPem: csrPEM, MachineId: machineID})
+		cancel()
+		_ = cc.Close()
+		if err != nil {
+			st := status.Convert(err)
+			switch st.Code() {
+			case codes.Unavailable, codes.DeadlineExceeded:
+				errs = append(errs, fmt.Sprintf("%s: %s", addr, st.Message()))
+				continue
+			}
+			return nil, fmt.Errorf("%w: enroll %s at %s: %s", ErrPermanent, name, addr, st.Message())
+		}
+		ca, err := pki.ParseCert(resp.GetCaPem())
+		if err != nil || pki.Hash(ca) != pin {
+			return nil, fmt.Errorf("%w: enroll: the controller returned a CA that does not match --ca-cert-hash", ErrPermanent)
+		}
+		id := &identity{NodeName: name, MachineID: machineID, Controllers: mergeAddrs(cfg.Controllers, resp.GetEndpoints())}
+		if id.tls, err = clientTLS(resp.GetCertificatePem(), keyPEM, resp.GetCaPem()); err != nil {
+			return nil, err
+		}
+		if err := a.saveIdentity(id, keyPEM, resp.GetCertificatePem(), resp.GetCaPem()); err != nil {
+			return nil, err
+		}
+		a.log.Info("enrolled", "node", name, "controller", addr)
+		return id, nil
+	}
+	return nil, fmt.Errorf("enroll: no controller answered (%s); check --controller", strings.Join(errs, "; "))
+}
+
+func (a *Agent) saveIdentity(id *identity, keyPEM, certPEM, caPEM []byte) error {
+	for name, data := range map[string][]byte{"node.key": keyPEM, "node.crt": certPEM, "ca.crt": caPEM} {
+		if err := os.WriteFile(a.path(name), data, 0o600); err != nil {
+			return fmt.Errorf("save %s: %w", name, err)
+		}
+	}
+	b, _ := json.MarshalIndent(id, "", "  ")
+	tmp := a.path(".agent.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.path("agent.json"))
+}
+
+func mergeAddrs(lists ...[]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, a := range l {
+			if a != "" && !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func (a *Agent) dialer() func(context.Context, string) (net.Conn, error) {
+	if a.cfg.Dial != nil {
+		return a.cfg.Dial
+	}
+	var d net.Dialer
+	return func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+}
+
+// Run keeps one session open to some controller until ctx ends, reconnecting across the
+// whole controller list with jittered exponential backoff.
+func (a *Agent) Run(ctx context.Context) error {
+	addrs := mergeAddrs(a.cfg.Controllers, a.id.Controllers)
+	backoff := a.cfg.BackoffInitial
+	start := rand.IntN(len(addrs))
+	for i := 0; ctx.Err() == nil; i++ {
+		addr := addrs[(start+i)%len(addrs)]
+		began := time.Now()
+		err := a.session(ctx, addr)
+		a.connected.Store(nil)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrPermanent) {
+			return err
+		}
+		if time.Since(began) > 10*a.cfg.BackoffInitial+time.Second {
+			backoff = a.cfg.BackoffInitial // the session was healthy: start over
+		}
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		a.log.Info("session ended; reconnecting", "controller", addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		if backoff *= 2; backoff > a.cfg.BackoffMax {
+			backoff = a.cfg.BackoffMax
+		}
+	}
+	return nil
+}
+
+func (a *Agent) session(ctx context.Context, addr string) error {
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(a.id.tls)), grpc.WithContextDialer(a.dialer()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := agentv1.NewAgentServiceClient(cc).Session(sctx)
+	if err != nil {
+		return err
+	}
+	f, err := a.collector.Collect(sctx)
+	if err != nil {
+		return err
+	}
+	f.MachineId = a.id.MachineID
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: a.id.NodeName, AgentVersion: Version, Facts: f}}}); err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		if st := status.Convert(err); st.Code() == codes.PermissionDenied {
+			return fmt.Errorf("%w: %s", ErrPermanent, st.Message())
+		}
+		return err
+	}
+	welcome := first.GetWelcome()
+	if welcome == nil {
+		return errors.New("controller did not answer hello with welcome")
+	}
+	interval := welcome.GetHeartbeatInterval().AsDuration()
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	cid := welcome.GetControllerId()
+	a.connected.Store(&cid)
+	a.log.Info("session open", "controller", cid, "address", addr)
+
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				recvErr <- err
+				return
+			}
+			// Task assignments arrive here once the task framework lands.
+		}
+	}()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			if st := status.Convert(err); st.Code() == codes.PermissionDenied {
+				return fmt.Errorf("%w: %s", ErrPermanent, st.Message())
+			}
+			return err
+		case <-tick.C:
+			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
+				return err
+			}
+		}
+	}
+}

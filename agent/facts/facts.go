@@ -1,0 +1,285 @@
+package facts
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+)
+
+// Defaults for the zero fields of a Collector.
+const (
+	DefaultCRISocket = "/run/containerd/containerd.sock"
+	DefaultTimeout   = 2 * time.Second
+)
+
+// binDirs are where binaries are looked up, under Root, in this order.
+var binDirs = []string{"/usr/bin", "/usr/local/bin", "/bin"}
+
+// Collector reads facts about a host whose filesystem is mounted at Root.
+type Collector struct {
+	// Root is where the host's filesystem is mounted; every host path is read under it.
+	// Empty means "/".
+	Root string
+	// CRISocket is the container runtime's CRI socket, a path under Root. Empty means
+	// DefaultCRISocket.
+	CRISocket string
+	// Exec runs a command, argv only, and returns its standard output. name is a bare
+	// command name such as "kubelet". Nil runs the binary found in Root/usr/bin,
+	// Root/usr/local/bin or Root/bin with exec.CommandContext.
+	Exec func(ctx context.Context, name string, args ...string) ([]byte, error)
+	// Timeout bounds each probe that runs a command or calls the runtime. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+
+	// procDir is the agent's own /proc (not under Root); tests replace it.
+	procDir string
+}
+
+// Collect reads the host's facts. A probe that fails leaves its fields empty and does not
+// fail the collection; the only error is ctx being done before collection finished.
+func (c *Collector) Collect(ctx context.Context) (*agentv1.Facts, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("collect host facts: %w", err)
+	}
+	f := &agentv1.Facts{
+		Hostname:        c.hostname(),
+		Kernel:          c.kernel(),
+		Arch:            runtime.GOARCH,
+		Cpus:            uint32(runtime.NumCPU()),
+		IpAddresses:     ipAddresses(),
+		CgroupVersion:   c.cgroupVersion(),
+		CgroupDriver:    c.cgroupDriver(),
+		FirewalldActive: c.firewalldActive(),
+		MachineId:       cleanString(strings.TrimSpace(string(c.readFile("/etc/machine-id")))),
+	}
+	f.OsId, f.OsVersion = c.osRelease()
+	f.MemoryBytes, f.SwapBytes = parseMeminfo(c.readFile("/proc/meminfo"))
+
+	// The probes that run commands or talk to the runtime can each take up to Timeout, so
+	// they run side by side.
+	var wg sync.WaitGroup
+	versions := make([]string, len(kubeBinaries))
+	for i, b := range kubeBinaries {
+		wg.Go(func() { versions[i] = c.kubeVersion(ctx, b) })
+	}
+	wg.Go(func() { f.Runtime = c.runtimeFacts(ctx) })
+	wg.Wait()
+
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("collect host facts: %w", err)
+	}
+	f.KubeVersions = make(map[string]string)
+	for i, b := range kubeBinaries {
+		if versions[i] != "" {
+			f.KubeVersions[b.name] = versions[i]
+		}
+	}
+	return f, nil
+}
+
+func (c *Collector) root() string {
+	if c.Root == "" {
+		return "/"
+	}
+	return c.Root
+}
+
+func (c *Collector) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return c.Timeout
+}
+
+// hostPath returns where the host path p is under Root.
+func (c *Collector) hostPath(p string) string {
+	return filepath.Join(c.root(), p)
+}
+
+// readFile returns the contents of host path p, or nil if it cannot be read.
+func (c *Collector) readFile(p string) []byte {
+	b, err := os.ReadFile(c.hostPath(p))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func (c *Collector) exists(p string) bool {
+	_, err := os.Stat(c.hostPath(p))
+	return err == nil
+}
+
+func (c *Collector) hostname() string {
+	if h := parseHostname(c.readFile("/etc/hostname")); h != "" {
+		return h
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return cleanString(h)
+}
+
+// osRelease reads /etc/os-release, falling back to /usr/lib/os-release as os-release(5) says.
+func (c *Collector) osRelease() (id, versionID string) {
+	b := c.readFile("/etc/os-release")
+	if b == nil {
+		b = c.readFile("/usr/lib/os-release")
+	}
+	return parseOSRelease(b)
+}
+
+func (c *Collector) kernel() string {
+	if k := strings.TrimSpace(string(c.readFile("/proc/sys/kernel/osrelease"))); k != "" {
+		return cleanString(k)
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return cleanString(unix.ByteSliceToString(u.Release[:]))
+}
+
+func (c *Collector) cgroupVersion() uint32 {
+	if c.exists("/sys/fs/cgroup/cgroup.controllers") {
+		return 2
+	}
+	return 1
+}
+
+func (c *Collector) cgroupDriver() string {
+	if c.exists("/run/systemd/system") {
+		return "systemd"
+	}
+	return "cgroupfs"
+}
+
+// firewalldActive reports whether a process named firewalld is alive in the agent's /proc.
+// See the package doc for why the pid file is not used.
+func (c *Collector) firewalldActive() bool {
+	proc := c.procDir
+	if proc == "" {
+		proc = "/proc"
+	}
+	entries, err := os.ReadDir(proc)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if _, err := strconv.ParseUint(e.Name(), 10, 32); err != nil || !e.IsDir() {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == "firewalld" {
+			return true
+		}
+	}
+	return false
+}
+
+// ipAddresses lists the addresses of the agent's network interfaces.
+func ipAddresses() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	return filterAddrs(addrs)
+}
+
+// filterAddrs keeps the addresses another host could reach: no loopback, no link-local,
+// no prefix length.
+func filterAddrs(addrs []net.Addr) []string {
+	var out []string
+	for _, a := range addrs {
+		var ip net.IP
+		switch a := a.(type) {
+		case *net.IPNet:
+			ip = a.IP
+		case *net.IPAddr:
+			ip = a.IP
+		}
+		if ip == nil || ip.IsUnspecified() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// kubeBinary is a Kubernetes binary whose version is reported: the argv that prints the
+// version, and the parser for what it prints.
+type kubeBinary struct {
+	name  string
+	args  []string
+	parse func([]byte) string
+}
+
+var kubeBinaries = []kubeBinary{
+	{"kubelet", []string{"--version"}, parseKubeletVersion},
+	{"kubeadm", []string{"version", "-o", "short"}, parseKubeadmVersion},
+	{"kubectl", []string{"version", "--client", "-o", "json"}, parseKubectlVersion},
+}
+
+// kubeVersion returns the version binary b reports, or "" if it is not installed or does
+// not answer with a version within Timeout.
+func (c *Collector) kubeVersion(ctx context.Context, b kubeBinary) string {
+	if _, err := c.lookPath(b.name); err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	run := c.Exec
+	if run == nil {
+		run = c.execHost
+	}
+	out, err := run(ctx, b.name, b.args...)
+	if err != nil {
+		return ""
+	}
+	return b.parse(out)
+}
+
+// lookPath finds the executable file for a bare command name in binDirs under Root.
+func (c *Collector) lookPath(name string) (string, error) {
+	if name == "" || strings.ContainsRune(name, '/') || name == "." || name == ".." {
+		return "", fmt.Errorf("look up %q: not a bare command name", name)
+	}
+	for _, dir := range binDirs {
+		p := c.hostPath(filepath.Join(dir, name))
+		fi, err := os.Stat(p)
+		if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("look up %q in %s under %s: %w", name, strings.Join(binDirs, ", "), c.root(), fs.ErrNotExist)
+}
+
+// execHost is the default Exec: the binary found by lookPath, argv only, stdout returned.
+func (c *Collector) execHost(ctx context.Context, name string, args ...string) ([]byte, error) {
+	p, err := c.lookPath(name)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, p, args...)
+	// A child that keeps stdout open must not hold us past the deadline.
+	cmd.WaitDelay = 100 * time.Millisecond
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", p, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,146 @@
+package facts
+
+import (
+	"encoding/json"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// The parsers below read text that comes from the host. They never fail: input they do not
+// understand gives empty or zero results. Every string they return is valid UTF-8, because a
+// proto3 string field that is not cannot be marshalled and would sink the whole Hello.
+
+// parseOSRelease returns ID and VERSION_ID from an os-release(5) file. Values may be bare,
+// 'single-quoted' or "double-quoted" with \" \\ \$ \` escapes; comments and malformed lines
+// are skipped, and a later assignment wins as it would in a shell.
+func parseOSRelease(data []byte) (id, versionID string) {
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch key {
+		case "ID":
+			id = cleanString(unquoteOSReleaseValue(val))
+		case "VERSION_ID":
+			versionID = cleanString(unquoteOSReleaseValue(val))
+		}
+	}
+	return id, versionID
+}
+
+func unquoteOSReleaseValue(v string) string {
+	if len(v) < 2 {
+		return v
+	}
+	switch q := v[0]; {
+	case q == '\'' && v[len(v)-1] == '\'':
+		return v[1 : len(v)-1]
+	case q == '"' && v[len(v)-1] == '"':
+		v = v[1 : len(v)-1]
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			if v[i] == '\\' && i+1 < len(v) && strings.IndexByte("$\"\\`", v[i+1]) >= 0 {
+				i++
+			}
+			b.WriteByte(v[i])
+		}
+		return b.String()
+	}
+	return v
+}
+
+// parseMeminfo returns MemTotal and SwapTotal from /proc/meminfo in bytes. The kernel prints
+// both in kB (KiB); a line in any other shape, or one that would overflow, is ignored.
+func parseMeminfo(data []byte) (memBytes, swapBytes uint64) {
+	for line := range strings.Lines(string(data)) {
+		key, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch strings.TrimSpace(key) {
+		case "MemTotal":
+			dst = &memBytes
+		case "SwapTotal":
+			dst = &swapBytes
+		default:
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil || kb > math.MaxUint64/1024 {
+			continue
+		}
+		*dst = kb * 1024
+	}
+	return memBytes, swapBytes
+}
+
+// parseHostname returns the first line of an /etc/hostname file that is not blank or a
+// comment (hostname(5)).
+func parseHostname(data []byte) string {
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line != "" && line[0] != '#' {
+			return cleanString(line)
+		}
+	}
+	return ""
+}
+
+// kubeVersionRE matches a Kubernetes release version: v1.33.4, v1.34.0-rc.1, v1.33.4+k3s1.
+var kubeVersionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.+-]+)?$`)
+
+// maxVersionLen bounds what a version string may cost in a Hello.
+const maxVersionLen = 64
+
+func validKubeVersion(v string) string {
+	if len(v) > maxVersionLen || !kubeVersionRE.MatchString(v) {
+		return ""
+	}
+	return v
+}
+
+// parseKubeletVersion reads `kubelet --version`: "Kubernetes v1.33.4".
+func parseKubeletVersion(out []byte) string {
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "Kubernetes" {
+			return validKubeVersion(f[1])
+		}
+	}
+	return ""
+}
+
+// parseKubeadmVersion reads `kubeadm version -o short`: "v1.33.4".
+func parseKubeadmVersion(out []byte) string {
+	return validKubeVersion(strings.TrimSpace(string(out)))
+}
+
+// parseKubectlVersion reads `kubectl version --client -o json`:
+// {"clientVersion": {"gitVersion": "v1.33.4", ...}, ...}.
+func parseKubectlVersion(out []byte) string {
+	var v struct {
+		ClientVersion struct {
+			GitVersion string `json:"gitVersion"`
+		} `json:"clientVersion"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return ""
+	}
+	return validKubeVersion(v.ClientVersion.GitVersion)
+}
+
+// cleanString makes host text safe for a proto3 string field.
+func cleanString(s string) string {
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

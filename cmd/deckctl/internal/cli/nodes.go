@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+func newNodesCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "nodes",
+		Short: "List enrolled nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tOS\tKERNEL\tRUNTIME\tKUBELET")
+				for _, n := range resp.GetNodes() {
+					f := n.GetFacts()
+					os := strings.TrimSpace(f.GetOsId() + " " + f.GetOsVersion())
+					rt := "-"
+					if r := f.GetRuntime(); r.GetVersion() != "" {
+						rt = r.GetName() + " " + r.GetVersion()
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), StateName(n.GetState()), age(n.GetEnrolled().AsTime()),
+						dash(os), dash(f.GetKernel()), rt, dash(f.GetKubeVersions()["kubelet"]))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+// StateName is how deckctl shows a node state.
+func StateName(s apiv1.NodeState) string {
+	switch s {
+	case apiv1.NodeState_NODE_STATE_READY:
+		return "Ready"
+	case apiv1.NodeState_NODE_STATE_NOT_READY:
+		return "NotReady"
+	case apiv1.NodeState_NODE_STATE_LOST:
+		return "Lost"
+	case apiv1.NodeState_NODE_STATE_ENROLLED:
+		return "Enrolled"
+	}
+	return "Unknown"
+}
+
+func newNodeCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Describe or delete one node"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a node's facts and state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewNodeServiceClient(cc).GetNode(ctx, &apiv1.GetNodeRequest{Name: args[0]})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				n := resp.GetNode()
+				f := n.GetFacts()
+				rt := f.GetRuntime()
+				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+				row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, dash(v)) }
+				row("Name", n.GetName())
+				row("Status", StateName(n.GetState()))
+				row("Status since", n.GetStateChanged().AsTime().Local().Format("2006-01-02 15:04:05"))
+				row("Enrolled", n.GetEnrolled().AsTime().Local().Format("2006-01-02 15:04:05"))
+				row("Certificate serial", n.GetCertificateSerial())
+				row("Hostname", f.GetHostname())
+				row("OS", strings.TrimSpace(f.GetOsId()+" "+f.GetOsVersion()))
+				row("Kernel", f.GetKernel())
+				row("Arch", f.GetArch())
+				row("CPUs", fmt.Sprint(f.GetCpus()))
+				row("Memory", fmt.Sprintf("%.1f GiB", float64(f.GetMemoryBytes())/(1<<30)))
+				row("Swap", fmt.Sprintf("%.1f GiB", float64(f.GetSwapBytes())/(1<<30)))
+				row("Addresses", strings.Join(f.GetIpAddresses(), ", "))
+				row("Cgroup", fmt.Sprintf("v%d, driver %s", f.GetCgroupVersion(), dash(f.GetCgroupDriver())))
+				row("Firewalld", map[bool]string{true: "active", false: "inactive"}[f.GetFirewalldActive()])
+				runtime := "socket " + rt.GetSocket() + " missing"
+				if rt.GetSocketPresent() {
+					runtime = fmt.Sprintf("%s %s (runtime ready: %v, network ready: %v)", dash(rt.GetName()), dash(rt.GetVersion()), rt.GetRuntimeReady(), rt.GetNetworkReady())
+				}
+				row("Runtime", runtime)
+				var kv []string
+				for b, v := range f.GetKubeVersions() {
+					kv = append(kv, b+" "+v)
+				}
+				sort.Strings(kv)
+				row("Kubernetes", strings.Join(kv, ", "))
+				row("Held by", n.GetLockedBy())
+				return tw.Flush()
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "delete NAME",
+		Short: "Forget a node and revoke its certificate so the name can be enrolled again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				if _, err := apiv1.NewNodeServiceClient(cc).DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: args[0]}); err != nil {
+					return err
+				}
+				fmt.Fprintf(o.out, "node %s deleted\n", args[0])
+				return nil
+			})
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,169 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+// helloTimeout bounds how long a new session may take to say hello.
+const helloTimeout = 10 * time.Second
+
+// AgentServer implements agentv1.AgentServiceServer: enrollment and sessions.
+type AgentServer struct {
+	agentv1.UnimplementedAgentServiceServer
+	CA        func() *pki.CA
+	Tokens    *tokens.Manager
+	Nodes     *nodes.Registry
+	Sessions  *sessions.Registry
+	Cluster   Cluster
+	ReplicaID string
+	Heartbeat time.Duration
+	Log       *slog.Logger
+}
+
+// Enroll implements agentv1.AgentServiceServer.
+func (s *AgentServer) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*agentv1.EnrollResponse, error) {
+	name := req.GetNodeName()
+	// Refuse a taken name before spending a token use on it.
+	if n, _, err := s.Nodes.Get(ctx, name); err == nil && n.GetFacts().GetMachineId() != req.GetMachineId() {
+		return nil, toStatus(s.Nodes.Enroll(ctx, name, req.GetMachineId(), ""))
+	} else if err != nil && !errors.Is(err, nodes.ErrNotFound) {
+		return nil, toStatus(err)
+	}
+	if _, err := s.Tokens.Consume(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_AGENT); err != nil {
+		return nil, toStatus(err)
+	}
+	ca := s.CA()
+	certPEM, serial, err := ca.SignCSR(req.GetCsrPem(), name, pki.RoleAgent, pki.ClientValidity)
+	if err != nil {
+		return nil, invalid(&fieldError{"csr_pem", err.Error()})
+	}
+	if err := s.Nodes.Enroll(ctx, name, req.GetMachineId(), serial); err != nil {
+		return nil, toStatus(err)
+	}
+	s.Log.Info("node enrolled", "node", name, "serial", serial)
+	return &agentv1.EnrollResponse{CertificatePem: certPEM, CaPem: ca.CertPEM, Endpoints: s.Cluster.Endpoints(ctx)}, nil
+}
+
+// Session implements agentv1.AgentServiceServer.
+func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
+	ctx := stream.Context()
+	id, ok := IdentityFrom(ctx)
+	if !ok || id.Role != pki.RoleAgent {
+		return status.Error(codes.PermissionDenied, "only agents open sessions")
+	}
+	hello, err := recvHello(ctx, stream)
+	if err != nil {
+		return err
+	}
+	if hello.GetNodeName() != id.Name {
+		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": hello.GetNodeName()},
+			"the certificate of node "+id.Name+" cannot speak for node "+hello.GetNodeName())
+	}
+	if err := s.Nodes.CheckIdentity(ctx, id.Name, id.Serial); err != nil {
+		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": id.Name}, err.Error())
+	}
+	if f := hello.GetFacts(); f != nil {
+		n, _, err := s.Nodes.Get(ctx, id.Name)
+		if err != nil {
+			return toStatus(err)
+		}
+		f.MachineId = n.GetFacts().GetMachineId() // the enrolled machine, not what a later hello claims
+		if err := s.Nodes.UpdateFacts(ctx, id.Name, f); err != nil {
+			return toStatus(err)
+		}
+	}
+	sess := s.Sessions.Open(ctx, id.Name, id.Serial)
+	defer s.Sessions.Close(sess, context.Canceled)
+	if err := stream.Send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
+		HeartbeatInterval: durationpb.New(s.Heartbeat), ControllerId: s.ReplicaID,
+	}}}); err != nil {
+		return err
+	}
+	s.Log.Debug("agent session opened", "node", id.Name)
+
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			switch msg.GetMsg().(type) {
+			case *agentv1.SessionRequest_Heartbeat:
+				s.Sessions.Touch(sess)
+			case *agentv1.SessionRequest_Hello:
+				recvErr <- status.Error(codes.InvalidArgument, "hello may only be sent once per session")
+				return
+			default:
+				s.Sessions.Touch(sess)
+			}
+		}
+	}()
+	for {
+		select {
+		case out := <-sess.Out:
+			if err := stream.Send(out); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-sess.Context().Done():
+			cause := context.Cause(sess.Context())
+			if errors.Is(cause, sessions.ErrReplaced) {
+				return status.Error(codes.Aborted, "session replaced by a newer one from the same node")
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return status.Errorf(codes.PermissionDenied, "session closed: %v", cause)
+		}
+	}
+}
+
+func recvHello(ctx context.Context, stream agentv1.AgentService_SessionServer) (*agentv1.Hello, error) {
+	type res struct {
+		msg *agentv1.SessionRequest
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- res{m, err}
+	}()
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		h := r.msg.GetHello()
+		if h == nil {
+			return nil, Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"field": "hello"}, "hello: the first message of a session must be a hello")
+		}
+		return h, nil
+	case <-t.C:
+		return nil, status.Error(codes.DeadlineExceeded, "no hello within 10s")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"slices"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+
+	"github.com/deckhandhq/deckhand/internal/pki"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
+)
+
+var (
+	readers = []string{pki.RoleAdmin, pki.RoleOperator, pki.RoleViewer}
+	writers = []string{pki.RoleAdmin, pki.RoleOperator}
+	admins  = []string{pki.RoleAdmin}
+	agents  = []string{pki.RoleAgent}
+	peers   = []string{pki.RoleReplica}
+	anyRole = []string{pki.RoleAdmin, pki.RoleOperator, pki.RoleViewer, pki.RoleAgent, pki.RoleReplica}
+)
+
+// Public methods need no client certificate: the caller proves itself with a bootstrap
+// token in the request and pins the controller's CA by hash.
+var Public = map[string]bool{
+	agentv1.AgentService_Enroll_FullMethodName: true,
+	clusterv1.PeerService_FetchCA_FullMethodName: true,
+}
+
+// Roles maps every RPC the controller serves to the roles allowed to call it. A method
+// missing from the table is refused for everyone.
+var Roles = map[string][]string{
+	apiv1.MemberService_ListMembers_FullMethodName:  readers,
+	apiv1.MemberService_RemoveMember_FullMethodName: admins,
+
+	apiv1.NodeService_GetNode_FullMethodName:    readers,
+	apiv1.NodeService_ListNodes_FullMethodName:  readers,
+	apiv1.NodeService_DeleteNode_FullMethodName: admins,
+
+	apiv1.TokenService_CreateToken_FullMethodName: writers,
+	apiv1.TokenService_ListTokens_FullMethodName:  writers,
+	apiv1.TokenService_RevokeToken_FullMethodName: writers,
+
+	agentv1.AgentService_Session_FullMethodName: agents,
+
+	clusterv1.PeerService_ReportSessions_FullMethodName: peers,
+	storagev1.ReplicaService_Apply_FullMethodName:       peers,
+	storagev1.ReplicaService_Read_FullMethodName:        peers,
+	storagev1.ReplicaService_Join_FullMethodName:        peers,
+	storagev1.ReplicaService_Remove_FullMethodName:      peers,
+	storagev1.ReplicaService_Info_FullMethodName:        peers,
+
+	healthpb.Health_Check_FullMethodName: anyRole,
+	healthpb.Health_Watch_FullMethodName: anyRole,
+	healthpb.Health_List_FullMethodName:  anyRole,
+	reflectionpb.ServerReflection_ServerReflectionInfo_FullMethodName:      readers,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: readers,
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the verified caller of an authorized call.
+func IdentityFrom(ctx context.Context) (pki.Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(pki.Identity)
+	return id, ok
+}
+
+// Authenticate is the auth interceptor's function: it reads the identity from the verified
+// client certificate and checks the method against the role table.
+func Authenticate(ctx context.Context) (context.Context, error) {
+	method, _ := grpc.Method(ctx)
+	id, err := peerIdentity(ctx)
+	if err != nil {
+		return nil, Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method},
+			"a client certificate signed by the controller CA is required: use deckctl --config with the admin.conf from a controller's data dir")
+	}
+	if !slices.Contains(Roles[method], id.Role) {
+		return nil, Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method, "role": id.Role},
+			"role "+id.Role+" may not call "+method)
+	}
+	return context.WithValue(ctx, identityKey{}, id), nil
+}
+
+func peerIdentity(ctx context.Context) (pki.Identity, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return pki.Identity{}, errNoCert
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+		return pki.Identity{}, errNoCert
+	}
+	return pki.IdentityOf(info.State.PeerCertificates[0])
+}
+
+type certError string
+
+func (e certError) Error() string { return string(e) }
+
+const errNoCert = certError("no verified client certificate")

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
+)
+
+// fieldError names the request field that is wrong and how to fix it.
+type fieldError struct{ field, msg string }
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+func required(field, value, hint string) error {
+	if strings.TrimSpace(value) == "" {
+		return &fieldError{field, "is required: " + hint}
+	}
+	return nil
+}
+
+func nodeName(field, value string) error {
+	if err := nodes.ValidateName(value); err != nil {
+		return &fieldError{field, fmt.Sprintf("%q is not a valid node name: use an RFC 1123 label (lower-case letters, digits, '-', at most 63)", value)}
+	}
+	return nil
+}
+
+// validate checks a request at the edge, before any handler runs.
+func validate(req any) error {
+	switch r := req.(type) {
+	case *apiv1.GetNodeRequest:
+		return nodeName("name", r.GetName())
+	case *apiv1.DeleteNodeRequest:
+		return nodeName("name", r.GetName())
+	case *apiv1.RevokeTokenRequest:
+		return required("id", r.GetId(), "give the token ID shown by deckctl token list")
+	case *apiv1.CreateTokenRequest:
+		if d := r.GetTtl(); d != nil && (d.AsDuration() < 0 || !d.IsValid()) {
+			return &fieldError{"ttl", "must be a positive duration such as 1h"}
+		}
+		if _, ok := apiv1.TokenPurpose_name[int32(r.GetPurpose())]; !ok {
+			return &fieldError{"purpose", "must be agent or controller"}
+		}
+	case *apiv1.RemoveMemberRequest:
+		return required("id", r.GetId(), "give the replica name shown by deckctl members")
+	case *agentv1.EnrollRequest:
+		if err := required("token", r.GetToken(), "pass --token from deckctl token create"); err != nil {
+			return err
+		}
+		if err := nodeName("node_name", r.GetNodeName()); err != nil {
+			return err
+		}
+		if len(r.GetCsrPem()) == 0 {
+			return &fieldError{"csr_pem", "is required: a PEM certificate request for the node key"}
+		}
+		return required("machine_id", r.GetMachineId(), "the agent sends /etc/machine-id or its own persisted ID")
+	case *clusterv1.FetchCARequest:
+		if err := required("token", r.GetToken(), "pass --token from deckctl token create --purpose controller"); err != nil {
+			return err
+		}
+		return required("replica_id", r.GetReplicaId(), "the joining replica's name")
+	}
+	return nil
+}
+
+func invalid(err error) error {
+	if fe, ok := err.(*fieldError); ok {
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"field": fe.field}, fe.Error())
+	}
+	return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, err.Error())
+}
+
+// ValidateUnary rejects invalid requests with InvalidArgument naming the field.
+func ValidateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := validate(req); err != nil {
+		return nil, invalid(err)
+	}
+	return handler(ctx, req)
+}

@@ -1,0 +1,166 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// TrackerConfig sets the liveness timers.
+type TrackerConfig struct {
+	// Interval is how often states are evaluated (and the agents' heartbeat interval).
+	Interval time.Duration
+	// NotReadyAfter without a heartbeat makes a node NotReady.
+	NotReadyAfter time.Duration
+	// LostAfter without a heartbeat makes a node Lost.
+	LostAfter time.Duration
+}
+
+// Tracker is the leader's liveness view.
+type Tracker struct {
+	cfg   TrackerConfig
+	nodes *nodes.Registry
+	local *Registry
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	remote map[string]time.Time // last heartbeat reported by other replicas, this term
+	active bool
+}
+
+// NewTracker returns a tracker over the node registry and this replica's sessions.
+func NewTracker(cfg TrackerConfig, reg *nodes.Registry, local *Registry, now func() time.Time, log *slog.Logger) *Tracker {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tracker{cfg: cfg, nodes: reg, local: local, now: now, log: log, remote: map[string]time.Time{}}
+}
+
+// Observe merges a digest from another replica. It returns false when this replica is not
+// running the tracker (not the leader).
+func (t *Tracker) Observe(sessions []*clusterv1.AgentSession) bool {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.active {
+		return false
+	}
+	for _, s := range sessions {
+		seen := now.Add(-time.Duration(s.GetLastSeenMsAgo()) * time.Millisecond)
+		if seen.After(t.remote[s.GetNode()]) {
+			t.remote[s.GetNode()] = seen
+		}
+	}
+	return true
+}
+
+// badness orders states so that, without evidence, a state can only stay or worsen.
+func badness(s apiv1.NodeState) int {
+	switch s {
+	case apiv1.NodeState_NODE_STATE_READY:
+		return 1
+	case apiv1.NodeState_NODE_STATE_NOT_READY:
+		return 2
+	case apiv1.NodeState_NODE_STATE_LOST:
+		return 3
+	}
+	return 0
+}
+
+// Run evaluates liveness until ctx (the leadership) ends. Writes carry fence.
+func (t *Tracker) Run(ctx context.Context, fence store.Compare) {
+	takeover := t.now()
+	t.mu.Lock()
+	t.remote = map[string]time.Time{}
+	t.active = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.active = false
+		t.mu.Unlock()
+	}()
+	tick := time.NewTicker(t.cfg.Interval / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := t.evaluate(ctx, takeover, fence); err != nil {
+			if errors.Is(err, store.ErrFenced) || ctx.Err() != nil {
+				return
+			}
+			t.log.Warn("liveness evaluation failed", "err", err)
+		}
+	}
+}
+
+func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.Compare) error {
+	all, err := t.nodes.List(ctx, store.Stale())
+	if err != nil {
+		return err
+	}
+	now := t.now()
+	local := t.local.LastSeen()
+	t.mu.Lock()
+	remote := make(map[string]time.Time, len(t.remote))
+	for n, s := range t.remote {
+		remote[n] = s
+	}
+	t.mu.Unlock()
+	for _, n := range all {
+		name := n.GetName()
+		seen, ok := local[name]
+		if r, rok := remote[name]; rok && (!ok || r.After(seen)) {
+			seen, ok = r, true
+		}
+		cur := n.GetState()
+		var want apiv1.NodeState
+		if ok {
+			want = stateFor(now.Sub(seen), t.cfg)
+		} else {
+			if cur == apiv1.NodeState_NODE_STATE_ENROLLED || cur == apiv1.NodeState_NODE_STATE_UNSPECIFIED {
+				continue // never connected
+			}
+			// No evidence this term: grace from the takeover, and never better than now.
+			want = stateFor(now.Sub(takeover), t.cfg)
+			if badness(want) < badness(cur) {
+				want = cur
+			}
+		}
+		if want == cur {
+			continue
+		}
+		changed, err := t.nodes.SetState(ctx, name, want, fence)
+		if errors.Is(err, nodes.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if changed {
+			t.log.Info("node state changed", "node", name, "from", cur.String(), "to", want.String())
+		}
+	}
+	return nil
+}
+
+func stateFor(age time.Duration, cfg TrackerConfig) apiv1.NodeState {
+	switch {
+	case age >= cfg.LostAfter:
+		return apiv1.NodeState_NODE_STATE_LOST
+	case age >= cfg.NotReadyAfter:
+		return apiv1.NodeState_NODE_STATE_NOT_READY
+	default:
+		return apiv1.NodeState_NODE_STATE_READY
+	}
+}

@@ -1,0 +1,83 @@
+// Package clientconfig reads and writes deckctl's credential file (admin.conf, like
+// kubeadm's): controller endpoints, the CA, and a client certificate whose Organization
+// carries the role. The file holds a private key, so it is written 0600.
+package clientconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	apiVersion = "deckhand.dev/v1"
+	kind       = "Config"
+)
+
+// Config is the credential file.
+type Config struct {
+	APIVersion  string   `json:"apiVersion"`
+	Kind        string   `json:"kind"`
+	Controllers []string `json:"controllers"`
+	CA          string   `json:"ca"`
+	Certificate string   `json:"certificate"`
+	Key         string   `json:"key"`
+}
+
+// New builds a config.
+func New(controllers []string, caPEM, certPEM, keyPEM []byte) *Config {
+	return &Config{APIVersion: apiVersion, Kind: kind, Controllers: controllers, CA: string(caPEM), Certificate: string(certPEM), Key: string(keyPEM)}
+}
+
+// Load reads and checks a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("config %s: %v", path, err)
+	}
+	if c.APIVersion != apiVersion || c.Kind != kind {
+		return nil, fmt.Errorf("config %s: apiVersion/kind must be %s/%s", path, apiVersion, kind)
+	}
+	if len(c.Controllers) == 0 {
+		return nil, fmt.Errorf("config %s: controllers is empty: list at least one controller address", path)
+	}
+	return &c, nil
+}
+
+// Write stores the config at path with mode 0600 (its directory 0700 if created).
+func (c *Config) Write(path string) error {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// TLS is the client TLS configuration for the controllers.
+func (c *Config) TLS() (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(c.CA)) {
+		return nil, errors.New("config: ca holds no PEM certificate")
+	}
+	cert, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.Key))
+	if err != nil {
+		return nil, fmt.Errorf("config: certificate/key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}, nil
+}
