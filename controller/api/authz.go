@@ -31,7 +31,7 @@ var (
 // Public methods need no client certificate: the caller proves itself with a bootstrap
 // token in the request and pins the controller's CA by hash.
 var Public = map[string]bool{
-	agentv1.AgentService_Enroll_FullMethodName: true,
+	agentv1.AgentService_Enroll_FullMethodName:   true,
 	clusterv1.PeerService_FetchCA_FullMethodName: true,
 }
 
@@ -58,9 +58,9 @@ var Roles = map[string][]string{
 	storagev1.ReplicaService_Remove_FullMethodName:      peers,
 	storagev1.ReplicaService_Info_FullMethodName:        peers,
 
-	healthpb.Health_Check_FullMethodName: anyRole,
-	healthpb.Health_Watch_FullMethodName: anyRole,
-	healthpb.Health_List_FullMethodName:  anyRole,
+	healthpb.Health_Check_FullMethodName:                                   anyRole,
+	healthpb.Health_Watch_FullMethodName:                                   anyRole,
+	healthpb.Health_List_FullMethodName:                                    anyRole,
 	reflectionpb.ServerReflection_ServerReflectionInfo_FullMethodName:      readers,
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: readers,
 }

@@ -149,7 +149,7 @@ func (handshaken) Info() credentials.ProtocolInfo {
 	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
 }
 func (h handshaken) Clone() credentials.TransportCredentials { return h }
-func (handshaken) OverrideServerName(string) error          { return nil }
+func (handshaken) OverrideServerName(string) error           { return nil }
 
 type subListener struct {
 	addr   net.Addr
