@@ -317,11 +317,23 @@ func (c *Controller) leaderLoop(ctx context.Context) {
 			return
 		}
 		log.Info("leading the controller cluster", "replica", c.id)
-		lctx := l.Context()
+		// Leader work stops when leadership is lost or the controller shuts down.
+		lctx, cancel := context.WithCancel(l.Context())
+		stop := context.AfterFunc(ctx, cancel)
 		if err := c.publishCA(lctx); err != nil && lctx.Err() == nil {
 			log.Error("publishing the CA failed", "err", err)
 		}
 		c.tracker.Run(lctx, l.Fence())
+		stop()
+		cancel()
+		if ctx.Err() != nil {
+			// Shutting down: hand leadership over instead of waiting for an election timeout.
+			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := l.Resign(rctx); err != nil {
+				log.Debug("resign on shutdown", "err", err)
+			}
+			rcancel()
+		}
 		log.Info("leadership ended", "replica", c.id)
 	}
 }

@@ -32,7 +32,7 @@ type Tracker struct {
 	log   *slog.Logger
 
 	mu     sync.Mutex
-	remote map[string]time.Time // last heartbeat reported by other replicas, this term
+	seen   map[string]time.Time // last heartbeat seen this term, from any replica
 	active bool
 }
 
@@ -41,7 +41,7 @@ func NewTracker(cfg TrackerConfig, reg *nodes.Registry, local *Registry, now fun
 	if now == nil {
 		now = time.Now
 	}
-	return &Tracker{cfg: cfg, nodes: reg, local: local, now: now, log: log, remote: map[string]time.Time{}}
+	return &Tracker{cfg: cfg, nodes: reg, local: local, now: now, log: log, seen: map[string]time.Time{}}
 }
 
 // Observe merges a digest from another replica. It returns false when this replica is not
@@ -54,12 +54,15 @@ func (t *Tracker) Observe(sessions []*clusterv1.AgentSession) bool {
 		return false
 	}
 	for _, s := range sessions {
-		seen := now.Add(-time.Duration(s.GetLastSeenMsAgo()) * time.Millisecond)
-		if seen.After(t.remote[s.GetNode()]) {
-			t.remote[s.GetNode()] = seen
-		}
+		t.observeLocked(s.GetNode(), now.Add(-time.Duration(s.GetLastSeenMsAgo())*time.Millisecond))
 	}
 	return true
+}
+
+func (t *Tracker) observeLocked(node string, seen time.Time) {
+	if seen.After(t.seen[node]) {
+		t.seen[node] = seen
+	}
 }
 
 // badness orders states so that, without evidence, a state can only stay or worsen.
@@ -79,7 +82,7 @@ func badness(s apiv1.NodeState) int {
 func (t *Tracker) Run(ctx context.Context, fence store.Compare) {
 	takeover := t.now()
 	t.mu.Lock()
-	t.remote = map[string]time.Time{}
+	t.seen = map[string]time.Time{}
 	t.active = true
 	t.mu.Unlock()
 	defer func() {
@@ -110,19 +113,18 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 		return err
 	}
 	now := t.now()
-	local := t.local.LastSeen()
 	t.mu.Lock()
-	remote := make(map[string]time.Time, len(t.remote))
-	for n, s := range t.remote {
-		remote[n] = s
+	for node, at := range t.local.LastSeen() {
+		t.observeLocked(node, at)
+	}
+	seenAt := make(map[string]time.Time, len(t.seen))
+	for n, s := range t.seen {
+		seenAt[n] = s
 	}
 	t.mu.Unlock()
 	for _, n := range all {
 		name := n.GetName()
-		seen, ok := local[name]
-		if r, rok := remote[name]; rok && (!ok || r.After(seen)) {
-			seen, ok = r, true
-		}
+		seen, ok := seenAt[name]
 		cur := n.GetState()
 		var want apiv1.NodeState
 		if ok {

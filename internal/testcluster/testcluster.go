@@ -1,0 +1,497 @@
+// Package testcluster runs real controllers and real agents in one test process: 3 (or N)
+// controller replicas with raft over mTLS on loopback, and agents each with its own temp
+// root and data dir. It can stop, restart and partition a controller and cut an agent's
+// connections. Everything it starts is stopped with t.Cleanup.
+package testcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/agent"
+	"github.com/deckhandhq/deckhand/controller"
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+// Timing is the liveness timing used in tests.
+var Timing = struct {
+	Heartbeat, NotReadyAfter, LostAfter time.Duration
+}{200 * time.Millisecond, 1 * time.Second, 30 * time.Second}
+
+// Network is an in-process network that can isolate an endpoint: dials from or to it fail
+// and its open connections are cut.
+type Network struct {
+	mu       sync.Mutex
+	isolated map[string]bool
+	conns    map[*conn]struct{}
+}
+
+func newNetwork() *Network {
+	return &Network{isolated: map[string]bool{}, conns: map[*conn]struct{}{}}
+}
+
+type conn struct {
+	net.Conn
+	src, dst string
+	n        *Network
+}
+
+func (c *conn) Close() error {
+	c.n.mu.Lock()
+	delete(c.n.conns, c)
+	c.n.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// Dialer returns a dial func for the endpoint named src.
+func (n *Network) Dialer(src string) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, dst string) (net.Conn, error) {
+		n.mu.Lock()
+		blocked := n.isolated[src] || n.isolated[dst]
+		n.mu.Unlock()
+		if blocked {
+			return nil, fmt.Errorf("dial %s: network unreachable (test partition of %s)", dst, src)
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", dst)
+		if err != nil {
+			return nil, err
+		}
+		tc := &conn{Conn: c, src: src, dst: dst, n: n}
+		n.mu.Lock()
+		n.conns[tc] = struct{}{}
+		n.mu.Unlock()
+		return tc, nil
+	}
+}
+
+// Isolate cuts (on) or heals (off) an endpoint, named by address or agent name.
+func (n *Network) Isolate(endpoint string, on bool) {
+	n.mu.Lock()
+	n.isolated[endpoint] = on
+	var cut []*conn
+	if on {
+		for c := range n.conns {
+			if c.src == endpoint || c.dst == endpoint {
+				cut = append(cut, c)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range cut {
+		_ = c.Close()
+	}
+}
+
+// Controller is one replica.
+type Controller struct {
+	Dir  string
+	Addr string
+	c    *controller.Controller
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// Running reports whether the replica is up.
+func (c *Controller) Running() bool { return c.c != nil }
+
+// ID is the replica name.
+func (c *Controller) ID() string { return c.c.ID() }
+
+// Agent is one agent with its host root.
+type Agent struct {
+	Name string
+	Root string
+	Dir  string
+	a    *agent.Agent
+	stop context.CancelFunc
+	done chan error
+}
+
+// Connected is the controller the agent holds a session with, or "".
+func (a *Agent) Connected() string {
+	if a.a == nil {
+		return ""
+	}
+	return a.a.Connected()
+}
+
+// Cluster is the whole thing.
+type Cluster struct {
+	t           testing.TB
+	Net         *Network
+	Controllers []*Controller
+	Agents      map[string]*Agent
+	joinToken   string
+	caHash      string
+	admin       *clientconfig.Config
+	adminCC     *grpc.ClientConn
+}
+
+// New starts n controllers: the first bootstraps, the others join with a controller token.
+func New(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Net: newNetwork(), Agents: map[string]*Agent{}}
+	t.Cleanup(c.stopAll)
+	for i := range n {
+		ctl := &Controller{Dir: t.TempDir()}
+		c.Controllers = append(c.Controllers, ctl)
+		var join []string
+		if i > 0 {
+			join = []string{c.Controllers[0].Addr}
+		}
+		if err := c.start(ctl, join); err != nil {
+			t.Fatalf("start controller %d: %v", i, err)
+		}
+		if i == 0 {
+			cfg, err := clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.admin = cfg
+			c.caHash = ctl.c.CA().Hash()
+			WaitFor(t, 20*time.Second, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				resp, err := apiv1.NewTokenServiceClient(c.Client()).CreateToken(ctx, &apiv1.CreateTokenRequest{Purpose: apiv1.TokenPurpose_TOKEN_PURPOSE_CONTROLLER, Ttl: durationpb.New(time.Hour)})
+				if err != nil {
+					return err
+				}
+				c.joinToken = resp.GetSecret()
+				return nil
+			})
+		}
+	}
+	c.adminCC = nil // the next Client() knows every controller's address
+	c.WaitLeader()
+	return c
+}
+
+func (c *Cluster) start(ctl *Controller, join []string) error {
+	addr := ctl.Addr
+	if addr == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+	}
+	cfg := controller.DefaultConfig()
+	cfg.DataDir = ctl.Dir
+	cfg.Listen = addr
+	cfg.Join = join
+	cfg.Token = c.joinToken
+	cfg.CACertHash = c.caHash
+	if len(join) == 0 {
+		cfg.CACertHash = ""
+	}
+	cfg.Heartbeat, cfg.NotReadyAfter, cfg.LostAfter = Timing.Heartbeat, Timing.NotReadyAfter, Timing.LostAfter
+	cfg.Raft.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.Raft.ElectionTimeout = 300 * time.Millisecond
+	cfg.Raft.LeaderLeaseTimeout = 150 * time.Millisecond
+	cfg.Raft.ApplyTimeout = 3 * time.Second
+	cfg.Logger = Logger()
+	cfg.Dial = c.Net.Dialer(addr)
+	var (
+		ctrl *controller.Controller
+		err  error
+	)
+	// A restarted replica's port may linger for a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctrl, err = controller.New(context.Background(), cfg)
+		if err == nil || time.Now().After(deadline) || !isAddrInUse(err) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ctl.Addr, ctl.c, ctl.stop, ctl.done = addr, ctrl, cancel, make(chan struct{})
+	go func() {
+		defer close(ctl.done)
+		_ = ctrl.Run(ctx)
+	}()
+	return nil
+}
+
+func isAddrInUse(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "already in use")
+}
+
+// Logger is quiet unless DECKHAND_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("DECKHAND_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Stop stops controller i.
+func (c *Cluster) Stop(i int) {
+	ctl := c.Controllers[i]
+	if ctl.c == nil {
+		return
+	}
+	ctl.stop()
+	<-ctl.done
+	ctl.c = nil
+}
+
+// Kill stops controller i as a crash would look to the others: its connections are cut
+// first, so it can neither hand over leadership nor say goodbye.
+func (c *Cluster) Kill(i int) {
+	c.Partition(i, true)
+	c.Stop(i)
+	c.Partition(i, false)
+}
+
+// Restart starts a stopped controller i again from its data dir.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	if err := c.start(c.Controllers[i], nil); err != nil {
+		c.t.Fatalf("restart controller %d: %v", i, err)
+	}
+}
+
+// Partition isolates (or heals) controller i from everyone.
+func (c *Cluster) Partition(i int, on bool) { c.Net.Isolate(c.Controllers[i].Addr, on) }
+
+// Leader returns the index of the leading controller, or -1.
+func (c *Cluster) Leader() int {
+	for i, ctl := range c.Controllers {
+		if ctl.c != nil && ctl.c.IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitLeader waits for a leader and returns its index.
+func (c *Cluster) WaitLeader() int {
+	c.t.Helper()
+	var li int
+	WaitFor(c.t, 20*time.Second, func() error {
+		li = c.Leader()
+		if li < 0 {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	return li
+}
+
+// Addrs lists the addresses of all controllers.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, ctl := range c.Controllers {
+		out = append(out, ctl.Addr)
+	}
+	return out
+}
+
+// CAHash is the cluster CA pin.
+func (c *Cluster) CAHash() string { return c.caHash }
+
+// AdminTLS is the admin credential written by the first controller.
+func (c *Cluster) AdminTLS() *clientconfig.Config { return c.admin }
+
+// Client is a connection with the admin role to whichever controller accepts.
+func (c *Cluster) Client() *grpc.ClientConn {
+	if c.adminCC == nil {
+		c.adminCC = c.ClientAs(pki.RoleAdmin, "admin")
+	}
+	return c.adminCC
+}
+
+// ClientAs dials the running controllers with a fresh certificate for role.
+func (c *Cluster) ClientAs(role, name string) *grpc.ClientConn {
+	c.t.Helper()
+	var tlsCfg = func() credentials.TransportCredentials {
+		ca := c.Controllers[0].caFromDisk(c.t)
+		certPEM, keyPEM, err := ca.IssueClient(name, role, time.Hour)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		cfg := clientconfig.New(nil, ca.CertPEM, certPEM, keyPEM)
+		t, err := cfg.TLS()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return credentials.NewTLS(t)
+	}()
+	addrs := c.Addrs()
+	cc, err := grpc.NewClient("passthrough:///"+addrs[0], grpc.WithTransportCredentials(tlsCfg), grpc.WithContextDialer(anyOf(addrs)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// anyOf dials the first address that accepts.
+func anyOf(addrs []string) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, _ string) (net.Conn, error) {
+		var d net.Dialer
+		var last error
+		for _, a := range addrs {
+			c, err := d.DialContext(ctx, "tcp", a)
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		return nil, last
+	}
+}
+
+func (c *Controller) caFromDisk(t testing.TB) *pki.CA {
+	certPEM, err := os.ReadFile(filepath.Join(c.Dir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(c.Dir, "pki", "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// CreateToken mints an agent token with the admin credential.
+func (c *Cluster) CreateToken(usages uint32) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := apiv1.NewTokenServiceClient(c.Client()).CreateToken(ctx, &apiv1.CreateTokenRequest{Usages: usages, Ttl: durationpb.New(time.Hour)})
+	if err != nil {
+		c.t.Fatalf("create token: %v", err)
+	}
+	return resp.GetSecret()
+}
+
+// HostRoot makes a fake host filesystem for an agent.
+func HostRoot(t testing.TB, name string) string {
+	root := t.TempDir()
+	files := map[string]string{
+		"etc/hostname":              name + "\n",
+		"etc/machine-id":            rand.Text() + "\n", // every host is its own machine
+		"etc/os-release":            "ID=debian\nVERSION_ID=\"12\"\n",
+		"proc/meminfo":              "MemTotal:       4028812 kB\nSwapTotal:             0 kB\n",
+		"proc/sys/kernel/osrelease": "6.1.0-test\n",
+	}
+	for p, data := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// AgentConfig is the config StartAgent uses; tests may change it before starting.
+func (c *Cluster) AgentConfig(name, token string) agent.Config {
+	cfg := agent.DefaultConfig()
+	cfg.Controllers = c.Addrs()
+	cfg.Token = token
+	cfg.CACertHash = c.caHash
+	cfg.NodeName = name
+	cfg.Root = HostRoot(c.t, name)
+	cfg.DataDir = c.t.TempDir()
+	cfg.BackoffInitial = 50 * time.Millisecond
+	cfg.BackoffMax = 500 * time.Millisecond
+	cfg.Logger = Logger()
+	cfg.Dial = c.Net.Dialer(name)
+	return cfg
+}
+
+// StartAgent enrolls (on first start) and runs an agent.
+func (c *Cluster) StartAgent(cfg agent.Config) (*Agent, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := agent.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ag := &Agent{Name: cfg.NodeName, Root: cfg.Root, Dir: cfg.DataDir, a: a, stop: cancel, done: make(chan error, 1)}
+	go func() { ag.done <- a.Run(ctx) }()
+	c.Agents[ag.Name] = ag
+	return ag, nil
+}
+
+// StopAgent stops an agent.
+func (c *Cluster) StopAgent(name string) {
+	if ag := c.Agents[name]; ag != nil && ag.stop != nil {
+		ag.stop()
+		<-ag.done
+		ag.stop = nil
+	}
+}
+
+// CutAgent cuts (or restores) an agent's network.
+func (c *Cluster) CutAgent(name string, on bool) { c.Net.Isolate(name, on) }
+
+func (c *Cluster) stopAll() {
+	for name := range c.Agents {
+		c.StopAgent(name)
+	}
+	for i := range c.Controllers {
+		c.Stop(i)
+	}
+}
+
+// Nodes lists nodes through the API.
+func (c *Cluster) Nodes() ([]*apiv1.Node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := apiv1.NewNodeServiceClient(c.Client()).ListNodes(ctx, &apiv1.ListNodesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetNodes(), nil
+}
+
+// WaitFor polls cond until it returns nil or the deadline passes, then fails with the last
+// error.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
