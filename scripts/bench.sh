@@ -4,3 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), $(go version | cut -d' ' -f3)"
 go test -run '^$' -bench 'BenchmarkWrite' -benchtime "${BENCH_WRITES:-5000}x" ./store/raftstore/ | grep -E '^(Benchmark|ok|FAIL)'
+
+# Agents per controller: one controller process, N enrolled mTLS sessions with heartbeats
+# from a load generator process; the controller's RSS and CPU while they run.
+scripts/build.sh >/dev/null
+go build -o bin/agentload ./scripts/agentload
+echo
+echo "agents per controller (1 replica, heartbeat 2s):"
+bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSIONS:-1000,5000}" --window "${BENCH_WINDOW:-20s}"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs a 3-replica controller cluster on loopback in the foreground; Ctrl-C stops it.
-# State lives in .cache/local (delete it to start from scratch).
+# Runs a 3-replica controller cluster and two agents on loopback in the foreground;
+# Ctrl-C stops them. State lives in .cache/local (delete it to start from scratch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh >/dev/null
 base=${DECKHAND_BASE_PORT:-7400}
-state=.cache/local
+state=$PWD/.cache/local
 mkdir -p "$state"
 pids=()
 cleanup() {
@@ -13,31 +13,63 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT INT TERM
+
+export DECKHAND_CONFIG=$state/ctl-0/admin.conf
+wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for: $*" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
 addrs=()
 for i in 0 1 2; do
   addr="127.0.0.1:$((base + i))"
   addrs+=("$addr")
-  args=(--data-dir "$state/ctl-$i" --listen "$addr" --name "ctl-$i")
-  if [ "$i" -gt 0 ] && [ ! -f "$state/ctl-$i/member.json" ]; then args+=(--join "${addrs[0]}"); fi
+  args=(--data-dir "$state/ctl-$i" --listen "$addr" --name "ctl-$i" --heartbeat-interval 1s --node-not-ready-after 5s)
+  if [ "$i" -gt 0 ] && [ ! -f "$state/ctl-$i/member.json" ]; then
+    # A new replica joins with a controller token, pinning the cluster CA.
+    join=$(bin/deckctl --controller "${addrs[0]}" token create --purpose controller --ttl 10m --usages 1 -o json)
+    token=$(echo "$join" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
+    hash=$(echo "$join" | sed -n 's/.*"caCertHash": *"\([^"]*\)".*/\1/p')
+    args+=(--join "${addrs[0]}" --token "$token" --ca-cert-hash "$hash")
+  fi
   bin/deckhand-controller "${args[@]}" 2>>"$state/ctl-$i.log" &
   pids+=($!)
-  # Let the first replica bootstrap before the others join it.
-  if [ "$i" -eq 0 ]; then
-    for _ in $(seq 100); do bin/deckctl --controller "$addr" --timeout 1s members >/dev/null 2>&1 && break; sleep 0.1; done
+  wait_for 30 test -f "$DECKHAND_CONFIG"
+  wait_for 30 bin/deckctl --controller "$addr" members
+done
+controllers=$(IFS=,; echo "${addrs[*]}")
+
+for n in node-1 node-2; do
+  root=$state/$n/root
+  if [ ! -f "$state/$n/data/agent.json" ]; then
+    mkdir -p "$root/etc"
+    echo "$n" > "$root/etc/hostname"
+    cat /proc/sys/kernel/random/uuid | tr -d - > "$root/etc/machine-id"
+    cp /etc/os-release "$root/etc/os-release" 2>/dev/null || true
+    enroll=$(bin/deckctl token create --usages 1 --ttl 10m -o json)
+    token=$(echo "$enroll" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
+    hash=$(echo "$enroll" | sed -n 's/.*"caCertHash": *"\([^"]*\)".*/\1/p')
+    enroll_args=(--token "$token" --ca-cert-hash "$hash")
+  else
+    enroll_args=()
   fi
+  bin/deckhand-agent --controller "$controllers" --node-name "$n" --root "$root" --data-dir "$state/$n/data" "${enroll_args[@]}" 2>>"$state/$n.log" &
+  pids+=($!)
 done
-export DECKHAND_CONTROLLER=$(IFS=,; echo "${addrs[*]}")
-for _ in $(seq 100); do
-  out=$(bin/deckctl members 2>/dev/null || true)
-  [ "$(echo "$out" | grep -c -E 'leader|follower')" -ge 3 ] && break
-  sleep 0.1
-done
+wait_for 30 sh -c "bin/deckctl nodes | grep -c Ready | grep -q 2"
 bin/deckctl members
+echo
+bin/deckctl nodes
 cat <<TXT
 
-3 controller replicas are running (logs: $state/ctl-N.log). In another shell:
-  export DECKHAND_CONTROLLER=$DECKHAND_CONTROLLER
+3 controller replicas and 2 agents are running (logs in $state). In another shell:
+  export DECKHAND_CONFIG=$DECKHAND_CONFIG
   bin/deckctl members
+  bin/deckctl nodes
+  bin/deckctl node describe node-1
 Ctrl-C stops them; the state in $state survives a restart.
 TXT
 wait

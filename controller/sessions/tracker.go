@@ -122,6 +122,12 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 		seenAt[n] = s
 	}
 	t.mu.Unlock()
+	// Transitions are written concurrently (bounded), so a mass change such as 5,000 agents
+	// connecting at once takes a few batched raft commits rather than one commit per node.
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
 	for _, n := range all {
 		name := n.GetName()
 		seen, ok := seenAt[name]
@@ -142,18 +148,28 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 		if want == cur {
 			continue
 		}
-		changed, err := t.nodes.SetState(ctx, name, want, fence)
-		if errors.Is(err, nodes.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if changed {
-			t.log.Info("node state changed", "node", name, "from", cur.String(), "to", want.String())
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			changed, err := t.nodes.SetState(ctx, name, want, fence)
+			switch {
+			case errors.Is(err, nodes.ErrNotFound):
+				// deleted meanwhile
+			case err != nil:
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			case changed:
+				t.log.Info("node state changed", "node", name, "from", cur.String(), "to", want.String())
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return firstErr
 }
 
 func stateFor(age time.Duration, cfg TrackerConfig) apiv1.NodeState {

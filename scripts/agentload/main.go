@@ -1,0 +1,316 @@
+// Command agentload measures what agent sessions cost a controller: it starts one
+// deckhand-controller process, enrolls N nodes through the real Enroll RPC, opens N mTLS
+// sessions that send heartbeats like deckhand-agent does, and reports the controller's
+// RSS and CPU while they run. Used by scripts/bench.sh.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+func main() {
+	bin := flag.String("controller-bin", "bin/deckhand-controller", "deckhand-controller binary")
+	steps := flag.String("sessions", "1000,5000", "session counts to measure, ascending")
+	window := flag.Duration("window", 20*time.Second, "measurement window per step")
+	heartbeat := flag.Duration("heartbeat", 2*time.Second, "agent heartbeat interval")
+	flag.Parse()
+	if err := run(*bin, *steps, *window, *heartbeat); err != nil {
+		fmt.Fprintln(os.Stderr, "agentload:", err)
+		os.Exit(1)
+	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func run(bin, steps string, window, heartbeat time.Duration) error {
+	dir, err := os.MkdirTemp("", "agentload-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	addr, metrics := freeAddr(), freeAddr()
+	cmd := exec.Command(bin, "--data-dir", dir, "--listen", addr, "--metrics-listen", metrics, "--log-level", "warn",
+		"--heartbeat-interval", heartbeat.String(), "--node-not-ready-after", (5 * heartbeat).String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+
+	var cfg *clientconfig.Config
+	if err := poll(30*time.Second, func() error {
+		cfg, err = clientconfig.Load(filepath.Join(dir, "admin.conf"))
+		return err
+	}); err != nil {
+		return err
+	}
+	adminTLS, err := cfg.TLS()
+	if err != nil {
+		return err
+	}
+	admin, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(adminTLS)))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var token string
+	if err := poll(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour)})
+		if err != nil {
+			return err
+		}
+		token = resp.GetSecret()
+		return nil
+	}); err != nil {
+		return err
+	}
+	pin := pki.Hash(mustCert(cfg.CA))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var open atomic.Int64
+	var wg sync.WaitGroup
+	have := 0
+	fmt.Printf("%-9s %-12s %-12s %-14s %s\n", "sessions", "rss_mib", "cpu_percent", "enroll_per_s", "window")
+	for _, s := range strings.Split(steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < have {
+			return fmt.Errorf("--sessions %q: ascending counts", steps)
+		}
+		start := time.Now()
+		creds, err := enrollMany(addr, token, pin, have, n)
+		if err != nil {
+			return err
+		}
+		enrollRate := float64(n-have) / time.Since(start).Seconds()
+		for _, c := range creds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				session(ctx, addr, c, heartbeat, &open)
+			}()
+		}
+		have = n
+		if err := poll(5*time.Minute, func() error {
+			got, err := scrape(metrics, "deckhand_agent_sessions")
+			if err != nil {
+				return err
+			}
+			if int(got) < n {
+				return fmt.Errorf("%d of %d sessions", int(got), n)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		cpu0, t0 := cpuTicks(pid), time.Now()
+		waitCtx(ctx, window)
+		cpu1, t1 := cpuTicks(pid), time.Now()
+		cpuPct := float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100 // USER_HZ is 100 on Linux
+		fmt.Printf("%-9d %-12.1f %-12.1f %-14.0f %v\n", n, rssMiB(pid), cpuPct, enrollRate, window)
+	}
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+type cred struct {
+	name string
+	tls  *tls.Config
+}
+
+func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	client := agentv1.NewAgentServiceClient(cc)
+	out := make([]cred, to-from)
+	errs := make(chan error, 64)
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				name := fmt.Sprintf("load-%05d", i)
+				keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				resp, err := client.Enroll(ctx, &agentv1.EnrollRequest{Token: token, NodeName: name, CsrPem: csrPEM, MachineId: name})
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("enroll %s: %w", name, err)
+					return
+				}
+				cfg, err := clientconfig.New(nil, resp.GetCaPem(), resp.GetCertificatePem(), keyPEM).TLS()
+				if err != nil {
+					errs <- err
+					return
+				}
+				out[i-from] = cred{name: name, tls: cfg}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// session behaves like deckhand-agent's session loop: hello, then heartbeats.
+func session(ctx context.Context, addr string, c cred, heartbeat time.Duration, open *atomic.Int64) {
+	for ctx.Err() == nil {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(c.tls)))
+		if err != nil {
+			return
+		}
+		func() {
+			defer cc.Close()
+			stream, err := agentv1.NewAgentServiceClient(cc).Session(ctx)
+			if err != nil {
+				return
+			}
+			hello := &agentv1.Hello{NodeName: c.name, AgentVersion: "agentload", Facts: &agentv1.Facts{Hostname: c.name, OsId: "debian", OsVersion: "12", Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: c.name}}
+			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: hello}}); err != nil {
+				return
+			}
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+			open.Add(1)
+			defer open.Add(-1)
+			tick := time.NewTicker(heartbeat)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		waitCtx(ctx, time.Second)
+	}
+}
+
+func mustCert(caPEM string) *x509.Certificate {
+	c, err := pki.ParseCert([]byte(caPEM))
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func scrape(addr, metric string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == metric {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("metric %s not found", metric)
+}
+
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func poll(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
