@@ -49,6 +49,8 @@ type Config struct {
 	// BackoffInitial and BackoffMax bound the jittered exponential reconnect backoff.
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
+	// MetricsListen serves Prometheus metrics on a plain-HTTP listener; empty: off.
+	MetricsListen string
 	// Dial opens TCP connections to controllers; nil uses net.Dialer.
 	Dial   func(ctx context.Context, addr string) (net.Conn, error)
 	Logger *slog.Logger
@@ -109,6 +111,8 @@ type Agent struct {
 	id        *identity
 	collector *facts.Collector
 	connected atomic.Pointer[string] // controller ID of the live session
+	metrics   *agentMetrics
+	metricsLn net.Listener
 }
 
 // identity is what enrollment produced, kept in DataDir.
@@ -131,11 +135,22 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("--data-dir %s: %v", cfg.DataDir, err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, collector: &facts.Collector{Root: cfg.Root, CRISocket: cfg.CRISocket}}
+	a.metrics = newAgentMetrics(a)
+	if cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics-listen %s: %v; choose a free port", cfg.MetricsListen, errors.Unwrap(err))
+		}
+		a.metricsLn = ln
+	}
 	id, err := a.loadIdentity()
 	if errors.Is(err, os.ErrNotExist) {
 		id, err = a.enroll(ctx)
 	}
 	if err != nil {
+		if a.metricsLn != nil {
+			_ = a.metricsLn.Close()
+		}
 		return nil, err
 	}
 	a.id = id
@@ -314,6 +329,9 @@ func (a *Agent) dialer() func(context.Context, string) (net.Conn, error) {
 // Run keeps one session open to some controller until ctx ends, reconnecting across the
 // whole controller list with jittered exponential backoff.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.metricsLn != nil {
+		go a.serveMetrics(ctx, a.metricsLn)
+	}
 	addrs := mergeAddrs(a.cfg.Controllers, a.id.Controllers)
 	backoff := a.cfg.BackoffInitial
 	start := rand.IntN(len(addrs))
@@ -384,6 +402,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	}
 	cid := welcome.GetControllerId()
 	a.connected.Store(&cid)
+	a.metrics.sessions.Inc()
 	a.log.Info("session open", "controller", cid, "address", addr)
 
 	recvErr := make(chan error, 1)
@@ -411,6 +430,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
 				return err
 			}
+			a.metrics.heartbeats.Inc()
 		}
 	}
 }

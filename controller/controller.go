@@ -152,7 +152,14 @@ func (c *Controller) open(ctx context.Context) error {
 	c.tracker = sessions.NewTracker(sessions.TrackerConfig{Interval: cfg.Heartbeat, NotReadyAfter: cfg.NotReadyAfter, LostAfter: cfg.LostAfter}, c.nodes, c.sessions, nil, log)
 	c.metrics = newMetrics(c)
 
-	c.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(netmux.ServerCredentials())}, c.interceptors()...)...)
+	c.srv = grpc.NewServer(append([]grpc.ServerOption{
+		grpc.Creds(netmux.ServerCredentials()),
+		// Thousands of mostly idle agent sessions: release write buffers between writes and
+		// keep read buffers small, so memory grows slowly with the fleet (make bench).
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(8 << 10),
+		grpc.WriteBufferSize(8 << 10),
+	}, c.interceptors()...)...)
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.srv, c.health)
 	reflection.Register(c.srv)

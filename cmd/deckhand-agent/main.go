@@ -31,6 +31,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the agent's key, certificate and state")
 	fs.StringVar(&cfg.Root, "root", cfg.Root, "prefix for every host path the agent reads or writes")
 	fs.StringVar(&cfg.CRISocket, "cri-socket", cfg.CRISocket, "container runtime socket (under --root)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

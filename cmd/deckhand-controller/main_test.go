@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"fmt"
 	"net"
 	"os"
@@ -33,7 +35,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for _, pkg := range []string{"github.com/deckhandhq/deckhand/cmd/deckhand-controller", "github.com/deckhandhq/deckhand/cmd/deckctl"} {
+	for _, pkg := range []string{"github.com/deckhandhq/deckhand/cmd/deckhand-controller", "github.com/deckhandhq/deckhand/cmd/deckctl", "github.com/deckhandhq/deckhand/cmd/deckhand-agent"} {
 		cmd := exec.Command("go", "build", "-o", dir, pkg)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -367,5 +369,106 @@ func checkHealthAndReflection(t *testing.T, dir, addr string) {
 		if !slices.Contains(names, want) {
 			t.Fatalf("reflection lists %v, missing %s", names, want)
 		}
+	}
+}
+
+// An operator's path: controller, token, agent process, deckctl in every output format.
+func TestAgentProcessAndDeckctlOutput(t *testing.T) {
+	addr, ctlMetrics, agentMetrics := freePort(t), freePort(t), freePort(t)
+	ctl := startController(t, t.TempDir(), addr, "--heartbeat-interval", "200ms", "--node-not-ready-after", "2s", "--metrics-listen", ctlMetrics)
+	var out string
+	waitFor(t, 30*time.Second, func() error {
+		var err error
+		out, err = deckctl(t, ctl.dir, addr, "token", "create", "--usages", "1", "--description", "web-1")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	// The printed command is the one to run: take its flags as they are.
+	var cmdline string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "deckhand-agent ") {
+			cmdline = strings.TrimSpace(line)
+		}
+	}
+	if cmdline == "" {
+		t.Fatalf("token create printed no agent command:\n%s", out)
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=ubuntu\nVERSION_ID=\"24.04\"\n"), 0o644)
+	args := append(strings.Fields(cmdline)[1:], "--node-name", "web-1", "--root", root, "--data-dir", t.TempDir(), "--metrics-listen", agentMetrics)
+	agent := exec.Command(filepath.Join(binDir, "deckhand-agent"), args...)
+	var agentErr bytes.Buffer
+	agent.Stderr = &syncWriter{b: &agentErr}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	waitFor(t, 30*time.Second, func() error {
+		out, err := deckctl(t, ctl.dir, addr, "nodes")
+		if err != nil || !strings.Contains(out, "web-1") || !strings.Contains(out, "Ready") || !strings.Contains(out, "ubuntu 24.04") {
+			return fmt.Errorf("%v:\n%s", err, out)
+		}
+		return nil
+	})
+	// Prometheus metrics on the separate listeners.
+	for addr, want := range map[string][]string{
+		ctlMetrics:   {`deckhand_nodes{state="NODE_STATE_READY"} 1`, "deckhand_agent_sessions 1", "deckhand_raft_leader 1", "grpc_server_handled_total"},
+		agentMetrics: {"deckhand_agent_connected 1", "deckhand_agent_heartbeats_sent_total"},
+	} {
+		waitFor(t, 10*time.Second, func() error {
+			resp, err := http.Get("http://" + addr + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			for _, w := range want {
+				if !strings.Contains(string(body), w) {
+					return fmt.Errorf("%s: no %q", addr, w)
+				}
+			}
+			return nil
+		})
+	}
+	for _, format := range []string{"json", "yaml"} {
+		out, err := deckctl(t, ctl.dir, addr, "node", "describe", "web-1", "-o", format)
+		if err != nil || !strings.Contains(out, "NODE_STATE_READY") || !strings.Contains(out, "ubuntu") {
+			t.Fatalf("describe -o %s: %v\n%s", format, err, out)
+		}
+	}
+	out, err := deckctl(t, ctl.dir, addr, "token", "list")
+	if err != nil || !strings.Contains(out, "1/1") || !strings.Contains(out, "web-1") {
+		t.Fatalf("token list: %v\n%s", err, out)
+	}
+	// A server error is one readable line with its reason.
+	out, err = deckctl(t, ctl.dir, addr, "node", "describe", "nope")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err == nil || len(lines) != 1 || !strings.Contains(lines[0], "nope") || !strings.Contains(lines[0], "(NOT_FOUND)") {
+		t.Fatalf("describe missing node: %v\n%s", err, out)
+	}
+	out, err = deckctl(t, ctl.dir, addr, "nodes", "-o", "xml")
+	if err == nil || !strings.Contains(out, "-o") {
+		t.Fatalf("bad -o accepted: %s", out)
+	}
+	if out, err := deckctl(t, ctl.dir, addr, "completion", "bash"); err != nil || !strings.Contains(out, "deckctl") {
+		t.Fatalf("completion: %v", err)
+	}
+	// Deleting the node cuts the agent off: it exits saying why.
+	if out, err := deckctl(t, ctl.dir, addr, "node", "delete", "web-1"); err != nil {
+		t.Fatalf("delete: %v %s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- agent.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(agentErr.String(), "deleted") {
+			t.Fatalf("agent after delete: %v\n%s", err, agentErr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent kept running after its node was deleted")
 	}
 }
