@@ -37,7 +37,9 @@ func NewStore(t testing.TB) store.Store {
 	cfg.Dir = t.TempDir()
 	cfg.Advertise = ln.Addr().String()
 	cfg.Listener = mux.Raft()
-	cfg.RaftDial = func(ctx context.Context, addr string) (net.Conn, error) { return netmux.DialRaft(ctx, nil, addr, clientTLS) }
+	cfg.RaftDial = func(ctx context.Context, addr string) (net.Conn, error) {
+		return netmux.DialRaft(ctx, nil, addr, clientTLS)
+	}
 	cfg.GRPCDialOptions = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(clientTLS))}
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 	cfg.Logger = Logger()
