@@ -8,14 +8,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/testnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
@@ -34,71 +33,6 @@ import (
 var Timing = struct {
 	Heartbeat, NotReadyAfter, LostAfter time.Duration
 }{200 * time.Millisecond, 1 * time.Second, 30 * time.Second}
-
-// Network is an in-process network that can isolate an endpoint: dials from or to it fail
-// and its open connections are cut.
-type Network struct {
-	mu       sync.Mutex
-	isolated map[string]bool
-	conns    map[*conn]struct{}
-}
-
-func newNetwork() *Network {
-	return &Network{isolated: map[string]bool{}, conns: map[*conn]struct{}{}}
-}
-
-type conn struct {
-	net.Conn
-	src, dst string
-	n        *Network
-}
-
-func (c *conn) Close() error {
-	c.n.mu.Lock()
-	delete(c.n.conns, c)
-	c.n.mu.Unlock()
-	return c.Conn.Close()
-}
-
-// Dialer returns a dial func for the endpoint named src.
-func (n *Network) Dialer(src string) func(context.Context, string) (net.Conn, error) {
-	return func(ctx context.Context, dst string) (net.Conn, error) {
-		n.mu.Lock()
-		blocked := n.isolated[src] || n.isolated[dst]
-		n.mu.Unlock()
-		if blocked {
-			return nil, fmt.Errorf("dial %s: network unreachable (test partition of %s)", dst, src)
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", dst)
-		if err != nil {
-			return nil, err
-		}
-		tc := &conn{Conn: c, src: src, dst: dst, n: n}
-		n.mu.Lock()
-		n.conns[tc] = struct{}{}
-		n.mu.Unlock()
-		return tc, nil
-	}
-}
-
-// Isolate cuts (on) or heals (off) an endpoint, named by address or agent name.
-func (n *Network) Isolate(endpoint string, on bool) {
-	n.mu.Lock()
-	n.isolated[endpoint] = on
-	var cut []*conn
-	if on {
-		for c := range n.conns {
-			if c.src == endpoint || c.dst == endpoint {
-				cut = append(cut, c)
-			}
-		}
-	}
-	n.mu.Unlock()
-	for _, c := range cut {
-		_ = c.Close()
-	}
-}
 
 // Controller is one replica.
 type Controller struct {
@@ -136,7 +70,7 @@ func (a *Agent) Connected() string {
 // Cluster is the whole thing.
 type Cluster struct {
 	t           testing.TB
-	Net         *Network
+	Net         *testnet.Network
 	Controllers []*Controller
 	Agents      map[string]*Agent
 	joinToken   string
@@ -148,7 +82,7 @@ type Cluster struct {
 // New starts n controllers: the first bootstraps, the others join with a controller token.
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Net: newNetwork(), Agents: map[string]*Agent{}}
+	c := &Cluster{t: t, Net: testnet.New(), Agents: map[string]*Agent{}}
 	t.Cleanup(c.stopAll)
 	for i := range n {
 		ctl := &Controller{Dir: t.TempDir()}

@@ -17,72 +17,10 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/testnet"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/storetest"
 )
-
-// network is an in-process network between replicas that can isolate one of them: its
-// dials fail, dials to it fail, and its open connections are cut.
-type network struct {
-	mu       sync.Mutex
-	isolated map[string]bool
-	conns    map[*trackedConn]struct{}
-}
-
-func newNetwork() *network {
-	return &network{isolated: map[string]bool{}, conns: map[*trackedConn]struct{}{}}
-}
-
-type trackedConn struct {
-	net.Conn
-	src, dst string
-	n        *network
-}
-
-func (c *trackedConn) Close() error {
-	c.n.mu.Lock()
-	delete(c.n.conns, c)
-	c.n.mu.Unlock()
-	return c.Conn.Close()
-}
-
-func (n *network) dialer(src string) func(context.Context, string) (net.Conn, error) {
-	return func(ctx context.Context, dst string) (net.Conn, error) {
-		n.mu.Lock()
-		blocked := n.isolated[src] || n.isolated[dst]
-		n.mu.Unlock()
-		if blocked {
-			return nil, fmt.Errorf("dial %s from %s: network unreachable (test partition)", dst, src)
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", dst)
-		if err != nil {
-			return nil, err
-		}
-		tc := &trackedConn{Conn: c, src: src, dst: dst, n: n}
-		n.mu.Lock()
-		n.conns[tc] = struct{}{}
-		n.mu.Unlock()
-		return tc, nil
-	}
-}
-
-func (n *network) isolate(addr string, on bool) {
-	n.mu.Lock()
-	n.isolated[addr] = on
-	var cut []*trackedConn
-	if on {
-		for c := range n.conns {
-			if c.src == addr || c.dst == addr {
-				cut = append(cut, c)
-			}
-		}
-	}
-	n.mu.Unlock()
-	for _, c := range cut {
-		_ = c.Close()
-	}
-}
 
 type node struct {
 	dir  string
@@ -95,7 +33,7 @@ type node struct {
 
 type cluster struct {
 	t     testing.TB
-	net   *network
+	net   *testnet.Network
 	ca    *pki.CA
 	nodes []*node
 	cfgFn func(*Config)
@@ -139,7 +77,7 @@ func testLogger() *slog.Logger {
 // newCluster starts n replicas: the first bootstraps, the others join it.
 func newCluster(t testing.TB, n int, cfgFn func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: newNetwork(), ca: sharedCA(), cfgFn: cfgFn}
+	c := &cluster{t: t, net: testnet.New(), ca: sharedCA(), cfgFn: cfgFn}
 	t.Cleanup(c.closeAll)
 	for i := range n {
 		nd := &node{dir: t.TempDir()}
@@ -187,7 +125,7 @@ func (c *cluster) start(nd *node, join []string) error {
 	}
 	nd.mux = netmux.New(ln, serverTLS, pki.IsReplica)
 	go nd.mux.Serve()
-	dial := c.net.dialer(nd.addr)
+	dial := c.net.Dialer(nd.addr)
 	cfg := testConfig()
 	cfg.Dir = nd.dir
 	cfg.Advertise = nd.addr

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/testnet"
 	"github.com/deckhandhq/deckhand/store"
 )
 
@@ -120,7 +121,7 @@ func TestIsolatedMinorityRefusesWritesPromptly(t *testing.T) {
 	})
 
 	// An isolated follower: its write fails with ErrNoLeader within the apply timeout.
-	c.net.isolate(c.nodes[fi].addr, true)
+	c.net.Isolate(c.nodes[fi].addr, true)
 	start := time.Now()
 	err := putVal(ctx, c.nodes[fi].st, "/isolated", "x")
 	took := time.Since(start)
@@ -144,7 +145,7 @@ func TestIsolatedMinorityRefusesWritesPromptly(t *testing.T) {
 	if err := putVal(ctx, c.nodes[li].st, "/majority", "x"); err != nil {
 		t.Fatalf("majority write: %v", err)
 	}
-	c.net.isolate(c.nodes[fi].addr, false)
+	c.net.Isolate(c.nodes[fi].addr, false)
 	waitFor(t, 15*time.Second, func() error {
 		kv, _, err := c.nodes[fi].st.Get(ctx, "/majority")
 		if err != nil {
@@ -158,7 +159,7 @@ func TestIsolatedMinorityRefusesWritesPromptly(t *testing.T) {
 
 	// An isolated leader steps down; its writes fail promptly and the others elect a leader.
 	li = c.leader()
-	c.net.isolate(c.nodes[li].addr, true)
+	c.net.Isolate(c.nodes[li].addr, true)
 	start = time.Now()
 	err = putVal(ctx, c.nodes[li].st, "/old-leader", "x")
 	took = time.Since(start)
@@ -172,7 +173,7 @@ func TestIsolatedMinorityRefusesWritesPromptly(t *testing.T) {
 	waitFor(t, 15*time.Second, func() error {
 		return putVal(ctx, c.nodes[other].st, "/new-leader", "x")
 	})
-	c.net.isolate(c.nodes[li].addr, false)
+	c.net.Isolate(c.nodes[li].addr, false)
 	waitFor(t, 15*time.Second, func() error {
 		_, _, err := c.nodes[li].st.Get(ctx, "/new-leader")
 		return err
@@ -312,7 +313,7 @@ func TestOpenRefusesForeignDataDirAndUnreachableJoin(t *testing.T) {
 	// An unreachable join address fails fast with a clear error and leaves nothing behind.
 	fresh := filepath.Join(t.TempDir(), "fresh")
 	nd = &node{dir: fresh}
-	c := &cluster{t: t, net: newNetwork(), ca: sharedCA(), cfgFn: func(cfg *Config) { cfg.JoinTimeout = 300 * time.Millisecond }}
+	c := &cluster{t: t, net: testnet.New(), ca: sharedCA(), cfgFn: func(cfg *Config) { cfg.JoinTimeout = 300 * time.Millisecond }}
 	t.Cleanup(c.closeAll)
 	err = c.start(nd, []string{"127.0.0.1:1"})
 	if !errors.Is(err, ErrJoinUnreachable) {
