@@ -23,8 +23,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/deckhandhq/deckhand/agent/facts"
+	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 // Version is reported in Hello.
@@ -113,6 +115,7 @@ type Agent struct {
 	connected atomic.Pointer[string] // controller ID of the live session
 	metrics   *agentMetrics
 	metricsLn net.Listener
+	runner    *tasks.Runner
 }
 
 // identity is what enrollment produced, kept in DataDir.
@@ -154,6 +157,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.id = id
+	if a.runner, err = tasks.NewRunner(cfg.DataDir, cfg.Root, handlers(), a.log); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -405,14 +411,44 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	a.metrics.sessions.Inc()
 	a.log.Info("session open", "controller", cid, "address", addr)
 
+	// One writer: task events and results from running tasks go through out.
+	out := make(chan *agentv1.SessionRequest, 256)
+	send := func(m *agentv1.SessionRequest) {
+		select {
+		case out <- m:
+		case <-sctx.Done():
+		}
+	}
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			if _, err := stream.Recv(); err != nil {
+			msg, err := stream.Recv()
+			if err != nil {
 				recvErr <- err
 				return
 			}
-			// Task assignments arrive here once the task framework lands.
+			switch m := msg.GetMsg().(type) {
+			case *agentv1.SessionResponse_Assignment:
+				t := m.Assignment.GetTask()
+				if t.GetNode() != a.id.NodeName {
+					a.log.Warn("ignoring a task for another node", "task", t.GetId(), "node", t.GetNode())
+					continue
+				}
+				_, replayed := a.runner.Recorded(t.GetId())
+				send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: t.GetId(), Replayed: replayed}}})
+				a.log.Info("task assigned", "task", t.GetId(), "kind", tasks.Kind(t.GetSpec()), "dry_run", t.GetDryRun(), "replayed", replayed)
+				// Tasks outlive a session: they run under the agent's context and report
+				// through whichever session is open when they finish (or from the journal).
+				a.runner.Start(ctx, t,
+					func(ev *taskv1.TaskEvent) {
+						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskEvent{TaskEvent: ev}})
+					},
+					func(res *taskv1.TaskResult) {
+						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
+					})
+			case *agentv1.SessionResponse_Cancel:
+				a.runner.Cancel(m.Cancel.GetTaskId())
+			}
 		}
 	}()
 	tick := time.NewTicker(interval)
@@ -426,8 +462,12 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 				return fmt.Errorf("%w: %s", ErrPermanent, st.Message())
 			}
 			return err
+		case m := <-out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
 		case <-tick.C:
-			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
+			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{RunningTaskIds: a.runner.Running()}}}); err != nil {
 				return err
 			}
 			a.metrics.heartbeats.Inc()

@@ -23,6 +23,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/api"
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/netmux"
@@ -51,6 +52,8 @@ type Controller struct {
 	tokens   *tokens.Manager
 	sessions *sessions.Registry
 	tracker  *sessions.Tracker
+	tasks    *tasks.Service
+	dispatch *tasks.Dispatcher
 	metrics  *metrics
 
 	metricsLn net.Listener
@@ -150,6 +153,8 @@ func (c *Controller) open(ctx context.Context) error {
 	c.tokens = tokens.New(st, nil)
 	c.sessions = sessions.NewRegistry(nil)
 	c.tracker = sessions.NewTracker(sessions.TrackerConfig{Interval: cfg.Heartbeat, NotReadyAfter: cfg.NotReadyAfter, LostAfter: cfg.LostAfter}, c.nodes, c.sessions, nil, log)
+	c.tasks = tasks.New(st, c.nodes, nil)
+	c.dispatch = tasks.NewDispatcher(c.tasks, c.sessions, id, log)
 	c.metrics = newMetrics(c)
 
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
@@ -168,9 +173,10 @@ func (c *Controller) open(ctx context.Context) error {
 	apiv1.RegisterNodeServiceServer(c.srv, api.NewNodeServer(c.nodes))
 	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
 	agentv1.RegisterAgentServiceServer(c.srv, &api.AgentServer{
-		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions,
+		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,
 		Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
 	})
+	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Store: st})
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)
 	return nil
@@ -281,6 +287,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		"leader":       c.leaderLoop,
 		"report":       c.reportLoop,
 		"node-watch":   c.nodeWatchLoop,
+		"dispatch":     c.dispatch.Run,
 		"metrics-http": c.serveMetrics,
 	}
 	runCtx, cancel := context.WithCancel(ctx)

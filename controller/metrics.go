@@ -107,6 +107,7 @@ func (c *Controller) interceptors() []grpc.ServerOption {
 			c.metrics.srv.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(slogAdapter(log), logOpts...),
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(api.Authenticate), needsAuth),
+			api.ValidateStream,
 		),
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
@@ -29,6 +30,7 @@ type AgentServer struct {
 	Tokens    *tokens.Manager
 	Nodes     *nodes.Registry
 	Sessions  *sessions.Registry
+	Tasks     *tasks.Dispatcher
 	Cluster   Cluster
 	ReplicaID string
 	Heartbeat time.Duration
@@ -89,12 +91,14 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	}
 	sess := s.Sessions.Open(ctx, id.Name, id.Serial)
 	defer s.Sessions.Close(sess, context.Canceled)
+	defer s.Tasks.SessionClosed(sess)
 	if err := stream.Send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
 		HeartbeatInterval: durationpb.New(s.Heartbeat), ControllerId: s.ReplicaID,
 	}}}); err != nil {
 		return err
 	}
 	s.Log.Debug("agent session opened", "node", id.Name)
+	go s.Tasks.SessionOpened(sess.Context(), sess)
 
 	recvErr := make(chan error, 1)
 	go func() {
@@ -104,14 +108,18 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 				recvErr <- err
 				return
 			}
-			switch msg.GetMsg().(type) {
+			s.Sessions.Touch(sess)
+			switch m := msg.GetMsg().(type) {
 			case *agentv1.SessionRequest_Heartbeat:
-				s.Sessions.Touch(sess)
 			case *agentv1.SessionRequest_Hello:
 				recvErr <- status.Error(codes.InvalidArgument, "hello may only be sent once per session")
 				return
-			default:
-				s.Sessions.Touch(sess)
+			case *agentv1.SessionRequest_TaskAck:
+				s.Tasks.Ack(ctx, id.Name, m.TaskAck)
+			case *agentv1.SessionRequest_TaskEvent:
+				s.Tasks.Event(sess, m.TaskEvent)
+			case *agentv1.SessionRequest_TaskResult:
+				s.Tasks.Result(ctx, id.Name, m.TaskResult)
 			}
 		}
 	}()

@@ -49,6 +49,13 @@ var Roles = map[string][]string{
 	apiv1.TokenService_ListTokens_FullMethodName:  writers,
 	apiv1.TokenService_RevokeToken_FullMethodName: writers,
 
+	apiv1.TaskService_CreateTask_FullMethodName:  writers,
+	apiv1.TaskService_CancelTask_FullMethodName:  writers,
+	apiv1.TaskService_GetTask_FullMethodName:     readers,
+	apiv1.TaskService_ListTasks_FullMethodName:   readers,
+	apiv1.TaskService_WatchTask_FullMethodName:   readers,
+	apiv1.TaskService_GetTaskLogs_FullMethodName: readers,
+
 	agentv1.AgentService_Session_FullMethodName: agents,
 
 	clusterv1.PeerService_ReportSessions_FullMethodName: peers,

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -58,6 +59,12 @@ func toStatus(err error) error {
 	case errors.Is(err, tokens.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "token"}, msg)
 	case errors.Is(err, tokens.ErrBadRequest):
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
+	case errors.Is(err, tasks.ErrNotFound):
+		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "task"}, msg)
+	case errors.Is(err, tasks.ErrExists):
+		return Errorf(codes.AlreadyExists, apiv1.ErrorReason_ERROR_REASON_ALREADY_EXISTS, map[string]string{"kind": "task"}, msg)
+	case errors.Is(err, tasks.ErrInvalid):
 		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
 	case errors.Is(err, store.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, nil, msg)

@@ -12,6 +12,7 @@ import (
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 // fieldError names the request field that is wrong and how to fix it.
@@ -49,6 +50,22 @@ func validate(req any) error {
 		if _, ok := apiv1.TokenPurpose_name[int32(r.GetPurpose())]; !ok {
 			return &fieldError{"purpose", "must be agent or controller"}
 		}
+	case *apiv1.CreateTaskRequest:
+		if err := nodeName("node", r.GetNode()); err != nil {
+			return err
+		}
+		if r.GetSpec().GetKind() == nil {
+			return &fieldError{"spec", "is required: give exactly one task kind (runtime, images, ...)"}
+		}
+		return validateSpec(r.GetSpec())
+	case *apiv1.GetTaskRequest:
+		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
+	case *apiv1.CancelTaskRequest:
+		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
+	case *apiv1.WatchTaskRequest:
+		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
+	case *apiv1.GetTaskLogsRequest:
+		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
 	case *apiv1.RemoveMemberRequest:
 		return required("id", r.GetId(), "give the replica name shown by deckctl members")
 	case *agentv1.EnrollRequest:
@@ -84,4 +101,26 @@ func ValidateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handle
 		return nil, invalid(err)
 	}
 	return handler(ctx, req)
+}
+
+// validateSpec checks the fields of a task spec that the controller can judge at the edge.
+func validateSpec(spec *taskv1.TaskSpec) error {
+	return nil
+}
+
+// ValidateStream rejects invalid stream requests the same way.
+func ValidateStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &validatingStream{ServerStream: ss})
+}
+
+type validatingStream struct{ grpc.ServerStream }
+
+func (s *validatingStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if err := validate(m); err != nil {
+		return invalid(err)
+	}
+	return nil
 }

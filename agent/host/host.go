@@ -1,0 +1,212 @@
+// Package host is the agent's only way to touch a host: files under a root prefix and
+// commands run argv-only (never through a shell) with context cancellation. Every mutation
+// goes through Host, which records it as a Change and, in a dry-run, records it without
+// doing it, so the dry-run and the real run share one code path and the dry-run is honest.
+// Every mutation is checked first: writing identical content, or a command whose check says
+// it is already done, records nothing, so a second run reports "no changes".
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Host is one task's view of the machine.
+type Host struct {
+	// Root prefixes every path ("/" on a real host).
+	Root string
+	// DryRun records changes without making them.
+	DryRun bool
+	// Log receives the output lines of commands; may be nil.
+	Log func(stream, line string)
+
+	mu      sync.Mutex
+	changes []*taskv1.Change
+}
+
+// Path maps a host path into Root.
+func (h *Host) Path(p string) string {
+	if !filepath.IsAbs(p) {
+		p = "/" + p
+	}
+	return filepath.Join(h.Root, filepath.Clean(p))
+}
+
+// Changes are the changes made (or, in a dry-run, that would be made).
+func (h *Host) Changes() []*taskv1.Change {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*taskv1.Change(nil), h.changes...)
+}
+
+func (h *Host) record(kind, target, detail string) {
+	h.mu.Lock()
+	h.changes = append(h.changes, &taskv1.Change{Kind: kind, Target: target, Detail: detail})
+	h.mu.Unlock()
+}
+
+// ReadFile reads a host file.
+func (h *Host) ReadFile(p string) ([]byte, error) { return os.ReadFile(h.Path(p)) }
+
+// Exists reports whether a host path exists.
+func (h *Host) Exists(p string) bool {
+	_, err := os.Stat(h.Path(p))
+	return err == nil
+}
+
+// WriteFile makes the host file p hold data with mode, creating parent directories. It
+// does nothing (and records nothing) when the file already holds exactly that.
+func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode) (bool, error) {
+	full := h.Path(p)
+	old, err := os.ReadFile(full)
+	exists := err == nil
+	if exists && bytes.Equal(old, data) {
+		if st, err := os.Stat(full); err == nil && st.Mode().Perm() == mode.Perm() {
+			return false, nil
+		}
+	}
+	detail := "create"
+	if exists {
+		detail = diffSummary(old, data)
+	}
+	h.record("file", p, detail)
+	if h.DryRun {
+		return true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return false, fmt.Errorf("create %s: %w", filepath.Dir(p), err)
+	}
+	tmp := full + ".deckhand-tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return false, fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, full); err != nil {
+		return false, fmt.Errorf("write %s: %w", p, err)
+	}
+	return true, nil
+}
+
+// RemoveFile deletes a host file if present.
+func (h *Host) RemoveFile(p string) (bool, error) {
+	if !h.Exists(p) {
+		return false, nil
+	}
+	h.record("file", p, "remove")
+	if h.DryRun {
+		return true, nil
+	}
+	return true, os.Remove(h.Path(p))
+}
+
+// diffSummary describes a file change by the lines it adds and removes.
+func diffSummary(old, data []byte) string {
+	oldLines := map[string]int{}
+	for _, l := range strings.Split(string(old), "\n") {
+		oldLines[l]++
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(string(data), "\n") {
+		if oldLines[l] > 0 {
+			oldLines[l]--
+			continue
+		}
+		fmt.Fprintf(&b, "+%s\n", l)
+	}
+	for _, l := range strings.Split(string(old), "\n") {
+		if oldLines[l] > 0 {
+			oldLines[l]--
+			fmt.Fprintf(&b, "-%s\n", l)
+		}
+	}
+	if b.Len() == 0 {
+		return "mode changed"
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// Query runs a read-only command (it runs in a dry-run too) and returns its stdout.
+func (h *Host) Query(ctx context.Context, argv ...string) ([]byte, error) {
+	return h.exec(ctx, argv)
+}
+
+// Run runs a mutating command: recorded as a change, skipped in a dry-run.
+func (h *Host) Run(ctx context.Context, what string, argv ...string) error {
+	h.record("command", strings.Join(argv, " "), what)
+	if h.DryRun {
+		return nil
+	}
+	_, err := h.exec(ctx, argv)
+	return err
+}
+
+// ErrNotFound: a command's binary is not on the host.
+var ErrNotFound = errors.New("command not found")
+
+func (h *Host) exec(ctx context.Context, argv []string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("empty command")
+	}
+	bin, err := h.lookPath(argv[0])
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if h.Log != nil {
+		for _, l := range strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n") {
+			if l != "" {
+				h.Log("stdout", l)
+			}
+		}
+		for _, l := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
+			if l != "" {
+				h.Log("stderr", l)
+			}
+		}
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 400 {
+			msg = msg[len(msg)-400:]
+		}
+		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", argv[0], err, msg)
+	}
+	return stdout.Bytes(), nil
+}
+
+// lookPath finds a binary under Root's usual directories, then on the agent's PATH.
+func (h *Host) lookPath(name string) (string, error) {
+	if filepath.IsAbs(name) {
+		p := h.Path(name)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%w: %s", ErrNotFound, name)
+		}
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		p := h.Path(filepath.Join(dir, name))
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: %s is not installed on the host", ErrNotFound, name)
+}

@@ -1,0 +1,329 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// taskFlags are the flags of deckctl task run, for every kind.
+type taskFlags struct {
+	dryRun, detach    bool
+	id                string
+	kubernetesVersion string
+	imageRepository   string
+	mirrors           []string
+	insecure          []string
+	source            string
+	cgroupDriver      string
+	containerdTarball string
+	action            string
+	images            []string
+	archive           string
+	pullTimeout       time.Duration
+}
+
+func (f *taskFlags) registry() *taskv1.RegistrySettings {
+	return &taskv1.RegistrySettings{ImageRepository: f.imageRepository, Mirrors: f.mirrors, InsecureRegistries: f.insecure}
+}
+
+// spec builds the typed task spec for kind from the flags.
+func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
+	switch kind {
+	case "runtime":
+		src := taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE
+		switch f.source {
+		case "package":
+		case "tarball":
+			src = taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL
+		default:
+			return nil, fmt.Errorf("--source %q: use package or tarball", f.source)
+		}
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: &taskv1.RuntimeSpec{
+			Source: src, ContainerdTarball: f.containerdTarball, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), CgroupDriver: f.cgroupDriver,
+		}}}, nil
+	case "images":
+		actions := map[string]taskv1.ImagesAction{"pull": taskv1.ImagesAction_IMAGES_ACTION_PULL, "list": taskv1.ImagesAction_IMAGES_ACTION_LIST,
+			"remove": taskv1.ImagesAction_IMAGES_ACTION_REMOVE, "export": taskv1.ImagesAction_IMAGES_ACTION_EXPORT, "import": taskv1.ImagesAction_IMAGES_ACTION_IMPORT}
+		a, ok := actions[f.action]
+		if !ok {
+			return nil, fmt.Errorf("--action %q: use pull, list, remove, export or import", f.action)
+		}
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
+			Action: a, Images: f.images, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), PullTimeout: durationpb.New(f.pullTimeout), ArchivePath: f.archive,
+		}}}, nil
+	case "diagnostics":
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}, nil
+	}
+	return nil, fmt.Errorf("unknown task kind %q: use runtime, images or diagnostics", kind)
+}
+
+func newTaskCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "task", Short: "Run one task on one node, and read tasks back"}
+	f := &taskFlags{}
+	run := &cobra.Command{
+		Use:   "run NODE KIND",
+		Short: "Run a task (runtime, images, ...) on a node with live output",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := f.spec(args[1])
+			if err != nil {
+				return err
+			}
+			var rec *apiv1.TaskRecord
+			err = o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewTaskServiceClient(cc).CreateTask(ctx, &apiv1.CreateTaskRequest{Node: args[0], Spec: spec, DryRun: f.dryRun, Id: f.id})
+				rec = resp.GetTask()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if f.detach {
+				fmt.Fprintln(o.out, rec.GetTask().GetId())
+				return nil
+			}
+			return o.follow(rec.GetTask().GetId())
+		},
+	}
+	fl := run.Flags()
+	fl.BoolVar(&f.dryRun, "dry-run", false, "report the changes the task would make and make none")
+	fl.BoolVar(&f.detach, "detach", false, "print the task ID and return")
+	fl.StringVar(&f.id, "id", "", "task ID (default: generated); reusing an ID returns the recorded task")
+	fl.StringVar(&f.kubernetesVersion, "kubernetes-version", "v1.33.13", "Kubernetes version (runtime, images)")
+	fl.StringVar(&f.imageRepository, "image-repository", "registry.k8s.io", "repository of the control-plane and pause images")
+	fl.StringSliceVar(&f.mirrors, "mirror", nil, "registry mirror URL, tried in order (repeatable)")
+	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry host[:port] reached without TLS verification (repeatable)")
+	fl.StringVar(&f.source, "source", "package", "runtime: package or tarball")
+	fl.StringVar(&f.cgroupDriver, "cgroup-driver", "systemd", "runtime: systemd or cgroupfs (must match the kubelet)")
+	fl.StringVar(&f.containerdTarball, "containerd-tarball", "", "runtime: containerd release tarball (URL or path on the node)")
+	fl.StringVar(&f.action, "action", "pull", "images: pull, list, remove, export or import")
+	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")
+	fl.StringVar(&f.archive, "archive", "", "images: tarball path on the node for export and import")
+	fl.DurationVar(&f.pullTimeout, "pull-timeout", 2*time.Minute, "images: per-image pull timeout before the next mirror")
+	cmd.AddCommand(run)
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "get ID",
+		Short: "Show a task's state, changes and outputs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				printTask(o.out, resp.GetTask())
+				return nil
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a task's log",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewTaskServiceClient(cc).GetTaskLogs(ctx, &apiv1.GetTaskLogsRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				for _, ev := range resp.GetEvents() {
+					printEvent(o.out, ev)
+				}
+				return nil
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a task that has not finished",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewTaskServiceClient(cc).CancelTask(ctx, &apiv1.CancelTaskRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.out, "task %s: %s\n", args[0], taskState(resp.GetTask().GetState()))
+				return nil
+			})
+		},
+	})
+	var node string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tasks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewTaskServiceClient(cc).ListTasks(ctx, &apiv1.ListTasksRequest{Node: node})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNODE\tKIND\tSTATE\tAGE\tCHANGES")
+				for _, r := range resp.GetTasks() {
+					kind := strings.TrimPrefix(fmt.Sprintf("%T", r.GetTask().GetSpec().GetKind()), "*taskv1.TaskSpec_")
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.GetTask().GetId(), r.GetTask().GetNode(), strings.ToLower(kind), taskState(r.GetState()), age(r.GetCreated().AsTime()), len(r.GetResult().GetChanges()))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&node, "node", "", "only this node's tasks")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+// follow streams a task's events until it ends, then prints the outcome. A failed task is
+// an error (exit 1).
+func (o *options) follow(id string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
+	cc, err := o.dial(dctx)
+	dcancel()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	stream, err := apiv1.NewTaskServiceClient(cc).WatchTask(ctx, &apiv1.WatchTaskRequest{Id: id})
+	if err != nil {
+		return describe(err)
+	}
+	fmt.Fprintf(o.errOut, "task %s\n", id)
+	var last *apiv1.TaskRecord
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return describe(err)
+		}
+		if ev := msg.GetEvent(); ev != nil {
+			printEvent(o.errOut, ev)
+		}
+		if rec := msg.GetTask(); rec != nil {
+			last = rec
+		}
+	}
+	if last == nil {
+		return fmt.Errorf("task %s: the stream ended without a state", id)
+	}
+	if done, err := o.printStructured(last); done {
+		return err
+	}
+	printTask(o.out, last)
+	if last.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		return fmt.Errorf("task %s %s", id, taskState(last.GetState()))
+	}
+	return nil
+}
+
+func taskState(s taskv1.TaskState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "TASK_STATE_"))
+}
+
+func printEvent(w io.Writer, ev *taskv1.TaskEvent) {
+	ts := ev.GetTime().AsTime().Local().Format("15:04:05")
+	switch {
+	case ev.GetLog() != nil:
+		fmt.Fprintf(w, "%s %-6s %s\n", ts, ev.GetLog().GetStream(), ev.GetLog().GetText())
+	case ev.GetProgress() != nil:
+		p := ev.GetProgress()
+		if p.GetTotal() > 0 {
+			fmt.Fprintf(w, "%s %-6s %s %s/%s %s\n", ts, "", p.GetItem(), human(p.GetDone(), p.GetUnit()), human(p.GetTotal(), p.GetUnit()), "")
+		} else {
+			fmt.Fprintf(w, "%s %-6s %s %s\n", ts, "", p.GetItem(), human(p.GetDone(), p.GetUnit()))
+		}
+	}
+}
+
+func human(n uint64, unit string) string {
+	if unit != "bytes" {
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func printTask(w io.Writer, r *apiv1.TaskRecord) {
+	res := r.GetResult()
+	dry := ""
+	if r.GetTask().GetDryRun() {
+		dry = " (dry-run)"
+	}
+	fmt.Fprintf(w, "task %s on %s: %s%s\n", r.GetTask().GetId(), r.GetTask().GetNode(), taskState(r.GetState()), dry)
+	if res.GetReplayed() {
+		fmt.Fprintln(w, "  (the agent had already run this task; this is its recorded result)")
+	}
+	if Terminal(r.GetState()) {
+		if len(res.GetChanges()) == 0 {
+			fmt.Fprintln(w, "  no changes")
+		}
+		verb := "changed"
+		if r.GetTask().GetDryRun() {
+			verb = "would change"
+		}
+		for _, c := range res.GetChanges() {
+			fmt.Fprintf(w, "  %s %s %s", verb, c.GetKind(), c.GetTarget())
+			if d := c.GetDetail(); d != "" && !strings.Contains(d, "\n") {
+				fmt.Fprintf(w, ": %s", d)
+			}
+			fmt.Fprintln(w)
+			if d := c.GetDetail(); strings.Contains(d, "\n") {
+				for _, l := range strings.Split(d, "\n") {
+					fmt.Fprintf(w, "      %s\n", l)
+				}
+			}
+		}
+	}
+	keys := make([]string, 0, len(res.GetOutputs()))
+	for k := range res.GetOutputs() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %s\n", k, res.GetOutputs()[k])
+	}
+	if e := res.GetError(); e != nil {
+		fmt.Fprintf(w, "  error (%s): %s\n", e.GetReason(), e.GetMessage())
+		if e.GetHint() != "" {
+			fmt.Fprintf(w, "  hint: %s\n", e.GetHint())
+		}
+	}
+}
+
+// Terminal mirrors the controller's notion of a finished task.
+func Terminal(s taskv1.TaskState) bool {
+	return s == taskv1.TaskState_TASK_STATE_SUCCEEDED || s == taskv1.TaskState_TASK_STATE_FAILED || s == taskv1.TaskState_TASK_STATE_CANCELLED
+}

@@ -1,0 +1,125 @@
+package api
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// TaskServer implements apiv1.TaskServiceServer.
+type TaskServer struct {
+	apiv1.UnimplementedTaskServiceServer
+	Tasks *tasks.Service
+	Store store.Store
+}
+
+func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskRequest) (*apiv1.CreateTaskResponse, error) {
+	rec, err := s.Tasks.Create(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.CreateTaskResponse{Task: rec}, nil
+}
+
+func (s *TaskServer) GetTask(ctx context.Context, req *apiv1.GetTaskRequest) (*apiv1.GetTaskResponse, error) {
+	rec, _, err := s.Tasks.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.GetTaskResponse{Task: rec}, nil
+}
+
+func (s *TaskServer) ListTasks(ctx context.Context, req *apiv1.ListTasksRequest) (*apiv1.ListTasksResponse, error) {
+	recs, err := s.Tasks.List(ctx, req.GetNode(), req.GetWorkflowId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.ListTasksResponse{Tasks: recs}, nil
+}
+
+func (s *TaskServer) CancelTask(ctx context.Context, req *apiv1.CancelTaskRequest) (*apiv1.CancelTaskResponse, error) {
+	rec, err := s.Tasks.Cancel(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.CancelTaskResponse{Task: rec}, nil
+}
+
+func (s *TaskServer) GetTaskLogs(ctx context.Context, req *apiv1.GetTaskLogsRequest) (*apiv1.GetTaskLogsResponse, error) {
+	if _, _, err := s.Tasks.Get(ctx, req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	evs, _, err := s.Tasks.Events(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.GetTaskLogsResponse{Events: evs}, nil
+}
+
+// WatchTask streams the events recorded so far, then new ones and record changes, until
+// the task ends.
+func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskService_WatchTaskServer) error {
+	ctx := stream.Context()
+	id := req.GetId()
+	rec, _, err := s.Tasks.Get(ctx, id)
+	if err != nil {
+		return toStatus(err)
+	}
+	evs, rev, err := s.Tasks.Events(ctx, id)
+	if err != nil {
+		return toStatus(err)
+	}
+	for _, ev := range evs {
+		if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Event{Event: ev}}); err != nil {
+			return err
+		}
+	}
+	if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: rec}}); err != nil {
+		return err
+	}
+	if tasks.Terminal(rec.GetState()) {
+		return nil
+	}
+	// Both prefixes share the root; watch "/" filtered to this task's two keys.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.Store.Watch(wctx, "/task", rev)
+	if err != nil {
+		return toStatus(err)
+	}
+	for ev := range ch {
+		if ev.Err != nil {
+			return toStatus(ev.Err)
+		}
+		if ev.Type != store.EventPut {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(ev.KV.Key, tasks.EventsPrefix+id+"/"):
+			var te taskv1.TaskEvent
+			if proto.Unmarshal(ev.KV.Value, &te) == nil {
+				if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Event{Event: &te}}); err != nil {
+					return err
+				}
+			}
+		case ev.KV.Key == tasks.Prefix+id:
+			rec, err := tasks.Decode(ev.KV)
+			if err != nil {
+				continue
+			}
+			if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: rec}}); err != nil {
+				return err
+			}
+			if tasks.Terminal(rec.GetState()) {
+				return nil
+			}
+		}
+	}
+	return ctx.Err()
+}

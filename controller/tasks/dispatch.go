@@ -1,0 +1,195 @@
+package tasks
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/deckhandhq/deckhand/controller/sessions"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// Dispatcher runs on every replica: it sends assignments and cancellations to the agents
+// whose sessions this replica holds, and writes what they send back.
+type Dispatcher struct {
+	svc      *Service
+	sessions *sessions.Registry
+	replica  string
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	sent map[*sessions.Session]map[string]bool
+
+	events chan *taskv1.TaskEvent
+}
+
+// NewDispatcher wires a dispatcher for this replica.
+func NewDispatcher(svc *Service, reg *sessions.Registry, replica string, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{svc: svc, sessions: reg, replica: replica, log: log, sent: map[*sessions.Session]map[string]bool{}, events: make(chan *taskv1.TaskEvent, 4096)}
+}
+
+// Run follows task records until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	go d.flushEvents(ctx)
+	for ctx.Err() == nil {
+		kvs, rev, err := d.svc.st.List(ctx, Prefix, store.Stale())
+		if err != nil {
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		for _, kv := range kvs {
+			if rec, err := Decode(kv); err == nil {
+				d.offer(rec)
+			}
+		}
+		ch, err := d.svc.st.Watch(ctx, Prefix, rev)
+		if err != nil {
+			continue
+		}
+		for ev := range ch {
+			if ev.Err != nil {
+				break
+			}
+			if ev.Type != store.EventPut {
+				continue
+			}
+			if rec, err := Decode(ev.KV); err == nil {
+				d.offer(rec)
+			}
+		}
+	}
+}
+
+// SessionOpened sends a newly connected node every task it still has to run.
+func (d *Dispatcher) SessionOpened(ctx context.Context, s *sessions.Session) {
+	recs, err := d.svc.List(ctx, s.Node, "")
+	if err != nil {
+		d.log.Warn("list tasks for a new session", "node", s.Node, "err", err)
+		return
+	}
+	for _, rec := range recs {
+		d.offer(rec)
+	}
+}
+
+// SessionClosed forgets what was sent on s.
+func (d *Dispatcher) SessionClosed(s *sessions.Session) {
+	d.mu.Lock()
+	delete(d.sent, s)
+	d.mu.Unlock()
+}
+
+func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
+	node := rec.GetTask().GetNode()
+	s := d.sessions.Get(node)
+	if s == nil {
+		return
+	}
+	id := rec.GetTask().GetId()
+	d.mu.Lock()
+	sent := d.sent[s]
+	if sent == nil {
+		sent = map[string]bool{}
+		d.sent[s] = sent
+	}
+	var msg *agentv1.SessionResponse
+	switch {
+	case rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED && sent[id]:
+		delete(sent, id)
+		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Cancel{Cancel: &agentv1.TaskCancel{TaskId: id, Reason: "cancelled by a user"}}}
+	case !Terminal(rec.GetState()) && !sent[id]:
+		sent[id] = true
+		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: rec.GetTask()}}}
+	}
+	d.mu.Unlock()
+	if msg == nil {
+		return
+	}
+	go func() {
+		select {
+		case s.Out <- msg:
+		case <-s.Context().Done():
+		}
+	}()
+}
+
+// Ack records that the agent took the task.
+func (d *Dispatcher) Ack(ctx context.Context, node string, ack *agentv1.TaskAck) {
+	if rec, _, err := d.svc.Get(ctx, ack.GetTaskId()); err != nil || rec.GetTask().GetNode() != node {
+		return // not this node's task: ignored
+	}
+	if err := d.svc.Started(ctx, ack.GetTaskId()); err != nil {
+		d.log.Warn("mark task running", "task", ack.GetTaskId(), "err", err)
+	}
+}
+
+// Event queues a task event for storage; only events of tasks sent on this session count,
+// so an agent cannot write into another node's task.
+func (d *Dispatcher) Event(s *sessions.Session, ev *taskv1.TaskEvent) {
+	d.mu.Lock()
+	ok := d.sent[s][ev.GetTaskId()]
+	d.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case d.events <- ev:
+	default:
+		d.log.Warn("dropping task event: the store is not keeping up", "node", s.Node, "task", ev.GetTaskId())
+	}
+}
+
+// Result records a task's result from node.
+func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskResult) {
+	d.flushNow(ctx)
+	if err := d.svc.Finish(ctx, node, res); err != nil {
+		d.log.Warn("record task result", "task", res.GetTaskId(), "node", node, "err", err)
+	}
+}
+
+func (d *Dispatcher) flushEvents(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			d.flushNow(ctx)
+		}
+	}
+}
+
+// flushNow writes the queued events in one transaction.
+func (d *Dispatcher) flushNow(ctx context.Context) {
+	var batch []*taskv1.TaskEvent
+	for len(batch) < 512 {
+		select {
+		case ev := <-d.events:
+			batch = append(batch, ev)
+			continue
+		default:
+		}
+		break
+	}
+	if err := d.svc.AppendEvents(ctx, d.replica, batch); err != nil && ctx.Err() == nil {
+		d.log.Warn("store task events", "err", err, "events", len(batch))
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

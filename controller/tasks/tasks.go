@@ -1,0 +1,243 @@
+// Package tasks keeps task records in the store and gets them to the agents: a task is
+// written PENDING, whichever replica holds the node's session sends the assignment, the
+// agent's events are appended as they stream in, and its result closes the record. Any
+// replica can read a task and its log; after a failover or a reconnect the assignment is
+// sent again under the same ID and the agent answers from its journal.
+package tasks
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// Key prefixes.
+const (
+	Prefix       = "/tasks/"
+	EventsPrefix = "/taskevents/"
+)
+
+var (
+	// ErrNotFound: no task with that ID.
+	ErrNotFound = errors.New("task not found")
+	// ErrInvalid: the request is malformed.
+	ErrInvalid = errors.New("invalid task")
+	// ErrExists: a different task already has that ID.
+	ErrExists = errors.New("task ID already used")
+
+	idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+)
+
+// Service reads and writes task records.
+type Service struct {
+	st    store.Store
+	nodes *nodes.Registry
+	now   func() time.Time
+}
+
+// New returns a Service. now may be nil (time.Now).
+func New(st store.Store, reg *nodes.Registry, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, nodes: reg, now: now}
+}
+
+// Terminal reports whether a state is final.
+func Terminal(s taskv1.TaskState) bool {
+	switch s {
+	case taskv1.TaskState_TASK_STATE_SUCCEEDED, taskv1.TaskState_TASK_STATE_FAILED, taskv1.TaskState_TASK_STATE_CANCELLED:
+		return true
+	}
+	return false
+}
+
+// NewID makes a task ID.
+func NewID() string { return "t-" + strings.ToLower(rand.Text()[:12]) }
+
+// Create writes a PENDING task for node. With an id that already names the same task, the
+// existing record is returned (an idempotent retry).
+func (s *Service) Create(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRecord, error) {
+	if t.GetSpec().GetKind() == nil {
+		return nil, fmt.Errorf("%w: spec: give exactly one task kind", ErrInvalid)
+	}
+	if t.GetId() == "" {
+		t.Id = NewID()
+	}
+	if !idRE.MatchString(t.GetId()) {
+		return nil, fmt.Errorf("%w: id %q: use letters, digits, '.', '_' and '-', at most 128", ErrInvalid, t.GetId())
+	}
+	if _, _, err := s.nodes.Get(ctx, t.GetNode()); err != nil {
+		return nil, err
+	}
+	now := timestamppb.New(s.now())
+	rec := &apiv1.TaskRecord{Task: t, State: taskv1.TaskState_TASK_STATE_PENDING, Created: now, Updated: now}
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.Absent(Prefix + t.GetId())}, Then: []store.Op{store.Put(Prefix+t.GetId(), b)}})
+	if errors.Is(err, store.ErrConflict) {
+		old, _, gerr := s.Get(ctx, t.GetId())
+		if gerr == nil && proto.Equal(old.GetTask(), t) {
+			return old, nil
+		}
+		return nil, fmt.Errorf("%w: %s names another task", ErrExists, t.GetId())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// Decode parses a stored task record.
+func Decode(kv *store.KV) (*apiv1.TaskRecord, error) {
+	var rec apiv1.TaskRecord
+	if err := proto.Unmarshal(kv.Value, &rec); err != nil {
+		return nil, fmt.Errorf("task record %s: %w", kv.Key, err)
+	}
+	return &rec, nil
+}
+
+// Get returns a task and its record's revision.
+func (s *Service) Get(ctx context.Context, id string) (*apiv1.TaskRecord, int64, error) {
+	kv, _, err := s.st.Get(ctx, Prefix+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	rec, err := Decode(kv)
+	return rec, kv.ModRevision, err
+}
+
+// List returns tasks, filtered by node and workflow when given.
+func (s *Service) List(ctx context.Context, node, workflow string) ([]*apiv1.TaskRecord, error) {
+	kvs, _, err := s.st.List(ctx, Prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []*apiv1.TaskRecord
+	for _, kv := range kvs {
+		rec, err := Decode(kv)
+		if err != nil {
+			return nil, err
+		}
+		if (node == "" || rec.GetTask().GetNode() == node) && (workflow == "" || rec.GetTask().GetWorkflowId() == workflow) {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// update is a read-modify-write with CAS; fn returns false to write nothing.
+func (s *Service) update(ctx context.Context, id string, fn func(*apiv1.TaskRecord) bool) (*apiv1.TaskRecord, error) {
+	for {
+		rec, rev, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !fn(rec) {
+			return rec, nil
+		}
+		rec.Updated = timestamppb.New(s.now())
+		b, err := proto.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(Prefix+id, rev)}, Then: []store.Op{store.Put(Prefix+id, b)}})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return rec, err
+	}
+}
+
+// Started marks a task RUNNING once its agent acknowledged it.
+func (s *Service) Started(ctx context.Context, id string) error {
+	_, err := s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
+		if r.GetState() != taskv1.TaskState_TASK_STATE_PENDING {
+			return false
+		}
+		r.State = taskv1.TaskState_TASK_STATE_RUNNING
+		return true
+	})
+	return err
+}
+
+// Finish records a result (ignored when the task already ended).
+func (s *Service) Finish(ctx context.Context, node string, res *taskv1.TaskResult) error {
+	_, err := s.update(ctx, res.GetTaskId(), func(r *apiv1.TaskRecord) bool {
+		if Terminal(r.GetState()) || r.GetTask().GetNode() != node {
+			return false
+		}
+		r.State = res.GetState()
+		if !Terminal(r.State) {
+			r.State = taskv1.TaskState_TASK_STATE_FAILED
+		}
+		r.Result = res
+		return true
+	})
+	return err
+}
+
+// Cancel ends a task that has not finished: PENDING and RUNNING become CANCELLED (the
+// replica holding the session tells the agent to stop).
+func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
+	return s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
+		if Terminal(r.GetState()) {
+			return false
+		}
+		r.State = taskv1.TaskState_TASK_STATE_CANCELLED
+		r.Result = &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_CANCELLED, Error: &taskv1.TaskError{Reason: "CANCELLED", Message: "cancelled by a user"}}
+		return true
+	})
+}
+
+// AppendEvents stores a batch of a task's events in one write, for any replica to read.
+func (s *Service) AppendEvents(ctx context.Context, replica string, events []*taskv1.TaskEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ops := make([]store.Op, 0, len(events))
+	for i, ev := range events {
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		key := fmt.Sprintf("%s%s/%020d-%s-%04d", EventsPrefix, ev.GetTaskId(), ev.GetTime().AsTime().UnixNano(), replica, i)
+		ops = append(ops, store.Put(key, b))
+	}
+	_, err := s.st.Txn(ctx, store.Txn{Then: ops})
+	return err
+}
+
+// Events returns a task's recorded events in order and the revision read at.
+func (s *Service) Events(ctx context.Context, id string) ([]*taskv1.TaskEvent, int64, error) {
+	kvs, rev, err := s.st.List(ctx, EventsPrefix+id+"/")
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*taskv1.TaskEvent, 0, len(kvs))
+	for _, kv := range kvs {
+		var ev taskv1.TaskEvent
+		if err := proto.Unmarshal(kv.Value, &ev); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, &ev)
+	}
+	return out, rev, nil
+}
