@@ -92,8 +92,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--ca-cert-hash: %v", err))
 		}
 	}
-	if c.Heartbeat <= 0 || c.NotReadyAfter <= c.Heartbeat || c.LostAfter <= c.NotReadyAfter {
-		errs = append(errs, fmt.Errorf("liveness timers must satisfy 0 < heartbeat (%v) < not-ready-after (%v) < lost-after (%v)", c.Heartbeat, c.NotReadyAfter, c.LostAfter))
+	if c.Heartbeat <= 0 || c.NotReadyAfter < 3*c.Heartbeat || c.LostAfter <= c.NotReadyAfter {
+		errs = append(errs, fmt.Errorf("liveness timers must satisfy 0 < 3 x heartbeat (%v) <= not-ready-after (%v) < lost-after (%v): a heartbeat relayed through another replica can be 2.5 intervals old", c.Heartbeat, c.NotReadyAfter, c.LostAfter))
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {

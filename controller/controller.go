@@ -414,6 +414,9 @@ func (c *Controller) nodeWatchLoop(ctx context.Context) {
 		}
 		ch, err := c.store.Watch(ctx, nodes.Prefix, rev)
 		if err != nil {
+			if !waitOrDone(ctx, time.Second) {
+				return
+			}
 			continue
 		}
 		for ev := range ch {

@@ -254,6 +254,29 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 
+	t.Run("only an admin mints controller tokens", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := apiv1.NewTokenServiceClient(c.ClientAs(pki.RoleOperator, "bob")).CreateToken(ctx, &apiv1.CreateTokenRequest{Purpose: apiv1.TokenPurpose_TOKEN_PURPOSE_CONTROLLER})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("operator minted a controller token (it would buy the CA key): %v", err)
+		}
+	})
+
+	t.Run("a known machine ID does not take over a node", func(t *testing.T) {
+		token := c.CreateToken(0)
+		first, err := c.StartAgent(c.AgentConfig("node-m", token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		thief := c.AgentConfig("node-m", token)
+		machineID, _ := os.ReadFile(filepath.Join(first.Root, "etc", "machine-id"))
+		os.WriteFile(filepath.Join(thief.Root, "etc", "machine-id"), machineID, 0o644)
+		if _, err := c.StartAgent(thief); err == nil || !strings.Contains(err.Error(), "already enrolled") {
+			t.Fatalf("re-enrollment with a copied machine ID: %v", err)
+		}
+	})
+
 	t.Run("invalid argument names the field", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -40,19 +41,18 @@ type AgentServer struct {
 // Enroll implements agentv1.AgentServiceServer.
 func (s *AgentServer) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*agentv1.EnrollResponse, error) {
 	name := req.GetNodeName()
-	// Refuse a taken name before spending a token use on it.
-	if n, _, err := s.Nodes.Get(ctx, name); err == nil && n.GetFacts().GetMachineId() != req.GetMachineId() {
-		return nil, toStatus(s.Nodes.Enroll(ctx, name, req.GetMachineId(), ""))
-	} else if err != nil && !errors.Is(err, nodes.ErrNotFound) {
-		return nil, toStatus(err)
+	ca := s.CA()
+	// The CSR is checked before a token use is spent on it; the token before anything about
+	// existing nodes is revealed.
+	if err := pki.CheckCSR(req.GetCsrPem()); err != nil {
+		return nil, invalid(&fieldError{"csr_pem", err.Error()})
 	}
 	if _, err := s.Tokens.Consume(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_AGENT); err != nil {
 		return nil, toStatus(err)
 	}
-	ca := s.CA()
 	certPEM, serial, err := ca.SignCSR(req.GetCsrPem(), name, pki.RoleAgent, pki.ClientValidity)
 	if err != nil {
-		return nil, invalid(&fieldError{"csr_pem", err.Error()})
+		return nil, toStatus(fmt.Errorf("sign the node certificate: %w", err))
 	}
 	if err := s.Nodes.Enroll(ctx, name, req.GetMachineId(), serial); err != nil {
 		return nil, toStatus(err)
@@ -76,8 +76,8 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": hello.GetNodeName()},
 			"the certificate of node "+id.Name+" cannot speak for node "+hello.GetNodeName())
 	}
-	if err := s.Nodes.CheckIdentity(ctx, id.Name, id.Serial); err != nil {
-		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": id.Name}, err.Error())
+	if err := s.checkIdentity(ctx, id); err != nil {
+		return err
 	}
 	if f := hello.GetFacts(); f != nil {
 		n, _, err := s.Nodes.Get(ctx, id.Name)
@@ -90,8 +90,13 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 		}
 	}
 	sess := s.Sessions.Open(ctx, id.Name, id.Serial)
+	defer s.Tasks.SessionClosed(sess) // runs after Close below: nothing can re-add the session
 	defer s.Sessions.Close(sess, context.Canceled)
-	defer s.Tasks.SessionClosed(sess)
+	// The node may have been deleted between the check and Open (the watch that cuts off
+	// deleted nodes found no session then): check again now that the session is visible.
+	if err := s.checkIdentity(ctx, id); err != nil {
+		return err
+	}
 	if err := stream.Send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
 		HeartbeatInterval: durationpb.New(s.Heartbeat), ControllerId: s.ReplicaID,
 	}}}); err != nil {
@@ -174,4 +179,14 @@ func recvHello(ctx context.Context, stream agentv1.AgentService_SessionServer) (
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// checkIdentity refuses (PermissionDenied) a node that was deleted or re-enrolled; any
+// other failure (no quorum, timeouts) stays retryable for the agent.
+func (s *AgentServer) checkIdentity(ctx context.Context, id pki.Identity) error {
+	err := s.Nodes.CheckIdentity(ctx, id.Name, id.Serial)
+	if errors.Is(err, nodes.ErrNotFound) || errors.Is(err, nodes.ErrNameTaken) {
+		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": id.Name}, err.Error())
+	}
+	return toStatus(err)
 }

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/grpc/codes"
+
+	"github.com/deckhandhq/deckhand/internal/pki"
+
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 
 	"github.com/deckhandhq/deckhand/controller/tokens"
@@ -31,6 +35,13 @@ func NewTokenServer(m *tokens.Manager, c Cluster) *TokenServer {
 }
 
 func (s *TokenServer) CreateToken(ctx context.Context, req *apiv1.CreateTokenRequest) (*apiv1.CreateTokenResponse, error) {
+	// A controller token buys the CA key (FetchCA), so only an admin may mint one.
+	if req.GetPurpose() == apiv1.TokenPurpose_TOKEN_PURPOSE_CONTROLLER {
+		if id, _ := IdentityFrom(ctx); id.Role != pki.RoleAdmin {
+			return nil, Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"role": id.Role, "field": "purpose"},
+				"only an admin may create a controller token: it hands out the cluster CA")
+		}
+	}
 	tok, secret, err := s.tokens.Create(ctx, req.GetPurpose(), req.GetTtl().AsDuration(), req.GetUsages(), req.GetDescription())
 	if err != nil {
 		return nil, toStatus(err)

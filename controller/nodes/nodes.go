@@ -107,23 +107,21 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-// Enroll records a node with its new certificate serial. A name enrolled by another
-// machine is refused; the same machine enrolling again (a reinstalled agent) is allowed.
+// Enroll records a new node with its certificate serial. A name that is already enrolled
+// is refused, whatever machine asks: the machine ID is reported by the caller and proves
+// nothing, so only an admin's deckctl node delete frees a name.
 func (r *Registry) Enroll(ctx context.Context, name, machineID, serial string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
 	return r.update(ctx, name, true, func(n *apiv1.Node, exists bool) (bool, error) {
 		if exists {
-			if n.GetFacts().GetMachineId() != machineID || machineID == "" {
-				return false, fmt.Errorf("%w: %s is enrolled by another machine; if that machine is gone, run deckctl node delete %s first, or choose another --node-name", ErrNameTaken, name, name)
-			}
-		} else {
-			n.Name = name
-			n.State = apiv1.NodeState_NODE_STATE_ENROLLED
-			n.StateChanged = timestamppb.New(r.now())
-			n.Facts = &agentv1.Facts{MachineId: machineID}
+			return false, fmt.Errorf("%w: %s is already enrolled; if that machine is gone or was reinstalled, run deckctl node delete %s first, or choose another --node-name", ErrNameTaken, name, name)
 		}
+		n.Name = name
+		n.State = apiv1.NodeState_NODE_STATE_ENROLLED
+		n.StateChanged = timestamppb.New(r.now())
+		n.Facts = &agentv1.Facts{MachineId: machineID}
 		n.Enrolled = timestamppb.New(r.now())
 		n.CertificateSerial = serial
 		return true, nil

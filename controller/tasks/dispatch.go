@@ -50,6 +50,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 		ch, err := d.svc.st.Watch(ctx, Prefix, rev)
 		if err != nil {
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
 			continue
 		}
 		for ev := range ch {
@@ -93,6 +96,10 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 	}
 	id := rec.GetTask().GetId()
 	d.mu.Lock()
+	if s.Context().Err() != nil {
+		d.mu.Unlock()
+		return // closing: do not re-create its entry
+	}
 	sent := d.sent[s]
 	if sent == nil {
 		sent = map[string]bool{}

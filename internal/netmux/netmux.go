@@ -53,15 +53,21 @@ func (m *Mux) GRPC() net.Listener { return m.grpc }
 
 // Serve accepts until the underlying listener is closed.
 func (m *Mux) Serve() error {
+	var backoff time.Duration
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
-			m.Close()
 			if errors.Is(err, net.ErrClosed) {
+				m.Close()
 				return nil
 			}
-			return err
+			// Transient (for example out of file descriptors): back off and keep serving,
+			// as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		go m.route(c)
 	}
 }

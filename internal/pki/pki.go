@@ -192,23 +192,37 @@ func (ca *CA) IssueClient(name, role string, validity time.Duration) (certPEM, k
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
 }
 
-// SignCSR signs a PEM CSR for name with role. The CSR's own subject is ignored: the
-// identity comes from the enrollment, never from the requester.
-func (ca *CA) SignCSR(csrPEM []byte, name, role string, validity time.Duration) (certPEM []byte, serialHex string, err error) {
+// CheckCSR validates a PEM CSR the way SignCSR will, without signing it.
+func CheckCSR(csrPEM []byte) error {
+	_, err := parseCSR(csrPEM)
+	return err
+}
+
+func parseCSR(csrPEM []byte) (*ecdsa.PublicKey, error) {
 	b, _ := pem.Decode(csrPEM)
 	if b == nil || b.Type != "CERTIFICATE REQUEST" {
-		return nil, "", errors.New("csr_pem: not a PEM CERTIFICATE REQUEST")
+		return nil, errors.New("not a PEM CERTIFICATE REQUEST")
 	}
 	csr, err := x509.ParseCertificateRequest(b.Bytes)
 	if err != nil {
-		return nil, "", fmt.Errorf("csr_pem: %w", err)
+		return nil, err
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, "", fmt.Errorf("csr_pem: bad signature: %w", err)
+		return nil, fmt.Errorf("bad signature: %w", err)
 	}
 	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
-		return nil, "", errors.New("csr_pem: key must be ECDSA P-256")
+		return nil, errors.New("the key must be ECDSA P-256")
+	}
+	return pub, nil
+}
+
+// SignCSR signs a PEM CSR for name with role. The CSR's own subject is ignored: the
+// identity comes from the enrollment, never from the requester.
+func (ca *CA) SignCSR(csrPEM []byte, name, role string, validity time.Duration) (certPEM []byte, serialHex string, err error) {
+	pub, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, "", err
 	}
 	der, err := ca.sign(pub, name, role, validity)
 	if err != nil {

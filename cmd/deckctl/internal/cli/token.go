@@ -28,6 +28,9 @@ func newTokenCmd(o *options) *cobra.Command {
 			case "agent":
 			case "controller":
 				p = apiv1.TokenPurpose_TOKEN_PURPOSE_CONTROLLER
+				if !cmd.Flags().Changed("usages") {
+					usages = 1 // it hands out the CA: one replica per token unless asked
+				}
 			default:
 				return fmt.Errorf("--purpose %q: use agent or controller", purpose)
 			}
