@@ -1,9 +1,14 @@
 package agent
 
-import "github.com/deckhandhq/deckhand/agent/tasks"
+import (
+	"github.com/deckhandhq/deckhand/agent/runtime"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+)
 
 // handlers are the task kinds this agent runs, by the name of the kind in the TaskSpec
 // oneof.
 func handlers() map[string]tasks.Handler {
-	return map[string]tasks.Handler{}
+	return map[string]tasks.Handler{
+		"runtime": runtime.Run,
+	}
 }

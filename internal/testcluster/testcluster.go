@@ -260,6 +260,15 @@ func (c *Cluster) Client() *grpc.ClientConn {
 
 // ClientAs dials the running controllers with a fresh certificate for role.
 func (c *Cluster) ClientAs(role, name string) *grpc.ClientConn {
+	return c.dialAs(role, name, c.Addrs())
+}
+
+// ClientTo dials controller i only, with the admin role.
+func (c *Cluster) ClientTo(i int) *grpc.ClientConn {
+	return c.dialAs(pki.RoleAdmin, "admin", []string{c.Controllers[i].Addr})
+}
+
+func (c *Cluster) dialAs(role, name string, addrs []string) *grpc.ClientConn {
 	c.t.Helper()
 	var tlsCfg = func() credentials.TransportCredentials {
 		ca := c.Controllers[0].caFromDisk(c.t)
@@ -274,7 +283,6 @@ func (c *Cluster) ClientAs(role, name string) *grpc.ClientConn {
 		}
 		return credentials.NewTLS(t)
 	}()
-	addrs := c.Addrs()
 	cc, err := grpc.NewClient("passthrough:///"+addrs[0], grpc.WithTransportCredentials(tlsCfg), grpc.WithContextDialer(anyOf(addrs)))
 	if err != nil {
 		c.t.Fatal(err)
@@ -327,9 +335,14 @@ func (c *Cluster) CreateToken(usages uint32) string {
 	return resp.GetSecret()
 }
 
-// HostRoot makes a fake host filesystem for an agent.
+// HostRoot makes a fake host filesystem for an agent. It lives under a short path:
+// containerd's socket inside it must fit in a unix socket address (108 bytes).
 func HostRoot(t testing.TB, name string) string {
-	root := t.TempDir()
+	root, err := os.MkdirTemp("", "dh-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
 	files := map[string]string{
 		"etc/hostname":              name + "\n",
 		"etc/machine-id":            rand.Text() + "\n", // every host is its own machine

@@ -1,0 +1,161 @@
+package runtime_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deckhandhq/deckhand/agent/runtime"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// simHost makes a simulated host root with the systemctl simulation installed, the way
+// the lab does. containerd itself is the real binary from the machine.
+func simHost(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("containerd"); err != nil {
+		t.Fatalf("containerd is not installed (apt-get install containerd runc containernetworking-plugins): %v", err)
+	}
+	root, err := os.MkdirTemp("", "dh-host-") // short: containerd's socket path must fit in 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(root, "usr", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "systemctl"), "github.com/deckhandhq/deckhand/internal/sim/systemctl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build the systemctl simulation: %v\n%s", err, out)
+	}
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
+	t.Cleanup(func() {
+		exec.Command(filepath.Join(bin, "systemctl"), "stop", "containerd").Run()
+		os.RemoveAll(root)
+	})
+	return root
+}
+
+func runtimeTask(id string, dry bool) *taskv1.Task {
+	return &taskv1.Task{Id: id, Node: "n1", DryRun: dry, Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: &taskv1.RuntimeSpec{
+		Source:            taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE,
+		KubernetesVersion: "v1.33.13",
+		CgroupDriver:      "cgroupfs",
+		Registry:          &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io", Mirrors: []string{"http://127.0.0.1:5999", "https://mirror.example.com"}},
+	}}}}
+}
+
+func run(t *testing.T, r *tasks.Runner, task *taskv1.Task) (*taskv1.TaskResult, []string) {
+	t.Helper()
+	var logs []string
+	done := make(chan *taskv1.TaskResult, 1)
+	r.Start(context.Background(), task, func(ev *taskv1.TaskEvent) {
+		if l := ev.GetLog(); l != nil {
+			logs = append(logs, l.GetText())
+		}
+	}, func(res *taskv1.TaskResult) { done <- res })
+	select {
+	case res := <-done:
+		return res, logs
+	case <-time.After(90 * time.Second):
+		t.Fatal("runtime task did not finish")
+	}
+	return nil, nil
+}
+
+func TestRuntimeConfigureAndVerifyOnRealContainerd(t *testing.T) {
+	root := simHost(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"runtime": runtime.Run}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Dry-run first: the changes are listed and nothing on disk moves.
+	before := listing(t, root)
+	res, _ := run(t, r, runtimeTask("rt-dry", true))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("dry-run: %v", res)
+	}
+	if after := listing(t, root); after != before {
+		t.Fatalf("dry-run changed the disk:\nbefore %s\nafter  %s", before, after)
+	}
+	dryTargets := targets(res)
+	for _, want := range []string{"/etc/containerd/config.toml", "/etc/crictl.yaml", "/etc/containerd/certs.d/registry.k8s.io/hosts.toml", "systemctl enable containerd", "systemctl start containerd"} {
+		if !strings.Contains(dryTargets, want) {
+			t.Fatalf("dry-run does not list %q: %s", want, dryTargets)
+		}
+	}
+
+	// The real run makes exactly those changes, starts containerd and verifies it over CRI.
+	res, logs := run(t, r, runtimeTask("rt-1", false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("runtime task: %v\nlog: %v", res, logs)
+	}
+	if targets(res) != dryTargets {
+		t.Fatalf("dry-run said %s, the run did %s", dryTargets, targets(res))
+	}
+	out := res.GetOutputs()
+	if out["runtime_ready"] != "true" || out["runtime_name"] != "containerd" || out["sandbox_image"] != "registry.k8s.io/pause:3.10" {
+		t.Fatalf("outputs: %v", out)
+	}
+	if out["network_ready"] != "false" || !strings.Contains(strings.Join(logs, "\n"), "network not ready") {
+		t.Fatalf("the missing CNI config is not reported: %v %v", out, logs)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml"))
+	if !strings.Contains(string(cfg), `sandbox_image = "registry.k8s.io/pause:3.10"`) || !strings.Contains(string(cfg), "SystemdCgroup = false") {
+		t.Fatalf("config.toml:\n%s", cfg)
+	}
+	hosts, _ := os.ReadFile(filepath.Join(root, "etc/containerd/certs.d/registry.k8s.io/hosts.toml"))
+	if strings.Index(string(hosts), "127.0.0.1:5999") > strings.Index(string(hosts), "mirror.example.com") {
+		t.Fatalf("mirrors out of order in hosts.toml:\n%s", hosts)
+	}
+
+	// A second run (new ID) finds nothing to change and containerd still answers.
+	res, _ = run(t, r, runtimeTask("rt-2", false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 || res.GetOutputs()["runtime_ready"] != "true" {
+		t.Fatalf("second run: %v", res)
+	}
+
+	// Bad input changes nothing and names the field.
+	bad := runtimeTask("rt-bad", false)
+	bad.GetSpec().GetRuntime().GetRegistry().Mirrors = []string{"ftp://mirror"}
+	before = listing(t, root)
+	res, _ = run(t, r, bad)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), "mirrors[0]") {
+		t.Fatalf("bad mirror: %v", res)
+	}
+	if listing(t, root) != before {
+		t.Fatal("a refused task changed the disk")
+	}
+}
+
+func targets(res *taskv1.TaskResult) string {
+	var out []string
+	for _, c := range res.GetChanges() {
+		out = append(out, c.GetKind()+" "+c.GetTarget())
+	}
+	return strings.Join(out, "; ")
+}
+
+// listing describes the simulated host's files (not containerd's own state).
+func listing(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(filepath.Join(root, "etc"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			data, _ := os.ReadFile(p)
+			b.WriteString(strings.TrimPrefix(p, root) + "=" + string(data) + "\n")
+		}
+		return nil
+	})
+	return b.String()
+}
