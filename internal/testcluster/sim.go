@@ -56,4 +56,6 @@ type buildError struct {
 	out string
 }
 
-func (e *buildError) Error() string { return "build the systemctl simulation: " + e.err.Error() + "\n" + e.out }
+func (e *buildError) Error() string {
+	return "build the systemctl simulation: " + e.err.Error() + "\n" + e.out
+}
