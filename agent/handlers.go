@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/deckhandhq/deckhand/agent/images"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 )
@@ -10,5 +11,6 @@ import (
 func handlers() map[string]tasks.Handler {
 	return map[string]tasks.Handler{
 		"runtime": runtime.Run,
+		"images":  images.Run,
 	}
 }

@@ -49,6 +49,10 @@ func (h *Host) Changes() []*taskv1.Change {
 	return append([]*taskv1.Change(nil), h.changes...)
 }
 
+// Record notes a change made through another API (for example the CRI): the caller checks
+// h.DryRun and skips the action itself.
+func (h *Host) Record(kind, target, detail string) { h.record(kind, target, detail) }
+
 func (h *Host) record(kind, target, detail string) {
 	h.mu.Lock()
 	h.changes = append(h.changes, &taskv1.Change{Kind: kind, Target: target, Detail: detail})

@@ -20,6 +20,18 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "__exec-in-host-view" {
+		// Runs in a private mount namespace: the simulated host's /etc/containerd and
+		// /etc/cni are bind-mounted over the machine's, so containerd reads the files the
+		// agent wrote, at the paths the config names, as it would on a real host.
+		if err := hostView(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "systemctl (simulation):", err)
+			os.Exit(1)
+		}
+		err := syscall.Exec(os.Args[3], os.Args[3:], os.Environ())
+		fmt.Fprintln(os.Stderr, "systemctl (simulation): exec:", err)
+		os.Exit(1)
+	}
 	code, err := run(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -192,9 +204,13 @@ func start(root, state, u string) (int, error) {
 		return 1, err
 	}
 	defer logf.Close()
-	c := exec.Command(bin, args...)
+	self, err := os.Executable()
+	if err != nil {
+		return 1, err
+	}
+	c := exec.Command(self, append([]string{"__exec-in-host-view", root, bin}, args...)...)
 	c.Stdout, c.Stderr = logf, logf
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS}
 	if err := c.Start(); err != nil {
 		return 1, fmt.Errorf("Job for containerd.service failed: %v", err)
 	}
@@ -224,4 +240,25 @@ func stop(state, u string) (int, error) {
 	}
 	_ = os.Remove(filepath.Join(state, u+".pid"))
 	return 0, nil
+}
+
+// hostView bind-mounts the simulated host's configuration directories over the machine's
+// in this (private) mount namespace.
+func hostView(root string) error {
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	for _, dir := range []string{"/etc/containerd", "/etc/cni/net.d"} {
+		src := filepath.Join(root, dir)
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := syscall.Mount(src, dir, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", dir, err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,224 @@
+package images_test
+
+import (
+	"context"
+	"io"
+	stdlog "log"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/agent/images"
+	"github.com/deckhandhq/deckhand/agent/runtime"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+const version = "v1.33.13"
+
+// mirror is a real OCI registry serving test-built images under the control-plane names.
+func mirror(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	refs, err := kubeimages.ControlPlaneImages(version, "registry.k8s.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range refs {
+		img, err := random.Image(64<<10, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf.OS, cf.Architecture = "linux", goruntime.GOARCH
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		dst, err := name.ParseReference(host+"/"+strings.TrimPrefix(ref, "registry.k8s.io/"), name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(dst, img); err != nil {
+			t.Fatalf("push %s: %v", dst, err)
+		}
+	}
+	return srv.URL
+}
+
+// stalled is a mirror that accepts connections and never answers.
+func stalled(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+
+func task(id string, dry bool, spec *taskv1.TaskSpec) *taskv1.Task {
+	return &taskv1.Task{Id: id, Node: "n1", DryRun: dry, Spec: spec}
+}
+
+func run(t *testing.T, r *tasks.Runner, tk *taskv1.Task) (*taskv1.TaskResult, []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var logs []string
+	done := make(chan *taskv1.TaskResult, 1)
+	r.Start(context.Background(), tk, func(ev *taskv1.TaskEvent) {
+		if l := ev.GetLog(); l != nil {
+			mu.Lock()
+			logs = append(logs, l.GetText())
+			mu.Unlock()
+		}
+	}, func(res *taskv1.TaskResult) { done <- res })
+	select {
+	case res := <-done:
+		mu.Lock()
+		defer mu.Unlock()
+		return res, logs
+	case <-time.After(3 * time.Minute):
+		t.Fatal("task did not finish")
+	}
+	return nil, nil
+}
+
+func TestPullThroughMirrorsExportRemoveImport(t *testing.T) {
+	good, stall := mirror(t), stalled(t)
+	root := testcluster.HostRoot(t, "img")
+	testcluster.InstallSim(t, root)
+	os.MkdirAll(filepath.Join(root, "var", "tmp"), 0o1777)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"runtime": runtime.Run, "images": images.Run}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io", Mirrors: []string{stall, good}}
+	res, logs := run(t, r, task("rt", false, &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: &taskv1.RuntimeSpec{KubernetesVersion: version, CgroupDriver: "cgroupfs", Registry: reg}}}))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("runtime: %v %v", res, logs)
+	}
+	hostsPath := filepath.Join(root, "etc/containerd/certs.d/registry.k8s.io/hosts.toml")
+	hostsBefore, _ := os.ReadFile(hostsPath)
+	imagesSpec := func(action taskv1.ImagesAction) *taskv1.TaskSpec {
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
+			Action: action, KubernetesVersion: version, Registry: reg, PullTimeout: durationpb.New(2 * time.Second), ArchivePath: "/var/tmp/control-plane.tar",
+		}}}
+	}
+	pull := imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_PULL)
+	want, _ := kubeimages.ControlPlaneImages(version, "registry.k8s.io")
+
+	// Dry-run: the seven pulls are listed and none happens.
+	res, _ = run(t, r, task("pull-dry", true, pull))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != len(want) {
+		t.Fatalf("dry-run pull: %v", res)
+	}
+	res, _ = run(t, r, task("list-0", false, imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_LIST)))
+	if res.GetOutputs()["count"] != "0" {
+		t.Fatalf("dry-run pulled images: %v", res.GetOutputs())
+	}
+
+	// The real pull: the stalled mirror costs one timeout, then the good one serves all.
+	start := time.Now()
+	res, logs = run(t, r, task("pull-1", false, pull))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != len(want) {
+		t.Fatalf("pull: %v\n%s", res, strings.Join(logs, "\n"))
+	}
+	t.Logf("pulled %d images in %v with the first mirror stalled", len(want), time.Since(start).Round(time.Millisecond))
+	if fails := strings.Count(strings.Join(logs, "\n"), "failed after"); fails != 1 {
+		t.Fatalf("the stalled mirror was tried %d times, want once:\n%s", fails, strings.Join(logs, "\n"))
+	}
+	if after, _ := os.ReadFile(hostsPath); string(after) != string(hostsBefore) {
+		t.Fatalf("hosts.toml not restored:\n%s\nwant\n%s", after, hostsBefore)
+	}
+	res, _ = run(t, r, task("list-1", false, imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_LIST)))
+	for _, w := range want {
+		if !strings.Contains(res.GetOutputs()["images"], w) {
+			t.Fatalf("%s missing after pull: %v", w, res.GetOutputs())
+		}
+	}
+	// Second pull: no changes.
+	if res, _ = run(t, r, task("pull-2", false, pull)); len(res.GetChanges()) != 0 {
+		t.Fatalf("second pull: %v", res.GetChanges())
+	}
+
+	// Export, remove, import: the images come back from the archive alone.
+	exp := imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_EXPORT)
+	if res, logs = run(t, r, task("export-1", false, exp)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("export: %v %v", res, logs)
+	}
+	if res, _ = run(t, r, task("export-2", false, exp)); len(res.GetChanges()) != 0 {
+		t.Fatalf("second export: %v", res.GetChanges())
+	}
+	if res, _ = run(t, r, task("remove-1", false, imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_REMOVE))); len(res.GetChanges()) != len(want) {
+		t.Fatalf("remove: %v", res)
+	}
+	if res, _ = run(t, r, task("list-2", false, imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_LIST))); res.GetOutputs()["count"] != "0" {
+		t.Fatalf("after remove: %v", res.GetOutputs())
+	}
+	imp := imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_IMPORT)
+	if res, logs = run(t, r, task("import-1", false, imp)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 1 {
+		t.Fatalf("import: %v %v", res, logs)
+	}
+	if res, _ = run(t, r, task("import-2", false, imp)); len(res.GetChanges()) != 0 {
+		t.Fatalf("second import: %v", res.GetChanges())
+	}
+	res, _ = run(t, r, task("list-3", false, imagesSpec(taskv1.ImagesAction_IMAGES_ACTION_LIST)))
+	for _, w := range want {
+		if !strings.Contains(res.GetOutputs()["images"], w) {
+			t.Fatalf("%s missing after import: %v", w, res.GetOutputs())
+		}
+	}
+
+	// Bad input: named fields, nothing changed.
+	for name, spec := range map[string]*taskv1.ImagesSpec{
+		"kubernetes_version": {Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: "v1.99.0", Registry: reg},
+		"image_repository":   {Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: version, Registry: &taskv1.RegistrySettings{ImageRepository: "Not A Repo!"}},
+		"mirrors[0]":         {Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: version, Registry: &taskv1.RegistrySettings{Mirrors: []string{"ftp://m"}}},
+		"archive_path":       {Action: taskv1.ImagesAction_IMAGES_ACTION_IMPORT, Registry: reg, ArchivePath: "/etc/os-release"},
+	} {
+		res, _ := run(t, r, task("bad-"+strings.NewReplacer("[", "", "]", "").Replace(name), false, &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: spec}}))
+		if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), name) || len(res.GetChanges()) != 0 {
+			t.Errorf("%s: %v", name, res)
+		}
+	}
+}
