@@ -94,7 +94,6 @@ func stalled(t *testing.T) string {
 	return "http://" + ln.Addr().String()
 }
 
-
 func task(id string, dry bool, spec *taskv1.TaskSpec) *taskv1.Task {
 	return &taskv1.Task{Id: id, Node: "n1", DryRun: dry, Spec: spec}
 }
