@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/deckhandhq/deckhand/internal/testcluster"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -118,5 +121,16 @@ func TestRuntimeTaskThroughTheController(t *testing.T) {
 	}
 	if _, err := tasks.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1", Spec: &taskv1.TaskSpec{}}); err == nil || !strings.Contains(err.Error(), "spec") {
 		t.Fatalf("empty spec: %v", err)
+	}
+	bad := runtimeSpec()
+	bad.GetRuntime().GetRegistry().Mirrors = []string{"ftp://mirror"}
+	_, err = tasks.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1", Spec: bad})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "mirrors[0]") {
+		t.Fatalf("bad mirror at the edge: %v", err)
+	}
+	bad = runtimeSpec()
+	bad.GetRuntime().KubernetesVersion = "v1.99.1"
+	if _, err = tasks.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1", Spec: bad}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "kubernetes_version") {
+		t.Fatalf("unknown version at the edge: %v", err)
 	}
 }

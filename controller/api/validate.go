@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
@@ -103,8 +104,45 @@ func ValidateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handle
 	return handler(ctx, req)
 }
 
-// validateSpec checks the fields of a task spec that the controller can judge at the edge.
+// validateSpec checks the fields of a task spec that the controller can judge at the edge,
+// with the same rules the agent applies.
 func validateSpec(spec *taskv1.TaskSpec) error {
+	var reg *taskv1.RegistrySettings
+	var version, prefix string
+	switch k := spec.GetKind().(type) {
+	case *taskv1.TaskSpec_Runtime:
+		reg, version, prefix = k.Runtime.GetRegistry(), k.Runtime.GetKubernetesVersion(), "spec.runtime."
+		if d := k.Runtime.GetCgroupDriver(); d != "" && d != "systemd" && d != "cgroupfs" {
+			return &fieldError{prefix + "cgroup_driver", fmt.Sprintf("%q: use systemd or cgroupfs, matching the kubelet", d)}
+		}
+	case *taskv1.TaskSpec_Images:
+		reg, version, prefix = k.Images.GetRegistry(), k.Images.GetKubernetesVersion(), "spec.images."
+		for i, img := range k.Images.GetImages() {
+			if _, err := kubeimages.ParseReference(img); err != nil {
+				return &fieldError{fmt.Sprintf("%simages[%d]", prefix, i), err.Error()}
+			}
+		}
+		if len(k.Images.GetImages()) > 0 {
+			version = "" // explicit images: the version is not used
+		}
+		a := k.Images.GetAction()
+		if (a == taskv1.ImagesAction_IMAGES_ACTION_EXPORT || a == taskv1.ImagesAction_IMAGES_ACTION_IMPORT) && !strings.HasPrefix(k.Images.GetArchivePath(), "/") {
+			return &fieldError{prefix + "archive_path", "is required for export and import: an absolute path on the node"}
+		}
+		if a == taskv1.ImagesAction_IMAGES_ACTION_LIST || a == taskv1.ImagesAction_IMAGES_ACTION_IMPORT {
+			version = ""
+		}
+	default:
+		return nil
+	}
+	if _, err := kubeimages.ParseRegistry(reg.GetImageRepository(), reg.GetMirrors(), reg.GetInsecureRegistries()); err != nil {
+		return &fieldError{prefix + "registry", err.Error()}
+	}
+	if version != "" {
+		if _, _, err := kubeimages.ParseKubernetesVersion(version); err != nil {
+			return &fieldError{prefix + "kubernetes_version", err.Error()}
+		}
+	}
 	return nil
 }
 
