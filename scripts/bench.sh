@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), $(go version | cut -d' ' -f3)"
 go test -run '^$' -bench 'BenchmarkWrite' -benchtime "${BENCH_WRITES:-5000}x" ./store/raftstore/ | grep -E '^(Benchmark|ok|FAIL)'
 
+# Control-plane image pull on real containerd from a real registry: CRI (the images task)
+# against ctr, in one run.
+go test -run '^$' -bench 'BenchmarkPullControlPlane' -benchtime "${BENCH_PULLS:-5}x" ./agent/images/ | grep -E '^(Benchmark|ok|FAIL)'
+
 # Agents per controller: one controller process, N enrolled mTLS sessions with heartbeats
 # from a load generator process; the controller's RSS and CPU while they run.
 scripts/build.sh >/dev/null

@@ -33,7 +33,9 @@ import (
 const version = "v1.33.13"
 
 // mirror is a real OCI registry serving test-built images under the control-plane names.
-func mirror(t *testing.T) string {
+func mirror(t *testing.T) string { return mirrorSized(t, 64<<10) }
+
+func mirrorSized(t testing.TB, layerSize int64) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -43,7 +45,7 @@ func mirror(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, ref := range refs {
-		img, err := random.Image(64<<10, 2)
+		img, err := random.Image(layerSize, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +66,7 @@ func mirror(t *testing.T) string {
 }
 
 // stalled is a mirror that accepts connections and never answers.
-func stalled(t *testing.T) string {
+func stalled(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,7 +100,7 @@ func task(id string, dry bool, spec *taskv1.TaskSpec) *taskv1.Task {
 	return &taskv1.Task{Id: id, Node: "n1", DryRun: dry, Spec: spec}
 }
 
-func run(t *testing.T, r *tasks.Runner, tk *taskv1.Task) (*taskv1.TaskResult, []string) {
+func run(t testing.TB, r *tasks.Runner, tk *taskv1.Task) (*taskv1.TaskResult, []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var logs []string
