@@ -60,21 +60,30 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "use systemd (the kubeadm default) or cgroupfs, matching the kubelet", "cgroup_driver %q is not systemd or cgroupfs", driver)
 	}
 
-	// 1. Installed?
-	major, err := installed(ctx, h)
-	if err != nil {
-		if spec.GetSource() == taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL {
-			return nil, tasks.Errorf("UNSUPPORTED", "install the distribution package (--source package) for now", "installing containerd from a release tarball is not implemented yet")
-		}
-		e.Logf("containerd is not installed: installing the distribution packages")
-		if err := installPackages(ctx, h); err != nil {
+	// 1. Installed: from release artifacts (checked file by file), or the distribution's
+	// packages when containerd is missing.
+	if spec.GetSource() == taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL {
+		if err := installTarballs(ctx, spec, h, e); err != nil {
 			return nil, err
 		}
-		if major, err = installed(ctx, h); err != nil && !h.DryRun {
-			return nil, tasks.Errorf("INSTALL_FAILED", "check the node's package sources", "containerd is still not installed after the package install: %v", err)
-		}
-		if h.DryRun {
-			major = 1
+	}
+	major, err := installed(ctx, h)
+	if err != nil {
+		if spec.GetSource() == taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL && h.DryRun {
+			major, err = 1, nil // the dry-run did not unpack it; the config layout is decided on the real run
+		} else if spec.GetSource() == taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL {
+			return nil, tasks.Errorf("INSTALL_FAILED", "check that the tarball is a containerd release (bin/containerd inside)", "containerd does not run after unpacking %s: %v", spec.GetContainerdTarball(), err)
+		} else {
+			e.Logf("containerd is not installed: installing the distribution packages")
+			if err := installPackages(ctx, h); err != nil {
+				return nil, err
+			}
+			if major, err = installed(ctx, h); err != nil && !h.DryRun {
+				return nil, tasks.Errorf("INSTALL_FAILED", "check the node's package sources", "containerd is still not installed after the package install: %v", err)
+			}
+			if h.DryRun {
+				major = 1
+			}
 		}
 	} else {
 		e.Logf("containerd %d.x is installed", major)

@@ -1,7 +1,11 @@
 package runtime_test
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"os"
@@ -158,4 +162,82 @@ func listing(t *testing.T, root string) string {
 		return nil
 	})
 	return b.String()
+}
+
+// tarGz packs files (archive name → source path on this machine) into a .tar.gz.
+func tarGz(t *testing.T, dst string, files map[string]string) {
+	t.Helper()
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw, _ := gzip.NewWriterLevel(f, gzip.NoCompression) // -race makes deflate slow; stored blocks are still gzip
+	tw := tar.NewWriter(zw)
+	for name, src := range files {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	tw.Close()
+	zw.Close()
+}
+
+func TestRuntimeFromReleaseTarball(t *testing.T) {
+	root := simHost(t)
+	// A release-shaped tarball made of this machine's real containerd binaries.
+	which := func(b string) string {
+		p, err := exec.LookPath(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	os.MkdirAll(filepath.Join(root, "tmp"), 0o755)
+	tarball := filepath.Join(root, "tmp", "containerd.tar.gz")
+	tarGz(t, tarball, map[string]string{
+		"bin/containerd": which("containerd"), "bin/ctr": which("ctr"), "bin/containerd-shim-runc-v2": which("containerd-shim-runc-v2"),
+	})
+	data, _ := os.ReadFile(tarball)
+	sum := sha256.Sum256(data)
+	spec := func(digest string) *taskv1.Task {
+		tk := runtimeTask("tb-"+digest[:6], false)
+		rt := tk.GetSpec().GetRuntime()
+		rt.Source = taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL
+		rt.ContainerdTarball = "/tmp/containerd.tar.gz"
+		rt.RuncBinary = "/tmp/runc"
+		rt.Sha256 = map[string]string{"/tmp/containerd.tar.gz": digest}
+		return tk
+	}
+	runc, _ := os.ReadFile(which("runc"))
+	os.WriteFile(filepath.Join(root, "tmp", "runc"), runc, 0o755)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"runtime": runtime.Run}, log)
+
+	// A wrong digest refuses the artifact and installs nothing.
+	res, _ := run(t, r, spec(strings.Repeat("0", 64)))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "CHECKSUM_MISMATCH" || len(res.GetChanges()) != 0 {
+		t.Fatalf("wrong digest: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/containerd")); !os.IsNotExist(err) {
+		t.Fatal("a refused tarball was unpacked")
+	}
+
+	res, logs := run(t, r, spec(hex.EncodeToString(sum[:])))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["runtime_ready"] != "true" {
+		t.Fatalf("tarball install: %v\n%v", res, logs)
+	}
+	for _, p := range []string{"usr/local/bin/containerd", "usr/local/sbin/runc", "etc/systemd/system/containerd.service"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Fatalf("%s not installed: %v", p, err)
+		}
+	}
+	again := spec(hex.EncodeToString(sum[:]))
+	again.Id = "tb-again"
+	if res, _ = run(t, r, again); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
+		t.Fatalf("second tarball run: %v", res.GetChanges())
+	}
 }
