@@ -54,7 +54,7 @@ func installTarballs(ctx context.Context, spec *taskv1.RuntimeSpec, h *host.Host
 	}
 	steps := []struct {
 		field, location, dest string
-		extract              bool
+		extract               bool
 	}{
 		{"containerd_tarball", spec.GetContainerdTarball(), "/usr/local", true},
 		{"runc_binary", spec.GetRuncBinary(), "/usr/local/sbin/runc", false},
