@@ -395,7 +395,12 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 	if cmdline == "" {
 		t.Fatalf("token create printed no agent command:\n%s", out)
 	}
-	root := t.TempDir()
+	root, err := os.MkdirTemp("", "dh-web-") // short: containerd's socket lives under it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	installSim(t, root)
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=ubuntu\nVERSION_ID=\"24.04\"\n"), 0o644)
@@ -440,7 +445,26 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 			t.Fatalf("describe -o %s: %v\n%s", format, err, out)
 		}
 	}
-	out, err := deckctl(t, ctl.dir, addr, "token", "list")
+	// One task on one node, live, then read back.
+	out, err = deckctl(t, ctl.dir, addr, "task", "run", "web-1", "runtime", "--cgroup-driver", "cgroupfs", "--mirror", "http://127.0.0.1:5999", "--id", "rt-web-1")
+	if err != nil || !strings.Contains(out, "CRI answers: containerd") || !strings.Contains(out, "task rt-web-1 on web-1: succeeded") || !strings.Contains(out, "changed file /etc/containerd/config.toml") {
+		t.Fatalf("task run runtime: %v\n%s", err, out)
+	}
+	out, err = deckctl(t, ctl.dir, addr, "task", "run", "web-1", "runtime", "--cgroup-driver", "cgroupfs", "--mirror", "http://127.0.0.1:5999", "--dry-run")
+	if err != nil || !strings.Contains(out, "(dry-run)") || !strings.Contains(out, "no changes") {
+		t.Fatalf("dry-run after the run: %v\n%s", err, out)
+	}
+	if out, err = deckctl(t, ctl.dir, addr, "task", "logs", "rt-web-1"); err != nil || !strings.Contains(out, "wrote /etc/crictl.yaml") {
+		t.Fatalf("task logs: %v\n%s", err, out)
+	}
+	if out, err = deckctl(t, ctl.dir, addr, "task", "get", "rt-web-1"); err != nil || !strings.Contains(out, "runtime_ready: true") {
+		t.Fatalf("task get: %v\n%s", err, out)
+	}
+	out, err = deckctl(t, ctl.dir, addr, "task", "run", "web-1", "images", "--action", "export", "--archive", "relative.tar")
+	if err == nil || !strings.Contains(out, "archive_path") || !strings.Contains(out, "(INVALID_ARGUMENT)") {
+		t.Fatalf("bad images task: %v\n%s", err, out)
+	}
+	out, err = deckctl(t, ctl.dir, addr, "token", "list")
 	if err != nil || !strings.Contains(out, "1/1") || !strings.Contains(out, "web-1") {
 		t.Fatalf("token list: %v\n%s", err, out)
 	}
@@ -471,4 +495,14 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent kept running after its node was deleted")
 	}
+}
+
+// installSim builds the systemctl SIMULATION into a simulated host root.
+func installSim(t *testing.T, root string) {
+	t.Helper()
+	bin := filepath.Join(root, "usr", "bin")
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "systemctl"), "github.com/deckhandhq/deckhand/internal/sim/systemctl").CombinedOutput(); err != nil {
+		t.Fatalf("build the systemctl simulation: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(filepath.Join(bin, "systemctl"), "stop", "containerd").Run() })
 }
