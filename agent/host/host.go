@@ -156,6 +156,30 @@ func (h *Host) Run(ctx context.Context, what string, argv ...string) error {
 	return err
 }
 
+// Has reports whether a command is installed on the host.
+func (h *Host) Has(name string) bool {
+	_, err := h.lookPath(name)
+	return err == nil
+}
+
+// AppendLine adds line to a host file unless a line equal to it is already there.
+func (h *Host) AppendLine(p, line string, mode fs.FileMode) (bool, error) {
+	old, err := h.ReadFile(p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	for _, l := range strings.Split(string(old), "\n") {
+		if strings.TrimSpace(l) == strings.TrimSpace(line) {
+			return false, nil
+		}
+	}
+	content := string(old)
+	if content != "" && !strings.HasSuffix(content, "\n") {
+		content += "\n"
+	}
+	return h.WriteFile(p, []byte(content+line+"\n"), mode)
+}
+
 // ErrNotFound: a command's binary is not on the host.
 var ErrNotFound = errors.New("command not found")
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -27,24 +28,8 @@ func simHost(t *testing.T) string {
 	if _, err := exec.LookPath("containerd"); err != nil {
 		t.Fatalf("containerd is not installed (apt-get install containerd runc containernetworking-plugins): %v", err)
 	}
-	root, err := os.MkdirTemp("", "dh-host-") // short: containerd's socket path must fit in 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(root, "usr", "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "systemctl"), "github.com/deckhandhq/deckhand/internal/sim/systemctl").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build the systemctl simulation: %v\n%s", err, out)
-	}
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
-	t.Cleanup(func() {
-		exec.Command(filepath.Join(bin, "systemctl"), "stop", "containerd").Run()
-		os.RemoveAll(root)
-	})
+	root := testcluster.HostRoot(t, "rt")
+	testcluster.InstallSim(t, root)
 	return root
 }
 

@@ -23,6 +23,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
 )
 
 // These tests run the real binaries as processes, the way an operator does.
@@ -400,7 +401,7 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
-	installSim(t, root)
+	testcluster.InstallSim(t, root)
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=ubuntu\nVERSION_ID=\"24.04\"\n"), 0o644)
@@ -495,14 +496,4 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent kept running after its node was deleted")
 	}
-}
-
-// installSim builds the systemctl SIMULATION into a simulated host root.
-func installSim(t *testing.T, root string) {
-	t.Helper()
-	bin := filepath.Join(root, "usr", "bin")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "systemctl"), "github.com/deckhandhq/deckhand/internal/sim/systemctl").CombinedOutput(); err != nil {
-		t.Fatalf("build the systemctl simulation: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(filepath.Join(bin, "systemctl"), "stop", "containerd").Run() })
 }

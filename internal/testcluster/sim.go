@@ -14,16 +14,20 @@ var (
 	simErr  error
 )
 
-// InstallSim puts the systemctl SIMULATION into a simulated host root (ROOT/usr/bin), the
-// way the lab does, so tasks that manage services run against real containerd. Stop what
-// it started with StopSim.
+// SimTools are the host tools the hostsim SIMULATION stands in for.
+var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl"}
+
+// InstallSim puts the hostsim SIMULATION into a simulated host root (ROOT/usr/bin, under
+// each tool's name), the way the lab does, so tasks that manage services, the firewall and
+// kernel settings act on that root, and containerd really runs. Stop what it started with
+// StopSim.
 func InstallSim(t testing.TB, root string) {
 	t.Helper()
 	simOnce.Do(func() {
 		simDir, simErr = os.MkdirTemp("", "deckhand-sim-")
 		if simErr == nil {
 			var out []byte
-			out, simErr = exec.Command("go", "build", "-o", simDir, "github.com/deckhandhq/deckhand/internal/sim/systemctl").CombinedOutput()
+			out, simErr = exec.Command("go", "build", "-o", simDir, "github.com/deckhandhq/deckhand/internal/sim/hostsim").CombinedOutput()
 			if simErr != nil {
 				simErr = &buildError{err: simErr, out: string(out)}
 			}
@@ -36,12 +40,14 @@ func InstallSim(t testing.TB, root string) {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(simDir, "systemctl"))
+	data, err := os.ReadFile(filepath.Join(simDir, "hostsim"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "systemctl"), data, 0o755); err != nil {
-		t.Fatal(err)
+	for _, tool := range SimTools {
+		if err := os.WriteFile(filepath.Join(bin, tool), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { StopSim(root) })
 }
@@ -57,5 +63,5 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string {
-	return "build the systemctl simulation: " + e.err.Error() + "\n" + e.out
+	return "build the hostsim simulation: " + e.err.Error() + "\n" + e.out
 }

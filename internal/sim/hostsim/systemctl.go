@@ -1,11 +1,9 @@
-// Command systemctl is a SIMULATION of systemd's systemctl for tests and labs, where no
-// systemd runs. It is installed as ROOT/usr/bin/systemctl inside a simulated host's root
-// directory and keeps unit state under ROOT/var/lib/deckhand-sim/systemd. It is strict:
-// it accepts only the subcommands and flags Deckhand uses, and fails like systemctl on
-// anything else. The containerd unit really runs: start launches the real containerd binary
-// with the simulated host's config, and with its root, state and socket inside ROOT so that
-// several simulated hosts share one machine.
 package main
+
+// systemctl SIMULATION: unit state under ROOT/var/lib/deckhand-sim/systemd. The containerd
+// unit really runs: start launches the real containerd binary with the simulated host's
+// config, and with its root, state and socket inside ROOT so that several simulated hosts
+// share one machine.
 
 import (
 	"errors"
@@ -19,36 +17,17 @@ import (
 	"time"
 )
 
-func main() {
-	if len(os.Args) > 2 && os.Args[1] == "__exec-in-host-view" {
-		// Runs in a private mount namespace: the simulated host's /etc/containerd and
-		// /etc/cni are bind-mounted over the machine's, so containerd reads the files the
-		// agent wrote, at the paths the config names, as it would on a real host.
-		if err := hostView(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, "systemctl (simulation):", err)
-			os.Exit(1)
-		}
-		err := syscall.Exec(os.Args[3], os.Args[3:], os.Environ())
-		fmt.Fprintln(os.Stderr, "systemctl (simulation): exec:", err)
+// execInHostView runs in a private mount namespace: the simulated host's /etc/containerd
+// and /etc/cni are bind-mounted over the machine's, so containerd reads the files the agent
+// wrote, at the paths the config names, as it would on a real host.
+func execInHostView() {
+	if err := hostView(os.Args[2]); err != nil {
+		fmt.Fprintln(os.Stderr, "systemctl (simulation):", err)
 		os.Exit(1)
 	}
-	code, err := run(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-// root is the simulated host's root: the binary lives at ROOT/usr/bin/systemctl.
-func root() (string, error) {
-	if r := os.Getenv("DECKHAND_SIM_ROOT"); r != "" {
-		return r, nil
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Dir(filepath.Dir(filepath.Dir(exe))), nil
+	err := syscall.Exec(os.Args[3], os.Args[3:], os.Environ())
+	fmt.Fprintln(os.Stderr, "systemctl (simulation): exec:", err)
+	os.Exit(1)
 }
 
 var knownUnits = map[string]bool{"containerd": true, "kubelet": true}
@@ -61,11 +40,7 @@ func unitName(u string) (string, error) {
 	return u, nil
 }
 
-func run(args []string) (int, error) {
-	r, err := root()
-	if err != nil {
-		return 1, err
-	}
+func systemctl(r string, args []string) (int, error) {
 	state := filepath.Join(r, "var/lib/deckhand-sim/systemd")
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return 1, err
@@ -204,10 +179,7 @@ func start(root, state, u string) (int, error) {
 		return 1, err
 	}
 	defer logf.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return 1, err
-	}
+	self := filepath.Join(root, "usr", "bin", "systemctl")
 	c := exec.Command(self, append([]string{"__exec-in-host-view", root, bin}, args...)...)
 	c.Stdout, c.Stderr = logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS}
