@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/deckhandhq/deckhand/agent/images"
+	"github.com/deckhandhq/deckhand/agent/preflight"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 )
@@ -10,7 +11,8 @@ import (
 // oneof.
 func handlers() map[string]tasks.Handler {
 	return map[string]tasks.Handler{
-		"runtime": runtime.Run,
-		"images":  images.Run,
+		"runtime":   runtime.Run,
+		"images":    images.Run,
+		"preflight": preflight.Run,
 	}
 }

@@ -1,0 +1,432 @@
+// Package preflight is the agent's preflight task: the checks kubeadm init and join run,
+// each with a pass, warn or fail and a message that says how to fix it, and with fix set,
+// the fixes kubeadm only tells you about: firewall ports, an /etc/hosts entry for the node
+// name, swap, kernel modules, sysctls and the kubelet service. Every fix checks first and
+// goes through the Host, so a dry-run shows the per-host diff and a second run changes
+// nothing.
+package preflight
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Status of one check.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+// Result is one check's outcome.
+type Result struct {
+	Name    string
+	Status  Status
+	Message string
+	Fixed   bool
+}
+
+// Host paths and settings the checks use.
+const (
+	modulesConf = "/etc/modules-load.d/kubernetes.conf"
+	sysctlConf  = "/etc/sysctl.d/99-kubernetes.conf"
+	criSocket   = "/run/containerd/containerd.sock"
+)
+
+var (
+	controlPlanePorts = []int{6443, 10250, 10257, 10259, 2379, 2380}
+	workerPorts       = []int{10250}
+	modules           = []string{"overlay", "br_netfilter"}
+	sysctls           = [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.bridge.bridge-nf-call-iptables", "1"}, {"net.bridge.bridge-nf-call-ip6tables", "1"}}
+	binaries          = []string{"crictl", "conntrack", "ip", "iptables", "mount", "nsenter", "ethtool", "socat", "tc", "touch"}
+)
+
+type checker struct {
+	h        *host.Host
+	e        *tasks.Emitter
+	spec     *taskv1.PreflightSpec
+	nodeName string
+	results  []Result
+}
+
+// Run is the preflight task handler.
+func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetPreflight()
+	role := spec.GetRole()
+	if role == taskv1.NodeRole_NODE_ROLE_UNSPECIFIED {
+		role = taskv1.NodeRole_NODE_ROLE_WORKER
+	}
+	for i, p := range spec.GetExtraPorts() {
+		if p == 0 || p > 65535 {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "give TCP ports between 1 and 65535", "extra_ports[%d]: %d is not a TCP port", i, p)
+		}
+	}
+	c := &checker{h: h, e: e, spec: spec, nodeName: t.GetNode()}
+	ports := workerPorts
+	if role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+		ports = controlPlanePorts
+		c.cpus()
+		c.memory()
+	}
+	for _, p := range spec.GetExtraPorts() {
+		if !slices.Contains(ports, int(p)) {
+			ports = append(slices.Clone(ports), int(p))
+		}
+	}
+	c.swap(ctx)
+	c.portsFree(ports)
+	c.firewall(ctx, ports)
+	c.hostname()
+	c.modules(ctx)
+	c.sysctls(ctx)
+	c.kubelet(ctx)
+	c.criSocket()
+	c.binaries()
+
+	out := map[string]string{}
+	var failed []string
+	for _, r := range c.results {
+		status := string(r.Status)
+		if r.Fixed {
+			status = "fixed"
+		}
+		out["check."+r.Name] = status + ": " + r.Message
+		e.Log("agent", fmt.Sprintf("[%s] %s: %s", strings.ToUpper(status), r.Name, r.Message))
+		if r.Status == Fail && !r.Fixed && !slices.Contains(spec.GetIgnore(), r.Name) {
+			failed = append(failed, r.Name+": "+r.Message)
+		}
+	}
+	if len(failed) > 0 {
+		hint := "fix the items above, or run preflight with --fix"
+		if spec.GetFix() {
+			hint = "fix the items above by hand; they cannot be fixed automatically"
+		}
+		return out, tasks.Errorf("PREFLIGHT_FAILED", hint, "%d preflight check(s) failed: %s", len(failed), strings.Join(failed, "; "))
+	}
+	return out, nil
+}
+
+func (c *checker) add(name string, s Status, format string, args ...any) *Result {
+	c.results = append(c.results, Result{Name: name, Status: s, Message: fmt.Sprintf(format, args...)})
+	return &c.results[len(c.results)-1]
+}
+
+// fix runs fn when fixes are on and marks r fixed when it succeeds.
+func (c *checker) fix(r *Result, fn func() error) {
+	if !c.spec.GetFix() {
+		return
+	}
+	if err := fn(); err != nil {
+		r.Message += fmt.Sprintf(" (the fix failed: %v)", err)
+		return
+	}
+	r.Fixed = true
+}
+
+func (c *checker) cpus() {
+	n := runtime.NumCPU()
+	if b, err := c.h.ReadFile("/proc/cpuinfo"); err == nil {
+		n = strings.Count(string(b), "\nprocessor") + map[bool]int{true: 1}[strings.HasPrefix(string(b), "processor")]
+	}
+	if n < 2 {
+		c.add("NumCPU", Fail, "the number of available CPUs %d is less than the required 2: give the machine at least 2 CPUs", n)
+		return
+	}
+	c.add("NumCPU", Pass, "%d CPUs", n)
+}
+
+func meminfo(h *host.Host, key string) (uint64, bool) {
+	b, err := h.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == key+":" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			return kb * 1024, err == nil
+		}
+	}
+	return 0, false
+}
+
+func (c *checker) memory() {
+	mem, ok := meminfo(c.h, "MemTotal")
+	if !ok {
+		c.add("Mem", Warn, "cannot read /proc/meminfo")
+		return
+	}
+	if mem < 1700<<20 {
+		c.add("Mem", Fail, "the system RAM (%d MB) is less than the minimum 1700 MB: give the machine more memory", mem>>20)
+		return
+	}
+	c.add("Mem", Pass, "%d MB", mem>>20)
+}
+
+// swapAreas lists the active swap areas.
+func (c *checker) swapAreas() []string {
+	b, err := c.h.ReadFile("/proc/swaps")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(l); i > 0 && len(f) > 0 {
+			out = append(out, f[0])
+		}
+	}
+	return out
+}
+
+func (c *checker) swap(ctx context.Context) {
+	areas := c.swapAreas()
+	fstab, _ := c.h.ReadFile("/etc/fstab")
+	var newFstab []string
+	inFstab := false
+	for _, l := range strings.Split(string(fstab), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && !strings.HasPrefix(f[0], "#") && f[2] == "swap" {
+			inFstab = true
+			l = "# " + l + " # disabled for the kubelet by deckhand preflight"
+		}
+		newFstab = append(newFstab, l)
+	}
+	if len(areas) == 0 && !inFstab {
+		c.add("Swap", Pass, "swap is off")
+		return
+	}
+	r := c.add("Swap", Fail, "swap is on (%s)%s: the kubelet refuses to run with swap by default; run swapoff -a and comment swap out of /etc/fstab, or use --fix",
+		strings.Join(areas, ", "), map[bool]string{true: " and enabled in /etc/fstab"}[inFstab])
+	c.fix(r, func() error {
+		if len(areas) > 0 {
+			if err := c.h.Run(ctx, "turn swap off", "swapoff", "-a"); err != nil {
+				return err
+			}
+		}
+		if inFstab {
+			_, err := c.h.WriteFile("/etc/fstab", []byte(strings.Join(newFstab, "\n")), 0o644)
+			return err
+		}
+		return nil
+	})
+}
+
+// listening reads the TCP ports in LISTEN state from /proc/net/tcp{,6}.
+func (c *checker) listening() map[int]bool {
+	out := map[int]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := c.h.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(l)
+			if len(fields) < 4 || fields[3] != "0A" {
+				continue
+			}
+			_, portHex, ok := strings.Cut(fields[1], ":")
+			if !ok {
+				continue
+			}
+			if p, err := strconv.ParseUint(portHex, 16, 16); err == nil {
+				out[int(p)] = true
+			}
+		}
+	}
+	return out
+}
+
+func (c *checker) portsFree(ports []int) {
+	busy := c.listening()
+	for _, p := range ports {
+		name := fmt.Sprintf("Port-%d", p)
+		if busy[p] {
+			c.add(name, Fail, "port %d is in use: stop what listens on it (ss -ltnp 'sport = :%d' shows it)", p, p)
+			continue
+		}
+		c.add(name, Pass, "port %d is free", p)
+	}
+}
+
+func (c *checker) firewall(ctx context.Context, ports []int) {
+	if c.h.Has("firewall-cmd") {
+		if out, err := c.h.Query(ctx, "firewall-cmd", "--state"); err == nil && strings.TrimSpace(string(out)) == "running" {
+			for _, p := range ports {
+				port := fmt.Sprintf("%d/tcp", p)
+				if _, err := c.h.Query(ctx, "firewall-cmd", "--query-port="+port); err == nil {
+					c.add("Firewalld-"+port, Pass, "firewalld allows %s", port)
+					continue
+				}
+				r := c.add("Firewalld-"+port, Fail, "port %d is closed by firewalld: run with --fix or open it: firewall-cmd --permanent --add-port=%s && firewall-cmd --add-port=%s", p, port, port)
+				c.fix(r, func() error {
+					if err := c.h.Run(ctx, "open "+port+" permanently", "firewall-cmd", "--permanent", "--add-port="+port); err != nil {
+						return err
+					}
+					return c.h.Run(ctx, "open "+port+" now", "firewall-cmd", "--add-port="+port)
+				})
+			}
+			return
+		}
+	}
+	if c.h.Has("ufw") {
+		if out, err := c.h.Query(ctx, "ufw", "status"); err == nil && strings.Contains(string(out), "Status: active") {
+			for _, p := range ports {
+				port := fmt.Sprintf("%d/tcp", p)
+				if strings.Contains(string(out), port) {
+					c.add("Ufw-"+port, Pass, "ufw allows %s", port)
+					continue
+				}
+				r := c.add("Ufw-"+port, Fail, "port %d may be blocked by ufw: run with --fix or ufw allow %s", p, port)
+				c.fix(r, func() error { return c.h.Run(ctx, "allow "+port, "ufw", "allow", port) })
+			}
+			return
+		}
+	}
+	c.add("Firewall", Pass, "no active firewalld or ufw")
+}
+
+// hostname checks that the node name resolves through /etc/hosts on the host. Names are
+// never sent to a resolver from here: that is what kubeadm's own check trips on.
+func (c *checker) hostname() {
+	b, _ := c.h.ReadFile("/etc/hosts")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.SplitN(l, "#", 2)[0])
+		if len(f) >= 2 && slices.Contains(f[1:], c.nodeName) {
+			c.add("Hostname", Pass, "%s resolves to %s through /etc/hosts", c.nodeName, f[0])
+			return
+		}
+	}
+	r := c.add("Hostname", Fail, "hostname %q could not be reached through /etc/hosts: add it there or use --fix", c.nodeName)
+	ip := c.nodeIP()
+	c.fix(r, func() error {
+		_, err := c.h.AppendLine("/etc/hosts", ip+" "+c.nodeName, 0o644)
+		return err
+	})
+}
+
+// nodeIP is the address an /etc/hosts entry for the node points at: the first
+// non-loopback address of the host, else 127.0.1.1 (as Debian does for its own name).
+func (c *checker) nodeIP() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			return ipn.IP.String()
+		}
+	}
+	return "127.0.1.1"
+}
+
+func (c *checker) modules(ctx context.Context) {
+	var missing []string
+	for _, m := range modules {
+		if !c.h.Exists("/sys/module/" + m) {
+			missing = append(missing, m)
+		}
+	}
+	conf, _ := c.h.ReadFile(modulesConf)
+	persisted := true
+	for _, m := range modules {
+		if !slices.Contains(strings.Fields(string(conf)), m) {
+			persisted = false
+		}
+	}
+	if len(missing) == 0 && persisted {
+		c.add("KernelModules", Pass, "%s loaded and loaded at boot", strings.Join(modules, ", "))
+		return
+	}
+	status := Fail
+	if len(missing) == 0 {
+		status = Warn
+	}
+	r := c.add("KernelModules", status, "modules not loaded: [%s]; loaded at boot: %v: run with --fix, or modprobe them and list them in %s", strings.Join(missing, " "), persisted, modulesConf)
+	c.fix(r, func() error {
+		if _, err := c.h.WriteFile(modulesConf, []byte(strings.Join(modules, "\n")+"\n"), 0o644); err != nil {
+			return err
+		}
+		for _, m := range missing {
+			if err := c.h.Run(ctx, "load module "+m, "modprobe", m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (c *checker) sysctls(ctx context.Context) {
+	var wrong []string
+	for _, kv := range sysctls {
+		b, err := c.h.ReadFile("/proc/sys/" + strings.ReplaceAll(kv[0], ".", "/"))
+		if err != nil || strings.TrimSpace(string(b)) != kv[1] {
+			wrong = append(wrong, kv[0])
+		}
+	}
+	var want strings.Builder
+	want.WriteString("# Written by deckhand preflight: what kubeadm and the kubelet need.\n")
+	for _, kv := range sysctls {
+		fmt.Fprintf(&want, "%s = %s\n", kv[0], kv[1])
+	}
+	conf, _ := c.h.ReadFile(sysctlConf)
+	persisted := string(conf) == want.String()
+	if len(wrong) == 0 && persisted {
+		c.add("Sysctl", Pass, "ip_forward and bridge-nf-call-iptables are 1, also after a reboot")
+		return
+	}
+	status := Fail
+	if len(wrong) == 0 {
+		status = Warn
+	}
+	r := c.add("Sysctl", status, "not set to 1: [%s]; persisted in %s: %v: run with --fix", strings.Join(wrong, " "), sysctlConf, persisted)
+	c.fix(r, func() error {
+		if _, err := c.h.WriteFile(sysctlConf, []byte(want.String()), 0o644); err != nil {
+			return err
+		}
+		if len(wrong) > 0 {
+			return c.h.Run(ctx, "apply sysctls", "sysctl", "--system")
+		}
+		return nil
+	})
+}
+
+func (c *checker) kubelet(ctx context.Context) {
+	if _, err := c.h.Query(ctx, "systemctl", "is-enabled", "kubelet"); err == nil {
+		c.add("Service-Kubelet", Pass, "kubelet service is enabled")
+		return
+	}
+	r := c.add("Service-Kubelet", Warn, "kubelet service is not enabled: run 'systemctl enable kubelet.service' or use --fix")
+	c.fix(r, func() error { return c.h.Run(ctx, "enable the kubelet", "systemctl", "enable", "kubelet") })
+}
+
+func (c *checker) criSocket() {
+	if c.h.Exists(criSocket) {
+		c.add("CRI", Pass, "container runtime socket %s is present", criSocket)
+		return
+	}
+	c.add("CRI", Fail, "no container runtime socket at %s: run the runtime task on this node first", criSocket)
+}
+
+func (c *checker) binaries() {
+	var missing []string
+	for _, b := range binaries {
+		if !c.h.Has(b) {
+			missing = append(missing, b)
+		}
+	}
+	if len(missing) > 0 {
+		c.add("FileExisting", Warn, "not found in the system path: %s: install them (conntrack, socat, ethtool, iproute2 packages)", strings.Join(missing, ", "))
+		return
+	}
+	c.add("FileExisting", Pass, "required binaries present")
+}

@@ -1,0 +1,157 @@
+package preflight_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deckhandhq/deckhand/agent/preflight"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func write(t *testing.T, root, p, content string) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seeded is a host with every fixable problem kubeadm users meet.
+func seeded(t *testing.T) string {
+	root := testcluster.HostRoot(t, "pf")
+	testcluster.InstallSim(t, root)
+	write(t, root, "proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1048572 0 -2\n")
+	write(t, root, "etc/fstab", "UUID=abc / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n")
+	write(t, root, "etc/hosts", "127.0.0.1 localhost\n")
+	write(t, root, "var/lib/deckhand-sim/firewalld/running", "")
+	write(t, root, "proc/sys/net/ipv4/ip_forward", "0\n")
+	write(t, root, "proc/net/tcp", "  sl  local_address rem_address   st\n")
+	// A real CRI socket: something listens on it.
+	os.MkdirAll(filepath.Join(root, "run/containerd"), 0o755)
+	ln, err := net.Listen("unix", filepath.Join(root, "run/containerd/containerd.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return root
+}
+
+func task(id string, fix, dry bool) *taskv1.Task {
+	return &taskv1.Task{Id: id, Node: "cp-1", DryRun: dry, Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Fix: fix}}}}
+}
+
+func run(t *testing.T, r *tasks.Runner, tk *taskv1.Task) *taskv1.TaskResult {
+	t.Helper()
+	done := make(chan *taskv1.TaskResult, 1)
+	r.Start(context.Background(), tk, func(*taskv1.TaskEvent) {}, func(res *taskv1.TaskResult) { done <- res })
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(60 * time.Second):
+		t.Fatal("preflight did not finish")
+	}
+	return nil
+}
+
+func snapshot(t *testing.T, root string) string {
+	var b strings.Builder
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() && !strings.Contains(p, "/usr/bin/") {
+			data, _ := os.ReadFile(p)
+			b.WriteString(strings.TrimPrefix(p, root) + "=" + string(data) + "\n")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+func TestPreflightFindsAndFixesSeededProblems(t *testing.T) {
+	root := seeded(t)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	// Without --fix: each problem is found and said how to fix; nothing changes.
+	before := snapshot(t, root)
+	res := run(t, r, task("pf-check", false, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "PREFLIGHT_FAILED" {
+		t.Fatalf("check: %v", res)
+	}
+	out := res.GetOutputs()
+	for check, want := range map[string]string{
+		"Swap":                "fail: swap is on",
+		"Hostname":            "fail: hostname \"cp-1\"",
+		"Firewalld-6443/tcp":  "fail: port 6443 is closed by firewalld: run with --fix or open it: firewall-cmd",
+		"Firewalld-10250/tcp": "fail:",
+		"KernelModules":       "fail: modules not loaded: [overlay br_netfilter]",
+		"Sysctl":              "fail: not set to 1: [net.ipv4.ip_forward",
+		"Service-Kubelet":     "warn: kubelet service is not enabled",
+		"CRI":                 "pass",
+		"Port-6443":           "pass",
+	} {
+		if !strings.HasPrefix(out["check."+check], want) {
+			t.Errorf("check %s = %q, want prefix %q", check, out["check."+check], want)
+		}
+	}
+	if snapshot(t, root) != before {
+		t.Fatal("preflight without --fix changed the host")
+	}
+
+	// A dry-run of --fix shows the per-host changes and makes none.
+	res = run(t, r, task("pf-dry", true, true))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) < 8 {
+		t.Fatalf("dry-run fix: %v", res)
+	}
+	if snapshot(t, root) != before {
+		t.Fatal("dry-run of --fix changed the host")
+	}
+	var diff []string
+	for _, c := range res.GetChanges() {
+		diff = append(diff, c.GetTarget()+" "+c.GetDetail())
+	}
+	for _, want := range []string{"swapoff -a", "/etc/fstab", "/etc/hosts", "firewall-cmd --permanent --add-port=6443/tcp", "/etc/modules-load.d/kubernetes.conf", "modprobe br_netfilter", "/etc/sysctl.d/99-kubernetes.conf", "sysctl --system", "systemctl enable kubelet"} {
+		if !strings.Contains(strings.Join(diff, "\n"), want) {
+			t.Errorf("dry-run does not show %q:\n%s", want, strings.Join(diff, "\n"))
+		}
+	}
+
+	// --fix fixes every fixable item; a second run passes with no changes.
+	res = run(t, r, task("pf-fix", true, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("fix: %v", res)
+	}
+	res = run(t, r, task("pf-again", true, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
+		t.Fatalf("second run: %v", res)
+	}
+	for k, v := range res.GetOutputs() {
+		if !strings.HasPrefix(v, "pass") && !(k == "check.FileExisting" && strings.HasPrefix(v, "warn")) {
+			t.Errorf("after --fix %s = %s", k, v)
+		}
+	}
+	fstab, _ := os.ReadFile(filepath.Join(root, "etc/fstab"))
+	if !strings.Contains(string(fstab), "# /swapfile none swap") || !strings.Contains(string(fstab), "UUID=abc / ext4") {
+		t.Fatalf("fstab: %s", fstab)
+	}
+}
+
+func TestPreflightPortInUseIsNotFixable(t *testing.T) {
+	root := seeded(t)
+	// 6443 in LISTEN state (0A), as /proc/net/tcp shows a running API server.
+	write(t, root, "proc/net/tcp", "  sl  local_address rem_address   st\n   0: 00000000:192B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n")
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res := run(t, r, task("pf-port", true, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), "port 6443 is in use") {
+		t.Fatalf("busy port: %v", res)
+	}
+}
