@@ -32,6 +32,9 @@ type taskFlags struct {
 	images            []string
 	archive           string
 	pullTimeout       time.Duration
+	role              string
+	fix               bool
+	ignore            []string
 }
 
 func (f *taskFlags) registry() *taskv1.RegistrySettings {
@@ -63,10 +66,16 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
 			Action: a, Images: f.images, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), PullTimeout: durationpb.New(f.pullTimeout), ArchivePath: f.archive,
 		}}}, nil
+	case "preflight":
+		role := map[string]taskv1.NodeRole{"worker": taskv1.NodeRole_NODE_ROLE_WORKER, "control-plane": taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}[f.role]
+		if role == taskv1.NodeRole_NODE_ROLE_UNSPECIFIED {
+			return nil, fmt.Errorf("--role %q: use worker or control-plane", f.role)
+		}
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: role, Fix: f.fix, Ignore: f.ignore}}}, nil
 	case "diagnostics":
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}, nil
 	}
-	return nil, fmt.Errorf("unknown task kind %q: use runtime, images or diagnostics", kind)
+	return nil, fmt.Errorf("unknown task kind %q: use preflight, runtime, images or diagnostics", kind)
 }
 
 func newTaskCmd(o *options) *cobra.Command {
@@ -74,7 +83,7 @@ func newTaskCmd(o *options) *cobra.Command {
 	f := &taskFlags{}
 	run := &cobra.Command{
 		Use:   "run NODE KIND",
-		Short: "Run a task (runtime, images, ...) on a node with live output",
+		Short: "Run a task (preflight, runtime, images, ...) on a node with live output",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := f.spec(args[1])
@@ -112,6 +121,9 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")
 	fl.StringVar(&f.archive, "archive", "", "images: tarball path on the node for export and import")
 	fl.DurationVar(&f.pullTimeout, "pull-timeout", 2*time.Minute, "images: per-image pull timeout before the next mirror")
+	fl.StringVar(&f.role, "role", "worker", "preflight: worker or control-plane")
+	fl.BoolVar(&f.fix, "fix", false, "preflight: fix every fixable item")
+	fl.StringSliceVar(&f.ignore, "ignore", nil, "preflight: check names whose failure does not fail the task (repeatable)")
 	cmd.AddCommand(run)
 
 	cmd.AddCommand(&cobra.Command{
