@@ -383,6 +383,7 @@ func (c *Controller) publishCA(ctx context.Context) error {
 func (c *Controller) reportLoop(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.Heartbeat)
 	defer tick.Stop()
+	lastOK := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -390,17 +391,34 @@ func (c *Controller) reportLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		leader, err := c.store.Leader(ctx)
-		if err != nil || leader.ID == c.id || leader.Address == "" {
-			continue // the leader reads its own registry
+		switch {
+		case err == nil && leader.ID == c.id:
+			lastOK = time.Now() // the leader reads its own registry
+			continue
+		case err == nil && leader.Address != "":
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+			var resp *clusterv1.ReportSessionsResponse
+			resp, err = clusterv1.NewPeerServiceClient(c.peer(leader.Address)).ReportSessions(rctx, &clusterv1.ReportSessionsRequest{ReplicaId: c.id, Sessions: c.sessions.Digest()})
+			cancel()
+			if err == nil && resp.GetAccepted() {
+				lastOK = time.Now()
+				continue
+			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
-		_, err = clusterv1.NewPeerServiceClient(c.peer(leader.Address)).ReportSessions(rctx, &clusterv1.ReportSessionsRequest{ReplicaId: c.id, Sessions: c.sessions.Digest()})
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			c.cfg.Logger.Debug("reporting sessions to the leader failed", "leader", leader.ID, "err", err)
+		if ctx.Err() != nil {
+			return
+		}
+		// Cut off from the leader: the agents here would go NotReady while healthy. Send
+		// them elsewhere; they reconnect across the controller list.
+		if cut := time.Since(lastOK); cut > c.cfg.NotReadyAfter/2 && c.sessions.Count() > 0 {
+			c.cfg.Logger.Warn("cannot reach the leader; closing agent sessions so they move to another controller", "for", cut.Round(time.Millisecond), "sessions", c.sessions.Count(), "err", err)
+			c.sessions.DropAll(errLeaderUnreachable)
+			lastOK = time.Now()
 		}
 	}
 }
+
+var errLeaderUnreachable = fmt.Errorf("%w: this controller cannot reach the leader", api.ErrUnavailable)
 
 // nodeWatchLoop ends the sessions of nodes that were deleted or re-enrolled elsewhere.
 func (c *Controller) nodeWatchLoop(ctx context.Context) {

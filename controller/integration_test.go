@@ -169,3 +169,47 @@ func TestDeletedNodeIsCutOffAndCanReenroll(t *testing.T) {
 	}
 	testcluster.WaitFor(t, 10*time.Second, func() error { return allReady(t, c, 1) })
 }
+
+// A controller cut off from the others sends its agents elsewhere instead of letting them
+// go NotReady while they are healthy.
+func TestAgentsLeaveAPartitionedController(t *testing.T) {
+	c := testcluster.New(t, 3)
+	token := c.CreateToken(0)
+	for i := range 4 {
+		if _, err := c.StartAgent(c.AgentConfig(fmt.Sprintf("node-%d", i), token)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 4) })
+	// Cut the controller holding node-1's session off from the other controllers (agents
+	// still reach it): the agents connected to it must move.
+	victimID := c.Agents["node-1"].Connected()
+	victim := -1
+	for i, ctl := range c.Controllers {
+		if ctl.ID() == victimID {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("node-1 is connected to %q, not a known controller", victimID)
+	}
+	c.SplitFromPeers(victim, true)
+	defer c.SplitFromPeers(victim, false)
+	testcluster.WaitFor(t, 4*testcluster.Timing.NotReadyAfter+5*time.Second, func() error {
+		for name, a := range c.Agents {
+			if cid := a.Connected(); cid == "" || cid == victimID {
+				return fmt.Errorf("agent %s connected to %q", name, cid)
+			}
+		}
+		st, err := states(t, c)
+		if err != nil {
+			return err
+		}
+		for _, n := range []string{"node-0", "node-1", "node-2", "node-3"} {
+			if st[n] != apiv1.NodeState_NODE_STATE_READY {
+				return fmt.Errorf("%s is %v", n, st[n])
+			}
+		}
+		return nil
+	})
+}

@@ -21,6 +21,9 @@ import (
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
+// ErrUnavailable closes a session the agent should simply reopen elsewhere.
+var ErrUnavailable = errors.New("controller unavailable")
+
 // helloTimeout bounds how long a new session may take to say hello.
 const helloTimeout = 10 * time.Second
 
@@ -146,6 +149,9 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 			}
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(cause, ErrUnavailable) {
+				return status.Errorf(codes.Unavailable, "session closed: %v; reconnect to another controller", cause)
 			}
 			return status.Errorf(codes.PermissionDenied, "session closed: %v", cause)
 		}

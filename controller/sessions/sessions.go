@@ -90,6 +90,19 @@ func (r *Registry) Drop(node string, cause error) {
 	}
 }
 
+// DropAll ends every session on this replica.
+func (r *Registry) DropAll(cause error) {
+	r.mu.Lock()
+	all := make([]*Session, 0, len(r.byNode))
+	for _, s := range r.byNode {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		r.Close(s, cause)
+	}
+}
+
 // Touch records a heartbeat.
 func (r *Registry) Touch(s *Session) { s.lastSeen.Store(r.now().UnixNano()) }
 

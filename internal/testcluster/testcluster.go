@@ -208,6 +208,16 @@ func (c *Cluster) Restart(i int) {
 	}
 }
 
+// SplitFromPeers cuts (or heals) controller i from the other controllers only: agents
+// still reach it.
+func (c *Cluster) SplitFromPeers(i int, on bool) {
+	for j, other := range c.Controllers {
+		if j != i {
+			c.Net.Block(c.Controllers[i].Addr, other.Addr, on)
+		}
+	}
+}
+
 // Partition isolates (or heals) controller i from everyone.
 func (c *Cluster) Partition(i int, on bool) { c.Net.Isolate(c.Controllers[i].Addr, on) }
 

@@ -14,12 +14,31 @@ import (
 type Network struct {
 	mu       sync.Mutex
 	isolated map[string]bool
+	blocked  map[[2]string]bool // pairs that cannot talk to each other, in both directions
 	conns    map[*conn]struct{}
 }
 
 // New returns a network with nothing isolated.
 func New() *Network {
-	return &Network{isolated: map[string]bool{}, conns: map[*conn]struct{}{}}
+	return &Network{isolated: map[string]bool{}, blocked: map[[2]string]bool{}, conns: map[*conn]struct{}{}}
+}
+
+// Block cuts (on) or heals (off) the link between endpoints a and b only.
+func (n *Network) Block(a, b string, on bool) {
+	n.mu.Lock()
+	n.blocked[[2]string{a, b}], n.blocked[[2]string{b, a}] = on, on
+	var cut []*conn
+	if on {
+		for c := range n.conns {
+			if (c.src == a && c.dst == b) || (c.src == b && c.dst == a) {
+				cut = append(cut, c)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range cut {
+		_ = c.Close()
+	}
 }
 
 type conn struct {
@@ -39,7 +58,7 @@ func (c *conn) Close() error {
 func (n *Network) Dialer(src string) func(context.Context, string) (net.Conn, error) {
 	return func(ctx context.Context, dst string) (net.Conn, error) {
 		n.mu.Lock()
-		blocked := n.isolated[src] || n.isolated[dst]
+		blocked := n.isolated[src] || n.isolated[dst] || n.blocked[[2]string{src, dst}]
 		n.mu.Unlock()
 		if blocked {
 			return nil, fmt.Errorf("dial %s from %s: network unreachable (test partition)", dst, src)
