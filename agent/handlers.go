@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/deckhandhq/deckhand/agent/images"
+	"github.com/deckhandhq/deckhand/agent/packages"
 	"github.com/deckhandhq/deckhand/agent/preflight"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -14,5 +15,6 @@ func handlers() map[string]tasks.Handler {
 		"runtime":   runtime.Run,
 		"images":    images.Run,
 		"preflight": preflight.Run,
+		"packages":  packages.Run,
 	}
 }

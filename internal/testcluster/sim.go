@@ -15,7 +15,7 @@ var (
 )
 
 // SimTools are the host tools the hostsim SIMULATION stands in for.
-var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl"}
+var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark"}
 
 // InstallSim puts the hostsim SIMULATION into a simulated host root (ROOT/usr/bin, under
 // each tool's name), the way the lab does, so tasks that manage services, the firewall and

@@ -1,5 +1,6 @@
 // Command hostsim is a SIMULATION of the host tools that cannot run for real in tests and
-// labs: systemctl, firewall-cmd, swapoff, modprobe and sysctl. It is one multi-call binary,
+// labs: systemctl, firewall-cmd, swapoff, modprobe, sysctl, apt-get and apt-mark (for the
+// pkgs.k8s.io packages), and the version commands of kubelet, kubeadm and kubectl. It is one multi-call binary,
 // installed under each tool's name inside a simulated host's root (ROOT/usr/bin), and it
 // acts on that root only: state under ROOT/var/lib/deckhand-sim, kernel settings as files
 // under ROOT/proc/sys and ROOT/sys/module, swap in ROOT/proc/swaps. It is strict: anything
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 func main() {
@@ -28,6 +30,11 @@ func main() {
 		"swapoff":      swapoff,
 		"modprobe":     modprobe,
 		"sysctl":       sysctl,
+		"apt-get":      aptGet,
+		"apt-mark":     aptMark,
+		"kubelet":      kubelet,
+		"kubeadm":      kubeadmVersion,
+		"kubectl":      kubectl,
 	}
 	name := filepath.Base(os.Args[0])
 	tool, ok := tools[name]
@@ -42,7 +49,8 @@ func main() {
 	os.Exit(code)
 }
 
-// root is the simulated host's root: the binary lives at ROOT/usr/bin/NAME.
+// root is the simulated host's root: the binary lives at ROOT/usr/bin/NAME (or another
+// bin directory under ROOT).
 func root() (string, error) {
 	if r := os.Getenv("DECKHAND_SIM_ROOT"); r != "" {
 		return r, nil
@@ -54,5 +62,11 @@ func root() (string, error) {
 			return "", err
 		}
 	}
-	return filepath.Dir(filepath.Dir(filepath.Dir(exe))), nil
+	dir := filepath.Dir(exe)
+	for _, bin := range []string{"/usr/local/bin", "/usr/local/sbin", "/usr/bin", "/usr/sbin", "/bin", "/sbin"} {
+		if r, ok := strings.CutSuffix(dir, bin); ok {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("hostsim: %s is not in a bin directory of a simulated host root", exe)
 }

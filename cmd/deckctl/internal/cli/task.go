@@ -32,6 +32,9 @@ type taskFlags struct {
 	images            []string
 	archive           string
 	pullTimeout       time.Duration
+	pkgSource         string
+	baseURL           string
+	noHold            bool
 	role              string
 	fix               bool
 	ignore            []string
@@ -66,6 +69,16 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
 			Action: a, Images: f.images, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), PullTimeout: durationpb.New(f.pullTimeout), ArchivePath: f.archive,
 		}}}, nil
+	case "packages":
+		src := taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY
+		switch f.pkgSource {
+		case "repository":
+		case "binaries":
+			src = taskv1.PackageSource_PACKAGE_SOURCE_BINARIES
+		default:
+			return nil, fmt.Errorf("--package-source %q: use repository or binaries", f.pkgSource)
+		}
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Packages{Packages: &taskv1.PackagesSpec{KubernetesVersion: f.kubernetesVersion, Source: src, BaseUrl: f.baseURL, Hold: !f.noHold}}}, nil
 	case "preflight":
 		role := map[string]taskv1.NodeRole{"worker": taskv1.NodeRole_NODE_ROLE_WORKER, "control-plane": taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}[f.role]
 		if role == taskv1.NodeRole_NODE_ROLE_UNSPECIFIED {
@@ -75,7 +88,7 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 	case "diagnostics":
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}, nil
 	}
-	return nil, fmt.Errorf("unknown task kind %q: use preflight, runtime, images or diagnostics", kind)
+	return nil, fmt.Errorf("unknown task kind %q: use preflight, packages, runtime, images or diagnostics", kind)
 }
 
 func newTaskCmd(o *options) *cobra.Command {
@@ -121,6 +134,9 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")
 	fl.StringVar(&f.archive, "archive", "", "images: tarball path on the node for export and import")
 	fl.DurationVar(&f.pullTimeout, "pull-timeout", 2*time.Minute, "images: per-image pull timeout before the next mirror")
+	fl.StringVar(&f.pkgSource, "package-source", "repository", "packages: repository (pkgs.k8s.io or --base-url mirror) or binaries (--base-url)")
+	fl.StringVar(&f.baseURL, "base-url", "", "packages: repository mirror or binary base URL")
+	fl.BoolVar(&f.noHold, "no-hold", false, "packages: do not hold the packages back from upgrades")
 	fl.StringVar(&f.role, "role", "worker", "preflight: worker or control-plane")
 	fl.BoolVar(&f.fix, "fix", false, "preflight: fix every fixable item")
 	fl.StringSliceVar(&f.ignore, "ignore", nil, "preflight: check names whose failure does not fail the task (repeatable)")

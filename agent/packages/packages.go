@@ -1,0 +1,239 @@
+// Package packages is the agent's packages task: kubelet, kubeadm and kubectl at a pinned
+// version, from the distribution's package manager with the pkgs.k8s.io repository (or a
+// mirror of it) or as plain binaries from a base URL verified by SHA-256, held back from
+// unplanned upgrades, and the installed versions reported.
+package packages
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/deckhandhq/deckhand/agent/facts"
+	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+var tools = []string{"kubelet", "kubeadm", "kubectl"}
+
+// Paths the task manages.
+const (
+	aptKeyring = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
+	aptSource  = "/etc/apt/sources.list.d/kubernetes.list"
+	yumRepo    = "/etc/yum.repos.d/kubernetes.repo"
+)
+
+// Run is the packages task handler.
+func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetPackages()
+	version, _, err := kubeimages.ParseKubernetesVersion(spec.GetKubernetesVersion())
+	if err != nil {
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "give a supported --kubernetes-version", "%v", err)
+	}
+	base := strings.TrimRight(spec.GetBaseUrl(), "/")
+	if base != "" && !strings.HasPrefix(base, "https://") && !strings.HasPrefix(base, "http://") {
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL", "base_url %q is not an http(s) URL", spec.GetBaseUrl())
+	}
+	minor := version[:strings.LastIndex(version, ".")] // v1.33
+
+	have := installed(ctx, h)
+	if allAt(have, version) {
+		e.Logf("kubelet, kubeadm and kubectl are at %s", version)
+	}
+	switch spec.GetSource() {
+	case taskv1.PackageSource_PACKAGE_SOURCE_BINARIES:
+		if base == "" {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "pass --base-url, for example https://dl.k8s.io/release", "base_url is required for binaries")
+		}
+		if !allAt(have, version) {
+			if err := binaries(ctx, h, e, base, version, spec.GetSha256()); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		if err := repository(ctx, h, e, base, version, minor, spec.GetHold(), !allAt(have, version)); err != nil {
+			return nil, err
+		}
+	}
+	if h.DryRun {
+		return versionsOut(have), nil
+	}
+	have = installed(ctx, h)
+	if !allAt(have, version) {
+		return versionsOut(have), tasks.Errorf("VERSION_MISMATCH", "look at the task log for what the package manager did", "after installing, the versions are %v, not %s", have, version)
+	}
+	return versionsOut(have), nil
+}
+
+func installed(ctx context.Context, h *host.Host) map[string]string {
+	f, _ := (&facts.Collector{Root: h.Root, Timeout: 5 * time.Second}).Collect(ctx)
+	return f.GetKubeVersions()
+}
+
+func allAt(have map[string]string, version string) bool {
+	for _, t := range tools {
+		if have[t] != version {
+			return false
+		}
+	}
+	return true
+}
+
+func versionsOut(have map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, t := range tools {
+		v := have[t]
+		if v == "" {
+			v = "not installed"
+		}
+		out[t+"_version"] = v
+	}
+	return out
+}
+
+func osFamily(h *host.Host) string {
+	b, _ := h.ReadFile("/etc/os-release")
+	ids := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			ids[k] = strings.Trim(v, `"`)
+		}
+	}
+	for _, id := range append([]string{ids["ID"]}, strings.Fields(ids["ID_LIKE"])...) {
+		switch id {
+		case "debian", "ubuntu":
+			return "deb"
+		case "rhel", "centos", "fedora", "rocky", "almalinux":
+			return "rpm"
+		}
+	}
+	return ""
+}
+
+// repository installs from pkgs.k8s.io (one repository per minor version) or a mirror.
+func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version, minor string, hold, install bool) error {
+	fam := osFamily(h)
+	if base == "" {
+		base = "https://pkgs.k8s.io/core:/stable:/" + minor + "/" + fam
+	}
+	v := strings.TrimPrefix(version, "v")
+	switch fam {
+	case "deb":
+		if !h.Exists(aptKeyring) {
+			key, err := get(ctx, base+"/Release.key")
+			if err != nil {
+				return tasks.Errorf("FETCH_FAILED", "check --base-url and the node's network", "repository key %s/Release.key: %v", base, err)
+			}
+			if _, err := h.WriteFile(aptKeyring, key, 0o644); err != nil {
+				return err
+			}
+		}
+		changed, err := h.WriteFile(aptSource, []byte(fmt.Sprintf("deb [signed-by=%s] %s/ /\n", aptKeyring, base)), 0o644)
+		if err != nil {
+			return err
+		}
+		if changed {
+			if err := h.Run(ctx, "refresh the package lists", "apt-get", "update"); err != nil {
+				return tasks.Errorf("REPOSITORY_FAILED", "check the repository URL and its key", "apt-get update: %v", err)
+			}
+		}
+		if install {
+			argv := []string{"apt-get", "install", "-y", "--allow-change-held-packages"}
+			for _, t := range tools {
+				argv = append(argv, t+"="+v+"-1.1")
+			}
+			if err := h.Run(ctx, "install kubelet, kubeadm and kubectl "+version, argv...); err != nil {
+				return tasks.Errorf("INSTALL_FAILED", "check that the repository serves "+version, "%v", err)
+			}
+		}
+		if hold {
+			held, _ := h.Query(ctx, "apt-mark", "showhold")
+			var missing []string
+			for _, t := range tools {
+				if !strings.Contains("\n"+string(held), "\n"+t+"\n") {
+					missing = append(missing, t)
+				}
+			}
+			if len(missing) > 0 {
+				return h.Run(ctx, "hold "+strings.Join(missing, ", ")+" back from upgrades", append([]string{"apt-mark", "hold"}, missing...)...)
+			}
+		}
+		return nil
+	case "rpm":
+		exclude := ""
+		if hold {
+			exclude = "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"
+		}
+		repo := fmt.Sprintf("[kubernetes]\nname=Kubernetes\nbaseurl=%s/\nenabled=1\ngpgcheck=1\ngpgkey=%s/repodata/repomd.xml.key\n%s", base, base, exclude)
+		if _, err := h.WriteFile(yumRepo, []byte(repo), 0o644); err != nil {
+			return err
+		}
+		if install {
+			argv := []string{"dnf", "install", "-y"}
+			for _, t := range tools {
+				argv = append(argv, t+"-"+v)
+			}
+			argv = append(argv, "--disableexcludes=kubernetes")
+			if err := h.Run(ctx, "install kubelet, kubeadm and kubectl "+version, argv...); err != nil {
+				return tasks.Errorf("INSTALL_FAILED", "check that the repository serves "+version, "%v", err)
+			}
+		}
+		return nil
+	}
+	return tasks.Errorf("UNSUPPORTED_OS", "use --source binaries on this OS", "no package repository recipe for this OS (need Debian/Ubuntu or a RHEL family)")
+}
+
+// binaries downloads the three tools from BASE/VERSION/bin/linux/ARCH/NAME and checks each
+// against its SHA-256 (from the task, else NAME.sha256 next to it).
+func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version string, sums map[string]string) error {
+	for _, t := range tools {
+		url := fmt.Sprintf("%s/%s/bin/linux/%s/%s", base, version, runtime.GOARCH, t)
+		want := sums[t]
+		if want == "" {
+			b, err := get(ctx, url+".sha256")
+			if err != nil {
+				return tasks.Errorf("FETCH_FAILED", "give sha256 for each binary, or serve NAME.sha256 next to it", "%s.sha256: %v", url, err)
+			}
+			want = strings.Fields(string(b) + " ")[0]
+		}
+		data, err := get(ctx, url)
+		if err != nil {
+			return tasks.Errorf("FETCH_FAILED", "check --base-url and the node's network", "%s: %v", url, err)
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want) {
+			return tasks.Errorf("CHECKSUM_MISMATCH", "check the SHA-256; the download may be corrupt or tampered with", "sha256[%s]: %s has digest %s, not %s", t, url, got, want)
+		}
+		if _, err := h.WriteFile("/usr/local/bin/"+t, data, 0o755); err != nil {
+			return err
+		}
+		e.Progress(t, uint64(len(data)), uint64(len(data)), "bytes")
+	}
+	return nil
+}
+
+func get(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 512<<20))
+}

@@ -1,0 +1,148 @@
+package packages_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deckhandhq/deckhand/agent/packages"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func run(t *testing.T, r *tasks.Runner, tk *taskv1.Task) *taskv1.TaskResult {
+	t.Helper()
+	done := make(chan *taskv1.TaskResult, 1)
+	r.Start(context.Background(), tk, func(*taskv1.TaskEvent) {}, func(res *taskv1.TaskResult) { done <- res })
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(60 * time.Second):
+		t.Fatal("packages task did not finish")
+	}
+	return nil
+}
+
+func pkgTask(id string, dry bool, spec *taskv1.PackagesSpec) *taskv1.Task {
+	return &taskv1.Task{Id: id, Node: "n1", DryRun: dry, Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Packages{Packages: spec}}}
+}
+
+func newRunner(t *testing.T) (*tasks.Runner, string) {
+	root := testcluster.HostRoot(t, "pkg")
+	testcluster.InstallSim(t, root)
+	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"packages": packages.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, root
+}
+
+func TestPackagesFromTheRepository(t *testing.T) {
+	// A mirror of pkgs.k8s.io: the v1.33 repository's key.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/core:/stable:/v1.33/deb/Release.key", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "-----BEGIN PGP PUBLIC KEY BLOCK-----\ntest\n-----END PGP PUBLIC KEY BLOCK-----\n")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	r, root := newRunner(t)
+	spec := &taskv1.PackagesSpec{KubernetesVersion: "v1.33.13", Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, BaseUrl: srv.URL + "/core:/stable:/v1.33/deb", Hold: true}
+
+	res := run(t, r, pkgTask("p-dry", true, spec))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) < 4 {
+		t.Fatalf("dry-run: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/apt/sources.list.d/kubernetes.list")); !os.IsNotExist(err) {
+		t.Fatal("dry-run wrote the apt source")
+	}
+	res = run(t, r, pkgTask("p-1", false, spec))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("install: %v", res)
+	}
+	for _, tool := range []string{"kubelet", "kubeadm", "kubectl"} {
+		if res.GetOutputs()[tool+"_version"] != "v1.33.13" {
+			t.Fatalf("versions: %v", res.GetOutputs())
+		}
+		if _, err := os.Stat(filepath.Join(root, "var/lib/deckhand-sim/apt", tool+".hold")); err != nil {
+			t.Fatalf("%s not held", tool)
+		}
+	}
+	src, _ := os.ReadFile(filepath.Join(root, "etc/apt/sources.list.d/kubernetes.list"))
+	if string(src) != "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] "+srv.URL+"/core:/stable:/v1.33/deb/ /\n" {
+		t.Fatalf("apt source: %q", src)
+	}
+	if res = run(t, r, pkgTask("p-2", false, spec)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
+		t.Fatalf("second run: %v", res)
+	}
+	// A version the repository does not serve fails with the package manager's reason.
+	other := &taskv1.PackagesSpec{KubernetesVersion: "v1.34.12", BaseUrl: spec.GetBaseUrl(), Hold: true}
+	if res = run(t, r, pkgTask("p-3", false, other)); res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), "not found") {
+		t.Fatalf("wrong minor for the repository: %v", res)
+	}
+}
+
+func TestPackagesAsBinaries(t *testing.T) {
+	r, root := newRunner(t)
+	sim, err := os.ReadFile(filepath.Join(root, "usr/bin/systemctl")) // the hostsim binary
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, tool := range []string{"kubelet", "kubeadm", "kubectl"} {
+		mux.HandleFunc("/release/v1.33.13/bin/linux/"+goruntime.GOARCH+"/"+tool, func(w http.ResponseWriter, _ *http.Request) { w.Write(sim) })
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	sum := sha256.Sum256(sim)
+	digest := hex.EncodeToString(sum[:])
+	// The served binaries are simulations; they report the version the test says they are.
+	for _, tool := range []string{"kubelet", "kubeadm", "kubectl"} {
+		os.MkdirAll(filepath.Join(root, "var/lib/deckhand-sim/versions"), 0o755)
+		os.WriteFile(filepath.Join(root, "var/lib/deckhand-sim/versions", tool), []byte("v1.33.13"), 0o644)
+	}
+	spec := func(d string) *taskv1.PackagesSpec {
+		return &taskv1.PackagesSpec{KubernetesVersion: "v1.33.13", Source: taskv1.PackageSource_PACKAGE_SOURCE_BINARIES, BaseUrl: srv.URL + "/release",
+			Sha256: map[string]string{"kubelet": d, "kubeadm": digest, "kubectl": digest}}
+	}
+	res := run(t, r, pkgTask("b-bad", false, spec(strings.Repeat("0", 64))))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "CHECKSUM_MISMATCH" || !strings.Contains(res.GetError().GetMessage(), "sha256[kubelet]") {
+		t.Fatalf("wrong digest: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/kubelet")); !os.IsNotExist(err) {
+		t.Fatal("a binary with a wrong digest was installed")
+	}
+	res = run(t, r, pkgTask("b-1", false, spec(digest)))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["kubeadm_version"] != "v1.33.13" || len(res.GetChanges()) != 3 {
+		t.Fatalf("binaries: %v", res)
+	}
+	if res = run(t, r, pkgTask("b-2", false, spec(digest))); len(res.GetChanges()) != 0 {
+		t.Fatalf("second run: %v", res.GetChanges())
+	}
+}
+
+func TestPackagesBadInput(t *testing.T) {
+	r, root := newRunner(t)
+	for field, spec := range map[string]*taskv1.PackagesSpec{
+		"kubernetes_version": {KubernetesVersion: "v1.99.0"},
+		"base_url":           {KubernetesVersion: "v1.33.13", BaseUrl: "ftp://mirror"},
+	} {
+		res := run(t, r, pkgTask("bad-"+field, false, spec))
+		if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), field) || len(res.GetChanges()) != 0 {
+			t.Errorf("%s: %v", field, res)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/apt")); !os.IsNotExist(err) {
+		t.Fatal("bad input changed the host")
+	}
+}
