@@ -1,0 +1,288 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Defaults for the empty fields of a ClusterSpec; the same as kubeadm's, except that the
+// rendered files always state them.
+const (
+	DefaultClusterName   = "kubernetes"
+	DefaultServiceSubnet = "10.96.0.0/12"
+	DefaultCgroupDriver  = "systemd"
+)
+
+// Limits kubeadm v1.33 enforces on the subnets (cmd/kubeadm/app/constants and
+// apis/kubeadm/validation), checked here first so the error names our field.
+const (
+	minServiceAddresses = 10 // MinimumAddressesInServiceSubnet
+	maxServiceHostBits  = 20 // MaximumBitsForServiceSubnet
+	minPodAddresses     = 14 // MinimumAddressesInPodSubnet
+	nodeMaskIPv4        = 24 // the controller-manager's default node-cidr-mask-size-ipv4
+	nodeMaskIPv6        = 64 // ... and -ipv6
+	maxNodeMaskDiff     = 16 // PodSubnetNodeMaskMaxDiff
+)
+
+// minV1beta4Minor is the first Kubernetes minor whose kubeadm reads kubeadm.k8s.io/v1beta4
+// (added in v1.31; v1.30's kubeadm knows only v1beta3).
+const minV1beta4Minor = 31
+
+// Cluster is a validated ClusterSpec with every default filled in.
+type Cluster struct {
+	// KubernetesVersion is "vMAJOR.MINOR.PATCH" of a minor in kubeimages.SupportedVersions.
+	KubernetesVersion string
+	// ControlPlaneEndpoint is host:port of the API server load balancer or first control
+	// plane; empty for a single control plane that no other control plane joins.
+	ControlPlaneEndpoint string
+	// PodSubnet is one CIDR, or an IPv4 and an IPv6 CIDR joined by a comma (dual-stack);
+	// empty leaves node CIDR allocation to the network plugin.
+	PodSubnet string
+	// ServiceSubnet is like PodSubnet, never empty, and overlaps no pod subnet.
+	ServiceSubnet string
+	// ClusterName is the name in the kubeconfig files kubeadm writes.
+	ClusterName string
+	// CgroupDriver is the kubelet's cgroup driver: "systemd" or "cgroupfs". The container
+	// runtime must use the same one.
+	CgroupDriver string
+	// Registry is where the control-plane images come from.
+	Registry kubeimages.Registry
+}
+
+// ParseCluster validates spec and fills in the defaults. Every error is a
+// *kubeimages.FieldError naming the ClusterSpec field (kubernetes_version,
+// control_plane_endpoint, pod_subnet, service_subnet, cluster_name, cgroup_driver,
+// registry.image_repository, registry.mirrors[i], registry.insecure_registries[i]).
+func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
+	var c Cluster
+	if spec.GetKubernetesVersion() == "" {
+		return Cluster{}, invalid("kubernetes_version", "", "is required",
+			"give a release such as v1.33.13; kubeadm would otherwise look the version up on the internet")
+	}
+	v, row, err := kubeimages.ParseKubernetesVersion(spec.GetKubernetesVersion())
+	if err != nil {
+		var fe *kubeimages.FieldError
+		if errors.As(err, &fe) {
+			c := *fe
+			c.Hint = "use " + supportedMinors() + ", e.g. v1.33.13"
+			return Cluster{}, &c
+		}
+		return Cluster{}, err
+	}
+	if minorOf(row.Minor) < minV1beta4Minor {
+		return Cluster{}, invalid("kubernetes_version", spec.GetKubernetesVersion(),
+			fmt.Sprintf("is older than v1.%d, the first kubeadm that reads the %s configuration Deckhand writes", minV1beta4Minor, KubeadmAPIVersion),
+			"use "+supportedMinors())
+	}
+	c.KubernetesVersion = v
+
+	if ep := spec.GetControlPlaneEndpoint(); ep != "" {
+		if err := checkHostPort("control_plane_endpoint", ep); err != nil {
+			return Cluster{}, err
+		}
+		c.ControlPlaneEndpoint = ep
+	}
+
+	c.ServiceSubnet = orDefault(spec.GetServiceSubnet(), DefaultServiceSubnet)
+	services, err := parseSubnets("service_subnet", c.ServiceSubnet, true)
+	if err != nil {
+		return Cluster{}, err
+	}
+	if s := spec.GetPodSubnet(); s != "" {
+		pods, err := parseSubnets("pod_subnet", s, false)
+		if err != nil {
+			return Cluster{}, err
+		}
+		svcName := "service_subnet " + c.ServiceSubnet
+		if spec.GetServiceSubnet() == "" {
+			svcName += " (the default)"
+		}
+		for _, p := range pods {
+			for _, svc := range services {
+				if p.Overlaps(svc) {
+					return Cluster{}, invalid("pod_subnet", s,
+						fmt.Sprintf("overlaps %s (pod %s and service %s share addresses; kubeadm does not catch this, and Services and Pods would then collide)", svcName, p, svc),
+						"choose disjoint ranges, e.g. pod_subnet 10.244.0.0/16 with service_subnet 10.96.0.0/12")
+				}
+			}
+		}
+		c.PodSubnet = s
+	}
+
+	c.ClusterName = orDefault(spec.GetClusterName(), DefaultClusterName)
+	if reason := subdomainProblem(c.ClusterName); reason != "" {
+		return Cluster{}, invalid("cluster_name", c.ClusterName, reason, "use lower-case letters, digits, '-' and '.', e.g. "+DefaultClusterName)
+	}
+
+	c.CgroupDriver = orDefault(spec.GetCgroupDriver(), DefaultCgroupDriver)
+	if c.CgroupDriver != "systemd" && c.CgroupDriver != "cgroupfs" {
+		return Cluster{}, invalid("cgroup_driver", c.CgroupDriver, "is not systemd or cgroupfs",
+			"use systemd (kubeadm's default) or cgroupfs, the same as the container runtime's")
+	}
+
+	reg := spec.GetRegistry()
+	c.Registry, err = kubeimages.ParseRegistry(reg.GetImageRepository(), reg.GetMirrors(), reg.GetInsecureRegistries())
+	if err != nil {
+		return Cluster{}, prefixField("registry.", err)
+	}
+	return c, nil
+}
+
+// checkHostPort checks that s is host:port: an IP address (IPv6 in brackets) or a
+// lower-case DNS name, and a port from 1 to 65535.
+func checkHostPort(field, s string) error {
+	const hint = "write host:port, e.g. cp.example.com:6443 or [fd00::1]:6443"
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		return invalid(field, s, "has a URL scheme", "write host:port without "+scheme+"://, e.g. "+strings.TrimSuffix(rest, "/"))
+	}
+	host, port, ok := splitHostPort(s)
+	if !ok {
+		if _, err := netip.ParseAddr(s); err == nil && strings.Contains(s, ":") {
+			return invalid(field, s, "is an IPv6 address without a port", "write [addr]:6443")
+		}
+		return invalid(field, s, "is not host:port", "add the API server port, e.g. "+s+":6443")
+	}
+	if !validPort(port) {
+		return invalid(field, s, "has a bad port", "use a port from 1 to 65535, e.g. 6443")
+	}
+	if strings.HasPrefix(host, "[") {
+		a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return invalid(field, s, "has a bad IPv6 address", hint)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if strings.Count(host, ".") == 3 && strings.Trim(host, "0123456789.") == "" {
+		return invalid(field, s, "has a bad IPv4 address", hint)
+	}
+	if reason := subdomainProblem(host); reason != "" {
+		return invalid(field, s, "has a bad host: "+reason, hint)
+	}
+	return nil
+}
+
+// splitHostPort splits "host:port" or "[v6]:port". Unlike net.SplitHostPort it refuses an
+// empty host or port and an unbracketed IPv6 address.
+func splitHostPort(s string) (host, port string, ok bool) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]")
+		if end < 0 || !strings.HasPrefix(s[end+1:], ":") {
+			return "", "", false
+		}
+		host, port = s[:end+1], s[end+2:]
+	} else {
+		i := strings.LastIndex(s, ":")
+		if i < 0 || strings.Count(s, ":") > 1 {
+			return "", "", false
+		}
+		host, port = s[:i], s[i+1:]
+	}
+	return host, port, host != "" && host != "[]" && port != ""
+}
+
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	n := 0
+	for _, r := range p {
+		if r < '0' || r > '9' {
+			return false
+		}
+		n = n*10 + int(r-'0')
+	}
+	return n >= 1 && n <= 65535
+}
+
+// parseSubnets parses a subnet setting as kubeadm reads it (one CIDR, or one IPv4 and one
+// IPv6 CIDR joined by a comma) and applies kubeadm's size rules, so that kubeadm never
+// rejects what this package accepts.
+func parseSubnets(field, s string, service bool) ([]netip.Prefix, error) {
+	const hint = "write a network in CIDR form, e.g. 10.244.0.0/16, or an IPv4 and an IPv6 network joined by a comma"
+	parts := strings.Split(s, ",")
+	if len(parts) > 2 {
+		return nil, invalid(field, s, "has more than two networks", "give one network, or one IPv4 and one IPv6 network for dual-stack")
+	}
+	var out []netip.Prefix
+	for _, part := range parts {
+		p, err := netip.ParsePrefix(part)
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, invalid(field, s, fmt.Sprintf("has %q, which is not a CIDR network", part), hint)
+		}
+		if p.Addr().Is4In6() {
+			return nil, invalid(field, s, fmt.Sprintf("has %q, an IPv4-mapped IPv6 network", part), "write the IPv4 network itself")
+		}
+		if p.Masked() != p {
+			return nil, invalid(field, s, fmt.Sprintf("has %q, which has host bits set", part), fmt.Sprintf("write the network address: %s", p.Masked()))
+		}
+		bits := p.Addr().BitLen()
+		hostBits := bits - p.Bits()
+		if service {
+			if hostBits > maxServiceHostBits {
+				return nil, invalid(field, s, fmt.Sprintf("has %s, larger than kubeadm allows for services", p),
+					fmt.Sprintf("use a prefix length of at least /%d", bits-maxServiceHostBits))
+			}
+			if hostBits < 63 && 1<<hostBits < minServiceAddresses {
+				return nil, invalid(field, s, fmt.Sprintf("has %s, too small for the cluster's services", p), fmt.Sprintf("use at least %d addresses", minServiceAddresses))
+			}
+		} else {
+			nodeMask := nodeMaskIPv4
+			if p.Addr().Is6() {
+				nodeMask = nodeMaskIPv6
+			}
+			if hostBits < 63 && 1<<hostBits < minPodAddresses {
+				return nil, invalid(field, s, fmt.Sprintf("has %s, too small for the cluster's pods", p), fmt.Sprintf("use at least %d addresses", minPodAddresses))
+			}
+			if p.Bits() > nodeMask || nodeMask-p.Bits() > maxNodeMaskDiff {
+				return nil, invalid(field, s, fmt.Sprintf("has %s, which does not fit the per-node /%d ranges the controller-manager allocates", p, nodeMask),
+					fmt.Sprintf("use a prefix length from /%d to /%d", nodeMask-maxNodeMaskDiff, nodeMask))
+			}
+		}
+		out = append(out, p)
+	}
+	if len(out) == 2 && out[0].Addr().Is4() == out[1].Addr().Is4() {
+		return nil, invalid(field, s, "has two networks of the same IP family", "for dual-stack give one IPv4 and one IPv6 network")
+	}
+	return out, nil
+}
+
+// minorOf returns MINOR of "vMAJOR.MINOR" for major 1, or -1.
+func minorOf(v string) int {
+	m, ok := strings.CutPrefix(v, "v1.")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(m)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// supportedMinors lists the minors ParseCluster accepts: those of kubeimages'
+// table that read v1beta4.
+func supportedMinors() string {
+	var m []string
+	for _, row := range kubeimages.SupportedVersions() {
+		if minorOf(row.Minor) >= minV1beta4Minor {
+			m = append(m, row.Minor)
+		}
+	}
+	return "a release of " + strings.Join(m, ", ")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
