@@ -29,6 +29,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/testcluster"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 // servedMethods lists every method of every service the controller serves, from the
@@ -274,6 +275,29 @@ func TestRefusals(t *testing.T) {
 		os.WriteFile(filepath.Join(thief.Root, "etc", "machine-id"), machineID, 0o644)
 		if _, err := c.StartAgent(thief); err == nil || !strings.Contains(err.Error(), "already enrolled") {
 			t.Fatalf("re-enrollment with a copied machine ID: %v", err)
+		}
+	})
+
+	t.Run("kubeadm specs are checked at the edge", func(t *testing.T) {
+		admin := c.Client()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		good := func() (*taskv1.ClusterSpec, *taskv1.NodeSpec) {
+			return &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", ControlPlaneEndpoint: "10.250.0.10:6443", PodSubnet: "10.244.0.0/16", ServiceSubnet: "10.96.0.0/12"},
+				&taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}
+		}
+		for field, mutate := range map[string]func(*taskv1.ClusterSpec, *taskv1.NodeSpec){
+			"pod_subnet":             func(c *taskv1.ClusterSpec, _ *taskv1.NodeSpec) { c.PodSubnet = "10.96.0.0/16" },
+			"node.name":              func(_ *taskv1.ClusterSpec, n *taskv1.NodeSpec) { n.Name = "CP_1" },
+			"kubernetes_version":     func(c *taskv1.ClusterSpec, _ *taskv1.NodeSpec) { c.KubernetesVersion = "v1.99.0" },
+			"control_plane_endpoint": func(c *taskv1.ClusterSpec, _ *taskv1.NodeSpec) { c.ControlPlaneEndpoint = "10.250.0.10" },
+		} {
+			cs, n := good()
+			mutate(cs, n)
+			_, err := apiv1.NewTaskServiceClient(admin).CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "cp-1", Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{Cluster: cs, Node: n}}}})
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
+				t.Errorf("%s: %v", field, err)
+			}
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -132,6 +133,15 @@ func validateSpec(spec *taskv1.TaskSpec) error {
 		if a == taskv1.ImagesAction_IMAGES_ACTION_LIST || a == taskv1.ImagesAction_IMAGES_ACTION_IMPORT {
 			version = ""
 		}
+	case *taskv1.TaskSpec_KubeadmInit:
+		return validateKubeadm("spec.kubeadm_init.", k.KubeadmInit.GetCluster(), k.KubeadmInit.GetNode())
+	case *taskv1.TaskSpec_KubeadmJoin:
+		return validateKubeadm("spec.kubeadm_join.", k.KubeadmJoin.GetCluster(), k.KubeadmJoin.GetNode())
+	case *taskv1.TaskSpec_Packages:
+		if _, _, err := kubeimages.ParseKubernetesVersion(k.Packages.GetKubernetesVersion()); err != nil {
+			return &fieldError{"spec.packages.kubernetes_version", err.Error()}
+		}
+		return nil
 	default:
 		return nil
 	}
@@ -159,6 +169,18 @@ func (s *validatingStream) RecvMsg(m any) error {
 	}
 	if err := validate(m); err != nil {
 		return invalid(err)
+	}
+	return nil
+}
+
+// validateKubeadm checks a cluster and node spec with the same rules that render kubeadm's
+// configuration on the agent (overlapping subnets, RFC 1123 names, supported versions, ...).
+func validateKubeadm(prefix string, cluster *taskv1.ClusterSpec, node *taskv1.NodeSpec) error {
+	if _, err := kubeadmconfig.ParseCluster(cluster); err != nil {
+		return &fieldError{prefix + "cluster", err.Error()}
+	}
+	if _, err := kubeadmconfig.ParseNode(node); err != nil {
+		return &fieldError{prefix + "node", err.Error()}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package config turns a cluster spec and a node spec into what kubeadm is given: the
+// Package kubeadmconfig turns a cluster spec and a node spec into what kubeadm is given: the
 // kubeadm.k8s.io/v1beta4 configuration files for `kubeadm init` (InitConfiguration,
 // ClusterConfiguration and the KubeletConfiguration with the cgroup driver) and for
 // `kubeadm join` (JoinConfiguration, as worker or control plane), and the argv of every
@@ -33,4 +33,4 @@
 //
 // Every generated file and command is checked against a real kubeadm v1.33 built by
 // scripts/kubeadm.sh (see TestRealKubeadmAcceptsGeneratedConfigs).
-package config
+package kubeadmconfig

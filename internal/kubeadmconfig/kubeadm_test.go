@@ -1,4 +1,4 @@
-package config
+package kubeadmconfig
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func realKubeadm(t *testing.T) string {
 	if !ok {
 		t.Fatal("cannot locate the test file")
 	}
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	root := filepath.Join(filepath.Dir(file), "..", "..")
 	// The first build takes minutes; stop it in time to report why, before go test's
 	// -timeout kills the whole binary.
 	deadline := time.Now().Add(25 * time.Minute)
