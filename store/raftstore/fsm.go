@@ -31,6 +31,11 @@ type fsm struct {
 	appliedIndex uint64
 	applied      *sync.Cond // signalled when appliedIndex grows
 
+	// Recently applied request IDs and their results, oldest first, so a retried command
+	// is answered instead of applied twice. Part of the replicated state (snapshotted).
+	requests     map[string]*storagev1.TxnResult
+	requestOrder []string
+
 	// notify is called with the events of each applied batch, under no lock, in order.
 	notify func(events []store.Event)
 }
@@ -38,7 +43,7 @@ type fsm struct {
 func kvLess(a, b *store.KV) bool { return a.Key < b.Key }
 
 func newFSM(historyLimit int, notify func([]store.Event)) *fsm {
-	f := &fsm{kv: btree.NewG(32, kvLess), historyLimit: historyLimit, notify: notify}
+	f := &fsm{kv: btree.NewG(32, kvLess), historyLimit: historyLimit, notify: notify, requests: map[string]*storagev1.TxnResult{}}
 	f.applied = sync.NewCond(f.mu.RLocker())
 	return f
 }
@@ -66,11 +71,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		if err := proto.Unmarshal(l.Data, &cmd); err != nil {
 			panic(fmt.Sprintf("raftstore: log entry %d is not a Command: %v", l.Index, err))
 		}
+		if id := cmd.GetRequestId(); id != "" {
+			if res, seen := f.requests[id]; seen {
+				out[i] = res
+				continue
+			}
+		}
 		switch k := cmd.Kind.(type) {
 		case *storagev1.Command_Txn:
 			res, evs := f.applyTxn(k.Txn)
 			events = append(events, evs...)
 			out[i] = res
+			f.remember(cmd.GetRequestId(), res)
 		case *storagev1.Command_Compact:
 			out[i] = f.applyCompact(k.Compact.GetRevision())
 		default:
@@ -86,6 +98,23 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.notify(events)
 	}
 	return out
+}
+
+// maxRequests bounds the remembered request IDs (a retry comes within seconds).
+const maxRequests = 10_000
+
+func (f *fsm) remember(id string, res *storagev1.TxnResult) {
+	if id == "" {
+		return
+	}
+	f.requests[id] = res
+	f.requestOrder = append(f.requestOrder, id)
+	if over := len(f.requestOrder) - maxRequests; over > 0 {
+		for _, old := range f.requestOrder[:over] {
+			delete(f.requests, old)
+		}
+		f.requestOrder = append([]string(nil), f.requestOrder[over:]...)
+	}
 }
 
 func (f *fsm) applyTxn(t *storagev1.Txn) (*storagev1.TxnResult, []store.Event) {
@@ -271,19 +300,24 @@ func (f *fsm) historySinceLocked(prefix string, after int64) ([]store.Event, err
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{kv: f.kv.Clone(), revision: f.revision, compactRev: f.compactRev}, nil
+	reqs := make([]*storagev1.AppliedRequest, 0, len(f.requestOrder))
+	for _, id := range f.requestOrder {
+		reqs = append(reqs, &storagev1.AppliedRequest{RequestId: id, Result: f.requests[id]})
+	}
+	return &fsmSnapshot{kv: f.kv.Clone(), revision: f.revision, compactRev: f.compactRev, requests: reqs}, nil
 }
 
 type fsmSnapshot struct {
 	kv         *btree.BTreeG[*store.KV]
 	revision   int64
 	compactRev int64
+	requests   []*storagev1.AppliedRequest
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	w := bufio.NewWriterSize(sink, 256<<10)
 	err := func() error {
-		hdr := &storagev1.SnapshotHeader{Format: snapshotFormat, Revision: s.revision, CompactRevision: s.compactRev, KeyCount: uint64(s.kv.Len())}
+		hdr := &storagev1.SnapshotHeader{Format: snapshotFormat, Revision: s.revision, CompactRevision: s.compactRev, KeyCount: uint64(s.kv.Len()), AppliedRequestCount: uint64(len(s.requests))}
 		if _, err := protodelim.MarshalTo(w, hdr); err != nil {
 			return err
 		}
@@ -297,6 +331,11 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		})
 		if werr != nil {
 			return werr
+		}
+		for _, r := range s.requests {
+			if _, err := protodelim.MarshalTo(w, &storagev1.SnapshotRecord{Record: &storagev1.SnapshotRecord_AppliedRequest{AppliedRequest: r}}); err != nil {
+				return err
+			}
 		}
 		return w.Flush()
 	}()
@@ -333,8 +372,24 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		kv.ReplaceOrInsert(&store.KV{Key: p.GetKey(), Value: p.GetValue(), CreateRevision: p.GetCreateRevision(), ModRevision: p.GetModRevision(), Version: p.GetVersion()})
 	}
+	requests := map[string]*storagev1.TxnResult{}
+	var order []string
+	for i := uint64(0); i < hdr.GetAppliedRequestCount(); i++ {
+		var rec storagev1.SnapshotRecord
+		if err := opts.UnmarshalFrom(r, &rec); err != nil {
+			return fmt.Errorf("restore snapshot: applied request %d of %d: %w", i, hdr.GetAppliedRequestCount(), err)
+		}
+		ar := rec.GetAppliedRequest()
+		if ar == nil {
+			return fmt.Errorf("restore snapshot: applied request %d: unexpected record", i)
+		}
+		requests[ar.GetRequestId()] = ar.GetResult()
+		order = append(order, ar.GetRequestId())
+	}
 	f.mu.Lock()
 	f.kv = kv
+	f.requests = requests
+	f.requestOrder = order
 	f.revision = hdr.GetRevision()
 	// Watch history before the snapshot is not retained: watchers older than it re-list.
 	f.compactRev = hdr.GetRevision()

@@ -81,3 +81,39 @@ func mustMarshal(cmd *storagev1.Command) []byte {
 	}
 	return b
 }
+
+// A command retried with the same request ID (a forwarded write whose reply was lost) is
+// answered from the record, not applied twice, also after a snapshot restore.
+func TestRetriedRequestAppliesOnce(t *testing.T) {
+	f := newFSM(100, nil)
+	cmd := txnToCommand(store.Txn{Then: []store.Op{store.Put("/uses", []byte("1"))}})
+	cmd.RequestId = "req-1"
+	data := mustMarshal(cmd)
+	first := f.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: data}})[0].(*storagev1.TxnResult)
+	again := f.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogCommand, Data: data}})[0].(*storagev1.TxnResult)
+	if first.GetRevision() != 1 || again.GetRevision() != 1 {
+		t.Fatalf("revisions %d then %d: the retry was applied again", first.GetRevision(), again.GetRevision())
+	}
+	kv, rev := f.get("/uses")
+	if rev != 1 || kv.Version != 1 {
+		t.Fatalf("after retry: rev %d version %d", rev, kv.Version)
+	}
+	snap, _ := f.Snapshot()
+	var sink bufSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := newFSM(100, nil)
+	if err := g.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	res := g.ApplyBatch([]*raft.Log{{Index: 3, Type: raft.LogCommand, Data: data}})[0].(*storagev1.TxnResult)
+	if res.GetRevision() != 1 {
+		t.Fatalf("after restore the retry applied again: rev %d", res.GetRevision())
+	}
+	// A different request is applied.
+	cmd.RequestId = "req-2"
+	if res := g.ApplyBatch([]*raft.Log{{Index: 4, Type: raft.LogCommand, Data: mustMarshal(cmd)}})[0].(*storagev1.TxnResult); res.GetRevision() != 2 {
+		t.Fatalf("new request: rev %d", res.GetRevision())
+	}
+}

@@ -120,7 +120,9 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
 	}
-	res, err := s.propose(ctx, txnToCommand(t))
+	cmd := txnToCommand(t)
+	cmd.RequestId = randomID() + randomID() + randomID() // the same across forwarding retries
+	res, err := s.propose(ctx, cmd)
 	if err != nil {
 		return 0, err
 	}

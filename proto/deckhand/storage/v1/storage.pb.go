@@ -192,7 +192,11 @@ type Command struct {
 	//	*Command_Compact
 	Kind isCommand_Kind `protobuf_oneof:"kind"`
 	// A newer replica may write kinds an older one does not know; when set they are skipped.
-	Ignorable     bool `protobuf:"varint,15,opt,name=ignorable,proto3" json:"ignorable,omitempty"`
+	Ignorable bool `protobuf:"varint,15,opt,name=ignorable,proto3" json:"ignorable,omitempty"`
+	// Identifies one client request across retries: a command whose request ID was applied
+	// recently returns the recorded result instead of applying twice (a forwarded write
+	// retried after its connection dropped).
+	RequestId     string `protobuf:"bytes,14,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -257,6 +261,13 @@ func (x *Command) GetIgnorable() bool {
 		return x.Ignorable
 	}
 	return false
+}
+
+func (x *Command) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type isCommand_Kind interface {
@@ -850,8 +861,10 @@ type SnapshotHeader struct {
 	Revision        int64  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	CompactRevision int64  `protobuf:"varint,3,opt,name=compact_revision,json=compactRevision,proto3" json:"compact_revision,omitempty"`
 	KeyCount        uint64 `protobuf:"varint,4,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Number of AppliedRequest records after the key records.
+	AppliedRequestCount uint64 `protobuf:"varint,5,opt,name=applied_request_count,json=appliedRequestCount,proto3" json:"applied_request_count,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
@@ -912,12 +925,20 @@ func (x *SnapshotHeader) GetKeyCount() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetAppliedRequestCount() uint64 {
+	if x != nil {
+		return x.AppliedRequestCount
+	}
+	return 0
+}
+
 // SnapshotRecord is one length-delimited record after the header.
 type SnapshotRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Record:
 	//
 	//	*SnapshotRecord_Kv
+	//	*SnapshotRecord_AppliedRequest
 	Record        isSnapshotRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -969,6 +990,15 @@ func (x *SnapshotRecord) GetKv() *KeyValue {
 	return nil
 }
 
+func (x *SnapshotRecord) GetAppliedRequest() *AppliedRequest {
+	if x != nil {
+		if x, ok := x.Record.(*SnapshotRecord_AppliedRequest); ok {
+			return x.AppliedRequest
+		}
+	}
+	return nil
+}
+
 type isSnapshotRecord_Record interface {
 	isSnapshotRecord_Record()
 }
@@ -977,7 +1007,66 @@ type SnapshotRecord_Kv struct {
 	Kv *KeyValue `protobuf:"bytes,1,opt,name=kv,proto3,oneof"`
 }
 
+type SnapshotRecord_AppliedRequest struct {
+	AppliedRequest *AppliedRequest `protobuf:"bytes,2,opt,name=applied_request,json=appliedRequest,proto3,oneof"`
+}
+
 func (*SnapshotRecord_Kv) isSnapshotRecord_Record() {}
+
+func (*SnapshotRecord_AppliedRequest) isSnapshotRecord_Record() {}
+
+// AppliedRequest is a recently applied request ID and its result, oldest first.
+type AppliedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Result        *TxnResult             `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppliedRequest) Reset() {
+	*x = AppliedRequest{}
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedRequest) ProtoMessage() {}
+
+func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
+func (*AppliedRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AppliedRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AppliedRequest) GetResult() *TxnResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
 
 // ApplyRequest forwards a command to the leader.
 type ApplyRequest struct {
@@ -991,7 +1080,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[12]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1092,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[12]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1105,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyRequest) GetCommand() *Command {
@@ -1043,7 +1132,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[13]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1144,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[13]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1157,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyResponse) GetResult() *TxnResult {
@@ -1091,7 +1180,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[14]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1192,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[14]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1205,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadRequest) GetKey() string {
@@ -1151,7 +1240,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[15]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1252,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[15]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1265,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadResponse) GetKvs() []*KeyValue {
@@ -1207,7 +1296,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[16]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1308,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[16]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1321,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1267,7 +1356,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[17]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1368,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[17]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1381,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinResponse) GetClusterId() string {
@@ -1319,7 +1408,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[18]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1420,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[18]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1433,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveRequest) GetId() string {
@@ -1364,7 +1453,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[19]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1465,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[19]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1478,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveResponse) GetMembers() []*Member {
@@ -1408,7 +1497,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[20]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1509,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[20]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1522,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{21}
 }
 
 // InfoResponse describes the cluster as this replica sees it.
@@ -1454,7 +1543,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[21]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1555,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[21]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1568,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InfoResponse) GetClusterId() string {
@@ -1550,7 +1639,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[22]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1651,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[22]
+	mi := &file_deckhand_storage_v1_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1664,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_storage_v1_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Member) GetId() string {
@@ -1603,11 +1692,13 @@ var File_deckhand_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"!deckhand/storage/v1/storage.proto\x12\x13deckhand.storage.v1\"\x97\x01\n" +
+	"!deckhand/storage/v1/storage.proto\x12\x13deckhand.storage.v1\"\xb6\x01\n" +
 	"\aCommand\x12,\n" +
 	"\x03txn\x18\x01 \x01(\v2\x18.deckhand.storage.v1.TxnH\x00R\x03txn\x128\n" +
 	"\acompact\x18\x02 \x01(\v2\x1c.deckhand.storage.v1.CompactH\x00R\acompact\x12\x1c\n" +
-	"\tignorable\x18\x0f \x01(\bR\tignorableB\x06\n" +
+	"\tignorable\x18\x0f \x01(\bR\tignorable\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x0e \x01(\tR\trequestIdB\x06\n" +
 	"\x04kind\"\xa6\x01\n" +
 	"\aCompare\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12:\n" +
@@ -1643,15 +1734,21 @@ const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
 	"\x0fcreate_revision\x18\x03 \x01(\x03R\x0ecreateRevision\x12!\n" +
 	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\x03R\aversion\"\x8c\x01\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\"\xc0\x01\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
 	"\x10compact_revision\x18\x03 \x01(\x03R\x0fcompactRevision\x12\x1b\n" +
-	"\tkey_count\x18\x04 \x01(\x04R\bkeyCount\"K\n" +
+	"\tkey_count\x18\x04 \x01(\x04R\bkeyCount\x122\n" +
+	"\x15applied_request_count\x18\x05 \x01(\x04R\x13appliedRequestCount\"\x9b\x01\n" +
 	"\x0eSnapshotRecord\x12/\n" +
-	"\x02kv\x18\x01 \x01(\v2\x1d.deckhand.storage.v1.KeyValueH\x00R\x02kvB\b\n" +
-	"\x06record\"e\n" +
+	"\x02kv\x18\x01 \x01(\v2\x1d.deckhand.storage.v1.KeyValueH\x00R\x02kv\x12N\n" +
+	"\x0fapplied_request\x18\x02 \x01(\v2#.deckhand.storage.v1.AppliedRequestH\x00R\x0eappliedRequestB\b\n" +
+	"\x06record\"g\n" +
+	"\x0eAppliedRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x126\n" +
+	"\x06result\x18\x02 \x01(\v2\x1e.deckhand.storage.v1.TxnResultR\x06result\"e\n" +
 	"\fApplyRequest\x126\n" +
 	"\acommand\x18\x01 \x01(\v2\x1c.deckhand.storage.v1.CommandR\acommand\x12\x1d\n" +
 	"\n" +
@@ -1730,7 +1827,7 @@ func file_deckhand_storage_v1_storage_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_storage_v1_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_deckhand_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_deckhand_storage_v1_storage_proto_goTypes = []any{
 	(CompareTarget)(0),     // 0: deckhand.storage.v1.CompareTarget
 	(TxnOutcome)(0),        // 1: deckhand.storage.v1.TxnOutcome
@@ -1747,17 +1844,18 @@ var file_deckhand_storage_v1_storage_proto_goTypes = []any{
 	(*KeyValue)(nil),       // 12: deckhand.storage.v1.KeyValue
 	(*SnapshotHeader)(nil), // 13: deckhand.storage.v1.SnapshotHeader
 	(*SnapshotRecord)(nil), // 14: deckhand.storage.v1.SnapshotRecord
-	(*ApplyRequest)(nil),   // 15: deckhand.storage.v1.ApplyRequest
-	(*ApplyResponse)(nil),  // 16: deckhand.storage.v1.ApplyResponse
-	(*ReadRequest)(nil),    // 17: deckhand.storage.v1.ReadRequest
-	(*ReadResponse)(nil),   // 18: deckhand.storage.v1.ReadResponse
-	(*JoinRequest)(nil),    // 19: deckhand.storage.v1.JoinRequest
-	(*JoinResponse)(nil),   // 20: deckhand.storage.v1.JoinResponse
-	(*RemoveRequest)(nil),  // 21: deckhand.storage.v1.RemoveRequest
-	(*RemoveResponse)(nil), // 22: deckhand.storage.v1.RemoveResponse
-	(*InfoRequest)(nil),    // 23: deckhand.storage.v1.InfoRequest
-	(*InfoResponse)(nil),   // 24: deckhand.storage.v1.InfoResponse
-	(*Member)(nil),         // 25: deckhand.storage.v1.Member
+	(*AppliedRequest)(nil), // 15: deckhand.storage.v1.AppliedRequest
+	(*ApplyRequest)(nil),   // 16: deckhand.storage.v1.ApplyRequest
+	(*ApplyResponse)(nil),  // 17: deckhand.storage.v1.ApplyResponse
+	(*ReadRequest)(nil),    // 18: deckhand.storage.v1.ReadRequest
+	(*ReadResponse)(nil),   // 19: deckhand.storage.v1.ReadResponse
+	(*JoinRequest)(nil),    // 20: deckhand.storage.v1.JoinRequest
+	(*JoinResponse)(nil),   // 21: deckhand.storage.v1.JoinResponse
+	(*RemoveRequest)(nil),  // 22: deckhand.storage.v1.RemoveRequest
+	(*RemoveResponse)(nil), // 23: deckhand.storage.v1.RemoveResponse
+	(*InfoRequest)(nil),    // 24: deckhand.storage.v1.InfoRequest
+	(*InfoResponse)(nil),   // 25: deckhand.storage.v1.InfoResponse
+	(*Member)(nil),         // 26: deckhand.storage.v1.Member
 }
 var file_deckhand_storage_v1_storage_proto_depIdxs = []int32{
 	9,  // 0: deckhand.storage.v1.Command.txn:type_name -> deckhand.storage.v1.Txn
@@ -1770,28 +1868,30 @@ var file_deckhand_storage_v1_storage_proto_depIdxs = []int32{
 	5,  // 7: deckhand.storage.v1.Txn.ops:type_name -> deckhand.storage.v1.Op
 	1,  // 8: deckhand.storage.v1.TxnResult.outcome:type_name -> deckhand.storage.v1.TxnOutcome
 	12, // 9: deckhand.storage.v1.SnapshotRecord.kv:type_name -> deckhand.storage.v1.KeyValue
-	3,  // 10: deckhand.storage.v1.ApplyRequest.command:type_name -> deckhand.storage.v1.Command
-	11, // 11: deckhand.storage.v1.ApplyResponse.result:type_name -> deckhand.storage.v1.TxnResult
-	12, // 12: deckhand.storage.v1.ReadResponse.kvs:type_name -> deckhand.storage.v1.KeyValue
-	25, // 13: deckhand.storage.v1.JoinResponse.members:type_name -> deckhand.storage.v1.Member
-	25, // 14: deckhand.storage.v1.RemoveResponse.members:type_name -> deckhand.storage.v1.Member
-	25, // 15: deckhand.storage.v1.InfoResponse.members:type_name -> deckhand.storage.v1.Member
-	2,  // 16: deckhand.storage.v1.Member.suffrage:type_name -> deckhand.storage.v1.MemberSuffrage
-	15, // 17: deckhand.storage.v1.ReplicaService.Apply:input_type -> deckhand.storage.v1.ApplyRequest
-	17, // 18: deckhand.storage.v1.ReplicaService.Read:input_type -> deckhand.storage.v1.ReadRequest
-	19, // 19: deckhand.storage.v1.ReplicaService.Join:input_type -> deckhand.storage.v1.JoinRequest
-	21, // 20: deckhand.storage.v1.ReplicaService.Remove:input_type -> deckhand.storage.v1.RemoveRequest
-	23, // 21: deckhand.storage.v1.ReplicaService.Info:input_type -> deckhand.storage.v1.InfoRequest
-	16, // 22: deckhand.storage.v1.ReplicaService.Apply:output_type -> deckhand.storage.v1.ApplyResponse
-	18, // 23: deckhand.storage.v1.ReplicaService.Read:output_type -> deckhand.storage.v1.ReadResponse
-	20, // 24: deckhand.storage.v1.ReplicaService.Join:output_type -> deckhand.storage.v1.JoinResponse
-	22, // 25: deckhand.storage.v1.ReplicaService.Remove:output_type -> deckhand.storage.v1.RemoveResponse
-	24, // 26: deckhand.storage.v1.ReplicaService.Info:output_type -> deckhand.storage.v1.InfoResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	15, // 10: deckhand.storage.v1.SnapshotRecord.applied_request:type_name -> deckhand.storage.v1.AppliedRequest
+	11, // 11: deckhand.storage.v1.AppliedRequest.result:type_name -> deckhand.storage.v1.TxnResult
+	3,  // 12: deckhand.storage.v1.ApplyRequest.command:type_name -> deckhand.storage.v1.Command
+	11, // 13: deckhand.storage.v1.ApplyResponse.result:type_name -> deckhand.storage.v1.TxnResult
+	12, // 14: deckhand.storage.v1.ReadResponse.kvs:type_name -> deckhand.storage.v1.KeyValue
+	26, // 15: deckhand.storage.v1.JoinResponse.members:type_name -> deckhand.storage.v1.Member
+	26, // 16: deckhand.storage.v1.RemoveResponse.members:type_name -> deckhand.storage.v1.Member
+	26, // 17: deckhand.storage.v1.InfoResponse.members:type_name -> deckhand.storage.v1.Member
+	2,  // 18: deckhand.storage.v1.Member.suffrage:type_name -> deckhand.storage.v1.MemberSuffrage
+	16, // 19: deckhand.storage.v1.ReplicaService.Apply:input_type -> deckhand.storage.v1.ApplyRequest
+	18, // 20: deckhand.storage.v1.ReplicaService.Read:input_type -> deckhand.storage.v1.ReadRequest
+	20, // 21: deckhand.storage.v1.ReplicaService.Join:input_type -> deckhand.storage.v1.JoinRequest
+	22, // 22: deckhand.storage.v1.ReplicaService.Remove:input_type -> deckhand.storage.v1.RemoveRequest
+	24, // 23: deckhand.storage.v1.ReplicaService.Info:input_type -> deckhand.storage.v1.InfoRequest
+	17, // 24: deckhand.storage.v1.ReplicaService.Apply:output_type -> deckhand.storage.v1.ApplyResponse
+	19, // 25: deckhand.storage.v1.ReplicaService.Read:output_type -> deckhand.storage.v1.ReadResponse
+	21, // 26: deckhand.storage.v1.ReplicaService.Join:output_type -> deckhand.storage.v1.JoinResponse
+	23, // 27: deckhand.storage.v1.ReplicaService.Remove:output_type -> deckhand.storage.v1.RemoveResponse
+	25, // 28: deckhand.storage.v1.ReplicaService.Info:output_type -> deckhand.storage.v1.InfoResponse
+	24, // [24:29] is the sub-list for method output_type
+	19, // [19:24] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_storage_v1_storage_proto_init() }
@@ -1810,6 +1910,7 @@ func file_deckhand_storage_v1_storage_proto_init() {
 	}
 	file_deckhand_storage_v1_storage_proto_msgTypes[11].OneofWrappers = []any{
 		(*SnapshotRecord_Kv)(nil),
+		(*SnapshotRecord_AppliedRequest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1817,7 +1918,7 @@ func file_deckhand_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_storage_v1_storage_proto_rawDesc), len(file_deckhand_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
