@@ -26,6 +26,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("deckhand-agent", flag.ContinueOnError)
 	controllers := fs.String("controller", "", "comma-separated controller addresses HOST:PORT")
 	fs.StringVar(&cfg.Token, "token", "", "bootstrap token (first start only), from deckctl token create")
+	tokenFile := fs.String("token-file", "", "read the bootstrap token from this file instead (keeps it out of the process list)")
 	fs.StringVar(&cfg.CACertHash, "ca-cert-hash", "", "sha256:<hex> pin of the controller CA (first start only)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "node name, an RFC 1123 label (default: the host name)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the agent's key, certificate and state")
@@ -41,6 +42,16 @@ func run(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q: all options are flags (see --help)", fs.Arg(0))
+	}
+	if *tokenFile != "" {
+		if cfg.Token != "" {
+			return fmt.Errorf("--token and --token-file both given: use one")
+		}
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %v", err)
+		}
+		cfg.Token = strings.TrimSpace(string(b))
 	}
 	if *controllers != "" {
 		cfg.Controllers = strings.Split(*controllers, ",")

@@ -30,6 +30,7 @@ func run(args []string) error {
 	join := fs.String("join", "", "comma-separated addresses of running replicas to join (fresh data dir only)")
 	fs.StringVar(&cfg.Name, "name", "", "replica name (default: the one in --data-dir, or a random one)")
 	fs.StringVar(&cfg.Token, "token", "", "controller join token (with --join and an empty data dir): deckctl token create --purpose controller")
+	tokenFile := fs.String("token-file", "", "read the join token from this file instead (keeps it out of the process list)")
 	fs.StringVar(&cfg.CACertHash, "ca-cert-hash", "", "sha256:<hex> pin of the cluster CA (with --join)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat-interval", cfg.Heartbeat, "how often agents send heartbeats")
@@ -44,6 +45,16 @@ func run(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q: all options are flags (see --help)", fs.Arg(0))
+	}
+	if *tokenFile != "" {
+		if cfg.Token != "" {
+			return fmt.Errorf("--token and --token-file both given: use one")
+		}
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %v", err)
+		}
+		cfg.Token = strings.TrimSpace(string(b))
 	}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
