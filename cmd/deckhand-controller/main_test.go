@@ -405,7 +405,20 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "machine-id"), []byte("0123456789abcdef0123456789abcdef\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=ubuntu\nVERSION_ID=\"24.04\"\n"), 0o644)
-	args := append(strings.Fields(cmdline)[1:], "--node-name", "web-1", "--root", root, "--data-dir", t.TempDir(), "--metrics-listen", agentMetrics)
+	// The printed command, with the token moved into a file (as the README advises).
+	var args []string
+	fields := strings.Fields(cmdline)[1:]
+	for i := 0; i < len(fields); i++ {
+		if fields[i] == "--token" {
+			tokenFile := filepath.Join(t.TempDir(), "token")
+			os.WriteFile(tokenFile, []byte(fields[i+1]+"\n"), 0o600)
+			args = append(args, "--token-file", tokenFile)
+			i++
+			continue
+		}
+		args = append(args, fields[i])
+	}
+	args = append(args, "--node-name", "web-1", "--root", root, "--data-dir", t.TempDir(), "--metrics-listen", agentMetrics)
 	agent := exec.Command(filepath.Join(binDir, "deckhand-agent"), args...)
 	var agentErr bytes.Buffer
 	agent.Stderr = &syncWriter{b: &agentErr}
