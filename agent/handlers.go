@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/deckhandhq/deckhand/agent/images"
+	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/packages"
 	"github.com/deckhandhq/deckhand/agent/preflight"
 	"github.com/deckhandhq/deckhand/agent/runtime"
@@ -16,5 +17,10 @@ func handlers() map[string]tasks.Handler {
 		"images":    images.Run,
 		"preflight": preflight.Run,
 		"packages":  packages.Run,
+
+		"kubeadm_init":  kubeadm.Init,
+		"kubeadm_token": kubeadm.Token,
+		"kubeadm_join":  kubeadm.Join,
+		"kubeadm_reset": kubeadm.Reset,
 	}
 }

@@ -180,10 +180,25 @@ func (h *Host) AppendLine(p, line string, mode fs.FileMode) (bool, error) {
 	return h.WriteFile(p, []byte(content+line+"\n"), mode)
 }
 
+// RunOutput runs a mutating command and returns its stdout: recorded as a change, skipped
+// (nil output) in a dry-run. Its output lines are not logged: they may carry secrets, and
+// the caller logs what is safe.
+func (h *Host) RunOutput(ctx context.Context, what string, argv ...string) ([]byte, error) {
+	h.record("command", strings.Join(argv, " "), what)
+	if h.DryRun {
+		return nil, nil
+	}
+	return h.execLog(ctx, argv, false)
+}
+
 // ErrNotFound: a command's binary is not on the host.
 var ErrNotFound = errors.New("command not found")
 
 func (h *Host) exec(ctx context.Context, argv []string) ([]byte, error) {
+	return h.execLog(ctx, argv, true)
+}
+
+func (h *Host) execLog(ctx context.Context, argv []string, logOutput bool) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty command")
 	}
@@ -196,7 +211,7 @@ func (h *Host) exec(ctx context.Context, argv []string) ([]byte, error) {
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	err = cmd.Run()
-	if h.Log != nil {
+	if h.Log != nil && logOutput {
 		for _, l := range strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n") {
 			if l != "" {
 				h.Log("stdout", l)

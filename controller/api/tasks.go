@@ -7,10 +7,36 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/pki"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
+
+// secretOutputs are task outputs only writers may read: a viewer who saw a join token or
+// a certificate key could join machines to the Kubernetes cluster.
+var secretOutputs = map[string]bool{"token": true, "certificate_key": true}
+
+// redact hides secret outputs from callers that may not read them.
+func redact(ctx context.Context, rec *apiv1.TaskRecord) *apiv1.TaskRecord {
+	if id, _ := IdentityFrom(ctx); id.Role == pki.RoleAdmin || id.Role == pki.RoleOperator || rec == nil {
+		return rec
+	}
+	var hide []string
+	for k := range rec.GetResult().GetOutputs() {
+		if secretOutputs[k] {
+			hide = append(hide, k)
+		}
+	}
+	if len(hide) == 0 {
+		return rec
+	}
+	out := proto.Clone(rec).(*apiv1.TaskRecord)
+	for _, k := range hide {
+		out.Result.Outputs[k] = "<redacted: admin or operator only>"
+	}
+	return out
+}
 
 // TaskServer implements apiv1.TaskServiceServer.
 type TaskServer struct {
@@ -32,13 +58,16 @@ func (s *TaskServer) GetTask(ctx context.Context, req *apiv1.GetTaskRequest) (*a
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.GetTaskResponse{Task: rec}, nil
+	return &apiv1.GetTaskResponse{Task: redact(ctx, rec)}, nil
 }
 
 func (s *TaskServer) ListTasks(ctx context.Context, req *apiv1.ListTasksRequest) (*apiv1.ListTasksResponse, error) {
 	recs, err := s.Tasks.List(ctx, req.GetNode(), req.GetWorkflowId())
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	for i := range recs {
+		recs[i] = redact(ctx, recs[i])
 	}
 	return &apiv1.ListTasksResponse{Tasks: recs}, nil
 }
@@ -80,7 +109,7 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 			return err
 		}
 	}
-	if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: rec}}); err != nil {
+	if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: redact(ctx, rec)}}); err != nil {
 		return err
 	}
 	if tasks.Terminal(rec.GetState()) {
@@ -113,7 +142,7 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 			if err != nil {
 				continue
 			}
-			if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: rec}}); err != nil {
+			if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: redact(ctx, rec)}}); err != nil {
 				return err
 			}
 			if tasks.Terminal(rec.GetState()) {

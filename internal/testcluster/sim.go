@@ -17,6 +17,19 @@ var (
 // SimTools are the host tools the hostsim SIMULATION stands in for.
 var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark"}
 
+// SimKubeadm installs the kubeadm SIMULATION as ROOT/usr/bin/kubeadm (as if the packages
+// task had run), for tests of the kubeadm tasks.
+func SimKubeadm(t testing.TB, root string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "usr", "bin", "systemctl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr", "bin", "kubeadm"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // InstallSim puts the hostsim SIMULATION into a simulated host root (ROOT/usr/bin, under
 // each tool's name), the way the lab does, so tasks that manage services, the firewall and
 // kernel settings act on that root, and containerd really runs. Stop what it started with

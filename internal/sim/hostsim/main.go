@@ -33,7 +33,7 @@ func main() {
 		"apt-get":      aptGet,
 		"apt-mark":     aptMark,
 		"kubelet":      kubelet,
-		"kubeadm":      kubeadmVersion,
+		"kubeadm":      kubeadm,
 		"kubectl":      kubectl,
 	}
 	name := filepath.Base(os.Args[0])

@@ -1,0 +1,266 @@
+// Package kubeadm is the agent's kubeadm tasks: init (capturing the CA cert hash, the
+// bootstrap token and the certificate key from kubeadm's own output), token (a short-lived
+// join token minted just in time, plus uploaded certs and their key for a control-plane
+// join; or deleting one), join (worker or control plane) and reset (kubeadm reset -f, then
+// what kubeadm leaves behind, then a check that reports anything still there). Configs are
+// written 0600 under /etc/kubernetes/deckhand: they hold secrets, and never go on argv.
+package kubeadm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Paths on the node.
+const (
+	ConfigDir   = "/etc/kubernetes/deckhand"
+	initConfig  = ConfigDir + "/kubeadm-init.yaml"
+	joinConfig  = ConfigDir + "/kubeadm-join.yaml"
+	adminConf   = "/etc/kubernetes/admin.conf"
+	kubeletConf = "/etc/kubernetes/kubelet.conf"
+	caCert      = "/etc/kubernetes/pki/ca.crt"
+)
+
+var (
+	tokenOut   = regexp.MustCompile(`--token\s+([a-z0-9]{6}\.[a-z0-9]{16})`)
+	hashOut    = regexp.MustCompile(`--discovery-token-ca-cert-hash\s+(sha256:[0-9a-f]{64})`)
+	certKeyOut = regexp.MustCompile(`--certificate-key\s+([0-9a-f]{64})`)
+	joinOut    = regexp.MustCompile(`kubeadm join (\S+)`)
+	keyLine    = regexp.MustCompile(`(?m)^([0-9a-f]{64})\s*$`)
+)
+
+func invalid(err error) error {
+	return tasks.Errorf("INVALID_ARGUMENT", "fix the cluster or node spec", "%v", err)
+}
+
+// caHash pins the cluster CA the node has.
+func caHash(h *host.Host) (string, error) {
+	b, err := h.ReadFile(caCert)
+	if err != nil {
+		return "", err
+	}
+	c, err := pki.ParseCert(b)
+	if err != nil {
+		return "", err
+	}
+	return pki.Hash(c), nil
+}
+
+// Init runs kubeadm init on the first control-plane node.
+func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetKubeadmInit()
+	c, err := kubeadmconfig.ParseCluster(spec.GetCluster())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	n, err := kubeadmconfig.ParseNode(spec.GetNode())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	cfg, err := kubeadmconfig.InitConfig(c, n, spec.GetUploadCerts(), "")
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if _, err := h.WriteFile(initConfig, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	if h.Exists(adminConf) {
+		// Already a control plane: report what a join needs, change nothing.
+		hash, err := caHash(h)
+		if err != nil {
+			return nil, tasks.Errorf("INIT_STATE", "reset the node (kubeadm reset task) and init again", "the node has %s but no readable CA: %v", adminConf, err)
+		}
+		e.Logf("the node is already an initialized control plane")
+		return map[string]string{"ca_cert_hash": hash, "control_plane_endpoint": c.ControlPlaneEndpoint}, nil
+	}
+	out, err := h.RunOutput(ctx, "kubeadm init", kubeadmconfig.InitArgs(initConfig, spec.GetUploadCerts())...)
+	if err != nil {
+		return nil, tasks.Errorf("INIT_FAILED", "look at the task log and the kubelet journal (diagnostics task)", "%v", err)
+	}
+	if h.DryRun {
+		return nil, nil
+	}
+	logSafe(e, string(out))
+	res := map[string]string{"control_plane_endpoint": c.ControlPlaneEndpoint}
+	if m := hashOut.FindStringSubmatch(string(out)); m != nil {
+		res["ca_cert_hash"] = m[1]
+	} else if hash, err := caHash(h); err == nil {
+		res["ca_cert_hash"] = hash
+	}
+	if m := tokenOut.FindStringSubmatch(string(out)); m != nil {
+		res["token"] = m[1]
+	}
+	if m := certKeyOut.FindStringSubmatch(string(out)); m != nil {
+		res["certificate_key"] = m[1]
+	}
+	if m := joinOut.FindStringSubmatch(string(out)); m != nil {
+		res["api_server"] = m[1]
+	}
+	if res["ca_cert_hash"] == "" {
+		return res, tasks.Errorf("INIT_OUTPUT", "look at the task log", "kubeadm init succeeded but printed no CA cert hash")
+	}
+	return res, nil
+}
+
+// Token mints a join token (and, for a control-plane join, uploads certs and returns the
+// certificate key), or deletes a token.
+func Token(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetKubeadmToken()
+	if !h.Exists(adminConf) {
+		return nil, tasks.Errorf("NOT_A_CONTROL_PLANE", "run the token task on a healthy control-plane node", "%s is missing: this node is not an initialized control plane", adminConf)
+	}
+	if id := spec.GetDeleteTokenId(); id != "" {
+		if !regexp.MustCompile(`^[a-z0-9]{6}$`).MatchString(id) {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "give the 6-character token ID", "delete_token_id %q is not a token ID", id)
+		}
+		if err := h.Run(ctx, "delete bootstrap token "+id, kubeadmconfig.TokenDeleteArgs(id)...); err != nil {
+			return nil, tasks.Errorf("TOKEN_FAILED", "list tokens with kubeadm token list on the node", "%v", err)
+		}
+		return map[string]string{"deleted": id}, nil
+	}
+	out, err := h.RunOutput(ctx, "mint a join token", kubeadmconfig.TokenCreateArgs(spec.GetTtl().AsDuration())...)
+	if err != nil {
+		return nil, tasks.Errorf("TOKEN_FAILED", "check the control plane's health", "%v", err)
+	}
+	if h.DryRun {
+		return nil, nil
+	}
+	res := map[string]string{}
+	line := strings.TrimSpace(string(out))
+	for name, re := range map[string]*regexp.Regexp{"token": tokenOut, "ca_cert_hash": hashOut, "api_server": joinOut} {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			return nil, tasks.Errorf("TOKEN_OUTPUT", "look at the task log", "kubeadm token create printed no %s", name)
+		}
+		res[name] = m[1]
+	}
+	e.Logf("minted token %s for %s", strings.SplitN(res["token"], ".", 2)[0], res["api_server"])
+	if spec.GetControlPlane() {
+		cfgPath := ""
+		if h.Exists(initConfig) {
+			cfgPath = initConfig
+		}
+		out, err := h.RunOutput(ctx, "upload control-plane certificates", kubeadmconfig.UploadCertsArgs(cfgPath)...)
+		if err != nil {
+			return nil, tasks.Errorf("UPLOAD_CERTS_FAILED", "check the control plane's health", "%v", err)
+		}
+		m := keyLine.FindStringSubmatch(string(out))
+		if m == nil {
+			return nil, tasks.Errorf("UPLOAD_CERTS_OUTPUT", "look at the task log", "kubeadm init phase upload-certs printed no certificate key")
+		}
+		res["certificate_key"] = m[1]
+		e.Logf("uploaded control-plane certificates (the key expires in 2 hours)")
+	}
+	return res, nil
+}
+
+// Join joins the node as a worker or a control plane.
+func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetKubeadmJoin()
+	c, err := kubeadmconfig.ParseCluster(spec.GetCluster())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	n, err := kubeadmconfig.ParseNode(spec.GetNode())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	cp := spec.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+	cfg, err := kubeadmconfig.JoinConfig(c, n, cp, "", spec.GetToken(), spec.GetCaCertHash(), spec.GetCertificateKey())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if h.Exists(kubeletConf) {
+		e.Logf("the node has already joined the cluster")
+		return map[string]string{"joined": "already"}, nil
+	}
+	if _, err := h.WriteFile(joinConfig, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	out, err := h.RunOutput(ctx, "kubeadm join", kubeadmconfig.JoinArgs(joinConfig)...)
+	// The join config holds the token: it has no use after the join.
+	_, _ = h.RemoveFile(joinConfig)
+	if err != nil {
+		return nil, tasks.Errorf("JOIN_FAILED", "an expired token or certificate key needs a new token task; otherwise look at the kubelet journal", "%v", err)
+	}
+	if h.DryRun {
+		return nil, nil
+	}
+	logSafe(e, string(out))
+	if !strings.Contains(string(out), "This node has joined the cluster") {
+		return nil, tasks.Errorf("JOIN_OUTPUT", "look at the task log", "kubeadm join did not report that the node joined")
+	}
+	return map[string]string{"joined": map[bool]string{true: "control-plane", false: "worker"}[cp]}, nil
+}
+
+// leftovers are what a reset must not leave behind.
+var leftovers = []string{"/etc/kubernetes/manifests", "/etc/kubernetes/pki", "/var/lib/kubelet", "/var/lib/etcd", "/etc/cni/net.d"}
+
+// Reset runs kubeadm reset -f, removes what it leaves (CNI configuration, kubeconfigs,
+// Deckhand's kubeadm configs), and reports anything still there.
+func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	if h.Exists(kubeletConf) || h.Exists(adminConf) || nonEmpty(h, "/etc/kubernetes/manifests") {
+		out, err := h.RunOutput(ctx, "kubeadm reset", kubeadmconfig.ResetArgs()...)
+		if err != nil {
+			return nil, tasks.Errorf("RESET_FAILED", "look at the task log", "%v", err)
+		}
+		logSafe(e, string(out))
+	}
+	// What kubeadm says it does not clean: CNI configuration and kubeconfigs. The network
+	// filtering rules are left to the network add-on's own cleanup (not done here yet).
+	for _, dir := range []string{"/etc/cni/net.d", ConfigDir} {
+		entries, _ := os.ReadDir(h.Path(dir))
+		for _, en := range entries {
+			if en.Type().IsRegular() {
+				if _, err := h.RemoveFile(filepath.Join(dir, en.Name())); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, kc := range []string{"/root/.kube/config"} {
+		if _, err := h.RemoveFile(kc); err != nil {
+			return nil, err
+		}
+	}
+	if h.DryRun {
+		return nil, nil
+	}
+	var left []string
+	for _, dir := range leftovers {
+		entries, _ := os.ReadDir(h.Path(dir))
+		for _, en := range entries {
+			left = append(left, filepath.Join(dir, en.Name()))
+		}
+	}
+	if len(left) > 0 {
+		return map[string]string{"leftovers": strings.Join(left, ",")}, tasks.Errorf("RESET_INCOMPLETE", "remove them by hand (they are not kubeadm's or Deckhand's) or look at what created them", "reset left %d item(s) behind: %s", len(left), strings.Join(left, ", "))
+	}
+	return map[string]string{"leftovers": ""}, nil
+}
+
+func nonEmpty(h *host.Host, dir string) bool {
+	entries, err := os.ReadDir(h.Path(dir))
+	return err == nil && len(entries) > 0
+}
+
+// logSafe logs kubeadm's output with tokens and certificate keys masked.
+func logSafe(e *tasks.Emitter, out string) {
+	masked := tokenOut.ReplaceAllStringFunc(out, func(s string) string { return s[:len(s)-16] + "<secret>" })
+	masked = certKeyOut.ReplaceAllString(masked, "--certificate-key <secret>")
+	masked = keyLine.ReplaceAllString(masked, "<secret>")
+	for _, l := range strings.Split(strings.TrimRight(masked, "\n"), "\n") {
+		if strings.TrimSpace(l) != "" {
+			e.Log("stdout", l)
+		}
+	}
+}

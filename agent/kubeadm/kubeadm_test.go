@@ -1,0 +1,164 @@
+package kubeadm_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/agent/kubeadm"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// realKubeadm is the real kubeadm the simulation validates every config with.
+func realKubeadm(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	out, err := exec.Command(filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kubeadm.sh")).Output()
+	if err != nil {
+		t.Fatalf("scripts/kubeadm.sh: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+type node struct {
+	name, root string
+	r          *tasks.Runner
+}
+
+func newNode(t *testing.T, name string) *node {
+	root := testcluster.HostRoot(t, name)
+	testcluster.InstallSim(t, root)
+	testcluster.SimKubeadm(t, root)
+	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{
+		"kubeadm_init": kubeadm.Init, "kubeadm_token": kubeadm.Token, "kubeadm_join": kubeadm.Join, "kubeadm_reset": kubeadm.Reset,
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{name: name, root: root, r: r}
+}
+
+func (n *node) run(t *testing.T, id string, spec *taskv1.TaskSpec) (*taskv1.TaskResult, []string) {
+	t.Helper()
+	var logs []string
+	done := make(chan *taskv1.TaskResult, 1)
+	n.r.Start(context.Background(), &taskv1.Task{Id: id, Node: n.name, Spec: spec}, func(ev *taskv1.TaskEvent) {
+		if l := ev.GetLog(); l != nil {
+			logs = append(logs, l.GetText())
+		}
+	}, func(res *taskv1.TaskResult) { done <- res })
+	select {
+	case res := <-done:
+		return res, logs
+	case <-time.After(60 * time.Second):
+		t.Fatal("task did not finish")
+	}
+	return nil, nil
+}
+
+func cluster() *taskv1.ClusterSpec {
+	return &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", ControlPlaneEndpoint: "10.250.0.10:6443", PodSubnet: "10.244.0.0/16", ServiceSubnet: "10.96.0.0/12", CgroupDriver: "systemd"}
+}
+
+func TestInitTokenJoinReset(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	t.Setenv("DECKHAND_SIM_REAL_KUBEADM", realKubeadm(t))
+	cp1, cp2, w1 := newNode(t, "cp-1"), newNode(t, "cp-2"), newNode(t, "w-1")
+
+	res, logs := cp1.run(t, "init", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}, UploadCerts: true}}})
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("init: %v\n%v", res, logs)
+	}
+	out := res.GetOutputs()
+	if !strings.HasPrefix(out["ca_cert_hash"], "sha256:") || len(out["token"]) != 23 || len(out["certificate_key"]) != 64 || out["api_server"] != "10.250.0.10:6443" {
+		t.Fatalf("init outputs: %v", out)
+	}
+	for _, l := range logs {
+		if strings.Contains(l, out["token"]) || strings.Contains(l, out["certificate_key"]) {
+			t.Fatalf("a secret reached the task log: %q", l)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(cp1.root, "etc/kubernetes/deckhand/kubeadm-init.yaml")); st == nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("init config not written 0600: %v", st)
+	}
+	// Init again: no second init, same hash.
+	if res2, _ := cp1.run(t, "init-again", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}, UploadCerts: true}}}); res2.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res2.GetOutputs()["ca_cert_hash"] != out["ca_cert_hash"] || len(res2.GetChanges()) != 0 {
+		t.Fatalf("second init: %v", res2)
+	}
+
+	// A worker joins with a token minted just in time.
+	tok, _ := cp1.run(t, "token-w", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{Ttl: durationpb.New(15 * time.Minute)}}})
+	if tok.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || tok.GetOutputs()["ca_cert_hash"] != out["ca_cert_hash"] {
+		t.Fatalf("token: %v", tok)
+	}
+	join := func(n *node, id string, role taskv1.NodeRole, token, key, hash string) *taskv1.TaskResult {
+		res, logs := n.run(t, id, &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{
+			Cluster: cluster(), Node: &taskv1.NodeSpec{Name: n.name}, Role: role, Token: token, CaCertHash: hash, CertificateKey: key}}})
+		_ = logs
+		return res
+	}
+	if res := join(w1, "join-w", taskv1.NodeRole_NODE_ROLE_WORKER, tok.GetOutputs()["token"], "", tok.GetOutputs()["ca_cert_hash"]); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["joined"] != "worker" {
+		t.Fatalf("worker join: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(w1.root, "etc/kubernetes/deckhand/kubeadm-join.yaml")); !os.IsNotExist(err) {
+		t.Fatal("the join config with its token was left on the node")
+	}
+	// A wrong CA pin is refused by kubeadm.
+	badHash := "sha256:" + strings.Repeat("0", 64)
+	if res := join(cp2, "join-badhash", taskv1.NodeRole_NODE_ROLE_WORKER, tok.GetOutputs()["token"], "", badHash); res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), "pinned") {
+		t.Fatalf("wrong pin: %v", res)
+	}
+	// A control-plane join: token plus uploaded certs and their key.
+	cpTok, _ := cp1.run(t, "token-cp", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{Ttl: durationpb.New(15 * time.Minute), ControlPlane: true}}})
+	if len(cpTok.GetOutputs()["certificate_key"]) != 64 {
+		t.Fatalf("control-plane token: %v", cpTok)
+	}
+	if res := join(cp2, "join-cp", taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, cpTok.GetOutputs()["token"], cpTok.GetOutputs()["certificate_key"], cpTok.GetOutputs()["ca_cert_hash"]); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["joined"] != "control-plane" {
+		t.Fatalf("control-plane join: %v", res)
+	}
+	// Deleting the token makes it useless.
+	id := strings.SplitN(tok.GetOutputs()["token"], ".", 2)[0]
+	if res, _ := cp1.run(t, "token-del", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{DeleteTokenId: id}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("token delete: %v", res)
+	}
+
+	// Reset: kubeadm reset, then the CNI config it leaves, then verification. A seeded
+	// leftover kubeadm and Deckhand do not own is reported.
+	os.MkdirAll(filepath.Join(w1.root, "etc/cni/net.d/cache"), 0o755)
+	os.WriteFile(filepath.Join(w1.root, "etc/cni/net.d/10-flannel.conflist"), []byte("{}"), 0o644)
+	res, _ = w1.run(t, "reset", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}})
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "RESET_INCOMPLETE" || res.GetOutputs()["leftovers"] != "/etc/cni/net.d/cache" {
+		t.Fatalf("reset with a leftover: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(w1.root, "etc/cni/net.d/10-flannel.conflist")); !os.IsNotExist(err) || exists(w1.root, "etc/kubernetes/kubelet.conf") {
+		t.Fatal("reset left the CNI config or the kubelet kubeconfig")
+	}
+	os.RemoveAll(filepath.Join(w1.root, "etc/cni/net.d/cache"))
+	if res, _ = w1.run(t, "reset-2", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
+		t.Fatalf("second reset: %v", res)
+	}
+	// The node can join again after the reset.
+	tok2, _ := cp1.run(t, "token-w2", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{}}})
+	if res := join(w1, "join-w2", taskv1.NodeRole_NODE_ROLE_WORKER, tok2.GetOutputs()["token"], "", tok2.GetOutputs()["ca_cert_hash"]); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("join after reset: %v", res)
+	}
+}
+
+func exists(root, p string) bool {
+	_, err := os.Stat(filepath.Join(root, p))
+	return err == nil
+}
