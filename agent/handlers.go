@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/deckhandhq/deckhand/agent/diagnostics"
 	"github.com/deckhandhq/deckhand/agent/images"
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/packages"
@@ -22,5 +23,6 @@ func handlers() map[string]tasks.Handler {
 		"kubeadm_token": kubeadm.Token,
 		"kubeadm_join":  kubeadm.Join,
 		"kubeadm_reset": kubeadm.Reset,
+		"diagnostics":   diagnostics.Run,
 	}
 }

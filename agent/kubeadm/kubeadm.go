@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/deckhandhq/deckhand/agent/diagnostics"
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
@@ -84,12 +86,16 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	}
 	out, err := h.RunOutput(ctx, "kubeadm init", kubeadmconfig.InitArgs(initConfig, spec.GetUploadCerts())...)
 	if err != nil {
-		return nil, tasks.Errorf("INIT_FAILED", "look at the task log and the kubelet journal (diagnostics task)", "%v", err)
+		attachDiagnostics(ctx, h, e)
+		return nil, tasks.Errorf("INIT_FAILED", "the diagnostics bundle is attached (deckctl task get ID --save FILE)", "%v", err)
 	}
 	if h.DryRun {
 		return nil, nil
 	}
 	logSafe(e, string(out))
+	if err := waitHealthy(ctx, h, e, spec.GetHealthTimeout().AsDuration(), true); err != nil {
+		return nil, err
+	}
 	res := map[string]string{"control_plane_endpoint": c.ControlPlaneEndpoint}
 	if m := hashOut.FindStringSubmatch(string(out)); m != nil {
 		res["ca_cert_hash"] = m[1]
@@ -190,7 +196,8 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	// The join config holds the token: it has no use after the join.
 	_, _ = h.RemoveFile(joinConfig)
 	if err != nil {
-		return nil, tasks.Errorf("JOIN_FAILED", "an expired token or certificate key needs a new token task; otherwise look at the kubelet journal", "%v", err)
+		attachDiagnostics(ctx, h, e)
+		return nil, tasks.Errorf("JOIN_FAILED", "an expired token or certificate key needs a new token task; otherwise see the attached diagnostics bundle", "%v", err)
 	}
 	if h.DryRun {
 		return nil, nil
@@ -198,6 +205,9 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	logSafe(e, string(out))
 	if !strings.Contains(string(out), "This node has joined the cluster") {
 		return nil, tasks.Errorf("JOIN_OUTPUT", "look at the task log", "kubeadm join did not report that the node joined")
+	}
+	if err := waitHealthy(ctx, h, e, spec.GetHealthTimeout().AsDuration(), cp); err != nil {
+		return nil, err
 	}
 	return map[string]string{"joined": map[bool]string{true: "control-plane", false: "worker"}[cp]}, nil
 }
@@ -262,5 +272,40 @@ func logSafe(e *tasks.Emitter, out string) {
 		if strings.TrimSpace(l) != "" {
 			e.Log("stdout", l)
 		}
+	}
+}
+
+// waitHealthy waits until the kubelet runs and, on a control plane, the API server answers
+// /readyz; on timeout it fails with the diagnostics bundle attached.
+func waitHealthy(ctx context.Context, h *host.Host, e *tasks.Emitter, timeout time.Duration, controlPlane bool) error {
+	if timeout <= 0 {
+		timeout = 4 * time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		_, last = h.Query(ctx, "systemctl", "is-active", "kubelet")
+		if last == nil && controlPlane {
+			_, last = h.Query(ctx, "kubectl", "--kubeconfig", adminConf, "get", "--raw=/readyz")
+		}
+		if last == nil {
+			e.Logf("kubelet is running%s", map[bool]string{true: " and the API server is ready"}[controlPlane])
+			return nil
+		}
+		if time.Now().After(deadline) {
+			attachDiagnostics(ctx, h, e)
+			return tasks.Errorf("NOT_HEALTHY", "the diagnostics bundle is attached (deckctl task get ID --save FILE)", "not healthy after %v: %v", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func attachDiagnostics(ctx context.Context, h *host.Host, e *tasks.Emitter) {
+	if bundle, _, err := diagnostics.Collect(ctx, h, 200); err == nil {
+		e.Attach(bundle)
 	}
 }

@@ -1,6 +1,9 @@
 package kubeadm_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"log/slog"
@@ -161,4 +164,43 @@ func TestInitTokenJoinReset(t *testing.T) {
 func exists(root, p string) bool {
 	_, err := os.Stat(filepath.Join(root, p))
 	return err == nil
+}
+
+func TestUnhealthyControlPlaneReportsDiagnostics(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	cp := newNode(t, "cp-9")
+	os.MkdirAll(filepath.Join(cp.root, "var/lib/deckhand-sim"), 0o755)
+	os.WriteFile(filepath.Join(cp.root, "var/lib/deckhand-sim/kubelet-broken"), nil, 0o644)
+	res, _ := cp.run(t, "init", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-9", AdvertiseAddress: "10.250.0.19"}, HealthTimeout: durationpb.New(time.Second)}}})
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "NOT_HEALTHY" {
+		t.Fatalf("unhealthy init: %v", res)
+	}
+	names := tarNames(t, res.GetArtifact())
+	for _, want := range []string{"kubelet.journal", "containers.txt", "files/etc/os-release"} {
+		if !strings.Contains(names, want) {
+			t.Fatalf("diagnostics bundle lacks %s: %s", want, names)
+		}
+	}
+	if strings.Contains(names, "kubeadm-join") || strings.Contains(names, "pki") {
+		t.Fatalf("diagnostics bundle carries secrets: %s", names)
+	}
+}
+
+func tarNames(t *testing.T, data []byte) string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("artifact is not a tar.gz: %v", err)
+	}
+	tr := tar.NewReader(zr)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+	}
+	return strings.Join(names, ",")
 }

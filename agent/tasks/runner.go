@@ -41,9 +41,13 @@ func Errorf(reason, hint, format string, args ...any) *Error {
 
 // Emitter streams a running task's events.
 type Emitter struct {
-	taskID string
-	send   func(*taskv1.TaskEvent)
+	taskID   string
+	send     func(*taskv1.TaskEvent)
+	artifact []byte
 }
+
+// Attach sets the task's artifact (for example a diagnostics bundle), sent with the result.
+func (e *Emitter) Attach(data []byte) { e.artifact = data }
 
 // Log sends one log line.
 func (e *Emitter) Log(stream, text string) {
@@ -191,6 +195,7 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 	e.Logf("%s task started%s", kind, map[bool]string{true: " (dry-run: nothing will be changed)"}[t.GetDryRun()])
 	outputs, err := handler(ctx, t, h, e)
 	res.Outputs = outputs
+	res.Artifact = e.artifact
 	var te *Error
 	switch {
 	case err == nil:

@@ -474,6 +474,13 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 	if out, err = deckctl(t, ctl.dir, addr, "task", "get", "rt-web-1"); err != nil || !strings.Contains(out, "runtime_ready: true") {
 		t.Fatalf("task get: %v\n%s", err, out)
 	}
+	bundle := filepath.Join(t.TempDir(), "diag.tar.gz")
+	if out, err = deckctl(t, ctl.dir, addr, "task", "run", "web-1", "diagnostics", "--save", bundle); err != nil || !strings.Contains(out, "saved") {
+		t.Fatalf("diagnostics: %v\n%s", err, out)
+	}
+	if data, _ := os.ReadFile(bundle); len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Fatalf("diagnostics bundle is not gzip (%d bytes)", len(data))
+	}
 	out, err = deckctl(t, ctl.dir, addr, "task", "run", "web-1", "images", "--action", "export", "--archive", "relative.tar")
 	if err == nil || !strings.Contains(out, "archive_path") || !strings.Contains(out, "(INVALID_ARGUMENT)") {
 		t.Fatalf("bad images task: %v\n%s", err, out)

@@ -17,16 +17,18 @@ var (
 // SimTools are the host tools the hostsim SIMULATION stands in for.
 var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark"}
 
-// SimKubeadm installs the kubeadm SIMULATION as ROOT/usr/bin/kubeadm (as if the packages
-// task had run), for tests of the kubeadm tasks.
+// SimKubeadm installs the kubeadm, kubectl and kubelet SIMULATIONS into ROOT/usr/bin (as
+// if the packages task had run), for tests of the kubeadm tasks.
 func SimKubeadm(t testing.TB, root string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, "usr", "bin", "systemctl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "usr", "bin", "kubeadm"), data, 0o755); err != nil {
-		t.Fatal(err)
+	for _, tool := range []string{"kubeadm", "kubectl", "kubelet"} {
+		if err := os.WriteFile(filepath.Join(root, "usr", "bin", tool), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

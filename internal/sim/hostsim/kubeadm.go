@@ -235,6 +235,7 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	writeFile(r, "var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n", 0o644)
 	writeFile(r, "var/lib/etcd/member/snap/db", "", 0o600)
 	writeFile(r, "var/lib/deckhand-sim/kubeadm-node", name, 0o644)
+	startKubelet(r)
 	os.MkdirAll(filepath.Join(cluster, "nodes"), 0o755)
 	os.WriteFile(filepath.Join(cluster, "nodes", name), []byte("control-plane"), 0o644)
 	hash := pki.Hash(ca.Cert)
@@ -408,6 +409,7 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 	writeFile(r, "etc/kubernetes/kubelet.conf", kubeconfig(string(endpoint), "system:node:"+name), 0o600)
 	writeFile(r, "var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n", 0o644)
 	writeFile(r, "var/lib/deckhand-sim/kubeadm-node", name, 0o644)
+	startKubelet(r)
 	role := "worker"
 	if controlPlane {
 		role = "control-plane"
@@ -450,6 +452,16 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 		os.Remove(filepath.Join(r, "etc/kubernetes", file))
 	}
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-node"))
+	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/systemd/kubelet.active")) // [reset] Stopping the kubelet service
 	fmt.Print("[preflight] Running pre-flight checks\n[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n[reset] Stopping the kubelet service\n[reset] Unmounting mounted directories in \"/var/lib/kubelet\"\n[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]\n\nThe reset process does not perform cleanup of CNI plugin configuration,\nnetwork filtering rules and kubeconfig files.\n\nFor information on how to perform this cleanup manually, please see:\n    https://k8s.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/\n\n")
 	return 0, nil
+}
+
+// startKubelet is kubeadm's [kubelet-start] phase. A test marks a host's kubelet broken
+// (ROOT/var/lib/deckhand-sim/kubelet-broken) to simulate one that never comes up.
+func startKubelet(r string) {
+	if exists(filepath.Join(r, "var/lib/deckhand-sim/kubelet-broken")) {
+		return
+	}
+	writeFile(r, "var/lib/deckhand-sim/systemd/kubelet.active", "", 0o644)
 }

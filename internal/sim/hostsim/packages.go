@@ -193,6 +193,17 @@ func kubeadmVersion(r string, args []string) (int, error) {
 }
 
 func kubectl(r string, args []string) (int, error) {
+	// The API server's readiness, as seen with a kubeconfig of the simulated host.
+	if len(args) == 4 && args[0] == "--kubeconfig" && args[2] == "get" && args[3] == "--raw=/readyz" {
+		if !exists(filepath.Join(r, args[1])) {
+			return 1, fmt.Errorf("error: stat %s: no such file or directory", args[1])
+		}
+		if !exists(filepath.Join(r, "etc/kubernetes/manifests/kube-apiserver.yaml")) {
+			return 1, errors.New("The connection to the server was refused - did you specify the right host or port?")
+		}
+		fmt.Println("ok")
+		return 0, nil
+	}
 	if strings.Join(args, " ") == "version --client -o json" {
 		v, err := toolVersion(r, "kubectl")
 		if err != nil {

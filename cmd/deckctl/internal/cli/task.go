@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -35,6 +36,7 @@ type taskFlags struct {
 	pkgSource         string
 	baseURL           string
 	noHold            bool
+	save              string
 	role              string
 	fix               bool
 	ignore            []string
@@ -116,12 +118,17 @@ func newTaskCmd(o *options) *cobra.Command {
 				fmt.Fprintln(o.out, rec.GetTask().GetId())
 				return nil
 			}
-			return o.follow(rec.GetTask().GetId())
+			last, err := o.follow(rec.GetTask().GetId())
+			if serr := saveArtifact(o, last, f.save); serr != nil && err == nil {
+				err = serr
+			}
+			return err
 		},
 	}
 	fl := run.Flags()
 	fl.BoolVar(&f.dryRun, "dry-run", false, "report the changes the task would make and make none")
 	fl.BoolVar(&f.detach, "detach", false, "print the task ID and return")
+	fl.StringVar(&f.save, "save", "", "write the task's artifact (for example the diagnostics tar.gz) to this file")
 	fl.StringVar(&f.id, "id", "", "task ID (default: generated); reusing an ID returns the recorded task")
 	fl.StringVar(&f.kubernetesVersion, "kubernetes-version", "v1.33.13", "Kubernetes version (runtime, images)")
 	fl.StringVar(&f.imageRepository, "image-repository", "registry.k8s.io", "repository of the control-plane and pause images")
@@ -142,7 +149,8 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringSliceVar(&f.ignore, "ignore", nil, "preflight: check names whose failure does not fail the task (repeatable)")
 	cmd.AddCommand(run)
 
-	cmd.AddCommand(&cobra.Command{
+	var getSave string
+	get := &cobra.Command{
 		Use:   "get ID",
 		Short: "Show a task's state, changes and outputs",
 		Args:  cobra.ExactArgs(1),
@@ -152,6 +160,9 @@ func newTaskCmd(o *options) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := saveArtifact(o, resp.GetTask(), getSave); err != nil {
+					return err
+				}
 				if done, err := o.printStructured(resp); done {
 					return err
 				}
@@ -159,7 +170,9 @@ func newTaskCmd(o *options) *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}
+	get.Flags().StringVar(&getSave, "save", "", "write the task's artifact (for example a diagnostics tar.gz) to this file")
+	cmd.AddCommand(get)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "logs ID",
 		Short: "Print a task's log",
@@ -224,21 +237,37 @@ func newTaskCmd(o *options) *cobra.Command {
 	return cmd
 }
 
+// saveArtifact writes a task's artifact to path (when path is set).
+func saveArtifact(o *options, rec *apiv1.TaskRecord, path string) error {
+	if path == "" || rec == nil {
+		return nil
+	}
+	data := rec.GetResult().GetArtifact()
+	if len(data) == 0 {
+		return fmt.Errorf("task %s has no artifact to save", rec.GetTask().GetId())
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.errOut, "saved %d bytes to %s\n", len(data), path)
+	return nil
+}
+
 // follow streams a task's events until it ends, then prints the outcome. A failed task is
 // an error (exit 1).
-func (o *options) follow(id string) error {
+func (o *options) follow(id string) (*apiv1.TaskRecord, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
 	cc, err := o.dial(dctx)
 	dcancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cc.Close()
 	stream, err := apiv1.NewTaskServiceClient(cc).WatchTask(ctx, &apiv1.WatchTaskRequest{Id: id})
 	if err != nil {
-		return describe(err)
+		return nil, describe(err)
 	}
 	fmt.Fprintf(o.errOut, "task %s\n", id)
 	var last *apiv1.TaskRecord
@@ -248,7 +277,7 @@ func (o *options) follow(id string) error {
 			break
 		}
 		if err != nil {
-			return describe(err)
+			return nil, describe(err)
 		}
 		if ev := msg.GetEvent(); ev != nil {
 			printEvent(o.errOut, ev)
@@ -258,16 +287,16 @@ func (o *options) follow(id string) error {
 		}
 	}
 	if last == nil {
-		return fmt.Errorf("task %s: the stream ended without a state", id)
+		return nil, fmt.Errorf("task %s: the stream ended without a state", id)
 	}
 	if done, err := o.printStructured(last); done {
-		return err
+		return last, err
 	}
 	printTask(o.out, last)
 	if last.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
-		return fmt.Errorf("task %s %s", id, taskState(last.GetState()))
+		return last, fmt.Errorf("task %s %s", id, taskState(last.GetState()))
 	}
-	return nil
+	return last, nil
 }
 
 func taskState(s taskv1.TaskState) string {
