@@ -191,6 +191,25 @@ func (h *Host) RunOutput(ctx context.Context, what string, argv ...string) ([]by
 	return h.execLog(ctx, argv, false)
 }
 
+// RunInput runs a mutating command with input on its stdin: recorded as a change, skipped
+// in a dry-run.
+func (h *Host) RunInput(ctx context.Context, what string, input []byte, argv ...string) error {
+	h.record("command", strings.Join(argv, " "), what)
+	if h.DryRun {
+		return nil
+	}
+	bin, err := h.lookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
+	cmd.Stdin = bytes.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", argv[0], err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // ErrNotFound: a command's binary is not on the host.
 var ErrNotFound = errors.New("command not found")
 

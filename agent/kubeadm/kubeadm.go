@@ -8,6 +8,7 @@ package kubeadm
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -225,8 +226,16 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		}
 		logSafe(e, string(out))
 	}
-	// What kubeadm says it does not clean: CNI configuration and kubeconfigs. The network
-	// filtering rules are left to the network add-on's own cleanup (not done here yet).
+	// What kubeadm says it does not clean: network filtering rules, IPVS, CNI configuration
+	// and kubeconfigs.
+	if err := cleanNetfilter(ctx, h, e); err != nil {
+		return nil, err
+	}
+	if t.GetSpec().GetKubeadmReset().GetIpvs() && h.Has("ipvsadm") {
+		if err := h.Run(ctx, "clear IPVS virtual services", "ipvsadm", "--clear"); err != nil {
+			return nil, tasks.Errorf("RESET_FAILED", "run ipvsadm --clear on the node", "%v", err)
+		}
+	}
 	for _, dir := range []string{"/etc/cni/net.d", ConfigDir} {
 		entries, _ := os.ReadDir(h.Path(dir))
 		for _, en := range entries {
@@ -246,6 +255,15 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		return nil, nil
 	}
 	var left []string
+	for _, fam := range []string{"iptables", "ip6tables"} {
+		if !h.Has(fam + "-save") {
+			continue
+		}
+		out, _ := h.Query(ctx, fam+"-save")
+		if _, removed := withoutKube(string(out)); removed > 0 {
+			left = append(left, fmt.Sprintf("%d %s rule(s) or chain(s) of Kubernetes", removed, fam))
+		}
+	}
 	for _, dir := range leftovers {
 		entries, _ := os.ReadDir(h.Path(dir))
 		for _, en := range entries {
@@ -308,4 +326,47 @@ func attachDiagnostics(ctx context.Context, h *host.Host, e *tasks.Emitter) {
 	if bundle, _, err := diagnostics.Collect(ctx, h, 200); err == nil {
 		e.Attach(bundle)
 	}
+}
+
+// kubeRule reports whether an iptables-save line belongs to Kubernetes: its KUBE- chains,
+// the rules in them, and the jumps to them.
+func kubeRule(l string) bool {
+	return strings.HasPrefix(l, ":KUBE-") || strings.HasPrefix(l, "-A KUBE-") || strings.Contains(l, " -j KUBE-") || strings.Contains(l, " --jump KUBE-")
+}
+
+// withoutKube drops the Kubernetes lines of a ruleset and keeps everything else, chain
+// policies included, so the host keeps its own rules and stays reachable.
+func withoutKube(rules string) (string, int) {
+	var kept []string
+	removed := 0
+	for _, l := range strings.Split(rules, "\n") {
+		if kubeRule(l) {
+			removed++
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "\n"), removed
+}
+
+// cleanNetfilter removes what kube-proxy and kubeadm left in iptables and ip6tables.
+func cleanNetfilter(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
+	for _, fam := range []string{"iptables", "ip6tables"} {
+		if !h.Has(fam+"-save") || !h.Has(fam+"-restore") {
+			continue
+		}
+		out, err := h.Query(ctx, fam+"-save")
+		if err != nil {
+			return tasks.Errorf("RESET_FAILED", "look at "+fam+"-save on the node", "%s-save: %v", fam, err)
+		}
+		clean, removed := withoutKube(string(out))
+		if removed == 0 {
+			continue
+		}
+		if err := h.RunInput(ctx, fmt.Sprintf("remove %d Kubernetes %s rules and chains (the host's own rules and policies stay)", removed, fam), []byte(clean), fam+"-restore"); err != nil {
+			return tasks.Errorf("RESET_FAILED", "the ruleset was left as it was; look at "+fam+"-save on the node", "%v", err)
+		}
+		e.Logf("removed %d Kubernetes lines from %s", removed, fam)
+	}
+	return nil
 }

@@ -141,6 +141,9 @@ func TestInitTokenJoinReset(t *testing.T) {
 
 	// Reset: kubeadm reset, then the CNI config it leaves, then verification. A seeded
 	// leftover kubeadm and Deckhand do not own is reported.
+	rules := "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n:KUBE-SERVICES - [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -j KUBE-FIREWALL\n-A KUBE-FIREWALL -m mark --mark 0x8000 -j DROP\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n"
+	os.MkdirAll(filepath.Join(w1.root, "var/lib/deckhand-sim/netfilter"), 0o755)
+	os.WriteFile(filepath.Join(w1.root, "var/lib/deckhand-sim/netfilter/iptables.rules"), []byte(rules), 0o644)
 	os.MkdirAll(filepath.Join(w1.root, "etc/cni/net.d/cache"), 0o755)
 	os.WriteFile(filepath.Join(w1.root, "etc/cni/net.d/10-flannel.conflist"), []byte("{}"), 0o644)
 	res, _ = w1.run(t, "reset", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}})
@@ -149,6 +152,10 @@ func TestInitTokenJoinReset(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(w1.root, "etc/cni/net.d/10-flannel.conflist")); !os.IsNotExist(err) || exists(w1.root, "etc/kubernetes/kubelet.conf") {
 		t.Fatal("reset left the CNI config or the kubelet kubeconfig")
+	}
+	after, _ := os.ReadFile(filepath.Join(w1.root, "var/lib/deckhand-sim/netfilter/iptables.rules"))
+	if strings.Contains(string(after), "KUBE-") || !strings.Contains(string(after), "-A INPUT -p tcp --dport 22 -j ACCEPT") || !strings.Contains(string(after), ":INPUT DROP") {
+		t.Fatalf("iptables after reset (Kubernetes chains must go, the host's rules and policies stay):\n%s", after)
 	}
 	os.RemoveAll(filepath.Join(w1.root, "etc/cni/net.d/cache"))
 	if res, _ = w1.run(t, "reset-2", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {

@@ -25,7 +25,7 @@ func SimKubeadm(t testing.TB, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tool := range []string{"kubeadm", "kubectl", "kubelet"} {
+	for _, tool := range []string{"kubeadm", "kubectl", "kubelet", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ipvsadm"} {
 		if err := os.WriteFile(filepath.Join(root, "usr", "bin", tool), data, 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -35,6 +35,12 @@ func main() {
 		"kubelet":      kubelet,
 		"kubeadm":      kubeadm,
 		"kubectl":      kubectl,
+
+		"iptables-save":     iptablesSave("iptables"),
+		"iptables-restore":  iptablesRestore("iptables"),
+		"ip6tables-save":    iptablesSave("ip6tables"),
+		"ip6tables-restore": iptablesRestore("ip6tables"),
+		"ipvsadm":           ipvsadm,
 	}
 	name := filepath.Base(os.Args[0])
 	tool, ok := tools[name]
