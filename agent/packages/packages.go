@@ -9,8 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"runtime"
 	"strings"
 	"time"
@@ -128,7 +126,7 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 	switch fam {
 	case "deb":
 		if !h.Exists(aptKeyring) {
-			key, err := get(ctx, base+"/Release.key")
+			key, err := host.Download(ctx, base+"/Release.key")
 			if err != nil {
 				return tasks.Errorf("FETCH_FAILED", "check --base-url and the node's network", "repository key %s/Release.key: %v", base, err)
 			}
@@ -198,13 +196,13 @@ func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version
 		url := fmt.Sprintf("%s/%s/bin/linux/%s/%s", base, version, runtime.GOARCH, t)
 		want := sums[t]
 		if want == "" {
-			b, err := get(ctx, url+".sha256")
+			b, err := host.Download(ctx, url+".sha256")
 			if err != nil {
 				return tasks.Errorf("FETCH_FAILED", "give sha256 for each binary, or serve NAME.sha256 next to it", "%s.sha256: %v", url, err)
 			}
 			want = strings.Fields(string(b) + " ")[0]
 		}
-		data, err := get(ctx, url)
+		data, err := host.Download(ctx, url)
 		if err != nil {
 			return tasks.Errorf("FETCH_FAILED", "check --base-url and the node's network", "%s: %v", url, err)
 		}
@@ -218,22 +216,4 @@ func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version
 		e.Progress(t, uint64(len(data)), uint64(len(data)), "bytes")
 	}
 	return nil
-}
-
-func get(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 512<<20))
 }

@@ -7,20 +7,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
-// maxArtifact bounds a downloaded or extracted file.
-const maxArtifact = 512 << 20
+// maxArtifact bounds an extracted file.
+const maxArtifact = host.MaxDownload
 
 // unit is containerd's upstream systemd unit, for tarball installs (packages ship their own).
 const unit = `[Unit]
@@ -100,7 +97,7 @@ func fetch(ctx context.Context, h *host.Host, field, location, want string) ([]b
 		if want == "" {
 			return nil, tasks.Errorf("INVALID_ARGUMENT", "add the artifact's SHA-256 (from the release page) to the task", "sha256[%s] is required for a download", location)
 		}
-		data, err = download(ctx, location)
+		data, err = host.Download(ctx, location)
 	case strings.HasPrefix(location, "/"):
 		data, err = h.ReadFile(location)
 	default:
@@ -116,24 +113,6 @@ func fetch(ctx context.Context, h *host.Host, field, location, want string) ([]b
 		}
 	}
 	return data, nil
-}
-
-func download(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxArtifact))
 }
 
 // extract writes the regular files of a .tar.gz under dest through the Host (so an

@@ -125,19 +125,7 @@ func joinFlags(t *testing.T, dir, addr string) []string {
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testcluster.WaitFor(t, timeout, cond)
 }
 
 // membersTable parses `deckctl members` into name -> (state, leader).
