@@ -131,6 +131,9 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 	for _, n := range all {
 		name := n.GetName()
 		seen, ok := seenAt[name]
+		if ok && n.GetEnrolled().AsTime().After(seen) {
+			ok = false // a heartbeat from before this enrollment belongs to an earlier node of that name
+		}
 		cur := n.GetState()
 		var want apiv1.NodeState
 		if ok {
