@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh >/dev/null
+# The simulated hosts get the hostsim SIMULATION of systemctl, firewall-cmd, swapoff,
+# modprobe, sysctl, apt, kubeadm, ...: tasks run against them act on the host's root
+# directory, never on this machine.
+go build -o .cache/bin/hostsim ./internal/sim/hostsim
 base=${DECKHAND_BASE_PORT:-7400}
 state=$PWD/.cache/local
 mkdir -p "$state"
@@ -44,6 +48,10 @@ controllers=$(IFS=,; echo "${addrs[*]}")
 
 for n in node-1 node-2; do
   root=$state/$n/root
+  mkdir -p "$root/usr/bin"
+  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm; do
+    cp .cache/bin/hostsim "$root/usr/bin/$tool"
+  done
   if [ ! -f "$state/$n/data/agent.json" ]; then
     mkdir -p "$root/etc"
     echo "$n" > "$root/etc/hostname"
@@ -56,7 +64,7 @@ for n in node-1 node-2; do
   else
     enroll_args=()
   fi
-  bin/deckhand-agent --controller "$controllers" --node-name "$n" --root "$root" --data-dir "$state/$n/data" "${enroll_args[@]}" 2>>"$state/$n.log" &
+  DECKHAND_SIM_CLUSTER=$state/sim-cluster bin/deckhand-agent --controller "$controllers" --node-name "$n" --root "$root" --data-dir "$state/$n/data" "${enroll_args[@]}" 2>>"$state/$n.log" &
   pids+=($!)
 done
 wait_for 30 sh -c "bin/deckctl nodes | grep -c Ready | grep -q 2"
