@@ -101,6 +101,9 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		status := string(r.Status)
 		if r.Fixed {
 			status = "fixed"
+			if h.DryRun {
+				status = "would fix"
+			}
 		}
 		out["check."+r.Name] = status + ": " + r.Message
 		e.Log("agent", fmt.Sprintf("[%s] %s: %s", strings.ToUpper(status), r.Name, r.Message))
