@@ -238,7 +238,7 @@ func (s *Store) openRaft() error {
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = cfg.MaxAppendEntries
 	rc.NoLegacyTelemetry = true
-	r, err := raft.NewRaft(rc, s.fsm, bs, bs, snaps, s.transport)
+	r, err := raft.NewRaft(rc, s.fsm, bs, bs, snaps, noPipeline{s.transport})
 	if err != nil {
 		_ = s.transport.Close()
 		_ = bs.Close()
@@ -271,8 +271,16 @@ func (s *Store) shutdown() {
 		s.mu.Unlock()
 		close(s.done)
 		if s.raft != nil {
-			if err := s.raft.Shutdown().Error(); err != nil {
-				s.log.Warn("raft shutdown", "err", err)
+			// Bounded: a replication stream stuck on a dead peer must not hang the process.
+			done := make(chan error, 1)
+			go func() { done <- s.raft.Shutdown().Error() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					s.log.Warn("raft shutdown", "err", err)
+				}
+			case <-time.After(10 * time.Second):
+				s.log.Warn("raft shutdown did not finish in 10s; closing the transport anyway")
 			}
 		}
 		if s.transport != nil {
@@ -457,4 +465,14 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	}
 	w.l.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+// noPipeline turns off raft's pipelined replication. With it, a follower that stops reading
+// mid-stream (a partition, a killed peer) can leave the leader's replication goroutine
+// blocked without a deadline, and raft's Shutdown waiting on it forever; plain AppendEntries
+// calls honour the transport timeout. Batching keeps the throughput (make bench).
+type noPipeline struct{ *raft.NetworkTransport }
+
+func (noPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }
