@@ -487,7 +487,7 @@ type Step struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Node  string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	// Steps that must succeed first.
+	// Steps that must succeed first (or, for an always step, end).
 	DependsOn   []string             `protobuf:"bytes,3,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
 	Task        *v1.TaskSpec         `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
 	State       StepState            `protobuf:"varint,5,opt,name=state,proto3,enum=deckhand.api.v1.StepState" json:"state,omitempty"`
@@ -495,12 +495,36 @@ type Step struct {
 	MaxAttempts uint32               `protobuf:"varint,7,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	Timeout     *durationpb.Duration `protobuf:"bytes,8,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// Current or last task ID.
-	TaskId        string                 `protobuf:"bytes,9,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Outputs       map[string]string      `protobuf:"bytes,10,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Error         *v1.TaskError          `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
-	Started       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=started,proto3" json:"started,omitempty"`
-	Finished      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=finished,proto3" json:"finished,omitempty"`
-	Progress      *v1.Progress           `protobuf:"bytes,14,opt,name=progress,proto3" json:"progress,omitempty"`
+	TaskId   string                 `protobuf:"bytes,9,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Outputs  map[string]string      `protobuf:"bytes,10,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Error    *v1.TaskError          `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	Started  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=started,proto3" json:"started,omitempty"`
+	Finished *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=finished,proto3" json:"finished,omitempty"`
+	Progress *v1.Progress           `protobuf:"bytes,14,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Task spec fields filled from earlier steps' outputs when the step is dispatched.
+	Inputs []*StepInput `protobuf:"bytes,15,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	// Runs once its dependencies ended, whatever their outcome (clean-up, such as deleting
+	// a minted token).
+	Always bool `protobuf:"varint,16,opt,name=always,proto3" json:"always,omitempty"`
+	// Its outputs expire (a join token): a retry runs it again when a step consuming them
+	// has not succeeded.
+	Ephemeral bool `protobuf:"varint,17,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	// A controller action instead of a task, for example "record-cluster".
+	Action string `protobuf:"bytes,18,opt,name=action,proto3" json:"action,omitempty"`
+	// A failure is recorded but does not fail the workflow (a drain with --force).
+	ContinueOnFailure bool `protobuf:"varint,19,opt,name=continue_on_failure,json=continueOnFailure,proto3" json:"continue_on_failure,omitempty"`
+	// Run on the node an earlier step ran on (delete a token where it was minted).
+	NodeFrom string `protobuf:"bytes,20,opt,name=node_from,json=nodeFrom,proto3" json:"node_from,omitempty"`
+	// Run on a Ready control-plane node of the cluster, chosen when dispatched.
+	AnyControlPlane bool `protobuf:"varint,21,opt,name=any_control_plane,json=anyControlPlane,proto3" json:"any_control_plane,omitempty"`
+	// Not dispatched before this time (retry backoff).
+	NotBefore *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	// The node this step works for; at most the workflow's concurrency lanes run at once.
+	Lane string `protobuf:"bytes,23,opt,name=lane,proto3" json:"lane,omitempty"`
+	// What the step does, for people.
+	Summary string `protobuf:"bytes,24,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Changes the task made (or, in a dry-run, would make).
+	Changes       []*v1.Change `protobuf:"bytes,25,rep,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -633,6 +657,145 @@ func (x *Step) GetProgress() *v1.Progress {
 	return nil
 }
 
+func (x *Step) GetInputs() []*StepInput {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *Step) GetAlways() bool {
+	if x != nil {
+		return x.Always
+	}
+	return false
+}
+
+func (x *Step) GetEphemeral() bool {
+	if x != nil {
+		return x.Ephemeral
+	}
+	return false
+}
+
+func (x *Step) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Step) GetContinueOnFailure() bool {
+	if x != nil {
+		return x.ContinueOnFailure
+	}
+	return false
+}
+
+func (x *Step) GetNodeFrom() string {
+	if x != nil {
+		return x.NodeFrom
+	}
+	return ""
+}
+
+func (x *Step) GetAnyControlPlane() bool {
+	if x != nil {
+		return x.AnyControlPlane
+	}
+	return false
+}
+
+func (x *Step) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *Step) GetLane() string {
+	if x != nil {
+		return x.Lane
+	}
+	return ""
+}
+
+func (x *Step) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *Step) GetChanges() []*v1.Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// StepInput fills a task spec field from an output of an earlier step.
+type StepInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field: "token", "ca_cert_hash", "certificate_key" or "delete_token_id".
+	Field         string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Step          string `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	Output        string `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepInput) Reset() {
+	*x = StepInput{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepInput) ProtoMessage() {}
+
+func (x *StepInput) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepInput.ProtoReflect.Descriptor instead.
+func (*StepInput) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StepInput) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *StepInput) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *StepInput) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
 // Workflow is a persisted DAG of steps.
 type Workflow struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -645,14 +808,20 @@ type Workflow struct {
 	// The step that failed, when failed.
 	FailedStep string `protobuf:"bytes,7,opt,name=failed_step,json=failedStep,proto3" json:"failed_step,omitempty"`
 	// Nodes the workflow holds.
-	Nodes         []string `protobuf:"bytes,8,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Nodes []string `protobuf:"bytes,8,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// At most this many lanes (nodes) have steps in flight at once; zero means no limit.
+	Concurrency uint32 `protobuf:"varint,9,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// Why the workflow failed, with a hint, when failed.
+	Error *v1.TaskError `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// Who created it (the client certificate's name).
+	CreatedBy     string `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Workflow) Reset() {
 	*x = Workflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +833,7 @@ func (x *Workflow) String() string {
 func (*Workflow) ProtoMessage() {}
 
 func (x *Workflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +846,7 @@ func (x *Workflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workflow.ProtoReflect.Descriptor instead.
 func (*Workflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Workflow) GetId() string {
@@ -736,6 +905,27 @@ func (x *Workflow) GetNodes() []string {
 	return nil
 }
 
+func (x *Workflow) GetConcurrency() uint32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *Workflow) GetError() *v1.TaskError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *Workflow) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
 type CreateWorkflowRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *WorkflowSpec          `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -745,7 +935,7 @@ type CreateWorkflowRequest struct {
 
 func (x *CreateWorkflowRequest) Reset() {
 	*x = CreateWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +947,7 @@ func (x *CreateWorkflowRequest) String() string {
 func (*CreateWorkflowRequest) ProtoMessage() {}
 
 func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,12 +960,339 @@ func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateWorkflowRequest) GetSpec() *WorkflowSpec {
 	if x != nil {
 		return x.Spec
+	}
+	return nil
+}
+
+type PlanWorkflowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *WorkflowSpec          `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanWorkflowRequest) Reset() {
+	*x = PlanWorkflowRequest{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanWorkflowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanWorkflowRequest) ProtoMessage() {}
+
+func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanWorkflowRequest.ProtoReflect.Descriptor instead.
+func (*PlanWorkflowRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PlanWorkflowRequest) GetSpec() *WorkflowSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type PlanWorkflowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The steps, not stored.
+	Workflow *Workflow `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	// What would change, one line each; empty when the cluster already matches.
+	Changes       []string `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanWorkflowResponse) Reset() {
+	*x = PlanWorkflowResponse{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanWorkflowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanWorkflowResponse) ProtoMessage() {}
+
+func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanWorkflowResponse.ProtoReflect.Descriptor instead.
+func (*PlanWorkflowResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PlanWorkflowResponse) GetWorkflow() *Workflow {
+	if x != nil {
+		return x.Workflow
+	}
+	return nil
+}
+
+func (x *PlanWorkflowResponse) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// ClusterNode is a node that is part of the Kubernetes cluster.
+type ClusterNode struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role   v1.NodeRole            `protobuf:"varint,2,opt,name=role,proto3,enum=deckhand.task.v1.NodeRole" json:"role,omitempty"`
+	Joined *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=joined,proto3" json:"joined,omitempty"`
+	// The workflow that brought it in.
+	WorkflowId    string `protobuf:"bytes,4,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterNode) Reset() {
+	*x = ClusterNode{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterNode) ProtoMessage() {}
+
+func (x *ClusterNode) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
+func (*ClusterNode) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ClusterNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetRole() v1.NodeRole {
+	if x != nil {
+		return x.Role
+	}
+	return v1.NodeRole(0)
+}
+
+func (x *ClusterNode) GetJoined() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Joined
+	}
+	return nil
+}
+
+func (x *ClusterNode) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+// Cluster is the Kubernetes cluster as Deckhand recorded it.
+type Cluster struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *v1.ClusterSpec        `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// sha256:<hex> of the cluster CA's public key, for joins.
+	CaCertHash    string                 `protobuf:"bytes,2,opt,name=ca_cert_hash,json=caCertHash,proto3" json:"ca_cert_hash,omitempty"`
+	Nodes         []*ClusterNode         `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
+	Updated       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cluster) Reset() {
+	*x = Cluster{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cluster) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cluster) ProtoMessage() {}
+
+func (x *Cluster) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
+func (*Cluster) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Cluster) GetSpec() *v1.ClusterSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Cluster) GetCaCertHash() string {
+	if x != nil {
+		return x.CaCertHash
+	}
+	return ""
+}
+
+func (x *Cluster) GetNodes() []*ClusterNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *Cluster) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *Cluster) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+type GetClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterRequest) Reset() {
+	*x = GetClusterRequest{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterRequest) ProtoMessage() {}
+
+func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
+}
+
+type GetClusterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when no cluster has been initialized.
+	Cluster       *Cluster `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterResponse) Reset() {
+	*x = GetClusterResponse{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterResponse) ProtoMessage() {}
+
+func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetClusterResponse) GetCluster() *Cluster {
+	if x != nil {
+		return x.Cluster
 	}
 	return nil
 }
@@ -789,7 +1306,7 @@ type CreateWorkflowResponse struct {
 
 func (x *CreateWorkflowResponse) Reset() {
 	*x = CreateWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1318,7 @@ func (x *CreateWorkflowResponse) String() string {
 func (*CreateWorkflowResponse) ProtoMessage() {}
 
 func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1331,7 @@ func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateWorkflowResponse) GetWorkflow() *Workflow {
@@ -833,7 +1350,7 @@ type GetWorkflowRequest struct {
 
 func (x *GetWorkflowRequest) Reset() {
 	*x = GetWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1362,7 @@ func (x *GetWorkflowRequest) String() string {
 func (*GetWorkflowRequest) ProtoMessage() {}
 
 func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1375,7 @@ func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetWorkflowRequest) GetId() string {
@@ -877,7 +1394,7 @@ type GetWorkflowResponse struct {
 
 func (x *GetWorkflowResponse) Reset() {
 	*x = GetWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1406,7 @@ func (x *GetWorkflowResponse) String() string {
 func (*GetWorkflowResponse) ProtoMessage() {}
 
 func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1419,7 @@ func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetWorkflowResponse) GetWorkflow() *Workflow {
@@ -922,7 +1439,7 @@ type ListWorkflowsRequest struct {
 
 func (x *ListWorkflowsRequest) Reset() {
 	*x = ListWorkflowsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1451,7 @@ func (x *ListWorkflowsRequest) String() string {
 func (*ListWorkflowsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1464,7 @@ func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListWorkflowsRequest) GetState() WorkflowState {
@@ -966,7 +1483,7 @@ type ListWorkflowsResponse struct {
 
 func (x *ListWorkflowsResponse) Reset() {
 	*x = ListWorkflowsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1495,7 @@ func (x *ListWorkflowsResponse) String() string {
 func (*ListWorkflowsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1508,7 @@ func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListWorkflowsResponse) GetWorkflows() []*Workflow {
@@ -1010,7 +1527,7 @@ type CancelWorkflowRequest struct {
 
 func (x *CancelWorkflowRequest) Reset() {
 	*x = CancelWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1539,7 @@ func (x *CancelWorkflowRequest) String() string {
 func (*CancelWorkflowRequest) ProtoMessage() {}
 
 func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1552,7 @@ func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelWorkflowRequest) GetId() string {
@@ -1054,7 +1571,7 @@ type CancelWorkflowResponse struct {
 
 func (x *CancelWorkflowResponse) Reset() {
 	*x = CancelWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1583,7 @@ func (x *CancelWorkflowResponse) String() string {
 func (*CancelWorkflowResponse) ProtoMessage() {}
 
 func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1596,7 @@ func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelWorkflowResponse) GetWorkflow() *Workflow {
@@ -1098,7 +1615,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1627,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1640,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RetryWorkflowRequest) GetId() string {
@@ -1142,7 +1659,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1671,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1684,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RetryWorkflowResponse) GetWorkflow() *Workflow {
@@ -1186,7 +1703,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1715,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1728,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchWorkflowRequest) GetId() string {
@@ -1234,7 +1751,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1763,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1776,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchWorkflowResponse) GetUpdate() isWatchWorkflowResponse_Update {
@@ -1314,7 +1831,7 @@ type GetWorkflowLogsRequest struct {
 
 func (x *GetWorkflowLogsRequest) Reset() {
 	*x = GetWorkflowLogsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1843,7 @@ func (x *GetWorkflowLogsRequest) String() string {
 func (*GetWorkflowLogsRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1856,7 @@ func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetWorkflowLogsRequest) GetId() string {
@@ -1365,7 +1882,7 @@ type GetWorkflowLogsResponse struct {
 
 func (x *GetWorkflowLogsResponse) Reset() {
 	*x = GetWorkflowLogsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1894,7 @@ func (x *GetWorkflowLogsResponse) String() string {
 func (*GetWorkflowLogsResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1907,7 @@ func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -1424,7 +1941,7 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x05apply\x18\x04 \x01(\v2\x1e.deckhand.api.v1.ApplyWorkflowH\x00R\x05apply\x12\x17\n" +
 	"\adry_run\x18\n" +
 	" \x01(\bR\x06dryRunB\x06\n" +
-	"\x04kind\"\x8f\x05\n" +
+	"\x04kind\"\xa7\b\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1d\n" +
@@ -1441,10 +1958,26 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x05error\x18\v \x01(\v2\x1b.deckhand.task.v1.TaskErrorR\x05error\x124\n" +
 	"\astarted\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x126\n" +
 	"\bfinished\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x126\n" +
-	"\bprogress\x18\x0e \x01(\v2\x1a.deckhand.task.v1.ProgressR\bprogress\x1a:\n" +
+	"\bprogress\x18\x0e \x01(\v2\x1a.deckhand.task.v1.ProgressR\bprogress\x122\n" +
+	"\x06inputs\x18\x0f \x03(\v2\x1a.deckhand.api.v1.StepInputR\x06inputs\x12\x16\n" +
+	"\x06always\x18\x10 \x01(\bR\x06always\x12\x1c\n" +
+	"\tephemeral\x18\x11 \x01(\bR\tephemeral\x12\x16\n" +
+	"\x06action\x18\x12 \x01(\tR\x06action\x12.\n" +
+	"\x13continue_on_failure\x18\x13 \x01(\bR\x11continueOnFailure\x12\x1b\n" +
+	"\tnode_from\x18\x14 \x01(\tR\bnodeFrom\x12*\n" +
+	"\x11any_control_plane\x18\x15 \x01(\bR\x0fanyControlPlane\x129\n" +
+	"\n" +
+	"not_before\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x12\x12\n" +
+	"\x04lane\x18\x17 \x01(\tR\x04lane\x12\x18\n" +
+	"\asummary\x18\x18 \x01(\tR\asummary\x122\n" +
+	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
+	"\tStepInput\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\tR\x04step\x12\x16\n" +
+	"\x06output\x18\x03 \x01(\tR\x06output\"\xc7\x03\n" +
 	"\bWorkflow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\x124\n" +
@@ -1454,9 +1987,35 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\aupdated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x1f\n" +
 	"\vfailed_step\x18\a \x01(\tR\n" +
 	"failedStep\x12\x14\n" +
-	"\x05nodes\x18\b \x03(\tR\x05nodes\"J\n" +
+	"\x05nodes\x18\b \x03(\tR\x05nodes\x12 \n" +
+	"\vconcurrency\x18\t \x01(\rR\vconcurrency\x121\n" +
+	"\x05error\x18\n" +
+	" \x01(\v2\x1b.deckhand.task.v1.TaskErrorR\x05error\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\v \x01(\tR\tcreatedBy\"J\n" +
 	"\x15CreateWorkflowRequest\x121\n" +
-	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"O\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"H\n" +
+	"\x13PlanWorkflowRequest\x121\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"g\n" +
+	"\x14PlanWorkflowResponse\x125\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\x12\x18\n" +
+	"\achanges\x18\x02 \x03(\tR\achanges\"\xa6\x01\n" +
+	"\vClusterNode\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x122\n" +
+	"\x06joined\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06joined\x12\x1f\n" +
+	"\vworkflow_id\x18\x04 \x01(\tR\n" +
+	"workflowId\"\xfe\x01\n" +
+	"\aCluster\x121\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\x04spec\x12 \n" +
+	"\fca_cert_hash\x18\x02 \x01(\tR\n" +
+	"caCertHash\x122\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x1c.deckhand.api.v1.ClusterNodeR\x05nodes\x124\n" +
+	"\acreated\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
+	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\x13\n" +
+	"\x11GetClusterRequest\"H\n" +
+	"\x12GetClusterResponse\x122\n" +
+	"\acluster\x18\x01 \x01(\v2\x18.deckhand.api.v1.ClusterR\acluster\"O\n" +
 	"\x16CreateWorkflowResponse\x125\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"$\n" +
 	"\x12GetWorkflowRequest\x12\x0e\n" +
@@ -1500,7 +2059,7 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11STEP_STATE_FAILED\x10\x04\x12\x18\n" +
 	"\x14STEP_STATE_CANCELLED\x10\x05\x12\x16\n" +
-	"\x12STEP_STATE_SKIPPED\x10\x062\xb9\x05\n" +
+	"\x12STEP_STATE_SKIPPED\x10\x062\xed\x06\n" +
 	"\x0fWorkflowService\x12a\n" +
 	"\x0eCreateWorkflow\x12&.deckhand.api.v1.CreateWorkflowRequest\x1a'.deckhand.api.v1.CreateWorkflowResponse\x12X\n" +
 	"\vGetWorkflow\x12#.deckhand.api.v1.GetWorkflowRequest\x1a$.deckhand.api.v1.GetWorkflowResponse\x12^\n" +
@@ -1508,7 +2067,10 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x0eCancelWorkflow\x12&.deckhand.api.v1.CancelWorkflowRequest\x1a'.deckhand.api.v1.CancelWorkflowResponse\x12^\n" +
 	"\rRetryWorkflow\x12%.deckhand.api.v1.RetryWorkflowRequest\x1a&.deckhand.api.v1.RetryWorkflowResponse\x12`\n" +
 	"\rWatchWorkflow\x12%.deckhand.api.v1.WatchWorkflowRequest\x1a&.deckhand.api.v1.WatchWorkflowResponse0\x01\x12d\n" +
-	"\x0fGetWorkflowLogs\x12'.deckhand.api.v1.GetWorkflowLogsRequest\x1a(.deckhand.api.v1.GetWorkflowLogsResponseB\xbe\x01\n" +
+	"\x0fGetWorkflowLogs\x12'.deckhand.api.v1.GetWorkflowLogsRequest\x1a(.deckhand.api.v1.GetWorkflowLogsResponse\x12[\n" +
+	"\fPlanWorkflow\x12$.deckhand.api.v1.PlanWorkflowRequest\x1a%.deckhand.api.v1.PlanWorkflowResponse\x12U\n" +
+	"\n" +
+	"GetCluster\x12\".deckhand.api.v1.GetClusterRequest\x1a#.deckhand.api.v1.GetClusterResponseB\xbe\x01\n" +
 	"\x13com.deckhand.api.v1B\rWorkflowProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (
@@ -1524,7 +2086,7 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),              // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                  // 1: deckhand.api.v1.StepState
@@ -1534,79 +2096,105 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*ApplyWorkflow)(nil),           // 5: deckhand.api.v1.ApplyWorkflow
 	(*WorkflowSpec)(nil),            // 6: deckhand.api.v1.WorkflowSpec
 	(*Step)(nil),                    // 7: deckhand.api.v1.Step
-	(*Workflow)(nil),                // 8: deckhand.api.v1.Workflow
-	(*CreateWorkflowRequest)(nil),   // 9: deckhand.api.v1.CreateWorkflowRequest
-	(*CreateWorkflowResponse)(nil),  // 10: deckhand.api.v1.CreateWorkflowResponse
-	(*GetWorkflowRequest)(nil),      // 11: deckhand.api.v1.GetWorkflowRequest
-	(*GetWorkflowResponse)(nil),     // 12: deckhand.api.v1.GetWorkflowResponse
-	(*ListWorkflowsRequest)(nil),    // 13: deckhand.api.v1.ListWorkflowsRequest
-	(*ListWorkflowsResponse)(nil),   // 14: deckhand.api.v1.ListWorkflowsResponse
-	(*CancelWorkflowRequest)(nil),   // 15: deckhand.api.v1.CancelWorkflowRequest
-	(*CancelWorkflowResponse)(nil),  // 16: deckhand.api.v1.CancelWorkflowResponse
-	(*RetryWorkflowRequest)(nil),    // 17: deckhand.api.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),   // 18: deckhand.api.v1.RetryWorkflowResponse
-	(*WatchWorkflowRequest)(nil),    // 19: deckhand.api.v1.WatchWorkflowRequest
-	(*WatchWorkflowResponse)(nil),   // 20: deckhand.api.v1.WatchWorkflowResponse
-	(*GetWorkflowLogsRequest)(nil),  // 21: deckhand.api.v1.GetWorkflowLogsRequest
-	(*GetWorkflowLogsResponse)(nil), // 22: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                             // 23: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),          // 24: deckhand.task.v1.ClusterSpec
-	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),             // 26: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),            // 27: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
-	(*v1.Progress)(nil),             // 29: deckhand.task.v1.Progress
-	(*v1.TaskEvent)(nil),            // 30: deckhand.task.v1.TaskEvent
+	(*StepInput)(nil),               // 8: deckhand.api.v1.StepInput
+	(*Workflow)(nil),                // 9: deckhand.api.v1.Workflow
+	(*CreateWorkflowRequest)(nil),   // 10: deckhand.api.v1.CreateWorkflowRequest
+	(*PlanWorkflowRequest)(nil),     // 11: deckhand.api.v1.PlanWorkflowRequest
+	(*PlanWorkflowResponse)(nil),    // 12: deckhand.api.v1.PlanWorkflowResponse
+	(*ClusterNode)(nil),             // 13: deckhand.api.v1.ClusterNode
+	(*Cluster)(nil),                 // 14: deckhand.api.v1.Cluster
+	(*GetClusterRequest)(nil),       // 15: deckhand.api.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),      // 16: deckhand.api.v1.GetClusterResponse
+	(*CreateWorkflowResponse)(nil),  // 17: deckhand.api.v1.CreateWorkflowResponse
+	(*GetWorkflowRequest)(nil),      // 18: deckhand.api.v1.GetWorkflowRequest
+	(*GetWorkflowResponse)(nil),     // 19: deckhand.api.v1.GetWorkflowResponse
+	(*ListWorkflowsRequest)(nil),    // 20: deckhand.api.v1.ListWorkflowsRequest
+	(*ListWorkflowsResponse)(nil),   // 21: deckhand.api.v1.ListWorkflowsResponse
+	(*CancelWorkflowRequest)(nil),   // 22: deckhand.api.v1.CancelWorkflowRequest
+	(*CancelWorkflowResponse)(nil),  // 23: deckhand.api.v1.CancelWorkflowResponse
+	(*RetryWorkflowRequest)(nil),    // 24: deckhand.api.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),   // 25: deckhand.api.v1.RetryWorkflowResponse
+	(*WatchWorkflowRequest)(nil),    // 26: deckhand.api.v1.WatchWorkflowRequest
+	(*WatchWorkflowResponse)(nil),   // 27: deckhand.api.v1.WatchWorkflowResponse
+	(*GetWorkflowLogsRequest)(nil),  // 28: deckhand.api.v1.GetWorkflowLogsRequest
+	(*GetWorkflowLogsResponse)(nil), // 29: deckhand.api.v1.GetWorkflowLogsResponse
+	nil,                             // 30: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),          // 31: deckhand.task.v1.ClusterSpec
+	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),             // 33: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),            // 34: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
+	(*v1.Progress)(nil),             // 36: deckhand.task.v1.Progress
+	(*v1.Change)(nil),               // 37: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                // 38: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),            // 39: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	24, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	25, // 1: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	31, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	32, // 1: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
 	2,  // 2: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
 	3,  // 3: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
 	4,  // 4: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
 	5,  // 5: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
-	26, // 6: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	33, // 6: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
 	1,  // 7: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	25, // 8: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	23, // 9: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	27, // 10: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	28, // 11: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	28, // 12: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	29, // 13: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	6,  // 14: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	0,  // 15: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	7,  // 16: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	28, // 17: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	28, // 18: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	6,  // 19: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	8,  // 20: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	8,  // 21: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 22: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	8,  // 23: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	8,  // 24: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	8,  // 25: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	8,  // 26: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	30, // 27: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	30, // 28: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	9,  // 29: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	11, // 30: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	13, // 31: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	15, // 32: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	17, // 33: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	19, // 34: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	21, // 35: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	10, // 36: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	12, // 37: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	14, // 38: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	16, // 39: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	18, // 40: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	20, // 41: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	22, // 42: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	32, // 8: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	30, // 9: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	34, // 10: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	35, // 11: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	35, // 12: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	36, // 13: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	8,  // 14: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	35, // 15: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	37, // 16: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	6,  // 17: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	0,  // 18: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
+	7,  // 19: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	35, // 20: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	35, // 21: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	34, // 22: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	6,  // 23: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	6,  // 24: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	9,  // 25: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	38, // 26: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	35, // 27: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	31, // 28: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	13, // 29: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	35, // 30: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	35, // 31: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	14, // 32: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	9,  // 33: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	9,  // 34: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 35: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	9,  // 36: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	9,  // 37: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	9,  // 38: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	9,  // 39: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	39, // 40: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	39, // 41: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	10, // 42: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	18, // 43: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	20, // 44: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	22, // 45: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	24, // 46: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	26, // 47: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	28, // 48: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	11, // 49: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	15, // 50: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	17, // 51: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	19, // 52: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	21, // 53: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	23, // 54: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	25, // 55: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	27, // 56: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	29, // 57: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	12, // 58: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	16, // 59: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	51, // [51:60] is the sub-list for method output_type
+	42, // [42:51] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -1620,7 +2208,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 		(*WorkflowSpec_Reset_)(nil),
 		(*WorkflowSpec_Apply)(nil),
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[18].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[25].OneofWrappers = []any{
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
@@ -1630,7 +2218,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

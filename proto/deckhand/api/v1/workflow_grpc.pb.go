@@ -26,6 +26,8 @@ const (
 	WorkflowService_RetryWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/RetryWorkflow"
 	WorkflowService_WatchWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/WatchWorkflow"
 	WorkflowService_GetWorkflowLogs_FullMethodName = "/deckhand.api.v1.WorkflowService/GetWorkflowLogs"
+	WorkflowService_PlanWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/PlanWorkflow"
+	WorkflowService_GetCluster_FullMethodName      = "/deckhand.api.v1.WorkflowService/GetCluster"
 )
 
 // WorkflowServiceClient is the client API for WorkflowService service.
@@ -44,6 +46,11 @@ type WorkflowServiceClient interface {
 	WatchWorkflow(ctx context.Context, in *WatchWorkflowRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWorkflowResponse], error)
 	// GetWorkflowLogs returns the log lines of the workflow's tasks.
 	GetWorkflowLogs(ctx context.Context, in *GetWorkflowLogsRequest, opts ...grpc.CallOption) (*GetWorkflowLogsResponse, error)
+	// PlanWorkflow builds the steps a workflow would run against the current cluster,
+	// without running or storing anything.
+	PlanWorkflow(ctx context.Context, in *PlanWorkflowRequest, opts ...grpc.CallOption) (*PlanWorkflowResponse, error)
+	// GetCluster returns the recorded cluster.
+	GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error)
 }
 
 type workflowServiceClient struct {
@@ -133,6 +140,26 @@ func (c *workflowServiceClient) GetWorkflowLogs(ctx context.Context, in *GetWork
 	return out, nil
 }
 
+func (c *workflowServiceClient) PlanWorkflow(ctx context.Context, in *PlanWorkflowRequest, opts ...grpc.CallOption) (*PlanWorkflowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlanWorkflowResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_PlanWorkflow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workflowServiceClient) GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_GetCluster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkflowServiceServer is the server API for WorkflowService service.
 // All implementations must embed UnimplementedWorkflowServiceServer
 // for forward compatibility.
@@ -149,6 +176,11 @@ type WorkflowServiceServer interface {
 	WatchWorkflow(*WatchWorkflowRequest, grpc.ServerStreamingServer[WatchWorkflowResponse]) error
 	// GetWorkflowLogs returns the log lines of the workflow's tasks.
 	GetWorkflowLogs(context.Context, *GetWorkflowLogsRequest) (*GetWorkflowLogsResponse, error)
+	// PlanWorkflow builds the steps a workflow would run against the current cluster,
+	// without running or storing anything.
+	PlanWorkflow(context.Context, *PlanWorkflowRequest) (*PlanWorkflowResponse, error)
+	// GetCluster returns the recorded cluster.
+	GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error)
 	mustEmbedUnimplementedWorkflowServiceServer()
 }
 
@@ -179,6 +211,12 @@ func (UnimplementedWorkflowServiceServer) WatchWorkflow(*WatchWorkflowRequest, g
 }
 func (UnimplementedWorkflowServiceServer) GetWorkflowLogs(context.Context, *GetWorkflowLogsRequest) (*GetWorkflowLogsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkflowLogs not implemented")
+}
+func (UnimplementedWorkflowServiceServer) PlanWorkflow(context.Context, *PlanWorkflowRequest) (*PlanWorkflowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PlanWorkflow not implemented")
+}
+func (UnimplementedWorkflowServiceServer) GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCluster not implemented")
 }
 func (UnimplementedWorkflowServiceServer) mustEmbedUnimplementedWorkflowServiceServer() {}
 func (UnimplementedWorkflowServiceServer) testEmbeddedByValue()                         {}
@@ -320,6 +358,42 @@ func _WorkflowService_GetWorkflowLogs_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkflowService_PlanWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlanWorkflowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).PlanWorkflow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_PlanWorkflow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).PlanWorkflow(ctx, req.(*PlanWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkflowService_GetCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).GetCluster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_GetCluster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).GetCluster(ctx, req.(*GetClusterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WorkflowService_ServiceDesc is the grpc.ServiceDesc for WorkflowService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -350,6 +424,14 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetWorkflowLogs",
 			Handler:    _WorkflowService_GetWorkflowLogs_Handler,
+		},
+		{
+			MethodName: "PlanWorkflow",
+			Handler:    _WorkflowService_PlanWorkflow_Handler,
+		},
+		{
+			MethodName: "GetCluster",
+			Handler:    _WorkflowService_GetCluster_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

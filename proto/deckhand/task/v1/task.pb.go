@@ -414,6 +414,7 @@ type TaskSpec struct {
 	//	*TaskSpec_Drain
 	//	*TaskSpec_DeleteNode
 	//	*TaskSpec_Diagnostics
+	//	*TaskSpec_NodeReady
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -555,6 +556,15 @@ func (x *TaskSpec) GetDiagnostics() *DiagnosticsSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetNodeReady() *NodeReadySpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_NodeReady); ok {
+			return x.NodeReady
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -603,6 +613,10 @@ type TaskSpec_Diagnostics struct {
 	Diagnostics *DiagnosticsSpec `protobuf:"bytes,11,opt,name=diagnostics,proto3,oneof"`
 }
 
+type TaskSpec_NodeReady struct {
+	NodeReady *NodeReadySpec `protobuf:"bytes,12,opt,name=node_ready,json=nodeReady,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -624,6 +638,8 @@ func (*TaskSpec_Drain) isTaskSpec_Kind() {}
 func (*TaskSpec_DeleteNode) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Diagnostics) isTaskSpec_Kind() {}
+
+func (*TaskSpec_NodeReady) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -1660,6 +1676,61 @@ func (x *DeleteNodeSpec) GetNodeName() string {
 	return ""
 }
 
+// NodeReadySpec waits, on a control-plane node, until the Node object of node_name reports
+// Ready.
+type NodeReadySpec struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeName string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// How long to wait; zero means 5 minutes.
+	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeReadySpec) Reset() {
+	*x = NodeReadySpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeReadySpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeReadySpec) ProtoMessage() {}
+
+func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
+func (*NodeReadySpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *NodeReadySpec) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *NodeReadySpec) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
 // DiagnosticsSpec collects a tar.gz bundle of runtime, kubelet and static-pod state.
 type DiagnosticsSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1671,7 +1742,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1754,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1767,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -1721,7 +1792,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1804,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1817,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Change) GetKind() string {
@@ -1787,7 +1858,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1870,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1883,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -1897,7 +1968,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +1980,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +1993,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LogLine) GetStream() string {
@@ -1954,7 +2025,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2037,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2050,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Progress) GetItem() string {
@@ -2025,7 +2096,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2108,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2121,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskError) GetReason() string {
@@ -2096,7 +2167,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2179,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2192,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -2200,7 +2271,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xeb\x05\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xad\x06\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -2214,7 +2285,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\vdelete_node\x18\n" +
 	" \x01(\v2 .deckhand.task.v1.DeleteNodeSpecH\x00R\n" +
 	"deleteNode\x12E\n" +
-	"\vdiagnostics\x18\v \x01(\v2!.deckhand.task.v1.DiagnosticsSpecH\x00R\vdiagnosticsB\x06\n" +
+	"\vdiagnostics\x18\v \x01(\v2!.deckhand.task.v1.DiagnosticsSpecH\x00R\vdiagnostics\x12@\n" +
+	"\n" +
+	"node_ready\x18\f \x01(\v2\x1f.deckhand.task.v1.NodeReadySpecH\x00R\tnodeReadyB\x06\n" +
 	"\x04kind\"\x8a\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -2305,7 +2378,10 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\"-\n" +
 	"\x0eDeleteNodeSpec\x12\x1b\n" +
-	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"6\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"a\n" +
+	"\rNodeReadySpec\x12\x1b\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"6\n" +
 	"\x0fDiagnosticsSpec\x12#\n" +
 	"\rjournal_lines\x18\x01 \x01(\rR\fjournalLines\"L\n" +
 	"\x06Change\x12\x12\n" +
@@ -2386,7 +2462,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -2409,23 +2485,24 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*KubeadmResetSpec)(nil),      // 18: deckhand.task.v1.KubeadmResetSpec
 	(*DrainSpec)(nil),             // 19: deckhand.task.v1.DrainSpec
 	(*DeleteNodeSpec)(nil),        // 20: deckhand.task.v1.DeleteNodeSpec
-	(*DiagnosticsSpec)(nil),       // 21: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 22: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 23: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 24: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 25: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 26: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 27: deckhand.task.v1.TaskResult
-	nil,                           // 28: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 29: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 30: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 31: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*NodeReadySpec)(nil),         // 21: deckhand.task.v1.NodeReadySpec
+	(*DiagnosticsSpec)(nil),       // 22: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 23: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 24: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 25: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 26: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 27: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 28: deckhand.task.v1.TaskResult
+	nil,                           // 29: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 30: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 31: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 32: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	6,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	32, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	33, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	7,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	8,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	10, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -2436,43 +2513,45 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	18, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
 	19, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
 	20, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	21, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	0,  // 13: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 14: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	28, // 15: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 16: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	29, // 17: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	9,  // 18: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 19: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	9,  // 20: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	32, // 21: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	9,  // 22: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	30, // 23: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	14, // 24: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	12, // 25: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	13, // 26: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	32, // 27: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	32, // 28: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	12, // 29: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	13, // 30: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 31: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	32, // 32: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	32, // 33: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	33, // 34: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	24, // 35: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	25, // 36: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	4,  // 37: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	4,  // 38: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	22, // 39: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	31, // 40: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	26, // 41: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	33, // 42: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	33, // 43: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	22, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	21, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	0,  // 14: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 15: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	29, // 16: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 17: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	30, // 18: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	9,  // 19: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 20: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	9,  // 21: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	33, // 22: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	9,  // 23: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	31, // 24: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	14, // 25: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	12, // 26: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	13, // 27: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	33, // 28: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	33, // 29: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	12, // 30: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	13, // 31: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 32: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	33, // 33: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	33, // 34: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	33, // 35: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	34, // 36: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	25, // 37: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	26, // 38: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	4,  // 39: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	4,  // 40: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	23, // 41: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	32, // 42: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	27, // 43: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	34, // 44: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	34, // 45: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -2492,8 +2571,9 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_Drain)(nil),
 		(*TaskSpec_DeleteNode)(nil),
 		(*TaskSpec_Diagnostics)(nil),
+		(*TaskSpec_NodeReady)(nil),
 	}
-	file_deckhand_task_v1_task_proto_msgTypes[18].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[19].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -2504,7 +2584,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
