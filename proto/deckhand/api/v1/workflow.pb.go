@@ -147,9 +147,13 @@ func (StepState) EnumDescriptor() ([]byte, []int) {
 
 // InitWorkflow creates a cluster on its first control-plane node.
 type InitWorkflow struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Cluster       *v1.ClusterSpec        `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Node    string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Cluster *v1.ClusterSpec        `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Where kubelet, kubeadm and kubectl come from (version and registry come from cluster).
+	Packages *v1.PackagesSpec `protobuf:"bytes,3,opt,name=packages,proto3" json:"packages,omitempty"`
+	// How the container runtime is installed (version and registry come from cluster).
+	Runtime       *v1.RuntimeSpec `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,6 +198,20 @@ func (x *InitWorkflow) GetNode() string {
 func (x *InitWorkflow) GetCluster() *v1.ClusterSpec {
 	if x != nil {
 		return x.Cluster
+	}
+	return nil
+}
+
+func (x *InitWorkflow) GetPackages() *v1.PackagesSpec {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
+}
+
+func (x *InitWorkflow) GetRuntime() *v1.RuntimeSpec {
+	if x != nil {
+		return x.Runtime
 	}
 	return nil
 }
@@ -1143,10 +1161,13 @@ type Cluster struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *v1.ClusterSpec        `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
 	// sha256:<hex> of the cluster CA's public key, for joins.
-	CaCertHash    string                 `protobuf:"bytes,2,opt,name=ca_cert_hash,json=caCertHash,proto3" json:"ca_cert_hash,omitempty"`
-	Nodes         []*ClusterNode         `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Created       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
-	Updated       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	CaCertHash string                 `protobuf:"bytes,2,opt,name=ca_cert_hash,json=caCertHash,proto3" json:"ca_cert_hash,omitempty"`
+	Nodes      []*ClusterNode         `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Created    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
+	Updated    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	// Host preparation every node of the cluster gets.
+	Packages      *v1.PackagesSpec `protobuf:"bytes,6,opt,name=packages,proto3" json:"packages,omitempty"`
+	Runtime       *v1.RuntimeSpec  `protobuf:"bytes,7,opt,name=runtime,proto3" json:"runtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1212,6 +1233,20 @@ func (x *Cluster) GetCreated() *timestamppb.Timestamp {
 func (x *Cluster) GetUpdated() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Updated
+	}
+	return nil
+}
+
+func (x *Cluster) GetPackages() *v1.PackagesSpec {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
+}
+
+func (x *Cluster) GetRuntime() *v1.RuntimeSpec {
+	if x != nil {
+		return x.Runtime
 	}
 	return nil
 }
@@ -1921,10 +1956,12 @@ var File_deckhand_api_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n" +
+	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n" +
 	"\fInitWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x127\n" +
-	"\acluster\x18\x02 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\acluster\"G\n" +
+	"\acluster\x18\x02 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\acluster\x12:\n" +
+	"\bpackages\x18\x03 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecR\bpackages\x127\n" +
+	"\aruntime\x18\x04 \x01(\v2\x1d.deckhand.task.v1.RuntimeSpecR\aruntime\"G\n" +
 	"\fJoinWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\"y\n" +
@@ -2005,14 +2042,16 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x04role\x18\x02 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x122\n" +
 	"\x06joined\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06joined\x12\x1f\n" +
 	"\vworkflow_id\x18\x04 \x01(\tR\n" +
-	"workflowId\"\xfe\x01\n" +
+	"workflowId\"\xf3\x02\n" +
 	"\aCluster\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\x04spec\x12 \n" +
 	"\fca_cert_hash\x18\x02 \x01(\tR\n" +
 	"caCertHash\x122\n" +
 	"\x05nodes\x18\x03 \x03(\v2\x1c.deckhand.api.v1.ClusterNodeR\x05nodes\x124\n" +
 	"\acreated\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
-	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\x13\n" +
+	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12:\n" +
+	"\bpackages\x18\x06 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecR\bpackages\x127\n" +
+	"\aruntime\x18\a \x01(\v2\x1d.deckhand.task.v1.RuntimeSpecR\aruntime\"\x13\n" +
 	"\x11GetClusterRequest\"H\n" +
 	"\x12GetClusterResponse\x122\n" +
 	"\acluster\x18\x01 \x01(\v2\x18.deckhand.api.v1.ClusterR\acluster\"O\n" +
@@ -2120,81 +2159,87 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*GetWorkflowLogsResponse)(nil), // 29: deckhand.api.v1.GetWorkflowLogsResponse
 	nil,                             // 30: deckhand.api.v1.Step.OutputsEntry
 	(*v1.ClusterSpec)(nil),          // 31: deckhand.task.v1.ClusterSpec
-	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),             // 33: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),            // 34: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
-	(*v1.Progress)(nil),             // 36: deckhand.task.v1.Progress
-	(*v1.Change)(nil),               // 37: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                // 38: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),            // 39: deckhand.task.v1.TaskEvent
+	(*v1.PackagesSpec)(nil),         // 32: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),          // 33: deckhand.task.v1.RuntimeSpec
+	(*durationpb.Duration)(nil),     // 34: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),             // 35: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),            // 36: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
+	(*v1.Progress)(nil),             // 38: deckhand.task.v1.Progress
+	(*v1.Change)(nil),               // 39: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                // 40: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),            // 41: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
 	31, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	32, // 1: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	2,  // 2: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
-	3,  // 3: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
-	4,  // 4: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
-	5,  // 5: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
-	33, // 6: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
-	1,  // 7: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	32, // 8: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	30, // 9: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	34, // 10: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	35, // 11: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	35, // 12: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	36, // 13: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	8,  // 14: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	35, // 15: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	37, // 16: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
-	6,  // 17: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	0,  // 18: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	7,  // 19: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	35, // 20: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	35, // 21: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	34, // 22: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
-	6,  // 23: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	6,  // 24: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	9,  // 25: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	38, // 26: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	35, // 27: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	31, // 28: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
-	13, // 29: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	35, // 30: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	35, // 31: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	14, // 32: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
-	9,  // 33: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	9,  // 34: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 35: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	9,  // 36: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	9,  // 37: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	9,  // 38: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	9,  // 39: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	39, // 40: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	39, // 41: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	10, // 42: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	18, // 43: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	20, // 44: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	22, // 45: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	24, // 46: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	26, // 47: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	28, // 48: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	11, // 49: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	15, // 50: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	17, // 51: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	19, // 52: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	21, // 53: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	23, // 54: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	25, // 55: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	27, // 56: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	29, // 57: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	12, // 58: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	16, // 59: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	51, // [51:60] is the sub-list for method output_type
-	42, // [42:51] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	32, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	33, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	34, // 3: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	2,  // 4: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
+	3,  // 5: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
+	4,  // 6: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
+	5,  // 7: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
+	35, // 8: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	1,  // 9: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
+	34, // 10: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	30, // 11: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	36, // 12: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	37, // 13: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	37, // 14: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	38, // 15: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	8,  // 16: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	37, // 17: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	39, // 18: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	6,  // 19: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	0,  // 20: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
+	7,  // 21: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	37, // 22: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	37, // 23: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	36, // 24: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	6,  // 25: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	6,  // 26: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	9,  // 27: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	40, // 28: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	37, // 29: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	31, // 30: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	13, // 31: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	37, // 32: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	37, // 33: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	32, // 34: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	33, // 35: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	14, // 36: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	9,  // 37: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	9,  // 38: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 39: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	9,  // 40: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	9,  // 41: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	9,  // 42: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	9,  // 43: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	41, // 44: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	41, // 45: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	10, // 46: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	18, // 47: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	20, // 48: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	22, // 49: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	24, // 50: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	26, // 51: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	28, // 52: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	11, // 53: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	15, // 54: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	17, // 55: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	19, // 56: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	21, // 57: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	23, // 58: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	25, // 59: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	27, // 60: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	29, // 61: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	12, // 62: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	16, // 63: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	55, // [55:64] is the sub-list for method output_type
+	46, // [46:55] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
