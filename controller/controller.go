@@ -25,6 +25,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
@@ -48,13 +49,15 @@ type Controller struct {
 	clientTLS *tls.Config
 	dial      func(context.Context, string) (net.Conn, error)
 
-	nodes    *nodes.Registry
-	tokens   *tokens.Manager
-	sessions *sessions.Registry
-	tracker  *sessions.Tracker
-	tasks    *tasks.Service
-	dispatch *tasks.Dispatcher
-	metrics  *metrics
+	nodes     *nodes.Registry
+	tokens    *tokens.Manager
+	sessions  *sessions.Registry
+	tracker   *sessions.Tracker
+	tasks     *tasks.Service
+	dispatch  *tasks.Dispatcher
+	workflows *workflows.Service
+	engine    *workflows.Engine
+	metrics   *metrics
 
 	metricsLn net.Listener
 
@@ -155,6 +158,8 @@ func (c *Controller) open(ctx context.Context) error {
 	c.tracker = sessions.NewTracker(sessions.TrackerConfig{Interval: cfg.Heartbeat, NotReadyAfter: cfg.NotReadyAfter, LostAfter: cfg.LostAfter}, c.nodes, c.sessions, nil, log)
 	c.tasks = tasks.New(st, c.nodes, nil)
 	c.dispatch = tasks.NewDispatcher(c.tasks, c.sessions, id, log)
+	c.workflows = workflows.New(st, c.nodes, c.tasks, nil)
+	c.engine = workflows.NewEngine(c.workflows, log)
 	c.metrics = newMetrics(c)
 
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
@@ -177,6 +182,7 @@ func (c *Controller) open(ctx context.Context) error {
 		Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
 	})
 	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Store: st})
+	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st})
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)
 	return nil
@@ -337,7 +343,14 @@ func (c *Controller) leaderLoop(ctx context.Context) {
 		if err := c.publishCA(lctx); err != nil && lctx.Err() == nil {
 			log.Error("publishing the CA failed", "err", err)
 		}
+		engineDone := make(chan struct{})
+		go func() {
+			defer close(engineDone)
+			c.engine.Run(lctx, l.Fence())
+		}()
 		c.tracker.Run(lctx, l.Fence())
+		cancel()
+		<-engineDone
 		stop()
 		cancel()
 		if ctx.Err() != nil {

@@ -56,6 +56,16 @@ var Roles = map[string][]string{
 	apiv1.TaskService_WatchTask_FullMethodName:   readers,
 	apiv1.TaskService_GetTaskLogs_FullMethodName: readers,
 
+	apiv1.WorkflowService_CreateWorkflow_FullMethodName:  writers,
+	apiv1.WorkflowService_CancelWorkflow_FullMethodName:  writers,
+	apiv1.WorkflowService_RetryWorkflow_FullMethodName:   writers,
+	apiv1.WorkflowService_GetWorkflow_FullMethodName:     readers,
+	apiv1.WorkflowService_ListWorkflows_FullMethodName:   readers,
+	apiv1.WorkflowService_WatchWorkflow_FullMethodName:   readers,
+	apiv1.WorkflowService_GetWorkflowLogs_FullMethodName: readers,
+	apiv1.WorkflowService_PlanWorkflow_FullMethodName:    readers,
+	apiv1.WorkflowService_GetCluster_FullMethodName:      readers,
+
 	agentv1.AgentService_Session_FullMethodName: agents,
 
 	clusterv1.PeerService_ReportSessions_FullMethodName: peers,

@@ -11,6 +11,8 @@ import (
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -65,6 +67,19 @@ func toStatus(err error) error {
 	case errors.Is(err, tasks.ErrExists):
 		return Errorf(codes.AlreadyExists, apiv1.ErrorReason_ERROR_REASON_ALREADY_EXISTS, map[string]string{"kind": "task"}, msg)
 	case errors.Is(err, tasks.ErrInvalid):
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
+	case errors.Is(err, workflows.ErrNotFound):
+		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "workflow"}, msg)
+	case errors.Is(err, workflows.ErrNodeLocked):
+		meta := map[string]string{}
+		var le *workflows.LockedError
+		if errors.As(err, &le) {
+			meta["node"], meta["workflow"] = le.Node, le.Workflow
+		}
+		return Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_NODE_LOCKED, meta, msg)
+	case errors.Is(err, workflows.ErrWrongState):
+		return Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_WRONG_STATE, nil, msg)
+	case errors.Is(err, workflows.ErrInvalid), errors.Is(err, clusterspec.ErrInvalid):
 		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
 	case errors.Is(err, store.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, nil, msg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -68,6 +69,25 @@ func validate(req any) error {
 		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
 	case *apiv1.GetTaskLogsRequest:
 		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
+	case *apiv1.CreateWorkflowRequest:
+		return validateWorkflow(r.GetSpec())
+	case *apiv1.PlanWorkflowRequest:
+		return validateWorkflow(r.GetSpec())
+	case *apiv1.GetWorkflowRequest:
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.CancelWorkflowRequest:
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.RetryWorkflowRequest:
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.WatchWorkflowRequest:
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.GetWorkflowLogsRequest:
+		if r.GetNode() != "" {
+			if err := nodeName("node", r.GetNode()); err != nil {
+				return err
+			}
+		}
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
 	case *apiv1.RemoveMemberRequest:
 		return required("id", r.GetId(), "give the replica name shown by deckctl members")
 	case *agentv1.EnrollRequest:
@@ -152,6 +172,39 @@ func validateSpec(spec *taskv1.TaskSpec) error {
 		if _, _, err := kubeimages.ParseKubernetesVersion(version); err != nil {
 			return &fieldError{prefix + "kubernetes_version", err.Error()}
 		}
+	}
+	return nil
+}
+
+// validateWorkflow checks a workflow spec's shape; what depends on the cluster (is the
+// node enrolled, is there a cluster) is checked when the steps are built.
+func validateWorkflow(spec *apiv1.WorkflowSpec) error {
+	switch k := spec.GetKind().(type) {
+	case *apiv1.WorkflowSpec_Init:
+		if err := nodeName("spec.init.node", k.Init.GetNode()); err != nil {
+			return err
+		}
+		if _, err := kubeadmconfig.ParseCluster(k.Init.GetCluster()); err != nil {
+			return &fieldError{"spec.init.cluster", err.Error()}
+		}
+	case *apiv1.WorkflowSpec_Join:
+		return nodeName("spec.join.node", k.Join.GetNode())
+	case *apiv1.WorkflowSpec_Reset_:
+		if err := nodeName("spec.reset.node", k.Reset_.GetNode()); err != nil {
+			return err
+		}
+		if d := k.Reset_.GetDrainTimeout(); d != nil && (!d.IsValid() || d.AsDuration() < 0 || d.AsDuration() > 24*time.Hour) {
+			return &fieldError{"spec.reset.drain_timeout", "must be between 0 (the default, 5m) and 24h"}
+		}
+	case *apiv1.WorkflowSpec_Apply:
+		if len(k.Apply.GetClusterYaml()) == 0 {
+			return &fieldError{"spec.apply.cluster_yaml", "is required: the cluster document (deckctl apply -f cluster.yaml)"}
+		}
+		if len(k.Apply.GetClusterYaml()) > 1<<20 {
+			return &fieldError{"spec.apply.cluster_yaml", "is larger than 1 MiB"}
+		}
+	default:
+		return &fieldError{"spec", "is required: give one of init, join, reset or apply"}
 	}
 	return nil
 }

@@ -1037,7 +1037,10 @@ type PlanWorkflowResponse struct {
 	// The steps, not stored.
 	Workflow *Workflow `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
 	// What would change, one line each; empty when the cluster already matches.
-	Changes       []string `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	Changes []string `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	// What apply leaves alone but a person should know (a node in the cluster that the
+	// document does not list).
+	Notes         []string `protobuf:"bytes,3,rep,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1082,6 +1085,13 @@ func (x *PlanWorkflowResponse) GetWorkflow() *Workflow {
 func (x *PlanWorkflowResponse) GetChanges() []string {
 	if x != nil {
 		return x.Changes
+	}
+	return nil
+}
+
+func (x *PlanWorkflowResponse) GetNotes() []string {
+	if x != nil {
+		return x.Notes
 	}
 	return nil
 }
@@ -2033,10 +2043,11 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x15CreateWorkflowRequest\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"H\n" +
 	"\x13PlanWorkflowRequest\x121\n" +
-	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"g\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"}\n" +
 	"\x14PlanWorkflowResponse\x125\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\x12\x18\n" +
-	"\achanges\x18\x02 \x03(\tR\achanges\"\xa6\x01\n" +
+	"\achanges\x18\x02 \x03(\tR\achanges\x12\x14\n" +
+	"\x05notes\x18\x03 \x03(\tR\x05notes\"\xa6\x01\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x122\n" +

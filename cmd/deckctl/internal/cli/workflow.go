@@ -1,0 +1,666 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// wfFlags are shared by the workflow commands.
+type wfFlags struct {
+	dryRun, detach bool
+}
+
+func (f *wfFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "run every task as a dry-run and show the changes per host")
+	cmd.Flags().BoolVar(&f.detach, "detach", false, "print the workflow ID and return instead of showing progress")
+}
+
+func newWorkflowCmds(o *options) []*cobra.Command {
+	return []*cobra.Command{newInitCmd(o), newJoinCmd(o), newResetCmd(o), newApplyCmd(o), newPlanCmd(o),
+		newWorkflowsCmd(o), newWorkflowCmd(o), newLogsCmd(o), newClusterCmd(o)}
+}
+
+func newInitCmd(o *options) *cobra.Command {
+	var f wfFlags
+	var tf taskFlags
+	var endpoint, podSubnet, serviceSubnet, clusterName string
+	cmd := &cobra.Command{
+		Use:   "init NODE",
+		Short: "Create a Kubernetes cluster with NODE as its first control plane",
+		Long: "Prepares NODE (preflight with fixes, packages, container runtime, images), runs kubeadm init,\n" +
+			"waits until the control plane is healthy and records the cluster for later joins.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pkg, err := tf.spec("packages")
+			if err != nil {
+				return err
+			}
+			rt, err := tf.spec("runtime")
+			if err != nil {
+				return err
+			}
+			spec := &apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{
+				Node: args[0],
+				Cluster: &taskv1.ClusterSpec{KubernetesVersion: tf.kubernetesVersion, ControlPlaneEndpoint: endpoint, PodSubnet: podSubnet,
+					ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver},
+				Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(),
+			}}}
+			return o.runWorkflow(spec, f)
+		},
+	}
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&tf.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, for example v1.33.13 (required)")
+	fl.StringVar(&endpoint, "control-plane-endpoint", "", "host:port of the API server load balancer; required for more than one control plane")
+	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR, as your network plugin expects (for example 10.244.0.0/16)")
+	fl.StringVar(&serviceSubnet, "service-subnet", "", "service CIDR (default 10.96.0.0/12)")
+	fl.StringVar(&clusterName, "cluster-name", "", "cluster name in the kubeconfig files (default kubernetes)")
+	fl.StringVar(&tf.imageRepository, "image-repository", "", "registry for the control-plane images (default registry.k8s.io)")
+	fl.StringSliceVar(&tf.mirrors, "mirror", nil, "registry mirror tried before the image repository (repeatable, in order)")
+	fl.StringSliceVar(&tf.insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (repeatable)")
+	fl.StringVar(&tf.cgroupDriver, "cgroup-driver", "", "systemd (default) or cgroupfs")
+	fl.StringVar(&tf.pkgSource, "package-source", "repository", "where kubelet, kubeadm and kubectl come from: repository or binaries")
+	fl.StringVar(&tf.baseURL, "package-base-url", "", "package repository or binary base URL (default pkgs.k8s.io)")
+	fl.StringVar(&tf.source, "runtime-source", "package", "how containerd is installed: package or tarball")
+	fl.StringVar(&tf.containerdTarball, "containerd-tarball", "", "containerd release tarball (URL or path on the node) for --runtime-source tarball")
+	return cmd
+}
+
+func newJoinCmd(o *options) *cobra.Command {
+	var f wfFlags
+	var cp bool
+	cmd := &cobra.Command{
+		Use:   "join NODE",
+		Short: "Prepare NODE and join it to the cluster",
+		Long: "Prepares NODE (preflight with fixes, packages, runtime, the cluster's images), mints a join token\n" +
+			"just in time on a healthy control plane, runs kubeadm join, waits until the node is Ready and\n" +
+			"deletes the token.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: args[0], ControlPlane: cp}}}, f)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&cp, "control-plane", false, "join as a control-plane node (the cluster needs a control-plane endpoint)")
+	return cmd
+}
+
+func newResetCmd(o *options) *cobra.Command {
+	var f wfFlags
+	var force bool
+	var drain time.Duration
+	cmd := &cobra.Command{
+		Use:   "reset NODE",
+		Short: "Drain NODE, remove it from the cluster and reset it",
+		Long: "Cordons and drains NODE through a control-plane node (stopping on a drain failure unless --force),\n" +
+			"deletes its Node object, runs kubeadm reset (removing a control plane's etcd member first) and\n" +
+			"cleans what kubeadm leaves behind.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if drain < 0 || drain > 24*time.Hour {
+				return fmt.Errorf("--drain-timeout %v: give 1s..24h", drain)
+			}
+			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{
+				Node: args[0], DrainTimeout: durationpb.New(drain), Force: force}}}, f)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().DurationVar(&drain, "drain-timeout", 5*time.Minute, "how long the drain may take")
+	cmd.Flags().BoolVar(&force, "force", false, "go on when the drain fails, and drain pods no controller manages")
+	return cmd
+}
+
+func readDoc(file string) ([]byte, error) {
+	if file == "" {
+		return nil, errors.New("-f is required: the cluster document (see deploy/lab/cluster.yaml)")
+	}
+	if file == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(file)
+}
+
+func newApplyCmd(o *options) *cobra.Command {
+	var f wfFlags
+	var file string
+	cmd := &cobra.Command{
+		Use:   "apply -f cluster.yaml",
+		Short: "Make the cluster match a declarative document",
+		Long: "Creates the cluster if there is none, then joins every listed node that is not in it: control\n" +
+			"planes one at a time, workers in parallel up to spec.concurrency. Nodes already in the cluster\n" +
+			"are not touched. deckctl plan shows what apply would do.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			doc, err := readDoc(file)
+			if err != nil {
+				return err
+			}
+			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: doc}}}, f)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVarP(&file, "file", "f", "", "cluster document (- for stdin)")
+	return cmd
+}
+
+func newPlanCmd(o *options) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "plan -f cluster.yaml",
+		Short: "Show what apply would change",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			doc, err := readDoc(file)
+			if err != nil {
+				return err
+			}
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).PlanWorkflow(ctx, &apiv1.PlanWorkflowRequest{Spec: &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: doc}}}})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				if len(resp.GetChanges()) == 0 {
+					fmt.Fprintln(o.out, "No changes: the cluster matches the document.")
+				} else {
+					fmt.Fprintf(o.out, "Plan: %d change(s), %d step(s) on %d node(s)\n", len(resp.GetChanges()), len(resp.GetWorkflow().GetSteps()), len(resp.GetWorkflow().GetNodes()))
+					for _, c := range resp.GetChanges() {
+						fmt.Fprintf(o.out, "  + %s\n", c)
+					}
+				}
+				for _, n := range resp.GetNotes() {
+					fmt.Fprintf(o.out, "  note: %s\n", n)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "cluster document (- for stdin)")
+	return cmd
+}
+
+func wfState(s apiv1.WorkflowState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_STATE_"))
+}
+
+func stepState(s apiv1.StepState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "STEP_STATE_"))
+}
+
+// wfKind names a workflow and its subject: "join node-2".
+func wfKind(wf *apiv1.Workflow) string {
+	s := wf.GetSpec()
+	dry := ""
+	if s.GetDryRun() {
+		dry = " (dry-run)"
+	}
+	switch k := s.GetKind().(type) {
+	case *apiv1.WorkflowSpec_Init:
+		return "init " + k.Init.GetNode() + dry
+	case *apiv1.WorkflowSpec_Join:
+		if k.Join.GetControlPlane() {
+			return "join " + k.Join.GetNode() + " --control-plane" + dry
+		}
+		return "join " + k.Join.GetNode() + dry
+	case *apiv1.WorkflowSpec_Reset_:
+		return "reset " + k.Reset_.GetNode() + dry
+	case *apiv1.WorkflowSpec_Apply:
+		return fmt.Sprintf("apply (%d nodes)%s", len(wf.GetNodes()), dry)
+	}
+	return "unknown"
+}
+
+func newWorkflowsCmd(o *options) *cobra.Command {
+	var state string
+	cmd := &cobra.Command{
+		Use:   "workflows",
+		Short: "List workflows, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st apiv1.WorkflowState
+			if state != "" {
+				v, ok := apiv1.WorkflowState_value["WORKFLOW_STATE_"+strings.ToUpper(state)]
+				if !ok {
+					return fmt.Errorf("--state %q: use pending, running, succeeded, failed or cancelled", state)
+				}
+				st = apiv1.WorkflowState(v)
+			}
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{State: st})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tWHAT\tSTATE\tAGE\tFAILED STEP")
+				for _, wf := range resp.GetWorkflows() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", wf.GetId(), wfKind(wf), wfState(wf.GetState()), age(wf.GetCreated().AsTime()), dash(wf.GetFailedStep()))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "only workflows in this state")
+	return cmd
+}
+
+func newWorkflowCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "workflow", Short: "Describe, watch, retry or cancel a workflow"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "describe ID",
+		Short: "Show a workflow's steps, their state, outputs and errors",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				describeWorkflow(o.out, resp.GetWorkflow())
+				return nil
+			})
+		},
+	})
+	var f wfFlags
+	retry := &cobra.Command{
+		Use:   "retry ID",
+		Short: "Resume a failed workflow from its failed step",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				_, err := apiv1.NewWorkflowServiceClient(cc).RetryWorkflow(ctx, &apiv1.RetryWorkflowRequest{Id: args[0]})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if f.detach {
+				fmt.Fprintln(o.out, args[0])
+				return nil
+			}
+			return o.watchWorkflow(args[0])
+		},
+	}
+	retry.Flags().BoolVar(&f.detach, "detach", false, "return at once instead of showing progress")
+	cmd.AddCommand(retry)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a running workflow (running tasks are cancelled; its nodes are released)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).CancelWorkflow(ctx, &apiv1.CancelWorkflowRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.out, "workflow %s: %s\n", args[0], wfState(resp.GetWorkflow().GetState()))
+				return nil
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "watch ID",
+		Short: "Show a workflow's live progress until it ends",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return o.watchWorkflow(args[0]) },
+	})
+	return cmd
+}
+
+func newLogsCmd(o *options) *cobra.Command {
+	var node string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print the log of a workflow's tasks",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow {
+				return o.followLogs(args[0], node)
+			}
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).GetWorkflowLogs(ctx, &apiv1.GetWorkflowLogsRequest{Id: args[0], Node: node})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				for _, ev := range resp.GetEvents() {
+					printStepEvent(o.out, args[0], ev)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "only the steps for this node")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the workflow ends")
+	return cmd
+}
+
+func newClusterCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cluster",
+		Short: "Show the Kubernetes cluster as Deckhand recorded it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).GetCluster(ctx, &apiv1.GetClusterRequest{})
+				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
+				c := resp.GetCluster()
+				if c == nil {
+					fmt.Fprintln(o.out, "No cluster yet: deckctl init NODE or deckctl apply -f cluster.yaml creates one.")
+					return nil
+				}
+				s := c.GetSpec()
+				fmt.Fprintf(o.out, "Kubernetes:  %s\nEndpoint:    %s\nCA hash:     %s\nImages:      %s %s\n\n", s.GetKubernetesVersion(),
+					dash(s.GetControlPlaneEndpoint()), c.GetCaCertHash(), dash(s.GetRegistry().GetImageRepository()), strings.Join(s.GetRegistry().GetMirrors(), " "))
+				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NODE\tROLE\tJOINED\tWORKFLOW")
+				for _, n := range c.GetNodes() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.GetName(), roleName(n.GetRole()), age(n.GetJoined().AsTime()), n.GetWorkflowId())
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func roleName(r taskv1.NodeRole) string {
+	if r == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+		return "control-plane"
+	}
+	return "worker"
+}
+
+// runWorkflow creates a workflow and shows it until it ends (or prints its ID with
+// --detach).
+func (o *options) runWorkflow(spec *apiv1.WorkflowSpec, f wfFlags) error {
+	var wf *apiv1.Workflow
+	err := o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := apiv1.NewWorkflowServiceClient(cc).CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec})
+		wf = resp.GetWorkflow()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if f.detach {
+		if done, err := o.printStructured(wf); done {
+			return err
+		}
+		fmt.Fprintln(o.out, wf.GetId())
+		return nil
+	}
+	if len(wf.GetSteps()) == 0 {
+		fmt.Fprintf(o.out, "workflow %s: nothing to do, the cluster already matches\n", wf.GetId())
+		return nil
+	}
+	return o.watchWorkflow(wf.GetId())
+}
+
+// watchWorkflow shows a workflow live until it ends, following it across controller
+// failovers, then prints the outcome. A failed workflow is an error (exit 1).
+func (o *options) watchWorkflow(id string) error {
+	v := newLiveView(o.errOut, id)
+	var last *apiv1.Workflow
+	deadline := time.Now().Add(o.timeout)
+	for {
+		wf, err := o.watchOnce(id, v)
+		if wf != nil {
+			last = wf
+			deadline = time.Now().Add(o.timeout)
+		}
+		if last != nil && terminalWF(last.GetState()) {
+			break
+		}
+		if err != nil && !retryable(err) {
+			v.close()
+			return describe(err)
+		}
+		if time.Now().After(deadline) {
+			v.close()
+			return fmt.Errorf("lost the controllers for %v while watching %s: %v (the workflow keeps running; deckctl workflow watch %s)", o.timeout, id, err, id)
+		}
+		v.note("reconnecting to a controller…")
+		time.Sleep(200 * time.Millisecond)
+	}
+	v.close()
+	if done, err := o.printStructured(last); done {
+		return err
+	}
+	return outcome(o.out, last)
+}
+
+func terminalWF(s apiv1.WorkflowState) bool {
+	switch s {
+	case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
+		return true
+	}
+	return false
+}
+
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.Canceled, codes.Internal:
+		return true
+	}
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) || strings.Contains(err.Error(), "no controller answered")
+}
+
+// watchOnce follows the workflow on one connection; it returns the last state seen.
+func (o *options) watchOnce(id string, v *liveView) (*apiv1.Workflow, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
+	cc, err := o.dial(dctx)
+	dcancel()
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	stream, err := apiv1.NewWorkflowServiceClient(cc).WatchWorkflow(ctx, &apiv1.WatchWorkflowRequest{Id: id})
+	if err != nil {
+		return nil, err
+	}
+	var last *apiv1.Workflow
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return last, nil
+		}
+		if err != nil {
+			return last, err
+		}
+		if ev := msg.GetEvent(); ev != nil {
+			v.event(ev)
+		}
+		if wf := msg.GetWorkflow(); wf != nil {
+			last = wf
+			v.update(wf)
+		}
+	}
+}
+
+// followLogs prints a workflow's log lines as they come, until it ends.
+func (o *options) followLogs(id, node string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
+	cc, err := o.dial(dctx)
+	dcancel()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	stream, err := apiv1.NewWorkflowServiceClient(cc).WatchWorkflow(ctx, &apiv1.WatchWorkflowRequest{Id: id})
+	if err != nil {
+		return describe(err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return describe(err)
+		}
+		if ev := msg.GetEvent(); ev != nil && (node == "" || strings.HasPrefix(ev.GetTaskId(), id+"."+node+".")) {
+			printStepEvent(o.out, id, ev)
+		}
+	}
+}
+
+// stepOf turns a workflow task ID (WF.NODE.WHAT.N) into "NODE/WHAT".
+func stepOf(wfID, taskID string) string {
+	rest := strings.TrimPrefix(taskID, wfID+".")
+	if i := strings.LastIndex(rest, "."); i > 0 {
+		rest = rest[:i]
+	}
+	return strings.Replace(rest, ".", "/", 1)
+}
+
+func printStepEvent(w io.Writer, wfID string, ev *taskv1.TaskEvent) {
+	if ev.GetLog() == nil && ev.GetProgress() == nil {
+		return
+	}
+	fmt.Fprintf(w, "%-24s ", stepOf(wfID, ev.GetTaskId()))
+	printEvent(w, ev)
+}
+
+func stepDuration(s *apiv1.Step) string {
+	if s.GetStarted() == nil {
+		return ""
+	}
+	end := time.Now()
+	if s.GetFinished() != nil {
+		end = s.GetFinished().AsTime()
+	}
+	return end.Sub(s.GetStarted().AsTime()).Round(100 * time.Millisecond).String()
+}
+
+func describeWorkflow(w io.Writer, wf *apiv1.Workflow) {
+	fmt.Fprintf(w, "Workflow:  %s\nWhat:      %s\nState:     %s\nCreated:   %s by %s\n", wf.GetId(), wfKind(wf), wfState(wf.GetState()),
+		wf.GetCreated().AsTime().Local().Format(time.RFC3339), dash(wf.GetCreatedBy()))
+	if wf.GetConcurrency() > 0 {
+		fmt.Fprintf(w, "Parallel:  %d nodes at a time\n", wf.GetConcurrency())
+	}
+	if e := wf.GetError(); e != nil {
+		fmt.Fprintf(w, "Failed:    %s: %s (%s)\n", dash(wf.GetFailedStep()), e.GetMessage(), e.GetReason())
+		if e.GetHint() != "" {
+			fmt.Fprintf(w, "Hint:      %s\n", e.GetHint())
+		}
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tON\tSTATE\tTRIES\tTIME\tTASK\tDETAIL")
+	for _, s := range wf.GetSteps() {
+		detail := s.GetSummary()
+		if e := s.GetError(); e != nil {
+			detail = e.GetMessage()
+		} else if len(s.GetOutputs()) > 0 {
+			detail = outputsLine(s.GetOutputs())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.GetName(), dash(s.GetNode()), stepState(s.GetState()), s.GetAttempts(), dash(stepDuration(s)), dash(s.GetTaskId()), detail)
+	}
+	_ = tw.Flush()
+}
+
+func outputsLine(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// outcome prints how the workflow ended and what to do next.
+func outcome(w io.Writer, wf *apiv1.Workflow) error {
+	id := wf.GetId()
+	took := wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime()).Round(100 * time.Millisecond)
+	if wf.GetSpec().GetDryRun() {
+		printChanges(w, wf)
+	}
+	switch wf.GetState() {
+	case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED:
+		fmt.Fprintf(w, "workflow %s (%s) succeeded in %v\n", id, wfKind(wf), took)
+		if !wf.GetSpec().GetDryRun() {
+			fmt.Fprintln(w, "next: deckctl cluster shows the cluster's nodes")
+		}
+		return nil
+	case apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
+		fmt.Fprintf(w, "workflow %s (%s) was cancelled\n", id, wfKind(wf))
+		return fmt.Errorf("workflow %s cancelled", id)
+	}
+	e := wf.GetError()
+	fmt.Fprintf(w, "workflow %s (%s) failed at step %s: %s (%s)\n", id, wfKind(wf), dash(wf.GetFailedStep()), e.GetMessage(), e.GetReason())
+	if e.GetHint() != "" {
+		fmt.Fprintf(w, "  hint: %s\n", e.GetHint())
+	}
+	node, _, _ := strings.Cut(wf.GetFailedStep(), "/")
+	fmt.Fprintf(w, "  next: deckctl logs %s --node %s    (what happened)\n", id, node)
+	fmt.Fprintf(w, "        deckctl workflow retry %s    (resume from the failed step)\n", id)
+	return fmt.Errorf("workflow %s failed", id)
+}
+
+// printChanges lists, per host, what a dry-run would change.
+func printChanges(w io.Writer, wf *apiv1.Workflow) {
+	byHost := map[string][]string{}
+	var hosts []string
+	for _, s := range wf.GetSteps() {
+		for _, c := range s.GetChanges() {
+			h := s.GetNode()
+			if _, ok := byHost[h]; !ok {
+				hosts = append(hosts, h)
+			}
+			line, _, _ := strings.Cut(c.GetDetail(), "\n")
+			byHost[h] = append(byHost[h], fmt.Sprintf("%-10s %s  %s", c.GetKind(), c.GetTarget(), line))
+		}
+	}
+	if len(hosts) == 0 {
+		fmt.Fprintln(w, "dry-run: no changes on any host")
+		return
+	}
+	sort.Strings(hosts)
+	fmt.Fprintln(w, "dry-run: changes per host (nothing was changed)")
+	for _, h := range hosts {
+		fmt.Fprintf(w, "%s: %d change(s)\n", h, len(byHost[h]))
+		for _, l := range byHost[h] {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+}

@@ -1,0 +1,709 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// secretOutputs never leave the task record (only writers read them there).
+var secretOutputs = map[string]bool{"token": true, "certificate_key": true}
+
+// Dry-run stand-ins for outputs of steps that did not really run.
+var placeholders = map[string]string{
+	"token":           "abcdef.0123456789abcdef",
+	"ca_cert_hash":    "sha256:" + strings.Repeat("0", 64),
+	"certificate_key": strings.Repeat("0", 64),
+	"delete_token_id": "abcdef",
+}
+
+// Engine runs workflows on the leader.
+type Engine struct {
+	svc *Service
+	log *slog.Logger
+
+	// Backoff is the first retry delay; it doubles per attempt up to 30 s.
+	Backoff time.Duration
+	// Tick is how often every running workflow is looked at even without events (retry
+	// backoff, step timeouts, control planes becoming Ready).
+	Tick time.Duration
+
+	fence  store.Compare
+	cache  map[string]*loaded
+	mu     sync.Mutex
+	tasks  map[string]*apiv1.TaskRecord // terminal records of workflow tasks, from the watch
+	dirty  chan string
+	nodeSt map[string]apiv1.NodeState // per pass
+}
+
+// NewEngine returns an engine for svc.
+func NewEngine(svc *Service, log *slog.Logger) *Engine {
+	return &Engine{svc: svc, log: log, Backoff: 2 * time.Second, Tick: time.Second}
+}
+
+var errFenced = errors.New("leadership lost")
+
+// Run drives every running workflow until ctx ends or leadership is lost. fence is the
+// leadership's compare, added to every write.
+func (e *Engine) Run(ctx context.Context, fence store.Compare) {
+	e.fence = fence
+	e.cache = map[string]*loaded{}
+	e.tasks = map[string]*apiv1.TaskRecord{}
+	e.dirty = make(chan string, 8192)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go e.follow(wctx, tasks.Prefix)
+	go e.follow(wctx, Prefix)
+	tick := time.NewTicker(e.Tick)
+	defer tick.Stop()
+	all := true
+	for ctx.Err() == nil {
+		due := map[string]bool{}
+		if all {
+			ids, err := e.running(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					e.log.Warn("list workflows", "err", err)
+				}
+			}
+			for _, id := range ids {
+				due[id] = true
+			}
+			all = false
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case id := <-e.dirty:
+				due[id] = true
+			case <-tick.C:
+				all = true
+				continue
+			}
+		}
+		// Take everything queued so one pass handles a burst of events.
+		for more := true; more; {
+			select {
+			case id := <-e.dirty:
+				due[id] = true
+			default:
+				more = false
+			}
+		}
+		e.nodeSt = nil
+		for id := range due {
+			if id == "" {
+				all = true
+				continue
+			}
+			if err := e.reconcile(ctx, id); err != nil {
+				if errors.Is(err, errFenced) || errors.Is(err, store.ErrFenced) {
+					e.log.Info("workflow engine stopping: leadership lost")
+					return
+				}
+				if ctx.Err() == nil {
+					e.log.Warn("workflow step", "workflow", id, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// follow turns store changes into dirty workflow IDs; "" asks for a full pass.
+func (e *Engine) follow(ctx context.Context, prefix string) {
+	for ctx.Err() == nil {
+		_, rev, err := e.svc.st.List(ctx, prefix+"\x00") // an empty listing: just the revision
+		if err != nil {
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		e.mark("")
+		ch, err := e.svc.st.Watch(ctx, prefix, rev)
+		if err != nil {
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		for ev := range ch {
+			if ev.Err != nil || ev.Type != store.EventPut {
+				continue
+			}
+			if prefix == tasks.Prefix {
+				rec, err := tasks.Decode(ev.KV)
+				if err != nil || rec.GetTask().GetWorkflowId() == "" {
+					continue
+				}
+				if tasks.Terminal(rec.GetState()) {
+					e.putTask(rec)
+					e.mark(rec.GetTask().GetWorkflowId())
+				}
+				continue
+			}
+			e.mark(strings.TrimPrefix(ev.KV.Key, Prefix))
+		}
+	}
+}
+
+func (e *Engine) mark(id string) {
+	select {
+	case e.dirty <- id:
+	default:
+	}
+}
+
+// The task cache is written by follow and read by reconcile.
+func (e *Engine) putTask(rec *apiv1.TaskRecord) {
+	e.mu.Lock()
+	e.tasks[rec.GetTask().GetId()] = rec
+	e.mu.Unlock()
+}
+
+func (e *Engine) cachedTask(id string) *apiv1.TaskRecord {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tasks[id]
+}
+
+func (e *Engine) forgetTasks(wf string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range e.tasks {
+		if strings.HasPrefix(id, wf+".") {
+			delete(e.tasks, id)
+		}
+	}
+}
+
+// running lists the IDs of workflows that are not finished.
+func (e *Engine) running(ctx context.Context) ([]string, error) {
+	kvs, _, err := e.svc.st.List(ctx, Prefix)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, kv := range kvs {
+		var wf apiv1.Workflow
+		if proto.Unmarshal(kv.Value, &wf) == nil && !Terminal(wf.GetState()) {
+			ids = append(ids, wf.GetId())
+		} else {
+			delete(e.cache, wf.GetId())
+		}
+	}
+	return ids, nil
+}
+
+func (e *Engine) nodeState(ctx context.Context, name string) apiv1.NodeState {
+	if e.nodeSt == nil {
+		e.nodeSt = map[string]apiv1.NodeState{}
+		if ns, err := e.svc.nodes.List(ctx, store.Stale()); err == nil {
+			for _, n := range ns {
+				e.nodeSt[n.GetName()] = n.GetState()
+			}
+		}
+	}
+	return e.nodeSt[name]
+}
+
+func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
+	if rec := e.cachedTask(id); rec != nil {
+		return rec, nil
+	}
+	rec, _, err := e.svc.tasks.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if tasks.Terminal(rec.GetState()) {
+		e.putTask(rec)
+	}
+	return rec, nil
+}
+
+func (e *Engine) backoff(attempts uint32) time.Duration {
+	d := e.Backoff
+	for i := uint32(1); i < attempts && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// satisfied says whether step s may start given its dependencies; never means it cannot
+// start in this run of the workflow.
+func satisfied(l *loaded, s *apiv1.Step) (ok, never bool) {
+	ok = true
+	for _, d := range s.GetDependsOn() {
+		ds := l.step(d)
+		if ds == nil {
+			return false, true
+		}
+		st := ds.GetState()
+		if s.GetAlways() {
+			if !stepDone(st) {
+				ok = false
+			}
+			continue
+		}
+		switch {
+		case st == apiv1.StepState_STEP_STATE_SUCCEEDED, st == apiv1.StepState_STEP_STATE_SKIPPED,
+			st == apiv1.StepState_STEP_STATE_FAILED && ds.GetContinueOnFailure():
+		case st == apiv1.StepState_STEP_STATE_FAILED, st == apiv1.StepState_STEP_STATE_CANCELLED:
+			return false, true
+		default:
+			ok = false
+		}
+	}
+	return ok, false
+}
+
+// reconcile moves one workflow forward and writes what changed in one fenced transaction.
+func (e *Engine) reconcile(ctx context.Context, id string) error {
+	l := e.cache[id]
+	if l == nil {
+		var err error
+		if l, err = load(ctx, e.svc.st, id); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		e.cache[id] = l
+	} else if kv, _, err := e.svc.st.Get(ctx, headerKey(id), store.Stale()); err == nil && kv.ModRevision != l.hdrRev {
+		// Changed by someone else (cancel, retry): start from the store.
+		delete(e.cache, id)
+		return e.reconcile(ctx, id)
+	}
+	wf := l.wf
+	if Terminal(wf.GetState()) {
+		delete(e.cache, id)
+		e.forgetTasks(id)
+		return nil
+	}
+	now := e.svc.now()
+	changed := map[int]bool{}
+	hdrChanged := false
+	dry := wf.GetSpec().GetDryRun()
+
+	// 1. Results of running steps.
+	for i, s := range wf.GetSteps() {
+		if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || s.GetAction() != "" {
+			continue
+		}
+		rec, err := e.task(ctx, s.GetTaskId())
+		if errors.Is(err, tasks.ErrNotFound) {
+			// The step was marked running but its task not created (a failover in
+			// between): create it now, under the same ID.
+			if err := e.createTask(ctx, wf, s); err != nil {
+				e.fail(s, now, "DISPATCH_FAILED", err.Error(), "check that the node is enrolled (deckctl nodes)")
+				changed[i] = true
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !tasks.Terminal(rec.GetState()) {
+			if to := s.GetTimeout().AsDuration(); to > 0 && now.Sub(s.GetStarted().AsTime()) > to && s.GetError().GetReason() != "TIMEOUT" {
+				s.Error = &taskv1.TaskError{Reason: "TIMEOUT", Message: fmt.Sprintf("%s did not finish within %v", s.GetName(), to),
+					Hint: "look at the step's log (deckctl logs " + id + " --node " + s.GetLane() + ")"}
+				changed[i] = true
+				if _, err := e.svc.tasks.Cancel(ctx, s.GetTaskId()); err != nil && !errors.Is(err, tasks.ErrNotFound) {
+					return err
+				}
+			}
+			continue
+		}
+		res := rec.GetResult()
+		s.Changes = res.GetChanges()
+		if rec.GetState() == taskv1.TaskState_TASK_STATE_SUCCEEDED {
+			s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
+			s.Outputs = publicOutputs(res.GetOutputs())
+			s.Error = nil
+			s.Finished = timestamppb.New(now)
+		} else {
+			if s.GetError().GetReason() != "TIMEOUT" || rec.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED {
+				s.Error = res.GetError()
+				if s.Error == nil {
+					s.Error = &taskv1.TaskError{Reason: "TASK_FAILED", Message: "the task " + s.GetTaskId() + " failed"}
+				}
+			}
+			if s.GetAttempts() < s.GetMaxAttempts() {
+				s.State = apiv1.StepState_STEP_STATE_PENDING
+				s.NotBefore = timestamppb.New(now.Add(e.backoff(s.GetAttempts())))
+			} else {
+				s.State = apiv1.StepState_STEP_STATE_FAILED
+				s.Finished = timestamppb.New(now)
+			}
+		}
+		changed[i] = true
+	}
+
+	failed := func() *apiv1.Step {
+		for _, s := range wf.GetSteps() {
+			if s.GetState() == apiv1.StepState_STEP_STATE_FAILED && !s.GetContinueOnFailure() {
+				return s
+			}
+		}
+		return nil
+	}
+
+	// 2. Start the steps that are ready.
+	lanes := map[string]bool{}
+	for _, s := range wf.GetSteps() {
+		if s.GetLane() != "" && (s.GetState() == apiv1.StepState_STEP_STATE_RUNNING || (stepDone(s.GetState()) && s.GetState() != apiv1.StepState_STEP_STATE_CANCELLED)) {
+			lanes[s.GetLane()] = true
+		}
+	}
+	laneDone := func(lane string) bool {
+		for _, s := range wf.GetSteps() {
+			if s.GetLane() == lane && !stepDone(s.GetState()) {
+				return false
+			}
+		}
+		return true
+	}
+	active := 0
+	for lane := range lanes {
+		if !laneDone(lane) {
+			active++
+		}
+	}
+	var create []*apiv1.Step
+	for i, s := range wf.GetSteps() {
+		if s.GetState() != apiv1.StepState_STEP_STATE_PENDING {
+			continue
+		}
+		if failed() != nil && !s.GetAlways() {
+			continue
+		}
+		if ok, _ := satisfied(l, s); !ok {
+			continue
+		}
+		if nb := s.GetNotBefore(); nb != nil && now.Before(nb.AsTime()) {
+			continue
+		}
+		if c := wf.GetConcurrency(); c > 0 && s.GetLane() != "" && !lanes[s.GetLane()] {
+			if active >= int(c) {
+				continue
+			}
+		}
+		if s.GetAction() != "" {
+			if dry {
+				s.State = apiv1.StepState_STEP_STATE_SKIPPED
+			} else if err := e.act(ctx, wf, l, s); err != nil {
+				if errors.Is(err, store.ErrFenced) {
+					return err
+				}
+				e.fail(s, now, "ACTION_FAILED", err.Error(), "deckctl workflow retry "+id)
+			} else {
+				s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
+				s.Started, s.Finished = timestamppb.New(now), timestamppb.New(now)
+			}
+			changed[i] = true
+			continue
+		}
+		node, wait := e.resolveNode(ctx, l, s)
+		if node == "" {
+			if dry {
+				s.State = apiv1.StepState_STEP_STATE_SKIPPED
+				s.Error = &taskv1.TaskError{Reason: "DRY_RUN", Message: wait}
+				changed[i] = true
+			} else if s.GetError().GetMessage() != wait {
+				s.Error = &taskv1.TaskError{Reason: "WAITING", Message: wait, Hint: "deckctl nodes shows which control planes are Ready"}
+				changed[i] = true
+			}
+			continue
+		}
+		t, err := e.render(ctx, l, s, dry)
+		if err != nil {
+			e.fail(s, now, "INPUT_MISSING", err.Error(), "deckctl workflow retry "+id+" runs the steps that produce it again")
+			changed[i] = true
+			continue
+		}
+		s.Task = t
+		s.Node = node
+		s.Attempts++
+		s.TaskId = taskID(id, s.GetName(), s.GetAttempts())
+		s.State = apiv1.StepState_STEP_STATE_RUNNING
+		s.Started = timestamppb.New(now)
+		s.Finished, s.Error = nil, nil
+		changed[i] = true
+		create = append(create, s)
+		if s.GetLane() != "" && !lanes[s.GetLane()] {
+			lanes[s.GetLane()] = true
+			active++
+		}
+	}
+
+	// 3. Is the workflow over?
+	running, pendingRunnable := false, false
+	for _, s := range wf.GetSteps() {
+		switch s.GetState() {
+		case apiv1.StepState_STEP_STATE_RUNNING:
+			running = true
+		case apiv1.StepState_STEP_STATE_PENDING:
+			if ok, never := satisfied(l, s); !never && (ok || !stepsBlocked(l, s)) && (failed() == nil || s.GetAlways()) {
+				pendingRunnable = true
+			}
+		}
+	}
+	if !running && !pendingRunnable {
+		if f := failed(); f != nil {
+			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_FAILED
+			wf.FailedStep = f.GetName()
+			wf.Error = f.GetError()
+		} else if allDone(wf) {
+			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED
+		} else {
+			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_FAILED
+			wf.Error = &taskv1.TaskError{Reason: "BLOCKED", Message: "no step can run", Hint: "deckctl workflow describe " + id}
+		}
+		hdrChanged = true
+	}
+	if len(changed) == 0 && !hdrChanged {
+		return nil
+	}
+	wf.Updated = timestamppb.New(now)
+	idx := make([]int, 0, len(changed))
+	for i := range changed {
+		idx = append(idx, i)
+	}
+	ops, err := putOps(wf, idx)
+	if err != nil {
+		return err
+	}
+	if Terminal(wf.GetState()) {
+		for _, n := range wf.GetNodes() {
+			ops = append(ops, store.Delete(lockKey(n)))
+		}
+	}
+	rev, err := e.svc.st.Txn(ctx, store.Txn{If: []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: ops})
+	if errors.Is(err, store.ErrConflict) {
+		delete(e.cache, id)
+		e.mark(id)
+		return nil
+	}
+	if err != nil {
+		delete(e.cache, id)
+		return err
+	}
+	l.hdrRev = rev
+	for _, s := range create {
+		if err := e.createTask(ctx, wf, s); err != nil {
+			e.log.Warn("create workflow task (retried on the next pass)", "workflow", id, "step", s.GetName(), "err", err)
+		}
+	}
+	if Terminal(wf.GetState()) {
+		e.log.Info("workflow ended", "workflow", id, "kind", Kind(wf.GetSpec()), "state", stateName(wf.GetState()), "failed_step", wf.GetFailedStep())
+		delete(e.cache, id)
+		e.forgetTasks(id)
+	}
+	return nil
+}
+
+// stepsBlocked says whether a pending step waits on something that will not come.
+func stepsBlocked(l *loaded, s *apiv1.Step) bool {
+	_, never := satisfied(l, s)
+	return never
+}
+
+func allDone(wf *apiv1.Workflow) bool {
+	for _, s := range wf.GetSteps() {
+		if !stepDone(s.GetState()) {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) fail(s *apiv1.Step, now time.Time, reason, msg, hint string) {
+	s.State = apiv1.StepState_STEP_STATE_FAILED
+	s.Error = &taskv1.TaskError{Reason: reason, Message: msg, Hint: hint}
+	s.Finished = timestamppb.New(now)
+}
+
+func publicOutputs(in map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range in {
+		if secretOutputs[k] {
+			if k == "token" {
+				out["token_id"], _, _ = strings.Cut(v, ".")
+			}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func (e *Engine) createTask(ctx context.Context, wf *apiv1.Workflow, s *apiv1.Step) error {
+	_, err := e.svc.tasks.Create(ctx, &taskv1.Task{Id: s.GetTaskId(), Node: s.GetNode(), Spec: s.GetTask(), DryRun: wf.GetSpec().GetDryRun(),
+		Timeout: s.GetTimeout(), WorkflowId: wf.GetId(), Step: s.GetName()})
+	return err
+}
+
+// resolveNode picks the node a step runs on; "" with a reason when none is available yet.
+func (e *Engine) resolveNode(ctx context.Context, l *loaded, s *apiv1.Step) (string, string) {
+	if s.GetNode() != "" {
+		return s.GetNode(), ""
+	}
+	if from := s.GetNodeFrom(); from != "" {
+		if p := l.step(from); p != nil && p.GetNode() != "" && p.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
+			return p.GetNode(), ""
+		}
+	}
+	if !s.GetAnyControlPlane() && s.GetNodeFrom() == "" {
+		return "", "the step names no node"
+	}
+	cl, _, err := readCluster(ctx, e.svc.st)
+	if err != nil {
+		return "", err.Error()
+	}
+	for _, n := range cl.GetNodes() {
+		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE && n.GetName() != s.GetLane() && e.nodeState(ctx, n.GetName()) == apiv1.NodeState_NODE_STATE_READY {
+			return n.GetName(), ""
+		}
+	}
+	if cl == nil {
+		return "", "waiting for the cluster's first control plane"
+	}
+	return "", "waiting for a Ready control-plane node"
+}
+
+// render fills the step's inputs into its task spec from the producing tasks' outputs.
+func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool) (*taskv1.TaskSpec, error) {
+	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
+	for _, in := range s.GetInputs() {
+		var val string
+		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED {
+			rec, err := e.task(ctx, p.GetTaskId())
+			if err != nil {
+				return nil, err
+			}
+			val = rec.GetResult().GetOutputs()[in.GetOutput()]
+		}
+		if in.GetField() == "delete_token_id" {
+			val, _, _ = strings.Cut(val, ".")
+		}
+		if val == "" {
+			if !dry {
+				return nil, fmt.Errorf("%s: step %s produced no %s", in.GetField(), in.GetStep(), in.GetOutput())
+			}
+			val = placeholders[in.GetField()]
+		}
+		switch in.GetField() {
+		case "token":
+			t.GetKubeadmJoin().Token = val
+		case "ca_cert_hash":
+			t.GetKubeadmJoin().CaCertHash = val
+		case "certificate_key":
+			t.GetKubeadmJoin().CertificateKey = val
+		case "delete_token_id":
+			t.GetKubeadmToken().DeleteTokenId = val
+		default:
+			return nil, fmt.Errorf("unknown input field %q", in.GetField())
+		}
+	}
+	return t, nil
+}
+
+// act runs a controller action: the cluster record changes as nodes come and go.
+func (e *Engine) act(ctx context.Context, wf *apiv1.Workflow, l *loaded, s *apiv1.Step) error {
+	node := s.GetLane()
+	for {
+		cl, rev, err := readCluster(ctx, e.svc.st)
+		if err != nil {
+			return err
+		}
+		now := timestamppb.New(e.svc.now())
+		var next *apiv1.Cluster
+		switch s.GetAction() {
+		case ActionRecordCluster:
+			if cl != nil {
+				if clusterNode(cl, node) != nil {
+					return nil // recorded before a failover
+				}
+				return fmt.Errorf("a cluster was recorded meanwhile")
+			}
+			in := l.step(node + "/init")
+			next = &apiv1.Cluster{
+				Spec: in.GetTask().GetKubeadmInit().GetCluster(), CaCertHash: in.GetOutputs()["ca_cert_hash"],
+				Nodes:   []*apiv1.ClusterNode{{Name: node, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Joined: now, WorkflowId: wf.GetId()}},
+				Created: now, Updated: now,
+				Packages: l.step(node + "/packages").GetTask().GetPackages(), Runtime: l.step(node + "/runtime").GetTask().GetRuntime(),
+			}
+			if next.Packages != nil {
+				next.Packages = proto.Clone(next.Packages).(*taskv1.PackagesSpec)
+				next.Packages.KubernetesVersion = ""
+			}
+			if next.Runtime != nil {
+				next.Runtime = proto.Clone(next.Runtime).(*taskv1.RuntimeSpec)
+				next.Runtime.KubernetesVersion, next.Runtime.Registry, next.Runtime.CgroupDriver = "", nil, ""
+			}
+		case ActionRecordNode:
+			if cl == nil {
+				return fmt.Errorf("no cluster is recorded")
+			}
+			if clusterNode(cl, node) != nil {
+				return nil
+			}
+			next = proto.Clone(cl).(*apiv1.Cluster)
+			role := l.step(node + "/join").GetTask().GetKubeadmJoin().GetRole()
+			next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId()})
+			next.Updated = now
+		case ActionForgetNode:
+			if clusterNode(cl, node) == nil {
+				return nil
+			}
+			next = proto.Clone(cl).(*apiv1.Cluster)
+			next.Nodes = nil
+			for _, n := range cl.GetNodes() {
+				if n.GetName() != node {
+					next.Nodes = append(next.Nodes, n)
+				}
+			}
+			next.Updated = now
+		default:
+			return fmt.Errorf("unknown action %q", s.GetAction())
+		}
+		var op store.Op
+		if len(next.GetNodes()) == 0 {
+			op = store.Delete(ClusterKey) // the last node left: no cluster any more
+		} else {
+			b, err := proto.Marshal(next)
+			if err != nil {
+				return err
+			}
+			op = store.Put(ClusterKey, b)
+		}
+		_, err = e.svc.st.Txn(ctx, store.Txn{If: []store.Compare{e.fence, store.ModRevisionIs(ClusterKey, rev)}, Then: []store.Op{op}})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

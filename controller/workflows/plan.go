@@ -1,0 +1,398 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/internal/clusterspec"
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Controller actions (steps the controller runs itself).
+const (
+	ActionRecordCluster = "record-cluster"
+	ActionRecordNode    = "record-node"
+	ActionForgetNode    = "forget-node"
+)
+
+// Step defaults.
+const (
+	defaultAttempts  = 3
+	tokenTTL         = 15 * time.Minute
+	defaultDrainTime = 5 * time.Minute
+)
+
+// stepTimeouts bound each kind of step; a step not done by then is cancelled and retried.
+var stepTimeouts = map[string]time.Duration{
+	"preflight": 5 * time.Minute, "packages": 15 * time.Minute, "runtime": 15 * time.Minute, "images": 30 * time.Minute,
+	"kubeadm_init": 15 * time.Minute, "kubeadm_token": 5 * time.Minute, "kubeadm_join": 15 * time.Minute,
+	"kubeadm_reset": 10 * time.Minute, "node_ready": 10 * time.Minute, "delete_node": 5 * time.Minute,
+}
+
+// plan is what a workflow spec turns into against the current cluster.
+type plan struct {
+	steps       []*apiv1.Step
+	nodes       []string // held
+	concurrency uint32
+	changes     []string
+	notes       []string
+	names       map[string]bool
+}
+
+// settings is the host preparation and cluster spec every node gets.
+type settings struct {
+	cluster  *taskv1.ClusterSpec
+	packages *taskv1.PackagesSpec
+	runtime  *taskv1.RuntimeSpec
+}
+
+func (s settings) of(c *apiv1.Cluster) settings {
+	return settings{cluster: c.GetSpec(), packages: c.GetPackages(), runtime: c.GetRuntime()}
+}
+
+func spec(kind any) *taskv1.TaskSpec {
+	switch k := kind.(type) {
+	case *taskv1.PreflightSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: k}}
+	case *taskv1.PackagesSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Packages{Packages: k}}
+	case *taskv1.RuntimeSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: k}}
+	case *taskv1.ImagesSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: k}}
+	case *taskv1.KubeadmInitSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: k}}
+	case *taskv1.KubeadmTokenSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: k}}
+	case *taskv1.KubeadmJoinSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: k}}
+	case *taskv1.KubeadmResetSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: k}}
+	case *taskv1.DrainSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Drain{Drain: k}}
+	case *taskv1.DeleteNodeSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: k}}
+	case *taskv1.NodeReadySpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_NodeReady{NodeReady: k}}
+	}
+	panic(fmt.Sprintf("workflows: no task kind for %T", kind))
+}
+
+// KindOf names a task spec's kind as the agent's handlers do.
+func KindOf(s *taskv1.TaskSpec) string {
+	if s == nil || s.GetKind() == nil {
+		return ""
+	}
+	return string(s.ProtoReflect().WhichOneof(s.ProtoReflect().Descriptor().Oneofs().ByName("kind")).Name())
+}
+
+// add appends a step; name is NODE/WHAT.
+func (p *plan) add(node, what, summary string, deps []string, t *taskv1.TaskSpec) *apiv1.Step {
+	name := node + "/" + what
+	s := &apiv1.Step{Name: name, Node: node, Lane: node, DependsOn: deps, Task: t, Summary: summary,
+		State: apiv1.StepState_STEP_STATE_PENDING, MaxAttempts: defaultAttempts}
+	if t != nil {
+		s.Timeout = durationpb.New(stepTimeouts[KindOf(t)])
+		if s.Timeout.AsDuration() == 0 {
+			s.Timeout = durationpb.New(10 * time.Minute)
+		}
+	}
+	p.steps = append(p.steps, s)
+	return s
+}
+
+func (p *plan) hold(node string) {
+	for _, n := range p.nodes {
+		if n == node {
+			return
+		}
+	}
+	p.nodes = append(p.nodes, node)
+}
+
+// prepare adds preflight → packages → runtime → images for node; it returns the last step.
+func (p *plan) prepare(node string, role taskv1.NodeRole, s settings, deps []string) string {
+	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(&taskv1.PreflightSpec{Role: role, Fix: true}))
+	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
+	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()
+	pkg := p.add(node, "packages", "kubelet, kubeadm and kubectl "+pk.GetKubernetesVersion(), []string{pre.Name}, spec(pk))
+	rt := proto.Clone(s.runtime).(*taskv1.RuntimeSpec)
+	rt.KubernetesVersion = s.cluster.GetKubernetesVersion()
+	rt.Registry = s.cluster.GetRegistry()
+	rt.CgroupDriver = s.cluster.GetCgroupDriver()
+	run := p.add(node, "runtime", "containerd, runc and CNI plugins", []string{pkg.Name}, spec(rt))
+	img := p.add(node, "images", "pull the control-plane images", []string{run.Name}, spec(&taskv1.ImagesSpec{
+		Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: s.cluster.GetKubernetesVersion(), Registry: s.cluster.GetRegistry()}))
+	if role == taskv1.NodeRole_NODE_ROLE_WORKER {
+		// A worker needs the kube-proxy and pause images only; kubeadm's list is what
+		// `kubeadm config images pull` fetches, so workers pull it too (the runtime has the
+		// sandbox image configured either way).
+		img.Summary = "pull the cluster's images"
+	}
+	return img.Name
+}
+
+// initSteps adds init of node after its preparation; it returns the record-cluster step.
+func (p *plan) initSteps(node string, s settings) string {
+	p.hold(node)
+	last := p.prepare(node, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, nil)
+	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
+		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
+	in.MaxAttempts = 2
+	rec := p.add(node, "record", "record the cluster", []string{in.Name}, nil)
+	rec.Action = ActionRecordCluster
+	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
+	return rec.Name
+}
+
+// joinSteps adds the join of node; after names steps the token step must wait for (the
+// cluster's init, or the previous control-plane join). It returns the record step.
+func (p *plan) joinSteps(node string, role taskv1.NodeRole, s settings, after []string) string {
+	p.hold(node)
+	cp := role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+	last := p.prepare(node, role, s, nil)
+	tok := p.add(node, "token", "mint a join token on a control plane", append([]string{last}, after...), spec(&taskv1.KubeadmTokenSpec{
+		Ttl: durationpb.New(tokenTTL), ControlPlane: cp}))
+	tok.Node, tok.AnyControlPlane, tok.Ephemeral = "", true, true
+	join := p.add(node, "join", "kubeadm join as "+roleName(role), []string{tok.Name}, spec(&taskv1.KubeadmJoinSpec{
+		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, Role: role}))
+	join.Inputs = []*apiv1.StepInput{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"}}
+	if cp {
+		join.Inputs = append(join.Inputs, &apiv1.StepInput{Field: "certificate_key", Step: tok.Name, Output: "certificate_key"})
+	}
+	join.MaxAttempts = 2
+	del := p.add(node, "token-delete", "delete the join token", []string{join.Name}, spec(&taskv1.KubeadmTokenSpec{}))
+	del.Node, del.NodeFrom, del.Always = "", tok.Name, true
+	del.Inputs = []*apiv1.StepInput{{Field: "delete_token_id", Step: tok.Name, Output: "token"}}
+	ready := p.add(node, "ready", "wait until the node is Ready", []string{join.Name}, spec(&taskv1.NodeReadySpec{NodeName: node}))
+	ready.Node, ready.NodeFrom = "", tok.Name
+	rec := p.add(node, "record", "record the node in the cluster", []string{ready.Name, del.Name}, nil)
+	rec.Action = ActionRecordNode
+	p.changes = append(p.changes, fmt.Sprintf("join %s as %s", node, roleName(role)))
+	return rec.Name
+}
+
+// resetSteps adds the removal and reset of node.
+func (p *plan) resetSteps(node string, role taskv1.NodeRole, others bool, drainTimeout time.Duration, force bool) {
+	p.hold(node)
+	var deps []string
+	if others {
+		// Through another control plane: cordon and drain, then delete the Node object.
+		dr := p.add(node, "drain", "cordon and drain", nil, spec(&taskv1.DrainSpec{NodeName: node, Timeout: durationpb.New(drainTimeout), Force: force}))
+		dr.Node, dr.AnyControlPlane, dr.ContinueOnFailure, dr.MaxAttempts = "", true, force, 1
+		dr.Timeout = durationpb.New(drainTimeout + time.Minute)
+		del := p.add(node, "delete", "delete the Node object", []string{dr.Name}, spec(&taskv1.DeleteNodeSpec{NodeName: node}))
+		del.Node, del.NodeFrom = "", dr.Name
+		deps = []string{del.Name}
+	}
+	rs := p.add(node, "reset", "kubeadm reset and clean-up", deps, spec(&taskv1.KubeadmResetSpec{
+		Ipvs: true, RemoveEtcdMember: role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}))
+	f := p.add(node, "forget", "remove the node from the cluster record", []string{rs.Name}, nil)
+	f.Action = ActionForgetNode
+	p.changes = append(p.changes, fmt.Sprintf("reset %s (%s): drain, delete, kubeadm reset", node, roleName(role)))
+}
+
+func roleName(r taskv1.NodeRole) string {
+	if r == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+		return "control-plane"
+	}
+	return "worker"
+}
+
+// build turns a spec into steps against the recorded cluster. enrolled says which nodes
+// exist in Deckhand's inventory.
+func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) (*plan, error) {
+	p := &plan{}
+	needNode := func(field, name string) error {
+		if name == "" {
+			return fmt.Errorf("%w: %s: give a node name", ErrInvalid, field)
+		}
+		if !enrolled[name] {
+			return fmt.Errorf("%w: %s: node %q is not enrolled: start deckhand-agent on it with a token (deckctl token create), then check deckctl nodes", ErrInvalid, field, name)
+		}
+		return nil
+	}
+	switch k := ws.GetKind().(type) {
+	case *apiv1.WorkflowSpec_Init:
+		in := k.Init
+		if err := needNode("init.node", in.GetNode()); err != nil {
+			return nil, err
+		}
+		if cl != nil {
+			return nil, fmt.Errorf("%w: a cluster already exists (first control plane %s): join nodes to it, or reset every node first", ErrWrongState, firstControlPlane(cl))
+		}
+		if _, err := kubeadmconfig.ParseCluster(in.GetCluster()); err != nil {
+			return nil, fmt.Errorf("%w: init.cluster.%v", ErrInvalid, err)
+		}
+		s := settings{cluster: in.GetCluster(), packages: in.GetPackages(), runtime: in.GetRuntime()}
+		if s.packages == nil {
+			s.packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, Hold: true}
+		}
+		if s.runtime == nil {
+			s.runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE}
+		}
+		p.initSteps(in.GetNode(), s)
+	case *apiv1.WorkflowSpec_Join:
+		j := k.Join
+		if err := needNode("join.node", j.GetNode()); err != nil {
+			return nil, err
+		}
+		if cl == nil {
+			return nil, fmt.Errorf("%w: no cluster yet: create one with deckctl init NODE or deckctl apply -f cluster.yaml", ErrWrongState)
+		}
+		if n := clusterNode(cl, j.GetNode()); n != nil {
+			return nil, fmt.Errorf("%w: %s is already in the cluster as %s: reset it first (deckctl reset %s) to join it again", ErrWrongState, j.GetNode(), roleName(n.GetRole()), j.GetNode())
+		}
+		role := taskv1.NodeRole_NODE_ROLE_WORKER
+		if j.GetControlPlane() {
+			role = taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+			if cl.GetSpec().GetControlPlaneEndpoint() == "" {
+				return nil, fmt.Errorf("%w: join.control_plane: the cluster has no control-plane endpoint, so no second control plane can join (kubeadm needs a shared endpoint); join it as a worker", ErrWrongState)
+			}
+		}
+		p.joinSteps(j.GetNode(), role, settings{}.of(cl), nil)
+	case *apiv1.WorkflowSpec_Reset_:
+		r := k.Reset_
+		if r.GetNode() == "" {
+			return nil, fmt.Errorf("%w: reset.node: give a node name", ErrInvalid)
+		}
+		dt := r.GetDrainTimeout().AsDuration()
+		if dt == 0 {
+			dt = defaultDrainTime
+		}
+		if dt < 0 || dt > 24*time.Hour {
+			return nil, fmt.Errorf("%w: reset.drain_timeout: %v is out of range; give 1s..24h", ErrInvalid, dt)
+		}
+		n := clusterNode(cl, r.GetNode())
+		role := taskv1.NodeRole_NODE_ROLE_WORKER
+		if n != nil {
+			role = n.GetRole()
+		} else if err := needNode("reset.node", r.GetNode()); err != nil {
+			return nil, err
+		}
+		others := false
+		for _, o := range cl.GetNodes() {
+			if o.GetName() != r.GetNode() && o.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+				others = true
+			}
+		}
+		if n != nil && !others && len(cl.GetNodes()) > 1 {
+			return nil, fmt.Errorf("%w: %s is the cluster's only control plane and %d other node(s) depend on it: reset them first", ErrWrongState, r.GetNode(), len(cl.GetNodes())-1)
+		}
+		if !enrolled[r.GetNode()] {
+			return nil, fmt.Errorf("%w: reset.node: node %q is not enrolled, so Deckhand cannot reset it; run kubeadm reset on it by hand", ErrInvalid, r.GetNode())
+		}
+		p.resetSteps(r.GetNode(), role, n != nil && others, dt, r.GetForce())
+	case *apiv1.WorkflowSpec_Apply:
+		doc, err := clusterspec.Parse(k.Apply.GetClusterYaml())
+		if err != nil {
+			return nil, err
+		}
+		if err := p.apply(doc, cl, enrolled); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: spec: give one of init, join, reset or apply", ErrInvalid)
+	}
+	return p, nil
+}
+
+func firstControlPlane(cl *apiv1.Cluster) string {
+	for _, n := range cl.GetNodes() {
+		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			return n.GetName()
+		}
+	}
+	return "none"
+}
+
+// apply adds what it takes to go from cl to doc: an init when there is no cluster, then a
+// join per missing node (control planes one after another, workers in parallel up to the
+// concurrency). It never removes nodes; it notes the ones the document does not list.
+func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[string]bool) error {
+	p.concurrency = uint32(doc.Concurrency)
+	for i, n := range doc.Nodes {
+		if !enrolled[n.Name] && clusterNode(cl, n.Name) == nil {
+			return fmt.Errorf("%w: spec.nodes[%d].name: node %q is not enrolled: start deckhand-agent on it with a token (deckctl token create), then check deckctl nodes", ErrInvalid, i, n.Name)
+		}
+	}
+	s := settings{cluster: doc.Spec, packages: doc.Packages, runtime: doc.Runtime}
+	var after []string // what a control-plane join waits for
+	var workerAfter []string
+	if cl == nil {
+		first := doc.ControlPlanes()[0]
+		rec := p.initSteps(first, s)
+		after, workerAfter = []string{rec}, []string{rec}
+	} else {
+		if err := sameSettings(doc, cl); err != nil {
+			return err
+		}
+		s = settings{}.of(cl)
+		for i, n := range doc.Nodes {
+			if have := clusterNode(cl, n.Name); have != nil && have.GetRole() != n.Role {
+				return fmt.Errorf("%w: spec.nodes[%d].role: %s is in the cluster as %s; reset it first to change its role", ErrWrongState, i, n.Name, roleName(have.GetRole()))
+			}
+		}
+	}
+	for _, n := range doc.Nodes {
+		if n.Role != taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE || clusterNode(cl, n.Name) != nil || p.holds(n.Name) {
+			continue
+		}
+		rec := p.joinSteps(n.Name, n.Role, s, after)
+		after = []string{rec}
+	}
+	for _, n := range doc.Nodes {
+		if n.Role != taskv1.NodeRole_NODE_ROLE_WORKER || clusterNode(cl, n.Name) != nil {
+			continue
+		}
+		p.joinSteps(n.Name, n.Role, s, workerAfter)
+	}
+	listed := map[string]bool{}
+	for _, n := range doc.Nodes {
+		listed[n.Name] = true
+	}
+	for _, n := range cl.GetNodes() {
+		if !listed[n.GetName()] {
+			p.notes = append(p.notes, fmt.Sprintf("%s is in the cluster (%s) but not in the document; apply leaves it; deckctl reset %s removes it", n.GetName(), roleName(n.GetRole()), n.GetName()))
+		}
+	}
+	return nil
+}
+
+func (p *plan) holds(node string) bool {
+	for _, n := range p.nodes {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// sameSettings refuses a document whose cluster-wide settings differ from the running
+// cluster's: apply adds nodes, it does not upgrade or reconfigure.
+func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
+	have, want := cl.GetSpec(), doc.Spec
+	diff := func(field, h, w string) error {
+		if h == w {
+			return nil
+		}
+		return fmt.Errorf("%w: %s: the document says %q, the cluster has %q; apply adds and joins nodes but does not change a running cluster's settings (upgrades are not supported yet): put back %q", ErrWrongState, field, w, h, h)
+	}
+	for _, err := range []error{
+		diff("spec.kubernetesVersion", have.GetKubernetesVersion(), want.GetKubernetesVersion()),
+		diff("spec.controlPlaneEndpoint", have.GetControlPlaneEndpoint(), want.GetControlPlaneEndpoint()),
+		diff("spec.networking.podSubnet", have.GetPodSubnet(), want.GetPodSubnet()),
+		diff("spec.networking.serviceSubnet", have.GetServiceSubnet(), want.GetServiceSubnet()),
+		diff("spec.imageRepository", have.GetRegistry().GetImageRepository(), want.GetRegistry().GetImageRepository()),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

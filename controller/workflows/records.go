@@ -1,0 +1,199 @@
+// Package workflows is the controller's workflow engine. A workflow is a DAG of steps
+// persisted in the store: its header under /workflows/ID, each step under
+// /wfsteps/ID/NNNN (so a 500-node apply writes small step records, not one large one).
+// The leader's Engine dispatches ready steps as tasks with stable IDs, records results and
+// outputs, retries with backoff, and after a failover the new leader continues from the
+// store. One workflow holds a node at a time (/locks/nodes/NAME); the recorded Kubernetes
+// cluster lives at /cluster.
+package workflows
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// Keys.
+const (
+	Prefix     = "/workflows/"
+	StepPrefix = "/wfsteps/"
+	LockPrefix = "/locks/nodes/"
+	ClusterKey = "/cluster"
+)
+
+var (
+	// ErrNotFound: no workflow with that ID.
+	ErrNotFound = errors.New("workflow not found")
+	// ErrInvalid: the request is malformed.
+	ErrInvalid = errors.New("invalid workflow")
+	// ErrNodeLocked: another workflow holds a node (see *LockedError).
+	ErrNodeLocked = errors.New("node is held by another workflow")
+	// ErrWrongState: the workflow or cluster is not in a state that allows the request.
+	ErrWrongState = errors.New("wrong state")
+)
+
+// LockedError names the node and the workflow that holds it.
+type LockedError struct {
+	Node, Workflow, Kind string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("node %s is held by %s workflow %s: wait for it (deckctl workflow describe %s) or cancel it (deckctl workflow cancel %s)",
+		e.Node, e.Kind, e.Workflow, e.Workflow, e.Workflow)
+}
+
+// Is makes errors.Is(err, ErrNodeLocked) hold.
+func (e *LockedError) Is(target error) bool { return target == ErrNodeLocked }
+
+// NewID makes a workflow ID.
+func NewID() string { return "wf-" + strings.ToLower(rand.Text()[:10]) }
+
+func headerKey(id string) string      { return Prefix + id }
+func stepKey(id string, i int) string { return fmt.Sprintf("%s%s/%05d", StepPrefix, id, i) }
+func lockKey(node string) string      { return LockPrefix + node }
+func taskID(wf, step string, n uint32) string {
+	return fmt.Sprintf("%s.%s.%d", wf, strings.ReplaceAll(step, "/", "."), n)
+}
+
+// Kind names a workflow's kind for people.
+func Kind(spec *apiv1.WorkflowSpec) string {
+	switch spec.GetKind().(type) {
+	case *apiv1.WorkflowSpec_Init:
+		return "init"
+	case *apiv1.WorkflowSpec_Join:
+		return "join"
+	case *apiv1.WorkflowSpec_Reset_:
+		return "reset"
+	case *apiv1.WorkflowSpec_Apply:
+		return "apply"
+	}
+	return "unknown"
+}
+
+// loaded is a workflow as read from the store: its header, steps and the header's revision.
+type loaded struct {
+	wf     *apiv1.Workflow
+	hdrRev int64
+	stepKV map[string]int // step name → index
+}
+
+func (l *loaded) step(name string) *apiv1.Step {
+	if i, ok := l.stepKV[name]; ok {
+		return l.wf.Steps[i]
+	}
+	return nil
+}
+
+func index(wf *apiv1.Workflow) map[string]int {
+	m := make(map[string]int, len(wf.GetSteps()))
+	for i, s := range wf.GetSteps() {
+		m[s.GetName()] = i
+	}
+	return m
+}
+
+// load reads a workflow with its steps.
+func load(ctx context.Context, st store.Store, id string, opts ...store.ReadOption) (*loaded, error) {
+	kv, _, err := st.Get(ctx, headerKey(id), opts...)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var wf apiv1.Workflow
+	if err := proto.Unmarshal(kv.Value, &wf); err != nil {
+		return nil, fmt.Errorf("workflow %s: %w", id, err)
+	}
+	kvs, _, err := st.List(ctx, StepPrefix+id+"/", opts...)
+	if err != nil {
+		return nil, err
+	}
+	for _, skv := range kvs {
+		var s apiv1.Step
+		if err := proto.Unmarshal(skv.Value, &s); err != nil {
+			return nil, fmt.Errorf("workflow %s step %s: %w", id, skv.Key, err)
+		}
+		wf.Steps = append(wf.Steps, &s)
+	}
+	return &loaded{wf: &wf, hdrRev: kv.ModRevision, stepKV: index(&wf)}, nil
+}
+
+// headerBytes is the header without its steps.
+func headerBytes(wf *apiv1.Workflow) ([]byte, error) {
+	h := proto.Clone(wf).(*apiv1.Workflow)
+	h.Steps = nil
+	return proto.Marshal(h)
+}
+
+// putOps writes the header and the given steps (all when steps is nil).
+func putOps(wf *apiv1.Workflow, steps []int) ([]store.Op, error) {
+	hb, err := headerBytes(wf)
+	if err != nil {
+		return nil, err
+	}
+	ops := []store.Op{store.Put(headerKey(wf.GetId()), hb)}
+	if steps == nil {
+		for i := range wf.GetSteps() {
+			steps = append(steps, i)
+		}
+	}
+	for _, i := range steps {
+		b, err := proto.Marshal(wf.Steps[i])
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, store.Put(stepKey(wf.GetId(), i), b))
+	}
+	return ops, nil
+}
+
+// readCluster returns the recorded cluster (nil when none) and its revision.
+func readCluster(ctx context.Context, st store.Store, opts ...store.ReadOption) (*apiv1.Cluster, int64, error) {
+	kv, _, err := st.Get(ctx, ClusterKey, opts...)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var c apiv1.Cluster
+	if err := proto.Unmarshal(kv.Value, &c); err != nil {
+		return nil, 0, fmt.Errorf("cluster record: %w", err)
+	}
+	return &c, kv.ModRevision, nil
+}
+
+// Terminal reports whether a workflow state is final.
+func Terminal(s apiv1.WorkflowState) bool {
+	switch s {
+	case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
+		return true
+	}
+	return false
+}
+
+func stepDone(s apiv1.StepState) bool {
+	switch s {
+	case apiv1.StepState_STEP_STATE_SUCCEEDED, apiv1.StepState_STEP_STATE_FAILED, apiv1.StepState_STEP_STATE_CANCELLED, apiv1.StepState_STEP_STATE_SKIPPED:
+		return true
+	}
+	return false
+}
+
+// clusterNode finds a node in the cluster record.
+func clusterNode(c *apiv1.Cluster, name string) *apiv1.ClusterNode {
+	for _, n := range c.GetNodes() {
+		if n.GetName() == name {
+			return n
+		}
+	}
+	return nil
+}

@@ -1,0 +1,340 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// Service creates, reads and changes workflows; any replica serves it.
+type Service struct {
+	st    store.Store
+	nodes *nodes.Registry
+	tasks *tasks.Service
+	now   func() time.Time
+}
+
+// New returns a Service. now may be nil (time.Now).
+func New(st store.Store, reg *nodes.Registry, ts *tasks.Service, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, nodes: reg, tasks: ts, now: now}
+}
+
+func (s *Service) enrolled(ctx context.Context) (map[string]bool, error) {
+	ns, err := s.nodes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(ns))
+	for _, n := range ns {
+		m[n.GetName()] = true
+	}
+	return m, nil
+}
+
+func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, error) {
+	cl, _, err := readCluster(ctx, s.st)
+	if err != nil {
+		return nil, err
+	}
+	en, err := s.enrolled(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return build(spec, cl, en)
+}
+
+// Plan returns the steps spec would run, without storing or running anything.
+func (s *Service) Plan(ctx context.Context, spec *apiv1.WorkflowSpec) (*apiv1.PlanWorkflowResponse, error) {
+	p, err := s.build(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &apiv1.PlanWorkflowResponse{
+		Workflow: &apiv1.Workflow{Spec: spec, State: apiv1.WorkflowState_WORKFLOW_STATE_PENDING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency},
+		Changes:  p.changes, Notes: p.notes,
+	}, nil
+}
+
+// Create stores a new workflow and takes its nodes; the leader's engine runs it. A node
+// another workflow holds fails the whole request with a *LockedError.
+func (s *Service) Create(ctx context.Context, spec *apiv1.WorkflowSpec, by string) (*apiv1.Workflow, error) {
+	p, err := s.build(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	now := timestamppb.New(s.now())
+	wf := &apiv1.Workflow{Id: NewID(), Spec: spec, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Steps: p.steps,
+		Created: now, Updated: now, Nodes: p.nodes, Concurrency: p.concurrency, CreatedBy: by}
+	if len(p.steps) == 0 {
+		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED
+		wf.Nodes = nil
+	}
+	ops, err := putOps(wf, nil)
+	if err != nil {
+		return nil, err
+	}
+	var ifs []store.Compare
+	for _, n := range wf.GetNodes() {
+		ifs = append(ifs, store.Absent(lockKey(n)))
+		ops = append(ops, store.Put(lockKey(n), []byte(wf.GetId())))
+	}
+	if _, err := s.st.Txn(ctx, store.Txn{If: ifs, Then: ops}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, s.lockedError(ctx, wf.GetNodes())
+		}
+		return nil, err
+	}
+	return wf, nil
+}
+
+// lockedError finds who holds one of nodes.
+func (s *Service) lockedError(ctx context.Context, ns []string) error {
+	for _, n := range ns {
+		kv, _, err := s.st.Get(ctx, lockKey(n))
+		if err != nil {
+			continue
+		}
+		holder := string(kv.Value)
+		kind := "another"
+		if l, err := load(ctx, s.st, holder); err == nil {
+			kind = Kind(l.wf.GetSpec())
+		}
+		return &LockedError{Node: n, Workflow: holder, Kind: kind}
+	}
+	return fmt.Errorf("%w: a node of this workflow was taken meanwhile: try again", ErrNodeLocked)
+}
+
+// Get returns a workflow with its steps.
+func (s *Service) Get(ctx context.Context, id string) (*apiv1.Workflow, error) {
+	l, err := load(ctx, s.st, id)
+	if err != nil {
+		return nil, err
+	}
+	return l.wf, nil
+}
+
+// List returns workflow headers (without steps), newest first, filtered by state.
+func (s *Service) List(ctx context.Context, state apiv1.WorkflowState) ([]*apiv1.Workflow, error) {
+	kvs, _, err := s.st.List(ctx, Prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []*apiv1.Workflow
+	for _, kv := range kvs {
+		var wf apiv1.Workflow
+		if err := proto.Unmarshal(kv.Value, &wf); err != nil {
+			return nil, fmt.Errorf("workflow %s: %w", kv.Key, err)
+		}
+		if state == apiv1.WorkflowState_WORKFLOW_STATE_UNSPECIFIED || wf.GetState() == state {
+			out = append(out, &wf)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *apiv1.Workflow) int { return b.GetCreated().AsTime().Compare(a.GetCreated().AsTime()) })
+	return out, nil
+}
+
+// Cancel stops a workflow: running tasks are cancelled, pending steps will not run, and its
+// nodes are released.
+func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error) {
+	for {
+		l, err := load(ctx, s.st, id)
+		if err != nil {
+			return nil, err
+		}
+		wf := l.wf
+		if Terminal(wf.GetState()) {
+			return nil, fmt.Errorf("%w: workflow %s already %s", ErrWrongState, id, stateName(wf.GetState()))
+		}
+		var running []string
+		for _, st := range wf.GetSteps() {
+			switch st.GetState() {
+			case apiv1.StepState_STEP_STATE_RUNNING:
+				running = append(running, st.GetTaskId())
+				st.State = apiv1.StepState_STEP_STATE_CANCELLED
+				st.Finished = timestamppb.New(s.now())
+			case apiv1.StepState_STEP_STATE_PENDING:
+				st.State = apiv1.StepState_STEP_STATE_CANCELLED
+			}
+		}
+		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED
+		wf.Updated = timestamppb.New(s.now())
+		ops, err := putOps(wf, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range wf.GetNodes() {
+			ops = append(ops, store.Delete(lockKey(n)))
+		}
+		_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: ops})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range running {
+			if t != "" {
+				_, _ = s.tasks.Cancel(ctx, t)
+			}
+		}
+		return wf, nil
+	}
+}
+
+// Retry resumes a failed (or cancelled) workflow from the steps that did not succeed. A
+// step whose outputs expire (a join token) runs again when a step that consumes them has
+// not succeeded, and clean-up steps run again after the steps they follow.
+func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error) {
+	for {
+		l, err := load(ctx, s.st, id)
+		if err != nil {
+			return nil, err
+		}
+		wf := l.wf
+		if st := wf.GetState(); st != apiv1.WorkflowState_WORKFLOW_STATE_FAILED && st != apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED {
+			return nil, fmt.Errorf("%w: workflow %s is %s; only a failed or cancelled workflow can be retried", ErrWrongState, id, stateName(st))
+		}
+		again := map[string]bool{}
+		for _, st := range wf.GetSteps() {
+			if st.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED && st.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
+				again[st.GetName()] = true
+			}
+		}
+		for changed := true; changed; {
+			changed = false
+			for _, st := range wf.GetSteps() {
+				if !again[st.GetName()] {
+					continue
+				}
+				for _, in := range st.GetInputs() {
+					if p := l.step(in.GetStep()); p != nil && p.GetEphemeral() && !again[p.GetName()] {
+						again[p.GetName()], changed = true, true
+					}
+				}
+			}
+			for _, st := range wf.GetSteps() {
+				if again[st.GetName()] || !st.GetAlways() {
+					continue
+				}
+				for _, d := range st.GetDependsOn() {
+					if again[d] {
+						again[st.GetName()], changed = true, true
+					}
+				}
+			}
+		}
+		for _, st := range wf.GetSteps() {
+			if !again[st.GetName()] {
+				continue
+			}
+			st.State = apiv1.StepState_STEP_STATE_PENDING
+			st.MaxAttempts = st.GetAttempts() + max(1, min(st.GetMaxAttempts(), defaultAttempts))
+			st.Error, st.NotBefore, st.Finished = nil, nil, nil
+			if st.GetAnyControlPlane() || st.GetNodeFrom() != "" {
+				st.Node = ""
+			}
+		}
+		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_RUNNING
+		wf.FailedStep, wf.Error = "", nil
+		wf.Updated = timestamppb.New(s.now())
+		ops, err := putOps(wf, nil)
+		if err != nil {
+			return nil, err
+		}
+		ifs := []store.Compare{store.ModRevisionIs(headerKey(id), l.hdrRev)}
+		for _, n := range wf.GetNodes() {
+			ifs = append(ifs, store.Absent(lockKey(n)))
+			ops = append(ops, store.Put(lockKey(n), []byte(id)))
+		}
+		_, err = s.st.Txn(ctx, store.Txn{If: ifs, Then: ops})
+		if errors.Is(err, store.ErrConflict) {
+			if cur, _, gerr := s.st.Get(ctx, headerKey(id)); gerr == nil && cur.ModRevision != l.hdrRev {
+				continue // the workflow changed meanwhile
+			}
+			return nil, s.lockedError(ctx, wf.GetNodes())
+		}
+		if err != nil {
+			return nil, err
+		}
+		return wf, nil
+	}
+}
+
+// Cluster returns the recorded cluster, nil when there is none.
+func (s *Service) Cluster(ctx context.Context) (*apiv1.Cluster, error) {
+	c, _, err := readCluster(ctx, s.st)
+	return c, err
+}
+
+// Holder returns the workflow holding node, "" when none.
+func (s *Service) Holder(ctx context.Context, node string) (string, error) {
+	kv, _, err := s.st.Get(ctx, lockKey(node))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(kv.Value), nil
+}
+
+// Logs returns the task events of a workflow, only those for node's steps when given.
+func (s *Service) Logs(ctx context.Context, id, node string) ([]*taskv1.TaskEvent, int64, error) {
+	if _, _, err := s.st.Get(ctx, headerKey(id)); errors.Is(err, store.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	kvs, rev, err := s.st.List(ctx, EventsPrefix(id, node))
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*taskv1.TaskEvent, 0, len(kvs))
+	for _, kv := range kvs {
+		var ev taskv1.TaskEvent
+		if err := proto.Unmarshal(kv.Value, &ev); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, &ev)
+	}
+	sortEvents(out)
+	return out, rev, nil
+}
+
+// EventsPrefix is where the task events of a workflow (for one node's steps) are stored.
+func EventsPrefix(id, node string) string {
+	p := tasks.EventsPrefix + id + "."
+	if node != "" {
+		p += node + "."
+	}
+	return p
+}
+
+func sortEvents(evs []*taskv1.TaskEvent) {
+	slices.SortStableFunc(evs, func(a, b *taskv1.TaskEvent) int { return a.GetTime().AsTime().Compare(b.GetTime().AsTime()) })
+}
+
+func stateName(s apiv1.WorkflowState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_STATE_"))
+}
+
+// StepOfTask returns the workflow ID of a workflow task ID.
+func StepOfTask(taskID string) string {
+	id, _, _ := strings.Cut(taskID, ".")
+	return id
+}

@@ -1,0 +1,261 @@
+// Package clusterspec reads the declarative cluster document `deckctl apply -f` takes:
+//
+//	apiVersion: deckhand.dev/v1alpha1
+//	kind: Cluster
+//	metadata:
+//	  name: lab
+//	spec:
+//	  kubernetesVersion: v1.33.13
+//	  controlPlaneEndpoint: 10.250.0.10:6443
+//	  imageRepository: registry.k8s.io
+//	  mirrors: [http://10.250.0.1:5000]
+//	  networking: {podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}
+//	  packages: {source: repository, baseURL: https://pkgs.k8s.io/core:/stable:/v1.33/deb}
+//	  runtime: {source: package}
+//	  concurrency: 10
+//	  nodes:
+//	  - {name: node-1, role: control-plane}
+//	  - {name: node-2, role: worker}
+//
+// Unknown fields are refused, and every error names the field by its path in the document.
+package clusterspec
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// APIVersion and Kind of the document.
+const (
+	APIVersion = "deckhand.dev/v1alpha1"
+	Kind       = "Cluster"
+
+	DefaultConcurrency = 10
+	MaxConcurrency     = 1000
+)
+
+var (
+	// ErrInvalid wraps every validation error.
+	ErrInvalid = errors.New("invalid cluster document")
+
+	nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+)
+
+// Document is the YAML document.
+type Document struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+}
+
+// Metadata names the cluster.
+type Metadata struct {
+	Name string `json:"name,omitempty"`
+}
+
+// Spec is the cluster's desired state.
+type Spec struct {
+	KubernetesVersion    string     `json:"kubernetesVersion"`
+	ControlPlaneEndpoint string     `json:"controlPlaneEndpoint,omitempty"`
+	ImageRepository      string     `json:"imageRepository,omitempty"`
+	Mirrors              []string   `json:"mirrors,omitempty"`
+	InsecureRegistries   []string   `json:"insecureRegistries,omitempty"`
+	Networking           Networking `json:"networking,omitempty"`
+	CgroupDriver         string     `json:"cgroupDriver,omitempty"`
+	Packages             Packages   `json:"packages,omitempty"`
+	Runtime              Runtime    `json:"runtime,omitempty"`
+	Concurrency          int        `json:"concurrency,omitempty"`
+	Nodes                []Node     `json:"nodes"`
+}
+
+// Networking is the cluster's subnets.
+type Networking struct {
+	PodSubnet     string `json:"podSubnet,omitempty"`
+	ServiceSubnet string `json:"serviceSubnet,omitempty"`
+}
+
+// Packages says where kubelet, kubeadm and kubectl come from.
+type Packages struct {
+	// "repository" (default) or "binaries".
+	Source  string            `json:"source,omitempty"`
+	BaseURL string            `json:"baseURL,omitempty"`
+	SHA256  map[string]string `json:"sha256,omitempty"`
+}
+
+// Runtime says how containerd, runc and the CNI plugins are installed.
+type Runtime struct {
+	// "package" (default) or "tarball".
+	Source            string            `json:"source,omitempty"`
+	ContainerdTarball string            `json:"containerdTarball,omitempty"`
+	RuncBinary        string            `json:"runcBinary,omitempty"`
+	CNIPluginsTarball string            `json:"cniPluginsTarball,omitempty"`
+	SHA256            map[string]string `json:"sha256,omitempty"`
+}
+
+// Node is one host of the cluster.
+type Node struct {
+	Name string `json:"name"`
+	// "control-plane" or "worker".
+	Role string `json:"role"`
+}
+
+// Cluster is a validated document in the API's terms.
+type Cluster struct {
+	Name        string
+	Spec        *taskv1.ClusterSpec
+	Packages    *taskv1.PackagesSpec
+	Runtime     *taskv1.RuntimeSpec
+	Concurrency int
+	Nodes       []NodeRole
+}
+
+// NodeRole is a node and its role.
+type NodeRole struct {
+	Name string
+	Role taskv1.NodeRole
+}
+
+// ControlPlanes returns the control-plane nodes in document order.
+func (c *Cluster) ControlPlanes() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		if n.Role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
+
+// specFields maps the ClusterSpec field names kubeadmconfig reports to document paths.
+var specFields = map[string]string{
+	"kubernetes_version":           "spec.kubernetesVersion",
+	"control_plane_endpoint":       "spec.controlPlaneEndpoint",
+	"pod_subnet":                   "spec.networking.podSubnet",
+	"service_subnet":               "spec.networking.serviceSubnet",
+	"cluster_name":                 "metadata.name",
+	"cgroup_driver":                "spec.cgroupDriver",
+	"registry.image_repository":    "spec.imageRepository",
+	"registry.mirrors":             "spec.mirrors",
+	"registry.insecure_registries": "spec.insecureRegistries",
+}
+
+// Parse reads and validates a cluster document.
+func Parse(data []byte) (*Cluster, error) {
+	var doc Document
+	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %v (see deploy/lab/cluster.yaml for an example)", ErrInvalid, err)
+	}
+	if doc.APIVersion != APIVersion {
+		return nil, fieldErr("apiVersion", "is %q; use %s", doc.APIVersion, APIVersion)
+	}
+	if doc.Kind != Kind {
+		return nil, fieldErr("kind", "is %q; use %s", doc.Kind, Kind)
+	}
+	s := doc.Spec
+	spec := &taskv1.ClusterSpec{
+		KubernetesVersion:    s.KubernetesVersion,
+		ControlPlaneEndpoint: s.ControlPlaneEndpoint,
+		PodSubnet:            s.Networking.PodSubnet,
+		ServiceSubnet:        s.Networking.ServiceSubnet,
+		ClusterName:          doc.Metadata.Name,
+		CgroupDriver:         s.CgroupDriver,
+		Registry:             &taskv1.RegistrySettings{ImageRepository: s.ImageRepository, Mirrors: s.Mirrors, InsecureRegistries: s.InsecureRegistries},
+	}
+	if _, err := kubeadmconfig.ParseCluster(spec); err != nil {
+		return nil, renameField(err)
+	}
+	c := &Cluster{Name: doc.Metadata.Name, Spec: spec, Concurrency: s.Concurrency}
+	switch {
+	case c.Concurrency == 0:
+		c.Concurrency = DefaultConcurrency
+	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
+		return nil, fieldErr("spec.concurrency", "is %d; give 1..%d (how many workers join at once)", c.Concurrency, MaxConcurrency)
+	}
+	switch strings.ToLower(s.Packages.Source) {
+	case "", "repository":
+		c.Packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, BaseUrl: s.Packages.BaseURL, Hold: true}
+	case "binaries":
+		if s.Packages.BaseURL == "" {
+			return nil, fieldErr("spec.packages.baseURL", "is required for binaries; for example https://dl.k8s.io/release")
+		}
+		c.Packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_BINARIES, BaseUrl: s.Packages.BaseURL, Sha256: s.Packages.SHA256, Hold: true}
+	default:
+		return nil, fieldErr("spec.packages.source", "is %q; use repository or binaries", s.Packages.Source)
+	}
+	if u := s.Packages.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return nil, fieldErr("spec.packages.baseURL", "%q is not an http(s) URL", u)
+	}
+	switch strings.ToLower(s.Runtime.Source) {
+	case "", "package":
+		c.Runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE}
+	case "tarball":
+		if s.Runtime.ContainerdTarball == "" {
+			return nil, fieldErr("spec.runtime.containerdTarball", "is required for a tarball runtime")
+		}
+		c.Runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL, ContainerdTarball: s.Runtime.ContainerdTarball,
+			RuncBinary: s.Runtime.RuncBinary, CniPluginsTarball: s.Runtime.CNIPluginsTarball, Sha256: s.Runtime.SHA256}
+	default:
+		return nil, fieldErr("spec.runtime.source", "is %q; use package or tarball", s.Runtime.Source)
+	}
+	if len(s.Nodes) == 0 {
+		return nil, fieldErr("spec.nodes", "is empty; list the nodes with their roles (control-plane or worker)")
+	}
+	seen := map[string]bool{}
+	for i, n := range s.Nodes {
+		field := fmt.Sprintf("spec.nodes[%d]", i)
+		if !nameRE.MatchString(n.Name) {
+			return nil, fieldErr(field+".name", "%q must be an RFC 1123 label (lower-case letters, digits and '-', at most 63), as Kubernetes node names are", n.Name)
+		}
+		if seen[n.Name] {
+			return nil, fieldErr(field+".name", "%q is listed twice", n.Name)
+		}
+		seen[n.Name] = true
+		var role taskv1.NodeRole
+		switch n.Role {
+		case "control-plane":
+			role = taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+		case "worker":
+			role = taskv1.NodeRole_NODE_ROLE_WORKER
+		default:
+			return nil, fieldErr(field+".role", "is %q; use control-plane or worker", n.Role)
+		}
+		c.Nodes = append(c.Nodes, NodeRole{Name: n.Name, Role: role})
+	}
+	cps := c.ControlPlanes()
+	if len(cps) == 0 {
+		return nil, fieldErr("spec.nodes", "has no control-plane node; give at least one node role: control-plane")
+	}
+	if len(cps) > 1 && spec.GetControlPlaneEndpoint() == "" {
+		return nil, fieldErr("spec.controlPlaneEndpoint", "is required with %d control-plane nodes; give the load balancer's host:port (kubeadm needs a shared endpoint for more than one control plane)", len(cps))
+	}
+	return c, nil
+}
+
+// renameField rewrites a kubeadmconfig field error to the document's field path.
+func renameField(err error) error {
+	var fe *kubeimages.FieldError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	c := *fe
+	for from, to := range specFields {
+		if c.Field == from || strings.HasPrefix(c.Field, from+"[") {
+			c.Field = to + strings.TrimPrefix(c.Field, from)
+			break
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, &c)
+}
