@@ -4,6 +4,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/diagnostics"
 	"github.com/deckhandhq/deckhand/agent/images"
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
+	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/packages"
 	"github.com/deckhandhq/deckhand/agent/preflight"
 	"github.com/deckhandhq/deckhand/agent/runtime"
@@ -24,5 +25,9 @@ func handlers() map[string]tasks.Handler {
 		"kubeadm_join":  kubeadm.Join,
 		"kubeadm_reset": kubeadm.Reset,
 		"diagnostics":   diagnostics.Run,
+
+		"drain":       kubectl.Drain,
+		"delete_node": kubectl.DeleteNode,
+		"node_ready":  kubectl.NodeReady,
 	}
 }

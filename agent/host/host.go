@@ -146,6 +146,12 @@ func (h *Host) Query(ctx context.Context, argv ...string) ([]byte, error) {
 	return h.exec(ctx, argv)
 }
 
+// QueryQuiet is Query without logging the command's output: for a check polled in a loop,
+// whose caller logs what changes.
+func (h *Host) QueryQuiet(ctx context.Context, argv ...string) ([]byte, error) {
+	return h.execLog(ctx, argv, false)
+}
+
 // Run runs a mutating command: recorded as a change, skipped in a dry-run.
 func (h *Host) Run(ctx context.Context, what string, argv ...string) error {
 	h.record("command", strings.Join(argv, " "), what)
@@ -243,14 +249,29 @@ func (h *Host) execLog(ctx context.Context, argv []string, logOutput bool) ([]by
 		}
 	}
 	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 400 {
-			msg = msg[len(msg)-400:]
-		}
-		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", argv[0], err, msg)
+		return stdout.Bytes(), &CommandError{Argv: argv, Err: err, Stderr: stderr.String()}
 	}
 	return stdout.Bytes(), nil
 }
+
+// CommandError is a command that failed: how it failed (usually an *exec.ExitError) and
+// all it wrote to stderr, for callers that look for a known message in it.
+type CommandError struct {
+	Argv   []string
+	Err    error
+	Stderr string
+}
+
+// Error is the command, how it failed and the end of its stderr.
+func (e *CommandError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if len(msg) > 400 {
+		msg = msg[len(msg)-400:]
+	}
+	return fmt.Sprintf("%s: %v: %s", e.Argv[0], e.Err, msg)
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
 
 // lookPath finds a binary under Root's usual directories, then on the agent's PATH.
 func (h *Host) lookPath(name string) (string, error) {

@@ -4,6 +4,11 @@
 // join; or deleting one), join (worker or control plane) and reset (kubeadm reset -f, then
 // what kubeadm leaves behind, then a check that reports anything still there). Configs are
 // written 0600 under /etc/kubernetes/deckhand: they hold secrets, and never go on argv.
+//
+// kubeadm init, join and reset run one at a time on a node, under an exclusive lock
+// (LockFile) that the kubeadm process inherits: an agent killed while kubeadm runs leaves
+// kubeadm running with the lock, and the restarted agent, given the task again, waits for
+// that kubeadm to finish and then looks at what it did instead of starting a second one.
 package kubeadm
 
 import (
@@ -31,6 +36,8 @@ const (
 	adminConf   = "/etc/kubernetes/admin.conf"
 	kubeletConf = "/etc/kubernetes/kubelet.conf"
 	caCert      = "/etc/kubernetes/pki/ca.crt"
+	// LockFile serializes kubeadm init, join and reset on the node.
+	LockFile = "/var/lib/deckhand/kubeadm.lock"
 )
 
 var (
@@ -58,6 +65,18 @@ func caHash(h *host.Host) (string, error) {
 	return pki.Hash(c), nil
 }
 
+// lock takes LockFile, waiting for a kubeadm still running from before (an agent killed
+// while it ran) or from another task.
+func lock(ctx context.Context, h *host.Host, e *tasks.Emitter) (*host.Lock, error) {
+	l, err := h.Lock(ctx, LockFile, func() {
+		e.Logf("waiting for a kubeadm still running from before (it holds %s)", LockFile)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for the kubeadm lock: %w", err)
+	}
+	return l, nil
+}
+
 // Init runs kubeadm init on the first control-plane node.
 func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	spec := t.GetSpec().GetKubeadmInit()
@@ -73,6 +92,11 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if err != nil {
 		return nil, invalid(err)
 	}
+	l, err := lock(ctx, h, e)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
 	if _, err := h.WriteFile(initConfig, cfg, 0o600); err != nil {
 		return nil, err
 	}
@@ -85,7 +109,8 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 		e.Logf("the node is already an initialized control plane")
 		return map[string]string{"ca_cert_hash": hash, "control_plane_endpoint": c.ControlPlaneEndpoint}, nil
 	}
-	out, err := h.RunOutput(ctx, "kubeadm init", kubeadmconfig.InitArgs(initConfig, spec.GetUploadCerts())...)
+	out, err := l.RunOutput(ctx, "kubeadm init", kubeadmconfig.InitArgs(initConfig, spec.GetUploadCerts())...)
+	l.Unlock()
 	if err != nil {
 		attachDiagnostics(ctx, h, e)
 		return nil, tasks.Errorf("INIT_FAILED", "the diagnostics bundle is attached (deckctl task get ID --save FILE)", "%v", err)
@@ -186,14 +211,22 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if err != nil {
 		return nil, invalid(err)
 	}
+	l, err := lock(ctx, h, e)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
 	if h.Exists(kubeletConf) {
+		// A join config left by an agent killed during the join holds a token.
+		_, _ = h.RemoveFile(joinConfig)
 		e.Logf("the node has already joined the cluster")
 		return map[string]string{"joined": "already"}, nil
 	}
 	if _, err := h.WriteFile(joinConfig, cfg, 0o600); err != nil {
 		return nil, err
 	}
-	out, err := h.RunOutput(ctx, "kubeadm join", kubeadmconfig.JoinArgs(joinConfig)...)
+	out, err := l.RunOutput(ctx, "kubeadm join", kubeadmconfig.JoinArgs(joinConfig)...)
+	l.Unlock()
 	// The join config holds the token: it has no use after the join.
 	_, _ = h.RemoveFile(joinConfig)
 	if err != nil {
@@ -219,8 +252,13 @@ var leftovers = []string{"/etc/kubernetes/manifests", "/etc/kubernetes/pki", "/v
 // Reset runs kubeadm reset -f, removes what it leaves (CNI configuration, kubeconfigs,
 // Deckhand's kubeadm configs), and reports anything still there.
 func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	l, err := lock(ctx, h, e)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
 	if h.Exists(kubeletConf) || h.Exists(adminConf) || nonEmpty(h, "/etc/kubernetes/manifests") {
-		out, err := h.RunOutput(ctx, "kubeadm reset", kubeadmconfig.ResetArgs()...)
+		out, err := l.RunOutput(ctx, "kubeadm reset", kubeadmconfig.ResetArgs()...)
 		if err != nil {
 			return nil, tasks.Errorf("RESET_FAILED", "look at the task log", "%v", err)
 		}

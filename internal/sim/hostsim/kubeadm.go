@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
 )
 
 // kubeadm SIMULATION. The files a node gets live under ROOT/etc/kubernetes like the real
@@ -23,6 +24,16 @@ import (
 // test or lab. Configs are checked by the REAL kubeadm (DECKHAND_SIM_REAL_KUBEADM, its
 // `config validate`) when it is available, so the simulation refuses what kubeadm refuses;
 // the output is kubeadm v1.33's, so the agent parses what kubeadm prints.
+//
+// Every command that changes the cluster appends a line to CLUSTER/records when it takes
+// effect (package simrecords reads them for tests), and the cluster's state is kept next
+// to it: nodes/NAME
+// (its role), noderoots/NAME (its simulated host root, for kubectl to see its kubelet),
+// etcd/NAME (a stacked etcd member), tokens/ID, ca.crt, endpoint and certificate-key.
+//
+// Test knob: ROOT/var/lib/deckhand-sim/kubeadm-join-delay (a Go duration) makes kubeadm
+// join wait that long after its preflight checks and before it changes anything, so a test
+// can kill the agent while kubeadm runs.
 
 var tokenRE = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
@@ -236,8 +247,9 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	writeFile(r, "var/lib/etcd/member/snap/db", "", 0o600)
 	writeFile(r, "var/lib/deckhand-sim/kubeadm-node", name, 0o644)
 	startKubelet(r)
-	os.MkdirAll(filepath.Join(cluster, "nodes"), 0o755)
-	os.WriteFile(filepath.Join(cluster, "nodes", name), []byte("control-plane"), 0o644)
+	addNode(r, cluster, name, "control-plane")
+	addEtcdMember(cluster, name)
+	record(cluster, simrecords.KubeadmInit, name)
 	hash := pki.Hash(ca.Cert)
 
 	fmt.Println("[init] Using Kubernetes version: " + str(d["ClusterConfiguration"], "kubernetesVersion"))
@@ -248,6 +260,7 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 		if f["upload-certs"] == "true" {
 			key := randHex(32)
 			os.WriteFile(filepath.Join(cluster, "certificate-key"), []byte(key+" "+time.Now().Add(2*time.Hour).Format(time.RFC3339)), 0o600)
+			record(cluster, simrecords.UploadCerts, name)
 			fmt.Printf("You can now join any number of the control-plane node running the following command on each as root:\n\n  kubeadm join %s --token %s \\\n\t--discovery-token-ca-cert-hash %s \\\n\t--control-plane --certificate-key %s\n\nPlease note that the certificate-key gives access to cluster sensitive data, keep it secret!\nAs a safeguard, uploaded-certs will be deleted in two hours; If necessary, you can use\n\"kubeadm init phase upload-certs --upload-certs\" to reload certs afterward.\n\n", endpoint, token, hash, key)
 		} else {
 			fmt.Printf("You can now join any number of control-plane nodes by copying certificate authorities\nand service account keys on each node and then running the following as root:\n\n  kubeadm join %s --token %s \\\n\t--discovery-token-ca-cert-hash %s \\\n\t--control-plane \n\n", endpoint, token, hash)
@@ -286,6 +299,7 @@ func uploadCerts(r, cluster string, args []string) (int, error) {
 		key = randHex(32)
 	}
 	os.WriteFile(filepath.Join(cluster, "certificate-key"), []byte(key+" "+time.Now().Add(2*time.Hour).Format(time.RFC3339)), 0o600)
+	record(cluster, simrecords.UploadCerts, nodeName(r))
 	fmt.Println("[upload-certs] Storing the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace")
 	fmt.Println("[upload-certs] Using certificate key:")
 	fmt.Println(key)
@@ -320,6 +334,7 @@ func tokenCreate(r, cluster string, args []string) (int, error) {
 		ttl = 100 * 365 * 24 * time.Hour
 	}
 	addToken(cluster, token, ttl)
+	record(cluster, simrecords.TokenCreate, strings.SplitN(token, ".", 2)[0])
 	if f["print-join-command"] != "true" {
 		fmt.Println(token)
 		return 0, nil
@@ -350,6 +365,7 @@ func tokenDelete(cluster string, args []string) (int, error) {
 		if err := os.Remove(filepath.Join(cluster, "tokens", id)); err != nil {
 			return 1, fmt.Errorf("failed to delete bootstrap token %q: secrets \"bootstrap-token-%s\" not found", id, id)
 		}
+		record(cluster, simrecords.TokenDelete, id)
 		fmt.Printf("bootstrap token %q deleted\n", id)
 	}
 	return 0, nil
@@ -360,6 +376,7 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 	if err != nil || len(pos) > 0 || f["config"] == "" {
 		return 1, fmt.Errorf("kubeadm (simulation): use kubeadm join --config FILE (%v)", err)
 	}
+	fmt.Println("[preflight] Running pre-flight checks")
 	if err := validate(r, f["config"]); err != nil {
 		return 1, err
 	}
@@ -395,10 +412,22 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 	if controlPlane {
 		b, err := os.ReadFile(filepath.Join(cluster, "certificate-key"))
 		f := strings.Fields(string(b))
-		exp, perr := time.Parse(time.RFC3339, f[len(f)-1])
-		if err != nil || len(f) != 2 || f[0] != str(jc, "controlPlane", "certificateKey") || perr != nil || time.Now().After(exp) {
+		var exp time.Time
+		perr := errors.New("no certificate key")
+		if len(f) == 2 {
+			exp, perr = time.Parse(time.RFC3339, f[1])
+		}
+		if err != nil || perr != nil || f[0] != str(jc, "controlPlane", "certificateKey") || time.Now().After(exp) {
 			return 1, errors.New("error execution phase control-plane-prepare/download-certs: error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one")
 		}
+	}
+	if err := joinDelay(r); err != nil {
+		return 1, err
+	}
+	// Like the real kubeadm, it prints as it goes: a kubeadm whose stdout is a pipe to a
+	// dead agent dies of SIGPIPE here, before it changes anything.
+	fmt.Println("[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
+	if controlPlane {
 		writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(string(endpoint), "kubernetes-admin"), 0o600)
 		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
 			writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\n", 0o600)
@@ -413,9 +442,10 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 	role := "worker"
 	if controlPlane {
 		role = "control-plane"
+		addEtcdMember(cluster, name)
 	}
-	os.MkdirAll(filepath.Join(cluster, "nodes"), 0o755)
-	os.WriteFile(filepath.Join(cluster, "nodes", name), []byte(role), 0o644)
+	addNode(r, cluster, name, role)
+	record(cluster, simrecords.KubeadmJoin, name)
 	if controlPlane {
 		fmt.Print("\nThis node has joined the cluster and a new control plane instance was created:\n\n* Certificate signing request was sent to apiserver and approval was received.\n* The Kubelet was informed of the new secure connection details.\n* Control plane label and taint were applied to the new node.\n* The Kubernetes control plane instances scaled up.\n* A new etcd member was added to the local/stacked etcd cluster.\n\nTo start administering your cluster from this node, you need to run the following as a regular user:\n\n\tmkdir -p $HOME/.kube\n\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n\tsudo chown $(id -u):$(id -g) $HOME/.kube/config\n\nRun 'kubectl get nodes' to see this node join the cluster.\n\n")
 	} else {
@@ -439,8 +469,15 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 	if f["force"] != "true" {
 		return 1, errors.New("[reset] Are you sure you want to proceed? [y/N]: aborted reset operation (no terminal)")
 	}
-	if name, err := os.ReadFile(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-node")); err == nil {
-		os.Remove(filepath.Join(cluster, "nodes", strings.TrimSpace(string(name))))
+	name := nodeName(r)
+	// Phase remove-etcd-member, which runs first: a stacked etcd member leaves the cluster.
+	if name != "" && exists(filepath.Join(r, "etc/kubernetes/manifests/etcd.yaml")) {
+		if err := os.Remove(filepath.Join(cluster, simrecords.EtcdDir, name)); err == nil {
+			record(cluster, simrecords.EtcdMemberRemove, name)
+		}
+	}
+	if name != "" {
+		forgetNode(cluster, name)
 	}
 	for _, dir := range []string{"etc/kubernetes/manifests", "var/lib/kubelet", "etc/kubernetes/pki", "var/lib/etcd"} {
 		entries, _ := os.ReadDir(filepath.Join(r, dir))
@@ -453,6 +490,7 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 	}
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-node"))
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/systemd/kubelet.active")) // [reset] Stopping the kubelet service
+	record(cluster, simrecords.KubeadmReset, name)
 	fmt.Print("[preflight] Running pre-flight checks\n[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n[reset] Stopping the kubelet service\n[reset] Unmounting mounted directories in \"/var/lib/kubelet\"\n[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]\n\nThe reset process does not perform cleanup of CNI plugin configuration,\nnetwork filtering rules and kubeconfig files.\n\nFor information on how to perform this cleanup manually, please see:\n    https://k8s.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/\n\n")
 	return 0, nil
 }
@@ -464,4 +502,53 @@ func startKubelet(r string) {
 		return
 	}
 	writeFile(r, "var/lib/deckhand-sim/systemd/kubelet.active", "", 0o644)
+}
+
+// nodeName is the node this host joined as ("" if none).
+func nodeName(r string) string {
+	b, _ := os.ReadFile(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-node"))
+	return strings.TrimSpace(string(b))
+}
+
+// joinDelay is the slow-join test knob.
+func joinDelay(r string) error {
+	b, err := os.ReadFile(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-join-delay"))
+	if err != nil {
+		return nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("kubeadm (simulation): var/lib/deckhand-sim/kubeadm-join-delay: %v", err)
+	}
+	time.Sleep(d)
+	return nil
+}
+
+// addNode registers a Node object and the host root it runs on (first, so that kubectl
+// never sees the node without it).
+func addNode(r, cluster, name, role string) {
+	for _, f := range [][2]string{{simrecords.RootsDir, r}, {simrecords.NodesDir, role}} {
+		os.MkdirAll(filepath.Join(cluster, f[0]), 0o755)
+		os.WriteFile(filepath.Join(cluster, f[0], name), []byte(f[1]), 0o644)
+	}
+}
+
+// forgetNode removes a Node object and what the simulation keeps about it.
+func forgetNode(cluster, name string) {
+	for _, dir := range []string{simrecords.NodesDir, simrecords.RootsDir, cordonedDir} {
+		os.Remove(filepath.Join(cluster, dir, name))
+	}
+}
+
+func addEtcdMember(cluster, name string) {
+	os.MkdirAll(filepath.Join(cluster, simrecords.EtcdDir), 0o755)
+	os.WriteFile(filepath.Join(cluster, simrecords.EtcdDir, name), nil, 0o644)
+}
+
+// record appends to the cluster's records the effect a command just had. A record that
+// cannot be written is reported, not fatal: the effect already happened.
+func record(cluster, command, subject string) {
+	if err := simrecords.Append(cluster, command, subject); err != nil {
+		fmt.Fprintln(os.Stderr, "hostsim:", err)
+	}
 }

@@ -1,6 +1,8 @@
 // Command hostsim is a SIMULATION of the host tools that cannot run for real in tests and
 // labs: systemctl, firewall-cmd, swapoff, modprobe, sysctl, apt-get and apt-mark (for the
-// pkgs.k8s.io packages), and the version commands of kubelet, kubeadm and kubectl. It is one multi-call binary,
+// pkgs.k8s.io packages), kubeadm and kubectl (kubeadm.go, kubectl.go: a cluster shared by
+// the simulated hosts, its effects recorded for tests to read with package simrecords), the
+// kubelet's version, and iptables and ipvsadm. It is one multi-call binary,
 // installed under each tool's name inside a simulated host's root (ROOT/usr/bin), and it
 // acts on that root only: state under ROOT/var/lib/deckhand-sim, kernel settings as files
 // under ROOT/proc/sys and ROOT/sys/module, swap in ROOT/proc/swaps. It is strict: anything

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -153,7 +152,7 @@ func aptMark(r string, args []string) (int, error) {
 	return 100, fmt.Errorf("E: Invalid operation %s", args[0])
 }
 
-// The kube tools SIMULATION: only the version commands, from
+// The version commands of the kube tools SIMULATION, from
 // ROOT/var/lib/deckhand-sim/versions/NAME.
 func writeToolVersion(r, name, v string) {
 	os.MkdirAll(filepath.Join(r, "var/lib/deckhand-sim/versions"), 0o755)
@@ -190,28 +189,4 @@ func kubeadmVersion(r string, args []string) (int, error) {
 		return 0, nil
 	}
 	return 1, fmt.Errorf("kubeadm (simulation): unsupported arguments %v", args)
-}
-
-func kubectl(r string, args []string) (int, error) {
-	// The API server's readiness, as seen with a kubeconfig of the simulated host.
-	if len(args) == 4 && args[0] == "--kubeconfig" && args[2] == "get" && args[3] == "--raw=/readyz" {
-		if !exists(filepath.Join(r, args[1])) {
-			return 1, fmt.Errorf("error: stat %s: no such file or directory", args[1])
-		}
-		if !exists(filepath.Join(r, "etc/kubernetes/manifests/kube-apiserver.yaml")) {
-			return 1, errors.New("The connection to the server was refused - did you specify the right host or port?")
-		}
-		fmt.Println("ok")
-		return 0, nil
-	}
-	if strings.Join(args, " ") == "version --client -o json" {
-		v, err := toolVersion(r, "kubectl")
-		if err != nil {
-			return 1, err
-		}
-		b, _ := json.Marshal(map[string]any{"clientVersion": map[string]string{"gitVersion": v}, "kustomizeVersion": "v5.6.0"})
-		fmt.Println(string(b))
-		return 0, nil
-	}
-	return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
 }

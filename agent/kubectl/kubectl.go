@@ -1,0 +1,177 @@
+package kubectl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+const (
+	// AdminConf is the kubeconfig kubectl runs with: only a control plane has it.
+	AdminConf = "/etc/kubernetes/admin.conf"
+	// DefaultDrainTimeout bounds a drain whose spec gives no timeout.
+	DefaultDrainTimeout = 5 * time.Minute
+	// DefaultReadyTimeout bounds a node_ready wait whose spec gives no timeout.
+	DefaultReadyTimeout = 5 * time.Minute
+
+	readyJSONPath = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
+	// pollEvery is how often node_ready asks for the node's status.
+	pollEvery = 500 * time.Millisecond
+)
+
+var labelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// check validates the node name and that this node can run kubectl against the cluster.
+func check(h *host.Host, kind, name string) error {
+	if len(name) > 63 || !labelRE.MatchString(name) {
+		return tasks.Errorf("INVALID_ARGUMENT", "give the node's name as Kubernetes knows it", "node_name %q is not an RFC 1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
+	}
+	if !h.Exists(AdminConf) {
+		return tasks.Errorf("NOT_A_CONTROL_PLANE", "run the "+kind+" task on a healthy control-plane node", "%s is missing: this node is not an initialized control plane", AdminConf)
+	}
+	return nil
+}
+
+func argv(args ...string) []string {
+	return append([]string{"kubectl", "--kubeconfig", AdminConf}, args...)
+}
+
+// notFound reports whether kubectl failed because the Node object does not exist.
+func notFound(err error, name string) bool {
+	var ce *host.CommandError
+	return errors.As(err, &ce) && strings.Contains(ce.Stderr, fmt.Sprintf("(NotFound): nodes %q not found", name))
+}
+
+// message is what kubectl said about a failure: its error lines, each once (a drain
+// repeats its eviction error every 5 seconds), or the whole error when it printed none.
+func message(err error) string {
+	var ce *host.CommandError
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	var lines []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(ce.Stderr, "\n") {
+		l = strings.TrimSpace(l)
+		if !seen[l] && (strings.HasPrefix(strings.ToLower(l), "error") || strings.HasPrefix(l, "The connection to the server")) {
+			seen[l] = true
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return err.Error()
+	}
+	return strings.Join(lines, "; ")
+}
+
+// Drain cordons the node, then evicts its pods (DaemonSet pods stay; emptyDir data goes).
+// A node that does not exist is already drained: the output says absent.
+func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetDrain()
+	name := spec.GetNodeName()
+	if err := check(h, "drain", name); err != nil {
+		return nil, err
+	}
+	timeout := spec.GetTimeout().AsDuration()
+	if timeout <= 0 {
+		timeout = DefaultDrainTimeout
+	}
+	const hint = "let the pods that block it be evicted (a PodDisruptionBudget that allows a disruption, more replicas elsewhere) and drain again, or reset the node with --force to remove it without a clean drain"
+	absent := func() (map[string]string, error) {
+		e.Logf("node %s does not exist: nothing to drain", name)
+		return map[string]string{"absent": "true"}, nil
+	}
+	if err := h.Run(ctx, "cordon node "+name, argv("cordon", name)...); err != nil {
+		if notFound(err, name) {
+			return absent()
+		}
+		return nil, tasks.Errorf("DRAIN_FAILED", hint, "cordon %s: %s", name, message(err))
+	}
+	args := argv("drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout="+timeout.String())
+	if spec.GetForce() {
+		args = append(args, "--force")
+	}
+	e.Logf("draining node %s (timeout %v)", name, timeout)
+	if err := h.Run(ctx, "evict the pods of node "+name, args...); err != nil {
+		if notFound(err, name) {
+			return absent()
+		}
+		return nil, tasks.Errorf("DRAIN_FAILED", hint, "drain %s: %s", name, message(err))
+	}
+	if h.DryRun {
+		return nil, nil
+	}
+	return map[string]string{"drained": name}, nil
+}
+
+// DeleteNode deletes the Node object; one already gone is not an error.
+func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	name := t.GetSpec().GetDeleteNode().GetNodeName()
+	if err := check(h, "delete_node", name); err != nil {
+		return nil, err
+	}
+	if err := h.Run(ctx, "delete the Node object "+name, argv("delete", "node", name, "--ignore-not-found")...); err != nil {
+		return nil, tasks.Errorf("DELETE_NODE_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "delete node %s: %s", name, message(err))
+	}
+	if h.DryRun {
+		return nil, nil
+	}
+	return map[string]string{"deleted": name}, nil
+}
+
+// NodeReady waits until the node's Ready condition is True. A dry-run does not wait.
+func NodeReady(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	spec := t.GetSpec().GetNodeReady()
+	name := spec.GetNodeName()
+	if err := check(h, "node_ready", name); err != nil {
+		return nil, err
+	}
+	timeout := spec.GetTimeout().AsDuration()
+	if timeout <= 0 {
+		timeout = DefaultReadyTimeout
+	}
+	if h.DryRun {
+		e.Logf("would wait up to %v for node %s to be Ready", timeout, name)
+		return nil, nil
+	}
+	e.Logf("waiting up to %v for node %s to be Ready", timeout, name)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	last, lastLogged := "", time.Time{}
+	for {
+		out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", readyJSONPath)...)
+		status := strings.TrimSpace(string(out))
+		if err == nil && status == "True" {
+			e.Logf("node %s is Ready (after %v)", name, time.Since(start).Round(time.Second))
+			return map[string]string{"ready": name}, nil
+		}
+		var now string
+		switch {
+		case err != nil:
+			now = message(err)
+		case status == "":
+			now = "the node reports no Ready condition yet"
+		default:
+			now = fmt.Sprintf("Ready is %s", status)
+		}
+		if now != last || time.Since(lastLogged) >= 30*time.Second {
+			e.Logf("node %s is not Ready yet: %s", name, now)
+			last, lastLogged = now, time.Now()
+		}
+		if time.Now().After(deadline) {
+			return nil, tasks.Errorf("NODE_NOT_READY", fmt.Sprintf("look at the kubelet on %s: deckctl task run %s diagnostics", name, name), "node %s is not Ready after %v: %s", name, timeout, now)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for node %s to be Ready: %w (last: %s)", name, ctx.Err(), now)
+		case <-time.After(pollEvery):
+		}
+	}
+}

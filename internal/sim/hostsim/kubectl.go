@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+)
+
+// kubectl SIMULATION: its version, the API server's readiness, and the node commands the
+// agent runs on a control plane, each in exactly the form the agent uses:
+//
+//	kubectl version --client -o json
+//	kubectl --kubeconfig F get --raw=/readyz
+//	kubectl --kubeconfig F cordon NAME
+//	kubectl --kubeconfig F drain NAME --ignore-daemonsets --delete-emptydir-data --timeout=D [--force]
+//	kubectl --kubeconfig F delete node NAME --ignore-not-found
+//	kubectl --kubeconfig F get node NAME -o jsonpath={.status.conditions[?(@.type=="Ready")].status}
+//
+// The node commands act on the cluster directory (DECKHAND_SIM_CLUSTER) the simulated
+// kubeadm keeps: a node exists while nodes/NAME does, and is Ready while its host's kubelet
+// runs (noderoots/NAME names the host root). cordoned/NAME marks it unschedulable ("drained"
+// once its pods were evicted). Each pod-evicting, cordoning or deleting effect is recorded
+// (package simrecords).
+//
+// Test knob: CLUSTER/drain-blocked/NAME makes a drain of NAME fail at once the way kubectl
+// fails when a PodDisruptionBudget blocks an eviction until the drain's timeout; --force
+// does not help, as it does not with the real kubectl.
+
+const (
+	cordonedDir     = "cordoned"
+	drainBlockedDir = "drain-blocked"
+	readyJSONPath   = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
+)
+
+// A node name is a DNS subdomain; anything else is no node.
+var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+func kubectl(r string, args []string) (int, error) {
+	if strings.Join(args, " ") == "version --client -o json" {
+		v, err := toolVersion(r, "kubectl")
+		if err != nil {
+			return 1, err
+		}
+		b, _ := json.Marshal(map[string]any{"clientVersion": map[string]string{"gitVersion": v}, "kustomizeVersion": "v5.6.0"})
+		fmt.Println(string(b))
+		return 0, nil
+	}
+	if len(args) < 3 || args[0] != "--kubeconfig" {
+		return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
+	}
+	kc, cmd := args[1], args[2:]
+	var run func(cluster string) (int, error)
+	switch {
+	case len(cmd) == 2 && cmd[0] == "get" && cmd[1] == "--raw=/readyz":
+		// The API server's readiness, as seen with a kubeconfig of the simulated host.
+		if !exists(filepath.Join(r, kc)) {
+			return 1, fmt.Errorf("error: stat %s: no such file or directory", kc)
+		}
+		if !exists(filepath.Join(r, "etc/kubernetes/manifests/kube-apiserver.yaml")) {
+			return 1, errors.New("The connection to the server was refused - did you specify the right host or port?")
+		}
+		fmt.Println("ok")
+		return 0, nil
+	case len(cmd) == 2 && cmd[0] == "cordon" && !strings.HasPrefix(cmd[1], "-"):
+		run = func(cluster string) (int, error) { return cordon(cluster, cmd[1]) }
+	case len(cmd) >= 2 && cmd[0] == "drain" && !strings.HasPrefix(cmd[1], "-"):
+		run = func(cluster string) (int, error) { return drain(cluster, cmd[1], cmd[2:]) }
+	case len(cmd) == 4 && cmd[0] == "delete" && cmd[1] == "node" && cmd[3] == "--ignore-not-found":
+		run = func(cluster string) (int, error) { return deleteNode(cluster, cmd[2]) }
+	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == readyJSONPath:
+		run = func(cluster string) (int, error) { return nodeReady(cluster, cmd[2]) }
+	default:
+		return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
+	}
+	if !exists(filepath.Join(r, kc)) {
+		return 1, fmt.Errorf("error: stat %s: no such file or directory", kc)
+	}
+	cluster := os.Getenv("DECKHAND_SIM_CLUSTER")
+	if cluster == "" {
+		return 1, errors.New("kubectl (simulation): DECKHAND_SIM_CLUSTER is not set: the simulated hosts of a cluster share it")
+	}
+	if !exists(filepath.Join(cluster, "ca.crt")) {
+		return 1, fmt.Errorf("The connection to the server %s was refused - did you specify the right host or port?", server(filepath.Join(r, kc)))
+	}
+	return run(cluster)
+}
+
+// server is the API server a kubeconfig names, as kubectl shows it in errors.
+func server(kubeconfig string) string {
+	for _, l := range readLines(kubeconfig) {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(l), "server: "); ok {
+			return strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://")
+		}
+	}
+	return "localhost:8080"
+}
+
+func nodeExists(cluster, name string) bool {
+	return nodeNameRE.MatchString(name) && len(name) <= 253 && exists(filepath.Join(cluster, simrecords.NodesDir, name))
+}
+
+func nodeNotFound(name string) error {
+	return fmt.Errorf("Error from server (NotFound): nodes %q not found", name)
+}
+
+// cordonNode marks the node unschedulable, printing what kubectl prints.
+func cordonNode(cluster, name string) {
+	if exists(filepath.Join(cluster, cordonedDir, name)) {
+		fmt.Printf("node/%s already cordoned\n", name)
+		return
+	}
+	os.MkdirAll(filepath.Join(cluster, cordonedDir), 0o755)
+	os.WriteFile(filepath.Join(cluster, cordonedDir, name), []byte("cordoned"), 0o644)
+	record(cluster, simrecords.KubectlCordon, name)
+	fmt.Printf("node/%s cordoned\n", name)
+}
+
+func cordon(cluster, name string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	cordonNode(cluster, name)
+	return 0, nil
+}
+
+func drain(cluster, name string, args []string) (int, error) {
+	f, pos, err := flags(args, map[string]bool{"timeout": true}, map[string]bool{"ignore-daemonsets": true, "delete-emptydir-data": true, "force": true})
+	if err != nil {
+		return 1, fmt.Errorf("error: %v\nSee 'kubectl drain --help' for usage.", err)
+	}
+	if len(pos) > 0 {
+		return 1, fmt.Errorf("kubectl (simulation): drain one node at a time (%v)", pos)
+	}
+	if f["timeout"] == "" {
+		return 1, errors.New("kubectl (simulation): drain needs --timeout: without it a blocked eviction waits forever")
+	}
+	timeout, err := time.ParseDuration(f["timeout"])
+	if err != nil {
+		return 1, fmt.Errorf("error: invalid argument %q for \"--timeout\" flag: %v\nSee 'kubectl drain --help' for usage.", f["timeout"], err)
+	}
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	cordonNode(cluster, name)
+	fail := func(reason string) (int, error) {
+		fmt.Fprintf(os.Stderr, "error: unable to drain node %q, aborting command...\n\nThere are pending nodes to be drained:\n %s\n", name, name)
+		return 1, errors.New("error: " + reason)
+	}
+	const proxy, web = "kube-system/kube-proxy-x7k2p", "default/web-0"
+	if f["ignore-daemonsets"] != "true" {
+		return fail("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): " + proxy)
+	}
+	state, _ := os.ReadFile(filepath.Join(cluster, cordonedDir, name))
+	drained := string(state) == "drained"
+	if !drained && f["delete-emptydir-data"] != "true" {
+		return fail("cannot delete Pods with local storage (use --delete-emptydir-data to override): " + web)
+	}
+	fmt.Fprintf(os.Stderr, "Warning: ignoring DaemonSet-managed Pods: %s\n", proxy)
+	if !drained {
+		fmt.Printf("evicting pod %s\n", web)
+		if exists(filepath.Join(cluster, drainBlockedDir, name)) {
+			// What kubectl prints when a PodDisruptionBudget refuses the eviction until the
+			// timeout; the simulation does not wait for it.
+			const evict = `error when evicting pods/"web-0" -n "default"`
+			fmt.Fprintf(os.Stderr, "%s (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.\n", evict)
+			reason := fmt.Sprintf("%s: global timeout reached: %v", evict, timeout)
+			fmt.Fprintf(os.Stderr, "There are pending pods in node %q when an error occurred: %s\npod/web-0\n", name, reason)
+			return fail(reason)
+		}
+		os.WriteFile(filepath.Join(cluster, cordonedDir, name), []byte("drained"), 0o644)
+		record(cluster, simrecords.KubectlDrain, name)
+		fmt.Println("pod/web-0 evicted")
+	}
+	fmt.Printf("node/%s drained\n", name)
+	return 0, nil
+}
+
+func deleteNode(cluster, name string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 0, nil // --ignore-not-found
+	}
+	forgetNode(cluster, name)
+	record(cluster, simrecords.KubectlDeleteNode, name)
+	fmt.Printf("node %q deleted\n", name)
+	return 0, nil
+}
+
+// nodeReady prints the status of the node's Ready condition: True while the kubelet of its
+// host runs.
+func nodeReady(cluster, name string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	root, err := os.ReadFile(filepath.Join(cluster, simrecords.RootsDir, name))
+	if err == nil && exists(filepath.Join(string(root), "var/lib/deckhand-sim/systemd/kubelet.active")) {
+		fmt.Print("True")
+	} else {
+		fmt.Print("False")
+	}
+	return 0, nil
+}
