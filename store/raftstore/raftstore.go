@@ -330,7 +330,9 @@ func (s *Store) establish(ls *leaderState) {
 		if ls.ctx.Err() != nil {
 			return
 		}
-		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
+		// Waited for under the leadership context: a barrier still queued when raft shuts
+		// down is never answered, and must not keep Close waiting.
+		err := waitFuture(ls.ctx, s.raft.Barrier(s.cfg.ApplyTimeout))
 		if err == nil {
 			var recErr error
 			_, recErr = s.applyLocal(ls.ctx, s.leaderRecordTxn())
@@ -354,7 +356,7 @@ func (s *Store) establish(ls *leaderState) {
 		if attempt >= 2 {
 			// Could not establish: let another replica try.
 			s.log.Warn("stepping down after failing to establish leadership")
-			_ = s.raft.LeadershipTransfer().Error()
+			_ = waitFuture(ls.ctx, s.raft.LeadershipTransfer())
 			return
 		}
 	}

@@ -1,0 +1,362 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/deckhandhq/deckhand/cmd/deckctl/internal/cli"
+	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+const version = "v1.33.13"
+
+// lab is 3 controllers and simulated hosts sharing one simulated Kubernetes cluster, with
+// a package repository and an image mirror.
+type lab struct {
+	*testcluster.Cluster
+	sim, mirror, repo string
+}
+
+func newLab(t *testing.T, hosts ...string) *lab {
+	l := &lab{sim: testcluster.SimCluster(t)}
+	l.Cluster = testcluster.New(t, 3)
+	l.mirror = testcluster.Mirror(t, version, 4<<10)
+	l.repo = testcluster.PackageRepo(t, "v1.33")
+	l.StartHosts(hosts...)
+	return l
+}
+
+// doc is a cluster document with cp as control planes and workers.
+func (l *lab) doc(t *testing.T, concurrency int, cps []string, workers ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: test\nspec:\n  kubernetesVersion: %s\n  cgroupDriver: cgroupfs\n  mirrors: [%s]\n  packages:\n    baseURL: %s\n  concurrency: %d\n  nodes:\n", version, l.mirror, l.repo, concurrency)
+	for _, n := range cps {
+		fmt.Fprintf(&b, "  - {name: %s, role: control-plane}\n", n)
+	}
+	for _, n := range workers {
+		fmt.Fprintf(&b, "  - {name: %s, role: worker}\n", n)
+	}
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// deckctl runs the CLI in-process against the lab's controllers.
+func (l *lab) deckctl(args ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	root := cli.NewRoot(&out, &errOut)
+	root.SetArgs(append([]string{"--config", l.AdminConfig(), "--controller", strings.Join(l.Addrs(), ","), "--timeout", "90s"}, args...))
+	err := root.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func (l *lab) mustDeckctl(t *testing.T, args ...string) string {
+	t.Helper()
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errOut, err := l.deckctl(args...)
+		done <- result{out, errOut, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("deckctl %s: %v\nstdout:\n%s\nstderr:\n%s\n%s", strings.Join(args, " "), r.err, r.out, r.errOut, l.describeLatest())
+		}
+		return r.out + r.errOut
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("deckctl %s did not finish in 4m\n%s", strings.Join(args, " "), l.describeLatest())
+	}
+	return ""
+}
+
+// describeLatest describes the newest workflow, for failure messages.
+func (l *lab) describeLatest() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := apiv1.NewWorkflowServiceClient(l.Client()).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{})
+	if err != nil || len(resp.GetWorkflows()) == 0 {
+		return fmt.Sprintf("no workflow to describe (%v)", err)
+	}
+	out, errOut, err := l.deckctl("workflow", "describe", resp.GetWorkflows()[0].GetId())
+	return fmt.Sprintf("newest workflow:\n%s%s%v", out, errOut, err)
+}
+
+func (l *lab) records(t *testing.T) []simrecords.Record {
+	t.Helper()
+	recs, err := simrecords.Read(l.sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// joinedOnce checks the emulator ran kubeadm join exactly once for each node.
+func (l *lab) joinedOnce(t *testing.T, nodes ...string) {
+	t.Helper()
+	recs := l.records(t)
+	for _, n := range nodes {
+		if got := simrecords.Count(recs, "kubeadm-join", n); got != 1 {
+			t.Errorf("kubeadm join ran %d times for %s; records:\n%v", got, n, recs)
+		}
+	}
+}
+
+// noMintedTokens checks that every token a workflow minted is gone from the cluster.
+func (l *lab) noMintedTokens(t *testing.T) {
+	t.Helper()
+	recs := l.records(t)
+	have, err := simrecords.Tokens(l.sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]bool{}
+	for _, id := range have {
+		live[id] = true
+	}
+	minted := 0
+	for _, r := range recs {
+		if r.Command == "token-create" {
+			minted++
+			if live[r.Subject] {
+				t.Errorf("minted token %s still exists on the control plane", r.Subject)
+			}
+		}
+	}
+	if minted == 0 {
+		t.Error("no token was minted")
+	}
+}
+
+func (l *lab) clusterNodes(t *testing.T) map[string]string {
+	t.Helper()
+	ns, err := simrecords.Nodes(l.sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func workflowID(t *testing.T, out string) string {
+	t.Helper()
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "wf-") {
+			return strings.TrimRight(f, ":")
+		}
+	}
+	t.Fatalf("no workflow ID in %q", out)
+	return ""
+}
+
+func (l *lab) waitWorkflow(t *testing.T, id string, timeout time.Duration) *apiv1.Workflow {
+	t.Helper()
+	var wf *apiv1.Workflow
+	testcluster.WaitFor(t, timeout, func() error {
+		var err error
+		if wf, err = l.Workflow(id); err != nil {
+			return err
+		}
+		switch wf.GetState() {
+		case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
+			return nil
+		}
+		return fmt.Errorf("workflow %s is %s", id, wf.GetState())
+	})
+	return wf
+}
+
+func TestApplyJoinResetPlan(t *testing.T) {
+	l := newLab(t, "node-1", "node-2", "node-3", "node-4", "node-5")
+	doc := l.doc(t, 2, []string{"node-1"}, "node-2", "node-3", "node-4")
+
+	// A plan before anything exists: an init and three joins.
+	plan := l.mustDeckctl(t, "plan", "-f", doc)
+	for _, want := range []string{"init node-1", "join node-2 as worker", "join node-4 as worker"} {
+		if !strings.Contains(plan, want) {
+			t.Fatalf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+
+	// Apply with the live view (plain lines: not a terminal).
+	out := l.mustDeckctl(t, "apply", "-f", doc)
+	for _, want := range []string{"node-1/init", "node-3/join", "succeeded"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("apply output lacks %q:\n%s", want, out)
+		}
+	}
+	nodes := l.clusterNodes(t)
+	if len(nodes) != 4 || nodes["node-1"] != "control-plane" || nodes["node-4"] != "worker" {
+		t.Fatalf("cluster nodes after apply: %v", nodes)
+	}
+	l.joinedOnce(t, "node-2", "node-3", "node-4")
+	l.noMintedTokens(t)
+	if c := l.mustDeckctl(t, "cluster"); strings.Count(c, "worker") != 3 || !strings.Contains(c, "sha256:") {
+		t.Fatalf("deckctl cluster:\n%s", c)
+	}
+
+	// The applied document: nothing to do.
+	if plan := l.mustDeckctl(t, "plan", "-f", doc); !strings.Contains(plan, "No changes") {
+		t.Fatalf("plan after apply:\n%s", plan)
+	}
+
+	// Join node-5 by name: prepared, token minted just in time, joined, Ready, token gone.
+	out = l.mustDeckctl(t, "join", "node-5")
+	if !strings.Contains(out, "node-5/ready") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("join output:\n%s", out)
+	}
+	l.joinedOnce(t, "node-5")
+	l.noMintedTokens(t)
+	if plan := l.mustDeckctl(t, "plan", "-f", doc); !strings.Contains(plan, "No changes") || !strings.Contains(plan, "node-5 is in the cluster") {
+		t.Fatalf("plan with an extra node:\n%s", plan)
+	}
+
+	// Reset node-3: drained through the control plane, deleted, cleaned.
+	l.mustDeckctl(t, "reset", "node-3")
+	recs := l.records(t)
+	if simrecords.Count(recs, "kubectl-drain", "node-3") != 1 || simrecords.Count(recs, "kubectl-delete-node", "node-3") != 1 || simrecords.Count(recs, "kubeadm-reset", "node-3") != 1 {
+		t.Fatalf("reset records: %v", recs)
+	}
+	if _, ok := l.clusterNodes(t)["node-3"]; ok {
+		t.Fatal("node-3 still in the cluster")
+	}
+	root := l.Agents["node-3"].Root
+	for _, p := range []string{"etc/kubernetes/kubelet.conf", "etc/kubernetes/pki/ca.crt", "var/lib/kubelet/config.yaml"} {
+		if testcluster.Exists(root, p) {
+			t.Fatalf("reset left %s", p)
+		}
+	}
+	if plan := l.mustDeckctl(t, "plan", "-f", doc); !strings.Contains(plan, "join node-3 as worker") {
+		t.Fatalf("plan after reset:\n%s", plan)
+	}
+
+	// A join and a reset of the same node at once: one runs, the other is refused with
+	// the holder's name.
+	detached := l.mustDeckctl(t, "join", "node-3", "--detach")
+	id := workflowID(t, detached)
+	_, errOut, err := l.deckctl("reset", "node-3")
+	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "NODE_LOCKED") {
+		t.Fatalf("conflicting reset: %v %s", err, errOut)
+	}
+	_, err = apiv1.NewWorkflowServiceClient(l.Client()).CreateWorkflow(context.Background(), &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+		Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "node-3"}}}})
+	if status.Code(err) != codes.FailedPrecondition || api.Reason(err) != apiv1.ErrorReason_ERROR_REASON_NODE_LOCKED {
+		t.Fatalf("conflict through the API: %v", err)
+	}
+	if wf := l.waitWorkflow(t, id, 2*time.Minute); wf.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+		t.Fatalf("join after reset: %v", wf)
+	}
+	if got := simrecords.Count(l.records(t), "kubeadm-join", "node-3"); got != 2 {
+		t.Fatalf("node-3 joined %d times over its two lives", got)
+	}
+	l.noMintedTokens(t)
+
+	// Workflows are listed and described from any replica, logs per node.
+	for i := range l.Controllers {
+		resp, err := apiv1.NewWorkflowServiceClient(l.ClientTo(i)).ListWorkflows(context.Background(), &apiv1.ListWorkflowsRequest{})
+		if err != nil || len(resp.GetWorkflows()) != 4 {
+			t.Fatalf("replica %d lists %d workflows: %v", i, len(resp.GetWorkflows()), err)
+		}
+	}
+	if d := l.mustDeckctl(t, "workflow", "describe", id); !strings.Contains(d, "node-3/join") || !strings.Contains(d, "succeeded") {
+		t.Fatalf("describe:\n%s", d)
+	}
+	if lg := l.mustDeckctl(t, "logs", id, "--node", "node-3"); !strings.Contains(lg, "node-3/join") || strings.Contains(lg, "node-1/") {
+		t.Fatalf("logs --node:\n%s", lg)
+	}
+}
+
+// stepState returns a step's state in a workflow read through the API.
+func (l *lab) stepState(id, step string) apiv1.StepState {
+	wf, err := l.Workflow(id)
+	if err != nil {
+		return apiv1.StepState_STEP_STATE_UNSPECIFIED
+	}
+	for _, s := range wf.GetSteps() {
+		if s.GetName() == step {
+			return s.GetState()
+		}
+	}
+	return apiv1.StepState_STEP_STATE_UNSPECIFIED
+}
+
+func TestApplySurvivesLeaderFailover(t *testing.T) {
+	l := newLab(t, "node-1", "node-2", "node-3", "node-4")
+	doc := l.doc(t, 3, []string{"node-1"}, "node-2", "node-3", "node-4")
+	id := workflowID(t, l.mustDeckctl(t, "apply", "-f", doc, "--detach"))
+
+	// Kill the leader while the workers are between preparation and join.
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		if st := l.stepState(id, "node-1/init"); st != apiv1.StepState_STEP_STATE_SUCCEEDED {
+			return fmt.Errorf("init is %s", st)
+		}
+		return nil
+	})
+	if wf, _ := l.Workflow(id); wf.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_RUNNING {
+		t.Fatalf("the apply ended before the failover: %v", wf.GetState())
+	}
+	leader := l.Leader()
+	l.Kill(leader)
+	l.WaitLeader()
+
+	// The live view follows the workflow to the end from the surviving controllers.
+	out, errOut, err := l.deckctl("workflow", "watch", id)
+	if err != nil || !strings.Contains(out, "succeeded") {
+		wf, _ := l.Workflow(id)
+		t.Fatalf("watch after failover: %v\n%s\n%s\nworkflow: %v", err, out, errOut, wf)
+	}
+	nodes := l.clusterNodes(t)
+	if len(nodes) != 4 {
+		t.Fatalf("cluster nodes: %v", nodes)
+	}
+	l.joinedOnce(t, "node-2", "node-3", "node-4")
+	if got := simrecords.Count(l.records(t), "kubeadm-init", "node-1"); got != 1 {
+		t.Fatalf("kubeadm init ran %d times", got)
+	}
+	l.noMintedTokens(t)
+}
+
+func TestAgentRestartMidJoin(t *testing.T) {
+	l := newLab(t, "node-1", "node-2")
+	doc := l.doc(t, 2, []string{"node-1"})
+	l.mustDeckctl(t, "apply", "-f", doc)
+
+	// node-2's kubeadm join takes a while; restart its agent while it runs.
+	root := l.Agents["node-2"].Root
+	if err := os.WriteFile(filepath.Join(root, "var/lib/deckhand-sim/kubeadm-join-delay"), []byte("3s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := workflowID(t, l.mustDeckctl(t, "join", "node-2", "--detach"))
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		if st := l.stepState(id, "node-2/join"); st != apiv1.StepState_STEP_STATE_RUNNING {
+			return fmt.Errorf("join step is %s", st)
+		}
+		if !testcluster.Exists(root, "etc/kubernetes/deckhand/kubeadm-join.yaml") {
+			return fmt.Errorf("kubeadm join has not started")
+		}
+		return nil
+	})
+	l.RestartAgent("node-2")
+	wf := l.waitWorkflow(t, id, 2*time.Minute)
+	if wf.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+		t.Fatalf("join after an agent restart: %v", wf)
+	}
+	l.joinedOnce(t, "node-2")
+	l.noMintedTokens(t)
+}
