@@ -27,6 +27,7 @@ var placeholders = map[string]string{
 	"ca_cert_hash":    "sha256:" + strings.Repeat("0", 64),
 	"certificate_key": strings.Repeat("0", 64),
 	"delete_token_id": "abcdef",
+	"api_server":      "127.0.0.1:6443",
 }
 
 // Engine runs workflows on the leader.
@@ -363,7 +364,9 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 	// 2. Start the steps that are ready.
 	lanes := map[string]bool{}
 	for _, s := range wf.GetSteps() {
-		if s.GetLane() != "" && (s.GetState() == apiv1.StepState_STEP_STATE_RUNNING || (stepDone(s.GetState()) && s.GetState() != apiv1.StepState_STEP_STATE_CANCELLED)) {
+		// A lane is started once any of its steps was dispatched (a step waiting to be
+		// retried keeps its lane's place).
+		if s.GetLane() != "" && (s.GetAttempts() > 0 || s.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED) {
 			lanes[s.GetLane()] = true
 		}
 	}
@@ -448,16 +451,19 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		}
 	}
 
-	// 3. Is the workflow over?
-	running, pendingRunnable := false, false
+	// 3. Is the workflow over? It is when nothing runs and no pending step can still run.
+	running := false
 	for _, s := range wf.GetSteps() {
-		switch s.GetState() {
-		case apiv1.StepState_STEP_STATE_RUNNING:
+		if s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
 			running = true
-		case apiv1.StepState_STEP_STATE_PENDING:
-			if ok, never := satisfied(l, s); !never && (ok || !stepsBlocked(l, s)) && (failed() == nil || s.GetAlways()) {
-				pendingRunnable = true
-			}
+		}
+	}
+	pendingRunnable := false
+	alive := mayRun(l, failed() != nil)
+	for _, s := range wf.GetSteps() {
+		if alive(s) {
+			pendingRunnable = true
+			break
 		}
 	}
 	if !running && !pendingRunnable {
@@ -476,6 +482,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 	if len(changed) == 0 && !hdrChanged {
 		return nil
 	}
+	e.log.Debug("workflow pass", "workflow", id, "changed_steps", len(changed), "state", wf.GetState(), "running", running, "pending_runnable", pendingRunnable)
 	wf.Updated = timestamppb.New(now)
 	idx := make([]int, 0, len(changed))
 	for i := range changed {
@@ -514,10 +521,41 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 	return nil
 }
 
-// stepsBlocked says whether a pending step waits on something that will not come.
-func stepsBlocked(l *loaded, s *apiv1.Step) bool {
-	_, never := satisfied(l, s)
-	return never
+// mayRun returns whether a pending step can still run in this run of the workflow: its
+// dependencies have ended the way it needs, or run, or can still run themselves. Once a step
+// failed, only clean-up (always) steps run.
+func mayRun(l *loaded, failedMode bool) func(*apiv1.Step) bool {
+	memo := map[string]bool{}
+	var alive func(s *apiv1.Step) bool
+	alive = func(s *apiv1.Step) bool {
+		if v, ok := memo[s.GetName()]; ok {
+			return v
+		}
+		memo[s.GetName()] = false // a cycle never runs
+		if s.GetState() != apiv1.StepState_STEP_STATE_PENDING || (failedMode && !s.GetAlways()) {
+			return false
+		}
+		for _, d := range s.GetDependsOn() {
+			ds := l.step(d)
+			if ds == nil {
+				return false
+			}
+			st := ds.GetState()
+			ok := st == apiv1.StepState_STEP_STATE_RUNNING || alive(ds)
+			if s.GetAlways() {
+				ok = ok || stepDone(st)
+			} else {
+				ok = ok || st == apiv1.StepState_STEP_STATE_SUCCEEDED || st == apiv1.StepState_STEP_STATE_SKIPPED ||
+					(st == apiv1.StepState_STEP_STATE_FAILED && ds.GetContinueOnFailure())
+			}
+			if !ok {
+				return false
+			}
+		}
+		memo[s.GetName()] = true
+		return true
+	}
+	return alive
 }
 
 func allDone(wf *apiv1.Workflow) bool {
@@ -613,6 +651,10 @@ func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool)
 			t.GetKubeadmJoin().CertificateKey = val
 		case "delete_token_id":
 			t.GetKubeadmToken().DeleteTokenId = val
+		case "api_server":
+			if c := t.GetKubeadmJoin().GetCluster(); c != nil && c.GetControlPlaneEndpoint() == "" {
+				c.ControlPlaneEndpoint = val
+			}
 		default:
 			return nil, fmt.Errorf("unknown input field %q", in.GetField())
 		}

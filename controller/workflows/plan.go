@@ -117,7 +117,9 @@ func (p *plan) hold(node string) {
 
 // prepare adds preflight → packages → runtime → images for node; it returns the last step.
 func (p *plan) prepare(node string, role taskv1.NodeRole, s settings, deps []string) string {
-	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(&taskv1.PreflightSpec{Role: role, Fix: true}))
+	// The container runtime is installed by a later step of this workflow, and kubeadm's
+	// own preflight checks its socket again before init or join.
+	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(&taskv1.PreflightSpec{Role: role, Fix: true, Ignore: []string{"CRI"}}))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
 	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()
 	pkg := p.add(node, "packages", "kubelet, kubeadm and kubectl "+pk.GetKubernetesVersion(), []string{pre.Name}, spec(pk))
@@ -161,7 +163,10 @@ func (p *plan) joinSteps(node string, role taskv1.NodeRole, s settings, after []
 	tok.Node, tok.AnyControlPlane, tok.Ephemeral = "", true, true
 	join := p.add(node, "join", "kubeadm join as "+roleName(role), []string{tok.Name}, spec(&taskv1.KubeadmJoinSpec{
 		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, Role: role}))
-	join.Inputs = []*apiv1.StepInput{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"}}
+	join.Inputs = []*apiv1.StepInput{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"},
+		// Without a control-plane endpoint, discovery goes to the API server the token's
+		// join command names.
+		{Field: "api_server", Step: tok.Name, Output: "api_server"}}
 	if cp {
 		join.Inputs = append(join.Inputs, &apiv1.StepInput{Field: "certificate_key", Step: tok.Name, Output: "certificate_key"})
 	}

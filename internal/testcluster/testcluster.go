@@ -359,6 +359,11 @@ func HostRoot(t testing.TB, name string) string {
 		"etc/os-release":            "ID=debian\nVERSION_ID=\"12\"\n",
 		"proc/meminfo":              "MemTotal:       4028812 kB\nSwapTotal:             0 kB\n",
 		"proc/sys/kernel/osrelease": "6.1.0-test\n",
+		// A fresh host's kernel as kubeadm users meet it: no IP forwarding, nothing
+		// listening, a minimal /etc/hosts.
+		"proc/sys/net/ipv4/ip_forward": "0\n",
+		"proc/net/tcp":                 "  sl  local_address rem_address   st\n",
+		"etc/hosts":                    "127.0.0.1 localhost\n",
 	}
 	for p, data := range files {
 		full := filepath.Join(root, p)

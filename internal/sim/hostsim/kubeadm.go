@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,7 +219,11 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	}
 	endpoint := str(d["ClusterConfiguration"], "controlPlaneEndpoint")
 	if endpoint == "" {
-		endpoint = str(d["InitConfiguration"], "localAPIEndpoint", "advertiseAddress") + ":6443"
+		addr := str(d["InitConfiguration"], "localAPIEndpoint", "advertiseAddress")
+		if addr == "" {
+			addr = defaultAddress() // kubeadm: the default route's interface
+		}
+		endpoint = net.JoinHostPort(addr, "6443")
 	}
 	name := str(d["InitConfiguration"], "nodeRegistration", "name")
 	ca, err := pki.NewCA("kubernetes")
@@ -493,6 +498,18 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 	record(cluster, simrecords.KubeadmReset, name)
 	fmt.Print("[preflight] Running pre-flight checks\n[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n[reset] Stopping the kubelet service\n[reset] Unmounting mounted directories in \"/var/lib/kubelet\"\n[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]\n\nThe reset process does not perform cleanup of CNI plugin configuration,\nnetwork filtering rules and kubeconfig files.\n\nFor information on how to perform this cleanup manually, please see:\n    https://k8s.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/\n\n")
 	return 0, nil
+}
+
+// defaultAddress is this machine's first non-loopback IPv4 address, standing in for the
+// address of the default route's interface that kubeadm picks.
+func defaultAddress() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && !ip.IP.IsLoopback() && ip.IP.To4() != nil {
+			return ip.IP.String()
+		}
+	}
+	return "127.0.0.1"
 }
 
 // startKubelet is kubeadm's [kubelet-start] phase. A test marks a host's kubelet broken

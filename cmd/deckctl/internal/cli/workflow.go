@@ -558,7 +558,7 @@ func printStepEvent(w io.Writer, wfID string, ev *taskv1.TaskEvent) {
 }
 
 func stepDuration(s *apiv1.Step) string {
-	if s.GetStarted() == nil {
+	if s.GetStarted() == nil || s.GetState() == apiv1.StepState_STEP_STATE_PENDING {
 		return ""
 	}
 	end := time.Now()
