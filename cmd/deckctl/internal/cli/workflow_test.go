@@ -339,6 +339,9 @@ func TestAgentRestartMidJoin(t *testing.T) {
 
 	// node-2's kubeadm join takes a while; restart its agent while it runs.
 	root := l.Agents["node-2"].Root
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/deckhand-sim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(root, "var/lib/deckhand-sim/kubeadm-join-delay"), []byte("3s"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -358,5 +361,62 @@ func TestAgentRestartMidJoin(t *testing.T) {
 		t.Fatalf("join after an agent restart: %v", wf)
 	}
 	l.joinedOnce(t, "node-2")
+	l.noMintedTokens(t)
+}
+
+func TestResetStopsOnDrainFailureRetryAndForce(t *testing.T) {
+	l := newLab(t, "node-1", "node-2")
+	l.mustDeckctl(t, "apply", "-f", l.doc(t, 2, []string{"node-1"}, "node-2"))
+	blocked := filepath.Join(l.sim, "drain-blocked", "node-2")
+	if err := os.MkdirAll(filepath.Dir(blocked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A drain a PodDisruptionBudget blocks stops the reset before anything is removed; the
+	// workflow stays failed with the step, its error and what to do next.
+	out, errOut, err := l.deckctl("reset", "node-2", "--drain-timeout", "5s")
+	if err == nil || !strings.Contains(out, "failed at step node-2/drain") || !strings.Contains(out, "deckctl workflow retry") {
+		t.Fatalf("blocked drain: %v\n%s\n%s", err, out, errOut)
+	}
+	id := workflowID(t, out)
+	if _, ok := l.clusterNodes(t)["node-2"]; !ok || simrecords.Count(l.records(t), "kubeadm-reset", "node-2") != 0 {
+		t.Fatal("a failed drain went on to delete or reset the node")
+	}
+	if d := l.mustDeckctl(t, "workflow", "describe", id); !strings.Contains(d, "DRAIN_FAILED") && !strings.Contains(d, "disruption budget") {
+		t.Fatalf("describe of the failed reset:\n%s", d)
+	}
+
+	// Fixed by hand, then retried: it resumes from the drain and completes.
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.mustDeckctl(t, "workflow", "retry", id); !strings.Contains(out, "succeeded") {
+		t.Fatalf("retry:\n%s", out)
+	}
+	recs := l.records(t)
+	if simrecords.Count(recs, "kubeadm-reset", "node-2") != 1 || simrecords.Count(recs, "kubectl-delete-node", "node-2") != 1 {
+		t.Fatalf("records after the retry: %v", recs)
+	}
+	wf, _ := l.Workflow(id)
+	for _, s := range wf.GetSteps() {
+		if s.GetName() == "node-2/drain" && s.GetAttempts() != 2 {
+			t.Fatalf("drain ran %d times, want 2 (the failure and the retry)", s.GetAttempts())
+		}
+	}
+
+	// With --force, a blocked drain is recorded and the reset goes on.
+	l.mustDeckctl(t, "join", "node-2")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.mustDeckctl(t, "reset", "node-2", "--force", "--drain-timeout", "5s"); !strings.Contains(out, "succeeded") {
+		t.Fatalf("forced reset:\n%s", out)
+	}
+	if _, ok := l.clusterNodes(t)["node-2"]; ok {
+		t.Fatal("node-2 still in the cluster after a forced reset")
+	}
 	l.noMintedTokens(t)
 }

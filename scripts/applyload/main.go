@@ -1,0 +1,736 @@
+// Command applyload measures what the workflow engine adds to an apply: it starts one
+// deckhand-controller process, enrolls N simulated agents (node-1..node-N) through the real
+// Enroll RPC with mTLS sessions, and applies a cluster of 1 control plane (node-1) and N-1
+// workers. Every task takes a fixed time on the simulated agents, so the apply's wall time
+// can be set against a lower bound computed from the workflow's DAG. Used by scripts/bench.sh.
+//
+// A simulated agent answers each TaskAssignment with a TaskAck and, after --task-time, a
+// SUCCEEDED TaskResult with the outputs later steps consume (kubeadm_init: ca_cert_hash;
+// kubeadm_token: a minted token or the deleted ID). Like the real agent's journal, an
+// assignment of a task it already answered gets the recorded result at once, replayed.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Config is what one run measures.
+type Config struct {
+	ControllerBin string
+	Nodes         int
+	Concurrency   int
+	TaskTime      time.Duration
+	Heartbeat     time.Duration
+	Timeout       time.Duration // the whole apply
+	Stall         time.Duration // no workflow change for this long ends the run
+	LogLevel      string        // the controller's
+}
+
+// DefaultConfig is the benchmark's standard run.
+func DefaultConfig() Config {
+	return Config{ControllerBin: "bin/deckhand-controller", Nodes: 500, Concurrency: 50, TaskTime: 200 * time.Millisecond,
+		Heartbeat: 2 * time.Second, Timeout: 30 * time.Minute, Stall: 2 * time.Minute, LogLevel: "warn"}
+}
+
+// Validate explains what is wrong with c.
+func (c Config) Validate() error {
+	switch {
+	case c.Nodes < 1:
+		return fmt.Errorf("--nodes is %d; give at least 1 (node-1 is the control plane)", c.Nodes)
+	case c.Concurrency < 1 || c.Concurrency > 1000:
+		return fmt.Errorf("--concurrency is %d; give 1..1000 (spec.concurrency of the cluster document)", c.Concurrency)
+	case c.TaskTime < 0:
+		return fmt.Errorf("--task-time is %v; give 0 or more", c.TaskTime)
+	case c.Heartbeat <= 0 || c.Timeout <= 0 || c.Stall <= 0:
+		return errors.New("--heartbeat, --timeout and --stall must be positive")
+	}
+	return nil
+}
+
+func main() {
+	cfg := DefaultConfig()
+	flag.StringVar(&cfg.ControllerBin, "controller-bin", cfg.ControllerBin, "deckhand-controller binary")
+	flag.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "simulated nodes: node-1 is the control plane, the rest workers")
+	flag.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "spec.concurrency: node lanes in flight at once")
+	flag.DurationVar(&cfg.TaskTime, "task-time", cfg.TaskTime, "how long every simulated task takes")
+	flag.DurationVar(&cfg.Heartbeat, "heartbeat", cfg.Heartbeat, "agent heartbeat interval")
+	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up when the apply has not ended by then")
+	flag.DurationVar(&cfg.Stall, "stall", cfg.Stall, "give up when the workflow has not changed for this long")
+	flag.StringVar(&cfg.LogLevel, "controller-log-level", cfg.LogLevel, "the controller's --log-level")
+	flag.Parse()
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "applyload:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "applyload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg Config) error {
+	dir, err := os.MkdirTemp("", "applyload-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	addr := freeAddr()
+	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
+		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+
+	var cc *clientconfig.Config
+	if err := poll(30*time.Second, func() error {
+		cc, err = clientconfig.Load(filepath.Join(dir, "admin.conf"))
+		return err
+	}); err != nil {
+		return err
+	}
+	adminTLS, err := cc.TLS()
+	if err != nil {
+		return err
+	}
+	// A 500-node workflow with its steps is several MiB.
+	admin, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(adminTLS)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var token string
+	if err := poll(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour), Usages: uint32(cfg.Nodes)})
+		if err != nil {
+			return err
+		}
+		token = resp.GetSecret()
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	t0 := time.Now()
+	agents, err := enrollAll(ctx, addr, token, pki.Hash(mustCert(cc.CA)), cfg)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.sessions(ctx, addr)
+		}()
+	}
+	nodesAPI := apiv1.NewNodeServiceClient(admin)
+	if err := poll(5*time.Minute, func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer rcancel()
+		resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, n := range resp.GetNodes() {
+			if n.GetState() == apiv1.NodeState_NODE_STATE_READY {
+				ready++
+			}
+		}
+		if ready < cfg.Nodes {
+			return fmt.Errorf("%d of %d nodes Ready", ready, cfg.Nodes)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "applyload: %d simulated agents enrolled and Ready in %v\n", cfg.Nodes, time.Since(t0).Round(time.Millisecond))
+
+	wfAPI := apiv1.NewWorkflowServiceClient(admin)
+	cpu0 := cpuTicks(pid)
+	start := time.Now()
+	created, err := wfAPI.CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+		Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: clusterYAML(cfg)}}}})
+	if err != nil {
+		return fmt.Errorf("create the apply workflow: %w", err)
+	}
+	id := created.GetWorkflow().GetId()
+	hdr, err := follow(ctx, wfAPI, id, cfg)
+	observed := time.Since(start)
+	cpu := float64(cpuTicks(pid)-cpu0) / 100 // USER_HZ is 100 on Linux
+	peak := statusMiB(pid, "VmHWM:")
+	if err != nil {
+		return err
+	}
+	wfResp, err := wfAPI.GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: id})
+	if err != nil {
+		return fmt.Errorf("get workflow %s: %w", id, err)
+	}
+	wf := wfResp.GetWorkflow()
+	if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+		describe(os.Stdout, wf)
+		return fmt.Errorf("workflow %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
+	}
+	report(cfg, wf, observed, peak, cpu)
+	return nil
+}
+
+// clusterYAML is the apply's document: node-1 as the control plane, the rest workers.
+func clusterYAML(cfg Config) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata: {name: applyload}\nspec:\n  kubernetesVersion: v1.33.13\n  concurrency: %d\n  nodes:\n", cfg.Concurrency)
+	b.WriteString("  - {name: node-1, role: control-plane}\n")
+	for i := 2; i <= cfg.Nodes; i++ {
+		fmt.Fprintf(&b, "  - {name: node-%d, role: worker}\n", i)
+	}
+	return []byte(b.String())
+}
+
+// follow polls the workflow's header (ListWorkflows: no steps, so cheap) until it ends, and
+// reports progress on stderr. It gives up after cfg.Timeout, or when the header has not
+// changed for cfg.Stall (the engine writes it on every step change), describing the
+// workflow so the stall can be read.
+func follow(ctx context.Context, wfAPI apiv1.WorkflowServiceClient, id string, cfg Config) (*apiv1.Workflow, error) {
+	deadline := time.Now().Add(cfg.Timeout)
+	var lastUpdated time.Time
+	lastChange, lastReport := time.Now(), time.Now()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := wfAPI.ListWorkflows(rctx, &apiv1.ListWorkflowsRequest{})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("list workflows: %w", err)
+		}
+		var hdr *apiv1.Workflow
+		for _, w := range resp.GetWorkflows() {
+			if w.GetId() == id {
+				hdr = w
+			}
+		}
+		if hdr == nil {
+			return nil, fmt.Errorf("workflow %s is not listed", id)
+		}
+		switch hdr.GetState() {
+		case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
+			return hdr, nil
+		}
+		if u := hdr.GetUpdated().AsTime(); !u.Equal(lastUpdated) {
+			lastUpdated, lastChange = u, time.Now()
+		}
+		now := time.Now()
+		if now.Sub(lastReport) >= 10*time.Second {
+			lastReport = now
+			joined := -1
+			if c, err := wfAPI.GetCluster(ctx, &apiv1.GetClusterRequest{}); err == nil {
+				joined = len(c.GetCluster().GetNodes())
+			}
+			fmt.Fprintf(os.Stderr, "applyload: %s running for %v, %d of %d nodes in the cluster record\n",
+				id, now.Sub(hdr.GetCreated().AsTime()).Round(time.Second), max(joined, 0), cfg.Nodes)
+		}
+		stalled := now.Sub(lastChange) > cfg.Stall
+		if stalled || now.After(deadline) {
+			why := fmt.Sprintf("did not end within %v", cfg.Timeout)
+			if stalled {
+				why = fmt.Sprintf("has not changed for %v", cfg.Stall)
+			}
+			if full, err := wfAPI.GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: id}); err == nil {
+				describe(os.Stdout, full.GetWorkflow())
+			}
+			return nil, fmt.Errorf("workflow %s %s", id, why)
+		}
+		if !waitCtx(ctx, 200*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// idealTasks is the lower bound the wall time is set against, in units of the task time:
+//
+//	workers = N − 1, waves = ceil(workers / C)
+//	ideal   = T × (8 + 7 × (waves − 1))    (ideal = 5 T when there are no workers)
+//
+// The init lane's critical path is 5 tasks (preflight, packages, runtime, images, init); a
+// worker lane's is 7 (the same 4 preparation tasks, token, join, ready; token-delete runs
+// beside ready). The first wave's preparation (4 T) overlaps init, and its tokens wait for
+// init's record at 5 T, so it ends at 5 T + 3 T; with at most C lanes in flight, some lane
+// slot runs `waves` worker lanes one after another, each later one taking 7 T. It assumes
+// dispatch, result recording and controller actions take no time, and it ignores that the
+// init lane holds one of the C slots for its first 5 T, so it is a lower bound, not always
+// reachable (for N=500, C=50 it is also the exact optimum: 71 T).
+func idealTasks(nodes, concurrency int) (tasks, waves int) {
+	workers := nodes - 1
+	if workers == 0 {
+		return 5, 0
+	}
+	waves = (workers + concurrency - 1) / concurrency
+	return 8 + 7*(waves-1), waves
+}
+
+func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) {
+	wall := wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime())
+	tasks, waves := idealTasks(cfg.Nodes, cfg.Concurrency)
+	ideal := time.Duration(tasks) * cfg.TaskTime
+	ratio := math.Inf(1)
+	if ideal > 0 {
+		ratio = wall.Seconds() / ideal.Seconds()
+	}
+	// run: a task step's dispatch to the engine recording its result: T plus the round trip
+	// through the store, the dispatcher and the agent, plus the engine noticing. (A step's
+	// finished time is the engine pass that saw the result, which is also the pass that
+	// dispatches the next step, so there is no separate gap to measure between steps.)
+	// lane: a worker lane's first dispatch to its record step, against 7 T.
+	var run, lane []time.Duration
+	retried, taskSteps := 0, 0
+	first := map[string]time.Time{}
+	for _, s := range wf.GetSteps() {
+		if s.GetAttempts() > 1 {
+			retried++
+		}
+		if st := s.GetStarted().AsTime(); s.GetTaskId() != "" && (first[s.GetLane()].IsZero() || st.Before(first[s.GetLane()])) {
+			first[s.GetLane()] = st
+		}
+		if s.GetTaskId() != "" {
+			taskSteps++
+			run = append(run, s.GetFinished().AsTime().Sub(s.GetStarted().AsTime()))
+		}
+	}
+	for _, s := range wf.GetSteps() {
+		if s.GetAction() == "record-node" {
+			lane = append(lane, s.GetFinished().AsTime().Sub(first[s.GetLane()]))
+		}
+	}
+	dist := func(ds []time.Duration) string {
+		if len(ds) == 0 {
+			return "none"
+		}
+		slices.Sort(ds)
+		at := func(p float64) time.Duration {
+			return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond)
+		}
+		return fmt.Sprintf("p50 %v, p99 %v, max %v", at(0.5), at(0.99), at(1))
+	}
+	fmt.Printf("nodes         %d (node-1 control plane, %d workers)\n", cfg.Nodes, cfg.Nodes-1)
+	fmt.Printf("concurrency   %d lanes\n", cfg.Concurrency)
+	fmt.Printf("task time T   %v\n", cfg.TaskTime)
+	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
+	if waves == 0 {
+		fmt.Printf("ideal         %v = 5 T (the init lane alone)\n", ideal)
+	} else {
+		fmt.Printf("ideal         %v = T x (8 + 7 x (waves - 1)) = %d T, waves = ceil((N-1)/C) = %d\n", ideal, tasks, waves)
+	}
+	fmt.Printf("              (lower bound from the DAG: init lane 5 tasks, worker lane 7 on its critical path,\n")
+	fmt.Printf("               first wave's preparation overlapping init; no dispatch or recording cost)\n")
+	fmt.Printf("ratio         %.2f (wall / ideal)\n", ratio)
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply\n", peakMiB, cpuSeconds)
+	fmt.Printf("steps         %d (%d tasks), %d retried\n", len(wf.GetSteps()), taskSteps, retried)
+	fmt.Printf("  task step, dispatched to result recorded: %s (T = %v)\n", dist(run), cfg.TaskTime)
+	fmt.Printf("  worker lane, first dispatch to recorded:  %s (7 T = %v)\n", dist(lane), 7*cfg.TaskTime)
+}
+
+// describe prints what deckctl workflow describe would show of a workflow that did not
+// succeed: its error and every step that is not done or did not succeed, grouped.
+func describe(w *os.File, wf *apiv1.Workflow) {
+	fmt.Fprintf(w, "workflow %s: %s", wf.GetId(), wf.GetState())
+	if wf.GetFailedStep() != "" {
+		fmt.Fprintf(w, ", failed step %s", wf.GetFailedStep())
+	}
+	if e := wf.GetError(); e != nil {
+		fmt.Fprintf(w, ": %s: %s (hint: %s)", e.GetReason(), e.GetMessage(), e.GetHint())
+	}
+	fmt.Fprintln(w)
+	count := map[string]int{}
+	var odd []*apiv1.Step
+	for _, s := range wf.GetSteps() {
+		count[s.GetState().String()]++
+		if s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+			odd = append(odd, s)
+		}
+	}
+	fmt.Fprintf(w, "steps by state: %v\n", count)
+	for i, s := range odd {
+		if i == 40 {
+			fmt.Fprintf(w, "... and %d more steps not succeeded\n", len(odd)-i)
+			break
+		}
+		fmt.Fprintf(w, "  %-28s %-20s node=%s attempts=%d/%d task=%s", s.GetName(), s.GetState(), s.GetNode(), s.GetAttempts(), s.GetMaxAttempts(), s.GetTaskId())
+		if e := s.GetError(); e != nil {
+			fmt.Fprintf(w, " error=%s: %s", e.GetReason(), e.GetMessage())
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// agent is one simulated deckhand-agent: its credentials, its journal of answered tasks
+// and the session its results go out on.
+type agent struct {
+	name     string
+	index    int
+	tls      *tls.Config
+	taskTime time.Duration
+
+	mu      sync.Mutex
+	journal map[string]*taskv1.TaskResult
+	running map[string]context.CancelFunc
+	out     chan *agentv1.SessionRequest // the open session's, nil when none
+	outDone <-chan struct{}
+}
+
+func enrollAll(ctx context.Context, addr, token, pin string, cfg Config) ([]*agent, error) {
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	client := agentv1.NewAgentServiceClient(cc)
+	out := make([]*agent, cfg.Nodes)
+	errs := make(chan error, 32)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Nodes {
+					return
+				}
+				name := fmt.Sprintf("node-%d", i+1)
+				keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
+				if err != nil {
+					errs <- err
+					return
+				}
+				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				resp, err := client.Enroll(rctx, &agentv1.EnrollRequest{Token: token, NodeName: name, CsrPem: csrPEM, MachineId: name})
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("enroll %s: %w", name, err)
+					return
+				}
+				tc, err := clientconfig.New(nil, resp.GetCaPem(), resp.GetCertificatePem(), keyPEM).TLS()
+				if err != nil {
+					errs <- err
+					return
+				}
+				out[i] = &agent{name: name, index: i, tls: tc, taskTime: cfg.TaskTime,
+					journal: map[string]*taskv1.TaskResult{}, running: map[string]context.CancelFunc{}}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (a *agent) ip() string {
+	return fmt.Sprintf("10.%d.%d.%d", 100+a.index>>16, a.index>>8&0xff, a.index&0xff)
+}
+
+// sessions keeps a session open until ctx ends, reconnecting like deckhand-agent.
+func (a *agent) sessions(ctx context.Context, addr string) {
+	for ctx.Err() == nil {
+		_ = a.session(ctx, addr)
+		waitCtx(ctx, time.Second)
+	}
+}
+
+func (a *agent) session(ctx context.Context, addr string) error {
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(a.tls)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := agentv1.NewAgentServiceClient(cc).Session(sctx)
+	if err != nil {
+		return err
+	}
+	hello := &agentv1.Hello{NodeName: a.name, AgentVersion: "applyload", Facts: &agentv1.Facts{Hostname: a.name, OsId: "debian", OsVersion: "12",
+		Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: a.name, IpAddresses: []string{a.ip()}}}
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: hello}}); err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	interval := first.GetWelcome().GetHeartbeatInterval().AsDuration()
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	out := make(chan *agentv1.SessionRequest, 256)
+	a.mu.Lock()
+	a.out, a.outDone = out, sctx.Done()
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.out == out {
+			a.out, a.outDone = nil, nil
+		}
+		a.mu.Unlock()
+	}()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			switch m := msg.GetMsg().(type) {
+			case *agentv1.SessionResponse_Assignment:
+				a.assign(ctx, m.Assignment.GetTask())
+			case *agentv1.SessionResponse_Cancel:
+				a.mu.Lock()
+				if stop := a.running[m.Cancel.GetTaskId()]; stop != nil {
+					stop()
+				}
+				a.mu.Unlock()
+			}
+		}
+	}()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			return err
+		case m := <-out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		case <-tick.C:
+			a.mu.Lock()
+			ids := make([]string, 0, len(a.running))
+			for id := range a.running {
+				ids = append(ids, id)
+			}
+			a.mu.Unlock()
+			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{RunningTaskIds: ids}}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// send queues m on the open session; with none, m is lost, as a real agent's message
+// would be, and the controller's re-assignment on the next session gets the journal's answer.
+func (a *agent) send(m *agentv1.SessionRequest) {
+	a.mu.Lock()
+	out, done := a.out, a.outDone
+	a.mu.Unlock()
+	if out == nil {
+		return
+	}
+	select {
+	case out <- m:
+	case <-done:
+	}
+}
+
+// assign acks t and runs it for the task time, or answers from the journal.
+func (a *agent) assign(ctx context.Context, t *taskv1.Task) {
+	if t.GetNode() != a.name {
+		return
+	}
+	id := t.GetId()
+	a.mu.Lock()
+	if res, ok := a.journal[id]; ok {
+		a.mu.Unlock()
+		res = proto.Clone(res).(*taskv1.TaskResult)
+		res.Replayed = true
+		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id, Replayed: true}}})
+		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
+		return
+	}
+	if _, busy := a.running[id]; busy {
+		a.mu.Unlock()
+		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id}}})
+		return // its result goes out when it finishes
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	a.running[id] = cancel
+	a.mu.Unlock()
+	a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id}}})
+	go func() {
+		defer cancel()
+		res := &taskv1.TaskResult{TaskId: id, Started: timestamppb.Now()}
+		timer := time.NewTimer(a.taskTime)
+		select {
+		case <-timer.C:
+			res.State = taskv1.TaskState_TASK_STATE_SUCCEEDED
+			res.Outputs = a.outputs(t.GetSpec())
+		case <-tctx.Done():
+			timer.Stop()
+			if ctx.Err() != nil {
+				return // shutting down: not journaled
+			}
+			res.State = taskv1.TaskState_TASK_STATE_CANCELLED
+			res.Error = &taskv1.TaskError{Reason: "CANCELLED", Message: "cancelled"}
+		}
+		res.Finished = timestamppb.Now()
+		a.mu.Lock()
+		delete(a.running, id)
+		a.journal[id] = res
+		a.mu.Unlock()
+		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
+	}()
+}
+
+// caCertHash is the simulated cluster's CA pin.
+var caCertHash = func() string {
+	h := sha256.Sum256([]byte("applyload cluster CA"))
+	return "sha256:" + hex.EncodeToString(h[:])
+}()
+
+// outputs are what the real handlers return for the outputs later steps consume.
+func (a *agent) outputs(s *taskv1.TaskSpec) map[string]string {
+	switch k := s.GetKind().(type) {
+	case *taskv1.TaskSpec_KubeadmInit:
+		ep := k.KubeadmInit.GetCluster().GetControlPlaneEndpoint()
+		if ep == "" {
+			ep = a.ip() + ":6443"
+		}
+		return map[string]string{"ca_cert_hash": caCertHash, "control_plane_endpoint": ep}
+	case *taskv1.TaskSpec_KubeadmToken:
+		if id := k.KubeadmToken.GetDeleteTokenId(); id != "" {
+			return map[string]string{"deleted": id}
+		}
+		out := map[string]string{"token": randToken(6) + "." + randToken(16), "ca_cert_hash": caCertHash, "api_server": a.ip() + ":6443"}
+		if k.KubeadmToken.GetControlPlane() {
+			key := make([]byte, 32)
+			_, _ = rand.Read(key)
+			out["certificate_key"] = hex.EncodeToString(key)
+		}
+		return out
+	}
+	return nil
+}
+
+// randToken is n characters of [a-z0-9], as in a kubeadm bootstrap token.
+func randToken(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func mustCert(caPEM string) *x509.Certificate {
+	c, err := pki.ParseCert([]byte(caPEM))
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+// statusMiB reads a kB field of /proc/PID/status (VmHWM: peak RSS) in MiB.
+func statusMiB(pid int, field string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field) {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func poll(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
