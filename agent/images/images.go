@@ -58,6 +58,16 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	defer cc.Close()
 	is := runtimeapi.NewImageServiceClient(cc)
 	if _, err := is.ListImages(ctx, &runtimeapi.ListImagesRequest{}); err != nil {
+		pulling := spec.GetAction() == taskv1.ImagesAction_IMAGES_ACTION_PULL || spec.GetAction() == taskv1.ImagesAction_IMAGES_ACTION_UNSPECIFIED
+		if h.DryRun && pulling {
+			// A dry-run on a host whose runtime an earlier step would install: every image
+			// would be pulled.
+			e.Logf("the container runtime is not running (yet): every image would be pulled")
+			for _, ref := range refs {
+				h.Record("image", ref, "pull")
+			}
+			return nil, nil
+		}
 		return nil, tasks.Errorf("RUNTIME_NOT_READY", "run the runtime task on this node first", "the container runtime does not answer on %s: %v", runtime.Socket, err)
 	}
 

@@ -17,7 +17,8 @@ import (
 // a certificate key could join machines to the Kubernetes cluster.
 var secretOutputs = map[string]bool{"token": true, "certificate_key": true}
 
-// redact hides secret outputs from callers that may not read them.
+// redact hides secrets from callers that may not read them: secret outputs, and the token
+// and certificate key a kubeadm join task carries.
 func redact(ctx context.Context, rec *apiv1.TaskRecord) *apiv1.TaskRecord {
 	if id, _ := IdentityFrom(ctx); id.Role == pki.RoleAdmin || id.Role == pki.RoleOperator || rec == nil {
 		return rec
@@ -28,12 +29,22 @@ func redact(ctx context.Context, rec *apiv1.TaskRecord) *apiv1.TaskRecord {
 			hide = append(hide, k)
 		}
 	}
-	if len(hide) == 0 {
+	join := rec.GetTask().GetSpec().GetKubeadmJoin()
+	if len(hide) == 0 && join.GetToken() == "" && join.GetCertificateKey() == "" {
 		return rec
 	}
+	const hidden = "<redacted: admin or operator only>"
 	out := proto.Clone(rec).(*apiv1.TaskRecord)
 	for _, k := range hide {
-		out.Result.Outputs[k] = "<redacted: admin or operator only>"
+		out.Result.Outputs[k] = hidden
+	}
+	if j := out.GetTask().GetSpec().GetKubeadmJoin(); j != nil {
+		if j.Token != "" {
+			j.Token = hidden
+		}
+		if j.CertificateKey != "" {
+			j.CertificateKey = hidden
+		}
 	}
 	return out
 }

@@ -102,6 +102,21 @@ func (s *Service) Create(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRecord
 	return rec, nil
 }
 
+// PutNew is the write that creates t as a PENDING task, for a caller that creates tasks
+// inside its own transaction (the workflow engine, with the step that runs it). The ID must
+// be new; the caller vouches for the node.
+func PutNew(t *taskv1.Task, now time.Time) (store.Op, error) {
+	if !idRE.MatchString(t.GetId()) || t.GetSpec().GetKind() == nil {
+		return store.Op{}, fmt.Errorf("%w: task %q: a valid ID and a kind are required", ErrInvalid, t.GetId())
+	}
+	ts := timestamppb.New(now)
+	b, err := proto.Marshal(&apiv1.TaskRecord{Task: t, State: taskv1.TaskState_TASK_STATE_PENDING, Created: ts, Updated: ts})
+	if err != nil {
+		return store.Op{}, err
+	}
+	return store.Put(Prefix+t.GetId(), b), nil
+}
+
 // Decode parses a stored task record.
 func Decode(kv *store.KV) (*apiv1.TaskRecord, error) {
 	var rec apiv1.TaskRecord

@@ -352,14 +352,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		changed[i] = true
 	}
 
-	failed := func() *apiv1.Step {
-		for _, s := range wf.GetSteps() {
-			if s.GetState() == apiv1.StepState_STEP_STATE_FAILED && !s.GetContinueOnFailure() {
-				return s
-			}
-		}
-		return nil
-	}
+	failed := firstFailed(wf)
 
 	// 2. Start the steps that are ready.
 	lanes := map[string]bool{}
@@ -370,26 +363,25 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			lanes[s.GetLane()] = true
 		}
 	}
-	laneDone := func(lane string) bool {
-		for _, s := range wf.GetSteps() {
-			if s.GetLane() == lane && !stepDone(s.GetState()) {
-				return false
-			}
+	unfinished := map[string]bool{}
+	for _, s := range wf.GetSteps() {
+		if !stepDone(s.GetState()) {
+			unfinished[s.GetLane()] = true
 		}
-		return true
 	}
 	active := 0
 	for lane := range lanes {
-		if !laneDone(lane) {
+		if unfinished[lane] {
 			active++
 		}
 	}
 	var create []*apiv1.Step
+	rendered := map[string]*taskv1.TaskSpec{}
 	for i, s := range wf.GetSteps() {
 		if s.GetState() != apiv1.StepState_STEP_STATE_PENDING {
 			continue
 		}
-		if failed() != nil && !s.GetAlways() {
+		if failed != nil && !s.GetAlways() {
 			continue
 		}
 		if ok, _ := satisfied(l, s); !ok {
@@ -436,7 +428,9 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			changed[i] = true
 			continue
 		}
-		s.Task = t
+		// The rendered spec (it may hold a token) goes only into the task record; the
+		// step keeps its template, so secrets never show in the workflow.
+		rendered[s.GetName()] = t
 		s.Node = node
 		s.Attempts++
 		s.TaskId = taskID(id, s.GetName(), s.GetAttempts())
@@ -459,7 +453,8 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		}
 	}
 	pendingRunnable := false
-	alive := mayRun(l, failed() != nil)
+	failed = firstFailed(wf)
+	alive := mayRun(l, failed != nil)
 	for _, s := range wf.GetSteps() {
 		if alive(s) {
 			pendingRunnable = true
@@ -467,7 +462,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		}
 	}
 	if !running && !pendingRunnable {
-		if f := failed(); f != nil {
+		if f := failed; f != nil {
 			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_FAILED
 			wf.FailedStep = f.GetName()
 			wf.Error = f.GetError()
@@ -497,6 +492,16 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			ops = append(ops, store.Delete(lockKey(n)))
 		}
 	}
+	// The tasks are created with their steps, in one write: no step runs without its task.
+	for _, st := range create {
+		t := e.newTask(wf, st)
+		t.Spec = rendered[st.GetName()]
+		op, err := tasks.PutNew(t, now)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, op)
+	}
 	rev, err := e.svc.st.Txn(ctx, store.Txn{If: []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: ops})
 	if errors.Is(err, store.ErrConflict) {
 		delete(e.cache, id)
@@ -508,11 +513,6 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		return err
 	}
 	l.hdrRev = rev
-	for _, s := range create {
-		if err := e.createTask(ctx, wf, s); err != nil {
-			e.log.Warn("create workflow task (retried on the next pass)", "workflow", id, "step", s.GetName(), "err", err)
-		}
-	}
 	if Terminal(wf.GetState()) {
 		e.log.Info("workflow ended", "workflow", id, "kind", Kind(wf.GetSpec()), "state", stateName(wf.GetState()), "failed_step", wf.GetFailedStep())
 		delete(e.cache, id)
@@ -558,6 +558,15 @@ func mayRun(l *loaded, failedMode bool) func(*apiv1.Step) bool {
 	return alive
 }
 
+func firstFailed(wf *apiv1.Workflow) *apiv1.Step {
+	for _, s := range wf.GetSteps() {
+		if s.GetState() == apiv1.StepState_STEP_STATE_FAILED && !s.GetContinueOnFailure() {
+			return s
+		}
+	}
+	return nil
+}
+
 func allDone(wf *apiv1.Workflow) bool {
 	for _, s := range wf.GetSteps() {
 		if !stepDone(s.GetState()) {
@@ -587,9 +596,15 @@ func publicOutputs(in map[string]string) map[string]string {
 	return out
 }
 
+func (e *Engine) newTask(wf *apiv1.Workflow, s *apiv1.Step) *taskv1.Task {
+	return &taskv1.Task{Id: s.GetTaskId(), Node: s.GetNode(), Spec: s.GetTask(), DryRun: wf.GetSpec().GetDryRun(),
+		Timeout: s.GetTimeout(), WorkflowId: wf.GetId(), Step: s.GetName()}
+}
+
+// createTask creates a running step's task if it is missing (records written before tasks
+// were created with their steps).
 func (e *Engine) createTask(ctx context.Context, wf *apiv1.Workflow, s *apiv1.Step) error {
-	_, err := e.svc.tasks.Create(ctx, &taskv1.Task{Id: s.GetTaskId(), Node: s.GetNode(), Spec: s.GetTask(), DryRun: wf.GetSpec().GetDryRun(),
-		Timeout: s.GetTimeout(), WorkflowId: wf.GetId(), Step: s.GetName()})
+	_, err := e.svc.tasks.Create(ctx, e.newTask(wf, s))
 	return err
 }
 

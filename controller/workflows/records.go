@@ -128,9 +128,10 @@ func load(ctx context.Context, st store.Store, id string, opts ...store.ReadOpti
 
 // headerBytes is the header without its steps.
 func headerBytes(wf *apiv1.Workflow) ([]byte, error) {
-	h := proto.Clone(wf).(*apiv1.Workflow)
-	h.Steps = nil
-	return proto.Marshal(h)
+	steps := wf.Steps
+	wf.Steps = nil
+	defer func() { wf.Steps = steps }()
+	return proto.Marshal(wf)
 }
 
 // putOps writes the header and the given steps (all when steps is nil).

@@ -12,9 +12,11 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/deckhandhq/deckhand/cmd/deckctl/internal/cli"
 	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
 	"github.com/deckhandhq/deckhand/internal/testcluster"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -194,6 +196,21 @@ func TestApplyJoinResetPlan(t *testing.T) {
 		}
 	}
 
+	// A dry-run runs every task as a dry-run and shows the changes per host; nothing
+	// happens to the cluster.
+	dry := l.mustDeckctl(t, "apply", "-f", doc, "--dry-run")
+	for _, want := range []string{"changes per host", "node-1:", "node-4:", "kubeadm init", "succeeded"} {
+		if !strings.Contains(dry, want) {
+			t.Fatalf("dry-run output lacks %q:\n%s", want, dry)
+		}
+	}
+	if recs := l.records(t); len(recs) != 0 {
+		t.Fatalf("a dry-run changed the cluster: %v", recs)
+	}
+	if c := l.mustDeckctl(t, "cluster"); !strings.Contains(c, "No cluster yet") {
+		t.Fatalf("a dry-run recorded a cluster:\n%s", c)
+	}
+
 	// Apply with the live view (plain lines: not a terminal).
 	out := l.mustDeckctl(t, "apply", "-f", doc)
 	for _, want := range []string{"node-1/init", "node-3/join", "succeeded"} {
@@ -267,10 +284,28 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	}
 	l.noMintedTokens(t)
 
+	// The join token is a secret: a viewer sees it neither in the workflow nor in the task.
+	joinTask := id + ".node-3.join.1"
+	ctx := context.Background()
+	full, err := apiv1.NewTaskServiceClient(l.Client()).GetTask(ctx, &apiv1.GetTaskRequest{Id: joinTask})
+	token := full.GetTask().GetTask().GetSpec().GetKubeadmJoin().GetToken()
+	if err != nil || len(token) != 23 {
+		t.Fatalf("join task as admin: %v %v", full, err)
+	}
+	viewer := l.ClientAs(pki.RoleViewer, "viewer")
+	vt, err := apiv1.NewTaskServiceClient(viewer).GetTask(ctx, &apiv1.GetTaskRequest{Id: joinTask})
+	vw, err2 := apiv1.NewWorkflowServiceClient(viewer).GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: id})
+	if err != nil || err2 != nil || strings.Contains(protojson.Format(vt), token) || strings.Contains(protojson.Format(vw), token) {
+		t.Fatalf("a viewer can read the join token: %v %v", err, err2)
+	}
+	if aw, _ := l.Workflow(id); strings.Contains(protojson.Format(aw), token) {
+		t.Fatal("the workflow record holds the join token")
+	}
+
 	// Workflows are listed and described from any replica, logs per node.
 	for i := range l.Controllers {
 		resp, err := apiv1.NewWorkflowServiceClient(l.ClientTo(i)).ListWorkflows(context.Background(), &apiv1.ListWorkflowsRequest{})
-		if err != nil || len(resp.GetWorkflows()) != 4 {
+		if err != nil || len(resp.GetWorkflows()) != 5 { // dry-run, apply, join, reset, join
 			t.Fatalf("replica %d lists %d workflows: %v", i, len(resp.GetWorkflows()), err)
 		}
 	}
