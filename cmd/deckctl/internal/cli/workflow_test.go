@@ -369,8 +369,15 @@ func TestApplySurvivesLeaderFailover(t *testing.T) {
 
 func TestAgentRestartMidJoin(t *testing.T) {
 	l := newLab(t, "node-1", "node-2")
-	doc := l.doc(t, 2, []string{"node-1"})
-	l.mustDeckctl(t, "apply", "-f", doc)
+	// deckctl init with flags instead of a document.
+	out := l.mustDeckctl(t, "init", "node-1", "--kubernetes-version", version, "--mirror", l.mirror,
+		"--package-base-url", l.repo, "--cgroup-driver", "cgroupfs")
+	if !strings.Contains(out, "node-1/init") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("init:\n%s", out)
+	}
+	if _, _, err := l.deckctl("init", "node-2", "--kubernetes-version", version); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("a second init: %v", err)
+	}
 
 	// node-2's kubeadm join takes a while; restart its agent while it runs.
 	root := l.Agents["node-2"].Root
