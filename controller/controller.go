@@ -175,7 +175,9 @@ func (c *Controller) open(ctx context.Context) error {
 	reflection.Register(c.srv)
 	st.Register(c.srv)
 	apiv1.RegisterMemberServiceServer(c.srv, api.NewMemberServer(raftMembers{st}))
-	apiv1.RegisterNodeServiceServer(c.srv, api.NewNodeServer(c.nodes))
+	nodeServer := api.NewNodeServer(c.nodes)
+	nodeServer.Workflows = c.workflows
+	apiv1.RegisterNodeServiceServer(c.srv, nodeServer)
 	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
 	agentv1.RegisterAgentServiceServer(c.srv, &api.AgentServer{
 		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,

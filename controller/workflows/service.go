@@ -281,6 +281,19 @@ func (s *Service) Cluster(ctx context.Context) (*apiv1.Cluster, error) {
 	return c, err
 }
 
+// Locks returns node → the workflow holding it.
+func (s *Service) Locks(ctx context.Context) (map[string]string, error) {
+	kvs, _, err := s.st.List(ctx, LockPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		out[strings.TrimPrefix(kv.Key, LockPrefix)] = string(kv.Value)
+	}
+	return out, nil
+}
+
 // Holder returns the workflow holding node, "" when none.
 func (s *Service) Holder(ctx context.Context, node string) (string, error) {
 	kv, _, err := s.st.Get(ctx, lockKey(node))

@@ -28,7 +28,7 @@ func newNodesCmd(o *options) *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATUS\tAGE\tOS\tKERNEL\tRUNTIME\tKUBELET")
+				fmt.Fprintln(tw, "NAME\tSTATUS\tROLE\tAGE\tOS\tKERNEL\tRUNTIME\tKUBELET\tHELD BY")
 				for _, n := range resp.GetNodes() {
 					f := n.GetFacts()
 					os := strings.TrimSpace(f.GetOsId() + " " + f.GetOsVersion())
@@ -36,8 +36,8 @@ func newNodesCmd(o *options) *cobra.Command {
 					if r := f.GetRuntime(); r.GetVersion() != "" {
 						rt = r.GetName() + " " + r.GetVersion()
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), StateName(n.GetState()), age(n.GetEnrolled().AsTime()),
-						dash(os), dash(f.GetKernel()), rt, dash(f.GetKubeVersions()["kubelet"]))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), StateName(n.GetState()), dash(n.GetClusterRole()), age(n.GetEnrolled().AsTime()),
+						dash(os), dash(f.GetKernel()), rt, dash(f.GetKubeVersions()["kubelet"]), dash(n.GetLockedBy()))
 				}
 				return tw.Flush()
 			})

@@ -267,6 +267,9 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	// the holder's name.
 	detached := l.mustDeckctl(t, "join", "node-3", "--detach")
 	id := workflowID(t, detached)
+	if ns := l.mustDeckctl(t, "nodes"); !strings.Contains(ns, id) || !strings.Contains(ns, "control-plane") {
+		t.Fatalf("deckctl nodes shows no role or holder:\n%s", ns)
+	}
 	_, errOut, err := l.deckctl("reset", "node-3")
 	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "NODE_LOCKED") {
 		t.Fatalf("conflicting reset: %v %s", err, errOut)
