@@ -40,6 +40,10 @@ type Config struct {
 	MetricsListen string
 	// Dial opens TCP connections to peers; nil uses net.Dialer. (Tests use it to partition.)
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Store is StoreRaft (the embedded store, default) or StoreEtcd (an existing etcd).
+	Store string
+	// Etcd is used with StoreEtcd.
+	Etcd EtcdConfig
 	// Raft tunes the embedded store; DataDir, Listen, Join and Name above take precedence.
 	Raft raftstore.Config
 	// Logger receives the controller's logs.
@@ -52,6 +56,8 @@ func DefaultConfig() Config {
 		DataDir: "/var/lib/deckhand-controller",
 		Listen:  "127.0.0.1:7400",
 		Raft:    raftstore.DefaultConfig(),
+		Store:   StoreRaft,
+		Etcd:    EtcdConfig{Prefix: "/deckhand"},
 		Logger:  slog.Default(),
 
 		Heartbeat:     2 * time.Second,
@@ -99,6 +105,28 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-listen %q is not host:port", c.MetricsListen))
 		}
+	}
+	switch c.Store {
+	case StoreRaft, "":
+	case StoreEtcd:
+		if len(c.Etcd.Endpoints) == 0 {
+			errs = append(errs, errors.New("--store etcd needs --etcd-endpoints: the client URLs of your etcd cluster, for example https://10.0.0.5:2379"))
+		}
+		for _, e := range c.Etcd.Endpoints {
+			if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+				if _, _, err := net.SplitHostPort(e); err != nil {
+					errs = append(errs, fmt.Errorf("--etcd-endpoints %q is not a URL or host:port", e))
+				}
+			}
+		}
+		if !strings.HasPrefix(c.Etcd.Prefix, "/") || strings.HasSuffix(c.Etcd.Prefix, "/") || len(c.Etcd.Prefix) < 2 {
+			errs = append(errs, fmt.Errorf("--etcd-prefix %q must start with / and not end with / (for example /deckhand)", c.Etcd.Prefix))
+		}
+		if len(c.Join) > 0 {
+			errs = append(errs, errors.New("--join is for the embedded raft store: with --store etcd every controller points at the same etcd and needs no --join"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--store %q: use raft (embedded, the default) or etcd", c.Store))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("no logger"))

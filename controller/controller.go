@@ -42,7 +42,8 @@ type Controller struct {
 	id        string
 	ln        net.Listener
 	mux       *netmux.Mux
-	store     *raftstore.Store
+	store     backend
+	raft      *raftstore.Store // nil with --store etcd
 	srv       *grpc.Server
 	health    *health.Server
 	ca        *pki.CA
@@ -100,6 +101,14 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	return c, nil
 }
 
+// backend is what the controller needs from a store: the KV store, leadership and the ID of
+// the cluster whose state it holds.
+type backend interface {
+	store.Store
+	store.Elector
+	ClusterID() string
+}
+
 func (c *Controller) open(ctx context.Context) error {
 	cfg := c.cfg
 	id, err := raftstore.ResolveID(cfg.DataDir, cfg.Name)
@@ -107,27 +116,56 @@ func (c *Controller) open(ctx context.Context) error {
 		return err
 	}
 	c.id = id
-	ca, fresh, err := c.resolveCA(ctx)
+	var st backend
+	if cfg.Store == StoreEtcd {
+		st, err = c.openEtcd(ctx)
+	} else {
+		st, err = c.openRaft(ctx)
+	}
 	if err != nil {
 		return err
 	}
-	c.ca = ca
-	host, _, _ := net.SplitHostPort(cfg.advertise())
-	serverTLS, clientTLS, err := ca.ReplicaTLS(id, []string{host})
+	c.store = st
+	if err := c.writeAdminConf(); err != nil {
+		_ = st.Close()
+		c.mux.Close()
+		return err
+	}
+	return c.wire(st)
+}
+
+// serveTLS issues this replica's certificate and starts the TLS port (gRPC, and raft by
+// ALPN with the embedded store).
+func (c *Controller) serveTLS() error {
+	host, _, _ := net.SplitHostPort(c.cfg.advertise())
+	serverTLS, clientTLS, err := c.ca.ReplicaTLS(c.id, []string{host})
 	if err != nil {
 		return fmt.Errorf("issue the replica certificate: %w", err)
 	}
 	c.clientTLS = clientTLS
 	c.mux = netmux.New(c.ln, serverTLS, pki.IsReplica)
 	go c.mux.Serve()
+	return nil
+}
 
+func (c *Controller) openRaft(ctx context.Context) (backend, error) {
+	cfg := c.cfg
+	ca, fresh, err := c.resolveCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.ca = ca
+	if err := c.serveTLS(); err != nil {
+		return nil, err
+	}
 	rc := cfg.Raft
-	rc.ID = id
+	rc.ID = c.id
 	rc.Dir = cfg.DataDir
 	rc.Advertise = cfg.advertise()
 	rc.Listener = c.mux.Raft()
 	rc.Join = cfg.Join
 	rc.Logger = cfg.Logger
+	clientTLS := c.clientTLS
 	rc.RaftDial = func(ctx context.Context, addr string) (net.Conn, error) {
 		return netmux.DialRaft(ctx, c.dial, addr, clientTLS)
 	}
@@ -135,22 +173,22 @@ func (c *Controller) open(ctx context.Context) error {
 	st, err := raftstore.Open(ctx, rc)
 	if err != nil {
 		c.mux.Close()
-		return err
+		return nil, err
 	}
-	c.store = st
+	c.raft = st
 	if fresh {
 		if err := writeLocalCA(cfg.DataDir, ca); err != nil {
 			_ = st.Close()
 			c.mux.Close()
-			return err
+			return nil, err
 		}
 	}
-	if err := c.writeAdminConf(); err != nil {
-		_ = st.Close()
-		c.mux.Close()
-		return err
-	}
+	return st, nil
+}
 
+func (c *Controller) wire(st backend) error {
+	cfg := c.cfg
+	id := c.id
 	log := cfg.Logger
 	c.nodes = nodes.New(st, nil)
 	c.tokens = tokens.New(st, nil)
@@ -173,8 +211,12 @@ func (c *Controller) open(ctx context.Context) error {
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.srv, c.health)
 	reflection.Register(c.srv)
-	st.Register(c.srv)
-	apiv1.RegisterMemberServiceServer(c.srv, api.NewMemberServer(raftMembers{st}))
+	if c.raft != nil {
+		c.raft.Register(c.srv)
+		apiv1.RegisterMemberServiceServer(c.srv, api.NewMemberServer(raftMembers{c.raft}))
+	} else {
+		apiv1.RegisterMemberServiceServer(c.srv, api.NewMemberServer(presenceMembers{c}))
+	}
 	nodeServer := api.NewNodeServer(c.nodes)
 	nodeServer.Workflows = c.workflows
 	apiv1.RegisterNodeServiceServer(c.srv, nodeServer)
@@ -270,14 +312,21 @@ func (c *Controller) writeAdminConf() error {
 func (c *Controller) CAHash() string { return c.ca.Hash() }
 
 // Endpoints implements api.Cluster: every replica's address.
-func (c *Controller) Endpoints(context.Context) []string {
-	members, err := c.store.Members()
-	if err != nil || len(members) == 0 {
-		return []string{c.cfg.advertise()}
+func (c *Controller) Endpoints(ctx context.Context) []string {
+	var out []string
+	if c.raft != nil {
+		members, _ := c.raft.Members()
+		for _, m := range members {
+			out = append(out, m.GetAddress())
+		}
+	} else {
+		ps, _ := c.presence(ctx)
+		for _, p := range ps {
+			out = append(out, p.Address)
+		}
 	}
-	out := make([]string, 0, len(members))
-	for _, m := range members {
-		out = append(out, m.GetAddress())
+	if len(out) == 0 {
+		return []string{c.cfg.advertise()}
 	}
 	return out
 }
@@ -297,6 +346,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		"node-watch":   c.nodeWatchLoop,
 		"dispatch":     c.dispatch.Run,
 		"metrics-http": c.serveMetrics,
+		"presence":     c.presenceLoop,
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	for name, fn := range loops {

@@ -42,7 +42,12 @@ func newMetrics(c *Controller) *metrics {
 			return 0
 		}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "deckhand_raft_applied_index", Help: "Last raft log index applied on this replica."},
-		func() float64 { return float64(c.store.Info().GetAppliedIndex()) }))
+		func() float64 {
+			if c.raft == nil {
+				return 0
+			}
+			return float64(c.raft.Info().GetAppliedIndex())
+		}))
 	m.reg.MustRegister(&nodeStates{c: c, desc: prometheus.NewDesc("deckhand_nodes", "Enrolled nodes by liveness state.", []string{"state"}, nil)})
 	return m
 }

@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), $(go version | cut -d' ' -f3)"
-go test -run '^$' -bench 'BenchmarkWrite' -benchtime "${BENCH_WRITES:-5000}x" ./store/raftstore/ | grep -E '^(Benchmark|ok|FAIL)'
+# raftstore (3 replicas, in process) against real etcd (3 members, Debian's etcd-server), in
+# one run: the same writes, 1 and 64 concurrent writers.
+go test -run '^$' -bench 'BenchmarkWrite' -benchtime "${BENCH_WRITES:-5000}x" ./store/raftstore/ ./store/etcdstore/ | grep -E '^(pkg:|Benchmark|ok|FAIL)'
 
 # Control-plane image pull on real containerd from a real registry: CRI (the images task)
 # against ctr, in one run.

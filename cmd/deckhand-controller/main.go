@@ -36,6 +36,12 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat-interval", cfg.Heartbeat, "how often agents send heartbeats")
 	fs.DurationVar(&cfg.NotReadyAfter, "node-not-ready-after", cfg.NotReadyAfter, "a node without heartbeats this long becomes NotReady")
 	fs.DurationVar(&cfg.LostAfter, "node-lost-after", cfg.LostAfter, "a node without heartbeats this long becomes Lost")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "where the state lives: raft (embedded, replicated between controllers) or etcd (an existing etcd cluster)")
+	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client URLs (with --store etcd)")
+	fs.StringVar(&cfg.Etcd.CACert, "etcd-cacert", "", "CA certificate that verifies etcd (with --store etcd)")
+	fs.StringVar(&cfg.Etcd.Cert, "etcd-cert", "", "client certificate for etcd (with --store etcd)")
+	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "client key for etcd (with --store etcd)")
+	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", cfg.Etcd.Prefix, "key prefix for Deckhand's state in etcd (with --store etcd)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -58,6 +64,9 @@ func run(args []string) error {
 	}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
+	}
+	if *etcdEndpoints != "" {
+		cfg.Etcd.Endpoints = strings.Split(*etcdEndpoints, ",")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

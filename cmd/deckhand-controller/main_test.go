@@ -24,6 +24,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testetcd"
 )
 
 // These tests run the real binaries as processes, the way an operator does.
@@ -503,5 +504,50 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent kept running after its node was deleted")
+	}
+}
+
+// With --store etcd: etcd unreachable, TLS misconfigured and a data dir of another cluster
+// than the prefix's each exit non-zero with one line that says what and how to fix it.
+func TestEtcdBadInputExitsWithOneClearLine(t *testing.T) {
+	plain := testetcd.Start(t, testetcd.Options{})
+	secure := testetcd.Start(t, testetcd.Options{TLS: true})
+	ep := strings.Join(plain.Endpoints(), ",")
+
+	// Cluster A lives under /a; cluster B's controller (data dir b) ran under /b.
+	aDir, bDir := t.TempDir(), t.TempDir()
+	for dir, prefix := range map[string]string{aDir: "/a", bDir: "/b"} {
+		p := startController(t, dir, freePort(t), "--store", "etcd", "--etcd-endpoints", ep, "--etcd-prefix", prefix)
+		waitFor(t, 30*time.Second, func() error {
+			_, err := os.Stat(filepath.Join(dir, "admin.conf"))
+			return err
+		})
+		p.kill()
+	}
+	cases := []struct {
+		name  string
+		dir   string
+		args  []string
+		wants []string
+	}{
+		{"etcd unreachable", t.TempDir(), []string{"--etcd-endpoints", freePort(t)}, []string{"unreachable", "--etcd-endpoints"}},
+		{"etcd TLS without its CA", t.TempDir(), []string{"--etcd-endpoints", strings.Join(secure.Endpoints(), ",")}, []string{"TLS"}},
+		{"data dir of another cluster than the prefix", bDir, []string{"--etcd-endpoints", ep, "--etcd-prefix", "/a"}, []string{"another", "--etcd-prefix"}},
+		{"join with etcd", t.TempDir(), []string{"--etcd-endpoints", ep, "--join", "127.0.0.1:1", "--ca-cert-hash", "sha256:" + strings.Repeat("0", 64)}, []string{"--join"}},
+		{"no endpoints", t.TempDir(), nil, []string{"--etcd-endpoints"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := snapshotDir(t, tc.dir)
+			line := runFail(t, append([]string{"--data-dir", tc.dir, "--listen", freePort(t), "--store", "etcd"}, tc.args...)...)
+			for _, w := range tc.wants {
+				if !strings.Contains(line, w) {
+					t.Errorf("message %q does not mention %q", line, w)
+				}
+			}
+			if after := snapshotDir(t, tc.dir); after != before {
+				t.Errorf("data dir changed by a refused start")
+			}
+		})
 	}
 }

@@ -77,6 +77,34 @@ type Cluster struct {
 	caHash      string
 	admin       *clientconfig.Config
 	adminCC     *grpc.ClientConn
+	// etcd, when set, runs every controller on this etcd (--store etcd) instead of raft.
+	etcd *controller.EtcdConfig
+}
+
+// NewEtcd starts n controllers sharing one existing etcd (--store etcd) under a prefix of
+// their own; leadership comes from etcd.
+func NewEtcd(t testing.TB, n int, endpoints []string) *Cluster {
+	t.Helper()
+	prefix := "/deckhand-" + strings.ToLower(rand.Text()[:8])
+	c := &Cluster{t: t, Net: testnet.New(), Agents: map[string]*Agent{}, etcd: &controller.EtcdConfig{Endpoints: endpoints, Prefix: prefix}}
+	t.Cleanup(c.stopAll)
+	for i := range n {
+		ctl := &Controller{Dir: t.TempDir()}
+		c.Controllers = append(c.Controllers, ctl)
+		if err := c.start(ctl, nil); err != nil {
+			t.Fatalf("start controller %d: %v", i, err)
+		}
+		if i == 0 {
+			cfg, err := clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.admin = cfg
+			c.caHash = ctl.c.CA().Hash()
+		}
+	}
+	c.WaitLeader()
+	return c
 }
 
 // New starts n controllers: the first bootstraps, the others join with a controller token.
@@ -144,6 +172,10 @@ func (c *Cluster) start(ctl *Controller, join []string) error {
 	cfg.Raft.ApplyTimeout = 3 * time.Second
 	cfg.Logger = Logger()
 	cfg.Dial = c.Net.Dialer(addr)
+	if c.etcd != nil {
+		cfg.Store, cfg.Etcd = controller.StoreEtcd, *c.etcd
+		cfg.Join, cfg.Token, cfg.CACertHash = nil, "", ""
+	}
 	var (
 		ctrl *controller.Controller
 		err  error

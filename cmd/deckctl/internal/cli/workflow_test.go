@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
 	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testetcd"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
@@ -32,8 +34,13 @@ type lab struct {
 }
 
 func newLab(t *testing.T, hosts ...string) *lab {
+	return newLabOn(t, func() *testcluster.Cluster { return testcluster.New(t, 3) }, hosts...)
+}
+
+// newLabOn is a lab whose controllers newControllers starts.
+func newLabOn(t *testing.T, newControllers func() *testcluster.Cluster, hosts ...string) *lab {
 	l := &lab{sim: testcluster.SimCluster(t)}
-	l.Cluster = testcluster.New(t, 3)
+	l.Cluster = newControllers()
 	l.mirror = testcluster.Mirror(t, version, 4<<10)
 	l.repo = testcluster.PackageRepo(t, "v1.33")
 	l.StartHosts(hosts...)
@@ -463,5 +470,39 @@ func TestResetStopsOnDrainFailureRetryAndForce(t *testing.T) {
 	if _, ok := l.clusterNodes(t)["node-2"]; ok {
 		t.Fatal("node-2 still in the cluster after a forced reset")
 	}
+	l.noMintedTokens(t)
+}
+
+// Two controllers on one real etcd (--store etcd): enrollment, members, a join workflow, and
+// the leading controller killed in the middle of it.
+func TestEtcdControllersRunAJoinThroughAFailover(t *testing.T) {
+	etcd := testetcd.Start(t, testetcd.Options{})
+	l := newLabOn(t, func() *testcluster.Cluster { return testcluster.NewEtcd(t, 2, etcd.Endpoints()) }, "node-1", "node-2")
+	members := l.mustDeckctl(t, "members", "-o", "json")
+	if strings.Count(members, `"etcd"`) != 2 || !regexp.MustCompile(`"leader":\s*true`).MatchString(members) {
+		t.Fatalf("members with --store etcd:\n%s", members)
+	}
+	l.mustDeckctl(t, "apply", "-f", l.doc(t, 2, []string{"node-1"}))
+
+	id := workflowID(t, l.mustDeckctl(t, "join", "node-2", "--detach"))
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		if st := l.stepState(id, "node-2/packages"); st != apiv1.StepState_STEP_STATE_SUCCEEDED {
+			return fmt.Errorf("packages is %s", st)
+		}
+		return nil
+	})
+	leader := l.Leader()
+	l.Kill(leader)
+	testcluster.WaitFor(t, 30*time.Second, func() error {
+		if i := l.Leader(); i < 0 || i == leader {
+			return fmt.Errorf("no new leader")
+		}
+		return nil
+	})
+	out, errOut, err := l.deckctl("workflow", "watch", id)
+	if err != nil || !strings.Contains(out, "succeeded") {
+		t.Fatalf("join through an etcd failover: %v\n%s\n%s", err, out, errOut)
+	}
+	l.joinedOnce(t, "node-2")
 	l.noMintedTokens(t)
 }
