@@ -134,6 +134,36 @@ func headerBytes(wf *apiv1.Workflow) ([]byte, error) {
 	return proto.Marshal(wf)
 }
 
+// stepBatch is how many step records one write carries outside the header's transaction.
+const stepBatch = 100
+
+// writeSteps writes every step of wf in batches; the header's transaction makes them count.
+func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow) error {
+	for from := 0; from < len(wf.GetSteps()); from += stepBatch {
+		var ops []store.Op
+		for i := from; i < min(from+stepBatch, len(wf.GetSteps())); i++ {
+			b, err := proto.Marshal(wf.Steps[i])
+			if err != nil {
+				return err
+			}
+			ops = append(ops, store.Put(stepKey(wf.GetId(), i), b))
+		}
+		if _, err := st.Txn(ctx, store.Txn{Then: ops}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// headerOps writes the header alone.
+func headerOps(wf *apiv1.Workflow) ([]store.Op, error) {
+	hb, err := headerBytes(wf)
+	if err != nil {
+		return nil, err
+	}
+	return []store.Op{store.Put(headerKey(wf.GetId()), hb)}, nil
+}
+
 // putOps writes the header and the given steps (all when steps is nil).
 func putOps(wf *apiv1.Workflow, steps []int) ([]store.Op, error) {
 	hb, err := headerBytes(wf)

@@ -84,7 +84,12 @@ func (s *Service) Create(ctx context.Context, spec *apiv1.WorkflowSpec, by strin
 		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED
 		wf.Nodes = nil
 	}
-	ops, err := putOps(wf, nil)
+	// The steps first, in small writes (a store such as etcd bounds a transaction's size);
+	// nothing reads them before the header exists.
+	if err := writeSteps(ctx, s.st, wf); err != nil {
+		return nil, err
+	}
+	ops, err := headerOps(wf)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +99,7 @@ func (s *Service) Create(ctx context.Context, spec *apiv1.WorkflowSpec, by strin
 		ops = append(ops, store.Put(lockKey(n), []byte(wf.GetId())))
 	}
 	if _, err := s.st.Txn(ctx, store.Txn{If: ifs, Then: ops}); err != nil {
+		_, _ = s.st.Txn(ctx, store.Txn{Then: []store.Op{store.DeletePrefix(StepPrefix + wf.GetId() + "/")}})
 		if errors.Is(err, store.ErrConflict) {
 			return nil, s.lockedError(ctx, wf.GetNodes())
 		}
@@ -173,7 +179,10 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 		}
 		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED
 		wf.Updated = timestamppb.New(s.now())
-		ops, err := putOps(wf, nil)
+		if err := writeSteps(ctx, s.st, wf); err != nil {
+			return nil, err
+		}
+		ops, err := headerOps(wf)
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +261,10 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_RUNNING
 		wf.FailedStep, wf.Error = "", nil
 		wf.Updated = timestamppb.New(s.now())
-		ops, err := putOps(wf, nil)
+		if err := writeSteps(ctx, s.st, wf); err != nil {
+			return nil, err
+		}
+		ops, err := headerOps(wf)
 		if err != nil {
 			return nil, err
 		}
