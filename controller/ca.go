@@ -33,19 +33,46 @@ func loadLocalCA(dir string) (*pki.CA, error) {
 	return ca, nil
 }
 
-// writeLocalCA stores the CA in DataDir/pki (key 0600, directory 0700).
+// writeLocalCA stores the CA in DataDir/pki (key 0600, directory 0700), all or nothing: the
+// files are written and synced in a temporary directory that is then renamed into place, so
+// a crash never leaves half a CA.
 func writeLocalCA(dir string, ca *pki.CA) error {
 	p := filepath.Join(dir, "pki")
-	if err := os.MkdirAll(p, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", p, err)
+	tmp := filepath.Join(dir, ".pki.tmp")
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
 	}
-	if err := os.WriteFile(filepath.Join(p, "ca.key"), ca.KeyPEM, 0o600); err != nil {
-		return fmt.Errorf("write CA key: %w", err)
+	for name, f := range map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{"ca.key": {ca.KeyPEM, 0o600}, "ca.crt": {ca.CertPEM, 0o644}} {
+		if err := writeSynced(filepath.Join(tmp, name), f.data, f.mode); err != nil {
+			_ = os.RemoveAll(tmp)
+			return fmt.Errorf("write the CA: %w", err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(p, "ca.crt"), ca.CertPEM, 0o644); err != nil {
-		return fmt.Errorf("write CA certificate: %w", err)
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("install the CA in %s: %w", p, err)
 	}
 	return nil
+}
+
+func writeSynced(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func statusMessage(err error) string {

@@ -271,7 +271,8 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	otherDir := t.TempDir()
 	other := startController(t, otherDir, freePort(t))
 	waitFor(t, 30*time.Second, func() error {
-		if _, err := os.Stat(filepath.Join(otherDir, "member.json")); err != nil {
+		// admin.conf comes last: the other cluster's CA is on disk by then.
+		if _, err := os.Stat(filepath.Join(otherDir, "admin.conf")); err != nil {
 			return err
 		}
 		return nil
