@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/. See README.md.
-.PHONY: all build generate verify lint test bench tools clean run
+.PHONY: all build generate verify lint test bench tools clean run lab lab-down
 
 all: build
 
@@ -29,3 +29,9 @@ clean:
 
 run:
 	scripts/run-local.sh
+
+lab:
+	scripts/lab.sh
+
+lab-down:
+	scripts/lab-down.sh
