@@ -64,10 +64,12 @@ port() { # the controller port of ctl-N
   if [ "$mode" = netns ]; then echo 7400; else echo $((base + ${1#ctl-})); fi
 }
 
-bg() { # bg LOG CMD...: start CMD in the background, its own session, and remember its PID
-  local log=$1; shift
+bg() { # bg NAME LOG CMD...: start CMD in the background, its own session; remember its PID
+  local name=$1 log=$2; shift 2
   setsid "$@" >>"$log" 2>&1 </dev/null &
   echo $! >>"$state/pids"
+  echo $! >"$state/$name.pid"
+  printf '%s\0' "$@" >"$state/$name.cmd" # how to start it again (the fault tests restart it)
 }
 wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
   local deadline=$((SECONDS + $1)); shift
@@ -78,7 +80,7 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
 }
 
 # The mirror and package repository the hosts use instead of the internet.
-bg "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --ready-file "$state/labserve.ready"
+bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --ready-file "$state/labserve.ready"
 wait_for 60 test -f "$state/labserve.ready"
 
 export DECKHAND_CONFIG=$state/ctl-0/admin.conf
@@ -95,7 +97,7 @@ for c in ctl-0 ctl-1 ctl-2; do
     args+=(--join "${ctl_addrs[0]}" --token-file "$state/$c.token" --ca-cert-hash "$hash")
   fi
   # shellcheck disable=SC2046
-  bg "$state/$c.log" $(in_ns "$c") "$repo/bin/deckhand-controller" "${args[@]}"
+  bg "$c" "$state/$c.log" $(in_ns "$c") "$repo/bin/deckhand-controller" "${args[@]}"
   wait_for 30 test -f "$DECKHAND_CONFIG"
   wait_for 30 bin/deckctl --controller "$a" members
 done
@@ -119,12 +121,18 @@ for n in node-1 node-2 node-3 node-4; do
   hash=$(echo "$enroll" | sed -n 's/.*"caCertHash": *"\([^"]*\)".*/\1/p')
   (umask 077 && echo "$token" >"$state/$n/token") # tokens stay off the process list
   # shellcheck disable=SC2046
-  bg "$state/$n.log" $(in_ns "$n") env DECKHAND_SIM_CLUSTER="$state/sim-cluster" \
+  bg "$n" "$state/$n.log" $(in_ns "$n") env DECKHAND_SIM_CLUSTER="$state/sim-cluster" \
     "$repo/bin/deckhand-agent" --controller "$controllers" --node-name "$n" --root "$root" --data-dir "$state/$n/data" \
     --token-file "$state/$n/token" --ca-cert-hash "$hash"
 done
 wait_for 60 sh -c "bin/deckctl nodes | grep -c ' Ready ' | grep -qx 4"
 
+echo "mode=$mode serve=$serve controllers=$controllers" >"$state/lab.env"
+if [ "${DECKHAND_LAB_APPLY:-1}" = 0 ]; then
+  bin/deckctl nodes
+  echo "lab hosts are up (no cluster applied: DECKHAND_LAB_APPLY=0); state in $state"
+  exit 0
+fi
 doc=deploy/lab/cluster.yaml
 if [ "$mode" = loopback ]; then
   sed "s#10.250.0.1:5000#$serve#g" deploy/lab/cluster.yaml >"$state/cluster.yaml"
