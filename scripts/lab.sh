@@ -21,8 +21,8 @@ go build -o "$state/bin/labserve" ./scripts/labserve
 : >"$state/pids"
 : >"$state/netns"
 
-mode=netns
-if [ "$(id -u)" != 0 ] || ! ip netns add dhlab-probe 2>/dev/null; then
+mode=${DECKHAND_LAB_MODE:-netns} # DECKHAND_LAB_MODE=loopback forces the fallback
+if [ "$mode" != netns ] || [ "$(id -u)" != 0 ] || ! ip netns add dhlab-probe 2>/dev/null; then
   mode=loopback
 else
   ip netns del dhlab-probe
