@@ -371,6 +371,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// changesFacts says whether a finished task may have changed the host's facts.
+func changesFacts(t *taskv1.Task, res *taskv1.TaskResult) bool {
+	if t.GetDryRun() || res.GetReplayed() || res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		return false
+	}
+	switch tasks.Kind(t.GetSpec()) {
+	case "runtime", "packages", "kubeadm_init", "kubeadm_join", "kubeadm_reset":
+		return true
+	}
+	return false
+}
+
 func (a *Agent) session(ctx context.Context, addr string) error {
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(a.id.tls)), grpc.WithContextDialer(a.dialer()))
 	if err != nil {
@@ -445,6 +457,13 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 					},
 					func(res *taskv1.TaskResult) {
 						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
+						if changesFacts(t, res) {
+							// What the controller shows of this host (runtime, kubelet) changed.
+							if f, err := a.collector.Collect(sctx); err == nil {
+								f.MachineId = a.id.MachineID
+								send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Facts{Facts: f}})
+							}
+						}
 					})
 			case *agentv1.SessionResponse_Cancel:
 				a.runner.Cancel(m.Cancel.GetTaskId())

@@ -128,6 +128,13 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 				s.Tasks.Event(sess, m.TaskEvent)
 			case *agentv1.SessionRequest_TaskResult:
 				s.Tasks.Result(ctx, id.Name, m.TaskResult)
+			case *agentv1.SessionRequest_Facts:
+				if n, _, err := s.Nodes.Get(ctx, id.Name); err == nil {
+					m.Facts.MachineId = n.GetFacts().GetMachineId() // the enrolled machine
+					if err := s.Nodes.UpdateFacts(ctx, id.Name, m.Facts); err != nil {
+						s.Log.Warn("update facts", "node", id.Name, "err", err)
+					}
+				}
 			}
 		}
 	}()

@@ -231,6 +231,14 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	}
 	l.joinedOnce(t, "node-2", "node-3", "node-4")
 	l.noMintedTokens(t)
+	// The inventory shows what the workflow installed (facts sent again after the tasks).
+	testcluster.WaitFor(t, 30*time.Second, func() error {
+		out, _, err := l.deckctl("nodes")
+		if err != nil || !regexp.MustCompile(`(?m)^node-2\s+Ready\s+worker\s.*containerd.*v1\.33\.13`).MatchString(out) {
+			return fmt.Errorf("nodes: %v\n%s", err, out)
+		}
+		return nil
+	})
 	if c := l.mustDeckctl(t, "cluster"); strings.Count(c, "worker") != 3 || !strings.Contains(c, "sha256:") {
 		t.Fatalf("deckctl cluster:\n%s", c)
 	}

@@ -174,6 +174,7 @@ type SessionRequest struct {
 	//	*SessionRequest_TaskEvent
 	//	*SessionRequest_TaskResult
 	//	*SessionRequest_TaskAck
+	//	*SessionRequest_Facts
 	Msg           isSessionRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -261,6 +262,15 @@ func (x *SessionRequest) GetTaskAck() *TaskAck {
 	return nil
 }
 
+func (x *SessionRequest) GetFacts() *Facts {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Facts); ok {
+			return x.Facts
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Msg interface {
 	isSessionRequest_Msg()
 }
@@ -285,6 +295,12 @@ type SessionRequest_TaskAck struct {
 	TaskAck *TaskAck `protobuf:"bytes,5,opt,name=task_ack,json=taskAck,proto3,oneof"`
 }
 
+type SessionRequest_Facts struct {
+	// The host's facts again, after a task that may have changed them (installed the
+	// runtime or the Kubernetes packages, joined a cluster).
+	Facts *Facts `protobuf:"bytes,6,opt,name=facts,proto3,oneof"`
+}
+
 func (*SessionRequest_Hello) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Heartbeat) isSessionRequest_Msg() {}
@@ -294,6 +310,8 @@ func (*SessionRequest_TaskEvent) isSessionRequest_Msg() {}
 func (*SessionRequest_TaskResult) isSessionRequest_Msg() {}
 
 func (*SessionRequest_TaskAck) isSessionRequest_Msg() {}
+
+func (*SessionRequest_Facts) isSessionRequest_Msg() {}
 
 // SessionResponse is a message from the controller.
 type SessionResponse struct {
@@ -983,7 +1001,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12'\n" +
 	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12\x1c\n" +
-	"\tendpoints\x18\x03 \x03(\tR\tendpoints\"\xbf\x02\n" +
+	"\tendpoints\x18\x03 \x03(\tR\tendpoints\"\xf1\x02\n" +
 	"\x0eSessionRequest\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.deckhand.agent.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.deckhand.agent.v1.HeartbeatH\x00R\theartbeat\x12<\n" +
@@ -991,7 +1009,8 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"task_event\x18\x03 \x01(\v2\x1b.deckhand.task.v1.TaskEventH\x00R\ttaskEvent\x12?\n" +
 	"\vtask_result\x18\x04 \x01(\v2\x1c.deckhand.task.v1.TaskResultH\x00R\n" +
 	"taskResult\x127\n" +
-	"\btask_ack\x18\x05 \x01(\v2\x1a.deckhand.agent.v1.TaskAckH\x00R\ataskAckB\x05\n" +
+	"\btask_ack\x18\x05 \x01(\v2\x1a.deckhand.agent.v1.TaskAckH\x00R\ataskAck\x120\n" +
+	"\x05facts\x18\x06 \x01(\v2\x18.deckhand.agent.v1.FactsH\x00R\x05factsB\x05\n" +
 	"\x03msg\"\xce\x01\n" +
 	"\x0fSessionResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.deckhand.agent.v1.WelcomeH\x00R\awelcome\x12C\n" +
@@ -1095,24 +1114,25 @@ var file_deckhand_agent_v1_agent_proto_depIdxs = []int32{
 	13, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
 	14, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
 	8,  // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
-	9,  // 5: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
-	10, // 6: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
-	11, // 7: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
-	5,  // 8: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
-	6,  // 9: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
-	12, // 10: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
-	15, // 11: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	16, // 12: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	17, // 13: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
-	0,  // 14: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
-	2,  // 15: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
-	1,  // 16: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
-	3,  // 17: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	5,  // 5: deckhand.agent.v1.SessionRequest.facts:type_name -> deckhand.agent.v1.Facts
+	9,  // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
+	10, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
+	11, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
+	5,  // 9: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
+	6,  // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
+	12, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
+	15, // 12: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	16, // 13: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	17, // 14: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
+	0,  // 15: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
+	2,  // 16: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
+	1,  // 17: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
+	3,  // 18: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
+	17, // [17:19] is the sub-list for method output_type
+	15, // [15:17] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_agent_v1_agent_proto_init() }
@@ -1126,6 +1146,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 		(*SessionRequest_TaskEvent)(nil),
 		(*SessionRequest_TaskResult)(nil),
 		(*SessionRequest_TaskAck)(nil),
+		(*SessionRequest_Facts)(nil),
 	}
 	file_deckhand_agent_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*SessionResponse_Welcome)(nil),
