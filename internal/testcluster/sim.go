@@ -1,6 +1,7 @@
 package testcluster
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,14 +40,25 @@ func SimKubeadm(t testing.TB, root string) {
 func InstallSim(t testing.TB, root string) {
 	t.Helper()
 	simOnce.Do(func() {
-		simDir, simErr = os.MkdirTemp("", "deckhand-sim-")
-		if simErr == nil {
-			var out []byte
-			out, simErr = exec.Command("go", "build", "-o", simDir, "github.com/deckhandhq/deckhand/internal/sim/hostsim").CombinedOutput()
-			if simErr != nil {
-				simErr = &buildError{err: simErr, out: string(out)}
-			}
+		// One directory per user, shared by every test process: each process builds the
+		// binary (from Go's build cache) into a temporary name and renames it into place,
+		// so concurrent packages never see half a binary and no directory piles up.
+		simDir = filepath.Join(os.TempDir(), fmt.Sprintf("deckhand-sim-uid%d", os.Getuid()))
+		if simErr = os.MkdirAll(simDir, 0o700); simErr != nil {
+			return
 		}
+		tmp, err := os.MkdirTemp(simDir, "build-")
+		if err != nil {
+			simErr = err
+			return
+		}
+		defer os.RemoveAll(tmp)
+		out, err := exec.Command("go", "build", "-o", tmp, "github.com/deckhandhq/deckhand/internal/sim/hostsim").CombinedOutput()
+		if err != nil {
+			simErr = &buildError{err: err, out: string(out)}
+			return
+		}
+		simErr = os.Rename(filepath.Join(tmp, "hostsim"), filepath.Join(simDir, "hostsim"))
 	})
 	if simErr != nil {
 		t.Fatal(simErr)
