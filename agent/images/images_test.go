@@ -3,23 +3,15 @@ package images_test
 import (
 	"context"
 	"io"
-	stdlog "log"
 	"log/slog"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/agent/images"
@@ -36,33 +28,7 @@ const version = "v1.33.13"
 func mirror(t *testing.T) string { return mirrorSized(t, 64<<10) }
 
 func mirrorSized(t testing.TB, layerSize int64) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	refs, err := kubeimages.ControlPlaneImages(version, "registry.k8s.io")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ref := range refs {
-		img, err := random.Image(layerSize, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, _ := img.ConfigFile()
-		cf.OS, cf.Architecture = "linux", goruntime.GOARCH
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
-		dst, err := name.ParseReference(host+"/"+strings.TrimPrefix(ref, "registry.k8s.io/"), name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(dst, img); err != nil {
-			t.Fatalf("push %s: %v", dst, err)
-		}
-	}
-	return srv.URL
+	return testcluster.Mirror(t, version, layerSize, 2)
 }
 
 // stalled is a mirror that accepts connections and never answers.

@@ -14,25 +14,8 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
 )
-
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
 
 // lab is a running lab (make lab with DECKHAND_LAB_APPLY=0) in network namespaces.
 type lab struct {
@@ -74,7 +57,7 @@ func (l *lab) kill(name string) {
 	l.t.Helper()
 	p := l.pid(name)
 	_ = syscall.Kill(p, syscall.SIGKILL)
-	waitFor(l.t, 10*time.Second, func() error {
+	testcluster.WaitFor(l.t, 10*time.Second, func() error {
 		if syscall.Kill(p, 0) == nil {
 			return fmt.Errorf("%s (%d) still running", name, p)
 		}
@@ -228,7 +211,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	id := strings.TrimSpace(out)
 
 	// 1. SIGKILL the leading controller once the control plane is up.
-	waitFor(t, 2*time.Minute, func() error { return l.stepIs(id, "node-1/init", "STEP_STATE_SUCCEEDED") })
+	testcluster.WaitFor(t, 2*time.Minute, func() error { return l.stepIs(id, "node-1/init", "STEP_STATE_SUCCEEDED") })
 	killed := l.leader()
 	l.kill(killed)
 
@@ -242,7 +225,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	// 3. Kill node-3's agent in the middle of its kubeadm join, and start it again. The join
 	// config exists on the host exactly while the join runs (the emulator takes 6 s).
 	joinCfg := filepath.Join(dir, "node-3", "root", "etc", "kubernetes", "deckhand", "kubeadm-join.yaml")
-	waitFor(t, 3*time.Minute, func() error {
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
 		if _, err := os.Stat(joinCfg); err != nil {
 			return fmt.Errorf("node-3's kubeadm join has not started")
 		}
@@ -255,7 +238,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 		t.Fatalf("heal node-2's partition: %v", err)
 	}
 
-	waitFor(t, 3*time.Minute, func() error {
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
 		v, err := l.workflow(id)
 		if err != nil {
 			return err
@@ -269,7 +252,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	// 4. Bring the killed controller back, then isolate another one from its two peers: its
 	// writes fail cleanly and it rejoins after.
 	l.restart(killed)
-	waitFor(t, time.Minute, func() error {
+	testcluster.WaitFor(t, time.Minute, func() error {
 		out, err := l.deckctl("members")
 		if err != nil || strings.Count(out, "follower")+strings.Count(out, "leader") < 3 {
 			return fmt.Errorf("members: %v %s", err, out)
@@ -298,7 +281,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	for _, a := range peers {
 		l.ip("-n", "dhlab-"+isolated, "route", "del", "blackhole", a+"/32")
 	}
-	waitFor(t, time.Minute, func() error {
+	testcluster.WaitFor(t, time.Minute, func() error {
 		cmd := exec.Command("../../bin/deckctl", "--timeout", "5s", "--controller", isoAddr+":7400", "token", "create", "--usages", "1")
 		cmd.Env = append(os.Environ(), "DECKHAND_CONFIG="+filepath.Join(dir, "ctl-0", "admin.conf"))
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -9,49 +9,24 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/sim/seedimages"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
-// Mirror starts a real OCI registry serving test-built images under the control-plane
-// names of version, and returns its URL.
-func Mirror(t testing.TB, version string, layerSize int64) string {
+// Mirror starts a real OCI registry serving test-built images (layers random layers of
+// layerSize bytes each) under the control-plane names of version, and returns its URL.
+func Mirror(t testing.TB, version string, layerSize, layers int64) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	refs, err := kubeimages.ControlPlaneImages(version, "registry.k8s.io")
-	if err != nil {
+	if err := seedimages.ControlPlane(strings.TrimPrefix(srv.URL, "http://"), version, layerSize, layers); err != nil {
 		t.Fatal(err)
-	}
-	for _, ref := range refs {
-		img, err := random.Image(layerSize, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, _ := img.ConfigFile()
-		cf.OS, cf.Architecture = "linux", goruntime.GOARCH
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
-		dst, err := name.ParseReference(host+"/"+strings.TrimPrefix(ref, "registry.k8s.io/"), name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(dst, img); err != nil {
-			t.Fatalf("push %s: %v", dst, err)
-		}
 	}
 	return srv.URL
 }

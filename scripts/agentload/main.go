@@ -8,10 +8,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +28,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	"github.com/deckhandhq/deckhand/scripts/internal/loadutil"
 )
 
 func main() {
@@ -44,22 +43,13 @@ func main() {
 	}
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func run(bin, steps string, window, heartbeat time.Duration) error {
 	dir, err := os.MkdirTemp("", "agentload-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	addr, metrics := freeAddr(), freeAddr()
+	addr, metrics := loadutil.FreeAddr(), loadutil.FreeAddr()
 	cmd := exec.Command(bin, "--data-dir", dir, "--listen", addr, "--metrics-listen", metrics, "--log-level", "warn",
 		"--heartbeat-interval", heartbeat.String(), "--node-not-ready-after", (5 * heartbeat).String())
 	cmd.Stderr = os.Stderr
@@ -70,7 +60,7 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 	pid := cmd.Process.Pid
 
 	var cfg *clientconfig.Config
-	if err := poll(30*time.Second, func() error {
+	if err := loadutil.Poll(30*time.Second, func() error {
 		cfg, err = clientconfig.Load(filepath.Join(dir, "admin.conf"))
 		return err
 	}); err != nil {
@@ -86,7 +76,7 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 	}
 	defer admin.Close()
 	var token string
-	if err := poll(30*time.Second, func() error {
+	if err := loadutil.Poll(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour)})
@@ -98,7 +88,7 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 	}); err != nil {
 		return err
 	}
-	pin := pki.Hash(mustCert(cfg.CA))
+	pin := pki.Hash(loadutil.MustCert(cfg.CA))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -125,7 +115,7 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 			}()
 		}
 		have = n
-		if err := poll(5*time.Minute, func() error {
+		if err := loadutil.Poll(5*time.Minute, func() error {
 			got, err := scrape(metrics, "deckhand_agent_sessions")
 			if err != nil {
 				return err
@@ -137,11 +127,11 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 		}); err != nil {
 			return err
 		}
-		cpu0, t0 := cpuTicks(pid), time.Now()
-		waitCtx(ctx, window)
-		cpu1, t1 := cpuTicks(pid), time.Now()
+		cpu0, t0 := loadutil.CPUTicks(pid), time.Now()
+		loadutil.Wait(ctx, window)
+		cpu1, t1 := loadutil.CPUTicks(pid), time.Now()
 		cpuPct := float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100 // USER_HZ is 100 on Linux
-		fmt.Printf("%-9d %-12.1f %-12.1f %-14.0f %v\n", n, rssMiB(pid), cpuPct, enrollRate, window)
+		fmt.Printf("%-9d %-12.1f %-12.1f %-14.0f %v\n", n, loadutil.StatusMiB(pid, "VmRSS:"), cpuPct, enrollRate, window)
 	}
 	cancel()
 	wg.Wait()
@@ -239,16 +229,8 @@ func session(ctx context.Context, addr string, c cred, heartbeat time.Duration, 
 				}
 			}
 		}()
-		waitCtx(ctx, time.Second)
+		loadutil.Wait(ctx, time.Second)
 	}
-}
-
-func mustCert(caPEM string) *x509.Certificate {
-	c, err := pki.ParseCert([]byte(caPEM))
-	if err != nil {
-		panic(err)
-	}
-	return c
 }
 
 func scrape(addr, metric string) (float64, error) {
@@ -264,53 +246,4 @@ func scrape(addr, metric string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("metric %s not found", metric)
-}
-
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return utime + stime
-}
-
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-func poll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %v: %w", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func waitCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

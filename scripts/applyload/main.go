@@ -15,18 +15,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +40,7 @@ import (
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/scripts/internal/loadutil"
 )
 
 // Config is what one run measures.
@@ -105,7 +103,7 @@ func run(cfg Config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	addr := freeAddr()
+	addr := loadutil.FreeAddr()
 	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
 		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
 	cmd.Stderr = os.Stderr
@@ -116,7 +114,7 @@ func run(cfg Config) error {
 	pid := cmd.Process.Pid
 
 	var cc *clientconfig.Config
-	if err := poll(30*time.Second, func() error {
+	if err := loadutil.Poll(30*time.Second, func() error {
 		cc, err = clientconfig.Load(filepath.Join(dir, "admin.conf"))
 		return err
 	}); err != nil {
@@ -134,7 +132,7 @@ func run(cfg Config) error {
 	}
 	defer admin.Close()
 	var token string
-	if err := poll(30*time.Second, func() error {
+	if err := loadutil.Poll(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour), Usages: uint32(cfg.Nodes)})
@@ -150,7 +148,7 @@ func run(cfg Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := time.Now()
-	agents, err := enrollAll(ctx, addr, token, pki.Hash(mustCert(cc.CA)), cfg)
+	agents, err := enrollAll(ctx, addr, token, pki.Hash(loadutil.MustCert(cc.CA)), cfg)
 	if err != nil {
 		return err
 	}
@@ -165,7 +163,7 @@ func run(cfg Config) error {
 		}()
 	}
 	nodesAPI := apiv1.NewNodeServiceClient(admin)
-	if err := poll(5*time.Minute, func() error {
+	if err := loadutil.Poll(5*time.Minute, func() error {
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer rcancel()
 		resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{})
@@ -188,7 +186,7 @@ func run(cfg Config) error {
 	fmt.Fprintf(os.Stderr, "applyload: %d simulated agents enrolled and Ready in %v\n", cfg.Nodes, time.Since(t0).Round(time.Millisecond))
 
 	wfAPI := apiv1.NewWorkflowServiceClient(admin)
-	cpu0 := cpuTicks(pid)
+	cpu0 := loadutil.CPUTicks(pid)
 	start := time.Now()
 	created, err := wfAPI.CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
 		Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: clusterYAML(cfg)}}}})
@@ -198,8 +196,8 @@ func run(cfg Config) error {
 	id := created.GetWorkflow().GetId()
 	hdr, err := follow(ctx, wfAPI, id, cfg)
 	observed := time.Since(start)
-	cpu := float64(cpuTicks(pid)-cpu0) / 100 // USER_HZ is 100 on Linux
-	peak := statusMiB(pid, "VmHWM:")
+	cpu := float64(loadutil.CPUTicks(pid)-cpu0) / 100 // USER_HZ is 100 on Linux
+	peak := loadutil.StatusMiB(pid, "VmHWM:")
 	if err != nil {
 		return err
 	}
@@ -279,7 +277,7 @@ func follow(ctx context.Context, wfAPI apiv1.WorkflowServiceClient, id string, c
 			}
 			return nil, fmt.Errorf("workflow %s %s", id, why)
 		}
-		if !waitCtx(ctx, 200*time.Millisecond) {
+		if !loadutil.Wait(ctx, 200*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
@@ -475,7 +473,7 @@ func (a *agent) ip() string {
 func (a *agent) sessions(ctx context.Context, addr string) {
 	for ctx.Err() == nil {
 		_ = a.session(ctx, addr)
-		waitCtx(ctx, time.Second)
+		loadutil.Wait(ctx, time.Second)
 	}
 }
 
@@ -664,73 +662,4 @@ func randToken(n int) string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func mustCert(caPEM string) *x509.Certificate {
-	c, err := pki.ParseCert([]byte(caPEM))
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return utime + stime
-}
-
-// statusMiB reads a kB field of /proc/PID/status (VmHWM: peak RSS) in MiB.
-func statusMiB(pid int, field string) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field) {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-func poll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %v: %w", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func waitCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -12,16 +12,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	goruntime "runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/sim/seedimages"
 )
 
 func main() {
@@ -49,28 +44,9 @@ func run(listen, version, readyFile string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- http.Serve(ln, mux) }()
 
-	refs, err := kubeimages.ControlPlaneImages(version, "registry.k8s.io")
-	if err != nil {
-		return err
-	}
 	host := ln.Addr().String()
-	for _, ref := range refs {
-		img, err := random.Image(256<<10, 1)
-		if err != nil {
-			return err
-		}
-		cf, _ := img.ConfigFile()
-		cf.OS, cf.Architecture = "linux", goruntime.GOARCH
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			return err
-		}
-		dst, err := name.ParseReference(host+"/"+strings.TrimPrefix(ref, "registry.k8s.io/"), name.Insecure)
-		if err != nil {
-			return err
-		}
-		if err := remote.Write(dst, img); err != nil {
-			return fmt.Errorf("seed %s: %w", dst, err)
-		}
+	if err := seedimages.ControlPlane(host, version, 256<<10, 1); err != nil {
+		return err
 	}
 	if readyFile != "" {
 		if err := os.WriteFile(readyFile, []byte(host+"\n"), 0o644); err != nil {

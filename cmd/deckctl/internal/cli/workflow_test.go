@@ -41,7 +41,7 @@ func newLab(t *testing.T, hosts ...string) *lab {
 func newLabOn(t *testing.T, newControllers func() *testcluster.Cluster, hosts ...string) *lab {
 	l := &lab{sim: testcluster.SimCluster(t)}
 	l.Cluster = newControllers()
-	l.mirror = testcluster.Mirror(t, version, 4<<10)
+	l.mirror = testcluster.Mirror(t, version, 4<<10, 1)
 	l.repo = testcluster.PackageRepo(t, "v1.33")
 	l.StartHosts(hosts...)
 	return l
