@@ -119,6 +119,10 @@ func TestPackagesAsBinaries(t *testing.T) {
 	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "CHECKSUM_MISMATCH" || !strings.Contains(res.GetError().GetMessage(), "sha256[kubelet]") {
 		t.Fatalf("wrong digest: %v", res)
 	}
+	// A reader of the task learns only that the digest differs, never the actual one.
+	if strings.Contains(res.String(), digest) || !strings.Contains(res.GetError().GetMessage(), strings.Repeat("0", 64)) {
+		t.Fatalf("the mismatch message shows the actual digest or not the expected one: %v", res.GetError())
+	}
 	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/kubelet")); !os.IsNotExist(err) {
 		t.Fatal("a binary with a wrong digest was installed")
 	}

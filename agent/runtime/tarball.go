@@ -108,8 +108,10 @@ func fetch(ctx context.Context, h *host.Host, field, location, want string) ([]b
 	}
 	if want != "" {
 		sum := sha256.Sum256(data)
+		// The actual digest is never shown: the location may name any file on the node
+		// (/etc/shadow), and its digest would let a reader of the task test guesses of it.
 		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want) {
-			return nil, tasks.Errorf("CHECKSUM_MISMATCH", "check the SHA-256 against the release page; the file may be corrupt or tampered with", "sha256[%s]: the file's digest is %s, not %s", location, got, want)
+			return nil, tasks.Errorf("CHECKSUM_MISMATCH", "check the SHA-256 against the release page; the file may be corrupt or tampered with", "sha256[%s]: the file's digest does not match the expected %s", location, want)
 		}
 	}
 	return data, nil
