@@ -80,3 +80,17 @@ func TestContractOneMember(t *testing.T) {
 func TestContractThreeMembers(t *testing.T) {
 	storetest.Run(t, storetest.Harness{New: func(t testing.TB) storetest.Cluster { return newCluster(t, 3) }})
 }
+
+// Lagger (storetest): kill a member, compact, restart it.
+var _ storetest.Lagger = (*cluster)(nil)
+
+func (c *cluster) Follower(t testing.TB) int { return (c.etcd.Leader() + 1) % len(c.stores) }
+func (c *cluster) Writer(t testing.TB) int   { return c.etcd.Leader() }
+func (c *cluster) Cut(t testing.TB, i int)   { c.etcd.Kill(i) }
+func (c *cluster) Heal(t testing.TB, i int)  { c.etcd.Restart(i) }
+func (c *cluster) Forget(t testing.TB, rev int64) {
+	t.Helper()
+	if err := c.stores[c.Writer(t)].Compact(context.Background(), rev); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -38,12 +38,15 @@ type fsm struct {
 
 	// notify is called with the events of each applied batch, under no lock, in order.
 	notify func(events []store.Event)
+	// restored is called, with the FSM lock held, when a snapshot replaced the state: the
+	// watchers of the old state cannot be continued without a gap.
+	restored func(revision int64)
 }
 
 func kvLess(a, b *store.KV) bool { return a.Key < b.Key }
 
-func newFSM(historyLimit int, notify func([]store.Event)) *fsm {
-	f := &fsm{kv: btree.NewG(32, kvLess), historyLimit: historyLimit, notify: notify, requests: map[string]*storagev1.TxnResult{}}
+func newFSM(historyLimit int, notify func([]store.Event), restored func(revision int64)) *fsm {
+	f := &fsm{kv: btree.NewG(32, kvLess), historyLimit: historyLimit, notify: notify, restored: restored, requests: map[string]*storagev1.TxnResult{}}
 	f.applied = sync.NewCond(f.mu.RLocker())
 	return f
 }
@@ -394,6 +397,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	// Watch history before the snapshot is not retained: watchers older than it re-list.
 	f.compactRev = hdr.GetRevision()
 	f.history = nil
+	if f.restored != nil {
+		f.restored(f.revision)
+	}
 	f.mu.Unlock()
 	return nil
 }

@@ -26,7 +26,7 @@ var _ raft.SnapshotSink = (*bufSink)(nil)
 // FuzzRestore feeds arbitrary bytes to snapshot restore: a damaged snapshot file must give
 // an error, never a panic or a half-restored state.
 func FuzzRestore(f *testing.F) {
-	src := newFSM(100, nil)
+	src := newFSM(100, nil, nil)
 	src.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: mustMarshal(txnToCommand(store.Txn{Then: []store.Op{store.Put("/a", []byte("1")), store.Put("/b", []byte("2"))}}))}})
 	snap, _ := src.Snapshot()
 	var sink bufSink
@@ -39,7 +39,7 @@ func FuzzRestore(f *testing.F) {
 	protodelim.MarshalTo(&hdrOnly, &storagev1.SnapshotHeader{Format: 1, KeyCount: 5})
 	f.Add(hdrOnly.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dst := newFSM(100, nil)
+		dst := newFSM(100, nil, nil)
 		dst.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: mustMarshal(txnToCommand(store.Txn{Then: []store.Op{store.Put("/keep", []byte("x"))}}))}})
 		err := dst.Restore(io.NopCloser(bytes.NewReader(data)))
 		if err != nil {
@@ -52,7 +52,7 @@ func FuzzRestore(f *testing.F) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	src := newFSM(100, nil)
+	src := newFSM(100, nil, nil)
 	for i, k := range []string{"/a", "/b", "/a", "/c"} {
 		src.ApplyBatch([]*raft.Log{{Index: uint64(i + 1), Type: raft.LogCommand, Data: mustMarshal(txnToCommand(store.Txn{Then: []store.Op{store.Put(k, []byte(k))}}))}})
 	}
@@ -61,7 +61,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := snap.Persist(&sink); err != nil {
 		t.Fatal(err)
 	}
-	dst := newFSM(100, nil)
+	dst := newFSM(100, nil, nil)
 	if err := dst.Restore(io.NopCloser(&sink.Buffer)); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func mustMarshal(cmd *storagev1.Command) []byte {
 // A command retried with the same request ID (a forwarded write whose reply was lost) is
 // answered from the record, not applied twice, also after a snapshot restore.
 func TestRetriedRequestAppliesOnce(t *testing.T) {
-	f := newFSM(100, nil)
+	f := newFSM(100, nil, nil)
 	cmd := txnToCommand(store.Txn{Then: []store.Op{store.Put("/uses", []byte("1"))}})
 	cmd.RequestId = "req-1"
 	data := mustMarshal(cmd)
@@ -103,7 +103,7 @@ func TestRetriedRequestAppliesOnce(t *testing.T) {
 	if err := snap.Persist(&sink); err != nil {
 		t.Fatal(err)
 	}
-	g := newFSM(100, nil)
+	g := newFSM(100, nil, nil)
 	if err := g.Restore(io.NopCloser(&sink.Buffer)); err != nil {
 		t.Fatal(err)
 	}

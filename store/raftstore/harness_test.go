@@ -249,3 +249,38 @@ func TestContractSingleReplica(t *testing.T) {
 func TestContractThreeReplicas(t *testing.T) {
 	storetest.Run(t, storetest.Harness{New: func(t testing.TB) storetest.Cluster { return newCluster(t, 3, nil) }})
 }
+
+// Lagger (storetest): cut a follower off, snapshot and truncate the leader's log.
+var _ storetest.Lagger = (*cluster)(nil)
+
+func (c *cluster) Follower(t testing.TB) int { return (c.leader() + 1) % len(c.nodes) }
+func (c *cluster) Writer(t testing.TB) int   { return c.leader() }
+func (c *cluster) Cut(t testing.TB, i int)   { c.net.Isolate(c.nodes[i].addr, true) }
+func (c *cluster) Heal(t testing.TB, i int)  { c.net.Isolate(c.nodes[i].addr, false) }
+
+// Forget snapshots every connected replica with a log tail of one entry, so a follower that
+// missed entries gets the leader's snapshot installed.
+func (c *cluster) Forget(t testing.TB, rev int64) {
+	t.Helper()
+	for _, nd := range c.nodes {
+		if nd.st == nil {
+			continue
+		}
+		if _, cur := nd.st.fsm.get(""); cur < rev {
+			continue // the cut-off replica
+		}
+		r := nd.st.raft
+		rc := r.ReloadableConfig()
+		short := rc
+		short.TrailingLogs = 1
+		if err := r.ReloadConfig(short); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Snapshot().Error(); err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		if err := r.ReloadConfig(rc); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -223,7 +223,7 @@ func (s *Store) openRaft() error {
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
 	})
-	s.fsm = newFSM(cfg.HistoryLimit, s.hub.publish)
+	s.fsm = newFSM(cfg.HistoryLimit, s.hub.publish, s.hub.compactAll)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.id)

@@ -348,3 +348,50 @@ func hashBytes(b []byte) uint64 {
 	}
 	return h
 }
+
+// A follower that falls behind and installs the leader's snapshot ends its open watches
+// with ErrCompacted instead of jumping over the revisions it never applied.
+func TestFollowerWatchEndsWithErrCompactedOnSnapshotInstall(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	li := c.leader()
+	fi := (li + 1) % 3
+	leader, follower := c.nodes[li].st, c.nodes[fi].st
+	if err := putVal(ctx, leader, "/lw/start", "x"); err != nil {
+		t.Fatal(err)
+	}
+	_, rev, err := follower.List(ctx, "/lw/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := follower.Watch(ctx, "/lw/", rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Cut(t, fi)
+	var last int64
+	for i := range 300 {
+		if last, err = leader.Txn(ctx, store.Txn{Then: []store.Op{store.Put(fmt.Sprintf("/lw/%03d", i), []byte("x"))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Forget(t, last)
+	c.Heal(t, fi)
+	if err := putVal(ctx, leader, "/lw/after", "x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev, ok := <-ch:
+		if !ok || !errors.Is(ev.Err, store.ErrCompacted) {
+			t.Fatalf("follower's watch after a snapshot install: got %+v (open %v), want ErrCompacted", ev, ok)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("follower's watch got nothing after the snapshot install")
+	}
+	// The follower caught up: a new watch from its current revision works.
+	waitFor(t, 15*time.Second, func() error {
+		_, _, err := follower.Get(ctx, "/lw/after", store.Stale())
+		return err
+	})
+}

@@ -55,6 +55,27 @@ func (h *watchHub) publish(events []store.Event) {
 	}
 }
 
+// compactAll ends every live watch with ErrCompacted: the state was replaced by a snapshot
+// (a follower that fell behind installed the leader's), so the events between a watcher's
+// position and the snapshot's revision are not known here. Watchers first get what was
+// already queued for them, then the error; callers re-list and watch again. Call with the
+// FSM lock held, so no watcher registers against the state being replaced.
+func (h *watchHub) compactAll(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.watchers {
+		w.mu.Lock()
+		if w.failed == nil {
+			w.failed = fmt.Errorf("watcher on %q: this replica installed a snapshot at revision %d and skipped the history before it: %w", w.prefix, rev, store.ErrCompacted)
+		}
+		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // closeAll ends every watch (the store is closing).
 func (h *watchHub) closeAll() {
 	h.mu.Lock()
@@ -78,7 +99,8 @@ func (s *Store) watch(ctx context.Context, prefix string, after int64) (<-chan s
 	s.fsm.mu.RLock()
 	backlog, err := s.fsm.historySinceLocked(prefix, after)
 	if err == nil {
-		w.startRev = s.fsm.revision
+		// A lagging replica may not have applied after yet: events up to it are not wanted.
+		w.startRev = max(s.fsm.revision, after)
 		w.pending = backlog
 		s.hub.mu.Lock()
 		s.hub.watchers[w] = struct{}{}

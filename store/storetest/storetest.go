@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,23 @@ type Cluster interface {
 	Restart(t testing.TB)
 }
 
+// Lagger is implemented by clusters that can make one replica miss history: the
+// WatcherSeesEveryRevisionOrErrCompacted case uses it (and is skipped without it).
+type Lagger interface {
+	// Follower returns a replica that can be cut off while the others keep a quorum and
+	// take writes through Store(Writer()).
+	Follower(t testing.TB) int
+	// Writer returns a replica that keeps taking writes while Follower is cut off.
+	Writer(t testing.TB) int
+	// Cut disconnects replica i from the rest; Heal reconnects it.
+	Cut(t testing.TB, i int)
+	Heal(t testing.TB, i int)
+	// Forget makes the replicas still connected discard the history up to revision rev, so
+	// the cut-off replica cannot be sent the events it missed one by one (raft: a snapshot
+	// and log truncation, the follower then installs the snapshot; etcd: a compaction).
+	Forget(t testing.TB, rev int64)
+}
+
 // Harness builds clusters for the suite.
 type Harness struct {
 	// New starts a fresh cluster; the harness cleans it up with t.Cleanup.
@@ -40,6 +58,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ReadYourWritesOnEveryReplica", func(t *testing.T) { testLinearizable(t, h) })
 	t.Run("WatchFromRevisionInOrder", func(t *testing.T) { testWatch(t, h) })
 	t.Run("CompactionGivesErrCompacted", func(t *testing.T) { testCompaction(t, h) })
+	t.Run("WatcherSeesEveryRevisionOrErrCompacted", func(t *testing.T) { testLaggingWatcher(t, h) })
 	t.Run("AcknowledgedWritesSurviveRestart", func(t *testing.T) { testRestart(t, h) })
 	t.Run("FencingRejectsDeposedLeader", func(t *testing.T) { testFencing(t, h) })
 	t.Run("InvalidRequests", func(t *testing.T) { testInvalid(t, h) })
@@ -433,6 +452,114 @@ func testCompaction(t *testing.T, h Harness) {
 	// Data itself is untouched by compaction.
 	if kvs, _, err := s.List(ctx, "/k/"); err != nil || len(kvs) != 4 {
 		t.Fatalf("list after compaction: %d keys, %v", len(kvs), err)
+	}
+}
+
+// testLaggingWatcher: a watcher on a replica that is cut off while history it has not seen
+// is discarded either sees every revision in order or ends with ErrCompacted, never a gap.
+// A watch that ends with another error (its replica lost the quorum) is watched again from
+// the last delivered revision, as callers do; that watch too must continue without a gap
+// or fail with ErrCompacted.
+func testLaggingWatcher(t *testing.T, h Harness) {
+	c := h.New(t)
+	lag, ok := c.(Lagger)
+	if !ok || c.Size() < 2 {
+		t.Skip("the harness cannot cut a replica off")
+	}
+	ctx := ctxT(t)
+	fi, wi := lag.Follower(t), lag.Writer(t)
+	w := c.Store(wi)
+	start := put(t, w, "/lag/0000", "x")
+	ch, err := c.Store(fi).Watch(ctx, "/lag/", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, w, "/lag/0001", "x")
+	if got := collect(t, ch, 1); got[0] != "PUT /lag/0001" {
+		t.Fatalf("watch before the cut: %v", got)
+	}
+	write := func(key string) {
+		waitFor(t, 20*time.Second, func() error {
+			_, err := w.Txn(ctx, store.Txn{Then: []store.Op{store.Put(key, []byte("x"))}})
+			return err
+		})
+	}
+	lag.Cut(t, fi)
+	for i := 2; i < 200; i++ {
+		write(fmt.Sprintf("/lag/%04d", i))
+	}
+	kvs, last, err := w.List(ctx, "/lag/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag.Forget(t, last)
+	lag.Heal(t, fi)
+	write("/lag/after")
+	// The revisions the watcher must see, in order: each key's last write (a write retried
+	// after an unknown outcome may have written a key twice; the earlier one may show too).
+	kvs, _, err = w.List(ctx, "/lag/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := map[string]int64{}
+	var want []int64
+	for _, kv := range kvs {
+		final[kv.Key] = kv.ModRevision
+		if kv.ModRevision > start+1 {
+			want = append(want, kv.ModRevision)
+		}
+	}
+	slices.Sort(want)
+	end := want[len(want)-1]
+
+	prev := start + 1 // the revision of /lag/0001
+	next := 0         // index in want of the next revision to see
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("watch closed without an error after revision %d", prev)
+			}
+			if ev.Err != nil {
+				if errors.Is(ev.Err, store.ErrCompacted) {
+					t.Logf("watch ended with ErrCompacted after revision %d of %d: %v", prev, end, ev.Err)
+					return
+				}
+				// Not a gap: watch again from where it stopped, as a caller does.
+				t.Logf("watch ended after revision %d: %v; watching again", prev, ev.Err)
+				var werr error
+				waitFor(t, 20*time.Second, func() error {
+					ch, werr = c.Store(fi).Watch(ctx, "/lag/", prev)
+					if errors.Is(werr, store.ErrCompacted) {
+						return nil
+					}
+					return werr
+				})
+				if werr != nil {
+					t.Logf("watching again after revision %d: %v", prev, werr)
+					return
+				}
+				continue
+			}
+			if ev.Revision <= prev {
+				t.Fatalf("watch went back: revision %d after %d", ev.Revision, prev)
+			}
+			if ev.Revision < want[next] && final[ev.KV.Key] > ev.Revision {
+				prev = ev.Revision // an earlier write of a key written twice
+				continue
+			}
+			if ev.Revision != want[next] {
+				t.Fatalf("watch skipped from revision %d to %d (%s) without ErrCompacted; the next write under the prefix was at %d", prev, ev.Revision, ev.KV.Key, want[next])
+			}
+			prev = ev.Revision
+			next++
+			if next == len(want) {
+				t.Logf("watch delivered every revision up to %d", end)
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("watch stalled at revision %d of %d", prev, end)
+		}
 	}
 }
 
