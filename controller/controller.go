@@ -225,7 +225,7 @@ func (c *Controller) wire(st backend) error {
 		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,
 		Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
 	})
-	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Store: st})
+	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Store: st})
 	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st})
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)

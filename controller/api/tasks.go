@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -53,11 +54,13 @@ func redact(ctx context.Context, rec *apiv1.TaskRecord) *apiv1.TaskRecord {
 type TaskServer struct {
 	apiv1.UnimplementedTaskServiceServer
 	Tasks *tasks.Service
-	Store store.Store
+	// Workflows creates direct tasks, refusing a node a workflow holds.
+	Workflows *workflows.Service
+	Store     store.Store
 }
 
 func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskRequest) (*apiv1.CreateTaskResponse, error) {
-	rec, err := s.Tasks.Create(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
+	rec, err := s.Workflows.CreateTask(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -67,34 +67,56 @@ func Terminal(s taskv1.TaskState) bool {
 // NewID makes a task ID.
 func NewID() string { return "t-" + strings.ToLower(rand.Text()[:12]) }
 
-// Create writes a PENDING task for node. With an id that already names the same task, the
-// existing record is returned (an idempotent retry).
-func (s *Service) Create(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRecord, error) {
+// ReservedPrefix starts every workflow ID, and so every workflow step's task ID
+// (WORKFLOW.STEP.ATTEMPT): only the workflow engine creates tasks under it, so nobody can
+// pre-create the record a step will read its result from.
+const ReservedPrefix = "wf-"
+
+// ErrGuard: a condition the caller added to the create (for example "no workflow holds the
+// node") did not hold; nothing was written.
+var ErrGuard = errors.New("task create precondition failed")
+
+// Create writes a PENDING task run directly (not by a workflow) for node. The ID is
+// created once: an ID that already names a different task is ErrExists; the same request
+// again (same node, spec and dry-run) returns the existing record, an idempotent retry.
+// guards are extra compares of the same transaction; when one fails, nothing is written and
+// the error is ErrGuard.
+func (s *Service) Create(ctx context.Context, t *taskv1.Task, guards ...store.Compare) (*apiv1.TaskRecord, error) {
 	if t.GetSpec().GetKind() == nil {
 		return nil, fmt.Errorf("%w: spec: give exactly one task kind", ErrInvalid)
+	}
+	if t.GetWorkflowId() != "" || t.GetStep() != "" {
+		return nil, fmt.Errorf("%w: a task run directly names no workflow or step", ErrInvalid)
 	}
 	if t.GetId() == "" {
 		t.Id = NewID()
 	}
-	if !idRE.MatchString(t.GetId()) {
-		return nil, fmt.Errorf("%w: id %q: use letters, digits, '.', '_' and '-', at most 128", ErrInvalid, t.GetId())
+	if err := ValidateID(t.GetId()); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(t.GetId(), ReservedPrefix) {
+		return nil, fmt.Errorf("%w: id %q: IDs starting with %q are reserved for workflow steps; choose another --id or leave it empty for a generated one", ErrInvalid, t.GetId(), ReservedPrefix)
 	}
 	if _, _, err := s.nodes.Get(ctx, t.GetNode()); err != nil {
 		return nil, err
 	}
-	now := timestamppb.New(s.now())
-	rec := &apiv1.TaskRecord{Task: t, State: taskv1.TaskState_TASK_STATE_PENDING, Created: now, Updated: now}
-	b, err := proto.Marshal(rec)
+	cmp, op, rec, err := newRecord(t, s.now())
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.Absent(Prefix + t.GetId())}, Then: []store.Op{store.Put(Prefix+t.GetId(), b)}})
+	_, err = s.st.Txn(ctx, store.Txn{If: append([]store.Compare{cmp}, guards...), Then: []store.Op{op}})
 	if errors.Is(err, store.ErrConflict) {
 		old, _, gerr := s.Get(ctx, t.GetId())
-		if gerr == nil && proto.Equal(old.GetTask(), t) {
+		switch {
+		case errors.Is(gerr, ErrNotFound):
+			return nil, ErrGuard
+		case gerr != nil:
+			return nil, gerr
+		case proto.Equal(old.GetTask(), t):
 			return old, nil
 		}
-		return nil, fmt.Errorf("%w: %s names another task", ErrExists, t.GetId())
+		return nil, fmt.Errorf("%w: task ID %s is taken by another task (node %s, created %s); a task ID is used once: choose another --id, or leave it empty for a generated one",
+			ErrExists, t.GetId(), old.GetTask().GetNode(), old.GetCreated().AsTime().UTC().Format(time.RFC3339))
 	}
 	if err != nil {
 		return nil, err
@@ -102,19 +124,40 @@ func (s *Service) Create(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRecord
 	return rec, nil
 }
 
-// PutNew is the write that creates t as a PENDING task, for a caller that creates tasks
-// inside its own transaction (the workflow engine, with the step that runs it). The ID must
-// be new; the caller vouches for the node.
-func PutNew(t *taskv1.Task, now time.Time) (store.Op, error) {
-	if !idRE.MatchString(t.GetId()) || t.GetSpec().GetKind() == nil {
-		return store.Op{}, fmt.Errorf("%w: task %q: a valid ID and a kind are required", ErrInvalid, t.GetId())
+// ValidateID checks the shape of a task ID.
+func ValidateID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("%w: id %q: use letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit", ErrInvalid, id)
+	}
+	return nil
+}
+
+// PutNew is the write that creates t as a PENDING task, for the workflow engine, which
+// creates a step's task in the transaction that starts the step: the compare makes the
+// create conditional on the ID being free, so the engine never overwrites (or later reads
+// the result of) a record it did not create. The caller vouches for the node.
+func PutNew(t *taskv1.Task, now time.Time) (store.Compare, store.Op, error) {
+	if t.GetWorkflowId() == "" || !strings.HasPrefix(t.GetId(), t.GetWorkflowId()+".") {
+		return store.Compare{}, store.Op{}, fmt.Errorf("%w: task %q: a step's task ID starts with its workflow ID %q", ErrInvalid, t.GetId(), t.GetWorkflowId())
+	}
+	cmp, op, _, err := newRecord(t, now)
+	return cmp, op, err
+}
+
+func newRecord(t *taskv1.Task, now time.Time) (store.Compare, store.Op, *apiv1.TaskRecord, error) {
+	if err := ValidateID(t.GetId()); err != nil {
+		return store.Compare{}, store.Op{}, nil, err
+	}
+	if t.GetSpec().GetKind() == nil {
+		return store.Compare{}, store.Op{}, nil, fmt.Errorf("%w: task %q: spec: give exactly one task kind", ErrInvalid, t.GetId())
 	}
 	ts := timestamppb.New(now)
-	b, err := proto.Marshal(&apiv1.TaskRecord{Task: t, State: taskv1.TaskState_TASK_STATE_PENDING, Created: ts, Updated: ts})
+	rec := &apiv1.TaskRecord{Task: t, State: taskv1.TaskState_TASK_STATE_PENDING, Created: ts, Updated: ts}
+	b, err := proto.Marshal(rec)
 	if err != nil {
-		return store.Op{}, err
+		return store.Compare{}, store.Op{}, nil, err
 	}
-	return store.Put(Prefix+t.GetId(), b), nil
+	return store.Absent(Prefix + t.GetId()), store.Put(Prefix+t.GetId(), b), rec, nil
 }
 
 // Decode parses a stored task record.

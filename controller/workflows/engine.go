@@ -304,6 +304,11 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			continue
 		}
 		rec, err := e.task(ctx, s.GetTaskId())
+		if err == nil && !ownTask(rec, id, s) {
+			e.fail(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
+			changed[i] = true
+			continue
+		}
 		if errors.Is(err, tasks.ErrNotFound) {
 			// The step was marked running but its task not created (a failover in
 			// between): create it now, under the same ID.
@@ -430,10 +435,23 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		}
 		// The rendered spec (it may hold a token) goes only into the task record; the
 		// step keeps its template, so secrets never show in the workflow.
+		tid := taskID(id, s.GetName(), s.GetAttempts()+1)
+		if rec, _, err := e.svc.tasks.Get(ctx, tid); err == nil {
+			// Never overwrite or adopt a record this engine did not create: its result
+			// would become the step's. (Direct tasks cannot take the workflow prefix;
+			// this is a record from before that rule, or a bug.)
+			s.Attempts++
+			s.TaskId = tid
+			e.fail(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
+			changed[i] = true
+			continue
+		} else if !errors.Is(err, tasks.ErrNotFound) {
+			return err
+		}
 		rendered[s.GetName()] = t
 		s.Node = node
 		s.Attempts++
-		s.TaskId = taskID(id, s.GetName(), s.GetAttempts())
+		s.TaskId = tid
 		s.State = apiv1.StepState_STEP_STATE_RUNNING
 		s.Started = timestamppb.New(now)
 		s.Finished, s.Error = nil, nil
@@ -492,17 +510,20 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			ops = append(ops, store.Delete(lockKey(n)))
 		}
 	}
-	// The tasks are created with their steps, in one write: no step runs without its task.
+	// The tasks are created with their steps, in one write: no step runs without its task,
+	// and each task only if its ID is free.
+	ifs := []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}
 	for _, st := range create {
 		t := e.newTask(wf, st)
 		t.Spec = rendered[st.GetName()]
-		op, err := tasks.PutNew(t, now)
+		cmp, op, err := tasks.PutNew(t, now)
 		if err != nil {
 			return err
 		}
+		ifs = append(ifs, cmp)
 		ops = append(ops, op)
 	}
-	rev, err := e.svc.st.Txn(ctx, store.Txn{If: []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: ops})
+	rev, err := e.svc.st.Txn(ctx, store.Txn{If: ifs, Then: ops})
 	if errors.Is(err, store.ErrConflict) {
 		delete(e.cache, id)
 		e.mark(id)
@@ -604,8 +625,31 @@ func (e *Engine) newTask(wf *apiv1.Workflow, s *apiv1.Step) *taskv1.Task {
 // createTask creates a running step's task if it is missing (records written before tasks
 // were created with their steps).
 func (e *Engine) createTask(ctx context.Context, wf *apiv1.Workflow, s *apiv1.Step) error {
-	_, err := e.svc.tasks.Create(ctx, e.newTask(wf, s))
+	cmp, op, err := tasks.PutNew(e.newTask(wf, s), e.svc.now())
+	if err != nil {
+		return err
+	}
+	_, err = e.svc.st.Txn(ctx, store.Txn{If: []store.Compare{e.fence, cmp}, Then: []store.Op{op}})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // created meanwhile: the next pass reads it (and checks whose it is)
+	}
 	return err
+}
+
+// ownTask says whether rec is the task this engine created for step s of workflow wf. Only
+// the engine sets a task's workflow and step (a direct task names none).
+func ownTask(rec *apiv1.TaskRecord, wf string, s *apiv1.Step) bool {
+	t := rec.GetTask()
+	return t.GetWorkflowId() == wf && t.GetStep() == s.GetName() && t.GetId() == s.GetTaskId()
+}
+
+func idTakenMessage(rec *apiv1.TaskRecord, wf string, s *apiv1.Step) string {
+	by := "run directly"
+	if w := rec.GetTask().GetWorkflowId(); w != "" {
+		by = "of workflow " + w + " step " + rec.GetTask().GetStep()
+	}
+	return fmt.Sprintf("task ID %s of step %s is taken by a task this workflow did not create (%s, on node %s): its result is not the step's",
+		s.GetTaskId(), s.GetName(), by, rec.GetTask().GetNode())
 }
 
 // resolveNode picks the node a step runs on; "" with a reason when none is available yet.

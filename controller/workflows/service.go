@@ -306,6 +306,24 @@ func (s *Service) Locks(ctx context.Context) (map[string]string, error) {
 	return out, nil
 }
 
+// CreateTask runs one task directly on a node that no workflow holds: the lock is compared
+// in the transaction that creates the task, so a task cannot slip onto a node between a
+// workflow taking it and running its steps (a workflow expects the node as it left it).
+// A held node is a *LockedError naming the workflow.
+func (s *Service) CreateTask(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRecord, error) {
+	for range 3 {
+		rec, err := s.tasks.Create(ctx, t, store.Absent(lockKey(t.GetNode())))
+		if !errors.Is(err, tasks.ErrGuard) {
+			return rec, err
+		}
+		if err := s.lockedError(ctx, []string{t.GetNode()}); err != nil && errors.As(err, new(*LockedError)) {
+			return nil, err
+		}
+		// Released between the write and the read: try again.
+	}
+	return nil, fmt.Errorf("%w: node %s is being taken and released by workflows: try again", ErrNodeLocked, t.GetNode())
+}
+
 // Holder returns the workflow holding node, "" when none.
 func (s *Service) Holder(ctx context.Context, node string) (string, error) {
 	kv, _, err := s.st.Get(ctx, lockKey(node))

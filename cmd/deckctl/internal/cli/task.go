@@ -129,7 +129,7 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.BoolVar(&f.dryRun, "dry-run", false, "report the changes the task would make and make none")
 	fl.BoolVar(&f.detach, "detach", false, "print the task ID and return")
 	fl.StringVar(&f.save, "save", "", "write the task's artifact (for example the diagnostics tar.gz) to this file")
-	fl.StringVar(&f.id, "id", "", "task ID (default: generated); reusing an ID returns the recorded task")
+	fl.StringVar(&f.id, "id", "", "task ID (default: generated); an ID is used once: the same task again returns the recorded one, another task under it is refused; IDs starting with wf- belong to workflow steps")
 	fl.StringVar(&f.kubernetesVersion, "kubernetes-version", "v1.33.13", "Kubernetes version (runtime, images)")
 	fl.StringVar(&f.imageRepository, "image-repository", "registry.k8s.io", "repository of the control-plane and pause images")
 	fl.StringSliceVar(&f.mirrors, "mirror", nil, "registry mirror URL, tried in order (repeatable)")
