@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.id = id
-	if a.runner, err = tasks.NewRunner(cfg.DataDir, cfg.Root, handlers(), a.log); err != nil {
+	if a.runner, err = tasks.NewRunner(cfg.DataDir, cfg.Root, handlers(), a.log, tasks.WithCRISocket(cfg.CRISocket)); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -446,7 +446,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 					a.log.Warn("ignoring a task for another node", "task", t.GetId(), "node", t.GetNode())
 					continue
 				}
-				_, replayed := a.runner.Recorded(t.GetId())
+				_, replayed := a.runner.Recorded(t)
 				send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: t.GetId(), Replayed: replayed}}})
 				a.log.Info("task assigned", "task", t.GetId(), "kind", tasks.Kind(t.GetSpec()), "dry_run", t.GetDryRun(), "replayed", replayed)
 				// Tasks outlive a session: they run under the agent's context and report

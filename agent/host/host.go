@@ -4,6 +4,11 @@
 // doing it, so the dry-run and the real run share one code path and the dry-run is honest.
 // Every mutation is checked first: writing identical content, or a command whose check says
 // it is already done, records nothing, so a second run reports "no changes".
+//
+// A file change is recorded with a diff of its lines, which viewers can read. A write of a
+// file that holds secrets says so (the Secret option) and is recorded without its content;
+// as a safety net, a file holding a private key is never diffed and any diff line that
+// looks like a secret (package secret) is masked.
 package host
 
 import (
@@ -18,6 +23,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/deckhandhq/deckhand/agent/secret"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -29,6 +35,9 @@ type Host struct {
 	DryRun bool
 	// Log receives the output lines of commands; may be nil.
 	Log func(stream, line string)
+	// CRISocket is the container runtime's CRI socket, a host path (under Root) or a
+	// unix:// URL of one; empty means the runtime package's default (containerd's).
+	CRISocket string
 
 	mu      sync.Mutex
 	changes []*taskv1.Change
@@ -68,9 +77,16 @@ func (h *Host) Exists(p string) bool {
 	return err == nil
 }
 
+// WriteOption qualifies a file write.
+type WriteOption int
+
+// Secret marks a file that holds secrets (a join config with its token, a key, a
+// kubeconfig with a client key): its change is recorded without content.
+const Secret WriteOption = 1
+
 // WriteFile makes the host file p hold data with mode, creating parent directories. It
 // does nothing (and records nothing) when the file already holds exactly that.
-func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode) (bool, error) {
+func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode, opts ...WriteOption) (bool, error) {
 	full := h.Path(p)
 	old, err := os.ReadFile(full)
 	exists := err == nil
@@ -79,8 +95,21 @@ func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode) (bool, error) 
 			return false, nil
 		}
 	}
+	isSecret := false
+	for _, o := range opts {
+		isSecret = isSecret || o == Secret
+	}
+	// The safety net: a private key is never diffed, whoever writes it.
+	isSecret = isSecret || secret.HasPrivateKey(data) || secret.HasPrivateKey(old)
 	detail := "create"
-	if exists {
+	switch {
+	case isSecret && exists && bytes.Equal(old, data):
+		detail = "mode changed"
+	case isSecret && exists:
+		detail = "update (content not shown: the file holds secrets)"
+	case isSecret:
+		detail = "create (content not shown: the file holds secrets)"
+	case exists:
 		detail = diffSummary(old, data)
 	}
 	h.record("file", p, detail)
@@ -115,7 +144,8 @@ func (h *Host) RemoveFile(p string) (bool, error) {
 	return true, os.Remove(h.Path(p))
 }
 
-// diffSummary describes a file change by the lines it adds and removes.
+// diffSummary describes a file change by the lines it adds and removes, with every line
+// that looks like a secret masked.
 func diffSummary(old, data []byte) string {
 	oldLines := map[string]int{}
 	for _, l := range strings.Split(string(old), "\n") {
@@ -138,7 +168,7 @@ func diffSummary(old, data []byte) string {
 	if b.Len() == 0 {
 		return "mode changed"
 	}
-	return strings.TrimRight(b.String(), "\n")
+	return secret.Mask(strings.TrimRight(b.String(), "\n"))
 }
 
 // Query runs a read-only command (it runs in a dry-run too) and returns its stdout.

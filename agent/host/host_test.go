@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 func TestDryRunChangesNothingAndReportsTheSame(t *testing.T) {
@@ -67,5 +69,69 @@ func TestPathsStayUnderRootAndCommandsAreArgv(t *testing.T) {
 	}
 	if _, err := h.Query(context.Background(), "no-such-binary-deckhand"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing binary: %v", err)
+	}
+}
+
+const (
+	oldJoin = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    apiServerEndpoint: 10.250.0.10:6443\n    token: oldtok.0123456789oldtok\n    caCertHashes:\n    - sha256:4c1d0f7e5b2a9c8d3e6f1a0b7c2d9e8f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d\n  tlsBootstrapToken: oldtok.0123456789oldtok\ncontrolPlane:\n  certificateKey: 1111111111111111111111111111111111111111111111111111111111111111\n"
+	newJoin = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    apiServerEndpoint: 10.250.0.10:6443\n    token: newtok.0123456789newtok\n    caCertHashes:\n    - sha256:4c1d0f7e5b2a9c8d3e6f1a0b7c2d9e8f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d\n  tlsBootstrapToken: newtok.0123456789newtok\ncontrolPlane:\n  certificateKey: 2222222222222222222222222222222222222222222222222222222222222222\n"
+)
+
+func leakedIn(changes []*taskv1.Change, secrets ...string) string {
+	for _, c := range changes {
+		for _, s := range secrets {
+			if strings.Contains(c.GetTarget()+c.GetDetail(), s) {
+				return c.GetTarget() + ": " + c.GetDetail()
+			}
+		}
+	}
+	return ""
+}
+
+// A join config written over the one a killed agent left records no token or
+// certificate key: written as a secret file, or (the safety net) by any caller.
+func TestSecretFileChangesShowNoSecret(t *testing.T) {
+	secrets := []string{"0123456789oldtok", "0123456789newtok", strings.Repeat("1", 64), strings.Repeat("2", 64)}
+	for _, secretOpt := range []bool{true, false} {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "etc/kubernetes/deckhand"), 0o700)
+		os.WriteFile(filepath.Join(root, "etc/kubernetes/deckhand/kubeadm-join.yaml"), []byte(oldJoin), 0o600)
+		h := &Host{Root: root}
+		var opts []WriteOption
+		if secretOpt {
+			opts = append(opts, Secret)
+		}
+		if _, err := h.WriteFile("/etc/kubernetes/deckhand/kubeadm-join.yaml", []byte(newJoin), 0o600, opts...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WriteFile("/etc/kubernetes/deckhand/fresh.yaml", []byte(newJoin), 0o600, opts...); err != nil {
+			t.Fatal(err)
+		}
+		if l := leakedIn(h.Changes(), secrets...); l != "" {
+			t.Fatalf("secret option %v: a secret shows in the change record: %s", secretOpt, l)
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "etc/kubernetes/deckhand/kubeadm-join.yaml")); string(b) != newJoin {
+			t.Fatal("the file was not written")
+		}
+		if d := h.Changes()[0].GetDetail(); secretOpt && !strings.Contains(d, "content not shown") || !secretOpt && !strings.Contains(d, "apiServerEndpoint") && !strings.Contains(d, "token: <redacted>") {
+			t.Fatalf("secret option %v: detail %q", secretOpt, d)
+		}
+	}
+
+	// A private key is never diffed, and its replacement says so.
+	root := t.TempDir()
+	h := &Host{Root: root}
+	key1 := "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIAAAA\n-----END EC PRIVATE KEY-----\n"
+	key2 := "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBBBB\n-----END EC PRIVATE KEY-----\n"
+	h.WriteFile("/etc/kubernetes/pki/sa.key", []byte(key1), 0o600)
+	h.WriteFile("/etc/kubernetes/pki/sa.key", []byte(key2), 0o600)
+	if l := leakedIn(h.Changes(), "AAAA", "BBBB"); l != "" {
+		t.Fatalf("a private key shows in the change record: %s", l)
+	}
+	// A kubeconfig's client key is masked in its diff.
+	h.WriteFile("/root/.kube/config", []byte("users:\n- name: a\n  user:\n    client-key-data: T0xES0VZ\n"), 0o600)
+	h.WriteFile("/root/.kube/config", []byte("users:\n- name: a\n  user:\n    client-key-data: TkVXS0VZ\n"), 0o600)
+	if l := leakedIn(h.Changes(), "T0xES0VZ", "TkVXS0VZ"); l != "" {
+		t.Fatalf("a client key shows in the change record: %s", l)
 	}
 }

@@ -46,6 +46,7 @@ var (
 	certKeyOut = regexp.MustCompile(`--certificate-key\s+([0-9a-f]{64})`)
 	joinOut    = regexp.MustCompile(`kubeadm join (\S+)`)
 	keyLine    = regexp.MustCompile(`(?m)^([0-9a-f]{64})\s*$`)
+	usingToken = regexp.MustCompile(`Using token: ([a-z0-9]{6}\.[a-z0-9]{16})`)
 )
 
 func invalid(err error) error {
@@ -97,7 +98,7 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 		return nil, err
 	}
 	defer l.Unlock()
-	if _, err := h.WriteFile(initConfig, cfg, 0o600); err != nil {
+	if _, err := h.WriteFile(initConfig, cfg, 0o600, host.Secret); err != nil {
 		return nil, err
 	}
 	if h.Exists(adminConf) {
@@ -118,7 +119,8 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if h.DryRun {
 		return nil, nil
 	}
-	logSafe(e, string(out))
+	declareSecrets(e, string(out))
+	logOutput(e, string(out))
 	if err := waitHealthy(ctx, h, e, spec.GetHealthTimeout().AsDuration(), true); err != nil {
 		return nil, err
 	}
@@ -175,6 +177,7 @@ func Token(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		}
 		res[name] = m[1]
 	}
+	e.Secret(res["token"])
 	e.Logf("minted token %s for %s", strings.SplitN(res["token"], ".", 2)[0], res["api_server"])
 	if spec.GetControlPlane() {
 		cfgPath := ""
@@ -186,6 +189,9 @@ func Token(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 			return nil, tasks.Errorf("UPLOAD_CERTS_FAILED", "check the control plane's health", "%v", err)
 		}
 		m := keyLine.FindStringSubmatch(string(out))
+		if m != nil {
+			e.Secret(m[1])
+		}
 		if m == nil {
 			return nil, tasks.Errorf("UPLOAD_CERTS_OUTPUT", "look at the task log", "kubeadm init phase upload-certs printed no certificate key")
 		}
@@ -222,7 +228,7 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 		e.Logf("the node has already joined the cluster")
 		return map[string]string{"joined": "already"}, nil
 	}
-	if _, err := h.WriteFile(joinConfig, cfg, 0o600); err != nil {
+	if _, err := h.WriteFile(joinConfig, cfg, 0o600, host.Secret); err != nil {
 		return nil, err
 	}
 	out, err := l.RunOutput(ctx, "kubeadm join", kubeadmconfig.JoinArgs(joinConfig)...)
@@ -236,7 +242,7 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if h.DryRun {
 		return nil, nil
 	}
-	logSafe(e, string(out))
+	logOutput(e, string(out))
 	if !strings.Contains(string(out), "This node has joined the cluster") {
 		return nil, tasks.Errorf("JOIN_OUTPUT", "look at the task log", "kubeadm join did not report that the node joined")
 	}
@@ -262,7 +268,7 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		if err != nil {
 			return nil, tasks.Errorf("RESET_FAILED", "look at the task log", "%v", err)
 		}
-		logSafe(e, string(out))
+		logOutput(e, string(out))
 	}
 	// What kubeadm says it does not clean: network filtering rules, IPVS, CNI configuration
 	// and kubeconfigs.
@@ -319,12 +325,19 @@ func nonEmpty(h *host.Host, dir string) bool {
 	return err == nil && len(entries) > 0
 }
 
-// logSafe logs kubeadm's output with tokens and certificate keys masked.
-func logSafe(e *tasks.Emitter, out string) {
-	masked := tokenOut.ReplaceAllStringFunc(out, func(s string) string { return s[:len(s)-16] + "<secret>" })
-	masked = certKeyOut.ReplaceAllString(masked, "--certificate-key <secret>")
-	masked = keyLine.ReplaceAllString(masked, "<secret>")
-	for _, l := range strings.Split(strings.TrimRight(masked, "\n"), "\n") {
+// declareSecrets tells the task's masker the tokens and certificate keys kubeadm printed,
+// so they are masked by value everywhere the task reports, whatever line they are on.
+func declareSecrets(e *tasks.Emitter, out string) {
+	for _, re := range []*regexp.Regexp{tokenOut, certKeyOut, keyLine, usingToken} {
+		for _, m := range re.FindAllStringSubmatch(out, -1) {
+			e.Secret(m[1])
+		}
+	}
+}
+
+// logOutput logs kubeadm's output line by line; the Emitter masks every secret in it.
+func logOutput(e *tasks.Emitter, out string) {
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 		if strings.TrimSpace(l) != "" {
 			e.Log("stdout", l)
 		}

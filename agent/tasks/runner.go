@@ -5,7 +5,9 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,9 +18,11 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/secret"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -39,18 +43,48 @@ func Errorf(reason, hint, format string, args ...any) *Error {
 	return &Error{Reason: reason, Msg: fmt.Sprintf(format, args...), Hint: hint}
 }
 
-// Emitter streams a running task's events.
+// SecretOutputs are the outputs that carry secrets: they go to the controller as they are
+// (a later step needs them; the controller shows them to writers only) and are masked
+// everywhere else: log lines, errors, hints, other outputs and changes.
+var SecretOutputs = map[string]bool{"token": true, "certificate_key": true}
+
+// secretFields are the names of the task spec fields that carry secrets, in any kind.
+var secretFields = map[protoreflect.Name]bool{"token": true, "certificate_key": true}
+
+// Emitter streams a running task's events. Every log line and progress item is masked
+// first (package secret): the secrets the task carries and any it declares with Secret by
+// value, and tokens, certificate keys and private keys by pattern.
 type Emitter struct {
 	taskID   string
 	send     func(*taskv1.TaskEvent)
 	artifact []byte
+	mask     *secret.Masker
+
+	mu    sync.Mutex
+	lines map[string]*secret.LineMasker // by stream
+}
+
+func newEmitter(taskID string, send func(*taskv1.TaskEvent), mask *secret.Masker) *Emitter {
+	return &Emitter{taskID: taskID, send: send, mask: mask, lines: map[string]*secret.LineMasker{}}
 }
 
 // Attach sets the task's artifact (for example a diagnostics bundle), sent with the result.
 func (e *Emitter) Attach(data []byte) { e.artifact = data }
 
-// Log sends one log line.
+// Secret declares values the task learned that are secrets (a token kubeadm printed, a
+// key it made): from now on they are masked in everything the task reports.
+func (e *Emitter) Secret(values ...string) { e.mask.Add(values...) }
+
+// Log sends one log line, masked.
 func (e *Emitter) Log(stream, text string) {
+	e.mu.Lock()
+	lm := e.lines[stream]
+	if lm == nil {
+		lm = &secret.LineMasker{M: e.mask}
+		e.lines[stream] = lm
+	}
+	text = lm.Line(text)
+	e.mu.Unlock()
 	e.send(&taskv1.TaskEvent{TaskId: e.taskID, Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: stream, Text: text}}})
 }
 
@@ -59,7 +93,48 @@ func (e *Emitter) Logf(format string, args ...any) { e.Log("agent", fmt.Sprintf(
 
 // Progress reports progress on an item.
 func (e *Emitter) Progress(item string, done, total uint64, unit string) {
-	e.send(&taskv1.TaskEvent{TaskId: e.taskID, Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Progress{Progress: &taskv1.Progress{Item: item, Done: done, Total: total, Unit: unit}}})
+	e.send(&taskv1.TaskEvent{TaskId: e.taskID, Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Progress{Progress: &taskv1.Progress{Item: e.mask.Mask(item), Done: done, Total: total, Unit: unit}}})
+}
+
+// specSecrets are the values of the secret fields of a task spec, at any depth.
+func specSecrets(m protoreflect.Message) []string {
+	var out []string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() && secretFields[fd.Name()]:
+			out = append(out, v.String())
+		case fd.Kind() == protoreflect.MessageKind && fd.IsList():
+			for i := 0; i < v.List().Len(); i++ {
+				out = append(out, specSecrets(v.List().Get(i).Message())...)
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			out = append(out, specSecrets(v.Message())...)
+		}
+		return true
+	})
+	return out
+}
+
+// maskResult masks what a viewer may read of a result: the error, the non-secret
+// outputs and the changes. The secret outputs stay (the controller needs them and shows
+// them to writers only), but their values are masked everywhere else.
+func maskResult(res *taskv1.TaskResult, m *secret.Masker) {
+	for k, v := range res.GetOutputs() {
+		if SecretOutputs[k] {
+			m.Add(v)
+		}
+	}
+	for k, v := range res.GetOutputs() {
+		if !SecretOutputs[k] {
+			res.Outputs[k] = m.Mask(v)
+		}
+	}
+	if e := res.GetError(); e != nil {
+		e.Message, e.Hint = m.Mask(e.Message), m.Mask(e.Hint)
+	}
+	for _, c := range res.GetChanges() {
+		c.Target, c.Detail = m.Mask(c.Target), m.Mask(c.Detail)
+	}
 }
 
 // Kind is the name of a spec's kind, as in the oneof ("runtime", "images", ...).
@@ -76,53 +151,140 @@ func Kind(s *taskv1.TaskSpec) string {
 
 // Runner runs tasks for one agent.
 type Runner struct {
-	journal  string
-	root     string
-	handlers map[string]Handler
-	log      *slog.Logger
+	journal   string
+	root      string
+	criSocket string
+	handlers  map[string]Handler
+	log       *slog.Logger
 
 	mu      sync.Mutex
-	running map[string]context.CancelFunc
+	running map[string]running
 }
+
+type running struct {
+	cancel context.CancelFunc
+	digest [sha256.Size]byte
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithCRISocket makes the tasks use the container runtime's CRI socket at path (a host
+// path under the root, or a unix:// URL of one) instead of containerd's default.
+func WithCRISocket(path string) Option { return func(r *Runner) { r.criSocket = path } }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // NewRunner journals into dataDir/tasks and runs handlers against root.
-func NewRunner(dataDir, root string, handlers map[string]Handler, log *slog.Logger) (*Runner, error) {
+func NewRunner(dataDir, root string, handlers map[string]Handler, log *slog.Logger, opts ...Option) (*Runner, error) {
 	dir := filepath.Join(dataDir, "tasks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("task journal %s: %w", dir, err)
 	}
-	return &Runner{journal: dir, root: root, handlers: handlers, log: log, running: map[string]context.CancelFunc{}}, nil
+	r := &Runner{journal: dir, root: root, handlers: handlers, log: log, running: map[string]running{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
 }
 
-// Recorded returns the journaled result of a task, if it finished before.
-func (r *Runner) Recorded(id string) (*taskv1.TaskResult, bool) {
+// ReasonTaskIDReused refuses a task whose ID this agent already ran (or is running) for a
+// different task: a task ID names one task, and a result is never replayed for another.
+const ReasonTaskIDReused = "TASK_ID_REUSED"
+
+// Digest identifies what a task does: its spec (deterministic protobuf encoding) and its
+// dry-run flag. The journal keeps it with the result, and a task ID comes back with the
+// recorded result only when the digest is the same.
+func Digest(t *taskv1.Task) [sha256.Size]byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(t.GetSpec())
+	if err != nil {
+		// A spec that cannot be encoded matches nothing recorded.
+		b = []byte("unencodable: " + err.Error())
+	}
+	if t.GetDryRun() {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return sha256.Sum256(b)
+}
+
+// journalMagic starts a journal entry: the magic, the task's Digest, then the result.
+// Entries from before the digest (the bare result) do not start with it: a protobuf
+// message never starts with the byte 'D' (field 8, end group).
+var journalMagic = []byte("DHJ2")
+
+// entry reads the journaled result of a task ID and the digest it was recorded with;
+// old is true for an entry from before digests were journaled.
+func (r *Runner) entry(id string) (res *taskv1.TaskResult, digest [sha256.Size]byte, old, ok bool) {
 	if !idRE.MatchString(id) {
-		return nil, false
+		return nil, digest, false, false
 	}
 	b, err := os.ReadFile(filepath.Join(r.journal, id+".pb"))
 	if err != nil {
+		return nil, digest, false, false
+	}
+	if rest, found := bytes.CutPrefix(b, journalMagic); found && len(rest) >= sha256.Size {
+		copy(digest[:], rest)
+		b = rest[sha256.Size:]
+	} else {
+		old = true
+	}
+	res = &taskv1.TaskResult{}
+	if err := proto.Unmarshal(b, res); err != nil {
+		return nil, digest, false, false
+	}
+	return res, digest, old, true
+}
+
+// Recorded returns the journaled result of t, if t finished before: same ID and same
+// Digest. A journal entry from before digests were recorded is not trusted (it cannot
+// show which task it was) and is not returned: the task runs again, which is safe
+// because every task checks before it acts.
+func (r *Runner) Recorded(t *taskv1.Task) (*taskv1.TaskResult, bool) {
+	res, digest, old, ok := r.entry(t.GetId())
+	if !ok || old || digest != Digest(t) {
 		return nil, false
 	}
-	var res taskv1.TaskResult
-	if err := proto.Unmarshal(b, &res); err != nil {
-		return nil, false
-	}
+	maskResult(res, &secret.Masker{})
 	res.Replayed = true
-	return &res, true
+	return res, true
+}
+
+// reused is the refusal of a task whose ID was used for a different task.
+func reused(t *taskv1.Task, what string) *taskv1.TaskResult {
+	now := timestamppb.Now()
+	return &taskv1.TaskResult{TaskId: t.GetId(), State: taskv1.TaskState_TASK_STATE_FAILED, Started: now, Finished: now, Error: &taskv1.TaskError{
+		Reason:  ReasonTaskIDReused,
+		Message: fmt.Sprintf("task ID %s %s on this node for a different task (another spec or dry-run flag); the %s task was not run and no earlier result is reported for it", t.GetId(), what, Kind(t.GetSpec())),
+		Hint:    "a task ID names one task: create this task under a new ID",
+	}}
 }
 
 // Start runs t in the background (or replays its recorded result) and calls done with the
-// result. Events go to emit. A task already running is not started twice.
+// result. Events go to emit. A task already running is not started twice. A task whose ID
+// was already used for a different task is refused with TASK_ID_REUSED and not run, and
+// the earlier task's journal entry stays as it was.
 func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.TaskEvent), done func(*taskv1.TaskResult)) {
-	if res, ok := r.Recorded(t.GetId()); ok {
+	digest := Digest(t)
+	if res, rec, old, ok := r.entry(t.GetId()); ok && !old {
+		if rec != digest {
+			r.log.Warn("refusing a task whose ID was used for a different task", "task", t.GetId(), "kind", Kind(t.GetSpec()))
+			done(reused(t, "was already used"))
+			return
+		}
+		maskResult(res, &secret.Masker{})
+		res.Replayed = true
 		done(res)
 		return
 	}
 	r.mu.Lock()
-	if _, busy := r.running[t.GetId()]; busy {
+	if cur, busy := r.running[t.GetId()]; busy {
 		r.mu.Unlock()
+		if cur.digest != digest {
+			r.log.Warn("refusing a task whose ID is running for a different task", "task", t.GetId(), "kind", Kind(t.GetSpec()))
+			done(reused(t, "is in use"))
+		}
 		return
 	}
 	timeout := t.GetTimeout().AsDuration()
@@ -130,7 +292,7 @@ func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Ta
 		timeout = 30 * time.Minute
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
-	r.running[t.GetId()] = cancel
+	r.running[t.GetId()] = running{cancel: cancel, digest: digest}
 	r.mu.Unlock()
 	go func() {
 		defer func() {
@@ -142,7 +304,7 @@ func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Ta
 		res := r.run(tctx, t, emit)
 		if res.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED || ctx.Err() == nil {
 			// A task cut short by the agent shutting down is not journaled: it runs again.
-			if err := r.record(res); err != nil {
+			if err := r.record(res, digest); err != nil {
 				r.log.Error("journal task result", "task", t.GetId(), "err", err)
 			}
 		}
@@ -155,7 +317,7 @@ func (r *Runner) Cancel(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.running[id]; ok {
-		c()
+		c.cancel()
 		return true
 	}
 	return false
@@ -174,17 +336,20 @@ func (r *Runner) Running() []string {
 
 func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.TaskEvent)) (res *taskv1.TaskResult) {
 	res = &taskv1.TaskResult{TaskId: t.GetId(), Started: timestamppb.Now()}
-	e := &Emitter{taskID: t.GetId(), send: emit}
-	h := &host.Host{Root: r.root, DryRun: t.GetDryRun(), Log: e.Log}
+	mask := &secret.Masker{}
+	mask.Add(specSecrets(t.GetSpec().ProtoReflect())...)
+	e := newEmitter(t.GetId(), emit, mask)
+	h := &host.Host{Root: r.root, DryRun: t.GetDryRun(), Log: e.Log, CRISocket: r.criSocket}
 	kind := Kind(t.GetSpec())
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("task panicked", "task", t.GetId(), "kind", kind, "panic", p)
+			r.log.Error("task panicked", "task", t.GetId(), "kind", kind, "panic", mask.Mask(fmt.Sprint(p)))
 			res.State = taskv1.TaskState_TASK_STATE_FAILED
 			res.Error = &taskv1.TaskError{Reason: "AGENT_BUG", Message: fmt.Sprintf("the %s task crashed: %v", kind, p), Hint: "report it with the agent log"}
 		}
 		res.Changes = h.Changes()
 		res.Finished = timestamppb.Now()
+		maskResult(res, mask)
 	}()
 	handler, ok := r.handlers[kind]
 	if !ok || !idRE.MatchString(t.GetId()) {
@@ -216,11 +381,12 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 	return res
 }
 
-func (r *Runner) record(res *taskv1.TaskResult) error {
-	b, err := proto.Marshal(res)
+func (r *Runner) record(res *taskv1.TaskResult, digest [sha256.Size]byte) error {
+	pb, err := proto.Marshal(res)
 	if err != nil {
 		return err
 	}
+	b := append(append(append([]byte(nil), journalMagic...), digest[:]...), pb...)
 	p := filepath.Join(r.journal, res.GetTaskId()+".pb")
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {

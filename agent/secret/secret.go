@@ -1,0 +1,143 @@
+// Package secret keeps the secrets an agent handles (bootstrap tokens, certificate keys,
+// private keys, kubeconfig credentials) out of everything a viewer can read: task log
+// lines, error messages and hints, non-secret outputs and file-change records.
+//
+// It masks by value (a Masker is told the secrets a task carries or produced) and by
+// pattern, so a secret the agent was never told about (a token kubeadm minted and printed)
+// is masked too:
+//   - bootstrap tokens, [a-z0-9]{6}.[a-z0-9]{16}: the secret half is masked, the public
+//     token ID stays so a person can still tell tokens apart;
+//   - certificate keys, 64 hex digits after "certificate key", "--certificate-key",
+//     "certificateKey" or "certificate_key", or alone on a line (kubeadm prints
+//     "[upload-certs] Using certificate key:" and the key on the next line);
+//   - PEM private key blocks;
+//   - the value of a YAML or flag-style line whose key names a credential (token,
+//     certificateKey, client-key-data, password, ...), as in a join config or kubeconfig.
+//
+// The CA cert hash (sha256:<hex>) is not a secret and is left alone.
+package secret
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Redacted replaces a masked secret.
+const Redacted = "<redacted>"
+
+// minValueLen is the shortest value masked by value: shorter strings (a token ID, an
+// empty field) are not secrets and would mask unrelated text.
+const minValueLen = 8
+
+var (
+	tokenRE = regexp.MustCompile(`\b([a-z0-9]{6})\.[a-z0-9]{16}\b`)
+	// certKeyRE is a certificate key after a name that says what it is.
+	certKeyRE = regexp.MustCompile(`(?i)(certificate[-_ ]?key["']?\s*[:=]?\s*["']?)[0-9a-f]{64}\b`)
+	// hexLineRE is a certificate key alone on its line, as kubeadm upload-certs prints it.
+	hexLineRE = regexp.MustCompile(`(?m)^(\s*)[0-9a-f]{64}(\s*)$`)
+	// keyLineRE is a "key: value" or "key=value" line whose key names a credential; a diff
+	// line's leading '+' or '-' is allowed.
+	keyLineRE = regexp.MustCompile(`(?im)^([-+]?\s*(?:-\s+)?["']?(?:[\w-]*token|[\w-]*certificate[-_]?key|client-key(?:-data)?|[\w-]*private[-_]?key|password|secret)["']?\s*[:=]\s*)(\S.*?)\s*$`)
+	pemRE     = regexp.MustCompile(`(?s)(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----).*?(-----END [A-Z0-9 ]*PRIVATE KEY-----)`)
+	// pemBeginRE and pemEndRE find a private key block split over several log lines.
+	pemBeginRE = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----`)
+	pemEndRE   = regexp.MustCompile(`-----END [A-Z0-9 ]*PRIVATE KEY-----`)
+)
+
+// Mask hides, in s, everything that looks like a secret.
+func Mask(s string) string {
+	if s == "" {
+		return s
+	}
+	s = pemRE.ReplaceAllString(s, "$1 "+Redacted+" $2")
+	s = keyLineRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := keyLineRE.FindStringSubmatch(m)
+		if sub[2] == Redacted || strings.Trim(sub[2], `"'`) == "" {
+			return m
+		}
+		return sub[1] + Redacted
+	})
+	s = certKeyRE.ReplaceAllString(s, "${1}"+Redacted)
+	s = hexLineRE.ReplaceAllString(s, "${1}"+Redacted+"${2}")
+	s = tokenRE.ReplaceAllString(s, "$1."+Redacted)
+	return s
+}
+
+// Looks reports whether s holds something Mask would hide.
+func Looks(s string) bool { return Mask(s) != s }
+
+// HasPrivateKey reports whether data holds a PEM private key.
+func HasPrivateKey(data []byte) bool { return pemBeginRE.Match(data) }
+
+// Masker masks the secrets it was given by value, as well as everything Mask hides. It is
+// safe for concurrent use. The zero value is ready.
+type Masker struct {
+	mu     sync.RWMutex
+	values []string
+}
+
+// Add makes m mask values. Values shorter than 8 characters are ignored (they are not
+// secrets: a token ID, an empty field). For a bootstrap token, its secret half is masked
+// on its own too.
+func (m *Masker) Add(values ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if len(v) < minValueLen || v == Redacted {
+			continue
+		}
+		add := []string{v}
+		if id, sec, ok := strings.Cut(v, "."); ok && len(id) == 6 && len(sec) == 16 {
+			add = append(add, sec)
+		}
+		for _, a := range add {
+			if !slices.Contains(m.values, a) {
+				m.values = append(m.values, a)
+			}
+		}
+	}
+	// Longest first, so a token is replaced whole before its secret half.
+	slices.SortFunc(m.values, func(a, b string) int { return len(b) - len(a) })
+}
+
+// Mask hides the known values and everything the package's Mask hides.
+func (m *Masker) Mask(s string) string {
+	if s == "" {
+		return s
+	}
+	s = Mask(s)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, v := range m.values {
+		if strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, Redacted)
+		}
+	}
+	return s
+}
+
+// LineMasker masks a stream of lines: on top of Masker.Mask, the lines of a private key
+// block printed one line at a time are hidden whole. It is not safe for concurrent use.
+type LineMasker struct {
+	M     *Masker
+	inKey bool
+}
+
+// Line masks one line.
+func (l *LineMasker) Line(s string) string {
+	if l.inKey {
+		if pemEndRE.MatchString(s) {
+			l.inKey = false
+			return pemEndRE.FindString(s)
+		}
+		return Redacted
+	}
+	if pemBeginRE.MatchString(s) && !pemEndRE.MatchString(s) {
+		l.inKey = true
+		return pemBeginRE.FindString(s)
+	}
+	return l.M.Mask(s)
+}
