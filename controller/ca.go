@@ -33,7 +33,7 @@ func loadLocalCA(dir string) (*pki.CA, error) {
 	return ca, nil
 }
 
-// writeLocalCA stores the CA in DataDir/pki (key 0600, directory 0700), all or nothing: the
+// writeLocalCA stores the CA in DataDir/pki (files 0600, directory 0700), all or nothing: the
 // files are written and synced in a temporary directory that is then renamed into place, so
 // a crash never leaves half a CA.
 func writeLocalCA(dir string, ca *pki.CA) error {
@@ -46,7 +46,7 @@ func writeLocalCA(dir string, ca *pki.CA) error {
 	for name, f := range map[string]struct {
 		data []byte
 		mode os.FileMode
-	}{"ca.key": {ca.KeyPEM, 0o600}, "ca.crt": {ca.CertPEM, 0o644}} {
+	}{"ca.key": {ca.KeyPEM, 0o600}, "ca.crt": {ca.CertPEM, 0o600}} {
 		if err := writeSynced(filepath.Join(tmp, name), f.data, f.mode); err != nil {
 			_ = os.RemoveAll(tmp)
 			return fmt.Errorf("write the CA: %w", err)

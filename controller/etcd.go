@@ -20,6 +20,7 @@ import (
 	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/etcdstore"
+	"github.com/deckhandhq/deckhand/store/raftstore"
 )
 
 // Store backends.
@@ -94,6 +95,10 @@ func (c *Controller) openEtcd(ctx context.Context) (backend, error) {
 	}
 	c.ca = ca
 	if err := writeName(cfg.DataDir, c.id, st.ClusterID()); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if err := raftstore.SecureDataDir(cfg.DataDir); err != nil {
 		_ = st.Close()
 		return nil, err
 	}

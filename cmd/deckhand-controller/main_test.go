@@ -552,3 +552,98 @@ func TestEtcdBadInputExitsWithOneClearLine(t *testing.T) {
 		})
 	}
 }
+
+// A damaged data dir exits with one line saying what is wrong and how to recover (no
+// panic, no silent start, no idling), and leaves every file as it was.
+func TestDamagedDataDirExitsWithOneClearLine(t *testing.T) {
+	addr := freePort(t)
+	dir := t.TempDir()
+	p := startController(t, dir, addr)
+	waitFor(t, 30*time.Second, func() error {
+		out, err := deckctl(t, dir, addr, "token", "create", "--description", "a write")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	p.kill()
+
+	cases := []struct {
+		name   string
+		damage func(dir string) error
+		wants  []string
+	}{
+		{"random bytes inside raft.db", func(d string) error {
+			f, err := os.OpenFile(filepath.Join(d, "raft.db"), os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			noise := make([]byte, 64<<10)
+			for i := range noise {
+				noise[i] = byte(i*7919 + i/13)
+			}
+			_, err = f.WriteAt(noise, 16<<10)
+			return err
+		}, []string{"raft.db cannot be read"}},
+		{"raft.db emptied", func(d string) error { return os.Truncate(filepath.Join(d, "raft.db"), 0) }, []string{"raft.db is empty"}},
+		{"raft.db deleted", func(d string) error { return os.Remove(filepath.Join(d, "raft.db")) }, []string{"raft.db is missing"}},
+		{"member.json deleted", func(d string) error { return os.Remove(filepath.Join(d, "member.json")) }, []string{"no member.json"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := filepath.Join(t.TempDir(), "data")
+			if out, err := exec.Command("cp", "-a", dir, d).CombinedOutput(); err != nil {
+				t.Fatalf("copy data dir: %v %s", err, out)
+			}
+			if err := tc.damage(d); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshotDir(t, d)
+			line := runFail(t, "--data-dir", d, "--listen", freePort(t))
+			for _, w := range append(tc.wants, "is damaged", "backup", "--data-dir") {
+				if !strings.Contains(line, w) {
+					t.Errorf("message %q does not mention %q", line, w)
+				}
+			}
+			if after := snapshotDir(t, d); after != before {
+				t.Errorf("data dir changed by a refused start")
+			}
+		})
+	}
+}
+
+// The data dir holds the CA key: one created beforehand with 0755 ends 0700 and nothing in
+// it is readable by other users.
+func TestDataDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	startController(t, dir, addr)
+	waitFor(t, 30*time.Second, func() error {
+		_, err := os.Stat(filepath.Join(dir, "admin.conf"))
+		return err
+	})
+	var n int
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		n++
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s is %v: readable by other users", p, perm)
+		}
+		return nil
+	})
+	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
+		t.Errorf("data dir is %v, want 0700", info.Mode().Perm())
+	}
+	if n < 6 { // dir, raft.db, member.json, pki, pki/ca.crt, pki/ca.key, admin.conf, snapshots
+		t.Errorf("only %d entries in the data dir", n)
+	}
+}

@@ -99,6 +99,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDataDir(cfg.Dir, meta, len(cfg.Join) > 0); err != nil {
+		return nil, err
+	}
+	if err := SecureDataDir(cfg.Dir); err != nil {
+		return nil, err
+	}
 
 	s := &Store{
 		cfg:     cfg,
@@ -148,8 +154,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	case joinInfo != nil:
 		s.clusterID = joinInfo.GetClusterId()
+		// Recorded before the cluster adds this replica, so a crash right after the join
+		// leaves a data dir that restarts (with --join) instead of one without member.json.
+		if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id}); err != nil {
+			s.shutdown()
+			return nil, err
+		}
 		if _, err := s.joinVia(ctx, cfg.Join, &storagev1.JoinRequest{Id: id, Address: cfg.Advertise}); err != nil {
 			s.shutdown()
+			_ = os.Remove(filepath.Join(cfg.Dir, memberFileN))
 			return nil, err
 		}
 	default:
@@ -163,6 +176,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.wg.Add(1)
 	go s.watchLeadership()
 	if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id}); err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	if err := SecureDataDir(cfg.Dir); err != nil { // what raft created (the snapshot dir)
 		s.shutdown()
 		return nil, err
 	}
@@ -196,7 +213,7 @@ func (s *Store) snapshots() raft.SnapshotStore { return s.raftSnaps }
 
 func (s *Store) openRaft() error {
 	cfg := s.cfg
-	boltPath := filepath.Join(cfg.Dir, "raft.db")
+	boltPath := filepath.Join(cfg.Dir, raftDBFile)
 	bs, err := raftboltdb.New(raftboltdb.Options{Path: boltPath, BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true}})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
@@ -212,6 +229,7 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("open snapshots in %s: %w", cfg.Dir, err)
 	}
 	s.raftSnaps = snaps
+	snapStore := privateSnapshots{FileSnapshotStore: snaps, dir: cfg.Dir}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
 	if err != nil {
 		_ = bs.Close()
@@ -238,7 +256,7 @@ func (s *Store) openRaft() error {
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = cfg.MaxAppendEntries
 	rc.NoLegacyTelemetry = true
-	r, err := raft.NewRaft(rc, s.fsm, bs, bs, snaps, noPipeline{s.transport})
+	r, err := raft.NewRaft(rc, s.fsm, bs, bs, snapStore, noPipeline{s.transport})
 	if err != nil {
 		_ = s.transport.Close()
 		_ = bs.Close()

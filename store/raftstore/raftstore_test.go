@@ -395,3 +395,208 @@ func TestFollowerWatchEndsWithErrCompactedOnSnapshotInstall(t *testing.T) {
 		return err
 	})
 }
+
+// A damaged data dir is refused with one line that says what is wrong and how to recover,
+// and every file is left as it was; the undamaged copy starts with every write.
+func TestOpenRefusesDamagedDataDir(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *Config) { cfg.SnapshotInterval = time.Hour })
+	ctx := context.Background()
+	for i := range 100 {
+		if err := putVal(ctx, c.nodes[0].st, fmt.Sprintf("/d/%03d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+		if i == 49 {
+			if err := c.nodes[0].st.raft.Snapshot().Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.kill(0)
+	good := c.nodes[0].dir
+
+	randomBytes := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7919 + i/13) // deterministic noise
+		}
+		return b
+	}
+	cases := []struct {
+		name   string
+		damage func(dir string) error
+		wants  []string
+	}{
+		{"raft.db emptied beside a snapshot", func(d string) error { return os.Truncate(filepath.Join(d, "raft.db"), 0) }, []string{"raft.db is empty", "snapshots exist"}},
+		{"raft.db deleted beside a snapshot", func(d string) error { return os.Remove(filepath.Join(d, "raft.db")) }, []string{"raft.db is missing", "snapshots exist"}},
+		{"raft.db overwritten with random bytes", func(d string) error {
+			fi, err := os.Stat(filepath.Join(d, "raft.db"))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(d, "raft.db"), randomBytes(int(fi.Size())), 0o600)
+		}, []string{"raft.db cannot be read"}},
+		{"random bytes inside raft.db", func(d string) error {
+			f, err := os.OpenFile(filepath.Join(d, "raft.db"), os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteAt(randomBytes(64<<10), 16<<10)
+			return err
+		}, []string{"raft.db cannot be read"}},
+		{"member.json deleted", func(d string) error { return os.Remove(filepath.Join(d, "member.json")) }, []string{"no member.json"}},
+		{"raft.db and snapshots deleted", func(d string) error {
+			if err := os.Remove(filepath.Join(d, "raft.db")); err != nil {
+				return err
+			}
+			return os.RemoveAll(filepath.Join(d, "snapshots"))
+		}, []string{"member.json says", "raft.db is missing"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyDir(t, good)
+			if err := tc.damage(dir); err != nil {
+				t.Fatal(err)
+			}
+			before := treeWithModes(t, dir)
+			err := c.start(&node{dir: dir}, nil)
+			if err == nil {
+				t.Fatal("a damaged data dir started")
+			}
+			msg := err.Error()
+			t.Log(msg)
+			for _, w := range append(tc.wants, "is damaged", "--data-dir", "backup") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q does not mention %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("message is not one line: %q", msg)
+			}
+			if after := treeWithModes(t, dir); after != before {
+				t.Errorf("refused start changed the data dir:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	// The undamaged data dir restarts with every acknowledged write.
+	nd := &node{dir: copyDir(t, good)}
+	if err := c.start(nd, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = append(c.nodes, nd)
+	waitFor(t, 15*time.Second, func() error {
+		kvs, _, err := nd.st.List(ctx, "/d/", store.Stale())
+		if err != nil || len(kvs) != 100 {
+			return fmt.Errorf("%d of 100 keys, %v", len(kvs), err)
+		}
+		return nil
+	})
+}
+
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "data")
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, strings.TrimPrefix(p, src))
+		if d.IsDir() {
+			return os.MkdirAll(target, info.Mode().Perm())
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// treeWithModes lists every file and directory with its mode and content hash.
+func treeWithModes(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, _ := d.Info()
+		var data []byte
+		if !d.IsDir() {
+			data, _ = os.ReadFile(p)
+		}
+		fmt.Fprintf(&b, "%s %v %d %x\n", strings.TrimPrefix(p, dir), info.Mode(), len(data), hashBytes(data))
+		return nil
+	})
+	return b.String()
+}
+
+// The data dir holds the CA key in every snapshot: a data dir created beforehand with 0755
+// ends 0700 and, after a snapshot, nothing in it is readable by group or others.
+func TestDataDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, net: testnet.New(), ca: sharedCA()}
+	t.Cleanup(c.closeAll)
+	nd := &node{dir: dir}
+	c.nodes = append(c.nodes, nd)
+	if err := c.start(nd, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStable()
+	ctx := context.Background()
+	for i := range 20 {
+		if err := putVal(ctx, nd.st, fmt.Sprintf("/p/%d", i), "secret"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nd.st.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	checkPrivate := func() {
+		t.Helper()
+		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
+		if len(snaps) == 0 {
+			t.Fatal("no snapshot on disk")
+		}
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, _ := d.Info()
+			if perm := info.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s is %v: readable by other users", strings.TrimPrefix(p, dir), perm)
+			}
+			return nil
+		})
+		if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
+			t.Errorf("data dir is %v, want 0700", info.Mode().Perm())
+		}
+	}
+	checkPrivate()
+	// A data dir loosened while stopped is tightened again at the next start.
+	c.kill(0)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "member.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.start(nd, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkPrivate()
+}
