@@ -17,6 +17,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/safetext"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -37,8 +38,10 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give a supported --kubernetes-version", "%v", err)
 	}
 	base := strings.TrimRight(spec.GetBaseUrl(), "/")
-	if base != "" && !strings.HasPrefix(base, "https://") && !strings.HasPrefix(base, "http://") {
-		return nil, tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL", "base_url %q is not an http(s) URL", spec.GetBaseUrl())
+	if base != "" {
+		if err := safetext.HTTPURL("base_url", spec.GetBaseUrl()); err != nil {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL", "%v", err)
+		}
 	}
 	minor := version[:strings.LastIndex(version, ".")] // v1.33
 
@@ -134,7 +137,11 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 				return err
 			}
 		}
-		changed, err := h.WriteFile(aptSource, []byte(fmt.Sprintf("deb [signed-by=%s] %s/ /\n", aptKeyring, base)), 0o644)
+		src, err := AptSource(base)
+		if err != nil {
+			return tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL", "%v", err)
+		}
+		changed, err := h.WriteFile(aptSource, []byte(src), 0o644)
 		if err != nil {
 			return err
 		}
@@ -166,11 +173,10 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 		}
 		return nil
 	case "rpm":
-		exclude := ""
-		if hold {
-			exclude = "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"
+		repo, err := YumRepo(base, hold)
+		if err != nil {
+			return tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL", "%v", err)
 		}
-		repo := fmt.Sprintf("[kubernetes]\nname=Kubernetes\nbaseurl=%s/\nenabled=1\ngpgcheck=1\ngpgkey=%s/repodata/repomd.xml.key\n%s", base, base, exclude)
 		if _, err := h.WriteFile(yumRepo, []byte(repo), 0o644); err != nil {
 			return err
 		}
@@ -187,6 +193,29 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 		return nil
 	}
 	return tasks.Errorf("UNSUPPORTED_OS", "use --source binaries on this OS", "no package repository recipe for this OS (need Debian/Ubuntu or a RHEL family)")
+}
+
+// AptSource renders /etc/apt/sources.list.d/kubernetes.list for the repository at base. A
+// base that would change the line's structure (a space, a newline) is refused, not written.
+func AptSource(base string) (string, error) {
+	if err := safetext.HTTPURL("base_url", base); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("deb [signed-by=%s] %s/ /\n", aptKeyring, base), nil
+}
+
+// YumRepo renders /etc/yum.repos.d/kubernetes.repo for the repository at base, with the
+// packages excluded from upgrades when hold is set. A base with a newline would add its own
+// lines (a section with gpgcheck=0): it is refused, not written.
+func YumRepo(base string, hold bool) (string, error) {
+	if err := safetext.HTTPURL("base_url", base); err != nil {
+		return "", err
+	}
+	exclude := ""
+	if hold {
+		exclude = "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"
+	}
+	return fmt.Sprintf("[kubernetes]\nname=Kubernetes\nbaseurl=%s/\nenabled=1\ngpgcheck=1\ngpgkey=%s/repodata/repomd.xml.key\n%s", base, base, exclude), nil
 }
 
 // binaries downloads the three tools from BASE/VERSION/bin/linux/ARCH/NAME and checks each

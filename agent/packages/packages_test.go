@@ -150,3 +150,38 @@ func TestPackagesBadInput(t *testing.T) {
 		t.Fatal("bad input changed the host")
 	}
 }
+
+// A base URL with a newline would add its own section to the yum repository file (a
+// repository with gpgcheck=0): the renderer refuses it, and so does the task, before writing.
+func TestRepositoryFilesRefuseValuesThatChangeTheirStructure(t *testing.T) {
+	for _, base := range []string{
+		"https://mirror.example/rpm\n[evil]\nbaseurl=https://evil.example/\ngpgcheck=0",
+		"https://mirror.example/rpm\r\ngpgcheck=0",
+		"https://mirror.example/deb /",
+		"file:///srv/repo",
+		"https://mirror.example/rpm#x",
+	} {
+		if out, err := packages.YumRepo(base, true); err == nil || !strings.Contains(err.Error(), "base_url") {
+			t.Errorf("YumRepo(%q) = %q, %v", base, out, err)
+		}
+		if out, err := packages.AptSource(base); err == nil {
+			t.Errorf("AptSource(%q) = %q", base, out)
+		}
+	}
+	good, err := packages.YumRepo("https://pkgs.k8s.io/core:/stable:/v1.33/rpm", true)
+	if err != nil || strings.Count(good, "[") != 1 || !strings.Contains(good, "gpgcheck=1\n") {
+		t.Fatalf("a good repository: %q %v", good, err)
+	}
+
+	r, root := newRunner(t)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=rocky\nID_LIKE=\"rhel centos fedora\"\n"), 0o644)
+	spec := &taskv1.PackagesSpec{KubernetesVersion: "v1.33.13", BaseUrl: "https://mirror.example/rpm\n[evil]\ngpgcheck=0", Hold: true}
+	res := run(t, r, pkgTask("inject", false, spec))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), "base_url") {
+		t.Fatalf("a base URL with a newline: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/yum.repos.d/kubernetes.repo")); !os.IsNotExist(err) {
+		t.Fatal("the repository file was written")
+	}
+}
