@@ -8,10 +8,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
-	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
@@ -56,6 +58,14 @@ func validate(req any) error {
 	case *apiv1.CreateTaskRequest:
 		if err := nodeName("node", r.GetNode()); err != nil {
 			return err
+		}
+		if id := r.GetId(); id != "" {
+			if tasks.ValidateID(id) != nil {
+				return &fieldError{"id", fmt.Sprintf("%q: use letters, digits, '.', '_' and '-', at most 128, starting with a letter or digit; or leave it empty for a generated ID", id)}
+			}
+			if strings.HasPrefix(id, tasks.ReservedPrefix) {
+				return &fieldError{"id", fmt.Sprintf("%q: IDs starting with %q belong to workflow steps; choose another ID or leave it empty", id, tasks.ReservedPrefix)}
+			}
 		}
 		if r.GetSpec().GetKind() == nil {
 			return &fieldError{"spec", "is required: give exactly one task kind (runtime, images, ...)"}
@@ -125,55 +135,10 @@ func ValidateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handle
 	return handler(ctx, req)
 }
 
-// validateSpec checks the fields of a task spec that the controller can judge at the edge,
-// with the same rules the agent applies.
+// validateSpec checks every field of a task spec at the edge (specrules.go), with the same
+// rules the agent applies, so a bad value is refused before it is stored.
 func validateSpec(spec *taskv1.TaskSpec) error {
-	var reg *taskv1.RegistrySettings
-	var version, prefix string
-	switch k := spec.GetKind().(type) {
-	case *taskv1.TaskSpec_Runtime:
-		reg, version, prefix = k.Runtime.GetRegistry(), k.Runtime.GetKubernetesVersion(), "spec.runtime."
-		if d := k.Runtime.GetCgroupDriver(); d != "" && d != "systemd" && d != "cgroupfs" {
-			return &fieldError{prefix + "cgroup_driver", fmt.Sprintf("%q: use systemd or cgroupfs, matching the kubelet", d)}
-		}
-	case *taskv1.TaskSpec_Images:
-		reg, version, prefix = k.Images.GetRegistry(), k.Images.GetKubernetesVersion(), "spec.images."
-		for i, img := range k.Images.GetImages() {
-			if _, err := kubeimages.ParseReference(img); err != nil {
-				return &fieldError{fmt.Sprintf("%simages[%d]", prefix, i), err.Error()}
-			}
-		}
-		if len(k.Images.GetImages()) > 0 {
-			version = "" // explicit images: the version is not used
-		}
-		a := k.Images.GetAction()
-		if (a == taskv1.ImagesAction_IMAGES_ACTION_EXPORT || a == taskv1.ImagesAction_IMAGES_ACTION_IMPORT) && !strings.HasPrefix(k.Images.GetArchivePath(), "/") {
-			return &fieldError{prefix + "archive_path", "is required for export and import: an absolute path on the node"}
-		}
-		if a == taskv1.ImagesAction_IMAGES_ACTION_LIST || a == taskv1.ImagesAction_IMAGES_ACTION_IMPORT {
-			version = ""
-		}
-	case *taskv1.TaskSpec_KubeadmInit:
-		return validateKubeadm("spec.kubeadm_init.", k.KubeadmInit.GetCluster(), k.KubeadmInit.GetNode())
-	case *taskv1.TaskSpec_KubeadmJoin:
-		return validateKubeadm("spec.kubeadm_join.", k.KubeadmJoin.GetCluster(), k.KubeadmJoin.GetNode())
-	case *taskv1.TaskSpec_Packages:
-		if _, _, err := kubeimages.ParseKubernetesVersion(k.Packages.GetKubernetesVersion()); err != nil {
-			return &fieldError{"spec.packages.kubernetes_version", err.Error()}
-		}
-		return nil
-	default:
-		return nil
-	}
-	if _, err := kubeimages.ParseRegistry(reg.GetImageRepository(), reg.GetMirrors(), reg.GetInsecureRegistries()); err != nil {
-		return &fieldError{prefix + "registry", err.Error()}
-	}
-	if version != "" {
-		if _, _, err := kubeimages.ParseKubernetesVersion(version); err != nil {
-			return &fieldError{prefix + "kubernetes_version", err.Error()}
-		}
-	}
-	return nil
+	return walkSpec("spec", spec.ProtoReflect())
 }
 
 // validateWorkflow checks a workflow spec's shape; what depends on the cluster (is the
@@ -185,7 +150,12 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 			return err
 		}
 		if _, err := kubeadmconfig.ParseCluster(k.Init.GetCluster()); err != nil {
-			return &fieldError{"spec.init.cluster", err.Error()}
+			return fieldFrom("spec.init.cluster", err)
+		}
+		for path, m := range map[string]proto.Message{"spec.init.cluster": k.Init.GetCluster(), "spec.init.packages": k.Init.GetPackages(), "spec.init.runtime": k.Init.GetRuntime()} {
+			if err := walkSpec(path, m.ProtoReflect()); err != nil {
+				return err
+			}
 		}
 	case *apiv1.WorkflowSpec_Join:
 		return nodeName("spec.join.node", k.Join.GetNode())
@@ -202,6 +172,15 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 		}
 		if len(k.Apply.GetClusterYaml()) > 1<<20 {
 			return &fieldError{"spec.apply.cluster_yaml", "is larger than 1 MiB"}
+		}
+		doc, err := clusterspec.Parse(k.Apply.GetClusterYaml())
+		if err != nil {
+			return &fieldError{"spec.apply.cluster_yaml", err.Error()}
+		}
+		for _, m := range []proto.Message{doc.Spec, doc.Packages, doc.Runtime} {
+			if err := walkSpec("cluster document", m.ProtoReflect()); err != nil {
+				return &fieldError{"spec.apply.cluster_yaml", err.Error()}
+			}
 		}
 	default:
 		return &fieldError{"spec", "is required: give one of init, join, reset or apply"}
@@ -222,18 +201,6 @@ func (s *validatingStream) RecvMsg(m any) error {
 	}
 	if err := validate(m); err != nil {
 		return invalid(err)
-	}
-	return nil
-}
-
-// validateKubeadm checks a cluster and node spec with the same rules that render kubeadm's
-// configuration on the agent (overlapping subnets, RFC 1123 names, supported versions, ...).
-func validateKubeadm(prefix string, cluster *taskv1.ClusterSpec, node *taskv1.NodeSpec) error {
-	if _, err := kubeadmconfig.ParseCluster(cluster); err != nil {
-		return &fieldError{prefix + "cluster", err.Error()}
-	}
-	if _, err := kubeadmconfig.ParseNode(node); err != nil {
-		return &fieldError{prefix + "node", err.Error()}
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/safetext"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -195,8 +196,10 @@ func Parse(data []byte) (*Cluster, error) {
 	default:
 		return nil, fieldErr("spec.packages.source", "is %q; use repository or binaries", s.Packages.Source)
 	}
-	if u := s.Packages.BaseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return nil, fieldErr("spec.packages.baseURL", "%q is not an http(s) URL", u)
+	if u := s.Packages.BaseURL; u != "" {
+		if err := safetext.HTTPURL("spec.packages.baseURL", u); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	switch strings.ToLower(s.Runtime.Source) {
 	case "", "package":

@@ -138,6 +138,9 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 // lower-case DNS name, and a port from 1 to 65535.
 func checkHostPort(field, s string) error {
 	const hint = "write host:port, e.g. cp.example.com:6443 or [fd00::1]:6443"
+	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return invalid(field, s, "contains a control character", hint)
+	}
 	if scheme, rest, ok := strings.Cut(s, "://"); ok {
 		return invalid(field, s, "has a URL scheme", "write host:port without "+scheme+"://, e.g. "+strings.TrimSuffix(rest, "/"))
 	}

@@ -1,0 +1,482 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/safetext"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// Limits of a task spec's lists, checked at the edge. A spec that exceeds one is refused
+// with InvalidArgument naming the field.
+const (
+	MaxMirrors            = 16      // registry.mirrors
+	MaxInsecureRegistries = 16      // registry.insecure_registries
+	MaxImages             = 256     // images.images
+	MaxIgnoredChecks      = 64      // preflight.ignore
+	MaxExtraPorts         = 64      // preflight.extra_ports
+	MaxLabels             = 64      // node.labels
+	MaxTaints             = 32      // node.taints
+	MaxJournalLines       = 100_000 // diagnostics.journal_lines
+	MaxDigests            = 8       // sha256 maps
+)
+
+// fieldRule checks one field of a task spec. check is nil for a field every value of which
+// is fine (a bool); why then says so. A message field is walked into after its check.
+type fieldRule struct {
+	check func(path string, v protoreflect.Value) error
+	why   string
+}
+
+var (
+	tokenRE     = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+	tokenIDRE   = regexp.MustCompile(`^[a-z0-9]{6}$`)
+	caHashRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	hex64RE     = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	checkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+)
+
+func anyValue(why string) fieldRule { return fieldRule{why: why} }
+
+func rule(f func(path string, v protoreflect.Value) error) fieldRule { return fieldRule{check: f} }
+
+// nested: a message field; its own fields have rules.
+var nested = rule(func(string, protoreflect.Value) error { return nil })
+
+// checkedBy marks a field that a message-level check (messageRules) validates as a whole,
+// because its rules depend on the other fields (subnets that must not overlap, ...).
+func checkedBy(what string) fieldRule {
+	return fieldRule{check: func(string, protoreflect.Value) error { return nil }, why: "checked by " + what}
+}
+
+func enumDefined(path string, v protoreflect.Value, ed protoreflect.EnumDescriptor) error {
+	if ed.Values().ByNumber(v.Enum()) == nil {
+		var names []string
+		for i := 1; i < ed.Values().Len(); i++ {
+			names = append(names, string(ed.Values().Get(i).Name()))
+		}
+		return &fieldError{path, fmt.Sprintf("%d is not a known value: use one of %s", v.Enum(), strings.Join(names, ", "))}
+	}
+	return nil
+}
+
+func enumRule(ed protoreflect.EnumDescriptor) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error { return enumDefined(path, v, ed) })
+}
+
+func str(f func(path, s string) error) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error { return f(path, v.String()) })
+}
+
+func strList(max int, each func(path, s string) error) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error {
+		l := v.List()
+		if l.Len() > max {
+			return &fieldError{path, fmt.Sprintf("has %d entries; at most %d are allowed", l.Len(), max)}
+		}
+		if each == nil {
+			return nil
+		}
+		for i := range l.Len() {
+			if err := each(fmt.Sprintf("%s[%d]", path, i), l.Get(i).String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func listMax(max int) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error {
+		if n := v.List().Len(); n > max {
+			return &fieldError{path, fmt.Sprintf("has %d entries; at most %d are allowed", n, max)}
+		}
+		return nil
+	})
+}
+
+func mapMax(max int) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error {
+		if n := v.Map().Len(); n > max {
+			return &fieldError{path, fmt.Sprintf("has %d entries; at most %d are allowed", n, max)}
+		}
+		return nil
+	})
+}
+
+// digests checks a map of SHA-256 digests: keys by key, values 64 hex digits.
+func digests(key func(path, k string) error) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error {
+		m := v.Map()
+		if m.Len() > MaxDigests {
+			return &fieldError{path, fmt.Sprintf("has %d entries; at most %d are allowed", m.Len(), MaxDigests)}
+		}
+		var err error
+		m.Range(func(k protoreflect.MapKey, d protoreflect.Value) bool {
+			p := fmt.Sprintf("%s[%q]", path, k.String())
+			if err = key(p, k.String()); err == nil && !hex64RE.MatchString(d.String()) {
+				err = &fieldError{p, "is not a SHA-256 digest: give 64 hex digits, as sha256sum prints them"}
+			}
+			return err == nil
+		})
+		return err
+	})
+}
+
+// duration checks a Duration between 0 and max; zero means the kind's default.
+func duration(max time.Duration) fieldRule {
+	return rule(func(path string, v protoreflect.Value) error {
+		d, ok := v.Message().Interface().(*durationpb.Duration)
+		if !ok || !d.IsValid() || d.AsDuration() < 0 || d.AsDuration() > max {
+			return &fieldError{path, fmt.Sprintf("must be between 0 (the default) and %v, for example 2m", max)}
+		}
+		return nil
+	})
+}
+
+func version(path, s string) error {
+	if _, _, err := kubeimages.ParseKubernetesVersion(s); err != nil {
+		return fieldFrom(path, err)
+	}
+	return nil
+}
+
+func port(path string, v protoreflect.Value) error {
+	l := v.List()
+	if l.Len() > MaxExtraPorts {
+		return &fieldError{path, fmt.Sprintf("has %d entries; at most %d are allowed", l.Len(), MaxExtraPorts)}
+	}
+	for i := range l.Len() {
+		if p := l.Get(i).Uint(); p < 1 || p > 65535 {
+			return &fieldError{fmt.Sprintf("%s[%d]", path, i), fmt.Sprintf("%d is not a TCP port: give 1..65535", p)}
+		}
+	}
+	return nil
+}
+
+func oneOf(values ...string) func(path, s string) error {
+	return func(path, s string) error {
+		for _, v := range values {
+			if s == v {
+				return nil
+			}
+		}
+		return &fieldError{path, fmt.Sprintf("%q: use %s", s, strings.Join(values, " or "))}
+	}
+}
+
+func regex(re *regexp.Regexp, what string) func(path, s string) error {
+	return func(path, s string) error {
+		if !re.MatchString(s) {
+			shown := s
+			if len(shown) > 64 {
+				shown = shown[:64] + "..."
+			}
+			return &fieldError{path, fmt.Sprintf("%q %s", shown, what)}
+		}
+		return nil
+	}
+}
+
+// secretRegex is regex for a secret: the value is never echoed.
+func secretRegex(re *regexp.Regexp, what string) func(path, s string) error {
+	return func(path, s string) error {
+		if !re.MatchString(s) {
+			return &fieldError{path, "(secret, not shown) " + what}
+		}
+		return nil
+	}
+}
+
+// fieldFrom turns a FieldError of a shared parser into a fieldError with the full path.
+func fieldFrom(path string, err error) error {
+	var fe *kubeimages.FieldError
+	if errors.As(err, &fe) {
+		c := *fe
+		c.Field = ""
+		p := path
+		switch {
+		case fe.Field != "" && path != "":
+			p = path + "." + fe.Field
+		case fe.Field != "":
+			p = fe.Field
+		}
+		return &fieldError{p, c.Error()}
+	}
+	var own *fieldError
+	if errors.As(err, &own) {
+		return own
+	}
+	return &fieldError{path, err.Error()}
+}
+
+func td(m interface{ ProtoReflect() protoreflect.Message }) protoreflect.MessageDescriptor {
+	return m.ProtoReflect().Descriptor()
+}
+
+// specRules has one rule for every field of every message a TaskSpec holds; the
+// exhaustiveness test walks the descriptors and fails on a field without one.
+var specRules = map[protoreflect.FullName]fieldRule{}
+
+// messageRules check a message as a whole, after its fields: cross-field rules and
+// required fields.
+var messageRules = map[protoreflect.FullName]func(path string, m protoreflect.Message) error{}
+
+func init() {
+	r := func(m interface{ ProtoReflect() protoreflect.Message }, field string, fr fieldRule) {
+		fd := td(m).Fields().ByName(protoreflect.Name(field))
+		if fd == nil {
+			panic("specrules: no field " + field + " in " + string(td(m).FullName()))
+		}
+		specRules[fd.FullName()] = fr
+	}
+	// TaskSpec: every kind is a message walked into.
+	for i := range td(&taskv1.TaskSpec{}).Fields().Len() {
+		specRules[td(&taskv1.TaskSpec{}).Fields().Get(i).FullName()] = nested
+	}
+	enumOf := func(m interface{ ProtoReflect() protoreflect.Message }, field string) fieldRule {
+		return enumRule(td(m).Fields().ByName(protoreflect.Name(field)).Enum())
+	}
+
+	p := &taskv1.PreflightSpec{}
+	r(p, "role", enumOf(p, "role"))
+	r(p, "fix", anyValue("fix or only check"))
+	r(p, "ignore", strList(MaxIgnoredChecks, regex(checkNameRE, "is not a preflight check name (letters, digits, '.', '_', '-'), as kubeadm's --ignore-preflight-errors takes")))
+	r(p, "extra_ports", rule(port))
+
+	pk := &taskv1.PackagesSpec{}
+	r(pk, "kubernetes_version", str(version))
+	r(pk, "source", enumOf(pk, "source"))
+	r(pk, "base_url", str(safeURL))
+	r(pk, "sha256", digests(oneOf("kubelet", "kubeadm", "kubectl")))
+	r(pk, "hold", anyValue("hold or not"))
+
+	reg := &taskv1.RegistrySettings{}
+	r(reg, "image_repository", checkedBy("kubeimages.ParseRegistry"))
+	r(reg, "mirrors", strList(MaxMirrors, nil))
+	r(reg, "insecure_registries", strList(MaxInsecureRegistries, nil))
+	messageRules[td(reg).FullName()] = func(path string, m protoreflect.Message) error {
+		g := m.Interface().(*taskv1.RegistrySettings)
+		if _, err := kubeimages.ParseRegistry(g.GetImageRepository(), g.GetMirrors(), g.GetInsecureRegistries()); err != nil {
+			return fieldFrom(path, err)
+		}
+		return nil
+	}
+
+	rt := &taskv1.RuntimeSpec{}
+	r(rt, "source", enumOf(rt, "source"))
+	r(rt, "containerd_tarball", str(safetext.Location))
+	r(rt, "runc_binary", str(safetext.Location))
+	r(rt, "cni_plugins_tarball", str(safetext.Location))
+	r(rt, "sha256", digests(safetext.Location))
+	r(rt, "kubernetes_version", str(version))
+	r(rt, "registry", nested)
+	r(rt, "cgroup_driver", str(oneOf("systemd", "cgroupfs")))
+
+	im := &taskv1.ImagesSpec{}
+	r(im, "action", enumOf(im, "action"))
+	r(im, "images", strList(MaxImages, func(path, s string) error {
+		if _, err := kubeimages.ParseReference(s); err != nil {
+			return fieldFrom(path, err)
+		}
+		return nil
+	}))
+	r(im, "kubernetes_version", str(version))
+	r(im, "registry", nested)
+	r(im, "pull_timeout", duration(time.Hour))
+	r(im, "archive_path", str(safetext.AbsPath))
+	messageRules[td(im).FullName()] = func(path string, m protoreflect.Message) error {
+		s := m.Interface().(*taskv1.ImagesSpec)
+		a := s.GetAction()
+		if (a == taskv1.ImagesAction_IMAGES_ACTION_EXPORT || a == taskv1.ImagesAction_IMAGES_ACTION_IMPORT) && s.GetArchivePath() == "" {
+			return &fieldError{path + ".archive_path", "is required for export and import: an absolute path on the node"}
+		}
+		return nil
+	}
+
+	cl := &taskv1.ClusterSpec{}
+	for i := range td(cl).Fields().Len() {
+		specRules[td(cl).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
+	}
+	r(cl, "registry", nested) // and its own rules (list limits)
+	messageRules[td(cl).FullName()] = func(path string, m protoreflect.Message) error {
+		if _, err := kubeadmconfig.ParseCluster(m.Interface().(*taskv1.ClusterSpec)); err != nil {
+			return fieldFrom(path, err)
+		}
+		return nil
+	}
+
+	n := &taskv1.NodeSpec{}
+	for i := range td(n).Fields().Len() {
+		specRules[td(n).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseNode")
+	}
+	r(n, "labels", mapMax(MaxLabels))
+	r(n, "taints", listMax(MaxTaints))
+	ta := &taskv1.Taint{}
+	for i := range td(ta).Fields().Len() {
+		specRules[td(ta).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseNode")
+	}
+	messageRules[td(n).FullName()] = func(path string, m protoreflect.Message) error {
+		if _, err := kubeadmconfig.ParseNode(m.Interface().(*taskv1.NodeSpec)); err != nil {
+			var fe *kubeimages.FieldError
+			if errors.As(err, &fe) && strings.HasPrefix(fe.Field, "node.") {
+				c := *fe
+				c.Field = strings.TrimPrefix(c.Field, "node.")
+				err = &c
+			}
+			return fieldFrom(path, err)
+		}
+		return nil
+	}
+
+	in := &taskv1.KubeadmInitSpec{}
+	r(in, "cluster", nested)
+	r(in, "node", nested)
+	r(in, "upload_certs", anyValue("upload or not"))
+	r(in, "health_timeout", duration(time.Hour))
+
+	tk := &taskv1.KubeadmTokenSpec{}
+	r(tk, "delete_token_id", str(func(path, s string) error {
+		if tokenIDRE.MatchString(s) {
+			return nil
+		}
+		return secretRegex(tokenRE, "is not a bootstrap token ID ([a-z0-9]{6}) or token ([a-z0-9]{6}.[a-z0-9]{16}): give the ID kubeadm token list shows")(path, s)
+	}))
+	r(tk, "ttl", duration(24*time.Hour))
+	r(tk, "control_plane", anyValue("also upload certificates or not"))
+
+	j := &taskv1.KubeadmJoinSpec{}
+	r(j, "cluster", nested)
+	r(j, "node", nested)
+	r(j, "role", enumOf(j, "role"))
+	r(j, "token", str(secretRegex(tokenRE, "is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}: use the token kubeadm token create printed")))
+	r(j, "ca_cert_hash", str(regex(caHashRE, "is not sha256:<64 lower-case hex digits>: use the hash kubeadm init or deckctl cluster printed")))
+	r(j, "certificate_key", str(secretRegex(regexp.MustCompile(`^[0-9a-f]{64}$`), "is not 64 lower-case hex digits: use the key kubeadm init phase upload-certs printed")))
+	r(j, "health_timeout", duration(time.Hour))
+	messageRules[td(j).FullName()] = func(path string, m protoreflect.Message) error {
+		s := m.Interface().(*taskv1.KubeadmJoinSpec)
+		if s.GetCertificateKey() != "" && s.GetRole() != taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			return &fieldError{path + ".certificate_key", "is only used to join a control plane (role control-plane); leave it empty for a worker"}
+		}
+		return nil
+	}
+
+	rs := &taskv1.KubeadmResetSpec{}
+	r(rs, "ipvs", anyValue("clean IPVS or not"))
+	r(rs, "remove_etcd_member", anyValue("remove the member or not"))
+
+	dr := &taskv1.DrainSpec{}
+	r(dr, "node_name", str(safetext.KubernetesName))
+	r(dr, "timeout", duration(24*time.Hour))
+	r(dr, "force", anyValue("force or not"))
+
+	r(&taskv1.DeleteNodeSpec{}, "node_name", str(safetext.KubernetesName))
+
+	nr := &taskv1.NodeReadySpec{}
+	r(nr, "node_name", str(safetext.KubernetesName))
+	r(nr, "timeout", duration(24*time.Hour))
+
+	r(&taskv1.DiagnosticsSpec{}, "journal_lines", rule(func(path string, v protoreflect.Value) error {
+		if v.Uint() > MaxJournalLines {
+			return &fieldError{path, fmt.Sprintf("%d: at most %d lines per unit", v.Uint(), MaxJournalLines)}
+		}
+		return nil
+	}))
+
+	// Required fields, per kind: a field left empty is never visited by the walk.
+	messageRules[td(&taskv1.TaskSpec{}).FullName()] = func(path string, m protoreflect.Message) error {
+		s := m.Interface().(*taskv1.TaskSpec)
+		req := func(field, value, hint string) error {
+			if value == "" {
+				return &fieldError{path + "." + field, "is required: " + hint}
+			}
+			return nil
+		}
+		switch k := s.GetKind().(type) {
+		case *taskv1.TaskSpec_Packages:
+			return req("packages.kubernetes_version", k.Packages.GetKubernetesVersion(), "give a release such as v1.33.13")
+		case *taskv1.TaskSpec_KubeadmInit:
+			return requiredKubeadm(path+".kubeadm_init", k.KubeadmInit.GetCluster(), k.KubeadmInit.GetNode())
+		case *taskv1.TaskSpec_KubeadmJoin:
+			if err := requiredKubeadm(path+".kubeadm_join", k.KubeadmJoin.GetCluster(), k.KubeadmJoin.GetNode()); err != nil {
+				return err
+			}
+			if err := req("kubeadm_join.token", k.KubeadmJoin.GetToken(), "a bootstrap token from kubeadm token create"); err != nil {
+				return err
+			}
+			return req("kubeadm_join.ca_cert_hash", k.KubeadmJoin.GetCaCertHash(), "sha256:<hex> of the cluster CA, as kubeadm init printed it")
+		case *taskv1.TaskSpec_Drain:
+			return req("drain.node_name", k.Drain.GetNodeName(), "the Kubernetes node to drain")
+		case *taskv1.TaskSpec_DeleteNode:
+			return req("delete_node.node_name", k.DeleteNode.GetNodeName(), "the Kubernetes node to delete")
+		case *taskv1.TaskSpec_NodeReady:
+			return req("node_ready.node_name", k.NodeReady.GetNodeName(), "the Kubernetes node to wait for")
+		}
+		return nil
+	}
+}
+
+func requiredKubeadm(path string, c *taskv1.ClusterSpec, n *taskv1.NodeSpec) error {
+	if c == nil {
+		return &fieldError{path + ".cluster", "is required: the cluster's version, subnets and registry"}
+	}
+	if n == nil {
+		return &fieldError{path + ".node", "is required: at least the node's name"}
+	}
+	return nil
+}
+
+// safeURL is an http(s) URL that cannot change the files it is written into.
+func safeURL(path, s string) error { return safetext.HTTPURL(path, s) }
+
+// walkSpec applies specRules to every set field of m and below, then messageRules to each
+// message; a field without a rule is refused (the exhaustiveness test keeps that from
+// happening).
+func walkSpec(path string, m protoreflect.Message) error {
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		p := path + "." + string(fd.Name())
+		fr, ok := specRules[fd.FullName()]
+		if !ok {
+			err = &fieldError{p, "has no validation rule in this controller version: leave it empty, or upgrade the controllers"}
+			return false
+		}
+		if fr.check != nil {
+			if err = fr.check(p, v); err != nil {
+				err = fieldFrom("", err) // a shared parser's error names the full path too
+				return false
+			}
+		}
+		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() || !strings.HasPrefix(string(fd.Message().FullName()), "deckhand.") {
+			return true
+		}
+		if fd.IsList() {
+			for i := range v.List().Len() {
+				if err = walkSpec(fmt.Sprintf("%s[%d]", p, i), v.List().Get(i).Message()); err != nil {
+					return false
+				}
+			}
+			return true
+		}
+		err = walkSpec(p, v.Message())
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if mr := messageRules[m.Descriptor().FullName()]; mr != nil {
+		if err := mr(path, m); err != nil {
+			return fieldFrom("", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func goodCluster() *taskv1.ClusterSpec {
+	return &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", ControlPlaneEndpoint: "10.250.0.10:6443", PodSubnet: "10.244.0.0/16", ServiceSubnet: "10.96.0.0/12",
+		CgroupDriver: "systemd", Registry: &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io"}}
+}
+
+// goodSpecs has one valid spec per kind; each bad case below changes one field of one.
+func goodSpecs() map[string]*taskv1.TaskSpec {
+	reg := func() *taskv1.RegistrySettings {
+		return &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io", Mirrors: []string{"https://mirror.example"}, InsecureRegistries: []string{"10.0.0.5:5000"}}
+	}
+	return map[string]*taskv1.TaskSpec{
+		"preflight": {Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: taskv1.NodeRole_NODE_ROLE_WORKER, Fix: true, Ignore: []string{"Swap"}, ExtraPorts: []uint32{30080}}}},
+		"packages": {Kind: &taskv1.TaskSpec_Packages{Packages: &taskv1.PackagesSpec{KubernetesVersion: "v1.33.13", Source: taskv1.PackageSource_PACKAGE_SOURCE_BINARIES,
+			BaseUrl: "https://dl.k8s.io/release", Sha256: map[string]string{"kubelet": strings.Repeat("a", 64)}, Hold: true}}},
+		"runtime": {Kind: &taskv1.TaskSpec_Runtime{Runtime: &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL, ContainerdTarball: "https://github.com/containerd/containerd.tar.gz",
+			RuncBinary: "/tmp/runc", CniPluginsTarball: "/tmp/cni.tgz", Sha256: map[string]string{"/tmp/runc": strings.Repeat("b", 64)},
+			KubernetesVersion: "v1.33.13", Registry: reg(), CgroupDriver: "systemd"}}},
+		"images": {Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{Action: taskv1.ImagesAction_IMAGES_ACTION_EXPORT, Images: []string{"registry.k8s.io/pause:3.10"},
+			KubernetesVersion: "v1.33.13", Registry: reg(), PullTimeout: durationpb.New(time.Minute), ArchivePath: "/var/tmp/images.tar"}}},
+		"kubeadm_init": {Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{Cluster: goodCluster(), UploadCerts: true, HealthTimeout: durationpb.New(time.Minute),
+			Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.0.0.1", CriSocket: "unix:///run/containerd/containerd.sock", Labels: map[string]string{"rack": "r1"},
+				Taints: []*taskv1.Taint{{Key: "dedicated", Value: "infra", Effect: "NoSchedule"}}}}}},
+		"kubeadm_token": {Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{DeleteTokenId: "abcdef", Ttl: durationpb.New(time.Hour), ControlPlane: true}}},
+		"kubeadm_join": {Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{Cluster: goodCluster(), Node: &taskv1.NodeSpec{Name: "cp-2"},
+			Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Token: "abcdef.0123456789abcdef", CaCertHash: "sha256:" + strings.Repeat("0", 64),
+			CertificateKey: strings.Repeat("c", 64), HealthTimeout: durationpb.New(time.Minute)}}},
+		"kubeadm_reset": {Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{Ipvs: true, RemoveEtcdMember: true}}},
+		"drain":         {Kind: &taskv1.TaskSpec_Drain{Drain: &taskv1.DrainSpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute), Force: true}}},
+		"delete_node":   {Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: &taskv1.DeleteNodeSpec{NodeName: "worker-1"}}},
+		"node_ready":    {Kind: &taskv1.TaskSpec_NodeReady{NodeReady: &taskv1.NodeReadySpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute)}}},
+		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
+	}
+}
+
+// badCase sets one field of a kind's good spec to a bad value.
+type badCase struct {
+	field protoreflect.FullName
+	kind  string
+	set   func(s *taskv1.TaskSpec)
+	path  string // the error names this field path
+}
+
+func many(n int, f func(i int) string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = f(i)
+	}
+	return out
+}
+
+func badCases() []badCase {
+	const t = "deckhand.task.v1."
+	neg := durationpb.New(-time.Second)
+	return []badCase{
+		{t + "PreflightSpec.role", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Role = 99 }, "spec.preflight.role"},
+		{t + "PreflightSpec.ignore", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Ignore = []string{"all; reboot"} }, "spec.preflight.ignore[0]"},
+		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{0} }, "spec.preflight.extra_ports[0]"},
+		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{443, 70000} }, "spec.preflight.extra_ports[1]"},
+
+		{t + "PackagesSpec.kubernetes_version", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().KubernetesVersion = "v1.99.0" }, "spec.packages.kubernetes_version"},
+		{t + "PackagesSpec.kubernetes_version", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().KubernetesVersion = "" }, "spec.packages.kubernetes_version"},
+		{t + "PackagesSpec.source", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().Source = 7 }, "spec.packages.source"},
+		{t + "PackagesSpec.base_url", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().BaseUrl = "file:///srv/repo" }, "spec.packages.base_url"},
+		{t + "PackagesSpec.base_url", "packages", func(s *taskv1.TaskSpec) {
+			s.GetPackages().BaseUrl = "https://mirror.example/rpm\n[evil]\nbaseurl=https://evil.example\ngpgcheck=0"
+		}, "spec.packages.base_url"},
+		{t + "PackagesSpec.sha256", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().Sha256 = map[string]string{"kubelet": "xyz"} }, "spec.packages.sha256"},
+		{t + "PackagesSpec.sha256", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().Sha256 = map[string]string{"bash": strings.Repeat("a", 64)} }, "spec.packages.sha256"},
+
+		{t + "RegistrySettings.image_repository", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().Registry.ImageRepository = "https://registry.example" }, "spec.runtime.registry.image_repository"},
+		{t + "RegistrySettings.mirrors", "runtime", func(s *taskv1.TaskSpec) {
+			s.GetRuntime().Registry.Mirrors = many(1000, func(i int) string { return fmt.Sprintf("https://m%d.example", i) })
+		}, "spec.runtime.registry.mirrors"},
+		{t + "RegistrySettings.mirrors", "images", func(s *taskv1.TaskSpec) { s.GetImages().Registry.Mirrors = []string{"ftp://mirror"} }, "spec.images.registry.mirrors[0]"},
+		{t + "RegistrySettings.insecure_registries", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().Registry.InsecureRegistries = []string{"bad host\n"} }, "spec.runtime.registry.insecure_registries[0]"},
+		{t + "RegistrySettings.insecure_registries", "runtime", func(s *taskv1.TaskSpec) {
+			s.GetRuntime().Registry.InsecureRegistries = many(100, func(i int) string { return fmt.Sprintf("10.0.0.%d:5000", i) })
+		}, "spec.runtime.registry.insecure_registries"},
+
+		{t + "RuntimeSpec.source", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().Source = 9 }, "spec.runtime.source"},
+		{t + "RuntimeSpec.containerd_tarball", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().ContainerdTarball = "containerd.tar.gz" }, "spec.runtime.containerd_tarball"},
+		{t + "RuntimeSpec.runc_binary", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().RuncBinary = "/tmp/../etc/shadow" }, "spec.runtime.runc_binary"},
+		{t + "RuntimeSpec.cni_plugins_tarball", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().CniPluginsTarball = "https://x.example/cni.tgz\n" }, "spec.runtime.cni_plugins_tarball"},
+		{t + "RuntimeSpec.sha256", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().Sha256 = map[string]string{"/tmp/runc": "nothex"} }, "spec.runtime.sha256"},
+		{t + "RuntimeSpec.kubernetes_version", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().KubernetesVersion = "latest" }, "spec.runtime.kubernetes_version"},
+		{t + "RuntimeSpec.cgroup_driver", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().CgroupDriver = "none" }, "spec.runtime.cgroup_driver"},
+
+		{t + "ImagesSpec.action", "images", func(s *taskv1.TaskSpec) { s.GetImages().Action = 99 }, "spec.images.action"},
+		{t + "ImagesSpec.images", "images", func(s *taskv1.TaskSpec) { s.GetImages().Images = []string{"Registry/UPPER::x"} }, "spec.images.images[0]"},
+		{t + "ImagesSpec.kubernetes_version", "images", func(s *taskv1.TaskSpec) { s.GetImages().KubernetesVersion = "v9" }, "spec.images.kubernetes_version"},
+		{t + "ImagesSpec.pull_timeout", "images", func(s *taskv1.TaskSpec) { s.GetImages().PullTimeout = neg }, "spec.images.pull_timeout"},
+		{t + "ImagesSpec.archive_path", "images", func(s *taskv1.TaskSpec) { s.GetImages().ArchivePath = "images.tar" }, "spec.images.archive_path"},
+		{t + "ImagesSpec.archive_path", "images", func(s *taskv1.TaskSpec) { s.GetImages().ArchivePath = "" }, "spec.images.archive_path"},
+
+		{t + "ClusterSpec.kubernetes_version", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.KubernetesVersion = "v1.99.0" }, "spec.kubeadm_init.cluster.kubernetes_version"},
+		{t + "ClusterSpec.control_plane_endpoint", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.ControlPlaneEndpoint = "cp:6443\nx: y" }, "spec.kubeadm_init.cluster.control_plane_endpoint"},
+		{t + "ClusterSpec.pod_subnet", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.PodSubnet = "10.96.0.0/16" }, "spec.kubeadm_init.cluster"},
+		{t + "ClusterSpec.service_subnet", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.ServiceSubnet = "x" }, "spec.kubeadm_init.cluster.service_subnet"},
+		{t + "ClusterSpec.cluster_name", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.ClusterName = "Bad Name" }, "spec.kubeadm_init.cluster.cluster_name"},
+		{t + "ClusterSpec.cgroup_driver", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.CgroupDriver = "x" }, "spec.kubeadm_init.cluster.cgroup_driver"},
+		{t + "ClusterSpec.registry", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.Registry.ImageRepository = "a b" }, "spec.kubeadm_init.cluster"},
+
+		{t + "NodeSpec.name", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.Name = "Bad_Name" }, "spec.kubeadm_init.node"},
+		{t + "NodeSpec.advertise_address", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.AdvertiseAddress = "not-an-ip" }, "spec.kubeadm_init.node"},
+		{t + "NodeSpec.cri_socket", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.CriSocket = "/run/x.sock" }, "spec.kubeadm_init.node"},
+		{t + "NodeSpec.labels", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.Labels = map[string]string{"bad key!": "v"} }, "spec.kubeadm_init.node"},
+		{t + "NodeSpec.labels", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Node.Labels = map[string]string{}
+			for i := range 65 {
+				s.GetKubeadmInit().Node.Labels[fmt.Sprintf("l%d", i)] = "v"
+			}
+		}, "spec.kubeadm_init.node.labels"},
+		{t + "NodeSpec.taints", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			for range 40 {
+				s.GetKubeadmInit().Node.Taints = append(s.GetKubeadmInit().Node.Taints, &taskv1.Taint{Key: "k", Effect: "NoSchedule"})
+			}
+		}, "spec.kubeadm_init.node.taints"},
+		{t + "Taint.key", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.Taints[0].Key = "bad key!" }, "spec.kubeadm_init.node"},
+		{t + "Taint.value", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.Taints[0].Value = "bad value!" }, "spec.kubeadm_init.node"},
+		{t + "Taint.effect", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.Taints[0].Effect = "NoRun" }, "spec.kubeadm_init.node"},
+
+		{t + "KubeadmInitSpec.cluster", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster = nil }, "spec.kubeadm_init.cluster"},
+		{t + "KubeadmInitSpec.node", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node = nil }, "spec.kubeadm_init.node"},
+		{t + "KubeadmInitSpec.health_timeout", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().HealthTimeout = neg }, "spec.kubeadm_init.health_timeout"},
+
+		{t + "KubeadmTokenSpec.delete_token_id", "kubeadm_token", func(s *taskv1.TaskSpec) { s.GetKubeadmToken().DeleteTokenId = "--help" }, "spec.kubeadm_token.delete_token_id"},
+		{t + "KubeadmTokenSpec.ttl", "kubeadm_token", func(s *taskv1.TaskSpec) { s.GetKubeadmToken().Ttl = durationpb.New(-time.Hour) }, "spec.kubeadm_token.ttl"},
+
+		{t + "KubeadmJoinSpec.cluster", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Cluster = nil }, "spec.kubeadm_join.cluster"},
+		{t + "KubeadmJoinSpec.node", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Node = &taskv1.NodeSpec{} }, "spec.kubeadm_join.node"},
+		{t + "KubeadmJoinSpec.role", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Role = 99 }, "spec.kubeadm_join.role"},
+		{t + "KubeadmJoinSpec.token", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Token = "abcdef.0123456789abcdeX\n" }, "spec.kubeadm_join.token"},
+		{t + "KubeadmJoinSpec.token", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Token = "" }, "spec.kubeadm_join.token"},
+		{t + "KubeadmJoinSpec.ca_cert_hash", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().CaCertHash = "md5:abc" }, "spec.kubeadm_join.ca_cert_hash"},
+		{t + "KubeadmJoinSpec.certificate_key", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().CertificateKey = "key" }, "spec.kubeadm_join.certificate_key"},
+		{t + "KubeadmJoinSpec.certificate_key", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Role = taskv1.NodeRole_NODE_ROLE_WORKER }, "spec.kubeadm_join.certificate_key"},
+		{t + "KubeadmJoinSpec.health_timeout", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().HealthTimeout = durationpb.New(2 * time.Hour) }, "spec.kubeadm_join.health_timeout"},
+
+		{t + "DrainSpec.node_name", "drain", func(s *taskv1.TaskSpec) { s.GetDrain().NodeName = "--kubeconfig=/etc/kubernetes/admin.conf" }, "spec.drain.node_name"},
+		{t + "DrainSpec.timeout", "drain", func(s *taskv1.TaskSpec) { s.GetDrain().Timeout = neg }, "spec.drain.timeout"},
+		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "--kubeconfig=/tmp/x" }, "spec.delete_node.node_name"},
+		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "" }, "spec.delete_node.node_name"},
+		{t + "NodeReadySpec.node_name", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().NodeName = "-A" }, "spec.node_ready.node_name"},
+		{t + "NodeReadySpec.timeout", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Timeout = durationpb.New(25 * time.Hour) }, "spec.node_ready.timeout"},
+		{t + "DiagnosticsSpec.journal_lines", "diagnostics", func(s *taskv1.TaskSpec) { s.GetDiagnostics().JournalLines = 10_000_000 }, "spec.diagnostics.journal_lines"},
+	}
+}
+
+// taskFields lists every field of every message a TaskSpec holds, from the descriptors.
+func taskFields() []protoreflect.FieldDescriptor {
+	var out []protoreflect.FieldDescriptor
+	seen := map[protoreflect.FullName]bool{}
+	var walk func(md protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if seen[md.FullName()] {
+			return
+		}
+		seen[md.FullName()] = true
+		for i := range md.Fields().Len() {
+			fd := md.Fields().Get(i)
+			out = append(out, fd)
+			if fd.Kind() == protoreflect.MessageKind && !fd.IsMap() && strings.HasPrefix(string(fd.Message().FullName()), "deckhand.") {
+				walk(fd.Message())
+			}
+		}
+	}
+	walk((&taskv1.TaskSpec{}).ProtoReflect().Descriptor())
+	return out
+}
+
+// Every field of every TaskSpec kind has a rule, and every field that can hold a bad value
+// has a bad case here that the API refuses with an error naming the field.
+func TestEveryTaskSpecFieldIsValidated(t *testing.T) {
+	covered := map[protoreflect.FullName]bool{}
+	for _, c := range badCases() {
+		covered[c.field] = true
+	}
+	for _, fd := range taskFields() {
+		r, ok := specRules[fd.FullName()]
+		switch {
+		case !ok:
+			t.Errorf("%s has no validation rule in specRules", fd.FullName())
+		case r.check == nil && fd.Kind() != protoreflect.BoolKind:
+			t.Errorf("%s is not a bool but accepts any value (%s)", fd.FullName(), r.why)
+		case r.check == nil:
+		case fd.Kind() == protoreflect.MessageKind && fd.ContainingMessage().FullName() == "deckhand.task.v1.TaskSpec":
+			// A kind: its fields are checked one by one.
+		case fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "deckhand.task.v1.RegistrySettings":
+			// Walked into: its fields have their own cases.
+		case !covered[fd.FullName()]:
+			t.Errorf("%s has no bad case in badCases: add one the API must refuse", fd.FullName())
+		}
+	}
+	for kind, s := range goodSpecs() {
+		if err := validate(&apiv1.CreateTaskRequest{Node: "n1", Spec: s}); err != nil {
+			t.Errorf("good %s spec refused: %v", kind, err)
+		}
+	}
+	for _, c := range badCases() {
+		s := proto.Clone(goodSpecs()[c.kind]).(*taskv1.TaskSpec)
+		c.set(s)
+		err := validate(&apiv1.CreateTaskRequest{Node: "n1", Spec: s})
+		var fe *fieldError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s (%s): not refused with a field error: %v", c.field, c.path, err)
+			continue
+		}
+		if !strings.HasPrefix(fe.field, c.path) || len(fe.msg) < 15 {
+			t.Errorf("%s: the error names %q, not %s, or says too little: %v", c.field, fe.field, c.path, err)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: the error has a raw newline: %q", c.field, err)
+		}
+		if strings.Contains(err.Error(), "0123456789abcdeX") {
+			t.Errorf("%s: the error shows a secret: %v", c.field, err)
+		}
+	}
+}
+
+// The task ID of a direct task cannot look like a workflow step's.
+func TestCreateTaskIDAtTheEdge(t *testing.T) {
+	spec := goodSpecs()["diagnostics"]
+	for id, ok := range map[string]bool{"": true, "diag-1": true, "wf-abc.n1.preflight.2": false, "-x": false, "a b": false, strings.Repeat("a", 200): false} {
+		err := validate(&apiv1.CreateTaskRequest{Node: "n1", Spec: spec, Id: id})
+		if (err == nil) != ok {
+			t.Errorf("id %q: %v", id, err)
+		}
+	}
+}
+
+// An init workflow's packages and runtime settings are the task specs' fields, checked the
+// same way; so is an applied cluster document's.
+func TestWorkflowSettingsAreValidated(t *testing.T) {
+	init := &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: goodCluster(),
+		Packages: &taskv1.PackagesSpec{BaseUrl: "https://mirror.example/rpm\n[evil]\ngpgcheck=0"}}}}
+	if err := validate(&apiv1.CreateWorkflowRequest{Spec: init}); err == nil || !strings.Contains(err.Error(), "spec.init.packages.base_url") {
+		t.Fatalf("init with a bad base URL: %v", err)
+	}
+	doc := "apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: test\nspec:\n  kubernetesVersion: v1.33.13\n  packages:\n    baseURL: \"https://m.example/rpm\\n[evil]\\ngpgcheck=0\"\n  nodes:\n  - {name: cp-1, role: control-plane}\n"
+	err := validate(&apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}})
+	if err == nil || !strings.Contains(err.Error(), "baseURL") && !strings.Contains(err.Error(), "base_url") {
+		t.Fatalf("apply with a bad base URL: %v", err)
+	}
+}
