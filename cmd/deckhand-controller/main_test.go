@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -534,6 +535,7 @@ func TestEtcdBadInputExitsWithOneClearLine(t *testing.T) {
 		{"etcd unreachable", t.TempDir(), []string{"--etcd-endpoints", freePort(t)}, []string{"unreachable", "--etcd-endpoints"}},
 		{"etcd TLS without its CA", t.TempDir(), []string{"--etcd-endpoints", strings.Join(secure.Endpoints(), ",")}, []string{"TLS"}},
 		{"data dir of another cluster than the prefix", bDir, []string{"--etcd-endpoints", ep, "--etcd-prefix", "/a"}, []string{"another", "--etcd-prefix"}},
+		{"data dir with a mistyped prefix", aDir, []string{"--etcd-endpoints", ep, "--etcd-prefix", "/aa"}, []string{"holds no Deckhand cluster", "--etcd-prefix", "--data-dir"}},
 		{"join with etcd", t.TempDir(), []string{"--etcd-endpoints", ep, "--join", "127.0.0.1:1", "--ca-cert-hash", "sha256:" + strings.Repeat("0", 64)}, []string{"--join"}},
 		{"no endpoints", t.TempDir(), nil, []string{"--etcd-endpoints"}},
 	}
@@ -550,6 +552,18 @@ func TestEtcdBadInputExitsWithOneClearLine(t *testing.T) {
 				t.Errorf("data dir changed by a refused start")
 			}
 		})
+	}
+	// The mistyped prefix got no second cluster.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: plain.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/aa/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Errorf("the refused start wrote %v keys under the mistyped prefix /aa (%v)", resp, err)
 	}
 }
 

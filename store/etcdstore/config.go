@@ -38,8 +38,9 @@ type Config struct {
 	// Required.
 	Address string
 	// ClusterID, when set, is the Deckhand cluster this replica belongs to: Open fails with
-	// ErrForeignCluster when the prefix holds another one, and records it in an empty
-	// prefix. Empty: the prefix's cluster is adopted, or a new one is created.
+	// ErrForeignCluster when the prefix holds another one and with ErrNoCluster when it
+	// holds none (only a replica without a cluster creates one). Empty: the prefix's cluster
+	// is adopted, or a new one is created.
 	ClusterID string
 	// Logger receives the store's logs and the etcd client's (its info chatter at debug).
 	// Default slog.Default().

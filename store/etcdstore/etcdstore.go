@@ -43,6 +43,8 @@ var (
 	ErrTLS = errors.New("etcd TLS handshake failed")
 	// ErrForeignCluster: the prefix holds another Deckhand cluster than Config.ClusterID.
 	ErrForeignCluster = errors.New("etcd prefix belongs to another Deckhand cluster")
+	// ErrNoCluster: Config.ClusterID is set but the prefix holds no Deckhand cluster.
+	ErrNoCluster = errors.New("etcd prefix holds no Deckhand cluster")
 )
 
 // Store is a store.Store and store.Elector on an etcd cluster.
@@ -122,15 +124,29 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// ensureCluster reads the prefix's cluster ID, or records one in an empty prefix.
+// ensureCluster reads the prefix's cluster ID, or records a new one in an empty prefix.
+// A replica that already belongs to a cluster (Config.ClusterID) never creates one: an
+// empty prefix then is a mistyped --etcd-prefix, and creating a second cluster there (same
+// CA, same ID, its own leader) would split the controllers in two.
 func (s *Store) ensureCluster(ctx context.Context) error {
-	want := s.cfg.ClusterID
-	if want == "" {
-		want = randomID()
-	}
 	key := s.key(clusterKey)
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
+	if want := s.cfg.ClusterID; want != "" {
+		resp, err := s.cli.Get(rctx, key)
+		if err != nil {
+			return fmt.Errorf("etcd at %s accepts connections but did not serve a read: %w", strings.Join(s.cfg.Endpoints, ", "), s.mapErr(ctx, err, false))
+		}
+		if len(resp.Kvs) == 0 {
+			return fmt.Errorf("%w: etcd prefix %s holds no Deckhand cluster, but this replica belongs to cluster %s; check --etcd-prefix (it must be the prefix that cluster was created under), or start with an empty --data-dir to create a new cluster under %s", ErrNoCluster, s.root, want, s.root)
+		}
+		s.clusterID = string(resp.Kvs[0].Value)
+		if s.clusterID != want {
+			return fmt.Errorf("%w: etcd prefix %s holds Deckhand cluster %s, not %s; choose another --etcd-prefix, or the data dir of cluster %s", ErrForeignCluster, s.root, s.clusterID, want, s.clusterID)
+		}
+		return nil
+	}
+	want := randomID()
 	resp, err := s.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, want)).
@@ -150,9 +166,6 @@ func (s *Store) ensureCluster(ctx context.Context) error {
 		return fmt.Errorf("etcd prefix %s: cluster key vanished while reading it; retry", s.root)
 	}
 	s.clusterID = string(kvs[0].Value)
-	if s.cfg.ClusterID != "" && s.clusterID != s.cfg.ClusterID {
-		return fmt.Errorf("%w: etcd prefix %s holds Deckhand cluster %s, not %s; choose another --etcd-prefix, or the data dir of cluster %s", ErrForeignCluster, s.root, s.clusterID, s.cfg.ClusterID, s.clusterID)
-	}
 	return nil
 }
 

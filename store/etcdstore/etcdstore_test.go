@@ -633,11 +633,17 @@ func TestPrefixesIsolateClustersAndKeepTheirID(t *testing.T) {
 	if !errors.Is(err, ErrForeignCluster) || !strings.Contains(err.Error(), "holds Deckhand cluster "+a.ClusterID()+", not "+b.ClusterID()) {
 		t.Fatalf("open /dh as cluster %s: got %v, want ErrForeignCluster naming both", b.ClusterID(), err)
 	}
-	cfgC := testConfig("c", ec.Endpoints())
-	cfgC.Prefix = "/fresh"
-	cfgC.ClusterID = "0123456789abcdef"
-	if id := open(t, cfgC).ClusterID(); id != cfgC.ClusterID {
-		t.Fatalf("fresh prefix with a given cluster ID recorded %s", id)
+	// A replica of cluster A pointed at an empty prefix (a typo) creates nothing there.
+	cfgC := cfgA
+	cfgC.ID = "c"
+	cfgC.Prefix = "/dhh"
+	cfgC.ClusterID = a.ClusterID()
+	_, err = Open(ctx, cfgC)
+	if !errors.Is(err, ErrNoCluster) || !strings.Contains(err.Error(), "--etcd-prefix") || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("open an empty prefix as cluster %s: got %v, want ErrNoCluster naming --etcd-prefix and --data-dir", a.ClusterID(), err)
+	}
+	if resp, err := raw.Get(ctx, "/dhh", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("refused open wrote %d keys under the empty prefix (%v)", resp.Count, err)
 	}
 }
 
