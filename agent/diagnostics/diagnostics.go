@@ -89,7 +89,7 @@ func Collect(ctx context.Context, h *host.Host, journalLines int) ([]byte, []str
 // criState lists containers and reads the logs of those that exited.
 func criState(ctx context.Context, h *host.Host) (string, map[string][]byte) {
 	logs := map[string][]byte{}
-	cc, err := runtime.Dial(h.Path(runtime.Socket))
+	cc, err := runtime.Dial(h.Path(runtime.HostSocket(h)))
 	if err != nil {
 		return "runtime: " + err.Error() + "\n", logs
 	}

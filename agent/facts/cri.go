@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,7 +22,7 @@ func (c *Collector) runtimeFacts(ctx context.Context) *agentv1.RuntimeFacts {
 	if rf.Socket == "" {
 		rf.Socket = DefaultCRISocket
 	}
-	path := c.hostPath(rf.Socket)
+	path := c.hostPath(strings.TrimPrefix(rf.Socket, "unix://"))
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Type() != fs.ModeSocket {
 		return rf

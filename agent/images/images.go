@@ -51,7 +51,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, tasks.Errorf("INVALID_ARGUMENT", "pass --archive /path/on/the/node.tar", "archive_path %q must be an absolute path on the node", spec.GetArchivePath())
 		}
 	}
-	cc, err := runtime.Dial(h.Path(runtime.Socket))
+	cc, err := runtime.Dial(h.Path(runtime.HostSocket(h)))
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			}
 			return nil, nil
 		}
-		return nil, tasks.Errorf("RUNTIME_NOT_READY", "run the runtime task on this node first", "the container runtime does not answer on %s: %v", runtime.Socket, err)
+		return nil, tasks.Errorf("RUNTIME_NOT_READY", "run the runtime task on this node first", "the container runtime does not answer on %s (deckhand-agent --cri-socket): %v", runtime.HostSocket(h), err)
 	}
 
 	switch spec.GetAction() {
@@ -284,7 +284,7 @@ func remove(ctx context.Context, h *host.Host, e *tasks.Emitter, is runtimeapi.I
 }
 
 func ctrArgs(h *host.Host, args ...string) []string {
-	return append([]string{"ctr", "--address", h.Path(runtime.Socket), "--namespace", "k8s.io"}, args...)
+	return append([]string{"ctr", "--address", h.Path(runtime.HostSocket(h)), "--namespace", "k8s.io"}, args...)
 }
 
 func export(ctx context.Context, h *host.Host, e *tasks.Emitter, is runtimeapi.ImageServiceClient, refs []string, archive string) (map[string]string, error) {

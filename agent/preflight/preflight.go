@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/deckhandhq/deckhand/agent/host"
+	cri "github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -42,7 +43,6 @@ type Result struct {
 const (
 	modulesConf = "/etc/modules-load.d/kubernetes.conf"
 	sysctlConf  = "/etc/sysctl.d/99-kubernetes.conf"
-	criSocket   = "/run/containerd/containerd.sock"
 )
 
 var (
@@ -413,11 +413,12 @@ func (c *checker) kubelet(ctx context.Context) {
 }
 
 func (c *checker) criSocket() {
-	if c.h.Exists(criSocket) {
-		c.add("CRI", Pass, "container runtime socket %s is present", criSocket)
+	socket := cri.HostSocket(c.h)
+	if c.h.Exists(socket) {
+		c.add("CRI", Pass, "container runtime socket %s is present", socket)
 		return
 	}
-	c.add("CRI", Fail, "no container runtime socket at %s: run the runtime task on this node first", criSocket)
+	c.add("CRI", Fail, "no container runtime socket at %s (deckhand-agent --cri-socket): run the runtime task on this node first", socket)
 }
 
 func (c *checker) binaries() {

@@ -29,9 +29,10 @@ import (
 
 // Host paths the task manages.
 const (
-	ConfigPath  = "/etc/containerd/config.toml"
-	CertsDir    = "/etc/containerd/certs.d"
-	CrictlPath  = "/etc/crictl.yaml"
+	ConfigPath = "/etc/containerd/config.toml"
+	CertsDir   = "/etc/containerd/certs.d"
+	CrictlPath = "/etc/crictl.yaml"
+	// Socket is containerd's CRI socket, used when the agent is given no --cri-socket.
 	Socket      = "/run/containerd/containerd.sock"
 	CNIBinDir   = "/opt/cni/bin"
 	CNIConfDir  = "/etc/cni/net.d"
@@ -39,6 +40,16 @@ const (
 )
 
 var versionRE = regexp.MustCompile(`\bv?(\d+)\.(\d+)\.(\d+)`)
+
+// HostSocket is the CRI socket the agent is configured with (deckhand-agent --cri-socket),
+// as a host path (not yet under h.Root): the socket the runtime task makes containerd
+// serve, and the one the images, diagnostics and preflight tasks talk to.
+func HostSocket(h *host.Host) string {
+	if s := strings.TrimPrefix(h.CRISocket, "unix://"); s != "" {
+		return s
+	}
+	return Socket
+}
 
 // Run is the runtime task handler.
 func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
@@ -101,6 +112,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		ConfigPath:    CertsDir,
 		CNIBinDir:     cniBin,
 		CNIConfDir:    CNIConfDir,
+		GRPCAddress:   HostSocket(h),
 	})
 	if err != nil {
 		return nil, err
@@ -134,7 +146,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, err
 		}
 	}
-	if err := write(CrictlPath, config.Crictl(Socket, 10)); err != nil {
+	if err := write(CrictlPath, config.Crictl(HostSocket(h), 10)); err != nil {
 		return nil, err
 	}
 
@@ -210,7 +222,7 @@ func installPackages(ctx context.Context, h *host.Host) error {
 
 // verify waits for the CRI socket and reports Version and Status.
 func verify(ctx context.Context, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
-	path := h.Path(Socket)
+	path := h.Path(HostSocket(h))
 	deadline := time.Now().Add(readyWithin)
 	var lastErr error
 	for {
@@ -229,7 +241,7 @@ func verify(ctx context.Context, h *host.Host, e *tasks.Emitter) (map[string]str
 			lastErr = err
 		}
 		if time.Now().After(deadline) {
-			return nil, tasks.Errorf("RUNTIME_NOT_READY", "look at journalctl -u containerd on the node, and crictl info", "containerd did not become ready within %v: %v", readyWithin, lastErr)
+			return nil, tasks.Errorf("RUNTIME_NOT_READY", "look at journalctl -u containerd on the node, and crictl info", "containerd did not become ready on %s within %v: %v", HostSocket(h), readyWithin, lastErr)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,23 +16,31 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "deckhand-agent: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// rootHelp says what --root confines and what it does not: host files are read and
+// written under it, but commands are not chrooted into it.
+const rootHelp = "prefix for every host FILE the agent reads or writes (use / on a real host). " +
+	"It does NOT confine commands: no chroot; a task's command is looked up in ROOT/usr/local/sbin, ROOT/usr/local/bin, " +
+	"ROOT/usr/sbin, ROOT/usr/bin, ROOT/sbin and ROOT/bin, then on the agent's own PATH (so a binary missing under ROOT " +
+	"runs from the host), and it runs as the agent with the whole host in view"
+
+func run(args []string, stderr io.Writer) error {
 	cfg := agent.DefaultConfig()
 	fs := flag.NewFlagSet("deckhand-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	controllers := fs.String("controller", "", "comma-separated controller addresses HOST:PORT")
 	fs.StringVar(&cfg.Token, "token", "", "bootstrap token (first start only), from deckctl token create")
 	tokenFile := fs.String("token-file", "", "read the bootstrap token from this file instead (keeps it out of the process list)")
 	fs.StringVar(&cfg.CACertHash, "ca-cert-hash", "", "sha256:<hex> pin of the controller CA (first start only)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "node name, an RFC 1123 label (default: the host name)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the agent's key, certificate and state")
-	fs.StringVar(&cfg.Root, "root", cfg.Root, "prefix for every host path the agent reads or writes")
-	fs.StringVar(&cfg.CRISocket, "cri-socket", cfg.CRISocket, "container runtime socket (under --root)")
+	fs.StringVar(&cfg.Root, "root", cfg.Root, rootHelp)
+	fs.StringVar(&cfg.CRISocket, "cri-socket", cfg.CRISocket, "the container runtime's CRI socket, a path under --root: the runtime task makes containerd serve it; facts and the images, diagnostics and preflight tasks talk to it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
