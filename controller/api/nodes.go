@@ -2,6 +2,10 @@ package api
 
 import (
 	"context"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 
@@ -59,15 +63,79 @@ func (s *NodeServer) GetNode(ctx context.Context, req *apiv1.GetNodeRequest) (*a
 	return &apiv1.GetNodeResponse{Node: n}, nil
 }
 
-func (s *NodeServer) ListNodes(ctx context.Context, _ *apiv1.ListNodesRequest) (*apiv1.ListNodesResponse, error) {
+func (s *NodeServer) ListNodes(ctx context.Context, req *apiv1.ListNodesRequest) (*apiv1.ListNodesResponse, error) {
+	pg, err := newPage("nodes", "", req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, invalid(err)
+	}
 	all, err := s.nodes.List(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := s.annotate(ctx, all...); err != nil {
+	for _, n := range all {
+		summarize(n.GetFacts().ProtoReflect())
+	}
+	out, next := take(pg, all, func(n *apiv1.Node) string { return n.GetName() })
+	if err := s.annotate(ctx, out...); err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.ListNodesResponse{Nodes: all}, nil
+	return &apiv1.ListNodesResponse{Nodes: out, NextPageToken: next}, nil
+}
+
+// A node list shows each node's facts in summary: strings and lists cut to these lengths,
+// so an agent that reported megabytes of facts cannot make the list fail. GetNode returns
+// them whole.
+const (
+	SummaryMaxString = 256
+	SummaryMaxList   = 32
+)
+
+// summarize cuts m's strings and lists (and those of its messages) in place.
+func summarize(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList():
+			l := v.List()
+			if l.Len() > SummaryMaxList {
+				l.Truncate(SummaryMaxList)
+			}
+			for i := range l.Len() {
+				if fd.Kind() == protoreflect.StringKind {
+					l.Set(i, protoreflect.ValueOfString(cut(l.Get(i).String())))
+				} else if fd.Kind() == protoreflect.MessageKind {
+					summarize(l.Get(i).Message())
+				}
+			}
+		case fd.IsMap():
+			mp := v.Map()
+			var keys []protoreflect.MapKey
+			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+				keys = append(keys, k)
+				return true
+			})
+			slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(a.String(), b.String()) })
+			for i, k := range keys {
+				switch {
+				case i >= SummaryMaxList || len(k.String()) > SummaryMaxString:
+					mp.Clear(k)
+				case fd.MapValue().Kind() == protoreflect.StringKind:
+					mp.Set(k, protoreflect.ValueOfString(cut(mp.Get(k).String())))
+				}
+			}
+		case fd.Kind() == protoreflect.StringKind:
+			m.Set(fd, protoreflect.ValueOfString(cut(v.String())))
+		case fd.Kind() == protoreflect.MessageKind:
+			summarize(v.Message())
+		}
+		return true
+	})
+}
+
+func cut(s string) string {
+	if len(s) <= SummaryMaxString {
+		return s
+	}
+	return strings.ToValidUTF8(s[:SummaryMaxString], "") + "..."
 }
 
 func (s *NodeServer) DeleteNode(ctx context.Context, req *apiv1.DeleteNodeRequest) (*apiv1.DeleteNodeResponse, error) {

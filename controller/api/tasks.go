@@ -72,18 +72,39 @@ func (s *TaskServer) GetTask(ctx context.Context, req *apiv1.GetTaskRequest) (*a
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.GetTaskResponse{Task: redact(ctx, rec)}, nil
+	rec = redact(ctx, rec)
+	if !req.GetIncludeArtifact() {
+		rec = withoutArtifact(rec)
+	}
+	return &apiv1.GetTaskResponse{Task: rec}, nil
+}
+
+// withoutArtifact leaves a record's artifact out, keeping its size: lists and watches never
+// carry artifacts (a few diagnostics bundles would exceed a message), GetTask does on request.
+func withoutArtifact(rec *apiv1.TaskRecord) *apiv1.TaskRecord {
+	if len(rec.GetResult().GetArtifact()) == 0 {
+		return rec
+	}
+	out := proto.Clone(rec).(*apiv1.TaskRecord)
+	out.ArtifactSize = uint64(len(out.Result.Artifact))
+	out.Result.Artifact = nil
+	return out
 }
 
 func (s *TaskServer) ListTasks(ctx context.Context, req *apiv1.ListTasksRequest) (*apiv1.ListTasksResponse, error) {
+	pg, err := newPage("tasks", req.GetNode()+"\x00"+req.GetWorkflowId(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, invalid(err)
+	}
 	recs, err := s.Tasks.List(ctx, req.GetNode(), req.GetWorkflowId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	for i := range recs {
-		recs[i] = redact(ctx, recs[i])
+		recs[i] = withoutArtifact(redact(ctx, recs[i]))
 	}
-	return &apiv1.ListTasksResponse{Tasks: recs}, nil
+	out, next := take(pg, recs, func(r *apiv1.TaskRecord) string { return r.GetTask().GetId() })
+	return &apiv1.ListTasksResponse{Tasks: out, NextPageToken: next}, nil
 }
 
 func (s *TaskServer) CancelTask(ctx context.Context, req *apiv1.CancelTaskRequest) (*apiv1.CancelTaskResponse, error) {
@@ -123,7 +144,7 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 			return err
 		}
 	}
-	if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: redact(ctx, rec)}}); err != nil {
+	if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: withoutArtifact(redact(ctx, rec))}}); err != nil {
 		return err
 	}
 	if tasks.Terminal(rec.GetState()) {
@@ -156,7 +177,7 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 			if err != nil {
 				continue
 			}
-			if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: redact(ctx, rec)}}); err != nil {
+			if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: withoutArtifact(redact(ctx, rec))}}); err != nil {
 				return err
 			}
 			if tasks.Terminal(rec.GetState()) {

@@ -2,6 +2,10 @@ package api
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -44,11 +48,21 @@ func (s *WorkflowServer) GetWorkflow(ctx context.Context, req *apiv1.GetWorkflow
 }
 
 func (s *WorkflowServer) ListWorkflows(ctx context.Context, req *apiv1.ListWorkflowsRequest) (*apiv1.ListWorkflowsResponse, error) {
+	pg, err := newPage("workflows", req.GetState().String(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, invalid(err)
+	}
 	wfs, err := s.Workflows.List(ctx, req.GetState())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.ListWorkflowsResponse{Workflows: wfs}, nil
+	// Newest first: the key orders by creation time, descending, then by ID.
+	key := func(w *apiv1.Workflow) string {
+		return fmt.Sprintf("%020d/%s", math.MaxInt64-w.GetCreated().AsTime().UnixNano(), w.GetId())
+	}
+	slices.SortFunc(wfs, func(a, b *apiv1.Workflow) int { return strings.Compare(key(a), key(b)) })
+	out, next := take(pg, wfs, key)
+	return &apiv1.ListWorkflowsResponse{Workflows: out, NextPageToken: next}, nil
 }
 
 func (s *WorkflowServer) CancelWorkflow(ctx context.Context, req *apiv1.CancelWorkflowRequest) (*apiv1.CancelWorkflowResponse, error) {

@@ -464,11 +464,17 @@ func (c *Cluster) stopAll() {
 func (c *Cluster) Nodes() ([]*apiv1.Node, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := apiv1.NewNodeServiceClient(c.Client()).ListNodes(ctx, &apiv1.ListNodesRequest{})
-	if err != nil {
-		return nil, err
+	var out []*apiv1.Node
+	for token := ""; ; {
+		resp, err := apiv1.NewNodeServiceClient(c.Client()).ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.GetNodes()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return out, nil
+		}
 	}
-	return resp.GetNodes(), nil
 }
 
 // WaitFor polls cond until it returns nil or the deadline passes, then fails with the last

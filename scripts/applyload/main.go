@@ -166,14 +166,19 @@ func run(cfg Config) error {
 	if err := loadutil.Poll(5*time.Minute, func() error {
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer rcancel()
-		resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{})
-		if err != nil {
-			return err
-		}
 		ready := 0
-		for _, n := range resp.GetNodes() {
-			if n.GetState() == apiv1.NodeState_NODE_STATE_READY {
-				ready++
+		for token := ""; ; {
+			resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{PageSize: 1000, PageToken: token})
+			if err != nil {
+				return err
+			}
+			for _, n := range resp.GetNodes() {
+				if n.GetState() == apiv1.NodeState_NODE_STATE_READY {
+					ready++
+				}
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
 			}
 		}
 		if ready < cfg.Nodes {

@@ -20,7 +20,12 @@ func newNodesCmd(o *options) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{})
+				resp := &apiv1.ListNodesResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: token})
+					resp.Nodes = append(resp.Nodes, page.GetNodes()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

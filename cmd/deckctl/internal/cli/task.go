@@ -119,8 +119,11 @@ func newTaskCmd(o *options) *cobra.Command {
 				return nil
 			}
 			last, err := o.follow(rec.GetTask().GetId())
-			if serr := saveArtifact(o, last, f.save); serr != nil && err == nil {
-				err = serr
+			if f.save != "" && last != nil {
+				// The watch carries the artifact's size only; fetch it by ID.
+				if serr := o.saveTaskArtifact(last.GetTask().GetId(), f.save); serr != nil && err == nil {
+					err = serr
+				}
 			}
 			return err
 		},
@@ -156,7 +159,7 @@ func newTaskCmd(o *options) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: args[0]})
+				resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: args[0], IncludeArtifact: getSave != ""})
 				if err != nil {
 					return err
 				}
@@ -215,7 +218,12 @@ func newTaskCmd(o *options) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewTaskServiceClient(cc).ListTasks(ctx, &apiv1.ListTasksRequest{Node: node})
+				resp := &apiv1.ListTasksResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := apiv1.NewTaskServiceClient(cc).ListTasks(ctx, &apiv1.ListTasksRequest{Node: node, PageToken: token})
+					resp.Tasks = append(resp.Tasks, page.GetTasks()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}
@@ -234,7 +242,42 @@ func newTaskCmd(o *options) *cobra.Command {
 	}
 	list.Flags().StringVar(&node, "node", "", "only this node's tasks")
 	cmd.AddCommand(list)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "artifact ID FILE",
+		Short: "Save a task's artifact (for example a diagnostics tar.gz) to FILE",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.saveTaskArtifact(args[0], args[1])
+		},
+	})
 	return cmd
+}
+
+// allPages calls list with each page's token, starting with none, until a page has no next
+// token.
+func allPages(list func(token string) (next string, err error)) error {
+	token := ""
+	for {
+		next, err := list(token)
+		if err != nil || next == "" {
+			return err
+		}
+		if next == token {
+			return fmt.Errorf("the controller returned the same page token twice: try again")
+		}
+		token = next
+	}
+}
+
+// saveTaskArtifact fetches task id with its artifact and writes the artifact to path.
+func (o *options) saveTaskArtifact(id, path string) error {
+	return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+		resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: id, IncludeArtifact: true})
+		if err != nil {
+			return err
+		}
+		return saveArtifact(o, resp.GetTask(), path)
+	})
 }
 
 // saveArtifact writes a task's artifact to path (when path is set).

@@ -244,7 +244,12 @@ func newWorkflowsCmd(o *options) *cobra.Command {
 				st = apiv1.WorkflowState(v)
 			}
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{State: st})
+				resp := &apiv1.ListWorkflowsResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{State: st, PageToken: token})
+					resp.Workflows = append(resp.Workflows, page.GetWorkflows()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

@@ -25,12 +25,15 @@ const (
 
 // TaskRecord is a task with its current state and result.
 type TaskRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          *v1.Task               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
-	State         v1.TaskState           `protobuf:"varint,2,opt,name=state,proto3,enum=deckhand.task.v1.TaskState" json:"state,omitempty"`
-	Result        *v1.TaskResult         `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
-	Created       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
-	Updated       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Task    *v1.Task               `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	State   v1.TaskState           `protobuf:"varint,2,opt,name=state,proto3,enum=deckhand.task.v1.TaskState" json:"state,omitempty"`
+	Result  *v1.TaskResult         `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	Created *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created,proto3" json:"created,omitempty"`
+	Updated *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	// Size in bytes of the result's artifact when the artifact itself is left out: lists,
+	// watches and GetTask without include_artifact carry only its size.
+	ArtifactSize  uint64 `protobuf:"varint,6,opt,name=artifact_size,json=artifactSize,proto3" json:"artifact_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -100,12 +103,21 @@ func (x *TaskRecord) GetUpdated() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskRecord) GetArtifactSize() uint64 {
+	if x != nil {
+		return x.ArtifactSize
+	}
+	return 0
+}
+
 type CreateTaskRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Node   string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	Spec   *v1.TaskSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	DryRun bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	// Optional client-chosen ID for idempotent retries of this call.
+	// Optional client-chosen ID. An ID is used once: the same request again returns the
+	// recorded task (an idempotent retry); another task under a taken ID is ALREADY_EXISTS.
+	// IDs starting with "wf-" belong to workflow steps and are refused.
 	Id            string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -214,10 +226,13 @@ func (x *CreateTaskResponse) GetTask() *TaskRecord {
 }
 
 type GetTaskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Include the result's artifact (for example a diagnostics tar.gz); without it the
+	// record carries only artifact_size.
+	IncludeArtifact bool `protobuf:"varint,2,opt,name=include_artifact,json=includeArtifact,proto3" json:"include_artifact,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetTaskRequest) Reset() {
@@ -255,6 +270,13 @@ func (x *GetTaskRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *GetTaskRequest) GetIncludeArtifact() bool {
+	if x != nil {
+		return x.IncludeArtifact
+	}
+	return false
 }
 
 type GetTaskResponse struct {
@@ -306,7 +328,12 @@ type ListTasksRequest struct {
 	// Filter by node, empty for all.
 	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	// Filter by workflow, empty for all.
-	WorkflowId    string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// Most records to return; 0 means 100, more than 1000 means 1000. A page also stops
+	// before 2 MiB. Records come in task ID order, without artifacts.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same filters; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,9 +382,25 @@ func (x *ListTasksRequest) GetWorkflowId() string {
 	return ""
 }
 
+func (x *ListTasksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTasksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListTasksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*TaskRecord          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tasks []*TaskRecord          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -397,6 +440,13 @@ func (x *ListTasksResponse) GetTasks() []*TaskRecord {
 		return x.Tasks
 	}
 	return nil
+}
+
+func (x *ListTasksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type CancelTaskRequest struct {
@@ -705,31 +755,37 @@ var File_deckhand_api_v1_task_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/task.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n" +
+	"\x1adeckhand/api/v1/task.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x02\n" +
 	"\n" +
 	"TaskRecord\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.deckhand.task.v1.TaskR\x04task\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.deckhand.task.v1.TaskStateR\x05state\x124\n" +
 	"\x06result\x18\x03 \x01(\v2\x1c.deckhand.task.v1.TaskResultR\x06result\x124\n" +
 	"\acreated\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
-	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\x80\x01\n" +
+	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12#\n" +
+	"\rartifact_size\x18\x06 \x01(\x04R\fartifactSize\"\x80\x01\n" +
 	"\x11CreateTaskRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12.\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1a.deckhand.task.v1.TaskSpecR\x04spec\x12\x17\n" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\"E\n" +
 	"\x12CreateTaskResponse\x12/\n" +
-	"\x04task\x18\x01 \x01(\v2\x1b.deckhand.api.v1.TaskRecordR\x04task\" \n" +
+	"\x04task\x18\x01 \x01(\v2\x1b.deckhand.api.v1.TaskRecordR\x04task\"K\n" +
 	"\x0eGetTaskRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"B\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
+	"\x10include_artifact\x18\x02 \x01(\bR\x0fincludeArtifact\"B\n" +
 	"\x0fGetTaskResponse\x12/\n" +
-	"\x04task\x18\x01 \x01(\v2\x1b.deckhand.api.v1.TaskRecordR\x04task\"G\n" +
+	"\x04task\x18\x01 \x01(\v2\x1b.deckhand.api.v1.TaskRecordR\x04task\"\x83\x01\n" +
 	"\x10ListTasksRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
-	"workflowId\"F\n" +
+	"workflowId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"n\n" +
 	"\x11ListTasksResponse\x121\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x1b.deckhand.api.v1.TaskRecordR\x05tasks\"#\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x1b.deckhand.api.v1.TaskRecordR\x05tasks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"#\n" +
 	"\x11CancelTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
 	"\x12CancelTaskResponse\x12/\n" +

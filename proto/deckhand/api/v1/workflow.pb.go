@@ -1477,7 +1477,12 @@ func (x *GetWorkflowResponse) GetWorkflow() *Workflow {
 type ListWorkflowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Filter by state, unspecified for all.
-	State         WorkflowState `protobuf:"varint,1,opt,name=state,proto3,enum=deckhand.api.v1.WorkflowState" json:"state,omitempty"`
+	State WorkflowState `protobuf:"varint,1,opt,name=state,proto3,enum=deckhand.api.v1.WorkflowState" json:"state,omitempty"`
+	// Most workflows to return; 0 means 100, more than 1000 means 1000. A page also stops
+	// before 2 MiB. Workflows come newest first.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same filter; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1519,9 +1524,25 @@ func (x *ListWorkflowsRequest) GetState() WorkflowState {
 	return WorkflowState_WORKFLOW_STATE_UNSPECIFIED
 }
 
+func (x *ListWorkflowsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkflowsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListWorkflowsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Workflows     []*Workflow            `protobuf:"bytes,1,rep,name=workflows,proto3" json:"workflows,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Workflows []*Workflow            `protobuf:"bytes,1,rep,name=workflows,proto3" json:"workflows,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1561,6 +1582,13 @@ func (x *ListWorkflowsResponse) GetWorkflows() []*Workflow {
 		return x.Workflows
 	}
 	return nil
+}
+
+func (x *ListWorkflowsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type CancelWorkflowRequest struct {
@@ -2071,11 +2099,15 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x12GetWorkflowRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
 	"\x13GetWorkflowResponse\x125\n" +
-	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"L\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"\x88\x01\n" +
 	"\x14ListWorkflowsRequest\x124\n" +
-	"\x05state\x18\x01 \x01(\x0e2\x1e.deckhand.api.v1.WorkflowStateR\x05state\"P\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1e.deckhand.api.v1.WorkflowStateR\x05state\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
 	"\x15ListWorkflowsResponse\x127\n" +
-	"\tworkflows\x18\x01 \x03(\v2\x19.deckhand.api.v1.WorkflowR\tworkflows\"'\n" +
+	"\tworkflows\x18\x01 \x03(\v2\x19.deckhand.api.v1.WorkflowR\tworkflows\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"'\n" +
 	"\x15CancelWorkflowRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
 	"\x16CancelWorkflowResponse\x125\n" +
