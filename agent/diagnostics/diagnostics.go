@@ -1,8 +1,9 @@
 // Package diagnostics collects what a person needs to see why a node's control plane or
 // kubelet is unhealthy into one tar.gz bundle: the containers the runtime knows (through
 // the CRI API), the logs of containers that exited, the kubelet journal tail, and the
-// runtime and kubelet configuration. Secrets (join configs, keys) are never included. The
-// kubeadm tasks attach the same bundle to a failure.
+// runtime and kubelet configuration. Secrets (join configs, keys) are never included, and
+// every file of the bundle is masked (package secret) for the tokens, certificate keys and
+// private keys a log may quote. The kubeadm tasks attach the same bundle to a failure.
 package diagnostics
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/runtime"
+	"github.com/deckhandhq/deckhand/agent/secret"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -58,6 +60,7 @@ func Collect(ctx context.Context, h *host.Host, journalLines int) ([]byte, []str
 		if len(data) > maxFile {
 			data = append([]byte("[... truncated ...]\n"), data[len(data)-maxFile:]...)
 		}
+		data = []byte(secret.Mask(string(data)))
 		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Now(), Typeflag: tar.TypeReg})
 		_, _ = tw.Write(data)
 		names = append(names, name)
