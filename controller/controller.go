@@ -58,6 +58,7 @@ type Controller struct {
 	dispatch  *tasks.Dispatcher
 	workflows *workflows.Service
 	engine    *workflows.Engine
+	limits    *sessions.Limiter
 	metrics   *metrics
 
 	metricsLn net.Listener
@@ -198,6 +199,7 @@ func (c *Controller) wire(st backend) error {
 	c.dispatch = tasks.NewDispatcher(c.tasks, c.sessions, id, log)
 	c.workflows = workflows.New(st, c.nodes, c.tasks, nil)
 	c.engine = workflows.NewEngine(c.workflows, log)
+	c.limits = sessions.NewLimiter(log, nil)
 	c.metrics = newMetrics(c)
 
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
@@ -207,6 +209,7 @@ func (c *Controller) wire(st backend) error {
 		grpc.SharedWriteBuffer(true),
 		grpc.ReadBufferSize(8 << 10),
 		grpc.WriteBufferSize(8 << 10),
+		grpc.MaxRecvMsgSize(sessions.MaxMessageBytes),
 	}, c.interceptors()...)...)
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.srv, c.health)
@@ -223,7 +226,7 @@ func (c *Controller) wire(st backend) error {
 	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
 	agentv1.RegisterAgentServiceServer(c.srv, &api.AgentServer{
 		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,
-		Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
+		Limits: c.limits, Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
 	})
 	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Store: st})
 	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st})

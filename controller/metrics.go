@@ -48,6 +48,7 @@ func newMetrics(c *Controller) *metrics {
 			}
 			return float64(c.raft.Info().GetAppliedIndex())
 		}))
+	m.reg.MustRegister(c.limits.Collector())
 	m.reg.MustRegister(&nodeStates{c: c, desc: prometheus.NewDesc("deckhand_nodes", "Enrolled nodes by liveness state.", []string{"state"}, nil)})
 	return m
 }
@@ -139,4 +140,12 @@ func (c *Controller) serveMetrics(ctx context.Context) {
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		c.cfg.Logger.Error("metrics server", "err", err)
 	}
+}
+
+// MetricsAddr is the address /metrics is served on, or "" when --metrics-listen is off.
+func (c *Controller) MetricsAddr() string {
+	if c.metricsLn == nil {
+		return ""
+	}
+	return c.metricsLn.Addr().String()
 }

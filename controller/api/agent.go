@@ -16,6 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -35,6 +36,7 @@ type AgentServer struct {
 	Nodes     *nodes.Registry
 	Sessions  *sessions.Registry
 	Tasks     *tasks.Dispatcher
+	Limits    *sessions.Limiter
 	Cluster   Cluster
 	ReplicaID string
 	Heartbeat time.Duration
@@ -76,21 +78,16 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 		return err
 	}
 	if hello.GetNodeName() != id.Name {
-		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": hello.GetNodeName()},
-			"the certificate of node "+id.Name+" cannot speak for node "+hello.GetNodeName())
+		claimed := bounded.String(hello.GetNodeName(), 80)
+		return Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"node": claimed},
+			"the certificate of node "+id.Name+" cannot speak for node "+claimed)
+	}
+	if err := sessions.CheckHello(hello); err != nil {
+		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"node": id.Name},
+			err.Error()+": the agent sent more than a controller accepts; upgrade the agent, or check the host, it may be compromised")
 	}
 	if err := s.checkIdentity(ctx, id); err != nil {
 		return err
-	}
-	if f := hello.GetFacts(); f != nil {
-		n, _, err := s.Nodes.Get(ctx, id.Name)
-		if err != nil {
-			return toStatus(err)
-		}
-		f.MachineId = n.GetFacts().GetMachineId() // the enrolled machine, not what a later hello claims
-		if err := s.Nodes.UpdateFacts(ctx, id.Name, f); err != nil {
-			return toStatus(err)
-		}
 	}
 	sess := s.Sessions.Open(ctx, id.Name, id.Serial)
 	defer s.Tasks.SessionClosed(sess) // runs after Close below: nothing can re-add the session
@@ -107,6 +104,30 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	}
 	s.Log.Debug("agent session opened", "node", id.Name)
 	go s.Tasks.SessionOpened(sess.Context(), sess)
+	// Facts are written by one goroutine per session at the node's facts rate; what
+	// arrives faster is coalesced into the newest.
+	facts := make(chan *agentv1.Facts, 1)
+	go s.writeFacts(sess.Context(), id.Name, facts)
+	offerFacts := func(f *agentv1.Facts) {
+		if err := s.Limits.Facts(id.Name, f); err != nil {
+			return
+		}
+		for {
+			select {
+			case facts <- f:
+				return
+			default:
+			}
+			select {
+			case <-facts:
+				s.Limits.Drop(id.Name, sessions.DropFactsCoalesced, 1)
+			default:
+			}
+		}
+	}
+	if f := hello.GetFacts(); f != nil {
+		offerFacts(f)
+	}
 
 	recvErr := make(chan error, 1)
 	go func() {
@@ -125,22 +146,26 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 			case *agentv1.SessionRequest_TaskAck:
 				s.Tasks.Ack(ctx, id.Name, m.TaskAck)
 			case *agentv1.SessionRequest_TaskEvent:
-				s.Tasks.Event(sess, m.TaskEvent)
-			case *agentv1.SessionRequest_TaskResult:
-				s.Tasks.Result(ctx, id.Name, m.TaskResult)
-			case *agentv1.SessionRequest_Facts:
-				if n, _, err := s.Nodes.Get(ctx, id.Name); err == nil {
-					m.Facts.MachineId = n.GetFacts().GetMachineId() // the enrolled machine
-					if err := s.Nodes.UpdateFacts(ctx, id.Name, m.Facts); err != nil {
-						s.Log.Warn("update facts", "node", id.Name, "err", err)
-					}
+				for _, ev := range s.Limits.Event(id.Name, m.TaskEvent) {
+					s.Tasks.Event(sess, ev)
 				}
+			case *agentv1.SessionRequest_TaskResult:
+				res, notes := s.Limits.Result(id.Name, m.TaskResult)
+				for _, ev := range notes {
+					s.Tasks.Event(sess, ev)
+				}
+				s.Tasks.Result(ctx, id.Name, res)
+			case *agentv1.SessionRequest_Facts:
+				offerFacts(m.Facts)
 			}
 		}
 	}()
 	for {
 		select {
 		case out := <-sess.Out:
+			if a := out.GetAssignment(); a != nil {
+				s.Limits.Assigned(id.Name, a.GetTask().GetId())
+			}
 			if err := stream.Send(out); err != nil {
 				return err
 			}
@@ -161,6 +186,36 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 				return status.Errorf(codes.Unavailable, "session closed: %v; reconnect to another controller", cause)
 			}
 			return status.Errorf(codes.PermissionDenied, "session closed: %v", cause)
+		}
+	}
+}
+
+// writeFacts stores the facts offered on ch, at most at the node's facts write rate, until
+// the session ends. The machine ID is always the enrolled one, never what the agent claims.
+func (s *AgentServer) writeFacts(ctx context.Context, node string, ch chan *agentv1.Facts) {
+	for {
+		var f *agentv1.Facts
+		select {
+		case <-ctx.Done():
+			return
+		case f = <-ch:
+		}
+		if s.Limits.WaitFactsWrite(ctx, node) != nil {
+			return
+		}
+		select {
+		case newer := <-ch:
+			f = newer // arrived while waiting: the newest wins
+			s.Limits.Drop(node, sessions.DropFactsCoalesced, 1)
+		default:
+		}
+		n, _, err := s.Nodes.Get(ctx, node)
+		if err == nil {
+			f.MachineId = n.GetFacts().GetMachineId()
+			err = s.Nodes.UpdateFacts(ctx, node, f)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("update facts", "node", node, "err", err)
 		}
 	}
 }

@@ -172,6 +172,7 @@ func (c *Cluster) start(ctl *Controller, join []string) error {
 	cfg.Raft.ApplyTimeout = 3 * time.Second
 	cfg.Logger = Logger()
 	cfg.Dial = c.Net.Dialer(addr)
+	cfg.MetricsListen = "127.0.0.1:0" // Cluster.Metric scrapes it
 	if c.etcd != nil {
 		cfg.Store, cfg.Etcd = controller.StoreEtcd, *c.etcd
 		cfg.Join, cfg.Token, cfg.CACertHash = nil, "", ""
