@@ -43,23 +43,46 @@ type AgentServer struct {
 	Log       *slog.Logger
 }
 
+// MaxMachineIDBytes bounds the machine ID an agent enrolls with (/etc/machine-id is 32).
+const MaxMachineIDBytes = 256
+
 // Enroll implements agentv1.AgentServiceServer.
+//
+// Its checks run in one order, so that no refusal costs a token use and a caller without a
+// valid token learns nothing about existing nodes: the request's own fields, the token
+// (checked, not spent), the name, and only then the use is spent. If the name is taken in
+// the moment between, the use is given back.
 func (s *AgentServer) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*agentv1.EnrollResponse, error) {
 	name := req.GetNodeName()
 	ca := s.CA()
-	// The CSR is checked before a token use is spent on it; the token before anything about
-	// existing nodes is revealed.
+	if n := len(req.GetMachineId()); n > MaxMachineIDBytes {
+		return nil, invalid(&fieldError{"machine_id", fmt.Sprintf("is %d bytes long, at most %d: the agent sends /etc/machine-id", n, MaxMachineIDBytes)})
+	}
 	if err := pki.CheckCSR(req.GetCsrPem()); err != nil {
 		return nil, invalid(&fieldError{"csr_pem", err.Error()})
+	}
+	if _, err := s.Tokens.Check(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_AGENT); err != nil {
+		return nil, toStatus(err)
+	}
+	switch _, _, err := s.Nodes.Get(ctx, name); {
+	case err == nil:
+		return nil, toStatus(fmt.Errorf("%w: %s is already enrolled; if that machine is gone or was reinstalled, run deckctl node delete %s first, or choose another --node-name", nodes.ErrNameTaken, name, name))
+	case !errors.Is(err, nodes.ErrNotFound):
+		return nil, toStatus(err)
 	}
 	if _, err := s.Tokens.Consume(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_AGENT); err != nil {
 		return nil, toStatus(err)
 	}
 	certPEM, serial, err := ca.SignCSR(req.GetCsrPem(), name, pki.RoleAgent, pki.ClientValidity)
-	if err != nil {
-		return nil, toStatus(fmt.Errorf("sign the node certificate: %w", err))
+	if err == nil {
+		err = s.Nodes.Enroll(ctx, name, req.GetMachineId(), serial)
+	} else {
+		err = fmt.Errorf("sign the node certificate: %w", err)
 	}
-	if err := s.Nodes.Enroll(ctx, name, req.GetMachineId(), serial); err != nil {
+	if err != nil {
+		if rerr := s.Tokens.Refund(context.WithoutCancel(ctx), req.GetToken()); rerr != nil {
+			s.Log.Warn("give back a token use after a refused enrollment", "node", name, "err", rerr)
+		}
 		return nil, toStatus(err)
 	}
 	s.Log.Info("node enrolled", "node", name, "serial", serial)

@@ -96,8 +96,11 @@ func Authenticate(ctx context.Context) (context.Context, error) {
 	method, _ := grpc.Method(ctx)
 	id, err := peerIdentity(ctx)
 	if err != nil {
-		return nil, Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method},
-			"a client certificate signed by the controller CA is required: use deckctl --config with the admin.conf from a controller's data dir")
+		msg := "a client certificate signed by the controller CA is required: use deckctl --config with the admin.conf from a controller's data dir"
+		if err != errNoCert {
+			msg = err.Error() // CA-signed, but with no role Deckhand knows
+		}
+		return nil, Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method}, msg)
 	}
 	if !slices.Contains(Roles[method], id.Role) {
 		return nil, Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method, "role": id.Role},

@@ -130,42 +130,28 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 	return err
 }
 
+// Check verifies a presented token for purpose without counting a use, so a request can be
+// refused for another reason (a name already taken) before it costs one. Every refusal
+// wraps ErrInvalid with a message that says why and what to do.
+func (m *Manager) Check(ctx context.Context, presented string, purpose apiv1.TokenPurpose) (*apiv1.EnrollmentToken, error) {
+	_, rec, err := m.load(ctx, presented, purpose)
+	if err != nil {
+		return nil, err
+	}
+	return rec.GetToken(), nil
+}
+
 // Consume checks a presented token for purpose and counts one use. Every refusal wraps
 // ErrInvalid with a message that says why and what to do.
 func (m *Manager) Consume(ctx context.Context, presented string, purpose apiv1.TokenPurpose) (*apiv1.EnrollmentToken, error) {
-	match := tokenRE.FindStringSubmatch(presented)
-	if match == nil {
-		return nil, fmt.Errorf("%w: the token is malformed: it looks like abcdef.0123456789abcdef (6 and 16 characters of a-z, 0-9)", ErrInvalid)
-	}
-	id, secret := match[1], match[2]
 	for {
-		kv, _, err := m.st.Get(ctx, prefix+id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%w: token %s is unknown or was revoked; create one with deckctl token create", ErrInvalid, id)
-		}
+		kv, rec, err := m.load(ctx, presented, purpose)
 		if err != nil {
 			return nil, err
 		}
-		var rec clusterv1.TokenRecord
-		if err := proto.Unmarshal(kv.Value, &rec); err != nil {
-			return nil, fmt.Errorf("token %s: %w", id, err)
-		}
-		sum := sha256.Sum256([]byte(secret))
-		if subtle.ConstantTimeCompare(sum[:], rec.GetSecretSha256()) != 1 {
-			return nil, fmt.Errorf("%w: token %s is unknown or was revoked; create one with deckctl token create", ErrInvalid, id)
-		}
 		tok := rec.GetToken()
-		if tok.GetPurpose() != purpose {
-			return nil, fmt.Errorf("%w: token %s is for %s, not %s; create one with deckctl token create --purpose %s", ErrInvalid, id, PurposeName(tok.GetPurpose()), PurposeName(purpose), PurposeName(purpose))
-		}
-		if !m.now().Before(tok.GetExpires().AsTime()) {
-			return nil, fmt.Errorf("%w: token %s expired at %s; create a new one with deckctl token create", ErrInvalid, id, tok.GetExpires().AsTime().UTC().Format(time.RFC3339))
-		}
-		if tok.GetUsagesAllowed() > 0 && tok.GetUsagesUsed() >= tok.GetUsagesAllowed() {
-			return nil, fmt.Errorf("%w: token %s is used up (%d of %d uses); create a new one with deckctl token create", ErrInvalid, id, tok.GetUsagesUsed(), tok.GetUsagesAllowed())
-		}
 		tok.UsagesUsed++
-		b, err := proto.Marshal(&rec)
+		b, err := proto.Marshal(rec)
 		if err != nil {
 			return nil, err
 		}
@@ -178,6 +164,76 @@ func (m *Manager) Consume(ctx context.Context, presented string, purpose apiv1.T
 		}
 		return tok, nil
 	}
+}
+
+// Refund gives back the use Consume counted for presented, when the request it paid for
+// was refused after all (the name was taken meanwhile). A token that is gone stays gone.
+func (m *Manager) Refund(ctx context.Context, presented string) error {
+	match := tokenRE.FindStringSubmatch(presented)
+	if match == nil {
+		return nil
+	}
+	for {
+		kv, _, err := m.st.Get(ctx, prefix+match[1])
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var rec clusterv1.TokenRecord
+		if err := proto.Unmarshal(kv.Value, &rec); err != nil {
+			return fmt.Errorf("token %s: %w", match[1], err)
+		}
+		if rec.GetToken().GetUsagesUsed() == 0 {
+			return nil
+		}
+		rec.Token.UsagesUsed--
+		b, err := proto.Marshal(&rec)
+		if err != nil {
+			return err
+		}
+		_, err = m.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(kv.Key, kv.ModRevision)}, Then: []store.Op{store.Put(kv.Key, b)}})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}
+
+// load reads and verifies a presented token: its record and the record's key-value.
+func (m *Manager) load(ctx context.Context, presented string, purpose apiv1.TokenPurpose) (*store.KV, *clusterv1.TokenRecord, error) {
+	match := tokenRE.FindStringSubmatch(presented)
+	if match == nil {
+		return nil, nil, fmt.Errorf("%w: the token is malformed: it looks like abcdef.0123456789abcdef (6 and 16 characters of a-z, 0-9)", ErrInvalid)
+	}
+	id, secret := match[1], match[2]
+	kv, _, err := m.st.Get(ctx, prefix+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: token %s is unknown or was revoked; create one with deckctl token create", ErrInvalid, id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var rec clusterv1.TokenRecord
+	if err := proto.Unmarshal(kv.Value, &rec); err != nil {
+		return nil, nil, fmt.Errorf("token %s: %w", id, err)
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(sum[:], rec.GetSecretSha256()) != 1 {
+		return nil, nil, fmt.Errorf("%w: token %s is unknown or was revoked; create one with deckctl token create", ErrInvalid, id)
+	}
+	tok := rec.GetToken()
+	if tok.GetPurpose() != purpose {
+		return nil, nil, fmt.Errorf("%w: token %s is for %s, not %s; create one with deckctl token create --purpose %s", ErrInvalid, id, PurposeName(tok.GetPurpose()), PurposeName(purpose), PurposeName(purpose))
+	}
+	if !m.now().Before(tok.GetExpires().AsTime()) {
+		return nil, nil, fmt.Errorf("%w: token %s expired at %s; create a new one with deckctl token create", ErrInvalid, id, tok.GetExpires().AsTime().UTC().Format(time.RFC3339))
+	}
+	if tok.GetUsagesAllowed() > 0 && tok.GetUsagesUsed() >= tok.GetUsagesAllowed() {
+		return nil, nil, fmt.Errorf("%w: token %s is used up (%d of %d uses); create a new one with deckctl token create", ErrInvalid, id, tok.GetUsagesUsed(), tok.GetUsagesAllowed())
+	}
+	return kv, &rec, nil
 }
 
 // PurposeName is the lower-case name of a purpose, as deckctl spells it.

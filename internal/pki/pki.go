@@ -271,8 +271,12 @@ type Identity struct {
 
 // IdentityOf reads the identity of a verified client certificate.
 func IdentityOf(cert *x509.Certificate) (Identity, error) {
-	if len(cert.Subject.Organization) != 1 || !ValidRole(cert.Subject.Organization[0]) {
-		return Identity{}, fmt.Errorf("certificate %q carries no Deckhand role", cert.Subject.CommonName)
+	roles := "admin, operator, viewer, agent, replica"
+	if len(cert.Subject.Organization) != 1 {
+		return Identity{}, fmt.Errorf("certificate %q is signed by the controller CA but carries %d roles (O=%q); it must carry exactly one of %s: issue it again", cert.Subject.CommonName, len(cert.Subject.Organization), cert.Subject.Organization, roles)
+	}
+	if r := cert.Subject.Organization[0]; !ValidRole(r) {
+		return Identity{}, fmt.Errorf("certificate %q is signed by the controller CA but its role %q is unknown; the roles are %s: issue it again with one of them", cert.Subject.CommonName, r, roles)
 	}
 	return Identity{Name: cert.Subject.CommonName, Role: cert.Subject.Organization[0], Serial: SerialHex(cert)}, nil
 }
