@@ -32,9 +32,11 @@ const Redacted = "<redacted>"
 const minValueLen = 8
 
 var (
-	tokenRE = regexp.MustCompile(`\b([a-z0-9]{6})\.[a-z0-9]{16}\b`)
+	// tokenRE has no word boundaries: a token glued to other text ("%3Aabcdef.…") is
+	// masked too, at the price of masking the odd "xxxxxx.yyyyyyyyyyyyyyyy" that is none.
+	tokenRE = regexp.MustCompile(`([a-z0-9]{6})\.[a-z0-9]{16}`)
 	// certKeyRE is a certificate key after a name that says what it is.
-	certKeyRE = regexp.MustCompile(`(?i)(certificate[-_ ]?key["']?\s*[:=]?\s*["']?)[0-9a-f]{64}\b`)
+	certKeyRE = regexp.MustCompile(`(?i)(certificate[-_ ]?key["']?\s*[:=]?\s*["']?)[0-9a-f]{64}`)
 	// hexLineRE is a certificate key alone on its line, as kubeadm upload-certs prints it.
 	hexLineRE = regexp.MustCompile(`(?m)^(\s*)[0-9a-f]{64}(\s*)$`)
 	// keyLineRE is a "key: value" or "key=value" line whose key names a credential; a diff

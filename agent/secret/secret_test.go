@@ -69,3 +69,30 @@ func TestLineMaskerHidesAKeyPrintedLineByLine(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// FuzzMask: whatever surrounds a token or a certificate key, they do not survive Mask,
+// and Mask is idempotent.
+func FuzzMask(f *testing.F) {
+	f.Add("[bootstrap-token] Using token: ", "\n")
+	f.Add("token%3A", "&x=1")
+	f.Add("--certificate-key=", "")
+	f.Add("", "zzz")
+	f.Fuzz(func(t *testing.T, prefix, suffix string) {
+		for _, s := range []string{prefix + tok + suffix, prefix + "certificate key: " + key + suffix, prefix + "\n" + key + "\n" + suffix} {
+			m := Mask(s)
+			secretHalf := tok[7:]
+			if strings.Contains(m, secretHalf) && !strings.Contains(prefix+suffix, secretHalf) && !strings.ContainsAny(prefix, ".") {
+				t.Fatalf("Mask(%q) = %q keeps the token", s, m)
+			}
+			if strings.Contains(m, key) && !strings.Contains(prefix+suffix, key) && strings.Contains(s, "certificate key: "+key) {
+				t.Fatalf("Mask(%q) = %q keeps the key", s, m)
+			}
+			if strings.Contains(m, "\n"+key+"\n") {
+				t.Fatalf("Mask(%q) = %q keeps a key alone on its line", s, m)
+			}
+			if Mask(m) != m {
+				t.Fatalf("Mask is not idempotent on %q: %q then %q", s, m, Mask(m))
+			}
+		}
+	})
+}

@@ -1,7 +1,17 @@
 // Package tasks is the agent's task framework: it runs typed tasks (never shell strings)
 // with a Host that honours dry-run, streams log lines and progress, journals every result
-// under the data dir, and answers a task ID it has already finished with the recorded
+// under the data dir, and answers a task it has already finished with the recorded
 // result instead of running it again, also across an agent restart.
+//
+// A recorded result answers only the same task: the journal keeps a digest of the spec and
+// the dry-run flag with each result, and a task ID that comes back with another spec is
+// refused (TASK_ID_REUSED), never answered with the other task's result.
+//
+// Nothing a viewer can read carries a secret: every log line and progress item, the error
+// and hint, the non-secret outputs and the changes are masked (package secret) by value
+// (the spec's token and certificate key, what a task declares with Emitter.Secret, the
+// secret outputs it returns) and by pattern. The secret outputs themselves (SecretOutputs)
+// go to the controller, which shows them to writers only.
 package tasks
 
 import (
