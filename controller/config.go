@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/pki"
 
 	"github.com/deckhandhq/deckhand/store/raftstore"
@@ -36,6 +37,11 @@ type Config struct {
 	// NotReadyAfter and LostAfter are the liveness TTLs.
 	NotReadyAfter time.Duration
 	LostAfter     time.Duration
+	// TaskRetention and TaskRetentionCount bound the finished task records kept: a finished
+	// task is deleted with its log once it ended TaskRetention ago or TaskRetentionCount
+	// newer ones exist. Tasks of unfinished workflows are kept.
+	TaskRetention      time.Duration
+	TaskRetentionCount int
 	// MetricsListen serves Prometheus metrics on a separate plain-HTTP listener; empty: off.
 	MetricsListen string
 	// Dial opens TCP connections to peers; nil uses net.Dialer. (Tests use it to partition.)
@@ -63,6 +69,9 @@ func DefaultConfig() Config {
 		Heartbeat:     2 * time.Second,
 		NotReadyAfter: 10 * time.Second,
 		LostAfter:     5 * time.Minute,
+
+		TaskRetention:      tasks.DefaultRetentionPeriod,
+		TaskRetentionCount: tasks.DefaultRetentionCount,
 	}
 }
 
@@ -100,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat <= 0 || c.NotReadyAfter < 3*c.Heartbeat || c.LostAfter <= c.NotReadyAfter {
 		errs = append(errs, fmt.Errorf("liveness timers must satisfy 0 < 3 x heartbeat (%v) <= not-ready-after (%v) < lost-after (%v): a heartbeat relayed through another replica can be 2.5 intervals old", c.Heartbeat, c.NotReadyAfter, c.LostAfter))
+	}
+	if c.TaskRetention < time.Minute || c.TaskRetentionCount < 1 {
+		errs = append(errs, fmt.Errorf("--task-retention (%v) must be at least 1m and --task-retention-count (%d) at least 1: they bound the finished task records kept", c.TaskRetention, c.TaskRetentionCount))
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {

@@ -200,6 +200,7 @@ func (c *Controller) wire(st backend) error {
 	c.workflows = workflows.New(st, c.nodes, c.tasks, nil)
 	c.engine = workflows.NewEngine(c.workflows, log)
 	c.limits = sessions.NewLimiter(log, nil)
+	c.engine.Retention = tasks.Retention{Period: cfg.TaskRetention, Count: cfg.TaskRetentionCount}
 	c.metrics = newMetrics(c)
 
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{

@@ -49,6 +49,8 @@ func newMetrics(c *Controller) *metrics {
 			return float64(c.raft.Info().GetAppliedIndex())
 		}))
 	m.reg.MustRegister(c.limits.Collector())
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "deckhand_task_records_deleted_total", Help: "Finished task records deleted by retention on this replica (while it led)."},
+		func() float64 { return float64(c.tasks.Deleted()) }))
 	m.reg.MustRegister(&nodeStates{c: c, desc: prometheus.NewDesc("deckhand_nodes", "Enrolled nodes by liveness state.", []string{"state"}, nil)})
 	return m
 }

@@ -36,6 +36,8 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat-interval", cfg.Heartbeat, "how often agents send heartbeats")
 	fs.DurationVar(&cfg.NotReadyAfter, "node-not-ready-after", cfg.NotReadyAfter, "a node without heartbeats this long becomes NotReady")
 	fs.DurationVar(&cfg.LostAfter, "node-lost-after", cfg.LostAfter, "a node without heartbeats this long becomes Lost")
+	fs.DurationVar(&cfg.TaskRetention, "task-retention", cfg.TaskRetention, "finished task records (with their logs and artifacts) older than this are deleted; tasks of unfinished workflows are kept")
+	fs.IntVar(&cfg.TaskRetentionCount, "task-retention-count", cfg.TaskRetentionCount, "at most this many finished task records are kept; older ones beyond it are deleted")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "where the state lives: raft (embedded, replicated between controllers) or etcd (an existing etcd cluster)")
 	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client URLs (with --store etcd)")
 	fs.StringVar(&cfg.Etcd.CACert, "etcd-cacert", "", "CA certificate that verifies etcd (with --store etcd)")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -42,9 +43,10 @@ var (
 
 // Service reads and writes task records.
 type Service struct {
-	st    store.Store
-	nodes *nodes.Registry
-	now   func() time.Time
+	st      store.Store
+	nodes   *nodes.Registry
+	now     func() time.Time
+	deleted atomic.Uint64 // records removed by Sweep
 }
 
 // New returns a Service. now may be nil (time.Now).

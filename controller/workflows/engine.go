@@ -40,6 +40,10 @@ type Engine struct {
 	// Tick is how often every running workflow is looked at even without events (retry
 	// backoff, step timeouts, control planes becoming Ready).
 	Tick time.Duration
+	// Retention bounds the finished task records kept; RetentionEvery is how often the
+	// leader deletes those past it.
+	Retention      tasks.Retention
+	RetentionEvery time.Duration
 
 	fence  store.Compare
 	cache  map[string]*loaded
@@ -51,7 +55,33 @@ type Engine struct {
 
 // NewEngine returns an engine for svc.
 func NewEngine(svc *Service, log *slog.Logger) *Engine {
-	return &Engine{svc: svc, log: log, Backoff: 2 * time.Second, Tick: time.Second}
+	return &Engine{svc: svc, log: log, Backoff: 2 * time.Second, Tick: time.Second,
+		Retention: tasks.DefaultRetention(), RetentionEvery: time.Minute}
+}
+
+// retain deletes finished task records past the retention every RetentionEvery while this
+// replica leads; a task of a workflow that has not finished is kept.
+func (e *Engine) retain(ctx context.Context) {
+	for sleep(ctx, e.RetentionEvery) {
+		kvs, _, err := e.svc.st.List(ctx, Prefix)
+		if err != nil {
+			continue
+		}
+		active := map[string]bool{}
+		for _, kv := range kvs {
+			var wf apiv1.Workflow
+			if proto.Unmarshal(kv.Value, &wf) != nil || !Terminal(wf.GetState()) {
+				active[strings.TrimPrefix(kv.Key, Prefix)] = true
+			}
+		}
+		n, err := e.svc.tasks.Sweep(ctx, e.fence, e.Retention, func(r *apiv1.TaskRecord) bool { return active[r.GetTask().GetWorkflowId()] })
+		if n > 0 {
+			e.log.Info("deleted finished task records past the retention", "deleted", n, "retention_period", e.Retention.Period, "retention_count", e.Retention.Count)
+		}
+		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrFenced) {
+			e.log.Warn("task retention", "err", err)
+		}
+	}
 }
 
 var errFenced = errors.New("leadership lost")
@@ -67,6 +97,7 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 	defer cancel()
 	go e.follow(wctx, tasks.Prefix)
 	go e.follow(wctx, Prefix)
+	go e.retain(wctx)
 	tick := time.NewTicker(e.Tick)
 	defer tick.Stop()
 	all := true
