@@ -20,8 +20,11 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/deckhandhq/deckhand/agent/diagnostics"
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
@@ -78,6 +81,18 @@ func lock(ctx context.Context, h *host.Host, e *tasks.Emitter) (*host.Lock, erro
 	return l, nil
 }
 
+// withAgentSocket fills the node's CRI socket, when the task leaves it out, with the one
+// the agent is configured with (deckhand-agent --cri-socket), so kubeadm and the kubelet
+// use the runtime the runtime task set up there.
+func withAgentSocket(n *taskv1.NodeSpec, h *host.Host) *taskv1.NodeSpec {
+	if n == nil || n.GetCriSocket() != "" || h.CRISocket == "" {
+		return n
+	}
+	c := proto.Clone(n).(*taskv1.NodeSpec)
+	c.CriSocket = "unix://" + runtime.HostSocket(h)
+	return c
+}
+
 // Init runs kubeadm init on the first control-plane node.
 func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	spec := t.GetSpec().GetKubeadmInit()
@@ -85,7 +100,7 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if err != nil {
 		return nil, invalid(err)
 	}
-	n, err := kubeadmconfig.ParseNode(spec.GetNode())
+	n, err := kubeadmconfig.ParseNode(withAgentSocket(spec.GetNode(), h))
 	if err != nil {
 		return nil, invalid(err)
 	}
@@ -208,7 +223,7 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if err != nil {
 		return nil, invalid(err)
 	}
-	n, err := kubeadmconfig.ParseNode(spec.GetNode())
+	n, err := kubeadmconfig.ParseNode(withAgentSocket(spec.GetNode(), h))
 	if err != nil {
 		return nil, invalid(err)
 	}
@@ -264,7 +279,11 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	}
 	defer l.Unlock()
 	if h.Exists(kubeletConf) || h.Exists(adminConf) || nonEmpty(h, "/etc/kubernetes/manifests") {
-		out, err := l.RunOutput(ctx, "kubeadm reset", kubeadmconfig.ResetArgs()...)
+		argv := kubeadmconfig.ResetArgs()
+		if h.CRISocket != "" {
+			argv = append(argv, "--cri-socket", "unix://"+runtime.HostSocket(h))
+		}
+		out, err := l.RunOutput(ctx, "kubeadm reset", argv...)
 		if err != nil {
 			return nil, tasks.Errorf("RESET_FAILED", "look at the task log", "%v", err)
 		}

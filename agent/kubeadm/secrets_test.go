@@ -1,6 +1,8 @@
 package kubeadm_test
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/agent/kubeadm"
+	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -71,5 +75,25 @@ func TestRetriedJoinRecordsNoSecretInItsChanges(t *testing.T) {
 				t.Fatalf("a secret reached the task log: %q", l)
 			}
 		}
+	}
+}
+
+// With deckhand-agent --cri-socket, kubeadm init (and the kubelet it configures) uses that
+// socket when the task's node spec names none; a socket the spec names wins.
+func TestInitUsesTheAgentsCRISocket(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	n := newNode(t, "cp-1")
+	r, err := tasks.NewRunner(t.TempDir(), n.root, map[string]tasks.Handler{"kubeadm_init": kubeadm.Init}, slog.New(slog.NewTextHandler(io.Discard, nil)), tasks.WithCRISocket("/run/custom/cri.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.r = r
+	if res, logs := n.run(t, "init", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("init: %v\n%v", res, logs)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(n.root, "etc/kubernetes/deckhand/kubeadm-init.yaml"))
+	if !strings.Contains(string(cfg), "criSocket: unix:///run/custom/cri.sock") {
+		t.Fatalf("the init config does not use the agent's CRI socket:\n%s", cfg)
 	}
 }
