@@ -48,23 +48,57 @@ var (
 	pemEndRE   = regexp.MustCompile(`-----END [A-Z0-9 ]*PRIVATE KEY-----`)
 )
 
-// Mask hides, in s, everything that looks like a secret.
+// Mask hides, in s, everything that looks like a secret. Each pattern runs only when a
+// cheap test says it could match: most log lines cost a few substring searches.
 func Mask(s string) string {
 	if s == "" {
 		return s
 	}
-	s = pemRE.ReplaceAllString(s, "$1 "+Redacted+" $2")
-	s = keyLineRE.ReplaceAllStringFunc(s, func(m string) string {
-		sub := keyLineRE.FindStringSubmatch(m)
-		if sub[2] == Redacted || strings.Trim(sub[2], `"'`) == "" {
-			return m
-		}
-		return sub[1] + Redacted
-	})
-	s = certKeyRE.ReplaceAllString(s, "${1}"+Redacted)
-	s = hexLineRE.ReplaceAllString(s, "${1}"+Redacted+"${2}")
-	s = tokenRE.ReplaceAllString(s, "$1."+Redacted)
+	if strings.Contains(s, "PRIVATE KEY") {
+		s = pemRE.ReplaceAllString(s, "$1 "+Redacted+" $2")
+	}
+	lower := strings.ToLower(s)
+	if strings.ContainsAny(s, ":=") && (strings.Contains(lower, "token") || strings.Contains(lower, "key") || strings.Contains(lower, "password") || strings.Contains(lower, "secret")) {
+		s = keyLineRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := keyLineRE.FindStringSubmatch(m)
+			if sub[2] == Redacted || strings.Trim(sub[2], `"'`) == "" {
+				return m
+			}
+			return sub[1] + Redacted
+		})
+	}
+	if len(s) < 23 { // the shortest secret below: a token
+		return s
+	}
+	if strings.Contains(lower, "certificate") {
+		s = certKeyRE.ReplaceAllString(s, "${1}"+Redacted)
+	}
+	if len(s) >= 64 {
+		s = hexLineRE.ReplaceAllString(s, "${1}"+Redacted+"${2}")
+	}
+	if maybeToken(s) {
+		s = tokenRE.ReplaceAllString(s, "$1."+Redacted)
+	}
 	return s
+}
+
+// maybeToken reports whether some '.' in s has 6 token characters before it and 16
+// after it: the test that spares most lines the token regexp.
+func maybeToken(s string) bool {
+	tokenChar := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	for i := 6; i+16 < len(s); i++ {
+		if s[i] != '.' {
+			continue
+		}
+		ok := true
+		for j := i - 6; j < i+17 && ok; j++ {
+			ok = j == i || tokenChar(s[j])
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Looks reports whether s holds something Mask would hide.
