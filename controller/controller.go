@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +28,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
 	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
@@ -59,7 +62,9 @@ type Controller struct {
 	workflows *workflows.Service
 	engine    *workflows.Engine
 	limits    *sessions.Limiter
+	public    *api.PublicLimiter
 	metrics   *metrics
+	log       *slog.Logger // cfg.Logger, every value bounded
 
 	metricsLn net.Listener
 
@@ -187,10 +192,26 @@ func (c *Controller) openRaft(ctx context.Context) (backend, error) {
 	return st, nil
 }
 
+// Limits on every connection to the gRPC API (netmux bounds the TLS handshake and the
+// connections without a client certificate).
+const (
+	// ConnectionTimeout bounds the time from the end of the TLS handshake to the client's
+	// HTTP/2 preface.
+	ConnectionTimeout = 10 * time.Second
+	// MaxConnectionIdle closes a connection that has had no call for this long.
+	MaxConnectionIdle = 5 * time.Minute
+	// KeepaliveMinTime is the shortest interval between client keepalive pings; a client
+	// pinging more often is disconnected.
+	KeepaliveMinTime = 30 * time.Second
+)
+
 func (c *Controller) wire(st backend) error {
 	cfg := c.cfg
 	id := c.id
-	log := cfg.Logger
+	// Log lines may quote requests and agents' messages: none echoes more than a bounded
+	// length of any value.
+	c.log = slog.New(bounded.Handler(cfg.Logger.Handler(), bounded.MaxLogValue))
+	log := c.log
 	c.nodes = nodes.New(st, nil)
 	c.tokens = tokens.New(st, nil)
 	c.sessions = sessions.NewRegistry(nil)
@@ -201,6 +222,7 @@ func (c *Controller) wire(st backend) error {
 	c.engine = workflows.NewEngine(c.workflows, log)
 	c.limits = sessions.NewLimiter(log, nil)
 	c.engine.Retention = tasks.Retention{Period: cfg.TaskRetention, Count: cfg.TaskRetentionCount}
+	c.public = api.NewPublicLimiter(nil)
 	c.metrics = newMetrics(c)
 
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
@@ -211,6 +233,12 @@ func (c *Controller) wire(st backend) error {
 		grpc.ReadBufferSize(8 << 10),
 		grpc.WriteBufferSize(8 << 10),
 		grpc.MaxRecvMsgSize(sessions.MaxMessageBytes),
+		// A connection that finished TLS must start HTTP/2 within ConnectionTimeout, and one
+		// without calls is closed after MaxConnectionIdle (clients reconnect on their next
+		// call; agents always hold their session stream).
+		grpc.ConnectionTimeout(ConnectionTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: MaxConnectionIdle}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime}),
 	}, c.interceptors()...)...)
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.srv, c.health)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/internal/ratelimit"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -27,10 +30,39 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 	srv *grpcprom.ServerMetrics
+
+	callLogs     *ratelimit.Keyed
+	suppressed   prometheus.Counter
+	suppressedMu sync.Mutex
+	suppressedBy map[string]int
 }
 
 func newMetrics(c *Controller) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), srv: grpcprom.NewServerMetrics()}
+	m := &metrics{reg: prometheus.NewRegistry(), srv: grpcprom.NewServerMetrics(),
+		callLogs:     ratelimit.NewKeyed(CallLogPerSecond, CallLogBurst, 4096, nil),
+		suppressedBy: map[string]int{},
+		suppressed: prometheus.NewCounter(prometheus.CounterOpts{Name: "deckhand_log_lines_suppressed_total",
+			Help: "Lines of the call log not written because calls of that method and code were logged too often."}),
+	}
+	m.reg.MustRegister(m.suppressed, c.public.Collector())
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "deckhand_connections_refused_total",
+		Help: "Connections closed at accept or after the TLS handshake because their source, or all sources together, held too many connections without a client certificate."},
+		func() float64 {
+			if c.mux == nil {
+				return 0
+			}
+			r, _ := c.mux.Stats()
+			return float64(r)
+		}))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "deckhand_tls_handshake_timeouts_total",
+		Help: "Connections closed for not finishing their TLS handshake in time."},
+		func() float64 {
+			if c.mux == nil {
+				return 0
+			}
+			_, t := c.mux.Stats()
+			return float64(t)
+		}))
 	m.reg.MustRegister(m.srv, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "deckhand_agent_sessions", Help: "Agent sessions served by this replica."},
 		func() float64 { return float64(c.sessions.Count()) }))
@@ -80,10 +112,12 @@ func (n *nodeStates) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// interceptors: recovery outermost, then metrics, logging, authentication (skipped for the
-// public token-authenticated methods) and request validation.
+// interceptors: recovery outermost, then metrics, logging (sampled per method and code, every
+// value bounded), error messages bounded, the failure budget of the public methods,
+// authentication (skipped for the public token-authenticated methods) and request
+// validation.
 func (c *Controller) interceptors() []grpc.ServerOption {
-	log := c.cfg.Logger
+	log := c.log
 	panicked := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		method, _ := grpc.Method(ctx)
 		log.Error("handler panicked", "method", method, "panic", p)
@@ -106,22 +140,63 @@ func (c *Controller) interceptors() []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(panicked),
 			c.metrics.srv.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(slogAdapter(log), logOpts...),
+			logging.UnaryServerInterceptor(c.metrics.callLog(log), logOpts...),
+			api.BoundStatusUnary,
+			c.public.Unary,
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(api.Authenticate), needsAuth),
 			api.ValidateUnary,
 		),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(panicked),
 			c.metrics.srv.StreamServerInterceptor(),
-			logging.StreamServerInterceptor(slogAdapter(log), logOpts...),
+			logging.StreamServerInterceptor(c.metrics.callLog(log), logOpts...),
+			api.BoundStatusStream,
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(api.Authenticate), needsAuth),
 			api.ValidateStream,
 		),
 	}
 }
 
-func slogAdapter(l *slog.Logger) logging.Logger {
+// The log of finished calls is sampled: per method and status code, at most CallLogBurst
+// lines at once and CallLogPerSecond after that; the next line written says how many were
+// suppressed, and deckhand_log_lines_suppressed_total counts them.
+const (
+	CallLogBurst     = 20
+	CallLogPerSecond = 1
+)
+
+// callLog adapts l for the logging interceptor, sampled as above.
+func (m *metrics) callLog(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		if !l.Enabled(ctx, slog.Level(lvl)) {
+			return
+		}
+		var method, code string
+		for i := 0; i+1 < len(fields); i += 2 {
+			switch fields[i] {
+			case "grpc.method", "grpc.service":
+				method += fmt.Sprint(fields[i+1]) + "/"
+			case "grpc.code":
+				code = fmt.Sprint(fields[i+1])
+			}
+		}
+		key := method + code
+		if !m.callLogs.Take(key, 1) {
+			m.suppressed.Inc()
+			m.suppressedMu.Lock()
+			if len(m.suppressedBy) < 4096 {
+				m.suppressedBy[key]++
+			}
+			m.suppressedMu.Unlock()
+			return
+		}
+		m.suppressedMu.Lock()
+		n := m.suppressedBy[key]
+		delete(m.suppressedBy, key)
+		m.suppressedMu.Unlock()
+		if n > 0 {
+			fields = append(fields, "suppressed_similar", n)
+		}
 		l.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 }

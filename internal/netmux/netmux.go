@@ -3,6 +3,9 @@
 // routes it: "deckhand-raft" to the raft listener (only for peers whose client certificate
 // the RaftAllowed check accepts), "h2" to the gRPC listener. The gRPC server uses
 // ServerCredentials, which hands it the already-verified TLS state for authorization.
+//
+// Connections that have not proven who they are cost the controller a file each, so they
+// are bounded (Limits): a handshake timeout, a number per source address, and a total.
 package netmux
 
 import (
@@ -21,8 +24,33 @@ import (
 // ProtoRaft is the ALPN protocol of raft connections.
 const ProtoRaft = "deckhand-raft"
 
-// handshakeTimeout bounds how long an accepted connection may take to finish TLS.
-const handshakeTimeout = 10 * time.Second
+// Limits on connections that have not proven who they are. A connection counts as
+// unauthenticated from its accept until its TLS handshake verified a client certificate,
+// or for its whole life when it has none (enrollment and joining use a token instead).
+type Limits struct {
+	// HandshakeTimeout bounds how long an accepted connection may take to finish TLS.
+	HandshakeTimeout time.Duration
+	// PerSource bounds the unauthenticated connections of one source address (an IPv6
+	// source counts by its /64); more are closed at accept.
+	PerSource int
+	// Total bounds the connections of all sources together that finished their handshake
+	// without a client certificate (a handshake in progress is bounded by PerSource and
+	// HandshakeTimeout, so certificate holders are never refused for others' sake).
+	Total int
+}
+
+// Default limits, enough for a fleet enrolling at once behind one NAT (an enrollment holds
+// its connection for one call), small against the file limit.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPerSource        = 64
+	DefaultTotal            = 1024
+)
+
+// DefaultLimits are the limits New applies.
+func DefaultLimits() Limits {
+	return Limits{HandshakeTimeout: DefaultHandshakeTimeout, PerSource: DefaultPerSource, Total: DefaultTotal}
+}
 
 // Mux splits one listener into a raft listener and a gRPC listener.
 type Mux struct {
@@ -32,17 +60,107 @@ type Mux struct {
 	raft        *subListener
 	grpc        *subListener
 	once        sync.Once
+	limits      Limits
+
+	mu       sync.Mutex
+	unauth   map[string]int // unauthenticated connections by source
+	total    int
+	refused  uint64
+	timedOut uint64
 }
 
-// New wraps ln. cfg is the server TLS config (certificate, client CAs, client auth);
-// raftAllowed decides which verified client certificates may open raft connections.
+// New wraps ln with DefaultLimits. cfg is the server TLS config (certificate, client CAs,
+// client auth); raftAllowed decides which verified client certificates may open raft
+// connections.
 func New(ln net.Listener, cfg *tls.Config, raftAllowed func(*x509.Certificate) bool) *Mux {
+	return NewWithLimits(ln, cfg, raftAllowed, DefaultLimits())
+}
+
+// NewWithLimits is New with other limits.
+func NewWithLimits(ln net.Listener, cfg *tls.Config, raftAllowed func(*x509.Certificate) bool, limits Limits) *Mux {
 	c := cfg.Clone()
 	c.NextProtos = []string{"h2", ProtoRaft}
 	if c.MinVersion < tls.VersionTLS13 {
 		c.MinVersion = tls.VersionTLS13
 	}
-	return &Mux{ln: ln, tls: c, raftAllowed: raftAllowed, raft: newSub(ln.Addr()), grpc: newSub(ln.Addr())}
+	return &Mux{ln: ln, tls: c, raftAllowed: raftAllowed, raft: newSub(ln.Addr()), grpc: newSub(ln.Addr()), limits: limits, unauth: map[string]int{}}
+}
+
+// Stats are counters for metrics: connections refused at accept for exceeding Limits, and
+// connections closed for not finishing their TLS handshake in time.
+func (m *Mux) Stats() (refused, handshakeTimeouts uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused, m.timedOut
+}
+
+// source is the key connections are counted by: the IP, or the /64 of an IPv6 address.
+func source(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return host
+	}
+	if ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ip.String()
+}
+
+// admit counts a new connection from src, or refuses it.
+func (m *Mux) admit(src string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unauth[src] >= m.limits.PerSource {
+		m.refused++
+		return false
+	}
+	m.unauth[src]++
+	return true
+}
+
+// admitNoCert counts a connection that finished its handshake without a certificate
+// against Total, or refuses it.
+func (m *Mux) admitNoCert(c *counted) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.total >= m.limits.Total {
+		m.refused++
+		return false
+	}
+	m.total++
+	c.noCert = true
+	return true
+}
+
+func (m *Mux) release(src string, c *counted) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unauth[src]--; m.unauth[src] <= 0 {
+		delete(m.unauth, src)
+	}
+	if c.noCert {
+		m.total--
+	}
+}
+
+// counted is an unauthenticated connection: it gives its slot back once, when it is
+// authenticated or closed.
+type counted struct {
+	net.Conn
+	once    sync.Once
+	release func()
+	noCert  bool // guarded by Mux.mu
+}
+
+func (c *counted) done() { c.once.Do(c.release) }
+
+func (c *counted) Close() error {
+	c.done()
+	return c.Conn.Close()
 }
 
 // Raft is the listener for raft stream connections.
@@ -68,20 +186,39 @@ func (m *Mux) Serve() error {
 			continue
 		}
 		backoff = 0
-		go m.route(c)
+		src := source(c.RemoteAddr())
+		if !m.admit(src) {
+			_ = c.Close()
+			continue
+		}
+		cc := &counted{Conn: c}
+		cc.release = func() { m.release(src, cc) }
+		go m.route(cc)
 	}
 }
 
-func (m *Mux) route(c net.Conn) {
+func (m *Mux) route(c *counted) {
 	tc := tls.Server(c, m.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), m.limits.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
+	timedOut := ctx.Err() != nil
 	cancel()
 	if err != nil {
+		if timedOut {
+			m.mu.Lock()
+			m.timedOut++
+			m.mu.Unlock()
+		}
 		_ = c.Close()
 		return
 	}
 	st := tc.ConnectionState()
+	if len(st.VerifiedChains) > 0 {
+		c.done() // authenticated: no longer counted against its source
+	} else if !m.admitNoCert(c) {
+		_ = tc.Close()
+		return
+	}
 	if st.NegotiatedProtocol == ProtoRaft {
 		if len(st.VerifiedChains) == 0 || m.raftAllowed == nil || !m.raftAllowed(st.PeerCertificates[0]) {
 			_ = tc.Close()
