@@ -3,8 +3,8 @@ package controller
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
