@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,6 +114,8 @@ type Agent struct {
 	id        *identity
 	collector *facts.Collector
 	connected atomic.Pointer[string] // controller ID of the live session
+	// idMu guards id: a renewal or a re-enrollment replaces it between sessions.
+	idMu      sync.Mutex
 	metrics   *agentMetrics
 	metricsLn net.Listener
 	runner    *tasks.Runner
@@ -123,7 +126,16 @@ type identity struct {
 	NodeName    string   `json:"node_name"`
 	MachineID   string   `json:"machine_id"`
 	Controllers []string `json:"controllers"`
-	tls         *tls.Config
+	// TokenID is the public part of the token this identity was enrolled with: after a
+	// revocation only another token enrolls again, never the one left in a unit file.
+	TokenID string `json:"token_id,omitempty"`
+	tls     *tls.Config
+}
+
+// tokenID is the public part of a bootstrap token ("id.secret").
+func tokenID(token string) string {
+	id, _, _ := strings.Cut(token, ".")
+	return id
 }
 
 // ErrPermanent marks failures that retrying cannot fix.
@@ -164,7 +176,19 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 // NodeName is the name this agent speaks for.
-func (a *Agent) NodeName() string { return a.id.NodeName }
+func (a *Agent) NodeName() string { return a.identity().NodeName }
+
+func (a *Agent) identity() *identity {
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	return a.id
+}
+
+func (a *Agent) setIdentity(id *identity) {
+	a.idMu.Lock()
+	defer a.idMu.Unlock()
+	a.id = id
+}
 
 // Connected returns the ID of the controller replica holding the session, or "".
 func (a *Agent) Connected() string {
@@ -251,6 +275,32 @@ func (a *Agent) enroll(ctx context.Context) (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
+	pin, _ := pki.ParseHash(cfg.CACertHash)
+	return a.enrollAs(ctx, name, pin, cfg.Controllers)
+}
+
+// reenroll enrolls the node again under its name with --token, after the controller
+// revoked its identity (deckctl node delete): the CA pin and controllers are the ones it
+// already trusts unless given again.
+func (a *Agent) reenroll(ctx context.Context, old *identity) (*identity, error) {
+	pin := a.cfg.CACertHash
+	if pin == "" {
+		caPEM, err := os.ReadFile(a.path("ca.crt"))
+		if err != nil {
+			return nil, err
+		}
+		ca, err := pki.ParseCert(caPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.path("ca.crt"), err)
+		}
+		pin = pki.Hash(ca)
+	}
+	pin, _ = pki.ParseHash(pin)
+	return a.enrollAs(ctx, old.NodeName, pin, mergeAddrs(a.cfg.Controllers, old.Controllers))
+}
+
+func (a *Agent) enrollAs(ctx context.Context, name, pin string, controllers []string) (*identity, error) {
+	cfg := a.cfg
 	machineID, err := a.machineID()
 	if err != nil {
 		return nil, err
@@ -259,9 +309,8 @@ func (a *Agent) enroll(ctx context.Context) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	pin, _ := pki.ParseHash(cfg.CACertHash)
 	var errs []string
-	for _, addr := range cfg.Controllers {
+	for _, addr := range controllers {
 		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))), grpc.WithContextDialer(a.dialer()))
 		if err != nil {
 			return nil, err
@@ -283,7 +332,7 @@ func (a *Agent) enroll(ctx context.Context) (*identity, error) {
 		if err != nil || pki.Hash(ca) != pin {
 			return nil, fmt.Errorf("%w: enroll: the controller returned a CA that does not match --ca-cert-hash", ErrPermanent)
 		}
-		id := &identity{NodeName: name, MachineID: machineID, Controllers: mergeAddrs(cfg.Controllers, resp.GetEndpoints())}
+		id := &identity{NodeName: name, MachineID: machineID, Controllers: mergeAddrs(controllers, resp.GetEndpoints()), TokenID: tokenID(cfg.Token)}
 		if id.tls, err = clientTLS(resp.GetCertificatePem(), keyPEM, resp.GetCaPem()); err != nil {
 			return nil, err
 		}
@@ -296,18 +345,42 @@ func (a *Agent) enroll(ctx context.Context) (*identity, error) {
 	return nil, fmt.Errorf("enroll: no controller answered (%s); check --controller", strings.Join(errs, "; "))
 }
 
+// saveIdentity writes the key, certificate, CA and agent.json, each 0600 and atomically
+// (a temporary file renamed over the old one), key first: a renewal or re-enrollment
+// replaces them in place.
 func (a *Agent) saveIdentity(id *identity, keyPEM, certPEM, caPEM []byte) error {
-	for name, data := range map[string][]byte{"node.key": keyPEM, "node.crt": certPEM, "ca.crt": caPEM} {
-		if err := os.WriteFile(a.path(name), data, 0o600); err != nil {
-			return fmt.Errorf("save %s: %w", name, err)
+	b, _ := json.MarshalIndent(id, "", "  ")
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"node.key", keyPEM}, {"node.crt", certPEM}, {"ca.crt", caPEM}, {"agent.json", b}} {
+		if err := writeFileAtomic(a.path(f.name), f.data); err != nil {
+			return fmt.Errorf("save %s: %w", f.name, err)
 		}
 	}
-	b, _ := json.MarshalIndent(id, "", "  ")
-	tmp := a.path(".agent.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, a.path("agent.json"))
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 func mergeAddrs(lists ...[]string) []string {
@@ -338,9 +411,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.metricsLn != nil {
 		go a.serveMetrics(ctx, a.metricsLn)
 	}
-	addrs := mergeAddrs(a.cfg.Controllers, a.id.Controllers)
+	addrs := mergeAddrs(a.cfg.Controllers, a.identity().Controllers)
 	backoff := a.cfg.BackoffInitial
 	start := rand.IntN(len(addrs))
+	tokenUsed := false // --token re-enrolls once per process at most
+	if a.cfg.Token != "" && tokenID(a.cfg.Token) == a.identity().TokenID {
+		tokenUsed = true // the token this node enrolled with: deleting the node must stick
+	}
 	for i := 0; ctx.Err() == nil; i++ {
 		addr := addrs[(start+i)%len(addrs)]
 		began := time.Now()
@@ -349,8 +426,28 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, ErrRevoked) {
+			if tokenUsed || a.cfg.Token == "" {
+				a.waitForToken(ctx, err)
+				return nil
+			}
+			tokenUsed = true
+			id, rerr := a.reenroll(ctx, a.identity())
+			if rerr != nil {
+				a.waitForToken(ctx, fmt.Errorf("%w; enrolling again with --token failed: %v", err, rerr))
+				return nil
+			}
+			a.setIdentity(id)
+			a.log.Info("enrolled again with a new certificate after the controller revoked the old one", "node", id.NodeName)
+			addrs = mergeAddrs(a.cfg.Controllers, id.Controllers)
+			backoff = a.cfg.BackoffInitial
+			continue
+		}
 		if errors.Is(err, ErrPermanent) {
 			return err
+		}
+		if errors.Is(err, errRenewed) {
+			continue // reconnect at once with the new certificate
 		}
 		if time.Since(began) > 10*a.cfg.BackoffInitial+time.Second {
 			backoff = a.cfg.BackoffInitial // the session was healthy: start over
@@ -371,6 +468,56 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// ErrRevoked: the controller refuses this node's certificate (the node was deleted, or its
+// name enrolled again by another machine). Only a new token gets the node back.
+var ErrRevoked = errors.New("the controller revoked this node's identity")
+
+// errRenewed ends a session after the certificate was renewed, so the next one uses it.
+var errRenewed = errors.New("certificate renewed; reconnecting with the new one")
+
+// waitForToken says in one line what to do and keeps the agent running (a service manager
+// restarting it in a loop would not help) until it is stopped.
+func (a *Agent) waitForToken(ctx context.Context, why error) {
+	a.log.Error(fmt.Sprintf("%v; this agent needs a new token to enroll again: create one with deckctl token create, then restart it with deckhand-agent --token-file FILE (its data dir is kept; the new enrollment replaces the old certificate)", why), "node", a.NodeName())
+	<-ctx.Done()
+}
+
+func revoked(st *status.Status) error {
+	return fmt.Errorf("%w: %s", ErrRevoked, st.Message())
+}
+
+// renewAt is when a certificate is renewed: once two thirds of its lifetime have passed.
+func renewAt(cert *x509.Certificate) time.Time {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	return cert.NotBefore.Add(life * 2 / 3)
+}
+
+// renew asks the controller for a certificate for a new key over the session's connection
+// and stores it; the next session uses it.
+func (a *Agent) renew(ctx context.Context, cc *grpc.ClientConn, id *identity) error {
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(id.NodeName)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := agentv1.NewAgentServiceClient(cc).RenewCertificate(rctx, &agentv1.RenewCertificateRequest{CsrPem: csrPEM})
+	if err != nil {
+		return fmt.Errorf("renew the node certificate: %s", status.Convert(err).Message())
+	}
+	next := &identity{NodeName: id.NodeName, MachineID: id.MachineID, Controllers: id.Controllers, TokenID: id.TokenID}
+	if next.tls, err = clientTLS(resp.GetCertificatePem(), keyPEM, resp.GetCaPem()); err != nil {
+		return fmt.Errorf("renewed certificate: %w", err)
+	}
+	if err := a.saveIdentity(next, keyPEM, resp.GetCertificatePem(), resp.GetCaPem()); err != nil {
+		return err
+	}
+	a.setIdentity(next)
+	leaf := next.tls.Certificates[0].Leaf
+	a.log.Info("node certificate renewed", "node", id.NodeName, "serial", pki.SerialHex(leaf), "expires", leaf.NotAfter.UTC().Format(time.RFC3339))
+	return nil
+}
+
 // changesFacts says whether a finished task may have changed the host's facts.
 func changesFacts(t *taskv1.Task, res *taskv1.TaskResult) bool {
 	if t.GetDryRun() || res.GetReplayed() || res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
@@ -384,7 +531,8 @@ func changesFacts(t *taskv1.Task, res *taskv1.TaskResult) bool {
 }
 
 func (a *Agent) session(ctx context.Context, addr string) error {
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(a.id.tls)), grpc.WithContextDialer(a.dialer()))
+	id := a.identity()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(id.tls)), grpc.WithContextDialer(a.dialer()))
 	if err != nil {
 		return err
 	}
@@ -399,14 +547,14 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	f.MachineId = a.id.MachineID
-	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: a.id.NodeName, AgentVersion: Version, Facts: f}}}); err != nil {
+	f.MachineId = id.MachineID
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: id.NodeName, AgentVersion: Version, Facts: f}}}); err != nil {
 		return err
 	}
 	first, err := stream.Recv()
 	if err != nil {
 		if st := status.Convert(err); st.Code() == codes.PermissionDenied {
-			return fmt.Errorf("%w: %s", ErrPermanent, st.Message())
+			return revoked(st)
 		}
 		return err
 	}
@@ -442,7 +590,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 			switch m := msg.GetMsg().(type) {
 			case *agentv1.SessionResponse_Assignment:
 				t := m.Assignment.GetTask()
-				if t.GetNode() != a.id.NodeName {
+				if t.GetNode() != id.NodeName {
 					a.log.Warn("ignoring a task for another node", "task", t.GetId(), "node", t.GetNode())
 					continue
 				}
@@ -460,7 +608,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 						if changesFacts(t, res) {
 							// What the controller shows of this host (runtime, kubelet) changed.
 							if f, err := a.collector.Collect(sctx); err == nil {
-								f.MachineId = a.id.MachineID
+								f.MachineId = id.MachineID
 								send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Facts{Facts: f}})
 							}
 						}
@@ -472,13 +620,22 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	}()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	renew := time.NewTimer(time.Until(renewAt(id.tls.Certificates[0].Leaf)))
+	defer renew.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-renew.C:
+			if err := a.renew(sctx, cc, id); err != nil {
+				a.log.Warn("renewing the node certificate failed; retrying", "err", err, "expires", id.tls.Certificates[0].Leaf.NotAfter.UTC().Format(time.RFC3339), "retry_in", a.cfg.BackoffMax)
+				renew.Reset(a.cfg.BackoffMax)
+				continue
+			}
+			return errRenewed
 		case err := <-recvErr:
 			if st := status.Convert(err); st.Code() == codes.PermissionDenied {
-				return fmt.Errorf("%w: %s", ErrPermanent, st.Message())
+				return revoked(st)
 			}
 			return err
 		case m := <-out:

@@ -42,6 +42,9 @@ type Config struct {
 	// newer ones exist. Tasks of unfinished workflows are kept.
 	TaskRetention      time.Duration
 	TaskRetentionCount int
+	// AgentCertValidity is how long the node certificates issued at enrollment and renewal
+	// are valid; agents renew theirs after two thirds of it.
+	AgentCertValidity time.Duration
 	// MetricsListen serves Prometheus metrics on a separate plain-HTTP listener; empty: off.
 	MetricsListen string
 	// Dial opens TCP connections to peers; nil uses net.Dialer. (Tests use it to partition.)
@@ -72,6 +75,8 @@ func DefaultConfig() Config {
 
 		TaskRetention:      tasks.DefaultRetentionPeriod,
 		TaskRetentionCount: tasks.DefaultRetentionCount,
+
+		AgentCertValidity: pki.ClientValidity,
 	}
 }
 
@@ -112,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TaskRetention < time.Minute || c.TaskRetentionCount < 1 {
 		errs = append(errs, fmt.Errorf("--task-retention (%v) must be at least 1m and --task-retention-count (%d) at least 1: they bound the finished task records kept", c.TaskRetention, c.TaskRetentionCount))
+	}
+	if c.AgentCertValidity < pki.MinValidity {
+		errs = append(errs, fmt.Errorf("agent certificate validity %v is shorter than %v", c.AgentCertValidity, pki.MinValidity))
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {

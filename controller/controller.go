@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/api"
+	usercreds "github.com/deckhandhq/deckhand/controller/credentials"
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
@@ -53,18 +54,19 @@ type Controller struct {
 	clientTLS *tls.Config
 	dial      func(context.Context, string) (net.Conn, error)
 
-	nodes     *nodes.Registry
-	tokens    *tokens.Manager
-	sessions  *sessions.Registry
-	tracker   *sessions.Tracker
-	tasks     *tasks.Service
-	dispatch  *tasks.Dispatcher
-	workflows *workflows.Service
-	engine    *workflows.Engine
-	limits    *sessions.Limiter
-	public    *api.PublicLimiter
-	metrics   *metrics
-	log       *slog.Logger // cfg.Logger, every value bounded
+	nodes       *nodes.Registry
+	tokens      *tokens.Manager
+	credentials *usercreds.Manager
+	sessions    *sessions.Registry
+	tracker     *sessions.Tracker
+	tasks       *tasks.Service
+	dispatch    *tasks.Dispatcher
+	workflows   *workflows.Service
+	engine      *workflows.Engine
+	limits      *sessions.Limiter
+	public      *api.PublicLimiter
+	metrics     *metrics
+	log         *slog.Logger // cfg.Logger, every value bounded
 
 	metricsLn net.Listener
 
@@ -214,6 +216,7 @@ func (c *Controller) wire(st backend) error {
 	log := c.log
 	c.nodes = nodes.New(st, nil)
 	c.tokens = tokens.New(st, nil)
+	c.credentials = usercreds.New(st, func() *pki.CA { return c.ca }, nil, log)
 	c.sessions = sessions.NewRegistry(nil)
 	c.tracker = sessions.NewTracker(sessions.TrackerConfig{Interval: cfg.Heartbeat, NotReadyAfter: cfg.NotReadyAfter, LostAfter: cfg.LostAfter}, c.nodes, c.sessions, nil, log)
 	c.tasks = tasks.New(st, c.nodes, nil)
@@ -253,9 +256,10 @@ func (c *Controller) wire(st backend) error {
 	nodeServer.Workflows = c.workflows
 	apiv1.RegisterNodeServiceServer(c.srv, nodeServer)
 	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
+	apiv1.RegisterCredentialServiceServer(c.srv, &api.CredentialServer{Credentials: c.credentials, Cluster: c, CAPEM: func() []byte { return c.ca.CertPEM }})
 	agentv1.RegisterAgentServiceServer(c.srv, &api.AgentServer{
 		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,
-		Limits: c.limits, Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, Log: log,
+		Limits: c.limits, Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, CertValidity: cfg.AgentCertValidity, Log: log,
 	})
 	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Store: st})
 	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st})
@@ -379,6 +383,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		"dispatch":     c.dispatch.Run,
 		"metrics-http": c.serveMetrics,
 		"presence":     c.presenceLoop,
+		"credentials":  c.credentials.Run,
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	for name, fn := range loops {
@@ -390,10 +395,21 @@ func (c *Controller) Run(ctx context.Context) error {
 		}()
 	}
 
+	var removed <-chan struct{} // stays nil (never ready) with --store etcd
+	if c.raft != nil {
+		removed = c.raft.Removed()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	case <-removed:
+		// Removed by deckctl members remove: stop answering at once, so nobody keeps
+		// talking to a replica that is no longer part of the cluster.
+		err = c.raft.Err()
+		log.Error("stopping: this replica was removed from the controller cluster", "replica", c.id)
+		c.health.Shutdown()
+		c.srv.Stop()
 	}
 	cancel()
 	c.health.Shutdown()
@@ -596,6 +612,9 @@ func (c *Controller) ID() string { return c.id }
 
 // CA is the cluster CA (tests and tools that mint credentials).
 func (c *Controller) CA() *pki.CA { return c.ca }
+
+// Store is the replica's store (tools and tests that read or seed records).
+func (c *Controller) Store() store.Store { return c.store }
 
 // IsLeader reports whether this replica currently leads.
 func (c *Controller) IsLeader() bool {

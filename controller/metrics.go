@@ -135,6 +135,7 @@ func (c *Controller) interceptors() []grpc.ServerOption {
 			return logging.LevelInfo
 		}),
 	}
+	authn := api.Authenticator(c.credentials.Revoked)
 	needsAuth := selector.MatchFunc(func(_ context.Context, cm interceptors.CallMeta) bool { return !api.Public[cm.FullMethod()] })
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
@@ -143,7 +144,7 @@ func (c *Controller) interceptors() []grpc.ServerOption {
 			logging.UnaryServerInterceptor(c.metrics.callLog(log), logOpts...),
 			api.BoundStatusUnary,
 			c.public.Unary,
-			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(api.Authenticate), needsAuth),
+			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authn), needsAuth),
 			api.ValidateUnary,
 		),
 		grpc.ChainStreamInterceptor(
@@ -151,7 +152,7 @@ func (c *Controller) interceptors() []grpc.ServerOption {
 			c.metrics.srv.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(c.metrics.callLog(log), logOpts...),
 			api.BoundStatusStream,
-			selector.StreamServerInterceptor(auth.StreamServerInterceptor(api.Authenticate), needsAuth),
+			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authn), needsAuth),
 			api.ValidateStream,
 		),
 	}

@@ -34,7 +34,7 @@ func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deckhand-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	controllers := fs.String("controller", "", "comma-separated controller addresses HOST:PORT")
-	fs.StringVar(&cfg.Token, "token", "", "bootstrap token (first start only), from deckctl token create")
+	fs.StringVar(&cfg.Token, "token", "", "bootstrap token, from deckctl token create: enrolls on the first start, and enrolls again (replacing the certificate) when the node was deleted and this is a new token")
 	tokenFile := fs.String("token-file", "", "read the bootstrap token from this file instead (keeps it out of the process list)")
 	fs.StringVar(&cfg.CACertHash, "ca-cert-hash", "", "sha256:<hex> pin of the controller CA (first start only)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "node name, an RFC 1123 label (default: the host name)")

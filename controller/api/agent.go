@@ -40,7 +40,10 @@ type AgentServer struct {
 	Cluster   Cluster
 	ReplicaID string
 	Heartbeat time.Duration
-	Log       *slog.Logger
+	// CertValidity is how long node certificates are valid (pki.ClientValidity when zero);
+	// agents renew theirs after two thirds of it.
+	CertValidity time.Duration
+	Log          *slog.Logger
 }
 
 // MaxMachineIDBytes bounds the machine ID an agent enrolls with (/etc/machine-id is 32).
@@ -73,7 +76,7 @@ func (s *AgentServer) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*
 	if _, err := s.Tokens.Consume(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_AGENT); err != nil {
 		return nil, toStatus(err)
 	}
-	certPEM, serial, err := ca.SignCSR(req.GetCsrPem(), name, pki.RoleAgent, pki.ClientValidity)
+	certPEM, serial, err := ca.SignCSR(req.GetCsrPem(), name, pki.RoleAgent, s.certValidity())
 	if err == nil {
 		err = s.Nodes.Enroll(ctx, name, req.GetMachineId(), serial)
 	} else {

@@ -66,7 +66,12 @@ var Roles = map[string][]string{
 	apiv1.WorkflowService_PlanWorkflow_FullMethodName:    readers,
 	apiv1.WorkflowService_GetCluster_FullMethodName:      readers,
 
-	agentv1.AgentService_Session_FullMethodName: agents,
+	apiv1.CredentialService_CreateCredential_FullMethodName: admins,
+	apiv1.CredentialService_ListCredentials_FullMethodName:  admins,
+	apiv1.CredentialService_RevokeCredential_FullMethodName: admins,
+
+	agentv1.AgentService_Session_FullMethodName:          agents,
+	agentv1.AgentService_RenewCertificate_FullMethodName: agents,
 
 	clusterv1.PeerService_ReportSessions_FullMethodName: peers,
 	storagev1.ReplicaService_Apply_FullMethodName:       peers,
@@ -90,9 +95,22 @@ func IdentityFrom(ctx context.Context) (pki.Identity, bool) {
 	return id, ok
 }
 
-// Authenticate is the auth interceptor's function: it reads the identity from the verified
-// client certificate and checks the method against the role table.
-func Authenticate(ctx context.Context) (context.Context, error) {
+// Authenticate is the auth interceptor's function without a revocation list.
+func Authenticate(ctx context.Context) (context.Context, error) { return authenticate(ctx, nil) }
+
+// RevocationCheck reports whether a user certificate's serial was revoked (deckctl
+// credentials revoke). It answers from memory: it runs on every call.
+type RevocationCheck func(ctx context.Context, serial string) (bool, error)
+
+// Authenticator is the auth interceptor's function: it reads the identity from the verified
+// client certificate, refuses revoked user certificates, and checks the method against the
+// role table. (Agents are checked against their node record by the agent service: a
+// deleted node's certificate is refused there.)
+func Authenticator(revoked RevocationCheck) func(context.Context) (context.Context, error) {
+	return func(ctx context.Context) (context.Context, error) { return authenticate(ctx, revoked) }
+}
+
+func authenticate(ctx context.Context, revoked RevocationCheck) (context.Context, error) {
 	method, _ := grpc.Method(ctx)
 	id, err := peerIdentity(ctx)
 	if err != nil {
@@ -102,12 +120,25 @@ func Authenticate(ctx context.Context) (context.Context, error) {
 		}
 		return nil, Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method}, msg)
 	}
+	if revoked != nil && slices.Contains(userRoles, id.Role) {
+		gone, err := revoked(ctx, id.Serial)
+		if err != nil {
+			return nil, Errorf(codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NO_QUORUM, nil, "checking the credential against the revocation list: "+err.Error()+"; retry")
+		}
+		if gone {
+			return nil, Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method, "name": id.Name, "serial": id.Serial},
+				"the credential "+id.Name+" (serial "+id.Serial+") was revoked: ask an admin for a new one (deckctl credentials create)")
+		}
+	}
 	if !slices.Contains(Roles[method], id.Role) {
 		return nil, Errorf(codes.PermissionDenied, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": method, "role": id.Role},
 			"role "+id.Role+" may not call "+method)
 	}
 	return context.WithValue(ctx, identityKey{}, id), nil
 }
+
+// userRoles are the roles of people and tools, whose credentials can be revoked.
+var userRoles = readers
 
 func peerIdentity(ctx context.Context) (pki.Identity, error) {
 	p, ok := peer.FromContext(ctx)

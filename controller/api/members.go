@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -85,6 +86,17 @@ func (s *MemberServer) RemoveMember(ctx context.Context, req *apiv1.RemoveMember
 	if id == "" {
 		return nil, Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"field": "id"}, "id is required: give the replica name shown by deckctl members")
 	}
+	if !req.GetForce() {
+		list, err := s.m.ListMembers(ctx)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if checks, why := RemovalRisks(list, id); len(checks) > 0 {
+			return nil, Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_MEMBER_REQUIRED,
+				map[string]string{"name": id, "checks": strings.Join(checks, ","), "flag": "--force"},
+				fmt.Sprintf("refusing to remove replica %s: %s; remove only replicas that are dead for good, or pass --force if you mean it (a removed replica stops at once and must rejoin with an empty data dir)", id, strings.Join(why, "; ")))
+		}
+	}
 	if err := s.m.RemoveMember(ctx, id); err != nil {
 		switch status.Code(err) {
 		case codes.NotFound:
@@ -101,4 +113,49 @@ func (s *MemberServer) RemoveMember(ctx context.Context, req *apiv1.RemoveMember
 		return nil, err
 	}
 	return &apiv1.RemoveMemberResponse{Members: list.GetMembers()}, nil
+}
+
+// Checks that make removing a replica need --force (RemovalRisks).
+const (
+	RiskLeader  = "leader"
+	RiskHealthy = "healthy"
+	RiskQuorum  = "quorum"
+)
+
+// RemovalRisks decides whether removing replica id is an operator mistake: removing the
+// leader, a healthy replica, or one whose removal leaves fewer healthy voters than a majority
+// of the configured size. It returns the failed checks and a sentence for each; none for a
+// replica that is not a member (the store reports that).
+func RemovalRisks(list MemberList, id string) (checks, why []string) {
+	var target *Member
+	voters, healthyOthers := 0, 0
+	for i := range list.Members {
+		m := &list.Members[i]
+		if m.ID == id {
+			target = m
+		}
+		if !m.Voter {
+			continue
+		}
+		voters++
+		if m.ID != id && !m.Unreachable {
+			healthyOthers++
+		}
+	}
+	if target == nil {
+		return nil, nil
+	}
+	if id == list.LeaderID {
+		checks = append(checks, RiskLeader)
+		why = append(why, "it is the leader (removing it forces an election while it keeps answering until it notices)")
+	} else if !target.Unreachable {
+		checks = append(checks, RiskHealthy)
+		why = append(why, fmt.Sprintf("it is healthy (%s, reachable from %s)", strings.ToLower(memberState(*target).String()[len("MEMBER_STATE_"):]), list.ServedBy))
+	}
+	// With --store etcd the quorum is etcd's: the controllers are not voters of anything.
+	if majority := voters/2 + 1; list.Store == "raft" && healthyOthers < majority {
+		checks = append(checks, RiskQuorum)
+		why = append(why, fmt.Sprintf("it leaves %d healthy voter(s), fewer than a majority (%d) of the %d configured, so the cluster cannot commit", healthyOthers, majority, voters))
+	}
+	return checks, why
 }

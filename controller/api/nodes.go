@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -138,8 +140,33 @@ func cut(s string) string {
 	return strings.ToValidUTF8(s[:SummaryMaxString], "") + "..."
 }
 
+// DeleteNode forgets a node. A node that is in the Kubernetes cluster is refused without
+// force: deleting it would leave it in the cluster with an agent nobody can reach, so
+// deckctl reset is the way out (it removes the node from the cluster, then it may go).
 func (s *NodeServer) DeleteNode(ctx context.Context, req *apiv1.DeleteNodeRequest) (*apiv1.DeleteNodeResponse, error) {
-	if err := s.nodes.Delete(ctx, req.GetName()); err != nil {
+	name := req.GetName()
+	if !req.GetForce() && s.Workflows != nil {
+		if _, _, err := s.nodes.Get(ctx, name); err != nil {
+			return nil, toStatus(err)
+		}
+		cl, err := s.Workflows.Cluster(ctx) // nil before the first cluster is created
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		for _, cn := range cl.GetNodes() {
+			if cn.GetName() != name {
+				continue
+			}
+			role := "worker"
+			if cn.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+				role = "control-plane"
+			}
+			return nil, Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_WRONG_STATE,
+				map[string]string{"node": name, "state": "in-cluster", "cluster_role": role, "flag": "--force"},
+				fmt.Sprintf("node %s is a %s of the Kubernetes cluster: take it out first with deckctl reset %s, then delete it; --force deletes it anyway and leaves it in the cluster (its agent then needs a new token: deckhand-agent --token-file FILE)", name, role, name))
+		}
+	}
+	if err := s.nodes.Delete(ctx, name); err != nil {
 		return nil, toStatus(err)
 	}
 	return &apiv1.DeleteNodeResponse{}, nil

@@ -143,6 +143,18 @@ func (r *Registry) CheckIdentity(ctx context.Context, name, serial string) error
 	return nil
 }
 
+// ReplaceCertificate records a renewed certificate of a node: only while oldSerial is still
+// its current one, so a deleted or re-enrolled node cannot renew its way back.
+func (r *Registry) ReplaceCertificate(ctx context.Context, name, oldSerial, serial string) error {
+	return r.update(ctx, name, false, func(n *apiv1.Node, _ bool) (bool, error) {
+		if n.GetCertificateSerial() != oldSerial {
+			return false, fmt.Errorf("%w: the certificate of %s was replaced by a newer enrollment", ErrNameTaken, name)
+		}
+		n.CertificateSerial = serial
+		return true, nil
+	})
+}
+
 // UpdateFacts stores the facts an agent reported, when they changed.
 func (r *Registry) UpdateFacts(ctx context.Context, name string, facts *agentv1.Facts) error {
 	return r.update(ctx, name, false, func(n *apiv1.Node, _ bool) (bool, error) {

@@ -46,7 +46,17 @@ const (
 	CAValidity      = 10 * 365 * 24 * time.Hour
 	ServingValidity = 365 * 24 * time.Hour
 	ClientValidity  = 365 * 24 * time.Hour
+	// MinValidity is the shortest validity the CA issues.
+	MinValidity = time.Second
+	// maxBackdate covers clock skew between hosts: certificates start this much before
+	// they are issued (less for very short validities, so their lifetime stays mostly ahead).
+	maxBackdate = time.Minute
 )
+
+// backdate is how far before now a certificate of this validity starts.
+func backdate(validity time.Duration) time.Duration {
+	return min(maxBackdate, validity/4)
+}
 
 // CA is a certificate authority with its key.
 type CA struct {
@@ -233,11 +243,14 @@ func (ca *CA) SignCSR(csrPEM []byte, name, role string, validity time.Duration) 
 }
 
 func (ca *CA) sign(pub crypto.PublicKey, name, role string, validity time.Duration) ([]byte, error) {
+	if validity < MinValidity {
+		return nil, fmt.Errorf("validity %v is shorter than %v", validity, MinValidity)
+	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: name, Organization: []string{role}},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate(validity)),
 		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

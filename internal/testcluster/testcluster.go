@@ -27,6 +27,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	"github.com/deckhandhq/deckhand/store"
 )
 
 // Timing is the liveness timing used in tests.
@@ -41,6 +42,21 @@ type Controller struct {
 	c    *controller.Controller
 	stop context.CancelFunc
 	done chan struct{}
+	err  error // what Run returned, once done is closed
+}
+
+// Exited reports whether the replica's Run returned on its own (not stopped by the test)
+// and with what error.
+func (c *Controller) Exited() (bool, error) {
+	if c.done == nil {
+		return false, nil
+	}
+	select {
+	case <-c.done:
+		return true, c.err
+	default:
+		return false, nil
+	}
 }
 
 // Running reports whether the replica is up.
@@ -57,6 +73,20 @@ type Agent struct {
 	a    *agent.Agent
 	stop context.CancelFunc
 	done chan error
+}
+
+// Exited reports whether the agent's Run returned on its own, and with what error.
+func (a *Agent) Exited() (bool, error) {
+	if a.stop == nil {
+		return false, nil // stopped by the test
+	}
+	select {
+	case err := <-a.done:
+		a.done <- err // keep it for StopAgent
+		return true, err
+	default:
+		return false, nil
+	}
 }
 
 // Connected is the controller the agent holds a session with, or "".
@@ -79,7 +109,12 @@ type Cluster struct {
 	adminCC     *grpc.ClientConn
 	// etcd, when set, runs every controller on this etcd (--store etcd) instead of raft.
 	etcd *controller.EtcdConfig
+	// configure, when set, changes each controller's config before it starts.
+	configure func(*controller.Config)
 }
+
+// Store is the replica's store, to seed records a test cannot create through the API.
+func (c *Controller) Store() store.Store { return c.c.Store() }
 
 // NewEtcd starts n controllers sharing one existing etcd (--store etcd) under a prefix of
 // their own; leadership comes from etcd.
@@ -110,7 +145,13 @@ func NewEtcd(t testing.TB, n int, endpoints []string) *Cluster {
 // New starts n controllers: the first bootstraps, the others join with a controller token.
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Net: testnet.New(), Agents: map[string]*Agent{}}
+	return NewWith(t, n, nil)
+}
+
+// NewWith is New with configure applied to each controller's config before it starts.
+func NewWith(t testing.TB, n int, configure func(*controller.Config)) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Net: testnet.New(), Agents: map[string]*Agent{}, configure: configure}
 	t.Cleanup(c.stopAll)
 	for i := range n {
 		ctl := &Controller{Dir: t.TempDir()}
@@ -177,6 +218,9 @@ func (c *Cluster) start(ctl *Controller, join []string) error {
 		cfg.Store, cfg.Etcd = controller.StoreEtcd, *c.etcd
 		cfg.Join, cfg.Token, cfg.CACertHash = nil, "", ""
 	}
+	if c.configure != nil {
+		c.configure(&cfg)
+	}
 	var (
 		ctrl *controller.Controller
 		err  error
@@ -195,9 +239,10 @@ func (c *Cluster) start(ctl *Controller, join []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ctl.Addr, ctl.c, ctl.stop, ctl.done = addr, ctrl, cancel, make(chan struct{})
+	done := ctl.done
 	go func() {
-		defer close(ctl.done)
-		_ = ctrl.Run(ctx)
+		defer close(done)
+		ctl.err = ctrl.Run(ctx)
 	}()
 	return nil
 }
@@ -240,6 +285,10 @@ func (c *Cluster) Restart(i int) {
 		c.t.Fatalf("restart controller %d: %v", i, err)
 	}
 }
+
+// TryRestart starts a stopped controller i again from its data dir and returns why it
+// could not start.
+func (c *Cluster) TryRestart(i int) error { return c.start(c.Controllers[i], nil) }
 
 // SplitFromPeers cuts (or heals) controller i from the other controllers only: agents
 // still reach it.

@@ -64,6 +64,7 @@ type Store struct {
 	closed    bool
 	closeOnce sync.Once
 	done      chan struct{}
+	removed   chan struct{} // closed when this replica finds itself removed (removal.go)
 	wg        sync.WaitGroup
 }
 
@@ -113,6 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		hub:     newWatchHub(),
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
+		removed: make(chan struct{}),
 	}
 	s.conns = newConnPool(cfg.GRPCDialOptions)
 
@@ -144,6 +146,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		hasState = has
 	}
 
+	wasMember := false
+	if hasState {
+		in, known := s.inConfiguration()
+		if known && !in {
+			s.shutdown()
+			return nil, removedError(id, cfg.Dir)
+		}
+		wasMember = in
+	}
+
 	switch {
 	case hasState:
 		s.clusterID = meta.ClusterID
@@ -173,8 +185,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("bootstrap cluster in %s: %w", cfg.Dir, err)
 		}
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchLeadership()
+	go s.watchRemoval(wasMember)
 	if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id}); err != nil {
 		s.shutdown()
 		return nil, err

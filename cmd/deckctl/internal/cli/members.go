@@ -34,13 +34,18 @@ func newMembersCmd(o *options) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(&cobra.Command{
+	var force bool
+	remove := &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove a replica from the controller cluster (for example a dead machine)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Remove a replica from the controller cluster (for example a dead machine).\n\n" +
+			"Removing the leader, a healthy replica, or one whose removal leaves fewer healthy replicas\n" +
+			"than a majority is refused unless --force is given. A removed replica stops at once; to\n" +
+			"bring it back, empty its data dir and start it with --join and a controller token.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewMemberServiceClient(cc).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: args[0]})
+				resp, err := apiv1.NewMemberServiceClient(cc).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: args[0], Force: force})
 				if err != nil {
 					return err
 				}
@@ -52,7 +57,9 @@ func newMembersCmd(o *options) *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}
+	remove.Flags().BoolVar(&force, "force", false, "remove even the leader, a healthy replica, or one the quorum needs")
+	cmd.AddCommand(remove)
 	return cmd
 }
 

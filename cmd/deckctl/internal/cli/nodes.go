@@ -116,19 +116,26 @@ func newNodeCmd(o *options) *cobra.Command {
 			})
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
+	var force bool
+	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Forget a node and revoke its certificate so the name can be enrolled again",
-		Args:  cobra.ExactArgs(1),
+		Long: "Forget a node and revoke its certificate so the name can be enrolled again.\n\n" +
+			"A node that is in the Kubernetes cluster is refused unless --force is given: take it out\n" +
+			"with deckctl reset NAME first. The deleted node's agent keeps running and enrolls again\n" +
+			"when restarted with a new token: deckhand-agent --token-file FILE.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				if _, err := apiv1.NewNodeServiceClient(cc).DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: args[0]}); err != nil {
+				if _, err := apiv1.NewNodeServiceClient(cc).DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: args[0], Force: force}); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.out, "node %s deleted\n", args[0])
+				fmt.Fprintf(o.out, "node %s deleted; to enroll it again, restart its agent with a new token: deckhand-agent --token-file FILE\n", args[0])
 				return nil
 			})
 		},
-	})
+	}
+	del.Flags().BoolVar(&force, "force", false, "delete the node even while it is in the Kubernetes cluster")
+	cmd.AddCommand(del)
 	return cmd
 }

@@ -27,6 +27,107 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RenewCertificateRequest carries a CSR for a new key of the calling node.
+type RenewCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM-encoded PKCS#10 certificate request for a new ECDSA P-256 key; its subject is
+	// ignored (the identity is the caller's).
+	CsrPem        []byte `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RenewCertificateRequest) GetCsrPem() []byte {
+	if x != nil {
+		return x.CsrPem
+	}
+	return nil
+}
+
+// RenewCertificateResponse returns the new node certificate.
+type RenewCertificateResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CertificatePem []byte                 `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	// The controller CA bundle.
+	CaPem         []byte `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateResponse) Reset() {
+	*x = RenewCertificateResponse{}
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateResponse) ProtoMessage() {}
+
+func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RenewCertificateResponse) GetCertificatePem() []byte {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return nil
+}
+
+func (x *RenewCertificateResponse) GetCaPem() []byte {
+	if x != nil {
+		return x.CaPem
+	}
+	return nil
+}
+
 // EnrollRequest carries the bootstrap token and a PEM CSR for the node.
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -45,7 +146,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[0]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -57,7 +158,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[0]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -70,7 +171,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EnrollRequest) GetToken() string {
@@ -115,7 +216,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +228,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +241,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EnrollResponse) GetCertificatePem() []byte {
@@ -182,7 +283,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +295,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +308,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SessionRequest) GetMsg() isSessionRequest_Msg {
@@ -328,7 +429,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +441,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +454,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SessionResponse) GetMsg() isSessionResponse_Msg {
@@ -426,7 +527,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +539,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +552,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Hello) GetNodeName() string {
@@ -509,7 +610,7 @@ type Facts struct {
 
 func (x *Facts) Reset() {
 	*x = Facts{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +622,7 @@ func (x *Facts) String() string {
 func (*Facts) ProtoMessage() {}
 
 func (x *Facts) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +635,7 @@ func (x *Facts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Facts.ProtoReflect.Descriptor instead.
 func (*Facts) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Facts) GetHostname() string {
@@ -657,7 +758,7 @@ type RuntimeFacts struct {
 
 func (x *RuntimeFacts) Reset() {
 	*x = RuntimeFacts{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +770,7 @@ func (x *RuntimeFacts) String() string {
 func (*RuntimeFacts) ProtoMessage() {}
 
 func (x *RuntimeFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +783,7 @@ func (x *RuntimeFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeFacts.ProtoReflect.Descriptor instead.
 func (*RuntimeFacts) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RuntimeFacts) GetSocket() string {
@@ -739,7 +840,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +852,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +865,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
@@ -792,7 +893,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +905,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +918,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -847,7 +948,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +960,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +973,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Welcome) GetHeartbeatInterval() *durationpb.Duration {
@@ -899,7 +1000,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1012,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1025,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskAssignment) GetTask() *v1.Task {
@@ -945,7 +1046,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1058,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1071,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -991,7 +1092,12 @@ var File_deckhand_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1ddeckhand/agent/v1/agent.proto\x12\x11deckhand.agent.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n" +
+	"\x1ddeckhand/agent/v1/agent.proto\x12\x11deckhand.agent.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n" +
+	"\x17RenewCertificateRequest\x12\x17\n" +
+	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"Z\n" +
+	"\x18RenewCertificateResponse\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
+	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\"z\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x17\n" +
@@ -1068,10 +1174,11 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"TaskCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\xb3\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason2\xa0\x02\n" +
 	"\fAgentService\x12M\n" +
 	"\x06Enroll\x12 .deckhand.agent.v1.EnrollRequest\x1a!.deckhand.agent.v1.EnrollResponse\x12T\n" +
-	"\aSession\x12!.deckhand.agent.v1.SessionRequest\x1a\".deckhand.agent.v1.SessionResponse(\x010\x01B\xc9\x01\n" +
+	"\aSession\x12!.deckhand.agent.v1.SessionRequest\x1a\".deckhand.agent.v1.SessionResponse(\x010\x01\x12k\n" +
+	"\x10RenewCertificate\x12*.deckhand.agent.v1.RenewCertificateRequest\x1a+.deckhand.agent.v1.RenewCertificateResponseB\xc9\x01\n" +
 	"\x15com.deckhand.agent.v1B\n" +
 	"AgentProtoP\x01Z>github.com/deckhandhq/deckhand/proto/deckhand/agent/v1;agentv1\xa2\x02\x03DAX\xaa\x02\x11Deckhand.Agent.V1\xca\x02\x11Deckhand\\Agent\\V1\xe2\x02\x1dDeckhand\\Agent\\V1\\GPBMetadata\xea\x02\x13Deckhand::Agent::V1b\x06proto3"
 
@@ -1087,49 +1194,53 @@ func file_deckhand_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_deckhand_agent_v1_agent_proto_rawDescData
 }
 
-var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_deckhand_agent_v1_agent_proto_goTypes = []any{
-	(*EnrollRequest)(nil),         // 0: deckhand.agent.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 1: deckhand.agent.v1.EnrollResponse
-	(*SessionRequest)(nil),        // 2: deckhand.agent.v1.SessionRequest
-	(*SessionResponse)(nil),       // 3: deckhand.agent.v1.SessionResponse
-	(*Hello)(nil),                 // 4: deckhand.agent.v1.Hello
-	(*Facts)(nil),                 // 5: deckhand.agent.v1.Facts
-	(*RuntimeFacts)(nil),          // 6: deckhand.agent.v1.RuntimeFacts
-	(*Heartbeat)(nil),             // 7: deckhand.agent.v1.Heartbeat
-	(*TaskAck)(nil),               // 8: deckhand.agent.v1.TaskAck
-	(*Welcome)(nil),               // 9: deckhand.agent.v1.Welcome
-	(*TaskAssignment)(nil),        // 10: deckhand.agent.v1.TaskAssignment
-	(*TaskCancel)(nil),            // 11: deckhand.agent.v1.TaskCancel
-	nil,                           // 12: deckhand.agent.v1.Facts.KubeVersionsEntry
-	(*v1.TaskEvent)(nil),          // 13: deckhand.task.v1.TaskEvent
-	(*v1.TaskResult)(nil),         // 14: deckhand.task.v1.TaskResult
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*v1.Task)(nil),               // 17: deckhand.task.v1.Task
+	(*RenewCertificateRequest)(nil),  // 0: deckhand.agent.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 1: deckhand.agent.v1.RenewCertificateResponse
+	(*EnrollRequest)(nil),            // 2: deckhand.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 3: deckhand.agent.v1.EnrollResponse
+	(*SessionRequest)(nil),           // 4: deckhand.agent.v1.SessionRequest
+	(*SessionResponse)(nil),          // 5: deckhand.agent.v1.SessionResponse
+	(*Hello)(nil),                    // 6: deckhand.agent.v1.Hello
+	(*Facts)(nil),                    // 7: deckhand.agent.v1.Facts
+	(*RuntimeFacts)(nil),             // 8: deckhand.agent.v1.RuntimeFacts
+	(*Heartbeat)(nil),                // 9: deckhand.agent.v1.Heartbeat
+	(*TaskAck)(nil),                  // 10: deckhand.agent.v1.TaskAck
+	(*Welcome)(nil),                  // 11: deckhand.agent.v1.Welcome
+	(*TaskAssignment)(nil),           // 12: deckhand.agent.v1.TaskAssignment
+	(*TaskCancel)(nil),               // 13: deckhand.agent.v1.TaskCancel
+	nil,                              // 14: deckhand.agent.v1.Facts.KubeVersionsEntry
+	(*v1.TaskEvent)(nil),             // 15: deckhand.task.v1.TaskEvent
+	(*v1.TaskResult)(nil),            // 16: deckhand.task.v1.TaskResult
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(*v1.Task)(nil),                  // 19: deckhand.task.v1.Task
 }
 var file_deckhand_agent_v1_agent_proto_depIdxs = []int32{
-	4,  // 0: deckhand.agent.v1.SessionRequest.hello:type_name -> deckhand.agent.v1.Hello
-	7,  // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
-	13, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
-	14, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
-	8,  // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
-	5,  // 5: deckhand.agent.v1.SessionRequest.facts:type_name -> deckhand.agent.v1.Facts
-	9,  // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
-	10, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
-	11, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
-	5,  // 9: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
-	6,  // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
-	12, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
-	15, // 12: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	16, // 13: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	17, // 14: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
-	0,  // 15: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
-	2,  // 16: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
-	1,  // 17: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
-	3,  // 18: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
-	17, // [17:19] is the sub-list for method output_type
-	15, // [15:17] is the sub-list for method input_type
+	6,  // 0: deckhand.agent.v1.SessionRequest.hello:type_name -> deckhand.agent.v1.Hello
+	9,  // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
+	15, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
+	16, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
+	10, // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
+	7,  // 5: deckhand.agent.v1.SessionRequest.facts:type_name -> deckhand.agent.v1.Facts
+	11, // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
+	12, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
+	13, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
+	7,  // 9: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
+	8,  // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
+	14, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
+	17, // 12: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	18, // 13: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	19, // 14: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
+	2,  // 15: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
+	4,  // 16: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
+	0,  // 17: deckhand.agent.v1.AgentService.RenewCertificate:input_type -> deckhand.agent.v1.RenewCertificateRequest
+	3,  // 18: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
+	5,  // 19: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
+	1,  // 20: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
+	18, // [18:21] is the sub-list for method output_type
+	15, // [15:18] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -1140,7 +1251,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 	if File_deckhand_agent_v1_agent_proto != nil {
 		return
 	}
-	file_deckhand_agent_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
+	file_deckhand_agent_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Heartbeat)(nil),
 		(*SessionRequest_TaskEvent)(nil),
@@ -1148,7 +1259,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 		(*SessionRequest_TaskAck)(nil),
 		(*SessionRequest_Facts)(nil),
 	}
-	file_deckhand_agent_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
+	file_deckhand_agent_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
 		(*SessionResponse_Welcome)(nil),
 		(*SessionResponse_Assignment)(nil),
 		(*SessionResponse_Cancel)(nil),
@@ -1159,7 +1270,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_agent_v1_agent_proto_rawDesc), len(file_deckhand_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

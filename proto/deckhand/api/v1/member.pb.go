@@ -278,8 +278,12 @@ func (x *ListMembersResponse) GetServedBy() string {
 
 // RemoveMemberRequest names the replica to remove.
 type RemoveMemberRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Remove the replica even when it is healthy, the leader, or its removal leaves fewer
+	// healthy voters than a majority of the configured size (refused otherwise with
+	// FailedPrecondition, ERROR_REASON_MEMBER_REQUIRED, metadata "checks").
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +323,13 @@ func (x *RemoveMemberRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *RemoveMemberRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 // RemoveMemberResponse lists the remaining replicas.
@@ -384,9 +395,10 @@ const file_deckhand_api_v1_member_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12;\n" +
 	"\amembers\x18\x02 \x03(\v2!.deckhand.api.v1.ControllerMemberR\amembers\x12\x1b\n" +
 	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x1b\n" +
-	"\tserved_by\x18\x04 \x01(\tR\bservedBy\"%\n" +
+	"\tserved_by\x18\x04 \x01(\tR\bservedBy\";\n" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"S\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"S\n" +
 	"\x14RemoveMemberResponse\x12;\n" +
 	"\amembers\x18\x01 \x03(\v2!.deckhand.api.v1.ControllerMemberR\amembers*\xb4\x01\n" +
 	"\vMemberState\x12\x1c\n" +

@@ -1,0 +1,230 @@
+// Package credentials issues and revokes user credentials: deckctl config files (the format
+// of admin.conf) for a named person or tool with a role, signed by the controller CA from a
+// CSR made on the user's machine. Each issued certificate is recorded by name with its
+// serial; a revoked serial is refused on every call. The set of revoked serials is kept in
+// memory from a watch on the records, so the auth check reads no store.
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// Prefix is where credential records live, one per name.
+const Prefix = "/credentials/"
+
+var (
+	// ErrNotFound: no credential by that name or serial.
+	ErrNotFound = errors.New("credential not found")
+	// ErrExists: the name is taken (revoked credentials keep their name).
+	ErrExists = errors.New("credential exists")
+	// ErrNotLoaded: the revocation list is not loaded yet; retry.
+	ErrNotLoaded = errors.New("the credential revocation list is not loaded yet")
+)
+
+// Manager creates, lists and revokes credentials and answers whether a serial is revoked.
+type Manager struct {
+	st  store.Store
+	ca  func() *pki.CA
+	now func() time.Time
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	loaded  bool
+	revoked map[string]bool // serial → revoked
+}
+
+// New returns a Manager over st signing with ca. now may be nil (time.Now).
+func New(st store.Store, ca func() *pki.CA, now func() time.Time, log *slog.Logger) *Manager {
+	if now == nil {
+		now = time.Now
+	}
+	return &Manager{st: st, ca: ca, now: now, log: log, revoked: map[string]bool{}}
+}
+
+// Create signs csrPEM for name with role, valid for ttl, and records it.
+func (m *Manager) Create(ctx context.Context, name, role string, ttl time.Duration, csrPEM []byte, by string) (*apiv1.Credential, []byte, error) {
+	if err := clientconfig.CheckCredential(name, role, ttl); err != nil {
+		return nil, nil, err
+	}
+	if err := pki.CheckCSR(csrPEM); err != nil {
+		return nil, nil, &clientconfig.FieldError{Field: "csr_pem", Msg: err.Error()}
+	}
+	if _, _, err := m.st.Get(ctx, Prefix+name); err == nil {
+		return nil, nil, fmt.Errorf("%w: %s already exists (revoked credentials keep their name): choose another --name", ErrExists, name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	certPEM, serial, err := m.ca().SignCSR(csrPEM, name, role, ttl)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign the credential: %w", err)
+	}
+	cert, err := pki.ParseCert(certPEM)
+	if err != nil {
+		return nil, nil, err
+	}
+	cred := &apiv1.Credential{Name: name, Role: role, Serial: serial, Created: timestamppb.New(m.now()), Expires: timestamppb.New(cert.NotAfter), CreatedBy: by}
+	b, err := proto.Marshal(cred)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := m.st.Txn(ctx, store.Txn{If: []store.Compare{store.Absent(Prefix + name)}, Then: []store.Op{store.Put(Prefix+name, b)}}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, nil, fmt.Errorf("%w: %s was just created by someone else: choose another --name", ErrExists, name)
+		}
+		return nil, nil, err
+	}
+	return cred, certPEM, nil
+}
+
+// List returns every credential in name order.
+func (m *Manager) List(ctx context.Context) ([]*apiv1.Credential, error) {
+	kvs, _, err := m.st.List(ctx, Prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*apiv1.Credential, 0, len(kvs))
+	for _, kv := range kvs {
+		c, err := decode(kv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Revoke marks the credential named nameOrSerial (or with that serial) revoked.
+func (m *Manager) Revoke(ctx context.Context, nameOrSerial string) (*apiv1.Credential, error) {
+	for {
+		all, _, err := m.st.List(ctx, Prefix)
+		if err != nil {
+			return nil, err
+		}
+		var kv *store.KV
+		var cred *apiv1.Credential
+		for _, k := range all {
+			c, err := decode(k)
+			if err != nil {
+				return nil, err
+			}
+			if c.GetName() == nameOrSerial || strings.EqualFold(c.GetSerial(), nameOrSerial) {
+				kv, cred = k, c
+				break
+			}
+		}
+		if cred == nil {
+			return nil, fmt.Errorf("%w: no credential named %q or with that serial; deckctl credentials list shows them", ErrNotFound, nameOrSerial)
+		}
+		if cred.GetRevoked() {
+			return cred, nil
+		}
+		cred.Revoked = true
+		cred.RevokedAt = timestamppb.New(m.now())
+		b, err := proto.Marshal(cred)
+		if err != nil {
+			return nil, err
+		}
+		_, err = m.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(kv.Key, kv.ModRevision)}, Then: []store.Op{store.Put(kv.Key, b)}})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.setRevoked(cred) // this replica refuses it at once; the others when their watch sees it
+		return cred, nil
+	}
+}
+
+// Revoked reports whether serial belongs to a revoked credential. Before the first load it
+// reads this replica's copy of the records.
+func (m *Manager) Revoked(ctx context.Context, serial string) (bool, error) {
+	m.mu.RLock()
+	loaded, revoked := m.loaded, m.revoked[serial]
+	m.mu.RUnlock()
+	if loaded {
+		return revoked, nil
+	}
+	kvs, _, err := m.st.List(ctx, Prefix, store.Stale())
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrNotLoaded, err)
+	}
+	for _, kv := range kvs {
+		if c, err := decode(kv); err == nil && c.GetSerial() == serial {
+			return c.GetRevoked(), nil
+		}
+	}
+	return false, nil
+}
+
+// Run keeps the revoked set current from a watch on the records until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		kvs, rev, err := m.st.List(ctx, Prefix, store.Stale())
+		if err == nil {
+			var ch <-chan store.Event
+			if ch, err = m.st.Watch(ctx, Prefix, rev); err == nil {
+				m.reset(kvs)
+				for ev := range ch {
+					if ev.Err != nil {
+						break // compacted or closed: list again
+					}
+					if ev.Type == store.EventPut {
+						if c, err := decode(ev.KV); err == nil {
+							m.setRevoked(c)
+						}
+					}
+				}
+				continue
+			}
+		}
+		m.log.Warn("loading the credential revocation list failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (m *Manager) reset(kvs []*store.KV) {
+	revoked := map[string]bool{}
+	for _, kv := range kvs {
+		if c, err := decode(kv); err == nil && c.GetRevoked() {
+			revoked[c.GetSerial()] = true
+		}
+	}
+	m.mu.Lock()
+	m.revoked, m.loaded = revoked, true
+	m.mu.Unlock()
+}
+
+func (m *Manager) setRevoked(c *apiv1.Credential) {
+	if !c.GetRevoked() {
+		return
+	}
+	m.mu.Lock()
+	m.revoked[c.GetSerial()] = true
+	m.mu.Unlock()
+}
+
+func decode(kv *store.KV) (*apiv1.Credential, error) {
+	var c apiv1.Credential
+	if err := proto.Unmarshal(kv.Value, &c); err != nil {
+		return nil, fmt.Errorf("credential record %s: %w", kv.Key, err)
+	}
+	return &c, nil
+}

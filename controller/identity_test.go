@@ -1,0 +1,185 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deckhandhq/deckhand/controller"
+	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// logBuffer collects an agent's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func getNode(c *testcluster.Cluster, name string) (*apiv1.Node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := apiv1.NewNodeServiceClient(c.Client()).GetNode(ctx, &apiv1.GetNodeRequest{Name: name})
+	return resp.GetNode(), err
+}
+
+func readyWithSerial(c *testcluster.Cluster, name string, serial func(string) error) error {
+	n, err := getNode(c, name)
+	if err != nil {
+		return err
+	}
+	if n.GetState() != apiv1.NodeState_NODE_STATE_READY {
+		return fmt.Errorf("node %s is %v", name, n.GetState())
+	}
+	return serial(n.GetCertificateSerial())
+}
+
+// deckctl node delete of a node in the Kubernetes cluster left it stuck: the agent exited for
+// good and re-enrolling needed its data dir deleted by hand.
+func TestDeleteNodeInClusterNeedsForceAndTheNodeEnrollsAgain(t *testing.T) {
+	c := testcluster.New(t, 1)
+	cfg := c.AgentConfig("node-1", c.CreateToken(1))
+	var logs logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := c.StartAgent(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		return readyWithSerial(c, "node-1", func(s string) error { first = s; return nil })
+	})
+
+	// The node joined the Kubernetes cluster as a worker.
+	rec, _ := proto.Marshal(&apiv1.Cluster{Nodes: []*apiv1.ClusterNode{{Name: "node-1", Role: taskv1.NodeRole_NODE_ROLE_WORKER}}})
+	if _, err := c.Controllers[0].Store().Txn(context.Background(), store.Txn{Then: []store.Op{store.Put(workflows.ClusterKey, rec)}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nodesAPI := apiv1.NewNodeServiceClient(c.Client())
+	_, err := nodesAPI.DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: "node-1"})
+	if status.Code(err) != codes.FailedPrecondition || api.Reason(err) != apiv1.ErrorReason_ERROR_REASON_WRONG_STATE ||
+		!strings.Contains(err.Error(), "deckctl reset node-1") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("delete of a node in the cluster: %v", err)
+	}
+	if _, err := getNode(c, "node-1"); err != nil {
+		t.Fatalf("the refused delete removed the node: %v", err)
+	}
+	if _, err := nodesAPI.DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: "node-1", Force: true}); err != nil {
+		t.Fatalf("forced delete: %v", err)
+	}
+
+	// The agent keeps running and says in one line that it needs a new token.
+	testcluster.WaitFor(t, 10*time.Second, func() error {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "revoked") && strings.Contains(line, "deckhand-agent --token-file") {
+				return nil
+			}
+		}
+		return errors.New("no line saying the agent needs a new token")
+	})
+	if exited, err := c.Agents["node-1"].Exited(); exited {
+		t.Fatalf("the agent of the deleted node exited: %v", err)
+	}
+	// The token it enrolled with does not bring it back: the delete sticks.
+	if _, err := getNode(c, "node-1"); status.Code(err) != codes.NotFound {
+		t.Fatalf("the deleted node came back: %v", err)
+	}
+
+	// Restarted with a new token and the same data dir, it enrolls again: a new certificate.
+	c.StopAgent("node-1")
+	cfg.Token = c.CreateToken(1)
+	if _, err := c.StartAgent(cfg); err != nil {
+		t.Fatalf("restart with a new token: %v", err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		return readyWithSerial(c, "node-1", func(s string) error {
+			if s == first {
+				return errors.New("still the old certificate")
+			}
+			return nil
+		})
+	})
+}
+
+// Node certificates expired after a year and nothing renewed them.
+func TestAgentRenewsItsCertificateBeforeExpiry(t *testing.T) {
+	const validity = 4 * time.Second
+	c := testcluster.NewWith(t, 1, func(cfg *controller.Config) { cfg.AgentCertValidity = validity })
+	ag, err := c.StartAgent(c.AgentConfig("node-1", c.CreateToken(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certOnDisk := func() (*os.FileInfo, string, time.Time) {
+		b, err := os.ReadFile(filepath.Join(ag.Dir, "node.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := pki.ParseCert(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(filepath.Join(ag.Dir, "node.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cert.Subject.CommonName != "node-1" {
+			t.Fatalf("renewed certificate is for %q", cert.Subject.CommonName)
+		}
+		return &fi, pki.SerialHex(cert), cert.NotAfter
+	}
+	_, first, expires := certOnDisk()
+	// Past the first certificate's expiry the node is still Ready, on a newer certificate
+	// that the node record names and the agent holds on disk, 0600.
+	testcluster.WaitFor(t, 5*time.Second+validity, func() error {
+		if time.Now().Before(expires.Add(time.Second)) {
+			return errors.New("the first certificate has not expired yet")
+		}
+		return readyWithSerial(c, "node-1", func(s string) error {
+			fi, onDisk, _ := certOnDisk()
+			if s == first || s != onDisk {
+				return fmt.Errorf("node record serial %s, first %s, on disk %s", s, first, onDisk)
+			}
+			if (*fi).Mode().Perm() != 0o600 {
+				return fmt.Errorf("node.crt is %v", (*fi).Mode().Perm())
+			}
+			if ag.Connected() == "" {
+				return errors.New("agent not connected")
+			}
+			return nil
+		})
+	})
+	nodes, err := c.Nodes()
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("renewal changed the inventory: %v %v", nodes, err)
+	}
+}
