@@ -1,11 +1,15 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 )
 
 // ErrRemoved: this replica is no longer in the raft configuration (deckctl members remove).
@@ -59,6 +63,7 @@ func (s *Store) watchRemoval(wasMember bool) {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.cfg.HeartbeatTimeout / 2)
 	defer tick.Stop()
+	var lastAsked time.Time
 	for {
 		select {
 		case <-s.done:
@@ -75,6 +80,16 @@ func (s *Store) watchRemoval(wasMember bool) {
 				removed = wasMember
 			}
 		}
+		// The leader may stop replicating to a removed follower before the configuration
+		// without it arrives: then the follower only sees that no leader talks to it. Ask
+		// the peers, at most once per election timeout, whether their leader's
+		// configuration still names this replica.
+		if !removed && wasMember && time.Since(lastAsked) > s.cfg.ElectionTimeout {
+			if addr, _ := s.raft.LeaderWithID(); addr == "" && s.raft.State() != raft.Leader {
+				lastAsked = time.Now()
+				removed = s.peersDropped()
+			}
+		}
 		if removed {
 			s.log.Error("removed from the controller cluster; stopping", "err", removedError(s.id, s.cfg.Dir))
 			close(s.removed)
@@ -82,4 +97,28 @@ func (s *Store) watchRemoval(wasMember bool) {
 			return
 		}
 	}
+}
+
+// peersDropped asks the other members this replica knows whether they follow a leader whose
+// configuration no longer names it.
+func (s *Store) peersDropped() bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(s.id) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HeartbeatTimeout)
+		info, err := s.conns.client(string(srv.Address)).Info(ctx, &storagev1.InfoRequest{})
+		cancel()
+		if err != nil || info.GetClusterId() != s.clusterID || info.GetLeaderId() == "" || len(info.GetMembers()) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(info.GetMembers(), func(m *storagev1.Member) bool { return m.GetId() == s.id }) {
+			return true
+		}
+	}
+	return false
 }
