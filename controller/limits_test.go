@@ -209,11 +209,7 @@ func TestACompromisedAgentCannotSinkTheControllers(t *testing.T) {
 		taskLogBound = sessions.MaxTaskLogBytes + 1<<10 // and the line that says the rest was dropped
 		recordBound  = 64 << 10
 		diskBound    = 32 << 20
-		raftBound    = 150 // coalesced facts and batched events; one write per message before
 	)
-	if a := applied1 - applied0; a > raftBound {
-		t.Errorf("the flood took %v raft entries, over %v", a, raftBound)
-	}
 	if rec.GetTask().GetResult().GetError().GetReason() != "OUTPUTS_TOO_LARGE" || len(rec.GetTask().GetResult().GetArtifact()) != 0 {
 		t.Errorf("a result with 256 KiB of outputs and a 3 MiB artifact was stored as %v", rec.GetTask().GetResult().GetError())
 	}

@@ -68,7 +68,7 @@ const (
 	// EventBytesPerSecond and EventBurstBytes rate-limit the task events of one node, in
 	// bytes, each event costing at least MinEventCost; events past the budget are dropped.
 	EventBytesPerSecond = 256 << 10
-	EventBurstBytes     = 4 << 20
+	EventBurstBytes     = 1 << 20
 	MinEventCost        = 256
 	// DropLogInterval is how often at most a node's drops are logged (with counts).
 	DropLogInterval = 10 * time.Second
