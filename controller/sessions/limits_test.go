@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -101,7 +101,17 @@ func TestResultsAreBounded(t *testing.T) {
 }
 
 func dropped(l *Limiter, reason string) float64 {
-	var m dto.Metric
-	_ = l.dropped.WithLabelValues(reason).Write(&m)
-	return m.GetCounter().GetValue()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l.Collector())
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "reason" && lp.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
