@@ -118,6 +118,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	sess := s.Sessions.Open(ctx, id.Name, id.Serial)
 	defer s.Tasks.SessionClosed(sess) // runs after Close below: nothing can re-add the session
 	defer s.Sessions.Close(sess, context.Canceled)
+	defer s.Limits.Report(id.Name) // the drops not logged yet
 	// The node may have been deleted between the check and Open (the watch that cuts off
 	// deleted nodes found no session then): check again now that the session is visible.
 	if err := s.checkIdentity(ctx, id); err != nil {

@@ -155,12 +155,27 @@ func (l *Limiter) Drop(node, reason string, n int) {
 	l.mu.Lock()
 	b := l.budget(node)
 	b.unlogged[reason] += n
-	now := l.now()
-	if now.Sub(b.logged) < DropLogInterval {
+	if l.now().Sub(b.logged) < DropLogInterval {
 		l.mu.Unlock()
 		return
 	}
-	b.logged = now
+	l.reportLocked(node, b)
+}
+
+// Report logs the drops of node not logged yet (its session ended).
+func (l *Limiter) Report(node string) {
+	l.mu.Lock()
+	b := l.nodes[node]
+	if b == nil || len(b.unlogged) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.reportLocked(node, b)
+}
+
+// reportLocked logs b's unlogged drops; it is called with l.mu held and releases it.
+func (l *Limiter) reportLocked(node string, b *nodeBudget) {
+	b.logged = l.now()
 	counts := b.unlogged
 	b.unlogged = map[string]int{}
 	l.mu.Unlock()
@@ -169,7 +184,7 @@ func (l *Limiter) Drop(node, reason string, n int) {
 		reasons = append(reasons, fmt.Sprintf("%s=%d", r, c))
 	}
 	sort.Strings(reasons)
-	l.log.Warn("dropping messages from an agent over its limits; a host sending this much may be compromised", "node", node, "dropped", reasons, "next_report_in", DropLogInterval)
+	l.log.Warn("dropped messages from an agent over its limits; a host sending this much may be compromised", "node", node, "dropped", reasons, "next_report_in", DropLogInterval)
 }
 
 // CheckFacts reports the first way facts exceed their limits, naming the field.

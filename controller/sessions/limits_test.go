@@ -115,3 +115,24 @@ func dropped(l *Limiter, reason string) float64 {
 	}
 	return 0
 }
+
+func TestDropsAreLoggedNamingTheNodeAtMostOncePerInterval(t *testing.T) {
+	var buf strings.Builder
+	now := time.Unix(1000, 0)
+	l := NewLimiter(slog.New(slog.NewTextHandler(&buf, nil)), func() time.Time { return now })
+	for range 10000 {
+		l.Drop("n1", DropEventRate, 1)
+	}
+	if c := strings.Count(buf.String(), "node=n1"); c != 1 {
+		t.Fatalf("10,000 drops in one instant wrote %d lines naming the node, want 1:\n%s", c, buf.String())
+	}
+	l.Report("n1") // the session ended: the rest is reported
+	if !strings.Contains(buf.String(), "event_rate=9999") {
+		t.Fatalf("the drops after the first line were not reported when the session ended:\n%s", buf.String())
+	}
+	now = now.Add(DropLogInterval)
+	l.Drop("n1", DropFactsTooLarge, 1)
+	if c := strings.Count(buf.String(), "node=n1"); c != 3 {
+		t.Fatalf("a drop after the interval was not logged:\n%s", buf.String())
+	}
+}
