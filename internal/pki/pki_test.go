@@ -95,3 +95,33 @@ func FuzzParseHash(f *testing.F) {
 		}
 	})
 }
+
+// A short-lived certificate (tests of renewal, short user credentials) must not spend most of
+// its lifetime before it was issued: the clock-skew allowance shrinks with the validity.
+func TestValidityWindow(t *testing.T) {
+	ca, err := NewCA("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, csr, err := NewKeyAndCSR("n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ validity, backdate time.Duration }{
+		{4 * time.Second, time.Second},
+		{time.Hour, time.Minute},
+		{ClientValidity, time.Minute},
+	} {
+		certPEM, _, err := ca.SignCSR(csr, "n", RoleAgent, tc.validity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, _ := ParseCert(certPEM)
+		if got := cert.NotAfter.Sub(cert.NotBefore); got != tc.validity+tc.backdate {
+			t.Errorf("validity %v: lifetime %v, want %v", tc.validity, got, tc.validity+tc.backdate)
+		}
+	}
+	if _, _, err := ca.SignCSR(csr, "n", RoleAgent, 0); err == nil {
+		t.Error("signed a certificate with no validity")
+	}
+}
