@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -238,5 +240,39 @@ func TestACompromisedAgentCannotSinkTheControllers(t *testing.T) {
 	}
 	if got, _ := watch(t, c, created.GetTask().GetTask().GetId()); got.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.Fatalf("node-b's task after the flood: %v", got)
+	}
+}
+
+// TestAnOversizedHelloIsRefusedNamingTheField: what an agent says about itself is checked
+// at the edge, with an error that names the field and the limit.
+func TestAnOversizedHelloIsRefusedNamingTheField(t *testing.T) {
+	c := testcluster.New(t, 1)
+	if _, err := c.StartAgent(c.AgentConfig("node-a", c.CreateToken(0))); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 1) })
+	a := c.Agents["node-a"]
+	c.StopAgent("node-a")
+	certPEM, _ := readFile(t, a.Dir, "node.crt")
+	keyPEM, _ := readFile(t, a.Dir, "node.key")
+	cfg, err := clientconfig.New(nil, []byte(c.AdminTLS().CA), certPEM, keyPEM).TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := agentv1.NewAgentServiceClient(dialWith(t, c.Addrs()[0], cfg)).Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: "node-a",
+		Facts: &agentv1.Facts{Hostname: "node-a", Kernel: strings.Repeat("k", 2*sessions.MaxFactsString)}}}})
+	_, err = stream.Recv()
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "hello.facts.kernel: 2048 bytes, at most 1024") {
+		t.Fatalf("a hello with a 2 KiB kernel string: %v", err)
+	}
+	n, err := apiv1.NewNodeServiceClient(c.Client()).GetNode(ctx, &apiv1.GetNodeRequest{Name: "node-a"})
+	if err != nil || len(n.GetNode().GetFacts().GetKernel()) > sessions.MaxFactsString {
+		t.Fatalf("node-a after the refused hello: %v", err)
 	}
 }
