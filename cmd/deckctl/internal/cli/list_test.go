@@ -34,11 +34,11 @@ import (
 // listServer serves the node and task APIs over a store the test fills directly, with the
 // controller's TLS, to deckctl with its default 4 MiB message limit.
 type listServer struct {
-	st       store.Store
-	addr     string
-	config   string
-	api      *grpc.ClientConn
-	deckctlF func(args ...string) (string, error)
+	st     store.Store
+	reg    *nodes.Registry
+	wf     *workflows.Service
+	addr   string
+	config string
 }
 
 func newListServer(t *testing.T) *listServer {
@@ -76,8 +76,7 @@ func newListServer(t *testing.T) *listServer {
 	if err := cfg.Write(path); err != nil {
 		t.Fatal(err)
 	}
-	s := &listServer{st: st, addr: ln.Addr().String(), config: path}
-	return s
+	return &listServer{st: st, reg: reg, wf: wf, addr: ln.Addr().String(), config: path}
 }
 
 func (s *listServer) deckctl(args ...string) (string, error) {
@@ -231,5 +230,45 @@ func TestListsStayUnderTheMessageLimit(t *testing.T) {
 	}
 	if _, err := nodeAPI.ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: first.GetNextPageToken()}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a task token on the node list: %v", err)
+	}
+}
+
+// A direct task on a node a workflow holds is refused with NODE_LOCKED naming the workflow
+// (a workflow expects its nodes as it left them); a task ID that looks like a workflow
+// step's, or that another task has, is refused too.
+func TestDirectTasksAtTheAPI(t *testing.T) {
+	s := newListServer(t)
+	ctx := context.Background()
+	for _, n := range []string{"cp-1", "node-2"} {
+		if err := s.reg.Enroll(ctx, n, "m-"+n, "s-"+n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wf, err := s.wf.Create(ctx, &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{
+		KubernetesVersion: "v1.33.13", PodSubnet: "10.244.0.0/16", ServiceSubnet: "10.96.0.0/12"}}}}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	diag := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}
+	taskAPI := apiv1.NewTaskServiceClient(s.client(t))
+	_, err = taskAPI.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "cp-1", Spec: diag})
+	if status.Code(err) != codes.FailedPrecondition || api.Reason(err) != apiv1.ErrorReason_ERROR_REASON_NODE_LOCKED || !strings.Contains(err.Error(), wf.GetId()) {
+		t.Fatalf("a direct task on a held node: %v", err)
+	}
+	out, err := s.deckctl("task", "run", "cp-1", "diagnostics", "--detach")
+	if err == nil || !strings.Contains(err.Error(), wf.GetId()) {
+		t.Fatalf("deckctl task run on a held node: %v\n%s", err, out)
+	}
+	_, err = taskAPI.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-2", Spec: diag, Id: wf.GetId() + ".cp-1.preflight.2"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "workflow steps") {
+		t.Fatalf("a direct task under a step's ID: %v", err)
+	}
+	if _, err := taskAPI.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-2", Spec: diag, Id: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	pre := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: taskv1.NodeRole_NODE_ROLE_WORKER}}}
+	_, err = taskAPI.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-2", Spec: pre, Id: "mine"})
+	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "mine") {
+		t.Fatalf("another task under a taken ID: %v", err)
 	}
 }
