@@ -384,6 +384,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		"metrics-http": c.serveMetrics,
 		"presence":     c.presenceLoop,
 		"credentials":  c.credentials.Run,
+		"admin-conf":   c.recordAdminConfLoop,
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	for name, fn := range loops {

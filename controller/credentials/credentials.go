@@ -7,6 +7,7 @@ package credentials
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +90,38 @@ func (m *Manager) Create(ctx context.Context, name, role string, ttl time.Durati
 	}
 	return cred, certPEM, nil
 }
+
+// Record lists a certificate issued outside Create (a controller's admin.conf) so it can be
+// revoked like the others: under name, or name-SERIAL when that is taken by another one.
+// Recording a serial twice does nothing.
+func (m *Manager) Record(ctx context.Context, name, role string, cert *x509.Certificate, by string) error {
+	all, err := m.List(ctx)
+	if err != nil {
+		return err
+	}
+	name = name[:min(len(name), maxNameLen)]
+	serial := pki.SerialHex(cert)
+	taken := false
+	for _, c := range all {
+		if c.GetSerial() == serial {
+			return nil
+		}
+		taken = taken || c.GetName() == name
+	}
+	if taken {
+		name = name[:min(len(name), maxNameLen-9)] + "-" + serial[:min(len(serial), 8)]
+	}
+	cred := &apiv1.Credential{Name: name, Role: role, Serial: serial, Created: timestamppb.New(cert.NotBefore), Expires: timestamppb.New(cert.NotAfter), CreatedBy: by}
+	b, err := proto.Marshal(cred)
+	if err != nil {
+		return err
+	}
+	_, err = m.st.Txn(ctx, store.Txn{If: []store.Compare{store.Absent(Prefix + name)}, Then: []store.Op{store.Put(Prefix+name, b)}})
+	return err
+}
+
+// maxNameLen is the longest credential name (clientconfig.CheckCredential).
+const maxNameLen = 63
 
 // List returns every credential in name order.
 func (m *Manager) List(ctx context.Context) ([]*apiv1.Credential, error) {

@@ -100,6 +100,33 @@ func TestCredentialsCreateUseRevoke(t *testing.T) {
 	if out, err := deckctlAs(c, admin, "nodes"); err != nil {
 		t.Fatalf("admin after the revocation: %v\n%s", err, out)
 	}
+
+	// Each replica's admin.conf is listed too, and a leaked copy can be revoked.
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		out, err := deckctlAs(c, admin, "credentials", "list")
+		if err != nil {
+			return err
+		}
+		for _, ctl := range c.Controllers {
+			if !regexp.MustCompile(`(?m)^admin\.conf-` + ctl.ID() + `\s+admin\s+\S+\s+\S+\s+valid\s`).MatchString(out) {
+				return fmt.Errorf("admin.conf of %s not listed:\n%s", ctl.ID(), out)
+			}
+		}
+		return nil
+	})
+	leaked := filepath.Join(c.Controllers[1].Dir, "admin.conf")
+	if out, err := deckctlAs(c, admin, "credentials", "revoke", "admin.conf-"+c.Controllers[1].ID()); err != nil {
+		t.Fatalf("revoke an admin.conf: %v\n%s", err, out)
+	}
+	testcluster.WaitFor(t, 10*time.Second, func() error {
+		if _, err := deckctlAs(c, leaked, "nodes"); err == nil || !strings.Contains(err.Error(), "revoked") {
+			return fmt.Errorf("the revoked admin.conf: %v", err)
+		}
+		return nil
+	})
+	if out, err := deckctlAs(c, admin, "credentials", "list"); err != nil {
+		t.Fatalf("the other admin.conf after the revocation: %v\n%s", err, out)
+	}
 	out, err = deckctlAs(c, admin, "credentials", "list")
 	if err != nil || !regexp.MustCompile(`(?m)^alice\s+viewer\s+\S+\s+\S+\s+revoked `).MatchString(out) {
 		t.Fatalf("list after revoke: %v\n%s", err, out)
