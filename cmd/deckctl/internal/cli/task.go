@@ -159,7 +159,7 @@ func newTaskCmd(o *options) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: args[0], IncludeArtifact: getSave != ""})
+				resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: args[0], IncludeArtifact: getSave != ""}, artifactCall)
 				if err != nil {
 					return err
 				}
@@ -269,10 +269,14 @@ func allPages(list func(token string) (next string, err error)) error {
 	}
 }
 
+// artifactCall lets a task with its artifact (at most a few MiB, bounded by the controller)
+// and a full record beside it through, above gRPC's default 4 MiB.
+var artifactCall = grpc.MaxCallRecvMsgSize(16 << 20)
+
 // saveTaskArtifact fetches task id with its artifact and writes the artifact to path.
 func (o *options) saveTaskArtifact(id, path string) error {
 	return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-		resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: id, IncludeArtifact: true})
+		resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: id, IncludeArtifact: true}, artifactCall)
 		if err != nil {
 			return err
 		}
