@@ -32,6 +32,10 @@ type Config struct {
 	Token string
 	// CACertHash pins the cluster CA ("sha256:<hex>") when joining.
 	CACertHash string
+	// JoinTimeout is how long a controller with a fresh data dir keeps retrying its Join
+	// addresses (with backoff, each wait logged) while the cluster is not up yet. A wrong
+	// token or CA pin fails at once.
+	JoinTimeout time.Duration
 	// Heartbeat is the agents' heartbeat interval.
 	Heartbeat time.Duration
 	// NotReadyAfter and LostAfter are the liveness TTLs.
@@ -69,6 +73,8 @@ func DefaultConfig() Config {
 		Etcd:    EtcdConfig{Prefix: "/deckhand"},
 		Logger:  slog.Default(),
 
+		JoinTimeout: 3 * time.Minute,
+
 		Heartbeat:     2 * time.Second,
 		NotReadyAfter: 10 * time.Second,
 		LostAfter:     5 * time.Minute,
@@ -103,6 +109,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			errs = append(errs, fmt.Errorf("--join %q is not host:port", j))
 		}
+	}
+	if c.JoinTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--join-timeout %v must be positive (for example 3m)", c.JoinTimeout))
 	}
 	if len(c.Join) > 0 && c.CACertHash == "" {
 		errs = append(errs, errors.New("--join needs --ca-cert-hash: copy it from deckctl token create --purpose controller"))

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,11 +16,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/api"
@@ -29,6 +32,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
 	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/netmux"
@@ -134,11 +138,6 @@ func (c *Controller) open(ctx context.Context) error {
 		return err
 	}
 	c.store = st
-	if err := c.writeAdminConf(); err != nil {
-		_ = st.Close()
-		c.mux.Close()
-		return err
-	}
 	return c.wire(st)
 }
 
@@ -172,6 +171,7 @@ func (c *Controller) openRaft(ctx context.Context) (backend, error) {
 	rc.Advertise = cfg.advertise()
 	rc.Listener = c.mux.Raft()
 	rc.Join = cfg.Join
+	rc.JoinTimeout = cfg.JoinTimeout
 	rc.Logger = cfg.Logger
 	clientTLS := c.clientTLS
 	rc.RaftDial = func(ctx context.Context, addr string) (net.Conn, error) {
@@ -292,48 +292,137 @@ func (c *Controller) resolveCA(ctx context.Context) (*pki.CA, bool, error) {
 	if cfg.Token == "" {
 		return nil, false, errors.New("--join with an empty data dir needs --token: create one with deckctl token create --purpose controller")
 	}
-	ca, err := fetchCA(ctx, cfg.Join, cfg.Token, cfg.CACertHash, c.id, c.dial)
+	ca, err := c.fetchCA(ctx)
 	return ca, true, err
 }
 
-func fetchCA(ctx context.Context, join []string, token, pin, id string, dial func(context.Context, string) (net.Conn, error)) (*pki.CA, error) {
+// fetchCA takes the cluster CA from a running replica with a controller join token. While
+// the cluster is starting (nothing listens yet, no leader, the CA not published) it retries
+// with backoff until --join-timeout, logging each wait in one line; a wrong token or CA pin
+// fails at once.
+func (c *Controller) fetchCA(ctx context.Context) (*pki.CA, error) {
+	cfg := c.cfg
+	var ca *pki.CA
+	waiting := func(attempt int, wait time.Duration, err error) {
+		cfg.Logger.Info("waiting for the cluster to join", "step", "fetch the cluster CA", "attempt", attempt, "retry_in", wait, "err", err)
+	}
+	err := backoff.Retry(ctx, cfg.JoinTimeout, fetchCATimeout*time.Duration(len(cfg.Join)), waiting, func(ctx context.Context) error {
+		var err error
+		ca, err = fetchCAOnce(ctx, cfg.Join, cfg.Token, cfg.CACertHash, c.id, c.dial)
+		return err
+	})
+	if err != nil && !backoff.IsPermanent(err) && !errors.Is(err, raftstore.ErrJoinUnreachable) {
+		return nil, fmt.Errorf("%w (%v); check the --join address, --token and --ca-cert-hash, or allow more time with --join-timeout", raftstore.ErrJoinUnreachable, err)
+	}
+	return ca, err
+}
+
+// fetchCATimeout bounds one FetchCA call.
+const fetchCATimeout = 5 * time.Second
+
+// fetchCAOnce asks each join address in turn. Errors that waiting cannot heal are
+// backoff.Permanent.
+func fetchCAOnce(ctx context.Context, join []string, token, pin, id string, dial func(context.Context, string) (net.Conn, error)) (*pki.CA, error) {
 	pin, _ = pki.ParseHash(pin)
 	var errs []string
 	for _, addr := range join {
-		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))), grpc.WithContextDialer(dial))
+		creds := &handshakeErr{TransportCredentials: credentials.NewTLS(pki.PinnedTLS(pin))}
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(dial))
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := clusterv1.NewPeerServiceClient(cc).FetchCA(cctx, &clusterv1.FetchCARequest{Token: token, ReplicaId: id}, grpc.WaitForReady(true))
+		cctx, cancel := context.WithTimeout(ctx, fetchCATimeout)
+		resp, err := clusterv1.NewPeerServiceClient(cc).FetchCA(cctx, &clusterv1.FetchCARequest{Token: token, ReplicaId: id})
 		cancel()
 		_ = cc.Close()
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %s", addr, statusMessage(err)))
-			continue
+			if herr := creds.get(); herr != nil && !isNetErr(herr) {
+				// The TLS handshake itself failed: the controller there has another CA.
+				return nil, backoff.Permanent(fmt.Errorf("join %s: %v", addr, herr))
+			}
+			switch status.Code(err) {
+			case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted, codes.ResourceExhausted:
+				errs = append(errs, fmt.Sprintf("%s: %s", addr, statusMessage(err)))
+				continue
+			}
+			return nil, backoff.Permanent(fmt.Errorf("join %s: %s (check --token)", addr, statusMessage(err)))
 		}
 		ca, err := pki.LoadCA(resp.GetCaCertPem(), resp.GetCaKeyPem())
 		if err != nil {
-			return nil, fmt.Errorf("CA from %s: %w", addr, err)
+			return nil, backoff.Permanent(fmt.Errorf("CA from %s: %w", addr, err))
 		}
 		if ca.Hash() != pin {
-			return nil, fmt.Errorf("CA from %s does not match --ca-cert-hash %s", addr, pin)
+			return nil, backoff.Permanent(fmt.Errorf("CA from %s does not match --ca-cert-hash %s", addr, pin))
 		}
 		return ca, nil
 	}
-	return nil, fmt.Errorf("%w (%s); check the --join address, --token and --ca-cert-hash", raftstore.ErrJoinUnreachable, strings.Join(errs, "; "))
+	return nil, errors.New(strings.Join(errs, "; "))
+}
+
+// handshakeErr remembers why the last TLS handshake failed, to tell a wrong CA pin (which
+// waiting cannot heal) from a controller that is not up yet.
+type handshakeErr struct {
+	credentials.TransportCredentials
+	mu  sync.Mutex
+	err error
+}
+
+func (h *handshakeErr) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	c, info, err := h.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	if err != nil {
+		h.mu.Lock()
+		h.err = err
+		h.mu.Unlock()
+	}
+	return c, info, err
+}
+
+func (h *handshakeErr) get() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+// isNetErr: the connection broke during the handshake (the peer is starting or stopping).
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne)
 }
 
 func (c *Controller) peerDialOptions() []grpc.DialOption {
 	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(c.clientTLS)), grpc.WithContextDialer(c.dial)}
 }
 
-func (c *Controller) writeAdminConf() error {
+// adminConfLoop writes admin.conf once the cluster CA is published in the store (by the
+// first leader), so a controller token made with it can be used at once by a joining
+// controller. It ends when the file exists.
+func (c *Controller) adminConfLoop(ctx context.Context) {
 	path := filepath.Join(c.cfg.DataDir, "admin.conf")
-	if _, err := os.Stat(path); err == nil {
-		return nil
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		kv, _, err := c.store.Get(ctx, api.CAKey, store.Stale())
+		if err == nil {
+			var rec clusterv1.CARecord
+			if proto.Unmarshal(kv.Value, &rec) == nil && string(rec.GetCertPem()) == string(c.ca.CertPEM) {
+				if err := c.writeAdminConf(path); err != nil {
+					c.cfg.Logger.Error("cannot write admin.conf; fix the data dir and restart to get one", "path", path, "err", err)
+				}
+				return
+			}
+		}
+		if !waitOrDone(ctx, adminConfPoll) {
+			return
+		}
 	}
+}
+
+// adminConfPoll is how often adminConfLoop looks for the published CA.
+const adminConfPoll = 100 * time.Millisecond
+
+func (c *Controller) writeAdminConf(path string) error {
 	certPEM, keyPEM, err := c.ca.IssueClient("admin", pki.RoleAdmin, pki.ClientValidity)
 	if err != nil {
 		return err
@@ -377,14 +466,15 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	loops := map[string]func(context.Context){
-		"leader":       c.leaderLoop,
-		"report":       c.reportLoop,
-		"node-watch":   c.nodeWatchLoop,
-		"dispatch":     c.dispatch.Run,
-		"metrics-http": c.serveMetrics,
-		"presence":     c.presenceLoop,
-		"credentials":  c.credentials.Run,
-		"admin-conf":   c.recordAdminConfLoop,
+		"leader":           c.leaderLoop,
+		"report":           c.reportLoop,
+		"node-watch":       c.nodeWatchLoop,
+		"dispatch":         c.dispatch.Run,
+		"metrics-http":     c.serveMetrics,
+		"presence":         c.presenceLoop,
+		"credentials":      c.credentials.Run,
+		"admin-conf":       c.recordAdminConfLoop,
+		"write-admin-conf": c.adminConfLoop,
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	for name, fn := range loops {

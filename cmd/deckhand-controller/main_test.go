@@ -65,7 +65,7 @@ func freePort(t *testing.T) string {
 
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncWriter
 	addr   string
 	dir    string
 	done   chan struct{}
@@ -73,9 +73,9 @@ type proc struct {
 
 func startController(t *testing.T, dir, addr string, args ...string) *proc {
 	t.Helper()
-	p := &proc{addr: addr, dir: dir, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{addr: addr, dir: dir, stderr: &syncWriter{b: &bytes.Buffer{}}, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, "deckhand-controller"), append([]string{"--data-dir", dir, "--listen", addr}, args...)...)
-	p.cmd.Stderr = &syncWriter{b: p.stderr}
+	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,12 @@ func runFail(t *testing.T, args ...string) string {
 	if ctx.Err() != nil {
 		t.Fatalf("controller %v hung instead of failing", args)
 	}
-	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if !strings.Contains(l, `msg="waiting for the cluster to join"`) { // --join retries
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) != 1 {
 		t.Fatalf("want one line on stderr, got %d:\n%s", len(lines), stderr.String())
 	}
@@ -310,7 +315,10 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	}{
 		{"unwritable data dir", filepath.Join(file, "data"), []string{"--listen", freePort(t)}, []string{"data dir", "--data-dir"}},
 		{"port in use", t.TempDir(), []string{"--listen", running.addr}, []string{"already in use", "--listen"}},
-		{"unreachable join", t.TempDir(), append([]string{"--listen", freePort(t)}, join(freePort(t))...), []string{"cannot reach", "--join"}},
+		{"unreachable join", t.TempDir(), append([]string{"--listen", freePort(t), "--join-timeout", "2s"}, join(freePort(t))...), []string{"cannot reach", "--join", "--join-timeout"}},
+		// Waiting cannot heal these: they fail at once, not after --join-timeout (3m).
+		{"join with a wrong token", t.TempDir(), []string{"--listen", freePort(t), "--join", addr, "--token", "abcdef.0123456789abcdef", "--ca-cert-hash", flags[5]}, []string{"--token"}},
+		{"join with a wrong CA hash", t.TempDir(), []string{"--listen", freePort(t), "--join", addr, "--token", flags[3], "--ca-cert-hash", "sha256:" + strings.Repeat("ab", 32)}, []string{"--ca-cert-hash"}},
 		{"data dir of another cluster", otherDir, append([]string{"--listen", freePort(t)}, join(addr)...), []string{"another cluster", "--data-dir"}},
 		{"join without a pin", t.TempDir(), []string{"--listen", freePort(t), "--join", addr}, []string{"--ca-cert-hash"}},
 	}
@@ -318,6 +326,7 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := snapshotDir(t, tc.dir)
 			line := runFail(t, append([]string{"--data-dir", tc.dir}, tc.args...)...)
+			t.Log(line)
 			for _, w := range tc.wants {
 				if !strings.Contains(line, w) {
 					t.Errorf("message %q does not mention %q", line, w)
@@ -679,5 +688,44 @@ func TestDataDirIsPrivate(t *testing.T) {
 	}
 	if n < 6 { // dir, raft.db, member.json, pki, pki/ca.crt, pki/ca.key, admin.conf, snapshots
 		t.Errorf("only %d entries in the data dir", n)
+	}
+}
+
+// A controller started before the cluster it joins is up waits for it (logging each wait
+// in one line) and joins once it is, instead of exiting.
+func TestJoinWaitsForTheClusterToStart(t *testing.T) {
+	addrA, addrB := freePort(t), freePort(t)
+	a := startController(t, t.TempDir(), addrA, "--name", "ctl-a")
+	flags := joinFlags(t, a.dir, addrA)
+	a.kill()
+
+	b := startController(t, t.TempDir(), addrB, append([]string{"--name", "ctl-b", "--join-timeout", "2m"}, flags...)...)
+	waitFor(t, 30*time.Second, func() error {
+		select {
+		case <-b.done:
+			return fmt.Errorf("the joining controller exited:\n%s", b.stderr)
+		default:
+		}
+		if n := strings.Count(b.stderr.String(), "waiting for the cluster to join"); n < 2 {
+			return fmt.Errorf("%d waits logged:\n%s", n, b.stderr)
+		}
+		return nil
+	})
+	a = startController(t, a.dir, addrA)
+	waitFor(t, 60*time.Second, func() error {
+		out, err := deckctl(t, a.dir, addrA+","+addrB, "members")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		rows := membersTable(out)
+		if len(rows) != 2 || (rows["ctl-b"][0] != "follower" && rows["ctl-b"][0] != "leader") {
+			return fmt.Errorf("ctl-b has not joined:\n%s", out)
+		}
+		return nil
+	})
+	for _, line := range strings.Split(b.stderr.String(), "\n") {
+		if strings.Contains(line, "waiting for the cluster to join") && !strings.Contains(line, "retry_in=") {
+			t.Errorf("a wait does not say when it retries: %s", line)
+		}
 	}
 }

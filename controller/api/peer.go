@@ -34,14 +34,16 @@ func (s *PeerServer) ReportSessions(_ context.Context, req *clusterv1.ReportSess
 
 // FetchCA implements clusterv1.PeerServiceServer.
 func (s *PeerServer) FetchCA(ctx context.Context, req *clusterv1.FetchCARequest) (*clusterv1.FetchCAResponse, error) {
-	if _, err := s.Tokens.Consume(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_CONTROLLER); err != nil {
-		return nil, toStatus(err)
-	}
+	// The CA first: a joining controller retries while it is not published, and a retry
+	// must not use up the token.
 	kv, _, err := s.Store.Get(ctx, CAKey)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, Errorf(codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NO_LEADER, nil, "the cluster CA is not published yet; retry in a few seconds")
 	}
 	if err != nil {
+		return nil, toStatus(err)
+	}
+	if _, err := s.Tokens.Consume(ctx, req.GetToken(), apiv1.TokenPurpose_TOKEN_PURPOSE_CONTROLLER); err != nil {
 		return nil, toStatus(err)
 	}
 	var rec clusterv1.CARecord

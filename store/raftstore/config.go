@@ -43,7 +43,9 @@ type Config struct {
 	// quorum before failing with store.ErrNoLeader, when the caller's context has no
 	// earlier deadline.
 	ApplyTimeout time.Duration
-	// JoinTimeout bounds reaching a Join address at start.
+	// JoinTimeout bounds how long a replica with a fresh data dir keeps retrying the Join
+	// addresses at start, with backoff (a cluster started at the same time may not be up
+	// yet). A restarting replica tries once and re-announces itself in the background.
 	JoinTimeout time.Duration
 	// SnapshotThreshold is the number of log entries between snapshots.
 	SnapshotThreshold uint64
@@ -66,7 +68,7 @@ func DefaultConfig() Config {
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
-		JoinTimeout:        5 * time.Second,
+		JoinTimeout:        3 * time.Minute,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,

@@ -21,6 +21,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -119,12 +120,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.conns = newConnPool(cfg.GRPCDialOptions)
 
 	var joinInfo *storagev1.InfoResponse
-	if len(cfg.Join) > 0 {
+	switch {
+	case len(cfg.Join) > 0 && meta.ClusterID != "":
+		// A restart: the cluster may be restarting too. Check once that the join address is
+		// of this cluster; if none answers, start from the data dir and re-announce this
+		// replica in the background (the peers refuse a request of another cluster).
+		joinInfo, err = s.infoOnce(ctx, cfg.Join)
+		if err != nil {
+			s.log.Warn("no --join address answers; restarting from the data dir and re-announcing this replica in the background", "err", err)
+		}
+	case len(cfg.Join) > 0:
 		joinInfo, err = s.infoAny(ctx, cfg.Join)
 		if err != nil {
 			s.conns.close()
 			return nil, err
 		}
+	}
+	if joinInfo != nil {
 		if meta.ClusterID != "" && meta.ClusterID != joinInfo.GetClusterId() {
 			s.conns.close()
 			return nil, fmt.Errorf("%w: %s belongs to cluster %s but %s is in cluster %s; use an empty --data-dir to join it, or drop --join to restart the old cluster",
@@ -172,7 +184,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.shutdown()
 			return nil, err
 		}
-		if _, err := s.joinVia(ctx, cfg.Join, &storagev1.JoinRequest{Id: id, Address: cfg.Advertise}); err != nil {
+		join := func(ctx context.Context) error {
+			_, err := s.joinVia(ctx, cfg.Join, &storagev1.JoinRequest{Id: id, Address: cfg.Advertise})
+			return err
+		}
+		if err := backoff.Retry(ctx, cfg.JoinTimeout, joinAttemptTimeout+cfg.ApplyTimeout, s.logJoinWait("be added to the cluster"), join); err != nil {
 			s.shutdown()
 			_ = os.Remove(filepath.Join(cfg.Dir, memberFileN))
 			return nil, err

@@ -600,3 +600,21 @@ func TestDataDirIsPrivate(t *testing.T) {
 	}
 	checkPrivate()
 }
+
+// A replica restarting with --join (a systemd unit that keeps the flag) while no join
+// address answers (every controller is rebooting) starts from its data dir instead of
+// exiting; it re-announces itself in the background.
+func TestRestartWithUnreachableJoinStartsFromDataDir(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	if err := putVal(context.Background(), c.nodes[0].st, "/r/1", "x"); err != nil {
+		t.Fatal(err)
+	}
+	c.kill(0)
+	if err := c.start(c.nodes[0], []string{"127.0.0.1:1"}); err != nil {
+		t.Fatalf("restart with an unreachable --join: %v", err)
+	}
+	c.waitStable()
+	if _, _, err := c.nodes[0].st.Get(context.Background(), "/r/1"); err != nil {
+		t.Fatal(err)
+	}
+}

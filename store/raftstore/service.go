@@ -11,10 +11,12 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 )
 
@@ -296,12 +298,30 @@ func membersOf(c raft.Configuration) []*storagev1.Member {
 	return out
 }
 
-// infoAny asks the join addresses in turn who they are.
+// joinAttemptTimeout bounds one attempt to reach one join address.
+const joinAttemptTimeout = 5 * time.Second
+
+// infoAny asks the join addresses in turn who they are, retrying with backoff until one
+// answers or Config.JoinTimeout passes (a cluster started at the same time may not be up
+// yet); each wait is logged in one line.
 func (s *Store) infoAny(ctx context.Context, addrs []string) (*storagev1.InfoResponse, error) {
+	var resp *storagev1.InfoResponse
+	err := backoff.Retry(ctx, s.cfg.JoinTimeout, joinAttemptTimeout*time.Duration(len(addrs)), s.logJoinWait("reach a --join address"), func(ctx context.Context) error {
+		var err error
+		resp, err = s.infoOnce(ctx, addrs)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v); check the --join address and that a deckhand-controller is running there, or allow more time with --join-timeout", ErrJoinUnreachable, err)
+	}
+	return resp, nil
+}
+
+func (s *Store) infoOnce(ctx context.Context, addrs []string) (*storagev1.InfoResponse, error) {
 	var errs []string
 	for _, a := range addrs {
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.JoinTimeout)
-		resp, err := s.conns.client(a).Info(cctx, &storagev1.InfoRequest{}, grpc.WaitForReady(true))
+		cctx, cancel := context.WithTimeout(ctx, joinAttemptTimeout)
+		resp, err := s.conns.client(a).Info(cctx, &storagev1.InfoRequest{})
 		cancel()
 		if err == nil {
 			if resp.GetClusterId() == "" {
@@ -312,22 +332,38 @@ func (s *Store) infoAny(ctx context.Context, addrs []string) (*storagev1.InfoRes
 		}
 		errs = append(errs, fmt.Sprintf("%s: %s", a, status.Convert(err).Message()))
 	}
-	return nil, fmt.Errorf("%w (%s); check the --join address and that a deckhand-controller is running there", ErrJoinUnreachable, strings.Join(errs, "; "))
+	return nil, errors.New(strings.Join(errs, "; "))
 }
 
-// joinVia asks the first answering join address to add this replica.
+func (s *Store) logJoinWait(step string) func(int, time.Duration, error) {
+	return func(attempt int, wait time.Duration, err error) {
+		s.log.Info("waiting for the cluster to join", "step", step, "attempt", attempt, "retry_in", wait, "err", err)
+	}
+}
+
+// joinVia asks the first answering join address to add this replica. An answer that
+// waiting cannot change (another cluster, a refused request) is backoff.Permanent.
 func (s *Store) joinVia(ctx context.Context, addrs []string, req *storagev1.JoinRequest) (*storagev1.JoinResponse, error) {
 	var errs []string
+	permanent := false
 	for _, a := range addrs {
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.JoinTimeout+s.cfg.ApplyTimeout)
+		cctx, cancel := context.WithTimeout(ctx, joinAttemptTimeout+s.cfg.ApplyTimeout)
 		resp, err := s.conns.client(a).Join(cctx, req, grpc.WaitForReady(true))
 		cancel()
 		if err == nil {
 			return resp, nil
 		}
+		switch status.Code(err) {
+		case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists:
+			permanent = true
+		}
 		errs = append(errs, fmt.Sprintf("%s: %s", a, status.Convert(err).Message()))
 	}
-	return nil, fmt.Errorf("join cluster through %s: %s", strings.Join(addrs, ","), strings.Join(errs, "; "))
+	err := fmt.Errorf("join cluster through %s: %s", strings.Join(addrs, ","), strings.Join(errs, "; "))
+	if permanent {
+		return nil, backoff.Permanent(err)
+	}
+	return nil, err
 }
 
 // rejoin re-announces this replica's address after a restart, until it succeeds.
@@ -335,7 +371,7 @@ func (s *Store) rejoin() {
 	defer s.wg.Done()
 	backoff := 100 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.JoinTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), joinAttemptTimeout+s.cfg.ApplyTimeout)
 		go func() {
 			select {
 			case <-s.done:
@@ -369,6 +405,11 @@ type connPool struct {
 }
 
 func newConnPool(opts []grpc.DialOption) *connPool {
+	// Reconnect to a restarted peer within seconds, not gRPC's default of up to two minutes.
+	opts = append(append([]grpc.DialOption(nil), opts...), grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           grpcbackoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: joinAttemptTimeout,
+	}))
 	return &connPool{opts: opts, conns: map[string]*grpc.ClientConn{}}
 }
 

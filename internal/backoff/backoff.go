@@ -1,0 +1,71 @@
+// Package backoff retries a start-up step that waits for another process (a controller
+// joining a cluster that is still starting) with growing waits, up to a deadline.
+package backoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Waits between attempts: the first, doubled after each attempt up to the longest.
+const (
+	FirstWait = 500 * time.Millisecond
+	MaxWait   = 10 * time.Second
+)
+
+// Permanent marks an error that waiting cannot heal (a wrong token, a wrong CA pin):
+// Retry returns it at once (still marked; its message is err's).
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Retry calls attempt until it succeeds, returns a Permanent error, ctx ends or timeout
+// has passed (the last attempt starts at the deadline at the latest). Each attempt gets a
+// context that ends after perAttempt.
+// Before each wait, waiting is called with the attempt number, the wait and the error (to
+// log one line). Out of time, it returns the last error and how long it tried.
+func Retry(ctx context.Context, timeout, perAttempt time.Duration, waiting func(attempt int, wait time.Duration, err error), attempt func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	wait := FirstWait
+	for n := 1; ; n++ {
+		actx, cancel := context.WithTimeout(ctx, perAttempt)
+		err := attempt(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if IsPermanent(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("%w (gave up after %v)", err, timeout)
+		}
+		wait = min(wait, left)
+		if waiting != nil {
+			waiting(n, wait, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, MaxWait)
+	}
+}
