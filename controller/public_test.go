@@ -78,10 +78,12 @@ func startLogged(t *testing.T) *loggedController {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = ctl.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	admin, err := clientconfig.Load(filepath.Join(cfg.DataDir, "admin.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// admin.conf appears once the controller published the CA in the store.
+	var admin *clientconfig.Config
+	testcluster.WaitFor(t, 20*time.Second, func() error {
+		admin, err = clientconfig.Load(filepath.Join(cfg.DataDir, "admin.conf"))
+		return err
+	})
 	tlsCfg, err := admin.TLS()
 	if err != nil {
 		t.Fatal(err)

@@ -130,10 +130,13 @@ func NewEtcd(t testing.TB, n int, endpoints []string) *Cluster {
 			t.Fatalf("start controller %d: %v", i, err)
 		}
 		if i == 0 {
-			cfg, err := clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			// admin.conf appears once the controller published the CA in the store.
+			var cfg *clientconfig.Config
+			WaitFor(t, 20*time.Second, func() error {
+				var err error
+				cfg, err = clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
+				return err
+			})
 			c.admin = cfg
 			c.caHash = ctl.c.CA().Hash()
 		}
@@ -164,10 +167,13 @@ func NewWith(t testing.TB, n int, configure func(*controller.Config)) *Cluster {
 			t.Fatalf("start controller %d: %v", i, err)
 		}
 		if i == 0 {
-			cfg, err := clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			// admin.conf appears once the controller published the CA in the store.
+			var cfg *clientconfig.Config
+			WaitFor(t, 20*time.Second, func() error {
+				var err error
+				cfg, err = clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
+				return err
+			})
 			c.admin = cfg
 			c.caHash = ctl.c.CA().Hash()
 			WaitFor(t, 20*time.Second, func() error {
