@@ -75,6 +75,9 @@ func etcdTLS(c EtcdConfig) (*tls.Config, error) {
 // stores it when this is the first controller on the prefix).
 func (c *Controller) openEtcd(ctx context.Context) (backend, error) {
 	cfg := c.cfg
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft.db")); err == nil {
+		return nil, fmt.Errorf("data dir %s holds the embedded raft store: drop --store etcd to start it, or use an empty --data-dir with --store etcd", cfg.DataDir)
+	}
 	tlsCfg, err := etcdTLS(cfg.Etcd)
 	if err != nil {
 		return nil, err

@@ -555,6 +555,26 @@ func TestEtcdBadInputExitsWithOneClearLine(t *testing.T) {
 		})
 		p.kill()
 	}
+	// A data dir of the embedded store, and one of etcd started with the embedded store.
+	raftDir := t.TempDir()
+	p := startController(t, raftDir, freePort(t))
+	waitFor(t, 30*time.Second, func() error {
+		_, err := os.Stat(filepath.Join(raftDir, "admin.conf"))
+		return err
+	})
+	p.kill()
+	t.Run("data dir of etcd with the embedded store", func(t *testing.T) {
+		before := snapshotDir(t, aDir)
+		line := runFail(t, "--data-dir", aDir, "--listen", freePort(t))
+		for _, w := range []string{"--store etcd", "--data-dir"} {
+			if !strings.Contains(line, w) {
+				t.Errorf("message %q does not mention %q", line, w)
+			}
+		}
+		if after := snapshotDir(t, aDir); after != before {
+			t.Errorf("data dir changed by a refused start")
+		}
+	})
 	cases := []struct {
 		name  string
 		dir   string
@@ -564,6 +584,7 @@ func TestEtcdBadInputExitsWithOneClearLine(t *testing.T) {
 		{"etcd unreachable", t.TempDir(), []string{"--etcd-endpoints", freePort(t)}, []string{"unreachable", "--etcd-endpoints"}},
 		{"etcd TLS without its CA", t.TempDir(), []string{"--etcd-endpoints", strings.Join(secure.Endpoints(), ",")}, []string{"TLS"}},
 		{"data dir of another cluster than the prefix", bDir, []string{"--etcd-endpoints", ep, "--etcd-prefix", "/a"}, []string{"another", "--etcd-prefix"}},
+		{"data dir of the embedded store", raftDir, []string{"--etcd-endpoints", ep}, []string{"embedded raft store", "--store etcd", "--data-dir"}},
 		{"data dir with a mistyped prefix", aDir, []string{"--etcd-endpoints", ep, "--etcd-prefix", "/aa"}, []string{"holds no Deckhand cluster", "--etcd-prefix", "--data-dir"}},
 		{"join with etcd", t.TempDir(), []string{"--etcd-endpoints", ep, "--join", "127.0.0.1:1", "--ca-cert-hash", "sha256:" + strings.Repeat("0", 64)}, []string{"--join"}},
 		{"no endpoints", t.TempDir(), nil, []string{"--etcd-endpoints"}},

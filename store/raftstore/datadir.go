@@ -30,6 +30,9 @@ const recoverHint = "restore the whole data dir from a backup of this replica, o
 // lost beside a snapshot), panic (a corrupt raft.db) or idle forever (member.json lost, or
 // raft.db and the snapshots lost).
 func checkDataDir(dir string, meta memberFile, joining bool) error {
+	if meta.Store != "" && meta.Store != "raft" {
+		return fmt.Errorf("data dir %s belongs to a controller with --store %s: start it with --store %s (and the same --etcd-endpoints and --etcd-prefix), or use an empty --data-dir for the embedded store", dir, meta.Store, meta.Store)
+	}
 	dbPath := filepath.Join(dir, raftDBFile)
 	snaps, err := hasSnapshots(dir)
 	if err != nil {

@@ -79,6 +79,9 @@ type leaderState struct {
 type memberFile struct {
 	ClusterID string `json:"cluster_id"`
 	ID        string `json:"id"`
+	// Store is the backend the data dir was created for ("raft"; the controller writes
+	// "etcd" for --store etcd). Empty in data dirs of older versions: raft.
+	Store string `json:"store,omitempty"`
 }
 
 var (
@@ -180,7 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.clusterID = joinInfo.GetClusterId()
 		// Recorded before the cluster adds this replica, so a crash right after the join
 		// leaves a data dir that restarts (with --join) instead of one without member.json.
-		if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id}); err != nil {
+		if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id, Store: "raft"}); err != nil {
 			s.shutdown()
 			return nil, err
 		}
@@ -204,7 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.wg.Add(2)
 	go s.watchLeadership()
 	go s.watchRemoval(wasMember)
-	if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id}); err != nil {
+	if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id, Store: "raft"}); err != nil {
 		s.shutdown()
 		return nil, err
 	}
