@@ -14,7 +14,9 @@
 //     of them and returns ErrConflict (ErrFenced when a leadership fence failed).
 //   - Watch delivers every event after a revision in revision order, with no gaps. When the
 //     revision has been compacted it fails with ErrCompacted; the caller re-lists and
-//     watches from the list's revision.
+//     watches from the list's revision. A watch that cannot go on without a gap (a replica
+//     that was behind installed a snapshot, etcd compacted past a watcher) ends with an
+//     ErrCompacted event: a watcher sees every revision in order or gets ErrCompacted.
 //   - An acknowledged write survives the loss of any minority of replicas and a restart.
 package store
 

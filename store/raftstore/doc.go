@@ -11,8 +11,18 @@
 //   - snapshots/: raft file snapshots. A snapshot is a stream of length-delimited protobuf
 //     records (deckhand.storage.v1.SnapshotHeader, then SnapshotRecord per key), and every
 //     log entry is a deckhand.storage.v1.Command, so buf's breaking checks guard the formats.
-//   - member.json: the cluster ID and this replica's ID, written once the replica has
-//     bootstrapped or joined, so a data dir is never silently reused for another cluster.
+//   - member.json: the cluster ID, this replica's ID and the backend ("raft"), written when
+//     the replica bootstraps or joins, so a data dir is never silently reused for another
+//     cluster.
+//
+// The data dir is made 0700 and everything in it 0600 at every start, and each snapshot
+// once written (a snapshot holds the cluster CA key). Before anything is opened for writing,
+// Open refuses a damaged data dir in one line and leaves it as it was: raft.db missing or
+// empty beside member.json or a snapshot, raft.db unreadable (bbolt's panics on corrupt pages
+// are caught in a read-only pass over every page), member.json missing beside raft state.
+//
+// Watches: a follower that installs the leader's snapshot skipped the revisions in between,
+// so every open watch on it ends with store.ErrCompacted (its callers re-list).
 //
 // Networking: raft and the controller's gRPC API share one TCP port (internal/netmux).
 // Followers forward writes and linearizable reads to the leader over gRPC
