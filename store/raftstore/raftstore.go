@@ -82,6 +82,9 @@ type memberFile struct {
 	// Store is the backend the data dir was created for ("raft"; the controller writes
 	// "etcd" for --store etcd). Empty in data dirs of older versions: raft.
 	Store string `json:"store,omitempty"`
+	// Removed is set when this replica found itself removed from the cluster: the data
+	// dir cannot serve again (removal.go).
+	Removed bool `json:"removed,omitempty"`
 }
 
 var (
@@ -103,6 +106,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	meta, err := readMember(cfg.Dir)
 	if err != nil {
 		return nil, err
+	}
+	if meta.Removed {
+		return nil, removedError(id, cfg.Dir)
 	}
 	if err := checkDataDir(cfg.Dir, meta, len(cfg.Join) > 0); err != nil {
 		return nil, err
@@ -161,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		hasState = has
 	}
 
-	wasMember := false
+	wasMember, joined := false, false
 	if hasState {
 		in, known := s.inConfiguration()
 		if known && !in {
@@ -196,6 +202,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			_ = os.Remove(filepath.Join(cfg.Dir, memberFileN))
 			return nil, err
 		}
+		joined = true
 	default:
 		s.clusterID = randomID() + randomID()
 		conf := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(cfg.Advertise), Suffrage: raft.Voter}}}
@@ -206,7 +213,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.wg.Add(2)
 	go s.watchLeadership()
-	go s.watchRemoval(wasMember)
+	go s.watchRemoval(wasMember, joined)
 	if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id, Store: "raft"}); err != nil {
 		s.shutdown()
 		return nil, err

@@ -59,7 +59,7 @@ func (s *Store) inConfiguration() (in, known bool) {
 // down; a removed follower receives the configuration without itself and would otherwise
 // idle forever ("not part of a stable configuration"). Only a replica that has been in
 // the configuration can be removed from it: a joining replica starts with none.
-func (s *Store) watchRemoval(wasMember bool) {
+func (s *Store) watchRemoval(wasMember, joined bool) {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.cfg.HeartbeatTimeout / 2)
 	defer tick.Stop()
@@ -84,7 +84,9 @@ func (s *Store) watchRemoval(wasMember bool) {
 		// without it arrives: then the follower only sees that no leader talks to it. Ask
 		// the peers, at most once per election timeout, whether their leader's
 		// configuration still names this replica.
-		if !removed && wasMember && time.Since(lastAsked) > s.cfg.ElectionTimeout {
+		// A replica that just joined may be removed before its own copy of the configuration
+		// names it: the peers' answer is safe then too (they added it when Join returned).
+		if !removed && (wasMember || joined) && time.Since(lastAsked) > s.cfg.ElectionTimeout {
 			if addr, _ := s.raft.LeaderWithID(); addr == "" && s.raft.State() != raft.Leader {
 				lastAsked = time.Now()
 				removed = s.peersDropped()
@@ -92,6 +94,11 @@ func (s *Store) watchRemoval(wasMember bool) {
 		}
 		if removed {
 			s.log.Error("removed from the controller cluster; stopping", "err", removedError(s.id, s.cfg.Dir))
+			// Remembered, so a restart refuses at once even when this replica's own log
+			// never received the configuration without it.
+			if err := writeMember(s.cfg.Dir, memberFile{ClusterID: s.clusterID, ID: s.id, Store: "raft", Removed: true}); err != nil {
+				s.log.Error("recording the removal in the data dir failed", "err", err)
+			}
 			close(s.removed)
 			go s.shutdown()
 			return
@@ -102,16 +109,22 @@ func (s *Store) watchRemoval(wasMember bool) {
 // peersDropped asks the other members this replica knows whether they follow a leader whose
 // configuration no longer names it.
 func (s *Store) peersDropped() bool {
-	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.ID == raft.ServerID(s.id) {
-			continue
+	var addrs []string
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			if srv.ID != raft.ServerID(s.id) {
+				addrs = append(addrs, string(srv.Address))
+			}
 		}
+	}
+	for _, a := range s.cfg.Join {
+		if a != s.cfg.Advertise && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	for _, addr := range addrs {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HeartbeatTimeout)
-		info, err := s.conns.client(string(srv.Address)).Info(ctx, &storagev1.InfoRequest{})
+		info, err := s.conns.client(addr).Info(ctx, &storagev1.InfoRequest{})
 		cancel()
 		if err != nil || info.GetClusterId() != s.clusterID || info.GetLeaderId() == "" || len(info.GetMembers()) == 0 {
 			continue
