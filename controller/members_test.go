@@ -94,3 +94,32 @@ func TestRemoveMemberNeedsForceAndTheRemovedReplicaStops(t *testing.T) {
 		t.Fatalf("nodes after the removal: %v", err)
 	}
 }
+
+// The documented use: a dead replica is removed without --force. When its machine comes
+// back, its log never saw the configuration without it; it finds out from its peers and
+// stops with the one line instead of campaigning forever.
+func TestARemovedDeadReplicaStopsWhenItComesBack(t *testing.T) {
+	c := testcluster.New(t, 3)
+	dead := (c.WaitLeader() + 1) % 3
+	id := c.Controllers[dead].ID()
+	c.Partition(dead, true)
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		_, err := removeMember(c, id, false)
+		return err
+	})
+	c.Partition(dead, false)
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		exited, err := c.Controllers[dead].Exited()
+		if !exited {
+			return errors.New("the removed replica still runs")
+		}
+		if !errors.Is(err, raftstore.ErrRemoved) {
+			return fmt.Errorf("removed replica exited with %v", err)
+		}
+		return nil
+	})
+	c.Stop(dead)
+	if err := c.TryRestart(dead); !errors.Is(err, raftstore.ErrRemoved) {
+		t.Fatalf("restart of a removed replica: %v", err)
+	}
+}
