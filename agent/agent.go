@@ -111,11 +111,10 @@ func (c *Config) Validate() error {
 type Agent struct {
 	cfg       Config
 	log       *slog.Logger
+	idMu      sync.Mutex // guards id: a renewal or a re-enrollment replaces it
 	id        *identity
 	collector *facts.Collector
 	connected atomic.Pointer[string] // controller ID of the live session
-	// idMu guards id: a renewal or a re-enrollment replaces it between sessions.
-	idMu      sync.Mutex
 	metrics   *agentMetrics
 	metricsLn net.Listener
 	runner    *tasks.Runner
@@ -628,10 +627,12 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 			return ctx.Err()
 		case <-renew.C:
 			if err := a.renew(sctx, cc, id); err != nil {
+				a.metrics.renewals.WithLabelValues("failed").Inc()
 				a.log.Warn("renewing the node certificate failed; retrying", "err", err, "expires", id.tls.Certificates[0].Leaf.NotAfter.UTC().Format(time.RFC3339), "retry_in", a.cfg.BackoffMax)
 				renew.Reset(a.cfg.BackoffMax)
 				continue
 			}
+			a.metrics.renewals.WithLabelValues("ok").Inc()
 			return errRenewed
 		case err := <-recvErr:
 			if st := status.Convert(err); st.Code() == codes.PermissionDenied {

@@ -452,7 +452,7 @@ func TestAgentProcessAndDeckctlOutput(t *testing.T) {
 	// Prometheus metrics on the separate listeners.
 	for addr, want := range map[string][]string{
 		ctlMetrics:   {`deckhand_nodes{state="NODE_STATE_READY"} 1`, "deckhand_agent_sessions 1", "deckhand_raft_leader 1", "grpc_server_handled_total"},
-		agentMetrics: {"deckhand_agent_connected 1", "deckhand_agent_heartbeats_sent_total"},
+		agentMetrics: {"deckhand_agent_connected 1", "deckhand_agent_heartbeats_sent_total", "deckhand_agent_certificate_expiry_timestamp_seconds"},
 	} {
 		waitFor(t, 10*time.Second, func() error {
 			resp, err := http.Get("http://" + addr + "/metrics")
