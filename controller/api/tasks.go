@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -153,14 +154,38 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 	// Both prefixes share the root; watch "/" filtered to this task's two keys.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := s.Store.Watch(wctx, "/task", rev)
+	for {
+		done, last, err := s.watchTask(wctx, stream, id, rev)
+		if done || !errors.Is(err, store.ErrCompacted) {
+			return err
+		}
+		// This replica skipped revisions (it installed a snapshot from the leader): send
+		// what the watch missed, then watch again.
+		if done, rev, err = s.resendTask(ctx, stream, id, last); done || err != nil {
+			return err
+		}
+	}
+}
+
+// watchTask streams a task's updates after revision rev until it ends (done), the watch
+// fails (store.ErrCompacted: last is the revision delivered up to) or ctx ends.
+func (s *TaskServer) watchTask(ctx context.Context, stream apiv1.TaskService_WatchTaskServer, id string, rev int64) (done bool, last int64, err error) {
+	last = rev
+	ch, err := s.Store.Watch(ctx, "/task", rev)
+	if errors.Is(err, store.ErrCompacted) {
+		return false, last, err
+	}
 	if err != nil {
-		return toStatus(err)
+		return false, last, toStatus(err)
 	}
 	for ev := range ch {
 		if ev.Err != nil {
-			return toStatus(ev.Err)
+			if errors.Is(ev.Err, store.ErrCompacted) {
+				return false, last, ev.Err
+			}
+			return false, last, toStatus(ev.Err)
 		}
+		last = ev.Revision
 		if ev.Type != store.EventPut {
 			continue
 		}
@@ -169,7 +194,7 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 			var te taskv1.TaskEvent
 			if proto.Unmarshal(ev.KV.Value, &te) == nil {
 				if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Event{Event: &te}}); err != nil {
-					return err
+					return true, last, err
 				}
 			}
 		case ev.KV.Key == tasks.Prefix+id:
@@ -178,12 +203,41 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 				continue
 			}
 			if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: withoutArtifact(redact(ctx, rec))}}); err != nil {
-				return err
+				return true, last, err
 			}
 			if tasks.Terminal(rec.GetState()) {
-				return nil
+				return true, last, nil
 			}
 		}
 	}
-	return ctx.Err()
+	return true, last, ctx.Err()
+}
+
+// resendTask sends a task's events written after revision after (events are written once,
+// so their ModRevision says which the client has not seen) and the task record if it
+// changed, and returns the revision to watch from.
+func (s *TaskServer) resendTask(ctx context.Context, stream apiv1.TaskService_WatchTaskServer, id string, after int64) (done bool, rev int64, err error) {
+	kvs, rev, err := s.Store.List(ctx, tasks.EventsPrefix+id+"/")
+	if err != nil {
+		return false, 0, toStatus(err)
+	}
+	for _, kv := range kvs {
+		var te taskv1.TaskEvent
+		if kv.ModRevision <= after || proto.Unmarshal(kv.Value, &te) != nil {
+			continue
+		}
+		if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Event{Event: &te}}); err != nil {
+			return true, 0, err
+		}
+	}
+	rec, recRev, err := s.Tasks.Get(ctx, id)
+	if err != nil {
+		return false, 0, toStatus(err)
+	}
+	if recRev > after {
+		if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Task{Task: withoutArtifact(redact(ctx, rec))}}); err != nil {
+			return true, 0, err
+		}
+	}
+	return tasks.Terminal(rec.GetState()), rev, nil
 }

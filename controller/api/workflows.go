@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -121,58 +122,112 @@ func (s *WorkflowServer) WatchWorkflow(req *apiv1.WatchWorkflowRequest, stream a
 	if workflows.Terminal(wf.GetState()) {
 		return nil
 	}
+	last := wf
+	for {
+		done, lastEv, err := s.watchWorkflow(ctx, stream, id, evRev, &last)
+		if done || !errors.Is(err, store.ErrCompacted) {
+			return err
+		}
+		// This replica skipped revisions (it installed a snapshot from the leader): send
+		// the events the watch missed (written once, so their ModRevision tells) and the
+		// workflow if it changed, then watch again.
+		kvs, rev, err := s.Store.List(ctx, workflows.EventsPrefix(id, ""))
+		if err != nil {
+			return toStatus(err)
+		}
+		var missed []*taskv1.TaskEvent
+		for _, kv := range kvs {
+			var te taskv1.TaskEvent
+			if kv.ModRevision > lastEv && proto.Unmarshal(kv.Value, &te) == nil {
+				missed = append(missed, &te)
+			}
+		}
+		slices.SortStableFunc(missed, func(a, b *taskv1.TaskEvent) int { return a.GetTime().AsTime().Compare(b.GetTime().AsTime()) })
+		for _, te := range missed {
+			if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Event{Event: te}}); err != nil {
+				return err
+			}
+		}
+		cur, err := s.Workflows.Get(ctx, id)
+		if err != nil {
+			return toStatus(err)
+		}
+		if !proto.Equal(cur, last) {
+			last = cur
+			if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Workflow{Workflow: cur}}); err != nil {
+				return err
+			}
+		}
+		if workflows.Terminal(cur.GetState()) {
+			return nil
+		}
+		evRev = rev
+	}
+}
+
+// watchWorkflow streams a workflow's events and changes after revision evRev until it ends
+// (done), a watch fails (store.ErrCompacted: lastEv is the revision of the last event
+// delivered) or ctx ends. last is the workflow the client saw last.
+func (s *WorkflowServer) watchWorkflow(ctx context.Context, stream apiv1.WorkflowService_WatchWorkflowServer, id string, evRev int64, last **apiv1.Workflow) (done bool, lastEv int64, err error) {
+	lastEv = evRev
+	fail := func(err error) (bool, int64, error) {
+		if errors.Is(err, store.ErrCompacted) {
+			return false, lastEv, err
+		}
+		return true, lastEv, toStatus(err)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	evCh, err := s.Store.Watch(wctx, workflows.EventsPrefix(id, ""), evRev)
 	if err != nil {
-		return toStatus(err)
+		return fail(err)
 	}
 	// The workflow was read after the events, so its revision is at least evRev.
 	wfCh, err := s.Store.Watch(wctx, workflows.Prefix+id, evRev)
 	if err != nil {
-		return toStatus(err)
+		return fail(err)
 	}
-	last := wf
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, lastEv, ctx.Err()
 		case ev, ok := <-evCh:
 			if !ok {
-				return ctx.Err()
+				return true, lastEv, ctx.Err()
 			}
 			if ev.Err != nil {
-				return toStatus(ev.Err)
+				return fail(ev.Err)
 			}
 			var te taskv1.TaskEvent
 			if ev.Type == store.EventPut && proto.Unmarshal(ev.KV.Value, &te) == nil {
 				if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Event{Event: &te}}); err != nil {
-					return err
+					return true, lastEv, err
 				}
 			}
+			lastEv = ev.Revision
 		case ev, ok := <-wfCh:
 			if !ok {
-				return ctx.Err()
+				return true, lastEv, ctx.Err()
 			}
 			if ev.Err != nil {
-				return toStatus(ev.Err)
+				return fail(ev.Err)
 			}
 			if ev.KV.Key != workflows.Prefix+id || ev.Type != store.EventPut {
 				continue
 			}
 			cur, err := s.Workflows.Get(ctx, id)
 			if err != nil {
-				return toStatus(err)
+				return true, lastEv, toStatus(err)
 			}
-			if proto.Equal(cur, last) {
+			if proto.Equal(cur, *last) {
 				continue
 			}
-			last = cur
+			*last = cur
 			if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Workflow{Workflow: cur}}); err != nil {
-				return err
+				return true, lastEv, err
 			}
 			if workflows.Terminal(cur.GetState()) {
-				return nil
+				return true, lastEv, nil
 			}
 		}
 	}

@@ -1,0 +1,229 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/testcluster"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// gapStore lets a test make the watches miss events and then end with ErrCompacted, as a
+// replica's watches do when it installs a snapshot from the leader.
+type gapStore struct {
+	store.Store
+	mu      sync.Mutex
+	missing bool          // drop events (the replica is behind)
+	compact chan struct{} // closed: end the first watch with ErrCompacted
+}
+
+func (g *gapStore) Watch(ctx context.Context, prefix string, after int64) (<-chan store.Event, error) {
+	ch, err := g.Store.Watch(ctx, prefix, after)
+	select {
+	case <-g.compact:
+		return ch, err // watched again after the snapshot
+	default:
+	}
+	if err != nil {
+		return ch, err
+	}
+	out := make(chan store.Event)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					return
+				}
+				g.mu.Lock()
+				drop := g.missing
+				g.mu.Unlock()
+				if drop {
+					continue
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			case <-g.compact:
+				select {
+				case out <- store.Event{Err: fmt.Errorf("installed a snapshot: %w", store.ErrCompacted)}:
+				case <-ctx.Done():
+				}
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+type watchStream[T any] struct {
+	grpc.ServerStream
+	ctx context.Context
+	got chan *T
+}
+
+func (w *watchStream[T]) Context() context.Context { return w.ctx }
+func (w *watchStream[T]) Send(m *T) error {
+	w.got <- m
+	return nil
+}
+
+// A task watch served by a replica that installs a snapshot sends the events it missed
+// and goes on, instead of failing the client's stream or skipping them.
+func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gs := &gapStore{Store: testcluster.NewStore(t), compact: make(chan struct{})}
+	svc := tasks.New(gs, nodes.New(gs, nil), nil)
+	putTask := func(state taskv1.TaskState) {
+		b, _ := proto.Marshal(&apiv1.TaskRecord{Task: &taskv1.Task{Id: "t1", Node: "n1"}, State: state})
+		if _, err := gs.Txn(ctx, store.Txn{Then: []store.Op{store.Put(tasks.Prefix+"t1", b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logLine := func(text string) {
+		ev := &taskv1.TaskEvent{TaskId: "t1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: text}}}
+		if err := svc.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putTask(taskv1.TaskState_TASK_STATE_RUNNING)
+	logLine("one")
+
+	srv := &api.TaskServer{Tasks: svc, Store: gs}
+	stream := &watchStream[apiv1.WatchTaskResponse]{ctx: ctx, got: make(chan *apiv1.WatchTaskResponse, 100)}
+	done := make(chan error, 1)
+	go func() { done <- srv.WatchTask(&apiv1.WatchTaskRequest{Id: "t1"}, stream) }()
+	var got []string
+	next := func() {
+		t.Helper()
+		select {
+		case m := <-stream.got:
+			if ev := m.GetEvent(); ev != nil {
+				got = append(got, ev.GetLog().GetText())
+			} else {
+				got = append(got, m.GetTask().GetState().String())
+			}
+		case err := <-done:
+			t.Fatalf("watch ended with %v after %v", err, got)
+		case <-ctx.Done():
+			t.Fatalf("watch stalled after %v", got)
+		}
+	}
+	next()
+	next()
+	logLine("two")
+	next()
+	// The replica falls behind: the watch misses three writes, then ends with ErrCompacted.
+	gs.mu.Lock()
+	gs.missing = true
+	gs.mu.Unlock()
+	logLine("three")
+	logLine("four")
+	putTask(taskv1.TaskState_TASK_STATE_SUCCEEDED)
+	close(gs.compact)
+	for range 3 {
+		next()
+	}
+	want := "[one TASK_STATE_RUNNING two three four TASK_STATE_SUCCEEDED]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("client got %v, want %s", got, want)
+	}
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("watch ended with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("watch did not end after the task finished")
+	}
+}
+
+// The same for a workflow watch: the events and the workflow change it missed arrive.
+func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gs := &gapStore{Store: testcluster.NewStore(t), compact: make(chan struct{})}
+	reg := nodes.New(gs, nil)
+	ts := tasks.New(gs, reg, nil)
+	putWorkflow := func(state apiv1.WorkflowState) {
+		b, _ := proto.Marshal(&apiv1.Workflow{Id: "wf-1", State: state})
+		if _, err := gs.Txn(ctx, store.Txn{Then: []store.Op{store.Put(workflows.Prefix+"wf-1", b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logLine := func(text string) {
+		ev := &taskv1.TaskEvent{TaskId: "wf-1.n1.preflight.1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: text}}}
+		if err := ts.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putWorkflow(apiv1.WorkflowState_WORKFLOW_STATE_RUNNING)
+	logLine("one")
+
+	srv := &api.WorkflowServer{Workflows: workflows.New(gs, reg, ts, nil), Store: gs}
+	stream := &watchStream[apiv1.WatchWorkflowResponse]{ctx: ctx, got: make(chan *apiv1.WatchWorkflowResponse, 100)}
+	done := make(chan error, 1)
+	go func() { done <- srv.WatchWorkflow(&apiv1.WatchWorkflowRequest{Id: "wf-1"}, stream) }()
+	var got []string
+	next := func() {
+		t.Helper()
+		select {
+		case m := <-stream.got:
+			if ev := m.GetEvent(); ev != nil {
+				got = append(got, ev.GetLog().GetText())
+			} else {
+				got = append(got, m.GetWorkflow().GetState().String())
+			}
+		case err := <-done:
+			t.Fatalf("watch ended with %v after %v", err, got)
+		case <-ctx.Done():
+			t.Fatalf("watch stalled after %v", got)
+		}
+	}
+	next()
+	next()
+	logLine("two")
+	next()
+	gs.mu.Lock()
+	gs.missing = true
+	gs.mu.Unlock()
+	logLine("three")
+	logLine("four")
+	putWorkflow(apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED)
+	close(gs.compact)
+	for range 3 {
+		next()
+	}
+	want := "[one WORKFLOW_STATE_RUNNING two three four WORKFLOW_STATE_SUCCEEDED]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("client got %v, want %s", got, want)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("watch ended with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("watch did not end after the workflow finished")
+	}
+}
