@@ -654,7 +654,8 @@ func (c *Controller) nodeWatchLoop(ctx context.Context) {
 				c.sessions.Drop(name, errors.New("node was deleted"))
 				continue
 			}
-			if n, err := nodes.Decode(ev.KV); err == nil && n.GetCertificateSerial() != s.Serial {
+			// A renewed node keeps its session until it reconnects with the new certificate.
+			if n, err := nodes.Decode(ev.KV); err == nil && !nodes.ValidSerial(n, s.Serial) {
 				c.sessions.Drop(name, errors.New("node was enrolled again with a new certificate"))
 			}
 		}

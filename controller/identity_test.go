@@ -3,6 +3,8 @@ package controller_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -22,6 +26,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testcluster"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -181,5 +186,77 @@ func TestAgentRenewsItsCertificateBeforeExpiry(t *testing.T) {
 	nodes, err := c.Nodes()
 	if err != nil || len(nodes) != 1 {
 		t.Fatalf("renewal changed the inventory: %v %v", nodes, err)
+	}
+}
+
+// renewAs asks for a new certificate with the node certificate in dir, as the agent does.
+func renewAs(t *testing.T, c *testcluster.Cluster, dir string) (*agentv1.RenewCertificateResponse, error) {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cert, err := tls.X509KeyPair(read("node.crt"), read("node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(read("ca.crt"))
+	cc, err := grpc.NewClient("passthrough:///"+c.Addrs()[0], grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, csr, err := pki.NewKeyAndCSR("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return agentv1.NewAgentServiceClient(cc).RenewCertificate(ctx, &agentv1.RenewCertificateRequest{CsrPem: csr})
+}
+
+// A renewal whose answer is lost must not cut the node off: its current certificate stays
+// valid until the new one is used, and it may renew again with it.
+func TestALostRenewalDoesNotCutTheNodeOff(t *testing.T) {
+	c := testcluster.New(t, 1)
+	ag, err := c.StartAgent(c.AgentConfig("node-1", c.CreateToken(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		return readyWithSerial(c, "node-1", func(s string) error { first = s; return nil })
+	})
+	if _, err := renewAs(t, c, ag.Dir); err != nil { // the answer never reaches the agent
+		t.Fatalf("renew: %v", err)
+	}
+	// The agent reconnects with the certificate it has.
+	c.CutAgent("node-1", true)
+	testcluster.WaitFor(t, 10*time.Second, func() error {
+		if ag.Connected() != "" {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	c.CutAgent("node-1", false)
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		if ag.Connected() == "" {
+			return errors.New("the agent did not reconnect with its certificate")
+		}
+		return nil
+	})
+	// It renews again with it; the certificate nobody received is replaced.
+	resp, err := renewAs(t, c, ag.Dir)
+	if err != nil {
+		t.Fatalf("renew again with the current certificate: %v", err)
+	}
+	next, _ := pki.ParseCert(resp.GetCertificatePem())
+	n, err := getNode(c, "node-1")
+	if err != nil || n.GetCertificateSerial() != pki.SerialHex(next) || n.GetPreviousCertificateSerial() != first {
+		t.Fatalf("node after the second renewal: %v %v (first %s, new %s)", n, err, first, pki.SerialHex(next))
 	}
 }

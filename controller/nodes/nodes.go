@@ -128,7 +128,9 @@ func (r *Registry) Enroll(ctx context.Context, name, machineID, serial string) e
 	})
 }
 
-// CheckIdentity verifies that a node exists and that serial is its current certificate.
+// CheckIdentity verifies that a node exists and that serial is its current certificate, or
+// the one its last renewal replaced. The first use of a renewed certificate retires the
+// previous one.
 func (r *Registry) CheckIdentity(ctx context.Context, name, serial string) error {
 	n, _, err := r.Get(ctx, name)
 	if errors.Is(err, ErrNotFound) {
@@ -137,18 +139,39 @@ func (r *Registry) CheckIdentity(ctx context.Context, name, serial string) error
 	if err != nil {
 		return err
 	}
-	if n.GetCertificateSerial() != serial {
+	switch {
+	case !ValidSerial(n, serial):
 		return fmt.Errorf("%w: the certificate of %s was replaced by a newer enrollment", ErrNameTaken, name)
+	case n.GetPreviousCertificateSerial() != "" && serial == n.GetCertificateSerial():
+		return r.update(ctx, name, false, func(n *apiv1.Node, _ bool) (bool, error) {
+			if n.GetCertificateSerial() != serial {
+				return false, nil
+			}
+			n.PreviousCertificateSerial = ""
+			return true, nil
+		})
 	}
 	return nil
 }
 
-// ReplaceCertificate records a renewed certificate of a node: only while oldSerial is still
-// its current one, so a deleted or re-enrolled node cannot renew its way back.
+// ValidSerial reports whether serial is a certificate node n accepts: its current one, or the
+// one its last renewal replaced while the node has not used the new one yet.
+func ValidSerial(n *apiv1.Node, serial string) bool {
+	return serial != "" && (serial == n.GetCertificateSerial() || serial == n.GetPreviousCertificateSerial())
+}
+
+// ReplaceCertificate records a renewed certificate of a node, asked for with the certificate
+// oldSerial: only while that one is valid (ValidSerial), so a deleted or re-enrolled node
+// cannot renew its way back. The certificate it replaces stays valid until the new one is
+// used; a renewal from the previous certificate (the answer to the last one was lost)
+// replaces the unused one.
 func (r *Registry) ReplaceCertificate(ctx context.Context, name, oldSerial, serial string) error {
 	return r.update(ctx, name, false, func(n *apiv1.Node, _ bool) (bool, error) {
-		if n.GetCertificateSerial() != oldSerial {
+		if !ValidSerial(n, oldSerial) {
 			return false, fmt.Errorf("%w: the certificate of %s was replaced by a newer enrollment", ErrNameTaken, name)
+		}
+		if oldSerial == n.GetCertificateSerial() {
+			n.PreviousCertificateSerial = oldSerial
 		}
 		n.CertificateSerial = serial
 		return true, nil

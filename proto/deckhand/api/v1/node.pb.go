@@ -95,9 +95,12 @@ type Node struct {
 	// Workflow that holds the node, if any.
 	LockedBy string `protobuf:"bytes,7,opt,name=locked_by,json=lockedBy,proto3" json:"locked_by,omitempty"`
 	// Kubernetes role once the node is in a cluster: "control-plane" or "worker".
-	ClusterRole   string `protobuf:"bytes,8,opt,name=cluster_role,json=clusterRole,proto3" json:"cluster_role,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClusterRole string `protobuf:"bytes,8,opt,name=cluster_role,json=clusterRole,proto3" json:"cluster_role,omitempty"`
+	// Serial of the certificate a renewal replaced, still accepted until the node connects
+	// with the new one (a renewal whose answer was lost must not cut the node off).
+	PreviousCertificateSerial string `protobuf:"bytes,9,opt,name=previous_certificate_serial,json=previousCertificateSerial,proto3" json:"previous_certificate_serial,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -182,6 +185,13 @@ func (x *Node) GetLockedBy() string {
 func (x *Node) GetClusterRole() string {
 	if x != nil {
 		return x.ClusterRole
+	}
+	return ""
+}
+
+func (x *Node) GetPreviousCertificateSerial() string {
+	if x != nil {
+		return x.PreviousCertificateSerial
 	}
 	return ""
 }
@@ -477,7 +487,7 @@ var File_deckhand_api_v1_node_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n" +
+	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1a.deckhand.api.v1.NodeStateR\x05state\x12.\n" +
@@ -486,7 +496,8 @@ const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\rstate_changed\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fstateChanged\x12-\n" +
 	"\x12certificate_serial\x18\x06 \x01(\tR\x11certificateSerial\x12\x1b\n" +
 	"\tlocked_by\x18\a \x01(\tR\blockedBy\x12!\n" +
-	"\fcluster_role\x18\b \x01(\tR\vclusterRole\"$\n" +
+	"\fcluster_role\x18\b \x01(\tR\vclusterRole\x12>\n" +
+	"\x1bprevious_certificate_serial\x18\t \x01(\tR\x19previousCertificateSerial\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
 	"\x0fGetNodeResponse\x12)\n" +
