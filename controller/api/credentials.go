@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -59,6 +60,8 @@ func credentialStatus(err error) error {
 		return invalid(&fieldError{fe.Field, fe.Msg})
 	case errors.Is(err, credentials.ErrExists):
 		return Errorf(codes.AlreadyExists, apiv1.ErrorReason_ERROR_REASON_ALREADY_EXISTS, map[string]string{"kind": "credential"}, err.Error())
+	case errors.Is(err, credentials.ErrTooMany):
+		return Errorf(codes.ResourceExhausted, apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED, map[string]string{"kind": "credential", "limit": fmt.Sprint(credentials.MaxCredentials)}, err.Error())
 	case errors.Is(err, credentials.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "credential"}, err.Error())
 	}

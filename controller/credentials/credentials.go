@@ -34,7 +34,13 @@ var (
 	ErrExists = errors.New("credential exists")
 	// ErrNotLoaded: the revocation list is not loaded yet; retry.
 	ErrNotLoaded = errors.New("the credential revocation list is not loaded yet")
+	// ErrTooMany: MaxCredentials unexpired credentials are recorded.
+	ErrTooMany = errors.New("too many credentials")
 )
+
+// MaxCredentials bounds the credential records that are not expired (valid or revoked); an
+// expired credential's record is deleted when the next one is created.
+const MaxCredentials = 10_000
 
 // Manager creates, lists and revokes credentials and answers whether a serial is revoked.
 type Manager struct {
@@ -64,9 +70,7 @@ func (m *Manager) Create(ctx context.Context, name, role string, ttl time.Durati
 	if err := pki.CheckCSR(csrPEM); err != nil {
 		return nil, nil, &clientconfig.FieldError{Field: "csr_pem", Msg: err.Error()}
 	}
-	if _, _, err := m.st.Get(ctx, Prefix+name); err == nil {
-		return nil, nil, fmt.Errorf("%w: %s already exists (revoked credentials keep their name): choose another --name", ErrExists, name)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if err := m.makeRoom(ctx, name); err != nil {
 		return nil, nil, err
 	}
 	certPEM, serial, err := m.ca().SignCSR(csrPEM, name, role, ttl)
@@ -89,6 +93,41 @@ func (m *Manager) Create(ctx context.Context, name, role string, ttl time.Durati
 		return nil, nil, err
 	}
 	return cred, certPEM, nil
+}
+
+// makeRoom deletes the records of expired credentials (no TLS handshake accepts them any
+// more), then refuses a name that is taken or a credential beyond MaxCredentials.
+func (m *Manager) makeRoom(ctx context.Context, name string) error {
+	kvs, _, err := m.st.List(ctx, Prefix)
+	if err != nil {
+		return err
+	}
+	var expired []store.Op
+	live := 0
+	for _, kv := range kvs {
+		c, err := decode(kv)
+		if err != nil {
+			return err
+		}
+		if c.GetExpires().AsTime().Before(m.now()) {
+			expired = append(expired, store.Delete(kv.Key))
+			continue
+		}
+		live++
+		if c.GetName() == name {
+			return fmt.Errorf("%w: %s already exists until it expires on %s (revoked credentials keep their name): choose another --name", ErrExists, name, c.GetExpires().AsTime().UTC().Format(time.RFC3339))
+		}
+	}
+	if len(expired) > 0 {
+		if _, err := m.st.Txn(ctx, store.Txn{Then: expired}); err != nil {
+			return err
+		}
+		m.log.Info("deleted the records of expired credentials", "count", len(expired))
+	}
+	if live >= MaxCredentials {
+		return fmt.Errorf("%w: %d credentials are valid or revoked but not expired (at most %d); records are deleted once their certificate expires", ErrTooMany, live, MaxCredentials)
+	}
+	return nil
 }
 
 // Record lists a certificate issued outside Create (a controller's admin.conf) so it can be
