@@ -64,6 +64,7 @@ func (s *Store) watchRemoval(wasMember, joined bool) {
 	tick := time.NewTicker(s.cfg.HeartbeatTimeout / 2)
 	defer tick.Stop()
 	var lastAsked time.Time
+	dropped := 0 // consecutive peer answers without this replica
 	for {
 		select {
 		case <-s.done:
@@ -86,10 +87,19 @@ func (s *Store) watchRemoval(wasMember, joined bool) {
 		// configuration still names this replica.
 		// A replica that just joined may be removed before its own copy of the configuration
 		// names it: the peers' answer is safe then too (they added it when Join returned).
+		// Two answers an election timeout apart: a replica that restarted at a new address
+		// is removed and added again by the leader (Join), and must not stop in between.
 		if !removed && (wasMember || joined) && time.Since(lastAsked) > s.cfg.ElectionTimeout {
 			if addr, _ := s.raft.LeaderWithID(); addr == "" && s.raft.State() != raft.Leader {
 				lastAsked = time.Now()
-				removed = s.peersDropped()
+				if s.peersDropped() {
+					dropped++
+				} else {
+					dropped = 0
+				}
+				removed = dropped >= 2
+			} else {
+				dropped = 0
 			}
 		}
 		if removed {
