@@ -624,7 +624,8 @@ func (c *Controller) reportLoop(ctx context.Context) {
 
 var errLeaderUnreachable = fmt.Errorf("%w: this controller cannot reach the leader", api.ErrUnavailable)
 
-// nodeWatchLoop ends the sessions of nodes that were deleted or re-enrolled elsewhere.
+// nodeWatchLoop ends the sessions of nodes that were deleted or re-enrolled elsewhere and
+// forgets a deleted node's session budgets.
 func (c *Controller) nodeWatchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		_, rev, err := c.store.List(ctx, nodes.Prefix, store.Stale())
@@ -646,6 +647,9 @@ func (c *Controller) nodeWatchLoop(ctx context.Context) {
 				break // compacted or closed: re-list
 			}
 			name := strings.TrimPrefix(ev.KV.Key, nodes.Prefix)
+			if ev.Type == store.EventDelete {
+				c.limits.Forget(name) // a deleted node's budgets go with it, on every replica
+			}
 			s := c.sessions.Get(name)
 			if s == nil {
 				continue

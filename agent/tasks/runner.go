@@ -33,6 +33,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/secret"
+	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -360,6 +361,7 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 		res.Changes = h.Changes()
 		res.Finished = timestamppb.Now()
 		maskResult(res, mask)
+		fitResult(res, e)
 	}()
 	handler, ok := r.handlers[kind]
 	if !ok || !idRE.MatchString(t.GetId()) {
@@ -389,6 +391,23 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 		res.Error = &taskv1.TaskError{Reason: "TASK_FAILED", Message: err.Error()}
 	}
 	return res
+}
+
+// fitResult keeps a result within what a controller accepts (internal/wirelimits): a result
+// it refused whole would be sent again from the journal on every reconnect. A dropped
+// artifact fails the task, since the artifact was what it was for.
+func fitResult(res *taskv1.TaskResult, e *Emitter) {
+	f := wirelimits.FitResult(res)
+	if f.ArtifactBytes > 0 && res.GetState() == taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		res.State = taskv1.TaskState_TASK_STATE_FAILED
+		res.Error = &taskv1.TaskError{Reason: "ARTIFACT_TOO_LARGE",
+			Message: fmt.Sprintf("the task's artifact is %d bytes; a result carries at most %d", f.ArtifactBytes, wirelimits.MaxArtifactBytes),
+			Hint:    "collect less (for diagnostics, fewer --journal-lines)"}
+	}
+	if f.Cut() {
+		e.Logf("the result was cut to fit what a controller accepts (artifact dropped: %t, changes cut: %t, outputs dropped: %t, error text cut: %t)",
+			f.ArtifactBytes > 0, f.Changes, f.OutputsBytes > 0, f.ErrorText)
+	}
 }
 
 func (r *Runner) record(res *taskv1.TaskResult, digest [sha256.Size]byte) error {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -291,5 +292,42 @@ func TestJournalEntryWithoutDigestRunsAgain(t *testing.T) {
 	}
 	if res, _ := runSync(t, r, diagTask("t-old", false)); !res.GetReplayed() || runs.Load() != 1 {
 		t.Fatalf("the rerun was not journaled: %v", res)
+	}
+}
+
+// A result a controller would refuse whole (over its message limit) would be sent again from
+// the journal on every reconnect: the agent fits it first, and a dropped artifact fails the
+// task with a reason the user can act on.
+func TestResultsFitWhatAControllerAccepts(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	handlers := map[string]Handler{"diagnostics": func(ctx context.Context, task *taskv1.Task, h *host.Host, e *Emitter) (map[string]string, error) {
+		// A bundle over the limit, and a file whose diff alone is larger than a message.
+		e.Attach(make([]byte, wirelimits.MaxMessageBytes))
+		big := strings.Repeat("line of a very large generated file\n", (wirelimits.MaxMessageBytes/36)+1000)
+		_, err := h.WriteFile("/etc/big.conf", []byte(big), 0o644)
+		return nil, err
+	}}
+	r, _ := NewRunner(dir, root, handlers, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, events := runSync(t, r, diagTask("big-1", false))
+	if n := proto.Size(res); n >= wirelimits.MaxMessageBytes/2 { // well under, with room for the envelope
+		t.Fatalf("the result is %d bytes, a controller accepts at most %d in one message", n, wirelimits.MaxMessageBytes)
+	}
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "ARTIFACT_TOO_LARGE" || len(res.GetArtifact()) != 0 {
+		t.Fatalf("want a failed task with ARTIFACT_TOO_LARGE and no artifact, got %v %v (%d artifact bytes)", res.GetState(), res.GetError(), len(res.GetArtifact()))
+	}
+	if len(res.GetChanges()) != 1 || len(res.GetChanges()[0].GetDetail()) > wirelimits.MaxChangeDetailBytes {
+		t.Fatalf("the change should be kept with its detail cut: %d changes", len(res.GetChanges()))
+	}
+	said := false
+	for _, ev := range events {
+		said = said || strings.Contains(ev.GetLog().GetText(), "the result was cut")
+	}
+	if !said {
+		t.Fatal("the task log does not say the result was cut")
+	}
+	// The journal holds the fitted result, so a replay is small too.
+	r2, _ := NewRunner(dir, root, handlers, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if res2, _ := runSync(t, r2, diagTask("big-1", false)); !res2.GetReplayed() || proto.Size(res2) >= wirelimits.MaxMessageBytes/2 {
+		t.Fatalf("replay: replayed=%v size=%d", res2.GetReplayed(), proto.Size(res2))
 	}
 }

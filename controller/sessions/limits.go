@@ -15,6 +15,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/ratelimit"
+	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -25,10 +26,8 @@ import (
 // dropped, counted in deckhand_agent_messages_dropped_total{reason} and logged with the
 // node's name (at most one line per node per DropLogInterval).
 const (
-	// MaxMessageBytes is the largest gRPC message any caller may send a controller (the
-	// server's receive limit, gRPC's default made explicit). A bigger message ends the call
-	// or session with ResourceExhausted.
-	MaxMessageBytes = 4 << 20
+	// MaxMessageBytes is the largest gRPC message any caller may send a controller.
+	MaxMessageBytes = wirelimits.MaxMessageBytes
 	// MaxFactsBytes bounds a node's facts (encoded); bigger facts are dropped and the last
 	// good facts kept.
 	MaxFactsBytes = 64 << 10
@@ -47,19 +46,14 @@ const (
 	// MaxTaskLogBytes bounds the log stored for one task (per replica the agent talks to):
 	// the first MaxTaskLogBytes are kept, then one line says that later lines were dropped.
 	MaxTaskLogBytes = 4 << 20
-	// MaxOutputsBytes bounds a task's outputs (keys and values); a result with more fails
-	// the task with OUTPUTS_TOO_LARGE, since later steps cannot trust partial outputs.
-	MaxOutputsBytes = 64 << 10
-	// MaxChangeDetailBytes bounds the detail (a diff) of one change in a result; longer
-	// details are cut.
-	MaxChangeDetailBytes = 64 << 10
-	// MaxChangesBytes bounds all of a result's changes; details past it are dropped.
-	MaxChangesBytes = 1 << 20
-	// MaxArtifactBytes bounds a task's artifact (a diagnostics bundle); a bigger one is
-	// dropped and the task's log says so.
-	MaxArtifactBytes = 3 << 20
-	// MaxErrorTextBytes bounds a task error's message and hint.
-	MaxErrorTextBytes = 4 << 10
+	// MaxOutputsBytes, MaxChangeDetailBytes, MaxChangesBytes, MaxArtifactBytes and
+	// MaxErrorTextBytes bound a task's result (internal/wirelimits, which the agent honours
+	// too).
+	MaxOutputsBytes      = wirelimits.MaxOutputsBytes
+	MaxChangeDetailBytes = wirelimits.MaxChangeDetailBytes
+	MaxChangesBytes      = wirelimits.MaxChangesBytes
+	MaxArtifactBytes     = wirelimits.MaxArtifactBytes
+	MaxErrorTextBytes    = wirelimits.MaxErrorTextBytes
 
 	// FactsWritesPerMinute and FactsWriteBurst rate-limit the facts writes of one node:
 	// facts arriving faster are coalesced, only the newest is written when the bucket allows.
@@ -378,41 +372,18 @@ func (l *Limiter) Result(node string, res *taskv1.TaskResult) (*taskv1.TaskResul
 		notes = append(notes, &taskv1.TaskEvent{TaskId: res.GetTaskId(), Time: timestamppb.New(l.now()), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{
 			Stream: "agent", Text: "[deckhand controller] " + fmt.Sprintf(format, args...)}}})
 	}
-	if n := len(res.GetArtifact()); n > MaxArtifactBytes {
-		res.Artifact = nil
-		note(DropArtifactTooLarge, "the task's artifact of %d bytes was dropped: a controller keeps at most %d", n, MaxArtifactBytes)
+	f := wirelimits.FitResult(res)
+	if f.ArtifactBytes > 0 {
+		note(DropArtifactTooLarge, "the task's artifact of %d bytes was dropped: a controller keeps at most %d", f.ArtifactBytes, MaxArtifactBytes)
 	}
-	total, cut := 0, false
-	for _, c := range res.GetChanges() {
-		if len(c.GetKind()) > MaxFactsString || len(c.GetTarget()) > MaxFactsString || len(c.GetDetail()) > MaxChangeDetailBytes {
-			c.Kind, c.Target = bounded.String(c.GetKind(), MaxFactsString), bounded.String(c.GetTarget(), MaxFactsString)
-			c.Detail = bounded.String(c.GetDetail(), MaxChangeDetailBytes)
-			cut = true
-		}
-		total += len(c.GetDetail()) + len(c.GetKind()) + len(c.GetTarget())
-		if total > MaxChangesBytes {
-			c.Detail = fmt.Sprintf("[detail dropped: the changes of a task take at most %d bytes]", MaxChangesBytes)
-			cut = true
-		}
-	}
-	if cut {
+	if f.Changes {
 		l.Drop(node, DropChangesTruncated, 1)
 	}
-	if e := res.GetError(); e != nil && (len(e.GetMessage()) > MaxErrorTextBytes || len(e.GetHint()) > MaxErrorTextBytes || len(e.GetReason()) > 64) {
-		e.Message, e.Hint, e.Reason = bounded.String(e.GetMessage(), MaxErrorTextBytes), bounded.String(e.GetHint(), MaxErrorTextBytes), bounded.String(e.GetReason(), 64)
+	if f.ErrorText {
 		l.Drop(node, DropErrorTextTruncated, 1)
 	}
-	outputs := 0
-	for k, v := range res.GetOutputs() {
-		outputs += len(k) + len(v)
-	}
-	if outputs > MaxOutputsBytes {
-		res.Outputs = nil
-		res.State = taskv1.TaskState_TASK_STATE_FAILED
-		res.Error = &taskv1.TaskError{Reason: "OUTPUTS_TOO_LARGE",
-			Message: fmt.Sprintf("the agent reported %d bytes of outputs; a controller keeps at most %d", outputs, MaxOutputsBytes),
-			Hint:    "a task's outputs are short values (versions, a join command); check the agent on this node, it may be compromised"}
-		note(DropOutputsTooLarge, "the task's outputs of %d bytes were dropped and the task failed: a controller keeps at most %d", outputs, MaxOutputsBytes)
+	if f.OutputsBytes > 0 {
+		note(DropOutputsTooLarge, "the task's outputs of %d bytes were dropped and the task failed: a controller keeps at most %d", f.OutputsBytes, MaxOutputsBytes)
 	}
 	return res, notes
 }
