@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,23 +30,6 @@ import (
 	"github.com/deckhandhq/deckhand/store"
 )
 
-// logBuffer collects an agent's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func getNode(c *testcluster.Cluster, name string) (*apiv1.Node, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -73,7 +54,7 @@ func readyWithSerial(c *testcluster.Cluster, name string, serial func(string) er
 func TestDeleteNodeInClusterNeedsForceAndTheNodeEnrollsAgain(t *testing.T) {
 	c := testcluster.New(t, 1)
 	cfg := c.AgentConfig("node-1", c.CreateToken(1))
-	var logs logBuffer
+	var logs syncBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	if _, err := c.StartAgent(cfg); err != nil {
 		t.Fatal(err)

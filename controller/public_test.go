@@ -31,7 +31,7 @@ import (
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
-// syncBuffer is a log sink shared by the controller's goroutines.
+// syncBuffer is a log sink shared by the goroutines of a controller or an agent.
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -41,6 +41,12 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (b *syncBuffer) Lines() []string {
