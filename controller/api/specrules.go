@@ -346,10 +346,16 @@ func init() {
 
 	tk := &taskv1.KubeadmTokenSpec{}
 	r(tk, "delete_token_id", str(func(path, s string) error {
-		if tokenIDRE.MatchString(s) {
+		switch {
+		case tokenIDRE.MatchString(s):
 			return nil
+		case strings.Contains(s, "."):
+			// A full id.secret token would be stored in the spec and shown to viewers;
+			// the agent needs only the ID. The value is never echoed.
+			return &fieldError{path, "(secret, not shown) is a full token or has a dot: give only the 6-character token ID before the dot, as kubeadm token list shows it"}
+		default:
+			return regex(tokenIDRE, "is not a bootstrap token ID ([a-z0-9]{6}): give the 6-character ID kubeadm token list shows")(path, s)
 		}
-		return secretRegex(tokenRE, "is not a bootstrap token ID ([a-z0-9]{6}) or token ([a-z0-9]{6}.[a-z0-9]{16}): give the ID kubeadm token list shows")(path, s)
 	}))
 	r(tk, "ttl", duration(24*time.Hour))
 	r(tk, "control_plane", anyValue("also upload certificates or not"))
