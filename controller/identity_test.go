@@ -30,7 +30,6 @@ import (
 	"github.com/deckhandhq/deckhand/store"
 )
 
-
 func getNode(c *testcluster.Cluster, name string) (*apiv1.Node, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
