@@ -10,8 +10,9 @@
 // Nothing a viewer can read carries a secret: every log line and progress item, the error
 // and hint, the non-secret outputs and the changes are masked (package secret) by value
 // (the spec's token and certificate key, what a task declares with Emitter.Secret, the
-// secret outputs it returns) and by pattern. The secret outputs themselves (SecretOutputs)
-// go to the controller, which shows them to writers only.
+// secret outputs it returns) and by pattern. The secret outputs themselves go to the
+// controller, which shows them to writers only. Which fields and outputs are secret is
+// declared once, in internal/tasksecrets.
 package tasks
 
 import (
@@ -28,11 +29,11 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/secret"
+	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -53,14 +54,6 @@ func (e *Error) Error() string { return e.Msg }
 func Errorf(reason, hint, format string, args ...any) *Error {
 	return &Error{Reason: reason, Msg: fmt.Sprintf(format, args...), Hint: hint}
 }
-
-// SecretOutputs are the outputs that carry secrets: they go to the controller as they are
-// (a later step needs them; the controller shows them to writers only) and are masked
-// everywhere else: log lines, errors, hints, other outputs and changes.
-var SecretOutputs = map[string]bool{"token": true, "certificate_key": true}
-
-// secretFields are the names of the task spec fields that carry secrets, in any kind.
-var secretFields = map[protoreflect.Name]bool{"token": true, "certificate_key": true}
 
 // Emitter streams a running task's events. Every log line and progress item is masked
 // first (package secret): the secrets the task carries and any it declares with Secret by
@@ -107,36 +100,17 @@ func (e *Emitter) Progress(item string, done, total uint64, unit string) {
 	e.send(&taskv1.TaskEvent{TaskId: e.taskID, Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Progress{Progress: &taskv1.Progress{Item: e.mask.Mask(item), Done: done, Total: total, Unit: unit}}})
 }
 
-// specSecrets are the values of the secret fields of a task spec, at any depth.
-func specSecrets(m protoreflect.Message) []string {
-	var out []string
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap() && secretFields[fd.Name()]:
-			out = append(out, v.String())
-		case fd.Kind() == protoreflect.MessageKind && fd.IsList():
-			for i := 0; i < v.List().Len(); i++ {
-				out = append(out, specSecrets(v.List().Get(i).Message())...)
-			}
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-			out = append(out, specSecrets(v.Message())...)
-		}
-		return true
-	})
-	return out
-}
-
 // maskResult masks what a viewer may read of a result: the error, the non-secret
 // outputs and the changes. The secret outputs stay (the controller needs them and shows
 // them to writers only), but their values are masked everywhere else.
 func maskResult(res *taskv1.TaskResult, m *secret.Masker) {
 	for k, v := range res.GetOutputs() {
-		if SecretOutputs[k] {
+		if tasksecrets.Output(k) {
 			m.Add(v)
 		}
 	}
 	for k, v := range res.GetOutputs() {
-		if !SecretOutputs[k] {
+		if !tasksecrets.Output(k) {
 			res.Outputs[k] = m.Mask(v)
 		}
 	}
@@ -348,7 +322,7 @@ func (r *Runner) Running() []string {
 func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.TaskEvent)) (res *taskv1.TaskResult) {
 	res = &taskv1.TaskResult{TaskId: t.GetId(), Started: timestamppb.Now()}
 	mask := &secret.Masker{}
-	mask.Add(specSecrets(t.GetSpec().ProtoReflect())...)
+	mask.Add(tasksecrets.Values(t.GetSpec())...)
 	e := newEmitter(t.GetId(), emit, mask)
 	h := &host.Host{Root: r.root, DryRun: t.GetDryRun(), Log: e.Log, CRISocket: r.criSocket}
 	kind := Kind(t.GetSpec())

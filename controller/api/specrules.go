@@ -13,6 +13,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/safetext"
+	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -35,6 +36,9 @@ const (
 type fieldRule struct {
 	check func(path string, v protoreflect.Value) error
 	why   string
+	// secret: the check never echoes the value (secretStr). A field marked secret in the
+	// proto (internal/tasksecrets) must have such a rule; walkSpec enforces it.
+	secret bool
 }
 
 var (
@@ -187,15 +191,20 @@ func regex(re *regexp.Regexp, what string) func(path, s string) error {
 	}
 }
 
-// secretRegex is regex for a secret: the value is never echoed.
-func secretRegex(re *regexp.Regexp, what string) func(path, s string) error {
-	return func(path, s string) error {
+// secretStr is the rule of a secret field: a value re does not match is refused without
+// echoing it.
+func secretStr(re *regexp.Regexp, what string) fieldRule {
+	r := str(func(path, s string) error {
 		if !re.MatchString(s) {
-			return &fieldError{path, "(secret, not shown) " + what}
+			return &fieldError{path, secretNotShown + what}
 		}
 		return nil
-	}
+	})
+	r.secret = true
+	return r
 }
+
+const secretNotShown = "(secret, not shown) "
 
 // fieldFrom turns a FieldError of a shared parser into a fieldError with the full path.
 func fieldFrom(path string, err error) error {
@@ -352,7 +361,7 @@ func init() {
 		case strings.Contains(s, "."):
 			// A full id.secret token would be stored in the spec and shown to viewers;
 			// the agent needs only the ID. The value is never echoed.
-			return &fieldError{path, "(secret, not shown) is a full token or has a dot: give only the 6-character token ID before the dot, as kubeadm token list shows it"}
+			return &fieldError{path, secretNotShown + "is a full token or has a dot: give only the 6-character token ID before the dot, as kubeadm token list shows it"}
 		default:
 			return regex(tokenIDRE, "is not a bootstrap token ID ([a-z0-9]{6}): give the 6-character ID kubeadm token list shows")(path, s)
 		}
@@ -364,9 +373,9 @@ func init() {
 	r(j, "cluster", nested)
 	r(j, "node", nested)
 	r(j, "role", enumOf(j, "role"))
-	r(j, "token", str(secretRegex(tokenRE, "is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}: use the token kubeadm token create printed")))
+	r(j, "token", secretStr(tokenRE, "is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}: use the token kubeadm token create printed"))
 	r(j, "ca_cert_hash", str(regex(caHashRE, "is not sha256:<64 lower-case hex digits>: use the hash kubeadm init or deckctl cluster printed")))
-	r(j, "certificate_key", str(secretRegex(regexp.MustCompile(`^[0-9a-f]{64}$`), "is not 64 lower-case hex digits: use the key kubeadm init phase upload-certs printed")))
+	r(j, "certificate_key", secretStr(regexp.MustCompile(`^[0-9a-f]{64}$`), "is not 64 lower-case hex digits: use the key kubeadm init phase upload-certs printed"))
 	r(j, "health_timeout", duration(time.Hour))
 	messageRules[td(j).FullName()] = func(path string, m protoreflect.Message) error {
 		s := m.Interface().(*taskv1.KubeadmJoinSpec)
@@ -454,6 +463,11 @@ func walkSpec(path string, m protoreflect.Message) error {
 		fr, ok := specRules[fd.FullName()]
 		if !ok {
 			err = &fieldError{p, "has no validation rule in this controller version: leave it empty, or upgrade the controllers"}
+			return false
+		}
+		if tasksecrets.Field(fd) && !fr.secret {
+			// A rule that might echo a secret (the exhaustiveness test keeps this from happening).
+			err = &fieldError{p, secretNotShown + "has no secret-safe validation rule in this controller version: leave it empty, or upgrade the controllers"}
 			return false
 		}
 		if fr.check != nil {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -197,6 +198,9 @@ func TestEveryTaskSpecFieldIsValidated(t *testing.T) {
 	}
 	for _, fd := range taskFields() {
 		r, ok := specRules[fd.FullName()]
+		if ok && r.secret != tasksecrets.Field(fd) {
+			t.Errorf("%s: marked secret in the proto is %v but its rule's secret is %v: use secretStr for exactly the secret fields", fd.FullName(), tasksecrets.Field(fd), r.secret)
+		}
 		switch {
 		case !ok:
 			t.Errorf("%s has no validation rule in specRules", fd.FullName())

@@ -10,43 +10,33 @@ import (
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
 
-// secretOutputs are task outputs only writers may read: a viewer who saw a join token or
-// a certificate key could join machines to the Kubernetes cluster.
-var secretOutputs = map[string]bool{"token": true, "certificate_key": true}
-
-// redact hides secrets from callers that may not read them: secret outputs, and the token
-// and certificate key a kubeadm join task carries.
+// redact hides secrets from callers that may not read them (a viewer who saw a join token
+// or a certificate key could join machines to the Kubernetes cluster): the secret outputs
+// and every spec field marked secret, in any kind (internal/tasksecrets).
 func redact(ctx context.Context, rec *apiv1.TaskRecord) *apiv1.TaskRecord {
 	if id, _ := IdentityFrom(ctx); id.Role == pki.RoleAdmin || id.Role == pki.RoleOperator || rec == nil {
 		return rec
 	}
 	var hide []string
 	for k := range rec.GetResult().GetOutputs() {
-		if secretOutputs[k] {
+		if tasksecrets.Output(k) {
 			hide = append(hide, k)
 		}
 	}
-	join := rec.GetTask().GetSpec().GetKubeadmJoin()
-	if len(hide) == 0 && join.GetToken() == "" && join.GetCertificateKey() == "" {
-		return rec
+	if len(hide) == 0 && len(tasksecrets.Values(rec.GetTask().GetSpec())) == 0 {
+		return rec // nothing to hide: no copy (the record may hold a large artifact)
 	}
 	const hidden = "<redacted: admin or operator only>"
 	out := proto.Clone(rec).(*apiv1.TaskRecord)
+	tasksecrets.Redact(out.GetTask().GetSpec(), hidden)
 	for _, k := range hide {
 		out.Result.Outputs[k] = hidden
-	}
-	if j := out.GetTask().GetSpec().GetKubeadmJoin(); j != nil {
-		if j.Token != "" {
-			j.Token = hidden
-		}
-		if j.CertificateKey != "" {
-			j.CertificateKey = hidden
-		}
 	}
 	return out
 }

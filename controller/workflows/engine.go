@@ -13,13 +13,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
-
-// secretOutputs never leave the task record (only writers read them there).
-var secretOutputs = map[string]bool{"token": true, "certificate_key": true}
 
 // Dry-run stand-ins for outputs of steps that did not really run.
 var placeholders = map[string]string{
@@ -637,7 +635,7 @@ func (e *Engine) fail(s *apiv1.Step, now time.Time, reason, msg, hint string) {
 func publicOutputs(in map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range in {
-		if secretOutputs[k] {
+		if tasksecrets.Output(k) { // secret outputs never leave the task record (only writers read them there)
 			if k == "token" {
 				out["token_id"], _, _ = strings.Cut(v, ".")
 			}

@@ -1359,7 +1359,8 @@ func (x *KubeadmInitSpec) GetHealthTimeout() *durationpb.Duration {
 // KubeadmTokenSpec mints or deletes a bootstrap token on a healthy control-plane node.
 type KubeadmTokenSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Delete this token ID instead of creating one.
+	// Delete this token ID (the 6 characters before the dot, not a secret) instead of
+	// creating one. A full token is refused.
 	DeleteTokenId string               `protobuf:"bytes,1,opt,name=delete_token_id,json=deleteTokenId,proto3" json:"delete_token_id,omitempty"`
 	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Also upload certificates and return a certificate key, for a control-plane join.
@@ -1425,11 +1426,11 @@ type KubeadmJoinSpec struct {
 	Cluster *ClusterSpec           `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	Node    *NodeSpec              `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
 	Role    NodeRole               `protobuf:"varint,3,opt,name=role,proto3,enum=deckhand.task.v1.NodeRole" json:"role,omitempty"`
-	// Bootstrap token (a secret: never logged).
+	// Bootstrap token (a secret: never logged, hidden from viewers).
 	Token string `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	// sha256:<hex> of the cluster CA's SubjectPublicKeyInfo.
 	CaCertHash string `protobuf:"bytes,5,opt,name=ca_cert_hash,json=caCertHash,proto3" json:"ca_cert_hash,omitempty"`
-	// Certificate key for a control-plane join (a secret: never logged).
+	// Certificate key for a control-plane join (a secret: never logged, hidden from viewers).
 	CertificateKey string               `protobuf:"bytes,6,opt,name=certificate_key,json=certificateKey,proto3" json:"certificate_key,omitempty"`
 	HealthTimeout  *durationpb.Duration `protobuf:"bytes,7,opt,name=health_timeout,json=healthTimeout,proto3" json:"health_timeout,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -2262,7 +2263,7 @@ var File_deckhand_task_v1_task_proto protoreflect.FileDescriptor
 
 const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdeckhand/task/v1/task.proto\x12\x10deckhand.task.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n" +
+	"\x1bdeckhand/task/v1/task.proto\x12\x10deckhand.task.v1\x1a\x1ddeckhand/task/v1/secret.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12.\n" +
@@ -2360,15 +2361,15 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x10KubeadmTokenSpec\x12&\n" +
 	"\x0fdelete_token_id\x18\x01 \x01(\tR\rdeleteTokenId\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12#\n" +
-	"\rcontrol_plane\x18\x03 \x01(\bR\fcontrolPlane\"\xcd\x02\n" +
+	"\rcontrol_plane\x18\x03 \x01(\bR\fcontrolPlane\"\xd9\x02\n" +
 	"\x0fKubeadmJoinSpec\x127\n" +
 	"\acluster\x18\x01 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\acluster\x12.\n" +
 	"\x04node\x18\x02 \x01(\v2\x1a.deckhand.task.v1.NodeSpecR\x04node\x12.\n" +
-	"\x04role\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\tR\x05token\x12 \n" +
+	"\x04role\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x1a\n" +
+	"\x05token\x18\x04 \x01(\tB\x04\x88\x80\x19\x01R\x05token\x12 \n" +
 	"\fca_cert_hash\x18\x05 \x01(\tR\n" +
-	"caCertHash\x12'\n" +
-	"\x0fcertificate_key\x18\x06 \x01(\tR\x0ecertificateKey\x12@\n" +
+	"caCertHash\x12-\n" +
+	"\x0fcertificate_key\x18\x06 \x01(\tB\x04\x88\x80\x19\x01R\x0ecertificateKey\x12@\n" +
 	"\x0ehealth_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\rhealthTimeout\"T\n" +
 	"\x10KubeadmResetSpec\x12\x12\n" +
 	"\x04ipvs\x18\x01 \x01(\bR\x04ipvs\x12,\n" +
@@ -2559,6 +2560,7 @@ func file_deckhand_task_v1_task_proto_init() {
 	if File_deckhand_task_v1_task_proto != nil {
 		return
 	}
+	file_deckhand_task_v1_secret_proto_init()
 	file_deckhand_task_v1_task_proto_msgTypes[1].OneofWrappers = []any{
 		(*TaskSpec_Preflight)(nil),
 		(*TaskSpec_Packages)(nil),
