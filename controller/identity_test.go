@@ -202,7 +202,9 @@ func renewAs(t *testing.T, c *testcluster.Cluster, dir string) (*agentv1.RenewCe
 // A renewal whose answer is lost must not cut the node off: its current certificate stays
 // valid until the new one is used, and it may renew again with it.
 func TestALostRenewalDoesNotCutTheNodeOff(t *testing.T) {
-	c := testcluster.New(t, 1)
+	// Renewal is allowed from half a certificate's lifetime; the agent renews on its own at
+	// two thirds (here 23 s after enrolling), after this test's renewals.
+	c := testcluster.NewWith(t, 1, func(cfg *controller.Config) { cfg.AgentCertValidity = 40 * time.Second })
 	ag, err := c.StartAgent(c.AgentConfig("node-1", c.CreateToken(1)))
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +213,7 @@ func TestALostRenewalDoesNotCutTheNodeOff(t *testing.T) {
 	testcluster.WaitFor(t, 15*time.Second, func() error {
 		return readyWithSerial(c, "node-1", func(s string) error { first = s; return nil })
 	})
+	waitRenewalDue(t, ag.Dir)
 	if _, err := renewAs(t, c, ag.Dir); err != nil { // the answer never reaches the agent
 		t.Fatalf("renew: %v", err)
 	}
@@ -238,5 +241,94 @@ func TestALostRenewalDoesNotCutTheNodeOff(t *testing.T) {
 	n, err := getNode(c, "node-1")
 	if err != nil || n.GetCertificateSerial() != pki.SerialHex(next) || n.GetPreviousCertificateSerial() != first {
 		t.Fatalf("node after the second renewal: %v %v (first %s, new %s)", n, err, first, pki.SerialHex(next))
+	}
+}
+
+// waitRenewalDue waits until half the lifetime of the node certificate in dir has passed.
+func waitRenewalDue(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "node.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCert(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
+	testcluster.WaitFor(t, time.Until(due)+5*time.Second, func() error {
+		if time.Now().Before(due.Add(100 * time.Millisecond)) {
+			return fmt.Errorf("the certificate is renewable from %v", due)
+		}
+		return nil
+	})
+}
+
+// nodeVersion is how many times the node record was written.
+func nodeVersion(t *testing.T, c *testcluster.Cluster, name string) int64 {
+	t.Helper()
+	kv, _, err := c.Controllers[0].Store().Get(context.Background(), "/nodes/"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv.Version
+}
+
+// A stolen agent certificate wrote to raft without limit through RenewCertificate: every
+// call signed a certificate and wrote the node record.
+func TestRenewalsFromOneCertificateAreBounded(t *testing.T) {
+	c := testcluster.NewWith(t, 1, func(cfg *controller.Config) { cfg.AgentCertValidity = 2 * time.Second })
+	ag, err := c.StartAgent(c.AgentConfig("node-1", c.CreateToken(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		return readyWithSerial(c, "node-1", func(string) error { return nil })
+	})
+	c.StopAgent("node-1") // its certificate is now the attacker's
+	waitRenewalDue(t, ag.Dir)
+	before := nodeVersion(t, c, "node-1")
+	var ok, limited int
+	for range 50 {
+		_, err := renewAs(t, c, ag.Dir)
+		switch status.Code(err) {
+		case codes.OK:
+			ok++
+		case codes.ResourceExhausted:
+			limited++
+			if !strings.Contains(err.Error(), "retry in") {
+				t.Fatalf("refusal does not say when to retry: %v", err)
+			}
+		default:
+			t.Fatalf("renewal: %v", err)
+		}
+	}
+	writes := nodeVersion(t, c, "node-1") - before
+	t.Logf("50 renewals: %d signed, %d refused, %d node record writes", ok, limited, writes)
+	if ok > 4 || limited < 46 || writes > 4 {
+		t.Fatalf("50 renewals from one certificate: %d signed, %d refused, %d node record writes; want at most a few", ok, limited, writes)
+	}
+	if n, err := c.Metric(0, "deckhand_agent_messages_dropped_total", "reason", "renewal_rate"); err != nil || n < float64(limited) {
+		t.Fatalf("renewal_rate drops counted: %v %v, want %d", n, err, limited)
+	}
+}
+
+// A certificate is renewed from half its lifetime on: earlier renewals are refused.
+func TestAnEarlyRenewalIsRefused(t *testing.T) {
+	c := testcluster.New(t, 1)
+	ag, err := c.StartAgent(c.AgentConfig("node-1", c.CreateToken(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		return readyWithSerial(c, "node-1", func(string) error { return nil })
+	})
+	before := nodeVersion(t, c, "node-1")
+	_, err = renewAs(t, c, ag.Dir)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "half its lifetime") {
+		t.Fatalf("renewal of a fresh certificate: %v", err)
+	}
+	if v := nodeVersion(t, c, "node-1"); v != before {
+		t.Fatalf("a refused renewal wrote the node record (%d writes)", v-before)
 	}
 }

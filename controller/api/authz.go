@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"slices"
 
 	"google.golang.org/grpc"
@@ -150,6 +151,19 @@ func peerIdentity(ctx context.Context) (pki.Identity, error) {
 		return pki.Identity{}, errNoCert
 	}
 	return pki.IdentityOf(info.State.PeerCertificates[0])
+}
+
+// peerCertificate is the caller's verified client certificate, or nil.
+func peerCertificate(ctx context.Context) *x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+		return nil
+	}
+	return info.State.PeerCertificates[0]
 }
 
 type certError string

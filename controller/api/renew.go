@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -25,7 +26,16 @@ func (s *AgentServer) RenewCertificate(ctx context.Context, req *agentv1.RenewCe
 	if err := pki.CheckCSR(req.GetCsrPem()); err != nil {
 		return nil, invalid(&fieldError{"csr_pem", err.Error()})
 	}
+	// Each renewal signs a certificate and writes the node record: a stolen certificate
+	// must not turn that into unbounded raft writes.
+	if wait, ok := s.Limits.Renewal(id.Name); !ok {
+		return nil, Errorf(codes.ResourceExhausted, apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED, map[string]string{"node": id.Name},
+			fmt.Sprintf("node %s renewed its certificate more than %d times in a row (at most %d per minute): retry in %v", id.Name, sessions.RenewalBurst, sessions.RenewalsPerMinute, wait.Round(time.Second)))
+	}
 	if err := s.checkIdentity(ctx, id); err != nil {
+		return nil, err
+	}
+	if err := s.checkRenewalDue(ctx, id); err != nil {
 		return nil, err
 	}
 	ca := s.CA()
@@ -41,6 +51,30 @@ func (s *AgentServer) RenewCertificate(ctx context.Context, req *agentv1.RenewCe
 	}
 	s.Log.Info("node certificate renewed", "node", id.Name, "old_serial", id.Serial, "serial", serial)
 	return &agentv1.RenewCertificateResponse{CertificatePem: certPEM, CaPem: ca.CertPEM}, nil
+}
+
+// checkRenewalDue refuses a renewal before half the calling certificate's lifetime (agents
+// renew at two thirds), unless the caller holds the certificate a renewal replaced while
+// the new one was never used: the answer to that renewal was lost, and the agent asks again.
+func (s *AgentServer) checkRenewalDue(ctx context.Context, id pki.Identity) error {
+	cert := peerCertificate(ctx)
+	if cert == nil {
+		return Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, nil, "renewing a node certificate needs the current one as client certificate")
+	}
+	due := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
+	if !time.Now().Before(due) {
+		return nil
+	}
+	n, _, err := s.Nodes.Get(ctx, id.Name)
+	if err != nil {
+		return toStatus(err)
+	}
+	if n.GetPreviousCertificateSerial() == id.Serial {
+		return nil // the renewed certificate never reached the agent
+	}
+	s.Limits.Drop(id.Name, sessions.DropRenewalEarly, 1)
+	return Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_WRONG_STATE, map[string]string{"node": id.Name, "serial": id.Serial},
+		fmt.Sprintf("the certificate of node %s (serial %s) is renewed from half its lifetime on, at %s; the agent renews it at two thirds on its own", id.Name, id.Serial, due.UTC().Format(time.RFC3339)))
 }
 
 // certValidity is how long node certificates are valid.

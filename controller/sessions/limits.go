@@ -64,6 +64,12 @@ const (
 	EventBytesPerSecond = 256 << 10
 	EventBurstBytes     = 1 << 20
 	MinEventCost        = 256
+	// RenewalsPerMinute and RenewalBurst rate-limit a node's certificate renewals (each
+	// signs a certificate and writes the node record); an agent renews once in two thirds
+	// of its certificate's lifetime, so only a stolen certificate calls faster. Calls past
+	// the budget are refused with RESOURCE_EXHAUSTED.
+	RenewalsPerMinute = 1
+	RenewalBurst      = 3
 	// DropLogInterval is how often at most a node's drops are logged (with counts).
 	DropLogInterval = 10 * time.Second
 )
@@ -82,6 +88,10 @@ const (
 	DropChangesTruncated   = "changes_truncated"
 	DropArtifactTooLarge   = "artifact_too_large"
 	DropErrorTextTruncated = "error_text_truncated"
+	// DropRenewalRate: a certificate renewal refused for exceeding the node's renewal budget.
+	DropRenewalRate = "renewal_rate"
+	// DropRenewalEarly: a certificate renewal refused before half the certificate's lifetime.
+	DropRenewalEarly = "renewal_early"
 )
 
 // Limiter applies the limits above to the messages of every node's sessions on this
@@ -98,6 +108,7 @@ type Limiter struct {
 type nodeBudget struct {
 	facts   ratelimit.Bucket
 	events  ratelimit.Bucket
+	renew   ratelimit.Bucket
 	taskLog map[string]int // bytes stored per task assigned to the node; -1: full, marked
 	// Drops not logged yet, by reason, and when the node's last drop line was written.
 	unlogged map[string]int
@@ -128,12 +139,43 @@ func (l *Limiter) budget(node string) *nodeBudget {
 		b = &nodeBudget{
 			facts:    ratelimit.NewBucket(FactsWritesPerMinute/60.0, FactsWriteBurst, now),
 			events:   ratelimit.NewBucket(EventBytesPerSecond, EventBurstBytes, now),
+			renew:    ratelimit.NewBucket(RenewalsPerMinute/60.0, RenewalBurst, now),
 			taskLog:  map[string]int{},
 			unlogged: map[string]int{},
 		}
 		l.nodes[node] = b
 	}
 	return b
+}
+
+// Renewal takes one certificate renewal from node's budget. When the budget is spent it
+// counts a drop and returns how long until the next renewal is allowed.
+func (l *Limiter) Renewal(node string) (time.Duration, bool) {
+	l.mu.Lock()
+	b := l.budget(node)
+	now := l.now()
+	wait := b.renew.Wait(1, now)
+	if wait == 0 {
+		b.renew.Take(1, now)
+	}
+	l.mu.Unlock()
+	if wait > 0 {
+		l.Drop(node, DropRenewalRate, 1)
+		return wait, false
+	}
+	return 0, true
+}
+
+// Nodes lists the nodes this limiter holds budgets for.
+func (l *Limiter) Nodes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, 0, len(l.nodes))
+	for n := range l.nodes {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Forget drops a node's budgets (the node was deleted).
