@@ -258,7 +258,7 @@ func (m presenceMembers) ListMembers(ctx context.Context) (api.MemberList, error
 	return out, nil
 }
 
-func (m presenceMembers) RemoveMember(ctx context.Context, id string) error {
+func (m presenceMembers) RemoveMember(ctx context.Context, id string, _ string) error {
 	_, err := m.c.store.Txn(ctx, store.Txn{If: []store.Compare{{Key: presenceKey + id, Target: store.CompareModRevision, ModRevision: 0}}, Then: nil})
 	if err == nil {
 		return fmt.Errorf("%w: no controller %s", store.ErrNotFound, id)

@@ -2,8 +2,11 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/status"
 
 	"github.com/deckhandhq/deckhand/controller/api"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
@@ -14,12 +17,12 @@ import (
 type raftMembers struct{ st *raftstore.Store }
 
 func (m raftMembers) ListMembers(ctx context.Context) (api.MemberList, error) {
-	members, err := m.st.Members()
+	members, version, err := m.st.Configuration()
 	if err != nil {
 		return api.MemberList{}, err
 	}
 	self := m.st.Info()
-	out := api.MemberList{ClusterID: self.GetClusterId(), LeaderID: self.GetLeaderId(), ServedBy: self.GetId(), Store: "raft"}
+	out := api.MemberList{ClusterID: self.GetClusterId(), LeaderID: self.GetLeaderId(), ServedBy: self.GetId(), Store: "raft", ConfigVersion: version}
 	out.Members = make([]api.Member, len(members))
 	var wg sync.WaitGroup
 	for i, mem := range members {
@@ -42,7 +45,10 @@ func (m raftMembers) ListMembers(ctx context.Context) (api.MemberList, error) {
 	return out, nil
 }
 
-func (m raftMembers) RemoveMember(ctx context.Context, id string) error {
-	_, err := m.st.Remove(ctx, id)
+func (m raftMembers) RemoveMember(ctx context.Context, id string, checked string) error {
+	_, err := m.st.Remove(ctx, id, checked)
+	if raftstore.IsMembershipChanged(err) {
+		return fmt.Errorf("%w (%s)", api.ErrMembershipChanged, status.Convert(err).Message())
+	}
 	return err
 }

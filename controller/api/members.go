@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -28,12 +29,22 @@ type MemberList struct {
 	ServedBy  string
 	Store     string
 	Members   []Member
+	// ConfigVersion identifies the configuration Members was read from (opaque; empty when
+	// the store has none). RemoveMember is given it back and refuses with
+	// ErrMembershipChanged when the configuration is no longer that one.
+	ConfigVersion string
 }
+
+// ErrMembershipChanged: the members changed between the removal checks and the removal.
+var ErrMembershipChanged = errors.New("the membership changed since it was checked; run it again")
 
 // Members is what the member service needs from the store backend.
 type Members interface {
 	ListMembers(ctx context.Context) (MemberList, error)
-	RemoveMember(ctx context.Context, id string) error
+	// RemoveMember removes replica id. A non-empty checked (MemberList.ConfigVersion) makes
+	// the removal conditional: it fails with ErrMembershipChanged unless the configuration
+	// is still that one, atomically with the change.
+	RemoveMember(ctx context.Context, id string, checked string) error
 }
 
 // MemberServer implements apiv1.MemberServiceServer.
@@ -86,6 +97,9 @@ func (s *MemberServer) RemoveMember(ctx context.Context, req *apiv1.RemoveMember
 	if id == "" {
 		return nil, Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"field": "id"}, "id is required: give the replica name shown by deckctl members")
 	}
+	// Without --force the removal is made conditional on the configuration it was checked
+	// against: a membership change in between (another removal, a join) refuses it.
+	var checked string
 	if !req.GetForce() {
 		list, err := s.m.ListMembers(ctx)
 		if err != nil {
@@ -96,8 +110,13 @@ func (s *MemberServer) RemoveMember(ctx context.Context, req *apiv1.RemoveMember
 				map[string]string{"name": id, "checks": strings.Join(checks, ","), "flag": "--force"},
 				fmt.Sprintf("refusing to remove replica %s: %s; remove only replicas that are dead for good, or pass --force if you mean it (a removed replica stops at once and must rejoin with an empty data dir)", id, strings.Join(why, "; ")))
 		}
+		checked = list.ConfigVersion
 	}
-	if err := s.m.RemoveMember(ctx, id); err != nil {
+	if err := s.m.RemoveMember(ctx, id, checked); err != nil {
+		if errors.Is(err, ErrMembershipChanged) {
+			return nil, Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_CONFLICT, map[string]string{"name": id},
+				fmt.Sprintf("refusing to remove replica %s: %s", id, ErrMembershipChanged))
+		}
 		switch status.Code(err) {
 		case codes.NotFound:
 			return nil, Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "member", "name": id}, status.Convert(err).Message())

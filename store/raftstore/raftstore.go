@@ -59,6 +59,8 @@ type Store struct {
 
 	conns *connPool
 
+	memberMu sync.Mutex // serialises membership changes on the leader (changeMembershipLocal)
+
 	mu        sync.Mutex
 	lead      *leaderState  // non-nil while this replica is the raft leader
 	changed   chan struct{} // closed and replaced on every leadership change

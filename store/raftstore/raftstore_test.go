@@ -270,7 +270,7 @@ func TestJoinReplacesStaleMemberAndRemove(t *testing.T) {
 	// Remove a follower through another follower (forwarded to the leader).
 	li := c.leader()
 	f1, f2 := (li+1)%3, (li+2)%3
-	members, err = c.nodes[f1].st.Remove(ctx, c.nodes[f2].st.ID())
+	members, err = c.nodes[f1].st.Remove(ctx, c.nodes[f2].st.ID(), "")
 	if err != nil {
 		t.Fatalf("remove: %v", err)
 	}
@@ -281,14 +281,14 @@ func TestJoinReplacesStaleMemberAndRemove(t *testing.T) {
 	if err := putVal(ctx, c.nodes[f1].st, "/two-left", "x"); err != nil {
 		t.Fatalf("write with 2 of 2 members: %v", err)
 	}
-	if _, err := c.nodes[li].st.Remove(ctx, "no-such-replica"); err == nil {
+	if _, err := c.nodes[li].st.Remove(ctx, "no-such-replica", ""); err == nil {
 		t.Fatal("removing an unknown replica succeeded")
 	}
 }
 
 func TestSingleReplicaCannotRemoveItself(t *testing.T) {
 	c := newCluster(t, 1, nil)
-	_, err := c.nodes[0].st.Remove(context.Background(), c.nodes[0].st.ID())
+	_, err := c.nodes[0].st.Remove(context.Background(), c.nodes[0].st.ID(), "")
 	if err == nil || !strings.Contains(err.Error(), "last voter") {
 		t.Fatalf("removing the last voter: %v", err)
 	}
@@ -616,5 +616,38 @@ func TestRestartWithUnreachableJoinStartsFromDataDir(t *testing.T) {
 	c.waitStable()
 	if _, _, err := c.nodes[0].st.Get(context.Background(), "/r/1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A removal checked against one configuration must not apply to another: what the checks
+// saw (the leader, the healthy replicas, the majority) may no longer hold.
+func TestRemoveWithAStaleCheckedConfigurationIsRefused(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	li := c.leader()
+	f1, f2 := (li+1)%3, (li+2)%3
+	_, checked, err := c.nodes[f1].st.Configuration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The membership changes after the check.
+	if _, err := c.nodes[li].st.Remove(ctx, c.nodes[f2].st.ID(), ""); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	// Through a follower (forwarded to the leader) and on the leader itself.
+	for _, via := range []int{f1, li} {
+		_, err := c.nodes[via].st.Remove(ctx, c.nodes[li].st.ID(), checked)
+		if !IsMembershipChanged(err) || !strings.Contains(err.Error(), "the membership changed since it was checked; run it again") {
+			t.Fatalf("removal via replica %d checked as %s: got %v, want the membership-changed refusal", via, checked, err)
+		}
+	}
+	members, now, err := c.nodes[li].st.Configuration()
+	if err != nil || len(members) != 2 {
+		t.Fatalf("members after the refused removals: %v %v", members, err)
+	}
+	// Checked against the current configuration, the removal goes ahead.
+	if members, err = c.nodes[li].st.Remove(ctx, c.nodes[f1].st.ID(), now); err != nil || len(members) != 1 {
+		t.Fatalf("removal checked as %s (current): %v %v", now, members, err)
 	}
 }

@@ -2,6 +2,8 @@ package raftstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -159,11 +161,29 @@ func (s *Store) Info() *storagev1.InfoResponse {
 
 // Members returns the raft configuration as this replica knows it.
 func (s *Store) Members() ([]*storagev1.Member, error) {
+	members, _, err := s.Configuration()
+	return members, err
+}
+
+// Configuration returns the raft configuration as this replica knows it and its version:
+// pass the version to Remove so the removal is refused if the configuration changed
+// meanwhile. (hashicorp/raft v1.7 reports no configuration index to callers:
+// GetConfiguration's Index is always 0, so the version is a digest of the servers.)
+func (s *Store) Configuration() ([]*storagev1.Member, string, error) {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return membersOf(f.Configuration()), nil
+	return membersOf(f.Configuration()), configVersion(f.Configuration()), nil
+}
+
+// configVersion is a digest of a configuration's servers (ID, address, suffrage), in order.
+func configVersion(c raft.Configuration) string {
+	h := sha256.New()
+	for _, srv := range c.Servers {
+		fmt.Fprintf(h, "%q %q %d\n", srv.ID, srv.Address, srv.Suffrage)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // MemberInfo asks the replica at addr about itself.
@@ -179,9 +199,24 @@ func (s *Store) Join(ctx context.Context, id, addr string) ([]*storagev1.Member,
 	return s.changeMembership(ctx, &storagev1.JoinRequest{Id: id, Address: addr}, false)
 }
 
-// Remove removes a member through the leader.
-func (s *Store) Remove(ctx context.Context, id string) ([]*storagev1.Member, error) {
-	return s.changeMembership(ctx, &storagev1.RemoveRequest{Id: id}, false)
+// Remove removes a member through the leader. With a checked version (from Configuration)
+// the leader refuses with ErrMembershipChanged, as codes.Aborted, when its configuration is
+// no longer that one: what the caller checked is out of date. Empty removes unconditionally.
+func (s *Store) Remove(ctx context.Context, id, checked string) ([]*storagev1.Member, error) {
+	return s.changeMembership(ctx, &storagev1.RemoveRequest{Id: id, CheckedConfig: checked}, false)
+}
+
+// ErrMembershipChanged: a removal was checked against a configuration that changed since.
+var ErrMembershipChanged = errors.New("the membership changed since it was checked; run it again")
+
+func membershipChanged(id, checked, now string) error {
+	return status.Errorf(codes.Aborted, "refusing to remove replica %s: %v (configuration %s checked, now %s)", id, ErrMembershipChanged, checked, now)
+}
+
+// IsMembershipChanged reports whether err (from Remove, possibly forwarded) is the refusal
+// of a removal checked against an out-of-date configuration.
+func IsMembershipChanged(err error) bool {
+	return status.Code(err) == codes.Aborted && strings.Contains(status.Convert(err).Message(), ErrMembershipChanged.Error())
 }
 
 // changeMembership applies a join or remove on the leader, forwarding once if needed.
@@ -231,6 +266,11 @@ func (s *Store) changeMembership(ctx context.Context, req any, forwarded bool) (
 }
 
 func (s *Store) changeMembershipLocal(ctx context.Context, req any) ([]*storagev1.Member, error) {
+	// One change at a time: on the leader the configuration changes only through here, so
+	// what is read below stays true until the change is committed (or leadership is lost,
+	// and raft refuses the change).
+	s.memberMu.Lock()
+	defer s.memberMu.Unlock()
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "read configuration: %v", err)
@@ -270,6 +310,9 @@ func (s *Store) changeMembershipLocal(ctx context.Context, req any) ([]*storagev
 		}
 		if !found {
 			return nil, status.Errorf(codes.NotFound, "replica %s is not a member; run deckctl members to see the members", id)
+		}
+		if checked, now := r.GetCheckedConfig(), configVersion(conf); checked != "" && checked != now {
+			return nil, membershipChanged(string(id), checked, now)
 		}
 		if voters(conf) == 1 {
 			return nil, status.Errorf(codes.FailedPrecondition, "replica %s is the last voter; a cluster cannot remove its last member", id)

@@ -1400,8 +1400,12 @@ func (x *JoinResponse) GetMembers() []*Member {
 
 // RemoveRequest asks the leader to remove a member.
 type RemoveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The configuration the caller checked before removing (Store.Configuration's version,
+	// opaque); non-empty, the leader refuses (Aborted) when its configuration is no longer
+	// that one. Empty removes unconditionally.
+	CheckedConfig string `protobuf:"bytes,2,opt,name=checked_config,json=checkedConfig,proto3" json:"checked_config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1439,6 +1443,13 @@ func (*RemoveRequest) Descriptor() ([]byte, []int) {
 func (x *RemoveRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoveRequest) GetCheckedConfig() string {
+	if x != nil {
+		return x.CheckedConfig
 	}
 	return ""
 }
@@ -1771,9 +1782,10 @@ const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\fJoinResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x125\n" +
-	"\amembers\x18\x02 \x03(\v2\x1b.deckhand.storage.v1.MemberR\amembers\"\x1f\n" +
+	"\amembers\x18\x02 \x03(\v2\x1b.deckhand.storage.v1.MemberR\amembers\"F\n" +
 	"\rRemoveRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0echecked_config\x18\x02 \x01(\tR\rcheckedConfig\"G\n" +
 	"\x0eRemoveResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.deckhand.storage.v1.MemberR\amembers\"\r\n" +
 	"\vInfoRequest\"\x99\x02\n" +
