@@ -625,16 +625,19 @@ func (c *Controller) reportLoop(ctx context.Context) {
 var errLeaderUnreachable = fmt.Errorf("%w: this controller cannot reach the leader", api.ErrUnavailable)
 
 // nodeWatchLoop ends the sessions of nodes that were deleted or re-enrolled elsewhere and
-// forgets a deleted node's session budgets.
+// forgets a deleted node's session budgets. Each list (at start, and after the watch ended,
+// for example with ErrCompacted after a snapshot install) is reconciled with the sessions,
+// so a change in the revisions the watch skipped is not missed.
 func (c *Controller) nodeWatchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		_, rev, err := c.store.List(ctx, nodes.Prefix, store.Stale())
+		kvs, rev, err := c.store.List(ctx, nodes.Prefix, store.Stale())
 		if err != nil {
 			if !waitOrDone(ctx, time.Second) {
 				return
 			}
 			continue
 		}
+		c.reconcileSessions(ctx, kvs)
 		ch, err := c.store.Watch(ctx, nodes.Prefix, rev)
 		if err != nil {
 			if !waitOrDone(ctx, time.Second) {
@@ -663,6 +666,48 @@ func (c *Controller) nodeWatchLoop(ctx context.Context) {
 				c.sessions.Drop(name, errors.New("node was enrolled again with a new certificate"))
 			}
 		}
+	}
+}
+
+// reconcileSessions ends the sessions the listed node records no longer accept and forgets
+// the budgets of nodes no longer listed (sessions.Reconcile). The list is this replica's
+// copy: each change is confirmed with a current read before it is acted on, so a session
+// opened on a record newer than the list is kept.
+func (c *Controller) reconcileSessions(ctx context.Context, kvs []*store.KV) {
+	records := make(map[string]*apiv1.Node, len(kvs))
+	for _, kv := range kvs {
+		n, err := nodes.Decode(kv)
+		if err != nil {
+			n = nil // unreadable: left alone
+		}
+		records[strings.TrimPrefix(kv.Key, nodes.Prefix)] = n
+	}
+	open := c.sessions.Serials()
+	drop, forget := sessions.Reconcile(open, c.limits.Nodes(), records)
+	current := func(name string) (*apiv1.Node, bool, error) {
+		n, _, err := c.nodes.Get(ctx, name)
+		if errors.Is(err, nodes.ErrNotFound) {
+			return nil, false, nil
+		}
+		return n, err == nil, err
+	}
+	for _, name := range forget {
+		if _, exists, err := current(name); err == nil && !exists {
+			c.limits.Forget(name)
+		}
+	}
+	for name, why := range drop {
+		n, exists, err := current(name)
+		if err != nil || (exists && nodes.ValidSerial(n, open[name])) {
+			continue // the next list decides
+		}
+		if exists {
+			why = sessions.StaleReenrolled
+		} else {
+			why = sessions.StaleDeleted
+		}
+		c.log.Info("ending the session of a node whose record changed while this replica's watch was interrupted", "node", name, "reason", why)
+		c.sessions.DropIf(name, open[name], errors.New(why))
 	}
 }
 

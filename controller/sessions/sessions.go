@@ -103,6 +103,27 @@ func (r *Registry) DropAll(cause error) {
 	}
 }
 
+// Serials maps each node with a session here to the serial of its certificate.
+func (r *Registry) Serials() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.byNode))
+	for n, s := range r.byNode {
+		out[n] = s.Serial
+	}
+	return out
+}
+
+// DropIf ends the session of node if it is still the one with certificate serial.
+func (r *Registry) DropIf(node, serial string, cause error) {
+	r.mu.Lock()
+	s := r.byNode[node]
+	r.mu.Unlock()
+	if s != nil && s.Serial == serial {
+		r.Close(s, cause)
+	}
+}
+
 // Touch records a heartbeat.
 func (r *Registry) Touch(s *Session) { s.lastSeen.Store(r.now().UnixNano()) }
 
