@@ -114,8 +114,8 @@ func (n *nodeStates) Collect(ch chan<- prometheus.Metric) {
 
 // interceptors: recovery outermost, then metrics, logging (sampled per method and code, every
 // value bounded), error messages bounded, the failure budget of the public methods,
-// authentication (skipped for the public token-authenticated methods) and request
-// validation.
+// authentication (skipped for the public token-authenticated methods), ending the streams
+// of a credential when it is revoked, and request validation.
 func (c *Controller) interceptors() []grpc.ServerOption {
 	log := c.log
 	panicked := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
@@ -153,6 +153,7 @@ func (c *Controller) interceptors() []grpc.ServerOption {
 			logging.StreamServerInterceptor(c.metrics.callLog(log), logOpts...),
 			api.BoundStatusStream,
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authn), needsAuth),
+			api.RevocableStreams(c.credentials.Hold),
 			api.ValidateStream,
 		),
 	}

@@ -138,6 +138,41 @@ func authenticate(ctx context.Context, revoked RevocationCheck) (context.Context
 	return context.WithValue(ctx, identityKey{}, id), nil
 }
 
+// HoldFunc registers cancel to be called when the credential with serial is revoked, until
+// release is called (credentials.Manager.Hold).
+type HoldFunc func(serial string, cancel func()) (release func())
+
+// RevocableStreams is a stream interceptor, after authentication: a stream opened with a
+// user credential (WatchTask, WatchWorkflow, ...) ends when that credential is revoked, with
+// the status a new call would get, instead of streaming on.
+func RevocableStreams(hold HoldFunc) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		id, ok := IdentityFrom(ss.Context())
+		if !ok || !slices.Contains(userRoles, id.Role) || id.Serial == "" {
+			return handler(srv, ss)
+		}
+		ctx, cancel := context.WithCancelCause(ss.Context())
+		defer cancel(nil)
+		revoked := Errorf(codes.Unauthenticated, apiv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED, map[string]string{"method": info.FullMethod, "name": id.Name, "serial": id.Serial},
+			"the credential "+id.Name+" (serial "+id.Serial+") was revoked while this stream was open: ask an admin for a new one (deckctl credentials create)")
+		release := hold(id.Serial, func() { cancel(revoked) })
+		defer release()
+		err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+		if context.Cause(ctx) == revoked {
+			return revoked
+		}
+		return err
+	}
+}
+
+// contextStream is a server stream with another context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
 // userRoles are the roles of people and tools, whose credentials can be revoked.
 var userRoles = readers
 

@@ -1,8 +1,9 @@
 // Package credentials issues and revokes user credentials: deckctl config files (the format
 // of admin.conf) for a named person or tool with a role, signed by the controller CA from a
 // CSR made on the user's machine. Each issued certificate is recorded by name with its
-// serial; a revoked serial is refused on every call. The set of revoked serials is kept in
-// memory from a watch on the records, so the auth check reads no store.
+// serial; a revoked serial is refused on every call, and the streams it holds open end. The
+// set of revoked serials is kept in memory from a watch on the records, so the auth check
+// reads no store.
 package credentials
 
 import (
@@ -52,6 +53,9 @@ type Manager struct {
 	mu      sync.RWMutex
 	loaded  bool
 	revoked map[string]bool // serial → revoked
+	// Streams open on this replica by serial, ended when their credential is revoked.
+	held   map[string]map[uint64]func()
+	nextID uint64
 }
 
 // New returns a Manager over st signing with ca. now may be nil (time.Now).
@@ -59,7 +63,56 @@ func New(st store.Store, ca func() *pki.CA, now func() time.Time, log *slog.Logg
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{st: st, ca: ca, now: now, log: log, revoked: map[string]bool{}}
+	return &Manager{st: st, ca: ca, now: now, log: log, revoked: map[string]bool{}, held: map[string]map[uint64]func(){}}
+}
+
+// Hold registers cancel, which ends a call (a stream) made with the certificate serial,
+// until release is called: when serial is revoked, on this replica or another (seen by
+// Run's watch), cancel is called. A serial already revoked is cancelled at once.
+func (m *Manager) Hold(serial string, cancel func()) (release func()) {
+	m.mu.Lock()
+	if m.revoked[serial] {
+		m.mu.Unlock()
+		cancel()
+		return func() {}
+	}
+	m.nextID++
+	id := m.nextID
+	if m.held[serial] == nil {
+		m.held[serial] = map[uint64]func(){}
+	}
+	m.held[serial][id] = cancel
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		delete(m.held[serial], id)
+		if len(m.held[serial]) == 0 {
+			delete(m.held, serial)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// cutLocked takes the held calls of the revoked serials; the caller runs them after
+// unlocking m.mu.
+func (m *Manager) cutLocked() []func() {
+	var out []func()
+	for serial, calls := range m.held {
+		if !m.revoked[serial] {
+			continue
+		}
+		for _, cancel := range calls {
+			out = append(out, cancel)
+		}
+		delete(m.held, serial)
+	}
+	return out
+}
+
+func run(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
 }
 
 // Create signs csrPEM for name with role, valid for ttl, and records it.
@@ -281,7 +334,9 @@ func (m *Manager) reset(kvs []*store.KV) {
 	}
 	m.mu.Lock()
 	m.revoked, m.loaded = revoked, true
+	cut := m.cutLocked()
 	m.mu.Unlock()
+	run(cut)
 }
 
 func (m *Manager) setRevoked(c *apiv1.Credential) {
@@ -290,7 +345,12 @@ func (m *Manager) setRevoked(c *apiv1.Credential) {
 	}
 	m.mu.Lock()
 	m.revoked[c.GetSerial()] = true
+	cut := m.cutLocked()
 	m.mu.Unlock()
+	if len(cut) > 0 {
+		m.log.Info("ending the open calls of a revoked credential", "name", c.GetName(), "serial", c.GetSerial(), "calls", len(cut))
+	}
+	run(cut)
 }
 
 func decode(kv *store.KV) (*apiv1.Credential, error) {

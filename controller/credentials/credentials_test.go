@@ -72,3 +72,38 @@ func TestExpiredCredentialsAreDeletedAndTheirNameFreed(t *testing.T) {
 		t.Fatalf("new credential: %v", second)
 	}
 }
+
+// The calls held open with a credential end when it is revoked; released ones are left
+// alone, and a call held after the revocation ends at once.
+func TestRevokeEndsTheCallsHeldWithTheCredential(t *testing.T) {
+	c := testcluster.New(t, 1)
+	ca, err := pki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := credentials.New(c.Controllers[0].Store(), func() *pki.CA { return ca }, nil, testcluster.Logger())
+	ctx := context.Background()
+	_, csr, _ := pki.NewKeyAndCSR("ci")
+	cred, _, err := m.Create(ctx, "ci", pki.RoleViewer, time.Hour, csr, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	ended := map[string]bool{}
+	end := func(name string) func() {
+		return func() { mu.Lock(); ended[name] = true; mu.Unlock() }
+	}
+	m.Hold(cred.GetSerial(), end("open"))
+	m.Hold("other-serial", end("other"))
+	release := m.Hold(cred.GetSerial(), end("released"))
+	release()
+	if _, err := m.Revoke(ctx, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	m.Hold(cred.GetSerial(), end("after"))
+	mu.Lock()
+	defer mu.Unlock()
+	if !ended["open"] || !ended["after"] || ended["other"] || ended["released"] {
+		t.Fatalf("calls ended: %v; want open and after only", ended)
+	}
+}
