@@ -23,7 +23,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/deckhandhq/deckhand/agent/secret"
+	"github.com/deckhandhq/deckhand/internal/secret"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 

@@ -32,7 +32,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/agent/host"
-	"github.com/deckhandhq/deckhand/agent/secret"
+	"github.com/deckhandhq/deckhand/internal/secret"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -98,28 +98,6 @@ func (e *Emitter) Logf(format string, args ...any) { e.Log("agent", fmt.Sprintf(
 // Progress reports progress on an item.
 func (e *Emitter) Progress(item string, done, total uint64, unit string) {
 	e.send(&taskv1.TaskEvent{TaskId: e.taskID, Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Progress{Progress: &taskv1.Progress{Item: e.mask.Mask(item), Done: done, Total: total, Unit: unit}}})
-}
-
-// maskResult masks what a viewer may read of a result: the error, the non-secret
-// outputs and the changes. The secret outputs stay (the controller needs them and shows
-// them to writers only), but their values are masked everywhere else.
-func maskResult(res *taskv1.TaskResult, m *secret.Masker) {
-	for k, v := range res.GetOutputs() {
-		if tasksecrets.Output(k) {
-			m.Add(v)
-		}
-	}
-	for k, v := range res.GetOutputs() {
-		if !tasksecrets.Output(k) {
-			res.Outputs[k] = m.Mask(v)
-		}
-	}
-	if e := res.GetError(); e != nil {
-		e.Message, e.Hint = m.Mask(e.Message), m.Mask(e.Hint)
-	}
-	for _, c := range res.GetChanges() {
-		c.Target, c.Detail = m.Mask(c.Target), m.Mask(c.Detail)
-	}
 }
 
 // Kind is the name of a spec's kind, as in the oneof ("runtime", "images", ...).
@@ -231,7 +209,7 @@ func (r *Runner) Recorded(t *taskv1.Task) (*taskv1.TaskResult, bool) {
 	if !ok || old || digest != Digest(t) {
 		return nil, false
 	}
-	maskResult(res, &secret.Masker{})
+	tasksecrets.MaskResult(res, &secret.Masker{})
 	res.Replayed = true
 	return res, true
 }
@@ -258,7 +236,7 @@ func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Ta
 			done(reused(t, "was already used"))
 			return
 		}
-		maskResult(res, &secret.Masker{})
+		tasksecrets.MaskResult(res, &secret.Masker{})
 		res.Replayed = true
 		done(res)
 		return
@@ -334,7 +312,7 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 		}
 		res.Changes = h.Changes()
 		res.Finished = timestamppb.Now()
-		maskResult(res, mask)
+		tasksecrets.MaskResult(res, mask)
 		fitResult(res, e)
 	}()
 	handler, ok := r.handlers[kind]

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/ratelimit"
+	"github.com/deckhandhq/deckhand/internal/secret"
+	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -358,12 +362,14 @@ func (l *Limiter) Event(node string, ev *taskv1.TaskEvent) []*taskv1.TaskEvent {
 	var cut string
 	switch e := ev.GetEvent().(type) {
 	case *taskv1.TaskEvent_Log:
-		if len(e.Log.GetText()) > MaxLogLineBytes || len(e.Log.GetStream()) > 16 {
-			e.Log.Text = bounded.String(e.Log.GetText(), MaxLogLineBytes)
+		var long bool
+		e.Log.Text, long = maskLine(e.Log.GetText(), MaxLogLineBytes)
+		if long || len(e.Log.GetStream()) > 16 {
 			e.Log.Stream = bounded.String(e.Log.GetStream(), 16)
 			cut = DropLogLineTruncated
 		}
 	case *taskv1.TaskEvent_Progress:
+		e.Progress.Item = secret.Mask(bounded.String(e.Progress.GetItem(), 2*MaxProgressItemBytes))
 		if len(e.Progress.GetItem()) > MaxProgressItemBytes || len(e.Progress.GetUnit()) > 32 {
 			e.Progress.Item = bounded.String(e.Progress.GetItem(), MaxProgressItemBytes)
 			e.Progress.Unit = bounded.String(e.Progress.GetUnit(), 32)
@@ -402,9 +408,33 @@ func (l *Limiter) Event(node string, ev *taskv1.TaskEvent) []*taskv1.TaskEvent {
 	return out
 }
 
+// maskLine masks the secrets in a log line as a controller receives it (an agent older
+// than the masking of kubeadm's output, or a compromised one, sends them unmasked) and
+// cuts it to max bytes, reporting whether it was cut. Masking comes first, so a cut never
+// leaves part of a secret; only the first 2*max bytes are masked (the rest is cut anyway),
+// so a huge line costs no more than a long one. The cut's marker counts the line's bytes.
+func maskLine(s string, max int) (string, bool) {
+	head := s
+	if len(head) > 2*max {
+		head = head[:2*max]
+	}
+	head = secret.Mask(head)
+	if len(head) <= max && len(s) <= 2*max {
+		return head, false
+	}
+	marker := fmt.Sprintf("… (%d bytes)", len(s)) // as bounded.String writes it
+	cut := min(len(head), max-len(marker))
+	for cut > 0 && cut < len(head) && !utf8.RuneStart(head[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(head[:cut], "") + marker, true
+}
+
 // Result bounds a task's result from node and forgets the task's log budget. It returns
-// the result to store and log lines to store before it (what was cut and why).
+// the result to store and log lines to store before it (what was cut and why). The
+// result's error, changes and public outputs are masked first, like log lines.
 func (l *Limiter) Result(node string, res *taskv1.TaskResult) (*taskv1.TaskResult, []*taskv1.TaskEvent) {
+	tasksecrets.MaskResult(res, &secret.Masker{})
 	l.mu.Lock()
 	delete(l.budget(node).taskLog, res.GetTaskId())
 	l.mu.Unlock()

@@ -1,11 +1,13 @@
 package sessions
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -134,5 +136,28 @@ func TestDropsAreLoggedNamingTheNodeAtMostOncePerInterval(t *testing.T) {
 	l.Drop("n1", DropFactsTooLarge, 1)
 	if c := strings.Count(buf.String(), "node=n1"); c != 3 {
 		t.Fatalf("a drop after the interval was not logged:\n%s", buf.String())
+	}
+}
+
+// A line is masked before it is cut: a token across the cut leaves none of its secret, a
+// huge line's marker counts all its bytes, and nothing exceeds the limit.
+func TestLinesAreMaskedBeforeTheyAreCut(t *testing.T) {
+	const tok = "abcdef.0123456789abcdef"
+	for _, tc := range []struct {
+		name string
+		in   string
+		cut  bool
+	}{
+		{"short", "[bootstrap-token] Using token: " + tok, false},
+		{"across the cut", strings.Repeat("x", MaxLogLineBytes-30) + " token " + tok + strings.Repeat(" tail", 20), true},
+		{"huge", strings.Repeat("é", MaxLogLineBytes) + tok, true},
+	} {
+		got, cut := maskLine(tc.in, MaxLogLineBytes)
+		if strings.Contains(got, "0123456789") || cut != tc.cut || len(got) > MaxLogLineBytes || !utf8.ValidString(got) {
+			t.Errorf("%s: cut %v, %d bytes, ends %q", tc.name, cut, len(got), got[max(0, len(got)-60):])
+		}
+		if tc.cut && !strings.HasSuffix(got, fmt.Sprintf("… (%d bytes)", len(tc.in))) {
+			t.Errorf("%s: the marker does not count the line's %d bytes: %q", tc.name, len(tc.in), got[max(0, len(got)-60):])
+		}
 	}
 }

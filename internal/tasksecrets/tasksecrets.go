@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/deckhandhq/deckhand/internal/secret"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -18,6 +19,30 @@ var outputs = map[string]bool{"token": true, "certificate_key": true}
 
 // Output reports whether the task output named name carries a secret.
 func Output(name string) bool { return outputs[name] }
+
+// MaskResult masks what a viewer may read of a result: the error, the non-secret outputs
+// and the changes, by pattern and by value (m's values and the result's secret outputs).
+// The secret outputs stay (the controller needs them and shows them to writers only). The
+// agent masks its results with it, and a controller again as it receives them, for agents
+// of versions that did not.
+func MaskResult(res *taskv1.TaskResult, m *secret.Masker) {
+	for k, v := range res.GetOutputs() {
+		if Output(k) {
+			m.Add(v)
+		}
+	}
+	for k, v := range res.GetOutputs() {
+		if !Output(k) {
+			res.Outputs[k] = m.Mask(v)
+		}
+	}
+	if e := res.GetError(); e != nil {
+		e.Message, e.Hint = m.Mask(e.Message), m.Mask(e.Hint)
+	}
+	for _, c := range res.GetChanges() {
+		c.Target, c.Detail = m.Mask(c.Target), m.Mask(c.Detail)
+	}
+}
 
 // Field reports whether a spec field is marked secret in the proto.
 func Field(fd protoreflect.FieldDescriptor) bool {

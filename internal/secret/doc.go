@@ -1,6 +1,8 @@
 // Package secret keeps the secrets an agent handles (bootstrap tokens, certificate keys,
 // private keys, kubeconfig credentials) out of everything a viewer can read: task log
-// lines, error messages and hints, non-secret outputs and file-change records.
+// lines, error messages and hints, non-secret outputs and file-change records. The agent
+// masks what it reports; a controller masks again, by pattern, what it receives
+// (controller/sessions), so an agent of an older version cannot show a viewer a secret.
 //
 // It masks by value (a Masker is told the secrets a task carries or produced) and by
 // pattern, so a secret the agent was never told about (a token kubeadm minted and printed)
