@@ -68,6 +68,7 @@ func TestSecurityLimitsMatchTheCode(t *testing.T) {
 		{"an error message / hint", []string{size(wirelimits.MaxErrorTextBytes) + " each"}},
 		{"facts written to the store", []string{fmt.Sprintf("%d per minute per node, burst %d", sessions.FactsWritesPerMinute, sessions.FactsWriteBurst)}},
 		{"task events", []string{size(sessions.EventBytesPerSecond) + "/s per node, burst " + size(sessions.EventBurstBytes), "at least " + size(sessions.MinEventCost)}},
+		{"certificate renewals", []string{fmt.Sprintf("%d per minute per node, burst %d", sessions.RenewalsPerMinute, sessions.RenewalBurst)}},
 		{"drop log lines", []string{"every " + seconds(sessions.DropLogInterval)}},
 		{"TLS handshake", []string{seconds(netmux.DefaultHandshakeTimeout)}},
 		{"connections without a client certificate", []string{fmt.Sprintf("%d per source", netmux.DefaultPerSource), count(netmux.DefaultTotal) + " in all"}},
