@@ -298,8 +298,8 @@ func (c *Controller) resolveCA(ctx context.Context) (*pki.CA, bool, error) {
 
 // fetchCA takes the cluster CA from a running replica with a controller join token. While
 // the cluster is starting (nothing listens yet, no leader, the CA not published) it retries
-// with backoff until --join-timeout, logging each wait in one line; a wrong token or CA pin
-// fails at once.
+// with backoff until --join-timeout, logging each wait in one line; when every --join
+// address refuses for good (a wrong token, another CA) it fails at once.
 func (c *Controller) fetchCA(ctx context.Context) (*pki.CA, error) {
 	cfg := c.cfg
 	var ca *pki.CA
@@ -311,25 +311,31 @@ func (c *Controller) fetchCA(ctx context.Context) (*pki.CA, error) {
 		ca, err = fetchCAOnce(ctx, cfg.Join, cfg.Token, cfg.CACertHash, c.id, c.dial)
 		return err
 	})
-	if err != nil && !backoff.IsPermanent(err) && !errors.Is(err, raftstore.ErrJoinUnreachable) {
-		return nil, fmt.Errorf("%w (%v); check the --join address, --token and --ca-cert-hash, or allow more time with --join-timeout", raftstore.ErrJoinUnreachable, err)
+	switch {
+	case err == nil:
+		return ca, nil
+	case backoff.IsPermanent(err):
+		return nil, fmt.Errorf("%w: %v", raftstore.ErrJoinRefused, err)
+	case errors.Is(err, raftstore.ErrJoinUnreachable):
+		return nil, err
 	}
-	return ca, err
+	return nil, fmt.Errorf("%w (%v); check the --join address, --token and --ca-cert-hash, or allow more time with --join-timeout", raftstore.ErrJoinUnreachable, err)
 }
 
 // fetchCATimeout bounds one FetchCA call.
 const fetchCATimeout = 5 * time.Second
 
-// fetchCAOnce asks each join address in turn. Errors that waiting cannot heal are
-// backoff.Permanent.
+// fetchCAOnce asks every join address in turn until one hands over the CA. It fails
+// permanently (backoff.Permanent) only when every address refused for good: one stale or
+// foreign address must not end a join that a later address would serve.
 func fetchCAOnce(ctx context.Context, join []string, token, pin, id string, dial func(context.Context, string) (net.Conn, error)) (*pki.CA, error) {
 	pin, _ = pki.ParseHash(pin)
-	var errs []string
+	var round backoff.Round
 	for _, addr := range join {
 		creds := &handshakeErr{TransportCredentials: credentials.NewTLS(pki.PinnedTLS(pin))}
 		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(dial))
 		if err != nil {
-			errs = append(errs, err.Error())
+			round.Fail(addr, err, true) // a malformed address
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, fetchCATimeout)
@@ -337,27 +343,40 @@ func fetchCAOnce(ctx context.Context, join []string, token, pin, id string, dial
 		cancel()
 		_ = cc.Close()
 		if err != nil {
-			if herr := creds.get(); herr != nil && !isNetErr(herr) {
-				// The TLS handshake itself failed: the controller there has another CA.
-				return nil, backoff.Permanent(fmt.Errorf("join %s: %v", addr, herr))
-			}
-			switch status.Code(err) {
-			case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted, codes.ResourceExhausted:
-				errs = append(errs, fmt.Sprintf("%s: %s", addr, statusMessage(err)))
-				continue
-			}
-			return nil, backoff.Permanent(fmt.Errorf("join %s: %s (check --token)", addr, statusMessage(err)))
+			msg, permanent := fetchCAFailure(err, creds.get())
+			round.Fail(addr, errors.New(msg), permanent)
+			continue
 		}
 		ca, err := pki.LoadCA(resp.GetCaCertPem(), resp.GetCaKeyPem())
 		if err != nil {
-			return nil, backoff.Permanent(fmt.Errorf("CA from %s: %w", addr, err))
+			round.Fail(addr, fmt.Errorf("the CA it sent cannot be loaded: %w", err), true)
+			continue
 		}
 		if ca.Hash() != pin {
-			return nil, backoff.Permanent(fmt.Errorf("CA from %s does not match --ca-cert-hash %s", addr, pin))
+			round.Fail(addr, fmt.Errorf("its CA does not match --ca-cert-hash %s", pin), true)
+			continue
 		}
 		return ca, nil
 	}
-	return nil, errors.New(strings.Join(errs, "; "))
+	return nil, round.Err()
+}
+
+// fetchCAFailure classifies one address's failed FetchCA: what to tell the user, and
+// whether waiting cannot change it. handshake is why the TLS handshake failed, if it did: a
+// certificate that does not match the pin (another cluster's controller, a stale address)
+// is permanent, a connection broken mid-handshake (a controller starting) is not. Otherwise
+// the gRPC code decides (raftstore.JoinErrorPermanent): a wrong token is permanent; no
+// listener, no leader, the CA not yet published, a rate limit or an unexpected error are not.
+func fetchCAFailure(err, handshake error) (msg string, permanent bool) {
+	if handshake != nil && !isNetErr(handshake) {
+		return fmt.Sprintf("TLS handshake failed: %v; check --join and --ca-cert-hash (a stale address may now serve another cluster)", handshake), true
+	}
+	msg = statusMessage(err)
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.NotFound, codes.PermissionDenied:
+		return msg + " (check --token)", true
+	}
+	return msg, raftstore.JoinErrorPermanent(err)
 }
 
 // handshakeErr remembers why the last TLS handshake failed, to tell a wrong CA pin (which

@@ -750,3 +750,50 @@ func TestJoinWaitsForTheClusterToStart(t *testing.T) {
 		}
 	}
 }
+
+// A --join list whose first address is stale (another cluster's controller answers there)
+// joins through the next one; a join whose only address is another cluster's fails at once
+// (not after --join-timeout) with one line.
+func TestJoinSkipsAStaleAddressAndRefusesAForeignCluster(t *testing.T) {
+	addrA, addrB, addrC := freePort(t), freePort(t), freePort(t)
+	a := startController(t, t.TempDir(), addrA, "--name", "ctl-a")
+	startController(t, t.TempDir(), addrB, "--name", "ctl-b") // another cluster
+	flags := joinFlags(t, a.dir, addrA)
+	token, hash := flags[3], flags[5]
+	waitFor(t, 30*time.Second, func() error { // B answers (it is up)
+		c, err := net.Dial("tcp", addrB)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+
+	start := time.Now()
+	line := runFail(t, "--data-dir", t.TempDir(), "--listen", freePort(t), "--join", addrB, "--token", token, "--ca-cert-hash", hash)
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the refused join took %v (--join-timeout 3m)", took)
+	}
+	t.Log(line)
+	for _, w := range []string{addrB, "--ca-cert-hash", "--join"} {
+		if !strings.Contains(line, w) {
+			t.Errorf("message %q does not mention %q", line, w)
+		}
+	}
+
+	c := startController(t, t.TempDir(), addrC, "--name", "ctl-c", "--join", addrB+","+addrA, "--token", token, "--ca-cert-hash", hash)
+	waitFor(t, 60*time.Second, func() error {
+		select {
+		case <-c.done:
+			return fmt.Errorf("the joining controller exited:\n%s", c.stderr)
+		default:
+		}
+		out, err := deckctl(t, a.dir, addrA, "members")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if rows := membersTable(out); len(rows) != 2 || rows["ctl-c"][0] != "follower" {
+			return fmt.Errorf("ctl-c has not joined:\n%s", out)
+		}
+		return nil
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -68,4 +69,34 @@ func Retry(ctx context.Context, timeout, perAttempt time.Duration, waiting func(
 		}
 		wait = min(2*wait, MaxWait)
 	}
+}
+
+// Round is one attempt against several addresses (each --join address in turn). It fails
+// permanently only when every address answered with an error that waiting cannot heal: a
+// stale or foreign first address must not end a join that a later address would serve, and
+// a cluster still starting at one address must not be given up for a refusal at another.
+type Round struct {
+	errs      []string
+	permanent int
+}
+
+// Fail records why addr failed this round; permanent says waiting cannot change its answer.
+func (r *Round) Fail(addr string, err error, permanent bool) {
+	r.errs = append(r.errs, addr+": "+err.Error())
+	if permanent {
+		r.permanent++
+	}
+}
+
+// Err is the round's error, every address's reason in one line: Permanent when every
+// address failed permanently, nil when none failed.
+func (r *Round) Err() error {
+	if len(r.errs) == 0 {
+		return nil
+	}
+	err := errors.New(strings.Join(r.errs, "; "))
+	if r.permanent == len(r.errs) {
+		return Permanent(err)
+	}
+	return err
 }

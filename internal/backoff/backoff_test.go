@@ -39,3 +39,31 @@ func TestRetryStopsAtPermanentAndDeadline(t *testing.T) {
 		t.Fatalf("deadline: %v after %v", err, time.Since(start))
 	}
 }
+
+func TestRoundIsPermanentOnlyWhenEveryAddressIs(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		permanent []bool
+		want      bool
+	}{
+		{"a refusal then an address still starting", []bool{true, false}, false},
+		{"unreachable then a refusal", []bool{false, true}, false},
+		{"every address refuses", []bool{true, true}, true},
+		{"every address unreachable", []bool{false, false}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r Round
+			for i, p := range tc.permanent {
+				r.Fail(string(rune('a'+i))+":1", errors.New("why"), p)
+			}
+			err := r.Err()
+			if err == nil || IsPermanent(err) != tc.want || err.Error() != "a:1: why; b:1: why" {
+				t.Fatalf("got %v (permanent %v), want permanent %v naming both", err, IsPermanent(err), tc.want)
+			}
+		})
+	}
+	var r Round
+	if r.Err() != nil {
+		t.Fatal("an empty round failed")
+	}
+}

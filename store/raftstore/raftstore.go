@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ var (
 	ErrDataDirInUse = errors.New("data dir is in use by another process")
 	// ErrJoinUnreachable: no --join address answered.
 	ErrJoinUnreachable = errors.New("cannot reach any join address")
+	// ErrJoinRefused: every --join address refused for good (another cluster or CA, a name
+	// or address taken); waiting would not help.
+	ErrJoinRefused = errors.New("every join address refused this replica")
 )
 
 // Store is one raft replica. It implements store.Store and store.Elector.
@@ -131,21 +135,25 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.conns = newConnPool(cfg.GRPCDialOptions)
 
 	var joinInfo *storagev1.InfoResponse
+	join := cfg.Join
 	switch {
 	case len(cfg.Join) > 0 && meta.ClusterID != "":
 		// A restart: the cluster may be restarting too. Check once that the join address is
 		// of this cluster; if none answers, start from the data dir and re-announce this
 		// replica in the background (the peers refuse a request of another cluster).
-		joinInfo, err = s.infoOnce(ctx, cfg.Join)
+		joinInfo, _, err = s.infoOnce(ctx, cfg.Join)
 		if err != nil {
 			s.log.Warn("no --join address answers; restarting from the data dir and re-announcing this replica in the background", "err", err)
 		}
 	case len(cfg.Join) > 0:
-		joinInfo, err = s.infoAny(ctx, cfg.Join)
+		var from string
+		joinInfo, from, err = s.infoAny(ctx, cfg.Join)
 		if err != nil {
 			s.conns.close()
 			return nil, err
 		}
+		// Ask the address that answered first: the others may be stale or still starting.
+		join = append([]string{from}, slices.DeleteFunc(slices.Clone(join), func(a string) bool { return a == from })...)
 	}
 	if joinInfo != nil {
 		if meta.ClusterID != "" && meta.ClusterID != joinInfo.GetClusterId() {
@@ -196,7 +204,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 		join := func(ctx context.Context) error {
-			_, err := s.joinVia(ctx, cfg.Join, &storagev1.JoinRequest{Id: id, Address: cfg.Advertise})
+			// With the cluster ID: a replica of another cluster among the addresses refuses.
+			_, err := s.joinVia(ctx, join, &storagev1.JoinRequest{Id: id, Address: cfg.Advertise, ClusterId: s.clusterID})
 			return err
 		}
 		if err := backoff.Retry(ctx, cfg.JoinTimeout, joinAttemptTimeout+cfg.ApplyTimeout, s.logJoinWait("be added to the cluster"), join); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testnet"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -649,5 +650,85 @@ func TestRemoveWithAStaleCheckedConfigurationIsRefused(t *testing.T) {
 	// Checked against the current configuration, the removal goes ahead.
 	if members, err = c.nodes[li].st.Remove(ctx, c.nodes[f1].st.ID(), now); err != nil || len(members) != 1 {
 		t.Fatalf("removal checked as %s (current): %v %v", now, members, err)
+	}
+}
+
+// foreignCluster starts a one-replica cluster with a CA of its own: a stale --join address
+// where another cluster's controller now runs.
+func foreignCluster(t *testing.T) *cluster {
+	t.Helper()
+	ca, err := pki.NewCA("another-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, net: testnet.New(), ca: ca}
+	t.Cleanup(c.closeAll)
+	c.nodes = []*node{{dir: t.TempDir()}}
+	if err := c.start(c.nodes[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStable()
+	return c
+}
+
+// A --join list whose first address is stale (another cluster's controller answers there)
+// still joins through the next address.
+func TestJoinSkipsAForeignAddressAndJoinsThroughTheNext(t *testing.T) {
+	a := newCluster(t, 1, nil)
+	b := foreignCluster(t)
+	a.cfgFn = func(cfg *Config) { cfg.JoinTimeout = time.Minute }
+	nd := &node{dir: t.TempDir()}
+	a.nodes = append(a.nodes, nd)
+	start := time.Now()
+	if err := a.start(nd, []string{b.nodes[0].addr, a.nodes[0].addr}); err != nil {
+		t.Fatalf("join with a foreign first address: %v", err)
+	}
+	if nd.st.ClusterID() != a.nodes[0].st.ClusterID() {
+		t.Fatalf("joined cluster %s, want %s", nd.st.ClusterID(), a.nodes[0].st.ClusterID())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("join took %v", took)
+	}
+}
+
+// Only a foreign cluster's address: waiting cannot help, so the join fails at once (not
+// after --join-timeout) with one line naming the address and what to check.
+func TestJoinAForeignClusterFailsAtOnce(t *testing.T) {
+	a := newCluster(t, 1, nil)
+	b := foreignCluster(t)
+	a.cfgFn = func(cfg *Config) { cfg.JoinTimeout = time.Minute }
+	nd := &node{dir: t.TempDir()}
+	start := time.Now()
+	err := a.start(nd, []string{b.nodes[0].addr})
+	took := time.Since(start)
+	if !errors.Is(err, ErrJoinRefused) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), b.nodes[0].addr) || !strings.Contains(err.Error(), "check --join") {
+		t.Fatalf("join of a foreign cluster: got %v, want one ErrJoinRefused line naming %s and --join", err, b.nodes[0].addr)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("the refused join took %v (--join-timeout 1m)", took)
+	}
+	if _, serr := os.Stat(filepath.Join(nd.dir, "member.json")); !os.IsNotExist(serr) {
+		t.Fatalf("refused join left a member file: %v", serr)
+	}
+	t.Logf("refused in %v: %v", took, err)
+}
+
+// A new replica with the leader's name is a conflict, not a stale entry of the leader: the
+// join is refused at once and the leader stays.
+func TestJoinWithTheLeadersNameIsRefusedAtOnce(t *testing.T) {
+	a := newCluster(t, 2, func(cfg *Config) { cfg.JoinTimeout = time.Minute })
+	li := a.leader()
+	leaderID := a.nodes[li].st.ID()
+	a.cfgFn = func(cfg *Config) { cfg.JoinTimeout = time.Minute; cfg.ID = leaderID }
+	nd := &node{dir: t.TempDir()}
+	start := time.Now()
+	// Through the follower: the leader's refusal must come back through the forwarding.
+	err := a.start(nd, []string{a.nodes[1-li].addr})
+	if !errors.Is(err, ErrJoinRefused) || !strings.Contains(err.Error(), "--name") || time.Since(start) > 10*time.Second {
+		t.Fatalf("join with the leader's name: got %v after %v, want a refusal naming --name at once", err, time.Since(start))
+	}
+	members, err := a.nodes[li].st.Members()
+	if err != nil || len(members) != 2 {
+		t.Fatalf("members after the refused join: %v %v", members, err)
 	}
 }

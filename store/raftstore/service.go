@@ -287,8 +287,13 @@ func (s *Store) changeMembershipLocal(ctx context.Context, req any) ([]*storagev
 			if srv.ID == id || srv.Address == addr {
 				// A stale entry: the same ID at a new address, or a new ID at an old address
 				// (a replica that lost its data dir). Remove it before adding the new one.
+				// Never the leader itself: a new replica with the leader's name or address
+				// is a conflict, not a stale entry.
 				if srv.ID == raft.ServerID(s.id) && srv.ID != id {
-					return nil, status.Errorf(codes.FailedPrecondition, "address %s belongs to the leader %s; give the new replica its own address", addr, s.id)
+					return nil, status.Errorf(codes.AlreadyExists, "address %s belongs to the leader %s; give the new replica its own --advertise-address", addr, s.id)
+				}
+				if srv.ID == raft.ServerID(s.id) {
+					return nil, status.Errorf(codes.AlreadyExists, "replica name %s is the leader's (at %s); give the new replica its own --name, or none", id, srv.Address)
 				}
 				if err := waitFuture(ctx, s.raft.RemoveServer(srv.ID, 0, timeout)); err != nil {
 					return nil, status.Errorf(codes.Unavailable, "remove stale member %s (%s): %v", srv.ID, srv.Address, err)
@@ -346,36 +351,43 @@ const joinAttemptTimeout = 5 * time.Second
 
 // infoAny asks the join addresses in turn who they are, retrying with backoff until one
 // answers or Config.JoinTimeout passes (a cluster started at the same time may not be up
-// yet); each wait is logged in one line.
-func (s *Store) infoAny(ctx context.Context, addrs []string) (*storagev1.InfoResponse, error) {
+// yet); each wait is logged in one line. It fails at once when every address refuses for
+// good (JoinErrorPermanent). It returns the answering address too.
+func (s *Store) infoAny(ctx context.Context, addrs []string) (*storagev1.InfoResponse, string, error) {
 	var resp *storagev1.InfoResponse
+	var from string
 	err := backoff.Retry(ctx, s.cfg.JoinTimeout, joinAttemptTimeout*time.Duration(len(addrs)), s.logJoinWait("reach a --join address"), func(ctx context.Context) error {
 		var err error
-		resp, err = s.infoOnce(ctx, addrs)
+		resp, from, err = s.infoOnce(ctx, addrs)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v); check the --join address and that a deckhand-controller is running there, or allow more time with --join-timeout", ErrJoinUnreachable, err)
+	if backoff.IsPermanent(err) {
+		return nil, "", fmt.Errorf("%w: no --join address is a controller of a cluster this replica can join (%v); check --join and the controller's --ca-cert-hash", ErrJoinRefused, err)
 	}
-	return resp, nil
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (%v); check the --join address and that a deckhand-controller is running there, or allow more time with --join-timeout", ErrJoinUnreachable, err)
+	}
+	return resp, from, nil
 }
 
-func (s *Store) infoOnce(ctx context.Context, addrs []string) (*storagev1.InfoResponse, error) {
-	var errs []string
+// infoOnce asks every join address in turn until one answers; the error is a
+// backoff.Round's (permanent only when every address refused for good).
+func (s *Store) infoOnce(ctx context.Context, addrs []string) (*storagev1.InfoResponse, string, error) {
+	var round backoff.Round
 	for _, a := range addrs {
 		cctx, cancel := context.WithTimeout(ctx, joinAttemptTimeout)
 		resp, err := s.conns.client(a).Info(cctx, &storagev1.InfoRequest{})
 		cancel()
 		if err == nil {
 			if resp.GetClusterId() == "" {
-				errs = append(errs, fmt.Sprintf("%s: replica has not finished starting", a))
+				round.Fail(a, errors.New("replica has not finished starting"), false)
 				continue
 			}
-			return resp, nil
+			return resp, a, nil
 		}
-		errs = append(errs, fmt.Sprintf("%s: %s", a, status.Convert(err).Message()))
+		round.Fail(a, errors.New(status.Convert(err).Message()), JoinErrorPermanent(err))
 	}
-	return nil, errors.New(strings.Join(errs, "; "))
+	return nil, "", round.Err()
 }
 
 func (s *Store) logJoinWait(step string) func(int, time.Duration, error) {
@@ -384,29 +396,25 @@ func (s *Store) logJoinWait(step string) func(int, time.Duration, error) {
 	}
 }
 
-// joinVia asks the first answering join address to add this replica. An answer that
-// waiting cannot change (another cluster, a refused request) is backoff.Permanent.
+// joinVia asks the join addresses in turn to add this replica, until one does. It fails
+// permanently only when every address refused for good (JoinErrorPermanent: another
+// cluster, a name or address taken); a stale or foreign address among them is skipped.
 func (s *Store) joinVia(ctx context.Context, addrs []string, req *storagev1.JoinRequest) (*storagev1.JoinResponse, error) {
-	var errs []string
-	permanent := false
+	var round backoff.Round
 	for _, a := range addrs {
 		cctx, cancel := context.WithTimeout(ctx, joinAttemptTimeout+s.cfg.ApplyTimeout)
-		resp, err := s.conns.client(a).Join(cctx, req, grpc.WaitForReady(true))
+		resp, err := s.conns.client(a).Join(cctx, req)
 		cancel()
 		if err == nil {
 			return resp, nil
 		}
-		switch status.Code(err) {
-		case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists:
-			permanent = true
-		}
-		errs = append(errs, fmt.Sprintf("%s: %s", a, status.Convert(err).Message()))
+		round.Fail(a, errors.New(status.Convert(err).Message()), JoinErrorPermanent(err))
 	}
-	err := fmt.Errorf("join cluster through %s: %s", strings.Join(addrs, ","), strings.Join(errs, "; "))
-	if permanent {
-		return nil, backoff.Permanent(err)
+	err := round.Err()
+	if backoff.IsPermanent(err) {
+		return nil, backoff.Permanent(fmt.Errorf("%w: join cluster through %s: %v", ErrJoinRefused, strings.Join(addrs, ","), err))
 	}
-	return nil, err
+	return nil, fmt.Errorf("join cluster through %s: %w", strings.Join(addrs, ","), err)
 }
 
 // rejoin re-announces this replica's address after a restart, until it succeeds.
