@@ -179,9 +179,16 @@ func TestACompromisedAgentCannotSinkTheControllers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs, err := tasks.GetTaskLogs(ctx, &apiv1.GetTaskLogsRequest{Id: "flooded"}, grpc.MaxCallRecvMsgSize(1<<30))
-	if err != nil {
-		t.Fatal(err)
+	logs := &apiv1.GetTaskLogsResponse{}
+	for token := ""; ; {
+		page, err := tasks.GetTaskLogs(ctx, &apiv1.GetTaskLogsRequest{Id: "flooded", PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.Events = append(logs.Events, page.GetEvents()...)
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
 	}
 	logBytes := 0
 	for _, ev := range logs.GetEvents() {

@@ -3,6 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -103,10 +106,17 @@ func (s *TaskServer) CancelTask(ctx context.Context, req *apiv1.CancelTaskReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.CancelTaskResponse{Task: rec}, nil
+	return &apiv1.CancelTaskResponse{Task: withoutArtifact(redact(ctx, rec))}, nil
 }
 
+// GetTaskLogs returns a page of a task's log: a task keeps up to sessions.MaxTaskLogBytes
+// per replica, as much as gRPC's default message limit, so a log comes in pages of at most
+// MaxPageBytes.
 func (s *TaskServer) GetTaskLogs(ctx context.Context, req *apiv1.GetTaskLogsRequest) (*apiv1.GetTaskLogsResponse, error) {
+	pg, err := newLogPage("task_logs", req.GetId(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, invalid(err)
+	}
 	if _, _, err := s.Tasks.Get(ctx, req.GetId()); err != nil {
 		return nil, toStatus(err)
 	}
@@ -114,7 +124,35 @@ func (s *TaskServer) GetTaskLogs(ctx context.Context, req *apiv1.GetTaskLogsRequ
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.GetTaskLogsResponse{Events: evs}, nil
+	out, next := take(pg, evs, logKeys(evs))
+	return &apiv1.GetTaskLogsResponse{Events: out, NextPageToken: next}, nil
+}
+
+// logKeys sorts a log's events (of one task or of a workflow's tasks) by their page key and
+// returns it: time, then task, then order among that task's events of the same time. Events
+// are stored by time too, so one recorded after a page was read sorts after it, unless its
+// agent's clock went back.
+func logKeys(evs []*taskv1.TaskEvent) func(*taskv1.TaskEvent) string {
+	keys := make(map[*taskv1.TaskEvent]string, len(evs))
+	ties := map[string]int{}
+	for _, ev := range evs {
+		// Offset so that times before 1970 sort too.
+		k := fmt.Sprintf("%020d\x00%s\x00", uint64(ev.GetTime().AsTime().UnixNano())+1<<63, ev.GetTaskId())
+		keys[ev] = fmt.Sprintf("%s%06d", k, ties[k])
+		ties[k]++
+	}
+	slices.SortStableFunc(evs, func(a, b *taskv1.TaskEvent) int { return strings.Compare(keys[a], keys[b]) })
+	return func(ev *taskv1.TaskEvent) string { return keys[ev] }
+}
+
+// newLogPage is newPage for a log: page_size 0 means as many events as fit in MaxPageBytes
+// (a log has many small events; DefaultPageSize would take hundreds of calls).
+func newLogPage(list, filter string, size int32, token string) (*page, error) {
+	pg, err := newPage(list, filter, size, token)
+	if err == nil && size == 0 {
+		pg.size = math.MaxInt
+	}
+	return pg, err
 }
 
 // WatchTask streams the events recorded so far, then new ones and record changes, until

@@ -90,12 +90,19 @@ func (s *WorkflowServer) GetCluster(ctx context.Context, _ *apiv1.GetClusterRequ
 	return &apiv1.GetClusterResponse{Cluster: c}, nil
 }
 
+// GetWorkflowLogs returns a page of the logs of a workflow's tasks (each up to
+// sessions.MaxTaskLogBytes), in pages of at most MaxPageBytes, in time order.
 func (s *WorkflowServer) GetWorkflowLogs(ctx context.Context, req *apiv1.GetWorkflowLogsRequest) (*apiv1.GetWorkflowLogsResponse, error) {
+	pg, err := newLogPage("workflow_logs", req.GetId()+"\x00"+req.GetNode(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, invalid(err)
+	}
 	evs, _, err := s.Workflows.Logs(ctx, req.GetId(), req.GetNode())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &apiv1.GetWorkflowLogsResponse{Events: evs}, nil
+	out, next := take(pg, evs, logKeys(evs))
+	return &apiv1.GetWorkflowLogsResponse{Events: out, NextPageToken: next}, nil
 }
 
 // WatchWorkflow sends the workflow, then every change of it and every task event of its

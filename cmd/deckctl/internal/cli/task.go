@@ -182,7 +182,12 @@ func newTaskCmd(o *options) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewTaskServiceClient(cc).GetTaskLogs(ctx, &apiv1.GetTaskLogsRequest{Id: args[0]})
+				resp := &apiv1.GetTaskLogsResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := apiv1.NewTaskServiceClient(cc).GetTaskLogs(ctx, &apiv1.GetTaskLogsRequest{Id: args[0], PageToken: token})
+					resp.Events = append(resp.Events, page.GetEvents()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

@@ -347,7 +347,12 @@ func newLogsCmd(o *options) *cobra.Command {
 				return o.followLogs(args[0], node)
 			}
 			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
-				resp, err := apiv1.NewWorkflowServiceClient(cc).GetWorkflowLogs(ctx, &apiv1.GetWorkflowLogsRequest{Id: args[0], Node: node})
+				resp := &apiv1.GetWorkflowLogsResponse{}
+				err := allPages(func(token string) (string, error) {
+					page, err := apiv1.NewWorkflowServiceClient(cc).GetWorkflowLogs(ctx, &apiv1.GetWorkflowLogsRequest{Id: args[0], Node: node, PageToken: token})
+					resp.Events = append(resp.Events, page.GetEvents()...)
+					return page.GetNextPageToken(), err
+				})
 				if err != nil {
 					return err
 				}

@@ -664,8 +664,14 @@ func (*WatchTaskResponse_Event) isWatchTaskResponse_Update() {}
 func (*WatchTaskResponse_Task) isWatchTaskResponse_Update() {}
 
 type GetTaskLogsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Most events to return; 0 means as many as fit in the page, more than 1000 means 1000.
+	// A page stops before 2 MiB (a task's log can be larger than a gRPC message). Events
+	// come in the order they were recorded.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, for the same task; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,9 +713,25 @@ func (x *GetTaskLogsRequest) GetId() string {
 	return ""
 }
 
+func (x *GetTaskLogsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetTaskLogsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type GetTaskLogsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*v1.TaskEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*v1.TaskEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +771,13 @@ func (x *GetTaskLogsResponse) GetEvents() []*v1.TaskEvent {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *GetTaskLogsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_deckhand_api_v1_task_proto protoreflect.FileDescriptor
@@ -795,11 +824,15 @@ const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"\x11WatchTaskResponse\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1b.deckhand.task.v1.TaskEventH\x00R\x05event\x121\n" +
 	"\x04task\x18\x02 \x01(\v2\x1b.deckhand.api.v1.TaskRecordH\x00R\x04taskB\b\n" +
-	"\x06update\"$\n" +
+	"\x06update\"`\n" +
 	"\x12GetTaskLogsRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"J\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
 	"\x13GetTaskLogsResponse\x123\n" +
-	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events2\x8d\x04\n" +
+	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x8d\x04\n" +
 	"\vTaskService\x12U\n" +
 	"\n" +
 	"CreateTask\x12\".deckhand.api.v1.CreateTaskRequest\x1a#.deckhand.api.v1.CreateTaskResponse\x12L\n" +

@@ -1897,7 +1897,13 @@ type GetWorkflowLogsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Only this node's tasks, empty for all.
-	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// Most events to return; 0 means as many as fit in the page, more than 1000 means 1000.
+	// A page stops before 2 MiB. Events come in time order (then by task).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same id and node; empty for the first
+	// page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1946,9 +1952,25 @@ func (x *GetWorkflowLogsRequest) GetNode() string {
 	return ""
 }
 
+func (x *GetWorkflowLogsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetWorkflowLogsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type GetWorkflowLogsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*v1.TaskEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*v1.TaskEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1988,6 +2010,13 @@ func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *GetWorkflowLogsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_deckhand_api_v1_workflow_proto protoreflect.FileDescriptor
@@ -2121,12 +2150,16 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x15WatchWorkflowResponse\x127\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowH\x00R\bworkflow\x123\n" +
 	"\x05event\x18\x02 \x01(\v2\x1b.deckhand.task.v1.TaskEventH\x00R\x05eventB\b\n" +
-	"\x06update\"<\n" +
+	"\x06update\"x\n" +
 	"\x16GetWorkflowLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04node\x18\x02 \x01(\tR\x04node\"N\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"v\n" +
 	"\x17GetWorkflowLogsResponse\x123\n" +
-	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events*\xbe\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xbe\x01\n" +
 	"\rWorkflowState\x12\x1e\n" +
 	"\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16WORKFLOW_STATE_PENDING\x10\x01\x12\x1a\n" +
