@@ -75,7 +75,7 @@ func TestSecurityLimitsMatchTheCode(t *testing.T) {
 		{"failed `Enroll` / `FetchCA` calls", []string{fmt.Sprintf("burst %d per source", api.PublicFailureBurst), fmt.Sprintf("refilled %d per minute", api.PublicFailuresPerMinute), count(api.MaxTrackedSources) + " sources"}},
 		{"an error message returned to a caller", []string{size(api.MaxStatusMessage)}},
 		{"one value or message in a log line", []string{size(bounded.MaxLogValue)}},
-		{"a list page (nodes, tasks, workflows)", []string{fmt.Sprintf("%d items by default", api.DefaultPageSize), count(api.MaxPageSize) + " at most", size(api.MaxPageBytes), fmt.Sprintf("cut at %d bytes", api.SummaryMaxString), fmt.Sprintf("lists at %d entries", api.SummaryMaxList)}},
+		{"a list page (nodes, tasks, workflows, task and workflow logs)", []string{fmt.Sprintf("%d items by default", api.DefaultPageSize), count(api.MaxPageSize) + " at most", size(api.MaxPageBytes), fmt.Sprintf("cut at %d bytes", api.SummaryMaxString), fmt.Sprintf("lists at %d entries", api.SummaryMaxList)}},
 		{"finished task records", []string{fmt.Sprintf("(%d days)", int(tasks.DefaultRetentionPeriod/(24*time.Hour))), "(" + count(tasks.DefaultRetentionCount) + ")"}},
 	} {
 		line, ok := rows[c.row]
