@@ -123,3 +123,28 @@ func TestARemovedDeadReplicaStopsWhenItComesBack(t *testing.T) {
 		t.Fatalf("restart of a removed replica: %v", err)
 	}
 }
+
+// Whether a replica is healthy is the leader's view: a follower that only the serving
+// replica cannot reach still has the leader's heartbeats (and counts for the quorum), so
+// removing it without --force is refused.
+func TestRemovalJudgesHealthFromTheLeader(t *testing.T) {
+	c := testcluster.New(t, 3)
+	leader := c.WaitLeader()
+	serving, target := (leader+1)%3, (leader+2)%3
+	c.Net.Block(c.Controllers[serving].Addr, c.Controllers[target].Addr, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := apiv1.NewMemberServiceClient(c.ClientTo(serving)).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: c.Controllers[target].ID()})
+	refusedFor(t, err, api.RiskHealthy)
+	if !strings.Contains(status.Convert(err).Message(), "reachable from "+c.Controllers[leader].ID()) {
+		t.Fatalf("the refusal should say the leader %s reaches it: %v", c.Controllers[leader].ID(), err)
+	}
+	// Cut from the leader too, it is unreachable in the leader's view: no --force needed.
+	c.Net.Block(c.Controllers[leader].Addr, c.Controllers[target].Addr, true)
+	testcluster.WaitFor(t, 15*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := apiv1.NewMemberServiceClient(c.ClientTo(serving)).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: c.Controllers[target].ID()})
+		return err
+	})
+}

@@ -27,8 +27,11 @@ type MemberList struct {
 	ClusterID string
 	LeaderID  string
 	ServedBy  string
-	Store     string
-	Members   []Member
+	// HealthFrom is the replica whose view Member.Unreachable is: the leader's when it
+	// could be asked, else ServedBy's. Empty means ServedBy.
+	HealthFrom string
+	Store      string
+	Members    []Member
 	// ConfigVersion identifies the configuration Members was read from (opaque; empty when
 	// the store has none). RemoveMember is given it back and refuses with
 	// ErrMembershipChanged when the configuration is no longer that one.
@@ -169,7 +172,11 @@ func RemovalRisks(list MemberList, id string) (checks, why []string) {
 		why = append(why, "it is the leader (removing it forces an election while it keeps answering until it notices)")
 	} else if !target.Unreachable {
 		checks = append(checks, RiskHealthy)
-		why = append(why, fmt.Sprintf("it is healthy (%s, reachable from %s)", strings.ToLower(memberState(*target).String()[len("MEMBER_STATE_"):]), list.ServedBy))
+		from := list.HealthFrom
+		if from == "" {
+			from = list.ServedBy
+		}
+		why = append(why, fmt.Sprintf("it is healthy (%s, reachable from %s)", strings.ToLower(memberState(*target).String()[len("MEMBER_STATE_"):]), from))
 	}
 	// With --store etcd the quorum is etcd's: the controllers are not voters of anything.
 	if majority := voters/2 + 1; list.Store == "raft" && healthyOthers < majority {

@@ -64,6 +64,7 @@ type Store struct {
 	conns *connPool
 
 	memberMu sync.Mutex // serialises membership changes on the leader (changeMembershipLocal)
+	beats    heartbeats // the leader's view of its followers (health.go)
 
 	mu        sync.Mutex
 	lead      *leaderState  // non-nil while this replica is the raft leader
@@ -222,7 +223,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("bootstrap cluster in %s: %w", cfg.Dir, err)
 		}
 	}
-	s.wg.Add(2)
+	beatCh := make(chan raft.Observation, heartbeatObservations)
+	s.raft.RegisterObserver(raft.NewObserver(beatCh, false, heartbeatFilter))
+	s.wg.Add(3)
+	go s.watchHeartbeats(beatCh)
 	go s.watchLeadership()
 	go s.watchRemoval(wasMember, joined)
 	if err := writeMember(cfg.Dir, memberFile{ClusterID: s.clusterID, ID: id, Store: "raft"}); err != nil {
@@ -380,6 +384,7 @@ func (s *Store) watchLeadership() {
 				s.lead = nil
 			}
 			if isLeader && !s.closed {
+				s.beats.reset() // a new term's replication reports afresh
 				ctx, cancel := context.WithCancel(context.Background())
 				s.lead = &leaderState{ctx: ctx, cancel: cancel, ready: make(chan struct{})}
 				s.wg.Add(1)

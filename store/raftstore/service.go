@@ -155,6 +155,9 @@ func (s *Store) Info() *storagev1.InfoResponse {
 	}
 	if f := s.raft.GetConfiguration(); f.Error() == nil {
 		resp.Members = membersOf(f.Configuration())
+		if s.raft.State() == raft.Leader {
+			resp.UnreachableIds = s.beats.unreachable(f.Configuration())
+		}
 	}
 	return resp
 }

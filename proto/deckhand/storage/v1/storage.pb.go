@@ -1545,11 +1545,14 @@ type InfoResponse struct {
 	LeaderAddress string                 `protobuf:"bytes,4,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
 	Members       []*Member              `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
 	// Raft state of the answering replica: "Leader", "Follower", "Candidate".
-	State         string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	AppliedIndex  uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LastLogIndex  uint64 `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	State        string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastLogIndex uint64 `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	// From the leader only: the members its raft heartbeats do not reach (the leader's view
+	// of their health, which decides whether removing one needs --force). Empty on followers.
+	UnreachableIds []string `protobuf:"bytes,9,rep,name=unreachable_ids,json=unreachableIds,proto3" json:"unreachable_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -1636,6 +1639,13 @@ func (x *InfoResponse) GetLastLogIndex() uint64 {
 		return x.LastLogIndex
 	}
 	return 0
+}
+
+func (x *InfoResponse) GetUnreachableIds() []string {
+	if x != nil {
+		return x.UnreachableIds
+	}
+	return nil
 }
 
 // Member is one replica in the raft configuration.
@@ -1788,7 +1798,7 @@ const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\x0echecked_config\x18\x02 \x01(\tR\rcheckedConfig\"G\n" +
 	"\x0eRemoveResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.deckhand.storage.v1.MemberR\amembers\"\r\n" +
-	"\vInfoRequest\"\x99\x02\n" +
+	"\vInfoRequest\"\xc2\x02\n" +
 	"\fInfoResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x0e\n" +
@@ -1798,7 +1808,8 @@ const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\amembers\x18\x05 \x03(\v2\x1b.deckhand.storage.v1.MemberR\amembers\x12\x14\n" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12$\n" +
-	"\x0elast_log_index\x18\b \x01(\x04R\flastLogIndex\"s\n" +
+	"\x0elast_log_index\x18\b \x01(\x04R\flastLogIndex\x12'\n" +
+	"\x0funreachable_ids\x18\t \x03(\tR\x0eunreachableIds\"s\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12?\n" +
