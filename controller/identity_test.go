@@ -321,7 +321,9 @@ func TestRenewalsFromOneCertificateAreBounded(t *testing.T) {
 	}
 	writes := nodeVersion(t, c, "node-1") - before
 	t.Logf("50 renewals: %d signed, %d refused, %d node record writes", ok, limited, writes)
-	if ok > 4 || limited < 46 || writes > 4 {
+	// Each signed renewal writes the record once; the stopped agent's liveness transitions
+	// (NotReady, Lost) may write it too.
+	if ok > 4 || limited < 46 || writes > int64(ok)+2 {
 		t.Fatalf("50 renewals from one certificate: %d signed, %d refused, %d node record writes; want at most a few", ok, limited, writes)
 	}
 	if n, err := c.Metric(0, "deckhand_agent_messages_dropped_total", "reason", "renewal_rate"); err != nil || n < float64(limited) {
