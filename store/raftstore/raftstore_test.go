@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,19 +252,23 @@ func TestJoinReplacesStaleMemberAndRemove(t *testing.T) {
 	if newID == oldID {
 		t.Fatal("fresh data dir reused the old ID")
 	}
-	members, err := c.nodes[0].st.Members()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, m := range members {
-		ids = append(ids, m.GetId())
-		if m.GetId() == oldID {
-			t.Fatalf("stale member %s still in configuration: %v", oldID, members)
-		}
-	}
-	if len(members) != 3 {
-		t.Fatalf("members %v, want 3", ids)
+	// Every replica's configuration (read locally, so a follower or the new replica may lag
+	// behind the leader for a moment) ends with the new ID in place of the stale one.
+	for i := range c.nodes {
+		waitFor(t, 10*time.Second, func() error {
+			members, err := c.nodes[i].st.Members()
+			if err != nil {
+				return err
+			}
+			var ids []string
+			for _, m := range members {
+				ids = append(ids, m.GetId())
+			}
+			if slices.Contains(ids, oldID) || !slices.Contains(ids, newID) || len(ids) != 3 {
+				return fmt.Errorf("replica %d sees members %v; want 3 with %s and without the stale %s", i, ids, newID, oldID)
+			}
+			return nil
+		})
 	}
 	if err := putVal(ctx, c.nodes[victim].st, "/after-replace", "x"); err != nil {
 		t.Fatal(err)
@@ -271,7 +276,7 @@ func TestJoinReplacesStaleMemberAndRemove(t *testing.T) {
 	// Remove a follower through another follower (forwarded to the leader).
 	li := c.leader()
 	f1, f2 := (li+1)%3, (li+2)%3
-	members, err = c.nodes[f1].st.Remove(ctx, c.nodes[f2].st.ID(), "")
+	members, err := c.nodes[f1].st.Remove(ctx, c.nodes[f2].st.ID(), "")
 	if err != nil {
 		t.Fatalf("remove: %v", err)
 	}
