@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Lab tooling: builds a real Kubernetes kit from the Go module proxy and prints the kit
+# directory as the last line of stdout (progress goes to stderr, one line per binary).
+#
+#   scripts/k8s.sh [VERSION]     # default v1.33.13
+#
+# The kit is static (CGO_ENABLED=0) binaries:
+#   kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy
+#     (ONE go build, so the packages they share compile once),
+#   etcd      (the tag kubeadm VERSION lists as DefaultEtcdVersion, e.g. 3.5.24 for v1.33),
+#   coredns   (kubeadm's CoreDNSVersion, e.g. v1.12.0),
+#   pause     (scripts/k8skit/pause, a tiny reaper; kubeadm's PauseVersion).
+# scripts/k8skit packs them into images under the names kubeadm lists.
+#
+# Cache: ${DECKHAND_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deckhand/kit}/
+#   k8s-VERSION-etcd-V-coredns-V-GOVERSION/, outside the checkout, so a fresh clone reuses it.
+# Idempotent: a complete kit (every binary present and reporting its version) returns at
+# once. Safe to run concurrently: a flock per kit serializes builders, and binaries are
+# built in a temporary directory and renamed into place.
+#
+# Cost: about 10 minutes the first time on 2 cores (GOCACHE grows by ~4 GB, the module
+# cache by ~2.5 GB); ~580 MB of binaries. Network: the Go module proxy only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+version=${1:-v1.33.13}
+if ! [[ $version =~ ^v1\.([0-9]+)\.([0-9]+)$ ]]; then
+  echo "k8s.sh: VERSION must look like v1.33.13, got \"$version\"" >&2
+  exit 2
+fi
+minor=${BASH_REMATCH[1]}
+patch=${BASH_REMATCH[2]}
+if ! command -v go >/dev/null; then
+  echo "k8s.sh: go is not in PATH; it builds Kubernetes $version from the Go module proxy" >&2
+  exit 1
+fi
+
+# The proxy list without "direct" or "off", so nothing is fetched from a VCS host.
+proxy=$(go env GOPROXY | tr ',|' '\n\n' | grep -Ev '^(direct|off)?$' | paste -sd, - || true)
+export GOPROXY=${proxy:-https://proxy.golang.org}
+export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0
+say() { echo "k8s.sh: $*" >&2; }
+
+# kubeadm's own constants name the etcd, CoreDNS and pause versions it pulls.
+k8sdir=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+consts=$k8sdir/cmd/kubeadm/app/constants/constants.go
+if [ ! -s "$consts" ]; then
+  say "could not download k8s.io/kubernetes@$version from $GOPROXY (no $consts)"
+  exit 1
+fi
+constant() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\"\(.*\)\"/\1/p" "$consts" | head -1; }
+etcd=$(constant DefaultEtcdVersion)
+etcd=${etcd%-*}   # "3.5.24-0" -> "3.5.24"
+coredns=$(constant CoreDNSVersion)
+pause=$(constant PauseVersion)
+if [ -z "$etcd" ] || [ -z "$coredns" ] || [ -z "$pause" ]; then
+  say "could not read DefaultEtcdVersion/CoreDNSVersion/PauseVersion from $consts"
+  exit 1
+fi
+gover=$(go env GOVERSION)
+root=${DECKHAND_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deckhand/kit}
+kit=$root/k8s-$version-etcd-v$etcd-coredns-$coredns-$gover
+
+k8sbins="kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy"
+
+# reports BIN: the version line the binary prints.
+reports() {
+  local b=$kit/$1
+  [ -x "$b" ] || return 1
+  case $1 in
+  kubeadm) "$b" version -o short ;;
+  kubectl) "$b" version --client 2>/dev/null | sed -n 's/^Client Version: //p' ;;
+  etcd) "$b" --version | sed -n 's/^etcd Version: //p' ;;
+  coredns) "$b" -version | sed -n 's/^CoreDNS-//p' | head -1 ;;
+  pause) "$b" --version | sed -n 's/^pause //p' ;;
+  *) "$b" --version | sed -n 's/^Kubernetes //p' ;;
+  esac 2>/dev/null
+}
+want() {
+  case $1 in
+  etcd) echo "$etcd" ;;
+  coredns) echo "${coredns#v}" ;;
+  pause) echo "$pause" ;;
+  *) echo "$version" ;;
+  esac
+}
+good() { [ "$(reports "$1")" = "$(want "$1")" ]; }
+complete() {
+  local b
+  for b in $k8sbins etcd coredns pause; do good "$b" || return 1; done
+}
+
+if complete; then
+  echo "$kit"
+  exit 0
+fi
+mkdir -p "$kit/src"
+exec 9>"$kit/.lock"
+if ! flock -n 9; then
+  say "another k8s.sh is building $kit; waiting for it"
+  flock 9
+fi
+if complete; then # another process built it while we waited for the lock
+  echo "$kit"
+  exit 0
+fi
+
+tmp=$(mktemp -d "$kit/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+total=$(date +%s)
+say "building the Kubernetes $version kit (etcd $etcd, CoreDNS $coredns, pause $pause) into $kit"
+say "about 10 minutes the first time on 2 cores; later runs reuse the kit"
+
+place() { # place BIN: check the freshly built binary reports its version, then rename it in.
+  local got
+  got=$(kit=$tmp reports "$1" || true)
+  if [ "$got" != "$(want "$1")" ]; then
+    say "built $1 reports \"$got\", want \"$(want "$1")\""
+    exit 1
+  fi
+  chmod 0755 "$tmp/$1"
+  mv -f "$tmp/$1" "$kit/$1"
+  say "$1 $(want "$1") ready ($(($(stat -c %s "$kit/$1") / 1048576)) MiB, $(($(date +%s) - start)) s)"
+}
+
+# --- Kubernetes: a scratch module requiring k8s.io/kubernetes with every staging module
+# replaced by its published v0.<minor>.<patch> (k8s.io/kubernetes's go.mod replaces them
+# with local paths, so it cannot be built from the proxy as it is).
+missing=""
+for b in $k8sbins; do good "$b" || missing="$missing $b"; done
+if [ -n "$missing" ]; then
+  start=$(date +%s)
+  gomod=$k8sdir/go.mod
+  staging=$(awk '
+    /^replace[[:space:]]*\(/ { inblock = 1; next }
+    inblock && /^\)/         { inblock = 0; next }
+    inblock                  { if ($2 == "=>" && $3 ~ /^\.\/staging\//) print $1; next }
+    /^replace[[:space:]]/    { if ($3 == "=>" && $4 ~ /^\.\/staging\//) print $2 }
+  ' "$gomod")
+  if [ -z "$staging" ]; then
+    say "found no staging replacements in $gomod"
+    exit 1
+  fi
+  mkdir -p "$kit/src/k8s"
+  {
+    printf 'module deckhand.local/k8s-kit\n\ngo 1.24.0\n\n'
+    sed -n 's/^godebug /godebug /p' "$gomod" # keep k8s.io/kubernetes's runtime behaviour
+    printf '\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$version"
+    for m in $staging; do printf '\t%s => %s v0.%s.%s\n' "$m" "$m" "$minor" "$patch"; done
+    printf ')\n'
+  } >"$kit/src/k8s/go.mod"
+  say "building$missing in one go build ($(echo "$staging" | wc -l) staging modules at v0.$minor.$patch; about 6-10 minutes cold, 20 s warm) ..."
+  pkgs=""
+  for b in $missing; do pkgs="$pkgs k8s.io/kubernetes/cmd/$b"; done
+  v=k8s.io/component-base/version
+  # shellcheck disable=SC2086
+  (cd "$kit/src/k8s" && go build -trimpath -o "$tmp/" -ldflags "-s -w \
+    -X $v.gitVersion=$version -X $v.gitMajor=1 -X $v.gitMinor=$minor \
+    -X $v.gitTreeState=clean -X $v.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)" $pkgs)
+  for b in $missing; do place "$b"; done
+fi
+
+# --- etcd: the server module's go.mod has replace directives, so a scratch module too.
+if ! good etcd; then
+  start=$(date +%s)
+  say "building etcd $etcd (about 30 s after the Kubernetes build, 5 minutes alone) ..."
+  mkdir -p "$kit/src/etcd"
+  printf 'module deckhand.local/etcd-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$etcd" >"$kit/src/etcd/go.mod"
+  (cd "$kit/src/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+  place etcd
+fi
+
+# --- CoreDNS installs directly from the proxy (its go.mod has no replaces).
+if ! good coredns; then
+  start=$(date +%s)
+  say "building CoreDNS $coredns (about 3 minutes cold) ..."
+  GOFLAGS= GOBIN=$tmp go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$coredns"
+  place coredns
+fi
+
+# --- pause: lab tooling in this repository.
+if ! good pause; then
+  start=$(date +%s)
+  say "building pause $pause ..."
+  (cd "$repo" && GOFLAGS= go build -trimpath -ldflags "-s -w -X main.version=$pause" -o "$tmp/pause" ./scripts/k8skit/pause)
+  place pause
+fi
+
+complete || { say "the kit in $kit is incomplete after the build"; exit 1; }
+say "kit complete in $(($(date +%s) - total)) s: $kit"
+echo "$kit"
