@@ -25,4 +25,5 @@ check "./cmd/deckctl/..." "^$mod/(controller|agent|store)(/|$)|hashicorp/raft" "
 check "./cmd/..." "^$mod/scripts(/|$)" "product binaries never link lab tooling (scripts/k8skit)"
 check "./agent/..." "^$mod/scripts(/|$)" "product code never links lab tooling (scripts/k8skit)"
 check "./controller/..." "^$mod/scripts(/|$)" "product code never links lab tooling (scripts/k8skit)"
+check "./cmd/..." "^$mod/internal/(test[a-z]*|sim)(/|$)" "product binaries never link the test kit or the simulation"
 exit $fail

@@ -16,7 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/workflows"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -92,7 +92,7 @@ func (w *watchStream[T]) Send(m *T) error {
 func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	gs := &gapStore{Store: testcluster.NewStore(t), compact: make(chan struct{})}
+	gs := &gapStore{Store: teststore.New(t), compact: make(chan struct{})}
 	svc := tasks.New(gs, nodes.New(gs, nil), nil)
 	putTask := func(state taskv1.TaskState) {
 		b, _ := proto.Marshal(&apiv1.TaskRecord{Task: &taskv1.Task{Id: "t1", Node: "n1"}, State: state})
@@ -162,7 +162,7 @@ func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
 func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	gs := &gapStore{Store: testcluster.NewStore(t), compact: make(chan struct{})}
+	gs := &gapStore{Store: teststore.New(t), compact: make(chan struct{})}
 	reg := nodes.New(gs, nil)
 	ts := tasks.New(gs, reg, nil)
 	putWorkflow := func(state apiv1.WorkflowState) {

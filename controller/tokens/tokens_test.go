@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/tokens"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
@@ -26,7 +26,7 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c
 const agent = apiv1.TokenPurpose_TOKEN_PURPOSE_AGENT
 
 func TestTokenLifecycle(t *testing.T) {
-	st := testcluster.NewStore(t)
+	st := teststore.New(t)
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	m := tokens.New(st, clk.now)
 	ctx := context.Background()
@@ -96,7 +96,7 @@ func TestTokenLifecycle(t *testing.T) {
 
 // Concurrent uses never exceed the limit.
 func TestTokenUsageLimitUnderConcurrency(t *testing.T) {
-	st := testcluster.NewStore(t)
+	st := teststore.New(t)
 	m := tokens.New(st, nil)
 	ctx := context.Background()
 	_, secret, err := m.Create(ctx, agent, time.Hour, 3, "")

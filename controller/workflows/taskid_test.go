@@ -13,6 +13,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -28,7 +29,7 @@ type engineFixture struct {
 
 func newEngineFixture(t *testing.T, names ...string) *engineFixture {
 	t.Helper()
-	st := newTestStore(t)
+	st := teststore.New(t)
 	reg := nodes.New(st, nil)
 	ctx := context.Background()
 	for _, n := range names {

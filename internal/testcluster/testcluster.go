@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testnet"
+	"github.com/deckhandhq/deckhand/internal/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -258,12 +258,7 @@ func isAddrInUse(err error) bool {
 }
 
 // Logger is quiet unless DECKHAND_TEST_LOG is set.
-func Logger() *slog.Logger {
-	if os.Getenv("DECKHAND_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func Logger() *slog.Logger { return teststore.Logger() }
 
 // Stop stops controller i.
 func (c *Cluster) Stop(i int) {

@@ -24,7 +24,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/teststore"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -43,7 +43,7 @@ type listServer struct {
 
 func newListServer(t *testing.T) *listServer {
 	t.Helper()
-	st := testcluster.NewStore(t)
+	st := teststore.New(t)
 	reg := nodes.New(st, nil)
 	ts := tasks.New(st, reg, nil)
 	wf := workflows.New(st, reg, ts, nil)

@@ -1,10 +1,15 @@
-package workflows
+// Package teststore starts a real single-replica raft store for tests. It depends only on
+// the store and its transport, so any package's tests can use it, including packages the
+// controller imports (which cannot import internal/testcluster). Test tooling: product code
+// never imports it.
+package teststore
 
 import (
 	"context"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -17,9 +22,17 @@ import (
 	"github.com/deckhandhq/deckhand/store/raftstore"
 )
 
-// newTestStore starts a real single-replica raft store, as testcluster.NewStore does
-// (which this package cannot import: testcluster imports the controller, which imports it).
-func newTestStore(t testing.TB) store.Store {
+// Logger is quiet unless DECKHAND_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("DECKHAND_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// New starts a real single-replica raft store (over mTLS on loopback) for packages that
+// need a store.Store in their tests; it is closed when the test ends.
+func New(t testing.TB) store.Store {
 	t.Helper()
 	ca, err := pki.NewCA("test")
 	if err != nil {
@@ -44,7 +57,7 @@ func newTestStore(t testing.TB) store.Store {
 	}
 	cfg.GRPCDialOptions = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(clientTLS))}
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = Logger()
 	st, err := raftstore.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
