@@ -87,42 +87,26 @@ func (w *watchStream[T]) Send(m *T) error {
 	return nil
 }
 
-// A task watch served by a replica that installs a snapshot sends the events it missed
-// and goes on, instead of failing the client's stream or skipping them.
-func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	gs := &gapStore{Store: teststore.New(t), compact: make(chan struct{})}
-	svc := tasks.New(gs, nodes.New(gs, nil), nil)
-	putTask := func(state taskv1.TaskState) {
-		b, _ := proto.Marshal(&apiv1.TaskRecord{Task: &taskv1.Task{Id: "t1", Node: "n1"}, State: state})
-		if _, err := gs.Txn(ctx, store.Txn{Then: []store.Op{store.Put(tasks.Prefix+"t1", b)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logLine := func(text string) {
-		ev := &taskv1.TaskEvent{TaskId: "t1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: text}}}
-		if err := svc.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	putTask(taskv1.TaskState_TASK_STATE_RUNNING)
+// watchGap drives one watch through a replica that installs a snapshot: two events and a
+// record change before, then three writes the replica's watch misses (it ends with
+// ErrCompacted). It returns what the client received, in order, and how the watch ended.
+// setState writes the watched record (done: its final state), logLine appends a log event,
+// serve runs the watch on stream, and describe names a message (an event's text or the
+// record's state).
+func watchGap[T any](t *testing.T, ctx context.Context, gs *gapStore, setState func(done bool), logLine func(string),
+	serve func(*watchStream[T]) error, describe func(*T) string) ([]string, error) {
+	t.Helper()
+	setState(false)
 	logLine("one")
-
-	srv := &api.TaskServer{Tasks: svc, Store: gs}
-	stream := &watchStream[apiv1.WatchTaskResponse]{ctx: ctx, got: make(chan *apiv1.WatchTaskResponse, 100)}
+	stream := &watchStream[T]{ctx: ctx, got: make(chan *T, 100)}
 	done := make(chan error, 1)
-	go func() { done <- srv.WatchTask(&apiv1.WatchTaskRequest{Id: "t1"}, stream) }()
+	go func() { done <- serve(stream) }()
 	var got []string
 	next := func() {
 		t.Helper()
 		select {
 		case m := <-stream.got:
-			if ev := m.GetEvent(); ev != nil {
-				got = append(got, ev.GetLog().GetText())
-			} else {
-				got = append(got, m.GetTask().GetState().String())
-			}
+			got = append(got, describe(m))
 		case err := <-done:
 			t.Fatalf("watch ended with %v after %v", err, got)
 		case <-ctx.Done():
@@ -139,22 +123,56 @@ func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
 	gs.mu.Unlock()
 	logLine("three")
 	logLine("four")
-	putTask(taskv1.TaskState_TASK_STATE_SUCCEEDED)
+	setState(true)
 	close(gs.compact)
 	for range 3 {
 		next()
 	}
-	want := "[one TASK_STATE_RUNNING two three four TASK_STATE_SUCCEEDED]"
-	if fmt.Sprint(got) != want {
-		t.Fatalf("client got %v, want %s", got, want)
-	}
 	select {
 	case err := <-done:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Fatalf("watch ended with %v", err)
-		}
+		return got, err
 	case <-ctx.Done():
-		t.Fatal("watch did not end after the task finished")
+		t.Fatalf("watch did not end after the record finished; got %v", got)
+	}
+	return got, nil
+}
+
+// A task watch served by a replica that installs a snapshot sends the events it missed
+// and goes on, instead of failing the client's stream or skipping them.
+func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gs := &gapStore{Store: teststore.New(t), compact: make(chan struct{})}
+	svc := tasks.New(gs, nodes.New(gs, nil), nil)
+	setState := func(done bool) {
+		state := map[bool]taskv1.TaskState{false: taskv1.TaskState_TASK_STATE_RUNNING, true: taskv1.TaskState_TASK_STATE_SUCCEEDED}[done]
+		b, _ := proto.Marshal(&apiv1.TaskRecord{Task: &taskv1.Task{Id: "t1", Node: "n1"}, State: state})
+		if _, err := gs.Txn(ctx, store.Txn{Then: []store.Op{store.Put(tasks.Prefix+"t1", b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logLine := func(text string) {
+		ev := &taskv1.TaskEvent{TaskId: "t1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: text}}}
+		if err := svc.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := &api.TaskServer{Tasks: svc, Store: gs}
+	got, err := watchGap(t, ctx, gs, setState, logLine,
+		func(st *watchStream[apiv1.WatchTaskResponse]) error {
+			return srv.WatchTask(&apiv1.WatchTaskRequest{Id: "t1"}, st)
+		},
+		func(m *apiv1.WatchTaskResponse) string {
+			if ev := m.GetEvent(); ev != nil {
+				return ev.GetLog().GetText()
+			}
+			return m.GetTask().GetState().String()
+		})
+	if want := "[one TASK_STATE_RUNNING two three four TASK_STATE_SUCCEEDED]"; fmt.Sprint(got) != want {
+		t.Fatalf("client got %v, want %s", got, want)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("watch ended with %v", err)
 	}
 }
 
@@ -165,7 +183,8 @@ func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
 	gs := &gapStore{Store: teststore.New(t), compact: make(chan struct{})}
 	reg := nodes.New(gs, nil)
 	ts := tasks.New(gs, reg, nil)
-	putWorkflow := func(state apiv1.WorkflowState) {
+	setState := func(done bool) {
+		state := map[bool]apiv1.WorkflowState{false: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, true: apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED}[done]
 		b, _ := proto.Marshal(&apiv1.Workflow{Id: "wf-1", State: state})
 		if _, err := gs.Txn(ctx, store.Txn{Then: []store.Op{store.Put(workflows.Prefix+"wf-1", b)}}); err != nil {
 			t.Fatal(err)
@@ -177,53 +196,21 @@ func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	putWorkflow(apiv1.WorkflowState_WORKFLOW_STATE_RUNNING)
-	logLine("one")
-
 	srv := &api.WorkflowServer{Workflows: workflows.New(gs, reg, ts, nil), Store: gs}
-	stream := &watchStream[apiv1.WatchWorkflowResponse]{ctx: ctx, got: make(chan *apiv1.WatchWorkflowResponse, 100)}
-	done := make(chan error, 1)
-	go func() { done <- srv.WatchWorkflow(&apiv1.WatchWorkflowRequest{Id: "wf-1"}, stream) }()
-	var got []string
-	next := func() {
-		t.Helper()
-		select {
-		case m := <-stream.got:
+	got, err := watchGap(t, ctx, gs, setState, logLine,
+		func(st *watchStream[apiv1.WatchWorkflowResponse]) error {
+			return srv.WatchWorkflow(&apiv1.WatchWorkflowRequest{Id: "wf-1"}, st)
+		},
+		func(m *apiv1.WatchWorkflowResponse) string {
 			if ev := m.GetEvent(); ev != nil {
-				got = append(got, ev.GetLog().GetText())
-			} else {
-				got = append(got, m.GetWorkflow().GetState().String())
+				return ev.GetLog().GetText()
 			}
-		case err := <-done:
-			t.Fatalf("watch ended with %v after %v", err, got)
-		case <-ctx.Done():
-			t.Fatalf("watch stalled after %v", got)
-		}
-	}
-	next()
-	next()
-	logLine("two")
-	next()
-	gs.mu.Lock()
-	gs.missing = true
-	gs.mu.Unlock()
-	logLine("three")
-	logLine("four")
-	putWorkflow(apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED)
-	close(gs.compact)
-	for range 3 {
-		next()
-	}
-	want := "[one WORKFLOW_STATE_RUNNING two three four WORKFLOW_STATE_SUCCEEDED]"
-	if fmt.Sprint(got) != want {
+			return m.GetWorkflow().GetState().String()
+		})
+	if want := "[one WORKFLOW_STATE_RUNNING two three four WORKFLOW_STATE_SUCCEEDED]"; fmt.Sprint(got) != want {
 		t.Fatalf("client got %v, want %s", got, want)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("watch ended with %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("watch did not end after the workflow finished")
+	if err != nil {
+		t.Fatalf("watch ended with %v", err)
 	}
 }
