@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# make lab-down: stops what make lab started (by PID) and removes its containerd instances,
-# network namespaces, bridge and files.
+# make lab-down: stops what make lab started (by PID), its real hosts (every process in their
+# cgroups, containers included, then the cgroups), the simulated hosts' containerd, and removes
+# the lab's network namespaces, links, mounts and files, and puts back the machine-wide sysctls
+# the kubelet changed. It touches only the lab in DECKHAND_LAB_DIR (default /tmp/deckhand-lab).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 state=${DECKHAND_LAB_DIR:-/tmp/deckhand-lab}
+case $state in /*) ;; *) state=$PWD/$state ;; esac
 [ -d "$state" ] || { echo "no lab at $state"; exit 0; }
+# Real hosts first: their holders stop the services they supervise, then what is left in the
+# host's cgroups and mount namespace is killed and the cgroups removed.
+if [ -s "$state/nodes" ] && [ -x "$state/bin/labnode" ]; then
+  while read -r node cgroup; do
+    "$state/bin/labnode" down --state "$state/$node" --cgroup "$cgroup" &
+  done <"$state/nodes"
+  wait
+fi
 if [ -f "$state/pids" ]; then
   while read -r pid; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; done <"$state/pids"
   deadline=$((SECONDS + 10))
@@ -26,6 +37,22 @@ if [ -f "$state/netns" ]; then
   while read -r kind name; do
     [ "$kind" = netns ] && { ip netns del "$name" 2>/dev/null || true; }
   done <"$state/netns"
+fi
+if [ -f "$state/sysctls" ]; then
+  (
+    flock 9
+    saved=$(cat "$state/sysctls")
+    # The last real lab on the machine restores what the first one recorded.
+    grep -vxF "$state" /tmp/deckhand-lab.running >/tmp/deckhand-lab.running.new 2>/dev/null
+    mv -f /tmp/deckhand-lab.running.new /tmp/deckhand-lab.running
+    [ -s /tmp/deckhand-lab.running ] || rm -f /tmp/deckhand-lab.running
+    if [ -f "$saved" ] && [ ! -e /tmp/deckhand-lab.running ]; then
+      while read -r key value; do
+        echo "$value" >"/proc/sys/${key//.//}" 2>/dev/null || echo "lab-down: could not restore $key to $value" >&2
+      done <"$saved"
+      rm -f "$saved"
+    fi
+  ) 9>/tmp/deckhand-lab.lock
 fi
 rm -rf "$state"
 echo "lab removed"

@@ -1,59 +1,122 @@
 #!/usr/bin/env bash
-# make lab: a Deckhand lab on this machine. Simulated hosts are network namespaces on a
-# bridge (10.250.0.0/24), each with its own root directory, the kubeadm/kubelet/systemctl
-# SIMULATION (internal/sim/hostsim) and, when containerd is installed, a real containerd.
-# Three controllers and an agent per host run in them; the lab then applies
-# deploy/lab/cluster.yaml (1 control plane + 2 workers) and joins node-4 with the live view.
-# Without root or network namespaces it falls back to loopback addresses and says so.
-# make lab-down removes everything it made.
+# make lab: a Deckhand lab on this machine. Every host is a network namespace on a bridge of
+# its own (10.250.N.0/24, N chosen free, so two labs run side by side); three controllers and
+# four hosts run in them, and the lab applies deploy/lab/cluster.yaml (1 control plane + 2
+# workers), then joins node-4 with the live view.
+#
+# By default the hosts are REAL: each is also a mount + UTS namespace with its own /etc,
+# /usr, /var (scripts/labnode, lab tooling) and its own containerd; deckhand-agent is installed
+# in it with deploy/install.sh and runs with --root /; the product's tasks install the
+# Kubernetes build kit's kubelet, kubeadm and kubectl (served by scripts/labserve, built by
+# scripts/k8s.sh) and run the REAL kubeadm. The lab ends with the real API server's node list
+# and a kubeconfig to use it.
+#
+# DECKHAND_LAB_SIM=1 runs the fast SIMULATED lab instead: kubeadm, the kubelet and systemctl
+# are simulated (internal/sim/hostsim) under a root directory per host.
+#
+# DECKHAND_LAB_DIR (default /tmp/deckhand-lab) holds the state; make lab-down removes it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 state=${DECKHAND_LAB_DIR:-/tmp/deckhand-lab}
+case $state in /*) ;; *) state=$PWD/$state ;; esac
+sim=${DECKHAND_LAB_SIM:-0}
+version=v1.33.13
 if [ -e "$state/pids" ]; then
   echo "a lab is already running (state in $state): make lab-down first" >&2
   exit 1
 fi
-scripts/build.sh >/dev/null
+start_time=$SECONDS
 mkdir -p "$state/bin"
-go build -o "$state/bin/hostsim" ./internal/sim/hostsim
-go build -o "$state/bin/labserve" ./scripts/labserve
 : >"$state/pids"
 : >"$state/netns"
+: >"$state/nodes"
 
-mode=${DECKHAND_LAB_MODE:-netns} # DECKHAND_LAB_MODE=loopback forces the fallback
-if [ "$mode" != netns ] || [ "$(id -u)" != 0 ] || ! ip netns add dhlab-probe 2>/dev/null; then
+if [ "$sim" != 1 ]; then
+  # What a real lab needs from the machine, checked before anything is made.
+  missing=()
+  [ "$(id -u)" = 0 ] || { echo "lab: the real lab needs root (network, mount namespaces and cgroups); run it as root, or DECKHAND_LAB_SIM=1 make lab for the simulated lab" >&2; exit 1; }
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || missing+=(containernetworking-plugins)
+  [ -x /usr/sbin/xtables-nft-multi ] || missing+=(iptables)
+  command -v nsenter >/dev/null && command -v unshare >/dev/null || missing+=(util-linux)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null; then
+      echo "lab: installing what the real lab needs: ${missing[*]} (apt-get)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+        { echo "lab: could not install ${missing[*]}: run: apt-get update && apt-get install -y ${missing[*]}" >&2; exit 1; }
+    else
+      echo "lab: the real lab needs ${missing[*]}: install them with your package manager, or DECKHAND_LAB_SIM=1 make lab" >&2
+      exit 1
+    fi
+  fi
+  grep -q ' /sys/fs/cgroup/cpu[, ].* cgroup ' /proc/self/mountinfo || grep -q 'cgroup cgroup' /proc/self/mountinfo ||
+    { echo "lab: the real lab needs cgroup v1 hierarchies under /sys/fs/cgroup (this machine has none)" >&2; exit 1; }
+  if ! kit=$(scripts/k8s.sh "$version" | tail -1) || [ ! -d "$kit" ]; then
+    echo "lab: building the Kubernetes kit failed (see above)" >&2
+    exit 1
+  fi
+fi
+
+scripts/build.sh >/dev/null
+go build -o "$state/bin/labserve" ./scripts/labserve
+if [ "$sim" = 1 ]; then
+  go build -o "$state/bin/hostsim" ./internal/sim/hostsim
+else
+  go build -o "$state/bin/labnode" ./scripts/labnode
+  go build -o "$state/bin/k8skit" ./scripts/k8skit
+  CGO_ENABLED=0 go build -o "$state/bin/probe" ./scripts/k8skit/probe
+fi
+
+mode=${DECKHAND_LAB_MODE:-netns} # DECKHAND_LAB_MODE=loopback forces the simulated lab's fallback
+if [ "$mode" != netns ] || [ "$(id -u)" != 0 ] || ! ip netns add "dhlab-probe-$$" 2>/dev/null; then
+  [ "$sim" = 1 ] || { echo "lab: the real lab needs network namespaces (ip netns add failed)" >&2; exit 1; }
   mode=loopback
 else
-  ip netns del dhlab-probe
+  ip netns del "dhlab-probe-$$"
 fi
 
 hosts=(ctl-0 ctl-1 ctl-2 node-1 node-2 node-3 node-4)
 declare -A addr
 if [ "$mode" = netns ]; then
-  ip link add dhlab0 type bridge
-  echo "link dhlab0" >>"$state/netns"
-  ip addr add 10.250.0.1/24 dev dhlab0
-  ip link set dhlab0 up
-  i=0
-  for h in "${hosts[@]}"; do
-    case $h in ctl-*) ip=10.250.0.$((11 + ${h#ctl-})) ;; node-*) ip=10.250.0.$((20 + ${h#node-})) ;; esac
-    addr[$h]=$ip
-    ip netns add "dhlab-$h"
-    echo "netns dhlab-$h" >>"$state/netns"
-    ip link add "dhl-$h" type veth peer name eth0 netns "dhlab-$h"
-    echo "link dhl-$h" >>"$state/netns"
-    ip link set "dhl-$h" master dhlab0 up
-    ip -n "dhlab-$h" addr add "$ip/24" dev eth0
-    ip -n "dhlab-$h" link set eth0 up
-    ip -n "dhlab-$h" link set lo up
-    ip -n "dhlab-$h" route add default via 10.250.0.1
-    i=$((i + 1))
+  # The lab's number N: the first whose bridge and subnet are free (under a lock, so two labs
+  # starting at once do not pick the same).
+  exec 9>/tmp/deckhand-lab.lock
+  flock 9
+  n=0
+  while ip link show "dhlab$n" >/dev/null 2>&1 || ip -o addr | grep -q " 10\.250\.$n\." || ip netns list | grep -q "^dhlab$n-"; do
+    n=$((n + 1))
+    [ $n -lt 250 ] || { echo "lab: no free lab number (10.250.0-249.0/24 all in use)" >&2; exit 1; }
   done
-  serve=10.250.0.1:5000
-  in_ns() { echo nsenter "--net=/var/run/netns/dhlab-$1"; } # the prefix that runs a command in host $1
-  echo "lab: network namespaces on bridge dhlab0 (10.250.0.0/24)"
+  prefix=dhlab$n
+  net=10.250.$n
+  ip link add "$prefix" type bridge
+  echo "link $prefix" >>"$state/netns"
+  flock -u 9
+  exec 9>&-
+  ip addr add "$net.1/24" dev "$prefix"
+  ip link set "$prefix" up
+  for h in "${hosts[@]}"; do
+    case $h in ctl-*) ip=$net.$((11 + ${h#ctl-})) ;; node-*) ip=$net.$((20 + ${h#node-})) ;; esac
+    addr[$h]=$ip
+    ip netns add "$prefix-$h"
+    echo "netns $prefix-$h" >>"$state/netns"
+    veth=dhl$n-$h
+    ip link add "$veth" type veth peer name eth0 netns "$prefix-$h"
+    echo "link $veth" >>"$state/netns"
+    ip link set "$veth" master "$prefix" up
+    ip -n "$prefix-$h" addr add "$ip/24" dev eth0
+    ip -n "$prefix-$h" link set eth0 up
+    ip -n "$prefix-$h" link set lo up
+    ip -n "$prefix-$h" route add default via "$net.1"
+  done
+  serve=$net.1:5000
+  in_ns() { echo nsenter "--net=/var/run/netns/$prefix-$1"; } # the prefix that runs a command in host $1
+  echo "lab: network namespaces $prefix-* on bridge $prefix ($net.0/24)"
 else
+  prefix="" net=127.0.0
   base=${DECKHAND_LAB_PORT:-7450}
   for h in "${hosts[@]}"; do addr[$h]=127.0.0.1; done
   serve=127.0.0.1:$((base + 10))
@@ -63,6 +126,7 @@ fi
 port() { # the controller port of ctl-N
   if [ "$mode" = netns ]; then echo 7400; else echo $((base + ${1#ctl-})); fi
 }
+echo "mode=$mode sim=$sim prefix=$prefix net=$net serve=$serve kit=${kit:-}" >"$state/lab.env"
 
 bg() { # bg NAME LOG CMD...: start CMD in the background, its own session; remember its PID
   local name=$1 log=$2; shift 2
@@ -79,9 +143,29 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
   done
 }
 
-# The mirror and package repository the hosts use instead of the internet.
-bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --ready-file "$state/labserve.ready"
-wait_for 60 test -f "$state/labserve.ready"
+# The registry and file server the hosts use instead of the internet.
+if [ "$sim" = 1 ]; then
+  bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --ready-file "$state/labserve.ready"
+  wait_for 60 test -f "$state/labserve.ready"
+else
+  bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --kit "$kit" --kubernetes-version "$version" --ready-file "$state/labserve.ready"
+  wait_for 60 test -f "$state/labserve.ready"
+  echo "lab: pushing the kit's images to the lab registry $serve"
+  "$state/bin/k8skit" -kit "$kit" -registry "$serve" -kubernetes-version "$version" \
+    -add "deckhand-probe:v1=$state/bin/probe" >"$state/images.txt"
+  # The kubelet changes these machine-wide (not per network namespace): the first lab on the
+  # machine records them, and the last lab-down puts them back.
+  (
+    flock 9
+    if [ ! -s /tmp/deckhand-lab.sysctls ]; then
+      for s in vm.overcommit_memory kernel.panic kernel.panic_on_oops; do
+        echo "$s $(cat "/proc/sys/${s//.//}")"
+      done >/tmp/deckhand-lab.sysctls
+    fi
+    echo "$state" >>/tmp/deckhand-lab.running
+  ) 9>/tmp/deckhand-lab.lock
+  echo "/tmp/deckhand-lab.sysctls" >"$state/sysctls"
+fi
 
 export DECKHAND_CONFIG=$state/ctl-0/admin.conf
 ctl_addrs=()
@@ -104,7 +188,25 @@ done
 controllers=$(IFS=,; echo "${ctl_addrs[*]}")
 export DECKHAND_CONTROLLER=$controllers
 
+if [ "$sim" != 1 ]; then
+  { echo "127.0.0.1 localhost"; for h in "${hosts[@]}"; do echo "${addr[$h]} $h"; done; } >"$state/hosts"
+fi
 for n in node-1 node-2 node-3 node-4; do
+  enroll=$(bin/deckctl token create --usages 1 --ttl 10m -o json)
+  token=$(echo "$enroll" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
+  hash=$(echo "$enroll" | sed -n 's/.*"caCertHash": *"\([^"]*\)".*/\1/p')
+  mkdir -p "$state/$n"
+  (umask 077 && echo "$token" >"$state/$n/token") # tokens stay off the process list
+  if [ "$sim" != 1 ]; then
+    # A real host: its holder makes the namespaces its own (scripts/labnode), then installs
+    # and starts deckhand-agent as a user would (deploy/install.sh, systemctl enable --now).
+    echo "$n $prefix-$n" >>"$state/nodes"
+    bg "$n" "$state/$n.log" nsenter "--net=/var/run/netns/$prefix-$n" unshare --mount --uts --propagation private \
+      "$state/bin/labnode" host --name "$n" --state "$state/$n" --cgroup "$prefix-$n" --hosts "$state/hosts" -- \
+      "$repo/deploy/install.sh" agent --bin-dir "$repo/bin" --controllers "$controllers" \
+      --token-file "$state/$n/token" --ca-cert-hash "$hash"
+    continue
+  fi
   root=$state/$n/root
   mkdir -p "$root/usr/bin" "$root/etc" "$root/proc/sys/net/ipv4" "$root/proc/net" "$state/$n/data"
   for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm; do
@@ -116,10 +218,6 @@ for n in node-1 node-2 node-3 node-4; do
   echo "127.0.0.1 localhost" >"$root/etc/hosts"
   echo 0 >"$root/proc/sys/net/ipv4/ip_forward"
   echo "  sl  local_address rem_address   st" >"$root/proc/net/tcp"
-  enroll=$(bin/deckctl token create --usages 1 --ttl 10m -o json)
-  token=$(echo "$enroll" | sed -n 's/.*"secret": *"\([^"]*\)".*/\1/p')
-  hash=$(echo "$enroll" | sed -n 's/.*"caCertHash": *"\([^"]*\)".*/\1/p')
-  (umask 077 && echo "$token" >"$state/$n/token") # tokens stay off the process list
   # shellcheck disable=SC2046
   bg "$n" "$state/$n.log" $(in_ns "$n") env DECKHAND_SIM_CLUSTER="$state/sim-cluster" \
     "$repo/bin/deckhand-agent" --controller "$controllers" --node-name "$n" --root "$root" --data-dir "$state/$n/data" \
@@ -127,31 +225,79 @@ for n in node-1 node-2 node-3 node-4; do
 done
 wait_for 60 sh -c "bin/deckctl nodes | grep -c ' Ready ' | grep -qx 4"
 
-echo "mode=$mode serve=$serve controllers=$controllers" >"$state/lab.env"
 if [ "${DECKHAND_LAB_APPLY:-1}" = 0 ]; then
   bin/deckctl nodes
   echo "lab hosts are up (no cluster applied: DECKHAND_LAB_APPLY=0); state in $state"
   exit 0
 fi
-doc=deploy/lab/cluster.yaml
-if [ "$mode" = loopback ]; then
-  sed "s#10.250.0.1:5000#$serve#g" deploy/lab/cluster.yaml >"$state/cluster.yaml"
-  doc=$state/cluster.yaml
+if [ "$sim" = 1 ]; then
+  sed "s#10.250.0.1:5000#$serve#g" deploy/lab/cluster-sim.yaml >"$state/cluster.yaml"
+else
+  sed "s#10\.250\.0\.#$net.#g" deploy/lab/cluster.yaml >"$state/cluster.yaml"
 fi
 echo
-echo "\$ deckctl apply -f $doc"
-bin/deckctl apply -f "$doc" --timeout 60s
+echo "\$ deckctl apply -f $state/cluster.yaml"
+bin/deckctl apply -f "$state/cluster.yaml" --timeout 10m
 echo
 echo "\$ deckctl join node-4"
-bin/deckctl join node-4 --timeout 60s
+bin/deckctl join node-4 --timeout 10m
 echo
 bin/deckctl nodes
-cat <<TXT
+if [ "$sim" = 1 ]; then
+  cat <<TXT
 
-The lab runs ($mode mode; state and logs in $state). Use it from this shell with:
+The SIMULATED lab runs ($mode mode; state and logs in $state). Use it from this shell with:
   export DECKHAND_CONFIG=$DECKHAND_CONFIG DECKHAND_CONTROLLER=$controllers
   bin/deckctl members | nodes | cluster | workflows
   bin/deckctl reset node-3 ; bin/deckctl join node-3
   bin/deckctl workflow describe ID ; bin/deckctl logs ID --node node-2
-Stop and remove everything with: make lab-down
+Stop and remove everything with: DECKHAND_LAB_DIR=$state make lab-down
+TXT
+  exit 0
+fi
+
+# The real cluster, as its own API server sees it.
+kubeconfig=$state/kubeconfig
+cp "$state/node-1/fs/etc/kubernetes/admin.conf" "$kubeconfig"
+chmod 600 "$kubeconfig"
+kubectl=$kit/kubectl
+echo
+echo "\$ kubectl get nodes -o wide"
+wait_for 120 sh -c "'$kubectl' --kubeconfig '$kubeconfig' get nodes --no-headers | grep -c ' Ready ' | grep -qx 4" ||
+  true
+"$kubectl" --kubeconfig "$kubeconfig" get nodes -o wide
+
+# The pod network and DNS, checked the way a user would: a pod on node-2 serves, a pod on
+# node-3 fetches from it by IP and resolves kubernetes.default through CoreDNS.
+k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+probe=$serve/deckhand-probe:v1
+for p in node-2 node-3; do
+  k run "probe-$p" --image="$probe" --restart=Never --overrides="{\"spec\":{\"nodeName\":\"$p\"}}" -- serve :8080 >/dev/null
+done
+if k wait --for=condition=Ready pod/probe-node-2 pod/probe-node-3 --timeout=180s >/dev/null; then
+  ip2=$(k get pod probe-node-2 -o 'jsonpath={.status.podIP}')
+  if got=$(k exec probe-node-3 -- probe get "http://$ip2:8080" 2>&1) && [ "$got" = probe-node-2 ]; then
+    echo "pod to pod: passed (a pod on node-3 fetched http://$ip2:8080 from the pod on node-2)"
+  else
+    echo "pod to pod: FAILED (a pod on node-3 fetching http://$ip2:8080: $got)"
+  fi
+  if got=$(k exec probe-node-3 -- probe resolve kubernetes.default 2>&1); then
+    echo "DNS: passed (kubernetes.default resolves to $got from a pod on node-3, through CoreDNS)"
+  else
+    echo "DNS: FAILED (resolving kubernetes.default from a pod on node-3: $got)"
+  fi
+else
+  echo "pod to pod: FAILED (the probe pods did not become Ready)"
+  k get pods -o wide
+fi
+k delete pod probe-node-2 probe-node-3 --wait=false >/dev/null 2>&1 || true
+echo "make lab took $((SECONDS - start_time)) s"
+cat <<TXT
+
+The REAL lab runs (state and logs in $state). Use it from this shell with:
+  export DECKHAND_CONFIG=$DECKHAND_CONFIG DECKHAND_CONTROLLER=$controllers
+  export KUBECONFIG=$kubeconfig PATH=$kit:\$PATH
+  kubectl get pods -A ; bin/deckctl workflows
+  bin/deckctl reset node-3 ; bin/deckctl join node-3
+Stop and remove everything with: DECKHAND_LAB_DIR=$state make lab-down
 TXT

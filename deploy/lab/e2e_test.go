@@ -22,12 +22,36 @@ type lab struct {
 	t   *testing.T
 	dir string
 	env []string
+	// From the lab's lab.env: its namespaces are PREFIX-HOST, its subnet NET.0/24.
+	prefix, net string
+}
+
+// readEnv loads the names the lab chose (they differ per lab, so two labs run side by side).
+func (l *lab) readEnv() {
+	l.t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.dir, "lab.env"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "prefix":
+			l.prefix = v
+		case "net":
+			l.net = v
+		}
+	}
+}
+
+func (l *lab) ctlAddr(name string) string {
+	return fmt.Sprintf("%s.%d", l.net, 11+int(name[len(name)-1]-'0'))
 }
 
 func (l *lab) deckctl(args ...string) (string, error) {
 	cmd := exec.Command("../../bin/deckctl", append([]string{"--timeout", "20s"}, args...)...)
 	cmd.Env = append(os.Environ(), "DECKHAND_CONFIG="+filepath.Join(l.dir, "ctl-0", "admin.conf"),
-		"DECKHAND_CONTROLLER=10.250.0.11:7400,10.250.0.12:7400,10.250.0.13:7400")
+		fmt.Sprintf("DECKHAND_CONTROLLER=%s:7400,%s:7400,%s:7400", l.ctlAddr("ctl-0"), l.ctlAddr("ctl-1"), l.ctlAddr("ctl-2")))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -179,7 +203,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 		t.Skip("the fault tests need root for network namespaces")
 	}
 	dir := filepath.Join(os.TempDir(), "dh-lab-e2e")
-	l := &lab{t: t, dir: dir, env: []string{"DECKHAND_LAB_DIR=" + dir, "DECKHAND_LAB_APPLY=0"}}
+	l := &lab{t: t, dir: dir, env: []string{"DECKHAND_LAB_DIR=" + dir, "DECKHAND_LAB_APPLY=0", "DECKHAND_LAB_SIM=1"}}
 	t.Cleanup(func() {
 		cmd := exec.Command("make", "lab-down")
 		cmd.Dir, cmd.Env = "../..", append(os.Environ(), "DECKHAND_LAB_DIR="+dir)
@@ -188,6 +212,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	if out := run(t, 8*time.Minute, l.env, "make", "lab"); !strings.Contains(out, "network namespaces on bridge") {
 		t.Skipf("no network namespaces here:\n%s", out)
 	}
+	l.readEnv()
 
 	// node-3's kubeadm join takes 6 s, so its agent can be killed in the middle of it.
 	knob := filepath.Join(dir, "node-3", "root", "var", "lib", "deckhand-sim")
@@ -197,10 +222,11 @@ func TestFaultsOnTheLab(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(knob, "kubeadm-join-delay"), []byte("6s"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile("cluster.yaml")
+	doc, err := os.ReadFile("cluster-sim.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	doc = []byte(strings.ReplaceAll(string(doc), "10.250.0.1:", l.net+".1:"))
 	four := strings.Replace(string(doc), "  - {name: node-3, role: worker}\n", "  - {name: node-3, role: worker}\n  - {name: node-4, role: worker}\n", 1)
 	four = strings.Replace(four, "concurrency: 2", "concurrency: 3", 1)
 	docPath := filepath.Join(t.TempDir(), "cluster.yaml")
@@ -216,10 +242,10 @@ func TestFaultsOnTheLab(t *testing.T) {
 	l.kill(killed)
 
 	// 2. Partition node-2 for 10 s in its namespace.
-	l.ip("-n", "dhlab-node-2", "link", "set", "eth0", "down")
+	l.ip("-n", l.prefix+"-node-2", "link", "set", "eth0", "down")
 	healed := make(chan error, 1)
 	time.AfterFunc(10*time.Second, func() {
-		healed <- exec.Command("ip", "-n", "dhlab-node-2", "link", "set", "eth0", "up").Run()
+		healed <- exec.Command("ip", "-n", l.prefix+"-node-2", "link", "set", "eth0", "up").Run()
 	})
 
 	// 3. Kill node-3's agent in the middle of its kubeadm join, and start it again. The join
@@ -263,12 +289,13 @@ func TestFaultsOnTheLab(t *testing.T) {
 	if l.leader() == "ctl-0" {
 		isolated = "ctl-1"
 	}
-	isoAddr := map[string]string{"ctl-0": "10.250.0.11", "ctl-1": "10.250.0.12", "ctl-2": "10.250.0.13"}[isolated]
+	isoAddr := l.ctlAddr(isolated)
 	var peers []string
-	for name, a := range map[string]string{"ctl-0": "10.250.0.11", "ctl-1": "10.250.0.12", "ctl-2": "10.250.0.13"} {
+	for _, name := range []string{"ctl-0", "ctl-1", "ctl-2"} {
+		a := l.ctlAddr(name)
 		if name != isolated {
 			peers = append(peers, a)
-			l.ip("-n", "dhlab-"+isolated, "route", "add", "blackhole", a+"/32")
+			l.ip("-n", l.prefix+"-"+isolated, "route", "add", "blackhole", a+"/32")
 		}
 	}
 	start := time.Now()
@@ -279,7 +306,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 		t.Fatalf("a write through the isolated controller: err=%v after %v:\n%s", err, time.Since(start), iso)
 	}
 	for _, a := range peers {
-		l.ip("-n", "dhlab-"+isolated, "route", "del", "blackhole", a+"/32")
+		l.ip("-n", l.prefix+"-"+isolated, "route", "del", "blackhole", a+"/32")
 	}
 	testcluster.WaitFor(t, time.Minute, func() error {
 		cmd := exec.Command("../../bin/deckctl", "--timeout", "5s", "--controller", isoAddr+":7400", "token", "create", "--usages", "1")

@@ -1,17 +1,25 @@
-// Package lab_test runs `make lab` and `make lab-down` as a newcomer would and checks that
-// the lab ends with 4 nodes in the cluster and that lab-down leaves nothing behind.
+// Package lab_test runs `make lab` and `make lab-down` as a newcomer would. The real lab
+// (TestRealLab) ends with a REAL Kubernetes cluster of 4 Ready nodes, pods talking across
+// nodes and DNS; then a node is reset and joined again with its agent SIGKILLed in the middle
+// of the real kubeadm join; and lab-down leaves nothing behind, sysctls included.
 package lab_test
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deckhandhq/deckhand/internal/testcluster"
 )
 
 func run(t *testing.T, timeout time.Duration, env []string, name string, args ...string) string {
@@ -29,9 +37,22 @@ func run(t *testing.T, timeout time.Duration, env []string, name string, args ..
 	return out.String()
 }
 
-// leftovers lists what of the lab still exists: processes whose command line names its
-// directory, network namespaces and links it creates, mounts under it, and the directory.
-func leftovers(t *testing.T, dir string) []string {
+// machineSysctls are the machine-wide sysctls the kubelet changes; lab-down restores them.
+var machineSysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"}
+
+func readSysctls() map[string]string {
+	out := map[string]string{}
+	for _, s := range machineSysctls {
+		b, _ := os.ReadFile("/proc/sys/" + s)
+		out[s] = strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+// leftovers lists what of the lab (prefix: its namespace and bridge prefix, n: its number)
+// still exists: processes whose command line names its directory, its network namespaces and
+// links, mounts under its directory, its cgroups, and the directory.
+func leftovers(dir, prefix string) []string {
 	var left []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -40,18 +61,26 @@ func leftovers(t *testing.T, dir string) []string {
 			left = append(left, "process "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
-	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "dhlab-") {
-				left = append(left, "netns "+l)
+	if prefix != "" {
+		if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(l, prefix+"-") {
+					left = append(left, "netns "+l)
+				}
 			}
 		}
-	}
-	if out, err := exec.Command("ip", "-o", "link").Output(); err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if regexp.MustCompile(`: (dhlab0|dhl-[a-z0-9-]+)[@:]`).MatchString(l) {
-				left = append(left, "link "+l)
+		num := strings.TrimPrefix(prefix, "dhlab")
+		if out, err := exec.Command("ip", "-o", "link").Output(); err == nil {
+			re := regexp.MustCompile(`: (` + prefix + `|dhl` + num + `-[a-z0-9-]+)[@:]`)
+			for _, l := range strings.Split(string(out), "\n") {
+				if re.MatchString(l) {
+					left = append(left, "link "+l)
+				}
 			}
+		}
+		cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + prefix + "-*")
+		for _, c := range cgs {
+			left = append(left, "cgroup "+c)
 		}
 	}
 	if b, err := os.ReadFile("/proc/self/mounts"); err == nil {
@@ -67,32 +96,215 @@ func leftovers(t *testing.T, dir string) []string {
 	return left
 }
 
-func TestLabUpAndDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the whole lab")
+// realLab is a running real lab.
+type realLab struct {
+	t                      *testing.T
+	dir, prefix, kit, net  string
+	kubeconfig, deckconfig string
+	controllers            string
+}
+
+func (l *realLab) kubectl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(l.kit, "kubectl"), append([]string{"--kubeconfig", l.kubeconfig}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func (l *realLab) deckctl(args ...string) (string, error) {
+	cmd := exec.Command("../../bin/deckctl", args...)
+	cmd.Env = append(os.Environ(), "DECKHAND_CONFIG="+l.deckconfig, "DECKHAND_CONTROLLER="+l.controllers)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// onHost runs argv inside a lab host's namespaces (network, mount, UTS), as a shell on that
+// host would.
+func (l *realLab) onHost(node string, argv ...string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(l.dir, node, "holder.pid"))
+	if err != nil {
+		return "", err
 	}
-	dir := filepath.Join(os.TempDir(), "dh-lab-test")
+	pid := strings.TrimSpace(string(b))
+	out, err := exec.Command("nsenter", append([]string{"-t", pid, "-m", "-n", "-u", "--"}, argv...)...).CombinedOutput()
+	return string(out), err
+}
+
+// hostPIDs lists the processes in a lab host's cgroup tree (its services, their children and
+// its pods' containers) whose command name is comm.
+func (l *realLab) hostPIDs(node, comm string) []int {
+	var pids []int
+	filepath.WalkDir("/sys/fs/cgroup/pids/"+l.prefix+"-"+node, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			c, _ := os.ReadFile("/proc/" + f + "/comm")
+			if strings.TrimSpace(string(c)) == comm {
+				pid, _ := strconv.Atoi(f)
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
+}
+
+func (l *realLab) nodeReady(name string) error {
+	out, err := l.kubectl("get", "node", name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	if out != "True" {
+		return fmt.Errorf("node %s Ready=%q", name, out)
+	}
+	return nil
+}
+
+func TestRealLab(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-test-%d", os.Getpid()))
 	env := []string{"DECKHAND_LAB_DIR=" + dir}
+	before := readSysctls()
+	prefix := ""
 	t.Cleanup(func() {
-		if len(leftovers(t, dir)) > 0 {
-			_ = exec.Command("../../scripts/lab-down.sh").Run()
+		if len(leftovers(dir, prefix)) > 0 {
+			cmd := exec.Command("../../scripts/lab-down.sh")
+			cmd.Env = append(os.Environ(), env...) // only the lab this test started
+			_ = cmd.Run()
 		}
 	})
-	out := run(t, 8*time.Minute, env, "make", "lab")
-	table := out[strings.LastIndex(out, "NAME "):]
-	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
-		if !regexp.MustCompile(`(?m)^` + n + `\s+Ready\s+(control-plane|worker)\s`).MatchString(table) {
-			t.Fatalf("the node table does not show %s in the cluster:\n%s", n, out)
+	out := run(t, 30*time.Minute, env, "make", "lab")
+	b, err := os.ReadFile(filepath.Join(dir, "lab.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &realLab{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), deckconfig: filepath.Join(dir, "ctl-0", "admin.conf")}
+	for _, f := range strings.Fields(string(b)) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "prefix":
+			l.prefix, prefix = v, v
+		case "kit":
+			l.kit = v
+		case "net":
+			l.net = v
 		}
 	}
-	if !strings.Contains(out, "join node-4") || !strings.Contains(out, "node-4/join") {
-		t.Fatalf("make lab did not join node-4 with the live view:\n%s", out)
+	l.controllers = fmt.Sprintf("%s.11:7400,%s.12:7400,%s.13:7400", l.net, l.net, l.net)
+
+	// What make lab printed: the real API server's node table with 4 Ready nodes, the pod
+	// network and DNS checks passed, and the way to use the cluster.
+	table := out[strings.LastIndex(out, "NAME "):]
+	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
+		if !regexp.MustCompile(`(?m)^` + n + `\s+Ready\s+(control-plane|<none>)\s.*\s` + regexp.QuoteMeta(l.net) + `\.2\d\s`).MatchString(table) {
+			t.Fatalf("kubectl get nodes does not show %s Ready with its lab address:\n%s", n, out)
+		}
 	}
-	if len(leftovers(t, dir)) == 0 {
-		t.Fatal("make lab left nothing running")
+	for _, want := range []string{"pod to pod: passed", "DNS: passed", "export KUBECONFIG=", "node-4/join"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
+		}
 	}
-	run(t, 2*time.Minute, env, "make", "lab-down")
-	if left := leftovers(t, dir); len(left) > 0 {
+
+	// Reset node-3: drained and deleted through the control plane, the host clean.
+	if out, err := l.deckctl("reset", "node-3", "--timeout", "5m"); err != nil {
+		t.Fatalf("deckctl reset node-3: %v\n%s", err, out)
+	}
+	if out, err := l.kubectl("get", "node", "node-3"); err == nil || !strings.Contains(out, "NotFound") {
+		t.Fatalf("node-3 is still in the API after the reset: %v %s", err, out)
+	}
+	for _, comm := range []string{"kubelet", "kube-proxy", "pause", "containerd-shim"} {
+		if p := l.hostPIDs("node-3", comm); len(p) > 0 {
+			t.Errorf("node-3 still runs %s after the reset: pids %v", comm, p)
+		}
+	}
+	if out, err := l.onHost("node-3", "ctr", "-n", "k8s.io", "containers", "list", "-q"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("node-3's containers after the reset: %v %q", err, out)
+	}
+	if out, err := l.onHost("node-3", "ls", "-A", "/etc/kubernetes"); err == nil && strings.TrimSpace(out) != "" {
+		t.Errorf("node-3 still has /etc/kubernetes after the reset: %s", out)
+	}
+	if out, err := l.onHost("node-3", "ip", "link", "show", "cni0"); err == nil {
+		t.Errorf("node-3 still has the cni0 link after the reset: %s", out)
+	}
+	if out, err := l.onHost("node-3", "iptables-save"); err != nil || regexp.MustCompile(`(?m)^[:-]A? ?(KUBE-|CNI-)`).MatchString(out) {
+		t.Errorf("node-3's netns still has KUBE-/CNI- chains after the reset (%v):\n%s", err, out)
+	}
+
+	// Join node-3 again, SIGKILLing its agent while the real kubeadm join runs: the agent's
+	// unit restarts it (Restart=on-failure), it waits for the orphaned kubeadm and the node
+	// joins, once.
+	since := time.Now()
+	join := exec.Command("../../bin/deckctl", "join", "node-3", "--detach")
+	join.Env = append(os.Environ(), "DECKHAND_CONFIG="+l.deckconfig, "DECKHAND_CONTROLLER="+l.controllers)
+	idOut, err := join.CombinedOutput()
+	if err != nil {
+		t.Fatalf("deckctl join node-3: %v %s", err, idOut)
+	}
+	id := strings.TrimSpace(string(idOut))
+	testcluster.WaitFor(t, 10*time.Minute, func() error {
+		if len(l.hostPIDs("node-3", "kubeadm")) == 0 {
+			return fmt.Errorf("kubeadm join has not started on node-3")
+		}
+		return nil
+	})
+	agents := l.hostPIDs("node-3", "deckhand-agent")
+	if len(agents) != 1 {
+		t.Fatalf("node-3's agent processes: %v", agents)
+	}
+	_ = syscall.Kill(agents[0], syscall.SIGKILL)
+	testcluster.WaitFor(t, 10*time.Minute, func() error {
+		out, err := l.deckctl("workflow", "describe", id, "-o", "json")
+		if err != nil {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		var v struct {
+			Workflow struct{ State string } `json:"workflow"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			return err
+		}
+		if v.Workflow.State == "WORKFLOW_STATE_FAILED" {
+			t.Fatalf("the join of node-3 failed after its agent was killed:\n%s", out)
+		}
+		if v.Workflow.State != "WORKFLOW_STATE_SUCCEEDED" {
+			return fmt.Errorf("join is %s", v.Workflow.State)
+		}
+		return nil
+	})
+	if restarted := l.hostPIDs("node-3", "deckhand-agent"); len(restarted) != 1 || restarted[0] == agents[0] {
+		t.Fatalf("node-3's agent was not restarted: %v (killed %d)", restarted, agents[0])
+	}
+	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-3") })
+	// Once: every kubeadm join bootstraps the kubelet with one certificate signing request.
+	csrs, err := l.kubectl("get", "csr", "-o", `jsonpath={range .items[*]}{.metadata.creationTimestamp} {.spec.username}{"\n"}{end}`)
+	if err != nil {
+		t.Fatal(err, csrs)
+	}
+	joins := 0
+	for _, line := range strings.Split(strings.TrimSpace(csrs), "\n") {
+		ts, user, _ := strings.Cut(line, " ")
+		at, err := time.Parse(time.RFC3339, ts)
+		if err == nil && !at.Before(since.Truncate(time.Second)) && strings.HasPrefix(user, "system:bootstrap:") {
+			joins++
+		}
+	}
+	if joins != 1 {
+		t.Fatalf("kubeadm join bootstrapped %d kubelets since the rejoin started, want 1:\n%s", joins, csrs)
+	}
+
+	// make lab-down leaves nothing, and the machine-wide sysctls are back.
+	run(t, 3*time.Minute, env, "make", "lab-down")
+	if left := leftovers(dir, prefix); len(left) > 0 {
 		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
+	}
+	if other, _ := os.ReadFile("/tmp/deckhand-lab.running"); len(other) == 0 {
+		if after := readSysctls(); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Fatalf("machine-wide sysctls after lab-down: %v, before the lab: %v", after, before)
+		}
 	}
 }

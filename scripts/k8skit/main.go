@@ -63,6 +63,7 @@ type options struct {
 	kit        string    // directory of binaries from scripts/k8s.sh
 	version    string    // Kubernetes version whose image names kubeadm lists
 	repository string    // kubeadm's --image-repository
+	add        addList   // extra single-binary images (NAME:TAG=BINARY)
 	registry   string    // push to this registry host[:port] (plain HTTP allowed) ...
 	oci        string    // ... or write into this OCI layout directory
 	sysroot    string    // where xtables-nft-multi and its libraries are read from
@@ -87,6 +88,7 @@ func main() {
 	flag.StringVar(&o.oci, "oci", "", "OCI layout directory to write instead of pushing")
 	flag.StringVar(&o.sysroot, "sysroot", "/", "root to read Debian's iptables (xtables-nft-multi) and its libraries from")
 	flag.StringVar(&o.ldd, "ldd", "ldd", "ldd command used to list the libraries iptables needs")
+	flag.Var(&o.add, "add", "also pack BINARY as the single-binary image REPOSITORY/NAME:TAG (repeatable; NAME:TAG=BINARY)")
 	flag.Parse()
 	var err error
 	if *check {
@@ -159,6 +161,40 @@ func packAll(o options) error {
 		d, _ := img.Digest()
 		fmt.Fprintf(o.stdout(), "%s@%s\n", ref, d)
 	}
+	for _, a := range o.add {
+		nt, src, _ := strings.Cut(a, "=")
+		ref := o.repository + "/" + nt
+		img, err := buildFrom(o, component(ref), src)
+		if err != nil {
+			return fmt.Errorf("-add %s: %w", a, err)
+		}
+		if o.oci != "" {
+			err = lp.ReplaceImage(img, match.Annotation(refNameAnno, ref), layout.WithAnnotations(map[string]string{refNameAnno: ref}))
+		} else {
+			var r name.Reference
+			if r, err = name.ParseReference(ref, name.Insecure); err == nil {
+				err = remote.Write(r, img)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", ref, err)
+		}
+		d, _ := img.Digest()
+		fmt.Fprintf(o.stdout(), "%s@%s\n", ref, d)
+	}
+	return nil
+}
+
+// addList is a repeatable -add NAME:TAG=BINARY flag.
+type addList []string
+
+func (a *addList) String() string { return strings.Join(*a, ",") }
+func (a *addList) Set(v string) error {
+	nt, src, ok := strings.Cut(v, "=")
+	if !ok || nt == "" || src == "" || !strings.Contains(nt, ":") {
+		return fmt.Errorf("%q: give NAME:TAG=BINARY, for example probe:v1=/tmp/probe", v)
+	}
+	*a = append(*a, v)
 	return nil
 }
 
@@ -174,7 +210,11 @@ func dir(p string, mode int64) entry {
 }
 
 func build(o options, bin string) (v1.Image, error) {
-	src := filepath.Join(o.kit, bin)
+	return buildFrom(o, bin, filepath.Join(o.kit, bin))
+}
+
+// buildFrom packs the binary at src as /usr/local/bin/bin, the image's entrypoint.
+func buildFrom(o options, bin, src string) (v1.Image, error) {
 	if st, err := os.Stat(src); err != nil || !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("the kit has no binary %s (run scripts/k8s.sh first): %v", src, err)
 	}

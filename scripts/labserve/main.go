@@ -1,10 +1,16 @@
-// Command labserve serves what the lab's simulated hosts fetch instead of the internet: a
-// real OCI registry (go-containerregistry's) holding lab-built images under the control-plane
-// image names of a Kubernetes version, and the signing key of a pkgs.k8s.io-style package
-// repository (the SIMULATED apt installs the packages). It runs until killed.
+// Command labserve (lab tooling) serves what the lab's hosts fetch instead of the internet: a
+// real OCI registry (go-containerregistry's, in memory) and, for the real lab (-kit), the
+// kubelet, kubeadm and kubectl of the Kubernetes build kit under dl.k8s.io's layout
+// (/release/VERSION/bin/linux/ARCH/NAME and NAME.sha256), which the product's packages task
+// installs with `source: binaries`. The real lab pushes the kit's images with scripts/k8skit.
+// For the simulated lab (no -kit) it seeds small images under the control-plane image names
+// and serves the signing key of a pkgs.k8s.io-style repository (the SIMULATED apt installs
+// the packages). It runs until killed.
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +18,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -23,14 +31,15 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:5000", "host:port to serve on")
 	version := flag.String("kubernetes-version", "v1.33.13", "the control-plane images of this version are seeded")
 	ready := flag.String("ready-file", "", "written once the images are seeded")
+	kit := flag.String("kit", "", "serve this build kit's binaries (scripts/k8s.sh prints its directory); no simulated images")
 	flag.Parse()
-	if err := run(*listen, *version, *ready); err != nil {
+	if err := run(*listen, *version, *ready, *kit); err != nil {
 		fmt.Fprintln(os.Stderr, "labserve:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, version, readyFile string) error {
+func run(listen, version, readyFile, kit string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -40,13 +49,27 @@ func run(listen, version, readyFile string) error {
 	mux.HandleFunc("/core:/stable:/"+minor+"/deb/Release.key", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "-----BEGIN PGP PUBLIC KEY BLOCK-----\nlab\n-----END PGP PUBLIC KEY BLOCK-----\n")
 	})
+	if kit != "" {
+		for _, name := range []string{"kubelet", "kubeadm", "kubectl"} {
+			file := filepath.Join(kit, name)
+			sum, err := fileSHA256(file)
+			if err != nil {
+				return fmt.Errorf("-kit: %w (run scripts/k8s.sh %s)", err, version)
+			}
+			at := fmt.Sprintf("/release/%s/bin/linux/%s/%s", version, runtime.GOARCH, name)
+			mux.HandleFunc(at, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) })
+			mux.HandleFunc(at+".sha256", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, sum+"\n") })
+		}
+	}
 	mux.Handle("/", registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
 	errc := make(chan error, 1)
 	go func() { errc <- http.Serve(ln, mux) }()
 
 	host := ln.Addr().String()
-	if err := seedimages.ControlPlane(host, version, 256<<10, 1); err != nil {
-		return err
+	if kit == "" {
+		if err := seedimages.ControlPlane(host, version, 256<<10, 1); err != nil {
+			return err
+		}
 	}
 	if readyFile != "" {
 		if err := os.WriteFile(readyFile, []byte(host+"\n"), 0o644); err != nil {
@@ -54,4 +77,17 @@ func run(listen, version, readyFile string) error {
 		}
 	}
 	return <-errc
+}
+
+func fileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -1,0 +1,60 @@
+// Command probe is the lab's test workload (lab tooling, never part of a product binary): a
+// static program the real-cluster tests run in pods to check the pod network and DNS.
+//
+//	probe serve :8080        answers every HTTP request with the pod's host name
+//	probe get URL            prints the body of URL; exits 1 when it cannot
+//	probe resolve NAME       prints NAME's addresses (the pod's /etc/resolv.conf: CoreDNS)
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: probe serve ADDR | get URL | resolve NAME")
+		os.Exit(2)
+	}
+	arg := os.Args[2]
+	switch os.Args[1] {
+	case "serve":
+		name, _ := os.Hostname()
+		err := http.ListenAndServe(arg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, name+"\n")
+		}))
+		fail(err)
+	case "get":
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get(arg)
+		fail(err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		fail(err)
+		if resp.StatusCode != http.StatusOK {
+			fail(fmt.Errorf("%s: %s", arg, resp.Status))
+		}
+		os.Stdout.Write(b)
+	case "resolve":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupHost(ctx, arg)
+		fail(err)
+		fmt.Println(strings.Join(addrs, " "))
+	default:
+		fail(fmt.Errorf("unknown command %q", os.Args[1]))
+	}
+}
+
+func fail(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(1)
+	}
+}
