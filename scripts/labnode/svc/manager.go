@@ -59,7 +59,7 @@ func New(o Options) *Manager {
 // service is the manager's record of one unit.
 type service struct {
 	name string
-	job  sync.Mutex // one start, stop or restart at a time
+	job  sync.Mutex // one start, stop or restart at a time (see queue)
 	sink *logSink
 
 	mu         sync.Mutex
@@ -76,7 +76,20 @@ type service struct {
 	restarts   int
 	starts     []time.Time // for the start limit
 	run        *run
-	conditions string // the unmet condition of the last start, if any
+	conditions string                 // the unmet condition of the last start, if any
+	pending    map[string]*pendingJob // queued jobs by kind, not yet running
+}
+
+// loaded reports whether the manager has loaded the unit at some point (so a stop of a
+// unit whose file is gone still stops it).
+func (m *Manager) loaded(name string) bool {
+	s := m.known(name)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unit != nil
 }
 
 // run is one supervision loop: from a start request until the unit stops for good.
@@ -132,9 +145,40 @@ func (e *loadError) Error() string { return e.err.Error() }
 // (oneshot), as systemctl start does.
 func (m *Manager) Start(name string) error {
 	s := m.service(name)
+	return s.queue("start", func() error { return m.startLocked(s) })
+}
+
+// queue runs a job on the unit after the one in progress. A request that finds the same
+// kind of job still waiting shares that job and its result, as systemd merges jobs: eight
+// concurrent restarts restart the unit at most twice, not eight times.
+func (s *service) queue(kind string, do func() error) error {
+	s.mu.Lock()
+	if p := s.pending[kind]; p != nil {
+		s.mu.Unlock()
+		<-p.done
+		return p.err
+	}
+	p := &pendingJob{done: make(chan struct{})}
+	if s.pending == nil {
+		s.pending = map[string]*pendingJob{}
+	}
+	s.pending[kind] = p
+	s.mu.Unlock()
+
 	s.job.Lock()
-	defer s.job.Unlock()
-	return m.startLocked(s)
+	s.mu.Lock()
+	delete(s.pending, kind) // running now: later requests queue a new job
+	s.mu.Unlock()
+	p.err = do()
+	s.job.Unlock()
+	close(p.done)
+	return p.err
+}
+
+// pendingJob is a queued job others can join.
+type pendingJob struct {
+	done chan struct{}
+	err  error
 }
 
 func (m *Manager) startLocked(s *service) error {
@@ -183,10 +227,10 @@ func (m *Manager) startLocked(s *service) error {
 // Stop stops the unit and waits until its processes are gone (KillMode permitting).
 func (m *Manager) Stop(name string) error {
 	s := m.service(name)
-	s.job.Lock()
-	defer s.job.Unlock()
-	m.stopLocked(s)
-	return nil
+	return s.queue("stop", func() error {
+		m.stopLocked(s)
+		return nil
+	})
 }
 
 func (m *Manager) stopLocked(s *service) {
@@ -203,25 +247,25 @@ func (m *Manager) stopLocked(s *service) {
 // Restart stops the unit if it runs, then starts it.
 func (m *Manager) Restart(name string) error {
 	s := m.service(name)
-	s.job.Lock()
-	defer s.job.Unlock()
-	m.stopLocked(s)
-	return m.startLocked(s)
+	return s.queue("restart", func() error {
+		m.stopLocked(s)
+		return m.startLocked(s)
+	})
 }
 
 // TryRestart restarts the unit only if it is active or activating.
 func (m *Manager) TryRestart(name string) error {
 	s := m.service(name)
-	s.job.Lock()
-	defer s.job.Unlock()
-	s.mu.Lock()
-	running := s.run != nil
-	s.mu.Unlock()
-	if !running {
-		return nil
-	}
-	m.stopLocked(s)
-	return m.startLocked(s)
+	return s.queue("try-restart", func() error {
+		s.mu.Lock()
+		running := s.run != nil
+		s.mu.Unlock()
+		if !running {
+			return nil
+		}
+		m.stopLocked(s)
+		return m.startLocked(s)
+	})
 }
 
 // ResetFailed forgets a failed state and the start-limit count.

@@ -189,7 +189,7 @@ func (m *Manager) job(r *reply, verb, u string, noBlock bool) {
 		do = m.TryRestart
 	}
 	if noBlock {
-		if _, _, _, err := findUnit(m.o.Root, m.o.UnitDirs, u); err != nil && m.known(u) == nil {
+		if _, _, _, err := findUnit(m.o.Root, m.o.UnitDirs, u); err != nil && !m.loaded(u) {
 			r.err("Failed to %s %s: Unit %s not found.", verbWord(verb), u, u)
 			r.worst(5)
 			return
@@ -236,7 +236,7 @@ func (m *Manager) logPath(u string) string {
 }
 
 func (m *Manager) stop(r *reply, u string, noBlock bool) {
-	if _, _, _, err := findUnit(m.o.Root, m.o.UnitDirs, u); err != nil && m.known(u) == nil {
+	if _, _, _, err := findUnit(m.o.Root, m.o.UnitDirs, u); err != nil && !m.loaded(u) {
 		r.err("Failed to stop %s: Unit %s not loaded.", u, u)
 		r.worst(5)
 		return
@@ -443,7 +443,10 @@ func (m *Manager) status(r *reply, units []string, lines int) {
 			flush()
 		}
 		state := v.active + " (" + v.sub + ")"
-		if (v.active == "failed" || v.sub == "auto-restart") && v.result != "success" {
+		if v.active == "failed" {
+			state = v.active
+		}
+		if (v.active == "failed" || v.sub == "auto-restart") && v.result != "success" && v.result != "" {
 			state += " (Result: " + v.result + ")"
 		}
 		if v.since.IsZero() {

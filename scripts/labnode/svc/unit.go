@@ -55,7 +55,7 @@ type Unit struct {
 	Environment      []string // KEY=VALUE in order; later wins
 	EnvironmentFiles []EnvFile
 	WorkingDirectory string
-	WorkingDirOpt    bool // "-" prefix: a missing directory is not an error
+	WorkingDirOpt    bool   // "-" prefix: a missing directory is not an error
 	Restart          string // no, always, on-failure (others as systemd names them)
 	RestartSec       time.Duration
 	TimeoutStartSec  time.Duration
@@ -239,12 +239,15 @@ func parseUnitFile(text string) []entry {
 		}
 		for strings.HasSuffix(l, "\\") && i+1 < len(lines) {
 			l = strings.TrimSuffix(l, "\\") + " "
-			i++
-			next := strings.TrimSpace(lines[i])
-			if next != "" && (next[0] == '#' || next[0] == ';') {
-				continue
+			for i+1 < len(lines) {
+				i++
+				next := strings.TrimSpace(lines[i])
+				if next != "" && (next[0] == '#' || next[0] == ';') {
+					continue
+				}
+				l += next
+				break
 			}
-			l += next
 		}
 		l = strings.TrimSpace(strings.TrimSuffix(l, "\\"))
 		if strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]") {
