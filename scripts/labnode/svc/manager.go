@@ -98,6 +98,9 @@ type run struct {
 	now   chan struct{} // a start request during the restart delay: restart now
 	done  chan struct{} // closed when the loop has ended and every process is gone
 	ready chan error    // the first attempt's outcome, for the start request
+	// waiters are start requests that came while the unit was activating; each gets the
+	// outcome of the next attempt. Guarded by the service's mu.
+	waiters []chan error
 }
 
 func (m *Manager) service(name string) *service {
@@ -184,15 +187,20 @@ type pendingJob struct {
 func (m *Manager) startLocked(s *service) error {
 	s.mu.Lock()
 	if r := s.run; r != nil {
-		waiting := s.sub == "auto-restart"
-		s.mu.Unlock()
-		if waiting {
-			select {
-			case r.now <- struct{}{}:
-			default:
-			}
+		if s.active == "active" {
+			s.mu.Unlock()
+			return nil
 		}
-		return nil
+		// Activating (a restart delay, ExecStartPre, waiting for READY=1): skip the delay
+		// and wait for that attempt's outcome, as a start job does.
+		w := make(chan error, 1)
+		r.waiters = append(r.waiters, w)
+		s.mu.Unlock()
+		select {
+		case r.now <- struct{}{}:
+		default:
+		}
+		return <-w
 	}
 	s.mu.Unlock()
 	u, err := m.load(s.name)
@@ -393,11 +401,18 @@ func shouldRestart(policy string, o outcome) bool {
 // supervise runs a unit from a start request until it stops for good: by a stop
 // request, by exiting when Restart= says not to restart, or by the start limit.
 func (m *Manager) supervise(s *service, u *Unit, r *run) {
-	reported := false
+	first := true
 	report := func(err error) {
-		if !reported {
-			reported = true
+		if first {
+			first = false
 			r.ready <- err
+		}
+		s.mu.Lock()
+		ws := r.waiters
+		r.waiters = nil
+		s.mu.Unlock()
+		for _, w := range ws {
+			w <- err
 		}
 	}
 	defer func() {

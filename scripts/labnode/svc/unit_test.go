@@ -103,7 +103,7 @@ func TestLoadRealUnits(t *testing.T) {
 			path: "/etc/systemd/system/deckhand-agent.service", typ: "simple",
 			start:    [][]string{{"/usr/local/bin/deckhand-agent", "--controller", "${DECKHAND_CONTROLLERS}", "--data-dir", "/var/lib/deckhand", "$DECKHAND_AGENT_ARGS"}},
 			envFiles: []EnvFile{{Path: "/etc/default/deckhand-agent"}},
-			restart:  "on-failure", restartSec: 2 * time.Second, killMode: "control-group", limit: 10 * time.Second,
+			restart:  "on-failure", restartSec: 2 * time.Second, killMode: "process", limit: 10 * time.Second,
 			stateDirs: []string{"deckhand"}, stateMode: 0o700, wantedBy: []string{"multi-user.target"},
 		},
 	}}
