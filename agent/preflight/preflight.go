@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -332,10 +333,46 @@ func (c *checker) nodeIP() string {
 	return "127.0.1.1"
 }
 
+// moduleEffects are the marks a module leaves when it is in the kernel, loaded or built in:
+// a built-in module without parameters has no /sys/module/NAME, and a host without
+// /lib/modules (a container, a minimal VM image) has no modules.builtin either.
+var moduleEffects = map[string]func(h *host.Host) bool{
+	"br_netfilter": func(h *host.Host) bool { return h.Exists("/proc/sys/net/bridge/bridge-nf-call-iptables") },
+	"overlay": func(h *host.Host) bool {
+		b, _ := h.ReadFile("/proc/filesystems")
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[len(f)-1] == "overlay" {
+				return true
+			}
+		}
+		return false
+	},
+}
+
+// moduleIn reports whether kernel module m is available: loaded, built into the running
+// kernel, or visible by its effect. Only a module that is none of these needs modprobe.
+func moduleIn(h *host.Host, m string) bool {
+	if h.Exists("/sys/module/" + m) {
+		return true
+	}
+	if release, err := h.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		builtin, _ := h.ReadFile("/lib/modules/" + strings.TrimSpace(string(release)) + "/modules.builtin")
+		for _, l := range strings.Split(string(builtin), "\n") {
+			// kernel/net/bridge/br_netfilter.ko; the kernel spells module names with _ or -.
+			name := strings.ReplaceAll(strings.TrimSuffix(path.Base(strings.TrimSpace(l)), ".ko"), "-", "_")
+			if name == m {
+				return true
+			}
+		}
+	}
+	effect, ok := moduleEffects[m]
+	return ok && effect(h)
+}
+
 func (c *checker) modules(ctx context.Context) {
 	var missing []string
 	for _, m := range modules {
-		if !c.h.Exists("/sys/module/" + m) {
+		if !moduleIn(c.h, m) {
 			missing = append(missing, m)
 		}
 	}
@@ -347,7 +384,7 @@ func (c *checker) modules(ctx context.Context) {
 		}
 	}
 	if len(missing) == 0 && persisted {
-		c.add("KernelModules", Pass, "%s loaded and loaded at boot", strings.Join(modules, ", "))
+		c.add("KernelModules", Pass, "%s are in the kernel and listed to load at boot", strings.Join(modules, ", "))
 		return
 	}
 	status := Fail
@@ -356,6 +393,7 @@ func (c *checker) modules(ctx context.Context) {
 	}
 	r := c.add("KernelModules", status, "modules not loaded: [%s]; loaded at boot: %v: run with --fix, or modprobe them and list them in %s", strings.Join(missing, " "), persisted, modulesConf)
 	c.fix(r, func() error {
+		// Listed even when built in: harmless, and right if the kernel changes.
 		if _, err := c.h.WriteFile(modulesConf, []byte(strings.Join(modules, "\n")+"\n"), 0o644); err != nil {
 			return err
 		}
@@ -403,9 +441,28 @@ func (c *checker) sysctls(ctx context.Context) {
 	})
 }
 
+// unitDirs are where systemd looks for unit files, the administrator's first.
+var unitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}
+
+// hasUnit reports whether a unit file for name exists on the host.
+func hasUnit(h *host.Host, name string) bool {
+	for _, d := range unitDirs {
+		if h.Exists(d + "/" + name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *checker) kubelet(ctx context.Context) {
 	if _, err := c.h.Query(ctx, "systemctl", "is-enabled", "kubelet"); err == nil {
 		c.add("Service-Kubelet", Pass, "kubelet service is enabled")
+		return
+	}
+	// The packages step comes after preflight in every workflow; enabling a unit that is
+	// not there yet fails ("Unit file kubelet.service does not exist").
+	if !hasUnit(c.h, "kubelet.service") {
+		c.add("Service-Kubelet", Warn, "kubelet is not installed yet: the packages step installs and enables it")
 		return
 	}
 	r := c.add("Service-Kubelet", Warn, "kubelet service is not enabled: run 'systemctl enable kubelet.service' or use --fix")

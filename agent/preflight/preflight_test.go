@@ -38,6 +38,8 @@ func seeded(t *testing.T) string {
 	write(t, root, "var/lib/deckhand-sim/firewalld/running", "")
 	write(t, root, "proc/sys/net/ipv4/ip_forward", "0\n")
 	write(t, root, "proc/net/tcp", "  sl  local_address rem_address   st\n")
+	// The kubelet is installed (its unit is there) but not enabled.
+	write(t, root, "lib/systemd/system/kubelet.service", "[Service]\nExecStart=/usr/bin/kubelet\n")
 	// A real CRI socket: something listens on it.
 	os.MkdirAll(filepath.Join(root, "run/containerd"), 0o755)
 	ln, err := net.Listen("unix", filepath.Join(root, "run/containerd/containerd.sock"))
@@ -153,5 +155,83 @@ func TestPreflightPortInUseIsNotFixable(t *testing.T) {
 	res := run(t, r, task("pf-port", true, false))
 	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), "port 6443 is in use") {
 		t.Fatalf("busy port: %v", res)
+	}
+}
+
+func changed(res *taskv1.TaskResult) string {
+	var b strings.Builder
+	for _, c := range res.GetChanges() {
+		b.WriteString(c.GetTarget() + " " + c.GetDetail() + "\n")
+	}
+	return b.String()
+}
+
+// A module built into the kernel has no /sys/module/NAME when it has no parameters
+// (br_netfilter), and a host without /lib/modules cannot modprobe anything: such a module
+// is present, and only listing it for boot is left to fix.
+func TestPreflightKernelModulesBuiltIntoTheKernel(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"loaded": {"sys/module/overlay/refcnt": "1\n", "sys/module/br_netfilter/refcnt": "0\n"},
+		"listed in modules.builtin": {
+			"proc/sys/kernel/osrelease":             "6.18.0-dh\n",
+			"lib/modules/6.18.0-dh/modules.builtin": "kernel/fs/ext4/ext4.ko\nkernel/fs/overlayfs/overlay.ko\nkernel/net/bridge/br_netfilter.ko\n",
+		},
+		"seen by their effect (no /lib/modules)": {
+			"proc/filesystems": "nodev\tsysfs\nnodev\toverlay\n\text4\n",
+			"proc/sys/net/bridge/bridge-nf-call-iptables": "0\n",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := seeded(t)
+			for p, content := range files {
+				write(t, root, p, content)
+			}
+			r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			res := run(t, r, task("pf-mod", false, false))
+			if got := res.GetOutputs()["check.KernelModules"]; !strings.HasPrefix(got, "warn: modules not loaded: []; loaded at boot: false") {
+				t.Fatalf("KernelModules = %q", got)
+			}
+			if !strings.HasPrefix(name, "seen") {
+				return // (the simulated sysctl needs the bridge settings for a fix run)
+			}
+			res = run(t, r, task("pf-mod-fix", true, false))
+			if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || strings.Contains(changed(res), "modprobe") {
+				t.Fatalf("fix: %v\n%s", res.GetState(), changed(res))
+			}
+			conf, _ := os.ReadFile(filepath.Join(root, "etc/modules-load.d/kubernetes.conf"))
+			if string(conf) != "overlay\nbr_netfilter\n" {
+				t.Fatalf("modules-load.d: %q", conf)
+			}
+			res = run(t, r, task("pf-mod-again", true, false))
+			if got := res.GetOutputs()["check.KernelModules"]; !strings.HasPrefix(got, "pass") || len(res.GetChanges()) != 0 {
+				t.Fatalf("second run: %q %s", got, changed(res))
+			}
+		})
+	}
+	// A module named like another's prefix is not it.
+	root := seeded(t)
+	write(t, root, "proc/sys/kernel/osrelease", "6.18.0-dh\n")
+	write(t, root, "lib/modules/6.18.0-dh/modules.builtin", "kernel/fs/overlayfs/overlay2.ko\nkernel/net/bridge/br_netfilter_x.ko\n")
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if got := run(t, r, task("pf-mod-other", false, false)).GetOutputs()["check.KernelModules"]; !strings.HasPrefix(got, "fail: modules not loaded: [overlay br_netfilter]") {
+		t.Fatalf("KernelModules = %q", got)
+	}
+}
+
+// Preflight runs before the packages step: on a host without the kubelet, enabling its
+// unit would fail the fix ("Unit file kubelet.service does not exist"); packages enables it.
+func TestPreflightLeavesAKubeletNotYetInstalledToPackages(t *testing.T) {
+	root := seeded(t)
+	os.Remove(filepath.Join(root, "lib/systemd/system/kubelet.service"))
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res := run(t, r, task("pf-nokubelet", true, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("fix: %v", res)
+	}
+	if got := res.GetOutputs()["check.Service-Kubelet"]; got != "warn: kubelet is not installed yet: the packages step installs and enables it" {
+		t.Fatalf("Service-Kubelet = %q", got)
+	}
+	if strings.Contains(changed(res), "systemctl enable") {
+		t.Fatalf("preflight enabled a kubelet that is not installed:\n%s", changed(res))
 	}
 }
