@@ -1,7 +1,8 @@
 // Package packages is the agent's packages task: kubelet, kubeadm and kubectl at a pinned
 // version, from the distribution's package manager with the pkgs.k8s.io repository (or a
-// mirror of it) or as plain binaries from a base URL verified by SHA-256, held back from
-// unplanned upgrades, and the installed versions reported.
+// mirror of it) or as plain binaries from a base URL verified by SHA-256 with the kubelet's
+// systemd unit and kubeadm's drop-in, held back from unplanned upgrades, the kubelet
+// enabled, and the installed versions reported.
 package packages
 
 import (
@@ -28,6 +29,9 @@ const (
 	aptKeyring = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
 	aptSource  = "/etc/apt/sources.list.d/kubernetes.list"
 	yumRepo    = "/etc/yum.repos.d/kubernetes.repo"
+
+	kubeletService = "/etc/systemd/system/kubelet.service"
+	kubeadmDropIn  = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 )
 
 // Run is the packages task handler.
@@ -59,9 +63,18 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 				return nil, err
 			}
 		}
+		if err := kubeletUnit(ctx, h); err != nil {
+			return nil, err
+		}
 	default:
 		if err := repository(ctx, h, e, base, version, minor, spec.GetHold(), !allAt(have, version)); err != nil {
 			return nil, err
+		}
+	}
+	// The rpm packages do not enable the kubelet, and plain binaries have no packaging to.
+	if _, err := h.Query(ctx, "systemctl", "is-enabled", "kubelet"); err != nil {
+		if err := h.Run(ctx, "enable the kubelet", "systemctl", "enable", "kubelet"); err != nil {
+			return nil, tasks.Errorf("SERVICE_FAILED", "look at systemctl status kubelet on the node", "enable kubelet: %v", err)
 		}
 	}
 	if h.DryRun {
@@ -244,6 +257,70 @@ func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version
 			return err
 		}
 		e.Progress(t, uint64(len(data)), uint64(len(data)), "bytes")
+	}
+	return nil
+}
+
+// kubeletServiceUnit is the kubelet's systemd unit for a kubelet binary at bin: the unit the
+// pkgs.k8s.io packages install (kubernetes/release, krel templates kubelet/kubelet.service).
+func kubeletServiceUnit(bin string) string {
+	return `[Unit]
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=` + bin + `
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+// kubeadmDropInConf is the kubelet unit's drop-in that runs it as kubeadm configures it
+// (krel templates kubeadm/10-kubeadm.conf): kubeadm init and join write the kubeconfigs,
+// config.yaml and kubeadm-flags.env it names; envFile is where an administrator puts
+// KUBELET_EXTRA_ARGS (/etc/default/kubelet on Debian, /etc/sysconfig/kubelet on RHEL).
+func kubeadmDropInConf(bin, envFile string) string {
+	return `# Written by deckhand packages: the kubelet as kubeadm runs it (kubeadm v1.11 and later).
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+# kubeadm init and join write KUBELET_KUBEADM_ARGS here.
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+# KUBELET_EXTRA_ARGS, a last resort: prefer nodeRegistration.kubeletExtraArgs in kubeadm's configuration.
+EnvironmentFile=-` + envFile + `
+ExecStart=
+ExecStart=` + bin + ` $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+`
+}
+
+// kubeletUnit installs the kubelet unit and kubeadm's drop-in for the binaries in
+// /usr/local/bin, as the kubeadm install guide does without a package manager, and has
+// systemd reload its units when either file changed.
+func kubeletUnit(ctx context.Context, h *host.Host) error {
+	const bin = "/usr/local/bin/kubelet"
+	envFile := "/etc/sysconfig/kubelet"
+	if osFamily(h) == "deb" {
+		envFile = "/etc/default/kubelet"
+	}
+	changed := false
+	for _, f := range []struct{ path, content string }{
+		{kubeletService, kubeletServiceUnit(bin)},
+		{kubeadmDropIn, kubeadmDropInConf(bin, envFile)},
+	} {
+		c, err := h.WriteFile(f.path, []byte(f.content), 0o644)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+	}
+	if changed {
+		return h.Run(ctx, "reload systemd units", "systemctl", "daemon-reload")
 	}
 	return nil
 }

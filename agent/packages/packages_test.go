@@ -78,6 +78,9 @@ func TestPackagesFromTheRepository(t *testing.T) {
 			t.Fatalf("%s not held", tool)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/deckhand-sim/systemd/kubelet.enabled")); err != nil {
+		t.Fatal("the kubelet is not enabled after installing it")
+	}
 	src, _ := os.ReadFile(filepath.Join(root, "etc/apt/sources.list.d/kubernetes.list"))
 	if string(src) != "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] "+srv.URL+"/core:/stable:/v1.33/deb/ /\n" {
 		t.Fatalf("apt source: %q", src)
@@ -126,12 +129,55 @@ func TestPackagesAsBinaries(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/kubelet")); !os.IsNotExist(err) {
 		t.Fatal("a binary with a wrong digest was installed")
 	}
+	// A dry-run shows the binaries, the kubelet unit and its enabling, and makes none of them.
+	res = run(t, r, pkgTask("b-dry", true, spec(digest)))
+	var targets []string
+	for _, c := range res.GetChanges() {
+		targets = append(targets, c.GetTarget())
+	}
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || strings.Join(targets, ",") != "/usr/local/bin/kubelet,/usr/local/bin/kubeadm,/usr/local/bin/kubectl,"+
+		"/etc/systemd/system/kubelet.service,/etc/systemd/system/kubelet.service.d/10-kubeadm.conf,systemctl daemon-reload,systemctl enable kubelet" {
+		t.Fatalf("dry-run: %v %v", res.GetState(), targets)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system/kubelet.service")); !os.IsNotExist(err) {
+		t.Fatal("the dry-run wrote the kubelet unit")
+	}
 	res = run(t, r, pkgTask("b-1", false, spec(digest)))
-	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["kubeadm_version"] != "v1.33.13" || len(res.GetChanges()) != 3 {
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["kubeadm_version"] != "v1.33.13" || len(res.GetChanges()) != 7 {
 		t.Fatalf("binaries: %v", res)
+	}
+	// kubeadm restarts the kubelet through systemd: the unit runs /usr/local/bin/kubelet
+	// with the flags kubeadm writes, and Debian's place for extra arguments.
+	unit, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/kubelet.service"))
+	dropIn, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/kubelet.service.d/10-kubeadm.conf"))
+	if !strings.Contains(string(unit), "\nExecStart=/usr/local/bin/kubelet\nRestart=always\n") || !strings.Contains(string(unit), "WantedBy=multi-user.target") {
+		t.Fatalf("kubelet.service:\n%s", unit)
+	}
+	for _, want := range []string{
+		"\nEnvironment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"\n",
+		"\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\n",
+		"\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n",
+		"\nEnvironmentFile=-/etc/default/kubelet\n",
+		"\nExecStart=\nExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n",
+	} {
+		if !strings.Contains(string(dropIn), want) {
+			t.Errorf("10-kubeadm.conf lacks %q:\n%s", want, dropIn)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/deckhand-sim/systemd/kubelet.enabled")); err != nil {
+		t.Fatal("the kubelet is not enabled")
 	}
 	if res = run(t, r, pkgTask("b-2", false, spec(digest))); len(res.GetChanges()) != 0 {
 		t.Fatalf("second run: %v", res.GetChanges())
+	}
+
+	// On a RHEL-family host the extra arguments live in /etc/sysconfig/kubelet; changing
+	// the drop-in reloads systemd again.
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=rocky\nID_LIKE=\"rhel centos fedora\"\n"), 0o644)
+	res = run(t, r, pkgTask("b-rpm", false, spec(digest)))
+	dropIn, _ = os.ReadFile(filepath.Join(root, "etc/systemd/system/kubelet.service.d/10-kubeadm.conf"))
+	if !strings.Contains(string(dropIn), "\nEnvironmentFile=-/etc/sysconfig/kubelet\n") || len(res.GetChanges()) != 2 || res.GetChanges()[1].GetTarget() != "systemctl daemon-reload" {
+		t.Fatalf("rpm family: %v\n%s", res.GetChanges(), dropIn)
 	}
 }
 
