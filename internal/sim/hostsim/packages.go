@@ -104,6 +104,13 @@ func aptGet(r string, args []string) (int, error) {
 				}
 				writeToolVersion(r, name, "v"+strings.TrimSuffix(ver, "-1.1"))
 			}
+			// The packages' systemd files: the kubelet's unit, and kubeadm's drop-in for it.
+			switch name {
+			case "kubelet":
+				writeFile(r, "usr/lib/systemd/system/kubelet.service", "[Service]\nExecStart=/usr/bin/kubelet\nRestart=always\n", 0o644)
+			case "kubeadm":
+				writeFile(r, "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", "[Service]\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n", 0o644)
+			}
 			fmt.Printf("Setting up %s (%s) ...\n", name, ver)
 		}
 		return 0, nil

@@ -92,6 +92,11 @@ func systemctl(r string, args []string) (int, error) {
 		fmt.Println("inactive")
 		return 3, nil
 	case "enable":
+		// As systemd does, enabling needs the unit file. The kubelet's comes with its
+		// package or the packages task; containerd may be the machine's own (no file here).
+		if u == "kubelet" && !unitFileExists(r, u) {
+			return 1, fmt.Errorf("Failed to enable unit: Unit file %s.service does not exist.", u)
+		}
 		if err := os.WriteFile(enabledFile, nil, 0o644); err != nil {
 			return 1, err
 		}
@@ -119,6 +124,16 @@ func systemctl(r string, args []string) (int, error) {
 		return start(r, state, u)
 	}
 	return 1, fmt.Errorf("systemctl (simulation): unknown command %q", cmd)
+}
+
+// unitFileExists reports whether ROOT holds a unit file for u where systemd looks for one.
+func unitFileExists(r, u string) bool {
+	for _, d := range []string{"etc/systemd/system", "run/systemd/system", "usr/local/lib/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"} {
+		if exists(filepath.Join(r, d, u+".service")) {
+			return true
+		}
+	}
+	return false
 }
 
 func pidOf(state, u string) int {
