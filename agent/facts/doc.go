@@ -23,6 +23,9 @@
 //     trust firewalld's pid file: the stock firewalld.service runs it with --nopid, so on
 //     systemd hosts the file is absent while firewalld is running, and a stale file can name
 //     a reused pid.
+//   - cap_sys_resource is read from Root/proc/self/status (CapEff, bit 24): with Root "/"
+//     that is the agent's own process; it is unset when the file is not there to read.
+//     Without it, the runtime task has containerd restrict oom_score_adj.
 //   - kube_versions lists kubelet, kubeadm and kubectl only when the binary is found in
 //     Root/usr/bin, Root/usr/local/bin or Root/bin (in that order) and its version output
 //     parses as "vMAJOR.MINOR.PATCH"; anything else is left out rather than guessed.

@@ -66,6 +66,9 @@ func (c *Collector) Collect(ctx context.Context) (*agentv1.Facts, error) {
 		MachineId:       cleanString(strings.TrimSpace(string(c.readFile("/etc/machine-id")))),
 	}
 	f.OsId, f.OsVersion = c.osRelease()
+	if has, known := c.CapSysResource(); known {
+		f.CapSysResource = &has
+	}
 	f.MemoryBytes, f.SwapBytes = parseMeminfo(c.readFile("/proc/meminfo"))
 
 	// The probes that run commands or talk to the runtime can each take up to Timeout, so
@@ -152,6 +155,17 @@ func (c *Collector) kernel() string {
 		return ""
 	}
 	return cleanString(unix.ByteSliceToString(u.Release[:]))
+}
+
+// capSysResource is CAP_SYS_RESOURCE's bit in a capability set (linux/capability.h).
+const capSysResource = 24
+
+// CapSysResource reports whether the agent's process holds CAP_SYS_RESOURCE in its effective
+// set, from Root/proc/self/status ("/proc" is the agent's own with Root "/"); known is false
+// when that cannot be read.
+func (c *Collector) CapSysResource() (has, known bool) {
+	caps, ok := parseCapEff(c.readFile("/proc/self/status"))
+	return ok && caps&(1<<capSysResource) != 0, ok
 }
 
 func (c *Collector) cgroupVersion() uint32 {

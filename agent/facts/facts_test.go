@@ -195,6 +195,7 @@ func TestCollectHost(t *testing.T) {
 		"proc/meminfo":                     "MemTotal:       16318412 kB\nMemFree:         9000000 kB\nSwapTotal:       2097148 kB\nHugePages_Total:       0\n",
 		"sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc\n",
 		"run/systemd/system/":              "",
+		"proc/self/status":                 "Name:\tdeckhand-agent\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n",
 		"usr/bin/kubelet":                  "#!/bin/false\n",
 		"usr/bin/kubeadm":                  "#!/bin/false\n",
 		"usr/local/bin/kubectl":            "#!/bin/false\n",
@@ -232,6 +233,7 @@ func TestCollectHost(t *testing.T) {
 		CgroupDriver:    "systemd",
 		FirewalldActive: true,
 		MachineId:       "0123456789abcdef0123456789abcdef",
+		CapSysResource:  proto.Bool(true),
 	})
 	wantArgv := []string{"kubeadm version -o short", "kubectl version --client -o json", "kubelet --version"}
 	if got := ex.argvs(); !slices.Equal(got, wantArgv) {
@@ -446,5 +448,34 @@ func TestFilterAddrs(t *testing.T) {
 	})
 	if want := []string{"10.0.0.5", "2001:db8::5", "192.0.2.7"}; !slices.Equal(got, want) {
 		t.Errorf("filterAddrs: got %q, want %q", got, want)
+	}
+}
+
+// A container, an LXC guest or a root without CAP_SYS_RESOURCE: containerd cannot lower
+// oom_score_adj there. The fact is the agent's effective set, bit 24.
+func TestCollectCapSysResource(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status string
+		want   *bool
+	}{
+		{"full root", "CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n", proto.Bool(true)},
+		{"root without CAP_SYS_RESOURCE", "CapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\n", proto.Bool(false)},
+		{"only CAP_SYS_RESOURCE", "CapEff:\t0000000001000000\n", proto.Bool(true)},
+		{"permitted but not effective", "CapPrm:\t000001ffffffffff\nCapEff:\t0000000000000000\n", proto.Bool(false)},
+		{"no CapEff line", "Name:\tdeckhand-agent\n", nil},
+		{"unparsable", "CapEff:\tzz\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{"proc/self/status": "Name:\tdeckhand-agent\n" + tc.status})
+			got, err := (&Collector{Root: root, Exec: (&fakeExec{}).run}).Collect(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got.CapSysResource == nil) != (tc.want == nil) || (tc.want != nil && got.GetCapSysResource() != *tc.want) {
+				t.Fatalf("cap_sys_resource = %v, want %v", got.CapSysResource, tc.want)
+			}
+		})
 	}
 }

@@ -144,3 +144,20 @@ func parseKubectlVersion(out []byte) string {
 func cleanString(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// parseCapEff returns the effective capability set from a /proc/PID/status file (the CapEff
+// line, 16 hex digits); ok is false when there is no such line or it does not parse.
+func parseCapEff(status []byte) (caps uint64, ok bool) {
+	for line := range strings.Lines(string(status)) {
+		key, val, found := strings.Cut(line, ":")
+		if !found || key != "CapEff" {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64)
+		if err != nil {
+			return 0, false // ParseUint gives the largest value on overflow: not a reading
+		}
+		return caps, true
+	}
+	return 0, false
+}

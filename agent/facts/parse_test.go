@@ -146,3 +146,15 @@ func FuzzParseKubeVersion(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCapEff(f *testing.F) {
+	f.Add([]byte("CapPrm:\t000001ffffffffff\nCapEff:\t000001fffeffffff\n"))
+	f.Add([]byte("CapEff:\t\nCapEff: 1\n"))
+	f.Add([]byte("CapEff:\tffffffffffffffffff\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		caps, ok := parseCapEff(data)
+		if !ok && caps != 0 {
+			t.Fatalf("parseCapEff(%q) = %x without a CapEff line that parses", data, caps)
+		}
+	})
+}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/runtime/config"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -105,14 +106,22 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	if !h.Exists(CNIBinDir+"/bridge") && h.Exists("/usr/lib/cni/bridge") {
 		cniBin = "/usr/lib/cni" // Debian's containernetworking-plugins
 	}
+	// Without CAP_SYS_RESOURCE (a container, an LXC guest) containerd cannot give a
+	// container a lower oom_score_adj than its own, and fails to start it.
+	hasCap, known := (&facts.Collector{Root: h.Root}).CapSysResource()
+	restrictOOM := known && !hasCap
+	if restrictOOM {
+		e.Logf("the agent lacks CAP_SYS_RESOURCE (/proc/self/status CapEff): containerd gets restrict_oom_score_adj = true")
+	}
 	toml, err := config.Containerd(config.ContainerdOptions{
-		Major:         major,
-		SandboxImage:  sandbox,
-		SystemdCgroup: driver == "systemd",
-		ConfigPath:    CertsDir,
-		CNIBinDir:     cniBin,
-		CNIConfDir:    CNIConfDir,
-		GRPCAddress:   HostSocket(h),
+		Major:               major,
+		SandboxImage:        sandbox,
+		SystemdCgroup:       driver == "systemd",
+		ConfigPath:          CertsDir,
+		CNIBinDir:           cniBin,
+		CNIConfDir:          CNIConfDir,
+		GRPCAddress:         HostSocket(h),
+		RestrictOOMScoreAdj: restrictOOM,
 	})
 	if err != nil {
 		return nil, err

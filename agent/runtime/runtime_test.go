@@ -62,6 +62,9 @@ func run(t *testing.T, r *tasks.Runner, task *taskv1.Task) (*taskv1.TaskResult, 
 
 func TestRuntimeConfigureAndVerifyOnRealContainerd(t *testing.T) {
 	root := simHost(t)
+	// The agent holds every capability.
+	os.MkdirAll(filepath.Join(root, "proc/self"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/self/status"), []byte("Name:\tdeckhand-agent\nCapEff:\t000001ffffffffff\n"), 0o644)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"runtime": runtime.Run}, log)
 	if err != nil {
@@ -100,7 +103,8 @@ func TestRuntimeConfigureAndVerifyOnRealContainerd(t *testing.T) {
 		t.Fatalf("the missing CNI config is not reported: %v %v", out, logs)
 	}
 	cfg, _ := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml"))
-	if !strings.Contains(string(cfg), `sandbox_image = "registry.k8s.io/pause:3.10"`) || !strings.Contains(string(cfg), "SystemdCgroup = false") {
+	if !strings.Contains(string(cfg), `sandbox_image = "registry.k8s.io/pause:3.10"`) || !strings.Contains(string(cfg), "SystemdCgroup = false") ||
+		!strings.Contains(string(cfg), "restrict_oom_score_adj = false") {
 		t.Fatalf("config.toml:\n%s", cfg)
 	}
 	hosts, _ := os.ReadFile(filepath.Join(root, "etc/containerd/certs.d/registry.k8s.io/hosts.toml"))
@@ -228,5 +232,26 @@ func TestRuntimeFromReleaseTarball(t *testing.T) {
 	again.Id = "tb-again"
 	if res, _ = run(t, r, again); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
 		t.Fatalf("second tarball run: %v", res.GetChanges())
+	}
+}
+
+// Where the agent lacks CAP_SYS_RESOURCE (a container, an LXC guest, a root without it),
+// containerd cannot lower a container's oom_score_adj below its own: the runtime task has
+// it restrict oom_score_adj instead, and says why.
+func TestRuntimeWithoutCapSysResourceRestrictsOOMScoreAdj(t *testing.T) {
+	root := simHost(t)
+	os.MkdirAll(filepath.Join(root, "proc/self"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/self/status"), []byte("Name:\tdeckhand-agent\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\n"), 0o644)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"runtime": runtime.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, logs := run(t, r, runtimeTask("rt-nocap", false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["runtime_ready"] != "true" {
+		t.Fatalf("runtime task: %v\nlog: %v", res, logs)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml"))
+	if !strings.Contains(string(cfg), "restrict_oom_score_adj = true") {
+		t.Fatalf("config.toml:\n%s", cfg)
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "lacks CAP_SYS_RESOURCE") {
+		t.Fatalf("no log line says why: %v", logs)
 	}
 }

@@ -604,8 +604,12 @@ type Facts struct {
 	CgroupDriver    string `protobuf:"bytes,13,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
 	FirewalldActive bool   `protobuf:"varint,14,opt,name=firewalld_active,json=firewalldActive,proto3" json:"firewalld_active,omitempty"`
 	MachineId       string `protobuf:"bytes,15,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether the agent's process holds CAP_SYS_RESOURCE (/proc/self/status CapEff), which a
+	// container runtime needs to lower oom_score_adj; unset when it cannot be read. Without
+	// it (a container, an LXC guest) containerd must run with restrict_oom_score_adj.
+	CapSysResource *bool `protobuf:"varint,16,opt,name=cap_sys_resource,json=capSysResource,proto3,oneof" json:"cap_sys_resource,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Facts) Reset() {
@@ -741,6 +745,13 @@ func (x *Facts) GetMachineId() string {
 		return x.MachineId
 	}
 	return ""
+}
+
+func (x *Facts) GetCapSysResource() bool {
+	if x != nil && x.CapSysResource != nil {
+		return *x.CapSysResource
+	}
+	return false
 }
 
 // RuntimeFacts describe the container runtime as seen through the CRI API.
@@ -1129,7 +1140,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xdf\x04\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xa3\x05\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +
@@ -1149,10 +1160,12 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\rcgroup_driver\x18\r \x01(\tR\fcgroupDriver\x12)\n" +
 	"\x10firewalld_active\x18\x0e \x01(\bR\x0ffirewalldActive\x12\x1d\n" +
 	"\n" +
-	"machine_id\x18\x0f \x01(\tR\tmachineId\x1a?\n" +
+	"machine_id\x18\x0f \x01(\tR\tmachineId\x12-\n" +
+	"\x10cap_sys_resource\x18\x10 \x01(\bH\x00R\x0ecapSysResource\x88\x01\x01\x1a?\n" +
 	"\x11KubeVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +
+	"\x11_cap_sys_resource\"\xc5\x01\n" +
 	"\fRuntimeFacts\x12\x16\n" +
 	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
 	"\x0esocket_present\x18\x02 \x01(\bR\rsocketPresent\x12\x12\n" +
@@ -1264,6 +1277,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 		(*SessionResponse_Assignment)(nil),
 		(*SessionResponse_Cancel)(nil),
 	}
+	file_deckhand_agent_v1_agent_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
