@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -53,12 +54,21 @@ type Cluster struct {
 	CgroupDriver string
 	// Registry is where the control-plane images come from.
 	Registry kubeimages.Registry
+	// KubeProxyMode is kube-proxy's mode: "iptables", "ipvs", "nftables", or "" for
+	// kube-proxy's default.
+	KubeProxyMode string
+	// ConntrackMaxPerCore is kube-proxy's conntrack.maxPerCore; nil leaves kube-proxy's
+	// default, 0 leaves the kernel's nf_conntrack_max alone.
+	ConntrackMaxPerCore *int32
 }
+
+// KubeProxyModes are the kube-proxy modes on Linux.
+var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
 
 // ParseCluster validates spec and fills in the defaults. Every error is a
 // *kubeimages.FieldError naming the ClusterSpec field (kubernetes_version,
 // control_plane_endpoint, pod_subnet, service_subnet, cluster_name, cgroup_driver,
-// registry.image_repository, registry.mirrors[i], registry.insecure_registries[i]).
+// kube_proxy.mode, kube_proxy.conntrack_max_per_core, registry.image_repository, registry.mirrors[i], registry.insecure_registries[i]).
 func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	var c Cluster
 	if spec.GetKubernetesVersion() == "" {
@@ -124,6 +134,21 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	if c.CgroupDriver != "systemd" && c.CgroupDriver != "cgroupfs" {
 		return Cluster{}, invalid("cgroup_driver", c.CgroupDriver, "is not systemd or cgroupfs",
 			"use systemd (kubeadm's default) or cgroupfs, the same as the container runtime's")
+	}
+
+	kp := spec.GetKubeProxy()
+	if m := kp.GetMode(); m != "" && !slices.Contains(KubeProxyModes, m) {
+		return Cluster{}, invalid("kube_proxy.mode", m, "is not a kube-proxy mode",
+			"use "+strings.Join(KubeProxyModes, ", ")+", or leave it empty for kube-proxy's default (iptables)")
+	}
+	c.KubeProxyMode = kp.GetMode()
+	if kp != nil && kp.ConntrackMaxPerCore != nil {
+		n := kp.GetConntrackMaxPerCore()
+		if n < 0 {
+			return Cluster{}, invalid("kube_proxy.conntrack_max_per_core", strconv.Itoa(int(n)), "is negative",
+				"give connections per CPU core (kube-proxy's default is 32768), or 0 to leave the kernel's nf_conntrack_max alone")
+		}
+		c.ConntrackMaxPerCore = &n
 	}
 
 	reg := spec.GetRegistry()

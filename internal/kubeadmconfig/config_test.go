@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"sigs.k8s.io/yaml"
@@ -121,6 +123,19 @@ func configCases() []configCase {
 				ServiceSubnet:        "10.96.0.0/16,fd00:10:96::/112",
 			},
 			node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "fd00:250::11"},
+			init: true,
+		},
+		{
+			// A host where nf_conntrack_max is read-only (a container, a child network
+			// namespace): kube-proxy must leave it alone (maxPerCore 0, written as 0).
+			name: "init_kube_proxy",
+			cluster: &taskv1.ClusterSpec{
+				KubernetesVersion: "v1.33.13",
+				PodSubnet:         "10.244.0.0/16",
+				CgroupDriver:      "cgroupfs",
+				KubeProxy:         &taskv1.KubeProxySettings{Mode: "iptables", ConntrackMaxPerCore: proto.Int32(0)},
+			},
+			node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.11"},
 			init: true,
 		},
 		{
@@ -264,6 +279,45 @@ func TestConfigContents(t *testing.T) {
 		}
 		if v := get(d[1], "controlPlaneEndpoint"); v != nil {
 			t.Errorf("controlPlaneEndpoint = %v, want it left out", v)
+		}
+	})
+
+	t.Run("kube-proxy settings", func(t *testing.T) {
+		_, out := cases["init_kube_proxy"].render(t)
+		d := docs(t, out)
+		if len(d) != 4 || d[3]["kind"] != "KubeProxyConfiguration" || d[3]["apiVersion"] != "kubeproxy.config.k8s.io/v1alpha1" {
+			t.Fatalf("want a fourth document, KubeProxyConfiguration:\n%s", out)
+		}
+		if get(d[3], "mode") != "iptables" || get(d[3], "conntrack", "maxPerCore") != float64(0) || get(d[2], "cgroupDriver") != "cgroupfs" {
+			t.Fatalf("kube-proxy mode, conntrack.maxPerCore (0 written out) or the kubelet's cgroupDriver is wrong:\n%s", out)
+		}
+		// Only what is set is written: kube-proxy's defaults stay its own.
+		for _, tc := range []struct {
+			kp   *taskv1.KubeProxySettings
+			want string
+		}{
+			{&taskv1.KubeProxySettings{Mode: "nftables"}, "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n"},
+			{&taskv1.KubeProxySettings{ConntrackMaxPerCore: proto.Int32(65536)}, "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nconntrack:\n  maxPerCore: 65536\nkind: KubeProxyConfiguration\n"},
+		} {
+			c, err := ParseCluster(&taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", KubeProxy: tc.kp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := ParseNode(&taskv1.NodeSpec{Name: "cp-1"})
+			out, err := InitConfig(c, n, false, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parts := strings.Split(string(out), "---\n"); len(parts) != 4 || parts[3] != tc.want {
+				t.Errorf("%v: got\n%s", tc.kp, out)
+			}
+		}
+		for _, kp := range []*taskv1.KubeProxySettings{nil, {}} {
+			c, _ := ParseCluster(&taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", KubeProxy: kp})
+			n, _ := ParseNode(&taskv1.NodeSpec{Name: "cp-1"})
+			if out, _ := InitConfig(c, n, false, ""); strings.Contains(string(out), "KubeProxyConfiguration") {
+				t.Errorf("kube_proxy %v: a KubeProxyConfiguration with nothing set:\n%s", kp, out)
+			}
 		}
 	})
 
@@ -457,6 +511,11 @@ func TestInvalidSpecs(t *testing.T) {
 		{"service subnet IPv6 too large", "service_subnet", cluster(func(s *taskv1.ClusterSpec) { s.ServiceSubnet = "fd00::/64" }), ""},
 
 		{"cgroup driver", "cgroup_driver", cluster(func(s *taskv1.ClusterSpec) { s.CgroupDriver = "cgroupfs2" }), ""},
+		{"kube-proxy mode", "kube_proxy.mode", cluster(func(s *taskv1.ClusterSpec) { s.KubeProxy = &taskv1.KubeProxySettings{Mode: "userspace"} }), ""},
+		{"kube-proxy mode upper case", "kube_proxy.mode", cluster(func(s *taskv1.ClusterSpec) { s.KubeProxy = &taskv1.KubeProxySettings{Mode: "IPVS"} }), ""},
+		{"conntrack max per core negative", "kube_proxy.conntrack_max_per_core", cluster(func(s *taskv1.ClusterSpec) {
+			s.KubeProxy = &taskv1.KubeProxySettings{ConntrackMaxPerCore: proto.Int32(-1)}
+		}), ""},
 		{"cluster name", "cluster_name", cluster(func(s *taskv1.ClusterSpec) { s.ClusterName = "Prod Cluster" }), ""},
 		{"image repository", "registry.image_repository", cluster(func(s *taskv1.ClusterSpec) {
 			s.Registry = &taskv1.RegistrySettings{ImageRepository: "https://registry.example.com"}

@@ -1,6 +1,7 @@
 // Package kubeadmconfig turns a cluster spec and a node spec into what kubeadm is given: the
 // kubeadm.k8s.io/v1beta4 configuration files for `kubeadm init` (InitConfiguration,
-// ClusterConfiguration and the KubeletConfiguration with the cgroup driver) and for
+// ClusterConfiguration, the KubeletConfiguration with the cgroup driver and, when set, the
+// KubeProxyConfiguration with kube-proxy's mode and conntrack limit) and for
 // `kubeadm join` (JoinConfiguration, as worker or control plane), and the argv of every
 // kubeadm command the agent runs (init, join, token create and delete, upload-certs,
 // reset). Running them, parsing their output and cleaning up belong to the kubeadm task.
@@ -27,7 +28,10 @@
 //     if it should stay.
 //   - The KubeletConfiguration (cgroup driver) is part of the init files only: kubeadm
 //     uploads it to the kubelet-config ConfigMap and every joining node reads it from
-//     there.
+//     there. So is the KubeProxyConfiguration (mode, conntrack.maxPerCore), kept in the
+//     kube-proxy ConfigMap; it is written only when the cluster sets one of them, so
+//     kube-proxy's own defaults stay its defaults. A maxPerCore of 0 is written as 0: it
+//     tells kube-proxy to leave nf_conntrack_max alone.
 //   - Join discovery always pins the cluster CA (caCertHashes); this package never writes
 //     unsafeSkipCAVerification.
 //

@@ -13,18 +13,19 @@ func FuzzParseCluster(f *testing.F) {
 	for _, tc := range configCases() {
 		s := tc.cluster
 		f.Add(s.GetKubernetesVersion(), s.GetControlPlaneEndpoint(), s.GetPodSubnet(), s.GetServiceSubnet(), s.GetClusterName(), s.GetCgroupDriver(),
-			s.GetRegistry().GetImageRepository(), strings.Join(s.GetRegistry().GetMirrors(), " "))
+			s.GetRegistry().GetImageRepository(), strings.Join(s.GetRegistry().GetMirrors(), " "),
+			s.GetKubeProxy().GetMode(), s.GetKubeProxy().GetConntrackMaxPerCore(), s.GetKubeProxy() != nil && s.GetKubeProxy().ConntrackMaxPerCore != nil)
 	}
-	f.Add("v1.33.0", "[fd00::1]:6443", "10.244.0.0/16,fd00:10:244::/56", "10.96.0.0/12,fd00:10:96::/112", "", "", "", "")
-	f.Add("1.34.1", "cp:1", "10.96.0.0/16", "", "a.b", "cgroupfs", "localhost:5000", "http://127.0.0.1:5999")
-	f.Add("v1.99.0", "cp.example.com", "10.244.0.1/16", "10.0.0.0/8", "Bad Name", "x", "https://r", "r")
-	f.Add("v1.30.14", "\"q\":1", "::/0", "0.0.0.0/0", "-", "systemd", "r.io/A", "")
+	f.Add("v1.33.0", "[fd00::1]:6443", "10.244.0.0/16,fd00:10:244::/56", "10.96.0.0/12,fd00:10:96::/112", "", "", "", "", "nftables", int32(0), false)
+	f.Add("1.34.1", "cp:1", "10.96.0.0/16", "", "a.b", "cgroupfs", "localhost:5000", "http://127.0.0.1:5999", "", int32(131072), true)
+	f.Add("v1.99.0", "cp.example.com", "10.244.0.1/16", "10.0.0.0/8", "Bad Name", "x", "https://r", "r", "userspace", int32(-5), true)
+	f.Add("v1.30.14", "\"q\":1", "::/0", "0.0.0.0/0", "-", "systemd", "r.io/A", "", "ipvs\n", int32(0), true)
 
 	n, err := ParseNode(&taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.0.0.1"})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, version, endpoint, pod, svc, name, driver, repo, mirrors string) {
+	f.Fuzz(func(t *testing.T, version, endpoint, pod, svc, name, driver, repo, mirrors, proxyMode string, maxPerCore int32, setMax bool) {
 		spec := &taskv1.ClusterSpec{
 			KubernetesVersion:    version,
 			ControlPlaneEndpoint: endpoint,
@@ -33,6 +34,10 @@ func FuzzParseCluster(f *testing.F) {
 			ClusterName:          name,
 			CgroupDriver:         driver,
 			Registry:             &taskv1.RegistrySettings{ImageRepository: repo, Mirrors: strings.Fields(mirrors)},
+			KubeProxy:            &taskv1.KubeProxySettings{Mode: proxyMode},
+		}
+		if setMax {
+			spec.KubeProxy.ConntrackMaxPerCore = &maxPerCore
 		}
 		c, err := ParseCluster(spec)
 		if err != nil {
@@ -62,8 +67,16 @@ func FuzzParseCluster(f *testing.F) {
 			t.Fatalf("InitConfig of an accepted cluster: %v", err)
 		}
 		d := docs(t, out)
-		if len(d) != 3 {
-			t.Fatalf("got %d documents:\n%s", len(d), out)
+		if want := map[bool]int{true: 3, false: 4}[proxyMode == "" && !setMax]; len(d) != want {
+			t.Fatalf("got %d documents, want %d:\n%s", len(d), want, out)
+		}
+		if len(d) == 4 {
+			if got, _ := d[3]["mode"].(string); got != proxyMode {
+				t.Fatalf("kube-proxy mode = %q, want %q\n%s", got, proxyMode, out)
+			}
+			if got := get(d[3], "conntrack", "maxPerCore"); setMax && got != float64(maxPerCore) || !setMax && got != nil {
+				t.Fatalf("conntrack.maxPerCore = %v, want %d (set %v)\n%s", got, maxPerCore, setMax, out)
+			}
 		}
 		cc := d[1]
 		for k, want := range map[string]string{

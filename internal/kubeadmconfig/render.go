@@ -14,8 +14,9 @@ import (
 
 // API versions of the documents this package writes.
 const (
-	KubeadmAPIVersion = "kubeadm.k8s.io/v1beta4"
-	KubeletAPIVersion = "kubelet.config.k8s.io/v1beta1"
+	KubeadmAPIVersion   = "kubeadm.k8s.io/v1beta4"
+	KubeletAPIVersion   = "kubelet.config.k8s.io/v1beta1"
+	KubeProxyAPIVersion = "kubeproxy.config.k8s.io/v1alpha1"
 )
 
 // InitTokenTTL is the lifetime of the bootstrap token InitConfig writes: kubeadm's default.
@@ -53,6 +54,14 @@ type (
 	kubeletConfiguration struct {
 		typeMeta
 		CgroupDriver string `json:"cgroupDriver"`
+	}
+	kubeProxyConfiguration struct {
+		typeMeta
+		Conntrack *kubeProxyConntrack `json:"conntrack,omitempty"`
+		Mode      string              `json:"mode,omitempty"`
+	}
+	kubeProxyConntrack struct {
+		MaxPerCore *int32 `json:"maxPerCore"`
 	}
 	joinConfiguration struct {
 		typeMeta
@@ -101,8 +110,9 @@ type (
 )
 
 // InitConfig renders the configuration file of `kubeadm init --config` for the first
-// control plane n of cluster c: an InitConfiguration, a ClusterConfiguration and a
-// KubeletConfiguration with c's cgroup driver. A non-empty token becomes the bootstrap
+// control plane n of cluster c: an InitConfiguration, a ClusterConfiguration, a
+// KubeletConfiguration with c's cgroup driver and, when c sets any kube-proxy setting, a
+// KubeProxyConfiguration with them. A non-empty token becomes the bootstrap
 // token (valid InitTokenTTL); an empty one lets kubeadm generate it. uploadCerts says the
 // init will run with --upload-certs (InitArgs), which needs a control-plane endpoint for
 // the other control planes to join through. The certificate key is left to kubeadm, which
@@ -143,7 +153,14 @@ func InitConfig(c Cluster, n Node, uploadCerts bool, token string) ([]byte, erro
 		typeMeta:     typeMeta{KubeletAPIVersion, "KubeletConfiguration"},
 		CgroupDriver: c.CgroupDriver,
 	}
-	return documents(ic, cc, kc)
+	if c.KubeProxyMode == "" && c.ConntrackMaxPerCore == nil {
+		return documents(ic, cc, kc)
+	}
+	kp := kubeProxyConfiguration{typeMeta: typeMeta{KubeProxyAPIVersion, "KubeProxyConfiguration"}, Mode: c.KubeProxyMode}
+	if c.ConntrackMaxPerCore != nil {
+		kp.Conntrack = &kubeProxyConntrack{MaxPerCore: c.ConntrackMaxPerCore}
+	}
+	return documents(ic, cc, kc, kp)
 }
 
 // JoinConfig renders the configuration file of `kubeadm join --config` for node n: a
@@ -276,12 +293,20 @@ func (c Cluster) spec() *taskv1.ClusterSpec {
 		ServiceSubnet:        c.ServiceSubnet,
 		ClusterName:          c.ClusterName,
 		CgroupDriver:         c.CgroupDriver,
+		KubeProxy:            c.kubeProxySpec(),
 		Registry: &taskv1.RegistrySettings{
 			ImageRepository:    c.Registry.ImageRepository,
 			Mirrors:            c.Registry.Mirrors,
 			InsecureRegistries: c.Registry.Insecure,
 		},
 	}
+}
+
+func (c Cluster) kubeProxySpec() *taskv1.KubeProxySettings {
+	if c.KubeProxyMode == "" && c.ConntrackMaxPerCore == nil {
+		return nil
+	}
+	return &taskv1.KubeProxySettings{Mode: c.KubeProxyMode, ConntrackMaxPerCore: c.ConntrackMaxPerCore}
 }
 
 // spec converts n back to the NodeSpec it was parsed from (defaults filled in).

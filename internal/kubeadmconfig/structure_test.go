@@ -15,7 +15,7 @@ import (
 // writes, and the parsers refuse it before that).
 func TestConfigValuesRefuseControlCharacters(t *testing.T) {
 	goodCluster := &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", ControlPlaneEndpoint: "cp.example.com:6443", PodSubnet: "10.244.0.0/16",
-		ServiceSubnet: "10.96.0.0/12", ClusterName: "lab", CgroupDriver: "systemd",
+		ServiceSubnet: "10.96.0.0/12", ClusterName: "lab", CgroupDriver: "systemd", KubeProxy: &taskv1.KubeProxySettings{Mode: "ipvs", ConntrackMaxPerCore: proto.Int32(0)},
 		Registry: &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io", Mirrors: []string{"https://m.example"}, InsecureRegistries: []string{"m.example"}}}
 	goodNode := &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.0.0.1", CriSocket: "unix:///run/containerd/containerd.sock",
 		Labels: map[string]string{"rack": "r1"}, Taints: []*taskv1.Taint{{Key: "dedicated", Value: "infra", Effect: "NoSchedule"}}}

@@ -1057,12 +1057,13 @@ type ClusterSpec struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	KubernetesVersion string                 `protobuf:"bytes,1,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
 	// host:port of the API server load balancer or first control plane.
-	ControlPlaneEndpoint string            `protobuf:"bytes,2,opt,name=control_plane_endpoint,json=controlPlaneEndpoint,proto3" json:"control_plane_endpoint,omitempty"`
-	PodSubnet            string            `protobuf:"bytes,3,opt,name=pod_subnet,json=podSubnet,proto3" json:"pod_subnet,omitempty"`
-	ServiceSubnet        string            `protobuf:"bytes,4,opt,name=service_subnet,json=serviceSubnet,proto3" json:"service_subnet,omitempty"`
-	Registry             *RegistrySettings `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
-	ClusterName          string            `protobuf:"bytes,6,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
-	CgroupDriver         string            `protobuf:"bytes,7,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
+	ControlPlaneEndpoint string             `protobuf:"bytes,2,opt,name=control_plane_endpoint,json=controlPlaneEndpoint,proto3" json:"control_plane_endpoint,omitempty"`
+	PodSubnet            string             `protobuf:"bytes,3,opt,name=pod_subnet,json=podSubnet,proto3" json:"pod_subnet,omitempty"`
+	ServiceSubnet        string             `protobuf:"bytes,4,opt,name=service_subnet,json=serviceSubnet,proto3" json:"service_subnet,omitempty"`
+	Registry             *RegistrySettings  `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
+	ClusterName          string             `protobuf:"bytes,6,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	CgroupDriver         string             `protobuf:"bytes,7,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
+	KubeProxy            *KubeProxySettings `protobuf:"bytes,9,opt,name=kube_proxy,json=kubeProxy,proto3" json:"kube_proxy,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -1146,6 +1147,71 @@ func (x *ClusterSpec) GetCgroupDriver() string {
 	return ""
 }
 
+func (x *ClusterSpec) GetKubeProxy() *KubeProxySettings {
+	if x != nil {
+		return x.KubeProxy
+	}
+	return nil
+}
+
+// KubeProxySettings are kube-proxy's settings, as a KubeProxyConfiguration given to
+// kubeadm init (kubeadm keeps it in the kube-proxy ConfigMap for every node).
+type KubeProxySettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "iptables", "ipvs" or "nftables"; empty leaves kube-proxy's default (iptables).
+	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	// conntrack.maxPerCore: unset leaves kube-proxy's default (32768 per core); 0 leaves
+	// the kernel's nf_conntrack_max alone, which is needed where it is read-only (a
+	// container, an LXC guest, a child network namespace), or kube-proxy exits.
+	ConntrackMaxPerCore *int32 `protobuf:"varint,2,opt,name=conntrack_max_per_core,json=conntrackMaxPerCore,proto3,oneof" json:"conntrack_max_per_core,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *KubeProxySettings) Reset() {
+	*x = KubeProxySettings{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KubeProxySettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KubeProxySettings) ProtoMessage() {}
+
+func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KubeProxySettings.ProtoReflect.Descriptor instead.
+func (*KubeProxySettings) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *KubeProxySettings) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *KubeProxySettings) GetConntrackMaxPerCore() int32 {
+	if x != nil && x.ConntrackMaxPerCore != nil {
+		return *x.ConntrackMaxPerCore
+	}
+	return 0
+}
+
 // NodeSpec is what kubeadm needs to know about the node itself.
 type NodeSpec struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -1160,7 +1226,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1238,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1251,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeSpec) GetName() string {
@@ -1236,7 +1302,7 @@ type Taint struct {
 
 func (x *Taint) Reset() {
 	*x = Taint{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1314,7 @@ func (x *Taint) String() string {
 func (*Taint) ProtoMessage() {}
 
 func (x *Taint) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1327,7 @@ func (x *Taint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taint.ProtoReflect.Descriptor instead.
 func (*Taint) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Taint) GetKey() string {
@@ -1300,7 +1366,7 @@ type KubeadmInitSpec struct {
 
 func (x *KubeadmInitSpec) Reset() {
 	*x = KubeadmInitSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1378,7 @@ func (x *KubeadmInitSpec) String() string {
 func (*KubeadmInitSpec) ProtoMessage() {}
 
 func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1391,7 @@ func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmInitSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmInitSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KubeadmInitSpec) GetCluster() *ClusterSpec {
@@ -1371,7 +1437,7 @@ type KubeadmTokenSpec struct {
 
 func (x *KubeadmTokenSpec) Reset() {
 	*x = KubeadmTokenSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1449,7 @@ func (x *KubeadmTokenSpec) String() string {
 func (*KubeadmTokenSpec) ProtoMessage() {}
 
 func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1462,7 @@ func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmTokenSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmTokenSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KubeadmTokenSpec) GetDeleteTokenId() string {
@@ -1439,7 +1505,7 @@ type KubeadmJoinSpec struct {
 
 func (x *KubeadmJoinSpec) Reset() {
 	*x = KubeadmJoinSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1517,7 @@ func (x *KubeadmJoinSpec) String() string {
 func (*KubeadmJoinSpec) ProtoMessage() {}
 
 func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1530,7 @@ func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmJoinSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmJoinSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KubeadmJoinSpec) GetCluster() *ClusterSpec {
@@ -1529,7 +1595,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1607,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1620,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -1583,7 +1649,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1661,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1674,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -1642,7 +1708,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1720,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1733,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -1690,7 +1756,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1768,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1781,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -1743,7 +1809,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1821,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1834,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -1793,7 +1859,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1871,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1884,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Change) GetKind() string {
@@ -1859,7 +1925,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1937,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1950,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -1969,7 +2035,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2047,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2060,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2026,7 +2092,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2104,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2117,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Progress) GetItem() string {
@@ -2097,7 +2163,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2175,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2188,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskError) GetReason() string {
@@ -2168,7 +2234,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2246,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2259,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -2329,7 +2395,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12kubernetes_version\x18\x03 \x01(\tR\x11kubernetesVersion\x12>\n" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
-	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\xc0\x02\n" +
+	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\x84\x03\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -2338,7 +2404,13 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x0eservice_subnet\x18\x04 \x01(\tR\rserviceSubnet\x12>\n" +
 	"\bregistry\x18\x05 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12!\n" +
 	"\fcluster_name\x18\x06 \x01(\tR\vclusterName\x12#\n" +
-	"\rcgroup_driver\x18\a \x01(\tR\fcgroupDriver\"\x96\x02\n" +
+	"\rcgroup_driver\x18\a \x01(\tR\fcgroupDriver\x12B\n" +
+	"\n" +
+	"kube_proxy\x18\t \x01(\v2#.deckhand.task.v1.KubeProxySettingsR\tkubeProxy\"|\n" +
+	"\x11KubeProxySettings\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x128\n" +
+	"\x16conntrack_max_per_core\x18\x02 \x01(\x05H\x00R\x13conntrackMaxPerCore\x88\x01\x01B\x19\n" +
+	"\x17_conntrack_max_per_core\"\x96\x02\n" +
 	"\bNodeSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11advertise_address\x18\x02 \x01(\tR\x10advertiseAddress\x12\x1d\n" +
@@ -2463,7 +2535,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -2478,81 +2550,83 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*RuntimeSpec)(nil),           // 10: deckhand.task.v1.RuntimeSpec
 	(*ImagesSpec)(nil),            // 11: deckhand.task.v1.ImagesSpec
 	(*ClusterSpec)(nil),           // 12: deckhand.task.v1.ClusterSpec
-	(*NodeSpec)(nil),              // 13: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 14: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 15: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 16: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 17: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmResetSpec)(nil),      // 18: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 19: deckhand.task.v1.DrainSpec
-	(*DeleteNodeSpec)(nil),        // 20: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 21: deckhand.task.v1.NodeReadySpec
-	(*DiagnosticsSpec)(nil),       // 22: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 23: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 24: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 25: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 26: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 27: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 28: deckhand.task.v1.TaskResult
-	nil,                           // 29: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 30: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 31: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 32: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(*KubeProxySettings)(nil),     // 13: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 14: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 15: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 16: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 17: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 18: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmResetSpec)(nil),      // 19: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 20: deckhand.task.v1.DrainSpec
+	(*DeleteNodeSpec)(nil),        // 21: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 22: deckhand.task.v1.NodeReadySpec
+	(*DiagnosticsSpec)(nil),       // 23: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 24: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 25: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 26: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 27: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 28: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 29: deckhand.task.v1.TaskResult
+	nil,                           // 30: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 31: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 32: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 33: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	6,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	33, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	34, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	7,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	8,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	10, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	11, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	15, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	16, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	17, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	18, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	19, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	20, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	22, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	21, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	16, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	17, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	18, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	19, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	20, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	21, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	23, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	22, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
 	0,  // 14: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
 	1,  // 15: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	29, // 16: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	30, // 16: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
 	2,  // 17: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	30, // 18: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	31, // 18: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
 	9,  // 19: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
 	3,  // 20: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
 	9,  // 21: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	33, // 22: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	34, // 22: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
 	9,  // 23: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	31, // 24: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	14, // 25: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	12, // 26: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	13, // 27: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	33, // 28: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	33, // 29: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	12, // 30: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	13, // 31: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 32: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	33, // 33: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	33, // 34: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	33, // 35: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	34, // 36: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	25, // 37: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	26, // 38: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	4,  // 39: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	4,  // 40: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	23, // 41: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	32, // 42: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	27, // 43: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	34, // 44: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	34, // 45: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	13, // 24: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	32, // 25: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	15, // 26: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	12, // 27: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	14, // 28: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	34, // 29: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	34, // 30: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	12, // 31: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	14, // 32: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 33: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	34, // 34: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	34, // 35: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	34, // 36: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	35, // 37: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	26, // 38: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	27, // 39: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	4,  // 40: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	4,  // 41: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	24, // 42: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	33, // 43: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	28, // 44: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	35, // 45: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	35, // 46: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -2575,7 +2649,8 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_Diagnostics)(nil),
 		(*TaskSpec_NodeReady)(nil),
 	}
-	file_deckhand_task_v1_task_proto_msgTypes[19].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[8].OneofWrappers = []any{}
+	file_deckhand_task_v1_task_proto_msgTypes[20].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -2586,7 +2661,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
