@@ -317,6 +317,10 @@ func init() {
 		specRules[td(cl).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
 	}
 	r(cl, "registry", nested) // and its own rules (list limits)
+	kp := &taskv1.KubeProxySettings{}
+	for i := range td(kp).Fields().Len() {
+		specRules[td(kp).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
+	}
 	messageRules[td(cl).FullName()] = func(path string, m protoreflect.Message) error {
 		if _, err := kubeadmconfig.ParseCluster(m.Interface().(*taskv1.ClusterSpec)); err != nil {
 			return fieldFrom(path, err)

@@ -18,7 +18,8 @@ import (
 
 func goodCluster() *taskv1.ClusterSpec {
 	return &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", ControlPlaneEndpoint: "10.250.0.10:6443", PodSubnet: "10.244.0.0/16", ServiceSubnet: "10.96.0.0/12",
-		CgroupDriver: "systemd", Registry: &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io"}}
+		CgroupDriver: "systemd", Registry: &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io"},
+		KubeProxy: &taskv1.KubeProxySettings{Mode: "iptables", ConntrackMaxPerCore: proto.Int32(0)}}
 }
 
 // goodSpecs has one valid spec per kind; each bad case below changes one field of one.
@@ -116,6 +117,11 @@ func badCases() []badCase {
 		{t + "ClusterSpec.service_subnet", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.ServiceSubnet = "x" }, "spec.kubeadm_init.cluster.service_subnet"},
 		{t + "ClusterSpec.cluster_name", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.ClusterName = "Bad Name" }, "spec.kubeadm_init.cluster.cluster_name"},
 		{t + "ClusterSpec.cgroup_driver", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.CgroupDriver = "x" }, "spec.kubeadm_init.cluster.cgroup_driver"},
+		{t + "ClusterSpec.kube_proxy", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.KubeProxy.Mode = "userspace" }, "spec.kubeadm_init.cluster.kube_proxy.mode"},
+		{t + "KubeProxySettings.mode", "kubeadm_join", func(s *taskv1.TaskSpec) { s.GetKubeadmJoin().Cluster.KubeProxy.Mode = "ipvs\nx: y" }, "spec.kubeadm_join.cluster.kube_proxy.mode"},
+		{t + "KubeProxySettings.conntrack_max_per_core", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.KubeProxy.ConntrackMaxPerCore = proto.Int32(-1)
+		}, "spec.kubeadm_init.cluster.kube_proxy.conntrack_max_per_core"},
 		{t + "ClusterSpec.registry", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.Registry.ImageRepository = "a b" }, "spec.kubeadm_init.cluster"},
 
 		{t + "NodeSpec.name", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.Name = "Bad_Name" }, "spec.kubeadm_init.node"},

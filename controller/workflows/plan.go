@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -394,10 +395,21 @@ func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
 		diff("spec.networking.podSubnet", have.GetPodSubnet(), want.GetPodSubnet()),
 		diff("spec.networking.serviceSubnet", have.GetServiceSubnet(), want.GetServiceSubnet()),
 		diff("spec.imageRepository", have.GetRegistry().GetImageRepository(), want.GetRegistry().GetImageRepository()),
+		diff("spec.kubeProxy.mode", have.GetKubeProxy().GetMode(), want.GetKubeProxy().GetMode()),
+		diff("spec.kubeProxy.conntrackMaxPerCore", conntrackMax(have.GetKubeProxy()), conntrackMax(want.GetKubeProxy())),
 	} {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// conntrackMax is kube-proxy's conntrack.maxPerCore as the document writes it: "" when
+// it is absent (kube-proxy's default).
+func conntrackMax(k *taskv1.KubeProxySettings) string {
+	if k == nil || k.ConntrackMaxPerCore == nil {
+		return ""
+	}
+	return strconv.Itoa(int(k.GetConntrackMaxPerCore()))
 }

@@ -10,6 +10,7 @@
 //	  imageRepository: registry.k8s.io
 //	  mirrors: [http://10.250.0.1:5000]
 //	  networking: {podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}
+//	  kubeProxy: {mode: iptables, conntrackMaxPerCore: 0}
 //	  packages: {source: repository, baseURL: https://pkgs.k8s.io/core:/stable:/v1.33/deb}
 //	  runtime: {source: package}
 //	  concurrency: 10
@@ -72,6 +73,7 @@ type Spec struct {
 	InsecureRegistries   []string   `json:"insecureRegistries,omitempty"`
 	Networking           Networking `json:"networking,omitempty"`
 	CgroupDriver         string     `json:"cgroupDriver,omitempty"`
+	KubeProxy            KubeProxy  `json:"kubeProxy,omitempty"`
 	Packages             Packages   `json:"packages,omitempty"`
 	Runtime              Runtime    `json:"runtime,omitempty"`
 	Concurrency          int        `json:"concurrency,omitempty"`
@@ -82,6 +84,15 @@ type Spec struct {
 type Networking struct {
 	PodSubnet     string `json:"podSubnet,omitempty"`
 	ServiceSubnet string `json:"serviceSubnet,omitempty"`
+}
+
+// KubeProxy is kube-proxy's configuration.
+type KubeProxy struct {
+	// "iptables", "ipvs" or "nftables"; empty is kube-proxy's default.
+	Mode string `json:"mode,omitempty"`
+	// Connections tracked per CPU core; 0 leaves the kernel's nf_conntrack_max alone
+	// (needed where it is read-only); absent is kube-proxy's default.
+	ConntrackMaxPerCore *int32 `json:"conntrackMaxPerCore,omitempty"`
 }
 
 // Packages says where kubelet, kubeadm and kubectl come from.
@@ -142,15 +153,17 @@ func fieldErr(field, format string, args ...any) error {
 
 // specFields maps the ClusterSpec field names kubeadmconfig reports to document paths.
 var specFields = map[string]string{
-	"kubernetes_version":           "spec.kubernetesVersion",
-	"control_plane_endpoint":       "spec.controlPlaneEndpoint",
-	"pod_subnet":                   "spec.networking.podSubnet",
-	"service_subnet":               "spec.networking.serviceSubnet",
-	"cluster_name":                 "metadata.name",
-	"cgroup_driver":                "spec.cgroupDriver",
-	"registry.image_repository":    "spec.imageRepository",
-	"registry.mirrors":             "spec.mirrors",
-	"registry.insecure_registries": "spec.insecureRegistries",
+	"kubernetes_version":                "spec.kubernetesVersion",
+	"control_plane_endpoint":            "spec.controlPlaneEndpoint",
+	"pod_subnet":                        "spec.networking.podSubnet",
+	"service_subnet":                    "spec.networking.serviceSubnet",
+	"cluster_name":                      "metadata.name",
+	"cgroup_driver":                     "spec.cgroupDriver",
+	"kube_proxy.mode":                   "spec.kubeProxy.mode",
+	"kube_proxy.conntrack_max_per_core": "spec.kubeProxy.conntrackMaxPerCore",
+	"registry.image_repository":         "spec.imageRepository",
+	"registry.mirrors":                  "spec.mirrors",
+	"registry.insecure_registries":      "spec.insecureRegistries",
 }
 
 // Parse reads and validates a cluster document.
@@ -174,6 +187,9 @@ func Parse(data []byte) (*Cluster, error) {
 		ClusterName:          doc.Metadata.Name,
 		CgroupDriver:         s.CgroupDriver,
 		Registry:             &taskv1.RegistrySettings{ImageRepository: s.ImageRepository, Mirrors: s.Mirrors, InsecureRegistries: s.InsecureRegistries},
+	}
+	if s.KubeProxy != (KubeProxy{}) {
+		spec.KubeProxy = &taskv1.KubeProxySettings{Mode: s.KubeProxy.Mode, ConntrackMaxPerCore: s.KubeProxy.ConntrackMaxPerCore}
 	}
 	if _, err := kubeadmconfig.ParseCluster(spec); err != nil {
 		return nil, renameField(err)

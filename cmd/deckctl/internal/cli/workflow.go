@@ -39,7 +39,8 @@ func newWorkflowCmds(o *options) []*cobra.Command {
 func newInitCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var tf taskFlags
-	var endpoint, podSubnet, serviceSubnet, clusterName string
+	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode string
+	var conntrackMaxPerCore int32
 	cmd := &cobra.Command{
 		Use:   "init NODE",
 		Short: "Create a Kubernetes cluster with NODE as its first control plane",
@@ -55,11 +56,16 @@ func newInitCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cluster := &taskv1.ClusterSpec{KubernetesVersion: tf.kubernetesVersion, ControlPlaneEndpoint: endpoint, PodSubnet: podSubnet,
+				ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver}
+			if conntrack := cmd.Flags().Changed("conntrack-max-per-core"); proxyMode != "" || conntrack {
+				cluster.KubeProxy = &taskv1.KubeProxySettings{Mode: proxyMode}
+				if conntrack {
+					cluster.KubeProxy.ConntrackMaxPerCore = &conntrackMaxPerCore
+				}
+			}
 			spec := &apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{
-				Node: args[0],
-				Cluster: &taskv1.ClusterSpec{KubernetesVersion: tf.kubernetesVersion, ControlPlaneEndpoint: endpoint, PodSubnet: podSubnet,
-					ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver},
-				Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(),
+				Node: args[0], Cluster: cluster, Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(),
 			}}}
 			return o.runWorkflow(spec, f)
 		},
@@ -75,6 +81,8 @@ func newInitCmd(o *options) *cobra.Command {
 	fl.StringSliceVar(&tf.mirrors, "mirror", nil, "registry mirror tried before the image repository (repeatable, in order)")
 	fl.StringSliceVar(&tf.insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (repeatable)")
 	fl.StringVar(&tf.cgroupDriver, "cgroup-driver", "", "systemd (default) or cgroupfs")
+	fl.StringVar(&proxyMode, "kube-proxy-mode", "", "kube-proxy mode: iptables, ipvs or nftables (default: kube-proxy's, iptables)")
+	fl.Int32Var(&conntrackMaxPerCore, "conntrack-max-per-core", 0, "kube-proxy's conntrack.maxPerCore; 0 leaves nf_conntrack_max alone, as a container or LXC host needs (default: kube-proxy's, 32768)")
 	fl.StringVar(&tf.pkgSource, "package-source", "repository", "where kubelet, kubeadm and kubectl come from: repository or binaries")
 	fl.StringVar(&tf.baseURL, "package-base-url", "", "package repository or binary base URL (default pkgs.k8s.io)")
 	fl.StringVar(&tf.source, "runtime-source", "package", "how containerd is installed: package or tarball")

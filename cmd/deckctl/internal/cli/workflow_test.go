@@ -389,9 +389,16 @@ func TestAgentRestartMidJoin(t *testing.T) {
 	l := newLab(t, "node-1", "node-2")
 	// deckctl init with flags instead of a document.
 	out := l.mustDeckctl(t, "init", "node-1", "--kubernetes-version", version, "--mirror", l.mirror,
-		"--package-base-url", l.repo, "--cgroup-driver", "cgroupfs")
+		"--package-base-url", l.repo, "--cgroup-driver", "cgroupfs", "--kube-proxy-mode", "iptables", "--conntrack-max-per-core", "0")
 	if !strings.Contains(out, "node-1/init") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("init:\n%s", out)
+	}
+	// kubeadm init was told the kubelet's cgroup driver and kube-proxy's settings (0: leave
+	// nf_conntrack_max alone).
+	cfg, err := os.ReadFile(filepath.Join(l.Agents["node-1"].Root, "etc/kubernetes/deckhand/kubeadm-init.yaml"))
+	if err != nil || !strings.Contains(string(cfg), "cgroupDriver: cgroupfs\n") ||
+		!strings.Contains(string(cfg), "conntrack:\n  maxPerCore: 0\nkind: KubeProxyConfiguration\nmode: iptables\n") {
+		t.Fatalf("kubeadm-init.yaml: %v\n%s", err, cfg)
 	}
 	if _, _, err := l.deckctl("init", "node-2", "--kubernetes-version", version); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("a second init: %v", err)

@@ -1,0 +1,60 @@
+package workflows
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deckhandhq/deckhand/internal/clusterspec"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func kubeProxyDoc(t *testing.T, kubeProxy string) *clusterspec.Cluster {
+	t.Helper()
+	doc, err := clusterspec.Parse([]byte("apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\nspec:\n  kubernetesVersion: v1.33.13\n" +
+		kubeProxy + "  nodes:\n  - {name: node-1, role: control-plane}\n  - {name: node-2, role: worker}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// kube-proxy's settings go to kubeadm init with the cluster; a running cluster keeps
+// the ones it was created with (kubeadm stored them in the kube-proxy ConfigMap).
+func TestApplyCarriesKubeProxySettingsAndRefusesChangingThem(t *testing.T) {
+	enrolled := map[string]bool{"node-1": true, "node-2": true}
+	doc := kubeProxyDoc(t, "  kubeProxy: {mode: iptables, conntrackMaxPerCore: 0}\n")
+	p := &plan{}
+	if err := p.apply(doc, nil, enrolled); err != nil {
+		t.Fatal(err)
+	}
+	var initSpec *taskv1.KubeadmInitSpec
+	for _, s := range p.steps {
+		if in := s.GetTask().GetKubeadmInit(); in != nil {
+			initSpec = in
+		}
+	}
+	want := &taskv1.KubeProxySettings{Mode: "iptables", ConntrackMaxPerCore: proto.Int32(0)}
+	if !proto.Equal(initSpec.GetCluster().GetKubeProxy(), want) {
+		t.Fatalf("kubeadm init gets kube_proxy %v, want %v", initSpec.GetCluster().GetKubeProxy(), want)
+	}
+
+	running := &apiv1.Cluster{Spec: doc.Spec, Packages: doc.Packages, Runtime: doc.Runtime, Nodes: []*apiv1.ClusterNode{{Name: "node-1", Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}}}
+	if err := (&plan{}).apply(doc, running, enrolled); err != nil {
+		t.Fatalf("the same document: %v", err)
+	}
+	for kubeProxy, field := range map[string]string{
+		"  kubeProxy: {mode: ipvs, conntrackMaxPerCore: 0}\n":         "spec.kubeProxy.mode",
+		"  kubeProxy: {mode: iptables}\n":                             "spec.kubeProxy.conntrackMaxPerCore",
+		"  kubeProxy: {mode: iptables, conntrackMaxPerCore: 32768}\n": "spec.kubeProxy.conntrackMaxPerCore",
+		"": "spec.kubeProxy.mode",
+	} {
+		err := (&plan{}).apply(kubeProxyDoc(t, kubeProxy), running, enrolled)
+		if !errors.Is(err, ErrWrongState) || !strings.Contains(err.Error(), field+": ") {
+			t.Errorf("%q against a running cluster: %v, want a refusal naming %s", kubeProxy, err, field)
+		}
+	}
+}
