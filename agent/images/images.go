@@ -159,6 +159,9 @@ func pull(ctx context.Context, h *host.Host, e *tasks.Emitter, is runtimeapi.Ima
 			from := m
 			if from == "" {
 				from = "https://" + registryHost
+				if insecureSet(reg)[registryHost] {
+					from = "https://" + registryHost + " without TLS verification, then http://" + registryHost
+				}
 			}
 			e.Logf("pulling %s from %s (timeout %v)", ref, from, timeout)
 			pctx, cancel := context.WithTimeout(ctx, timeout)

@@ -302,8 +302,10 @@ func TestHostsToml(t *testing.T) {
 			top: map[string]string{"server": `"https://127.0.0.1:5000"`},
 		},
 		{
+			// As Docker's insecure-registries: HTTPS without verification, then plain HTTP.
 			name: "insecure upstream", upstream: "registry.local:5000", insecure: map[string]bool{"registry.local:5000": true},
-			dir: "registry.local:5000", top: map[string]string{"server": `"https://registry.local:5000"`, "skip_verify": "true"},
+			dir: "registry.local:5000", top: map[string]string{"server": `"http://registry.local:5000"`},
+			skip: map[string]bool{"https://registry.local:5000": true},
 		},
 		{
 			name: "docker hub", upstream: "docker.io", mirrors: []string{"https://mirror.gcr.io"}, dir: "docker.io",

@@ -15,8 +15,11 @@ import (
 // The file names the upstream as server, then one [host."<mirror>"] table per mirror, in
 // the given order, each trusted to pull and resolve; containerd tries them in that order and
 // the server last. insecure holds registry hosts (host[:port]) or mirror URLs to reach
-// without TLS verification (skip_verify); an insecure upstream gets a top-level
-// skip_verify. A registry that speaks plain HTTP is given as an http:// mirror.
+// without TLS verification (skip_verify). An insecure upstream is reached the way Docker's
+// insecure-registries are: HTTPS without verification first (a [host."https://H"] table with
+// skip_verify after the mirrors), then plain HTTP (the server, http://H), so a private
+// registry that speaks plain HTTP works as the image repository itself. A mirror that speaks
+// plain HTTP is given as an http:// URL.
 func HostsToml(upstream string, mirrors []string, insecure map[string]bool) (dir string, content string, err error) {
 	if err := kubeimages.ValidateHost("upstream", upstream); err != nil {
 		return "", "", err
@@ -31,9 +34,6 @@ func HostsToml(upstream string, mirrors []string, insecure map[string]bool) (dir
 			"Mirrors are tried in order, then the server.",
 		},
 		top: []kv{{"server", tomlString(server)}},
-	}
-	if insecure[upstream] {
-		doc.top = append(doc.top, kv{"skip_verify", "true"})
 	}
 	seen := map[string]int{}
 	for i, m := range mirrors {
@@ -50,6 +50,11 @@ func HostsToml(upstream string, mirrors []string, insecure map[string]bool) (dir
 			kvs = append(kvs, kv{"skip_verify", "true"})
 		}
 		doc.tables = append(doc.tables, table{name: "host." + tomlString(m), kvs: kvs})
+	}
+	if insecure[upstream] {
+		doc.tables = append(doc.tables, table{name: "host." + tomlString(server), kvs: []kv{
+			{"capabilities", tomlStrings("pull", "resolve")}, {"skip_verify", "true"}}})
+		doc.top = []kv{{"server", tomlString("http://" + upstream)}}
 	}
 	return upstream, doc.String(), nil
 }
