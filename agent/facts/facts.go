@@ -25,8 +25,10 @@ const (
 	DefaultTimeout   = 2 * time.Second
 )
 
-// binDirs are where binaries are looked up, under Root, in this order.
-var binDirs = []string{"/usr/bin", "/usr/local/bin", "/bin"}
+// binDirs are where binaries are looked up, under Root, in the order of the PATH systemd
+// gives services (and the agent's commands run with): a kubectl installed to /usr/local/bin
+// is the one that runs, even where the distribution ships an older one in /usr/bin.
+var binDirs = []string{"/usr/local/bin", "/usr/bin", "/bin"}
 
 // Collector reads facts about a host whose filesystem is mounted at Root.
 type Collector struct {

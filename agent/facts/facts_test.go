@@ -419,7 +419,7 @@ func TestLookPath(t *testing.T) {
 	}, "usr/bin/kubectl", "usr/local/bin/kubectl", "usr/local/bin/kubeadm")
 	c := &Collector{Root: root}
 	for name, want := range map[string]string{
-		"kubectl":        filepath.Join(root, "usr/bin/kubectl"), // /usr/bin wins
+		"kubectl":        filepath.Join(root, "usr/local/bin/kubectl"), // PATH order: /usr/local/bin wins (a distribution kubectl in /usr/bin does not run)
 		"kubeadm":        filepath.Join(root, "usr/local/bin/kubeadm"),
 		"kubelet":        "", // a directory is not a binary
 		"../bin/kubectl": "",
