@@ -150,6 +150,12 @@ if [ "$sim" = 1 ]; then
 else
   bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --kit "$kit" --kubernetes-version "$version" --ready-file "$state/labserve.ready"
   wait_for 60 test -f "$state/labserve.ready"
+  # The control-plane endpoint: a plain TCP balancer on the bridge address over every host's
+  # API server port (a host without one refuses at once and is skipped), so control planes can
+  # join and leave.
+  backends=$(for h in node-1 node-2 node-3 node-4; do printf '%s:6443,' "${addr[$h]}"; done)
+  bg lb "$state/lb.log" "$state/bin/labnode" lb --listen "$net.1:6443" --backends "${backends%,}" --ready-file "$state/lb.ready"
+  wait_for 10 test -f "$state/lb.ready"
   echo "lab: pushing the kit's images to the lab registry $serve"
   "$state/bin/k8skit" -kit "$kit" -registry "$serve" -kubernetes-version "$version" \
     -add "deckhand-probe:v1=$state/bin/probe" >"$state/images.txt"
