@@ -29,5 +29,7 @@ func handlers() map[string]tasks.Handler {
 		"drain":       kubectl.Drain,
 		"delete_node": kubectl.DeleteNode,
 		"node_ready":  kubectl.NodeReady,
+
+		"kubeconfig_sign": kubectl.KubeconfigSign,
 	}
 }

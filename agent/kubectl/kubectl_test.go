@@ -35,6 +35,7 @@ func newNode(t *testing.T, name string) *node {
 	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{
 		"kubeadm_init": kubeadm.Init, "kubeadm_token": kubeadm.Token, "kubeadm_join": kubeadm.Join,
 		"drain": kubectl.Drain, "delete_node": kubectl.DeleteNode, "node_ready": kubectl.NodeReady,
+		"kubeconfig_sign": kubectl.KubeconfigSign,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

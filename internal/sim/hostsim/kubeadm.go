@@ -434,6 +434,8 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 	fmt.Println("[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
 	if controlPlane {
 		writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(string(endpoint), "kubernetes-admin"), 0o600)
+		// The shared certificates a control-plane join downloads (kubeadm-certs).
+		writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
 		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
 			writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\n", 0o600)
 		}

@@ -22,12 +22,14 @@ import (
 //	kubectl --kubeconfig F drain NAME --ignore-daemonsets --delete-emptydir-data --timeout=D [--force]
 //	kubectl --kubeconfig F delete node NAME --ignore-not-found
 //	kubectl --kubeconfig F get node NAME -o jsonpath={.status.conditions[?(@.type=="Ready")].status}
+//	kubectl --kubeconfig F get clusterrolebinding NAME --ignore-not-found -o jsonpath={.roleRef.kind}/{.roleRef.name}{range .subjects[*]} {.kind}/{.name}{end}
+//	kubectl --kubeconfig F create clusterrolebinding NAME --clusterrole=ROLE --user=USER
 //
 // The node commands act on the cluster directory (DECKHAND_SIM_CLUSTER) the simulated
 // kubeadm keeps: a node exists while nodes/NAME does, and is Ready while its host's kubelet
 // runs (noderoots/NAME names the host root). cordoned/NAME marks it unschedulable ("drained"
-// once its pods were evicted). Each pod-evicting, cordoning or deleting effect is recorded
-// (package simrecords).
+// once its pods were evicted). clusterrolebindings/NAME holds a binding's "ROLE USER". Each
+// pod-evicting, cordoning, deleting or binding effect is recorded (package simrecords).
 //
 // Test knob: CLUSTER/drain-blocked/NAME makes a drain of NAME fail at once the way kubectl
 // fails when a PodDisruptionBudget blocks an eviction until the drain's timeout; --force
@@ -37,6 +39,7 @@ const (
 	cordonedDir     = "cordoned"
 	drainBlockedDir = "drain-blocked"
 	readyJSONPath   = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
+	bindingJSONPath = `jsonpath={.roleRef.kind}/{.roleRef.name}{range .subjects[*]} {.kind}/{.name}{end}`
 )
 
 // A node name is a DNS subdomain; anything else is no node.
@@ -76,6 +79,12 @@ func kubectl(r string, args []string) (int, error) {
 		run = func(cluster string) (int, error) { return deleteNode(cluster, cmd[2]) }
 	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == readyJSONPath:
 		run = func(cluster string) (int, error) { return nodeReady(cluster, cmd[2]) }
+	case len(cmd) == 6 && cmd[0] == "get" && cmd[1] == "clusterrolebinding" && cmd[3] == "--ignore-not-found" && cmd[4] == "-o" && cmd[5] == bindingJSONPath:
+		run = func(cluster string) (int, error) { return getBinding(cluster, cmd[2]) }
+	case len(cmd) == 5 && cmd[0] == "create" && cmd[1] == "clusterrolebinding" && strings.HasPrefix(cmd[3], "--clusterrole=") && strings.HasPrefix(cmd[4], "--user="):
+		run = func(cluster string) (int, error) {
+			return createBinding(cluster, cmd[2], strings.TrimPrefix(cmd[3], "--clusterrole="), strings.TrimPrefix(cmd[4], "--user="))
+		}
 	default:
 		return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
 	}
@@ -204,5 +213,52 @@ func nodeReady(cluster, name string) (int, error) {
 	} else {
 		fmt.Print("False")
 	}
+	return 0, nil
+}
+
+// bindingPath is where a ClusterRoleBinding is kept; a name with '/' is no object name.
+func bindingPath(cluster, name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/%") || name == "." || name == ".." {
+		return "", fmt.Errorf("error: invalid resource name %q: may not contain '/' or '%%'", name)
+	}
+	return filepath.Join(cluster, simrecords.BindingsDir, name), nil
+}
+
+// getBinding prints a ClusterRoleBinding as the agent's jsonpath asks, nothing when absent
+// (--ignore-not-found).
+func getBinding(cluster, name string) (int, error) {
+	p, err := bindingPath(cluster, name)
+	if err != nil {
+		return 1, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	f := strings.Fields(string(b))
+	if err != nil || len(f) != 2 {
+		return 1, fmt.Errorf("kubectl (simulation): clusterrolebinding %s is damaged", name)
+	}
+	fmt.Printf("ClusterRole/%s User/%s", f[0], f[1])
+	return 0, nil
+}
+
+// createBinding creates a ClusterRoleBinding of role to user; one that exists is an error,
+// as with the real kubectl.
+func createBinding(cluster, name, role, user string) (int, error) {
+	p, err := bindingPath(cluster, name)
+	if err != nil {
+		return 1, err
+	}
+	if role == "" || user == "" || strings.ContainsAny(role+user, " \t\n") {
+		return 1, fmt.Errorf("kubectl (simulation): create clusterrolebinding needs --clusterrole and --user")
+	}
+	if exists(p) {
+		return 1, fmt.Errorf("error: failed to create clusterrolebinding: clusterrolebindings.rbac.authorization.k8s.io %q already exists", name)
+	}
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte(role+" "+user), 0o644)
+	record(cluster, simrecords.KubectlBindView, name)
+	fmt.Printf("clusterrolebinding.rbac.authorization.k8s.io/%s created\n", name)
 	return 0, nil
 }

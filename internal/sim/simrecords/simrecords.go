@@ -24,15 +24,17 @@ const (
 	KubectlCordon     = "kubectl-cordon"      // subject: the node cordoned (by a drain of an uncordoned node too)
 	KubectlDrain      = "kubectl-drain"       // subject: the node drained
 	KubectlDeleteNode = "kubectl-delete-node" // subject: the node deleted
+	KubectlBindView   = "kubectl-bind-view"   // subject: the ClusterRoleBinding created
 )
 
 // Paths in the cluster directory.
 const (
 	RecordsFile = "records"
-	TokensDir   = "tokens"    // one file per bootstrap token, named by its ID
-	NodesDir    = "nodes"     // one file per node, holding its role
-	EtcdDir     = "etcd"      // one file per stacked etcd member, named by its node
-	RootsDir    = "noderoots" // one file per node, holding its simulated host root
+	TokensDir   = "tokens"              // one file per bootstrap token, named by its ID
+	NodesDir    = "nodes"               // one file per node, holding its role
+	EtcdDir     = "etcd"                // one file per stacked etcd member, named by its node
+	RootsDir    = "noderoots"           // one file per node, holding its simulated host root
+	BindingsDir = "clusterrolebindings" // one file per ClusterRoleBinding: "ROLE USER"
 )
 
 // Record is one effect of a simulated command.

@@ -145,6 +145,58 @@ func (StepState) EnumDescriptor() ([]byte, []int) {
 	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{1}
 }
 
+// KubeconfigRole is what a kubeconfig's user may do in the Kubernetes cluster.
+type KubeconfigRole int32
+
+const (
+	KubeconfigRole_KUBECONFIG_ROLE_UNSPECIFIED KubeconfigRole = 0
+	// cluster-admin: the group kubeadm:cluster-admins, which kubeadm (1.29+) binds to it.
+	KubeconfigRole_KUBECONFIG_ROLE_ADMIN KubeconfigRole = 1
+	// Read-only: a ClusterRoleBinding deckhand:view:NAME to the built-in ClusterRole view.
+	KubeconfigRole_KUBECONFIG_ROLE_VIEW KubeconfigRole = 2
+)
+
+// Enum value maps for KubeconfigRole.
+var (
+	KubeconfigRole_name = map[int32]string{
+		0: "KUBECONFIG_ROLE_UNSPECIFIED",
+		1: "KUBECONFIG_ROLE_ADMIN",
+		2: "KUBECONFIG_ROLE_VIEW",
+	}
+	KubeconfigRole_value = map[string]int32{
+		"KUBECONFIG_ROLE_UNSPECIFIED": 0,
+		"KUBECONFIG_ROLE_ADMIN":       1,
+		"KUBECONFIG_ROLE_VIEW":        2,
+	}
+)
+
+func (x KubeconfigRole) Enum() *KubeconfigRole {
+	p := new(KubeconfigRole)
+	*p = x
+	return p
+}
+
+func (x KubeconfigRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KubeconfigRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_deckhand_api_v1_workflow_proto_enumTypes[2].Descriptor()
+}
+
+func (KubeconfigRole) Type() protoreflect.EnumType {
+	return &file_deckhand_api_v1_workflow_proto_enumTypes[2]
+}
+
+func (x KubeconfigRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KubeconfigRole.Descriptor instead.
+func (KubeconfigRole) EnumDescriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{2}
+}
+
 // InitWorkflow creates a cluster on its first control-plane node.
 type InitWorkflow struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1342,6 +1394,176 @@ func (x *GetClusterResponse) GetCluster() *Cluster {
 	return nil
 }
 
+type CreateKubeconfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Kubernetes user name (the certificate's CN): 1-64 characters of [a-z0-9.@:_-],
+	// starting with a letter or digit, not starting with "system:".
+	Name string         `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role KubeconfigRole `protobuf:"varint,2,opt,name=role,proto3,enum=deckhand.api.v1.KubeconfigRole" json:"role,omitempty"`
+	// How long the certificate is valid: 10m to 8760h.
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// PEM CERTIFICATE REQUEST with subject CN=name (and O=kubeadm:cluster-admins for admin),
+	// signed by an ECDSA P-256/P-384 or RSA 2048+ key.
+	CsrPem        string `protobuf:"bytes,4,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKubeconfigRequest) Reset() {
+	*x = CreateKubeconfigRequest{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKubeconfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKubeconfigRequest) ProtoMessage() {}
+
+func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKubeconfigRequest.ProtoReflect.Descriptor instead.
+func (*CreateKubeconfigRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateKubeconfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateKubeconfigRequest) GetRole() KubeconfigRole {
+	if x != nil {
+		return x.Role
+	}
+	return KubeconfigRole_KUBECONFIG_ROLE_UNSPECIFIED
+}
+
+func (x *CreateKubeconfigRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *CreateKubeconfigRequest) GetCsrPem() string {
+	if x != nil {
+		return x.CsrPem
+	}
+	return ""
+}
+
+type CreateKubeconfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's certificate (PEM), signed by the cluster CA.
+	CertificatePem string `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	// The cluster CA certificate (PEM), to verify the API server.
+	CaPem string `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	// The API server URL: the cluster's controlPlaneEndpoint, else the signing control
+	// plane's API server.
+	Server      string                 `protobuf:"bytes,3,opt,name=server,proto3" json:"server,omitempty"`
+	ClusterName string                 `protobuf:"bytes,4,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	Expires     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires,proto3" json:"expires,omitempty"`
+	// The task that signed it (on node), for audit.
+	TaskId        string `protobuf:"bytes,6,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Node          string `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKubeconfigResponse) Reset() {
+	*x = CreateKubeconfigResponse{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKubeconfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKubeconfigResponse) ProtoMessage() {}
+
+func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKubeconfigResponse.ProtoReflect.Descriptor instead.
+func (*CreateKubeconfigResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CreateKubeconfigResponse) GetCertificatePem() string {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return ""
+}
+
+func (x *CreateKubeconfigResponse) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+func (x *CreateKubeconfigResponse) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *CreateKubeconfigResponse) GetClusterName() string {
+	if x != nil {
+		return x.ClusterName
+	}
+	return ""
+}
+
+func (x *CreateKubeconfigResponse) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *CreateKubeconfigResponse) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *CreateKubeconfigResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type CreateWorkflowResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workflow      *Workflow              `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
@@ -1351,7 +1573,7 @@ type CreateWorkflowResponse struct {
 
 func (x *CreateWorkflowResponse) Reset() {
 	*x = CreateWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1585,7 @@ func (x *CreateWorkflowResponse) String() string {
 func (*CreateWorkflowResponse) ProtoMessage() {}
 
 func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1598,7 @@ func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateWorkflowResponse) GetWorkflow() *Workflow {
@@ -1395,7 +1617,7 @@ type GetWorkflowRequest struct {
 
 func (x *GetWorkflowRequest) Reset() {
 	*x = GetWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1629,7 @@ func (x *GetWorkflowRequest) String() string {
 func (*GetWorkflowRequest) ProtoMessage() {}
 
 func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1642,7 @@ func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetWorkflowRequest) GetId() string {
@@ -1439,7 +1661,7 @@ type GetWorkflowResponse struct {
 
 func (x *GetWorkflowResponse) Reset() {
 	*x = GetWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1673,7 @@ func (x *GetWorkflowResponse) String() string {
 func (*GetWorkflowResponse) ProtoMessage() {}
 
 func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1686,7 @@ func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetWorkflowResponse) GetWorkflow() *Workflow {
@@ -1489,7 +1711,7 @@ type ListWorkflowsRequest struct {
 
 func (x *ListWorkflowsRequest) Reset() {
 	*x = ListWorkflowsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1723,7 @@ func (x *ListWorkflowsRequest) String() string {
 func (*ListWorkflowsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1736,7 @@ func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListWorkflowsRequest) GetState() WorkflowState {
@@ -1549,7 +1771,7 @@ type ListWorkflowsResponse struct {
 
 func (x *ListWorkflowsResponse) Reset() {
 	*x = ListWorkflowsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1783,7 @@ func (x *ListWorkflowsResponse) String() string {
 func (*ListWorkflowsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1796,7 @@ func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListWorkflowsResponse) GetWorkflows() []*Workflow {
@@ -1600,7 +1822,7 @@ type CancelWorkflowRequest struct {
 
 func (x *CancelWorkflowRequest) Reset() {
 	*x = CancelWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1834,7 @@ func (x *CancelWorkflowRequest) String() string {
 func (*CancelWorkflowRequest) ProtoMessage() {}
 
 func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1847,7 @@ func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelWorkflowRequest) GetId() string {
@@ -1644,7 +1866,7 @@ type CancelWorkflowResponse struct {
 
 func (x *CancelWorkflowResponse) Reset() {
 	*x = CancelWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1878,7 @@ func (x *CancelWorkflowResponse) String() string {
 func (*CancelWorkflowResponse) ProtoMessage() {}
 
 func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1891,7 @@ func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelWorkflowResponse) GetWorkflow() *Workflow {
@@ -1688,7 +1910,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1922,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1935,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryWorkflowRequest) GetId() string {
@@ -1732,7 +1954,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1966,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1979,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryWorkflowResponse) GetWorkflow() *Workflow {
@@ -1776,7 +1998,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +2010,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +2023,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WatchWorkflowRequest) GetId() string {
@@ -1824,7 +2046,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2058,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2071,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchWorkflowResponse) GetUpdate() isWatchWorkflowResponse_Update {
@@ -1910,7 +2132,7 @@ type GetWorkflowLogsRequest struct {
 
 func (x *GetWorkflowLogsRequest) Reset() {
 	*x = GetWorkflowLogsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2144,7 @@ func (x *GetWorkflowLogsRequest) String() string {
 func (*GetWorkflowLogsRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2157,7 @@ func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetWorkflowLogsRequest) GetId() string {
@@ -1977,7 +2199,7 @@ type GetWorkflowLogsResponse struct {
 
 func (x *GetWorkflowLogsResponse) Reset() {
 	*x = GetWorkflowLogsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2211,7 @@ func (x *GetWorkflowLogsResponse) String() string {
 func (*GetWorkflowLogsResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2224,7 @@ func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -2122,7 +2344,20 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\aruntime\x18\a \x01(\v2\x1d.deckhand.task.v1.RuntimeSpecR\aruntime\"\x13\n" +
 	"\x11GetClusterRequest\"H\n" +
 	"\x12GetClusterResponse\x122\n" +
-	"\acluster\x18\x01 \x01(\v2\x18.deckhand.api.v1.ClusterR\acluster\"O\n" +
+	"\acluster\x18\x01 \x01(\v2\x18.deckhand.api.v1.ClusterR\acluster\"\xa8\x01\n" +
+	"\x17CreateKubeconfigRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x1f.deckhand.api.v1.KubeconfigRoleR\x04role\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x17\n" +
+	"\acsr_pem\x18\x04 \x01(\tR\x06csrPem\"\xf8\x01\n" +
+	"\x18CreateKubeconfigResponse\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\tR\x0ecertificatePem\x12\x15\n" +
+	"\x06ca_pem\x18\x02 \x01(\tR\x05caPem\x12\x16\n" +
+	"\x06server\x18\x03 \x01(\tR\x06server\x12!\n" +
+	"\fcluster_name\x18\x04 \x01(\tR\vclusterName\x124\n" +
+	"\aexpires\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12\x17\n" +
+	"\atask_id\x18\x06 \x01(\tR\x06taskId\x12\x12\n" +
+	"\x04node\x18\a \x01(\tR\x04node\"O\n" +
 	"\x16CreateWorkflowResponse\x125\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"$\n" +
 	"\x12GetWorkflowRequest\x12\x0e\n" +
@@ -2174,7 +2409,11 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11STEP_STATE_FAILED\x10\x04\x12\x18\n" +
 	"\x14STEP_STATE_CANCELLED\x10\x05\x12\x16\n" +
-	"\x12STEP_STATE_SKIPPED\x10\x062\xed\x06\n" +
+	"\x12STEP_STATE_SKIPPED\x10\x06*f\n" +
+	"\x0eKubeconfigRole\x12\x1f\n" +
+	"\x1bKUBECONFIG_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15KUBECONFIG_ROLE_ADMIN\x10\x01\x12\x18\n" +
+	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\xd6\a\n" +
 	"\x0fWorkflowService\x12a\n" +
 	"\x0eCreateWorkflow\x12&.deckhand.api.v1.CreateWorkflowRequest\x1a'.deckhand.api.v1.CreateWorkflowResponse\x12X\n" +
 	"\vGetWorkflow\x12#.deckhand.api.v1.GetWorkflowRequest\x1a$.deckhand.api.v1.GetWorkflowResponse\x12^\n" +
@@ -2185,7 +2424,8 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x0fGetWorkflowLogs\x12'.deckhand.api.v1.GetWorkflowLogsRequest\x1a(.deckhand.api.v1.GetWorkflowLogsResponse\x12[\n" +
 	"\fPlanWorkflow\x12$.deckhand.api.v1.PlanWorkflowRequest\x1a%.deckhand.api.v1.PlanWorkflowResponse\x12U\n" +
 	"\n" +
-	"GetCluster\x12\".deckhand.api.v1.GetClusterRequest\x1a#.deckhand.api.v1.GetClusterResponseB\xbe\x01\n" +
+	"GetCluster\x12\".deckhand.api.v1.GetClusterRequest\x1a#.deckhand.api.v1.GetClusterResponse\x12g\n" +
+	"\x10CreateKubeconfig\x12(.deckhand.api.v1.CreateKubeconfigRequest\x1a).deckhand.api.v1.CreateKubeconfigResponseB\xbe\x01\n" +
 	"\x13com.deckhand.api.v1B\rWorkflowProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (
@@ -2200,122 +2440,130 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_deckhand_api_v1_workflow_proto_rawDescData
 }
 
-var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
-	(WorkflowState)(0),              // 0: deckhand.api.v1.WorkflowState
-	(StepState)(0),                  // 1: deckhand.api.v1.StepState
-	(*InitWorkflow)(nil),            // 2: deckhand.api.v1.InitWorkflow
-	(*JoinWorkflow)(nil),            // 3: deckhand.api.v1.JoinWorkflow
-	(*ResetWorkflow)(nil),           // 4: deckhand.api.v1.ResetWorkflow
-	(*ApplyWorkflow)(nil),           // 5: deckhand.api.v1.ApplyWorkflow
-	(*WorkflowSpec)(nil),            // 6: deckhand.api.v1.WorkflowSpec
-	(*Step)(nil),                    // 7: deckhand.api.v1.Step
-	(*StepInput)(nil),               // 8: deckhand.api.v1.StepInput
-	(*Workflow)(nil),                // 9: deckhand.api.v1.Workflow
-	(*CreateWorkflowRequest)(nil),   // 10: deckhand.api.v1.CreateWorkflowRequest
-	(*PlanWorkflowRequest)(nil),     // 11: deckhand.api.v1.PlanWorkflowRequest
-	(*PlanWorkflowResponse)(nil),    // 12: deckhand.api.v1.PlanWorkflowResponse
-	(*ClusterNode)(nil),             // 13: deckhand.api.v1.ClusterNode
-	(*Cluster)(nil),                 // 14: deckhand.api.v1.Cluster
-	(*GetClusterRequest)(nil),       // 15: deckhand.api.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),      // 16: deckhand.api.v1.GetClusterResponse
-	(*CreateWorkflowResponse)(nil),  // 17: deckhand.api.v1.CreateWorkflowResponse
-	(*GetWorkflowRequest)(nil),      // 18: deckhand.api.v1.GetWorkflowRequest
-	(*GetWorkflowResponse)(nil),     // 19: deckhand.api.v1.GetWorkflowResponse
-	(*ListWorkflowsRequest)(nil),    // 20: deckhand.api.v1.ListWorkflowsRequest
-	(*ListWorkflowsResponse)(nil),   // 21: deckhand.api.v1.ListWorkflowsResponse
-	(*CancelWorkflowRequest)(nil),   // 22: deckhand.api.v1.CancelWorkflowRequest
-	(*CancelWorkflowResponse)(nil),  // 23: deckhand.api.v1.CancelWorkflowResponse
-	(*RetryWorkflowRequest)(nil),    // 24: deckhand.api.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),   // 25: deckhand.api.v1.RetryWorkflowResponse
-	(*WatchWorkflowRequest)(nil),    // 26: deckhand.api.v1.WatchWorkflowRequest
-	(*WatchWorkflowResponse)(nil),   // 27: deckhand.api.v1.WatchWorkflowResponse
-	(*GetWorkflowLogsRequest)(nil),  // 28: deckhand.api.v1.GetWorkflowLogsRequest
-	(*GetWorkflowLogsResponse)(nil), // 29: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                             // 30: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),          // 31: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),         // 32: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),          // 33: deckhand.task.v1.RuntimeSpec
-	(*durationpb.Duration)(nil),     // 34: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),             // 35: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),            // 36: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
-	(*v1.Progress)(nil),             // 38: deckhand.task.v1.Progress
-	(*v1.Change)(nil),               // 39: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                // 40: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),            // 41: deckhand.task.v1.TaskEvent
+	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
+	(StepState)(0),                   // 1: deckhand.api.v1.StepState
+	(KubeconfigRole)(0),              // 2: deckhand.api.v1.KubeconfigRole
+	(*InitWorkflow)(nil),             // 3: deckhand.api.v1.InitWorkflow
+	(*JoinWorkflow)(nil),             // 4: deckhand.api.v1.JoinWorkflow
+	(*ResetWorkflow)(nil),            // 5: deckhand.api.v1.ResetWorkflow
+	(*ApplyWorkflow)(nil),            // 6: deckhand.api.v1.ApplyWorkflow
+	(*WorkflowSpec)(nil),             // 7: deckhand.api.v1.WorkflowSpec
+	(*Step)(nil),                     // 8: deckhand.api.v1.Step
+	(*StepInput)(nil),                // 9: deckhand.api.v1.StepInput
+	(*Workflow)(nil),                 // 10: deckhand.api.v1.Workflow
+	(*CreateWorkflowRequest)(nil),    // 11: deckhand.api.v1.CreateWorkflowRequest
+	(*PlanWorkflowRequest)(nil),      // 12: deckhand.api.v1.PlanWorkflowRequest
+	(*PlanWorkflowResponse)(nil),     // 13: deckhand.api.v1.PlanWorkflowResponse
+	(*ClusterNode)(nil),              // 14: deckhand.api.v1.ClusterNode
+	(*Cluster)(nil),                  // 15: deckhand.api.v1.Cluster
+	(*GetClusterRequest)(nil),        // 16: deckhand.api.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 17: deckhand.api.v1.GetClusterResponse
+	(*CreateKubeconfigRequest)(nil),  // 18: deckhand.api.v1.CreateKubeconfigRequest
+	(*CreateKubeconfigResponse)(nil), // 19: deckhand.api.v1.CreateKubeconfigResponse
+	(*CreateWorkflowResponse)(nil),   // 20: deckhand.api.v1.CreateWorkflowResponse
+	(*GetWorkflowRequest)(nil),       // 21: deckhand.api.v1.GetWorkflowRequest
+	(*GetWorkflowResponse)(nil),      // 22: deckhand.api.v1.GetWorkflowResponse
+	(*ListWorkflowsRequest)(nil),     // 23: deckhand.api.v1.ListWorkflowsRequest
+	(*ListWorkflowsResponse)(nil),    // 24: deckhand.api.v1.ListWorkflowsResponse
+	(*CancelWorkflowRequest)(nil),    // 25: deckhand.api.v1.CancelWorkflowRequest
+	(*CancelWorkflowResponse)(nil),   // 26: deckhand.api.v1.CancelWorkflowResponse
+	(*RetryWorkflowRequest)(nil),     // 27: deckhand.api.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),    // 28: deckhand.api.v1.RetryWorkflowResponse
+	(*WatchWorkflowRequest)(nil),     // 29: deckhand.api.v1.WatchWorkflowRequest
+	(*WatchWorkflowResponse)(nil),    // 30: deckhand.api.v1.WatchWorkflowResponse
+	(*GetWorkflowLogsRequest)(nil),   // 31: deckhand.api.v1.GetWorkflowLogsRequest
+	(*GetWorkflowLogsResponse)(nil),  // 32: deckhand.api.v1.GetWorkflowLogsResponse
+	nil,                              // 33: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 34: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 35: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 36: deckhand.task.v1.RuntimeSpec
+	(*durationpb.Duration)(nil),      // 37: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 38: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 39: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 41: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 42: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 43: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 44: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	31, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	32, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	33, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	34, // 3: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	2,  // 4: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
-	3,  // 5: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
-	4,  // 6: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
-	5,  // 7: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
-	35, // 8: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	34, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	35, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	36, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	37, // 3: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	3,  // 4: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
+	4,  // 5: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
+	5,  // 6: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
+	6,  // 7: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
+	38, // 8: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
 	1,  // 9: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	34, // 10: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	30, // 11: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	36, // 12: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	37, // 13: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	37, // 14: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	38, // 15: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	8,  // 16: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	37, // 17: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	39, // 18: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
-	6,  // 19: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	37, // 10: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	33, // 11: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	39, // 12: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	40, // 13: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	40, // 14: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	41, // 15: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	9,  // 16: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	40, // 17: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	42, // 18: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	7,  // 19: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	0,  // 20: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	7,  // 21: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	37, // 22: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	37, // 23: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	36, // 24: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
-	6,  // 25: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	6,  // 26: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	9,  // 27: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	40, // 28: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	37, // 29: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	31, // 30: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
-	13, // 31: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	37, // 32: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	37, // 33: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	32, // 34: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	33, // 35: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	14, // 36: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
-	9,  // 37: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	9,  // 38: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 39: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	9,  // 40: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	9,  // 41: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	9,  // 42: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	9,  // 43: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	41, // 44: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	41, // 45: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	10, // 46: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	18, // 47: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	20, // 48: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	22, // 49: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	24, // 50: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	26, // 51: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	28, // 52: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	11, // 53: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	15, // 54: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	17, // 55: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	19, // 56: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	21, // 57: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	23, // 58: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	25, // 59: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	27, // 60: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	29, // 61: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	12, // 62: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	16, // 63: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	55, // [55:64] is the sub-list for method output_type
-	46, // [46:55] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	8,  // 21: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	40, // 22: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	40, // 23: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	39, // 24: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	7,  // 25: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	7,  // 26: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	10, // 27: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	43, // 28: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	40, // 29: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	34, // 30: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	14, // 31: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	40, // 32: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	40, // 33: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	35, // 34: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	36, // 35: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	15, // 36: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	2,  // 37: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
+	37, // 38: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	40, // 39: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	10, // 40: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	10, // 41: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 42: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	10, // 43: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	10, // 44: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	10, // 45: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	10, // 46: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	44, // 47: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	44, // 48: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	11, // 49: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	21, // 50: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	23, // 51: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	25, // 52: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	27, // 53: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	29, // 54: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	31, // 55: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	12, // 56: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	16, // 57: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	18, // 58: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	20, // 59: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	22, // 60: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	24, // 61: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	26, // 62: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	28, // 63: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	30, // 64: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	32, // 65: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	13, // 66: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	17, // 67: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	19, // 68: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	59, // [59:69] is the sub-list for method output_type
+	49, // [49:59] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -2329,7 +2577,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 		(*WorkflowSpec_Reset_)(nil),
 		(*WorkflowSpec_Apply)(nil),
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[25].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[27].OneofWrappers = []any{
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
@@ -2338,8 +2586,8 @@ func file_deckhand_api_v1_workflow_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   29,
+			NumEnums:      3,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

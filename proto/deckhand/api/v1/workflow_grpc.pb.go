@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WorkflowService_CreateWorkflow_FullMethodName  = "/deckhand.api.v1.WorkflowService/CreateWorkflow"
-	WorkflowService_GetWorkflow_FullMethodName     = "/deckhand.api.v1.WorkflowService/GetWorkflow"
-	WorkflowService_ListWorkflows_FullMethodName   = "/deckhand.api.v1.WorkflowService/ListWorkflows"
-	WorkflowService_CancelWorkflow_FullMethodName  = "/deckhand.api.v1.WorkflowService/CancelWorkflow"
-	WorkflowService_RetryWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/RetryWorkflow"
-	WorkflowService_WatchWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/WatchWorkflow"
-	WorkflowService_GetWorkflowLogs_FullMethodName = "/deckhand.api.v1.WorkflowService/GetWorkflowLogs"
-	WorkflowService_PlanWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/PlanWorkflow"
-	WorkflowService_GetCluster_FullMethodName      = "/deckhand.api.v1.WorkflowService/GetCluster"
+	WorkflowService_CreateWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/CreateWorkflow"
+	WorkflowService_GetWorkflow_FullMethodName      = "/deckhand.api.v1.WorkflowService/GetWorkflow"
+	WorkflowService_ListWorkflows_FullMethodName    = "/deckhand.api.v1.WorkflowService/ListWorkflows"
+	WorkflowService_CancelWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/CancelWorkflow"
+	WorkflowService_RetryWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/RetryWorkflow"
+	WorkflowService_WatchWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/WatchWorkflow"
+	WorkflowService_GetWorkflowLogs_FullMethodName  = "/deckhand.api.v1.WorkflowService/GetWorkflowLogs"
+	WorkflowService_PlanWorkflow_FullMethodName     = "/deckhand.api.v1.WorkflowService/PlanWorkflow"
+	WorkflowService_GetCluster_FullMethodName       = "/deckhand.api.v1.WorkflowService/GetCluster"
+	WorkflowService_CreateKubeconfig_FullMethodName = "/deckhand.api.v1.WorkflowService/CreateKubeconfig"
 )
 
 // WorkflowServiceClient is the client API for WorkflowService service.
@@ -51,6 +52,11 @@ type WorkflowServiceClient interface {
 	PlanWorkflow(ctx context.Context, in *PlanWorkflowRequest, opts ...grpc.CallOption) (*PlanWorkflowResponse, error)
 	// GetCluster returns the recorded cluster.
 	GetCluster(ctx context.Context, in *GetClusterRequest, opts ...grpc.CallOption) (*GetClusterResponse, error)
+	// CreateKubeconfig signs the caller's certificate request with the recorded cluster's CA,
+	// on a Ready control-plane node, and returns what a kubeconfig needs besides the key. The
+	// cluster's admin.conf and CA key never leave the node; the private key never leaves the
+	// caller.
+	CreateKubeconfig(ctx context.Context, in *CreateKubeconfigRequest, opts ...grpc.CallOption) (*CreateKubeconfigResponse, error)
 }
 
 type workflowServiceClient struct {
@@ -160,6 +166,16 @@ func (c *workflowServiceClient) GetCluster(ctx context.Context, in *GetClusterRe
 	return out, nil
 }
 
+func (c *workflowServiceClient) CreateKubeconfig(ctx context.Context, in *CreateKubeconfigRequest, opts ...grpc.CallOption) (*CreateKubeconfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateKubeconfigResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_CreateKubeconfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkflowServiceServer is the server API for WorkflowService service.
 // All implementations must embed UnimplementedWorkflowServiceServer
 // for forward compatibility.
@@ -181,6 +197,11 @@ type WorkflowServiceServer interface {
 	PlanWorkflow(context.Context, *PlanWorkflowRequest) (*PlanWorkflowResponse, error)
 	// GetCluster returns the recorded cluster.
 	GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error)
+	// CreateKubeconfig signs the caller's certificate request with the recorded cluster's CA,
+	// on a Ready control-plane node, and returns what a kubeconfig needs besides the key. The
+	// cluster's admin.conf and CA key never leave the node; the private key never leaves the
+	// caller.
+	CreateKubeconfig(context.Context, *CreateKubeconfigRequest) (*CreateKubeconfigResponse, error)
 	mustEmbedUnimplementedWorkflowServiceServer()
 }
 
@@ -217,6 +238,9 @@ func (UnimplementedWorkflowServiceServer) PlanWorkflow(context.Context, *PlanWor
 }
 func (UnimplementedWorkflowServiceServer) GetCluster(context.Context, *GetClusterRequest) (*GetClusterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCluster not implemented")
+}
+func (UnimplementedWorkflowServiceServer) CreateKubeconfig(context.Context, *CreateKubeconfigRequest) (*CreateKubeconfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateKubeconfig not implemented")
 }
 func (UnimplementedWorkflowServiceServer) mustEmbedUnimplementedWorkflowServiceServer() {}
 func (UnimplementedWorkflowServiceServer) testEmbeddedByValue()                         {}
@@ -394,6 +418,24 @@ func _WorkflowService_GetCluster_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkflowService_CreateKubeconfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateKubeconfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).CreateKubeconfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_CreateKubeconfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).CreateKubeconfig(ctx, req.(*CreateKubeconfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WorkflowService_ServiceDesc is the grpc.ServiceDesc for WorkflowService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -432,6 +474,10 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCluster",
 			Handler:    _WorkflowService_GetCluster_Handler,
+		},
+		{
+			MethodName: "CreateKubeconfig",
+			Handler:    _WorkflowService_CreateKubeconfig_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

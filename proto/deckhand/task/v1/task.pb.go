@@ -415,6 +415,7 @@ type TaskSpec struct {
 	//	*TaskSpec_DeleteNode
 	//	*TaskSpec_Diagnostics
 	//	*TaskSpec_NodeReady
+	//	*TaskSpec_KubeconfigSign
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -565,6 +566,15 @@ func (x *TaskSpec) GetNodeReady() *NodeReadySpec {
 	return nil
 }
 
+func (x *TaskSpec) GetKubeconfigSign() *KubeconfigSignSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_KubeconfigSign); ok {
+			return x.KubeconfigSign
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -617,6 +627,10 @@ type TaskSpec_NodeReady struct {
 	NodeReady *NodeReadySpec `protobuf:"bytes,12,opt,name=node_ready,json=nodeReady,proto3,oneof"`
 }
 
+type TaskSpec_KubeconfigSign struct {
+	KubeconfigSign *KubeconfigSignSpec `protobuf:"bytes,13,opt,name=kubeconfig_sign,json=kubeconfigSign,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -640,6 +654,8 @@ func (*TaskSpec_DeleteNode) isTaskSpec_Kind() {}
 func (*TaskSpec_Diagnostics) isTaskSpec_Kind() {}
 
 func (*TaskSpec_NodeReady) isTaskSpec_Kind() {}
+
+func (*TaskSpec_KubeconfigSign) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -1798,6 +1814,92 @@ func (x *NodeReadySpec) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+// KubeconfigSignSpec signs, on a control-plane node, a user's certificate request with the
+// cluster CA (/etc/kubernetes/pki/ca.crt and ca.key, which never leave the node). The CSR
+// must ask for exactly name and groups; the private key stays with the user. Outputs:
+// "certificate" (PEM), "ca" (the cluster CA certificate, PEM), "server" (the API server URL
+// of the node's admin.conf), "expires" (RFC 3339). Nothing of it is secret.
+type KubeconfigSignSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM CERTIFICATE REQUEST; its subject must be CN=name, O=groups.
+	CsrPem string `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	// The Kubernetes user name (the certificate's CN).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The Kubernetes groups (the certificate's O), for example "kubeadm:cluster-admins".
+	Groups []string `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	// How long the certificate is valid.
+	Ttl *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Also bind the built-in ClusterRole view to name (ClusterRoleBinding deckhand:view:NAME).
+	ViewBinding   bool `protobuf:"varint,5,opt,name=view_binding,json=viewBinding,proto3" json:"view_binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KubeconfigSignSpec) Reset() {
+	*x = KubeconfigSignSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KubeconfigSignSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KubeconfigSignSpec) ProtoMessage() {}
+
+func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
+func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *KubeconfigSignSpec) GetCsrPem() string {
+	if x != nil {
+		return x.CsrPem
+	}
+	return ""
+}
+
+func (x *KubeconfigSignSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KubeconfigSignSpec) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *KubeconfigSignSpec) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *KubeconfigSignSpec) GetViewBinding() bool {
+	if x != nil {
+		return x.ViewBinding
+	}
+	return false
+}
+
 // DiagnosticsSpec collects a tar.gz bundle of runtime, kubelet and static-pod state.
 type DiagnosticsSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1809,7 +1911,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1923,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1936,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -1859,7 +1961,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1973,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1986,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Change) GetKind() string {
@@ -1925,7 +2027,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2039,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2052,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2035,7 +2137,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2149,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2162,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2092,7 +2194,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2206,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2219,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Progress) GetItem() string {
@@ -2163,7 +2265,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2277,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2290,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskError) GetReason() string {
@@ -2234,7 +2336,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2348,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2361,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -2338,7 +2440,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xad\x06\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xfe\x06\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -2354,7 +2456,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"deleteNode\x12E\n" +
 	"\vdiagnostics\x18\v \x01(\v2!.deckhand.task.v1.DiagnosticsSpecH\x00R\vdiagnostics\x12@\n" +
 	"\n" +
-	"node_ready\x18\f \x01(\v2\x1f.deckhand.task.v1.NodeReadySpecH\x00R\tnodeReadyB\x06\n" +
+	"node_ready\x18\f \x01(\v2\x1f.deckhand.task.v1.NodeReadySpecH\x00R\tnodeReady\x12O\n" +
+	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSignB\x06\n" +
 	"\x04kind\"\x8a\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -2454,7 +2557,13 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"a\n" +
 	"\rNodeReadySpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"6\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xa9\x01\n" +
+	"\x12KubeconfigSignSpec\x12\x17\n" +
+	"\acsr_pem\x18\x01 \x01(\tR\x06csrPem\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\x12+\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12!\n" +
+	"\fview_binding\x18\x05 \x01(\bR\vviewBinding\"6\n" +
 	"\x0fDiagnosticsSpec\x12#\n" +
 	"\rjournal_lines\x18\x01 \x01(\rR\fjournalLines\"L\n" +
 	"\x06Change\x12\x12\n" +
@@ -2535,7 +2644,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -2560,23 +2669,24 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*DrainSpec)(nil),             // 20: deckhand.task.v1.DrainSpec
 	(*DeleteNodeSpec)(nil),        // 21: deckhand.task.v1.DeleteNodeSpec
 	(*NodeReadySpec)(nil),         // 22: deckhand.task.v1.NodeReadySpec
-	(*DiagnosticsSpec)(nil),       // 23: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 24: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 25: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 26: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 27: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 28: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 29: deckhand.task.v1.TaskResult
-	nil,                           // 30: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 31: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 32: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 33: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(*KubeconfigSignSpec)(nil),    // 23: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 24: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 25: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 26: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 27: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 28: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 29: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 30: deckhand.task.v1.TaskResult
+	nil,                           // 31: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 32: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 33: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 34: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	6,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	34, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	35, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	7,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	8,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	10, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -2587,46 +2697,48 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	19, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
 	20, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
 	21, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	23, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	24, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
 	22, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	0,  // 14: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 15: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	30, // 16: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 17: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	31, // 18: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	9,  // 19: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 20: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	9,  // 21: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	34, // 22: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	9,  // 23: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	13, // 24: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	32, // 25: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	15, // 26: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	12, // 27: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	14, // 28: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	34, // 29: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	34, // 30: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	12, // 31: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	14, // 32: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 33: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	34, // 34: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	34, // 35: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	34, // 36: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	35, // 37: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	26, // 38: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	27, // 39: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	4,  // 40: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	4,  // 41: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	24, // 42: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	33, // 43: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	28, // 44: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	35, // 45: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	35, // 46: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	23, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	0,  // 15: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 16: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	31, // 17: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 18: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	32, // 19: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	9,  // 20: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 21: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	9,  // 22: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	35, // 23: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	9,  // 24: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	13, // 25: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	33, // 26: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	15, // 27: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	12, // 28: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	14, // 29: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	35, // 30: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	35, // 31: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	12, // 32: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	14, // 33: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 34: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	35, // 35: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	35, // 36: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	35, // 37: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	35, // 38: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	36, // 39: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	27, // 40: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	28, // 41: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	4,  // 42: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	4,  // 43: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	25, // 44: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	34, // 45: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	29, // 46: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	36, // 47: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	36, // 48: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -2648,9 +2760,10 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_DeleteNode)(nil),
 		(*TaskSpec_Diagnostics)(nil),
 		(*TaskSpec_NodeReady)(nil),
+		(*TaskSpec_KubeconfigSign)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[8].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[20].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[21].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -2661,7 +2774,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
