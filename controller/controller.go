@@ -27,6 +27,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/api"
 	usercreds "github.com/deckhandhq/deckhand/controller/credentials"
+	"github.com/deckhandhq/deckhand/controller/kubeconfigs"
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
@@ -262,7 +263,8 @@ func (c *Controller) wire(st backend) error {
 		Limits: c.limits, Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, CertValidity: cfg.AgentCertValidity, Log: log,
 	})
 	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Store: st})
-	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st})
+	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st,
+		Kubeconfigs: kubeconfigs.New(st, c.nodes, c.tasks, c.workflows)})
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)
 	return nil

@@ -337,6 +337,7 @@ var wantPolicy = map[string]string{
 	"deckhand.api.v1.WorkflowService/GetWorkflowLogs":               "admin operator viewer",
 	"deckhand.api.v1.WorkflowService/PlanWorkflow":                  "admin operator viewer",
 	"deckhand.api.v1.WorkflowService/GetCluster":                    "admin operator viewer",
+	"deckhand.api.v1.WorkflowService/CreateKubeconfig":              "admin",
 	"deckhand.api.v1.CredentialService/CreateCredential":            "admin",
 	"deckhand.api.v1.CredentialService/ListCredentials":             "admin",
 	"deckhand.api.v1.CredentialService/RevokeCredential":            "admin",

@@ -3,8 +3,6 @@ package kubectl
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -137,9 +135,9 @@ func (e *csrError) Error() string { return "certificate request: " + e.msg }
 // O=groups, and its key) and signs a client certificate for it with the CA, valid from
 // five minutes before now until now+ttl (or the CA's own end, whichever is first).
 func SignUserCSR(caCertPEM, caKeyPEM, csrPEM []byte, name string, groups []string, ttl time.Duration, now time.Time) ([]byte, time.Time, error) {
-	csr, err := checkUserCSR(csrPEM, name, groups)
+	csr, err := kubeuser.CheckCSR(csrPEM, name, groups)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, &csrError{err.Error()}
 	}
 	caCert, signer, err := loadClusterCA(caCertPEM, caKeyPEM)
 	if err != nil {
@@ -171,45 +169,6 @@ func SignUserCSR(caCertPEM, caKeyPEM, csrPEM []byte, name string, groups []strin
 		return nil, time.Time{}, fmt.Errorf("sign: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), notAfter, nil
-}
-
-func checkUserCSR(csrPEM []byte, name string, groups []string) (*x509.CertificateRequest, error) {
-	b, _ := pem.Decode(csrPEM)
-	if b == nil || b.Type != "CERTIFICATE REQUEST" {
-		return nil, &csrError{"not a PEM CERTIFICATE REQUEST"}
-	}
-	csr, err := x509.ParseCertificateRequest(b.Bytes)
-	if err != nil {
-		return nil, &csrError{err.Error()}
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, &csrError{"bad signature: " + err.Error()}
-	}
-	if csr.Subject.CommonName != name {
-		return nil, &csrError{fmt.Sprintf("asks for user %q, not %q", csr.Subject.CommonName, name)}
-	}
-	if got, want := sorted(csr.Subject.Organization), sorted(groups); !slices.Equal(got, want) {
-		return nil, &csrError{fmt.Sprintf("asks for groups %q, not %q", got, want)}
-	}
-	switch k := csr.PublicKey.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return nil, &csrError{"an ECDSA key must be on P-256 or P-384"}
-		}
-	case *rsa.PublicKey:
-		if n := k.N.BitLen(); n < 2048 {
-			return nil, &csrError{fmt.Sprintf("an RSA key of %d bits is too weak: use 2048 bits or more", n)}
-		}
-	default:
-		return nil, &csrError{fmt.Sprintf("a %T key is not accepted: use ECDSA P-256/P-384 or RSA 2048+", csr.PublicKey)}
-	}
-	return csr, nil
-}
-
-func sorted(s []string) []string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return s
 }
 
 // loadClusterCA parses the cluster CA: kubeadm writes an RSA key (PKCS#1) by default, an

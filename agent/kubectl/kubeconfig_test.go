@@ -126,7 +126,7 @@ func TestSignUserCSR(t *testing.T) {
 		"more groups":             {csrFor(t, p256(t), "alice", "system:masters"), nil, "asks for groups"},
 		"admin asked, view given": {csrFor(t, p256(t), "alice", "kubeadm:cluster-admins"), []string{}, "asks for groups"},
 		"a bad signature":         {badSig, nil, "certificate request"},
-		"an RSA-1024 key":         {csrFor(t, rsa1024, "alice"), nil, "1024 bits is too weak"},
+		"an RSA-1024 key":         {csrFor(t, rsa1024, "alice"), nil, "RSA key of 1024 bits"},
 		"no PEM":                  {[]byte("hello"), nil, "not a PEM CERTIFICATE REQUEST"},
 	} {
 		if _, _, err := kubectl.SignUserCSR(ec.CertPEM, ec.KeyPEM, c.csr, "alice", c.groups, time.Hour, now); err == nil || !strings.Contains(err.Error(), c.says) {

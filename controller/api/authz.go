@@ -66,6 +66,8 @@ var Roles = map[string][]string{
 	apiv1.WorkflowService_GetWorkflowLogs_FullMethodName: readers,
 	apiv1.WorkflowService_PlanWorkflow_FullMethodName:    readers,
 	apiv1.WorkflowService_GetCluster_FullMethodName:      readers,
+	// A cluster-admin (or view) certificate for the Kubernetes cluster: admins only.
+	apiv1.WorkflowService_CreateKubeconfig_FullMethodName: admins,
 
 	apiv1.CredentialService_CreateCredential_FullMethodName: admins,
 	apiv1.CredentialService_ListCredentials_FullMethodName:  admins,

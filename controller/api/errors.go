@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/deckhandhq/deckhand/controller/kubeconfigs"
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
@@ -49,6 +50,7 @@ func toStatus(err error) error {
 		return nil
 	}
 	msg := err.Error()
+	var taskFailed *kubeconfigs.TaskFailedError
 	switch {
 	case errors.Is(err, nodes.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "node"}, msg)
@@ -81,6 +83,13 @@ func toStatus(err error) error {
 		return Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_WRONG_STATE, nil, msg)
 	case errors.Is(err, workflows.ErrInvalid), errors.Is(err, clusterspec.ErrInvalid):
 		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
+	case errors.Is(err, kubeconfigs.ErrNoCluster):
+		return Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_NO_CLUSTER, nil, msg)
+	case errors.Is(err, kubeconfigs.ErrNoSigner):
+		return Errorf(codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NODE_NOT_CONNECTED, nil, msg)
+	case errors.As(err, &taskFailed):
+		return Errorf(codes.FailedPrecondition, apiv1.ErrorReason_ERROR_REASON_TASK_FAILED,
+			map[string]string{"task": taskFailed.TaskID, "node": taskFailed.Node, "task_reason": taskFailed.Err.GetReason()}, msg)
 	case errors.Is(err, store.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, nil, msg)
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrFenced):

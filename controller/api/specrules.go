@@ -12,6 +12,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	"github.com/deckhandhq/deckhand/internal/safetext"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -404,6 +405,47 @@ func init() {
 	r(nr, "node_name", str(safetext.KubernetesName))
 	r(nr, "timeout", duration(24*time.Hour))
 
+	ks := &taskv1.KubeconfigSignSpec{}
+	r(ks, "csr_pem", str(func(path, s string) error {
+		if len(s) > kubeuser.MaxCSRBytes || !strings.HasPrefix(strings.TrimSpace(s), "-----BEGIN CERTIFICATE REQUEST-----") {
+			return &fieldError{path, fmt.Sprintf("is not a PEM CERTIFICATE REQUEST of at most %d bytes: deckctl kubeconfig makes one", kubeuser.MaxCSRBytes)}
+		}
+		return nil // checked against name and groups as a whole below
+	}))
+	r(ks, "name", str(func(path, s string) error {
+		if err := kubeuser.CheckName(s); err != nil {
+			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}))
+	r(ks, "groups", strList(1, func(path, s string) error {
+		if s != kubeuser.AdminGroup {
+			return &fieldError{path, fmt.Sprintf("%q is not a group Deckhand grants: the only one is %s (cluster-admin)", s, kubeuser.AdminGroup)}
+		}
+		return nil
+	}))
+	r(ks, "ttl", rule(func(path string, v protoreflect.Value) error {
+		d, ok := v.Message().Interface().(*durationpb.Duration)
+		if !ok || !d.IsValid() {
+			return &fieldError{path, "is not a valid duration"}
+		}
+		if err := kubeuser.CheckTTL(d.AsDuration()); err != nil {
+			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}))
+	r(ks, "view_binding", anyValue("bind the ClusterRole view or not"))
+	messageRules[td(ks).FullName()] = func(path string, m protoreflect.Message) error {
+		s := m.Interface().(*taskv1.KubeconfigSignSpec)
+		if _, err := kubeuser.CheckCSR([]byte(s.GetCsrPem()), s.GetName(), s.GetGroups()); err != nil {
+			return &fieldError{path + ".csr_pem", err.Error()}
+		}
+		if s.GetViewBinding() && len(s.GetGroups()) > 0 {
+			return &fieldError{path + ".view_binding", "is for a read-only user: leave groups empty with it"}
+		}
+		return nil
+	}
+
 	r(&taskv1.DiagnosticsSpec{}, "journal_lines", rule(func(path string, v protoreflect.Value) error {
 		if v.Uint() > MaxJournalLines {
 			return &fieldError{path, fmt.Sprintf("%d: at most %d lines per unit", v.Uint(), MaxJournalLines)}
@@ -439,6 +481,16 @@ func init() {
 			return req("delete_node.node_name", k.DeleteNode.GetNodeName(), "the Kubernetes node to delete")
 		case *taskv1.TaskSpec_NodeReady:
 			return req("node_ready.node_name", k.NodeReady.GetNodeName(), "the Kubernetes node to wait for")
+		case *taskv1.TaskSpec_KubeconfigSign:
+			if err := req("kubeconfig_sign.name", k.KubeconfigSign.GetName(), "the Kubernetes user the certificate is for"); err != nil {
+				return err
+			}
+			if err := req("kubeconfig_sign.csr_pem", k.KubeconfigSign.GetCsrPem(), "a PEM certificate request (deckctl kubeconfig makes one)"); err != nil {
+				return err
+			}
+			if k.KubeconfigSign.GetTtl() == nil {
+				return &fieldError{path + ".kubeconfig_sign.ttl", fmt.Sprintf("is required: give %v to %v", kubeuser.MinTTL, kubeuser.MaxTTL)}
+			}
 		}
 		return nil
 	}

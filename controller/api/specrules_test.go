@@ -1,9 +1,16 @@
 package api
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +55,23 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"delete_node":   {Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: &taskv1.DeleteNodeSpec{NodeName: "worker-1"}}},
 		"node_ready":    {Kind: &taskv1.TaskSpec_NodeReady{NodeReady: &taskv1.NodeReadySpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute)}}},
 		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
+		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
+			CsrPem: adminCSR(), Name: "alice", Groups: []string{"kubeadm:cluster-admins"}, Ttl: durationpb.New(time.Hour)}}},
 	}
 }
+
+// adminCSR is a certificate request for alice in kubeadm:cluster-admins, made once.
+var adminCSR = sync.OnceValue(func() string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "alice", Organization: []string{"kubeadm:cluster-admins"}}}, key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+})
 
 // badCase sets one field of a kind's good spec to a bad value.
 type badCase struct {
@@ -169,6 +191,16 @@ func badCases() []badCase {
 		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "" }, "spec.delete_node.node_name"},
 		{t + "NodeReadySpec.node_name", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().NodeName = "-A" }, "spec.node_ready.node_name"},
 		{t + "NodeReadySpec.timeout", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Timeout = durationpb.New(25 * time.Hour) }, "spec.node_ready.timeout"},
+		{t + "KubeconfigSignSpec.csr_pem", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().CsrPem = "hello" }, "spec.kubeconfig_sign.csr_pem"},
+		{t + "KubeconfigSignSpec.csr_pem", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().CsrPem = "" }, "spec.kubeconfig_sign.csr_pem"},
+		// The CSR asks for alice: signing it for bob would give bob's name to alice's key.
+		{t + "KubeconfigSignSpec.name", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Name = "bob" }, "spec.kubeconfig_sign.csr_pem"},
+		{t + "KubeconfigSignSpec.name", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Name = "system:admin" }, "spec.kubeconfig_sign.name"},
+		{t + "KubeconfigSignSpec.name", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Name = "Alice Smith" }, "spec.kubeconfig_sign.name"},
+		{t + "KubeconfigSignSpec.groups", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Groups = []string{"system:masters"} }, "spec.kubeconfig_sign.groups[0]"},
+		{t + "KubeconfigSignSpec.ttl", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Ttl = durationpb.New(time.Minute) }, "spec.kubeconfig_sign.ttl"},
+		{t + "KubeconfigSignSpec.ttl", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Ttl = nil }, "spec.kubeconfig_sign.ttl"},
+		{t + "KubeconfigSignSpec.view_binding", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().ViewBinding = true }, "spec.kubeconfig_sign.view_binding"},
 		{t + "DiagnosticsSpec.journal_lines", "diagnostics", func(s *taskv1.TaskSpec) { s.GetDiagnostics().JournalLines = 10_000_000 }, "spec.diagnostics.journal_lines"},
 	}
 }

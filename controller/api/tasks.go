@@ -54,6 +54,10 @@ type TaskServer struct {
 }
 
 func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskRequest) (*apiv1.CreateTaskResponse, error) {
+	if req.GetSpec().GetKubeconfigSign() != nil {
+		// Signing a cluster-admin certificate is CreateKubeconfig's, which only admins may call.
+		return nil, invalid(&fieldError{"spec.kubeconfig_sign", "is not run as a direct task: use deckctl kubeconfig (CreateKubeconfig, admins only)"})
+	}
 	rec, err := s.Workflows.CreateTask(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, toStatus(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
@@ -98,6 +99,8 @@ func validate(req any) error {
 			}
 		}
 		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.CreateKubeconfigRequest:
+		return validateKubeconfig(r)
 	case *apiv1.RemoveMemberRequest:
 		return required("id", r.GetId(), "give the replica name shown by deckctl members")
 	case *agentv1.EnrollRequest:
@@ -201,6 +204,33 @@ func (s *validatingStream) RecvMsg(m any) error {
 	}
 	if err := validate(m); err != nil {
 		return invalid(err)
+	}
+	return nil
+}
+
+// kubeconfigRoles are the roles CreateKubeconfig grants, by their kubeuser names.
+var kubeconfigRoles = map[apiv1.KubeconfigRole]string{
+	apiv1.KubeconfigRole_KUBECONFIG_ROLE_ADMIN: kubeuser.RoleAdmin,
+	apiv1.KubeconfigRole_KUBECONFIG_ROLE_VIEW:  kubeuser.RoleView,
+}
+
+func validateKubeconfig(r *apiv1.CreateKubeconfigRequest) error {
+	if err := kubeuser.CheckName(r.GetName()); err != nil {
+		return &fieldError{"name", err.Error()}
+	}
+	role, ok := kubeconfigRoles[r.GetRole()]
+	if !ok {
+		return &fieldError{"role", fmt.Sprintf("%v: use KUBECONFIG_ROLE_ADMIN (cluster-admin) or KUBECONFIG_ROLE_VIEW (read-only)", r.GetRole())}
+	}
+	d := r.GetTtl()
+	if d == nil || !d.IsValid() {
+		return &fieldError{"ttl", fmt.Sprintf("is required: give %v to %v, for example 24h", kubeuser.MinTTL, kubeuser.MaxTTL)}
+	}
+	if err := kubeuser.CheckTTL(d.AsDuration()); err != nil {
+		return &fieldError{"ttl", err.Error()}
+	}
+	if _, err := kubeuser.CheckCSR([]byte(r.GetCsrPem()), r.GetName(), kubeuser.Groups(role)); err != nil {
+		return &fieldError{"csr_pem", err.Error() + " (deckctl kubeconfig makes a matching one)"}
 	}
 	return nil
 }

@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/deckhandhq/deckhand/controller/kubeconfigs"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -21,6 +23,8 @@ type WorkflowServer struct {
 	apiv1.UnimplementedWorkflowServiceServer
 	Workflows *workflows.Service
 	Store     store.Store
+	// Kubeconfigs signs user certificates for CreateKubeconfig.
+	Kubeconfigs *kubeconfigs.Issuer
 }
 
 func (s *WorkflowServer) CreateWorkflow(ctx context.Context, req *apiv1.CreateWorkflowRequest) (*apiv1.CreateWorkflowResponse, error) {
@@ -88,6 +92,20 @@ func (s *WorkflowServer) GetCluster(ctx context.Context, _ *apiv1.GetClusterRequ
 		return nil, toStatus(err)
 	}
 	return &apiv1.GetClusterResponse{Cluster: c}, nil
+}
+
+// CreateKubeconfig signs the caller's CSR with the cluster CA through a control-plane agent
+// (the request was checked at the edge: name, role, ttl, and a CSR for exactly them).
+func (s *WorkflowServer) CreateKubeconfig(ctx context.Context, req *apiv1.CreateKubeconfigRequest) (*apiv1.CreateKubeconfigResponse, error) {
+	kc, err := s.Kubeconfigs.Issue(ctx, kubeconfigs.Request{Name: req.GetName(), Role: kubeconfigRoles[req.GetRole()], TTL: req.GetTtl().AsDuration(), CSR: req.GetCsrPem()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &apiv1.CreateKubeconfigResponse{CertificatePem: kc.CertificatePEM, CaPem: kc.CAPEM, Server: kc.Server, ClusterName: kc.ClusterName, TaskId: kc.TaskID, Node: kc.Node}
+	if !kc.Expires.IsZero() {
+		resp.Expires = timestamppb.New(kc.Expires)
+	}
+	return resp, nil
 }
 
 // GetWorkflowLogs returns a page of the logs of a workflow's tasks (each up to

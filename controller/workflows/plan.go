@@ -33,7 +33,15 @@ var stepTimeouts = map[string]time.Duration{
 	"preflight": 5 * time.Minute, "packages": 15 * time.Minute, "runtime": 15 * time.Minute, "images": 30 * time.Minute,
 	"kubeadm_init": 15 * time.Minute, "kubeadm_token": 5 * time.Minute, "kubeadm_join": 15 * time.Minute,
 	"kubeadm_reset": 10 * time.Minute, "node_ready": 10 * time.Minute, "delete_node": 5 * time.Minute,
+	"drain": 10 * time.Minute, "diagnostics": 5 * time.Minute, "kubeconfig_sign": KubeconfigSignTimeout,
 }
+
+// KubeconfigSignTimeout bounds signing a user certificate on a control plane (deckctl
+// kubeconfig waits for it): reading the CA, maybe one kubectl call.
+const KubeconfigSignTimeout = time.Minute
+
+// StepTimeout is how long a task of kind may run as a step.
+func StepTimeout(kind string) time.Duration { return stepTimeouts[kind] }
 
 // plan is what a workflow spec turns into against the current cluster.
 type plan struct {
@@ -80,6 +88,10 @@ func spec(kind any) *taskv1.TaskSpec {
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: k}}
 	case *taskv1.NodeReadySpec:
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_NodeReady{NodeReady: k}}
+	case *taskv1.KubeconfigSignSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: k}}
+	case *taskv1.DiagnosticsSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: k}}
 	}
 	panic(fmt.Sprintf("workflows: no task kind for %T", kind))
 }

@@ -5,9 +5,15 @@
 package kubeuser
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,4 +90,52 @@ func NameFrom(s string) string {
 		}
 	}
 	return strings.Trim(b.String(), ".@_-")
+}
+
+// MaxCSRBytes bounds a PEM certificate request (an RSA 8192 one is under 4 KiB).
+const MaxCSRBytes = 16 << 10
+
+// CheckCSR parses a PEM certificate request and checks it: its signature, that its subject
+// is exactly CN=name and O=groups (in any order), and that its key is ECDSA P-256/P-384 or
+// RSA of 2048 bits or more.
+func CheckCSR(csrPEM []byte, name string, groups []string) (*x509.CertificateRequest, error) {
+	if len(csrPEM) > MaxCSRBytes {
+		return nil, fmt.Errorf("is %d bytes; a certificate request is at most %d", len(csrPEM), MaxCSRBytes)
+	}
+	b, _ := pem.Decode(csrPEM)
+	if b == nil || b.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("is not a PEM CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("does not parse: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("has a bad signature: %v", err)
+	}
+	if csr.Subject.CommonName != name {
+		return nil, fmt.Errorf("asks for user %q, not %q", csr.Subject.CommonName, name)
+	}
+	if got, want := sorted(csr.Subject.Organization), sorted(groups); !slices.Equal(got, want) {
+		return nil, fmt.Errorf("asks for groups %q, not %q", got, want)
+	}
+	switch k := csr.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return nil, errors.New("has an ECDSA key that is not on P-256 or P-384")
+		}
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < 2048 {
+			return nil, fmt.Errorf("has an RSA key of %d bits, which is too weak: use 2048 bits or more", n)
+		}
+	default:
+		return nil, fmt.Errorf("has a %T key: use ECDSA P-256/P-384 or RSA 2048+", csr.PublicKey)
+	}
+	return csr, nil
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }

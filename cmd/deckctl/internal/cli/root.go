@@ -53,7 +53,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.controllers, "controller", os.Getenv("DECKHAND_CONTROLLER"), "comma-separated controller addresses, overriding the config's (env DECKHAND_CONTROLLER)")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 15*time.Second, "how long to wait for the controller")
 	root.PersistentFlags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
-	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o), newTaskCmd(o), newCredentialsCmd(o), newCertsCmd(o))
+	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o), newTaskCmd(o), newCredentialsCmd(o), newCertsCmd(o), newKubeconfigCmd(o))
 	root.AddCommand(newWorkflowCmds(o)...)
 	return root
 }
@@ -141,9 +141,14 @@ func describe(err error) error {
 	return fmt.Errorf("%s (%s)", st.Message(), reason)
 }
 
-// call runs fn with a connection and a deadline.
+// call runs fn with a connection and the --timeout deadline.
 func (o *options) call(fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	return o.callFor(o.timeout, fn)
+}
+
+// callFor runs fn with a connection and a deadline.
+func (o *options) callFor(timeout time.Duration, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cc, err := o.dial(ctx)
 	if err != nil {

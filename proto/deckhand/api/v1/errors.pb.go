@@ -57,6 +57,11 @@ const (
 	ErrorReason_ERROR_REASON_WRONG_STATE ErrorReason = 13
 	// The member cannot be removed (for example the last voter).
 	ErrorReason_ERROR_REASON_MEMBER_REQUIRED ErrorReason = 14
+	// No Kubernetes cluster is recorded yet: initialize one first (deckctl init or apply).
+	ErrorReason_ERROR_REASON_NO_CLUSTER ErrorReason = 15
+	// A task the call ran on a node failed. Metadata: "task", "node", "task_reason" (the
+	// task's own reason); the message has its error and hint.
+	ErrorReason_ERROR_REASON_TASK_FAILED ErrorReason = 16
 )
 
 // Enum value maps for ErrorReason.
@@ -77,6 +82,8 @@ var (
 		12: "ERROR_REASON_COMPACTED",
 		13: "ERROR_REASON_WRONG_STATE",
 		14: "ERROR_REASON_MEMBER_REQUIRED",
+		15: "ERROR_REASON_NO_CLUSTER",
+		16: "ERROR_REASON_TASK_FAILED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":        0,
@@ -94,6 +101,8 @@ var (
 		"ERROR_REASON_COMPACTED":          12,
 		"ERROR_REASON_WRONG_STATE":        13,
 		"ERROR_REASON_MEMBER_REQUIRED":    14,
+		"ERROR_REASON_NO_CLUSTER":         15,
+		"ERROR_REASON_TASK_FAILED":        16,
 	}
 )
 
@@ -128,7 +137,7 @@ var File_deckhand_api_v1_errors_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1cdeckhand/api/v1/errors.proto\x12\x0fdeckhand.api.v1*\xe3\x03\n" +
+	"\x1cdeckhand/api/v1/errors.proto\x12\x0fdeckhand.api.v1*\x9e\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ERROR_REASON_NOT_FOUND\x10\x01\x12\x1f\n" +
@@ -145,7 +154,9 @@ const file_deckhand_api_v1_errors_proto_rawDesc = "" +
 	"\x1fERROR_REASON_NODE_NOT_CONNECTED\x10\v\x12\x1a\n" +
 	"\x16ERROR_REASON_COMPACTED\x10\f\x12\x1c\n" +
 	"\x18ERROR_REASON_WRONG_STATE\x10\r\x12 \n" +
-	"\x1cERROR_REASON_MEMBER_REQUIRED\x10\x0eB\xbc\x01\n" +
+	"\x1cERROR_REASON_MEMBER_REQUIRED\x10\x0e\x12\x1b\n" +
+	"\x17ERROR_REASON_NO_CLUSTER\x10\x0f\x12\x1c\n" +
+	"\x18ERROR_REASON_TASK_FAILED\x10\x10B\xbc\x01\n" +
 	"\x13com.deckhand.api.v1B\vErrorsProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (

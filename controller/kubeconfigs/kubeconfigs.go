@@ -1,0 +1,229 @@
+package kubeconfigs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/kubeuser"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+var (
+	// ErrNoCluster: no Kubernetes cluster is recorded.
+	ErrNoCluster = errors.New("no Kubernetes cluster is recorded: create one first (deckctl init NODE or deckctl apply -f cluster.yaml)")
+	// ErrNoSigner: no control plane can run the signing task now.
+	ErrNoSigner = errors.New("no control plane can sign now")
+)
+
+// TaskFailedError is a signing task that did not succeed.
+type TaskFailedError struct {
+	TaskID, Node string
+	State        taskv1.TaskState
+	Err          *taskv1.TaskError
+}
+
+func (e *TaskFailedError) Error() string {
+	msg := fmt.Sprintf("signing on %s (task %s) %s", e.Node, e.TaskID, strings.ToLower(strings.TrimPrefix(e.State.String(), "TASK_STATE_")))
+	if e.Err != nil {
+		msg += ": " + e.Err.GetMessage()
+		if h := e.Err.GetHint(); h != "" {
+			msg += "; " + h
+		}
+	}
+	return msg
+}
+
+// Request is what a caller asks for. Its fields are checked at the API's edge.
+type Request struct {
+	Name string
+	Role string // kubeuser.RoleAdmin or kubeuser.RoleView
+	TTL  time.Duration
+	CSR  string // PEM
+}
+
+// Kubeconfig is what a kubeconfig needs besides the caller's key.
+type Kubeconfig struct {
+	CertificatePEM, CAPEM, Server, ClusterName string
+	Expires                                    time.Time
+	TaskID, Node                               string
+}
+
+// Issuer runs the signing tasks.
+type Issuer struct {
+	st        store.Store
+	nodes     *nodes.Registry
+	tasks     *tasks.Service
+	workflows *workflows.Service
+}
+
+// New returns an Issuer.
+func New(st store.Store, reg *nodes.Registry, ts *tasks.Service, wf *workflows.Service) *Issuer {
+	return &Issuer{st: st, nodes: reg, tasks: ts, workflows: wf}
+}
+
+// Signers are the control planes that may sign, in the cluster record's order: those whose
+// agent is Ready.
+func Signers(cl *apiv1.Cluster, state map[string]apiv1.NodeState) []string {
+	var out []string
+	for _, n := range cl.GetNodes() {
+		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE && state[n.GetName()] == apiv1.NodeState_NODE_STATE_READY {
+			out = append(out, n.GetName())
+		}
+	}
+	return out
+}
+
+// SignSpec is the task that signs req.
+func SignSpec(req Request) *taskv1.TaskSpec {
+	return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
+		CsrPem: req.CSR, Name: req.Name, Groups: kubeuser.Groups(req.Role), Ttl: durationpb.New(req.TTL),
+		ViewBinding: req.Role == kubeuser.RoleView,
+	}}}
+}
+
+// Server is the API server a kubeconfig names: the cluster's controlPlaneEndpoint, else
+// the one the signing control plane's admin.conf names.
+func Server(spec *taskv1.ClusterSpec, signer string) string {
+	if ep := spec.GetControlPlaneEndpoint(); ep != "" {
+		return "https://" + ep
+	}
+	return signer
+}
+
+// ClusterName is the cluster's name, kubeadm's default when none was given.
+func ClusterName(spec *taskv1.ClusterSpec) string {
+	if n := spec.GetClusterName(); n != "" {
+		return n
+	}
+	return "kubernetes"
+}
+
+// Issue signs req's certificate request on a Ready control plane and waits for it, at most
+// workflows.KubeconfigSignTimeout (or until ctx ends; the task is cancelled then).
+func (i *Issuer) Issue(ctx context.Context, req Request) (*Kubeconfig, error) {
+	cl, err := i.workflows.Cluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cl == nil {
+		return nil, ErrNoCluster
+	}
+	ns, err := i.nodes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	state := map[string]apiv1.NodeState{}
+	for _, n := range ns {
+		state[n.GetName()] = n.GetState()
+	}
+	signers := Signers(cl, state)
+	if len(signers) == 0 {
+		var cps []string
+		for _, n := range cl.GetNodes() {
+			if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+				cps = append(cps, fmt.Sprintf("%s is %s", n.GetName(), strings.ToLower(strings.TrimPrefix(state[n.GetName()].String(), "NODE_STATE_"))))
+			}
+		}
+		return nil, fmt.Errorf("%w: no control plane's agent is Ready (%s): start its agent (deckctl nodes shows them)", ErrNoSigner, strings.Join(cps, ", "))
+	}
+	timeout := workflows.KubeconfigSignTimeout
+	var rec *apiv1.TaskRecord
+	var held []string
+	for _, node := range signers {
+		rec, err = i.workflows.CreateTask(ctx, &taskv1.Task{Node: node, Spec: SignSpec(req), Timeout: durationpb.New(timeout)})
+		var le *workflows.LockedError
+		if errors.As(err, &le) {
+			held = append(held, fmt.Sprintf("%s by workflow %s", node, le.Workflow))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create the signing task on %s: %w", node, err)
+		}
+		break
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("%w: every Ready control plane is held by a workflow (%s): run it again when the workflow ends", ErrNoSigner, strings.Join(held, ", "))
+	}
+	id, node := rec.GetTask().GetId(), rec.GetTask().GetNode()
+	wctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	rec, err = i.wait(wctx, id)
+	if err != nil {
+		// Nobody waits for it any more: it must not sign later.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer ccancel()
+		_, _ = i.tasks.Cancel(cctx, id)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("signing on %s (task %s) did not finish in %v: is its agent connected? (deckctl nodes): %w", node, id, timeout, err)
+		}
+		return nil, fmt.Errorf("wait for the signing task %s on %s: %w", id, node, err)
+	}
+	if rec.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		return nil, &TaskFailedError{TaskID: id, Node: node, State: rec.GetState(), Err: rec.GetResult().GetError()}
+	}
+	out := rec.GetResult().GetOutputs()
+	kc := &Kubeconfig{CertificatePEM: out["certificate"], CAPEM: out["ca"], Server: Server(cl.GetSpec(), out["server"]),
+		ClusterName: ClusterName(cl.GetSpec()), TaskID: id, Node: node}
+	kc.Expires, _ = time.Parse(time.RFC3339, out["expires"])
+	if kc.CertificatePEM == "" || kc.CAPEM == "" || kc.Server == "" {
+		return nil, &TaskFailedError{TaskID: id, Node: node, State: rec.GetState(), Err: &taskv1.TaskError{Reason: "SIGN_OUTPUT",
+			Message: "the task returned no certificate, CA or API server", Hint: "upgrade the agent on " + node + " to this controller's version"}}
+	}
+	return kc, nil
+}
+
+// wait returns the task's record once it ended.
+func (i *Issuer) wait(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
+	for {
+		rec, done, err := i.waitOnce(ctx, id)
+		if done || err != nil {
+			return rec, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitOnce reads the task and watches it from there; not done (and no error) means the
+// watch ended early (compacted, the store's watch restarted): read again.
+func (i *Issuer) waitOnce(ctx context.Context, id string) (*apiv1.TaskRecord, bool, error) {
+	key := tasks.Prefix + id
+	rec, rev, err := i.tasks.Get(ctx, id)
+	if err != nil || tasks.Terminal(rec.GetState()) {
+		return rec, true, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := i.st.Watch(wctx, key, rev)
+	if errors.Is(err, store.ErrCompacted) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	for ev := range ch {
+		switch {
+		case errors.Is(ev.Err, store.ErrCompacted):
+			return nil, false, nil
+		case ev.Err != nil:
+			return nil, true, ev.Err
+		case ev.Type != store.EventPut || ev.KV.Key != key:
+			continue
+		}
+		if rec, err := tasks.Decode(ev.KV); err == nil && tasks.Terminal(rec.GetState()) {
+			return rec, true, nil
+		}
+	}
+	return nil, false, nil
+}
