@@ -263,9 +263,10 @@ TXT
 fi
 
 # The real cluster, as its own API server sees it.
+# A kubeconfig of its own: a user certificate signed through a control plane's agent (the
+# cluster's admin.conf and CA key never leave node-1).
 kubeconfig=$state/kubeconfig
-cp "$state/node-1/fs/etc/kubernetes/admin.conf" "$kubeconfig"
-chmod 600 "$kubeconfig"
+bin/deckctl kubeconfig -o "$kubeconfig"
 kubectl=$kit/kubectl
 echo
 echo "\$ kubectl get nodes -o wide"
