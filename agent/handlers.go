@@ -5,6 +5,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/images"
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/kubectl"
+	"github.com/deckhandhq/deckhand/agent/network"
 	"github.com/deckhandhq/deckhand/agent/packages"
 	"github.com/deckhandhq/deckhand/agent/preflight"
 	"github.com/deckhandhq/deckhand/agent/runtime"
@@ -31,5 +32,6 @@ func handlers() map[string]tasks.Handler {
 		"node_ready":  kubectl.NodeReady,
 
 		"kubeconfig_sign": kubectl.KubeconfigSign,
+		"network":         network.Run,
 	}
 }

@@ -49,8 +49,12 @@ controllers=$(IFS=,; echo "${addrs[*]}")
 for n in node-1 node-2; do
   root=$state/$n/root
   mkdir -p "$root/usr/bin"
-  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm; do
+  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm ip; do
     cp .cache/bin/hostsim "$root/usr/bin/$tool"
+  done
+  mkdir -p "$root/usr/lib/cni" # the distribution's CNI plugins (the simulation: no pod runs)
+  for plugin in bridge host-local portmap loopback; do
+    cp .cache/bin/hostsim "$root/usr/lib/cni/$plugin"
   done
   if [ ! -f "$state/$n/data/agent.json" ]; then
     mkdir -p "$root/etc"

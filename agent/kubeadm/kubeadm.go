@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/diagnostics"
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/network"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
@@ -290,9 +292,14 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		logOutput(e, string(out))
 	}
 	// What kubeadm says it does not clean: network filtering rules, IPVS, CNI configuration
-	// and kubeconfigs.
+	// and kubeconfigs; and the pod network.
 	if err := cleanNetfilter(ctx, h, e); err != nil {
 		return nil, err
+	}
+	// The pod network: Deckhand's routes to other nodes' pods, the cni0 bridge and the
+	// addresses host-local handed out, so that a node joining again starts clean.
+	if err := network.CleanUp(ctx, h, e); err != nil {
+		return nil, tasks.Errorf("RESET_FAILED", "remove them by hand: ip route show proto "+strconv.Itoa(network.RouteProto)+", ip link delete "+network.Bridge, "pod network clean-up: %v", err)
 	}
 	if t.GetSpec().GetKubeadmReset().GetIpvs() && h.Has("ipvsadm") {
 		if err := h.Run(ctx, "clear IPVS virtual services", "ipvsadm", "--clear"); err != nil {

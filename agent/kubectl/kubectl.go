@@ -2,6 +2,7 @@ package kubectl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -21,7 +22,6 @@ const (
 	// DefaultReadyTimeout bounds a node_ready wait whose spec gives no timeout.
 	DefaultReadyTimeout = 5 * time.Minute
 
-	readyJSONPath = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
 	// pollEvery is how often node_ready asks for the node's status.
 	pollEvery = 500 * time.Millisecond
 )
@@ -126,52 +126,142 @@ func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emit
 	return map[string]string{"deleted": name}, nil
 }
 
-// NodeReady waits until the node's Ready condition is True. A dry-run does not wait.
+// node is the part of a Node object node_ready reads (kubectl get node NAME -o json).
+type node struct {
+	Spec struct {
+		PodCIDR string `json:"podCIDR"`
+	} `json:"spec"`
+	Status struct {
+		Addresses []struct {
+			Type    string `json:"type"`
+			Address string `json:"address"`
+		} `json:"addresses"`
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+// NodeView is what node_ready learns about a node: its Ready condition's status ("" when
+// it reports none), its spec.podCIDR and its InternalIP.
+type NodeView struct {
+	Ready, PodCIDR, Address string
+}
+
+// ParseNode reads the output of kubectl get node NAME -o json.
+func ParseNode(out []byte) (NodeView, error) {
+	var n node
+	if err := json.Unmarshal(out, &n); err != nil {
+		return NodeView{}, fmt.Errorf("kubectl get node -o json: not a Node object: %w", err)
+	}
+	v := NodeView{PodCIDR: n.Spec.PodCIDR}
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			v.Ready = c.Status
+		}
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == "InternalIP" && v.Address == "" {
+			v.Address = a.Address
+		}
+	}
+	return v, nil
+}
+
+// waitDone says whether the node is as far as the wait asks, and if not, why.
+func waitDone(v NodeView, registered bool) (bool, string) {
+	switch {
+	case registered && v.PodCIDR == "":
+		return false, "it has no spec.podCIDR yet (kube-controller-manager assigns one when the cluster has a pod subnet: spec.networking.podSubnet)"
+	case registered && v.Address == "":
+		return false, "it reports no InternalIP yet"
+	case registered:
+		return true, ""
+	case v.Ready == "True":
+		return true, ""
+	case v.Ready == "":
+		return false, "the node reports no Ready condition yet"
+	}
+	return false, fmt.Sprintf("Ready is %s", v.Ready)
+}
+
+// NodeReady waits until the node's Ready condition is True, or with wait REGISTERED until
+// the Node exists with a podCIDR and an InternalIP. Its outputs name the node's pod_cidr and
+// address. A dry-run does not wait.
 func NodeReady(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	spec := t.GetSpec().GetNodeReady()
 	name := spec.GetNodeName()
-	if err := check(h, "node_ready", name); err != nil {
-		return nil, err
-	}
 	timeout := spec.GetTimeout().AsDuration()
 	if timeout <= 0 {
 		timeout = DefaultReadyTimeout
 	}
+	registered := spec.GetWait() == taskv1.NodeWait_NODE_WAIT_REGISTERED
+	what := "Ready"
+	if registered {
+		what = "registered with a podCIDR"
+	}
+	if err := check(h, "node_ready", name); err != nil {
+		var te *tasks.Error
+		if !h.DryRun || !errors.As(err, &te) || te.Reason != "NOT_A_CONTROL_PLANE" {
+			return nil, err
+		}
+		// A dry-run of an init: the node is a control plane once the init really ran.
+	}
 	if h.DryRun {
-		e.Logf("would wait up to %v for node %s to be Ready", timeout, name)
+		e.Logf("would wait up to %v for node %s to be %s", timeout, name, what)
 		return nil, nil
 	}
-	e.Logf("waiting up to %v for node %s to be Ready", timeout, name)
+	e.Logf("waiting up to %v for node %s to be %s", timeout, name, what)
 	start := time.Now()
 	deadline := start.Add(timeout)
 	last, lastLogged := "", time.Time{}
 	for {
-		out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", readyJSONPath)...)
-		status := strings.TrimSpace(string(out))
-		if err == nil && status == "True" {
-			e.Logf("node %s is Ready (after %v)", name, time.Since(start).Round(time.Second))
-			return map[string]string{"ready": name}, nil
-		}
+		out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", "json")...)
 		var now string
-		switch {
-		case err != nil:
+		if err == nil {
+			var v NodeView
+			if v, err = ParseNode(out); err == nil {
+				done, why := waitDone(v, registered)
+				if done {
+					e.Logf("node %s is %s (after %v): podCIDR %s, InternalIP %s", name, what, time.Since(start).Round(time.Second), or(v.PodCIDR, "none"), or(v.Address, "none"))
+					outs := map[string]string{"pod_cidr": v.PodCIDR, "address": v.Address}
+					if registered {
+						outs["registered"] = name
+					} else {
+						outs["ready"] = name
+					}
+					for k, val := range outs {
+						if val == "" {
+							delete(outs, k)
+						}
+					}
+					return outs, nil
+				}
+				now = why
+			}
+		}
+		if err != nil {
 			now = message(err)
-		case status == "":
-			now = "the node reports no Ready condition yet"
-		default:
-			now = fmt.Sprintf("Ready is %s", status)
 		}
 		if now != last || time.Since(lastLogged) >= 30*time.Second {
-			e.Logf("node %s is not Ready yet: %s", name, now)
+			e.Logf("node %s is not %s yet: %s", name, what, now)
 			last, lastLogged = now, time.Now()
 		}
 		if time.Now().After(deadline) {
-			return nil, tasks.Errorf("NODE_NOT_READY", fmt.Sprintf("look at the kubelet on %s: deckctl task run %s diagnostics", name, name), "node %s is not Ready after %v: %s", name, timeout, now)
+			return nil, tasks.Errorf("NODE_NOT_READY", fmt.Sprintf("look at the kubelet on %s: deckctl task run %s diagnostics", name, name), "node %s is not %s after %v: %s", name, what, timeout, now)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for node %s to be Ready: %w (last: %s)", name, ctx.Err(), now)
+			return nil, fmt.Errorf("wait for node %s to be %s: %w (last: %s)", name, what, ctx.Err(), now)
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

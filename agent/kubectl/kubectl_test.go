@@ -310,3 +310,40 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Fatalf("a dry-run deleted w-1: %v", nodes)
 	}
 }
+
+func registered(name string, timeout time.Duration) *taskv1.TaskSpec {
+	s := nodeReady(name, timeout)
+	s.GetNodeReady().Wait = taskv1.NodeWait_NODE_WAIT_REGISTERED
+	return s
+}
+
+// node_ready tells each node's podCIDR (one /24 each of the pod subnet) and InternalIP, in
+// both modes; REGISTERED does not wait for Ready.
+func TestNodeReadyTellsPodCIDRAndAddress(t *testing.T) {
+	_, cp, ws := simCluster(t, "w-1", "w-2")
+	seen := map[string]string{}
+	for _, n := range []string{"cp-1", "w-1", "w-2"} {
+		res, l := cp.run(t, "registered-"+n, registered(n, 30*time.Second))
+		o := res.GetOutputs()
+		if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || o["registered"] != n || !strings.HasPrefix(o["pod_cidr"], "10.244.") || !strings.HasSuffix(o["pod_cidr"], ".0/24") || o["address"] == "" {
+			t.Fatalf("registered %s: %v\n%s", n, res, l)
+		}
+		if other, dup := seen[o["pod_cidr"]]; dup {
+			t.Fatalf("%s and %s share the podCIDR %s", n, other, o["pod_cidr"])
+		}
+		seen[o["pod_cidr"]] = n
+		ready, _ := cp.run(t, "ready-"+n, nodeReady(n, 30*time.Second))
+		if ready.GetOutputs()["pod_cidr"] != o["pod_cidr"] || ready.GetOutputs()["address"] != o["address"] {
+			t.Fatalf("ready %s tells other values: %v, registered said %v", n, ready.GetOutputs(), o)
+		}
+	}
+	// With the kubelet down the node is registered but not Ready.
+	if err := os.Remove(filepath.Join(ws["w-1"].root, "var/lib/deckhand-sim/systemd/kubelet.active")); err != nil {
+		t.Fatal(err)
+	}
+	if res, l := cp.run(t, "registered-down", registered("w-1", 5*time.Second)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("registered with the kubelet down: %v\n%s", res, l)
+	}
+	res, _ := cp.run(t, "registered-missing", registered("w-9", time.Second))
+	wantFailed(t, "registered of a node that never joined", res, "NODE_NOT_READY", "not registered with a podCIDR after 1s", `nodes "w-9" not found`)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/safetext"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -21,15 +23,16 @@ import (
 // Limits of a task spec's lists, checked at the edge. A spec that exceeds one is refused
 // with InvalidArgument naming the field.
 const (
-	MaxMirrors            = 16      // registry.mirrors
-	MaxInsecureRegistries = 16      // registry.insecure_registries
-	MaxImages             = 256     // images.images
-	MaxIgnoredChecks      = 64      // preflight.ignore
-	MaxExtraPorts         = 64      // preflight.extra_ports
-	MaxLabels             = 64      // node.labels
-	MaxTaints             = 32      // node.taints
-	MaxJournalLines       = 100_000 // diagnostics.journal_lines
-	MaxDigests            = 8       // sha256 maps
+	MaxMirrors            = 16        // registry.mirrors
+	MaxInsecureRegistries = 16        // registry.insecure_registries
+	MaxImages             = 256       // images.images
+	MaxIgnoredChecks      = 64        // preflight.ignore
+	MaxExtraPorts         = 64        // preflight.extra_ports
+	MaxLabels             = 64        // node.labels
+	MaxTaints             = 32        // node.taints
+	MaxJournalLines       = 100_000   // diagnostics.journal_lines
+	MaxDigests            = 8         // sha256 maps
+	MaxGeneration         = 1<<53 - 1 // network.generation
 )
 
 // fieldRule checks one field of a task spec. check is nil for a field every value of which
@@ -322,6 +325,12 @@ func init() {
 	for i := range td(kp).Fields().Len() {
 		specRules[td(kp).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
 	}
+	r(cl, "network_provider", str(func(path, s string) error {
+		if s == "" || slices.Contains(podnet.Providers, s) {
+			return nil
+		}
+		return &fieldError{path, fmt.Sprintf("%q is not a pod network Deckhand installs: use %s (or leave it empty for %s)", s, strings.Join(podnet.Providers, ", "), podnet.Providers[0])}
+	}))
 	messageRules[td(cl).FullName()] = func(path string, m protoreflect.Message) error {
 		if _, err := kubeadmconfig.ParseCluster(m.Interface().(*taskv1.ClusterSpec)); err != nil {
 			return fieldFrom(path, err)
@@ -404,6 +413,33 @@ func init() {
 	nr := &taskv1.NodeReadySpec{}
 	r(nr, "node_name", str(safetext.KubernetesName))
 	r(nr, "timeout", duration(24*time.Hour))
+	r(nr, "wait", enumOf(nr, "wait"))
+
+	// A network spec is parsed as a whole by podnet.Parse, the parser the agent runs too.
+	nw := &taskv1.NetworkSpec{}
+	for i := range td(nw).Fields().Len() {
+		specRules[td(nw).Fields().Get(i).FullName()] = checkedBy("podnet.Parse")
+	}
+	nwr := &taskv1.NetworkRoute{}
+	for i := range td(nwr).Fields().Len() {
+		specRules[td(nwr).Fields().Get(i).FullName()] = checkedBy("podnet.Parse")
+	}
+	r(nw, "generation", rule(func(path string, v protoreflect.Value) error {
+		if v.Uint() > MaxGeneration {
+			return &fieldError{path, fmt.Sprintf("%d: give a store revision, at most %d (it must survive JSON tools)", v.Uint(), uint64(MaxGeneration))}
+		}
+		return nil
+	}))
+	messageRules[td(nw).FullName()] = func(path string, m protoreflect.Message) error {
+		if _, err := podnet.Parse(m.Interface().(*taskv1.NetworkSpec)); err != nil {
+			var fe *podnet.FieldError
+			if errors.As(err, &fe) {
+				return &fieldError{path + "." + fe.Field, fe.Msg}
+			}
+			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}
 
 	ks := &taskv1.KubeconfigSignSpec{}
 	r(ks, "csr_pem", str(func(path, s string) error {

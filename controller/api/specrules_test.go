@@ -57,6 +57,8 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
 		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
 			CsrPem: adminCSR(), Name: "alice", Groups: []string{"kubeadm:cluster-admins"}, Ttl: durationpb.New(time.Hour)}}},
+		"network": {Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", Mtu: 1450, Generation: 42,
+			Routes: []*taskv1.NetworkRoute{{Cidr: "10.244.0.0/24", Via: "10.250.0.10"}, {Cidr: "10.244.2.0/24", Via: "10.250.0.12"}}}}},
 	}
 }
 
@@ -201,6 +203,28 @@ func badCases() []badCase {
 		{t + "KubeconfigSignSpec.ttl", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Ttl = durationpb.New(time.Minute) }, "spec.kubeconfig_sign.ttl"},
 		{t + "KubeconfigSignSpec.ttl", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Ttl = nil }, "spec.kubeconfig_sign.ttl"},
 		{t + "KubeconfigSignSpec.view_binding", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().ViewBinding = true }, "spec.kubeconfig_sign.view_binding"},
+		{t + "NodeReadySpec.wait", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Wait = 9 }, "spec.node_ready.wait"},
+		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "calico" }, "spec.kubeadm_init.cluster.network_provider"},
+
+		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "flannel" }, "spec.network.provider"},
+		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "" }, "spec.network.provider"},
+		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "" }, "spec.network.pod_cidr"},
+		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "10.244.1.7/24" }, "spec.network.pod_cidr"},
+		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "fd00::/64" }, "spec.network.pod_cidr"},
+		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "10.244.1.0/31" }, "spec.network.pod_cidr"},
+		{t + "NetworkSpec.routes", "network", func(s *taskv1.TaskSpec) {
+			for i := range 5001 {
+				s.GetNetwork().Routes = append(s.GetNetwork().Routes, &taskv1.NetworkRoute{Cidr: fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256), Via: "10.250.0.9"})
+			}
+		}, "spec.network.routes"},
+		{t + "NetworkSpec.routes", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[1].Cidr = "10.244.0.128/25" }, "spec.network.routes"},
+		{t + "NetworkSpec.mtu", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Mtu = 100 }, "spec.network.mtu"},
+		{t + "NetworkSpec.generation", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Generation = 1 << 60 }, "spec.network.generation"},
+		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.1.0/24" }, "spec.network.routes[0].cidr"},
+		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.0.0/24 dev eth0" }, "spec.network.routes[0].cidr"},
+		{t + "NetworkRoute.via", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Via = "127.0.0.1" }, "spec.network.routes[0].via"},
+		{t + "NetworkRoute.via", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Via = "10.244.1.9" }, "spec.network.routes[0].via"},
+		{t + "NetworkRoute.via", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Via = "" }, "spec.network.routes[0].via"},
 		{t + "DiagnosticsSpec.journal_lines", "diagnostics", func(s *taskv1.TaskSpec) { s.GetDiagnostics().JournalLines = 10_000_000 }, "spec.diagnostics.journal_lines"},
 	}
 }

@@ -26,7 +26,13 @@ var placeholders = map[string]string{
 	"certificate_key": strings.Repeat("0", 64),
 	"delete_token_id": "abcdef",
 	"api_server":      "127.0.0.1:6443",
+	"pod_cidr":        "10.244.0.0/24",
 }
+
+// maxCreatePerPass bounds the tasks one pass creates, so that its transaction (3
+// operations per task) stays within a store's limit (etcd: 128 operations) when many steps
+// without a lane (the routes steps of every node) are ready at once.
+const maxCreatePerPass = 32
 
 // Engine runs workflows on the leader.
 type Engine struct {
@@ -410,6 +416,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		}
 	}
 	var create []*apiv1.Step
+	capped := false
 	rendered := map[string]*taskv1.TaskSpec{}
 	for i, s := range wf.GetSteps() {
 		if s.GetState() != apiv1.StepState_STEP_STATE_PENDING {
@@ -444,6 +451,10 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			changed[i] = true
 			continue
 		}
+		if len(create) >= maxCreatePerPass {
+			capped = true // the next pass starts the rest
+			continue
+		}
 		node, wait := e.resolveNode(ctx, l, s)
 		if node == "" {
 			if dry {
@@ -457,6 +468,13 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 			continue
 		}
 		t, err := e.render(ctx, l, s, dry)
+		var skip *skipError
+		if errors.As(err, &skip) {
+			s.State, s.Finished = apiv1.StepState_STEP_STATE_SKIPPED, timestamppb.New(now)
+			s.Error = &taskv1.TaskError{Reason: "NOTHING_TO_DO", Message: skip.why}
+			changed[i] = true
+			continue
+		}
 		if err != nil {
 			e.fail(s, now, "INPUT_MISSING", err.Error(), "deckctl workflow retry "+id+" runs the steps that produce it again")
 			changed[i] = true
@@ -563,6 +581,9 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		return err
 	}
 	l.hdrRev = rev
+	if capped {
+		e.mark(id)
+	}
 	if Terminal(wf.GetState()) {
 		e.log.Info("workflow ended", "workflow", id, "kind", Kind(wf.GetSpec()), "state", stateName(wf.GetState()), "failed_step", wf.GetFailedStep())
 		delete(e.cache, id)
@@ -709,10 +730,52 @@ func (e *Engine) resolveNode(ctx context.Context, l *loaded, s *apiv1.Step) (str
 	return "", "waiting for a Ready control-plane node"
 }
 
-// render fills the step's inputs into its task spec from the producing tasks' outputs.
+// skipError: the step has nothing to do (a routes step for a node that left meanwhile).
+type skipError struct{ why string }
+
+func (e *skipError) Error() string { return e.why }
+
+// render fills the step's inputs into its task spec from the producing tasks' outputs, and
+// a network step's from the cluster's network view as it is now.
 func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool) (*taskv1.TaskSpec, error) {
 	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
+	var view []netNode
+	var gen int64
 	for _, in := range s.GetInputs() {
+		if in.GetStep() == "" {
+			// Resolved when the step is dispatched, not when the plan was built: nodes that
+			// joined (or left) since, in this workflow or another, are in the list.
+			if view == nil {
+				kv, rev, err := e.svc.st.Get(ctx, ClusterKey)
+				var cl *apiv1.Cluster
+				if err == nil {
+					cl = &apiv1.Cluster{}
+					if err := proto.Unmarshal(kv.Value, cl); err != nil {
+						return nil, fmt.Errorf("cluster record: %w", err)
+					}
+				} else if !errors.Is(err, store.ErrNotFound) {
+					return nil, err
+				}
+				view, gen = networkView(cl, l.wf.GetSteps()), rev
+			}
+			n := t.GetNetwork()
+			switch in.GetField() {
+			case "routes":
+				n.Routes, n.Generation = routesFor(view, s.GetNode()), uint64(gen)
+			case "pod_cidr":
+				for _, v := range view {
+					if v.name == s.GetNode() {
+						n.PodCidr = v.podCIDR
+					}
+				}
+				if n.GetPodCidr() == "" {
+					return nil, &skipError{fmt.Sprintf("%s is not a node of the cluster with a podCIDR any more: it has no routes to update", s.GetNode())}
+				}
+			default:
+				return nil, fmt.Errorf("unknown input field %q", in.GetField())
+			}
+			continue
+		}
 		var val string
 		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED {
 			rec, err := e.task(ctx, p.GetTaskId())
@@ -743,6 +806,8 @@ func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool)
 			if c := t.GetKubeadmJoin().GetCluster(); c != nil && c.GetControlPlaneEndpoint() == "" {
 				c.ControlPlaneEndpoint = val
 			}
+		case "pod_cidr":
+			t.GetNetwork().PodCidr = val
 		default:
 			return nil, fmt.Errorf("unknown input field %q", in.GetField())
 		}
@@ -769,9 +834,11 @@ func (e *Engine) act(ctx context.Context, wf *apiv1.Workflow, l *loaded, s *apiv
 				return fmt.Errorf("a cluster was recorded meanwhile")
 			}
 			in := l.step(node + "/init")
+			reg := l.step(node + "/registered").GetOutputs()
 			next = &apiv1.Cluster{
 				Spec: in.GetTask().GetKubeadmInit().GetCluster(), CaCertHash: in.GetOutputs()["ca_cert_hash"],
-				Nodes:   []*apiv1.ClusterNode{{Name: node, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Joined: now, WorkflowId: wf.GetId()}},
+				Nodes: []*apiv1.ClusterNode{{Name: node, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Joined: now, WorkflowId: wf.GetId(),
+					PodCidr: reg["pod_cidr"], Address: reg["address"]}},
 				Created: now, Updated: now,
 				Packages: l.step(node + "/packages").GetTask().GetPackages(), Runtime: l.step(node + "/runtime").GetTask().GetRuntime(),
 			}
@@ -792,7 +859,9 @@ func (e *Engine) act(ctx context.Context, wf *apiv1.Workflow, l *loaded, s *apiv
 			}
 			next = proto.Clone(cl).(*apiv1.Cluster)
 			role := l.step(node + "/join").GetTask().GetKubeadmJoin().GetRole()
-			next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId()})
+			reg := l.step(node + "/registered").GetOutputs()
+			next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId(),
+				PodCidr: reg["pod_cidr"], Address: reg["address"]})
 			next.Updated = now
 		case ActionForgetNode:
 			if clusterNode(cl, node) == nil {

@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -34,6 +37,7 @@ var stepTimeouts = map[string]time.Duration{
 	"kubeadm_init": 15 * time.Minute, "kubeadm_token": 5 * time.Minute, "kubeadm_join": 15 * time.Minute,
 	"kubeadm_reset": 10 * time.Minute, "node_ready": 10 * time.Minute, "delete_node": 5 * time.Minute,
 	"drain": 10 * time.Minute, "diagnostics": 5 * time.Minute, "kubeconfig_sign": KubeconfigSignTimeout,
+	"network": 5 * time.Minute,
 }
 
 // KubeconfigSignTimeout bounds signing a user certificate on a control plane (deckctl
@@ -42,6 +46,10 @@ const KubeconfigSignTimeout = time.Minute
 
 // StepTimeout is how long a task of kind may run as a step.
 func StepTimeout(kind string) time.Duration { return stepTimeouts[kind] }
+
+// peerRoutesTimeout bounds a routes step on a node outside the workflow's own: a node that
+// is down must not hold a join up for long (the next join or reset updates it again).
+const peerRoutesTimeout = 2 * time.Minute
 
 // plan is what a workflow spec turns into against the current cluster.
 type plan struct {
@@ -92,6 +100,8 @@ func spec(kind any) *taskv1.TaskSpec {
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: k}}
 	case *taskv1.DiagnosticsSpec:
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: k}}
+	case *taskv1.NetworkSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: k}}
 	}
 	panic(fmt.Sprintf("workflows: no task kind for %T", kind))
 }
@@ -159,7 +169,8 @@ func (p *plan) initSteps(node string, s settings) string {
 	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
 		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
 	in.MaxAttempts = 2
-	rec := p.add(node, "record", "record the cluster", []string{in.Name}, nil)
+	net := p.network(node, s, p.registered(node, in.Name, false))
+	rec := p.add(node, "record", "record the cluster", []string{net}, nil)
 	rec.Action = ActionRecordCluster
 	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
 	return rec.Name
@@ -187,12 +198,74 @@ func (p *plan) joinSteps(node string, role taskv1.NodeRole, s settings, after []
 	del := p.add(node, "token-delete", "delete the join token", []string{join.Name}, spec(&taskv1.KubeadmTokenSpec{}))
 	del.Node, del.NodeFrom, del.Always = "", tok.Name, true
 	del.Inputs = []*apiv1.StepInput{{Field: "delete_token_id", Step: tok.Name, Output: "token"}}
-	ready := p.add(node, "ready", "wait until the node is Ready", []string{join.Name}, spec(&taskv1.NodeReadySpec{NodeName: node}))
+	reg := p.registered(node, join.Name, true)
+	p.step(reg).NodeFrom = tok.Name
+	net := p.network(node, s, reg)
+	ready := p.add(node, "ready", "wait until the node is Ready", []string{net}, spec(&taskv1.NodeReadySpec{NodeName: node, Wait: taskv1.NodeWait_NODE_WAIT_READY}))
 	ready.Node, ready.NodeFrom = "", tok.Name
 	rec := p.add(node, "record", "record the node in the cluster", []string{ready.Name, del.Name}, nil)
 	rec.Action = ActionRecordNode
 	p.changes = append(p.changes, fmt.Sprintf("join %s as %s", node, roleName(role)))
 	return rec.Name
+}
+
+// registered adds the wait until node's Node object exists with a podCIDR (assigned by
+// kube-controller-manager), on the node itself after an init, else (remote) on a control
+// plane the caller names with NodeFrom. It returns the step's name; its outputs are the
+// node's pod_cidr and address.
+func (p *plan) registered(node, after string, remote bool) string {
+	reg := p.add(node, "registered", "wait until the node is registered with a podCIDR", []string{after}, spec(&taskv1.NodeReadySpec{
+		NodeName: node, Wait: taskv1.NodeWait_NODE_WAIT_REGISTERED}))
+	if remote {
+		reg.Node = ""
+	}
+	return reg.Name
+}
+
+// provider is the cluster's pod network provider ("" in a record from before it existed).
+func provider(c *taskv1.ClusterSpec) string {
+	if c.GetNetworkProvider() == "" {
+		return podnet.Providers[0]
+	}
+	return c.GetNetworkProvider()
+}
+
+// network adds the pod network of node after its registered step: the CNI configuration
+// for its podCIDR and routes to the other nodes' podCIDRs. It returns the step's name.
+func (p *plan) network(node string, s settings, reg string) string {
+	net := p.add(node, "network", "pod network ("+provider(s.cluster)+"): CNI configuration and routes to the other nodes' pods", []string{reg},
+		spec(&taskv1.NetworkSpec{Provider: provider(s.cluster)}))
+	net.Inputs = []*apiv1.StepInput{{Field: "pod_cidr", Step: reg, Output: "pod_cidr"}, {Field: "routes"}}
+	return net.Name
+}
+
+// peerRoutes adds, after deps, a routes step on each of nodes: a network task whose pod
+// CIDR and route list are resolved when it is dispatched (see Engine.networkView), so a
+// node's routes follow the cluster as nodes join and leave. It runs on nodes this workflow
+// does not hold: it takes no lock, and a routes update on a node busy in another workflow
+// is fine (the agent serializes network tasks and keeps the newest generation's list). A
+// failed routes step does not fail the workflow: the node joined or left all the same,
+// and the next join or reset updates that node again.
+func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
+	for _, n := range nodes {
+		st := p.add(n, "routes", "update the routes to the other nodes' pods", deps, spec(&taskv1.NetworkSpec{Provider: provider(s.cluster)}))
+		st.Inputs = []*apiv1.StepInput{{Field: "pod_cidr"}, {Field: "routes"}}
+		// No lane: the routes steps are not part of the node's own join (the concurrency
+		// of an apply bounds joins; a node's lane would be held open until every join
+		// ended, and block the joins that the routes steps wait for).
+		st.Lane = ""
+		st.ContinueOnFailure, st.MaxAttempts = true, 2
+		st.Timeout = durationpb.New(peerRoutesTimeout)
+	}
+}
+
+func (p *plan) step(name string) *apiv1.Step {
+	for _, s := range p.steps {
+		if s.GetName() == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // resetSteps adds the removal and reset of node.
@@ -244,10 +317,11 @@ func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) 
 		if cl != nil {
 			return nil, fmt.Errorf("%w: a cluster already exists (first control plane %s): join nodes to it, or reset every node first", ErrWrongState, firstControlPlane(cl))
 		}
-		if _, err := kubeadmconfig.ParseCluster(in.GetCluster()); err != nil {
+		c := withNetworkDefaults(in.GetCluster())
+		if _, err := kubeadmconfig.ParseCluster(c); err != nil {
 			return nil, fmt.Errorf("%w: init.cluster.%v", ErrInvalid, err)
 		}
-		s := settings{cluster: in.GetCluster(), packages: in.GetPackages(), runtime: in.GetRuntime()}
+		s := settings{cluster: c, packages: in.GetPackages(), runtime: in.GetRuntime()}
 		if s.packages == nil {
 			s.packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, Hold: true}
 		}
@@ -273,7 +347,9 @@ func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) 
 				return nil, fmt.Errorf("%w: join.control_plane: the cluster has no control-plane endpoint, so no second control plane can join (kubeadm needs a shared endpoint); join it as a worker", ErrWrongState)
 			}
 		}
-		p.joinSteps(j.GetNode(), role, settings{}.of(cl), nil)
+		s := settings{}.of(cl)
+		rec := p.joinSteps(j.GetNode(), role, s, nil)
+		p.peerRoutes(append(names(cl), j.GetNode()), s, []string{rec})
 	case *apiv1.WorkflowSpec_Reset_:
 		r := k.Reset_
 		if r.GetNode() == "" {
@@ -306,6 +382,15 @@ func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) 
 			return nil, fmt.Errorf("%w: reset.node: node %q is not enrolled, so Deckhand cannot reset it; run kubeadm reset on it by hand", ErrInvalid, r.GetNode())
 		}
 		p.resetSteps(r.GetNode(), role, n != nil && others, dt, r.GetForce())
+		if n != nil {
+			var rest []string
+			for _, o := range names(cl) {
+				if o != r.GetNode() {
+					rest = append(rest, o)
+				}
+			}
+			p.peerRoutes(rest, settings{}.of(cl), []string{r.GetNode() + "/forget"})
+		}
 	case *apiv1.WorkflowSpec_Apply:
 		doc, err := clusterspec.Parse(k.Apply.GetClusterYaml())
 		if err != nil {
@@ -318,6 +403,29 @@ func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) 
 		return nil, fmt.Errorf("%w: spec: give one of init, join, reset or apply", ErrInvalid)
 	}
 	return p, nil
+}
+
+// names lists the recorded nodes of cl.
+func names(cl *apiv1.Cluster) []string {
+	var out []string
+	for _, n := range cl.GetNodes() {
+		out = append(out, n.GetName())
+	}
+	return out
+}
+
+// withNetworkDefaults fills a new cluster's pod network: the bridge provider, and a pod
+// subnet (it needs one; kubeadm has no default).
+func withNetworkDefaults(c *taskv1.ClusterSpec) *taskv1.ClusterSpec {
+	if c == nil {
+		return nil
+	}
+	c = proto.Clone(c).(*taskv1.ClusterSpec)
+	c.NetworkProvider = provider(c)
+	if c.GetPodSubnet() == "" {
+		c.PodSubnet = podnet.DefaultPodSubnet
+	}
+	return c
 }
 
 func firstControlPlane(cl *apiv1.Cluster) string {
@@ -339,13 +447,15 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 			return fmt.Errorf("%w: spec.nodes[%d].name: node %q is not enrolled: start deckhand-agent on it with a token (deckctl token create), then check deckctl nodes", ErrInvalid, i, n.Name)
 		}
 	}
-	s := settings{cluster: doc.Spec, packages: doc.Packages, runtime: doc.Runtime}
+	s := settings{cluster: withNetworkDefaults(doc.Spec), packages: doc.Packages, runtime: doc.Runtime}
 	var after []string // what a control-plane join waits for
 	var workerAfter []string
+	var records []string // every node this apply records
 	if cl == nil {
 		first := doc.ControlPlanes()[0]
 		rec := p.initSteps(first, s)
 		after, workerAfter = []string{rec}, []string{rec}
+		records = append(records, rec)
 	} else {
 		if err := sameSettings(doc, cl); err != nil {
 			return err
@@ -363,12 +473,23 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		}
 		rec := p.joinSteps(n.Name, n.Role, s, after)
 		after = []string{rec}
+		records = append(records, rec)
 	}
 	for _, n := range doc.Nodes {
 		if n.Role != taskv1.NodeRole_NODE_ROLE_WORKER || clusterNode(cl, n.Name) != nil {
 			continue
 		}
-		p.joinSteps(n.Name, n.Role, s, workerAfter)
+		records = append(records, p.joinSteps(n.Name, n.Role, s, workerAfter))
+	}
+	// Nodes joining in parallel each get the routes to the nodes recorded when their own
+	// network step runs; once every node of this apply is recorded, every node of the
+	// cluster gets its routes again, from the record as it is then (see peerRoutes).
+	all := names(cl)
+	for _, rec := range records {
+		all = append(all, strings.TrimSuffix(rec, "/record"))
+	}
+	if len(records) > 0 && len(all) > 1 {
+		p.peerRoutes(all, s, records)
 	}
 	listed := map[string]bool{}
 	for _, n := range doc.Nodes {
@@ -409,6 +530,7 @@ func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
 		diff("spec.imageRepository", have.GetRegistry().GetImageRepository(), want.GetRegistry().GetImageRepository()),
 		diff("spec.kubeProxy.mode", have.GetKubeProxy().GetMode(), want.GetKubeProxy().GetMode()),
 		diff("spec.kubeProxy.conntrackMaxPerCore", conntrackMax(have.GetKubeProxy()), conntrackMax(want.GetKubeProxy())),
+		diff("spec.network.provider", provider(have), provider(want)),
 	} {
 		if err != nil {
 			return err
@@ -424,4 +546,46 @@ func conntrackMax(k *taskv1.KubeProxySettings) string {
 		return ""
 	}
 	return strconv.Itoa(int(k.GetConntrackMaxPerCore()))
+}
+
+// netNode is a node as the pod network sees it.
+type netNode struct {
+	name, podCIDR, address string
+}
+
+// networkView is every node the pod network routes to: the recorded nodes, and the nodes
+// of this workflow registered so far (their registered step's outputs), which joined but
+// are not recorded yet. Sorted by name.
+func networkView(cl *apiv1.Cluster, steps []*apiv1.Step) []netNode {
+	by := map[string]netNode{}
+	for _, n := range cl.GetNodes() {
+		by[n.GetName()] = netNode{n.GetName(), n.GetPodCidr(), n.GetAddress()}
+	}
+	for _, s := range steps {
+		node, what, _ := strings.Cut(s.GetName(), "/")
+		if what != "registered" || s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+			continue
+		}
+		if o := s.GetOutputs(); o["pod_cidr"] != "" && o["address"] != "" {
+			by[node] = netNode{node, o["pod_cidr"], o["address"]}
+		}
+	}
+	out := make([]netNode, 0, len(by))
+	for _, n := range by {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b netNode) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// routesFor is the route list of node: every other node of the view that has a podCIDR
+// and an address (a node recorded before Deckhand knew them has neither).
+func routesFor(view []netNode, node string) []*taskv1.NetworkRoute {
+	out := []*taskv1.NetworkRoute{}
+	for _, n := range view {
+		if n.name != node && n.podCIDR != "" && n.address != "" {
+			out = append(out, &taskv1.NetworkRoute{Cidr: n.podCIDR, Via: n.address})
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@
 //	  mirrors: [http://10.250.0.1:5000]
 //	  networking: {podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}
 //	  kubeProxy: {mode: iptables, conntrackMaxPerCore: 0}
+//	  network: {provider: bridge}
 //	  packages: {source: repository, baseURL: https://pkgs.k8s.io/core:/stable:/v1.33/deb}
 //	  runtime: {source: package}
 //	  concurrency: 10
@@ -25,12 +26,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/safetext"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -74,6 +77,7 @@ type Spec struct {
 	Networking           Networking `json:"networking,omitempty"`
 	CgroupDriver         string     `json:"cgroupDriver,omitempty"`
 	KubeProxy            KubeProxy  `json:"kubeProxy,omitempty"`
+	Network              Network    `json:"network,omitempty"`
 	Packages             Packages   `json:"packages,omitempty"`
 	Runtime              Runtime    `json:"runtime,omitempty"`
 	Concurrency          int        `json:"concurrency,omitempty"`
@@ -93,6 +97,12 @@ type KubeProxy struct {
 	// Connections tracked per CPU core; 0 leaves the kernel's nf_conntrack_max alone
 	// (needed where it is read-only); absent is kube-proxy's default.
 	ConntrackMaxPerCore *int32 `json:"conntrackMaxPerCore,omitempty"`
+}
+
+// Network is the pod network Deckhand installs.
+type Network struct {
+	// "bridge" (the default and, so far, the only one).
+	Provider string `json:"provider,omitempty"`
 }
 
 // Packages says where kubelet, kubeadm and kubectl come from.
@@ -179,6 +189,17 @@ func Parse(data []byte) (*Cluster, error) {
 		return nil, fieldErr("kind", "is %q; use %s", doc.Kind, Kind)
 	}
 	s := doc.Spec
+	if s.Network.Provider == "" {
+		s.Network.Provider = podnet.Providers[0]
+	}
+	if !slices.Contains(podnet.Providers, s.Network.Provider) {
+		return nil, fieldErr("spec.network.provider", "is %q; use %s (other pod networks come later)", s.Network.Provider, strings.Join(podnet.Providers, ", "))
+	}
+	if s.Networking.PodSubnet == "" {
+		// The bridge provider routes each node's share of the pod subnet: it needs one, and
+		// kubeadm has no default.
+		s.Networking.PodSubnet = podnet.DefaultPodSubnet
+	}
 	spec := &taskv1.ClusterSpec{
 		KubernetesVersion:    s.KubernetesVersion,
 		ControlPlaneEndpoint: s.ControlPlaneEndpoint,
@@ -186,6 +207,7 @@ func Parse(data []byte) (*Cluster, error) {
 		ServiceSubnet:        s.Networking.ServiceSubnet,
 		ClusterName:          doc.Metadata.Name,
 		CgroupDriver:         s.CgroupDriver,
+		NetworkProvider:      s.Network.Provider,
 		Registry:             &taskv1.RegistrySettings{ImageRepository: s.ImageRepository, Mirrors: s.Mirrors, InsecureRegistries: s.InsecureRegistries},
 	}
 	if s.KubeProxy != (KubeProxy{}) {

@@ -16,7 +16,12 @@ var (
 )
 
 // SimTools are the host tools the hostsim SIMULATION stands in for.
-var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark"}
+// ip is among them so that no test's network task ever changes the routes of the machine
+// the test runs on (the agent would find the real ip on its PATH).
+var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip"}
+
+// SimCNIPlugins are the CNI plugins a simulated host has in /usr/lib/cni.
+var SimCNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
 
 // SimKubeadm installs the kubeadm, kubectl and kubelet SIMULATIONS into ROOT/usr/bin (as
 // if the packages task had run), for tests of the kubeadm tasks.
@@ -73,6 +78,17 @@ func InstallSim(t testing.TB, root string) {
 	}
 	for _, tool := range SimTools {
 		if err := os.WriteFile(filepath.Join(bin, tool), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The distribution's CNI plugins, as containerd's packages bring them (the simulated
+	// host has its distribution packages already; nothing in it runs a pod).
+	cni := filepath.Join(root, "usr", "lib", "cni")
+	if err := os.MkdirAll(cni, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range SimCNIPlugins {
+		if err := os.WriteFile(filepath.Join(cni, p), data, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -30,7 +30,7 @@ import (
 // effect (package simrecords reads them for tests), and the cluster's state is kept next
 // to it: nodes/NAME
 // (its role), noderoots/NAME (its simulated host root, for kubectl to see its kubelet),
-// etcd/NAME (a stacked etcd member), tokens/ID, ca.crt, endpoint and certificate-key.
+// podcidrs/NAME (its spec.podCIDR, nodenet.go), etcd/NAME (a stacked etcd member), tokens/ID, ca.crt, endpoint and certificate-key.
 //
 // Test knob: ROOT/var/lib/deckhand-sim/kubeadm-join-delay (a Go duration) makes kubeadm
 // join wait that long after its preflight checks and before it changes anything, so a test
@@ -234,6 +234,10 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	os.WriteFile(filepath.Join(cluster, "ca.crt"), ca.CertPEM, 0o644)
 	os.WriteFile(filepath.Join(cluster, "ca.key"), ca.KeyPEM, 0o600)
 	os.WriteFile(filepath.Join(cluster, "endpoint"), []byte(endpoint), 0o644)
+	os.Remove(filepath.Join(cluster, podSubnetFile))
+	if sub := str(d["ClusterConfiguration"], "networking", "podSubnet"); sub != "" {
+		os.WriteFile(filepath.Join(cluster, podSubnetFile), []byte(sub), 0o644)
+	}
 	token := newToken()
 	if bt, ok := d["InitConfiguration"]["bootstrapTokens"].([]any); ok && len(bt) > 0 {
 		if m, ok := bt[0].(map[string]any); ok && str(m, "token") != "" {
@@ -546,6 +550,8 @@ func joinDelay(r string) error {
 // addNode registers a Node object and the host root it runs on (first, so that kubectl
 // never sees the node without it).
 func addNode(r, cluster, name, role string) {
+	hostAddress(r, cluster)
+	allocatePodCIDR(cluster, name)
 	for _, f := range [][2]string{{simrecords.RootsDir, r}, {simrecords.NodesDir, role}} {
 		os.MkdirAll(filepath.Join(cluster, f[0]), 0o755)
 		os.WriteFile(filepath.Join(cluster, f[0], name), []byte(f[1]), 0o644)
@@ -554,6 +560,7 @@ func addNode(r, cluster, name, role string) {
 
 // forgetNode removes a Node object and what the simulation keeps about it.
 func forgetNode(cluster, name string) {
+	releasePodCIDR(cluster, name)
 	for _, dir := range []string{simrecords.NodesDir, simrecords.RootsDir, cordonedDir} {
 		os.Remove(filepath.Join(cluster, dir, name))
 	}

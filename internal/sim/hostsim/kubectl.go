@@ -30,6 +30,14 @@ import (
 // runs (noderoots/NAME names the host root). cordoned/NAME marks it unschedulable ("drained"
 // once its pods were evicted). clusterrolebindings/NAME holds a binding's "ROLE USER". Each
 // pod-evicting, cordoning, deleting or binding effect is recorded (package simrecords).
+//	kubectl --kubeconfig F get node NAME -o json
+//
+// The node commands act on the cluster directory (DECKHAND_SIM_CLUSTER) the simulated
+// kubeadm keeps: a node exists while nodes/NAME does, and is Ready while its host's kubelet
+// runs (noderoots/NAME names the host root); -o json shows its spec.podCIDR and InternalIP
+// (nodenet.go) and its Ready condition. cordoned/NAME marks it unschedulable ("drained"
+// once its pods were evicted). Each pod-evicting, cordoning or deleting effect is recorded
+// (package simrecords).
 //
 // Test knob: CLUSTER/drain-blocked/NAME makes a drain of NAME fail at once the way kubectl
 // fails when a PodDisruptionBudget blocks an eviction until the drain's timeout; --force
@@ -85,6 +93,8 @@ func kubectl(r string, args []string) (int, error) {
 		run = func(cluster string) (int, error) {
 			return createBinding(cluster, cmd[2], strings.TrimPrefix(cmd[3], "--clusterrole="), strings.TrimPrefix(cmd[4], "--user="))
 		}
+	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == "json":
+		run = func(cluster string) (int, error) { return nodeJSON(cluster, cmd[2]) }
 	default:
 		return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
 	}
@@ -198,6 +208,32 @@ func deleteNode(cluster, name string) (int, error) {
 	forgetNode(cluster, name)
 	record(cluster, simrecords.KubectlDeleteNode, name)
 	fmt.Printf("node %q deleted\n", name)
+	return 0, nil
+}
+
+// nodeJSON prints the parts of the Node object the agent reads.
+func nodeJSON(cluster, name string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	ready := "False"
+	spec := map[string]any{}
+	status := map[string]any{}
+	root, err := os.ReadFile(filepath.Join(cluster, simrecords.RootsDir, name))
+	if err == nil {
+		if exists(filepath.Join(string(root), "var/lib/deckhand-sim/systemd/kubelet.active")) {
+			ready = "True"
+		}
+		if a, err := os.ReadFile(filepath.Join(string(root), hostAddrFile)); err == nil {
+			status["addresses"] = []map[string]string{{"type": "InternalIP", "address": strings.TrimSpace(string(a))}, {"type": "Hostname", "address": name}}
+		}
+	}
+	if c, err := os.ReadFile(filepath.Join(cluster, podCIDRsDir, name)); err == nil {
+		spec["podCIDR"], spec["podCIDRs"] = string(c), []string{string(c)}
+	}
+	status["conditions"] = []map[string]string{{"type": "Ready", "status": ready}}
+	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": map[string]string{"name": name}, "spec": spec, "status": status}, "", "    ")
+	fmt.Println(string(b))
 	return 0, nil
 }
 

@@ -11,7 +11,8 @@ import (
 
 // apt-get / apt-mark SIMULATION for the Kubernetes packages of pkgs.k8s.io: sources under
 // ROOT/etc/apt/sources.list.d, installed versions and holds under ROOT/var/lib/deckhand-sim/apt.
-// Installing a package puts the kube tool SIMULATION (this binary) at ROOT/usr/bin/NAME.
+// Installing a package puts the kube tool SIMULATION (this binary) at ROOT/usr/bin/NAME;
+// containernetworking-plugins puts it at ROOT/usr/lib/cni/{bridge,host-local,portmap,loopback}.
 
 var kubePackages = map[string]bool{"kubelet": true, "kubeadm": true, "kubectl": true, "cri-tools": true, "kubernetes-cni": true}
 
@@ -80,6 +81,17 @@ func aptGet(r string, args []string) (int, error) {
 		}
 		for _, spec := range rest[1:] {
 			name, ver, _ := strings.Cut(spec, "=")
+			if name == "containernetworking-plugins" {
+				// Debian's package puts the CNI plugins in /usr/lib/cni; these are the
+				// simulation binary under their names (nothing in a simulated host runs a pod).
+				self, _ := os.ReadFile(filepath.Join(r, "usr/bin/apt-get"))
+				os.MkdirAll(filepath.Join(r, "usr/lib/cni"), 0o755)
+				for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
+					if err := os.WriteFile(filepath.Join(r, "usr/lib/cni", p), self, 0o755); err != nil {
+						return 100, err
+					}
+				}
+			}
 			if !kubePackages[name] {
 				continue // distribution packages: already part of the simulated host
 			}

@@ -39,13 +39,14 @@ func newWorkflowCmds(o *options) []*cobra.Command {
 func newInitCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var tf taskFlags
-	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode string
+	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode, networkProvider string
 	var conntrackMaxPerCore int32
 	cmd := &cobra.Command{
 		Use:   "init NODE",
 		Short: "Create a Kubernetes cluster with NODE as its first control plane",
 		Long: "Prepares NODE (preflight with fixes, packages, container runtime, images), runs kubeadm init,\n" +
-			"waits until the control plane is healthy and records the cluster for later joins.",
+			"waits until the control plane is healthy, installs the pod network on NODE and records the\n" +
+			"cluster for later joins.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pkg, err := tf.spec("packages")
@@ -57,7 +58,8 @@ func newInitCmd(o *options) *cobra.Command {
 				return err
 			}
 			cluster := &taskv1.ClusterSpec{KubernetesVersion: tf.kubernetesVersion, ControlPlaneEndpoint: endpoint, PodSubnet: podSubnet,
-				ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver}
+				ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver,
+				NetworkProvider: networkProvider}
 			if conntrack := cmd.Flags().Changed("conntrack-max-per-core"); proxyMode != "" || conntrack {
 				cluster.KubeProxy = &taskv1.KubeProxySettings{Mode: proxyMode}
 				if conntrack {
@@ -74,7 +76,8 @@ func newInitCmd(o *options) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&tf.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, for example v1.33.13 (required)")
 	fl.StringVar(&endpoint, "control-plane-endpoint", "", "host:port of the API server load balancer; required for more than one control plane")
-	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR, as your network plugin expects (for example 10.244.0.0/16)")
+	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR; each node gets a /24 of it (default 10.244.0.0/16)")
+	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment)")
 	fl.StringVar(&serviceSubnet, "service-subnet", "", "service CIDR (default 10.96.0.0/12)")
 	fl.StringVar(&clusterName, "cluster-name", "", "cluster name in the kubeconfig files (default kubernetes)")
 	fl.StringVar(&tf.imageRepository, "image-repository", "", "registry for the control-plane images (default registry.k8s.io)")

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -231,6 +232,9 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	}
 	l.joinedOnce(t, "node-2", "node-3", "node-4")
 	l.noMintedTokens(t)
+	// The pod network: each node routes every other node's podCIDR via its address, the
+	// workers that joined in parallel included.
+	l.podRoutes(t, "node-1", "node-2", "node-3", "node-4")
 	// The inventory shows what the workflow installed (facts sent again after the tasks).
 	testcluster.WaitFor(t, 30*time.Second, func() error {
 		out, _, err := l.deckctl("nodes")
@@ -255,6 +259,7 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	}
 	l.joinedOnce(t, "node-5")
 	l.noMintedTokens(t)
+	l.podRoutes(t, "node-1", "node-2", "node-3", "node-4", "node-5")
 	if plan := l.mustDeckctl(t, "plan", "-f", doc); !strings.Contains(plan, "No changes") || !strings.Contains(plan, "node-5 is in the cluster") {
 		t.Fatalf("plan with an extra node:\n%s", plan)
 	}
@@ -276,6 +281,11 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	}
 	if plan := l.mustDeckctl(t, "plan", "-f", doc); !strings.Contains(plan, "join node-3 as worker") {
 		t.Fatalf("plan after reset:\n%s", plan)
+	}
+	// The others dropped their route to node-3's pods; node-3 has none left.
+	l.podRoutes(t, "node-1", "node-2", "node-4", "node-5")
+	if rs := l.routesOf(t, "node-3"); len(rs) != 0 {
+		t.Fatalf("node-3 keeps pod routes after its reset: %v", rs)
 	}
 
 	// A join and a reset of the same node at once: one runs, the other is refused with
@@ -335,6 +345,61 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	}
 }
 
+// routesOf are the pod routes Deckhand owns on a simulated host: CIDR -> via.
+func (l *lab) routesOf(t *testing.T, node string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.Agents[node].Root, "var/lib/deckhand-sim/routes.json"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	var rs []struct{ Dst, Gateway, Protocol string }
+	if err := json.Unmarshal(b, &rs); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rs {
+		if r.Protocol == "221" {
+			out[r.Dst] = r.Gateway
+		}
+	}
+	return out
+}
+
+// podRoutes checks that each of nodes routes exactly the others' podCIDRs via their
+// addresses, as the cluster record has them, and that those are all different.
+func (l *lab) podRoutes(t *testing.T, nodes ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := apiv1.NewWorkflowServiceClient(l.Client()).GetCluster(ctx, &apiv1.GetClusterRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := map[string]*apiv1.ClusterNode{}
+	cidrs := map[string]bool{}
+	for _, n := range resp.GetCluster().GetNodes() {
+		rec[n.GetName()] = n
+		if n.GetPodCidr() == "" || n.GetAddress() == "" || cidrs[n.GetPodCidr()] {
+			t.Fatalf("cluster record of %s: podCIDR %q address %q (each node its own)", n.GetName(), n.GetPodCidr(), n.GetAddress())
+		}
+		cidrs[n.GetPodCidr()] = true
+	}
+	for _, n := range nodes {
+		want := map[string]string{}
+		for _, o := range nodes {
+			if o != n {
+				want[rec[o].GetPodCidr()] = rec[o].GetAddress()
+			}
+		}
+		if got := l.routesOf(t, n); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("pod routes of %s: %v, want %v", n, got, want)
+		}
+		if !testcluster.Exists(l.Agents[n].Root, "etc/cni/net.d/10-deckhand-bridge.conflist") {
+			t.Fatalf("%s has no CNI configuration", n)
+		}
+	}
+}
+
 // stepState returns a step's state in a workflow read through the API.
 func (l *lab) stepState(id, step string) apiv1.StepState {
 	wf, err := l.Workflow(id)
@@ -387,6 +452,10 @@ func TestApplySurvivesLeaderFailover(t *testing.T) {
 
 func TestAgentRestartMidJoin(t *testing.T) {
 	l := newLab(t, "node-1", "node-2")
+	if _, _, err := l.deckctl("init", "node-1", "--kubernetes-version", version, "--network-provider", "calico"); err == nil ||
+		!strings.Contains(err.Error(), "network_provider") || !strings.Contains(err.Error(), "bridge") {
+		t.Fatalf("init with an unknown network provider: %v", err)
+	}
 	// deckctl init with flags instead of a document.
 	out := l.mustDeckctl(t, "init", "node-1", "--kubernetes-version", version, "--mirror", l.mirror,
 		"--package-base-url", l.repo, "--cgroup-driver", "cgroupfs", "--kube-proxy-mode", "iptables", "--conntrack-max-per-core", "0")

@@ -807,7 +807,9 @@ func (x *Step) GetChanges() []*v1.Change {
 // StepInput fills a task spec field from an output of an earlier step.
 type StepInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The field: "token", "ca_cert_hash", "certificate_key" or "delete_token_id".
+	// The field: "token", "ca_cert_hash", "certificate_key", "delete_token_id", "api_server"
+	// or "pod_cidr", from step's output; without a step, a network task's "pod_cidr" and
+	// "routes", resolved from the cluster's nodes when the step is dispatched.
 	Field         string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
 	Step          string `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
 	Output        string `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
@@ -1155,7 +1157,11 @@ type ClusterNode struct {
 	Role   v1.NodeRole            `protobuf:"varint,2,opt,name=role,proto3,enum=deckhand.task.v1.NodeRole" json:"role,omitempty"`
 	Joined *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=joined,proto3" json:"joined,omitempty"`
 	// The workflow that brought it in.
-	WorkflowId    string `protobuf:"bytes,4,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	WorkflowId string `protobuf:"bytes,4,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// Its pod CIDR (spec.podCIDR) and address (InternalIP), as Kubernetes reported them when
+	// it registered: other nodes route its pods through this address.
+	PodCidr       string `protobuf:"bytes,5,opt,name=pod_cidr,json=podCidr,proto3" json:"pod_cidr,omitempty"`
+	Address       string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1214,6 +1220,20 @@ func (x *ClusterNode) GetJoined() *timestamppb.Timestamp {
 func (x *ClusterNode) GetWorkflowId() string {
 	if x != nil {
 		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetPodCidr() string {
+	if x != nil {
+		return x.PodCidr
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetAddress() string {
+	if x != nil {
+		return x.Address
 	}
 	return ""
 }
@@ -2326,13 +2346,15 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x14PlanWorkflowResponse\x125\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\x12\x18\n" +
 	"\achanges\x18\x02 \x03(\tR\achanges\x12\x14\n" +
-	"\x05notes\x18\x03 \x03(\tR\x05notes\"\xa6\x01\n" +
+	"\x05notes\x18\x03 \x03(\tR\x05notes\"\xdb\x01\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x122\n" +
 	"\x06joined\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06joined\x12\x1f\n" +
 	"\vworkflow_id\x18\x04 \x01(\tR\n" +
-	"workflowId\"\xf3\x02\n" +
+	"workflowId\x12\x19\n" +
+	"\bpod_cidr\x18\x05 \x01(\tR\apodCidr\x12\x18\n" +
+	"\aaddress\x18\x06 \x01(\tR\aaddress\"\xf3\x02\n" +
 	"\aCluster\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\x04spec\x12 \n" +
 	"\fca_cert_hash\x18\x02 \x01(\tR\n" +

@@ -239,6 +239,59 @@ func (ImagesAction) EnumDescriptor() ([]byte, []int) {
 	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{3}
 }
 
+// NodeWait says what a node_ready task waits for.
+type NodeWait int32
+
+const (
+	// READY.
+	NodeWait_NODE_WAIT_UNSPECIFIED NodeWait = 0
+	// The Node object reports Ready.
+	NodeWait_NODE_WAIT_READY NodeWait = 1
+	// The Node object exists and kube-controller-manager assigned it a podCIDR.
+	NodeWait_NODE_WAIT_REGISTERED NodeWait = 2
+)
+
+// Enum value maps for NodeWait.
+var (
+	NodeWait_name = map[int32]string{
+		0: "NODE_WAIT_UNSPECIFIED",
+		1: "NODE_WAIT_READY",
+		2: "NODE_WAIT_REGISTERED",
+	}
+	NodeWait_value = map[string]int32{
+		"NODE_WAIT_UNSPECIFIED": 0,
+		"NODE_WAIT_READY":       1,
+		"NODE_WAIT_REGISTERED":  2,
+	}
+)
+
+func (x NodeWait) Enum() *NodeWait {
+	p := new(NodeWait)
+	*p = x
+	return p
+}
+
+func (x NodeWait) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeWait) Descriptor() protoreflect.EnumDescriptor {
+	return file_deckhand_task_v1_task_proto_enumTypes[4].Descriptor()
+}
+
+func (NodeWait) Type() protoreflect.EnumType {
+	return &file_deckhand_task_v1_task_proto_enumTypes[4]
+}
+
+func (x NodeWait) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeWait.Descriptor instead.
+func (NodeWait) EnumDescriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{4}
+}
+
 // TaskState is where a task is in its life.
 type TaskState int32
 
@@ -282,11 +335,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_deckhand_task_v1_task_proto_enumTypes[4].Descriptor()
+	return file_deckhand_task_v1_task_proto_enumTypes[5].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_deckhand_task_v1_task_proto_enumTypes[4]
+	return &file_deckhand_task_v1_task_proto_enumTypes[5]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -295,7 +348,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{4}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{5}
 }
 
 // Task is one unit of host work assigned to one node.
@@ -416,6 +469,7 @@ type TaskSpec struct {
 	//	*TaskSpec_Diagnostics
 	//	*TaskSpec_NodeReady
 	//	*TaskSpec_KubeconfigSign
+	//	*TaskSpec_Network
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -575,6 +629,15 @@ func (x *TaskSpec) GetKubeconfigSign() *KubeconfigSignSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetNetwork() *NetworkSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_Network); ok {
+			return x.Network
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -631,6 +694,10 @@ type TaskSpec_KubeconfigSign struct {
 	KubeconfigSign *KubeconfigSignSpec `protobuf:"bytes,13,opt,name=kubeconfig_sign,json=kubeconfigSign,proto3,oneof"`
 }
 
+type TaskSpec_Network struct {
+	Network *NetworkSpec `protobuf:"bytes,14,opt,name=network,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -656,6 +723,8 @@ func (*TaskSpec_Diagnostics) isTaskSpec_Kind() {}
 func (*TaskSpec_NodeReady) isTaskSpec_Kind() {}
 
 func (*TaskSpec_KubeconfigSign) isTaskSpec_Kind() {}
+
+func (*TaskSpec_Network) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -1073,15 +1142,17 @@ type ClusterSpec struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	KubernetesVersion string                 `protobuf:"bytes,1,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
 	// host:port of the API server load balancer or first control plane.
-	ControlPlaneEndpoint string             `protobuf:"bytes,2,opt,name=control_plane_endpoint,json=controlPlaneEndpoint,proto3" json:"control_plane_endpoint,omitempty"`
-	PodSubnet            string             `protobuf:"bytes,3,opt,name=pod_subnet,json=podSubnet,proto3" json:"pod_subnet,omitempty"`
-	ServiceSubnet        string             `protobuf:"bytes,4,opt,name=service_subnet,json=serviceSubnet,proto3" json:"service_subnet,omitempty"`
-	Registry             *RegistrySettings  `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
-	ClusterName          string             `protobuf:"bytes,6,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
-	CgroupDriver         string             `protobuf:"bytes,7,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
-	KubeProxy            *KubeProxySettings `protobuf:"bytes,9,opt,name=kube_proxy,json=kubeProxy,proto3" json:"kube_proxy,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	ControlPlaneEndpoint string            `protobuf:"bytes,2,opt,name=control_plane_endpoint,json=controlPlaneEndpoint,proto3" json:"control_plane_endpoint,omitempty"`
+	PodSubnet            string            `protobuf:"bytes,3,opt,name=pod_subnet,json=podSubnet,proto3" json:"pod_subnet,omitempty"`
+	ServiceSubnet        string            `protobuf:"bytes,4,opt,name=service_subnet,json=serviceSubnet,proto3" json:"service_subnet,omitempty"`
+	Registry             *RegistrySettings `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
+	ClusterName          string            `protobuf:"bytes,6,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	CgroupDriver         string            `protobuf:"bytes,7,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
+	// The pod network Deckhand installs: "bridge" (the default when empty).
+	NetworkProvider string             `protobuf:"bytes,8,opt,name=network_provider,json=networkProvider,proto3" json:"network_provider,omitempty"`
+	KubeProxy       *KubeProxySettings `protobuf:"bytes,9,opt,name=kube_proxy,json=kubeProxy,proto3" json:"kube_proxy,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
@@ -1159,6 +1230,13 @@ func (x *ClusterSpec) GetClusterName() string {
 func (x *ClusterSpec) GetCgroupDriver() string {
 	if x != nil {
 		return x.CgroupDriver
+	}
+	return ""
+}
+
+func (x *ClusterSpec) GetNetworkProvider() string {
+	if x != nil {
+		return x.NetworkProvider
 	}
 	return ""
 }
@@ -1760,12 +1838,14 @@ func (x *DeleteNodeSpec) GetNodeName() string {
 }
 
 // NodeReadySpec waits, on a control-plane node, until the Node object of node_name reports
-// Ready.
+// Ready (or is registered, see wait). Its outputs name the node's pod_cidr and address (its
+// InternalIP).
 type NodeReadySpec struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	NodeName string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// How long to wait; zero means 5 minutes.
 	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Wait          NodeWait             `protobuf:"varint,3,opt,name=wait,proto3,enum=deckhand.task.v1.NodeWait" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1814,6 +1894,153 @@ func (x *NodeReadySpec) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *NodeReadySpec) GetWait() NodeWait {
+	if x != nil {
+		return x.Wait
+	}
+	return NodeWait_NODE_WAIT_UNSPECIFIED
+}
+
+// NetworkSpec installs the pod network on a node: a CNI configuration for the node's pod
+// CIDR and, for the bridge provider, a route to every other node's pod CIDR via that node's
+// address (host-gw, one L2 segment). The routes it owns are exactly routes: one it owns and
+// routes does not list (a node that left) is deleted; routes it does not own are never
+// touched.
+type NetworkSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "bridge".
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// This node's pod CIDR (the Node's spec.podCIDR).
+	PodCidr string `protobuf:"bytes,2,opt,name=pod_cidr,json=podCidr,proto3" json:"pod_cidr,omitempty"`
+	// The other nodes' pod CIDRs and addresses.
+	Routes []*NetworkRoute `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
+	// MTU of the bridge and the pods' interfaces; zero means the kernel's default.
+	Mtu uint32 `protobuf:"varint,4,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// Orders the route lists a controller sends: a node that applied a list of a higher
+	// generation leaves its routes as they are for a lower one (sent earlier, run later).
+	Generation    uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkSpec) Reset() {
+	*x = NetworkSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkSpec) ProtoMessage() {}
+
+func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
+func (*NetworkSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *NetworkSpec) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *NetworkSpec) GetPodCidr() string {
+	if x != nil {
+		return x.PodCidr
+	}
+	return ""
+}
+
+func (x *NetworkSpec) GetRoutes() []*NetworkRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *NetworkSpec) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *NetworkSpec) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// NetworkRoute is one other node's pod CIDR, reached via its address.
+type NetworkRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cidr          string                 `protobuf:"bytes,1,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	Via           string                 `protobuf:"bytes,2,opt,name=via,proto3" json:"via,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkRoute) Reset() {
+	*x = NetworkRoute{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkRoute) ProtoMessage() {}
+
+func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
+func (*NetworkRoute) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NetworkRoute) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *NetworkRoute) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
 // KubeconfigSignSpec signs, on a control-plane node, a user's certificate request with the
 // cluster CA (/etc/kubernetes/pki/ca.crt and ca.key, which never leave the node). The CSR
 // must ask for exactly name and groups; the private key stays with the user. Outputs:
@@ -1837,7 +2064,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +2076,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +2089,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -1911,7 +2138,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2150,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2163,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -1961,7 +2188,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2200,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2213,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Change) GetKind() string {
@@ -2027,7 +2254,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2266,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2279,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2137,7 +2364,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2376,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2389,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2194,7 +2421,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2433,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2446,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Progress) GetItem() string {
@@ -2265,7 +2492,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2504,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2517,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TaskError) GetReason() string {
@@ -2336,7 +2563,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2575,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2588,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -2440,7 +2667,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xfe\x06\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xb9\a\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -2457,7 +2684,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\vdiagnostics\x18\v \x01(\v2!.deckhand.task.v1.DiagnosticsSpecH\x00R\vdiagnostics\x12@\n" +
 	"\n" +
 	"node_ready\x18\f \x01(\v2\x1f.deckhand.task.v1.NodeReadySpecH\x00R\tnodeReady\x12O\n" +
-	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSignB\x06\n" +
+	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSign\x129\n" +
+	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetworkB\x06\n" +
 	"\x04kind\"\x8a\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -2498,7 +2726,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12kubernetes_version\x18\x03 \x01(\tR\x11kubernetesVersion\x12>\n" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
-	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\x84\x03\n" +
+	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\xaf\x03\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -2507,7 +2735,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x0eservice_subnet\x18\x04 \x01(\tR\rserviceSubnet\x12>\n" +
 	"\bregistry\x18\x05 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12!\n" +
 	"\fcluster_name\x18\x06 \x01(\tR\vclusterName\x12#\n" +
-	"\rcgroup_driver\x18\a \x01(\tR\fcgroupDriver\x12B\n" +
+	"\rcgroup_driver\x18\a \x01(\tR\fcgroupDriver\x12)\n" +
+	"\x10network_provider\x18\b \x01(\tR\x0fnetworkProvider\x12B\n" +
 	"\n" +
 	"kube_proxy\x18\t \x01(\v2#.deckhand.task.v1.KubeProxySettingsR\tkubeProxy\"|\n" +
 	"\x11KubeProxySettings\x12\x12\n" +
@@ -2554,10 +2783,22 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\"-\n" +
 	"\x0eDeleteNodeSpec\x12\x1b\n" +
-	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"a\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\x91\x01\n" +
 	"\rNodeReadySpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xa9\x01\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
+	"\x04wait\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeWaitR\x04wait\"\xae\x01\n" +
+	"\vNetworkSpec\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x19\n" +
+	"\bpod_cidr\x18\x02 \x01(\tR\apodCidr\x126\n" +
+	"\x06routes\x18\x03 \x03(\v2\x1e.deckhand.task.v1.NetworkRouteR\x06routes\x12\x10\n" +
+	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x04R\n" +
+	"generation\"4\n" +
+	"\fNetworkRoute\x12\x12\n" +
+	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x10\n" +
+	"\x03via\x18\x02 \x01(\tR\x03via\"\xa9\x01\n" +
 	"\x12KubeconfigSignSpec\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\tR\x06csrPem\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2621,7 +2862,11 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12IMAGES_ACTION_LIST\x10\x02\x12\x18\n" +
 	"\x14IMAGES_ACTION_REMOVE\x10\x03\x12\x18\n" +
 	"\x14IMAGES_ACTION_EXPORT\x10\x04\x12\x18\n" +
-	"\x14IMAGES_ACTION_IMPORT\x10\x05*\xa2\x01\n" +
+	"\x14IMAGES_ACTION_IMPORT\x10\x05*T\n" +
+	"\bNodeWait\x12\x19\n" +
+	"\x15NODE_WAIT_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fNODE_WAIT_READY\x10\x01\x12\x18\n" +
+	"\x14NODE_WAIT_REGISTERED\x10\x02*\xa2\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x16\n" +
@@ -2643,102 +2888,108 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 	return file_deckhand_task_v1_task_proto_rawDescData
 }
 
-var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
 	(RuntimeSource)(0),            // 2: deckhand.task.v1.RuntimeSource
 	(ImagesAction)(0),             // 3: deckhand.task.v1.ImagesAction
-	(TaskState)(0),                // 4: deckhand.task.v1.TaskState
-	(*Task)(nil),                  // 5: deckhand.task.v1.Task
-	(*TaskSpec)(nil),              // 6: deckhand.task.v1.TaskSpec
-	(*PreflightSpec)(nil),         // 7: deckhand.task.v1.PreflightSpec
-	(*PackagesSpec)(nil),          // 8: deckhand.task.v1.PackagesSpec
-	(*RegistrySettings)(nil),      // 9: deckhand.task.v1.RegistrySettings
-	(*RuntimeSpec)(nil),           // 10: deckhand.task.v1.RuntimeSpec
-	(*ImagesSpec)(nil),            // 11: deckhand.task.v1.ImagesSpec
-	(*ClusterSpec)(nil),           // 12: deckhand.task.v1.ClusterSpec
-	(*KubeProxySettings)(nil),     // 13: deckhand.task.v1.KubeProxySettings
-	(*NodeSpec)(nil),              // 14: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 15: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 16: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 17: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 18: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmResetSpec)(nil),      // 19: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 20: deckhand.task.v1.DrainSpec
-	(*DeleteNodeSpec)(nil),        // 21: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 22: deckhand.task.v1.NodeReadySpec
-	(*KubeconfigSignSpec)(nil),    // 23: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 24: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 25: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 26: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 27: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 28: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 29: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 30: deckhand.task.v1.TaskResult
-	nil,                           // 31: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 32: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 33: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 34: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(NodeWait)(0),                 // 4: deckhand.task.v1.NodeWait
+	(TaskState)(0),                // 5: deckhand.task.v1.TaskState
+	(*Task)(nil),                  // 6: deckhand.task.v1.Task
+	(*TaskSpec)(nil),              // 7: deckhand.task.v1.TaskSpec
+	(*PreflightSpec)(nil),         // 8: deckhand.task.v1.PreflightSpec
+	(*PackagesSpec)(nil),          // 9: deckhand.task.v1.PackagesSpec
+	(*RegistrySettings)(nil),      // 10: deckhand.task.v1.RegistrySettings
+	(*RuntimeSpec)(nil),           // 11: deckhand.task.v1.RuntimeSpec
+	(*ImagesSpec)(nil),            // 12: deckhand.task.v1.ImagesSpec
+	(*ClusterSpec)(nil),           // 13: deckhand.task.v1.ClusterSpec
+	(*KubeProxySettings)(nil),     // 14: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 15: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 16: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 17: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 18: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 19: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmResetSpec)(nil),      // 20: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 21: deckhand.task.v1.DrainSpec
+	(*DeleteNodeSpec)(nil),        // 22: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 23: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 24: deckhand.task.v1.NetworkSpec
+	(*NetworkRoute)(nil),          // 25: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 26: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 27: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 28: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 29: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 30: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 31: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 32: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 33: deckhand.task.v1.TaskResult
+	nil,                           // 34: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 35: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 36: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 37: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
-	6,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	35, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
-	7,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
-	8,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
-	10, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	11, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	16, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	17, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	18, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	19, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	20, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	21, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	24, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	22, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	23, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	0,  // 15: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 16: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	31, // 17: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 18: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	32, // 19: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	9,  // 20: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 21: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	9,  // 22: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	35, // 23: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	9,  // 24: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	13, // 25: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	33, // 26: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	15, // 27: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	12, // 28: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	14, // 29: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	35, // 30: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	35, // 31: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	12, // 32: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	14, // 33: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 34: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	35, // 35: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	35, // 36: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	35, // 37: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	35, // 38: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	36, // 39: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	27, // 40: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	28, // 41: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	4,  // 42: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	4,  // 43: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	25, // 44: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	34, // 45: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	29, // 46: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	36, // 47: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	36, // 48: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
+	38, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
+	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
+	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	12, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
+	17, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	18, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	19, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	20, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	21, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	22, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	27, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	23, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	26, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	24, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	0,  // 16: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 17: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	34, // 18: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 19: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	35, // 20: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	10, // 21: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 22: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	10, // 23: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	38, // 24: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	10, // 25: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	14, // 26: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	36, // 27: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	16, // 28: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	13, // 29: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	15, // 30: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	38, // 31: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	38, // 32: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 33: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	15, // 34: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 35: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	38, // 36: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	38, // 37: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	38, // 38: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 39: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	25, // 40: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	38, // 41: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	39, // 42: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	30, // 43: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	31, // 44: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 45: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 46: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	28, // 47: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	37, // 48: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	32, // 49: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	39, // 50: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	39, // 51: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -2761,9 +3012,10 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_Diagnostics)(nil),
 		(*TaskSpec_NodeReady)(nil),
 		(*TaskSpec_KubeconfigSign)(nil),
+		(*TaskSpec_Network)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[8].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[21].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[23].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -2773,8 +3025,8 @@ func file_deckhand_task_v1_task_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   30,
+			NumEnums:      6,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,7 @@
+// Package network is the agent's pod network task (kind network). For the bridge provider
+// it writes the node's CNI configuration (bridge cni0 with host-local addresses from the
+// node's pod CIDR, and portmap) and keeps the host's routes to the other nodes' pod CIDRs
+// (host-gw: via each node's address, all nodes on one L2 segment) exactly as the controller
+// lists them. The routes it owns carry route protocol RouteProto; no other route is ever
+// read for a decision, changed or deleted. CleanUp removes what it installed, for a reset.
+package network

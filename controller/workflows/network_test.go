@@ -1,0 +1,204 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func testCluster(nodes ...string) *apiv1.Cluster {
+	cl := &apiv1.Cluster{Spec: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", PodSubnet: "10.244.0.0/16", NetworkProvider: "bridge"},
+		Packages: &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY}, Runtime: &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE}}
+	for i, n := range nodes {
+		role := taskv1.NodeRole_NODE_ROLE_WORKER
+		if i == 0 {
+			role = taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+		}
+		cl.Nodes = append(cl.Nodes, &apiv1.ClusterNode{Name: n, Role: role, PodCidr: fmt.Sprintf("10.244.%d.0/24", i), Address: fmt.Sprintf("10.250.0.%d", 10+i)})
+	}
+	return cl
+}
+
+func enrolledSet(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+func applyDoc(cps []string, workers ...string) []byte {
+	var b strings.Builder
+	b.WriteString("apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: t\nspec:\n  kubernetesVersion: v1.33.13\n  nodes:\n")
+	for _, n := range cps {
+		fmt.Fprintf(&b, "  - {name: %s, role: control-plane}\n", n)
+	}
+	for _, n := range workers {
+		fmt.Fprintf(&b, "  - {name: %s, role: worker}\n", n)
+	}
+	return []byte(b.String())
+}
+
+// The pod network steps each workflow plans: where they run, after what, and what their
+// inputs are resolved from.
+func TestNetworkSteps(t *testing.T) {
+	all := enrolledSet("cp-1", "w-1", "w-2", "w-3")
+	for _, c := range []struct {
+		name string
+		spec *apiv1.WorkflowSpec
+		cl   *apiv1.Cluster
+		// want: "STEP on NODE after DEPS" for the registered, network and routes steps, in plan order.
+		want []string
+	}{
+		{"init", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}}}, nil, []string{
+			"cp-1/registered on cp-1 after cp-1/init",
+			"cp-1/network on cp-1 after cp-1/registered",
+			"cp-1/record on cp-1 after cp-1/network",
+		}},
+		{"join", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, testCluster("cp-1", "w-1"), []string{
+			"w-2/registered on (from w-2/token) after w-2/join",
+			"w-2/network on w-2 after w-2/registered",
+			"w-2/ready on (from w-2/token) after w-2/network",
+			"w-2/record on w-2 after w-2/ready,w-2/token-delete",
+			"cp-1/routes on cp-1 after w-2/record",
+			"w-1/routes on w-1 after w-2/record",
+			"w-2/routes on w-2 after w-2/record",
+		}},
+		{"reset", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}}, testCluster("cp-1", "w-1", "w-2"), []string{
+			"cp-1/routes on cp-1 after w-1/forget",
+			"w-2/routes on w-2 after w-1/forget",
+		}},
+		{"apply: init and two workers", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1", "w-2")}}}, nil, []string{
+			"cp-1/registered on cp-1 after cp-1/init",
+			"cp-1/network on cp-1 after cp-1/registered",
+			"cp-1/record on cp-1 after cp-1/network",
+			"w-1/registered on (from w-1/token) after w-1/join",
+			"w-1/network on w-1 after w-1/registered",
+			"w-1/ready on (from w-1/token) after w-1/network",
+			"w-1/record on w-1 after w-1/ready,w-1/token-delete",
+			"w-2/registered on (from w-2/token) after w-2/join",
+			"w-2/network on w-2 after w-2/registered",
+			"w-2/ready on (from w-2/token) after w-2/network",
+			"w-2/record on w-2 after w-2/ready,w-2/token-delete",
+			"cp-1/routes on cp-1 after cp-1/record,w-1/record,w-2/record",
+			"w-1/routes on w-1 after cp-1/record,w-1/record,w-2/record",
+			"w-2/routes on w-2 after cp-1/record,w-1/record,w-2/record",
+		}},
+		{"apply: nothing to do", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1")}}}, testCluster("cp-1", "w-1"), nil},
+		{"apply: one more worker", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1", "w-3")}}}, testCluster("cp-1", "w-1"), []string{
+			"w-3/registered on (from w-3/token) after w-3/join",
+			"w-3/network on w-3 after w-3/registered",
+			"w-3/ready on (from w-3/token) after w-3/network",
+			"w-3/record on w-3 after w-3/ready,w-3/token-delete",
+			"cp-1/routes on cp-1 after w-3/record",
+			"w-1/routes on w-1 after w-3/record",
+			"w-3/routes on w-3 after w-3/record",
+		}},
+	} {
+		p, err := build(c.spec, c.cl, all)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var got []string
+		for _, s := range p.steps {
+			_, what, _ := strings.Cut(s.GetName(), "/")
+			if !slices.Contains([]string{"registered", "network", "routes", "ready", "record"}, what) {
+				continue
+			}
+			on := s.GetNode()
+			if s.GetNodeFrom() != "" {
+				on = "(from " + s.GetNodeFrom() + ")"
+			}
+			got = append(got, fmt.Sprintf("%s on %s after %s", s.GetName(), on, strings.Join(s.GetDependsOn(), ",")))
+			switch what {
+			case "registered":
+				if w := s.GetTask().GetNodeReady().GetWait(); w != taskv1.NodeWait_NODE_WAIT_REGISTERED {
+					t.Errorf("%s: %s waits for %v", c.name, s.GetName(), w)
+				}
+			case "network", "routes":
+				if s.GetTask().GetNetwork().GetProvider() != "bridge" {
+					t.Errorf("%s: %s: provider %q", c.name, s.GetName(), s.GetTask().GetNetwork().GetProvider())
+				}
+				var ins []string
+				for _, in := range s.GetInputs() {
+					ins = append(ins, in.GetField()+"<"+in.GetStep())
+				}
+				wantIns := "pod_cidr<,routes<"
+				if what == "network" {
+					wantIns = "pod_cidr<" + strings.Replace(s.GetName(), "/network", "/registered", 1) + ",routes<"
+				}
+				if strings.Join(ins, ",") != wantIns {
+					t.Errorf("%s: %s inputs %v, want %s", c.name, s.GetName(), ins, wantIns)
+				}
+				if what == "routes" && !s.GetContinueOnFailure() {
+					t.Errorf("%s: %s: a peer's routes step must not fail the workflow", c.name, s.GetName())
+				}
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: network steps\n%s\nwant\n%s", c.name, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+		}
+		// Peers are never held: a routes step on a node busy in another workflow is fine.
+		for _, s := range p.steps {
+			if strings.HasSuffix(s.GetName(), "/routes") && slices.Contains(p.nodes, s.GetNode()) && c.cl != nil && clusterNode(c.cl, s.GetNode()) != nil {
+				t.Errorf("%s: the workflow holds %s, a peer it only updates routes on (holds %v)", c.name, s.GetNode(), p.nodes)
+			}
+		}
+	}
+}
+
+// The route list a node gets: every other node with a podCIDR and an address, from the
+// record and this workflow's registered steps.
+func TestNetworkView(t *testing.T) {
+	cl := testCluster("cp-1", "w-1")
+	cl.Nodes = append(cl.Nodes, &apiv1.ClusterNode{Name: "old", Role: taskv1.NodeRole_NODE_ROLE_WORKER}) // recorded before Deckhand knew podCIDRs
+	step := func(name string, st apiv1.StepState, out map[string]string) *apiv1.Step {
+		return &apiv1.Step{Name: name, State: st, Outputs: out}
+	}
+	steps := []*apiv1.Step{
+		step("w-2/registered", apiv1.StepState_STEP_STATE_SUCCEEDED, map[string]string{"pod_cidr": "10.244.7.0/24", "address": "10.250.0.17"}),
+		step("w-3/registered", apiv1.StepState_STEP_STATE_RUNNING, nil),
+		step("w-4/registered", apiv1.StepState_STEP_STATE_SUCCEEDED, nil), // a dry-run: no outputs
+		step("w-2/network", apiv1.StepState_STEP_STATE_SUCCEEDED, map[string]string{"pod_cidr": "10.0.0.0/8"}),
+	}
+	view := networkView(cl, steps)
+	routes := func(node string) string {
+		var out []string
+		for _, r := range routesFor(view, node) {
+			out = append(out, r.GetCidr()+"@"+r.GetVia())
+		}
+		return strings.Join(out, " ")
+	}
+	for node, want := range map[string]string{
+		"cp-1": "10.244.1.0/24@10.250.0.11 10.244.7.0/24@10.250.0.17",
+		"w-1":  "10.244.0.0/24@10.250.0.10 10.244.7.0/24@10.250.0.17",
+		"w-2":  "10.244.0.0/24@10.250.0.10 10.244.1.0/24@10.250.0.11",
+		"old":  "10.244.0.0/24@10.250.0.10 10.244.1.0/24@10.250.0.11 10.244.7.0/24@10.250.0.17",
+	} {
+		if got := routes(node); got != want {
+			t.Errorf("routes of %s: %s, want %s", node, got, want)
+		}
+	}
+	if got := routesFor(networkView(nil, nil), "cp-1"); got == nil || len(got) != 0 {
+		t.Errorf("the first node's routes: %v (want an empty list)", got)
+	}
+}
+
+// apply refuses to change a running cluster's pod network.
+func TestApplyKeepsTheNetworkProvider(t *testing.T) {
+	cl := testCluster("cp-1")
+	cl.Spec.NetworkProvider = ""                                                                                                           // recorded before the field: bridge
+	doc := strings.Replace(string(applyDoc([]string{"cp-1"}, "w-1")), "  nodes:", "  networking: {podSubnet: 10.244.0.0/16}\n  nodes:", 1) // as recorded
+	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, cl, enrolledSet("cp-1", "w-1")); err != nil {
+		t.Fatalf("apply to a cluster recorded without a provider: %v", err)
+	}
+	bad := strings.Replace(doc, "  nodes:", "  network: {provider: calico}\n  nodes:", 1)
+	_, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(bad)}}}, cl, enrolledSet("cp-1", "w-1"))
+	if err == nil || !strings.Contains(err.Error(), "spec.network.provider") || !strings.Contains(err.Error(), "bridge") {
+		t.Fatalf("an unknown provider: %v", err)
+	}
+}

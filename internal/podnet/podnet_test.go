@@ -1,0 +1,76 @@
+package podnet
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func good() *taskv1.NetworkSpec {
+	return &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", Routes: []*taskv1.NetworkRoute{
+		{Cidr: "10.244.2.0/24", Via: "10.250.0.12"}, {Cidr: "10.244.0.0/24", Via: "10.250.0.10"}}}
+}
+
+func TestParse(t *testing.T) {
+	s, err := Parse(good())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.Routes); got != "[10.244.0.0/24 via 10.250.0.10 10.244.2.0/24 via 10.250.0.12]" {
+		t.Errorf("routes are not sorted by CIDR: %s", got)
+	}
+	for _, c := range []struct {
+		name, field string
+		set         func(*taskv1.NetworkSpec)
+	}{
+		{"unknown provider", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "calico" }},
+		{"no provider", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "" }},
+		{"no pod CIDR", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "" }},
+		{"pod CIDR with host bits", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "10.244.1.1/24" }},
+		{"IPv6 pod CIDR", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "fd00:1::/64" }},
+		{"pod CIDR too small", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "10.244.1.0/32" }},
+		{"not a CIDR", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "10.244.1.0" }},
+		{"MTU too small", "mtu", func(s *taskv1.NetworkSpec) { s.Mtu = 68 }},
+		{"route to its own pods", "routes[1].cidr", func(s *taskv1.NetworkSpec) { s.Routes[1].Cidr = "10.244.1.0/24" }},
+		{"route inside its own pods", "routes[0].cidr", func(s *taskv1.NetworkSpec) { s.Routes[0].Cidr = "10.244.1.128/25" }},
+		{"route via a pod address", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "10.244.1.7" }},
+		{"route via its own destination", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "10.244.2.1" }},
+		{"route via loopback", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "127.0.0.1" }},
+		{"route via nothing", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "" }},
+		{"route via IPv6", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "fd00::1" }},
+		{"route via a name", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "node-2" }},
+		{"two nodes, one CIDR", "routes", func(s *taskv1.NetworkSpec) { s.Routes[1].Cidr = "10.244.2.0/24" }},
+		{"nested CIDRs", "routes", func(s *taskv1.NetworkSpec) {
+			s.Routes = append(s.Routes, &taskv1.NetworkRoute{Cidr: "10.245.0.0/24", Via: "10.250.0.8"}, &taskv1.NetworkRoute{Cidr: "10.245.0.0/16", Via: "10.250.0.9"})
+		}},
+		{"too many routes", "routes", func(s *taskv1.NetworkSpec) {
+			s.Routes = nil
+			for i := range MaxRoutes + 1 {
+				s.Routes = append(s.Routes, &taskv1.NetworkRoute{Cidr: fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256), Via: "10.250.0.9"})
+			}
+		}},
+	} {
+		s := good()
+		c.set(s)
+		_, err := Parse(s)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || len(fe.Msg) < 20 {
+			t.Errorf("%s: want an error naming %s, got %v", c.name, c.field, err)
+		}
+	}
+	// The most routes allowed, none overlapping: accepted, and fast enough for the edge.
+	s2 := good()
+	s2.Routes = nil
+	for i := range MaxRoutes {
+		s2.Routes = append(s2.Routes, &taskv1.NetworkRoute{Cidr: fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256), Via: fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250)})
+	}
+	if _, err := Parse(s2); err != nil {
+		t.Errorf("%d routes: %v", MaxRoutes, err)
+	}
+	if err := (&FieldError{"pod_cidr", "x"}); !strings.HasPrefix(err.Error(), "pod_cidr: ") {
+		t.Errorf("FieldError: %v", err)
+	}
+}
