@@ -287,12 +287,14 @@ for p in node-2 node-3; do
 done
 if k wait --for=condition=Ready pod/probe-node-2 pod/probe-node-3 --timeout=180s >/dev/null; then
   ip2=$(k get pod probe-node-2 -o 'jsonpath={.status.podIP}')
-  if got=$(k exec probe-node-3 -- probe get "http://$ip2:8080" 2>&1) && [ "$got" = probe-node-2 ]; then
+  if got=$(k exec probe-node-3 -- deckhand-probe get "http://$ip2:8080" 2>&1) && [ "$got" = probe-node-2 ]; then
     echo "pod to pod: passed (a pod on node-3 fetched http://$ip2:8080 from the pod on node-2)"
   else
     echo "pod to pod: FAILED (a pod on node-3 fetching http://$ip2:8080: $got)"
   fi
-  if got=$(k exec probe-node-3 -- probe resolve kubernetes.default 2>&1); then
+  # CoreDNS answers once it has synced with the API server through the kubernetes Service.
+  k -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns --timeout=180s >/dev/null || true
+  if got=$(k exec probe-node-3 -- deckhand-probe resolve kubernetes.default 2>&1); then
     echo "DNS: passed (kubernetes.default resolves to $got from a pod on node-3, through CoreDNS)"
   else
     echo "DNS: FAILED (resolving kubernetes.default from a pod on node-3: $got)"

@@ -161,6 +161,9 @@ func TestInitTokenJoinReset(t *testing.T) {
 	if res, _ = w1.run(t, "reset-2", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
 		t.Fatalf("second reset: %v", res)
 	}
+	if exists(w1.root, "etc/kubernetes") {
+		t.Fatal("reset left /etc/kubernetes (kubeadm's emptied pki, Deckhand's config directory)")
+	}
 	// The node can join again after the reset.
 	tok2, _ := cp1.run(t, "token-w2", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{}}})
 	if res := join(w1, "join-w2", taskv1.NodeRole_NODE_ROLE_WORKER, tok2.GetOutputs()["token"], "", tok2.GetOutputs()["ca_cert_hash"]); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
