@@ -303,7 +303,7 @@ else
   echo "pod to pod: FAILED (the probe pods did not become Ready)"
   k get pods -o wide
 fi
-k delete pod probe-node-2 probe-node-3 --wait=false >/dev/null 2>&1 || true
+k delete pod probe-node-2 probe-node-3 --timeout=60s >/dev/null 2>&1 || true
 echo "make lab took $((SECONDS - start_time)) s"
 cat <<TXT
 

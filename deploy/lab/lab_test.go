@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,8 +132,9 @@ func (l *realLab) onHost(node string, argv ...string) (string, error) {
 }
 
 // hostPIDs lists the processes in a lab host's cgroup tree (its services, their children and
-// its pods' containers) whose command name is comm.
-func (l *realLab) hostPIDs(node, comm string) []int {
+// its pods' containers) whose command name is comm and, when args are given, whose command
+// line holds each of them.
+func (l *realLab) hostPIDs(node, comm string, args ...string) []int {
 	var pids []int
 	filepath.WalkDir("/sys/fs/cgroup/pids/"+l.prefix+"-"+node, func(p string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -141,7 +143,13 @@ func (l *realLab) hostPIDs(node, comm string) []int {
 		b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
 		for _, f := range strings.Fields(string(b)) {
 			c, _ := os.ReadFile("/proc/" + f + "/comm")
-			if strings.TrimSpace(string(c)) == comm {
+			cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline")
+			argv := strings.Split(string(cmdline), "\x00")
+			all := true
+			for _, a := range args {
+				all = all && slices.Contains(argv, a)
+			}
+			if strings.TrimSpace(string(c)) == comm && all {
 				pid, _ := strconv.Atoi(f)
 				pids = append(pids, pid)
 			}
@@ -247,7 +255,7 @@ func TestRealLab(t *testing.T) {
 	}
 	id := strings.TrimSpace(string(idOut))
 	testcluster.WaitFor(t, 10*time.Minute, func() error {
-		if len(l.hostPIDs("node-3", "kubeadm")) == 0 {
+		if len(l.hostPIDs("node-3", "kubeadm", "join")) == 0 {
 			return fmt.Errorf("kubeadm join has not started on node-3")
 		}
 		return nil
