@@ -149,7 +149,10 @@ func (l *realLab) hostPIDs(node, comm string, args ...string) []int {
 			for _, a := range args {
 				all = all && slices.Contains(argv, a)
 			}
-			if strings.TrimSpace(string(c)) == comm && all {
+			// The agent's facts run `kubelet --version` and `kubeadm version` now and then:
+			// those are not the daemons and commands looked for.
+			query := slices.Contains(argv, "--version") || slices.Contains(argv, "version")
+			if strings.TrimSpace(string(c)) == comm && all && !query {
 				pid, _ := strconv.Atoi(f)
 				pids = append(pids, pid)
 			}
@@ -224,6 +227,9 @@ func TestRealLab(t *testing.T) {
 	}
 	if out, err := l.kubectl("get", "node", "node-3"); err == nil || !strings.Contains(out, "NotFound") {
 		t.Fatalf("node-3 is still in the API after the reset: %v %s", err, out)
+	}
+	if out, _ := l.onHost("node-3", "systemctl", "is-active", "kubelet"); strings.TrimSpace(out) != "inactive" {
+		t.Errorf("node-3's kubelet service after the reset: %q, want inactive", out)
 	}
 	for _, comm := range []string{"kubelet", "kube-proxy", "pause", "containerd-shim"} {
 		if p := l.hostPIDs("node-3", comm); len(p) > 0 {

@@ -312,13 +312,15 @@ func hierarchies() ([]string, error) {
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
 		for i, x := range f {
-			if x == "-" && i+1 < len(f) && f[i+1] == "cgroup" && strings.HasPrefix(f[4], cgroupRoot+"/") {
+			// cgroup v1 hierarchies, and the unified (v2) one of a hybrid machine, where
+			// the kubelet makes its cgroups too.
+			if x == "-" && i+1 < len(f) && (f[i+1] == "cgroup" || f[i+1] == "cgroup2") && strings.HasPrefix(f[4], cgroupRoot+"/") {
 				out = append(out, f[4])
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, errors.New("no cgroup v1 hierarchy under /sys/fs/cgroup: the real lab needs cgroup v1 or hybrid (see docs)")
+	if len(out) < 2 {
+		return nil, errors.New("no cgroup v1 hierarchies under /sys/fs/cgroup: the real lab needs cgroup v1 or hybrid (see docs)")
 	}
 	return out, nil
 }
