@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
+# Two labs (or a lab and a test) may build at once: one at a time writes bin/.
+exec 9>bin/.build.lock
+flock 9
 go build -trimpath -o bin/ ./cmd/deckhand-controller ./cmd/deckhand-agent ./cmd/deckctl
 echo "built: $(ls bin | tr '\n' ' ')"

@@ -271,21 +271,30 @@ func (p *plan) step(name string) *apiv1.Step {
 // resetSteps adds the removal and reset of node.
 func (p *plan) resetSteps(node string, role taskv1.NodeRole, others bool, drainTimeout time.Duration, force bool) {
 	p.hold(node)
+	// Cordon and drain through another control plane, then kubeadm reset on the node, and
+	// only then delete the Node object. The order matters for a control plane: kubeadm
+	// reset's remove-etcd-member phase finds the node's etcd member through the cluster (its
+	// etcd pod on that Node); with the Node deleted first it only wipes /var/lib/etcd and the
+	// member stays, so resetting two of three control planes would lose quorum.
 	var deps []string
+	var dr *apiv1.Step
 	if others {
-		// Through another control plane: cordon and drain, then delete the Node object.
-		dr := p.add(node, "drain", "cordon and drain", nil, spec(&taskv1.DrainSpec{NodeName: node, Timeout: durationpb.New(drainTimeout), Force: force}))
+		dr = p.add(node, "drain", "cordon and drain", nil, spec(&taskv1.DrainSpec{NodeName: node, Timeout: durationpb.New(drainTimeout), Force: force}))
 		dr.Node, dr.AnyControlPlane, dr.ContinueOnFailure, dr.MaxAttempts = "", true, force, 1
 		dr.Timeout = durationpb.New(drainTimeout + time.Minute)
-		del := p.add(node, "delete", "delete the Node object", []string{dr.Name}, spec(&taskv1.DeleteNodeSpec{NodeName: node}))
-		del.Node, del.NodeFrom = "", dr.Name
-		deps = []string{del.Name}
+		deps = []string{dr.Name}
 	}
 	rs := p.add(node, "reset", "kubeadm reset and clean-up", deps, spec(&taskv1.KubeadmResetSpec{
 		Ipvs: true, RemoveEtcdMember: role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}))
-	f := p.add(node, "forget", "remove the node from the cluster record", []string{rs.Name}, nil)
+	last := rs.Name
+	if others {
+		del := p.add(node, "delete", "delete the Node object", []string{rs.Name}, spec(&taskv1.DeleteNodeSpec{NodeName: node}))
+		del.Node, del.NodeFrom = "", dr.Name
+		last = del.Name
+	}
+	f := p.add(node, "forget", "remove the node from the cluster record", []string{last}, nil)
 	f.Action = ActionForgetNode
-	p.changes = append(p.changes, fmt.Sprintf("reset %s (%s): drain, delete, kubeadm reset", node, roleName(role)))
+	p.changes = append(p.changes, fmt.Sprintf("reset %s (%s): drain, kubeadm reset, delete the Node", node, roleName(role)))
 }
 
 func roleName(r taskv1.NodeRole) string {

@@ -58,3 +58,28 @@ func TestApplyCarriesKubeProxySettingsAndRefusesChangingThem(t *testing.T) {
 		}
 	}
 }
+
+// A reset runs kubeadm reset before the Node object is deleted: kubeadm's
+// remove-etcd-member phase finds a control plane's member through its Node.
+func TestResetRunsKubeadmResetBeforeDeletingTheNode(t *testing.T) {
+	cl := testCluster("cp-1", "cp-2", "cp-3", "w-1")
+	cl.Spec.ControlPlaneEndpoint = "10.0.0.1:6443"
+	for _, n := range cl.Nodes[1:3] {
+		n.Role = taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+	}
+	for _, node := range []string{"cp-2", "w-1"} {
+		p, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: node}}}, cl, enrolledSet("cp-1", "cp-2", "cp-3", "w-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps := map[string][]string{}
+		for _, s := range p.steps {
+			deps[s.GetName()] = s.GetDependsOn()
+		}
+		for step, want := range map[string]string{"reset": "drain", "delete": "reset", "forget": "delete"} {
+			if got := deps[node+"/"+step]; len(got) != 1 || got[0] != node+"/"+want {
+				t.Errorf("reset %s: %s/%s depends on %v, want [%s/%s]", node, node, step, got, node, want)
+			}
+		}
+	}
+}

@@ -196,6 +196,7 @@ func (l *lab) leader() string {
 // then one controller is isolated from the other two (its writes fail cleanly) and heals.
 // It ends with every node in the cluster, kubeadm join once per node and no workflow lost.
 func TestFaultsOnTheLab(t *testing.T) {
+	t.Parallel() // side by side with the real lab of TestRealLab: two labs at once
 	if testing.Short() {
 		t.Skip("builds and runs the whole lab")
 	}

@@ -7,6 +7,8 @@ package lab_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/deckhandhq/deckhand/internal/testcluster"
 )
@@ -173,7 +177,45 @@ func (l *realLab) nodeReady(name string) error {
 	return nil
 }
 
+// etcdMembers lists the cluster's etcd members by name, asked from node-1's etcd with the
+// cluster's own health-check client certificate.
+func (l *realLab) etcdMembers() []string {
+	l.t.Helper()
+	pki := filepath.Join(l.dir, "node-1", "fs", "etc", "kubernetes", "pki", "etcd")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "healthcheck-client.crt"), filepath.Join(pki, "healthcheck-client.key"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{"https://" + l.net + ".21:2379"}, DialTimeout: 10 * time.Second,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots},
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := c.MemberList(ctx)
+	if err != nil {
+		l.t.Fatalf("etcd member list: %v", err)
+	}
+	var names []string
+	for _, m := range resp.Members {
+		names = append(names, m.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 func TestRealLab(t *testing.T) {
+	t.Parallel() // side by side with the simulated lab of TestFaultsOnTheLab: two labs at once
 	if os.Getuid() != 0 {
 		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
 	}
@@ -310,6 +352,31 @@ func TestRealLab(t *testing.T) {
 	if joins != 1 {
 		t.Fatalf("kubeadm join bootstrapped %d kubelets since the rejoin started, want 1:\n%s", joins, csrs)
 	}
+
+	// Three control planes with stacked etcd behind the lab's controlPlaneEndpoint: node-2
+	// and node-4 leave as workers and join again as control planes; then resetting one
+	// control plane removes its etcd member and the cluster keeps answering.
+	for _, n := range []string{"node-2", "node-4"} {
+		if out, err := l.deckctl("reset", n, "--timeout", "5m"); err != nil {
+			t.Fatalf("deckctl reset %s: %v\n%s", n, err, out)
+		}
+		if out, err := l.deckctl("join", n, "--control-plane", "--timeout", "10m"); err != nil {
+			t.Fatalf("deckctl join %s --control-plane: %v\n%s", n, err, out)
+		}
+	}
+	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-2 node-4]" {
+		t.Fatalf("etcd members with three control planes: %v", got)
+	}
+	if out, err := l.deckctl("reset", "node-4", "--timeout", "5m"); err != nil {
+		t.Fatalf("deckctl reset node-4 (a control plane): %v\n%s", err, out)
+	}
+	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-2]" {
+		t.Fatalf("etcd members after resetting the control plane node-4: %v, want node-1 and node-2", got)
+	}
+	if out, err := l.kubectl("get", "nodes", "-o", "name"); err != nil || strings.Contains(out, "node-4") || !strings.Contains(out, "node/node-2") {
+		t.Fatalf("the API server through the endpoint after the reset: %v\n%s", err, out)
+	}
+	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-2") })
 
 	// make lab-down leaves nothing, and the machine-wide sysctls are back.
 	run(t, 3*time.Minute, env, "make", "lab-down")
