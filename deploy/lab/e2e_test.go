@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,8 +211,8 @@ func TestFaultsOnTheLab(t *testing.T) {
 		cmd.Dir, cmd.Env = "../..", append(os.Environ(), "DECKHAND_LAB_DIR="+dir)
 		_ = cmd.Run()
 	})
-	if out := run(t, 8*time.Minute, l.env, "make", "lab"); !strings.Contains(out, "network namespaces on bridge") {
-		t.Skipf("no network namespaces here:\n%s", out)
+	if out := run(t, 8*time.Minute, l.env, "make", "lab"); !regexp.MustCompile(`network namespaces \S+ on bridge`).MatchString(out) {
+		t.Fatalf("the lab did not use network namespaces:\n%s", out)
 	}
 	l.readEnv()
 
