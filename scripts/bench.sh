@@ -27,3 +27,9 @@ echo
 echo "apply workflow against simulated agents (1 replica):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
   --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}"
+
+# The real lab (make lab with the Kubernetes kit built): its wall time, init-to-Ready and
+# join-to-Ready from the real API server, and the memory of each host and of the lab.
+echo
+echo "the real lab (make lab, kit already built):"
+go test -run '^$' -bench 'BenchmarkRealLab' -benchtime "${BENCH_LAB_RUNS:-1}x" -timeout 60m ./deploy/lab/ | grep -E '^(Benchmark|ok|FAIL)'

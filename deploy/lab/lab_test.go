@@ -27,7 +27,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/testcluster"
 )
 
-func run(t *testing.T, timeout time.Duration, env []string, name string, args ...string) string {
+func run(t testing.TB, timeout time.Duration, env []string, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -103,7 +103,7 @@ func leftovers(dir, prefix string) []string {
 
 // realLab is a running real lab.
 type realLab struct {
-	t                      *testing.T
+	t                      testing.TB
 	dir, prefix, kit, net  string
 	kubeconfig, deckconfig string
 	controllers            string
@@ -177,6 +177,29 @@ func (l *realLab) nodeReady(name string) error {
 	return nil
 }
 
+// loadLab reads what a running real lab in dir chose (its lab.env).
+func loadLab(t testing.TB, dir string) *realLab {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "lab.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &realLab{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), deckconfig: filepath.Join(dir, "ctl-0", "admin.conf")}
+	for _, f := range strings.Fields(string(b)) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "prefix":
+			l.prefix = v
+		case "kit":
+			l.kit = v
+		case "net":
+			l.net = v
+		}
+	}
+	l.controllers = fmt.Sprintf("%s.11:7400,%s.12:7400,%s.13:7400", l.net, l.net, l.net)
+	return l
+}
+
 // etcdMembers lists the cluster's etcd members by name, asked from node-1's etcd with the
 // cluster's own health-check client certificate.
 func (l *realLab) etcdMembers() []string {
@@ -231,23 +254,8 @@ func TestRealLab(t *testing.T) {
 		}
 	})
 	out := run(t, 30*time.Minute, env, "make", "lab")
-	b, err := os.ReadFile(filepath.Join(dir, "lab.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &realLab{t: t, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), deckconfig: filepath.Join(dir, "ctl-0", "admin.conf")}
-	for _, f := range strings.Fields(string(b)) {
-		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "prefix":
-			l.prefix, prefix = v, v
-		case "kit":
-			l.kit = v
-		case "net":
-			l.net = v
-		}
-	}
-	l.controllers = fmt.Sprintf("%s.11:7400,%s.12:7400,%s.13:7400", l.net, l.net, l.net)
+	l := loadLab(t, dir)
+	prefix = l.prefix
 
 	// What make lab printed: the real API server's node table with 4 Ready nodes, the pod
 	// network and DNS checks passed, and the way to use the cluster.

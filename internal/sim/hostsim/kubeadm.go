@@ -487,9 +487,8 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 			record(cluster, simrecords.EtcdMemberRemove, name)
 		}
 	}
-	if name != "" {
-		forgetNode(cluster, name)
-	}
+	// As real kubeadm reset, the Node object stays (NotReady once the kubelet stops): it is
+	// deleted through the API (kubectl delete node), not by the reset.
 	for _, dir := range []string{"etc/kubernetes/manifests", "var/lib/kubelet", "etc/kubernetes/pki", "var/lib/etcd"} {
 		entries, _ := os.ReadDir(filepath.Join(r, dir))
 		for _, e := range entries {

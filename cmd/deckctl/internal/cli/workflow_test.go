@@ -534,7 +534,7 @@ func TestResetStopsOnDrainFailureRetryAndForce(t *testing.T) {
 	}
 	recs := l.records(t)
 	if simrecords.Count(recs, "kubeadm-reset", "node-2") != 1 || simrecords.Count(recs, "kubectl-delete-node", "node-2") != 1 {
-		t.Fatalf("records after the retry: %v", recs)
+		t.Fatalf("records after the retry: %v\n%s", recs, l.mustDeckctl(t, "workflow", "describe", id))
 	}
 	wf, _ := l.Workflow(id)
 	for _, s := range wf.GetSteps() {
