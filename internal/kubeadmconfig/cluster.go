@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -134,6 +135,11 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	if c.CgroupDriver != "systemd" && c.CgroupDriver != "cgroupfs" {
 		return Cluster{}, invalid("cgroup_driver", c.CgroupDriver, "is not systemd or cgroupfs",
 			"use systemd (kubeadm's default) or cgroupfs, the same as the container runtime's")
+	}
+
+	if p := spec.GetNetworkProvider(); p != "" && !slices.Contains(podnet.Providers, p) {
+		return Cluster{}, invalid("network_provider", p, "is not a pod network provider Deckhand installs",
+			"use "+strings.Join(podnet.Providers, ", ")+", or leave it empty for "+podnet.Providers[0])
 	}
 
 	kp := spec.GetKubeProxy()
