@@ -254,7 +254,7 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	_, _ = h.RemoveFile(joinConfig)
 	if err != nil {
 		attachDiagnostics(ctx, h, e)
-		return nil, tasks.Errorf("JOIN_FAILED", "an expired token or certificate key needs a new token task; otherwise see the attached diagnostics bundle", "%v", err)
+		return nil, classifyJoin(err)
 	}
 	if h.DryRun {
 		return nil, nil

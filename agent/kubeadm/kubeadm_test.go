@@ -214,3 +214,58 @@ func tarNames(t *testing.T, data []byte) string {
 	}
 	return strings.Join(names, ",")
 }
+
+// A join that kubeadm refuses fails the task with a reason naming the cause and kubeadm's
+// own error, and leaves the node as it was.
+func TestJoinFailureNamesItsCause(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	cp1, w1, cp2 := newNode(t, "cp-1"), newNode(t, "w-1"), newNode(t, "cp-2")
+	if res, logs := cp1.run(t, "init", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}, UploadCerts: true}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("init: %v\n%v", res, logs)
+	}
+	mint := func(id string, cp bool) map[string]string {
+		res, _ := cp1.run(t, id, &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{Ttl: durationpb.New(15 * time.Minute), ControlPlane: cp}}})
+		if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+			t.Fatalf("token: %v", res)
+		}
+		return res.GetOutputs()
+	}
+	tok, cpTok, gone := mint("token", false), mint("token-cp", true), mint("token-gone", false)
+	if res, _ := cp1.run(t, "token-del", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{DeleteTokenId: gone["token"][:6]}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("token delete: %v", res)
+	}
+	for _, n := range []*node{w1, cp2} {
+		os.MkdirAll(filepath.Join(n.root, "var/lib/deckhand-sim"), 0o755)
+		os.WriteFile(filepath.Join(n.root, "var/lib/deckhand-sim/kubeadm-discovery-timeout"), []byte("200ms"), 0o644)
+	}
+	for _, c := range []struct {
+		name, reason, kubeadmSays string
+		n                         *node
+		role                      taskv1.NodeRole
+		token, hash, key          string
+		unreachable               bool
+	}{
+		{"wrong CA hash", "CA_HASH_MISMATCH", "none of the public keys \"" + tok["ca_cert_hash"] + "\" are pinned", w1, taskv1.NodeRole_NODE_ROLE_WORKER, tok["token"], "sha256:" + strings.Repeat("0", 64), "", false},
+		{"deleted token", "TOKEN_INVALID", "could not find a JWS signature in the cluster-info ConfigMap for token ID \"" + gone["token"][:6] + "\"", w1, taskv1.NodeRole_NODE_ROLE_WORKER, gone["token"], gone["ca_cert_hash"], "", false},
+		{"unreachable endpoint", "ENDPOINT_UNREACHABLE", "dial tcp 10.250.0.10:6443: connect: no route to host", w1, taskv1.NodeRole_NODE_ROLE_WORKER, tok["token"], tok["ca_cert_hash"], "", true},
+		{"wrong certificate key", "CERTIFICATE_KEY_INVALID", "error decoding secret data with provided key: cipher: message authentication failed", cp2, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, cpTok["token"], cpTok["ca_cert_hash"], strings.Repeat("ab", 32), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			knob := filepath.Join(c.n.root, "var/lib/deckhand-sim/unreachable")
+			if c.unreachable {
+				os.WriteFile(knob, nil, 0o644)
+				defer os.Remove(knob)
+			}
+			res, _ := c.n.run(t, "join-"+strings.ReplaceAll(c.name, " ", "-"), &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{
+				Cluster: cluster(), Node: &taskv1.NodeSpec{Name: c.n.name}, Role: c.role, Token: c.token, CaCertHash: c.hash, CertificateKey: c.key}}})
+			e := res.GetError()
+			if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || e.GetReason() != c.reason || !strings.Contains(e.GetMessage(), c.kubeadmSays) || e.GetHint() == "" || strings.Contains(e.GetMessage(), "stack trace") {
+				t.Fatalf("join: %v, want reason %s and kubeadm's %q", res, c.reason, c.kubeadmSays)
+			}
+			if exists(c.n.root, "etc/kubernetes/kubelet.conf") || exists(c.n.root, "etc/kubernetes/deckhand/kubeadm-join.yaml") {
+				t.Fatal("the failed join left the node joined, or its config with the token")
+			}
+		})
+	}
+}

@@ -1,10 +1,12 @@
 package testcluster
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -45,10 +47,14 @@ func SimKubeadm(t testing.TB, root string) {
 func InstallSim(t testing.TB, root string) {
 	t.Helper()
 	simOnce.Do(func() {
-		// One directory per user, shared by every test process: each process builds the
-		// binary (from Go's build cache) into a temporary name and renames it into place,
-		// so concurrent packages never see half a binary and no directory piles up.
-		simDir = filepath.Join(os.TempDir(), fmt.Sprintf("deckhand-sim-uid%d", os.Getuid()))
+		// One directory per user and checkout, shared by every test process of that
+		// checkout: each process builds the binary (from Go's build cache) into a
+		// temporary name and renames it into place, so concurrent packages never see half
+		// a binary and no directory piles up. Checkouts (git worktrees) of other code on
+		// the same machine get their own, or one's tests would run another's simulation.
+		_, self, _, _ := runtime.Caller(0)
+		checkout := sha256.Sum256([]byte(filepath.Dir(filepath.Dir(filepath.Dir(self)))))
+		simDir = filepath.Join(os.TempDir(), fmt.Sprintf("deckhand-sim-uid%d-%x", os.Getuid(), checkout[:6]))
 		if simErr = os.MkdirAll(simDir, 0o700); simErr != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,15 +32,103 @@ import (
 // effect (package simrecords reads them for tests), and the cluster's state is kept next
 // to it: nodes/NAME
 // (its role), noderoots/NAME (its simulated host root, for kubectl to see its kubelet),
-// podcidrs/NAME (its spec.podCIDR, nodenet.go), etcd/NAME (a stacked etcd member), tokens/ID, ca.crt, endpoint and certificate-key.
+// podcidrs/NAME (its spec.podCIDR, nodenet.go), etcd/NAME (a stacked etcd member),
+// apiservers/NAME (where a control plane's API server listens, discovery.go), tokens/ID,
+// ca.crt, endpoint (where joins find the API server), control-plane-endpoint (when init
+// set one) and certificate-key.
 //
-// Test knob: ROOT/var/lib/deckhand-sim/kubeadm-join-delay (a Go duration) makes kubeadm
-// join wait that long after its preflight checks and before it changes anything, so a test
-// can kill the agent while kubeadm runs.
+// It fails as kubeadm v1.33.13 fails (kubeadmutil.CheckErr): the error on stderr, then
+// "To see the stack trace of this error execute with --v=5 or higher"; exit code 3 for a
+// configuration that fails validation, 1 for everything else, failed preflight checks
+// included (they reach CheckErr wrapped in "error execution phase preflight: ", so
+// kubeadm's PreFlightExitCode 2 is never seen). An error in a phase of init or join reads
+// "error execution phase PHASE: ...".
+//
+// Test knobs, in ROOT/var/lib/deckhand-sim: kubeadm-join-delay (a Go duration) makes
+// kubeadm join wait that long after its preflight checks and before it changes anything,
+// so a test can kill the agent while kubeadm runs; unreachable and
+// kubeadm-discovery-timeout are discovery's (discovery.go).
 
 var tokenRE = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
+// stackTraceHint ends every error kubeadm prints without --v=5.
+const stackTraceHint = "To see the stack trace of this error execute with --v=5 or higher"
+
+// The files of a node that kubeadm's preflight checks look at.
+const (
+	kubeletConf          = "/etc/kubernetes/kubelet.conf"
+	bootstrapKubeletConf = "/etc/kubernetes/bootstrap-kubelet.conf"
+	adminConf            = "/etc/kubernetes/admin.conf"
+	defaultCACertPath    = "/etc/kubernetes/pki/ca.crt"
+	etcdDataDir          = "/var/lib/etcd"
+	cpeFile              = "control-plane-endpoint"
+)
+
+var controlPlaneManifests = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"}
+
 func kubeadm(r string, args []string) (int, error) {
+	code, err := kubeadmCommand(r, args)
+	if err != nil && !strings.HasSuffix(strings.TrimSpace(err.Error()), stackTraceHint) {
+		err = fmt.Errorf("%w\n%s", err, stackTraceHint)
+	}
+	return code, err
+}
+
+// phaseError is an error in a phase of init, join or reset, as kubeadm's workflow runner
+// wraps it.
+func phaseError(phase string, err error) error {
+	return fmt.Errorf("error execution phase %s: %w", phase, err)
+}
+
+// check is one of kubeadm's preflight checks: its name, and why it failed ("" if it did
+// not).
+type check struct{ name, failed string }
+
+// preflight fails the way kubeadm's RunChecks does when any check failed, listing each
+// failed check in order.
+func preflight(checks ...check) error {
+	var b strings.Builder
+	for _, c := range checks {
+		if c.failed != "" {
+			fmt.Fprintf(&b, "\t[ERROR %s]: %s\n", c.name, c.failed)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return phaseError("preflight", errors.New("[preflight] Some fatal errors occurred:\n"+b.String()+
+		"[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`"))
+}
+
+// fileAvailable is kubeadm's FileAvailable check: the file must not exist yet.
+func fileAvailable(r, p string) check {
+	c := check{name: "FileAvailable-" + strings.ReplaceAll(p, "/", "-")}
+	if _, err := os.Lstat(filepath.Join(r, p)); err == nil {
+		c.failed = p + " already exists"
+	}
+	return c
+}
+
+// dirAvailable is kubeadm's DirAvailable check: the directory must be absent or empty.
+func dirAvailable(r, p string) check {
+	c := check{name: "DirAvailable-" + strings.ReplaceAll(p, "/", "-")}
+	if entries, err := os.ReadDir(filepath.Join(r, p)); err == nil && len(entries) > 0 {
+		c.failed = p + " is not empty"
+	}
+	return c
+}
+
+// controlPlaneChecks are the checks kubeadm runs on a node that becomes a control plane
+// (init, or a control-plane join) about its own files.
+func controlPlaneChecks(r string) []check {
+	var out []check
+	for _, c := range controlPlaneManifests {
+		out = append(out, fileAvailable(r, "/etc/kubernetes/manifests/"+c+".yaml"))
+	}
+	return append(out, dirAvailable(r, etcdDataDir))
+}
+
+func kubeadmCommand(r string, args []string) (int, error) {
 	if len(args) == 3 && args[0] == "version" && args[1] == "-o" && args[2] == "short" {
 		return kubeadmVersion(r, args)
 	}
@@ -97,25 +187,32 @@ func flags(args []string, known map[string]bool, boolean map[string]bool) (map[s
 	return out, pos, nil
 }
 
-// validate checks a config file with the real kubeadm when it is available.
-func validate(r, file string) error {
+// validate checks a config file with the real kubeadm when it is available, and fails
+// with its message and exit code (3 for a configuration that fails validation, as the
+// command given the config would).
+func validate(r, file string) (int, error) {
 	data, err := os.ReadFile(filepath.Join(r, file))
 	if err != nil {
-		return fmt.Errorf("unable to read config from %q : open %s: no such file or directory", file, file)
+		return 1, fmt.Errorf("unable to read config from %q : open %s: no such file or directory", file, file)
 	}
 	if real := os.Getenv("DECKHAND_SIM_REAL_KUBEADM"); real != "" {
 		tmp, err := os.CreateTemp("", "kubeadm-sim-*.yaml")
 		if err != nil {
-			return err
+			return 1, err
 		}
 		defer os.Remove(tmp.Name())
 		tmp.Write(data)
 		tmp.Close()
 		if out, err := exec.Command(real, "config", "validate", "--config", tmp.Name()).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s", strings.TrimSpace(string(out)))
+			code := 1
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode()
+			}
+			return code, fmt.Errorf("%s", strings.TrimSpace(string(out)))
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 // docs splits a multi-document YAML config into kind → document.
@@ -207,23 +304,24 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	if err != nil || len(pos) > 0 || f["config"] == "" {
 		return 1, fmt.Errorf("kubeadm (simulation): use kubeadm init --config FILE [--upload-certs] (%v)", err)
 	}
-	if err := validate(r, f["config"]); err != nil {
-		return 1, err
-	}
-	if exists(filepath.Join(r, "etc/kubernetes/manifests/kube-apiserver.yaml")) {
-		return 1, errors.New("[preflight] Some fatal errors occurred:\n\t[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: /etc/kubernetes/manifests/kube-apiserver.yaml already exists\n[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`")
+	if code, err := validate(r, f["config"]); err != nil {
+		return code, err
 	}
 	d, err := docs(r, f["config"])
 	if err != nil {
 		return 1, err
 	}
-	endpoint := str(d["ClusterConfiguration"], "controlPlaneEndpoint")
+	fmt.Println("[init] Using Kubernetes version: " + str(d["ClusterConfiguration"], "kubernetesVersion"))
+	fmt.Println("[preflight] Running pre-flight checks")
+	if err := preflight(controlPlaneChecks(r)...); err != nil {
+		return 1, err
+	}
+	// kubeadm: the default route's interface's address, unless one is advertised.
+	apiServer := apiServerEndpoint(mapAt(d["InitConfiguration"], "localAPIEndpoint"), defaultAddress())
+	cpe := str(d["ClusterConfiguration"], "controlPlaneEndpoint")
+	endpoint := cpe
 	if endpoint == "" {
-		addr := str(d["InitConfiguration"], "localAPIEndpoint", "advertiseAddress")
-		if addr == "" {
-			addr = defaultAddress() // kubeadm: the default route's interface
-		}
-		endpoint = net.JoinHostPort(addr, "6443")
+		endpoint = apiServer
 	}
 	name := str(d["InitConfiguration"], "nodeRegistration", "name")
 	ca, err := pki.NewCA("kubernetes")
@@ -234,6 +332,10 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	os.WriteFile(filepath.Join(cluster, "ca.crt"), ca.CertPEM, 0o644)
 	os.WriteFile(filepath.Join(cluster, "ca.key"), ca.KeyPEM, 0o600)
 	os.WriteFile(filepath.Join(cluster, "endpoint"), []byte(endpoint), 0o644)
+	os.Remove(filepath.Join(cluster, cpeFile))
+	if cpe != "" {
+		os.WriteFile(filepath.Join(cluster, cpeFile), []byte(cpe), 0o644)
+	}
 	os.Remove(filepath.Join(cluster, podSubnetFile))
 	if sub := str(d["ClusterConfiguration"], "networking", "podSubnet"); sub != "" {
 		os.WriteFile(filepath.Join(cluster, podSubnetFile), []byte(sub), 0o644)
@@ -249,7 +351,7 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
 	writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(endpoint, "kubernetes-admin"), 0o600)
 	writeFile(r, "etc/kubernetes/kubelet.conf", kubeconfig(endpoint, "system:node:"+name), 0o600)
-	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
+	for _, c := range controlPlaneManifests {
 		writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: "+c+"\n", 0o600)
 	}
 	writeFile(r, "var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n", 0o644)
@@ -258,10 +360,10 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	startKubelet(r)
 	addNode(r, cluster, name, "control-plane")
 	addEtcdMember(cluster, name)
+	addAPIServer(cluster, name, apiServer)
 	record(cluster, simrecords.KubeadmInit, name)
 	hash := pki.Hash(ca.Cert)
 
-	fmt.Println("[init] Using Kubernetes version: " + str(d["ClusterConfiguration"], "kubernetesVersion"))
 	fmt.Println("[addons] Applied essential addon: CoreDNS")
 	fmt.Println("[addons] Applied essential addon: kube-proxy")
 	fmt.Print("\nYour Kubernetes control-plane has initialized successfully!\n\nTo start using your cluster, you need to run the following as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n\nAlternatively, if you are the root user, you can run:\n\n  export KUBECONFIG=/etc/kubernetes/admin.conf\n\nYou should now deploy a pod network to the cluster.\nRun \"kubectl apply -f [podnetwork].yaml\" with one of the options listed at:\n  https://kubernetes.io/docs/concepts/cluster-administration/addons/\n\n")
@@ -299,8 +401,8 @@ func uploadCerts(r, cluster string, args []string) (int, error) {
 		return 1, err
 	}
 	if f["config"] != "" {
-		if err := validate(r, f["config"]); err != nil {
-			return 1, err
+		if code, err := validate(r, f["config"]); err != nil {
+			return code, err
 		}
 	}
 	key := f["certificate-key"]
@@ -385,51 +487,54 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 	if err != nil || len(pos) > 0 || f["config"] == "" {
 		return 1, fmt.Errorf("kubeadm (simulation): use kubeadm join --config FILE (%v)", err)
 	}
-	fmt.Println("[preflight] Running pre-flight checks")
-	if err := validate(r, f["config"]); err != nil {
-		return 1, err
-	}
-	if exists(filepath.Join(r, "etc/kubernetes/kubelet.conf")) {
-		return 1, errors.New("[preflight] Some fatal errors occurred:\n\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists")
+	if code, err := validate(r, f["config"]); err != nil {
+		return code, err
 	}
 	d, err := docs(r, f["config"])
 	if err != nil {
 		return 1, err
 	}
 	jc := d["JoinConfiguration"]
-	token := str(jc, "discovery", "bootstrapToken", "token")
-	if !tokenValid(cluster, token) {
-		return 1, errors.New("error execution phase preflight: couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID \"" + strings.SplitN(token, ".", 2)[0] + "\"")
+	if code, err := checkDiscovery(jc); err != nil {
+		return code, err
 	}
-	ca, err := clusterCA(cluster)
-	if err != nil {
+	controlPlane := jc["controlPlane"] != nil
+	fmt.Println("[preflight] Running pre-flight checks")
+	checks := []check{fileAvailable(r, kubeletConf), fileAvailable(r, bootstrapKubeletConf)}
+	if !controlPlane {
+		caPath := str(jc, "caCertPath")
+		if caPath == "" {
+			caPath = defaultCACertPath
+		}
+		checks = append(checks, fileAvailable(r, caPath))
+	}
+	if err := preflight(checks...); err != nil {
 		return 1, err
 	}
-	hashes, _ := jc["discovery"].(map[string]any)["bootstrapToken"].(map[string]any)["caCertHashes"].([]any)
-	matched := false
-	for _, h := range hashes {
-		if h == pki.Hash(ca.Cert) {
-			matched = true
-		}
+	ca, err := discover(r, cluster, jc)
+	if err != nil {
+		return 1, phaseError("preflight", err)
 	}
-	if !matched {
-		return 1, fmt.Errorf("error execution phase preflight: couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"%s\" are pinned", pki.Hash(ca.Cert))
+	key := str(jc, "controlPlane", "certificateKey")
+	if controlPlane {
+		if err := readyForControlPlane(r, cluster, key); err != nil {
+			return 1, phaseError("preflight", err)
+		}
+		fmt.Println("[preflight] Running pre-flight checks before initializing the new control plane instance")
+		if err := preflight(controlPlaneChecks(r)...); err != nil {
+			return 1, err
+		}
+		fmt.Println("[preflight] Pulling images required for setting up a Kubernetes cluster")
+		fmt.Println("[preflight] This might take a minute or two, depending on the speed of your internet connection")
+		fmt.Println("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'")
+		if key != "" {
+			if err := downloadCerts(cluster, key); err != nil {
+				return 1, phaseError("control-plane-prepare/download-certs", fmt.Errorf("error downloading certs: %w", err))
+			}
+		}
 	}
 	name := str(jc, "nodeRegistration", "name")
 	endpoint, _ := os.ReadFile(filepath.Join(cluster, "endpoint"))
-	controlPlane := jc["controlPlane"] != nil
-	if controlPlane {
-		b, err := os.ReadFile(filepath.Join(cluster, "certificate-key"))
-		f := strings.Fields(string(b))
-		var exp time.Time
-		perr := errors.New("no certificate key")
-		if len(f) == 2 {
-			exp, perr = time.Parse(time.RFC3339, f[1])
-		}
-		if err != nil || perr != nil || f[0] != str(jc, "controlPlane", "certificateKey") || time.Now().After(exp) {
-			return 1, errors.New("error execution phase control-plane-prepare/download-certs: error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one")
-		}
-	}
 	if err := joinDelay(r); err != nil {
 		return 1, err
 	}
@@ -440,7 +545,7 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 		writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(string(endpoint), "kubernetes-admin"), 0o600)
 		// The shared certificates a control-plane join downloads (kubeadm-certs).
 		writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
-		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
+		for _, c := range controlPlaneManifests {
 			writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\n", 0o600)
 		}
 		writeFile(r, "var/lib/etcd/member/snap/db", "", 0o600)
@@ -456,6 +561,9 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 		addEtcdMember(cluster, name)
 	}
 	addNode(r, cluster, name, role)
+	if controlPlane {
+		addAPIServer(cluster, name, apiServerEndpoint(mapAt(jc, "controlPlane", "localAPIEndpoint"), hostAddress(r, cluster)))
+	}
 	record(cluster, simrecords.KubeadmJoin, name)
 	if controlPlane {
 		fmt.Print("\nThis node has joined the cluster and a new control plane instance was created:\n\n* Certificate signing request was sent to apiserver and approval was received.\n* The Kubelet was informed of the new secure connection details.\n* Control plane label and taint were applied to the new node.\n* The Kubernetes control plane instances scaled up.\n* A new etcd member was added to the local/stacked etcd cluster.\n\nTo start administering your cluster from this node, you need to run the following as a regular user:\n\n\tmkdir -p $HOME/.kube\n\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n\tsudo chown $(id -u):$(id -g) $HOME/.kube/config\n\nRun 'kubectl get nodes' to see this node join the cluster.\n\n")
@@ -463,6 +571,70 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 		fmt.Print("\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a response was received.\n* The Kubelet was informed of the new secure connection details.\n\nRun 'kubectl get nodes' on the control-plane to see this node join the cluster.\n\n")
 	}
 	return 0, nil
+}
+
+// checkDiscovery is kubeadm's validation of the JoinConfiguration's discovery (exit code
+// 3), and the simulation's refusal of what Deckhand never uses.
+func checkDiscovery(jc map[string]any) (int, error) {
+	if mapAt(jc, "discovery", "file") != nil {
+		return 1, errors.New("kubeadm (simulation): discovery.file is not simulated: Deckhand joins with token discovery")
+	}
+	bt := mapAt(jc, "discovery", "bootstrapToken")
+	if bt == nil {
+		return 3, errors.New(`discovery: Invalid value: "": bootstrapToken or file must be set`)
+	}
+	if skip, _ := bt["unsafeSkipCAVerification"].(bool); skip {
+		return 1, errors.New("kubeadm (simulation): discovery.bootstrapToken.unsafeSkipCAVerification is not simulated: Deckhand always pins the cluster CA with caCertHashes")
+	}
+	if len(anyStrings(bt["caCertHashes"])) == 0 {
+		return 3, errors.New(`discovery.bootstrapToken.caCertHashes: Invalid value: "": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue`)
+	}
+	return 0, nil
+}
+
+// readyForControlPlane is kubeadm's check that the cluster can take another control plane
+// and that the node will have the shared certificates.
+func readyForControlPlane(r, cluster, key string) error {
+	reason := ""
+	switch {
+	case !exists(filepath.Join(cluster, cpeFile)):
+		reason = "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"
+	case key == "" && !exists(filepath.Join(r, "etc/kubernetes/pki/ca.key")):
+		reason = "[failure loading key for CA: couldn't load the private key file /etc/kubernetes/pki/ca.key: open /etc/kubernetes/pki/ca.key: no such file or directory]"
+	default:
+		return nil
+	}
+	return errors.New("\nOne or more conditions for hosting a new control plane instance is not satisfied.\n\n" + reason +
+		"\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n* The certificates that must be shared among control plane instances are provided.\n\n")
+}
+
+// downloadCerts is the download of the kubeadm-certs Secret that upload-certs stored,
+// decrypted with the certificate key: it fails as kubeadm's copycerts.DownloadCerts does.
+func downloadCerts(cluster, key string) error {
+	fmt.Println("[download-certs] Downloading the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace")
+	decoded, err := hex.DecodeString(key)
+	if err != nil {
+		return fmt.Errorf("error decoding certificate key: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(cluster, "certificate-key"))
+	f := strings.Fields(string(b))
+	var exp time.Time
+	if err == nil && len(f) == 2 {
+		exp, err = time.Parse(time.RFC3339, f[1])
+	}
+	if err != nil || len(f) != 2 || !time.Now().Before(exp) {
+		return errors.New("error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one")
+	}
+	if f[0] != key {
+		// AES-GCM: a key of the wrong size is refused, one of the right size fails to open.
+		cause := "cipher: message authentication failed"
+		if n := len(decoded); n != 16 && n != 24 && n != 32 {
+			cause = "crypto/aes: invalid key size " + strconv.Itoa(n)
+		}
+		return errors.New("error decoding secret data with provided key: " + cause)
+	}
+	fmt.Println("[download-certs] Saving the certificates to the folder: \"/etc/kubernetes/pki\"")
+	return nil
 }
 
 func kubeadmReset(r, cluster string, args []string) (int, error) {
@@ -477,18 +649,53 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 	if err != nil || len(pos) > 0 {
 		return 1, fmt.Errorf("kubeadm (simulation): %v", err)
 	}
-	if f["force"] != "true" {
-		return 1, errors.New("[reset] Are you sure you want to proceed? [y/N]: aborted reset operation (no terminal)")
-	}
 	name := nodeName(r)
-	// Phase remove-etcd-member, which runs first: a stacked etcd member leaves the cluster.
-	if name != "" && exists(filepath.Join(r, "etc/kubernetes/manifests/etcd.yaml")) {
-		if err := os.Remove(filepath.Join(cluster, simrecords.EtcdDir, name)); err == nil {
-			record(cluster, simrecords.EtcdMemberRemove, name)
+	controlPlane := exists(filepath.Join(r, "etc/kubernetes/manifests/etcd.yaml"))
+	// kubeadm reads the cluster's configuration through the kubeconfig (admin.conf, which
+	// only a control plane has), and this node's registration from its Node object; without
+	// them it warns, and cannot remove this node's etcd member.
+	fetched := false
+	if kc := filepath.Join(r, adminConf); exists(kc) {
+		fmt.Print("[reset] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...\n[reset] Use 'kubeadm init phase upload-config --config your-config-file' to re-upload it.\n")
+		endpoint := server(kc)
+		if err := dial(r, cluster, endpoint); err != nil {
+			klogWarning("reset.go:141", fmt.Sprintf("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get config map: Get \"https://%s/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s\": %v", endpoint, err))
+		} else if name == "" || !nodeExists(cluster, name) {
+			klogWarning("reset.go:141", fmt.Sprintf("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get node registration: failed to get corresponding node: nodes %q not found", name))
+		} else {
+			fetched = true
 		}
 	}
-	// As real kubeadm reset, the Node object stays (NotReady once the kubelet stops): it is
-	// deleted through the API (kubectl delete node), not by the reset.
+	if f["force"] != "true" {
+		klogWarning("preflight.go:56", "[reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' will be reverted.")
+		fmt.Print("[reset] Are you sure you want to proceed? [y/N]: ")
+		answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		if a := strings.TrimSpace(answer); !strings.EqualFold(a, "y") && !strings.EqualFold(a, "yes") {
+			return 1, phaseError("preflight", errors.New("won't proceed; the user didn't answer (Y|y) in order to continue"))
+		}
+	}
+	fmt.Println("[preflight] Running pre-flight checks")
+	// Phase remove-etcd-member: a stacked etcd member leaves the cluster, then its data
+	// goes; kubeadm finds the data directory in the configuration it fetched, else in the
+	// etcd manifest.
+	if fetched || controlPlane {
+		if fetched && controlPlane {
+			if err := os.Remove(filepath.Join(cluster, simrecords.EtcdDir, name)); err == nil {
+				record(cluster, simrecords.EtcdMemberRemove, name)
+			}
+		}
+		if entries, _ := os.ReadDir(filepath.Join(r, etcdDataDir)); len(entries) > 0 {
+			fmt.Println("[reset] Deleted contents of the etcd data directory: " + etcdDataDir)
+		}
+	} else {
+		fmt.Print("[reset] No etcd config found. Assuming external etcd\n[reset] Please, manually reset etcd to prevent further issues\n")
+	}
+	// The API server stops with the kubelet. As with the real kubeadm reset, the Node
+	// object stays (NotReady once the kubelet stops): it is deleted through the API
+	// (kubectl delete node), not by the reset.
+	if name != "" && controlPlane {
+		removeAPIServer(cluster, name)
+	}
 	for _, dir := range []string{"etc/kubernetes/manifests", "var/lib/kubelet", "etc/kubernetes/pki", "var/lib/etcd"} {
 		entries, _ := os.ReadDir(filepath.Join(r, dir))
 		for _, e := range entries {
@@ -501,8 +708,14 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-node"))
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/systemd/kubelet.active")) // [reset] Stopping the kubelet service
 	record(cluster, simrecords.KubeadmReset, name)
-	fmt.Print("[preflight] Running pre-flight checks\n[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n[reset] Stopping the kubelet service\n[reset] Unmounting mounted directories in \"/var/lib/kubelet\"\n[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]\n\nThe reset process does not perform cleanup of CNI plugin configuration,\nnetwork filtering rules and kubeconfig files.\n\nFor information on how to perform this cleanup manually, please see:\n    https://k8s.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/\n\n")
+	fmt.Print("[reset] Stopping the kubelet service\n[reset] Unmounting mounted directories in \"/var/lib/kubelet\"\n[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]\n\nThe reset process does not perform cleanup of CNI plugin configuration,\nnetwork filtering rules and kubeconfig files.\n\nFor information on how to perform this cleanup manually, please see:\n    https://k8s.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/\n\n")
 	return 0, nil
+}
+
+// klogWarning prints a warning to stderr the way kubeadm's klog does, headed by the
+// source line that logs it in kubeadm v1.33.13.
+func klogWarning(at, msg string) {
+	fmt.Fprintf(os.Stderr, "W%s %7d %s] %s\n", time.Now().Format("0102 15:04:05.000000"), os.Getpid(), at, msg)
 }
 
 // defaultAddress is this machine's first non-loopback IPv4 address, standing in for the

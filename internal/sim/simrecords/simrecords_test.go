@@ -1,6 +1,7 @@
 package simrecords_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
@@ -176,8 +178,15 @@ func TestSimulatedClusterRecordsWhatHappened(t *testing.T) {
 	if members, _ := simrecords.EtcdMembers(dir); !slices.Equal(members, []string{"cp-1"}) {
 		t.Fatalf("etcd members after resetting cp-2: %v", members)
 	}
+	// kubeadm reset leaves the Node objects; they go through the API.
+	if nodes, _ := simrecords.Nodes(dir); len(nodes) != 3 {
+		t.Fatalf("nodes after the resets: %v, want all three until deleted", nodes)
+	}
+	for _, n := range []string{"cp-2", "w-1"} {
+		cp1.must("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", n, "--ignore-not-found")
+	}
 	if nodes, _ := simrecords.Nodes(dir); len(nodes) != 1 || nodes["cp-1"] != "control-plane" {
-		t.Fatalf("nodes after the resets: %v", nodes)
+		t.Fatalf("nodes after the resets and deletes: %v", nodes)
 	}
 	// Resetting again finds no member to remove.
 	cp2.must("kubeadm", "reset", "-f")
@@ -283,5 +292,186 @@ func TestConcurrentRecordsDoNotInterleave(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "records"), []byte("2026-01-01T00:00:00Z\tkubeadm-init\n"), 0o644)
 	if _, err := simrecords.Read(dir); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("a malformed records file: %v", err)
+	}
+}
+
+// joinConfig is a JoinConfiguration for h as Deckhand writes it.
+func (h *host) joinConfig(controlPlane bool, endpoint, token, hash, key string) []byte {
+	h.t.Helper()
+	c, _ := kubeadmconfig.ParseCluster(&taskv1.ClusterSpec{KubernetesVersion: clusterSpec.KubernetesVersion, ControlPlaneEndpoint: endpoint,
+		PodSubnet: clusterSpec.PodSubnet, ServiceSubnet: clusterSpec.ServiceSubnet, CgroupDriver: clusterSpec.CgroupDriver})
+	n, _ := kubeadmconfig.ParseNode(&taskv1.NodeSpec{Name: h.name})
+	cfg, err := kubeadmconfig.JoinConfig(c, n, controlPlane, "", token, hash, key)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return cfg
+}
+
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+const stackTrace = "To see the stack trace of this error execute with --v=5 or higher\n"
+
+// A join fails where kubeadm v1.33.13 fails, with its text and exit code: discovery checks
+// the endpoint, the token and the CA pin; a control-plane join the certificate key. What
+// kubeadm retries (an endpoint that does not answer, a token the cluster does not sign)
+// fails only after the discovery timeout; the rest at once. A failed join changes nothing.
+func TestSimulatedJoinFailsAsKubeadmDoes(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DECKHAND_SIM_CLUSTER", dir)
+	cp1, w1, cp2 := newHost(t, "cp-1"), newHost(t, "w-1"), newHost(t, "cp-2")
+	cp1.init()
+	out := cp1.must("kubeadm", kubeadmconfig.TokenCreateArgs(0)[1:]...)
+	token, hash := strings.TrimPrefix(tokenOut.FindString(out), "--token "), hashOut.FindString(out)
+	id := token[:6]
+	key := keyOut.FindString(cp1.must("kubeadm", kubeadmconfig.UploadCertsArgs("")[1:]...))
+	deleted := strings.TrimPrefix(tokenOut.FindString(cp1.must("kubeadm", kubeadmconfig.TokenCreateArgs(0)[1:]...)), "--token ")
+	cp1.must("kubeadm", kubeadmconfig.TokenDeleteArgs(deleted)[1:]...)
+	// A token past its expiry, as the simulation keeps it.
+	const expired = "exp123.0123456789abcdef"
+	os.WriteFile(filepath.Join(dir, simrecords.TokensDir, "exp123"), []byte(expired+" 2020-01-01T00:00:00Z"), 0o600)
+	const endpoint = "10.250.0.10:6443"
+	otherHash := "sha256:" + strings.Repeat("0", 64)
+	otherKey := strings.Repeat("ab", 32)
+	if len(token) != 23 || hash == "" || len(key) != 64 {
+		t.Fatalf("token %q, hash %q, key %q from the simulated kubeadm", token, hash, key)
+	}
+
+	discovery := func(msg string) string {
+		return "error execution phase preflight: couldn't validate the identity of the API Server: " + msg + "\n" + stackTrace
+	}
+	const slow, fast = 300 * time.Millisecond, time.Minute
+	for _, c := range []struct {
+		name string
+		h    *host
+		cfg  []byte
+		// timeout is the discovery timeout: a failure that kubeadm retries must take it
+		// all, one it does not retry must not wait for it.
+		timeout time.Duration
+		// cutOff sets the unreachable knob, listing unreachable (all endpoints if empty).
+		cutOff      bool
+		unreachable string
+		leftover    string // a file left on the node
+		code        int
+		stderr      string
+	}{{
+		name: "wrong CA hash", h: w1, cfg: w1.joinConfig(false, endpoint, token, otherHash, ""), timeout: fast, code: 1,
+		stderr: discovery(`cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "` + hash + `" are pinned`),
+	}, {
+		name: "deleted token", h: w1, cfg: w1.joinConfig(false, endpoint, deleted, hash, ""), timeout: slow, code: 1,
+		stderr: discovery(`could not find a JWS signature in the cluster-info ConfigMap for token ID "` + deleted[:6] + `"`),
+	}, {
+		name: "expired token", h: w1, cfg: w1.joinConfig(false, endpoint, expired, hash, ""), timeout: slow, code: 1,
+		stderr: discovery(`could not find a JWS signature in the cluster-info ConfigMap for token ID "exp123"`),
+	}, {
+		name: "wrong token secret", h: w1, cfg: w1.joinConfig(false, endpoint, id+".zzzzzzzzzzzzzzzz", hash, ""), timeout: fast, code: 1,
+		stderr: discovery("failed to verify JWS signature of received cluster info object, can't trust this API Server"),
+	}, {
+		name: "unreachable endpoint", h: w1, cfg: w1.joinConfig(false, endpoint, token, hash, ""), timeout: slow, cutOff: true, code: 1,
+		stderr: discovery(`failed to request the cluster-info ConfigMap: Get "https://10.250.0.10:6443/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s": dial tcp 10.250.0.10:6443: connect: no route to host`),
+	}, {
+		name: "endpoint listed unreachable", h: w1, cfg: w1.joinConfig(false, endpoint, token, hash, ""), timeout: slow, cutOff: true, unreachable: "10.250.0.99:6443\n" + endpoint + "\n", code: 1,
+		stderr: discovery(`failed to request the cluster-info ConfigMap: Get "https://10.250.0.10:6443/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s": dial tcp 10.250.0.10:6443: connect: no route to host`),
+	}, {
+		name: "endpoint with no API server", h: w1, cfg: w1.joinConfig(false, "10.250.0.99:6443", token, hash, ""), timeout: slow, code: 1,
+		stderr: discovery(`failed to request the cluster-info ConfigMap: Get "https://10.250.0.99:6443/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s": dial tcp 10.250.0.99:6443: connect: connection refused`),
+	}, {
+		name: "wrong certificate key", h: cp2, cfg: cp2.joinConfig(true, endpoint, token, hash, otherKey), timeout: fast, code: 1,
+		stderr: "error execution phase control-plane-prepare/download-certs: error downloading certs: error decoding secret data with provided key: cipher: message authentication failed\n" + stackTrace,
+	}, {
+		name: "a worker's leftover CA", h: w1, cfg: w1.joinConfig(false, endpoint, token, hash, ""), timeout: fast, leftover: "/etc/kubernetes/pki/ca.crt", code: 1,
+		stderr: "error execution phase preflight: [preflight] Some fatal errors occurred:\n\t[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]: /etc/kubernetes/pki/ca.crt already exists\n[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`\n" + stackTrace,
+	}, {
+		name: "no CA pin", h: w1, timeout: fast, code: 3,
+		cfg:    []byte("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    apiServerEndpoint: " + endpoint + "\n    token: " + token + "\nnodeRegistration:\n  name: w-1\n"),
+		stderr: `discovery.bootstrapToken.caCertHashes: Invalid value: "": using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue` + "\n" + stackTrace,
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			knobs := filepath.Join(c.h.root, "var/lib/deckhand-sim")
+			c.h.write("/var/lib/deckhand-sim/kubeadm-discovery-timeout", []byte(c.timeout.String()))
+			if c.cutOff {
+				c.h.write("/var/lib/deckhand-sim/unreachable", []byte(c.unreachable))
+				defer os.Remove(filepath.Join(knobs, "unreachable"))
+			}
+			if c.leftover != "" {
+				c.h.write(c.leftover, []byte("x"))
+				defer os.Remove(filepath.Join(c.h.root, c.leftover))
+			}
+			c.h.write("/etc/kubeadm-join.yaml", c.cfg)
+			start := time.Now()
+			stdout, stderr, err := c.h.run("kubeadm", "join", "--config", "/etc/kubeadm-join.yaml")
+			took := time.Since(start)
+			if exitCode(err) != c.code || stderr != c.stderr {
+				t.Fatalf("exit code %d (want %d), stderr:\n%q\nwant:\n%q\nstdout:\n%s", exitCode(err), c.code, stderr, c.stderr, stdout)
+			}
+			if c.timeout == slow && took < slow {
+				t.Fatalf("failed after %v, before the discovery timeout %v", took, slow)
+			}
+			if c.timeout == fast && took > fast/2 {
+				t.Fatalf("failed after %v: it waited for the discovery timeout", took)
+			}
+			if exists(c.h.root, "etc/kubernetes/kubelet.conf") || simrecords.Count(read(t, dir), simrecords.KubeadmJoin, c.h.name) != 0 {
+				t.Fatal("the failed join changed the node or the cluster")
+			}
+		})
+	}
+
+	// The same hosts join with what the control plane minted, also through an endpoint that
+	// the unreachable knob does not list.
+	w1.write("/var/lib/deckhand-sim/unreachable", []byte("10.250.0.99:6443\n"))
+	w1.write("/etc/kubeadm-join.yaml", w1.joinConfig(false, endpoint, token, hash, ""))
+	w1.must("kubeadm", "join", "--config", "/etc/kubeadm-join.yaml")
+	cp2.write("/etc/kubeadm-join.yaml", cp2.joinConfig(true, endpoint, token, hash, key))
+	cp2.must("kubeadm", "join", "--config", "/etc/kubeadm-join.yaml")
+	if nodes, _ := simrecords.Nodes(dir); len(nodes) != 3 {
+		t.Fatalf("nodes after the joins: %v", nodes)
+	}
+}
+
+func exists(root, p string) bool {
+	_, err := os.Stat(filepath.Join(root, p))
+	return err == nil
+}
+
+// kubeadm reset on a control plane whose Node object is already deleted cannot read this
+// node's registration: like kubeadm v1.33.13 it warns and leaves the etcd member in the
+// cluster. Once no control plane runs, the endpoint answers no join.
+func TestSimulatedResetOfDeletedNodeKeepsItsEtcdMember(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DECKHAND_SIM_CLUSTER", dir)
+	cp1, cp2, w1 := newHost(t, "cp-1"), newHost(t, "cp-2"), newHost(t, "w-1")
+	cp1.init()
+	cp2.join(cp1, true)
+	cp1.must("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "delete", "node", "cp-2", "--ignore-not-found")
+	stdout, stderr, err := cp2.run("kubeadm", "reset", "-f")
+	warning := regexp.MustCompile(`(?m)^W\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ reset\.go:141\] \[reset\] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get node registration: failed to get corresponding node: nodes "cp-2" not found$`)
+	if err != nil || !warning.MatchString(stderr) || !strings.Contains(stdout, "[reset] Deleted contents of the etcd data directory: /var/lib/etcd") {
+		t.Fatalf("reset of a control plane without its Node: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if members, _ := simrecords.EtcdMembers(dir); !slices.Equal(members, []string{"cp-1", "cp-2"}) {
+		t.Fatalf("etcd members after resetting cp-2 without its Node: %v, want cp-2's member left behind", members)
+	}
+	if n := simrecords.Count(read(t, dir), simrecords.EtcdMemberRemove, "cp-2"); n != 0 {
+		t.Fatalf("%d etcd member removals of cp-2 recorded", n)
+	}
+
+	// The last control plane goes: nothing answers at the endpoint any more.
+	out := cp1.must("kubeadm", kubeadmconfig.TokenCreateArgs(0)[1:]...)
+	token, hash := strings.TrimPrefix(tokenOut.FindString(out), "--token "), hashOut.FindString(out)
+	cp1.must("kubeadm", "reset", "-f")
+	w1.write("/var/lib/deckhand-sim/kubeadm-discovery-timeout", []byte("100ms"))
+	w1.write("/etc/kubeadm-join.yaml", w1.joinConfig(false, "10.250.0.10:6443", token, hash, ""))
+	_, stderr, err = w1.run("kubeadm", "join", "--config", "/etc/kubeadm-join.yaml")
+	if exitCode(err) != 1 || !strings.Contains(stderr, "dial tcp 10.250.0.10:6443: connect: connection refused") {
+		t.Fatalf("join with no control plane left: %v\n%s", err, stderr)
 	}
 }
