@@ -1,7 +1,8 @@
 // Package kubeadm is the agent's kubeadm tasks: init (capturing the CA cert hash, the
 // bootstrap token and the certificate key from kubeadm's own output), token (a short-lived
 // join token minted just in time, plus uploaded certs and their key for a control-plane
-// join; or deleting one), join (worker or control plane) and reset (kubeadm reset -f, then
+// join; or deleting one), join (worker or control plane; a failed join names its cause,
+// failures.go) and reset (kubeadm reset -f, then
 // what kubeadm leaves behind, then a check that reports anything still there). Configs are
 // written 0600 under /etc/kubernetes/deckhand: they hold secrets, and never go on argv.
 //
