@@ -29,7 +29,8 @@ const (
 	// RouteProto marks the routes Deckhand owns (`ip route ... proto 221`, 0xdd): it is not
 	// one of the kernel's or iproute2's reserved numbers (rt_protos: 0-18, 42 babel, 99
 	// openr, 186-192 bgp/isis/ospf/rip/eigrp) nor one a known pod network uses (Calico
-	// 80, bird 12, kube-router's zebra 11). Routes with another protocol are never changed.
+	// 80, bird 12, kube-router's zebra 11). Routes with another protocol are never changed:
+	// a pod CIDR that already has one is refused (ROUTE_CONFLICT).
 	RouteProto = 221
 
 	ipamDir        = "/var/lib/cni/networks/" + NetworkName
@@ -87,6 +88,9 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		return nil, tasks.Errorf("ROUTES_FAILED", "report this output of ip -j route show", "%v", err)
 	}
 	replace, remove := Diff(s.Routes, have)
+	if err := checkForeign(ctx, h, replace, have); err != nil {
+		return nil, err
+	}
 	for _, r := range replace {
 		if err := h.Run(ctx, "route pods of "+r.CIDR.String()+" via "+r.Via.String(), "ip", "-4", "route", "replace", r.CIDR.String(), "via", r.Via.String(), "proto", proto); err != nil {
 			return nil, tasks.Errorf("ROUTES_FAILED", "the bridge provider needs every node on one L2 segment: check that "+r.Via.String()+" is a neighbour of this node (ip route get "+r.Via.String()+")",
@@ -152,6 +156,48 @@ func checkOwnAddresses(ctx context.Context, h *host.Host, s *podnet.Spec) error 
 	return nil
 }
 
+// checkForeign refuses to replace a route Deckhand does not own: `ip route replace` matches
+// an existing route by its destination (and metric), whatever its protocol, so it would
+// overwrite an administrator's or another pod network's route to the same CIDR.
+func checkForeign(ctx context.Context, h *host.Host, replace, owned []podnet.Route) error {
+	if len(replace) == 0 {
+		return nil
+	}
+	out, err := h.Query(ctx, "ip", "-j", "-4", "route", "show")
+	if err != nil {
+		return tasks.Errorf("ROUTES_FAILED", "check that iproute2 (ip) is installed and works on the node", "list the node's routes: %v", err)
+	}
+	all, err := parseTable(out)
+	if err != nil {
+		return tasks.Errorf("ROUTES_FAILED", "report this output of ip -j route show", "%v", err)
+	}
+	ours := map[netip.Prefix]int{}
+	for _, r := range owned {
+		ours[r.CIDR]++
+	}
+	for _, r := range replace {
+		var same []tableRoute
+		for _, a := range all {
+			if a.CIDR == r.CIDR {
+				same = append(same, a)
+			}
+		}
+		if len(same) <= ours[r.CIDR] {
+			continue
+		}
+		other := same[0]
+		for _, a := range same {
+			if a.Protocol != proto {
+				other = a
+				break
+			}
+		}
+		return tasks.Errorf("ROUTE_CONFLICT", "remove that route if it is stale (ip route del "+other.String()+"), or give the cluster a pod subnet no other network on the node uses",
+			"network.routes: %s needs a route to %s, but the node has one Deckhand did not make: %s; it is left as it is", r, r.CIDR, other)
+	}
+	return nil
+}
+
 func appliedGeneration(h *host.Host) uint64 {
 	b, err := h.ReadFile(generationFile)
 	if err != nil {
@@ -188,9 +234,42 @@ func Conflist(s *podnet.Spec) ([]byte, error) {
 // ParseRoutes reads the output of `ip -j route show proto N`: the routes Deckhand owns.
 // A host route prints its destination without /32.
 func ParseRoutes(out []byte) ([]podnet.Route, error) {
+	rs, err := parseTable(out)
+	if err != nil {
+		return nil, err
+	}
+	var routes []podnet.Route
+	for _, r := range rs {
+		routes = append(routes, r.Route)
+	}
+	return routes, nil
+}
+
+// tableRoute is a route as `ip -j route show` prints it, with its protocol ("" for boot,
+// which ip does not print; a name or a number otherwise).
+type tableRoute struct {
+	podnet.Route
+	Protocol string
+}
+
+func (r tableRoute) String() string {
+	s := r.CIDR.String()
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Protocol != "" {
+		s += " proto " + r.Protocol
+	}
+	return s
+}
+
+// parseTable reads the output of `ip -j -4 route show`: "default" is 0.0.0.0/0, a host route
+// has no /32.
+func parseTable(out []byte) ([]tableRoute, error) {
 	var rs []struct {
-		Dst     string `json:"dst"`
-		Gateway string `json:"gateway"`
+		Dst      string `json:"dst"`
+		Gateway  string `json:"gateway"`
+		Protocol string `json:"protocol"`
 	}
 	if len(strings.TrimSpace(string(out))) == 0 {
 		return nil, nil
@@ -198,10 +277,13 @@ func ParseRoutes(out []byte) ([]podnet.Route, error) {
 	if err := json.Unmarshal(out, &rs); err != nil {
 		return nil, fmt.Errorf("ip -j route show: not the JSON list of routes ip prints: %w", err)
 	}
-	var routes []podnet.Route
+	var routes []tableRoute
 	for _, r := range rs {
 		dst := r.Dst
-		if !strings.Contains(dst, "/") {
+		switch {
+		case dst == "default":
+			dst = "0.0.0.0/0"
+		case !strings.Contains(dst, "/"):
 			dst += "/32"
 		}
 		p, err := netip.ParsePrefix(dst)
@@ -209,7 +291,7 @@ func ParseRoutes(out []byte) ([]podnet.Route, error) {
 			return nil, fmt.Errorf("ip -j route show: destination %q: %w", r.Dst, err)
 		}
 		via, _ := netip.ParseAddr(r.Gateway) // a route without a gateway has the zero Addr: it is replaced
-		routes = append(routes, podnet.Route{CIDR: p, Via: via})
+		routes = append(routes, tableRoute{Route: podnet.Route{CIDR: p, Via: via}, Protocol: r.Protocol})
 	}
 	return routes, nil
 }

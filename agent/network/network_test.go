@@ -128,6 +128,9 @@ func TestParseRoutes(t *testing.T) {
 	if rs, err := network.ParseRoutes([]byte("[]\n")); err != nil || len(rs) != 0 {
 		t.Fatalf("no routes: %v %v", rs, err)
 	}
+	if rs, err := network.ParseRoutes([]byte(`[{"dst":"default","gateway":"10.0.0.1","protocol":"221"}]`)); err != nil || fmt.Sprint(rs) != "[0.0.0.0/0 via 10.0.0.1]" {
+		t.Fatalf("the default route: %v %v", rs, err)
+	}
 	for _, bad := range []string{"10.244.1.0/24 via 10.0.0.1 dev eth0", `[{"dst":"default-ish"}]`} {
 		if _, err := network.ParseRoutes([]byte(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
@@ -280,6 +283,29 @@ func TestRunRefuses(t *testing.T) {
 	}
 }
 
+// A route to a pod CIDR that Deckhand did not make (an administrator's static route, another
+// pod network's) is never replaced: ip route replace matches on the destination, whatever the
+// protocol, so the task refuses and names the route instead.
+func TestRunRefusesToReplaceARouteItDoesNotOwn(t *testing.T) {
+	h := newHost(t)
+	foreign := `[{"dst":"10.244.2.0/24","gateway":"10.250.0.99","dev":"eth0","protocol":"4"}]`
+	os.MkdirAll(filepath.Join(h.root, "var/lib/deckhand-sim"), 0o755)
+	os.WriteFile(filepath.Join(h.root, "var/lib/deckhand-sim/routes.json"), []byte(foreign), 0o644)
+	for _, dry := range []bool{true, false} {
+		res := h.run(t, dry, 1, "10.244.0.0/24 via 10.250.0.10", "10.244.2.0/24 via 10.250.0.12")
+		if res.GetError().GetReason() != "ROUTE_CONFLICT" || !strings.Contains(res.GetError().GetMessage(), "10.244.2.0/24 via 10.250.0.99") ||
+			!strings.Contains(res.GetError().GetHint(), "ip route del 10.244.2.0/24") {
+			t.Fatalf("dry-run %v: a route Deckhand does not own, to a CIDR it would route: %v", dry, res)
+		}
+		if c := changes(res); strings.Contains(c, "route replace") {
+			t.Fatalf("dry-run %v: the refused task changed routes:\n%s", dry, c)
+		}
+	}
+	if got := h.routes(t); !slices.Equal(got, []string{"10.244.2.0/24 via 10.250.0.99 proto 4"}) {
+		t.Fatalf("routes after the refusal: %v", got)
+	}
+}
+
 // A reset's clean-up removes the owned routes, the bridge and host-local's reservations,
 // and nothing else; a second clean-up changes nothing.
 func TestCleanUp(t *testing.T) {
@@ -320,4 +346,23 @@ func TestCleanUp(t *testing.T) {
 	if again := clean("clean-2"); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
 		t.Fatalf("a second clean-up: %v", again)
 	}
+}
+
+// FuzzParseRoutes: ip's output is outside input; the parser never panics, and a route it
+// returns is a valid prefix.
+func FuzzParseRoutes(f *testing.F) {
+	f.Add([]byte(`[{"dst":"10.244.1.0/24","gateway":"10.250.99.2","dev":"v0","flags":[]},{"dst":"10.244.9.9","gateway":"10.250.99.3"}]`))
+	f.Add([]byte(`[{"dst":"default","gateway":"192.0.2.1","dev":"eth0","flags":[]}]`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		rs, err := network.ParseRoutes(out)
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			if !r.CIDR.IsValid() {
+				t.Fatalf("%q: invalid destination in %v", out, rs)
+			}
+		}
+	})
 }

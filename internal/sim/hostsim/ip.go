@@ -11,6 +11,7 @@ import (
 
 // ip (iproute2) SIMULATION, in exactly the forms the agent uses:
 //
+//	ip -j -4 route show
 //	ip -j -4 route show proto N
 //	ip -4 route replace CIDR via ADDR proto N
 //	ip -4 route del CIDR proto N
@@ -51,6 +52,15 @@ func writeRoutes(r string, rs []simRoute) error {
 func ip(r string, args []string) (int, error) {
 	a := strings.Join(args, " ")
 	switch {
+	case a == "-j -4 route show":
+		out := []map[string]any{}
+		for _, rt := range readRoutes(r) {
+			// The unfiltered list names each route's protocol (ip omits boot's).
+			out = append(out, map[string]any{"dst": strings.TrimSuffix(rt.Dst, "/32"), "gateway": rt.Gateway, "dev": rt.Dev, "protocol": rt.Protocol, "flags": []string{}})
+		}
+		b, _ := json.Marshal(out)
+		fmt.Println(string(b))
+		return 0, nil
 	case len(args) == 6 && a == "-j -4 route show proto "+args[5]:
 		out := []map[string]any{}
 		for _, rt := range readRoutes(r) {
