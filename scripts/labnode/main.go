@@ -133,9 +133,16 @@ func hostCmd(args []string) error {
 
 	// labnode down finds what is left of the host by its mount namespace, too (a process
 	// someone started with nsenter is in the host's namespaces but not its cgroup).
-	if mnt, err := os.Readlink("/proc/self/ns/mnt"); err != nil {
+	mnt, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
 		return err
-	} else if err := os.WriteFile(filepath.Join(st, "mntns"), []byte(mnt+"\n"), 0o644); err != nil {
+	}
+	// Everything below mounts over /run, /etc, /usr...: only ever in a mount namespace of
+	// the host's own, never the machine's (or the caller's).
+	if parent, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())); err != nil || parent == mnt {
+		return fmt.Errorf("host: not in a mount namespace of its own (this process %s, its parent %s %v): start it under unshare --mount --propagation private", mnt, parent, err)
+	}
+	if err := os.WriteFile(filepath.Join(st, "mntns"), []byte(mnt+"\n"), 0o644); err != nil {
 		return err
 	}
 	if err := enterCgroup(*cgroup); err != nil {
@@ -365,32 +372,60 @@ func downCmd(args []string) error {
 	if *state == "" || *cgroup == "" {
 		return errors.New("down: --state and --cgroup are required")
 	}
-	if b, err := os.ReadFile(filepath.Join(*state, "holder.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+	st, err := filepath.Abs(*state)
+	if err != nil {
+		return err
+	}
+	stopHost(st, *timeout, 10*time.Second)
+	return removeCgroup(*cgroup, 20*time.Second)
+}
+
+// stopHost stops the host whose state directory is st: SIGTERM to its holder, then SIGKILL
+// to what is left in its mount namespace. A PID or namespace number is only trusted for a
+// process that still shows this host's mounts: after the host died, the kernel gives both
+// to others (another lab's host, any process of the machine).
+func stopHost(st string, holderTimeout, killWithin time.Duration) {
+	b, err := os.ReadFile(filepath.Join(st, "mntns"))
+	if err != nil {
+		return // the holder never got as far as its namespace: nothing of it to stop
+	}
+	mnt := strings.TrimSpace(string(b))
+	if own, err := os.Readlink("/proc/self/ns/mnt"); err != nil || own == mnt {
+		return // never this process's own mount namespace (the machine's)
+	}
+	if b, err := os.ReadFile(filepath.Join(st, "holder.pid")); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 && inHost(pid, mnt, st) {
 			if syscall.Kill(pid, syscall.SIGTERM) == nil {
-				deadline := time.Now().Add(*timeout)
+				deadline := time.Now().Add(holderTimeout)
 				for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
 					time.Sleep(50 * time.Millisecond) // polling a process's exit; no event to wait on
 				}
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(*state, "mntns")); err == nil {
-		killMountNamespace(strings.TrimSpace(string(b)), 10*time.Second)
-	}
-	return removeCgroup(*cgroup, 20*time.Second)
+	killMountNamespace(mnt, st, killWithin)
 }
 
-// killMountNamespace SIGKILLs every process in the mount namespace mnt ("mnt:[N]") until
-// none is left or the time is up.
-func killMountNamespace(mnt string, within time.Duration) {
+// inHost reports whether process pid is in the mount namespace mnt ("mnt:[N]") and sees
+// the overlays of the host whose state directory is st.
+func inHost(pid int, mnt, st string) bool {
+	if v, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err != nil || v != mnt {
+		return false
+	}
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	return err == nil && bytes.Contains(info, []byte("upperdir="+filepath.Join(st, "fs", "etc")+","))
+}
+
+// killMountNamespace SIGKILLs every process of the host (see inHost) in the mount namespace
+// mnt until none is left or the time is up.
+func killMountNamespace(mnt, st string, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for {
 		left := 0
 		links, _ := filepath.Glob("/proc/[0-9]*/ns/mnt")
 		for _, l := range links {
 			if v, err := os.Readlink(l); err == nil && v == mnt {
-				if pid, err := strconv.Atoi(strings.Split(l, "/")[2]); err == nil && pid != os.Getpid() {
+				if pid, err := strconv.Atoi(strings.Split(l, "/")[2]); err == nil && pid != os.Getpid() && inHost(pid, mnt, st) {
 					syscall.Kill(pid, syscall.SIGKILL)
 					left++
 				}
