@@ -60,6 +60,11 @@ func KubeconfigSign(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.
 	if err != nil {
 		return nil, tasks.Errorf("NO_API_SERVER", "check "+AdminConf+" on the node", "%v", err)
 	}
+	// The request is checked before anything changes on the cluster: a refused CSR creates
+	// no view binding.
+	if _, err := kubeuser.CheckCSR([]byte(spec.GetCsrPem()), name, groups); err != nil {
+		return nil, tasks.Errorf("BAD_CSR", "send a CSR for exactly the name and groups asked for, signed by an ECDSA P-256/P-384 or RSA 2048+ key (deckctl kubeconfig makes one)", "%v", err)
+	}
 	if spec.GetViewBinding() {
 		if err := bindView(ctx, h, e, name); err != nil {
 			return nil, err

@@ -190,6 +190,12 @@ func TestKubeconfigSignOnAControlPlane(t *testing.T) {
 	if res.GetOutputs()["certificate"] != "" {
 		t.Fatal("a refused CSR returned a certificate")
 	}
+	// A refused CSR asking for a view binding creates no binding.
+	res, _ = cp.run(t, "sign-other-view", signSpec(csrFor(t, p256(t), "mallory"), "dave", nil, true))
+	wantFailed(t, "a CSR for another user, with a view binding", res, "BAD_CSR", `"mallory"`)
+	if n := simrecords.Count(records(t, dir), simrecords.KubectlBindView, "deckhand:view:dave"); n != 0 {
+		t.Fatalf("a refused request created the view binding %d times", n)
+	}
 	// A worker has no CA key.
 	res, _ = ws["w-1"].run(t, "sign-worker", signSpec(csrFor(t, p256(t), "bob"), "bob", nil, false))
 	wantFailed(t, "sign on a worker", res, "NOT_A_CONTROL_PLANE", "ca.key")

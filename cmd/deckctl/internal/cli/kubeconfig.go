@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"os"
 	"path/filepath"
 	"time"
@@ -132,7 +133,7 @@ The certificate cannot be revoked before it expires: keep --ttl short.`,
 				return err
 			}
 			keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-			if err := checkIssued(resp, &key.PublicKey, name); err != nil {
+			if err := checkIssued(resp, &key.PublicKey, name, groups); err != nil {
 				return err
 			}
 			if contextName == "" {
@@ -183,13 +184,17 @@ func (o *options) defaultKubeUser(role string) (string, error) {
 
 // checkIssued checks the answer before it is written: the certificate is for this key and
 // user, and chains to the CA the kubeconfig will trust.
-func checkIssued(resp *apiv1.CreateKubeconfigResponse, pub *ecdsa.PublicKey, name string) error {
+func checkIssued(resp *apiv1.CreateKubeconfigResponse, pub *ecdsa.PublicKey, name string, groups []string) error {
 	cert, err := pki.ParseCert([]byte(resp.GetCertificatePem()))
 	if err != nil {
 		return fmt.Errorf("the controller returned no usable certificate: %w", err)
 	}
 	if k, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(pub) || cert.Subject.CommonName != name {
 		return errors.New("the controller returned a certificate for another key or user: not written")
+	}
+	// The groups are the rights: a view kubeconfig holding the admin group would be an admin's.
+	if !slices.Equal(slices.Sorted(slices.Values(cert.Subject.Organization)), slices.Sorted(slices.Values(groups))) {
+		return fmt.Errorf("the controller returned a certificate for groups %v, not the %v asked for: not written", cert.Subject.Organization, groups)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(resp.GetCaPem())) {
