@@ -16,12 +16,27 @@ if [ -s "$state/nodes" ] && [ -x "$state/bin/labnode" ]; then
   done <"$state/nodes"
   wait
 fi
+# ours PID: the process is still the one the lab started (a PID the kernel handed to another
+# process since is left alone): its command line ends the one recorded in NAME.cmd (wrappers
+# such as nsenter and env exec what follows them).
+ours() {
+  local pid=$1 f c
+  c=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [ -n "$c" ] || return 1
+  for f in "$state"/*.pid; do
+    [ "$(cat "$f" 2>/dev/null)" = "$pid" ] && [ -f "${f%.pid}.cmd" ] || continue
+    [ "$(tr '\0' '\n' <"${f%.pid}.cmd" | tail -n "$(printf '%s\n' "$c" | wc -l)")" = "$c" ] && return 0
+  done
+  return 1
+}
 if [ -f "$state/pids" ]; then
-  while read -r pid; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; done <"$state/pids"
+  while read -r pid; do
+    ours "$pid" && { kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; }
+  done <"$state/pids"
   deadline=$((SECONDS + 10))
   while read -r pid; do
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    while ours "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if ours "$pid"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
   done <"$state/pids"
 fi
 # The simulated hosts' containerd (started by their simulated systemctl) and what it mounted.
@@ -42,17 +57,20 @@ if [ -f "$state/sysctls" ]; then
   (
     flock 9
     saved=$(cat "$state/sysctls")
-    # The last real lab on the machine restores what the first one recorded.
-    grep -vxF "$state" /tmp/deckhand-lab.running >/tmp/deckhand-lab.running.new 2>/dev/null
-    mv -f /tmp/deckhand-lab.running.new /tmp/deckhand-lab.running
-    [ -s /tmp/deckhand-lab.running ] || rm -f /tmp/deckhand-lab.running
-    if [ -f "$saved" ] && [ ! -e /tmp/deckhand-lab.running ]; then
-      while read -r key value; do
-        echo "$value" >"/proc/sys/${key//.//}" 2>/dev/null || echo "lab-down: could not restore $key to $value" >&2
-      done <"$saved"
-      rm -f "$saved"
+    # The last real lab on the machine restores what the first one recorded (labs whose
+    # state directory is gone run no longer).
+    touch /run/deckhand-lab/running
+    while read -r d; do [ "$d" != "$state" ] && [ -e "$d/pids" ] && echo "$d"; done </run/deckhand-lab/running >/run/deckhand-lab/running.new
+    mv -f /run/deckhand-lab/running.new /run/deckhand-lab/running
+    if [ ! -s /run/deckhand-lab/running ]; then
+      if [ -f "$saved" ]; then
+        while read -r key value; do
+          echo "$value" >"/proc/sys/${key//.//}" 2>/dev/null || echo "lab-down: could not restore $key to $value" >&2
+        done <"$saved"
+      fi
+      rm -rf /run/deckhand-lab
     fi
-  ) 9>/tmp/deckhand-lab.lock
+  ) 9>/run/deckhand-lab/lock
 fi
 rm -rf "$state"
 echo "lab removed"

@@ -83,7 +83,8 @@ declare -A addr
 if [ "$mode" = netns ]; then
   # The lab's number N: the first whose bridge and subnet are free (under a lock, so two labs
   # starting at once do not pick the same).
-  exec 9>/tmp/deckhand-lab.lock
+  install -d -m 0700 /run/deckhand-lab # machine-wide lab bookkeeping, root's only
+  exec 9>/run/deckhand-lab/lock
   flock 9
   n=0
   while ip link show "dhlab$n" >/dev/null 2>&1 || ip -o addr | grep -q " 10\.250\.$n\." || ip netns list | grep -q "^dhlab$n-"; do
@@ -163,14 +164,19 @@ else
   # machine records them, and the last lab-down puts them back.
   (
     flock 9
-    if [ ! -s /tmp/deckhand-lab.sysctls ]; then
+    # A lab whose state directory is gone (removed by hand) runs no longer.
+    if [ -f /run/deckhand-lab/running ]; then
+      while read -r d; do [ -e "$d/pids" ] && echo "$d"; done </run/deckhand-lab/running >/run/deckhand-lab/running.new
+      mv -f /run/deckhand-lab/running.new /run/deckhand-lab/running
+    fi
+    if [ ! -s /run/deckhand-lab/running ] || [ ! -s /run/deckhand-lab/sysctls ]; then
       for s in vm.overcommit_memory kernel.panic kernel.panic_on_oops; do
         echo "$s $(cat "/proc/sys/${s//.//}")"
-      done >/tmp/deckhand-lab.sysctls
+      done >/run/deckhand-lab/sysctls
     fi
-    echo "$state" >>/tmp/deckhand-lab.running
-  ) 9>/tmp/deckhand-lab.lock
-  echo "/tmp/deckhand-lab.sysctls" >"$state/sysctls"
+    echo "$state" >>/run/deckhand-lab/running
+  ) 9>/run/deckhand-lab/lock
+  echo "/run/deckhand-lab/sysctls" >"$state/sysctls"
 fi
 
 export DECKHAND_CONFIG=$state/ctl-0/admin.conf
@@ -274,8 +280,9 @@ bin/deckctl kubeconfig -o "$kubeconfig"
 kubectl=$kit/kubectl
 echo
 echo "\$ kubectl get nodes -o wide"
+failed=0
 wait_for 120 sh -c "'$kubectl' --kubeconfig '$kubeconfig' get nodes --no-headers | grep -c ' Ready ' | grep -qx 4" ||
-  true
+  { echo "lab: the API server does not list 4 Ready nodes"; failed=$((failed + 1)); }
 "$kubectl" --kubeconfig "$kubeconfig" get nodes -o wide
 
 # The pod network and DNS, checked the way a user would: a pod on node-2 serves, a pod on
@@ -291,6 +298,7 @@ if k wait --for=condition=Ready pod/probe-node-2 pod/probe-node-3 --timeout=180s
     echo "pod to pod: passed (a pod on node-3 fetched http://$ip2:8080 from the pod on node-2)"
   else
     echo "pod to pod: FAILED (a pod on node-3 fetching http://$ip2:8080: $got)"
+    failed=$((failed + 1))
   fi
   # CoreDNS answers once it has synced with the API server through the kubernetes Service.
   k -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns --timeout=180s >/dev/null || true
@@ -298,9 +306,11 @@ if k wait --for=condition=Ready pod/probe-node-2 pod/probe-node-3 --timeout=180s
     echo "DNS: passed (kubernetes.default resolves to $got from a pod on node-3, through CoreDNS)"
   else
     echo "DNS: FAILED (resolving kubernetes.default from a pod on node-3: $got)"
+    failed=$((failed + 1))
   fi
 else
   echo "pod to pod: FAILED (the probe pods did not become Ready)"
+  failed=$((failed + 1))
   k get pods -o wide
 fi
 k delete pod probe-node-2 probe-node-3 --timeout=60s >/dev/null 2>&1 || true
@@ -314,3 +324,7 @@ The REAL lab runs (state and logs in $state). Use it from this shell with:
   bin/deckctl reset node-3 ; bin/deckctl join node-3
 Stop and remove everything with: DECKHAND_LAB_DIR=$state make lab-down
 TXT
+if [ "$failed" -gt 0 ]; then
+  echo "make lab: $failed check(s) FAILED (above); the lab is left running to look at" >&2
+  exit 1
+fi

@@ -122,6 +122,8 @@ func (l *lab) restart(name string) {
 	pid := strconv.Itoa(cmd.Process.Pid)
 	go func() { _ = cmd.Wait() }()
 	_ = os.WriteFile(filepath.Join(l.dir, name+".pid"), []byte(pid+"\n"), 0o644)
+	// What lab-down checks before it signals the PID: the command it runs.
+	_ = os.WriteFile(filepath.Join(l.dir, name+".cmd"), []byte(strings.Join(argv, "\x00")+"\x00"), 0o644)
 	f, err := os.OpenFile(filepath.Join(l.dir, "pids"), os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		l.t.Fatal(err)

@@ -391,7 +391,7 @@ func TestRealLab(t *testing.T) {
 	if left := leftovers(dir, prefix); len(left) > 0 {
 		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
 	}
-	if other, _ := os.ReadFile("/tmp/deckhand-lab.running"); len(other) == 0 {
+	if other, _ := os.ReadFile("/run/deckhand-lab/running"); len(other) == 0 {
 		if after := readSysctls(); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatalf("machine-wide sysctls after lab-down: %v, before the lab: %v", after, before)
 		}
