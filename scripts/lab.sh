@@ -285,19 +285,19 @@ wait_for 120 sh -c "'$kubectl' --kubeconfig '$kubeconfig' get nodes --no-headers
   { echo "lab: the API server does not list 4 Ready nodes"; failed=$((failed + 1)); }
 "$kubectl" --kubeconfig "$kubeconfig" get nodes -o wide
 
-# The pod network and DNS, checked the way a user would: a pod on node-2 serves, a pod on
-# node-3 fetches from it by IP and resolves kubernetes.default through CoreDNS.
+# The pod network and DNS, checked the way a user would: a pod on node-3 serves, a pod on
+# node-2 fetches from it by IP; the pod on node-3 resolves kubernetes.default through CoreDNS.
 k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 probe=$serve/deckhand-probe:v1
 for p in node-2 node-3; do
   k run "probe-$p" --image="$probe" --restart=Never --overrides="{\"spec\":{\"nodeName\":\"$p\"}}" -- serve :8080 >/dev/null
 done
 if k wait --for=condition=Ready pod/probe-node-2 pod/probe-node-3 --timeout=180s >/dev/null; then
-  ip2=$(k get pod probe-node-2 -o 'jsonpath={.status.podIP}')
-  if got=$(k exec probe-node-3 -- deckhand-probe get "http://$ip2:8080" 2>&1) && [ "$got" = probe-node-2 ]; then
-    echo "pod to pod: passed (a pod on node-3 fetched http://$ip2:8080 from the pod on node-2)"
+  ip3=$(k get pod probe-node-3 -o 'jsonpath={.status.podIP}')
+  if got=$(k exec probe-node-2 -- deckhand-probe get "http://$ip3:8080" 2>&1) && [ "$got" = probe-node-3 ]; then
+    echo "pod to pod: passed (a pod on node-2 fetched http://$ip3:8080 from the pod on node-3)"
   else
-    echo "pod to pod: FAILED (a pod on node-3 fetching http://$ip2:8080: $got)"
+    echo "pod to pod: FAILED (a pod on node-2 fetching http://$ip3:8080: $got)"
     failed=$((failed + 1))
   fi
   # CoreDNS answers once it has synced with the API server through the kubernetes Service.
