@@ -48,8 +48,9 @@ var Plugins = []string{"bridge", "host-local", "portmap", "loopback"}
 
 var proto = strconv.Itoa(RouteProto)
 
-// Run installs the pod network: the CNI configuration for the node's pod CIDR and the
-// routes to the other nodes' pod CIDRs. Output pod_cidr.
+// Run installs the pod network: the CNI configuration for the node's pod CIDR, the NAT rule
+// for what the pods send outside the cluster's pod subnet, and the routes to the other
+// nodes' pod CIDRs. Output pod_cidr.
 func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	s, err := podnet.Parse(t.GetSpec().GetNetwork())
 	if err != nil {
@@ -75,6 +76,9 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		return nil, fmt.Errorf("network lock: %w", err)
 	}
 	defer l.Unlock()
+	if err := ensureMasquerade(ctx, h, e, s.ClusterPodSubnet); err != nil {
+		return nil, err
+	}
 	if applied := appliedGeneration(h); s.Generation < applied {
 		e.Logf("routes left as they are: this node applied a newer route list (generation %d) than this task's (%d)", applied, s.Generation)
 		return map[string]string{"pod_cidr": s.PodCIDR.String()}, nil
@@ -210,7 +214,11 @@ func appliedGeneration(h *host.Host) uint64 {
 // Conflist is the CNI configuration of the bridge provider for a node's pod CIDR.
 func Conflist(s *podnet.Spec) ([]byte, error) {
 	bridge := map[string]any{
-		"type": "bridge", "bridge": Bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+		"type": "bridge", "bridge": Bridge, "isGateway": true,
+		// No masquerade by the plugin: it would hide every pod behind its node's address
+		// outside the node's own pod CIDR, other nodes' pods included. The task's one NAT
+		// rule masquerades only what leaves the cluster's pod subnet.
+		"ipMasq": false, "hairpinMode": true,
 		"ipam": map[string]any{
 			"type":   "host-local",
 			"ranges": [][]map[string]string{{{"subnet": s.PodCIDR.String()}}},
@@ -342,11 +350,18 @@ func Diff(want, have []podnet.Route) (replace []podnet.Route, remove []netip.Pre
 	return replace, remove
 }
 
-// CleanUp removes what the network task installed, for a reset: the routes Deckhand owns,
-// the cni0 bridge, host-local's address reservations and the applied route generation (the
-// CNI configuration is in /etc/cni/net.d, which a reset empties). Each step is skipped when
-// there is nothing to do, so a second run records no change.
+// CleanUp removes what the network task installed, for a reset: its NAT rule, the routes
+// Deckhand owns, the cni0 bridge, host-local's address reservations and the applied route
+// generation (the CNI configuration is in /etc/cni/net.d, which a reset empties). Each step
+// is skipped when there is nothing to do, so a second run records no change.
 func CleanUp(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
+	nat, err := removeMasquerade(ctx, h)
+	if err != nil {
+		return err
+	}
+	if nat > 0 {
+		e.Logf("removed %d NAT rule(s) of the pod network", nat)
+	}
 	if !h.Has("ip") {
 		return nil
 	}

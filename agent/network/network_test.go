@@ -23,9 +23,10 @@ import (
 )
 
 // The configuration containerd reads, parsed back: the node's pod CIDR for host-local, the
-// bridge as the pods' gateway, portmap for hostPorts.
+// bridge as the pods' gateway that masquerades nothing (a pod reached from another node sees
+// the other pod's address), portmap for hostPorts.
 func TestConflist(t *testing.T) {
-	s, err := podnet.Parse(&taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.3.0/24", Mtu: 1450})
+	s, err := podnet.Parse(&taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.3.0/24", ClusterPodSubnet: "10.244.0.0/16", Mtu: 1450})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestConflist(t *testing.T) {
 			Type         string          `json:"type"`
 			Bridge       string          `json:"bridge"`
 			IsGateway    bool            `json:"isGateway"`
-			IPMasq       bool            `json:"ipMasq"`
+			IPMasq       *bool           `json:"ipMasq"`
 			HairpinMode  bool            `json:"hairpinMode"`
 			MTU          int             `json:"mtu"`
 			Capabilities map[string]bool `json:"capabilities"`
@@ -58,7 +59,7 @@ func TestConflist(t *testing.T) {
 		t.Fatalf("conflist header or plugins: %s", b)
 	}
 	br, pm := c.Plugins[0], c.Plugins[1]
-	if br.Type != "bridge" || br.Bridge != "cni0" || !br.IsGateway || !br.IPMasq || !br.HairpinMode || br.MTU != 1450 {
+	if br.Type != "bridge" || br.Bridge != "cni0" || !br.IsGateway || br.IPMasq == nil || *br.IPMasq || !br.HairpinMode || br.MTU != 1450 {
 		t.Errorf("bridge plugin: %+v", br)
 	}
 	if br.IPAM.Type != "host-local" || len(br.IPAM.Ranges) != 1 || len(br.IPAM.Ranges[0]) != 1 || br.IPAM.Ranges[0][0]["subnet"] != "10.244.3.0/24" ||
@@ -160,7 +161,11 @@ func newHost(t *testing.T) *host {
 
 func (h *host) run(t *testing.T, dry bool, gen uint64, rs ...string) *taskv1.TaskResult {
 	t.Helper()
-	spec := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", Generation: gen}
+	return h.runSpec(t, dry, &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Generation: gen}, rs...)
+}
+
+func (h *host) runSpec(t *testing.T, dry bool, spec *taskv1.NetworkSpec, rs ...string) *taskv1.TaskResult {
+	t.Helper()
 	for _, r := range rs {
 		c, via, _ := strings.Cut(r, " via ")
 		spec.Routes = append(spec.Routes, &taskv1.NetworkRoute{Cidr: c, Via: via})
@@ -306,14 +311,19 @@ func TestRunRefusesToReplaceARouteItDoesNotOwn(t *testing.T) {
 	}
 }
 
-// A reset's clean-up removes the owned routes, the bridge and host-local's reservations,
-// and nothing else; a second clean-up changes nothing.
+// A reset's clean-up removes the owned routes, the NAT rule, the bridge and host-local's
+// reservations, and nothing else; a second clean-up changes nothing.
 func TestCleanUp(t *testing.T) {
 	h := newHost(t)
 	os.MkdirAll(filepath.Join(h.root, "var/lib/deckhand-sim"), 0o755)
 	os.WriteFile(filepath.Join(h.root, "var/lib/deckhand-sim/routes.json"), []byte(`[{"dst":"192.168.7.0/24","gateway":"10.250.0.1","dev":"eth0","protocol":"4"}]`), 0o644)
+	os.MkdirAll(filepath.Join(h.root, "var/lib/deckhand-sim/netfilter"), 0o755)
+	os.WriteFile(filepath.Join(h.root, "var/lib/deckhand-sim/netfilter/iptables.rules"), []byte(hostRules), 0o644)
 	if res := h.run(t, false, 3, "10.244.2.0/24 via 10.250.0.12"); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.Fatal(res)
+	}
+	if !strings.Contains(h.nat(t), masq) {
+		t.Fatalf("no NAT rule before the clean-up:\n%s", h.nat(t))
 	}
 	for _, f := range []string{"var/lib/deckhand-sim/links/cni0", "var/lib/cni/networks/deckhand/10.244.1.2", "var/lib/cni/networks/deckhand/last_reserved_ip.0"} {
 		os.MkdirAll(filepath.Dir(filepath.Join(h.root, f)), 0o755)
@@ -332,8 +342,12 @@ func TestCleanUp(t *testing.T) {
 		return <-done
 	}
 	res := clean("clean-1")
-	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || !strings.Contains(changes(res), "ip link delete cni0") {
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || !strings.Contains(changes(res), "ip link delete cni0") ||
+		!strings.Contains(changes(res), "iptables -w -t nat -D POSTROUTING -s 10.244.0.0/16") {
 		t.Fatalf("clean-up: %v\n%s", res, changes(res))
+	}
+	if got, want := h.nat(t), strings.Replace(hostRules, staleRule+"\n", "", 1); got != want {
+		t.Fatalf("NAT rules after the clean-up:\n%s\nwant\n%s", got, want)
 	}
 	if got := h.routes(t); !slices.Equal(got, []string{"192.168.7.0/24 via 10.250.0.1 proto 4"}) {
 		t.Fatalf("routes after the clean-up: %v", got)
@@ -346,6 +360,134 @@ func TestCleanUp(t *testing.T) {
 	if again := clean("clean-2"); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
 		t.Fatalf("a second clean-up: %v", again)
 	}
+}
+
+// nat is the simulated host's iptables ruleset, as iptables-save prints it.
+func (h *host) nat(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.root, "var/lib/deckhand-sim/netfilter/iptables.rules"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+const (
+	// hostRules: the host's own filter rules, kube-proxy's NAT jump, an administrator's
+	// masquerade for a LAN, and a Deckhand rule left from a cluster made with another
+	// pod subnet.
+	hostRules = `*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-POSTROUTING - [0:0]
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A POSTROUTING -s 10.200.0.0/16 ! -d 10.200.0.0/16 -m comment --comment "deckhand pod network" -j MASQUERADE
+-A POSTROUTING -s 192.168.50.0/24 -o eth1 -j MASQUERADE
+COMMIT
+`
+	masq      = `-A POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment "deckhand pod network" -j MASQUERADE`
+	masqAdd   = "iptables -w -t nat -A POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment deckhand pod network -j MASQUERADE"
+	staleDel  = "iptables -w -t nat -D POSTROUTING -s 10.200.0.0/16 ! -d 10.200.0.0/16 -m comment --comment deckhand pod network -j MASQUERADE"
+	staleRule = `-A POSTROUTING -s 10.200.0.0/16 ! -d 10.200.0.0/16 -m comment --comment "deckhand pod network" -j MASQUERADE`
+)
+
+// Pods reach outside the cluster through exactly one Deckhand NAT rule, for the cluster's
+// pod subnet: added once, a stale one (another pod subnet) replaced, every other rule of
+// the host kept as it was, in its place; a dry-run says so and changes nothing.
+func TestRunKeepsOneNATRule(t *testing.T) {
+	h := newHost(t)
+	os.MkdirAll(filepath.Join(h.root, "var/lib/deckhand-sim/netfilter"), 0o755)
+	os.WriteFile(filepath.Join(h.root, "var/lib/deckhand-sim/netfilter/iptables.rules"), []byte(hostRules), 0o644)
+
+	dry := h.run(t, true, 1)
+	if c := changes(dry); dry.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || !strings.Contains(c, staleDel) || !strings.Contains(c, masqAdd) {
+		t.Fatalf("dry-run: %v\n%s", dry, c)
+	}
+	if got := h.nat(t); got != hostRules {
+		t.Fatalf("the dry-run changed the NAT rules:\n%s", got)
+	}
+
+	res := h.run(t, false, 1)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("run: %v", res)
+	}
+	want := strings.Replace(hostRules, staleRule+"\n", "", 1)
+	want = strings.Replace(want, "-j MASQUERADE\nCOMMIT\n", "-j MASQUERADE\n"+masq+"\nCOMMIT\n", 1)
+	if got := h.nat(t); got != want {
+		t.Fatalf("NAT rules after the run:\n%s\nwant\n%s", got, want)
+	}
+	if again := h.run(t, false, 1); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
+		t.Fatalf("a second run changed something: %v\n%s", again, changes(again))
+	}
+
+	// Two copies (an interrupted run, a hand-made one): one is removed, one kept.
+	twice := strings.Replace(want, masq+"\n", masq+"\n"+masq+"\n", 1)
+	os.WriteFile(filepath.Join(h.root, "var/lib/deckhand-sim/netfilter/iptables.rules"), []byte(twice), 0o644)
+	res = h.run(t, false, 1)
+	if c := changes(res); len(res.GetChanges()) != 1 || !strings.Contains(c, "iptables -w -t nat -D POSTROUTING -s 10.244.0.0/16") {
+		t.Fatalf("two copies of the rule: %v\n%s", res, c)
+	}
+	if got := h.nat(t); got != want {
+		t.Fatalf("NAT rules after removing a copy:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A host without any NAT table yet (no iptables-save file): the task makes the rule.
+func TestRunAddsTheNATRuleToAFreshHost(t *testing.T) {
+	h := newHost(t)
+	res := h.runSpec(t, false, &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "172.20.3.0/24", ClusterPodSubnet: "172.20.0.0/16", Generation: 1})
+	if c := changes(res); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED ||
+		!strings.Contains(c, "iptables -w -t nat -A POSTROUTING -s 172.20.0.0/16 ! -d 172.20.0.0/16 -m comment --comment deckhand pod network -j MASQUERADE") {
+		t.Fatalf("run: %v\n%s", res, c)
+	}
+	if got := h.nat(t); !strings.Contains(got, "*nat\n") || !strings.Contains(got, `-A POSTROUTING -s 172.20.0.0/16 ! -d 172.20.0.0/16 -m comment --comment "deckhand pod network" -j MASQUERADE`) {
+		t.Fatalf("NAT rules:\n%s", got)
+	}
+}
+
+func TestParseNATRules(t *testing.T) {
+	// As iptables 1.8 prints `iptables -t nat -S POSTROUTING`.
+	out := "-P POSTROUTING ACCEPT\n" +
+		"-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n" +
+		"-A POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment \"deckhand pod network\" -j MASQUERADE\n" +
+		"-A POSTROUTING -m comment --comment \"not the deckhand pod network\" -j MASQUERADE\n" +
+		"-A POSTROUTING -s 10.1.0.0/16 -m comment --comment \"say \\\"deckhand pod network\\\"\" -j MASQUERADE\n"
+	rs, err := network.ParseNATRules([]byte(out))
+	if err != nil || len(rs) != 1 || !slices.Equal(rs[0], network.MasqueradeRule(netip.MustParsePrefix("10.244.0.0/16"))) {
+		t.Fatalf("%q %v", rs, err)
+	}
+	if args, err := network.SplitRule(`-A X -m comment --comment "a \"b\" \\c" -j Y`); err != nil || !slices.Equal(args, []string{"-A", "X", "-m", "comment", "--comment", `a "b" \c`, "-j", "Y"}) {
+		t.Fatalf("quoted argument: %q %v", args, err)
+	}
+	if _, err := network.ParseNATRules([]byte("-A POSTROUTING -m comment --comment \"deckhand pod network -j MASQUERADE\n")); err == nil {
+		t.Fatal("an unterminated quote parsed")
+	}
+}
+
+// FuzzParseNATRules: iptables' output is outside input; the parser never panics, and every
+// rule it returns carries Deckhand's comment.
+func FuzzParseNATRules(f *testing.F) {
+	f.Add([]byte("-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment \"deckhand pod network\" -j MASQUERADE\n"))
+	f.Add([]byte(`-A POSTROUTING -m comment --comment "a \"b\"" -j X`))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		rs, err := network.ParseNATRules(out)
+		if err != nil {
+			return
+		}
+		for _, r := range rs {
+			if !slices.Contains(r, network.NATComment) {
+				t.Fatalf("%q: %q is not Deckhand's", out, r)
+			}
+		}
+	})
 }
 
 // FuzzParseRoutes: ip's output is outside input; the parser never panics, and a route it

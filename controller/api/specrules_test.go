@@ -57,7 +57,7 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
 		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
 			CsrPem: adminCSR(), Name: "alice", Groups: []string{"kubeadm:cluster-admins"}, Ttl: durationpb.New(time.Hour)}}},
-		"network": {Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", Mtu: 1450, Generation: 42,
+		"network": {Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Mtu: 1450, Generation: 42,
 			Routes: []*taskv1.NetworkRoute{{Cidr: "10.244.0.0/24", Via: "10.250.0.10"}, {Cidr: "10.244.2.0/24", Via: "10.250.0.12"}}}}},
 	}
 }
@@ -218,6 +218,8 @@ func badCases() []badCase {
 			}
 		}, "spec.network.routes"},
 		{t + "NetworkSpec.routes", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[1].Cidr = "10.244.0.128/25" }, "spec.network.routes"},
+		{t + "NetworkSpec.cluster_pod_subnet", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().ClusterPodSubnet = "" }, "spec.network.cluster_pod_subnet"},
+		{t + "NetworkSpec.cluster_pod_subnet", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().ClusterPodSubnet = "10.245.0.0/16" }, "spec.network.cluster_pod_subnet"},
 		{t + "NetworkSpec.mtu", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Mtu = 100 }, "spec.network.mtu"},
 		{t + "NetworkSpec.generation", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Generation = 1 << 60 }, "spec.network.generation"},
 		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.1.0/24" }, "spec.network.routes[0].cidr"},

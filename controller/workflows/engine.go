@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -792,6 +793,9 @@ func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool)
 				return nil, fmt.Errorf("%s: step %s produced no %s", in.GetField(), in.GetStep(), in.GetOutput())
 			}
 			val = placeholders[in.GetField()]
+			if in.GetField() == "pod_cidr" {
+				val = placeholderPodCIDR(t.GetNetwork().GetClusterPodSubnet())
+			}
 		}
 		switch in.GetField() {
 		case "token":
@@ -813,6 +817,20 @@ func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool)
 		}
 	}
 	return t, nil
+}
+
+// placeholderPodCIDR stands in, in a dry-run, for the pod CIDR a node has not been given:
+// the first /24 of the cluster's pod subnet (kube-controller-manager's default node size),
+// or the subnet itself when it is smaller, so the agent's checks pass as they would.
+func placeholderPodCIDR(clusterPodSubnet string) string {
+	c, err := netip.ParsePrefix(clusterPodSubnet)
+	if err != nil || !c.Addr().Is4() {
+		return placeholders["pod_cidr"]
+	}
+	if c.Bits() >= 24 {
+		return c.Masked().String()
+	}
+	return netip.PrefixFrom(c.Masked().Addr(), 24).String()
 }
 
 // act runs a controller action: the cluster record changes as nodes come and go.

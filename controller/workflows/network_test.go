@@ -202,3 +202,62 @@ func TestApplyKeepsTheNetworkProvider(t *testing.T) {
 		t.Fatalf("an unknown provider: %v", err)
 	}
 }
+
+// Every network and routes step carries the cluster's pod subnet (its IPv4 CIDR), which the
+// agent's NAT rule keeps pod traffic inside of.
+func TestNetworkStepsCarryTheClusterPodSubnet(t *testing.T) {
+	all := enrolledSet("cp-1", "w-1", "w-2")
+	withSubnet := func(subnet string) *apiv1.Cluster {
+		cl := testCluster("cp-1", "w-1")
+		cl.Spec.PodSubnet = subnet
+		return cl
+	}
+	for _, c := range []struct {
+		name string
+		spec *apiv1.WorkflowSpec
+		cl   *apiv1.Cluster
+		want string
+	}{
+		{"init without a pod subnet: the default", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}}}, nil, "10.244.0.0/16"},
+		{"init with a pod subnet", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", PodSubnet: "172.20.0.0/16"}}}}, nil, "172.20.0.0/16"},
+		{"join: the cluster's", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, withSubnet("192.168.0.0/16"), "192.168.0.0/16"},
+		{"join a dual-stack cluster: the IPv4 subnet", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, withSubnet("fd00:10:244::/56,10.244.0.0/16"), "10.244.0.0/16"},
+		{"reset: the peers' routes", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}}, withSubnet("100.64.0.0/12"), "100.64.0.0/12"},
+		{"apply: init and a worker", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1")}}}, nil, "10.244.0.0/16"},
+	} {
+		p, err := build(c.spec, c.cl, all)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		n := 0
+		for _, s := range p.steps {
+			if k := KindOf(s.GetTask()); k != "network" {
+				continue
+			}
+			n++
+			if got := s.GetTask().GetNetwork().GetClusterPodSubnet(); got != c.want {
+				t.Errorf("%s: %s: cluster_pod_subnet %q, want %q", c.name, s.GetName(), got, c.want)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no network or routes step", c.name)
+		}
+	}
+}
+
+// A dry-run's stand-in pod CIDR lies in the cluster's pod subnet, or the agent would refuse
+// the dry-run network task that a real run would pass.
+func TestPlaceholderPodCIDR(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.244.0.0/16":  "10.244.0.0/24",
+		"172.20.0.0/14":  "172.20.0.0/24",
+		"192.168.5.0/24": "192.168.5.0/24",
+		"192.168.5.0/26": "192.168.5.0/26",
+		"":               "10.244.0.0/24",
+		"fd00::/56":      "10.244.0.0/24",
+	} {
+		if got := placeholderPodCIDR(in); got != want {
+			t.Errorf("placeholderPodCIDR(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -230,11 +230,17 @@ func provider(c *taskv1.ClusterSpec) string {
 	return c.GetNetworkProvider()
 }
 
+// networkSpec is the part of a network task the plan fixes: the provider and the cluster's
+// pod subnet (the node's pod CIDR and routes are resolved when the step is dispatched).
+func networkSpec(c *taskv1.ClusterSpec) *taskv1.TaskSpec {
+	return spec(&taskv1.NetworkSpec{Provider: provider(c), ClusterPodSubnet: podnet.ClusterSubnet(c.GetPodSubnet())})
+}
+
 // network adds the pod network of node after its registered step: the CNI configuration
 // for its podCIDR and routes to the other nodes' podCIDRs. It returns the step's name.
 func (p *plan) network(node string, s settings, reg string) string {
 	net := p.add(node, "network", "pod network ("+provider(s.cluster)+"): CNI configuration and routes to the other nodes' pods", []string{reg},
-		spec(&taskv1.NetworkSpec{Provider: provider(s.cluster)}))
+		networkSpec(s.cluster))
 	net.Inputs = []*apiv1.StepInput{{Field: "pod_cidr", Step: reg, Output: "pod_cidr"}, {Field: "routes"}}
 	return net.Name
 }
@@ -248,7 +254,7 @@ func (p *plan) network(node string, s settings, reg string) string {
 // and the next join or reset updates that node again.
 func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
 	for _, n := range nodes {
-		st := p.add(n, "routes", "update the routes to the other nodes' pods", deps, spec(&taskv1.NetworkSpec{Provider: provider(s.cluster)}))
+		st := p.add(n, "routes", "update the routes to the other nodes' pods", deps, networkSpec(s.cluster))
 		st.Inputs = []*apiv1.StepInput{{Field: "pod_cidr"}, {Field: "routes"}}
 		// No lane: the routes steps are not part of the node's own join (the concurrency
 		// of an apply bounds joins; a node's lane would be held open until every join

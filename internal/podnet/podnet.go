@@ -50,11 +50,13 @@ func (r Route) String() string { return r.CIDR.String() + " via " + r.Via.String
 
 // Spec is a parsed NetworkSpec.
 type Spec struct {
-	Provider   string
-	PodCIDR    netip.Prefix
-	Routes     []Route // sorted by CIDR
-	MTU        uint32
-	Generation uint64
+	Provider string
+	PodCIDR  netip.Prefix
+	// ClusterPodSubnet contains PodCIDR and the other nodes' pod CIDRs.
+	ClusterPodSubnet netip.Prefix
+	Routes           []Route // sorted by CIDR
+	MTU              uint32
+	Generation       uint64
 }
 
 // ParsePrefix parses an IPv4 pod CIDR in its canonical form (10.244.1.0/24).
@@ -91,8 +93,9 @@ func ParseAddr(field, s string) (netip.Addr, error) {
 	return a, nil
 }
 
-// Parse checks a NetworkSpec: a known provider, a pod CIDR, at most MaxRoutes routes whose
-// CIDRs overlap neither each other nor the node's own, each via a usable address.
+// Parse checks a NetworkSpec: a known provider, a pod CIDR inside the cluster's pod subnet,
+// at most MaxRoutes routes whose CIDRs overlap neither each other nor the node's own, each
+// via a usable address.
 func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	out := &Spec{Provider: s.GetProvider(), MTU: s.GetMtu(), Generation: s.GetGeneration()}
 	if !slices.Contains(Providers, out.Provider) {
@@ -101,6 +104,15 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	var err error
 	if out.PodCIDR, err = ParsePrefix("pod_cidr", s.GetPodCidr()); err != nil {
 		return nil, err
+	}
+	if s.GetClusterPodSubnet() == "" {
+		return nil, &FieldError{"cluster_pod_subnet", "is required: the cluster's pod subnet (its pod_subnet), such as 10.244.0.0/16"}
+	}
+	if out.ClusterPodSubnet, err = ParsePrefix("cluster_pod_subnet", s.GetClusterPodSubnet()); err != nil {
+		return nil, err
+	}
+	if c, p := out.ClusterPodSubnet, out.PodCIDR; c.Bits() > p.Bits() || !c.Contains(p.Addr()) {
+		return nil, &FieldError{"cluster_pod_subnet", fmt.Sprintf("%s does not contain this node's pod CIDR %s: give the cluster's pod_subnet, which every node's pod CIDR is part of", c, p)}
 	}
 	if m := out.MTU; m != 0 && (m < MinMTU || m > MaxMTU) {
 		return nil, &FieldError{"mtu", fmt.Sprintf("%d: give %d..%d, or 0 for the kernel's default", m, MinMTU, MaxMTU)}
@@ -137,6 +149,18 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	}
 	out.Routes = sorted
 	return out, nil
+}
+
+// ClusterSubnet is the IPv4 CIDR of a cluster's pod_subnet (one CIDR, or an IPv4 and an
+// IPv6 CIDR joined by a comma): the bridge provider's pods are IPv4. A pod_subnet without
+// one is returned as it is, for Parse to refuse with the field named.
+func ClusterSubnet(podSubnet string) string {
+	for _, c := range strings.Split(podSubnet, ",") {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(c)); err == nil && p.Addr().Is4() {
+			return p.String()
+		}
+	}
+	return podSubnet
 }
 
 // ComparePrefix orders prefixes by address, then length.

@@ -10,7 +10,7 @@ import (
 )
 
 func good() *taskv1.NetworkSpec {
-	return &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", Routes: []*taskv1.NetworkRoute{
+	return &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Routes: []*taskv1.NetworkRoute{
 		{Cidr: "10.244.2.0/24", Via: "10.250.0.12"}, {Cidr: "10.244.0.0/24", Via: "10.250.0.10"}}}
 }
 
@@ -33,6 +33,13 @@ func TestParse(t *testing.T) {
 		{"IPv6 pod CIDR", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "fd00:1::/64" }},
 		{"pod CIDR too small", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "10.244.1.0/32" }},
 		{"not a CIDR", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "10.244.1.0" }},
+		{"no cluster pod subnet", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "" }},
+		{"cluster pod subnet not a CIDR", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "10.244.0.0" }},
+		{"cluster pod subnet with host bits", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "10.244.1.0/16" }},
+		{"IPv6 cluster pod subnet", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "fd00:10:244::/56" }},
+		{"dual-stack pair as the cluster pod subnet", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "10.244.0.0/16,fd00:10:244::/56" }},
+		{"cluster pod subnet beside the node's", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "10.245.0.0/16" }},
+		{"cluster pod subnet inside the node's", "cluster_pod_subnet", func(s *taskv1.NetworkSpec) { s.ClusterPodSubnet = "10.244.1.0/25" }},
 		{"MTU too small", "mtu", func(s *taskv1.NetworkSpec) { s.Mtu = 68 }},
 		{"route to its own pods", "routes[1].cidr", func(s *taskv1.NetworkSpec) { s.Routes[1].Cidr = "10.244.1.0/24" }},
 		{"route inside its own pods", "routes[0].cidr", func(s *taskv1.NetworkSpec) { s.Routes[0].Cidr = "10.244.1.128/25" }},
@@ -70,7 +77,28 @@ func TestParse(t *testing.T) {
 	if _, err := Parse(s2); err != nil {
 		t.Errorf("%d routes: %v", MaxRoutes, err)
 	}
+	// The cluster's pod subnet may be the node's pod CIDR itself (a one-node cluster's /24).
+	s3 := good()
+	s3.ClusterPodSubnet, s3.Routes = "10.244.1.0/24", nil
+	if s, err := Parse(s3); err != nil || s.ClusterPodSubnet.String() != "10.244.1.0/24" {
+		t.Errorf("a cluster pod subnet equal to the node's pod CIDR: %v %v", s, err)
+	}
 	if err := (&FieldError{"pod_cidr", "x"}); !strings.HasPrefix(err.Error(), "pod_cidr: ") {
 		t.Errorf("FieldError: %v", err)
+	}
+}
+
+func TestClusterSubnet(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.244.0.0/16":                    "10.244.0.0/16",
+		"10.244.0.0/16,fd00:10:244::/56":   "10.244.0.0/16",
+		"fd00:10:244::/56,10.244.0.0/16":   "10.244.0.0/16", // IPv6 first: the IPv4 one still
+		"fd00:10:244::/56, 192.168.0.0/16": "192.168.0.0/16",
+		"fd00:10:244::/56":                 "fd00:10:244::/56", // none: as it is, for Parse to refuse
+		"":                                 "",
+	} {
+		if got := ClusterSubnet(in); got != want {
+			t.Errorf("ClusterSubnet(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

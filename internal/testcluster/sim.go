@@ -18,9 +18,10 @@ var (
 )
 
 // SimTools are the host tools the hostsim SIMULATION stands in for.
-// ip is among them so that no test's network task ever changes the routes of the machine
-// the test runs on (the agent would find the real ip on its PATH).
-var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip"}
+// ip and iptables are among them so that no test's network task ever changes the routes or
+// the NAT rules of the machine the test runs on (the agent would find the real ones on its
+// PATH).
+var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip", "iptables"}
 
 // SimCNIPlugins are the CNI plugins a simulated host has in /usr/lib/cni.
 var SimCNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}

@@ -38,6 +38,7 @@ func main() {
 		"kubeadm":      kubeadm,
 		"kubectl":      kubectl,
 
+		"iptables":          iptablesCmd,
 		"iptables-save":     iptablesSave("iptables"),
 		"iptables-restore":  iptablesRestore("iptables"),
 		"ip6tables-save":    iptablesSave("ip6tables"),

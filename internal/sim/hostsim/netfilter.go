@@ -5,10 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// iptables-save / iptables-restore (and the ip6tables pair) SIMULATION: the ruleset of each
+// iptables-save / iptables-restore (and the ip6tables pair) and iptables SIMULATION: the ruleset of each
 // family is a file in iptables-save format under ROOT/var/lib/deckhand-sim/netfilter.
 // ipvsadm SIMULATION: virtual services are lines of ROOT/var/lib/deckhand-sim/ipvs.
 
@@ -76,4 +77,100 @@ func ipvsadm(r string, args []string) (int, error) {
 		return 0, nil
 	}
 	return 2, fmt.Errorf("ipvsadm (simulation): unsupported arguments %v", args)
+}
+
+// iptables SIMULATION, in exactly the forms the agent uses, on the nat table's chains of
+// the ruleset iptables-save prints:
+//
+//	iptables -w -t nat -S CHAIN
+//	iptables -w -t nat -C|-A|-D CHAIN RULE...
+//
+// A rule is stored as iptables-save prints it (an argument with a space double-quoted).
+// Errors and exit codes are the real tool's: -C and -D of a rule the chain lacks exit 1.
+func iptablesCmd(r string, args []string) (int, error) {
+	if len(args) < 5 || args[0] != "-w" || args[1] != "-t" || args[2] != "nat" {
+		return 2, fmt.Errorf("iptables (simulation): unsupported arguments %v", args)
+	}
+	op, chain, rule := args[3], args[4], args[5:]
+	b, err := os.ReadFile(rulesFile(r, "iptables"))
+	if err != nil {
+		b = []byte(emptyRules)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	// The nat table's lines: from its *nat to its COMMIT (added, empty, when missing).
+	start, end := -1, -1
+	for i, l := range lines {
+		if l == "*nat" {
+			start = i
+		} else if start >= 0 && end < 0 && l == "COMMIT" {
+			end = i
+		}
+	}
+	if start < 0 {
+		lines = append(lines, "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", "COMMIT")
+		start, end = len(lines)-6, len(lines)-1
+	}
+	policy := ""
+	for _, l := range lines[start:end] {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == ":"+chain {
+			policy = f[1]
+		}
+	}
+	if policy == "" {
+		// The built-in chains are there whether a saved ruleset names them or not.
+		if !slices.Contains([]string{"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}, chain) {
+			return 1, fmt.Errorf("iptables: No chain/target/match by that name.")
+		}
+		policy = "ACCEPT"
+		if op == "-A" {
+			lines = slices.Insert(lines, start+1, ":"+chain+" ACCEPT [0:0]")
+			end++
+		}
+	}
+	line := "-A " + chain + " " + saveArgs(rule)
+	at := -1
+	for i := start; i < end; i++ {
+		if lines[i] == line {
+			at = i
+			break
+		}
+	}
+	switch {
+	case op == "-S" && len(rule) == 0:
+		fmt.Println("-P " + chain + " " + policy)
+		for _, l := range lines[start:end] {
+			if strings.HasPrefix(l, "-A "+chain+" ") {
+				fmt.Println(l)
+			}
+		}
+		return 0, nil
+	case op == "-C" && len(rule) > 0:
+		if at < 0 {
+			return 1, fmt.Errorf("iptables: Bad rule (does a matching rule exist in that chain?).")
+		}
+		return 0, nil
+	case op == "-A" && len(rule) > 0:
+		lines = slices.Insert(lines, end, line)
+	case op == "-D" && len(rule) > 0:
+		if at < 0 {
+			return 1, fmt.Errorf("iptables: Bad rule (does a matching rule exist in that chain?).")
+		}
+		lines = slices.Delete(lines, at, at+1)
+	default:
+		return 2, fmt.Errorf("iptables (simulation): unsupported arguments %v", args)
+	}
+	os.MkdirAll(filepath.Dir(rulesFile(r, "iptables")), 0o755)
+	return 0, os.WriteFile(rulesFile(r, "iptables"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// saveArgs prints a rule's arguments as iptables-save does.
+func saveArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"\\") {
+			a = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a) + `"`
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,6 +288,9 @@ func TestApplyJoinResetPlan(t *testing.T) {
 	if rs := l.routesOf(t, "node-3"); len(rs) != 0 {
 		t.Fatalf("node-3 keeps pod routes after its reset: %v", rs)
 	}
+	if rs := l.natRulesOf(t, "node-3"); len(rs) != 0 {
+		t.Fatalf("node-3 keeps the pod network's NAT rule after its reset: %v", rs)
+	}
 
 	// A join and a reset of the same node at once: one runs, the other is refused with
 	// the holder's name.
@@ -397,7 +401,29 @@ func (l *lab) podRoutes(t *testing.T, nodes ...string) {
 		if !testcluster.Exists(l.Agents[n].Root, "etc/cni/net.d/10-deckhand-bridge.conflist") {
 			t.Fatalf("%s has no CNI configuration", n)
 		}
+		// Pods keep their addresses between nodes; only what leaves the pod subnet is
+		// masqueraded, by one rule.
+		sub := resp.GetCluster().GetSpec().GetPodSubnet()
+		if got, want := l.natRulesOf(t, n), []string{"-s " + sub + " ! -d " + sub + ` -m comment --comment "deckhand pod network" -j MASQUERADE`}; !slices.Equal(got, want) {
+			t.Fatalf("Deckhand NAT rules of %s: %q, want %q", n, got, want)
+		}
 	}
+}
+
+// natRulesOf lists the Deckhand NAT rules of node's simulated iptables (after the chain).
+func (l *lab) natRulesOf(t *testing.T, node string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.Agents[node].Root, "var/lib/deckhand-sim/netfilter/iptables.rules"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if r, ok := strings.CutPrefix(line, "-A POSTROUTING "); ok && strings.Contains(r, `"deckhand pod network"`) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // stepState returns a step's state in a workflow read through the API.

@@ -1918,9 +1918,14 @@ type NetworkSpec struct {
 	Mtu uint32 `protobuf:"varint,4,opt,name=mtu,proto3" json:"mtu,omitempty"`
 	// Orders the route lists a controller sends: a node that applied a list of a higher
 	// generation leaves its routes as they are for a lower one (sent earlier, run later).
-	Generation    uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Generation uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The cluster's pod subnet (its pod_subnet; the IPv4 one of a dual-stack pair), which
+	// contains pod_cidr and every node's. Pod traffic stays inside it with the pods' own
+	// addresses; traffic from it to anywhere else is masqueraded behind the node's address
+	// (one NAT rule the task owns).
+	ClusterPodSubnet string `protobuf:"bytes,6,opt,name=cluster_pod_subnet,json=clusterPodSubnet,proto3" json:"cluster_pod_subnet,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NetworkSpec) Reset() {
@@ -1986,6 +1991,13 @@ func (x *NetworkSpec) GetGeneration() uint64 {
 		return x.Generation
 	}
 	return 0
+}
+
+func (x *NetworkSpec) GetClusterPodSubnet() string {
+	if x != nil {
+		return x.ClusterPodSubnet
+	}
+	return ""
 }
 
 // NetworkRoute is one other node's pod CIDR, reached via its address.
@@ -2787,7 +2799,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\rNodeReadySpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
-	"\x04wait\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeWaitR\x04wait\"\xae\x01\n" +
+	"\x04wait\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeWaitR\x04wait\"\xdc\x01\n" +
 	"\vNetworkSpec\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x19\n" +
 	"\bpod_cidr\x18\x02 \x01(\tR\apodCidr\x126\n" +
@@ -2795,7 +2807,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x03mtu\x18\x04 \x01(\rR\x03mtu\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x05 \x01(\x04R\n" +
-	"generation\"4\n" +
+	"generation\x12,\n" +
+	"\x12cluster_pod_subnet\x18\x06 \x01(\tR\x10clusterPodSubnet\"4\n" +
 	"\fNetworkRoute\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xa9\x01\n" +
