@@ -295,8 +295,8 @@ func TestRealLab(t *testing.T) {
 	if out, err := l.onHost("node-3", "ip", "link", "show", "cni0"); err == nil {
 		t.Errorf("node-3 still has the cni0 link after the reset: %s", out)
 	}
-	if out, err := l.onHost("node-3", "iptables-save"); err != nil || regexp.MustCompile(`(?m)^[:-]A? ?(KUBE-|CNI-)`).MatchString(out) {
-		t.Errorf("node-3's netns still has KUBE-/CNI- chains after the reset (%v):\n%s", err, out)
+	if out, err := l.onHost("node-3", "iptables-save"); err != nil || regexp.MustCompile(`(?m)^[:-]A? ?(KUBE-|CNI-)`).MatchString(out) || strings.Contains(out, `"deckhand pod network"`) {
+		t.Errorf("node-3's netns still has KUBE-/CNI- chains or Deckhand's NAT rule after the reset (%v):\n%s", err, out)
 	}
 
 	// Join node-3 again, SIGKILLing its agent while the real kubeadm join runs: the agent's
