@@ -293,9 +293,11 @@ for p in node-2 node-3; do
   k run "probe-$p" --image="$probe" --restart=Never --overrides="{\"spec\":{\"nodeName\":\"$p\"}}" -- serve :8080 >/dev/null
 done
 if k wait --for=condition=Ready pod/probe-node-2 pod/probe-node-3 --timeout=180s >/dev/null; then
+  ip2=$(k get pod probe-node-2 -o 'jsonpath={.status.podIP}')
   ip3=$(k get pod probe-node-3 -o 'jsonpath={.status.podIP}')
-  if got=$(k exec probe-node-2 -- deckhand-probe get "http://$ip3:8080" 2>&1) && [ "$got" = probe-node-3 ]; then
-    echo "pod to pod: passed (a pod on node-2 fetched http://$ip3:8080 from the pod on node-3)"
+  # The pod on node-3 sees the caller's own pod IP: no NAT between nodes.
+  if got=$(k exec probe-node-2 -- deckhand-probe get "http://$ip3:8080" 2>&1) && [ "$got" = "probe-node-3 from $ip2" ]; then
+    echo "pod to pod: passed (the pod on node-2, $ip2, fetched http://$ip3:8080 from the pod on node-3, which saw $ip2)"
   else
     echo "pod to pod: FAILED (a pod on node-2 fetching http://$ip3:8080: $got)"
     failed=$((failed + 1))

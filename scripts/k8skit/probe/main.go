@@ -1,7 +1,7 @@
 // Command probe is the lab's test workload (lab tooling, never part of a product binary): a
 // static program the real-cluster tests run in pods to check the pod network and DNS.
 //
-//	probe serve :8080        answers every HTTP request with the pod's host name
+//	probe serve :8080        answers every HTTP request with "HOSTNAME from PEER-IP"
 //	probe get URL            prints the body of URL; exits 1 when it cannot
 //	probe resolve NAME       prints NAME's addresses (the pod's /etc/resolv.conf: CoreDNS)
 package main
@@ -26,8 +26,11 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		name, _ := os.Hostname()
-		err := http.ListenAndServe(arg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			io.WriteString(w, name+"\n")
+		err := http.ListenAndServe(arg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The peer's address as this pod sees it: a pod network that keeps pod IPs
+			// shows the caller's pod IP, not its node's.
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			io.WriteString(w, name+" from "+host+"\n")
 		}))
 		fail(err)
 	case "get":
