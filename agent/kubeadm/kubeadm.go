@@ -167,7 +167,10 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 // certificate key), or deletes a token.
 func Token(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	spec := t.GetSpec().GetKubeadmToken()
-	if !h.Exists(adminConf) {
+	if !h.Exists(adminConf) && h.DryRun {
+		// A dry-run of a workflow whose dry-run init comes first: the real init makes it one.
+		e.Logf("%s is missing: this node is not a control plane yet (a dry run: what follows is what a control plane would run)", adminConf)
+	} else if !h.Exists(adminConf) {
 		return nil, tasks.Errorf("NOT_A_CONTROL_PLANE", "run the token task on a healthy control-plane node", "%s is missing: this node is not an initialized control plane", adminConf)
 	}
 	if id := spec.GetDeleteTokenId(); id != "" {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
 	"github.com/deckhandhq/deckhand/internal/testcluster"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -267,5 +269,35 @@ func TestJoinFailureNamesItsCause(t *testing.T) {
 				t.Fatal("the failed join left the node joined, or its config with the token")
 			}
 		})
+	}
+}
+
+// The token kubeadm init mints lives 15 minutes, not kubeadm's default 24 hours, and the
+// token task deletes it by its ID (what the init workflow's token-delete step does).
+func TestInitTokenIsShortLivedAndDeleted(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DECKHAND_SIM_CLUSTER", dir)
+	t.Setenv("DECKHAND_SIM_REAL_KUBEADM", realKubeadm(t))
+	cp1 := newNode(t, "cp-1")
+	start := time.Now()
+	res, logs := cp1.run(t, "init", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}}}})
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("init: %v\n%v", res, logs)
+	}
+	id, _, _ := strings.Cut(res.GetOutputs()["token"], ".")
+	if ids, _ := simrecords.Tokens(dir); !slices.Equal(ids, []string{id}) {
+		t.Fatalf("tokens after init: %v, want the init's %s", ids, id)
+	}
+	exp, err := simrecords.TokenExpires(dir, id)
+	if err != nil || exp.After(time.Now().Add(15*time.Minute)) || exp.Before(start.Add(14*time.Minute)) {
+		t.Fatalf("the init token expires at %v (%v), want about 15 minutes after the init", exp, err)
+	}
+	del, _ := cp1.run(t, "token-delete", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{DeleteTokenId: id}}})
+	if del.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || del.GetOutputs()["deleted"] != id {
+		t.Fatalf("token delete: %v", del)
+	}
+	if ids, _ := simrecords.Tokens(dir); len(ids) != 0 {
+		t.Fatalf("tokens after the delete: %v, want none", ids)
 	}
 }

@@ -787,6 +787,11 @@ func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool)
 		}
 		if in.GetField() == "delete_token_id" {
 			val, _, _ = strings.Cut(val, ".")
+			if val == "" && !dry {
+				// The step failed before it minted a token, or found the work done (an
+				// init that had run already): there is no token of this workflow's to delete.
+				return nil, &skipError{fmt.Sprintf("%s minted no token: nothing to delete", in.GetStep())}
+			}
 		}
 		if val == "" {
 			if !dry {

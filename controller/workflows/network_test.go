@@ -57,7 +57,7 @@ func TestNetworkSteps(t *testing.T) {
 		{"init", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}}}, nil, []string{
 			"cp-1/registered on cp-1 after cp-1/init",
 			"cp-1/network on cp-1 after cp-1/registered",
-			"cp-1/record on cp-1 after cp-1/network",
+			"cp-1/record on cp-1 after cp-1/network,cp-1/token-delete",
 		}},
 		{"join", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, testCluster("cp-1", "w-1"), []string{
 			"w-2/registered on (from w-2/token) after w-2/join",
@@ -75,7 +75,7 @@ func TestNetworkSteps(t *testing.T) {
 		{"apply: init and two workers", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1", "w-2")}}}, nil, []string{
 			"cp-1/registered on cp-1 after cp-1/init",
 			"cp-1/network on cp-1 after cp-1/registered",
-			"cp-1/record on cp-1 after cp-1/network",
+			"cp-1/record on cp-1 after cp-1/network,cp-1/token-delete",
 			"w-1/registered on (from w-1/token) after w-1/join",
 			"w-1/network on w-1 after w-1/registered",
 			"w-1/ready on (from w-1/token) after w-1/network",

@@ -169,8 +169,14 @@ func (p *plan) initSteps(node string, s settings) string {
 	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
 		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
 	in.MaxAttempts = 2
+	// No join uses the token kubeadm init mints (each mints its own just in time): delete
+	// it at once, also when the init failed after minting it. kubeadm gives it a short TTL
+	// (kubeadmconfig.InitTokenTTL) should this fail.
+	del := p.add(node, "token-delete", "delete the token kubeadm init minted", []string{in.Name}, spec(&taskv1.KubeadmTokenSpec{}))
+	del.Always = true
+	del.Inputs = []*apiv1.StepInput{{Field: "delete_token_id", Step: in.Name, Output: "token"}}
 	net := p.network(node, s, p.registered(node, in.Name, false))
-	rec := p.add(node, "record", "record the cluster", []string{net}, nil)
+	rec := p.add(node, "record", "record the cluster", []string{net, del.Name}, nil)
 	rec.Action = ActionRecordCluster
 	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
 	return rec.Name

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,6 +81,32 @@ func TestResetRunsKubeadmResetBeforeDeletingTheNode(t *testing.T) {
 			if got := deps[node+"/"+step]; len(got) != 1 || got[0] != node+"/"+want {
 				t.Errorf("reset %s: %s/%s depends on %v, want [%s/%s]", node, node, step, got, node, want)
 			}
+		}
+	}
+}
+
+// The token kubeadm init mints is deleted on the init node right after the init, also when
+// the init or a later step failed, and the cluster is recorded only once it is gone.
+func TestInitDeletesItsToken(t *testing.T) {
+	for name, spec := range map[string]*apiv1.WorkflowSpec{
+		"init":  {Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}}},
+		"apply": {Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1")}}},
+	} {
+		p, err := build(spec, nil, enrolledSet("cp-1", "w-1"))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		del := p.step("cp-1/token-delete")
+		if del == nil {
+			t.Fatalf("%s: no cp-1/token-delete step", name)
+		}
+		in := del.GetInputs()
+		if del.GetNode() != "cp-1" || del.GetNodeFrom() != "" || !del.GetAlways() || strings.Join(del.GetDependsOn(), ",") != "cp-1/init" ||
+			del.GetTask().GetKubeadmToken() == nil || len(in) != 1 || in[0].GetField() != "delete_token_id" || in[0].GetStep() != "cp-1/init" || in[0].GetOutput() != "token" {
+			t.Errorf("%s: cp-1/token-delete = %v, want the token task on cp-1 after cp-1/init, always, deleting the init's token ID", name, del)
+		}
+		if rec := p.step("cp-1/record"); !slices.Contains(rec.GetDependsOn(), del.GetName()) {
+			t.Errorf("%s: cp-1/record depends on %v, want the token deleted first", name, rec.GetDependsOn())
 		}
 	}
 }

@@ -269,8 +269,8 @@ func TestConfigContents(t *testing.T) {
 			}
 		}
 		tokens, _ := d[0]["bootstrapTokens"].([]any)
-		if len(tokens) != 1 || get(tokens[0].(map[string]any), "token") != testToken || get(tokens[0].(map[string]any), "ttl") != "24h0m0s" {
-			t.Errorf("bootstrapTokens = %v, want the given token with ttl 24h0m0s", d[0]["bootstrapTokens"])
+		if len(tokens) != 1 || get(tokens[0].(map[string]any), "token") != testToken || get(tokens[0].(map[string]any), "ttl") != "15m0s" {
+			t.Errorf("bootstrapTokens = %v, want the given token with ttl 15m0s (not kubeadm's 24h)", d[0]["bootstrapTokens"])
 		}
 		for _, absent := range [][]string{{"certificateKey"}, {"localAPIEndpoint"}, {"nodeRegistration", "taints"}, {"nodeRegistration", "kubeletExtraArgs"}} {
 			if v := get(d[0], absent...); v != nil {
@@ -321,10 +321,11 @@ func TestConfigContents(t *testing.T) {
 		}
 	})
 
-	t.Run("no token leaves bootstrapTokens to kubeadm", func(t *testing.T) {
+	t.Run("no token: kubeadm generates one, valid 15 minutes, not its default 24 hours", func(t *testing.T) {
 		_, out := cases["init_custom_registry"].render(t)
-		if v := docs(t, out)[0]["bootstrapTokens"]; v != nil {
-			t.Fatalf("bootstrapTokens = %v, want it left out", v)
+		tokens, _ := docs(t, out)[0]["bootstrapTokens"].([]any)
+		if len(tokens) != 1 || len(tokens[0].(map[string]any)) != 1 || get(tokens[0].(map[string]any), "ttl") != "15m0s" {
+			t.Fatalf("bootstrapTokens = %v, want one with only ttl 15m0s", tokens)
 		}
 	})
 

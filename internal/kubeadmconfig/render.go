@@ -19,9 +19,11 @@ const (
 	KubeProxyAPIVersion = "kubeproxy.config.k8s.io/v1alpha1"
 )
 
-// InitTokenTTL is the lifetime of the bootstrap token InitConfig writes: kubeadm's default.
-// Later joins use short-lived tokens from `kubeadm token create` (TokenCreateArgs).
-const InitTokenTTL = 24 * time.Hour
+// InitTokenTTL is the lifetime of the bootstrap token kubeadm init mints (kubeadm's own
+// default is 24 hours). No join uses it: each gets its own short-lived token from `kubeadm
+// token create` (TokenCreateArgs), and the init workflow deletes the init's token when it
+// ends; the short lifetime bounds it should that deletion fail.
+const InitTokenTTL = 15 * time.Minute
 
 var (
 	tokenRE   = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
@@ -70,7 +72,7 @@ type (
 		NodeRegistration nodeRegistration  `json:"nodeRegistration"`
 	}
 	bootstrapToken struct {
-		Token string `json:"token"`
+		Token string `json:"token,omitempty"`
 		TTL   string `json:"ttl"`
 	}
 	apiEndpoint struct {
@@ -112,8 +114,8 @@ type (
 // InitConfig renders the configuration file of `kubeadm init --config` for the first
 // control plane n of cluster c: an InitConfiguration, a ClusterConfiguration, a
 // KubeletConfiguration with c's cgroup driver and, when c sets any kube-proxy setting, a
-// KubeProxyConfiguration with them. A non-empty token becomes the bootstrap
-// token (valid InitTokenTTL); an empty one lets kubeadm generate it. uploadCerts says the
+// KubeProxyConfiguration with them. The InitConfiguration has one bootstrap token, valid
+// InitTokenTTL: token when it is not empty, else one kubeadm generates. uploadCerts says the
 // init will run with --upload-certs (InitArgs), which needs a control-plane endpoint for
 // the other control planes to join through. The certificate key is left to kubeadm, which
 // prints it.
@@ -132,12 +134,10 @@ func InitConfig(c Cluster, n Node, uploadCerts bool, token string) ([]byte, erro
 		typeMeta:         typeMeta{KubeadmAPIVersion, "InitConfiguration"},
 		NodeRegistration: registration(n),
 	}
-	if token != "" {
-		if !tokenRE.MatchString(token) {
-			return nil, invalid("token", secretValue, "is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}", "generate one with kubeadm token generate, or leave it empty")
-		}
-		ic.BootstrapTokens = []bootstrapToken{{Token: token, TTL: InitTokenTTL.String()}}
+	if token != "" && !tokenRE.MatchString(token) {
+		return nil, invalid("token", secretValue, "is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}", "generate one with kubeadm token generate, or leave it empty")
 	}
+	ic.BootstrapTokens = []bootstrapToken{{Token: token, TTL: InitTokenTTL.String()}}
 	if n.AdvertiseAddress != "" {
 		ic.LocalAPIEndpoint = &apiEndpoint{AdvertiseAddress: n.AdvertiseAddress}
 	}

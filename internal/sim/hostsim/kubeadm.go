@@ -340,13 +340,25 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	if sub := str(d["ClusterConfiguration"], "networking", "podSubnet"); sub != "" {
 		os.WriteFile(filepath.Join(cluster, podSubnetFile), []byte(sub), 0o644)
 	}
-	token := newToken()
+	// kubeadm mints the first bootstrap token (or the one the config gives) for its ttl,
+	// 24 hours when the config has none.
+	token, ttl := newToken(), 24*time.Hour
 	if bt, ok := d["InitConfiguration"]["bootstrapTokens"].([]any); ok && len(bt) > 0 {
-		if m, ok := bt[0].(map[string]any); ok && str(m, "token") != "" {
-			token = str(m, "token")
+		if m, ok := bt[0].(map[string]any); ok {
+			if str(m, "token") != "" {
+				token = str(m, "token")
+			}
+			if v := str(m, "ttl"); v != "" {
+				if ttl, err = time.ParseDuration(v); err != nil {
+					return 3, fmt.Errorf("bootstrapTokens[0].ttl: %v", err)
+				}
+			}
 		}
 	}
-	addToken(cluster, token, 24*time.Hour)
+	if ttl == 0 {
+		ttl = 100 * 365 * 24 * time.Hour
+	}
+	addToken(cluster, token, ttl)
 	writeFile(r, "etc/kubernetes/pki/ca.crt", string(ca.CertPEM), 0o644)
 	writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
 	writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(endpoint, "kubernetes-admin"), 0o600)

@@ -113,6 +113,19 @@ func Tokens(clusterDir string) ([]string, error) {
 	return names(filepath.Join(clusterDir, TokensDir))
 }
 
+// TokenExpires is when the bootstrap token with the ID id expires.
+func TokenExpires(clusterDir, id string) (time.Time, error) {
+	b, err := os.ReadFile(filepath.Join(clusterDir, TokensDir, id))
+	if err != nil {
+		return time.Time{}, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return time.Time{}, fmt.Errorf("token %s: its file does not hold \"<token> <expiry>\"", id)
+	}
+	return time.Parse(time.RFC3339, f[1])
+}
+
 // Nodes maps each node that exists now to its role ("control-plane" or "worker").
 func Nodes(clusterDir string) (map[string]string, error) {
 	dir := filepath.Join(clusterDir, NodesDir)
