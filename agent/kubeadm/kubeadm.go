@@ -36,12 +36,14 @@ import (
 
 // Paths on the node.
 const (
-	ConfigDir   = "/etc/kubernetes/deckhand"
-	initConfig  = ConfigDir + "/kubeadm-init.yaml"
-	joinConfig  = ConfigDir + "/kubeadm-join.yaml"
-	adminConf   = "/etc/kubernetes/admin.conf"
-	kubeletConf = "/etc/kubernetes/kubelet.conf"
-	caCert      = "/etc/kubernetes/pki/ca.crt"
+	ConfigDir  = "/etc/kubernetes/deckhand"
+	initConfig = ConfigDir + "/kubeadm-init.yaml"
+	joinConfig = ConfigDir + "/kubeadm-join.yaml"
+	// uploadCertsConfigPath is what upload-certs reads on a control plane that joined.
+	uploadCertsConfigPath = ConfigDir + "/kubeadm-upload-certs.yaml"
+	adminConf             = "/etc/kubernetes/admin.conf"
+	kubeletConf           = "/etc/kubernetes/kubelet.conf"
+	caCert                = "/etc/kubernetes/pki/ca.crt"
 	// LockFile serializes kubeadm init, join and reset on the node.
 	LockFile = "/var/lib/deckhand/kubeadm.lock"
 )
@@ -201,9 +203,9 @@ func Token(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	e.Secret(res["token"])
 	e.Logf("minted token %s for %s", strings.SplitN(res["token"], ".", 2)[0], res["api_server"])
 	if spec.GetControlPlane() {
-		cfgPath := ""
-		if h.Exists(initConfig) {
-			cfgPath = initConfig
+		cfgPath, err := uploadCertsConfig(ctx, t, h)
+		if err != nil {
+			return nil, err
 		}
 		out, err := h.RunOutput(ctx, "upload control-plane certificates", kubeadmconfig.UploadCertsArgs(cfgPath)...)
 		if err != nil {
@@ -220,6 +222,37 @@ func Token(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		e.Logf("uploaded control-plane certificates (the key expires in 2 hours)")
 	}
 	return res, nil
+}
+
+// uploadCertsConfig is the config file `kubeadm init phase upload-certs` reads on this
+// control plane: the one kubeadm init ran with on the first, else (a control plane that
+// joined) one rendered for the node with the Kubernetes version of the kubeadm installed
+// (the packages step installs the cluster's). Without a config, kubeadm looks the version
+// up on the internet first (see kubeadmconfig.UploadCertsArgs).
+func uploadCertsConfig(ctx context.Context, t *taskv1.Task, h *host.Host) (string, error) {
+	if h.Exists(initConfig) {
+		return initConfig, nil
+	}
+	out, err := h.Query(ctx, kubeadmconfig.Kubeadm, "version", "-o", "short")
+	if err != nil {
+		return "", tasks.Errorf("UPLOAD_CERTS_FAILED", "check that kubeadm is installed on the node (the packages task)", "kubeadm version: %v", err)
+	}
+	c, err := kubeadmconfig.ParseCluster(&taskv1.ClusterSpec{KubernetesVersion: strings.TrimSpace(string(out))})
+	if err != nil {
+		return "", tasks.Errorf("UPLOAD_CERTS_FAILED", "install a kubeadm of the cluster's version (the packages task)", "the installed kubeadm's version: %v", err)
+	}
+	n, err := kubeadmconfig.ParseNode(withAgentSocket(&taskv1.NodeSpec{Name: t.GetNode()}, h))
+	if err != nil {
+		return "", invalid(err)
+	}
+	cfg, err := kubeadmconfig.InitConfig(c, n, false, "")
+	if err != nil {
+		return "", invalid(err)
+	}
+	if _, err := h.WriteFile(uploadCertsConfigPath, cfg, 0o600); err != nil {
+		return "", err
+	}
+	return uploadCertsConfigPath, nil
 }
 
 // Join joins the node as a worker or a control plane.

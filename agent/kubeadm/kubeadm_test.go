@@ -301,3 +301,41 @@ func TestInitTokenIsShortLivedAndDeleted(t *testing.T) {
 		t.Fatalf("tokens after the delete: %v, want none", ids)
 	}
 }
+
+// On a control plane that joined (no init config there), upload-certs still reads a config
+// that names the Kubernetes version, so kubeadm does not look it up on the internet.
+func TestUploadCertsOnAJoinedControlPlaneGetsAConfig(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	t.Setenv("DECKHAND_SIM_REAL_KUBEADM", realKubeadm(t))
+	cp1, cp2 := newNode(t, "cp-1"), newNode(t, "cp-2")
+	if res, logs := cp1.run(t, "init", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: &taskv1.KubeadmInitSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.10"}, UploadCerts: true}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("init: %v\n%v", res, logs)
+	}
+	cpToken := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{Ttl: durationpb.New(15 * time.Minute), ControlPlane: true}}}
+	tok, _ := cp1.run(t, "token-cp", cpToken)
+	o := tok.GetOutputs()
+	if res, _ := cp2.run(t, "join-cp", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{
+		Cluster: cluster(), Node: &taskv1.NodeSpec{Name: "cp-2"}, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Token: o["token"], CaCertHash: o["ca_cert_hash"], CertificateKey: o["certificate_key"]}}}); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("control-plane join: %v", res)
+	}
+	// The kubeadm the packages task installed.
+	os.MkdirAll(filepath.Join(cp2.root, "var/lib/deckhand-sim/versions"), 0o755)
+	os.WriteFile(filepath.Join(cp2.root, "var/lib/deckhand-sim/versions/kubeadm"), []byte("v1.33.13\n"), 0o644)
+	res, logs := cp2.run(t, "token-cp-2", cpToken)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetOutputs()["certificate_key"]) != 64 {
+		t.Fatalf("control-plane token on cp-2: %v\n%v", res, logs)
+	}
+	const want = "kubeadm init phase upload-certs --upload-certs --config /etc/kubernetes/deckhand/kubeadm-upload-certs.yaml"
+	var ran []string
+	for _, c := range res.GetChanges() {
+		ran = append(ran, c.GetTarget())
+	}
+	if !slices.Contains(ran, want) {
+		t.Fatalf("cp-2 ran %q, want %q", ran, want)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(cp2.root, "etc/kubernetes/deckhand/kubeadm-upload-certs.yaml"))
+	if !strings.Contains(string(cfg), "kubernetesVersion: v1.33.13") || !strings.Contains(string(cfg), "name: cp-2") {
+		t.Fatalf("upload-certs config on cp-2:\n%s", cfg)
+	}
+}
