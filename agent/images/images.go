@@ -29,6 +29,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/runtime/config"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -42,7 +43,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "fix the registry settings of the task", "registry: %v", err)
 	}
-	refs, err := imageList(spec, reg)
+	refs, err := imageList(ctx, h, spec, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +87,10 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	return nil, tasks.Errorf("INVALID_ARGUMENT", "use pull, list, remove, export or import", "unknown images action %v", spec.GetAction())
 }
 
-// imageList is the explicit list, or the control-plane images for the version.
-func imageList(spec *taskv1.ImagesSpec, reg kubeimages.Registry) ([]string, error) {
+// imageList is the explicit list, or the control-plane images for the version: what the
+// installed kubeadm lists (its etcd, CoreDNS and pause tags are its own constants, which
+// differ between patch releases), or, before kubeadm is installed, kubeimages' table.
+func imageList(ctx context.Context, h *host.Host, spec *taskv1.ImagesSpec, reg kubeimages.Registry) ([]string, error) {
 	if len(spec.GetImages()) > 0 {
 		var out []string
 		for i, img := range spec.GetImages() {
@@ -106,7 +109,30 @@ func imageList(spec *taskv1.ImagesSpec, reg kubeimages.Registry) ([]string, erro
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give a supported --kubernetes-version", "%v", err)
 	}
-	return refs, nil
+	if !h.Has(kubeadmconfig.Kubeadm) {
+		return refs, nil
+	}
+	v, _, _ := kubeimages.ParseKubernetesVersion(spec.GetKubernetesVersion())
+	argv := []string{kubeadmconfig.Kubeadm, "config", "images", "list", "--kubernetes-version", v, "--image-repository", reg.ImageRepository}
+	out, err := h.Query(ctx, argv...)
+	if err != nil {
+		return nil, tasks.Errorf("IMAGE_LIST_FAILED", "run "+strings.Join(argv, " ")+" on the node to see why", "the installed kubeadm did not list its images: %v", err)
+	}
+	var listed []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		ref, err := kubeimages.ParseReference(l)
+		if err != nil {
+			return nil, tasks.Errorf("IMAGE_LIST_FAILED", "run "+strings.Join(argv, " ")+" on the node to see why", "kubeadm config images list printed %q: %v", l, err)
+		}
+		listed = append(listed, ref.String())
+	}
+	if len(listed) == 0 {
+		return nil, tasks.Errorf("IMAGE_LIST_FAILED", "run "+strings.Join(argv, " ")+" on the node to see why", "kubeadm config images list printed no image")
+	}
+	return listed, nil
 }
 
 func present(ctx context.Context, is runtimeapi.ImageServiceClient, ref string) (*runtimeapi.Image, error) {

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -187,5 +189,74 @@ func TestPullThroughMirrorsExportRemoveImport(t *testing.T) {
 		if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), name) || len(res.GetChanges()) != 0 {
 			t.Errorf("%s: %v", name, res)
 		}
+	}
+}
+
+// kit is the real Kubernetes build kit (scripts/k8s.sh), or the test fails with the one
+// command that builds it.
+func kit(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("DECKHAND_KIT_DIR") // where scripts/k8s.sh puts kits
+	if base == "" {
+		cache := os.Getenv("XDG_CACHE_HOME")
+		if cache == "" {
+			cache = filepath.Join(os.Getenv("HOME"), ".cache")
+		}
+		base = filepath.Join(cache, "deckhand", "kit")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(base, "k8s-"+version+"-*"))
+	for _, d := range dirs {
+		if st, err := os.Stat(filepath.Join(d, "kubeadm")); err == nil && st.Mode()&0o111 != 0 {
+			return d
+		}
+	}
+	t.Fatalf("no Kubernetes kit %s with a kubeadm; build it once: scripts/k8s.sh %s", version, version)
+	return ""
+}
+
+// With kubeadm installed, the images pulled are what that kubeadm lists: its etcd, CoreDNS
+// and pause tags are its own constants (kubeadm v1.33.13 lists CoreDNS v1.12.0 even for a
+// v1.32 control plane, where the v1.32 table says v1.11.3). Before kubeadm is installed,
+// the table is the plan.
+func TestPullListsWhatTheInstalledKubeadmLists(t *testing.T) {
+	const v132, repo = "v1.32.5", "10.250.0.1:5000/k8s"
+	spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
+		Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: v132, Registry: &taskv1.RegistrySettings{ImageRepository: repo}}}}
+	pulls := func(root string) []string {
+		r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"images": images.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A dry-run with no runtime running: it reports every image it would pull.
+		res, logs := run(t, r, task("pull", true, spec))
+		if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+			t.Fatalf("dry-run pull: %v\n%v", res, logs)
+		}
+		var out []string
+		for _, c := range res.GetChanges() {
+			out = append(out, c.GetTarget())
+		}
+		return out
+	}
+	table, err := kubeimages.ControlPlaneImages(v132, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("kubeadm"); err == nil {
+		t.Fatal("a kubeadm on the test's PATH would stand in for the host's: remove it from PATH")
+	}
+	if got := pulls(t.TempDir()); !slices.Equal(got, table) {
+		t.Fatalf("without kubeadm: %q, want the table's %q", got, table)
+	}
+
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755)
+	if err := os.Symlink(filepath.Join(kit(t), "kubeadm"), filepath.Join(root, "usr/local/bin/kubeadm")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{repo + "/kube-apiserver:" + v132, repo + "/kube-controller-manager:" + v132, repo + "/kube-scheduler:" + v132, repo + "/kube-proxy:" + v132,
+		repo + "/coredns:v1.12.0", repo + "/pause:3.10", repo + "/etcd:3.5.24-0"}
+	if got := pulls(root); !slices.Equal(got, want) {
+		t.Fatalf("with kubeadm v1.33.13 installed: %q, want what it lists %q", got, want)
 	}
 }

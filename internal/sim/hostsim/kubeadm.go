@@ -17,6 +17,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
 )
@@ -131,6 +132,9 @@ func controlPlaneChecks(r string) []check {
 func kubeadmCommand(r string, args []string) (int, error) {
 	if len(args) == 3 && args[0] == "version" && args[1] == "-o" && args[2] == "short" {
 		return kubeadmVersion(r, args)
+	}
+	if len(args) >= 3 && args[0] == "config" && args[1] == "images" && args[2] == "list" {
+		return imagesList(args[3:])
 	}
 	cluster := os.Getenv("DECKHAND_SIM_CLUSTER")
 	if cluster == "" {
@@ -390,6 +394,21 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 		}
 	}
 	fmt.Printf("Then you can join any number of worker nodes by running the following on each as root:\n\nkubeadm join %s --token %s \\\n\t--discovery-token-ca-cert-hash %s \n", endpoint, token, hash)
+	return 0, nil
+}
+
+// imagesList is `kubeadm config images list --kubernetes-version V [--image-repository R]`:
+// the images of kubeimages' table, which records kubeadm v1.33.13's own list.
+func imagesList(args []string) (int, error) {
+	f, pos, err := flags(args, map[string]bool{"kubernetes-version": true, "image-repository": true}, nil)
+	if err != nil || len(pos) > 0 || f["kubernetes-version"] == "" {
+		return 1, fmt.Errorf("kubeadm (simulation): use kubeadm config images list --kubernetes-version V [--image-repository R] (%v)", err)
+	}
+	refs, err := kubeimages.ControlPlaneImages(f["kubernetes-version"], f["image-repository"])
+	if err != nil {
+		return 1, err
+	}
+	fmt.Println(strings.Join(refs, "\n"))
 	return 0, nil
 }
 
