@@ -177,8 +177,12 @@ func (c *Collector) cgroupVersion() uint32 {
 	return 1
 }
 
+// SystemdInitDir exists on a host whose init is systemd (sd_booted(3)): the cgroup_driver
+// fact, and the runtime and kubeadm init tasks' default driver, follow it.
+const SystemdInitDir = "/run/systemd/system"
+
 func (c *Collector) cgroupDriver() string {
-	if c.exists("/run/systemd/system") {
+	if c.exists(SystemdInitDir) {
 		return "systemd"
 	}
 	return "cgroupfs"

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/agent/diagnostics"
+	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/network"
 	"github.com/deckhandhq/deckhand/agent/runtime"
@@ -101,7 +102,17 @@ func withAgentSocket(n *taskv1.NodeSpec, h *host.Host) *taskv1.NodeSpec {
 // Init runs kubeadm init on the first control-plane node.
 func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	spec := t.GetSpec().GetKubeadmInit()
-	c, err := kubeadmconfig.ParseCluster(spec.GetCluster())
+	// The kubelet's cgroup driver, which kubeadm init stores for every node that joins:
+	// the runtime task's default, from the host, when the cluster leaves it empty.
+	driver, err := kubeadmconfig.CgroupDriverFor(spec.GetCluster().GetCgroupDriver(), h.Exists(facts.SystemdInitDir), t.GetNode())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	cs := proto.Clone(spec.GetCluster()).(*taskv1.ClusterSpec)
+	if cs != nil {
+		cs.CgroupDriver = driver
+	}
+	c, err := kubeadmconfig.ParseCluster(cs)
 	if err != nil {
 		return nil, invalid(err)
 	}

@@ -81,6 +81,7 @@ func TestTasksUseTheConfiguredCRISocket(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "usr/bin/containerd"), []byte("#!/bin/sh\necho 'containerd github.com/containerd/containerd v1.7.24 88bf19b2105c8b17560993bee28a01ddc2f97182'\n"), 0o755)
 	os.WriteFile(filepath.Join(root, "usr/bin/systemctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755) // systemd is init
 
 	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{
 		"runtime": runtime.Run, "images": images.Run, "diagnostics": diagnostics.Run, "preflight": preflight.Run,

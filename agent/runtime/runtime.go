@@ -24,6 +24,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/runtime/config"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -63,14 +64,11 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give a supported --kubernetes-version", "%v", err)
 	}
-	driver := spec.GetCgroupDriver()
-	switch driver {
-	case "":
-		driver = "systemd"
-	case "systemd", "cgroupfs":
-	default:
-		return nil, tasks.Errorf("INVALID_ARGUMENT", "use systemd (the kubeadm default) or cgroupfs, matching the kubelet", "cgroup_driver %q is not systemd or cgroupfs", driver)
+	driver, err := kubeadmconfig.CgroupDriverFor(spec.GetCgroupDriver(), h.Exists(facts.SystemdInitDir), t.GetNode())
+	if err != nil {
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "the kubelet must use the same driver (the cluster's cgroup_driver)", "%v", err)
 	}
+	e.Logf("cgroup driver %s (%s)", driver, map[bool]string{true: "as the task asks", false: "the host's: " + map[bool]string{true: "systemd is its init", false: "its init is not systemd"}[driver == "systemd"]}[spec.GetCgroupDriver() != ""])
 
 	// 1. Installed: from release artifacts (checked file by file), or the distribution's
 	// packages when containerd is missing.

@@ -255,3 +255,56 @@ func TestRuntimeWithoutCapSysResourceRestrictsOOMScoreAdj(t *testing.T) {
 		t.Fatalf("no log line says why: %v", logs)
 	}
 }
+
+// Without a cgroup driver, the runtime follows the host: systemd when systemd is its init,
+// cgroupfs otherwise (a cgroupfs host used to be switched to SystemdCgroup = true). The
+// systemd driver on a host without systemd is refused, naming the field and the host.
+func TestRuntimeCgroupDriverFollowsTheHost(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		systemd     bool
+		want        string
+		driver, err string
+	}{
+		{"systemd host, driver empty", true, "", "systemd", ""},
+		{"host without systemd, driver empty", false, "", "cgroupfs", ""},
+		{"host without systemd, cgroupfs", false, "cgroupfs", "cgroupfs", ""},
+		{"systemd host, cgroupfs", true, "cgroupfs", "cgroupfs", ""},
+		{"host without systemd, systemd", false, "systemd", "", "cgroup_driver: \"systemd\" cannot work on n1: its init is not systemd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := simHost(t)
+			if !c.systemd {
+				os.RemoveAll(filepath.Join(root, "run/systemd"))
+			}
+			// A config.toml of before, so the dry-run's change shows the new content.
+			os.MkdirAll(filepath.Join(root, "etc/containerd"), 0o755)
+			os.WriteFile(filepath.Join(root, "etc/containerd/config.toml"), []byte("# before\n"), 0o644)
+			r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"runtime": runtime.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tk := runtimeTask("rt-dry", true)
+			tk.GetSpec().GetRuntime().CgroupDriver = c.want
+			res, logs := run(t, r, tk)
+			if c.err != "" {
+				if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), c.err) {
+					t.Fatalf("got %v, want INVALID_ARGUMENT saying %q", res, c.err)
+				}
+				return
+			}
+			if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["cgroup_driver"] != c.driver {
+				t.Fatalf("got %v (%v), want cgroup driver %s", res, logs, c.driver)
+			}
+			var cfg string
+			for _, ch := range res.GetChanges() {
+				if ch.GetTarget() == "/etc/containerd/config.toml" {
+					cfg = ch.GetDetail()
+				}
+			}
+			if want := "SystemdCgroup = " + map[string]string{"systemd": "true", "cgroupfs": "false"}[c.driver]; !strings.Contains(cfg, want) {
+				t.Fatalf("config.toml would not say %s:\n%s", want, cfg)
+			}
+		})
+	}
+}

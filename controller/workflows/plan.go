@@ -59,6 +59,8 @@ type plan struct {
 	changes     []string
 	notes       []string
 	names       map[string]bool
+	// drivers is the cgroup driver each node's facts infer (kubeadmconfig.CgroupDriverFor).
+	drivers map[string]string
 }
 
 // settings is the host preparation and cluster spec every node gets.
@@ -165,6 +167,7 @@ func (p *plan) prepare(node string, role taskv1.NodeRole, s settings, deps []str
 // initSteps adds init of node after its preparation; it returns the record-cluster step.
 func (p *plan) initSteps(node string, s settings) string {
 	p.hold(node)
+	s = p.withHostDriver(node, s)
 	last := p.prepare(node, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, nil)
 	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
 		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
@@ -180,6 +183,20 @@ func (p *plan) initSteps(node string, s settings) string {
 	rec.Action = ActionRecordCluster
 	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
 	return rec.Name
+}
+
+// withHostDriver fills a new cluster's empty cgroup driver from the facts of node, its
+// first control plane: kubeadm init stores the kubelet's driver for every node that joins,
+// and each node's runtime step gets the cluster's, so the two agree everywhere. Without
+// facts, the init and runtime tasks decide from that host the same way.
+func (p *plan) withHostDriver(node string, s settings) settings {
+	if s.cluster == nil || s.cluster.GetCgroupDriver() != "" || p.drivers[node] == "" {
+		return s
+	}
+	s.cluster = proto.Clone(s.cluster).(*taskv1.ClusterSpec)
+	s.cluster.CgroupDriver = p.drivers[node]
+	p.notes = append(p.notes, fmt.Sprintf("cgroup driver %s, from %s's facts (the cluster spec leaves it empty): every node's kubelet and containerd use it", p.drivers[node], node))
+	return s
 }
 
 // joinSteps adds the join of node; after names steps the token step must wait for (the
@@ -319,7 +336,13 @@ func roleName(r taskv1.NodeRole) string {
 // build turns a spec into steps against the recorded cluster. enrolled says which nodes
 // exist in Deckhand's inventory.
 func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) (*plan, error) {
-	p := &plan{}
+	return buildWith(ws, cl, enrolled, nil)
+}
+
+// buildWith is build with the cgroup driver each node's facts infer, which a new cluster
+// whose spec leaves it empty takes from its first control plane.
+func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool, drivers map[string]string) (*plan, error) {
+	p := &plan{drivers: drivers}
 	needNode := func(field, name string) error {
 		if name == "" {
 			return fmt.Errorf("%w: %s: give a node name", ErrInvalid, field)
@@ -474,6 +497,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 	var records []string // every node this apply records
 	if cl == nil {
 		first := doc.ControlPlanes()[0]
+		s = p.withHostDriver(first, s)
 		rec := p.initSteps(first, s)
 		after, workerAfter = []string{rec}, []string{rec}
 		records = append(records, rec)

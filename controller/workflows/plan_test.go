@@ -110,3 +110,37 @@ func TestInitDeletesItsToken(t *testing.T) {
 		}
 	}
 }
+
+// A new cluster whose spec leaves the cgroup driver empty takes its first control plane's
+// (from that node's facts), and every node's runtime step and the init's kubelet get it.
+func TestNewClusterTakesTheCgroupDriverOfItsFirstControlPlane(t *testing.T) {
+	drivers := map[string]string{"cp-1": "cgroupfs", "w-1": "systemd"}
+	for name, c := range map[string]struct {
+		spec *apiv1.WorkflowSpec
+		want string
+	}{
+		"init":               {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}}}, "cgroupfs"},
+		"init, set":          {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", CgroupDriver: "systemd"}}}}, "systemd"},
+		"apply and a worker": {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1")}}}, "cgroupfs"},
+	} {
+		p, err := buildWith(c.spec, nil, enrolledSet("cp-1", "w-1"), drivers)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, s := range p.steps {
+			got, ok := "", false
+			if rt := s.GetTask().GetRuntime(); rt != nil {
+				got, ok = rt.GetCgroupDriver(), true
+			}
+			if in := s.GetTask().GetKubeadmInit(); in != nil {
+				got, ok = in.GetCluster().GetCgroupDriver(), true
+			}
+			if j := s.GetTask().GetKubeadmJoin(); j != nil {
+				got, ok = j.GetCluster().GetCgroupDriver(), true
+			}
+			if ok && got != c.want {
+				t.Errorf("%s: %s gets cgroup driver %q, want %q", name, s.GetName(), got, c.want)
+			}
+		}
+	}
+}

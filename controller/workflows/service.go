@@ -34,16 +34,22 @@ func New(st store.Store, reg *nodes.Registry, ts *tasks.Service, now func() time
 	return &Service{st: st, nodes: reg, tasks: ts, now: now}
 }
 
-func (s *Service) enrolled(ctx context.Context) (map[string]bool, error) {
+// enrolled are the nodes of the inventory, and the cgroup driver each one's facts infer
+// (absent when it has not reported facts yet).
+func (s *Service) enrolled(ctx context.Context) (map[string]bool, map[string]string, error) {
 	ns, err := s.nodes.List(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := make(map[string]bool, len(ns))
+	drivers := map[string]string{}
 	for _, n := range ns {
 		m[n.GetName()] = true
+		if d := n.GetFacts().GetCgroupDriver(); d != "" {
+			drivers[n.GetName()] = d
+		}
 	}
-	return m, nil
+	return m, drivers, nil
 }
 
 func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, error) {
@@ -51,11 +57,11 @@ func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, e
 	if err != nil {
 		return nil, err
 	}
-	en, err := s.enrolled(ctx)
+	en, drivers, err := s.enrolled(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return build(spec, cl, en)
+	return buildWith(spec, cl, en, drivers)
 }
 
 // Plan returns the steps spec would run, without storing or running anything.

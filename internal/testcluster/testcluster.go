@@ -448,6 +448,11 @@ func HostRoot(t testing.TB, name string) string {
 		"proc/net/tcp":                 "  sl  local_address rem_address   st\n",
 		"etc/hosts":                    "127.0.0.1 localhost\n",
 	}
+	// systemd is its init (the simulation's systemctl manages its services): a test of a
+	// host without systemd removes run/systemd/system.
+	if err := os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for p, data := range files {
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {

@@ -138,7 +138,7 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringSliceVar(&f.mirrors, "mirror", nil, "registry mirror URL, tried in order (repeatable)")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "registry host[:port] reached without TLS verification (repeatable)")
 	fl.StringVar(&f.source, "source", "package", "runtime: package or tarball")
-	fl.StringVar(&f.cgroupDriver, "cgroup-driver", "systemd", "runtime: systemd or cgroupfs (must match the kubelet)")
+	fl.StringVar(&f.cgroupDriver, "cgroup-driver", "", "runtime: systemd or cgroupfs, matching the kubelet (default: the host's: systemd when systemd is its init, else cgroupfs)")
 	fl.StringVar(&f.containerdTarball, "containerd-tarball", "", "runtime: containerd release tarball (URL or path on the node)")
 	fl.StringVar(&f.action, "action", "pull", "images: pull, list, remove, export or import")
 	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")

@@ -83,7 +83,7 @@ func newInitCmd(o *options) *cobra.Command {
 	fl.StringVar(&tf.imageRepository, "image-repository", "", "registry for the control-plane images (default registry.k8s.io)")
 	fl.StringSliceVar(&tf.mirrors, "mirror", nil, "registry mirror tried before the image repository (repeatable, in order)")
 	fl.StringSliceVar(&tf.insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (repeatable)")
-	fl.StringVar(&tf.cgroupDriver, "cgroup-driver", "", "systemd (default) or cgroupfs")
+	fl.StringVar(&tf.cgroupDriver, "cgroup-driver", "", "systemd or cgroupfs (default: the first control plane's: systemd when systemd is its init, else cgroupfs)")
 	fl.StringVar(&proxyMode, "kube-proxy-mode", "", "kube-proxy mode: iptables, ipvs or nftables (default: kube-proxy's, iptables)")
 	fl.Int32Var(&conntrackMaxPerCore, "conntrack-max-per-core", 0, "kube-proxy's conntrack.maxPerCore; 0 leaves nf_conntrack_max alone, as a container or LXC host needs (default: kube-proxy's, 32768)")
 	fl.StringVar(&tf.pkgSource, "package-source", "repository", "where kubelet, kubeadm and kubectl come from: repository or binaries")

@@ -957,7 +957,8 @@ type RuntimeSpec struct {
 	// Kubernetes version the sandbox image is chosen for.
 	KubernetesVersion string            `protobuf:"bytes,6,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
 	Registry          *RegistrySettings `protobuf:"bytes,7,opt,name=registry,proto3" json:"registry,omitempty"`
-	// "systemd" (default) or "cgroupfs"; must match the kubelet.
+	// "systemd" or "cgroupfs", matching the kubelet; empty: the host's (systemd when systemd
+	// is its init, else cgroupfs).
 	CgroupDriver  string `protobuf:"bytes,8,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
