@@ -372,7 +372,7 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	// The directories kubeadm and Deckhand made, once empty (kubeadm empties pki and
 	// manifests but keeps them), so the host looks as it did before the join. A directory
 	// someone else put files in stays, and is reported below when it is one of kubeadm's.
-	for _, dir := range []string{ConfigDir, "/etc/kubernetes/pki", "/etc/kubernetes/manifests", "/etc/kubernetes"} {
+	for _, dir := range []string{ConfigDir, "/etc/kubernetes/pki", "/etc/kubernetes/manifests", "/etc/kubernetes/tmp", "/etc/kubernetes"} {
 		if entries, err := os.ReadDir(h.Path(dir)); err == nil && len(entries) == 0 {
 			if _, err := h.RemoveFile(dir); err != nil {
 				return nil, err

@@ -146,6 +146,8 @@ func TestInitTokenJoinReset(t *testing.T) {
 	rules := "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n:KUBE-SERVICES - [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -j KUBE-FIREWALL\n-A KUBE-FIREWALL -m mark --mark 0x8000 -j DROP\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n"
 	os.MkdirAll(filepath.Join(w1.root, "var/lib/deckhand-sim/netfilter"), 0o755)
 	os.WriteFile(filepath.Join(w1.root, "var/lib/deckhand-sim/netfilter/iptables.rules"), []byte(rules), 0o644)
+	// kubeadm's own temporary files (a join can leave some): reset asks kubeadm to clean them.
+	os.MkdirAll(filepath.Join(w1.root, "etc/kubernetes/tmp/kubeadm-backup-etcd-x"), 0o755)
 	os.MkdirAll(filepath.Join(w1.root, "etc/cni/net.d/cache"), 0o755)
 	os.WriteFile(filepath.Join(w1.root, "etc/cni/net.d/10-flannel.conflist"), []byte("{}"), 0o644)
 	res, _ = w1.run(t, "reset", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}})

@@ -72,5 +72,7 @@ func TokenDeleteArgs(id string) []string {
 // reset leaves behind (CNI configuration, iptables and IPVS rules, kubeconfigs) is the
 // reset task's job.
 func ResetArgs() []string {
-	return []string{Kubeadm, "reset", "-f"}
+	// --cleanup-tmp-dir: kubeadm keeps backups and temporary files in /etc/kubernetes/tmp
+	// (a join can leave some) and cleans it only when asked.
+	return []string{Kubeadm, "reset", "-f", "--cleanup-tmp-dir"}
 }

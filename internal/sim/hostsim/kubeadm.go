@@ -676,7 +676,7 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 		}
 		norm[i] = a
 	}
-	f, pos, err := flags(norm, map[string]bool{"cri-socket": true, "kubeconfig": true}, map[string]bool{"force": true})
+	f, pos, err := flags(norm, map[string]bool{"cri-socket": true, "kubeconfig": true}, map[string]bool{"force": true, "cleanup-tmp-dir": true})
 	if err != nil || len(pos) > 0 {
 		return 1, fmt.Errorf("kubeadm (simulation): %v", err)
 	}
@@ -735,6 +735,9 @@ func kubeadmReset(r, cluster string, args []string) (int, error) {
 	}
 	for _, file := range []string{"admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf", "controller-manager.conf", "scheduler.conf"} {
 		os.Remove(filepath.Join(r, "etc/kubernetes", file))
+	}
+	if f["cleanup-tmp-dir"] == "true" {
+		os.RemoveAll(filepath.Join(r, "etc/kubernetes/tmp"))
 	}
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/kubeadm-node"))
 	os.Remove(filepath.Join(r, "var/lib/deckhand-sim/systemd/kubelet.active")) // [reset] Stopping the kubelet service
