@@ -142,45 +142,34 @@ func packAll(o options) error {
 			}
 		}
 	}
+	// The kit's images under kubeadm's names, then the extra single-binary ones (-add).
+	type job struct{ ref, src string }
+	var jobs []job
 	for _, ref := range names {
-		img, err := build(o, component(ref))
-		if err != nil {
-			return fmt.Errorf("%s: %w", ref, err)
-		}
-		if o.oci != "" {
-			err = lp.ReplaceImage(img, match.Annotation(refNameAnno, ref), layout.WithAnnotations(map[string]string{refNameAnno: ref}))
-		} else {
-			var r name.Reference
-			if r, err = name.ParseReference(ref, name.Insecure); err == nil {
-				err = remote.Write(r, img)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", ref, err)
-		}
-		d, _ := img.Digest()
-		fmt.Fprintf(o.stdout(), "%s@%s\n", ref, d)
+		jobs = append(jobs, job{ref, filepath.Join(o.kit, component(ref))})
 	}
 	for _, a := range o.add {
 		nt, src, _ := strings.Cut(a, "=")
-		ref := o.repository + "/" + nt
-		img, err := buildFrom(o, component(ref), src)
+		jobs = append(jobs, job{o.repository + "/" + nt, src})
+	}
+	for _, j := range jobs {
+		img, err := buildFrom(o, component(j.ref), j.src)
 		if err != nil {
-			return fmt.Errorf("-add %s: %w", a, err)
+			return fmt.Errorf("%s: %w", j.ref, err)
 		}
 		if o.oci != "" {
-			err = lp.ReplaceImage(img, match.Annotation(refNameAnno, ref), layout.WithAnnotations(map[string]string{refNameAnno: ref}))
+			err = lp.ReplaceImage(img, match.Annotation(refNameAnno, j.ref), layout.WithAnnotations(map[string]string{refNameAnno: j.ref}))
 		} else {
 			var r name.Reference
-			if r, err = name.ParseReference(ref, name.Insecure); err == nil {
+			if r, err = name.ParseReference(j.ref, name.Insecure); err == nil {
 				err = remote.Write(r, img)
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", ref, err)
+			return fmt.Errorf("writing %s: %w", j.ref, err)
 		}
 		d, _ := img.Digest()
-		fmt.Fprintf(o.stdout(), "%s@%s\n", ref, d)
+		fmt.Fprintf(o.stdout(), "%s@%s\n", j.ref, d)
 	}
 	return nil
 }
@@ -207,10 +196,6 @@ type entry struct {
 
 func dir(p string, mode int64) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: mode}}
-}
-
-func build(o options, bin string) (v1.Image, error) {
-	return buildFrom(o, bin, filepath.Join(o.kit, bin))
 }
 
 // buildFrom packs the binary at src as /usr/local/bin/bin, the image's entrypoint.
