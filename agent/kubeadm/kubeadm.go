@@ -344,15 +344,17 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	if err := cleanNetfilter(ctx, h, e); err != nil {
 		return nil, err
 	}
+	// kube-proxy's IPVS virtual services and its dummy link (before the pod network goes:
+	// the node's addresses on cni0 tell its NodePort services).
+	if t.GetSpec().GetKubeadmReset().GetIpvs() {
+		if err := cleanIPVS(ctx, h, e); err != nil {
+			return nil, err
+		}
+	}
 	// The pod network: Deckhand's NAT rule, its routes to other nodes' pods, the cni0 bridge
 	// and the addresses host-local handed out, so that a node joining again starts clean.
 	if err := network.CleanUp(ctx, h, e); err != nil {
 		return nil, tasks.Errorf("RESET_FAILED", "remove them by hand: iptables -t nat -S POSTROUTING (the rules with the comment \""+network.NATComment+"\"), ip route show proto "+strconv.Itoa(network.RouteProto)+", ip link delete "+network.Bridge, "pod network clean-up: %v", err)
-	}
-	if t.GetSpec().GetKubeadmReset().GetIpvs() && h.Has("ipvsadm") {
-		if err := h.Run(ctx, "clear IPVS virtual services", "ipvsadm", "--clear"); err != nil {
-			return nil, tasks.Errorf("RESET_FAILED", "run ipvsadm --clear on the node", "%v", err)
-		}
 	}
 	for _, dir := range []string{"/etc/cni/net.d", ConfigDir} {
 		entries, _ := os.ReadDir(h.Path(dir))

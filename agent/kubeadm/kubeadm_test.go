@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -57,9 +58,21 @@ func newNode(t *testing.T, name string) *node {
 
 func (n *node) run(t *testing.T, id string, spec *taskv1.TaskSpec) (*taskv1.TaskResult, []string) {
 	t.Helper()
+	return n.start(t, &taskv1.Task{Id: id, Node: n.name, Spec: spec})
+}
+
+// runDry runs a task, as a dry-run or not, and returns its result.
+func (n *node) runDry(t *testing.T, id string, spec *taskv1.TaskSpec, dry bool) *taskv1.TaskResult {
+	t.Helper()
+	res, _ := n.start(t, &taskv1.Task{Id: id, Node: n.name, Spec: spec, DryRun: dry})
+	return res
+}
+
+func (n *node) start(t *testing.T, task *taskv1.Task) (*taskv1.TaskResult, []string) {
+	t.Helper()
 	var logs []string
 	done := make(chan *taskv1.TaskResult, 1)
-	n.r.Start(context.Background(), &taskv1.Task{Id: id, Node: n.name, Spec: spec}, func(ev *taskv1.TaskEvent) {
+	n.r.Start(context.Background(), task, func(ev *taskv1.TaskEvent) {
 		if l := ev.GetLog(); l != nil {
 			logs = append(logs, l.GetText())
 		}
@@ -339,5 +352,57 @@ func TestUploadCertsOnAJoinedControlPlaneGetsAConfig(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(cp2.root, "etc/kubernetes/deckhand/kubeadm-upload-certs.yaml"))
 	if !strings.Contains(string(cfg), "kubernetesVersion: v1.33.13") || !strings.Contains(string(cfg), "name: cp-2") {
 		t.Fatalf("upload-certs config on cp-2:\n%s", cfg)
+	}
+}
+
+// A reset deletes kube-proxy's IPVS virtual services (on kube-ipvs0's addresses, and
+// NodePorts on the node's own) and its dummy link, and keeps the host's own virtual
+// services: here a keepalived/LVS balancer for the control-plane endpoint. A dry-run
+// says so and changes nothing; a second reset changes nothing.
+func TestResetKeepsForeignIPVSServices(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	n := newNode(t, "w-ipvs")
+	// The simulated host's own address (it gets one when it joins).
+	const node = "198.18.0.77"
+	os.MkdirAll(filepath.Join(n.root, "var/lib/deckhand-sim"), 0o755)
+	os.WriteFile(filepath.Join(n.root, "var/lib/deckhand-sim/address"), []byte(node+"\n"), 0o644)
+	lvs := "-A -t 198.18.200.1:6443 -s wlc\n-a -t 198.18.200.1:6443 -r " + node + ":6443 -g -w 1\n"
+	seed := map[string]string{
+		"var/lib/deckhand-sim/ipvs": "-A -t 10.96.0.1:443 -s rr\n-a -t 10.96.0.1:443 -r " + node + ":6443 -m -w 1\n-A -u 10.96.0.10:53 -s rr\n" +
+			"-A -t " + node + ":30080 -s rr\n" + lvs,
+		"var/lib/deckhand-sim/links/kube-ipvs0": "kind dummy\n10.96.0.1/32\n10.96.0.10/32\n",
+	}
+	for f, c := range seed {
+		os.MkdirAll(filepath.Dir(filepath.Join(n.root, f)), 0o755)
+		os.WriteFile(filepath.Join(n.root, f), []byte(c), 0o644)
+	}
+	spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{Ipvs: true}}}
+	want := []string{"ipvsadm -D -t 10.96.0.1:443", "ipvsadm -D -u 10.96.0.10:53", "ipvsadm -D -t " + node + ":30080", "ip link delete kube-ipvs0"}
+	for _, dry := range []bool{true, false} {
+		res := n.runDry(t, fmt.Sprintf("reset-dry-%v", dry), spec, dry)
+		if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+			t.Fatalf("reset (dry-run %v): %v", dry, res)
+		}
+		var cmds []string
+		for _, c := range res.GetChanges() {
+			if c.GetKind() == "command" {
+				cmds = append(cmds, c.GetTarget())
+			}
+		}
+		if !slices.Equal(cmds, want) {
+			t.Fatalf("reset (dry-run %v) ran:\n%q\nwant\n%q", dry, cmds, want)
+		}
+		if got, _ := os.ReadFile(filepath.Join(n.root, "var/lib/deckhand-sim/ipvs")); dry && string(got) != seed["var/lib/deckhand-sim/ipvs"] {
+			t.Fatalf("the dry-run changed IPVS:\n%s", got)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(n.root, "var/lib/deckhand-sim/ipvs")); string(got) != lvs {
+		t.Fatalf("IPVS after the reset:\n%s\nwant only the host's balancer:\n%s", got, lvs)
+	}
+	if exists(n.root, "var/lib/deckhand-sim/links/kube-ipvs0") {
+		t.Fatal("reset left kube-ipvs0")
+	}
+	if again, _ := n.run(t, "reset-2", spec); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
+		t.Fatalf("second reset: %v", again)
 	}
 }

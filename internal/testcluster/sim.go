@@ -18,10 +18,11 @@ var (
 )
 
 // SimTools are the host tools the hostsim SIMULATION stands in for.
-// ip and iptables are among them so that no test's network task ever changes the routes or
-// the NAT rules of the machine the test runs on (the agent would find the real ones on its
-// PATH).
-var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip", "iptables"}
+// ip, iptables (with the -save and -restore tools) and ipvsadm are among them so that no
+// test's network or reset task ever reads or changes the routes, links, rules or IPVS
+// services of the machine the test runs on (the agent would find the real ones on its PATH).
+var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip", "iptables",
+	"iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ipvsadm"}
 
 // SimCNIPlugins are the CNI plugins a simulated host has in /usr/lib/cni.
 var SimCNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
@@ -34,7 +35,7 @@ func SimKubeadm(t testing.TB, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tool := range []string{"kubeadm", "kubectl", "kubelet", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ipvsadm"} {
+	for _, tool := range []string{"kubeadm", "kubectl", "kubelet"} {
 		if err := os.WriteFile(filepath.Join(root, "usr", "bin", tool), data, 0o755); err != nil {
 			t.Fatal(err)
 		}

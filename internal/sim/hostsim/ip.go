@@ -16,14 +16,19 @@ import (
 //	ip -4 route replace CIDR via ADDR proto N
 //	ip -4 route del CIDR proto N
 //	ip -j -4 addr show
+//	ip -j -d addr show
 //	ip -j link show dev NAME
 //	ip link delete NAME
 //
 // The main routing table is a JSON list under ROOT/var/lib/deckhand-sim/routes.json (a
 // test may put routes of other protocols there: they are listed and kept like the
-// kernel's); the host's addresses are 127.0.0.1 and its simulated address (nodenet.go);
-// links are files under ROOT/var/lib/deckhand-sim/links (nothing in the simulation
-// creates cni0: a test does, as a pod's first start would). Errors are the real tool's.
+// kernel's); the host's addresses are 127.0.0.1 on lo and its simulated address
+// (nodenet.go) on eth0; other links are files under ROOT/var/lib/deckhand-sim/links
+// (nothing in the simulation creates one: a test does, as a pod network or kube-proxy
+// would), each line of which is an address of the link in CIDR form or "kind KIND" (its
+// linkinfo kind: bridge, vxlan, dummy, ipip...). As in the kernel, the ipip module's own
+// tunl0 is not deleted by ip link delete (which succeeds): only unloading the module
+// removes it. Errors are the real tool's.
 
 type simRoute struct {
 	Dst      string `json:"dst"`
@@ -106,12 +111,8 @@ func ip(r string, args []string) (int, error) {
 			return 2, fmt.Errorf("RTNETLINK answers: No such process")
 		}
 		return 0, writeRoutes(r, rs)
-	case a == "-j -4 addr show":
-		var infos []map[string]any
-		for addr := range ownAddresses(r) {
-			infos = append(infos, map[string]any{"family": "inet", "local": addr, "prefixlen": 32})
-		}
-		b, _ := json.Marshal([]map[string]any{{"ifname": "eth0", "addr_info": infos}})
+	case a == "-j -4 addr show" || a == "-j -d addr show":
+		b, _ := json.Marshal(simLinks(r, a == "-j -4 addr show", a == "-j -d addr show"))
 		fmt.Println(string(b))
 		return 0, nil
 	case len(args) == 5 && a == "-j link show dev "+args[4]:
@@ -121,10 +122,14 @@ func ip(r string, args []string) (int, error) {
 		fmt.Printf("[{\"ifname\":%q,\"flags\":[\"UP\"]}]\n", args[4])
 		return 0, nil
 	case len(args) == 3 && args[0] == "link" && args[1] == "delete":
-		if err := os.Remove(filepath.Join(r, "var/lib/deckhand-sim/links", args[2])); err != nil {
+		file := filepath.Join(r, "var/lib/deckhand-sim/links", args[2])
+		if !exists(file) {
 			return 1, fmt.Errorf("Cannot find device %q", args[2])
 		}
-		return 0, nil
+		if kind, _ := readLink(file); args[2] == "tunl0" && kind == "ipip" {
+			return 0, nil // the ipip module's fallback device: the kernel keeps it
+		}
+		return 0, os.Remove(file)
 	}
 	return 255, fmt.Errorf("ip (simulation): unsupported arguments %v", args)
 }
@@ -136,4 +141,58 @@ func ownAddresses(r string) map[string]bool {
 		own[strings.TrimSpace(string(b))] = true
 	}
 	return own
+}
+
+// readLink reads a simulated link's file: its kind and its addresses (CIDR).
+func readLink(file string) (string, []netip.Prefix) {
+	b, _ := os.ReadFile(file)
+	kind := ""
+	var addrs []netip.Prefix
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if k, ok := strings.CutPrefix(l, "kind "); ok {
+			kind = k
+		} else if p, err := netip.ParsePrefix(l); err == nil {
+			addrs = append(addrs, p)
+		}
+	}
+	return kind, addrs
+}
+
+// simLinks are the host's interfaces as ip -j addr show prints them: lo, eth0 and the
+// simulated links, with their addresses (IPv4 only with -4) and, with -d, their kinds.
+func simLinks(r string, only4, details bool) []map[string]any {
+	info := func(p netip.Prefix) map[string]any {
+		fam := "inet"
+		if p.Addr().Is6() {
+			fam = "inet6"
+		}
+		return map[string]any{"family": fam, "local": p.Addr().String(), "prefixlen": p.Bits()}
+	}
+	var eth0 []map[string]any
+	for addr := range ownAddresses(r) {
+		if addr != "127.0.0.1" {
+			eth0 = append(eth0, info(netip.PrefixFrom(netip.MustParseAddr(addr), 32)))
+		}
+	}
+	out := []map[string]any{
+		{"ifindex": 1, "ifname": "lo", "flags": []string{"LOOPBACK", "UP"}, "addr_info": []map[string]any{info(netip.MustParsePrefix("127.0.0.1/8"))}},
+		{"ifindex": 2, "ifname": "eth0", "flags": []string{"UP"}, "addr_info": eth0},
+	}
+	entries, _ := os.ReadDir(filepath.Join(r, "var/lib/deckhand-sim/links"))
+	for i, en := range entries {
+		kind, addrs := readLink(filepath.Join(r, "var/lib/deckhand-sim/links", en.Name()))
+		infos := []map[string]any{}
+		for _, p := range addrs {
+			if !only4 || p.Addr().Is4() {
+				infos = append(infos, info(p))
+			}
+		}
+		l := map[string]any{"ifindex": 3 + i, "ifname": en.Name(), "flags": []string{"UP"}, "addr_info": infos}
+		if details && kind != "" {
+			l["linkinfo"] = map[string]any{"info_kind": kind}
+		}
+		out = append(out, l)
+	}
+	return out
 }

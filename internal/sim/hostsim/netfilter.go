@@ -11,7 +11,7 @@ import (
 
 // iptables-save / iptables-restore (and the ip6tables pair) and iptables SIMULATION: the ruleset of each
 // family is a file in iptables-save format under ROOT/var/lib/deckhand-sim/netfilter.
-// ipvsadm SIMULATION: virtual services are lines of ROOT/var/lib/deckhand-sim/ipvs.
+// ipvsadm: below.
 
 const emptyRules = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
 
@@ -64,17 +64,45 @@ func iptablesRestore(family string) func(string, []string) (int, error) {
 	}
 }
 
+// ipvsadm SIMULATION, in exactly the forms the agent uses:
+//
+//	ipvsadm --save -n
+//	ipvsadm -D -t|-u|--sctp-service ADDR:PORT
+//
+// The virtual services (and their real servers) are the lines of
+// ROOT/var/lib/deckhand-sim/ipvs as --save prints them ("-A -t 10.96.0.1:443 -s rr", "-a
+// -t 10.96.0.1:443 -r 10.0.0.5:6443 -m -w 1"), put there by a test. -D deletes a service
+// with its real servers; of a service the host lacks it fails as the real tool does.
 func ipvsadm(r string, args []string) (int, error) {
 	file := filepath.Join(r, "var/lib/deckhand-sim/ipvs")
-	switch strings.Join(args, " ") {
-	case "--clear", "-C":
-		os.Remove(file)
-		return 0, nil
-	case "-Ln", "-L -n", "--list --numeric":
-		fmt.Println("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")
-		b, _ := os.ReadFile(file)
+	b, _ := os.ReadFile(file)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(b) == 0 {
+		lines = nil
+	}
+	switch {
+	case len(args) == 2 && args[0] == "--save" && args[1] == "-n":
 		fmt.Print(string(b))
 		return 0, nil
+	case len(args) == 3 && args[0] == "-D" && slices.Contains([]string{"-t", "-u", "--sctp-service"}, args[1]):
+		var kept []string
+		found := false
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) >= 3 && (f[0] == "-A" || f[0] == "-a") && f[1] == args[1] && f[2] == args[2] {
+				found = found || f[0] == "-A"
+				continue
+			}
+			kept = append(kept, l)
+		}
+		if !found {
+			return 255, fmt.Errorf("No such service")
+		}
+		out := strings.Join(kept, "\n")
+		if out != "" {
+			out += "\n"
+		}
+		return 0, os.WriteFile(file, []byte(out), 0o644)
 	}
 	return 2, fmt.Errorf("ipvsadm (simulation): unsupported arguments %v", args)
 }
