@@ -221,7 +221,7 @@ for n in node-1 node-2 node-3 node-4; do
   fi
   root=$state/$n/root
   mkdir -p "$root/usr/bin" "$root/etc" "$root/proc/sys/net/ipv4" "$root/proc/net" "$state/$n/data"
-  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm ip; do
+  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm nft ip; do
     cp "$state/bin/hostsim" "$root/usr/bin/$tool"
   done
   mkdir -p "$root/usr/lib/cni" # the distribution's CNI plugins (the simulation: no pod runs)

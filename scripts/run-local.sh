@@ -49,7 +49,7 @@ controllers=$(IFS=,; echo "${addrs[*]}")
 for n in node-1 node-2; do
   root=$state/$n/root
   mkdir -p "$root/usr/bin"
-  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm ip; do
+  for tool in systemctl firewall-cmd swapoff modprobe sysctl apt-get apt-mark iptables iptables-save iptables-restore ip6tables-save ip6tables-restore ipvsadm nft ip; do
     cp .cache/bin/hostsim "$root/usr/bin/$tool"
   done
   mkdir -p "$root/usr/lib/cni" # the distribution's CNI plugins (the simulation: no pod runs)

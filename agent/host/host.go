@@ -144,6 +144,22 @@ func (h *Host) RemoveFile(p string) (bool, error) {
 	return true, os.Remove(h.Path(p))
 }
 
+// RemoveAll deletes a host directory (or file) with everything in it, if present. The
+// host's root itself is never removed.
+func (h *Host) RemoveAll(p string) (bool, error) {
+	if filepath.Clean("/"+p) == "/" {
+		return false, fmt.Errorf("remove %q: refusing to remove the host's root", p)
+	}
+	if _, err := os.Lstat(h.Path(p)); err != nil {
+		return false, nil
+	}
+	h.record("file", p, "remove with its contents")
+	if h.DryRun {
+		return true, nil
+	}
+	return true, os.RemoveAll(h.Path(p))
+}
+
 // diffSummary describes a file change by the lines it adds and removes, with every line
 // that looks like a secret masked.
 func diffSummary(old, data []byte) string {

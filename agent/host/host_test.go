@@ -135,3 +135,28 @@ func TestSecretFileChangesShowNoSecret(t *testing.T) {
 		t.Fatalf("a client key shows in the change record: %s", l)
 	}
 }
+
+// RemoveAll removes a directory tree once (a dry-run records it and keeps it), records
+// nothing when it is gone, and never removes the host's root.
+func TestRemoveAll(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "var/lib/cni/networks/cbr0"), 0o755)
+	os.WriteFile(filepath.Join(root, "var/lib/cni/networks/cbr0/10.244.1.5"), []byte("x"), 0o644)
+	dry := &Host{Root: root, DryRun: true}
+	if changed, err := dry.RemoveAll("/var/lib/cni"); !changed || err != nil || len(dry.Changes()) != 1 || !dry.Exists("/var/lib/cni/networks/cbr0/10.244.1.5") {
+		t.Fatalf("dry-run: changed %v, %v, %v", changed, err, dry.Changes())
+	}
+	wet := &Host{Root: root}
+	if changed, err := wet.RemoveAll("/var/lib/cni"); !changed || err != nil || wet.Exists("/var/lib/cni") || !wet.Exists("/var/lib") {
+		t.Fatalf("remove: changed %v, %v", changed, err)
+	}
+	again := &Host{Root: root}
+	if changed, err := again.RemoveAll("/var/lib/cni"); changed || err != nil || len(again.Changes()) != 0 {
+		t.Fatalf("a second remove: changed %v, %v, %v", changed, err, again.Changes())
+	}
+	for _, p := range []string{"/", "", "/.."} {
+		if _, err := wet.RemoveAll(p); err == nil || !wet.Exists("/var/lib") {
+			t.Fatalf("RemoveAll(%q) did not refuse the root: %v", p, err)
+		}
+	}
+}

@@ -135,26 +135,27 @@ func kubeProxyIPVS(save string, addrs []byte) ([]ipvsService, error) {
 }
 
 // cleanIPVS deletes kube-proxy's IPVS virtual services (see kubeProxyIPVS) one by one and
-// then its dummy link, and leaves every other virtual service on the host.
-func cleanIPVS(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
+// then its dummy link, and leaves every other virtual service on the host. It returns the
+// links it deleted.
+func cleanIPVS(ctx context.Context, h *host.Host, e *tasks.Emitter) ([]string, error) {
 	if !h.Has("ipvsadm") || !h.Has("ip") {
-		return nil
+		return nil, nil
 	}
 	save, err := h.Query(ctx, "ipvsadm", "--save", "-n")
 	if err != nil {
-		return tasks.Errorf("RESET_FAILED", "look at ipvsadm -Ln on the node", "list IPVS virtual services: %v", err)
+		return nil, tasks.Errorf("RESET_FAILED", "look at ipvsadm -Ln on the node", "list IPVS virtual services: %v", err)
 	}
 	addrs, err := h.Query(ctx, "ip", "-j", "-d", "addr", "show")
 	if err != nil {
-		return tasks.Errorf("RESET_FAILED", "check that iproute2 (ip) works on the node", "list the node's addresses: %v", err)
+		return nil, tasks.Errorf("RESET_FAILED", "check that iproute2 (ip) works on the node", "list the node's addresses: %v", err)
 	}
 	del, err := kubeProxyIPVS(string(save), addrs)
 	if err != nil {
-		return tasks.Errorf("RESET_FAILED", "report this output of ipvsadm --save -n and ip -j -d addr show", "%v", err)
+		return nil, tasks.Errorf("RESET_FAILED", "report this output of ipvsadm --save -n and ip -j -d addr show", "%v", err)
 	}
 	for _, s := range del {
 		if err := h.Run(ctx, "delete kube-proxy's IPVS virtual service "+s.String(), "ipvsadm", "-D", s.Flag, s.Addr.String()); err != nil {
-			return tasks.Errorf("RESET_FAILED", "delete it by hand: ipvsadm -D "+s.String(), "delete IPVS virtual service %s: %v", s, err)
+			return nil, tasks.Errorf("RESET_FAILED", "delete it by hand: ipvsadm -D "+s.String(), "delete IPVS virtual service %s: %v", s, err)
 		}
 	}
 	if len(del) > 0 {
@@ -164,9 +165,10 @@ func cleanIPVS(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
 	for _, l := range links {
 		if l.Name == kubeIPVSLink {
 			if err := h.Run(ctx, "delete kube-proxy's dummy link "+kubeIPVSLink, "ip", "link", "delete", kubeIPVSLink); err != nil {
-				return tasks.Errorf("RESET_FAILED", "delete it by hand: ip link delete "+kubeIPVSLink, "delete link %s: %v", kubeIPVSLink, err)
+				return nil, tasks.Errorf("RESET_FAILED", "delete it by hand: ip link delete "+kubeIPVSLink, "delete link %s: %v", kubeIPVSLink, err)
 			}
+			return []string{kubeIPVSLink}, nil
 		}
 	}
-	return nil
+	return nil, nil
 }

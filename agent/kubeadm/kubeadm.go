@@ -320,8 +320,9 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 // leftovers are what a reset must not leave behind.
 var leftovers = []string{"/etc/kubernetes/manifests", "/etc/kubernetes/pki", "/var/lib/kubelet", "/var/lib/etcd", "/etc/cni/net.d"}
 
-// Reset runs kubeadm reset -f, removes what it leaves (CNI configuration, kubeconfigs,
-// Deckhand's kubeadm configs), and reports anything still there.
+// Reset runs kubeadm reset -f, removes what it leaves (iptables chains, kube-proxy's IPVS
+// services, the pod network's links, directories and nftables tables, CNI configuration,
+// kubeconfigs, Deckhand's kubeadm configs), and reports anything still there by name.
 func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	l, err := lock(ctx, h, e)
 	if err != nil {
@@ -346,8 +347,9 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	}
 	// kube-proxy's IPVS virtual services and its dummy link (before the pod network goes:
 	// the node's addresses on cni0 tell its NodePort services).
+	var done []string
 	if t.GetSpec().GetKubeadmReset().GetIpvs() {
-		if err := cleanIPVS(ctx, h, e); err != nil {
+		if done, err = cleanIPVS(ctx, h, e); err != nil {
 			return nil, err
 		}
 	}
@@ -355,6 +357,10 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	// and the addresses host-local handed out, so that a node joining again starts clean.
 	if err := network.CleanUp(ctx, h, e); err != nil {
 		return nil, tasks.Errorf("RESET_FAILED", "remove them by hand: iptables -t nat -S POSTROUTING (the rules with the comment \""+network.NATComment+"\"), ip route show proto "+strconv.Itoa(network.RouteProto)+", ip link delete "+network.Bridge, "pod network clean-up: %v", err)
+	}
+	// What any pod network and kube-proxy leave: links, state directories, nftables tables.
+	if err := cleanPodNetwork(ctx, h, e, append(done, network.Bridge)...); err != nil {
+		return nil, err
 	}
 	for _, dir := range []string{"/etc/cni/net.d", ConfigDir} {
 		entries, _ := os.ReadDir(h.Path(dir))
@@ -390,10 +396,19 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 			continue
 		}
 		out, _ := h.Query(ctx, fam+"-save")
-		if _, removed := withoutKube(string(out)); removed > 0 {
-			left = append(left, fmt.Sprintf("%d %s rule(s) or chain(s) of Kubernetes", removed, fam))
+		if _, removed, chains := withoutCluster(string(out)); len(chains) > 0 {
+			for _, c := range chains {
+				left = append(left, fam+" chain "+c)
+			}
+		} else if removed > 0 {
+			left = append(left, fmt.Sprintf("%d %s rule(s) of Kubernetes or the pod network", removed, fam))
 		}
 	}
+	net, err := podNetworkLeftovers(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	left = append(left, net...)
 	for _, dir := range leftovers {
 		entries, _ := os.ReadDir(h.Path(dir))
 		for _, en := range entries {
@@ -465,28 +480,8 @@ func attachDiagnostics(ctx context.Context, h *host.Host, e *tasks.Emitter) {
 	}
 }
 
-// kubeRule reports whether an iptables-save line belongs to Kubernetes: its KUBE- chains,
-// the rules in them, and the jumps to them.
-func kubeRule(l string) bool {
-	return strings.HasPrefix(l, ":KUBE-") || strings.HasPrefix(l, "-A KUBE-") || strings.Contains(l, " -j KUBE-") || strings.Contains(l, " --jump KUBE-")
-}
-
-// withoutKube drops the Kubernetes lines of a ruleset and keeps everything else, chain
-// policies included, so the host keeps its own rules and stays reachable.
-func withoutKube(rules string) (string, int) {
-	var kept []string
-	removed := 0
-	for _, l := range strings.Split(rules, "\n") {
-		if kubeRule(l) {
-			removed++
-			continue
-		}
-		kept = append(kept, l)
-	}
-	return strings.Join(kept, "\n"), removed
-}
-
-// cleanNetfilter removes what kube-proxy and kubeadm left in iptables and ip6tables.
+// cleanNetfilter removes what kube-proxy, kubeadm and the pod networks left in iptables
+// and ip6tables (see clusterRule).
 func cleanNetfilter(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
 	for _, fam := range []string{"iptables", "ip6tables"} {
 		if !h.Has(fam+"-save") || !h.Has(fam+"-restore") {
@@ -496,14 +491,14 @@ func cleanNetfilter(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
 		if err != nil {
 			return tasks.Errorf("RESET_FAILED", "look at "+fam+"-save on the node", "%s-save: %v", fam, err)
 		}
-		clean, removed := withoutKube(string(out))
+		clean, removed, _ := withoutCluster(string(out))
 		if removed == 0 {
 			continue
 		}
-		if err := h.RunInput(ctx, fmt.Sprintf("remove %d Kubernetes %s rules and chains (the host's own rules and policies stay)", removed, fam), []byte(clean), fam+"-restore"); err != nil {
+		if err := h.RunInput(ctx, fmt.Sprintf("remove %d %s rules and chains of Kubernetes and the pod network (the host's own rules and policies stay)", removed, fam), []byte(clean), fam+"-restore"); err != nil {
 			return tasks.Errorf("RESET_FAILED", "the ruleset was left as it was; look at "+fam+"-save on the node", "%v", err)
 		}
-		e.Logf("removed %d Kubernetes lines from %s", removed, fam)
+		e.Logf("removed %d lines of Kubernetes and the pod network from %s", removed, fam)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -405,4 +406,93 @@ func TestResetKeepsForeignIPVSServices(t *testing.T) {
 	if again, _ := n.run(t, "reset-2", spec); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
 		t.Fatalf("second reset: %v", again)
 	}
+}
+
+// A reset removes every kind of pod-network debris that breaks the next join: the links of
+// the pod networks and kube-proxy, their state directories, their iptables chains (the
+// host's own rules and chains stay) and kube-proxy's nftables tables; the ipip module's
+// tunl0 stays (the kernel keeps it) without Calico's address. What it cannot remove is
+// reported by name. A dry-run changes nothing; a second reset changes nothing.
+func TestResetRemovesPodNetworkDebris(t *testing.T) {
+	t.Setenv("DECKHAND_SIM_CLUSTER", t.TempDir())
+	n := newNode(t, "w-debris")
+	links := map[string]string{
+		"cni0": "kind bridge\n10.244.1.1/24\n", "flannel.1": "kind vxlan\n10.244.1.0/32\n", "kube-ipvs0": "kind dummy\n10.96.0.1/32\n",
+		"cali1a2b3c4d5e6": "kind veth\n", "vxlan.calico": "kind vxlan\n10.244.1.192/32\n", "tunl0": "kind ipip\n10.244.1.193/32\n",
+		"cilium_host": "kind veth\n10.244.1.7/32\n", "cilium_vxlan": "kind vxlan\n",
+		// The host's own.
+		"docker0": "kind bridge\n172.17.0.1/16\n",
+	}
+	seed := map[string]string{
+		"var/lib/cni/networks/cbr0/10.244.1.5": "abc",
+		"var/lib/cni/results/cbr0-abc-eth0":    "{}",
+		"run/flannel/subnet.env":               "FLANNEL_SUBNET=10.244.1.1/24\n",
+		"var/lib/deckhand-sim/nft-tables":      "table inet filter\ntable ip kube-proxy\ntable ip6 kube-proxy\n",
+		"var/lib/deckhand-sim/netfilter/iptables.rules": "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:FLANNEL-FWD - [0:0]\n:cali-FORWARD - [0:0]\n:CILIUM_FORWARD - [0:0]\n" +
+			"-A INPUT -p tcp --dport 22 -j ACCEPT\n-A FORWARD -j DOCKER\n-A FORWARD -j FLANNEL-FWD\n-A FORWARD -j cali-FORWARD\n-A FORWARD -j CILIUM_FORWARD\n-A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT\nCOMMIT\n" +
+			"*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:CNI-HOSTPORT-DNAT - [0:0]\n:FLANNEL-POSTRTG - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n-A POSTROUTING -j FLANNEL-POSTRTG\n-A POSTROUTING -s 192.168.50.0/24 -o eth1 -j MASQUERADE\nCOMMIT\n",
+	}
+	for name, c := range links {
+		seed["var/lib/deckhand-sim/links/"+name] = c
+	}
+	for f, c := range seed {
+		os.MkdirAll(filepath.Dir(filepath.Join(n.root, f)), 0o755)
+		os.WriteFile(filepath.Join(n.root, f), []byte(c), 0o644)
+	}
+	spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{Ipvs: true}}}
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		filepath.Walk(n.root, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Mode().IsRegular() && !strings.Contains(p, "/usr/") && !strings.Contains(p, "/var/lib/deckhand/") {
+				b, _ := os.ReadFile(p)
+				m[strings.TrimPrefix(p, n.root)] = string(b)
+			}
+			return nil
+		})
+		return m
+	}
+	before := snapshot()
+	dry := n.runDry(t, "reset-dry", spec, true)
+	if dry.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("dry-run: %v", dry)
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Fatalf("the dry-run changed the host")
+	}
+	res := n.runDry(t, "reset", spec, false)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("reset: %v", res)
+	}
+	var changes []string
+	for _, c := range res.GetChanges() {
+		changes = append(changes, c.GetTarget()+" ("+c.GetDetail()+")")
+	}
+	if d := dry.GetChanges(); len(d) != len(res.GetChanges()) {
+		t.Errorf("the dry-run announced %d changes, the reset made %d:\n%s", len(d), len(res.GetChanges()), strings.Join(changes, "\n"))
+	}
+	for name := range links {
+		if gone := !exists(n.root, "var/lib/deckhand-sim/links/"+name); gone != (name != "docker0" && name != "tunl0") {
+			t.Errorf("link %s: deleted %v\n%s", name, gone, strings.Join(changes, "\n"))
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(n.root, "var/lib/deckhand-sim/links/tunl0")); string(b) != "kind ipip\n" {
+		t.Errorf("tunl0 after the reset: %q, want it without Calico's address", b)
+	}
+	for _, dir := range []string{"var/lib/cni", "run/flannel"} {
+		if exists(n.root, dir) {
+			t.Errorf("reset left %s", dir)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(n.root, "var/lib/deckhand-sim/nft-tables")); string(b) != "table inet filter\n" {
+		t.Errorf("nftables tables after the reset: %q", b)
+	}
+	want := "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A FORWARD -j DOCKER\nCOMMIT\n" +
+		"*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s 192.168.50.0/24 -o eth1 -j MASQUERADE\nCOMMIT\n"
+	if b, _ := os.ReadFile(filepath.Join(n.root, "var/lib/deckhand-sim/netfilter/iptables.rules")); string(b) != want {
+		t.Errorf("iptables after the reset:\n%s\nwant\n%s", b, want)
+	}
+	if again := n.runDry(t, "reset-2", spec, false); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
+		t.Fatalf("second reset: %v", again)
+	}
+
 }

@@ -18,11 +18,12 @@ var (
 )
 
 // SimTools are the host tools the hostsim SIMULATION stands in for.
-// ip, iptables (with the -save and -restore tools) and ipvsadm are among them so that no
-// test's network or reset task ever reads or changes the routes, links, rules or IPVS
-// services of the machine the test runs on (the agent would find the real ones on its PATH).
+// ip, iptables (with the -save and -restore tools), ipvsadm and nft are among them so that
+// no test's network or reset task ever reads or changes the routes, links, rules, IPVS
+// services or nftables tables of the machine the test runs on (the agent would find the
+// real ones on its PATH).
 var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip", "iptables",
-	"iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ipvsadm"}
+	"iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ipvsadm", "nft"}
 
 // SimCNIPlugins are the CNI plugins a simulated host has in /usr/lib/cni.
 var SimCNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}

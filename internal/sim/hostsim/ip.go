@@ -19,6 +19,7 @@ import (
 //	ip -j -d addr show
 //	ip -j link show dev NAME
 //	ip link delete NAME
+//	ip addr flush dev NAME
 //
 // The main routing table is a JSON list under ROOT/var/lib/deckhand-sim/routes.json (a
 // test may put routes of other protocols there: they are listed and kept like the
@@ -121,6 +122,17 @@ func ip(r string, args []string) (int, error) {
 		}
 		fmt.Printf("[{\"ifname\":%q,\"flags\":[\"UP\"]}]\n", args[4])
 		return 0, nil
+	case len(args) == 4 && args[0] == "addr" && args[1] == "flush" && args[2] == "dev":
+		file := filepath.Join(r, "var/lib/deckhand-sim/links", args[3])
+		if !exists(file) {
+			return 1, fmt.Errorf("Device %q does not exist.", args[3])
+		}
+		kind, _ := readLink(file)
+		keep := ""
+		if kind != "" {
+			keep = "kind " + kind + "\n"
+		}
+		return 0, os.WriteFile(file, []byte(keep), 0o644)
 	case len(args) == 3 && args[0] == "link" && args[1] == "delete":
 		file := filepath.Join(r, "var/lib/deckhand-sim/links", args[2])
 		if !exists(file) {

@@ -2,7 +2,7 @@
 // labs: systemctl, firewall-cmd, swapoff, modprobe, sysctl, apt-get and apt-mark (for the
 // pkgs.k8s.io packages), kubeadm and kubectl (kubeadm.go, kubectl.go: a cluster shared by
 // the simulated hosts, its effects recorded for tests to read with package simrecords), the
-// kubelet's version, iptables and ipvsadm, and ip (routes, addresses and links: ip.go). It is one multi-call binary,
+// kubelet's version, iptables, ipvsadm and nft (netfilter.go), and ip (routes, addresses and links: ip.go). It is one multi-call binary,
 // installed under each tool's name inside a simulated host's root (ROOT/usr/bin), and it
 // acts on that root only: state under ROOT/var/lib/deckhand-sim, kernel settings as files
 // under ROOT/proc/sys and ROOT/sys/module, swap in ROOT/proc/swaps. It is strict: anything
@@ -44,6 +44,7 @@ func main() {
 		"ip6tables-save":    iptablesSave("ip6tables"),
 		"ip6tables-restore": iptablesRestore("ip6tables"),
 		"ipvsadm":           ipvsadm,
+		"nft":               nft,
 		"ip":                ip,
 	}
 	name := filepath.Base(os.Args[0])

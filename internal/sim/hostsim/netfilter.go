@@ -202,3 +202,41 @@ func saveArgs(args []string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// nft SIMULATION, in exactly the forms the agent uses:
+//
+//	nft list tables
+//	nft delete table FAMILY NAME
+//
+// The tables are the lines of ROOT/var/lib/deckhand-sim/nft-tables ("table ip
+// kube-proxy"), put there by a test, as kube-proxy's nftables mode would make them.
+func nft(r string, args []string) (int, error) {
+	file := filepath.Join(r, "var/lib/deckhand-sim/nft-tables")
+	b, _ := os.ReadFile(file)
+	switch {
+	case len(args) == 2 && args[0] == "list" && args[1] == "tables":
+		fmt.Print(string(b))
+		return 0, nil
+	case len(args) == 4 && args[0] == "delete" && args[1] == "table":
+		want := "table " + args[2] + " " + args[3]
+		var kept []string
+		found := false
+		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+			if strings.TrimSpace(l) == want {
+				found = true
+			} else if l != "" {
+				kept = append(kept, l)
+			}
+		}
+		if !found {
+			cmd := strings.Join(args, " ")
+			return 1, fmt.Errorf("Error: Could not process rule: No such file or directory\n%s\n%s", cmd, strings.Repeat("^", len(cmd)))
+		}
+		out := strings.Join(kept, "\n")
+		if out != "" {
+			out += "\n"
+		}
+		return 0, os.WriteFile(file, []byte(out), 0o644)
+	}
+	return 1, fmt.Errorf("nft (simulation): unsupported arguments %v", args)
+}
