@@ -141,6 +141,17 @@ func newLab(t *testing.T) *lab {
 		if err := l.m.StopAll(sctx); err != nil {
 			t.Errorf("StopAll: %v", err)
 		}
+		// The children the fake daemons started and KillMode=process leaves running by
+		// design (containerd's shims): a test leaves no process behind.
+		logs, _ := filepath.Glob(filepath.Join(root, "log", "*.log"))
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			for _, m := range childRE.FindAllStringSubmatch(string(b), -1) {
+				if pid, err := strconv.Atoi(m[1]); err == nil && pid > 1 {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
