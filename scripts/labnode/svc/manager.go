@@ -503,33 +503,32 @@ func (m *Manager) attempt(s *service, u *Unit, r *run, report func(error)) outco
 		}
 		extra = append(extra, "STATE_DIRECTORY="+strings.Join(dirs, ":"))
 	}
-	for _, c := range u.ExecStartPre {
-		o, ok := m.control(s, u, c, env, order, extra, r)
-		if !ok {
-			if o.result == "timeout" {
-				report(errTimeout)
-			} else if o.stopped {
-				report(errStopped)
-			} else {
-				report(errControl)
+	// runAll runs control commands in order; the first that fails ends the start, reported
+	// as a timeout, a stop or a failure.
+	runAll := func(cmds []Command) (outcome, bool) {
+		for _, c := range cmds {
+			o, ok := m.control(s, u, c, env, order, extra, r)
+			if !ok {
+				switch {
+				case o.result == "timeout":
+					report(errTimeout)
+				case o.stopped:
+					report(errStopped)
+				default:
+					report(errControl)
+				}
+				return o, false
 			}
-			return o
 		}
+		return outcome{}, true
+	}
+	if o, ok := runAll(u.ExecStartPre); !ok {
+		return o
 	}
 	if u.Type == "oneshot" {
 		s.set("activating", "start", "")
-		for _, c := range u.ExecStart {
-			o, ok := m.control(s, u, c, env, order, extra, r)
-			if !ok {
-				if o.result == "timeout" {
-					report(errTimeout)
-				} else if o.stopped {
-					report(errStopped)
-				} else {
-					report(errControl)
-				}
-				return o
-			}
+		if o, ok := runAll(u.ExecStart); !ok {
+			return o
 		}
 		if u.RemainAfterExit {
 			s.set("active", "exited", "success")
