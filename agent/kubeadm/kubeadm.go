@@ -132,14 +132,26 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if _, err := h.WriteFile(initConfig, cfg, 0o600, host.Secret); err != nil {
 		return nil, err
 	}
-	if h.Exists(adminConf) {
-		// Already a control plane: report what a join needs, change nothing.
-		hash, err := caHash(h)
-		if err != nil {
-			return nil, tasks.Errorf("INIT_STATE", "reset the node (kubeadm reset task) and init again", "the node has %s but no readable CA: %v", adminConf, err)
+	if !h.DryRun {
+		// A retry: an earlier init finished (report what a join needs, change nothing), or
+		// failed half way (reset the node and init again), or cannot be told apart.
+		ev := gather(ctx, h, n.Name, adminConf)
+		switch initVerdict(ev) {
+		case done:
+			hash, err := caHash(h)
+			if err != nil {
+				return nil, tasks.Errorf("INIT_STATE", "reset the node (deckctl reset NODE) and init again", "the node has %s but no readable CA: %v", adminConf, err)
+			}
+			e.Logf("the node is already an initialized control plane (%s)", ev.describe())
+			return map[string]string{"ca_cert_hash": hash, "control_plane_endpoint": c.ControlPlaneEndpoint}, nil
+		case unsure:
+			return nil, tasks.Errorf("INIT_STATE", "start the node's kubelet and control plane (systemctl status kubelet; crictl ps -a), then deckctl workflow retry ID; or reset the node (deckctl reset NODE) to init it anew",
+				"an earlier kubeadm init finished on this node (%s), and its API server does not answer, so Deckhand cannot tell whether the node is a healthy control plane", ev.describe())
+		case halfDone:
+			if err := resetHalfDone(ctx, l, h, e, "kubeadm init", ev); err != nil {
+				return nil, err
+			}
 		}
-		e.Logf("the node is already an initialized control plane")
-		return map[string]string{"ca_cert_hash": hash, "control_plane_endpoint": c.ControlPlaneEndpoint}, nil
 	}
 	out, err := l.RunOutput(ctx, "kubeadm init", kubeadmconfig.InitArgs(initConfig, spec.GetUploadCerts())...)
 	l.Unlock()
@@ -287,11 +299,25 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 		return nil, err
 	}
 	defer l.Unlock()
-	if h.Exists(kubeletConf) {
-		// A join config left by an agent killed during the join holds a token.
-		_, _ = h.RemoveFile(joinConfig)
-		e.Logf("the node has already joined the cluster")
-		return map[string]string{"joined": "already"}, nil
+	if !h.DryRun {
+		// A retry: an earlier join finished (change nothing), or failed half way (reset the
+		// node and join again), or cannot be told apart.
+		ev := gather(ctx, h, n.Name, kubeletConf)
+		switch joinVerdict(ev, cp) {
+		case done:
+			// A join config left by an agent killed during the join holds a token.
+			_, _ = h.RemoveFile(joinConfig)
+			e.Logf("the node has already joined the cluster (%s)", ev.describe())
+			return map[string]string{"joined": "already"}, nil
+		case unsure:
+			_, _ = h.RemoveFile(joinConfig)
+			return nil, tasks.Errorf("JOIN_STATE", "check the node's kubelet (systemctl status kubelet) and its route to the control-plane endpoint, then deckctl workflow retry ID; or reset the node (deckctl reset NODE) to join it anew",
+				"an earlier kubeadm join wrote the kubelet's credentials on this node (%s), and the API server does not answer, so Deckhand cannot tell whether the node joined", ev.describe())
+		case halfDone:
+			if err := resetHalfDone(ctx, l, h, e, "kubeadm join", ev); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if _, err := h.WriteFile(joinConfig, cfg, 0o600, host.Secret); err != nil {
 		return nil, err
@@ -329,16 +355,11 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		return nil, err
 	}
 	defer l.Unlock()
-	if h.Exists(kubeletConf) || h.Exists(adminConf) || nonEmpty(h, "/etc/kubernetes/manifests") {
-		argv := kubeadmconfig.ResetArgs()
-		if h.CRISocket != "" {
-			argv = append(argv, "--cri-socket", "unix://"+runtime.HostSocket(h))
+	// kubeadm reset whenever kubeadm left anything here, a half-done join's files included.
+	if ev := gather(ctx, h, t.GetNode(), ""); len(ev.files) > 0 || ev.caCert || nonEmpty(h, "/etc/kubernetes/manifests") || nonEmpty(h, "/etc/kubernetes/pki") {
+		if err := kubeadmReset(ctx, l, h, e); err != nil {
+			return nil, err
 		}
-		out, err := l.RunOutput(ctx, "kubeadm reset", argv...)
-		if err != nil {
-			return nil, tasks.Errorf("RESET_FAILED", "look at the task log", "%v", err)
-		}
-		logOutput(e, string(out))
 	}
 	// What kubeadm says it does not clean: network filtering rules, IPVS, CNI configuration
 	// and kubeconfigs; and the pod network.
@@ -419,6 +440,20 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		return map[string]string{"leftovers": strings.Join(left, ",")}, tasks.Errorf("RESET_INCOMPLETE", "remove them by hand (they are not kubeadm's or Deckhand's) or look at what created them", "reset left %d item(s) behind: %s", len(left), strings.Join(left, ", "))
 	}
 	return map[string]string{"leftovers": ""}, nil
+}
+
+// kubeadmReset runs kubeadm reset -f (with the agent's CRI socket) under the kubeadm lock l.
+func kubeadmReset(ctx context.Context, l *host.Lock, h *host.Host, e *tasks.Emitter) error {
+	argv := kubeadmconfig.ResetArgs()
+	if h.CRISocket != "" {
+		argv = append(argv, "--cri-socket", "unix://"+runtime.HostSocket(h))
+	}
+	out, err := l.RunOutput(ctx, "kubeadm reset", argv...)
+	if err != nil {
+		return tasks.Errorf("RESET_FAILED", "look at the task log", "%v", err)
+	}
+	logOutput(e, string(out))
+	return nil
 }
 
 func nonEmpty(h *host.Host, dir string) bool {

@@ -299,6 +299,13 @@ func writeFile(r, p, content string, mode os.FileMode) {
 	os.WriteFile(full, []byte(content), mode)
 }
 
+// kubeletKubeconfig is kubelet.conf as a finished init (after its kubelet-finalize phase) or
+// join leaves it: naming the kubelet's rotated client certificate file.
+func kubeletKubeconfig(endpoint, name string) string {
+	const pem = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+	return kubeconfig(endpoint, "system:node:"+name) + "  user:\n    client-certificate: " + pem + "\n    client-key: " + pem + "\n"
+}
+
 func kubeconfig(endpoint, user string) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://%s\n  name: kubernetes\nusers:\n- name: %s\n", endpoint, user)
 }
@@ -366,7 +373,7 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	writeFile(r, "etc/kubernetes/pki/ca.crt", string(ca.CertPEM), 0o644)
 	writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
 	writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(endpoint, "kubernetes-admin"), 0o600)
-	writeFile(r, "etc/kubernetes/kubelet.conf", kubeconfig(endpoint, "system:node:"+name), 0o600)
+	writeFile(r, "etc/kubernetes/kubelet.conf", kubeletKubeconfig(endpoint, name), 0o600)
 	for _, c := range controlPlaneManifests {
 		writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: "+c+"\n", 0o600)
 	}
@@ -582,7 +589,7 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 		writeFile(r, "var/lib/etcd/member/snap/db", "", 0o600)
 	}
 	writeFile(r, "etc/kubernetes/pki/ca.crt", string(ca.CertPEM), 0o644)
-	writeFile(r, "etc/kubernetes/kubelet.conf", kubeconfig(string(endpoint), "system:node:"+name), 0o600)
+	writeFile(r, "etc/kubernetes/kubelet.conf", kubeletKubeconfig(string(endpoint), name), 0o600)
 	writeFile(r, "var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n", 0o644)
 	writeFile(r, "var/lib/deckhand-sim/kubeadm-node", name, 0o644)
 	startKubelet(r)

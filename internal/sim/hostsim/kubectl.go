@@ -232,7 +232,12 @@ func nodeJSON(cluster, name string) (int, error) {
 		spec["podCIDR"], spec["podCIDRs"] = string(c), []string{string(c)}
 	}
 	status["conditions"] = []map[string]string{{"type": "Ready", "status": ready}}
-	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": map[string]string{"name": name}, "spec": spec, "status": status}, "", "    ")
+	meta := map[string]any{"name": name}
+	if role, _ := os.ReadFile(filepath.Join(cluster, simrecords.NodesDir, name)); string(role) == "control-plane" {
+		// What kubeadm's mark-control-plane phase sets.
+		meta["labels"] = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+	}
+	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec, "status": status}, "", "    ")
 	fmt.Println(string(b))
 	return 0, nil
 }
