@@ -8,6 +8,8 @@
 #   kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy
 #     (ONE go build, so the packages they share compile once),
 #   etcd      (the tag kubeadm VERSION lists as DefaultEtcdVersion, e.g. 3.5.24 for v1.33),
+#   etcdctl   (etcd's version, as registry.k8s.io/etcd images carry it; when the module proxy
+#              does not serve that version, the newest etcdctl of the same minor it does),
 #   coredns   (kubeadm's CoreDNSVersion, e.g. v1.12.0),
 #   pause     (scripts/k8skit/pause, a tiny reaper; kubeadm's PauseVersion).
 # scripts/k8skit packs them into images under the names kubeadm lists.
@@ -72,6 +74,7 @@ reports() {
   kubeadm) "$b" version -o short ;;
   kubectl) "$b" version --client 2>/dev/null | sed -n 's/^Client Version: //p' ;;
   etcd) "$b" --version | sed -n 's/^etcd Version: //p' ;;
+  etcdctl) "$b" version | sed -n 's/^etcdctl version: //p' ;;
   coredns) "$b" -version | sed -n 's/^CoreDNS-//p' | head -1 ;;
   pause) "$b" --version | sed -n 's/^pause //p' ;;
   *) "$b" --version | sed -n 's/^Kubernetes //p' ;;
@@ -79,16 +82,23 @@ reports() {
 }
 want() {
   case $1 in
-  etcd) echo "$etcd" ;;
+  etcd | etcdctl) echo "$etcd" ;;
   coredns) echo "${coredns#v}" ;;
   pause) echo "$pause" ;;
   *) echo "$version" ;;
   esac
 }
-good() { [ "$(reports "$1")" = "$(want "$1")" ]; }
+good() {
+  local got
+  got=$(reports "$1") || return 1
+  case $1 in
+  etcdctl) [[ $got == "${etcd%.*}".* ]] ;; # etcd's minor: see the etcdctl build below
+  *) [ "$got" = "$(want "$1")" ] ;;
+  esac
+}
 complete() {
   local b
-  for b in $k8sbins etcd coredns pause; do good "$b" || return 1; done
+  for b in $k8sbins etcd etcdctl coredns pause; do good "$b" || return 1; done
 }
 
 if complete; then
@@ -112,16 +122,16 @@ total=$(date +%s)
 say "building the Kubernetes $version kit (etcd $etcd, CoreDNS $coredns, pause $pause) into $kit"
 say "about 10 minutes the first time on 2 cores; later runs reuse the kit"
 
-place() { # place BIN: check the freshly built binary reports its version, then rename it in.
-  local got
+place() { # place BIN [VERSION]: check the freshly built binary reports its version, then rename it in.
+  local got w=${2:-$(want "$1")}
   got=$(kit=$tmp reports "$1" || true)
-  if [ "$got" != "$(want "$1")" ]; then
-    say "built $1 reports \"$got\", want \"$(want "$1")\""
+  if [ "$got" != "$w" ]; then
+    say "built $1 reports \"$got\", want \"$w\""
     exit 1
   fi
   chmod 0755 "$tmp/$1"
   mv -f "$tmp/$1" "$kit/$1"
-  say "$1 $(want "$1") ready ($(($(stat -c %s "$kit/$1") / 1048576)) MiB, $(($(date +%s) - start)) s)"
+  say "$1 $w ready ($(($(stat -c %s "$kit/$1") / 1048576)) MiB, $(($(date +%s) - start)) s)"
 }
 
 # --- Kubernetes: a scratch module requiring k8s.io/kubernetes with every staging module
@@ -169,6 +179,31 @@ if ! good etcd; then
   printf 'module deckhand.local/etcd-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$etcd" >"$kit/src/etcd/go.mod"
   (cd "$kit/src/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
   place etcd
+fi
+
+# --- etcdctl, which registry.k8s.io/etcd images carry beside etcd (kubeadm's docs check and
+# remove members with it through `kubectl exec`). Its go.mod has replace directives too, so a
+# scratch module of its own: requiring it beside etcd would move etcd's dependencies when the
+# versions differ. A proxy may not serve etcd's own version of it (a mirror that holds only
+# some versions): then the newest etcdctl of etcd's minor it lists, which speaks the same API.
+if ! good etcdctl; then
+  start=$(date +%s)
+  ctl=$etcd
+  if ! go mod download -json "go.etcd.io/etcd/etcdctl/v3@v$ctl" >/dev/null 2>&1; then
+    ctl=$(go list -m -versions go.etcd.io/etcd/etcdctl/v3 2>/dev/null | tr ' ' '\n' |
+      grep -E "^v${etcd%.*}\.[0-9]+\$" | sort -V | tail -1 || true)
+    ctl=${ctl#v}
+    if [ -z "$ctl" ]; then
+      say "$GOPROXY serves no go.etcd.io/etcd/etcdctl/v3 v$etcd nor any v${etcd%.*}.x"
+      exit 1
+    fi
+    say "$GOPROXY does not serve go.etcd.io/etcd/etcdctl/v3 v$etcd; building v$ctl, the newest v${etcd%.*}.x it lists"
+  fi
+  say "building etcdctl $ctl (about 1 minute the first time, seconds once GOCACHE has it) ..."
+  mkdir -p "$kit/src/etcdctl"
+  printf 'module deckhand.local/etcdctl-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/etcdctl/v3 v%s\n' "$ctl" >"$kit/src/etcdctl/go.mod"
+  (cd "$kit/src/etcdctl" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+  place etcdctl "$ctl"
 fi
 
 # --- CoreDNS installs directly from the proxy (its go.mod has no replaces).

@@ -117,6 +117,9 @@ func verify(img v1.Image, bin string) []string {
 	}
 	exe := func(f file) bool { return f.hdr.Typeflag == tar.TypeReg && f.hdr.Mode&0o111 != 0 }
 	need(strings.TrimPrefix(path.Join(binDir, bin), "/"), exe, "is not an executable file")
+	for _, b := range alongside[bin] {
+		need(strings.TrimPrefix(path.Join(binDir, b), "/"), exe, "is not an executable file (scripts/k8s.sh builds it into the kit)")
+	}
 	need("tmp", func(f file) bool { return f.hdr.Typeflag == tar.TypeDir && f.hdr.Mode&0o7777 == 0o1777 }, "is not a directory with mode 1777")
 	for p, users := range map[string][]string{"etc/passwd": {"root:x:0:", "nobody:x:65534:"}, "etc/group": {"root:x:0:", "nogroup:x:65534:"}} {
 		need(p, func(f file) bool {

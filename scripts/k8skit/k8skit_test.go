@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
 )
 
 // fakeKit writes tiny stand-ins for the kit's binaries and a sysroot with a fake
@@ -31,7 +32,7 @@ func fakeKit(t *testing.T) (kit, sysroot, ldd string) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd"} {
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl"} {
 		write(filepath.Join(kit, b), "#!/bin/sh\necho "+b+"\n", 0o755)
 	}
 	write(filepath.Join(sysroot, "usr/sbin/xtables-nft-multi"), "ELF xtables", 0o755)
@@ -129,6 +130,14 @@ func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
 				if !strings.Contains(string(files["etc/passwd"].data), "nobody:x:65534") {
 					t.Errorf("%s: /etc/passwd = %q", ref, files["etc/passwd"].data)
 				}
+				ctl, hasCtl := files["usr/local/bin/etcdctl"]
+				if bin == "etcd" {
+					if want, _ := os.Stat(filepath.Join(kit, "etcdctl")); !hasCtl || ctl.hdr.Mode&0o111 == 0 || ctl.hdr.Size != want.Size() {
+						t.Errorf("etcd: /usr/local/bin/etcdctl missing, not executable or not the kit's (%+v); kubectl exec etcd-NODE -- etcdctl member list needs it", ctl.hdr)
+					}
+				} else if hasCtl {
+					t.Errorf("%s carries etcdctl; only etcd's image does", ref)
+				}
 				if bin != "kube-proxy" {
 					if _, ok := files["usr/sbin/iptables-restore"]; ok {
 						t.Errorf("%s carries iptables; only kube-proxy's image needs it", ref)
@@ -167,12 +176,42 @@ func TestPackingWithoutIptablesSaysWhatToInstall(t *testing.T) {
 }
 
 func TestAMissingKitBinaryNamesScriptsK8sSh(t *testing.T) {
+	// etcdctl is missing from a kit scripts/k8s.sh built before it built etcdctl.
+	for _, bin := range []string{"etcd", "etcdctl"} {
+		t.Run(bin, func(t *testing.T) {
+			kit, sysroot, ldd := fakeKit(t)
+			if err := os.Remove(filepath.Join(kit, bin)); err != nil {
+				t.Fatal(err)
+			}
+			err := packAll(options{kit: kit, sysroot: sysroot, ldd: ldd, version: "v1.33.13", oci: filepath.Join(t.TempDir(), "oci")})
+			if err == nil || !strings.Contains(err.Error(), "scripts/k8s.sh") || !strings.Contains(err.Error(), filepath.Join(kit, bin)+" ") {
+				t.Fatalf("packAll without %s = %v, want an error naming %s and scripts/k8s.sh", bin, err, bin)
+			}
+		})
+	}
+}
+
+// An etcd image packed before the kit had etcdctl fails -check, naming what is missing.
+func TestCheckFindsAnEtcdImageWithoutEtcdctl(t *testing.T) {
 	kit, sysroot, ldd := fakeKit(t)
-	if err := os.Remove(filepath.Join(kit, "etcd")); err != nil {
+	o := options{kit: kit, sysroot: sysroot, ldd: ldd, version: "v1.33.13", oci: filepath.Join(t.TempDir(), "oci"), out: io.Discard}
+	if err := packAll(o); err != nil {
+		t.Fatalf("packAll: %v", err)
+	}
+	const ref = "registry.k8s.io/etcd:3.5.24-0"
+	old, err := buildFrom(o, "etcd", filepath.Join(kit, "etcd"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	err := packAll(options{kit: kit, sysroot: sysroot, ldd: ldd, version: "v1.33.13", oci: filepath.Join(t.TempDir(), "oci")})
-	if err == nil || !strings.Contains(err.Error(), "scripts/k8s.sh") || !strings.Contains(err.Error(), "etcd") {
-		t.Fatalf("packAll without etcd = %v, want an error naming etcd and scripts/k8s.sh", err)
+	lp, err := layout.FromPath(o.oci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.ReplaceImage(old, match.Annotation(refNameAnno, ref), layout.WithAnnotations(map[string]string{refNameAnno: ref})); err != nil {
+		t.Fatal(err)
+	}
+	err = checkAll(o)
+	if err == nil || !strings.Contains(err.Error(), ref+": /usr/local/bin/etcdctl is missing") || strings.Contains(err.Error(), "kube-apiserver") {
+		t.Fatalf("checkAll with an etcd image without etcdctl = %v, want only %s: /usr/local/bin/etcdctl is missing", err, ref)
 	}
 }

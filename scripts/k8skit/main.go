@@ -10,7 +10,9 @@
 //
 // Each image is one layer on an empty base: /usr/local/bin/<binary>, /etc/passwd and
 // /etc/group (root, nobody), /tmp with mode 1777; the config names the entrypoint, PATH
-// and platform linux/amd64. kube-proxy's image also carries iptables (Debian's
+// and platform linux/amd64. etcd's image also carries /usr/local/bin/etcdctl, as
+// registry.k8s.io/etcd's does (admins and Deckhand's reset check members with it through
+// `kubectl exec`). kube-proxy's image also carries iptables (Debian's
 // xtables-nft-multi under the iptables/ip6tables(-save/-restore) names, the libraries ldd
 // lists for it and its extensions, /usr/lib/x86_64-linux-gnu/xtables/*.so) with
 // LD_LIBRARY_PATH set, because its iptables mode runs iptables-save and iptables-restore.
@@ -57,6 +59,10 @@ const (
 // iptablesNames are the commands kube-proxy's iptables mode runs; each is a link to
 // xtables-nft-multi, which dispatches on its name.
 var iptablesNames = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
+
+// alongside are the kit's other binaries an image carries in /usr/local/bin beside its own, as
+// the registry.k8s.io image of that name does.
+var alongside = map[string][]string{"etcd": {"etcdctl"}}
 
 // options say what to pack and where.
 type options struct {
@@ -143,17 +149,24 @@ func packAll(o options) error {
 		}
 	}
 	// The kit's images under kubeadm's names, then the extra single-binary ones (-add).
-	type job struct{ ref, src string }
+	type job struct {
+		ref, src string
+		also     []string // more binaries for /usr/local/bin
+	}
 	var jobs []job
 	for _, ref := range names {
-		jobs = append(jobs, job{ref, filepath.Join(o.kit, component(ref))})
+		j := job{ref: ref, src: filepath.Join(o.kit, component(ref))}
+		for _, b := range alongside[component(ref)] {
+			j.also = append(j.also, filepath.Join(o.kit, b))
+		}
+		jobs = append(jobs, j)
 	}
 	for _, a := range o.add {
 		nt, src, _ := strings.Cut(a, "=")
-		jobs = append(jobs, job{o.repository + "/" + nt, src})
+		jobs = append(jobs, job{ref: o.repository + "/" + nt, src: src})
 	}
 	for _, j := range jobs {
-		img, err := buildFrom(o, component(j.ref), j.src)
+		img, err := buildFrom(o, component(j.ref), j.src, j.also...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", j.ref, err)
 		}
@@ -198,16 +211,22 @@ func dir(p string, mode int64) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: mode}}
 }
 
-// buildFrom packs the binary at src as /usr/local/bin/bin, the image's entrypoint.
-func buildFrom(o options, bin, src string) (v1.Image, error) {
-	if st, err := os.Stat(src); err != nil || !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("the kit has no binary %s (run scripts/k8s.sh first): %v", src, err)
+// buildFrom packs the binary at src as /usr/local/bin/bin, the image's entrypoint, and the
+// binaries at also under their own names beside it.
+func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
+	for _, s := range append([]string{src}, also...) {
+		if st, err := os.Stat(s); err != nil || !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("the kit has no binary %s (run scripts/k8s.sh first): %v", s, err)
+		}
 	}
 	entries := []entry{
 		dir("etc", 0o755), dir("tmp", 0o1777), dir("usr", 0o755), dir("usr/local", 0o755), dir("usr/local/bin", 0o755),
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644}, data: []byte(passwd)},
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644}, data: []byte(group)},
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(binDir, bin), "/"), Mode: 0o755}, from: src},
+	}
+	for _, s := range also {
+		entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(binDir, filepath.Base(s)), "/"), Mode: 0o755}, from: s})
 	}
 	env := []string{pathEnv}
 	if bin == "kube-proxy" {
