@@ -30,6 +30,8 @@ func handlers() map[string]tasks.Handler {
 		"drain":       kubectl.Drain,
 		"delete_node": kubectl.DeleteNode,
 		"node_ready":  kubectl.NodeReady,
+		// etcd_members verifies a reset control plane's etcd member is gone.
+		"etcd_members": kubectl.EtcdMembers,
 
 		"kubeconfig_sign": kubectl.KubeconfigSign,
 		"network":         network.Run,

@@ -44,11 +44,11 @@ const (
 type apiView int
 
 const (
-	apiNotAsked      apiView = iota // no kubeconfig to ask with
-	apiUnreachable                  // no answer (or an answer that says nothing about the node)
-	apiAbsent                       // no such Node, or the node's credential is unknown there
-	apiListed                       // the Node exists, without the control-plane label
-	apiControlPlane                 // the Node exists with the control-plane label
+	apiNotAsked     apiView = iota // no kubeconfig to ask with
+	apiUnreachable                 // no answer (or an answer that says nothing about the node)
+	apiAbsent                      // no such Node, or the node's credential is unknown there
+	apiListed                      // the Node exists, without the control-plane label
+	apiControlPlane                // the Node exists with the control-plane label
 )
 
 func (a apiView) String() string {

@@ -35,7 +35,7 @@ func newNode(t *testing.T, name string) *node {
 	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{
 		"kubeadm_init": kubeadm.Init, "kubeadm_token": kubeadm.Token, "kubeadm_join": kubeadm.Join,
 		"drain": kubectl.Drain, "delete_node": kubectl.DeleteNode, "node_ready": kubectl.NodeReady,
-		"kubeconfig_sign": kubectl.KubeconfigSign,
+		"kubeconfig_sign": kubectl.KubeconfigSign, "etcd_members": kubectl.EtcdMembers,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

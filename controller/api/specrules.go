@@ -409,6 +409,7 @@ func init() {
 	r(dr, "force", anyValue("force or not"))
 
 	r(&taskv1.DeleteNodeSpec{}, "node_name", str(safetext.KubernetesName))
+	r(&taskv1.EtcdMembersSpec{}, "absent", str(safetext.KubernetesName))
 
 	nr := &taskv1.NodeReadySpec{}
 	r(nr, "node_name", str(safetext.KubernetesName))

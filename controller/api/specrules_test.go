@@ -53,6 +53,7 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"kubeadm_reset": {Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{Ipvs: true, RemoveEtcdMember: true}}},
 		"drain":         {Kind: &taskv1.TaskSpec_Drain{Drain: &taskv1.DrainSpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute), Force: true}}},
 		"delete_node":   {Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: &taskv1.DeleteNodeSpec{NodeName: "worker-1"}}},
+		"etcd_members":  {Kind: &taskv1.TaskSpec_EtcdMembers{EtcdMembers: &taskv1.EtcdMembersSpec{Absent: "cp-2"}}},
 		"node_ready":    {Kind: &taskv1.TaskSpec_NodeReady{NodeReady: &taskv1.NodeReadySpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute)}}},
 		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
 		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
@@ -191,6 +192,7 @@ func badCases() []badCase {
 		{t + "DrainSpec.timeout", "drain", func(s *taskv1.TaskSpec) { s.GetDrain().Timeout = neg }, "spec.drain.timeout"},
 		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "--kubeconfig=/tmp/x" }, "spec.delete_node.node_name"},
 		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "" }, "spec.delete_node.node_name"},
+		{t + "EtcdMembersSpec.absent", "etcd_members", func(s *taskv1.TaskSpec) { s.GetEtcdMembers().Absent = "--kubeconfig=/tmp/x" }, "spec.etcd_members.absent"},
 		{t + "NodeReadySpec.node_name", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().NodeName = "-A" }, "spec.node_ready.node_name"},
 		{t + "NodeReadySpec.timeout", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Timeout = durationpb.New(25 * time.Hour) }, "spec.node_ready.timeout"},
 		{t + "KubeconfigSignSpec.csr_pem", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().CsrPem = "hello" }, "spec.kubeconfig_sign.csr_pem"},

@@ -37,7 +37,7 @@ var stepTimeouts = map[string]time.Duration{
 	"kubeadm_init": 15 * time.Minute, "kubeadm_token": 5 * time.Minute, "kubeadm_join": 15 * time.Minute,
 	"kubeadm_reset": 10 * time.Minute, "node_ready": 10 * time.Minute, "delete_node": 5 * time.Minute,
 	"drain": 10 * time.Minute, "diagnostics": 5 * time.Minute, "kubeconfig_sign": KubeconfigSignTimeout,
-	"network": 5 * time.Minute,
+	"network": 5 * time.Minute, "etcd_members": 3 * time.Minute,
 }
 
 // KubeconfigSignTimeout bounds signing a user certificate on a control plane (deckctl
@@ -104,6 +104,8 @@ func spec(kind any) *taskv1.TaskSpec {
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: k}}
 	case *taskv1.NetworkSpec:
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: k}}
+	case *taskv1.EtcdMembersSpec:
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_EtcdMembers{EtcdMembers: k}}
 	}
 	panic(fmt.Sprintf("workflows: no task kind for %T", kind))
 }
@@ -316,14 +318,26 @@ func (p *plan) resetSteps(node string, role taskv1.NodeRole, others bool, drainT
 	rs := p.add(node, "reset", "kubeadm reset and clean-up", deps, spec(&taskv1.KubeadmResetSpec{
 		Ipvs: true, RemoveEtcdMember: role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}))
 	last := rs.Name
+	if others && role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+		// Verify, through a remaining control plane's etcd, that the node's stacked etcd
+		// member is gone (kubeadm reset removes it; one it could not remove is removed here),
+		// before the workflow says done: a member left behind counts against the quorum.
+		ec := p.add(node, "etcd-check", "check its etcd member is gone (remove it if kubeadm reset left it)", []string{rs.Name}, spec(&taskv1.EtcdMembersSpec{Absent: node}))
+		ec.Node, ec.NodeFrom, ec.AnyControlPlane = "", dr.Name, true
+		last = ec.Name
+	}
 	if others {
-		del := p.add(node, "delete", "delete the Node object", []string{rs.Name}, spec(&taskv1.DeleteNodeSpec{NodeName: node}))
+		del := p.add(node, "delete", "delete the Node object", []string{last}, spec(&taskv1.DeleteNodeSpec{NodeName: node}))
 		del.Node, del.NodeFrom = "", dr.Name
 		last = del.Name
 	}
 	f := p.add(node, "forget", "remove the node from the cluster record", []string{last}, nil)
 	f.Action = ActionForgetNode
-	p.changes = append(p.changes, fmt.Sprintf("reset %s (%s): drain, kubeadm reset, delete the Node", node, roleName(role)))
+	what := "drain, kubeadm reset, delete the Node"
+	if others && role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+		what = "drain, kubeadm reset, check its etcd member is gone, delete the Node"
+	}
+	p.changes = append(p.changes, fmt.Sprintf("reset %s (%s): %s", node, roleName(role), what))
 }
 
 func roleName(r taskv1.NodeRole) string {

@@ -77,7 +77,19 @@ func TestResetRunsKubeadmResetBeforeDeletingTheNode(t *testing.T) {
 		for _, s := range p.steps {
 			deps[s.GetName()] = s.GetDependsOn()
 		}
-		for step, want := range map[string]string{"reset": "drain", "delete": "reset", "forget": "delete"} {
+		order := map[string]string{"reset": "drain", "delete": "reset", "forget": "delete"}
+		if node == "cp-2" {
+			// A control plane: its etcd member is checked gone through another control
+			// plane (the one that drained it) before the Node goes.
+			order["etcd-check"], order["delete"] = "reset", "etcd-check"
+			ec := p.step("cp-2/etcd-check")
+			if ec == nil || ec.GetTask().GetEtcdMembers().GetAbsent() != "cp-2" || ec.GetNodeFrom() != "cp-2/drain" || ec.GetLane() != "cp-2" {
+				t.Errorf("reset cp-2: etcd-check step %v, want etcd_members absent cp-2 on the control plane that drained it", ec)
+			}
+		} else if p.step(node+"/etcd-check") != nil {
+			t.Errorf("reset %s (a worker) checks etcd members", node)
+		}
+		for step, want := range order {
 			if got := deps[node+"/"+step]; len(got) != 1 || got[0] != node+"/"+want {
 				t.Errorf("reset %s: %s/%s depends on %v, want [%s/%s]", node, node, step, got, node, want)
 			}

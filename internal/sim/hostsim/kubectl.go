@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +32,8 @@ import (
 // once its pods were evicted). clusterrolebindings/NAME holds a binding's "ROLE USER". Each
 // pod-evicting, cordoning, deleting or binding effect is recorded (package simrecords).
 //	kubectl --kubeconfig F get node NAME -o json
+//	kubectl --kubeconfig F -n kube-system exec etcd-NODE -c etcd -- etcdctl FLAGS member list -w json
+//	kubectl --kubeconfig F -n kube-system exec etcd-NODE -c etcd -- etcdctl FLAGS member remove HEXID
 //
 // The node commands act on the cluster directory (DECKHAND_SIM_CLUSTER) the simulated
 // kubeadm keeps: a node exists while nodes/NAME does, and is Ready while its host's kubelet
@@ -95,6 +98,11 @@ func kubectl(r string, args []string) (int, error) {
 		}
 	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == "json":
 		run = func(cluster string) (int, error) { return nodeJSON(cluster, cmd[2]) }
+	case len(cmd) > 12 && strings.Join(cmd[:3], " ") == "-n kube-system exec" && strings.HasPrefix(cmd[3], "etcd-") && strings.Join(cmd[4:8], " ") == "-c etcd -- etcdctl" &&
+		strings.Join(cmd[8:12], " ") == etcdctlFlags:
+		run = func(cluster string) (int, error) {
+			return etcdctl(cluster, strings.TrimPrefix(cmd[3], "etcd-"), cmd[12:])
+		}
 	default:
 		return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
 	}
@@ -302,4 +310,44 @@ func createBinding(cluster, name, role, user string) (int, error) {
 	record(cluster, simrecords.KubectlBindView, name)
 	fmt.Printf("clusterrolebinding.rbac.authorization.k8s.io/%s created\n", name)
 	return 0, nil
+}
+
+// etcdctlFlags are the flags the agent gives etcdctl in a control plane's etcd pod.
+const etcdctlFlags = "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key"
+
+// memberID is a simulated etcd member's ID, stable for its node name.
+func memberID(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64() | 1
+}
+
+// etcdctl answers member list -w json and member remove HEXID in the etcd pod of node, a
+// stacked etcd member (CLUSTER/etcd/NODE), over the members in CLUSTER/etcd.
+func etcdctl(cluster, node string, args []string) (int, error) {
+	if !exists(filepath.Join(cluster, simrecords.EtcdDir, node)) {
+		return 1, fmt.Errorf("Error from server (NotFound): pods %q not found", "etcd-"+node)
+	}
+	members, _ := simrecords.EtcdMembers(cluster)
+	switch {
+	case strings.Join(args, " ") == "member list -w json":
+		var ms []map[string]any
+		for _, m := range members {
+			ms = append(ms, map[string]any{"ID": memberID(m), "name": m, "peerURLs": []string{"https://" + m + ":2380"}, "clientURLs": []string{"https://" + m + ":2379"}})
+		}
+		b, _ := json.Marshal(map[string]any{"header": map[string]any{"cluster_id": 1, "member_id": memberID(node), "raft_term": 2}, "members": ms})
+		fmt.Println(string(b))
+		return 0, nil
+	case len(args) == 3 && args[0] == "member" && args[1] == "remove":
+		for _, m := range members {
+			if fmt.Sprintf("%x", memberID(m)) == args[2] {
+				os.Remove(filepath.Join(cluster, simrecords.EtcdDir, m))
+				record(cluster, simrecords.EtcdMemberRemove, m)
+				fmt.Printf("Member %s removed from cluster %x\n", args[2], 1)
+				return 0, nil
+			}
+		}
+		return 1, fmt.Errorf("Error: etcdserver: member not found")
+	}
+	return 1, fmt.Errorf("etcdctl (simulation): unsupported arguments %v", args)
 }

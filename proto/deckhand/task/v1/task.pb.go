@@ -470,6 +470,7 @@ type TaskSpec struct {
 	//	*TaskSpec_NodeReady
 	//	*TaskSpec_KubeconfigSign
 	//	*TaskSpec_Network
+	//	*TaskSpec_EtcdMembers
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -638,6 +639,15 @@ func (x *TaskSpec) GetNetwork() *NetworkSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetEtcdMembers() *EtcdMembersSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_EtcdMembers); ok {
+			return x.EtcdMembers
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -698,6 +708,10 @@ type TaskSpec_Network struct {
 	Network *NetworkSpec `protobuf:"bytes,14,opt,name=network,proto3,oneof"`
 }
 
+type TaskSpec_EtcdMembers struct {
+	EtcdMembers *EtcdMembersSpec `protobuf:"bytes,15,opt,name=etcd_members,json=etcdMembers,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -725,6 +739,8 @@ func (*TaskSpec_NodeReady) isTaskSpec_Kind() {}
 func (*TaskSpec_KubeconfigSign) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Network) isTaskSpec_Kind() {}
+
+func (*TaskSpec_EtcdMembers) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -1793,6 +1809,56 @@ func (x *DrainSpec) GetForce() bool {
 	return false
 }
 
+// EtcdMembersSpec lists the stacked etcd cluster's members through the etcd of the
+// control-plane node it runs on (etcdctl in its etcd pod, with kubeadm's health-check client
+// certificate), and makes sure the member named absent is not among them: a member kubeadm
+// reset left behind (it could not reach the cluster) is removed, so the cluster keeps its
+// quorum. Its outputs: members (names, comma-separated) and removed.
+type EtcdMembersSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node (etcd member name) that must not be a member; empty only lists them.
+	Absent        string `protobuf:"bytes,1,opt,name=absent,proto3" json:"absent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdMembersSpec) Reset() {
+	*x = EtcdMembersSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdMembersSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdMembersSpec) ProtoMessage() {}
+
+func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
+func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *EtcdMembersSpec) GetAbsent() string {
+	if x != nil {
+		return x.Absent
+	}
+	return ""
+}
+
 // DeleteNodeSpec deletes a Node object, run on a control-plane node.
 type DeleteNodeSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1803,7 +1869,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1881,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1894,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -1853,7 +1919,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1931,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +1944,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -1931,7 +1997,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2009,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2022,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2012,7 +2078,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2090,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2103,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -2077,7 +2143,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2155,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2168,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -2151,7 +2217,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2229,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2242,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -2201,7 +2267,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2279,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2292,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Change) GetKind() string {
@@ -2267,7 +2333,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2345,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2358,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2377,7 +2443,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2455,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2468,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2434,7 +2500,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2512,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2525,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Progress) GetItem() string {
@@ -2505,7 +2571,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2583,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2596,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskError) GetReason() string {
@@ -2576,7 +2642,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2654,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2667,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -2680,7 +2746,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xb9\a\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\x81\b\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -2698,7 +2764,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"node_ready\x18\f \x01(\v2\x1f.deckhand.task.v1.NodeReadySpecH\x00R\tnodeReady\x12O\n" +
 	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSign\x129\n" +
-	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetworkB\x06\n" +
+	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetwork\x12F\n" +
+	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembersB\x06\n" +
 	"\x04kind\"\x8a\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -2794,7 +2861,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\tDrainSpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
-	"\x05force\x18\x03 \x01(\bR\x05force\"-\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\")\n" +
+	"\x0fEtcdMembersSpec\x12\x16\n" +
+	"\x06absent\x18\x01 \x01(\tR\x06absent\"-\n" +
 	"\x0eDeleteNodeSpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\x91\x01\n" +
 	"\rNodeReadySpec\x12\x1b\n" +
@@ -2903,7 +2972,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -2927,28 +2996,29 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*KubeadmJoinSpec)(nil),       // 19: deckhand.task.v1.KubeadmJoinSpec
 	(*KubeadmResetSpec)(nil),      // 20: deckhand.task.v1.KubeadmResetSpec
 	(*DrainSpec)(nil),             // 21: deckhand.task.v1.DrainSpec
-	(*DeleteNodeSpec)(nil),        // 22: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 23: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 24: deckhand.task.v1.NetworkSpec
-	(*NetworkRoute)(nil),          // 25: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 26: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 27: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 28: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 29: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 30: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 31: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 32: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 33: deckhand.task.v1.TaskResult
-	nil,                           // 34: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 35: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 36: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 37: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*EtcdMembersSpec)(nil),       // 22: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 23: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 24: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 25: deckhand.task.v1.NetworkSpec
+	(*NetworkRoute)(nil),          // 26: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 27: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 28: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 29: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 30: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 31: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 32: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 33: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 34: deckhand.task.v1.TaskResult
+	nil,                           // 35: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 36: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 37: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 38: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	38, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	39, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -2958,52 +3028,53 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	19, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
 	20, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
 	21, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	22, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	27, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	23, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	26, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	24, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	0,  // 16: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 17: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	34, // 18: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 19: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	35, // 20: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	10, // 21: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 22: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	10, // 23: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	38, // 24: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	10, // 25: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	14, // 26: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	36, // 27: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	16, // 28: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	13, // 29: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	15, // 30: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	38, // 31: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	38, // 32: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 33: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	15, // 34: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 35: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	38, // 36: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	38, // 37: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	38, // 38: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 39: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	25, // 40: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	38, // 41: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	39, // 42: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	30, // 43: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	31, // 44: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 45: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 46: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	28, // 47: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	37, // 48: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	32, // 49: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	39, // 50: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	39, // 51: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	23, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	28, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	24, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	27, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	25, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	22, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	0,  // 17: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 18: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	35, // 19: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 20: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	36, // 21: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	10, // 22: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 23: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	10, // 24: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	39, // 25: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	10, // 26: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	14, // 27: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	37, // 28: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	16, // 29: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	13, // 30: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	15, // 31: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	39, // 32: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	39, // 33: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 34: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	15, // 35: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 36: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	39, // 37: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	39, // 38: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	39, // 39: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 40: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	26, // 41: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	39, // 42: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	40, // 43: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	31, // 44: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	32, // 45: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 46: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 47: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	29, // 48: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	38, // 49: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	33, // 50: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	40, // 51: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	40, // 52: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -3027,9 +3098,10 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_NodeReady)(nil),
 		(*TaskSpec_KubeconfigSign)(nil),
 		(*TaskSpec_Network)(nil),
+		(*TaskSpec_EtcdMembers)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[8].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[23].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[24].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -3040,7 +3112,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
