@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -237,6 +239,223 @@ func (l *realLab) etcdMembers() []string {
 	return names
 }
 
+// waitWorkflow waits until workflow id ends and returns its state (WORKFLOW_STATE_...).
+func (l *realLab) waitWorkflow(id string, timeout time.Duration) string {
+	l.t.Helper()
+	var state string
+	testcluster.WaitFor(l.t, timeout, func() error {
+		out, err := l.deckctl("workflow", "describe", id, "-o", "json")
+		if err != nil {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		var v struct {
+			Workflow struct{ State string } `json:"workflow"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			return err
+		}
+		state = v.Workflow.State
+		if state == "WORKFLOW_STATE_RUNNING" || state == "WORKFLOW_STATE_PENDING" || state == "" {
+			return fmt.Errorf("workflow %s is %s", id, state)
+		}
+		return nil
+	})
+	return state
+}
+
+// bootstrapCSRs counts the kubelet certificate requests made with a bootstrap token since
+// since: every kubeadm join that got as far as the kubelet's TLS bootstrap makes one.
+func (l *realLab) bootstrapCSRs(since time.Time) int {
+	l.t.Helper()
+	csrs, err := l.kubectl("get", "csr", "-o", `jsonpath={range .items[*]}{.metadata.creationTimestamp} {.spec.username}{"\n"}{end}`)
+	if err != nil {
+		l.t.Fatal(err, csrs)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(csrs), "\n") {
+		ts, user, _ := strings.Cut(line, " ")
+		at, err := time.Parse(time.RFC3339, ts)
+		if err == nil && !at.Before(since.Truncate(time.Second)) && strings.HasPrefix(user, "system:bootstrap:") {
+			n++
+		}
+	}
+	return n
+}
+
+// podAddress runs a probe pod pinned to node and returns its address after checking it is
+// in the node's pod CIDR; the pod is deleted again.
+func (l *realLab) podAddress(node, name string) string {
+	l.t.Helper()
+	image := l.net + ".1:5000/deckhand-probe:v1"
+	if out, err := l.kubectl("run", name, "--image="+image, "--restart=Never", `--overrides={"spec":{"nodeName":"`+node+`"}}`, "--", "serve", ":8080"); err != nil {
+		l.t.Fatalf("kubectl run %s on %s: %v\n%s", name, node, err, out)
+	}
+	defer l.kubectl("delete", "pod", name, "--timeout=60s")
+	if out, err := l.kubectl("wait", "--for=condition=Ready", "pod/"+name, "--timeout=180s"); err != nil {
+		desc, _ := l.kubectl("describe", "pod", name)
+		l.t.Fatalf("pod %s on %s is not Ready: %v %s\n%s", name, node, err, out, desc)
+	}
+	ip, err := l.kubectl("get", "pod", name, "-o", "jsonpath={.status.podIP}")
+	if err != nil {
+		l.t.Fatal(err, ip)
+	}
+	cidr, err := l.kubectl("get", "node", node, "-o", "jsonpath={.spec.podCIDR}")
+	if err != nil {
+		l.t.Fatal(err, cidr)
+	}
+	pfx, perr := netip.ParsePrefix(cidr)
+	addr, aerr := netip.ParseAddr(ip)
+	if perr != nil || aerr != nil || !pfx.Contains(addr) {
+		l.t.Fatalf("pod %s on %s has address %q, not in the node's pod CIDR %q", name, node, ip, cidr)
+	}
+	return ip
+}
+
+// watchTokens records every bootstrap token the cluster holds from now on (kubeadm token
+// create writes each as a Secret in kube-system), until stop is called.
+func (l *realLab) watchTokens() (tokens func() []string, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(l.kit, "kubectl"), "--kubeconfig", l.kubeconfig, "-n", "kube-system", "get", "secrets",
+		"--field-selector", "type=bootstrap.kubernetes.io/token", "--watch", "-o", "json")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dec := json.NewDecoder(out)
+		for {
+			var v struct {
+				Items []struct {
+					Data map[string][]byte `json:"data"`
+				} `json:"items"`
+				Data map[string][]byte `json:"data"`
+			}
+			if dec.Decode(&v) != nil {
+				return
+			}
+			datas := []map[string][]byte{v.Data}
+			for _, it := range v.Items {
+				datas = append(datas, it.Data)
+			}
+			mu.Lock()
+			for _, d := range datas {
+				if len(d["token-id"]) > 0 {
+					seen = append(seen, string(d["token-id"])+"."+string(d["token-secret"]))
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(seen)
+		}, func() {
+			cancel()
+			_ = cmd.Wait()
+			<-done
+		}
+}
+
+var (
+	// bootstrapTokenRE is a kubeadm bootstrap token; certificateKeyRE a kubeadm certificate
+	// key (64 hex digits) as kubeadm prints it (alone on a line, after --certificate-key) or
+	// a program names it (certificate_key, certificateKey): container, sandbox and image IDs
+	// are 64 hex digits too, and fill containerd's and the kubelet's logs.
+	bootstrapTokenRE = regexp.MustCompile(`\b[a-z0-9]{6}\.[a-z0-9]{16}\b`)
+	certificateKeyRE = regexp.MustCompile(`(?im)certificate[-_ ]?key[^0-9a-f\n]{0,20}[0-9a-f]{64}\b|^[ \t]*[0-9a-f]{64}[ \t]*$`)
+)
+
+// secretsIn names the minted secrets text shows: a bootstrap token or certificate key of
+// any origin, or one of the tokens known.
+func secretsIn(text string, known []string) []string {
+	var found []string
+	for _, k := range known {
+		if strings.Contains(text, k) {
+			found = append(found, "token "+k[:6]+".…")
+		}
+	}
+	for _, m := range bootstrapTokenRE.FindAllString(text, -1) {
+		found = append(found, "a bootstrap token "+m[:6]+".…")
+	}
+	for _, m := range certificateKeyRE.FindAllString(text, -1) {
+		m = strings.TrimSpace(m)
+		found = append(found, "a certificate key "+m[len(m)-64:][:8]+"…")
+	}
+	return found
+}
+
+// viewerReadable is every record a viewer reads through deckctl (workflows with their steps
+// and logs, tasks with their logs, nodes, the cluster) and every log the lab writes (the
+// controllers', each host's services': agent, kubelet, containerd), by name.
+func (l *realLab) viewerReadable() map[string]string {
+	l.t.Helper()
+	cred := filepath.Join(l.dir, "viewer.conf")
+	if out, err := l.deckctl("credentials", "create", "--name", "secret-audit", "--role", "viewer", "--file", cred); err != nil {
+		l.t.Fatalf("deckctl credentials create --role viewer: %v\n%s", err, out)
+	}
+	viewer := func(args ...string) string {
+		cmd := exec.Command("../../bin/deckctl", args...)
+		cmd.Env = append(os.Environ(), "DECKHAND_CONFIG="+cred, "DECKHAND_CONTROLLER="+l.controllers)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			l.t.Fatalf("deckctl %v as a viewer: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	texts := map[string]string{}
+	add := func(args ...string) string {
+		out := viewer(args...)
+		texts["deckctl "+strings.Join(args, " ")] = out
+		return out
+	}
+	add("nodes", "-o", "json")
+	add("cluster", "-o", "json")
+	var wfs struct {
+		Workflows []struct{ ID string } `json:"workflows"`
+	}
+	if err := json.Unmarshal([]byte(add("workflows", "-o", "json")), &wfs); err != nil || len(wfs.Workflows) == 0 {
+		l.t.Fatalf("deckctl workflows -o json: %v %v", err, wfs)
+	}
+	for _, w := range wfs.Workflows {
+		add("workflow", "describe", w.ID, "-o", "json")
+		add("logs", w.ID)
+	}
+	var tasks struct {
+		Tasks []struct {
+			Task struct{ ID string } `json:"task"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(add("task", "list", "-o", "json")), &tasks); err != nil || len(tasks.Tasks) == 0 {
+		l.t.Fatalf("deckctl task list -o json: %v %v", err, tasks)
+	}
+	for _, tk := range tasks.Tasks {
+		add("task", "get", tk.Task.ID, "-o", "json")
+		add("task", "logs", tk.Task.ID)
+	}
+	filepath.WalkDir(l.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && (d.Name() == "containerd" || d.Name() == "kubelet" || d.Name() == "pods" || d.Name() == "etcd") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".log") {
+			b, _ := os.ReadFile(p)
+			texts[p] = string(b)
+		}
+		return nil
+	})
+	return texts
+}
+
 func TestRealLab(t *testing.T) {
 	t.Parallel() // side by side with the simulated lab of TestFaultsOnTheLab: two labs at once
 	if os.Getuid() != 0 {
@@ -271,6 +490,10 @@ func TestRealLab(t *testing.T) {
 		}
 	}
 
+	// Every bootstrap token minted from here on, for the search at the end.
+	tokens, stopTokens := l.watchTokens()
+	defer stopTokens()
+
 	// Reset node-3: drained and deleted through the control plane, the host clean.
 	if out, err := l.deckctl("reset", "node-3", "--timeout", "5m"); err != nil {
 		t.Fatalf("deckctl reset node-3: %v\n%s", err, out)
@@ -299,17 +522,61 @@ func TestRealLab(t *testing.T) {
 		t.Errorf("node-3's netns still has KUBE-/CNI- chains or Deckhand's NAT rule after the reset (%v):\n%s", err, out)
 	}
 
-	// Join node-3 again, SIGKILLing its agent while the real kubeadm join runs: the agent's
-	// unit restarts it (Restart=on-failure), it waits for the orphaned kubeadm and the node
-	// joins, once.
+	// Join node-3 again, and make the join fail half way: the API server refuses the
+	// bootstrap token's look-up of the Node (kubeadm's kubelet-start phase), after kubeadm
+	// wrote pki/ca.crt, so every later kubeadm join's preflight would refuse the node. Heal,
+	// retry the workflow: the half-done node is reset with one log line and joins, once.
+	binding, err := l.kubectl("get", "clusterrolebinding", "kubeadm:get-nodes", "-o", "jsonpath={.roleRef.name} {.subjects[*].kind}/{.subjects[*].name}")
+	if err != nil || binding != "kubeadm:get-nodes Group/system:bootstrappers:kubeadm:default-node-token" {
+		t.Fatalf("kubeadm's get-nodes binding for joining nodes: %v %q", err, binding)
+	}
+	if out, err := l.kubectl("delete", "clusterrolebinding", "kubeadm:get-nodes"); err != nil {
+		t.Fatal(err, out)
+	}
 	since := time.Now()
-	join := exec.Command("../../bin/deckctl", "join", "node-3", "--detach")
-	join.Env = append(os.Environ(), "DECKHAND_CONFIG="+l.deckconfig, "DECKHAND_CONTROLLER="+l.controllers)
-	idOut, err := join.CombinedOutput()
+	idOut, err := l.deckctl("join", "node-3", "--detach")
 	if err != nil {
 		t.Fatalf("deckctl join node-3: %v %s", err, idOut)
 	}
-	id := strings.TrimSpace(string(idOut))
+	id := strings.TrimSpace(idOut)
+	if st := l.waitWorkflow(id, 10*time.Minute); st != "WORKFLOW_STATE_FAILED" {
+		t.Fatalf("the join of node-3 without kubeadm:get-nodes ended %s, want failed", st)
+	}
+	if out, err := l.onHost("node-3", "test", "-e", "/etc/kubernetes/pki/ca.crt"); err != nil {
+		t.Fatalf("the failed join did not leave node-3 half done (no pki/ca.crt): %v %s", err, out)
+	}
+	if out, err := l.kubectl("create", "clusterrolebinding", "kubeadm:get-nodes", "--clusterrole=kubeadm:get-nodes", "--group=system:bootstrappers:kubeadm:default-node-token"); err != nil {
+		t.Fatal(err, out)
+	}
+	if out, err := l.deckctl("workflow", "retry", id); err != nil {
+		t.Fatalf("deckctl workflow retry %s: %v\n%s", id, err, out)
+	}
+	if st := l.waitWorkflow(id, 10*time.Minute); st != "WORKFLOW_STATE_SUCCEEDED" {
+		out, _ := l.deckctl("logs", id)
+		t.Fatalf("the retried join of node-3 ended %s:\n%s", st, out)
+	}
+	logs, err := l.deckctl("logs", id, "--node", "node-3")
+	if err != nil || !strings.Contains(logs, "half way through an earlier kubeadm join") {
+		t.Fatalf("the retried join's log does not say it reset the half-done node (%v):\n%s", err, logs)
+	}
+	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-3") })
+	if n := l.bootstrapCSRs(since); n != 1 {
+		t.Fatalf("node-3 bootstrapped its kubelet %d times since the join started, want once", n)
+	}
+	// The pod network after a reset and a join: a pod on node-3 gets an address.
+	l.podAddress("node-3", "probe-rejoin-1")
+
+	// Reset node-3 and join it again, SIGKILLing its agent while the real kubeadm join
+	// runs: the agent's unit restarts it (Restart=on-failure), it waits for the orphaned
+	// kubeadm and the node joins, once; its pods get addresses again.
+	if out, err := l.deckctl("reset", "node-3", "--timeout", "5m"); err != nil {
+		t.Fatalf("deckctl reset node-3 (second time): %v\n%s", err, out)
+	}
+	since = time.Now()
+	if idOut, err = l.deckctl("join", "node-3", "--detach"); err != nil {
+		t.Fatalf("deckctl join node-3: %v %s", err, idOut)
+	}
+	id = strings.TrimSpace(idOut)
 	testcluster.WaitFor(t, 10*time.Minute, func() error {
 		if len(l.hostPIDs("node-3", "kubeadm", "join")) == 0 {
 			return fmt.Errorf("kubeadm join has not started on node-3")
@@ -321,45 +588,19 @@ func TestRealLab(t *testing.T) {
 		t.Fatalf("node-3's agent processes: %v", agents)
 	}
 	_ = syscall.Kill(agents[0], syscall.SIGKILL)
-	testcluster.WaitFor(t, 10*time.Minute, func() error {
-		out, err := l.deckctl("workflow", "describe", id, "-o", "json")
-		if err != nil {
-			return fmt.Errorf("%v %s", err, out)
-		}
-		var v struct {
-			Workflow struct{ State string } `json:"workflow"`
-		}
-		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			return err
-		}
-		if v.Workflow.State == "WORKFLOW_STATE_FAILED" {
-			t.Fatalf("the join of node-3 failed after its agent was killed:\n%s", out)
-		}
-		if v.Workflow.State != "WORKFLOW_STATE_SUCCEEDED" {
-			return fmt.Errorf("join is %s", v.Workflow.State)
-		}
-		return nil
-	})
+	if st := l.waitWorkflow(id, 10*time.Minute); st != "WORKFLOW_STATE_SUCCEEDED" {
+		out, _ := l.deckctl("workflow", "describe", id)
+		t.Fatalf("the join of node-3 ended %s after its agent was killed:\n%s", st, out)
+	}
 	if restarted := l.hostPIDs("node-3", "deckhand-agent"); len(restarted) != 1 || restarted[0] == agents[0] {
 		t.Fatalf("node-3's agent was not restarted: %v (killed %d)", restarted, agents[0])
 	}
 	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-3") })
 	// Once: every kubeadm join bootstraps the kubelet with one certificate signing request.
-	csrs, err := l.kubectl("get", "csr", "-o", `jsonpath={range .items[*]}{.metadata.creationTimestamp} {.spec.username}{"\n"}{end}`)
-	if err != nil {
-		t.Fatal(err, csrs)
+	if n := l.bootstrapCSRs(since); n != 1 {
+		t.Fatalf("kubeadm join bootstrapped %d kubelets since the rejoin started, want 1", n)
 	}
-	joins := 0
-	for _, line := range strings.Split(strings.TrimSpace(csrs), "\n") {
-		ts, user, _ := strings.Cut(line, " ")
-		at, err := time.Parse(time.RFC3339, ts)
-		if err == nil && !at.Before(since.Truncate(time.Second)) && strings.HasPrefix(user, "system:bootstrap:") {
-			joins++
-		}
-	}
-	if joins != 1 {
-		t.Fatalf("kubeadm join bootstrapped %d kubelets since the rejoin started, want 1:\n%s", joins, csrs)
-	}
+	l.podAddress("node-3", "probe-rejoin-2")
 
 	// Three control planes with stacked etcd behind the lab's controlPlaneEndpoint: node-2
 	// and node-4 leave as workers and join again as control planes; then resetting one
@@ -385,6 +626,45 @@ func TestRealLab(t *testing.T) {
 		t.Fatalf("the API server through the endpoint after the reset: %v\n%s", err, out)
 	}
 	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-2") })
+	// The second of three: had either reset left its member, etcd would now have lost its
+	// quorum (1 of 3). The last control plane still serves.
+	if out, err := l.deckctl("reset", "node-2", "--timeout", "5m"); err != nil {
+		t.Fatalf("deckctl reset node-2 (the second control plane reset): %v\n%s", err, out)
+	}
+	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1]" {
+		t.Fatalf("etcd members after resetting node-4 and node-2: %v, want node-1", got)
+	}
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		out, err := l.kubectl("get", "nodes", "-o", "name")
+		if err != nil || strings.Contains(out, "node-2") || !strings.Contains(out, "node/node-1") {
+			return fmt.Errorf("the API server through the endpoint after two control-plane resets: %v\n%s", err, out)
+		}
+		return nil
+	})
+	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-1") })
+	l.podAddress("node-3", "probe-last")
+
+	// No secret minted on the way (bootstrap tokens, certificate keys) is in any record a
+	// viewer reads or any log of the lab.
+	stopTokens()
+	minted := tokens()
+	if len(minted) < 4 {
+		t.Fatalf("saw %d bootstrap tokens minted during the test, want one per join at least: %v", len(minted), minted)
+	}
+	texts := l.viewerReadable()
+	nlogs := 0
+	for name, text := range texts {
+		if strings.HasSuffix(name, ".log") {
+			nlogs++
+		}
+		if found := secretsIn(text, minted); len(found) > 0 {
+			t.Errorf("%s shows %s", name, strings.Join(found, ", "))
+		}
+	}
+	if nlogs < 8 {
+		t.Fatalf("found %d log files of the lab to search, want the controllers' and every host's services'", nlogs)
+	}
+	t.Logf("searched %d records and logs for %d minted tokens and any token or certificate key", len(texts), len(minted))
 
 	// make lab-down leaves nothing, and the machine-wide sysctls are back.
 	run(t, 3*time.Minute, env, "make", "lab-down")
@@ -394,6 +674,32 @@ func TestRealLab(t *testing.T) {
 	if other, _ := os.ReadFile("/run/deckhand-lab/running"); len(other) == 0 {
 		if after := readSysctls(); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatalf("machine-wide sysctls after lab-down: %v, before the lab: %v", after, before)
+		}
+	}
+}
+
+// The search for minted secrets finds a token or certificate key wherever it is, and takes
+// the CA pin and image digests for what they are.
+func TestSecretsIn(t *testing.T) {
+	key := strings.Repeat("3f", 32)
+	for _, c := range []struct {
+		text  string
+		known []string
+		want  int
+	}{
+		{"kubeadm join 10.250.0.1:6443 --token abcdef.0123456789abcdef", nil, 1},
+		{"minted token abcdef for 10.250.0.1:6443", []string{"abcdef.0123456789abcdef"}, 0},
+		{"--certificate-key " + key, nil, 1},
+		{"--discovery-token-ca-cert-hash sha256:" + key + " image@sha256:" + key, nil, 0},
+		{"[upload-certs] Using certificate key:\n" + key + "\n", nil, 1},
+		{`{"certificate_key":"` + key + `"}`, nil, 1},
+		{`level=info msg="StartContainer for \"` + key + `\" returns successfully"`, nil, 0},
+		{`"RemoveContainer" containerID="` + key + `"`, nil, 0},
+		{`"token":"xyz"` + " qwerty.0123456789abcdef", []string{"qwerty.0123456789abcdef"}, 2},
+		{"task abcdef.ghijkl", nil, 0},
+	} {
+		if got := secretsIn(c.text, c.known); len(got) != c.want {
+			t.Errorf("secretsIn(%q) = %v, want %d finding(s)", c.text, got, c.want)
 		}
 	}
 }

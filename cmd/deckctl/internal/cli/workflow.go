@@ -120,8 +120,9 @@ func newResetCmd(o *options) *cobra.Command {
 		Use:   "reset NODE",
 		Short: "Drain NODE, remove it from the cluster and reset it",
 		Long: "Cordons and drains NODE through a control-plane node (stopping on a drain failure unless --force),\n" +
-			"deletes its Node object, runs kubeadm reset (removing a control plane's etcd member first) and\n" +
-			"cleans what kubeadm leaves behind.",
+			"runs kubeadm reset (which removes a control plane's etcd member while its Node still exists) and\n" +
+			"cleans what kubeadm leaves behind; for a control plane, checks through a remaining control plane's\n" +
+			"etcd that its member is gone (removing it if kubeadm reset could not); then deletes the Node object.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if drain < 0 || drain > 24*time.Hour {
@@ -304,7 +305,11 @@ func newWorkflowCmd(o *options) *cobra.Command {
 	retry := &cobra.Command{
 		Use:   "retry ID",
 		Short: "Resume a failed workflow from its failed step",
-		Args:  cobra.ExactArgs(1),
+		Long: "Resumes a failed or cancelled workflow from the steps that did not succeed (a join token is minted\n" +
+			"again). A retried init or join tells a finished node from one a failed run left half done, by the\n" +
+			"files kubeadm wrote and what the API server says about the Node: a half-done node is reset with\n" +
+			"kubeadm reset (one log line says so) and the step runs again; a finished one is left as it is.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
 				_, err := apiv1.NewWorkflowServiceClient(cc).RetryWorkflow(ctx, &apiv1.RetryWorkflowRequest{Id: args[0]})
