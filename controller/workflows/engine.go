@@ -270,13 +270,7 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	return rec, nil
 }
 
-func (e *Engine) backoff(attempts uint32) time.Duration {
-	d := e.Backoff
-	for i := uint32(1); i < attempts && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
-}
+func (e *Engine) backoff(attempts uint32) time.Duration { return backoffFor(e.Backoff, attempts) }
 
 // satisfied says whether step s may start given its dependencies; never means it cannot
 // start in this run of the workflow.
@@ -357,85 +351,26 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if !tasks.Terminal(rec.GetState()) {
-			if to := s.GetTimeout().AsDuration(); to > 0 && now.Sub(s.GetStarted().AsTime()) > to && s.GetError().GetReason() != "TIMEOUT" {
-				s.Error = &taskv1.TaskError{Reason: "TIMEOUT", Message: fmt.Sprintf("%s did not finish within %v", s.GetName(), to),
-					Hint: "look at the step's log (deckctl logs " + id + " --node " + s.GetLane() + ")"}
-				changed[i] = true
-				if _, err := e.svc.tasks.Cancel(ctx, s.GetTaskId()); err != nil && !errors.Is(err, tasks.ErrNotFound) {
-					return err
-				}
-			}
+		switch settle(id, s, rec, now, e.backoff(s.GetAttempts())) {
+		case stillRunning:
 			continue
-		}
-		res := rec.GetResult()
-		s.Changes = res.GetChanges()
-		if rec.GetState() == taskv1.TaskState_TASK_STATE_SUCCEEDED {
-			s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
-			s.Outputs = publicOutputs(res.GetOutputs())
-			s.Error = nil
-			s.Finished = timestamppb.New(now)
-		} else {
-			if s.GetError().GetReason() != "TIMEOUT" || rec.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED {
-				s.Error = res.GetError()
-				if s.Error == nil {
-					s.Error = &taskv1.TaskError{Reason: "TASK_FAILED", Message: "the task " + s.GetTaskId() + " failed"}
-				}
-			}
-			if s.GetAttempts() < s.GetMaxAttempts() {
-				s.State = apiv1.StepState_STEP_STATE_PENDING
-				s.NotBefore = timestamppb.New(now.Add(e.backoff(s.GetAttempts())))
-			} else {
-				s.State = apiv1.StepState_STEP_STATE_FAILED
-				s.Finished = timestamppb.New(now)
+		case timedOut:
+			if _, err := e.svc.tasks.Cancel(ctx, s.GetTaskId()); err != nil && !errors.Is(err, tasks.ErrNotFound) {
+				return err
 			}
 		}
 		changed[i] = true
 	}
 
-	failed := firstFailed(wf)
-
 	// 2. Start the steps that are ready.
-	lanes := map[string]bool{}
-	for _, s := range wf.GetSteps() {
-		// A lane is started once any of its steps was dispatched (a step waiting to be
-		// retried keeps its lane's place).
-		if s.GetLane() != "" && (s.GetAttempts() > 0 || s.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED) {
-			lanes[s.GetLane()] = true
-		}
-	}
-	unfinished := map[string]bool{}
-	for _, s := range wf.GetSteps() {
-		if !stepDone(s.GetState()) {
-			unfinished[s.GetLane()] = true
-		}
-	}
-	active := 0
-	for lane := range lanes {
-		if unfinished[lane] {
-			active++
-		}
-	}
+	failed := firstFailed(wf) != nil
+	adm := newAdmission(wf)
 	var create []*apiv1.Step
 	capped := false
 	rendered := map[string]*taskv1.TaskSpec{}
 	for i, s := range wf.GetSteps() {
-		if s.GetState() != apiv1.StepState_STEP_STATE_PENDING {
+		if !eligible(l, s, failed, now) || !adm.admits(s) {
 			continue
-		}
-		if failed != nil && !s.GetAlways() {
-			continue
-		}
-		if ok, _ := satisfied(l, s); !ok {
-			continue
-		}
-		if nb := s.GetNotBefore(); nb != nil && now.Before(nb.AsTime()) {
-			continue
-		}
-		if c := wf.GetConcurrency(); c > 0 && s.GetLane() != "" && !lanes[s.GetLane()] {
-			if active >= int(c) {
-				continue
-			}
 		}
 		if s.GetAction() != "" {
 			if dry {
@@ -505,45 +440,18 @@ func (e *Engine) reconcile(ctx context.Context, id string) error {
 		s.Finished, s.Error = nil, nil
 		changed[i] = true
 		create = append(create, s)
-		if s.GetLane() != "" && !lanes[s.GetLane()] {
-			lanes[s.GetLane()] = true
-			active++
-		}
+		adm.start(s)
 	}
 
-	// 3. Is the workflow over? It is when nothing runs and no pending step can still run.
-	running := false
-	for _, s := range wf.GetSteps() {
-		if s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
-			running = true
-		}
-	}
-	pendingRunnable := false
-	failed = firstFailed(wf)
-	alive := mayRun(l, failed != nil)
-	for _, s := range wf.GetSteps() {
-		if alive(s) {
-			pendingRunnable = true
-			break
-		}
-	}
-	if !running && !pendingRunnable {
-		if f := failed; f != nil {
-			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_FAILED
-			wf.FailedStep = f.GetName()
-			wf.Error = f.GetError()
-		} else if allDone(wf) {
-			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED
-		} else {
-			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_FAILED
-			wf.Error = &taskv1.TaskError{Reason: "BLOCKED", Message: "no step can run", Hint: "deckctl workflow describe " + id}
-		}
+	// 3. Is the workflow over?
+	if over, state, failedStep, err := outcome(l); over {
+		wf.State, wf.FailedStep, wf.Error = state, failedStep, err
 		hdrChanged = true
 	}
 	if len(changed) == 0 && !hdrChanged {
 		return nil
 	}
-	e.log.Debug("workflow pass", "workflow", id, "changed_steps", len(changed), "state", wf.GetState(), "running", running, "pending_runnable", pendingRunnable)
+	e.log.Debug("workflow pass", "workflow", id, "changed_steps", len(changed), "state", wf.GetState())
 	wf.Updated = timestamppb.New(now)
 	idx := make([]int, 0, len(changed))
 	for i := range changed {
