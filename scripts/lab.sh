@@ -212,9 +212,11 @@ for n in node-1 node-2 node-3 node-4; do
   if [ "$sim" != 1 ]; then
     # A real host: its holder makes the namespaces its own (scripts/labnode), then installs
     # and starts deckhand-agent as a user would (deploy/install.sh, systemctl enable --now).
+    # Like a Vagrant box it has a second network (nat0) with the default route, which no
+    # other host reaches: the cluster must use each node's lab address all the same.
     echo "$n $prefix-$n" >>"$state/nodes"
     bg "$n" "$state/$n.log" nsenter "--net=/var/run/netns/$prefix-$n" unshare --mount --uts --propagation private \
-      "$state/bin/labnode" host --name "$n" --state "$state/$n" --cgroup "$prefix-$n" --hosts "$state/hosts" -- \
+      "$state/bin/labnode" host --name "$n" --state "$state/$n" --cgroup "$prefix-$n" --hosts "$state/hosts" --nat-for "${addr[$n]}" -- \
       "$repo/deploy/install.sh" agent --bin-dir "$repo/bin" --controllers "$controllers" \
       --token-file "$state/$n/token" --ca-cert-hash "$hash"
     continue

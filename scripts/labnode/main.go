@@ -1,7 +1,7 @@
 // Command labnode is LAB TOOLING, not product: it turns a network namespace of this machine
 // into a lab host that Deckhand's real agent can install Kubernetes on, and removes it again.
 //
-//	labnode host --name node-1 --state DIR --cgroup dhlab-x-node-1 [--hosts FILE] -- CMD...
+//	labnode host --name node-1 --state DIR --cgroup dhlab-x-node-1 [--hosts FILE] [--nat-for LABADDR] -- CMD...
 //
 // runs as the host's holder process, started by the lab inside its namespaces:
 //
@@ -11,7 +11,9 @@
 // (tmpfs) and its own copy-on-write /etc, /usr, /var, /opt and /root (overlays whose upper
 // directories live under DIR), real directories for containerd's and the kubelet's state, its
 // own hostname, /etc/hosts and machine-id, and its own cgroup (every v1 hierarchy; the kubelet
-// is told --cgroup-root through /etc/default/kubelet, as an administrator would). Then it serves
+// is told --cgroup-root through /etc/default/kubelet, as an administrator would). With
+// --nat-for it also makes the host look like a Vagrant box: a second link with the default
+// route, and its own name on 127.0.1.1 (nat.go). Then it serves
 // the lab service manager (package svc) that answers `systemctl` inside the host, installs
 // itself as the host's /usr/bin/systemctl, runs CMD (the lab passes deploy/install.sh, which
 // installs and starts deckhand-agent the way a user does) and holds the namespaces until
@@ -80,7 +82,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: labnode host --name NAME --state DIR --cgroup NAME [--hosts FILE] -- CMD... | labnode down --state DIR --cgroup NAME")
+	fmt.Fprintln(os.Stderr, "usage: labnode host --name NAME --state DIR --cgroup NAME [--hosts FILE] [--nat-for LABADDR] -- CMD... | labnode down --state DIR --cgroup NAME")
 	os.Exit(2)
 }
 
@@ -98,6 +100,7 @@ func hostCmd(args []string) error {
 	state := fs.String("state", "", "directory holding this host's files (overlay upper directories, logs)")
 	cgroup := fs.String("cgroup", "", "name of the host's cgroup under every v1 hierarchy")
 	hosts := fs.String("hosts", "", "file copied to the host's /etc/hosts")
+	natFor := fs.String("nat-for", "", "the host's lab address: give it a Vagrant-like NAT link with the default route (nat.go), and its own name on 127.0.1.1 in /etc/hosts")
 	fs.Parse(args)
 	cmd := fs.Args()
 	if *name == "" || *state == "" || *cgroup == "" {
@@ -165,6 +168,14 @@ func hostCmd(args []string) error {
 		// Two kubelets on one machine need their own cgroup roots; Debian's kubelet drop-in
 		// reads KUBELET_EXTRA_ARGS from here (an administrator's file, not the product's).
 		"/etc/default/kubelet": fmt.Sprintf("KUBELET_EXTRA_ARGS=\"--cgroup-root=/%s\"\n", *cgroup),
+	}
+	if *natFor != "" {
+		if err := setupNAT(context.Background(), *natFor); err != nil {
+			return err
+		}
+		if hostsData != nil {
+			hostsData = vagrantHosts(hostsData, *name)
+		}
 	}
 	if hostsData != nil {
 		files["/etc/hosts"] = string(hostsData)

@@ -130,3 +130,30 @@ func TestStopHostStopsOnlyItsOwnProcesses(t *testing.T) {
 		t.Fatal("labnode down left the host's holder running")
 	}
 }
+
+// Each lab host's NAT address is its own (the lab address's last octet), with the gateway
+// at .1 of the NAT subnet; anything but an IPv4 host address is refused.
+func TestNATAddress(t *testing.T) {
+	addr, gw, err := natAddress("10.250.3.22")
+	if err != nil || addr.String() != "10.250.200.22/24" || gw.String() != "10.250.200.1" {
+		t.Fatalf("natAddress(10.250.3.22) = %v %v %v", addr, gw, err)
+	}
+	for _, bad := range []string{"", "fd00::1", "10.250.3.1", "10.250.3.255", "node-1"} {
+		if _, _, err := natAddress(bad); err == nil {
+			t.Errorf("natAddress(%q) accepted", bad)
+		}
+	}
+}
+
+// A Vagrant box's /etc/hosts: its own name on 127.0.1.1, the other hosts unchanged.
+func TestVagrantHosts(t *testing.T) {
+	in := "127.0.0.1 localhost\n10.250.3.21 node-1\n10.250.3.22 node-2 node-2.lab\n10.250.3.23 node-3\n"
+	want := "127.0.0.1 localhost\n10.250.3.21 node-1\n10.250.3.22 node-2.lab\n10.250.3.23 node-3\n127.0.1.1 node-2\n"
+	if got := string(vagrantHosts([]byte(in), "node-2")); got != want {
+		t.Errorf("vagrantHosts = %q, want %q", got, want)
+	}
+	want = "127.0.0.1 localhost\n10.250.3.22 node-2 node-2.lab\n10.250.3.23 node-3\n127.0.1.1 node-1\n"
+	if got := string(vagrantHosts([]byte(in), "node-1")); got != want {
+		t.Errorf("vagrantHosts = %q, want %q", got, want)
+	}
+}
