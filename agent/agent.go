@@ -529,6 +529,17 @@ func changesFacts(t *taskv1.Task, res *taskv1.TaskResult) bool {
 	return false
 }
 
+// facts collects the host's facts for the session with the controller at addr.
+func (a *Agent) facts(ctx context.Context, addr string, id *identity) (*agentv1.Facts, error) {
+	f, err := a.collector.Collect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.MachineId = id.MachineID
+	f.RouteAddress = facts.RouteAddress(ctx, addr)
+	return f, nil
+}
+
 func (a *Agent) session(ctx context.Context, addr string) error {
 	id := a.identity()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(id.tls)), grpc.WithContextDialer(a.dialer()))
@@ -542,11 +553,10 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	f, err := a.collector.Collect(sctx)
+	f, err := a.facts(sctx, addr, id)
 	if err != nil {
 		return err
 	}
-	f.MachineId = id.MachineID
 	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: id.NodeName, AgentVersion: Version, Facts: f}}}); err != nil {
 		return err
 	}
@@ -606,8 +616,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
 						if changesFacts(t, res) {
 							// What the controller shows of this host (runtime, kubelet) changed.
-							if f, err := a.collector.Collect(sctx); err == nil {
-								f.MachineId = id.MachineID
+							if f, err := a.facts(sctx, addr, id); err == nil {
 								send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Facts{Facts: f}})
 							}
 						}

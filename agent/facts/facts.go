@@ -220,6 +220,29 @@ func ipAddresses() []string {
 	return filterAddrs(addrs)
 }
 
+// RouteAddress is the local address the kernel picks on the route to controller
+// (host:port): a UDP socket connected to it binds that address, and no packet is sent. It
+// is "" when the route cannot be found or the address is loopback or link-local (a
+// controller on the same host says nothing about the node's network).
+func RouteAddress(ctx context.Context, controller string) string {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "udp", controller)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	a, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return ""
+	}
+	if got := filterAddrs([]net.Addr{&net.IPAddr{IP: a.IP}}); len(got) == 1 {
+		return got[0]
+	}
+	return ""
+}
+
 // filterAddrs keeps the addresses another host could reach: no loopback, no link-local,
 // no prefix length.
 func filterAddrs(addrs []net.Addr) []string {

@@ -479,3 +479,25 @@ func TestCollectCapSysResource(t *testing.T) {
 		})
 	}
 }
+
+// The node's default address in the cluster is the one on the route to its controller: a
+// controller reached through one of the host's addresses gives that address, and one on
+// loopback (the same host) gives none.
+func TestRouteAddress(t *testing.T) {
+	ctx := context.Background()
+	if got := RouteAddress(ctx, "127.0.0.1:7400"); got != "" {
+		t.Errorf("RouteAddress(loopback) = %q, want none", got)
+	}
+	if got := RouteAddress(ctx, "not a host:port"); got != "" {
+		t.Errorf("RouteAddress(bad address) = %q, want none", got)
+	}
+	own := ipAddresses()
+	if len(own) == 0 {
+		t.Skip("this machine has no non-loopback address to route to")
+	}
+	for _, a := range own {
+		if got := RouteAddress(ctx, net.JoinHostPort(a, "7400")); got != a {
+			t.Errorf("RouteAddress(%s) = %q, want %s (the kernel's source address towards the host's own address)", a, got, a)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"path"
 	"runtime"
 	"slices"
@@ -303,26 +304,45 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 }
 
 // hostname checks that the node name resolves through /etc/hosts on the host. Names are
-// never sent to a resolver from here: that is what kubeadm's own check trips on.
+// never sent to a resolver from here: that is what kubeadm's own check trips on. An entry
+// that maps the name to another of the host's networks than the node's address is
+// reported, not rewritten: the kubelet and the API server are given the address itself.
 func (c *checker) hostname() {
 	b, _ := c.h.ReadFile("/etc/hosts")
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(strings.SplitN(l, "#", 2)[0])
 		if len(f) >= 2 && slices.Contains(f[1:], c.nodeName) {
+			if want := c.spec.GetNodeAddress(); hostsEntryElsewhere(f[0], want) {
+				c.add("Hostname", Warn, "%s resolves to %s through /etc/hosts, not to the node's address %s: programs that look the name up reach another network; change that line of /etc/hosts to %s %s", c.nodeName, f[0], want, want, c.nodeName)
+				return
+			}
 			c.add("Hostname", Pass, "%s resolves to %s through /etc/hosts", c.nodeName, f[0])
 			return
 		}
 	}
 	r := c.add("Hostname", Fail, "hostname %q could not be reached through /etc/hosts: add it there or use --fix", c.nodeName)
-	ip := c.nodeIP()
+	ip := c.spec.GetNodeAddress()
+	if ip == "" {
+		ip = c.nodeIP()
+	}
 	c.fix(r, func() error {
 		_, err := c.h.AppendLine("/etc/hosts", ip+" "+c.nodeName, 0o644)
 		return err
 	})
 }
 
-// nodeIP is the address an /etc/hosts entry for the node points at: the first
-// non-loopback address of the host, else 127.0.1.1 (as Debian does for its own name).
+// hostsEntryElsewhere says whether an /etc/hosts entry for the node with address have points
+// at another network than the node's address want: a loopback entry (Debian's 127.0.1.1)
+// is not another network.
+func hostsEntryElsewhere(have, want string) bool {
+	h, herr := netip.ParseAddr(have)
+	w, werr := netip.ParseAddr(want)
+	return herr == nil && werr == nil && !h.IsLoopback() && h.Unmap() != w.Unmap()
+}
+
+// nodeIP is the address an /etc/hosts entry for the node points at when the node's address
+// is not known: the first non-loopback address of the host, else 127.0.1.1 (as Debian does
+// for its own name).
 func (c *checker) nodeIP() string {
 	addrs, _ := net.InterfaceAddrs()
 	for _, a := range addrs {

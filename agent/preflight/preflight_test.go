@@ -2,6 +2,7 @@ package preflight_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -233,5 +234,40 @@ func TestPreflightLeavesAKubeletNotYetInstalledToPackages(t *testing.T) {
 	}
 	if strings.Contains(changed(res), "systemctl enable") {
 		t.Fatalf("preflight enabled a kubelet that is not installed:\n%s", changed(res))
+	}
+}
+
+// On a host with several networks the /etc/hosts fix maps the node's name to the node's
+// address the workflow gives, not to the host's first interface; an existing entry that
+// points at another network is reported and left alone, a loopback one (Debian's
+// 127.0.1.1) passes.
+func TestPreflightHostsEntryUsesTheNodeAddress(t *testing.T) {
+	addrTask := func(id, addr string) *taskv1.Task {
+		tk := task(id, true, false)
+		tk.GetSpec().GetPreflight().NodeAddress = addr
+		return tk
+	}
+	root := seeded(t)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if res := run(t, r, addrTask("pf-addr", "192.168.56.11")); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("fix: %v", res)
+	}
+	hosts, _ := os.ReadFile(filepath.Join(root, "etc/hosts"))
+	if string(hosts) != "127.0.0.1 localhost\n192.168.56.11 cp-1\n" {
+		t.Fatalf("/etc/hosts = %q, want the node's address for cp-1", hosts)
+	}
+	for i, c := range []struct{ hosts, want string }{
+		{"127.0.0.1 localhost\n10.0.2.15 cp-1\n", "warn: cp-1 resolves to 10.0.2.15 through /etc/hosts, not to the node's address 192.168.56.11"},
+		{"127.0.0.1 localhost\n127.0.1.1 cp-1 cp-1.lan\n", "pass: cp-1 resolves to 127.0.1.1"},
+		{"127.0.0.1 localhost\n192.168.56.11 cp-1\n", "pass: cp-1 resolves to 192.168.56.11"},
+	} {
+		write(t, root, "etc/hosts", c.hosts)
+		res := run(t, r, addrTask(fmt.Sprintf("pf-addr-%d", i), "192.168.56.11"))
+		if got := res.GetOutputs()["check.Hostname"]; !strings.HasPrefix(got, c.want) {
+			t.Errorf("%q: Hostname = %q, want %q", c.hosts, got, c.want)
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, "etc/hosts")); string(got) != c.hosts {
+			t.Errorf("%q: /etc/hosts changed to %q", c.hosts, got)
+		}
 	}
 }

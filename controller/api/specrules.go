@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -265,6 +266,7 @@ func init() {
 	r(p, "fix", anyValue("fix or only check"))
 	r(p, "ignore", strList(MaxIgnoredChecks, regex(checkNameRE, "is not a preflight check name (letters, digits, '.', '_', '-'), as kubeadm's --ignore-preflight-errors takes")))
 	r(p, "extra_ports", rule(port))
+	r(p, "node_address", str(nodeAddress))
 
 	pk := &taskv1.PackagesSpec{}
 	r(pk, "kubernetes_version", str(version))
@@ -539,6 +541,19 @@ func requiredKubeadm(path string, c *taskv1.ClusterSpec, n *taskv1.NodeSpec) err
 	}
 	if n == nil {
 		return &fieldError{path + ".node", "is required: at least the node's name"}
+	}
+	return nil
+}
+
+// nodeAddress is a node's address in the cluster: a unicast IP address other hosts can
+// reach.
+func nodeAddress(path, s string) error {
+	ip, err := netip.ParseAddr(s)
+	switch {
+	case err != nil || ip.Zone() != "":
+		return &fieldError{path, fmt.Sprintf("%q is not an IP address: give the node's address on the cluster's network", s)}
+	case ip.Is4In6() || !ip.IsGlobalUnicast():
+		return &fieldError{path, fmt.Sprintf("%s is not a unicast address other hosts can reach: give the node's address on the cluster's network", s)}
 	}
 	return nil
 }

@@ -100,6 +100,8 @@ func badCases() []badCase {
 		{t + "PreflightSpec.ignore", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Ignore = []string{"all; reboot"} }, "spec.preflight.ignore[0]"},
 		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{0} }, "spec.preflight.extra_ports[0]"},
 		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{443, 70000} }, "spec.preflight.extra_ports[1]"},
+		{t + "PreflightSpec.node_address", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NodeAddress = "node-1.lan" }, "spec.preflight.node_address"},
+		{t + "PreflightSpec.node_address", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NodeAddress = "127.0.0.1" }, "spec.preflight.node_address"},
 
 		{t + "PackagesSpec.kubernetes_version", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().KubernetesVersion = "v1.99.0" }, "spec.packages.kubernetes_version"},
 		{t + "PackagesSpec.kubernetes_version", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().KubernetesVersion = "" }, "spec.packages.kubernetes_version"},

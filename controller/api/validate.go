@@ -152,6 +152,11 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 		if err := nodeName("spec.init.node", k.Init.GetNode()); err != nil {
 			return err
 		}
+		if a := k.Init.GetAddress(); a != "" {
+			if err := nodeAddress("spec.init.address", a); err != nil {
+				return err
+			}
+		}
 		if _, err := kubeadmconfig.ParseCluster(k.Init.GetCluster()); err != nil {
 			return fieldFrom("spec.init.cluster", err)
 		}
@@ -161,7 +166,12 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 			}
 		}
 	case *apiv1.WorkflowSpec_Join:
-		return nodeName("spec.join.node", k.Join.GetNode())
+		if err := nodeName("spec.join.node", k.Join.GetNode()); err != nil {
+			return err
+		}
+		if a := k.Join.GetAddress(); a != "" {
+			return nodeAddress("spec.join.address", a)
+		}
 	case *apiv1.WorkflowSpec_Reset_:
 		if err := nodeName("spec.reset.node", k.Reset_.GetNode()); err != nil {
 			return err

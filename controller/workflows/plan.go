@@ -61,6 +61,8 @@ type plan struct {
 	names       map[string]bool
 	// drivers is the cgroup driver each node's facts infer (kubeadmconfig.CgroupDriverFor).
 	drivers map[string]string
+	// addrs is what each node's facts say about its addresses (absent: no facts yet).
+	addrs map[string]*hostAddrs
 }
 
 // settings is the host preparation and cluster spec every node gets.
@@ -142,11 +144,28 @@ func (p *plan) hold(node string) {
 	p.nodes = append(p.nodes, node)
 }
 
-// prepare adds preflight → packages → runtime → images for node; it returns the last step.
-func (p *plan) prepare(node string, role taskv1.NodeRole, s settings, deps []string) string {
+// address is node's address in the cluster (see nodeAddress); field names where explicit
+// came from. The plan notes where a chosen address came from.
+func (p *plan) address(field, node, explicit string) (string, error) {
+	addr, from, err := nodeAddress(field, node, explicit, p.addrs[node])
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case addr == "":
+		p.notes = append(p.notes, fmt.Sprintf("%s: no address known (no facts yet); kubeadm and the kubelet take the default route's interface's: give one with --address or spec.nodes[].address on a host with several networks", node))
+	case from == addrRoute:
+		p.notes = append(p.notes, fmt.Sprintf("%s: address %s, %s (give --address or spec.nodes[].address to choose another)", node, addr, from))
+	}
+	return addr, nil
+}
+
+// prepare adds preflight → packages → runtime → images for node, whose address in the
+// cluster is addr; it returns the last step.
+func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps []string) string {
 	// The container runtime is installed by a later step of this workflow, and kubeadm's
 	// own preflight checks its socket again before init or join.
-	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(&taskv1.PreflightSpec{Role: role, Fix: true, Ignore: []string{"CRI"}}))
+	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(&taskv1.PreflightSpec{Role: role, Fix: true, Ignore: []string{"CRI"}, NodeAddress: addr}))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
 	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()
 	pkg := p.add(node, "packages", "kubelet, kubeadm and kubectl "+pk.GetKubernetesVersion(), []string{pre.Name}, spec(pk))
@@ -166,13 +185,14 @@ func (p *plan) prepare(node string, role taskv1.NodeRole, s settings, deps []str
 	return img.Name
 }
 
-// initSteps adds init of node after its preparation; it returns the record-cluster step.
-func (p *plan) initSteps(node string, s settings) string {
+// initSteps adds init of node, whose address in the cluster is addr, after its
+// preparation; it returns the record-cluster step.
+func (p *plan) initSteps(node, addr string, s settings) string {
 	p.hold(node)
 	s = p.withHostDriver(node, s)
-	last := p.prepare(node, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, nil)
+	last := p.prepare(node, addr, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, nil)
 	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
-		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
+		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node, AdvertiseAddress: addr}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
 	in.MaxAttempts = 2
 	// No join uses the token kubeadm init mints (each mints its own just in time): delete
 	// it at once, also when the init failed after minting it. kubeadm gives it a short TTL
@@ -201,17 +221,18 @@ func (p *plan) withHostDriver(node string, s settings) settings {
 	return s
 }
 
-// joinSteps adds the join of node; after names steps the token step must wait for (the
-// cluster's init, or the previous control-plane join). It returns the record step.
-func (p *plan) joinSteps(node string, role taskv1.NodeRole, s settings, after []string) string {
+// joinSteps adds the join of node, whose address in the cluster is addr; after names steps
+// the token step must wait for (the cluster's init, or the previous control-plane join). It
+// returns the record step.
+func (p *plan) joinSteps(node, addr string, role taskv1.NodeRole, s settings, after []string) string {
 	p.hold(node)
 	cp := role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
-	last := p.prepare(node, role, s, nil)
+	last := p.prepare(node, addr, role, s, nil)
 	tok := p.add(node, "token", "mint a join token on a control plane", append([]string{last}, after...), spec(&taskv1.KubeadmTokenSpec{
 		Ttl: durationpb.New(tokenTTL), ControlPlane: cp}))
 	tok.Node, tok.AnyControlPlane, tok.Ephemeral = "", true, true
 	join := p.add(node, "join", "kubeadm join as "+roleName(role), []string{tok.Name}, spec(&taskv1.KubeadmJoinSpec{
-		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node}, Role: role}))
+		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node, AdvertiseAddress: addr}, Role: role}))
 	join.Inputs = []*apiv1.StepInput{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"},
 		// Without a control-plane endpoint, discovery goes to the API server the token's
 		// join command names.
@@ -350,13 +371,14 @@ func roleName(r taskv1.NodeRole) string {
 // build turns a spec into steps against the recorded cluster. enrolled says which nodes
 // exist in Deckhand's inventory.
 func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) (*plan, error) {
-	return buildWith(ws, cl, enrolled, nil)
+	return buildWith(ws, cl, enrolled, nil, nil)
 }
 
 // buildWith is build with the cgroup driver each node's facts infer, which a new cluster
-// whose spec leaves it empty takes from its first control plane.
-func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool, drivers map[string]string) (*plan, error) {
-	p := &plan{drivers: drivers}
+// whose spec leaves it empty takes from its first control plane, and the addresses they
+// list, from which each node's address in the cluster is chosen.
+func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool, drivers map[string]string, addrs map[string]*hostAddrs) (*plan, error) {
+	p := &plan{drivers: drivers, addrs: addrs}
 	needNode := func(field, name string) error {
 		if name == "" {
 			return fmt.Errorf("%w: %s: give a node name", ErrInvalid, field)
@@ -379,6 +401,10 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if _, err := kubeadmconfig.ParseCluster(c); err != nil {
 			return nil, fmt.Errorf("%w: init.cluster.%v", ErrInvalid, err)
 		}
+		addr, err := p.address("init.address", in.GetNode(), in.GetAddress())
+		if err != nil {
+			return nil, err
+		}
 		s := settings{cluster: c, packages: in.GetPackages(), runtime: in.GetRuntime()}
 		if s.packages == nil {
 			s.packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, Hold: true}
@@ -386,7 +412,7 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if s.runtime == nil {
 			s.runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE}
 		}
-		p.initSteps(in.GetNode(), s)
+		p.initSteps(in.GetNode(), addr, s)
 	case *apiv1.WorkflowSpec_Join:
 		j := k.Join
 		if err := needNode("join.node", j.GetNode()); err != nil {
@@ -405,8 +431,12 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 				return nil, fmt.Errorf("%w: join.control_plane: the cluster has no control-plane endpoint, so no second control plane can join (kubeadm needs a shared endpoint); join it as a worker", ErrWrongState)
 			}
 		}
+		addr, err := p.address("join.address", j.GetNode(), j.GetAddress())
+		if err != nil {
+			return nil, err
+		}
 		s := settings{}.of(cl)
-		rec := p.joinSteps(j.GetNode(), role, s, nil)
+		rec := p.joinSteps(j.GetNode(), addr, role, s, nil)
 		p.peerRoutes(append(names(cl), j.GetNode()), s, []string{rec})
 	case *apiv1.WorkflowSpec_Reset_:
 		r := k.Reset_
@@ -505,6 +535,17 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 			return fmt.Errorf("%w: spec.nodes[%d].name: node %q is not enrolled: start deckhand-agent on it with a token (deckctl token create), then check deckctl nodes", ErrInvalid, i, n.Name)
 		}
 	}
+	addrs := map[string]string{}
+	for i, n := range doc.Nodes {
+		if clusterNode(cl, n.Name) != nil {
+			continue
+		}
+		a, err := p.address(fmt.Sprintf("spec.nodes[%d].address", i), n.Name, n.Address)
+		if err != nil {
+			return err
+		}
+		addrs[n.Name] = a
+	}
 	s := settings{cluster: withNetworkDefaults(doc.Spec), packages: doc.Packages, runtime: doc.Runtime}
 	var after []string // what a control-plane join waits for
 	var workerAfter []string
@@ -512,7 +553,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 	if cl == nil {
 		first := doc.ControlPlanes()[0]
 		s = p.withHostDriver(first, s)
-		rec := p.initSteps(first, s)
+		rec := p.initSteps(first, addrs[first], s)
 		after, workerAfter = []string{rec}, []string{rec}
 		records = append(records, rec)
 	} else {
@@ -530,7 +571,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		if n.Role != taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE || clusterNode(cl, n.Name) != nil || p.holds(n.Name) {
 			continue
 		}
-		rec := p.joinSteps(n.Name, n.Role, s, after)
+		rec := p.joinSteps(n.Name, addrs[n.Name], n.Role, s, after)
 		after = []string{rec}
 		records = append(records, rec)
 	}
@@ -538,7 +579,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		if n.Role != taskv1.NodeRole_NODE_ROLE_WORKER || clusterNode(cl, n.Name) != nil {
 			continue
 		}
-		records = append(records, p.joinSteps(n.Name, n.Role, s, workerAfter))
+		records = append(records, p.joinSteps(n.Name, addrs[n.Name], n.Role, s, workerAfter))
 	}
 	// Nodes joining in parallel each get the routes to the nodes recorded when their own
 	// network step runs; once every node of this apply is recorded, every node of the

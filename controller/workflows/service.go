@@ -34,22 +34,28 @@ func New(st store.Store, reg *nodes.Registry, ts *tasks.Service, now func() time
 	return &Service{st: st, nodes: reg, tasks: ts, now: now}
 }
 
-// enrolled are the nodes of the inventory, and the cgroup driver each one's facts infer
-// (absent when it has not reported facts yet).
-func (s *Service) enrolled(ctx context.Context) (map[string]bool, map[string]string, error) {
+// enrolled are the nodes of the inventory, the cgroup driver each one's facts infer and
+// the addresses they list (both absent when it has not reported facts yet).
+func (s *Service) enrolled(ctx context.Context) (map[string]bool, map[string]string, map[string]*hostAddrs, error) {
 	ns, err := s.nodes.List(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	m := make(map[string]bool, len(ns))
 	drivers := map[string]string{}
+	addrs := map[string]*hostAddrs{}
 	for _, n := range ns {
 		m[n.GetName()] = true
-		if d := n.GetFacts().GetCgroupDriver(); d != "" {
+		f := n.GetFacts()
+		if f == nil {
+			continue
+		}
+		if d := f.GetCgroupDriver(); d != "" {
 			drivers[n.GetName()] = d
 		}
+		addrs[n.GetName()] = &hostAddrs{route: f.GetRouteAddress(), all: f.GetIpAddresses()}
 	}
-	return m, drivers, nil
+	return m, drivers, addrs, nil
 }
 
 func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, error) {
@@ -57,11 +63,11 @@ func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, e
 	if err != nil {
 		return nil, err
 	}
-	en, drivers, err := s.enrolled(ctx)
+	en, drivers, addrs, err := s.enrolled(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return buildWith(spec, cl, en, drivers)
+	return buildWith(spec, cl, en, drivers, addrs)
 }
 
 // Plan returns the steps spec would run, without storing or running anything.

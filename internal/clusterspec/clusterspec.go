@@ -17,7 +17,7 @@
 //	  concurrency: 10
 //	  nodes:
 //	  - {name: node-1, role: control-plane}
-//	  - {name: node-2, role: worker}
+//	  - {name: node-2, role: worker, address: 192.168.56.12}
 //
 // Unknown fields are refused, and every error names the field by its path in the document.
 package clusterspec
@@ -25,6 +25,7 @@ package clusterspec
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -128,6 +129,9 @@ type Node struct {
 	Name string `json:"name"`
 	// "control-plane" or "worker".
 	Role string `json:"role"`
+	// The node's address in the cluster (advertiseAddress, the kubelet's node-ip, the
+	// /etc/hosts entry); empty: the host's address on the route to its controller.
+	Address string `json:"address,omitempty"`
 }
 
 // Cluster is a validated document in the API's terms.
@@ -140,10 +144,11 @@ type Cluster struct {
 	Nodes       []NodeRole
 }
 
-// NodeRole is a node and its role.
+// NodeRole is a node, its role and the address it was given ("" when none).
 type NodeRole struct {
-	Name string
-	Role taskv1.NodeRole
+	Name    string
+	Role    taskv1.NodeRole
+	Address string
 }
 
 // ControlPlanes returns the control-plane nodes in document order.
@@ -255,6 +260,7 @@ func Parse(data []byte) (*Cluster, error) {
 		return nil, fieldErr("spec.nodes", "is empty; list the nodes with their roles (control-plane or worker)")
 	}
 	seen := map[string]bool{}
+	addrs := map[netip.Addr]string{}
 	for i, n := range s.Nodes {
 		field := fmt.Sprintf("spec.nodes[%d]", i)
 		if !nameRE.MatchString(n.Name) {
@@ -273,7 +279,20 @@ func Parse(data []byte) (*Cluster, error) {
 		default:
 			return nil, fieldErr(field+".role", "is %q; use control-plane or worker", n.Role)
 		}
-		c.Nodes = append(c.Nodes, NodeRole{Name: n.Name, Role: role})
+		if n.Address != "" {
+			ip, err := netip.ParseAddr(n.Address)
+			switch {
+			case err != nil || ip.Zone() != "":
+				return nil, fieldErr(field+".address", "%q is not an IP address: give the node's address on the network the cluster's hosts share, or leave it out for the address on the route to its controller", n.Address)
+			case ip.Is4In6() || !ip.IsGlobalUnicast():
+				return nil, fieldErr(field+".address", "%s is not a unicast address other hosts can reach: give the node's address on the network the cluster's hosts share", n.Address)
+			}
+			if other, dup := addrs[ip]; dup {
+				return nil, fieldErr(field+".address", "%s is %s's address too: every node needs its own", n.Address, other)
+			}
+			addrs[ip] = n.Name
+		}
+		c.Nodes = append(c.Nodes, NodeRole{Name: n.Name, Role: role, Address: n.Address})
 	}
 	cps := c.ControlPlanes()
 	if len(cps) == 0 {

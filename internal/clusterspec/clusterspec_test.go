@@ -42,3 +42,41 @@ func TestKubeProxySettings(t *testing.T) {
 		}
 	}
 }
+
+// A node's address in the document reaches the plan as given; a bad one is refused naming
+// spec.nodes[i].address.
+func TestNodeAddress(t *testing.T) {
+	nodes := func(extra string) []byte {
+		return []byte("apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nspec:\n  kubernetesVersion: v1.33.13\n  nodes:\n" +
+			"  - {name: node-1, role: control-plane, address: 192.168.56.11}\n  - {name: node-2, role: worker}\n" + extra)
+	}
+	c, err := Parse(nodes(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Nodes[0].Address != "192.168.56.11" || c.Nodes[1].Address != "" {
+		t.Fatalf("nodes = %+v", c.Nodes)
+	}
+	for extra, want := range map[string]string{
+		"  - {name: node-3, role: worker, address: node-3.lan}\n":        "spec.nodes[2].address: \"node-3.lan\" is not an IP address",
+		"  - {name: node-3, role: worker, address: 127.0.0.1}\n":         "spec.nodes[2].address: 127.0.0.1 is not a unicast address",
+		"  - {name: node-3, role: worker, address: 192.168.56.0/24}\n":   "spec.nodes[2].address",
+		"  - {name: node-3, role: worker, address: 192.168.56.11}\n":     "spec.nodes[2].address: 192.168.56.11 is node-1's address too",
+		"  - {name: node-3, role: worker, address: '::ffff:10.0.0.1'}\n": "spec.nodes[2].address",
+		"  - {name: node-3, role: worker, address: [192.168.56.13]}\n":   "address",
+		"  - {name: node-3, role: worker, addresss: 192.168.56.13}\n":    "addresss",
+		"  - {name: node-3, role: worker, address: 'fe80::1%eth0'}\n":    "spec.nodes[2].address",
+		"  - {name: node-3, role: worker, address: 'fd00::13'}\n" + "":   "",
+	} {
+		_, err := Parse(nodes(extra))
+		if want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", extra, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", extra, err, want)
+		}
+	}
+}

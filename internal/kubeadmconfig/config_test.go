@@ -149,6 +149,13 @@ func configCases() []configCase {
 			token: testToken,
 		},
 		{
+			// A host with several networks: the kubelet registers the given address.
+			name:    "join_worker_address",
+			cluster: haCluster,
+			node:    &taskv1.NodeSpec{Name: "worker-2", AdvertiseAddress: "192.168.56.12"},
+			token:   testToken,
+		},
+		{
 			name:         "join_control_plane",
 			cluster:      haCluster,
 			node:         &taskv1.NodeSpec{Name: "cp-2", AdvertiseAddress: "10.250.0.12"},
@@ -347,12 +354,15 @@ func TestConfigContents(t *testing.T) {
 	t.Run("labels become kubelet node-labels in v1beta4 list form", func(t *testing.T) {
 		_, out := cases["init_labels_taints"].render(t)
 		args, _ := get(docs(t, out)[0], "nodeRegistration", "kubeletExtraArgs").([]any)
-		if len(args) != 1 {
-			t.Fatalf("kubeletExtraArgs = %v, want one node-labels arg", args)
+		if len(args) != 2 {
+			t.Fatalf("kubeletExtraArgs = %v, want node-ip and node-labels", args)
 		}
-		a := args[0].(map[string]any)
+		if a := args[0].(map[string]any); a["name"] != "node-ip" || a["value"] != "10.250.0.11" {
+			t.Errorf("kubeletExtraArgs[0] = %v, want node-ip 10.250.0.11 (the node's address)", a)
+		}
+		a := args[1].(map[string]any)
 		if a["name"] != "node-labels" || a["value"] != "example.com/rack=r12,node.kubernetes.io/pool=system,tier=" {
-			t.Errorf("kubeletExtraArgs[0] = %v", a)
+			t.Errorf("kubeletExtraArgs[1] = %v", a)
 		}
 		taints, _ := get(docs(t, out)[0], "nodeRegistration", "taints").([]any)
 		if len(taints) != 2 {

@@ -32,6 +32,9 @@
 //     kube-proxy ConfigMap; it is written only when the cluster sets one of them, so
 //     kube-proxy's own defaults stay its defaults. A maxPerCore of 0 is written as 0: it
 //     tells kube-proxy to leave nf_conntrack_max alone.
+//   - A node's address (NodeSpec.advertise_address) is every node's kubelet --node-ip and
+//     a control plane's localAPIEndpoint.advertiseAddress; empty leaves both to kubeadm and
+//     the kubelet (the default route's interface, wrong on a host with several networks).
 //   - Join discovery always pins the cluster CA (caCertHashes); this package never writes
 //     unsafeSkipCAVerification.
 //

@@ -136,6 +136,12 @@ func FuzzParseNode(f *testing.F) {
 			t.Fatalf("nodeRegistration = %v, want name %q criSocket %q", nr, n.Name, n.CRISocket)
 		}
 		args, _ := nr["kubeletExtraArgs"].([]any)
+		if n.AdvertiseAddress != "" {
+			if len(args) == 0 || args[0].(map[string]any)["name"] != "node-ip" || args[0].(map[string]any)["value"] != n.AdvertiseAddress {
+				t.Fatalf("kubeletExtraArgs = %v, want node-ip %s first", args, n.AdvertiseAddress)
+			}
+			args = args[1:]
+		}
 		if len(args) != 1 || args[0].(map[string]any)["value"] != labelKey+"="+labelValue {
 			t.Fatalf("kubeletExtraArgs = %v, want node-labels %s=%s", args, labelKey, labelValue)
 		}

@@ -133,7 +133,7 @@ func TestRealKubeadmAcceptsGeneratedConfigs(t *testing.T) {
 	t.Run("config/negative control", func(t *testing.T) {
 		i := slices.IndexFunc(configCases(), func(c configCase) bool { return c.name == "init_labels_taints" })
 		_, out := configCases()[i].render(t)
-		bad := regexp.MustCompile(`(?m)^  kubeletExtraArgs:\n  - name: node-labels\n    value: (.*)$`).ReplaceAllString(string(out), "  kubeletExtraArgs:\n    node-labels: $1")
+		bad := regexp.MustCompile(`(?m)^  kubeletExtraArgs:\n  - name: node-ip\n    value: (.*)\n  - name: node-labels\n    value: (.*)$`).ReplaceAllString(string(out), "  kubeletExtraArgs:\n    node-ip: $1\n    node-labels: $2")
 		if bad == string(out) {
 			t.Fatal("negative control: nothing replaced")
 		}

@@ -17,8 +17,9 @@ const DefaultCRISocket = "unix:///run/containerd/containerd.sock"
 type Node struct {
 	// Name is the Node object's name: an RFC 1123 label.
 	Name string
-	// AdvertiseAddress is the IP a control plane's API server advertises; empty lets
-	// kubeadm take the address of the default route's interface.
+	// AdvertiseAddress is the node's address in the cluster: the IP a control plane's API
+	// server advertises, and every node's kubelet's --node-ip. Empty lets kubeadm and the
+	// kubelet take the address of the default route's interface.
 	AdvertiseAddress string
 	// CRISocket is a unix:// URL.
 	CRISocket string

@@ -228,10 +228,17 @@ func JoinConfig(c Cluster, n Node, controlPlane bool, apiServer, token, caCertHa
 	return documents(jc)
 }
 
-// registration is the nodeRegistration of n: node labels go to the kubelet as
-// --node-labels (v1beta4's list form of kubeletExtraArgs), sorted by key.
+// registration is the nodeRegistration of n: its address goes to the kubelet as --node-ip
+// and node labels as --node-labels (v1beta4's list form of kubeletExtraArgs), sorted by
+// key.
 func registration(n Node) nodeRegistration {
 	r := nodeRegistration{Name: n.Name, CRISocket: n.CRISocket}
+	if n.AdvertiseAddress != "" {
+		// Without it the kubelet registers the address its host name resolves to, else
+		// the default route's interface's: on a host with several networks (a Vagrant
+		// box's NAT and host-only ones) that is one the other nodes cannot reach.
+		r.KubeletExtraArgs = append(r.KubeletExtraArgs, arg{Name: "node-ip", Value: n.AdvertiseAddress})
+	}
 	if len(n.Labels) > 0 {
 		keys := make([]string, 0, len(n.Labels))
 		for k := range n.Labels {
@@ -242,7 +249,7 @@ func registration(n Node) nodeRegistration {
 		for i, k := range keys {
 			pairs[i] = k + "=" + n.Labels[k]
 		}
-		r.KubeletExtraArgs = []arg{{Name: "node-labels", Value: strings.Join(pairs, ",")}}
+		r.KubeletExtraArgs = append(r.KubeletExtraArgs, arg{Name: "node-labels", Value: strings.Join(pairs, ",")})
 	}
 	for _, t := range n.Taints {
 		r.Taints = append(r.Taints, taint{Key: t.GetKey(), Value: t.GetValue(), Effect: t.GetEffect()})

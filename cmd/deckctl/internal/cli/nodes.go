@@ -98,6 +98,11 @@ func newNodeCmd(o *options) *cobra.Command {
 				row("Memory", fmt.Sprintf("%.1f GiB", float64(f.GetMemoryBytes())/(1<<30)))
 				row("Swap", fmt.Sprintf("%.1f GiB", float64(f.GetSwapBytes())/(1<<30)))
 				row("Addresses", strings.Join(f.GetIpAddresses(), ", "))
+				if ra := f.GetRouteAddress(); ra != "" {
+					row("Route address", ra+" (towards its controller: the node's address in the cluster unless init/join --address gives another)")
+				} else {
+					row("Route address", "")
+				}
 				row("Cgroup", fmt.Sprintf("v%d, driver %s", f.GetCgroupVersion(), dash(f.GetCgroupDriver())))
 				row("Firewalld", map[bool]string{true: "active", false: "inactive"}[f.GetFirewalldActive()])
 				runtime := "socket " + rt.GetSocket() + " missing"

@@ -39,7 +39,7 @@ func newWorkflowCmds(o *options) []*cobra.Command {
 func newInitCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var tf taskFlags
-	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode, networkProvider string
+	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode, networkProvider, address string
 	var conntrackMaxPerCore int32
 	cmd := &cobra.Command{
 		Use:   "init NODE",
@@ -67,7 +67,7 @@ func newInitCmd(o *options) *cobra.Command {
 				}
 			}
 			spec := &apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{
-				Node: args[0], Cluster: cluster, Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(),
+				Node: args[0], Cluster: cluster, Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(), Address: address,
 			}}}
 			return o.runWorkflow(spec, f)
 		},
@@ -75,6 +75,7 @@ func newInitCmd(o *options) *cobra.Command {
 	f.add(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&tf.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, for example v1.33.13 (required)")
+	fl.StringVar(&address, "address", "", addressHelp)
 	fl.StringVar(&endpoint, "control-plane-endpoint", "", "host:port of the API server load balancer; required for more than one control plane")
 	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR; each node gets a /24 of it (default 10.244.0.0/16)")
 	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment)")
@@ -93,9 +94,13 @@ func newInitCmd(o *options) *cobra.Command {
 	return cmd
 }
 
+// addressHelp describes --address of init and join.
+const addressHelp = "the node's address in the cluster: the API server advertises it, the kubelet registers it (node-ip), /etc/hosts maps the node's name to it; one of the host's addresses (deckctl node describe NODE lists them) (default: the node's address on the route to its controller)"
+
 func newJoinCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var cp bool
+	var address string
 	cmd := &cobra.Command{
 		Use:   "join NODE",
 		Short: "Prepare NODE and join it to the cluster",
@@ -104,11 +109,12 @@ func newJoinCmd(o *options) *cobra.Command {
 			"deletes the token.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: args[0], ControlPlane: cp}}}, f)
+			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: args[0], ControlPlane: cp, Address: address}}}, f)
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&cp, "control-plane", false, "join as a control-plane node (the cluster needs a control-plane endpoint)")
+	cmd.Flags().StringVar(&address, "address", "", addressHelp)
 	return cmd
 }
 

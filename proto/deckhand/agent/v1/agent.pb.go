@@ -608,8 +608,14 @@ type Facts struct {
 	// container runtime needs to lower oom_score_adj; unset when it cannot be read. Without
 	// it (a container, an LXC guest) containerd must run with restrict_oom_score_adj.
 	CapSysResource *bool `protobuf:"varint,16,opt,name=cap_sys_resource,json=capSysResource,proto3,oneof" json:"cap_sys_resource,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The local address the kernel picks on the route to the controller this agent is
+	// connected to (a UDP connect to it; no packet is sent). The default address of the node
+	// in the cluster (advertiseAddress, the kubelet's node-ip): on a host with several
+	// interfaces (a Vagrant box's NAT and host-only networks) it is the one on the network the
+	// cluster's hosts share, not the default route's. Empty when it cannot be found.
+	RouteAddress  string `protobuf:"bytes,17,opt,name=route_address,json=routeAddress,proto3" json:"route_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Facts) Reset() {
@@ -752,6 +758,13 @@ func (x *Facts) GetCapSysResource() bool {
 		return *x.CapSysResource
 	}
 	return false
+}
+
+func (x *Facts) GetRouteAddress() string {
+	if x != nil {
+		return x.RouteAddress
+	}
+	return ""
 }
 
 // RuntimeFacts describe the container runtime as seen through the CRI API.
@@ -1140,7 +1153,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xa3\x05\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xc8\x05\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +
@@ -1161,7 +1174,8 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\x10firewalld_active\x18\x0e \x01(\bR\x0ffirewalldActive\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x0f \x01(\tR\tmachineId\x12-\n" +
-	"\x10cap_sys_resource\x18\x10 \x01(\bH\x00R\x0ecapSysResource\x88\x01\x01\x1a?\n" +
+	"\x10cap_sys_resource\x18\x10 \x01(\bH\x00R\x0ecapSysResource\x88\x01\x01\x12#\n" +
+	"\rroute_address\x18\x11 \x01(\tR\frouteAddress\x1a?\n" +
 	"\x11KubeVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +

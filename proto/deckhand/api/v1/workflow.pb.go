@@ -205,7 +205,12 @@ type InitWorkflow struct {
 	// Where kubelet, kubeadm and kubectl come from (version and registry come from cluster).
 	Packages *v1.PackagesSpec `protobuf:"bytes,3,opt,name=packages,proto3" json:"packages,omitempty"`
 	// How the container runtime is installed (version and registry come from cluster).
-	Runtime       *v1.RuntimeSpec `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	Runtime *v1.RuntimeSpec `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	// The node's address in the cluster: the API server advertises it, the kubelet registers
+	// it (node-ip), /etc/hosts maps the node's name to it. It must be one of the host's
+	// addresses (its facts list them). Empty: the agent's address on the route to its
+	// controller (its facts' route_address).
+	Address       string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,11 +273,20 @@ func (x *InitWorkflow) GetRuntime() *v1.RuntimeSpec {
 	return nil
 }
 
+func (x *InitWorkflow) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 // JoinWorkflow joins a node to the recorded cluster.
 type JoinWorkflow struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	ControlPlane  bool                   `protobuf:"varint,2,opt,name=control_plane,json=controlPlane,proto3" json:"control_plane,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Node         string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	ControlPlane bool                   `protobuf:"varint,2,opt,name=control_plane,json=controlPlane,proto3" json:"control_plane,omitempty"`
+	// The node's address in the cluster, as InitWorkflow.address.
+	Address       string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +333,13 @@ func (x *JoinWorkflow) GetControlPlane() bool {
 		return x.ControlPlane
 	}
 	return false
+}
+
+func (x *JoinWorkflow) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
 }
 
 // ResetWorkflow removes a node from the cluster and resets it.
@@ -2265,15 +2286,17 @@ var File_deckhand_api_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n" +
+	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n" +
 	"\fInitWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x127\n" +
 	"\acluster\x18\x02 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\acluster\x12:\n" +
 	"\bpackages\x18\x03 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecR\bpackages\x127\n" +
-	"\aruntime\x18\x04 \x01(\v2\x1d.deckhand.task.v1.RuntimeSpecR\aruntime\"G\n" +
+	"\aruntime\x18\x04 \x01(\v2\x1d.deckhand.task.v1.RuntimeSpecR\aruntime\x12\x18\n" +
+	"\aaddress\x18\x05 \x01(\tR\aaddress\"a\n" +
 	"\fJoinWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
-	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\"y\n" +
+	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\"y\n" +
 	"\rResetWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +

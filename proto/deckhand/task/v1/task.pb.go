@@ -751,7 +751,10 @@ type PreflightSpec struct {
 	// Check names to skip, as kubeadm's --ignore-preflight-errors.
 	Ignore []string `protobuf:"bytes,3,rep,name=ignore,proto3" json:"ignore,omitempty"`
 	// Extra TCP ports to open when fixing the firewall.
-	ExtraPorts    []uint32 `protobuf:"varint,4,rep,packed,name=extra_ports,json=extraPorts,proto3" json:"extra_ports,omitempty"`
+	ExtraPorts []uint32 `protobuf:"varint,4,rep,packed,name=extra_ports,json=extraPorts,proto3" json:"extra_ports,omitempty"`
+	// The node's address in the cluster: the /etc/hosts fix maps the node's name to it.
+	// Empty: the host's first non-loopback address.
+	NodeAddress   string `protobuf:"bytes,5,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -812,6 +815,13 @@ func (x *PreflightSpec) GetExtraPorts() []uint32 {
 		return x.ExtraPorts
 	}
 	return nil
+}
+
+func (x *PreflightSpec) GetNodeAddress() string {
+	if x != nil {
+		return x.NodeAddress
+	}
+	return ""
 }
 
 // PackagesSpec installs kubelet, kubeadm and kubectl at a pinned version and holds them.
@@ -1325,12 +1335,15 @@ func (x *KubeProxySettings) GetConntrackMaxPerCore() int32 {
 
 // NodeSpec is what kubeadm needs to know about the node itself.
 type NodeSpec struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	Name             string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	AdvertiseAddress string                 `protobuf:"bytes,2,opt,name=advertise_address,json=advertiseAddress,proto3" json:"advertise_address,omitempty"`
-	CriSocket        string                 `protobuf:"bytes,3,opt,name=cri_socket,json=criSocket,proto3" json:"cri_socket,omitempty"`
-	Labels           map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Taints           []*Taint               `protobuf:"bytes,5,rep,name=taints,proto3" json:"taints,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The node's address in the cluster: a control plane's API server advertises it
+	// (localAPIEndpoint.advertiseAddress) and every node's kubelet registers it (node-ip).
+	// Empty leaves both to kubeadm and the kubelet (the default route's interface).
+	AdvertiseAddress string            `protobuf:"bytes,2,opt,name=advertise_address,json=advertiseAddress,proto3" json:"advertise_address,omitempty"`
+	CriSocket        string            `protobuf:"bytes,3,opt,name=cri_socket,json=criSocket,proto3" json:"cri_socket,omitempty"`
+	Labels           map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Taints           []*Taint          `protobuf:"bytes,5,rep,name=taints,proto3" json:"taints,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -2766,13 +2779,14 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSign\x129\n" +
 	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetwork\x12F\n" +
 	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembersB\x06\n" +
-	"\x04kind\"\x8a\x01\n" +
+	"\x04kind\"\xad\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
 	"\x03fix\x18\x02 \x01(\bR\x03fix\x12\x16\n" +
 	"\x06ignore\x18\x03 \x03(\tR\x06ignore\x12\x1f\n" +
 	"\vextra_ports\x18\x04 \x03(\rR\n" +
-	"extraPorts\"\xa4\x02\n" +
+	"extraPorts\x12!\n" +
+	"\fnode_address\x18\x05 \x01(\tR\vnodeAddress\"\xa4\x02\n" +
 	"\fPackagesSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x127\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x1f.deckhand.task.v1.PackageSourceR\x06source\x12\x19\n" +
