@@ -622,7 +622,9 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 						}
 					})
 			case *agentv1.SessionResponse_Cancel:
-				a.runner.Cancel(m.Cancel.GetTaskId())
+				if !a.runner.Cancel(m.Cancel.GetTaskId()) {
+					a.log.Debug("cancel for a task not running here: kept, the task will not run if it arrives", "task", m.Cancel.GetTaskId())
+				}
 			}
 		}
 	}()

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,7 +123,20 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[string]running
+	// early holds the IDs of cancels that arrived before their task (at most MaxEarlyCancels,
+	// oldest forgotten first, in the order of earlyOrder).
+	early      map[string]bool
+	earlyOrder []string
 }
+
+// MaxEarlyCancels bounds the cancels an agent keeps for tasks it was not assigned (yet). A
+// controller sends a task's cancel after its assignment, but a cancel can still come first
+// (another controller's session, a reconnect): the task is then reported cancelled when it
+// arrives, without running. Past the bound the oldest is forgotten.
+const MaxEarlyCancels = 1024
+
+// ReasonCancelledBeforeStart is the error reason of a task whose cancel arrived before it.
+const ReasonCancelledBeforeStart = "CANCELLED_BEFORE_START"
 
 type running struct {
 	cancel context.CancelFunc
@@ -144,7 +158,7 @@ func NewRunner(dataDir, root string, handlers map[string]Handler, log *slog.Logg
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("task journal %s: %w", dir, err)
 	}
-	r := &Runner{journal: dir, root: root, handlers: handlers, log: log, running: map[string]running{}}
+	r := &Runner{journal: dir, root: root, handlers: handlers, log: log, running: map[string]running{}, early: map[string]bool{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -224,10 +238,20 @@ func reused(t *taskv1.Task, what string) *taskv1.TaskResult {
 	}}
 }
 
+// cancelledBeforeStart is the result of a task whose cancel arrived first.
+func cancelledBeforeStart(t *taskv1.Task) *taskv1.TaskResult {
+	now := timestamppb.Now()
+	return &taskv1.TaskResult{TaskId: t.GetId(), State: taskv1.TaskState_TASK_STATE_CANCELLED, Started: now, Finished: now, Error: &taskv1.TaskError{
+		Reason:  ReasonCancelledBeforeStart,
+		Message: fmt.Sprintf("the %s task was cancelled before it started: its cancel reached this agent first, so nothing was run", Kind(t.GetSpec())),
+	}}
+}
+
 // Start runs t in the background (or replays its recorded result) and calls done with the
 // result. Events go to emit. A task already running is not started twice. A task whose ID
 // was already used for a different task is refused with TASK_ID_REUSED and not run, and
-// the earlier task's journal entry stays as it was.
+// the earlier task's journal entry stays as it was. A task whose cancel came before it is
+// reported CANCELLED (ReasonCancelledBeforeStart) and journaled, and nothing runs.
 func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.TaskEvent), done func(*taskv1.TaskResult)) {
 	digest := Digest(t)
 	if res, rec, old, ok := r.entry(t.GetId()); ok && !old {
@@ -242,6 +266,17 @@ func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Ta
 		return
 	}
 	r.mu.Lock()
+	if r.early[t.GetId()] {
+		r.forgetEarly(t.GetId())
+		r.mu.Unlock()
+		r.log.Info("task cancelled before it started", "task", t.GetId(), "kind", Kind(t.GetSpec()))
+		res := cancelledBeforeStart(t)
+		if err := r.record(res, digest); err != nil {
+			r.log.Error("journal task result", "task", t.GetId(), "err", err)
+		}
+		done(res)
+		return
+	}
 	if cur, busy := r.running[t.GetId()]; busy {
 		r.mu.Unlock()
 		if cur.digest != digest {
@@ -275,7 +310,8 @@ func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Ta
 	}()
 }
 
-// Cancel stops a running task.
+// Cancel stops a running task and reports true. The cancel of a task that is not running
+// is kept (see MaxEarlyCancels): if the task arrives later it is not run.
 func (r *Runner) Cancel(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -283,7 +319,22 @@ func (r *Runner) Cancel(id string) bool {
 		c.cancel()
 		return true
 	}
+	if !r.early[id] {
+		if len(r.earlyOrder) >= MaxEarlyCancels {
+			r.forgetEarly(r.earlyOrder[0])
+		}
+		r.early[id] = true
+		r.earlyOrder = append(r.earlyOrder, id)
+	}
 	return false
+}
+
+// forgetEarly drops id from the early cancels; r.mu is held.
+func (r *Runner) forgetEarly(id string) {
+	delete(r.early, id)
+	if i := slices.Index(r.earlyOrder, id); i >= 0 {
+		r.earlyOrder = slices.Delete(r.earlyOrder, i, i+1)
+	}
 }
 
 // Running lists the IDs of running tasks.
@@ -363,6 +414,9 @@ func fitResult(res *taskv1.TaskResult, e *Emitter) {
 }
 
 func (r *Runner) record(res *taskv1.TaskResult, digest [sha256.Size]byte) error {
+	if !idRE.MatchString(res.GetTaskId()) {
+		return fmt.Errorf("task ID %q cannot name a journal entry", res.GetTaskId())
+	}
 	pb, err := proto.Marshal(res)
 	if err != nil {
 		return err

@@ -331,3 +331,66 @@ func TestResultsFitWhatAControllerAccepts(t *testing.T) {
 		t.Fatalf("replay: replayed=%v size=%d", res2.GetReplayed(), proto.Size(res2))
 	}
 }
+
+// A cancel that reaches the agent before its task is kept: the task, when it arrives, is
+// reported cancelled and never runs, and its result is journaled like any other.
+func TestCancelBeforeAssignmentIsHonoured(t *testing.T) {
+	var runs atomic.Int32
+	handlers := map[string]Handler{"diagnostics": func(ctx context.Context, _ *taskv1.Task, _ *host.Host, _ *Emitter) (map[string]string, error) {
+		runs.Add(1)
+		return nil, nil
+	}}
+	dir := t.TempDir()
+	r, _ := NewRunner(dir, t.TempDir(), handlers, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if r.Cancel("t-early") {
+		t.Fatal("cancel of a task never started says it stopped one")
+	}
+	res, events := runSync(t, r, diagTask("t-early", false))
+	if runs.Load() != 0 {
+		t.Fatalf("the cancelled task ran %d times", runs.Load())
+	}
+	if res.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED || !strings.Contains(res.GetError().GetMessage(), "cancelled before it started") {
+		t.Fatalf("result of a task cancelled before it came: %v", res)
+	}
+	if len(events) != 0 {
+		t.Fatalf("a task that never ran sent events: %v", events)
+	}
+	// Assigned again (a reconnect), it replays the cancelled result and still does not run.
+	again, _ := runSync(t, r, diagTask("t-early", false))
+	if runs.Load() != 0 || again.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED || !again.GetReplayed() {
+		t.Fatalf("re-assigned: runs=%d %v", runs.Load(), again)
+	}
+	// Other tasks run as before.
+	if res, _ := runSync(t, r, diagTask("t-other", false)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || runs.Load() != 1 {
+		t.Fatalf("an uncancelled task: runs=%d %v", runs.Load(), res)
+	}
+}
+
+// The early cancels are bounded: past MaxEarlyCancels the oldest is forgotten (its task
+// would run if it came now), the newer ones are kept.
+func TestEarlyCancelsAreBounded(t *testing.T) {
+	var runs atomic.Int32
+	handlers := map[string]Handler{"diagnostics": func(context.Context, *taskv1.Task, *host.Host, *Emitter) (map[string]string, error) {
+		runs.Add(1)
+		return nil, nil
+	}}
+	r, _ := NewRunner(t.TempDir(), t.TempDir(), handlers, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range MaxEarlyCancels + 1 {
+		r.Cancel(fmt.Sprintf("t-%d", i))
+	}
+	r.Cancel("t-5") // again: not counted twice
+	if res, _ := runSync(t, r, diagTask("t-0", false)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || runs.Load() != 1 {
+		t.Fatalf("the oldest cancel was kept past the bound: runs=%d %v", runs.Load(), res)
+	}
+	for _, id := range []string{"t-1", "t-5", fmt.Sprintf("t-%d", MaxEarlyCancels)} {
+		if res, _ := runSync(t, r, diagTask(id, false)); res.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED {
+			t.Fatalf("%s: a kept cancel was not honoured: %v", id, res)
+		}
+	}
+	if runs.Load() != 1 {
+		t.Fatalf("cancelled tasks ran: runs=%d", runs.Load())
+	}
+	if len(r.early) > MaxEarlyCancels || len(r.earlyOrder) != len(r.early) {
+		t.Fatalf("early cancels: %d kept, %d in order", len(r.early), len(r.earlyOrder))
+	}
+}

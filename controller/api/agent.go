@@ -209,7 +209,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(cause, ErrUnavailable) {
+			if errors.Is(cause, ErrUnavailable) || errors.Is(cause, sessions.ErrBacklog) {
 				return status.Errorf(codes.Unavailable, "session closed: %v; reconnect to another controller", cause)
 			}
 			return status.Errorf(codes.PermissionDenied, "session closed: %v", cause)

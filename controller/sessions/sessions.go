@@ -25,6 +25,10 @@ import (
 // ErrReplaced ends a session when the same node opened a newer one on this replica.
 var ErrReplaced = errors.New("replaced by a newer session of the same node")
 
+// ErrBacklog ends a session whose agent does not take the messages sent to it: the agent
+// is told the controller is unavailable, reconnects and gets its tasks again.
+var ErrBacklog = errors.New("the agent did not take the tasks sent to it")
+
 // Session is one connected agent on this replica.
 type Session struct {
 	Node   string

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,6 +14,12 @@ import (
 	"github.com/deckhandhq/deckhand/store"
 )
 
+// MaxQueuedPerSession bounds the assignments and cancels waiting for one agent's session
+// on this replica. An agent that lets more pile up (it stopped reading) has its session
+// closed as unavailable: it reconnects, and SessionOpened sends it every task it still has
+// to run; nothing is dropped while the session lives.
+const MaxQueuedPerSession = 4096
+
 // Dispatcher runs on every replica: it sends assignments and cancellations to the agents
 // whose sessions this replica holds, and writes what they send back.
 type Dispatcher struct {
@@ -21,15 +28,24 @@ type Dispatcher struct {
 	replica  string
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	sent map[*sessions.Session]map[string]bool
+	mu    sync.Mutex
+	boxes map[*sessions.Session]*outbox
 
 	events chan *taskv1.TaskEvent
 }
 
+// outbox is what a dispatcher holds for one session: the tasks sent on it and the messages
+// waiting, in the order they were decided. One goroutine per session (drain) moves them to
+// the session in that order, so a task's cancel never overtakes its assignment.
+type outbox struct {
+	sent  map[string]bool
+	queue []*agentv1.SessionResponse
+	wake  chan struct{} // capacity 1: something was queued
+}
+
 // NewDispatcher wires a dispatcher for this replica.
 func NewDispatcher(svc *Service, reg *sessions.Registry, replica string, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{svc: svc, sessions: reg, replica: replica, log: log, sent: map[*sessions.Session]map[string]bool{}, events: make(chan *taskv1.TaskEvent, 4096)}
+	return &Dispatcher{svc: svc, sessions: reg, replica: replica, log: log, boxes: map[*sessions.Session]*outbox{}, events: make(chan *taskv1.TaskEvent, 4096)}
 }
 
 // Run follows task records until ctx ends.
@@ -81,13 +97,17 @@ func (d *Dispatcher) SessionOpened(ctx context.Context, s *sessions.Session) {
 	}
 }
 
-// SessionClosed forgets what was sent on s.
+// SessionClosed forgets what was sent on s and what still waited for it (its drain
+// goroutine ends with the session's context).
 func (d *Dispatcher) SessionClosed(s *sessions.Session) {
 	d.mu.Lock()
-	delete(d.sent, s)
+	delete(d.boxes, s)
 	d.mu.Unlock()
 }
 
+// offer decides what rec means for its node's session on this replica (an assignment, a
+// cancel or nothing) and queues it on the session's outbox, in one critical section so
+// the order of the decisions is the order on the wire.
 func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 	node := rec.GetTask().GetNode()
 	s := d.sessions.Get(node)
@@ -100,30 +120,64 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 		d.mu.Unlock()
 		return // closing: do not re-create its entry
 	}
-	sent := d.sent[s]
-	if sent == nil {
-		sent = map[string]bool{}
-		d.sent[s] = sent
+	b := d.boxes[s]
+	if b == nil {
+		b = &outbox{sent: map[string]bool{}, wake: make(chan struct{}, 1)}
+		d.boxes[s] = b
+		go d.drain(s, b)
 	}
 	var msg *agentv1.SessionResponse
 	switch {
-	case rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED && sent[id]:
-		delete(sent, id)
+	case rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED && b.sent[id]:
+		delete(b.sent, id)
 		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Cancel{Cancel: &agentv1.TaskCancel{TaskId: id, Reason: "cancelled by a user"}}}
-	case !Terminal(rec.GetState()) && !sent[id]:
-		sent[id] = true
+	case !Terminal(rec.GetState()) && !b.sent[id]:
+		b.sent[id] = true
 		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: rec.GetTask()}}}
 	}
-	d.mu.Unlock()
-	if msg == nil {
-		return
+	full := false
+	if msg != nil {
+		if full = len(b.queue) >= MaxQueuedPerSession; !full {
+			b.queue = append(b.queue, msg)
+			select {
+			case b.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
-	go func() {
+	d.mu.Unlock()
+	if full {
+		d.log.Warn("closing an agent's session: it does not take its tasks (it reconnects and gets them again)", "node", node, "waiting", MaxQueuedPerSession)
+		d.sessions.Close(s, fmt.Errorf("%w: %d messages waiting", sessions.ErrBacklog, MaxQueuedPerSession))
+	}
+}
+
+// drain moves b's messages to s, oldest first, until the session ends.
+func (d *Dispatcher) drain(s *sessions.Session, b *outbox) {
+	done := s.Context().Done()
+	for {
+		d.mu.Lock()
+		var msg *agentv1.SessionResponse
+		if len(b.queue) > 0 {
+			msg = b.queue[0]
+			b.queue[0] = nil
+			b.queue = b.queue[1:]
+		}
+		d.mu.Unlock()
+		if msg == nil {
+			select {
+			case <-b.wake:
+				continue
+			case <-done:
+				return
+			}
+		}
 		select {
 		case s.Out <- msg:
-		case <-s.Context().Done():
+		case <-done:
+			return
 		}
-	}()
+	}
 }
 
 // Ack records that the agent took the task.
@@ -140,7 +194,7 @@ func (d *Dispatcher) Ack(ctx context.Context, node string, ack *agentv1.TaskAck)
 // so an agent cannot write into another node's task.
 func (d *Dispatcher) Event(s *sessions.Session, ev *taskv1.TaskEvent) {
 	d.mu.Lock()
-	ok := d.sent[s][ev.GetTaskId()]
+	ok := d.boxes[s] != nil && d.boxes[s].sent[ev.GetTaskId()]
 	d.mu.Unlock()
 	if !ok {
 		return

@@ -1,0 +1,122 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/deckhandhq/deckhand/controller/sessions"
+	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+func quietDispatcher(reg *sessions.Registry) *Dispatcher {
+	return NewDispatcher(nil, reg, "replica-1", slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func taskRec(id string, state taskv1.TaskState) *apiv1.TaskRecord {
+	return &apiv1.TaskRecord{Task: &taskv1.Task{Id: id, Node: "n1"}, State: state}
+}
+
+// wire names a message as the agent sees it: "assign ID" or "cancel ID".
+func wire(m *agentv1.SessionResponse) string {
+	if a := m.GetAssignment(); a != nil {
+		return "assign " + a.GetTask().GetId()
+	}
+	if c := m.GetCancel(); c != nil {
+		return "cancel " + c.GetTaskId()
+	}
+	return fmt.Sprintf("other %v", m)
+}
+
+// An agent that reads slowly gets its assignments in the order they were offered, and a
+// task's cancel after its assignment: a cancel that overtook its assignment would be
+// dropped by the agent and the task would run anyway.
+func TestSessionGetsAssignmentsAndCancelsInOrder(t *testing.T) {
+	reg := sessions.NewRegistry(nil)
+	s := reg.Open(context.Background(), "n1", "serial-1")
+	t.Cleanup(func() { reg.Close(s, context.Canceled) })
+	d := quietDispatcher(reg)
+
+	const n = 200
+	var want []string
+	for i := range n {
+		id := fmt.Sprintf("task-%03d", i)
+		d.offer(taskRec(id, taskv1.TaskState_TASK_STATE_PENDING))
+		want = append(want, "assign "+id)
+	}
+	for _, i := range []int{3, 150, n - 1} {
+		id := fmt.Sprintf("task-%03d", i)
+		d.offer(taskRec(id, taskv1.TaskState_TASK_STATE_CANCELLED))
+		want = append(want, "cancel "+id)
+	}
+	// The reader starts only now: everything above waits for it.
+	deadline := time.After(10 * time.Second)
+	for i, w := range want {
+		select {
+		case m := <-s.Out:
+			if got := wire(m); got != w {
+				t.Fatalf("message %d on the wire is %q, want %q", i, got, w)
+			}
+		case <-deadline:
+			t.Fatalf("only %d of %d messages reached the session", i, len(want))
+		}
+	}
+}
+
+// An agent that takes nothing has its session closed once MaxQueuedPerSession messages
+// wait, as unavailable (it reconnects and is sent its tasks again); until then nothing is
+// dropped.
+func TestSessionThatTakesNothingIsClosed(t *testing.T) {
+	reg := sessions.NewRegistry(nil)
+	s := reg.Open(context.Background(), "n1", "serial-1")
+	d := quietDispatcher(reg)
+	// The session's channel holds cap(s.Out) and the drain goroutine one more in hand.
+	held := cap(s.Out) + 1
+	i := 0
+	offer := func() {
+		d.offer(taskRec(fmt.Sprintf("task-%05d", i), taskv1.TaskState_TASK_STATE_PENDING))
+		i++
+	}
+	for range held + MaxQueuedPerSession - 1 {
+		offer()
+	}
+	// Wait until the drain goroutine holds one message, blocked on the full channel: then
+	// exactly MaxQueuedPerSession-1 wait in the queue.
+	waiting := func() int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.boxes[s].queue)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.Out) < cap(s.Out) || waiting() != MaxQueuedPerSession-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session's channel holds %d messages and %d wait, want %d and %d", len(s.Out), waiting(), cap(s.Out), MaxQueuedPerSession-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s.Context().Err() != nil {
+		t.Fatalf("session closed below the bound: %v", context.Cause(s.Context()))
+	}
+	offer() // the MaxQueuedPerSession-th waiting: still fits
+	if s.Context().Err() != nil {
+		t.Fatalf("session closed at the bound: %v", context.Cause(s.Context()))
+	}
+	offer() // one more: the agent is not keeping up
+	select {
+	case <-s.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session stayed open with more than MaxQueuedPerSession messages waiting")
+	}
+	if cause := context.Cause(s.Context()); !errors.Is(cause, sessions.ErrBacklog) {
+		t.Fatalf("session closed with %v, want ErrBacklog", cause)
+	}
+	if reg.Get("n1") != nil {
+		t.Fatal("the closed session is still registered")
+	}
+}
