@@ -155,6 +155,38 @@ func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow) error {
 	return nil
 }
 
+// maxTxnOps is how many operations one transaction may carry: etcd's default
+// --max-txn-ops (128). A write of more steps than fit goes in several transactions.
+const maxTxnOps = 128
+
+// stepOps puts the steps of wf at idx.
+func stepOps(wf *apiv1.Workflow, idx []int) ([]store.Op, error) {
+	ops := make([]store.Op, 0, len(idx))
+	for _, i := range idx {
+		b, err := proto.Marshal(wf.Steps[i])
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, store.Put(stepKey(wf.GetId(), i), b))
+	}
+	return ops, nil
+}
+
+// writeGuarded applies ops in transactions of at most stepBatch, each only while every
+// compare of ifs holds, and returns how many ops were applied (a failed compare is
+// store.ErrConflict).
+func writeGuarded(ctx context.Context, st store.Store, ops []store.Op, ifs []store.Compare) (int, error) {
+	done := 0
+	for done < len(ops) {
+		n := min(stepBatch, len(ops)-done)
+		if _, err := st.Txn(ctx, store.Txn{If: ifs, Then: ops[done : done+n]}); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
 // headerOps writes the header alone.
 func headerOps(wf *apiv1.Workflow) ([]store.Op, error) {
 	hb, err := headerBytes(wf)

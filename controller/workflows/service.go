@@ -168,6 +168,16 @@ func (s *Service) List(ctx context.Context, state apiv1.WorkflowState) ([]*apiv1
 
 // Cancel stops a workflow: running tasks are cancelled, pending steps will not run, and its
 // nodes are released.
+//
+// Nothing changes unless the header's compare-and-swap wins. The first transaction writes
+// the CANCELLED header, releases the nodes and carries the first changed steps (the running
+// ones first), compared against the header as loaded. From then on the engine leaves the
+// workflow alone (it acts on running workflows only), the running steps' tasks are
+// cancelled, and the other steps follow in batches, each only while the header is still the
+// one this cancel wrote: a retry that came in between owns the steps (it resets every step
+// that did not succeed, so what it read of a half-written cancel is fine). A controller that
+// dies between batches leaves a CANCELLED workflow with steps still pending or running that
+// nothing runs; cancelling it again finishes the job, and a retry resets them.
 func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error) {
 	for {
 		l, err := load(ctx, s.st, id)
@@ -175,43 +185,59 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 			return nil, err
 		}
 		wf := l.wf
-		if Terminal(wf.GetState()) {
-			return nil, fmt.Errorf("%w: workflow %s already %s", ErrWrongState, id, stateName(wf.GetState()))
-		}
 		var running []string
-		for _, st := range wf.GetSteps() {
+		var first, rest []int // changed steps: the running ones first
+		for i, st := range wf.GetSteps() {
 			switch st.GetState() {
 			case apiv1.StepState_STEP_STATE_RUNNING:
 				running = append(running, st.GetTaskId())
 				st.State = apiv1.StepState_STEP_STATE_CANCELLED
 				st.Finished = timestamppb.New(s.now())
+				first = append(first, i)
 			case apiv1.StepState_STEP_STATE_PENDING:
 				st.State = apiv1.StepState_STEP_STATE_CANCELLED
+				rest = append(rest, i)
 			}
 		}
-		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED
-		wf.Updated = timestamppb.New(s.now())
-		if err := writeSteps(ctx, s.st, wf); err != nil {
-			return nil, err
+		// A cancelled workflow with steps left unfinished is a cancel cut short: finish it.
+		finish := wf.GetState() == apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED && len(first)+len(rest) > 0
+		if Terminal(wf.GetState()) && !finish {
+			return nil, fmt.Errorf("%w: workflow %s already %s", ErrWrongState, id, stateName(wf.GetState()))
 		}
-		ops, err := headerOps(wf)
+		steps, err := stepOps(wf, append(first, rest...))
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range wf.GetNodes() {
-			ops = append(ops, store.Delete(lockKey(n)))
+		var ops []store.Op
+		if !finish {
+			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED
+			wf.Updated = timestamppb.New(s.now())
+			if ops, err = headerOps(wf); err != nil {
+				return nil, err
+			}
+			for _, n := range wf.GetNodes() {
+				ops = append(ops, store.Delete(lockKey(n)))
+			}
 		}
-		_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: ops})
+		n := min(len(steps), stepBatch, max(0, maxTxnOps-len(ops)))
+		rev, err := s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: append(ops, steps[:n]...)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
+		guard := rev // the header this cancel wrote
+		if finish {
+			guard = l.hdrRev
+		}
 		for _, t := range running {
 			if t != "" {
 				_, _ = s.tasks.Cancel(ctx, t)
 			}
+		}
+		if _, err := writeGuarded(ctx, s.st, steps[n:], []store.Compare{store.ModRevisionIs(headerKey(id), guard)}); err != nil && !errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("workflow %s is cancelled, but recording its steps failed (cancel it again to finish): %w", id, err)
 		}
 		return wf, nil
 	}
@@ -220,6 +246,16 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 // Retry resumes a failed (or cancelled) workflow from the steps that did not succeed. A
 // step whose outputs expire (a join token) runs again when a step that consumes them has
 // not succeeded, and clean-up steps run again after the steps they follow.
+//
+// Nothing changes unless the header's compare-and-swap wins. The header flips to RUNNING and
+// takes the nodes in the last transaction, with as many reset steps as fit beside it; steps
+// that do not fit go first, in batches that each hold only while the header is the one
+// loaded and the nodes are free. Until the header flips the workflow is finished, so the
+// engine does not act on the reset steps. When the flip (or a batch) loses, the batches
+// already written are put back as they were, again only while the header is the one loaded:
+// if it changed, a retry from the same state won and wrote the same steps, or the workflow
+// was deleted. A controller that dies before the flip leaves a finished workflow with some
+// steps pending that nothing runs; retrying it again resets them all.
 func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error) {
 	for {
 		l, err := load(ctx, s.st, id)
@@ -259,10 +295,17 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 				}
 			}
 		}
-		for _, st := range wf.GetSteps() {
+		var idx []int
+		var before []store.Op // the reset steps as they were
+		for i, st := range wf.GetSteps() {
 			if !again[st.GetName()] {
 				continue
 			}
+			b, err := proto.Marshal(st)
+			if err != nil {
+				return nil, err
+			}
+			idx, before = append(idx, i), append(before, store.Put(stepKey(id, i), b))
 			st.State = apiv1.StepState_STEP_STATE_PENDING
 			st.MaxAttempts = st.GetAttempts() + max(1, min(st.GetMaxAttempts(), defaultAttempts))
 			st.Error, st.NotBefore, st.Finished = nil, nil, nil
@@ -273,7 +316,8 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_RUNNING
 		wf.FailedStep, wf.Error = "", nil
 		wf.Updated = timestamppb.New(s.now())
-		if err := writeSteps(ctx, s.st, wf); err != nil {
+		steps, err := stepOps(wf, idx)
+		if err != nil {
 			return nil, err
 		}
 		ops, err := headerOps(wf)
@@ -285,7 +329,17 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 			ifs = append(ifs, store.Absent(lockKey(n)))
 			ops = append(ops, store.Put(lockKey(n), []byte(id)))
 		}
-		_, err = s.st.Txn(ctx, store.Txn{If: ifs, Then: ops})
+		early := len(steps) - min(len(steps), stepBatch, max(0, maxTxnOps-len(ops)))
+		written, err := writeGuarded(ctx, s.st, steps[:early], ifs)
+		if err == nil {
+			_, err = s.st.Txn(ctx, store.Txn{If: ifs, Then: append(ops, steps[early:]...)})
+		}
+		if err != nil && written > 0 {
+			// Put back what was written, while the header is the one loaded.
+			if _, uerr := writeGuarded(ctx, s.st, before[:written], ifs[:1]); uerr != nil && !errors.Is(uerr, store.ErrConflict) {
+				return nil, fmt.Errorf("workflow %s was not retried, and %d of its steps were left reset (%v): retry it again: %w", id, written, uerr, err)
+			}
+		}
 		if errors.Is(err, store.ErrConflict) {
 			if cur, _, gerr := s.st.Get(ctx, headerKey(id)); gerr == nil && cur.ModRevision != l.hdrRev {
 				continue // the workflow changed meanwhile
