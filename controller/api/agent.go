@@ -167,6 +167,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 			s.Sessions.Touch(sess)
 			switch m := msg.GetMsg().(type) {
 			case *agentv1.SessionRequest_Heartbeat:
+				s.Tasks.Running(ctx, sess, m.Heartbeat.GetRunningTaskIds())
 			case *agentv1.SessionRequest_Hello:
 				recvErr <- status.Error(codes.InvalidArgument, "hello may only be sent once per session")
 				return

@@ -38,9 +38,11 @@ type Dispatcher struct {
 // waiting, in the order they were decided. One goroutine per session (drain) moves them to
 // the session in that order, so a task's cancel never overtakes its assignment.
 type outbox struct {
-	sent  map[string]bool
-	queue []*agentv1.SessionResponse
-	wake  chan struct{} // capacity 1: something was queued
+	sent      map[string]bool // assigned, not cancelled
+	cancelled map[string]bool // cancel queued
+	ended     map[string]bool // reported running, but its record had ended (not cancelled)
+	queue     []*agentv1.SessionResponse
+	wake      chan struct{} // capacity 1: something was queued
 }
 
 // NewDispatcher wires a dispatcher for this replica.
@@ -109,46 +111,114 @@ func (d *Dispatcher) SessionClosed(s *sessions.Session) {
 // cancel or nothing) and queues it on the session's outbox, in one critical section so
 // the order of the decisions is the order on the wire.
 func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
-	node := rec.GetTask().GetNode()
-	s := d.sessions.Get(node)
+	s := d.sessions.Get(rec.GetTask().GetNode())
 	if s == nil {
 		return
 	}
 	id := rec.GetTask().GetId()
 	d.mu.Lock()
-	if s.Context().Err() != nil {
+	b := d.box(s)
+	if b == nil {
 		d.mu.Unlock()
 		return // closing: do not re-create its entry
-	}
-	b := d.boxes[s]
-	if b == nil {
-		b = &outbox{sent: map[string]bool{}, wake: make(chan struct{}, 1)}
-		d.boxes[s] = b
-		go d.drain(s, b)
 	}
 	var msg *agentv1.SessionResponse
 	switch {
 	case rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED && b.sent[id]:
 		delete(b.sent, id)
-		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Cancel{Cancel: &agentv1.TaskCancel{TaskId: id, Reason: "cancelled by a user"}}}
+		b.cancelled[id] = true
+		msg = cancelMsg(id)
 	case !Terminal(rec.GetState()) && !b.sent[id]:
 		b.sent[id] = true
 		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: rec.GetTask()}}}
 	}
-	full := false
-	if msg != nil {
-		if full = len(b.queue) >= MaxQueuedPerSession; !full {
-			b.queue = append(b.queue, msg)
-			select {
-			case b.wake <- struct{}{}:
-			default:
-			}
+	full := msg != nil && !b.push(msg)
+	d.mu.Unlock()
+	if full {
+		d.closeBacklogged(s)
+	}
+}
+
+func cancelMsg(id string) *agentv1.SessionResponse {
+	return &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Cancel{Cancel: &agentv1.TaskCancel{TaskId: id, Reason: "cancelled by a user"}}}
+}
+
+// box returns s's outbox, made (with its drain goroutine) on first use; nil when s is
+// closing. d.mu is held.
+func (d *Dispatcher) box(s *sessions.Session) *outbox {
+	if s.Context().Err() != nil {
+		return nil
+	}
+	b := d.boxes[s]
+	if b == nil {
+		b = &outbox{sent: map[string]bool{}, cancelled: map[string]bool{}, ended: map[string]bool{}, wake: make(chan struct{}, 1)}
+		d.boxes[s] = b
+		go d.drain(s, b)
+	}
+	return b
+}
+
+// push queues msg and wakes the drain goroutine; false when MaxQueuedPerSession already
+// wait. d.mu is held.
+func (b *outbox) push(msg *agentv1.SessionResponse) bool {
+	if len(b.queue) >= MaxQueuedPerSession {
+		return false
+	}
+	b.queue = append(b.queue, msg)
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// closeBacklogged closes a session whose agent does not take its messages.
+func (d *Dispatcher) closeBacklogged(s *sessions.Session) {
+	d.log.Warn("closing an agent's session: it does not take its tasks (it reconnects and gets them again)", "node", s.Node, "waiting", MaxQueuedPerSession)
+	d.sessions.Close(s, fmt.Errorf("%w: %d messages waiting", sessions.ErrBacklog, MaxQueuedPerSession))
+}
+
+// MaxRunningChecks bounds the task records one heartbeat makes a replica read.
+const MaxRunningChecks = 16
+
+// Running looks at the tasks an agent says it runs (its heartbeat). A task this session
+// neither assigned nor cancelled, whose record is CANCELLED, lost its cancel with an
+// earlier session (the agent reconnected, or its session was closed with the cancel still
+// queued): the cancel is sent again, once per session.
+func (d *Dispatcher) Running(ctx context.Context, s *sessions.Session, ids []string) {
+	var check []string
+	d.mu.Lock()
+	b := d.boxes[s]
+	for _, id := range ids {
+		if len(check) == MaxRunningChecks {
+			break
+		}
+		if b == nil || (!b.sent[id] && !b.cancelled[id] && !b.ended[id]) {
+			check = append(check, id)
 		}
 	}
 	d.mu.Unlock()
-	if full {
-		d.log.Warn("closing an agent's session: it does not take its tasks (it reconnects and gets them again)", "node", node, "waiting", MaxQueuedPerSession)
-		d.sessions.Close(s, fmt.Errorf("%w: %d messages waiting", sessions.ErrBacklog, MaxQueuedPerSession))
+	for _, id := range check {
+		rec, _, err := d.svc.Get(ctx, id)
+		if err != nil || rec.GetTask().GetNode() != s.Node || !Terminal(rec.GetState()) {
+			continue // not (yet) known here, not this node's, or assigned soon
+		}
+		d.mu.Lock()
+		b := d.box(s)
+		full := false
+		switch {
+		case b == nil || b.sent[id] || b.cancelled[id]:
+		case rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED:
+			b.cancelled[id] = true
+			full = !b.push(cancelMsg(id))
+		default:
+			b.ended[id] = true // finished for the controller: the agent reports it when done
+		}
+		d.mu.Unlock()
+		if full {
+			d.closeBacklogged(s)
+			return
+		}
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/internal/teststore"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -118,5 +120,55 @@ func TestSessionThatTakesNothingIsClosed(t *testing.T) {
 	}
 	if reg.Get("n1") != nil {
 		t.Fatal("the closed session is still registered")
+	}
+}
+
+// A cancel lost with an earlier session (the agent reconnected, or the session was closed
+// with the cancel still queued) is sent again when the agent's heartbeat says the task
+// still runs, once; tasks that ended otherwise, or that the controller does not know, get
+// nothing.
+func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
+	ctx := context.Background()
+	st := teststore.New(t)
+	nreg := nodes.New(st, nil)
+	if err := nreg.Enroll(ctx, "n1", "machine-n1", "serial-n1"); err != nil {
+		t.Fatal(err)
+	}
+	svc := New(st, nreg, nil)
+	diag := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}
+	for _, id := range []string{"t-cancelled", "t-done", "t-new"} {
+		if _, err := svc.Create(ctx, &taskv1.Task{Id: id, Node: "n1", Spec: diag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Cancel(ctx, "t-cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Finish(ctx, "n1", &taskv1.TaskResult{TaskId: "t-done", State: taskv1.TaskState_TASK_STATE_SUCCEEDED}); err != nil {
+		t.Fatal(err)
+	}
+	reg := sessions.NewRegistry(nil)
+	s := reg.Open(ctx, "n1", "serial-n1")
+	t.Cleanup(func() { reg.Close(s, context.Canceled) })
+	d := NewDispatcher(svc, reg, "replica-1", slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	running := []string{"t-cancelled", "t-done", "t-unknown"}
+	d.Running(ctx, s, running)
+	d.Running(ctx, s, running) // a second heartbeat: already sent
+	rec, _, err := svc.Get(ctx, "t-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.offer(rec)
+	// FIFO: what was queued by the heartbeats comes before the new assignment.
+	for i, want := range []string{"cancel t-cancelled", "assign t-new"} {
+		select {
+		case m := <-s.Out:
+			if got := wire(m); got != want {
+				t.Fatalf("message %d on the wire is %q, want %q", i, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d (%s) never reached the session", i, want)
+		}
 	}
 }
