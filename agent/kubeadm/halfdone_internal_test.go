@@ -16,13 +16,17 @@ func TestInitVerdict(t *testing.T) {
 	}{
 		{"nothing there", evidence{}, fresh},
 		{"only an administrator's CA", evidence{caCert: true}, fresh},
-		{"finished: listed as a control plane, kubelet-finalize ran", evidence{files: all, finalized: true, api: apiControlPlane}, done},
-		{"failed waiting for the control plane: admin.conf, no answer", evidence{files: all, api: apiUnreachable}, halfDone},
-		{"failed before kubelet-finalize: listed, not finalized", evidence{files: all, api: apiControlPlane}, halfDone},
-		{"failed before mark-control-plane: listed without the label", evidence{files: all, finalized: true, api: apiListed}, halfDone},
-		{"API answers without the node", evidence{files: all, finalized: true, api: apiAbsent}, halfDone},
-		{"finished, API server down now", evidence{files: all, finalized: true, api: apiUnreachable}, unsure},
-		{"failed in the certs or kubeconfig phase: no admin.conf", evidence{files: []string{"/etc/kubernetes/controller-manager.conf"}, caCert: true}, halfDone},
+		{"finished: listed as a control plane", evidence{files: all, finalized: true, api: apiControlPlane}, done},
+		{"finished before kubelet-finalize: listed as a control plane", evidence{files: all, started: true, api: apiControlPlane}, done},
+		{"Deckhand's init failed waiting for the control plane: no answer", evidence{files: all, started: true, api: apiUnreachable}, halfDone},
+		{"Deckhand's init failed before mark-control-plane: listed without the label", evidence{files: all, started: true, api: apiListed}, halfDone},
+		{"Deckhand's init: the API answers without the node", evidence{files: all, started: true, api: apiAbsent}, halfDone},
+		{"Deckhand's init failed in the certs or kubeconfig phase: no admin.conf", evidence{files: []string{"/etc/kubernetes/controller-manager.conf"}, caCert: true, started: true}, halfDone},
+		{"kubelet-finalize ran, the API server down now", evidence{files: all, started: true, finalized: true, api: apiUnreachable}, unsure},
+		{"kubelet-finalize ran, the label removed by someone", evidence{files: all, started: true, finalized: true, api: apiListed}, unsure},
+		{"admin.conf's certificate refused (expired)", evidence{files: all, started: true, api: apiUnauthorized}, unsure},
+		{"kubeadm files Deckhand did not write: a worker", evidence{files: []string{kubeletConf, kubeletConfig}, caCert: true}, foreign},
+		{"kubeadm files Deckhand did not write: a control plane that is down", evidence{files: all, finalized: true, api: apiUnreachable}, foreign},
 	} {
 		if got := initVerdict(c.ev); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
@@ -40,13 +44,17 @@ func TestJoinVerdict(t *testing.T) {
 	}{
 		{"nothing there", evidence{}, false, fresh},
 		{"worker joined", evidence{files: joined, api: apiListed}, false, done},
+		{"worker joined, Deckhand's agent killed before it saw kubeadm end", evidence{files: joined, started: true, api: apiListed}, false, done},
 		{"control plane joined", evidence{files: joined, api: apiControlPlane}, true, done},
-		{"worker failed after bootstrap-kubelet.conf and pki/ca.crt", evidence{files: []string{bootstrapKubeletConf}, caCert: true}, false, halfDone},
-		{"worker failed after pki/ca.crt only (kubeadm removed bootstrap-kubelet.conf)", evidence{caCert: true}, false, halfDone},
-		{"control plane failed after kubelet.conf: listed without the label", evidence{files: joined, api: apiListed}, true, halfDone},
-		{"kubelet.conf of a node the cluster does not list", evidence{files: joined, api: apiAbsent}, false, halfDone},
-		{"kubelet.conf, API server does not answer", evidence{files: joined, api: apiUnreachable}, false, unsure},
-		{"control-plane files without kubelet.conf", evidence{files: []string{adminConf, "/etc/kubernetes/manifests/etcd.yaml"}, caCert: true}, true, halfDone},
+		{"worker failed after bootstrap-kubelet.conf and pki/ca.crt", evidence{files: []string{bootstrapKubeletConf}, caCert: true, started: true}, false, halfDone},
+		{"worker failed after pki/ca.crt only (kubeadm removed bootstrap-kubelet.conf)", evidence{caCert: true, started: true}, false, halfDone},
+		{"control plane failed after kubelet.conf: listed without the label", evidence{files: joined, started: true, api: apiListed}, true, halfDone},
+		{"kubelet.conf of a node the cluster does not list", evidence{files: joined, started: true, api: apiAbsent}, false, halfDone},
+		{"kubelet.conf, API server does not answer", evidence{files: joined, started: true, api: apiUnreachable}, false, unsure},
+		{"kubelet.conf refused (expired, or another cluster's)", evidence{files: joined, started: true, api: apiUnauthorized}, false, unsure},
+		{"control-plane files without kubelet.conf", evidence{files: []string{adminConf, "/etc/kubernetes/manifests/etcd.yaml"}, caCert: true, started: true}, true, halfDone},
+		{"another cluster's node", evidence{files: joined, caCert: true, otherCA: true, started: true, api: apiListed}, false, foreign},
+		{"half-joined files Deckhand did not write", evidence{files: []string{bootstrapKubeletConf}, caCert: true}, false, foreign},
 	} {
 		if got := joinVerdict(c.ev, c.cp); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
@@ -69,7 +77,7 @@ func TestParseAPIView(t *testing.T) {
 		{"not JSON", `<html>`, nil, apiUnreachable},
 		{"not found", "", fail(`Error from server (NotFound): nodes "node-3" not found`), apiAbsent},
 		{"another node not found", "", fail(`Error from server (NotFound): nodes "node-33" not found`), apiUnreachable},
-		{"credential unknown", "", fail("error: You must be logged in to the server (Unauthorized)"), apiAbsent},
+		{"credential refused", "", fail("error: You must be logged in to the server (Unauthorized)"), apiUnauthorized},
 		{"refused", "", fail("The connection to the server 10.250.0.1:6443 was refused - did you specify the right host or port?"), apiUnreachable},
 		{"forbidden", "", fail(`Error from server (Forbidden): nodes "node-3" is forbidden: User "system:node:node-3" cannot get resource "nodes"`), apiUnreachable},
 		{"killed by the timeout", "", errors.New("signal: killed"), apiUnreachable},

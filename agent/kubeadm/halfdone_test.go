@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/internal/pki"
+
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -23,6 +25,20 @@ func seed(t *testing.T, root string, files ...string) {
 		if err := os.WriteFile(p, []byte("left by a failed kubeadm\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -47,7 +63,7 @@ func TestRetryAfterAHalfDoneStep(t *testing.T) {
 
 	// An init that failed waiting for the control plane (after admin.conf and the
 	// manifests): the retry resets the node and inits, with a token for the joins.
-	seed(t, cp1.root, "etc/kubernetes/admin.conf", "etc/kubernetes/manifests/kube-apiserver.yaml", "etc/kubernetes/manifests/etcd.yaml", "var/lib/kubelet/config.yaml")
+	seed(t, cp1.root, "var/lib/deckhand/kubeadm-init.started", "etc/kubernetes/admin.conf", "etc/kubernetes/manifests/kube-apiserver.yaml", "etc/kubernetes/manifests/etcd.yaml", "var/lib/kubelet/config.yaml")
 	res, logs := cp1.run(t, "init-retry", initSpec)
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetOutputs()["token"]) != 23 {
 		t.Fatalf("retried half-done init: %v\n%s", res, strings.Join(logs, "\n"))
@@ -75,10 +91,14 @@ func TestRetryAfterAHalfDoneStep(t *testing.T) {
 
 	// A worker join that failed after bootstrap-kubelet.conf and pki/ca.crt: kubeadm's
 	// preflight would refuse it forever; the retry resets it and joins.
-	seed(t, w1.root, "etc/kubernetes/bootstrap-kubelet.conf", "etc/kubernetes/pki/ca.crt")
+	seed(t, w1.root, "var/lib/deckhand/kubeadm-join.started", "etc/kubernetes/bootstrap-kubelet.conf")
+	copyFile(t, filepath.Join(cp1.root, "etc/kubernetes/pki/ca.crt"), filepath.Join(w1.root, "etc/kubernetes/pki/ca.crt"))
 	res, logs = join(w1, "join-w1", taskv1.NodeRole_NODE_ROLE_WORKER)
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["joined"] != "worker" || logged(logs, "half way through an earlier kubeadm join") != 1 {
 		t.Fatalf("retried half-done worker join: %v\n%s", res, strings.Join(logs, "\n"))
+	}
+	if exists(w1.root, "var/lib/deckhand/kubeadm-join.started") {
+		t.Fatal("the mark of the join is still there after it succeeded")
 	}
 	// Joining the joined node again changes nothing.
 	if res, logs := join(w1, "join-w1-again", taskv1.NodeRole_NODE_ROLE_WORKER); res.GetOutputs()["joined"] != "already" || logged(logs, "kubeadm reset") != 0 {
@@ -87,17 +107,39 @@ func TestRetryAfterAHalfDoneStep(t *testing.T) {
 
 	// A control-plane join that failed after kubelet.conf (the cluster does not list the
 	// node as a control plane): not "already joined", but reset and joined.
-	seed(t, cp2.root, "etc/kubernetes/kubelet.conf", "etc/kubernetes/admin.conf", "etc/kubernetes/pki/ca.crt", "etc/kubernetes/manifests/kube-apiserver.yaml", "var/lib/kubelet/config.yaml")
+	seed(t, cp2.root, "var/lib/deckhand/kubeadm-join.started", "etc/kubernetes/kubelet.conf", "etc/kubernetes/admin.conf", "etc/kubernetes/manifests/kube-apiserver.yaml", "var/lib/kubelet/config.yaml")
+	copyFile(t, filepath.Join(cp1.root, "etc/kubernetes/pki/ca.crt"), filepath.Join(cp2.root, "etc/kubernetes/pki/ca.crt"))
 	res, logs = join(cp2, "join-cp2", taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE)
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["joined"] != "control-plane" || logged(logs, "half way through an earlier kubeadm join") != 1 {
 		t.Fatalf("retried half-done control-plane join: %v\n%s", res, strings.Join(logs, "\n"))
+	}
+
+	// kubeadm files Deckhand did not write (no mark of its own run): refused, nothing wiped.
+	seed(t, w2.root, "etc/kubernetes/bootstrap-kubelet.conf")
+	copyFile(t, filepath.Join(cp1.root, "etc/kubernetes/pki/ca.crt"), filepath.Join(w2.root, "etc/kubernetes/pki/ca.crt"))
+	res, logs = join(w2, "join-w2-foreign", taskv1.NodeRole_NODE_ROLE_WORKER)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "JOIN_STATE" || !exists(w2.root, "etc/kubernetes/pki/ca.crt") || logged(logs, "kubeadm reset") != 0 {
+		t.Fatalf("join over kubeadm files Deckhand did not write: %v\n%s", res, strings.Join(logs, "\n"))
+	}
+	// Another cluster's CA there: refused, nothing wiped, even with Deckhand's mark.
+	other, err := pki.NewCA("another-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w2.root, "etc/kubernetes/pki/ca.crt"), other.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, w2.root, "var/lib/deckhand/kubeadm-join.started")
+	res, logs = join(w2, "join-w2-other-ca", taskv1.NodeRole_NODE_ROLE_WORKER)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "JOIN_STATE" || !strings.Contains(res.GetError().GetMessage(), "another cluster") || !exists(w2.root, "etc/kubernetes/pki/ca.crt") {
+		t.Fatalf("join over another cluster's CA: %v\n%s", res, strings.Join(logs, "\n"))
 	}
 
 	// A reset of a half-joined worker runs kubeadm reset and leaves nothing, instead of
 	// skipping it and reporting kubeadm's files as someone else's leftovers.
 	seed(t, w2.root, "etc/kubernetes/bootstrap-kubelet.conf", "etc/kubernetes/pki/ca.crt", "var/lib/kubelet/config.yaml")
 	res, logs = w2.run(t, "reset-w2", &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}})
-	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || exists(w2.root, "etc/kubernetes") || exists(w2.root, "var/lib/kubelet/config.yaml") {
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || exists(w2.root, "etc/kubernetes") || exists(w2.root, "var/lib/kubelet/config.yaml") || exists(w2.root, "var/lib/deckhand/kubeadm-join.started") {
 		t.Fatalf("reset of a half-joined worker: %v\n%s", res, strings.Join(logs, "\n"))
 	}
 }

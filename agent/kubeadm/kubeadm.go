@@ -135,25 +135,35 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if !h.DryRun {
 		// A retry: an earlier init finished (report what a join needs, change nothing), or
 		// failed half way (reset the node and init again), or cannot be told apart.
-		ev := gather(ctx, h, n.Name, adminConf)
+		ev := gather(ctx, h, n.Name, "init", adminConf, "", "")
 		switch initVerdict(ev) {
 		case done:
 			hash, err := caHash(h)
 			if err != nil {
 				return nil, tasks.Errorf("INIT_STATE", "reset the node (deckctl reset NODE) and init again", "the node has %s but no readable CA: %v", adminConf, err)
 			}
+			unmarkStarted(h, "init")
 			e.Logf("the node is already an initialized control plane (%s)", ev.describe())
 			return map[string]string{"ca_cert_hash": hash, "control_plane_endpoint": c.ControlPlaneEndpoint}, nil
 		case unsure:
-			return nil, tasks.Errorf("INIT_STATE", "start the node's kubelet and control plane (systemctl status kubelet; crictl ps -a), then deckctl workflow retry ID; or reset the node (deckctl reset NODE) to init it anew",
-				"an earlier kubeadm init finished on this node (%s), and its API server does not answer, so Deckhand cannot tell whether the node is a healthy control plane", ev.describe())
+			return nil, tasks.Errorf("INIT_STATE", "start the node's kubelet and control plane (systemctl status kubelet; crictl ps -a) and check admin.conf's certificate, then deckctl workflow retry ID; or reset the node (deckctl reset NODE) to init it anew",
+				"an earlier kubeadm init got past marking the control plane on this node (%s), and the API server does not confirm it, so Deckhand cannot tell whether the node is a healthy control plane", ev.describe())
+		case foreign:
+			return nil, tasks.Errorf("INIT_STATE", "if the node is not part of another cluster, reset it (deckctl reset NODE), then deckctl workflow retry ID",
+				"the node has kubeadm's files from a run Deckhand did not start (%s): Deckhand does not wipe them on its own", ev.describe())
 		case halfDone:
 			if err := resetHalfDone(ctx, l, h, e, "kubeadm init", ev); err != nil {
 				return nil, err
 			}
 		}
 	}
+	if err := markStarted(h, "init", t.GetId()); err != nil {
+		return nil, err
+	}
 	out, err := l.RunOutput(ctx, "kubeadm init", kubeadmconfig.InitArgs(initConfig, spec.GetUploadCerts())...)
+	if err == nil {
+		unmarkStarted(h, "init")
+	}
 	l.Unlock()
 	if err != nil {
 		attachDiagnostics(ctx, h, e)
@@ -302,17 +312,29 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if !h.DryRun {
 		// A retry: an earlier join finished (change nothing), or failed half way (reset the
 		// node and join again), or cannot be told apart.
-		ev := gather(ctx, h, n.Name, kubeletConf)
+		// A control plane's kubelet.conf names its own API server (kubeadm v1.33's
+		// ControlPlaneKubeletLocalMode), which a half-done join may never have started: ask
+		// through the cluster's endpoint.
+		server := ""
+		if cp && c.ControlPlaneEndpoint != "" {
+			server = "https://" + c.ControlPlaneEndpoint
+		}
+		ev := gather(ctx, h, n.Name, "join", kubeletConf, server, spec.GetCaCertHash())
 		switch joinVerdict(ev, cp) {
 		case done:
 			// A join config left by an agent killed during the join holds a token.
 			_, _ = h.RemoveFile(joinConfig)
+			unmarkStarted(h, "join")
 			e.Logf("the node has already joined the cluster (%s)", ev.describe())
 			return map[string]string{"joined": "already"}, nil
 		case unsure:
 			_, _ = h.RemoveFile(joinConfig)
 			return nil, tasks.Errorf("JOIN_STATE", "check the node's kubelet (systemctl status kubelet) and its route to the control-plane endpoint, then deckctl workflow retry ID; or reset the node (deckctl reset NODE) to join it anew",
-				"an earlier kubeadm join wrote the kubelet's credentials on this node (%s), and the API server does not answer, so Deckhand cannot tell whether the node joined", ev.describe())
+				"an earlier kubeadm join wrote the kubelet's credentials on this node (%s), and the API server does not confirm them, so Deckhand cannot tell whether the node joined", ev.describe())
+		case foreign:
+			_, _ = h.RemoveFile(joinConfig)
+			return nil, tasks.Errorf("JOIN_STATE", "if the node is not part of another cluster, reset it (deckctl reset NODE), then deckctl workflow retry ID",
+				"the node has kubeadm's files from a run Deckhand did not start, or of another cluster (%s): Deckhand does not wipe them on its own", ev.describe())
 		case halfDone:
 			if err := resetHalfDone(ctx, l, h, e, "kubeadm join", ev); err != nil {
 				return nil, err
@@ -322,7 +344,13 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 	if _, err := h.WriteFile(joinConfig, cfg, 0o600, host.Secret); err != nil {
 		return nil, err
 	}
+	if err := markStarted(h, "join", t.GetId()); err != nil {
+		return nil, err
+	}
 	out, err := l.RunOutput(ctx, "kubeadm join", kubeadmconfig.JoinArgs(joinConfig)...)
+	if err == nil {
+		unmarkStarted(h, "join")
+	}
 	l.Unlock()
 	// The join config holds the token: it has no use after the join.
 	_, _ = h.RemoveFile(joinConfig)
@@ -356,7 +384,7 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	}
 	defer l.Unlock()
 	// kubeadm reset whenever kubeadm left anything here, a half-done join's files included.
-	if ev := gather(ctx, h, t.GetNode(), ""); len(ev.files) > 0 || ev.caCert || nonEmpty(h, "/etc/kubernetes/manifests") || nonEmpty(h, "/etc/kubernetes/pki") {
+	if ev := gather(ctx, h, t.GetNode(), "", "", "", ""); len(ev.files) > 0 || ev.caCert || nonEmpty(h, "/etc/kubernetes/manifests") || nonEmpty(h, "/etc/kubernetes/pki") {
 		if err := kubeadmReset(ctx, l, h, e); err != nil {
 			return nil, err
 		}
@@ -393,6 +421,9 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 			}
 		}
 	}
+	// Deckhand's marks of kubeadm runs: the node starts anew.
+	unmarkStarted(h, "init")
+	unmarkStarted(h, "join")
 	for _, kc := range []string{"/root/.kube/config"} {
 		if _, err := h.RemoveFile(kc); err != nil {
 			return nil, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,24 +66,40 @@ func memberNames(ms []EtcdMember) []string {
 	return out
 }
 
-// named are the members called name.
-func named(ms []EtcdMember, name string) []EtcdMember {
+// named are the members of node name: called name, or never started (no name yet) with a
+// peer URL on the node's address.
+func named(ms []EtcdMember, name, address string) []EtcdMember {
 	var out []EtcdMember
 	for _, m := range ms {
-		if name != "" && m.Name == name {
+		switch {
+		case name != "" && m.Name == name:
+			out = append(out, m)
+		case m.Name == "" && address != "" && slices.ContainsFunc(m.PeerURLs, func(u string) bool { return peerHost(u) == address }):
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
+// peerHost is the host of an etcd peer URL (https://10.0.0.2:2380, https://[fd00::2]:2380).
+func peerHost(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
+}
+
 // EtcdMembers lists the stacked etcd cluster's members through this control plane's etcd,
 // and removes the member named spec.absent if it is still there (kubeadm reset removes a
 // control plane's own member, but not when it could not reach the cluster).
 func EtcdMembers(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
-	absent := t.GetSpec().GetEtcdMembers().GetAbsent()
+	absent, address := t.GetSpec().GetEtcdMembers().GetAbsent(), t.GetSpec().GetEtcdMembers().GetAbsentAddress()
 	if absent != "" && (len(absent) > 63 || !labelRE.MatchString(absent)) {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give the node's name as Kubernetes knows it", "absent %q is not an RFC 1123 label", absent)
+	}
+	if _, err := netip.ParseAddr(address); address != "" && err != nil {
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "give the node's IP address", "absent_address %q is not an IP address", address)
 	}
 	if err := check(h, "etcd_members", t.GetNode()); err != nil {
 		return nil, err
@@ -107,7 +125,7 @@ func EtcdMembers(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emi
 		return nil, err
 	}
 	removed := []string{}
-	for _, m := range named(ms, absent) {
+	for _, m := range named(ms, absent, address) {
 		id := strconv.FormatUint(m.ID, 16)
 		e.Logf("etcd member %s (%s) of %s is still in the cluster: removing it", id, strings.Join(m.PeerURLs, ","), absent)
 		if err := h.Run(ctx, "remove etcd member "+absent, etcdctl(t.GetNode(), "member", "remove", id)...); err != nil {
@@ -119,7 +137,7 @@ func EtcdMembers(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emi
 		if ms, err = list(); err != nil {
 			return nil, err
 		}
-		if left := named(ms, absent); len(left) > 0 {
+		if left := named(ms, absent, address); len(left) > 0 {
 			return nil, tasks.Errorf("ETCD_MEMBER_REMOVE_FAILED", "look at etcd's log on "+t.GetNode(), "etcd member %s of %s is still listed after its removal", strconv.FormatUint(left[0].ID, 16), absent)
 		}
 	}

@@ -411,7 +411,14 @@ func init() {
 	r(dr, "force", anyValue("force or not"))
 
 	r(&taskv1.DeleteNodeSpec{}, "node_name", str(safetext.KubernetesName))
-	r(&taskv1.EtcdMembersSpec{}, "absent", str(safetext.KubernetesName))
+	em := &taskv1.EtcdMembersSpec{}
+	r(em, "absent", str(safetext.KubernetesName))
+	r(em, "absent_address", str(func(path, s string) error {
+		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+			return &fieldError{path, fmt.Sprintf("%q is not an IP address: give the node's address, as kubectl get nodes -o wide shows it", s)}
+		}
+		return nil
+	}))
 
 	nr := &taskv1.NodeReadySpec{}
 	r(nr, "node_name", str(safetext.KubernetesName))

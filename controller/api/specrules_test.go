@@ -195,6 +195,7 @@ func badCases() []badCase {
 		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "--kubeconfig=/tmp/x" }, "spec.delete_node.node_name"},
 		{t + "DeleteNodeSpec.node_name", "delete_node", func(s *taskv1.TaskSpec) { s.GetDeleteNode().NodeName = "" }, "spec.delete_node.node_name"},
 		{t + "EtcdMembersSpec.absent", "etcd_members", func(s *taskv1.TaskSpec) { s.GetEtcdMembers().Absent = "--kubeconfig=/tmp/x" }, "spec.etcd_members.absent"},
+		{t + "EtcdMembersSpec.absent_address", "etcd_members", func(s *taskv1.TaskSpec) { s.GetEtcdMembers().AbsentAddress = "node-2:2380" }, "spec.etcd_members.absent_address"},
 		{t + "NodeReadySpec.node_name", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().NodeName = "-A" }, "spec.node_ready.node_name"},
 		{t + "NodeReadySpec.timeout", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Timeout = durationpb.New(25 * time.Hour) }, "spec.node_ready.timeout"},
 		{t + "KubeconfigSignSpec.csr_pem", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().CsrPem = "hello" }, "spec.kubeconfig_sign.csr_pem"},

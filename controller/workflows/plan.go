@@ -321,7 +321,7 @@ func (p *plan) step(name string) *apiv1.Step {
 }
 
 // resetSteps adds the removal and reset of node.
-func (p *plan) resetSteps(node string, role taskv1.NodeRole, others bool, drainTimeout time.Duration, force bool) {
+func (p *plan) resetSteps(node, address string, role taskv1.NodeRole, others bool, drainTimeout time.Duration, force bool) {
 	p.hold(node)
 	// Cordon and drain through another control plane, then kubeadm reset on the node, and
 	// only then delete the Node object. The order matters for a control plane: kubeadm
@@ -343,8 +343,10 @@ func (p *plan) resetSteps(node string, role taskv1.NodeRole, others bool, drainT
 		// Verify, through a remaining control plane's etcd, that the node's stacked etcd
 		// member is gone (kubeadm reset removes it; one it could not remove is removed here),
 		// before the workflow says done: a member left behind counts against the quorum.
-		ec := p.add(node, "etcd-check", "check its etcd member is gone (remove it if kubeadm reset left it)", []string{rs.Name}, spec(&taskv1.EtcdMembersSpec{Absent: node}))
-		ec.Node, ec.NodeFrom, ec.AnyControlPlane = "", dr.Name, true
+		// It runs also when the reset failed after kubeadm reset (leftovers of someone
+		// else's): a member kubeadm could not remove must not keep counting meanwhile.
+		ec := p.add(node, "etcd-check", "check its etcd member is gone (remove it if kubeadm reset left it)", []string{rs.Name}, spec(&taskv1.EtcdMembersSpec{Absent: node, AbsentAddress: address}))
+		ec.Node, ec.NodeFrom, ec.AnyControlPlane, ec.Always = "", dr.Name, true, true
 		last = ec.Name
 	}
 	if others {
@@ -469,7 +471,7 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if !enrolled[r.GetNode()] {
 			return nil, fmt.Errorf("%w: reset.node: node %q is not enrolled, so Deckhand cannot reset it; run kubeadm reset on it by hand", ErrInvalid, r.GetNode())
 		}
-		p.resetSteps(r.GetNode(), role, n != nil && others, dt, r.GetForce())
+		p.resetSteps(r.GetNode(), n.GetAddress(), role, n != nil && others, dt, r.GetForce())
 		if n != nil {
 			var rest []string
 			for _, o := range names(cl) {

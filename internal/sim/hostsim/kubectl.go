@@ -70,6 +70,11 @@ func kubectl(r string, args []string) (int, error) {
 		return 1, fmt.Errorf("kubectl (simulation): unsupported arguments %v", args)
 	}
 	kc, cmd := args[1], args[2:]
+	if len(cmd) > 2 && cmd[0] == "--server" {
+		// Another API server than the kubeconfig's, with its credential: the simulated
+		// cluster has one API.
+		cmd = cmd[2:]
+	}
 	var run func(cluster string) (int, error)
 	switch {
 	case len(cmd) == 2 && cmd[0] == "get" && cmd[1] == "--raw=/readyz":

@@ -1830,7 +1830,10 @@ func (x *DrainSpec) GetForce() bool {
 type EtcdMembersSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The node (etcd member name) that must not be a member; empty only lists them.
-	Absent        string `protobuf:"bytes,1,opt,name=absent,proto3" json:"absent,omitempty"`
+	Absent string `protobuf:"bytes,1,opt,name=absent,proto3" json:"absent,omitempty"`
+	// The node's address: a member that never started (it has no name yet, as a control-plane
+	// join that failed half way leaves it) whose peer URL is on this address is the node's too.
+	AbsentAddress string `protobuf:"bytes,2,opt,name=absent_address,json=absentAddress,proto3" json:"absent_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1868,6 +1871,13 @@ func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
 func (x *EtcdMembersSpec) GetAbsent() string {
 	if x != nil {
 		return x.Absent
+	}
+	return ""
+}
+
+func (x *EtcdMembersSpec) GetAbsentAddress() string {
+	if x != nil {
+		return x.AbsentAddress
 	}
 	return ""
 }
@@ -2875,9 +2885,10 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\tDrainSpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
-	"\x05force\x18\x03 \x01(\bR\x05force\")\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"P\n" +
 	"\x0fEtcdMembersSpec\x12\x16\n" +
-	"\x06absent\x18\x01 \x01(\tR\x06absent\"-\n" +
+	"\x06absent\x18\x01 \x01(\tR\x06absent\x12%\n" +
+	"\x0eabsent_address\x18\x02 \x01(\tR\rabsentAddress\"-\n" +
 	"\x0eDeleteNodeSpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\x91\x01\n" +
 	"\rNodeReadySpec\x12\x1b\n" +
