@@ -1,0 +1,212 @@
+package workflows
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+const (
+	pending   = apiv1.StepState_STEP_STATE_PENDING
+	running   = apiv1.StepState_STEP_STATE_RUNNING
+	succeeded = apiv1.StepState_STEP_STATE_SUCCEEDED
+	failedSt  = apiv1.StepState_STEP_STATE_FAILED
+	skipped   = apiv1.StepState_STEP_STATE_SKIPPED
+	cancelled = apiv1.StepState_STEP_STATE_CANCELLED
+)
+
+func TestBackoffDoublesUpTo30s(t *testing.T) {
+	for attempts, want := range map[uint32]time.Duration{0: 2 * time.Second, 1: 2 * time.Second, 2: 4 * time.Second, 3: 8 * time.Second, 5: 30 * time.Second, 1000: 30 * time.Second} {
+		if got := backoffFor(2*time.Second, attempts); got != want {
+			t.Errorf("backoffFor(2s, %d) = %v, want %v", attempts, got, want)
+		}
+	}
+}
+
+func TestSettle(t *testing.T) {
+	task := func(st taskv1.TaskState, res *taskv1.TaskResult) *apiv1.TaskRecord {
+		return &apiv1.TaskRecord{State: st, Result: res}
+	}
+	step := func(attempts, max uint32, startedAgo, timeout time.Duration, errReason string) *apiv1.Step {
+		s := &apiv1.Step{Name: "n1/join", Lane: "n1", State: running, TaskId: "wf.n1-join.1", Attempts: attempts, MaxAttempts: max,
+			Started: timestamppb.New(t0.Add(-startedAgo)), Timeout: durationpb.New(timeout)}
+		if errReason != "" {
+			s.Error = &taskv1.TaskError{Reason: errReason}
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name       string
+		s          *apiv1.Step
+		rec        *apiv1.TaskRecord
+		want       settlement
+		state      apiv1.StepState
+		reason     string
+		notBefore  time.Duration // after t0, when pending again
+		outputs    map[string]string
+		finishedAt bool
+	}{
+		{name: "running within its time", s: step(1, 3, time.Minute, 10*time.Minute, ""), rec: task(taskv1.TaskState_TASK_STATE_RUNNING, nil),
+			want: stillRunning, state: running},
+		{name: "running past its timeout: cancel it", s: step(1, 3, 11*time.Minute, 10*time.Minute, ""), rec: task(taskv1.TaskState_TASK_STATE_RUNNING, nil),
+			want: timedOut, state: running, reason: "TIMEOUT"},
+		{name: "timed out already: wait for the cancel", s: step(1, 3, 11*time.Minute, 10*time.Minute, "TIMEOUT"), rec: task(taskv1.TaskState_TASK_STATE_RUNNING, nil),
+			want: stillRunning, state: running, reason: "TIMEOUT"},
+		{name: "no timeout set", s: step(1, 3, 100*time.Hour, 0, ""), rec: task(taskv1.TaskState_TASK_STATE_PENDING, nil),
+			want: stillRunning, state: running},
+		{name: "succeeded: public outputs only", s: step(1, 3, time.Minute, 10*time.Minute, ""),
+			rec:  task(taskv1.TaskState_TASK_STATE_SUCCEEDED, &taskv1.TaskResult{Outputs: map[string]string{"joined": "worker", "token": "abcdef.0123456789abcdef"}}),
+			want: settledStep, state: succeeded, outputs: map[string]string{"joined": "worker", "token_id": "abcdef"}, finishedAt: true},
+		{name: "failed with attempts left: pending after the backoff", s: step(1, 3, time.Minute, 10*time.Minute, ""),
+			rec:  task(taskv1.TaskState_TASK_STATE_FAILED, &taskv1.TaskResult{Error: &taskv1.TaskError{Reason: "JOIN_FAILED"}}),
+			want: settledStep, state: pending, reason: "JOIN_FAILED", notBefore: 2 * time.Second},
+		{name: "failed on its last attempt", s: step(3, 3, time.Minute, 10*time.Minute, ""),
+			rec:  task(taskv1.TaskState_TASK_STATE_FAILED, &taskv1.TaskResult{Error: &taskv1.TaskError{Reason: "JOIN_FAILED"}}),
+			want: settledStep, state: failedSt, reason: "JOIN_FAILED", finishedAt: true},
+		{name: "failed without an error: one is named", s: step(3, 3, time.Minute, 10*time.Minute, ""), rec: task(taskv1.TaskState_TASK_STATE_FAILED, nil),
+			want: settledStep, state: failedSt, reason: "TASK_FAILED", finishedAt: true},
+		{name: "cancelled after a timeout: the timeout is the error", s: step(3, 3, 11*time.Minute, 10*time.Minute, "TIMEOUT"),
+			rec:  task(taskv1.TaskState_TASK_STATE_CANCELLED, &taskv1.TaskResult{Error: &taskv1.TaskError{Reason: "CANCELLED"}}),
+			want: settledStep, state: failedSt, reason: "TIMEOUT", finishedAt: true},
+		{name: "cancelled by someone else: its own error", s: step(1, 1, time.Minute, 10*time.Minute, ""),
+			rec:  task(taskv1.TaskState_TASK_STATE_CANCELLED, &taskv1.TaskResult{Error: &taskv1.TaskError{Reason: "CANCELLED"}}),
+			want: settledStep, state: failedSt, reason: "CANCELLED", finishedAt: true},
+	} {
+		got := settle("wf", c.s, c.rec, t0, 2*time.Second)
+		if got != c.want || c.s.GetState() != c.state || c.s.GetError().GetReason() != c.reason {
+			t.Errorf("%s: %v, step %v %q; want %v, %v %q", c.name, got, c.s.GetState(), c.s.GetError().GetReason(), c.want, c.state, c.reason)
+		}
+		if c.notBefore > 0 && !c.s.GetNotBefore().AsTime().Equal(t0.Add(c.notBefore)) {
+			t.Errorf("%s: not before %v, want t0+%v", c.name, c.s.GetNotBefore().AsTime(), c.notBefore)
+		}
+		if c.outputs != nil && fmt.Sprint(c.s.GetOutputs()) != fmt.Sprint(c.outputs) {
+			t.Errorf("%s: outputs %v, want %v (a secret output reaches the step only as its public ID)", c.name, c.s.GetOutputs(), c.outputs)
+		}
+		if c.finishedAt != (c.s.GetFinished() != nil) {
+			t.Errorf("%s: finished %v", c.name, c.s.GetFinished())
+		}
+	}
+}
+
+// wf builds a loaded workflow from steps given as name, state and dependencies.
+func wfOf(concurrency uint32, steps ...*apiv1.Step) *loaded {
+	w := &apiv1.Workflow{Id: "wf", Concurrency: concurrency, Steps: steps, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING}
+	return &loaded{wf: w, stepKV: index(w)}
+}
+
+func st(name string, state apiv1.StepState, deps ...string) *apiv1.Step {
+	lane, _, _ := cutSlash(name)
+	return &apiv1.Step{Name: name, Lane: lane, State: state, DependsOn: deps, MaxAttempts: 3}
+}
+
+func cutSlash(s string) (string, string, bool) {
+	for i := range s {
+		if s[i] == '/' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func TestEligible(t *testing.T) {
+	always := func(s *apiv1.Step) *apiv1.Step { s.Always = true; return s }
+	cof := func(s *apiv1.Step) *apiv1.Step { s.ContinueOnFailure = true; return s }
+	later := func(s *apiv1.Step) *apiv1.Step { s.NotBefore = timestamppb.New(t0.Add(time.Second)); return s }
+	earlier := func(s *apiv1.Step) *apiv1.Step { s.NotBefore = timestamppb.New(t0.Add(-time.Second)); return s }
+	for _, c := range []struct {
+		name   string
+		steps  []*apiv1.Step
+		failed bool
+		want   bool // for the last step
+	}{
+		{"no dependencies", []*apiv1.Step{st("a/x", pending)}, false, true},
+		{"not pending", []*apiv1.Step{st("a/x", running)}, false, false},
+		{"dependency succeeded", []*apiv1.Step{st("a/x", succeeded), st("a/y", pending, "a/x")}, false, true},
+		{"dependency skipped", []*apiv1.Step{st("a/x", skipped), st("a/y", pending, "a/x")}, false, true},
+		{"dependency running", []*apiv1.Step{st("a/x", running), st("a/y", pending, "a/x")}, false, false},
+		{"dependency failed", []*apiv1.Step{st("a/x", failedSt), st("a/y", pending, "a/x")}, false, false},
+		{"dependency failed, continue on failure", []*apiv1.Step{cof(st("a/x", failedSt)), st("a/y", pending, "a/x")}, false, true},
+		{"dependency unknown", []*apiv1.Step{st("a/y", pending, "a/nope")}, false, false},
+		{"always step after a failure", []*apiv1.Step{st("a/x", failedSt), always(st("a/del", pending, "a/x"))}, true, true},
+		{"always step after a cancel", []*apiv1.Step{st("a/x", cancelled), always(st("a/del", pending, "a/x"))}, true, true},
+		{"always step waits for its dependency", []*apiv1.Step{st("a/x", running), always(st("a/del", pending, "a/x"))}, false, false},
+		{"once a step failed only always steps start", []*apiv1.Step{st("b/x", failedSt), st("a/x", pending)}, true, false},
+		{"retry backoff not over", []*apiv1.Step{later(st("a/x", pending))}, false, false},
+		{"retry backoff over", []*apiv1.Step{earlier(st("a/x", pending))}, false, true},
+	} {
+		l := wfOf(0, c.steps...)
+		if got := eligible(l, c.steps[len(c.steps)-1], c.failed, t0); got != c.want {
+			t.Errorf("%s: eligible = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestAdmissionBoundsLanes(t *testing.T) {
+	retrying := st("b/join", pending)
+	retrying.Attempts = 1
+	for _, c := range []struct {
+		name  string
+		limit uint32
+		steps []*apiv1.Step
+		try   []string // steps offered in order
+		want  []string // admitted
+	}{
+		{"no limit", 0, []*apiv1.Step{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x", "c/x"}},
+		{"two lanes at a time", 2, []*apiv1.Step{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x"}},
+		{"a started lane's next step", 1, []*apiv1.Step{st("a/x", succeeded), st("a/y", pending, "a/x"), st("b/x", pending)}, []string{"a/y", "b/x"}, []string{"a/y"}},
+		{"a finished lane frees its place", 1, []*apiv1.Step{st("a/x", succeeded), st("b/x", pending)}, []string{"b/x"}, []string{"b/x"}},
+		{"a step waiting for its retry keeps its lane's place", 1, []*apiv1.Step{retrying, st("c/x", pending)}, []string{"c/x", "b/join"}, []string{"b/join"}},
+		{"steps without a lane are not bounded", 1, []*apiv1.Step{st("a/x", running), {Name: "routes", State: pending}}, []string{"routes"}, []string{"routes"}},
+	} {
+		l := wfOf(c.limit, c.steps...)
+		a := newAdmission(l.wf)
+		var got []string
+		for _, name := range c.try {
+			s := l.step(name)
+			if a.admits(s) {
+				a.start(s)
+				got = append(got, name)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: admitted %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	always := func(s *apiv1.Step) *apiv1.Step { s.Always = true; return s }
+	cof := func(s *apiv1.Step) *apiv1.Step { s.ContinueOnFailure = true; return s }
+	withErr := func(s *apiv1.Step) *apiv1.Step { s.Error = &taskv1.TaskError{Reason: "JOIN_FAILED"}; return s }
+	for _, c := range []struct {
+		name   string
+		steps  []*apiv1.Step
+		over   bool
+		state  apiv1.WorkflowState
+		failed string
+		reason string
+	}{
+		{"a step runs", []*apiv1.Step{st("a/x", succeeded), st("a/y", running)}, false, 0, "", ""},
+		{"a step can still run", []*apiv1.Step{st("a/x", succeeded), st("a/y", pending, "a/x")}, false, 0, "", ""},
+		{"all done", []*apiv1.Step{st("a/x", succeeded), st("a/y", skipped)}, true, apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, "", ""},
+		{"a failed step, its clean-up done", []*apiv1.Step{withErr(st("a/x", failedSt)), st("a/y", pending, "a/x"), always(st("a/del", succeeded, "a/x"))},
+			true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "a/x", "JOIN_FAILED"},
+		{"a failed step, its clean-up still to run", []*apiv1.Step{withErr(st("a/x", failedSt)), always(st("a/del", pending, "a/x"))}, false, 0, "", ""},
+		{"a failure that may continue", []*apiv1.Step{cof(st("a/x", failedSt)), st("a/y", succeeded, "a/x")}, true, apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, "", ""},
+		{"blocked: a dependency that does not exist", []*apiv1.Step{st("a/y", pending, "a/nope")}, true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "", "BLOCKED"},
+		{"blocked: a cycle", []*apiv1.Step{st("a/x", pending, "a/y"), st("a/y", pending, "a/x")}, true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "", "BLOCKED"},
+	} {
+		over, state, failed, err := outcome(wfOf(0, c.steps...))
+		if over != c.over || (over && (state != c.state || failed != c.failed || err.GetReason() != c.reason)) {
+			t.Errorf("%s: over %v %v %q %q, want %v %v %q %q", c.name, over, state, failed, err.GetReason(), c.over, c.state, c.failed, c.reason)
+		}
+	}
+}
