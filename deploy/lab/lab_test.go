@@ -456,6 +456,47 @@ func (l *realLab) viewerReadable() map[string]string {
 	return texts
 }
 
+// resetControlPlane resets a control plane with deckctl reset, and checks that kubeadm reset
+// itself removed its etcd member: the workflow's etcd check found nothing left to remove
+// (had the Node been deleted first, kubeadm could not have, and the check would have).
+func (l *realLab) resetControlPlane(node string) {
+	l.t.Helper()
+	out, err := l.deckctl("reset", node, "--detach")
+	if err != nil {
+		l.t.Fatalf("deckctl reset %s: %v\n%s", node, err, out)
+	}
+	id := strings.TrimSpace(out)
+	if st := l.waitWorkflow(id, 10*time.Minute); st != "WORKFLOW_STATE_SUCCEEDED" {
+		out, _ := l.deckctl("workflow", "describe", id)
+		l.t.Fatalf("the reset of the control plane %s ended %s:\n%s", node, st, out)
+	}
+	out, err = l.deckctl("workflow", "describe", id, "-o", "json")
+	if err != nil {
+		l.t.Fatal(err, out)
+	}
+	var v struct {
+		Workflow struct {
+			Steps []struct {
+				Name    string            `json:"name"`
+				State   string            `json:"state"`
+				Outputs map[string]string `json:"outputs"`
+			} `json:"steps"`
+		} `json:"workflow"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		l.t.Fatal(err)
+	}
+	for _, st := range v.Workflow.Steps {
+		if st.Name == node+"/etcd-check" {
+			if st.State != "STEP_STATE_SUCCEEDED" || st.Outputs["removed"] != "" || strings.Contains(","+st.Outputs["members"]+",", ","+node+",") {
+				l.t.Fatalf("the etcd check of %s's reset: %s %v (kubeadm reset should have removed the member)", node, st.State, st.Outputs)
+			}
+			return
+		}
+	}
+	l.t.Fatalf("the reset of the control plane %s has no etcd-check step:\n%s", node, out)
+}
+
 func TestRealLab(t *testing.T) {
 	t.Parallel() // side by side with the simulated lab of TestFaultsOnTheLab: two labs at once
 	if os.Getuid() != 0 {
@@ -616,9 +657,7 @@ func TestRealLab(t *testing.T) {
 	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-2 node-4]" {
 		t.Fatalf("etcd members with three control planes: %v", got)
 	}
-	if out, err := l.deckctl("reset", "node-4", "--timeout", "5m"); err != nil {
-		t.Fatalf("deckctl reset node-4 (a control plane): %v\n%s", err, out)
-	}
+	l.resetControlPlane("node-4")
 	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-2]" {
 		t.Fatalf("etcd members after resetting the control plane node-4: %v, want node-1 and node-2", got)
 	}
@@ -627,10 +666,9 @@ func TestRealLab(t *testing.T) {
 	}
 	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady("node-2") })
 	// The second of three: had either reset left its member, etcd would now have lost its
-	// quorum (1 of 3). The last control plane still serves.
-	if out, err := l.deckctl("reset", "node-2", "--timeout", "5m"); err != nil {
-		t.Fatalf("deckctl reset node-2 (the second control plane reset): %v\n%s", err, out)
-	}
+	// quorum (1 of 3), which the etcd check would have prevented; that check found nothing to
+	// remove (resetControlPlane). The last control plane still serves.
+	l.resetControlPlane("node-2")
 	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1]" {
 		t.Fatalf("etcd members after resetting node-4 and node-2: %v, want node-1", got)
 	}
