@@ -157,6 +157,9 @@ func Init(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 			}
 		}
 	}
+	if err := writePatches(h, c); err != nil {
+		return nil, err
+	}
 	if err := markStarted(h, "init", t.GetId()); err != nil {
 		return nil, err
 	}
@@ -342,6 +345,9 @@ func Join(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (
 		}
 	}
 	if _, err := h.WriteFile(joinConfig, cfg, 0o600, host.Secret); err != nil {
+		return nil, err
+	}
+	if err := writePatches(h, c); err != nil {
 		return nil, err
 	}
 	if err := markStarted(h, "join", t.GetId()); err != nil {

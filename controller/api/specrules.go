@@ -24,13 +24,17 @@ import (
 // Limits of a task spec's lists, checked at the edge. A spec that exceeds one is refused
 // with InvalidArgument naming the field.
 const (
-	MaxMirrors            = 16        // registry.mirrors
-	MaxInsecureRegistries = 16        // registry.insecure_registries
-	MaxImages             = 256       // images.images
-	MaxIgnoredChecks      = 64        // preflight.ignore
-	MaxExtraPorts         = 64        // preflight.extra_ports
-	MaxLabels             = 64        // node.labels
-	MaxTaints             = 32        // node.taints
+	MaxMirrors            = 16  // registry.mirrors
+	MaxInsecureRegistries = 16  // registry.insecure_registries
+	MaxImages             = 256 // images.images
+	MaxIgnoredChecks      = 64  // preflight.ignore
+	MaxExtraPorts         = 64  // preflight.extra_ports
+	MaxLabels             = 64  // node.labels
+	MaxTaints             = 32  // node.taints
+	MaxKubeletArgs        = kubeadmconfig.MaxKubeletArgs
+	MaxCertSANs           = kubeadmconfig.MaxCertSANs
+	MaxPatches            = kubeadmconfig.MaxPatches
+	MaxPatchBytes         = kubeadmconfig.MaxPatchBytes
 	MaxJournalLines       = 100_000   // diagnostics.journal_lines
 	MaxDigests            = 8         // sha256 maps
 	MaxGeneration         = 1<<53 - 1 // network.generation
@@ -323,6 +327,13 @@ func init() {
 		specRules[td(cl).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
 	}
 	r(cl, "registry", nested) // and its own rules (list limits)
+	r(cl, "api_server_cert_sans", strList(MaxCertSANs, nil))
+	r(cl, "kubelet_extra_args", mapMax(MaxKubeletArgs))
+	r(cl, "patches", listMax(MaxPatches))
+	pa := &taskv1.KubeadmPatch{}
+	for i := range td(pa).Fields().Len() {
+		specRules[td(pa).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
+	}
 	kp := &taskv1.KubeProxySettings{}
 	for i := range td(kp).Fields().Len() {
 		specRules[td(kp).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
@@ -346,6 +357,7 @@ func init() {
 	}
 	r(n, "labels", mapMax(MaxLabels))
 	r(n, "taints", listMax(MaxTaints))
+	r(n, "kubelet_extra_args", mapMax(MaxKubeletArgs))
 	ta := &taskv1.Taint{}
 	for i := range td(ta).Fields().Len() {
 		specRules[td(ta).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseNode")

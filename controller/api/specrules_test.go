@@ -209,6 +209,44 @@ func badCases() []badCase {
 		{t + "KubeconfigSignSpec.ttl", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Ttl = nil }, "spec.kubeconfig_sign.ttl"},
 		{t + "KubeconfigSignSpec.view_binding", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().ViewBinding = true }, "spec.kubeconfig_sign.view_binding"},
 		{t + "NodeReadySpec.wait", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Wait = 9 }, "spec.node_ready.wait"},
+		{t + "ClusterSpec.api_server_cert_sans", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.ApiServerCertSans = []string{"ok.example", "bad name"}
+		}, "spec.kubeadm_init.cluster.api_server_cert_sans[1]"},
+		{t + "ClusterSpec.api_server_cert_sans", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.ApiServerCertSans = many(MaxCertSANs+1, func(i int) string { return fmt.Sprintf("n%d.example", i) })
+		}, "spec.kubeadm_init.cluster.api_server_cert_sans"},
+		{t + "ClusterSpec.kubelet_extra_args", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.KubeletExtraArgs = map[string]string{"node-ip": "10.0.0.1"}
+		}, "spec.kubeadm_init.cluster.kubelet_extra_args[node-ip]"},
+		{t + "ClusterSpec.kubelet_extra_args", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.KubeletExtraArgs = map[string]string{"v": "2\nKUBELET=x"}
+		}, "spec.kubeadm_init.cluster.kubelet_extra_args[v]"},
+		{t + "ClusterSpec.patches", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Patches = []*taskv1.KubeadmPatch{{Target: "kube-proxy", Patch: "a: b"}}
+		}, "spec.kubeadm_init.cluster.patches[0].target"},
+		{t + "KubeadmPatch.target", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Patches = []*taskv1.KubeadmPatch{{Target: "../etc", Patch: "a: b"}}
+		}, "spec.kubeadm_init.cluster.patches[0].target"},
+		{t + "KubeadmPatch.type", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Patches = []*taskv1.KubeadmPatch{{Target: "etcd", Type: "replace", Patch: "a: b"}}
+		}, "spec.kubeadm_init.cluster.patches[0].type"},
+		{t + "KubeadmPatch.patch", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Patches = []*taskv1.KubeadmPatch{{Target: "etcd", Patch: "a: b\n---\nc: d"}}
+		}, "spec.kubeadm_init.cluster.patches[0].patch"},
+		{t + "KubeadmPatch.patch", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Patches = []*taskv1.KubeadmPatch{{Target: "etcd", Patch: strings.Repeat("a", MaxPatchBytes+1)}}
+		}, "spec.kubeadm_init.cluster.patches[0].patch"},
+		{t + "NodeSpec.no_taints", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Node.NoTaints = true
+			s.GetKubeadmInit().Node.Taints = []*taskv1.Taint{{Key: "a", Effect: "NoSchedule"}}
+		}, "spec.kubeadm_init.node.no_taints"},
+		{t + "NodeSpec.kubelet_extra_args", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Node.KubeletExtraArgs = map[string]string{"--v": "2"} }, "spec.kubeadm_init.node.kubelet_extra_args[--v]"},
+		{t + "NodeSpec.kubelet_extra_args", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Node.KubeletExtraArgs = map[string]string{}
+			for i := range MaxKubeletArgs + 1 {
+				s.GetKubeadmInit().Node.KubeletExtraArgs[fmt.Sprintf("f%d", i)] = "1"
+			}
+		}, "spec.kubeadm_init.node.kubelet_extra_args"},
 		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "calico" }, "spec.kubeadm_init.cluster.network_provider"},
 
 		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "flannel" }, "spec.network.provider"},
@@ -333,5 +371,36 @@ func TestWorkflowSettingsAreValidated(t *testing.T) {
 	err := validate(&apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}})
 	if err == nil || !strings.Contains(err.Error(), "baseURL") && !strings.Contains(err.Error(), "base_url") {
 		t.Fatalf("apply with a bad base URL: %v", err)
+	}
+}
+
+// init and join refuse a bad node address or node option at the edge, naming the field.
+func TestWorkflowNodeSettingsAreValidated(t *testing.T) {
+	cluster := &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}
+	for _, c := range []struct {
+		spec *apiv1.WorkflowSpec
+		path string
+	}{
+		{&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-1", Address: "w-1.lan"}}}, "spec.join.address"},
+		{&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: cluster, Address: "127.0.0.1"}}}, "spec.init.address"},
+		{&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-1", Options: &apiv1.NodeOptions{
+			Taints: []*taskv1.Taint{{Key: "a", Effect: "Never"}}}}}}, "spec.join.options.taints[0]"},
+		{&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-1", Options: &apiv1.NodeOptions{
+			NoTaints: true, Taints: []*taskv1.Taint{{Key: "a", Effect: "NoSchedule"}}}}}}, "spec.join.options.no_taints"},
+		{&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: cluster, Options: &apiv1.NodeOptions{
+			Labels: map[string]string{"node-role.kubernetes.io/x": ""}}}}}, "spec.init.options.labels[node-role.kubernetes.io/x]"},
+		{&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-1", Options: &apiv1.NodeOptions{
+			KubeletExtraArgs: map[string]string{"hostname-override": "x"}}}}}, "spec.join.options.kubelet_extra_args[hostname-override]"},
+	} {
+		err := validateWorkflow(c.spec)
+		var fe *fieldError
+		if !errors.As(err, &fe) || !strings.HasPrefix(fe.field, c.path) {
+			t.Errorf("%v: %v, want an error naming %s", c.spec, err, c.path)
+		}
+	}
+	ok := &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-1", Address: "192.168.56.21", Options: &apiv1.NodeOptions{
+		Labels: map[string]string{"example.com/rack": "r1"}, NoTaints: true, KubeletExtraArgs: map[string]string{"max-pods": "60"}}}}}
+	if err := validateWorkflow(ok); err != nil {
+		t.Errorf("a good join: %v", err)
 	}
 }

@@ -157,6 +157,9 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 				return err
 			}
 		}
+		if err := nodeOptions("spec.init.options", k.Init.GetNode(), k.Init.GetOptions()); err != nil {
+			return err
+		}
 		if _, err := kubeadmconfig.ParseCluster(k.Init.GetCluster()); err != nil {
 			return fieldFrom("spec.init.cluster", err)
 		}
@@ -170,8 +173,11 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 			return err
 		}
 		if a := k.Join.GetAddress(); a != "" {
-			return nodeAddress("spec.join.address", a)
+			if err := nodeAddress("spec.join.address", a); err != nil {
+				return err
+			}
 		}
+		return nodeOptions("spec.join.options", k.Join.GetNode(), k.Join.GetOptions())
 	case *apiv1.WorkflowSpec_Reset_:
 		if err := nodeName("spec.reset.node", k.Reset_.GetNode()); err != nil {
 			return err
@@ -199,6 +205,16 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 		return &fieldError{"spec", "is required: give one of init, join, reset or apply"}
 	}
 	return nil
+}
+
+// nodeOptions checks a workflow's node options (labels, taints, kubelet flags) with the
+// rules of the NodeSpec they become.
+func nodeOptions(path, node string, o *apiv1.NodeOptions) error {
+	if o == nil {
+		return nil
+	}
+	ns := &taskv1.NodeSpec{Name: node, Labels: o.GetLabels(), Taints: o.GetTaints(), NoTaints: o.GetNoTaints(), KubeletExtraArgs: o.GetKubeletExtraArgs()}
+	return walkSpec(path, ns.ProtoReflect())
 }
 
 // ValidateStream rejects invalid stream requests the same way.

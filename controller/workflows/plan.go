@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -153,11 +155,36 @@ func (p *plan) address(field, node, explicit string) (string, error) {
 	}
 	switch {
 	case addr == "":
-		p.notes = append(p.notes, fmt.Sprintf("%s: no address known (no facts yet); kubeadm and the kubelet take the default route's interface's: give one with --address or spec.nodes[].address on a host with several networks", node))
+		p.notes = append(p.notes, fmt.Sprintf("%s: no address known (no facts yet, or no route to its controller found); kubeadm and the kubelet take the default route's interface's: give one with --address or spec.nodes[].address on a host with several networks", node))
 	case from == addrRoute:
 		p.notes = append(p.notes, fmt.Sprintf("%s: address %s, %s (give --address or spec.nodes[].address to choose another)", node, addr, from))
 	}
 	return addr, nil
+}
+
+// optionsSpec is a workflow's node options as the NodeSpec fields they set.
+func optionsSpec(o *apiv1.NodeOptions) *taskv1.NodeSpec {
+	return &taskv1.NodeSpec{Labels: o.GetLabels(), Taints: o.GetTaints(), NoTaints: o.GetNoTaints(), KubeletExtraArgs: o.GetKubeletExtraArgs()}
+}
+
+// nodeSpec is the NodeSpec of node name with address addr and settings (labels, taints,
+// kubelet flags), checked as the agent will; field names where settings came from.
+func nodeSpec(field, name, addr string, settings *taskv1.NodeSpec) (*taskv1.NodeSpec, error) {
+	ns := &taskv1.NodeSpec{}
+	if settings != nil {
+		ns = proto.Clone(settings).(*taskv1.NodeSpec)
+	}
+	ns.Name, ns.AdvertiseAddress = name, addr
+	if _, err := kubeadmconfig.ParseNode(ns); err != nil {
+		var fe *kubeimages.FieldError
+		if errors.As(err, &fe) {
+			c := *fe
+			c.Field = field + "." + strings.TrimPrefix(c.Field, "node.")
+			err = &c
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return ns, nil
 }
 
 // prepare adds preflight → packages → runtime → images for node, whose address in the
@@ -185,14 +212,15 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	return img.Name
 }
 
-// initSteps adds init of node, whose address in the cluster is addr, after its
-// preparation; it returns the record-cluster step.
-func (p *plan) initSteps(node, addr string, s settings) string {
+// initSteps adds init of the node ns names (ns: its name, address and settings, from
+// nodeSpec) after its preparation; it returns the record-cluster step.
+func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) string {
+	node, addr := ns.GetName(), ns.GetAdvertiseAddress()
 	p.hold(node)
 	s = p.withHostDriver(node, s)
 	last := p.prepare(node, addr, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, nil)
 	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
-		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node, AdvertiseAddress: addr}, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
+		Cluster: s.cluster, Node: ns, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
 	in.MaxAttempts = 2
 	// No join uses the token kubeadm init mints (each mints its own just in time): delete
 	// it at once, also when the init failed after minting it. kubeadm gives it a short TTL
@@ -221,10 +249,11 @@ func (p *plan) withHostDriver(node string, s settings) settings {
 	return s
 }
 
-// joinSteps adds the join of node, whose address in the cluster is addr; after names steps
-// the token step must wait for (the cluster's init, or the previous control-plane join). It
-// returns the record step.
-func (p *plan) joinSteps(node, addr string, role taskv1.NodeRole, s settings, after []string) string {
+// joinSteps adds the join of the node ns names (ns: its name, address and settings, from
+// nodeSpec); after names steps the token step must wait for (the cluster's init, or the
+// previous control-plane join). It returns the record step.
+func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, after []string) string {
+	node, addr := ns.GetName(), ns.GetAdvertiseAddress()
 	p.hold(node)
 	cp := role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
 	last := p.prepare(node, addr, role, s, nil)
@@ -232,7 +261,7 @@ func (p *plan) joinSteps(node, addr string, role taskv1.NodeRole, s settings, af
 		Ttl: durationpb.New(tokenTTL), ControlPlane: cp}))
 	tok.Node, tok.AnyControlPlane, tok.Ephemeral = "", true, true
 	join := p.add(node, "join", "kubeadm join as "+roleName(role), []string{tok.Name}, spec(&taskv1.KubeadmJoinSpec{
-		Cluster: s.cluster, Node: &taskv1.NodeSpec{Name: node, AdvertiseAddress: addr}, Role: role}))
+		Cluster: s.cluster, Node: ns, Role: role}))
 	join.Inputs = []*apiv1.StepInput{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"},
 		// Without a control-plane endpoint, discovery goes to the API server the token's
 		// join command names.
@@ -414,7 +443,11 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if s.runtime == nil {
 			s.runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE}
 		}
-		p.initSteps(in.GetNode(), addr, s)
+		ns, err := nodeSpec("init.options", in.GetNode(), addr, optionsSpec(in.GetOptions()))
+		if err != nil {
+			return nil, err
+		}
+		p.initSteps(ns, s)
 	case *apiv1.WorkflowSpec_Join:
 		j := k.Join
 		if err := needNode("join.node", j.GetNode()); err != nil {
@@ -438,7 +471,11 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 			return nil, err
 		}
 		s := settings{}.of(cl)
-		rec := p.joinSteps(j.GetNode(), addr, role, s, nil)
+		ns, err := nodeSpec("join.options", j.GetNode(), addr, optionsSpec(j.GetOptions()))
+		if err != nil {
+			return nil, err
+		}
+		rec := p.joinSteps(ns, role, s, nil)
 		p.peerRoutes(append(names(cl), j.GetNode()), s, []string{rec})
 	case *apiv1.WorkflowSpec_Reset_:
 		r := k.Reset_
@@ -537,16 +574,19 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 			return fmt.Errorf("%w: spec.nodes[%d].name: node %q is not enrolled: start deckhand-agent on it with a token (deckctl token create), then check deckctl nodes", ErrInvalid, i, n.Name)
 		}
 	}
-	addrs := map[string]string{}
+	specs := map[string]*taskv1.NodeSpec{}
 	for i, n := range doc.Nodes {
 		if clusterNode(cl, n.Name) != nil {
 			continue
 		}
-		a, err := p.address(fmt.Sprintf("spec.nodes[%d].address", i), n.Name, n.Address)
+		field := fmt.Sprintf("spec.nodes[%d]", i)
+		a, err := p.address(field+".address", n.Name, n.Address)
 		if err != nil {
 			return err
 		}
-		addrs[n.Name] = a
+		if specs[n.Name], err = nodeSpec(field, n.Name, a, n.Settings); err != nil {
+			return err
+		}
 	}
 	s := settings{cluster: withNetworkDefaults(doc.Spec), packages: doc.Packages, runtime: doc.Runtime}
 	var after []string // what a control-plane join waits for
@@ -555,7 +595,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 	if cl == nil {
 		first := doc.ControlPlanes()[0]
 		s = p.withHostDriver(first, s)
-		rec := p.initSteps(first, addrs[first], s)
+		rec := p.initSteps(specs[first], s)
 		after, workerAfter = []string{rec}, []string{rec}
 		records = append(records, rec)
 	} else {
@@ -573,7 +613,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		if n.Role != taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE || clusterNode(cl, n.Name) != nil || p.holds(n.Name) {
 			continue
 		}
-		rec := p.joinSteps(n.Name, addrs[n.Name], n.Role, s, after)
+		rec := p.joinSteps(specs[n.Name], n.Role, s, after)
 		after = []string{rec}
 		records = append(records, rec)
 	}
@@ -581,7 +621,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		if n.Role != taskv1.NodeRole_NODE_ROLE_WORKER || clusterNode(cl, n.Name) != nil {
 			continue
 		}
-		records = append(records, p.joinSteps(n.Name, addrs[n.Name], n.Role, s, workerAfter))
+		records = append(records, p.joinSteps(specs[n.Name], n.Role, s, workerAfter))
 	}
 	// Nodes joining in parallel each get the routes to the nodes recorded when their own
 	// network step runs; once every node of this apply is recorded, every node of the
@@ -633,12 +673,38 @@ func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
 		diff("spec.kubeProxy.mode", have.GetKubeProxy().GetMode(), want.GetKubeProxy().GetMode()),
 		diff("spec.kubeProxy.conntrackMaxPerCore", conntrackMax(have.GetKubeProxy()), conntrackMax(want.GetKubeProxy())),
 		diff("spec.network.provider", provider(have), provider(want)),
+		diff("spec.apiServer.certSANs", strings.Join(have.GetApiServerCertSans(), ","), strings.Join(want.GetApiServerCertSans(), ",")),
+		diff("spec.kubelet.extraArgs", flagList(have.GetKubeletExtraArgs()), flagList(want.GetKubeletExtraArgs())),
+		diff("spec.patches", patchList(have.GetPatches()), patchList(want.GetPatches())),
 	} {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// flagList writes kubelet flags as the document's settings compare: sorted name=value.
+func flagList(m map[string]string) string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// patchList writes kubeadm patches as the document's settings compare.
+func patchList(ps []*taskv1.KubeadmPatch) string {
+	var out []string
+	for _, p := range ps {
+		t := p.GetType()
+		if t == "" {
+			t = kubeadmconfig.PatchTypes[0]
+		}
+		out = append(out, fmt.Sprintf("%s+%s: %s", p.GetTarget(), t, strings.TrimSpace(p.GetPatch())))
+	}
+	return strings.Join(out, "; ")
 }
 
 // conntrackMax is kube-proxy's conntrack.maxPerCore as the document writes it: "" when

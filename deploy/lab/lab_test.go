@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -525,6 +526,7 @@ func TestRealLab(t *testing.T) {
 			t.Fatalf("kubectl get nodes does not show %s Ready with its lab address:\n%s", n, out)
 		}
 	}
+	l.checkSettings()
 	for _, want := range []string{"pod to pod: passed", "DNS: passed", "export KUBECONFIG=", "node-4/join"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
@@ -739,5 +741,28 @@ func TestSecretsIn(t *testing.T) {
 		if got := secretsIn(c.text, c.known); len(got) != c.want {
 			t.Errorf("secretsIn(%q) = %v, want %d finding(s)", c.text, got, c.want)
 		}
+	}
+}
+
+// checkSettings checks what deploy/lab/cluster.yaml sets besides nodes and roles, as the
+// cluster shows it: node-2's label and taint, and the API server's extra certificate name.
+func (l *realLab) checkSettings() {
+	t := l.t
+	t.Helper()
+	if out, err := l.kubectl("get", "node", "node-2", "-o", `jsonpath={.metadata.labels.example\.com/rack}`); err != nil || out != "r1" {
+		t.Fatalf("node-2's label example.com/rack = %q (%v), want r1 from the cluster document", out, err)
+	}
+	out, err := l.kubectl("get", "node", "node-2", "-o", `jsonpath={range .spec.taints[*]}{.key}={.value}:{.effect}{"\n"}{end}`)
+	if err != nil || !slices.Contains(strings.Fields(out), "example.com/dedicated=lab:PreferNoSchedule") {
+		t.Fatalf("node-2's taints = %q (%v), want example.com/dedicated=lab:PreferNoSchedule from the cluster document", out, err)
+	}
+	// The certificate the API server serves (read, not verified: only its names matter).
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", l.net+".21:6443", &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("TLS to node-1's API server: %v", err)
+	}
+	defer conn.Close()
+	if names := conn.ConnectionState().PeerCertificates[0].DNSNames; !slices.Contains(names, "api.lab.example") {
+		t.Fatalf("the API server's certificate names %v, want api.lab.example from spec.apiServer.certSANs", names)
 	}
 }

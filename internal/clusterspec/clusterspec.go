@@ -15,9 +15,15 @@
 //	  packages: {source: repository, baseURL: https://pkgs.k8s.io/core:/stable:/v1.33/deb}
 //	  runtime: {source: package}
 //	  concurrency: 10
+//	  apiServer: {certSANs: [api.example.com, 192.0.2.10]}
+//	  kubelet: {extraArgs: {max-pods: "150"}}
+//	  patches:
+//	  - {target: kube-apiserver, type: strategic, patch: "metadata: {annotations: {a: b}}"}
 //	  nodes:
 //	  - {name: node-1, role: control-plane}
-//	  - {name: node-2, role: worker, address: 192.168.56.12}
+//	  - {name: node-2, role: worker, address: 192.168.56.12, labels: {example.com/rack: r1},
+//	     taints: [{key: example.com/dedicated, value: infra, effect: NoSchedule}],
+//	     kubeletExtraArgs: {max-pods: "60"}}
 //
 // Unknown fields are refused, and every error names the field by its path in the document.
 package clusterspec
@@ -30,6 +36,7 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
@@ -82,7 +89,40 @@ type Spec struct {
 	Packages             Packages   `json:"packages,omitempty"`
 	Runtime              Runtime    `json:"runtime,omitempty"`
 	Concurrency          int        `json:"concurrency,omitempty"`
+	APIServer            APIServer  `json:"apiServer,omitempty"`
+	Kubelet              Kubelet    `json:"kubelet,omitempty"`
+	Patches              []Patch    `json:"patches,omitempty"`
 	Nodes                []Node     `json:"nodes"`
+}
+
+// APIServer is the API server's settings.
+type APIServer struct {
+	// Extra names of its serving certificate: IP addresses or DNS names (*.example.com too).
+	CertSANs []string `json:"certSANs,omitempty"`
+}
+
+// Kubelet is the kubelet's settings on every node.
+type Kubelet struct {
+	// Extra flags: name without "--" → value; a node's own kubeletExtraArgs win per name.
+	ExtraArgs map[string]string `json:"extraArgs,omitempty"`
+}
+
+// Patch is a kubeadm patch, applied on every node by kubeadm init and join.
+type Patch struct {
+	// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubeletconfiguration
+	// or corednsdeployment.
+	Target string `json:"target"`
+	// strategic (the default), merge or json.
+	Type string `json:"type,omitempty"`
+	// One YAML or JSON document.
+	Patch string `json:"patch"`
+}
+
+// Taint is a node taint: key[=value]:effect.
+type Taint struct {
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	Effect string `json:"effect"`
 }
 
 // Networking is the cluster's subnets.
@@ -132,6 +172,13 @@ type Node struct {
 	// The node's address in the cluster (advertiseAddress, the kubelet's node-ip, the
 	// /etc/hosts entry); empty: the host's address on the route to its controller.
 	Address string `json:"address,omitempty"`
+	// Labels the kubelet sets on the node.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Taints the node registers with, replacing kubeadm's default (the control-plane taint
+	// on a control plane). An empty list (taints: []) registers it with none at all.
+	Taints *[]Taint `json:"taints,omitempty"`
+	// Extra kubelet flags of this node; they win over spec.kubelet.extraArgs per name.
+	KubeletExtraArgs map[string]string `json:"kubeletExtraArgs,omitempty"`
 }
 
 // Cluster is a validated document in the API's terms.
@@ -144,11 +191,13 @@ type Cluster struct {
 	Nodes       []NodeRole
 }
 
-// NodeRole is a node, its role and the address it was given ("" when none).
+// NodeRole is a node, its role, the address it was given ("" when none) and its own
+// settings (Name and AdvertiseAddress are not set in Settings).
 type NodeRole struct {
-	Name    string
-	Role    taskv1.NodeRole
-	Address string
+	Name     string
+	Role     taskv1.NodeRole
+	Address  string
+	Settings *taskv1.NodeSpec
 }
 
 // ControlPlanes returns the control-plane nodes in document order.
@@ -179,6 +228,18 @@ var specFields = map[string]string{
 	"registry.image_repository":         "spec.imageRepository",
 	"registry.mirrors":                  "spec.mirrors",
 	"registry.insecure_registries":      "spec.insecureRegistries",
+	"api_server_cert_sans":              "spec.apiServer.certSANs",
+	"kubelet_extra_args":                "spec.kubelet.extraArgs",
+	"patches":                           "spec.patches",
+}
+
+// nodeFields maps the NodeSpec field names kubeadmconfig reports to a node's fields in the
+// document.
+var nodeFields = map[string]string{
+	"node.labels":             "labels",
+	"node.taints":             "taints",
+	"node.no_taints":          "taints",
+	"node.kubelet_extra_args": "kubeletExtraArgs",
 }
 
 // Parse reads and validates a cluster document.
@@ -214,6 +275,11 @@ func Parse(data []byte) (*Cluster, error) {
 		CgroupDriver:         s.CgroupDriver,
 		NetworkProvider:      s.Network.Provider,
 		Registry:             &taskv1.RegistrySettings{ImageRepository: s.ImageRepository, Mirrors: s.Mirrors, InsecureRegistries: s.InsecureRegistries},
+	}
+	spec.ApiServerCertSans = s.APIServer.CertSANs
+	spec.KubeletExtraArgs = s.Kubelet.ExtraArgs
+	for _, p := range s.Patches {
+		spec.Patches = append(spec.Patches, &taskv1.KubeadmPatch{Target: p.Target, Type: p.Type, Patch: p.Patch})
 	}
 	if s.KubeProxy != (KubeProxy{}) {
 		spec.KubeProxy = &taskv1.KubeProxySettings{Mode: s.KubeProxy.Mode, ConntrackMaxPerCore: s.KubeProxy.ConntrackMaxPerCore}
@@ -292,7 +358,19 @@ func Parse(data []byte) (*Cluster, error) {
 			}
 			addrs[ip] = n.Name
 		}
-		c.Nodes = append(c.Nodes, NodeRole{Name: n.Name, Role: role, Address: n.Address})
+		settings := &taskv1.NodeSpec{Labels: n.Labels, KubeletExtraArgs: n.KubeletExtraArgs}
+		if n.Taints != nil {
+			settings.NoTaints = len(*n.Taints) == 0
+			for _, t := range *n.Taints {
+				settings.Taints = append(settings.Taints, &taskv1.Taint{Key: t.Key, Value: t.Value, Effect: t.Effect})
+			}
+		}
+		check := proto.Clone(settings).(*taskv1.NodeSpec)
+		check.Name = n.Name
+		if _, err := kubeadmconfig.ParseNode(check); err != nil {
+			return nil, renameNodeField(field, err)
+		}
+		c.Nodes = append(c.Nodes, NodeRole{Name: n.Name, Role: role, Address: n.Address, Settings: settings})
 	}
 	cps := c.ControlPlanes()
 	if len(cps) == 0 {
@@ -302,6 +380,23 @@ func Parse(data []byte) (*Cluster, error) {
 		return nil, fieldErr("spec.controlPlaneEndpoint", "is required with %d control-plane nodes; give the load balancer's host:port (kubeadm needs a shared endpoint for more than one control plane)", len(cps))
 	}
 	return c, nil
+}
+
+// renameNodeField rewrites a kubeadmconfig error about a node's settings to the document's
+// field path under node (spec.nodes[i]).
+func renameNodeField(node string, err error) error {
+	var fe *kubeimages.FieldError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, node, err)
+	}
+	c := *fe
+	for from, to := range nodeFields {
+		if c.Field == from || strings.HasPrefix(c.Field, from+"[") {
+			c.Field = node + "." + to + strings.TrimPrefix(c.Field, from)
+			break
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, &c)
 }
 
 // renameField rewrites a kubeadmconfig field error to the document's field path.

@@ -80,3 +80,65 @@ func TestNodeAddress(t *testing.T) {
 		}
 	}
 }
+
+// The settings users add reach the cluster and node specs; taints: [] (no taints at all)
+// differs from no taints listed (kubeadm's default); each bad one is refused naming its
+// path in the document.
+func TestSettings(t *testing.T) {
+	base := "apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nspec:\n  kubernetesVersion: v1.33.13\n"
+	good := base + `  apiServer: {certSANs: [api.lab.example, 192.0.2.10]}
+  kubelet: {extraArgs: {max-pods: "150", v: "2"}}
+  patches:
+  - {target: kube-apiserver, patch: "metadata: {annotations: {a: b}}"}
+  - {target: etcd, type: json, patch: "[{op: add, path: /metadata/labels, value: {a: b}}]"}
+  nodes:
+  - {name: node-1, role: control-plane, taints: []}
+  - {name: node-2, role: worker, labels: {example.com/rack: r1}, taints: [{key: example.com/dedicated, value: lab, effect: PreferNoSchedule}], kubeletExtraArgs: {v: "4"}}
+  - {name: node-3, role: worker}
+`
+	c, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Spec
+	if strings.Join(s.GetApiServerCertSans(), ",") != "api.lab.example,192.0.2.10" || s.GetKubeletExtraArgs()["max-pods"] != "150" || len(s.GetPatches()) != 2 ||
+		s.GetPatches()[1].GetType() != "json" || s.GetPatches()[0].GetTarget() != "kube-apiserver" {
+		t.Errorf("cluster spec = %v", s)
+	}
+	n1, n2, n3 := c.Nodes[0].Settings, c.Nodes[1].Settings, c.Nodes[2].Settings
+	if !n1.GetNoTaints() || len(n1.GetTaints()) != 0 {
+		t.Errorf("node-1 (taints: []) = %v, want no taints at all", n1)
+	}
+	if n2.GetNoTaints() || len(n2.GetTaints()) != 1 || n2.GetTaints()[0].GetEffect() != "PreferNoSchedule" || n2.GetLabels()["example.com/rack"] != "r1" || n2.GetKubeletExtraArgs()["v"] != "4" {
+		t.Errorf("node-2 = %v", n2)
+	}
+	if n3.GetNoTaints() || len(n3.GetTaints()) != 0 {
+		t.Errorf("node-3 (no taints listed) = %v, want kubeadm's default", n3)
+	}
+
+	nodes := func(extra string) string {
+		return "  nodes:\n  - {name: node-1, role: control-plane}\n  - {name: node-2, role: worker" + extra + "}\n"
+	}
+	node := func(extra string) string { return base + nodes(extra) }
+	for doc, want := range map[string]string{
+		node(", taints: [{key: a, effect: Sometimes}]"):                                "spec.nodes[1].taints[0]",
+		node(", taints: [{key: a, effect: NoSchedule}, {key: a, effect: NoSchedule}]"): "spec.nodes[1].taints[1]",
+		node(", labels: {node-role.kubernetes.io/worker: \"\"}"):                       "spec.nodes[1].labels[node-role.kubernetes.io/worker]",
+		node(", kubeletExtraArgs: {node-ip: 10.0.0.1}"):                                "spec.nodes[1].kubeletExtraArgs[node-ip]",
+		node(", kubeletExtraArgs: {--max-pods: \"1\"}"):                                "spec.nodes[1].kubeletExtraArgs[--max-pods]",
+		base + "  apiServer: {certSANs: [ok.example, 'bad name']}\n" + nodes(""):       "spec.apiServer.certSANs[1]",
+		base + "  kubelet: {extraArgs: {cgroup-driver: cgroupfs}}\n" + nodes(""):       "spec.kubelet.extraArgs[cgroup-driver]",
+		base + "  kubelet: {extraArgs: {v: \"2 3\"}}\n" + nodes(""):                    "spec.kubelet.extraArgs[v]",
+		base + "  patches: [{target: kubelet, patch: 'a: b'}]\n" + nodes(""):           "spec.patches[0].target",
+		base + "  patches: [{target: etcd, type: yaml, patch: 'a: b'}]\n" + nodes(""):  "spec.patches[0].type",
+		base + "  patches: [{target: etcd, type: json, patch: 'a: b'}]\n" + nodes(""):  "spec.patches[0].patch",
+		base + "  patches: [{target: etcd, patch: '[1, 2]'}]\n" + nodes(""):            "spec.patches[0].patch",
+		base + "  patches: [{target: etcd}]\n" + nodes(""):                             "spec.patches[0].patch",
+		base + "  apiServer: {certSANz: [a]}\n" + nodes(""):                            "certSANz",
+	} {
+		_, err := Parse([]byte(doc))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", doc, err, want)
+		}
+	}
+}

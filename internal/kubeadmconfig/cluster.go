@@ -61,6 +61,14 @@ type Cluster struct {
 	// ConntrackMaxPerCore is kube-proxy's conntrack.maxPerCore; nil leaves kube-proxy's
 	// default, 0 leaves the kernel's nf_conntrack_max alone.
 	ConntrackMaxPerCore *int32
+	// CertSANs are the API server certificate's extra names (IPs and DNS names).
+	CertSANs []string
+	// KubeletExtraArgs are extra kubelet flags of every node (name → value); a node's
+	// own win per name.
+	KubeletExtraArgs map[string]string
+	// Patches are kubeadm patches, in order; the agent writes them as PatchFiles under
+	// PatchesDir.
+	Patches []Patch
 }
 
 // KubeProxyModes are the kube-proxy modes on Linux.
@@ -69,7 +77,8 @@ var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
 // ParseCluster validates spec and fills in the defaults. Every error is a
 // *kubeimages.FieldError naming the ClusterSpec field (kubernetes_version,
 // control_plane_endpoint, pod_subnet, service_subnet, cluster_name, cgroup_driver,
-// kube_proxy.mode, kube_proxy.conntrack_max_per_core, registry.image_repository, registry.mirrors[i], registry.insecure_registries[i]).
+// kube_proxy.mode, kube_proxy.conntrack_max_per_core, registry.image_repository, registry.mirrors[i], registry.insecure_registries[i],
+// api_server_cert_sans[i], kubelet_extra_args[NAME], patches[i].target|type|patch).
 func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	var c Cluster
 	if spec.GetKubernetesVersion() == "" {
@@ -155,6 +164,16 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 				"give connections per CPU core (kube-proxy's default is 32768), or 0 to leave the kernel's nf_conntrack_max alone")
 		}
 		c.ConntrackMaxPerCore = &n
+	}
+
+	if c.CertSANs, err = parseCertSANs("api_server_cert_sans", spec.GetApiServerCertSans()); err != nil {
+		return Cluster{}, err
+	}
+	if c.KubeletExtraArgs, err = parseKubeletArgs("kubelet_extra_args", spec.GetKubeletExtraArgs()); err != nil {
+		return Cluster{}, err
+	}
+	if c.Patches, err = parsePatches("patches", spec.GetPatches()); err != nil {
+		return Cluster{}, err
 	}
 
 	reg := spec.GetRegistry()

@@ -149,6 +149,33 @@ func configCases() []configCase {
 			token: testToken,
 		},
 		{
+			// Every setting a user adds: the API server's extra names, kubelet flags of the
+			// cluster and the node (the node's win), kubeadm patches, and a single control
+			// plane that runs workloads (no taints at all).
+			name:    "init_settings",
+			cluster: settingsCluster(),
+			node: &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.250.0.11", NoTaints: true,
+				Labels: map[string]string{"example.com/rack": "r1"}, KubeletExtraArgs: map[string]string{"v": "4"}},
+			init:  true,
+			token: testToken,
+		},
+		{
+			name:    "join_worker_settings",
+			cluster: settingsCluster(),
+			node: &taskv1.NodeSpec{Name: "worker-3", AdvertiseAddress: "10.250.0.23",
+				Taints:           []*taskv1.Taint{{Key: "example.com/dedicated", Value: "lab", Effect: "PreferNoSchedule"}},
+				KubeletExtraArgs: map[string]string{"max-pods": "60", "node-status-update-frequency": "5s"}},
+			token: testToken,
+		},
+		{
+			name:         "join_control_plane_settings",
+			cluster:      settingsCluster(),
+			node:         &taskv1.NodeSpec{Name: "cp-2", AdvertiseAddress: "10.250.0.12"},
+			token:        testToken,
+			controlPlane: true,
+			certKey:      testCertKey,
+		},
+		{
 			// A host with several networks: the kubelet registers the given address.
 			name:    "join_worker_address",
 			cluster: haCluster,
@@ -171,6 +198,22 @@ func configCases() []configCase {
 			node:         &taskv1.NodeSpec{Name: "cp-3"},
 			token:        testToken,
 			controlPlane: true,
+		},
+	}
+}
+
+// settingsCluster sets every cluster-wide setting a user adds.
+func settingsCluster() *taskv1.ClusterSpec {
+	return &taskv1.ClusterSpec{
+		KubernetesVersion:    "v1.33.13",
+		ControlPlaneEndpoint: "cp.example.com:6443",
+		PodSubnet:            "10.244.0.0/16",
+		ApiServerCertSans:    []string{"api.lab.example", "192.0.2.10", "*.lab.example", "fd00::10"},
+		KubeletExtraArgs:     map[string]string{"max-pods": "150", "v": "2"},
+		Patches: []*taskv1.KubeadmPatch{
+			{Target: "kube-apiserver", Patch: "metadata:\n  annotations:\n    example.com/patched: \"yes\"\n"},
+			{Target: "kubeletconfiguration", Type: "merge", Patch: `{"maxPods": 150, "serializeImagePulls": false}`},
+			{Target: "etcd", Type: "json", Patch: "- op: add\n  path: /metadata/annotations\n  value: {example.com/patched: \"yes\"}\n"},
 		},
 	}
 }

@@ -35,6 +35,15 @@
 //   - A node's address (NodeSpec.advertise_address) is every node's kubelet --node-ip and
 //     a control plane's localAPIEndpoint.advertiseAddress; empty leaves both to kubeadm and
 //     the kubelet (the default route's interface, wrong on a host with several networks).
+//   - taints: [] (Node.NoTaints) registers a node with no taints at all, which drops the
+//     control-plane taint; no taints listed keeps kubeadm's default.
+//   - Extra kubelet flags of the cluster and of the node go to kubeletExtraArgs after the
+//     ones Deckhand sets (node-ip, node-labels), the node's value winning per name; the
+//     flags Deckhand or kubeadm set themselves are refused.
+//   - Patches are files of their own (PatchFiles, named target<index>+type.yaml so that
+//     kubeadm applies them in order) under PatchesDir, which patches.directory names in
+//     the InitConfiguration and JoinConfiguration; the API server's certSANs go to
+//     ClusterConfiguration apiServer.certSANs.
 //   - Join discovery always pins the cluster CA (caCertHashes); this package never writes
 //     unsafeSkipCAVerification.
 //

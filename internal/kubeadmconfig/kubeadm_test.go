@@ -287,3 +287,119 @@ users:
 	}
 	return path, "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// The settings users add do what they say in the real kubeadm's own phases (certificates
+// in a temporary directory, the rest in dry-run): the API server's certificate carries the
+// extra names, every patch file is applied to its target, the kubelet gets the node's
+// address, labels and extra flags (the node's over the cluster's), and a node with no
+// taints is not given the control-plane taint, which a default one is.
+func TestRealKubeadmAppliesSettings(t *testing.T) {
+	kubeadm := realKubeadm(t)
+	dir := t.TempDir()
+	cases := map[string]configCase{}
+	for _, tc := range configCases() {
+		cases[tc.name] = tc
+	}
+	c, out := cases["init_settings"].render(t)
+	patchDir := filepath.Join(dir, "patches")
+	if err := os.MkdirAll(patchDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files := PatchFiles(c)
+	if len(files) != 3 {
+		t.Fatalf("PatchFiles = %d files, want 3", len(files))
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(patchDir, f.Name), f.Data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pki := filepath.Join(dir, "pki")
+	cfg := strings.Replace(string(out), PatchesDir, patchDir, 1)
+	cfg = strings.Replace(cfg, "kind: ClusterConfiguration\n", "kind: ClusterConfiguration\ncertificatesDir: "+pki+"\n", 1)
+	f := filepath.Join(dir, "init.yaml")
+	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dry := t.TempDir()
+	phase := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), kubeadm, append(append([]string{"init", "phase"}, args...), "--config", f)...)
+		cmd.Env = append(os.Environ(), "KUBEADM_INIT_DRYRUN_DIR="+dry)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubeadm init phase %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return string(b)
+	}
+
+	phase("certs", "ca")
+	phase("certs", "apiserver")
+	pemBytes, err := os.ReadFile(filepath.Join(pki, "apiserver.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, ip := range cert.IPAddresses {
+		ips = append(ips, ip.String())
+	}
+	for _, want := range []string{"api.lab.example", "*.lab.example"} {
+		if !slices.Contains(cert.DNSNames, want) {
+			t.Errorf("API server certificate names %v, want %s", cert.DNSNames, want)
+		}
+	}
+	for _, want := range []string{"192.0.2.10", "fd00::10", "10.250.0.11"} {
+		if !slices.Contains(ips, want) {
+			t.Errorf("API server certificate IPs %v, want %s", ips, want)
+		}
+	}
+
+	for target, args := range map[string][]string{
+		"kube-apiserver":       {"control-plane", "apiserver", "--dry-run"},
+		"etcd":                 {"etcd", "local", "--dry-run"},
+		"kubeletconfiguration": {"kubelet-start", "--dry-run"},
+	} {
+		if got := phase(args...); !regexp.MustCompile(`\[patches\] Applied patch of type "[^"]+" to target "` + target + `"`).MatchString(got) {
+			t.Errorf("kubeadm init phase %s did not apply the %s patch:\n%s", strings.Join(args, " "), target, got)
+		}
+	}
+	for file, want := range map[string]string{
+		"kube-apiserver.yaml": `example.com/patched: "yes"`,
+		"etcd.yaml":           `example.com/patched: "yes"`,
+		"config.yaml":         "maxPods: 150",
+		"kubeadm-flags.env":   "--node-ip=10.250.0.11 --node-labels=example.com/rack=r1 --max-pods=150 --v=4\"",
+	} {
+		b, err := os.ReadFile(filepath.Join(dry, file))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s (%v) lacks %q:\n%s", file, err, want, b)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dry, "config.yaml")); !strings.Contains(string(b), "serializeImagePulls: false") {
+		t.Errorf("config.yaml lacks the merge patch's serializeImagePulls: false:\n%s", b)
+	}
+
+	// taints: [] leaves the control plane without kubeadm's taint; absent taints do not.
+	kc, _ := testKubeconfig(t, dir)
+	kcData, err := os.ReadFile(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dry, "admin.conf"), kcData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := phase("mark-control-plane", "--dry-run"); !strings.Contains(got, "by adding the labels") || strings.Contains(got, "taints") {
+		t.Errorf("mark-control-plane with taints: []:\n%s\nwant labels and no taints", got)
+	}
+	_, def := cases["init_upload_certs"].render(t)
+	if err := os.WriteFile(f, def, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := phase("mark-control-plane", "--dry-run"); !strings.Contains(got, "node-role.kubernetes.io/control-plane:NoSchedule") {
+		t.Errorf("mark-control-plane without taints:\n%s\nwant kubeadm's control-plane taint (the negative control)", got)
+	}
+}

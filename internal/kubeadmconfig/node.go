@@ -27,6 +27,11 @@ type Node struct {
 	Labels map[string]string
 	// Taints replace kubeadm's default registration taints when not empty.
 	Taints []*taskv1.Taint
+	// NoTaints registers the node with no taints at all (kubeadm's taints: []), dropping
+	// the control-plane taint; Taints is empty then.
+	NoTaints bool
+	// KubeletExtraArgs are the node's extra kubelet flags; they win over the cluster's.
+	KubeletExtraArgs map[string]string
 }
 
 // Taint effects Kubernetes accepts.
@@ -54,7 +59,7 @@ var (
 
 // ParseNode validates spec and fills in the defaults. Every error is a
 // *kubeimages.FieldError naming node.name, node.advertise_address, node.cri_socket,
-// node.labels[KEY] or node.taints[i].
+// node.labels[KEY], node.taints[i], node.no_taints or node.kubelet_extra_args[NAME].
 func ParseNode(spec *taskv1.NodeSpec) (Node, error) {
 	n := Node{Name: spec.GetName()}
 	if n.Name == "" {
@@ -129,6 +134,16 @@ func ParseNode(spec *taskv1.NodeSpec) (Node, error) {
 		}
 		seen[id] = i
 		n.Taints = append(n.Taints, &taskv1.Taint{Key: t.GetKey(), Value: t.GetValue(), Effect: t.GetEffect()})
+	}
+	if spec.GetNoTaints() {
+		if len(n.Taints) > 0 {
+			return Node{}, invalid("node.no_taints", "true", fmt.Sprintf("contradicts the %d taint(s) listed", len(n.Taints)), "list the taints, or ask for none, not both")
+		}
+		n.NoTaints = true
+	}
+	var err error
+	if n.KubeletExtraArgs, err = parseKubeletArgs("node.kubelet_extra_args", spec.GetKubeletExtraArgs()); err != nil {
+		return Node{}, err
 	}
 	return n, nil
 }

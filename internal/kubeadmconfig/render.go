@@ -44,14 +44,22 @@ type (
 		BootstrapTokens  []bootstrapToken `json:"bootstrapTokens,omitempty"`
 		LocalAPIEndpoint *apiEndpoint     `json:"localAPIEndpoint,omitempty"`
 		NodeRegistration nodeRegistration `json:"nodeRegistration"`
+		Patches          *patches         `json:"patches,omitempty"`
+	}
+	patches struct {
+		Directory string `json:"directory"`
 	}
 	clusterConfiguration struct {
 		typeMeta
+		APIServer            *apiServer `json:"apiServer,omitempty"`
 		ClusterName          string     `json:"clusterName"`
 		ControlPlaneEndpoint string     `json:"controlPlaneEndpoint,omitempty"`
 		ImageRepository      string     `json:"imageRepository"`
 		KubernetesVersion    string     `json:"kubernetesVersion"`
 		Networking           networking `json:"networking"`
+	}
+	apiServer struct {
+		CertSANs []string `json:"certSANs,omitempty"`
 	}
 	kubeletConfiguration struct {
 		typeMeta
@@ -70,6 +78,7 @@ type (
 		ControlPlane     *joinControlPlane `json:"controlPlane,omitempty"`
 		Discovery        discovery         `json:"discovery"`
 		NodeRegistration nodeRegistration  `json:"nodeRegistration"`
+		Patches          *patches          `json:"patches,omitempty"`
 	}
 	bootstrapToken struct {
 		Token string `json:"token,omitempty"`
@@ -79,10 +88,12 @@ type (
 		AdvertiseAddress string `json:"advertiseAddress,omitempty"`
 	}
 	nodeRegistration struct {
-		CRISocket        string  `json:"criSocket"`
-		KubeletExtraArgs []arg   `json:"kubeletExtraArgs,omitempty"`
-		Name             string  `json:"name"`
-		Taints           []taint `json:"taints,omitempty"`
+		CRISocket        string `json:"criSocket"`
+		KubeletExtraArgs []arg  `json:"kubeletExtraArgs,omitempty"`
+		Name             string `json:"name"`
+		// A pointer, so that no taints at all (taints: []) differs from kubeadm's
+		// default (absent).
+		Taints *[]taint `json:"taints,omitempty"`
 	}
 	arg struct {
 		Name  string `json:"name"`
@@ -132,7 +143,8 @@ func InitConfig(c Cluster, n Node, uploadCerts bool, token string) ([]byte, erro
 	}
 	ic := initConfiguration{
 		typeMeta:         typeMeta{KubeadmAPIVersion, "InitConfiguration"},
-		NodeRegistration: registration(n),
+		NodeRegistration: registration(c, n),
+		Patches:          patchesOf(c),
 	}
 	if token != "" && !tokenRE.MatchString(token) {
 		return nil, invalid("token", secretValue, "is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}", "generate one with kubeadm token generate, or leave it empty")
@@ -148,6 +160,9 @@ func InitConfig(c Cluster, n Node, uploadCerts bool, token string) ([]byte, erro
 		ImageRepository:      c.Registry.ImageRepository,
 		KubernetesVersion:    c.KubernetesVersion,
 		Networking:           networking{PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet},
+	}
+	if len(c.CertSANs) > 0 {
+		cc.APIServer = &apiServer{CertSANs: c.CertSANs}
 	}
 	kc := kubeletConfiguration{
 		typeMeta:     typeMeta{KubeletAPIVersion, "KubeletConfiguration"},
@@ -217,7 +232,8 @@ func JoinConfig(c Cluster, n Node, controlPlane bool, apiServer, token, caCertHa
 			CACertHashes:      []string{caCertHash},
 			Token:             token,
 		}},
-		NodeRegistration: registration(n),
+		NodeRegistration: registration(c, n),
+		Patches:          patchesOf(c),
 	}
 	if controlPlane {
 		jc.ControlPlane = &joinControlPlane{CertificateKey: certificateKey}
@@ -228,10 +244,19 @@ func JoinConfig(c Cluster, n Node, controlPlane bool, apiServer, token, caCertHa
 	return documents(jc)
 }
 
-// registration is the nodeRegistration of n: its address goes to the kubelet as --node-ip
-// and node labels as --node-labels (v1beta4's list form of kubeletExtraArgs), sorted by
-// key.
-func registration(n Node) nodeRegistration {
+// patchesOf is the patches setting of c: PatchesDir when c has patches.
+func patchesOf(c Cluster) *patches {
+	if len(c.Patches) == 0 {
+		return nil
+	}
+	return &patches{Directory: PatchesDir}
+}
+
+// registration is the nodeRegistration of n in cluster c: its address goes to the kubelet
+// as --node-ip and node labels as --node-labels (v1beta4's list form of kubeletExtraArgs),
+// sorted by key, then the cluster's and the node's extra flags (the node's win), sorted by
+// name.
+func registration(c Cluster, n Node) nodeRegistration {
 	r := nodeRegistration{Name: n.Name, CRISocket: n.CRISocket}
 	if n.AdvertiseAddress != "" {
 		// Without it the kubelet registers the address its host name resolves to, else
@@ -251,8 +276,13 @@ func registration(n Node) nodeRegistration {
 		}
 		r.KubeletExtraArgs = append(r.KubeletExtraArgs, arg{Name: "node-labels", Value: strings.Join(pairs, ",")})
 	}
-	for _, t := range n.Taints {
-		r.Taints = append(r.Taints, taint{Key: t.GetKey(), Value: t.GetValue(), Effect: t.GetEffect()})
+	r.KubeletExtraArgs = append(r.KubeletExtraArgs, mergedKubeletArgs(c.KubeletExtraArgs, n.KubeletExtraArgs)...)
+	if len(n.Taints) > 0 || n.NoTaints {
+		ts := []taint{}
+		for _, t := range n.Taints {
+			ts = append(ts, taint{Key: t.GetKey(), Value: t.GetValue(), Effect: t.GetEffect()})
+		}
+		r.Taints = &ts
 	}
 	return r
 }
@@ -301,12 +331,23 @@ func (c Cluster) spec() *taskv1.ClusterSpec {
 		ClusterName:          c.ClusterName,
 		CgroupDriver:         c.CgroupDriver,
 		KubeProxy:            c.kubeProxySpec(),
+		ApiServerCertSans:    c.CertSANs,
+		KubeletExtraArgs:     c.KubeletExtraArgs,
+		Patches:              c.patchSpecs(),
 		Registry: &taskv1.RegistrySettings{
 			ImageRepository:    c.Registry.ImageRepository,
 			Mirrors:            c.Registry.Mirrors,
 			InsecureRegistries: c.Registry.Insecure,
 		},
 	}
+}
+
+func (c Cluster) patchSpecs() []*taskv1.KubeadmPatch {
+	var out []*taskv1.KubeadmPatch
+	for _, p := range c.Patches {
+		out = append(out, &taskv1.KubeadmPatch{Target: p.Target, Type: p.Type, Patch: p.Patch})
+	}
+	return out
 }
 
 func (c Cluster) kubeProxySpec() *taskv1.KubeProxySettings {
@@ -324,5 +365,7 @@ func (n Node) spec() *taskv1.NodeSpec {
 		CriSocket:        n.CRISocket,
 		Labels:           n.Labels,
 		Taints:           n.Taints,
+		NoTaints:         n.NoTaints,
+		KubeletExtraArgs: n.KubeletExtraArgs,
 	}
 }

@@ -41,6 +41,8 @@ func newInitCmd(o *options) *cobra.Command {
 	var tf taskFlags
 	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode, networkProvider, address string
 	var conntrackMaxPerCore int32
+	var certSANs []string
+	var nf nodeFlags
 	cmd := &cobra.Command{
 		Use:   "init NODE",
 		Short: "Create a Kubernetes cluster with NODE as its first control plane",
@@ -59,15 +61,19 @@ func newInitCmd(o *options) *cobra.Command {
 			}
 			cluster := &taskv1.ClusterSpec{KubernetesVersion: tf.kubernetesVersion, ControlPlaneEndpoint: endpoint, PodSubnet: podSubnet,
 				ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver,
-				NetworkProvider: networkProvider}
+				NetworkProvider: networkProvider, ApiServerCertSans: certSANs}
 			if conntrack := cmd.Flags().Changed("conntrack-max-per-core"); proxyMode != "" || conntrack {
 				cluster.KubeProxy = &taskv1.KubeProxySettings{Mode: proxyMode}
 				if conntrack {
 					cluster.KubeProxy.ConntrackMaxPerCore = &conntrackMaxPerCore
 				}
 			}
+			opts, err := nf.options()
+			if err != nil {
+				return err
+			}
 			spec := &apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{
-				Node: args[0], Cluster: cluster, Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(), Address: address,
+				Node: args[0], Cluster: cluster, Packages: pkg.GetPackages(), Runtime: rt.GetRuntime(), Address: address, Options: opts,
 			}}}
 			return o.runWorkflow(spec, f)
 		},
@@ -76,6 +82,8 @@ func newInitCmd(o *options) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&tf.kubernetesVersion, "kubernetes-version", "", "Kubernetes release, for example v1.33.13 (required)")
 	fl.StringVar(&address, "address", "", addressHelp)
+	nf.add(fl)
+	fl.StringSliceVar(&certSANs, "apiserver-cert-extra-sans", nil, "extra names of the API server's certificate: IP addresses or DNS names, *.example.com too (repeatable or comma-separated)")
 	fl.StringVar(&endpoint, "control-plane-endpoint", "", "host:port of the API server load balancer; required for more than one control plane")
 	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR; each node gets a /24 of it (default 10.244.0.0/16)")
 	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment)")
@@ -101,6 +109,7 @@ func newJoinCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var cp bool
 	var address string
+	var nf nodeFlags
 	cmd := &cobra.Command{
 		Use:   "join NODE",
 		Short: "Prepare NODE and join it to the cluster",
@@ -109,12 +118,17 @@ func newJoinCmd(o *options) *cobra.Command {
 			"deletes the token.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: args[0], ControlPlane: cp, Address: address}}}, f)
+			opts, err := nf.options()
+			if err != nil {
+				return err
+			}
+			return o.runWorkflow(&apiv1.WorkflowSpec{DryRun: f.dryRun, Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: args[0], ControlPlane: cp, Address: address, Options: opts}}}, f)
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().BoolVar(&cp, "control-plane", false, "join as a control-plane node (the cluster needs a control-plane endpoint)")
 	cmd.Flags().StringVar(&address, "address", "", addressHelp)
+	nf.add(cmd.Flags())
 	return cmd
 }
 

@@ -210,7 +210,9 @@ type InitWorkflow struct {
 	// it (node-ip), /etc/hosts maps the node's name to it. It must be one of the host's
 	// addresses (its facts list them). Empty: the agent's address on the route to its
 	// controller (its facts' route_address).
-	Address       string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	// The node's labels, taints and kubelet flags.
+	Options       *NodeOptions `protobuf:"bytes,6,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,20 +282,104 @@ func (x *InitWorkflow) GetAddress() string {
 	return ""
 }
 
+func (x *InitWorkflow) GetOptions() *NodeOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// NodeOptions are the settings of one node kubeadm registers it with.
+type NodeOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Labels the kubelet sets on its Node (--node-labels).
+	Labels map[string]string `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Taints the node registers with, replacing kubeadm's default (the control-plane taint on
+	// a control plane, none on a worker).
+	Taints []*v1.Taint `protobuf:"bytes,2,rep,name=taints,proto3" json:"taints,omitempty"`
+	// Register with no taints at all (a single control plane that runs workloads); taints
+	// must be empty then.
+	NoTaints bool `protobuf:"varint,3,opt,name=no_taints,json=noTaints,proto3" json:"no_taints,omitempty"`
+	// Extra kubelet flags (name without "--" → value); they win over the cluster's per name.
+	KubeletExtraArgs map[string]string `protobuf:"bytes,4,rep,name=kubelet_extra_args,json=kubeletExtraArgs,proto3" json:"kubelet_extra_args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *NodeOptions) Reset() {
+	*x = NodeOptions{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeOptions) ProtoMessage() {}
+
+func (x *NodeOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeOptions.ProtoReflect.Descriptor instead.
+func (*NodeOptions) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *NodeOptions) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *NodeOptions) GetTaints() []*v1.Taint {
+	if x != nil {
+		return x.Taints
+	}
+	return nil
+}
+
+func (x *NodeOptions) GetNoTaints() bool {
+	if x != nil {
+		return x.NoTaints
+	}
+	return false
+}
+
+func (x *NodeOptions) GetKubeletExtraArgs() map[string]string {
+	if x != nil {
+		return x.KubeletExtraArgs
+	}
+	return nil
+}
+
 // JoinWorkflow joins a node to the recorded cluster.
 type JoinWorkflow struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Node         string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	ControlPlane bool                   `protobuf:"varint,2,opt,name=control_plane,json=controlPlane,proto3" json:"control_plane,omitempty"`
 	// The node's address in the cluster, as InitWorkflow.address.
-	Address       string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// The node's labels, taints and kubelet flags.
+	Options       *NodeOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinWorkflow) Reset() {
 	*x = JoinWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[1]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +391,7 @@ func (x *JoinWorkflow) String() string {
 func (*JoinWorkflow) ProtoMessage() {}
 
 func (x *JoinWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[1]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +404,7 @@ func (x *JoinWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinWorkflow.ProtoReflect.Descriptor instead.
 func (*JoinWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{1}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JoinWorkflow) GetNode() string {
@@ -342,6 +428,13 @@ func (x *JoinWorkflow) GetAddress() string {
 	return ""
 }
 
+func (x *JoinWorkflow) GetOptions() *NodeOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
 // ResetWorkflow removes a node from the cluster and resets it.
 type ResetWorkflow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -354,7 +447,7 @@ type ResetWorkflow struct {
 
 func (x *ResetWorkflow) Reset() {
 	*x = ResetWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[2]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +459,7 @@ func (x *ResetWorkflow) String() string {
 func (*ResetWorkflow) ProtoMessage() {}
 
 func (x *ResetWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[2]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +472,7 @@ func (x *ResetWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetWorkflow.ProtoReflect.Descriptor instead.
 func (*ResetWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{2}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ResetWorkflow) GetNode() string {
@@ -414,7 +507,7 @@ type ApplyWorkflow struct {
 
 func (x *ApplyWorkflow) Reset() {
 	*x = ApplyWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +519,7 @@ func (x *ApplyWorkflow) String() string {
 func (*ApplyWorkflow) ProtoMessage() {}
 
 func (x *ApplyWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +532,7 @@ func (x *ApplyWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyWorkflow.ProtoReflect.Descriptor instead.
 func (*ApplyWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{3}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyWorkflow) GetClusterYaml() []byte {
@@ -467,7 +560,7 @@ type WorkflowSpec struct {
 
 func (x *WorkflowSpec) Reset() {
 	*x = WorkflowSpec{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +572,7 @@ func (x *WorkflowSpec) String() string {
 func (*WorkflowSpec) ProtoMessage() {}
 
 func (x *WorkflowSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +585,7 @@ func (x *WorkflowSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowSpec.ProtoReflect.Descriptor instead.
 func (*WorkflowSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{4}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkflowSpec) GetKind() isWorkflowSpec_Kind {
@@ -622,7 +715,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +727,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +740,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{5}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Step) GetName() string {
@@ -840,7 +933,7 @@ type StepInput struct {
 
 func (x *StepInput) Reset() {
 	*x = StepInput{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +945,7 @@ func (x *StepInput) String() string {
 func (*StepInput) ProtoMessage() {}
 
 func (x *StepInput) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +958,7 @@ func (x *StepInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepInput.ProtoReflect.Descriptor instead.
 func (*StepInput) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StepInput) GetField() string {
@@ -914,7 +1007,7 @@ type Workflow struct {
 
 func (x *Workflow) Reset() {
 	*x = Workflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1019,7 @@ func (x *Workflow) String() string {
 func (*Workflow) ProtoMessage() {}
 
 func (x *Workflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1032,7 @@ func (x *Workflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workflow.ProtoReflect.Descriptor instead.
 func (*Workflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Workflow) GetId() string {
@@ -1028,7 +1121,7 @@ type CreateWorkflowRequest struct {
 
 func (x *CreateWorkflowRequest) Reset() {
 	*x = CreateWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1133,7 @@ func (x *CreateWorkflowRequest) String() string {
 func (*CreateWorkflowRequest) ProtoMessage() {}
 
 func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1146,7 @@ func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateWorkflowRequest) GetSpec() *WorkflowSpec {
@@ -1072,7 +1165,7 @@ type PlanWorkflowRequest struct {
 
 func (x *PlanWorkflowRequest) Reset() {
 	*x = PlanWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1177,7 @@ func (x *PlanWorkflowRequest) String() string {
 func (*PlanWorkflowRequest) ProtoMessage() {}
 
 func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1190,7 @@ func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*PlanWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PlanWorkflowRequest) GetSpec() *WorkflowSpec {
@@ -1122,7 +1215,7 @@ type PlanWorkflowResponse struct {
 
 func (x *PlanWorkflowResponse) Reset() {
 	*x = PlanWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1227,7 @@ func (x *PlanWorkflowResponse) String() string {
 func (*PlanWorkflowResponse) ProtoMessage() {}
 
 func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1240,7 @@ func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*PlanWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlanWorkflowResponse) GetWorkflow() *Workflow {
@@ -1189,7 +1282,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1294,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1307,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -1277,7 +1370,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1382,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1395,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cluster) GetSpec() *v1.ClusterSpec {
@@ -1362,7 +1455,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1467,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1480,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
 }
 
 type GetClusterResponse struct {
@@ -1400,7 +1493,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1505,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1518,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -1452,7 +1545,7 @@ type CreateKubeconfigRequest struct {
 
 func (x *CreateKubeconfigRequest) Reset() {
 	*x = CreateKubeconfigRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1557,7 @@ func (x *CreateKubeconfigRequest) String() string {
 func (*CreateKubeconfigRequest) ProtoMessage() {}
 
 func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1570,7 @@ func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKubeconfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateKubeconfigRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateKubeconfigRequest) GetName() string {
@@ -1528,7 +1621,7 @@ type CreateKubeconfigResponse struct {
 
 func (x *CreateKubeconfigResponse) Reset() {
 	*x = CreateKubeconfigResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1633,7 @@ func (x *CreateKubeconfigResponse) String() string {
 func (*CreateKubeconfigResponse) ProtoMessage() {}
 
 func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1646,7 @@ func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKubeconfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateKubeconfigResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateKubeconfigResponse) GetCertificatePem() string {
@@ -1614,7 +1707,7 @@ type CreateWorkflowResponse struct {
 
 func (x *CreateWorkflowResponse) Reset() {
 	*x = CreateWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1719,7 @@ func (x *CreateWorkflowResponse) String() string {
 func (*CreateWorkflowResponse) ProtoMessage() {}
 
 func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1732,7 @@ func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateWorkflowResponse) GetWorkflow() *Workflow {
@@ -1658,7 +1751,7 @@ type GetWorkflowRequest struct {
 
 func (x *GetWorkflowRequest) Reset() {
 	*x = GetWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1763,7 @@ func (x *GetWorkflowRequest) String() string {
 func (*GetWorkflowRequest) ProtoMessage() {}
 
 func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1776,7 @@ func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetWorkflowRequest) GetId() string {
@@ -1702,7 +1795,7 @@ type GetWorkflowResponse struct {
 
 func (x *GetWorkflowResponse) Reset() {
 	*x = GetWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1807,7 @@ func (x *GetWorkflowResponse) String() string {
 func (*GetWorkflowResponse) ProtoMessage() {}
 
 func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1820,7 @@ func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetWorkflowResponse) GetWorkflow() *Workflow {
@@ -1752,7 +1845,7 @@ type ListWorkflowsRequest struct {
 
 func (x *ListWorkflowsRequest) Reset() {
 	*x = ListWorkflowsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1857,7 @@ func (x *ListWorkflowsRequest) String() string {
 func (*ListWorkflowsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1870,7 @@ func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListWorkflowsRequest) GetState() WorkflowState {
@@ -1812,7 +1905,7 @@ type ListWorkflowsResponse struct {
 
 func (x *ListWorkflowsResponse) Reset() {
 	*x = ListWorkflowsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1917,7 @@ func (x *ListWorkflowsResponse) String() string {
 func (*ListWorkflowsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1930,7 @@ func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListWorkflowsResponse) GetWorkflows() []*Workflow {
@@ -1863,7 +1956,7 @@ type CancelWorkflowRequest struct {
 
 func (x *CancelWorkflowRequest) Reset() {
 	*x = CancelWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1968,7 @@ func (x *CancelWorkflowRequest) String() string {
 func (*CancelWorkflowRequest) ProtoMessage() {}
 
 func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1981,7 @@ func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelWorkflowRequest) GetId() string {
@@ -1907,7 +2000,7 @@ type CancelWorkflowResponse struct {
 
 func (x *CancelWorkflowResponse) Reset() {
 	*x = CancelWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2012,7 @@ func (x *CancelWorkflowResponse) String() string {
 func (*CancelWorkflowResponse) ProtoMessage() {}
 
 func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2025,7 @@ func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelWorkflowResponse) GetWorkflow() *Workflow {
@@ -1951,7 +2044,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2056,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2069,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryWorkflowRequest) GetId() string {
@@ -1995,7 +2088,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2100,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2113,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryWorkflowResponse) GetWorkflow() *Workflow {
@@ -2039,7 +2132,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2144,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2157,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchWorkflowRequest) GetId() string {
@@ -2087,7 +2180,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2192,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2205,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchWorkflowResponse) GetUpdate() isWatchWorkflowResponse_Update {
@@ -2173,7 +2266,7 @@ type GetWorkflowLogsRequest struct {
 
 func (x *GetWorkflowLogsRequest) Reset() {
 	*x = GetWorkflowLogsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2278,7 @@ func (x *GetWorkflowLogsRequest) String() string {
 func (*GetWorkflowLogsRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2291,7 @@ func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetWorkflowLogsRequest) GetId() string {
@@ -2240,7 +2333,7 @@ type GetWorkflowLogsResponse struct {
 
 func (x *GetWorkflowLogsResponse) Reset() {
 	*x = GetWorkflowLogsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2345,7 @@ func (x *GetWorkflowLogsResponse) String() string {
 func (*GetWorkflowLogsResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2358,7 @@ func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -2286,17 +2379,30 @@ var File_deckhand_api_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n" +
+	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n" +
 	"\fInitWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x127\n" +
 	"\acluster\x18\x02 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\acluster\x12:\n" +
 	"\bpackages\x18\x03 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecR\bpackages\x127\n" +
 	"\aruntime\x18\x04 \x01(\v2\x1d.deckhand.task.v1.RuntimeSpecR\aruntime\x12\x18\n" +
-	"\aaddress\x18\x05 \x01(\tR\aaddress\"a\n" +
+	"\aaddress\x18\x05 \x01(\tR\aaddress\x126\n" +
+	"\aoptions\x18\x06 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"\xff\x02\n" +
+	"\vNodeOptions\x12@\n" +
+	"\x06labels\x18\x01 \x03(\v2(.deckhand.api.v1.NodeOptions.LabelsEntryR\x06labels\x12/\n" +
+	"\x06taints\x18\x02 \x03(\v2\x17.deckhand.task.v1.TaintR\x06taints\x12\x1b\n" +
+	"\tno_taints\x18\x03 \x01(\bR\bnoTaints\x12`\n" +
+	"\x12kubelet_extra_args\x18\x04 \x03(\v22.deckhand.api.v1.NodeOptions.KubeletExtraArgsEntryR\x10kubeletExtraArgs\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aC\n" +
+	"\x15KubeletExtraArgsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x99\x01\n" +
 	"\fJoinWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\x12\x18\n" +
-	"\aaddress\x18\x03 \x01(\tR\aaddress\"y\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x126\n" +
+	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"y\n" +
 	"\rResetWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +
@@ -2486,129 +2592,138 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                   // 1: deckhand.api.v1.StepState
 	(KubeconfigRole)(0),              // 2: deckhand.api.v1.KubeconfigRole
 	(*InitWorkflow)(nil),             // 3: deckhand.api.v1.InitWorkflow
-	(*JoinWorkflow)(nil),             // 4: deckhand.api.v1.JoinWorkflow
-	(*ResetWorkflow)(nil),            // 5: deckhand.api.v1.ResetWorkflow
-	(*ApplyWorkflow)(nil),            // 6: deckhand.api.v1.ApplyWorkflow
-	(*WorkflowSpec)(nil),             // 7: deckhand.api.v1.WorkflowSpec
-	(*Step)(nil),                     // 8: deckhand.api.v1.Step
-	(*StepInput)(nil),                // 9: deckhand.api.v1.StepInput
-	(*Workflow)(nil),                 // 10: deckhand.api.v1.Workflow
-	(*CreateWorkflowRequest)(nil),    // 11: deckhand.api.v1.CreateWorkflowRequest
-	(*PlanWorkflowRequest)(nil),      // 12: deckhand.api.v1.PlanWorkflowRequest
-	(*PlanWorkflowResponse)(nil),     // 13: deckhand.api.v1.PlanWorkflowResponse
-	(*ClusterNode)(nil),              // 14: deckhand.api.v1.ClusterNode
-	(*Cluster)(nil),                  // 15: deckhand.api.v1.Cluster
-	(*GetClusterRequest)(nil),        // 16: deckhand.api.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),       // 17: deckhand.api.v1.GetClusterResponse
-	(*CreateKubeconfigRequest)(nil),  // 18: deckhand.api.v1.CreateKubeconfigRequest
-	(*CreateKubeconfigResponse)(nil), // 19: deckhand.api.v1.CreateKubeconfigResponse
-	(*CreateWorkflowResponse)(nil),   // 20: deckhand.api.v1.CreateWorkflowResponse
-	(*GetWorkflowRequest)(nil),       // 21: deckhand.api.v1.GetWorkflowRequest
-	(*GetWorkflowResponse)(nil),      // 22: deckhand.api.v1.GetWorkflowResponse
-	(*ListWorkflowsRequest)(nil),     // 23: deckhand.api.v1.ListWorkflowsRequest
-	(*ListWorkflowsResponse)(nil),    // 24: deckhand.api.v1.ListWorkflowsResponse
-	(*CancelWorkflowRequest)(nil),    // 25: deckhand.api.v1.CancelWorkflowRequest
-	(*CancelWorkflowResponse)(nil),   // 26: deckhand.api.v1.CancelWorkflowResponse
-	(*RetryWorkflowRequest)(nil),     // 27: deckhand.api.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),    // 28: deckhand.api.v1.RetryWorkflowResponse
-	(*WatchWorkflowRequest)(nil),     // 29: deckhand.api.v1.WatchWorkflowRequest
-	(*WatchWorkflowResponse)(nil),    // 30: deckhand.api.v1.WatchWorkflowResponse
-	(*GetWorkflowLogsRequest)(nil),   // 31: deckhand.api.v1.GetWorkflowLogsRequest
-	(*GetWorkflowLogsResponse)(nil),  // 32: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                              // 33: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),           // 34: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),          // 35: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),           // 36: deckhand.task.v1.RuntimeSpec
-	(*durationpb.Duration)(nil),      // 37: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),              // 38: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),             // 39: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),    // 40: google.protobuf.Timestamp
-	(*v1.Progress)(nil),              // 41: deckhand.task.v1.Progress
-	(*v1.Change)(nil),                // 42: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                 // 43: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),             // 44: deckhand.task.v1.TaskEvent
+	(*NodeOptions)(nil),              // 4: deckhand.api.v1.NodeOptions
+	(*JoinWorkflow)(nil),             // 5: deckhand.api.v1.JoinWorkflow
+	(*ResetWorkflow)(nil),            // 6: deckhand.api.v1.ResetWorkflow
+	(*ApplyWorkflow)(nil),            // 7: deckhand.api.v1.ApplyWorkflow
+	(*WorkflowSpec)(nil),             // 8: deckhand.api.v1.WorkflowSpec
+	(*Step)(nil),                     // 9: deckhand.api.v1.Step
+	(*StepInput)(nil),                // 10: deckhand.api.v1.StepInput
+	(*Workflow)(nil),                 // 11: deckhand.api.v1.Workflow
+	(*CreateWorkflowRequest)(nil),    // 12: deckhand.api.v1.CreateWorkflowRequest
+	(*PlanWorkflowRequest)(nil),      // 13: deckhand.api.v1.PlanWorkflowRequest
+	(*PlanWorkflowResponse)(nil),     // 14: deckhand.api.v1.PlanWorkflowResponse
+	(*ClusterNode)(nil),              // 15: deckhand.api.v1.ClusterNode
+	(*Cluster)(nil),                  // 16: deckhand.api.v1.Cluster
+	(*GetClusterRequest)(nil),        // 17: deckhand.api.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 18: deckhand.api.v1.GetClusterResponse
+	(*CreateKubeconfigRequest)(nil),  // 19: deckhand.api.v1.CreateKubeconfigRequest
+	(*CreateKubeconfigResponse)(nil), // 20: deckhand.api.v1.CreateKubeconfigResponse
+	(*CreateWorkflowResponse)(nil),   // 21: deckhand.api.v1.CreateWorkflowResponse
+	(*GetWorkflowRequest)(nil),       // 22: deckhand.api.v1.GetWorkflowRequest
+	(*GetWorkflowResponse)(nil),      // 23: deckhand.api.v1.GetWorkflowResponse
+	(*ListWorkflowsRequest)(nil),     // 24: deckhand.api.v1.ListWorkflowsRequest
+	(*ListWorkflowsResponse)(nil),    // 25: deckhand.api.v1.ListWorkflowsResponse
+	(*CancelWorkflowRequest)(nil),    // 26: deckhand.api.v1.CancelWorkflowRequest
+	(*CancelWorkflowResponse)(nil),   // 27: deckhand.api.v1.CancelWorkflowResponse
+	(*RetryWorkflowRequest)(nil),     // 28: deckhand.api.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),    // 29: deckhand.api.v1.RetryWorkflowResponse
+	(*WatchWorkflowRequest)(nil),     // 30: deckhand.api.v1.WatchWorkflowRequest
+	(*WatchWorkflowResponse)(nil),    // 31: deckhand.api.v1.WatchWorkflowResponse
+	(*GetWorkflowLogsRequest)(nil),   // 32: deckhand.api.v1.GetWorkflowLogsRequest
+	(*GetWorkflowLogsResponse)(nil),  // 33: deckhand.api.v1.GetWorkflowLogsResponse
+	nil,                              // 34: deckhand.api.v1.NodeOptions.LabelsEntry
+	nil,                              // 35: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	nil,                              // 36: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 37: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 38: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 39: deckhand.task.v1.RuntimeSpec
+	(*v1.Taint)(nil),                 // 40: deckhand.task.v1.Taint
+	(*durationpb.Duration)(nil),      // 41: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 42: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 43: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 45: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 46: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 47: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 48: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	34, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	35, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	36, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	37, // 3: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	3,  // 4: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
-	4,  // 5: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
-	5,  // 6: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
-	6,  // 7: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
-	38, // 8: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
-	1,  // 9: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	37, // 10: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	33, // 11: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	39, // 12: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	40, // 13: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	40, // 14: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	41, // 15: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	9,  // 16: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	40, // 17: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	42, // 18: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
-	7,  // 19: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	0,  // 20: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	8,  // 21: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	40, // 22: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	40, // 23: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	39, // 24: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
-	7,  // 25: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	7,  // 26: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	10, // 27: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	43, // 28: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	40, // 29: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	34, // 30: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
-	14, // 31: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	40, // 32: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	40, // 33: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	35, // 34: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	36, // 35: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	15, // 36: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
-	2,  // 37: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
-	37, // 38: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
-	40, // 39: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
-	10, // 40: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	10, // 41: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 42: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	10, // 43: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	10, // 44: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	10, // 45: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	10, // 46: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	44, // 47: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	44, // 48: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	11, // 49: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	21, // 50: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	23, // 51: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	25, // 52: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	27, // 53: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	29, // 54: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	31, // 55: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	12, // 56: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	16, // 57: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	18, // 58: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
-	20, // 59: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	22, // 60: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	24, // 61: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	26, // 62: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	28, // 63: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	30, // 64: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	32, // 65: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	13, // 66: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	17, // 67: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	19, // 68: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
-	59, // [59:69] is the sub-list for method output_type
-	49, // [49:59] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	37, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	38, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	39, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	4,  // 3: deckhand.api.v1.InitWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
+	34, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
+	40, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
+	35, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	4,  // 7: deckhand.api.v1.JoinWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
+	41, // 8: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	3,  // 9: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
+	5,  // 10: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
+	6,  // 11: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
+	7,  // 12: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
+	42, // 13: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	1,  // 14: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
+	41, // 15: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	36, // 16: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	43, // 17: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	44, // 18: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	44, // 19: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	45, // 20: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	10, // 21: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	44, // 22: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	46, // 23: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	8,  // 24: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	0,  // 25: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
+	9,  // 26: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	44, // 27: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	44, // 28: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	43, // 29: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	8,  // 30: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	8,  // 31: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	11, // 32: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	47, // 33: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	44, // 34: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	37, // 35: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	15, // 36: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	44, // 37: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	44, // 38: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	38, // 39: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	39, // 40: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	16, // 41: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	2,  // 42: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
+	41, // 43: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	44, // 44: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	11, // 45: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	11, // 46: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 47: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	11, // 48: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	11, // 49: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	11, // 50: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	11, // 51: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	48, // 52: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	48, // 53: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	12, // 54: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	22, // 55: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	24, // 56: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	26, // 57: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	28, // 58: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	30, // 59: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	32, // 60: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	13, // 61: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	17, // 62: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	19, // 63: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	21, // 64: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	23, // 65: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	25, // 66: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	27, // 67: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	29, // 68: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	31, // 69: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	33, // 70: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	14, // 71: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	18, // 72: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	20, // 73: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	64, // [64:74] is the sub-list for method output_type
+	54, // [54:64] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -2616,13 +2731,13 @@ func file_deckhand_api_v1_workflow_proto_init() {
 	if File_deckhand_api_v1_workflow_proto != nil {
 		return
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[4].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[5].OneofWrappers = []any{
 		(*WorkflowSpec_Init)(nil),
 		(*WorkflowSpec_Join)(nil),
 		(*WorkflowSpec_Reset_)(nil),
 		(*WorkflowSpec_Apply)(nil),
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[27].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[28].OneofWrappers = []any{
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
@@ -2632,7 +2747,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
