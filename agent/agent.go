@@ -26,6 +26,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -522,11 +523,8 @@ func changesFacts(t *taskv1.Task, res *taskv1.TaskResult) bool {
 	if t.GetDryRun() || res.GetReplayed() || res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
 		return false
 	}
-	switch tasks.Kind(t.GetSpec()) {
-	case "runtime", "packages", "kubeadm_init", "kubeadm_join", "kubeadm_reset":
-		return true
-	}
-	return false
+	k, _ := taskkinds.Get(tasks.Kind(t.GetSpec()))
+	return k.ChangesFacts
 }
 
 // facts collects the host's facts for the session with the controller at addr.

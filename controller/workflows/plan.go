@@ -15,6 +15,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/podnet"
+	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -33,21 +34,15 @@ const (
 	defaultDrainTime = 5 * time.Minute
 )
 
-// stepTimeouts bound each kind of step; a step not done by then is cancelled and retried.
-var stepTimeouts = map[string]time.Duration{
-	"preflight": 5 * time.Minute, "packages": 15 * time.Minute, "runtime": 15 * time.Minute, "images": 30 * time.Minute,
-	"kubeadm_init": 15 * time.Minute, "kubeadm_token": 5 * time.Minute, "kubeadm_join": 15 * time.Minute,
-	"kubeadm_reset": 10 * time.Minute, "node_ready": 10 * time.Minute, "delete_node": 5 * time.Minute,
-	"drain": 10 * time.Minute, "diagnostics": 5 * time.Minute, "kubeconfig_sign": KubeconfigSignTimeout,
-	"network": 5 * time.Minute, "etcd_members": 3 * time.Minute,
-}
-
 // KubeconfigSignTimeout bounds signing a user certificate on a control plane (deckctl
 // kubeconfig waits for it): reading the CA, maybe one kubectl call.
-const KubeconfigSignTimeout = time.Minute
+var KubeconfigSignTimeout = StepTimeout("kubeconfig_sign")
 
-// StepTimeout is how long a task of kind may run as a step.
-func StepTimeout(kind string) time.Duration { return stepTimeouts[kind] }
+// StepTimeout is how long a task of kind may run as a step (taskkinds declares it).
+func StepTimeout(kind string) time.Duration {
+	k, _ := taskkinds.Get(kind)
+	return k.StepTimeout
+}
 
 // peerRoutesTimeout bounds a routes step on a node outside the workflow's own: a node that
 // is down must not hold a join up for long (the next join or reset updates it again).
@@ -78,49 +73,17 @@ func (s settings) of(c *apiv1.Cluster) settings {
 	return settings{cluster: c.GetSpec(), packages: c.GetPackages(), runtime: c.GetRuntime()}
 }
 
-func spec(kind any) *taskv1.TaskSpec {
-	switch k := kind.(type) {
-	case *taskv1.PreflightSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: k}}
-	case *taskv1.PackagesSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Packages{Packages: k}}
-	case *taskv1.RuntimeSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: k}}
-	case *taskv1.ImagesSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: k}}
-	case *taskv1.KubeadmInitSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmInit{KubeadmInit: k}}
-	case *taskv1.KubeadmTokenSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: k}}
-	case *taskv1.KubeadmJoinSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: k}}
-	case *taskv1.KubeadmResetSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: k}}
-	case *taskv1.DrainSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Drain{Drain: k}}
-	case *taskv1.DeleteNodeSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: k}}
-	case *taskv1.NodeReadySpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_NodeReady{NodeReady: k}}
-	case *taskv1.KubeconfigSignSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: k}}
-	case *taskv1.DiagnosticsSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: k}}
-	case *taskv1.NetworkSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: k}}
-	case *taskv1.EtcdMembersSpec:
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_EtcdMembers{EtcdMembers: k}}
+// spec wraps a kind's message (a *taskv1.KubeadmJoinSpec and so on) in a TaskSpec.
+func spec(kind proto.Message) *taskv1.TaskSpec {
+	s, err := taskkinds.Wrap(kind)
+	if err != nil {
+		panic("workflows: " + err.Error())
 	}
-	panic(fmt.Sprintf("workflows: no task kind for %T", kind))
+	return s
 }
 
 // KindOf names a task spec's kind as the agent's handlers do.
-func KindOf(s *taskv1.TaskSpec) string {
-	if s == nil || s.GetKind() == nil {
-		return ""
-	}
-	return string(s.ProtoReflect().WhichOneof(s.ProtoReflect().Descriptor().Oneofs().ByName("kind")).Name())
-}
+func KindOf(s *taskv1.TaskSpec) string { return taskkinds.Of(s) }
 
 // add appends a step; name is NODE/WHAT.
 func (p *plan) add(node, what, summary string, deps []string, t *taskv1.TaskSpec) *apiv1.Step {
@@ -128,10 +91,7 @@ func (p *plan) add(node, what, summary string, deps []string, t *taskv1.TaskSpec
 	s := &apiv1.Step{Name: name, Node: node, Lane: node, DependsOn: deps, Task: t, Summary: summary,
 		State: apiv1.StepState_STEP_STATE_PENDING, MaxAttempts: defaultAttempts}
 	if t != nil {
-		s.Timeout = durationpb.New(stepTimeouts[KindOf(t)])
-		if s.Timeout.AsDuration() == 0 {
-			s.Timeout = durationpb.New(10 * time.Minute)
-		}
+		s.Timeout = durationpb.New(StepTimeout(KindOf(t)))
 	}
 	p.steps = append(p.steps, s)
 	return s

@@ -10,15 +10,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/deckhandhq/deckhand/internal/secret"
+	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
-// outputs are the task outputs that carry secrets: a join token and a certificate key let
-// anyone join machines to the Kubernetes cluster.
-var outputs = map[string]bool{"token": true, "certificate_key": true}
-
-// Output reports whether the task output named name carries a secret.
-func Output(name string) bool { return outputs[name] }
+// Output reports whether the task output named name carries a secret (a join token and a
+// certificate key let anyone join machines to the Kubernetes cluster): internal/taskkinds
+// declares them with each kind.
+func Output(name string) bool { return taskkinds.SecretOutput(name) }
 
 // MaskResult masks what a viewer may read of a result: the error, the non-secret outputs
 // and the changes, by pattern and by value (m's values and the result's secret outputs).
