@@ -732,16 +732,7 @@ func (c *Controller) reconcileSessions(ctx context.Context, kvs []*store.KV) {
 	}
 }
 
-func waitOrDone(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func waitOrDone(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
 
 func (c *Controller) peer(addr string) *grpc.ClientConn {
 	c.peersMu.Lock()

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -827,13 +828,4 @@ func (e *Engine) act(ctx context.Context, wf *apiv1.Workflow, l *loaded, s *apiv
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }

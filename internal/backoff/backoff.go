@@ -100,3 +100,15 @@ func (r *Round) Err() error {
 	}
 	return err
 }
+
+// Sleep waits d, or until ctx ends; it reports whether the whole wait passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

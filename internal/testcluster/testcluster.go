@@ -26,6 +26,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testnet"
 	"github.com/deckhandhq/deckhand/internal/teststore"
+	"github.com/deckhandhq/deckhand/internal/testwait"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -537,17 +538,5 @@ func (c *Cluster) Nodes() ([]*apiv1.Node, error) {
 // error.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testwait.For(t, timeout, cond)
 }

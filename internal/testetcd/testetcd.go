@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deckhandhq/deckhand/internal/testwait"
 )
 
 // RequireEnv names the environment variable that turns a missing etcd binary from a skip
@@ -615,17 +617,5 @@ func writeTLSFiles(dir string) (*tlsFiles, error) {
 // error when timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testwait.For(t, timeout, cond)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testnet"
+	"github.com/deckhandhq/deckhand/internal/testwait"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/storetest"
 )
@@ -227,19 +228,7 @@ func (c *cluster) waitStable() {
 
 func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testwait.For(t, timeout, cond)
 }
 
 func TestContractSingleReplica(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/testwait"
 	"github.com/deckhandhq/deckhand/store"
 )
 
@@ -701,15 +702,5 @@ func testInvalid(t *testing.T, h Harness) {
 // error.
 func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, timeout, cond)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	"github.com/deckhandhq/deckhand/internal/pki"
 )
 
@@ -78,13 +79,4 @@ func Poll(timeout time.Duration, cond func() error) error {
 }
 
 // Wait waits d or until ctx ends; false when ctx ended.
-func Wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func Wait(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }

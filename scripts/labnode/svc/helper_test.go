@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deckhandhq/deckhand/internal/testwait"
 )
 
 // The test binary doubles as the services the tests run: started as /usr/bin/kubelet or
@@ -223,19 +225,7 @@ func (l *lab) log(unit string) string {
 // last error.
 func eventually(t *testing.T, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testwait.For(t, timeout, cond)
 }
 
 // cmdline reads a live process's argv.
