@@ -9,6 +9,17 @@ if [ -n "$(git status --porcelain -- proto)" ]; then
   git --no-pager diff --stat -- proto
   exit 1
 fi
+# No breaking change to the protos (buf.yaml's FILE rule: the API, the agent protocol and the
+# stored records) against where this branch left main, or on main against the commit before.
+if base=$(git merge-base HEAD main 2>/dev/null) && [ "$base" = "$(git rev-parse HEAD)" ]; then
+  base=$(git rev-parse --verify -q HEAD~1 || true)
+fi
+if [ -n "${base:-}" ]; then
+  if ! PATH="$PWD/.cache/bin:$PATH" buf breaking proto --against ".git#ref=$base,subdir=proto"; then
+    echo "a proto change above breaks compatibility with $base: add new fields and messages instead of renaming, renumbering or removing (reserve what goes)"
+    exit 1
+  fi
+fi
 for m in . tools; do
   (cd "$m" && cp go.mod /tmp/verify.go.mod && cp go.sum /tmp/verify.go.sum && go mod tidy &&
     if ! cmp -s go.mod /tmp/verify.go.mod || ! cmp -s go.sum /tmp/verify.go.sum; then
