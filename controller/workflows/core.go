@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
@@ -155,4 +157,170 @@ func outcome(l *loaded) (over bool, state apiv1.WorkflowState, failedStep string
 		return true, apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, "", nil
 	}
 	return true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "", &taskv1.TaskError{Reason: "BLOCKED", Message: "no step can run", Hint: "deckctl workflow describe " + wf.GetId()}
+}
+
+// fixedNode is the node a step runs on when it is known without the cluster: its own, or
+// that of the step it follows (NodeFrom: the control plane that drained, minted a token).
+func fixedNode(l *loaded, s *apiv1.Step) (string, bool) {
+	if s.GetNode() != "" {
+		return s.GetNode(), true
+	}
+	if from := s.GetNodeFrom(); from != "" {
+		if p := l.step(from); p != nil && p.GetNode() != "" && p.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
+			return p.GetNode(), true
+		}
+	}
+	return "", false
+}
+
+// pickNode chooses, for a step that may run on any control plane, a Ready control plane of
+// the recorded cluster other than the step's own lane (the node it is about); none Ready
+// (one going NotReady mid-workflow) means waiting, with the reason.
+func pickNode(s *apiv1.Step, cl *apiv1.Cluster, ready func(string) bool) (string, string) {
+	for _, n := range cl.GetNodes() {
+		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE && n.GetName() != s.GetLane() && ready(n.GetName()) {
+			return n.GetName(), ""
+		}
+	}
+	if cl == nil {
+		return "", "waiting for the cluster's first control plane"
+	}
+	return "", "waiting for a Ready control-plane node"
+}
+
+// renderSpec fills step s's inputs into a copy of its task spec: from the outputs of the
+// steps that produce them (outputs by step name: a token, a CA hash, a pod CIDR), or from the
+// recorded cluster cl at store revision gen (a network step's routes and pod CIDR). In a
+// dry-run a missing output becomes a placeholder; a token-delete step whose token was never
+// minted has nothing to do (a skipError).
+func renderSpec(l *loaded, s *apiv1.Step, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool) (*taskv1.TaskSpec, error) {
+	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
+	var view []netNode
+	for _, in := range s.GetInputs() {
+		if in.GetStep() == "" {
+			if view == nil {
+				view = networkView(cl, l.wf.GetSteps())
+			}
+			n := t.GetNetwork()
+			switch in.GetField() {
+			case "routes":
+				n.Routes, n.Generation = routesFor(view, s.GetNode()), uint64(gen)
+			case "pod_cidr":
+				for _, v := range view {
+					if v.name == s.GetNode() {
+						n.PodCidr = v.podCIDR
+					}
+				}
+				if n.GetPodCidr() == "" {
+					return nil, &skipError{fmt.Sprintf("%s is not a node of the cluster with a podCIDR any more: it has no routes to update", s.GetNode())}
+				}
+			default:
+				return nil, fmt.Errorf("unknown input field %q", in.GetField())
+			}
+			continue
+		}
+		val := outputs[in.GetStep()][in.GetOutput()]
+		if in.GetField() == "delete_token_id" {
+			val, _, _ = strings.Cut(val, ".")
+			if val == "" && !dry {
+				// The step failed before it minted a token, or found the work done (an
+				// init that had run already): there is no token of this workflow's to delete.
+				return nil, &skipError{fmt.Sprintf("%s minted no token: nothing to delete", in.GetStep())}
+			}
+		}
+		if val == "" {
+			if !dry {
+				return nil, fmt.Errorf("%s: step %s produced no %s", in.GetField(), in.GetStep(), in.GetOutput())
+			}
+			val = placeholders[in.GetField()]
+			if in.GetField() == "pod_cidr" {
+				val = placeholderPodCIDR(t.GetNetwork().GetClusterPodSubnet())
+			}
+		}
+		switch in.GetField() {
+		case "token":
+			t.GetKubeadmJoin().Token = val
+		case "ca_cert_hash":
+			t.GetKubeadmJoin().CaCertHash = val
+		case "certificate_key":
+			t.GetKubeadmJoin().CertificateKey = val
+		case "delete_token_id":
+			t.GetKubeadmToken().DeleteTokenId = val
+		case "api_server":
+			if c := t.GetKubeadmJoin().GetCluster(); c != nil && c.GetControlPlaneEndpoint() == "" {
+				c.ControlPlaneEndpoint = val
+			}
+		case "pod_cidr":
+			t.GetNetwork().PodCidr = val
+		default:
+			return nil, fmt.Errorf("unknown input field %q", in.GetField())
+		}
+	}
+	return t, nil
+}
+
+// retrySet names the steps a retry runs again: every step that did not succeed (or was
+// skipped), the ephemeral steps whose outputs those consume (a join token may be gone), and
+// the clean-up (always) steps after any of them.
+func retrySet(l *loaded) map[string]bool {
+	again := map[string]bool{}
+	for _, st := range l.wf.GetSteps() {
+		if st.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED && st.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
+			again[st.GetName()] = true
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, st := range l.wf.GetSteps() {
+			if !again[st.GetName()] {
+				continue
+			}
+			for _, in := range st.GetInputs() {
+				if p := l.step(in.GetStep()); p != nil && p.GetEphemeral() && !again[p.GetName()] {
+					again[p.GetName()], changed = true, true
+				}
+			}
+		}
+		for _, st := range l.wf.GetSteps() {
+			if again[st.GetName()] || !st.GetAlways() {
+				continue
+			}
+			for _, d := range st.GetDependsOn() {
+				if again[d] {
+					again[st.GetName()], changed = true, true
+				}
+			}
+		}
+	}
+	return again
+}
+
+// resetForRetry makes step st pending again with a fresh allowance of attempts; a step that
+// may run on any control plane chooses its node again.
+func resetForRetry(st *apiv1.Step) {
+	st.State = apiv1.StepState_STEP_STATE_PENDING
+	st.MaxAttempts = st.GetAttempts() + max(1, min(st.GetMaxAttempts(), defaultAttempts))
+	st.Error, st.NotBefore, st.Finished = nil, nil, nil
+	if st.GetAnyControlPlane() || st.GetNodeFrom() != "" {
+		st.Node = ""
+	}
+}
+
+// cancelSteps cancels the running and pending steps of wf at now; it returns the tasks of
+// the running ones (to cancel on their nodes) and the indexes of the changed steps, the
+// running ones first.
+func cancelSteps(wf *apiv1.Workflow, now time.Time) (tasks []string, first, rest []int) {
+	for i, st := range wf.GetSteps() {
+		switch st.GetState() {
+		case apiv1.StepState_STEP_STATE_RUNNING:
+			tasks = append(tasks, st.GetTaskId())
+			st.State = apiv1.StepState_STEP_STATE_CANCELLED
+			st.Finished = timestamppb.New(now)
+			first = append(first, i)
+		case apiv1.StepState_STEP_STATE_PENDING:
+			st.State = apiv1.StepState_STEP_STATE_CANCELLED
+			rest = append(rest, i)
+		}
+	}
+	return tasks, first, rest
 }

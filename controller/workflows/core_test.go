@@ -210,3 +210,111 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeChoice(t *testing.T) {
+	cp := taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{{Name: "cp-1", Role: cp}, {Name: "cp-2", Role: cp}, {Name: "w-1", Role: taskv1.NodeRole_NODE_ROLE_WORKER}}}
+	drain := &apiv1.Step{Name: "cp-1/drain", Lane: "cp-1", Node: "cp-2", State: succeeded}
+	skippedDrain := &apiv1.Step{Name: "w-1/drain", Lane: "w-1", Node: "cp-1", State: skipped}
+	l := wfOf(0, drain, skippedDrain)
+	for _, c := range []struct {
+		name  string
+		s     *apiv1.Step
+		cl    *apiv1.Cluster
+		ready map[string]bool
+		node  string
+		wait  string
+	}{
+		{"its own node", &apiv1.Step{Node: "w-1"}, cl, nil, "w-1", ""},
+		{"the node of the step it follows", &apiv1.Step{NodeFrom: "cp-1/drain", Lane: "cp-1", AnyControlPlane: true}, cl, nil, "cp-2", ""},
+		{"a skipped step's node is not taken", &apiv1.Step{NodeFrom: "w-1/drain", Lane: "w-1", AnyControlPlane: true}, cl, map[string]bool{"cp-2": true}, "cp-2", ""},
+		{"any Ready control plane but its own", &apiv1.Step{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true, "cp-2": true}, "cp-2", ""},
+		{"the other control plane went NotReady: wait", &apiv1.Step{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true}, "", "waiting for a Ready control-plane node"},
+		{"a worker is never chosen", &apiv1.Step{Lane: "x", AnyControlPlane: true}, cl, map[string]bool{"w-1": true}, "", "waiting for a Ready control-plane node"},
+		{"no cluster yet", &apiv1.Step{Lane: "x", AnyControlPlane: true}, nil, nil, "", "waiting for the cluster's first control plane"},
+	} {
+		node, wait := "", ""
+		if n, ok := fixedNode(l, c.s); ok {
+			node = n
+		} else {
+			node, wait = pickNode(c.s, c.cl, func(n string) bool { return c.ready[n] })
+		}
+		if node != c.node || wait != c.wait {
+			t.Errorf("%s: %q %q, want %q %q", c.name, node, wait, c.node, c.wait)
+		}
+	}
+}
+
+func TestRenderSpecFeedsOutputsToInputs(t *testing.T) {
+	tok := &apiv1.Step{Name: "w-1/token", State: succeeded, TaskId: "t1", Ephemeral: true}
+	join := &apiv1.Step{Name: "w-1/join", Node: "w-1", State: pending,
+		Task: spec(&taskv1.KubeadmJoinSpec{Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}),
+		Inputs: []*apiv1.StepInput{{Field: "token", Step: "w-1/token", Output: "token"}, {Field: "ca_cert_hash", Step: "w-1/token", Output: "ca_cert_hash"},
+			{Field: "api_server", Step: "w-1/token", Output: "api_server"}}}
+	del := &apiv1.Step{Name: "w-1/token-delete", State: pending, Always: true, Task: spec(&taskv1.KubeadmTokenSpec{}),
+		Inputs: []*apiv1.StepInput{{Field: "delete_token_id", Step: "w-1/token", Output: "token"}}}
+	l := wfOf(0, tok, join, del)
+	outs := map[string]map[string]string{"w-1/token": {"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:ab", "api_server": "10.0.0.1:6443"}}
+
+	got, err := renderSpec(l, join, nil, 0, outs, false)
+	if err != nil || got.GetKubeadmJoin().GetToken() != "abcdef.0123456789abcdef" || got.GetKubeadmJoin().GetCaCertHash() != "sha256:ab" ||
+		got.GetKubeadmJoin().GetCluster().GetControlPlaneEndpoint() != "10.0.0.1:6443" {
+		t.Fatalf("rendered join: %v, %v", got, err)
+	}
+	if join.GetTask().GetKubeadmJoin().GetToken() != "" {
+		t.Fatal("the token reached the step's template: secrets must stay in the task record only")
+	}
+	if got, err := renderSpec(l, del, nil, 0, outs, false); err != nil || got.GetKubeadmToken().GetDeleteTokenId() != "abcdef" {
+		t.Fatalf("token delete gets the token's ID only: %v, %v", got, err)
+	}
+	// The token step failed before it minted one: nothing to delete.
+	if _, err := renderSpec(l, del, nil, 0, nil, false); err == nil || fmt.Sprintf("%T", err) != "*workflows.skipError" {
+		t.Fatalf("token delete without a token: %v, want a skip", err)
+	}
+	// A missing output fails the step, except in a dry run, which uses placeholders.
+	if _, err := renderSpec(l, join, nil, 0, nil, false); err == nil {
+		t.Fatal("a join without its token rendered")
+	}
+	if got, err := renderSpec(l, join, nil, 0, nil, true); err != nil || got.GetKubeadmJoin().GetToken() != placeholders["token"] {
+		t.Fatalf("dry-run join: %v, %v", got, err)
+	}
+	// Inputs from the cluster record: a routes step of a node that left has nothing to do.
+	routes := &apiv1.Step{Name: "w-2/routes", Node: "w-2", State: pending, Task: spec(&taskv1.NetworkSpec{}),
+		Inputs: []*apiv1.StepInput{{Field: "pod_cidr"}, {Field: "routes"}}}
+	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{{Name: "w-1", PodCidr: "10.244.1.0/24", Address: "10.0.0.21"}, {Name: "w-2", PodCidr: "10.244.2.0/24", Address: "10.0.0.22"}}}
+	got, err = renderSpec(wfOf(0, routes), routes, cl, 42, nil, false)
+	if err != nil || got.GetNetwork().GetPodCidr() != "10.244.2.0/24" || got.GetNetwork().GetGeneration() != 42 || len(got.GetNetwork().GetRoutes()) != 1 {
+		t.Fatalf("routes of w-2: %v, %v", got, err)
+	}
+	if _, err := renderSpec(wfOf(0, routes), routes, &apiv1.Cluster{}, 43, nil, false); err == nil || fmt.Sprintf("%T", err) != "*workflows.skipError" {
+		t.Fatalf("routes of a node that left: %v, want a skip", err)
+	}
+}
+
+func TestRetrySetAndCancel(t *testing.T) {
+	tok := &apiv1.Step{Name: "w-1/token", State: succeeded, Ephemeral: true, Node: "cp-1", AnyControlPlane: true}
+	join := &apiv1.Step{Name: "w-1/join", State: failedSt, Attempts: 2, MaxAttempts: 2, DependsOn: []string{"w-1/token"},
+		Inputs: []*apiv1.StepInput{{Field: "token", Step: "w-1/token", Output: "token"}}, Error: &taskv1.TaskError{Reason: "JOIN_FAILED"}}
+	del := &apiv1.Step{Name: "w-1/token-delete", State: succeeded, Always: true, DependsOn: []string{"w-1/join"}, NodeFrom: "w-1/token", Node: "cp-1"}
+	prep := &apiv1.Step{Name: "w-1/preflight", State: succeeded}
+	other := &apiv1.Step{Name: "w-2/join", State: cancelled}
+	l := wfOf(0, prep, tok, join, del, other)
+	again := retrySet(l)
+	want := map[string]bool{"w-1/token": true, "w-1/join": true, "w-1/token-delete": true, "w-2/join": true}
+	if fmt.Sprint(again) != fmt.Sprint(want) {
+		t.Fatalf("retry runs %v again, want %v (the failed and cancelled steps, the token they consume, the clean-up after them)", again, want)
+	}
+	for _, s := range []*apiv1.Step{tok, join, del} {
+		resetForRetry(s)
+	}
+	if join.GetState() != pending || join.GetMaxAttempts() != 4 || join.GetError() != nil || tok.GetNode() != "" || del.GetNode() != "" {
+		t.Fatalf("after the reset: join %v, token node %q, delete node %q", join, tok.GetNode(), del.GetNode())
+	}
+
+	w := &apiv1.Workflow{Steps: []*apiv1.Step{{Name: "a", State: succeeded}, {Name: "b", State: running, TaskId: "t-b"}, {Name: "c", State: pending}, {Name: "d", State: failedSt}}}
+	tasks, first, rest := cancelSteps(w, t0)
+	if fmt.Sprint(tasks, first, rest) != "[t-b] [1] [2]" || w.Steps[1].GetState() != cancelled || w.Steps[2].GetState() != cancelled ||
+		w.Steps[0].GetState() != succeeded || w.Steps[3].GetState() != failedSt || !w.Steps[1].GetFinished().AsTime().Equal(t0) {
+		t.Fatalf("cancel: %v %v %v, steps %v", tasks, first, rest, w.Steps)
+	}
+}

@@ -613,14 +613,10 @@ func idTakenMessage(rec *apiv1.TaskRecord, wf string, s *apiv1.Step) string {
 }
 
 // resolveNode picks the node a step runs on; "" with a reason when none is available yet.
+// It loads the cluster record and node states only when the step needs them (pickNode).
 func (e *Engine) resolveNode(ctx context.Context, l *loaded, s *apiv1.Step) (string, string) {
-	if s.GetNode() != "" {
-		return s.GetNode(), ""
-	}
-	if from := s.GetNodeFrom(); from != "" {
-		if p := l.step(from); p != nil && p.GetNode() != "" && p.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
-			return p.GetNode(), ""
-		}
+	if n, ok := fixedNode(l, s); ok {
+		return n, ""
 	}
 	if !s.GetAnyControlPlane() && s.GetNodeFrom() == "" {
 		return "", "the step names no node"
@@ -629,15 +625,7 @@ func (e *Engine) resolveNode(ctx context.Context, l *loaded, s *apiv1.Step) (str
 	if err != nil {
 		return "", err.Error()
 	}
-	for _, n := range cl.GetNodes() {
-		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE && n.GetName() != s.GetLane() && e.nodeState(ctx, n.GetName()) == apiv1.NodeState_NODE_STATE_READY {
-			return n.GetName(), ""
-		}
-	}
-	if cl == nil {
-		return "", "waiting for the cluster's first control plane"
-	}
-	return "", "waiting for a Ready control-plane node"
+	return pickNode(s, cl, func(n string) bool { return e.nodeState(ctx, n) == apiv1.NodeState_NODE_STATE_READY })
 }
 
 // skipError: the step has nothing to do (a routes step for a node that left meanwhile).
@@ -648,16 +636,16 @@ func (e *skipError) Error() string { return e.why }
 // render fills the step's inputs into its task spec from the producing tasks' outputs, and
 // a network step's from the cluster's network view as it is now.
 func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool) (*taskv1.TaskSpec, error) {
-	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
-	var view []netNode
+	var cl *apiv1.Cluster
 	var gen int64
+	loadedCluster := false
+	outputs := map[string]map[string]string{}
 	for _, in := range s.GetInputs() {
 		if in.GetStep() == "" {
 			// Resolved when the step is dispatched, not when the plan was built: nodes that
 			// joined (or left) since, in this workflow or another, are in the list.
-			if view == nil {
+			if !loadedCluster {
 				kv, rev, err := e.svc.st.Get(ctx, ClusterKey)
-				var cl *apiv1.Cluster
 				if err == nil {
 					cl = &apiv1.Cluster{}
 					if err := proto.Unmarshal(kv.Value, cl); err != nil {
@@ -666,71 +654,19 @@ func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool)
 				} else if !errors.Is(err, store.ErrNotFound) {
 					return nil, err
 				}
-				view, gen = networkView(cl, l.wf.GetSteps()), rev
-			}
-			n := t.GetNetwork()
-			switch in.GetField() {
-			case "routes":
-				n.Routes, n.Generation = routesFor(view, s.GetNode()), uint64(gen)
-			case "pod_cidr":
-				for _, v := range view {
-					if v.name == s.GetNode() {
-						n.PodCidr = v.podCIDR
-					}
-				}
-				if n.GetPodCidr() == "" {
-					return nil, &skipError{fmt.Sprintf("%s is not a node of the cluster with a podCIDR any more: it has no routes to update", s.GetNode())}
-				}
-			default:
-				return nil, fmt.Errorf("unknown input field %q", in.GetField())
+				gen, loadedCluster = rev, true
 			}
 			continue
 		}
-		var val string
 		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED {
 			rec, err := e.task(ctx, p.GetTaskId())
 			if err != nil {
 				return nil, err
 			}
-			val = rec.GetResult().GetOutputs()[in.GetOutput()]
-		}
-		if in.GetField() == "delete_token_id" {
-			val, _, _ = strings.Cut(val, ".")
-			if val == "" && !dry {
-				// The step failed before it minted a token, or found the work done (an
-				// init that had run already): there is no token of this workflow's to delete.
-				return nil, &skipError{fmt.Sprintf("%s minted no token: nothing to delete", in.GetStep())}
-			}
-		}
-		if val == "" {
-			if !dry {
-				return nil, fmt.Errorf("%s: step %s produced no %s", in.GetField(), in.GetStep(), in.GetOutput())
-			}
-			val = placeholders[in.GetField()]
-			if in.GetField() == "pod_cidr" {
-				val = placeholderPodCIDR(t.GetNetwork().GetClusterPodSubnet())
-			}
-		}
-		switch in.GetField() {
-		case "token":
-			t.GetKubeadmJoin().Token = val
-		case "ca_cert_hash":
-			t.GetKubeadmJoin().CaCertHash = val
-		case "certificate_key":
-			t.GetKubeadmJoin().CertificateKey = val
-		case "delete_token_id":
-			t.GetKubeadmToken().DeleteTokenId = val
-		case "api_server":
-			if c := t.GetKubeadmJoin().GetCluster(); c != nil && c.GetControlPlaneEndpoint() == "" {
-				c.ControlPlaneEndpoint = val
-			}
-		case "pod_cidr":
-			t.GetNetwork().PodCidr = val
-		default:
-			return nil, fmt.Errorf("unknown input field %q", in.GetField())
+			outputs[in.GetStep()] = rec.GetResult().GetOutputs()
 		}
 	}
-	return t, nil
+	return renderSpec(l, s, cl, gen, outputs, dry)
 }
 
 // placeholderPodCIDR stands in, in a dry-run, for the pod CIDR a node has not been given:

@@ -185,20 +185,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 			return nil, err
 		}
 		wf := l.wf
-		var running []string
-		var first, rest []int // changed steps: the running ones first
-		for i, st := range wf.GetSteps() {
-			switch st.GetState() {
-			case apiv1.StepState_STEP_STATE_RUNNING:
-				running = append(running, st.GetTaskId())
-				st.State = apiv1.StepState_STEP_STATE_CANCELLED
-				st.Finished = timestamppb.New(s.now())
-				first = append(first, i)
-			case apiv1.StepState_STEP_STATE_PENDING:
-				st.State = apiv1.StepState_STEP_STATE_CANCELLED
-				rest = append(rest, i)
-			}
-		}
+		running, first, rest := cancelSteps(wf, s.now()) // changed steps: the running ones first
 		// A cancelled workflow with steps left unfinished is a cancel cut short: finish it.
 		finish := wf.GetState() == apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED && len(first)+len(rest) > 0
 		if Terminal(wf.GetState()) && !finish {
@@ -266,35 +253,7 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 		if st := wf.GetState(); st != apiv1.WorkflowState_WORKFLOW_STATE_FAILED && st != apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED {
 			return nil, fmt.Errorf("%w: workflow %s is %s; only a failed or cancelled workflow can be retried", ErrWrongState, id, stateName(st))
 		}
-		again := map[string]bool{}
-		for _, st := range wf.GetSteps() {
-			if st.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED && st.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
-				again[st.GetName()] = true
-			}
-		}
-		for changed := true; changed; {
-			changed = false
-			for _, st := range wf.GetSteps() {
-				if !again[st.GetName()] {
-					continue
-				}
-				for _, in := range st.GetInputs() {
-					if p := l.step(in.GetStep()); p != nil && p.GetEphemeral() && !again[p.GetName()] {
-						again[p.GetName()], changed = true, true
-					}
-				}
-			}
-			for _, st := range wf.GetSteps() {
-				if again[st.GetName()] || !st.GetAlways() {
-					continue
-				}
-				for _, d := range st.GetDependsOn() {
-					if again[d] {
-						again[st.GetName()], changed = true, true
-					}
-				}
-			}
-		}
+		again := retrySet(l)
 		var idx []int
 		var before []store.Op // the reset steps as they were
 		for i, st := range wf.GetSteps() {
@@ -306,12 +265,7 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 				return nil, err
 			}
 			idx, before = append(idx, i), append(before, store.Put(stepKey(id, i), b))
-			st.State = apiv1.StepState_STEP_STATE_PENDING
-			st.MaxAttempts = st.GetAttempts() + max(1, min(st.GetMaxAttempts(), defaultAttempts))
-			st.Error, st.NotBefore, st.Finished = nil, nil, nil
-			if st.GetAnyControlPlane() || st.GetNodeFrom() != "" {
-				st.Node = ""
-			}
+			resetForRetry(st)
 		}
 		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_RUNNING
 		wf.FailedStep, wf.Error = "", nil
