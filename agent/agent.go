@@ -27,12 +27,14 @@ import (
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/taskkinds"
+	"github.com/deckhandhq/deckhand/internal/version"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
-// Version is reported in Hello.
-const Version = "0.1.0"
+// Version is this build as reported in Hello (version.Info.String): the controller stores
+// it in the node record and deckctl version checks it against the controllers'.
+var Version = version.Get().String()
 
 // Config configures one agent.
 type Config struct {

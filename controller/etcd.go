@@ -17,6 +17,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/api"
 	"github.com/deckhandhq/deckhand/internal/pki"
+	"github.com/deckhandhq/deckhand/internal/version"
 	clusterv1 "github.com/deckhandhq/deckhand/proto/deckhand/cluster/v1"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/etcdstore"
@@ -191,6 +192,8 @@ type presence struct {
 	ID      string    `json:"id"`
 	Address string    `json:"address"`
 	Seen    time.Time `json:"seen"`
+	// Version is the controller's build (version.Info.String).
+	Version string `json:"version,omitempty"`
 }
 
 // presenceLoop announces this controller while it runs (--store etcd: there is no raft
@@ -202,7 +205,7 @@ func (c *Controller) presenceLoop(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.Heartbeat)
 	defer tick.Stop()
 	for {
-		b, _ := json.Marshal(presence{ID: c.id, Address: c.cfg.advertise(), Seen: time.Now().UTC()})
+		b, _ := json.Marshal(presence{ID: c.id, Address: c.cfg.advertise(), Seen: time.Now().UTC(), Version: version.Get().String()})
 		if _, err := c.store.Txn(ctx, store.Txn{Then: []store.Op{store.Put(presenceKey+c.id, b)}}); err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Debug("announce this controller", "err", err)
 		}
@@ -247,6 +250,7 @@ func (m presenceMembers) ListMembers(ctx context.Context) (api.MemberList, error
 	for _, p := range ps {
 		mem := api.Member{ID: p.ID, Address: p.Address, Voter: true, Unreachable: time.Since(p.Seen) > stale}
 		if !mem.Unreachable {
+			mem.Version = p.Version
 			mem.RaftState = "Follower"
 			if p.ID == out.LeaderID {
 				mem.RaftState = "Leader"

@@ -55,6 +55,7 @@ func (m raftMembers) ListMembers(ctx context.Context) (api.MemberList, error) {
 			}
 			out.Members[i].RaftState = info.GetState()
 			out.Members[i].AppliedIndex = info.GetAppliedIndex()
+			out.Members[i].Version = info.GetVersion()
 		}()
 	}
 	wg.Wait()

@@ -13,10 +13,11 @@ import (
 	"syscall"
 
 	"github.com/deckhandhq/deckhand/agent"
+	"github.com/deckhandhq/deckhand/internal/version"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "deckhand-agent: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(1)
 	}
@@ -29,7 +30,7 @@ const rootHelp = "prefix for every host FILE the agent reads or writes (use / on
 	"ROOT/usr/sbin, ROOT/usr/bin, ROOT/sbin and ROOT/bin, then on the agent's own PATH (so a binary missing under ROOT " +
 	"runs from the host), and it runs as the agent with the whole host in view"
 
-func run(args []string, stderr io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	cfg := agent.DefaultConfig()
 	fs := flag.NewFlagSet("deckhand-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,10 +44,15 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.CRISocket, "cri-socket", cfg.CRISocket, "the container runtime's CRI socket, a path under --root: the runtime task makes containerd serve it; facts and the images, diagnostics and preflight tasks talk to it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the build (version, VCS revision, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
 		}
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(stdout, "deckhand-agent", version.Get())
 		return err
 	}
 	if fs.NArg() > 0 {

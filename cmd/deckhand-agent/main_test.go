@@ -9,7 +9,7 @@ import (
 // --help says that --root does not confine commands, and how a command is found.
 func TestHelpSaysRootDoesNotConfineCommands(t *testing.T) {
 	var out bytes.Buffer
-	if err := run([]string{"--help"}, &out); err != nil {
+	if err := run([]string{"--help"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	help := strings.Join(strings.Fields(out.String()), " ")

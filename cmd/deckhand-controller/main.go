@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/deckhandhq/deckhand/controller"
+	"github.com/deckhandhq/deckhand/internal/version"
 )
 
 func main() {
@@ -46,10 +47,15 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "client key for etcd (with --store etcd)")
 	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", cfg.Etcd.Prefix, "key prefix for Deckhand's state in etcd (with --store etcd)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the build (version, VCS revision, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
 		}
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Println("deckhand-controller", version.Get())
 		return err
 	}
 	if fs.NArg() > 0 {

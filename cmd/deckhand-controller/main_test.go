@@ -815,3 +815,21 @@ func TestJoinSkipsAStaleAddressAndRefusesAForeignCluster(t *testing.T) {
 		return nil
 	})
 }
+
+// --version prints one line, the same build for the three binaries (they were built from
+// one work tree), naming the Go version (and the VCS revision when the build had one:
+// -buildvcs=false, as GOFLAGS sets on some machines, leaves it out).
+func TestVersionFlagOnEveryBinary(t *testing.T) {
+	var builds []string
+	for _, bin := range []string{"deckhand-controller", "deckhand-agent", "deckctl"} {
+		out, err := exec.Command(filepath.Join(binDir, bin), "--version").CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err != nil || len(lines) != 1 || !strings.HasPrefix(lines[0], bin+" ") || !strings.Contains(lines[0], " go1.") {
+			t.Fatalf("%s --version = %v:\n%s\nwant one line: %s VERSION (REVISION) GOVERSION", bin, err, out, bin)
+		}
+		builds = append(builds, strings.TrimPrefix(lines[0], bin+" "))
+	}
+	if builds[0] != builds[1] || builds[1] != builds[2] {
+		t.Fatalf("one work tree, three builds: %q", builds)
+	}
+}

@@ -134,7 +134,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	// Facts are written by one goroutine per session at the node's facts rate; what
 	// arrives faster is coalesced into the newest.
 	facts := make(chan *agentv1.Facts, 1)
-	go s.writeFacts(sess.Context(), id.Name, facts)
+	go s.writeFacts(sess.Context(), id.Name, hello.GetAgentVersion(), facts)
 	offerFacts := func(f *agentv1.Facts) {
 		if err := s.Limits.Facts(id.Name, f); err != nil {
 			return
@@ -218,9 +218,10 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	}
 }
 
-// writeFacts stores the facts offered on ch, at most at the node's facts write rate, until
-// the session ends. The machine ID is always the enrolled one, never what the agent claims.
-func (s *AgentServer) writeFacts(ctx context.Context, node string, ch chan *agentv1.Facts) {
+// writeFacts stores the facts offered on ch, with the agent build the session's hello
+// reported, at most at the node's facts write rate, until the session ends. The machine ID
+// is always the enrolled one, never what the agent claims.
+func (s *AgentServer) writeFacts(ctx context.Context, node, agentVersion string, ch chan *agentv1.Facts) {
 	for {
 		var f *agentv1.Facts
 		select {
@@ -240,7 +241,7 @@ func (s *AgentServer) writeFacts(ctx context.Context, node string, ch chan *agen
 		n, _, err := s.Nodes.Get(ctx, node)
 		if err == nil {
 			f.MachineId = n.GetFacts().GetMachineId()
-			err = s.Nodes.UpdateFacts(ctx, node, f)
+			err = s.Nodes.UpdateFacts(ctx, node, agentVersion, f)
 		}
 		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("update facts", "node", node, "err", err)

@@ -20,6 +20,8 @@ type Member struct {
 	RaftState    string // "Leader", "Follower", "Candidate"; empty when unknown
 	Unreachable  bool
 	AppliedIndex uint64
+	// Version is the member's build (version.Info.String); empty when it did not answer.
+	Version string
 }
 
 // MemberList is the replicas and who leads.
@@ -74,6 +76,7 @@ func (s *MemberServer) ListMembers(ctx context.Context, _ *apiv1.ListMembersRequ
 			Leader:       m.ID == list.LeaderID,
 			Store:        list.Store,
 			AppliedIndex: m.AppliedIndex,
+			Version:      m.Version,
 		})
 	}
 	return resp, nil

@@ -178,13 +178,15 @@ func (r *Registry) ReplaceCertificate(ctx context.Context, name, oldSerial, seri
 	})
 }
 
-// UpdateFacts stores the facts an agent reported, when they changed.
-func (r *Registry) UpdateFacts(ctx context.Context, name string, facts *agentv1.Facts) error {
+// UpdateFacts stores the facts and the agent build (Hello.agent_version) an agent
+// reported, when they changed.
+func (r *Registry) UpdateFacts(ctx context.Context, name, agentVersion string, facts *agentv1.Facts) error {
 	return r.update(ctx, name, false, func(n *apiv1.Node, _ bool) (bool, error) {
-		if proto.Equal(n.GetFacts(), facts) {
+		if proto.Equal(n.GetFacts(), facts) && n.GetAgentVersion() == agentVersion {
 			return false, nil
 		}
 		n.Facts = facts
+		n.AgentVersion = agentVersion
 		return true, nil
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/deckhandhq/deckhand/internal/backoff"
+	"github.com/deckhandhq/deckhand/internal/version"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 )
 
@@ -152,6 +153,7 @@ func (s *Store) Info() *storagev1.InfoResponse {
 		State:         s.raft.State().String(),
 		AppliedIndex:  s.raft.AppliedIndex(),
 		LastLogIndex:  s.raft.LastIndex(),
+		Version:       buildVersion,
 	}
 	if f := s.raft.GetConfiguration(); f.Error() == nil {
 		resp.Members = membersOf(f.Configuration())
@@ -497,3 +499,7 @@ func (e *errConn) Invoke(context.Context, string, any, any, ...grpc.CallOption) 
 func (e *errConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 	return nil, e.err
 }
+
+// buildVersion is this replica's build as Info reports it, so deckctl members and deckctl
+// version show what every replica runs.
+var buildVersion = version.Get().String()

@@ -65,7 +65,7 @@ func newMembersCmd(o *options) *cobra.Command {
 
 func printMembers(o *options, members []*apiv1.ControllerMember) {
 	tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tLEADER\tAPPLIED")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tLEADER\tAPPLIED\tVERSION")
 	for _, m := range members {
 		leader := ""
 		if m.GetLeader() {
@@ -76,7 +76,7 @@ func printMembers(o *options, members []*apiv1.ControllerMember) {
 		if m.GetState() == apiv1.MemberState_MEMBER_STATE_UNREACHABLE {
 			applied = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.GetId(), m.GetAddress(), state, leader, applied)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.GetId(), m.GetAddress(), state, leader, applied, dash(m.GetVersion()))
 	}
 	tw.Flush()
 }

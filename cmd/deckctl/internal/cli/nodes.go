@@ -90,6 +90,7 @@ func newNodeCmd(o *options) *cobra.Command {
 				row("Status since", n.GetStateChanged().AsTime().Local().Format("2006-01-02 15:04:05"))
 				row("Enrolled", n.GetEnrolled().AsTime().Local().Format("2006-01-02 15:04:05"))
 				row("Certificate serial", n.GetCertificateSerial())
+				row("Agent version", n.GetAgentVersion())
 				row("Hostname", f.GetHostname())
 				row("OS", strings.TrimSpace(f.GetOsId()+" "+f.GetOsVersion()))
 				row("Kernel", f.GetKernel())

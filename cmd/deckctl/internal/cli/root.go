@@ -2,7 +2,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/internal/version"
 )
 
 type options struct {
@@ -55,6 +58,9 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
 	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o), newTaskCmd(o), newCredentialsCmd(o), newCertsCmd(o), newKubeconfigCmd(o))
 	root.AddCommand(newWorkflowCmds(o)...)
+	root.AddCommand(newVersionCmd(o))
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("deckctl {{.Version}}\n")
 	return root
 }
 
@@ -166,17 +172,45 @@ func (o *options) printStructured(m proto.Message) (bool, error) {
 	if o.output == "table" {
 		return false, nil
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	b, err := protojson.Marshal(m)
 	if err != nil {
 		return true, err
 	}
-	if o.output == "yaml" {
-		if b, err = yaml.JSONToYAML(b); err != nil {
-			return true, err
-		}
+	return true, o.printJSON(b)
+}
+
+// printValue prints v (a Go value with json tags) as json or yaml; it returns false for
+// table output.
+func (o *options) printValue(v any) (bool, error) {
+	if o.output == "table" {
+		return false, nil
 	}
-	_, err = fmt.Fprintln(o.out, strings.TrimRight(string(b), "\n"))
-	return true, err
+	b, err := json.Marshal(v)
+	if err != nil {
+		return true, err
+	}
+	return true, o.printJSON(b)
+}
+
+// printJSON prints a JSON document as -o asks: indented the way kubectl indents (protojson
+// varies its spacing on purpose, so it is re-indented here), or as YAML.
+func (o *options) printJSON(b []byte) error {
+	var out []byte
+	if o.output == "yaml" {
+		y, err := yaml.JSONToYAML(b)
+		if err != nil {
+			return err
+		}
+		out = y
+	} else {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, b, "", "    "); err != nil {
+			return err
+		}
+		out = buf.Bytes()
+	}
+	_, err := fmt.Fprintln(o.out, strings.TrimRight(string(out), "\n"))
+	return err
 }
 
 func age(t time.Time) string {

@@ -92,7 +92,9 @@ type ControllerMember struct {
 	// Store backend: "raft" or "etcd".
 	Store string `protobuf:"bytes,5,opt,name=store,proto3" json:"store,omitempty"`
 	// Last raft log index applied by this member, when known.
-	AppliedIndex  uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Build the member runs ("v0.2.0 (1a2b3c4d5e6f) go1.26.0"), when it answered.
+	Version       string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -167,6 +169,13 @@ func (x *ControllerMember) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *ControllerMember) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 // ListMembersRequest has no fields.
@@ -381,14 +390,15 @@ var File_deckhand_api_v1_member_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_member_proto_rawDesc = "" +
 	"\n" +
-	"\x1cdeckhand/api/v1/member.proto\x12\x0fdeckhand.api.v1\"\xc3\x01\n" +
+	"\x1cdeckhand/api/v1/member.proto\x12\x0fdeckhand.api.v1\"\xdd\x01\n" +
 	"\x10ControllerMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x122\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x1c.deckhand.api.v1.MemberStateR\x05state\x12\x16\n" +
 	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x14\n" +
 	"\x05store\x18\x05 \x01(\tR\x05store\x12#\n" +
-	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\"\x14\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\"\x14\n" +
 	"\x12ListMembersRequest\"\xab\x01\n" +
 	"\x13ListMembersResponse\x12\x1d\n" +
 	"\n" +

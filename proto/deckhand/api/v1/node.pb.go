@@ -99,8 +99,11 @@ type Node struct {
 	// Serial of the certificate a renewal replaced, still accepted until the node connects
 	// with the new one (a renewal whose answer was lost must not cut the node off).
 	PreviousCertificateSerial string `protobuf:"bytes,9,opt,name=previous_certificate_serial,json=previousCertificateSerial,proto3" json:"previous_certificate_serial,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// Build of the node's agent as it said hello last (version, VCS revision, Go version:
+	// "v0.2.0 (1a2b3c4d5e6f) go1.26.0"); deckctl version checks it against the controllers'.
+	AgentVersion  string `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -192,6 +195,13 @@ func (x *Node) GetClusterRole() string {
 func (x *Node) GetPreviousCertificateSerial() string {
 	if x != nil {
 		return x.PreviousCertificateSerial
+	}
+	return ""
+}
+
+func (x *Node) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
 	}
 	return ""
 }
@@ -487,7 +497,7 @@ var File_deckhand_api_v1_node_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x03\n" +
+	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1a.deckhand.api.v1.NodeStateR\x05state\x12.\n" +
@@ -497,7 +507,9 @@ const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\x12certificate_serial\x18\x06 \x01(\tR\x11certificateSerial\x12\x1b\n" +
 	"\tlocked_by\x18\a \x01(\tR\blockedBy\x12!\n" +
 	"\fcluster_role\x18\b \x01(\tR\vclusterRole\x12>\n" +
-	"\x1bprevious_certificate_serial\x18\t \x01(\tR\x19previousCertificateSerial\"$\n" +
+	"\x1bprevious_certificate_serial\x18\t \x01(\tR\x19previousCertificateSerial\x12#\n" +
+	"\ragent_version\x18\n" +
+	" \x01(\tR\fagentVersion\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
 	"\x0fGetNodeResponse\x12)\n" +

@@ -1551,8 +1551,10 @@ type InfoResponse struct {
 	// From the leader only: the members its raft heartbeats do not reach (the leader's view
 	// of their health, which decides whether removing one needs --force). Empty on followers.
 	UnreachableIds []string `protobuf:"bytes,9,rep,name=unreachable_ids,json=unreachableIds,proto3" json:"unreachable_ids,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Build of the answering replica ("v0.2.0 (1a2b3c4d5e6f) go1.26.0").
+	Version       string `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -1646,6 +1648,13 @@ func (x *InfoResponse) GetUnreachableIds() []string {
 		return x.UnreachableIds
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 // Member is one replica in the raft configuration.
@@ -1798,7 +1807,7 @@ const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\x0echecked_config\x18\x02 \x01(\tR\rcheckedConfig\"G\n" +
 	"\x0eRemoveResponse\x125\n" +
 	"\amembers\x18\x01 \x03(\v2\x1b.deckhand.storage.v1.MemberR\amembers\"\r\n" +
-	"\vInfoRequest\"\xc2\x02\n" +
+	"\vInfoRequest\"\xdc\x02\n" +
 	"\fInfoResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x0e\n" +
@@ -1809,7 +1818,9 @@ const file_deckhand_storage_v1_storage_proto_rawDesc = "" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12$\n" +
 	"\x0elast_log_index\x18\b \x01(\x04R\flastLogIndex\x12'\n" +
-	"\x0funreachable_ids\x18\t \x03(\tR\x0eunreachableIds\"s\n" +
+	"\x0funreachable_ids\x18\t \x03(\tR\x0eunreachableIds\x12\x18\n" +
+	"\aversion\x18\n" +
+	" \x01(\tR\aversion\"s\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12?\n" +
