@@ -434,7 +434,7 @@ func (c *Controller) adminConfLoop(ctx context.Context) {
 				return
 			}
 		}
-		if !waitOrDone(ctx, adminConfPoll) {
+		if !backoff.Sleep(ctx, adminConfPoll) {
 			return
 		}
 	}
@@ -650,44 +650,27 @@ var errLeaderUnreachable = fmt.Errorf("%w: this controller cannot reach the lead
 // for example with ErrCompacted after a snapshot install) is reconciled with the sessions,
 // so a change in the revisions the watch skipped is not missed.
 func (c *Controller) nodeWatchLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		kvs, rev, err := c.store.List(ctx, nodes.Prefix, store.Stale())
-		if err != nil {
-			if !waitOrDone(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		c.reconcileSessions(ctx, kvs)
-		ch, err := c.store.Watch(ctx, nodes.Prefix, rev)
-		if err != nil {
-			if !waitOrDone(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for ev := range ch {
-			if ev.Err != nil {
-				break // compacted or closed: re-list
-			}
+	store.Follow(ctx, c.store, nodes.Prefix, store.Follower{
+		Listed: func(kvs []*store.KV) { c.reconcileSessions(ctx, kvs) },
+		Event: func(ev store.Event) {
 			name := strings.TrimPrefix(ev.KV.Key, nodes.Prefix)
 			if ev.Type == store.EventDelete {
 				c.limits.Forget(name) // a deleted node's budgets go with it, on every replica
 			}
 			s := c.sessions.Get(name)
 			if s == nil {
-				continue
+				return
 			}
 			if ev.Type == store.EventDelete {
 				c.sessions.Drop(name, errors.New("node was deleted"))
-				continue
+				return
 			}
 			// A renewed node keeps its session until it reconnects with the new certificate.
 			if n, err := nodes.Decode(ev.KV); err == nil && !nodes.ValidSerial(n, s.Serial) {
 				c.sessions.Drop(name, errors.New("node was enrolled again with a new certificate"))
 			}
-		}
-	}
+		},
+	})
 }
 
 // reconcileSessions ends the sessions the listed node records no longer accept and forgets
@@ -731,8 +714,6 @@ func (c *Controller) reconcileSessions(ctx context.Context, kvs []*store.KV) {
 		c.sessions.DropIf(name, open[name], errors.New(why))
 	}
 }
-
-func waitOrDone(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
 
 func (c *Controller) peer(addr string) *grpc.ClientConn {
 	c.peersMu.Lock()

@@ -298,31 +298,17 @@ func (m *Manager) Revoked(ctx context.Context, serial string) (bool, error) {
 
 // Run keeps the revoked set current from a watch on the records until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	for ctx.Err() == nil {
-		kvs, rev, err := m.st.List(ctx, Prefix, store.Stale())
-		if err == nil {
-			var ch <-chan store.Event
-			if ch, err = m.st.Watch(ctx, Prefix, rev); err == nil {
-				m.reset(kvs)
-				for ev := range ch {
-					if ev.Err != nil {
-						break // compacted or closed: list again
-					}
-					if ev.Type == store.EventPut {
-						if c, err := decode(ev.KV); err == nil {
-							m.setRevoked(c)
-						}
-					}
+	store.Follow(ctx, m.st, Prefix, store.Follower{
+		Listed: m.reset,
+		Event: func(ev store.Event) {
+			if ev.Type == store.EventPut {
+				if c, err := decode(ev.KV); err == nil {
+					m.setRevoked(c)
 				}
-				continue
 			}
-		}
-		m.log.Warn("loading the credential revocation list failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+		},
+		Failed: func(err error) { m.log.Warn("loading the credential revocation list failed; retrying", "err", err) },
+	})
 }
 
 func (m *Manager) reset(kvs []*store.KV) {

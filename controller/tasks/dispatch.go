@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/sessions"
-	"github.com/deckhandhq/deckhand/internal/backoff"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -54,38 +53,23 @@ func NewDispatcher(svc *Service, reg *sessions.Registry, replica string, log *sl
 // Run follows task records until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	go d.flushEvents(ctx)
-	for ctx.Err() == nil {
-		kvs, rev, err := d.svc.st.List(ctx, Prefix, store.Stale())
-		if err != nil {
-			if !sleepCtx(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for _, kv := range kvs {
-			if rec, err := Decode(kv); err == nil {
-				d.offer(rec)
-			}
-		}
-		ch, err := d.svc.st.Watch(ctx, Prefix, rev)
-		if err != nil {
-			if !sleepCtx(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for ev := range ch {
-			if ev.Err != nil {
-				break
-			}
-			if ev.Type != store.EventPut {
-				continue
-			}
-			if rec, err := Decode(ev.KV); err == nil {
-				d.offer(rec)
-			}
+	offer := func(kv *store.KV) {
+		if rec, err := Decode(kv); err == nil {
+			d.offer(rec)
 		}
 	}
+	store.Follow(ctx, d.svc.st, Prefix, store.Follower{
+		Listed: func(kvs []*store.KV) {
+			for _, kv := range kvs {
+				offer(kv)
+			}
+		},
+		Event: func(ev store.Event) {
+			if ev.Type == store.EventPut {
+				offer(ev.KV)
+			}
+		},
+	})
 }
 
 // SessionOpened sends a newly connected node every task it still has to run.
@@ -314,5 +298,3 @@ func (d *Dispatcher) flushNow(ctx context.Context) {
 		d.log.Warn("store task events", "err", err, "events", len(batch))
 	}
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }

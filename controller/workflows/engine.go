@@ -68,7 +68,7 @@ func NewEngine(svc *Service, log *slog.Logger) *Engine {
 // retain deletes finished task records past the retention every RetentionEvery while this
 // replica leads; a task of a workflow that has not finished is kept.
 func (e *Engine) retain(ctx context.Context) {
-	for sleep(ctx, e.RetentionEvery) {
+	for backoff.Sleep(ctx, e.RetentionEvery) {
 		kvs, _, err := e.svc.st.List(ctx, Prefix)
 		if err != nil {
 			continue
@@ -161,40 +161,28 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 
 // follow turns store changes into dirty workflow IDs; "" asks for a full pass.
 func (e *Engine) follow(ctx context.Context, prefix string) {
-	for ctx.Err() == nil {
-		_, rev, err := e.svc.st.List(ctx, prefix+"\x00") // an empty listing: just the revision
-		if err != nil {
-			if !sleep(ctx, time.Second) {
+	store.Follow(ctx, e.svc.st, prefix, store.Follower{
+		// Each (re)start of the watch may have missed changes: a full pass.
+		NoKeys: true,
+		Listed: func([]*store.KV) { e.mark("") },
+		Event: func(ev store.Event) {
+			if ev.Type != store.EventPut {
 				return
-			}
-			continue
-		}
-		e.mark("")
-		ch, err := e.svc.st.Watch(ctx, prefix, rev)
-		if err != nil {
-			if !sleep(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for ev := range ch {
-			if ev.Err != nil || ev.Type != store.EventPut {
-				continue
 			}
 			if prefix == tasks.Prefix {
 				rec, err := tasks.Decode(ev.KV)
 				if err != nil || rec.GetTask().GetWorkflowId() == "" {
-					continue
+					return
 				}
 				if tasks.Terminal(rec.GetState()) {
 					e.putTask(rec)
 					e.mark(rec.GetTask().GetWorkflowId())
 				}
-				continue
+				return
 			}
 			e.mark(strings.TrimPrefix(ev.KV.Key, Prefix))
-		}
-	}
+		},
+	})
 }
 
 func (e *Engine) mark(id string) {
@@ -763,5 +751,3 @@ func (e *Engine) act(ctx context.Context, wf *apiv1.Workflow, l *loaded, s *apiv
 		return err
 	}
 }
-
-func sleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
