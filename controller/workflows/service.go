@@ -344,18 +344,6 @@ func (s *Service) CreateTask(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRe
 	return nil, fmt.Errorf("%w: node %s is being taken and released by workflows: try again", ErrNodeLocked, t.GetNode())
 }
 
-// Holder returns the workflow holding node, "" when none.
-func (s *Service) Holder(ctx context.Context, node string) (string, error) {
-	kv, _, err := s.st.Get(ctx, lockKey(node))
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return string(kv.Value), nil
-}
-
 // Logs returns the task events of a workflow, only those for node's steps when given.
 func (s *Service) Logs(ctx context.Context, id, node string) ([]*taskv1.TaskEvent, int64, error) {
 	if _, _, err := s.st.Get(ctx, headerKey(id)); errors.Is(err, store.ErrNotFound) {
@@ -394,10 +382,4 @@ func sortEvents(evs []*taskv1.TaskEvent) {
 
 func stateName(s apiv1.WorkflowState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_STATE_"))
-}
-
-// StepOfTask returns the workflow ID of a workflow task ID.
-func StepOfTask(taskID string) string {
-	id, _, _ := strings.Cut(taskID, ".")
-	return id
 }
