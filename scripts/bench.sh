@@ -28,6 +28,13 @@ echo "apply workflow against simulated agents (1 replica):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
   --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}"
 
+# Controller failover: three controller processes, the raft leader SIGKILLed again and
+# again; the time until a write through the API succeeds and until a new leader shows, and
+# the elections nobody caused, per --raft-timeout, in one run.
+echo
+echo "controller failover (3 replicas, leader SIGKILLed):"
+go run ./scripts/failoverload --kills "${BENCH_KILLS:-20}" --raft-timeout "${BENCH_RAFT_TIMEOUTS:-1s,500ms}"
+
 # The real lab (make lab with the Kubernetes kit built): its wall time, init-to-Ready and
 # join-to-Ready from the real API server, and the memory of each host and of the lab.
 echo
