@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -417,41 +418,79 @@ func (c *Controller) peerDialOptions() []grpc.DialOption {
 
 // adminConfLoop writes admin.conf once the cluster CA is published in the store (by the
 // first leader), so a controller token made with it can be used at once by a joining
-// controller. It ends when the file exists.
+// controller. Then it keeps the file's controller list current as replicas join and
+// leave, so a copy of it keeps working when this replica is gone.
 func (c *Controller) adminConfLoop(ctx context.Context) {
 	path := filepath.Join(c.cfg.DataDir, "admin.conf")
 	for {
 		if _, err := os.Stat(path); err == nil {
-			return
+			break
 		}
 		kv, _, err := c.store.Get(ctx, api.CAKey, store.Stale())
 		if err == nil {
 			var rec clusterv1.CARecord
 			if proto.Unmarshal(kv.Value, &rec) == nil && string(rec.GetCertPem()) == string(c.ca.CertPEM) {
-				if err := c.writeAdminConf(path); err != nil {
+				if err := c.writeAdminConf(ctx, path); err != nil {
 					c.cfg.Logger.Error("cannot write admin.conf; fix the data dir and restart to get one", "path", path, "err", err)
+					return
 				}
-				return
+				break
 			}
 		}
 		if !backoff.Sleep(ctx, adminConfPoll) {
 			return
 		}
 	}
+	for waitOrDone(ctx, adminConfSync) {
+		if err := c.syncAdminConf(ctx, path); err != nil {
+			c.cfg.Logger.Debug("cannot update the controllers in admin.conf; will retry", "path", path, "err", err)
+		}
+	}
 }
 
-// adminConfPoll is how often adminConfLoop looks for the published CA.
-const adminConfPoll = 100 * time.Millisecond
+const (
+	// adminConfPoll is how often adminConfLoop looks for the published CA.
+	adminConfPoll = 100 * time.Millisecond
+	// adminConfSync is how often adminConfLoop compares admin.conf's controllers with the
+	// replicas.
+	adminConfSync = time.Second
+)
 
-func (c *Controller) writeAdminConf(path string) error {
+func (c *Controller) writeAdminConf(ctx context.Context, path string) error {
 	certPEM, keyPEM, err := c.ca.IssueClient("admin", pki.RoleAdmin, pki.ClientValidity)
 	if err != nil {
 		return err
 	}
-	if err := clientconfig.New([]string{c.cfg.advertise()}, c.ca.CertPEM, certPEM, keyPEM).Write(path); err != nil {
+	if err := clientconfig.New(adminConfControllers(c.cfg.advertise(), c.Endpoints(ctx)), c.ca.CertPEM, certPEM, keyPEM).Write(path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// syncAdminConf rewrites admin.conf's controller list when the replicas changed.
+func (c *Controller) syncAdminConf(ctx context.Context, path string) error {
+	cfg, err := clientconfig.Load(path)
+	if err != nil {
+		return err
+	}
+	want := adminConfControllers(c.cfg.advertise(), c.Endpoints(ctx))
+	if slices.Equal(cfg.Controllers, want) {
+		return nil
+	}
+	cfg.Controllers = want
+	return cfg.Write(path)
+}
+
+// adminConfControllers is the controller list of this replica's admin.conf: itself first,
+// then the other replicas in their configuration's order.
+func adminConfControllers(self string, replicas []string) []string {
+	out := []string{self}
+	for _, r := range replicas {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // CAHash implements api.Cluster.

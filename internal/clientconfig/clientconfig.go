@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"sigs.k8s.io/yaml"
 )
@@ -53,20 +54,53 @@ func Load(path string) (*Config, error) {
 	return &c, nil
 }
 
-// Write stores the config at path with mode 0600 (its directory 0700 if created).
+// Write stores the config at path with mode 0600 (its directory 0700 if created),
+// atomically: a reader sees the old file or the new one, never a part. A file that exists
+// keeps its owner (root updating a file its controller owns leaves it the controller's).
 func (c *Config) Write(path string) error {
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	done := false
+	defer func() {
+		if !done {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+			if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
+				return fmt.Errorf("keep the owner (uid %d) of %s: %w", st.Uid, path, err)
+			}
+		}
+	}
+	if _, err := tmp.Write(b); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	done = true
+	return nil
 }
 
 // TLS is the client TLS configuration for the controllers.
