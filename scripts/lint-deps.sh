@@ -22,6 +22,7 @@ check "./cmd/deckhand-agent" "^$mod/(controller|store)(/|$)|hashicorp/raft|go.et
 check "./store/..." "^$mod/(controller|agent)(/|$)" "the store never imports the controller or agent"
 check "./proto/..." "^$mod/(controller|agent|store|internal)(/|$)" "generated API code imports only other API packages"
 check "./cmd/deckctl/..." "^$mod/(controller|agent|store)(/|$)|hashicorp/raft" "deckctl speaks only the public API"
+check "./client/..." "^$mod/(controller|agent|store|scripts)(/|$)|^$mod/internal/(test[a-z]*|sim)(/|$)|hashicorp/raft|go.etcd.io/etcd" "the Go client speaks only the public API and links no test kit"
 check "./cmd/..." "^$mod/scripts(/|$)" "product binaries never link lab tooling (scripts/k8skit)"
 check "./agent/..." "^$mod/scripts(/|$)" "product code never links lab tooling (scripts/k8skit)"
 check "./controller/..." "^$mod/scripts(/|$)" "product code never links lab tooling (scripts/k8skit)"

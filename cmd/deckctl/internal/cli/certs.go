@@ -42,7 +42,7 @@ func newCertsCmd(o *options) *cobra.Command {
 			if ca, err := pki.ParseCert([]byte(cfg.CA)); err == nil {
 				rows = append(rows, certRow{Kind: "ca", Name: ca.Subject.CommonName, Serial: pki.SerialHex(ca), Expires: ca.NotAfter})
 			}
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewMemberServiceClient(cc).ListMembers(ctx, &apiv1.ListMembersRequest{})
 				if err != nil {
 					return err

@@ -49,7 +49,7 @@ func newCredentialsCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewCredentialServiceClient(cc).CreateCredential(ctx, &apiv1.CreateCredentialRequest{
 					Name: name, Role: role, Ttl: durationpb.New(ttl), CsrPem: csrPEM,
 				})
@@ -79,7 +79,7 @@ func newCredentialsCmd(o *options) *cobra.Command {
 		Short: "List issued credentials, revoked ones included",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewCredentialServiceClient(cc).ListCredentials(ctx, &apiv1.ListCredentialsRequest{})
 				if err != nil {
 					return err
@@ -108,7 +108,7 @@ func newCredentialsCmd(o *options) *cobra.Command {
 		Short: "Revoke a credential: every later call with it is refused",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewCredentialServiceClient(cc).RevokeCredential(ctx, &apiv1.RevokeCredentialRequest{NameOrSerial: args[0]})
 				if err != nil {
 					return err

@@ -121,7 +121,7 @@ The certificate cannot be revoked before it expires: keep --ttl short.`,
 				req.Role = apiv1.KubeconfigRole_KUBECONFIG_ROLE_VIEW
 			}
 			var resp *apiv1.CreateKubeconfigResponse
-			err = o.callFor(max(o.timeout, kubeconfigWait), func(ctx context.Context, cc *grpc.ClientConn) error {
+			err = o.callFor(max(o.timeout, kubeconfigWait), func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err = apiv1.NewWorkflowServiceClient(cc).CreateKubeconfig(ctx, req)
 				return err
 			})

@@ -18,7 +18,7 @@ func newMembersCmd(o *options) *cobra.Command {
 		Short: "List controller replicas, their addresses, raft state and the leader",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewMemberServiceClient(cc).ListMembers(ctx, &apiv1.ListMembersRequest{})
 				if err != nil {
 					return err
@@ -44,7 +44,7 @@ func newMembersCmd(o *options) *cobra.Command {
 			"bring it back, empty its data dir and start it with --join and a controller token.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewMemberServiceClient(cc).RemoveMember(ctx, &apiv1.RemoveMemberRequest{Id: args[0], Force: force})
 				if err != nil {
 					return err

@@ -19,7 +19,7 @@ func newNodesCmd(o *options) *cobra.Command {
 		Short: "List enrolled nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp := &apiv1.ListNodesResponse{}
 				err := allPages(func(token string) (string, error) {
 					page, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: token})
@@ -72,7 +72,7 @@ func newNodeCmd(o *options) *cobra.Command {
 		Short: "Show a node's facts and state",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewNodeServiceClient(cc).GetNode(ctx, &apiv1.GetNodeRequest{Name: args[0]})
 				if err != nil {
 					return err
@@ -132,7 +132,7 @@ func newNodeCmd(o *options) *cobra.Command {
 			"when restarted with a new token: deckhand-agent --token-file FILE.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				if _, err := apiv1.NewNodeServiceClient(cc).DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: args[0], Force: force}); err != nil {
 					return err
 				}

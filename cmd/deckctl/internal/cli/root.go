@@ -9,20 +9,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/deckhandhq/deckhand/internal/clientconfig"
+	"github.com/deckhandhq/deckhand/client"
 	"github.com/deckhandhq/deckhand/internal/version"
 )
 
@@ -52,7 +50,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.PersistentFlags().StringVar(&o.config, "config", defaultConfigPath(), "credential file (env DECKHAND_CONFIG; a controller writes admin.conf into its data dir)")
+	root.PersistentFlags().StringVar(&o.config, "config", defaultConfigPath(), "credential file (env DECKHAND_CONFIG; a controller writes admin.conf into its data dir); deckctl writes the controllers' current addresses into it")
 	root.PersistentFlags().StringVar(&o.controllers, "controller", os.Getenv("DECKHAND_CONTROLLER"), "comma-separated controller addresses, overriding the config's (env DECKHAND_CONTROLLER)")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 15*time.Second, "how long to wait for the controller")
 	root.PersistentFlags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
@@ -64,72 +62,24 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	return root
 }
 
-func defaultConfigPath() string {
-	if p := os.Getenv("DECKHAND_CONFIG"); p != "" {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".deckhand/config"
-	}
-	return filepath.Join(home, ".deckhand", "config")
-}
+func defaultConfigPath() string { return client.DefaultConfigFile() }
 
 // dial connects to the first controller that answers, over mTLS with the config's
-// credentials.
-func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
-	cfg, err := clientconfig.Load(o.config)
+// credentials, and fails over between controllers from then on. When the controllers'
+// addresses changed, it writes the new list into the credential file.
+func (o *options) dial(ctx context.Context) (*client.Client, error) {
+	c, err := client.New(ctx, client.Options{ConfigFile: o.config, Controllers: strings.Split(o.controllers, ",")})
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no credentials at %s: pass --config with the admin.conf from a controller's data dir, or copy it there", o.config)
+		var ue *client.UnreachableError
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("%w; check --controller and that deckhand-controller is running", err)
 		}
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS()
-	if err != nil {
-		return nil, err
+	if _, err := c.SaveEndpoints(); err != nil {
+		fmt.Fprintf(o.errOut, "warning: %v\n", err)
 	}
-	addrs := cfg.Controllers
-	if o.controllers != "" {
-		addrs = strings.Split(o.controllers, ",")
-	}
-	var errs []string
-	for _, addr := range addrs {
-		addr = strings.TrimSpace(addr)
-		if addr == "" {
-			continue
-		}
-		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", addr, err))
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		cc.Connect()
-		ok := waitReady(cctx, cc)
-		cancel()
-		if ok {
-			return cc, nil
-		}
-		_ = cc.Close()
-		errs = append(errs, fmt.Sprintf("%s: not reachable", addr))
-	}
-	if len(errs) == 0 {
-		return nil, errors.New("no controller address: set controllers in the config or pass --controller")
-	}
-	return nil, fmt.Errorf("no controller answered (%s); check --controller and that deckhand-controller is running", strings.Join(errs, "; "))
-}
-
-func waitReady(ctx context.Context, cc *grpc.ClientConn) bool {
-	for {
-		s := cc.GetState()
-		if s.String() == "READY" {
-			return true
-		}
-		if !cc.WaitForStateChange(ctx, s) {
-			return false
-		}
-	}
+	return c, nil
 }
 
 // describe turns a status error into one readable line with its reason.
@@ -148,12 +98,12 @@ func describe(err error) error {
 }
 
 // call runs fn with a connection and the --timeout deadline.
-func (o *options) call(fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+func (o *options) call(fn func(ctx context.Context, cc grpc.ClientConnInterface) error) error {
 	return o.callFor(o.timeout, fn)
 }
 
 // callFor runs fn with a connection and a deadline.
-func (o *options) callFor(timeout time.Duration, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+func (o *options) callFor(timeout time.Duration, fn func(ctx context.Context, cc grpc.ClientConnInterface) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cc, err := o.dial(ctx)

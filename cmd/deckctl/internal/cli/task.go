@@ -106,7 +106,7 @@ func newTaskCmd(o *options) *cobra.Command {
 				return err
 			}
 			var rec *apiv1.TaskRecord
-			err = o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			err = o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewTaskServiceClient(cc).CreateTask(ctx, &apiv1.CreateTaskRequest{Node: args[0], Spec: spec, DryRun: f.dryRun, Id: f.id})
 				rec = resp.GetTask()
 				return err
@@ -158,7 +158,7 @@ func newTaskCmd(o *options) *cobra.Command {
 		Short: "Show a task's state, changes and outputs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: args[0], IncludeArtifact: getSave != ""}, artifactCall)
 				if err != nil {
 					return err
@@ -181,7 +181,7 @@ func newTaskCmd(o *options) *cobra.Command {
 		Short: "Print a task's log",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp := &apiv1.GetTaskLogsResponse{}
 				err := allPages(func(token string) (string, error) {
 					page, err := apiv1.NewTaskServiceClient(cc).GetTaskLogs(ctx, &apiv1.GetTaskLogsRequest{Id: args[0], PageToken: token})
@@ -206,7 +206,7 @@ func newTaskCmd(o *options) *cobra.Command {
 		Short: "Cancel a task that has not finished",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewTaskServiceClient(cc).CancelTask(ctx, &apiv1.CancelTaskRequest{Id: args[0]})
 				if err != nil {
 					return err
@@ -222,7 +222,7 @@ func newTaskCmd(o *options) *cobra.Command {
 		Short: "List tasks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp := &apiv1.ListTasksResponse{}
 				err := allPages(func(token string) (string, error) {
 					page, err := apiv1.NewTaskServiceClient(cc).ListTasks(ctx, &apiv1.ListTasksRequest{Node: node, PageToken: token})
@@ -280,7 +280,7 @@ var artifactCall = grpc.MaxCallRecvMsgSize(16 << 20)
 
 // saveTaskArtifact fetches task id with its artifact and writes the artifact to path.
 func (o *options) saveTaskArtifact(id, path string) error {
-	return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+	return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 		resp, err := apiv1.NewTaskServiceClient(cc).GetTask(ctx, &apiv1.GetTaskRequest{Id: id, IncludeArtifact: true}, artifactCall)
 		if err != nil {
 			return err

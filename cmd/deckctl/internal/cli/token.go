@@ -34,7 +34,7 @@ func newTokenCmd(o *options) *cobra.Command {
 			default:
 				return fmt.Errorf("--purpose %q: use agent or controller", purpose)
 			}
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewTokenServiceClient(cc).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(ttl), Usages: usages, Description: description, Purpose: p})
 				if err != nil {
 					return err
@@ -58,7 +58,7 @@ func newTokenCmd(o *options) *cobra.Command {
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewTokenServiceClient(cc).ListTokens(ctx, &apiv1.ListTokensRequest{})
 				if err != nil {
 					return err
@@ -93,7 +93,7 @@ func newTokenCmd(o *options) *cobra.Command {
 		Short: "Revoke a token so it can no longer be used",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				if _, err := apiv1.NewTokenServiceClient(cc).RevokeToken(ctx, &apiv1.RevokeTokenRequest{Id: args[0]}); err != nil {
 					return err
 				}

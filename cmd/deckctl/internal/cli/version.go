@@ -42,7 +42,7 @@ func newVersionCmd(o *options) *cobra.Command {
 			if clientOnly {
 				return o.printVersion(rep)
 			}
-			err := o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				members, err := apiv1.NewMemberServiceClient(cc).ListMembers(ctx, &apiv1.ListMembersRequest{})
 				if err != nil {
 					return err

@@ -202,7 +202,7 @@ func newPlanCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewWorkflowServiceClient(cc).PlanWorkflow(ctx, &apiv1.PlanWorkflowRequest{Spec: &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: doc}}}})
 				if err != nil {
 					return err
@@ -275,7 +275,7 @@ func newWorkflowsCmd(o *options) *cobra.Command {
 				}
 				st = apiv1.WorkflowState(v)
 			}
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp := &apiv1.ListWorkflowsResponse{}
 				err := allPages(func(token string) (string, error) {
 					page, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{State: st, PageToken: token})
@@ -308,7 +308,7 @@ func newWorkflowCmd(o *options) *cobra.Command {
 		Short: "Show a workflow's steps, their state, outputs and errors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewWorkflowServiceClient(cc).GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: args[0]})
 				if err != nil {
 					return err
@@ -331,7 +331,7 @@ func newWorkflowCmd(o *options) *cobra.Command {
 			"kubeadm reset (one log line says so) and the step runs again; a finished one is left as it is.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				_, err := apiv1.NewWorkflowServiceClient(cc).RetryWorkflow(ctx, &apiv1.RetryWorkflowRequest{Id: args[0]})
 				return err
 			})
@@ -352,7 +352,7 @@ func newWorkflowCmd(o *options) *cobra.Command {
 		Short: "Cancel a running workflow (running tasks are cancelled; its nodes are released)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewWorkflowServiceClient(cc).CancelWorkflow(ctx, &apiv1.CancelWorkflowRequest{Id: args[0]})
 				if err != nil {
 					return err
@@ -382,7 +382,7 @@ func newLogsCmd(o *options) *cobra.Command {
 			if follow {
 				return o.followLogs(args[0], node)
 			}
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp := &apiv1.GetWorkflowLogsResponse{}
 				err := allPages(func(token string) (string, error) {
 					page, err := apiv1.NewWorkflowServiceClient(cc).GetWorkflowLogs(ctx, &apiv1.GetWorkflowLogsRequest{Id: args[0], Node: node, PageToken: token})
@@ -413,7 +413,7 @@ func newClusterCmd(o *options) *cobra.Command {
 		Short: "Show the Kubernetes cluster as Deckhand recorded it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewWorkflowServiceClient(cc).GetCluster(ctx, &apiv1.GetClusterRequest{})
 				if err != nil {
 					return err
@@ -451,7 +451,7 @@ func roleName(r taskv1.NodeRole) string {
 // --detach).
 func (o *options) runWorkflow(spec *apiv1.WorkflowSpec, f wfFlags) error {
 	var wf *apiv1.Workflow
-	err := o.call(func(ctx context.Context, cc *grpc.ClientConn) error {
+	err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 		resp, err := apiv1.NewWorkflowServiceClient(cc).CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec})
 		wf = resp.GetWorkflow()
 		return err

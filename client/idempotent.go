@@ -1,0 +1,41 @@
+package client
+
+import (
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+// reads are the calls that change nothing, so sending one again is always safe.
+var reads = map[string]bool{
+	apiv1.CredentialService_ListCredentials_FullMethodName: true,
+	apiv1.MemberService_ListMembers_FullMethodName:         true,
+	apiv1.NodeService_GetNode_FullMethodName:               true,
+	apiv1.NodeService_ListNodes_FullMethodName:             true,
+	apiv1.TaskService_GetTask_FullMethodName:               true,
+	apiv1.TaskService_ListTasks_FullMethodName:             true,
+	apiv1.TaskService_WatchTask_FullMethodName:             true,
+	apiv1.TaskService_GetTaskLogs_FullMethodName:           true,
+	apiv1.TokenService_ListTokens_FullMethodName:           true,
+	apiv1.WorkflowService_GetWorkflow_FullMethodName:       true,
+	apiv1.WorkflowService_ListWorkflows_FullMethodName:     true,
+	apiv1.WorkflowService_WatchWorkflow_FullMethodName:     true,
+	apiv1.WorkflowService_GetWorkflowLogs_FullMethodName:   true,
+	apiv1.WorkflowService_PlanWorkflow_FullMethodName:      true,
+	apiv1.WorkflowService_GetCluster_FullMethodName:        true,
+}
+
+// Idempotent reports whether sending the call again has the same effect as sending it
+// once, so a call whose answer was lost with its controller can be retried on another:
+// every read, and a task created with a client-chosen ID (the same request again returns
+// the recorded task). Every other write is sent once: a second CreateWorkflow would start
+// a second workflow, a second cancel or revoke would answer that it was already done, a
+// second token or credential would be another one.
+func Idempotent(method string, req any) bool {
+	if reads[method] {
+		return true
+	}
+	if method == apiv1.TaskService_CreateTask_FullMethodName {
+		r, ok := req.(*apiv1.CreateTaskRequest)
+		return ok && r.GetId() != ""
+	}
+	return false
+}
