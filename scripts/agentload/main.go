@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/client"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
@@ -59,23 +60,18 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	pid := cmd.Process.Pid
 
-	var cfg *clientconfig.Config
+	// admin.conf appears once the controller published its CA.
+	var admin *client.Client
 	if err := loadutil.Poll(30*time.Second, func() error {
-		cfg, err = clientconfig.Load(filepath.Join(dir, "admin.conf"))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		admin, err = client.New(ctx, client.Options{ConfigFile: filepath.Join(dir, "admin.conf"), NoRefresh: true})
 		return err
 	}); err != nil {
 		return err
 	}
-	adminTLS, err := cfg.TLS()
-	if err != nil {
-		return err
-	}
-	admin, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(adminTLS)))
-	if err != nil {
-		return err
-	}
 	defer admin.Close()
-	var token string
+	var token, pin string
 	if err := loadutil.Poll(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -83,12 +79,11 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 		if err != nil {
 			return err
 		}
-		token = resp.GetSecret()
+		token, pin = resp.GetSecret(), resp.GetCaCertHash()
 		return nil
 	}); err != nil {
 		return err
 	}
-	pin := pki.Hash(loadutil.MustCert(cfg.CA))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

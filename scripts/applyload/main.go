@@ -35,6 +35,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/deckhandhq/deckhand/client"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
@@ -113,25 +114,20 @@ func run(cfg Config) error {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	pid := cmd.Process.Pid
 
-	var cc *clientconfig.Config
+	// admin.conf appears once the controller published its CA.
+	var admin *client.Client
 	if err := loadutil.Poll(30*time.Second, func() error {
-		cc, err = clientconfig.Load(filepath.Join(dir, "admin.conf"))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// A 500-node workflow with its steps is several MiB.
+		admin, err = client.New(ctx, client.Options{ConfigFile: filepath.Join(dir, "admin.conf"), NoRefresh: true,
+			DialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20))}})
 		return err
 	}); err != nil {
 		return err
 	}
-	adminTLS, err := cc.TLS()
-	if err != nil {
-		return err
-	}
-	// A 500-node workflow with its steps is several MiB.
-	admin, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(adminTLS)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
-	if err != nil {
-		return err
-	}
 	defer admin.Close()
-	var token string
+	var token, pin string
 	if err := loadutil.Poll(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -139,7 +135,7 @@ func run(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		token = resp.GetSecret()
+		token, pin = resp.GetSecret(), resp.GetCaCertHash()
 		return nil
 	}); err != nil {
 		return err
@@ -148,7 +144,7 @@ func run(cfg Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := time.Now()
-	agents, err := enrollAll(ctx, addr, token, pki.Hash(loadutil.MustCert(cc.CA)), cfg)
+	agents, err := enrollAll(ctx, addr, token, pin, cfg)
 	if err != nil {
 		return err
 	}
