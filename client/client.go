@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
@@ -257,7 +258,7 @@ func (c *Client) Invoke(ctx context.Context, method string, args, reply any, opt
 			return err
 		}
 		c.markFailed(addr, cc)
-		if !retry || c.now().After(deadline) || !sleepCtx(ctx, retryBackoff(attempt)) {
+		if !retry || c.now().After(deadline) || !backoff.Sleep(ctx, retryBackoff(attempt)) {
 			return err
 		}
 	}
@@ -321,17 +322,6 @@ func retryBackoff(n int) time.Duration {
 		}
 	}
 	return d
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // markFailed notes that addr failed and, when cc is the connection in use, drops it so
@@ -467,7 +457,7 @@ func (c *Client) try(ctx context.Context, addr string) attempt {
 			}
 			return conn, err
 		}),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcbackoff.Config{
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
 		}, MinConnectTimeout: c.connectTimeout}),
 	}

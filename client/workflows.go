@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -73,7 +74,7 @@ func (c *Client) WatchWorkflow(ctx context.Context, id string, onStep func(wf *a
 		if !again || c.now().Sub(lastHeard) > c.retryFor {
 			return last, fmt.Errorf("watch workflow %s: %w", id, err)
 		}
-		if !sleepCtx(ctx, retryBackoff(attempt)) {
+		if !backoff.Sleep(ctx, retryBackoff(attempt)) {
 			return last, ctx.Err()
 		}
 	}
