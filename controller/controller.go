@@ -441,7 +441,7 @@ func (c *Controller) adminConfLoop(ctx context.Context) {
 			return
 		}
 	}
-	for waitOrDone(ctx, adminConfSync) {
+	for backoff.Sleep(ctx, adminConfSync) {
 		if err := c.syncAdminConf(ctx, path); err != nil {
 			c.cfg.Logger.Debug("cannot update the controllers in admin.conf; will retry", "path", path, "err", err)
 		}
