@@ -58,8 +58,8 @@ type Options struct {
 	// RetryFor is how long an idempotent call is retried on other controllers; zero means
 	// DefaultRetryFor, negative never retries.
 	RetryFor time.Duration
-	// NoRefresh keeps the controller list as given: New does not ask the Members RPC for
-	// the current one.
+	// NoRefresh keeps the controller list as given: neither New nor a failover asks the
+	// Members RPC for the current one.
 	NoRefresh bool
 	// DialOptions are added to every connection (for example a larger
 	// grpc.MaxCallRecvMsgSize).
@@ -87,6 +87,7 @@ type Client struct {
 	connectTimeout time.Duration
 	retryFor       time.Duration
 	dialOptions    []grpc.DialOption
+	refresh        bool // ask Members for the controller list after each failover
 	now            func() time.Time
 
 	connectMu sync.Mutex // one connect at a time
@@ -97,6 +98,7 @@ type Client struct {
 	failed    map[string]time.Time // endpoint → when it last failed
 	cc        *grpc.ClientConn     // the connection in use, nil when none
 	addr      string               // its endpoint
+	connects  int                  // connections made
 	closed    bool
 }
 
@@ -117,7 +119,8 @@ func (e *UnreachableError) Error() string {
 
 // New reads the credential file and connects to the first controller that answers. Unless
 // o.NoRefresh, it then asks that controller for the members' addresses, which later
-// failovers also try (SaveEndpoints writes them into the file).
+// failovers also try (SaveEndpoints writes them into the file), and asks again after each
+// failover.
 func New(ctx context.Context, o Options) (*Client, error) {
 	if o.ConfigFile == "" {
 		o.ConfigFile = DefaultConfigFile()
@@ -162,6 +165,7 @@ func newClient(o Options, tlsCfg *tls.Config, fileControllers []string) (*Client
 		connectTimeout: o.ConnectTimeout,
 		retryFor:       o.RetryFor,
 		dialOptions:    o.DialOptions,
+		refresh:        !o.NoRefresh,
 		now:            time.Now,
 		endpoints:      endpoints,
 		failed:         map[string]time.Time{},
@@ -416,7 +420,17 @@ func (c *Client) connect(ctx context.Context) (*grpc.ClientConn, string, error) 
 				}
 				c.cc, c.addr = r.cc, r.addr
 				delete(c.failed, r.addr)
+				c.connects++
+				failover := c.connects > 1
 				c.mu.Unlock()
+				if failover && c.refresh {
+					// The members may have changed since the list was read.
+					go func() {
+						rctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+						defer cancel()
+						_ = c.Refresh(rctx)
+					}()
+				}
 				return r.cc, r.addr, nil
 			}
 			why[r.addr] = r.err
