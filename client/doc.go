@@ -13,9 +13,9 @@
 //     Options.RetryFor; other writes are sent once, and an answer lost with a dying
 //     controller is returned as an error, never sent twice;
 //   - the controller list is refreshed from the Members RPC when the client connects and
-//     after each failover, so a
-//     credential file naming a single controller reaches every member; SaveEndpoints writes
-//     the list back into the file (atomically, mode 0600) when it changed.
+//     after each failover, so a credential file naming a single controller reaches every
+//     member; SaveEndpoints writes the list back into the file (atomically, mode 0600)
+//     when it changed.
 //
 // The workflow helpers (CreateWorkflow, WatchWorkflow, WorkflowLogs) follow a workflow
 // across controller failovers.
