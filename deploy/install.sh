@@ -1,21 +1,45 @@
 #!/usr/bin/env bash
 # Installs Deckhand on a host from local files only (nothing is downloaded): the binaries
-# from a directory (default: ./bin of a build, or the directory of this script), the
-# systemd unit and its settings file.
-#
-#   deploy/install.sh controller --bin-dir bin [--listen 10.0.0.11:7400] [--join ...]
-#   deploy/install.sh agent --bin-dir bin --controllers 10.0.0.11:7400,... \
-#       --token-file token --ca-cert-hash sha256:...
-#
-# DESTDIR installs under another root (packaging, tests); --no-start skips systemctl.
+# from a directory, the systemd unit and its settings file. deploy/install.sh --help says how.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 1 ] || usage
+usage() {
+  cat <<'EOF_USAGE'
+Installs a Deckhand controller or agent on this host from local files (nothing is
+downloaded): the binaries, the systemd unit and its settings file in /etc/default.
+
+  deploy/install.sh controller --listen HOST:PORT [--bin-dir DIR]
+      [--join HOST:PORT,... --token-file FILE --ca-cert-hash sha256:...] [--args "..."] [--no-start]
+  deploy/install.sh agent --controllers HOST:PORT,... [--bin-dir DIR]
+      [--token-file FILE --ca-cert-hash sha256:...] [--args "..."] [--no-start]
+
+  --listen         the controller's address on this host, which other hosts dial (required)
+  --controllers    every controller's address (required for an agent)
+  --bin-dir        where deckhand-controller, deckhand-agent and deckctl are (default: the
+                   build's bin/ beside deploy/, else this script's directory)
+  --join           running controllers to join (a new replica; with --token-file and
+                   --ca-cert-hash from deckctl token create --purpose controller)
+  --token-file     the bootstrap token, copied 0600 under /etc/deckhand
+  --ca-cert-hash   sha256:<hex> pin of the controller CA (printed by deckctl token create)
+  --args           more flags for the daemon, written to its settings file
+  --no-start       install only; do not run systemctl enable --now
+
+DESTDIR installs under another root (packaging, tests) and never starts anything.
+EOF_USAGE
+}
+fail() { echo "install.sh: $*" >&2; exit 1; }
+case ${1:-} in
+  -h | --help) usage; exit 0 ;;
+  "") usage >&2; exit 2 ;;
+esac
 role=$1; shift
-case $role in controller | agent) ;; *) echo "install.sh: role $role: use controller or agent" >&2; exit 2 ;; esac
+case $role in controller | agent) ;; *) echo "install.sh: role $role: use controller or agent (see --help)" >&2; exit 2 ;; esac
 bin=""; start=1; listen=""; join=""; controllers=""; token_file=""; hash=""; extra=""
 while [ $# -gt 0 ]; do
+  case $1 in
+    --bin-dir | --listen | --join | --controllers | --token-file | --ca-cert-hash | --args)
+      [ $# -ge 2 ] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+  esac
   case $1 in
     --bin-dir) bin=$2; shift 2 ;;
     --listen) listen=$2; shift 2 ;;
@@ -25,7 +49,7 @@ while [ $# -gt 0 ]; do
     --ca-cert-hash) hash=$2; shift 2 ;;
     --args) extra=$2; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h | --help) usage ;;
+    -h | --help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -33,21 +57,21 @@ root=${DESTDIR:-}
 if [ -z "$bin" ]; then
   for d in "$here/../bin" "$here"; do [ -x "$d/deckhand-$role" ] && { bin=$d; break; }; done
 fi
-[ -n "$bin" ] && [ -x "$bin/deckhand-$role" ] || { echo "install.sh: no deckhand-$role in ${bin:-bin/}: build with make build, or pass --bin-dir" >&2; exit 1; }
+[ -n "$bin" ] && [ -x "$bin/deckhand-$role" ] || fail "no deckhand-$role in ${bin:-$here/../bin or $here}: build with make build, or pass --bin-dir DIR"
 
 # Check everything before touching the host.
 if [ "$role" = controller ]; then
-  [ -n "$listen" ] || { echo "install.sh: controller needs --listen HOST:PORT (this host's address; other hosts dial it)" >&2; exit 1; }
+  [ -n "$listen" ] || fail "controller needs --listen HOST:PORT (this host's address; other hosts dial it)"
   if [ -n "$join" ] && { [ -z "$token_file" ] || [ -z "$hash" ]; }; then
-    echo "install.sh: --join needs --token-file and --ca-cert-hash (deckctl token create --purpose controller)" >&2; exit 1
+    fail "--join needs --token-file and --ca-cert-hash (deckctl token create --purpose controller)"
   fi
 else
-  [ -n "$controllers" ] || { echo "install.sh: agent needs --controllers HOST:PORT,... (every controller)" >&2; exit 1; }
+  [ -n "$controllers" ] || fail "agent needs --controllers HOST:PORT,... (every controller)"
   if [ -n "$token_file" ] && [ -z "$hash" ]; then
-    echo "install.sh: --token-file needs --ca-cert-hash (printed by deckctl token create)" >&2; exit 1
+    fail "--token-file needs --ca-cert-hash (printed by deckctl token create)"
   fi
 fi
-[ -z "$token_file" ] || [ -r "$token_file" ] || { echo "install.sh: --token-file $token_file is not readable" >&2; exit 1; }
+[ -z "$token_file" ] || [ -r "$token_file" ] || fail "--token-file $token_file is not readable"
 
 install -d -m 0755 "$root/usr/local/bin" "$root/etc/systemd/system" "$root/etc/default"
 install -m 0755 "$bin/deckhand-$role" "$root/usr/local/bin/deckhand-$role"
@@ -56,10 +80,8 @@ install -m 0644 "$here/systemd/deckhand-$role.service" "$root/etc/systemd/system
 
 defaults=$root/etc/default/deckhand-$role
 if [ "$role" = controller ]; then
-  [ -n "$listen" ] || { echo "install.sh: controller needs --listen HOST:PORT (this host's address; other hosts dial it)" >&2; exit 1; }
   args=""
   if [ -n "$join" ]; then
-    [ -n "$token_file" ] && [ -n "$hash" ] || { echo "install.sh: --join needs --token-file and --ca-cert-hash (deckctl token create --purpose controller)" >&2; exit 1; }
     install -d -m 0700 "$root/etc/deckhand"
     install -m 0600 "$token_file" "$root/etc/deckhand/controller-token"
     args="--join $join --token-file /etc/deckhand/controller-token --ca-cert-hash $hash"
@@ -67,10 +89,8 @@ if [ "$role" = controller ]; then
   umask 077
   printf '# Written by deploy/install.sh; see deploy/examples/deckhand-controller.default.\nDECKHAND_LISTEN=%s\nDECKHAND_CONTROLLER_ARGS="%s"\n' "$listen" "$args $extra" >"$defaults"
 else
-  [ -n "$controllers" ] || { echo "install.sh: agent needs --controllers HOST:PORT,... (every controller)" >&2; exit 1; }
   args=""
   if [ -n "$token_file" ]; then
-    [ -n "$hash" ] || { echo "install.sh: --token-file needs --ca-cert-hash (printed by deckctl token create)" >&2; exit 1; }
     install -d -m 0700 "$root/etc/deckhand"
     install -m 0600 "$token_file" "$root/etc/deckhand/agent-token"
     args="--token-file /etc/deckhand/agent-token --ca-cert-hash $hash"
@@ -78,7 +98,7 @@ else
   umask 077
   printf '# Written by deploy/install.sh; see deploy/examples/deckhand-agent.default.\nDECKHAND_CONTROLLERS="%s"\nDECKHAND_AGENT_ARGS="%s"\n' "$controllers" "$args $extra" >"$defaults"
 fi
-echo "installed deckhand-$role into ${root:-/}usr/local/bin, its unit and $defaults"
+echo "installed deckhand-$role into $root/usr/local/bin, its unit into $root/etc/systemd/system and its settings into $defaults"
 if [ "$start" = 1 ] && [ -z "$root" ]; then
   systemctl daemon-reload
   systemctl enable --now "deckhand-$role"

@@ -28,9 +28,20 @@ func TestInstallScriptOffline(t *testing.T) {
 	}
 	hash := "sha256:" + strings.Repeat("ab", 32)
 
+	// --help: the usage alone, exit 0, the required options shown as required.
+	for _, args := range [][]string{{"--help"}, {"controller", "--help"}} {
+		out, err := install(t.TempDir(), args...)
+		if err != nil || strings.Contains(out, "set -") || !strings.Contains(out, "controller --listen HOST:PORT [--bin-dir DIR]") ||
+			!strings.Contains(out, "agent --controllers HOST:PORT,... [--bin-dir DIR]") || strings.Contains(out, "[--listen") {
+			t.Fatalf("install.sh %v: %v\n%s", args, err, out)
+		}
+	}
+
 	root := t.TempDir()
 	if out, err := install(root, "agent", "--bin-dir", bin, "--controllers", "10.0.0.11:7400,10.0.0.12:7400", "--token-file", token, "--ca-cert-hash", hash); err != nil {
 		t.Fatalf("agent install: %v\n%s", err, out)
+	} else if !strings.Contains(out, "into "+root+"/usr/local/bin,") {
+		t.Fatalf("agent install does not say where it installed (%s/usr/local/bin):\n%s", root, out)
 	}
 	for path, mode := range map[string]os.FileMode{
 		"usr/local/bin/deckhand-agent":              0o755,
@@ -65,6 +76,7 @@ func TestInstallScriptOffline(t *testing.T) {
 		{"controller", "--bin-dir", bin},
 		{"controller", "--bin-dir", bin, "--listen", "10.0.0.12:7400", "--join", "10.0.0.11:7400"},
 		{"worker"},
+		{"controller", "--bin-dir", bin, "--listen"},
 	} {
 		out, err := install(root, args...)
 		if err == nil || !strings.Contains(out, "--") && !strings.Contains(out, "role") {

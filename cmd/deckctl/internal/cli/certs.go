@@ -19,9 +19,11 @@ import (
 
 // certRow is one certificate deckctl certs shows.
 type certRow struct {
-	Kind, Name, Serial string
-	Expires            time.Time
-	Err                string
+	Kind    string    `json:"kind"`
+	Name    string    `json:"name"`
+	Serial  string    `json:"serial,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	Err     string    `json:"error,omitempty"`
 }
 
 func newCertsCmd(o *options) *cobra.Command {
@@ -62,6 +64,11 @@ func newCertsCmd(o *options) *cobra.Command {
 						who = "you (" + id.Role + ")"
 					}
 					rows = append(rows, certRow{Kind: who, Name: own.Subject.CommonName, Serial: pki.SerialHex(own), Expires: own.NotAfter})
+				}
+				if done, err := o.printValue(struct {
+					Certificates []certRow `json:"certificates"`
+				}{rows}); done {
+					return err
 				}
 				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "CERTIFICATE\tNAME\tSERIAL\tEXPIRES\tREMAINING")

@@ -136,8 +136,8 @@ func newNodeCmd(o *options) *cobra.Command {
 				if _, err := apiv1.NewNodeServiceClient(cc).DeleteNode(ctx, &apiv1.DeleteNodeRequest{Name: args[0], Force: force}); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.out, "node %s deleted; to enroll it again, restart its agent with a new token: deckhand-agent --token-file FILE\n", args[0])
-				return nil
+				return o.printAction(actionResult{Kind: "node", Name: args[0], Action: "deleted",
+					Message: fmt.Sprintf("node %s deleted; to enroll it again, restart its agent with a new token: deckhand-agent --token-file FILE", args[0])})
 			})
 		},
 	}

@@ -117,7 +117,8 @@ func (o *options) callFor(timeout time.Duration, fn func(ctx context.Context, cc
 	return nil
 }
 
-// printStructured prints m as json or yaml; it returns false for table output.
+// printStructured prints m as json or yaml (bytes fields that hold text, such as a cluster
+// document, as that text); it returns false for table output.
 func (o *options) printStructured(m proto.Message) (bool, error) {
 	if o.output == "table" {
 		return false, nil
@@ -126,7 +127,7 @@ func (o *options) printStructured(m proto.Message) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	return true, o.printJSON(b)
+	return true, o.printJSON(withTextBytes(b, m.ProtoReflect()))
 }
 
 // printValue prints v (a Go value with json tags) as json or yaml; it returns false for

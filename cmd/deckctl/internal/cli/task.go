@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -115,6 +116,9 @@ func newTaskCmd(o *options) *cobra.Command {
 				return err
 			}
 			if f.detach {
+				if done, err := o.printStructured(rec); done {
+					return err
+				}
 				fmt.Fprintln(o.out, rec.GetTask().GetId())
 				return nil
 			}
@@ -211,6 +215,9 @@ func newTaskCmd(o *options) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
 				fmt.Fprintf(o.out, "task %s: %s\n", args[0], taskState(resp.GetTask().GetState()))
 				return nil
 			})
@@ -232,6 +239,7 @@ func newTaskCmd(o *options) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				newestFirst(resp.Tasks)
 				if done, err := o.printStructured(resp); done {
 					return err
 				}
@@ -252,10 +260,27 @@ func newTaskCmd(o *options) *cobra.Command {
 		Short: "Save a task's artifact (for example a diagnostics tar.gz) to FILE",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.saveTaskArtifact(args[0], args[1])
+			if err := o.saveTaskArtifact(args[0], args[1]); err != nil {
+				return err
+			}
+			if done, err := o.printValue(actionResult{Kind: "task", Name: args[0], Action: "artifact saved",
+				Message: fmt.Sprintf("saved the artifact of task %s to %s", args[0], args[1])}); done {
+				return err
+			}
+			return nil
 		},
 	})
 	return cmd
+}
+
+// newestFirst orders tasks as deckctl lists them: the newest first (by creation, then ID).
+func newestFirst(tasks []*apiv1.TaskRecord) {
+	slices.SortStableFunc(tasks, func(a, b *apiv1.TaskRecord) int {
+		if c := b.GetCreated().AsTime().Compare(a.GetCreated().AsTime()); c != 0 {
+			return c
+		}
+		return strings.Compare(b.GetTask().GetId(), a.GetTask().GetId())
+	})
 }
 
 // allPages calls list with each page's token, starting with none, until a page has no next

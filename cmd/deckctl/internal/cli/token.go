@@ -97,8 +97,7 @@ func newTokenCmd(o *options) *cobra.Command {
 				if _, err := apiv1.NewTokenServiceClient(cc).RevokeToken(ctx, &apiv1.RevokeTokenRequest{Id: args[0]}); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.out, "token %s revoked\n", args[0])
-				return nil
+				return o.printAction(actionResult{Kind: "token", Name: args[0], Action: "revoked", Message: fmt.Sprintf("token %s revoked", args[0])})
 			})
 		},
 	})

@@ -331,14 +331,19 @@ func newWorkflowCmd(o *options) *cobra.Command {
 			"kubeadm reset (one log line says so) and the step runs again; a finished one is left as it is.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var resp *apiv1.RetryWorkflowResponse
 			err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
-				_, err := apiv1.NewWorkflowServiceClient(cc).RetryWorkflow(ctx, &apiv1.RetryWorkflowRequest{Id: args[0]})
+				var err error
+				resp, err = apiv1.NewWorkflowServiceClient(cc).RetryWorkflow(ctx, &apiv1.RetryWorkflowRequest{Id: args[0]})
 				return err
 			})
 			if err != nil {
 				return err
 			}
 			if f.detach {
+				if done, err := o.printStructured(resp); done {
+					return err
+				}
 				fmt.Fprintln(o.out, args[0])
 				return nil
 			}
@@ -355,6 +360,9 @@ func newWorkflowCmd(o *options) *cobra.Command {
 			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
 				resp, err := apiv1.NewWorkflowServiceClient(cc).CancelWorkflow(ctx, &apiv1.CancelWorkflowRequest{Id: args[0]})
 				if err != nil {
+					return err
+				}
+				if done, err := o.printStructured(resp); done {
 					return err
 				}
 				fmt.Fprintf(o.out, "workflow %s: %s\n", args[0], wfState(resp.GetWorkflow().GetState()))
@@ -467,6 +475,9 @@ func (o *options) runWorkflow(spec *apiv1.WorkflowSpec, f wfFlags) error {
 		return nil
 	}
 	if len(wf.GetSteps()) == 0 {
+		if done, err := o.printStructured(wf); done {
+			return err
+		}
 		fmt.Fprintf(o.out, "workflow %s: nothing to do, the cluster already matches\n", wf.GetId())
 		return nil
 	}
