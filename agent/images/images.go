@@ -307,7 +307,7 @@ func remove(ctx context.Context, h *host.Host, e *tasks.Emitter, is runtimeapi.I
 		if _, err := is.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 			return nil, fmt.Errorf("remove %s: %w", ref, err)
 		}
-		e.Logf("removed %s", ref)
+		e.Did("removed %s", "would remove %s", ref)
 	}
 	return map[string]string{"images": strings.Join(refs, ",")}, nil
 }

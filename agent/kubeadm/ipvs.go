@@ -159,7 +159,7 @@ func cleanIPVS(ctx context.Context, h *host.Host, e *tasks.Emitter) ([]string, e
 		}
 	}
 	if len(del) > 0 {
-		e.Logf("deleted %d IPVS virtual service(s) of kube-proxy; the host's others stay", len(del))
+		e.Did("deleted %d IPVS virtual service(s) of kube-proxy; the host's others stay", "would delete %d IPVS virtual service(s) of kube-proxy; the host's others stay", len(del))
 	}
 	links, _ := parseLinks(addrs)
 	for _, l := range links {

@@ -570,7 +570,7 @@ func cleanNetfilter(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
 		if err := h.RunInput(ctx, fmt.Sprintf("remove %d %s rules and chains of Kubernetes and the pod network (the host's own rules and policies stay)", removed, fam), []byte(clean), fam+"-restore"); err != nil {
 			return tasks.Errorf("RESET_FAILED", "the ruleset was left as it was; look at "+fam+"-save on the node", "%v", err)
 		}
-		e.Logf("removed %d lines of Kubernetes and the pod network from %s", removed, fam)
+		e.Did("removed %d lines of Kubernetes and the pod network from %s", "would remove %d lines of Kubernetes and the pod network from %s", removed, fam)
 	}
 	return nil
 }

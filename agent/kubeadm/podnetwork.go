@@ -123,7 +123,7 @@ func cleanPodNetwork(ctx context.Context, h *host.Host, e *tasks.Emitter, done .
 		// An error for a link that is gone: a veth's peer went with it.
 	}
 	if len(links) > 0 {
-		e.Logf("deleted %d pod network link(s)", len(links))
+		e.Did("deleted %d pod network link(s)", "would delete %d pod network link(s)", len(links))
 	}
 	for _, dir := range podNetworkDirs {
 		if _, err := h.RemoveAll(dir); err != nil {

@@ -360,7 +360,7 @@ func CleanUp(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
 		return err
 	}
 	if nat > 0 {
-		e.Logf("removed %d NAT rule(s) of the pod network", nat)
+		e.Did("removed %d NAT rule(s) of the pod network", "would remove %d NAT rule(s) of the pod network", nat)
 	}
 	if !h.Has("ip") {
 		return nil
@@ -399,7 +399,7 @@ func CleanUp(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
 		return err
 	}
 	if len(remove) > 0 {
-		e.Logf("removed %d pod network route(s)", len(remove))
+		e.Did("removed %d pod network route(s)", "would remove %d pod network route(s)", len(remove))
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return err
 		}
 		if c {
-			e.Logf("wrote %s", path)
+			e.Did("wrote %s", "would write %s", path)
 		}
 		changed = changed || c
 		return nil

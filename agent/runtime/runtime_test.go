@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,16 @@ func TestRuntimeConfigureAndVerifyOnRealContainerd(t *testing.T) {
 
 	// Dry-run first: the changes are listed and nothing on disk moves.
 	before := listing(t, root)
-	res, _ := run(t, r, runtimeTask("rt-dry", true))
+	res, dryLogs := run(t, r, runtimeTask("rt-dry", true))
+	// A dry-run's log says what it would do, not what it did.
+	for _, l := range dryLogs {
+		if strings.HasPrefix(l, "wrote ") {
+			t.Fatalf("the dry-run's log says %q after 'nothing will be changed':\n%s", l, strings.Join(dryLogs, "\n"))
+		}
+	}
+	if !slices.ContainsFunc(dryLogs, func(l string) bool { return strings.HasPrefix(l, "would write /etc/containerd/config.toml") }) {
+		t.Fatalf("the dry-run's log does not say it would write containerd's config:\n%s", strings.Join(dryLogs, "\n"))
+	}
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.Fatalf("dry-run: %v", res)
 	}

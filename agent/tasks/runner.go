@@ -67,6 +67,8 @@ type Emitter struct {
 
 	mu    sync.Mutex
 	lines map[string]*secret.LineMasker // by stream
+	// dry: the task is a dry-run (Did says what it would do).
+	dry bool
 }
 
 func newEmitter(taskID string, send func(*taskv1.TaskEvent), mask *secret.Masker) *Emitter {
@@ -95,6 +97,16 @@ func (e *Emitter) Log(stream, text string) {
 
 // Logf sends one agent log line.
 func (e *Emitter) Logf(format string, args ...any) { e.Log("agent", fmt.Sprintf(format, args...)) }
+
+// Did logs a change the task made, or in a dry-run the change it would make: did and would
+// are the two sentences ("wrote %s", "would write %s") with the same arguments.
+func (e *Emitter) Did(did, would string, args ...any) {
+	if e.dry {
+		e.Logf(would, args...)
+		return
+	}
+	e.Logf(did, args...)
+}
 
 // Progress reports progress on an item.
 func (e *Emitter) Progress(item string, done, total uint64, unit string) {
@@ -353,6 +365,7 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 	mask := &secret.Masker{}
 	mask.Add(tasksecrets.Values(t.GetSpec())...)
 	e := newEmitter(t.GetId(), emit, mask)
+	e.dry = t.GetDryRun()
 	h := &host.Host{Root: r.root, DryRun: t.GetDryRun(), Log: e.Log, CRISocket: r.criSocket}
 	kind := Kind(t.GetSpec())
 	defer func() {
