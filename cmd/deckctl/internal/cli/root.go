@@ -57,6 +57,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o), newTaskCmd(o), newCredentialsCmd(o), newCertsCmd(o), newKubeconfigCmd(o))
 	root.AddCommand(newWorkflowCmds(o)...)
 	root.AddCommand(newVersionCmd(o))
+	o.addCompletion(root)
 	root.Version = version.Get().String()
 	root.SetVersionTemplate("deckctl {{.Version}}\n")
 	return root
