@@ -454,4 +454,7 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 	if !Idempotent(apiv1.TaskService_CreateTask_FullMethodName, &apiv1.CreateTaskRequest{Id: "t1"}) {
 		t.Error("a task created with a client-chosen ID is idempotent")
 	}
+	if !Idempotent(apiv1.WorkflowService_CreateWorkflow_FullMethodName, &apiv1.CreateWorkflowRequest{Id: NewWorkflowID()}) {
+		t.Error("a workflow created with a client-chosen ID is idempotent")
+	}
 }

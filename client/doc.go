@@ -9,7 +9,7 @@
 //     unreachable, or without quorum) the next listed controller is tried, those that
 //     failed recently last;
 //   - reads (Get, List, Watch, Plan and log calls) and writes that are idempotent (a task
-//     created with a client-chosen ID) are retried on another controller for up to
+//     or workflow created with a client-chosen ID) are retried on another controller for up to
 //     Options.RetryFor; other writes are sent once, and an answer lost with a dying
 //     controller is returned as an error, never sent twice;
 //   - the controller list is refreshed from the Members RPC when the client connects and

@@ -25,16 +25,20 @@ var reads = map[string]bool{
 
 // Idempotent reports whether sending the call again has the same effect as sending it
 // once, so a call whose answer was lost with its controller can be retried on another:
-// every read, and a task created with a client-chosen ID (the same request again returns
-// the recorded task). Every other write is sent once: a second CreateWorkflow would start
-// a second workflow, a second cancel or revoke would answer that it was already done, a
-// second token or credential would be another one.
+// every read, and a task or workflow created with a client-chosen ID (the same request
+// again returns the recorded one). Every other write is sent once: a second CreateWorkflow
+// without an ID would start a second workflow, a second cancel or revoke would answer that
+// it was already done, a second token or credential would be another one.
 func Idempotent(method string, req any) bool {
 	if reads[method] {
 		return true
 	}
-	if method == apiv1.TaskService_CreateTask_FullMethodName {
+	switch method {
+	case apiv1.TaskService_CreateTask_FullMethodName:
 		r, ok := req.(*apiv1.CreateTaskRequest)
+		return ok && r.GetId() != ""
+	case apiv1.WorkflowService_CreateWorkflow_FullMethodName:
+		r, ok := req.(*apiv1.CreateWorkflowRequest)
 		return ok && r.GetId() != ""
 	}
 	return false

@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -14,16 +16,20 @@ import (
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
-// CreateWorkflow starts a workflow. It is sent once: when the controller goes away before
-// answering, the error says so and the workflow may or may not exist (ListWorkflows shows
-// it; a second one for the same nodes is refused while the first holds them).
+// CreateWorkflow starts a workflow under a new ID (NewWorkflowID), so it is retried on
+// another controller like a read: when the controller that took it dies before answering,
+// the same request again returns the workflow it made, never a second one.
 func (c *Client) CreateWorkflow(ctx context.Context, spec *apiv1.WorkflowSpec) (*apiv1.Workflow, error) {
-	resp, err := c.Workflows().CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec})
+	resp, err := c.Workflows().CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec, Id: NewWorkflowID()})
 	if err != nil {
 		return nil, err
 	}
 	return resp.GetWorkflow(), nil
 }
+
+// NewWorkflowID makes a workflow ID for CreateWorkflowRequest.Id: "wf-" and 12 random
+// lower-case letters and digits.
+func NewWorkflowID() string { return "wf-" + strings.ToLower(rand.Text()[:12]) }
 
 // errWatchEnded: the stream closed (its controller stopped) before the workflow ended.
 var errWatchEnded = errors.New("the watch ended before the workflow did")

@@ -70,6 +70,8 @@ func toStatus(err error) error {
 		return Errorf(codes.AlreadyExists, apiv1.ErrorReason_ERROR_REASON_ALREADY_EXISTS, map[string]string{"kind": "task"}, msg)
 	case errors.Is(err, tasks.ErrInvalid):
 		return Errorf(codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, nil, msg)
+	case errors.Is(err, workflows.ErrExists):
+		return Errorf(codes.AlreadyExists, apiv1.ErrorReason_ERROR_REASON_ALREADY_EXISTS, map[string]string{"kind": "workflow"}, msg)
 	case errors.Is(err, workflows.ErrNotFound):
 		return Errorf(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND, map[string]string{"kind": "workflow"}, msg)
 	case errors.Is(err, workflows.ErrNodeLocked):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
@@ -81,6 +82,9 @@ func validate(req any) error {
 	case *apiv1.GetTaskLogsRequest:
 		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
 	case *apiv1.CreateWorkflowRequest:
+		if id := r.GetId(); id != "" && workflows.ValidateID(id) != nil {
+			return &fieldError{"id", fmt.Sprintf("%q: use \"wf-\" then 1 to 40 lower-case letters, digits and '-', starting and ending with a letter or digit; or leave it empty for a generated ID", id)}
+		}
 		return validateWorkflow(r.GetSpec())
 	case *apiv1.PlanWorkflowRequest:
 		return validateWorkflow(r.GetSpec())

@@ -29,7 +29,7 @@ type WorkflowServer struct {
 
 func (s *WorkflowServer) CreateWorkflow(ctx context.Context, req *apiv1.CreateWorkflowRequest) (*apiv1.CreateWorkflowResponse, error) {
 	id, _ := IdentityFrom(ctx)
-	wf, err := s.Workflows.Create(ctx, req.GetSpec(), id.Name)
+	wf, err := s.Workflows.CreateWithID(ctx, req.GetId(), req.GetSpec(), id.Name)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -37,6 +38,8 @@ var (
 	ErrNodeLocked = errors.New("node is held by another workflow")
 	// ErrWrongState: the workflow or cluster is not in a state that allows the request.
 	ErrWrongState = errors.New("wrong state")
+	// ErrExists: a client-chosen workflow ID names another workflow.
+	ErrExists = errors.New("workflow ID taken")
 )
 
 // LockedError names the node and the workflow that holds it.
@@ -54,6 +57,19 @@ func (e *LockedError) Is(target error) bool { return target == ErrNodeLocked }
 
 // NewID makes a workflow ID.
 func NewID() string { return "wf-" + strings.ToLower(rand.Text()[:10]) }
+
+// idRE is the shape of a workflow ID, generated or client-chosen: under the prefix only the
+// engine creates tasks with (tasks.ReservedPrefix), and without a '.' (a step's task ID is
+// WORKFLOW.NODE.STEP.ATTEMPT, so a dot could name another workflow's task).
+var idRE = regexp.MustCompile(`^wf-[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// ValidateID checks a client-chosen workflow ID.
+func ValidateID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("%w: id %q: use \"wf-\" then 1 to 40 lower-case letters, digits and '-', starting and ending with a letter or digit (for example wf-deploy-42); or leave it empty for a generated one", ErrInvalid, id)
+	}
+	return nil
+}
 
 func headerKey(id string) string      { return Prefix + id }
 func stepKey(id string, i int) string { return fmt.Sprintf("%s%s/%05d", StepPrefix, id, i) }
@@ -138,7 +154,7 @@ func headerBytes(wf *apiv1.Workflow) ([]byte, error) {
 const stepBatch = 100
 
 // writeSteps writes every step of wf in batches; the header's transaction makes them count.
-func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow) error {
+func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow, ifs ...store.Compare) error {
 	for from := 0; from < len(wf.GetSteps()); from += stepBatch {
 		var ops []store.Op
 		for i := from; i < min(from+stepBatch, len(wf.GetSteps())); i++ {
@@ -148,7 +164,7 @@ func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow) error {
 			}
 			ops = append(ops, store.Put(stepKey(wf.GetId(), i), b))
 		}
-		if _, err := st.Txn(ctx, store.Txn{Then: ops}); err != nil {
+		if _, err := st.Txn(ctx, store.Txn{If: ifs, Then: ops}); err != nil {
 			return err
 		}
 	}

@@ -85,39 +85,81 @@ func (s *Service) Plan(ctx context.Context, spec *apiv1.WorkflowSpec) (*apiv1.Pl
 // Create stores a new workflow and takes its nodes; the leader's engine runs it. A node
 // another workflow holds fails the whole request with a *LockedError.
 func (s *Service) Create(ctx context.Context, spec *apiv1.WorkflowSpec, by string) (*apiv1.Workflow, error) {
+	return s.CreateWithID(ctx, "", spec, by)
+}
+
+// CreateWithID is Create under a client-chosen ID (a generated one when id is empty). An ID
+// is used once: the same spec again by the same caller returns the recorded workflow (an
+// idempotent retry, for example after the controller that took the first request died
+// before answering); anything else under a taken ID is ErrExists.
+func (s *Service) CreateWithID(ctx context.Context, id string, spec *apiv1.WorkflowSpec, by string) (*apiv1.Workflow, error) {
+	if id == "" {
+		id = NewID()
+	} else {
+		if err := ValidateID(id); err != nil {
+			return nil, err
+		}
+		if wf, err := s.recorded(ctx, id, spec, by); !errors.Is(err, ErrNotFound) {
+			return wf, err
+		}
+	}
 	p, err := s.build(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	now := timestamppb.New(s.now())
-	wf := &apiv1.Workflow{Id: NewID(), Spec: spec, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Steps: p.steps,
+	wf := &apiv1.Workflow{Id: id, Spec: spec, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Steps: p.steps,
 		Created: now, Updated: now, Nodes: p.nodes, Concurrency: p.concurrency, CreatedBy: by}
 	if len(p.steps) == 0 {
 		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED
 		wf.Nodes = nil
 	}
 	// The steps first, in small writes (a store such as etcd bounds a transaction's size);
-	// nothing reads them before the header exists.
-	if err := writeSteps(ctx, s.st, wf); err != nil {
+	// nothing reads them before the header exists. Each write holds only while there is no
+	// header: a create under the same ID that won meanwhile keeps its steps.
+	absent := store.Absent(headerKey(id))
+	if err := writeSteps(ctx, s.st, wf, absent); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return s.recorded(ctx, id, spec, by)
+		}
 		return nil, err
 	}
 	ops, err := headerOps(wf)
 	if err != nil {
 		return nil, err
 	}
-	var ifs []store.Compare
+	ifs := []store.Compare{absent}
 	for _, n := range wf.GetNodes() {
 		ifs = append(ifs, store.Absent(lockKey(n)))
 		ops = append(ops, store.Put(lockKey(n), []byte(wf.GetId())))
 	}
 	if _, err := s.st.Txn(ctx, store.Txn{If: ifs, Then: ops}); err != nil {
-		_, _ = s.st.Txn(ctx, store.Txn{Then: []store.Op{store.DeletePrefix(StepPrefix + wf.GetId() + "/")}})
+		if errors.Is(err, store.ErrConflict) {
+			if wf, rerr := s.recorded(ctx, id, spec, by); !errors.Is(rerr, ErrNotFound) {
+				return wf, rerr // a create under the same ID won: its steps stay
+			}
+		}
+		_, _ = s.st.Txn(ctx, store.Txn{If: []store.Compare{absent}, Then: []store.Op{store.DeletePrefix(StepPrefix + wf.GetId() + "/")}})
 		if errors.Is(err, store.ErrConflict) {
 			return nil, s.lockedError(ctx, wf.GetNodes())
 		}
 		return nil, err
 	}
 	return wf, nil
+}
+
+// recorded answers a create under an ID that exists: the workflow when it is the same
+// request (spec and caller), ErrExists otherwise, ErrNotFound when there is none.
+func (s *Service) recorded(ctx context.Context, id string, spec *apiv1.WorkflowSpec, by string) (*apiv1.Workflow, error) {
+	l, err := load(ctx, s.st, id)
+	if err != nil {
+		return nil, err
+	}
+	if proto.Equal(l.wf.GetSpec(), spec) && l.wf.GetCreatedBy() == by {
+		return l.wf, nil
+	}
+	return nil, fmt.Errorf("%w: workflow ID %s is taken by a %s workflow created by %s at %s; an ID is used once: choose another, or leave it empty for a generated one",
+		ErrExists, id, Kind(l.wf.GetSpec()), l.wf.GetCreatedBy(), l.wf.GetCreated().AsTime().UTC().Format(time.RFC3339))
 }
 
 // lockedError finds who holds one of nodes.

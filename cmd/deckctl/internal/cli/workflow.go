@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/client"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -456,11 +457,13 @@ func roleName(r taskv1.NodeRole) string {
 }
 
 // runWorkflow creates a workflow and shows it until it ends (or prints its ID with
-// --detach).
+// --detach). The workflow's ID is chosen here, so a create whose controller dies before
+// answering is sent again to another one and cannot start a second workflow.
 func (o *options) runWorkflow(spec *apiv1.WorkflowSpec, f wfFlags) error {
 	var wf *apiv1.Workflow
+	id := client.NewWorkflowID()
 	err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
-		resp, err := apiv1.NewWorkflowServiceClient(cc).CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec})
+		resp, err := apiv1.NewWorkflowServiceClient(cc).CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec, Id: id})
 		wf = resp.GetWorkflow()
 		return err
 	})

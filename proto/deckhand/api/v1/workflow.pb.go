@@ -1113,8 +1113,13 @@ func (x *Workflow) GetCreatedBy() string {
 }
 
 type CreateWorkflowRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *WorkflowSpec          `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *WorkflowSpec          `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Optional client-chosen ID: "wf-" then 1 to 40 lower-case letters, digits and '-'
+	// (starting and ending with a letter or digit). An ID is used once: the same request
+	// again, by the same caller, returns the recorded workflow (an idempotent retry); another
+	// workflow under a taken ID is ALREADY_EXISTS. Empty: a generated ID.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1154,6 +1159,13 @@ func (x *CreateWorkflowRequest) GetSpec() *WorkflowSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *CreateWorkflowRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type PlanWorkflowRequest struct {
@@ -2467,9 +2479,10 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x1b.deckhand.task.v1.TaskErrorR\x05error\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\v \x01(\tR\tcreatedBy\"J\n" +
+	"created_by\x18\v \x01(\tR\tcreatedBy\"Z\n" +
 	"\x15CreateWorkflowRequest\x121\n" +
-	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"H\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"H\n" +
 	"\x13PlanWorkflowRequest\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\"}\n" +
 	"\x14PlanWorkflowResponse\x125\n" +
