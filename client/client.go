@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -304,10 +305,17 @@ func (s *stream) RecvMsg(m any) error {
 }
 
 // switchOn: the error says this controller cannot serve now (gone, or without quorum), so
-// another one should be asked.
+// another one should be asked; not an answer about something else that is unavailable (no
+// control-plane node connected to sign a kubeconfig).
 func switchOn(ctx context.Context, err error) bool {
-	switch status.Code(err) {
+	st := status.Convert(err)
+	switch st.Code() {
 	case codes.Unavailable:
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == apiv1.ErrorReason_ERROR_REASON_NODE_NOT_CONNECTED.String() {
+				return false
+			}
+		}
 		return true
 	case codes.Canceled:
 		// The connection was closed under the call (another call saw it fail).

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -456,5 +457,36 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 	}
 	if !Idempotent(apiv1.WorkflowService_CreateWorkflow_FullMethodName, &apiv1.CreateWorkflowRequest{Id: NewWorkflowID()}) {
 		t.Error("a workflow created with a client-chosen ID is idempotent")
+	}
+}
+
+func TestSwitchOn(t *testing.T) {
+	withReason := func(code codes.Code, reason apiv1.ErrorReason) error {
+		st, err := status.New(code, "x").WithDetails(&errdetails.ErrorInfo{Reason: reason.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Err()
+	}
+	live := context.Background()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"connection lost", live, status.Error(codes.Unavailable, "connection refused"), true},
+		{"no quorum", live, withReason(codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NO_QUORUM), true},
+		{"no control plane connected: an answer, not a dead controller", live, withReason(codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NODE_NOT_CONNECTED), false},
+		{"connection closed under the call", live, status.Error(codes.Canceled, "grpc: the client connection is closing"), true},
+		{"the caller cancelled", done, status.Error(codes.Canceled, "context canceled"), false},
+		{"not found", live, withReason(codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND), false},
+		{"deadline", live, status.Error(codes.DeadlineExceeded, "deadline"), false},
+	} {
+		if got := switchOn(tc.ctx, tc.err); got != tc.want {
+			t.Errorf("%s: switchOn = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
