@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,4 +57,21 @@ func TestAdminConfWrittenOnlyOnceTheCAIsPublished(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestAdminConfControllers(t *testing.T) {
+	for _, tc := range []struct {
+		self     string
+		replicas []string
+		want     []string
+	}{
+		{"a:1", nil, []string{"a:1"}},
+		{"a:1", []string{"a:1"}, []string{"a:1"}},
+		{"b:1", []string{"a:1", "b:1", "c:1"}, []string{"b:1", "a:1", "c:1"}},
+		{"a:1", []string{"", "c:1", "c:1"}, []string{"a:1", "c:1"}},
+	} {
+		if got := adminConfControllers(tc.self, tc.replicas); !slices.Equal(got, tc.want) {
+			t.Errorf("adminConfControllers(%s, %v) = %v, want %v", tc.self, tc.replicas, got, tc.want)
+		}
+	}
 }
