@@ -71,8 +71,8 @@ type Emitter struct {
 	dry bool
 }
 
-func newEmitter(taskID string, send func(*taskv1.TaskEvent), mask *secret.Masker) *Emitter {
-	return &Emitter{taskID: taskID, send: send, mask: mask, lines: map[string]*secret.LineMasker{}}
+func newEmitter(taskID string, send func(*taskv1.TaskEvent), mask *secret.Masker, dry bool) *Emitter {
+	return &Emitter{taskID: taskID, send: send, mask: mask, lines: map[string]*secret.LineMasker{}, dry: dry}
 }
 
 // Attach sets the task's artifact (for example a diagnostics bundle), sent with the result.
@@ -364,9 +364,8 @@ func (r *Runner) run(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Task
 	res = &taskv1.TaskResult{TaskId: t.GetId(), Started: timestamppb.Now()}
 	mask := &secret.Masker{}
 	mask.Add(tasksecrets.Values(t.GetSpec())...)
-	e := newEmitter(t.GetId(), emit, mask)
-	e.dry = t.GetDryRun()
-	h := &host.Host{Root: r.root, DryRun: t.GetDryRun(), Log: e.Log, CRISocket: r.criSocket}
+	e := newEmitter(t.GetId(), emit, mask, t.GetDryRun())
+	h := &host.Host{Root: r.root, DryRun: e.dry, Log: e.Log, CRISocket: r.criSocket}
 	kind := Kind(t.GetSpec())
 	defer func() {
 		if p := recover(); p != nil {

@@ -47,7 +47,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Etcd.Cert, "etcd-cert", "", "client certificate for etcd (with --store etcd)")
 	fs.StringVar(&cfg.Etcd.Key, "etcd-key", "", "client key for etcd (with --store etcd)")
 	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", cfg.Etcd.Prefix, "key prefix for Deckhand's state in etcd (with --store etcd)")
-	raftTimeout := fs.Duration("raft-timeout", cfg.Raft.HeartbeatTimeout, "how long followers wait to hear from the raft leader before electing another (the leader's lease is half of it): lower fails over sooner, too low for the host's load causes needless elections; 200ms..10s")
+	raftTimeout := fs.Duration("raft-timeout", cfg.Raft.HeartbeatTimeout, "how long followers wait to hear from the raft leader before electing another, and the leader to hear from a quorum before stepping down: lower fails over sooner, too low for the host's load causes needless elections; 200ms..10s")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the build (version, VCS revision, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
@@ -76,7 +76,7 @@ func run(args []string) error {
 	if *raftTimeout < 200*time.Millisecond || *raftTimeout > 10*time.Second {
 		return fmt.Errorf("--raft-timeout %v: give 200ms..10s (default %v)", *raftTimeout, controller.DefaultConfig().Raft.HeartbeatTimeout)
 	}
-	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = *raftTimeout, *raftTimeout, *raftTimeout/2
+	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = *raftTimeout, *raftTimeout, *raftTimeout
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}

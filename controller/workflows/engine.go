@@ -290,7 +290,15 @@ func satisfied(l *loaded, s *apiv1.Step) (ok, never bool) {
 }
 
 // reconcile moves one workflow forward and writes what changed in one fenced transaction.
-func (e *Engine) reconcile(ctx context.Context, id string) error {
+func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
+	// A pass changes the cached steps in place; one that ends in an error wrote none of it,
+	// so the cache must not keep it (a timed-out step whose cancel failed would never be
+	// cancelled again, a settled step's successors would start while the store says running).
+	defer func() {
+		if err != nil {
+			delete(e.cache, id)
+		}
+	}()
 	l := e.cache[id]
 	if l == nil {
 		var err error

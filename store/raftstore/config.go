@@ -61,14 +61,16 @@ type Config struct {
 }
 
 // DefaultConfig returns production defaults for a replica on a LAN. The raft timeouts make
-// a leader's death cost about 1.3 s (p99 1.6 s) until the API takes writes again, with no
-// election nobody caused on a loaded 2-core host (docs/benchmarks.md, scripts/failoverload);
-// 1 s timeouts cost 2.2 s (p99 3 s).
+// a leader's death cost about 1.3 s (p99 1.6 s) until the API takes writes again; 1 s
+// timeouts cost 2.2 s (p99 3 s) (docs/benchmarks.md, scripts/failoverload). The leader lease
+// equals the heartbeat timeout: a leader steps down when it has not heard from a quorum that
+// long, and a shorter lease only adds step-downs on a stalled host (Deckhand reads nothing
+// under the lease; its fence is the leader record in the log).
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
 		JoinTimeout:        3 * time.Minute,

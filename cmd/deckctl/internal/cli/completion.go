@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 // completionTimeout bounds asking the controller for names while a shell waits.
 const completionTimeout = 3 * time.Second
 
-// maxCompletions bounds the names offered (the newest tasks and workflows first).
+// maxCompletions bounds the names offered (the newest tasks and workflows first, of all
+// that match what was typed).
 const maxCompletions = 200
 
 // argKind is what a command's first argument names, from its usage line ("join NODE",
@@ -61,43 +63,60 @@ func (o *options) addCompletion(root *cobra.Command) {
 	walk(root)
 }
 
-// names lists what kind the controller knows, starting with prefix; nothing when it cannot
-// be reached (a shell must not hang or print errors).
+// names lists what kind the controller knows, starting with prefix, the newest tasks and
+// workflows first, at most maxCompletions; nothing when it cannot be reached (a shell must
+// not hang or print errors). Completing never rewrites the credential file.
 func (o *options) names(kind, prefix string) []string {
-	var out []string
+	var all []string
+	o.completing = true
 	_ = o.callFor(completionTimeout, func(ctx context.Context, cc grpc.ClientConnInterface) error {
-		add := func(s string) {
-			if strings.HasPrefix(s, prefix) && len(out) < maxCompletions {
-				out = append(out, s)
-			}
-		}
 		switch kind {
 		case "node":
-			resp, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{PageSize: maxCompletions})
-			for _, n := range resp.GetNodes() {
-				add(n.GetName())
-			}
-			return err
+			return allPages(func(token string) (string, error) {
+				resp, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: token})
+				for _, n := range resp.GetNodes() {
+					all = append(all, n.GetName())
+				}
+				return resp.GetNextPageToken(), err
+			})
 		case "workflow":
-			resp, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{PageSize: maxCompletions})
-			for _, w := range resp.GetWorkflows() {
-				add(w.GetId())
+			var wfs []*apiv1.Workflow
+			err := allPages(func(token string) (string, error) {
+				resp, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{PageToken: token})
+				wfs = append(wfs, resp.GetWorkflows()...)
+				return resp.GetNextPageToken(), err
+			})
+			slices.SortStableFunc(wfs, func(a, b *apiv1.Workflow) int { return b.GetCreated().AsTime().Compare(a.GetCreated().AsTime()) })
+			for _, w := range wfs {
+				all = append(all, w.GetId())
 			}
 			return err
 		case "token":
 			resp, err := apiv1.NewTokenServiceClient(cc).ListTokens(ctx, &apiv1.ListTokensRequest{})
 			for _, tk := range resp.GetTokens() {
-				add(tk.GetId())
+				all = append(all, tk.GetId())
 			}
 			return err
 		case "task":
-			resp, err := apiv1.NewTaskServiceClient(cc).ListTasks(ctx, &apiv1.ListTasksRequest{PageSize: maxCompletions})
-			for _, t := range resp.GetTasks() {
-				add(t.GetTask().GetId())
+			var ts []*apiv1.TaskRecord
+			err := allPages(func(token string) (string, error) {
+				resp, err := apiv1.NewTaskServiceClient(cc).ListTasks(ctx, &apiv1.ListTasksRequest{PageToken: token})
+				ts = append(ts, resp.GetTasks()...)
+				return resp.GetNextPageToken(), err
+			})
+			newestFirst(ts)
+			for _, t := range ts {
+				all = append(all, t.GetTask().GetId())
 			}
 			return err
 		}
 		return nil
 	})
+	var out []string
+	for _, s := range all {
+		if strings.HasPrefix(s, prefix) && len(out) < maxCompletions {
+			out = append(out, s)
+		}
+	}
 	return out
 }

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -22,6 +23,10 @@ func TestShellCompletionOfNames(t *testing.T) {
 	}
 	s.put(t, tasks.Prefix+"diag-1", bigTask("diag-1", 0))
 	s.put(t, tasks.Prefix+"ping-1", bigTask("ping-1", 0))
+	// More tasks than one completion offers: a typed prefix still finds the one asked for.
+	for i := range 250 {
+		s.put(t, tasks.Prefix+fmt.Sprintf("bulk-%03d", i), bigTask(fmt.Sprintf("bulk-%03d", i), 0))
+	}
 	complete := func(args ...string) []string {
 		t.Helper()
 		out, err := s.deckctl(append([]string{"__complete"}, args...)...)
@@ -45,7 +50,8 @@ func TestShellCompletionOfNames(t *testing.T) {
 		{[]string{"node", "describe", "w"}, "[web-1]"},
 		{[]string{"task", "run", "node-1"}, "[node-1]"},
 		{[]string{"task", "logs", "d"}, "[diag-1]"},
-		{[]string{"task", "cancel", ""}, "[diag-1 ping-1]"},
+		{[]string{"task", "cancel", "p"}, "[ping-1]"},
+		{[]string{"task", "get", "bulk-24"}, "[bulk-249 bulk-248 bulk-247 bulk-246 bulk-245 bulk-244 bulk-243 bulk-242 bulk-241 bulk-240]"},
 		{[]string{"join", "node-1", ""}, "[]"}, // only the first argument is a name
 	} {
 		if got := complete(c.args...); strings.Join(got, " ") != strings.Trim(c.want, "[]") {

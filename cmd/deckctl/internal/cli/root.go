@@ -30,6 +30,8 @@ type options struct {
 	timeout     time.Duration
 	output      string
 	out, errOut io.Writer
+	// completing: the shell asks for names (no writes, no warnings).
+	completing bool
 }
 
 // NewRoot builds the deckctl command tree.
@@ -76,6 +78,9 @@ func (o *options) dial(ctx context.Context) (*client.Client, error) {
 			return nil, fmt.Errorf("%w; check --controller and that deckhand-controller is running", err)
 		}
 		return nil, err
+	}
+	if o.completing {
+		return c, nil // a TAB press never rewrites the credential file
 	}
 	if _, err := c.SaveEndpoints(); err != nil {
 		fmt.Fprintf(o.errOut, "warning: %v\n", err)
