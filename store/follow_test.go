@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -74,4 +75,70 @@ func TestFollowListsThenWatches(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Follow did not return when its context ended")
 	}
+}
+
+// flaky fails its first List, and ends its first watch with ErrCompacted, as a follower's
+// watch ends after a snapshot install.
+type flaky struct {
+	store.Store
+	mu           sync.Mutex
+	lists        int
+	watches      int
+	failedLists  int
+	compactedOne bool
+}
+
+func (f *flaky) List(ctx context.Context, prefix string, opts ...store.ReadOption) ([]*store.KV, int64, error) {
+	f.mu.Lock()
+	f.lists++
+	fail := f.failedLists == 0
+	if fail {
+		f.failedLists++
+	}
+	f.mu.Unlock()
+	if fail {
+		return nil, 0, errors.New("no leader")
+	}
+	return f.Store.List(ctx, prefix, opts...)
+}
+
+func (f *flaky) Watch(ctx context.Context, prefix string, rev int64) (<-chan store.Event, error) {
+	f.mu.Lock()
+	f.watches++
+	first := !f.compactedOne
+	f.compactedOne = true
+	f.mu.Unlock()
+	if first {
+		ch := make(chan store.Event, 1)
+		ch <- store.Event{Err: store.ErrCompacted}
+		close(ch)
+		return ch, nil
+	}
+	return f.Store.Watch(ctx, prefix, rev)
+}
+
+// A failed list is reported and retried; a watch that ends (compacted) makes Follow list
+// again, so the follower sees the state it may have missed.
+func TestFollowRetriesAndListsAgain(t *testing.T) {
+	f := &flaky{Store: teststore.New(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := f.Txn(ctx, store.Txn{Then: []store.Op{store.Put("/f/a", []byte("1"))}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	listings, failures := 0, 0
+	go store.Follow(ctx, f, "/f/", store.Follower{
+		Listed: func([]*store.KV) { mu.Lock(); listings++; mu.Unlock() },
+		Failed: func(error) { mu.Lock(); failures++; mu.Unlock() },
+		Retry:  10 * time.Millisecond,
+	})
+	testwait.For(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures != 1 || listings != 2 {
+			return fmt.Errorf("%d failed lists reported, %d listings; want 1 and 2 (the second after the compacted watch)", failures, listings)
+		}
+		return nil
+	})
 }
