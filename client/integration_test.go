@@ -8,7 +8,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/client"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
 // Every replica's admin.conf lists every replica, itself first, and follows the membership:

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 

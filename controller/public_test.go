@@ -26,7 +26,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/api"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )

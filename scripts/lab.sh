@@ -12,7 +12,7 @@
 # and a kubeconfig to use it.
 #
 # DECKHAND_LAB_SIM=1 runs the fast SIMULATED lab instead: kubeadm, the kubelet and systemctl
-# are simulated (internal/sim/hostsim) under a root directory per host.
+# are simulated (internal/testkit/sim/hostsim) under a root directory per host.
 #
 # DECKHAND_LAB_DIR (default /tmp/deckhand-lab) holds the state; make lab-down removes it all.
 set -euo pipefail
@@ -63,7 +63,7 @@ fi
 scripts/build.sh >/dev/null
 go build -o "$state/bin/labserve" ./scripts/labserve
 if [ "$sim" = 1 ]; then
-  go build -o "$state/bin/hostsim" ./internal/sim/hostsim
+  go build -o "$state/bin/hostsim" ./internal/testkit/sim/hostsim
 else
   go build -o "$state/bin/labnode" ./scripts/labnode
   go build -o "$state/bin/k8skit" ./scripts/k8skit

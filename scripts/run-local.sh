@@ -7,7 +7,7 @@ scripts/build.sh >/dev/null
 # The simulated hosts get the hostsim SIMULATION of systemctl, firewall-cmd, swapoff,
 # modprobe, sysctl, apt, kubeadm, ...: tasks run against them act on the host's root
 # directory, never on this machine.
-go build -o .cache/bin/hostsim ./internal/sim/hostsim
+go build -o .cache/bin/hostsim ./internal/testkit/sim/hostsim
 base=${DECKHAND_BASE_PORT:-7400}
 state=$PWD/.cache/local
 mkdir -p "$state"

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/teststore"
-	"github.com/deckhandhq/deckhand/internal/testwait"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 	"github.com/deckhandhq/deckhand/store"
 )
 

@@ -105,7 +105,7 @@ func TestNFTTables(t *testing.T) {
 func TestPodNetworkLeftovers(t *testing.T) {
 	root := t.TempDir()
 	bin := filepath.Join(root, "usr", "bin")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "ip"), "github.com/deckhandhq/deckhand/internal/sim/hostsim").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "ip"), "github.com/deckhandhq/deckhand/internal/testkit/sim/hostsim").CombinedOutput(); err != nil {
 		t.Fatalf("build the host simulation: %v\n%s", err, out)
 	}
 	sim, err := os.ReadFile(filepath.Join(bin, "ip"))

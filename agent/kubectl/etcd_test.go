@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/agent/kubectl"
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/tasks"
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 

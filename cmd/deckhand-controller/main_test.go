@@ -27,8 +27,8 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
-	"github.com/deckhandhq/deckhand/internal/testetcd"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testetcd"
 )
 
 // These tests run the real binaries as processes, the way an operator does.

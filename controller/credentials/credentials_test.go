@@ -9,7 +9,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/credentials"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
 type clock struct {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
-	"github.com/deckhandhq/deckhand/internal/teststore"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"

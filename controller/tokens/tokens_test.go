@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/tokens"
-	"github.com/deckhandhq/deckhand/internal/teststore"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 

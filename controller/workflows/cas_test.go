@@ -11,8 +11,8 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
-	"github.com/deckhandhq/deckhand/internal/testetcd"
-	"github.com/deckhandhq/deckhand/internal/teststore"
+	"github.com/deckhandhq/deckhand/internal/testkit/testetcd"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/etcdstore"

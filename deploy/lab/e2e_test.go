@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
 // lab is a running lab (make lab with DECKHAND_LAB_APPLY=0) in network namespaces.

@@ -27,7 +27,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
 func run(t testing.TB, timeout time.Duration, env []string, name string, args ...string) string {

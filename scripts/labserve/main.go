@@ -24,7 +24,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/deckhandhq/deckhand/internal/sim/seedimages"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/seedimages"
 )
 
 func main() {

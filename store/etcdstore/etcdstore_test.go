@@ -15,8 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/deckhandhq/deckhand/internal/testetcd"
-	"github.com/deckhandhq/deckhand/internal/testnet"
+	"github.com/deckhandhq/deckhand/internal/testkit/testetcd"
+	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
 	"github.com/deckhandhq/deckhand/store"
 )
 

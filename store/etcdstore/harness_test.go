@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/testetcd"
+	"github.com/deckhandhq/deckhand/internal/testkit/testetcd"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/storetest"
 )

@@ -17,8 +17,8 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/testnet"
-	"github.com/deckhandhq/deckhand/internal/testwait"
+	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/storetest"
 )

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/testnet"
+	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
 	"github.com/deckhandhq/deckhand/store"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/testwait"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 	"github.com/deckhandhq/deckhand/store"
 )
 

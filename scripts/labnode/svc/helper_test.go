@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/testwait"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 )
 
 // The test binary doubles as the services the tests run: started as /usr/bin/kubelet or

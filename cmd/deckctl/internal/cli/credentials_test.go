@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/cmd/deckctl/internal/cli"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
 // deckctlAs runs the CLI in-process with the credential file config.

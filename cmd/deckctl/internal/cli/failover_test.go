@@ -12,7 +12,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/cmd/deckctl/internal/cli"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
 // deckctlWith runs the CLI in-process with only a credential file: no --controller.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	buildinfo "github.com/deckhandhq/deckhand/internal/version"
 )
 

@@ -20,9 +20,9 @@ import (
 	"github.com/deckhandhq/deckhand/cmd/deckctl/internal/cli"
 	"github.com/deckhandhq/deckhand/controller/api"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
-	"github.com/deckhandhq/deckhand/internal/testetcd"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testetcd"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/deckhandhq/deckhand/internal/sim/seedimages"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/seedimages"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
 )
 
 // kubeadm join's discovery SIMULATION, as kubeadm v1.33.13 does it

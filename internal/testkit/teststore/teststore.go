@@ -1,6 +1,6 @@
 // Package teststore starts a real single-replica raft store for tests. It depends only on
 // the store and its transport, so any package's tests can use it, including packages the
-// controller imports (which cannot import internal/testcluster). Test tooling: product code
+// controller imports (which cannot import internal/testkit/testcluster). Test tooling: product code
 // never imports it.
 package teststore
 

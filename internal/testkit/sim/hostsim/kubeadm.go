@@ -19,7 +19,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
 )
 
 // kubeadm SIMULATION. The files a node gets live under ROOT/etc/kubernetes like the real

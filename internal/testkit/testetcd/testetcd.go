@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/testwait"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 )
 
 // RequireEnv names the environment variable that turns a missing etcd binary from a skip

@@ -67,7 +67,7 @@ func InstallSim(t testing.TB, root string) {
 			return
 		}
 		defer os.RemoveAll(tmp)
-		out, err := exec.Command("go", "build", "-o", tmp, "github.com/deckhandhq/deckhand/internal/sim/hostsim").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", tmp, "github.com/deckhandhq/deckhand/internal/testkit/sim/hostsim").CombinedOutput()
 		if err != nil {
 			simErr = &buildError{err: err, out: string(out)}
 			return

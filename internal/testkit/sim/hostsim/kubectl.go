@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
 )
 
 // kubectl SIMULATION: its version, the API server's readiness, and the node commands the

@@ -24,9 +24,9 @@ import (
 	"github.com/deckhandhq/deckhand/controller"
 	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
-	"github.com/deckhandhq/deckhand/internal/testnet"
-	"github.com/deckhandhq/deckhand/internal/teststore"
-	"github.com/deckhandhq/deckhand/internal/testwait"
+	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )

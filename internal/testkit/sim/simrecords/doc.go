@@ -1,4 +1,4 @@
-// Package simrecords reads the state of the hostsim SIMULATION (internal/sim/hostsim), not
+// Package simrecords reads the state of the hostsim SIMULATION (internal/testkit/sim/hostsim), not
 // of a real cluster: the records the simulated kubeadm and kubectl append when a command
 // takes effect, and the tokens, nodes and etcd members they keep in the cluster directory
 // the simulated hosts of one cluster share (env DECKHAND_SIM_CLUSTER). It is for tests and

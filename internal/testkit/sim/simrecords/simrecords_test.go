@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
-	"github.com/deckhandhq/deckhand/internal/sim/simrecords"
-	"github.com/deckhandhq/deckhand/internal/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
