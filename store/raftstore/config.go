@@ -61,8 +61,8 @@ type Config struct {
 }
 
 // DefaultConfig returns production defaults for a replica on a LAN. The raft timeouts make
-// a leader's death cost about 1.3 s (p99 1.6 s) until the API takes writes again; 1 s
-// timeouts cost 2.2 s (p99 3 s) (docs/benchmarks.md, scripts/failoverload). The leader lease
+// a leader's death cost about 1.05 s (p99 1.35 s) until the API takes writes again; 1 s
+// timeouts cost 2.3 s (p99 2.9 s) (docs/benchmarks.md, scripts/failoverload). The leader lease
 // equals the heartbeat timeout: a leader steps down when it has not heard from a quorum that
 // long, and a shorter lease only adds step-downs on a stalled host (Deckhand reads nothing
 // under the lease; its fence is the leader record in the log).
