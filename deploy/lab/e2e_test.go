@@ -16,6 +16,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/testkit/sim/simrecords"
 	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 )
 
 // lab is a running lab (make lab with DECKHAND_LAB_APPLY=0) in network namespaces.
@@ -175,22 +176,28 @@ func (l *lab) stepIs(id, step, state string) error {
 	return fmt.Errorf("no step %s", step)
 }
 
+// leader is the controller that leads; while an election runs (a replica that answers may
+// not know the new leader yet) it asks again, up to 30 s.
 func (l *lab) leader() string {
-	var m struct {
-		Members []struct {
-			ID     string `json:"id"`
-			Leader bool   `json:"leader"`
-		} `json:"members"`
-	}
-	out := l.must("members", "-o", "json")
-	_ = json.Unmarshal([]byte(out), &m)
-	for _, mem := range m.Members {
-		if mem.Leader {
-			return mem.ID
+	var leader string
+	testwait.For(l.t, 30*time.Second, func() error {
+		var m struct {
+			Members []struct {
+				ID     string `json:"id"`
+				Leader bool   `json:"leader"`
+			} `json:"members"`
 		}
-	}
-	l.t.Fatalf("no leader: %s", out)
-	return ""
+		out := l.must("members", "-o", "json")
+		_ = json.Unmarshal([]byte(out), &m)
+		for _, mem := range m.Members {
+			if mem.Leader {
+				leader = mem.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader: %s", out)
+	})
+	return leader
 }
 
 // TestFaultsOnTheLab runs an apply of 1 control plane and 3 workers on the lab topology

@@ -60,17 +60,19 @@ type Config struct {
 	MaxAppendEntries int
 }
 
-// DefaultConfig returns production defaults for a replica on a LAN. The raft timeouts make
-// a leader's death cost about 1.05 s (p99 1.35 s) until the API takes writes again; 1 s
-// timeouts cost 2.3 s (p99 2.9 s) (docs/benchmarks.md, scripts/failoverload). The leader lease
-// equals the heartbeat timeout: a leader steps down when it has not heard from a quorum that
-// long, and a shorter lease only adds step-downs on a stalled host (Deckhand reads nothing
-// under the lease; its fence is the leader record in the log).
+// DefaultConfig returns production defaults for a replica on a LAN. With 1 s raft timeouts a
+// leader's death costs about 2.3 s (p99 2.9 s) until the API takes writes again; 500 ms halves
+// that (1.05 s, p99 1.35 s) but started an election nobody caused while a real cluster came up
+// beside the controllers on a 2-core host (docs/benchmarks.md, scripts/failoverload), so the
+// default stays 1 s and --raft-timeout lowers it where hosts have room. The leader lease equals
+// the timeout: a leader steps down when it has not heard from a quorum that long, and a
+// shorter lease only adds step-downs on a stalled host (Deckhand reads nothing under the
+// lease; its fence is the leader record in the log).
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 1000 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
 		JoinTimeout:        3 * time.Minute,
