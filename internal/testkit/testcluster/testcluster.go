@@ -131,19 +131,25 @@ func NewEtcd(t testing.TB, n int, endpoints []string) *Cluster {
 			t.Fatalf("start controller %d: %v", i, err)
 		}
 		if i == 0 {
-			// admin.conf appears once the controller published the CA in the store.
-			var cfg *clientconfig.Config
-			WaitFor(t, 20*time.Second, func() error {
-				var err error
-				cfg, err = clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
-				return err
-			})
-			c.admin = cfg
-			c.caHash = ctl.c.CA().Hash()
+			c.loadAdmin(ctl)
 		}
 	}
 	c.WaitLeader()
 	return c
+}
+
+// loadAdmin takes the cluster's admin credential and CA pin from the first controller, once
+// it wrote admin.conf (after publishing the CA in the store).
+func (c *Cluster) loadAdmin(ctl *Controller) {
+	c.t.Helper()
+	var cfg *clientconfig.Config
+	WaitFor(c.t, 20*time.Second, func() error {
+		var err error
+		cfg, err = clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
+		return err
+	})
+	c.admin = cfg
+	c.caHash = ctl.c.CA().Hash()
 }
 
 // New starts n controllers: the first bootstraps, the others join with a controller token.
@@ -168,15 +174,7 @@ func NewWith(t testing.TB, n int, configure func(*controller.Config)) *Cluster {
 			t.Fatalf("start controller %d: %v", i, err)
 		}
 		if i == 0 {
-			// admin.conf appears once the controller published the CA in the store.
-			var cfg *clientconfig.Config
-			WaitFor(t, 20*time.Second, func() error {
-				var err error
-				cfg, err = clientconfig.Load(filepath.Join(ctl.Dir, "admin.conf"))
-				return err
-			})
-			c.admin = cfg
-			c.caHash = ctl.c.CA().Hash()
+			c.loadAdmin(ctl)
 			WaitFor(t, 20*time.Second, func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
