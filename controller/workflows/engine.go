@@ -57,6 +57,7 @@ type Engine struct {
 	tasks  map[string]*apiv1.TaskRecord // terminal records of workflow tasks, from the watch
 	dirty  chan string
 	nodeSt map[string]apiv1.NodeState // per pass
+	timers map[string]wakeTimer       // per workflow: when to look again without an event
 }
 
 // NewEngine returns an engine for svc.
@@ -99,6 +100,12 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 	e.cache = map[string]*loaded{}
 	e.tasks = map[string]*apiv1.TaskRecord{}
 	e.dirty = make(chan string, 8192)
+	e.timers = map[string]wakeTimer{}
+	defer func() {
+		for _, t := range e.timers {
+			t.timer.Stop()
+		}
+	}()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go e.follow(wctx, tasks.Prefix)
@@ -259,8 +266,6 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	return rec, nil
 }
 
-func (e *Engine) backoff(attempts uint32) time.Duration { return backoffFor(e.Backoff, attempts) }
-
 // satisfied says whether step s may start given its dependencies; never means it cannot
 // start in this run of the workflow.
 func satisfied(l *loaded, s *apiv1.Step) (ok, never bool) {
@@ -289,7 +294,8 @@ func satisfied(l *loaded, s *apiv1.Step) (ok, never bool) {
 	return ok, false
 }
 
-// reconcile moves one workflow forward and writes what changed in one fenced transaction.
+// reconcile moves one workflow forward: it loads the workflow (or takes its working copy),
+// lets compute decide, and writes the decisions in one fenced transaction.
 func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	// A pass changes the cached steps in place; one that ends in an error wrote none of it,
 	// so the cache must not keep it (a timed-out step whose cancel failed would never be
@@ -316,145 +322,33 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	}
 	wf := l.wf
 	if Terminal(wf.GetState()) {
-		delete(e.cache, id)
-		e.forgetTasks(id)
+		e.forget(id)
 		return nil
 	}
 	now := e.svc.now()
-	changed := map[int]bool{}
-	hdrChanged := false
-	dry := wf.GetSpec().GetDryRun()
-
-	// 1. Results of running steps.
-	for i, s := range wf.GetSteps() {
-		if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || s.GetAction() != "" {
-			continue
-		}
-		rec, err := e.task(ctx, s.GetTaskId())
-		if err == nil && !ownTask(rec, id, s) {
-			e.fail(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
-			changed[i] = true
-			continue
-		}
-		if errors.Is(err, tasks.ErrNotFound) {
-			// The step was marked running but its task not created (a failover in
-			// between): create it now, under the same ID.
-			if err := e.createTask(ctx, wf, s); err != nil {
-				e.fail(s, now, "DISPATCH_FAILED", err.Error(), "check that the node is enrolled (deckctl nodes)")
-				changed[i] = true
-			}
-			continue
-		}
-		if err != nil {
+	d, err := compute(l, &storeView{e: e, ctx: ctx}, now, engineSettings{backoff: e.Backoff, maxCreate: maxCreatePerPass})
+	if err != nil {
+		return err
+	}
+	for _, tid := range d.cancel {
+		if _, err := e.svc.tasks.Cancel(ctx, tid); err != nil && !errors.Is(err, tasks.ErrNotFound) {
 			return err
 		}
-		switch settle(id, s, rec, now, e.backoff(s.GetAttempts())) {
-		case stillRunning:
-			continue
-		case timedOut:
-			if _, err := e.svc.tasks.Cancel(ctx, s.GetTaskId()); err != nil && !errors.Is(err, tasks.ErrNotFound) {
-				return err
-			}
-		}
-		changed[i] = true
 	}
-
-	// 2. Start the steps that are ready.
-	failed := firstFailed(wf) != nil
-	adm := newAdmission(wf)
-	var create []*apiv1.Step
-	capped := false
-	rendered := map[string]*taskv1.TaskSpec{}
-	for i, s := range wf.GetSteps() {
-		if !eligible(l, s, failed, now) || !adm.admits(s) {
-			continue
-		}
-		if s.GetAction() != "" {
-			if dry {
-				s.State = apiv1.StepState_STEP_STATE_SKIPPED
-			} else if err := e.act(ctx, wf, l, s); err != nil {
-				if errors.Is(err, store.ErrFenced) {
-					return err
-				}
-				e.fail(s, now, "ACTION_FAILED", err.Error(), "deckctl workflow retry "+id)
-			} else {
-				s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
-				s.Started, s.Finished = timestamppb.New(now), timestamppb.New(now)
-			}
-			changed[i] = true
-			continue
-		}
-		if len(create) >= maxCreatePerPass {
-			capped = true // the next pass starts the rest
-			continue
-		}
-		node, wait := e.resolveNode(ctx, l, s)
-		if node == "" {
-			if dry {
-				s.State = apiv1.StepState_STEP_STATE_SKIPPED
-				s.Error = &taskv1.TaskError{Reason: "DRY_RUN", Message: wait}
-				changed[i] = true
-			} else if s.GetError().GetMessage() != wait {
-				s.Error = &taskv1.TaskError{Reason: "WAITING", Message: wait, Hint: "deckctl nodes shows which control planes are Ready"}
-				changed[i] = true
-			}
-			continue
-		}
-		t, err := e.render(ctx, l, s, dry)
-		var skip *skipError
-		if errors.As(err, &skip) {
-			s.State, s.Finished = apiv1.StepState_STEP_STATE_SKIPPED, timestamppb.New(now)
-			s.Error = &taskv1.TaskError{Reason: "NOTHING_TO_DO", Message: skip.why}
-			changed[i] = true
-			continue
-		}
-		if err != nil {
-			e.fail(s, now, "INPUT_MISSING", err.Error(), "deckctl workflow retry "+id+" runs the steps that produce it again")
-			changed[i] = true
-			continue
-		}
-		// The rendered spec (it may hold a token) goes only into the task record; the
-		// step keeps its template, so secrets never show in the workflow.
-		tid := taskID(id, s.GetName(), s.GetAttempts()+1)
-		if rec, _, err := e.svc.tasks.Get(ctx, tid); err == nil {
-			// Never overwrite or adopt a record this engine did not create: its result
-			// would become the step's. (Direct tasks cannot take the workflow prefix;
-			// this is a record from before that rule, or a bug.)
-			s.Attempts++
-			s.TaskId = tid
-			e.fail(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
-			changed[i] = true
-			continue
-		} else if !errors.Is(err, tasks.ErrNotFound) {
+	for _, t := range d.missing {
+		if err := e.createTask(ctx, t); err != nil {
 			return err
 		}
-		rendered[s.GetName()] = t
-		s.Node = node
-		s.Attempts++
-		s.TaskId = tid
-		s.State = apiv1.StepState_STEP_STATE_RUNNING
-		s.Started = timestamppb.New(now)
-		s.Finished, s.Error = nil, nil
-		changed[i] = true
-		create = append(create, s)
-		adm.start(s)
 	}
-
-	// 3. Is the workflow over?
-	if over, state, failedStep, err := outcome(l); over {
-		wf.State, wf.FailedStep, wf.Error = state, failedStep, err
-		hdrChanged = true
-	}
-	if len(changed) == 0 && !hdrChanged {
+	e.wakeAt(id, d.wake, now)
+	if !d.dirty() {
+		if d.again {
+			e.mark(id)
+		}
 		return nil
 	}
-	e.log.Debug("workflow pass", "workflow", id, "changed_steps", len(changed), "state", wf.GetState())
-	wf.Updated = timestamppb.New(now)
-	idx := make([]int, 0, len(changed))
-	for i := range changed {
-		idx = append(idx, i)
-	}
-	ops, err := putOps(wf, idx)
+	e.log.Debug("workflow pass", "workflow", id, "changed_steps", len(d.steps), "state", wf.GetState())
+	ops, err := putOps(wf, d.steps)
 	if err != nil {
 		return err
 	}
@@ -464,17 +358,27 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		}
 	}
 	// The tasks are created with their steps, in one write: no step runs without its task,
-	// and each task only if its ID is free.
+	// and each task only if its ID is free; the cluster record only if unchanged since read.
 	ifs := []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}
-	for _, st := range create {
-		t := e.newTask(wf, st)
-		t.Spec = rendered[st.GetName()]
+	for _, t := range d.create {
 		cmp, op, err := tasks.PutNew(t, now)
 		if err != nil {
 			return err
 		}
 		ifs = append(ifs, cmp)
 		ops = append(ops, op)
+	}
+	if d.clusterChanged {
+		ifs = append(ifs, store.ModRevisionIs(ClusterKey, d.clusterRev))
+		if d.cluster == nil {
+			ops = append(ops, store.Delete(ClusterKey))
+		} else {
+			b, err := proto.Marshal(d.cluster)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, store.Put(ClusterKey, b))
+		}
 	}
 	rev, err := e.svc.st.Txn(ctx, store.Txn{If: ifs, Then: ops})
 	if errors.Is(err, store.ErrConflict) {
@@ -487,15 +391,75 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		return err
 	}
 	l.hdrRev = rev
-	if capped {
+	if d.again {
 		e.mark(id)
 	}
 	if Terminal(wf.GetState()) {
 		e.log.Info("workflow ended", "workflow", id, "kind", Kind(wf.GetSpec()), "state", stateName(wf.GetState()), "failed_step", wf.GetFailedStep())
-		delete(e.cache, id)
-		e.forgetTasks(id)
+		e.forget(id)
 	}
 	return nil
+}
+
+// forget drops what the engine keeps of an ended workflow.
+func (e *Engine) forget(id string) {
+	delete(e.cache, id)
+	e.forgetTasks(id)
+	if t, ok := e.timers[id]; ok {
+		t.timer.Stop()
+		delete(e.timers, id)
+	}
+}
+
+// storeView is compute's view of the store for one pass: finished task records from the
+// engine's cache, others, the cluster and node states read when first asked.
+type storeView struct {
+	e   *Engine
+	ctx context.Context
+}
+
+func (v *storeView) Task(id string) (*apiv1.TaskRecord, error) { return v.e.task(v.ctx, id) }
+
+func (v *storeView) Cluster() (*apiv1.Cluster, int64, int64, error) {
+	kv, rev, err := v.e.svc.st.Get(v.ctx, ClusterKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, rev, nil
+	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var cl apiv1.Cluster
+	if err := proto.Unmarshal(kv.Value, &cl); err != nil {
+		return nil, 0, 0, fmt.Errorf("cluster record: %w", err)
+	}
+	return &cl, kv.ModRevision, rev, nil
+}
+
+func (v *storeView) Ready(node string) bool {
+	return v.e.nodeState(v.ctx, node) == apiv1.NodeState_NODE_STATE_READY
+}
+
+// wakeAt makes sure workflow id is looked at again at when (a retry's backoff or a step's
+// timeout ends) even if no event comes: one timer per workflow, moved earlier when needed.
+func (e *Engine) wakeAt(id string, when, now time.Time) {
+	if when.IsZero() {
+		return
+	}
+	if e.timers == nil {
+		e.timers = map[string]wakeTimer{}
+	}
+	if t, ok := e.timers[id]; ok {
+		if !t.at.After(when) && t.at.After(now) {
+			return
+		}
+		t.timer.Stop()
+	}
+	e.timers[id] = wakeTimer{at: when, timer: time.AfterFunc(max(0, when.Sub(now)), func() { e.mark(id) })}
+}
+
+type wakeTimer struct {
+	at    time.Time
+	timer *time.Timer
 }
 
 // mayRun returns whether a pending step can still run in this run of the workflow: its
@@ -553,12 +517,6 @@ func allDone(wf *apiv1.Workflow) bool {
 	return true
 }
 
-func (e *Engine) fail(s *apiv1.Step, now time.Time, reason, msg, hint string) {
-	s.State = apiv1.StepState_STEP_STATE_FAILED
-	s.Error = &taskv1.TaskError{Reason: reason, Message: msg, Hint: hint}
-	s.Finished = timestamppb.New(now)
-}
-
 func publicOutputs(in map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range in {
@@ -573,15 +531,23 @@ func publicOutputs(in map[string]string) map[string]string {
 	return out
 }
 
-func (e *Engine) newTask(wf *apiv1.Workflow, s *apiv1.Step) *taskv1.Task {
+// failStep fails step s at now with reason, message and hint.
+func failStep(s *apiv1.Step, now time.Time, reason, msg, hint string) {
+	s.State = apiv1.StepState_STEP_STATE_FAILED
+	s.Error = &taskv1.TaskError{Reason: reason, Message: msg, Hint: hint}
+	s.Finished = timestamppb.New(now)
+}
+
+// newTask is the task of step s (its spec still the step's template).
+func newTask(wf *apiv1.Workflow, s *apiv1.Step) *taskv1.Task {
 	return &taskv1.Task{Id: s.GetTaskId(), Node: s.GetNode(), Spec: s.GetTask(), DryRun: wf.GetSpec().GetDryRun(),
 		Timeout: s.GetTimeout(), WorkflowId: wf.GetId(), Step: s.GetName()}
 }
 
-// createTask creates a running step's task if it is missing (records written before tasks
-// were created with their steps).
-func (e *Engine) createTask(ctx context.Context, wf *apiv1.Workflow, s *apiv1.Step) error {
-	cmp, op, err := tasks.PutNew(e.newTask(wf, s), e.svc.now())
+// createTask creates a running step's missing task (records written before tasks were
+// created with their steps).
+func (e *Engine) createTask(ctx context.Context, t *taskv1.Task) error {
+	cmp, op, err := tasks.PutNew(t, e.svc.now())
 	if err != nil {
 		return err
 	}
@@ -608,62 +574,10 @@ func idTakenMessage(rec *apiv1.TaskRecord, wf string, s *apiv1.Step) string {
 		s.GetTaskId(), s.GetName(), by, rec.GetTask().GetNode())
 }
 
-// resolveNode picks the node a step runs on; "" with a reason when none is available yet.
-// It loads the cluster record and node states only when the step needs them (pickNode).
-func (e *Engine) resolveNode(ctx context.Context, l *loaded, s *apiv1.Step) (string, string) {
-	if n, ok := fixedNode(l, s); ok {
-		return n, ""
-	}
-	if !s.GetAnyControlPlane() && s.GetNodeFrom() == "" {
-		return "", "the step names no node"
-	}
-	cl, _, err := readCluster(ctx, e.svc.st)
-	if err != nil {
-		return "", err.Error()
-	}
-	return pickNode(s, cl, func(n string) bool { return e.nodeState(ctx, n) == apiv1.NodeState_NODE_STATE_READY })
-}
-
 // skipError: the step has nothing to do (a routes step for a node that left meanwhile).
 type skipError struct{ why string }
 
 func (e *skipError) Error() string { return e.why }
-
-// render fills the step's inputs into its task spec from the producing tasks' outputs, and
-// a network step's from the cluster's network view as it is now.
-func (e *Engine) render(ctx context.Context, l *loaded, s *apiv1.Step, dry bool) (*taskv1.TaskSpec, error) {
-	var cl *apiv1.Cluster
-	var gen int64
-	loadedCluster := false
-	outputs := map[string]map[string]string{}
-	for _, in := range s.GetInputs() {
-		if in.GetStep() == "" {
-			// Resolved when the step is dispatched, not when the plan was built: nodes that
-			// joined (or left) since, in this workflow or another, are in the list.
-			if !loadedCluster {
-				kv, rev, err := e.svc.st.Get(ctx, ClusterKey)
-				if err == nil {
-					cl = &apiv1.Cluster{}
-					if err := proto.Unmarshal(kv.Value, cl); err != nil {
-						return nil, fmt.Errorf("cluster record: %w", err)
-					}
-				} else if !errors.Is(err, store.ErrNotFound) {
-					return nil, err
-				}
-				gen, loadedCluster = rev, true
-			}
-			continue
-		}
-		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED {
-			rec, err := e.task(ctx, p.GetTaskId())
-			if err != nil {
-				return nil, err
-			}
-			outputs[in.GetStep()] = rec.GetResult().GetOutputs()
-		}
-	}
-	return renderSpec(l, s, cl, gen, outputs, dry)
-}
 
 // placeholderPodCIDR stands in, in a dry-run, for the pod CIDR a node has not been given:
 // the first /24 of the cluster's pod subnet (kube-controller-manager's default node size),
@@ -677,85 +591,4 @@ func placeholderPodCIDR(clusterPodSubnet string) string {
 		return c.Masked().String()
 	}
 	return netip.PrefixFrom(c.Masked().Addr(), 24).String()
-}
-
-// act runs a controller action: the cluster record changes as nodes come and go.
-func (e *Engine) act(ctx context.Context, wf *apiv1.Workflow, l *loaded, s *apiv1.Step) error {
-	node := s.GetLane()
-	for {
-		cl, rev, err := readCluster(ctx, e.svc.st)
-		if err != nil {
-			return err
-		}
-		now := timestamppb.New(e.svc.now())
-		var next *apiv1.Cluster
-		switch s.GetAction() {
-		case ActionRecordCluster:
-			if cl != nil {
-				if clusterNode(cl, node) != nil {
-					return nil // recorded before a failover
-				}
-				return fmt.Errorf("a cluster was recorded meanwhile")
-			}
-			in := l.step(node + "/init")
-			reg := l.step(node + "/registered").GetOutputs()
-			next = &apiv1.Cluster{
-				Spec: in.GetTask().GetKubeadmInit().GetCluster(), CaCertHash: in.GetOutputs()["ca_cert_hash"],
-				Nodes: []*apiv1.ClusterNode{{Name: node, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Joined: now, WorkflowId: wf.GetId(),
-					PodCidr: reg["pod_cidr"], Address: reg["address"]}},
-				Created: now, Updated: now,
-				Packages: l.step(node + "/packages").GetTask().GetPackages(), Runtime: l.step(node + "/runtime").GetTask().GetRuntime(),
-			}
-			if next.Packages != nil {
-				next.Packages = proto.Clone(next.Packages).(*taskv1.PackagesSpec)
-				next.Packages.KubernetesVersion = ""
-			}
-			if next.Runtime != nil {
-				next.Runtime = proto.Clone(next.Runtime).(*taskv1.RuntimeSpec)
-				next.Runtime.KubernetesVersion, next.Runtime.Registry, next.Runtime.CgroupDriver = "", nil, ""
-			}
-		case ActionRecordNode:
-			if cl == nil {
-				return fmt.Errorf("no cluster is recorded")
-			}
-			if clusterNode(cl, node) != nil {
-				return nil
-			}
-			next = proto.Clone(cl).(*apiv1.Cluster)
-			role := l.step(node + "/join").GetTask().GetKubeadmJoin().GetRole()
-			reg := l.step(node + "/registered").GetOutputs()
-			next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId(),
-				PodCidr: reg["pod_cidr"], Address: reg["address"]})
-			next.Updated = now
-		case ActionForgetNode:
-			if clusterNode(cl, node) == nil {
-				return nil
-			}
-			next = proto.Clone(cl).(*apiv1.Cluster)
-			next.Nodes = nil
-			for _, n := range cl.GetNodes() {
-				if n.GetName() != node {
-					next.Nodes = append(next.Nodes, n)
-				}
-			}
-			next.Updated = now
-		default:
-			return fmt.Errorf("unknown action %q", s.GetAction())
-		}
-		var op store.Op
-		if len(next.GetNodes()) == 0 {
-			op = store.Delete(ClusterKey) // the last node left: no cluster any more
-		} else {
-			b, err := proto.Marshal(next)
-			if err != nil {
-				return err
-			}
-			op = store.Put(ClusterKey, b)
-		}
-		_, err = e.svc.st.Txn(ctx, store.Txn{If: []store.Compare{e.fence, store.ModRevisionIs(ClusterKey, rev)}, Then: []store.Op{op}})
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		return err
-	}
 }

@@ -1,0 +1,414 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// view is what a reconcile pass reads besides the workflow, read-only. The engine's view
+// reads the store (tasks from its cache of finished records, the cluster and node states
+// once per pass); the table tests give maps. compute never reads anything else, never
+// writes and never looks at the clock.
+type view interface {
+	// Task returns the record of task id, or an error wrapping tasks.ErrNotFound.
+	Task(id string) (*apiv1.TaskRecord, error)
+	// Cluster returns the recorded cluster (nil when none), its record's revision (0 when
+	// none) and the store's revision when it was read (a route list's generation).
+	Cluster() (cl *apiv1.Cluster, modRev, storeRev int64, err error)
+	// Ready says whether node's agent is connected and Ready.
+	Ready(node string) bool
+}
+
+// decisions is what a pass decided; the engine writes it in one fenced transaction (after
+// cancelling the timed-out tasks and creating the missing ones).
+type decisions struct {
+	// Steps changed (indexes into the workflow's steps), to write with the header.
+	steps []int
+	// The workflow ended (its state, failed step and error are set on it).
+	over bool
+	// Tasks to create with their steps, each only if its ID is free (rendered: they may hold
+	// a join token, which the step never does).
+	create []*taskv1.Task
+	// Tasks to cancel on their nodes before the write: they overran their step's timeout.
+	cancel []string
+	// Tasks of running steps that were never created (a failover between a step marked
+	// running and its task, before both were written together): create them, same IDs.
+	missing []*taskv1.Task
+	// The cluster record as the actions left it, to write only if it is still at
+	// clusterRev (nil with clusterChanged: delete it, the last node left).
+	clusterChanged bool
+	cluster        *apiv1.Cluster
+	clusterRev     int64
+	// Look again at once: more steps are ready than one pass starts.
+	again bool
+	// Look again at this time when nothing else happens first (a retry's backoff ends, a
+	// running step's timeout passes); zero when only an event can move the workflow.
+	wake time.Time
+}
+
+// dirty reports whether the pass changed anything to write.
+func (d *decisions) dirty() bool { return len(d.steps) > 0 || d.over }
+
+// engineSettings are the engine's knobs compute reads.
+type engineSettings struct {
+	backoff   time.Duration // the first retry delay
+	maxCreate int           // tasks one pass creates at most (a transaction's size)
+}
+
+// compute decides one reconcile pass of workflow l at now: it settles running steps from
+// their task records, starts the steps that are ready (rendering their tasks, choosing their
+// nodes, running controller actions on a working copy of the cluster record), and says
+// whether the workflow is over. It changes l's steps in place (l is the engine's working
+// copy, dropped when the write fails) and returns what to write. An error is the view's: the
+// pass decides nothing.
+func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, error) {
+	wf := l.wf
+	d := &decisions{}
+	changed := map[int]bool{}
+	dry := wf.GetSpec().GetDryRun()
+	id := wf.GetId()
+
+	// 1. Results of running steps.
+	for i, s := range wf.GetSteps() {
+		if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || s.GetAction() != "" {
+			continue
+		}
+		rec, err := v.Task(s.GetTaskId())
+		if errors.Is(err, tasks.ErrNotFound) {
+			t := newTask(wf, s)
+			if _, _, err := tasks.PutNew(t, now); err != nil {
+				failStep(s, now, "DISPATCH_FAILED", err.Error(), "deckctl workflow retry "+id)
+				changed[i] = true
+				continue
+			}
+			d.missing = append(d.missing, t)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !ownTask(rec, id, s) {
+			failStep(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
+			changed[i] = true
+			continue
+		}
+		switch settle(id, s, rec, now, backoffFor(set.backoff, s.GetAttempts())) {
+		case stillRunning:
+			continue
+		case timedOut:
+			d.cancel = append(d.cancel, s.GetTaskId())
+		}
+		changed[i] = true
+	}
+
+	// 2. Start the steps that are ready.
+	failed := firstFailed(wf) != nil
+	adm := newAdmission(wf)
+	work := &clusterWork{v: v}
+	for i, s := range wf.GetSteps() {
+		if !eligible(l, s, failed, now) || !adm.admits(s) {
+			continue
+		}
+		if s.GetAction() != "" {
+			changed[i] = true
+			if dry {
+				s.State = apiv1.StepState_STEP_STATE_SKIPPED
+				continue
+			}
+			if err := work.act(wf, l, s, now); err != nil {
+				var ae *actionError
+				if !errors.As(err, &ae) {
+					return nil, err
+				}
+				failStep(s, now, "ACTION_FAILED", err.Error(), "deckctl workflow retry "+id)
+				continue
+			}
+			s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
+			s.Started, s.Finished = timestamppb.New(now), timestamppb.New(now)
+			continue
+		}
+		if len(d.create) >= set.maxCreate {
+			d.again = true // the next pass starts the rest
+			continue
+		}
+		node, wait, err := resolve(l, s, work)
+		if err != nil {
+			return nil, err
+		}
+		if node == "" {
+			if dry {
+				s.State = apiv1.StepState_STEP_STATE_SKIPPED
+				s.Error = &taskv1.TaskError{Reason: "DRY_RUN", Message: wait}
+				changed[i] = true
+			} else if s.GetError().GetMessage() != wait {
+				s.Error = &taskv1.TaskError{Reason: "WAITING", Message: wait, Hint: "deckctl nodes shows which control planes are Ready"}
+				changed[i] = true
+			}
+			continue
+		}
+		if work.changed && readsClusterView(s) {
+			// Its route list would be read from a cluster record this pass has not written
+			// yet: the next pass, after the write, dispatches it.
+			d.again = true
+			continue
+		}
+		t, err := render(l, s, v, work, dry)
+		var skip *skipError
+		if errors.As(err, &skip) {
+			s.State, s.Finished = apiv1.StepState_STEP_STATE_SKIPPED, timestamppb.New(now)
+			s.Error = &taskv1.TaskError{Reason: "NOTHING_TO_DO", Message: skip.why}
+			changed[i] = true
+			continue
+		}
+		var in *inputError
+		if errors.As(err, &in) {
+			failStep(s, now, "INPUT_MISSING", err.Error(), "deckctl workflow retry "+id+" runs the steps that produce it again")
+			changed[i] = true
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		// The rendered spec (it may hold a token) goes only into the task record; the
+		// step keeps its template, so secrets never show in the workflow.
+		tid := taskID(id, s.GetName(), s.GetAttempts()+1)
+		if rec, err := v.Task(tid); err == nil {
+			// Never overwrite or adopt a record this engine did not create: its result
+			// would become the step's. (Direct tasks cannot take the workflow prefix;
+			// this is a record from before that rule, or a bug.)
+			s.Attempts++
+			s.TaskId = tid
+			failStep(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
+			changed[i] = true
+			continue
+		} else if !errors.Is(err, tasks.ErrNotFound) {
+			return nil, err
+		}
+		s.Node = node
+		s.Attempts++
+		s.TaskId = tid
+		changed[i] = true
+		task := newTask(wf, s)
+		task.Spec = t
+		if _, _, err := tasks.PutNew(task, now); err != nil {
+			failStep(s, now, "DISPATCH_FAILED", err.Error(), "deckctl workflow retry "+id)
+			continue
+		}
+		s.State = apiv1.StepState_STEP_STATE_RUNNING
+		s.Started = timestamppb.New(now)
+		s.Finished, s.Error = nil, nil
+		d.create = append(d.create, task)
+		adm.start(s)
+	}
+	if work.changed {
+		d.clusterChanged, d.cluster, d.clusterRev = true, work.cl, work.modRev
+	}
+
+	// 3. Is the workflow over?
+	if over, state, failedStep, err := outcome(l); over {
+		wf.State, wf.FailedStep, wf.Error = state, failedStep, err
+		d.over = true
+	}
+	if d.dirty() {
+		wf.Updated = timestamppb.New(now)
+	}
+	for i := range wf.GetSteps() {
+		if changed[i] {
+			d.steps = append(d.steps, i)
+		}
+	}
+	if !d.over {
+		d.wake = wakeAt(wf)
+	}
+	return d, nil
+}
+
+// wakeAt is when a workflow needs a look without an event: the earliest end of a pending
+// step's retry backoff or of a running step's timeout.
+func wakeAt(wf *apiv1.Workflow) time.Time {
+	var at time.Time
+	earlier := func(t time.Time) {
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	for _, s := range wf.GetSteps() {
+		switch s.GetState() {
+		case apiv1.StepState_STEP_STATE_PENDING:
+			if nb := s.GetNotBefore(); nb != nil {
+				earlier(nb.AsTime())
+			}
+		case apiv1.StepState_STEP_STATE_RUNNING:
+			if to := s.GetTimeout().AsDuration(); to > 0 && s.GetStarted() != nil && s.GetError().GetReason() != "TIMEOUT" {
+				earlier(s.GetStarted().AsTime().Add(to + time.Millisecond))
+			}
+		}
+	}
+	return at
+}
+
+// clusterWork is the cluster record as a pass sees it: read from the view once, when a step
+// first needs it, and changed in place by the pass's actions.
+type clusterWork struct {
+	v                view
+	read, changed    bool
+	cl               *apiv1.Cluster
+	modRev, storeRev int64
+}
+
+func (w *clusterWork) get() (*apiv1.Cluster, error) {
+	if !w.read {
+		cl, mod, rev, err := w.v.Cluster()
+		if err != nil {
+			return nil, err
+		}
+		w.cl, w.modRev, w.storeRev, w.read = cl, mod, rev, true
+	}
+	return w.cl, nil
+}
+
+// actionError: a controller action cannot be done (the step fails with it).
+type actionError struct{ msg string }
+
+func (e *actionError) Error() string { return e.msg }
+
+// act does controller action s on the pass's working cluster record.
+func (w *clusterWork) act(wf *apiv1.Workflow, l *loaded, s *apiv1.Step, at time.Time) error {
+	cl, err := w.get()
+	if err != nil {
+		return err
+	}
+	node := s.GetLane()
+	now := timestamppb.New(at)
+	var next *apiv1.Cluster
+	switch s.GetAction() {
+	case ActionRecordCluster:
+		if cl != nil {
+			if clusterNode(cl, node) != nil {
+				return nil // recorded before a failover
+			}
+			return &actionError{"a cluster was recorded meanwhile"}
+		}
+		in := l.step(node + "/init")
+		reg := l.step(node + "/registered").GetOutputs()
+		next = &apiv1.Cluster{
+			Spec: in.GetTask().GetKubeadmInit().GetCluster(), CaCertHash: in.GetOutputs()["ca_cert_hash"],
+			Nodes: []*apiv1.ClusterNode{{Name: node, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Joined: now, WorkflowId: wf.GetId(),
+				PodCidr: reg["pod_cidr"], Address: reg["address"]}},
+			Created: now, Updated: now,
+			Packages: l.step(node + "/packages").GetTask().GetPackages(), Runtime: l.step(node + "/runtime").GetTask().GetRuntime(),
+		}
+		if next.Packages != nil {
+			next.Packages = proto.Clone(next.Packages).(*taskv1.PackagesSpec)
+			next.Packages.KubernetesVersion = ""
+		}
+		if next.Runtime != nil {
+			next.Runtime = proto.Clone(next.Runtime).(*taskv1.RuntimeSpec)
+			next.Runtime.KubernetesVersion, next.Runtime.Registry, next.Runtime.CgroupDriver = "", nil, ""
+		}
+	case ActionRecordNode:
+		if cl == nil {
+			return &actionError{"no cluster is recorded"}
+		}
+		if clusterNode(cl, node) != nil {
+			return nil
+		}
+		next = proto.Clone(cl).(*apiv1.Cluster)
+		role := l.step(node + "/join").GetTask().GetKubeadmJoin().GetRole()
+		reg := l.step(node + "/registered").GetOutputs()
+		next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId(),
+			PodCidr: reg["pod_cidr"], Address: reg["address"]})
+		next.Updated = now
+	case ActionForgetNode:
+		if clusterNode(cl, node) == nil {
+			return nil
+		}
+		next = proto.Clone(cl).(*apiv1.Cluster)
+		next.Nodes = nil
+		for _, n := range cl.GetNodes() {
+			if n.GetName() != node {
+				next.Nodes = append(next.Nodes, n)
+			}
+		}
+		next.Updated = now
+	default:
+		return &actionError{fmt.Sprintf("unknown action %q", s.GetAction())}
+	}
+	if len(next.GetNodes()) == 0 {
+		next = nil // the last node left: no cluster any more
+	}
+	w.cl, w.changed = next, true
+	return nil
+}
+
+// resolve picks the node a step runs on; "" with a reason when none is available yet. It
+// reads the cluster only when the step may run on any control plane.
+func resolve(l *loaded, s *apiv1.Step, w *clusterWork) (node, wait string, err error) {
+	if n, ok := fixedNode(l, s); ok {
+		return n, "", nil
+	}
+	if !s.GetAnyControlPlane() && s.GetNodeFrom() == "" {
+		return "", "the step names no node", nil
+	}
+	cl, err := w.get()
+	if err != nil {
+		return "", "", err
+	}
+	node, wait = pickNode(s, cl, w.v.Ready)
+	return node, wait, nil
+}
+
+// readsClusterView says whether step s's task is filled from the cluster's nodes (a
+// network step's routes and pod CIDR).
+func readsClusterView(s *apiv1.Step) bool {
+	for _, in := range s.GetInputs() {
+		if in.GetStep() == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// inputError: an input of a step cannot be filled (the step fails with it).
+type inputError struct{ error }
+
+func (e *inputError) Unwrap() error { return e.error }
+
+// render fills step s's inputs into its task spec from the producing steps' task outputs
+// (read from the view) and a network step's from the cluster's nodes as they are now.
+func render(l *loaded, s *apiv1.Step, v view, w *clusterWork, dry bool) (*taskv1.TaskSpec, error) {
+	var cl *apiv1.Cluster
+	outputs := map[string]map[string]string{}
+	for _, in := range s.GetInputs() {
+		if in.GetStep() == "" {
+			// Resolved when the step is dispatched, not when the plan was built: nodes that
+			// joined (or left) since, in this workflow or another, are in the list.
+			var err error
+			if cl, err = w.get(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED {
+			rec, err := v.Task(p.GetTaskId())
+			if err != nil && !errors.Is(err, tasks.ErrNotFound) {
+				return nil, err
+			}
+			outputs[in.GetStep()] = rec.GetResult().GetOutputs()
+		}
+	}
+	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry)
+	var skip *skipError
+	if err != nil && !errors.As(err, &skip) {
+		return nil, &inputError{err}
+	}
+	return t, err
+}

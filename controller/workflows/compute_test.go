@@ -1,0 +1,530 @@
+package workflows
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+)
+
+// fakeView is compute's view from maps.
+type fakeView struct {
+	tasks            map[string]*apiv1.TaskRecord
+	cluster          *apiv1.Cluster
+	modRev, storeRev int64
+	ready            map[string]bool
+	clusterReads     int
+}
+
+func (v *fakeView) Task(id string) (*apiv1.TaskRecord, error) {
+	if r, ok := v.tasks[id]; ok {
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w: %s", tasks.ErrNotFound, id)
+}
+
+func (v *fakeView) Cluster() (*apiv1.Cluster, int64, int64, error) {
+	v.clusterReads++
+	if v.cluster == nil {
+		return nil, 0, v.storeRev, nil
+	}
+	return proto.Clone(v.cluster).(*apiv1.Cluster), v.modRev, v.storeRev, nil
+}
+
+func (v *fakeView) Ready(n string) bool { return v.ready[n] }
+
+func rec(id, wf, step string, st taskv1.TaskState, outputs map[string]string, e *taskv1.TaskError) *apiv1.TaskRecord {
+	return &apiv1.TaskRecord{Task: &taskv1.Task{Id: id, WorkflowId: wf, Step: step}, State: st,
+		Result: &taskv1.TaskResult{Outputs: outputs, Error: e}}
+}
+
+func runningStep(name string, attempt uint32, startedAgo time.Duration, deps ...string) *apiv1.Step {
+	s := st(name, running, deps...)
+	s.Attempts, s.TaskId = attempt, taskID("wf", name, attempt)
+	s.Started = timestamppb.New(t0.Add(-startedAgo))
+	s.Timeout = durationpb.New(10 * time.Minute)
+	return s
+}
+
+func withTask(s *apiv1.Step, t *taskv1.TaskSpec) *apiv1.Step { s.Task = t; return s }
+
+func joinTask() *taskv1.TaskSpec {
+	return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{}}}
+}
+
+func tokenTask() *taskv1.TaskSpec {
+	return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmToken{KubeadmToken: &taskv1.KubeadmTokenSpec{}}}
+}
+
+func noop() *taskv1.TaskSpec {
+	return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Drain{Drain: &taskv1.DrainSpec{}}}
+}
+
+// fillTasks gives every step without a task spec one, so that a dispatched step makes a
+// valid task.
+func fillTasks(l *loaded) *loaded {
+	for _, s := range l.wf.GetSteps() {
+		if s.GetTask() == nil && s.GetAction() == "" {
+			s.Task = noop()
+		}
+		if s.GetNode() == "" && !s.GetAnyControlPlane() && s.GetNodeFrom() == "" {
+			s.Node = s.GetLane()
+		}
+	}
+	return l
+}
+
+const (
+	tokenValue = "abcdef.0123456789abcdef"
+	caHash     = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+)
+
+// TestCompute is the engine's decisions, one pass each: what a user sees in deckctl
+// workflow describe after it (step states, errors, which tasks run where) and what the
+// engine writes.
+func TestCompute(t *testing.T) {
+	type want struct {
+		states  map[string]apiv1.StepState // steps not named keep their state
+		reasons map[string]string          // step → its error's reason
+		create  []string                   // "STEP on NODE" for each task created
+		cancel  []string                   // task IDs
+		missing []string                   // task IDs
+		over    apiv1.WorkflowState        // 0: not over
+		wake    time.Duration              // after t0; 0: none
+		again   bool
+		check   func(t *testing.T, l *loaded, d *decisions)
+	}
+	pendingAfter := func(s *apiv1.Step, d time.Duration) *apiv1.Step {
+		s.NotBefore = timestamppb.New(t0.Add(d))
+		return s
+	}
+	always := func(s *apiv1.Step) *apiv1.Step { s.Always = true; return s }
+	ephemeral := func(s *apiv1.Step) *apiv1.Step { s.Ephemeral = true; return s }
+	anyCP := func(s *apiv1.Step) *apiv1.Step { s.AnyControlPlane = true; s.Node = ""; return s }
+	attempts := func(s *apiv1.Step, n, max uint32) *apiv1.Step {
+		s.Attempts, s.MaxAttempts, s.TaskId = n, max, taskID("wf", s.GetName(), n)
+		return s
+	}
+	joinWithInputs := func() *apiv1.Step {
+		s := withTask(st("n2/join", pending, "n2/token"), joinTask())
+		s.Inputs = []*apiv1.StepInput{{Field: "token", Step: "n2/token", Output: "token"}, {Field: "ca_cert_hash", Step: "n2/token", Output: "ca_cert_hash"}}
+		return s
+	}
+	tokenDone := func() *apiv1.Step {
+		s := withTask(attempts(st("n2/token", succeeded), 1, 3), tokenTask())
+		s.Node = "n1"
+		return ephemeral(s)
+	}
+	tokenRec := rec("wf.n2.token.1", "wf", "n2/token", taskv1.TaskState_TASK_STATE_SUCCEEDED, map[string]string{"token": tokenValue, "ca_cert_hash": caHash}, nil)
+
+	for _, c := range []struct {
+		name    string
+		wf      *loaded
+		dry     bool
+		view    fakeView
+		want    want
+		maxPass int
+	}{
+		{name: "a first pass starts the steps without dependencies",
+			wf:   wfOf(0, st("n1/a", pending), st("n1/b", pending, "n1/a"), st("n2/a", pending)),
+			want: want{states: map[string]apiv1.StepState{"n1/a": running, "n1/b": pending, "n2/a": running}, create: []string{"n1/a on n1", "n2/a on n2"}}},
+		{name: "lanes: concurrency 1 starts one node; its next step goes on in its lane",
+			wf:   wfOf(1, st("n1/a", succeeded), st("n1/b", pending, "n1/a"), st("n2/a", pending)),
+			want: want{states: map[string]apiv1.StepState{"n1/b": running, "n2/a": pending}, create: []string{"n1/b on n1"}}},
+		{name: "lanes: a finished lane makes room for the next",
+			wf:   wfOf(1, st("n1/a", succeeded), runningStep("n1/b", 1, time.Minute, "n1/a"), st("n2/a", pending)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.b.1": rec("wf.n1.b.1", "wf", "n1/b", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
+			want: want{states: map[string]apiv1.StepState{"n1/b": succeeded, "n2/a": running}, create: []string{"n2/a on n2"}}},
+		{name: "a step still running within its time changes nothing",
+			wf:   wfOf(0, runningStep("n1/a", 1, time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": running}, wake: 9*time.Minute + time.Millisecond}},
+		{name: "retry: a failed attempt is pending again after the backoff, and the engine wakes then",
+			wf:   wfOf(0, runningStep("n1/a", 2, time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.2": rec("wf.n1.a.2", "wf", "n1/a", taskv1.TaskState_TASK_STATE_FAILED, nil, &taskv1.TaskError{Reason: "PULL_FAILED"})}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": pending}, reasons: map[string]string{"n1/a": "PULL_FAILED"}, wake: 4 * time.Second}},
+		{name: "retry: not before its backoff ends",
+			wf:   wfOf(0, pendingAfter(attempts(st("n1/a", pending), 1, 3), time.Second)),
+			want: want{states: map[string]apiv1.StepState{"n1/a": pending}, wake: time.Second}},
+		{name: "retry: after its backoff, the next attempt under the next task ID",
+			wf: wfOf(0, pendingAfter(attempts(st("n1/a", pending), 1, 3), -time.Second)),
+			want: want{states: map[string]apiv1.StepState{"n1/a": running}, create: []string{"n1/a on n1"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if id := d.create[0].GetId(); id != "wf.n1.a.2" {
+						t.Errorf("second attempt's task ID %s, want wf.n1.a.2", id)
+					}
+				}}},
+		{name: "attempt limit: the last attempt fails the workflow with the step's error",
+			wf:   wfOf(0, runningStep("n1/a", 3, time.Minute), st("n1/b", pending, "n1/a")),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.3": rec("wf.n1.a.3", "wf", "n1/a", taskv1.TaskState_TASK_STATE_FAILED, nil, &taskv1.TaskError{Reason: "PREFLIGHT_FAILED"})}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt, "n1/b": pending}, reasons: map[string]string{"n1/a": "PREFLIGHT_FAILED"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if l.wf.GetFailedStep() != "n1/a" || l.wf.GetError().GetReason() != "PREFLIGHT_FAILED" {
+						t.Errorf("workflow failed at %q with %v, want n1/a PREFLIGHT_FAILED", l.wf.GetFailedStep(), l.wf.GetError())
+					}
+				}}},
+		{name: "always: a failed join still deletes its token, and the workflow waits for that",
+			wf: wfOf(0, tokenDone(), withTask(attempts(st("n2/join", failedSt, "n2/token"), 3, 3), joinTask()), st("n2/record", pending, "n2/join"),
+				always(&apiv1.Step{Name: "n2/token-delete", Lane: "n2", NodeFrom: "n2/token", State: pending, MaxAttempts: 3, DependsOn: []string{"n2/token", "n2/join"},
+					Task: tokenTask(), Inputs: []*apiv1.StepInput{{Field: "delete_token_id", Step: "n2/token", Output: "token"}}})),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.token.1": tokenRec}},
+			want: want{states: map[string]apiv1.StepState{"n2/record": pending, "n2/token-delete": running}, create: []string{"n2/token-delete on n1"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if got := d.create[0].GetSpec().GetKubeadmToken().GetDeleteTokenId(); got != "abcdef" {
+						t.Errorf("token-delete deletes %q, want the minted token's ID abcdef", got)
+					}
+				}}},
+		{name: "always: with the token never minted, the delete has nothing to do",
+			wf: wfOf(0, withTask(attempts(st("n2/token", failedSt), 3, 3), tokenTask()),
+				always(&apiv1.Step{Name: "n2/token-delete", Lane: "n2", Node: "n1", State: pending, MaxAttempts: 3, DependsOn: []string{"n2/token"},
+					Task: tokenTask(), Inputs: []*apiv1.StepInput{{Field: "delete_token_id", Step: "n2/token", Output: "token"}}})),
+			want: want{states: map[string]apiv1.StepState{"n2/token-delete": skipped}, reasons: map[string]string{"n2/token-delete": "NOTHING_TO_DO"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+		{name: "timeout: a task past its step's timeout is cancelled, and the step says TIMEOUT",
+			wf:   wfOf(0, runningStep("n1/a", 1, 11*time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": running}, reasons: map[string]string{"n1/a": "TIMEOUT"}, cancel: []string{"wf.n1.a.1"}}},
+		{name: "timeout: its cancellation counts as a TIMEOUT failure",
+			wf: wfOf(0, func() *apiv1.Step {
+				s := runningStep("n1/a", 3, 11*time.Minute)
+				s.MaxAttempts, s.Error = 3, &taskv1.TaskError{Reason: "TIMEOUT"}
+				return s
+			}()),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.3": rec("wf.n1.a.3", "wf", "n1/a", taskv1.TaskState_TASK_STATE_CANCELLED, nil, &taskv1.TaskError{Reason: "CANCELLED"})}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "TIMEOUT"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+		{name: "cancel: a task cancelled by a person fails its step with its own error",
+			wf:   wfOf(0, runningStep("n1/a", 3, time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.3": rec("wf.n1.a.3", "wf", "n1/a", taskv1.TaskState_TASK_STATE_CANCELLED, nil, &taskv1.TaskError{Reason: "CANCELLED"})}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "CANCELLED"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+		{name: "outputs feed inputs: the join's task carries the token, the step never does",
+			wf:   wfOf(0, tokenDone(), joinWithInputs()),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.token.1": tokenRec}},
+			want: want{states: map[string]apiv1.StepState{"n2/join": running}, create: []string{"n2/join on n2"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					j := d.create[0].GetSpec().GetKubeadmJoin()
+					if j.GetToken() != tokenValue || j.GetCaCertHash() != caHash {
+						t.Errorf("join task got token %q hash %q", j.GetToken(), j.GetCaCertHash())
+					}
+					if b, _ := proto.Marshal(l.step("n2/join")); strings.Contains(string(b), tokenValue) {
+						t.Error("the join step holds the token")
+					}
+				}}},
+		{name: "outputs feed inputs: a producer whose record is gone fails the consumer, naming the output",
+			wf: wfOf(0, tokenDone(), joinWithInputs()),
+			want: want{states: map[string]apiv1.StepState{"n2/join": failedSt}, reasons: map[string]string{"n2/join": "INPUT_MISSING"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if m := l.step("n2/join").GetError().GetMessage(); !strings.Contains(m, "produced no token") {
+						t.Errorf("error %q does not name the missing output", m)
+					}
+				}}},
+		{name: "dry-run: a producer that did not run leaves placeholders; actions are skipped",
+			wf: func() *loaded {
+				tok := tokenDone()
+				tok.State = skipped
+				return wfOf(0, tok, joinWithInputs(), &apiv1.Step{Name: "n2/record", Lane: "n2", Action: ActionRecordNode, State: pending, DependsOn: []string{"n2/token"}})
+			}(),
+			dry: true,
+			want: want{states: map[string]apiv1.StepState{"n2/join": running, "n2/record": skipped}, create: []string{"n2/join on n2"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if j := d.create[0].GetSpec().GetKubeadmJoin(); j.GetToken() != placeholders["token"] || !d.create[0].GetDryRun() {
+						t.Errorf("dry-run join task: token %q, dry_run %v", j.GetToken(), d.create[0].GetDryRun())
+					}
+					if d.clusterChanged {
+						t.Error("a dry-run changed the cluster record")
+					}
+				}}},
+		{name: "NotReady: a step for any control plane waits, saying why",
+			wf:   wfOf(0, anyCP(st("n2/drain", pending))),
+			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 5, ready: map[string]bool{"n2": true}},
+			want: want{states: map[string]apiv1.StepState{"n2/drain": pending}, reasons: map[string]string{"n2/drain": "WAITING"}}},
+		{name: "NotReady: a control plane Ready again takes the step",
+			wf:   wfOf(0, anyCP(st("n2/drain", pending))),
+			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 5, ready: map[string]bool{"n1": true, "n2": true}},
+			want: want{states: map[string]apiv1.StepState{"n2/drain": running}, create: []string{"n2/drain on n1"}}},
+		{name: "NotReady: a node going NotReady mid-step leaves the step to its task and timeout",
+			wf:   wfOf(0, runningStep("n2/join", 1, time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.join.1": rec("wf.n2.join.1", "wf", "n2/join", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}, ready: map[string]bool{}},
+			want: want{states: map[string]apiv1.StepState{"n2/join": running}, wake: 9*time.Minute + time.Millisecond}},
+		{name: "failover: a step marked running whose task was never written gets it, same ID",
+			wf:   wfOf(0, runningStep("n1/a", 1, time.Second)),
+			want: want{states: map[string]apiv1.StepState{"n1/a": running}, missing: []string{"wf.n1.a.1"}, wake: 10*time.Minute - time.Second + time.Millisecond}},
+		{name: "a task ID taken by a task this workflow did not create fails the step",
+			wf:   wfOf(0, st("n1/a", pending)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "", "", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
+			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "TASK_ID_TAKEN"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+		{name: "actions: record-node adds the node with its pod CIDR and address; routes wait for the write",
+			wf: wfOf(0, withTask(st("n3/join", succeeded), &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{Role: taskv1.NodeRole_NODE_ROLE_WORKER}}}),
+				func() *apiv1.Step {
+					s := st("n3/registered", succeeded)
+					s.Outputs = map[string]string{"pod_cidr": "10.244.2.0/24", "address": "10.250.0.12"}
+					return s
+				}(),
+				&apiv1.Step{Name: "n3/record", Lane: "n3", Action: ActionRecordNode, State: pending, DependsOn: []string{"n3/join"}},
+				&apiv1.Step{Name: "n1/routes", Node: "n1", State: pending, MaxAttempts: 3, Task: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{}}},
+					Inputs: []*apiv1.StepInput{{Field: "routes"}}}),
+			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 7, storeRev: 9},
+			want: want{states: map[string]apiv1.StepState{"n3/record": succeeded, "n1/routes": pending}, again: true,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					n := clusterNode(d.cluster, "n3")
+					if !d.clusterChanged || d.clusterRev != 7 || n.GetPodCidr() != "10.244.2.0/24" || n.GetAddress() != "10.250.0.12" || len(d.cluster.GetNodes()) != 3 {
+						t.Errorf("cluster write %v at rev %d: %v", d.clusterChanged, d.clusterRev, d.cluster)
+					}
+				}}},
+		{name: "actions: forgetting the last node deletes the cluster record",
+			wf:   wfOf(0, &apiv1.Step{Name: "n1/forget", Lane: "n1", Action: ActionForgetNode, State: pending}),
+			view: fakeView{cluster: testCluster("n1"), modRev: 3},
+			want: want{states: map[string]apiv1.StepState{"n1/forget": succeeded}, over: apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if !d.clusterChanged || d.cluster != nil || d.clusterRev != 3 {
+						t.Errorf("want the cluster record deleted if still at rev 3: changed %v, %v, rev %d", d.clusterChanged, d.cluster, d.clusterRev)
+					}
+				}}},
+		{name: "actions: a cluster recorded meanwhile by someone else fails record-cluster",
+			wf:   wfOf(0, &apiv1.Step{Name: "n9/record", Lane: "n9", Action: ActionRecordCluster, State: pending}),
+			view: fakeView{cluster: testCluster("n1"), modRev: 3},
+			want: want{states: map[string]apiv1.StepState{"n9/record": failedSt}, reasons: map[string]string{"n9/record": "ACTION_FAILED"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+		{name: "a pass creates at most maxCreate tasks and looks again for the rest",
+			wf:      wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending)),
+			maxPass: 2,
+			want:    want{states: map[string]apiv1.StepState{"n1/a": running, "n2/a": running, "n3/a": pending}, create: []string{"n1/a on n1", "n2/a on n2"}, again: true}},
+		{name: "all steps done: the workflow succeeded",
+			wf:   wfOf(0, st("n1/a", succeeded), st("n1/b", skipped, "n1/a")),
+			want: want{over: apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := fillTasks(c.wf)
+			l.wf.Spec = &apiv1.WorkflowSpec{DryRun: c.dry}
+			before := map[string]apiv1.StepState{}
+			for _, s := range l.wf.GetSteps() {
+				before[s.GetName()] = s.GetState()
+			}
+			v := c.view
+			mc := c.maxPass
+			if mc == 0 {
+				mc = maxCreatePerPass
+			}
+			d, err := compute(l, &v, t0, engineSettings{backoff: 2 * time.Second, maxCreate: mc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range l.wf.GetSteps() {
+				want, ok := c.want.states[s.GetName()]
+				if !ok {
+					want = before[s.GetName()]
+				}
+				if s.GetState() != want {
+					t.Errorf("step %s is %v, want %v (error %v)", s.GetName(), s.GetState(), want, s.GetError())
+				}
+				if r := c.want.reasons[s.GetName()]; s.GetError().GetReason() != r && !(r == "" && s.GetState() == succeeded) {
+					t.Errorf("step %s error %v, want reason %q", s.GetName(), s.GetError(), r)
+				}
+			}
+			var created []string
+			for _, tk := range d.create {
+				created = append(created, tk.GetStep()+" on "+tk.GetNode())
+			}
+			if !slices.Equal(created, c.want.create) {
+				t.Errorf("created %q, want %q", created, c.want.create)
+			}
+			if !slices.Equal(d.cancel, c.want.cancel) {
+				t.Errorf("cancelled %q, want %q", d.cancel, c.want.cancel)
+			}
+			var missing []string
+			for _, tk := range d.missing {
+				missing = append(missing, tk.GetId())
+			}
+			if !slices.Equal(missing, c.want.missing) {
+				t.Errorf("missing tasks created %q, want %q", missing, c.want.missing)
+			}
+			if over := c.want.over != 0; d.over != over || over && l.wf.GetState() != c.want.over {
+				t.Errorf("over %v in state %v, want %v", d.over, l.wf.GetState(), c.want.over)
+			}
+			var wake time.Duration
+			if !d.wake.IsZero() {
+				wake = d.wake.Sub(t0)
+			}
+			if wake != c.want.wake {
+				t.Errorf("wake after %v, want %v", wake, c.want.wake)
+			}
+			if d.again != c.want.again {
+				t.Errorf("again %v, want %v", d.again, c.want.again)
+			}
+			// Exactly the changed steps are written.
+			for _, i := range d.steps {
+				s := l.wf.GetSteps()[i]
+				if s.GetState() == before[s.GetName()] && s.GetError() == nil && len(d.create) == 0 && len(d.cancel) == 0 {
+					t.Errorf("step %s written unchanged", s.GetName())
+				}
+			}
+			if c.want.check != nil {
+				c.want.check(t, l, d)
+			}
+		})
+	}
+}
+
+// fakeCluster runs workflows through compute the way the engine does, against an in-memory
+// store with its transaction rules (task IDs created once, the cluster record only at the
+// revision read) and agents that succeed at once, and can fail the leader over between
+// any two passes.
+type fakeCluster struct {
+	t       *testing.T
+	stored  []byte // the workflow as written (header and steps)
+	view    fakeView
+	created map[string]int
+	now     time.Time
+	podNet  int
+}
+
+func (f *fakeCluster) load() *loaded {
+	var wf apiv1.Workflow
+	if err := proto.Unmarshal(f.stored, &wf); err != nil {
+		f.t.Fatal(err)
+	}
+	return &loaded{wf: &wf, stepKV: index(&wf)}
+}
+
+// agentsWork finishes every running task with the outputs its kind has.
+func (f *fakeCluster) agentsWork(tasks []*taskv1.Task) {
+	for _, tk := range tasks {
+		out := map[string]string{}
+		switch KindOf(tk.GetSpec()) {
+		case "kubeadm_init":
+			out = map[string]string{"ca_cert_hash": caHash, "token": tokenValue, "api_server": "10.250.0.10:6443"}
+		case "kubeadm_token":
+			if tk.GetSpec().GetKubeadmToken().GetDeleteTokenId() == "" {
+				out = map[string]string{"token": tokenValue, "ca_cert_hash": caHash, "api_server": "10.250.0.10:6443"}
+			}
+		case "node_ready":
+			f.podNet++
+			out = map[string]string{"pod_cidr": fmt.Sprintf("10.244.%d.0/24", f.podNet), "address": fmt.Sprintf("10.250.0.%d", 10+f.podNet)}
+		}
+		f.view.tasks[tk.GetId()] = &apiv1.TaskRecord{Task: tk, State: taskv1.TaskState_TASK_STATE_SUCCEEDED, Result: &taskv1.TaskResult{Outputs: out}}
+	}
+}
+
+// run drives the workflow to its end; failover(pass) says whether the leader dies in that
+// pass before its write (the decisions are lost), after it (the next leader loads what was
+// written) or not at all. It returns the finished workflow.
+func (f *fakeCluster) run(failover func(pass int) (before, after bool)) *apiv1.Workflow {
+	l := f.load()
+	for pass := 0; pass < 500; pass++ {
+		f.now = f.now.Add(time.Second)
+		before, after := failover(pass)
+		d, err := compute(l, &f.view, f.now, engineSettings{backoff: time.Second, maxCreate: 4})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if before {
+			l = f.load() // died before writing: nothing of the pass happened
+			continue
+		}
+		for _, tk := range d.missing {
+			f.t.Errorf("pass %d: task %s of a running step missing: a step ran without its task", pass, tk.GetId())
+		}
+		for _, tk := range d.create {
+			if _, ok := f.view.tasks[tk.GetId()]; ok {
+				f.t.Fatalf("pass %d: task %s created again: the transaction would fail for ever", pass, tk.GetId())
+			}
+		}
+		if d.clusterChanged && d.clusterRev != f.view.modRev {
+			f.t.Fatalf("pass %d: cluster written against rev %d, it is at %d", pass, d.clusterRev, f.view.modRev)
+		}
+		// The write.
+		f.view.storeRev++
+		if d.dirty() {
+			b, err := proto.Marshal(l.wf)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			f.stored = b
+		}
+		for _, tk := range d.create {
+			f.created[tk.GetId()]++
+			f.view.tasks[tk.GetId()] = &apiv1.TaskRecord{Task: tk, State: taskv1.TaskState_TASK_STATE_RUNNING}
+		}
+		if d.clusterChanged {
+			f.view.cluster, f.view.modRev = d.cluster, f.view.storeRev
+		}
+		if Terminal(l.wf.GetState()) {
+			return l.wf
+		}
+		f.agentsWork(d.create)
+		if after {
+			l = f.load()
+		}
+	}
+	f.t.Fatal("the workflow did not end in 500 passes")
+	return nil
+}
+
+// A new leader resumes a workflow from what the old one wrote, whenever the old one died:
+// the same outcome, every task created exactly once, the same cluster record.
+func TestComputeResumesAfterAFailoverAtAnyPass(t *testing.T) {
+	specs := map[string]struct {
+		spec *apiv1.WorkflowSpec
+		cl   *apiv1.Cluster
+	}{
+		"apply: a control plane and two workers": {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1", "w-2")}}}, nil},
+		"join a worker":                          {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, testCluster("cp-1", "w-1")},
+		"reset a worker":                         {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}}, testCluster("cp-1", "w-1", "w-2")},
+	}
+	for name, c := range specs {
+		t.Run(name, func(t *testing.T) {
+			p, err := build(c.spec, c.cl, enrolledSet("cp-1", "w-1", "w-2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := func() *fakeCluster {
+				wf := &apiv1.Workflow{Id: "wf-x", Spec: c.spec, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency}
+				b, err := proto.Marshal(wf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var cl *apiv1.Cluster
+				var mod int64
+				if c.cl != nil {
+					cl, mod = proto.Clone(c.cl).(*apiv1.Cluster), 1
+				}
+				return &fakeCluster{t: t, stored: b, created: map[string]int{}, now: t0,
+					view: fakeView{tasks: map[string]*apiv1.TaskRecord{}, cluster: cl, modRev: mod, storeRev: 1, ready: map[string]bool{"cp-1": true, "w-1": true, "w-2": true}}}
+			}
+			ref := start()
+			want := ref.run(func(int) (bool, bool) { return false, false })
+			if want.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+				t.Fatalf("without a failover the workflow %v: %v at %s", want.GetState(), want.GetError(), want.GetFailedStep())
+			}
+			wantTasks := slices.Sorted(maps.Keys(ref.created))
+			passes := int(ref.view.storeRev)
+			for k := 0; k < passes; k++ {
+				for _, when := range []string{"before", "after"} {
+					f := start()
+					got := f.run(func(pass int) (bool, bool) { return pass == k && when == "before", pass == k && when == "after" })
+					if got.GetState() != want.GetState() {
+						t.Fatalf("failover %s the write of pass %d: workflow %v (%v at %s)", when, k, got.GetState(), got.GetError(), got.GetFailedStep())
+					}
+					if ts := slices.Sorted(maps.Keys(f.created)); !slices.Equal(ts, wantTasks) {
+						t.Fatalf("failover %s the write of pass %d: tasks %q, want %q", when, k, ts, wantTasks)
+					}
+					for id, n := range f.created {
+						if n != 1 {
+							t.Fatalf("failover %s pass %d: task %s created %d times", when, k, id, n)
+						}
+					}
+					if !slices.Equal(names(f.view.cluster), names(ref.view.cluster)) {
+						t.Fatalf("failover %s pass %d: cluster nodes %v, want %v", when, k, names(f.view.cluster), names(ref.view.cluster))
+					}
+				}
+			}
+		})
+	}
+}
