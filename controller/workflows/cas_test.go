@@ -14,6 +14,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/testkit/testetcd"
 	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	"github.com/deckhandhq/deckhand/store"
 	"github.com/deckhandhq/deckhand/store/etcdstore"
 )
@@ -79,24 +80,24 @@ func newCASFixture(st store.Store) *casFixture {
 
 // seed stores a workflow on node n1 with n steps: step 0 running, step 1 succeeded, step 2
 // failed, the others pending. A running workflow holds n1.
-func (f *casFixture) seed(t *testing.T, id string, state apiv1.WorkflowState, n int) *apiv1.Workflow {
+func (f *casFixture) seed(t *testing.T, id string, state storagev1.WorkflowRecordState, n int) *storagev1.WorkflowRecord {
 	t.Helper()
-	wf := &apiv1.Workflow{Id: id, Spec: initSpec("n1"), State: state, Nodes: []string{"n1"}}
+	wf := &storagev1.WorkflowRecord{Id: id, Spec: initSpec("n1"), State: state, Nodes: []string{"n1"}}
 	for i := range n {
-		st := &apiv1.Step{Name: fmt.Sprintf("n1/s%03d", i), Node: "n1", State: apiv1.StepState_STEP_STATE_PENDING, MaxAttempts: 1}
+		st := &storagev1.StepRecord{Name: fmt.Sprintf("n1/s%03d", i), Node: "n1", State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING, MaxAttempts: 1}
 		switch i {
 		case 0:
-			st.State, st.Attempts, st.TaskId = apiv1.StepState_STEP_STATE_RUNNING, 1, taskID(id, st.GetName(), 1)
+			st.State, st.Attempts, st.TaskId = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING, 1, taskID(id, st.GetName(), 1)
 		case 1:
-			st.State, st.Attempts = apiv1.StepState_STEP_STATE_SUCCEEDED, 1
+			st.State, st.Attempts = storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, 1
 		case 2:
-			st.State, st.Attempts = apiv1.StepState_STEP_STATE_FAILED, 1
+			st.State, st.Attempts = storagev1.StepRecordState_STEP_RECORD_STATE_FAILED, 1
 		}
-		if !Terminal(state) && st.GetState() == apiv1.StepState_STEP_STATE_FAILED {
-			st.State = apiv1.StepState_STEP_STATE_PENDING
+		if !terminal(state) && st.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED {
+			st.State = storagev1.StepRecordState_STEP_RECORD_STATE_PENDING
 		}
-		if Terminal(state) && st.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
-			st.State = apiv1.StepState_STEP_STATE_FAILED
+		if terminal(state) && st.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING {
+			st.State = storagev1.StepRecordState_STEP_RECORD_STATE_FAILED
 		}
 		wf.Steps = append(wf.Steps, st)
 	}
@@ -108,7 +109,7 @@ func (f *casFixture) seed(t *testing.T, id string, state apiv1.WorkflowState, n 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Terminal(state) {
+	if !terminal(state) {
 		ops = append(ops, store.Put(lockKey("n1"), []byte(id)))
 	}
 	if _, err := f.st.Txn(ctx, store.Txn{Then: ops}); err != nil {
@@ -149,7 +150,7 @@ func sameSteps(t *testing.T, got, want map[string][]byte) {
 
 // putHeader writes wf's header as a concurrent writer (another controller's engine) would,
 // with the steps at idx, straight into the store.
-func (f *casFixture) putHeader(wf *apiv1.Workflow, idx ...int) error {
+func (f *casFixture) putHeader(wf *storagev1.WorkflowRecord, idx ...int) error {
 	ops, err := putOps(wf, idx)
 	if err != nil {
 		return err
@@ -166,13 +167,13 @@ func TestCancelThatLosesItsCASChangesNoStep(t *testing.T) {
 			t.Run(fmt.Sprintf("%d steps", n), func(t *testing.T) {
 				f := newCASFixture(st)
 				id := fmt.Sprintf("wf-cancel-%d", n)
-				wf := f.seed(t, id, apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, n)
+				wf := f.seed(t, id, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, n)
 				before := f.steps(t, id)
 				f.hs.before = func(i int) error {
 					if i != 1 {
 						return nil
 					}
-					failed := &apiv1.Workflow{Id: id, Spec: wf.GetSpec(), State: apiv1.WorkflowState_WORKFLOW_STATE_FAILED, FailedStep: "n1/s000"}
+					failed := &storagev1.WorkflowRecord{Id: id, Spec: wf.GetSpec(), State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, FailedStep: "n1/s000"}
 					return f.putHeader(failed)
 				}
 				_, err := f.svc.Cancel(context.Background(), id)
@@ -211,7 +212,7 @@ func TestRetryThatLosesItsCASChangesNoStep(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newCASFixture(st)
 				id := fmt.Sprintf("wf-retry-%d-%d-%t", tc.steps, tc.at, tc.retry)
-				wf := f.seed(t, id, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, tc.steps)
+				wf := f.seed(t, id, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, tc.steps)
 				want := f.steps(t, id)
 				f.hs.before = func(i int) error {
 					if i != tc.at {
@@ -219,8 +220,8 @@ func TestRetryThatLosesItsCASChangesNoStep(t *testing.T) {
 					}
 					if tc.retry {
 						// Another controller retried it, and its engine started step 2 again.
-						moved := &apiv1.Workflow{Id: id, Spec: wf.GetSpec(), State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Nodes: wf.GetNodes(), Steps: wf.GetSteps()}
-						moved.Steps[2].State, moved.Steps[2].Attempts = apiv1.StepState_STEP_STATE_RUNNING, 2
+						moved := &storagev1.WorkflowRecord{Id: id, Spec: wf.GetSpec(), State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, Nodes: wf.GetNodes(), Steps: wf.GetSteps()}
+						moved.Steps[2].State, moved.Steps[2].Attempts = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING, 2
 						if err := f.putHeader(moved, 2); err != nil {
 							return err
 						}
@@ -247,7 +248,7 @@ func TestCancelAndRetryOfALargeWorkflow(t *testing.T) {
 		f := newCASFixture(st)
 		ctx := context.Background()
 		const id, n = "wf-large", 300
-		f.seed(t, id, apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, n)
+		f.seed(t, id, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, n)
 		if _, err := f.svc.Cancel(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -293,7 +294,7 @@ func TestCancelCutShortIsFinishedByCancellingAgain(t *testing.T) {
 		f := newCASFixture(st)
 		ctx := context.Background()
 		const id, n = "wf-cut", 300
-		f.seed(t, id, apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, n)
+		f.seed(t, id, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, n)
 		died := errors.New("the controller died")
 		f.hs.before = func(i int) error {
 			if i == 2 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -78,7 +79,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 
 	// 1. Results of running steps.
 	for i, s := range wf.GetSteps() {
-		if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || s.GetAction() != "" {
+		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING || s.GetAction() != "" {
 			continue
 		}
 		rec, err := v.Task(s.GetTaskId())
@@ -120,7 +121,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		if s.GetAction() != "" {
 			changed[i] = true
 			if dry {
-				s.State = apiv1.StepState_STEP_STATE_SKIPPED
+				s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
 				continue
 			}
 			if err := work.act(wf, l, s, now); err != nil {
@@ -131,7 +132,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 				failStep(s, now, "ACTION_FAILED", err.Error(), "deckctl workflow retry "+id)
 				continue
 			}
-			s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
+			s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED
 			s.Started, s.Finished = timestamppb.New(now), timestamppb.New(now)
 			continue
 		}
@@ -145,7 +146,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		}
 		if node == "" {
 			if dry {
-				s.State = apiv1.StepState_STEP_STATE_SKIPPED
+				s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
 				s.Error = &taskv1.TaskError{Reason: "DRY_RUN", Message: wait}
 				changed[i] = true
 			} else if s.GetError().GetMessage() != wait {
@@ -163,7 +164,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		t, err := render(l, s, v, work, dry)
 		var skip *skipError
 		if errors.As(err, &skip) {
-			s.State, s.Finished = apiv1.StepState_STEP_STATE_SKIPPED, timestamppb.New(now)
+			s.State, s.Finished = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED, timestamppb.New(now)
 			s.Error = &taskv1.TaskError{Reason: "NOTHING_TO_DO", Message: skip.why}
 			changed[i] = true
 			continue
@@ -202,7 +203,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			failStep(s, now, "DISPATCH_FAILED", err.Error(), "deckctl workflow retry "+id)
 			continue
 		}
-		s.State = apiv1.StepState_STEP_STATE_RUNNING
+		s.State = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING
 		s.Started = timestamppb.New(now)
 		s.Finished, s.Error = nil, nil
 		d.create = append(d.create, task)
@@ -233,7 +234,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 
 // wakeAt is when a workflow needs a look without an event: the earliest end of a pending
 // step's retry backoff or of a running step's timeout.
-func wakeAt(wf *apiv1.Workflow) time.Time {
+func wakeAt(wf *storagev1.WorkflowRecord) time.Time {
 	var at time.Time
 	earlier := func(t time.Time) {
 		if at.IsZero() || t.Before(at) {
@@ -242,11 +243,11 @@ func wakeAt(wf *apiv1.Workflow) time.Time {
 	}
 	for _, s := range wf.GetSteps() {
 		switch s.GetState() {
-		case apiv1.StepState_STEP_STATE_PENDING:
+		case storagev1.StepRecordState_STEP_RECORD_STATE_PENDING:
 			if nb := s.GetNotBefore(); nb != nil {
 				earlier(nb.AsTime())
 			}
-		case apiv1.StepState_STEP_STATE_RUNNING:
+		case storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING:
 			if to := s.GetTimeout().AsDuration(); to > 0 && s.GetStarted() != nil && s.GetError().GetReason() != "TIMEOUT" {
 				earlier(s.GetStarted().AsTime().Add(to + time.Millisecond))
 			}
@@ -281,7 +282,7 @@ type actionError struct{ msg string }
 func (e *actionError) Error() string { return e.msg }
 
 // act does controller action s on the pass's working cluster record.
-func (w *clusterWork) act(wf *apiv1.Workflow, l *loaded, s *apiv1.Step, at time.Time) error {
+func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.StepRecord, at time.Time) error {
 	cl, err := w.get()
 	if err != nil {
 		return err
@@ -351,7 +352,7 @@ func (w *clusterWork) act(wf *apiv1.Workflow, l *loaded, s *apiv1.Step, at time.
 
 // resolve picks the node a step runs on; "" with a reason when none is available yet. It
 // reads the cluster only when the step may run on any control plane.
-func resolve(l *loaded, s *apiv1.Step, w *clusterWork) (node, wait string, err error) {
+func resolve(l *loaded, s *storagev1.StepRecord, w *clusterWork) (node, wait string, err error) {
 	if n, ok := fixedNode(l, s); ok {
 		return n, "", nil
 	}
@@ -368,7 +369,7 @@ func resolve(l *loaded, s *apiv1.Step, w *clusterWork) (node, wait string, err e
 
 // readsClusterView says whether step s's task is filled from the cluster's nodes (a
 // network step's routes and pod CIDR).
-func readsClusterView(s *apiv1.Step) bool {
+func readsClusterView(s *storagev1.StepRecord) bool {
 	for _, in := range s.GetInputs() {
 		if in.GetStep() == "" {
 			return true
@@ -384,7 +385,7 @@ func (e *inputError) Unwrap() error { return e.error }
 
 // render fills step s's inputs into its task spec from the producing steps' task outputs
 // (read from the view) and a network step's from the cluster's nodes as they are now.
-func render(l *loaded, s *apiv1.Step, v view, w *clusterWork, dry bool) (*taskv1.TaskSpec, error) {
+func render(l *loaded, s *storagev1.StepRecord, v view, w *clusterWork, dry bool) (*taskv1.TaskSpec, error) {
 	var cl *apiv1.Cluster
 	outputs := map[string]map[string]string{}
 	for _, in := range s.GetInputs() {
@@ -397,7 +398,7 @@ func render(l *loaded, s *apiv1.Step, v view, w *clusterWork, dry bool) (*taskv1
 			}
 			continue
 		}
-		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED {
+		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
 			rec, err := v.Task(p.GetTaskId())
 			if err != nil && !errors.Is(err, tasks.ErrNotFound) {
 				return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -48,7 +49,7 @@ func rec(id, wf, step string, st taskv1.TaskState, outputs map[string]string, e 
 		Result: &taskv1.TaskResult{Outputs: outputs, Error: e}}
 }
 
-func runningStep(name string, attempt uint32, startedAgo time.Duration, deps ...string) *apiv1.Step {
+func runningStep(name string, attempt uint32, startedAgo time.Duration, deps ...string) *storagev1.StepRecord {
 	s := st(name, running, deps...)
 	s.Attempts, s.TaskId = attempt, taskID("wf", name, attempt)
 	s.Started = timestamppb.New(t0.Add(-startedAgo))
@@ -56,7 +57,10 @@ func runningStep(name string, attempt uint32, startedAgo time.Duration, deps ...
 	return s
 }
 
-func withTask(s *apiv1.Step, t *taskv1.TaskSpec) *apiv1.Step { s.Task = t; return s }
+func withTask(s *storagev1.StepRecord, t *taskv1.TaskSpec) *storagev1.StepRecord {
+	s.Task = t
+	return s
+}
 
 func joinTask() *taskv1.TaskSpec {
 	return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{}}}
@@ -94,33 +98,33 @@ const (
 // engine writes.
 func TestCompute(t *testing.T) {
 	type want struct {
-		states  map[string]apiv1.StepState // steps not named keep their state
-		reasons map[string]string          // step → its error's reason
-		create  []string                   // "STEP on NODE" for each task created
-		cancel  []string                   // task IDs
-		missing []string                   // task IDs
-		over    apiv1.WorkflowState        // 0: not over
-		wake    time.Duration              // after t0; 0: none
+		states  map[string]storagev1.StepRecordState // steps not named keep their state
+		reasons map[string]string                    // step → its error's reason
+		create  []string                             // "STEP on NODE" for each task created
+		cancel  []string                             // task IDs
+		missing []string                             // task IDs
+		over    storagev1.WorkflowRecordState        // 0: not over
+		wake    time.Duration                        // after t0; 0: none
 		again   bool
 		check   func(t *testing.T, l *loaded, d *decisions)
 	}
-	pendingAfter := func(s *apiv1.Step, d time.Duration) *apiv1.Step {
+	pendingAfter := func(s *storagev1.StepRecord, d time.Duration) *storagev1.StepRecord {
 		s.NotBefore = timestamppb.New(t0.Add(d))
 		return s
 	}
-	always := func(s *apiv1.Step) *apiv1.Step { s.Always = true; return s }
-	ephemeral := func(s *apiv1.Step) *apiv1.Step { s.Ephemeral = true; return s }
-	anyCP := func(s *apiv1.Step) *apiv1.Step { s.AnyControlPlane = true; s.Node = ""; return s }
-	attempts := func(s *apiv1.Step, n, max uint32) *apiv1.Step {
+	always := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.Always = true; return s }
+	ephemeral := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.Ephemeral = true; return s }
+	anyCP := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.AnyControlPlane = true; s.Node = ""; return s }
+	attempts := func(s *storagev1.StepRecord, n, max uint32) *storagev1.StepRecord {
 		s.Attempts, s.MaxAttempts, s.TaskId = n, max, taskID("wf", s.GetName(), n)
 		return s
 	}
-	joinWithInputs := func() *apiv1.Step {
+	joinWithInputs := func() *storagev1.StepRecord {
 		s := withTask(st("n2/join", pending, "n2/token"), joinTask())
-		s.Inputs = []*apiv1.StepInput{{Field: "token", Step: "n2/token", Output: "token"}, {Field: "ca_cert_hash", Step: "n2/token", Output: "ca_cert_hash"}}
+		s.Inputs = []*storagev1.StepInputRecord{{Field: "token", Step: "n2/token", Output: "token"}, {Field: "ca_cert_hash", Step: "n2/token", Output: "ca_cert_hash"}}
 		return s
 	}
-	tokenDone := func() *apiv1.Step {
+	tokenDone := func() *storagev1.StepRecord {
 		s := withTask(attempts(st("n2/token", succeeded), 1, 3), tokenTask())
 		s.Node = "n1"
 		return ephemeral(s)
@@ -137,28 +141,28 @@ func TestCompute(t *testing.T) {
 	}{
 		{name: "a first pass starts the steps without dependencies",
 			wf:   wfOf(0, st("n1/a", pending), st("n1/b", pending, "n1/a"), st("n2/a", pending)),
-			want: want{states: map[string]apiv1.StepState{"n1/a": running, "n1/b": pending, "n2/a": running}, create: []string{"n1/a on n1", "n2/a on n2"}}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n1/b": pending, "n2/a": running}, create: []string{"n1/a on n1", "n2/a on n2"}}},
 		{name: "lanes: concurrency 1 starts one node; its next step goes on in its lane",
 			wf:   wfOf(1, st("n1/a", succeeded), st("n1/b", pending, "n1/a"), st("n2/a", pending)),
-			want: want{states: map[string]apiv1.StepState{"n1/b": running, "n2/a": pending}, create: []string{"n1/b on n1"}}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/b": running, "n2/a": pending}, create: []string{"n1/b on n1"}}},
 		{name: "lanes: a finished lane makes room for the next",
 			wf:   wfOf(1, st("n1/a", succeeded), runningStep("n1/b", 1, time.Minute, "n1/a"), st("n2/a", pending)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.b.1": rec("wf.n1.b.1", "wf", "n1/b", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
-			want: want{states: map[string]apiv1.StepState{"n1/b": succeeded, "n2/a": running}, create: []string{"n2/a on n2"}}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/b": succeeded, "n2/a": running}, create: []string{"n2/a on n2"}}},
 		{name: "a step still running within its time changes nothing",
 			wf:   wfOf(0, runningStep("n1/a", 1, time.Minute)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": running}, wake: 9*time.Minute + time.Millisecond}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": running}, wake: 9*time.Minute + time.Millisecond}},
 		{name: "retry: a failed attempt is pending again after the backoff, and the engine wakes then",
 			wf:   wfOf(0, runningStep("n1/a", 2, time.Minute)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.2": rec("wf.n1.a.2", "wf", "n1/a", taskv1.TaskState_TASK_STATE_FAILED, nil, &taskv1.TaskError{Reason: "PULL_FAILED"})}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": pending}, reasons: map[string]string{"n1/a": "PULL_FAILED"}, wake: 4 * time.Second}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": pending}, reasons: map[string]string{"n1/a": "PULL_FAILED"}, wake: 4 * time.Second}},
 		{name: "retry: not before its backoff ends",
 			wf:   wfOf(0, pendingAfter(attempts(st("n1/a", pending), 1, 3), time.Second)),
-			want: want{states: map[string]apiv1.StepState{"n1/a": pending}, wake: time.Second}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": pending}, wake: time.Second}},
 		{name: "retry: after its backoff, the next attempt under the next task ID",
 			wf: wfOf(0, pendingAfter(attempts(st("n1/a", pending), 1, 3), -time.Second)),
-			want: want{states: map[string]apiv1.StepState{"n1/a": running}, create: []string{"n1/a on n1"},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": running}, create: []string{"n1/a on n1"},
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if id := d.create[0].GetId(); id != "wf.n1.a.2" {
 						t.Errorf("second attempt's task ID %s, want wf.n1.a.2", id)
@@ -167,7 +171,7 @@ func TestCompute(t *testing.T) {
 		{name: "attempt limit: the last attempt fails the workflow with the step's error",
 			wf:   wfOf(0, runningStep("n1/a", 3, time.Minute), st("n1/b", pending, "n1/a")),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.3": rec("wf.n1.a.3", "wf", "n1/a", taskv1.TaskState_TASK_STATE_FAILED, nil, &taskv1.TaskError{Reason: "PREFLIGHT_FAILED"})}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt, "n1/b": pending}, reasons: map[string]string{"n1/a": "PREFLIGHT_FAILED"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED,
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": failedSt, "n1/b": pending}, reasons: map[string]string{"n1/a": "PREFLIGHT_FAILED"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED,
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if l.wf.GetFailedStep() != "n1/a" || l.wf.GetError().GetReason() != "PREFLIGHT_FAILED" {
 						t.Errorf("workflow failed at %q with %v, want n1/a PREFLIGHT_FAILED", l.wf.GetFailedStep(), l.wf.GetError())
@@ -175,10 +179,10 @@ func TestCompute(t *testing.T) {
 				}}},
 		{name: "always: a failed join still deletes its token, and the workflow waits for that",
 			wf: wfOf(0, tokenDone(), withTask(attempts(st("n2/join", failedSt, "n2/token"), 3, 3), joinTask()), st("n2/record", pending, "n2/join"),
-				always(&apiv1.Step{Name: "n2/token-delete", Lane: "n2", NodeFrom: "n2/token", State: pending, MaxAttempts: 3, DependsOn: []string{"n2/token", "n2/join"},
-					Task: tokenTask(), Inputs: []*apiv1.StepInput{{Field: "delete_token_id", Step: "n2/token", Output: "token"}}})),
+				always(&storagev1.StepRecord{Name: "n2/token-delete", Lane: "n2", NodeFrom: "n2/token", State: pending, MaxAttempts: 3, DependsOn: []string{"n2/token", "n2/join"},
+					Task: tokenTask(), Inputs: []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: "n2/token", Output: "token"}}})),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.token.1": tokenRec}},
-			want: want{states: map[string]apiv1.StepState{"n2/record": pending, "n2/token-delete": running}, create: []string{"n2/token-delete on n1"},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/record": pending, "n2/token-delete": running}, create: []string{"n2/token-delete on n1"},
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if got := d.create[0].GetSpec().GetKubeadmToken().GetDeleteTokenId(); got != "abcdef" {
 						t.Errorf("token-delete deletes %q, want the minted token's ID abcdef", got)
@@ -186,29 +190,29 @@ func TestCompute(t *testing.T) {
 				}}},
 		{name: "always: with the token never minted, the delete has nothing to do",
 			wf: wfOf(0, withTask(attempts(st("n2/token", failedSt), 3, 3), tokenTask()),
-				always(&apiv1.Step{Name: "n2/token-delete", Lane: "n2", Node: "n1", State: pending, MaxAttempts: 3, DependsOn: []string{"n2/token"},
-					Task: tokenTask(), Inputs: []*apiv1.StepInput{{Field: "delete_token_id", Step: "n2/token", Output: "token"}}})),
-			want: want{states: map[string]apiv1.StepState{"n2/token-delete": skipped}, reasons: map[string]string{"n2/token-delete": "NOTHING_TO_DO"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+				always(&storagev1.StepRecord{Name: "n2/token-delete", Lane: "n2", Node: "n1", State: pending, MaxAttempts: 3, DependsOn: []string{"n2/token"},
+					Task: tokenTask(), Inputs: []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: "n2/token", Output: "token"}}})),
+			want: want{states: map[string]storagev1.StepRecordState{"n2/token-delete": skipped}, reasons: map[string]string{"n2/token-delete": "NOTHING_TO_DO"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED}},
 		{name: "timeout: a task past its step's timeout is cancelled, and the step says TIMEOUT",
 			wf:   wfOf(0, runningStep("n1/a", 1, 11*time.Minute)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": running}, reasons: map[string]string{"n1/a": "TIMEOUT"}, cancel: []string{"wf.n1.a.1"}}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": running}, reasons: map[string]string{"n1/a": "TIMEOUT"}, cancel: []string{"wf.n1.a.1"}}},
 		{name: "timeout: its cancellation counts as a TIMEOUT failure",
-			wf: wfOf(0, func() *apiv1.Step {
+			wf: wfOf(0, func() *storagev1.StepRecord {
 				s := runningStep("n1/a", 3, 11*time.Minute)
 				s.MaxAttempts, s.Error = 3, &taskv1.TaskError{Reason: "TIMEOUT"}
 				return s
 			}()),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.3": rec("wf.n1.a.3", "wf", "n1/a", taskv1.TaskState_TASK_STATE_CANCELLED, nil, &taskv1.TaskError{Reason: "CANCELLED"})}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "TIMEOUT"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "TIMEOUT"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED}},
 		{name: "cancel: a task cancelled by a person fails its step with its own error",
 			wf:   wfOf(0, runningStep("n1/a", 3, time.Minute)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.3": rec("wf.n1.a.3", "wf", "n1/a", taskv1.TaskState_TASK_STATE_CANCELLED, nil, &taskv1.TaskError{Reason: "CANCELLED"})}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "CANCELLED"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "CANCELLED"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED}},
 		{name: "outputs feed inputs: the join's task carries the token, the step never does",
 			wf:   wfOf(0, tokenDone(), joinWithInputs()),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.token.1": tokenRec}},
-			want: want{states: map[string]apiv1.StepState{"n2/join": running}, create: []string{"n2/join on n2"},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/join": running}, create: []string{"n2/join on n2"},
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					j := d.create[0].GetSpec().GetKubeadmJoin()
 					if j.GetToken() != tokenValue || j.GetCaCertHash() != caHash {
@@ -220,7 +224,7 @@ func TestCompute(t *testing.T) {
 				}}},
 		{name: "outputs feed inputs: a producer whose record is gone fails the consumer, naming the output",
 			wf: wfOf(0, tokenDone(), joinWithInputs()),
-			want: want{states: map[string]apiv1.StepState{"n2/join": failedSt}, reasons: map[string]string{"n2/join": "INPUT_MISSING"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED,
+			want: want{states: map[string]storagev1.StepRecordState{"n2/join": failedSt}, reasons: map[string]string{"n2/join": "INPUT_MISSING"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED,
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if m := l.step("n2/join").GetError().GetMessage(); !strings.Contains(m, "produced no token") {
 						t.Errorf("error %q does not name the missing output", m)
@@ -230,10 +234,10 @@ func TestCompute(t *testing.T) {
 			wf: func() *loaded {
 				tok := tokenDone()
 				tok.State = skipped
-				return wfOf(0, tok, joinWithInputs(), &apiv1.Step{Name: "n2/record", Lane: "n2", Action: ActionRecordNode, State: pending, DependsOn: []string{"n2/token"}})
+				return wfOf(0, tok, joinWithInputs(), &storagev1.StepRecord{Name: "n2/record", Lane: "n2", Action: ActionRecordNode, State: pending, DependsOn: []string{"n2/token"}})
 			}(),
 			dry: true,
-			want: want{states: map[string]apiv1.StepState{"n2/join": running, "n2/record": skipped}, create: []string{"n2/join on n2"},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/join": running, "n2/record": skipped}, create: []string{"n2/join on n2"},
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if j := d.create[0].GetSpec().GetKubeadmJoin(); j.GetToken() != placeholders["token"] || !d.create[0].GetDryRun() {
 						t.Errorf("dry-run join task: token %q, dry_run %v", j.GetToken(), d.create[0].GetDryRun())
@@ -245,34 +249,34 @@ func TestCompute(t *testing.T) {
 		{name: "NotReady: a step for any control plane waits, saying why",
 			wf:   wfOf(0, anyCP(st("n2/drain", pending))),
 			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 5, ready: map[string]bool{"n2": true}},
-			want: want{states: map[string]apiv1.StepState{"n2/drain": pending}, reasons: map[string]string{"n2/drain": "WAITING"}}},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/drain": pending}, reasons: map[string]string{"n2/drain": "WAITING"}}},
 		{name: "NotReady: a control plane Ready again takes the step",
 			wf:   wfOf(0, anyCP(st("n2/drain", pending))),
 			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 5, ready: map[string]bool{"n1": true, "n2": true}},
-			want: want{states: map[string]apiv1.StepState{"n2/drain": running}, create: []string{"n2/drain on n1"}}},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/drain": running}, create: []string{"n2/drain on n1"}}},
 		{name: "NotReady: a node going NotReady mid-step leaves the step to its task and timeout",
 			wf:   wfOf(0, runningStep("n2/join", 1, time.Minute)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.join.1": rec("wf.n2.join.1", "wf", "n2/join", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}, ready: map[string]bool{}},
-			want: want{states: map[string]apiv1.StepState{"n2/join": running}, wake: 9*time.Minute + time.Millisecond}},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/join": running}, wake: 9*time.Minute + time.Millisecond}},
 		{name: "failover: a step marked running whose task was never written gets it, same ID",
 			wf:   wfOf(0, runningStep("n1/a", 1, time.Second)),
-			want: want{states: map[string]apiv1.StepState{"n1/a": running}, missing: []string{"wf.n1.a.1"}, wake: 10*time.Minute - time.Second + time.Millisecond}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": running}, missing: []string{"wf.n1.a.1"}, wake: 10*time.Minute - time.Second + time.Millisecond}},
 		{name: "a task ID taken by a task this workflow did not create fails the step",
 			wf:   wfOf(0, st("n1/a", pending)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "", "", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
-			want: want{states: map[string]apiv1.StepState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "TASK_ID_TAKEN"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": failedSt}, reasons: map[string]string{"n1/a": "TASK_ID_TAKEN"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED}},
 		{name: "actions: record-node adds the node with its pod CIDR and address; routes wait for the write",
 			wf: wfOf(0, withTask(st("n3/join", succeeded), &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmJoin{KubeadmJoin: &taskv1.KubeadmJoinSpec{Role: taskv1.NodeRole_NODE_ROLE_WORKER}}}),
-				func() *apiv1.Step {
+				func() *storagev1.StepRecord {
 					s := st("n3/registered", succeeded)
 					s.Outputs = map[string]string{"pod_cidr": "10.244.2.0/24", "address": "10.250.0.12"}
 					return s
 				}(),
-				&apiv1.Step{Name: "n3/record", Lane: "n3", Action: ActionRecordNode, State: pending, DependsOn: []string{"n3/join"}},
-				&apiv1.Step{Name: "n1/routes", Node: "n1", State: pending, MaxAttempts: 3, Task: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{}}},
-					Inputs: []*apiv1.StepInput{{Field: "routes"}}}),
+				&storagev1.StepRecord{Name: "n3/record", Lane: "n3", Action: ActionRecordNode, State: pending, DependsOn: []string{"n3/join"}},
+				&storagev1.StepRecord{Name: "n1/routes", Node: "n1", State: pending, MaxAttempts: 3, Task: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{}}},
+					Inputs: []*storagev1.StepInputRecord{{Field: "routes"}}}),
 			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 7, storeRev: 9},
-			want: want{states: map[string]apiv1.StepState{"n3/record": succeeded, "n1/routes": pending}, again: true,
+			want: want{states: map[string]storagev1.StepRecordState{"n3/record": succeeded, "n1/routes": pending}, again: true,
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					n := clusterNode(d.cluster, "n3")
 					if !d.clusterChanged || d.clusterRev != 7 || n.GetPodCidr() != "10.244.2.0/24" || n.GetAddress() != "10.250.0.12" || len(d.cluster.GetNodes()) != 3 {
@@ -280,30 +284,30 @@ func TestCompute(t *testing.T) {
 					}
 				}}},
 		{name: "actions: forgetting the last node deletes the cluster record",
-			wf:   wfOf(0, &apiv1.Step{Name: "n1/forget", Lane: "n1", Action: ActionForgetNode, State: pending}),
+			wf:   wfOf(0, &storagev1.StepRecord{Name: "n1/forget", Lane: "n1", Action: ActionForgetNode, State: pending}),
 			view: fakeView{cluster: testCluster("n1"), modRev: 3},
-			want: want{states: map[string]apiv1.StepState{"n1/forget": succeeded}, over: apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED,
+			want: want{states: map[string]storagev1.StepRecordState{"n1/forget": succeeded}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED,
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if !d.clusterChanged || d.cluster != nil || d.clusterRev != 3 {
 						t.Errorf("want the cluster record deleted if still at rev 3: changed %v, %v, rev %d", d.clusterChanged, d.cluster, d.clusterRev)
 					}
 				}}},
 		{name: "actions: a cluster recorded meanwhile by someone else fails record-cluster",
-			wf:   wfOf(0, &apiv1.Step{Name: "n9/record", Lane: "n9", Action: ActionRecordCluster, State: pending}),
+			wf:   wfOf(0, &storagev1.StepRecord{Name: "n9/record", Lane: "n9", Action: ActionRecordCluster, State: pending}),
 			view: fakeView{cluster: testCluster("n1"), modRev: 3},
-			want: want{states: map[string]apiv1.StepState{"n9/record": failedSt}, reasons: map[string]string{"n9/record": "ACTION_FAILED"}, over: apiv1.WorkflowState_WORKFLOW_STATE_FAILED}},
+			want: want{states: map[string]storagev1.StepRecordState{"n9/record": failedSt}, reasons: map[string]string{"n9/record": "ACTION_FAILED"}, over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED}},
 		{name: "a pass creates at most maxCreate tasks and looks again for the rest",
 			wf:      wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending)),
 			maxPass: 2,
-			want:    want{states: map[string]apiv1.StepState{"n1/a": running, "n2/a": running, "n3/a": pending}, create: []string{"n1/a on n1", "n2/a on n2"}, again: true}},
+			want:    want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": running, "n3/a": pending}, create: []string{"n1/a on n1", "n2/a on n2"}, again: true}},
 		{name: "all steps done: the workflow succeeded",
 			wf:   wfOf(0, st("n1/a", succeeded), st("n1/b", skipped, "n1/a")),
-			want: want{over: apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED}},
+			want: want{over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := fillTasks(c.wf)
 			l.wf.Spec = &apiv1.WorkflowSpec{DryRun: c.dry}
-			before := map[string]apiv1.StepState{}
+			before := map[string]storagev1.StepRecordState{}
 			for _, s := range l.wf.GetSteps() {
 				before[s.GetName()] = s.GetState()
 			}
@@ -386,7 +390,7 @@ type fakeCluster struct {
 }
 
 func (f *fakeCluster) load() *loaded {
-	var wf apiv1.Workflow
+	var wf storagev1.WorkflowRecord
 	if err := proto.Unmarshal(f.stored, &wf); err != nil {
 		f.t.Fatal(err)
 	}
@@ -415,7 +419,7 @@ func (f *fakeCluster) agentsWork(tasks []*taskv1.Task) {
 // run drives the workflow to its end; failover(pass) says whether the leader dies in that
 // pass before its write (the decisions are lost), after it (the next leader loads what was
 // written) or not at all. It returns the finished workflow.
-func (f *fakeCluster) run(failover func(pass int) (before, after bool)) *apiv1.Workflow {
+func (f *fakeCluster) run(failover func(pass int) (before, after bool)) *storagev1.WorkflowRecord {
 	l := f.load()
 	for pass := 0; pass < 500; pass++ {
 		f.now = f.now.Add(time.Second)
@@ -455,7 +459,7 @@ func (f *fakeCluster) run(failover func(pass int) (before, after bool)) *apiv1.W
 		if d.clusterChanged {
 			f.view.cluster, f.view.modRev = d.cluster, f.view.storeRev
 		}
-		if Terminal(l.wf.GetState()) {
+		if terminal(l.wf.GetState()) {
 			return l.wf
 		}
 		f.agentsWork(d.create)
@@ -485,7 +489,7 @@ func TestComputeResumesAfterAFailoverAtAnyPass(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := func() *fakeCluster {
-				wf := &apiv1.Workflow{Id: "wf-x", Spec: c.spec, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency}
+				wf := &storagev1.WorkflowRecord{Id: "wf-x", Spec: c.spec, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency}
 				b, err := proto.Marshal(wf)
 				if err != nil {
 					t.Fatal(err)
@@ -500,7 +504,7 @@ func TestComputeResumesAfterAFailoverAtAnyPass(t *testing.T) {
 			}
 			ref := start()
 			want := ref.run(func(int) (bool, bool) { return false, false })
-			if want.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+			if want.GetState() != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED {
 				t.Fatalf("without a failover the workflow %v: %v at %s", want.GetState(), want.GetError(), want.GetFailedStep())
 			}
 			wantTasks := slices.Sorted(maps.Keys(ref.created))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -43,7 +44,7 @@ const (
 // step succeed (with its public outputs), or pending again after a backoff while attempts
 // are left, or failed; a task still running past the step's timeout is to be cancelled,
 // and its cancellation then counts as a TIMEOUT failure.
-func settle(wfID string, s *apiv1.Step, rec *apiv1.TaskRecord, now time.Time, backoff time.Duration) settlement {
+func settle(wfID string, s *storagev1.StepRecord, rec *apiv1.TaskRecord, now time.Time, backoff time.Duration) settlement {
 	if !tasks.Terminal(rec.GetState()) {
 		if to := s.GetTimeout().AsDuration(); to > 0 && now.Sub(s.GetStarted().AsTime()) > to && s.GetError().GetReason() != "TIMEOUT" {
 			s.Error = &taskv1.TaskError{Reason: "TIMEOUT", Message: fmt.Sprintf("%s did not finish within %v", s.GetName(), to),
@@ -55,7 +56,7 @@ func settle(wfID string, s *apiv1.Step, rec *apiv1.TaskRecord, now time.Time, ba
 	res := rec.GetResult()
 	s.Changes = res.GetChanges()
 	if rec.GetState() == taskv1.TaskState_TASK_STATE_SUCCEEDED {
-		s.State = apiv1.StepState_STEP_STATE_SUCCEEDED
+		s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED
 		s.Outputs = publicOutputs(res.GetOutputs())
 		s.Error = nil
 		s.Finished = timestamppb.New(now)
@@ -68,10 +69,10 @@ func settle(wfID string, s *apiv1.Step, rec *apiv1.TaskRecord, now time.Time, ba
 		}
 	}
 	if s.GetAttempts() < s.GetMaxAttempts() {
-		s.State = apiv1.StepState_STEP_STATE_PENDING
+		s.State = storagev1.StepRecordState_STEP_RECORD_STATE_PENDING
 		s.NotBefore = timestamppb.New(now.Add(backoff))
 	} else {
-		s.State = apiv1.StepState_STEP_STATE_FAILED
+		s.State = storagev1.StepRecordState_STEP_RECORD_STATE_FAILED
 		s.Finished = timestamppb.New(now)
 	}
 	return settledStep
@@ -81,8 +82,8 @@ func settle(wfID string, s *apiv1.Step, rec *apiv1.TaskRecord, now time.Time, ba
 // a step failed only clean-up (always) steps start; its dependencies have ended the way it
 // needs; its retry backoff is over. (Whether its lane has room is admission's business, and
 // on which node it runs the shell's.)
-func eligible(l *loaded, s *apiv1.Step, failed bool, now time.Time) bool {
-	if s.GetState() != apiv1.StepState_STEP_STATE_PENDING || failed && !s.GetAlways() {
+func eligible(l *loaded, s *storagev1.StepRecord, failed bool, now time.Time) bool {
+	if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || failed && !s.GetAlways() {
 		return false
 	}
 	if ok, _ := satisfied(l, s); !ok {
@@ -101,11 +102,11 @@ type admission struct {
 	active int             // started and unfinished
 }
 
-func newAdmission(wf *apiv1.Workflow) *admission {
+func newAdmission(wf *storagev1.WorkflowRecord) *admission {
 	a := &admission{limit: int(wf.GetConcurrency()), lanes: map[string]bool{}}
 	unfinished := map[string]bool{}
 	for _, s := range wf.GetSteps() {
-		if s.GetLane() != "" && (s.GetAttempts() > 0 || s.GetState() == apiv1.StepState_STEP_STATE_SUCCEEDED) {
+		if s.GetLane() != "" && (s.GetAttempts() > 0 || s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED) {
 			a.lanes[s.GetLane()] = true
 		}
 		if !stepDone(s.GetState()) {
@@ -121,12 +122,12 @@ func newAdmission(wf *apiv1.Workflow) *admission {
 }
 
 // admits says whether step s may start now as far as the concurrency goes.
-func (a *admission) admits(s *apiv1.Step) bool {
+func (a *admission) admits(s *storagev1.StepRecord) bool {
 	return a.limit <= 0 || s.GetLane() == "" || a.lanes[s.GetLane()] || a.active < a.limit
 }
 
 // start counts s as started.
-func (a *admission) start(s *apiv1.Step) {
+func (a *admission) start(s *storagev1.StepRecord) {
 	if s.GetLane() != "" && !a.lanes[s.GetLane()] {
 		a.lanes[s.GetLane()] = true
 		a.active++
@@ -136,10 +137,10 @@ func (a *admission) start(s *apiv1.Step) {
 // outcome says whether the workflow is over and how: it is when no step runs and no pending
 // step can still run. A failed step (not continue-on-failure) fails it; steps that can
 // never run block it.
-func outcome(l *loaded) (over bool, state apiv1.WorkflowState, failedStep string, err *taskv1.TaskError) {
+func outcome(l *loaded) (over bool, state storagev1.WorkflowRecordState, failedStep string, err *taskv1.TaskError) {
 	wf := l.wf
 	for _, s := range wf.GetSteps() {
-		if s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
+		if s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING {
 			return false, wf.GetState(), "", nil
 		}
 	}
@@ -152,21 +153,21 @@ func outcome(l *loaded) (over bool, state apiv1.WorkflowState, failedStep string
 	}
 	switch {
 	case failed != nil:
-		return true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, failed.GetName(), failed.GetError()
+		return true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, failed.GetName(), failed.GetError()
 	case allDone(wf):
-		return true, apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, "", nil
+		return true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED, "", nil
 	}
-	return true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "", &taskv1.TaskError{Reason: "BLOCKED", Message: "no step can run", Hint: "deckctl workflow describe " + wf.GetId()}
+	return true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, "", &taskv1.TaskError{Reason: "BLOCKED", Message: "no step can run", Hint: "deckctl workflow describe " + wf.GetId()}
 }
 
 // fixedNode is the node a step runs on when it is known without the cluster: its own, or
 // that of the step it follows (NodeFrom: the control plane that drained, minted a token).
-func fixedNode(l *loaded, s *apiv1.Step) (string, bool) {
+func fixedNode(l *loaded, s *storagev1.StepRecord) (string, bool) {
 	if s.GetNode() != "" {
 		return s.GetNode(), true
 	}
 	if from := s.GetNodeFrom(); from != "" {
-		if p := l.step(from); p != nil && p.GetNode() != "" && p.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
+		if p := l.step(from); p != nil && p.GetNode() != "" && p.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED {
 			return p.GetNode(), true
 		}
 	}
@@ -176,7 +177,7 @@ func fixedNode(l *loaded, s *apiv1.Step) (string, bool) {
 // pickNode chooses, for a step that may run on any control plane, a Ready control plane of
 // the recorded cluster other than the step's own lane (the node it is about); none Ready
 // (one going NotReady mid-workflow) means waiting, with the reason.
-func pickNode(s *apiv1.Step, cl *apiv1.Cluster, ready func(string) bool) (string, string) {
+func pickNode(s *storagev1.StepRecord, cl *apiv1.Cluster, ready func(string) bool) (string, string) {
 	for _, n := range cl.GetNodes() {
 		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE && n.GetName() != s.GetLane() && ready(n.GetName()) {
 			return n.GetName(), ""
@@ -193,7 +194,7 @@ func pickNode(s *apiv1.Step, cl *apiv1.Cluster, ready func(string) bool) (string
 // recorded cluster cl at store revision gen (a network step's routes and pod CIDR). In a
 // dry-run a missing output becomes a placeholder; a token-delete step whose token was never
 // minted has nothing to do (a skipError).
-func renderSpec(l *loaded, s *apiv1.Step, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool) (*taskv1.TaskSpec, error) {
+func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool) (*taskv1.TaskSpec, error) {
 	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
 	var view []netNode
 	for _, in := range s.GetInputs() {
@@ -265,7 +266,7 @@ func renderSpec(l *loaded, s *apiv1.Step, cl *apiv1.Cluster, gen int64, outputs 
 func retrySet(l *loaded) map[string]bool {
 	again := map[string]bool{}
 	for _, st := range l.wf.GetSteps() {
-		if st.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED && st.GetState() != apiv1.StepState_STEP_STATE_SKIPPED {
+		if st.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED && st.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED {
 			again[st.GetName()] = true
 		}
 	}
@@ -297,8 +298,8 @@ func retrySet(l *loaded) map[string]bool {
 
 // resetForRetry makes step st pending again with a fresh allowance of attempts; a step that
 // may run on any control plane chooses its node again.
-func resetForRetry(st *apiv1.Step) {
-	st.State = apiv1.StepState_STEP_STATE_PENDING
+func resetForRetry(st *storagev1.StepRecord) {
+	st.State = storagev1.StepRecordState_STEP_RECORD_STATE_PENDING
 	st.MaxAttempts = st.GetAttempts() + max(1, min(st.GetMaxAttempts(), defaultAttempts))
 	st.Error, st.NotBefore, st.Finished = nil, nil, nil
 	if st.GetAnyControlPlane() || st.GetNodeFrom() != "" {
@@ -309,16 +310,16 @@ func resetForRetry(st *apiv1.Step) {
 // cancelSteps cancels the running and pending steps of wf at now; it returns the tasks of
 // the running ones (to cancel on their nodes) and the indexes of the changed steps, the
 // running ones first.
-func cancelSteps(wf *apiv1.Workflow, now time.Time) (tasks []string, first, rest []int) {
+func cancelSteps(wf *storagev1.WorkflowRecord, now time.Time) (tasks []string, first, rest []int) {
 	for i, st := range wf.GetSteps() {
 		switch st.GetState() {
-		case apiv1.StepState_STEP_STATE_RUNNING:
+		case storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING:
 			tasks = append(tasks, st.GetTaskId())
-			st.State = apiv1.StepState_STEP_STATE_CANCELLED
+			st.State = storagev1.StepRecordState_STEP_RECORD_STATE_CANCELLED
 			st.Finished = timestamppb.New(now)
 			first = append(first, i)
-		case apiv1.StepState_STEP_STATE_PENDING:
-			st.State = apiv1.StepState_STEP_STATE_CANCELLED
+		case storagev1.StepRecordState_STEP_RECORD_STATE_PENDING:
+			st.State = storagev1.StepRecordState_STEP_RECORD_STATE_CANCELLED
 			rest = append(rest, i)
 		}
 	}

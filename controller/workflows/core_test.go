@@ -9,18 +9,19 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 const (
-	pending   = apiv1.StepState_STEP_STATE_PENDING
-	running   = apiv1.StepState_STEP_STATE_RUNNING
-	succeeded = apiv1.StepState_STEP_STATE_SUCCEEDED
-	failedSt  = apiv1.StepState_STEP_STATE_FAILED
-	skipped   = apiv1.StepState_STEP_STATE_SKIPPED
-	cancelled = apiv1.StepState_STEP_STATE_CANCELLED
+	pending   = storagev1.StepRecordState_STEP_RECORD_STATE_PENDING
+	running   = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING
+	succeeded = storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED
+	failedSt  = storagev1.StepRecordState_STEP_RECORD_STATE_FAILED
+	skipped   = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
+	cancelled = storagev1.StepRecordState_STEP_RECORD_STATE_CANCELLED
 )
 
 func TestBackoffDoublesUpTo30s(t *testing.T) {
@@ -35,8 +36,8 @@ func TestSettle(t *testing.T) {
 	task := func(st taskv1.TaskState, res *taskv1.TaskResult) *apiv1.TaskRecord {
 		return &apiv1.TaskRecord{State: st, Result: res}
 	}
-	step := func(attempts, max uint32, startedAgo, timeout time.Duration, errReason string) *apiv1.Step {
-		s := &apiv1.Step{Name: "n1/join", Lane: "n1", State: running, TaskId: "wf.n1-join.1", Attempts: attempts, MaxAttempts: max,
+	step := func(attempts, max uint32, startedAgo, timeout time.Duration, errReason string) *storagev1.StepRecord {
+		s := &storagev1.StepRecord{Name: "n1/join", Lane: "n1", State: running, TaskId: "wf.n1-join.1", Attempts: attempts, MaxAttempts: max,
 			Started: timestamppb.New(t0.Add(-startedAgo)), Timeout: durationpb.New(timeout)}
 		if errReason != "" {
 			s.Error = &taskv1.TaskError{Reason: errReason}
@@ -45,10 +46,10 @@ func TestSettle(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name       string
-		s          *apiv1.Step
+		s          *storagev1.StepRecord
 		rec        *apiv1.TaskRecord
 		want       settlement
-		state      apiv1.StepState
+		state      storagev1.StepRecordState
 		reason     string
 		notBefore  time.Duration // after t0, when pending again
 		outputs    map[string]string
@@ -97,14 +98,14 @@ func TestSettle(t *testing.T) {
 }
 
 // wf builds a loaded workflow from steps given as name, state and dependencies.
-func wfOf(concurrency uint32, steps ...*apiv1.Step) *loaded {
-	w := &apiv1.Workflow{Id: "wf", Concurrency: concurrency, Steps: steps, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING}
+func wfOf(concurrency uint32, steps ...*storagev1.StepRecord) *loaded {
+	w := &storagev1.WorkflowRecord{Id: "wf", Concurrency: concurrency, Steps: steps, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING}
 	return &loaded{wf: w, stepKV: index(w)}
 }
 
-func st(name string, state apiv1.StepState, deps ...string) *apiv1.Step {
+func st(name string, state storagev1.StepRecordState, deps ...string) *storagev1.StepRecord {
 	lane, _, _ := cutSlash(name)
-	return &apiv1.Step{Name: name, Lane: lane, State: state, DependsOn: deps, MaxAttempts: 3}
+	return &storagev1.StepRecord{Name: name, Lane: lane, State: state, DependsOn: deps, MaxAttempts: 3}
 }
 
 func cutSlash(s string) (string, string, bool) {
@@ -117,30 +118,36 @@ func cutSlash(s string) (string, string, bool) {
 }
 
 func TestEligible(t *testing.T) {
-	always := func(s *apiv1.Step) *apiv1.Step { s.Always = true; return s }
-	cof := func(s *apiv1.Step) *apiv1.Step { s.ContinueOnFailure = true; return s }
-	later := func(s *apiv1.Step) *apiv1.Step { s.NotBefore = timestamppb.New(t0.Add(time.Second)); return s }
-	earlier := func(s *apiv1.Step) *apiv1.Step { s.NotBefore = timestamppb.New(t0.Add(-time.Second)); return s }
+	always := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.Always = true; return s }
+	cof := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.ContinueOnFailure = true; return s }
+	later := func(s *storagev1.StepRecord) *storagev1.StepRecord {
+		s.NotBefore = timestamppb.New(t0.Add(time.Second))
+		return s
+	}
+	earlier := func(s *storagev1.StepRecord) *storagev1.StepRecord {
+		s.NotBefore = timestamppb.New(t0.Add(-time.Second))
+		return s
+	}
 	for _, c := range []struct {
 		name   string
-		steps  []*apiv1.Step
+		steps  []*storagev1.StepRecord
 		failed bool
 		want   bool // for the last step
 	}{
-		{"no dependencies", []*apiv1.Step{st("a/x", pending)}, false, true},
-		{"not pending", []*apiv1.Step{st("a/x", running)}, false, false},
-		{"dependency succeeded", []*apiv1.Step{st("a/x", succeeded), st("a/y", pending, "a/x")}, false, true},
-		{"dependency skipped", []*apiv1.Step{st("a/x", skipped), st("a/y", pending, "a/x")}, false, true},
-		{"dependency running", []*apiv1.Step{st("a/x", running), st("a/y", pending, "a/x")}, false, false},
-		{"dependency failed", []*apiv1.Step{st("a/x", failedSt), st("a/y", pending, "a/x")}, false, false},
-		{"dependency failed, continue on failure", []*apiv1.Step{cof(st("a/x", failedSt)), st("a/y", pending, "a/x")}, false, true},
-		{"dependency unknown", []*apiv1.Step{st("a/y", pending, "a/nope")}, false, false},
-		{"always step after a failure", []*apiv1.Step{st("a/x", failedSt), always(st("a/del", pending, "a/x"))}, true, true},
-		{"always step after a cancel", []*apiv1.Step{st("a/x", cancelled), always(st("a/del", pending, "a/x"))}, true, true},
-		{"always step waits for its dependency", []*apiv1.Step{st("a/x", running), always(st("a/del", pending, "a/x"))}, false, false},
-		{"once a step failed only always steps start", []*apiv1.Step{st("b/x", failedSt), st("a/x", pending)}, true, false},
-		{"retry backoff not over", []*apiv1.Step{later(st("a/x", pending))}, false, false},
-		{"retry backoff over", []*apiv1.Step{earlier(st("a/x", pending))}, false, true},
+		{"no dependencies", []*storagev1.StepRecord{st("a/x", pending)}, false, true},
+		{"not pending", []*storagev1.StepRecord{st("a/x", running)}, false, false},
+		{"dependency succeeded", []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", pending, "a/x")}, false, true},
+		{"dependency skipped", []*storagev1.StepRecord{st("a/x", skipped), st("a/y", pending, "a/x")}, false, true},
+		{"dependency running", []*storagev1.StepRecord{st("a/x", running), st("a/y", pending, "a/x")}, false, false},
+		{"dependency failed", []*storagev1.StepRecord{st("a/x", failedSt), st("a/y", pending, "a/x")}, false, false},
+		{"dependency failed, continue on failure", []*storagev1.StepRecord{cof(st("a/x", failedSt)), st("a/y", pending, "a/x")}, false, true},
+		{"dependency unknown", []*storagev1.StepRecord{st("a/y", pending, "a/nope")}, false, false},
+		{"always step after a failure", []*storagev1.StepRecord{st("a/x", failedSt), always(st("a/del", pending, "a/x"))}, true, true},
+		{"always step after a cancel", []*storagev1.StepRecord{st("a/x", cancelled), always(st("a/del", pending, "a/x"))}, true, true},
+		{"always step waits for its dependency", []*storagev1.StepRecord{st("a/x", running), always(st("a/del", pending, "a/x"))}, false, false},
+		{"once a step failed only always steps start", []*storagev1.StepRecord{st("b/x", failedSt), st("a/x", pending)}, true, false},
+		{"retry backoff not over", []*storagev1.StepRecord{later(st("a/x", pending))}, false, false},
+		{"retry backoff over", []*storagev1.StepRecord{earlier(st("a/x", pending))}, false, true},
 	} {
 		l := wfOf(0, c.steps...)
 		if got := eligible(l, c.steps[len(c.steps)-1], c.failed, t0); got != c.want {
@@ -155,16 +162,16 @@ func TestAdmissionBoundsLanes(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		limit uint32
-		steps []*apiv1.Step
+		steps []*storagev1.StepRecord
 		try   []string // steps offered in order
 		want  []string // admitted
 	}{
-		{"no limit", 0, []*apiv1.Step{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x", "c/x"}},
-		{"two lanes at a time", 2, []*apiv1.Step{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x"}},
-		{"a started lane's next step", 1, []*apiv1.Step{st("a/x", succeeded), st("a/y", pending, "a/x"), st("b/x", pending)}, []string{"a/y", "b/x"}, []string{"a/y"}},
-		{"a finished lane frees its place", 1, []*apiv1.Step{st("a/x", succeeded), st("b/x", pending)}, []string{"b/x"}, []string{"b/x"}},
-		{"a step waiting for its retry keeps its lane's place", 1, []*apiv1.Step{retrying, st("c/x", pending)}, []string{"c/x", "b/join"}, []string{"b/join"}},
-		{"steps without a lane are not bounded", 1, []*apiv1.Step{st("a/x", running), {Name: "routes", State: pending}}, []string{"routes"}, []string{"routes"}},
+		{"no limit", 0, []*storagev1.StepRecord{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x", "c/x"}},
+		{"two lanes at a time", 2, []*storagev1.StepRecord{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x"}},
+		{"a started lane's next step", 1, []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", pending, "a/x"), st("b/x", pending)}, []string{"a/y", "b/x"}, []string{"a/y"}},
+		{"a finished lane frees its place", 1, []*storagev1.StepRecord{st("a/x", succeeded), st("b/x", pending)}, []string{"b/x"}, []string{"b/x"}},
+		{"a step waiting for its retry keeps its lane's place", 1, []*storagev1.StepRecord{retrying, st("c/x", pending)}, []string{"c/x", "b/join"}, []string{"b/join"}},
+		{"steps without a lane are not bounded", 1, []*storagev1.StepRecord{st("a/x", running), {Name: "routes", State: pending}}, []string{"routes"}, []string{"routes"}},
 	} {
 		l := wfOf(c.limit, c.steps...)
 		a := newAdmission(l.wf)
@@ -183,26 +190,29 @@ func TestAdmissionBoundsLanes(t *testing.T) {
 }
 
 func TestOutcome(t *testing.T) {
-	always := func(s *apiv1.Step) *apiv1.Step { s.Always = true; return s }
-	cof := func(s *apiv1.Step) *apiv1.Step { s.ContinueOnFailure = true; return s }
-	withErr := func(s *apiv1.Step) *apiv1.Step { s.Error = &taskv1.TaskError{Reason: "JOIN_FAILED"}; return s }
+	always := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.Always = true; return s }
+	cof := func(s *storagev1.StepRecord) *storagev1.StepRecord { s.ContinueOnFailure = true; return s }
+	withErr := func(s *storagev1.StepRecord) *storagev1.StepRecord {
+		s.Error = &taskv1.TaskError{Reason: "JOIN_FAILED"}
+		return s
+	}
 	for _, c := range []struct {
 		name   string
-		steps  []*apiv1.Step
+		steps  []*storagev1.StepRecord
 		over   bool
-		state  apiv1.WorkflowState
+		state  storagev1.WorkflowRecordState
 		failed string
 		reason string
 	}{
-		{"a step runs", []*apiv1.Step{st("a/x", succeeded), st("a/y", running)}, false, 0, "", ""},
-		{"a step can still run", []*apiv1.Step{st("a/x", succeeded), st("a/y", pending, "a/x")}, false, 0, "", ""},
-		{"all done", []*apiv1.Step{st("a/x", succeeded), st("a/y", skipped)}, true, apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, "", ""},
-		{"a failed step, its clean-up done", []*apiv1.Step{withErr(st("a/x", failedSt)), st("a/y", pending, "a/x"), always(st("a/del", succeeded, "a/x"))},
-			true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "a/x", "JOIN_FAILED"},
-		{"a failed step, its clean-up still to run", []*apiv1.Step{withErr(st("a/x", failedSt)), always(st("a/del", pending, "a/x"))}, false, 0, "", ""},
-		{"a failure that may continue", []*apiv1.Step{cof(st("a/x", failedSt)), st("a/y", succeeded, "a/x")}, true, apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, "", ""},
-		{"blocked: a dependency that does not exist", []*apiv1.Step{st("a/y", pending, "a/nope")}, true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "", "BLOCKED"},
-		{"blocked: a cycle", []*apiv1.Step{st("a/x", pending, "a/y"), st("a/y", pending, "a/x")}, true, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, "", "BLOCKED"},
+		{"a step runs", []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", running)}, false, 0, "", ""},
+		{"a step can still run", []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", pending, "a/x")}, false, 0, "", ""},
+		{"all done", []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", skipped)}, true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED, "", ""},
+		{"a failed step, its clean-up done", []*storagev1.StepRecord{withErr(st("a/x", failedSt)), st("a/y", pending, "a/x"), always(st("a/del", succeeded, "a/x"))},
+			true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, "a/x", "JOIN_FAILED"},
+		{"a failed step, its clean-up still to run", []*storagev1.StepRecord{withErr(st("a/x", failedSt)), always(st("a/del", pending, "a/x"))}, false, 0, "", ""},
+		{"a failure that may continue", []*storagev1.StepRecord{cof(st("a/x", failedSt)), st("a/y", succeeded, "a/x")}, true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED, "", ""},
+		{"blocked: a dependency that does not exist", []*storagev1.StepRecord{st("a/y", pending, "a/nope")}, true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, "", "BLOCKED"},
+		{"blocked: a cycle", []*storagev1.StepRecord{st("a/x", pending, "a/y"), st("a/y", pending, "a/x")}, true, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, "", "BLOCKED"},
 	} {
 		over, state, failed, err := outcome(wfOf(0, c.steps...))
 		if over != c.over || (over && (state != c.state || failed != c.failed || err.GetReason() != c.reason)) {
@@ -214,24 +224,24 @@ func TestOutcome(t *testing.T) {
 func TestNodeChoice(t *testing.T) {
 	cp := taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
 	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{{Name: "cp-1", Role: cp}, {Name: "cp-2", Role: cp}, {Name: "w-1", Role: taskv1.NodeRole_NODE_ROLE_WORKER}}}
-	drain := &apiv1.Step{Name: "cp-1/drain", Lane: "cp-1", Node: "cp-2", State: succeeded}
-	skippedDrain := &apiv1.Step{Name: "w-1/drain", Lane: "w-1", Node: "cp-1", State: skipped}
+	drain := &storagev1.StepRecord{Name: "cp-1/drain", Lane: "cp-1", Node: "cp-2", State: succeeded}
+	skippedDrain := &storagev1.StepRecord{Name: "w-1/drain", Lane: "w-1", Node: "cp-1", State: skipped}
 	l := wfOf(0, drain, skippedDrain)
 	for _, c := range []struct {
 		name  string
-		s     *apiv1.Step
+		s     *storagev1.StepRecord
 		cl    *apiv1.Cluster
 		ready map[string]bool
 		node  string
 		wait  string
 	}{
-		{"its own node", &apiv1.Step{Node: "w-1"}, cl, nil, "w-1", ""},
-		{"the node of the step it follows", &apiv1.Step{NodeFrom: "cp-1/drain", Lane: "cp-1", AnyControlPlane: true}, cl, nil, "cp-2", ""},
-		{"a skipped step's node is not taken", &apiv1.Step{NodeFrom: "w-1/drain", Lane: "w-1", AnyControlPlane: true}, cl, map[string]bool{"cp-2": true}, "cp-2", ""},
-		{"any Ready control plane but its own", &apiv1.Step{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true, "cp-2": true}, "cp-2", ""},
-		{"the other control plane went NotReady: wait", &apiv1.Step{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true}, "", "waiting for a Ready control-plane node"},
-		{"a worker is never chosen", &apiv1.Step{Lane: "x", AnyControlPlane: true}, cl, map[string]bool{"w-1": true}, "", "waiting for a Ready control-plane node"},
-		{"no cluster yet", &apiv1.Step{Lane: "x", AnyControlPlane: true}, nil, nil, "", "waiting for the cluster's first control plane"},
+		{"its own node", &storagev1.StepRecord{Node: "w-1"}, cl, nil, "w-1", ""},
+		{"the node of the step it follows", &storagev1.StepRecord{NodeFrom: "cp-1/drain", Lane: "cp-1", AnyControlPlane: true}, cl, nil, "cp-2", ""},
+		{"a skipped step's node is not taken", &storagev1.StepRecord{NodeFrom: "w-1/drain", Lane: "w-1", AnyControlPlane: true}, cl, map[string]bool{"cp-2": true}, "cp-2", ""},
+		{"any Ready control plane but its own", &storagev1.StepRecord{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true, "cp-2": true}, "cp-2", ""},
+		{"the other control plane went NotReady: wait", &storagev1.StepRecord{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true}, "", "waiting for a Ready control-plane node"},
+		{"a worker is never chosen", &storagev1.StepRecord{Lane: "x", AnyControlPlane: true}, cl, map[string]bool{"w-1": true}, "", "waiting for a Ready control-plane node"},
+		{"no cluster yet", &storagev1.StepRecord{Lane: "x", AnyControlPlane: true}, nil, nil, "", "waiting for the cluster's first control plane"},
 	} {
 		node, wait := "", ""
 		if n, ok := fixedNode(l, c.s); ok {
@@ -246,13 +256,13 @@ func TestNodeChoice(t *testing.T) {
 }
 
 func TestRenderSpecFeedsOutputsToInputs(t *testing.T) {
-	tok := &apiv1.Step{Name: "w-1/token", State: succeeded, TaskId: "t1", Ephemeral: true}
-	join := &apiv1.Step{Name: "w-1/join", Node: "w-1", State: pending,
+	tok := &storagev1.StepRecord{Name: "w-1/token", State: succeeded, TaskId: "t1", Ephemeral: true}
+	join := &storagev1.StepRecord{Name: "w-1/join", Node: "w-1", State: pending,
 		Task: spec(&taskv1.KubeadmJoinSpec{Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13"}}),
-		Inputs: []*apiv1.StepInput{{Field: "token", Step: "w-1/token", Output: "token"}, {Field: "ca_cert_hash", Step: "w-1/token", Output: "ca_cert_hash"},
+		Inputs: []*storagev1.StepInputRecord{{Field: "token", Step: "w-1/token", Output: "token"}, {Field: "ca_cert_hash", Step: "w-1/token", Output: "ca_cert_hash"},
 			{Field: "api_server", Step: "w-1/token", Output: "api_server"}}}
-	del := &apiv1.Step{Name: "w-1/token-delete", State: pending, Always: true, Task: spec(&taskv1.KubeadmTokenSpec{}),
-		Inputs: []*apiv1.StepInput{{Field: "delete_token_id", Step: "w-1/token", Output: "token"}}}
+	del := &storagev1.StepRecord{Name: "w-1/token-delete", State: pending, Always: true, Task: spec(&taskv1.KubeadmTokenSpec{}),
+		Inputs: []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: "w-1/token", Output: "token"}}}
 	l := wfOf(0, tok, join, del)
 	outs := map[string]map[string]string{"w-1/token": {"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:ab", "api_server": "10.0.0.1:6443"}}
 
@@ -279,8 +289,8 @@ func TestRenderSpecFeedsOutputsToInputs(t *testing.T) {
 		t.Fatalf("dry-run join: %v, %v", got, err)
 	}
 	// Inputs from the cluster record: a routes step of a node that left has nothing to do.
-	routes := &apiv1.Step{Name: "w-2/routes", Node: "w-2", State: pending, Task: spec(&taskv1.NetworkSpec{}),
-		Inputs: []*apiv1.StepInput{{Field: "pod_cidr"}, {Field: "routes"}}}
+	routes := &storagev1.StepRecord{Name: "w-2/routes", Node: "w-2", State: pending, Task: spec(&taskv1.NetworkSpec{}),
+		Inputs: []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}}
 	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{{Name: "w-1", PodCidr: "10.244.1.0/24", Address: "10.0.0.21"}, {Name: "w-2", PodCidr: "10.244.2.0/24", Address: "10.0.0.22"}}}
 	got, err = renderSpec(wfOf(0, routes), routes, cl, 42, nil, false)
 	if err != nil || got.GetNetwork().GetPodCidr() != "10.244.2.0/24" || got.GetNetwork().GetGeneration() != 42 || len(got.GetNetwork().GetRoutes()) != 1 {
@@ -292,26 +302,26 @@ func TestRenderSpecFeedsOutputsToInputs(t *testing.T) {
 }
 
 func TestRetrySetAndCancel(t *testing.T) {
-	tok := &apiv1.Step{Name: "w-1/token", State: succeeded, Ephemeral: true, Node: "cp-1", AnyControlPlane: true}
-	join := &apiv1.Step{Name: "w-1/join", State: failedSt, Attempts: 2, MaxAttempts: 2, DependsOn: []string{"w-1/token"},
-		Inputs: []*apiv1.StepInput{{Field: "token", Step: "w-1/token", Output: "token"}}, Error: &taskv1.TaskError{Reason: "JOIN_FAILED"}}
-	del := &apiv1.Step{Name: "w-1/token-delete", State: succeeded, Always: true, DependsOn: []string{"w-1/join"}, NodeFrom: "w-1/token", Node: "cp-1"}
-	prep := &apiv1.Step{Name: "w-1/preflight", State: succeeded}
-	other := &apiv1.Step{Name: "w-2/join", State: cancelled}
+	tok := &storagev1.StepRecord{Name: "w-1/token", State: succeeded, Ephemeral: true, Node: "cp-1", AnyControlPlane: true}
+	join := &storagev1.StepRecord{Name: "w-1/join", State: failedSt, Attempts: 2, MaxAttempts: 2, DependsOn: []string{"w-1/token"},
+		Inputs: []*storagev1.StepInputRecord{{Field: "token", Step: "w-1/token", Output: "token"}}, Error: &taskv1.TaskError{Reason: "JOIN_FAILED"}}
+	del := &storagev1.StepRecord{Name: "w-1/token-delete", State: succeeded, Always: true, DependsOn: []string{"w-1/join"}, NodeFrom: "w-1/token", Node: "cp-1"}
+	prep := &storagev1.StepRecord{Name: "w-1/preflight", State: succeeded}
+	other := &storagev1.StepRecord{Name: "w-2/join", State: cancelled}
 	l := wfOf(0, prep, tok, join, del, other)
 	again := retrySet(l)
 	want := map[string]bool{"w-1/token": true, "w-1/join": true, "w-1/token-delete": true, "w-2/join": true}
 	if fmt.Sprint(again) != fmt.Sprint(want) {
 		t.Fatalf("retry runs %v again, want %v (the failed and cancelled steps, the token they consume, the clean-up after them)", again, want)
 	}
-	for _, s := range []*apiv1.Step{tok, join, del} {
+	for _, s := range []*storagev1.StepRecord{tok, join, del} {
 		resetForRetry(s)
 	}
 	if join.GetState() != pending || join.GetMaxAttempts() != 4 || join.GetError() != nil || tok.GetNode() != "" || del.GetNode() != "" {
 		t.Fatalf("after the reset: join %v, token node %q, delete node %q", join, tok.GetNode(), del.GetNode())
 	}
 
-	w := &apiv1.Workflow{Steps: []*apiv1.Step{{Name: "a", State: succeeded}, {Name: "b", State: running, TaskId: "t-b"}, {Name: "c", State: pending}, {Name: "d", State: failedSt}}}
+	w := &storagev1.WorkflowRecord{Steps: []*storagev1.StepRecord{{Name: "a", State: succeeded}, {Name: "b", State: running, TaskId: "t-b"}, {Name: "c", State: pending}, {Name: "d", State: failedSt}}}
 	tasks, first, rest := cancelSteps(w, t0)
 	if fmt.Sprint(tasks, first, rest) != "[t-b] [1] [2]" || w.Steps[1].GetState() != cancelled || w.Steps[2].GetState() != cancelled ||
 		w.Steps[0].GetState() != succeeded || w.Steps[3].GetState() != failedSt || !w.Steps[1].GetFinished().AsTime().Equal(t0) {

@@ -17,6 +17,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/backoff"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -76,8 +77,8 @@ func (e *Engine) retain(ctx context.Context) {
 		}
 		active := map[string]bool{}
 		for _, kv := range kvs {
-			var wf apiv1.Workflow
-			if proto.Unmarshal(kv.Value, &wf) != nil || !Terminal(wf.GetState()) {
+			var wf storagev1.WorkflowRecord
+			if proto.Unmarshal(kv.Value, &wf) != nil || !terminal(wf.GetState()) {
 				active[strings.TrimPrefix(kv.Key, Prefix)] = true
 			}
 		}
@@ -230,8 +231,8 @@ func (e *Engine) running(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, kv := range kvs {
-		var wf apiv1.Workflow
-		if proto.Unmarshal(kv.Value, &wf) == nil && !Terminal(wf.GetState()) {
+		var wf storagev1.WorkflowRecord
+		if proto.Unmarshal(kv.Value, &wf) == nil && !terminal(wf.GetState()) {
 			ids = append(ids, wf.GetId())
 		} else {
 			delete(e.cache, wf.GetId())
@@ -268,7 +269,7 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 
 // satisfied says whether step s may start given its dependencies; never means it cannot
 // start in this run of the workflow.
-func satisfied(l *loaded, s *apiv1.Step) (ok, never bool) {
+func satisfied(l *loaded, s *storagev1.StepRecord) (ok, never bool) {
 	ok = true
 	for _, d := range s.GetDependsOn() {
 		ds := l.step(d)
@@ -283,9 +284,9 @@ func satisfied(l *loaded, s *apiv1.Step) (ok, never bool) {
 			continue
 		}
 		switch {
-		case st == apiv1.StepState_STEP_STATE_SUCCEEDED, st == apiv1.StepState_STEP_STATE_SKIPPED,
-			st == apiv1.StepState_STEP_STATE_FAILED && ds.GetContinueOnFailure():
-		case st == apiv1.StepState_STEP_STATE_FAILED, st == apiv1.StepState_STEP_STATE_CANCELLED:
+		case st == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, st == storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED,
+			st == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && ds.GetContinueOnFailure():
+		case st == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED, st == storagev1.StepRecordState_STEP_RECORD_STATE_CANCELLED:
 			return false, true
 		default:
 			ok = false
@@ -321,7 +322,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		return e.reconcile(ctx, id)
 	}
 	wf := l.wf
-	if Terminal(wf.GetState()) {
+	if terminal(wf.GetState()) {
 		e.forget(id)
 		return nil
 	}
@@ -352,7 +353,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	if err != nil {
 		return err
 	}
-	if Terminal(wf.GetState()) {
+	if terminal(wf.GetState()) {
 		for _, n := range wf.GetNodes() {
 			ops = append(ops, store.Delete(lockKey(n)))
 		}
@@ -394,7 +395,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	if d.again {
 		e.mark(id)
 	}
-	if Terminal(wf.GetState()) {
+	if terminal(wf.GetState()) {
 		e.log.Info("workflow ended", "workflow", id, "kind", Kind(wf.GetSpec()), "state", stateName(wf.GetState()), "failed_step", wf.GetFailedStep())
 		e.forget(id)
 	}
@@ -465,15 +466,15 @@ type wakeTimer struct {
 // mayRun returns whether a pending step can still run in this run of the workflow: its
 // dependencies have ended the way it needs, or run, or can still run themselves. Once a step
 // failed, only clean-up (always) steps run.
-func mayRun(l *loaded, failedMode bool) func(*apiv1.Step) bool {
+func mayRun(l *loaded, failedMode bool) func(*storagev1.StepRecord) bool {
 	memo := map[string]bool{}
-	var alive func(s *apiv1.Step) bool
-	alive = func(s *apiv1.Step) bool {
+	var alive func(s *storagev1.StepRecord) bool
+	alive = func(s *storagev1.StepRecord) bool {
 		if v, ok := memo[s.GetName()]; ok {
 			return v
 		}
 		memo[s.GetName()] = false // a cycle never runs
-		if s.GetState() != apiv1.StepState_STEP_STATE_PENDING || (failedMode && !s.GetAlways()) {
+		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || (failedMode && !s.GetAlways()) {
 			return false
 		}
 		for _, d := range s.GetDependsOn() {
@@ -482,12 +483,12 @@ func mayRun(l *loaded, failedMode bool) func(*apiv1.Step) bool {
 				return false
 			}
 			st := ds.GetState()
-			ok := st == apiv1.StepState_STEP_STATE_RUNNING || alive(ds)
+			ok := st == storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING || alive(ds)
 			if s.GetAlways() {
 				ok = ok || stepDone(st)
 			} else {
-				ok = ok || st == apiv1.StepState_STEP_STATE_SUCCEEDED || st == apiv1.StepState_STEP_STATE_SKIPPED ||
-					(st == apiv1.StepState_STEP_STATE_FAILED && ds.GetContinueOnFailure())
+				ok = ok || st == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED || st == storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED ||
+					(st == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && ds.GetContinueOnFailure())
 			}
 			if !ok {
 				return false
@@ -499,16 +500,16 @@ func mayRun(l *loaded, failedMode bool) func(*apiv1.Step) bool {
 	return alive
 }
 
-func firstFailed(wf *apiv1.Workflow) *apiv1.Step {
+func firstFailed(wf *storagev1.WorkflowRecord) *storagev1.StepRecord {
 	for _, s := range wf.GetSteps() {
-		if s.GetState() == apiv1.StepState_STEP_STATE_FAILED && !s.GetContinueOnFailure() {
+		if s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && !s.GetContinueOnFailure() {
 			return s
 		}
 	}
 	return nil
 }
 
-func allDone(wf *apiv1.Workflow) bool {
+func allDone(wf *storagev1.WorkflowRecord) bool {
 	for _, s := range wf.GetSteps() {
 		if !stepDone(s.GetState()) {
 			return false
@@ -532,14 +533,14 @@ func publicOutputs(in map[string]string) map[string]string {
 }
 
 // failStep fails step s at now with reason, message and hint.
-func failStep(s *apiv1.Step, now time.Time, reason, msg, hint string) {
-	s.State = apiv1.StepState_STEP_STATE_FAILED
+func failStep(s *storagev1.StepRecord, now time.Time, reason, msg, hint string) {
+	s.State = storagev1.StepRecordState_STEP_RECORD_STATE_FAILED
 	s.Error = &taskv1.TaskError{Reason: reason, Message: msg, Hint: hint}
 	s.Finished = timestamppb.New(now)
 }
 
 // newTask is the task of step s (its spec still the step's template).
-func newTask(wf *apiv1.Workflow, s *apiv1.Step) *taskv1.Task {
+func newTask(wf *storagev1.WorkflowRecord, s *storagev1.StepRecord) *taskv1.Task {
 	return &taskv1.Task{Id: s.GetTaskId(), Node: s.GetNode(), Spec: s.GetTask(), DryRun: wf.GetSpec().GetDryRun(),
 		Timeout: s.GetTimeout(), WorkflowId: wf.GetId(), Step: s.GetName()}
 }
@@ -560,12 +561,12 @@ func (e *Engine) createTask(ctx context.Context, t *taskv1.Task) error {
 
 // ownTask says whether rec is the task this engine created for step s of workflow wf. Only
 // the engine sets a task's workflow and step (a direct task names none).
-func ownTask(rec *apiv1.TaskRecord, wf string, s *apiv1.Step) bool {
+func ownTask(rec *apiv1.TaskRecord, wf string, s *storagev1.StepRecord) bool {
 	t := rec.GetTask()
 	return t.GetWorkflowId() == wf && t.GetStep() == s.GetName() && t.GetId() == s.GetTaskId()
 }
 
-func idTakenMessage(rec *apiv1.TaskRecord, wf string, s *apiv1.Step) string {
+func idTakenMessage(rec *apiv1.TaskRecord, wf string, s *storagev1.StepRecord) string {
 	by := "run directly"
 	if w := rec.GetTask().GetWorkflowId(); w != "" {
 		by = "of workflow " + w + " step " + rec.GetTask().GetStep()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -156,14 +157,14 @@ func TestNetworkSteps(t *testing.T) {
 func TestNetworkView(t *testing.T) {
 	cl := testCluster("cp-1", "w-1")
 	cl.Nodes = append(cl.Nodes, &apiv1.ClusterNode{Name: "old", Role: taskv1.NodeRole_NODE_ROLE_WORKER}) // recorded before Deckhand knew podCIDRs
-	step := func(name string, st apiv1.StepState, out map[string]string) *apiv1.Step {
-		return &apiv1.Step{Name: name, State: st, Outputs: out}
+	step := func(name string, st storagev1.StepRecordState, out map[string]string) *storagev1.StepRecord {
+		return &storagev1.StepRecord{Name: name, State: st, Outputs: out}
 	}
-	steps := []*apiv1.Step{
-		step("w-2/registered", apiv1.StepState_STEP_STATE_SUCCEEDED, map[string]string{"pod_cidr": "10.244.7.0/24", "address": "10.250.0.17"}),
-		step("w-3/registered", apiv1.StepState_STEP_STATE_RUNNING, nil),
-		step("w-4/registered", apiv1.StepState_STEP_STATE_SUCCEEDED, nil), // a dry-run: no outputs
-		step("w-2/network", apiv1.StepState_STEP_STATE_SUCCEEDED, map[string]string{"pod_cidr": "10.0.0.0/8"}),
+	steps := []*storagev1.StepRecord{
+		step("w-2/registered", storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, map[string]string{"pod_cidr": "10.244.7.0/24", "address": "10.250.0.17"}),
+		step("w-3/registered", storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING, nil),
+		step("w-4/registered", storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, nil), // a dry-run: no outputs
+		step("w-2/network", storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, map[string]string{"pod_cidr": "10.0.0.0/8"}),
 	}
 	view := networkView(cl, steps)
 	routes := func(node string) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -50,7 +51,7 @@ const peerRoutesTimeout = 2 * time.Minute
 
 // plan is what a workflow spec turns into against the current cluster.
 type plan struct {
-	steps       []*apiv1.Step
+	steps       []*storagev1.StepRecord
 	nodes       []string // held
 	concurrency uint32
 	changes     []string
@@ -86,10 +87,10 @@ func spec(kind proto.Message) *taskv1.TaskSpec {
 func KindOf(s *taskv1.TaskSpec) string { return taskkinds.Of(s) }
 
 // add appends a step; name is NODE/WHAT.
-func (p *plan) add(node, what, summary string, deps []string, t *taskv1.TaskSpec) *apiv1.Step {
+func (p *plan) add(node, what, summary string, deps []string, t *taskv1.TaskSpec) *storagev1.StepRecord {
 	name := node + "/" + what
-	s := &apiv1.Step{Name: name, Node: node, Lane: node, DependsOn: deps, Task: t, Summary: summary,
-		State: apiv1.StepState_STEP_STATE_PENDING, MaxAttempts: defaultAttempts}
+	s := &storagev1.StepRecord{Name: name, Node: node, Lane: node, DependsOn: deps, Task: t, Summary: summary,
+		State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING, MaxAttempts: defaultAttempts}
 	if t != nil {
 		s.Timeout = durationpb.New(StepTimeout(KindOf(t)))
 	}
@@ -187,7 +188,7 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) string {
 	// (kubeadmconfig.InitTokenTTL) should this fail.
 	del := p.add(node, "token-delete", "delete the token kubeadm init minted", []string{in.Name}, spec(&taskv1.KubeadmTokenSpec{}))
 	del.Always = true
-	del.Inputs = []*apiv1.StepInput{{Field: "delete_token_id", Step: in.Name, Output: "token"}}
+	del.Inputs = []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: in.Name, Output: "token"}}
 	net := p.network(node, s, p.registered(node, in.Name, false))
 	rec := p.add(node, "record", "record the cluster", []string{net, del.Name}, nil)
 	rec.Action = ActionRecordCluster
@@ -222,17 +223,17 @@ func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, 
 	tok.Node, tok.AnyControlPlane, tok.Ephemeral = "", true, true
 	join := p.add(node, "join", "kubeadm join as "+roleName(role), []string{tok.Name}, spec(&taskv1.KubeadmJoinSpec{
 		Cluster: s.cluster, Node: ns, Role: role}))
-	join.Inputs = []*apiv1.StepInput{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"},
+	join.Inputs = []*storagev1.StepInputRecord{{Field: "token", Step: tok.Name, Output: "token"}, {Field: "ca_cert_hash", Step: tok.Name, Output: "ca_cert_hash"},
 		// Without a control-plane endpoint, discovery goes to the API server the token's
 		// join command names.
 		{Field: "api_server", Step: tok.Name, Output: "api_server"}}
 	if cp {
-		join.Inputs = append(join.Inputs, &apiv1.StepInput{Field: "certificate_key", Step: tok.Name, Output: "certificate_key"})
+		join.Inputs = append(join.Inputs, &storagev1.StepInputRecord{Field: "certificate_key", Step: tok.Name, Output: "certificate_key"})
 	}
 	join.MaxAttempts = 2
 	del := p.add(node, "token-delete", "delete the join token", []string{join.Name}, spec(&taskv1.KubeadmTokenSpec{}))
 	del.Node, del.NodeFrom, del.Always = "", tok.Name, true
-	del.Inputs = []*apiv1.StepInput{{Field: "delete_token_id", Step: tok.Name, Output: "token"}}
+	del.Inputs = []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: tok.Name, Output: "token"}}
 	reg := p.registered(node, join.Name, true)
 	p.step(reg).NodeFrom = tok.Name
 	net := p.network(node, s, reg)
@@ -276,7 +277,7 @@ func networkSpec(c *taskv1.ClusterSpec) *taskv1.TaskSpec {
 func (p *plan) network(node string, s settings, reg string) string {
 	net := p.add(node, "network", "pod network ("+provider(s.cluster)+"): CNI configuration and routes to the other nodes' pods", []string{reg},
 		networkSpec(s.cluster))
-	net.Inputs = []*apiv1.StepInput{{Field: "pod_cidr", Step: reg, Output: "pod_cidr"}, {Field: "routes"}}
+	net.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr", Step: reg, Output: "pod_cidr"}, {Field: "routes"}}
 	return net.Name
 }
 
@@ -290,7 +291,7 @@ func (p *plan) network(node string, s settings, reg string) string {
 func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
 	for _, n := range nodes {
 		st := p.add(n, "routes", "update the routes to the other nodes' pods", deps, networkSpec(s.cluster))
-		st.Inputs = []*apiv1.StepInput{{Field: "pod_cidr"}, {Field: "routes"}}
+		st.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}
 		// No lane: the routes steps are not part of the node's own join (the concurrency
 		// of an apply bounds joins; a node's lane would be held open until every join
 		// ended, and block the joins that the routes steps wait for).
@@ -300,7 +301,7 @@ func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
 	}
 }
 
-func (p *plan) step(name string) *apiv1.Step {
+func (p *plan) step(name string) *storagev1.StepRecord {
 	for _, s := range p.steps {
 		if s.GetName() == name {
 			return s
@@ -318,7 +319,7 @@ func (p *plan) resetSteps(node, address string, role taskv1.NodeRole, others boo
 	// etcd pod on that Node); with the Node deleted first it only wipes /var/lib/etcd and the
 	// member stays, so resetting two of three control planes would lose quorum.
 	var deps []string
-	var dr *apiv1.Step
+	var dr *storagev1.StepRecord
 	if others {
 		dr = p.add(node, "drain", "cordon and drain", nil, spec(&taskv1.DrainSpec{NodeName: node, Timeout: durationpb.New(drainTimeout), Force: force}))
 		dr.Node, dr.AnyControlPlane, dr.ContinueOnFailure, dr.MaxAttempts = "", true, force, 1
@@ -684,14 +685,14 @@ type netNode struct {
 // networkView is every node the pod network routes to: the recorded nodes, and the nodes
 // of this workflow registered so far (their registered step's outputs), which joined but
 // are not recorded yet. Sorted by name.
-func networkView(cl *apiv1.Cluster, steps []*apiv1.Step) []netNode {
+func networkView(cl *apiv1.Cluster, steps []*storagev1.StepRecord) []netNode {
 	by := map[string]netNode{}
 	for _, n := range cl.GetNodes() {
 		by[n.GetName()] = netNode{n.GetName(), n.GetPodCidr(), n.GetAddress()}
 	}
 	for _, s := range steps {
 		node, what, _ := strings.Cut(s.GetName(), "/")
-		if what != "registered" || s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+		if what != "registered" || s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
 			continue
 		}
 		if o := s.GetOutputs(); o["pod_cidr"] != "" && o["address"] != "" {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
 
@@ -95,19 +96,19 @@ func Kind(spec *apiv1.WorkflowSpec) string {
 
 // loaded is a workflow as read from the store: its header, steps and the header's revision.
 type loaded struct {
-	wf     *apiv1.Workflow
+	wf     *storagev1.WorkflowRecord
 	hdrRev int64
 	stepKV map[string]int // step name → index
 }
 
-func (l *loaded) step(name string) *apiv1.Step {
+func (l *loaded) step(name string) *storagev1.StepRecord {
 	if i, ok := l.stepKV[name]; ok {
 		return l.wf.Steps[i]
 	}
 	return nil
 }
 
-func index(wf *apiv1.Workflow) map[string]int {
+func index(wf *storagev1.WorkflowRecord) map[string]int {
 	m := make(map[string]int, len(wf.GetSteps()))
 	for i, s := range wf.GetSteps() {
 		m[s.GetName()] = i
@@ -124,7 +125,7 @@ func load(ctx context.Context, st store.Store, id string, opts ...store.ReadOpti
 	if err != nil {
 		return nil, err
 	}
-	var wf apiv1.Workflow
+	var wf storagev1.WorkflowRecord
 	if err := proto.Unmarshal(kv.Value, &wf); err != nil {
 		return nil, fmt.Errorf("workflow %s: %w", id, err)
 	}
@@ -133,7 +134,7 @@ func load(ctx context.Context, st store.Store, id string, opts ...store.ReadOpti
 		return nil, err
 	}
 	for _, skv := range kvs {
-		var s apiv1.Step
+		var s storagev1.StepRecord
 		if err := proto.Unmarshal(skv.Value, &s); err != nil {
 			return nil, fmt.Errorf("workflow %s step %s: %w", id, skv.Key, err)
 		}
@@ -143,7 +144,7 @@ func load(ctx context.Context, st store.Store, id string, opts ...store.ReadOpti
 }
 
 // headerBytes is the header without its steps.
-func headerBytes(wf *apiv1.Workflow) ([]byte, error) {
+func headerBytes(wf *storagev1.WorkflowRecord) ([]byte, error) {
 	steps := wf.Steps
 	wf.Steps = nil
 	defer func() { wf.Steps = steps }()
@@ -154,7 +155,7 @@ func headerBytes(wf *apiv1.Workflow) ([]byte, error) {
 const stepBatch = 100
 
 // writeSteps writes every step of wf in batches; the header's transaction makes them count.
-func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow, ifs ...store.Compare) error {
+func writeSteps(ctx context.Context, st store.Store, wf *storagev1.WorkflowRecord, ifs ...store.Compare) error {
 	for from := 0; from < len(wf.GetSteps()); from += stepBatch {
 		var ops []store.Op
 		for i := from; i < min(from+stepBatch, len(wf.GetSteps())); i++ {
@@ -176,7 +177,7 @@ func writeSteps(ctx context.Context, st store.Store, wf *apiv1.Workflow, ifs ...
 const maxTxnOps = 128
 
 // stepOps puts the steps of wf at idx.
-func stepOps(wf *apiv1.Workflow, idx []int) ([]store.Op, error) {
+func stepOps(wf *storagev1.WorkflowRecord, idx []int) ([]store.Op, error) {
 	ops := make([]store.Op, 0, len(idx))
 	for _, i := range idx {
 		b, err := proto.Marshal(wf.Steps[i])
@@ -204,7 +205,7 @@ func writeGuarded(ctx context.Context, st store.Store, ops []store.Op, ifs []sto
 }
 
 // headerOps writes the header alone.
-func headerOps(wf *apiv1.Workflow) ([]store.Op, error) {
+func headerOps(wf *storagev1.WorkflowRecord) ([]store.Op, error) {
 	hb, err := headerBytes(wf)
 	if err != nil {
 		return nil, err
@@ -213,7 +214,7 @@ func headerOps(wf *apiv1.Workflow) ([]store.Op, error) {
 }
 
 // putOps writes the header and the given steps (all when steps is nil).
-func putOps(wf *apiv1.Workflow, steps []int) ([]store.Op, error) {
+func putOps(wf *storagev1.WorkflowRecord, steps []int) ([]store.Op, error) {
 	hb, err := headerBytes(wf)
 	if err != nil {
 		return nil, err
@@ -251,17 +252,19 @@ func readCluster(ctx context.Context, st store.Store, opts ...store.ReadOption) 
 }
 
 // Terminal reports whether a workflow state is final.
-func Terminal(s apiv1.WorkflowState) bool {
+func Terminal(s apiv1.WorkflowState) bool { return terminal(storagev1.WorkflowRecordState(s)) }
+
+func terminal(s storagev1.WorkflowRecordState) bool {
 	switch s {
-	case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
+	case storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_CANCELLED:
 		return true
 	}
 	return false
 }
 
-func stepDone(s apiv1.StepState) bool {
+func stepDone(s storagev1.StepRecordState) bool {
 	switch s {
-	case apiv1.StepState_STEP_STATE_SUCCEEDED, apiv1.StepState_STEP_STATE_FAILED, apiv1.StepState_STEP_STATE_CANCELLED, apiv1.StepState_STEP_STATE_SKIPPED:
+	case storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, storagev1.StepRecordState_STEP_RECORD_STATE_FAILED, storagev1.StepRecordState_STEP_RECORD_STATE_CANCELLED, storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED:
 		return true
 	}
 	return false

@@ -14,6 +14,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -77,7 +78,7 @@ func (s *Service) Plan(ctx context.Context, spec *apiv1.WorkflowSpec) (*apiv1.Pl
 		return nil, err
 	}
 	return &apiv1.PlanWorkflowResponse{
-		Workflow: &apiv1.Workflow{Spec: spec, State: apiv1.WorkflowState_WORKFLOW_STATE_PENDING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency},
+		Workflow: View(&storagev1.WorkflowRecord{Spec: spec, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_PENDING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency}),
 		Changes:  p.changes, Notes: p.notes,
 	}, nil
 }
@@ -93,6 +94,10 @@ func (s *Service) Create(ctx context.Context, spec *apiv1.WorkflowSpec, by strin
 // idempotent retry, for example after the controller that took the first request died
 // before answering); anything else under a taken ID is ErrExists.
 func (s *Service) CreateWithID(ctx context.Context, id string, spec *apiv1.WorkflowSpec, by string) (*apiv1.Workflow, error) {
+	return viewed(s.create(ctx, id, spec, by))
+}
+
+func (s *Service) create(ctx context.Context, id string, spec *apiv1.WorkflowSpec, by string) (*storagev1.WorkflowRecord, error) {
 	if id == "" {
 		id = NewID()
 	} else {
@@ -108,10 +113,10 @@ func (s *Service) CreateWithID(ctx context.Context, id string, spec *apiv1.Workf
 		return nil, err
 	}
 	now := timestamppb.New(s.now())
-	wf := &apiv1.Workflow{Id: id, Spec: spec, State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, Steps: p.steps,
+	wf := &storagev1.WorkflowRecord{Id: id, Spec: spec, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, Steps: p.steps,
 		Created: now, Updated: now, Nodes: p.nodes, Concurrency: p.concurrency, CreatedBy: by}
 	if len(p.steps) == 0 {
-		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED
+		wf.State = storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED
 		wf.Nodes = nil
 	}
 	// The steps first, in small writes (a store such as etcd bounds a transaction's size);
@@ -150,7 +155,7 @@ func (s *Service) CreateWithID(ctx context.Context, id string, spec *apiv1.Workf
 
 // recorded answers a create under an ID that exists: the workflow when it is the same
 // request (spec and caller), ErrExists otherwise, ErrNotFound when there is none.
-func (s *Service) recorded(ctx context.Context, id string, spec *apiv1.WorkflowSpec, by string) (*apiv1.Workflow, error) {
+func (s *Service) recorded(ctx context.Context, id string, spec *apiv1.WorkflowSpec, by string) (*storagev1.WorkflowRecord, error) {
 	l, err := load(ctx, s.st, id)
 	if err != nil {
 		return nil, err
@@ -185,7 +190,7 @@ func (s *Service) Get(ctx context.Context, id string) (*apiv1.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.wf, nil
+	return View(l.wf), nil
 }
 
 // List returns workflow headers (without steps), newest first, filtered by state.
@@ -196,15 +201,17 @@ func (s *Service) List(ctx context.Context, state apiv1.WorkflowState) ([]*apiv1
 	}
 	var out []*apiv1.Workflow
 	for _, kv := range kvs {
-		var wf apiv1.Workflow
+		var wf storagev1.WorkflowRecord
 		if err := proto.Unmarshal(kv.Value, &wf); err != nil {
 			return nil, fmt.Errorf("workflow %s: %w", kv.Key, err)
 		}
-		if state == apiv1.WorkflowState_WORKFLOW_STATE_UNSPECIFIED || wf.GetState() == state {
-			out = append(out, &wf)
+		if v := View(&wf); state == apiv1.WorkflowState_WORKFLOW_STATE_UNSPECIFIED || v.GetState() == state {
+			out = append(out, v)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b *apiv1.Workflow) int { return b.GetCreated().AsTime().Compare(a.GetCreated().AsTime()) })
+	slices.SortStableFunc(out, func(a, b *apiv1.Workflow) int {
+		return b.GetCreated().AsTime().Compare(a.GetCreated().AsTime())
+	})
 	return out, nil
 }
 
@@ -221,6 +228,10 @@ func (s *Service) List(ctx context.Context, state apiv1.WorkflowState) ([]*apiv1
 // dies between batches leaves a CANCELLED workflow with steps still pending or running that
 // nothing runs; cancelling it again finishes the job, and a retry resets them.
 func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error) {
+	return viewed(s.cancel(ctx, id))
+}
+
+func (s *Service) cancel(ctx context.Context, id string) (*storagev1.WorkflowRecord, error) {
 	for {
 		l, err := load(ctx, s.st, id)
 		if err != nil {
@@ -229,8 +240,8 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 		wf := l.wf
 		running, first, rest := cancelSteps(wf, s.now()) // changed steps: the running ones first
 		// A cancelled workflow with steps left unfinished is a cancel cut short: finish it.
-		finish := wf.GetState() == apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED && len(first)+len(rest) > 0
-		if Terminal(wf.GetState()) && !finish {
+		finish := wf.GetState() == storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_CANCELLED && len(first)+len(rest) > 0
+		if terminal(wf.GetState()) && !finish {
 			return nil, fmt.Errorf("%w: workflow %s already %s", ErrWrongState, id, stateName(wf.GetState()))
 		}
 		steps, err := stepOps(wf, append(first, rest...))
@@ -239,7 +250,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 		}
 		var ops []store.Op
 		if !finish {
-			wf.State = apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED
+			wf.State = storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_CANCELLED
 			wf.Updated = timestamppb.New(s.now())
 			if ops, err = headerOps(wf); err != nil {
 				return nil, err
@@ -286,13 +297,17 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.Workflow, error
 // was deleted. A controller that dies before the flip leaves a finished workflow with some
 // steps pending that nothing runs; retrying it again resets them all.
 func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error) {
+	return viewed(s.retry(ctx, id))
+}
+
+func (s *Service) retry(ctx context.Context, id string) (*storagev1.WorkflowRecord, error) {
 	for {
 		l, err := load(ctx, s.st, id)
 		if err != nil {
 			return nil, err
 		}
 		wf := l.wf
-		if st := wf.GetState(); st != apiv1.WorkflowState_WORKFLOW_STATE_FAILED && st != apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED {
+		if st := wf.GetState(); st != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED && st != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_CANCELLED {
 			return nil, fmt.Errorf("%w: workflow %s is %s; only a failed or cancelled workflow can be retried", ErrWrongState, id, stateName(st))
 		}
 		again := retrySet(l)
@@ -309,7 +324,7 @@ func (s *Service) Retry(ctx context.Context, id string) (*apiv1.Workflow, error)
 			idx, before = append(idx, i), append(before, store.Put(stepKey(id, i), b))
 			resetForRetry(st)
 		}
-		wf.State = apiv1.WorkflowState_WORKFLOW_STATE_RUNNING
+		wf.State = storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING
 		wf.FailedStep, wf.Error = "", nil
 		wf.Updated = timestamppb.New(s.now())
 		steps, err := stepOps(wf, idx)
@@ -422,6 +437,6 @@ func sortEvents(evs []*taskv1.TaskEvent) {
 	slices.SortStableFunc(evs, func(a, b *taskv1.TaskEvent) int { return a.GetTime().AsTime().Compare(b.GetTime().AsTime()) })
 }
 
-func stateName(s apiv1.WorkflowState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_STATE_"))
+func stateName(s storagev1.WorkflowRecordState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "WORKFLOW_RECORD_STATE_"))
 }
