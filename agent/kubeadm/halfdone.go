@@ -2,13 +2,13 @@ package kubeadm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 )
 
@@ -33,7 +33,6 @@ var kubeadmFiles = []string{
 const (
 	bootstrapKubeletConf = "/etc/kubernetes/bootstrap-kubelet.conf"
 	kubeletConfig        = "/var/lib/kubelet/config.yaml"
-	controlPlaneLabel    = "node-role.kubernetes.io/control-plane"
 	// apiTimeout bounds asking the API server about the node.
 	apiTimeout = 20 * time.Second
 	// startedDir holds Deckhand's mark of a kubeadm init or join it started (the task ID),
@@ -199,16 +198,11 @@ func parseAPIView(out []byte, err error, name string) apiView {
 		}
 		return apiUnreachable
 	}
-	var n struct {
-		Metadata struct {
-			Name   string            `json:"name"`
-			Labels map[string]string `json:"labels"`
-		} `json:"metadata"`
-	}
-	if json.Unmarshal(out, &n) != nil || n.Metadata.Name != name {
+	n, perr := kubectl.ParseNode(out)
+	switch {
+	case perr != nil || n.Name != name:
 		return apiUnreachable
-	}
-	if _, ok := n.Metadata.Labels[controlPlaneLabel]; ok {
+	case n.ControlPlane:
 		return apiControlPlane
 	}
 	return apiListed

@@ -128,6 +128,10 @@ func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emit
 
 // node is the part of a Node object node_ready reads (kubectl get node NAME -o json).
 type node struct {
+	Metadata struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
 	Spec struct {
 		PodCIDR string `json:"podCIDR"`
 	} `json:"spec"`
@@ -143,11 +147,17 @@ type node struct {
 	} `json:"status"`
 }
 
-// NodeView is what node_ready learns about a node: its Ready condition's status ("" when
-// it reports none), its spec.podCIDR and its InternalIP.
+// NodeView is what Deckhand reads of a Node object: its name, whether it carries the
+// control-plane role label (kubeadm's mark-control-plane phase sets it), its Ready
+// condition's status ("" when it reports none), its spec.podCIDR and its InternalIP.
 type NodeView struct {
+	Name                    string
+	ControlPlane            bool
 	Ready, PodCIDR, Address string
 }
+
+// ControlPlaneLabel is the label kubeadm puts on a control-plane Node.
+const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 
 // ParseNode reads the output of kubectl get node NAME -o json.
 func ParseNode(out []byte) (NodeView, error) {
@@ -155,7 +165,8 @@ func ParseNode(out []byte) (NodeView, error) {
 	if err := json.Unmarshal(out, &n); err != nil {
 		return NodeView{}, fmt.Errorf("kubectl get node -o json: not a Node object: %w", err)
 	}
-	v := NodeView{PodCIDR: n.Spec.PodCIDR}
+	v := NodeView{Name: n.Metadata.Name, PodCIDR: n.Spec.PodCIDR}
+	_, v.ControlPlane = n.Metadata.Labels[ControlPlaneLabel]
 	for _, c := range n.Status.Conditions {
 		if c.Type == "Ready" {
 			v.Ready = c.Status
