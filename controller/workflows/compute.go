@@ -400,7 +400,14 @@ func render(l *loaded, s *storagev1.StepRecord, v view, w *clusterWork, dry bool
 		}
 		if p := l.step(in.GetStep()); p != nil && p.GetTaskId() != "" && p.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
 			rec, err := v.Task(p.GetTaskId())
-			if err != nil && !errors.Is(err, tasks.ErrNotFound) {
+			if errors.Is(err, tasks.ErrNotFound) {
+				// Its record is gone (retention deleted it while the workflow was finished,
+				// before a retry): the step's own copy has the public outputs (a pod CIDR), and
+				// a retry runs a producer of secret ones again (they are ephemeral).
+				outputs[in.GetStep()] = p.GetOutputs()
+				continue
+			}
+			if err != nil {
 				return nil, err
 			}
 			outputs[in.GetStep()] = rec.GetResult().GetOutputs()

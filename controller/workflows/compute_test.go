@@ -230,6 +230,25 @@ func TestCompute(t *testing.T) {
 						t.Errorf("error %q does not name the missing output", m)
 					}
 				}}},
+		{name: "outputs feed inputs: a producer whose record is gone still gives its public outputs (a retry after retention)",
+			wf: wfOf(0, func() *storagev1.StepRecord {
+				s := attempts(st("n2/registered", succeeded), 1, 3)
+				s.Outputs = map[string]string{"pod_cidr": "10.244.2.0/24", "address": "10.250.0.12"}
+				return s
+			}(), func() *storagev1.StepRecord {
+				s := withTask(st("n2/network", pending, "n2/registered"), &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{}}})
+				s.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr", Step: "n2/registered", Output: "pod_cidr"}}
+				return s
+			}()),
+			want: want{states: map[string]storagev1.StepRecordState{"n2/network": running}, create: []string{"n2/network on n2"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if len(d.create) == 0 {
+						return // reported above
+					}
+					if got := d.create[0].GetSpec().GetNetwork().GetPodCidr(); got != "10.244.2.0/24" {
+						t.Errorf("network task pod CIDR %q, want the registered step's 10.244.2.0/24", got)
+					}
+				}}},
 		{name: "dry-run: a producer that did not run leaves placeholders; actions are skipped",
 			wf: func() *loaded {
 				tok := tokenDone()
