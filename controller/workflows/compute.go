@@ -62,6 +62,7 @@ func (d *decisions) dirty() bool { return len(d.steps) > 0 || d.over }
 type engineSettings struct {
 	backoff   time.Duration // the first retry delay
 	maxCreate int           // tasks one pass creates at most (a transaction's size)
+	maxWrite  int           // operations one pass's write carries at most (0: no bound)
 }
 
 // compute decides one reconcile pass of workflow l at now: it settles running steps from
@@ -76,11 +77,22 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	changed := map[int]bool{}
 	dry := wf.GetSpec().GetDryRun()
 	id := wf.GetId()
+	// room says whether the write has room for n more operations (a step, its task) beside
+	// the header, the cluster record and the release of the nodes when the workflow ends.
+	// A pass always changes something, so the workflow moves however many nodes it holds.
+	room := func(n int) bool {
+		used := len(changed) + len(d.create)
+		return set.maxWrite <= 0 || used == 0 || 2+len(wf.GetNodes())+used+n <= set.maxWrite
+	}
 
 	// 1. Results of running steps.
 	for i, s := range wf.GetSteps() {
 		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING || s.GetAction() != "" {
 			continue
+		}
+		if !room(1) {
+			d.again = true // the next pass records the rest
+			break
 		}
 		rec, err := v.Task(s.GetTaskId())
 		if errors.Is(err, tasks.ErrNotFound) {
@@ -117,6 +129,10 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	for i, s := range wf.GetSteps() {
 		if !eligible(l, s, failed, now) || !adm.admits(s) {
 			continue
+		}
+		if !room(2) {
+			d.again = true
+			break
 		}
 		if s.GetAction() != "" {
 			changed[i] = true

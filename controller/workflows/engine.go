@@ -32,9 +32,9 @@ var placeholders = map[string]string{
 	"pod_cidr":        "10.244.0.0/24",
 }
 
-// maxCreatePerPass bounds the tasks one pass creates, so that its transaction (3
-// operations per task) stays within a store's limit (etcd: 128 operations) when many steps
-// without a lane (the routes steps of every node) are ready at once.
+// maxCreatePerPass bounds the tasks one pass creates (a step and its task record each),
+// so that many steps without a lane (the routes steps of every node) ready at once start
+// over several passes; maxTxnOps bounds the whole write.
 const maxCreatePerPass = 32
 
 // Engine runs workflows on the leader.
@@ -327,7 +327,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		return nil
 	}
 	now := e.svc.now()
-	d, err := compute(l, &storeView{e: e, ctx: ctx}, now, engineSettings{backoff: e.Backoff, maxCreate: maxCreatePerPass})
+	d, err := compute(l, &storeView{e: e, ctx: ctx}, now, engineSettings{backoff: e.Backoff, maxCreate: maxCreatePerPass, maxWrite: maxTxnOps})
 	if err != nil {
 		return err
 	}
