@@ -108,10 +108,14 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 		}
 	}()
 	wctx, cancel := context.WithCancel(ctx)
+	// The goroutines of this term end before Run returns: the next term's Run assigns the
+	// fields they use (dirty, tasks, fence).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	go e.follow(wctx, tasks.Prefix)
-	go e.follow(wctx, Prefix)
-	go e.retain(wctx)
+	wg.Go(func() { e.follow(wctx, tasks.Prefix) })
+	wg.Go(func() { e.follow(wctx, Prefix) })
+	wg.Go(func() { e.retain(wctx) })
 	tick := time.NewTicker(e.Tick)
 	defer tick.Stop()
 	all := true
@@ -455,7 +459,13 @@ func (e *Engine) wakeAt(id string, when, now time.Time) {
 		}
 		t.timer.Stop()
 	}
-	e.timers[id] = wakeTimer{at: when, timer: time.AfterFunc(max(0, when.Sub(now)), func() { e.mark(id) })}
+	dirty := e.dirty // this term's: a timer firing after Run ended never touches the next term's
+	e.timers[id] = wakeTimer{at: when, timer: time.AfterFunc(max(0, when.Sub(now)), func() {
+		select {
+		case dirty <- id:
+		default:
+		}
+	})}
 }
 
 type wakeTimer struct {
