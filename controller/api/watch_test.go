@@ -18,6 +18,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -184,8 +185,8 @@ func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
 	reg := nodes.New(gs, nil)
 	ts := tasks.New(gs, reg, nil)
 	setState := func(done bool) {
-		state := map[bool]apiv1.WorkflowState{false: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING, true: apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED}[done]
-		b, _ := proto.Marshal(&apiv1.Workflow{Id: "wf-1", State: state})
+		state := map[bool]storagev1.WorkflowRecordState{false: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, true: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED}[done]
+		b, _ := proto.Marshal(&storagev1.WorkflowRecord{Id: "wf-1", State: state})
 		if _, err := gs.Txn(ctx, store.Txn{Then: []store.Op{store.Put(workflows.Prefix+"wf-1", b)}}); err != nil {
 			t.Fatal(err)
 		}

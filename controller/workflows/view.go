@@ -1,10 +1,6 @@
 package workflows
 
 import (
-	"fmt"
-
-	"google.golang.org/protobuf/proto"
-
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 )
@@ -46,14 +42,4 @@ func viewed(r *storagev1.WorkflowRecord, err error) (*apiv1.Workflow, error) {
 		return nil, err
 	}
 	return View(r), nil
-}
-
-// DecodeHeader reads a workflow header as stored under Prefix (without its steps), as the
-// API shows it.
-func DecodeHeader(b []byte) (*apiv1.Workflow, error) {
-	var r storagev1.WorkflowRecord
-	if err := proto.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("workflow record: %w", err)
-	}
-	return View(&r), nil
 }
