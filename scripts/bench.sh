@@ -29,8 +29,9 @@ bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NO
   --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}"
 
 # Controller failover: three controller processes, the raft leader SIGKILLed again and
-# again; the time until a write through the API succeeds and until a new leader shows, and
-# the elections nobody caused, per --raft-timeout, in one run.
+# again while simulated agents run dry-run workflows; the time until a write through the API
+# succeeds, until a new leader shows and until workflows move again, and the elections nobody
+# caused under a write load, per --raft-timeout, in one run.
 echo
 echo "controller failover (3 replicas, leader SIGKILLed):"
 go run ./scripts/failoverload --kills "${BENCH_KILLS:-20}" --raft-timeout "${BENCH_RAFT_TIMEOUTS:-1s,500ms}"

@@ -4,18 +4,11 @@
 // workers. Every task takes a fixed time on the simulated agents, so the apply's wall time
 // can be set against a lower bound computed from the workflow's DAG. Used by scripts/bench.sh.
 //
-// A simulated agent answers each TaskAssignment with a TaskAck and, after --task-time, a
-// SUCCEEDED TaskResult with the outputs later steps consume (kubeadm_init: ca_cert_hash;
-// kubeadm_token: a minted token or the deleted ID). Like the real agent's journal, an
-// assignment of a task it already answered gets the recorded result at once, replayed.
+// The simulated agents are loadutil.SimAgent: each task takes --task-time and succeeds.
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,21 +19,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/client"
-	"github.com/deckhandhq/deckhand/internal/clientconfig"
-	"github.com/deckhandhq/deckhand/internal/pki"
-	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
-	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/scripts/internal/loadutil"
 )
 
@@ -144,7 +129,11 @@ func run(cfg Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := time.Now()
-	agents, err := enrollAll(ctx, addr, token, pin, cfg)
+	names := make([]string, cfg.Nodes)
+	for i := range names {
+		names[i] = fmt.Sprintf("node-%d", i+1)
+	}
+	agents, err := loadutil.EnrollSimAgents(ctx, addr, token, pin, names, cfg.TaskTime)
 	if err != nil {
 		return err
 	}
@@ -155,7 +144,7 @@ func run(cfg Config) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.sessions(ctx, addr)
+			a.Run(ctx, []string{addr})
 		}()
 	}
 	nodesAPI := apiv1.NewNodeServiceClient(admin)
@@ -398,269 +387,4 @@ func describe(w *os.File, wf *apiv1.Workflow) {
 		}
 		fmt.Fprintln(w)
 	}
-}
-
-// agent is one simulated deckhand-agent: its credentials, its journal of answered tasks
-// and the session its results go out on.
-type agent struct {
-	name     string
-	index    int
-	tls      *tls.Config
-	taskTime time.Duration
-
-	mu      sync.Mutex
-	journal map[string]*taskv1.TaskResult
-	running map[string]context.CancelFunc
-	out     chan *agentv1.SessionRequest // the open session's, nil when none
-	outDone <-chan struct{}
-}
-
-func enrollAll(ctx context.Context, addr, token, pin string, cfg Config) ([]*agent, error) {
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLS(pin))))
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	client := agentv1.NewAgentServiceClient(cc)
-	out := make([]*agent, cfg.Nodes)
-	errs := make(chan error, 32)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= cfg.Nodes {
-					return
-				}
-				name := fmt.Sprintf("node-%d", i+1)
-				keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
-				if err != nil {
-					errs <- err
-					return
-				}
-				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				resp, err := client.Enroll(rctx, &agentv1.EnrollRequest{Token: token, NodeName: name, CsrPem: csrPEM, MachineId: name})
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("enroll %s: %w", name, err)
-					return
-				}
-				tc, err := clientconfig.New(nil, resp.GetCaPem(), resp.GetCertificatePem(), keyPEM).TLS()
-				if err != nil {
-					errs <- err
-					return
-				}
-				out[i] = &agent{name: name, index: i, tls: tc, taskTime: cfg.TaskTime,
-					journal: map[string]*taskv1.TaskResult{}, running: map[string]context.CancelFunc{}}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (a *agent) ip() string {
-	return fmt.Sprintf("10.%d.%d.%d", 100+a.index>>16, a.index>>8&0xff, a.index&0xff)
-}
-
-// sessions keeps a session open until ctx ends, reconnecting like deckhand-agent.
-func (a *agent) sessions(ctx context.Context, addr string) {
-	for ctx.Err() == nil {
-		_ = a.session(ctx, addr)
-		loadutil.Wait(ctx, time.Second)
-	}
-}
-
-func (a *agent) session(ctx context.Context, addr string) error {
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(a.tls)))
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := agentv1.NewAgentServiceClient(cc).Session(sctx)
-	if err != nil {
-		return err
-	}
-	hello := &agentv1.Hello{NodeName: a.name, AgentVersion: "applyload", Facts: &agentv1.Facts{Hostname: a.name, OsId: "debian", OsVersion: "12",
-		Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: a.name, IpAddresses: []string{a.ip()}}}
-	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: hello}}); err != nil {
-		return err
-	}
-	first, err := stream.Recv()
-	if err != nil {
-		return err
-	}
-	interval := first.GetWelcome().GetHeartbeatInterval().AsDuration()
-	if interval <= 0 {
-		interval = 2 * time.Second
-	}
-	out := make(chan *agentv1.SessionRequest, 256)
-	a.mu.Lock()
-	a.out, a.outDone = out, sctx.Done()
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		if a.out == out {
-			a.out, a.outDone = nil, nil
-		}
-		a.mu.Unlock()
-	}()
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			switch m := msg.GetMsg().(type) {
-			case *agentv1.SessionResponse_Assignment:
-				a.assign(ctx, m.Assignment.GetTask())
-			case *agentv1.SessionResponse_Cancel:
-				a.mu.Lock()
-				if stop := a.running[m.Cancel.GetTaskId()]; stop != nil {
-					stop()
-				}
-				a.mu.Unlock()
-			}
-		}
-	}()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-recvErr:
-			return err
-		case m := <-out:
-			if err := stream.Send(m); err != nil {
-				return err
-			}
-		case <-tick.C:
-			a.mu.Lock()
-			ids := make([]string, 0, len(a.running))
-			for id := range a.running {
-				ids = append(ids, id)
-			}
-			a.mu.Unlock()
-			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{RunningTaskIds: ids}}}); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// send queues m on the open session; with none, m is lost, as a real agent's message
-// would be, and the controller's re-assignment on the next session gets the journal's answer.
-func (a *agent) send(m *agentv1.SessionRequest) {
-	a.mu.Lock()
-	out, done := a.out, a.outDone
-	a.mu.Unlock()
-	if out == nil {
-		return
-	}
-	select {
-	case out <- m:
-	case <-done:
-	}
-}
-
-// assign acks t and runs it for the task time, or answers from the journal.
-func (a *agent) assign(ctx context.Context, t *taskv1.Task) {
-	if t.GetNode() != a.name {
-		return
-	}
-	id := t.GetId()
-	a.mu.Lock()
-	if res, ok := a.journal[id]; ok {
-		a.mu.Unlock()
-		res = proto.Clone(res).(*taskv1.TaskResult)
-		res.Replayed = true
-		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id, Replayed: true}}})
-		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
-		return
-	}
-	if _, busy := a.running[id]; busy {
-		a.mu.Unlock()
-		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id}}})
-		return // its result goes out when it finishes
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	a.running[id] = cancel
-	a.mu.Unlock()
-	a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id}}})
-	go func() {
-		defer cancel()
-		res := &taskv1.TaskResult{TaskId: id, Started: timestamppb.Now()}
-		timer := time.NewTimer(a.taskTime)
-		select {
-		case <-timer.C:
-			res.State = taskv1.TaskState_TASK_STATE_SUCCEEDED
-			res.Outputs = a.outputs(t.GetSpec())
-		case <-tctx.Done():
-			timer.Stop()
-			if ctx.Err() != nil {
-				return // shutting down: not journaled
-			}
-			res.State = taskv1.TaskState_TASK_STATE_CANCELLED
-			res.Error = &taskv1.TaskError{Reason: "CANCELLED", Message: "cancelled"}
-		}
-		res.Finished = timestamppb.Now()
-		a.mu.Lock()
-		delete(a.running, id)
-		a.journal[id] = res
-		a.mu.Unlock()
-		a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
-	}()
-}
-
-// caCertHash is the simulated cluster's CA pin.
-var caCertHash = func() string {
-	h := sha256.Sum256([]byte("applyload cluster CA"))
-	return "sha256:" + hex.EncodeToString(h[:])
-}()
-
-// outputs are what the real handlers return for the outputs later steps consume.
-func (a *agent) outputs(s *taskv1.TaskSpec) map[string]string {
-	switch k := s.GetKind().(type) {
-	case *taskv1.TaskSpec_KubeadmInit:
-		ep := k.KubeadmInit.GetCluster().GetControlPlaneEndpoint()
-		if ep == "" {
-			ep = a.ip() + ":6443"
-		}
-		return map[string]string{"ca_cert_hash": caCertHash, "control_plane_endpoint": ep}
-	case *taskv1.TaskSpec_KubeadmToken:
-		if id := k.KubeadmToken.GetDeleteTokenId(); id != "" {
-			return map[string]string{"deleted": id}
-		}
-		out := map[string]string{"token": randToken(6) + "." + randToken(16), "ca_cert_hash": caCertHash, "api_server": a.ip() + ":6443"}
-		if k.KubeadmToken.GetControlPlane() {
-			key := make([]byte, 32)
-			_, _ = rand.Read(key)
-			out["certificate_key"] = hex.EncodeToString(key)
-		}
-		return out
-	}
-	return nil
-}
-
-// randToken is n characters of [a-z0-9], as in a kubeadm bootstrap token.
-func randToken(n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }

@@ -1,19 +1,23 @@
 // Command failoverload is benchmark tooling (never linked into a product binary): it runs
 // three real deckhand-controller processes on loopback, SIGKILLs the raft leader again and
 // again, and measures what a user sees: the time from the kill until a write through the
-// API succeeds again (deckctl token create, trying every controller as deckctl does), and
-// until deckctl members shows a new leader. The killed replica restarts from its data dir
-// before the next kill. Between kills it counts elections nobody caused (a leader change
-// while all three run): the price of a short raft timeout on a loaded host.
+// API succeeds again (deckctl token create, trying every controller as deckctl does), until
+// deckctl members shows a new leader, and until workflows move again: simulated agents
+// (loadutil.SimAgent, going round the controllers as deckhand-agent does) run a steady
+// stream of dry-run init workflows throughout, and "moving" is the first step change the
+// new leader's engine commits, as a client polling the API sees it (workload.go). The
+// killed replica restarts from its data dir before the next kill. Between kills it counts
+// elections nobody caused (raft's own election and step-down warnings while all three run,
+// and leader changes) under a write load: the workflow stream plus token creates at a
+// fixed rate. That is the price of a short raft timeout on a loaded host.
 //
-//	go run ./scripts/failoverload --kills 20 --raft-timeout 1s,500ms
+//	go run ./scripts/failoverload --kills 20 --raft-timeout 1s,500ms --quiet 10s
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,19 +37,35 @@ func main() {
 	deckctl := flag.String("deckctl-bin", "bin/deckctl", "the deckctl binary")
 	kills := flag.Int("kills", 20, "leader kills per raft timeout")
 	timeouts := flag.String("raft-timeout", "1s,500ms", "comma-separated --raft-timeout values, each measured on a fresh cluster in this run")
-	quiet := flag.Duration("quiet", 10*time.Second, "how long to watch for elections nobody caused after each recovery (raft's own warnings in every replica's log, and leader changes)")
+	var o options
+	flag.DurationVar(&o.quiet, "quiet", 10*time.Second, "how long to watch for elections nobody caused after each recovery (raft's own warnings in every replica's log, and leader changes), under the write load")
+	flag.IntVar(&o.nodes, "nodes", 4, "simulated agents, each running dry-run init workflows back to back through the kills; 0 runs none (no \"moving again\" figure; the token load still runs)")
+	flag.DurationVar(&o.taskTime, "task-time", 200*time.Millisecond, "how long every task takes on the simulated agents")
+	flag.Float64Var(&o.writeRate, "write-rate", 20, "token creates per second through the API during each quiet watch (beside the workflows); 0 for none")
 	flag.Parse()
+	if o.nodes < 0 || o.taskTime <= 0 || o.writeRate < 0 || *kills < 1 {
+		fmt.Fprintln(os.Stderr, "failoverload: --kills must be at least 1, --nodes and --write-rate at least 0, --task-time positive")
+		os.Exit(2)
+	}
 	for _, v := range strings.Split(*timeouts, ",") {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "failoverload: --raft-timeout:", err)
 			os.Exit(2)
 		}
-		if err := run(*ctl, *deckctl, d, *kills, *quiet); err != nil {
+		if err := run(*ctl, *deckctl, d, *kills, o); err != nil {
 			fmt.Fprintln(os.Stderr, "failoverload:", err)
 			os.Exit(1)
 		}
 	}
+}
+
+// options are the load the kills happen under.
+type options struct {
+	quiet     time.Duration
+	nodes     int
+	taskTime  time.Duration
+	writeRate float64
 }
 
 type replica struct {
@@ -171,7 +191,7 @@ func (c *cluster) leader(addrs []string) (string, int, error) {
 	return leader, up, nil
 }
 
-func run(ctl, deckctl string, raftTimeout time.Duration, kills int, quiet time.Duration) error {
+func run(ctl, deckctl string, raftTimeout time.Duration, kills int, o options) error {
 	root, err := os.MkdirTemp("", "failoverload-")
 	if err != nil {
 		return err
@@ -226,16 +246,39 @@ func run(ctl, deckctl string, raftTimeout time.Duration, kills int, quiet time.D
 		})
 		return leader, err
 	}
-	var writeT, leaderT []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := healthy(); err != nil {
+		return fmt.Errorf("cluster not healthy: %v", err)
+	}
+	w, err := startWorkload(ctx, c.admin, all, o.nodes, o.taskTime)
+	if err != nil {
+		return err
+	}
+	streaming := o.nodes > 0
+	var writeT, leaderT, moveT, passT []time.Duration
 	unprovoked := 0
+	var watched time.Duration
+	var tokensOK, tokensFailed int64
+	ended0, tasks0 := w.counts()
+	streamStart := time.Now()
 	for k := 0; k < kills; k++ {
 		leader, err := healthy()
 		if err != nil {
 			return fmt.Errorf("cluster not healthy before kill %d: %v", k+1, err)
 		}
-		// Elections nobody caused: raft's warnings while all three run, and leader changes.
+		// Elections nobody caused under the write load: raft's warnings while all three
+		// run, and leader changes.
 		before := c.elections()
-		for end := time.Now().Add(quiet); time.Now().Before(end); {
+		qctx, qcancel := context.WithCancel(ctx)
+		loadDone := make(chan struct{})
+		ok0, failed0 := w.tokensOK.Load(), w.tokensFailed.Load()
+		go func() {
+			defer close(loadDone)
+			w.tokens(qctx, o.writeRate)
+		}()
+		qstart := time.Now()
+		for end := time.Now().Add(o.quiet); time.Now().Before(end); {
 			if l, _, err := c.leader(all); err == nil && l != "" && l != leader {
 				leader = l
 				if c.elections() == before {
@@ -243,6 +286,11 @@ func run(ctl, deckctl string, raftTimeout time.Duration, kills int, quiet time.D
 				}
 			}
 		}
+		qcancel()
+		<-loadDone
+		watched += time.Since(qstart)
+		tokensOK += w.tokensOK.Load() - ok0
+		tokensFailed += w.tokensFailed.Load() - failed0
 		unprovoked += c.elections() - before
 		var victim *replica
 		for _, r := range c.rs {
@@ -256,10 +304,18 @@ func run(ctl, deckctl string, raftTimeout time.Duration, kills int, quiet time.D
 		rest := c.addrs(victim.name)
 		t0 := time.Now()
 		victim.kill()
-		var gotWrite, gotLeader time.Duration
-		for gotWrite == 0 || gotLeader == 0 {
+		w.arm(time.Now()) // the old leader is reaped: a pass stamped from now on is the new leader's
+		var gotWrite, gotLeader, gotMove, gotPass time.Duration
+		for gotWrite == 0 || gotLeader == 0 || (streaming && gotMove == 0) {
 			if time.Since(t0) > time.Minute {
-				return errors.New("no failover within a minute")
+				return fmt.Errorf("no failover within a minute (write %v, leader %v, workflows moving %v)", gotWrite, gotLeader, gotMove)
+			}
+			if streaming && gotMove == 0 {
+				if seen, stamp, ok := w.moved(); ok {
+					gotMove, gotPass = seen.Sub(t0), stamp.Sub(t0)
+				} else if gotWrite != 0 && gotLeader != 0 {
+					time.Sleep(pollEvery) // only the poller's answer is awaited (it keeps its own time)
+				}
 			}
 			if gotWrite == 0 {
 				if _, err := c.ctl(time.Second, rest, "token", "create", "--purpose", "agent", "--ttl", "10m", "-o", "json"); err == nil {
@@ -273,12 +329,32 @@ func run(ctl, deckctl string, raftTimeout time.Duration, kills int, quiet time.D
 			}
 		}
 		writeT, leaderT = append(writeT, gotWrite), append(leaderT, gotLeader)
+		if streaming {
+			moveT, passT = append(moveT, gotMove), append(passT, gotPass)
+		}
 		if err := victim.start(ctl, raftTimeout); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("raft timeout %v, %d leader kills: first write through the API p50 %v p99 %v max %v; new leader shown p50 %v p99 %v max %v; elections nobody caused: %d in %v of watching (raft logged %d elections and step-downs in all, the kills' included)\n",
-		raftTimeout, kills, pct(writeT, 50), pct(writeT, 99), pct(writeT, 100), pct(leaderT, 50), pct(leaderT, 99), pct(leaderT, 100), unprovoked, time.Duration(kills)*quiet, c.elections())
+	fmt.Printf("raft timeout %v, %d leader kills: first write through the API p50 %v p99 %v max %v; new leader shown p50 %v p99 %v max %v",
+		raftTimeout, kills, pct(writeT, 50), pct(writeT, 99), pct(writeT, 100), pct(leaderT, 50), pct(leaderT, 99), pct(leaderT, 100))
+	if streaming {
+		ended, tasks := w.counts()
+		elapsed := time.Since(streamStart).Seconds()
+		fmt.Printf("; workflows moving again (seen through the API) p50 %v p99 %v max %v, the new engine's first pass by its own stamp p50 %v p99 %v max %v",
+			pct(moveT, 50), pct(moveT, 99), pct(moveT, 100), pct(passT, 50), pct(passT, 99), pct(passT, 100))
+		fmt.Printf("; workflow stream: %d nodes, task time %v, %.1f workflows/s and %.1f tasks/s over the run, ended %v",
+			o.nodes, o.taskTime, float64(ended["SUCCEEDED"]-ended0["SUCCEEDED"])/elapsed, float64(tasks-tasks0)/elapsed, ended)
+		if f := w.firstFailure(); f != "" {
+			fmt.Printf(" (first not succeeded: %s)", f)
+		}
+	}
+	beside := ""
+	if streaming {
+		beside = " beside the workflows"
+	}
+	fmt.Printf("; elections nobody caused: %d in %v of watching under %.1f token creates/s (%d failed)%s (raft logged %d elections and step-downs in all, the kills' included)\n",
+		unprovoked, watched.Round(time.Second), float64(tokensOK)/watched.Seconds(), tokensFailed, beside, c.elections())
 	return nil
 }
 

@@ -1,5 +1,7 @@
-// Package loadutil holds what the load generators (scripts/agentload, scripts/applyload)
-// share: free ports, the controller process's CPU and memory from /proc, and polling.
+// Package loadutil holds what the load generators (scripts/agentload, scripts/applyload,
+// scripts/failoverload) share: free ports, the controller process's CPU and memory from
+// /proc, polling, and simulated agents (SimAgent) that enroll and hold sessions against
+// real controller processes.
 package loadutil
 
 import (
