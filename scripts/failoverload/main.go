@@ -329,6 +329,8 @@ func run(ctl, deckctl string, raftTimeout time.Duration, kills int, o options) e
 			}
 		}
 		writeT, leaderT = append(writeT, gotWrite), append(leaderT, gotLeader)
+		fmt.Fprintf(os.Stderr, "failoverload: raft timeout %v, kill %d of %s: write %v, leader shown %v, workflows moving %v (engine pass stamped %v)\n",
+			raftTimeout, k+1, victim.name, gotWrite.Round(time.Millisecond), gotLeader.Round(time.Millisecond), gotMove.Round(time.Millisecond), gotPass.Round(time.Millisecond))
 		if streaming {
 			moveT, passT = append(moveT, gotMove), append(passT, gotPass)
 		}
