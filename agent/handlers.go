@@ -5,6 +5,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/images"
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/kubectl"
+	"github.com/deckhandhq/deckhand/agent/loadbalancer"
 	"github.com/deckhandhq/deckhand/agent/network"
 	"github.com/deckhandhq/deckhand/agent/packages"
 	"github.com/deckhandhq/deckhand/agent/preflight"
@@ -35,5 +36,6 @@ func handlers() map[string]tasks.Handler {
 
 		"kubeconfig_sign": kubectl.KubeconfigSign,
 		"network":         network.Run,
+		"load_balancer":   loadbalancer.Run,
 	}
 }

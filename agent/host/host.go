@@ -208,6 +208,30 @@ func (h *Host) Run(ctx context.Context, what string, argv ...string) error {
 	return err
 }
 
+// OSFamily is the host's package family from /etc/os-release (ID, then ID_LIKE): "deb"
+// (Debian, Ubuntu), "rpm" (RHEL, CentOS, Fedora, Rocky, Alma), or "" for another.
+func (h *Host) OSFamily() string {
+	b, err := h.ReadFile("/etc/os-release")
+	if err != nil {
+		b, _ = h.ReadFile("/usr/lib/os-release")
+	}
+	ids := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			ids[k] = strings.Trim(v, `"'`)
+		}
+	}
+	for _, id := range append([]string{ids["ID"]}, strings.Fields(ids["ID_LIKE"])...) {
+		switch id {
+		case "debian", "ubuntu":
+			return "deb"
+		case "rhel", "centos", "fedora", "rocky", "almalinux":
+			return "rpm"
+		}
+	}
+	return ""
+}
+
 // Has reports whether a command is installed on the host.
 func (h *Host) Has(name string) bool {
 	_, err := h.lookPath(name)

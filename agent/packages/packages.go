@@ -113,24 +113,7 @@ func versionsOut(have map[string]string) map[string]string {
 	return out
 }
 
-func osFamily(h *host.Host) string {
-	b, _ := h.ReadFile("/etc/os-release")
-	ids := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			ids[k] = strings.Trim(v, `"`)
-		}
-	}
-	for _, id := range append([]string{ids["ID"]}, strings.Fields(ids["ID_LIKE"])...) {
-		switch id {
-		case "debian", "ubuntu":
-			return "deb"
-		case "rhel", "centos", "fedora", "rocky", "almalinux":
-			return "rpm"
-		}
-	}
-	return ""
-}
+func osFamily(h *host.Host) string { return h.OSFamily() }
 
 // repository installs from pkgs.k8s.io (one repository per minor version) or a mirror.
 func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version, minor string, hold, install bool) error {

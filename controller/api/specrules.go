@@ -15,6 +15,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/safetext"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
@@ -455,6 +456,34 @@ func init() {
 	messageRules[td(nw).FullName()] = func(path string, m protoreflect.Message) error {
 		if _, err := podnet.Parse(m.Interface().(*taskv1.NetworkSpec)); err != nil {
 			var fe *podnet.FieldError
+			if errors.As(err, &fe) {
+				return &fieldError{path + "." + fe.Field, fe.Msg}
+			}
+			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}
+
+	// The load balancer's settings (in a cluster spec and in a load_balancer task) and its
+	// task are parsed as a whole by lbconf, the parser the agent runs too.
+	lbs := &taskv1.LoadBalancerSettings{}
+	for i := range td(lbs).Fields().Len() {
+		specRules[td(lbs).Fields().Get(i).FullName()] = checkedBy("lbconf.ParseSettings")
+	}
+	lb := &taskv1.LoadBalancerSpec{}
+	for i := range td(lb).Fields().Len() {
+		specRules[td(lb).Fields().Get(i).FullName()] = checkedBy("lbconf.Parse")
+	}
+	r(lb, "remove", anyValue("a bool: remove or configure"))
+	r(lb, "generation", rule(func(path string, v protoreflect.Value) error {
+		if v.Uint() > MaxGeneration {
+			return &fieldError{path, fmt.Sprintf("%d: give a store revision, at most %d (it must survive JSON tools)", v.Uint(), uint64(MaxGeneration))}
+		}
+		return nil
+	}))
+	messageRules[td(lb).FullName()] = func(path string, m protoreflect.Message) error {
+		if _, err := lbconf.Parse(m.Interface().(*taskv1.LoadBalancerSpec)); err != nil {
+			var fe *lbconf.FieldError
 			if errors.As(err, &fe) {
 				return &fieldError{path + "." + fe.Field, fe.Msg}
 			}

@@ -58,6 +58,8 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
 		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
 			CsrPem: adminCSR(), Name: "alice", Groups: []string{"kubeadm:cluster-admins"}, Ttl: durationpb.New(time.Hour)}}},
+		"load_balancer": {Kind: &taskv1.TaskSpec_LoadBalancer{LoadBalancer: &taskv1.LoadBalancerSpec{Settings: &taskv1.LoadBalancerSettings{Type: "vip", Address: "10.250.0.100", Port: 8443, Interface: "eth0", VirtualRouterId: 7},
+			Backends: []string{"10.250.0.11:6443", "10.250.0.12:6443"}, Priority: 150, NodeAddress: "10.250.0.11", Generation: 9}}},
 		"network": {Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Mtu: 1450, Generation: 42,
 			Routes: []*taskv1.NetworkRoute{{Cidr: "10.244.0.0/24", Via: "10.250.0.10"}, {Cidr: "10.244.2.0/24", Via: "10.250.0.12"}}}}},
 	}
@@ -249,6 +251,20 @@ func badCases() []badCase {
 		}, "spec.kubeadm_init.node.kubelet_extra_args"},
 		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "calico" }, "spec.kubeadm_init.cluster.network_provider"},
 
+		{t + "ClusterSpec.load_balancer", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.LoadBalancer = &taskv1.LoadBalancerSettings{Type: "vip"}
+		}, "spec.kubeadm_init.cluster.load_balancer.address"},
+		{t + "LoadBalancerSettings.type", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings.Type = "kube-vip" }, "spec.load_balancer.settings.type"},
+		{t + "LoadBalancerSettings.type", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings.Type = "external" }, "spec.load_balancer.settings"},
+		{t + "LoadBalancerSettings.address", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings.Address = "lb.example" }, "spec.load_balancer.settings.address"},
+		{t + "LoadBalancerSettings.port", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings.Port = 6443 }, "spec.load_balancer.settings.port"},
+		{t + "LoadBalancerSettings.interface", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings.Interface = "eth0 dev lo" }, "spec.load_balancer.settings.interface"},
+		{t + "LoadBalancerSettings.virtual_router_id", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings.VirtualRouterId = 300 }, "spec.load_balancer.settings.virtual_router_id"},
+		{t + "LoadBalancerSpec.settings", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Settings = nil }, "spec.load_balancer.settings.type"},
+		{t + "LoadBalancerSpec.backends", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Backends = []string{"node-1:6443"} }, "spec.load_balancer.backends[0]"},
+		{t + "LoadBalancerSpec.priority", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Priority = 255 }, "spec.load_balancer.priority"},
+		{t + "LoadBalancerSpec.node_address", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().NodeAddress = "10.0.0.1; ls" }, "spec.load_balancer.node_address"},
+		{t + "LoadBalancerSpec.generation", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Generation = 1 << 60 }, "spec.load_balancer.generation"},
 		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "flannel" }, "spec.network.provider"},
 		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "" }, "spec.network.provider"},
 		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "" }, "spec.network.pod_cidr"},

@@ -77,22 +77,37 @@ type Metadata struct {
 
 // Spec is the cluster's desired state.
 type Spec struct {
-	KubernetesVersion    string     `json:"kubernetesVersion"`
-	ControlPlaneEndpoint string     `json:"controlPlaneEndpoint,omitempty"`
-	ImageRepository      string     `json:"imageRepository,omitempty"`
-	Mirrors              []string   `json:"mirrors,omitempty"`
-	InsecureRegistries   []string   `json:"insecureRegistries,omitempty"`
-	Networking           Networking `json:"networking,omitempty"`
-	CgroupDriver         string     `json:"cgroupDriver,omitempty"`
-	KubeProxy            KubeProxy  `json:"kubeProxy,omitempty"`
-	Network              Network    `json:"network,omitempty"`
-	Packages             Packages   `json:"packages,omitempty"`
-	Runtime              Runtime    `json:"runtime,omitempty"`
-	Concurrency          int        `json:"concurrency,omitempty"`
-	APIServer            APIServer  `json:"apiServer,omitempty"`
-	Kubelet              Kubelet    `json:"kubelet,omitempty"`
-	Patches              []Patch    `json:"patches,omitempty"`
-	Nodes                []Node     `json:"nodes"`
+	KubernetesVersion    string        `json:"kubernetesVersion"`
+	ControlPlaneEndpoint string        `json:"controlPlaneEndpoint,omitempty"`
+	ImageRepository      string        `json:"imageRepository,omitempty"`
+	Mirrors              []string      `json:"mirrors,omitempty"`
+	InsecureRegistries   []string      `json:"insecureRegistries,omitempty"`
+	Networking           Networking    `json:"networking,omitempty"`
+	CgroupDriver         string        `json:"cgroupDriver,omitempty"`
+	KubeProxy            KubeProxy     `json:"kubeProxy,omitempty"`
+	Network              Network       `json:"network,omitempty"`
+	LoadBalancer         *LoadBalancer `json:"loadBalancer,omitempty"`
+	Packages             Packages      `json:"packages,omitempty"`
+	Runtime              Runtime       `json:"runtime,omitempty"`
+	Concurrency          int           `json:"concurrency,omitempty"`
+	APIServer            APIServer     `json:"apiServer,omitempty"`
+	Kubelet              Kubelet       `json:"kubelet,omitempty"`
+	Patches              []Patch       `json:"patches,omitempty"`
+	Nodes                []Node        `json:"nodes"`
+}
+
+// LoadBalancer is the API servers' load balancer Deckhand installs and keeps.
+type LoadBalancer struct {
+	// vip, local or external (the default: controlPlaneEndpoint is yours).
+	Type string `json:"type"`
+	// vip: the virtual IP.
+	Address string `json:"address,omitempty"`
+	// The port it listens on: 8443 (vip) or 7443 (local) by default.
+	Port uint32 `json:"port,omitempty"`
+	// vip: the interface VRRP runs on; by default the one holding the node's address.
+	Interface string `json:"interface,omitempty"`
+	// vip: the VRRP virtual router ID, 1..255 (51 by default).
+	VirtualRouterID uint32 `json:"virtualRouterId,omitempty"`
 }
 
 // APIServer is the API server's settings.
@@ -231,6 +246,12 @@ var specFields = map[string]string{
 	"api_server_cert_sans":              "spec.apiServer.certSANs",
 	"kubelet_extra_args":                "spec.kubelet.extraArgs",
 	"patches":                           "spec.patches",
+	"load_balancer":                     "spec.loadBalancer",
+	"load_balancer.type":                "spec.loadBalancer.type",
+	"load_balancer.address":             "spec.loadBalancer.address",
+	"load_balancer.port":                "spec.loadBalancer.port",
+	"load_balancer.interface":           "spec.loadBalancer.interface",
+	"load_balancer.virtual_router_id":   "spec.loadBalancer.virtualRouterId",
 }
 
 // nodeFields maps the NodeSpec field names kubeadmconfig reports to a node's fields in the
@@ -284,9 +305,16 @@ func Parse(data []byte) (*Cluster, error) {
 	if s.KubeProxy != (KubeProxy{}) {
 		spec.KubeProxy = &taskv1.KubeProxySettings{Mode: s.KubeProxy.Mode, ConntrackMaxPerCore: s.KubeProxy.ConntrackMaxPerCore}
 	}
-	if _, err := kubeadmconfig.ParseCluster(spec); err != nil {
+	if lb := s.LoadBalancer; lb != nil {
+		spec.LoadBalancer = &taskv1.LoadBalancerSettings{Type: lb.Type, Address: lb.Address, Port: lb.Port, Interface: lb.Interface, VirtualRouterId: lb.VirtualRouterID}
+	}
+	parsed, err := kubeadmconfig.ParseCluster(spec)
+	if err != nil {
 		return nil, renameField(err)
 	}
+	// The load balancer's address is the cluster's endpoint: kubeadm puts it in every
+	// kubeconfig and the API server's certificate.
+	spec.ControlPlaneEndpoint = parsed.ControlPlaneEndpoint
 	c := &Cluster{Name: doc.Metadata.Name, Spec: spec, Concurrency: s.Concurrency}
 	switch {
 	case c.Concurrency == 0:

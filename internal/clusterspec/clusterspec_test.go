@@ -142,3 +142,37 @@ func TestSettings(t *testing.T) {
 		}
 	}
 }
+
+// spec.loadBalancer makes the load balancer's address the cluster's endpoint; a bad one is
+// refused naming the document's field.
+func TestLoadBalancer(t *testing.T) {
+	for extra, endpoint := range map[string]string{
+		"  loadBalancer: {type: vip, address: 10.250.0.100}\n":                                            "10.250.0.100:8443",
+		"  loadBalancer: {type: vip, address: 10.250.0.100, port: 443, virtualRouterId: 9}\n":             "10.250.0.100:443",
+		"  loadBalancer: {type: local}\n":                                                                 "127.0.0.1:7443",
+		"  loadBalancer: {type: external}\n  controlPlaneEndpoint: lb.example:6443\n":                     "lb.example:6443",
+		"  controlPlaneEndpoint: 10.250.0.100:8443\n  loadBalancer: {type: vip, address: 10.250.0.100}\n": "10.250.0.100:8443",
+	} {
+		c, err := Parse(doc(extra))
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if got := c.Spec.GetControlPlaneEndpoint(); got != endpoint {
+			t.Errorf("%q: endpoint %q, want %q", extra, got, endpoint)
+		}
+	}
+	for extra, field := range map[string]string{
+		"  loadBalancer: {type: vip}\n":                                                            "spec.loadBalancer.address",
+		"  loadBalancer: {type: vip, address: 10.250.0.100, virtualRouterId: 300}\n":               "spec.loadBalancer.virtualRouterId",
+		"  loadBalancer: {type: vip, address: 10.250.0.100, port: 6443}\n":                         "spec.loadBalancer.port",
+		"  loadBalancer: {type: haproxy}\n":                                                        "spec.loadBalancer.type",
+		"  loadBalancer: {type: local, interface: eth0}\n":                                         "spec.loadBalancer",
+		"  loadBalancer: {type: vip, address: 10.250.0.100, vip: 1}\n":                             "vip",
+		"  controlPlaneEndpoint: other:6443\n  loadBalancer: {type: vip, address: 10.250.0.100}\n": "spec.controlPlaneEndpoint",
+	} {
+		_, err := Parse(doc(extra))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%q: %v, want an error naming %s", extra, err, field)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -61,6 +62,9 @@ type Cluster struct {
 	// ConntrackMaxPerCore is kube-proxy's conntrack.maxPerCore; nil leaves kube-proxy's
 	// default, 0 leaves the kernel's nf_conntrack_max alone.
 	ConntrackMaxPerCore *int32
+	// LoadBalancer is the API servers' load balancer Deckhand installs (type external when
+	// none); its endpoint is ControlPlaneEndpoint.
+	LoadBalancer lbconf.Settings
 	// CertSANs are the API server certificate's extra names (IPs and DNS names).
 	CertSANs []string
 	// KubeletExtraArgs are extra kubelet flags of every node (name → value); a node's
@@ -108,6 +112,22 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 		}
 		c.ControlPlaneEndpoint = ep
 	}
+	lb, err := lbconf.ParseSettings("load_balancer", func(n string) string { return n }, spec.GetLoadBalancer())
+	if err != nil {
+		var fe *lbconf.FieldError
+		if errors.As(err, &fe) {
+			return Cluster{}, invalid(fe.Field, "", fe.Msg, "")
+		}
+		return Cluster{}, err
+	}
+	if ep := lb.Endpoint(); ep != "" {
+		if c.ControlPlaneEndpoint != "" && c.ControlPlaneEndpoint != ep {
+			return Cluster{}, invalid("control_plane_endpoint", c.ControlPlaneEndpoint, "differs from the load balancer's address "+ep+" (load_balancer type "+lb.Type+")",
+				"leave it out: the load balancer Deckhand installs is the cluster's endpoint")
+		}
+		c.ControlPlaneEndpoint = ep
+	}
+	c.LoadBalancer = lb
 
 	c.ServiceSubnet = orDefault(spec.GetServiceSubnet(), DefaultServiceSubnet)
 	services, err := parseSubnets("service_subnet", c.ServiceSubnet, true)

@@ -60,6 +60,8 @@ var kinds = []Kind{
 	{Name: "network", Summary: "the pod network on a node: CNI configuration and routes", StepTimeout: 5 * time.Minute, Outputs: []string{"pod_cidr"}},
 	{Name: "etcd_members", Summary: "list the stacked etcd's members and remove a reset node's", StepTimeout: 3 * time.Minute,
 		Outputs: []string{"members", "removed"}},
+	{Name: "load_balancer", Summary: "the API servers' load balancer on a node: haproxy, and keepalived for a virtual IP", StepTimeout: 10 * time.Minute,
+		Outputs: []string{"endpoint", "backends"}},
 }
 
 // All returns every kind, in declaration order.

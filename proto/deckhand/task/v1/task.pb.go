@@ -471,6 +471,7 @@ type TaskSpec struct {
 	//	*TaskSpec_KubeconfigSign
 	//	*TaskSpec_Network
 	//	*TaskSpec_EtcdMembers
+	//	*TaskSpec_LoadBalancer
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -648,6 +649,15 @@ func (x *TaskSpec) GetEtcdMembers() *EtcdMembersSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetLoadBalancer() *LoadBalancerSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_LoadBalancer); ok {
+			return x.LoadBalancer
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -712,6 +722,10 @@ type TaskSpec_EtcdMembers struct {
 	EtcdMembers *EtcdMembersSpec `protobuf:"bytes,15,opt,name=etcd_members,json=etcdMembers,proto3,oneof"`
 }
 
+type TaskSpec_LoadBalancer struct {
+	LoadBalancer *LoadBalancerSpec `protobuf:"bytes,16,opt,name=load_balancer,json=loadBalancer,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -741,6 +755,8 @@ func (*TaskSpec_KubeconfigSign) isTaskSpec_Kind() {}
 func (*TaskSpec_Network) isTaskSpec_Kind() {}
 
 func (*TaskSpec_EtcdMembers) isTaskSpec_Kind() {}
+
+func (*TaskSpec_LoadBalancer) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -1188,7 +1204,10 @@ type ClusterSpec struct {
 	// kubeadm patches, applied in order by kubeadm init and join on every node: the agent
 	// writes each to /etc/kubernetes/deckhand/patches (0600) as kubeadm names them, and
 	// patches.directory points there.
-	Patches       []*KubeadmPatch `protobuf:"bytes,12,rep,name=patches,proto3" json:"patches,omitempty"`
+	Patches []*KubeadmPatch `protobuf:"bytes,12,rep,name=patches,proto3" json:"patches,omitempty"`
+	// The API servers' load balancer Deckhand installs and keeps; absent or type "external":
+	// control_plane_endpoint is the user's.
+	LoadBalancer  *LoadBalancerSettings `protobuf:"bytes,13,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1307,6 +1326,100 @@ func (x *ClusterSpec) GetPatches() []*KubeadmPatch {
 	return nil
 }
 
+func (x *ClusterSpec) GetLoadBalancer() *LoadBalancerSettings {
+	if x != nil {
+		return x.LoadBalancer
+	}
+	return nil
+}
+
+// LoadBalancerSettings is the cluster's API server load balancer.
+type LoadBalancerSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "vip": haproxy on every control plane, forwarding to every API server it finds healthy
+	// (/livez), and keepalived (VRRP) holding a virtual IP on one of them; "local": haproxy on
+	// 127.0.0.1 on every node, for networks where an address cannot float; "external" (or
+	// empty): the user's control_plane_endpoint.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// vip: the virtual IP, an unused IPv4 address on the control planes' network.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// The port the load balancer listens on: 8443 (vip) or 7443 (local) when zero. The API
+	// servers listen on 6443 beside it.
+	Port uint32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	// vip: the network interface VRRP runs on and the address is added to; empty: the one
+	// holding the node's address.
+	Interface string `protobuf:"bytes,4,opt,name=interface,proto3" json:"interface,omitempty"`
+	// vip: the VRRP virtual router ID, 1 to 255, unique on the network; 51 when zero.
+	VirtualRouterId uint32 `protobuf:"varint,5,opt,name=virtual_router_id,json=virtualRouterId,proto3" json:"virtual_router_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LoadBalancerSettings) Reset() {
+	*x = LoadBalancerSettings{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadBalancerSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadBalancerSettings) ProtoMessage() {}
+
+func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadBalancerSettings.ProtoReflect.Descriptor instead.
+func (*LoadBalancerSettings) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LoadBalancerSettings) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *LoadBalancerSettings) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LoadBalancerSettings) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *LoadBalancerSettings) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *LoadBalancerSettings) GetVirtualRouterId() uint32 {
+	if x != nil {
+		return x.VirtualRouterId
+	}
+	return 0
+}
+
 // KubeadmPatch is one kubeadm patch (kubeadm's --patches directory, one file each).
 type KubeadmPatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1324,7 +1437,7 @@ type KubeadmPatch struct {
 
 func (x *KubeadmPatch) Reset() {
 	*x = KubeadmPatch{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1449,7 @@ func (x *KubeadmPatch) String() string {
 func (*KubeadmPatch) ProtoMessage() {}
 
 func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1462,7 @@ func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmPatch.ProtoReflect.Descriptor instead.
 func (*KubeadmPatch) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KubeadmPatch) GetTarget() string {
@@ -1389,7 +1502,7 @@ type KubeProxySettings struct {
 
 func (x *KubeProxySettings) Reset() {
 	*x = KubeProxySettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1514,7 @@ func (x *KubeProxySettings) String() string {
 func (*KubeProxySettings) ProtoMessage() {}
 
 func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1527,7 @@ func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeProxySettings.ProtoReflect.Descriptor instead.
 func (*KubeProxySettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KubeProxySettings) GetMode() string {
@@ -1456,7 +1569,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1581,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1594,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NodeSpec) GetName() string {
@@ -1546,7 +1659,7 @@ type Taint struct {
 
 func (x *Taint) Reset() {
 	*x = Taint{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1671,7 @@ func (x *Taint) String() string {
 func (*Taint) ProtoMessage() {}
 
 func (x *Taint) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1684,7 @@ func (x *Taint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taint.ProtoReflect.Descriptor instead.
 func (*Taint) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Taint) GetKey() string {
@@ -1610,7 +1723,7 @@ type KubeadmInitSpec struct {
 
 func (x *KubeadmInitSpec) Reset() {
 	*x = KubeadmInitSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1735,7 @@ func (x *KubeadmInitSpec) String() string {
 func (*KubeadmInitSpec) ProtoMessage() {}
 
 func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1748,7 @@ func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmInitSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmInitSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KubeadmInitSpec) GetCluster() *ClusterSpec {
@@ -1681,7 +1794,7 @@ type KubeadmTokenSpec struct {
 
 func (x *KubeadmTokenSpec) Reset() {
 	*x = KubeadmTokenSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1806,7 @@ func (x *KubeadmTokenSpec) String() string {
 func (*KubeadmTokenSpec) ProtoMessage() {}
 
 func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1819,7 @@ func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmTokenSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmTokenSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KubeadmTokenSpec) GetDeleteTokenId() string {
@@ -1749,7 +1862,7 @@ type KubeadmJoinSpec struct {
 
 func (x *KubeadmJoinSpec) Reset() {
 	*x = KubeadmJoinSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1874,7 @@ func (x *KubeadmJoinSpec) String() string {
 func (*KubeadmJoinSpec) ProtoMessage() {}
 
 func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1887,7 @@ func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmJoinSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmJoinSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KubeadmJoinSpec) GetCluster() *ClusterSpec {
@@ -1839,7 +1952,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1964,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1977,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -1893,7 +2006,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2018,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2031,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -1960,7 +2073,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2085,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2098,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2012,7 +2125,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2137,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2150,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -2062,7 +2175,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2187,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2200,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -2140,7 +2253,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2265,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2278,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2210,6 +2323,99 @@ func (x *NetworkSpec) GetClusterPodSubnet() string {
 	return ""
 }
 
+// LoadBalancerSpec installs and configures (or removes) a node's part of the API servers'
+// load balancer: haproxy (and keepalived for a VIP) from the distribution's packages, their
+// configuration files written whole, checked and reloaded. Outputs: "endpoint" (the
+// address:port clients use), "backends" (how many API servers it forwards to).
+type LoadBalancerSpec struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Settings *LoadBalancerSettings  `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	// The API servers: "ADDRESS:PORT" of every control plane, this node's too when it is one.
+	Backends []string `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	// vip: this node's VRRP priority, 1 to 254 (the highest holds the address).
+	Priority uint32 `protobuf:"varint,3,opt,name=priority,proto3" json:"priority,omitempty"`
+	// This node's address in the cluster (vip: VRRP runs on the interface holding it).
+	NodeAddress string `protobuf:"bytes,4,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`
+	// Orders backend lists as NetworkSpec.generation does routes.
+	Generation uint64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Stop the load balancer, disable it and remove what Deckhand wrote (reset).
+	Remove        bool `protobuf:"varint,6,opt,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadBalancerSpec) Reset() {
+	*x = LoadBalancerSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadBalancerSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadBalancerSpec) ProtoMessage() {}
+
+func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
+func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *LoadBalancerSpec) GetBackends() []string {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+func (x *LoadBalancerSpec) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *LoadBalancerSpec) GetNodeAddress() string {
+	if x != nil {
+		return x.NodeAddress
+	}
+	return ""
+}
+
+func (x *LoadBalancerSpec) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *LoadBalancerSpec) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
 // NetworkRoute is one other node's pod CIDR, reached via its address.
 type NetworkRoute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2221,7 +2427,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2439,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2452,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -2286,7 +2492,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2504,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2517,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -2360,7 +2566,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2578,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2591,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -2410,7 +2616,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2628,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2641,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Change) GetKind() string {
@@ -2476,7 +2682,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2694,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,7 +2707,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2586,7 +2792,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2804,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2817,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2643,7 +2849,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2861,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2874,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Progress) GetItem() string {
@@ -2714,7 +2920,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2932,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2945,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TaskError) GetReason() string {
@@ -2785,7 +2991,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +3003,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +3016,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -2889,7 +3095,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\x81\b\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xcc\b\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -2908,7 +3114,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"node_ready\x18\f \x01(\v2\x1f.deckhand.task.v1.NodeReadySpecH\x00R\tnodeReady\x12O\n" +
 	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSign\x129\n" +
 	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetwork\x12F\n" +
-	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembersB\x06\n" +
+	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembers\x12I\n" +
+	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancerB\x06\n" +
 	"\x04kind\"\xad\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -2950,7 +3157,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12kubernetes_version\x18\x03 \x01(\tR\x11kubernetesVersion\x12>\n" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
-	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\xc2\x05\n" +
+	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\x8f\x06\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -2966,10 +3173,17 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x14api_server_cert_sans\x18\n" +
 	" \x03(\tR\x11apiServerCertSans\x12a\n" +
 	"\x12kubelet_extra_args\x18\v \x03(\v23.deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntryR\x10kubeletExtraArgs\x128\n" +
-	"\apatches\x18\f \x03(\v2\x1e.deckhand.task.v1.KubeadmPatchR\apatches\x1aC\n" +
+	"\apatches\x18\f \x03(\v2\x1e.deckhand.task.v1.KubeadmPatchR\apatches\x12K\n" +
+	"\rload_balancer\x18\r \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\floadBalancer\x1aC\n" +
 	"\x15KubeletExtraArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +
+	"\x14LoadBalancerSettings\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x12\x1c\n" +
+	"\tinterface\x18\x04 \x01(\tR\tinterface\x12*\n" +
+	"\x11virtual_router_id\x18\x05 \x01(\rR\x0fvirtualRouterId\"P\n" +
 	"\fKubeadmPatch\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
@@ -3039,7 +3253,16 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x05 \x01(\x04R\n" +
 	"generation\x12,\n" +
-	"\x12cluster_pod_subnet\x18\x06 \x01(\tR\x10clusterPodSubnet\"4\n" +
+	"\x12cluster_pod_subnet\x18\x06 \x01(\tR\x10clusterPodSubnet\"\xe9\x01\n" +
+	"\x10LoadBalancerSpec\x12B\n" +
+	"\bsettings\x18\x01 \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\bsettings\x12\x1a\n" +
+	"\bbackends\x18\x02 \x03(\tR\bbackends\x12\x1a\n" +
+	"\bpriority\x18\x03 \x01(\rR\bpriority\x12!\n" +
+	"\fnode_address\x18\x04 \x01(\tR\vnodeAddress\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x04R\n" +
+	"generation\x12\x16\n" +
+	"\x06remove\x18\x06 \x01(\bR\x06remove\"4\n" +
 	"\fNetworkRoute\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xa9\x01\n" +
@@ -3133,7 +3356,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -3149,99 +3372,104 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*RuntimeSpec)(nil),           // 11: deckhand.task.v1.RuntimeSpec
 	(*ImagesSpec)(nil),            // 12: deckhand.task.v1.ImagesSpec
 	(*ClusterSpec)(nil),           // 13: deckhand.task.v1.ClusterSpec
-	(*KubeadmPatch)(nil),          // 14: deckhand.task.v1.KubeadmPatch
-	(*KubeProxySettings)(nil),     // 15: deckhand.task.v1.KubeProxySettings
-	(*NodeSpec)(nil),              // 16: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 17: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 18: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 19: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 20: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmResetSpec)(nil),      // 21: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 22: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 23: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 24: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 25: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 26: deckhand.task.v1.NetworkSpec
-	(*NetworkRoute)(nil),          // 27: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 28: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 29: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 30: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 31: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 32: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 33: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 34: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 35: deckhand.task.v1.TaskResult
-	nil,                           // 36: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 37: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 38: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 39: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 40: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 41: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
+	(*LoadBalancerSettings)(nil),  // 14: deckhand.task.v1.LoadBalancerSettings
+	(*KubeadmPatch)(nil),          // 15: deckhand.task.v1.KubeadmPatch
+	(*KubeProxySettings)(nil),     // 16: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 17: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 18: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 19: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 20: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 21: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmResetSpec)(nil),      // 22: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 23: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 24: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 25: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 26: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 27: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 28: deckhand.task.v1.LoadBalancerSpec
+	(*NetworkRoute)(nil),          // 29: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 30: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 31: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 32: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 33: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 34: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 35: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 36: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 37: deckhand.task.v1.TaskResult
+	nil,                           // 38: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 39: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 40: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 41: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 42: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 43: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	42, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	44, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	12, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	18, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	19, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	20, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	21, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	22, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	24, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	29, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	25, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	28, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	26, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	23, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	0,  // 17: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 18: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	36, // 19: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 20: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	37, // 21: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	10, // 22: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 23: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	10, // 24: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	42, // 25: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	10, // 26: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	15, // 27: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	38, // 28: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	14, // 29: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	39, // 30: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	17, // 31: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	40, // 32: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 33: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	16, // 34: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	42, // 35: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	42, // 36: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 37: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	16, // 38: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 39: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	42, // 40: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	42, // 41: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	42, // 42: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 43: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	27, // 44: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	42, // 45: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	43, // 46: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	32, // 47: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	33, // 48: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 49: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 50: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	30, // 51: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	41, // 52: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	34, // 53: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	43, // 54: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	43, // 55: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	19, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	20, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	21, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	22, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	23, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	25, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	31, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	26, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	30, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	27, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	24, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	28, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	0,  // 18: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 19: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	38, // 20: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 21: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	39, // 22: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	10, // 23: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 24: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	10, // 25: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	44, // 26: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	10, // 27: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	16, // 28: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	40, // 29: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	15, // 30: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	14, // 31: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	41, // 32: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	18, // 33: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	42, // 34: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	13, // 35: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	17, // 36: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	44, // 37: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	44, // 38: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 39: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	17, // 40: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 41: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	44, // 42: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	44, // 43: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	44, // 44: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 45: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	29, // 46: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	14, // 47: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	44, // 48: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	45, // 49: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	34, // 50: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	35, // 51: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 52: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 53: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	32, // 54: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	43, // 55: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	36, // 56: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	45, // 57: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	45, // 58: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -3266,9 +3494,10 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_KubeconfigSign)(nil),
 		(*TaskSpec_Network)(nil),
 		(*TaskSpec_EtcdMembers)(nil),
+		(*TaskSpec_LoadBalancer)(nil),
 	}
-	file_deckhand_task_v1_task_proto_msgTypes[9].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[25].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[10].OneofWrappers = []any{}
+	file_deckhand_task_v1_task_proto_msgTypes[27].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -3279,7 +3508,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
