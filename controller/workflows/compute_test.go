@@ -428,6 +428,9 @@ func (f *fakeCluster) agentsWork(tasks []*taskv1.Task) {
 			if tk.GetSpec().GetKubeadmToken().GetDeleteTokenId() == "" {
 				out = map[string]string{"token": tokenValue, "ca_cert_hash": caHash, "api_server": "10.250.0.10:6443"}
 			}
+			if tk.GetSpec().GetKubeadmToken().GetControlPlane() {
+				out["certificate_key"] = strings.Repeat("ab", 32)
+			}
 		case "node_ready":
 			f.podNet++
 			out = map[string]string{"pod_cidr": fmt.Sprintf("10.244.%d.0/24", f.podNet), "address": fmt.Sprintf("10.250.0.%d", 10+f.podNet)}
@@ -503,12 +506,14 @@ func TestComputeResumesAfterAFailoverAtAnyPass(t *testing.T) {
 		cl   *apiv1.Cluster
 	}{
 		"apply: a control plane and two workers": {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1", "w-2")}}}, nil},
-		"join a worker":                          {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, testCluster("cp-1", "w-1")},
-		"reset a worker":                         {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}}, testCluster("cp-1", "w-1", "w-2")},
+		"apply: three control planes behind a VIP and a worker": {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{
+			ClusterYaml: lbDoc("{type: vip, address: 10.250.0.100}", []string{"cp-1", "w-2", "w-3"}, "w-1")}}}, nil},
+		"join a worker":  {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, testCluster("cp-1", "w-1")},
+		"reset a worker": {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}}, testCluster("cp-1", "w-1", "w-2")},
 	}
 	for name, c := range specs {
 		t.Run(name, func(t *testing.T) {
-			p, err := build(c.spec, c.cl, enrolledSet("cp-1", "w-1", "w-2"))
+			p, err := build(c.spec, c.cl, enrolledSet("cp-1", "w-1", "w-2", "w-3"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,7 +529,7 @@ func TestComputeResumesAfterAFailoverAtAnyPass(t *testing.T) {
 					cl, mod = proto.Clone(c.cl).(*apiv1.Cluster), 1
 				}
 				return &fakeCluster{t: t, stored: b, created: map[string]int{}, now: t0,
-					view: fakeView{tasks: map[string]*apiv1.TaskRecord{}, cluster: cl, modRev: mod, storeRev: 1, ready: map[string]bool{"cp-1": true, "w-1": true, "w-2": true}}}
+					view: fakeView{tasks: map[string]*apiv1.TaskRecord{}, cluster: cl, modRev: mod, storeRev: 1, ready: map[string]bool{"cp-1": true, "w-1": true, "w-2": true, "w-3": true}}}
 			}
 			ref := start()
 			want := ref.run(-1)

@@ -198,6 +198,13 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
 	var view []netNode
 	for _, in := range s.GetInputs() {
+		if in.GetStep() == "" && in.GetField() == "backends" {
+			lb := t.GetLoadBalancer()
+			if lb.Backends, lb.Generation = backendsFor(cl, lb.GetBackends()), uint64(gen); len(lb.Backends) == 0 {
+				return nil, &skipError{"no control plane with a known address to forward to"}
+			}
+			continue
+		}
 		if in.GetStep() == "" {
 			if view == nil {
 				view = networkView(cl, l.wf.GetSteps())

@@ -14,6 +14,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -153,7 +154,11 @@ func nodeSpec(field, name, addr string, settings *taskv1.NodeSpec) (*taskv1.Node
 func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps []string) string {
 	// The container runtime is installed by a later step of this workflow, and kubeadm's
 	// own preflight checks its socket again before init or join.
-	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(&taskv1.PreflightSpec{Role: role, Fix: true, Ignore: []string{"CRI"}, NodeAddress: addr}))
+	pf := &taskv1.PreflightSpec{Role: role, Fix: true, Ignore: []string{"CRI"}, NodeAddress: addr}
+	if lb := lbOf(s.cluster); lb.Type == lbconf.VIP && runsLB(s.cluster, role) {
+		pf.ExtraPorts = []uint32{uint32(lb.Port)} // clients reach the address on the control planes
+	}
+	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(pf))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
 	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()
 	pkg := p.add(node, "packages", "kubelet, kubeadm and kubectl "+pk.GetKubernetesVersion(), []string{pre.Name}, spec(pk))
@@ -175,11 +180,16 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 
 // initSteps adds init of the node ns names (ns: its name, address and settings, from
 // nodeSpec) after its preparation; it returns the record-cluster step.
-func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) string {
+func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 	node, addr := ns.GetName(), ns.GetAdvertiseAddress()
 	p.hold(node)
 	s = p.withHostDriver(node, s)
 	last := p.prepare(node, addr, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, nil)
+	if lb, err := p.loadBalancer(node, addr, taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, []string{last}); err != nil {
+		return "", err
+	} else if lb != "" {
+		last = lb
+	}
 	in := p.add(node, "init", "kubeadm init", []string{last}, spec(&taskv1.KubeadmInitSpec{
 		Cluster: s.cluster, Node: ns, UploadCerts: s.cluster.GetControlPlaneEndpoint() != ""}))
 	in.MaxAttempts = 2
@@ -193,7 +203,7 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) string {
 	rec := p.add(node, "record", "record the cluster", []string{net, del.Name}, nil)
 	rec.Action = ActionRecordCluster
 	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
-	return rec.Name
+	return rec.Name, nil
 }
 
 // withHostDriver fills a new cluster's empty cgroup driver from the facts of node, its
@@ -213,11 +223,16 @@ func (p *plan) withHostDriver(node string, s settings) settings {
 // joinSteps adds the join of the node ns names (ns: its name, address and settings, from
 // nodeSpec); after names steps the token step must wait for (the cluster's init, or the
 // previous control-plane join). It returns the record step.
-func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, after []string) string {
+func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, after []string) (string, error) {
 	node, addr := ns.GetName(), ns.GetAdvertiseAddress()
 	p.hold(node)
 	cp := role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
 	last := p.prepare(node, addr, role, s, nil)
+	if lb, err := p.loadBalancer(node, addr, role, s, []string{last}); err != nil {
+		return "", err
+	} else if lb != "" {
+		last = lb
+	}
 	tok := p.add(node, "token", "mint a join token on a control plane", append([]string{last}, after...), spec(&taskv1.KubeadmTokenSpec{
 		Ttl: durationpb.New(tokenTTL), ControlPlane: cp}))
 	tok.Node, tok.AnyControlPlane, tok.Ephemeral = "", true, true
@@ -242,7 +257,7 @@ func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, 
 	rec := p.add(node, "record", "record the node in the cluster", []string{ready.Name, del.Name}, nil)
 	rec.Action = ActionRecordNode
 	p.changes = append(p.changes, fmt.Sprintf("join %s as %s", node, roleName(role)))
-	return rec.Name
+	return rec.Name, nil
 }
 
 // registered adds the wait until node's Node object exists with a podCIDR (assigned by
@@ -408,7 +423,9 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if err != nil {
 			return nil, err
 		}
-		p.initSteps(ns, s)
+		if _, err := p.initSteps(ns, s); err != nil {
+			return nil, err
+		}
 	case *apiv1.WorkflowSpec_Join:
 		j := k.Join
 		if err := needNode("join.node", j.GetNode()); err != nil {
@@ -436,8 +453,14 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if err != nil {
 			return nil, err
 		}
-		rec := p.joinSteps(ns, role, s, nil)
+		rec, err := p.joinSteps(ns, role, s, nil)
+		if err != nil {
+			return nil, err
+		}
 		p.peerRoutes(append(names(cl), j.GetNode()), s, []string{rec})
+		if role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			p.peerLB(lbNodes(cl, s, nil, j.GetNode()), s, []string{rec})
+		}
 	case *apiv1.WorkflowSpec_Reset_:
 		r := k.Reset_
 		if r.GetNode() == "" {
@@ -471,6 +494,11 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		}
 		p.resetSteps(r.GetNode(), n.GetAddress(), role, n != nil && others, dt, r.GetForce())
 		if n != nil {
+			s := settings{}.of(cl)
+			p.removeLB(r.GetNode(), role, s, r.GetNode()+"/reset")
+			if role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+				p.peerLB(lbNodes(cl, s, nil, r.GetNode()), s, []string{r.GetNode() + "/forget"})
+			}
 			var rest []string
 			for _, o := range names(cl) {
 				if o != r.GetNode() {
@@ -553,10 +581,14 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 	var after []string // what a control-plane join waits for
 	var workerAfter []string
 	var records []string // every node this apply records
+	cpJoins := 0         // control planes joined (not the init's)
 	if cl == nil {
 		first := doc.ControlPlanes()[0]
 		s = p.withHostDriver(first, s)
-		rec := p.initSteps(specs[first], s)
+		rec, err := p.initSteps(specs[first], s)
+		if err != nil {
+			return err
+		}
 		after, workerAfter = []string{rec}, []string{rec}
 		records = append(records, rec)
 	} else {
@@ -574,15 +606,34 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		if n.Role != taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE || clusterNode(cl, n.Name) != nil || p.holds(n.Name) {
 			continue
 		}
-		rec := p.joinSteps(specs[n.Name], n.Role, s, after)
+		rec, err := p.joinSteps(specs[n.Name], n.Role, s, after)
+		if err != nil {
+			return err
+		}
 		after = []string{rec}
 		records = append(records, rec)
+		cpJoins++
 	}
 	for _, n := range doc.Nodes {
 		if n.Role != taskv1.NodeRole_NODE_ROLE_WORKER || clusterNode(cl, n.Name) != nil {
 			continue
 		}
-		records = append(records, p.joinSteps(specs[n.Name], n.Role, s, workerAfter))
+		rec, err := p.joinSteps(specs[n.Name], n.Role, s, workerAfter)
+		if err != nil {
+			return err
+		}
+		records = append(records, rec)
+	}
+	// Once every node is recorded, every node running a part of the load balancer forwards
+	// to every control plane, those that joined after it too.
+	if cpJoins > 0 {
+		joined := map[string]*apiv1.ClusterNode{}
+		for _, n := range doc.Nodes {
+			if specs[n.Name] != nil {
+				joined[n.Name] = &apiv1.ClusterNode{Role: n.Role, Address: specs[n.Name].GetAdvertiseAddress()}
+			}
+		}
+		p.peerLB(lbNodes(cl, s, joined, ""), s, records)
 	}
 	// Nodes joining in parallel each get the routes to the nodes recorded when their own
 	// network step runs; once every node of this apply is recorded, every node of the
@@ -637,6 +688,7 @@ func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
 		diff("spec.apiServer.certSANs", strings.Join(have.GetApiServerCertSans(), ","), strings.Join(want.GetApiServerCertSans(), ",")),
 		diff("spec.kubelet.extraArgs", flagList(have.GetKubeletExtraArgs()), flagList(want.GetKubeletExtraArgs())),
 		diff("spec.patches", patchList(have.GetPatches()), patchList(want.GetPatches())),
+		diff("spec.loadBalancer", lbString(have.GetLoadBalancer()), lbString(want.GetLoadBalancer())),
 	} {
 		if err != nil {
 			return err
@@ -656,6 +708,15 @@ func flagList(m map[string]string) string {
 }
 
 // patchList writes kubeadm patches as the document's settings compare.
+// lbString is a load balancer's settings as a person reads them, defaults filled.
+func lbString(c *taskv1.LoadBalancerSettings) string {
+	s := lbOf(&taskv1.ClusterSpec{LoadBalancer: c})
+	if s.Type != lbconf.VIP {
+		return s.Type + " " + s.Endpoint()
+	}
+	return fmt.Sprintf("vip %s interface %q virtualRouterId %d", s.Endpoint(), s.Interface, s.RouterID)
+}
+
 func patchList(ps []*taskv1.KubeadmPatch) string {
 	var out []string
 	for _, p := range ps {
