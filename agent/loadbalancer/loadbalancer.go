@@ -48,7 +48,9 @@ func configPath(svc string) string {
 }
 
 // backupPath is where the file a package shipped is kept while Deckhand's is in place.
-func backupPath(svc string) string { return filepath.Join(stateDir, filepath.Base(configPath(svc))+".orig") }
+func backupPath(svc string) string {
+	return filepath.Join(stateDir, filepath.Base(configPath(svc))+".orig")
+}
 
 // Run configures the load balancer: outputs "endpoint" and "backends".
 func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
