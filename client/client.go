@@ -230,7 +230,7 @@ func (c *Client) Current() string {
 // Nodes is the node service.
 func (c *Client) Nodes() apiv1.NodeServiceClient { return apiv1.NewNodeServiceClient(c) }
 
-// Workflows is the workflow service (see also CreateWorkflow and WatchWorkflow).
+// Workflows is the workflow service (see also CreateWorkflow and Watch).
 func (c *Client) Workflows() apiv1.WorkflowServiceClient { return apiv1.NewWorkflowServiceClient(c) }
 
 // Tasks is the task service.

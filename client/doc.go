@@ -17,6 +17,7 @@
 //     member; SaveEndpoints writes the list back into the file (atomically, mode 0600)
 //     when it changed.
 //
-// The workflow helpers (CreateWorkflow, WatchWorkflow, WorkflowLogs) follow a workflow
-// across controller failovers.
+// The workflow helpers (CreateWorkflow, Watch, WatchWorkflow, WorkflowLogs) follow a
+// workflow across controller failovers; Watch delivers its states, step changes and task
+// events (log lines, progress) each once, however many streams it took.
 package client

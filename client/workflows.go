@@ -3,13 +3,16 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/internal/backoff"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -31,6 +34,10 @@ func (c *Client) CreateWorkflow(ctx context.Context, spec *apiv1.WorkflowSpec) (
 // lower-case letters and digits.
 func NewWorkflowID() string { return "wf-" + strings.ToLower(rand.Text()[:12]) }
 
+// ErrWatchLost is wrapped in the error of Watch (and WatchWorkflow) when no controller
+// answered for Options.RetryFor: the watch gave up, the workflow itself goes on.
+var ErrWatchLost = errors.New("lost the controllers")
+
 // errWatchEnded: the stream closed (its controller stopped) before the workflow ended.
 var errWatchEnded = errors.New("the watch ended before the workflow did")
 
@@ -43,71 +50,160 @@ func Done(wf *apiv1.Workflow) bool {
 	return false
 }
 
+// WatchHandlers receive what Watch sees. Any of them may be nil; they are called one at a
+// time, on the goroutine that called Watch, in the order the controller sent what they
+// are given.
+type WatchHandlers struct {
+	// Workflow is called with each new state of the workflow. A state equal to the last
+	// one delivered (a new stream after a failover starts with the current state) is not
+	// delivered again.
+	Workflow func(wf *apiv1.Workflow)
+	// Step is called, after Workflow, with each step as first seen and again each time
+	// its state or attempt changes.
+	Step func(wf *apiv1.Workflow, step *apiv1.Step)
+	// Event is called with each event of the workflow's tasks (log lines, progress, task
+	// states), each exactly once: a stream starts with every event recorded so far, so
+	// after a failover the events already delivered are skipped and those recorded while
+	// no stream was open come first, in time order; then new events as they are recorded.
+	Event func(ev *taskv1.TaskEvent)
+	// Reconnect is called when a stream that delivered something broke and the watch goes
+	// on with a new one (on another controller when that one is gone), with why it broke.
+	Reconnect func(err error)
+}
+
 // WatchWorkflow follows workflow id until it ends and returns its last state (look at
 // its State and Error: a failed workflow is not an error of the watch). onStep, when not
 // nil, is called with each step as first seen and again each time its state or attempt
-// changes. When the controller serving the watch goes away, the watch continues on
-// another; it fails when no controller answered for Options.RetryFor, or ctx ends.
+// changes. It is Watch with only WatchHandlers.Step.
 func (c *Client) WatchWorkflow(ctx context.Context, id string, onStep func(wf *apiv1.Workflow, step *apiv1.Step)) (*apiv1.Workflow, error) {
-	seen := map[string]string{}
-	var last *apiv1.Workflow
+	return c.Watch(ctx, id, WatchHandlers{Step: onStep})
+}
+
+// Watch follows workflow id until it ends, calling h's handlers with its states, step
+// changes and task events, and returns its last state (look at its State and Error: a
+// failed workflow is not an error of the watch). When the controller serving the watch
+// goes away, the watch continues on another without repeating or losing anything (see
+// WatchHandlers). It fails when the controllers refuse it (the workflow does not exist:
+// codes.NotFound), when no controller answered for Options.RetryFor (the error wraps
+// ErrWatchLost), or when ctx ends; it then returns the last state seen too.
+func (c *Client) Watch(ctx context.Context, id string, h WatchHandlers) (*apiv1.Workflow, error) {
+	w := &watcher{h: h, steps: map[string]string{}}
+	if h.Event != nil {
+		w.delivered = map[eventKey]int{}
+	}
 	lastHeard := c.now()
 	for attempt := 0; ; attempt++ {
-		wf, err := c.watchOnce(ctx, id, func(wf *apiv1.Workflow) {
-			last, lastHeard, attempt = wf, c.now(), 0
-			for _, s := range wf.GetSteps() {
-				key := fmt.Sprintf("%s/%d", s.GetState(), s.GetAttempts())
-				if seen[s.GetName()] != key {
-					seen[s.GetName()] = key
-					if onStep != nil {
-						onStep(wf, s)
-					}
-				}
-			}
-		})
-		if wf != nil && Done(wf) {
-			return wf, nil
+		heard, err := c.watchOnce(ctx, id, w)
+		if heard {
+			lastHeard, attempt = c.now(), 0
+		}
+		if Done(w.last) {
+			return w.last, nil
 		}
 		if err == nil {
 			err = errWatchEnded
 		}
 		if ctx.Err() != nil {
-			return last, ctx.Err()
+			return w.last, ctx.Err()
 		}
-		code := status.Code(err)
 		var ue *UnreachableError
-		again := code == codes.Unavailable || code == codes.Canceled || code == codes.Aborted || code == codes.Internal || errors.As(err, &ue) || errors.Is(err, errWatchEnded)
-		if !again || c.now().Sub(lastHeard) > c.retryFor {
-			return last, fmt.Errorf("watch workflow %s: %w", id, err)
+		switch status.Code(err) {
+		case codes.Unavailable, codes.Canceled, codes.Aborted, codes.Internal, codes.DeadlineExceeded:
+		default:
+			if !errors.As(err, &ue) && !errors.Is(err, errWatchEnded) {
+				return w.last, fmt.Errorf("watch workflow %s: %w", id, err)
+			}
+		}
+		if c.now().Sub(lastHeard) > c.retryFor {
+			return w.last, fmt.Errorf("watch workflow %s: %w for %v: %w", id, ErrWatchLost, c.retryFor.Round(time.Millisecond), err)
+		}
+		if heard && h.Reconnect != nil {
+			h.Reconnect(err)
 		}
 		if !backoff.Sleep(ctx, retryBackoff(attempt)) {
-			return last, ctx.Err()
+			return w.last, ctx.Err()
 		}
 	}
 }
 
-// watchOnce follows the workflow on one stream; it returns the last state seen.
-func (c *Client) watchOnce(ctx context.Context, id string, update func(*apiv1.Workflow)) (*apiv1.Workflow, error) {
+// eventKey identifies a task event by its content (task ID, time and what happened).
+type eventKey [sha256.Size]byte
+
+// watcher is the state of one Watch across its streams.
+type watcher struct {
+	h     WatchHandlers
+	last  *apiv1.Workflow   // the last state delivered
+	steps map[string]string // step name → "state/attempts" delivered
+	// delivered counts the events delivered by content. Each stream sends every recorded
+	// event once, so the n-th copy of an event on a stream is new when fewer than n
+	// were delivered: an event recorded twice is delivered twice, a replayed one once.
+	delivered map[eventKey]int
+	onStream  map[eventKey]int // copies seen on the current stream
+}
+
+func (w *watcher) workflow(wf *apiv1.Workflow) {
+	if proto.Equal(wf, w.last) {
+		return
+	}
+	w.last = wf
+	if w.h.Workflow != nil {
+		w.h.Workflow(wf)
+	}
+	for _, s := range wf.GetSteps() {
+		key := fmt.Sprintf("%s/%d", s.GetState(), s.GetAttempts())
+		if w.steps[s.GetName()] != key {
+			w.steps[s.GetName()] = key
+			if w.h.Step != nil {
+				w.h.Step(wf, s)
+			}
+		}
+	}
+}
+
+func (w *watcher) event(ev *taskv1.TaskEvent) {
+	if w.h.Event == nil {
+		return
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil { // it was just unmarshalled; deliver rather than lose it
+		w.h.Event(ev)
+		return
+	}
+	k := eventKey(sha256.Sum256(b))
+	w.onStream[k]++
+	if w.onStream[k] <= w.delivered[k] {
+		return
+	}
+	w.delivered[k]++
+	w.h.Event(ev)
+}
+
+// watchOnce follows the workflow on one stream until it ends, the stream breaks or ctx
+// ends; heard says whether the stream delivered anything.
+func (c *Client) watchOnce(ctx context.Context, id string, w *watcher) (heard bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.Workflows().WatchWorkflow(ctx, &apiv1.WatchWorkflowRequest{Id: id})
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	var last *apiv1.Workflow
+	w.onStream = map[eventKey]int{}
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {
-			return last, nil
+			return heard, nil
 		}
 		if err != nil {
-			return last, err
+			return heard, err
 		}
-		if wf := msg.GetWorkflow(); wf != nil {
-			last = wf
-			update(wf)
-			if Done(wf) {
-				return wf, nil
+		heard = true
+		switch u := msg.GetUpdate().(type) {
+		case *apiv1.WatchWorkflowResponse_Event:
+			w.event(u.Event)
+		case *apiv1.WatchWorkflowResponse_Workflow:
+			w.workflow(u.Workflow)
+			if Done(u.Workflow) {
+				return true, nil
 			}
 		}
 	}

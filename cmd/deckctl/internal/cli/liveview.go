@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deckhandhq/deckhand/client"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -42,7 +43,7 @@ func (v *liveView) update(wf *apiv1.Workflow) {
 	first := v.wf == nil
 	v.wf = wf
 	if v.tty {
-		v.draw(terminalWF(wf.GetState()))
+		v.draw(client.Done(wf))
 		return
 	}
 	if first {

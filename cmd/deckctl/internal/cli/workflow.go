@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -457,18 +456,19 @@ func roleName(r taskv1.NodeRole) string {
 }
 
 // runWorkflow creates a workflow and shows it until it ends (or prints its ID with
-// --detach). The workflow's ID is chosen here, so a create whose controller dies before
-// answering is sent again to another one and cannot start a second workflow.
+// --detach). The workflow's ID is chosen by the client, so a create whose controller dies
+// before answering is sent again to another one and cannot start a second workflow.
 func (o *options) runWorkflow(spec *apiv1.WorkflowSpec, f wfFlags) error {
-	var wf *apiv1.Workflow
-	id := client.NewWorkflowID()
-	err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
-		resp, err := apiv1.NewWorkflowServiceClient(cc).CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: spec, Id: id})
-		wf = resp.GetWorkflow()
-		return err
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	c, err := o.dial(ctx)
 	if err != nil {
 		return err
+	}
+	defer c.Close()
+	wf, err := c.CreateWorkflow(ctx, spec)
+	if err != nil {
+		return describe(err)
 	}
 	if f.detach {
 		if done, err := o.printStructured(wf); done {
@@ -484,120 +484,73 @@ func (o *options) runWorkflow(spec *apiv1.WorkflowSpec, f wfFlags) error {
 		fmt.Fprintf(o.out, "workflow %s: nothing to do, the cluster already matches\n", wf.GetId())
 		return nil
 	}
-	return o.watchWorkflow(wf.GetId())
+	return o.showWorkflow(c, wf.GetId())
+}
+
+// dialWatch connects (within --timeout) for a watch.
+func (o *options) dialWatch() (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	return o.dial(ctx)
 }
 
 // watchWorkflow shows a workflow live until it ends, following it across controller
 // failovers, then prints the outcome. A failed workflow is an error (exit 1).
 func (o *options) watchWorkflow(id string) error {
-	v := newLiveView(o.errOut, id)
-	var last *apiv1.Workflow
-	deadline := time.Now().Add(o.timeout)
-	for {
-		wf, err := o.watchOnce(id, v)
-		if wf != nil {
-			last = wf
-			deadline = time.Now().Add(o.timeout)
-		}
-		if last != nil && terminalWF(last.GetState()) {
-			break
-		}
-		if err != nil && !retryable(err) {
-			v.close()
-			return describe(err)
-		}
-		if time.Now().After(deadline) {
-			v.close()
-			return fmt.Errorf("lost the controllers for %v while watching %s: %v (the workflow keeps running; deckctl workflow watch %s)", o.timeout, id, err, id)
-		}
-		v.note("reconnecting to a controller…")
-		time.Sleep(200 * time.Millisecond)
+	c, err := o.dialWatch()
+	if err != nil {
+		return err
 	}
+	defer c.Close()
+	return o.showWorkflow(c, id)
+}
+
+func (o *options) showWorkflow(c *client.Client, id string) error {
+	v := newLiveView(o.errOut, id)
+	last, err := c.Watch(context.Background(), id, client.WatchHandlers{
+		Workflow:  v.update,
+		Event:     v.event,
+		Reconnect: func(error) { v.note("reconnecting to a controller…") },
+	})
 	v.close()
+	if err != nil {
+		return watchError(id, err)
+	}
 	if done, err := o.printStructured(last); done {
 		return err
 	}
 	return outcome(o.out, last)
 }
 
-func terminalWF(s apiv1.WorkflowState) bool {
-	switch s {
-	case apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED, apiv1.WorkflowState_WORKFLOW_STATE_FAILED, apiv1.WorkflowState_WORKFLOW_STATE_CANCELLED:
-		return true
+// watchError is why a watch of workflow id failed, as one readable line.
+func watchError(id string, err error) error {
+	if errors.Is(err, client.ErrWatchLost) {
+		return fmt.Errorf("%v (the workflow keeps running; deckctl workflow watch %s)", err, id)
 	}
-	return false
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return describe(se.GRPCStatus().Err())
+	}
+	return err
 }
 
-func retryable(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.Canceled, codes.Internal:
-		return true
-	}
-	var ne interface{ Timeout() bool }
-	return errors.As(err, &ne) || strings.Contains(err.Error(), "no controller answered")
-}
-
-// watchOnce follows the workflow on one connection; it returns the last state seen.
-func (o *options) watchOnce(id string, v *liveView) (*apiv1.Workflow, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
-	cc, err := o.dial(dctx)
-	dcancel()
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	stream, err := apiv1.NewWorkflowServiceClient(cc).WatchWorkflow(ctx, &apiv1.WatchWorkflowRequest{Id: id})
-	if err != nil {
-		return nil, err
-	}
-	var last *apiv1.Workflow
-	for {
-		msg, err := stream.Recv()
-		if err == io.EOF {
-			return last, nil
-		}
-		if err != nil {
-			return last, err
-		}
-		if ev := msg.GetEvent(); ev != nil {
-			v.event(ev)
-		}
-		if wf := msg.GetWorkflow(); wf != nil {
-			last = wf
-			v.update(wf)
-		}
-	}
-}
-
-// followLogs prints a workflow's log lines as they come, until it ends.
+// followLogs prints a workflow's log lines as they come, until it ends, following it
+// across controller failovers.
 func (o *options) followLogs(id, node string) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
-	cc, err := o.dial(dctx)
-	dcancel()
+	c, err := o.dialWatch()
 	if err != nil {
 		return err
 	}
-	defer cc.Close()
-	stream, err := apiv1.NewWorkflowServiceClient(cc).WatchWorkflow(ctx, &apiv1.WatchWorkflowRequest{Id: id})
-	if err != nil {
-		return describe(err)
-	}
-	for {
-		msg, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return describe(err)
-		}
-		if ev := msg.GetEvent(); ev != nil && (node == "" || strings.HasPrefix(ev.GetTaskId(), id+"."+node+".")) {
+	defer c.Close()
+	_, err = c.Watch(context.Background(), id, client.WatchHandlers{Event: func(ev *taskv1.TaskEvent) {
+		if node == "" || strings.HasPrefix(ev.GetTaskId(), id+"."+node+".") {
 			printStepEvent(o.out, id, ev)
 		}
+	}})
+	if err != nil {
+		return watchError(id, err)
 	}
+	return nil
 }
 
 // stepOf turns a workflow task ID (WF.NODE.WHAT.N) into "NODE/WHAT".

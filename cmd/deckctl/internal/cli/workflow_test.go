@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -615,4 +616,148 @@ func TestEtcdControllersRunAJoinThroughAFailover(t *testing.T) {
 	}
 	l.joinedOnce(t, "node-2")
 	l.noMintedTokens(t)
+}
+
+// syncBuffer is a bytes.Buffer a running deckctl writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is a deckctl command running in the background.
+type running struct {
+	args        []string
+	out, errOut syncBuffer
+	done        chan error
+}
+
+// start runs deckctl with args in the background, talking to controller addr only: it
+// learns the others from it, as a user's DECKHAND_CONTROLLER naming one controller does.
+func (l *lab) start(addr string, args ...string) *running {
+	r := &running{args: args, done: make(chan error, 1)}
+	root := cli.NewRoot(&r.out, &r.errOut)
+	root.SetArgs(append([]string{"--config", l.AdminConfig(), "--controller", addr, "--timeout", "20s"}, args...))
+	go func() { r.done <- root.Execute() }()
+	return r
+}
+
+// wait waits for the command to end and fails the test when it failed.
+func (r *running) wait(t *testing.T, l *lab) (string, string) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("deckctl %s: %v\nstdout:\n%s\nstderr:\n%s\n%s", strings.Join(r.args, " "), err, r.out.String(), r.errOut.String(), l.describeLatest())
+		}
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("deckctl %s did not finish in 4m\nstdout:\n%s\nstderr:\n%s\n%s", strings.Join(r.args, " "), r.out.String(), r.errOut.String(), l.describeLatest())
+	}
+	return r.out.String(), r.errOut.String()
+}
+
+// lineCounts counts the lines of out.
+func lineCounts(out string) map[string]int {
+	n := map[string]int{}
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		n[line]++
+	}
+	return n
+}
+
+// deckctl join's live view and deckctl logs -f follow a join to its end when the controller
+// they are connected to is killed in the middle of it: they go on through another
+// controller, and logs -f prints what was logged after the kill, each line once.
+// Before, the live view could not reach another controller and logs -f ended with the
+// dead controller's error.
+func TestLiveViewAndLogsFollowSurviveTheirControllerDying(t *testing.T) {
+	l := newLab(t, "node-1", "node-2")
+	l.mustDeckctl(t, "apply", "-f", l.doc(t, 2, []string{"node-1"}))
+	root := l.Agents["node-2"].Root
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/deckhand-sim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// kubeadm join waits before it joins; what it prints comes when it exits, after the kill
+	// (which takes 5 s: the controller waits that long for its open streams).
+	if err := os.WriteFile(filepath.Join(root, "var/lib/deckhand-sim/kubeadm-join-delay"), []byte("10s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The victim is neither the leader nor node-2's agent's controller: this test is about
+	// the watch (TestApplySurvivesLeaderFailover kills a leader).
+	leader, victim := l.WaitLeader(), -1
+	for i, ctl := range l.Controllers {
+		if i != leader && ctl.ID() != l.Agents["node-2"].Connected() {
+			victim = i
+			break
+		}
+	}
+	addr := l.Controllers[victim].Addr
+
+	join := l.start(addr, "join", "node-2")
+	var id string
+	testcluster.WaitFor(t, time.Minute, func() error {
+		if m := regexp.MustCompile(`workflow (wf-[a-z0-9]+): join node-2`).FindStringSubmatch(join.errOut.String()); m != nil {
+			id = m[1]
+			return nil
+		}
+		return fmt.Errorf("no workflow in the live view yet:\n%s", join.errOut.String())
+	})
+	logs := l.start(addr, "logs", "-f", id)
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		if out := logs.out.String(); !regexp.MustCompile(`node-2/join .* kubeadm_join task started`).MatchString(out) {
+			return fmt.Errorf("logs -f has not shown the join starting yet:\n%s", out)
+		}
+		if !testcluster.Exists(root, "etc/kubernetes/deckhand/kubeadm-join.yaml") {
+			return fmt.Errorf("kubeadm join has not started")
+		}
+		return nil
+	})
+	l.Kill(victim)
+	if simrecords.Count(l.records(t), "kubeadm-join", "node-2") != 0 {
+		t.Fatal("kubeadm join finished before the kill: make its delay longer")
+	}
+
+	out, errOut := join.wait(t, l)
+	if !strings.Contains(out, "workflow "+id+" (join node-2) succeeded") {
+		t.Fatalf("the live view after the kill:\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+	if !strings.Contains(errOut, "reconnecting to a controller") || len(regexp.MustCompile(`node-2/join +succeeded`).FindAllString(errOut, -1)) != 1 {
+		t.Fatalf("the live view should say it reconnected and show the join succeeding once:\n%s", errOut)
+	}
+	followed, _ := logs.wait(t, l)
+	all, _, err := l.deckctl("logs", id)
+	if err != nil {
+		t.Fatalf("deckctl logs: %v", err)
+	}
+	if !strings.Contains(followed, "This node has joined the cluster") {
+		t.Fatalf("logs -f lost what kubeadm join printed after the kill:\n%s\ndeckctl logs:\n%s\nlive view:\n%s", followed, all, errOut)
+	}
+	// Every line once: what logs -f printed is what deckctl logs prints now, and all of
+	// kubeadm join's lines.
+	want, got := lineCounts(all), lineCounts(followed)
+	for line, n := range got {
+		if n > want[line] {
+			t.Errorf("logs -f printed %q %d times, deckctl logs %d", line, n, want[line])
+		}
+	}
+	for line, n := range want {
+		if strings.HasPrefix(line, "node-2/join ") && got[line] != n {
+			t.Errorf("logs -f printed %q %d times, deckctl logs %d", line, got[line], n)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("logs -f:\n%s\ndeckctl logs:\n%s", followed, all)
+	}
+	l.joinedOnce(t, "node-2")
 }
