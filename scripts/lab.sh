@@ -41,12 +41,23 @@ if [ "$sim" != 1 ]; then
   [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || missing+=(containernetworking-plugins)
   [ -x /usr/sbin/xtables-nft-multi ] || missing+=(iptables)
   command -v nsenter >/dev/null && command -v unshare >/dev/null || missing+=(util-linux)
+  # The load balancer's packages: the hosts see the machine's /usr, so Deckhand's
+  # load_balancer task finds them installed there.
+  [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  [ -x /usr/sbin/keepalived ] || missing+=(keepalived)
   if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null; then
       echo "lab: installing what the real lab needs: ${missing[*]} (apt-get)"
+      # No package may start its daemon on this machine: a refusing policy-rc.d for the
+      # install when there is none.
+      policy=
+      if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
+      fi
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
-        { echo "lab: could not install ${missing[*]}: run: apt-get update && apt-get install -y ${missing[*]}" >&2; exit 1; }
+        { [ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d; echo "lab: could not install ${missing[*]}: run: apt-get update && apt-get install -y ${missing[*]}" >&2; exit 1; }
+      [ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d
     else
       echo "lab: the real lab needs ${missing[*]}: install them with your package manager, or DECKHAND_LAB_SIM=1 make lab" >&2
       exit 1
@@ -151,12 +162,6 @@ if [ "$sim" = 1 ]; then
 else
   bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --kit "$kit" --kubernetes-version "$version" --ready-file "$state/labserve.ready"
   wait_for 60 test -f "$state/labserve.ready"
-  # The control-plane endpoint: a plain TCP balancer on the bridge address over every host's
-  # API server port (a host without one refuses at once and is skipped), so control planes can
-  # join and leave.
-  backends=$(for h in node-1 node-2 node-3 node-4; do printf '%s:6443,' "${addr[$h]}"; done)
-  bg lb "$state/lb.log" "$state/bin/labnode" lb --listen "$net.1:6443" --backends "${backends%,}" --ready-file "$state/lb.ready"
-  wait_for 10 test -f "$state/lb.ready"
   echo "lab: pushing the kit's images to the lab registry $serve"
   "$state/bin/k8skit" -kit "$kit" -registry "$serve" -kubernetes-version "$version" \
     -add "deckhand-probe:v1=$state/bin/probe" >"$state/images.txt"

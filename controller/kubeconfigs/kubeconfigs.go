@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -92,12 +94,30 @@ func SignSpec(req Request) *taskv1.TaskSpec {
 }
 
 // Server is the API server a kubeconfig names: the cluster's controlPlaneEndpoint, else
-// the one the signing control plane's admin.conf names.
-func Server(spec *taskv1.ClusterSpec, signer string) string {
+// the one the signing control plane's admin.conf names. A cluster whose endpoint is a local
+// proxy on each node (load balancer type local, 127.0.0.1) is reached at the signing
+// control plane's own API server, signerAddr:6443, from anywhere else.
+func Server(spec *taskv1.ClusterSpec, signer, signerAddr string) string {
+	if lb := spec.GetLoadBalancer(); lb.GetType() == lbconf.Local {
+		if a, err := netip.ParseAddr(signerAddr); err == nil {
+			return "https://" + netip.AddrPortFrom(a, lbconf.APIServerPort).String()
+		}
+		return signer
+	}
 	if ep := spec.GetControlPlaneEndpoint(); ep != "" {
 		return "https://" + ep
 	}
 	return signer
+}
+
+// signerAddress is node's address in the recorded cluster.
+func signerAddress(cl *apiv1.Cluster, node string) string {
+	for _, n := range cl.GetNodes() {
+		if n.GetName() == node {
+			return n.GetAddress()
+		}
+	}
+	return ""
 }
 
 // ClusterName is the cluster's name, kubeadm's default when none was given.
@@ -172,7 +192,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (*Kubeconfig, error) {
 		return nil, &TaskFailedError{TaskID: id, Node: node, State: rec.GetState(), Err: rec.GetResult().GetError()}
 	}
 	out := rec.GetResult().GetOutputs()
-	kc := &Kubeconfig{CertificatePEM: out["certificate"], CAPEM: out["ca"], Server: Server(cl.GetSpec(), out["server"]),
+	kc := &Kubeconfig{CertificatePEM: out["certificate"], CAPEM: out["ca"], Server: Server(cl.GetSpec(), out["server"], signerAddress(cl, node)),
 		ClusterName: ClusterName(cl.GetSpec()), TaskID: id, Node: node}
 	kc.Expires, _ = time.Parse(time.RFC3339, out["expires"])
 	if kc.CertificatePEM == "" || kc.CAPEM == "" || kc.Server == "" {

@@ -43,8 +43,12 @@ func TestServerAndClusterName(t *testing.T) {
 		{&taskv1.ClusterSpec{ControlPlaneEndpoint: "[fd00::1]:6443"}, "https://10.0.0.1:6443", "https://[fd00::1]:6443"},
 		{&taskv1.ClusterSpec{}, "https://10.0.0.1:6443", "https://10.0.0.1:6443"},
 		{nil, "", ""},
+		// A VIP is the endpoint; a local proxy on 127.0.0.1 is no address for anyone else:
+		// the signing control plane's own API server is.
+		{&taskv1.ClusterSpec{ControlPlaneEndpoint: "10.0.0.100:8443", LoadBalancer: &taskv1.LoadBalancerSettings{Type: "vip", Address: "10.0.0.100"}}, "https://10.0.0.100:8443", "https://10.0.0.100:8443"},
+		{&taskv1.ClusterSpec{ControlPlaneEndpoint: "127.0.0.1:7443", LoadBalancer: &taskv1.LoadBalancerSettings{Type: "local"}}, "https://127.0.0.1:7443", "https://10.0.0.7:6443"},
 	} {
-		if got := kubeconfigs.Server(c.spec, c.signer); got != c.want {
+		if got := kubeconfigs.Server(c.spec, c.signer, "10.0.0.7"); got != c.want {
 			t.Errorf("Server(%v, %q) = %q, want %q", c.spec, c.signer, got, c.want)
 		}
 	}

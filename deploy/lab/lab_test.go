@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -167,6 +168,115 @@ func (l *realLab) hostPIDs(node, comm string, args ...string) []int {
 		return nil
 	})
 	return pids
+}
+
+// vip is the lab's virtual IP (deploy/lab/cluster.yaml's loadBalancer.address) and the
+// port its load balancer listens on.
+func (l *realLab) vip() string { return l.net + ".100" }
+
+// apiOnVIP asks the API server's /readyz through the virtual IP, as a client of the
+// cluster's endpoint does (anonymous, which kubeadm's clusters allow for /readyz).
+func (l *realLab) apiOnVIP() error {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	resp, err := c.Get("https://" + l.vip() + ":8443/readyz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz through the VIP: %s", resp.Status)
+	}
+	return nil
+}
+
+// vipHolder is the control plane holding the virtual IP ("" when none does).
+func (l *realLab) vipHolder(nodes []string) string {
+	for _, n := range nodes {
+		if out, err := l.onHost(n, "ip", "-4", "-o", "addr", "show"); err == nil && strings.Contains(out, " "+l.vip()+"/32 ") {
+			return n
+		}
+	}
+	return ""
+}
+
+// virtualIPFailover checks Deckhand's load balancer with three control planes (node-1,
+// node-2, node-4) and a worker (node-3): every control plane's haproxy forwards to all three
+// API servers (node-4's join updated the others); with the API server and kubelet of the
+// node holding the VIP SIGKILLed, the API answers on the VIP again within seconds; with that
+// node's link down, the VIP moves to another control plane; node-3 stays Ready.
+func (l *realLab) virtualIPFailover() {
+	t := l.t
+	cps := []string{"node-1", "node-2", "node-4"}
+	for _, n := range cps {
+		cfg, err := l.onHost(n, "cat", "/etc/haproxy/haproxy.cfg")
+		if err != nil || len(regexp.MustCompile(`(?m)^    server api-\d `+regexp.QuoteMeta(l.net)+`\.2\d:6443$`).FindAllString(cfg, -1)) != 3 {
+			t.Fatalf("%s's haproxy does not forward to the three API servers (%v):\n%s", n, err, cfg)
+		}
+	}
+	if err := l.apiOnVIP(); err != nil {
+		t.Fatalf("the API through the VIP: %v", err)
+	}
+	holder := l.vipHolder(cps)
+	if holder == "" {
+		t.Fatalf("no control plane holds the VIP %s", l.vip())
+	}
+
+	// The API server and the kubelet of the holder die: haproxy there checks /livez every
+	// second and sends new connections to the other two.
+	var killed []int
+	for _, comm := range []string{"kubelet", "kube-apiserver"} {
+		killed = append(killed, l.hostPIDs(holder, comm)...)
+	}
+	if len(killed) != 2 {
+		t.Fatalf("%s's kubelet and API server: %v", holder, killed)
+	}
+	start := time.Now()
+	for _, pid := range killed {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	testcluster.WaitFor(t, time.Minute, func() error {
+		if len(l.hostPIDs(holder, "kube-apiserver")) > 0 && time.Since(start) < 2*time.Second {
+			return fmt.Errorf("the API server was not killed yet")
+		}
+		return l.apiOnVIP()
+	})
+	afterKill := time.Since(start)
+
+	// The holder's link goes down: VRRP moves the address to another control plane.
+	out, err := l.onHost(holder, "ip", "-4", "-o", "addr", "show", "to", l.vip()+"/32")
+	iface := strings.TrimSuffix(strings.Fields(out + " x x")[1], ":")
+	if err != nil || iface == "" || iface == "x" {
+		t.Fatalf("%s's interface with the VIP: %v %q", holder, err, out)
+	}
+	start = time.Now()
+	if out, err := l.onHost(holder, "ip", "link", "set", "dev", iface, "down"); err != nil {
+		t.Fatalf("link down on %s: %v %s", holder, err, out)
+	}
+	var moved string
+	testcluster.WaitFor(t, time.Minute, func() error {
+		if moved = l.vipHolder(slices.DeleteFunc(slices.Clone(cps), func(n string) bool { return n == holder })); moved == "" {
+			return fmt.Errorf("no other control plane holds the VIP yet")
+		}
+		return l.apiOnVIP()
+	})
+	afterLinkDown := time.Since(start)
+	if out, err := l.onHost(holder, "ip", "link", "set", "dev", iface, "up"); err != nil {
+		t.Fatalf("link up on %s: %v %s", holder, err, out)
+	}
+	t.Logf("VIP %s:8443 on %s: the API answered through it again %v after its API server and kubelet were SIGKILLed, and %v after its link went down (the VIP moved to %s)",
+		l.vip(), holder, afterKill.Round(10*time.Millisecond), afterLinkDown.Round(10*time.Millisecond), moved)
+	// The kubelet came back by its unit (Restart=always) and started the API server's static
+	// pod again; the worker never stopped being Ready.
+	testcluster.WaitFor(t, 3*time.Minute, func() error { return l.nodeReady(holder) })
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
+		if len(l.hostPIDs(holder, "kube-apiserver")) != 1 {
+			return fmt.Errorf("%s's API server is not running again", holder)
+		}
+		return nil
+	})
+	if err := l.nodeReady("node-3"); err != nil {
+		t.Fatalf("the worker after the failovers: %v", err)
+	}
 }
 
 func (l *realLab) nodeReady(name string) error {
@@ -659,6 +769,7 @@ func TestRealLab(t *testing.T) {
 	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-2 node-4]" {
 		t.Fatalf("etcd members with three control planes: %v", got)
 	}
+	l.virtualIPFailover()
 	l.resetControlPlane("node-4")
 	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-2]" {
 		t.Fatalf("etcd members after resetting the control plane node-4: %v, want node-1 and node-2", got)

@@ -24,10 +24,6 @@
 // stops a host from outside: SIGTERM to the holder, then SIGKILL to every process left in the
 // host's cgroups (containers included) and the host's cgroup trees removed, deepest first.
 //
-//	labnode lb --listen ADDR --backends A,B,C
-//
-// is the lab's control-plane endpoint, a plain TCP balancer.
-//
 // Invoked as `systemctl`, it is the shim that forwards its arguments to the manager.
 package main
 
@@ -68,8 +64,6 @@ func main() {
 		err = hostCmd(os.Args[2:])
 	case "down":
 		err = downCmd(os.Args[2:])
-	case "lb":
-		err = lbCmd(os.Args[2:])
 	case "systemctl":
 		os.Exit(svc.Call(svc.SocketPath, os.Args[2:], os.Stdout, os.Stderr))
 	default:
