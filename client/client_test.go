@@ -66,8 +66,9 @@ type fakeCluster struct {
 	members []string
 	ctl     map[string]*fakeController
 	config  string
-	// workflows, when set, is served by every controller.
+	// workflows and tasks, when set, are served by every controller.
 	workflows apiv1.WorkflowServiceServer
+	tasks     apiv1.TaskServiceServer
 }
 
 func newFakeCluster(t *testing.T) *fakeCluster {
@@ -119,6 +120,9 @@ func (fc *fakeCluster) serve(names ...string) {
 		apiv1.RegisterMemberServiceServer(f.srv, f)
 		if fc.workflows != nil {
 			apiv1.RegisterWorkflowServiceServer(f.srv, fc.workflows)
+		}
+		if fc.tasks != nil {
+			apiv1.RegisterTaskServiceServer(f.srv, fc.tasks)
 		}
 		go f.srv.Serve(f.ln)
 		f.ln = nil

@@ -89,39 +89,51 @@ func (c *Client) WatchWorkflow(ctx context.Context, id string, onStep func(wf *a
 func (c *Client) Watch(ctx context.Context, id string, h WatchHandlers) (*apiv1.Workflow, error) {
 	w := &watcher{h: h, steps: map[string]string{}}
 	if h.Event != nil {
-		w.delivered = map[eventKey]int{}
+		w.events = &eventDedup{delivered: map[eventKey]int{}}
 	}
+	err := c.follow(ctx, "watch workflow "+id, h.Reconnect, func(ctx context.Context) (bool, bool, error) {
+		heard, err := c.watchOnce(ctx, id, w)
+		return heard, Done(w.last), err
+	})
+	return w.last, err
+}
+
+// follow runs once (one stream) again until it says the thing followed ended (done),
+// on another controller when its controller went away: it fails when the controllers refuse
+// it, when no controller answered for Options.RetryFor (ErrWatchLost), or when ctx ends.
+// reconnect, when not nil, is told why a stream that delivered something broke.
+func (c *Client) follow(ctx context.Context, what string, reconnect func(error), once func(context.Context) (heard, done bool, err error)) error {
 	lastHeard := c.now()
 	for attempt := 0; ; attempt++ {
-		heard, err := c.watchOnce(ctx, id, w)
+		heard, done, err := once(ctx)
 		if heard {
 			lastHeard, attempt = c.now(), 0
 		}
-		if Done(w.last) {
-			return w.last, nil
+		if done {
+			return nil
 		}
 		if err == nil {
 			err = errWatchEnded
 		}
 		if ctx.Err() != nil {
-			return w.last, ctx.Err()
+			return ctx.Err()
 		}
 		var ue *UnreachableError
 		switch status.Code(err) {
 		case codes.Unavailable, codes.Canceled, codes.Aborted, codes.Internal, codes.DeadlineExceeded:
 		default:
 			if !errors.As(err, &ue) && !errors.Is(err, errWatchEnded) {
-				return w.last, fmt.Errorf("watch workflow %s: %w", id, err)
+				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
 		if c.now().Sub(lastHeard) > c.retryFor {
-			return w.last, fmt.Errorf("watch workflow %s: %w for %v: %w", id, ErrWatchLost, c.retryFor.Round(time.Millisecond), err)
+			return fmt.Errorf("%s: %w for %v: %w", what, ErrWatchLost, c.retryFor.Round(time.Millisecond), err)
 		}
-		if heard && h.Reconnect != nil {
-			h.Reconnect(err)
+		if heard && reconnect != nil {
+			reconnect(err)
 		}
 		if !backoff.Sleep(ctx, retryBackoff(attempt)) {
-			return w.last, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
@@ -131,14 +143,36 @@ type eventKey [sha256.Size]byte
 
 // watcher is the state of one Watch across its streams.
 type watcher struct {
-	h     WatchHandlers
-	last  *apiv1.Workflow   // the last state delivered
-	steps map[string]string // step name → "state/attempts" delivered
-	// delivered counts the events delivered by content. Each stream sends every recorded
-	// event once, so the n-th copy of an event on a stream is new when fewer than n
-	// were delivered: an event recorded twice is delivered twice, a replayed one once.
-	delivered map[eventKey]int
+	h      WatchHandlers
+	last   *apiv1.Workflow   // the last state delivered
+	steps  map[string]string // step name → "state/attempts" delivered
+	events *eventDedup       // nil without an Event handler
+}
+
+// eventDedup delivers each recorded event once across streams. Each stream sends every
+// recorded event once, so the n-th copy of an event on a stream is new when fewer than n
+// were delivered: an event recorded twice is delivered twice, a replayed one once.
+type eventDedup struct {
+	delivered map[eventKey]int // by content
 	onStream  map[eventKey]int // copies seen on the current stream
+}
+
+// newStream starts counting a stream's copies.
+func (d *eventDedup) newStream() { d.onStream = map[eventKey]int{} }
+
+// fresh says whether ev is to be delivered (and counts it as delivered).
+func (d *eventDedup) fresh(ev *taskv1.TaskEvent) bool {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil { // it was just unmarshalled; deliver rather than lose it
+		return true
+	}
+	k := eventKey(sha256.Sum256(b))
+	d.onStream[k]++
+	if d.onStream[k] <= d.delivered[k] {
+		return false
+	}
+	d.delivered[k]++
+	return true
 }
 
 func (w *watcher) workflow(wf *apiv1.Workflow) {
@@ -161,21 +195,9 @@ func (w *watcher) workflow(wf *apiv1.Workflow) {
 }
 
 func (w *watcher) event(ev *taskv1.TaskEvent) {
-	if w.h.Event == nil {
-		return
-	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
-	if err != nil { // it was just unmarshalled; deliver rather than lose it
+	if w.events != nil && w.events.fresh(ev) {
 		w.h.Event(ev)
-		return
 	}
-	k := eventKey(sha256.Sum256(b))
-	w.onStream[k]++
-	if w.onStream[k] <= w.delivered[k] {
-		return
-	}
-	w.delivered[k]++
-	w.h.Event(ev)
 }
 
 // watchOnce follows the workflow on one stream until it ends, the stream breaks or ctx
@@ -187,7 +209,9 @@ func (c *Client) watchOnce(ctx context.Context, id string, w *watcher) (heard bo
 	if err != nil {
 		return false, err
 	}
-	w.onStream = map[eventKey]int{}
+	if w.events != nil {
+		w.events.newStream()
+	}
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {

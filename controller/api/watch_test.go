@@ -215,3 +215,61 @@ func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
 		t.Fatalf("watch ended with %v", err)
 	}
 }
+
+// A workflow's last log lines reach its watchers before its final state, which ends the
+// stream: the events and the workflow come from two watches read in no particular order.
+func TestWatchWorkflowSendsEveryEventBeforeTheEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st := teststore.New(t)
+	reg := nodes.New(st, nil)
+	ts := tasks.New(st, reg, nil)
+	srv := &api.WorkflowServer{Workflows: workflows.New(st, reg, ts, nil), Store: st}
+	for round := range 10 {
+		id := fmt.Sprintf("wf-end-%d", round)
+		put := func(state storagev1.WorkflowRecordState) {
+			b, _ := proto.Marshal(&storagev1.WorkflowRecord{Id: id, State: state})
+			if _, err := st.Txn(ctx, store.Txn{Then: []store.Op{store.Put(workflows.Prefix+id, b)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING)
+		// A slow client: nothing is read while the lines and the end are written, so both
+		// watches have work waiting when the server next looks.
+		stream := &watchStream[apiv1.WatchWorkflowResponse]{ctx: ctx, got: make(chan *apiv1.WatchWorkflowResponse)}
+		done := make(chan error, 1)
+		go func() { done <- srv.WatchWorkflow(&apiv1.WatchWorkflowRequest{Id: id}, stream) }()
+		if m := <-stream.got; m.GetWorkflow().GetState() != apiv1.WorkflowState_WORKFLOW_STATE_RUNNING {
+			t.Fatalf("first message %v", m)
+		}
+		const lines = 100
+		for i := range lines {
+			ev := &taskv1.TaskEvent{TaskId: id + ".n1.join.1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: fmt.Sprint(i)}}}
+			if err := ts.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED)
+		var events int
+	read:
+		for {
+			select {
+			case m := <-stream.got:
+				if m.GetEvent() != nil {
+					events++
+				}
+				if m.GetWorkflow() != nil && events != lines {
+					t.Fatalf("round %d: the final state came after %d of the %d log lines", round, events, lines)
+				}
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				break read
+			}
+		}
+		if events != lines {
+			t.Fatalf("round %d: %d log lines, want %d", round, events, lines)
+		}
+	}
+}

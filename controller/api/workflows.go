@@ -156,22 +156,9 @@ func (s *WorkflowServer) WatchWorkflow(req *apiv1.WatchWorkflowRequest, stream a
 		// This replica skipped revisions (it installed a snapshot from the leader): send
 		// the events the watch missed (written once, so their ModRevision tells) and the
 		// workflow if it changed, then watch again.
-		kvs, rev, err := s.Store.List(ctx, workflows.EventsPrefix(id, ""))
+		rev, err := s.sendEventsAfter(ctx, stream, id, lastEv)
 		if err != nil {
-			return toStatus(err)
-		}
-		var missed []*taskv1.TaskEvent
-		for _, kv := range kvs {
-			var te taskv1.TaskEvent
-			if kv.ModRevision > lastEv && proto.Unmarshal(kv.Value, &te) == nil {
-				missed = append(missed, &te)
-			}
-		}
-		slices.SortStableFunc(missed, func(a, b *taskv1.TaskEvent) int { return a.GetTime().AsTime().Compare(b.GetTime().AsTime()) })
-		for _, te := range missed {
-			if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Event{Event: te}}); err != nil {
-				return err
-			}
+			return err
 		}
 		cur, err := s.Workflows.Get(ctx, id)
 		if err != nil {
@@ -188,6 +175,29 @@ func (s *WorkflowServer) WatchWorkflow(req *apiv1.WatchWorkflowRequest, stream a
 		}
 		evRev = rev
 	}
+}
+
+// sendEventsAfter sends the workflow's events written after revision rev, in time order
+// (each is written once, so its ModRevision tells); it returns the store revision it read.
+func (s *WorkflowServer) sendEventsAfter(ctx context.Context, stream apiv1.WorkflowService_WatchWorkflowServer, id string, rev int64) (int64, error) {
+	kvs, listRev, err := s.Store.List(ctx, workflows.EventsPrefix(id, ""))
+	if err != nil {
+		return 0, toStatus(err)
+	}
+	var missed []*taskv1.TaskEvent
+	for _, kv := range kvs {
+		var te taskv1.TaskEvent
+		if kv.ModRevision > rev && proto.Unmarshal(kv.Value, &te) == nil {
+			missed = append(missed, &te)
+		}
+	}
+	slices.SortStableFunc(missed, func(a, b *taskv1.TaskEvent) int { return a.GetTime().AsTime().Compare(b.GetTime().AsTime()) })
+	for _, te := range missed {
+		if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Event{Event: te}}); err != nil {
+			return 0, err
+		}
+	}
+	return listRev, nil
 }
 
 // watchWorkflow streams a workflow's events and changes after revision evRev until it ends
@@ -248,6 +258,14 @@ func (s *WorkflowServer) watchWorkflow(ctx context.Context, stream apiv1.Workflo
 				continue
 			}
 			*last = cur
+			if workflows.Terminal(cur.GetState()) {
+				// The stream ends with this state: the events written before it that the
+				// events' watch has not delivered yet go first (the two watches are read
+				// in no particular order).
+				if _, err := s.sendEventsAfter(ctx, stream, id, lastEv); err != nil {
+					return true, lastEv, err
+				}
+			}
 			if err := stream.Send(&apiv1.WatchWorkflowResponse{Update: &apiv1.WatchWorkflowResponse_Workflow{Workflow: cur}}); err != nil {
 				return true, lastEv, err
 			}

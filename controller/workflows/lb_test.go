@@ -213,3 +213,23 @@ func TestBackendsAreResolvedFromTheCluster(t *testing.T) {
 		t.Errorf("no control plane with an address: %v, want the step skipped", err)
 	}
 }
+
+// deckctl init --load-balancer vip: the same steps as a document's, the VIP as the endpoint
+// of the recorded cluster.
+func TestInitWithAVirtualIP(t *testing.T) {
+	p, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Address: "10.250.0.10",
+		Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", LoadBalancer: &taskv1.LoadBalancerSettings{Type: "vip", Address: "10.250.0.100"}}}}}, nil, enrolledSet("cp-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after(t, p, "cp-1/load-balancer", "cp-1/init")
+	in := p.step("cp-1/init").GetTask().GetKubeadmInit()
+	if in.GetCluster().GetControlPlaneEndpoint() != "10.250.0.100:8443" || !in.GetUploadCerts() {
+		t.Errorf("init: endpoint %q, upload certs %v: want the VIP, and the certificates uploaded for the next control planes", in.GetCluster().GetControlPlaneEndpoint(), in.GetUploadCerts())
+	}
+	_, err = build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Address: "10.250.0.10",
+		Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", ControlPlaneEndpoint: "lb:6443", LoadBalancer: &taskv1.LoadBalancerSettings{Type: "vip", Address: "10.250.0.100"}}}}}, nil, enrolledSet("cp-1"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "control_plane_endpoint") {
+		t.Errorf("an endpoint beside a VIP: %v, want a refusal naming control_plane_endpoint", err)
+	}
+}

@@ -405,9 +405,12 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 			return nil, fmt.Errorf("%w: a cluster already exists (first control plane %s): join nodes to it, or reset every node first", ErrWrongState, firstControlPlane(cl))
 		}
 		c := withNetworkDefaults(in.GetCluster())
-		if _, err := kubeadmconfig.ParseCluster(c); err != nil {
+		parsed, err := kubeadmconfig.ParseCluster(c)
+		if err != nil {
 			return nil, fmt.Errorf("%w: init.cluster.%v", ErrInvalid, err)
 		}
+		// A load balancer's address is the endpoint (kubeadm's, the cluster record's).
+		c.ControlPlaneEndpoint = parsed.ControlPlaneEndpoint
 		addr, err := p.address("init.address", in.GetNode(), in.GetAddress())
 		if err != nil {
 			return nil, err

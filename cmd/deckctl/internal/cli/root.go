@@ -71,7 +71,9 @@ func defaultConfigPath() string { return client.DefaultConfigFile() }
 // credentials, and fails over between controllers from then on. When the controllers'
 // addresses changed, it writes the new list into the credential file.
 func (o *options) dial(ctx context.Context) (*client.Client, error) {
-	c, err := client.New(ctx, client.Options{ConfigFile: o.config, Controllers: strings.Split(o.controllers, ",")})
+	// --timeout is how long deckctl waits for a controller: calls and watches go on with
+	// another controller for as long when theirs went away.
+	c, err := client.New(ctx, client.Options{ConfigFile: o.config, Controllers: strings.Split(o.controllers, ","), RetryFor: o.timeout})
 	if err != nil {
 		var ue *client.UnreachableError
 		if errors.As(err, &ue) {

@@ -342,26 +342,12 @@ func (o *options) follow(id string) (*apiv1.TaskRecord, error) {
 		return nil, err
 	}
 	defer cc.Close()
-	stream, err := apiv1.NewTaskServiceClient(cc).WatchTask(ctx, &apiv1.WatchTaskRequest{Id: id})
+	fmt.Fprintf(o.errOut, "task %s\n", id)
+	// Through another controller when this one goes away, each log line once.
+	last, err := cc.WatchTask(ctx, id, func(ev *taskv1.TaskEvent) { printEvent(o.errOut, ev) },
+		func(error) { fmt.Fprintln(o.errOut, "reconnecting to a controller…") })
 	if err != nil {
 		return nil, describe(err)
-	}
-	fmt.Fprintf(o.errOut, "task %s\n", id)
-	var last *apiv1.TaskRecord
-	for {
-		msg, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, describe(err)
-		}
-		if ev := msg.GetEvent(); ev != nil {
-			printEvent(o.errOut, ev)
-		}
-		if rec := msg.GetTask(); rec != nil {
-			last = rec
-		}
 	}
 	if last == nil {
 		return nil, fmt.Errorf("task %s: the stream ended without a state", id)

@@ -40,6 +40,7 @@ func newInitCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var tf taskFlags
 	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode, networkProvider, address string
+	var lb taskv1.LoadBalancerSettings
 	var conntrackMaxPerCore int32
 	var certSANs []string
 	var nf nodeFlags
@@ -62,6 +63,9 @@ func newInitCmd(o *options) *cobra.Command {
 			cluster := &taskv1.ClusterSpec{KubernetesVersion: tf.kubernetesVersion, ControlPlaneEndpoint: endpoint, PodSubnet: podSubnet,
 				ServiceSubnet: serviceSubnet, Registry: tf.registry(), ClusterName: clusterName, CgroupDriver: tf.cgroupDriver,
 				NetworkProvider: networkProvider, ApiServerCertSans: certSANs}
+			if lb.Type != "" || lb.Address != "" || lb.Port != 0 || lb.Interface != "" || lb.VirtualRouterId != 0 {
+				cluster.LoadBalancer = &lb
+			}
 			if conntrack := cmd.Flags().Changed("conntrack-max-per-core"); proxyMode != "" || conntrack {
 				cluster.KubeProxy = &taskv1.KubeProxySettings{Mode: proxyMode}
 				if conntrack {
@@ -84,7 +88,12 @@ func newInitCmd(o *options) *cobra.Command {
 	fl.StringVar(&address, "address", "", addressHelp)
 	nf.add(fl)
 	fl.StringSliceVar(&certSANs, "apiserver-cert-extra-sans", nil, "extra names of the API server's certificate: IP addresses or DNS names, *.example.com too (repeatable or comma-separated)")
-	fl.StringVar(&endpoint, "control-plane-endpoint", "", "host:port of the API server load balancer; required for more than one control plane")
+	fl.StringVar(&endpoint, "control-plane-endpoint", "", "host:port of your API server load balancer (--load-balancer external); more than one control plane needs an endpoint")
+	fl.StringVar(&lb.Type, "load-balancer", "", "the API servers' load balancer Deckhand installs and keeps: vip (haproxy and keepalived on the control planes, a virtual IP), local (haproxy on 127.0.0.1 on every node) or external (yours: --control-plane-endpoint)")
+	fl.StringVar(&lb.Address, "load-balancer-address", "", "--load-balancer vip: the virtual IP, an unused address on the control planes' network")
+	fl.Uint32Var(&lb.Port, "load-balancer-port", 0, "the port the load balancer listens on (default 8443 for vip, 7443 for local)")
+	fl.StringVar(&lb.Interface, "load-balancer-interface", "", "--load-balancer vip: the interface VRRP runs on (default: the one holding the node's address)")
+	fl.Uint32Var(&lb.VirtualRouterId, "virtual-router-id", 0, "--load-balancer vip: the VRRP virtual router ID, 1..255, unique on the network (default 51)")
 	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR; each node gets a /24 of it (default 10.244.0.0/16)")
 	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment)")
 	fl.StringVar(&serviceSubnet, "service-subnet", "", "service CIDR (default 10.96.0.0/12)")
