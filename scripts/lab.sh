@@ -2,7 +2,8 @@
 # make lab: a Deckhand lab on this machine. Every host is a network namespace on a bridge of
 # its own (10.250.N.0/24, N chosen free, so two labs run side by side); three controllers and
 # four hosts run in them, and the lab applies deploy/lab/cluster.yaml (1 control plane + 2
-# workers), then joins node-4 with the live view.
+# workers; DECKHAND_LAB_CLUSTER names another document, such as deploy/lab/cluster-local.yaml),
+# then joins node-4 with the live view.
 #
 # By default the hosts are REAL: each is also a mount + UTS namespace with its own /etc,
 # /usr, /var (scripts/labnode, lab tooling) and its own containerd; deckhand-agent is installed
@@ -256,7 +257,7 @@ fi
 if [ "$sim" = 1 ]; then
   sed "s#10.250.0.1:5000#$serve#g" deploy/lab/cluster-sim.yaml >"$state/cluster.yaml"
 else
-  sed "s#10\.250\.0\.#$net.#g" deploy/lab/cluster.yaml >"$state/cluster.yaml"
+  sed "s#10\.250\.0\.#$net.#g" "${DECKHAND_LAB_CLUSTER:-deploy/lab/cluster.yaml}" >"$state/cluster.yaml"
 fi
 echo
 echo "\$ deckctl apply -f $state/cluster.yaml"

@@ -170,6 +170,87 @@ func (l *realLab) hostPIDs(node, comm string, args ...string) []int {
 	return pids
 }
 
+// TestRealLabLocal runs the real lab with a local proxy on every node (spec.loadBalancer type
+// local, deploy/lab/cluster-local.yaml): every node's haproxy on 127.0.0.1:7443 forwards to
+// the control planes; node-4 joining as a second control plane updates every node's list;
+// with node-1's API server and kubelet SIGKILLed, the workers' kubelets still reach an API
+// server through their own proxy.
+func TestRealLabLocal(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-local-%d", os.Getpid()))
+	env := []string{"DECKHAND_LAB_DIR=" + dir, "DECKHAND_LAB_CLUSTER=deploy/lab/cluster-local.yaml"}
+	prefix := ""
+	t.Cleanup(func() {
+		if len(leftovers(dir, prefix)) > 0 {
+			cmd := exec.Command("../../scripts/lab-down.sh")
+			cmd.Env = append(os.Environ(), env...)
+			_ = cmd.Run()
+		}
+	})
+	out := run(t, 30*time.Minute, env, "make", "lab")
+	l := loadLab(t, dir)
+	prefix = l.prefix
+	for _, want := range []string{"pod to pod: passed", "DNS: passed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
+		}
+	}
+	nodes := []string{"node-1", "node-2", "node-3", "node-4"}
+	proxies := func(want int) error {
+		for _, n := range nodes {
+			cfg, err := l.onHost(n, "cat", "/etc/haproxy/haproxy.cfg")
+			if err != nil || !strings.Contains(cfg, "bind 127.0.0.1:7443\n") ||
+				len(regexp.MustCompile(`(?m)^    server api-\d `+regexp.QuoteMeta(l.net)+`\.2\d:6443$`).FindAllString(cfg, -1)) != want {
+				return fmt.Errorf("%s's haproxy does not forward from 127.0.0.1:7443 to %d API server(s) (%v):\n%s", n, want, err, cfg)
+			}
+		}
+		return nil
+	}
+	if err := proxies(1); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"reset", "node-4", "--timeout", "5m"}, {"join", "node-4", "--control-plane", "--timeout", "10m"}} {
+		if out, err := l.deckctl(args...); err != nil {
+			t.Fatalf("deckctl %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := proxies(2); err != nil {
+		t.Fatalf("after node-4 joined as a control plane: %v", err)
+	}
+
+	// node-1's API server and kubelet die: a worker's kubelet credentials still reach an API
+	// server through its own proxy (haproxy there checks /livez every second).
+	var killed []int
+	for _, comm := range []string{"kubelet", "kube-apiserver"} {
+		killed = append(killed, l.hostPIDs("node-1", comm)...)
+	}
+	if len(killed) != 2 {
+		t.Fatalf("node-1's kubelet and API server: %v", killed)
+	}
+	start := time.Now()
+	for _, pid := range killed {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, w := range []string{"node-2", "node-3"} {
+		testcluster.WaitFor(t, time.Minute, func() error {
+			out, err := l.onHost(w, "kubectl", "--kubeconfig", "/etc/kubernetes/kubelet.conf", "--request-timeout", "2s", "get", "--raw", "/readyz")
+			if err != nil || strings.TrimSpace(out) != "ok" {
+				return fmt.Errorf("%s's kubelet credentials through 127.0.0.1:7443: %v %s", w, err, out)
+			}
+			return nil
+		})
+	}
+	t.Logf("local proxies: the workers reached an API server through their own proxy %v after node-1's API server and kubelet were SIGKILLed",
+		time.Since(start).Round(10*time.Millisecond))
+
+	run(t, 3*time.Minute, env, "make", "lab-down")
+	if left := leftovers(dir, prefix); len(left) > 0 {
+		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
+	}
+}
+
 // vip is the lab's virtual IP (deploy/lab/cluster.yaml's loadBalancer.address) and the
 // port its load balancer listens on.
 func (l *realLab) vip() string { return l.net + ".100" }
