@@ -82,17 +82,17 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 				return nil, err
 			}
 		}
-		pidof := ""
-		for _, p := range []string{"/usr/bin/pidof", "/usr/sbin/pidof", "/bin/pidof", "/sbin/pidof"} {
+		pgrep := ""
+		for _, p := range []string{"/usr/bin/pgrep", "/bin/pgrep"} {
 			if h.Exists(p) {
-				pidof = p
+				pgrep = p
 				break
 			}
 		}
-		if pidof == "" && !h.DryRun {
-			return nil, tasks.Errorf("LB_TOOL_MISSING", "install pidof (Debian: sysvinit-utils; EL: procps-ng)", "keepalived checks haproxy with pidof, which is not installed")
+		if pgrep == "" && !h.DryRun {
+			return nil, tasks.Errorf("LB_TOOL_MISSING", "install pgrep (Debian: procps; EL: procps-ng)", "keepalived checks haproxy with pgrep, which is not installed")
 		}
-		files["keepalived"] = lbconf.KeepalivedConfig(s, iface, pidof)
+		files["keepalived"] = lbconf.KeepalivedConfig(s, iface, pgrep)
 		e.Logf("VRRP on %s for %s (virtual router %d, priority %d)", iface, s.Address, s.RouterID, s.Priority)
 	}
 	for _, svc := range services(s.Type) {

@@ -211,7 +211,6 @@ func HAProxyConfig(s *Spec) []byte {
 	}
 	b.WriteString(`global
     log stdout format raw local0 notice
-    maxconn 20000
 
 defaults
     mode tcp
@@ -244,9 +243,10 @@ backend kube-apiserver
 
 // KeepalivedConfig is keepalived's configuration for a VIP on interface iface: VRRP with
 // this node's priority, the address added while it is master and given up while haproxy is
-// not running here (checked every second with pidof, at path pidof: keepalived runs it as
-// root without a shell).
-func KeepalivedConfig(s *Spec, iface, pidof string) []byte {
+// not running here (checked every second with `pgrep -x haproxy`, pgrep at path pgrep:
+// keepalived runs it as root without a shell; Debian's keepalived is built without
+// track_process, and pidof run by keepalived never finds a process).
+func KeepalivedConfig(s *Spec, iface, pgrep string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, header, s.Generation)
 	id := strconv.Itoa(int(s.RouterID))
@@ -258,7 +258,7 @@ func KeepalivedConfig(s *Spec, iface, pidof string) []byte {
 }
 
 vrrp_script haproxy_running {
-    script "` + pidof + ` haproxy"
+    script "` + pgrep + ` -x haproxy"
     interval 1
     fall 2
     rise 1

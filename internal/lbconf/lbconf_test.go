@@ -147,7 +147,7 @@ func TestConfigsPassTheRealTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string][]byte{"valid": KeepalivedConfig(s, "lbtest0", "/usr/bin/pidof"), "an interface that is not there": KeepalivedConfig(s, "nosuch0", "/usr/bin/pidof")} {
+	for name, cfg := range map[string][]byte{"valid": KeepalivedConfig(s, "lbtest0", "/usr/bin/pgrep"), "an interface that is not there": KeepalivedConfig(s, "nosuch0", "/usr/bin/pgrep")} {
 		f := filepath.Join(dir, "keepalived.conf")
 		if err := os.WriteFile(f, cfg, 0o644); err != nil {
 			t.Fatal(err)
