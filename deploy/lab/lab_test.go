@@ -957,4 +957,8 @@ func (l *realLab) checkSettings() {
 	if names := conn.ConnectionState().PeerCertificates[0].DNSNames; !slices.Contains(names, "api.lab.example") {
 		t.Fatalf("the API server's certificate names %v, want api.lab.example from spec.apiServer.certSANs", names)
 	}
+	// The load balancer's VIP is the endpoint, so kubeadm made it a name of the certificate.
+	if ips := conn.ConnectionState().PeerCertificates[0].IPAddresses; !slices.ContainsFunc(ips, func(ip net.IP) bool { return ip.String() == l.vip() }) {
+		t.Fatalf("the API server's certificate's addresses %v lack the VIP %s", ips, l.vip())
+	}
 }
