@@ -143,20 +143,62 @@ func parseEnvFile(text string) [][2]string {
 	return out
 }
 
-// expandArgs expands variables in a command's words as systemd does in ExecStart: a word
-// that is exactly $NAME becomes the value split at whitespace (zero or more words);
-// ${NAME} anywhere in a word is replaced by the value as is; "$$" is a literal "$"; an
-// unset variable expands to nothing.
+// expandArgs expands variables in a command's words as systemd does in ExecStart= and
+// ExecReload=: a word that is exactly $NAME becomes the value split into zero or more
+// words (splitValue); ${NAME} anywhere in a word is replaced by the value as is, one word
+// whatever it holds; "$$" is a literal "$"; $NAME inside a longer word stays as written;
+// an unset variable expands to nothing.
 func expandArgs(words []string, env map[string]string) []string {
 	out := make([]string, 0, len(words))
 	for _, w := range words {
 		if len(w) > 1 && w[0] == '$' && validEnvName(w[1:]) {
-			out = append(out, strings.Fields(env[w[1:]])...)
+			out = append(out, splitValue(env[w[1:]])...)
 			continue
 		}
 		out = append(out, expandBraced(w, env))
 	}
 	return out
+}
+
+// splitValue splits a variable's value for a $NAME word as systemd does (its
+// EXTRACT_UNQUOTE|EXTRACT_RELAX split): at whitespace, 'single' and "double" quotes
+// removed (an unbalanced quote runs to the end), a backslash taking the next character
+// literally.
+func splitValue(v string) []string {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote byte
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && i+1 < len(v):
+			i++
+			cur.WriteByte(v[i])
+			inWord = true
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '"' || c == '\'':
+			quote, inWord = c, true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
 }
 
 func expandBraced(w string, env map[string]string) string {

@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		blockUntilTerm()
 	case "helper":
 		helper(os.Args[1:])
+	case "keepalived":
+		keepalived()
 	}
 	os.Exit(m.Run())
 }
@@ -77,6 +79,31 @@ func fakeContainerd() {
 	blockUntilTerm()
 }
 
+// keepalived runs the real keepalived in the network namespace its environment names
+// (ip netns exec keeps the PID: the manager's MainPID is keepalived's), or plays it: it
+// never notifies (the real one notifies only a PID 1 systemd), says so on SIGHUP, exits
+// on SIGTERM.
+func keepalived() {
+	if ns := os.Getenv(netnsEnv); ns != "" {
+		argv := append([]string{"ip", "netns", "exec", ns, "/usr/sbin/keepalived"}, os.Args[1:]...)
+		err := syscall.Exec("/usr/sbin/ip", argv, os.Environ())
+		fmt.Println("exec ip netns exec:", err)
+		os.Exit(1)
+	}
+	fmt.Println("keepalived", strings.Join(os.Args[1:], " "))
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+	for sig := range sigs {
+		if sig == syscall.SIGTERM {
+			os.Exit(0)
+		}
+		fmt.Println("reloading configuration")
+	}
+}
+
+// netnsEnv names the network namespace the keepalived stand-in runs the real one in.
+const netnsEnv = "DECKHAND_SVC_TEST_NETNS"
+
 func helper(args []string) {
 	if len(args) == 0 {
 		os.Exit(2)
@@ -102,6 +129,21 @@ func helper(args []string) {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ignoring SIGTERM")
 		select {}
+	case "term-exit": // term-exit CODE: exit with CODE on SIGTERM
+		code, _ := strconv.Atoi(args[1])
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		fmt.Println("waiting for SIGTERM")
+		<-sigs
+		os.Exit(code)
+	case "record": // record FILE ARGS...: append ARGS joined by "|" to FILE
+		f, err := os.OpenFile(args[1], os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			os.Exit(1)
+		}
+		fmt.Fprintln(f, strings.Join(args[2:], "|"))
+		f.Close()
+		os.Exit(0)
 	case "env":
 		for _, k := range args[1:] {
 			fmt.Printf("%s=%s\n", k, os.Getenv(k))
@@ -163,7 +205,7 @@ func newLab(t *testing.T) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/usr/bin/kubelet", "/usr/bin/containerd", "/usr/local/bin/helper"} {
+	for _, p := range []string{"/usr/bin/kubelet", "/usr/bin/containerd", "/usr/local/bin/helper", "/usr/sbin/keepalived"} {
 		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
 			t.Fatal(err)
 		}

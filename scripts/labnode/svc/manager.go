@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -215,6 +216,14 @@ func (m *Manager) startLocked(s *service) error {
 	if u.Masked {
 		return errMasked
 	}
+	for _, w := range u.Warnings {
+		m.log.Warn("unit setting ignored", "unit", s.name, "setting", w)
+		s.sink.note(w)
+	}
+	for _, a := range u.Adjustments {
+		m.log.Info("lab adjustment", "unit", s.name, "adjustment", a)
+		s.sink.note(u.Name + ": " + a)
+	}
 	r := &run{stop: make(chan struct{}), now: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan error, 1)}
 	s.mu.Lock()
 	s.unit, s.run, s.restarts = u, r, 0
@@ -358,7 +367,8 @@ func (s *service) allowStart(u *Unit, now time.Time) bool {
 	return true
 }
 
-// unmetCondition returns the first ConditionPathExists= that does not hold, or "".
+// unmetCondition returns the first ConditionPathExists= or ConditionFileNotEmpty= that
+// does not hold, or "".
 func unmetCondition(root string, u *Unit) string {
 	for _, c := range u.ConditionPathExists {
 		p, neg := c, false
@@ -368,6 +378,16 @@ func unmetCondition(root string, u *Unit) string {
 		_, err := os.Stat(filepath.Join(root, p))
 		if (err == nil) == neg {
 			return "ConditionPathExists=" + c
+		}
+	}
+	for _, c := range u.ConditionFileNotEmpty {
+		p, neg := c, false
+		if strings.HasPrefix(p, "!") {
+			p, neg = p[1:], true
+		}
+		fi, err := os.Stat(filepath.Join(root, p))
+		if (err == nil && fi.Mode().IsRegular() && fi.Size() > 0) == neg {
+			return "ConditionFileNotEmpty=" + c
 		}
 	}
 	return ""
@@ -507,7 +527,7 @@ func (m *Manager) attempt(s *service, u *Unit, r *run, report func(error)) outco
 	// as a timeout, a stop or a failure.
 	runAll := func(cmds []Command) (outcome, bool) {
 		for _, c := range cmds {
-			o, ok := m.control(s, u, c, env, order, extra, r)
+			o, ok := m.control(s, u, c, env, order, extra, r, "start-pre")
 			if !ok {
 				switch {
 				case o.result == "timeout":
@@ -585,8 +605,7 @@ func (m *Manager) attempt(s *service, u *Unit, r *run, report func(error)) outco
 			return o
 		case <-r.stop:
 			t.Stop()
-			m.terminate(s, u, p)
-			s.set("inactive", "dead", "")
+			m.stopped(s, u, m.terminate(s, u, p))
 			return outcome{stopped: true}
 		case <-t.C:
 			s.sink.note(u.Name + ": start operation timed out. Terminating.")
@@ -601,15 +620,26 @@ func (m *Manager) attempt(s *service, u *Unit, r *run, report func(error)) outco
 	case <-p.exited:
 		return m.exited(s, u, p)
 	case <-r.stop:
-		m.terminate(s, u, p)
-		s.set("inactive", "dead", "")
+		m.stopped(s, u, m.terminate(s, u, p))
 		return outcome{stopped: true}
 	}
 }
 
+// stopped sets the state a stop request leaves: inactive, or failed when the main
+// process did not exit cleanly (SuccessExitStatus= counts) or had to be killed, as
+// systemd does.
+func (m *Manager) stopped(s *service, u *Unit, o outcome) {
+	if o.result == "success" {
+		s.set("inactive", "dead", "")
+		return
+	}
+	s.sink.note(fmt.Sprintf("%s: Failed with result '%s'.", u.Name, o.result))
+	s.set("failed", "failed", o.result)
+}
+
 // exited records a main process that exited on its own and cleans up its group.
 func (m *Manager) exited(s *service, u *Unit, p *proc) outcome {
-	desc, code, clean, signaled := exitDescription(p.state)
+	desc, code, clean, signaled := exitDescription(p.state, u)
 	s.mu.Lock()
 	s.mainPID, s.exitDesc, s.exitCode = 0, desc, code
 	s.mu.Unlock()
@@ -626,9 +656,10 @@ func (m *Manager) exited(s *service, u *Unit, p *proc) outcome {
 	return o
 }
 
-// control runs an ExecStartPre= (or oneshot ExecStart=) process to completion. ok is
-// false when the start must not go on.
-func (m *Manager) control(s *service, u *Unit, c Command, env map[string]string, order, extra []string, r *run) (outcome, bool) {
+// control runs a control process (ExecStartPre=, a oneshot's ExecStart=, ExecReload=) to
+// completion; what names the state in messages ("start-pre", "reload"). ok is false when
+// the job must not go on.
+func (m *Manager) control(s *service, u *Unit, c Command, env map[string]string, order, extra []string, r *run, what string) (outcome, bool) {
 	p, err := spawn(m.o.Root, u, c, env, order, extra, s.sink)
 	if err != nil {
 		s.sink.note(u.Name + ": " + err.Error())
@@ -643,15 +674,15 @@ func (m *Manager) control(s *service, u *Unit, c Command, env map[string]string,
 	select {
 	case <-p.exited:
 	case <-r.stop:
-		m.terminate(s, u, p)
+		killControl(u, p)
 		s.set("inactive", "dead", "")
 		return outcome{stopped: true}, false
 	case <-t.C:
-		s.sink.note(u.Name + ": start-pre operation timed out. Terminating.")
-		m.terminate(s, u, p)
+		s.sink.note(u.Name + ": " + what + " operation timed out. Terminating.")
+		killControl(u, p)
 		return outcome{result: "timeout", abnorm: true}, false
 	}
-	desc, _, _, _ := exitDescription(p.state)
+	desc, _, _, _ := exitDescription(p.state, nil)
 	if p.state.Success() || c.IgnoreFailure {
 		return outcome{}, true
 	}
@@ -659,10 +690,28 @@ func (m *Manager) control(s *service, u *Unit, c Command, env map[string]string,
 	return outcome{result: "exit-code"}, false
 }
 
+// killControl ends a control process and its process group: SIGTERM, then SIGKILL after
+// TimeoutStopSec.
+func killControl(u *Unit, p *proc) {
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	_ = syscall.Kill(-p.pid, syscall.SIGCONT)
+	t := time.NewTimer(u.TimeoutStopSec)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		<-p.exited
+	}
+	waitGroupGone(p.pid, time.Now().Add(u.TimeoutStopSec))
+}
+
 // terminate stops a process by the unit's KillMode: SIGTERM (and SIGCONT) to the whole
 // process group (control-group), to the main process only (process, mixed), or nothing
 // (none); SIGKILL after TimeoutStopSec; then the rest of the group (control-group, mixed).
-func (m *Manager) terminate(s *service, u *Unit, p *proc) {
+// The outcome's result is success, exit-code or signal by how the main process exited
+// (SuccessExitStatus= counts), or timeout when it had to be killed.
+func (m *Manager) terminate(s *service, u *Unit, p *proc) outcome {
 	s.set("deactivating", "stop-sigterm", "")
 	deadline := time.Now().Add(u.TimeoutStopSec)
 	switch u.KillMode {
@@ -674,10 +723,12 @@ func (m *Manager) terminate(s *service, u *Unit, p *proc) {
 		_ = syscall.Kill(p.pid, syscall.SIGCONT)
 	}
 	t := time.NewTimer(time.Until(deadline))
+	timedOut := false
 	select {
 	case <-p.exited:
 		t.Stop()
 	case <-t.C:
+		timedOut = true
 		s.sink.note(u.Name + ": State 'stop-sigterm' timed out. Killing.")
 		if u.KillMode == "process" || u.KillMode == "none" {
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
@@ -686,12 +737,25 @@ func (m *Manager) terminate(s *service, u *Unit, p *proc) {
 		}
 		<-p.exited
 	}
-	desc, _, _, _ := exitDescription(p.state)
+	desc, code, clean, signaled := exitDescription(p.state, u)
 	s.mu.Lock()
-	s.mainPID, s.exitDesc = 0, desc
+	s.mainPID, s.exitDesc, s.exitCode = 0, desc, code
 	s.mu.Unlock()
 	m.cleanGroup(s, u, p.pid, deadline)
 	m.log.Info("unit stopped", "unit", u.Name, "pid", p.pid, "status", desc)
+	o := outcome{clean: clean, result: "success"}
+	switch {
+	case timedOut:
+		o.result, o.abnorm = "timeout", true
+	case clean:
+		return o
+	case signaled:
+		o.result, o.abnorm = "signal", true
+	default:
+		o.result = "exit-code"
+	}
+	s.sink.note(u.Name + ": Main process exited, " + desc)
+	return o
 }
 
 // cleanGroup ends what is left of a process group after its leader exited: nothing for
@@ -729,19 +793,20 @@ func (m *Manager) stateDirs(u *Unit) error {
 	return nil
 }
 
-// readNotify reads sd_notify datagrams and closes ready at READY=1.
+// readNotify reads sd_notify datagrams until the socket is closed and closes ready at
+// the first READY=1. It keeps reading after that: a service that notifies again (haproxy
+// at every reload) would block once the socket's queue is full.
 func readNotify(c *net.UnixConn, ready chan struct{}) {
 	buf := make([]byte, 4096)
+	isReady := false
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
 			return
 		}
-		for _, l := range strings.Split(string(buf[:n]), "\n") {
-			if l == "READY=1" {
-				close(ready)
-				return
-			}
+		if !isReady && slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
+			isReady = true
+			close(ready)
 		}
 	}
 }

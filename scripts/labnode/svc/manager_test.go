@@ -448,3 +448,78 @@ func TestBadRequest(t *testing.T) {
 		t.Errorf("no manager: exit %d, %q", code, errOut.String())
 	}
 }
+
+// systemctl reload runs ExecReload= in order with $MAINPID and the unit's environment
+// (a "-" command may fail); the first failing command fails the job and leaves the unit
+// running; the verbs around reload pick reload or restart as systemctl does.
+func TestReloadVerbs(t *testing.T) {
+	l := newLab(t)
+	rec := filepath.Join(l.root, "reloads")
+	l.write("/etc/systemd/system/r.service", "[Service]\nEnvironment=\"GREETING=hello  world\" \"WORDS=a 'b c'\"\n"+
+		"ExecStart=/usr/local/bin/helper sleep\nExecReload=-/usr/local/bin/helper exit 3\n"+
+		"ExecReload=/usr/local/bin/helper record "+rec+" $MAINPID ${GREETING} $WORDS\n")
+	l.write("/etc/systemd/system/plain.service", "[Service]\nExecStart=/usr/local/bin/helper sleep\n")
+
+	if _, e := l.must(5, "reload", "nope"); e != "Failed to reload nope.service: Unit nope.service not found.\n" {
+		t.Errorf("reload of a missing unit said %q", e)
+	}
+	if _, e := l.must(1, "reload", "r"); e != "r.service is not active, cannot reload.\n" {
+		t.Errorf("reload of an inactive unit said %q", e)
+	}
+	l.must(0, "try-reload-or-restart", "r")
+	l.must(3, "is-active", "r")
+	l.must(0, "reload-or-restart", "r") // inactive: starts it
+	pid := l.mainPID("r")
+
+	l.must(0, "reload", "r")
+	want := fmt.Sprintf("%d|hello  world|a|b c\n", pid)
+	if got, _ := os.ReadFile(rec); string(got) != want {
+		t.Errorf("ExecReload recorded %q, want %q ($MAINPID, ${GREETING} as one word, $WORDS split)", got, want)
+	}
+	l.write("/etc/systemd/system/r.service.d/more.conf", "[Service]\nExecReload=/usr/local/bin/helper exit 4\nExecReload=/usr/local/bin/helper record "+rec+" never\n")
+	_, e := l.must(1, "reload", "r")
+	if !strings.HasPrefix(e, "Job for r.service failed.\n") {
+		t.Errorf("failed reload said %q", e)
+	}
+	if got, _ := os.ReadFile(rec); string(got) != want+want {
+		t.Errorf("after the failed reload the record is %q: the commands before the failure run, none after", got)
+	}
+	if st, p := l.prop("r", "ActiveState"), l.mainPID("r"); st != "active" || p != pid {
+		t.Errorf("after a failed reload ActiveState %s MainPID %d, want active %d", st, p, pid)
+	}
+	if !strings.Contains(l.log("r"), "r.service: Control process exited, code=exited, status=4/NOPERMISSION") {
+		t.Errorf("the log does not show the failing command:\n%s", l.log("r"))
+	}
+	if err := os.Remove(filepath.Join(l.root, "etc/systemd/system/r.service.d/more.conf")); err != nil {
+		t.Fatal(err)
+	}
+	l.must(0, "force-reload", "r.service") // active, with ExecReload=: a reload
+	if got, _ := os.ReadFile(rec); string(got) != want+want+want || l.mainPID("r") != pid {
+		t.Errorf("force-reload: record %q, MainPID %d (was %d)", got, l.mainPID("r"), pid)
+	}
+	l.must(0, "stop", "r")
+
+	l.must(0, "start", "plain")
+	if _, e := l.must(1, "reload", "plain"); e != "Failed to reload plain.service: Job type reload is not applicable for unit plain.service.\n" {
+		t.Errorf("reload without ExecReload= said %q", e)
+	}
+	before := l.mainPID("plain")
+	l.must(0, "reload-or-restart", "plain") // no ExecReload=: restart
+	if after := l.mainPID("plain"); after == before {
+		t.Errorf("reload-or-restart of a unit without ExecReload= kept pid %d", before)
+	}
+}
+
+// A setting the manager does not implement is reported in the unit's log at each start.
+func TestUnsupportedSettingReported(t *testing.T) {
+	l := newLab(t)
+	l.write("/etc/systemd/system/u.service", "[Service]\nExecStart=/usr/local/bin/helper sleep\nExecStop=/usr/local/bin/helper exit 0\nNoNewPrivileges=yes\n")
+	l.must(0, "start", "u")
+	log := l.log("u")
+	if !strings.Contains(log, "/etc/systemd/system/u.service:3: ExecStop= in [Service] is not supported by the lab service manager; ignoring it") {
+		t.Errorf("the log does not report ExecStop=:\n%s", log)
+	}
+	if strings.Contains(log, "NoNewPrivileges") {
+		t.Errorf("the log reports NoNewPrivileges=, which the lab ignores by design:\n%s", log)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,9 +111,10 @@ func lookPath(root, name string) (string, error) {
 }
 
 // exitDescription renders a wait status as systemd does: "code=exited, status=1/FAILURE"
-// or "code=killed, status=15/TERM". clean reports an exit systemd counts as success for
-// Restart=on-failure: status 0, or SIGHUP, SIGINT, SIGTERM, SIGPIPE.
-func exitDescription(st *os.ProcessState) (desc string, code int, clean, signaled bool) {
+// or "code=killed, status=15/TERM". clean reports an exit systemd counts as success:
+// status 0, SIGHUP, SIGINT, SIGTERM, SIGPIPE, and what the unit's SuccessExitStatus=
+// lists (u may be nil: a control process has no SuccessExitStatus).
+func exitDescription(st *os.ProcessState, u *Unit) (desc string, code int, clean, signaled bool) {
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
 		sig := ws.Signal()
@@ -120,10 +122,14 @@ func exitDescription(st *os.ProcessState) (desc string, code int, clean, signale
 		case syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE:
 			clean = true
 		}
+		if u != nil && slices.Contains(u.SuccessSignals, sig) {
+			clean = true
+		}
 		return fmt.Sprintf("code=killed, status=%d/%s", int(sig), signalName(sig)), 128 + int(sig), clean, true
 	}
 	code = ws.ExitStatus()
-	return fmt.Sprintf("code=exited, status=%d/%s", code, exitName(code)), code, code == 0, false
+	clean = code == 0 || u != nil && slices.Contains(u.SuccessCodes, code)
+	return fmt.Sprintf("code=exited, status=%d/%s", code, exitName(code)), code, clean, false
 }
 
 func exitName(code int) string {
@@ -132,14 +138,17 @@ func exitName(code int) string {
 	if n, ok := names[code]; ok {
 		return n
 	}
-	return strconv.Itoa(code)
+	return "n/a" // as systemd prints a code it has no name for
 }
 
+// signalNames are the signals by the names systemd prints (without "SIG").
+var signalNames = map[syscall.Signal]string{syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT",
+	syscall.SIGILL: "ILL", syscall.SIGABRT: "ABRT", syscall.SIGKILL: "KILL", syscall.SIGSEGV: "SEGV",
+	syscall.SIGPIPE: "PIPE", syscall.SIGALRM: "ALRM", syscall.SIGTERM: "TERM", syscall.SIGBUS: "BUS",
+	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2"}
+
 func signalName(s syscall.Signal) string {
-	names := map[syscall.Signal]string{syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT",
-		syscall.SIGILL: "ILL", syscall.SIGABRT: "ABRT", syscall.SIGKILL: "KILL", syscall.SIGSEGV: "SEGV",
-		syscall.SIGPIPE: "PIPE", syscall.SIGTERM: "TERM", syscall.SIGBUS: "BUS", syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2"}
-	if n, ok := names[s]; ok {
+	if n, ok := signalNames[s]; ok {
 		return n
 	}
 	return strconv.Itoa(int(s))

@@ -130,7 +130,7 @@ func (m *Manager) systemctl(args []string) reply {
 			r.err("This command expects no arguments.")
 			r.Code = 1
 		}
-	case "start", "restart", "try-restart", "reload-or-restart", "try-reload-or-restart", "condrestart", "force-reload":
+	case "start", "restart", "try-restart", "reload", "reload-or-restart", "try-reload-or-restart", "condrestart", "force-reload":
 		if needUnits() {
 			for _, u := range units {
 				m.job(&r, verb, u, f.noBlock)
@@ -179,14 +179,21 @@ func (m *Manager) systemctl(args []string) reply {
 	return r
 }
 
-// job runs start, restart or try-restart and words a failure as systemctl does.
+// job runs start, restart, try-restart, reload or their combinations and words a
+// failure as systemctl does.
 func (m *Manager) job(r *reply, verb, u string, noBlock bool) {
 	do := m.Start
 	switch verb {
-	case "restart", "reload-or-restart", "force-reload":
+	case "restart":
 		do = m.Restart
-	case "try-restart", "try-reload-or-restart", "condrestart":
+	case "try-restart", "condrestart":
 		do = m.TryRestart
+	case "reload":
+		do = m.Reload
+	case "reload-or-restart":
+		do = func(u string) error { return m.ReloadOrRestart(u, false) }
+	case "try-reload-or-restart", "force-reload":
+		do = func(u string) error { return m.ReloadOrRestart(u, true) }
 	}
 	if noBlock {
 		if _, _, _, err := findUnit(m.o.Root, m.o.UnitDirs, u); err != nil && !m.loaded(u) {
@@ -214,6 +221,16 @@ func (m *Manager) job(r *reply, verb, u string, noBlock bool) {
 	case errors.Is(err, errStopped):
 		r.err("Job for %s canceled.", u)
 		r.worst(1)
+	case errors.Is(err, errNoReload):
+		r.err("Failed to %s %s: Job type reload is not applicable for unit %s.", verbWord(verb), u, u)
+		r.worst(1)
+	case errors.Is(err, errNotActive):
+		r.err("%s is not active, cannot reload.", u)
+		r.worst(1)
+	case errors.Is(err, errReload):
+		r.err("Job for %s failed.", u)
+		r.err("See \"systemctl status %s\" and %s for details.", u, m.logPath(u))
+		r.worst(1)
 	default:
 		r.err("Job for %s failed because %v.", u, err)
 		r.err("See \"systemctl status %s\" and %s for details.", u, m.logPath(u))
@@ -227,6 +244,10 @@ func verbWord(verb string) string {
 		return "start"
 	case "try-restart", "condrestart":
 		return "try-restart"
+	case "reload":
+		return "reload"
+	case "reload-or-restart", "try-reload-or-restart", "force-reload":
+		return verb
 	}
 	return "restart"
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -47,12 +48,16 @@ type Unit struct {
 	// ConditionPathExists: each entry must exist ("!PATH": must not) or the start is
 	// skipped and the unit stays inactive, as systemd does.
 	ConditionPathExists []string
+	// ConditionFileNotEmpty: each entry must be a regular file (after symlinks) with a
+	// size above zero ("!PATH": must not be), or the start is skipped.
+	ConditionFileNotEmpty []string
 
 	Type             string // simple (default), exec, notify, oneshot
 	RemainAfterExit  bool
 	ExecStartPre     []Command
 	ExecStart        []Command
-	Environment      []string // KEY=VALUE in order; later wins
+	ExecReload       []Command // run in order by reload, with $MAINPID set
+	Environment      []string  // KEY=VALUE in order; later wins
 	EnvironmentFiles []EnvFile
 	WorkingDirectory string
 	WorkingDirOpt    bool   // "-" prefix: a missing directory is not an error
@@ -63,6 +68,10 @@ type Unit struct {
 	KillMode         string // control-group (default), process, mixed, none
 	StateDirectory   []string
 	StateDirMode     fs.FileMode
+	// SuccessExitStatus: exit codes and signals that count as a clean exit of the main
+	// process besides 0, SIGHUP, SIGINT, SIGTERM and SIGPIPE.
+	SuccessCodes   []int
+	SuccessSignals []syscall.Signal
 
 	StartLimitInterval time.Duration // 0: no limit
 	StartLimitBurst    int
@@ -70,6 +79,13 @@ type Unit struct {
 	WantedBy   []string
 	RequiredBy []string
 	Masked     bool // the fragment is a symlink to /dev/null
+
+	// Warnings are the settings the manager does not know and ignores ("FILE:LINE: ..."),
+	// reported in the unit's log and the manager's log at every start.
+	Warnings []string
+	// Adjustments are the lab's documented departures from the unit file (labAdjust),
+	// reported like Warnings.
+	Adjustments []string
 }
 
 // Command is one Exec*= line.
@@ -190,8 +206,12 @@ func load(root string, dirs []string, name string, want func(entry) bool) (*Unit
 			if !want(e) {
 				continue
 			}
-			if err := s.apply(e); err != nil {
+			known, err := s.apply(e)
+			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", f, e.line, err)
+			}
+			if !known {
+				s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s= in [%s] is not supported by the lab service manager; ignoring it", f, e.line, e.key, e.section))
 			}
 		}
 	}
@@ -266,6 +286,7 @@ func parseUnitFile(text string) []entry {
 // settings accumulates assignments across the fragment and its drop-ins.
 type settings struct {
 	u          Unit
+	warnings   []string
 	startLimit *time.Duration
 	burst      *int
 	stateMode  *fs.FileMode
@@ -273,7 +294,28 @@ type settings struct {
 
 func newSettings() *settings { return &settings{} }
 
-func (s *settings) apply(e entry) error {
+// errUnknownKey: a setting set does not handle.
+var errUnknownKey = errors.New("unknown key")
+
+// apply applies one assignment. known is false for a setting the manager neither
+// handles nor lists in ignoredDirectives (the caller reports it).
+func (s *settings) apply(e entry) (known bool, err error) {
+	if strings.HasPrefix(e.section, "X-") {
+		return true, nil // systemd ignores X- sections by design
+	}
+	if _, ok := ignoredDirectives[e.section+"."+e.key]; ok {
+		return true, nil
+	}
+	if err := s.set(e); err != nil {
+		if errors.Is(err, errUnknownKey) {
+			return false, nil
+		}
+		return true, err
+	}
+	return true, nil
+}
+
+func (s *settings) set(e entry) error {
 	u := &s.u
 	switch e.section + "." + e.key {
 	case "Unit.Description":
@@ -284,11 +326,15 @@ func (s *settings) apply(e entry) error {
 		} else {
 			u.Docs = append(u.Docs, strings.Fields(e.value)...)
 		}
-	case "Unit.ConditionPathExists":
+	case "Unit.ConditionPathExists", "Unit.ConditionFileNotEmpty":
+		list := &u.ConditionPathExists
+		if e.key == "ConditionFileNotEmpty" {
+			list = &u.ConditionFileNotEmpty
+		}
 		if e.value == "" {
-			u.ConditionPathExists = nil
+			*list = nil
 		} else {
-			u.ConditionPathExists = append(u.ConditionPathExists, strings.TrimPrefix(e.value, "|"))
+			*list = append(*list, strings.TrimPrefix(e.value, "|"))
 		}
 	case "Unit.StartLimitIntervalSec", "Service.StartLimitInterval", "Service.StartLimitIntervalSec":
 		d, err := parseTimespan(e.value)
@@ -310,10 +356,13 @@ func (s *settings) apply(e entry) error {
 			return fmt.Errorf("RemainAfterExit=%s: %w", e.value, err)
 		}
 		u.RemainAfterExit = b
-	case "Service.ExecStart", "Service.ExecStartPre":
+	case "Service.ExecStart", "Service.ExecStartPre", "Service.ExecReload":
 		list := &u.ExecStart
-		if e.key == "ExecStartPre" {
+		switch e.key {
+		case "ExecStartPre":
 			list = &u.ExecStartPre
+		case "ExecReload":
+			list = &u.ExecReload
 		}
 		if e.value == "" {
 			*list = nil
@@ -404,6 +453,22 @@ func (s *settings) apply(e entry) error {
 		}
 		fm := fs.FileMode(m)
 		s.stateMode = &fm
+	case "Service.SuccessExitStatus":
+		if e.value == "" {
+			u.SuccessCodes, u.SuccessSignals = nil, nil
+			return nil
+		}
+		for _, w := range strings.Fields(e.value) {
+			if n, err := strconv.Atoi(w); err == nil && n >= 0 && n <= 255 {
+				u.SuccessCodes = append(u.SuccessCodes, n)
+				continue
+			}
+			sig, ok := signalByName(w)
+			if !ok {
+				return fmt.Errorf("SuccessExitStatus=%s: %q is neither an exit code (0-255) nor a signal name like SIGKILL", e.value, w)
+			}
+			u.SuccessSignals = append(u.SuccessSignals, sig)
+		}
 	case "Install.WantedBy", "Install.RequiredBy":
 		list := &u.WantedBy
 		if e.key == "RequiredBy" {
@@ -419,6 +484,8 @@ func (s *settings) apply(e entry) error {
 			}
 			*list = append(*list, t)
 		}
+	default:
+		return errUnknownKey
 	}
 	return nil
 }
@@ -428,6 +495,7 @@ func (s *settings) finish(u *Unit, service bool) error {
 	name, frag, drop := u.Name, u.Path, u.DropIns
 	*u = s.u
 	u.Name, u.Path, u.DropIns = name, frag, drop
+	u.Warnings = s.warnings
 	if !service {
 		return nil
 	}
@@ -473,6 +541,7 @@ func (s *settings) finish(u *Unit, service bool) error {
 	if s.stateMode != nil {
 		u.StateDirMode = *s.stateMode
 	}
+	labAdjust(u)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -230,7 +231,7 @@ func TestCommandPrefixes(t *testing.T) {
 }
 
 func TestExpansion(t *testing.T) {
-	env := map[string]string{"A": "one  two", "B": "x y", "EMPTY": ""}
+	env := map[string]string{"A": "one  two", "B": "x y", "EMPTY": "", "Q": `-a "b c" 'd'`, "OPEN": `x "y z`, "ESC": `a\ b`}
 	cases := []struct {
 		in, want []string
 	}{
@@ -238,6 +239,9 @@ func TestExpansion(t *testing.T) {
 		{[]string{"p", "${A}"}, []string{"p", "one  two"}},
 		{[]string{"p", "--b=${B}", "$UNSET", "$EMPTY", "x"}, []string{"p", "--b=x y", "x"}},
 		{[]string{"p", "--a=$A", "$$A", "${UNSET}"}, []string{"p", "--a=$A", "$A", ""}},
+		// $NAME splits the value as systemd does: quotes group and are removed.
+		{[]string{"p", "$Q", "${Q}"}, []string{"p", "-a", "b c", "d", `-a "b c" 'd'`}},
+		{[]string{"p", "$OPEN", "$ESC"}, []string{"p", "x", "y z", "a b"}},
 	}
 	for _, c := range cases {
 		if got := expandArgs(c.in, env); !reflect.DeepEqual(got, c.want) {
@@ -265,6 +269,8 @@ func TestRefusedUnits(t *testing.T) {
 		{"[Service]\nExecStart=/bin/a\nStateDirectoryMode=rwx\n", "StateDirectoryMode=rwx: want an octal mode"},
 		{"[Service]\nDescription=x\n", "no ExecStart="},
 		{"[Service]\nExecStart=/bin/a \"open\n", "unbalanced \" quote"},
+		{"[Service]\nExecStart=/bin/a\nSuccessExitStatus=143 SIGNOPE\n", `SuccessExitStatus=143 SIGNOPE: "SIGNOPE" is neither an exit code`},
+		{"[Service]\nExecStart=/bin/a\nSuccessExitStatus=256\n", `"256" is neither an exit code (0-255)`},
 	}
 	for _, c := range cases {
 		root := t.TempDir()
@@ -315,7 +321,7 @@ func FuzzParseUnitFile(f *testing.F) {
 			if e.key == "" && e.section == "" {
 				continue
 			}
-			_ = s.apply(e) // errors are fine; panics are not
+			_, _ = s.apply(e) // errors are fine; panics are not
 		}
 		u := &Unit{Name: "f.service"}
 		if s.finish(u, true) == nil && len(u.ExecStart) == 0 {
@@ -344,4 +350,115 @@ func FuzzSplitWords(f *testing.F) {
 			_ = expandArgs(words, map[string]string{"A": "x y"})
 		}
 	})
+}
+
+// Debian's haproxy and keepalived units as the manager loads them: three quoted
+// assignments on one Environment= line, ExecReload= in order, SuccessExitStatus=, the
+// sandboxing setting it ignores, ConditionFileNotEmpty=, and their command lines expanded
+// from the unit's own environment.
+func TestLoadLoadBalancerUnits(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "/lib/systemd/system/haproxy.service", testdata(t, "testdata/haproxy.service"))
+	writeFile(t, root, "/lib/systemd/system/keepalived.service", testdata(t, "testdata/keepalived.service"))
+	writeFile(t, root, "/etc/default/keepalived", "DAEMON_ARGS=\"\"\n")
+
+	h, err := loadUnit(root, DefaultUnitDirs, "haproxy.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"CONFIG=/etc/haproxy/haproxy.cfg", "PIDFILE=/run/haproxy.pid", "EXTRAOPTS=-S /run/haproxy-master.sock"}; !reflect.DeepEqual(h.Environment, want) {
+		t.Errorf("haproxy Environment %q, want %q", h.Environment, want)
+	}
+	if h.Type != "notify" || h.KillMode != "mixed" || h.Restart != "always" || !reflect.DeepEqual(h.SuccessCodes, []int{143}) || len(h.SuccessSignals) != 0 {
+		t.Errorf("haproxy Type %s KillMode %s Restart %s SuccessExitStatus %v %v", h.Type, h.KillMode, h.Restart, h.SuccessCodes, h.SuccessSignals)
+	}
+	env, _, err := environment(root, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["MAINPID"] = "4242"
+	got := [][]string{expandArgs(h.ExecStart[0].Args, env)}
+	for _, c := range h.ExecReload {
+		got = append(got, expandArgs(c.Args, env))
+	}
+	want := [][]string{
+		{"/usr/sbin/haproxy", "-Ws", "-f", "/etc/haproxy/haproxy.cfg", "-p", "/run/haproxy.pid", "-S", "/run/haproxy-master.sock"},
+		{"/usr/sbin/haproxy", "-Ws", "-f", "/etc/haproxy/haproxy.cfg", "-c", "-q", "-S", "/run/haproxy-master.sock"},
+		{"/bin/kill", "-USR2", "4242"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("haproxy ExecStart and ExecReload\n%q\nwant\n%q", got, want)
+	}
+
+	k, err := loadUnit(root, DefaultUnitDirs, "keepalived.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc/keepalived/keepalived.conf"}; !reflect.DeepEqual(k.ConditionFileNotEmpty, want) {
+		t.Errorf("keepalived ConditionFileNotEmpty %q, want %q", k.ConditionFileNotEmpty, want)
+	}
+	if k.Type != "simple" || len(k.Adjustments) != 1 {
+		t.Errorf("keepalived Type %s, adjustments %q: the lab runs it as simple and says so", k.Type, k.Adjustments)
+	}
+	env, _, err = environment(root, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["MAINPID"] = "7"
+	if got, want := [][]string{expandArgs(k.ExecStart[0].Args, env), expandArgs(k.ExecReload[0].Args, env)},
+		[][]string{{"/usr/sbin/keepalived", "--dont-fork"}, {"/bin/kill", "-HUP", "7"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("keepalived ExecStart and ExecReload %q, want %q", got, want)
+	}
+}
+
+// Every real unit the lab runs loads without a warning: what the manager does not
+// implement there is on the ignored list. Anything else is reported, not dropped.
+func TestUnitWarnings(t *testing.T) {
+	for name, file := range map[string]string{
+		"haproxy.service": "testdata/haproxy.service", "keepalived.service": "testdata/keepalived.service",
+		"containerd.service": "testdata/containerd.service", "kubelet.service": "testdata/kubelet.service",
+		"deckhand-agent.service":      "../../../deploy/systemd/deckhand-agent.service",
+		"deckhand-controller.service": "../../../deploy/systemd/deckhand-controller.service",
+	} {
+		root := t.TempDir()
+		writeFile(t, root, "/lib/systemd/system/"+name, testdata(t, file))
+		if name == "kubelet.service" {
+			writeFile(t, root, "/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", testdata(t, "testdata/10-kubeadm.conf"))
+		}
+		u, err := loadUnit(root, DefaultUnitDirs, name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(u.Warnings) > 0 {
+			t.Errorf("%s: warnings %q", name, u.Warnings)
+		}
+	}
+
+	root := t.TempDir()
+	writeFile(t, root, "/etc/systemd/system/w.service", "[Unit]\nAfter=x.target\n[Service]\nExecStart=/bin/a\nProtectSystem=strict\n"+
+		"User=nobody\nExecStop=/bin/b\n[X-Custom]\nAnything=1\n[Install]\nAlias=v.service\n")
+	u, err := loadUnit(root, DefaultUnitDirs, "w.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/etc/systemd/system/w.service:6: User= in [Service] is not supported by the lab service manager; ignoring it",
+		"/etc/systemd/system/w.service:7: ExecStop= in [Service] is not supported by the lab service manager; ignoring it",
+		"/etc/systemd/system/w.service:11: Alias= in [Install] is not supported by the lab service manager; ignoring it",
+	}
+	if !reflect.DeepEqual(u.Warnings, want) {
+		t.Errorf("warnings\n%q\nwant\n%q", u.Warnings, want)
+	}
+}
+
+// doc.go lists every setting the manager ignores on purpose.
+func TestIgnoredDirectivesDocumented(t *testing.T) {
+	doc := testdata(t, "doc.go")
+	for k := range ignoredDirectives {
+		_, key, _ := strings.Cut(k, ".")
+		if !regexp.MustCompile(`\b` + key + `\b`).MatchString(doc) {
+			t.Errorf("%s is ignored but doc.go does not list it", k)
+		}
+	}
 }
