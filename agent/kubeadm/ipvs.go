@@ -3,6 +3,7 @@ package kubeadm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -142,6 +143,12 @@ func cleanIPVS(ctx context.Context, h *host.Host, e *tasks.Emitter) ([]string, e
 		return nil, nil
 	}
 	save, err := h.Query(ctx, "ipvsadm", "--save", "-n")
+	if err != nil && ipvsUnavailable(err) {
+		// ipvsadm is installed (keepalived recommends it) but the kernel has no IPVS: there
+		// is no virtual service, kube-proxy's or anyone's.
+		e.Logf("IPVS is not available in this kernel: no IPVS virtual service to delete")
+		return nil, nil
+	}
 	if err != nil {
 		return nil, tasks.Errorf("RESET_FAILED", "look at ipvsadm -Ln on the node", "list IPVS virtual services: %v", err)
 	}
@@ -171,4 +178,11 @@ func cleanIPVS(ctx context.Context, h *host.Host, e *tasks.Emitter) ([]string, e
 		}
 	}
 	return nil, nil
+}
+
+// ipvsUnavailable says whether ipvsadm failed because the kernel has no IPVS (no ip_vs
+// module, or built without it).
+func ipvsUnavailable(err error) bool {
+	var ce *host.CommandError
+	return errors.As(err, &ce) && (strings.Contains(ce.Stderr, "Can't initialize ipvs") || strings.Contains(ce.Stderr, "Protocol not available"))
 }

@@ -1,9 +1,13 @@
 package kubeadm
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/deckhandhq/deckhand/agent/host"
 )
 
 // ipAddrs is `ip -j -d addr show` of a node in kube-proxy's ipvs mode: kube-ipvs0 holds the
@@ -87,5 +91,23 @@ func TestKubeProxyIPVS(t *testing.T) {
 				t.Fatalf("to delete:\n%q\nwant\n%q", got, c.want)
 			}
 		})
+	}
+}
+
+// A host with ipvsadm installed (keepalived recommends it) but no IPVS in its kernel has no
+// virtual service to delete: its reset goes on. Any other failure of ipvsadm stops it.
+func TestIPVSUnavailable(t *testing.T) {
+	noIPVS := &host.CommandError{Argv: []string{"ipvsadm", "--save", "-n"}, Err: errors.New("exit status 2"),
+		Stderr: "Can't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?\n"}
+	if !ipvsUnavailable(noIPVS) || !ipvsUnavailable(fmt.Errorf("list: %w", noIPVS)) {
+		t.Error("ipvsadm's answer on a kernel without IPVS is not recognised")
+	}
+	for _, err := range []error{
+		&host.CommandError{Argv: []string{"ipvsadm"}, Err: errors.New("exit status 1"), Stderr: "Permission denied (you must be root)"},
+		errors.New("Protocol not available"), // not ipvsadm's answer
+	} {
+		if ipvsUnavailable(err) {
+			t.Errorf("%v taken for a kernel without IPVS", err)
+		}
 	}
 }
