@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -206,6 +207,17 @@ func (h *Host) Run(ctx context.Context, what string, argv ...string) error {
 	}
 	_, err := h.exec(ctx, argv)
 	return err
+}
+
+// Generation reads the number a task stored in file p to order the lists it was sent
+// (routes, API servers): 0 when there is none.
+func (h *Host) Generation(p string) uint64 {
+	b, err := h.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	g, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return g
 }
 
 // OSFamily is the host's package family from /etc/os-release (ID, then ID_LIKE): "deb"

@@ -67,7 +67,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		return remove(ctx, h, e, s)
 	}
 	out := map[string]string{"endpoint": s.Endpoint(), "backends": strconv.Itoa(len(s.Backends))}
-	if applied := appliedGeneration(h); s.Generation < applied {
+	if applied := h.Generation(generationFile); s.Generation < applied {
 		e.Logf("configuration left as it is: this node applied a newer list of API servers (generation %d) than this task's (%d)", applied, s.Generation)
 		return out, nil
 	}
@@ -318,13 +318,4 @@ func listening(ctx context.Context, s *lbconf.Spec) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func appliedGeneration(h *host.Host) uint64 {
-	b, err := h.ReadFile(generationFile)
-	if err != nil {
-		return 0
-	}
-	g, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return g
 }

@@ -79,7 +79,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	if err := ensureMasquerade(ctx, h, e, s.ClusterPodSubnet); err != nil {
 		return nil, err
 	}
-	if applied := appliedGeneration(h); s.Generation < applied {
+	if applied := h.Generation(generationFile); s.Generation < applied {
 		e.Logf("routes left as they are: this node applied a newer route list (generation %d) than this task's (%d)", applied, s.Generation)
 		return map[string]string{"pod_cidr": s.PodCIDR.String()}, nil
 	}
@@ -200,15 +200,6 @@ func checkForeign(ctx context.Context, h *host.Host, replace, owned []podnet.Rou
 			"network.routes: %s needs a route to %s, but the node has one Deckhand did not make: %s; it is left as it is", r, r.CIDR, other)
 	}
 	return nil
-}
-
-func appliedGeneration(h *host.Host) uint64 {
-	b, err := h.ReadFile(generationFile)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return n
 }
 
 // Conflist is the CNI configuration of the bridge provider for a node's pod CIDR.

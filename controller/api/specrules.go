@@ -38,7 +38,7 @@ const (
 	MaxPatchBytes         = kubeadmconfig.MaxPatchBytes
 	MaxJournalLines       = 100_000   // diagnostics.journal_lines
 	MaxDigests            = 8         // sha256 maps
-	MaxGeneration         = 1<<53 - 1 // network.generation
+	MaxGeneration         = 1<<53 - 1 // network.generation, load_balancer.generation
 )
 
 // fieldRule checks one field of a task spec. check is nil for a field every value of which
@@ -65,6 +65,15 @@ func rule(f func(path string, v protoreflect.Value) error) fieldRule { return fi
 
 // nested: a message field; its own fields have rules.
 var nested = rule(func(string, protoreflect.Value) error { return nil })
+
+// generation is a list's order (a network's routes, a load balancer's API servers): a store
+// revision, which JSON tools must carry exactly.
+var generation = rule(func(path string, v protoreflect.Value) error {
+	if v.Uint() > MaxGeneration {
+		return &fieldError{path, fmt.Sprintf("%d: give a store revision, at most %d (it must survive JSON tools)", v.Uint(), uint64(MaxGeneration))}
+	}
+	return nil
+})
 
 // checkedBy marks a field that a message-level check (messageRules) validates as a whole,
 // because its rules depend on the other fields (subnets that must not overlap, ...).
@@ -447,12 +456,7 @@ func init() {
 	for i := range td(nwr).Fields().Len() {
 		specRules[td(nwr).Fields().Get(i).FullName()] = checkedBy("podnet.Parse")
 	}
-	r(nw, "generation", rule(func(path string, v protoreflect.Value) error {
-		if v.Uint() > MaxGeneration {
-			return &fieldError{path, fmt.Sprintf("%d: give a store revision, at most %d (it must survive JSON tools)", v.Uint(), uint64(MaxGeneration))}
-		}
-		return nil
-	}))
+	r(nw, "generation", generation)
 	messageRules[td(nw).FullName()] = func(path string, m protoreflect.Message) error {
 		if _, err := podnet.Parse(m.Interface().(*taskv1.NetworkSpec)); err != nil {
 			var fe *podnet.FieldError
@@ -475,12 +479,7 @@ func init() {
 		specRules[td(lb).Fields().Get(i).FullName()] = checkedBy("lbconf.Parse")
 	}
 	r(lb, "remove", anyValue("a bool: remove or configure"))
-	r(lb, "generation", rule(func(path string, v protoreflect.Value) error {
-		if v.Uint() > MaxGeneration {
-			return &fieldError{path, fmt.Sprintf("%d: give a store revision, at most %d (it must survive JSON tools)", v.Uint(), uint64(MaxGeneration))}
-		}
-		return nil
-	}))
+	r(lb, "generation", generation)
 	messageRules[td(lb).FullName()] = func(path string, m protoreflect.Message) error {
 		if _, err := lbconf.Parse(m.Interface().(*taskv1.LoadBalancerSpec)); err != nil {
 			var fe *lbconf.FieldError
