@@ -606,8 +606,11 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 				_, replayed := a.runner.Recorded(t)
 				send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: t.GetId(), Replayed: replayed}}})
 				a.log.Info("task assigned", "task", t.GetId(), "kind", tasks.Kind(t.GetSpec()), "dry_run", t.GetDryRun(), "replayed", replayed)
-				// Tasks outlive a session: they run under the agent's context and report
-				// through whichever session is open when they finish (or from the journal).
+				// Tasks outlive a session: they run under the agent's context and report to
+				// the session that assigned them last. A controller sends a new session every
+				// task it has not seen end; the runner answers a running one with its events
+				// so far and later its result, an ended one with its events and journaled
+				// result, so nothing the old session held is lost.
 				a.runner.Start(ctx, t,
 					func(ev *taskv1.TaskEvent) {
 						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskEvent{TaskEvent: ev}})

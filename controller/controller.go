@@ -76,6 +76,11 @@ type Controller struct {
 
 	metricsLn net.Listener
 
+	// stopping ends with Run: every streaming call ends with it (endStreams), so a stop
+	// does not wait for watches and sessions that never end by themselves.
+	stopping context.Context
+	stop     context.CancelFunc
+
 	peersMu sync.Mutex
 	peers   map[string]*grpc.ClientConn
 }
@@ -222,15 +227,17 @@ func (c *Controller) wire(st backend) error {
 	c.sessions = sessions.NewRegistry(nil)
 	c.tracker = sessions.NewTracker(sessions.TrackerConfig{Interval: cfg.Heartbeat, NotReadyAfter: cfg.NotReadyAfter, LostAfter: cfg.LostAfter}, c.nodes, c.sessions, nil, log)
 	c.tasks = tasks.New(st, c.nodes, nil)
-	c.dispatch = tasks.NewDispatcher(c.tasks, c.sessions, id, log)
+	c.dispatch = tasks.NewDispatcher(c.tasks, c.sessions, log)
 	c.workflows = workflows.New(st, c.nodes, c.tasks, nil)
 	c.engine = workflows.NewEngine(c.workflows, log)
 	c.limits = sessions.NewLimiter(log, nil)
 	c.engine.Retention = tasks.Retention{Period: cfg.TaskRetention, Count: cfg.TaskRetentionCount}
 	c.public = api.NewPublicLimiter(nil)
 	c.metrics = newMetrics(c)
+	c.stopping, c.stop = context.WithCancel(context.Background())
 
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainStreamInterceptor(c.endStreams),
 		grpc.Creds(netmux.ServerCredentials()),
 		// Thousands of mostly idle agent sessions: release write buffers between writes and
 		// keep read buffers small, so memory grows slowly with the fleet (make bench).
@@ -564,6 +571,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	cancel()
 	c.health.Shutdown()
+	c.stop() // watches and agent sessions end now; their clients reconnect elsewhere
 	stopped := make(chan struct{})
 	go func() { c.srv.GracefulStop(); close(stopped) }()
 	select {
@@ -578,6 +586,27 @@ func (c *Controller) Run(ctx context.Context) error {
 	log.Info("controller stopped")
 	return err
 }
+
+// endStreams runs a streaming call under a context that also ends when the controller
+// stops, and then tells the client to go to another controller (Unavailable).
+func (c *Controller) endStreams(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	defer context.AfterFunc(c.stopping, cancel)()
+	err := handler(srv, &stoppableStream{ServerStream: ss, ctx: ctx})
+	if c.stopping.Err() != nil && ss.Context().Err() == nil {
+		return status.Error(codes.Unavailable, "the controller is stopping; reconnect to another controller")
+	}
+	return err
+}
+
+// stoppableStream is a server stream with the context of endStreams.
+type stoppableStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *stoppableStream) Context() context.Context { return s.ctx }
 
 // leaderLoop campaigns and runs leader-only work under the leadership context.
 func (c *Controller) leaderLoop(ctx context.Context) {

@@ -135,6 +135,10 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[string]running
+	// finished keeps the events of the last MaxFinishedReplays tasks that ended in this
+	// process (oldest first in finishedOrder), replayed with their journaled result.
+	finished      map[string]*sink
+	finishedOrder []string
 	// early holds the IDs of cancels that arrived before their task (at most MaxEarlyCancels,
 	// oldest forgotten first, in the order of earlyOrder).
 	early      map[string]bool
@@ -153,6 +157,53 @@ const ReasonCancelledBeforeStart = "CANCELLED_BEFORE_START"
 type running struct {
 	cancel context.CancelFunc
 	digest [sha256.Size]byte
+	out    *sink
+}
+
+// MaxReplayBytes bounds the events the runner keeps of one task to send again when the task
+// is assigned again (a new session, after the old one's controller died with what it had
+// not stored yet). Later events are sent once only.
+const MaxReplayBytes = 512 << 10
+
+// MaxFinishedReplays is how many ended tasks keep their events for a new session.
+const MaxFinishedReplays = 32
+
+// sink is where one task's events and result go: the callbacks of the session that
+// assigned it last. It keeps the events sent so far (up to MaxReplayBytes) and sends them
+// again to a new session, before anything newer, so a session that ended with events or
+// the result in flight loses neither (the controller stores each event once).
+type sink struct {
+	mu     sync.Mutex // held while sending, so a replay and newer events keep their order
+	emit   func(*taskv1.TaskEvent)
+	done   func(*taskv1.TaskResult)
+	events []*taskv1.TaskEvent
+	size   int
+}
+
+func (s *sink) event(ev *taskv1.TaskEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := proto.Size(ev); s.size+n <= MaxReplayBytes {
+		s.events = append(s.events, ev)
+		s.size += n
+	}
+	s.emit(ev)
+}
+
+// rebind sends the kept events to emit and makes emit and done the task's callbacks; s.mu
+// is held (the caller locked it).
+func (s *sink) rebind(emit func(*taskv1.TaskEvent), done func(*taskv1.TaskResult)) {
+	s.emit, s.done = emit, done
+	for _, ev := range s.events {
+		emit(ev)
+	}
+}
+
+func (s *sink) result(res *taskv1.TaskResult) {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	done(res)
 }
 
 // Option configures a Runner.
@@ -170,7 +221,7 @@ func NewRunner(dataDir, root string, handlers map[string]Handler, log *slog.Logg
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("task journal %s: %w", dir, err)
 	}
-	r := &Runner{journal: dir, root: root, handlers: handlers, log: log, running: map[string]running{}, early: map[string]bool{}}
+	r := &Runner{journal: dir, root: root, handlers: handlers, log: log, running: map[string]running{}, early: map[string]bool{}, finished: map[string]*sink{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -260,24 +311,51 @@ func cancelledBeforeStart(t *taskv1.Task) *taskv1.TaskResult {
 }
 
 // Start runs t in the background (or replays its recorded result) and calls done with the
-// result. Events go to emit. A task already running is not started twice. A task whose ID
-// was already used for a different task is refused with TASK_ID_REUSED and not run, and
-// the earlier task's journal entry stays as it was. A task whose cancel came before it is
-// reported CANCELLED (ReasonCancelledBeforeStart) and journaled, and nothing runs.
+// result. Events go to emit. A task already running is not started twice: its events so
+// far go to emit again, and its later events and result go to emit and done (the task
+// came again on a new session). A recorded result is replayed after the task's events when
+// this process still has them. A task whose ID was already used for a different task is
+// refused with TASK_ID_REUSED and not run, and the earlier task's journal entry stays as
+// it was. A task whose cancel came before it is reported CANCELLED
+// (ReasonCancelledBeforeStart) and journaled, and nothing runs.
 func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.TaskEvent), done func(*taskv1.TaskResult)) {
 	digest := Digest(t)
+	r.mu.Lock()
+	if cur, busy := r.running[t.GetId()]; busy {
+		if cur.digest != digest {
+			r.mu.Unlock()
+			r.log.Warn("refusing a task whose ID is running for a different task", "task", t.GetId(), "kind", Kind(t.GetSpec()))
+			done(reused(t, "is in use"))
+			return
+		}
+		// Lock order r.mu, then the sink's: the task's end takes the sink's lock after it
+		// left running, so it reports to done.
+		cur.out.mu.Lock()
+		r.mu.Unlock()
+		defer cur.out.mu.Unlock()
+		cur.out.rebind(emit, done)
+		return
+	}
+	// Read under r.mu: a task that just ended is journaled before it leaves running.
 	if res, rec, old, ok := r.entry(t.GetId()); ok && !old {
+		var events []*taskv1.TaskEvent
+		if f := r.finished[t.GetId()]; f != nil && rec == digest {
+			events = f.events
+		}
+		r.mu.Unlock()
 		if rec != digest {
 			r.log.Warn("refusing a task whose ID was used for a different task", "task", t.GetId(), "kind", Kind(t.GetSpec()))
 			done(reused(t, "was already used"))
 			return
+		}
+		for _, ev := range events {
+			emit(ev)
 		}
 		tasksecrets.MaskResult(res, &secret.Masker{})
 		res.Replayed = true
 		done(res)
 		return
 	}
-	r.mu.Lock()
 	if r.early[t.GetId()] {
 		r.forgetEarly(t.GetId())
 		r.mu.Unlock()
@@ -289,37 +367,44 @@ func (r *Runner) Start(ctx context.Context, t *taskv1.Task, emit func(*taskv1.Ta
 		done(res)
 		return
 	}
-	if cur, busy := r.running[t.GetId()]; busy {
-		r.mu.Unlock()
-		if cur.digest != digest {
-			r.log.Warn("refusing a task whose ID is running for a different task", "task", t.GetId(), "kind", Kind(t.GetSpec()))
-			done(reused(t, "is in use"))
-		}
-		return
-	}
 	timeout := t.GetTimeout().AsDuration()
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
-	r.running[t.GetId()] = running{cancel: cancel, digest: digest}
+	out := &sink{emit: emit, done: done}
+	r.running[t.GetId()] = running{cancel: cancel, digest: digest, out: out}
 	r.mu.Unlock()
 	go func() {
-		defer func() {
-			r.mu.Lock()
-			delete(r.running, t.GetId())
-			r.mu.Unlock()
-			cancel()
-		}()
-		res := r.run(tctx, t, emit)
-		if res.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED || ctx.Err() == nil {
+		defer cancel()
+		res := r.run(tctx, t, out.event)
+		journaled := res.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED || ctx.Err() == nil
+		if journaled {
 			// A task cut short by the agent shutting down is not journaled: it runs again.
 			if err := r.record(res, digest); err != nil {
 				r.log.Error("journal task result", "task", t.GetId(), "err", err)
 			}
 		}
-		done(res)
+		r.mu.Lock()
+		delete(r.running, t.GetId())
+		if journaled {
+			r.keepFinished(t.GetId(), out)
+		}
+		r.mu.Unlock()
+		out.result(res)
 	}()
+}
+
+// keepFinished keeps an ended task's events for a new session; r.mu is held.
+func (r *Runner) keepFinished(id string, out *sink) {
+	if _, ok := r.finished[id]; !ok {
+		if len(r.finishedOrder) >= MaxFinishedReplays {
+			delete(r.finished, r.finishedOrder[0])
+			r.finishedOrder = slices.Delete(r.finishedOrder, 0, 1)
+		}
+		r.finishedOrder = append(r.finishedOrder, id)
+	}
+	r.finished[id] = out
 }
 
 // Cancel stops a running task and reports true. The cancel of a task that is not running

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 	"github.com/deckhandhq/deckhand/internal/wirelimits"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -392,5 +394,86 @@ func TestEarlyCancelsAreBounded(t *testing.T) {
 	}
 	if len(r.early) > MaxEarlyCancels || len(r.earlyOrder) != len(r.early) {
 		t.Fatalf("early cancels: %d kept, %d in order", len(r.early), len(r.earlyOrder))
+	}
+}
+
+// session is what one agent session gives a task: the events and result it received.
+type session struct {
+	mu     sync.Mutex
+	lines  []string
+	result chan *taskv1.TaskResult
+}
+
+func newSession() *session { return &session{result: make(chan *taskv1.TaskResult, 1)} }
+
+func (s *session) emit(ev *taskv1.TaskEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, ev.GetLog().GetText())
+}
+
+func (s *session) done(res *taskv1.TaskResult) { s.result <- res }
+
+func (s *session) logged() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
+}
+
+// A task assigned again on a new session (the old one's controller died) is not run again:
+// the new session gets the lines logged so far, then the later lines and the result, and
+// the old session nothing more. Assigned again after it ended, it is answered with its
+// lines and the recorded result.
+func TestATaskReportsToTheSessionThatAssignedItLast(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var runs atomic.Int32
+	release := make(chan struct{})
+	r, _ := NewRunner(t.TempDir(), t.TempDir(), map[string]Handler{"diagnostics": func(ctx context.Context, _ *taskv1.Task, _ *host.Host, e *Emitter) (map[string]string, error) {
+		runs.Add(1)
+		e.Logf("before")
+		<-release
+		e.Logf("after")
+		return nil, nil
+	}}, log)
+	task := diagTask("t-1", false)
+	first := newSession()
+	r.Start(context.Background(), task, first.emit, first.done)
+	waitLines := func(s *session, want string) {
+		t.Helper()
+		testwait.For(t, 10*time.Second, func() error {
+			if got := s.logged(); !slices.Contains(got, want) {
+				return fmt.Errorf("lines %q, want %q among them", got, want)
+			}
+			return nil
+		})
+	}
+	waitLines(first, "before")
+
+	second := newSession()
+	r.Start(context.Background(), task, second.emit, second.done)
+	close(release)
+	select {
+	case res := <-second.result:
+		if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetReplayed() {
+			t.Fatalf("result: %v", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second session got no result")
+	}
+	if got := second.logged(); len(got) != 3 || got[1] != "before" || got[2] != "after" {
+		t.Fatalf("second session's lines: %q", got)
+	}
+	if got := first.logged(); len(got) != 2 || len(first.result) != 0 {
+		t.Fatalf("the first session got more after the second took over: %q, %d results", got, len(first.result))
+	}
+
+	third := newSession()
+	r.Start(context.Background(), task, third.emit, third.done)
+	res := <-third.result
+	if !res.GetReplayed() || runs.Load() != 1 {
+		t.Fatalf("after the end: replayed=%t runs=%d", res.GetReplayed(), runs.Load())
+	}
+	if got := third.logged(); strings.Join(got, "|") != strings.Join(second.logged(), "|") {
+		t.Fatalf("third session's lines %q, want %q", got, second.logged())
 	}
 }

@@ -154,7 +154,7 @@ func TestWatchTaskResumesAfterErrCompacted(t *testing.T) {
 	}
 	logLine := func(text string) {
 		ev := &taskv1.TaskEvent{TaskId: "t1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: text}}}
-		if err := svc.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+		if err := svc.AppendEvents(ctx, []*taskv1.TaskEvent{ev}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +193,7 @@ func TestWatchWorkflowResumesAfterErrCompacted(t *testing.T) {
 	}
 	logLine := func(text string) {
 		ev := &taskv1.TaskEvent{TaskId: "wf-1.n1.preflight.1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: text}}}
-		if err := ts.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+		if err := ts.AppendEvents(ctx, []*taskv1.TaskEvent{ev}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -245,7 +245,7 @@ func TestWatchWorkflowSendsEveryEventBeforeTheEnd(t *testing.T) {
 		const lines = 100
 		for i := range lines {
 			ev := &taskv1.TaskEvent{TaskId: id + ".n1.join.1", Time: timestamppb.Now(), Event: &taskv1.TaskEvent_Log{Log: &taskv1.LogLine{Stream: "stdout", Text: fmt.Sprint(i)}}}
-			if err := ts.AppendEvents(ctx, "r1", []*taskv1.TaskEvent{ev}); err != nil {
+			if err := ts.AppendEvents(ctx, []*taskv1.TaskEvent{ev}); err != nil {
 				t.Fatal(err)
 			}
 		}

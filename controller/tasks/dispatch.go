@@ -2,12 +2,14 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/internal/backoff"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -25,13 +27,18 @@ const MaxQueuedPerSession = 4096
 type Dispatcher struct {
 	svc      *Service
 	sessions *sessions.Registry
-	replica  string
 	log      *slog.Logger
 
 	mu    sync.Mutex
 	boxes map[*sessions.Session]*outbox
 
 	events chan *taskv1.TaskEvent
+
+	flushMu sync.Mutex
+	// unwritten is the batch of events a failed write left (the store had no leader for a
+	// moment): it is written first, before anything newer is taken from events.
+	unwritten []*taskv1.TaskEvent
+	failing   bool // the last write failed (logged once per failing streak)
 }
 
 // outbox is what a dispatcher holds for one session: the tasks sent on it and the messages
@@ -46,8 +53,8 @@ type outbox struct {
 }
 
 // NewDispatcher wires a dispatcher for this replica.
-func NewDispatcher(svc *Service, reg *sessions.Registry, replica string, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{svc: svc, sessions: reg, replica: replica, log: log, boxes: map[*sessions.Session]*outbox{}, events: make(chan *taskv1.TaskEvent, 4096)}
+func NewDispatcher(svc *Service, reg *sessions.Registry, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{svc: svc, sessions: reg, log: log, boxes: map[*sessions.Session]*outbox{}, events: make(chan *taskv1.TaskEvent, 4096)}
 }
 
 // Run follows task records until ctx ends.
@@ -72,11 +79,22 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	})
 }
 
-// SessionOpened sends a newly connected node every task it still has to run.
+// SessionOpened sends a newly connected node every task it still has to run: those it
+// runs or finished meanwhile included, which it answers with their events and result. The
+// list is retried until it is read or the session ends (the store may have no leader for a
+// moment: the agent may have come here because a controller died).
 func (d *Dispatcher) SessionOpened(ctx context.Context, s *sessions.Session) {
-	recs, err := d.svc.List(ctx, s.Node, "")
+	var recs []*apiv1.TaskRecord
+	failed := false
+	err := retry(ctx, func() error {
+		var err error
+		if recs, err = d.svc.List(ctx, s.Node, ""); err != nil && !failed {
+			failed = true
+			d.log.Warn("list tasks for a new session; retrying", "node", s.Node, "err", err)
+		}
+		return err
+	})
 	if err != nil {
-		d.log.Warn("list tasks for a new session", "node", s.Node, "err", err)
 		return
 	}
 	for _, rec := range recs {
@@ -169,7 +187,8 @@ const MaxRunningChecks = 16
 // Running looks at the tasks an agent says it runs (its heartbeat). A task this session
 // neither assigned nor cancelled, whose record is CANCELLED, lost its cancel with an
 // earlier session (the agent reconnected, or its session was closed with the cancel still
-// queued): the cancel is sent again, once per session.
+// queued): the cancel is sent again, once per session. One whose record has not ended is
+// assigned on this session, so the agent reports it here.
 func (d *Dispatcher) Running(ctx context.Context, s *sessions.Session, ids []string) {
 	var check []string
 	d.mu.Lock()
@@ -185,8 +204,12 @@ func (d *Dispatcher) Running(ctx context.Context, s *sessions.Session, ids []str
 	d.mu.Unlock()
 	for _, id := range check {
 		rec, _, err := d.svc.Get(ctx, id)
-		if err != nil || rec.GetTask().GetNode() != s.Node || !Terminal(rec.GetState()) {
-			continue // not (yet) known here, not this node's, or assigned soon
+		if err != nil || rec.GetTask().GetNode() != s.Node {
+			continue // not (yet) known here, or not this node's
+		}
+		if !Terminal(rec.GetState()) {
+			d.offer(rec)
+			continue
 		}
 		d.mu.Lock()
 		b := d.box(s)
@@ -261,11 +284,39 @@ func (d *Dispatcher) Event(s *sessions.Session, ev *taskv1.TaskEvent) {
 	}
 }
 
-// Result records a task's result from node.
+// Result records a task's result from node, after the events queued before it. Both are
+// retried until written or the session ends: an agent sends a result once per session, so
+// one lost to a store without a leader for a moment (an election) would wait for the
+// agent's next session.
 func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskResult) {
-	d.flushNow(ctx)
-	if err := d.svc.Finish(ctx, node, res); err != nil {
+	if err := retry(ctx, func() error { return d.flushNow(ctx) }); err != nil {
+		return // the session ended: the agent sends the events and result again on its next one
+	}
+	err := retry(ctx, func() error {
+		err := d.svc.Finish(ctx, node, res)
+		if errors.Is(err, ErrNotFound) {
+			return backoff.Permanent(err)
+		}
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
 		d.log.Warn("record task result", "task", res.GetTaskId(), "node", node, "err", err)
+	}
+}
+
+// retry calls fn until it succeeds, fails permanently or ctx ends, waiting longer after
+// each failure (at most a second).
+func retry(ctx context.Context, fn func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || backoff.IsPermanent(err) {
+			return err
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return err
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 
@@ -277,14 +328,17 @@ func (d *Dispatcher) flushEvents(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			d.flushNow(ctx)
+			_ = d.flushNow(ctx)
 		}
 	}
 }
 
-// flushNow writes the queued events in one transaction.
-func (d *Dispatcher) flushNow(ctx context.Context) {
-	var batch []*taskv1.TaskEvent
+// flushNow writes the queued events in one transaction: those a failed write left first,
+// else up to 512 from the queue. A failed batch is kept for the next call.
+func (d *Dispatcher) flushNow(ctx context.Context) error {
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	batch := d.unwritten
 	for len(batch) < 512 {
 		select {
 		case ev := <-d.events:
@@ -294,7 +348,18 @@ func (d *Dispatcher) flushNow(ctx context.Context) {
 		}
 		break
 	}
-	if err := d.svc.AppendEvents(ctx, d.replica, batch); err != nil && ctx.Err() == nil {
-		d.log.Warn("store task events", "err", err, "events", len(batch))
+	err := d.svc.AppendEvents(ctx, batch)
+	switch {
+	case err == nil:
+		if d.failing {
+			d.log.Info("storing task events again", "events", len(batch))
+		}
+		d.unwritten, d.failing = nil, false
+	case ctx.Err() == nil:
+		if !d.failing {
+			d.log.Warn("store task events; retrying", "err", err, "events", len(batch))
+		}
+		d.unwritten, d.failing = batch, true
 	}
+	return err
 }

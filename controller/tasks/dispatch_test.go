@@ -18,7 +18,7 @@ import (
 )
 
 func quietDispatcher(reg *sessions.Registry) *Dispatcher {
-	return NewDispatcher(nil, reg, "replica-1", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return NewDispatcher(nil, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func taskRec(id string, state taskv1.TaskState) *apiv1.TaskRecord {
@@ -150,7 +150,7 @@ func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
 	reg := sessions.NewRegistry(nil)
 	s := reg.Open(ctx, "n1", "serial-n1")
 	t.Cleanup(func() { reg.Close(s, context.Canceled) })
-	d := NewDispatcher(svc, reg, "replica-1", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d := NewDispatcher(svc, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	running := []string{"t-cancelled", "t-done", "t-unknown"}
 	d.Running(ctx, s, running)

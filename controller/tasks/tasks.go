@@ -2,12 +2,16 @@
 // written PENDING, whichever replica holds the node's session sends the assignment, the
 // agent's events are appended as they stream in, and its result closes the record. Any
 // replica can read a task and its log; after a failover or a reconnect the assignment is
-// sent again under the same ID and the agent answers from its journal.
+// sent again under the same ID and the agent answers with the task's events so far and its
+// result (from its journal once it ended), never running it twice. Each event is stored
+// once (EventKey), however often it is sent; events and results are retried while the store
+// has no leader.
 package tasks
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"regexp"
@@ -267,22 +271,62 @@ func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.TaskRecord, err
 	})
 }
 
-// AppendEvents stores a batch of a task's events in one write, for any replica to read.
-func (s *Service) AppendEvents(ctx context.Context, replica string, events []*taskv1.TaskEvent) error {
-	if len(events) == 0 {
-		return nil
+// EventKey is where ev is stored: under its task, in the order of the time its agent gave
+// it, and named by its content, so an event sent again (an agent replays a task's events on
+// a new session when its controller died before storing them) is the same key.
+func EventKey(ev *taskv1.TaskEvent) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		b = []byte(err.Error())
 	}
-	ops := make([]store.Op, 0, len(events))
-	for i, ev := range events {
+	h := sha256.Sum256(b)
+	return fmt.Sprintf("%s%s/%020d-%x", EventsPrefix, ev.GetTaskId(), ev.GetTime().AsTime().UnixNano(), h[:8])
+}
+
+// AppendEvents stores a batch of task events in one write, for any replica to read. Each
+// event is stored once: one already stored (sent again) is left as it is.
+func (s *Service) AppendEvents(ctx context.Context, events []*taskv1.TaskEvent) error {
+	vals := make(map[string][]byte, len(events))
+	keys := make([]string, 0, len(events))
+	for _, ev := range events {
+		k := EventKey(ev)
+		if _, dup := vals[k]; dup {
+			continue
+		}
 		b, err := proto.Marshal(ev)
 		if err != nil {
 			return err
 		}
-		key := fmt.Sprintf("%s%s/%020d-%s-%04d", EventsPrefix, ev.GetTaskId(), ev.GetTime().AsTime().UnixNano(), replica, i)
-		ops = append(ops, store.Put(key, b))
+		vals[k] = b
+		keys = append(keys, k)
 	}
-	_, err := s.st.Txn(ctx, store.Txn{Then: ops})
-	return err
+	for len(keys) > 0 {
+		cmps := make([]store.Compare, 0, len(keys))
+		ops := make([]store.Op, 0, len(keys))
+		for _, k := range keys {
+			cmps = append(cmps, store.Absent(k))
+			ops = append(ops, store.Put(k, vals[k]))
+		}
+		_, err := s.st.Txn(ctx, store.Txn{If: cmps, Then: ops})
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		// Some were stored already: write the others.
+		var missing []string
+		for _, k := range keys {
+			switch _, _, err := s.st.Get(ctx, k); {
+			case errors.Is(err, store.ErrNotFound):
+				missing = append(missing, k)
+			case err != nil:
+				return err
+			}
+		}
+		if len(missing) == len(keys) {
+			return fmt.Errorf("store task events: %w", err)
+		}
+		keys = missing
+	}
+	return nil
 }
 
 // Events returns a task's recorded events in order and the revision read at.
