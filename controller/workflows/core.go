@@ -201,6 +201,11 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 		if in.GetStep() == "" && in.GetField() == "backends" {
 			lb := t.GetLoadBalancer()
 			if lb.Backends, lb.Generation = backendsFor(cl, lb.GetBackends()), uint64(gen); len(lb.Backends) == 0 {
+				if s.GetLane() != "" {
+					// A node's own load balancer, before its join: without an API server to
+					// forward to, its join could never reach the cluster.
+					return nil, fmt.Errorf("backends: no control plane of the cluster has a known address to forward to")
+				}
 				return nil, &skipError{"no control plane with a known address to forward to"}
 			}
 			continue

@@ -129,6 +129,10 @@ func TestApplyWithLocalProxies(t *testing.T) {
 		t.Fatal(err)
 	}
 	after(t, p, "w-1/runtime", "w-1/load-balancer", "w-1/token", "w-1/join")
+	// A worker's proxy forwards to the control planes recorded when it starts: the init's
+	// (a proxy started beside the init had nothing to forward to, and the join hung).
+	after(t, p, "cp-1/record", "w-1/load-balancer")
+	after(t, p, "cp-1/record", "cp-2/load-balancer")
 	if got := withSuffix(p, "/lb-update"); !slices.Equal(got, []string{"cp-1/lb-update", "cp-2/lb-update", "w-1/lb-update"}) {
 		t.Errorf("lb-update steps %v, want every node's", got)
 	}
@@ -210,7 +214,11 @@ func TestBackendsAreResolvedFromTheCluster(t *testing.T) {
 	noAddr.Nodes[0].Address = ""
 	var skip *skipError
 	if _, err := renderSpec(wfOf(0, upd), upd, noAddr, 5, nil, false); !errors.As(err, &skip) {
-		t.Errorf("no control plane with an address: %v, want the step skipped", err)
+		t.Errorf("an update with no control plane to forward to: %v, want the step skipped", err)
+	}
+	own := &storagev1.StepRecord{Name: "w-1/load-balancer", Node: "w-1", Lane: "w-1", Task: specOf(&taskv1.LoadBalancerSpec{}), Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
+	if _, err := renderSpec(wfOf(0, own), own, noAddr, 5, nil, false); err == nil || errors.As(err, &skip) {
+		t.Errorf("a node's own load balancer with no control plane to forward to: %v, want the step failed (its join could never reach the cluster)", err)
 	}
 }
 

@@ -228,7 +228,9 @@ func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, 
 	p.hold(node)
 	cp := role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
 	last := p.prepare(node, addr, role, s, nil)
-	if lb, err := p.loadBalancer(node, addr, role, s, []string{last}); err != nil {
+	// Its load balancer forwards to the control planes recorded when it runs: after those
+	// this join waits for (an apply's init, the control plane joined before it).
+	if lb, err := p.loadBalancer(node, addr, role, s, append([]string{last}, after...)); err != nil {
 		return "", err
 	} else if lb != "" {
 		last = lb
