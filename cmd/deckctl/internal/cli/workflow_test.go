@@ -688,8 +688,7 @@ func TestLiveViewAndLogsFollowSurviveTheirControllerDying(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "var/lib/deckhand-sim"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// kubeadm join waits before it joins; what it prints comes when it exits, after the kill
-	// (which takes 5 s: the controller waits that long for its open streams).
+	// kubeadm join waits before it joins; what it prints comes when it exits, after the kill.
 	if err := os.WriteFile(filepath.Join(root, "var/lib/deckhand-sim/kubeadm-join-delay"), []byte("10s"), 0o644); err != nil {
 		t.Fatal(err)
 	}
