@@ -234,13 +234,13 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		wf.State, wf.FailedStep, wf.Error = state, failedStep, err
 		d.over = true
 	}
-	if d.dirty() {
-		wf.Updated = timestamppb.New(now)
-	}
 	for i := range wf.GetSteps() {
 		if changed[i] {
 			d.steps = append(d.steps, i)
 		}
+	}
+	if d.dirty() {
+		wf.Updated = timestamppb.New(now)
 	}
 	if !d.over {
 		d.wake = wakeAt(wf)

@@ -381,6 +381,11 @@ func TestCompute(t *testing.T) {
 			if d.again != c.want.again {
 				t.Errorf("again %v, want %v", d.again, c.want.again)
 			}
+			// A pass that writes stamps the workflow's header (deckctl and clients see when it
+			// last moved); one that writes nothing leaves it.
+			if stamped := l.wf.GetUpdated().AsTime().Equal(t0); stamped != d.dirty() {
+				t.Errorf("header updated %v after a pass that wrote %d steps (over %v)", l.wf.GetUpdated().AsTime(), len(d.steps), d.over)
+			}
 			// Exactly the changed steps are written.
 			for _, i := range d.steps {
 				s := l.wf.GetSteps()[i]
