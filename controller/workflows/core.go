@@ -200,7 +200,12 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 	for _, in := range s.GetInputs() {
 		if in.GetStep() == "" && in.GetField() == "backends" {
 			lb := t.GetLoadBalancer()
-			if lb.Backends, lb.Generation = backendsFor(cl, lb.GetBackends()), uint64(gen); len(lb.Backends) == 0 {
+			lb.Backends, lb.Generation = backendsFor(cl, lb.GetBackends()), uint64(gen)
+			if len(lb.Backends) == 0 && dry {
+				// Nothing is recorded in a dry-run: the control planes this workflow would record.
+				lb.Backends = plannedBackends(l)
+			}
+			if len(lb.Backends) == 0 {
 				if s.GetLane() != "" {
 					// A node's own load balancer, before its join: without an API server to
 					// forward to, its join could never reach the cluster.

@@ -142,4 +142,20 @@ func backendsFor(cl *apiv1.Cluster, own []string) []string {
 	return out
 }
 
+// plannedBackends are the API servers of the control planes workflow l installs a load
+// balancer on (each step's own, in its template): in a dry-run, where none is recorded, what
+// a node's load balancer would forward to.
+func plannedBackends(l *loaded) []string {
+	var out []string
+	for _, s := range l.wf.GetSteps() {
+		for _, b := range s.GetTask().GetLoadBalancer().GetBackends() {
+			if !slices.Contains(out, b) {
+				out = append(out, b)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func specOf(lb *taskv1.LoadBalancerSpec) *taskv1.TaskSpec { return spec(lb) }

@@ -241,3 +241,35 @@ func TestInitWithAVirtualIP(t *testing.T) {
 		t.Errorf("an endpoint beside a VIP: %v, want a refusal naming control_plane_endpoint", err)
 	}
 }
+
+// A dry-run of a new cluster behind local proxies ends, as `deckctl apply --dry-run` promises:
+// a worker's proxy, which forwards only to recorded control planes and so none in a dry-run
+// (nothing is recorded), lists the API servers of the control planes this workflow would
+// record, and its task shows what it would install and write.
+func TestDryRunOfLocalProxiesEnds(t *testing.T) {
+	spec := &apiv1.WorkflowSpec{DryRun: true, Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: lbDoc("{type: local}", []string{"cp-1"}, "w-1")}}}
+	p, err := build(spec, nil, enrolledSet("cp-1", "w-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := &storagev1.WorkflowRecord{Id: "wf-x", Spec: spec, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency}
+	b, err := proto.Marshal(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeCluster{t: t, stored: b, created: map[string]int{}, now: t0,
+		view: fakeView{tasks: map[string]*apiv1.TaskRecord{}, storeRev: 1, ready: map[string]bool{"cp-1": true, "w-1": true}}}
+	got := f.run(-1)
+	if got.GetState() != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED {
+		t.Fatalf("dry-run %v: %v at %s", got.GetState(), got.GetError(), got.GetFailedStep())
+	}
+	var lb *taskv1.LoadBalancerSpec
+	for _, r := range f.view.tasks {
+		if r.GetTask().GetStep() == "w-1/load-balancer" {
+			lb = r.GetTask().GetSpec().GetLoadBalancer()
+		}
+	}
+	if !slices.Equal(lb.GetBackends(), []string{"10.250.0.10:6443"}) {
+		t.Errorf("w-1's dry-run load balancer forwards to %v, want cp-1's API server", lb.GetBackends())
+	}
+}
