@@ -273,3 +273,29 @@ func TestDryRunOfLocalProxiesEnds(t *testing.T) {
 		t.Errorf("w-1's dry-run load balancer forwards to %v, want cp-1's API server", lb.GetBackends())
 	}
 }
+
+// A control plane whose join failed after its load balancer started is not in the cluster
+// record; resetting it stops its haproxy and keepalived too (left running, its keepalived
+// would still take the VIP whenever it wins VRRP).
+func TestResetOfANodeWhoseJoinFailedRemovesItsLoadBalancer(t *testing.T) {
+	cl := lbCluster(&taskv1.LoadBalancerSettings{Type: "vip", Address: "10.250.0.100"}, 1, "cp-1")
+	p, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "cp-2"}}}, cl, enrolledSet("cp-1", "cp-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after(t, p, "cp-2/reset", "cp-2/lb-remove")
+	if !p.step("cp-2/lb-remove").GetTask().GetLoadBalancer().GetRemove() {
+		t.Error("lb-remove does not remove")
+	}
+	if got := withSuffix(p, "/lb-update"); len(got) != 0 {
+		t.Errorf("lb-update steps %v: the recorded control planes' lists never had it", got)
+	}
+	// A cluster without Deckhand's load balancer has none to remove.
+	p, err = build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "cp-2"}}}, testCluster("cp-1"), enrolledSet("cp-1", "cp-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := withSuffix(p, "/lb-remove"); len(got) != 0 {
+		t.Errorf("lb-remove steps %v in a cluster without a load balancer", got)
+	}
+}
