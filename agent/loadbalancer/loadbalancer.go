@@ -89,8 +89,11 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 				break
 			}
 		}
-		if pgrep == "" && !h.DryRun {
-			return nil, tasks.Errorf("LB_TOOL_MISSING", "install pgrep (Debian: procps; EL: procps-ng)", "keepalived checks haproxy with pgrep, which is not installed")
+		if pgrep == "" {
+			if !h.DryRun {
+				return nil, tasks.Errorf("LB_TOOL_MISSING", "install pgrep (Debian: procps; EL: procps-ng)", "keepalived checks haproxy with pgrep, which is not installed")
+			}
+			pgrep = "/usr/bin/pgrep" // where the packages above would put it
 		}
 		files["keepalived"] = lbconf.KeepalivedConfig(s, iface, pgrep)
 		e.Logf("VRRP on %s for %s (virtual router %d, priority %d)", iface, s.Address, s.RouterID, s.Priority)
@@ -153,8 +156,11 @@ func configure(ctx context.Context, h *host.Host, e *tasks.Emitter, svc string, 
 	if err := keepPackaged(h, svc); err != nil {
 		return err
 	}
+	// A run cut short after writing the file and before the reload (the agent restarted)
+	// left this mark: the service still runs the file before, so it is reloaded all the same.
+	pending := filepath.Join(stateDir, svc+".reload")
 	changed := true
-	if cur, err := h.ReadFile(path); err == nil && string(cur) == string(conf) {
+	if cur, err := h.ReadFile(path); err == nil && string(cur) == string(conf) && !h.Exists(pending) {
 		changed = false
 	}
 	if changed && !h.DryRun {
@@ -172,6 +178,11 @@ func configure(ctx context.Context, h *host.Host, e *tasks.Emitter, svc string, 
 		}
 		if err != nil {
 			return tasks.Errorf("LB_CONFIG_INVALID", "report this: Deckhand wrote a configuration "+svc+" refuses; the running one was left as it was", "%s refuses the new configuration: %v", svc, err)
+		}
+	}
+	if changed {
+		if _, err := h.WriteFile(pending, nil, 0o600); err != nil {
+			return err
 		}
 	}
 	if _, err := h.WriteFile(path, conf, 0o644); err != nil {
@@ -193,6 +204,9 @@ func configure(ctx context.Context, h *host.Host, e *tasks.Emitter, svc string, 
 			return tasks.Errorf("SERVICE_FAILED", "look at journalctl -u "+svc+" on the node", "reload %s: %v", svc, err)
 		}
 	}
+	if _, err := h.RemoveFile(pending); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -207,7 +221,7 @@ func keepPackaged(h *host.Host, svc string) error {
 		cur = nil // nothing shipped: the marker says so
 	} else if err != nil {
 		return err
-	} else if strings.HasPrefix(string(cur), "# Written by Deckhand") {
+	} else if strings.HasPrefix(string(cur), lbconf.Marker) {
 		return nil
 	}
 	_, err = h.WriteFile(backup, cur, 0o600)
@@ -222,7 +236,7 @@ func remove(ctx context.Context, h *host.Host, e *tasks.Emitter, s *lbconf.Spec)
 	for i := len(svcs) - 1; i >= 0; i-- {
 		svc := svcs[i]
 		cur, err := h.ReadFile(configPath(svc))
-		ours := err == nil && strings.HasPrefix(string(cur), "# Written by Deckhand")
+		ours := err == nil && strings.HasPrefix(string(cur), lbconf.Marker)
 		if !ours && !h.Exists(backupPath(svc)) {
 			continue // never configured here
 		}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -297,5 +298,15 @@ func TestResetOfANodeWhoseJoinFailedRemovesItsLoadBalancer(t *testing.T) {
 	}
 	if got := withSuffix(p, "/lb-remove"); len(got) != 0 {
 		t.Errorf("lb-remove steps %v in a cluster without a load balancer", got)
+	}
+	// No cluster at all: the init failed, maybe after its load balancer started; its
+	// settings were never recorded, and removing needs none.
+	p, err = build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "cp-1"}}}, nil, enrolledSet("cp-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after(t, p, "cp-1/reset", "cp-1/lb-remove")
+	if _, err := lbconf.Parse(p.step("cp-1/lb-remove").GetTask().GetLoadBalancer()); err != nil {
+		t.Errorf("the removal after a failed init is not a task the agent takes: %v", err)
 	}
 }

@@ -498,11 +498,17 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 			return nil, fmt.Errorf("%w: reset.node: node %q is not enrolled, so Deckhand cannot reset it; run kubeadm reset on it by hand", ErrInvalid, r.GetNode())
 		}
 		p.resetSteps(r.GetNode(), n.GetAddress(), role, n != nil && others, dt, r.GetForce())
-		if n == nil && cl != nil {
+		if n == nil {
 			// Not recorded: its join failed, maybe after its load balancer started (a control
-			// plane's keepalived would go on taking the VIP). Whatever its role was, remove
-			// it: the agent leaves a node where Deckhand configured none alone.
-			p.removeLB(r.GetNode(), taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, settings{}.of(cl), r.GetNode()+"/reset")
+			// plane's keepalived would go on taking the VIP), or, with no cluster at all, its
+			// init did. Whatever its role was, remove it: the agent leaves a node where
+			// Deckhand configured none alone. Without a cluster its settings are not recorded;
+			// removing needs none.
+			s := settings{}.of(cl)
+			if cl == nil {
+				s.cluster = &taskv1.ClusterSpec{LoadBalancer: &taskv1.LoadBalancerSettings{Type: lbconf.Local}}
+			}
+			p.removeLB(r.GetNode(), taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, s, r.GetNode()+"/reset")
 		}
 		if n != nil {
 			s := settings{}.of(cl)

@@ -195,16 +195,21 @@ const (
 	KeepalivedConfigPath = "/etc/keepalived/keepalived.conf"
 )
 
-const header = "# Written by Deckhand (deckhand-agent's load_balancer task): the Kubernetes API servers'\n" +
+// Marker starts every file Deckhand writes: the agent knows its own files by it.
+const Marker = "# Written by Deckhand (deckhand-agent's load_balancer task)"
+
+// Header starts every file Deckhand writes. It holds nothing that changes while the list
+// does not: an update with the same API servers leaves the files, and the services, alone.
+const Header = Marker + ": the Kubernetes API servers'\n" +
 	"# load balancer. Deckhand rewrites this file when control planes join or leave; a change\n" +
-	"# made here is lost then. Generation %d.\n"
+	"# made here is lost then.\n"
 
 // HAProxyConfig is haproxy's configuration: TCP from the load balancer's port to every API
 // server, each checked on /livez (anonymous, over TLS without verifying: the check asks
 // only whether it answers), a failed connection tried once more on another.
 func HAProxyConfig(s *Spec) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, header, s.Generation)
+	b.WriteString(Header)
 	bind := netip.AddrPortFrom(netip.IPv4Unspecified(), s.Port).String() // vip: on every control plane, whichever holds the address
 	if s.Type == Local {
 		bind = netip.AddrPortFrom(s.Address, s.Port).String()
@@ -248,7 +253,7 @@ backend kube-apiserver
 // track_process, and pidof run by keepalived never finds a process).
 func KeepalivedConfig(s *Spec, iface, pgrep string) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, header, s.Generation)
+	b.WriteString(Header)
 	id := strconv.Itoa(int(s.RouterID))
 	b.WriteString(`global_defs {
     router_id deckhand_` + id + `
