@@ -283,6 +283,19 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 					return c.h.Run(ctx, "open "+port+" now", "firewall-cmd", "--add-port="+port)
 				})
 			}
+			if c.spec.GetAllowVrrp() {
+				if _, err := c.h.Query(ctx, "firewall-cmd", "--query-protocol=vrrp"); err == nil {
+					c.add("Firewalld-vrrp", Pass, "firewalld allows VRRP")
+				} else {
+					r := c.add("Firewalld-vrrp", Fail, "firewalld drops VRRP, which keepalived needs between the control planes: run with --fix or allow it: firewall-cmd --permanent --add-protocol=vrrp && firewall-cmd --add-protocol=vrrp")
+					c.fix(r, func() error {
+						if err := c.h.Run(ctx, "allow VRRP permanently", "firewall-cmd", "--permanent", "--add-protocol=vrrp"); err != nil {
+							return err
+						}
+						return c.h.Run(ctx, "allow VRRP now", "firewall-cmd", "--add-protocol=vrrp")
+					})
+				}
+			}
 			return
 		}
 	}
@@ -296,6 +309,14 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 				}
 				r := c.add("Ufw-"+port, Fail, "port %d may be blocked by ufw: run with --fix or ufw allow %s", p, port)
 				c.fix(r, func() error { return c.h.Run(ctx, "allow "+port, "ufw", "allow", port) })
+			}
+			if c.spec.GetAllowVrrp() {
+				if strings.Contains(string(out), "/vrrp") {
+					c.add("Ufw-vrrp", Pass, "ufw allows VRRP")
+				} else {
+					r := c.add("Ufw-vrrp", Fail, "ufw may drop VRRP, which keepalived needs between the control planes: run with --fix or ufw allow proto vrrp from any to any")
+					c.fix(r, func() error { return c.h.Run(ctx, "allow VRRP", "ufw", "allow", "proto", "vrrp", "from", "any", "to", "any") })
+				}
 			}
 			return
 		}

@@ -271,3 +271,31 @@ func TestPreflightHostsEntryUsesTheNodeAddress(t *testing.T) {
 		}
 	}
 }
+
+// A VIP control plane's keepalived advertises with VRRP: --fix lets it through firewalld,
+// now and across reboots; a node that runs no VIP is not asked to.
+func TestPreflightLetsVRRPIn(t *testing.T) {
+	root := seeded(t)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	plain := run(t, r, task("pf-novrrp", false, false))
+	if _, ok := plain.GetOutputs()["check.Firewalld-vrrp"]; ok {
+		t.Fatalf("a node with no VIP was checked for VRRP: %v", plain.GetOutputs())
+	}
+	vip := func(id string, fix bool) *taskv1.Task {
+		tk := task(id, fix, false)
+		tk.GetSpec().GetPreflight().AllowVrrp = true
+		return tk
+	}
+	res := run(t, r, vip("pf-vrrp-check", false))
+	if !strings.HasPrefix(res.GetOutputs()["check.Firewalld-vrrp"], "fail:") {
+		t.Fatalf("VRRP dropped by firewalld is not reported: %v", res.GetOutputs())
+	}
+	res = run(t, r, vip("pf-vrrp-fix", true))
+	if got := changed(res); !strings.Contains(got, "firewall-cmd --permanent --add-protocol=vrrp") || !strings.Contains(got, "firewall-cmd --add-protocol=vrrp") {
+		t.Fatalf("--fix did not let VRRP in now and permanently:\n%s", got)
+	}
+	res = run(t, r, vip("pf-vrrp-again", true))
+	if !strings.HasPrefix(res.GetOutputs()["check.Firewalld-vrrp"], "pass") {
+		t.Fatalf("after the fix: %v", res.GetOutputs()["check.Firewalld-vrrp"])
+	}
+}

@@ -281,6 +281,7 @@ func init() {
 	r(p, "ignore", strList(MaxIgnoredChecks, regex(checkNameRE, "is not a preflight check name (letters, digits, '.', '_', '-'), as kubeadm's --ignore-preflight-errors takes")))
 	r(p, "extra_ports", rule(port))
 	r(p, "node_address", str(nodeAddress))
+	r(p, "allow_vrrp", anyValue("let VRRP in or not"))
 
 	pk := &taskv1.PackagesSpec{}
 	r(pk, "kubernetes_version", str(version))

@@ -119,6 +119,9 @@ func TestApplyWithAVirtualIP(t *testing.T) {
 	if pp := p.step("w-1/preflight").GetTask().GetPreflight().GetExtraPorts(); len(pp) != 0 {
 		t.Errorf("a worker's preflight opens %v", pp)
 	}
+	if !p.step("cp-2/preflight").GetTask().GetPreflight().GetAllowVrrp() || p.step("w-1/preflight").GetTask().GetPreflight().GetAllowVrrp() {
+		t.Error("VRRP is to be let in on the control planes (keepalived), and only there")
+	}
 }
 
 // A local proxy: every node runs haproxy before its init or join, and every node's list

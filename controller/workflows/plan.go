@@ -157,6 +157,7 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	pf := &taskv1.PreflightSpec{Role: role, Fix: true, Ignore: []string{"CRI"}, NodeAddress: addr}
 	if lb := lbOf(s.cluster); lb.Type == lbconf.VIP && runsLB(s.cluster, role) {
 		pf.ExtraPorts = []uint32{uint32(lb.Port)} // clients reach the address on the control planes
+		pf.AllowVrrp = true                       // keepalived's advertisements between them
 	}
 	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(pf))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)

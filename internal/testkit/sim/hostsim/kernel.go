@@ -21,7 +21,8 @@ func firewallCmd(r string, args []string) (int, error) {
 		switch {
 		case a == "--permanent":
 			permanent = true
-		case a == "--state", a == "--reload", a == "--list-ports", strings.HasPrefix(a, "--add-port="), strings.HasPrefix(a, "--query-port="):
+		case a == "--state", a == "--reload", a == "--list-ports", strings.HasPrefix(a, "--add-port="), strings.HasPrefix(a, "--query-port="),
+			strings.HasPrefix(a, "--add-protocol="), strings.HasPrefix(a, "--query-protocol="):
 			ops = append(ops, a)
 		default:
 			return 2, fmt.Errorf("usage: see firewall-cmd --help\nfirewall-cmd: error: unrecognized arguments: %s", a)
@@ -46,6 +47,13 @@ func firewallCmd(r string, args []string) (int, error) {
 	file := filepath.Join(dir, "runtime-ports")
 	if permanent {
 		file = filepath.Join(dir, "permanent-ports")
+	}
+	// Protocols (--add-protocol=vrrp) are kept with the ports, as "proto:NAME".
+	if name, ok := strings.CutPrefix(op, "--add-protocol="); ok {
+		op = "--add-port=proto:" + name
+	}
+	if name, ok := strings.CutPrefix(op, "--query-protocol="); ok {
+		op = "--query-port=proto:" + name
 	}
 	ports := readLines(file)
 	switch {
@@ -78,6 +86,9 @@ func firewallCmd(r string, args []string) (int, error) {
 }
 
 func validPort(p string) bool {
+	if name, ok := strings.CutPrefix(p, "proto:"); ok {
+		return name != "" && !strings.ContainsAny(name, "/ ")
+	}
 	num, proto, ok := strings.Cut(p, "/")
 	if !ok || (proto != "tcp" && proto != "udp") {
 		return false

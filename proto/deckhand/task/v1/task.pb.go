@@ -770,7 +770,10 @@ type PreflightSpec struct {
 	ExtraPorts []uint32 `protobuf:"varint,4,rep,packed,name=extra_ports,json=extraPorts,proto3" json:"extra_ports,omitempty"`
 	// The node's address in the cluster: the /etc/hosts fix maps the node's name to it.
 	// Empty: the host's first non-loopback address.
-	NodeAddress   string `protobuf:"bytes,5,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`
+	NodeAddress string `protobuf:"bytes,5,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`
+	// Let VRRP (IP protocol 112) in when fixing the firewall: the control planes of a
+	// VIP load balancer (keepalived) advertise to each other with it.
+	AllowVrrp     bool `protobuf:"varint,6,opt,name=allow_vrrp,json=allowVrrp,proto3" json:"allow_vrrp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -838,6 +841,13 @@ func (x *PreflightSpec) GetNodeAddress() string {
 		return x.NodeAddress
 	}
 	return ""
+}
+
+func (x *PreflightSpec) GetAllowVrrp() bool {
+	if x != nil {
+		return x.AllowVrrp
+	}
+	return false
 }
 
 // PackagesSpec installs kubelet, kubeadm and kubectl at a pinned version and holds them.
@@ -3116,14 +3126,16 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetwork\x12F\n" +
 	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembers\x12I\n" +
 	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancerB\x06\n" +
-	"\x04kind\"\xad\x01\n" +
+	"\x04kind\"\xcc\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
 	"\x03fix\x18\x02 \x01(\bR\x03fix\x12\x16\n" +
 	"\x06ignore\x18\x03 \x03(\tR\x06ignore\x12\x1f\n" +
 	"\vextra_ports\x18\x04 \x03(\rR\n" +
 	"extraPorts\x12!\n" +
-	"\fnode_address\x18\x05 \x01(\tR\vnodeAddress\"\xa4\x02\n" +
+	"\fnode_address\x18\x05 \x01(\tR\vnodeAddress\x12\x1d\n" +
+	"\n" +
+	"allow_vrrp\x18\x06 \x01(\bR\tallowVrrp\"\xa4\x02\n" +
 	"\fPackagesSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x127\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x1f.deckhand.task.v1.PackageSourceR\x06source\x12\x19\n" +
