@@ -315,7 +315,9 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 					c.add("Ufw-vrrp", Pass, "ufw allows VRRP")
 				} else {
 					r := c.add("Ufw-vrrp", Fail, "ufw may drop VRRP, which keepalived needs between the control planes: run with --fix or ufw allow proto vrrp from any to any")
-					c.fix(r, func() error { return c.h.Run(ctx, "allow VRRP", "ufw", "allow", "proto", "vrrp", "from", "any", "to", "any") })
+					c.fix(r, func() error {
+						return c.h.Run(ctx, "allow VRRP", "ufw", "allow", "proto", "vrrp", "from", "any", "to", "any")
+					})
 				}
 			}
 			return
