@@ -26,6 +26,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/diagnostics"
 	"github.com/deckhandhq/deckhand/agent/facts"
+	"github.com/deckhandhq/deckhand/agent/firewall"
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/network"
 	"github.com/deckhandhq/deckhand/agent/runtime"
@@ -412,6 +413,11 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	// and the addresses host-local handed out, so that a node joining again starts clean.
 	if err := network.CleanUp(ctx, h, e); err != nil {
 		return nil, tasks.Errorf("RESET_FAILED", "remove them by hand: iptables -t nat -S POSTROUTING (the rules with the comment \""+network.NATComment+"\"), ip route show proto "+strconv.Itoa(network.RouteProto)+", ip link delete "+network.Bridge, "pod network clean-up: %v", err)
+	}
+	// The firewall rules Deckhand's preflight opened for the node (its ports, VRRP), and
+	// only those.
+	if err := firewall.RemoveAdded(ctx, h, e); err != nil {
+		return nil, err
 	}
 	// What any pod network and kube-proxy leave: links, state directories, nftables tables.
 	if err := cleanPodNetwork(ctx, h, e, append(done, network.Bridge)...); err != nil {

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/deckhandhq/deckhand/agent/firewall"
 	"github.com/deckhandhq/deckhand/agent/host"
 	cri "github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -280,7 +281,10 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 					if err := c.h.Run(ctx, "open "+port+" permanently", "firewall-cmd", "--permanent", "--add-port="+port); err != nil {
 						return err
 					}
-					return c.h.Run(ctx, "open "+port+" now", "firewall-cmd", "--add-port="+port)
+					if err := c.h.Run(ctx, "open "+port+" now", "firewall-cmd", "--add-port="+port); err != nil {
+						return err
+					}
+					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Port, Value: port})
 				})
 			}
 			if c.spec.GetAllowVrrp() {
@@ -292,7 +296,10 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 						if err := c.h.Run(ctx, "allow VRRP permanently", "firewall-cmd", "--permanent", "--add-protocol=vrrp"); err != nil {
 							return err
 						}
-						return c.h.Run(ctx, "allow VRRP now", "firewall-cmd", "--add-protocol=vrrp")
+						if err := c.h.Run(ctx, "allow VRRP now", "firewall-cmd", "--add-protocol=vrrp"); err != nil {
+							return err
+						}
+						return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Protocol, Value: "vrrp"})
 					})
 				}
 			}
@@ -308,7 +315,12 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 					continue
 				}
 				r := c.add("Ufw-"+port, Fail, "port %d may be blocked by ufw: run with --fix or ufw allow %s", p, port)
-				c.fix(r, func() error { return c.h.Run(ctx, "allow "+port, "ufw", "allow", port) })
+				c.fix(r, func() error {
+					if err := c.h.Run(ctx, "allow "+port, "ufw", "allow", port); err != nil {
+						return err
+					}
+					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Ufw, Kind: firewall.Port, Value: port})
+				})
 			}
 			if c.spec.GetAllowVrrp() {
 				if strings.Contains(string(out), "/vrrp") {
@@ -316,7 +328,10 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 				} else {
 					r := c.add("Ufw-vrrp", Fail, "ufw may drop VRRP, which keepalived needs between the control planes: run with --fix or ufw allow proto vrrp from any to any")
 					c.fix(r, func() error {
-						return c.h.Run(ctx, "allow VRRP", "ufw", "allow", "proto", "vrrp", "from", "any", "to", "any")
+						if err := c.h.Run(ctx, "allow VRRP", "ufw", "allow", "proto", "vrrp", "from", "any", "to", "any"); err != nil {
+							return err
+						}
+						return firewall.Added(c.h, firewall.Rule{Tool: firewall.Ufw, Kind: firewall.Protocol, Value: "vrrp"})
 					})
 				}
 			}

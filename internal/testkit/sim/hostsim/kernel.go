@@ -22,7 +22,8 @@ func firewallCmd(r string, args []string) (int, error) {
 		case a == "--permanent":
 			permanent = true
 		case a == "--state", a == "--reload", a == "--list-ports", strings.HasPrefix(a, "--add-port="), strings.HasPrefix(a, "--query-port="),
-			strings.HasPrefix(a, "--add-protocol="), strings.HasPrefix(a, "--query-protocol="):
+			strings.HasPrefix(a, "--add-protocol="), strings.HasPrefix(a, "--query-protocol="),
+			strings.HasPrefix(a, "--remove-port="), strings.HasPrefix(a, "--remove-protocol="):
 			ops = append(ops, a)
 		default:
 			return 2, fmt.Errorf("usage: see firewall-cmd --help\nfirewall-cmd: error: unrecognized arguments: %s", a)
@@ -55,6 +56,9 @@ func firewallCmd(r string, args []string) (int, error) {
 	if name, ok := strings.CutPrefix(op, "--query-protocol="); ok {
 		op = "--query-port=proto:" + name
 	}
+	if name, ok := strings.CutPrefix(op, "--remove-protocol="); ok {
+		op = "--remove-port=proto:" + name
+	}
 	ports := readLines(file)
 	switch {
 	case op == "--reload":
@@ -65,6 +69,20 @@ func firewallCmd(r string, args []string) (int, error) {
 	case op == "--list-ports":
 		fmt.Println(strings.Join(ports, " "))
 		return 0, nil
+	case strings.HasPrefix(op, "--remove-port="):
+		p := strings.TrimPrefix(op, "--remove-port=")
+		if !contains(ports, p) {
+			fmt.Println("Warning: NOT_ENABLED: " + p)
+			return 0, nil
+		}
+		var rest []string
+		for _, q := range ports {
+			if q != p {
+				rest = append(rest, q)
+			}
+		}
+		fmt.Println("success")
+		return 0, writeLines(file, rest)
 	case strings.HasPrefix(op, "--query-port="):
 		if contains(ports, strings.TrimPrefix(op, "--query-port=")) {
 			fmt.Println("yes")

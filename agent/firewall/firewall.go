@@ -1,0 +1,111 @@
+// Package firewall remembers the firewall rules Deckhand added on a host (preflight --fix
+// opens the ports and protocols a node of the cluster needs) and removes exactly those when
+// the node is reset: a rule that was there before Deckhand came stays.
+package firewall
+
+import (
+	"context"
+	"regexp"
+	"strings"
+
+	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/tasks"
+)
+
+// RecordFile lists the rules Deckhand added, one a line: "TOOL KIND VALUE".
+const RecordFile = "/var/lib/deckhand/firewall.rules"
+
+// Tools and kinds of rule.
+const (
+	Firewalld = "firewalld"
+	Ufw       = "ufw"
+	Port      = "port"     // "6443/tcp"
+	Protocol  = "protocol" // "vrrp"
+)
+
+// Rule is one rule Deckhand added.
+type Rule struct{ Tool, Kind, Value string }
+
+func (r Rule) String() string { return r.Tool + " " + r.Kind + " " + r.Value }
+
+var valueRE = regexp.MustCompile(`^([0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp)|[a-z][a-z0-9-]{0,15})$`)
+
+func parse(line string) (Rule, bool) {
+	f := strings.Fields(line)
+	if len(f) != 3 || (f[0] != Firewalld && f[0] != Ufw) || (f[1] != Port && f[1] != Protocol) || !valueRE.MatchString(f[2]) {
+		return Rule{}, false
+	}
+	return Rule{f[0], f[1], f[2]}, true
+}
+
+// Added records that Deckhand added r (preflight, after its commands succeeded).
+func Added(h *host.Host, r Rule) error {
+	_, err := h.AppendLine(RecordFile, r.String(), 0o600)
+	return err
+}
+
+// removeArgv is the command that takes r away, now and (firewalld) permanently.
+func removeArgv(r Rule) [][]string {
+	switch {
+	case r.Tool == Firewalld && r.Kind == Port:
+		return [][]string{{"firewall-cmd", "--permanent", "--remove-port=" + r.Value}, {"firewall-cmd", "--remove-port=" + r.Value}}
+	case r.Tool == Firewalld:
+		return [][]string{{"firewall-cmd", "--permanent", "--remove-protocol=" + r.Value}, {"firewall-cmd", "--remove-protocol=" + r.Value}}
+	case r.Kind == Port:
+		return [][]string{{"ufw", "delete", "allow", r.Value}}
+	default:
+		return [][]string{{"ufw", "delete", "allow", "proto", r.Value, "from", "any", "to", "any"}}
+	}
+}
+
+// RemoveAdded removes the rules Deckhand recorded as added, and the record. A rule whose
+// tool no longer runs (firewalld stopped) stays recorded for the next reset, and is said.
+func RemoveAdded(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
+	b, err := h.ReadFile(RecordFile)
+	if err != nil {
+		return nil // none added
+	}
+	var kept []string
+	removed := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		r, ok := parse(line)
+		if !ok {
+			e.Logf("%s: %q is not a rule Deckhand writes; left out", RecordFile, line)
+			continue
+		}
+		if !running(ctx, h, r.Tool) {
+			e.Logf("%s is not running: the %s it was given by Deckhand stays recorded for the next reset", r.Tool, r.Value)
+			kept = append(kept, line)
+			continue
+		}
+		for _, argv := range removeArgv(r) {
+			if err := h.Run(ctx, "remove the "+r.Kind+" "+r.Value+" Deckhand opened", argv...); err != nil {
+				return tasks.Errorf("RESET_FAILED", "remove it by hand: "+strings.Join(argv, " "), "firewall: %v", err)
+			}
+		}
+		removed++
+	}
+	if len(kept) > 0 {
+		if _, err := h.WriteFile(RecordFile, []byte(strings.Join(kept, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+	} else if _, err := h.RemoveFile(RecordFile); err != nil {
+		return err
+	}
+	if removed > 0 {
+		e.Did("removed the %d firewall rule(s) Deckhand opened; the host's own stay", "would remove the %d firewall rule(s) Deckhand opened; the host's own stay", removed)
+	}
+	return nil
+}
+
+func running(ctx context.Context, h *host.Host, tool string) bool {
+	if tool == Firewalld {
+		out, err := h.Query(ctx, "firewall-cmd", "--state")
+		return err == nil && strings.TrimSpace(string(out)) == "running"
+	}
+	out, err := h.Query(ctx, "ufw", "status")
+	return err == nil && strings.Contains(string(out), "Status: active")
+}
