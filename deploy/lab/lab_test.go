@@ -358,6 +358,18 @@ func (l *realLab) virtualIPFailover() {
 	if err := l.nodeReady("node-3"); err != nil {
 		t.Fatalf("the worker after the failovers: %v", err)
 	}
+	// The holder's control plane serves again in full before the test goes on: its kubelet
+	// lets the API servers in (kubectl exec, which the reset's etcd check uses), which takes
+	// its own API server and etcd member back in step with the others.
+	start = time.Now()
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
+		out, err := l.kubectl("-n", "kube-system", "exec", "etcd-"+holder, "-c", "etcd", "--", "etcdctl", "version")
+		if err != nil {
+			return fmt.Errorf("kubectl exec into %s's etcd: %v %s", holder, err, out)
+		}
+		return nil
+	})
+	t.Logf("%s's control plane took exec requests again %v after its link came back", holder, time.Since(start).Round(100*time.Millisecond))
 }
 
 func (l *realLab) nodeReady(name string) error {
