@@ -44,6 +44,9 @@ func Added(h *host.Host, r Rule) error {
 	return err
 }
 
+// UfwPort is a port or range ("30000-32767/tcp") as ufw writes it ("30000:32767/tcp").
+func UfwPort(port string) string { return strings.Replace(port, "-", ":", 1) }
+
 // removeArgv is the command that takes r away, now and (firewalld) permanently.
 func removeArgv(r Rule) [][]string {
 	switch {
@@ -52,7 +55,7 @@ func removeArgv(r Rule) [][]string {
 	case r.Tool == Firewalld:
 		return [][]string{{"firewall-cmd", "--permanent", "--remove-protocol=" + r.Value}, {"firewall-cmd", "--remove-protocol=" + r.Value}}
 	case r.Kind == Port:
-		return [][]string{{"ufw", "delete", "allow", r.Value}}
+		return [][]string{{"ufw", "delete", "allow", UfwPort(r.Value)}}
 	default:
 		return [][]string{{"ufw", "delete", "allow", "proto", r.Value, "from", "any", "to", "any"}}
 	}

@@ -96,3 +96,11 @@ func changes(res *taskv1.TaskResult) string {
 	}
 	return b.String()
 }
+
+func TestUfwPort(t *testing.T) {
+	for in, want := range map[string]string{"6443/tcp": "6443/tcp", "30000-32767/tcp": "30000:32767/tcp"} {
+		if got := firewall.UfwPort(in); got != want {
+			t.Errorf("UfwPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

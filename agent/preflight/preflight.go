@@ -51,6 +51,10 @@ const (
 var (
 	controlPlanePorts = []int{6443, 10250, 10257, 10259, 2379, 2380}
 	workerPorts       = []int{10250}
+	// workerFirewallOnly are opened in the firewall of a worker but not checked free: what
+	// kube-proxy listens on once the node joined (its health port, NodePort Services),
+	// kubeadm's list of a worker's ports.
+	workerFirewallOnly = []string{"10256/tcp", "30000-32767/tcp"}
 	modules           = []string{"overlay", "br_netfilter"}
 	sysctls           = [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.bridge.bridge-nf-call-iptables", "1"}, {"net.bridge.bridge-nf-call-ip6tables", "1"}}
 	binaries          = []string{"crictl", "conntrack", "ip", "iptables", "mount", "nsenter", "ethtool", "socat", "tc", "touch"}
@@ -90,7 +94,14 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	}
 	c.swap(ctx)
 	c.portsFree(ports)
-	c.firewall(ctx, ports)
+	open := make([]string, 0, len(ports)+len(workerFirewallOnly))
+	for _, p := range ports {
+		open = append(open, fmt.Sprintf("%d/tcp", p))
+	}
+	if role == taskv1.NodeRole_NODE_ROLE_WORKER {
+		open = append(open, workerFirewallOnly...)
+	}
+	c.firewall(ctx, open)
 	c.hostname()
 	c.modules(ctx)
 	c.sysctls(ctx)
@@ -267,16 +278,16 @@ func (c *checker) portsFree(ports []int) {
 	}
 }
 
-func (c *checker) firewall(ctx context.Context, ports []int) {
+// firewall opens ports ("6443/tcp", "30000-32767/tcp") in firewalld or ufw.
+func (c *checker) firewall(ctx context.Context, ports []string) {
 	if c.h.Has("firewall-cmd") {
 		if out, err := c.h.Query(ctx, "firewall-cmd", "--state"); err == nil && strings.TrimSpace(string(out)) == "running" {
-			for _, p := range ports {
-				port := fmt.Sprintf("%d/tcp", p)
+			for _, port := range ports {
 				if _, err := c.h.Query(ctx, "firewall-cmd", "--query-port="+port); err == nil {
 					c.add("Firewalld-"+port, Pass, "firewalld allows %s", port)
 					continue
 				}
-				r := c.add("Firewalld-"+port, Fail, "port %d is closed by firewalld: run with --fix or open it: firewall-cmd --permanent --add-port=%s && firewall-cmd --add-port=%s", p, port, port)
+				r := c.add("Firewalld-"+port, Fail, "port %s is closed by firewalld: run with --fix or open it: firewall-cmd --permanent --add-port=%s && firewall-cmd --add-port=%s", port, port, port)
 				c.fix(r, func() error {
 					if err := c.h.Run(ctx, "open "+port+" permanently", "firewall-cmd", "--permanent", "--add-port="+port); err != nil {
 						return err
@@ -308,15 +319,15 @@ func (c *checker) firewall(ctx context.Context, ports []int) {
 	}
 	if c.h.Has("ufw") {
 		if out, err := c.h.Query(ctx, "ufw", "status"); err == nil && strings.Contains(string(out), "Status: active") {
-			for _, p := range ports {
-				port := fmt.Sprintf("%d/tcp", p)
-				if strings.Contains(string(out), port) {
+			for _, port := range ports {
+				spec := firewall.UfwPort(port) // ufw writes a range with a colon
+				if strings.Contains(string(out), spec) {
 					c.add("Ufw-"+port, Pass, "ufw allows %s", port)
 					continue
 				}
-				r := c.add("Ufw-"+port, Fail, "port %d may be blocked by ufw: run with --fix or ufw allow %s", p, port)
+				r := c.add("Ufw-"+port, Fail, "port %s may be blocked by ufw: run with --fix or ufw allow %s", port, spec)
 				c.fix(r, func() error {
-					if err := c.h.Run(ctx, "allow "+port, "ufw", "allow", port); err != nil {
+					if err := c.h.Run(ctx, "allow "+spec, "ufw", "allow", spec); err != nil {
 						return err
 					}
 					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Ufw, Kind: firewall.Port, Value: port})

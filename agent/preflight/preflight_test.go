@@ -94,7 +94,7 @@ func TestPreflightFindsAndFixesSeededProblems(t *testing.T) {
 	for check, want := range map[string]string{
 		"Swap":                "fail: swap is on",
 		"Hostname":            "fail: hostname \"cp-1\"",
-		"Firewalld-6443/tcp":  "fail: port 6443 is closed by firewalld: run with --fix or open it: firewall-cmd",
+		"Firewalld-6443/tcp":  "fail: port 6443/tcp is closed by firewalld: run with --fix or open it: firewall-cmd",
 		"Firewalld-10250/tcp": "fail:",
 		"KernelModules":       "fail: modules not loaded: [overlay br_netfilter]",
 		"Sysctl":              "fail: not set to 1: [net.ipv4.ip_forward",
@@ -297,5 +297,27 @@ func TestPreflightLetsVRRPIn(t *testing.T) {
 	res = run(t, r, vip("pf-vrrp-again", true))
 	if !strings.HasPrefix(res.GetOutputs()["check.Firewalld-vrrp"], "pass") {
 		t.Fatalf("after the fix: %v", res.GetOutputs()["check.Firewalld-vrrp"])
+	}
+}
+
+// A worker's firewall lets kube-proxy's health port and the NodePort range in (kubeadm's list
+// of a worker's ports), which are not checked free: kube-proxy listens there once it runs.
+func TestPreflightOpensAWorkersNodePorts(t *testing.T) {
+	root := seeded(t)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tk := task("pf-worker", true, false)
+	tk.GetSpec().GetPreflight().Role = taskv1.NodeRole_NODE_ROLE_WORKER
+	res := run(t, r, tk)
+	got := changed(res)
+	for _, want := range []string{"firewall-cmd --permanent --add-port=30000-32767/tcp", "firewall-cmd --add-port=10256/tcp", "firewall-cmd --add-port=10250/tcp"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("a worker's --fix did not run %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "6443") {
+		t.Errorf("a worker's --fix opened the API server's port:\n%s", got)
+	}
+	if _, ok := res.GetOutputs()["check.Port-30000"]; ok {
+		t.Error("the NodePort range was checked free")
 	}
 }
