@@ -55,9 +55,9 @@ var (
 	// kube-proxy listens on once the node joined (its health port, NodePort Services),
 	// kubeadm's list of a worker's ports.
 	workerFirewallOnly = []string{"10256/tcp", "30000-32767/tcp"}
-	modules           = []string{"overlay", "br_netfilter"}
-	sysctls           = [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.bridge.bridge-nf-call-iptables", "1"}, {"net.bridge.bridge-nf-call-ip6tables", "1"}}
-	binaries          = []string{"crictl", "conntrack", "ip", "iptables", "mount", "nsenter", "ethtool", "socat", "tc", "touch"}
+	modules            = []string{"overlay", "br_netfilter"}
+	sysctls            = [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.bridge.bridge-nf-call-iptables", "1"}, {"net.bridge.bridge-nf-call-ip6tables", "1"}}
+	binaries           = []string{"crictl", "conntrack", "ip", "iptables", "mount", "nsenter", "ethtool", "socat", "tc", "touch"}
 )
 
 type checker struct {
