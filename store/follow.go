@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/deckhandhq/deckhand/internal/backoff"
 )
 
 // Follower says what Follow does with what it sees.
@@ -35,14 +37,7 @@ func Follow(ctx context.Context, st Store, prefix string, f Follower) {
 		if f.Failed != nil && ctx.Err() == nil {
 			f.Failed(err)
 		}
-		t := time.NewTimer(retry)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
+		return backoff.Sleep(ctx, retry)
 	}
 	for ctx.Err() == nil {
 		var kvs []*KV

@@ -25,7 +25,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/client"
-	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -160,19 +159,7 @@ func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
 					return
 				}
 				name := fmt.Sprintf("load-%05d", i)
-				keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
-				if err != nil {
-					errs <- err
-					return
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				resp, err := client.Enroll(ctx, &agentv1.EnrollRequest{Token: token, NodeName: name, CsrPem: csrPEM, MachineId: name})
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("enroll %s: %w", name, err)
-					return
-				}
-				cfg, err := clientconfig.New(nil, resp.GetCaPem(), resp.GetCertificatePem(), keyPEM).TLS()
+				cfg, err := loadutil.Enroll(context.Background(), client, token, name)
 				if err != nil {
 					errs <- err
 					return

@@ -44,6 +44,22 @@ type SimAgent struct {
 	outDone <-chan struct{}
 }
 
+// Enroll enrolls node name with a bootstrap token as deckhand-agent does (a new key, a CSR,
+// the certificate back) and returns the TLS configuration of its session.
+func Enroll(ctx context.Context, client agentv1.AgentServiceClient, token, name string) (*tls.Config, error) {
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	resp, err := client.Enroll(rctx, &agentv1.EnrollRequest{Token: token, NodeName: name, CsrPem: csrPEM, MachineId: name})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("enroll %s: %w", name, err)
+	}
+	return clientconfig.New(nil, resp.GetCaPem(), resp.GetCertificatePem(), keyPEM).TLS()
+}
+
 // EnrollSimAgents enrolls one simulated agent per name through the controller at addr
 // (32 at a time), with a token allowing that many usages and the controller CA's pin.
 // Every task the agents get takes taskTime.
@@ -68,19 +84,7 @@ func EnrollSimAgents(ctx context.Context, addr, token, pin string, names []strin
 					return
 				}
 				name := names[i]
-				keyPEM, csrPEM, err := pki.NewKeyAndCSR(name)
-				if err != nil {
-					errs <- err
-					return
-				}
-				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				resp, err := client.Enroll(rctx, &agentv1.EnrollRequest{Token: token, NodeName: name, CsrPem: csrPEM, MachineId: name})
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("enroll %s: %w", name, err)
-					return
-				}
-				tc, err := clientconfig.New(nil, resp.GetCaPem(), resp.GetCertificatePem(), keyPEM).TLS()
+				tc, err := Enroll(ctx, client, token, name)
 				if err != nil {
 					errs <- err
 					return
