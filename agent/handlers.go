@@ -37,5 +37,6 @@ func handlers() map[string]tasks.Handler {
 		"kubeconfig_sign": kubectl.KubeconfigSign,
 		"network":         network.Run,
 		"load_balancer":   loadbalancer.Run,
+		"manifest":        kubectl.Manifest,
 	}
 }

@@ -105,6 +105,25 @@ func imageList(ctx context.Context, h *host.Host, spec *taskv1.ImagesSpec, reg k
 	if spec.GetAction() == taskv1.ImagesAction_IMAGES_ACTION_LIST || spec.GetAction() == taskv1.ImagesAction_IMAGES_ACTION_IMPORT {
 		return nil, nil
 	}
+	refs, err := controlPlaneList(ctx, h, spec, reg)
+	if err != nil {
+		return nil, err
+	}
+	for i, img := range spec.GetExtraImages() {
+		ref, err := kubeimages.ParseReference(img)
+		if err != nil {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "give full image references such as ghcr.io/flannel-io/flannel:v0.28.10", "extra_images[%d]: %v", i, err)
+		}
+		if !slices.Contains(refs, ref.String()) {
+			refs = append(refs, ref.String())
+		}
+	}
+	return refs, nil
+}
+
+// controlPlaneList is the images of the spec's Kubernetes version: the installed kubeadm's
+// list (`kubeadm config images list`), or Deckhand's table of them before kubeadm is there.
+func controlPlaneList(ctx context.Context, h *host.Host, spec *taskv1.ImagesSpec, reg kubeimages.Registry) ([]string, error) {
 	refs, err := kubeimages.ControlPlaneImages(spec.GetKubernetesVersion(), reg.ImageRepository)
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give a supported --kubernetes-version", "%v", err)

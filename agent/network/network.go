@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -62,6 +63,12 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	if err := checkOwnAddresses(ctx, h, s); err != nil {
 		return nil, err
 	}
+	provider := podnet.MustLookup(s.Provider)
+	if provider.SubnetFile != "" {
+		if err := fromSubnetFile(ctx, h, e, provider, s); err != nil {
+			return nil, err
+		}
+	}
 	conf, err := Conflist(s)
 	if err != nil {
 		return nil, err
@@ -78,6 +85,10 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	defer l.Unlock()
 	if err := ensureMasquerade(ctx, h, e, s.ClusterPodSubnet); err != nil {
 		return nil, err
+	}
+	if !provider.HostRoutes {
+		e.Logf("routes between nodes: %s's", provider.Name)
+		return map[string]string{"pod_cidr": s.PodCIDR.String()}, nil
 	}
 	if applied := h.Generation(generationFile); s.Generation < applied {
 		e.Logf("routes left as they are: this node applied a newer route list (generation %d) than this task's (%d)", applied, s.Generation)
@@ -111,6 +122,86 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		return nil, err
 	}
 	return map[string]string{"pod_cidr": s.PodCIDR.String()}, nil
+}
+
+// subnetWait bounds the wait for a provider's subnet file: its DaemonSet's pod is
+// scheduled on the node as it registers, pulls an image the images step pulled before,
+// and writes the file within seconds of starting.
+const subnetWait = 3 * time.Minute
+
+// fromSubnetFile waits for the provider's subnet file (flannel's subnet.env, written once
+// flanneld runs on the node and has the node's lease) and takes the MTU pods get from it,
+// unless the spec sets one. The subnet in it must be the node's pod CIDR (flannel's kube
+// subnet manager leases exactly the Node's spec.podCIDR). In a dry-run a missing file is
+// reported, not awaited.
+func fromSubnetFile(ctx context.Context, h *host.Host, e *tasks.Emitter, p podnet.Provider, s *podnet.Spec) error {
+	b, err := h.ReadFile(p.SubnetFile)
+	if err != nil && h.DryRun {
+		e.Logf("would wait for %s to start on this node and write %s", p.Name, p.SubnetFile)
+		return nil
+	}
+	if err != nil {
+		e.Logf("waiting up to %s for %s to start on this node and write %s", subnetWait, p.Name, p.SubnetFile)
+		deadline := time.Now().Add(subnetWait)
+		for err != nil && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pollSubnetFile):
+			}
+			b, err = h.ReadFile(p.SubnetFile)
+		}
+		if err != nil {
+			return tasks.Errorf("PROVIDER_NOT_RUNNING", "see why its pod does not run on this node: kubectl -n kube-"+p.Name+" get pods -o wide --field-selector spec.nodeName=NODE, and its logs",
+				"%s has not started on this node: no %s after %s", p.Name, p.SubnetFile, subnetWait)
+		}
+	}
+	env, err := ParseSubnetEnv(b)
+	if err != nil {
+		return tasks.Errorf("PROVIDER_NOT_RUNNING", "remove "+p.SubnetFile+" and restart "+p.Name+"'s pod on this node", "%s: %v", p.SubnetFile, err)
+	}
+	if env.Subnet.Masked() != s.PodCIDR {
+		return tasks.Errorf("SUBNET_MISMATCH", "the node's pod CIDR changed under "+p.Name+": delete its pod on this node so it starts again with the Node's spec.podCIDR",
+			"%s says this node's subnet is %s, but the Node's pod CIDR is %s", p.SubnetFile, env.Subnet.Masked(), s.PodCIDR)
+	}
+	if s.MTU == 0 {
+		s.MTU = env.MTU
+	}
+	e.Logf("%s runs on this node: subnet %s, MTU %d", p.Name, env.Subnet.Masked(), s.MTU)
+	return nil
+}
+
+// pollSubnetFile is how often fromSubnetFile looks for the file.
+const pollSubnetFile = 500 * time.Millisecond
+
+// SubnetEnv is what flannel's subnet.env says about the node.
+type SubnetEnv struct {
+	Subnet netip.Prefix // FLANNEL_SUBNET: the gateway's address in the node's subnet
+	MTU    uint32       // FLANNEL_MTU
+}
+
+// ParseSubnetEnv reads flannel's subnet.env (KEY=VALUE lines).
+func ParseSubnetEnv(b []byte) (SubnetEnv, error) {
+	var env SubnetEnv
+	var subnet, mtu string
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch k {
+		case "FLANNEL_SUBNET":
+			subnet = v
+		case "FLANNEL_MTU":
+			mtu = v
+		}
+	}
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil || !p.Addr().Is4() {
+		return env, fmt.Errorf("FLANNEL_SUBNET %q is not an IPv4 CIDR", subnet)
+	}
+	m, err := strconv.ParseUint(mtu, 10, 32)
+	if err != nil || m < podnet.MinMTU || m > podnet.MaxMTU {
+		return env, fmt.Errorf("FLANNEL_MTU %q is not an MTU (%d..%d)", mtu, podnet.MinMTU, podnet.MaxMTU)
+	}
+	return SubnetEnv{Subnet: p, MTU: uint32(m)}, nil
 }
 
 // checkPlugins finds the CNI plugins in one of PluginDirs. In a dry-run a missing plugin

@@ -508,3 +508,95 @@ func FuzzParseRoutes(f *testing.F) {
 		}
 	})
 }
+
+// flannelSpec is node-1's network task under flannel: no routes (flannel routes), the
+// CNI configuration from flannel's subnet.env.
+func flannelSpec() *taskv1.NetworkSpec {
+	return &taskv1.NetworkSpec{Provider: "flannel", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16"}
+}
+
+
+func writeSubnetEnv(t *testing.T, root, content string) {
+	t.Helper()
+	p := filepath.Join(root, "run/flannel/subnet.env")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Under flannel the task waits for flanneld to write subnet.env on the node, configures the
+// pods' network from it (its MTU, the VXLAN overhead taken off) and adds no routes.
+func TestRunWithFlannelWaitsForItsSubnetFile(t *testing.T) {
+	h := newHost(t)
+	dry := h.runSpec(t, true, flannelSpec())
+	if dry.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || testcluster.Exists(h.root, network.ConfPath) {
+		t.Fatalf("a dry-run before flannel runs: %v (it must not wait, nor write)", dry)
+	}
+
+	h.n++
+	done := make(chan *taskv1.TaskResult, 1)
+	waiting := make(chan struct{}, 1)
+	h.r.Start(context.Background(), &taskv1.Task{Id: "net-flannel", Node: "node-1", Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: flannelSpec()}}},
+		func(ev *taskv1.TaskEvent) {
+			if strings.Contains(ev.GetLog().GetText(), "waiting up to") {
+				select {
+				case waiting <- struct{}{}:
+				default:
+				}
+			}
+		}, func(res *taskv1.TaskResult) { done <- res })
+	select {
+	case <-waiting:
+	case res := <-done:
+		t.Fatalf("the task did not wait for subnet.env: %v", res)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the task never said it waits for flannel")
+	}
+	writeSubnetEnv(t, h.root, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n")
+	var res *taskv1.TaskResult
+	select {
+	case res = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the task did not finish once subnet.env was there")
+	}
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["pod_cidr"] != "10.244.1.0/24" {
+		t.Fatalf("flannel network task: %v", res)
+	}
+	conf, _ := os.ReadFile(filepath.Join(h.root, network.ConfPath))
+	if !strings.Contains(string(conf), `"mtu": 1450`) || !strings.Contains(string(conf), `"subnet": "10.244.1.0/24"`) {
+		t.Errorf("conflist under flannel:\n%s", conf)
+	}
+	if got := h.routes(t); len(got) != 0 {
+		t.Errorf("flannel routes, but the task added %v", got)
+	}
+
+	// flanneld leased another subnet than the Node's pod CIDR: refused, nothing rewritten.
+	writeSubnetEnv(t, h.root, "FLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\n")
+	res = h.runSpec(t, false, flannelSpec())
+	if res.GetError().GetReason() != "SUBNET_MISMATCH" || !strings.Contains(res.GetError().GetMessage(), "10.244.7.0/24") {
+		t.Fatalf("a subnet.env of another subnet: %v", res)
+	}
+	writeSubnetEnv(t, h.root, "FLANNEL_SUBNET=10.244.1.1/24\n")
+	if res = h.runSpec(t, false, flannelSpec()); res.GetError().GetReason() != "PROVIDER_NOT_RUNNING" || !strings.Contains(res.GetError().GetMessage(), "FLANNEL_MTU") {
+		t.Fatalf("a subnet.env without an MTU: %v", res)
+	}
+	// Routes are flannel's: a spec with some is refused.
+	if res = h.runSpec(t, false, flannelSpec(), "10.244.2.0/24 via 10.250.0.12"); res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), "routes between nodes itself") {
+		t.Fatalf("routes under flannel: %v", res)
+	}
+}
+
+func TestParseSubnetEnv(t *testing.T) {
+	env, err := network.ParseSubnetEnv([]byte("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=8950\nFLANNEL_IPMASQ=false\n"))
+	if err != nil || env.Subnet.String() != "10.244.3.1/24" || env.MTU != 8950 {
+		t.Fatalf("ParseSubnetEnv = %+v, %v", env, err)
+	}
+	for _, bad := range []string{"", "FLANNEL_SUBNET=x\nFLANNEL_MTU=1450", "FLANNEL_SUBNET=fd00::1/64\nFLANNEL_MTU=1450", "FLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=100"} {
+		if _, err := network.ParseSubnetEnv([]byte(bad)); err == nil {
+			t.Errorf("ParseSubnetEnv(%q) accepted it", bad)
+		}
+	}
+}

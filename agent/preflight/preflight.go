@@ -22,6 +22,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	cri "github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -80,6 +81,11 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, tasks.Errorf("INVALID_ARGUMENT", "give TCP ports between 1 and 65535", "extra_ports[%d]: %d is not a TCP port", i, p)
 		}
 	}
+	for i, p := range spec.GetNetworkPorts() {
+		if err := podnet.ParsePort(fmt.Sprintf("network_ports[%d]", i), p); err != nil {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "give ports as PORT/tcp, PORT/udp or FIRST-LAST/tcp", "%v", err)
+		}
+	}
 	c := &checker{h: h, e: e, spec: spec, nodeName: t.GetNode()}
 	ports := workerPorts
 	if role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
@@ -100,6 +106,11 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	}
 	if role == taskv1.NodeRole_NODE_ROLE_WORKER {
 		open = append(open, workerFirewallOnly...)
+	}
+	for _, p := range spec.GetNetworkPorts() {
+		if !slices.Contains(open, p) {
+			open = append(open, p)
+		}
 	}
 	c.firewall(ctx, open)
 	c.hostname()

@@ -321,3 +321,33 @@ func TestPreflightOpensAWorkersNodePorts(t *testing.T) {
 		t.Error("the NodePort range was checked free")
 	}
 }
+
+// The pod network provider's ports (flannel's VXLAN 8472/udp) are opened on every node,
+// control planes too, and recorded so the reset closes them again; a bad one is refused
+// before anything changes.
+func TestPreflightOpensTheNetworkProvidersPorts(t *testing.T) {
+	root := seeded(t)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dry := task("pf-net-dry", true, true)
+	dry.GetSpec().GetPreflight().NetworkPorts = []string{"8472/udp"}
+	if got := changed(run(t, r, dry)); !strings.Contains(got, "firewall-cmd --permanent --add-port=8472/udp") {
+		t.Fatalf("the dry-run does not list the provider's port:\n%s", got)
+	}
+	tk := task("pf-net", true, false)
+	tk.GetSpec().GetPreflight().NetworkPorts = []string{"8472/udp"}
+	got := changed(run(t, r, tk))
+	for _, want := range []string{"firewall-cmd --permanent --add-port=8472/udp", "firewall-cmd --add-port=8472/udp"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("--fix did not run %q:\n%s", want, got)
+		}
+	}
+	if rules, _ := os.ReadFile(filepath.Join(root, "var/lib/deckhand/firewall.rules")); !strings.Contains(string(rules), "8472/udp") {
+		t.Errorf("the provider's port is not recorded for the reset to close: %q", rules)
+	}
+	bad := task("pf-net-bad", true, false)
+	bad.GetSpec().GetPreflight().NetworkPorts = []string{"8472/sctp"}
+	res := run(t, r, bad)
+	if res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), "network_ports[0]") || len(res.GetChanges()) != 0 {
+		t.Fatalf("a bad provider port: %v", res)
+	}
+}

@@ -39,6 +39,7 @@ const (
 	MaxJournalLines       = 100_000   // diagnostics.journal_lines
 	MaxDigests            = 8         // sha256 maps
 	MaxGeneration         = 1<<53 - 1 // network.generation, load_balancer.generation
+	MaxManifestBytes      = 512 << 10 // manifest.content: a task record in one store write
 )
 
 // fieldRule checks one field of a task spec. check is nil for a field every value of which
@@ -52,11 +53,12 @@ type fieldRule struct {
 }
 
 var (
-	tokenRE     = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
-	tokenIDRE   = regexp.MustCompile(`^[a-z0-9]{6}$`)
-	caHashRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	hex64RE     = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-	checkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	tokenRE        = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+	tokenIDRE      = regexp.MustCompile(`^[a-z0-9]{6}$`)
+	caHashRE       = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	hex64RE        = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	checkNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	manifestNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 )
 
 func anyValue(why string) fieldRule { return fieldRule{why: why} }
@@ -282,6 +284,12 @@ func init() {
 	r(p, "extra_ports", rule(port))
 	r(p, "node_address", str(nodeAddress))
 	r(p, "allow_vrrp", anyValue("let VRRP in or not"))
+	r(p, "network_ports", strList(MaxExtraPorts, func(path, s string) error {
+		if err := podnet.ParsePort(path, s); err != nil {
+			return &fieldError{path, err.(*podnet.FieldError).Msg}
+		}
+		return nil
+	}))
 
 	pk := &taskv1.PackagesSpec{}
 	r(pk, "kubernetes_version", str(version))
@@ -315,6 +323,12 @@ func init() {
 	im := &taskv1.ImagesSpec{}
 	r(im, "action", enumOf(im, "action"))
 	r(im, "images", strList(MaxImages, func(path, s string) error {
+		if _, err := kubeimages.ParseReference(s); err != nil {
+			return fieldFrom(path, err)
+		}
+		return nil
+	}))
+	r(im, "extra_images", strList(MaxImages, func(path, s string) error {
 		if _, err := kubeimages.ParseReference(s); err != nil {
 			return fieldFrom(path, err)
 		}
@@ -488,6 +502,29 @@ func init() {
 				return &fieldError{path + "." + fe.Field, fe.Msg}
 			}
 			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}
+
+	ma := &taskv1.ManifestSpec{}
+	r(ma, "name", str(regex(manifestNameRE, "is not a manifest name: lower-case letters, digits and '-', starting with a letter, at most 63 characters")))
+	r(ma, "content", str(func(path, s string) error {
+		switch {
+		case strings.TrimSpace(s) == "":
+			return &fieldError{path, "is empty: give the objects to apply, YAML documents separated by --- lines"}
+		case len(s) > MaxManifestBytes:
+			return &fieldError{path, fmt.Sprintf("has %d bytes; at most %d are allowed", len(s), MaxManifestBytes)}
+		}
+		return nil
+	}))
+	r(ma, "timeout", duration(time.Hour))
+	messageRules[td(ma).FullName()] = func(path string, m protoreflect.Message) error {
+		s := m.Interface().(*taskv1.ManifestSpec)
+		switch {
+		case s.GetName() == "":
+			return &fieldError{path + ".name", "is required: name the manifest (lower-case letters, digits and '-')"}
+		case strings.TrimSpace(s.GetContent()) == "":
+			return &fieldError{path + ".content", "is required: give the objects to apply, YAML documents separated by --- lines"}
 		}
 		return nil
 	}

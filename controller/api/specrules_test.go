@@ -62,6 +62,8 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 			Backends: []string{"10.250.0.11:6443", "10.250.0.12:6443"}, Priority: 150, NodeAddress: "10.250.0.11", Generation: 9}}},
 		"network": {Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Mtu: 1450, Generation: 42,
 			Routes: []*taskv1.NetworkRoute{{Cidr: "10.244.0.0/24", Via: "10.250.0.10"}, {Cidr: "10.244.2.0/24", Via: "10.250.0.12"}}}}},
+		"manifest": {Kind: &taskv1.TaskSpec_Manifest{Manifest: &taskv1.ManifestSpec{Name: "flannel", Content: "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-flannel}\n",
+			Timeout: durationpb.New(3 * time.Minute)}}},
 	}
 }
 
@@ -101,6 +103,8 @@ func badCases() []badCase {
 		{t + "PreflightSpec.role", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Role = 99 }, "spec.preflight.role"},
 		{t + "PreflightSpec.ignore", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Ignore = []string{"all; reboot"} }, "spec.preflight.ignore[0]"},
 		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{0} }, "spec.preflight.extra_ports[0]"},
+		{t + "PreflightSpec.network_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NetworkPorts = []string{"8472/udp", "8472"} }, "spec.preflight.network_ports[1]"},
+		{t + "PreflightSpec.network_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NetworkPorts = []string{"0-10/tcp"} }, "spec.preflight.network_ports[0]"},
 		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{443, 70000} }, "spec.preflight.extra_ports[1]"},
 		{t + "PreflightSpec.node_address", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NodeAddress = "node-1.lan" }, "spec.preflight.node_address"},
 		{t + "PreflightSpec.node_address", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NodeAddress = "127.0.0.1" }, "spec.preflight.node_address"},
@@ -135,6 +139,12 @@ func badCases() []badCase {
 
 		{t + "ImagesSpec.action", "images", func(s *taskv1.TaskSpec) { s.GetImages().Action = 99 }, "spec.images.action"},
 		{t + "ImagesSpec.images", "images", func(s *taskv1.TaskSpec) { s.GetImages().Images = []string{"Registry/UPPER::x"} }, "spec.images.images[0]"},
+		{t + "ImagesSpec.extra_images", "images", func(s *taskv1.TaskSpec) { s.GetImages().ExtraImages = []string{"ghcr.io/flannel-io/flannel:v1", "a b"} }, "spec.images.extra_images[1]"},
+		{t + "ManifestSpec.name", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Name = "../etc/passwd" }, "spec.manifest.name"},
+		{t + "ManifestSpec.name", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Name = "" }, "spec.manifest.name"},
+		{t + "ManifestSpec.content", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Content = " \n" }, "spec.manifest.content"},
+		{t + "ManifestSpec.content", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Content = strings.Repeat("#", MaxManifestBytes+1) }, "spec.manifest.content"},
+		{t + "ManifestSpec.timeout", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Timeout = neg }, "spec.manifest.timeout"},
 		{t + "ImagesSpec.kubernetes_version", "images", func(s *taskv1.TaskSpec) { s.GetImages().KubernetesVersion = "v9" }, "spec.images.kubernetes_version"},
 		{t + "ImagesSpec.pull_timeout", "images", func(s *taskv1.TaskSpec) { s.GetImages().PullTimeout = neg }, "spec.images.pull_timeout"},
 		{t + "ImagesSpec.archive_path", "images", func(s *taskv1.TaskSpec) { s.GetImages().ArchivePath = "images.tar" }, "spec.images.archive_path"},
@@ -265,7 +275,8 @@ func badCases() []badCase {
 		{t + "LoadBalancerSpec.priority", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Priority = 255 }, "spec.load_balancer.priority"},
 		{t + "LoadBalancerSpec.node_address", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().NodeAddress = "10.0.0.1; ls" }, "spec.load_balancer.node_address"},
 		{t + "LoadBalancerSpec.generation", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Generation = 1 << 60 }, "spec.load_balancer.generation"},
-		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "flannel" }, "spec.network.provider"},
+		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "calico" }, "spec.network.provider"},
+		{t + "NetworkSpec.routes", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "flannel" }, "spec.network.routes"},
 		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "" }, "spec.network.provider"},
 		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "" }, "spec.network.pod_cidr"},
 		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "10.244.1.7/24" }, "spec.network.pod_cidr"},

@@ -13,9 +13,6 @@ import (
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
-// Providers are the pod networks Deckhand can install; the first is the default.
-var Providers = []string{"bridge"}
-
 // DefaultPodSubnet is the cluster's pod subnet when its document gives none: the bridge
 // provider needs one (kube-controller-manager assigns each node a /24 of it) and kubeadm
 // has no default.
@@ -98,7 +95,7 @@ func ParseAddr(field, s string) (netip.Addr, error) {
 // via a usable address.
 func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	out := &Spec{Provider: s.GetProvider(), MTU: s.GetMtu(), Generation: s.GetGeneration()}
-	if !slices.Contains(Providers, out.Provider) {
+	if _, ok := Lookup(out.Provider); !ok || out.Provider == "" {
 		return nil, &FieldError{"provider", fmt.Sprintf("%q is not a pod network Deckhand installs: use %s", out.Provider, providerList())}
 	}
 	var err error
@@ -116,6 +113,9 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	}
 	if m := out.MTU; m != 0 && (m < MinMTU || m > MaxMTU) {
 		return nil, &FieldError{"mtu", fmt.Sprintf("%d: give %d..%d, or 0 for the kernel's default", m, MinMTU, MaxMTU)}
+	}
+	if p, _ := Lookup(out.Provider); !p.HostRoutes && len(s.GetRoutes()) > 0 {
+		return nil, &FieldError{"routes", fmt.Sprintf("has %d entries, but %s routes between nodes itself: give none", len(s.GetRoutes()), out.Provider)}
 	}
 	if n := len(s.GetRoutes()); n > MaxRoutes {
 		return nil, &FieldError{"routes", fmt.Sprintf("has %d entries; at most %d are allowed (one per other node)", n, MaxRoutes)}

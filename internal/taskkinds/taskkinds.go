@@ -62,6 +62,8 @@ var kinds = []Kind{
 		Outputs: []string{"members", "removed"}},
 	{Name: "load_balancer", Summary: "the API servers' load balancer on a node: haproxy, and keepalived for a virtual IP", StepTimeout: 10 * time.Minute,
 		Outputs: []string{"endpoint", "backends"}},
+	{Name: "manifest", Summary: "apply Kubernetes objects with kubectl and wait for their rollouts, from a control plane", StepTimeout: 10 * time.Minute,
+		Outputs: []string{"objects", "workloads"}},
 }
 
 // All returns every kind, in declaration order.

@@ -472,6 +472,7 @@ type TaskSpec struct {
 	//	*TaskSpec_Network
 	//	*TaskSpec_EtcdMembers
 	//	*TaskSpec_LoadBalancer
+	//	*TaskSpec_Manifest
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -658,6 +659,15 @@ func (x *TaskSpec) GetLoadBalancer() *LoadBalancerSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetManifest() *ManifestSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_Manifest); ok {
+			return x.Manifest
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -726,6 +736,10 @@ type TaskSpec_LoadBalancer struct {
 	LoadBalancer *LoadBalancerSpec `protobuf:"bytes,16,opt,name=load_balancer,json=loadBalancer,proto3,oneof"`
 }
 
+type TaskSpec_Manifest struct {
+	Manifest *ManifestSpec `protobuf:"bytes,17,opt,name=manifest,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -758,6 +772,8 @@ func (*TaskSpec_EtcdMembers) isTaskSpec_Kind() {}
 
 func (*TaskSpec_LoadBalancer) isTaskSpec_Kind() {}
 
+func (*TaskSpec_Manifest) isTaskSpec_Kind() {}
+
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -773,7 +789,10 @@ type PreflightSpec struct {
 	NodeAddress string `protobuf:"bytes,5,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`
 	// Let VRRP (IP protocol 112) in when fixing the firewall: the control planes of a
 	// VIP load balancer (keepalived) advertise to each other with it.
-	AllowVrrp     bool `protobuf:"varint,6,opt,name=allow_vrrp,json=allowVrrp,proto3" json:"allow_vrrp,omitempty"`
+	AllowVrrp bool `protobuf:"varint,6,opt,name=allow_vrrp,json=allowVrrp,proto3" json:"allow_vrrp,omitempty"`
+	// The pod network provider's ports to open when fixing the firewall, not checked free
+	// (its own agents listen on them): "8472/udp", "179/tcp", "FIRST-LAST/tcp".
+	NetworkPorts  []string `protobuf:"bytes,7,rep,name=network_ports,json=networkPorts,proto3" json:"network_ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -848,6 +867,13 @@ func (x *PreflightSpec) GetAllowVrrp() bool {
 		return x.AllowVrrp
 	}
 	return false
+}
+
+func (x *PreflightSpec) GetNetworkPorts() []string {
+	if x != nil {
+		return x.NetworkPorts
+	}
+	return nil
 }
 
 // PackagesSpec installs kubelet, kubeadm and kubectl at a pinned version and holds them.
@@ -1113,7 +1139,10 @@ type ImagesSpec struct {
 	// Per-image pull timeout before falling back to the next mirror.
 	PullTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=pull_timeout,json=pullTimeout,proto3" json:"pull_timeout,omitempty"`
 	// Tarball path on the host for export and import.
-	ArchivePath   string `protobuf:"bytes,6,opt,name=archive_path,json=archivePath,proto3" json:"archive_path,omitempty"`
+	ArchivePath string `protobuf:"bytes,6,opt,name=archive_path,json=archivePath,proto3" json:"archive_path,omitempty"`
+	// Images added to the control-plane images of kubernetes_version when images is empty:
+	// the pod network provider's, as the cluster pulls them.
+	ExtraImages   []string `protobuf:"bytes,7,rep,name=extra_images,json=extraImages,proto3" json:"extra_images,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1188,6 +1217,13 @@ func (x *ImagesSpec) GetArchivePath() string {
 		return x.ArchivePath
 	}
 	return ""
+}
+
+func (x *ImagesSpec) GetExtraImages() []string {
+	if x != nil {
+		return x.ExtraImages
+	}
+	return nil
 }
 
 // ClusterSpec is what kubeadm needs to know about the cluster.
@@ -2426,6 +2462,75 @@ func (x *LoadBalancerSpec) GetRemove() bool {
 	return false
 }
 
+// ManifestSpec applies Kubernetes objects with kubectl on a control-plane node (with its
+// admin.conf) and waits until every DaemonSet, Deployment and StatefulSet among them has
+// rolled out. The manifest is written to /etc/kubernetes/deckhand/manifests/NAME.yaml
+// (0600) first, so a node keeps what was applied. Outputs: "objects" (how many were
+// applied), "workloads" (how many were awaited).
+type ManifestSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the manifest (a pod network provider's: "flannel"): lower-case letters, digits
+	// and '-'.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The objects, YAML documents separated by "---" lines; at most 512 KiB.
+	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// How long to wait for the rollouts; zero means 5 minutes.
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManifestSpec) Reset() {
+	*x = ManifestSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManifestSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManifestSpec) ProtoMessage() {}
+
+func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
+func (*ManifestSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ManifestSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ManifestSpec) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *ManifestSpec) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
 // NetworkRoute is one other node's pod CIDR, reached via its address.
 type NetworkRoute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2437,7 +2542,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2554,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2567,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -2502,7 +2607,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2619,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2632,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -2576,7 +2681,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2693,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2706,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -2626,7 +2731,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2743,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2756,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Change) GetKind() string {
@@ -2692,7 +2797,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +2809,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +2822,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2802,7 +2907,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2919,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2932,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2859,7 +2964,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2976,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2989,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Progress) GetItem() string {
@@ -2930,7 +3035,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3047,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3060,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3001,7 +3106,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3118,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3131,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3105,7 +3210,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xcc\b\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\x8a\t\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -3125,8 +3230,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x0fkubeconfig_sign\x18\r \x01(\v2$.deckhand.task.v1.KubeconfigSignSpecH\x00R\x0ekubeconfigSign\x129\n" +
 	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetwork\x12F\n" +
 	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembers\x12I\n" +
-	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancerB\x06\n" +
-	"\x04kind\"\xcc\x01\n" +
+	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancer\x12<\n" +
+	"\bmanifest\x18\x11 \x01(\v2\x1e.deckhand.task.v1.ManifestSpecH\x00R\bmanifestB\x06\n" +
+	"\x04kind\"\xf1\x01\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
 	"\x03fix\x18\x02 \x01(\bR\x03fix\x12\x16\n" +
@@ -3135,7 +3241,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"extraPorts\x12!\n" +
 	"\fnode_address\x18\x05 \x01(\tR\vnodeAddress\x12\x1d\n" +
 	"\n" +
-	"allow_vrrp\x18\x06 \x01(\bR\tallowVrrp\"\xa4\x02\n" +
+	"allow_vrrp\x18\x06 \x01(\bR\tallowVrrp\x12#\n" +
+	"\rnetwork_ports\x18\a \x03(\tR\fnetworkPorts\"\xa4\x02\n" +
 	"\fPackagesSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x127\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x1f.deckhand.task.v1.PackageSourceR\x06source\x12\x19\n" +
@@ -3161,7 +3268,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\rcgroup_driver\x18\b \x01(\tR\fcgroupDriver\x1a9\n" +
 	"\vSha256Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x02\n" +
 	"\n" +
 	"ImagesSpec\x126\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1e.deckhand.task.v1.ImagesActionR\x06action\x12\x16\n" +
@@ -3169,7 +3276,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12kubernetes_version\x18\x03 \x01(\tR\x11kubernetesVersion\x12>\n" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
-	"\farchive_path\x18\x06 \x01(\tR\varchivePath\"\x8f\x06\n" +
+	"\farchive_path\x18\x06 \x01(\tR\varchivePath\x12!\n" +
+	"\fextra_images\x18\a \x03(\tR\vextraImages\"\x8f\x06\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -3274,7 +3382,11 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x05 \x01(\x04R\n" +
 	"generation\x12\x16\n" +
-	"\x06remove\x18\x06 \x01(\bR\x06remove\"4\n" +
+	"\x06remove\x18\x06 \x01(\bR\x06remove\"q\n" +
+	"\fManifestSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"4\n" +
 	"\fNetworkRoute\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xa9\x01\n" +
@@ -3368,7 +3480,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -3399,27 +3511,28 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*NodeReadySpec)(nil),         // 26: deckhand.task.v1.NodeReadySpec
 	(*NetworkSpec)(nil),           // 27: deckhand.task.v1.NetworkSpec
 	(*LoadBalancerSpec)(nil),      // 28: deckhand.task.v1.LoadBalancerSpec
-	(*NetworkRoute)(nil),          // 29: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 30: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 31: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 32: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 33: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 34: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 35: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 36: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 37: deckhand.task.v1.TaskResult
-	nil,                           // 38: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 39: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 40: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 41: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 42: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 43: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*ManifestSpec)(nil),          // 29: deckhand.task.v1.ManifestSpec
+	(*NetworkRoute)(nil),          // 30: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 31: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 32: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 33: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 34: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 35: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 36: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 37: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 38: deckhand.task.v1.TaskResult
+	nil,                           // 39: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 40: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 41: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 42: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 43: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 44: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	44, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	45, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -3430,58 +3543,60 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	22, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
 	23, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
 	25, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	31, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	32, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
 	26, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	30, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	31, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
 	27, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
 	24, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
 	28, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	0,  // 18: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 19: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	38, // 20: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 21: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	39, // 22: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	10, // 23: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 24: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	10, // 25: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	44, // 26: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	10, // 27: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	16, // 28: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	40, // 29: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	15, // 30: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	14, // 31: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	41, // 32: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	18, // 33: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	42, // 34: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 35: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	17, // 36: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	44, // 37: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	44, // 38: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 39: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	17, // 40: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 41: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	44, // 42: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	44, // 43: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	44, // 44: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 45: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	29, // 46: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	14, // 47: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	44, // 48: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	45, // 49: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	34, // 50: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	35, // 51: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 52: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 53: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	32, // 54: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	43, // 55: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	36, // 56: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	45, // 57: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	45, // 58: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	29, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	0,  // 19: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 20: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	39, // 21: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 22: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	40, // 23: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	10, // 24: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 25: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	10, // 26: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	45, // 27: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	10, // 28: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	16, // 29: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	41, // 30: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	15, // 31: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	14, // 32: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	42, // 33: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	18, // 34: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	43, // 35: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	13, // 36: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	17, // 37: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	45, // 38: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	45, // 39: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 40: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	17, // 41: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 42: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	45, // 43: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	45, // 44: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	45, // 45: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 46: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	30, // 47: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	14, // 48: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	45, // 49: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	45, // 50: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	46, // 51: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	35, // 52: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	36, // 53: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 54: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 55: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	33, // 56: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	44, // 57: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	37, // 58: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	46, // 59: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	46, // 60: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -3507,9 +3622,10 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_Network)(nil),
 		(*TaskSpec_EtcdMembers)(nil),
 		(*TaskSpec_LoadBalancer)(nil),
+		(*TaskSpec_Manifest)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[10].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[27].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[28].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -3520,7 +3636,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

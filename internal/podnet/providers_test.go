@@ -1,0 +1,145 @@
+package podnet
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+)
+
+func TestRewriteImage(t *testing.T) {
+	for _, c := range []struct{ ref, repo, want string }{
+		{"ghcr.io/flannel-io/flannel:v0.28.10", "", "ghcr.io/flannel-io/flannel:v0.28.10"},
+		{"ghcr.io/flannel-io/flannel:v0.28.10", "registry.k8s.io", "ghcr.io/flannel-io/flannel:v0.28.10"},
+		{"ghcr.io/flannel-io/flannel:v0.28.10", "10.250.0.1:5000", "10.250.0.1:5000/flannel-io/flannel:v0.28.10"},
+		{"ghcr.io/flannel-io/flannel:v0.28.10", "mirror.example.com/k8s/", "mirror.example.com/k8s/flannel-io/flannel:v0.28.10"},
+		{"calico/node:v3.30.0", "mirror.example.com", "mirror.example.com/calico/node:v3.30.0"},
+		{"quay.io/cilium/cilium:v1.18.0@sha256:" + strings.Repeat("a", 64), "m.example.com", "m.example.com/cilium/cilium:v1.18.0@sha256:" + strings.Repeat("a", 64)},
+	} {
+		if got := RewriteImage(c.ref, c.repo); got != c.want {
+			t.Errorf("RewriteImage(%q, %q) = %q, want %q", c.ref, c.repo, got, c.want)
+		}
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	for _, ok := range []string{"8472/udp", "179/tcp", "30000-32767/tcp", "1/tcp", "65535/udp"} {
+		if err := ParsePort("p", ok); err != nil {
+			t.Errorf("ParsePort(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "8472", "8472/sctp", "0/tcp", "65536/udp", "20-10/tcp", "a/tcp", "10-/tcp", " 8472/udp"} {
+		var fe *FieldError
+		if err := ParsePort("ports[1]", bad); !errors.As(err, &fe) || fe.Field != "ports[1]" {
+			t.Errorf("ParsePort(%q) = %v, want a FieldError naming ports[1]", bad, err)
+		}
+	}
+}
+
+// TestProviderDeclarations checks every provider: its ports and images parse, a manifest
+// has a name and renders for a default and a mirrored repository into YAML documents that
+// each have a kind and a name, and every image the manifest runs is one the provider
+// declares (so the images step pulls it and an air-gapped export carries it), rewritten.
+func TestProviderDeclarations(t *testing.T) {
+	if Providers[0] != "bridge" || MustLookup("").Name != "bridge" || MustLookup("nope").Name != "bridge" {
+		t.Fatalf("the default provider is %q, want bridge", Providers[0])
+	}
+	for _, p := range providers {
+		if q, ok := Lookup(p.Name); !ok || q.Name != p.Name {
+			t.Errorf("Lookup(%q) = %v, %v", p.Name, q.Name, ok)
+		}
+		if p.Summary == "" {
+			t.Errorf("%s: no summary", p.Name)
+		}
+		if !p.HostRoutes && p.Manifest == nil {
+			t.Errorf("%s: neither routes by Deckhand nor a manifest: nothing would route between nodes", p.Name)
+		}
+		for i, port := range p.Ports {
+			if err := ParsePort("ports", port.Spec); err != nil || port.Why == "" {
+				t.Errorf("%s: ports[%d] %q: %v (why %q)", p.Name, i, port.Spec, err, port.Why)
+			}
+		}
+		for _, img := range p.Images {
+			if _, err := kubeimages.ParseReference(img); err != nil {
+				t.Errorf("%s: image %q: %v", p.Name, img, err)
+			}
+		}
+		if p.Manifest == nil {
+			continue
+		}
+		if p.ManifestName == "" {
+			t.Errorf("%s: a manifest without a name", p.Name)
+		}
+		for _, repo := range []string{"", "mirror.example.com:5000/k8s"} {
+			m, err := p.Manifest(ManifestInput{PodSubnet: "10.244.0.0/16", ImageRepository: repo})
+			if err != nil {
+				t.Fatalf("%s: manifest for %q: %v", p.Name, repo, err)
+			}
+			images := manifestImages(t, p.Name, m)
+			if len(images) == 0 {
+				t.Errorf("%s: the manifest runs no image", p.Name)
+			}
+			for _, img := range images {
+				if !slices.Contains(p.ImagesFor(repo), img) {
+					t.Errorf("%s: the manifest runs %s, not among its images %v for repository %q", p.Name, img, p.ImagesFor(repo), repo)
+				}
+			}
+		}
+	}
+}
+
+// manifestImages parses a multi-document manifest and returns the images of its pod
+// templates' containers.
+func manifestImages(t *testing.T, name string, m []byte) []string {
+	t.Helper()
+	var images []string
+	for i, doc := range bytes.Split(m, []byte("\n---\n")) {
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers     []struct{ Image string } `json:"containers"`
+						InitContainers []struct{ Image string } `json:"initContainers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			t.Fatalf("%s: document %d does not parse: %v", name, i, err)
+		}
+		if obj.Kind == "" || obj.Metadata.Name == "" {
+			t.Errorf("%s: document %d has no kind or name", name, i)
+		}
+		for _, c := range append(obj.Spec.Template.Spec.Containers, obj.Spec.Template.Spec.InitContainers...) {
+			images = append(images, c.Image)
+		}
+	}
+	return images
+}
+
+func TestFlannelManifest(t *testing.T) {
+	m, err := MustLookup("flannel").Manifest(ManifestInput{PodSubnet: "10.32.0.0/12", ImageRepository: "10.250.0.1:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"Network": "10.32.0.0/12"`, "image: 10.250.0.1:5000/flannel-io/flannel:" + FlannelVersion, "--ip-masq=false", "--iface=$(NODE_IP)", "fieldPath: status.hostIP"} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("flannel's manifest lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"", "fd00::/64", "10.244.0.0"} {
+		var fe *FieldError
+		if _, err := MustLookup("flannel").Manifest(ManifestInput{PodSubnet: bad}); !errors.As(err, &fe) || fe.Field != "pod_subnet" {
+			t.Errorf("manifest for pod subnet %q = %v, want a FieldError naming pod_subnet", bad, err)
+		}
+	}
+}
