@@ -100,7 +100,8 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "fix the manifest "+s.GetName(), "manifest.content: %v", err)
 	}
-	if !h.Exists(AdminConf) {
+	if !h.Exists(AdminConf) && !h.DryRun {
+		// (A dry-run of an init: the node is a control plane once the init really ran.)
 		return nil, tasks.Errorf("NOT_A_CONTROL_PLANE", "run the manifest task on a healthy control-plane node", "%s is missing: this node is not an initialized control plane", AdminConf)
 	}
 	timeout := DefaultRolloutTimeout

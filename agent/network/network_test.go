@@ -515,7 +515,6 @@ func flannelSpec() *taskv1.NetworkSpec {
 	return &taskv1.NetworkSpec{Provider: "flannel", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16"}
 }
 
-
 func writeSubnetEnv(t *testing.T, root, content string) {
 	t.Helper()
 	p := filepath.Join(root, "run/flannel/subnet.env")

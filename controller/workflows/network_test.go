@@ -262,3 +262,63 @@ func TestPlaceholderPodCIDR(t *testing.T) {
 		}
 	}
 }
+
+// Under flannel an apply applies flannel's manifest on the first control plane once it is
+// up, before its network step; every node opens VXLAN's port and pulls flannel's image
+// (through the cluster's repository); network steps take no routes and no routes steps
+// follow joins and resets: flannel routes between nodes.
+func TestFlannelSteps(t *testing.T) {
+	doc := strings.Replace(string(applyDoc([]string{"cp-1"}, "w-1")), "  nodes:", "  imageRepository: 10.250.0.1:5000\n  network: {provider: flannel}\n  nodes:", 1)
+	p, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, nil, enrolledSet("cp-1", "w-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := p.step("cp-1/network-provider")
+	if man == nil || man.GetNode() != "cp-1" || !slices.Equal(man.GetDependsOn(), []string{"cp-1/init"}) {
+		t.Fatalf("flannel's manifest step: %v", man)
+	}
+	m := man.GetTask().GetManifest()
+	if m.GetName() != "flannel" || !strings.Contains(m.GetContent(), "image: 10.250.0.1:5000/flannel-io/flannel:") || !strings.Contains(m.GetContent(), `"Network": "10.244.0.0/16"`) {
+		t.Errorf("flannel's manifest: name %q\n%s", m.GetName(), m.GetContent())
+	}
+	if net := p.step("cp-1/network"); !slices.Contains(net.GetDependsOn(), man.GetName()) {
+		t.Errorf("cp-1's network step does not wait for flannel's manifest: %v", net.GetDependsOn())
+	}
+	for _, s := range p.steps {
+		_, what, _ := strings.Cut(s.GetName(), "/")
+		switch what {
+		case "routes":
+			t.Errorf("a routes step under flannel: %s", s.GetName())
+		case "network":
+			if s.GetTask().GetNetwork().GetProvider() != "flannel" || len(s.GetInputs()) != 1 || s.GetInputs()[0].GetField() != "pod_cidr" {
+				t.Errorf("%s: provider %q, inputs %v (want pod_cidr only)", s.GetName(), s.GetTask().GetNetwork().GetProvider(), s.GetInputs())
+			}
+		case "preflight":
+			if got := s.GetTask().GetPreflight().GetNetworkPorts(); !slices.Equal(got, []string{"8472/udp"}) {
+				t.Errorf("%s opens %v, want flannel's VXLAN port 8472/udp", s.GetName(), got)
+			}
+		case "images":
+			if got := s.GetTask().GetImages().GetExtraImages(); len(got) != 1 || !strings.HasPrefix(got[0], "10.250.0.1:5000/flannel-io/flannel:") || !strings.HasSuffix(s.GetSummary(), "and flannel's") {
+				t.Errorf("%s pulls %v (%q), want flannel's image through the cluster's repository", s.GetName(), got, s.GetSummary())
+			}
+		}
+	}
+
+	// A join and a reset in a flannel cluster: no routes steps.
+	cl := testCluster("cp-1", "w-1")
+	cl.Spec.NetworkProvider = "flannel"
+	for _, spec := range []*apiv1.WorkflowSpec{
+		{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}},
+		{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}},
+	} {
+		p, err := build(spec, cl, enrolledSet("cp-1", "w-1", "w-2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range p.steps {
+			if strings.HasSuffix(s.GetName(), "/routes") || strings.HasSuffix(s.GetName(), "/network-provider") {
+				t.Errorf("%v: step %s under flannel", spec, s.GetName())
+			}
+		}
+	}
+}

@@ -50,6 +50,10 @@ func StepTimeout(kind string) time.Duration {
 // is down must not hold a join up for long (the next join or reset updates it again).
 const peerRoutesTimeout = 2 * time.Minute
 
+// providerRolloutTimeout bounds the rollout of a pod network provider's manifest on the
+// first control plane: its image was pulled by the images step before init.
+const providerRolloutTimeout = 5 * time.Minute
+
 // plan is what a workflow spec turns into against the current cluster.
 type plan struct {
 	steps       []*storagev1.StepRecord
@@ -159,6 +163,10 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 		pf.ExtraPorts = []uint32{uint32(lb.Port)} // clients reach the address on the control planes
 		pf.AllowVrrp = true                       // keepalived's advertisements between them
 	}
+	prov := podnet.MustLookup(provider(s.cluster))
+	for _, port := range prov.Ports {
+		pf.NetworkPorts = append(pf.NetworkPorts, port.Spec)
+	}
 	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(pf))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
 	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()
@@ -169,12 +177,16 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	rt.CgroupDriver = s.cluster.GetCgroupDriver()
 	run := p.add(node, "runtime", "containerd, runc and CNI plugins", []string{pkg.Name}, spec(rt))
 	img := p.add(node, "images", "pull the control-plane images", []string{run.Name}, spec(&taskv1.ImagesSpec{
-		Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: s.cluster.GetKubernetesVersion(), Registry: s.cluster.GetRegistry()}))
+		Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: s.cluster.GetKubernetesVersion(), Registry: s.cluster.GetRegistry(),
+		ExtraImages: prov.ImagesFor(s.cluster.GetRegistry().GetImageRepository())}))
 	if role == taskv1.NodeRole_NODE_ROLE_WORKER {
 		// A worker needs the kube-proxy and pause images only; kubeadm's list is what
 		// `kubeadm config images pull` fetches, so workers pull it too (the runtime has the
 		// sandbox image configured either way).
 		img.Summary = "pull the cluster's images"
+	}
+	if len(prov.Images) > 0 {
+		img.Summary += " and " + prov.Name + "'s"
 	}
 	return img.Name
 }
@@ -200,7 +212,21 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 	del := p.add(node, "token-delete", "delete the token kubeadm init minted", []string{in.Name}, spec(&taskv1.KubeadmTokenSpec{}))
 	del.Always = true
 	del.Inputs = []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: in.Name, Output: "token"}}
-	net := p.network(node, s, p.registered(node, in.Name, false))
+	reg := p.registered(node, in.Name, false)
+	var deps []string
+	if prov := podnet.MustLookup(provider(s.cluster)); prov.Manifest != nil {
+		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository()})
+		if err != nil {
+			return "", fmt.Errorf("spec.network.provider %s: %w", prov.Name, err)
+		}
+		// Applied once the API answers; its DaemonSet runs on every node as it registers
+		// (host network, every taint tolerated), and each node's network step waits for it.
+		man := p.add(node, "network-provider", "apply "+prov.Name+" to the cluster and wait for it to roll out", []string{in.Name},
+			spec(&taskv1.ManifestSpec{Name: prov.ManifestName, Content: string(m), Timeout: durationpb.New(providerRolloutTimeout)}))
+		man.MaxAttempts = 2
+		deps = append(deps, man.Name)
+	}
+	net := p.network(node, s, reg, deps...)
 	rec := p.add(node, "record", "record the cluster", []string{net, del.Name}, nil)
 	rec.Action = ActionRecordCluster
 	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
@@ -290,12 +316,20 @@ func networkSpec(c *taskv1.ClusterSpec) *taskv1.TaskSpec {
 	return spec(&taskv1.NetworkSpec{Provider: provider(c), ClusterPodSubnet: podnet.ClusterSubnet(c.GetPodSubnet())})
 }
 
-// network adds the pod network of node after its registered step: the CNI configuration
-// for its podCIDR and routes to the other nodes' podCIDRs. It returns the step's name.
-func (p *plan) network(node string, s settings, reg string) string {
-	net := p.add(node, "network", "pod network ("+provider(s.cluster)+"): CNI configuration and routes to the other nodes' pods", []string{reg},
-		networkSpec(s.cluster))
-	net.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr", Step: reg, Output: "pod_cidr"}, {Field: "routes"}}
+// network adds the pod network of node after its registered step (and deps): the CNI
+// configuration for its podCIDR and, when Deckhand routes (bridge), routes to the other
+// nodes' podCIDRs. It returns the step's name.
+func (p *plan) network(node string, s settings, reg string, deps ...string) string {
+	prov := podnet.MustLookup(provider(s.cluster))
+	summary := "pod network (" + prov.Name + "): CNI configuration and routes to the other nodes' pods"
+	if !prov.HostRoutes {
+		summary = "pod network (" + prov.Name + "): CNI configuration once " + prov.Name + " runs on the node"
+	}
+	net := p.add(node, "network", summary, append([]string{reg}, deps...), networkSpec(s.cluster))
+	net.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr", Step: reg, Output: "pod_cidr"}}
+	if prov.HostRoutes {
+		net.Inputs = append(net.Inputs, &storagev1.StepInputRecord{Field: "routes"})
+	}
 	return net.Name
 }
 
@@ -307,6 +341,9 @@ func (p *plan) network(node string, s settings, reg string) string {
 // failed routes step does not fail the workflow: the node joined or left all the same,
 // and the next join or reset updates that node again.
 func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
+	if !podnet.MustLookup(provider(s.cluster)).HostRoutes {
+		return // the provider routes between nodes itself
+	}
 	for _, n := range nodes {
 		st := p.add(n, "routes", "update the routes to the other nodes' pods", deps, networkSpec(s.cluster))
 		st.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}

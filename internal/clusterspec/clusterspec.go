@@ -157,7 +157,8 @@ type KubeProxy struct {
 
 // Network is the pod network Deckhand installs.
 type Network struct {
-	// "bridge" (the default and, so far, the only one).
+	// "bridge" (the default: host-gw routes, every node on one L2 segment) or "flannel"
+	// (VXLAN, nodes on any routed network); see podnet's providers.
 	Provider string `json:"provider,omitempty"`
 }
 
@@ -280,7 +281,7 @@ func Parse(data []byte) (*Cluster, error) {
 		s.Network.Provider = podnet.Providers[0]
 	}
 	if !slices.Contains(podnet.Providers, s.Network.Provider) {
-		return nil, fieldErr("spec.network.provider", "is %q; use %s (other pod networks come later)", s.Network.Provider, strings.Join(podnet.Providers, ", "))
+		return nil, fieldErr("spec.network.provider", "is %q; use %s", s.Network.Provider, strings.Join(podnet.Providers, ", "))
 	}
 	if s.Networking.PodSubnet == "" {
 		// The bridge provider routes each node's share of the pod subnet: it needs one, and

@@ -95,7 +95,7 @@ func newInitCmd(o *options) *cobra.Command {
 	fl.StringVar(&lb.Interface, "load-balancer-interface", "", "--load-balancer vip: the interface VRRP runs on (default: the one holding the node's address)")
 	fl.Uint32Var(&lb.VirtualRouterId, "virtual-router-id", 0, "--load-balancer vip: the VRRP virtual router ID, 1..255, unique on the network (default 51)")
 	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR; each node gets a /24 of it (default 10.244.0.0/16)")
-	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment)")
+	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment) or flannel (VXLAN between nodes on any routed network)")
 	fl.StringVar(&serviceSubnet, "service-subnet", "", "service CIDR (default 10.96.0.0/12)")
 	fl.StringVar(&clusterName, "cluster-name", "", "cluster name in the kubeconfig files (default kubernetes)")
 	fl.StringVar(&tf.imageRepository, "image-repository", "", "registry for the control-plane images (default registry.k8s.io)")

@@ -1237,7 +1237,8 @@ type ClusterSpec struct {
 	Registry             *RegistrySettings `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
 	ClusterName          string            `protobuf:"bytes,6,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
 	CgroupDriver         string            `protobuf:"bytes,7,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
-	// The pod network Deckhand installs: "bridge" (the default when empty).
+	// The pod network Deckhand installs: "bridge" (the default when empty; host-gw routes,
+	// one L2 segment) or "flannel" (VXLAN).
 	NetworkProvider string             `protobuf:"bytes,8,opt,name=network_provider,json=networkProvider,proto3" json:"network_provider,omitempty"`
 	KubeProxy       *KubeProxySettings `protobuf:"bytes,9,opt,name=kube_proxy,json=kubeProxy,proto3" json:"kube_proxy,omitempty"`
 	// Extra Subject Alternative Names of the API server's serving certificate
@@ -2277,7 +2278,8 @@ func (x *NodeReadySpec) GetWait() NodeWait {
 // touched.
 type NetworkSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "bridge".
+	// "bridge", or "flannel": the CNI configuration from flannel's /run/flannel/subnet.env
+	// (awaited: flannel's DaemonSet writes it once it runs on the node), no routes.
 	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
 	// This node's pod CIDR (the Node's spec.podCIDR).
 	PodCidr string `protobuf:"bytes,2,opt,name=pod_cidr,json=podCidr,proto3" json:"pod_cidr,omitempty"`
