@@ -11,7 +11,10 @@
 #   etcdctl   (etcd's version, as registry.k8s.io/etcd images carry it; when the module proxy
 #              does not serve that version, the newest etcdctl of the same minor it does),
 #   coredns   (kubeadm's CoreDNSVersion, e.g. v1.12.0),
-#   pause     (scripts/k8skit/pause, a tiny reaper; kubeadm's PauseVersion).
+#   pause     (scripts/k8skit/pause, a tiny reaper; kubeadm's PauseVersion),
+#   flanneld  (flannel, the version internal/podnet pins as FlannelVersion, for the flannel
+#              pod network; without its Tencent Cloud backend, whose SDK module the proxy does
+#              not serve, and its udp backend, which needs cgo).
 # scripts/k8skit packs them into images under the names kubeadm lists.
 #
 # Cache: ${DECKHAND_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deckhand/kit}/
@@ -60,6 +63,11 @@ if [ -z "$etcd" ] || [ -z "$coredns" ] || [ -z "$pause" ]; then
   say "could not read DefaultEtcdVersion/CoreDNSVersion/PauseVersion from $consts"
   exit 1
 fi
+flannel=$(sed -n 's/^const FlannelVersion = "\(.*\)"$/\1/p' internal/podnet/providers.go)
+if [ -z "$flannel" ]; then
+  say "could not read FlannelVersion from internal/podnet/providers.go"
+  exit 1
+fi
 gover=$(go env GOVERSION)
 root=${DECKHAND_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deckhand/kit}
 kit=$root/k8s-$version-etcd-v$etcd-coredns-$coredns-$gover
@@ -77,6 +85,7 @@ reports() {
   etcdctl) "$b" version | sed -n 's/^etcdctl version: //p' ;;
   coredns) "$b" -version | sed -n 's/^CoreDNS-//p' | head -1 ;;
   pause) "$b" --version | sed -n 's/^pause //p' ;;
+  flanneld) "$b" --version 2>&1 ;; # flanneld prints its version on stderr
   *) "$b" --version | sed -n 's/^Kubernetes //p' ;;
   esac 2>/dev/null
 }
@@ -85,6 +94,7 @@ want() {
   etcd | etcdctl) echo "$etcd" ;;
   coredns) echo "${coredns#v}" ;;
   pause) echo "$pause" ;;
+  flanneld) echo "$flannel" ;;
   *) echo "$version" ;;
   esac
 }
@@ -98,7 +108,7 @@ good() {
 }
 complete() {
   local b
-  for b in $k8sbins etcd etcdctl coredns pause; do good "$b" || return 1; done
+  for b in $k8sbins etcd etcdctl coredns pause flanneld; do good "$b" || return 1; done
 }
 
 if complete; then
@@ -220,6 +230,25 @@ if ! good pause; then
   say "building pause $pause ..."
   (cd "$repo" && GOFLAGS= go build -trimpath -ldflags "-s -w -X main.version=$pause" -o "$tmp/pause" ./scripts/k8skit/pause)
   place pause
+fi
+
+# --- flanneld: flannel's main package as it is, in a scratch module, less two backend
+# imports: tencentvpc (github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc is not on
+# the proxy) and udp (cgo; flannel's debugging backend). vxlan, host-gw, ipip, wireguard and
+# ipsec stay.
+if ! good flanneld; then
+  start=$(date +%s)
+  say "building flanneld $flannel (about 90 s cold) ..."
+  fldir=$(go mod download -json "github.com/flannel-io/flannel@$flannel" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  if [ ! -s "$fldir/main.go" ]; then
+    say "could not download github.com/flannel-io/flannel@$flannel from $GOPROXY"
+    exit 1
+  fi
+  mkdir -p "$kit/src/flannel"
+  grep -v -e '"github.com/flannel-io/flannel/pkg/backend/tencentvpc"' -e '"github.com/flannel-io/flannel/pkg/backend/udp"' "$fldir/main.go" >"$kit/src/flannel/main.go"
+  printf 'module deckhand.local/flannel-kit\n\ngo 1.24.0\n\nrequire github.com/flannel-io/flannel %s\n' "$flannel" >"$kit/src/flannel/go.mod"
+  (cd "$kit/src/flannel" && go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel" -o "$tmp/flanneld" .)
+  place flanneld
 fi
 
 complete || { say "the kit in $kit is incomplete after the build"; exit 1; }

@@ -198,6 +198,29 @@ func TestRealLabLocal(t *testing.T) {
 		}
 	}
 	nodes := []string{"node-1", "node-2", "node-3", "node-4"}
+	// flannel carries the pods' traffic (the pod to pod check above crossed nodes): its
+	// VXLAN device and lease on every node, and no route of Deckhand's bridge provider.
+	flannel := func(n string) error {
+		env, err := l.onHost(n, "cat", "/run/flannel/subnet.env")
+		if err != nil || !strings.Contains(env, "FLANNEL_MTU=1450") {
+			return fmt.Errorf("%s: flannel's subnet.env: %v %q", n, err, env)
+		}
+		if out, err := l.onHost(n, "ip", "-d", "link", "show", "flannel.1"); err != nil || !strings.Contains(out, "vxlan id 1") {
+			return fmt.Errorf("%s: no flannel.1 VXLAN device: %v %s", n, err, out)
+		}
+		if out, _ := l.onHost(n, "ip", "route", "show", "proto", "221"); strings.TrimSpace(out) != "" {
+			return fmt.Errorf("%s: routes of the bridge provider under flannel:\n%s", n, out)
+		}
+		return nil
+	}
+	for _, n := range nodes {
+		if err := flannel(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}"); err != nil || out != "4/4" {
+		t.Fatalf("flannel's DaemonSet: %v %q, want 4/4 ready", err, out)
+	}
 	proxies := func(want int) error {
 		for _, n := range nodes {
 			cfg, err := l.onHost(n, "cat", "/etc/haproxy/haproxy.cfg")
@@ -218,6 +241,9 @@ func TestRealLabLocal(t *testing.T) {
 	}
 	if err := proxies(2); err != nil {
 		t.Fatalf("after node-4 joined as a control plane: %v", err)
+	}
+	if err := flannel("node-4"); err != nil {
+		t.Fatalf("after node-4 was reset and joined again: %v", err)
 	}
 
 	// node-1's API server and kubelet die: a worker's kubelet credentials still reach an API

@@ -97,7 +97,8 @@ func verify(img v1.Image, bin string) []string {
 	if cf.OS != "linux" || cf.Architecture != "amd64" {
 		bad = append(bad, fmt.Sprintf("platform is %s/%s, want linux/amd64", cf.OS, cf.Architecture))
 	}
-	if want := []string{path.Join(binDir, bin)}; !slices.Equal(cf.Config.Entrypoint, want) {
+	sh := shapeOf(bin)
+	if want := []string{path.Join(sh.dir, sh.bin)}; !slices.Equal(cf.Config.Entrypoint, want) {
 		bad = append(bad, fmt.Sprintf("entrypoint is %q, want %q", cf.Config.Entrypoint, want))
 	}
 	if !slices.Contains(cf.Config.Env, pathEnv) {
@@ -116,7 +117,7 @@ func verify(img v1.Image, bin string) []string {
 		}
 	}
 	exe := func(f file) bool { return f.hdr.Typeflag == tar.TypeReg && f.hdr.Mode&0o111 != 0 }
-	need(strings.TrimPrefix(path.Join(binDir, bin), "/"), exe, "is not an executable file")
+	need(strings.TrimPrefix(path.Join(sh.dir, sh.bin), "/"), exe, "is not an executable file")
 	for _, b := range alongside[bin] {
 		need(strings.TrimPrefix(path.Join(binDir, b), "/"), exe, "is not an executable file (scripts/k8s.sh builds it into the kit)")
 	}
@@ -131,9 +132,9 @@ func verify(img v1.Image, bin string) []string {
 			return true
 		}, fmt.Sprintf("does not list %q", users))
 	}
-	if bin == "kube-proxy" {
+	if sh.iptables {
 		if !slices.Contains(cf.Config.Env, "LD_LIBRARY_PATH="+libDir) {
-			bad = append(bad, "kube-proxy's env lacks LD_LIBRARY_PATH="+libDir)
+			bad = append(bad, bin+"'s env lacks LD_LIBRARY_PATH="+libDir)
 		}
 		need(strings.TrimPrefix(xtablesBin, "/"), exe, "is not an executable file")
 		for _, n := range iptablesNames {
@@ -167,7 +168,7 @@ func checkAll(o options) error {
 			continue
 		}
 		probs := verify(img, component(ref))
-		if component(ref) == "kube-proxy" {
+		if shapeOf(component(ref)).iptables {
 			libs, err := lddLibs(o.ldd, path.Join(o.sysroot, xtablesBin))
 			if err != nil {
 				probs = append(probs, err.Error())

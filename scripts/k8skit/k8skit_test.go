@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
@@ -32,7 +33,7 @@ func fakeKit(t *testing.T) (kit, sysroot, ldd string) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl"} {
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "flanneld"} {
 		write(filepath.Join(kit, b), "#!/bin/sh\necho "+b+"\n", 0o755)
 	}
 	write(filepath.Join(sysroot, "usr/sbin/xtables-nft-multi"), "ELF xtables", 0o755)
@@ -61,8 +62,12 @@ func kubeadmLists(r string) []string {
 	if r == "registry.k8s.io" {
 		coredns = r + "/coredns/coredns:v1.12.0"
 	}
+	flannel := r + "/flannel-io/flannel:" + podnet.FlannelVersion
+	if r == "registry.k8s.io" {
+		flannel = "ghcr.io/flannel-io/flannel:" + podnet.FlannelVersion
+	}
 	return []string{r + "/kube-apiserver:v1.33.13", r + "/kube-controller-manager:v1.33.13", r + "/kube-scheduler:v1.33.13",
-		r + "/kube-proxy:v1.33.13", coredns, r + "/pause:3.10", r + "/etcd:3.5.24-0"}
+		r + "/kube-proxy:v1.33.13", coredns, r + "/pause:3.10", r + "/etcd:3.5.24-0", flannel}
 }
 
 func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
@@ -121,8 +126,12 @@ func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
 					t.Fatal(err)
 				}
 				cf, _ := img.ConfigFile()
-				if got := cf.Config.Entrypoint; len(got) != 1 || got[0] != "/usr/local/bin/"+bin {
-					t.Errorf("%s: entrypoint %q", ref, got)
+				entry := "/usr/local/bin/" + bin
+				if bin == "flannel" {
+					entry = "/opt/bin/flanneld" // as upstream's image: its manifests run it there
+				}
+				if got := cf.Config.Entrypoint; len(got) != 1 || got[0] != entry {
+					t.Errorf("%s: entrypoint %q, want %s", ref, got, entry)
 				}
 				if got := files["tmp"].hdr; got == nil || got.Mode&0o7777 != 0o1777 {
 					t.Errorf("%s: /tmp is %+v, want mode 1777", ref, got)
@@ -138,25 +147,25 @@ func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
 				} else if hasCtl {
 					t.Errorf("%s carries etcdctl; only etcd's image does", ref)
 				}
-				if bin != "kube-proxy" {
+				if bin != "kube-proxy" && bin != "flannel" {
 					if _, ok := files["usr/sbin/iptables-restore"]; ok {
-						t.Errorf("%s carries iptables; only kube-proxy's image needs it", ref)
+						t.Errorf("%s carries iptables; only kube-proxy's and flannel's images need it", ref)
 					}
 					continue
 				}
 				for _, p := range []string{"usr/sbin/iptables-save", "usr/sbin/iptables-restore", "usr/sbin/ip6tables-restore"} {
 					if f, ok := files[p]; !ok || f.hdr.Typeflag != tar.TypeSymlink || f.hdr.Linkname != "xtables-nft-multi" {
-						t.Errorf("kube-proxy: /%s missing or not a link to xtables-nft-multi", p)
+						t.Errorf("%s: /%s missing or not a link to xtables-nft-multi", bin, p)
 					}
 				}
 				for _, p := range []string{"lib/x86_64-linux-gnu/libxtables.so.12", "lib/x86_64-linux-gnu/libnftnl.so.11",
 					"lib/x86_64-linux-gnu/libc.so.6", "lib64/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu/xtables/libxt_mark.so"} {
 					if _, ok := files[p]; !ok {
-						t.Errorf("kube-proxy: /%s (ldd lists it or an extension) missing", p)
+						t.Errorf("%s: /%s (ldd lists it or an extension) missing", bin, p)
 					}
 				}
 				if !slices.Contains(cf.Config.Env, "LD_LIBRARY_PATH=/lib/x86_64-linux-gnu") {
-					t.Errorf("kube-proxy env %q lacks LD_LIBRARY_PATH", cf.Config.Env)
+					t.Errorf("%s env %q lacks LD_LIBRARY_PATH", bin, cf.Config.Env)
 				}
 			}
 			if err := checkAll(o); err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/deckhandhq/deckhand/internal/podnet"
 )
 
 // A kit whose binaries all report the versions kubeadm v1.33.13 lists is complete:
@@ -32,9 +34,9 @@ func TestK8sShReusesACompleteKitAtOnce(t *testing.T) {
 			}
 			say := map[string]string{
 				"kubeadm": "v1.33.13", "kubectl": "Client Version: v1.33.13", "etcd": "etcd Version: 3.5.24",
-				"etcdctl": "etcdctl version: " + etcdctl, "coredns": "CoreDNS-1.12.0", "pause": "pause 3.10",
+				"etcdctl": "etcdctl version: " + etcdctl, "coredns": "CoreDNS-1.12.0", "pause": "pause 3.10", "flanneld": podnet.FlannelVersion,
 			}
-			for _, b := range []string{"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "etcdctl", "coredns", "pause"} {
+			for _, b := range []string{"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "etcdctl", "coredns", "pause", "flanneld"} {
 				line, ok := say[b]
 				if !ok {
 					line = "Kubernetes v1.33.13"

@@ -16,6 +16,9 @@
 // xtables-nft-multi under the iptables/ip6tables(-save/-restore) names, the libraries ldd
 // lists for it and its extensions, /usr/lib/x86_64-linux-gnu/xtables/*.so) with
 // LD_LIBRARY_PATH set, because its iptables mode runs iptables-save and iptables-restore.
+// The pod network providers' images are packed too, where a cluster with the repository pulls
+// them (podnet.RewriteImage): flannel's has flanneld in /opt/bin, as upstream's image does,
+// and iptables like kube-proxy's.
 package main
 
 import (
@@ -34,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -63,6 +67,29 @@ var iptablesNames = []string{"iptables", "iptables-save", "iptables-restore", "i
 // alongside are the kit's other binaries an image carries in /usr/local/bin beside its own, as
 // the registry.k8s.io image of that name does.
 var alongside = map[string][]string{"etcd": {"etcdctl"}}
+
+// shape is how an image carries the kit's binary: by default the binary named as the image's
+// component, in /usr/local/bin, without iptables.
+type shape struct {
+	bin      string // the kit's binary
+	dir      string // where the image has it (the entrypoint)
+	iptables bool   // the binary runs iptables: the image carries it
+}
+
+// shapes are the images that differ from the default: kube-proxy's iptables mode, and
+// flannel's image, which upstream has flanneld in /opt/bin (its manifests run
+// /opt/bin/flanneld) and iptables for its FORWARD and masquerade rules.
+var shapes = map[string]shape{
+	"kube-proxy": {bin: "kube-proxy", dir: binDir, iptables: true},
+	"flannel":    {bin: "flanneld", dir: "/opt/bin", iptables: true},
+}
+
+func shapeOf(component string) shape {
+	if s, ok := shapes[component]; ok {
+		return s
+	}
+	return shape{bin: component, dir: binDir}
+}
 
 // options say what to pack and where.
 type options struct {
@@ -119,6 +146,10 @@ func (o *options) names() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-kubernetes-version/-repository: %w", err)
 	}
+	// The pod network providers' images, where a cluster with this repository pulls them.
+	for _, prov := range podnet.Providers {
+		names = append(names, podnet.MustLookup(prov).ImagesFor(o.repository)...)
+	}
 	return names, nil
 }
 
@@ -155,7 +186,7 @@ func packAll(o options) error {
 	}
 	var jobs []job
 	for _, ref := range names {
-		j := job{ref: ref, src: filepath.Join(o.kit, component(ref))}
+		j := job{ref: ref, src: filepath.Join(o.kit, shapeOf(component(ref)).bin)}
 		for _, b := range alongside[component(ref)] {
 			j.also = append(j.also, filepath.Join(o.kit, b))
 		}
@@ -211,9 +242,11 @@ func dir(p string, mode int64) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: mode}}
 }
 
-// buildFrom packs the binary at src as /usr/local/bin/bin, the image's entrypoint, and the
-// binaries at also under their own names beside it.
+// buildFrom packs the binary at src for the image of component bin (see shapeOf: its
+// directory, /usr/local/bin by default, is the entrypoint's), and the binaries at also
+// under their own names in /usr/local/bin.
 func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
+	sh := shapeOf(bin)
 	for _, s := range append([]string{src}, also...) {
 		if st, err := os.Stat(s); err != nil || !st.Mode().IsRegular() {
 			return nil, fmt.Errorf("the kit has no binary %s (run scripts/k8s.sh first): %v", s, err)
@@ -223,16 +256,25 @@ func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
 		dir("etc", 0o755), dir("tmp", 0o1777), dir("usr", 0o755), dir("usr/local", 0o755), dir("usr/local/bin", 0o755),
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644}, data: []byte(passwd)},
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644}, data: []byte(group)},
-		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(binDir, bin), "/"), Mode: 0o755}, from: src},
+		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(sh.dir, sh.bin), "/"), Mode: 0o755}, from: src},
+	}
+	if sh.dir != binDir {
+		for d := path.Dir(strings.TrimPrefix(sh.dir, "/")); ; d = path.Dir(d) {
+			if d == "." {
+				break
+			}
+			entries = append(entries, dir(d, 0o755))
+		}
+		entries = append(entries, dir(strings.TrimPrefix(sh.dir, "/"), 0o755))
 	}
 	for _, s := range also {
 		entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(binDir, filepath.Base(s)), "/"), Mode: 0o755}, from: s})
 	}
 	env := []string{pathEnv}
-	if bin == "kube-proxy" {
+	if sh.iptables {
 		ipt, err := iptables(o)
 		if err != nil {
-			return nil, fmt.Errorf("kube-proxy needs iptables in its image: %w", err)
+			return nil, fmt.Errorf("%s needs iptables in its image: %w", bin, err)
 		}
 		entries = append(entries, ipt...)
 		env = append(env, "LD_LIBRARY_PATH="+libDir)
@@ -252,7 +294,7 @@ func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{path.Join(binDir, bin)}
+	cf.Config.Entrypoint = []string{path.Join(sh.dir, sh.bin)}
 	cf.Config.Env = env
 	return mutate.ConfigFile(img, cf)
 }
