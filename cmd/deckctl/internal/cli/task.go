@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -32,6 +33,7 @@ type taskFlags struct {
 	containerdTarball string
 	action            string
 	images            []string
+	networkProvider   string
 	archive           string
 	pullTimeout       time.Duration
 	pkgSource         string
@@ -69,8 +71,17 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 		if !ok {
 			return nil, fmt.Errorf("--action %q: use pull, list, remove, export or import", f.action)
 		}
+		var extra []string
+		if f.networkProvider != "" {
+			prov, ok := podnet.Lookup(f.networkProvider)
+			if !ok {
+				return nil, fmt.Errorf("--network-provider %q: use %s", f.networkProvider, strings.Join(podnet.Providers, ", "))
+			}
+			extra = prov.ImagesFor(f.imageRepository)
+		}
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
 			Action: a, Images: f.images, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), PullTimeout: durationpb.New(f.pullTimeout), ArchivePath: f.archive,
+			ExtraImages: extra,
 		}}}, nil
 	case "packages":
 		src := taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY
@@ -147,6 +158,7 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringVar(&f.action, "action", "pull", "images: pull, list, remove, export or import")
 	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")
 	fl.StringVar(&f.archive, "archive", "", "images: tarball path on the node for export and import")
+	fl.StringVar(&f.networkProvider, "network-provider", "", "images: add this pod network provider's images (flannel) to the control-plane images, for pull and export")
 	fl.DurationVar(&f.pullTimeout, "pull-timeout", 2*time.Minute, "images: per-image pull timeout before the next mirror")
 	fl.StringVar(&f.pkgSource, "package-source", "repository", "packages: repository (pkgs.k8s.io or --base-url mirror) or binaries (--base-url)")
 	fl.StringVar(&f.baseURL, "base-url", "", "packages: repository mirror or binary base URL")
