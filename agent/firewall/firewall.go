@@ -21,18 +21,22 @@ const (
 	Ufw       = "ufw"
 	Port      = "port"     // "6443/tcp"
 	Protocol  = "protocol" // "vrrp"
+	Source    = "source"   // "10.244.0.0/16": a source of firewalld's trusted zone
 )
+
+// TrustedZone is the firewalld zone a Source rule adds its CIDR to.
+const TrustedZone = "trusted"
 
 // Rule is one rule Deckhand added.
 type Rule struct{ Tool, Kind, Value string }
 
 func (r Rule) String() string { return r.Tool + " " + r.Kind + " " + r.Value }
 
-var valueRE = regexp.MustCompile(`^([0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp)|[a-z][a-z0-9-]{0,15})$`)
+var valueRE = regexp.MustCompile(`^([0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp)|[a-z][a-z0-9-]{0,15}|[0-9a-f.:]{2,39}/[0-9]{1,3})$`)
 
 func parse(line string) (Rule, bool) {
 	f := strings.Fields(line)
-	if len(f) != 3 || (f[0] != Firewalld && f[0] != Ufw) || (f[1] != Port && f[1] != Protocol) || !valueRE.MatchString(f[2]) {
+	if len(f) != 3 || (f[0] != Firewalld && f[0] != Ufw) || (f[1] != Port && f[1] != Protocol && f[1] != Source) || !valueRE.MatchString(f[2]) {
 		return Rule{}, false
 	}
 	return Rule{f[0], f[1], f[2]}, true
@@ -52,6 +56,9 @@ func removeArgv(r Rule) [][]string {
 	switch {
 	case r.Tool == Firewalld && r.Kind == Port:
 		return [][]string{{"firewall-cmd", "--permanent", "--remove-port=" + r.Value}, {"firewall-cmd", "--remove-port=" + r.Value}}
+	case r.Tool == Firewalld && r.Kind == Source:
+		zone := "--zone=" + TrustedZone
+		return [][]string{{"firewall-cmd", "--permanent", zone, "--remove-source=" + r.Value}, {"firewall-cmd", zone, "--remove-source=" + r.Value}}
 	case r.Tool == Firewalld:
 		return [][]string{{"firewall-cmd", "--permanent", "--remove-protocol=" + r.Value}, {"firewall-cmd", "--remove-protocol=" + r.Value}}
 	case r.Kind == Port:

@@ -58,19 +58,21 @@ func TestResetRemovesOnlyWhatPreflightOpened(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	pf := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Fix: true, ExtraPorts: []uint32{8443}, AllowVrrp: true}}}
+	pf := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Fix: true, ExtraPorts: []uint32{8443}, AllowVrrp: true,
+		NetworkPorts: []string{"8472/udp"}, TrustedSources: []string{"10.244.0.0/16"}}}}
 	run(pf, false)
-	opened := []string{"10250/tcp", "10257/tcp", "10259/tcp", "2379/tcp", "2380/tcp", "6443/tcp", "8443/tcp", "proto:vrrp"}
+	opened := []string{"10250/tcp", "10257/tcp", "10259/tcp", "2379/tcp", "2380/tcp", "6443/tcp", "8443/tcp", "8472/udp", "proto:vrrp", "source:trusted:10.244.0.0/16"}
 	if got := ports("permanent"); !slices.Equal(got, opened) {
 		t.Fatalf("after preflight --fix, firewalld allows %v, want %v", got, opened)
 	}
 	rec, _ := os.ReadFile(filepath.Join(root, firewall.RecordFile))
-	if strings.Contains(string(rec), "10250") || !strings.Contains(string(rec), "firewalld protocol vrrp") {
+	if strings.Contains(string(rec), "10250") || !strings.Contains(string(rec), "firewalld protocol vrrp") || !strings.Contains(string(rec), "firewalld source 10.244.0.0/16") {
 		t.Fatalf("the record of what Deckhand opened:\n%s", rec)
 	}
 
 	reset := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}}
-	if res := run(reset, true); !strings.Contains(changes(res), "firewall-cmd --permanent --remove-port=6443/tcp") || !slices.Equal(ports("permanent"), opened) {
+	if res := run(reset, true); !strings.Contains(changes(res), "firewall-cmd --permanent --remove-port=6443/tcp") ||
+		!strings.Contains(changes(res), "firewall-cmd --permanent --zone=trusted --remove-source=10.244.0.0/16") || !slices.Equal(ports("permanent"), opened) {
 		t.Fatalf("a dry-run reset: changes\n%s\nports %v", changes(res), ports("permanent"))
 	}
 	if res := run(reset, false); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {

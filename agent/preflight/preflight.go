@@ -86,6 +86,11 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, tasks.Errorf("INVALID_ARGUMENT", "give ports as PORT/tcp, PORT/udp or FIRST-LAST/tcp", "%v", err)
 		}
 	}
+	for i, src := range spec.GetTrustedSources() {
+		if p, err := netip.ParsePrefix(src); err != nil || p.Masked() != p {
+			return nil, tasks.Errorf("INVALID_ARGUMENT", "give the cluster's pod subnet as a CIDR, such as 10.244.0.0/16", "trusted_sources[%d]: %q is not a network CIDR", i, src)
+		}
+	}
 	c := &checker{h: h, e: e, spec: spec, nodeName: t.GetNode()}
 	ports := workerPorts
 	if role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
@@ -307,6 +312,23 @@ func (c *checker) firewall(ctx context.Context, ports []string) {
 						return err
 					}
 					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Port, Value: port})
+				})
+			}
+			for _, src := range c.spec.GetTrustedSources() {
+				zone := "--zone=" + firewall.TrustedZone
+				if _, err := c.h.Query(ctx, "firewall-cmd", zone, "--query-source="+src); err == nil {
+					c.add("Firewalld-source-"+src, Pass, "firewalld trusts the pods' %s", src)
+					continue
+				}
+				r := c.add("Firewalld-source-"+src, Fail, "firewalld may drop the pods' traffic from %s (to this node and forwarded to its pods): run with --fix or trust it: firewall-cmd --permanent %s --add-source=%s && firewall-cmd %s --add-source=%s", src, zone, src, zone, src)
+				c.fix(r, func() error {
+					if err := c.h.Run(ctx, "trust the pods' "+src+" permanently", "firewall-cmd", "--permanent", zone, "--add-source="+src); err != nil {
+						return err
+					}
+					if err := c.h.Run(ctx, "trust the pods' "+src+" now", "firewall-cmd", zone, "--add-source="+src); err != nil {
+						return err
+					}
+					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Source, Value: src})
 				})
 			}
 			if c.spec.GetAllowVrrp() {

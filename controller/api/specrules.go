@@ -29,7 +29,8 @@ const (
 	MaxInsecureRegistries = 16  // registry.insecure_registries
 	MaxImages             = 256 // images.images
 	MaxIgnoredChecks      = 64  // preflight.ignore
-	MaxExtraPorts         = 64  // preflight.extra_ports
+	MaxExtraPorts         = 64  // preflight.extra_ports, preflight.network_ports
+	MaxTrustedSources     = 4   // preflight.trusted_sources: a dual-stack pod subnet is two
 	MaxLabels             = 64  // node.labels
 	MaxTaints             = 32  // node.taints
 	MaxKubeletArgs        = kubeadmconfig.MaxKubeletArgs
@@ -284,6 +285,12 @@ func init() {
 	r(p, "extra_ports", rule(port))
 	r(p, "node_address", str(nodeAddress))
 	r(p, "allow_vrrp", anyValue("let VRRP in or not"))
+	r(p, "trusted_sources", strList(MaxTrustedSources, func(path, s string) error {
+		if p, err := netip.ParsePrefix(s); err != nil || p.Masked() != p {
+			return &fieldError{path, fmt.Sprintf("%q is not a network CIDR: give the cluster's pod subnet, such as 10.244.0.0/16", s)}
+		}
+		return nil
+	}))
 	r(p, "network_ports", strList(MaxExtraPorts, func(path, s string) error {
 		if err := podnet.ParsePort(path, s); err != nil {
 			return &fieldError{path, err.(*podnet.FieldError).Msg}

@@ -105,6 +105,8 @@ func badCases() []badCase {
 		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{0} }, "spec.preflight.extra_ports[0]"},
 		{t + "PreflightSpec.network_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NetworkPorts = []string{"8472/udp", "8472"} }, "spec.preflight.network_ports[1]"},
 		{t + "PreflightSpec.network_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NetworkPorts = []string{"0-10/tcp"} }, "spec.preflight.network_ports[0]"},
+		{t + "PreflightSpec.trusted_sources", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().TrustedSources = []string{"10.244.0.0/16", "10.244.0.1/16"} }, "spec.preflight.trusted_sources[1]"},
+		{t + "PreflightSpec.trusted_sources", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().TrustedSources = []string{"any"} }, "spec.preflight.trusted_sources[0]"},
 		{t + "PreflightSpec.extra_ports", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().ExtraPorts = []uint32{443, 70000} }, "spec.preflight.extra_ports[1]"},
 		{t + "PreflightSpec.node_address", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NodeAddress = "node-1.lan" }, "spec.preflight.node_address"},
 		{t + "PreflightSpec.node_address", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().NodeAddress = "127.0.0.1" }, "spec.preflight.node_address"},

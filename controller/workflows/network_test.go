@@ -297,6 +297,9 @@ func TestFlannelSteps(t *testing.T) {
 			if got := s.GetTask().GetPreflight().GetNetworkPorts(); !slices.Equal(got, []string{"8472/udp"}) {
 				t.Errorf("%s opens %v, want flannel's VXLAN port 8472/udp", s.GetName(), got)
 			}
+			if got := s.GetTask().GetPreflight().GetTrustedSources(); !slices.Equal(got, []string{"10.244.0.0/16"}) {
+				t.Errorf("%s trusts %v, want the pod subnet 10.244.0.0/16", s.GetName(), got)
+			}
 		case "images":
 			if got := s.GetTask().GetImages().GetExtraImages(); len(got) != 1 || !strings.HasPrefix(got[0], "10.250.0.1:5000/flannel-io/flannel:") || !strings.HasSuffix(s.GetSummary(), "and flannel's") {
 				t.Errorf("%s pulls %v (%q), want flannel's image through the cluster's repository", s.GetName(), got, s.GetSummary())

@@ -167,6 +167,12 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	for _, port := range prov.Ports {
 		pf.NetworkPorts = append(pf.NetworkPorts, port.Spec)
 	}
+	// The pods' traffic between nodes is forwarded to this node's pods: firewalld trusts it.
+	for _, c := range strings.Split(s.cluster.GetPodSubnet(), ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			pf.TrustedSources = append(pf.TrustedSources, c)
+		}
+	}
 	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(pf))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
 	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,11 +17,16 @@ func firewallCmd(r string, args []string) (int, error) {
 	dir := filepath.Join(r, "var/lib/deckhand-sim/firewalld")
 	running := exists(filepath.Join(dir, "running"))
 	permanent := false
+	zone := ""
 	var ops []string
 	for _, a := range args {
 		switch {
 		case a == "--permanent":
 			permanent = true
+		case strings.HasPrefix(a, "--zone="):
+			zone = strings.TrimPrefix(a, "--zone=")
+		case strings.HasPrefix(a, "--add-source="), strings.HasPrefix(a, "--query-source="), strings.HasPrefix(a, "--remove-source="):
+			ops = append(ops, a)
 		case a == "--state", a == "--reload", a == "--list-ports", strings.HasPrefix(a, "--add-port="), strings.HasPrefix(a, "--query-port="),
 			strings.HasPrefix(a, "--add-protocol="), strings.HasPrefix(a, "--query-protocol="),
 			strings.HasPrefix(a, "--remove-port="), strings.HasPrefix(a, "--remove-protocol="):
@@ -58,6 +64,16 @@ func firewallCmd(r string, args []string) (int, error) {
 	}
 	if name, ok := strings.CutPrefix(op, "--remove-protocol="); ok {
 		op = "--remove-port=proto:" + name
+	}
+	// Sources (--zone=Z --add-source=CIDR) too, as "source:Z:CIDR"; no zone is the default
+	// zone, "public".
+	if zone == "" {
+		zone = "public"
+	}
+	for _, verb := range []string{"add", "query", "remove"} {
+		if cidr, ok := strings.CutPrefix(op, "--"+verb+"-source="); ok {
+			op = "--" + verb + "-port=source:" + zone + ":" + cidr
+		}
 	}
 	ports := readLines(file)
 	switch {
@@ -106,6 +122,11 @@ func firewallCmd(r string, args []string) (int, error) {
 func validPort(p string) bool {
 	if name, ok := strings.CutPrefix(p, "proto:"); ok {
 		return name != "" && !strings.ContainsAny(name, "/ ")
+	}
+	if src, ok := strings.CutPrefix(p, "source:"); ok {
+		_, cidr, _ := strings.Cut(src, ":")
+		_, err := netip.ParsePrefix(cidr)
+		return err == nil
 	}
 	num, proto, ok := strings.Cut(p, "/")
 	if !ok || (proto != "tcp" && proto != "udp") {

@@ -792,9 +792,13 @@ type PreflightSpec struct {
 	AllowVrrp bool `protobuf:"varint,6,opt,name=allow_vrrp,json=allowVrrp,proto3" json:"allow_vrrp,omitempty"`
 	// The pod network provider's ports to open when fixing the firewall, not checked free
 	// (its own agents listen on them): "8472/udp", "179/tcp", "FIRST-LAST/tcp".
-	NetworkPorts  []string `protobuf:"bytes,7,rep,name=network_ports,json=networkPorts,proto3" json:"network_ports,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NetworkPorts []string `protobuf:"bytes,7,rep,name=network_ports,json=networkPorts,proto3" json:"network_ports,omitempty"`
+	// CIDRs whose traffic the host firewall lets in and forwards when fixing it: the cluster's
+	// pod subnet, so pods on other nodes reach this node's pods and services. firewalld: a
+	// source of its "trusted" zone; ufw is left as it is.
+	TrustedSources []string `protobuf:"bytes,8,rep,name=trusted_sources,json=trustedSources,proto3" json:"trusted_sources,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PreflightSpec) Reset() {
@@ -872,6 +876,13 @@ func (x *PreflightSpec) GetAllowVrrp() bool {
 func (x *PreflightSpec) GetNetworkPorts() []string {
 	if x != nil {
 		return x.NetworkPorts
+	}
+	return nil
+}
+
+func (x *PreflightSpec) GetTrustedSources() []string {
+	if x != nil {
+		return x.TrustedSources
 	}
 	return nil
 }
@@ -3234,7 +3245,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembers\x12I\n" +
 	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancer\x12<\n" +
 	"\bmanifest\x18\x11 \x01(\v2\x1e.deckhand.task.v1.ManifestSpecH\x00R\bmanifestB\x06\n" +
-	"\x04kind\"\xf1\x01\n" +
+	"\x04kind\"\x9a\x02\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
 	"\x03fix\x18\x02 \x01(\bR\x03fix\x12\x16\n" +
@@ -3244,7 +3255,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\fnode_address\x18\x05 \x01(\tR\vnodeAddress\x12\x1d\n" +
 	"\n" +
 	"allow_vrrp\x18\x06 \x01(\bR\tallowVrrp\x12#\n" +
-	"\rnetwork_ports\x18\a \x03(\tR\fnetworkPorts\"\xa4\x02\n" +
+	"\rnetwork_ports\x18\a \x03(\tR\fnetworkPorts\x12'\n" +
+	"\x0ftrusted_sources\x18\b \x03(\tR\x0etrustedSources\"\xa4\x02\n" +
 	"\fPackagesSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x127\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x1f.deckhand.task.v1.PackageSourceR\x06source\x12\x19\n" +
