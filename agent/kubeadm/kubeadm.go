@@ -28,6 +28,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/firewall"
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/network"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -422,6 +423,13 @@ func Reset(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	// What any pod network and kube-proxy leave: links, state directories, nftables tables.
 	if err := cleanPodNetwork(ctx, h, e, append(done, network.Bridge)...); err != nil {
 		return nil, err
+	}
+	// What Deckhand kept there: the manifests the node applied (a pod network provider's)
+	// and the kubeadm patches.
+	for _, dir := range []string{kubectl.ManifestDir, kubeadmconfig.PatchesDir} {
+		if _, err := h.RemoveAll(dir); err != nil {
+			return nil, tasks.Errorf("RESET_FAILED", "remove it by hand: rm -r "+dir, "remove %s: %v", dir, err)
+		}
 	}
 	for _, dir := range []string{"/etc/cni/net.d", ConfigDir} {
 		entries, _ := os.ReadDir(h.Path(dir))

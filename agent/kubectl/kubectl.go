@@ -33,6 +33,11 @@ func check(h *host.Host, kind, name string) error {
 	if len(name) > 63 || !labelRE.MatchString(name) {
 		return tasks.Errorf("INVALID_ARGUMENT", "give the node's name as Kubernetes knows it", "node_name %q is not an RFC 1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
 	}
+	return controlPlane(h, kind)
+}
+
+// controlPlane checks that this node can run kubectl against the cluster: it has admin.conf.
+func controlPlane(h *host.Host, kind string) error {
 	if !h.Exists(AdminConf) {
 		return tasks.Errorf("NOT_A_CONTROL_PLANE", "run the "+kind+" task on a healthy control-plane node", "%s is missing: this node is not an initialized control plane", AdminConf)
 	}

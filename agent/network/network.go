@@ -65,7 +65,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	}
 	provider := podnet.MustLookup(s.Provider)
 	if provider.SubnetFile != "" {
-		if err := fromSubnetFile(ctx, h, e, provider, s); err != nil {
+		if err := fromSubnetFile(ctx, h, e, provider, s, t.GetNode()); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +134,7 @@ const subnetWait = 3 * time.Minute
 // unless the spec sets one. The subnet in it must be the node's pod CIDR (flannel's kube
 // subnet manager leases exactly the Node's spec.podCIDR). In a dry-run a missing file is
 // reported, not awaited.
-func fromSubnetFile(ctx context.Context, h *host.Host, e *tasks.Emitter, p podnet.Provider, s *podnet.Spec) error {
+func fromSubnetFile(ctx context.Context, h *host.Host, e *tasks.Emitter, p podnet.Provider, s *podnet.Spec, node string) error {
 	b, err := h.ReadFile(p.SubnetFile)
 	if err != nil && h.DryRun {
 		e.Logf("would wait for %s to start on this node and write %s", p.Name, p.SubnetFile)
@@ -152,7 +152,7 @@ func fromSubnetFile(ctx context.Context, h *host.Host, e *tasks.Emitter, p podne
 			b, err = h.ReadFile(p.SubnetFile)
 		}
 		if err != nil {
-			return tasks.Errorf("PROVIDER_NOT_RUNNING", "see why its pod does not run on this node: kubectl -n kube-"+p.Name+" get pods -o wide --field-selector spec.nodeName=NODE, and its logs",
+			return tasks.Errorf("PROVIDER_NOT_RUNNING", "see why its pod does not run on this node: kubectl -n "+p.Namespace+" get pods -o wide --field-selector spec.nodeName="+node+", and its logs",
 				"%s has not started on this node: no %s after %s", p.Name, p.SubnetFile, subnetWait)
 		}
 	}
@@ -164,8 +164,12 @@ func fromSubnetFile(ctx context.Context, h *host.Host, e *tasks.Emitter, p podne
 		return tasks.Errorf("SUBNET_MISMATCH", "the node's pod CIDR changed under "+p.Name+": delete its pod on this node so it starts again with the Node's spec.podCIDR",
 			"%s says this node's subnet is %s, but the Node's pod CIDR is %s", p.SubnetFile, env.Subnet.Masked(), s.PodCIDR)
 	}
-	if s.MTU == 0 {
+	switch {
+	case s.MTU == 0:
 		s.MTU = env.MTU
+	case s.MTU > env.MTU:
+		return tasks.Errorf("INVALID_ARGUMENT", fmt.Sprintf("give an MTU of at most %d, or 0 for %s's", env.MTU, p.Name),
+			"network.mtu: %d is larger than %s's %d: the pods would send packets its tunnel cannot carry", s.MTU, p.Name, env.MTU)
 	}
 	e.Logf("%s runs on this node: subnet %s, MTU %d", p.Name, env.Subnet.Masked(), s.MTU)
 	return nil

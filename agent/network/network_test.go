@@ -572,11 +572,21 @@ func TestRunWithFlannelWaitsForItsSubnetFile(t *testing.T) {
 		t.Errorf("flannel routes, but the task added %v", got)
 	}
 
+	// An MTU above flannel's would send packets its VXLAN tunnel cannot carry.
+	big := flannelSpec()
+	big.Mtu = 1500
+	if res = h.runSpec(t, false, big); res.GetError().GetReason() != "INVALID_ARGUMENT" || !strings.Contains(res.GetError().GetMessage(), "network.mtu: 1500") {
+		t.Fatalf("an MTU above flannel's: %v", res)
+	}
+
 	// flanneld leased another subnet than the Node's pod CIDR: refused, nothing rewritten.
 	writeSubnetEnv(t, h.root, "FLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\n")
 	res = h.runSpec(t, false, flannelSpec())
 	if res.GetError().GetReason() != "SUBNET_MISMATCH" || !strings.Contains(res.GetError().GetMessage(), "10.244.7.0/24") {
 		t.Fatalf("a subnet.env of another subnet: %v", res)
+	}
+	if again, _ := os.ReadFile(filepath.Join(h.root, network.ConfPath)); string(again) != string(conf) {
+		t.Errorf("a refused task rewrote the CNI configuration:\n%s", again)
 	}
 	writeSubnetEnv(t, h.root, "FLANNEL_SUBNET=10.244.1.1/24\n")
 	if res = h.runSpec(t, false, flannelSpec()); res.GetError().GetReason() != "PROVIDER_NOT_RUNNING" || !strings.Contains(res.GetError().GetMessage(), "FLANNEL_MTU") {

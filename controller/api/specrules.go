@@ -16,6 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	"github.com/deckhandhq/deckhand/internal/lbconf"
+	"github.com/deckhandhq/deckhand/internal/manifests"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/safetext"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
@@ -40,7 +41,7 @@ const (
 	MaxJournalLines       = 100_000   // diagnostics.journal_lines
 	MaxDigests            = 8         // sha256 maps
 	MaxGeneration         = 1<<53 - 1 // network.generation, load_balancer.generation
-	MaxManifestBytes      = 512 << 10 // manifest.content: a task record in one store write
+	MaxManifestBytes      = manifests.MaxBytes
 )
 
 // fieldRule checks one field of a task spec. check is nil for a field every value of which
@@ -54,12 +55,11 @@ type fieldRule struct {
 }
 
 var (
-	tokenRE        = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
-	tokenIDRE      = regexp.MustCompile(`^[a-z0-9]{6}$`)
-	caHashRE       = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	hex64RE        = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-	checkNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
-	manifestNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	tokenRE     = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+	tokenIDRE   = regexp.MustCompile(`^[a-z0-9]{6}$`)
+	caHashRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	hex64RE     = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	checkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 )
 
 func anyValue(why string) fieldRule { return fieldRule{why: why} }
@@ -292,8 +292,11 @@ func init() {
 		return nil
 	}))
 	r(p, "network_ports", strList(MaxExtraPorts, func(path, s string) error {
-		if err := podnet.ParsePort(path, s); err != nil {
-			return &fieldError{path, err.(*podnet.FieldError).Msg}
+		var fe *podnet.FieldError
+		if err := podnet.ParsePort(path, s); errors.As(err, &fe) {
+			return &fieldError{path, fe.Msg}
+		} else if err != nil {
+			return &fieldError{path, err.Error()}
 		}
 		return nil
 	}))
@@ -514,13 +517,15 @@ func init() {
 	}
 
 	ma := &taskv1.ManifestSpec{}
-	r(ma, "name", str(regex(manifestNameRE, "is not a manifest name: lower-case letters, digits and '-', starting with a letter, at most 63 characters")))
+	r(ma, "name", str(func(path, s string) error {
+		if !manifests.ValidName(s) {
+			return &fieldError{path, "is not a manifest name: lower-case letters, digits and '-', starting with a letter, at most 63 characters"}
+		}
+		return nil
+	}))
 	r(ma, "content", str(func(path, s string) error {
-		switch {
-		case strings.TrimSpace(s) == "":
-			return &fieldError{path, "is empty: give the objects to apply, YAML documents separated by --- lines"}
-		case len(s) > MaxManifestBytes:
-			return &fieldError{path, fmt.Sprintf("has %d bytes; at most %d are allowed", len(s), MaxManifestBytes)}
+		if _, err := manifests.Parse(s); err != nil {
+			return &fieldError{path, err.Error()}
 		}
 		return nil
 	}))

@@ -58,6 +58,11 @@ func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskReques
 		// Signing a cluster-admin certificate is CreateKubeconfig's, which only admins may call.
 		return nil, invalid(&fieldError{"spec.kubeconfig_sign", "is not run as a direct task: use deckctl kubeconfig (CreateKubeconfig, admins only)"})
 	}
+	if req.GetSpec().GetManifest() != nil {
+		// kubectl with the cluster's admin.conf: whoever may apply any object is a cluster
+		// admin, which an operator is not. Workflows apply the pod network's manifest.
+		return nil, invalid(&fieldError{"spec.manifest", "is not run as a direct task: it applies objects as the cluster's admin; apply your own with kubectl (deckctl kubeconfig gives admins a credential)"})
+	}
 	rec, err := s.Workflows.CreateTask(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, toStatus(err)

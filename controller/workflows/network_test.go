@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -305,6 +306,26 @@ func TestFlannelSteps(t *testing.T) {
 				t.Errorf("%s pulls %v (%q), want flannel's image through the cluster's repository", s.GetName(), got, s.GetSummary())
 			}
 		}
+	}
+
+	if slices.ContainsFunc(p.notes, func(n string) bool { return strings.Contains(n, "mirrors") }) {
+		t.Errorf("a note about mirrors without mirrors: %q", p.notes)
+	}
+	// Mirrors stand in for the image repository's registry only: with the default
+	// repository, flannel's image comes from ghcr.io, and the plan says so.
+	mirrored := strings.Replace(doc, "  imageRepository: 10.250.0.1:5000\n", "  mirrors: [https://mirror.example.com]\n", 1)
+	mp, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(mirrored)}}}, nil, enrolledSet("cp-1", "w-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := slices.IndexFunc(mp.notes, func(n string) bool { return strings.Contains(n, "not through the mirrors") }); n < 0 || slices.IndexFunc(mp.notes[n+1:], func(n string) bool { return strings.Contains(n, "mirrors") }) >= 0 {
+		t.Errorf("the plan's notes about flannel's image and the mirrors (want exactly one): %q", mp.notes)
+	}
+
+	// flannel needs an IPv4 pod subnet: an IPv6 one is refused naming the field.
+	v6 := strings.Replace(doc, "  nodes:", "  networking: {podSubnet: 'fd00:10:244::/56'}\n  nodes:", 1)
+	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(v6)}}}, nil, enrolledSet("cp-1", "w-1")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "spec.networking.podSubnet") {
+		t.Errorf("flannel with an IPv6 pod subnet: %v", err)
 	}
 
 	// A join and a reset in a flannel cluster: no routes steps.

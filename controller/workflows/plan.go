@@ -164,6 +164,9 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 		pf.AllowVrrp = true                       // keepalived's advertisements between them
 	}
 	prov := podnet.MustLookup(provider(s.cluster))
+	if reg := s.cluster.GetRegistry(); len(prov.Images) > 0 && len(reg.GetMirrors()) > 0 && podnet.RewriteImage(prov.Images[0], reg.GetImageRepository()) == prov.Images[0] && !slices.Contains(p.notes, mirrorNote(prov)) {
+		p.notes = append(p.notes, mirrorNote(prov))
+	}
 	for _, port := range prov.Ports {
 		pf.NetworkPorts = append(pf.NetworkPorts, port.Spec)
 	}
@@ -197,6 +200,14 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	return img.Name
 }
 
+// mirrorNote says that the mirrors do not serve a provider's images: they stand in for the
+// image repository's registry, and the provider's images come from their own registries
+// unless the cluster has an image repository of its own.
+func mirrorNote(prov podnet.Provider) string {
+	return fmt.Sprintf("%s's images (%s) are pulled from their own registry, not through the mirrors (which stand in for the image repository's registry): set imageRepository to a registry that has them under the same path to pull them from there",
+		prov.Name, strings.Join(prov.Images, ", "))
+}
+
 // initSteps adds init of the node ns names (ns: its name, address and settings, from
 // nodeSpec) after its preparation; it returns the record-cluster step.
 func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
@@ -223,7 +234,7 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 	if prov := podnet.MustLookup(provider(s.cluster)); prov.Manifest != nil {
 		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository()})
 		if err != nil {
-			return "", fmt.Errorf("spec.network.provider %s: %w", prov.Name, err)
+			return "", fmt.Errorf("%w: spec.networking.podSubnet: %v (spec.network.provider %s needs an IPv4 pod subnet; --pod-subnet on deckctl init)", ErrInvalid, err, prov.Name)
 		}
 		// Applied once the API answers; its DaemonSet runs on every node as it registers
 		// (host network, every taint tolerated), and each node's network step waits for it.

@@ -41,6 +41,8 @@ type Provider struct {
 	// up (nil: nothing); ManifestName names the manifest task.
 	Manifest     func(ManifestInput) ([]byte, error)
 	ManifestName string
+	// Namespace is where the manifest runs the provider's pods.
+	Namespace string
 }
 
 // Port is one firewall opening: "8472/udp", "30000-32767/tcp".
@@ -73,6 +75,7 @@ var providers = []Provider{
 		Images:       []string{flannelImage},
 		Manifest:     flannelManifest,
 		ManifestName: "flannel",
+		Namespace:    "kube-flannel",
 	},
 }
 
@@ -253,7 +256,18 @@ spec:
       - name: kube-flannel
         image: @IMAGE@
         command: [/opt/bin/flanneld]
-        args: [--kube-subnet-mgr, --ip-masq=false, --iface=$(NODE_IP)]
+        args: [--kube-subnet-mgr, --ip-masq=false, --iface=$(NODE_IP), --healthz-port=8081]
+        ports:
+        - {name: healthz, containerPort: 8081, protocol: TCP}
+        # Ready once flanneld has the node's lease, its rules and subnet.env in place.
+        readinessProbe:
+          httpGet: {path: /readyz, port: healthz}
+          initialDelaySeconds: 5
+          periodSeconds: 10
+        livenessProbe:
+          httpGet: {path: /healthz, port: healthz}
+          initialDelaySeconds: 10
+          periodSeconds: 30
         env:
         - name: NODE_NAME
           valueFrom: {fieldRef: {fieldPath: spec.nodeName}}

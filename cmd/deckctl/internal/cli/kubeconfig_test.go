@@ -191,6 +191,13 @@ func TestKubeconfig(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "deckctl kubeconfig") {
 			t.Errorf("a direct kubeconfig_sign task: %v", err)
 		}
+		// Nor a manifest, which kubectl applies with the cluster's admin.conf.
+		_, err = apiv1.NewTaskServiceClient(l.ClientAs(pki.RoleOperator, "someone")).CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1",
+			Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Manifest{Manifest: &taskv1.ManifestSpec{Name: "mine",
+				Content: "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: me}\n"}}}})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "spec.manifest") {
+			t.Errorf("a direct manifest task: %v", err)
+		}
 	})
 
 	t.Run("bad requests name the field", func(t *testing.T) {

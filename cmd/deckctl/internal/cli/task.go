@@ -72,6 +72,9 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 			return nil, fmt.Errorf("--action %q: use pull, list, remove, export or import", f.action)
 		}
 		var extra []string
+		if f.networkProvider != "" && len(f.images) > 0 {
+			return nil, fmt.Errorf("--network-provider adds to the control-plane images, which --image replaces: give the provider's images with --image too, or leave --image out")
+		}
 		if f.networkProvider != "" {
 			prov, ok := podnet.Lookup(f.networkProvider)
 			if !ok {
