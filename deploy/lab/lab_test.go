@@ -218,9 +218,13 @@ func TestRealLabLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if out, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}"); err != nil || out != "4/4" {
-		t.Fatalf("flannel's DaemonSet: %v %q, want 4/4 ready", err, out)
-	}
+	// Ready by flanneld's /readyz probe (every 10 s), which trails its subnet.env a little.
+	testcluster.WaitFor(t, time.Minute, func() error {
+		if out, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}"); err != nil || out != "4/4" {
+			return fmt.Errorf("flannel's DaemonSet: %v %q, want 4/4 ready", err, out)
+		}
+		return nil
+	})
 	proxies := func(want int) error {
 		for _, n := range nodes {
 			cfg, err := l.onHost(n, "cat", "/etc/haproxy/haproxy.cfg")
