@@ -262,6 +262,7 @@ func badCases() []badCase {
 			}
 		}, "spec.kubeadm_init.node.kubelet_extra_args"},
 		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "calico" }, "spec.kubeadm_init.cluster.network_provider"},
+		{t + "ClusterSpec.network_provider_version", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProviderVersion = "latest" }, "spec.kubeadm_init.cluster.network_provider_version"},
 
 		{t + "ClusterSpec.load_balancer", "kubeadm_init", func(s *taskv1.TaskSpec) {
 			s.GetKubeadmInit().Cluster.LoadBalancer = &taskv1.LoadBalancerSettings{Type: "vip"}

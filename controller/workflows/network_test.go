@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -328,9 +329,25 @@ func TestFlannelSteps(t *testing.T) {
 		t.Errorf("flannel with an IPv6 pod subnet: %v", err)
 	}
 
-	// A join and a reset in a flannel cluster: no routes steps.
+	if got := p.step("cp-1/record"); got == nil {
+		t.Fatal("no record step")
+	}
+	if v := p.step("cp-1/init").GetTask().GetKubeadmInit().GetCluster().GetNetworkProviderVersion(); v != podnet.FlannelVersion {
+		t.Errorf("the new cluster records flannel %q, want %s", v, podnet.FlannelVersion)
+	}
+
+	// A join and a reset in a flannel cluster: no routes steps; the join pulls the
+	// flannel version the cluster recorded, not this Deckhand's.
 	cl := testCluster("cp-1", "w-1")
 	cl.Spec.NetworkProvider = "flannel"
+	cl.Spec.NetworkProviderVersion = "v0.27.4"
+	jp, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}}, cl, enrolledSet("cp-1", "w-1", "w-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jp.step("w-2/images").GetTask().GetImages().GetExtraImages(); !slices.Equal(got, []string{"ghcr.io/flannel-io/flannel:v0.27.4"}) {
+		t.Errorf("a join into a cluster running flannel v0.27.4 pulls %v", got)
+	}
 	for _, spec := range []*apiv1.WorkflowSpec{
 		{Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: "w-2"}}},
 		{Kind: &apiv1.WorkflowSpec_Reset_{Reset_: &apiv1.ResetWorkflow{Node: "w-1"}}},

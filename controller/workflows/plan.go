@@ -164,8 +164,11 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 		pf.AllowVrrp = true                       // keepalived's advertisements between them
 	}
 	prov := podnet.MustLookup(provider(s.cluster))
-	if reg := s.cluster.GetRegistry(); len(prov.Images) > 0 && len(reg.GetMirrors()) > 0 && podnet.RewriteImage(prov.Images[0], reg.GetImageRepository()) == prov.Images[0] && !slices.Contains(p.notes, mirrorNote(prov)) {
-		p.notes = append(p.notes, mirrorNote(prov))
+	version := s.cluster.GetNetworkProviderVersion()
+	upstream := prov.ImagesAt(version, "")
+	if reg := s.cluster.GetRegistry(); len(upstream) > 0 && len(reg.GetMirrors()) > 0 && slices.Equal(prov.ImagesAt(version, reg.GetImageRepository()), upstream) &&
+		!slices.Contains(p.notes, mirrorNote(prov, upstream)) {
+		p.notes = append(p.notes, mirrorNote(prov, upstream))
 	}
 	for _, port := range prov.Ports {
 		pf.NetworkPorts = append(pf.NetworkPorts, port.Spec)
@@ -187,14 +190,14 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	run := p.add(node, "runtime", "containerd, runc and CNI plugins", []string{pkg.Name}, spec(rt))
 	img := p.add(node, "images", "pull the control-plane images", []string{run.Name}, spec(&taskv1.ImagesSpec{
 		Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: s.cluster.GetKubernetesVersion(), Registry: s.cluster.GetRegistry(),
-		ExtraImages: prov.ImagesFor(s.cluster.GetRegistry().GetImageRepository())}))
+		ExtraImages: prov.ImagesAt(version, s.cluster.GetRegistry().GetImageRepository())}))
 	if role == taskv1.NodeRole_NODE_ROLE_WORKER {
 		// A worker needs the kube-proxy and pause images only; kubeadm's list is what
 		// `kubeadm config images pull` fetches, so workers pull it too (the runtime has the
 		// sandbox image configured either way).
 		img.Summary = "pull the cluster's images"
 	}
-	if len(prov.Images) > 0 {
+	if len(upstream) > 0 {
 		img.Summary += " and " + prov.Name + "'s"
 	}
 	return img.Name
@@ -203,9 +206,9 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 // mirrorNote says that the mirrors do not serve a provider's images: they stand in for the
 // image repository's registry, and the provider's images come from their own registries
 // unless the cluster has an image repository of its own.
-func mirrorNote(prov podnet.Provider) string {
+func mirrorNote(prov podnet.Provider, images []string) string {
 	return fmt.Sprintf("%s's images (%s) are pulled from their own registry, not through the mirrors (which stand in for the image repository's registry): set imageRepository to a registry that has them under the same path to pull them from there",
-		prov.Name, strings.Join(prov.Images, ", "))
+		prov.Name, strings.Join(images, ", "))
 }
 
 // initSteps adds init of the node ns names (ns: its name, address and settings, from
@@ -232,7 +235,8 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 	reg := p.registered(node, in.Name, false)
 	var deps []string
 	if prov := podnet.MustLookup(provider(s.cluster)); prov.Manifest != nil {
-		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository()})
+		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository(),
+			Version: s.cluster.GetNetworkProviderVersion()})
 		if err != nil {
 			return "", fmt.Errorf("%w: spec.networking.podSubnet: %v (spec.network.provider %s needs an IPv4 pod subnet; --pod-subnet on deckctl init)", ErrInvalid, err, prov.Name)
 		}
@@ -610,6 +614,10 @@ func withNetworkDefaults(c *taskv1.ClusterSpec) *taskv1.ClusterSpec {
 	}
 	c = proto.Clone(c).(*taskv1.ClusterSpec)
 	c.NetworkProvider = provider(c)
+	if c.GetNetworkProviderVersion() == "" {
+		// Recorded with the cluster: later joins pull this version's images.
+		c.NetworkProviderVersion = podnet.MustLookup(c.NetworkProvider).Version
+	}
 	if c.GetPodSubnet() == "" {
 		c.PodSubnet = podnet.DefaultPodSubnet
 	}

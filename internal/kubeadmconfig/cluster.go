@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +84,9 @@ var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
 // control_plane_endpoint, pod_subnet, service_subnet, cluster_name, cgroup_driver,
 // kube_proxy.mode, kube_proxy.conntrack_max_per_core, registry.image_repository, registry.mirrors[i], registry.insecure_registries[i],
 // api_server_cert_sans[i], kubelet_extra_args[NAME], patches[i].target|type|patch).
+// providerVersionRE is a pod network provider's release version.
+var providerVersionRE = regexp.MustCompile(`^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
+
 func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	var c Cluster
 	if spec.GetKubernetesVersion() == "" {
@@ -169,6 +173,11 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	if p := spec.GetNetworkProvider(); p != "" && !slices.Contains(podnet.Providers, p) {
 		return Cluster{}, invalid("network_provider", p, "is not a pod network provider Deckhand installs",
 			"use "+strings.Join(podnet.Providers, ", ")+", or leave it empty for "+podnet.Providers[0])
+	}
+
+	if v := spec.GetNetworkProviderVersion(); v != "" && !providerVersionRE.MatchString(v) {
+		return Cluster{}, invalid("network_provider_version", v, "is not a release version",
+			"give the provider's version as vMAJOR.MINOR.PATCH (as recorded when the cluster was created), or leave it empty")
 	}
 
 	kp := spec.GetKubeProxy()

@@ -14,8 +14,8 @@ import (
 // the lab's flanneld of this version from the Go module proxy).
 const FlannelVersion = "v0.28.10"
 
-// flannelImage is the upstream image of FlannelVersion.
-const flannelImage = "ghcr.io/flannel-io/flannel:" + FlannelVersion
+// flannelImage is flannel's upstream image of a version.
+func flannelImage(version string) string { return "ghcr.io/flannel-io/flannel:" + version }
 
 // Provider is one pod network Deckhand installs, declared once: what the plan adds for it,
 // what the agent does on each node, which ports the firewall opens and which images every
@@ -34,9 +34,12 @@ type Provider struct {
 	// Ports are opened in the host firewall of every node (not checked free): the
 	// provider's traffic between nodes.
 	Ports []Port
-	// Images are the upstream references of the images the provider runs; RewriteImage
-	// moves them to the cluster's image repository.
-	Images []string
+	// Version is the provider's release this Deckhand installs in a new cluster ("": none,
+	// Deckhand's own); a cluster records it (ClusterSpec.network_provider_version).
+	Version string
+	// Images are the upstream references of the images a version of the provider runs;
+	// RewriteImage moves them to the cluster's image repository.
+	Images func(version string) []string
 	// Manifest renders the objects applied to the cluster once its first control plane is
 	// up (nil: nothing); ManifestName names the manifest task.
 	Manifest     func(ManifestInput) ([]byte, error)
@@ -58,6 +61,8 @@ type ManifestInput struct {
 	// ImageRepository is the cluster's image repository ("" or registry.k8s.io: the
 	// images' own registries).
 	ImageRepository string
+	// Version is the provider's version ("": the one this Deckhand installs).
+	Version string
 }
 
 // providers are every provider; the first is the default.
@@ -72,7 +77,8 @@ var providers = []Provider{
 		Summary:      "flannel " + FlannelVersion + " with VXLAN between nodes, which may be on different L3 segments",
 		SubnetFile:   "/run/flannel/subnet.env",
 		Ports:        []Port{{"8472/udp", "flannel's VXLAN traffic between nodes"}},
-		Images:       []string{flannelImage},
+		Version:      FlannelVersion,
+		Images:       func(v string) []string { return []string{flannelImage(v)} },
 		Manifest:     flannelManifest,
 		ManifestName: "flannel",
 		Namespace:    "kube-flannel",
@@ -109,10 +115,17 @@ func MustLookup(name string) Provider {
 	return providers[0]
 }
 
-// ImagesFor are the provider's images as the cluster pulls them (RewriteImage).
-func (p Provider) ImagesFor(repo string) []string {
+// ImagesAt are the images of the provider's version (empty: p.Version) as a cluster with
+// image repository repo pulls them (RewriteImage).
+func (p Provider) ImagesAt(version, repo string) []string {
+	if p.Images == nil {
+		return nil
+	}
+	if version == "" {
+		version = p.Version
+	}
 	var out []string
-	for _, ref := range p.Images {
+	for _, ref := range p.Images(version) {
 		out = append(out, RewriteImage(ref, repo))
 	}
 	return out
@@ -171,7 +184,11 @@ func flannelManifest(in ManifestInput) ([]byte, error) {
 	if err != nil || !subnet.Addr().Is4() {
 		return nil, &FieldError{"pod_subnet", fmt.Sprintf("%q: flannel needs the cluster's IPv4 pod subnet, such as 10.244.0.0/16", in.PodSubnet)}
 	}
-	image := RewriteImage(flannelImage, in.ImageRepository)
+	v := in.Version
+	if v == "" {
+		v = FlannelVersion
+	}
+	image := RewriteImage(flannelImage(v), in.ImageRepository)
 	return []byte(strings.NewReplacer("@SUBNET@", subnet.Masked().String(), "@IMAGE@", image).Replace(flannelYAML)), nil
 }
 

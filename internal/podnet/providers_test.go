@@ -56,6 +56,9 @@ func TestProviderDeclarations(t *testing.T) {
 		if p.Summary == "" {
 			t.Errorf("%s: no summary", p.Name)
 		}
+		if (p.Version == "") != (p.Images == nil) {
+			t.Errorf("%s: a version without images or images without a version", p.Name)
+		}
 		if !p.HostRoutes && p.Manifest == nil {
 			t.Errorf("%s: neither routes by Deckhand nor a manifest: nothing would route between nodes", p.Name)
 		}
@@ -64,7 +67,7 @@ func TestProviderDeclarations(t *testing.T) {
 				t.Errorf("%s: ports[%d] %q: %v (why %q)", p.Name, i, port.Spec, err, port.Why)
 			}
 		}
-		for _, img := range p.Images {
+		for _, img := range p.ImagesAt("", "") {
 			if _, err := kubeimages.ParseReference(img); err != nil {
 				t.Errorf("%s: image %q: %v", p.Name, img, err)
 			}
@@ -85,8 +88,8 @@ func TestProviderDeclarations(t *testing.T) {
 				t.Errorf("%s: the manifest runs no image", p.Name)
 			}
 			for _, img := range images {
-				if !slices.Contains(p.ImagesFor(repo), img) {
-					t.Errorf("%s: the manifest runs %s, not among its images %v for repository %q", p.Name, img, p.ImagesFor(repo), repo)
+				if !slices.Contains(p.ImagesAt("", repo), img) {
+					t.Errorf("%s: the manifest runs %s, not among its images %v for repository %q", p.Name, img, p.ImagesAt("", repo), repo)
 				}
 			}
 		}
@@ -141,5 +144,24 @@ func TestFlannelManifest(t *testing.T) {
 		if _, err := MustLookup("flannel").Manifest(ManifestInput{PodSubnet: bad}); !errors.As(err, &fe) || fe.Field != "pod_subnet" {
 			t.Errorf("manifest for pod subnet %q = %v, want a FieldError naming pod_subnet", bad, err)
 		}
+	}
+}
+
+// A cluster records its provider's version: its images and manifest follow the recorded
+// version, not the one this Deckhand would install in a new cluster.
+func TestProviderVersionFollowsTheRecord(t *testing.T) {
+	f := MustLookup("flannel")
+	if got := f.ImagesAt("v0.27.4", "r.example.com"); !slices.Equal(got, []string{"r.example.com/flannel-io/flannel:v0.27.4"}) {
+		t.Errorf("images of a recorded v0.27.4: %v", got)
+	}
+	if got := f.ImagesAt("", ""); !slices.Equal(got, []string{"ghcr.io/flannel-io/flannel:" + FlannelVersion}) {
+		t.Errorf("images of this Deckhand's version: %v", got)
+	}
+	m, err := f.Manifest(ManifestInput{PodSubnet: "10.244.0.0/16", Version: "v0.27.4"})
+	if err != nil || !strings.Contains(string(m), "image: ghcr.io/flannel-io/flannel:v0.27.4") {
+		t.Errorf("manifest of a recorded v0.27.4: %v\n%s", err, m)
+	}
+	if got := MustLookup("bridge").ImagesAt("", "r.example.com"); len(got) != 0 {
+		t.Errorf("bridge runs no image, got %v", got)
 	}
 }

@@ -148,7 +148,7 @@ func (o *options) names() ([]string, error) {
 	}
 	// The pod network providers' images, where a cluster with this repository pulls them.
 	for _, prov := range podnet.Providers {
-		names = append(names, podnet.MustLookup(prov).ImagesFor(o.repository)...)
+		names = append(names, podnet.MustLookup(prov).ImagesAt("", o.repository)...)
 	}
 	return names, nil
 }

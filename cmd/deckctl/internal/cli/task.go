@@ -80,7 +80,7 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 			if !ok {
 				return nil, fmt.Errorf("--network-provider %q: use %s", f.networkProvider, strings.Join(podnet.Providers, ", "))
 			}
-			extra = prov.ImagesFor(f.imageRepository)
+			extra = prov.ImagesAt("", f.imageRepository)
 		}
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
 			Action: a, Images: f.images, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), PullTimeout: durationpb.New(f.pullTimeout), ArchivePath: f.archive,

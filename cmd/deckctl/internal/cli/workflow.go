@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/client"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -226,6 +227,7 @@ func newPlanCmd(o *options) *cobra.Command {
 					for _, c := range resp.GetChanges() {
 						fmt.Fprintf(o.out, "  + %s\n", c)
 					}
+					printSteps(o.out, resp.GetWorkflow())
 				}
 				for _, n := range resp.GetNotes() {
 					fmt.Fprintf(o.out, "  note: %s\n", n)
@@ -444,8 +446,16 @@ func newClusterCmd(o *options) *cobra.Command {
 					return nil
 				}
 				s := c.GetSpec()
-				fmt.Fprintf(o.out, "Kubernetes:  %s\nEndpoint:    %s\nCA hash:     %s\nImages:      %s %s\n\n", s.GetKubernetesVersion(),
-					dash(s.GetControlPlaneEndpoint()), c.GetCaCertHash(), dash(s.GetRegistry().GetImageRepository()), strings.Join(s.GetRegistry().GetMirrors(), " "))
+				network := s.GetNetworkProvider()
+				if network == "" {
+					network = podnet.Providers[0]
+				}
+				if v := s.GetNetworkProviderVersion(); v != "" {
+					network += " " + v
+				}
+				fmt.Fprintf(o.out, "Kubernetes:  %s\nEndpoint:    %s\nCA hash:     %s\nImages:      %s %s\nPod network: %s, pods from %s\n\n", s.GetKubernetesVersion(),
+					dash(s.GetControlPlaneEndpoint()), c.GetCaCertHash(), dash(s.GetRegistry().GetImageRepository()), strings.Join(s.GetRegistry().GetMirrors(), " "),
+					network, dash(s.GetPodSubnet()))
 				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NODE\tROLE\tJOINED\tWORKFLOW")
 				for _, n := range c.GetNodes() {
@@ -657,6 +667,31 @@ func outcome(w io.Writer, wf *apiv1.Workflow) error {
 	fmt.Fprintf(w, "  next: deckctl logs %s --node %s    (what happened)\n", id, node)
 	fmt.Fprintf(w, "        deckctl workflow retry %s    (resume from the failed step)\n", id)
 	return fmt.Errorf("workflow %s failed", id)
+}
+
+// printSteps lists a planned workflow's steps per node, in order: "node-2: preflight,
+// packages, ..., join, network, ready, record" (a step on another node, such as a token
+// minted on a control plane, is listed with the node it is for).
+func printSteps(w io.Writer, wf *apiv1.Workflow) {
+	byNode := map[string][]string{}
+	var nodes []string
+	for _, s := range wf.GetSteps() {
+		node, what, ok := strings.Cut(s.GetName(), "/")
+		if !ok {
+			node, what = "", s.GetName()
+		}
+		if _, seen := byNode[node]; !seen {
+			nodes = append(nodes, node)
+		}
+		byNode[node] = append(byNode[node], what)
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Steps:")
+	for _, n := range nodes {
+		fmt.Fprintf(w, "  %s: %s\n", n, strings.Join(byNode[n], ", "))
+	}
 }
 
 // printChanges lists, per host, what a dry-run would change.

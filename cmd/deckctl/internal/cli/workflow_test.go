@@ -245,7 +245,7 @@ func TestApplyJoinResetPlan(t *testing.T) {
 		}
 		return nil
 	})
-	if c := l.mustDeckctl(t, "cluster"); strings.Count(c, "worker") != 3 || !strings.Contains(c, "sha256:") {
+	if c := l.mustDeckctl(t, "cluster"); strings.Count(c, "worker") != 3 || !strings.Contains(c, "sha256:") || !strings.Contains(c, "Pod network: bridge, pods from 10.244.0.0/16") {
 		t.Fatalf("deckctl cluster:\n%s", c)
 	}
 
@@ -759,4 +759,59 @@ func TestLiveViewAndLogsFollowSurviveTheirControllerDying(t *testing.T) {
 		t.Fatalf("logs -f:\n%s\ndeckctl logs:\n%s", followed, all)
 	}
 	l.joinedOnce(t, "node-2")
+}
+
+// deckctl plan lists the load balancer and pod network steps per node, and a dry-run of
+// the apply shows every host's files, packages and firewall rules, changing nothing.
+func TestPlanAndDryRunShowTheLoadBalancerAndNetwork(t *testing.T) {
+	l := newLab(t, "node-1", "node-2")
+	for _, n := range []string{"node-1", "node-2"} {
+		// firewalld runs on both hosts (the simulated firewall-cmd answers)
+		p := filepath.Join(l.Agents[n].Root, "var/lib/deckhand-sim/firewalld/running")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, err := os.ReadFile(l.doc(t, 2, []string{"node-1"}, "node-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := filepath.Join(t.TempDir(), "cluster.yaml")
+	text := strings.Replace(string(base), "  nodes:\n", "  loadBalancer: {type: local}\n  network: {provider: flannel}\n  nodes:\n", 1)
+	if err := os.WriteFile(doc, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	plan := l.mustDeckctl(t, "plan", "-f", doc)
+	for _, want := range []string{
+		"Steps:",
+		"node-1: preflight, packages, runtime, images, load-balancer, init, token-delete, registered, network-provider, network, record",
+		"node-2: preflight, packages, runtime, images, load-balancer, token, join, token-delete, registered, network, ready, record",
+	} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+
+	dry := l.mustDeckctl(t, "apply", "-f", doc, "--dry-run")
+	for _, want := range []string{
+		// firewall rules, per host
+		"firewall-cmd --permanent --add-port=8472/udp", "firewall-cmd --permanent --zone=trusted --add-source=10.244.0.0/16",
+		"firewall-cmd --permanent --add-port=6443/tcp",
+		// the load balancer's package and file
+		"haproxy", "/etc/haproxy/haproxy.cfg",
+		// flannel's manifest and the CNI configuration
+		"/etc/kubernetes/deckhand/manifests/flannel.yaml", "/etc/cni/net.d/10-deckhand-bridge.conflist",
+		"node-1:", "node-2:",
+	} {
+		if !strings.Contains(dry, want) {
+			t.Errorf("the dry-run lacks %q:\n%s", want, dry)
+		}
+	}
+	if recs := l.records(t); len(recs) != 0 {
+		t.Fatalf("a dry-run changed the cluster: %v", recs)
+	}
 }

@@ -1265,9 +1265,13 @@ type ClusterSpec struct {
 	Patches []*KubeadmPatch `protobuf:"bytes,12,rep,name=patches,proto3" json:"patches,omitempty"`
 	// The API servers' load balancer Deckhand installs and keeps; absent or type "external":
 	// control_plane_endpoint is the user's.
-	LoadBalancer  *LoadBalancerSettings `protobuf:"bytes,13,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LoadBalancer *LoadBalancerSettings `protobuf:"bytes,13,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
+	// The version of the pod network provider the cluster runs (flannel's: "v0.28.10"),
+	// recorded when the cluster is created: later joins pull its images, whatever version a
+	// newer Deckhand would install. Empty: the one this Deckhand installs (or none: bridge).
+	NetworkProviderVersion string `protobuf:"bytes,14,opt,name=network_provider_version,json=networkProviderVersion,proto3" json:"network_provider_version,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
@@ -1389,6 +1393,13 @@ func (x *ClusterSpec) GetLoadBalancer() *LoadBalancerSettings {
 		return x.LoadBalancer
 	}
 	return nil
+}
+
+func (x *ClusterSpec) GetNetworkProviderVersion() string {
+	if x != nil {
+		return x.NetworkProviderVersion
+	}
+	return ""
 }
 
 // LoadBalancerSettings is the cluster's API server load balancer.
@@ -3291,7 +3302,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
 	"\farchive_path\x18\x06 \x01(\tR\varchivePath\x12!\n" +
-	"\fextra_images\x18\a \x03(\tR\vextraImages\"\x8f\x06\n" +
+	"\fextra_images\x18\a \x03(\tR\vextraImages\"\xc9\x06\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -3308,7 +3319,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	" \x03(\tR\x11apiServerCertSans\x12a\n" +
 	"\x12kubelet_extra_args\x18\v \x03(\v23.deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntryR\x10kubeletExtraArgs\x128\n" +
 	"\apatches\x18\f \x03(\v2\x1e.deckhand.task.v1.KubeadmPatchR\apatches\x12K\n" +
-	"\rload_balancer\x18\r \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\floadBalancer\x1aC\n" +
+	"\rload_balancer\x18\r \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\floadBalancer\x128\n" +
+	"\x18network_provider_version\x18\x0e \x01(\tR\x16networkProviderVersion\x1aC\n" +
 	"\x15KubeletExtraArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +
