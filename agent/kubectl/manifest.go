@@ -3,10 +3,12 @@ package kubectl
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/deckhandhq/deckhand/agent/artifact"
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/manifests"
@@ -33,7 +35,33 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 	if !manifests.ValidName(s.GetName()) {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "name the manifest with lower-case letters, digits and '-'", "manifest.name %q is not a manifest name", s.GetName())
 	}
-	objs, err := manifests.Parse(s.GetContent())
+	content, fetched := s.GetContent(), s.GetLocation() != ""
+	switch {
+	case fetched && content != "":
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "give the manifest's content or its location, not both", "manifest: both content and location are set")
+	case fetched && s.GetSha256() == "":
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "add the manifest's SHA-256 (sha256sum FILE)", "manifest.sha256 is required with a location")
+	case fetched:
+		data, err := artifact.Fetch(ctx, h, "manifest.location", s.GetLocation(), s.GetSha256())
+		if err != nil {
+			return nil, err
+		}
+		content = string(data)
+	}
+	content, images := manifests.RewriteImages(content, s.GetRegistry().GetImageRepository())
+	if declared := s.GetImages(); len(declared) > 0 {
+		var other []string
+		for _, img := range images {
+			if !slices.Contains(declared, img) {
+				other = append(other, img)
+			}
+		}
+		if len(other) > 0 {
+			return nil, tasks.Errorf("UNDECLARED_IMAGES", "add them to the manifest's images (spec.network.manifest.images), so every node pulls them and an air-gapped export carries them",
+				"the manifest %s runs %s, not among its declared images", s.GetName(), strings.Join(other, ", "))
+		}
+	}
+	objs, err := manifests.Parse(content, fetched)
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "fix the manifest "+s.GetName(), "manifest.content: %v", err)
 	}
@@ -46,7 +74,8 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 		timeout = d.AsDuration()
 	}
 	path := ManifestDir + "/" + s.GetName() + ".yaml"
-	if _, err := h.WriteFile(path, []byte(s.GetContent()), 0o600); err != nil {
+	// As applied (images rewritten); not shown in the task's changes: it may hold Secrets.
+	if _, err := h.WriteFile(path, []byte(content), 0o600, host.Secret); err != nil {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := h.Run(ctx, fmt.Sprintf("apply the %d object(s) of %s", len(objs), s.GetName()),

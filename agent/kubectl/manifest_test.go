@@ -2,6 +2,8 @@ package kubectl_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -155,5 +157,73 @@ func TestManifestRefusals(t *testing.T) {
 		if len(calls) != 0 {
 			t.Errorf("%s: kubectl ran: %q", c.want, calls)
 		}
+	}
+}
+
+// A manifest of the user's, read from a location on the node: pinned by SHA-256, its images
+// rewritten through the cluster's repository and checked against the declared ones, kept as
+// applied without showing its content (it may hold Secrets).
+func TestManifestFromALocation(t *testing.T) {
+	m := newManifestHost(t, true)
+	user := `apiVersion: v1
+kind: Secret
+metadata: {name: cni-token, namespace: kube-system}
+stringData: {token: s3cr3t-value}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: cni, namespace: kube-system}
+spec:
+  template:
+    spec:
+      initContainers:
+      - name: install
+        image: ghcr.io/example/cni-installer:v1
+      containers:
+      - name: agent
+        image: "docker.io/example/cni-agent:v1"
+`
+	if err := os.MkdirAll(filepath.Join(m.root, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m.root, "srv/cni.yaml"), []byte(user), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(user))
+	spec := func() *taskv1.ManifestSpec {
+		return &taskv1.ManifestSpec{Name: "network", Location: "/srv/cni.yaml", Sha256: hex.EncodeToString(sum[:]),
+			Registry: &taskv1.RegistrySettings{ImageRepository: "10.250.0.1:5000"},
+			Images:   []string{"ghcr.io/example/cni-installer:v1", "docker.io/example/cni-agent:v1"}}
+	}
+	res, calls := m.run(spec(), false)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(calls) != 2 || !strings.HasSuffix(calls[1], "rollout status daemonset/cni -n kube-system --timeout=5m0s") {
+		t.Fatalf("a manifest from a location: %v\n%s", res, strings.Join(calls, "\n"))
+	}
+	applied, _ := os.ReadFile(filepath.Join(m.root, kubectl.ManifestDir, "network.yaml"))
+	for _, want := range []string{"image: 10.250.0.1:5000/example/cni-installer:v1", `image: "10.250.0.1:5000/example/cni-agent:v1"`} {
+		if !strings.Contains(string(applied), want) {
+			t.Errorf("the applied manifest lacks %q:\n%s", want, applied)
+		}
+	}
+	for _, c := range res.GetChanges() {
+		if strings.Contains(c.GetDetail(), "s3cr3t") {
+			t.Errorf("a change shows the manifest's Secret: %v", c)
+		}
+	}
+
+	undeclared := spec()
+	undeclared.Images = undeclared.Images[:1]
+	res, calls = m.run(undeclared, false)
+	wantFailed(t, "an undeclared image", res, "UNDECLARED_IMAGES", "docker.io/example/cni-agent:v1")
+	wrong := spec()
+	wrong.Sha256 = strings.Repeat("0", 64)
+	res, calls2 := m.run(wrong, false)
+	wantFailed(t, "a wrong SHA-256", res, "CHECKSUM_MISMATCH", "does not match")
+	both := spec()
+	both.Content = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"
+	res, calls3 := m.run(both, false)
+	wantFailed(t, "content and location", res, "INVALID_ARGUMENT", "both content and location")
+	if len(calls)+len(calls2)+len(calls3) != 0 {
+		t.Errorf("kubectl ran for a refused manifest: %q %q %q", calls, calls2, calls3)
 	}
 }

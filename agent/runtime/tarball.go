@@ -4,13 +4,12 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"path"
 	"strings"
 
+	"github.com/deckhandhq/deckhand/agent/artifact"
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -61,7 +60,7 @@ func installTarballs(ctx context.Context, spec *taskv1.RuntimeSpec, h *host.Host
 		if s.location == "" {
 			continue
 		}
-		data, err := fetch(ctx, h, s.field, s.location, spec.GetSha256()[s.location])
+		data, err := artifact.Fetch(ctx, h, s.field, s.location, spec.GetSha256()[s.location])
 		if err != nil {
 			return err
 		}
@@ -85,36 +84,6 @@ func installTarballs(ctx context.Context, spec *taskv1.RuntimeSpec, h *host.Host
 		return h.Run(ctx, "reload systemd units", "systemctl", "daemon-reload")
 	}
 	return nil
-}
-
-// fetch reads an artifact from an http(s) URL or a path on the node and checks its digest.
-func fetch(ctx context.Context, h *host.Host, field, location, want string) ([]byte, error) {
-	var data []byte
-	var err error
-	remote := strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://")
-	switch {
-	case remote:
-		if want == "" {
-			return nil, tasks.Errorf("INVALID_ARGUMENT", "add the artifact's SHA-256 (from the release page) to the task", "sha256[%s] is required for a download", location)
-		}
-		data, err = host.Download(ctx, location)
-	case strings.HasPrefix(location, "/"):
-		data, err = h.ReadFile(location)
-	default:
-		return nil, tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL or an absolute path on the node", "%s %q is neither an http(s) URL nor an absolute path", field, location)
-	}
-	if err != nil {
-		return nil, tasks.Errorf("FETCH_FAILED", "check the URL or path, and the node's network", "%s: %v", field, err)
-	}
-	if want != "" {
-		sum := sha256.Sum256(data)
-		// The actual digest is never shown: the location may name any file on the node
-		// (/etc/shadow), and its digest would let a reader of the task test guesses of it.
-		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want) {
-			return nil, tasks.Errorf("CHECKSUM_MISMATCH", "check the SHA-256 against the release page; the file may be corrupt or tampered with", "sha256[%s]: the file's digest does not match the expected %s", location, want)
-		}
-	}
-	return data, nil
 }
 
 // extract writes the regular files of a .tar.gz under dest through the Host (so an

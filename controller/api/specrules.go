@@ -524,22 +524,52 @@ func init() {
 		return nil
 	}))
 	r(ma, "content", str(func(path, s string) error {
-		if _, err := manifests.Parse(s); err != nil {
+		if _, err := manifests.Parse(s, false); err != nil {
 			return &fieldError{path, err.Error()}
 		}
 		return nil
 	}))
 	r(ma, "timeout", duration(time.Hour))
+	imageRefs := strList(MaxImages, func(path, s string) error {
+		if _, err := kubeimages.ParseReference(s); err != nil {
+			return fieldFrom(path, err)
+		}
+		return nil
+	})
+	sha := str(regex(hex64RE, "is not a SHA-256: give 64 hex digits, as sha256sum prints them"))
+	r(ma, "location", str(safetext.Location))
+	r(ma, "sha256", sha)
+	r(ma, "registry", nested)
+	r(ma, "images", imageRefs)
 	messageRules[td(ma).FullName()] = func(path string, m protoreflect.Message) error {
 		s := m.Interface().(*taskv1.ManifestSpec)
 		switch {
 		case s.GetName() == "":
 			return &fieldError{path + ".name", "is required: name the manifest (lower-case letters, digits and '-')"}
-		case strings.TrimSpace(s.GetContent()) == "":
-			return &fieldError{path + ".content", "is required: give the objects to apply, YAML documents separated by --- lines"}
+		case s.GetLocation() != "" && s.GetContent() != "":
+			return &fieldError{path + ".location", "is set beside content: give one of them"}
+		case s.GetLocation() != "" && s.GetSha256() == "":
+			return &fieldError{path + ".sha256", "is required with a location: the manifest's SHA-256 (sha256sum FILE)"}
+		case s.GetLocation() == "" && strings.TrimSpace(s.GetContent()) == "":
+			return &fieldError{path + ".content", "is required: give the objects to apply, YAML documents separated by --- lines, or a location"}
 		}
 		return nil
 	}
+	nm := &taskv1.NetworkManifest{}
+	r(cl, "network_manifest", nested)
+	r(nm, "location", str(safetext.Location))
+	r(nm, "sha256", sha)
+	r(nm, "images", imageRefs)
+	r(nm, "ports", strList(MaxExtraPorts, func(path, s string) error {
+		var fe *podnet.FieldError
+		if err := podnet.ParsePort(path, s); errors.As(err, &fe) {
+			return &fieldError{path, fe.Msg}
+		} else if err != nil {
+			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}))
+	r(nm, "rollout_timeout", duration(time.Hour))
 
 	ks := &taskv1.KubeconfigSignSpec{}
 	r(ks, "csr_pem", str(func(path, s string) error {

@@ -99,6 +99,12 @@ func many(n int, f func(i int) string) []string {
 func badCases() []badCase {
 	const t = "deckhand.task.v1."
 	neg := durationpb.New(-time.Second)
+	nm := func(s *taskv1.TaskSpec) *taskv1.NetworkManifest {
+		c := s.GetKubeadmInit().Cluster
+		c.NetworkProvider = "manifest"
+		c.NetworkManifest = &taskv1.NetworkManifest{Location: "https://example.com/cni.yaml", Sha256: strings.Repeat("a", 64)}
+		return c.NetworkManifest
+	}
 	return []badCase{
 		{t + "PreflightSpec.role", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Role = 99 }, "spec.preflight.role"},
 		{t + "PreflightSpec.ignore", "preflight", func(s *taskv1.TaskSpec) { s.GetPreflight().Ignore = []string{"all; reboot"} }, "spec.preflight.ignore[0]"},
@@ -262,6 +268,22 @@ func badCases() []badCase {
 			}
 		}, "spec.kubeadm_init.node.kubelet_extra_args"},
 		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "calico" }, "spec.kubeadm_init.cluster.network_provider"},
+		{t + "ClusterSpec.network_manifest", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.NetworkManifest = &taskv1.NetworkManifest{Location: "https://example.com/cni.yaml", Sha256: strings.Repeat("a", 64)}
+		}, "spec.kubeadm_init.cluster.network_manifest"},
+		{t + "ClusterSpec.network_manifest", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "manifest" }, "spec.kubeadm_init.cluster.network_manifest"},
+		{t + "NetworkManifest.location", "kubeadm_init", func(s *taskv1.TaskSpec) { nm(s).Location = "cni.yaml" }, "spec.kubeadm_init.cluster.network_manifest.location"},
+		{t + "NetworkManifest.sha256", "kubeadm_init", func(s *taskv1.TaskSpec) { nm(s).Sha256 = "abc" }, "spec.kubeadm_init.cluster.network_manifest.sha256"},
+		{t + "NetworkManifest.images", "kubeadm_init", func(s *taskv1.TaskSpec) { nm(s).Images = []string{"a b"} }, "spec.kubeadm_init.cluster.network_manifest.images[0]"},
+		{t + "NetworkManifest.ports", "kubeadm_init", func(s *taskv1.TaskSpec) { nm(s).Ports = []string{"179"} }, "spec.kubeadm_init.cluster.network_manifest.ports[0]"},
+		{t + "NetworkManifest.rollout_timeout", "kubeadm_init", func(s *taskv1.TaskSpec) { nm(s).RolloutTimeout = neg }, "spec.kubeadm_init.cluster.network_manifest.rollout_timeout"},
+		{t + "ManifestSpec.location", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Location = "cni.yaml" }, "spec.manifest.location"},
+		{t + "ManifestSpec.location", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Location = "https://example.com/cni.yaml" }, "spec.manifest.location"},
+		{t + "ManifestSpec.sha256", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Content, s.GetManifest().Location = "", "https://example.com/cni.yaml"
+		}, "spec.manifest.sha256"},
+		{t + "ManifestSpec.sha256", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Sha256 = "xyz" }, "spec.manifest.sha256"},
+		{t + "ManifestSpec.images", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Images = []string{"Bad::ref"} }, "spec.manifest.images[0]"},
 		{t + "ClusterSpec.network_provider_version", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProviderVersion = "latest" }, "spec.kubeadm_init.cluster.network_provider_version"},
 
 		{t + "ClusterSpec.load_balancer", "kubeadm_init", func(s *taskv1.TaskSpec) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -361,5 +362,51 @@ func TestFlannelSteps(t *testing.T) {
 				t.Errorf("%v: step %s under flannel", spec, s.GetName())
 			}
 		}
+	}
+}
+
+// Under a manifest of the user's, the first control plane applies it from its location
+// (checked against its SHA-256 there, images rewritten through the repository) and waits
+// until the node is Ready; joins run no network task (the manifest's CNI configures the
+// node) and wait for Ready; every node opens its ports and pulls its images.
+func TestManifestProviderSteps(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	doc := strings.Replace(string(applyDoc([]string{"cp-1"}, "w-1")), "  nodes:", "  imageRepository: 10.250.0.1:5000\n  network:\n    provider: manifest\n    manifest:\n"+
+		"      location: https://example.com/calico.yaml\n      sha256: "+sum+"\n      images: [docker.io/calico/node:v3.30.3]\n      ports: [179/tcp]\n      rolloutTimeout: 7m\n  nodes:", 1)
+	p, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, nil, enrolledSet("cp-1", "w-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := p.step("cp-1/network-provider").GetTask().GetManifest()
+	if m.GetLocation() != "https://example.com/calico.yaml" || m.GetSha256() != sum || m.GetContent() != "" || m.GetRegistry().GetImageRepository() != "10.250.0.1:5000" ||
+		!slices.Equal(m.GetImages(), []string{"docker.io/calico/node:v3.30.3"}) || m.GetTimeout().AsDuration() != 7*time.Minute {
+		t.Errorf("the manifest step: %v", m)
+	}
+	net := p.step("cp-1/network")
+	if net.GetTask().GetNodeReady().GetWait() != taskv1.NodeWait_NODE_WAIT_READY || net.GetNode() != "cp-1" || !slices.Contains(net.GetDependsOn(), "cp-1/network-provider") {
+		t.Errorf("cp-1's network step: %v", net)
+	}
+	if p.step("w-1/network") != nil || !slices.Equal(p.step("w-1/ready").GetDependsOn(), []string{"w-1/registered"}) {
+		t.Errorf("w-1 runs a network task or its ready step waits for %v", p.step("w-1/ready").GetDependsOn())
+	}
+	for _, n := range []string{"cp-1", "w-1"} {
+		if got := p.step(n + "/preflight").GetTask().GetPreflight().GetNetworkPorts(); !slices.Equal(got, []string{"179/tcp"}) {
+			t.Errorf("%s opens %v", n, got)
+		}
+		if got := p.step(n + "/images").GetTask().GetImages().GetExtraImages(); !slices.Equal(got, []string{"10.250.0.1:5000/calico/node:v3.30.3"}) {
+			t.Errorf("%s pulls %v", n, got)
+		}
+	}
+	for _, s := range p.steps {
+		if strings.HasSuffix(s.GetName(), "/routes") {
+			t.Errorf("a routes step under a manifest: %s", s.GetName())
+		}
+	}
+	// apply refuses another manifest for a running cluster.
+	cl := testCluster("cp-1")
+	cl.Spec = p.step("cp-1/init").GetTask().GetKubeadmInit().GetCluster()
+	other := strings.Replace(doc, sum, strings.Repeat("cd", 32), 1)
+	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(other)}}}, cl, enrolledSet("cp-1", "w-1")); err == nil || !strings.Contains(err.Error(), "spec.network.manifest.sha256") {
+		t.Errorf("apply with another manifest: %v", err)
 	}
 }

@@ -164,15 +164,15 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 		pf.AllowVrrp = true                       // keepalived's advertisements between them
 	}
 	prov := podnet.MustLookup(provider(s.cluster))
-	version := s.cluster.GetNetworkProviderVersion()
-	upstream := prov.ImagesAt(version, "")
-	if reg := s.cluster.GetRegistry(); len(upstream) > 0 && len(reg.GetMirrors()) > 0 && slices.Equal(prov.ImagesAt(version, reg.GetImageRepository()), upstream) &&
+	upstream, pulled := networkImages(s.cluster)
+	if reg := s.cluster.GetRegistry(); len(upstream) > 0 && len(reg.GetMirrors()) > 0 && slices.Equal(pulled, upstream) &&
 		!slices.Contains(p.notes, mirrorNote(prov, upstream)) {
 		p.notes = append(p.notes, mirrorNote(prov, upstream))
 	}
 	for _, port := range prov.Ports {
 		pf.NetworkPorts = append(pf.NetworkPorts, port.Spec)
 	}
+	pf.NetworkPorts = append(pf.NetworkPorts, s.cluster.GetNetworkManifest().GetPorts()...)
 	// The pods' traffic between nodes is forwarded to this node's pods: firewalld trusts it.
 	for _, c := range strings.Split(s.cluster.GetPodSubnet(), ",") {
 		if c = strings.TrimSpace(c); c != "" {
@@ -190,7 +190,7 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	run := p.add(node, "runtime", "containerd, runc and CNI plugins", []string{pkg.Name}, spec(rt))
 	img := p.add(node, "images", "pull the control-plane images", []string{run.Name}, spec(&taskv1.ImagesSpec{
 		Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: s.cluster.GetKubernetesVersion(), Registry: s.cluster.GetRegistry(),
-		ExtraImages: prov.ImagesAt(version, s.cluster.GetRegistry().GetImageRepository())}))
+		ExtraImages: pulled}))
 	if role == taskv1.NodeRole_NODE_ROLE_WORKER {
 		// A worker needs the kube-proxy and pause images only; kubeadm's list is what
 		// `kubeadm config images pull` fetches, so workers pull it too (the runtime has the
@@ -201,6 +201,17 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 		img.Summary += " and " + prov.Name + "'s"
 	}
 	return img.Name
+}
+
+// networkImages are the images of the cluster's pod network, as the provider or the
+// user's manifest names them (upstream) and as the nodes pull them (through the cluster's
+// image repository).
+func networkImages(c *taskv1.ClusterSpec) (upstream, pulled []string) {
+	upstream = append(podnet.MustLookup(provider(c)).ImagesAt(c.GetNetworkProviderVersion(), ""), c.GetNetworkManifest().GetImages()...)
+	for _, img := range upstream {
+		pulled = append(pulled, podnet.RewriteImage(img, c.GetRegistry().GetImageRepository()))
+	}
+	return upstream, pulled
 }
 
 // mirrorNote says that the mirrors do not serve a provider's images: they stand in for the
@@ -234,20 +245,33 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 	del.Inputs = []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: in.Name, Output: "token"}}
 	reg := p.registered(node, in.Name, false)
 	var deps []string
-	if prov := podnet.MustLookup(provider(s.cluster)); prov.Manifest != nil {
+	prov := podnet.MustLookup(provider(s.cluster))
+	var ms *taskv1.ManifestSpec
+	switch {
+	case prov.FromDocument:
+		// The user's manifest, read by the node from its location and checked there.
+		nm := s.cluster.GetNetworkManifest()
+		ms = &taskv1.ManifestSpec{Name: prov.ManifestName, Location: nm.GetLocation(), Sha256: nm.GetSha256(), Registry: s.cluster.GetRegistry(), Images: nm.GetImages(),
+			Timeout: durationpb.New(providerRolloutTimeout)}
+		if d := nm.GetRolloutTimeout(); d.AsDuration() > 0 {
+			ms.Timeout = d
+		}
+	case prov.Manifest != nil:
 		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository(),
 			Version: s.cluster.GetNetworkProviderVersion()})
 		if err != nil {
 			return "", fmt.Errorf("%w: spec.networking.podSubnet: %v (spec.network.provider %s needs an IPv4 pod subnet; --pod-subnet on deckctl init)", ErrInvalid, err, prov.Name)
 		}
+		ms = &taskv1.ManifestSpec{Name: prov.ManifestName, Content: string(m), Timeout: durationpb.New(providerRolloutTimeout)}
+	}
+	if ms != nil {
 		// Applied once the API answers; its DaemonSet runs on every node as it registers
 		// (host network, every taint tolerated), and each node's network step waits for it.
-		man := p.add(node, "network-provider", "apply "+prov.Name+" to the cluster and wait for it to roll out", []string{in.Name},
-			spec(&taskv1.ManifestSpec{Name: prov.ManifestName, Content: string(m), Timeout: durationpb.New(providerRolloutTimeout)}))
+		man := p.add(node, "network-provider", "apply "+prov.Name+" to the cluster and wait for it to roll out", []string{in.Name}, spec(ms))
 		man.MaxAttempts = 2
 		deps = append(deps, man.Name)
 	}
-	net := p.network(node, s, reg, deps...)
+	net := p.network(node, s, reg, false, deps...)
 	rec := p.add(node, "record", "record the cluster", []string{net, del.Name}, nil)
 	rec.Action = ActionRecordCluster
 	p.changes = append(p.changes, fmt.Sprintf("init %s: a new %s cluster with %s as its first control plane", node, s.cluster.GetKubernetesVersion(), node))
@@ -301,7 +325,7 @@ func (p *plan) joinSteps(ns *taskv1.NodeSpec, role taskv1.NodeRole, s settings, 
 	del.Inputs = []*storagev1.StepInputRecord{{Field: "delete_token_id", Step: tok.Name, Output: "token"}}
 	reg := p.registered(node, join.Name, true)
 	p.step(reg).NodeFrom = tok.Name
-	net := p.network(node, s, reg)
+	net := p.network(node, s, reg, true)
 	ready := p.add(node, "ready", "wait until the node is Ready", []string{net}, spec(&taskv1.NodeReadySpec{NodeName: node, Wait: taskv1.NodeWait_NODE_WAIT_READY}))
 	ready.Node, ready.NodeFrom = "", tok.Name
 	rec := p.add(node, "record", "record the node in the cluster", []string{ready.Name, del.Name}, nil)
@@ -339,9 +363,19 @@ func networkSpec(c *taskv1.ClusterSpec) *taskv1.TaskSpec {
 
 // network adds the pod network of node after its registered step (and deps): the CNI
 // configuration for its podCIDR and, when Deckhand routes (bridge), routes to the other
-// nodes' podCIDRs. It returns the step's name.
-func (p *plan) network(node string, s settings, reg string, deps ...string) string {
+// nodes' podCIDRs; under a manifest of the user's, which configures the node itself, a
+// wait until the node is Ready (on the first control plane; a joining node has its ready
+// step). It returns the last step's name.
+func (p *plan) network(node string, s settings, reg string, joining bool, deps ...string) string {
 	prov := podnet.MustLookup(provider(s.cluster))
+	if prov.FromDocument {
+		if joining {
+			return reg // the manifest's CNI configures the node; the join's ready step waits for it
+		}
+		st := p.add(node, "network", "pod network (the manifest's): wait until it makes the node Ready", append([]string{reg}, deps...),
+			spec(&taskv1.NodeReadySpec{NodeName: node, Wait: taskv1.NodeWait_NODE_WAIT_READY}))
+		return st.Name
+	}
 	summary := "pod network (" + prov.Name + "): CNI configuration and routes to the other nodes' pods"
 	if !prov.HostRoutes {
 		summary = "pod network (" + prov.Name + "): CNI configuration once " + prov.Name + " runs on the node"
@@ -765,6 +799,8 @@ func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
 		diff("spec.kubeProxy.mode", have.GetKubeProxy().GetMode(), want.GetKubeProxy().GetMode()),
 		diff("spec.kubeProxy.conntrackMaxPerCore", conntrackMax(have.GetKubeProxy()), conntrackMax(want.GetKubeProxy())),
 		diff("spec.network.provider", provider(have), provider(want)),
+		diff("spec.network.manifest.location", have.GetNetworkManifest().GetLocation(), want.GetNetworkManifest().GetLocation()),
+		diff("spec.network.manifest.sha256", have.GetNetworkManifest().GetSha256(), want.GetNetworkManifest().GetSha256()),
 		diff("spec.apiServer.certSANs", strings.Join(have.GetApiServerCertSans(), ","), strings.Join(want.GetApiServerCertSans(), ",")),
 		diff("spec.kubelet.extraArgs", flagList(have.GetKubeletExtraArgs()), flagList(want.GetKubeletExtraArgs())),
 		diff("spec.patches", patchList(have.GetPatches()), patchList(want.GetPatches())),

@@ -35,8 +35,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
@@ -160,6 +162,22 @@ type Network struct {
 	// "bridge" (the default: host-gw routes, every node on one L2 segment) or "flannel"
 	// (VXLAN, nodes on any routed network); see podnet's providers.
 	Provider string `json:"provider,omitempty"`
+	// Manifest is the pod network of provider "manifest".
+	Manifest *NetworkManifest `json:"manifest,omitempty"`
+}
+
+// NetworkManifest is a CNI manifest of the user's (provider "manifest").
+type NetworkManifest struct {
+	// An https URL, or an absolute path on the first control plane.
+	Location string `json:"location"`
+	SHA256   string `json:"sha256"`
+	// The images it runs, as it names them: pre-pulled on every node, carried by an
+	// air-gapped export; the manifest may run no other.
+	Images []string `json:"images,omitempty"`
+	// Ports its pods need open between nodes: "179/tcp", "4789/udp".
+	Ports []string `json:"ports,omitempty"`
+	// How long its rollouts may take (Go duration); default 5m.
+	RolloutTimeout string `json:"rolloutTimeout,omitempty"`
 }
 
 // Packages says where kubelet, kubeadm and kubectl come from.
@@ -248,6 +266,11 @@ var specFields = map[string]string{
 	"kubelet_extra_args":                "spec.kubelet.extraArgs",
 	"patches":                           "spec.patches",
 	"load_balancer":                     "spec.loadBalancer",
+	"network_manifest":                  "spec.network.manifest",
+	"network_manifest.location":         "spec.network.manifest.location",
+	"network_manifest.sha256":           "spec.network.manifest.sha256",
+	"network_manifest.images":           "spec.network.manifest.images",
+	"network_manifest.ports":            "spec.network.manifest.ports",
 	"load_balancer.type":                "spec.loadBalancer.type",
 	"load_balancer.address":             "spec.loadBalancer.address",
 	"load_balancer.port":                "spec.loadBalancer.port",
@@ -305,6 +328,17 @@ func Parse(data []byte) (*Cluster, error) {
 	}
 	if s.KubeProxy != (KubeProxy{}) {
 		spec.KubeProxy = &taskv1.KubeProxySettings{Mode: s.KubeProxy.Mode, ConntrackMaxPerCore: s.KubeProxy.ConntrackMaxPerCore}
+	}
+	if m := s.Network.Manifest; m != nil {
+		nm := &taskv1.NetworkManifest{Location: m.Location, Sha256: m.SHA256, Images: m.Images, Ports: m.Ports}
+		if m.RolloutTimeout != "" {
+			d, err := time.ParseDuration(m.RolloutTimeout)
+			if err != nil || d <= 0 || d > time.Hour {
+				return nil, fieldErr("spec.network.manifest.rolloutTimeout", "is %q; give a duration up to 1h, such as 5m", m.RolloutTimeout)
+			}
+			nm.RolloutTimeout = durationpb.New(d)
+		}
+		spec.NetworkManifest = nm
 	}
 	if lb := s.LoadBalancer; lb != nil {
 		spec.LoadBalancer = &taskv1.LoadBalancerSettings{Type: lb.Type, Address: lb.Address, Port: lb.Port, Interface: lb.Interface, VirtualRouterId: lb.VirtualRouterID}

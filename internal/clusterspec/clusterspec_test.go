@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func doc(extra string) []byte {
@@ -169,6 +170,36 @@ func TestLoadBalancer(t *testing.T) {
 		"  loadBalancer: {type: local, interface: eth0}\n":                                         "spec.loadBalancer",
 		"  loadBalancer: {type: vip, address: 10.250.0.100, vip: 1}\n":                             "vip",
 		"  controlPlaneEndpoint: other:6443\n  loadBalancer: {type: vip, address: 10.250.0.100}\n": "spec.controlPlaneEndpoint",
+	} {
+		_, err := Parse(doc(extra))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%q: %v, want an error naming %s", extra, err, field)
+		}
+	}
+}
+
+// spec.network.manifest: a CNI manifest of the user's, pinned by SHA-256; every mistake
+// names its field in the document.
+func TestNetworkManifest(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	c, err := Parse(doc("  network:\n    provider: manifest\n    manifest:\n      location: https://example.com/calico.yaml\n      sha256: " + sum +
+		"\n      images: [docker.io/calico/node:v3.30.3]\n      ports: [179/tcp, 4789/udp]\n      rolloutTimeout: 8m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nm := c.Spec.GetNetworkManifest()
+	if c.Spec.GetNetworkProvider() != "manifest" || nm.GetLocation() != "https://example.com/calico.yaml" || nm.GetSha256() != sum ||
+		len(nm.GetImages()) != 1 || len(nm.GetPorts()) != 2 || nm.GetRolloutTimeout().AsDuration() != 8*time.Minute {
+		t.Errorf("network manifest: %v", nm)
+	}
+	for extra, field := range map[string]string{
+		"  network: {provider: manifest}\n":                                                                         "spec.network.manifest",
+		"  network: {provider: flannel, manifest: {location: /m.yaml, sha256: " + sum + "}}\n":                      "spec.network.manifest",
+		"  network: {provider: manifest, manifest: {location: m.yaml, sha256: " + sum + "}}\n":                      "spec.network.manifest.location",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: abc}}\n":                             "spec.network.manifest.sha256",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", images: ['a b']}}\n":    "spec.network.manifest.images[0]",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", ports: [179]}}\n":       "spec.network.manifest.ports[0]",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2d}}\n": "spec.network.manifest.rolloutTimeout",
 	} {
 		_, err := Parse(doc(extra))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field) {

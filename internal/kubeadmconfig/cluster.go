@@ -12,6 +12,7 @@ import (
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/lbconf"
 	"github.com/deckhandhq/deckhand/internal/podnet"
+	"github.com/deckhandhq/deckhand/internal/safetext"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -86,6 +87,9 @@ var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
 // api_server_cert_sans[i], kubelet_extra_args[NAME], patches[i].target|type|patch).
 // providerVersionRE is a pod network provider's release version.
 var providerVersionRE = regexp.MustCompile(`^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
+
+// sha256RE is a SHA-256 as sha256sum prints it.
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	var c Cluster
@@ -175,6 +179,31 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 			"use "+strings.Join(podnet.Providers, ", ")+", or leave it empty for "+podnet.Providers[0])
 	}
 
+	switch nm := spec.GetNetworkManifest(); {
+	case spec.GetNetworkProvider() == "manifest" && (nm.GetLocation() == "" || nm.GetSha256() == ""):
+		return Cluster{}, invalid("network_manifest", "", "is required with the manifest provider",
+			"give the manifest's location (an https URL, or a path on the first control plane) and its sha256")
+	case spec.GetNetworkProvider() != "manifest" && nm != nil:
+		return Cluster{}, invalid("network_manifest", nm.GetLocation(), "is set, but the network provider is "+orDefault(spec.GetNetworkProvider(), podnet.Providers[0]),
+			"set the provider to manifest, or leave the manifest out")
+	case nm != nil:
+		if err := safetext.Location("network_manifest.location", nm.GetLocation()); err != nil {
+			return Cluster{}, invalid("network_manifest.location", nm.GetLocation(), "is neither an http(s) URL nor an absolute path", "give an https URL, or a path on the first control plane")
+		}
+		if !sha256RE.MatchString(nm.GetSha256()) {
+			return Cluster{}, invalid("network_manifest.sha256", nm.GetSha256(), "is not a SHA-256", "give the manifest's 64 hex digits, as sha256sum prints them")
+		}
+		for i, img := range nm.GetImages() {
+			if _, err := kubeimages.ParseReference(img); err != nil {
+				return Cluster{}, invalid(fmt.Sprintf("network_manifest.images[%d]", i), img, "is not an image reference", "give it as the manifest names it, such as docker.io/calico/node:v3.30.3")
+			}
+		}
+		for i, p := range nm.GetPorts() {
+			if err := podnet.ParsePort("", p); err != nil {
+				return Cluster{}, invalid(fmt.Sprintf("network_manifest.ports[%d]", i), p, "is not a port", "give PORT/tcp, PORT/udp or FIRST-LAST/tcp, such as 179/tcp")
+			}
+		}
+	}
 	if v := spec.GetNetworkProviderVersion(); v != "" && !providerVersionRE.MatchString(v) {
 		return Cluster{}, invalid("network_provider_version", v, "is not a release version",
 			"give the provider's version as vMAJOR.MINOR.PATCH (as recorded when the cluster was created), or leave it empty")

@@ -18,7 +18,9 @@ func TestConfigValuesRefuseControlCharacters(t *testing.T) {
 		ServiceSubnet: "10.96.0.0/12", ClusterName: "lab", CgroupDriver: "systemd", KubeProxy: &taskv1.KubeProxySettings{Mode: "ipvs", ConntrackMaxPerCore: proto.Int32(0)},
 		Registry:          &taskv1.RegistrySettings{ImageRepository: "registry.k8s.io", Mirrors: []string{"https://m.example"}, InsecureRegistries: []string{"m.example"}},
 		ApiServerCertSans: []string{"api.example.com"}, KubeletExtraArgs: map[string]string{"max-pods": "50"},
-		Patches: []*taskv1.KubeadmPatch{{Target: "kube-apiserver", Type: "merge", Patch: "metadata: {annotations: {a: b}}"}}}
+		NetworkProvider: "manifest", NetworkProviderVersion: "v1.2.3",
+		NetworkManifest: &taskv1.NetworkManifest{Location: "https://example.com/cni.yaml", Sha256: strings.Repeat("a", 64), Images: []string{"docker.io/calico/node:v3.30.3"}, Ports: []string{"179/tcp"}},
+		Patches:         []*taskv1.KubeadmPatch{{Target: "kube-apiserver", Type: "merge", Patch: "metadata: {annotations: {a: b}}"}}}
 	goodNode := &taskv1.NodeSpec{Name: "cp-1", AdvertiseAddress: "10.0.0.1", CriSocket: "unix:///run/containerd/containerd.sock",
 		Labels: map[string]string{"rack": "r1"}, Taints: []*taskv1.Taint{{Key: "dedicated", Value: "infra", Effect: "NoSchedule"}},
 		KubeletExtraArgs: map[string]string{"v": "2"}}

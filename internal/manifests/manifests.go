@@ -8,13 +8,46 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/deckhandhq/deckhand/internal/podnet"
 )
 
-// Limits of a manifest task: its content is stored in the task record, one store write.
+// Limits of a manifest task: inline content is stored in the task record, one store
+// write; a manifest read from a location (Calico's is ~300 KiB, the Tigera operator's CRDs
+// ~2 MiB) is bounded on the node.
 const (
-	MaxBytes   = 512 << 10
-	MaxObjects = 2000
+	MaxBytes        = 512 << 10
+	MaxFetchedBytes = 8 << 20
+	MaxObjects      = 5000
 )
+
+func maxFor(fetched bool) int {
+	if fetched {
+		return MaxFetchedBytes
+	}
+	return MaxBytes
+}
+
+// imageLine is a container's image in a manifest: "image: REF", "- image: REF", quoted or
+// not, maybe with a comment after it.
+var imageLine = regexp.MustCompile(`(?m)^(\s*(?:-\s+)?image:\s*)(["']?)([^\s"'#]+)(["']?)`)
+
+// RewriteImages moves every image reference of a manifest to the cluster's image
+// repository (podnet.RewriteImage) and returns the manifest and the references it had, in
+// order, each once.
+func RewriteImages(content, repo string) (string, []string) {
+	var images []string
+	seen := map[string]bool{}
+	out := imageLine.ReplaceAllStringFunc(content, func(line string) string {
+		m := imageLine.FindStringSubmatch(line)
+		if !seen[m[3]] {
+			seen[m[3]] = true
+			images = append(images, m[3])
+		}
+		return m[1] + m[2] + podnet.RewriteImage(m[3], repo) + m[4]
+	})
+	return out, images
+}
 
 var (
 	nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -36,11 +69,12 @@ type Object struct {
 
 // Parse reads a manifest's YAML documents (empty and comment-only ones skipped) and returns
 // its objects in order. Each must have apiVersion, kind and metadata.name; a List is
-// refused (give its items as documents), and so is a Secret: the manifest is stored in the
-// task record, which viewers read.
-func Parse(content string) ([]Object, error) {
-	if len(content) > MaxBytes {
-		return nil, fmt.Errorf("has %d bytes; at most %d are allowed", len(content), MaxBytes)
+// refused (give its items as documents), and so is a Secret unless secrets: a manifest
+// given inline is stored in the task record, which viewers read (one read from a location
+// is not).
+func Parse(content string, secrets bool) ([]Object, error) {
+	if max := maxFor(secrets); len(content) > max {
+		return nil, fmt.Errorf("has %d bytes; at most %d are allowed", len(content), max)
 	}
 	var objs []Object
 	for i, doc := range separator.Split(content, -1) {
@@ -67,7 +101,7 @@ func Parse(content string) ([]Object, error) {
 			return nil, fmt.Errorf("document %d: no apiVersion or kind: every document must be one Kubernetes object", i+1)
 		case strings.HasSuffix(o.Kind, "List"):
 			return nil, fmt.Errorf("document %d: a %s: give its items as documents of their own", i+1, o.Kind)
-		case o.Kind == "Secret":
+		case o.Kind == "Secret" && !secrets:
 			return nil, fmt.Errorf("document %d: a Secret: a manifest is stored where viewers read it; create the Secret with kubectl instead", i+1)
 		case o.Metadata.Name == "":
 			return nil, fmt.Errorf("document %d (%s): no metadata.name", i+1, o.Kind)

@@ -26,7 +26,7 @@ func TestParse(t *testing.T) {
 		{"---\n# nothing\n---\n", nil, "no objects"},
 		{strings.Repeat("#", MaxBytes+1), nil, "at most"},
 	} {
-		objs, err := Parse(c.content)
+		objs, err := Parse(c.content, false)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("Parse(%q) = %v, want an error saying %q", c.content, err, c.err)
@@ -45,5 +45,55 @@ func TestParse(t *testing.T) {
 		if ValidName(name) != ok {
 			t.Errorf("ValidName(%q) = %v", name, !ok)
 		}
+	}
+}
+
+// A manifest read from a location may carry Secrets (only its location is stored) and be
+// bigger.
+func TestParseFetched(t *testing.T) {
+	secret := "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n"
+	if _, err := Parse(secret, true); err != nil {
+		t.Errorf("a Secret in a fetched manifest: %v", err)
+	}
+	big := secret + "# " + strings.Repeat("x", MaxBytes) + "\n"
+	if _, err := Parse(big, true); err != nil {
+		t.Errorf("a fetched manifest above the inline limit: %v", err)
+	}
+	if _, err := Parse(big, false); err == nil {
+		t.Error("an inline manifest above the limit was accepted")
+	}
+}
+
+func TestRewriteImages(t *testing.T) {
+	in := `spec:
+  initContainers:
+  - name: install-cni-plugin
+    image: ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3
+  containers:
+  - image: "docker.io/calico/node:v3.30.3" # pinned
+    name: node
+  - name: again
+    image: 'ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3'
+  # image: not-a-field
+  - name: other
+    imagePullPolicy: IfNotPresent
+`
+	out, images := RewriteImages(in, "10.250.0.1:5000")
+	want := []string{"ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3", "docker.io/calico/node:v3.30.3"}
+	if strings.Join(images, " ") != strings.Join(want, " ") {
+		t.Errorf("images %q, want %q", images, want)
+	}
+	for _, line := range []string{
+		"    image: 10.250.0.1:5000/flannel-io/flannel-cni-plugin:v1.9.1-flannel3\n",
+		"  - image: \"10.250.0.1:5000/calico/node:v3.30.3\" # pinned\n",
+		"    image: '10.250.0.1:5000/flannel-io/flannel-cni-plugin:v1.9.1-flannel3'\n",
+		"  # image: not-a-field\n", "    imagePullPolicy: IfNotPresent\n",
+	} {
+		if !strings.Contains(out, line) {
+			t.Errorf("rewritten manifest lacks %q:\n%s", line, out)
+		}
+	}
+	if same, _ := RewriteImages(in, ""); same != in {
+		t.Errorf("without an image repository the manifest changed:\n%s", same)
 	}
 }

@@ -46,6 +46,10 @@ type Provider struct {
 	ManifestName string
 	// Namespace is where the manifest runs the provider's pods.
 	Namespace string
+	// FromDocument: the cluster document gives the manifest (spec.network.manifest: its
+	// location, SHA-256, images and ports), which writes each node's CNI configuration
+	// itself: Deckhand runs no network task, a node is done once it is Ready.
+	FromDocument bool
 }
 
 // Port is one firewall opening: "8472/udp", "30000-32767/tcp".
@@ -82,6 +86,12 @@ var providers = []Provider{
 		Manifest:     flannelManifest,
 		ManifestName: "flannel",
 		Namespace:    "kube-flannel",
+	},
+	{
+		Name:         "manifest",
+		Summary:      "a pod network of your own (Calico, Cilium, ...): its manifest, pinned by SHA-256, applied after init with its images rewritten through the cluster's image repository",
+		ManifestName: "network",
+		FromDocument: true,
 	},
 }
 

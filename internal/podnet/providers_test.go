@@ -59,7 +59,7 @@ func TestProviderDeclarations(t *testing.T) {
 		if (p.Version == "") != (p.Images == nil) {
 			t.Errorf("%s: a version without images or images without a version", p.Name)
 		}
-		if !p.HostRoutes && p.Manifest == nil {
+		if !p.HostRoutes && p.Manifest == nil && !p.FromDocument {
 			t.Errorf("%s: neither routes by Deckhand nor a manifest: nothing would route between nodes", p.Name)
 		}
 		for i, port := range p.Ports {
@@ -72,11 +72,14 @@ func TestProviderDeclarations(t *testing.T) {
 				t.Errorf("%s: image %q: %v", p.Name, img, err)
 			}
 		}
+		if (p.Manifest != nil || p.FromDocument) && p.ManifestName == "" {
+			t.Errorf("%s: a manifest without a name", p.Name)
+		}
+		if p.FromDocument && (p.SubnetFile != "" || p.HostRoutes || p.Manifest != nil) {
+			t.Errorf("%s: a manifest from the document writes the CNI configuration itself: no subnet file, routes or manifest of Deckhand's", p.Name)
+		}
 		if p.Manifest == nil {
 			continue
-		}
-		if p.ManifestName == "" {
-			t.Errorf("%s: a manifest without a name", p.Name)
 		}
 		for _, repo := range []string{"", "mirror.example.com:5000/k8s"} {
 			m, err := p.Manifest(ManifestInput{PodSubnet: "10.244.0.0/16", ImageRepository: repo})

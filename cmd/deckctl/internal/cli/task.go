@@ -80,6 +80,9 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 			if !ok {
 				return nil, fmt.Errorf("--network-provider %q: use %s", f.networkProvider, strings.Join(podnet.Providers, ", "))
 			}
+			if prov.FromDocument {
+				return nil, fmt.Errorf("--network-provider %s: its images are your manifest's: give them with --image (with the control-plane images)", prov.Name)
+			}
 			extra = prov.ImagesAt("", f.imageRepository)
 		}
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{

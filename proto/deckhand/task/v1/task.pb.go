@@ -1270,8 +1270,11 @@ type ClusterSpec struct {
 	// recorded when the cluster is created: later joins pull its images, whatever version a
 	// newer Deckhand would install. Empty: the one this Deckhand installs (or none: bridge).
 	NetworkProviderVersion string `protobuf:"bytes,14,opt,name=network_provider_version,json=networkProviderVersion,proto3" json:"network_provider_version,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// network_provider "manifest": the CNI manifest of the user's that the first control plane
+	// applies after init.
+	NetworkManifest *NetworkManifest `protobuf:"bytes,15,opt,name=network_manifest,json=networkManifest,proto3" json:"network_manifest,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
@@ -1402,6 +1405,100 @@ func (x *ClusterSpec) GetNetworkProviderVersion() string {
 	return ""
 }
 
+func (x *ClusterSpec) GetNetworkManifest() *NetworkManifest {
+	if x != nil {
+		return x.NetworkManifest
+	}
+	return nil
+}
+
+// NetworkManifest is a pod network of the user's: a Kubernetes manifest (Calico's,
+// Cilium's rendered chart, flannel's kube-flannel.yml ...) that installs the CNI
+// configuration on every node itself.
+type NetworkManifest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the first control plane reads it: an http(s) URL or an absolute path on that
+	// node.
+	Location string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	// Its SHA-256 (64 hex digits): the manifest is applied only when it matches.
+	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// The images it runs, as the manifest names them: every node pulls them (through the
+	// cluster's image repository), an air-gapped export carries them, and a manifest that
+	// runs another image is refused. Empty: not checked, nothing pre-pulled.
+	Images []string `protobuf:"bytes,3,rep,name=images,proto3" json:"images,omitempty"`
+	// Firewall openings its pods need between nodes ("179/tcp", "4789/udp").
+	Ports []string `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	// How long its rollouts may take; zero means 5 minutes.
+	RolloutTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=rollout_timeout,json=rolloutTimeout,proto3" json:"rollout_timeout,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *NetworkManifest) Reset() {
+	*x = NetworkManifest{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkManifest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkManifest) ProtoMessage() {}
+
+func (x *NetworkManifest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkManifest.ProtoReflect.Descriptor instead.
+func (*NetworkManifest) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *NetworkManifest) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *NetworkManifest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *NetworkManifest) GetImages() []string {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *NetworkManifest) GetPorts() []string {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *NetworkManifest) GetRolloutTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.RolloutTimeout
+	}
+	return nil
+}
+
 // LoadBalancerSettings is the cluster's API server load balancer.
 type LoadBalancerSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1426,7 +1523,7 @@ type LoadBalancerSettings struct {
 
 func (x *LoadBalancerSettings) Reset() {
 	*x = LoadBalancerSettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1535,7 @@ func (x *LoadBalancerSettings) String() string {
 func (*LoadBalancerSettings) ProtoMessage() {}
 
 func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1548,7 @@ func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSettings.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoadBalancerSettings) GetType() string {
@@ -1506,7 +1603,7 @@ type KubeadmPatch struct {
 
 func (x *KubeadmPatch) Reset() {
 	*x = KubeadmPatch{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1615,7 @@ func (x *KubeadmPatch) String() string {
 func (*KubeadmPatch) ProtoMessage() {}
 
 func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1628,7 @@ func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmPatch.ProtoReflect.Descriptor instead.
 func (*KubeadmPatch) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KubeadmPatch) GetTarget() string {
@@ -1571,7 +1668,7 @@ type KubeProxySettings struct {
 
 func (x *KubeProxySettings) Reset() {
 	*x = KubeProxySettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1680,7 @@ func (x *KubeProxySettings) String() string {
 func (*KubeProxySettings) ProtoMessage() {}
 
 func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1693,7 @@ func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeProxySettings.ProtoReflect.Descriptor instead.
 func (*KubeProxySettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KubeProxySettings) GetMode() string {
@@ -1638,7 +1735,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1747,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1760,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeSpec) GetName() string {
@@ -1728,7 +1825,7 @@ type Taint struct {
 
 func (x *Taint) Reset() {
 	*x = Taint{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1837,7 @@ func (x *Taint) String() string {
 func (*Taint) ProtoMessage() {}
 
 func (x *Taint) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1850,7 @@ func (x *Taint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taint.ProtoReflect.Descriptor instead.
 func (*Taint) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Taint) GetKey() string {
@@ -1792,7 +1889,7 @@ type KubeadmInitSpec struct {
 
 func (x *KubeadmInitSpec) Reset() {
 	*x = KubeadmInitSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1901,7 @@ func (x *KubeadmInitSpec) String() string {
 func (*KubeadmInitSpec) ProtoMessage() {}
 
 func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1914,7 @@ func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmInitSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmInitSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KubeadmInitSpec) GetCluster() *ClusterSpec {
@@ -1863,7 +1960,7 @@ type KubeadmTokenSpec struct {
 
 func (x *KubeadmTokenSpec) Reset() {
 	*x = KubeadmTokenSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1972,7 @@ func (x *KubeadmTokenSpec) String() string {
 func (*KubeadmTokenSpec) ProtoMessage() {}
 
 func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1985,7 @@ func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmTokenSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmTokenSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KubeadmTokenSpec) GetDeleteTokenId() string {
@@ -1931,7 +2028,7 @@ type KubeadmJoinSpec struct {
 
 func (x *KubeadmJoinSpec) Reset() {
 	*x = KubeadmJoinSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2040,7 @@ func (x *KubeadmJoinSpec) String() string {
 func (*KubeadmJoinSpec) ProtoMessage() {}
 
 func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2053,7 @@ func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmJoinSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmJoinSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KubeadmJoinSpec) GetCluster() *ClusterSpec {
@@ -2021,7 +2118,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2130,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2143,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -2075,7 +2172,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2184,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2197,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -2142,7 +2239,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2251,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2264,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2194,7 +2291,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2303,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2316,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -2244,7 +2341,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2353,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2366,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -2323,7 +2420,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2432,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2445,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2416,7 +2513,7 @@ type LoadBalancerSpec struct {
 
 func (x *LoadBalancerSpec) Reset() {
 	*x = LoadBalancerSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2525,7 @@ func (x *LoadBalancerSpec) String() string {
 func (*LoadBalancerSpec) ProtoMessage() {}
 
 func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2538,7 @@ func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
@@ -2499,14 +2596,24 @@ type ManifestSpec struct {
 	// The objects, YAML documents separated by "---" lines; at most 512 KiB.
 	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
 	// How long to wait for the rollouts; zero means 5 minutes.
-	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Instead of content: where to read the manifest, an http(s) URL or an absolute path on
+	// the node, and its SHA-256 (required). Secrets are allowed in it (only the location is
+	// stored).
+	Location string `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
+	Sha256   string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Every image reference of the manifest is rewritten through the registry's image
+	// repository (podnet.RewriteImage), so the nodes pull them where the cluster's images are.
+	Registry *RegistrySettings `protobuf:"bytes,6,opt,name=registry,proto3" json:"registry,omitempty"`
+	// The images the manifest may run (before rewriting); empty: not checked.
+	Images        []string `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ManifestSpec) Reset() {
 	*x = ManifestSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2625,7 @@ func (x *ManifestSpec) String() string {
 func (*ManifestSpec) ProtoMessage() {}
 
 func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2638,7 @@ func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
 func (*ManifestSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ManifestSpec) GetName() string {
@@ -2555,6 +2662,34 @@ func (x *ManifestSpec) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *ManifestSpec) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *ManifestSpec) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ManifestSpec) GetRegistry() *RegistrySettings {
+	if x != nil {
+		return x.Registry
+	}
+	return nil
+}
+
+func (x *ManifestSpec) GetImages() []string {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
 // NetworkRoute is one other node's pod CIDR, reached via its address.
 type NetworkRoute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2566,7 +2701,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2713,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2726,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -2631,7 +2766,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2778,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2791,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -2705,7 +2840,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2852,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2865,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -2755,7 +2890,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2902,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2915,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Change) GetKind() string {
@@ -2821,7 +2956,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +2968,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +2981,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2931,7 +3066,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3078,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3091,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LogLine) GetStream() string {
@@ -2988,7 +3123,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3135,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3148,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Progress) GetItem() string {
@@ -3059,7 +3194,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3206,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3219,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3130,7 +3265,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3277,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3290,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3302,7 +3437,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
 	"\farchive_path\x18\x06 \x01(\tR\varchivePath\x12!\n" +
-	"\fextra_images\x18\a \x03(\tR\vextraImages\"\xc9\x06\n" +
+	"\fextra_images\x18\a \x03(\tR\vextraImages\"\x97\a\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -3320,10 +3455,17 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12kubelet_extra_args\x18\v \x03(\v23.deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntryR\x10kubeletExtraArgs\x128\n" +
 	"\apatches\x18\f \x03(\v2\x1e.deckhand.task.v1.KubeadmPatchR\apatches\x12K\n" +
 	"\rload_balancer\x18\r \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\floadBalancer\x128\n" +
-	"\x18network_provider_version\x18\x0e \x01(\tR\x16networkProviderVersion\x1aC\n" +
+	"\x18network_provider_version\x18\x0e \x01(\tR\x16networkProviderVersion\x12L\n" +
+	"\x10network_manifest\x18\x0f \x01(\v2!.deckhand.task.v1.NetworkManifestR\x0fnetworkManifest\x1aC\n" +
 	"\x15KubeletExtraArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x01\n" +
+	"\x0fNetworkManifest\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x16\n" +
+	"\x06images\x18\x03 \x03(\tR\x06images\x12\x14\n" +
+	"\x05ports\x18\x04 \x03(\tR\x05ports\x12B\n" +
+	"\x0frollout_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0erolloutTimeout\"\xa2\x01\n" +
 	"\x14LoadBalancerSettings\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -3408,11 +3550,15 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x05 \x01(\x04R\n" +
 	"generation\x12\x16\n" +
-	"\x06remove\x18\x06 \x01(\bR\x06remove\"q\n" +
+	"\x06remove\x18\x06 \x01(\bR\x06remove\"\xfd\x01\n" +
 	"\fManifestSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x123\n" +
-	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"4\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1a\n" +
+	"\blocation\x18\x04 \x01(\tR\blocation\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12>\n" +
+	"\bregistry\x18\x06 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12\x16\n" +
+	"\x06images\x18\a \x03(\tR\x06images\"4\n" +
 	"\fNetworkRoute\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xa9\x01\n" +
@@ -3506,7 +3652,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -3522,107 +3668,111 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*RuntimeSpec)(nil),           // 11: deckhand.task.v1.RuntimeSpec
 	(*ImagesSpec)(nil),            // 12: deckhand.task.v1.ImagesSpec
 	(*ClusterSpec)(nil),           // 13: deckhand.task.v1.ClusterSpec
-	(*LoadBalancerSettings)(nil),  // 14: deckhand.task.v1.LoadBalancerSettings
-	(*KubeadmPatch)(nil),          // 15: deckhand.task.v1.KubeadmPatch
-	(*KubeProxySettings)(nil),     // 16: deckhand.task.v1.KubeProxySettings
-	(*NodeSpec)(nil),              // 17: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 18: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 19: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 20: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 21: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmResetSpec)(nil),      // 22: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 23: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 24: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 25: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 26: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 27: deckhand.task.v1.NetworkSpec
-	(*LoadBalancerSpec)(nil),      // 28: deckhand.task.v1.LoadBalancerSpec
-	(*ManifestSpec)(nil),          // 29: deckhand.task.v1.ManifestSpec
-	(*NetworkRoute)(nil),          // 30: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 31: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 32: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 33: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 34: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 35: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 36: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 37: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 38: deckhand.task.v1.TaskResult
-	nil,                           // 39: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 40: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 41: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 42: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 43: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 44: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
+	(*NetworkManifest)(nil),       // 14: deckhand.task.v1.NetworkManifest
+	(*LoadBalancerSettings)(nil),  // 15: deckhand.task.v1.LoadBalancerSettings
+	(*KubeadmPatch)(nil),          // 16: deckhand.task.v1.KubeadmPatch
+	(*KubeProxySettings)(nil),     // 17: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 18: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 19: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 20: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 21: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 22: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmResetSpec)(nil),      // 23: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 24: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 25: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 26: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 27: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 28: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 29: deckhand.task.v1.LoadBalancerSpec
+	(*ManifestSpec)(nil),          // 30: deckhand.task.v1.ManifestSpec
+	(*NetworkRoute)(nil),          // 31: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 32: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 33: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 34: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 35: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 36: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 37: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 38: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 39: deckhand.task.v1.TaskResult
+	nil,                           // 40: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 41: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 42: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 43: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 44: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 45: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	45, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	46, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	12, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	19, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	20, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	21, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	22, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	23, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	25, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	32, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	26, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	31, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	27, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	24, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	28, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	29, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	20, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	21, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	22, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	23, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	24, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	26, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	33, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	27, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	32, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	28, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	25, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	29, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	30, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
 	0,  // 19: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
 	1,  // 20: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	39, // 21: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	40, // 21: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
 	2,  // 22: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	40, // 23: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	41, // 23: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
 	10, // 24: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
 	3,  // 25: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
 	10, // 26: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	45, // 27: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	46, // 27: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
 	10, // 28: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	16, // 29: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	41, // 30: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	15, // 31: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	14, // 32: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	42, // 33: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	18, // 34: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	43, // 35: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 36: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	17, // 37: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	45, // 38: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	45, // 39: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 40: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	17, // 41: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 42: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	45, // 43: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	45, // 44: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	45, // 45: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 46: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	30, // 47: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	14, // 48: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	45, // 49: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	45, // 50: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	46, // 51: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	35, // 52: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	36, // 53: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 54: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 55: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	33, // 56: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	44, // 57: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	37, // 58: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	46, // 59: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	46, // 60: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	17, // 29: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	42, // 30: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	16, // 31: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	15, // 32: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	14, // 33: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	46, // 34: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	43, // 35: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	19, // 36: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	44, // 37: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	13, // 38: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 39: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	46, // 40: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	46, // 41: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 42: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 43: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 44: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	46, // 45: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	46, // 46: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	46, // 47: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 48: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	31, // 49: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	15, // 50: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	46, // 51: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	10, // 52: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	46, // 53: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	47, // 54: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	36, // 55: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	37, // 56: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 57: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 58: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	34, // 59: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	45, // 60: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	38, // 61: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	47, // 62: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	47, // 63: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	64, // [64:64] is the sub-list for method output_type
+	64, // [64:64] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -3650,8 +3800,8 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_LoadBalancer)(nil),
 		(*TaskSpec_Manifest)(nil),
 	}
-	file_deckhand_task_v1_task_proto_msgTypes[10].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[28].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[11].OneofWrappers = []any{}
+	file_deckhand_task_v1_task_proto_msgTypes[29].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -3662,7 +3812,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

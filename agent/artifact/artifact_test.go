@@ -1,4 +1,4 @@
-package runtime
+package artifact
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func TestChecksumMismatchHidesTheLocalFilesDigest(t *testing.T) {
 	sum := sha256.Sum256(secret)
 	actual := hex.EncodeToString(sum[:])
 	want := strings.Repeat("0", 64)
-	_, err := fetch(context.Background(), &host.Host{Root: root}, "containerd_tarball", "/etc/shadow", want)
+	_, err := Fetch(context.Background(), &host.Host{Root: root}, "containerd_tarball", "/etc/shadow", want)
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("fetch with a wrong digest: %v", err)
 	}
