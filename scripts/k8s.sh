@@ -14,7 +14,13 @@
 #   pause     (scripts/k8skit/pause, a tiny reaper; kubeadm's PauseVersion),
 #   flanneld  (flannel, the version internal/podnet pins as FlannelVersion, for the flannel
 #              pod network; without its Tencent Cloud backend, whose SDK module the proxy does
-#              not serve, and its udp backend, which needs cgo).
+#              not serve, and its udp backend, which needs cgo),
+#   kube-flannel.yml (flannel's own manifest of that version, from its module: the lab's
+#              "manifest of the user's"),
+#   flannel-cni (the flannel CNI plugin that manifest installs: flannel-io/cni-plugin is not on
+#              the proxy, so containernetworking/plugins v0.9.1, the last release with
+#              plugins/meta/flannel; it speaks CNI up to 0.4.0),
+#   cp        (scripts/k8skit/cp: the `cp -f SRC DST` that manifest's init containers run).
 # scripts/k8skit packs them into images under the names kubeadm lists.
 #
 # Cache: ${DECKHAND_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deckhand/kit}/
@@ -86,6 +92,8 @@ reports() {
   coredns) "$b" -version | sed -n 's/^CoreDNS-//p' | head -1 ;;
   pause) "$b" --version | sed -n 's/^pause //p' ;;
   flanneld) "$b" --version 2>&1 ;; # flanneld prints its version on stderr
+  flannel-cni) CNI_COMMAND=VERSION "$b" </dev/null | sed -n 's/.*"supportedVersions":.*"\(0\.4\.0\)".*/\1/p' ;;
+  cp) "$b" --version ;;
   *) "$b" --version | sed -n 's/^Kubernetes //p' ;;
   esac 2>/dev/null
 }
@@ -95,6 +103,8 @@ want() {
   coredns) echo "${coredns#v}" ;;
   pause) echo "$pause" ;;
   flanneld) echo "$flannel" ;;
+  flannel-cni) echo 0.4.0 ;;
+  cp) echo "cp (deckhand lab kit) 1" ;;
   *) echo "$version" ;;
   esac
 }
@@ -108,7 +118,8 @@ good() {
 }
 complete() {
   local b
-  for b in $k8sbins etcd etcdctl coredns pause flanneld; do good "$b" || return 1; done
+  for b in $k8sbins etcd etcdctl coredns pause flanneld flannel-cni cp; do good "$b" || return 1; done
+  grep -q "image: ghcr.io/flannel-io/flannel:$flannel\$" "$kit/kube-flannel.yml" 2>/dev/null || return 1
 }
 
 if complete; then
@@ -249,6 +260,28 @@ if ! good flanneld; then
   printf 'module deckhand.local/flannel-kit\n\ngo 1.24.0\n\nrequire github.com/flannel-io/flannel %s\n' "$flannel" >"$kit/src/flannel/go.mod"
   (cd "$kit/src/flannel" && go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel" -o "$tmp/flanneld" .)
   place flanneld
+fi
+
+# --- flannel's own manifest, and what it installs on each node.
+if ! grep -q "image: ghcr.io/flannel-io/flannel:$flannel\$" "$kit/kube-flannel.yml" 2>/dev/null; then
+  fldir=$(go mod download -json "github.com/flannel-io/flannel@$flannel" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  cp "$fldir/Documentation/kube-flannel.yml" "$tmp/kube-flannel.yml"
+  chmod 0644 "$tmp/kube-flannel.yml"
+  mv -f "$tmp/kube-flannel.yml" "$kit/kube-flannel.yml"
+  say "kube-flannel.yml of flannel $flannel ready"
+fi
+if ! good flannel-cni; then
+  start=$(date +%s)
+  say "building the flannel CNI plugin (containernetworking/plugins v0.9.1) ..."
+  mkdir -p "$kit/src/flannel-cni"
+  printf 'module deckhand.local/flannel-cni-kit\n\ngo 1.24.0\n\nrequire github.com/containernetworking/plugins v0.9.1\n' >"$kit/src/flannel-cni/go.mod"
+  (cd "$kit/src/flannel-cni" && go build -trimpath -ldflags "-s -w" -o "$tmp/flannel-cni" github.com/containernetworking/plugins/plugins/meta/flannel)
+  place flannel-cni
+fi
+if ! good cp; then
+  start=$(date +%s)
+  (cd "$repo" && GOFLAGS= go build -trimpath -ldflags "-s -w" -o "$tmp/cp" ./scripts/k8skit/cp)
+  place cp
 fi
 
 complete || { say "the kit in $kit is incomplete after the build"; exit 1; }

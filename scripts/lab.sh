@@ -3,7 +3,8 @@
 # its own (10.250.N.0/24, N chosen free, so two labs run side by side); three controllers and
 # four hosts run in them, and the lab applies deploy/lab/cluster.yaml (1 control plane + 2
 # workers; DECKHAND_LAB_CLUSTER names another document, such as deploy/lab/cluster-local.yaml),
-# then joins node-4 with the live view.
+# then joins node-4 with the live view. DECKHAND_LAB_FILES=DIR serves DIR's files at
+# http://10.250.N.1:5000/files/ (a cluster document's manifest of the user's).
 #
 # By default the hosts are REAL: each is also a mount + UTS namespace with its own /etc,
 # /usr, /var (scripts/labnode, lab tooling) and its own containerd; deckhand-agent is installed
@@ -161,7 +162,8 @@ if [ "$sim" = 1 ]; then
   bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --ready-file "$state/labserve.ready"
   wait_for 60 test -f "$state/labserve.ready"
 else
-  bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --kit "$kit" --kubernetes-version "$version" --ready-file "$state/labserve.ready"
+  bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --kit "$kit" --kubernetes-version "$version" --ready-file "$state/labserve.ready" \
+    ${DECKHAND_LAB_FILES:+--files "$DECKHAND_LAB_FILES"}
   wait_for 60 test -f "$state/labserve.ready"
   echo "lab: pushing the kit's images to the lab registry $serve"
   "$state/bin/k8skit" -kit "$kit" -registry "$serve" -kubernetes-version "$version" \

@@ -7,8 +7,10 @@ package lab_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -28,6 +30,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 )
 
@@ -1002,5 +1005,121 @@ func (l *realLab) checkSettings() {
 	// The load balancer's VIP is the endpoint, so kubeadm made it a name of the certificate.
 	if ips := conn.ConnectionState().PeerCertificates[0].IPAddresses; !slices.ContainsFunc(ips, func(ip net.IP) bool { return ip.String() == l.vip() }) {
 		t.Fatalf("the API server's certificate's addresses %v lack the VIP %s", ips, l.vip())
+	}
+}
+
+// labCNIPluginImage is the image scripts/k8skit packs as the flannel CNI plugin
+// (k8skit.LabCNIPluginImage: upstream's is built from a module the Go proxy does not serve).
+const labCNIPluginImage = "ghcr.io/deckhand-lab/flannel-cni-plugin:cni-plugins-v0.9.1"
+
+// userManifest is flannel's own kube-flannel.yml (the kit's copy, from flannel's module) as a
+// user of this lab adapts it: the CNI plugin image the lab has, the CNI version that plugin
+// speaks, the lab hosts' CNI plugin directory (Debian's), and the cluster's interface (the
+// lab hosts' default route is on another link). Every edit must apply.
+func userManifest(t *testing.T, kit string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(kit, "kube-flannel.yml"))
+	if err != nil {
+		t.Fatalf("the kit's kube-flannel.yml (scripts/k8s.sh copies it from flannel's module): %v", err)
+	}
+	m := string(b)
+	for _, e := range []struct{ re, with string }{
+		{`ghcr\.io/flannel-io/flannel-cni-plugin:[^\s"']+`, labCNIPluginImage},
+		{`"cniVersion": "1\.0\.0"`, `"cniVersion": "0.4.0"`},
+		{`/opt/cni/bin`, `/usr/lib/cni`},
+		{`(?m)^(\s*)- --kube-subnet-mgr$`, "$1- --kube-subnet-mgr\n$1- --iface=eth0"},
+	} {
+		re := regexp.MustCompile(e.re)
+		if !re.MatchString(m) {
+			t.Fatalf("flannel's manifest has no %s any more: update userManifest", e.re)
+		}
+		m = re.ReplaceAllString(m, e.with)
+	}
+	return []byte(m)
+}
+
+// TestRealLabManifest builds a cluster whose pod network is a manifest of the user's
+// (spec.network.provider: manifest): flannel's own kube-flannel.yml, served over HTTP, pinned
+// by SHA-256, its images rewritten through the lab registry. Pods reach each other across
+// nodes and resolve names; the CNI configuration on every node is the manifest's.
+func TestRealLabManifest(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
+	}
+	// scripts/k8s.sh prints the kit's directory last (its progress, if it builds, before).
+	lines := strings.Split(strings.TrimSpace(run(t, 30*time.Minute, nil, "scripts/k8s.sh")), "\n")
+	kit := lines[len(lines)-1]
+	files := t.TempDir()
+	manifest := userManifest(t, kit)
+	if err := os.WriteFile(filepath.Join(files, "kube-flannel.yml"), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(manifest)
+	base, err := os.ReadFile("cluster-local.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(string(base), "  loadBalancer: {type: local}\n", "", 1)
+	network := fmt.Sprintf(`  network:
+    provider: manifest
+    manifest:
+      location: http://10.250.0.1:5000/files/kube-flannel.yml
+      sha256: %s
+      images: [ghcr.io/flannel-io/flannel:%s, %s]
+      ports: [8472/udp]
+`, hex.EncodeToString(sum[:]), podnet.FlannelVersion, labCNIPluginImage)
+	re := regexp.MustCompile(`(?m)^  network:\n(    .*\n)+`)
+	if !re.MatchString(doc) {
+		t.Fatal("cluster-local.yaml has no network section to replace")
+	}
+	doc = re.ReplaceAllLiteralString(doc, network)
+	clusterFile := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(clusterFile, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-manifest-%d", os.Getpid()))
+	env := []string{"DECKHAND_LAB_DIR=" + dir, "DECKHAND_LAB_CLUSTER=" + clusterFile, "DECKHAND_LAB_FILES=" + files}
+	prefix := ""
+	t.Cleanup(func() {
+		if len(leftovers(dir, prefix)) > 0 {
+			cmd := exec.Command("../../scripts/lab-down.sh")
+			cmd.Env = append(os.Environ(), env...)
+			_ = cmd.Run()
+		}
+	})
+	out := run(t, 30*time.Minute, env, "make", "lab")
+	l := loadLab(t, dir)
+	prefix = l.prefix
+	for _, want := range []string{"pod to pod: passed", "DNS: passed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
+		if out, err := l.onHost(n, "cat", "/etc/cni/net.d/10-flannel.conflist"); err != nil || !strings.Contains(out, `"type": "flannel"`) {
+			t.Errorf("%s: the manifest's CNI configuration: %v %s", n, err, out)
+		}
+		if _, err := l.onHost(n, "test", "-e", "/etc/cni/net.d/10-deckhand-bridge.conflist"); err == nil {
+			t.Errorf("%s: Deckhand wrote its own CNI configuration beside the manifest's", n)
+		}
+		if _, err := l.onHost(n, "test", "-x", "/usr/lib/cni/flannel"); err != nil {
+			t.Errorf("%s: the manifest's init container did not install the flannel CNI plugin: %v", n, err)
+		}
+	}
+	images, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={..image}")
+	registry := l.net + ".1:5000/"
+	for _, want := range []string{registry + "flannel-io/flannel:" + podnet.FlannelVersion, registry + "deckhand-lab/flannel-cni-plugin:cni-plugins-v0.9.1"} {
+		if err != nil || !strings.Contains(images, want) {
+			t.Errorf("the DaemonSet's images %q (%v) lack %s: the manifest's images were not rewritten through the cluster's repository", images, err, want)
+		}
+	}
+	if out, err := l.onHost("node-1", "stat", "-c", "%a", "/etc/kubernetes/deckhand/manifests/network.yaml"); err != nil || strings.TrimSpace(out) != "600" {
+		t.Errorf("the applied manifest is not kept 0600 on node-1: %v %s", err, out)
+	}
+
+	run(t, 3*time.Minute, env, "make", "lab-down")
+	if left := leftovers(dir, prefix); len(left) > 0 {
+		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
 	}
 }

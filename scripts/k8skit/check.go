@@ -98,7 +98,7 @@ func verify(img v1.Image, bin string) []string {
 		bad = append(bad, fmt.Sprintf("platform is %s/%s, want linux/amd64", cf.OS, cf.Architecture))
 	}
 	sh := shapeOf(bin)
-	if want := []string{path.Join(sh.dir, sh.bin)}; !slices.Equal(cf.Config.Entrypoint, want) {
+	if want := []string{sh.entry}; !slices.Equal(cf.Config.Entrypoint, want) {
 		bad = append(bad, fmt.Sprintf("entrypoint is %q, want %q", cf.Config.Entrypoint, want))
 	}
 	if !slices.Contains(cf.Config.Env, pathEnv) {
@@ -117,7 +117,10 @@ func verify(img v1.Image, bin string) []string {
 		}
 	}
 	exe := func(f file) bool { return f.hdr.Typeflag == tar.TypeReg && f.hdr.Mode&0o111 != 0 }
-	need(strings.TrimPrefix(path.Join(sh.dir, sh.bin), "/"), exe, "is not an executable file")
+	need(strings.TrimPrefix(sh.path, "/"), exe, "is not an executable file")
+	for at := range sh.extra {
+		need(strings.TrimPrefix(at, "/"), exe, "is not an executable file (scripts/k8s.sh builds it into the kit)")
+	}
 	for _, b := range alongside[bin] {
 		need(strings.TrimPrefix(path.Join(binDir, b), "/"), exe, "is not an executable file (scripts/k8s.sh builds it into the kit)")
 	}

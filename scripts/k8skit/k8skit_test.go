@@ -33,7 +33,7 @@ func fakeKit(t *testing.T) (kit, sysroot, ldd string) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "flanneld"} {
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "flanneld", "flannel-cni", "cp"} {
 		write(filepath.Join(kit, b), "#!/bin/sh\necho "+b+"\n", 0o755)
 	}
 	write(filepath.Join(sysroot, "usr/sbin/xtables-nft-multi"), "ELF xtables", 0o755)
@@ -67,7 +67,7 @@ func kubeadmLists(r string) []string {
 		flannel = "ghcr.io/flannel-io/flannel:" + podnet.FlannelVersion
 	}
 	return []string{r + "/kube-apiserver:v1.33.13", r + "/kube-controller-manager:v1.33.13", r + "/kube-scheduler:v1.33.13",
-		r + "/kube-proxy:v1.33.13", coredns, r + "/pause:3.10", r + "/etcd:3.5.24-0", flannel}
+		r + "/kube-proxy:v1.33.13", coredns, r + "/pause:3.10", r + "/etcd:3.5.24-0", flannel, podnet.RewriteImage(LabCNIPluginImage, r)}
 }
 
 func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
@@ -127,8 +127,19 @@ func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
 				}
 				cf, _ := img.ConfigFile()
 				entry := "/usr/local/bin/" + bin
-				if bin == "flannel" {
+				switch bin {
+				case "flannel":
 					entry = "/opt/bin/flanneld" // as upstream's image: its manifests run it there
+				case "flannel-cni-plugin":
+					entry = "/bin/cp" // flannel's manifest runs cp -f /flannel /opt/cni/bin/flannel
+					if f, ok := files["flannel"]; !ok || f.hdr.Mode&0o111 == 0 {
+						t.Errorf("%s: no executable /flannel", ref)
+					}
+				}
+				if bin == "flannel" || bin == "flannel-cni-plugin" {
+					if f, ok := files["bin/cp"]; !ok || f.hdr.Mode&0o111 == 0 {
+						t.Errorf("%s: no executable /bin/cp for flannel's install-cni init containers", ref)
+					}
 				}
 				if got := cf.Config.Entrypoint; len(got) != 1 || got[0] != entry {
 					t.Errorf("%s: entrypoint %q, want %s", ref, got, entry)

@@ -35,8 +35,9 @@ func TestK8sShReusesACompleteKitAtOnce(t *testing.T) {
 			say := map[string]string{
 				"kubeadm": "v1.33.13", "kubectl": "Client Version: v1.33.13", "etcd": "etcd Version: 3.5.24",
 				"etcdctl": "etcdctl version: " + etcdctl, "coredns": "CoreDNS-1.12.0", "pause": "pause 3.10", "flanneld": podnet.FlannelVersion,
+				"flannel-cni": `{"cniVersion":"0.4.0","supportedVersions":["0.3.1","0.4.0"]}`, "cp": "cp (deckhand lab kit) 1",
 			}
-			for _, b := range []string{"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "etcdctl", "coredns", "pause", "flanneld"} {
+			for _, b := range []string{"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "etcdctl", "coredns", "pause", "flanneld", "flannel-cni", "cp"} {
 				line, ok := say[b]
 				if !ok {
 					line = "Kubernetes v1.33.13"
@@ -44,6 +45,9 @@ func TestK8sShReusesACompleteKitAtOnce(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(kit, b), []byte("#!/bin/sh\necho '"+line+"'\n"), 0o755); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if err := os.WriteFile(filepath.Join(kit, "kube-flannel.yml"), []byte("        image: ghcr.io/flannel-io/flannel:"+podnet.FlannelVersion+"\n"), 0o644); err != nil {
+				t.Fatal(err)
 			}
 			_, file, _, _ := runtime.Caller(0)
 			script := filepath.Join(filepath.Dir(file), "..", "k8s.sh")

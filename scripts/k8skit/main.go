@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,26 +70,43 @@ var iptablesNames = []string{"iptables", "iptables-save", "iptables-restore", "i
 var alongside = map[string][]string{"etcd": {"etcdctl"}}
 
 // shape is how an image carries the kit's binary: by default the binary named as the image's
-// component, in /usr/local/bin, without iptables.
+// component, in /usr/local/bin and its entrypoint, without iptables.
 type shape struct {
-	bin      string // the kit's binary
-	dir      string // where the image has it (the entrypoint)
-	iptables bool   // the binary runs iptables: the image carries it
+	bin      string            // the kit's binary
+	path     string            // where the image has it; default /usr/local/bin/BIN
+	entry    string            // the entrypoint; default path
+	iptables bool              // the binary runs iptables: the image carries it
+	extra    map[string]string // more of the kit's binaries: path in the image -> kit binary
 }
 
-// shapes are the images that differ from the default: kube-proxy's iptables mode, and
-// flannel's image, which upstream has flanneld in /opt/bin (its manifests run
-// /opt/bin/flanneld) and iptables for its FORWARD and masquerade rules.
+// LabCNIPluginImage is the lab's image of the flannel CNI plugin that flannel's own manifest
+// installs with `cp -f /flannel /opt/cni/bin/flannel` (upstream's flannel-cni-plugin image is
+// built from flannel-io/cni-plugin, which the Go module proxy does not serve; this one carries
+// containernetworking/plugins v0.9.1's, under a name that says so).
+const LabCNIPluginImage = "ghcr.io/deckhand-lab/flannel-cni-plugin:cni-plugins-v0.9.1"
+
+// shapes are the images that differ from the default: kube-proxy's iptables mode; flannel's
+// image, which upstream has flanneld in /opt/bin (its manifests run /opt/bin/flanneld),
+// iptables for its FORWARD and masquerade rules and cp for its manifest's install-cni init
+// container; and the lab's flannel CNI plugin image.
 var shapes = map[string]shape{
-	"kube-proxy": {bin: "kube-proxy", dir: binDir, iptables: true},
-	"flannel":    {bin: "flanneld", dir: "/opt/bin", iptables: true},
+	"kube-proxy":         {bin: "kube-proxy", iptables: true},
+	"flannel":            {bin: "flanneld", path: "/opt/bin/flanneld", iptables: true, extra: map[string]string{"/bin/cp": "cp"}},
+	"flannel-cni-plugin": {bin: "flannel-cni", path: "/flannel", entry: "/bin/cp", extra: map[string]string{"/bin/cp": "cp"}},
 }
 
 func shapeOf(component string) shape {
-	if s, ok := shapes[component]; ok {
-		return s
+	s, ok := shapes[component]
+	if !ok {
+		s = shape{bin: component}
 	}
-	return shape{bin: component, dir: binDir}
+	if s.path == "" {
+		s.path = path.Join(binDir, s.bin)
+	}
+	if s.entry == "" {
+		s.entry = s.path
+	}
+	return s
 }
 
 // options say what to pack and where.
@@ -150,6 +168,7 @@ func (o *options) names() ([]string, error) {
 	for _, prov := range podnet.Providers {
 		names = append(names, podnet.MustLookup(prov).ImagesAt("", o.repository)...)
 	}
+	names = append(names, podnet.RewriteImage(LabCNIPluginImage, o.repository))
 	return names, nil
 }
 
@@ -247,7 +266,11 @@ func dir(p string, mode int64) entry {
 // under their own names in /usr/local/bin.
 func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
 	sh := shapeOf(bin)
-	for _, s := range append([]string{src}, also...) {
+	need := append([]string{src}, also...)
+	for _, b := range sh.extra {
+		need = append(need, filepath.Join(filepath.Dir(src), b))
+	}
+	for _, s := range need {
 		if st, err := os.Stat(s); err != nil || !st.Mode().IsRegular() {
 			return nil, fmt.Errorf("the kit has no binary %s (run scripts/k8s.sh first): %v", s, err)
 		}
@@ -256,16 +279,18 @@ func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
 		dir("etc", 0o755), dir("tmp", 0o1777), dir("usr", 0o755), dir("usr/local", 0o755), dir("usr/local/bin", 0o755),
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644}, data: []byte(passwd)},
 		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644}, data: []byte(group)},
-		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(sh.dir, sh.bin), "/"), Mode: 0o755}, from: src},
+		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(sh.path, "/"), Mode: 0o755}, from: src},
 	}
-	if sh.dir != binDir {
-		for d := path.Dir(strings.TrimPrefix(sh.dir, "/")); ; d = path.Dir(d) {
-			if d == "." {
-				break
-			}
+	for at, b := range sh.extra {
+		entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(at, "/"), Mode: 0o755}, from: filepath.Join(filepath.Dir(src), b)})
+	}
+	// The directories above the binaries outside /usr/local/bin, once each.
+	dirs := map[string]bool{"etc": true, "tmp": true, "usr": true, "usr/local": true, "usr/local/bin": true}
+	for _, e := range slices.Clone(entries) {
+		for d := path.Dir(e.hdr.Name); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
 			entries = append(entries, dir(d, 0o755))
 		}
-		entries = append(entries, dir(strings.TrimPrefix(sh.dir, "/"), 0o755))
 	}
 	for _, s := range also {
 		entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path.Join(binDir, filepath.Base(s)), "/"), Mode: 0o755}, from: s})
@@ -294,7 +319,7 @@ func buildFrom(o options, bin, src string, also ...string) (v1.Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{path.Join(sh.dir, sh.bin)}
+	cf.Config.Entrypoint = []string{sh.entry}
 	cf.Config.Env = env
 	return mutate.ConfigFile(img, cf)
 }

@@ -32,14 +32,15 @@ func main() {
 	version := flag.String("kubernetes-version", "v1.33.13", "the control-plane images of this version are seeded")
 	ready := flag.String("ready-file", "", "written once the images are seeded")
 	kit := flag.String("kit", "", "serve this build kit's binaries (scripts/k8s.sh prints its directory); no simulated images")
+	files := flag.String("files", "", "also serve the files of this directory under /files/ (a lab's manifests)")
 	flag.Parse()
-	if err := run(*listen, *version, *ready, *kit); err != nil {
+	if err := run(*listen, *version, *ready, *kit, *files); err != nil {
 		fmt.Fprintln(os.Stderr, "labserve:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, version, readyFile, kit string) error {
+func run(listen, version, readyFile, kit, files string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -60,6 +61,9 @@ func run(listen, version, readyFile, kit string) error {
 			mux.HandleFunc(at, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) })
 			mux.HandleFunc(at+".sha256", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, sum+"\n") })
 		}
+	}
+	if files != "" {
+		mux.Handle("/files/", http.StripPrefix("/files/", http.FileServer(http.Dir(files))))
 	}
 	mux.Handle("/", registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
 	errc := make(chan error, 1)
