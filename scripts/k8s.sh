@@ -15,6 +15,8 @@
 #   flanneld  (flannel, the version internal/podnet pins as FlannelVersion, for the flannel
 #              pod network; without its Tencent Cloud backend, whose SDK module the proxy does
 #              not serve, and its udp backend, which needs cgo),
+#   install-conf (flannel's cmd/install_conf of that version: its image's /opt/bin/install-conf,
+#              which its manifest's install-cni init container runs),
 #   kube-flannel.yml (flannel's own manifest of that version, from its module: the lab's
 #              "manifest of the user's"),
 #   flannel-cni (the flannel CNI plugin that manifest installs: flannel-io/cni-plugin is not on
@@ -94,6 +96,7 @@ reports() {
   flanneld) "$b" --version 2>&1 ;; # flanneld prints its version on stderr
   flannel-cni) CNI_COMMAND=VERSION "$b" </dev/null | sed -n 's/.*"supportedVersions":.*"\(0\.4\.0\)".*/\1/p' ;;
   cp) "$b" --version ;;
+  install-conf) { "$b" 2>&1 || true; } | sed -n 's/^usage: .* <src> <dest>$/usage/p' ;; # it has no version flag
   *) "$b" --version | sed -n 's/^Kubernetes //p' ;;
   esac 2>/dev/null
 }
@@ -105,6 +108,7 @@ want() {
   flanneld) echo "$flannel" ;;
   flannel-cni) echo 0.4.0 ;;
   cp) echo "cp (deckhand lab kit) 1" ;;
+  install-conf) echo usage ;;
   *) echo "$version" ;;
   esac
 }
@@ -118,7 +122,7 @@ good() {
 }
 complete() {
   local b
-  for b in $k8sbins etcd etcdctl coredns pause flanneld flannel-cni cp; do good "$b" || return 1; done
+  for b in $k8sbins etcd etcdctl coredns pause flanneld install-conf flannel-cni cp; do good "$b" || return 1; done
   grep -q "image: ghcr.io/flannel-io/flannel:$flannel\$" "$kit/kube-flannel.yml" 2>/dev/null || return 1
 }
 
@@ -260,6 +264,14 @@ if ! good flanneld; then
   printf 'module deckhand.local/flannel-kit\n\ngo 1.24.0\n\nrequire github.com/flannel-io/flannel %s\n' "$flannel" >"$kit/src/flannel/go.mod"
   (cd "$kit/src/flannel" && go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel" -o "$tmp/flanneld" .)
   place flanneld
+fi
+if ! good install-conf; then
+  start=$(date +%s)
+  mkdir -p "$kit/src/flannel"
+  printf 'module deckhand.local/flannel-kit\n\ngo 1.24.0\n\nrequire github.com/flannel-io/flannel %s\n' "$flannel" >"$kit/src/flannel/go.mod"
+  [ -s "$kit/src/flannel/main.go" ] || printf 'package main\n\nfunc main() {}\n' >"$kit/src/flannel/main.go"
+  (cd "$kit/src/flannel" && go build -trimpath -ldflags "-s -w" -o "$tmp/install-conf" github.com/flannel-io/flannel/cmd/install_conf)
+  place install-conf
 fi
 
 # --- flannel's own manifest, and what it installs on each node.

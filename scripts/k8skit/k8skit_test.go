@@ -33,7 +33,7 @@ func fakeKit(t *testing.T) (kit, sysroot, ldd string) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "flanneld", "flannel-cni", "cp"} {
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "flanneld", "flannel-cni", "cp", "install-conf"} {
 		write(filepath.Join(kit, b), "#!/bin/sh\necho "+b+"\n", 0o755)
 	}
 	write(filepath.Join(sysroot, "usr/sbin/xtables-nft-multi"), "ELF xtables", 0o755)
@@ -136,9 +136,10 @@ func TestImagesCarryWhatKubeadmAndContainerdNeed(t *testing.T) {
 						t.Errorf("%s: no executable /flannel", ref)
 					}
 				}
-				if bin == "flannel" || bin == "flannel-cni-plugin" {
-					if f, ok := files["bin/cp"]; !ok || f.hdr.Mode&0o111 == 0 {
-						t.Errorf("%s: no executable /bin/cp for flannel's install-cni init containers", ref)
+				// What flannel's manifest runs in its init containers.
+				for b, p := range map[string]string{"flannel": "opt/bin/install-conf", "flannel-cni-plugin": "bin/cp"} {
+					if f, ok := files[p]; bin == b && (!ok || f.hdr.Mode&0o111 == 0) {
+						t.Errorf("%s: no executable /%s for flannel's manifest", ref, p)
 					}
 				}
 				if got := cf.Config.Entrypoint; len(got) != 1 || got[0] != entry {

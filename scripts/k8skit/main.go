@@ -87,11 +87,12 @@ const LabCNIPluginImage = "ghcr.io/deckhand-lab/flannel-cni-plugin:cni-plugins-v
 
 // shapes are the images that differ from the default: kube-proxy's iptables mode; flannel's
 // image, which upstream has flanneld in /opt/bin (its manifests run /opt/bin/flanneld),
-// iptables for its FORWARD and masquerade rules and cp for its manifest's install-cni init
-// container; and the lab's flannel CNI plugin image.
+// iptables for its FORWARD and masquerade rules and flannel's /opt/bin/install-conf for its
+// manifest's install-cni init container; and the lab's flannel CNI plugin image, whose init
+// container runs cp.
 var shapes = map[string]shape{
 	"kube-proxy":         {bin: "kube-proxy", iptables: true},
-	"flannel":            {bin: "flanneld", path: "/opt/bin/flanneld", iptables: true, extra: map[string]string{"/bin/cp": "cp"}},
+	"flannel":            {bin: "flanneld", path: "/opt/bin/flanneld", iptables: true, extra: map[string]string{"/opt/bin/install-conf": "install-conf"}},
 	"flannel-cni-plugin": {bin: "flannel-cni", path: "/flannel", entry: "/bin/cp", extra: map[string]string{"/bin/cp": "cp"}},
 }
 

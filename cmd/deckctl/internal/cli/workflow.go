@@ -37,11 +37,21 @@ func newWorkflowCmds(o *options) []*cobra.Command {
 		newWorkflowsCmd(o), newWorkflowCmd(o), newLogsCmd(o), newClusterCmd(o)}
 }
 
+// providerHelp lists the pod network providers with what each is.
+func providerHelp() string {
+	var out []string
+	for _, name := range podnet.Providers {
+		out = append(out, name+" ("+podnet.MustLookup(name).Summary+")")
+	}
+	return strings.Join(out, "; ")
+}
+
 func newInitCmd(o *options) *cobra.Command {
 	var f wfFlags
 	var tf taskFlags
 	var endpoint, podSubnet, serviceSubnet, clusterName, proxyMode, networkProvider, address string
 	var lb taskv1.LoadBalancerSettings
+	var nm taskv1.NetworkManifest
 	var conntrackMaxPerCore int32
 	var certSANs []string
 	var nf nodeFlags
@@ -66,6 +76,9 @@ func newInitCmd(o *options) *cobra.Command {
 				NetworkProvider: networkProvider, ApiServerCertSans: certSANs}
 			if lb.Type != "" || lb.Address != "" || lb.Port != 0 || lb.Interface != "" || lb.VirtualRouterId != 0 {
 				cluster.LoadBalancer = &lb
+			}
+			if nm.Location != "" || nm.Sha256 != "" || len(nm.Images) > 0 || len(nm.Ports) > 0 {
+				cluster.NetworkManifest = &nm
 			}
 			if conntrack := cmd.Flags().Changed("conntrack-max-per-core"); proxyMode != "" || conntrack {
 				cluster.KubeProxy = &taskv1.KubeProxySettings{Mode: proxyMode}
@@ -96,7 +109,11 @@ func newInitCmd(o *options) *cobra.Command {
 	fl.StringVar(&lb.Interface, "load-balancer-interface", "", "--load-balancer vip: the interface VRRP runs on (default: the one holding the node's address)")
 	fl.Uint32Var(&lb.VirtualRouterId, "virtual-router-id", 0, "--load-balancer vip: the VRRP virtual router ID, 1..255, unique on the network (default 51)")
 	fl.StringVar(&podSubnet, "pod-subnet", "", "pod network CIDR; each node gets a /24 of it (default 10.244.0.0/16)")
-	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: bridge (a CNI bridge per node, host-gw routes between nodes on one L2 segment) or flannel (VXLAN between nodes on any routed network)")
+	fl.StringVar(&networkProvider, "network-provider", "bridge", "pod network Deckhand installs: "+providerHelp())
+	fl.StringVar(&nm.Location, "network-manifest", "", "--network-provider manifest: your CNI manifest, an https URL or a path on NODE")
+	fl.StringVar(&nm.Sha256, "network-manifest-sha256", "", "--network-provider manifest: the manifest's SHA-256 (required)")
+	fl.StringSliceVar(&nm.Images, "network-manifest-image", nil, "--network-provider manifest: an image it runs, pre-pulled on every node (repeatable)")
+	fl.StringSliceVar(&nm.Ports, "network-manifest-port", nil, "--network-provider manifest: a port its pods need open between nodes, 179/tcp (repeatable)")
 	fl.StringVar(&serviceSubnet, "service-subnet", "", "service CIDR (default 10.96.0.0/12)")
 	fl.StringVar(&clusterName, "cluster-name", "", "cluster name in the kubeconfig files (default kubernetes)")
 	fl.StringVar(&tf.imageRepository, "image-repository", "", "registry for the control-plane images (default registry.k8s.io)")
