@@ -124,10 +124,11 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 
 	// 2. Start the steps that are ready.
 	failed := firstFailed(wf) != nil
+	alive := mayRun(l, failed)
 	adm := newAdmission(wf)
 	work := &clusterWork{v: v}
 	for i, s := range wf.GetSteps() {
-		if !eligible(l, s, failed, now) || !adm.admits(s) {
+		if !eligible(l, s, failed, alive, now) || !adm.admits(s) {
 			continue
 		}
 		if !room(2) {

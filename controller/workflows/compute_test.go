@@ -411,6 +411,8 @@ type fakeCluster struct {
 	created map[string]int
 	now     time.Time
 	podNet  int
+	// failJoins: these nodes' joins fail at every attempt.
+	failJoins map[string]bool
 }
 
 func (f *fakeCluster) load() *loaded {
@@ -440,7 +442,7 @@ func (f *fakeCluster) agentsWork(tasks []*taskv1.Task) {
 			f.podNet++
 			out = map[string]string{"pod_cidr": fmt.Sprintf("10.244.%d.0/24", f.podNet), "address": fmt.Sprintf("10.250.0.%d", 10+f.podNet)}
 		case "kubeadm_join":
-			if strings.HasSuffix(tk.GetId(), ".1") {
+			if strings.HasSuffix(tk.GetId(), ".1") || f.failJoins[tk.GetNode()] {
 				f.view.tasks[tk.GetId()] = &apiv1.TaskRecord{Task: tk, State: taskv1.TaskState_TASK_STATE_FAILED,
 					Result: &taskv1.TaskResult{Error: &taskv1.TaskError{Reason: "JOIN_FAILED", Message: "the API server did not answer"}}}
 				continue
@@ -558,6 +560,64 @@ func TestComputeResumesAfterAFailoverAtAnyPass(t *testing.T) {
 				if !slices.Equal(names(f.view.cluster), names(ref.view.cluster)) {
 					t.Fatalf("failover in pass %d: cluster nodes %v, want %v", k, names(f.view.cluster), names(ref.view.cluster))
 				}
+			}
+		})
+	}
+}
+
+// One node of an apply failing to join does not keep the others from each other: the
+// routes and load balancer lists that follow the apply's records are finally steps, run
+// once those records ended or can no longer run, from the cluster record as it is then.
+func TestAFailedJoinStillUpdatesThePeers(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		doc       []byte
+		fail      string
+		recorded  []string
+		succeeded []string // peer steps that must have run
+	}{
+		// One node at a time: w-1 joins and is recorded, then w-2's join fails.
+		{"workers", []byte(strings.Replace(string(lbDoc("{type: local}", []string{"cp-1"}, "w-1", "w-2")), "  nodes:\n", "  concurrency: 1\n  nodes:\n", 1)),
+			"w-2", []string{"cp-1", "w-1"}, []string{"cp-1/routes", "w-1/routes"}},
+		// Control planes join one after another: w-2 is recorded, then w-3's join fails.
+		{"control planes", lbDoc("{type: local}", []string{"cp-1", "w-2", "w-3"}, "w-1"),
+			"w-3", []string{"cp-1", "w-1", "w-2"}, []string{"cp-1/routes", "w-1/routes", "w-2/routes", "cp-1/lb-update", "w-1/lb-update", "w-2/lb-update"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec := &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: c.doc}}}
+			p, err := build(spec, nil, enrolledSet("cp-1", "w-1", "w-2", "w-3"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wf := &storagev1.WorkflowRecord{Id: "wf-x", Spec: spec, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, Steps: p.steps, Nodes: p.nodes, Concurrency: p.concurrency}
+			b, err := proto.Marshal(wf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fakeCluster{t: t, stored: b, created: map[string]int{}, now: t0, failJoins: map[string]bool{c.fail: true},
+				view: fakeView{tasks: map[string]*apiv1.TaskRecord{}, storeRev: 1, ready: map[string]bool{"cp-1": true, "w-1": true, "w-2": true, "w-3": true}}}
+			got := f.run(-1)
+			if got.GetState() != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_FAILED || got.GetFailedStep() != c.fail+"/join" {
+				t.Fatalf("workflow %v, failed at %q; want failed at %s/join", got.GetState(), got.GetFailedStep(), c.fail)
+			}
+			if !slices.Equal(slices.Sorted(slices.Values(names(f.view.cluster))), c.recorded) {
+				t.Fatalf("cluster nodes %v, want %v", names(f.view.cluster), c.recorded)
+			}
+			state := map[string]storagev1.StepRecordState{}
+			for _, s := range got.GetSteps() {
+				state[s.GetName()] = s.GetState()
+				if (strings.HasSuffix(s.GetName(), "/routes") || strings.HasSuffix(s.GetName(), "/lb-update")) && !s.GetFinally() {
+					t.Errorf("%s is not a finally step", s.GetName())
+				}
+			}
+			for _, name := range c.succeeded {
+				if state[name] != storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
+					t.Errorf("%s is %v: the nodes that joined must get their routes and lists", name, state[name])
+				}
+			}
+			// The failed node is not in the cluster: nothing to route to it or from it.
+			if s := state[c.fail+"/routes"]; s != storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED {
+				t.Errorf("%s/routes is %v, want skipped", c.fail, s)
 			}
 		})
 	}

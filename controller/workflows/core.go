@@ -79,14 +79,25 @@ func settle(wfID string, s *storagev1.StepRecord, rec *apiv1.TaskRecord, now tim
 }
 
 // eligible says whether pending step s may start at now as far as the workflow goes: once
-// a step failed only clean-up (always) steps start; its dependencies have ended the way it
-// needs; its retry backoff is over. (Whether its lane has room is admission's business, and
-// on which node it runs the shell's.)
-func eligible(l *loaded, s *storagev1.StepRecord, failed bool, now time.Time) bool {
-	if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || failed && !s.GetAlways() {
+// a step failed only clean-up (always) and finally steps start; its dependencies have ended
+// the way it needs (a finally step's: ended, or can no longer run, as alive says); its retry
+// backoff is over. (Whether its lane has room is admission's business, and on which node it
+// runs the shell's.)
+func eligible(l *loaded, s *storagev1.StepRecord, failed bool, alive func(*storagev1.StepRecord) bool, now time.Time) bool {
+	if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || failed && !s.GetAlways() && !s.GetFinally() {
 		return false
 	}
-	if ok, _ := satisfied(l, s); !ok {
+	if s.GetFinally() {
+		for _, d := range s.GetDependsOn() {
+			ds := l.step(d)
+			if ds == nil {
+				return false
+			}
+			if st := ds.GetState(); !stepDone(st) && (st != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || alive(ds)) {
+				return false
+			}
+		}
+	} else if ok, _ := satisfied(l, s); !ok {
 		return false
 	}
 	nb := s.GetNotBefore()

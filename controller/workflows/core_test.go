@@ -124,6 +124,10 @@ func TestEligible(t *testing.T) {
 		s.NotBefore = timestamppb.New(t0.Add(time.Second))
 		return s
 	}
+	finally := func(s *storagev1.StepRecord) *storagev1.StepRecord {
+		s.Finally = true
+		return s
+	}
 	earlier := func(s *storagev1.StepRecord) *storagev1.StepRecord {
 		s.NotBefore = timestamppb.New(t0.Add(-time.Second))
 		return s
@@ -148,9 +152,22 @@ func TestEligible(t *testing.T) {
 		{"once a step failed only always steps start", []*storagev1.StepRecord{st("b/x", failedSt), st("a/x", pending)}, true, false},
 		{"retry backoff not over", []*storagev1.StepRecord{later(st("a/x", pending))}, false, false},
 		{"retry backoff over", []*storagev1.StepRecord{earlier(st("a/x", pending))}, false, true},
+		// A finally step (routes after an apply's records) runs once its dependencies ended
+		// or can no longer run, also after another step failed.
+		{"finally step after a failed join", []*storagev1.StepRecord{st("b/join", failedSt), st("b/record", pending, "b/join"), st("a/record", succeeded),
+			finally(st("a/routes", pending, "a/record", "b/record"))}, true, true},
+		{"finally step waits for a record that can still run", []*storagev1.StepRecord{st("b/join", running), st("b/record", pending, "b/join"), st("a/record", succeeded),
+			finally(st("a/routes", pending, "a/record", "b/record"))}, false, false},
+		{"finally step waits for a running dependency", []*storagev1.StepRecord{st("b/record", running), st("a/record", failedSt),
+			finally(st("a/routes", pending, "a/record", "b/record"))}, true, false},
+		{"finally step with an unknown dependency", []*storagev1.StepRecord{finally(st("a/routes", pending, "a/nope"))}, false, false},
+		// An always step still waits for a dependency that can no longer run: the etcd
+		// check after a reset never runs when the drain failed before the reset.
+		{"always step after a dependency that cannot run", []*storagev1.StepRecord{st("a/drain", failedSt), st("a/reset", pending, "a/drain"),
+			always(st("a/etcd-check", pending, "a/reset"))}, true, false},
 	} {
 		l := wfOf(0, c.steps...)
-		if got := eligible(l, c.steps[len(c.steps)-1], c.failed, t0); got != c.want {
+		if got := eligible(l, c.steps[len(c.steps)-1], c.failed, mayRun(l, c.failed), t0); got != c.want {
 			t.Errorf("%s: eligible = %v, want %v", c.name, got, c.want)
 		}
 	}

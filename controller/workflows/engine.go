@@ -484,13 +484,16 @@ func mayRun(l *loaded, failedMode bool) func(*storagev1.StepRecord) bool {
 			return v
 		}
 		memo[s.GetName()] = false // a cycle never runs
-		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || (failedMode && !s.GetAlways()) {
+		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || (failedMode && !s.GetAlways() && !s.GetFinally()) {
 			return false
 		}
 		for _, d := range s.GetDependsOn() {
 			ds := l.step(d)
 			if ds == nil {
 				return false
+			}
+			if s.GetFinally() {
+				continue // whatever its dependencies do, it runs once they end or cannot run
 			}
 			st := ds.GetState()
 			ok := st == storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING || alive(ds)

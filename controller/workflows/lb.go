@@ -93,7 +93,9 @@ func (p *plan) peerLB(nodes map[string]string, s settings, deps []string) {
 			specOf(&taskv1.LoadBalancerSpec{Settings: s.cluster.GetLoadBalancer(), Priority: lbPriority, NodeAddress: nodes[n]}))
 		st.Inputs = []*storagev1.StepInputRecord{{Field: "backends"}}
 		st.Lane = ""
-		st.ContinueOnFailure, st.MaxAttempts = true, 2
+		// Finally: once the joins it follows ended, also when one of them failed, so the
+		// control planes that did join are in every list.
+		st.ContinueOnFailure, st.MaxAttempts, st.Finally = true, 2, true
 		st.Timeout = durationpb.New(peerRoutesTimeout)
 	}
 }

@@ -406,7 +406,9 @@ func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
 		// of an apply bounds joins; a node's lane would be held open until every join
 		// ended, and block the joins that the routes steps wait for).
 		st.Lane = ""
-		st.ContinueOnFailure, st.MaxAttempts = true, 2
+		// Finally: once the joins it follows ended, also when one of them failed, so the
+		// nodes that did join reach each other's pods.
+		st.ContinueOnFailure, st.MaxAttempts, st.Finally = true, 2, true
 		st.Timeout = durationpb.New(peerRoutesTimeout)
 	}
 }

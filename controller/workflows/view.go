@@ -29,7 +29,7 @@ func viewStep(s *storagev1.StepRecord) *apiv1.Step {
 		Outputs: s.GetOutputs(), Error: s.GetError(), Started: s.GetStarted(), Finished: s.GetFinished(),
 		Always: s.GetAlways(), Ephemeral: s.GetEphemeral(), Action: s.GetAction(), ContinueOnFailure: s.GetContinueOnFailure(),
 		NodeFrom: s.GetNodeFrom(), AnyControlPlane: s.GetAnyControlPlane(), NotBefore: s.GetNotBefore(), Lane: s.GetLane(),
-		Summary: s.GetSummary(), Changes: s.GetChanges(),
+		Summary: s.GetSummary(), Changes: s.GetChanges(), Finally: s.GetFinally(),
 	}
 	for _, in := range s.GetInputs() {
 		v.Inputs = append(v.Inputs, &apiv1.StepInput{Field: in.GetField(), Step: in.GetStep(), Output: in.GetOutput()})

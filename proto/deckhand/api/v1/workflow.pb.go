@@ -708,7 +708,10 @@ type Step struct {
 	// What the step does, for people.
 	Summary string `protobuf:"bytes,24,opt,name=summary,proto3" json:"summary,omitempty"`
 	// Changes the task made (or, in a dry-run, would make).
-	Changes       []*v1.Change `protobuf:"bytes,25,rep,name=changes,proto3" json:"changes,omitempty"`
+	Changes []*v1.Change `protobuf:"bytes,25,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Runs once every dependency ended or can no longer run, also after another step failed
+	// (the other nodes' routes and load balancer lists after an apply's joins).
+	Finally       bool `protobuf:"varint,26,opt,name=finally,proto3" json:"finally,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -916,6 +919,13 @@ func (x *Step) GetChanges() []*v1.Change {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *Step) GetFinally() bool {
+	if x != nil {
+		return x.Finally
+	}
+	return false
 }
 
 // StepInput fills a task spec field from an output of an earlier step.
@@ -2428,7 +2438,7 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x05apply\x18\x04 \x01(\v2\x1e.deckhand.api.v1.ApplyWorkflowH\x00R\x05apply\x12\x17\n" +
 	"\adry_run\x18\n" +
 	" \x01(\bR\x06dryRunB\x06\n" +
-	"\x04kind\"\xa7\b\n" +
+	"\x04kind\"\xc1\b\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1d\n" +
@@ -2457,7 +2467,8 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"not_before\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x12\x12\n" +
 	"\x04lane\x18\x17 \x01(\tR\x04lane\x12\x18\n" +
 	"\asummary\x18\x18 \x01(\tR\asummary\x122\n" +
-	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x1a:\n" +
+	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x12\x18\n" +
+	"\afinally\x18\x1a \x01(\bR\afinally\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +

@@ -189,7 +189,11 @@ type StepRecord struct {
 	// What the step does, for people.
 	Summary string `protobuf:"bytes,24,opt,name=summary,proto3" json:"summary,omitempty"`
 	// Changes the task made (or, in a dry-run, would make).
-	Changes       []*v1.Change `protobuf:"bytes,25,rep,name=changes,proto3" json:"changes,omitempty"`
+	Changes []*v1.Change `protobuf:"bytes,25,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Runs once every dependency ended or can no longer run, also after another step failed
+	// (a peer's routes or load balancer list once the apply's nodes are recorded: those that
+	// joined need them even when one did not).
+	Finally       bool `protobuf:"varint,26,opt,name=finally,proto3" json:"finally,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -392,6 +396,13 @@ func (x *StepRecord) GetChanges() []*v1.Change {
 	return nil
 }
 
+func (x *StepRecord) GetFinally() bool {
+	if x != nil {
+		return x.Finally
+	}
+	return false
+}
+
 // StepInputRecord fills a task spec field from an output of an earlier step, or (without a
 // step) from the cluster's nodes when the step is dispatched.
 type StepInputRecord struct {
@@ -588,7 +599,7 @@ var File_deckhand_storage_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\"deckhand/storage/v1/workflow.proto\x12\x13deckhand.storage.v1\x1a\x1edeckhand/api/v1/workflow.proto\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\b\n" +
+	"\"deckhand/storage/v1/workflow.proto\x12\x13deckhand.storage.v1\x1a\x1edeckhand/api/v1/workflow.proto\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\b\n" +
 	"\n" +
 	"StepRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -617,7 +628,8 @@ const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"not_before\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x12\x12\n" +
 	"\x04lane\x18\x17 \x01(\tR\x04lane\x12\x18\n" +
 	"\asummary\x18\x18 \x01(\tR\asummary\x122\n" +
-	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x1a:\n" +
+	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x12\x18\n" +
+	"\afinally\x18\x1a \x01(\bR\afinally\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0f\"S\n" +
