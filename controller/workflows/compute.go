@@ -371,7 +371,12 @@ func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.
 // reads the cluster only when the step may run on any control plane.
 func resolve(l *loaded, s *storagev1.StepRecord, w *clusterWork) (node, wait string, err error) {
 	if n, ok := fixedNode(l, s); ok {
-		return n, "", nil
+		// A step that may run on any control plane prefers the one an earlier step ran on
+		// (the etcd check, where the drain ran), but not once that one is down: a retry
+		// then goes to another Ready control plane.
+		if !s.GetAnyControlPlane() || w.v.Ready(n) {
+			return n, "", nil
+		}
 	}
 	if !s.GetAnyControlPlane() && s.GetNodeFrom() == "" {
 		return "", "the step names no node", nil
