@@ -133,6 +133,31 @@ func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode, opts ...WriteO
 	return true, nil
 }
 
+// Symlink makes host path link a symbolic link to host path target, written relative to
+// link's directory so it resolves inside the host's root (--root) too. A link to target
+// already there is no change; any other file there is left and reported.
+func (h *Host) Symlink(target, link string) (bool, error) {
+	rel, err := filepath.Rel(filepath.Dir(filepath.Clean("/"+link)), filepath.Clean("/"+target))
+	if err != nil {
+		return false, err
+	}
+	full := h.Path(link)
+	if cur, err := os.Readlink(full); err == nil && cur == rel {
+		return false, nil
+	}
+	if _, err := os.Lstat(full); err == nil {
+		return false, fmt.Errorf("link %s: something else is there; it is left as it is", link)
+	}
+	h.record("link", link, "-> "+target)
+	if h.DryRun {
+		return true, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return false, err
+	}
+	return true, os.Symlink(rel, full)
+}
+
 // RemoveFile deletes a host file if present.
 func (h *Host) RemoveFile(p string) (bool, error) {
 	if !h.Exists(p) {

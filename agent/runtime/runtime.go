@@ -43,6 +43,36 @@ const (
 
 var versionRE = regexp.MustCompile(`\bv?(\d+)\.(\d+)\.(\d+)`)
 
+// debianCNIDir is where Debian's containernetworking-plugins package puts the plugins.
+const debianCNIDir = "/usr/lib/cni"
+
+// linkDebianPlugins links each plugin of Debian's package into CNIBinDir, unless a file of
+// that name is there (the release tarball's, a pod network's own).
+func linkDebianPlugins(h *host.Host, e *tasks.Emitter) error {
+	entries, err := os.ReadDir(h.Path(debianCNIDir))
+	if err != nil {
+		return nil // not installed from Debian's package
+	}
+	n := 0
+	for _, en := range entries {
+		link := CNIBinDir + "/" + en.Name()
+		if !en.Type().IsRegular() || h.Exists(link) {
+			continue
+		}
+		changed, err := h.Symlink(debianCNIDir+"/"+en.Name(), link)
+		if err != nil {
+			return tasks.Errorf("INSTALL_FAILED", "remove what is at "+link+", or install the CNI plugins there yourself", "%v", err)
+		}
+		if changed {
+			n++
+		}
+	}
+	if n > 0 {
+		e.Did("linked %d of Debian's CNI plugins into "+CNIBinDir, "would link %d of Debian's CNI plugins into "+CNIBinDir, n)
+	}
+	return nil
+}
+
 // HostSocket is the CRI socket the agent is configured with (deckhand-agent --cri-socket),
 // as a host path (not yet under h.Root): the socket the runtime task makes containerd
 // serve, and the one the images, diagnostics and preflight tasks talk to.
@@ -100,10 +130,13 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 	}
 
 	// 2. Configuration.
-	cniBin := CNIBinDir
-	if !h.Exists(CNIBinDir+"/bridge") && h.Exists("/usr/lib/cni/bridge") {
-		cniBin = "/usr/lib/cni" // Debian's containernetworking-plugins
+	// The CNI plugin directory is /opt/cni/bin, where every pod network's manifest installs
+	// its plugin (flannel's, Calico's, Cilium's); Debian's containernetworking-plugins are
+	// linked into it.
+	if err := linkDebianPlugins(h, e); err != nil {
+		return nil, err
 	}
+	cniBin := CNIBinDir
 	// Without CAP_SYS_RESOURCE (a container, an LXC guest) containerd cannot give a
 	// container a lower oom_score_adj than its own, and fails to start it.
 	hasCap, known := (&facts.Collector{Root: h.Root}).CapSysResource()

@@ -114,8 +114,22 @@ func TestRuntimeConfigureAndVerifyOnRealContainerd(t *testing.T) {
 	}
 	cfg, _ := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml"))
 	if !strings.Contains(string(cfg), `sandbox_image = "registry.k8s.io/pause:3.10"`) || !strings.Contains(string(cfg), "SystemdCgroup = false") ||
-		!strings.Contains(string(cfg), "restrict_oom_score_adj = false") {
+		!strings.Contains(string(cfg), "restrict_oom_score_adj = false") || !strings.Contains(string(cfg), `bin_dir = "/opt/cni/bin"`) {
 		t.Fatalf("config.toml:\n%s", cfg)
+	}
+	// Debian's plugins (the simulated host has them in /usr/lib/cni) are linked into
+	// /opt/cni/bin, where pod network manifests install theirs; the dry-run listed them.
+	for _, p := range testcluster.SimCNIPlugins {
+		link := filepath.Join(root, "opt/cni/bin", p)
+		if target, err := os.Readlink(link); err != nil || target != "../../../usr/lib/cni/"+p {
+			t.Errorf("/opt/cni/bin/%s: %q %v, want a link to ../../../usr/lib/cni/%s", p, target, err, p)
+		}
+		if _, err := os.Stat(link); err != nil {
+			t.Errorf("/opt/cni/bin/%s does not resolve inside the host: %v", p, err)
+		}
+	}
+	if !strings.Contains(dryTargets, "/opt/cni/bin/bridge") {
+		t.Errorf("the dry-run does not list the links: %s", dryTargets)
 	}
 	hosts, _ := os.ReadFile(filepath.Join(root, "etc/containerd/certs.d/registry.k8s.io/hosts.toml"))
 	if strings.Index(string(hosts), "127.0.0.1:5999") > strings.Index(string(hosts), "mirror.example.com") {

@@ -1014,8 +1014,9 @@ const labCNIPluginImage = "ghcr.io/deckhand-lab/flannel-cni-plugin:cni-plugins-v
 
 // userManifest is flannel's own kube-flannel.yml (the kit's copy, from flannel's module) as a
 // user of this lab adapts it: the CNI plugin image the lab has, the CNI version that plugin
-// speaks, the lab hosts' CNI plugin directory (Debian's), and the cluster's interface (the
-// lab hosts' default route is on another link). Every edit must apply.
+// speaks, and the cluster's interface (the lab hosts' default route is on another link). Its
+// plugin goes to /opt/cni/bin as upstream's does: Deckhand's runtime step makes that
+// containerd's plugin directory, Debian's plugins linked in. Every edit must apply.
 func userManifest(t *testing.T, kit string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(kit, "kube-flannel.yml"))
@@ -1026,7 +1027,6 @@ func userManifest(t *testing.T, kit string) []byte {
 	for _, e := range []struct{ re, with string }{
 		{`ghcr\.io/flannel-io/flannel-cni-plugin:[^\s"']+`, labCNIPluginImage},
 		{`"cniVersion": "1\.0\.0"`, `"cniVersion": "0.4.0"`},
-		{`/opt/cni/bin`, `/usr/lib/cni`},
 		{`(?m)^(\s*)- --kube-subnet-mgr$`, "$1- --kube-subnet-mgr\n$1- --iface=eth0"},
 	} {
 		re := regexp.MustCompile(e.re)
@@ -1103,7 +1103,7 @@ func TestRealLabManifest(t *testing.T) {
 		if _, err := l.onHost(n, "test", "-e", "/etc/cni/net.d/10-deckhand-bridge.conflist"); err == nil {
 			t.Errorf("%s: Deckhand wrote its own CNI configuration beside the manifest's", n)
 		}
-		if _, err := l.onHost(n, "test", "-x", "/usr/lib/cni/flannel"); err != nil {
+		if _, err := l.onHost(n, "test", "-x", "/opt/cni/bin/flannel"); err != nil {
 			t.Errorf("%s: the manifest's init container did not install the flannel CNI plugin: %v", n, err)
 		}
 	}
