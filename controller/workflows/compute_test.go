@@ -615,9 +615,41 @@ func TestAFailedJoinStillUpdatesThePeers(t *testing.T) {
 					t.Errorf("%s is %v: the nodes that joined must get their routes and lists", name, state[name])
 				}
 			}
-			// The failed node is not in the cluster: nothing to route to it or from it.
-			if s := state[c.fail+"/routes"]; s != storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED {
-				t.Errorf("%s/routes is %v, want skipped", c.fail, s)
+			// The failed node is not in the cluster: nothing to route to it or from it, no
+			// load balancer installed on it.
+			for _, peer := range []string{c.fail + "/routes", c.fail + "/lb-update"} {
+				if s, ok := state[peer]; ok && s != storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED {
+					t.Errorf("%s is %v, want skipped", peer, s)
+				}
+			}
+			if _, ok := state[c.fail+"/routes"]; !ok {
+				t.Errorf("no %s/routes step", c.fail)
+			}
+
+			// The cause fixed, a retry joins the node and runs the peers' routes again:
+			// cp-1's last route list has every other node of the cluster.
+			l := f.load()
+			for _, st := range l.wf.GetSteps() {
+				if retrySet(l)[st.GetName()] {
+					resetForRetry(st)
+				}
+			}
+			l.wf.State, l.wf.FailedStep, l.wf.Error = storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, "", nil
+			if f.stored, err = proto.Marshal(l.wf); err != nil {
+				t.Fatal(err)
+			}
+			f.failJoins = nil
+			if got := f.run(-1); got.GetState() != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED {
+				t.Fatalf("the retry: %v at %s (%v)", got.GetState(), got.GetFailedStep(), got.GetError())
+			}
+			var last *taskv1.Task
+			for id, rec := range f.view.tasks {
+				if strings.Contains(id, ".cp-1.routes.") && (last == nil || id > last.GetId()) {
+					last = rec.GetTask()
+				}
+			}
+			if n := len(f.view.cluster.GetNodes()); last == nil || len(last.GetSpec().GetNetwork().GetRoutes()) != n-1 {
+				t.Errorf("cp-1's routes after the retry: %v, want one to each of the %d other nodes", last.GetSpec().GetNetwork().GetRoutes(), n-1)
 			}
 		})
 	}

@@ -210,6 +210,11 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 	var view []netNode
 	for _, in := range s.GetInputs() {
 		if in.GetStep() == "" && in.GetField() == "backends" {
+			if s.GetLane() == "" && !dry && clusterNode(cl, s.GetNode()) == nil {
+				// A peer's update on a node whose own join failed (or that left): it runs
+				// no part of the load balancer to update.
+				return nil, &skipError{fmt.Sprintf("%s is not a node of the cluster: it has no load balancer to update", s.GetNode())}
+			}
 			lb := t.GetLoadBalancer()
 			lb.Backends, lb.Generation = backendsFor(cl, lb.GetBackends()), uint64(gen)
 			if len(lb.Backends) == 0 && dry {
@@ -290,7 +295,8 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 
 // retrySet names the steps a retry runs again: every step that did not succeed (or was
 // skipped), the ephemeral steps whose outputs those consume (a join token may be gone), and
-// the clean-up (always) steps after any of them.
+// the clean-up (always) and finally steps after any of them (the routes and load balancer
+// lists that must include the nodes the retry joins).
 func retrySet(l *loaded) map[string]bool {
 	again := map[string]bool{}
 	for _, st := range l.wf.GetSteps() {
@@ -311,7 +317,7 @@ func retrySet(l *loaded) map[string]bool {
 			}
 		}
 		for _, st := range l.wf.GetSteps() {
-			if again[st.GetName()] || !st.GetAlways() {
+			if again[st.GetName()] || !st.GetAlways() && !st.GetFinally() {
 				continue
 			}
 			for _, d := range st.GetDependsOn() {

@@ -325,11 +325,15 @@ func TestRetrySetAndCancel(t *testing.T) {
 	del := &storagev1.StepRecord{Name: "w-1/token-delete", State: succeeded, Always: true, DependsOn: []string{"w-1/join"}, NodeFrom: "w-1/token", Node: "cp-1"}
 	prep := &storagev1.StepRecord{Name: "w-1/preflight", State: succeeded}
 	other := &storagev1.StepRecord{Name: "w-2/join", State: cancelled}
-	l := wfOf(0, prep, tok, join, del, other)
+	// The failed join's record never ran; the peers' routes ran without it (finally): a retry
+	// runs them again, so they include the node it joins.
+	rec := &storagev1.StepRecord{Name: "w-1/record", State: pending, DependsOn: []string{"w-1/join"}}
+	routes := &storagev1.StepRecord{Name: "cp-1/routes", State: succeeded, Finally: true, DependsOn: []string{"w-1/record"}}
+	l := wfOf(0, prep, tok, join, del, other, rec, routes)
 	again := retrySet(l)
-	want := map[string]bool{"w-1/token": true, "w-1/join": true, "w-1/token-delete": true, "w-2/join": true}
+	want := map[string]bool{"cp-1/routes": true, "w-1/join": true, "w-1/record": true, "w-1/token": true, "w-1/token-delete": true, "w-2/join": true}
 	if fmt.Sprint(again) != fmt.Sprint(want) {
-		t.Fatalf("retry runs %v again, want %v (the failed and cancelled steps, the token they consume, the clean-up after them)", again, want)
+		t.Fatalf("retry runs %v again, want %v (the failed and cancelled steps, the token they consume, the clean-up and finally steps after them)", again, want)
 	}
 	for _, s := range []*storagev1.StepRecord{tok, join, del} {
 		resetForRetry(s)

@@ -198,7 +198,7 @@ func TestVIPNeedsTheNodesAddress(t *testing.T) {
 // recorded control plane's, sorted, with the store revision as its generation.
 func TestBackendsAreResolvedFromTheCluster(t *testing.T) {
 	cl := lbCluster(&taskv1.LoadBalancerSettings{Type: "local"}, 2, "cp-1", "cp-2", "w-1")
-	step := &storagev1.StepRecord{Name: "cp-3/load-balancer", Node: "cp-3", Task: specOf(&taskv1.LoadBalancerSpec{Backends: []string{"10.250.0.13:6443"}}),
+	step := &storagev1.StepRecord{Name: "cp-3/load-balancer", Node: "cp-3", Lane: "cp-3", Task: specOf(&taskv1.LoadBalancerSpec{Backends: []string{"10.250.0.13:6443"}}),
 		Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
 	l := wfOf(0, step)
 	t0spec := proto.Clone(step.GetTask())
@@ -219,6 +219,11 @@ func TestBackendsAreResolvedFromTheCluster(t *testing.T) {
 	var skip *skipError
 	if _, err := renderSpec(wfOf(0, upd), upd, noAddr, 5, nil, false); !errors.As(err, &skip) {
 		t.Errorf("an update with no control plane to forward to: %v, want the step skipped", err)
+	}
+	// A peer's update on a node whose join failed: not in the cluster, nothing installed.
+	gone := &storagev1.StepRecord{Name: "w-9/lb-update", Node: "w-9", Task: specOf(&taskv1.LoadBalancerSpec{}), Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
+	if _, err := renderSpec(wfOf(0, gone), gone, cl, 5, nil, false); !errors.As(err, &skip) {
+		t.Errorf("an update on a node not in the cluster: %v, want the step skipped", err)
 	}
 	own := &storagev1.StepRecord{Name: "w-1/load-balancer", Node: "w-1", Lane: "w-1", Task: specOf(&taskv1.LoadBalancerSpec{}), Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
 	if _, err := renderSpec(wfOf(0, own), own, noAddr, 5, nil, false); err == nil || errors.As(err, &skip) {
