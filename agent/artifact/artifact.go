@@ -6,16 +6,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"os"
 	"strings"
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 )
 
-// Fetch reads an artifact from an http(s) URL (which needs its SHA-256) or an absolute path
-// on the node and checks its digest. It changes nothing on the host, so it runs in a
+// Fetch reads an artifact of at most max bytes from an http(s) URL (which needs its
+// SHA-256) or a regular file at an absolute path on the node and checks its digest. It changes nothing on the host, so it runs in a
 // dry-run too.
-func Fetch(ctx context.Context, h *host.Host, field, location, want string) ([]byte, error) {
+func Fetch(ctx context.Context, h *host.Host, field, location, want string, max int64) ([]byte, error) {
 	var data []byte
 	var err error
 	remote := strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://")
@@ -24,9 +26,18 @@ func Fetch(ctx context.Context, h *host.Host, field, location, want string) ([]b
 		if want == "" {
 			return nil, tasks.Errorf("INVALID_ARGUMENT", "add the artifact's SHA-256 (from the release page) to the task", "sha256[%s] is required for a download", location)
 		}
-		data, err = host.Download(ctx, location)
+		data, err = host.DownloadMax(ctx, location, max)
 	case strings.HasPrefix(location, "/"):
-		data, err = h.ReadFile(location)
+		// A regular file of at most max bytes: never a device or a FIFO that never ends.
+		if st, serr := os.Stat(h.Path(location)); serr != nil {
+			err = serr
+		} else if !st.Mode().IsRegular() {
+			err = fmt.Errorf("%s is not a regular file", location)
+		} else if st.Size() > max {
+			err = fmt.Errorf("%s has %d bytes; at most %d are allowed", location, st.Size(), max)
+		} else {
+			data, err = h.ReadFile(location)
+		}
 	default:
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL or an absolute path on the node", "%s %q is neither an http(s) URL nor an absolute path", field, location)
 	}

@@ -42,13 +42,16 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 	case fetched && s.GetSha256() == "":
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "add the manifest's SHA-256 (sha256sum FILE)", "manifest.sha256 is required with a location")
 	case fetched:
-		data, err := artifact.Fetch(ctx, h, "manifest.location", s.GetLocation(), s.GetSha256())
+		data, err := artifact.Fetch(ctx, h, "manifest.location", s.GetLocation(), s.GetSha256(), manifests.MaxFetchedBytes)
 		if err != nil {
 			return nil, err
 		}
 		content = string(data)
 	}
-	content, images := manifests.RewriteImages(content, s.GetRegistry().GetImageRepository())
+	content, images, err := manifests.RewriteImages(content, s.GetRegistry().GetImageRepository())
+	if err != nil {
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "fix the manifest "+s.GetName(), "manifest.content: %v", err)
+	}
 	if declared := s.GetImages(); len(declared) > 0 {
 		var other []string
 		for _, img := range images {

@@ -60,7 +60,7 @@ func installTarballs(ctx context.Context, spec *taskv1.RuntimeSpec, h *host.Host
 		if s.location == "" {
 			continue
 		}
-		data, err := artifact.Fetch(ctx, h, s.field, s.location, spec.GetSha256()[s.location])
+		data, err := artifact.Fetch(ctx, h, s.field, s.location, spec.GetSha256()[s.location], host.MaxDownload)
 		if err != nil {
 			return err
 		}

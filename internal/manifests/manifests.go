@@ -3,11 +3,14 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	yaml "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/podnet"
 )
@@ -28,33 +31,112 @@ func maxFor(fetched bool) int {
 	return MaxBytes
 }
 
-// imageLine is a container's image in a manifest: "image: REF", "- image: REF", quoted or
-// not, maybe with a comment after it.
-var imageLine = regexp.MustCompile(`(?m)^(\s*(?:-\s+)?image:\s*)(["']?)([^\s"'#]+)(["']?)`)
-
-// RewriteImages moves every image reference of a manifest to the cluster's image
-// repository (podnet.RewriteImage) and returns the manifest and the references it had, in
-// order, each once.
-func RewriteImages(content, repo string) (string, []string) {
-	var images []string
-	seen := map[string]bool{}
-	out := imageLine.ReplaceAllStringFunc(content, func(line string) string {
-		m := imageLine.FindStringSubmatch(line)
-		if !seen[m[3]] {
-			seen[m[3]] = true
-			images = append(images, m[3])
-		}
-		return m[1] + m[2] + podnet.RewriteImage(m[3], repo) + m[4]
-	})
-	return out, images
-}
-
 var (
 	nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	// separator is a YAML document separator line as kubectl reads them: "---", maybe
 	// followed by blanks, a comment and a CR.
 	separator = regexp.MustCompile(`(?m)^---[ \t]*(#[^\n]*)?\r?$`)
 )
+
+// podSpecLists are the fields of a pod spec whose items name an image.
+var podSpecLists = map[string]bool{"containers": true, "initContainers": true, "ephemeralContainers": true}
+
+// RewriteImages moves the image of every container of a manifest (containers,
+// initContainers and ephemeralContainers of any pod spec or pod template, in any YAML or
+// JSON style) to the cluster's image repository (podnet.RewriteImage) and returns the
+// manifest and the images it named, in order, each once. Nothing else is touched: an
+// "image" field of a CRD's schema or inside a ConfigMap's data is not a container's. With
+// nothing to rewrite the manifest is returned as it is; otherwise it is encoded again from
+// its YAML nodes (comments and order kept).
+func RewriteImages(content, repo string) (string, []string, error) {
+	dec := yaml.NewDecoder(strings.NewReader(content))
+	var docs []*yaml.Node
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("document %d: not YAML: %v", len(docs)+1, err)
+		}
+		docs = append(docs, &n)
+	}
+	var nodes []*yaml.Node // each container's image node, once (an alias shares its anchor's)
+	seenNode := map[*yaml.Node]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if podSpecLists[k.Value] && v.Kind == yaml.SequenceNode {
+					for _, c := range v.Content {
+						if img := imageOf(c); img != nil && !seenNode[img] {
+							seenNode[img] = true
+							nodes = append(nodes, img)
+						}
+					}
+				}
+				walk(v)
+			}
+		}
+	}
+	for _, d := range docs {
+		walk(d)
+	}
+	var images []string
+	seen := map[string]bool{}
+	changed := false
+	for _, img := range nodes {
+		if !seen[img.Value] {
+			seen[img.Value] = true
+			images = append(images, img.Value)
+		}
+		if to := podnet.RewriteImage(img.Value, repo); to != img.Value {
+			img.Value, changed = to, true
+		}
+	}
+	if !changed {
+		return content, images, nil
+	}
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	for _, d := range docs {
+		if err := enc.Encode(d); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return "", nil, err
+	}
+	return b.String(), images, nil
+}
+
+// imageOf is the scalar node of a container's "image" (its anchor's, for an alias), or nil.
+func imageOf(container *yaml.Node) *yaml.Node {
+	if container.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(container.Content); i += 2 {
+		if container.Content[i].Value != "image" {
+			continue
+		}
+		v := container.Content[i+1]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		if v != nil && v.Kind == yaml.ScalarNode {
+			return v
+		}
+	}
+	return nil
+}
 
 // ValidName reports whether s names a manifest: lower-case letters, digits and '-',
 // starting with a letter, at most 63 characters (it is a file name on the node).
@@ -79,7 +161,7 @@ func Parse(content string, secrets bool) ([]Object, error) {
 	var objs []Object
 	for i, doc := range separator.Split(content, -1) {
 		var raw map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &raw); err != nil {
+		if err := sigsyaml.Unmarshal([]byte(doc), &raw); err != nil {
 			return nil, fmt.Errorf("document %d: not YAML: %v", i+1, err)
 		}
 		if len(raw) == 0 {
@@ -93,7 +175,7 @@ func Parse(content string, secrets bool) ([]Object, error) {
 				Namespace string `json:"namespace"`
 			} `json:"metadata"`
 		}
-		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+		if err := sigsyaml.Unmarshal([]byte(doc), &o); err != nil {
 			return nil, fmt.Errorf("document %d: %v", i+1, err)
 		}
 		switch {

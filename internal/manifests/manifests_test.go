@@ -65,35 +65,89 @@ func TestParseFetched(t *testing.T) {
 }
 
 func TestRewriteImages(t *testing.T) {
-	in := `spec:
-  initContainers:
-  - name: install-cni-plugin
-    image: ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3
-  containers:
-  - image: "docker.io/calico/node:v3.30.3" # pinned
-    name: node
-  - name: again
-    image: 'ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3'
-  # image: not-a-field
-  - name: other
-    imagePullPolicy: IfNotPresent
+	in := `# a comment that stays
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: cni}
+spec:
+  template:
+    spec:
+      initContainers:
+      - name: install-cni-plugin
+        image: ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3
+      containers:
+      - image: "docker.io/calico/node:v3.30.3" # pinned
+        name: node
+      - {name: flow, image: quay.io/cilium/cilium:v1.18.4}
+      - name: again
+        image: &plugin ghcr.io/example/agent:v1
+      - name: alias
+        image: *plugin
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data:
+  notes: |
+    image: docker.io/not/a-container:v1
+---
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "docker.io/library/busybox:1.36"}]}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: imagesets.example.com}
+spec:
+  versions:
+  - name: v1
+    schema:
+      openAPIV3Schema:
+        properties:
+          image:
+            description: an image, not a container's
+            type: string
 `
-	out, images := RewriteImages(in, "10.250.0.1:5000")
-	want := []string{"ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3", "docker.io/calico/node:v3.30.3"}
+	out, images, err := RewriteImages(in, "10.250.0.1:5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3", "docker.io/calico/node:v3.30.3", "quay.io/cilium/cilium:v1.18.4",
+		"ghcr.io/example/agent:v1", "docker.io/library/busybox:1.36"}
 	if strings.Join(images, " ") != strings.Join(want, " ") {
 		t.Errorf("images %q, want %q", images, want)
 	}
-	for _, line := range []string{
-		"    image: 10.250.0.1:5000/flannel-io/flannel-cni-plugin:v1.9.1-flannel3\n",
-		"  - image: \"10.250.0.1:5000/calico/node:v3.30.3\" # pinned\n",
-		"    image: '10.250.0.1:5000/flannel-io/flannel-cni-plugin:v1.9.1-flannel3'\n",
-		"  # image: not-a-field\n", "    imagePullPolicy: IfNotPresent\n",
-	} {
-		if !strings.Contains(out, line) {
-			t.Errorf("rewritten manifest lacks %q:\n%s", line, out)
+	for _, s := range []string{"10.250.0.1:5000/flannel-io/flannel-cni-plugin:v1.9.1-flannel3", `"10.250.0.1:5000/calico/node:v3.30.3" # pinned`,
+		"10.250.0.1:5000/cilium/cilium:v1.18.4", "&plugin 10.250.0.1:5000/example/agent:v1", "image: *plugin", "10.250.0.1:5000/library/busybox:1.36",
+		"image: docker.io/not/a-container:v1", "description: an image, not a container's", "# a comment that stays"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("rewritten manifest lacks %q:\n%s", s, out)
 		}
 	}
-	if same, _ := RewriteImages(in, ""); same != in {
+	if objs, err := Parse(out, false); err != nil || len(objs) != 4 {
+		t.Errorf("the rewritten manifest parses into %d objects (%v), want 4", len(objs), err)
+	}
+	if same, _, _ := RewriteImages(in, ""); same != in {
 		t.Errorf("without an image repository the manifest changed:\n%s", same)
 	}
+	if _, _, err := RewriteImages("a: [\n", "r.example.com"); err == nil {
+		t.Error("a manifest that is not YAML was rewritten")
+	}
+}
+
+func FuzzRewriteImages(f *testing.F) {
+	f.Add("spec: {containers: [{image: a/b:c}]}\n---\nx: y\n")
+	f.Add("containers:\n- image: &x r.example.com/a:1\n- image: *x\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		out, images, err := RewriteImages(in, "m.example.com:5000")
+		if err != nil {
+			return
+		}
+		// The rewritten manifest names the same containers, each image moved.
+		again, moved, err := RewriteImages(out, "m.example.com:5000")
+		if err != nil {
+			t.Fatalf("the rewritten manifest does not parse: %v\n%q", err, out)
+		}
+		if len(moved) != len(images) || again != out {
+			t.Fatalf("rewriting twice: %q then %q (%q -> %q)", images, moved, out, again)
+		}
+	})
 }
