@@ -555,21 +555,12 @@ func init() {
 		}
 		return nil
 	}
+	// A cluster spec's pod network manifest is checked as part of it (kubeadmconfig.ParseCluster).
 	nm := &taskv1.NetworkManifest{}
 	r(cl, "network_manifest", nested)
-	r(nm, "location", str(safetext.Location))
-	r(nm, "sha256", sha)
-	r(nm, "images", imageRefs)
-	r(nm, "ports", strList(MaxExtraPorts, func(path, s string) error {
-		var fe *podnet.FieldError
-		if err := podnet.ParsePort(path, s); errors.As(err, &fe) {
-			return &fieldError{path, fe.Msg}
-		} else if err != nil {
-			return &fieldError{path, err.Error()}
-		}
-		return nil
-	}))
-	r(nm, "rollout_timeout", duration(time.Hour))
+	for i := range td(nm).Fields().Len() {
+		specRules[td(nm).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
+	}
 
 	ks := &taskv1.KubeconfigSignSpec{}
 	r(ks, "csr_pem", str(func(path, s string) error {

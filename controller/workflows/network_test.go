@@ -337,6 +337,12 @@ func TestFlannelSteps(t *testing.T) {
 		t.Errorf("the new cluster records flannel %q, want %s", v, podnet.FlannelVersion)
 	}
 
+	// An init with another flannel version than this Deckhand installs is refused.
+	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13",
+		NetworkProvider: "flannel", NetworkProviderVersion: "v0.27.4"}}}}, nil, enrolledSet("cp-1")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "network_provider_version") {
+		t.Errorf("init with flannel v0.27.4: %v", err)
+	}
+
 	// A join and a reset in a flannel cluster: no routes steps; the join pulls the
 	// flannel version the cluster recorded, not this Deckhand's.
 	cl := testCluster("cp-1", "w-1")
@@ -405,8 +411,17 @@ func TestManifestProviderSteps(t *testing.T) {
 	// apply refuses another manifest for a running cluster.
 	cl := testCluster("cp-1")
 	cl.Spec = p.step("cp-1/init").GetTask().GetKubeadmInit().GetCluster()
-	other := strings.Replace(doc, sum, strings.Repeat("cd", 32), 1)
-	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(other)}}}, cl, enrolledSet("cp-1", "w-1")); err == nil || !strings.Contains(err.Error(), "spec.network.manifest.sha256") {
-		t.Errorf("apply with another manifest: %v", err)
+	for field, other := range map[string]string{
+		"spec.network.manifest.sha256":         strings.Replace(doc, sum, strings.Repeat("cd", 32), 1),
+		"spec.network.manifest.images":         strings.Replace(doc, "images: [docker.io/calico/node:v3.30.3]", "images: [docker.io/calico/node:v3.30.4]", 1),
+		"spec.network.manifest.ports":          strings.Replace(doc, "ports: [179/tcp]", "ports: [179/tcp, 4789/udp]", 1),
+		"spec.network.manifest.rolloutTimeout": strings.Replace(doc, "rolloutTimeout: 7m", "rolloutTimeout: 9m", 1),
+	} {
+		if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(other)}}}, cl, enrolledSet("cp-1", "w-1")); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("apply changing %s: %v", field, err)
+		}
+	}
+	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, cl, enrolledSet("cp-1", "w-1")); err != nil {
+		t.Errorf("apply of the same document: %v", err)
 	}
 }

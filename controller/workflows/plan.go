@@ -207,7 +207,8 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 // user's manifest names them (upstream) and as the nodes pull them (through the cluster's
 // image repository).
 func networkImages(c *taskv1.ClusterSpec) (upstream, pulled []string) {
-	upstream = append(podnet.MustLookup(provider(c)).ImagesAt(c.GetNetworkProviderVersion(), ""), c.GetNetworkManifest().GetImages()...)
+	prov := podnet.MustLookup(provider(c))
+	upstream = append(prov.ImagesAt(prov.VersionOf(c.GetNetworkProviderVersion()), ""), c.GetNetworkManifest().GetImages()...)
 	for _, img := range upstream {
 		pulled = append(pulled, podnet.RewriteImage(img, c.GetRegistry().GetImageRepository()))
 	}
@@ -257,6 +258,10 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 			ms.Timeout = d
 		}
 	case prov.Manifest != nil:
+		if v := s.cluster.GetNetworkProviderVersion(); v != prov.Version {
+			// Only a new cluster is initialized: it gets this Deckhand's version.
+			return "", fmt.Errorf("%w: network_provider_version: this Deckhand installs %s %s in a new cluster, not %q: leave it out", ErrInvalid, prov.Name, prov.Version, v)
+		}
 		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository(),
 			Version: s.cluster.GetNetworkProviderVersion()})
 		if err != nil {
@@ -803,6 +808,9 @@ func sameSettings(doc *clusterspec.Cluster, cl *apiv1.Cluster) error {
 		diff("spec.network.provider", provider(have), provider(want)),
 		diff("spec.network.manifest.location", have.GetNetworkManifest().GetLocation(), want.GetNetworkManifest().GetLocation()),
 		diff("spec.network.manifest.sha256", have.GetNetworkManifest().GetSha256(), want.GetNetworkManifest().GetSha256()),
+		diff("spec.network.manifest.images", strings.Join(have.GetNetworkManifest().GetImages(), ","), strings.Join(want.GetNetworkManifest().GetImages(), ",")),
+		diff("spec.network.manifest.ports", strings.Join(have.GetNetworkManifest().GetPorts(), ","), strings.Join(want.GetNetworkManifest().GetPorts(), ",")),
+		diff("spec.network.manifest.rolloutTimeout", have.GetNetworkManifest().GetRolloutTimeout().AsDuration().String(), want.GetNetworkManifest().GetRolloutTimeout().AsDuration().String()),
 		diff("spec.apiServer.certSANs", strings.Join(have.GetApiServerCertSans(), ","), strings.Join(want.GetApiServerCertSans(), ",")),
 		diff("spec.kubelet.extraArgs", flagList(have.GetKubeletExtraArgs()), flagList(want.GetKubeletExtraArgs())),
 		diff("spec.patches", patchList(have.GetPatches()), patchList(want.GetPatches())),

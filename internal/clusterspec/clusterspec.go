@@ -271,6 +271,7 @@ var specFields = map[string]string{
 	"network_manifest.sha256":           "spec.network.manifest.sha256",
 	"network_manifest.images":           "spec.network.manifest.images",
 	"network_manifest.ports":            "spec.network.manifest.ports",
+	"network_manifest.rollout_timeout":  "spec.network.manifest.rolloutTimeout",
 	"load_balancer.type":                "spec.loadBalancer.type",
 	"load_balancer.address":             "spec.loadBalancer.address",
 	"load_balancer.port":                "spec.loadBalancer.port",
@@ -333,10 +334,10 @@ func Parse(data []byte) (*Cluster, error) {
 		nm := &taskv1.NetworkManifest{Location: m.Location, Sha256: m.SHA256, Images: m.Images, Ports: m.Ports}
 		if m.RolloutTimeout != "" {
 			d, err := time.ParseDuration(m.RolloutTimeout)
-			if err != nil || d <= 0 || d > time.Hour {
-				return nil, fieldErr("spec.network.manifest.rolloutTimeout", "is %q; give a duration up to 1h, such as 5m", m.RolloutTimeout)
+			if err != nil {
+				return nil, fieldErr("spec.network.manifest.rolloutTimeout", "is %q, not a duration: give one such as 10m", m.RolloutTimeout)
 			}
-			nm.RolloutTimeout = durationpb.New(d)
+			nm.RolloutTimeout = durationpb.New(d) // bounded by kubeadmconfig.ParseCluster
 		}
 		spec.NetworkManifest = nm
 	}

@@ -200,9 +200,10 @@ func TestNetworkManifest(t *testing.T) {
 		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", images: ['a b']}}\n":    "spec.network.manifest.images[0]",
 		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", ports: [179]}}\n":       "spec.network.manifest.ports[0]",
 		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2d}}\n": "spec.network.manifest.rolloutTimeout",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2h}}\n": "spec.network.manifest.rolloutTimeout",
 	} {
 		_, err := Parse(doc(extra))
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field) {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field+": ") {
 			t.Errorf("%q: %v, want an error naming %s", extra, err, field)
 		}
 	}

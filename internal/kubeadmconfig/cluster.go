@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/lbconf"
@@ -77,6 +78,15 @@ type Cluster struct {
 	Patches []Patch
 }
 
+// providerVersionRE is a pod network provider's release version.
+var providerVersionRE = regexp.MustCompile(`^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
+
+// sha256RE is a SHA-256 as sha256sum prints it.
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// MaxRolloutTimeout bounds how long a pod network manifest's rollouts may take.
+const MaxRolloutTimeout = time.Hour
+
 // KubeProxyModes are the kube-proxy modes on Linux.
 var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
 
@@ -84,13 +94,8 @@ var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
 // *kubeimages.FieldError naming the ClusterSpec field (kubernetes_version,
 // control_plane_endpoint, pod_subnet, service_subnet, cluster_name, cgroup_driver,
 // kube_proxy.mode, kube_proxy.conntrack_max_per_core, registry.image_repository, registry.mirrors[i], registry.insecure_registries[i],
-// api_server_cert_sans[i], kubelet_extra_args[NAME], patches[i].target|type|patch).
-// providerVersionRE is a pod network provider's release version.
-var providerVersionRE = regexp.MustCompile(`^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
-
-// sha256RE is a SHA-256 as sha256sum prints it.
-var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-
+// api_server_cert_sans[i], kubelet_extra_args[NAME], patches[i].target|type|patch,
+// network_provider_version, network_manifest[.location|.sha256|.images[i]|.ports[i]|.rollout_timeout]).
 func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	var c Cluster
 	if spec.GetKubernetesVersion() == "" {
@@ -179,11 +184,12 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 			"use "+strings.Join(podnet.Providers, ", ")+", or leave it empty for "+podnet.Providers[0])
 	}
 
+	fromDocument := podnet.MustLookup(spec.GetNetworkProvider()).FromDocument
 	switch nm := spec.GetNetworkManifest(); {
-	case spec.GetNetworkProvider() == "manifest" && (nm.GetLocation() == "" || nm.GetSha256() == ""):
+	case fromDocument && (nm.GetLocation() == "" || nm.GetSha256() == ""):
 		return Cluster{}, invalid("network_manifest", "", "is required with the manifest provider",
 			"give the manifest's location (an https URL, or a path on the first control plane) and its sha256")
-	case spec.GetNetworkProvider() != "manifest" && nm != nil:
+	case !fromDocument && nm != nil:
 		return Cluster{}, invalid("network_manifest", nm.GetLocation(), "is set, but the network provider is "+orDefault(spec.GetNetworkProvider(), podnet.Providers[0]),
 			"set the provider to manifest, or leave the manifest out")
 	case nm != nil:
@@ -202,6 +208,9 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 			if err := podnet.ParsePort("", p); err != nil {
 				return Cluster{}, invalid(fmt.Sprintf("network_manifest.ports[%d]", i), p, "is not a port", "give PORT/tcp, PORT/udp or FIRST-LAST/tcp, such as 179/tcp")
 			}
+		}
+		if d := nm.GetRolloutTimeout(); d != nil && (!d.IsValid() || d.AsDuration() <= 0 || d.AsDuration() > MaxRolloutTimeout) {
+			return Cluster{}, invalid("network_manifest.rollout_timeout", d.AsDuration().String(), "is not a rollout timeout", "give a duration above zero and at most 1h, such as 10m")
 		}
 	}
 	if v := spec.GetNetworkProviderVersion(); v != "" && !providerVersionRE.MatchString(v) {

@@ -37,6 +37,9 @@ type Provider struct {
 	// Version is the provider's release this Deckhand installs in a new cluster ("": none,
 	// Deckhand's own); a cluster records it (ClusterSpec.network_provider_version).
 	Version string
+	// Unrecorded is the release a cluster runs whose record has no version: one created
+	// before Deckhand recorded versions, when Version was this.
+	Unrecorded string
 	// Images are the upstream references of the images a version of the provider runs;
 	// RewriteImage moves them to the cluster's image repository.
 	Images func(version string) []string
@@ -82,6 +85,7 @@ var providers = []Provider{
 		SubnetFile:   "/run/flannel/subnet.env",
 		Ports:        []Port{{"8472/udp", "flannel's VXLAN traffic between nodes"}},
 		Version:      FlannelVersion,
+		Unrecorded:   "v0.28.10", // never changes: the version of every flannel cluster created before recording
 		Images:       func(v string) []string { return []string{flannelImage(v)} },
 		Manifest:     flannelManifest,
 		ManifestName: "flannel",
@@ -123,6 +127,18 @@ func MustLookup(name string) Provider {
 		return p
 	}
 	return providers[0]
+}
+
+// VersionOf is the release a cluster runs that recorded version recorded ("" for a record
+// from before versions were recorded).
+func (p Provider) VersionOf(recorded string) string {
+	switch {
+	case recorded != "":
+		return recorded
+	case p.Unrecorded != "":
+		return p.Unrecorded
+	}
+	return p.Version
 }
 
 // ImagesAt are the images of the provider's version (empty: p.Version) as a cluster with

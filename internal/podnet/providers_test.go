@@ -164,6 +164,14 @@ func TestProviderVersionFollowsTheRecord(t *testing.T) {
 	if err != nil || !strings.Contains(string(m), "image: ghcr.io/flannel-io/flannel:v0.27.4") {
 		t.Errorf("manifest of a recorded v0.27.4: %v\n%s", err, m)
 	}
+	// A record from before versions were recorded runs the version flannel had then, whatever
+	// this Deckhand's is.
+	if got := f.VersionOf(""); got != "v0.28.10" {
+		t.Errorf("an unrecorded flannel cluster runs %q, want v0.28.10", got)
+	}
+	if got := f.VersionOf("v0.29.0"); got != "v0.29.0" {
+		t.Errorf("a recorded v0.29.0 runs %q", got)
+	}
 	if got := MustLookup("bridge").ImagesAt("", "r.example.com"); len(got) != 0 {
 		t.Errorf("bridge runs no image, got %v", got)
 	}

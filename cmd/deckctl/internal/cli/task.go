@@ -34,6 +34,7 @@ type taskFlags struct {
 	action            string
 	images            []string
 	networkProvider   string
+	networkVersion    string
 	archive           string
 	pullTimeout       time.Duration
 	pkgSource         string
@@ -83,7 +84,7 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 			if prov.FromDocument {
 				return nil, fmt.Errorf("--network-provider %s: its images are your manifest's: give them with --image (with the control-plane images)", prov.Name)
 			}
-			extra = prov.ImagesAt("", f.imageRepository)
+			extra = prov.ImagesAt(f.networkVersion, f.imageRepository)
 		}
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Images{Images: &taskv1.ImagesSpec{
 			Action: a, Images: f.images, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), PullTimeout: durationpb.New(f.pullTimeout), ArchivePath: f.archive,
@@ -165,6 +166,7 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")
 	fl.StringVar(&f.archive, "archive", "", "images: tarball path on the node for export and import")
 	fl.StringVar(&f.networkProvider, "network-provider", "", "images: add this pod network provider's images (flannel) to the control-plane images, for pull and export")
+	fl.StringVar(&f.networkVersion, "network-provider-version", "", "images: the provider's version, as deckctl cluster shows it for an existing cluster (default: the one this deckctl installs in a new cluster)")
 	fl.DurationVar(&f.pullTimeout, "pull-timeout", 2*time.Minute, "images: per-image pull timeout before the next mirror")
 	fl.StringVar(&f.pkgSource, "package-source", "repository", "packages: repository (pkgs.k8s.io or --base-url mirror) or binaries (--base-url)")
 	fl.StringVar(&f.baseURL, "base-url", "", "packages: repository mirror or binary base URL")

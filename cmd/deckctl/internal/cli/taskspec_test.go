@@ -20,6 +20,10 @@ func TestImagesTaskAddsTheProvidersImages(t *testing.T) {
 	if got := s.GetImages().GetExtraImages(); !slices.Equal(got, want) {
 		t.Errorf("extra images %q, want %q", got, want)
 	}
+	f.networkVersion = "v0.27.4" // an existing cluster's, as deckctl cluster shows it
+	if s, _ := f.spec("images"); !slices.Equal(s.GetImages().GetExtraImages(), []string{"mirror.example.com:5000/flannel-io/flannel:v0.27.4"}) {
+		t.Errorf("with --network-provider-version: %q", s.GetImages().GetExtraImages())
+	}
 	f.networkProvider = ""
 	if s, _ := f.spec("images"); len(s.GetImages().GetExtraImages()) != 0 {
 		t.Errorf("without --network-provider: extra images %q", s.GetImages().GetExtraImages())
