@@ -781,6 +781,9 @@ func TestPlanAndDryRunShowTheLoadBalancerAndNetwork(t *testing.T) {
 	}
 	doc := filepath.Join(t.TempDir(), "cluster.yaml")
 	text := strings.Replace(string(base), "  nodes:\n", "  loadBalancer: {type: local}\n  network: {provider: flannel}\n  nodes:\n", 1)
+	// The load balancer forwards to the control plane's address: give it (a simulated host
+	// has 192.0.2.2).
+	text = strings.Replace(text, "{name: node-1, role: control-plane}", "{name: node-1, role: control-plane, address: 192.0.2.2}", 1)
 	if err := os.WriteFile(doc, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
