@@ -4,7 +4,9 @@
 # four hosts run in them, and the lab applies deploy/lab/cluster.yaml (1 control plane + 2
 # workers; DECKHAND_LAB_CLUSTER names another document, such as deploy/lab/cluster-local.yaml),
 # then joins node-4 with the live view. DECKHAND_LAB_FILES=DIR serves DIR's files at
-# http://10.250.N.1:5000/files/ (a cluster document's manifest of the user's).
+# http://10.250.N.1:5000/files/ (a cluster document's manifest of the user's);
+# DECKHAND_LAB_ROUTED="node-3" puts those hosts on a second L3 segment (10.250.N.128/25, the
+# others on 10.250.N.0/25) behind a router namespace, as hosts in two racks or sites are.
 #
 # By default the hosts are REAL: each is also a mount + UTS namespace with its own /etc,
 # /usr, /var (scripts/labnode, lab tooling) and its own containerd; deckhand-agent is installed
@@ -83,6 +85,7 @@ else
   CGO_ENABLED=0 go build -o "$state/bin/probe" ./scripts/k8skit/probe
 fi
 
+routed=${DECKHAND_LAB_ROUTED:-} # hosts put on a second L3 segment, behind a router: "node-3"
 mode=${DECKHAND_LAB_MODE:-netns} # DECKHAND_LAB_MODE=loopback forces the simulated lab's fallback
 if [ "$mode" != netns ] || [ "$(id -u)" != 0 ] || ! ip netns add "dhlab-probe-$$" 2>/dev/null; then
   [ "$sim" = 1 ] || { echo "lab: the real lab needs network namespaces (ip netns add failed)" >&2; exit 1; }
@@ -110,25 +113,61 @@ if [ "$mode" = netns ]; then
   echo "link $prefix" >>"$state/netns"
   flock -u 9
   exec 9>&-
-  ip addr add "$net.1/24" dev "$prefix"
+  mask=24
+  if [ -n "$routed" ]; then
+    # Two L3 segments: $net.0/25 on the lab bridge, $net.128/25 on a second bridge, and a
+    # router namespace between them (forwarding in its own namespace only).
+    mask=25
+    ip link add "${prefix}r" type bridge
+    echo "link ${prefix}r" >>"$state/netns"
+    ip link set "${prefix}r" up
+    ip netns add "$prefix-router"
+    echo "netns $prefix-router" >>"$state/netns"
+    for side in a b; do
+      ip link add "dhl$n-r$side" type veth peer name "$side" netns "$prefix-router"
+      echo "link dhl$n-r$side" >>"$state/netns"
+    done
+    ip link set "dhl$n-ra" master "$prefix" up
+    ip link set "dhl$n-rb" master "${prefix}r" up
+    ip -n "$prefix-router" addr add "$net.126/25" dev a
+    ip -n "$prefix-router" addr add "$net.129/25" dev b
+    for l in a b lo; do ip -n "$prefix-router" link set "$l" up; done
+    ip netns exec "$prefix-router" sysctl -qw net.ipv4.ip_forward=1
+  fi
+  ip addr add "$net.1/$mask" dev "$prefix"
   ip link set "$prefix" up
+  # The lab's file server answers the second segment's hosts through the router.
+  [ -z "$routed" ] || ip route add "$net.128/25" via "$net.126" dev "$prefix"
   for h in "${hosts[@]}"; do
     case $h in ctl-*) ip=$net.$((11 + ${h#ctl-})) ;; node-*) ip=$net.$((20 + ${h#node-})) ;; esac
+    bridge=$prefix gw=$net.1 other="" via=""
+    if [ -n "$routed" ]; then
+      other=$net.128/25 via=$net.126
+      if [[ " $routed " == *" $h "* ]]; then
+        ip=$net.$((150 + ${h#node-})) bridge=${prefix}r gw=$net.129 other=$net.0/25 via=$net.129
+      fi
+    fi
     addr[$h]=$ip
     ip netns add "$prefix-$h"
     echo "netns $prefix-$h" >>"$state/netns"
     veth=dhl$n-$h
     ip link add "$veth" type veth peer name eth0 netns "$prefix-$h"
     echo "link $veth" >>"$state/netns"
-    ip link set "$veth" master "$prefix" up
-    ip -n "$prefix-$h" addr add "$ip/24" dev eth0
+    ip link set "$veth" master "$bridge" up
+    ip -n "$prefix-$h" addr add "$ip/$mask" dev eth0
     ip -n "$prefix-$h" link set eth0 up
     ip -n "$prefix-$h" link set lo up
-    ip -n "$prefix-$h" route add default via "$net.1"
+    ip -n "$prefix-$h" route add default via "$gw"
+    # The other segment through the router (the default route moves to the NAT link later).
+    [ -z "$other" ] || ip -n "$prefix-$h" route add "$other" via "$via" dev eth0
   done
   serve=$net.1:5000
   in_ns() { echo nsenter "--net=/var/run/netns/$prefix-$1"; } # the prefix that runs a command in host $1
-  echo "lab: network namespaces $prefix-* on bridge $prefix ($net.0/24)"
+  if [ -n "$routed" ]; then
+    echo "lab: network namespaces $prefix-* on bridge $prefix ($net.0/25) and, behind the router $prefix-router, ${prefix}r ($net.128/25: $routed)"
+  else
+    echo "lab: network namespaces $prefix-* on bridge $prefix ($net.0/24)"
+  fi
 else
   prefix="" net=127.0.0
   base=${DECKHAND_LAB_PORT:-7450}

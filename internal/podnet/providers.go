@@ -14,6 +14,10 @@ import (
 // the lab's flanneld of this version from the Go module proxy).
 const FlannelVersion = "v0.28.10"
 
+// flannelVXLANPort is the UDP port of flannel's VXLAN (its net-conf.json Backend.Port, the
+// Linux kernel's default).
+const flannelVXLANPort = "8472"
+
 // flannelImage is flannel's upstream image of a version.
 func flannelImage(version string) string { return "ghcr.io/flannel-io/flannel:" + version }
 
@@ -83,7 +87,7 @@ var providers = []Provider{
 		Name:         "flannel",
 		Summary:      "flannel " + FlannelVersion + " with VXLAN between nodes, which may be on different L3 segments",
 		SubnetFile:   "/run/flannel/subnet.env",
-		Ports:        []Port{{"8472/udp", "flannel's VXLAN traffic between nodes"}},
+		Ports:        []Port{{flannelVXLANPort + "/udp", "flannel's VXLAN traffic between nodes"}},
 		Version:      FlannelVersion,
 		Unrecorded:   "v0.28.10", // never changes: the version of every flannel cluster created before recording
 		Images:       func(v string) []string { return []string{flannelImage(v)} },
@@ -215,7 +219,7 @@ func flannelManifest(in ManifestInput) ([]byte, error) {
 		v = FlannelVersion
 	}
 	image := RewriteImage(flannelImage(v), in.ImageRepository)
-	return []byte(strings.NewReplacer("@SUBNET@", subnet.Masked().String(), "@IMAGE@", image).Replace(flannelYAML)), nil
+	return []byte(strings.NewReplacer("@SUBNET@", subnet.Masked().String(), "@IMAGE@", image, "@PORT@", flannelVXLANPort).Replace(flannelYAML)), nil
 }
 
 const flannelYAML = `# flannel for this cluster, written by Deckhand (spec.network.provider: flannel).
@@ -268,7 +272,7 @@ metadata:
   namespace: kube-flannel
 data:
   net-conf.json: |
-    {"Network": "@SUBNET@", "EnableNFTables": false, "Backend": {"Type": "vxlan", "VNI": 1, "Port": 8472}}
+    {"Network": "@SUBNET@", "EnableNFTables": false, "Backend": {"Type": "vxlan", "VNI": 1, "Port": @PORT@}}
 ---
 apiVersion: apps/v1
 kind: DaemonSet

@@ -137,7 +137,7 @@ func TestFlannelManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"Network": "10.32.0.0/12"`, "image: 10.250.0.1:5000/flannel-io/flannel:" + FlannelVersion, "--ip-masq=false", "--iface=$(NODE_IP)", "fieldPath: status.hostIP"} {
+	for _, want := range []string{`"Network": "10.32.0.0/12"`, `"Port": 8472}`, "image: 10.250.0.1:5000/flannel-io/flannel:" + FlannelVersion, "--ip-masq=false", "--iface=$(NODE_IP)", "fieldPath: status.hostIP"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("flannel's manifest lacks %q", want)
 		}
