@@ -225,13 +225,13 @@ func TestRealLabLocal(t *testing.T) {
 	// Ready by flanneld's /readyz probe (every 10 s), which trails its subnet.env a little.
 	testcluster.WaitFor(t, time.Minute, func() error {
 		// The pod to pod check above went from node-2 to node-3: two segments, one router apart.
-	if out, err := l.kubectl("get", "node", "node-3", "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"); err != nil || out != l.net+".153" {
-		t.Fatalf("node-3's InternalIP: %v %q, want %s.153 on the second segment", err, out, l.net)
-	}
-	if out, err := l.onHost("node-3", "ip", "route", "get", l.net+".22"); err != nil || !strings.Contains(out, "via "+l.net+".129") {
-		t.Fatalf("node-3 reaches node-2 %v %q, want through the router %s.129", err, out, l.net)
-	}
-	if out, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}"); err != nil || out != "4/4" {
+		if out, err := l.kubectl("get", "node", "node-3", "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"); err != nil || out != l.net+".153" {
+			t.Fatalf("node-3's InternalIP: %v %q, want %s.153 on the second segment", err, out, l.net)
+		}
+		if out, err := l.onHost("node-3", "ip", "route", "get", l.net+".22"); err != nil || !strings.Contains(out, "via "+l.net+".129") {
+			t.Fatalf("node-3 reaches node-2 %v %q, want through the router %s.129", err, out, l.net)
+		}
+		if out, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={.status.numberReady}/{.status.desiredNumberScheduled}"); err != nil || out != "4/4" {
 			return fmt.Errorf("flannel's DaemonSet: %v %q, want 4/4 ready", err, out)
 		}
 		return nil
