@@ -124,14 +124,14 @@ if [ "$mode" = netns ]; then
     ip netns add "$prefix-router"
     echo "netns $prefix-router" >>"$state/netns"
     for side in a b; do
-      ip link add "dhl$n-r$side" type veth peer name "$side" netns "$prefix-router"
+      ip link add "dhl$n-r$side" type veth peer name "eth$side" netns "$prefix-router"
       echo "link dhl$n-r$side" >>"$state/netns"
     done
     ip link set "dhl$n-ra" master "$prefix" up
     ip link set "dhl$n-rb" master "${prefix}r" up
-    ip -n "$prefix-router" addr add "$net.126/25" dev a
-    ip -n "$prefix-router" addr add "$net.129/25" dev b
-    for l in a b lo; do ip -n "$prefix-router" link set "$l" up; done
+    ip -n "$prefix-router" addr add "$net.126/25" dev etha
+    ip -n "$prefix-router" addr add "$net.129/25" dev ethb
+    for l in etha ethb lo; do ip -n "$prefix-router" link set dev "$l" up; done
     ip netns exec "$prefix-router" sysctl -qw net.ipv4.ip_forward=1
   fi
   ip addr add "$net.1/$mask" dev "$prefix"
