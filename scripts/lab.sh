@@ -86,6 +86,11 @@ else
 fi
 
 routed=${DECKHAND_LAB_ROUTED:-} # hosts put on a second L3 segment, behind a router: "node-3"
+for h in $routed; do
+  # Workers only: the control planes' addresses (node-1's is pinned, the VIP) stay on the
+  # first segment.
+  [[ $h =~ ^node-[23]$ ]] || { echo "lab: DECKHAND_LAB_ROUTED names $h: give worker hosts, node-2 or node-3" >&2; exit 2; }
+done
 mode=${DECKHAND_LAB_MODE:-netns} # DECKHAND_LAB_MODE=loopback forces the simulated lab's fallback
 if [ "$mode" != netns ] || [ "$(id -u)" != 0 ] || ! ip netns add "dhlab-probe-$$" 2>/dev/null; then
   [ "$sim" = 1 ] || { echo "lab: the real lab needs network namespaces (ip netns add failed)" >&2; exit 1; }
@@ -103,7 +108,7 @@ if [ "$mode" = netns ]; then
   exec 9>/run/deckhand-lab/lock
   flock 9
   n=0
-  while ip link show "dhlab$n" >/dev/null 2>&1 || ip -o addr | grep -q " 10\.250\.$n\." || ip netns list | grep -q "^dhlab$n-"; do
+  while ip link show "dhlab$n" >/dev/null 2>&1 || ip link show "dhlab${n}r" >/dev/null 2>&1 || ip -o addr | grep -q " 10\.250\.$n\." || ip netns list | grep -q "^dhlab$n-"; do
     n=$((n + 1))
     [ $n -lt 250 ] || { echo "lab: no free lab number (10.250.0-249.0/24 all in use)" >&2; exit 1; }
   done

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -28,16 +29,7 @@ func Fetch(ctx context.Context, h *host.Host, field, location, want string, max 
 		}
 		data, err = host.DownloadMax(ctx, location, max)
 	case strings.HasPrefix(location, "/"):
-		// A regular file of at most max bytes: never a device or a FIFO that never ends.
-		if st, serr := os.Stat(h.Path(location)); serr != nil {
-			err = serr
-		} else if !st.Mode().IsRegular() {
-			err = fmt.Errorf("%s is not a regular file", location)
-		} else if st.Size() > max {
-			err = fmt.Errorf("%s has %d bytes; at most %d are allowed", location, st.Size(), max)
-		} else {
-			data, err = h.ReadFile(location)
-		}
+		data, err = readBounded(h.Path(location), location, max)
 	default:
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL or an absolute path on the node", "%s %q is neither an http(s) URL nor an absolute path", field, location)
 	}
@@ -53,4 +45,29 @@ func Fetch(ctx context.Context, h *host.Host, field, location, want string, max 
 		}
 	}
 	return data, nil
+}
+
+// readBounded reads a regular file of at most max bytes, opened once: never a device, a FIFO
+// that never ends or a proc file that says it is empty.
+func readBounded(path, location string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", location)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s has more than %d bytes; at most %d are allowed", location, max, max)
+	}
+	return b, nil
 }

@@ -39,9 +39,9 @@ const (
 	generationFile = "/var/lib/deckhand/network.generation"
 )
 
-// PluginDirs are where the CNI plugins are looked for: the upstream release's directory,
-// then Debian's containernetworking-plugins package.
-var PluginDirs = []string{"/opt/cni/bin", "/usr/lib/cni"}
+// PluginDir is containerd's CNI plugin directory, as the runtime task configures it (Debian's
+// containernetworking-plugins linked in).
+const PluginDir = "/opt/cni/bin"
 
 // Plugins are the CNI plugins the bridge provider needs: its configuration names bridge,
 // host-local and portmap; containerd runs loopback itself for every pod.
@@ -208,31 +208,25 @@ func ParseSubnetEnv(b []byte) (SubnetEnv, error) {
 	return SubnetEnv{Subnet: p, MTU: uint32(m)}, nil
 }
 
-// checkPlugins finds the CNI plugins in one of PluginDirs. In a dry-run a missing plugin
-// is reported, not fatal: the runtime step before this one installs them.
+// checkPlugins finds the CNI plugins in PluginDir, where containerd looks for them. In a
+// dry-run a missing plugin is reported, not fatal: the runtime step before this one installs
+// them.
 func checkPlugins(h *host.Host, e *tasks.Emitter) error {
 	var missing []string
-	dir := PluginDirs[0]
-	for _, d := range PluginDirs {
-		if h.Exists(filepath.Join(d, "bridge")) {
-			dir = d
-			break
-		}
-	}
 	for _, p := range Plugins {
-		if !h.Exists(filepath.Join(dir, p)) {
+		if !h.Exists(filepath.Join(PluginDir, p)) {
 			missing = append(missing, p)
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("the CNI plugin(s) %s are not in %s", strings.Join(missing, ", "), strings.Join(PluginDirs, " or "))
+	msg := fmt.Sprintf("the CNI plugin(s) %s are not in %s, containerd's plugin directory", strings.Join(missing, ", "), PluginDir)
 	if h.DryRun {
 		e.Logf("%s (the runtime task installs them)", msg)
 		return nil
 	}
-	return tasks.Errorf("CNI_PLUGINS_MISSING", "run the runtime task on the node (it installs the CNI plugins), or install them: apt-get install containernetworking-plugins, or the release tarball from github.com/containernetworking/plugins into /opt/cni/bin", "%s", msg)
+	return tasks.Errorf("CNI_PLUGINS_MISSING", "run the runtime task on the node: it installs the CNI plugins into "+PluginDir+" (or links Debian's containernetworking-plugins there)", "%s", msg)
 }
 
 // checkOwnAddresses refuses a route via one of this node's own addresses: that node is

@@ -152,6 +152,16 @@ type host struct {
 func newHost(t *testing.T) *host {
 	root := testcluster.HostRoot(t, "node-1")
 	testcluster.InstallSim(t, root) // the simulated ip: never the routes of the machine running the test
+	// What the runtime task leaves: Debian's plugins linked into containerd's directory.
+	for _, p := range testcluster.SimCNIPlugins {
+		link := filepath.Join(root, network.PluginDir, p)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../../usr/lib/cni/"+p, link); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"network": network.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +290,8 @@ func TestRunRefuses(t *testing.T) {
 	}
 	os.Remove(filepath.Join(h.root, "usr/lib/cni/portmap"))
 	res = h.run(t, false, 1)
-	if res.GetError().GetReason() != "CNI_PLUGINS_MISSING" || !strings.Contains(res.GetError().GetMessage(), "portmap") || !strings.Contains(res.GetError().GetHint(), "runtime task") {
+	if res.GetError().GetReason() != "CNI_PLUGINS_MISSING" || !strings.Contains(res.GetError().GetMessage(), "portmap") || !strings.Contains(res.GetError().GetHint(), "runtime task") ||
+		!strings.Contains(res.GetError().GetMessage(), "/opt/cni/bin") {
 		t.Fatalf("a missing plugin: %v", res)
 	}
 	if got := h.routes(t); len(got) != 0 || testcluster.Exists(h.root, network.ConfPath) {

@@ -625,6 +625,9 @@ func TestAFailedJoinStillUpdatesThePeers(t *testing.T) {
 			if _, ok := state[c.fail+"/routes"]; !ok {
 				t.Errorf("no %s/routes step", c.fail)
 			}
+			if _, ok := state[c.fail+"/lb-update"]; !ok && c.name == "control planes" {
+				t.Errorf("no %s/lb-update step", c.fail)
+			}
 
 			// The cause fixed, a retry joins the node and runs the peers' routes again:
 			// cp-1's last route list has every other node of the cluster.

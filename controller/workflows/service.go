@@ -285,7 +285,8 @@ func (s *Service) cancel(ctx context.Context, id string) (*storagev1.WorkflowRec
 
 // Retry resumes a failed (or cancelled) workflow from the steps that did not succeed. A
 // step whose outputs expire (a join token) runs again when a step that consumes them has
-// not succeeded, and clean-up steps run again after the steps they follow.
+// not succeeded, and clean-up and finally steps (the peers' routes and load balancer lists)
+// run again after the steps they follow.
 //
 // Nothing changes unless the header's compare-and-swap wins. The header flips to RUNNING and
 // takes the nodes in the last transaction, with as many reset steps as fit beside it; steps

@@ -83,7 +83,7 @@ func leftovers(dir, prefix string) []string {
 		}
 		num := strings.TrimPrefix(prefix, "dhlab")
 		if out, err := exec.Command("ip", "-o", "link").Output(); err == nil {
-			re := regexp.MustCompile(`: (` + prefix + `|dhl` + num + `-[a-z0-9-]+)[@:]`)
+			re := regexp.MustCompile(`: (` + prefix + `r?|dhl` + num + `-[a-z0-9-]+)[@:]`) // r: a routed lab's second bridge
 			for _, l := range strings.Split(string(out), "\n") {
 				if re.MatchString(l) {
 					left = append(left, "link "+l)

@@ -193,14 +193,15 @@ func TestNetworkManifest(t *testing.T) {
 		t.Errorf("network manifest: %v", nm)
 	}
 	for extra, field := range map[string]string{
-		"  network: {provider: manifest}\n":                                                                         "spec.network.manifest",
-		"  network: {provider: flannel, manifest: {location: /m.yaml, sha256: " + sum + "}}\n":                      "spec.network.manifest",
-		"  network: {provider: manifest, manifest: {location: m.yaml, sha256: " + sum + "}}\n":                      "spec.network.manifest.location",
-		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: abc}}\n":                             "spec.network.manifest.sha256",
-		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", images: ['a b']}}\n":    "spec.network.manifest.images[0]",
-		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", ports: [179]}}\n":       "spec.network.manifest.ports[0]",
-		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2d}}\n": "spec.network.manifest.rolloutTimeout",
-		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2h}}\n": "spec.network.manifest.rolloutTimeout",
+		"  network: {provider: manifest}\n":                                                                                                          "spec.network.manifest",
+		"  network: {provider: flannel, manifest: {location: /m.yaml, sha256: " + sum + "}}\n":                                                       "spec.network.manifest",
+		"  network: {provider: manifest, manifest: {location: m.yaml, sha256: " + sum + "}}\n":                                                       "spec.network.manifest.location",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: abc}}\n":                                                              "spec.network.manifest.sha256",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", images: ['a b']}}\n":                                     "spec.network.manifest.images[0]",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", ports: [179]}}\n":                                        "spec.network.manifest.ports[0]",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2d}}\n":                                  "spec.network.manifest.rolloutTimeout",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", rolloutTimeout: 2h}}\n":                                  "spec.network.manifest.rolloutTimeout",
+		"  network: {provider: manifest, manifest: {location: /m.yaml, sha256: " + sum + ", ports: [" + strings.Repeat("1/tcp, ", 64) + "2/tcp]}}\n": "spec.network.manifest.ports",
 	} {
 		_, err := Parse(doc(extra))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field+": ") {

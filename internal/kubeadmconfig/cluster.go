@@ -84,8 +84,12 @@ var providerVersionRE = regexp.MustCompile(`^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}
 // sha256RE is a SHA-256 as sha256sum prints it.
 var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
-// MaxRolloutTimeout bounds how long a pod network manifest's rollouts may take.
-const MaxRolloutTimeout = time.Hour
+// Bounds of a pod network manifest's settings: its rollouts' timeout, its images and ports.
+const (
+	MaxRolloutTimeout = time.Hour
+	MaxManifestImages = 256
+	MaxManifestPorts  = 64
+)
 
 // KubeProxyModes are the kube-proxy modes on Linux.
 var KubeProxyModes = []string{"iptables", "ipvs", "nftables"}
@@ -198,6 +202,12 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 		}
 		if !sha256RE.MatchString(nm.GetSha256()) {
 			return Cluster{}, invalid("network_manifest.sha256", nm.GetSha256(), "is not a SHA-256", "give the manifest's 64 hex digits, as sha256sum prints them")
+		}
+		if n := len(nm.GetImages()); n > MaxManifestImages {
+			return Cluster{}, invalid("network_manifest.images", fmt.Sprint(n), "has too many entries", fmt.Sprintf("list at most %d images", MaxManifestImages))
+		}
+		if n := len(nm.GetPorts()); n > MaxManifestPorts {
+			return Cluster{}, invalid("network_manifest.ports", fmt.Sprint(n), "has too many entries", fmt.Sprintf("list at most %d ports", MaxManifestPorts))
 		}
 		for i, img := range nm.GetImages() {
 			if _, err := kubeimages.ParseReference(img); err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -43,11 +45,11 @@ var podSpecLists = map[string]bool{"containers": true, "initContainers": true, "
 
 // RewriteImages moves the image of every container of a manifest (containers,
 // initContainers and ephemeralContainers of any pod spec or pod template, in any YAML or
-// JSON style) to the cluster's image repository (podnet.RewriteImage) and returns the
-// manifest and the images it named, in order, each once. Nothing else is touched: an
-// "image" field of a CRD's schema or inside a ConfigMap's data is not a container's. With
-// nothing to rewrite the manifest is returned as it is; otherwise it is encoded again from
-// its YAML nodes (comments and order kept).
+// JSON style, through anchors, aliases and merge keys) to the cluster's image repository
+// (podnet.RewriteImage) and returns the manifest and the images it named, in order, each
+// once. Nothing else is touched: an "image" field of a CRD's schema or inside a ConfigMap's
+// data is not a container's, and each image is replaced where it is written in the
+// original text, so the rest keeps its bytes and meaning.
 func RewriteImages(content, repo string) (string, []string, error) {
 	dec := yaml.NewDecoder(strings.NewReader(content))
 	var docs []*yaml.Node
@@ -62,80 +64,168 @@ func RewriteImages(content, repo string) (string, []string, error) {
 		}
 		docs = append(docs, &n)
 	}
+	// Every scalar is counted each time the manifest reaches it, through aliases too, and
+	// each container's image each time a container reaches it: an image that is reached
+	// from anywhere else as well (an anchor shared with a non-container field) cannot be
+	// rewritten where it is written without changing that field.
 	var nodes []*yaml.Node // each container's image node, once (an alias shares its anchor's)
-	seenNode := map[*yaml.Node]bool{}
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
+	reached, asImage := map[*yaml.Node]int{}, map[*yaml.Node]int{}
+	budget := maxVisits
+	var walk func(n *yaml.Node, depth int)
+	walk = func(n *yaml.Node, depth int) {
+		if n == nil || depth > maxDepth || budget <= 0 {
+			return
+		}
+		budget--
 		switch n.Kind {
+		case yaml.AliasNode:
+			walk(n.Alias, depth+1)
+		case yaml.ScalarNode:
+			reached[n]++
 		case yaml.DocumentNode, yaml.SequenceNode:
 			for _, c := range n.Content {
-				walk(c)
+				walk(c, depth+1)
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
-				if podSpecLists[k.Value] && v.Kind == yaml.SequenceNode {
-					for _, c := range v.Content {
-						if img := imageOf(c); img != nil && !seenNode[img] {
-							seenNode[img] = true
-							nodes = append(nodes, img)
+				if list := deref(v); podSpecLists[k.Value] && list != nil && list.Kind == yaml.SequenceNode {
+					for _, c := range list.Content {
+						if img := imageOf(c, 0); img != nil {
+							if asImage[img] == 0 {
+								nodes = append(nodes, img)
+							}
+							asImage[img]++
 						}
 					}
 				}
-				walk(v)
+				walk(v, depth+1)
 			}
 		}
 	}
 	for _, d := range docs {
-		walk(d)
+		walk(d, 0)
+	}
+	if budget <= 0 {
+		return "", nil, fmt.Errorf("more than %d nodes through its aliases: expand them", maxVisits)
 	}
 	var images []string
 	seen := map[string]bool{}
-	changed := false
+	type edit struct {
+		at   int
+		from string
+		to   string
+	}
+	var edits []edit
+	lines := lineStarts(content)
 	for _, img := range nodes {
 		if !seen[img.Value] {
 			seen[img.Value] = true
 			images = append(images, img.Value)
 		}
-		if to := podnet.RewriteImage(img.Value, repo); to != img.Value {
-			img.Value, changed = to, true
-		}
-	}
-	if !changed {
-		return content, images, nil
-	}
-	var b strings.Builder
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	for _, d := range docs {
-		if err := enc.Encode(d); err != nil {
-			return "", nil, err
-		}
-	}
-	if err := enc.Close(); err != nil {
-		return "", nil, err
-	}
-	return b.String(), images, nil
-}
-
-// imageOf is the scalar node of a container's "image" (its anchor's, for an alias), or nil.
-func imageOf(container *yaml.Node) *yaml.Node {
-	if container.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(container.Content); i += 2 {
-		if container.Content[i].Value != "image" {
+		to := podnet.RewriteImage(img.Value, repo)
+		if to == img.Value {
 			continue
 		}
-		v := container.Content[i+1]
-		if v.Kind == yaml.AliasNode {
-			v = v.Alias
+		if reached[img] != asImage[img] {
+			return "", nil, fmt.Errorf("line %d: the image %q is shared through an anchor with a field that is not a container's image: write it in the container", img.Line, img.Value)
 		}
-		if v != nil && v.Kind == yaml.ScalarNode {
-			return v
+		at, ok := locate(content, lines, img)
+		if !ok {
+			return "", nil, fmt.Errorf("line %d: the image %q is not written as it reads (an escape, a line break): write it plainly", img.Line, img.Value)
+		}
+		edits = append(edits, edit{at, img.Value, to})
+	}
+	if len(edits) == 0 {
+		return content, images, nil
+	}
+	slices.SortFunc(edits, func(a, b edit) int { return b.at - a.at })
+	out := content
+	for _, e := range edits {
+		out = out[:e.at] + e.to + out[e.at+len(e.from):]
+	}
+	return out, images, nil
+}
+
+// maxDepth bounds how deep a manifest's nodes and aliases are followed, maxVisits how many
+// nodes a walk through its aliases visits (a "billion laughs" manifest stops there).
+const (
+	maxDepth  = 64
+	maxVisits = 1 << 20
+)
+
+// deref is the node an alias stands for (the node itself when it is not one).
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < maxDepth; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// imageOf is the scalar node of a container's "image", the container given as a mapping,
+// an alias of one, or through merge keys ("<<: *template"; the container's own key wins),
+// or nil.
+func imageOf(container *yaml.Node, depth int) *yaml.Node {
+	c := deref(container)
+	if c == nil || c.Kind != yaml.MappingNode || depth > maxDepth {
+		return nil
+	}
+	var merged *yaml.Node
+	for i := 0; i+1 < len(c.Content); i += 2 {
+		k, v := c.Content[i], c.Content[i+1]
+		switch k.Value {
+		case "image":
+			if v = deref(v); v != nil && v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
+				return v // (a number or a null is no image; the API server refuses it)
+			}
+		case "<<":
+			sources := []*yaml.Node{v}
+			if m := deref(v); m != nil && m.Kind == yaml.SequenceNode {
+				sources = m.Content
+			}
+			for _, src := range sources {
+				if img := imageOf(src, depth+1); img != nil && merged == nil {
+					merged = img
+				}
+			}
 		}
 	}
-	return nil
+	return merged
+}
+
+// lineStarts are the byte offsets where content's lines begin (line 1 at index 0).
+func lineStarts(content string) []int {
+	starts := []int{0}
+	for i := 0; i < len(content); i++ {
+		if content[i] == '\n' {
+			starts = append(starts, i+1)
+		}
+	}
+	return starts
+}
+
+// locate finds where scalar n's value is written in content: on its line, from its column
+// on (past an anchor or a quote).
+func locate(content string, lines []int, n *yaml.Node) (int, bool) {
+	if n.Line < 1 || n.Line > len(lines) {
+		return 0, false
+	}
+	start := lines[n.Line-1]
+	end := len(content)
+	if n.Line < len(lines) {
+		end = lines[n.Line]
+	}
+	line := content[start:end]
+	from := 0
+	for col := 1; col < n.Column && from < len(line); col++ {
+		_, size := utf8.DecodeRuneInString(line[from:])
+		from += size
+	}
+	i := strings.Index(line[from:], n.Value)
+	if i < 0 {
+		return 0, false
+	}
+	return start + from + i, true
 }
 
 // ValidName reports whether s names a manifest: lower-case letters, digits and '-',

@@ -467,7 +467,7 @@ func newClusterCmd(o *options) *cobra.Command {
 				if network == "" {
 					network = podnet.Providers[0]
 				}
-				if v := s.GetNetworkProviderVersion(); v != "" {
+				if v := podnet.MustLookup(network).VersionOf(s.GetNetworkProviderVersion()); v != "" {
 					network += " " + v
 				}
 				fmt.Fprintf(o.out, "Kubernetes:  %s\nEndpoint:    %s\nCA hash:     %s\nImages:      %s %s\nPod network: %s, pods from %s\n\n", s.GetKubernetesVersion(),
