@@ -179,35 +179,15 @@ func (l *realLab) hostPIDs(node, comm string, args ...string) []int {
 // with node-1's API server and kubelet SIGKILLed, the workers' kubelets still reach an API
 // server through their own proxy.
 func TestRealLabLocal(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
-	}
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-local-%d", os.Getpid()))
 	// node-3 is on another L3 segment, behind a router: flannel's VXLAN needs no shared L2.
-	env := []string{"DECKHAND_LAB_DIR=" + dir, "DECKHAND_LAB_CLUSTER=deploy/lab/cluster-local.yaml", "DECKHAND_LAB_ROUTED=node-3"}
-	prefix := ""
-	t.Cleanup(func() {
-		if len(leftovers(dir, prefix)) > 0 {
-			cmd := exec.Command("../../scripts/lab-down.sh")
-			cmd.Env = append(os.Environ(), env...)
-			_ = cmd.Run()
-		}
-	})
-	out := run(t, 30*time.Minute, env, "make", "lab")
-	l := loadLab(t, dir)
-	prefix = l.prefix
-	for _, want := range []string{"pod to pod: passed", "DNS: passed"} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
-		}
-	}
+	l, _, env := startLab(t, "local", "DECKHAND_LAB_CLUSTER=deploy/lab/cluster-local.yaml", "DECKHAND_LAB_ROUTED=node-3")
 	nodes := []string{"node-1", "node-2", "node-3", "node-4"}
 	// flannel carries the pods' traffic (the pod to pod check above crossed nodes): its
 	// VXLAN device and lease on every node, and no route of Deckhand's bridge provider.
 	flannel := func(n string) error {
-		env, err := l.onHost(n, "cat", "/run/flannel/subnet.env")
-		if err != nil || !strings.Contains(env, "FLANNEL_MTU=1450") {
-			return fmt.Errorf("%s: flannel's subnet.env: %v %q", n, err, env)
+		subnet, err := l.onHost(n, "cat", "/run/flannel/subnet.env")
+		if err != nil || !strings.Contains(subnet, "FLANNEL_MTU=1450") {
+			return fmt.Errorf("%s: flannel's subnet.env: %v %q", n, err, subnet)
 		}
 		if out, err := l.onHost(n, "ip", "-d", "link", "show", "flannel.1"); err != nil || !strings.Contains(out, "vxlan id 1") {
 			return fmt.Errorf("%s: no flannel.1 VXLAN device: %v %s", n, err, out)
@@ -286,8 +266,44 @@ func TestRealLabLocal(t *testing.T) {
 	t.Logf("local proxies: the workers reached an API server through their own proxy %v after node-1's API server and kubelet were SIGKILLed",
 		time.Since(start).Round(10*time.Millisecond))
 
+	stopLab(t, l, env)
+}
+
+// startLab runs `make lab` as a newcomer would, with its state in a directory of this test
+// (named by name) and env, takes it down when the test ends if the test did not, and checks
+// that the lab's pod network and DNS checks passed. It returns the lab, make lab's output
+// and the environment lab-down takes.
+func startLab(t *testing.T, name string, env ...string) (*realLab, string, []string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-%s-%d", name, os.Getpid()))
+	env = append([]string{"DECKHAND_LAB_DIR=" + dir}, env...)
+	prefix := ""
+	t.Cleanup(func() {
+		if len(leftovers(dir, prefix)) > 0 {
+			cmd := exec.Command("../../scripts/lab-down.sh")
+			cmd.Env = append(os.Environ(), env...) // only the lab this test started
+			_ = cmd.Run()
+		}
+	})
+	out := run(t, 30*time.Minute, env, "make", "lab")
+	l := loadLab(t, dir)
+	prefix = l.prefix
+	for _, want := range []string{"pod to pod: passed", "DNS: passed"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
+		}
+	}
+	return l, out, env
+}
+
+// stopLab runs `make lab-down` and checks that nothing of the lab is left.
+func stopLab(t *testing.T, l *realLab, env []string) {
+	t.Helper()
 	run(t, 3*time.Minute, env, "make", "lab-down")
-	if left := leftovers(dir, prefix); len(left) > 0 {
+	if left := leftovers(l.dir, l.prefix); len(left) > 0 {
 		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
 	}
 }
@@ -1051,9 +1067,6 @@ func userManifest(t *testing.T, kit string) []byte {
 // by SHA-256, its images rewritten through the lab registry. Pods reach each other across
 // nodes and resolve names; the CNI configuration on every node is the manifest's.
 func TestRealLabManifest(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
-	}
 	// scripts/k8s.sh prints the kit's directory last (its progress, if it builds, before).
 	lines := strings.Split(strings.TrimSpace(run(t, 30*time.Minute, nil, "scripts/k8s.sh")), "\n")
 	kit := lines[len(lines)-1]
@@ -1086,24 +1099,7 @@ func TestRealLabManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-manifest-%d", os.Getpid()))
-	env := []string{"DECKHAND_LAB_DIR=" + dir, "DECKHAND_LAB_CLUSTER=" + clusterFile, "DECKHAND_LAB_FILES=" + files}
-	prefix := ""
-	t.Cleanup(func() {
-		if len(leftovers(dir, prefix)) > 0 {
-			cmd := exec.Command("../../scripts/lab-down.sh")
-			cmd.Env = append(os.Environ(), env...)
-			_ = cmd.Run()
-		}
-	})
-	out := run(t, 30*time.Minute, env, "make", "lab")
-	l := loadLab(t, dir)
-	prefix = l.prefix
-	for _, want := range []string{"pod to pod: passed", "DNS: passed"} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
-		}
-	}
+	l, _, env := startLab(t, "manifest", "DECKHAND_LAB_CLUSTER="+clusterFile, "DECKHAND_LAB_FILES="+files)
 	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
 		if out, err := l.onHost(n, "cat", "/etc/cni/net.d/10-flannel.conflist"); err != nil || !strings.Contains(out, `"type": "flannel"`) {
 			t.Errorf("%s: the manifest's CNI configuration: %v %s", n, err, out)
@@ -1126,8 +1122,5 @@ func TestRealLabManifest(t *testing.T) {
 		t.Errorf("the applied manifest is not kept 0600 on node-1: %v %s", err, out)
 	}
 
-	run(t, 3*time.Minute, env, "make", "lab-down")
-	if left := leftovers(dir, prefix); len(left) > 0 {
-		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
-	}
+	stopLab(t, l, env)
 }
