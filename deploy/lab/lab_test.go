@@ -760,23 +760,8 @@ func (l *realLab) resetControlPlane(node string) {
 
 func TestRealLab(t *testing.T) {
 	t.Parallel() // side by side with the simulated lab of TestFaultsOnTheLab: two labs at once
-	if os.Getuid() != 0 {
-		t.Fatal("the real lab needs root (network and mount namespaces, cgroups): run the tests as root, as .ci/run does")
-	}
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dh-lab-test-%d", os.Getpid()))
-	env := []string{"DECKHAND_LAB_DIR=" + dir}
 	before := readSysctls()
-	prefix := ""
-	t.Cleanup(func() {
-		if len(leftovers(dir, prefix)) > 0 {
-			cmd := exec.Command("../../scripts/lab-down.sh")
-			cmd.Env = append(os.Environ(), env...) // only the lab this test started
-			_ = cmd.Run()
-		}
-	})
-	out := run(t, 30*time.Minute, env, "make", "lab")
-	l := loadLab(t, dir)
-	prefix = l.prefix
+	l, out, env := startLab(t, "test")
 
 	// What make lab printed: the real API server's node table with 4 Ready nodes, the pod
 	// network and DNS checks passed, and the way to use the cluster.
@@ -968,10 +953,7 @@ func TestRealLab(t *testing.T) {
 	t.Logf("searched %d records and logs for %d minted tokens and any token or certificate key", len(texts), len(minted))
 
 	// make lab-down leaves nothing, and the machine-wide sysctls are back.
-	run(t, 3*time.Minute, env, "make", "lab-down")
-	if left := leftovers(dir, prefix); len(left) > 0 {
-		t.Fatalf("make lab-down left:\n%s", strings.Join(left, "\n"))
-	}
+	stopLab(t, l, env)
 	if other, _ := os.ReadFile("/run/deckhand-lab/running"); len(other) == 0 {
 		if after := readSysctls(); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatalf("machine-wide sysctls after lab-down: %v, before the lab: %v", after, before)
