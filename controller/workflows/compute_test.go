@@ -659,14 +659,15 @@ func TestAFailedJoinStillUpdatesThePeers(t *testing.T) {
 }
 
 // A step that may run on any control plane but prefers the node an earlier step ran on (the
-// etcd check after a reset, where the drain ran) goes elsewhere once that node is down.
+// etcd check and the Node's deletion after a reset, where the drain ran) goes elsewhere once
+// that node is down; one that must run where the earlier one ran stays there.
 func TestResolvePrefersTheEarlierNodeWhileItIsReady(t *testing.T) {
 	cl := testCluster("cp-1", "w-1")
 	cl.Nodes = append(cl.Nodes, &apiv1.ClusterNode{Name: "cp-2", Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE},
 		&apiv1.ClusterNode{Name: "cp-3", Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE})
 	drain := &storagev1.StepRecord{Name: "cp-3/drain", Node: "cp-2", State: storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED}
 	check := &storagev1.StepRecord{Name: "cp-3/etcd-check", NodeFrom: "cp-3/drain", AnyControlPlane: true, Lane: "cp-3", State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING}
-	del := &storagev1.StepRecord{Name: "cp-3/delete", NodeFrom: "cp-3/drain", Lane: "cp-3", State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING}
+	del := &storagev1.StepRecord{Name: "cp-3/token-delete", NodeFrom: "cp-3/drain", Lane: "cp-3", State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING}
 	l := wfOf(0, drain, check, del)
 	for _, c := range []struct {
 		ready           map[string]bool
@@ -682,7 +683,7 @@ func TestResolvePrefersTheEarlierNodeWhileItIsReady(t *testing.T) {
 		}
 		// A step that must run where the earlier one ran stays there.
 		if n, _, _ := resolve(l, del, w); n != "cp-2" {
-			t.Errorf("ready %v: the delete goes to %q, want cp-2", c.ready, n)
+			t.Errorf("ready %v: the pinned step goes to %q, want cp-2", c.ready, n)
 		}
 	}
 }

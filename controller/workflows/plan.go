@@ -458,7 +458,8 @@ func (p *plan) resetSteps(node, address string, role taskv1.NodeRole, others boo
 	}
 	if others {
 		del := p.add(node, "delete", "delete the Node object", []string{last}, spec(&taskv1.DeleteNodeSpec{NodeName: node}))
-		del.Node, del.NodeFrom = "", dr.Name
+		// Where the drain ran, or on another Ready control plane once that one is down.
+		del.Node, del.NodeFrom, del.AnyControlPlane = "", dr.Name, true
 		last = del.Name
 	}
 	f := p.add(node, "forget", "remove the node from the cluster record", []string{last}, nil)

@@ -94,6 +94,11 @@ func TestResetRunsKubeadmResetBeforeDeletingTheNode(t *testing.T) {
 				t.Errorf("reset %s: %s/%s depends on %v, want [%s/%s]", node, node, step, got, node, want)
 			}
 		}
+		// The Node object is deleted where the drain ran, or on another Ready control plane
+		// once that one is down.
+		if del := p.step(node + "/delete"); del.GetNodeFrom() != node+"/drain" || !del.GetAnyControlPlane() {
+			t.Errorf("reset %s: delete runs from %q, any control plane %v", node, del.GetNodeFrom(), del.GetAnyControlPlane())
+		}
 	}
 }
 
