@@ -16,6 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/podnet"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -31,15 +32,7 @@ type manifestHost struct {
 func newManifestHost(t *testing.T, controlPlane bool) *manifestHost {
 	t.Helper()
 	root := t.TempDir()
-	write := func(p, content string, mode os.FileMode) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, p), []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(p, content string, mode os.FileMode) { testcluster.WriteFile(t, root, p, content, mode) }
 	write("usr/bin/kubectl", fmt.Sprintf(`#!/bin/sh
 echo "$*" >>%[1]s/calls
 case "$*" in

@@ -15,6 +15,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/loadbalancer"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/lbconf"
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -32,15 +33,7 @@ type node struct {
 func newNode(t *testing.T) *node {
 	t.Helper()
 	root := t.TempDir()
-	write := func(p, content string, mode os.FileMode) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, p), []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(p, content string, mode os.FileMode) { testcluster.WriteFile(t, root, p, content, mode) }
 	state := filepath.Join(root, "svc-state")
 	write("svc-state/.keep", "", 0o644)
 	write("usr/bin/systemctl", fmt.Sprintf(`#!/bin/sh

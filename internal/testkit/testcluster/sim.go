@@ -117,3 +117,14 @@ type buildError struct {
 func (e *buildError) Error() string {
 	return "build the hostsim simulation: " + e.err.Error() + "\n" + e.out
 }
+
+// WriteFile writes a file of a host root (p relative to it), its directories too.
+func WriteFile(t testing.TB, root, p, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, p), []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
