@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/. See README.md.
-.PHONY: all build generate verify lint test bench tools clean run lab lab-down
+.PHONY: all build generate presets verify lint test bench tools clean run lab lab-down
 
 all: build
 
@@ -11,6 +11,9 @@ tools:
 
 generate:
 	scripts/generate.sh
+
+presets:
+	scripts/presets.sh
 
 verify:
 	scripts/verify.sh

@@ -20,7 +20,16 @@ if [ -n "${base:-}" ]; then
     exit 1
   fi
 fi
-for m in . tools; do
+# The embedded pod-network presets are what scripts/presets.sh renders from the module proxy.
+presets=$(mktemp -d)
+trap 'rm -rf "$presets"' EXIT
+scripts/presets.sh "$presets" >/dev/null
+for f in internal/podnet/presets/*.yaml; do
+  if ! cmp -s "$f" "$presets/$(basename "$f")"; then
+    echo "$f is not what scripts/presets.sh renders: run 'make presets' and commit"; exit 1
+  fi
+done
+for m in . tools scripts/presets; do
   (cd "$m" && cp go.mod /tmp/verify.go.mod && cp go.sum /tmp/verify.go.sum && go mod tidy &&
     if ! cmp -s go.mod /tmp/verify.go.mod || ! cmp -s go.sum /tmp/verify.go.sum; then
       echo "go.mod/go.sum in $m is not tidy: run 'go mod tidy' there and commit"; git --no-pager diff -- go.mod go.sum; exit 1

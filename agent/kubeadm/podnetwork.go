@@ -16,8 +16,9 @@ import (
 // and reports by name whatever is still there.
 
 // podNetworkDirs are the pod networks' state directories: host-local's address
-// reservations and the CNI result cache, flannel's subnet file.
-var podNetworkDirs = []string{"/var/lib/cni", "/run/flannel"}
+// reservations and the CNI result cache, flannel's subnet file, Calico's node name and
+// state (a node joining again under another name would keep the old one), Cilium's.
+var podNetworkDirs = []string{"/var/lib/cni", "/run/flannel", "/var/lib/calico", "/run/calico", "/run/cilium"}
 
 // chainPrefixes name the iptables chains of Kubernetes and the pod networks: kube-proxy's
 // and the kubelet's, the CNI plugins' (portmap, bridge), Calico's, flannel's, Cilium's.

@@ -12,6 +12,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/manifests"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -35,10 +36,17 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 	if !manifests.ValidName(s.GetName()) {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "name the manifest with lower-case letters, digits and '-'", "manifest.name %q is not a manifest name", s.GetName())
 	}
-	content, fetched := s.GetContent(), s.GetLocation() != ""
+	content, fetched, preset := s.GetContent(), s.GetLocation() != "", s.GetPreset()
 	switch {
 	case fetched && content != "":
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give the manifest's content or its location, not both", "manifest: both content and location are set")
+	case preset != nil && (fetched || content != ""):
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "give the manifest's content, its location or a preset, one of them", "manifest: a preset and content or a location are set")
+	case preset != nil:
+		var err error
+		if content, err = renderPreset(preset); err != nil {
+			return nil, err
+		}
 	case fetched && s.GetSha256() == "":
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "add the manifest's SHA-256 (sha256sum FILE)", "manifest.sha256 is required with a location")
 	case fetched:
@@ -64,7 +72,7 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 				"the manifest %s runs %s, not among its declared images", s.GetName(), strings.Join(other, ", "))
 		}
 	}
-	objs, err := manifests.Parse(content, fetched)
+	objs, err := manifests.Parse(content, fetched || preset != nil) // neither is stored in the task record
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "fix the manifest "+s.GetName(), "manifest.content: %v", err)
 	}
@@ -113,4 +121,19 @@ func Manifest(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitte
 		e.Logf("%s %s/%s rolled out in %s", o.Kind, ns, o.Name, time.Since(start).Round(100*time.Millisecond))
 	}
 	return map[string]string{"objects": strconv.Itoa(len(objs)), "workloads": strconv.Itoa(workloads)}, nil
+}
+
+// renderPreset renders a pod network provider's manifest (upstream images: the task moves
+// them to the cluster's image repository like any manifest's).
+func renderPreset(p *taskv1.NetworkPreset) (string, error) {
+	prov, ok := podnet.Lookup(p.GetProvider())
+	if !ok || prov.Manifest == nil {
+		return "", tasks.Errorf("INVALID_ARGUMENT", "use a provider Deckhand carries a manifest of: upgrade this agent to the controllers' version",
+			"manifest.preset.provider %q has no manifest in this agent", p.GetProvider())
+	}
+	m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: p.GetPodSubnet(), Version: p.GetVersion()})
+	if err != nil {
+		return "", tasks.Errorf("INVALID_ARGUMENT", "give the preset the cluster's IPv4 pod subnet and this agent's version of "+prov.Name, "manifest.preset: %v", err)
+	}
+	return string(m), nil
 }

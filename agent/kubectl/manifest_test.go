@@ -69,7 +69,7 @@ func (m *manifestHost) run(s *taskv1.ManifestSpec, dry bool) (*taskv1.TaskResult
 
 func flannel(t *testing.T) string {
 	t.Helper()
-	b, err := podnet.MustLookup("flannel").Manifest(podnet.ManifestInput{PodSubnet: "10.244.0.0/16", ImageRepository: "10.250.0.1:5000"})
+	b, err := podnet.MustLookup("flannel").Manifest(podnet.ManifestInput{PodSubnet: "10.244.0.0/16"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +218,52 @@ spec:
 	wantFailed(t, "content and location", res, "INVALID_ARGUMENT", "both content and location")
 	if len(calls)+len(calls2)+len(calls3) != 0 {
 		t.Errorf("kubectl ran for a refused manifest: %q %q %q", calls, calls2, calls3)
+	}
+}
+
+// A preset is rendered on the node from the provider's embedded manifest, for the
+// cluster's pod subnet, with its images moved to the cluster's image repository and
+// checked against the declared ones; a preset beside other content, or one this agent
+// does not carry, is refused before kubectl runs.
+func TestManifestRendersAPreset(t *testing.T) {
+	m := newManifestHost(t, true)
+	calico := podnet.MustLookup("calico")
+	spec := func() *taskv1.ManifestSpec {
+		return &taskv1.ManifestSpec{Name: "calico", Preset: &taskv1.NetworkPreset{Provider: "calico", Version: calico.Version, PodSubnet: "10.32.0.0/12"},
+			Registry: &taskv1.RegistrySettings{ImageRepository: "10.250.0.1:5000"}, Images: calico.Images(calico.Version)}
+	}
+	res, calls := m.run(spec(), false)
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("calico preset: %v", res)
+	}
+	if want := []string{"rollout status daemonset/calico-node -n kube-system", "rollout status deployment/calico-kube-controllers -n kube-system"}; len(calls) != 3 ||
+		!strings.Contains(calls[1], want[0]) || !strings.Contains(calls[2], want[1]) {
+		t.Errorf("kubectl calls:\n%s\nwant apply, then %q", strings.Join(calls, "\n"), want)
+	}
+	applied, _ := os.ReadFile(filepath.Join(m.root, kubectl.ManifestDir, "calico.yaml"))
+	for _, want := range []string{"image: 10.250.0.1:5000/calico/node:" + calico.Version, "image: 10.250.0.1:5000/calico/cni:" + calico.Version,
+		"- name: CALICO_IPV4POOL_CIDR\n              value: \"10.32.0.0/12\"", "value: kubernetes-internal-ip"} {
+		if !strings.Contains(string(applied), want) {
+			t.Errorf("the applied calico manifest lacks %q", want)
+		}
+	}
+	if strings.Contains(string(applied), "docker.io/calico/") {
+		t.Errorf("the applied calico manifest still pulls from docker.io")
+	}
+
+	both := spec()
+	both.Content = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"
+	res, calls = m.run(both, false)
+	wantFailed(t, "a preset and content", res, "INVALID_ARGUMENT", "a preset and content")
+	none := spec()
+	none.Preset.Provider = "bridge"
+	res, calls2 := m.run(none, false)
+	wantFailed(t, "a provider without a manifest", res, "INVALID_ARGUMENT", `"bridge" has no manifest`)
+	v := spec()
+	v.Preset.Version = "v3.27.0"
+	res, calls3 := m.run(v, false)
+	wantFailed(t, "another version", res, "INVALID_ARGUMENT", "network_provider_version")
+	if len(calls)+len(calls2)+len(calls3) != 0 {
+		t.Errorf("kubectl ran for a refused preset: %q %q %q", calls, calls2, calls3)
 	}
 }

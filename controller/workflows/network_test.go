@@ -280,9 +280,12 @@ func TestFlannelSteps(t *testing.T) {
 	if man == nil || man.GetNode() != "cp-1" || !slices.Equal(man.GetDependsOn(), []string{"cp-1/init"}) {
 		t.Fatalf("flannel's manifest step: %v", man)
 	}
+	// The node renders flannel's manifest for the cluster's pod subnet and moves its image
+	// to the cluster's repository; only the declared image may run.
 	m := man.GetTask().GetManifest()
-	if m.GetName() != "flannel" || !strings.Contains(m.GetContent(), "image: 10.250.0.1:5000/flannel-io/flannel:") || !strings.Contains(m.GetContent(), `"Network": "10.244.0.0/16"`) {
-		t.Errorf("flannel's manifest: name %q\n%s", m.GetName(), m.GetContent())
+	if ps := m.GetPreset(); m.GetName() != "flannel" || m.GetContent() != "" || ps.GetProvider() != "flannel" || ps.GetVersion() != podnet.FlannelVersion ||
+		ps.GetPodSubnet() != "10.244.0.0/16" || m.GetRegistry().GetImageRepository() != "10.250.0.1:5000" || !slices.Equal(m.GetImages(), []string{"ghcr.io/flannel-io/flannel:" + podnet.FlannelVersion}) {
+		t.Errorf("flannel's manifest: %v", m)
 	}
 	if net := p.step("cp-1/network"); !slices.Contains(net.GetDependsOn(), man.GetName()) {
 		t.Errorf("cp-1's network step does not wait for flannel's manifest: %v", net.GetDependsOn())
@@ -423,5 +426,57 @@ func TestManifestProviderSteps(t *testing.T) {
 	}
 	if _, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, cl, enrolledSet("cp-1", "w-1")); err != nil {
 		t.Errorf("apply of the same document: %v", err)
+	}
+}
+
+// Under Calico or Cilium, whose pods write each node's CNI configuration, the first
+// control plane applies the provider's manifest (rendered on the node from the preset)
+// and waits until it is Ready; a joining node runs no network task, only its ready step;
+// every node opens the provider's ports and pulls its images through the cluster's
+// repository; no routes steps follow joins.
+func TestPresetProviderSteps(t *testing.T) {
+	for _, name := range []string{"calico", "cilium"} {
+		t.Run(name, func(t *testing.T) {
+			prov := podnet.MustLookup(name)
+			doc := strings.Replace(string(applyDoc([]string{"cp-1"}, "w-1")), "  nodes:", "  imageRepository: 10.250.0.1:5000\n  network: {provider: "+name+"}\n  nodes:", 1)
+			p, err := build(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, nil, enrolledSet("cp-1", "w-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			man := p.step("cp-1/network-provider")
+			m := man.GetTask().GetManifest()
+			if man == nil || m.GetName() != name || m.GetPreset().GetProvider() != name || m.GetPreset().GetVersion() != prov.Version ||
+				!slices.Equal(m.GetImages(), prov.Images(prov.Version)) || m.GetRegistry().GetImageRepository() != "10.250.0.1:5000" {
+				t.Fatalf("%s's manifest step: %v", name, man)
+			}
+			if net := p.step("cp-1/network"); net.GetTask().GetNodeReady().GetWait() != taskv1.NodeWait_NODE_WAIT_READY || !slices.Contains(net.GetDependsOn(), man.GetName()) {
+				t.Errorf("cp-1's network step is not a wait for Ready after the manifest: %v", net)
+			}
+			if p.step("w-1/network") != nil || p.step("w-1/ready") == nil {
+				t.Errorf("w-1: a network step %v, a ready step %v: want only the ready step", p.step("w-1/network"), p.step("w-1/ready"))
+			}
+			var ports []string
+			for _, port := range prov.Ports {
+				ports = append(ports, port.Spec)
+			}
+			for _, s := range p.steps {
+				_, what, _ := strings.Cut(s.GetName(), "/")
+				switch what {
+				case "routes":
+					t.Errorf("a routes step under %s: %s", name, s.GetName())
+				case "preflight":
+					if got := s.GetTask().GetPreflight().GetNetworkPorts(); !slices.Equal(got, ports) {
+						t.Errorf("%s opens %v, want %v", s.GetName(), got, ports)
+					}
+				case "images":
+					if got := s.GetTask().GetImages().GetExtraImages(); !slices.Equal(got, prov.ImagesAt("", "10.250.0.1:5000")) {
+						t.Errorf("%s pulls %v, want %v", s.GetName(), got, prov.ImagesAt("", "10.250.0.1:5000"))
+					}
+				}
+			}
+			if v := p.step("cp-1/init").GetTask().GetKubeadmInit().GetCluster().GetNetworkProviderVersion(); v != prov.Version {
+				t.Errorf("the new cluster records %s %q, want %s", name, v, prov.Version)
+			}
+		})
 	}
 }

@@ -262,16 +262,19 @@ func (p *plan) initSteps(ns *taskv1.NodeSpec, s settings) (string, error) {
 			// Only a new cluster is initialized: it gets this Deckhand's version.
 			return "", fmt.Errorf("%w: network_provider_version: this Deckhand installs %s %s in a new cluster, not %q: leave it out", ErrInvalid, prov.Name, prov.Version, v)
 		}
-		m, err := prov.Manifest(podnet.ManifestInput{PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet()), ImageRepository: s.cluster.GetRegistry().GetImageRepository(),
-			Version: s.cluster.GetNetworkProviderVersion()})
-		if err != nil {
+		// The node renders the provider's manifest (the task record keeps the preset, not
+		// Calico's 250 KiB); rendered here too, so a pod subnet it cannot take fails the plan.
+		preset := &taskv1.NetworkPreset{Provider: prov.Name, Version: prov.Version, PodSubnet: podnet.ClusterSubnet(s.cluster.GetPodSubnet())}
+		if _, err := prov.Manifest(podnet.ManifestInput{PodSubnet: preset.PodSubnet, Version: preset.Version}); err != nil {
 			return "", fmt.Errorf("%w: spec.networking.podSubnet: %v (spec.network.provider %s needs an IPv4 pod subnet; --pod-subnet on deckctl init)", ErrInvalid, err, prov.Name)
 		}
-		ms = &taskv1.ManifestSpec{Name: prov.ManifestName, Content: string(m), Timeout: durationpb.New(providerRolloutTimeout)}
+		ms = &taskv1.ManifestSpec{Name: prov.ManifestName, Preset: preset, Registry: s.cluster.GetRegistry(), Images: prov.Images(prov.Version),
+			Timeout: durationpb.New(providerRolloutTimeout)}
 	}
 	if ms != nil {
 		// Applied once the API answers; its DaemonSet runs on every node as it registers
-		// (host network, every taint tolerated), and each node's network step waits for it.
+		// (host network, every taint tolerated), and each node's network (or ready) step
+		// waits for it.
 		man := p.add(node, "network-provider", "apply "+prov.Name+" to the cluster and wait for it to roll out", []string{in.Name}, spec(ms))
 		man.MaxAttempts = 2
 		deps = append(deps, man.Name)
@@ -368,16 +371,20 @@ func networkSpec(c *taskv1.ClusterSpec) *taskv1.TaskSpec {
 
 // network adds the pod network of node after its registered step (and deps): the CNI
 // configuration for its podCIDR and, when Deckhand routes (bridge), routes to the other
-// nodes' podCIDRs; under a manifest of the user's, which configures the node itself, a
-// wait until the node is Ready (on the first control plane; a joining node has its ready
-// step). It returns the last step's name.
+// nodes' podCIDRs; under a provider whose pods configure the node themselves (Calico,
+// Cilium, a user's manifest), a wait until the node is Ready (on the first control plane;
+// a joining node has its ready step). It returns the last step's name.
 func (p *plan) network(node string, s settings, reg string, joining bool, deps ...string) string {
 	prov := podnet.MustLookup(provider(s.cluster))
-	if prov.FromDocument {
+	if prov.OwnCNI {
 		if joining {
-			return reg // the manifest's CNI configures the node; the join's ready step waits for it
+			return reg // the provider's pods configure the node; the join's ready step waits for it
 		}
-		st := p.add(node, "network", "pod network (the manifest's): wait until it makes the node Ready", append([]string{reg}, deps...),
+		who := prov.Name
+		if prov.FromDocument {
+			who = "the manifest's"
+		}
+		st := p.add(node, "network", "pod network ("+who+"): wait until it makes the node Ready", append([]string{reg}, deps...),
 			spec(&taskv1.NodeReadySpec{NodeName: node, Wait: taskv1.NodeWait_NODE_WAIT_READY}))
 		return st.Name
 	}

@@ -159,8 +159,9 @@ type KubeProxy struct {
 
 // Network is the pod network Deckhand installs.
 type Network struct {
-	// "bridge" (the default: host-gw routes, every node on one L2 segment) or "flannel"
-	// (VXLAN, nodes on any routed network); see podnet's providers.
+	// "bridge" (the default: host-gw routes, every node on one L2 segment), "flannel"
+	// (VXLAN, nodes on any routed network), "calico", "cilium", or "manifest" (a CNI
+	// manifest of the user's); see podnet's providers.
 	Provider string `json:"provider,omitempty"`
 	// Manifest is the pod network of provider "manifest".
 	Manifest *NetworkManifest `json:"manifest,omitempty"`

@@ -98,6 +98,9 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	if _, ok := Lookup(out.Provider); !ok || out.Provider == "" {
 		return nil, &FieldError{"provider", fmt.Sprintf("%q is not a pod network Deckhand installs: use %s", out.Provider, providerList())}
 	}
+	if p, _ := Lookup(out.Provider); p.OwnCNI {
+		return nil, &FieldError{"provider", fmt.Sprintf("%s's pods write each node's CNI configuration: a network task has nothing to do under it", out.Provider)}
+	}
 	var err error
 	if out.PodCIDR, err = ParsePrefix("pod_cidr", s.GetPodCidr()); err != nil {
 		return nil, err

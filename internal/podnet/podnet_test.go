@@ -26,7 +26,9 @@ func TestParse(t *testing.T) {
 		name, field string
 		set         func(*taskv1.NetworkSpec)
 	}{
-		{"unknown provider", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "calico" }},
+		{"unknown provider", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "weave" }},
+		{"a provider configuring nodes itself", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "calico" }},
+		{"a user's manifest", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "manifest" }},
 		{"no provider", "provider", func(s *taskv1.NetworkSpec) { s.Provider = "" }},
 		{"no pod CIDR", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "" }},
 		{"pod CIDR with host bits", "pod_cidr", func(s *taskv1.NetworkSpec) { s.PodCidr = "10.244.1.1/24" }},

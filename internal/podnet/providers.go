@@ -2,7 +2,6 @@ package podnet
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,15 +47,19 @@ type Provider struct {
 	// RewriteImage moves them to the cluster's image repository.
 	Images func(version string) []string
 	// Manifest renders the objects applied to the cluster once its first control plane is
-	// up (nil: nothing); ManifestName names the manifest task.
+	// up (nil: nothing), naming the images upstream (the manifest task moves them to the
+	// cluster's image repository); ManifestName names the manifest task.
 	Manifest     func(ManifestInput) ([]byte, error)
 	ManifestName string
 	// Namespace is where the manifest runs the provider's pods.
 	Namespace string
 	// FromDocument: the cluster document gives the manifest (spec.network.manifest: its
-	// location, SHA-256, images and ports), which writes each node's CNI configuration
-	// itself: Deckhand runs no network task, a node is done once it is Ready.
+	// location, SHA-256, images and ports).
 	FromDocument bool
+	// OwnCNI: the provider's pods write each node's CNI configuration themselves (Calico,
+	// Cilium, a user's manifest): Deckhand runs no network task, a node is done once it is
+	// Ready.
+	OwnCNI bool
 }
 
 // Port is one firewall opening: "8472/udp", "30000-32767/tcp".
@@ -69,9 +72,6 @@ type Port struct {
 type ManifestInput struct {
 	// PodSubnet is the cluster's IPv4 pod subnet (ClusterSubnet of its pod_subnet).
 	PodSubnet string
-	// ImageRepository is the cluster's image repository ("" or registry.k8s.io: the
-	// images' own registries).
-	ImageRepository string
 	// Version is the provider's version ("": the one this Deckhand installs).
 	Version string
 }
@@ -100,7 +100,10 @@ var providers = []Provider{
 		Summary:      "a pod network of your own (Calico, Cilium, ...): its manifest, pinned by SHA-256, applied after init with its images rewritten through the cluster's image repository",
 		ManifestName: "network",
 		FromDocument: true,
+		OwnCNI:       true,
 	},
+	calico,
+	cilium,
 }
 
 // Providers are the names of the pod networks Deckhand can install; the first is the
@@ -210,16 +213,15 @@ func ParsePort(field, s string) error {
 // Deckhand's network task writes the CNI configuration from flannel's subnet.env and owns
 // the masquerade rule, so flanneld runs without --ip-masq.
 func flannelManifest(in ManifestInput) ([]byte, error) {
-	subnet, err := netip.ParsePrefix(in.PodSubnet)
-	if err != nil || !subnet.Addr().Is4() {
-		return nil, &FieldError{"pod_subnet", fmt.Sprintf("%q: flannel needs the cluster's IPv4 pod subnet, such as 10.244.0.0/16", in.PodSubnet)}
+	subnet, err := ipv4Subnet(in.PodSubnet, "flannel")
+	if err != nil {
+		return nil, err
 	}
 	v := in.Version
 	if v == "" {
 		v = FlannelVersion
 	}
-	image := RewriteImage(flannelImage(v), in.ImageRepository)
-	return []byte(strings.NewReplacer("@SUBNET@", subnet.Masked().String(), "@IMAGE@", image, "@PORT@", flannelVXLANPort).Replace(flannelYAML)), nil
+	return []byte(strings.NewReplacer("@SUBNET@", subnet.String(), "@IMAGE@", flannelImage(v), "@PORT@", flannelVXLANPort).Replace(flannelYAML)), nil
 }
 
 const flannelYAML = `# flannel for this cluster, written by Deckhand (spec.network.provider: flannel).

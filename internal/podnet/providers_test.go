@@ -1,13 +1,10 @@
 package podnet
 
 import (
-	"bytes"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 )
@@ -41,10 +38,9 @@ func TestParsePort(t *testing.T) {
 	}
 }
 
-// TestProviderDeclarations checks every provider: its ports and images parse, a manifest
-// has a name and renders for a default and a mirrored repository into YAML documents that
-// each have a kind and a name, and every image the manifest runs is one the provider
-// declares (so the images step pulls it and an air-gapped export carries it), rewritten.
+// TestProviderDeclarations checks every provider's declaration: its ports and images
+// parse, a manifest has a name, and who writes each node's CNI configuration is one
+// answer. (presets_test.go renders the manifests.)
 func TestProviderDeclarations(t *testing.T) {
 	if Providers[0] != "bridge" || MustLookup("").Name != "bridge" || MustLookup("nope").Name != "bridge" {
 		t.Fatalf("the default provider is %q, want bridge", Providers[0])
@@ -75,69 +71,24 @@ func TestProviderDeclarations(t *testing.T) {
 		if (p.Manifest != nil || p.FromDocument) && p.ManifestName == "" {
 			t.Errorf("%s: a manifest without a name", p.Name)
 		}
-		if p.FromDocument && (p.SubnetFile != "" || p.HostRoutes || p.Manifest != nil) {
-			t.Errorf("%s: a manifest from the document writes the CNI configuration itself: no subnet file, routes or manifest of Deckhand's", p.Name)
+		if p.FromDocument && p.Manifest != nil {
+			t.Errorf("%s: the manifest is the document's, not one of Deckhand's", p.Name)
 		}
-		if p.Manifest == nil {
-			continue
+		if p.OwnCNI && (p.SubnetFile != "" || p.HostRoutes) {
+			t.Errorf("%s: its pods write the CNI configuration: no subnet file or routes of Deckhand's", p.Name)
 		}
-		for _, repo := range []string{"", "mirror.example.com:5000/k8s"} {
-			m, err := p.Manifest(ManifestInput{PodSubnet: "10.244.0.0/16", ImageRepository: repo})
-			if err != nil {
-				t.Fatalf("%s: manifest for %q: %v", p.Name, repo, err)
-			}
-			images := manifestImages(t, p.Name, m)
-			if len(images) == 0 {
-				t.Errorf("%s: the manifest runs no image", p.Name)
-			}
-			for _, img := range images {
-				if !slices.Contains(p.ImagesAt("", repo), img) {
-					t.Errorf("%s: the manifest runs %s, not among its images %v for repository %q", p.Name, img, p.ImagesAt("", repo), repo)
-				}
-			}
+		if p.FromDocument && !p.OwnCNI {
+			t.Errorf("%s: a manifest from the document writes the CNI configuration itself", p.Name)
 		}
 	}
-}
-
-// manifestImages parses a multi-document manifest and returns the images of its pod
-// templates' containers.
-func manifestImages(t *testing.T, name string, m []byte) []string {
-	t.Helper()
-	var images []string
-	for i, doc := range bytes.Split(m, []byte("\n---\n")) {
-		var obj struct {
-			Kind     string `json:"kind"`
-			Metadata struct {
-				Name string `json:"name"`
-			} `json:"metadata"`
-			Spec struct {
-				Template struct {
-					Spec struct {
-						Containers     []struct{ Image string } `json:"containers"`
-						InitContainers []struct{ Image string } `json:"initContainers"`
-					} `json:"spec"`
-				} `json:"template"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			t.Fatalf("%s: document %d does not parse: %v", name, i, err)
-		}
-		if obj.Kind == "" || obj.Metadata.Name == "" {
-			t.Errorf("%s: document %d has no kind or name", name, i)
-		}
-		for _, c := range append(obj.Spec.Template.Spec.Containers, obj.Spec.Template.Spec.InitContainers...) {
-			images = append(images, c.Image)
-		}
-	}
-	return images
 }
 
 func TestFlannelManifest(t *testing.T) {
-	m, err := MustLookup("flannel").Manifest(ManifestInput{PodSubnet: "10.32.0.0/12", ImageRepository: "10.250.0.1:5000"})
+	m, err := MustLookup("flannel").Manifest(ManifestInput{PodSubnet: "10.32.0.0/12"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"Network": "10.32.0.0/12"`, `"Port": 8472}`, "image: 10.250.0.1:5000/flannel-io/flannel:" + FlannelVersion, "--ip-masq=false", "--iface=$(NODE_IP)", "fieldPath: status.hostIP"} {
+	for _, want := range []string{`"Network": "10.32.0.0/12"`, `"Port": 8472}`, "image: ghcr.io/flannel-io/flannel:" + FlannelVersion, "--ip-masq=false", "--iface=$(NODE_IP)", "fieldPath: status.hostIP"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("flannel's manifest lacks %q", want)
 		}

@@ -165,7 +165,7 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringVar(&f.action, "action", "pull", "images: pull, list, remove, export or import")
 	fl.StringSliceVar(&f.images, "image", nil, "images: explicit image (repeatable; default: the control-plane images)")
 	fl.StringVar(&f.archive, "archive", "", "images: tarball path on the node for export and import")
-	fl.StringVar(&f.networkProvider, "network-provider", "", "images: add this pod network provider's images (flannel) to the control-plane images, for pull and export")
+	fl.StringVar(&f.networkProvider, "network-provider", "", "images: add this pod network provider's images (flannel, calico, cilium) to the control-plane images, for pull and export")
 	fl.StringVar(&f.networkVersion, "network-provider-version", "", "images: the provider's version, as deckctl cluster shows it for an existing cluster (default: the one this deckctl installs in a new cluster)")
 	fl.DurationVar(&f.pullTimeout, "pull-timeout", 2*time.Minute, "images: per-image pull timeout before the next mirror")
 	fl.StringVar(&f.pkgSource, "package-source", "repository", "packages: repository (pkgs.k8s.io or --base-url mirror) or binaries (--base-url)")

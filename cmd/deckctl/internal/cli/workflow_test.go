@@ -479,7 +479,7 @@ func TestApplySurvivesLeaderFailover(t *testing.T) {
 
 func TestAgentRestartMidJoin(t *testing.T) {
 	l := newLab(t, "node-1", "node-2")
-	if _, _, err := l.deckctl("init", "node-1", "--kubernetes-version", version, "--network-provider", "calico"); err == nil ||
+	if _, _, err := l.deckctl("init", "node-1", "--kubernetes-version", version, "--network-provider", "weave"); err == nil ||
 		!strings.Contains(err.Error(), "network_provider") || !strings.Contains(err.Error(), "bridge") {
 		t.Fatalf("init with an unknown network provider: %v", err)
 	}

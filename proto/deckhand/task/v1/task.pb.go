@@ -1249,7 +1249,8 @@ type ClusterSpec struct {
 	ClusterName          string            `protobuf:"bytes,6,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
 	CgroupDriver         string            `protobuf:"bytes,7,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
 	// The pod network Deckhand installs: "bridge" (the default when empty; host-gw routes,
-	// one L2 segment) or "flannel" (VXLAN).
+	// one L2 segment), "flannel" (VXLAN), "calico" or "cilium" (their manifests, carried by
+	// Deckhand), or "manifest" (the user's, network_manifest).
 	NetworkProvider string             `protobuf:"bytes,8,opt,name=network_provider,json=networkProvider,proto3" json:"network_provider,omitempty"`
 	KubeProxy       *KubeProxySettings `protobuf:"bytes,9,opt,name=kube_proxy,json=kubeProxy,proto3" json:"kube_proxy,omitempty"`
 	// Extra Subject Alternative Names of the API server's serving certificate
@@ -2606,7 +2607,11 @@ type ManifestSpec struct {
 	// repository (podnet.RewriteImage), so the nodes pull them where the cluster's images are.
 	Registry *RegistrySettings `protobuf:"bytes,6,opt,name=registry,proto3" json:"registry,omitempty"`
 	// The images the manifest may run (before rewriting); empty: not checked.
-	Images        []string `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
+	Images []string `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
+	// Instead of content or a location: a pod network provider's manifest, which the node
+	// renders from the preset Deckhand carries (podnet: flannel, calico, cilium), so the task
+	// record stays small (Calico's manifest is ~250 KiB).
+	Preset        *NetworkPreset `protobuf:"bytes,8,opt,name=preset,proto3" json:"preset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2690,6 +2695,76 @@ func (x *ManifestSpec) GetImages() []string {
 	return nil
 }
 
+func (x *ManifestSpec) GetPreset() *NetworkPreset {
+	if x != nil {
+		return x.Preset
+	}
+	return nil
+}
+
+// NetworkPreset names a pod network provider's manifest and what it is rendered for.
+type NetworkPreset struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider (podnet.Providers) and its version (the one this Deckhand installs).
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Version  string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The cluster's IPv4 pod subnet, such as 10.244.0.0/16.
+	PodSubnet     string `protobuf:"bytes,3,opt,name=pod_subnet,json=podSubnet,proto3" json:"pod_subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkPreset) Reset() {
+	*x = NetworkPreset{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkPreset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkPreset) ProtoMessage() {}
+
+func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkPreset.ProtoReflect.Descriptor instead.
+func (*NetworkPreset) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *NetworkPreset) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *NetworkPreset) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *NetworkPreset) GetPodSubnet() string {
+	if x != nil {
+		return x.PodSubnet
+	}
+	return ""
+}
+
 // NetworkRoute is one other node's pod CIDR, reached via its address.
 type NetworkRoute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2701,7 +2776,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +2788,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +2801,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -2766,7 +2841,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +2853,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +2866,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -2840,7 +2915,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +2927,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +2940,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -2890,7 +2965,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +2977,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +2990,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Change) GetKind() string {
@@ -2956,7 +3031,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3043,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3056,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3066,7 +3141,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3153,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3166,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3123,7 +3198,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3210,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3223,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Progress) GetItem() string {
@@ -3194,7 +3269,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3281,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3294,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3265,7 +3340,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3352,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3365,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3550,7 +3625,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x05 \x01(\x04R\n" +
 	"generation\x12\x16\n" +
-	"\x06remove\x18\x06 \x01(\bR\x06remove\"\xfd\x01\n" +
+	"\x06remove\x18\x06 \x01(\bR\x06remove\"\xb6\x02\n" +
 	"\fManifestSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\x123\n" +
@@ -3558,7 +3633,13 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\blocation\x18\x04 \x01(\tR\blocation\x12\x16\n" +
 	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12>\n" +
 	"\bregistry\x18\x06 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12\x16\n" +
-	"\x06images\x18\a \x03(\tR\x06images\"4\n" +
+	"\x06images\x18\a \x03(\tR\x06images\x127\n" +
+	"\x06preset\x18\b \x01(\v2\x1f.deckhand.task.v1.NetworkPresetR\x06preset\"d\n" +
+	"\rNetworkPreset\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1d\n" +
+	"\n" +
+	"pod_subnet\x18\x03 \x01(\tR\tpodSubnet\"4\n" +
 	"\fNetworkRoute\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\"\xa9\x01\n" +
@@ -3652,7 +3733,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -3685,27 +3766,28 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*NetworkSpec)(nil),           // 28: deckhand.task.v1.NetworkSpec
 	(*LoadBalancerSpec)(nil),      // 29: deckhand.task.v1.LoadBalancerSpec
 	(*ManifestSpec)(nil),          // 30: deckhand.task.v1.ManifestSpec
-	(*NetworkRoute)(nil),          // 31: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 32: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 33: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 34: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 35: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 36: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 37: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 38: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 39: deckhand.task.v1.TaskResult
-	nil,                           // 40: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 41: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 42: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 43: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 44: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 45: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*NetworkPreset)(nil),         // 31: deckhand.task.v1.NetworkPreset
+	(*NetworkRoute)(nil),          // 32: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 33: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 34: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 35: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 36: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 37: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 38: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 39: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 40: deckhand.task.v1.TaskResult
+	nil,                           // 41: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 42: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 43: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 44: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 45: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 46: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 47: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 48: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	46, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	47, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -3716,63 +3798,64 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	23, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
 	24, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
 	26, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	33, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	34, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
 	27, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	32, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	33, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
 	28, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
 	25, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
 	29, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
 	30, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
 	0,  // 19: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
 	1,  // 20: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	40, // 21: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	41, // 21: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
 	2,  // 22: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	41, // 23: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	42, // 23: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
 	10, // 24: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
 	3,  // 25: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
 	10, // 26: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	46, // 27: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	47, // 27: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
 	10, // 28: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
 	17, // 29: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	42, // 30: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	43, // 30: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
 	16, // 31: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
 	15, // 32: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
 	14, // 33: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	46, // 34: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	43, // 35: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	47, // 34: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	44, // 35: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
 	19, // 36: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	44, // 37: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	45, // 37: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
 	13, // 38: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
 	18, // 39: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	46, // 40: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	46, // 41: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	47, // 40: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	47, // 41: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
 	13, // 42: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
 	18, // 43: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
 	0,  // 44: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	46, // 45: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	46, // 46: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	46, // 47: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	47, // 45: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	47, // 46: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	47, // 47: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
 	4,  // 48: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	31, // 49: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	32, // 49: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
 	15, // 50: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	46, // 51: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	47, // 51: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
 	10, // 52: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	46, // 53: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	47, // 54: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	36, // 55: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	37, // 56: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 57: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 58: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	34, // 59: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	45, // 60: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	38, // 61: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	47, // 62: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	47, // 63: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	31, // 53: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	47, // 54: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	48, // 55: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	37, // 56: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	38, // 57: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 58: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 59: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	35, // 60: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	46, // 61: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	39, // 62: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	48, // 63: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	48, // 64: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -3801,7 +3884,7 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_Manifest)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[11].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[29].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[30].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -3812,7 +3895,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
