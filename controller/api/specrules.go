@@ -169,6 +169,9 @@ func duration(max time.Duration) fieldRule {
 	})
 }
 
+// presetVersionRE is a pod network provider's release.
+var presetVersionRE = regexp.MustCompile(`^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
+
 func version(path, s string) error {
 	if _, _, err := kubeimages.ParseKubernetesVersion(s); err != nil {
 		return fieldFrom(path, err)
@@ -541,17 +544,55 @@ func init() {
 	r(ma, "sha256", sha)
 	r(ma, "registry", nested)
 	r(ma, "images", imageRefs)
+	r(ma, "preset", nested)
 	messageRules[td(ma).FullName()] = func(path string, m protoreflect.Message) error {
 		s := m.Interface().(*taskv1.ManifestSpec)
 		switch {
 		case s.GetName() == "":
 			return &fieldError{path + ".name", "is required: name the manifest (lower-case letters, digits and '-')"}
+		case s.GetPreset() != nil && (s.GetLocation() != "" || s.GetContent() != ""):
+			return &fieldError{path + ".preset", "is set beside content or a location: give one of them"}
+		case s.GetPreset() != nil:
+			return nil
 		case s.GetLocation() != "" && s.GetContent() != "":
 			return &fieldError{path + ".location", "is set beside content: give one of them"}
 		case s.GetLocation() != "" && s.GetSha256() == "":
 			return &fieldError{path + ".sha256", "is required with a location: the manifest's SHA-256 (sha256sum FILE)"}
 		case s.GetLocation() == "" && strings.TrimSpace(s.GetContent()) == "":
-			return &fieldError{path + ".content", "is required: give the objects to apply, YAML documents separated by --- lines, or a location"}
+			return &fieldError{path + ".content", "is required: give the objects to apply, YAML documents separated by --- lines, a location or a preset"}
+		}
+		return nil
+	}
+	np := &taskv1.NetworkPreset{}
+	r(np, "provider", str(func(path, s string) error {
+		if p, ok := podnet.Lookup(s); !ok || s == "" || p.Manifest == nil {
+			return &fieldError{path, fmt.Sprintf("%q is not a pod network provider Deckhand carries a manifest of: use flannel, calico or cilium", s)}
+		}
+		return nil
+	}))
+	r(np, "version", str(func(path, s string) error {
+		if !presetVersionRE.MatchString(s) {
+			return &fieldError{path, fmt.Sprintf("%q is not a release: give one such as v1.18.4", s)}
+		}
+		return nil
+	}))
+	r(np, "pod_subnet", str(func(path, s string) error {
+		if p, err := netip.ParsePrefix(s); err != nil || !p.Addr().Is4() {
+			return &fieldError{path, fmt.Sprintf("%q is not an IPv4 CIDR: give the cluster's pod subnet, such as 10.244.0.0/16", s)}
+		}
+		return nil
+	}))
+	messageRules[td(np).FullName()] = func(path string, m protoreflect.Message) error {
+		s := m.Interface().(*taskv1.NetworkPreset)
+		_, err := podnet.MustLookup(s.GetProvider()).Manifest(podnet.ManifestInput{PodSubnet: s.GetPodSubnet(), Version: s.GetVersion()})
+		var fe *podnet.FieldError
+		switch {
+		case errors.As(err, &fe) && fe.Field == "network_provider_version":
+			return &fieldError{path + ".version", fe.Msg}
+		case errors.As(err, &fe):
+			return &fieldError{path + "." + fe.Field, fe.Msg}
+		case err != nil:
+			return &fieldError{path, err.Error()}
 		}
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -267,7 +268,7 @@ func badCases() []badCase {
 				s.GetKubeadmInit().Node.KubeletExtraArgs[fmt.Sprintf("f%d", i)] = "1"
 			}
 		}, "spec.kubeadm_init.node.kubelet_extra_args"},
-		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "calico" }, "spec.kubeadm_init.cluster.network_provider"},
+		{t + "ClusterSpec.network_provider", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProvider = "weave" }, "spec.kubeadm_init.cluster.network_provider"},
 		{t + "ClusterSpec.network_manifest", "kubeadm_init", func(s *taskv1.TaskSpec) {
 			s.GetKubeadmInit().Cluster.NetworkManifest = &taskv1.NetworkManifest{Location: "https://example.com/cni.yaml", Sha256: strings.Repeat("a", 64)}
 		}, "spec.kubeadm_init.cluster.network_manifest"},
@@ -284,6 +285,21 @@ func badCases() []badCase {
 		}, "spec.manifest.sha256"},
 		{t + "ManifestSpec.sha256", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Sha256 = "xyz" }, "spec.manifest.sha256"},
 		{t + "ManifestSpec.images", "manifest", func(s *taskv1.TaskSpec) { s.GetManifest().Images = []string{"Bad::ref"} }, "spec.manifest.images[0]"},
+		{t + "ManifestSpec.preset", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Preset = &taskv1.NetworkPreset{Provider: "calico", Version: podnet.CalicoVersion, PodSubnet: "10.244.0.0/16"}
+		}, "spec.manifest.preset"},
+		{t + "NetworkPreset.provider", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{Provider: "bridge", Version: "v1.0.0", PodSubnet: "10.244.0.0/16"}
+		}, "spec.manifest.preset.provider"},
+		{t + "NetworkPreset.version", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{Provider: "cilium", Version: "v1.0.0", PodSubnet: "10.244.0.0/16"}
+		}, "spec.manifest.preset.version"},
+		{t + "NetworkPreset.version", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{Provider: "cilium", Version: "latest", PodSubnet: "10.244.0.0/16"}
+		}, "spec.manifest.preset.version"},
+		{t + "NetworkPreset.pod_subnet", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{Provider: "calico", Version: podnet.CalicoVersion, PodSubnet: "fd00::/64"}
+		}, "spec.manifest.preset.pod_subnet"},
 		{t + "ClusterSpec.network_provider_version", "kubeadm_init", func(s *taskv1.TaskSpec) { s.GetKubeadmInit().Cluster.NetworkProviderVersion = "latest" }, "spec.kubeadm_init.cluster.network_provider_version"},
 
 		{t + "ClusterSpec.load_balancer", "kubeadm_init", func(s *taskv1.TaskSpec) {
@@ -300,7 +316,7 @@ func badCases() []badCase {
 		{t + "LoadBalancerSpec.priority", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Priority = 255 }, "spec.load_balancer.priority"},
 		{t + "LoadBalancerSpec.node_address", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().NodeAddress = "10.0.0.1; ls" }, "spec.load_balancer.node_address"},
 		{t + "LoadBalancerSpec.generation", "load_balancer", func(s *taskv1.TaskSpec) { s.GetLoadBalancer().Generation = 1 << 60 }, "spec.load_balancer.generation"},
-		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "calico" }, "spec.network.provider"},
+		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "weave" }, "spec.network.provider"},
 		{t + "NetworkSpec.routes", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "flannel" }, "spec.network.routes"},
 		{t + "NetworkSpec.provider", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Provider = "" }, "spec.network.provider"},
 		{t + "NetworkSpec.pod_cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PodCidr = "" }, "spec.network.pod_cidr"},

@@ -79,6 +79,9 @@ type shape struct {
 	extra    map[string]string // more of the kit's binaries: path in the image -> kit binary
 }
 
+// LabProviders are the pod network providers whose images the kit builds.
+var LabProviders = []string{"bridge", "flannel"}
+
 // LabCNIPluginImage is the lab's image of the flannel CNI plugin that flannel's own manifest
 // installs with `cp -f /flannel /opt/cni/bin/flannel` (upstream's flannel-cni-plugin image is
 // built from flannel-io/cni-plugin, which the Go module proxy does not serve; this one carries
@@ -165,8 +168,9 @@ func (o *options) names() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-kubernetes-version/-repository: %w", err)
 	}
-	// The pod network providers' images, where a cluster with this repository pulls them.
-	for _, prov := range podnet.Providers {
+	// The images of the pod network providers the lab runs, where a cluster with this
+	// repository pulls them (Calico's and Cilium's are not built from the module proxy).
+	for _, prov := range LabProviders {
 		names = append(names, podnet.MustLookup(prov).ImagesAt("", o.repository)...)
 	}
 	names = append(names, podnet.RewriteImage(LabCNIPluginImage, o.repository))

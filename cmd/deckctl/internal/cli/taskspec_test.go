@@ -28,7 +28,7 @@ func TestImagesTaskAddsTheProvidersImages(t *testing.T) {
 	if s, _ := f.spec("images"); len(s.GetImages().GetExtraImages()) != 0 {
 		t.Errorf("without --network-provider: extra images %q", s.GetImages().GetExtraImages())
 	}
-	f.networkProvider = "calico"
+	f.networkProvider = "weave"
 	if _, err := f.spec("images"); err == nil || !strings.Contains(err.Error(), "--network-provider") || !strings.Contains(err.Error(), "flannel") {
 		t.Errorf("an unknown provider: %v", err)
 	}
