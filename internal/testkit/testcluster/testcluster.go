@@ -125,7 +125,7 @@ func NewEtcd(t testing.TB, n int, endpoints []string) *Cluster {
 	c := &Cluster{t: t, Net: testnet.New(), Agents: map[string]*Agent{}, etcd: &controller.EtcdConfig{Endpoints: endpoints, Prefix: prefix}}
 	t.Cleanup(c.stopAll)
 	for i := range n {
-		ctl := &Controller{Dir: t.TempDir()}
+		ctl := &Controller{Dir: c.dir()}
 		c.Controllers = append(c.Controllers, ctl)
 		if err := c.start(ctl, nil); err != nil {
 			t.Fatalf("start controller %d: %v", i, err)
@@ -164,7 +164,7 @@ func NewWith(t testing.TB, n int, configure func(*controller.Config)) *Cluster {
 	c := &Cluster{t: t, Net: testnet.New(), Agents: map[string]*Agent{}, configure: configure}
 	t.Cleanup(c.stopAll)
 	for i := range n {
-		ctl := &Controller{Dir: t.TempDir()}
+		ctl := &Controller{Dir: c.dir()}
 		c.Controllers = append(c.Controllers, ctl)
 		var join []string
 		if i > 0 {
@@ -472,7 +472,7 @@ func (c *Cluster) AgentConfig(name, token string) agent.Config {
 	cfg.CACertHash = c.caHash
 	cfg.NodeName = name
 	cfg.Root = HostRoot(c.t, name)
-	cfg.DataDir = c.t.TempDir()
+	cfg.DataDir = c.dir() // after HostRoot: the agent stops before its root is removed
 	cfg.BackoffInitial = 50 * time.Millisecond
 	cfg.BackoffMax = 500 * time.Millisecond
 	cfg.Logger = Logger()
@@ -505,6 +505,16 @@ func (c *Cluster) StopAgent(name string) {
 
 // CutAgent cuts (or restores) an agent's network.
 func (c *Cluster) CutAgent(name string, on bool) { c.Net.Isolate(name, on) }
+
+// dir is a temporary directory for a controller or an agent, removed when the test ends
+// only after everything the cluster started has stopped (cleanups run last in, first out:
+// stopping again after each directory made puts the stop before its removal), so nothing
+// writes into a directory being removed.
+func (c *Cluster) dir() string {
+	d := c.t.TempDir()
+	c.t.Cleanup(c.stopAll)
+	return d
+}
 
 func (c *Cluster) stopAll() {
 	for name := range c.Agents {
