@@ -22,11 +22,12 @@ func handlers() map[string]tasks.Handler {
 		"preflight": preflight.Run,
 		"packages":  packages.Run,
 
-		"kubeadm_init":  kubeadm.Init,
-		"kubeadm_token": kubeadm.Token,
-		"kubeadm_join":  kubeadm.Join,
-		"kubeadm_reset": kubeadm.Reset,
-		"diagnostics":   diagnostics.Run,
+		"kubeadm_init":    kubeadm.Init,
+		"kubeadm_token":   kubeadm.Token,
+		"kubeadm_join":    kubeadm.Join,
+		"kubeadm_reset":   kubeadm.Reset,
+		"kubeadm_upgrade": kubeadm.Upgrade,
+		"diagnostics":     diagnostics.Run,
 
 		"drain":       kubectl.Drain,
 		"delete_node": kubectl.DeleteNode,
@@ -38,5 +39,6 @@ func handlers() map[string]tasks.Handler {
 		"network":         network.Run,
 		"load_balancer":   loadbalancer.Run,
 		"manifest":        kubectl.Manifest,
+		"cluster_health":  kubectl.ClusterHealth,
 	}
 }

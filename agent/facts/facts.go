@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -68,6 +69,7 @@ func (c *Collector) Collect(ctx context.Context) (*agentv1.Facts, error) {
 		MachineId:       cleanString(strings.TrimSpace(string(c.readFile("/etc/machine-id")))),
 	}
 	f.OsId, f.OsVersion = c.osRelease()
+	f.ControlPlaneVersion = ControlPlaneVersion(c.readFile(APIServerManifest))
 	if has, known := c.CapSysResource(); known {
 		f.CapSysResource = &has
 	}
@@ -325,4 +327,19 @@ func (c *Collector) execHost(ctx context.Context, name string, args ...string) (
 		return nil, fmt.Errorf("run %s: %w", p, err)
 	}
 	return out, nil
+}
+
+// APIServerManifest is a kubeadm control plane's kube-apiserver static pod.
+const APIServerManifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+// apiServerImageRE finds the kube-apiserver image's tag in its static pod manifest.
+var apiServerImageRE = regexp.MustCompile(`(?m)^\s*image:\s*["']?\S*/kube-apiserver:(v[0-9]+\.[0-9]+\.[0-9]+)["']?\s*$`)
+
+// ControlPlaneVersion is the version of a control plane, the tag of the image its
+// kube-apiserver static pod manifest runs ("" when there is none: a worker).
+func ControlPlaneVersion(manifest []byte) string {
+	if m := apiServerImageRE.FindSubmatch(manifest); m != nil {
+		return string(m[1])
+	}
+	return ""
 }

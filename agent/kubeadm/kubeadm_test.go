@@ -50,6 +50,7 @@ func newNode(t *testing.T, name string) *node {
 	testcluster.SimKubeadm(t, root)
 	r, err := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{
 		"kubeadm_init": kubeadm.Init, "kubeadm_token": kubeadm.Token, "kubeadm_join": kubeadm.Join, "kubeadm_reset": kubeadm.Reset,
+		"kubeadm_upgrade": kubeadm.Upgrade,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

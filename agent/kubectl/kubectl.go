@@ -88,6 +88,9 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	if timeout <= 0 {
 		timeout = DefaultDrainTimeout
 	}
+	if spec.GetUncordon() {
+		return uncordon(ctx, h, e, name)
+	}
 	const hint = "let the pods that block it be evicted (a PodDisruptionBudget that allows a disruption, more replicas elsewhere) and drain again, or reset the node with --force to remove it without a clean drain"
 	absent := func() (map[string]string, error) {
 		e.Logf("node %s does not exist: nothing to drain", name)
@@ -116,6 +119,30 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	return map[string]string{"drained": name}, nil
 }
 
+// uncordon lets pods be scheduled on a node again (after its upgrade); a node that is not
+// cordoned is left as it is.
+func uncordon(ctx context.Context, h *host.Host, e *tasks.Emitter, name string) (map[string]string, error) {
+	out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", "json")...)
+	if err != nil {
+		if notFound(err, name) {
+			return nil, tasks.Errorf("NODE_NOT_FOUND", "check that the node is still part of the cluster (kubectl get nodes)", "node %s does not exist", name)
+		}
+		return nil, tasks.Errorf("UNCORDON_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "get node %s: %s", name, message(err))
+	}
+	v, err := ParseNode(out)
+	if err != nil {
+		return nil, tasks.Errorf("UNCORDON_FAILED", "check the control plane's health", "%v", err)
+	}
+	if !v.Unschedulable {
+		e.Logf("node %s is not cordoned", name)
+		return map[string]string{"uncordoned": name}, nil
+	}
+	if err := h.Run(ctx, "uncordon node "+name, argv("uncordon", name)...); err != nil {
+		return nil, tasks.Errorf("UNCORDON_FAILED", "uncordon it by hand: kubectl uncordon "+name, "uncordon %s: %s", name, message(err))
+	}
+	return map[string]string{"uncordoned": name}, nil
+}
+
 // DeleteNode deletes the Node object; one already gone is not an error.
 func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	name := t.GetSpec().GetDeleteNode().GetNodeName()
@@ -138,7 +165,8 @@ type node struct {
 		Labels map[string]string `json:"labels"`
 	} `json:"metadata"`
 	Spec struct {
-		PodCIDR string `json:"podCIDR"`
+		PodCIDR       string `json:"podCIDR"`
+		Unschedulable bool   `json:"unschedulable"`
 	} `json:"spec"`
 	Status struct {
 		Addresses []struct {
@@ -149,16 +177,23 @@ type node struct {
 			Type   string `json:"type"`
 			Status string `json:"status"`
 		} `json:"conditions"`
+		NodeInfo struct {
+			KubeletVersion string `json:"kubeletVersion"`
+		} `json:"nodeInfo"`
 	} `json:"status"`
 }
 
 // NodeView is what Deckhand reads of a Node object: its name, whether it carries the
 // control-plane role label (kubeadm's mark-control-plane phase sets it), its Ready
-// condition's status ("" when it reports none), its spec.podCIDR and its InternalIP.
+// condition's status ("" when it reports none), its spec.podCIDR, its InternalIP and its
+// kubelet's version.
 type NodeView struct {
 	Name                    string
 	ControlPlane            bool
 	Ready, PodCIDR, Address string
+	KubeletVersion          string
+	// Unschedulable: cordoned.
+	Unschedulable bool
 }
 
 // ControlPlaneLabel is the label kubeadm puts on a control-plane Node.
@@ -170,7 +205,7 @@ func ParseNode(out []byte) (NodeView, error) {
 	if err := json.Unmarshal(out, &n); err != nil {
 		return NodeView{}, fmt.Errorf("kubectl get node -o json: not a Node object: %w", err)
 	}
-	v := NodeView{Name: n.Metadata.Name, PodCIDR: n.Spec.PodCIDR}
+	v := NodeView{Name: n.Metadata.Name, PodCIDR: n.Spec.PodCIDR, KubeletVersion: n.Status.NodeInfo.KubeletVersion, Unschedulable: n.Spec.Unschedulable}
 	_, v.ControlPlane = n.Metadata.Labels[ControlPlaneLabel]
 	for _, c := range n.Status.Conditions {
 		if c.Type == "Ready" {
@@ -185,9 +220,12 @@ func ParseNode(out []byte) (NodeView, error) {
 	return v, nil
 }
 
-// waitDone says whether the node is as far as the wait asks, and if not, why.
-func waitDone(v NodeView, registered bool) (bool, string) {
+// waitDone says whether the node is as far as the wait asks (and its kubelet at kubelet,
+// when set), and if not, why.
+func waitDone(v NodeView, registered bool, kubelet string) (bool, string) {
 	switch {
+	case kubelet != "" && v.KubeletVersion != kubelet:
+		return false, fmt.Sprintf("its kubelet reports %s, not %s yet", or(v.KubeletVersion, "no version"), kubelet)
 	case registered && v.PodCIDR == "":
 		return false, "it has no spec.podCIDR yet (kube-controller-manager assigns one when the cluster has a pod subnet: spec.networking.podSubnet)"
 	case registered && v.Address == "":
@@ -217,6 +255,9 @@ func NodeReady(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitt
 	if registered {
 		what = "registered with a podCIDR"
 	}
+	if v := spec.GetKubeletVersion(); v != "" {
+		what += " with kubelet " + v
+	}
 	if err := check(h, "node_ready", name); err != nil {
 		var te *tasks.Error
 		if !h.DryRun || !errors.As(err, &te) || te.Reason != "NOT_A_CONTROL_PLANE" {
@@ -238,7 +279,7 @@ func NodeReady(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitt
 		if err == nil {
 			var v NodeView
 			if v, err = ParseNode(out); err == nil {
-				done, why := waitDone(v, registered)
+				done, why := waitDone(v, registered, spec.GetKubeletVersion())
 				if done {
 					e.Logf("node %s is %s (after %v): podCIDR %s, InternalIP %s", name, what, time.Since(start).Round(time.Second), or(v.PodCIDR, "none"), or(v.Address, "none"))
 					outs := map[string]string{"pod_cidr": v.PodCIDR, "address": v.Address}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,11 +19,12 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/kubepkgs"
 	"github.com/deckhandhq/deckhand/internal/safetext"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
-var tools = []string{"kubelet", "kubeadm", "kubectl"}
+var tools = kubepkgs.Tools
 
 // Paths the task manages.
 const (
@@ -48,18 +50,30 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		}
 	}
 	minor := version[:strings.LastIndex(version, ".")] // v1.33
+	want, err := kubepkgs.Components(spec.GetComponents())
+	if err != nil {
+		return nil, tasks.Errorf("INVALID_ARGUMENT", "name kubelet, kubeadm or kubectl", "%v", err)
+	}
+	names := strings.Join(want, ", ")
 
 	have := installed(ctx, h)
-	if allAt(have, version) {
-		e.Logf("kubelet, kubeadm and kubectl are at %s", version)
+	at := allAt(have, want, version)
+	if at {
+		e.Logf("%s at %s", names, version)
+	}
+	if spec.GetDownloadOnly() {
+		if at {
+			return versionsOut(have), nil
+		}
+		return versionsOut(have), download(ctx, h, e, spec, base, version, minor, want)
 	}
 	switch spec.GetSource() {
 	case taskv1.PackageSource_PACKAGE_SOURCE_BINARIES:
 		if base == "" {
 			return nil, tasks.Errorf("INVALID_ARGUMENT", "pass --base-url, for example https://dl.k8s.io/release", "base_url is required for binaries")
 		}
-		if !allAt(have, version) {
-			if err := binaries(ctx, h, e, base, version, spec.GetSha256()); err != nil {
+		if !at {
+			if err := binaries(ctx, h, e, base, version, spec.GetSha256(), want, false); err != nil {
 				return nil, err
 			}
 		}
@@ -67,7 +81,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, err
 		}
 	default:
-		if err := repository(ctx, h, e, base, version, minor, spec.GetHold(), !allAt(have, version)); err != nil {
+		if err := repository(ctx, h, e, base, version, minor, spec.GetHold(), want, !at); err != nil {
 			return nil, err
 		}
 	}
@@ -77,14 +91,38 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, tasks.Errorf("SERVICE_FAILED", "look at systemctl status kubelet on the node", "enable kubelet: %v", err)
 		}
 	}
+	kubeletChanged := slices.Contains(want, "kubelet") && have["kubelet"] != version
 	if h.DryRun {
+		if kubeletChanged && spec.GetRestartKubelet() {
+			e.Logf("would restart the kubelet on %s", version)
+		}
 		return versionsOut(have), nil
 	}
 	have = installed(ctx, h)
-	if !allAt(have, version) {
+	if !allAt(have, want, version) {
 		return versionsOut(have), tasks.Errorf("VERSION_MISMATCH", "look at the task log for what the package manager did", "after installing, the versions are %v, not %s", have, version)
 	}
+	if kubeletChanged && spec.GetRestartKubelet() {
+		if err := h.Run(ctx, "reload systemd units", "systemctl", "daemon-reload"); err != nil {
+			return nil, tasks.Errorf("SERVICE_FAILED", "look at systemctl status kubelet on the node", "systemctl daemon-reload: %v", err)
+		}
+		if err := h.Run(ctx, "restart the kubelet on "+version, "systemctl", "restart", "kubelet"); err != nil {
+			return nil, tasks.Errorf("SERVICE_FAILED", "look at systemctl status kubelet and journalctl -u kubelet on the node", "restart kubelet: %v", err)
+		}
+	}
 	return versionsOut(have), nil
+}
+
+// download fetches the components of a version without installing them (an upgrade's
+// staging): the package manager's cache, or the verified binaries in StageDir.
+func download(ctx context.Context, h *host.Host, e *tasks.Emitter, spec *taskv1.PackagesSpec, base, version, minor string, want []string) error {
+	if spec.GetSource() == taskv1.PackageSource_PACKAGE_SOURCE_BINARIES {
+		if base == "" {
+			return tasks.Errorf("INVALID_ARGUMENT", "pass --base-url, for example https://dl.k8s.io/release", "base_url is required for binaries")
+		}
+		return binaries(ctx, h, e, base, version, spec.GetSha256(), want, true)
+	}
+	return repository(ctx, h, e, base, version, minor, false, want, true, "--download-only")
 }
 
 func installed(ctx context.Context, h *host.Host) map[string]string {
@@ -92,8 +130,8 @@ func installed(ctx context.Context, h *host.Host) map[string]string {
 	return f.GetKubeVersions()
 }
 
-func allAt(have map[string]string, version string) bool {
-	for _, t := range tools {
+func allAt(have map[string]string, want []string, version string) bool {
+	for _, t := range want {
 		if have[t] != version {
 			return false
 		}
@@ -116,7 +154,7 @@ func versionsOut(have map[string]string) map[string]string {
 func osFamily(h *host.Host) string { return h.OSFamily() }
 
 // repository installs from pkgs.k8s.io (one repository per minor version) or a mirror.
-func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version, minor string, hold, install bool) error {
+func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version, minor string, hold bool, want []string, install bool, extra ...string) error {
 	fam := osFamily(h)
 	if base == "" {
 		base = "https://pkgs.k8s.io/core:/stable:/" + minor + "/" + fam
@@ -147,18 +185,18 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 			}
 		}
 		if install {
-			argv := []string{"apt-get", "install", "-y", "--allow-change-held-packages"}
-			for _, t := range tools {
+			argv := append([]string{"apt-get", "install", "-y", "--allow-change-held-packages"}, extra...)
+			for _, t := range want {
 				argv = append(argv, t+"="+v+"-1.1")
 			}
-			if err := h.Run(ctx, "install kubelet, kubeadm and kubectl "+version, argv...); err != nil {
+			if err := h.Run(ctx, verb(extra)+" "+strings.Join(want, ", ")+" "+version, argv...); err != nil {
 				return tasks.Errorf("INSTALL_FAILED", "check that the repository serves "+version, "%v", err)
 			}
 		}
 		if hold {
 			held, _ := h.Query(ctx, "apt-mark", "showhold")
 			var missing []string
-			for _, t := range tools {
+			for _, t := range want {
 				if !strings.Contains("\n"+string(held), "\n"+t+"\n") {
 					missing = append(missing, t)
 				}
@@ -178,17 +216,28 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 		}
 		if install {
 			argv := []string{"dnf", "install", "-y"}
-			for _, t := range tools {
+			if len(extra) > 0 {
+				argv = append(argv, "--downloadonly")
+			}
+			for _, t := range want {
 				argv = append(argv, t+"-"+v)
 			}
 			argv = append(argv, "--disableexcludes=kubernetes")
-			if err := h.Run(ctx, "install kubelet, kubeadm and kubectl "+version, argv...); err != nil {
+			if err := h.Run(ctx, verb(extra)+" "+strings.Join(want, ", ")+" "+version, argv...); err != nil {
 				return tasks.Errorf("INSTALL_FAILED", "check that the repository serves "+version, "%v", err)
 			}
 		}
 		return nil
 	}
 	return tasks.Errorf("UNSUPPORTED_OS", "use --source binaries on this OS", "no package repository recipe for this OS (need Debian/Ubuntu or a RHEL family)")
+}
+
+// verb says what a package manager run does.
+func verb(extra []string) string {
+	if len(extra) > 0 {
+		return "download"
+	}
+	return "install"
 }
 
 // AptSource renders /etc/apt/sources.list.d/kubernetes.list for the repository at base. A
@@ -214,10 +263,12 @@ func YumRepo(base string, hold bool) (string, error) {
 	return fmt.Sprintf("[kubernetes]\nname=Kubernetes\nbaseurl=%s/\nenabled=1\ngpgcheck=1\ngpgkey=%s/repodata/repomd.xml.key\n%s", base, base, exclude), nil
 }
 
-// binaries downloads the three tools from BASE/VERSION/bin/linux/ARCH/NAME and checks each
-// against its SHA-256 (from the task, else NAME.sha256 next to it).
-func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version string, sums map[string]string) error {
-	for _, t := range tools {
+// binaries downloads the tools names from BASE/VERSION/bin/linux/ARCH/NAME and checks each
+// against its SHA-256 (from the task, else NAME.sha256 next to it), then installs it in
+// /usr/local/bin, or (stage) keeps it in StageDir for a later install.
+func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version string, sums map[string]string, names []string, stage bool) error {
+	for _, t := range names {
+		staged := StageDir + "/" + version + "/" + t
 		url := fmt.Sprintf("%s/%s/bin/linux/%s/%s", base, version, runtime.GOARCH, t)
 		want := sums[t]
 		if want == "" {
@@ -227,21 +278,41 @@ func binaries(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version
 			}
 			want = strings.Fields(string(b) + " ")[0]
 		}
-		data, err := host.Download(ctx, url)
-		if err != nil {
-			return tasks.Errorf("FETCH_FAILED", "check --base-url and the node's network", "%s: %v", url, err)
+		// A binary staged before (and checked again here) is not downloaded twice.
+		data, err := h.ReadFile(staged)
+		if err != nil || !matches(data, want) {
+			if data, err = host.Download(ctx, url); err != nil {
+				return tasks.Errorf("FETCH_FAILED", "check --base-url and the node's network", "%s: %v", url, err)
+			}
 		}
 		sum := sha256.Sum256(data)
 		// Only the expected digest is shown, never the actual one (see runtime's fetch).
 		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want) {
 			return tasks.Errorf("CHECKSUM_MISMATCH", "check the SHA-256; the download may be corrupt or tampered with", "sha256[%s]: %s does not match the expected digest %s", t, url, want)
 		}
-		if _, err := h.WriteFile("/usr/local/bin/"+t, data, 0o755); err != nil {
+		dst := "/usr/local/bin/" + t
+		if stage {
+			dst = staged
+		}
+		if _, err := h.WriteFile(dst, data, 0o755); err != nil {
 			return err
+		}
+		if !stage {
+			if _, err := h.RemoveFile(staged); err != nil {
+				return err
+			}
 		}
 		e.Progress(t, uint64(len(data)), uint64(len(data)), "bytes")
 	}
 	return nil
+}
+
+// StageDir keeps binaries an upgrade staged, VERSION/NAME, until they are installed.
+const StageDir = "/var/lib/deckhand/staged"
+
+func matches(data []byte, want string) bool {
+	sum := sha256.Sum256(data)
+	return strings.EqualFold(hex.EncodeToString(sum[:]), want)
 }
 
 // kubeletServiceUnit is the kubelet's systemd unit for a kubelet binary at bin: the unit the

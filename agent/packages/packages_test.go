@@ -95,6 +95,70 @@ func TestPackagesFromTheRepository(t *testing.T) {
 	}
 }
 
+// An upgrade installs the packages in steps: the new release staged (downloaded, nothing
+// installed changes), kubeadm first, then the kubelet and kubectl with a kubelet restart.
+func TestPackagesUpgradeInSteps(t *testing.T) {
+	mux := http.NewServeMux()
+	for _, minor := range []string{"v1.33", "v1.34"} {
+		mux.HandleFunc("/core:/stable:/"+minor+"/deb/Release.key", func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, "-----BEGIN PGP PUBLIC KEY BLOCK-----\ntest\n-----END PGP PUBLIC KEY BLOCK-----\n")
+		})
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	r, root := newRunner(t)
+	old := &taskv1.PackagesSpec{KubernetesVersion: "v1.33.13", BaseUrl: srv.URL + "/core:/stable:/v1.33/deb", Hold: true}
+	if res := run(t, r, pkgTask("u-0", false, old)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("install: %v", res)
+	}
+	target := func(components ...string) *taskv1.PackagesSpec {
+		return &taskv1.PackagesSpec{KubernetesVersion: "v1.34.12", BaseUrl: srv.URL + "/core:/stable:/v1.34/deb", Hold: true, Components: components}
+	}
+	versions := func(res *taskv1.TaskResult) string {
+		o := res.GetOutputs()
+		return o["kubelet_version"] + " " + o["kubeadm_version"] + " " + o["kubectl_version"]
+	}
+
+	stage := target("kubeadm", "kubelet", "kubectl")
+	stage.DownloadOnly = true
+	res := run(t, r, pkgTask("u-1", false, stage))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || versions(res) != "v1.33.13 v1.33.13 v1.33.13" {
+		t.Fatalf("staging: %v", res)
+	}
+	for _, tool := range []string{"kubelet", "kubeadm", "kubectl"} {
+		if b, err := os.ReadFile(filepath.Join(root, "var/lib/deckhand-sim/apt", tool+".downloaded")); err != nil || string(b) != "1.34.12-1.1" {
+			t.Errorf("%s was not downloaded for the upgrade: %q %v", tool, b, err)
+		}
+	}
+
+	res = run(t, r, pkgTask("u-2", false, target("kubeadm")))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || versions(res) != "v1.33.13 v1.34.12 v1.33.13" {
+		t.Fatalf("kubeadm first: %v", res)
+	}
+	kubelet := target("kubectl", "kubelet")
+	kubelet.RestartKubelet = true
+	res = run(t, r, pkgTask("u-3", false, kubelet))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || versions(res) != "v1.34.12 v1.34.12 v1.34.12" {
+		t.Fatalf("kubelet and kubectl: %v", res)
+	}
+	restarted := false
+	for _, c := range res.GetChanges() {
+		restarted = restarted || strings.Contains(c.GetDetail()+c.GetTarget(), "restart the kubelet on v1.34.12")
+	}
+	if !restarted {
+		t.Errorf("the kubelet was not restarted on its new version: %v", res.GetChanges())
+	}
+	// Again: nothing to install, nothing restarted.
+	if res = run(t, r, pkgTask("u-4", false, kubelet)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
+		t.Fatalf("second run: %v", res)
+	}
+
+	bad := target("kubelet", "kube-proxy")
+	if res = run(t, r, pkgTask("u-5", false, bad)); res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), `components[1] "kube-proxy"`) {
+		t.Fatalf("an unknown component: %v", res)
+	}
+}
+
 func TestPackagesAsBinaries(t *testing.T) {
 	r, root := newRunner(t)
 	sim, err := os.ReadFile(filepath.Join(root, "usr/bin/systemctl")) // the hostsim binary

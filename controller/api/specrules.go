@@ -14,11 +14,13 @@ import (
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	"github.com/deckhandhq/deckhand/internal/kubepkgs"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	"github.com/deckhandhq/deckhand/internal/lbconf"
 	"github.com/deckhandhq/deckhand/internal/manifests"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/safetext"
+	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -26,14 +28,15 @@ import (
 // Limits of a task spec's lists, checked at the edge. A spec that exceeds one is refused
 // with InvalidArgument naming the field.
 const (
-	MaxMirrors            = 16  // registry.mirrors
-	MaxInsecureRegistries = 16  // registry.insecure_registries
-	MaxImages             = 256 // images.images
-	MaxIgnoredChecks      = 64  // preflight.ignore
-	MaxExtraPorts         = 64  // preflight.extra_ports, preflight.network_ports
-	MaxTrustedSources     = 4   // preflight.trusted_sources: a dual-stack pod subnet is two
-	MaxLabels             = 64  // node.labels
-	MaxTaints             = 32  // node.taints
+	MaxMirrors            = 16                       // registry.mirrors
+	MaxInsecureRegistries = 16                       // registry.insecure_registries
+	MaxImages             = 256                      // images.images
+	MaxIgnoredChecks      = 64                       // preflight.ignore
+	MaxExtraPorts         = 64                       // preflight.extra_ports, preflight.network_ports
+	MaxTrustedSources     = 4                        // preflight.trusted_sources: a dual-stack pod subnet is two
+	MaxHealthNodes        = taskkinds.MaxHealthNodes // cluster_health.nodes
+	MaxLabels             = 64                       // node.labels
+	MaxTaints             = 32                       // node.taints
 	MaxKubeletArgs        = kubeadmconfig.MaxKubeletArgs
 	MaxCertSANs           = kubeadmconfig.MaxCertSANs
 	MaxPatches            = kubeadmconfig.MaxPatches
@@ -310,6 +313,18 @@ func init() {
 	r(pk, "base_url", str(safeURL))
 	r(pk, "sha256", digests(oneOf("kubelet", "kubeadm", "kubectl")))
 	r(pk, "hold", anyValue("hold or not"))
+	r(pk, "components", rule(func(path string, v protoreflect.Value) error {
+		var names []string
+		for i := range v.List().Len() {
+			names = append(names, v.List().Get(i).String())
+		}
+		if _, err := kubepkgs.Components(names); err != nil {
+			return &fieldError{path, err.Error()}
+		}
+		return nil
+	}))
+	r(pk, "download_only", anyValue("download only or install"))
+	r(pk, "restart_kubelet", anyValue("restart the kubelet or not"))
 
 	reg := &taskv1.RegistrySettings{}
 	r(reg, "image_repository", checkedBy("kubeimages.ParseRegistry"))
@@ -459,6 +474,7 @@ func init() {
 	r(dr, "node_name", str(safetext.KubernetesName))
 	r(dr, "timeout", duration(24*time.Hour))
 	r(dr, "force", anyValue("force or not"))
+	r(dr, "uncordon", anyValue("uncordon or drain"))
 
 	r(&taskv1.DeleteNodeSpec{}, "node_name", str(safetext.KubernetesName))
 	em := &taskv1.EtcdMembersSpec{}
@@ -474,6 +490,18 @@ func init() {
 	r(nr, "node_name", str(safetext.KubernetesName))
 	r(nr, "timeout", duration(24*time.Hour))
 	r(nr, "wait", enumOf(nr, "wait"))
+	r(nr, "kubelet_version", str(version))
+	ku := &taskv1.KubeadmUpgradeSpec{}
+	r(ku, "kubernetes_version", str(version))
+	r(ku, "apply", anyValue("kubeadm upgrade apply or node"))
+	messageRules[td(ku).FullName()] = func(path string, m protoreflect.Message) error {
+		if m.Interface().(*taskv1.KubeadmUpgradeSpec).GetKubernetesVersion() == "" {
+			return &fieldError{path + ".kubernetes_version", "is required: the release to upgrade to, such as v1.34.12"}
+		}
+		return nil
+	}
+	ch := &taskv1.ClusterHealthSpec{}
+	r(ch, "nodes", strList(MaxHealthNodes, safetext.KubernetesName))
 
 	// A network spec is parsed as a whole by podnet.Parse, the parser the agent runs too.
 	nw := &taskv1.NetworkSpec{}

@@ -38,7 +38,8 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 	return map[string]*taskv1.TaskSpec{
 		"preflight": {Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: taskv1.NodeRole_NODE_ROLE_WORKER, Fix: true, Ignore: []string{"Swap"}, ExtraPorts: []uint32{30080}}}},
 		"packages": {Kind: &taskv1.TaskSpec_Packages{Packages: &taskv1.PackagesSpec{KubernetesVersion: "v1.33.13", Source: taskv1.PackageSource_PACKAGE_SOURCE_BINARIES,
-			BaseUrl: "https://dl.k8s.io/release", Sha256: map[string]string{"kubelet": strings.Repeat("a", 64)}, Hold: true}}},
+			BaseUrl: "https://dl.k8s.io/release", Sha256: map[string]string{"kubelet": strings.Repeat("a", 64)}, Hold: true,
+			Components: []string{"kubelet", "kubectl"}, DownloadOnly: true, RestartKubelet: true}}},
 		"runtime": {Kind: &taskv1.TaskSpec_Runtime{Runtime: &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_TARBALL, ContainerdTarball: "https://github.com/containerd/containerd.tar.gz",
 			RuncBinary: "/tmp/runc", CniPluginsTarball: "/tmp/cni.tgz", Sha256: map[string]string{"/tmp/runc": strings.Repeat("b", 64)},
 			KubernetesVersion: "v1.33.13", Registry: reg(), CgroupDriver: "systemd"}}},
@@ -55,7 +56,9 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"drain":         {Kind: &taskv1.TaskSpec_Drain{Drain: &taskv1.DrainSpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute), Force: true}}},
 		"delete_node":   {Kind: &taskv1.TaskSpec_DeleteNode{DeleteNode: &taskv1.DeleteNodeSpec{NodeName: "worker-1"}}},
 		"etcd_members":  {Kind: &taskv1.TaskSpec_EtcdMembers{EtcdMembers: &taskv1.EtcdMembersSpec{Absent: "cp-2"}}},
-		"node_ready":    {Kind: &taskv1.TaskSpec_NodeReady{NodeReady: &taskv1.NodeReadySpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute)}}},
+		"node_ready":    {Kind: &taskv1.TaskSpec_NodeReady{NodeReady: &taskv1.NodeReadySpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute), KubeletVersion: "v1.34.12"}}},
+		"kubeadm_upgrade": {Kind: &taskv1.TaskSpec_KubeadmUpgrade{KubeadmUpgrade: &taskv1.KubeadmUpgradeSpec{KubernetesVersion: "v1.34.12", Apply: true}}},
+		"cluster_health":  {Kind: &taskv1.TaskSpec_ClusterHealth{ClusterHealth: &taskv1.ClusterHealthSpec{Nodes: []string{"cp-1", "worker-1"}}}},
 		"diagnostics":   {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
 		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
 			CsrPem: adminCSR(), Name: "alice", Groups: []string{"kubeadm:cluster-admins"}, Ttl: durationpb.New(time.Hour)}}},
@@ -230,6 +233,11 @@ func badCases() []badCase {
 		{t + "KubeconfigSignSpec.ttl", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().Ttl = nil }, "spec.kubeconfig_sign.ttl"},
 		{t + "KubeconfigSignSpec.view_binding", "kubeconfig_sign", func(s *taskv1.TaskSpec) { s.GetKubeconfigSign().ViewBinding = true }, "spec.kubeconfig_sign.view_binding"},
 		{t + "NodeReadySpec.wait", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().Wait = 9 }, "spec.node_ready.wait"},
+		{t + "NodeReadySpec.kubelet_version", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().KubeletVersion = "1.34" }, "spec.node_ready.kubelet_version"},
+		{t + "KubeadmUpgradeSpec.kubernetes_version", "kubeadm_upgrade", func(s *taskv1.TaskSpec) { s.GetKubeadmUpgrade().KubernetesVersion = "latest" }, "spec.kubeadm_upgrade.kubernetes_version"},
+		{t + "KubeadmUpgradeSpec.kubernetes_version", "kubeadm_upgrade", func(s *taskv1.TaskSpec) { s.GetKubeadmUpgrade().KubernetesVersion = "" }, "spec.kubeadm_upgrade.kubernetes_version"},
+		{t + "ClusterHealthSpec.nodes", "cluster_health", func(s *taskv1.TaskSpec) { s.GetClusterHealth().Nodes = []string{"-A"} }, "spec.cluster_health.nodes[0]"},
+		{t + "PackagesSpec.components", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().Components = []string{"kubelet", "kube-proxy"} }, "spec.packages.components"},
 		{t + "ClusterSpec.api_server_cert_sans", "kubeadm_init", func(s *taskv1.TaskSpec) {
 			s.GetKubeadmInit().Cluster.ApiServerCertSans = []string{"ok.example", "bad name"}
 		}, "spec.kubeadm_init.cluster.api_server_cert_sans[1]"},

@@ -153,6 +153,10 @@ func kubeadmCommand(r string, args []string) (int, error) {
 		return kubeadmJoin(r, cluster, args[1:])
 	case len(args) >= 1 && args[0] == "reset":
 		return kubeadmReset(r, cluster, args[1:])
+	case len(args) >= 2 && args[0] == "upgrade" && args[1] == "apply":
+		return kubeadmUpgradeApply(r, cluster, args[2:])
+	case len(args) >= 2 && args[0] == "upgrade" && args[1] == "node":
+		return kubeadmUpgradeNode(r, cluster, args[2:])
 	}
 	return 1, fmt.Errorf("kubeadm (simulation): unsupported command %v", args)
 }
@@ -374,9 +378,8 @@ func kubeadmInit(r, cluster string, args []string) (int, error) {
 	writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
 	writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(endpoint, "kubernetes-admin"), 0o600)
 	writeFile(r, "etc/kubernetes/kubelet.conf", kubeletKubeconfig(endpoint, name), 0o600)
-	for _, c := range controlPlaneManifests {
-		writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: "+c+"\n", 0o600)
-	}
+	writeControlPlane(r, kubeadmOwnVersion(r))
+	writeFile(cluster, clusterVersionFile, kubeadmOwnVersion(r), 0o644)
 	writeFile(r, "var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n", 0o644)
 	writeFile(r, "var/lib/etcd/member/snap/db", "", 0o600)
 	writeFile(r, "var/lib/deckhand-sim/kubeadm-node", name, 0o644)
@@ -583,9 +586,7 @@ func kubeadmJoin(r, cluster string, args []string) (int, error) {
 		writeFile(r, "etc/kubernetes/admin.conf", kubeconfig(string(endpoint), "kubernetes-admin"), 0o600)
 		// The shared certificates a control-plane join downloads (kubeadm-certs).
 		writeFile(r, "etc/kubernetes/pki/ca.key", string(ca.KeyPEM), 0o600)
-		for _, c := range controlPlaneManifests {
-			writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\n", 0o600)
-		}
+		writeControlPlane(r, clusterVersion(cluster, r))
 		writeFile(r, "var/lib/etcd/member/snap/db", "", 0o600)
 	}
 	writeFile(r, "etc/kubernetes/pki/ca.crt", string(ca.CertPEM), 0o644)
@@ -777,8 +778,14 @@ func startKubelet(r string) {
 	if exists(filepath.Join(r, "var/lib/deckhand-sim/kubelet-broken")) {
 		return
 	}
+	v, _ := toolVersion(r, "kubelet")
+	writeFile(r, kubeletRunningFile, v, 0o644)
 	writeFile(r, "var/lib/deckhand-sim/systemd/kubelet.active", "", 0o644)
 }
+
+// kubeletRunningFile holds the version of the kubelet running on a simulated host: the one
+// installed when it last started.
+const kubeletRunningFile = "var/lib/deckhand-sim/kubelet-running-version"
 
 // nodeName is the node this host joined as ("" if none).
 func nodeName(r string) string {
@@ -830,4 +837,95 @@ func record(cluster, command, subject string) {
 	if err := simrecords.Append(cluster, command, subject); err != nil {
 		fmt.Fprintln(os.Stderr, "hostsim:", err)
 	}
+}
+
+// clusterVersionFile in the cluster directory holds the cluster's version (kubeadm-config's
+// kubernetesVersion): init writes it, upgrade apply changes it.
+const clusterVersionFile = "kubernetes-version"
+
+// kubeadmOwnVersion is this host's kubeadm's version.
+func kubeadmOwnVersion(r string) string {
+	v, _ := toolVersion(r, "kubeadm")
+	return v
+}
+
+// clusterVersion is the cluster's version (a cluster from before it was recorded: this
+// host's kubeadm's).
+func clusterVersion(cluster, r string) string {
+	if b, err := os.ReadFile(filepath.Join(cluster, clusterVersionFile)); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return kubeadmOwnVersion(r)
+}
+
+// writeControlPlane writes the static pods of a control plane at version.
+func writeControlPlane(r, version string) {
+	for _, c := range controlPlaneManifests {
+		image := "registry.k8s.io/" + c + ":" + version
+		if c == "etcd" {
+			image = "registry.k8s.io/etcd:3.5.24-0"
+		}
+		writeFile(r, "etc/kubernetes/manifests/"+c+".yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: "+c+"\nspec:\n  containers:\n  - name: "+c+"\n    image: "+image+"\n", 0o600)
+	}
+}
+
+// kubeadmUpgradeApply is `kubeadm upgrade apply VERSION --yes` on a control plane: the
+// cluster's version and this node's static pods move to VERSION, which this kubeadm must be
+// and at most one minor past the cluster's.
+func kubeadmUpgradeApply(r, cluster string, args []string) (int, error) {
+	f, pos, err := flags(args, map[string]bool{"config": true}, map[string]bool{"yes": true, "y": true, "force": true, "f": true, "etcd-upgrade": true, "certificate-renewal": true})
+	if err != nil {
+		return 1, err
+	}
+	if len(pos) != 1 {
+		return 1, errors.New("[upgrade/version] FATAL: the version argument is required (simulation)")
+	}
+	if _, yes := f["yes"]; !yes {
+		return 1, errors.New("[upgrade] Are you sure you want to proceed? [y/N]: no terminal (simulation: pass --yes)")
+	}
+	target := pos[0]
+	if !exists(filepath.Join(r, "etc/kubernetes/manifests/kube-apiserver.yaml")) {
+		return 1, errors.New("[upgrade] FATAL: this is not a control-plane node (simulation): no kube-apiserver static pod")
+	}
+	if own := kubeadmOwnVersion(r); own != target {
+		return 1, fmt.Errorf("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to %q is higher than the kubeadm version %q. Upgrade kubeadm first using the tool you used to install kubeadm", target, own)
+	}
+	if cur := clusterVersion(cluster, r); minorNum(target) > minorNum(cur)+1 || minorNum(target) < minorNum(cur) {
+		return 1, fmt.Errorf("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to %q is too high; kubeadm can upgrade only 1 minor version at a time (the cluster runs %q)", target, cur)
+	}
+	writeControlPlane(r, target)
+	writeFile(cluster, clusterVersionFile, target, 0o644)
+	record(cluster, simrecords.KubeadmUpgrade, nodeName(r))
+	fmt.Printf("[upgrade] SUCCESS! A control plane node of your cluster was upgraded to %q.\n", target)
+	return 0, nil
+}
+
+// kubeadmUpgradeNode is `kubeadm upgrade node`: a control plane's static pods move to the
+// cluster's version; a worker's kubelet configuration is fetched again.
+func kubeadmUpgradeNode(r, cluster string, args []string) (int, error) {
+	if _, _, err := flags(args, map[string]bool{"config": true}, map[string]bool{"etcd-upgrade": true, "certificate-renewal": true}); err != nil {
+		return 1, err
+	}
+	if !exists(filepath.Join(r, "etc/kubernetes/kubelet.conf")) {
+		return 1, errors.New("[upgrade] FATAL: this node has not joined a cluster (simulation): no /etc/kubernetes/kubelet.conf")
+	}
+	v := clusterVersion(cluster, r)
+	if exists(filepath.Join(r, "etc/kubernetes/manifests/kube-apiserver.yaml")) {
+		if own := kubeadmOwnVersion(r); own != v {
+			return 1, fmt.Errorf("[upgrade] FATAL: the cluster runs %q and this kubeadm is %q: upgrade kubeadm first", v, own)
+		}
+		writeControlPlane(r, v)
+	}
+	record(cluster, simrecords.KubeadmUpgrade, nodeName(r))
+	fmt.Println("[upgrade] The configuration for this node was successfully upgraded!")
+	return 0, nil
+}
+
+func minorNum(v string) int {
+	f := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(f) < 2 {
+		return -1
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }

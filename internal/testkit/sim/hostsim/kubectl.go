@@ -89,6 +89,10 @@ func kubectl(r string, args []string) (int, error) {
 		return 0, nil
 	case len(cmd) == 2 && cmd[0] == "cordon" && !strings.HasPrefix(cmd[1], "-"):
 		run = func(cluster string) (int, error) { return cordon(cluster, cmd[1]) }
+	case len(cmd) == 2 && cmd[0] == "uncordon" && !strings.HasPrefix(cmd[1], "-"):
+		run = func(cluster string) (int, error) { return uncordon(cluster, cmd[1]) }
+	case strings.Join(cmd, " ") == "get nodes -o json":
+		run = nodesJSON
 	case len(cmd) >= 2 && cmd[0] == "drain" && !strings.HasPrefix(cmd[1], "-"):
 		run = func(cluster string) (int, error) { return drain(cluster, cmd[1], cmd[2:]) }
 	case len(cmd) == 4 && cmd[0] == "delete" && cmd[1] == "node" && cmd[3] == "--ignore-not-found":
@@ -229,6 +233,40 @@ func nodeJSON(cluster, name string) (int, error) {
 	if !nodeExists(cluster, name) {
 		return 1, nodeNotFound(name)
 	}
+	b, _ := json.MarshalIndent(nodeObject(cluster, name), "", "    ")
+	fmt.Println(string(b))
+	return 0, nil
+}
+
+// nodesJSON prints every Node as kubectl get nodes -o json does.
+func nodesJSON(cluster string) (int, error) {
+	names, _ := os.ReadDir(filepath.Join(cluster, simrecords.NodesDir))
+	items := []any{}
+	for _, n := range names {
+		items = append(items, nodeObject(cluster, n.Name()))
+	}
+	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items}, "", "    ")
+	fmt.Println(string(b))
+	return 0, nil
+}
+
+func uncordon(cluster, name string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	if !exists(filepath.Join(cluster, cordonedDir, name)) {
+		fmt.Printf("node/%s already uncordoned\n", name)
+		return 0, nil
+	}
+	os.Remove(filepath.Join(cluster, cordonedDir, name))
+	record(cluster, simrecords.KubectlUncordon, name)
+	fmt.Printf("node/%s uncordoned\n", name)
+	return 0, nil
+}
+
+// nodeObject is the Node object of name: Ready while its host's kubelet runs, reporting the
+// version that kubelet started with.
+func nodeObject(cluster, name string) map[string]any {
 	ready := "False"
 	spec := map[string]any{}
 	status := map[string]any{}
@@ -240,6 +278,12 @@ func nodeJSON(cluster, name string) (int, error) {
 		if a, err := os.ReadFile(filepath.Join(string(root), hostAddrFile)); err == nil {
 			status["addresses"] = []map[string]string{{"type": "InternalIP", "address": strings.TrimSpace(string(a))}, {"type": "Hostname", "address": name}}
 		}
+		if v, err := os.ReadFile(filepath.Join(string(root), kubeletRunningFile)); err == nil {
+			status["nodeInfo"] = map[string]string{"kubeletVersion": strings.TrimSpace(string(v))}
+		}
+	}
+	if exists(filepath.Join(cluster, cordonedDir, name)) {
+		spec["unschedulable"] = true
 	}
 	if c, err := os.ReadFile(filepath.Join(cluster, podCIDRsDir, name)); err == nil {
 		spec["podCIDR"], spec["podCIDRs"] = string(c), []string{string(c)}
@@ -250,9 +294,7 @@ func nodeJSON(cluster, name string) (int, error) {
 		// What kubeadm's mark-control-plane phase sets.
 		meta["labels"] = map[string]string{"node-role.kubernetes.io/control-plane": ""}
 	}
-	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec, "status": status}, "", "    ")
-	fmt.Println(string(b))
-	return 0, nil
+	return map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec, "status": status}
 }
 
 // nodeReady prints the status of the node's Ready condition: True while the kubelet of its
@@ -341,6 +383,21 @@ func etcdctl(cluster, node string, args []string) (int, error) {
 			ms = append(ms, map[string]any{"ID": memberID(m), "name": m, "peerURLs": []string{"https://" + m + ":2380"}, "clientURLs": []string{"https://" + m + ":2379"}})
 		}
 		b, _ := json.Marshal(map[string]any{"header": map[string]any{"cluster_id": 1, "member_id": memberID(node), "raft_term": 2}, "members": ms})
+		fmt.Println(string(b))
+		return 0, nil
+	case strings.Join(args, " ") == "endpoint health --cluster -w json":
+		// A member is healthy while the kubelet of its host runs its static pod.
+		var hs []map[string]any
+		for _, m := range members {
+			root, _ := os.ReadFile(filepath.Join(cluster, simrecords.RootsDir, m))
+			ok := exists(filepath.Join(string(root), "var/lib/deckhand-sim/systemd/kubelet.active"))
+			h := map[string]any{"endpoint": "https://" + m + ":2379", "health": ok, "took": "1.2ms"}
+			if !ok {
+				h["error"] = "context deadline exceeded"
+			}
+			hs = append(hs, h)
+		}
+		b, _ := json.Marshal(hs)
 		fmt.Println(string(b))
 		return 0, nil
 	case len(args) == 3 && args[0] == "member" && args[1] == "remove":

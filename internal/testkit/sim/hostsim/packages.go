@@ -46,7 +46,7 @@ func repoMinor(r string) (string, error) {
 }
 
 func aptGet(r string, args []string) (int, error) {
-	var yes, allowHeld bool
+	var yes, allowHeld, downloadOnly bool
 	var rest []string
 	for _, a := range args {
 		switch a {
@@ -54,6 +54,8 @@ func aptGet(r string, args []string) (int, error) {
 			yes = yes || a == "-y" || a == "--yes"
 		case "--allow-change-held-packages":
 			allowHeld = true
+		case "--download-only", "-d":
+			downloadOnly = true
 		default:
 			if strings.HasPrefix(a, "-") {
 				return 100, fmt.Errorf("E: Command line option '%s' is not understood in combination with the other options.", a)
@@ -100,6 +102,14 @@ func aptGet(r string, args []string) (int, error) {
 			}
 			if ver == "" || !strings.HasPrefix(ver, minor+".") || !strings.HasSuffix(ver, "-1.1") {
 				return 100, fmt.Errorf("E: Version '%s' for '%s' was not found", ver, name)
+			}
+			if downloadOnly {
+				// Into the package cache: nothing installed changes.
+				if err := os.WriteFile(filepath.Join(aptDir(r), name+".downloaded"), []byte(ver), 0o644); err != nil {
+					return 100, err
+				}
+				fmt.Printf("Get: %s %s [downloaded]\n", name, ver)
+				continue
 			}
 			held := exists(filepath.Join(aptDir(r), name+".hold"))
 			cur, _ := os.ReadFile(filepath.Join(aptDir(r), name+".version"))

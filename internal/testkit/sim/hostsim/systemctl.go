@@ -169,6 +169,11 @@ func active(root, state, u string) bool {
 
 func start(root, state, u string) (int, error) {
 	if u == "kubelet" {
+		// The kubelet runs the version installed when it started (a new binary needs a restart).
+		v, _ := toolVersion(root, "kubelet")
+		if err := os.WriteFile(filepath.Join(root, kubeletRunningFile), []byte(v), 0o644); err != nil {
+			return 1, err
+		}
 		return 0, os.WriteFile(filepath.Join(state, u+".active"), nil, 0o644)
 	}
 	bin := filepath.Join(root, "usr/local/bin/containerd")

@@ -17,11 +17,13 @@ const (
 	KubeadmInit       = "kubeadm-init"        // subject: the node initialized
 	KubeadmJoin       = "kubeadm-join"        // subject: the node joined
 	KubeadmReset      = "kubeadm-reset"       // subject: the node reset ("" if it never joined)
+	KubeadmUpgrade    = "kubeadm-upgrade"     // subject: the node upgraded (kubeadm upgrade apply or node)
 	EtcdMemberRemove  = "etcd-member-remove"  // subject: the node whose etcd member left
 	TokenCreate       = "token-create"        // subject: the token ID
 	TokenDelete       = "token-delete"        // subject: the token ID
 	UploadCerts       = "upload-certs"        // subject: the node that uploaded them (kubeadm init --upload-certs too)
 	KubectlCordon     = "kubectl-cordon"      // subject: the node cordoned (by a drain of an uncordoned node too)
+	KubectlUncordon   = "kubectl-uncordon"    // subject: the node uncordoned
 	KubectlDrain      = "kubectl-drain"       // subject: the node drained
 	KubectlDeleteNode = "kubectl-delete-node" // subject: the node deleted
 	KubectlBindView   = "kubectl-bind-view"   // subject: the ClusterRoleBinding created

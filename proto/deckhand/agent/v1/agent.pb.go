@@ -613,9 +613,12 @@ type Facts struct {
 	// in the cluster (advertiseAddress, the kubelet's node-ip): on a host with several
 	// interfaces (a Vagrant box's NAT and host-only networks) it is the one on the network the
 	// cluster's hosts share, not the default route's. Empty when it cannot be found.
-	RouteAddress  string `protobuf:"bytes,17,opt,name=route_address,json=routeAddress,proto3" json:"route_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RouteAddress string `protobuf:"bytes,17,opt,name=route_address,json=routeAddress,proto3" json:"route_address,omitempty"`
+	// The version of the node's control plane: the image tag of its kube-apiserver static
+	// pod (/etc/kubernetes/manifests/kube-apiserver.yaml). Empty on a worker.
+	ControlPlaneVersion string `protobuf:"bytes,18,opt,name=control_plane_version,json=controlPlaneVersion,proto3" json:"control_plane_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Facts) Reset() {
@@ -763,6 +766,13 @@ func (x *Facts) GetCapSysResource() bool {
 func (x *Facts) GetRouteAddress() string {
 	if x != nil {
 		return x.RouteAddress
+	}
+	return ""
+}
+
+func (x *Facts) GetControlPlaneVersion() string {
+	if x != nil {
+		return x.ControlPlaneVersion
 	}
 	return ""
 }
@@ -1153,7 +1163,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xc8\x05\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xfc\x05\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +
@@ -1175,7 +1185,8 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"machine_id\x18\x0f \x01(\tR\tmachineId\x12-\n" +
 	"\x10cap_sys_resource\x18\x10 \x01(\bH\x00R\x0ecapSysResource\x88\x01\x01\x12#\n" +
-	"\rroute_address\x18\x11 \x01(\tR\frouteAddress\x1a?\n" +
+	"\rroute_address\x18\x11 \x01(\tR\frouteAddress\x122\n" +
+	"\x15control_plane_version\x18\x12 \x01(\tR\x13controlPlaneVersion\x1a?\n" +
 	"\x11KubeVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +

@@ -435,6 +435,87 @@ func (x *JoinWorkflow) GetOptions() *NodeOptions {
 	return nil
 }
 
+// UpgradeWorkflow upgrades the cluster's Kubernetes to a release: it checks the cluster's
+// health and stages the release on every node (packages downloaded, images pulled) before
+// any node changes, then upgrades the control planes one at a time (kubeadm upgrade apply
+// on the first, kubeadm upgrade node on the others, each followed by its kubelet) and the
+// workers in batches (cordon, drain, upgrade, uncordon, Ready at the new version). Nodes
+// already at the release by evidence (their kubelet's version, a control plane's static
+// pods') are left alone.
+type UpgradeWorkflow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The release, such as v1.34.12: the cluster's or one minor past it.
+	KubernetesVersion string `protobuf:"bytes,1,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
+	// How many workers are upgraded at once: "N", or "P%" of the workers (at least one).
+	// Empty: one.
+	MaxUnavailable string `protobuf:"bytes,2,opt,name=max_unavailable,json=maxUnavailable,proto3" json:"max_unavailable,omitempty"`
+	// Upgrade without the nodes whose agents are not connected and without waiting for
+	// every node to be Ready first.
+	Force bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	// How long each node's drain may take; zero means 5 minutes.
+	DrainTimeout  *durationpb.Duration `protobuf:"bytes,4,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeWorkflow) Reset() {
+	*x = UpgradeWorkflow{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeWorkflow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeWorkflow) ProtoMessage() {}
+
+func (x *UpgradeWorkflow) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeWorkflow.ProtoReflect.Descriptor instead.
+func (*UpgradeWorkflow) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UpgradeWorkflow) GetKubernetesVersion() string {
+	if x != nil {
+		return x.KubernetesVersion
+	}
+	return ""
+}
+
+func (x *UpgradeWorkflow) GetMaxUnavailable() string {
+	if x != nil {
+		return x.MaxUnavailable
+	}
+	return ""
+}
+
+func (x *UpgradeWorkflow) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *UpgradeWorkflow) GetDrainTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.DrainTimeout
+	}
+	return nil
+}
+
 // ResetWorkflow removes a node from the cluster and resets it.
 type ResetWorkflow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -447,7 +528,7 @@ type ResetWorkflow struct {
 
 func (x *ResetWorkflow) Reset() {
 	*x = ResetWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +540,7 @@ func (x *ResetWorkflow) String() string {
 func (*ResetWorkflow) ProtoMessage() {}
 
 func (x *ResetWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[3]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +553,7 @@ func (x *ResetWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetWorkflow.ProtoReflect.Descriptor instead.
 func (*ResetWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{3}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ResetWorkflow) GetNode() string {
@@ -507,7 +588,7 @@ type ApplyWorkflow struct {
 
 func (x *ApplyWorkflow) Reset() {
 	*x = ApplyWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +600,7 @@ func (x *ApplyWorkflow) String() string {
 func (*ApplyWorkflow) ProtoMessage() {}
 
 func (x *ApplyWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[4]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +613,7 @@ func (x *ApplyWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyWorkflow.ProtoReflect.Descriptor instead.
 func (*ApplyWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{4}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyWorkflow) GetClusterYaml() []byte {
@@ -551,6 +632,7 @@ type WorkflowSpec struct {
 	//	*WorkflowSpec_Join
 	//	*WorkflowSpec_Reset_
 	//	*WorkflowSpec_Apply
+	//	*WorkflowSpec_Upgrade
 	Kind isWorkflowSpec_Kind `protobuf_oneof:"kind"`
 	// Run every task as a dry-run and report the changes per host.
 	DryRun        bool `protobuf:"varint,10,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
@@ -560,7 +642,7 @@ type WorkflowSpec struct {
 
 func (x *WorkflowSpec) Reset() {
 	*x = WorkflowSpec{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +654,7 @@ func (x *WorkflowSpec) String() string {
 func (*WorkflowSpec) ProtoMessage() {}
 
 func (x *WorkflowSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +667,7 @@ func (x *WorkflowSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowSpec.ProtoReflect.Descriptor instead.
 func (*WorkflowSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{5}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WorkflowSpec) GetKind() isWorkflowSpec_Kind {
@@ -631,6 +713,15 @@ func (x *WorkflowSpec) GetApply() *ApplyWorkflow {
 	return nil
 }
 
+func (x *WorkflowSpec) GetUpgrade() *UpgradeWorkflow {
+	if x != nil {
+		if x, ok := x.Kind.(*WorkflowSpec_Upgrade); ok {
+			return x.Upgrade
+		}
+	}
+	return nil
+}
+
 func (x *WorkflowSpec) GetDryRun() bool {
 	if x != nil {
 		return x.DryRun
@@ -658,6 +749,10 @@ type WorkflowSpec_Apply struct {
 	Apply *ApplyWorkflow `protobuf:"bytes,4,opt,name=apply,proto3,oneof"`
 }
 
+type WorkflowSpec_Upgrade struct {
+	Upgrade *UpgradeWorkflow `protobuf:"bytes,5,opt,name=upgrade,proto3,oneof"`
+}
+
 func (*WorkflowSpec_Init) isWorkflowSpec_Kind() {}
 
 func (*WorkflowSpec_Join) isWorkflowSpec_Kind() {}
@@ -665,6 +760,8 @@ func (*WorkflowSpec_Join) isWorkflowSpec_Kind() {}
 func (*WorkflowSpec_Reset_) isWorkflowSpec_Kind() {}
 
 func (*WorkflowSpec_Apply) isWorkflowSpec_Kind() {}
+
+func (*WorkflowSpec_Upgrade) isWorkflowSpec_Kind() {}
 
 // Step is one node of the workflow DAG.
 type Step struct {
@@ -718,7 +815,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +827,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +840,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Step) GetName() string {
@@ -943,7 +1040,7 @@ type StepInput struct {
 
 func (x *StepInput) Reset() {
 	*x = StepInput{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1052,7 @@ func (x *StepInput) String() string {
 func (*StepInput) ProtoMessage() {}
 
 func (x *StepInput) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1065,7 @@ func (x *StepInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepInput.ProtoReflect.Descriptor instead.
 func (*StepInput) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StepInput) GetField() string {
@@ -1017,7 +1114,7 @@ type Workflow struct {
 
 func (x *Workflow) Reset() {
 	*x = Workflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1126,7 @@ func (x *Workflow) String() string {
 func (*Workflow) ProtoMessage() {}
 
 func (x *Workflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1139,7 @@ func (x *Workflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workflow.ProtoReflect.Descriptor instead.
 func (*Workflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Workflow) GetId() string {
@@ -1136,7 +1233,7 @@ type CreateWorkflowRequest struct {
 
 func (x *CreateWorkflowRequest) Reset() {
 	*x = CreateWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1245,7 @@ func (x *CreateWorkflowRequest) String() string {
 func (*CreateWorkflowRequest) ProtoMessage() {}
 
 func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1258,7 @@ func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateWorkflowRequest) GetSpec() *WorkflowSpec {
@@ -1187,7 +1284,7 @@ type PlanWorkflowRequest struct {
 
 func (x *PlanWorkflowRequest) Reset() {
 	*x = PlanWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1296,7 @@ func (x *PlanWorkflowRequest) String() string {
 func (*PlanWorkflowRequest) ProtoMessage() {}
 
 func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1309,7 @@ func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*PlanWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PlanWorkflowRequest) GetSpec() *WorkflowSpec {
@@ -1237,7 +1334,7 @@ type PlanWorkflowResponse struct {
 
 func (x *PlanWorkflowResponse) Reset() {
 	*x = PlanWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1346,7 @@ func (x *PlanWorkflowResponse) String() string {
 func (*PlanWorkflowResponse) ProtoMessage() {}
 
 func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1359,7 @@ func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*PlanWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PlanWorkflowResponse) GetWorkflow() *Workflow {
@@ -1304,7 +1401,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1413,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1426,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -1392,7 +1489,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1501,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1514,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Cluster) GetSpec() *v1.ClusterSpec {
@@ -1477,7 +1574,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1586,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1599,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
 }
 
 type GetClusterResponse struct {
@@ -1515,7 +1612,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1624,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1637,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -1567,7 +1664,7 @@ type CreateKubeconfigRequest struct {
 
 func (x *CreateKubeconfigRequest) Reset() {
 	*x = CreateKubeconfigRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1676,7 @@ func (x *CreateKubeconfigRequest) String() string {
 func (*CreateKubeconfigRequest) ProtoMessage() {}
 
 func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1689,7 @@ func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKubeconfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateKubeconfigRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateKubeconfigRequest) GetName() string {
@@ -1643,7 +1740,7 @@ type CreateKubeconfigResponse struct {
 
 func (x *CreateKubeconfigResponse) Reset() {
 	*x = CreateKubeconfigResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1752,7 @@ func (x *CreateKubeconfigResponse) String() string {
 func (*CreateKubeconfigResponse) ProtoMessage() {}
 
 func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1765,7 @@ func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKubeconfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateKubeconfigResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateKubeconfigResponse) GetCertificatePem() string {
@@ -1729,7 +1826,7 @@ type CreateWorkflowResponse struct {
 
 func (x *CreateWorkflowResponse) Reset() {
 	*x = CreateWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1838,7 @@ func (x *CreateWorkflowResponse) String() string {
 func (*CreateWorkflowResponse) ProtoMessage() {}
 
 func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1851,7 @@ func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateWorkflowResponse) GetWorkflow() *Workflow {
@@ -1773,7 +1870,7 @@ type GetWorkflowRequest struct {
 
 func (x *GetWorkflowRequest) Reset() {
 	*x = GetWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1882,7 @@ func (x *GetWorkflowRequest) String() string {
 func (*GetWorkflowRequest) ProtoMessage() {}
 
 func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1895,7 @@ func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetWorkflowRequest) GetId() string {
@@ -1817,7 +1914,7 @@ type GetWorkflowResponse struct {
 
 func (x *GetWorkflowResponse) Reset() {
 	*x = GetWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1926,7 @@ func (x *GetWorkflowResponse) String() string {
 func (*GetWorkflowResponse) ProtoMessage() {}
 
 func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1939,7 @@ func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetWorkflowResponse) GetWorkflow() *Workflow {
@@ -1867,7 +1964,7 @@ type ListWorkflowsRequest struct {
 
 func (x *ListWorkflowsRequest) Reset() {
 	*x = ListWorkflowsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +1976,7 @@ func (x *ListWorkflowsRequest) String() string {
 func (*ListWorkflowsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +1989,7 @@ func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListWorkflowsRequest) GetState() WorkflowState {
@@ -1927,7 +2024,7 @@ type ListWorkflowsResponse struct {
 
 func (x *ListWorkflowsResponse) Reset() {
 	*x = ListWorkflowsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2036,7 @@ func (x *ListWorkflowsResponse) String() string {
 func (*ListWorkflowsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2049,7 @@ func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListWorkflowsResponse) GetWorkflows() []*Workflow {
@@ -1978,7 +2075,7 @@ type CancelWorkflowRequest struct {
 
 func (x *CancelWorkflowRequest) Reset() {
 	*x = CancelWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1990,7 +2087,7 @@ func (x *CancelWorkflowRequest) String() string {
 func (*CancelWorkflowRequest) ProtoMessage() {}
 
 func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2003,7 +2100,7 @@ func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelWorkflowRequest) GetId() string {
@@ -2022,7 +2119,7 @@ type CancelWorkflowResponse struct {
 
 func (x *CancelWorkflowResponse) Reset() {
 	*x = CancelWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2131,7 @@ func (x *CancelWorkflowResponse) String() string {
 func (*CancelWorkflowResponse) ProtoMessage() {}
 
 func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2144,7 @@ func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelWorkflowResponse) GetWorkflow() *Workflow {
@@ -2066,7 +2163,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2175,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2188,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryWorkflowRequest) GetId() string {
@@ -2110,7 +2207,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2219,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2232,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RetryWorkflowResponse) GetWorkflow() *Workflow {
@@ -2154,7 +2251,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2263,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2276,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchWorkflowRequest) GetId() string {
@@ -2202,7 +2299,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2311,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2324,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchWorkflowResponse) GetUpdate() isWatchWorkflowResponse_Update {
@@ -2288,7 +2385,7 @@ type GetWorkflowLogsRequest struct {
 
 func (x *GetWorkflowLogsRequest) Reset() {
 	*x = GetWorkflowLogsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2397,7 @@ func (x *GetWorkflowLogsRequest) String() string {
 func (*GetWorkflowLogsRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2410,7 @@ func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetWorkflowLogsRequest) GetId() string {
@@ -2355,7 +2452,7 @@ type GetWorkflowLogsResponse struct {
 
 func (x *GetWorkflowLogsResponse) Reset() {
 	*x = GetWorkflowLogsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2464,7 @@ func (x *GetWorkflowLogsResponse) String() string {
 func (*GetWorkflowLogsResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2477,7 @@ func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -2424,18 +2521,24 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\x12\x18\n" +
 	"\aaddress\x18\x03 \x01(\tR\aaddress\x126\n" +
-	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"y\n" +
+	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"\xbf\x01\n" +
+	"\x0fUpgradeWorkflow\x12-\n" +
+	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x12'\n" +
+	"\x0fmax_unavailable\x18\x02 \x01(\tR\x0emaxUnavailable\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\x12>\n" +
+	"\rdrain_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\"y\n" +
 	"\rResetWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\"2\n" +
 	"\rApplyWorkflow\x12!\n" +
-	"\fcluster_yaml\x18\x01 \x01(\fR\vclusterYaml\"\x89\x02\n" +
+	"\fcluster_yaml\x18\x01 \x01(\fR\vclusterYaml\"\xc7\x02\n" +
 	"\fWorkflowSpec\x123\n" +
 	"\x04init\x18\x01 \x01(\v2\x1d.deckhand.api.v1.InitWorkflowH\x00R\x04init\x123\n" +
 	"\x04join\x18\x02 \x01(\v2\x1d.deckhand.api.v1.JoinWorkflowH\x00R\x04join\x126\n" +
 	"\x05reset\x18\x03 \x01(\v2\x1e.deckhand.api.v1.ResetWorkflowH\x00R\x05reset\x126\n" +
-	"\x05apply\x18\x04 \x01(\v2\x1e.deckhand.api.v1.ApplyWorkflowH\x00R\x05apply\x12\x17\n" +
+	"\x05apply\x18\x04 \x01(\v2\x1e.deckhand.api.v1.ApplyWorkflowH\x00R\x05apply\x12<\n" +
+	"\aupgrade\x18\x05 \x01(\v2 .deckhand.api.v1.UpgradeWorkflowH\x00R\aupgrade\x12\x17\n" +
 	"\adry_run\x18\n" +
 	" \x01(\bR\x06dryRunB\x06\n" +
 	"\x04kind\"\xc1\b\n" +
@@ -2616,7 +2719,7 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                   // 1: deckhand.api.v1.StepState
@@ -2624,130 +2727,133 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*InitWorkflow)(nil),             // 3: deckhand.api.v1.InitWorkflow
 	(*NodeOptions)(nil),              // 4: deckhand.api.v1.NodeOptions
 	(*JoinWorkflow)(nil),             // 5: deckhand.api.v1.JoinWorkflow
-	(*ResetWorkflow)(nil),            // 6: deckhand.api.v1.ResetWorkflow
-	(*ApplyWorkflow)(nil),            // 7: deckhand.api.v1.ApplyWorkflow
-	(*WorkflowSpec)(nil),             // 8: deckhand.api.v1.WorkflowSpec
-	(*Step)(nil),                     // 9: deckhand.api.v1.Step
-	(*StepInput)(nil),                // 10: deckhand.api.v1.StepInput
-	(*Workflow)(nil),                 // 11: deckhand.api.v1.Workflow
-	(*CreateWorkflowRequest)(nil),    // 12: deckhand.api.v1.CreateWorkflowRequest
-	(*PlanWorkflowRequest)(nil),      // 13: deckhand.api.v1.PlanWorkflowRequest
-	(*PlanWorkflowResponse)(nil),     // 14: deckhand.api.v1.PlanWorkflowResponse
-	(*ClusterNode)(nil),              // 15: deckhand.api.v1.ClusterNode
-	(*Cluster)(nil),                  // 16: deckhand.api.v1.Cluster
-	(*GetClusterRequest)(nil),        // 17: deckhand.api.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),       // 18: deckhand.api.v1.GetClusterResponse
-	(*CreateKubeconfigRequest)(nil),  // 19: deckhand.api.v1.CreateKubeconfigRequest
-	(*CreateKubeconfigResponse)(nil), // 20: deckhand.api.v1.CreateKubeconfigResponse
-	(*CreateWorkflowResponse)(nil),   // 21: deckhand.api.v1.CreateWorkflowResponse
-	(*GetWorkflowRequest)(nil),       // 22: deckhand.api.v1.GetWorkflowRequest
-	(*GetWorkflowResponse)(nil),      // 23: deckhand.api.v1.GetWorkflowResponse
-	(*ListWorkflowsRequest)(nil),     // 24: deckhand.api.v1.ListWorkflowsRequest
-	(*ListWorkflowsResponse)(nil),    // 25: deckhand.api.v1.ListWorkflowsResponse
-	(*CancelWorkflowRequest)(nil),    // 26: deckhand.api.v1.CancelWorkflowRequest
-	(*CancelWorkflowResponse)(nil),   // 27: deckhand.api.v1.CancelWorkflowResponse
-	(*RetryWorkflowRequest)(nil),     // 28: deckhand.api.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),    // 29: deckhand.api.v1.RetryWorkflowResponse
-	(*WatchWorkflowRequest)(nil),     // 30: deckhand.api.v1.WatchWorkflowRequest
-	(*WatchWorkflowResponse)(nil),    // 31: deckhand.api.v1.WatchWorkflowResponse
-	(*GetWorkflowLogsRequest)(nil),   // 32: deckhand.api.v1.GetWorkflowLogsRequest
-	(*GetWorkflowLogsResponse)(nil),  // 33: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                              // 34: deckhand.api.v1.NodeOptions.LabelsEntry
-	nil,                              // 35: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
-	nil,                              // 36: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),           // 37: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),          // 38: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),           // 39: deckhand.task.v1.RuntimeSpec
-	(*v1.Taint)(nil),                 // 40: deckhand.task.v1.Taint
-	(*durationpb.Duration)(nil),      // 41: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),              // 42: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),             // 43: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
-	(*v1.Progress)(nil),              // 45: deckhand.task.v1.Progress
-	(*v1.Change)(nil),                // 46: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                 // 47: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),             // 48: deckhand.task.v1.TaskEvent
+	(*UpgradeWorkflow)(nil),          // 6: deckhand.api.v1.UpgradeWorkflow
+	(*ResetWorkflow)(nil),            // 7: deckhand.api.v1.ResetWorkflow
+	(*ApplyWorkflow)(nil),            // 8: deckhand.api.v1.ApplyWorkflow
+	(*WorkflowSpec)(nil),             // 9: deckhand.api.v1.WorkflowSpec
+	(*Step)(nil),                     // 10: deckhand.api.v1.Step
+	(*StepInput)(nil),                // 11: deckhand.api.v1.StepInput
+	(*Workflow)(nil),                 // 12: deckhand.api.v1.Workflow
+	(*CreateWorkflowRequest)(nil),    // 13: deckhand.api.v1.CreateWorkflowRequest
+	(*PlanWorkflowRequest)(nil),      // 14: deckhand.api.v1.PlanWorkflowRequest
+	(*PlanWorkflowResponse)(nil),     // 15: deckhand.api.v1.PlanWorkflowResponse
+	(*ClusterNode)(nil),              // 16: deckhand.api.v1.ClusterNode
+	(*Cluster)(nil),                  // 17: deckhand.api.v1.Cluster
+	(*GetClusterRequest)(nil),        // 18: deckhand.api.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 19: deckhand.api.v1.GetClusterResponse
+	(*CreateKubeconfigRequest)(nil),  // 20: deckhand.api.v1.CreateKubeconfigRequest
+	(*CreateKubeconfigResponse)(nil), // 21: deckhand.api.v1.CreateKubeconfigResponse
+	(*CreateWorkflowResponse)(nil),   // 22: deckhand.api.v1.CreateWorkflowResponse
+	(*GetWorkflowRequest)(nil),       // 23: deckhand.api.v1.GetWorkflowRequest
+	(*GetWorkflowResponse)(nil),      // 24: deckhand.api.v1.GetWorkflowResponse
+	(*ListWorkflowsRequest)(nil),     // 25: deckhand.api.v1.ListWorkflowsRequest
+	(*ListWorkflowsResponse)(nil),    // 26: deckhand.api.v1.ListWorkflowsResponse
+	(*CancelWorkflowRequest)(nil),    // 27: deckhand.api.v1.CancelWorkflowRequest
+	(*CancelWorkflowResponse)(nil),   // 28: deckhand.api.v1.CancelWorkflowResponse
+	(*RetryWorkflowRequest)(nil),     // 29: deckhand.api.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),    // 30: deckhand.api.v1.RetryWorkflowResponse
+	(*WatchWorkflowRequest)(nil),     // 31: deckhand.api.v1.WatchWorkflowRequest
+	(*WatchWorkflowResponse)(nil),    // 32: deckhand.api.v1.WatchWorkflowResponse
+	(*GetWorkflowLogsRequest)(nil),   // 33: deckhand.api.v1.GetWorkflowLogsRequest
+	(*GetWorkflowLogsResponse)(nil),  // 34: deckhand.api.v1.GetWorkflowLogsResponse
+	nil,                              // 35: deckhand.api.v1.NodeOptions.LabelsEntry
+	nil,                              // 36: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	nil,                              // 37: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 38: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 39: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 40: deckhand.task.v1.RuntimeSpec
+	(*v1.Taint)(nil),                 // 41: deckhand.task.v1.Taint
+	(*durationpb.Duration)(nil),      // 42: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 43: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 44: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 46: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 47: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 48: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 49: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	37, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	38, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	39, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	38, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	39, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	40, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	4,  // 3: deckhand.api.v1.InitWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	34, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
-	40, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
-	35, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	35, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
+	41, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
+	36, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
 	4,  // 7: deckhand.api.v1.JoinWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	41, // 8: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	3,  // 9: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
-	5,  // 10: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
-	6,  // 11: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
-	7,  // 12: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
-	42, // 13: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
-	1,  // 14: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	41, // 15: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	36, // 16: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	43, // 17: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	44, // 18: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	44, // 19: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	45, // 20: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	10, // 21: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	44, // 22: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	46, // 23: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
-	8,  // 24: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	0,  // 25: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	9,  // 26: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	44, // 27: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	44, // 28: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	43, // 29: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
-	8,  // 30: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	8,  // 31: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	11, // 32: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	47, // 33: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	44, // 34: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	37, // 35: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
-	15, // 36: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	44, // 37: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	44, // 38: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	38, // 39: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	39, // 40: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	16, // 41: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
-	2,  // 42: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
-	41, // 43: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
-	44, // 44: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
-	11, // 45: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	11, // 46: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 47: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	11, // 48: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	11, // 49: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	11, // 50: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	11, // 51: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	48, // 52: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	48, // 53: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	12, // 54: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	22, // 55: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	24, // 56: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	26, // 57: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	28, // 58: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	30, // 59: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	32, // 60: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	13, // 61: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	17, // 62: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	19, // 63: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
-	21, // 64: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	23, // 65: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	25, // 66: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	27, // 67: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	29, // 68: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	31, // 69: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	33, // 70: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	14, // 71: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	18, // 72: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	20, // 73: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
-	64, // [64:74] is the sub-list for method output_type
-	54, // [54:64] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	42, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	42, // 9: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	3,  // 10: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
+	5,  // 11: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
+	7,  // 12: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
+	8,  // 13: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
+	6,  // 14: deckhand.api.v1.WorkflowSpec.upgrade:type_name -> deckhand.api.v1.UpgradeWorkflow
+	43, // 15: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	1,  // 16: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
+	42, // 17: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	37, // 18: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	44, // 19: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	45, // 20: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	45, // 21: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	46, // 22: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	11, // 23: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	45, // 24: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	47, // 25: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	9,  // 26: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	0,  // 27: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
+	10, // 28: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	45, // 29: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	45, // 30: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	44, // 31: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	9,  // 32: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	9,  // 33: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	12, // 34: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	48, // 35: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	45, // 36: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	38, // 37: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	16, // 38: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	45, // 39: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	45, // 40: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	39, // 41: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	40, // 42: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	17, // 43: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	2,  // 44: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
+	42, // 45: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	45, // 46: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	12, // 47: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 48: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 49: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	12, // 50: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	12, // 51: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 52: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 53: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	49, // 54: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	49, // 55: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	13, // 56: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	23, // 57: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	25, // 58: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	27, // 59: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	29, // 60: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	31, // 61: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	33, // 62: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	14, // 63: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	18, // 64: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	20, // 65: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	22, // 66: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	24, // 67: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	26, // 68: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	28, // 69: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	30, // 70: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	32, // 71: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	34, // 72: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	15, // 73: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	19, // 74: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	21, // 75: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	66, // [66:76] is the sub-list for method output_type
+	56, // [56:66] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -2755,13 +2861,14 @@ func file_deckhand_api_v1_workflow_proto_init() {
 	if File_deckhand_api_v1_workflow_proto != nil {
 		return
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[5].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[6].OneofWrappers = []any{
 		(*WorkflowSpec_Init)(nil),
 		(*WorkflowSpec_Join)(nil),
 		(*WorkflowSpec_Reset_)(nil),
 		(*WorkflowSpec_Apply)(nil),
+		(*WorkflowSpec_Upgrade)(nil),
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[28].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[29].OneofWrappers = []any{
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
@@ -2771,7 +2878,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -473,6 +473,8 @@ type TaskSpec struct {
 	//	*TaskSpec_EtcdMembers
 	//	*TaskSpec_LoadBalancer
 	//	*TaskSpec_Manifest
+	//	*TaskSpec_KubeadmUpgrade
+	//	*TaskSpec_ClusterHealth
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -668,6 +670,24 @@ func (x *TaskSpec) GetManifest() *ManifestSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetKubeadmUpgrade() *KubeadmUpgradeSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_KubeadmUpgrade); ok {
+			return x.KubeadmUpgrade
+		}
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetClusterHealth() *ClusterHealthSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_ClusterHealth); ok {
+			return x.ClusterHealth
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -740,6 +760,14 @@ type TaskSpec_Manifest struct {
 	Manifest *ManifestSpec `protobuf:"bytes,17,opt,name=manifest,proto3,oneof"`
 }
 
+type TaskSpec_KubeadmUpgrade struct {
+	KubeadmUpgrade *KubeadmUpgradeSpec `protobuf:"bytes,18,opt,name=kubeadm_upgrade,json=kubeadmUpgrade,proto3,oneof"`
+}
+
+type TaskSpec_ClusterHealth struct {
+	ClusterHealth *ClusterHealthSpec `protobuf:"bytes,19,opt,name=cluster_health,json=clusterHealth,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -773,6 +801,10 @@ func (*TaskSpec_EtcdMembers) isTaskSpec_Kind() {}
 func (*TaskSpec_LoadBalancer) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Manifest) isTaskSpec_Kind() {}
+
+func (*TaskSpec_KubeadmUpgrade) isTaskSpec_Kind() {}
+
+func (*TaskSpec_ClusterHealth) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -898,9 +930,16 @@ type PackagesSpec struct {
 	// For binaries: expected SHA-256 hex digest per binary name.
 	Sha256 map[string]string `protobuf:"bytes,4,rep,name=sha256,proto3" json:"sha256,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Keep the packages from unplanned upgrades (apt-mark hold / versionlock / exclude).
-	Hold          bool `protobuf:"varint,5,opt,name=hold,proto3" json:"hold,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Hold bool `protobuf:"varint,5,opt,name=hold,proto3" json:"hold,omitempty"`
+	// Which of kubelet, kubeadm and kubectl to install at the version; empty: all three.
+	// An upgrade installs kubeadm first, kubelet and kubectl after kubeadm upgrade.
+	Components []string `protobuf:"bytes,6,rep,name=components,proto3" json:"components,omitempty"`
+	// Only download them (an upgrade's staging): nothing installed changes.
+	DownloadOnly bool `protobuf:"varint,7,opt,name=download_only,json=downloadOnly,proto3" json:"download_only,omitempty"`
+	// Restart the kubelet when its binary changed (an upgrade of a running node).
+	RestartKubelet bool `protobuf:"varint,8,opt,name=restart_kubelet,json=restartKubelet,proto3" json:"restart_kubelet,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PackagesSpec) Reset() {
@@ -964,6 +1003,27 @@ func (x *PackagesSpec) GetSha256() map[string]string {
 func (x *PackagesSpec) GetHold() bool {
 	if x != nil {
 		return x.Hold
+	}
+	return false
+}
+
+func (x *PackagesSpec) GetComponents() []string {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
+func (x *PackagesSpec) GetDownloadOnly() bool {
+	if x != nil {
+		return x.DownloadOnly
+	}
+	return false
+}
+
+func (x *PackagesSpec) GetRestartKubelet() bool {
+	if x != nil {
+		return x.RestartKubelet
 	}
 	return false
 }
@@ -2106,6 +2166,112 @@ func (x *KubeadmJoinSpec) GetHealthTimeout() *durationpb.Duration {
 	return nil
 }
 
+// KubeadmUpgradeSpec runs kubeadm upgrade on a node whose kubeadm is the target's already:
+// `kubeadm upgrade apply VERSION` on the first control plane (the cluster's configuration,
+// the control plane, etcd and the addons), `kubeadm upgrade node` on every other node (its
+// own static pods, or a worker's kubelet configuration). A control plane whose static pods
+// run the version already is not upgraded again. Outputs: "upgraded" ("true" or "false":
+// already there).
+type KubeadmUpgradeSpec struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	KubernetesVersion string                 `protobuf:"bytes,1,opt,name=kubernetes_version,json=kubernetesVersion,proto3" json:"kubernetes_version,omitempty"`
+	// kubeadm upgrade apply; else kubeadm upgrade node.
+	Apply         bool `protobuf:"varint,2,opt,name=apply,proto3" json:"apply,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KubeadmUpgradeSpec) Reset() {
+	*x = KubeadmUpgradeSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KubeadmUpgradeSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KubeadmUpgradeSpec) ProtoMessage() {}
+
+func (x *KubeadmUpgradeSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KubeadmUpgradeSpec.ProtoReflect.Descriptor instead.
+func (*KubeadmUpgradeSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *KubeadmUpgradeSpec) GetKubernetesVersion() string {
+	if x != nil {
+		return x.KubernetesVersion
+	}
+	return ""
+}
+
+func (x *KubeadmUpgradeSpec) GetApply() bool {
+	if x != nil {
+		return x.Apply
+	}
+	return false
+}
+
+// ClusterHealthSpec checks, on a control plane, that the cluster may be changed: the API
+// server answers /readyz, every node listed is Ready, and every etcd member is healthy.
+type ClusterHealthSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The nodes that must be Ready (the cluster record's).
+	Nodes         []string `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterHealthSpec) Reset() {
+	*x = ClusterHealthSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterHealthSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterHealthSpec) ProtoMessage() {}
+
+func (x *ClusterHealthSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterHealthSpec.ProtoReflect.Descriptor instead.
+func (*ClusterHealthSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ClusterHealthSpec) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
 // KubeadmResetSpec resets a node and cleans what kubeadm leaves behind.
 type KubeadmResetSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2119,7 +2285,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2297,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2310,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -2163,17 +2329,19 @@ func (x *KubeadmResetSpec) GetRemoveEtcdMember() bool {
 
 // DrainSpec cordons and drains a node, run on a control-plane node.
 type DrainSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeName      string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
-	Timeout       *durationpb.Duration   `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	Force         bool                   `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeName string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	Timeout  *durationpb.Duration   `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Force    bool                   `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	// Uncordon the node instead (after its upgrade).
+	Uncordon      bool `protobuf:"varint,4,opt,name=uncordon,proto3" json:"uncordon,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2353,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2366,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -2222,6 +2390,13 @@ func (x *DrainSpec) GetForce() bool {
 	return false
 }
 
+func (x *DrainSpec) GetUncordon() bool {
+	if x != nil {
+		return x.Uncordon
+	}
+	return false
+}
+
 // EtcdMembersSpec lists the stacked etcd cluster's members through the etcd of the
 // control-plane node it runs on (etcdctl in its etcd pod, with kubeadm's health-check client
 // certificate), and makes sure the member named absent is not among them: a member kubeadm
@@ -2240,7 +2415,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2427,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2440,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2292,7 +2467,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2479,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2492,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -2334,15 +2509,17 @@ type NodeReadySpec struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	NodeName string                 `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// How long to wait; zero means 5 minutes.
-	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	Wait          NodeWait             `protobuf:"varint,3,opt,name=wait,proto3,enum=deckhand.task.v1.NodeWait" json:"wait,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Wait    NodeWait             `protobuf:"varint,3,opt,name=wait,proto3,enum=deckhand.task.v1.NodeWait" json:"wait,omitempty"`
+	// Also wait until the node's kubelet reports this version (status.nodeInfo.kubeletVersion).
+	KubeletVersion string `protobuf:"bytes,4,opt,name=kubelet_version,json=kubeletVersion,proto3" json:"kubelet_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2531,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2544,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -2389,6 +2566,13 @@ func (x *NodeReadySpec) GetWait() NodeWait {
 		return x.Wait
 	}
 	return NodeWait_NODE_WAIT_UNSPECIFIED
+}
+
+func (x *NodeReadySpec) GetKubeletVersion() string {
+	if x != nil {
+		return x.KubeletVersion
+	}
+	return ""
 }
 
 // NetworkSpec installs the pod network on a node: a CNI configuration for the node's pod
@@ -2421,7 +2605,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2617,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2630,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2514,7 +2698,7 @@ type LoadBalancerSpec struct {
 
 func (x *LoadBalancerSpec) Reset() {
 	*x = LoadBalancerSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2710,7 @@ func (x *LoadBalancerSpec) String() string {
 func (*LoadBalancerSpec) ProtoMessage() {}
 
 func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2723,7 @@ func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
@@ -2618,7 +2802,7 @@ type ManifestSpec struct {
 
 func (x *ManifestSpec) Reset() {
 	*x = ManifestSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2814,7 @@ func (x *ManifestSpec) String() string {
 func (*ManifestSpec) ProtoMessage() {}
 
 func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2827,7 @@ func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
 func (*ManifestSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ManifestSpec) GetName() string {
@@ -2716,7 +2900,7 @@ type NetworkPreset struct {
 
 func (x *NetworkPreset) Reset() {
 	*x = NetworkPreset{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2912,7 @@ func (x *NetworkPreset) String() string {
 func (*NetworkPreset) ProtoMessage() {}
 
 func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2925,7 @@ func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPreset.ProtoReflect.Descriptor instead.
 func (*NetworkPreset) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NetworkPreset) GetProvider() string {
@@ -2776,7 +2960,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2972,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +2985,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -2841,7 +3025,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +3037,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +3050,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -2915,7 +3099,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3111,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3124,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -2965,7 +3149,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3161,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3174,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Change) GetKind() string {
@@ -3031,7 +3215,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3043,7 +3227,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3056,7 +3240,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3141,7 +3325,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3153,7 +3337,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3166,7 +3350,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3198,7 +3382,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +3394,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +3407,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Progress) GetItem() string {
@@ -3269,7 +3453,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3465,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3478,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3340,7 +3524,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3352,7 +3536,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3365,7 +3549,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3444,7 +3628,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\x8a\t\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xa9\n" +
+	"\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -3465,7 +3650,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\anetwork\x18\x0e \x01(\v2\x1d.deckhand.task.v1.NetworkSpecH\x00R\anetwork\x12F\n" +
 	"\fetcd_members\x18\x0f \x01(\v2!.deckhand.task.v1.EtcdMembersSpecH\x00R\vetcdMembers\x12I\n" +
 	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancer\x12<\n" +
-	"\bmanifest\x18\x11 \x01(\v2\x1e.deckhand.task.v1.ManifestSpecH\x00R\bmanifestB\x06\n" +
+	"\bmanifest\x18\x11 \x01(\v2\x1e.deckhand.task.v1.ManifestSpecH\x00R\bmanifest\x12O\n" +
+	"\x0fkubeadm_upgrade\x18\x12 \x01(\v2$.deckhand.task.v1.KubeadmUpgradeSpecH\x00R\x0ekubeadmUpgrade\x12L\n" +
+	"\x0ecluster_health\x18\x13 \x01(\v2#.deckhand.task.v1.ClusterHealthSpecH\x00R\rclusterHealthB\x06\n" +
 	"\x04kind\"\x9a\x02\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -3477,13 +3664,18 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"allow_vrrp\x18\x06 \x01(\bR\tallowVrrp\x12#\n" +
 	"\rnetwork_ports\x18\a \x03(\tR\fnetworkPorts\x12'\n" +
-	"\x0ftrusted_sources\x18\b \x03(\tR\x0etrustedSources\"\xa4\x02\n" +
+	"\x0ftrusted_sources\x18\b \x03(\tR\x0etrustedSources\"\x92\x03\n" +
 	"\fPackagesSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x127\n" +
 	"\x06source\x18\x02 \x01(\x0e2\x1f.deckhand.task.v1.PackageSourceR\x06source\x12\x19\n" +
 	"\bbase_url\x18\x03 \x01(\tR\abaseUrl\x12B\n" +
 	"\x06sha256\x18\x04 \x03(\v2*.deckhand.task.v1.PackagesSpec.Sha256EntryR\x06sha256\x12\x12\n" +
-	"\x04hold\x18\x05 \x01(\bR\x04hold\x1a9\n" +
+	"\x04hold\x18\x05 \x01(\bR\x04hold\x12\x1e\n" +
+	"\n" +
+	"components\x18\x06 \x03(\tR\n" +
+	"components\x12#\n" +
+	"\rdownload_only\x18\a \x01(\bR\fdownloadOnly\x12'\n" +
+	"\x0frestart_kubelet\x18\b \x01(\bR\x0erestartKubelet\x1a9\n" +
 	"\vSha256Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x01\n" +
@@ -3591,23 +3783,30 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\fca_cert_hash\x18\x05 \x01(\tR\n" +
 	"caCertHash\x12-\n" +
 	"\x0fcertificate_key\x18\x06 \x01(\tB\x04\x88\x80\x19\x01R\x0ecertificateKey\x12@\n" +
-	"\x0ehealth_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\rhealthTimeout\"T\n" +
+	"\x0ehealth_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\rhealthTimeout\"Y\n" +
+	"\x12KubeadmUpgradeSpec\x12-\n" +
+	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x12\x14\n" +
+	"\x05apply\x18\x02 \x01(\bR\x05apply\")\n" +
+	"\x11ClusterHealthSpec\x12\x14\n" +
+	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"T\n" +
 	"\x10KubeadmResetSpec\x12\x12\n" +
 	"\x04ipvs\x18\x01 \x01(\bR\x04ipvs\x12,\n" +
-	"\x12remove_etcd_member\x18\x02 \x01(\bR\x10removeEtcdMember\"s\n" +
+	"\x12remove_etcd_member\x18\x02 \x01(\bR\x10removeEtcdMember\"\x8f\x01\n" +
 	"\tDrainSpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
-	"\x05force\x18\x03 \x01(\bR\x05force\"P\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\x12\x1a\n" +
+	"\buncordon\x18\x04 \x01(\bR\buncordon\"P\n" +
 	"\x0fEtcdMembersSpec\x12\x16\n" +
 	"\x06absent\x18\x01 \x01(\tR\x06absent\x12%\n" +
 	"\x0eabsent_address\x18\x02 \x01(\tR\rabsentAddress\"-\n" +
 	"\x0eDeleteNodeSpec\x12\x1b\n" +
-	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\x91\x01\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\"\xba\x01\n" +
 	"\rNodeReadySpec\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
-	"\x04wait\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeWaitR\x04wait\"\xdc\x01\n" +
+	"\x04wait\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeWaitR\x04wait\x12'\n" +
+	"\x0fkubelet_version\x18\x04 \x01(\tR\x0ekubeletVersion\"\xdc\x01\n" +
 	"\vNetworkSpec\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x19\n" +
 	"\bpod_cidr\x18\x02 \x01(\tR\apodCidr\x126\n" +
@@ -3733,7 +3932,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -3758,36 +3957,38 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*KubeadmInitSpec)(nil),       // 20: deckhand.task.v1.KubeadmInitSpec
 	(*KubeadmTokenSpec)(nil),      // 21: deckhand.task.v1.KubeadmTokenSpec
 	(*KubeadmJoinSpec)(nil),       // 22: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmResetSpec)(nil),      // 23: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 24: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 25: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 26: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 27: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 28: deckhand.task.v1.NetworkSpec
-	(*LoadBalancerSpec)(nil),      // 29: deckhand.task.v1.LoadBalancerSpec
-	(*ManifestSpec)(nil),          // 30: deckhand.task.v1.ManifestSpec
-	(*NetworkPreset)(nil),         // 31: deckhand.task.v1.NetworkPreset
-	(*NetworkRoute)(nil),          // 32: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 33: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 34: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 35: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 36: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 37: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 38: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 39: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 40: deckhand.task.v1.TaskResult
-	nil,                           // 41: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 42: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 43: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 44: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 45: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 46: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 47: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 48: google.protobuf.Timestamp
+	(*KubeadmUpgradeSpec)(nil),    // 23: deckhand.task.v1.KubeadmUpgradeSpec
+	(*ClusterHealthSpec)(nil),     // 24: deckhand.task.v1.ClusterHealthSpec
+	(*KubeadmResetSpec)(nil),      // 25: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 26: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 27: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 28: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 29: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 30: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 31: deckhand.task.v1.LoadBalancerSpec
+	(*ManifestSpec)(nil),          // 32: deckhand.task.v1.ManifestSpec
+	(*NetworkPreset)(nil),         // 33: deckhand.task.v1.NetworkPreset
+	(*NetworkRoute)(nil),          // 34: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 35: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 36: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 37: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 38: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 39: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 40: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 41: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 42: deckhand.task.v1.TaskResult
+	nil,                           // 43: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 44: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 45: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 46: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 47: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 48: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 49: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 50: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	47, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	49, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -3795,67 +3996,69 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	20, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
 	21, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
 	22, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	23, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	24, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	26, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	34, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	27, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	33, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	28, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	25, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	29, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	30, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
-	0,  // 19: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 20: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	41, // 21: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 22: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	42, // 23: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	10, // 24: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 25: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	10, // 26: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	47, // 27: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	10, // 28: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	17, // 29: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	43, // 30: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	16, // 31: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	15, // 32: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	14, // 33: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	47, // 34: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	44, // 35: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	19, // 36: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	45, // 37: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 38: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	18, // 39: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	47, // 40: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	47, // 41: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 42: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	18, // 43: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 44: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	47, // 45: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	47, // 46: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	47, // 47: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 48: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	32, // 49: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	15, // 50: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	47, // 51: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	10, // 52: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	31, // 53: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
-	47, // 54: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	48, // 55: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	37, // 56: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	38, // 57: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 58: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 59: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	35, // 60: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	46, // 61: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	39, // 62: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	48, // 63: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	48, // 64: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	65, // [65:65] is the sub-list for method output_type
-	65, // [65:65] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	25, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	26, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	28, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	36, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	29, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	35, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	30, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	27, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	31, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	32, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	23, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
+	24, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
+	0,  // 21: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 22: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	43, // 23: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 24: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	44, // 25: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	10, // 26: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 27: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	10, // 28: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	49, // 29: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	10, // 30: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	17, // 31: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	45, // 32: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	16, // 33: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	15, // 34: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	14, // 35: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	49, // 36: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	46, // 37: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	19, // 38: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	47, // 39: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	13, // 40: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 41: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	49, // 42: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	49, // 43: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 44: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 45: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 46: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	49, // 47: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	49, // 48: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	49, // 49: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 50: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	34, // 51: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	15, // 52: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	49, // 53: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	10, // 54: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	33, // 55: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	49, // 56: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	50, // 57: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	39, // 58: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	40, // 59: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 60: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 61: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	37, // 62: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	48, // 63: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	41, // 64: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	50, // 65: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	50, // 66: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -3882,9 +4085,11 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_EtcdMembers)(nil),
 		(*TaskSpec_LoadBalancer)(nil),
 		(*TaskSpec_Manifest)(nil),
+		(*TaskSpec_KubeadmUpgrade)(nil),
+		(*TaskSpec_ClusterHealth)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[11].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[30].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[32].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -3895,7 +4100,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

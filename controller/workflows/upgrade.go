@@ -1,0 +1,232 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
+)
+
+// The rules of an upgrade, each named in its refusal (UpgradeRefusal.Rule).
+const (
+	// RuleVersion: the target is a release Deckhand supports.
+	RuleVersion = "supported-version"
+	// RuleNoDowngrade: never to an older release than the cluster's.
+	RuleNoDowngrade = "no-downgrade"
+	// RuleOneMinor: at most one minor release past the cluster's (kubeadm's own rule).
+	RuleOneMinor = "one-minor-at-a-time"
+	// RuleKubeletNotNewer: no kubelet newer than the target (kubelets never run ahead of
+	// the API server).
+	RuleKubeletNotNewer = "kubelet-not-newer"
+	// RuleKubeletSkew: no kubelet more than three minors behind the target (the skew the
+	// API server of the target accepts).
+	RuleKubeletSkew = "kubelet-skew"
+	// RuleConnected: every node's agent is connected, or nothing can stage or upgrade it
+	// (--force skips the nodes that are not).
+	RuleConnected = "nodes-connected"
+	// RuleNotHeld: no node is held by another workflow.
+	RuleNotHeld = "node-held"
+	// RuleMaxUnavailable: --max-unavailable is N or P%.
+	RuleMaxUnavailable = "max-unavailable"
+)
+
+// UpgradeRefusal is an upgrade the rules refuse: the rule and why.
+type UpgradeRefusal struct {
+	Rule string
+	Msg  string
+}
+
+func (e *UpgradeRefusal) Error() string { return "upgrade refused by rule " + e.Rule + ": " + e.Msg }
+
+// upgradeNode is what the rules know of one node of the cluster record.
+type upgradeNode struct {
+	Name         string
+	ControlPlane bool
+	// Kubelet is the installed kubelet's version (facts; "" unknown).
+	Kubelet string
+	// ControlPlaneVersion is the version of the control plane's static pods (facts: the
+	// kube-apiserver manifest's image tag; "" unknown or a worker).
+	ControlPlaneVersion string
+	Connected           bool
+	// HeldBy is the workflow holding the node ("" none).
+	HeldBy string
+}
+
+// upgradeState is what an upgrade is decided from.
+type upgradeState struct {
+	// Cluster is the cluster record's Kubernetes version; Target the one asked for.
+	Cluster, Target string
+	// Nodes in the record's order: the first control plane first.
+	Nodes []upgradeNode
+	// MaxUnavailable is how many workers are upgraded at once: "N", "P%" of the workers
+	// (at least one), or "" for 1.
+	MaxUnavailable string
+	// Force upgrades without the nodes whose agents are not connected.
+	Force bool
+}
+
+// upgradeDecision is an upgrade's order.
+type upgradeDecision struct {
+	Target string
+	// Apply is the control plane `kubeadm upgrade apply` runs on ("": it ran, a control
+	// plane's static pods are at the target already).
+	Apply string
+	// ControlPlanes are upgraded one at a time in this order (Apply first, when set); the
+	// workers after them, batch after batch, the nodes of a batch at once.
+	ControlPlanes []string
+	Batches       [][]string
+	// Done are at the target by evidence (kubelet, and a control plane's static pods):
+	// left alone. Skipped are not connected, left out by --force.
+	Done, Skipped []string
+}
+
+// Nodes are the nodes the upgrade changes.
+func (d upgradeDecision) Nodes() []string {
+	out := slices.Clone(d.ControlPlanes)
+	for _, b := range d.Batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// decideUpgrade checks an upgrade against the rules and orders it: control planes first,
+// one at a time (kubeadm upgrade apply on the first not yet upgraded while none is, then
+// kubeadm upgrade node), then the workers in batches of MaxUnavailable. A node at the
+// target by evidence is done and left alone, so an upgrade run again after a failure or a
+// cancel picks up where the cluster is, not where a record says it was.
+func decideUpgrade(s upgradeState) (upgradeDecision, error) {
+	target, _, err := kubeimages.ParseKubernetesVersion(s.Target)
+	if err != nil {
+		return upgradeDecision{}, &UpgradeRefusal{RuleVersion, fmt.Sprintf("%q: %v", s.Target, err)}
+	}
+	current, _, err := kubeimages.ParseKubernetesVersion(s.Cluster)
+	if err != nil {
+		return upgradeDecision{}, &UpgradeRefusal{RuleVersion, fmt.Sprintf("the cluster record's version %q: %v", s.Cluster, err)}
+	}
+	switch c := compareVersions(target, current); {
+	case c < 0:
+		return upgradeDecision{}, &UpgradeRefusal{RuleNoDowngrade, fmt.Sprintf("the cluster runs %s; %s is older: kubeadm cannot downgrade a cluster", current, target)}
+	case minorOf(target) > minorOf(current)+1:
+		next := fmt.Sprintf("v1.%d", minorOf(current)+1)
+		return upgradeDecision{}, &UpgradeRefusal{RuleOneMinor, fmt.Sprintf("the cluster runs %s; %s skips a minor release: upgrade to the newest %s patch first", current, target, next)}
+	}
+	d := upgradeDecision{Target: target}
+	applied := false
+	var cps, workers []string
+	for _, n := range s.Nodes {
+		if n.HeldBy != "" {
+			return upgradeDecision{}, &UpgradeRefusal{RuleNotHeld, fmt.Sprintf("%s is held by workflow %s: wait for it or cancel it (deckctl cancel %s)", n.Name, n.HeldBy, n.HeldBy)}
+		}
+		if k := n.Kubelet; k != "" {
+			kv, _, err := kubeimages.ParseKubernetesVersion(k)
+			switch {
+			case err != nil:
+				// An unsupported old kubelet is the skew rule's; a malformed one is unknown.
+				if minor, ok := parseMinor(k); ok && minor < minorOf(target)-3 {
+					return upgradeDecision{}, &UpgradeRefusal{RuleKubeletSkew, fmt.Sprintf("%s runs kubelet %s, more than three minors behind %s: upgrade or reset it first", n.Name, k, target)}
+				}
+			case compareVersions(kv, target) > 0:
+				return upgradeDecision{}, &UpgradeRefusal{RuleKubeletNotNewer, fmt.Sprintf("%s runs kubelet %s, newer than %s: a kubelet never runs ahead of the API server", n.Name, kv, target)}
+			case minorOf(kv) < minorOf(target)-3:
+				return upgradeDecision{}, &UpgradeRefusal{RuleKubeletSkew, fmt.Sprintf("%s runs kubelet %s, more than three minors behind %s: upgrade or reset it first", n.Name, kv, target)}
+			}
+		}
+		cpDone := !n.ControlPlane || sameVersion(n.ControlPlaneVersion, target)
+		if n.ControlPlane && sameVersion(n.ControlPlaneVersion, target) {
+			applied = true
+		}
+		switch {
+		case cpDone && sameVersion(n.Kubelet, target):
+			d.Done = append(d.Done, n.Name)
+		case !n.Connected && s.Force:
+			d.Skipped = append(d.Skipped, n.Name)
+		case !n.Connected:
+			return upgradeDecision{}, &UpgradeRefusal{RuleConnected, fmt.Sprintf("%s's agent is not connected: start it (deckctl nodes shows it), or upgrade without it with --force", n.Name)}
+		case n.ControlPlane:
+			cps = append(cps, n.Name)
+		default:
+			workers = append(workers, n.Name)
+		}
+	}
+	per, err := maxUnavailable(s.MaxUnavailable, len(workers))
+	if err != nil {
+		return upgradeDecision{}, err
+	}
+	d.ControlPlanes = cps
+	if !applied && len(cps) > 0 {
+		d.Apply = cps[0]
+	}
+	if !applied && len(cps) == 0 && len(workers) > 0 {
+		return upgradeDecision{}, &UpgradeRefusal{RuleConnected, "no control plane can be upgraded first (each is skipped): the workers' kubelets would run ahead of the API server"}
+	}
+	for len(workers) > 0 {
+		n := min(per, len(workers))
+		d.Batches = append(d.Batches, workers[:n:n])
+		workers = workers[n:]
+	}
+	return d, nil
+}
+
+// maxUnavailable is how many of workers are upgraded at once: "" is 1, "N" is N, "P%" is
+// P percent of them rounded down, at least 1.
+func maxUnavailable(s string, workers int) (int, error) {
+	bad := func() error {
+		return &UpgradeRefusal{RuleMaxUnavailable, fmt.Sprintf("%q: give a number of workers (2) or a percentage of them (25%%)", s)}
+	}
+	switch {
+	case s == "":
+		return 1, nil
+	case strings.HasSuffix(s, "%"):
+		p, err := strconv.Atoi(strings.TrimSuffix(s, "%"))
+		if err != nil || p < 1 || p > 100 {
+			return 0, bad()
+		}
+		return max(1, workers*p/100), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 100000 {
+		return 0, bad()
+	}
+	return n, nil
+}
+
+// compareVersions orders two normalized vMAJOR.MINOR.PATCH versions.
+func compareVersions(a, b string) int {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := range pa {
+		if c := pa[i] - pb[i]; c != 0 {
+			if c < 0 {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func versionParts(v string) [3]int {
+	var out [3]int
+	for i, f := range strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3) {
+		out[i], _ = strconv.Atoi(f)
+	}
+	return out
+}
+
+func minorOf(v string) int { return versionParts(v)[1] }
+
+// parseMinor reads the minor of a version the table does not support (an old kubelet).
+func parseMinor(v string) (int, bool) {
+	f := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(f) < 2 {
+		return 0, false
+	}
+	m, err := strconv.Atoi(f[1])
+	return m, err == nil
+}
+
+// sameVersion: a fact's version (with or without the v) is target.
+func sameVersion(fact, target string) bool {
+	return fact != "" && "v"+strings.TrimPrefix(fact, "v") == target
+}
