@@ -45,7 +45,7 @@ func TestDecideUpgrade(t *testing.T) {
 			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-1", ControlPlanes: []string{"cp-1", "cp-2"},
 				Batches: [][]string{{"w-1"}, {"w-2"}, {"w-3"}, {"w-4"}, {"w-5"}}}},
 		{name: "a patch release within the minor",
-			s: upgradeState{Cluster: "v1.33.10", Target: "v1.33.13", Nodes: []upgradeNode{cp("cp-1", "v1.33.10", "v1.33.10"), w("w-1", "v1.33.10")}},
+			s:    upgradeState{Cluster: "v1.33.10", Target: "v1.33.13", Nodes: []upgradeNode{cp("cp-1", "v1.33.10", "v1.33.10"), w("w-1", "v1.33.10")}},
 			want: upgradeDecision{Target: "v1.33.13", Apply: "cp-1", ControlPlanes: []string{"cp-1"}, Batches: [][]string{{"w-1"}}}},
 		{name: "run again after cp-1 and w-2 were upgraded: kubeadm upgrade node on cp-2, w-2 left alone",
 			s: upgradeState{Cluster: "v1.34.12", Target: "v1.34.12", Nodes: func() []upgradeNode {
@@ -59,7 +59,7 @@ func TestDecideUpgrade(t *testing.T) {
 			want: upgradeDecision{Target: "v1.34.12", ControlPlanes: []string{"cp-1", "cp-2"},
 				Batches: [][]string{{"w-1"}, {"w-2"}, {"w-3"}, {"w-4"}, {"w-5"}}}},
 		{name: "everything done: nothing to change",
-			s: upgradeState{Cluster: "v1.34.12", Target: "v1.34.12", Nodes: []upgradeNode{cp("cp-1", "v1.34.12", "v1.34.12"), w("w-1", "v1.34.12")}},
+			s:    upgradeState{Cluster: "v1.34.12", Target: "v1.34.12", Nodes: []upgradeNode{cp("cp-1", "v1.34.12", "v1.34.12"), w("w-1", "v1.34.12")}},
 			want: upgradeDecision{Target: "v1.34.12", Done: []string{"cp-1", "w-1"}}},
 		{name: "a worker whose agent is down is skipped with --force",
 			s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(4, off(w("w-3", "v1.33.13"))), Force: true},
@@ -70,7 +70,7 @@ func TestDecideUpgrade(t *testing.T) {
 			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-2", ControlPlanes: []string{"cp-2"},
 				Batches: [][]string{{"w-1"}, {"w-2"}, {"w-3"}, {"w-4"}, {"w-5"}}, Skipped: []string{"cp-1"}}},
 		{name: "unknown kubelet versions are upgraded",
-			s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: []upgradeNode{cp("cp-1", "", ""), w("w-1", "")}},
+			s:    upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: []upgradeNode{cp("cp-1", "", ""), w("w-1", "")}},
 			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-1", ControlPlanes: []string{"cp-1"}, Batches: [][]string{{"w-1"}}}},
 
 		{name: "downgrade", s: upgradeState{Cluster: "v1.34.12", Target: "v1.33.13", Nodes: cluster}, refuse: RuleNoDowngrade},
