@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -205,11 +207,25 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 				return &fieldError{"spec.apply.cluster_yaml", err.Error()}
 			}
 		}
+	case *apiv1.WorkflowSpec_Upgrade:
+		u := k.Upgrade
+		if _, _, err := kubeimages.ParseKubernetesVersion(u.GetKubernetesVersion()); err != nil {
+			return &fieldError{"spec.upgrade.kubernetes_version", fmt.Sprintf("%q: give the release to upgrade to, such as v1.34.12 (%v)", u.GetKubernetesVersion(), err)}
+		}
+		if m := u.GetMaxUnavailable(); m != "" && !maxUnavailableRE.MatchString(m) {
+			return &fieldError{"spec.upgrade.max_unavailable", fmt.Sprintf("%q: give a number of workers (2) or a percentage of them (25%%)", m)}
+		}
+		if d := u.GetDrainTimeout(); d != nil && (!d.IsValid() || d.AsDuration() < 0 || d.AsDuration() > 24*time.Hour) {
+			return &fieldError{"spec.upgrade.drain_timeout", "must be between 0 (the default, 5m) and 24h"}
+		}
 	default:
-		return &fieldError{"spec", "is required: give one of init, join, reset or apply"}
+		return &fieldError{"spec", "is required: give one of init, join, reset, apply or upgrade"}
 	}
 	return nil
 }
+
+// maxUnavailableRE is an upgrade's --max-unavailable: N, or P%.
+var maxUnavailableRE = regexp.MustCompile(`^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$`)
 
 // nodeOptions checks a workflow's node options (labels, taints, kubelet flags) with the
 // rules of the NodeSpec they become.

@@ -83,7 +83,7 @@ func TestPlansCarryTheNodeAddress(t *testing.T) {
 		{"apply", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(doc)}}}, nil,
 			map[string]string{"cp-1": "192.168.56.11", "w-1": "192.168.57.21"}},
 	} {
-		p, err := buildWith(c.spec, c.cl, en, nil, addrs)
+		p, err := buildWith(c.spec, c.cl, en, nil, addrs, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -117,7 +117,7 @@ func TestPlansCarryTheNodeAddress(t *testing.T) {
 		"spec.nodes[1].address": {Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: []byte(strings.Replace(doc, "192.168.57.21", "192.168.56.99", 1))}}},
 	} {
 		cl := testCluster("cp-1")
-		_, err := buildWith(spec, cl, en, nil, addrs)
+		_, err := buildWith(spec, cl, en, nil, addrs, nil)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name+": 192.168.56.99 is not an address of") {
 			t.Errorf("%s: %v, want ErrInvalid naming the field", name, err)
 		}

@@ -345,6 +345,20 @@ func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.
 		next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId(),
 			PodCidr: reg["pod_cidr"], Address: reg["address"]})
 		next.Updated = now
+	case ActionRecordVersion:
+		if cl == nil {
+			return &actionError{"no cluster is recorded"}
+		}
+		v := wf.GetSpec().GetUpgrade().GetKubernetesVersion()
+		if v == "" {
+			return &actionError{"record-version outside an upgrade"}
+		}
+		if cl.GetSpec().GetKubernetesVersion() == v {
+			return nil
+		}
+		next = proto.Clone(cl).(*apiv1.Cluster)
+		next.Spec.KubernetesVersion = v
+		next.Updated = now
 	case ActionForgetNode:
 		if clusterNode(cl, node) == nil {
 			return nil

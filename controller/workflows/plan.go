@@ -488,13 +488,13 @@ func roleName(r taskv1.NodeRole) string {
 // build turns a spec into steps against the recorded cluster. enrolled says which nodes
 // exist in Deckhand's inventory.
 func build(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool) (*plan, error) {
-	return buildWith(ws, cl, enrolled, nil, nil)
+	return buildWith(ws, cl, enrolled, nil, nil, nil)
 }
 
 // buildWith is build with the cgroup driver each node's facts infer, which a new cluster
 // whose spec leaves it empty takes from its first control plane, and the addresses they
 // list, from which each node's address in the cluster is chosen.
-func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool, drivers map[string]string, addrs map[string]*hostAddrs) (*plan, error) {
+func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bool, drivers map[string]string, addrs map[string]*hostAddrs, inv upgradeInventory) (*plan, error) {
 	p := &plan{drivers: drivers, addrs: addrs}
 	needNode := func(field, name string) error {
 		if name == "" {
@@ -640,8 +640,24 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if err := p.apply(doc, cl, enrolled); err != nil {
 			return nil, err
 		}
+	case *apiv1.WorkflowSpec_Upgrade:
+		if cl == nil {
+			return nil, fmt.Errorf("%w: no cluster yet: create one with deckctl init NODE or deckctl apply -f cluster.yaml", ErrWrongState)
+		}
+		u := k.Upgrade
+		st := upgradeState{Cluster: cl.GetSpec().GetKubernetesVersion(), Target: u.GetKubernetesVersion(), MaxUnavailable: u.GetMaxUnavailable(), Force: u.GetForce()}
+		for _, n := range cl.GetNodes() {
+			un := inv[n.GetName()]
+			un.Name, un.ControlPlane = n.GetName(), n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+			st.Nodes = append(st.Nodes, un)
+		}
+		d, err := decideUpgrade(st)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		p.upgradeSteps(u, cl, d)
 	default:
-		return nil, fmt.Errorf("%w: spec: give one of init, join, reset or apply", ErrInvalid)
+		return nil, fmt.Errorf("%w: spec: give one of init, join, reset, apply or upgrade", ErrInvalid)
 	}
 	return p, nil
 }

@@ -140,7 +140,7 @@ func TestNewClusterTakesTheCgroupDriverOfItsFirstControlPlane(t *testing.T) {
 		"init, set":          {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Init{Init: &apiv1.InitWorkflow{Node: "cp-1", Cluster: &taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", CgroupDriver: "systemd"}}}}, "systemd"},
 		"apply and a worker": {&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1")}}}, "cgroupfs"},
 	} {
-		p, err := buildWith(c.spec, nil, enrolledSet("cp-1", "w-1"), drivers, nil)
+		p, err := buildWith(c.spec, nil, enrolledSet("cp-1", "w-1"), drivers, nil, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

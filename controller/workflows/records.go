@@ -90,6 +90,8 @@ func Kind(spec *apiv1.WorkflowSpec) string {
 		return "reset"
 	case *apiv1.WorkflowSpec_Apply:
 		return "apply"
+	case *apiv1.WorkflowSpec_Upgrade:
+		return "upgrade"
 	}
 	return "unknown"
 }

@@ -68,7 +68,36 @@ func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, e
 	if err != nil {
 		return nil, err
 	}
-	return buildWith(spec, cl, en, drivers, addrs)
+	var inv upgradeInventory
+	if spec.GetUpgrade() != nil {
+		if inv, err = s.upgradeInventory(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return buildWith(spec, cl, en, drivers, addrs, inv)
+}
+
+// upgradeInventory is what an upgrade is decided from besides the cluster record: each
+// enrolled node's kubelet and control-plane versions (its facts), whether its agent is
+// connected, and the workflow holding it.
+func (s *Service) upgradeInventory(ctx context.Context) (upgradeInventory, error) {
+	ns, err := s.nodes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv := upgradeInventory{}
+	for _, n := range ns {
+		f := n.GetFacts()
+		u := upgradeNode{Name: n.GetName(), Kubelet: f.GetKubeVersions()["kubelet"], ControlPlaneVersion: f.GetControlPlaneVersion(),
+			Connected: n.GetState() == apiv1.NodeState_NODE_STATE_READY}
+		if kv, _, err := s.st.Get(ctx, lockKey(n.GetName())); err == nil {
+			u.HeldBy = string(kv.Value)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		inv[n.GetName()] = u
+	}
+	return inv, nil
 }
 
 // Plan returns the steps spec would run, without storing or running anything.

@@ -5,8 +5,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 // The rules of an upgrade, each named in its refusal (UpgradeRefusal.Rule).
@@ -229,4 +235,139 @@ func parseMinor(v string) (int, bool) {
 // sameVersion: a fact's version (with or without the v) is target.
 func sameVersion(fact, target string) bool {
 	return fact != "" && "v"+strings.TrimPrefix(fact, "v") == target
+}
+
+// ActionRecordVersion records the upgrade's release as the cluster's, once kubeadm upgrade
+// apply moved the cluster's configuration to it.
+const ActionRecordVersion = "record-version"
+
+// upgradeInventory is what an upgrade's plan knows of the nodes besides the cluster record:
+// each node's facts and state, and the workflow holding it.
+type upgradeInventory map[string]upgradeNode
+
+// upgradeSteps adds an upgrade decided by d of the recorded cluster cl: a health check of
+// the cluster (unless forced), then every node to change stages the release (packages
+// downloaded, images pulled) before any node changes, then each control plane in turn and
+// the workers batch after batch: kubeadm → kubeadm upgrade → drain → kubelet and kubectl
+// with a kubelet restart → uncordon → Ready on the release.
+func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgradeDecision) {
+	nodes := d.Nodes()
+	if len(nodes) == 0 {
+		p.notes = append(p.notes, fmt.Sprintf("every node runs %s already: nothing to upgrade", d.Target))
+		return
+	}
+	current := cl.GetSpec().GetKubernetesVersion()
+	pk := proto.Clone(cl.GetPackages()).(*taskv1.PackagesSpec)
+	if pk == nil {
+		pk = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, Hold: true}
+	}
+	pk.KubernetesVersion = d.Target
+	// The checksums the cluster was created with are the old release's binaries': each new
+	// binary is checked against the NAME.sha256 published next to it.
+	pk.Sha256 = nil
+	if from, to := minorString(current), minorString(d.Target); from != to && strings.Contains(pk.GetBaseUrl(), "/"+from+"/") {
+		pk.BaseUrl = strings.Replace(pk.GetBaseUrl(), "/"+from+"/", "/"+to+"/", 1)
+		p.notes = append(p.notes, fmt.Sprintf("packages come from %s (the cluster's packages.baseURL, with %s for %s)", pk.GetBaseUrl(), to, from))
+	}
+	for _, n := range d.Skipped {
+		p.notes = append(p.notes, fmt.Sprintf("%s is skipped (its agent is not connected, --force): upgrade it later with deckctl upgrade apply --to %s", n, d.Target))
+	}
+	for _, n := range d.Done {
+		p.notes = append(p.notes, fmt.Sprintf("%s runs %s already: left alone", n, d.Target))
+	}
+
+	var first []string // what every stage step waits for
+	if !u.GetForce() {
+		var check []string
+		for _, n := range cl.GetNodes() {
+			check = append(check, n.GetName())
+		}
+		at := firstOf(d.ControlPlanes, firstControlPlane(cl))
+		h := p.add(at, "health", "check the API server, that every node is Ready and every etcd member healthy", nil,
+			spec(&taskv1.ClusterHealthSpec{Nodes: check}))
+		h.Node, h.AnyControlPlane, h.MaxAttempts = "", true, 1
+		first = []string{h.Name}
+	}
+	var staged []string
+	_, pulled := networkImages(cl.GetSpec())
+	for _, n := range nodes {
+		sp := proto.Clone(pk).(*taskv1.PackagesSpec)
+		sp.DownloadOnly, sp.Components = true, nil
+		a := p.add(n, "stage-packages", "download kubelet, kubeadm and kubectl "+d.Target, first, spec(sp))
+		b := p.add(n, "stage-images", "pull the images of "+d.Target, first, spec(&taskv1.ImagesSpec{
+			Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: d.Target, Registry: cl.GetSpec().GetRegistry(), ExtraImages: pulled}))
+		staged = append(staged, a.Name, b.Name)
+		p.hold(n)
+	}
+	drainTimeout := u.GetDrainTimeout().AsDuration()
+	if drainTimeout <= 0 {
+		drainTimeout = defaultDrainTime
+	}
+	chain := func(n string, apply bool, deps []string) (upgraded, last string) {
+		kp := proto.Clone(pk).(*taskv1.PackagesSpec)
+		kp.Components = []string{"kubeadm"}
+		k := p.add(n, "kubeadm", "install kubeadm "+d.Target, deps, spec(kp))
+		what := "kubeadm upgrade node"
+		if apply {
+			what = "kubeadm upgrade apply " + d.Target
+		}
+		up := p.add(n, "upgrade", what, []string{k.Name}, spec(&taskv1.KubeadmUpgradeSpec{KubernetesVersion: d.Target, Apply: apply}))
+		up.MaxAttempts = 2
+		dr := p.add(n, "drain", "cordon and drain", []string{up.Name}, spec(&taskv1.DrainSpec{NodeName: n, Timeout: durationpb.New(drainTimeout)}))
+		dr.Node, dr.AnyControlPlane, dr.MaxAttempts = "", true, 1
+		dr.Timeout = durationpb.New(drainTimeout + time.Minute)
+		lp := proto.Clone(pk).(*taskv1.PackagesSpec)
+		lp.Components, lp.RestartKubelet = []string{"kubelet", "kubectl"}, true
+		kl := p.add(n, "kubelet", "install kubelet and kubectl "+d.Target+" and restart the kubelet", []string{dr.Name}, spec(lp))
+		un := p.add(n, "uncordon", "uncordon", []string{kl.Name}, spec(&taskv1.DrainSpec{NodeName: n, Uncordon: true}))
+		un.Node, un.AnyControlPlane = "", true
+		rd := p.add(n, "ready", "wait until it is Ready with kubelet "+d.Target, []string{un.Name}, spec(&taskv1.NodeReadySpec{
+			NodeName: n, Wait: taskv1.NodeWait_NODE_WAIT_READY, KubeletVersion: d.Target}))
+		rd.Node, rd.AnyControlPlane = "", true
+		return up.Name, rd.Name
+	}
+	prev := staged
+	recorded := current == d.Target
+	for _, n := range d.ControlPlanes {
+		up, last := chain(n, n == d.Apply, prev)
+		prev = []string{last}
+		if !recorded {
+			// The cluster's configuration is the release's once a control plane ran it.
+			rv := p.add(n, "record-version", "record "+d.Target+" as the cluster's version", []string{up}, nil)
+			rv.Action = ActionRecordVersion
+			recorded = true
+			prev = append(prev, rv.Name)
+		}
+		p.changes = append(p.changes, fmt.Sprintf("upgrade control plane %s to %s (%s)", n, d.Target, map[bool]string{true: "kubeadm upgrade apply", false: "kubeadm upgrade node"}[n == d.Apply]))
+	}
+	if !recorded {
+		// Every control plane is at the release (a run cancelled after them): record it.
+		rv := p.add(firstControlPlane(cl), "record-version", "record "+d.Target+" as the cluster's version", prev, nil)
+		rv.Action = ActionRecordVersion
+		prev = append(prev, rv.Name)
+	}
+	for i, batch := range d.Batches {
+		var ends []string
+		for _, n := range batch {
+			_, last := chain(n, false, prev)
+			ends = append(ends, last)
+		}
+		prev = ends
+		p.changes = append(p.changes, fmt.Sprintf("upgrade worker batch %d of %d to %s: %s", i+1, len(d.Batches), d.Target, strings.Join(batch, ", ")))
+	}
+}
+
+// minorString is "v1.33" of "v1.33.13".
+func minorString(v string) string {
+	if i := strings.LastIndex(v, "."); i > 0 {
+		return v[:i]
+	}
+	return v
+}
+
+func firstOf(s []string, or string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return or
 }

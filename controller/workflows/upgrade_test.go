@@ -3,7 +3,13 @@ package workflows
 import (
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestDecideUpgrade(t *testing.T) {
@@ -106,5 +112,131 @@ func TestDecideUpgrade(t *testing.T) {
 				t.Errorf("decideUpgrade =\n%+v\nwant\n%+v", got, c.want)
 			}
 		})
+	}
+}
+
+// upgradeInv is an inventory of connected nodes at version (control planes' static pods
+// too), w-2 already at the target.
+func upgradeInv(cl *apiv1.Cluster, version, target string) upgradeInventory {
+	inv := upgradeInventory{}
+	for _, n := range cl.GetNodes() {
+		u := upgradeNode{Name: n.GetName(), Kubelet: version, Connected: true}
+		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			u.ControlPlaneVersion = version
+		}
+		if n.GetName() == "w-2" {
+			u.Kubelet = target
+		}
+		inv[n.GetName()] = u
+	}
+	return inv
+}
+
+// An upgrade's plan: the health check first, every node to change staged before any
+// changes, control planes one at a time (apply on the first, the cluster's version recorded
+// after it), then workers in batches, each batch after the one before; a node at the
+// target is left alone and not held.
+func TestUpgradeSteps(t *testing.T) {
+	cl := testCluster("cp-1", "cp-2", "w-1", "w-2", "w-3", "w-4")
+	cl.Nodes[1].Role = taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+	cl.Packages.BaseUrl = "https://mirror.example.com/core:/stable:/v1.33/deb"
+	cl.Packages.Sha256 = map[string]string{"kubelet": strings.Repeat("a", 64)}
+	ws := &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Upgrade{Upgrade: &apiv1.UpgradeWorkflow{KubernetesVersion: "v1.34.12", MaxUnavailable: "2"}}}
+	p, err := buildWith(ws, cl, enrolledSet("cp-1", "cp-2", "w-1", "w-2", "w-3", "w-4"), nil, nil, upgradeInv(cl, "v1.33.13", "v1.34.12"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := func(name string) []string {
+		s := p.step(name)
+		if s == nil {
+			t.Fatalf("no step %s", name)
+		}
+		return s.GetDependsOn()
+	}
+	if !slices.Equal(p.nodes, []string{"cp-1", "cp-2", "w-1", "w-3", "w-4"}) {
+		t.Errorf("held %v, want every node but w-2 (at the target)", p.nodes)
+	}
+	if p.step("w-2/kubeadm") != nil || p.step("w-2/stage-packages") != nil {
+		t.Error("w-2, at the target already, is upgraded")
+	}
+	h := p.step("cp-1/health")
+	if h == nil || !slices.Equal(h.GetTask().GetClusterHealth().GetNodes(), []string{"cp-1", "cp-2", "w-1", "w-2", "w-3", "w-4"}) || len(h.GetDependsOn()) != 0 {
+		t.Fatalf("health check: %v", h)
+	}
+	var staged []string
+	for _, n := range []string{"cp-1", "cp-2", "w-1", "w-3", "w-4"} {
+		sp := p.step(n + "/stage-packages").GetTask().GetPackages()
+		if !sp.GetDownloadOnly() || sp.GetKubernetesVersion() != "v1.34.12" || sp.GetBaseUrl() != "https://mirror.example.com/core:/stable:/v1.34/deb" || len(sp.GetSha256()) != 0 {
+			t.Errorf("%s stages %v", n, sp)
+		}
+		if im := p.step(n + "/stage-images").GetTask().GetImages(); im.GetKubernetesVersion() != "v1.34.12" || im.GetAction() != taskv1.ImagesAction_IMAGES_ACTION_PULL {
+			t.Errorf("%s pulls %v", n, im)
+		}
+		if !slices.Equal(deps(n+"/stage-packages"), []string{"cp-1/health"}) {
+			t.Errorf("%s stages before the health check: %v", n, deps(n+"/stage-packages"))
+		}
+		staged = append(staged, n+"/stage-packages", n+"/stage-images")
+	}
+	if !slices.Equal(deps("cp-1/kubeadm"), staged) {
+		t.Errorf("cp-1 changes before every node staged: %v", deps("cp-1/kubeadm"))
+	}
+	if u := p.step("cp-1/upgrade").GetTask().GetKubeadmUpgrade(); !u.GetApply() || u.GetKubernetesVersion() != "v1.34.12" {
+		t.Errorf("cp-1: %v, want kubeadm upgrade apply", u)
+	}
+	if u := p.step("cp-2/upgrade").GetTask().GetKubeadmUpgrade(); u.GetApply() {
+		t.Errorf("cp-2: %v, want kubeadm upgrade node", u)
+	}
+	if rv := p.step("cp-1/record-version"); rv.GetAction() != ActionRecordVersion || !slices.Equal(rv.GetDependsOn(), []string{"cp-1/upgrade"}) {
+		t.Errorf("record-version: %v", rv)
+	}
+	chain := []string{"kubeadm", "upgrade", "drain", "kubelet", "uncordon", "ready"}
+	for _, n := range []string{"cp-1", "cp-2", "w-1", "w-3", "w-4"} {
+		for i := 1; i < len(chain); i++ {
+			if !slices.Equal(deps(n+"/"+chain[i]), []string{n + "/" + chain[i-1]}) {
+				t.Errorf("%s/%s waits for %v", n, chain[i], deps(n+"/"+chain[i]))
+			}
+		}
+		if k := p.step(n + "/kubelet").GetTask().GetPackages(); !slices.Equal(k.GetComponents(), []string{"kubelet", "kubectl"}) || !k.GetRestartKubelet() {
+			t.Errorf("%s/kubelet: %v", n, k)
+		}
+		if r := p.step(n + "/ready").GetTask().GetNodeReady(); r.GetKubeletVersion() != "v1.34.12" || !p.step(n+"/ready").GetAnyControlPlane() {
+			t.Errorf("%s/ready: %v", n, r)
+		}
+		if u := p.step(n + "/uncordon").GetTask().GetDrain(); !u.GetUncordon() || u.GetNodeName() != n {
+			t.Errorf("%s/uncordon: %v", n, u)
+		}
+	}
+	if got := deps("cp-2/kubeadm"); !slices.Equal(got, []string{"cp-1/ready", "cp-1/record-version"}) {
+		t.Errorf("cp-2 starts after %v", got)
+	}
+	for _, n := range []string{"w-1", "w-3"} {
+		if got := deps(n + "/kubeadm"); !slices.Equal(got, []string{"cp-2/ready"}) {
+			t.Errorf("%s (batch 1) starts after %v", n, got)
+		}
+	}
+	if got := deps("w-4/kubeadm"); !slices.Equal(got, []string{"w-1/ready", "w-3/ready"}) {
+		t.Errorf("w-4 (batch 2) starts after %v", got)
+	}
+
+	// Refused by a rule: the error names it.
+	down := upgradeInv(cl, "v1.33.13", "v1.34.12")
+	w := down["w-3"]
+	w.Connected = false
+	down["w-3"] = w
+	if _, err := buildWith(ws, cl, enrolledSet("cp-1"), nil, nil, down); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), RuleConnected) {
+		t.Errorf("an upgrade with w-3 down: %v", err)
+	}
+	// --force skips it, and the health check.
+	forced := proto.Clone(ws).(*apiv1.WorkflowSpec)
+	forced.GetUpgrade().Force = true
+	fp, err := buildWith(forced, cl, enrolledSet("cp-1"), nil, nil, down)
+	if err != nil || fp.step("w-3/kubeadm") != nil || fp.step("cp-1/health") != nil || !slices.Equal(fp.step("cp-1/stage-packages").GetDependsOn(), nil) {
+		t.Errorf("forced: %v", err)
+	}
+	// Everything at the target: nothing to do.
+	cl.Spec.KubernetesVersion = "v1.34.12"
+	np, err := buildWith(ws, cl, enrolledSet("cp-1"), nil, nil, upgradeInv(cl, "v1.34.12", "v1.34.12"))
+	if err != nil || len(np.steps) != 0 || len(np.notes) == 0 {
+		t.Errorf("nothing to upgrade: %v steps, notes %q, %v", len(np.steps), np.notes, err)
 	}
 }
