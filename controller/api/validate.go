@@ -16,7 +16,6 @@ import (
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
-	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -209,8 +208,9 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 		}
 	case *apiv1.WorkflowSpec_Upgrade:
 		u := k.Upgrade
-		if _, _, err := kubeimages.ParseKubernetesVersion(u.GetKubernetesVersion()); err != nil {
-			return &fieldError{"spec.upgrade.kubernetes_version", fmt.Sprintf("%q: give the release to upgrade to, such as v1.34.12 (%v)", u.GetKubernetesVersion(), err)}
+		// The form only: whether Deckhand supports the release is the upgrade rules' to say.
+		if !releaseRE.MatchString(u.GetKubernetesVersion()) {
+			return &fieldError{"spec.upgrade.kubernetes_version", fmt.Sprintf("%q: give the release to upgrade to, such as v1.34.12", u.GetKubernetesVersion())}
 		}
 		if m := u.GetMaxUnavailable(); m != "" && !maxUnavailableRE.MatchString(m) {
 			return &fieldError{"spec.upgrade.max_unavailable", fmt.Sprintf("%q: give a number of workers (2) or a percentage of them (25%%)", m)}
@@ -223,6 +223,9 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 	}
 	return nil
 }
+
+// releaseRE is a Kubernetes release, vMAJOR.MINOR.PATCH.
+var releaseRE = regexp.MustCompile(`^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
 
 // maxUnavailableRE is an upgrade's --max-unavailable: N, or P%.
 var maxUnavailableRE = regexp.MustCompile(`^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$`)

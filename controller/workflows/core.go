@@ -194,6 +194,9 @@ func pickNode(s *storagev1.StepRecord, cl *apiv1.Cluster, ready func(string) boo
 			return n.GetName(), ""
 		}
 	}
+	if self := clusterNode(cl, s.GetLane()); s.GetSelfAllowed() && self != nil && self.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE && ready(self.GetName()) {
+		return self.GetName(), ""
+	}
 	if cl == nil {
 		return "", "waiting for the cluster's first control plane"
 	}

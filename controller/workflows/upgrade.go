@@ -285,7 +285,7 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		at := firstOf(d.ControlPlanes, firstControlPlane(cl))
 		h := p.add(at, "health", "check the API server, that every node is Ready and every etcd member healthy", nil,
 			spec(&taskv1.ClusterHealthSpec{Nodes: check}))
-		h.Node, h.AnyControlPlane, h.MaxAttempts = "", true, 1
+		h.Node, h.AnyControlPlane, h.SelfAllowed, h.MaxAttempts = "", true, true, 1
 		first = []string{h.Name}
 	}
 	var staged []string
@@ -314,16 +314,16 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		up := p.add(n, "upgrade", what, []string{k.Name}, spec(&taskv1.KubeadmUpgradeSpec{KubernetesVersion: d.Target, Apply: apply}))
 		up.MaxAttempts = 2
 		dr := p.add(n, "drain", "cordon and drain", []string{up.Name}, spec(&taskv1.DrainSpec{NodeName: n, Timeout: durationpb.New(drainTimeout)}))
-		dr.Node, dr.AnyControlPlane, dr.MaxAttempts = "", true, 1
+		dr.Node, dr.AnyControlPlane, dr.SelfAllowed, dr.MaxAttempts = "", true, true, 1
 		dr.Timeout = durationpb.New(drainTimeout + time.Minute)
 		lp := proto.Clone(pk).(*taskv1.PackagesSpec)
 		lp.Components, lp.RestartKubelet = []string{"kubelet", "kubectl"}, true
 		kl := p.add(n, "kubelet", "install kubelet and kubectl "+d.Target+" and restart the kubelet", []string{dr.Name}, spec(lp))
 		un := p.add(n, "uncordon", "uncordon", []string{kl.Name}, spec(&taskv1.DrainSpec{NodeName: n, Uncordon: true}))
-		un.Node, un.AnyControlPlane = "", true
+		un.Node, un.AnyControlPlane, un.SelfAllowed = "", true, true
 		rd := p.add(n, "ready", "wait until it is Ready with kubelet "+d.Target, []string{un.Name}, spec(&taskv1.NodeReadySpec{
 			NodeName: n, Wait: taskv1.NodeWait_NODE_WAIT_READY, KubeletVersion: d.Target}))
-		rd.Node, rd.AnyControlPlane = "", true
+		rd.Node, rd.AnyControlPlane, rd.SelfAllowed = "", true, true
 		return up.Name, rd.Name
 	}
 	prev := staged

@@ -31,12 +31,16 @@ func Mirror(t testing.TB, version string, layerSize, layers int64) string {
 	return srv.URL
 }
 
-// PackageRepo serves the signing key of a pkgs.k8s.io-style repository for minor (for
-// example "v1.33"), as a mirror would; it returns the repository's base URL.
+// PackageRepo serves the signing key of pkgs.k8s.io-style repositories (one per minor), as
+// a mirror would; it returns the base URL of minor's (for example "v1.33").
 func PackageRepo(t testing.TB, minor string) string {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.HandleFunc("/core:/stable:/"+minor+"/deb/Release.key", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/core:/stable:/", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/deb/Release.key") {
+			http.NotFound(w, r)
+			return
+		}
 		io.WriteString(w, "-----BEGIN PGP PUBLIC KEY BLOCK-----\ntest\n-----END PGP PUBLIC KEY BLOCK-----\n")
 	})
 	srv := httptest.NewServer(mux)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/client"
@@ -33,7 +34,7 @@ func (f *wfFlags) add(cmd *cobra.Command) {
 }
 
 func newWorkflowCmds(o *options) []*cobra.Command {
-	return []*cobra.Command{newInitCmd(o), newJoinCmd(o), newResetCmd(o), newApplyCmd(o), newPlanCmd(o),
+	return []*cobra.Command{newInitCmd(o), newJoinCmd(o), newResetCmd(o), newApplyCmd(o), newPlanCmd(o), newUpgradeCmd(o),
 		newWorkflowsCmd(o), newWorkflowCmd(o), newLogsCmd(o), newClusterCmd(o)}
 }
 
@@ -229,31 +230,90 @@ func newPlanCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
-				resp, err := apiv1.NewWorkflowServiceClient(cc).PlanWorkflow(ctx, &apiv1.PlanWorkflowRequest{Spec: &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: doc}}}})
-				if err != nil {
-					return err
-				}
-				if done, err := o.printStructured(resp); done {
-					return err
-				}
-				if len(resp.GetChanges()) == 0 {
-					fmt.Fprintln(o.out, "No changes: the cluster matches the document.")
-				} else {
-					fmt.Fprintf(o.out, "Plan: %d change(s), %d step(s) on %d node(s)\n", len(resp.GetChanges()), len(resp.GetWorkflow().GetSteps()), len(resp.GetWorkflow().GetNodes()))
-					for _, c := range resp.GetChanges() {
-						fmt.Fprintf(o.out, "  + %s\n", c)
-					}
-					printSteps(o.out, resp.GetWorkflow())
-				}
-				for _, n := range resp.GetNotes() {
-					fmt.Fprintf(o.out, "  note: %s\n", n)
-				}
-				return nil
-			})
+			return o.printPlan(&apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: doc}}}, "No changes: the cluster matches the document.")
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "cluster document (- for stdin)")
+	return cmd
+}
+
+// printPlan shows what a workflow spec would do (nothing is stored or run); none is said
+// when it would change nothing.
+func (o *options) printPlan(spec *apiv1.WorkflowSpec, none string) error {
+	return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
+		resp, err := apiv1.NewWorkflowServiceClient(cc).PlanWorkflow(ctx, &apiv1.PlanWorkflowRequest{Spec: spec})
+		if err != nil {
+			return err
+		}
+		if done, err := o.printStructured(resp); done {
+			return err
+		}
+		if len(resp.GetChanges()) == 0 {
+			fmt.Fprintln(o.out, none)
+		} else {
+			fmt.Fprintf(o.out, "Plan: %d change(s), %d step(s) on %d node(s)\n", len(resp.GetChanges()), len(resp.GetWorkflow().GetSteps()), len(resp.GetWorkflow().GetNodes()))
+			for _, c := range resp.GetChanges() {
+				fmt.Fprintf(o.out, "  + %s\n", c)
+			}
+			printSteps(o.out, resp.GetWorkflow())
+		}
+		for _, n := range resp.GetNotes() {
+			fmt.Fprintf(o.out, "  note: %s\n", n)
+		}
+		return nil
+	})
+}
+
+func newUpgradeCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Upgrade the cluster's Kubernetes, node by node",
+		Long: "Upgrades the cluster to a release (the cluster's minor or the next): a health check and every\n" +
+			"node staged first (packages downloaded, images pulled), then the control planes one at a time\n" +
+			"(kubeadm upgrade apply on the first, kubeadm upgrade node on the others), then the workers in\n" +
+			"batches of --max-unavailable: cordon, drain, kubeadm upgrade node, kubelet and kubectl, uncordon,\n" +
+			"Ready on the release. Nodes at the release already are left alone, so apply again after a\n" +
+			"failure or a cancel continues where the cluster is.",
+	}
+	var u apiv1.UpgradeWorkflow
+	var drain time.Duration
+	flags := func(c *cobra.Command) {
+		c.Flags().StringVar(&u.KubernetesVersion, "to", "", "the release to upgrade to, such as v1.34.12 (required)")
+		c.Flags().StringVar(&u.MaxUnavailable, "max-unavailable", "", "workers upgraded at once: N, or P% of them (default 1)")
+		c.Flags().BoolVar(&u.Force, "force", false, "upgrade without the nodes whose agents are not connected, and without the health check")
+		c.Flags().DurationVar(&drain, "drain-timeout", 0, "how long each node's drain may take (default 5m)")
+		_ = c.MarkFlagRequired("to")
+	}
+	spec := func() *apiv1.WorkflowSpec {
+		w := proto.Clone(&u).(*apiv1.UpgradeWorkflow)
+		if drain > 0 {
+			w.DrainTimeout = durationpb.New(drain)
+		}
+		return &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Upgrade{Upgrade: w}}
+	}
+	plan := &cobra.Command{
+		Use:   "plan --to vX.Y.Z",
+		Short: "Show what an upgrade would do, and refuse it as apply would",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.printPlan(spec(), "Nothing to upgrade: every node runs "+u.GetKubernetesVersion()+".")
+		},
+	}
+	flags(plan)
+	var f wfFlags
+	apply := &cobra.Command{
+		Use:   "apply --to vX.Y.Z",
+		Short: "Upgrade the cluster and show live progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s := spec()
+			s.DryRun = f.dryRun
+			return o.runWorkflow(s, f)
+		},
+	}
+	flags(apply)
+	f.add(apply)
+	cmd.AddCommand(plan, apply)
 	return cmd
 }
 
@@ -284,6 +344,8 @@ func wfKind(wf *apiv1.Workflow) string {
 		return "reset " + k.Reset_.GetNode() + dry
 	case *apiv1.WorkflowSpec_Apply:
 		return fmt.Sprintf("apply (%d nodes)%s", len(wf.GetNodes()), dry)
+	case *apiv1.WorkflowSpec_Upgrade:
+		return fmt.Sprintf("upgrade to %s (%d nodes)%s", k.Upgrade.GetKubernetesVersion(), len(wf.GetNodes()), dry)
 	}
 	return "unknown"
 }

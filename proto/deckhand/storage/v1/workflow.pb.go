@@ -193,7 +193,11 @@ type StepRecord struct {
 	// Runs once every dependency ended or can no longer run, also after another step failed
 	// (a peer's routes or load balancer list once the apply's nodes are recorded: those that
 	// joined need them even when one did not).
-	Finally       bool `protobuf:"varint,26,opt,name=finally,proto3" json:"finally,omitempty"`
+	Finally bool `protobuf:"varint,26,opt,name=finally,proto3" json:"finally,omitempty"`
+	// With any_control_plane: another control plane than the lane's node is preferred, but
+	// the lane's node itself may run it when it is the only Ready one (an upgrade's drain of
+	// a cluster's single control plane).
+	SelfAllowed   bool `protobuf:"varint,27,opt,name=self_allowed,json=selfAllowed,proto3" json:"self_allowed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +407,13 @@ func (x *StepRecord) GetFinally() bool {
 	return false
 }
 
+func (x *StepRecord) GetSelfAllowed() bool {
+	if x != nil {
+		return x.SelfAllowed
+	}
+	return false
+}
+
 // StepInputRecord fills a task spec field from an output of an earlier step, or (without a
 // step) from the cluster's nodes when the step is dispatched.
 type StepInputRecord struct {
@@ -599,7 +610,7 @@ var File_deckhand_storage_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\"deckhand/storage/v1/workflow.proto\x12\x13deckhand.storage.v1\x1a\x1edeckhand/api/v1/workflow.proto\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\b\n" +
+	"\"deckhand/storage/v1/workflow.proto\x12\x13deckhand.storage.v1\x1a\x1edeckhand/api/v1/workflow.proto\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\b\n" +
 	"\n" +
 	"StepRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -629,7 +640,8 @@ const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"\x04lane\x18\x17 \x01(\tR\x04lane\x12\x18\n" +
 	"\asummary\x18\x18 \x01(\tR\asummary\x122\n" +
 	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x12\x18\n" +
-	"\afinally\x18\x1a \x01(\bR\afinally\x1a:\n" +
+	"\afinally\x18\x1a \x01(\bR\afinally\x12!\n" +
+	"\fself_allowed\x18\x1b \x01(\bR\vselfAllowed\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0f\"S\n" +
