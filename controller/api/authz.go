@@ -60,6 +60,8 @@ var Roles = map[string][]string{
 	apiv1.WorkflowService_CreateWorkflow_FullMethodName:  writers,
 	apiv1.WorkflowService_CancelWorkflow_FullMethodName:  writers,
 	apiv1.WorkflowService_RetryWorkflow_FullMethodName:   writers,
+	apiv1.WorkflowService_PauseWorkflow_FullMethodName:   writers,
+	apiv1.WorkflowService_ResumeWorkflow_FullMethodName:  writers,
 	apiv1.WorkflowService_GetWorkflow_FullMethodName:     readers,
 	apiv1.WorkflowService_ListWorkflows_FullMethodName:   readers,
 	apiv1.WorkflowService_WatchWorkflow_FullMethodName:   readers,

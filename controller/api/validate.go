@@ -95,6 +95,10 @@ func validate(req any) error {
 		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
 	case *apiv1.RetryWorkflowRequest:
 		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.PauseWorkflowRequest:
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
+	case *apiv1.ResumeWorkflowRequest:
+		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
 	case *apiv1.WatchWorkflowRequest:
 		return required("id", r.GetId(), "give the workflow ID shown by deckctl workflows")
 	case *apiv1.GetWorkflowLogsRequest:

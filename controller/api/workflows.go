@@ -78,6 +78,22 @@ func (s *WorkflowServer) CancelWorkflow(ctx context.Context, req *apiv1.CancelWo
 	return &apiv1.CancelWorkflowResponse{Workflow: wf}, nil
 }
 
+func (s *WorkflowServer) PauseWorkflow(ctx context.Context, req *apiv1.PauseWorkflowRequest) (*apiv1.PauseWorkflowResponse, error) {
+	wf, err := s.Workflows.SetPaused(ctx, req.GetId(), true)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.PauseWorkflowResponse{Workflow: wf}, nil
+}
+
+func (s *WorkflowServer) ResumeWorkflow(ctx context.Context, req *apiv1.ResumeWorkflowRequest) (*apiv1.ResumeWorkflowResponse, error) {
+	wf, err := s.Workflows.SetPaused(ctx, req.GetId(), false)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.ResumeWorkflowResponse{Workflow: wf}, nil
+}
+
 func (s *WorkflowServer) RetryWorkflow(ctx context.Context, req *apiv1.RetryWorkflowRequest) (*apiv1.RetryWorkflowResponse, error) {
 	wf, err := s.Workflows.Retry(ctx, req.GetId())
 	if err != nil {

@@ -87,6 +87,9 @@ func eligible(l *loaded, s *storagev1.StepRecord, failed bool, alive func(*stora
 	if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || failed && !s.GetAlways() && !s.GetFinally() {
 		return false
 	}
+	if s.GetGate() && l.wf.GetPaused() {
+		return false // paused: no node starts
+	}
 	if s.GetFinally() {
 		for _, d := range s.GetDependsOn() {
 			ds := l.step(d)

@@ -165,13 +165,25 @@ func TestEligible(t *testing.T) {
 		// check after a reset never runs when the drain failed before the reset.
 		{"always step after a dependency that cannot run", []*storagev1.StepRecord{st("a/drain", failedSt), st("a/reset", pending, "a/drain"),
 			always(st("a/etcd-check", pending, "a/reset"))}, true, false},
+		// A paused workflow starts no gate step (a node's first change); the rest goes on.
+		{"gate while paused", []*storagev1.StepRecord{st("a/stage", succeeded), gate(st("a/kubeadm", pending, "a/stage")), st("pause", pending)}, false, false},
+		{"not a gate while paused", []*storagev1.StepRecord{st("a/kubeadm", succeeded), st("a/upgrade", pending, "a/kubeadm"), st("pause", pending)}, false, true},
+		{"gate while not paused", []*storagev1.StepRecord{st("a/stage", succeeded), gate(st("a/kubeadm", pending, "a/stage"))}, false, true},
 	} {
-		l := wfOf(0, c.steps...)
-		if got := eligible(l, c.steps[len(c.steps)-1], c.failed, mayRun(l, c.failed), t0); got != c.want {
+		steps := c.steps
+		paused := steps[len(steps)-1].GetName() == "pause"
+		if paused {
+			steps = steps[:len(steps)-1]
+		}
+		l := wfOf(0, steps...)
+		l.wf.Paused = paused
+		if got := eligible(l, steps[len(steps)-1], c.failed, mayRun(l, c.failed), t0); got != c.want {
 			t.Errorf("%s: eligible = %v, want %v", c.name, got, c.want)
 		}
 	}
 }
+
+func gate(s *storagev1.StepRecord) *storagev1.StepRecord { s.Gate = true; return s }
 
 func TestAdmissionBoundsLanes(t *testing.T) {
 	retrying := st("b/join", pending)
@@ -258,6 +270,9 @@ func TestNodeChoice(t *testing.T) {
 		{"any Ready control plane but its own", &storagev1.StepRecord{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true, "cp-2": true}, "cp-2", ""},
 		{"the other control plane went NotReady: wait", &storagev1.StepRecord{Lane: "cp-1", AnyControlPlane: true}, cl, map[string]bool{"cp-1": true}, "", "waiting for a Ready control-plane node"},
 		{"a worker is never chosen", &storagev1.StepRecord{Lane: "x", AnyControlPlane: true}, cl, map[string]bool{"w-1": true}, "", "waiting for a Ready control-plane node"},
+		{"its own node when allowed and no other is Ready", &storagev1.StepRecord{Lane: "cp-1", AnyControlPlane: true, SelfAllowed: true}, cl, map[string]bool{"cp-1": true}, "cp-1", ""},
+		{"another control plane first, also when its own is allowed", &storagev1.StepRecord{Lane: "cp-1", AnyControlPlane: true, SelfAllowed: true}, cl, map[string]bool{"cp-1": true, "cp-2": true}, "cp-2", ""},
+		{"a worker's own node is never chosen", &storagev1.StepRecord{Lane: "w-1", AnyControlPlane: true, SelfAllowed: true}, cl, map[string]bool{"w-1": true}, "", "waiting for a Ready control-plane node"},
 		{"no cluster yet", &storagev1.StepRecord{Lane: "x", AnyControlPlane: true}, nil, nil, "", "waiting for the cluster's first control plane"},
 	} {
 		node, wait := "", ""

@@ -143,7 +143,7 @@ func (s *Service) create(ctx context.Context, id string, spec *apiv1.WorkflowSpe
 	}
 	now := timestamppb.New(s.now())
 	wf := &storagev1.WorkflowRecord{Id: id, Spec: spec, State: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, Steps: p.steps,
-		Created: now, Updated: now, Nodes: p.nodes, Concurrency: p.concurrency, CreatedBy: by}
+		Created: now, Updated: now, Nodes: p.nodes, Concurrency: p.concurrency, CreatedBy: by, Paused: spec.GetUpgrade().GetPaused()}
 	if len(p.steps) == 0 {
 		wf.State = storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED
 		wf.Nodes = nil
@@ -211,6 +211,35 @@ func (s *Service) lockedError(ctx context.Context, ns []string) error {
 		return &LockedError{Node: n, Workflow: holder, Kind: kind}
 	}
 	return fmt.Errorf("%w: a node of this workflow was taken meanwhile: try again", ErrNodeLocked)
+}
+
+// SetPaused pauses (or resumes) a workflow that has not ended: while paused, its gate
+// steps do not start (an upgrade's next node), and everything under way goes on.
+func (s *Service) SetPaused(ctx context.Context, id string, paused bool) (*apiv1.Workflow, error) {
+	for {
+		l, err := load(ctx, s.st, id)
+		if err != nil {
+			return nil, err
+		}
+		wf := l.wf
+		if terminal(wf.GetState()) {
+			return nil, fmt.Errorf("%w: workflow %s already %s", ErrWrongState, id, stateName(wf.GetState()))
+		}
+		if wf.GetPaused() == paused {
+			return View(wf), nil
+		}
+		wf.Paused, wf.Updated = paused, timestamppb.New(s.now())
+		ops, err := headerOps(wf)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: ops}); errors.Is(err, store.ErrConflict) {
+			continue // the engine wrote meanwhile: read it again
+		} else if err != nil {
+			return nil, err
+		}
+		return View(wf), nil
+	}
 }
 
 // Get returns a workflow with its steps.

@@ -307,6 +307,7 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		kp := proto.Clone(pk).(*taskv1.PackagesSpec)
 		kp.Components = []string{"kubeadm"}
 		k := p.add(n, "kubeadm", "install kubeadm "+d.Target, deps, spec(kp))
+		k.Gate = true // a paused upgrade starts no other node
 		what := "kubeadm upgrade node"
 		if apply {
 			what = "kubeadm upgrade apply " + d.Target

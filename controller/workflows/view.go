@@ -15,6 +15,7 @@ func View(r *storagev1.WorkflowRecord) *apiv1.Workflow {
 	w := &apiv1.Workflow{
 		Id: r.GetId(), Spec: r.GetSpec(), State: apiv1.WorkflowState(r.GetState()), Created: r.GetCreated(), Updated: r.GetUpdated(),
 		FailedStep: r.GetFailedStep(), Nodes: r.GetNodes(), Concurrency: r.GetConcurrency(), Error: r.GetError(), CreatedBy: r.GetCreatedBy(),
+		Paused: r.GetPaused(),
 	}
 	for _, s := range r.GetSteps() {
 		w.Steps = append(w.Steps, viewStep(s))
@@ -29,7 +30,7 @@ func viewStep(s *storagev1.StepRecord) *apiv1.Step {
 		Outputs: s.GetOutputs(), Error: s.GetError(), Started: s.GetStarted(), Finished: s.GetFinished(),
 		Always: s.GetAlways(), Ephemeral: s.GetEphemeral(), Action: s.GetAction(), ContinueOnFailure: s.GetContinueOnFailure(),
 		NodeFrom: s.GetNodeFrom(), AnyControlPlane: s.GetAnyControlPlane(), NotBefore: s.GetNotBefore(), Lane: s.GetLane(),
-		Summary: s.GetSummary(), Changes: s.GetChanges(), Finally: s.GetFinally(),
+		Summary: s.GetSummary(), Changes: s.GetChanges(), Finally: s.GetFinally(), SelfAllowed: s.GetSelfAllowed(), Gate: s.GetGate(),
 	}
 	for _, in := range s.GetInputs() {
 		v.Inputs = append(v.Inputs, &apiv1.StepInput{Field: in.GetField(), Step: in.GetStep(), Output: in.GetOutput()})

@@ -49,6 +49,13 @@ func (v *liveView) update(wf *apiv1.Workflow) {
 	if first {
 		fmt.Fprintf(v.w, "workflow %s: %s, %d steps on %d node(s)\n", wf.GetId(), wfKind(wf), len(wf.GetSteps()), len(wf.GetNodes()))
 	}
+	if p := upgradeProgress(wf, time.Now()); p != "" {
+		// Once per node finished, batch started or pause (not for each new estimate).
+		if key, _, _ := strings.Cut(p, "; about"); v.seen[""] != key+fmt.Sprint(wf.GetPaused()) {
+			v.seen[""] = key + fmt.Sprint(wf.GetPaused())
+			fmt.Fprintf(v.w, "%s %s\n", now(), p)
+		}
+	}
 	for _, s := range wf.GetSteps() {
 		key := fmt.Sprintf("%s/%d", s.GetState(), s.GetAttempts())
 		if s.GetState() == apiv1.StepState_STEP_STATE_PENDING && s.GetAttempts() == 0 {
@@ -153,6 +160,9 @@ func (v *liveView) draw(force bool) {
 		fmt.Fprintf(&b, "\x1b[%dA\x1b[J", v.drawn)
 	}
 	lines := []string{fmt.Sprintf("workflow %s: %s — %s", v.wf.GetId(), wfKind(v.wf), wfState(v.wf.GetState()))}
+	if p := upgradeProgress(v.wf, time.Now()); p != "" {
+		lines = append(lines, "  "+p)
+	}
 	steps := v.wf.GetSteps()
 	if len(steps) <= 40 {
 		for _, s := range steps {

@@ -312,8 +312,32 @@ func newUpgradeCmd(o *options) *cobra.Command {
 		},
 	}
 	flags(apply)
+	apply.Flags().BoolVar(&u.Paused, "paused", false, "stage every node now and change none until deckctl upgrade resume (a maintenance window)")
 	f.add(apply)
 	cmd.AddCommand(plan, apply)
+	for _, c := range []struct{ use, short string }{
+		{"pause", "Let the nodes under way finish their upgrade and start no other"},
+		{"resume", "Go on with a paused upgrade"},
+		{"cancel", "Stop the upgrade: finished nodes stay upgraded, nodes under way stop where they are, the rest are untouched"},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   c.use + " [ID]",
+			Short: c.short + " (the running upgrade, or workflow ID)",
+			Args:  cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				id := ""
+				if len(args) == 1 {
+					id = args[0]
+				} else {
+					var err error
+					if id, err = o.runningUpgrade(); err != nil {
+						return err
+					}
+				}
+				return o.control(id, c.use)
+			},
+		})
+	}
 	return cmd
 }
 
@@ -461,12 +485,72 @@ func newWorkflowCmd(o *options) *cobra.Command {
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
+		Use:   "pause ID",
+		Short: "Let the nodes under way finish and start no other (an upgrade's next batch)",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return o.control(args[0], "pause") },
+	}, &cobra.Command{
+		Use:   "resume ID",
+		Short: "Go on with a paused workflow",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return o.control(args[0], "resume") },
+	})
+	cmd.AddCommand(&cobra.Command{
 		Use:   "watch ID",
 		Short: "Show a workflow's live progress until it ends",
 		Args:  cobra.ExactArgs(1),
 		RunE:  func(cmd *cobra.Command, args []string) error { return o.watchWorkflow(args[0]) },
 	})
 	return cmd
+}
+
+// control pauses, resumes or cancels workflow id and says what it is now.
+func (o *options) control(id, what string) error {
+	return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
+		c := apiv1.NewWorkflowServiceClient(cc)
+		var resp interface{ GetWorkflow() *apiv1.Workflow }
+		var err error
+		switch what {
+		case "pause":
+			resp, err = c.PauseWorkflow(ctx, &apiv1.PauseWorkflowRequest{Id: id})
+		case "resume":
+			resp, err = c.ResumeWorkflow(ctx, &apiv1.ResumeWorkflowRequest{Id: id})
+		default:
+			resp, err = c.CancelWorkflow(ctx, &apiv1.CancelWorkflowRequest{Id: id})
+		}
+		if err != nil {
+			return err
+		}
+		if done, err := o.printStructured(resp.(proto.Message)); done {
+			return err
+		}
+		wf := resp.GetWorkflow()
+		state := wfState(wf.GetState())
+		if wf.GetPaused() {
+			state += ", paused: the nodes under way finish, no other starts (deckctl workflow resume " + id + ")"
+		}
+		fmt.Fprintf(o.out, "workflow %s: %s\n", id, state)
+		return nil
+	})
+}
+
+// runningUpgrade is the ID of the upgrade workflow that has not ended (the newest).
+func (o *options) runningUpgrade() (string, error) {
+	var id string
+	err := o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
+		resp, err := apiv1.NewWorkflowServiceClient(cc).ListWorkflows(ctx, &apiv1.ListWorkflowsRequest{State: apiv1.WorkflowState_WORKFLOW_STATE_RUNNING})
+		if err != nil {
+			return err
+		}
+		for _, wf := range resp.GetWorkflows() {
+			if wf.GetSpec().GetUpgrade() != nil {
+				id = wf.GetId()
+				return nil
+			}
+		}
+		return fmt.Errorf("no upgrade is running (deckctl workflows lists them): give the workflow ID")
+	})
+	return id, err
 }
 
 func newLogsCmd(o *options) *cobra.Command {
@@ -680,7 +764,11 @@ func stepDuration(s *apiv1.Step) string {
 }
 
 func describeWorkflow(w io.Writer, wf *apiv1.Workflow) {
-	fmt.Fprintf(w, "Workflow:  %s\nWhat:      %s\nState:     %s\nCreated:   %s by %s\n", wf.GetId(), wfKind(wf), wfState(wf.GetState()),
+	state := wfState(wf.GetState())
+	if wf.GetPaused() && wf.GetState() == apiv1.WorkflowState_WORKFLOW_STATE_RUNNING {
+		state += " (paused: no other node starts; deckctl workflow resume " + wf.GetId() + ")"
+	}
+	fmt.Fprintf(w, "Workflow:  %s\nWhat:      %s\nState:     %s\nCreated:   %s by %s\n", wf.GetId(), wfKind(wf), state,
 		wf.GetCreated().AsTime().Local().Format(time.RFC3339), dash(wf.GetCreatedBy()))
 	if wf.GetConcurrency() > 0 {
 		fmt.Fprintf(w, "Parallel:  %d nodes at a time\n", wf.GetConcurrency())

@@ -453,7 +453,10 @@ type UpgradeWorkflow struct {
 	// every node to be Ready first.
 	Force bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
 	// How long each node's drain may take; zero means 5 minutes.
-	DrainTimeout  *durationpb.Duration `protobuf:"bytes,4,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	DrainTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	// Start paused: the health check and the staging run now, no node changes until
+	// ResumeWorkflow (stage before a maintenance window, upgrade in it).
+	Paused        bool `protobuf:"varint,5,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -514,6 +517,13 @@ func (x *UpgradeWorkflow) GetDrainTimeout() *durationpb.Duration {
 		return x.DrainTimeout
 	}
 	return nil
+}
+
+func (x *UpgradeWorkflow) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
 }
 
 // ResetWorkflow removes a node from the cluster and resets it.
@@ -808,7 +818,11 @@ type Step struct {
 	Changes []*v1.Change `protobuf:"bytes,25,rep,name=changes,proto3" json:"changes,omitempty"`
 	// Runs once every dependency ended or can no longer run, also after another step failed
 	// (the other nodes' routes and load balancer lists after an apply's joins).
-	Finally       bool `protobuf:"varint,26,opt,name=finally,proto3" json:"finally,omitempty"`
+	Finally bool `protobuf:"varint,26,opt,name=finally,proto3" json:"finally,omitempty"`
+	// Any control plane, the lane's node included when it is the only Ready one.
+	SelfAllowed bool `protobuf:"varint,27,opt,name=self_allowed,json=selfAllowed,proto3" json:"self_allowed,omitempty"`
+	// Not started while the workflow is paused.
+	Gate          bool `protobuf:"varint,28,opt,name=gate,proto3" json:"gate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1025,6 +1039,20 @@ func (x *Step) GetFinally() bool {
 	return false
 }
 
+func (x *Step) GetSelfAllowed() bool {
+	if x != nil {
+		return x.SelfAllowed
+	}
+	return false
+}
+
+func (x *Step) GetGate() bool {
+	if x != nil {
+		return x.Gate
+	}
+	return false
+}
+
 // StepInput fills a task spec field from an output of an earlier step.
 type StepInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1107,7 +1135,10 @@ type Workflow struct {
 	// Why the workflow failed, with a hint, when failed.
 	Error *v1.TaskError `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
 	// Who created it (the client certificate's name).
-	CreatedBy     string `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedBy string `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Paused (PauseWorkflow): the nodes under way finish, no other node starts until
+	// ResumeWorkflow.
+	Paused        bool `protobuf:"varint,12,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1217,6 +1248,13 @@ func (x *Workflow) GetCreatedBy() string {
 		return x.CreatedBy
 	}
 	return ""
+}
+
+func (x *Workflow) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
 }
 
 type CreateWorkflowRequest struct {
@@ -2154,6 +2192,182 @@ func (x *CancelWorkflowResponse) GetWorkflow() *Workflow {
 	return nil
 }
 
+type PauseWorkflowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseWorkflowRequest) Reset() {
+	*x = PauseWorkflowRequest{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseWorkflowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseWorkflowRequest) ProtoMessage() {}
+
+func (x *PauseWorkflowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseWorkflowRequest.ProtoReflect.Descriptor instead.
+func (*PauseWorkflowRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PauseWorkflowRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type PauseWorkflowResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workflow      *Workflow              `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseWorkflowResponse) Reset() {
+	*x = PauseWorkflowResponse{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseWorkflowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseWorkflowResponse) ProtoMessage() {}
+
+func (x *PauseWorkflowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseWorkflowResponse.ProtoReflect.Descriptor instead.
+func (*PauseWorkflowResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PauseWorkflowResponse) GetWorkflow() *Workflow {
+	if x != nil {
+		return x.Workflow
+	}
+	return nil
+}
+
+type ResumeWorkflowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeWorkflowRequest) Reset() {
+	*x = ResumeWorkflowRequest{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeWorkflowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeWorkflowRequest) ProtoMessage() {}
+
+func (x *ResumeWorkflowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeWorkflowRequest.ProtoReflect.Descriptor instead.
+func (*ResumeWorkflowRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ResumeWorkflowRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ResumeWorkflowResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workflow      *Workflow              `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeWorkflowResponse) Reset() {
+	*x = ResumeWorkflowResponse{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeWorkflowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeWorkflowResponse) ProtoMessage() {}
+
+func (x *ResumeWorkflowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeWorkflowResponse.ProtoReflect.Descriptor instead.
+func (*ResumeWorkflowResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ResumeWorkflowResponse) GetWorkflow() *Workflow {
+	if x != nil {
+		return x.Workflow
+	}
+	return nil
+}
+
 type RetryWorkflowRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2163,7 +2377,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2389,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2402,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RetryWorkflowRequest) GetId() string {
@@ -2207,7 +2421,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2433,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2446,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RetryWorkflowResponse) GetWorkflow() *Workflow {
@@ -2251,7 +2465,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2477,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2490,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchWorkflowRequest) GetId() string {
@@ -2299,7 +2513,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2525,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2538,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchWorkflowResponse) GetUpdate() isWatchWorkflowResponse_Update {
@@ -2385,7 +2599,7 @@ type GetWorkflowLogsRequest struct {
 
 func (x *GetWorkflowLogsRequest) Reset() {
 	*x = GetWorkflowLogsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2611,7 @@ func (x *GetWorkflowLogsRequest) String() string {
 func (*GetWorkflowLogsRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2624,7 @@ func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetWorkflowLogsRequest) GetId() string {
@@ -2452,7 +2666,7 @@ type GetWorkflowLogsResponse struct {
 
 func (x *GetWorkflowLogsResponse) Reset() {
 	*x = GetWorkflowLogsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2678,7 @@ func (x *GetWorkflowLogsResponse) String() string {
 func (*GetWorkflowLogsResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2691,7 @@ func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -2521,12 +2735,13 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\x12\x18\n" +
 	"\aaddress\x18\x03 \x01(\tR\aaddress\x126\n" +
-	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"\xbf\x01\n" +
+	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"\xd7\x01\n" +
 	"\x0fUpgradeWorkflow\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x12'\n" +
 	"\x0fmax_unavailable\x18\x02 \x01(\tR\x0emaxUnavailable\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\x12>\n" +
-	"\rdrain_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\"y\n" +
+	"\rdrain_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x16\n" +
+	"\x06paused\x18\x05 \x01(\bR\x06paused\"y\n" +
 	"\rResetWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +
@@ -2541,7 +2756,7 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\aupgrade\x18\x05 \x01(\v2 .deckhand.api.v1.UpgradeWorkflowH\x00R\aupgrade\x12\x17\n" +
 	"\adry_run\x18\n" +
 	" \x01(\bR\x06dryRunB\x06\n" +
-	"\x04kind\"\xc1\b\n" +
+	"\x04kind\"\xf8\b\n" +
 	"\x04Step\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1d\n" +
@@ -2571,14 +2786,16 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x04lane\x18\x17 \x01(\tR\x04lane\x12\x18\n" +
 	"\asummary\x18\x18 \x01(\tR\asummary\x122\n" +
 	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x12\x18\n" +
-	"\afinally\x18\x1a \x01(\bR\afinally\x1a:\n" +
+	"\afinally\x18\x1a \x01(\bR\afinally\x12!\n" +
+	"\fself_allowed\x18\x1b \x01(\bR\vselfAllowed\x12\x12\n" +
+	"\x04gate\x18\x1c \x01(\bR\x04gate\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
 	"\tStepInput\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\tR\x04step\x12\x16\n" +
-	"\x06output\x18\x03 \x01(\tR\x06output\"\xc7\x03\n" +
+	"\x06output\x18\x03 \x01(\tR\x06output\"\xdf\x03\n" +
 	"\bWorkflow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\x124\n" +
@@ -2593,7 +2810,8 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x1b.deckhand.task.v1.TaskErrorR\x05error\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\v \x01(\tR\tcreatedBy\"Z\n" +
+	"created_by\x18\v \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06paused\x18\f \x01(\bR\x06paused\"Z\n" +
 	"\x15CreateWorkflowRequest\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"H\n" +
@@ -2654,6 +2872,14 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
 	"\x16CancelWorkflowResponse\x125\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"&\n" +
+	"\x14PauseWorkflowRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"N\n" +
+	"\x15PauseWorkflowResponse\x125\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"'\n" +
+	"\x15ResumeWorkflowRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"O\n" +
+	"\x16ResumeWorkflowResponse\x125\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\"&\n" +
 	"\x14RetryWorkflowRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"N\n" +
 	"\x15RetryWorkflowResponse\x125\n" +
@@ -2691,13 +2917,15 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x0eKubeconfigRole\x12\x1f\n" +
 	"\x1bKUBECONFIG_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15KUBECONFIG_ROLE_ADMIN\x10\x01\x12\x18\n" +
-	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\xd6\a\n" +
+	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\x99\t\n" +
 	"\x0fWorkflowService\x12a\n" +
 	"\x0eCreateWorkflow\x12&.deckhand.api.v1.CreateWorkflowRequest\x1a'.deckhand.api.v1.CreateWorkflowResponse\x12X\n" +
 	"\vGetWorkflow\x12#.deckhand.api.v1.GetWorkflowRequest\x1a$.deckhand.api.v1.GetWorkflowResponse\x12^\n" +
 	"\rListWorkflows\x12%.deckhand.api.v1.ListWorkflowsRequest\x1a&.deckhand.api.v1.ListWorkflowsResponse\x12a\n" +
 	"\x0eCancelWorkflow\x12&.deckhand.api.v1.CancelWorkflowRequest\x1a'.deckhand.api.v1.CancelWorkflowResponse\x12^\n" +
-	"\rRetryWorkflow\x12%.deckhand.api.v1.RetryWorkflowRequest\x1a&.deckhand.api.v1.RetryWorkflowResponse\x12`\n" +
+	"\rRetryWorkflow\x12%.deckhand.api.v1.RetryWorkflowRequest\x1a&.deckhand.api.v1.RetryWorkflowResponse\x12^\n" +
+	"\rPauseWorkflow\x12%.deckhand.api.v1.PauseWorkflowRequest\x1a&.deckhand.api.v1.PauseWorkflowResponse\x12a\n" +
+	"\x0eResumeWorkflow\x12&.deckhand.api.v1.ResumeWorkflowRequest\x1a'.deckhand.api.v1.ResumeWorkflowResponse\x12`\n" +
 	"\rWatchWorkflow\x12%.deckhand.api.v1.WatchWorkflowRequest\x1a&.deckhand.api.v1.WatchWorkflowResponse0\x01\x12d\n" +
 	"\x0fGetWorkflowLogs\x12'.deckhand.api.v1.GetWorkflowLogsRequest\x1a(.deckhand.api.v1.GetWorkflowLogsResponse\x12[\n" +
 	"\fPlanWorkflow\x12$.deckhand.api.v1.PlanWorkflowRequest\x1a%.deckhand.api.v1.PlanWorkflowResponse\x12U\n" +
@@ -2719,7 +2947,7 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                   // 1: deckhand.api.v1.StepState
@@ -2750,110 +2978,120 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*ListWorkflowsResponse)(nil),    // 26: deckhand.api.v1.ListWorkflowsResponse
 	(*CancelWorkflowRequest)(nil),    // 27: deckhand.api.v1.CancelWorkflowRequest
 	(*CancelWorkflowResponse)(nil),   // 28: deckhand.api.v1.CancelWorkflowResponse
-	(*RetryWorkflowRequest)(nil),     // 29: deckhand.api.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),    // 30: deckhand.api.v1.RetryWorkflowResponse
-	(*WatchWorkflowRequest)(nil),     // 31: deckhand.api.v1.WatchWorkflowRequest
-	(*WatchWorkflowResponse)(nil),    // 32: deckhand.api.v1.WatchWorkflowResponse
-	(*GetWorkflowLogsRequest)(nil),   // 33: deckhand.api.v1.GetWorkflowLogsRequest
-	(*GetWorkflowLogsResponse)(nil),  // 34: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                              // 35: deckhand.api.v1.NodeOptions.LabelsEntry
-	nil,                              // 36: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
-	nil,                              // 37: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),           // 38: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),          // 39: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),           // 40: deckhand.task.v1.RuntimeSpec
-	(*v1.Taint)(nil),                 // 41: deckhand.task.v1.Taint
-	(*durationpb.Duration)(nil),      // 42: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),              // 43: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),             // 44: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),    // 45: google.protobuf.Timestamp
-	(*v1.Progress)(nil),              // 46: deckhand.task.v1.Progress
-	(*v1.Change)(nil),                // 47: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                 // 48: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),             // 49: deckhand.task.v1.TaskEvent
+	(*PauseWorkflowRequest)(nil),     // 29: deckhand.api.v1.PauseWorkflowRequest
+	(*PauseWorkflowResponse)(nil),    // 30: deckhand.api.v1.PauseWorkflowResponse
+	(*ResumeWorkflowRequest)(nil),    // 31: deckhand.api.v1.ResumeWorkflowRequest
+	(*ResumeWorkflowResponse)(nil),   // 32: deckhand.api.v1.ResumeWorkflowResponse
+	(*RetryWorkflowRequest)(nil),     // 33: deckhand.api.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),    // 34: deckhand.api.v1.RetryWorkflowResponse
+	(*WatchWorkflowRequest)(nil),     // 35: deckhand.api.v1.WatchWorkflowRequest
+	(*WatchWorkflowResponse)(nil),    // 36: deckhand.api.v1.WatchWorkflowResponse
+	(*GetWorkflowLogsRequest)(nil),   // 37: deckhand.api.v1.GetWorkflowLogsRequest
+	(*GetWorkflowLogsResponse)(nil),  // 38: deckhand.api.v1.GetWorkflowLogsResponse
+	nil,                              // 39: deckhand.api.v1.NodeOptions.LabelsEntry
+	nil,                              // 40: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	nil,                              // 41: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 42: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 43: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 44: deckhand.task.v1.RuntimeSpec
+	(*v1.Taint)(nil),                 // 45: deckhand.task.v1.Taint
+	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 47: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 48: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 49: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 50: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 51: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 52: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 53: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	38, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	39, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	40, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	42, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	43, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	44, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	4,  // 3: deckhand.api.v1.InitWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	35, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
-	41, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
-	36, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	39, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
+	45, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
+	40, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
 	4,  // 7: deckhand.api.v1.JoinWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	42, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	42, // 9: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	46, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	46, // 9: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
 	3,  // 10: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
 	5,  // 11: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
 	7,  // 12: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
 	8,  // 13: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
 	6,  // 14: deckhand.api.v1.WorkflowSpec.upgrade:type_name -> deckhand.api.v1.UpgradeWorkflow
-	43, // 15: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	47, // 15: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
 	1,  // 16: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	42, // 17: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	37, // 18: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	44, // 19: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	45, // 20: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	45, // 21: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	46, // 22: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	46, // 17: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	41, // 18: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	48, // 19: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	49, // 20: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	49, // 21: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	50, // 22: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
 	11, // 23: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	45, // 24: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	47, // 25: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	49, // 24: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	51, // 25: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
 	9,  // 26: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	0,  // 27: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
 	10, // 28: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	45, // 29: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	45, // 30: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	44, // 31: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	49, // 29: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	49, // 30: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	48, // 31: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
 	9,  // 32: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	9,  // 33: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	12, // 34: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	48, // 35: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	45, // 36: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	38, // 37: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	52, // 35: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	49, // 36: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	42, // 37: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
 	16, // 38: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	45, // 39: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	45, // 40: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	39, // 41: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	40, // 42: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	49, // 39: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	49, // 40: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	43, // 41: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	44, // 42: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	17, // 43: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
 	2,  // 44: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
-	42, // 45: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
-	45, // 46: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	46, // 45: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	49, // 46: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
 	12, // 47: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
 	12, // 48: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
 	0,  // 49: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
 	12, // 50: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
 	12, // 51: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 52: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 53: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	49, // 54: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	49, // 55: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	13, // 56: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	23, // 57: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	25, // 58: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	27, // 59: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	29, // 60: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	31, // 61: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	33, // 62: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	14, // 63: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	18, // 64: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	20, // 65: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
-	22, // 66: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	24, // 67: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	26, // 68: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	28, // 69: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	30, // 70: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	32, // 71: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	34, // 72: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	15, // 73: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	19, // 74: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	21, // 75: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
-	66, // [66:76] is the sub-list for method output_type
-	56, // [56:66] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	12, // 52: deckhand.api.v1.PauseWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 53: deckhand.api.v1.ResumeWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 54: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 55: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	53, // 56: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	53, // 57: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	13, // 58: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	23, // 59: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	25, // 60: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	27, // 61: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	33, // 62: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	29, // 63: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
+	31, // 64: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
+	35, // 65: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	37, // 66: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	14, // 67: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	18, // 68: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	20, // 69: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	22, // 70: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	24, // 71: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	26, // 72: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	28, // 73: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	34, // 74: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	30, // 75: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
+	32, // 76: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
+	36, // 77: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	38, // 78: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	15, // 79: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	19, // 80: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	21, // 81: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	70, // [70:82] is the sub-list for method output_type
+	58, // [58:70] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -2868,7 +3106,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 		(*WorkflowSpec_Apply)(nil),
 		(*WorkflowSpec_Upgrade)(nil),
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[29].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[33].OneofWrappers = []any{
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
@@ -2878,7 +3116,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,8 @@ const (
 	WorkflowService_ListWorkflows_FullMethodName    = "/deckhand.api.v1.WorkflowService/ListWorkflows"
 	WorkflowService_CancelWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/CancelWorkflow"
 	WorkflowService_RetryWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/RetryWorkflow"
+	WorkflowService_PauseWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/PauseWorkflow"
+	WorkflowService_ResumeWorkflow_FullMethodName   = "/deckhand.api.v1.WorkflowService/ResumeWorkflow"
 	WorkflowService_WatchWorkflow_FullMethodName    = "/deckhand.api.v1.WorkflowService/WatchWorkflow"
 	WorkflowService_GetWorkflowLogs_FullMethodName  = "/deckhand.api.v1.WorkflowService/GetWorkflowLogs"
 	WorkflowService_PlanWorkflow_FullMethodName     = "/deckhand.api.v1.WorkflowService/PlanWorkflow"
@@ -43,6 +45,10 @@ type WorkflowServiceClient interface {
 	CancelWorkflow(ctx context.Context, in *CancelWorkflowRequest, opts ...grpc.CallOption) (*CancelWorkflowResponse, error)
 	// RetryWorkflow resumes a failed workflow from its failed step.
 	RetryWorkflow(ctx context.Context, in *RetryWorkflowRequest, opts ...grpc.CallOption) (*RetryWorkflowResponse, error)
+	// Pause lets the nodes under way finish and starts no other (an upgrade's next batch);
+	// Resume goes on. Both answer the workflow as it is now.
+	PauseWorkflow(ctx context.Context, in *PauseWorkflowRequest, opts ...grpc.CallOption) (*PauseWorkflowResponse, error)
+	ResumeWorkflow(ctx context.Context, in *ResumeWorkflowRequest, opts ...grpc.CallOption) (*ResumeWorkflowResponse, error)
 	// WatchWorkflow streams the workflow each time it changes, and task events of its steps.
 	WatchWorkflow(ctx context.Context, in *WatchWorkflowRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchWorkflowResponse], error)
 	// GetWorkflowLogs returns the log lines of the workflow's tasks.
@@ -111,6 +117,26 @@ func (c *workflowServiceClient) RetryWorkflow(ctx context.Context, in *RetryWork
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RetryWorkflowResponse)
 	err := c.cc.Invoke(ctx, WorkflowService_RetryWorkflow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workflowServiceClient) PauseWorkflow(ctx context.Context, in *PauseWorkflowRequest, opts ...grpc.CallOption) (*PauseWorkflowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseWorkflowResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_PauseWorkflow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workflowServiceClient) ResumeWorkflow(ctx context.Context, in *ResumeWorkflowRequest, opts ...grpc.CallOption) (*ResumeWorkflowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeWorkflowResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_ResumeWorkflow_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +214,10 @@ type WorkflowServiceServer interface {
 	CancelWorkflow(context.Context, *CancelWorkflowRequest) (*CancelWorkflowResponse, error)
 	// RetryWorkflow resumes a failed workflow from its failed step.
 	RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error)
+	// Pause lets the nodes under way finish and starts no other (an upgrade's next batch);
+	// Resume goes on. Both answer the workflow as it is now.
+	PauseWorkflow(context.Context, *PauseWorkflowRequest) (*PauseWorkflowResponse, error)
+	ResumeWorkflow(context.Context, *ResumeWorkflowRequest) (*ResumeWorkflowResponse, error)
 	// WatchWorkflow streams the workflow each time it changes, and task events of its steps.
 	WatchWorkflow(*WatchWorkflowRequest, grpc.ServerStreamingServer[WatchWorkflowResponse]) error
 	// GetWorkflowLogs returns the log lines of the workflow's tasks.
@@ -226,6 +256,12 @@ func (UnimplementedWorkflowServiceServer) CancelWorkflow(context.Context, *Cance
 }
 func (UnimplementedWorkflowServiceServer) RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryWorkflow not implemented")
+}
+func (UnimplementedWorkflowServiceServer) PauseWorkflow(context.Context, *PauseWorkflowRequest) (*PauseWorkflowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseWorkflow not implemented")
+}
+func (UnimplementedWorkflowServiceServer) ResumeWorkflow(context.Context, *ResumeWorkflowRequest) (*ResumeWorkflowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeWorkflow not implemented")
 }
 func (UnimplementedWorkflowServiceServer) WatchWorkflow(*WatchWorkflowRequest, grpc.ServerStreamingServer[WatchWorkflowResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchWorkflow not implemented")
@@ -353,6 +389,42 @@ func _WorkflowService_RetryWorkflow_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkflowService_PauseWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseWorkflowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).PauseWorkflow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_PauseWorkflow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).PauseWorkflow(ctx, req.(*PauseWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkflowService_ResumeWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeWorkflowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).ResumeWorkflow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_ResumeWorkflow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).ResumeWorkflow(ctx, req.(*ResumeWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _WorkflowService_WatchWorkflow_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchWorkflowRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -462,6 +534,14 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetryWorkflow",
 			Handler:    _WorkflowService_RetryWorkflow_Handler,
+		},
+		{
+			MethodName: "PauseWorkflow",
+			Handler:    _WorkflowService_PauseWorkflow_Handler,
+		},
+		{
+			MethodName: "ResumeWorkflow",
+			Handler:    _WorkflowService_ResumeWorkflow_Handler,
 		},
 		{
 			MethodName: "GetWorkflowLogs",

@@ -197,7 +197,10 @@ type StepRecord struct {
 	// With any_control_plane: another control plane than the lane's node is preferred, but
 	// the lane's node itself may run it when it is the only Ready one (an upgrade's drain of
 	// a cluster's single control plane).
-	SelfAllowed   bool `protobuf:"varint,27,opt,name=self_allowed,json=selfAllowed,proto3" json:"self_allowed,omitempty"`
+	SelfAllowed bool `protobuf:"varint,27,opt,name=self_allowed,json=selfAllowed,proto3" json:"self_allowed,omitempty"`
+	// A paused workflow does not start it: the first change of a node (an upgrade's), so a
+	// pause lets the nodes under way finish and starts no other.
+	Gate          bool `protobuf:"varint,28,opt,name=gate,proto3" json:"gate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -414,6 +417,13 @@ func (x *StepRecord) GetSelfAllowed() bool {
 	return false
 }
 
+func (x *StepRecord) GetGate() bool {
+	if x != nil {
+		return x.Gate
+	}
+	return false
+}
+
 // StepInputRecord fills a task spec field from an output of an earlier step, or (without a
 // step) from the cluster's nodes when the step is dispatched.
 type StepInputRecord struct {
@@ -494,7 +504,10 @@ type WorkflowRecord struct {
 	Concurrency uint32        `protobuf:"varint,9,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	Error       *v1.TaskError `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
 	// Who created it (the client certificate's name).
-	CreatedBy     string `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedBy string `protobuf:"bytes,11,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Paused: no gate step starts (the start of a node's upgrade); the steps of nodes already
+	// started go on.
+	Paused        bool `protobuf:"varint,12,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -606,11 +619,18 @@ func (x *WorkflowRecord) GetCreatedBy() string {
 	return ""
 }
 
+func (x *WorkflowRecord) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
 var File_deckhand_storage_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\"deckhand/storage/v1/workflow.proto\x12\x13deckhand.storage.v1\x1a\x1edeckhand/api/v1/workflow.proto\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\b\n" +
+	"\"deckhand/storage/v1/workflow.proto\x12\x13deckhand.storage.v1\x1a\x1edeckhand/api/v1/workflow.proto\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\b\n" +
 	"\n" +
 	"StepRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -641,14 +661,15 @@ const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"\asummary\x18\x18 \x01(\tR\asummary\x122\n" +
 	"\achanges\x18\x19 \x03(\v2\x18.deckhand.task.v1.ChangeR\achanges\x12\x18\n" +
 	"\afinally\x18\x1a \x01(\bR\afinally\x12!\n" +
-	"\fself_allowed\x18\x1b \x01(\bR\vselfAllowed\x1a:\n" +
+	"\fself_allowed\x18\x1b \x01(\bR\vselfAllowed\x12\x12\n" +
+	"\x04gate\x18\x1c \x01(\bR\x04gate\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0f\"S\n" +
 	"\x0fStepInputRecord\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\tR\x04step\x12\x16\n" +
-	"\x06output\x18\x03 \x01(\tR\x06output\"\xe1\x03\n" +
+	"\x06output\x18\x03 \x01(\tR\x06output\"\xf9\x03\n" +
 	"\x0eWorkflowRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1d.deckhand.api.v1.WorkflowSpecR\x04spec\x12>\n" +
@@ -663,7 +684,8 @@ const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x1b.deckhand.task.v1.TaskErrorR\x05error\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\v \x01(\tR\tcreatedBy*\xee\x01\n" +
+	"created_by\x18\v \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06paused\x18\f \x01(\bR\x06paused*\xee\x01\n" +
 	"\x13WorkflowRecordState\x12%\n" +
 	"!WORKFLOW_RECORD_STATE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dWORKFLOW_RECORD_STATE_PENDING\x10\x01\x12!\n" +
