@@ -109,7 +109,15 @@ func watchGap[T any](t *testing.T, ctx context.Context, gs *gapStore, setState f
 		case m := <-stream.got:
 			got = append(got, describe(m))
 		case err := <-done:
-			t.Fatalf("watch ended with %v after %v", err, got)
+			// The watch sends everything before it returns: a message it sent just
+			// before ending is there (select picks either when both are ready).
+			done <- err
+			select {
+			case m := <-stream.got:
+				got = append(got, describe(m))
+			default:
+				t.Fatalf("watch ended with %v after %v", err, got)
+			}
 		case <-ctx.Done():
 			t.Fatalf("watch stalled after %v", got)
 		}

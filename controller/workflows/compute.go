@@ -320,7 +320,8 @@ func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.
 		next = &apiv1.Cluster{
 			Spec: in.GetTask().GetKubeadmInit().GetCluster(), CaCertHash: in.GetOutputs()["ca_cert_hash"],
 			Nodes: []*apiv1.ClusterNode{{Name: node, Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE, Joined: now, WorkflowId: wf.GetId(),
-				PodCidr: reg["pod_cidr"], Address: reg["address"]}},
+				PodCidr: reg["pod_cidr"], Address: reg["address"], KubeletVersion: in.GetTask().GetKubeadmInit().GetCluster().GetKubernetesVersion(),
+				ControlPlaneVersion: in.GetTask().GetKubeadmInit().GetCluster().GetKubernetesVersion()}},
 			Created: now, Updated: now,
 			Packages: l.step(node + "/packages").GetTask().GetPackages(), Runtime: l.step(node + "/runtime").GetTask().GetRuntime(),
 		}
@@ -342,8 +343,12 @@ func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.
 		next = proto.Clone(cl).(*apiv1.Cluster)
 		role := l.step(node + "/join").GetTask().GetKubeadmJoin().GetRole()
 		reg := l.step(node + "/registered").GetOutputs()
-		next.Nodes = append(next.Nodes, &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId(),
-			PodCidr: reg["pod_cidr"], Address: reg["address"]})
+		cn := &apiv1.ClusterNode{Name: node, Role: role, Joined: now, WorkflowId: wf.GetId(),
+			PodCidr: reg["pod_cidr"], Address: reg["address"], KubeletVersion: cl.GetSpec().GetKubernetesVersion()}
+		if role == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			cn.ControlPlaneVersion = cl.GetSpec().GetKubernetesVersion()
+		}
+		next.Nodes = append(next.Nodes, cn)
 		next.Updated = now
 	case ActionRecordVersion:
 		if cl == nil {
@@ -358,6 +363,23 @@ func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.
 		}
 		next = proto.Clone(cl).(*apiv1.Cluster)
 		next.Spec.KubernetesVersion = v
+		next.Updated = now
+	case ActionRecordUpgraded:
+		v := wf.GetSpec().GetUpgrade().GetKubernetesVersion()
+		n := clusterNode(cl, node)
+		if n == nil || v == "" {
+			return &actionError{fmt.Sprintf("%s is not a node of the recorded cluster", node)}
+		}
+		cp := n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+		if n.GetKubeletVersion() == v && (!cp || n.GetControlPlaneVersion() == v) {
+			return nil
+		}
+		next = proto.Clone(cl).(*apiv1.Cluster)
+		m := clusterNode(next, node)
+		m.KubeletVersion = v
+		if cp {
+			m.ControlPlaneVersion = v
+		}
 		next.Updated = now
 	case ActionForgetNode:
 		if clusterNode(cl, node) == nil {

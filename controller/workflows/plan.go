@@ -182,6 +182,9 @@ func (p *plan) prepare(node, addr string, role taskv1.NodeRole, s settings, deps
 	pre := p.add(node, "preflight", "preflight checks and fixes", deps, spec(pf))
 	pk := proto.Clone(s.packages).(*taskv1.PackagesSpec)
 	pk.KubernetesVersion = s.cluster.GetKubernetesVersion()
+	// A repository per minor: the cluster's, also after an upgrade moved it past the one
+	// the cluster was created with.
+	pk.BaseUrl = baseURLFor(pk.GetBaseUrl(), pk.GetKubernetesVersion())
 	pkg := p.add(node, "packages", "kubelet, kubeadm and kubectl "+pk.GetKubernetesVersion(), []string{pre.Name}, spec(pk))
 	rt := proto.Clone(s.runtime).(*taskv1.RuntimeSpec)
 	rt.KubernetesVersion = s.cluster.GetKubernetesVersion()

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -238,8 +239,12 @@ func sameVersion(fact, target string) bool {
 }
 
 // ActionRecordVersion records the upgrade's release as the cluster's, once kubeadm upgrade
-// apply moved the cluster's configuration to it.
-const ActionRecordVersion = "record-version"
+// apply moved the cluster's configuration to it; ActionRecordUpgraded records a node at the
+// release once it is Ready on it (a cancelled upgrade's record says which nodes are).
+const (
+	ActionRecordVersion  = "record-version"
+	ActionRecordUpgraded = "record-upgraded"
+)
 
 // upgradeInventory is what an upgrade's plan knows of the nodes besides the cluster record:
 // each node's facts and state, and the workflow holding it.
@@ -265,9 +270,9 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 	// The checksums the cluster was created with are the old release's binaries': each new
 	// binary is checked against the NAME.sha256 published next to it.
 	pk.Sha256 = nil
-	if from, to := minorString(current), minorString(d.Target); from != to && strings.Contains(pk.GetBaseUrl(), "/"+from+"/") {
-		pk.BaseUrl = strings.Replace(pk.GetBaseUrl(), "/"+from+"/", "/"+to+"/", 1)
-		p.notes = append(p.notes, fmt.Sprintf("packages come from %s (the cluster's packages.baseURL, with %s for %s)", pk.GetBaseUrl(), to, from))
+	if b := baseURLFor(pk.GetBaseUrl(), d.Target); b != pk.GetBaseUrl() {
+		pk.BaseUrl = b
+		p.notes = append(p.notes, fmt.Sprintf("packages come from %s (the cluster's packages.baseURL, for %s)", b, minorString(d.Target)))
 	}
 	for _, n := range d.Skipped {
 		p.notes = append(p.notes, fmt.Sprintf("%s is skipped (its agent is not connected, --force): upgrade it later with deckctl upgrade apply --to %s", n, d.Target))
@@ -325,7 +330,9 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		rd := p.add(n, "ready", "wait until it is Ready with kubelet "+d.Target, []string{un.Name}, spec(&taskv1.NodeReadySpec{
 			NodeName: n, Wait: taskv1.NodeWait_NODE_WAIT_READY, KubeletVersion: d.Target}))
 		rd.Node, rd.AnyControlPlane, rd.SelfAllowed = "", true, true
-		return up.Name, rd.Name
+		rec := p.add(n, "record", "record the node at "+d.Target, []string{rd.Name}, nil)
+		rec.Action = ActionRecordUpgraded
+		return up.Name, rec.Name
 	}
 	prev := staged
 	recorded := current == d.Target
@@ -356,6 +363,20 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		prev = ends
 		p.changes = append(p.changes, fmt.Sprintf("upgrade worker batch %d of %d to %s: %s", i+1, len(d.Batches), d.Target, strings.Join(batch, ", ")))
 	}
+}
+
+// minorSegment is the minor release in a package repository's URL, pkgs.k8s.io's way
+// (https://pkgs.k8s.io/core:/stable:/v1.33/deb): a repository per minor.
+var minorSegment = regexp.MustCompile(`/v[0-9]+\.[0-9]+/`)
+
+// baseURLFor is a package repository URL for version: its minor segment, if it has one,
+// becomes version's (an upgrade's packages, and every join once the cluster upgraded).
+func baseURLFor(base, version string) string {
+	loc := minorSegment.FindStringIndex(base + "/")
+	if loc == nil || base == "" {
+		return base
+	}
+	return strings.TrimSuffix((base + "/")[:loc[0]]+"/"+minorString(version)+"/"+(base + "/")[loc[1]:], "/")
 }
 
 // minorString is "v1.33" of "v1.33.13".

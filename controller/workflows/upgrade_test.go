@@ -189,7 +189,7 @@ func TestUpgradeSteps(t *testing.T) {
 	if rv := p.step("cp-1/record-version"); rv.GetAction() != ActionRecordVersion || !slices.Equal(rv.GetDependsOn(), []string{"cp-1/upgrade"}) {
 		t.Errorf("record-version: %v", rv)
 	}
-	chain := []string{"kubeadm", "upgrade", "drain", "kubelet", "uncordon", "ready"}
+	chain := []string{"kubeadm", "upgrade", "drain", "kubelet", "uncordon", "ready", "record"}
 	for _, n := range []string{"cp-1", "cp-2", "w-1", "w-3", "w-4"} {
 		for i := 1; i < len(chain); i++ {
 			if !slices.Equal(deps(n+"/"+chain[i]), []string{n + "/" + chain[i-1]}) {
@@ -202,19 +202,22 @@ func TestUpgradeSteps(t *testing.T) {
 		if r := p.step(n + "/ready").GetTask().GetNodeReady(); r.GetKubeletVersion() != "v1.34.12" || !p.step(n+"/ready").GetAnyControlPlane() {
 			t.Errorf("%s/ready: %v", n, r)
 		}
+		if r := p.step(n + "/record"); r.GetAction() != ActionRecordUpgraded {
+			t.Errorf("%s/record: %v", n, r)
+		}
 		if u := p.step(n + "/uncordon").GetTask().GetDrain(); !u.GetUncordon() || u.GetNodeName() != n {
 			t.Errorf("%s/uncordon: %v", n, u)
 		}
 	}
-	if got := deps("cp-2/kubeadm"); !slices.Equal(got, []string{"cp-1/ready", "cp-1/record-version"}) {
+	if got := deps("cp-2/kubeadm"); !slices.Equal(got, []string{"cp-1/record", "cp-1/record-version"}) {
 		t.Errorf("cp-2 starts after %v", got)
 	}
 	for _, n := range []string{"w-1", "w-3"} {
-		if got := deps(n + "/kubeadm"); !slices.Equal(got, []string{"cp-2/ready"}) {
+		if got := deps(n + "/kubeadm"); !slices.Equal(got, []string{"cp-2/record"}) {
 			t.Errorf("%s (batch 1) starts after %v", n, got)
 		}
 	}
-	if got := deps("w-4/kubeadm"); !slices.Equal(got, []string{"w-1/ready", "w-3/ready"}) {
+	if got := deps("w-4/kubeadm"); !slices.Equal(got, []string{"w-1/record", "w-3/record"}) {
 		t.Errorf("w-4 (batch 2) starts after %v", got)
 	}
 
@@ -238,5 +241,21 @@ func TestUpgradeSteps(t *testing.T) {
 	np, err := buildWith(ws, cl, enrolledSet("cp-1"), nil, nil, upgradeInv(cl, "v1.34.12", "v1.34.12"))
 	if err != nil || len(np.steps) != 0 || len(np.notes) == 0 {
 		t.Errorf("nothing to upgrade: %v steps, notes %q, %v", len(np.steps), np.notes, err)
+	}
+}
+
+func TestBaseURLFor(t *testing.T) {
+	for _, c := range []struct{ base, version, want string }{
+		{"https://pkgs.k8s.io/core:/stable:/v1.33/deb", "v1.34.12", "https://pkgs.k8s.io/core:/stable:/v1.34/deb"},
+		{"https://pkgs.k8s.io/core:/stable:/v1.33/deb/", "v1.34.12", "https://pkgs.k8s.io/core:/stable:/v1.34/deb/"},
+		{"https://pkgs.k8s.io/core:/stable:/v1.34/rpm", "v1.34.12", "https://pkgs.k8s.io/core:/stable:/v1.34/rpm"},
+		{"http://10.250.0.1:8080/k8s/v1.33", "v1.34.1", "http://10.250.0.1:8080/k8s/v1.34"},
+		{"https://mirror.example.com/kubernetes/deb", "v1.34.12", "https://mirror.example.com/kubernetes/deb"},
+		{"https://dl.k8s.io/release", "v1.34.12", "https://dl.k8s.io/release"},
+		{"", "v1.34.12", ""},
+	} {
+		if got := baseURLFor(c.base, c.version); got != c.want {
+			t.Errorf("baseURLFor(%q, %s) = %q, want %q", c.base, c.version, got, c.want)
+		}
 	}
 }

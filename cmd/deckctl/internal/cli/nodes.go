@@ -33,7 +33,7 @@ func newNodesCmd(o *options) *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATUS\tROLE\tAGE\tOS\tKERNEL\tRUNTIME\tKUBELET\tHELD BY")
+				fmt.Fprintln(tw, "NAME\tSTATUS\tROLE\tAGE\tOS\tKERNEL\tRUNTIME\tKUBELET\tCONTROL PLANE\tHELD BY")
 				for _, n := range resp.GetNodes() {
 					f := n.GetFacts()
 					os := strings.TrimSpace(f.GetOsId() + " " + f.GetOsVersion())
@@ -41,8 +41,8 @@ func newNodesCmd(o *options) *cobra.Command {
 					if r := f.GetRuntime(); r.GetVersion() != "" {
 						rt = r.GetName() + " " + r.GetVersion()
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), StateName(n.GetState()), dash(n.GetClusterRole()), age(n.GetEnrolled().AsTime()),
-						dash(os), dash(f.GetKernel()), rt, dash(f.GetKubeVersions()["kubelet"]), dash(n.GetLockedBy()))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), StateName(n.GetState()), dash(n.GetClusterRole()), age(n.GetEnrolled().AsTime()),
+						dash(os), dash(f.GetKernel()), rt, dash(f.GetKubeVersions()["kubelet"]), dash(f.GetControlPlaneVersion()), dash(n.GetLockedBy()))
 				}
 				return tw.Flush()
 			})
@@ -117,6 +117,7 @@ func newNodeCmd(o *options) *cobra.Command {
 				}
 				sort.Strings(kv)
 				row("Kubernetes", strings.Join(kv, ", "))
+				row("Control plane", f.GetControlPlaneVersion())
 				row("Held by", n.GetLockedBy())
 				return tw.Flush()
 			})

@@ -620,9 +620,10 @@ func newClusterCmd(o *options) *cobra.Command {
 					dash(s.GetControlPlaneEndpoint()), c.GetCaCertHash(), dash(s.GetRegistry().GetImageRepository()), strings.Join(s.GetRegistry().GetMirrors(), " "),
 					network, dash(s.GetPodSubnet()))
 				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tROLE\tJOINED\tWORKFLOW")
+				fmt.Fprintln(tw, "NODE\tROLE\tJOINED\tKUBELET\tCONTROL PLANE\tWORKFLOW")
 				for _, n := range c.GetNodes() {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.GetName(), roleName(n.GetRole()), age(n.GetJoined().AsTime()), n.GetWorkflowId())
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), roleName(n.GetRole()), age(n.GetJoined().AsTime()),
+						dash(n.GetKubeletVersion()), dash(n.GetControlPlaneVersion()), n.GetWorkflowId())
 				}
 				return tw.Flush()
 			})

@@ -1431,10 +1431,15 @@ type ClusterNode struct {
 	WorkflowId string `protobuf:"bytes,4,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// Its pod CIDR (spec.podCIDR) and address (InternalIP), as Kubernetes reported them when
 	// it registered: other nodes route its pods through this address.
-	PodCidr       string `protobuf:"bytes,5,opt,name=pod_cidr,json=podCidr,proto3" json:"pod_cidr,omitempty"`
-	Address       string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PodCidr string `protobuf:"bytes,5,opt,name=pod_cidr,json=podCidr,proto3" json:"pod_cidr,omitempty"`
+	Address string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
+	// The versions of its kubelet and (a control plane) its static pods as Deckhand left
+	// them: the cluster's at its join, the release of each upgrade that finished on it.
+	// Empty in a record from before they were recorded.
+	KubeletVersion      string `protobuf:"bytes,7,opt,name=kubelet_version,json=kubeletVersion,proto3" json:"kubelet_version,omitempty"`
+	ControlPlaneVersion string `protobuf:"bytes,8,opt,name=control_plane_version,json=controlPlaneVersion,proto3" json:"control_plane_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ClusterNode) Reset() {
@@ -1505,6 +1510,20 @@ func (x *ClusterNode) GetPodCidr() string {
 func (x *ClusterNode) GetAddress() string {
 	if x != nil {
 		return x.Address
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetKubeletVersion() string {
+	if x != nil {
+		return x.KubeletVersion
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetControlPlaneVersion() string {
+	if x != nil {
+		return x.ControlPlaneVersion
 	}
 	return ""
 }
@@ -2820,7 +2839,7 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x14PlanWorkflowResponse\x125\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x19.deckhand.api.v1.WorkflowR\bworkflow\x12\x18\n" +
 	"\achanges\x18\x02 \x03(\tR\achanges\x12\x14\n" +
-	"\x05notes\x18\x03 \x03(\tR\x05notes\"\xdb\x01\n" +
+	"\x05notes\x18\x03 \x03(\tR\x05notes\"\xb8\x02\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x122\n" +
@@ -2828,7 +2847,9 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x04 \x01(\tR\n" +
 	"workflowId\x12\x19\n" +
 	"\bpod_cidr\x18\x05 \x01(\tR\apodCidr\x12\x18\n" +
-	"\aaddress\x18\x06 \x01(\tR\aaddress\"\xf3\x02\n" +
+	"\aaddress\x18\x06 \x01(\tR\aaddress\x12'\n" +
+	"\x0fkubelet_version\x18\a \x01(\tR\x0ekubeletVersion\x122\n" +
+	"\x15control_plane_version\x18\b \x01(\tR\x13controlPlaneVersion\"\xf3\x02\n" +
 	"\aCluster\x121\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\x04spec\x12 \n" +
 	"\fca_cert_hash\x18\x02 \x01(\tR\n" +
