@@ -431,6 +431,7 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 		"CreateTask": false, "GetTask": true, "ListTasks": true, "CancelTask": false, "WatchTask": true, "GetTaskLogs": true,
 		"CreateToken": false, "ListTokens": true, "RevokeToken": false,
 		"CreateWorkflow": false, "GetWorkflow": true, "ListWorkflows": true, "CancelWorkflow": false, "RetryWorkflow": false,
+		"PauseWorkflow": true, "ResumeWorkflow": true,
 		"WatchWorkflow": true, "GetWorkflowLogs": true, "PlanWorkflow": true, "GetCluster": true, "CreateKubeconfig": false,
 	}
 	seen := 0

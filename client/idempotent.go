@@ -25,8 +25,8 @@ var reads = map[string]bool{
 
 // Idempotent reports whether sending the call again has the same effect as sending it
 // once, so a call whose answer was lost with its controller can be retried on another:
-// every read, and a task or workflow created with a client-chosen ID (the same request
-// again returns the recorded one). Every other write is sent once: a second CreateWorkflow
+// every read, a task or workflow created with a client-chosen ID (the same request again
+// returns the recorded one), and pausing or resuming a workflow. Every other write is sent once: a second CreateWorkflow
 // without an ID would start a second workflow, a second cancel or revoke would answer that
 // it was already done, a second token or credential would be another one.
 func Idempotent(method string, req any) bool {
@@ -40,6 +40,8 @@ func Idempotent(method string, req any) bool {
 	case apiv1.WorkflowService_CreateWorkflow_FullMethodName:
 		r, ok := req.(*apiv1.CreateWorkflowRequest)
 		return ok && r.GetId() != ""
+	case apiv1.WorkflowService_PauseWorkflow_FullMethodName, apiv1.WorkflowService_ResumeWorkflow_FullMethodName:
+		return true // they set a flag: again, it is set already, and the workflow is answered
 	}
 	return false
 }

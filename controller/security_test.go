@@ -331,6 +331,8 @@ var wantPolicy = map[string]string{
 	"deckhand.api.v1.WorkflowService/CreateWorkflow":                "admin operator",
 	"deckhand.api.v1.WorkflowService/CancelWorkflow":                "admin operator",
 	"deckhand.api.v1.WorkflowService/RetryWorkflow":                 "admin operator",
+	"deckhand.api.v1.WorkflowService/PauseWorkflow":                 "admin operator",
+	"deckhand.api.v1.WorkflowService/ResumeWorkflow":                "admin operator",
 	"deckhand.api.v1.WorkflowService/GetWorkflow":                   "admin operator viewer",
 	"deckhand.api.v1.WorkflowService/ListWorkflows":                 "admin operator viewer",
 	"deckhand.api.v1.WorkflowService/WatchWorkflow":                 "admin operator viewer",

@@ -39,6 +39,9 @@ type Config struct {
 	Timeout       time.Duration // the whole apply
 	Stall         time.Duration // no workflow change for this long ends the run
 	LogLevel      string        // the controller's
+	// UpgradeTo, when set, upgrades the cluster to this release after the apply, with
+	// MaxUnavailable workers at once, and measures that too.
+	UpgradeTo, MaxUnavailable string
 }
 
 // DefaultConfig is the benchmark's standard run.
@@ -72,6 +75,8 @@ func main() {
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up when the apply has not ended by then")
 	flag.DurationVar(&cfg.Stall, "stall", cfg.Stall, "give up when the workflow has not changed for this long")
 	flag.StringVar(&cfg.LogLevel, "controller-log-level", cfg.LogLevel, "the controller's --log-level")
+	flag.StringVar(&cfg.UpgradeTo, "upgrade-to", "", "after the apply, upgrade the cluster to this release (v1.34.12) and measure it")
+	flag.StringVar(&cfg.MaxUnavailable, "max-unavailable", "10%", "the upgrade's workers at once: N or P%")
 	flag.Parse()
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "applyload:", err)
@@ -201,7 +206,85 @@ func run(cfg Config) error {
 		return fmt.Errorf("workflow %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
 	}
 	report(cfg, wf, observed, peak, cpu)
+	if cfg.UpgradeTo == "" {
+		return nil
+	}
+
+	cpu0 = loadutil.CPUTicks(pid)
+	start = time.Now()
+	created, err = wfAPI.CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+		Kind: &apiv1.WorkflowSpec_Upgrade{Upgrade: &apiv1.UpgradeWorkflow{KubernetesVersion: cfg.UpgradeTo, MaxUnavailable: cfg.MaxUnavailable}}}})
+	if err != nil {
+		return fmt.Errorf("create the upgrade workflow: %w", err)
+	}
+	id = created.GetWorkflow().GetId()
+	hdr, err = follow(ctx, wfAPI, id, cfg)
+	observed = time.Since(start)
+	cpu = float64(loadutil.CPUTicks(pid)-cpu0) / 100
+	if err != nil {
+		return err
+	}
+	if wfResp, err = wfAPI.GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: id}); err != nil {
+		return fmt.Errorf("get workflow %s: %w", id, err)
+	}
+	wf = wfResp.GetWorkflow()
+	if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+		describe(os.Stdout, wf)
+		return fmt.Errorf("upgrade %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
+	}
+	reportUpgrade(cfg, wf, observed, loadutil.StatusMiB(pid, "VmHWM:"), cpu)
 	return nil
+}
+
+// upgradeIdealTasks is the upgrade's lower bound in units of the task time: the health
+// check (1 T), every node's staging (its packages and images side by side: 1 T), the
+// control plane's chain and then each batch of workers one after another, each chain 6
+// tasks (kubeadm, kubeadm upgrade, drain, kubelet, uncordon, ready; the record steps are
+// controller actions):
+//
+//	batch = max(1, workers × P%) (or N), batches = ceil(workers / batch)
+//	ideal = T × (2 + 6 × (1 + batches))
+func upgradeIdealTasks(nodes int, maxUnavailable string) (tasks, batches, batch int, err error) {
+	workers := nodes - 1
+	switch {
+	case strings.HasSuffix(maxUnavailable, "%"):
+		var p int
+		if _, err := fmt.Sscanf(maxUnavailable, "%d%%", &p); err != nil || p < 1 || p > 100 {
+			return 0, 0, 0, fmt.Errorf("--max-unavailable %q: give N or P%%", maxUnavailable)
+		}
+		batch = max(1, workers*p/100)
+	default:
+		if _, err := fmt.Sscanf(maxUnavailable, "%d", &batch); err != nil || batch < 1 {
+			return 0, 0, 0, fmt.Errorf("--max-unavailable %q: give N or P%%", maxUnavailable)
+		}
+	}
+	if workers > 0 {
+		batches = (workers + batch - 1) / batch
+	}
+	return 2 + 6*(1+batches), batches, batch, nil
+}
+
+func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) {
+	wall := wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime())
+	tasks, batches, batch, err := upgradeIdealTasks(cfg.Nodes, cfg.MaxUnavailable)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ideal := time.Duration(tasks) * cfg.TaskTime
+	taskSteps := 0
+	for _, s := range wf.GetSteps() {
+		if s.GetTaskId() != "" {
+			taskSteps++
+		}
+	}
+	fmt.Printf("\nupgrade       to %s, --max-unavailable %s: batches of %d workers\n", cfg.UpgradeTo, cfg.MaxUnavailable, batch)
+	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
+	fmt.Printf("ideal         %v = T x (2 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
+	fmt.Printf("              (health 1 T, staging 1 T, the control plane's chain and each batch's 6 T one after another)\n")
+	fmt.Printf("ratio         %.2f (wall / ideal)\n", wall.Seconds()/ideal.Seconds())
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade\n", peakMiB, cpuSeconds)
+	fmt.Printf("steps         %d (%d tasks)\n", len(wf.GetSteps()), taskSteps)
 }
 
 // clusterYAML is the apply's document: node-1 as the control plane, the rest workers.
