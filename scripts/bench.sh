@@ -19,14 +19,15 @@ echo
 echo "agents per controller (1 replica, heartbeat 2s):"
 bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSIONS:-1000,5000}" --window "${BENCH_WINDOW:-20s}"
 
-# A 500-node apply against simulated agents whose every task takes a fixed time: the
-# workflow engine's overhead as the wall time over a lower bound from the DAG (the tool
-# prints its formula), and the controller's peak RSS.
+# A 500-node apply against simulated agents whose every task takes a fixed time, then an
+# upgrade of that cluster in batches: the workflow engine's overhead as the wall time over
+# a lower bound from the DAG (the tool prints its formulas), and the controller's peak RSS.
 go build -o bin/applyload ./scripts/applyload
 echo
-echo "apply workflow against simulated agents (1 replica):"
+echo "apply and upgrade workflows against simulated agents (1 replica):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
-  --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}"
+  --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}" \
+  --upgrade-to "${BENCH_UPGRADE_TO:-v1.34.12}" --max-unavailable "${BENCH_MAX_UNAVAILABLE:-10%}"
 
 # Controller failover: three controller processes, the raft leader SIGKILLed again and
 # again while simulated agents run dry-run workflows; the time until a write through the API
