@@ -2,6 +2,7 @@ package kubeadm
 
 import (
 	"context"
+	"regexp"
 	"time"
 
 	"github.com/deckhandhq/deckhand/agent/facts"
@@ -13,10 +14,9 @@ import (
 
 // Upgrade runs kubeadm upgrade on a node whose kubeadm is the target's already: `kubeadm
 // upgrade apply VERSION --yes` on the first control plane, `kubeadm upgrade node` on any
-// other. A control plane whose static pods run the version is not upgraded again (the
-// evidence a retry after a lost result, or a new upgrade after a cancel, goes by); a
-// worker's `kubeadm upgrade node` only fetches its kubelet configuration again, so it runs
-// every time.
+// other. A node is not upgraded again (the evidence a retry after a lost result, or a new
+// upgrade after a cancel, goes by): a control plane whose static pods run the version, a
+// worker whose kubelet is the version (installed only after its kubeadm upgrade node).
 func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
 	spec := t.GetSpec().GetKubeadmUpgrade()
 	version, _, err := kubeimages.ParseKubernetesVersion(spec.GetKubernetesVersion())
@@ -31,11 +31,26 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 	case spec.GetApply() && !cp && !h.DryRun:
 		return nil, tasks.Errorf("NOT_CONTROL_PLANE", "run kubeadm upgrade apply on a control-plane node", "no %s: this node is not a control plane", facts.APIServerManifest)
 	}
-	if cp && facts.ControlPlaneVersion(manifest) == version {
+	// Evidence is read under the lock: a kubeadm of an earlier attempt still running (an
+	// agent restarted meanwhile) finishes first.
+	l, err := lock(ctx, h, e)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	manifest, _ = h.ReadFile(facts.APIServerManifest)
+	if cp && facts.ControlPlaneVersion(manifest) == version && (!spec.GetApply() || clusterVersion(ctx, h) == version) {
+		// apply also needs the cluster's configuration at the version: an apply that failed
+		// after its control-plane phase left the static pods upgraded but not the rest.
 		e.Logf("the control plane runs %s already: nothing to upgrade", version)
 		return map[string]string{"upgraded": "false"}, nil
 	}
 	f, _ := (&facts.Collector{Root: h.Root, Timeout: 5 * time.Second}).Collect(ctx)
+	if !cp && f.GetKubeVersions()["kubelet"] == version {
+		// A worker's kubelet is installed after its kubeadm upgrade node: this one ran.
+		e.Logf("the kubelet is %s already: this worker's upgrade ran before", version)
+		return map[string]string{"upgraded": "false"}, nil
+	}
 	if have := f.GetKubeVersions()["kubeadm"]; have != version {
 		if !h.DryRun {
 			return nil, tasks.Errorf("KUBEADM_VERSION", "install kubeadm "+version+" first: the upgrade's kubeadm step (packages, components kubeadm)",
@@ -43,11 +58,6 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 		}
 		e.Logf("kubeadm is %q here: the upgrade's kubeadm step installs %s first", have, version)
 	}
-	l, err := lock(ctx, h, e)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Unlock()
 	what, argv := "kubeadm upgrade node", []string{"kubeadm", "upgrade", "node"}
 	if spec.GetApply() {
 		what, argv = "kubeadm upgrade apply "+version, []string{"kubeadm", "upgrade", "apply", version, "--yes"}
@@ -72,4 +82,21 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 		}
 	}
 	return map[string]string{"upgraded": "true"}, nil
+}
+
+// clusterVersionRE finds kubeadm's ClusterConfiguration kubernetesVersion.
+var clusterVersionRE = regexp.MustCompile(`(?m)^kubernetesVersion:\s*(v[0-9]+\.[0-9]+\.[0-9]+)\s*$`)
+
+// clusterVersion is the cluster's version as kubeadm keeps it (the kubeadm-config
+// ConfigMap's ClusterConfiguration, which kubeadm upgrade apply moves last); "" when it
+// cannot be read.
+func clusterVersion(ctx context.Context, h *host.Host) string {
+	out, err := h.QueryQuiet(ctx, "kubectl", "--kubeconfig", adminConf, "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "jsonpath={.data.ClusterConfiguration}")
+	if err != nil {
+		return ""
+	}
+	if m := clusterVersionRE.FindSubmatch(out); m != nil {
+		return string(m[1])
+	}
+	return ""
 }

@@ -80,6 +80,15 @@ func TestUpgradeRunsKubeadmUpgradeOnce(t *testing.T) {
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["upgraded"] != "false" || upgrades("cp-1") != 1 || len(res.GetChanges()) != 0 {
 		t.Fatalf("upgrade apply again: %v (kubeadm upgrades %d)", res, upgrades("cp-1"))
 	}
+	// An apply that upgraded the static pods but failed before it moved the cluster's
+	// configuration (kubeadm-config) runs again.
+	if err := os.WriteFile(filepath.Join(clusterDir, "kubernetes-version"), []byte("v1.33.13"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = cp1.run(t, "apply-half-done", upgradeSpec("v1.34.12", true))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["upgraded"] != "true" || upgrades("cp-1") != 2 {
+		t.Fatalf("upgrade apply after a half-done one: %v (kubeadm upgrades %d)", res, upgrades("cp-1"))
+	}
 
 	res, _ = w1.run(t, "apply-on-worker", upgradeSpec("v1.34.12", true))
 	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || res.GetError().GetReason() != "NOT_CONTROL_PLANE" {
@@ -89,6 +98,15 @@ func TestUpgradeRunsKubeadmUpgradeOnce(t *testing.T) {
 	res, _ = w1.run(t, "node", upgradeSpec("v1.34.12", false))
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["upgraded"] != "true" || upgrades("w-1") != 1 {
 		t.Fatalf("upgrade node on a worker: %v", res)
+	}
+	// Its kubelet upgraded after it: not again.
+	dir := filepath.Join(w1.root, "var/lib/deckhand-sim/versions")
+	if err := os.WriteFile(filepath.Join(dir, "kubelet"), []byte("v1.34.12"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = w1.run(t, "node-again", upgradeSpec("v1.34.12", false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["upgraded"] != "false" || upgrades("w-1") != 1 {
+		t.Fatalf("upgrade node again on an upgraded worker: %v (kubeadm upgrades %d)", res, upgrades("w-1"))
 	}
 	if res, _ = cp1.run(t, "bad", upgradeSpec("latest", true)); res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), "kubernetes_version") {
 		t.Fatalf("a bad version: %v", res)

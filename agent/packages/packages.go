@@ -17,6 +17,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/tasks"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubepkgs"
@@ -92,6 +93,14 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 		}
 	}
 	kubeletChanged := slices.Contains(want, "kubelet") && have["kubelet"] != version
+	if !kubeletChanged && spec.GetRestartKubelet() && slices.Contains(want, "kubelet") {
+		// Installed before, but the running kubelet may be the old one (its restart failed,
+		// or the result was lost): its Node says.
+		if v := runningKubelet(ctx, h, t.GetNode()); v != "" && v != version {
+			e.Logf("the kubelet %s is installed, and the node reports kubelet %s running", version, v)
+			kubeletChanged = true
+		}
+	}
 	if h.DryRun {
 		if kubeletChanged && spec.GetRestartKubelet() {
 			e.Logf("would restart the kubelet on %s", version)
@@ -122,7 +131,27 @@ func download(ctx context.Context, h *host.Host, e *tasks.Emitter, spec *taskv1.
 		}
 		return binaries(ctx, h, e, base, version, spec.GetSha256(), want, true)
 	}
-	return repository(ctx, h, e, base, version, minor, false, want, true, "--download-only")
+	// The hold is kept while staging (dnf's exclude in the repository file): the new release
+	// is not to be installed by anything else before its node's turn.
+	return repository(ctx, h, e, base, version, minor, spec.GetHold(), want, true, "--download-only")
+}
+
+// runningKubelet is the version the node's kubelet reports on its Node object, read with
+// the kubelet's own credentials; "" when the node has none or it cannot be read.
+func runningKubelet(ctx context.Context, h *host.Host, node string) string {
+	const kubeletConf = "/etc/kubernetes/kubelet.conf"
+	if node == "" || !h.Exists(kubeletConf) {
+		return ""
+	}
+	out, err := h.QueryQuiet(ctx, "kubectl", "--kubeconfig", kubeletConf, "get", "node", node, "-o", "json")
+	if err != nil {
+		return ""
+	}
+	v, err := kubectl.ParseNode(out)
+	if err != nil {
+		return ""
+	}
+	return v.KubeletVersion
 }
 
 func installed(ctx context.Context, h *host.Host) map[string]string {

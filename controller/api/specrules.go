@@ -612,6 +612,9 @@ func init() {
 	}))
 	messageRules[td(np).FullName()] = func(path string, m protoreflect.Message) error {
 		s := m.Interface().(*taskv1.NetworkPreset)
+		if p, ok := podnet.Lookup(s.GetProvider()); !ok || s.GetProvider() == "" || p.Manifest == nil {
+			return &fieldError{path + ".provider", fmt.Sprintf("%q is not a pod network provider Deckhand carries a manifest of: use flannel, calico or cilium", s.GetProvider())}
+		}
 		_, err := podnet.MustLookup(s.GetProvider()).Manifest(podnet.ManifestInput{PodSubnet: s.GetPodSubnet(), Version: s.GetVersion()})
 		var fe *podnet.FieldError
 		switch {

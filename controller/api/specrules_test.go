@@ -305,6 +305,9 @@ func badCases() []badCase {
 		{t + "NetworkPreset.version", "manifest", func(s *taskv1.TaskSpec) {
 			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{Provider: "cilium", Version: "latest", PodSubnet: "10.244.0.0/16"}
 		}, "spec.manifest.preset.version"},
+		{t + "NetworkPreset.provider", "manifest", func(s *taskv1.TaskSpec) {
+			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{}
+		}, "spec.manifest.preset.provider"},
 		{t + "NetworkPreset.pod_subnet", "manifest", func(s *taskv1.TaskSpec) {
 			s.GetManifest().Content, s.GetManifest().Preset = "", &taskv1.NetworkPreset{Provider: "calico", Version: podnet.CalicoVersion, PodSubnet: "fd00::/64"}
 		}, "spec.manifest.preset.pod_subnet"},

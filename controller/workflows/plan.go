@@ -652,6 +652,7 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		for _, n := range cl.GetNodes() {
 			un := inv[n.GetName()]
 			un.Name, un.ControlPlane = n.GetName(), n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+			un.RecordedKubelet, un.RecordedControlPlane = n.GetKubeletVersion(), n.GetControlPlaneVersion()
 			st.Nodes = append(st.Nodes, un)
 		}
 		d, err := decideUpgrade(st)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/version"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -89,7 +90,8 @@ func (s *Service) upgradeInventory(ctx context.Context) (upgradeInventory, error
 	for _, n := range ns {
 		f := n.GetFacts()
 		u := upgradeNode{Name: n.GetName(), Kubelet: f.GetKubeVersions()["kubelet"], ControlPlaneVersion: f.GetControlPlaneVersion(),
-			Connected: n.GetState() == apiv1.NodeState_NODE_STATE_READY}
+			Connected: n.GetState() == apiv1.NodeState_NODE_STATE_READY, AgentVersion: n.GetAgentVersion(),
+			AgentCurrent: n.GetAgentVersion() != "" && version.Same(version.Parse(n.GetAgentVersion()), version.Get())}
 		if kv, _, err := s.st.Get(ctx, lockKey(n.GetName())); err == nil {
 			u.HeldBy = string(kv.Value)
 		} else if !errors.Is(err, store.ErrNotFound) {

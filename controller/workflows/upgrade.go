@@ -37,6 +37,10 @@ const (
 	RuleNotHeld = "node-held"
 	// RuleMaxUnavailable: --max-unavailable is N or P%.
 	RuleMaxUnavailable = "max-unavailable"
+	// RuleAgentsCurrent: every node to upgrade runs the controllers' agent version (an
+	// older agent does not know an upgrade's steps: it would install where it should only
+	// download, drain where it should uncordon).
+	RuleAgentsCurrent = "agents-current"
 )
 
 // UpgradeRefusal is an upgrade the rules refuse: the rule and why.
@@ -59,7 +63,27 @@ type upgradeNode struct {
 	Connected           bool
 	// HeldBy is the workflow holding the node ("" none).
 	HeldBy string
+	// RecordedKubelet and RecordedControlPlane are the versions the cluster record holds
+	// for the node: written once the API server reported it Ready on its new kubelet, so
+	// they count as evidence too (facts are written at most every few seconds, and may
+	// still show the version before).
+	RecordedKubelet, RecordedControlPlane string
+	// AgentCurrent: its agent is the controllers' version; AgentVersion what it reported.
+	AgentCurrent bool
+	AgentVersion string
 }
+
+// evidence is the newer of what the facts and the record say (the facts when the record
+// holds no version).
+func evidence(fact, recorded string) string {
+	if !releaseRE.MatchString(recorded) || releaseRE.MatchString(fact) && compareVersions("v"+strings.TrimPrefix(fact, "v"), recorded) >= 0 {
+		return fact
+	}
+	return recorded
+}
+
+// releaseRE is a release as facts and records write it.
+var releaseRE = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
 
 // upgradeState is what an upgrade is decided from.
 type upgradeState struct {
@@ -120,9 +144,20 @@ func decideUpgrade(s upgradeState) (upgradeDecision, error) {
 		return upgradeDecision{}, &UpgradeRefusal{RuleOneMinor, fmt.Sprintf("the cluster runs %s; %s skips a minor release: upgrade to the newest %s patch first", current, target, next)}
 	}
 	d := upgradeDecision{Target: target}
-	applied := false
+	// kubeadm upgrade apply ran once the record says the cluster is at the target (its
+	// record-version step follows apply's success); a static pod at the target does not
+	// prove it (apply may have failed after its control-plane phase), and the agent checks
+	// the cluster's configuration before running apply again.
+	applied := current == target
 	var cps, workers []string
 	for _, n := range s.Nodes {
+		// Done: the record says so (written once the node was Ready on the release and
+		// uncordoned); in a record from before versions were recorded, the facts.
+		doneKubelet, doneCP := sameVersion(n.RecordedKubelet, target), !n.ControlPlane || sameVersion(n.RecordedControlPlane, target)
+		if n.RecordedKubelet == "" {
+			doneKubelet, doneCP = sameVersion(n.Kubelet, target), !n.ControlPlane || sameVersion(n.ControlPlaneVersion, target)
+		}
+		n.Kubelet, n.ControlPlaneVersion = evidence(n.Kubelet, n.RecordedKubelet), evidence(n.ControlPlaneVersion, n.RecordedControlPlane)
 		if n.HeldBy != "" {
 			return upgradeDecision{}, &UpgradeRefusal{RuleNotHeld, fmt.Sprintf("%s is held by workflow %s: wait for it or cancel it (deckctl cancel %s)", n.Name, n.HeldBy, n.HeldBy)}
 		}
@@ -130,9 +165,11 @@ func decideUpgrade(s upgradeState) (upgradeDecision, error) {
 			kv, _, err := kubeimages.ParseKubernetesVersion(k)
 			switch {
 			case err != nil:
-				// An unsupported old kubelet is the skew rule's; a malformed one is unknown.
+				// A kubelet of a minor the table does not hold: too old or too new.
 				if minor, ok := parseMinor(k); ok && minor < minorOf(target)-3 {
 					return upgradeDecision{}, &UpgradeRefusal{RuleKubeletSkew, fmt.Sprintf("%s runs kubelet %s, more than three minors behind %s: upgrade or reset it first", n.Name, k, target)}
+				} else if ok && minor > minorOf(target) {
+					return upgradeDecision{}, &UpgradeRefusal{RuleKubeletNotNewer, fmt.Sprintf("%s runs kubelet %s, newer than %s: a kubelet never runs ahead of the API server", n.Name, k, target)}
 				}
 			case compareVersions(kv, target) > 0:
 				return upgradeDecision{}, &UpgradeRefusal{RuleKubeletNotNewer, fmt.Sprintf("%s runs kubelet %s, newer than %s: a kubelet never runs ahead of the API server", n.Name, kv, target)}
@@ -140,17 +177,15 @@ func decideUpgrade(s upgradeState) (upgradeDecision, error) {
 				return upgradeDecision{}, &UpgradeRefusal{RuleKubeletSkew, fmt.Sprintf("%s runs kubelet %s, more than three minors behind %s: upgrade or reset it first", n.Name, kv, target)}
 			}
 		}
-		cpDone := !n.ControlPlane || sameVersion(n.ControlPlaneVersion, target)
-		if n.ControlPlane && sameVersion(n.ControlPlaneVersion, target) {
-			applied = true
-		}
 		switch {
-		case cpDone && sameVersion(n.Kubelet, target):
+		case doneCP && doneKubelet:
 			d.Done = append(d.Done, n.Name)
 		case !n.Connected && s.Force:
 			d.Skipped = append(d.Skipped, n.Name)
 		case !n.Connected:
 			return upgradeDecision{}, &UpgradeRefusal{RuleConnected, fmt.Sprintf("%s's agent is not connected: start it (deckctl nodes shows it), or upgrade without it with --force", n.Name)}
+		case !n.AgentCurrent:
+			return upgradeDecision{}, &UpgradeRefusal{RuleAgentsCurrent, fmt.Sprintf("%s runs agent %q, not the controllers' version: upgrade the agents first (deckctl version lists them)", n.Name, n.AgentVersion)}
 		case n.ControlPlane:
 			cps = append(cps, n.Name)
 		default:
@@ -369,13 +404,14 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 // (https://pkgs.k8s.io/core:/stable:/v1.33/deb): a repository per minor.
 var minorSegment = regexp.MustCompile(`/v[0-9]+\.[0-9]+/`)
 
-// baseURLFor is a package repository URL for version: its minor segment, if it has one,
+// baseURLFor is a package repository URL for version: its (last) minor segment, if any,
 // becomes version's (an upgrade's packages, and every join once the cluster upgraded).
 func baseURLFor(base, version string) string {
-	loc := minorSegment.FindStringIndex(base + "/")
-	if loc == nil || base == "" {
+	all := minorSegment.FindAllStringIndex(base+"/", -1)
+	if len(all) == 0 || base == "" {
 		return base
 	}
+	loc := all[len(all)-1] // the last: the repository's, not an API's version before it
 	return strings.TrimSuffix((base + "/")[:loc[0]]+"/"+minorString(version)+"/"+(base + "/")[loc[1]:], "/")
 }
 

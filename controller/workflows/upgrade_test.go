@@ -14,10 +14,10 @@ import (
 
 func TestDecideUpgrade(t *testing.T) {
 	cp := func(name, kubelet, static string) upgradeNode {
-		return upgradeNode{Name: name, ControlPlane: true, Kubelet: kubelet, ControlPlaneVersion: static, Connected: true}
+		return upgradeNode{Name: name, ControlPlane: true, Kubelet: kubelet, ControlPlaneVersion: static, Connected: true, AgentCurrent: true}
 	}
 	w := func(name, kubelet string) upgradeNode {
-		return upgradeNode{Name: name, Kubelet: kubelet, Connected: true}
+		return upgradeNode{Name: name, Kubelet: kubelet, Connected: true, AgentCurrent: true}
 	}
 	off := func(n upgradeNode) upgradeNode { n.Connected = false; return n }
 	held := func(n upgradeNode) upgradeNode { n.HeldBy = "wf-7"; return n }
@@ -60,9 +60,9 @@ func TestDecideUpgrade(t *testing.T) {
 				return n
 			}()},
 			want: upgradeDecision{Target: "v1.34.12", ControlPlanes: []string{"cp-2"}, Batches: [][]string{{"w-1"}, {"w-3"}, {"w-4"}, {"w-5"}}, Done: []string{"cp-1", "w-2"}}},
-		{name: "a control plane whose static pods are upgraded but not its kubelet is upgraded again (kubeadm upgrade node finds nothing to do)",
+		{name: "a control plane whose static pods are upgraded while the record is not: apply again (the agent checks the cluster's configuration)",
 			s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(0, cp("cp-1", "v1.33.13", "v1.34.12"))},
-			want: upgradeDecision{Target: "v1.34.12", ControlPlanes: []string{"cp-1", "cp-2"},
+			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-1", ControlPlanes: []string{"cp-1", "cp-2"},
 				Batches: [][]string{{"w-1"}, {"w-2"}, {"w-3"}, {"w-4"}, {"w-5"}}}},
 		{name: "everything done: nothing to change",
 			s:    upgradeState{Cluster: "v1.34.12", Target: "v1.34.12", Nodes: []upgradeNode{cp("cp-1", "v1.34.12", "v1.34.12"), w("w-1", "v1.34.12")}},
@@ -75,6 +75,17 @@ func TestDecideUpgrade(t *testing.T) {
 			s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(0, off(cp("cp-1", "v1.33.13", "v1.33.13"))), Force: true},
 			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-2", ControlPlanes: []string{"cp-2"},
 				Batches: [][]string{{"w-1"}, {"w-2"}, {"w-3"}, {"w-4"}, {"w-5"}}, Skipped: []string{"cp-1"}}},
+		{name: "the record says w-1 was upgraded though its facts are not written yet: left alone",
+			s: upgradeState{Cluster: "v1.34.12", Target: "v1.34.12", Nodes: []upgradeNode{
+				{Name: "cp-1", ControlPlane: true, Kubelet: "v1.34.12", ControlPlaneVersion: "v1.34.12", Connected: true, AgentCurrent: true},
+				{Name: "w-1", Kubelet: "v1.33.13", RecordedKubelet: "v1.34.12", Connected: true, AgentCurrent: true},
+				{Name: "w-2", Kubelet: "v1.33.13", RecordedKubelet: "v1.33.13", Connected: true, AgentCurrent: true}}},
+			want: upgradeDecision{Target: "v1.34.12", Batches: [][]string{{"w-2"}}, Done: []string{"cp-1", "w-1"}}},
+		{name: "the record, not the facts, says a node is done (a node whose upgrade stopped after its kubelet is still cordoned)",
+			s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: []upgradeNode{
+				{Name: "cp-1", ControlPlane: true, Kubelet: "v1.34.12", ControlPlaneVersion: "v1.34.12", RecordedKubelet: "v1.33.13", RecordedControlPlane: "v1.33.13", Connected: true, AgentCurrent: true},
+				{Name: "w-1", Kubelet: "v1.33.13", Connected: true, AgentCurrent: true}}},
+			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-1", ControlPlanes: []string{"cp-1"}, Batches: [][]string{{"w-1"}}}},
 		{name: "unknown kubelet versions are upgraded",
 			s:    upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: []upgradeNode{cp("cp-1", "", ""), w("w-1", "")}},
 			want: upgradeDecision{Target: "v1.34.12", Apply: "cp-1", ControlPlanes: []string{"cp-1"}, Batches: [][]string{{"w-1"}}}},
@@ -86,6 +97,8 @@ func TestDecideUpgrade(t *testing.T) {
 		{name: "not a version", s: upgradeState{Cluster: "v1.33.13", Target: "latest", Nodes: cluster}, refuse: RuleVersion},
 		{name: "a kubelet newer than the target", s: upgradeState{Cluster: "v1.33.10", Target: "v1.33.12", Nodes: with(3, w("w-2", "v1.33.13"))}, refuse: RuleKubeletNotNewer},
 		{name: "a kubelet four minors behind", s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(3, w("w-2", "v1.30.14"))}, refuse: RuleKubeletSkew},
+		{name: "a kubelet of a minor newer than any supported", s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(3, w("w-2", "v1.40.1"))}, refuse: RuleKubeletNotNewer},
+		{name: "an agent older than the controllers", s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(3, upgradeNode{Name: "w-2", Kubelet: "v1.33.13", Connected: true, AgentVersion: "v0.1.0"})}, refuse: RuleAgentsCurrent},
 		{name: "a kubelet older than any supported", s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(3, w("w-2", "v1.27.3"))}, refuse: RuleKubeletSkew},
 		{name: "an agent down without --force", s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Nodes: with(4, off(w("w-3", "v1.33.13")))}, refuse: RuleConnected},
 		{name: "every control plane down, with --force", s: upgradeState{Cluster: "v1.33.13", Target: "v1.34.12", Force: true,
@@ -120,7 +133,7 @@ func TestDecideUpgrade(t *testing.T) {
 func upgradeInv(cl *apiv1.Cluster, version, target string) upgradeInventory {
 	inv := upgradeInventory{}
 	for _, n := range cl.GetNodes() {
-		u := upgradeNode{Name: n.GetName(), Kubelet: version, Connected: true}
+		u := upgradeNode{Name: n.GetName(), Kubelet: version, Connected: true, AgentCurrent: true}
 		if n.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
 			u.ControlPlaneVersion = version
 		}
@@ -250,6 +263,7 @@ func TestBaseURLFor(t *testing.T) {
 		{"https://pkgs.k8s.io/core:/stable:/v1.33/deb/", "v1.34.12", "https://pkgs.k8s.io/core:/stable:/v1.34/deb/"},
 		{"https://pkgs.k8s.io/core:/stable:/v1.34/rpm", "v1.34.12", "https://pkgs.k8s.io/core:/stable:/v1.34/rpm"},
 		{"http://10.250.0.1:8080/k8s/v1.33", "v1.34.1", "http://10.250.0.1:8080/k8s/v1.34"},
+		{"https://mirror.example.com/api/v1.0/pkgs/v1.33/deb", "v1.34.12", "https://mirror.example.com/api/v1.0/pkgs/v1.34/deb"},
 		{"https://mirror.example.com/kubernetes/deb", "v1.34.12", "https://mirror.example.com/kubernetes/deb"},
 		{"https://dl.k8s.io/release", "v1.34.12", "https://dl.k8s.io/release"},
 		{"", "v1.34.12", ""},

@@ -160,6 +160,9 @@ type buildGroup struct {
 	names []string
 }
 
+// Same says whether two builds are one version (sameVersion).
+func Same(a, b Info) bool { return sameVersion(a, b) }
+
 // sameVersion is what makes two builds one version: the release version, or for a
 // development build its revision (not the Go toolchain, not a modified work tree).
 func sameVersion(a, b Info) bool {

@@ -93,6 +93,12 @@ func kubectl(r string, args []string) (int, error) {
 		run = func(cluster string) (int, error) { return uncordon(cluster, cmd[1]) }
 	case strings.Join(cmd, " ") == "get nodes -o json":
 		run = nodesJSON
+	case strings.Join(cmd, " ") == "-n kube-system get configmap kubeadm-config -o jsonpath={.data.ClusterConfiguration}":
+		// kubeadm's record of the cluster: its version (init, then each upgrade apply).
+		run = func(cluster string) (int, error) {
+			fmt.Printf("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: %s\n", clusterVersion(cluster, r))
+			return 0, nil
+		}
 	case len(cmd) >= 2 && cmd[0] == "drain" && !strings.HasPrefix(cmd[1], "-"):
 		run = func(cluster string) (int, error) { return drain(cluster, cmd[1], cmd[2:]) }
 	case len(cmd) == 4 && cmd[0] == "delete" && cmd[1] == "node" && cmd[3] == "--ignore-not-found":
