@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,6 +223,18 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 		}
 		if d := u.GetDrainTimeout(); d != nil && (!d.IsValid() || d.AsDuration() < 0 || d.AsDuration() > 24*time.Hour) {
 			return &fieldError{"spec.upgrade.drain_timeout", "must be between 0 (the default, 5m) and 24h"}
+		}
+		if len(u.GetSha256()) > 3 {
+			return &fieldError{"spec.upgrade.sha256", "pins kubelet, kubeadm and kubectl: at most 3 entries"}
+		}
+		for _, k := range slices.Sorted(maps.Keys(u.GetSha256())) {
+			p := fmt.Sprintf("spec.upgrade.sha256[%q]", k)
+			if k != "kubelet" && k != "kubeadm" && k != "kubectl" {
+				return &fieldError{p, "pins kubelet, kubeadm or kubectl only"}
+			}
+			if !hex64RE.MatchString(u.GetSha256()[k]) {
+				return &fieldError{p, "is not a SHA-256 digest: give 64 hex digits, as sha256sum prints them"}
+			}
 		}
 	default:
 		return &fieldError{"spec", "is required: give one of init, join, reset, apply or upgrade"}

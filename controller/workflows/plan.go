@@ -659,6 +659,9 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
+		if err := upgradeChecksums(cl.GetPackages(), u.GetSha256(), len(d.Nodes()) > 0); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 		p.upgradeSteps(u, cl, d)
 	default:
 		return nil, fmt.Errorf("%w: spec: give one of init, join, reset, apply or upgrade", ErrInvalid)

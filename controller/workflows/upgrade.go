@@ -37,6 +37,9 @@ const (
 	RuleNotHeld = "node-held"
 	// RuleMaxUnavailable: --max-unavailable is N or P%.
 	RuleMaxUnavailable = "max-unavailable"
+	// RuleChecksums: a cluster whose binaries are pinned by SHA-256 gets the release's pins
+	// with the upgrade.
+	RuleChecksums = "pinned-checksums"
 	// RuleAgentsCurrent: every node to upgrade runs the controllers' agent version (an
 	// older agent does not know an upgrade's steps: it would install where it should only
 	// download, drain where it should uncordon).
@@ -302,9 +305,9 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		pk = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY, Hold: true}
 	}
 	pk.KubernetesVersion = d.Target
-	// The checksums the cluster was created with are the old release's binaries': each new
-	// binary is checked against the NAME.sha256 published next to it.
-	pk.Sha256 = nil
+	// The checksums the cluster was created with are the old release's binaries': the
+	// upgrade's (checked by the rules), or none (NAME.sha256 next to each binary).
+	pk.Sha256 = u.GetSha256()
 	if b := baseURLFor(pk.GetBaseUrl(), d.Target); b != pk.GetBaseUrl() {
 		pk.BaseUrl = b
 		p.notes = append(p.notes, fmt.Sprintf("packages come from %s (the cluster's packages.baseURL, for %s)", b, minorString(d.Target)))
@@ -428,4 +431,28 @@ func firstOf(s []string, or string) string {
 		return s[0]
 	}
 	return or
+}
+
+// upgradeChecksums checks an upgrade's pins against the cluster's packages: binaries
+// pinned by SHA-256 need the release's pin of each binary pinned before (the old ones would
+// refuse the new binaries, and dropping them would trust the mirror's own NAME.sha256);
+// pins are for binaries only.
+func upgradeChecksums(pk *taskv1.PackagesSpec, pins map[string]string, changes bool) error {
+	binaries := pk.GetSource() == taskv1.PackageSource_PACKAGE_SOURCE_BINARIES
+	if len(pins) > 0 && !binaries {
+		return &UpgradeRefusal{RuleChecksums, "sha256 pins the binaries' digests, but the cluster's packages come from a repository (its signing key checks them): leave them out"}
+	}
+	if !binaries || !changes {
+		return nil
+	}
+	var missing []string
+	for _, b := range []string{"kubelet", "kubeadm", "kubectl"} {
+		if pk.GetSha256()[b] != "" && pins[b] == "" {
+			missing = append(missing, b)
+		}
+	}
+	if len(missing) > 0 {
+		return &UpgradeRefusal{RuleChecksums, fmt.Sprintf("the cluster pins the SHA-256 of %s: give the release's with --sha256 NAME=DIGEST (each)", strings.Join(missing, ", "))}
+	}
+	return nil
 }

@@ -273,3 +273,35 @@ func TestBaseURLFor(t *testing.T) {
 		}
 	}
 }
+
+// A cluster whose binaries are pinned by SHA-256 upgrades only with the release's pins,
+// which the staging and install steps then carry; pins for a repository are refused.
+func TestUpgradeChecksums(t *testing.T) {
+	cl := testCluster("cp-1", "w-1")
+	cl.Packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_BINARIES, BaseUrl: "https://dl.example.com/release",
+		Sha256: map[string]string{"kubelet": strings.Repeat("a", 64), "kubeadm": strings.Repeat("b", 64)}}
+	inv := upgradeInv(cl, "v1.33.13", "v1.34.12")
+	spec := func(pins map[string]string) *apiv1.WorkflowSpec {
+		return &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Upgrade{Upgrade: &apiv1.UpgradeWorkflow{KubernetesVersion: "v1.34.12", Sha256: pins}}}
+	}
+	if _, err := buildWith(spec(nil), cl, enrolledSet("cp-1"), nil, nil, inv); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), RuleChecksums) || !strings.Contains(err.Error(), "kubelet, kubeadm") {
+		t.Errorf("pinned binaries without the release's pins: %v", err)
+	}
+	if _, err := buildWith(spec(map[string]string{"kubelet": strings.Repeat("c", 64)}), cl, enrolledSet("cp-1"), nil, nil, inv); err == nil || !strings.Contains(err.Error(), "kubeadm") {
+		t.Errorf("a pin missing: %v", err)
+	}
+	pins := map[string]string{"kubelet": strings.Repeat("c", 64), "kubeadm": strings.Repeat("d", 64)}
+	p, err := buildWith(spec(pins), cl, enrolledSet("cp-1"), nil, nil, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"cp-1/stage-packages", "cp-1/kubeadm", "w-1/kubelet"} {
+		if got := p.step(n).GetTask().GetPackages().GetSha256(); got["kubelet"] != pins["kubelet"] || got["kubeadm"] != pins["kubeadm"] {
+			t.Errorf("%s checks %v, want the release's pins", n, got)
+		}
+	}
+	cl.Packages = &taskv1.PackagesSpec{Source: taskv1.PackageSource_PACKAGE_SOURCE_REPOSITORY}
+	if _, err := buildWith(spec(pins), cl, enrolledSet("cp-1"), nil, nil, inv); err == nil || !strings.Contains(err.Error(), "repository") {
+		t.Errorf("pins for a repository: %v", err)
+	}
+}

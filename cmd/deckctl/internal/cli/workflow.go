@@ -282,6 +282,7 @@ func newUpgradeCmd(o *options) *cobra.Command {
 		c.Flags().StringVar(&u.MaxUnavailable, "max-unavailable", "", "workers upgraded at once: N, or P% of them (default 1)")
 		c.Flags().BoolVar(&u.Force, "force", false, "upgrade without the nodes whose agents are not connected, and without the health check")
 		c.Flags().DurationVar(&drain, "drain-timeout", 0, "how long each node's drain may take (default 5m)")
+		c.Flags().StringToStringVar(&u.Sha256, "sha256", nil, "the release's SHA-256 of a binary, NAME=DIGEST (repeatable), for a cluster whose binaries are pinned")
 		_ = c.MarkFlagRequired("to")
 	}
 	spec := func() *apiv1.WorkflowSpec {

@@ -456,7 +456,12 @@ type UpgradeWorkflow struct {
 	DrainTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
 	// Start paused: the health check and the staging run now, no node changes until
 	// ResumeWorkflow (stage before a maintenance window, upgrade in it).
-	Paused        bool `protobuf:"varint,5,opt,name=paused,proto3" json:"paused,omitempty"`
+	Paused bool `protobuf:"varint,5,opt,name=paused,proto3" json:"paused,omitempty"`
+	// The release's SHA-256 per binary (kubelet, kubeadm, kubectl) for a cluster whose
+	// packages are binaries with pinned digests: the pins the cluster was created with are
+	// the old release's. Required then; without pins each binary is checked against the
+	// NAME.sha256 published next to it.
+	Sha256        map[string]string `protobuf:"bytes,6,rep,name=sha256,proto3" json:"sha256,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +529,13 @@ func (x *UpgradeWorkflow) GetPaused() bool {
 		return x.Paused
 	}
 	return false
+}
+
+func (x *UpgradeWorkflow) GetSha256() map[string]string {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
 }
 
 // ResetWorkflow removes a node from the cluster and resets it.
@@ -2754,13 +2766,17 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12#\n" +
 	"\rcontrol_plane\x18\x02 \x01(\bR\fcontrolPlane\x12\x18\n" +
 	"\aaddress\x18\x03 \x01(\tR\aaddress\x126\n" +
-	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"\xd7\x01\n" +
+	"\aoptions\x18\x04 \x01(\v2\x1c.deckhand.api.v1.NodeOptionsR\aoptions\"\xd8\x02\n" +
 	"\x0fUpgradeWorkflow\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x12'\n" +
 	"\x0fmax_unavailable\x18\x02 \x01(\tR\x0emaxUnavailable\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\x12>\n" +
 	"\rdrain_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x16\n" +
-	"\x06paused\x18\x05 \x01(\bR\x06paused\"y\n" +
+	"\x06paused\x18\x05 \x01(\bR\x06paused\x12D\n" +
+	"\x06sha256\x18\x06 \x03(\v2,.deckhand.api.v1.UpgradeWorkflow.Sha256EntryR\x06sha256\x1a9\n" +
+	"\vSha256Entry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"y\n" +
 	"\rResetWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +
@@ -2968,7 +2984,7 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                   // 1: deckhand.api.v1.StepState
@@ -3011,108 +3027,110 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*GetWorkflowLogsResponse)(nil),  // 38: deckhand.api.v1.GetWorkflowLogsResponse
 	nil,                              // 39: deckhand.api.v1.NodeOptions.LabelsEntry
 	nil,                              // 40: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
-	nil,                              // 41: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),           // 42: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),          // 43: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),           // 44: deckhand.task.v1.RuntimeSpec
-	(*v1.Taint)(nil),                 // 45: deckhand.task.v1.Taint
-	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),              // 47: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),             // 48: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),    // 49: google.protobuf.Timestamp
-	(*v1.Progress)(nil),              // 50: deckhand.task.v1.Progress
-	(*v1.Change)(nil),                // 51: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                 // 52: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),             // 53: deckhand.task.v1.TaskEvent
+	nil,                              // 41: deckhand.api.v1.UpgradeWorkflow.Sha256Entry
+	nil,                              // 42: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 43: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 44: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 45: deckhand.task.v1.RuntimeSpec
+	(*v1.Taint)(nil),                 // 46: deckhand.task.v1.Taint
+	(*durationpb.Duration)(nil),      // 47: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 48: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 49: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 50: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 51: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 52: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 53: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 54: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	42, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	43, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	44, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	43, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	44, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	45, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	4,  // 3: deckhand.api.v1.InitWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
 	39, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
-	45, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
+	46, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
 	40, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
 	4,  // 7: deckhand.api.v1.JoinWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	46, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	46, // 9: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	3,  // 10: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
-	5,  // 11: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
-	7,  // 12: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
-	8,  // 13: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
-	6,  // 14: deckhand.api.v1.WorkflowSpec.upgrade:type_name -> deckhand.api.v1.UpgradeWorkflow
-	47, // 15: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
-	1,  // 16: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	46, // 17: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	41, // 18: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	48, // 19: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	49, // 20: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	49, // 21: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	50, // 22: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	11, // 23: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	49, // 24: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	51, // 25: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
-	9,  // 26: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	0,  // 27: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	10, // 28: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	49, // 29: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	49, // 30: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	48, // 31: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
-	9,  // 32: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	9,  // 33: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	12, // 34: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	52, // 35: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	49, // 36: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	42, // 37: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
-	16, // 38: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	49, // 39: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	49, // 40: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	43, // 41: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	44, // 42: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	17, // 43: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
-	2,  // 44: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
-	46, // 45: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
-	49, // 46: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
-	12, // 47: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 48: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 49: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	12, // 50: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	12, // 51: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 52: deckhand.api.v1.PauseWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 53: deckhand.api.v1.ResumeWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 54: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	12, // 55: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	53, // 56: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	53, // 57: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	13, // 58: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	23, // 59: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	25, // 60: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	27, // 61: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	33, // 62: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	29, // 63: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
-	31, // 64: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
-	35, // 65: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	37, // 66: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	14, // 67: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	18, // 68: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	20, // 69: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
-	22, // 70: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	24, // 71: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	26, // 72: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	28, // 73: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	34, // 74: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	30, // 75: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
-	32, // 76: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
-	36, // 77: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	38, // 78: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	15, // 79: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	19, // 80: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	21, // 81: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
-	70, // [70:82] is the sub-list for method output_type
-	58, // [58:70] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	47, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	41, // 9: deckhand.api.v1.UpgradeWorkflow.sha256:type_name -> deckhand.api.v1.UpgradeWorkflow.Sha256Entry
+	47, // 10: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	3,  // 11: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
+	5,  // 12: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
+	7,  // 13: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
+	8,  // 14: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
+	6,  // 15: deckhand.api.v1.WorkflowSpec.upgrade:type_name -> deckhand.api.v1.UpgradeWorkflow
+	48, // 16: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	1,  // 17: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
+	47, // 18: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	42, // 19: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	49, // 20: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	50, // 21: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	50, // 22: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	51, // 23: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	11, // 24: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	50, // 25: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	52, // 26: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	9,  // 27: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	0,  // 28: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
+	10, // 29: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	50, // 30: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	50, // 31: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	49, // 32: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	9,  // 33: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	9,  // 34: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	12, // 35: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	53, // 36: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	50, // 37: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	43, // 38: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	16, // 39: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	50, // 40: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	50, // 41: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	44, // 42: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	45, // 43: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	17, // 44: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	2,  // 45: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
+	47, // 46: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	50, // 47: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	12, // 48: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 49: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 50: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	12, // 51: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	12, // 52: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 53: deckhand.api.v1.PauseWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 54: deckhand.api.v1.ResumeWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 55: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	12, // 56: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	54, // 57: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	54, // 58: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	13, // 59: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	23, // 60: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	25, // 61: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	27, // 62: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	33, // 63: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	29, // 64: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
+	31, // 65: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
+	35, // 66: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	37, // 67: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	14, // 68: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	18, // 69: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	20, // 70: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	22, // 71: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	24, // 72: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	26, // 73: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	28, // 74: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	34, // 75: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	30, // 76: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
+	32, // 77: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
+	36, // 78: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	38, // 79: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	15, // 80: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	19, // 81: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	21, // 82: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	71, // [71:83] is the sub-list for method output_type
+	59, // [59:71] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -3137,7 +3155,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
