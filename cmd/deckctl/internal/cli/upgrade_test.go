@@ -60,21 +60,27 @@ func TestUpgradeSimulated(t *testing.T) {
 		return nil
 	})
 	// deckctl nodes shows each node's kubelet, and a control plane's static pods, at the
-	// release.
-	ns := l.mustDeckctl(t, "nodes")
-	for _, line := range strings.Split(ns, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], "node-") || f[0] == "node-4" {
-			continue
+	// release (the facts an agent reports after each task, written within seconds).
+	testcluster.WaitFor(t, 30*time.Second, func() error {
+		ns, _, err := l.deckctl("nodes")
+		if err != nil {
+			return err
 		}
-		want := 1
-		if f[0] == "node-1" {
-			want = 2
+		for _, line := range strings.Split(ns, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || !strings.HasPrefix(f[0], "node-") || f[0] == "node-4" {
+				continue
+			}
+			want := 1
+			if f[0] == "node-1" {
+				want = 2
+			}
+			if c := strings.Count(line, target); c != want {
+				return fmt.Errorf("deckctl nodes shows %s at %s %d times, want %d (kubelet, control plane):\n%s", f[0], target, c, want, ns)
+			}
 		}
-		if c := strings.Count(line, target); c != want {
-			t.Errorf("deckctl nodes shows %s at %s %d times, want %d (kubelet, control plane):\n%s", f[0], target, c, want, ns)
-		}
-	}
+		return nil
+	})
 	// A node joining the upgraded cluster gets the release (its packages from the
 	// repository of the cluster's minor now).
 	if out := l.mustDeckctl(t, "join", "node-4"); !strings.Contains(out, "succeeded") {
