@@ -18,6 +18,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
+	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubeuser"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -215,7 +216,7 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 	case *apiv1.WorkflowSpec_Upgrade:
 		u := k.Upgrade
 		// The form only: whether Deckhand supports the release is the upgrade rules' to say.
-		if !releaseRE.MatchString(u.GetKubernetesVersion()) {
+		if _, ok := kubeimages.ParseRelease(u.GetKubernetesVersion()); !ok {
 			return &fieldError{"spec.upgrade.kubernetes_version", fmt.Sprintf("%q: give the release to upgrade to, such as v1.34.12", u.GetKubernetesVersion())}
 		}
 		if m := u.GetMaxUnavailable(); m != "" && !maxUnavailableRE.MatchString(m) {
@@ -241,9 +242,6 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 	}
 	return nil
 }
-
-// releaseRE is a Kubernetes release, vMAJOR.MINOR.PATCH.
-var releaseRE = regexp.MustCompile(`^v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$`)
 
 // maxUnavailableRE is an upgrade's --max-unavailable: N, or P%.
 var maxUnavailableRE = regexp.MustCompile(`^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$`)

@@ -79,14 +79,14 @@ type upgradeNode struct {
 // evidence is the newer of what the facts and the record say (the facts when the record
 // holds no version).
 func evidence(fact, recorded string) string {
-	if !releaseRE.MatchString(recorded) || releaseRE.MatchString(fact) && compareVersions("v"+strings.TrimPrefix(fact, "v"), recorded) >= 0 {
+	if _, ok := kubeimages.ParseRelease(recorded); !ok {
+		return fact
+	}
+	if _, ok := kubeimages.ParseRelease(fact); ok && compareVersions(fact, recorded) >= 0 {
 		return fact
 	}
 	return recorded
 }
-
-// releaseRE is a release as facts and records write it.
-var releaseRE = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
 
 // upgradeState is what an upgrade is decided from.
 type upgradeState struct {
@@ -169,9 +169,9 @@ func decideUpgrade(s upgradeState) (upgradeDecision, error) {
 			switch {
 			case err != nil:
 				// A kubelet of a minor the table does not hold: too old or too new.
-				if minor, ok := parseMinor(k); ok && minor < minorOf(target)-3 {
+				if p, ok := kubeimages.ParseRelease(k); ok && p[1] < minorOf(target)-3 {
 					return upgradeDecision{}, &UpgradeRefusal{RuleKubeletSkew, fmt.Sprintf("%s runs kubelet %s, more than three minors behind %s: upgrade or reset it first", n.Name, k, target)}
-				} else if ok && minor > minorOf(target) {
+				} else if ok && p[1] > minorOf(target) {
 					return upgradeDecision{}, &UpgradeRefusal{RuleKubeletNotNewer, fmt.Sprintf("%s runs kubelet %s, newer than %s: a kubelet never runs ahead of the API server", n.Name, k, target)}
 				}
 			case compareVersions(kv, target) > 0:
@@ -237,39 +237,11 @@ func maxUnavailable(s string, workers int) (int, error) {
 	return n, nil
 }
 
-// compareVersions orders two normalized vMAJOR.MINOR.PATCH versions.
-func compareVersions(a, b string) int {
-	pa, pb := versionParts(a), versionParts(b)
-	for i := range pa {
-		if c := pa[i] - pb[i]; c != 0 {
-			if c < 0 {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
+// compareVersions orders two releases.
+func compareVersions(a, b string) int { return kubeimages.CompareReleases(a, b) }
 
-func versionParts(v string) [3]int {
-	var out [3]int
-	for i, f := range strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3) {
-		out[i], _ = strconv.Atoi(f)
-	}
-	return out
-}
-
-func minorOf(v string) int { return versionParts(v)[1] }
-
-// parseMinor reads the minor of a version the table does not support (an old kubelet).
-func parseMinor(v string) (int, bool) {
-	f := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
-	if len(f) < 2 {
-		return 0, false
-	}
-	m, err := strconv.Atoi(f[1])
-	return m, err == nil
-}
+// minorOf is a release's minor (0 when it does not parse).
+func minorOf(v string) int { p, _ := kubeimages.ParseRelease(v); return p[1] }
 
 // sameVersion: a fact's version (with or without the v) is target.
 func sameVersion(fact, target string) bool {

@@ -3,6 +3,7 @@ package kubeimages
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -84,4 +85,33 @@ func ParseKubernetesVersion(v string) (string, Versions, error) {
 		}
 	}
 	return "", Versions{}, invalid(field, v, fmt.Sprintf("is not supported (minor %s)", minor), "supported minors are "+supportedMinors())
+}
+
+// ParseRelease reads a release vMAJOR.MINOR.PATCH (the leading v optional) whether or not
+// the table supports its minor: an installed kubelet, a recorded version, a requested one.
+func ParseRelease(v string) (parts [3]int, ok bool) {
+	m := kubeVersionRE.FindStringSubmatch("v" + strings.TrimPrefix(v, "v"))
+	if m == nil {
+		return parts, false
+	}
+	for i := range parts {
+		parts[i], _ = strconv.Atoi(m[i+1])
+	}
+	return parts, true
+}
+
+// CompareReleases orders two releases as ParseRelease reads them (-1, 0, 1); one that does
+// not parse is the oldest.
+func CompareReleases(a, b string) int {
+	pa, _ := ParseRelease(a)
+	pb, _ := ParseRelease(b)
+	for i := range pa {
+		switch {
+		case pa[i] < pb[i]:
+			return -1
+		case pa[i] > pb[i]:
+			return 1
+		}
+	}
+	return 0
 }
