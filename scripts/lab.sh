@@ -15,6 +15,10 @@
 # scripts/k8s.sh) and run the REAL kubeadm. The lab ends with the real API server's node list
 # and a kubeconfig to use it.
 #
+# DECKHAND_LAB_UPGRADE_TO=v1.34.12 also builds that release's kit and serves its binaries and
+# images beside the lab's own, for `deckctl upgrade apply --to v1.34.12`.
+# DECKHAND_LAB_JOIN_FLAGS (e.g. --control-plane) are given to the lab's `deckctl join node-4`.
+#
 # DECKHAND_LAB_SIM=1 runs the fast SIMULATED lab instead: kubeadm, the kubelet and systemctl
 # are simulated (internal/testkit/sim/hostsim) under a root directory per host.
 #
@@ -72,6 +76,13 @@ if [ "$sim" != 1 ]; then
   if ! kit=$(scripts/k8s.sh "$version" | tail -1) || [ ! -d "$kit" ]; then
     echo "lab: building the Kubernetes kit failed (see above)" >&2
     exit 1
+  fi
+  upgrade_kit=
+  if [ -n "${DECKHAND_LAB_UPGRADE_TO:-}" ]; then
+    if ! upgrade_kit=$(scripts/k8s.sh "$DECKHAND_LAB_UPGRADE_TO" | tail -1) || [ ! -d "$upgrade_kit" ]; then
+      echo "lab: building the Kubernetes $DECKHAND_LAB_UPGRADE_TO kit (DECKHAND_LAB_UPGRADE_TO) failed (see above)" >&2
+      exit 1
+    fi
   fi
 fi
 
@@ -207,11 +218,15 @@ if [ "$sim" = 1 ]; then
   wait_for 60 test -f "$state/labserve.ready"
 else
   bg labserve "$state/labserve.log" "$state/bin/labserve" --listen "$serve" --kit "$kit" --kubernetes-version "$version" --ready-file "$state/labserve.ready" \
-    ${DECKHAND_LAB_FILES:+--files "$DECKHAND_LAB_FILES"}
+    ${upgrade_kit:+--kit "$upgrade_kit"} ${DECKHAND_LAB_FILES:+--files "$DECKHAND_LAB_FILES"}
   wait_for 60 test -f "$state/labserve.ready"
   echo "lab: pushing the kit's images to the lab registry $serve"
   "$state/bin/k8skit" -kit "$kit" -registry "$serve" -kubernetes-version "$version" \
     -add "deckhand-probe:v1=$state/bin/probe" >"$state/images.txt"
+  if [ -n "$upgrade_kit" ]; then
+    echo "lab: pushing the $DECKHAND_LAB_UPGRADE_TO kit's images to the lab registry $serve (DECKHAND_LAB_UPGRADE_TO)"
+    "$state/bin/k8skit" -kit "$upgrade_kit" -registry "$serve" -kubernetes-version "$DECKHAND_LAB_UPGRADE_TO" >>"$state/images.txt"
+  fi
   # The kubelet changes these machine-wide (not per network namespace): the first lab on the
   # machine records them, and the last lab-down puts them back.
   (
@@ -309,8 +324,10 @@ echo
 echo "\$ deckctl apply -f $state/cluster.yaml"
 bin/deckctl apply -f "$state/cluster.yaml" --timeout 10m
 echo
-echo "\$ deckctl join node-4"
-bin/deckctl join node-4 --timeout 10m
+# shellcheck disable=SC2086
+echo "\$ deckctl join node-4 ${DECKHAND_LAB_JOIN_FLAGS:-}"
+# shellcheck disable=SC2086
+bin/deckctl join node-4 ${DECKHAND_LAB_JOIN_FLAGS:-} --timeout 10m
 echo
 bin/deckctl nodes
 if [ "$sim" = 1 ]; then

@@ -14,6 +14,8 @@ package host
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/deckhandhq/deckhand/internal/secret"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -100,10 +103,21 @@ func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode, opts ...WriteO
 	for _, o := range opts {
 		isSecret = isSecret || o == Secret
 	}
+	// A program or any large file is described by its size and digest: a line diff of
+	// megabytes would cost seconds and say nothing.
+	opaque := opaqueContent(data) || (exists && opaqueContent(old))
 	// The safety net: a private key is never diffed, whoever writes it.
-	isSecret = isSecret || secret.HasPrivateKey(data) || secret.HasPrivateKey(old)
+	isSecret = isSecret || (!opaque && (secret.HasPrivateKey(data) || secret.HasPrivateKey(old)))
 	detail := "create"
 	switch {
+	case opaque && !isSecret:
+		sum := sha256.Sum256(data)
+		detail = fmt.Sprintf("%d bytes, sha256 %s", len(data), hex.EncodeToString(sum[:]))
+		if exists {
+			detail = fmt.Sprintf("update (%d bytes before): ", len(old)) + detail
+		} else {
+			detail = "create: " + detail
+		}
 	case isSecret && exists && bytes.Equal(old, data):
 		detail = "mode changed"
 	case isSecret && exists:
@@ -184,6 +198,15 @@ func (h *Host) RemoveAll(p string) (bool, error) {
 		return true, nil
 	}
 	return true, os.RemoveAll(h.Path(p))
+}
+
+// MaxDiffBytes is the largest file a change is described by a diff of its lines.
+const MaxDiffBytes = 1 << 20
+
+// opaqueContent says whether data is described by size and digest rather than diffed: a
+// file over MaxDiffBytes, or a binary one (a NUL byte in its first 8 KiB, as git decides).
+func opaqueContent(data []byte) bool {
+	return len(data) > MaxDiffBytes || bytes.IndexByte(data[:min(len(data), 8<<10)], 0) >= 0
 }
 
 // diffSummary describes a file change by the lines it adds and removes, with every line
@@ -399,4 +422,17 @@ func (h *Host) lookPath(name string) (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("%w: %s is not installed on the host", ErrNotFound, name)
+}
+
+// ToTheEnd is the context for a command that must not be stopped half way (a package
+// manager's install, kubeadm upgrade): a cancel of the task does not kill it, so the host is
+// left before or after the command, never in between; bound still ends a hung one. log, when
+// not nil, is called once if the task is cancelled while the command runs.
+func ToTheEnd(ctx context.Context, bound time.Duration, log func()) (context.Context, context.CancelFunc) {
+	run, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
+	if log == nil {
+		return run, cancel
+	}
+	stop := context.AfterFunc(ctx, log)
+	return run, func() { stop(); cancel() }
 }

@@ -1,12 +1,17 @@
 package host
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -158,5 +163,60 @@ func TestRemoveAll(t *testing.T) {
 		if _, err := wet.RemoveAll(p); err == nil || !wet.Exists("/var/lib") {
 			t.Fatalf("RemoveAll(%q) did not refuse the root: %v", p, err)
 		}
+	}
+}
+
+// A command run to the end finishes although its task was cancelled (a package manager or
+// kubeadm upgrade is never killed half way), says so once, and its bound still ends it.
+func TestToTheEndOutlivesACancel(t *testing.T) {
+	h := &Host{Root: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	logged := make(chan struct{}, 2)
+	run, stop := ToTheEnd(ctx, time.Minute, func() { logged <- struct{}{} })
+	err := h.Run(run, "wait a moment", "sleep", "0.2")
+	stop()
+	if err != nil {
+		t.Fatalf("a command run to the end after its task was cancelled: %v, want it finished", err)
+	}
+	if len(logged) != 1 {
+		t.Fatalf("the cancel was logged %d times, want once", len(logged))
+	}
+	run, stop = ToTheEnd(context.Background(), 50*time.Millisecond, nil)
+	defer stop()
+	if err := h.Run(run, "hang", "sleep", "30"); err == nil {
+		t.Fatal("a command past the bound of ToTheEnd was not stopped")
+	}
+}
+
+// A program written over another is described by sizes and digest, not diffed line by line
+// (a diff of two 80 MB kubelets took seconds and overflowed the task's result).
+func TestBinaryFileChangesAreSizedNotDiffed(t *testing.T) {
+	h := &Host{Root: t.TempDir()}
+	old := append([]byte("\x7fELF\x00\x01"), bytes.Repeat([]byte("old\n"), 1000)...)
+	if _, err := h.WriteFile("/usr/local/bin/kubelet", old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := append([]byte("\x7fELF\x00\x02"), bytes.Repeat([]byte("line\n"), 3*MaxDiffBytes/5)...)
+	if _, err := h.WriteFile("/usr/local/bin/kubelet", big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := bytes.Repeat([]byte("a text line\n"), MaxDiffBytes/8)
+	if _, err := h.WriteFile("/var/lib/big.txt", text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ch := h.Changes()
+	if len(ch) != 3 {
+		t.Fatalf("changes: %v", ch)
+	}
+	sum := sha256.Sum256(big)
+	if want := fmt.Sprintf("update (%d bytes before): %d bytes, sha256 %s", len(old), len(big), hex.EncodeToString(sum[:])); ch[1].GetDetail() != want {
+		t.Fatalf("a binary replaced: %q, want %q", ch[1].GetDetail(), want)
+	}
+	if d := ch[2].GetDetail(); !strings.HasPrefix(d, fmt.Sprintf("create: %d bytes, sha256 ", len(text))) {
+		t.Fatalf("a text file over %d bytes: %q, want its size and digest", MaxDiffBytes, d)
+	}
+	if len(ch[0].GetDetail()) > 200 {
+		t.Fatalf("a small binary created: %q, want its size and digest", ch[0].GetDetail())
 	}
 }

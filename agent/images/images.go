@@ -26,6 +26,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/packages"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/runtime/config"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -128,11 +129,12 @@ func controlPlaneList(ctx context.Context, h *host.Host, spec *taskv1.ImagesSpec
 	if err != nil {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give a supported --kubernetes-version", "%v", err)
 	}
-	if !h.Has(kubeadmconfig.Kubeadm) {
+	v, _, _ := kubeimages.ParseKubernetesVersion(spec.GetKubernetesVersion())
+	kubeadm := listingKubeadm(ctx, h, v)
+	if kubeadm == "" {
 		return refs, nil
 	}
-	v, _, _ := kubeimages.ParseKubernetesVersion(spec.GetKubernetesVersion())
-	argv := []string{kubeadmconfig.Kubeadm, "config", "images", "list", "--kubernetes-version", v, "--image-repository", reg.ImageRepository}
+	argv := []string{kubeadm, "config", "images", "list", "--kubernetes-version", v, "--image-repository", reg.ImageRepository}
 	out, err := h.Query(ctx, argv...)
 	if err != nil {
 		return nil, tasks.Errorf("IMAGE_LIST_FAILED", "run "+strings.Join(argv, " ")+" on the node to see why", "the installed kubeadm did not list its images: %v", err)
@@ -152,6 +154,33 @@ func controlPlaneList(ctx context.Context, h *host.Host, spec *taskv1.ImagesSpec
 		return nil, tasks.Errorf("IMAGE_LIST_FAILED", "run "+strings.Join(argv, " ")+" on the node to see why", "kubeadm config images list printed no image")
 	}
 	return listed, nil
+}
+
+// listingKubeadm is the kubeadm whose image list is the version's, "" for none (then
+// Deckhand's table). kubeadm lists its own etcd, CoreDNS and pause tags whatever version it
+// is asked for, so the list is that of the kubeadm that will run: one an upgrade staged for
+// the version (packages.StageDir/VERSION/kubeadm), else the installed one unless it is older
+// than the version (kubeadm neither upgrades past nor installs a release newer than itself:
+// an upgrade's kubeadm step replaces it first).
+func listingKubeadm(ctx context.Context, h *host.Host, version string) string {
+	short := func(kubeadm string) string {
+		out, err := h.QueryQuiet(ctx, kubeadm, "version", "-o", "short")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	staged := packages.StageDir + "/" + version + "/" + kubeadmconfig.Kubeadm
+	if h.Exists(staged) && short(staged) == version {
+		return staged
+	}
+	if !h.Has(kubeadmconfig.Kubeadm) {
+		return ""
+	}
+	if have := short(kubeadmconfig.Kubeadm); have != "" && kubeimages.CompareReleases(have, version) < 0 {
+		return ""
+	}
+	return kubeadmconfig.Kubeadm
 }
 
 func present(ctx context.Context, is runtimeapi.ImageServiceClient, ref string) (*runtimeapi.Image, error) {

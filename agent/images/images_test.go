@@ -196,6 +196,12 @@ func TestPullThroughMirrorsExportRemoveImport(t *testing.T) {
 // command that builds it.
 func kit(t *testing.T) string {
 	t.Helper()
+	return kitOf(t, version)
+}
+
+// kitOf is the build kit of Kubernetes release v.
+func kitOf(t *testing.T, version string) string {
+	t.Helper()
 	base := os.Getenv("DECKHAND_KIT_DIR") // where scripts/k8s.sh puts kits
 	if base == "" {
 		cache := os.Getenv("XDG_CACHE_HOME")
@@ -258,5 +264,24 @@ func TestPullListsWhatTheInstalledKubeadmLists(t *testing.T) {
 		repo + "/coredns:v1.12.0", repo + "/pause:3.10", repo + "/etcd:3.5.24-0"}
 	if got := pulls(root); !slices.Equal(got, want) {
 		t.Fatalf("with kubeadm v1.33.13 installed: %q, want what it lists %q", got, want)
+	}
+
+	// An upgrade stages v1.34.12's images while kubeadm v1.33.13 is installed, which would
+	// list its own etcd 3.5.24-0, CoreDNS v1.12.0 and pause 3.10: the table's v1.34 tags
+	// (etcd 3.6.5-0...) instead, and once the upgrade staged kubeadm v1.34.12, what it lists.
+	const v134 = "v1.34.12"
+	spec.GetImages().KubernetesVersion = v134
+	want = []string{repo + "/kube-apiserver:" + v134, repo + "/kube-controller-manager:" + v134, repo + "/kube-scheduler:" + v134, repo + "/kube-proxy:" + v134,
+		repo + "/coredns:v1.12.1", repo + "/pause:3.10.1", repo + "/etcd:3.6.5-0"}
+	if got := pulls(root); !slices.Equal(got, want) {
+		t.Fatalf("%s's images with kubeadm v1.33.13 installed: %q, want the table's %q", v134, got, want)
+	}
+	staged := filepath.Join(root, "var/lib/deckhand/staged", v134)
+	os.MkdirAll(staged, 0o755)
+	if err := os.Symlink(filepath.Join(kitOf(t, v134), "kubeadm"), filepath.Join(staged, "kubeadm")); err != nil {
+		t.Fatal(err)
+	}
+	if got := pulls(root); !slices.Equal(got, want) {
+		t.Fatalf("%s's images with its kubeadm staged: %q, want what it lists %q", v134, got, want)
 	}
 }

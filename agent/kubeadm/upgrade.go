@@ -62,7 +62,14 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 	if spec.GetApply() {
 		what, argv = "kubeadm upgrade apply "+version, []string{"kubeadm", "upgrade", "apply", version, "--yes"}
 	}
-	out, err := l.RunOutput(ctx, what, argv...)
+	// A cancel waits for kubeadm: killed half way it would leave the node between two
+	// versions (its rollback of the static pods runs only when it fails by itself), and its
+	// own timeouts (5 minutes per static pod) end a hung one.
+	run, stop := host.ToTheEnd(ctx, UpgradeBound, func() {
+		e.Logf("cancel asked: %s runs to its end first, so the node is left upgraded or untouched, not in between", what)
+	})
+	out, err := l.RunOutput(run, what, argv...)
+	stop()
 	l.Unlock()
 	if err != nil {
 		attachDiagnostics(ctx, h, e)
@@ -83,6 +90,10 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 	}
 	return map[string]string{"upgraded": "true"}, nil
 }
+
+// UpgradeBound ends a kubeadm upgrade that a cancel waits for but that hangs past its own
+// timeouts (each static pod's: 5 minutes; etcd and four components on a control plane).
+const UpgradeBound = 30 * time.Minute
 
 // clusterVersionRE finds kubeadm's ClusterConfiguration kubernetesVersion.
 var clusterVersionRE = regexp.MustCompile(`(?m)^kubernetesVersion:\s*(v[0-9]+\.[0-9]+\.[0-9]+)\s*$`)

@@ -96,6 +96,27 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		e.Logf("node %s does not exist: nothing to drain", name)
 		return map[string]string{"absent": "true"}, nil
 	}
+	// A node an operator cordoned before stays cordoned after an upgrade: Deckhand marks
+	// the nodes it cordons itself, and its uncordon lets pods back onto those only.
+	out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", "json")...)
+	if err != nil {
+		if notFound(err, name) {
+			return absent()
+		}
+		return nil, tasks.Errorf("DRAIN_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "get node %s: %s", name, message(err))
+	}
+	v, err := ParseNode(out)
+	if err != nil {
+		return nil, tasks.Errorf("DRAIN_FAILED", "check the control plane's health", "%v", err)
+	}
+	switch {
+	case v.Unschedulable && !v.CordonedByDeckhand:
+		e.Logf("node %s was cordoned before this drain, not by Deckhand: it stays cordoned afterwards", name)
+	case !v.Unschedulable:
+		if err := h.Run(ctx, "mark node "+name+" as cordoned by Deckhand", argv("annotate", "node", name, CordonedAnnotation+"=drain", "--overwrite")...); err != nil {
+			return nil, tasks.Errorf("DRAIN_FAILED", hint, "annotate %s: %s", name, message(err))
+		}
+	}
 	if err := h.Run(ctx, "cordon node "+name, argv("cordon", name)...); err != nil {
 		if notFound(err, name) {
 			return absent()
@@ -133,15 +154,29 @@ func uncordon(ctx context.Context, h *host.Host, e *tasks.Emitter, name string) 
 	if err != nil {
 		return nil, tasks.Errorf("UNCORDON_FAILED", "check the control plane's health", "%v", err)
 	}
-	if !v.Unschedulable {
+	switch {
+	case !v.Unschedulable:
 		e.Logf("node %s is not cordoned", name)
-		return map[string]string{"uncordoned": name}, nil
+	case !v.CordonedByDeckhand:
+		e.Logf("node %s was cordoned before Deckhand drained it (it has no %s annotation): it stays cordoned; kubectl uncordon %s lets pods onto it", name, CordonedAnnotation, name)
+		return map[string]string{"left_cordoned": name}, nil
+	default:
+		if err := h.Run(ctx, "uncordon node "+name, argv("uncordon", name)...); err != nil {
+			return nil, tasks.Errorf("UNCORDON_FAILED", "uncordon it by hand: kubectl uncordon "+name, "uncordon %s: %s", name, message(err))
+		}
 	}
-	if err := h.Run(ctx, "uncordon node "+name, argv("uncordon", name)...); err != nil {
-		return nil, tasks.Errorf("UNCORDON_FAILED", "uncordon it by hand: kubectl uncordon "+name, "uncordon %s: %s", name, message(err))
+	if v.CordonedByDeckhand {
+		if err := h.Run(ctx, "remove Deckhand's cordon mark from node "+name, argv("annotate", "node", name, CordonedAnnotation+"-")...); err != nil {
+			return nil, tasks.Errorf("UNCORDON_FAILED", "remove it by hand: kubectl annotate node "+name+" "+CordonedAnnotation+"-", "annotate %s: %s", name, message(err))
+		}
 	}
 	return map[string]string{"uncordoned": name}, nil
 }
+
+// CordonedAnnotation marks a Node that Deckhand cordoned for a drain (set before the cordon,
+// removed by the uncordon): an uncordon lets pods back onto such a node only, never onto one
+// an operator cordoned.
+const CordonedAnnotation = "deckhand.dev/cordoned"
 
 // DeleteNode deletes the Node object; one already gone is not an error.
 func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
@@ -161,8 +196,9 @@ func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emit
 // node is the part of a Node object node_ready reads (kubectl get node NAME -o json).
 type node struct {
 	Metadata struct {
-		Name   string            `json:"name"`
-		Labels map[string]string `json:"labels"`
+		Name        string            `json:"name"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
 		PodCIDR       string `json:"podCIDR"`
@@ -194,6 +230,8 @@ type NodeView struct {
 	KubeletVersion          string
 	// Unschedulable: cordoned.
 	Unschedulable bool
+	// CordonedByDeckhand: the node carries CordonedAnnotation.
+	CordonedByDeckhand bool
 }
 
 // ControlPlaneLabel is the label kubeadm puts on a control-plane Node.
@@ -207,6 +245,7 @@ func ParseNode(out []byte) (NodeView, error) {
 	}
 	v := NodeView{Name: n.Metadata.Name, PodCIDR: n.Spec.PodCIDR, KubeletVersion: n.Status.NodeInfo.KubeletVersion, Unschedulable: n.Spec.Unschedulable}
 	_, v.ControlPlane = n.Metadata.Labels[ControlPlaneLabel]
+	_, v.CordonedByDeckhand = n.Metadata.Annotations[CordonedAnnotation]
 	for _, c := range n.Status.Conditions {
 		if c.Type == "Ready" {
 			v.Ready = c.Status

@@ -171,8 +171,9 @@ func TestDrainDeleteAndReadyOfAWorker(t *testing.T) {
 	for _, c := range res.GetChanges() {
 		cmds = append(cmds, c.GetTarget())
 	}
-	if want := "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w-1 --ignore-daemonsets --delete-emptydir-data --timeout=5m0s"; len(cmds) != 2 || cmds[1] != want {
-		t.Fatalf("drain commands %q, want cordon then %q", cmds, want)
+	if want := "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w-1 --ignore-daemonsets --delete-emptydir-data --timeout=5m0s"; len(cmds) != 3 ||
+		cmds[0] != "kubectl --kubeconfig /etc/kubernetes/admin.conf annotate node w-1 deckhand.dev/cordoned=drain --overwrite" || cmds[2] != want {
+		t.Fatalf("drain commands %q, want Deckhand's mark, cordon, then %q", cmds, want)
 	}
 	recs := records(t, dir)
 	if simrecords.Count(recs, simrecords.KubectlCordon, "w-1") != 1 || simrecords.Count(recs, simrecords.KubectlDrain, "w-1") != 1 {
@@ -208,6 +209,51 @@ func TestDrainDeleteAndReadyOfAWorker(t *testing.T) {
 	wantFailed(t, "node_ready of a deleted node", res, "NODE_NOT_READY", `nodes "w-1" not found`)
 	if !strings.Contains(res.GetError().GetHint(), "deckctl task run w-1 diagnostics") {
 		t.Fatalf("node_ready hint: %q", res.GetError().GetHint())
+	}
+}
+
+// The uncordon after an upgrade lets pods back onto a node Deckhand cordoned for its drain,
+// and never onto one an operator had cordoned before: that one stays cordoned.
+func TestUncordonOnlyWhatDeckhandCordoned(t *testing.T) {
+	dir, cp, _ := simCluster(t, "w-1", "w-2")
+	uncordon := func(name string) *taskv1.TaskSpec {
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Drain{Drain: &taskv1.DrainSpec{NodeName: name, Uncordon: true}}}
+	}
+	cordoned := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, "cordoned", name))
+		return err == nil
+	}
+	// An operator cordoned w-2 before the upgrade (kubectl cordon w-2).
+	os.MkdirAll(filepath.Join(dir, "cordoned"), 0o755)
+	os.WriteFile(filepath.Join(dir, "cordoned", "w-2"), []byte("cordoned"), 0o644)
+
+	for _, n := range []string{"w-1", "w-2"} {
+		if res, l := cp.run(t, "drain-"+n, drain(n, time.Minute, false)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+			t.Fatalf("drain %s: %v\n%s", n, res, l)
+		}
+	}
+	res, l := cp.run(t, "uncordon-w-1", uncordon("w-1"))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["uncordoned"] != "w-1" || cordoned("w-1") {
+		t.Fatalf("uncordon of the node Deckhand cordoned: %v (still cordoned: %v)\n%s", res, cordoned("w-1"), l)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "annotations", "w-1")); strings.Contains(string(b), "deckhand.dev/cordoned") {
+		t.Fatalf("w-1 keeps Deckhand's cordon mark after its uncordon: %q", b)
+	}
+	res, l = cp.run(t, "uncordon-w-2", uncordon("w-2"))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["left_cordoned"] != "w-2" || !cordoned("w-2") {
+		t.Fatalf("uncordon of the node an operator cordoned: %v (still cordoned: %v)\n%s", res, cordoned("w-2"), l)
+	}
+	if !strings.Contains(l, "was cordoned before Deckhand drained it") {
+		t.Fatalf("the uncordon does not say why w-2 stays cordoned:\n%s", l)
+	}
+	if n := simrecords.Count(records(t, dir), simrecords.KubectlUncordon, "w-2"); n != 0 {
+		t.Fatalf("w-2 was uncordoned %d times", n)
+	}
+	// Again: nothing changes on either.
+	for _, n := range []string{"w-1", "w-2"} {
+		if res, _ := cp.run(t, "uncordon-again-"+n, uncordon(n)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(res.GetChanges()) != 0 {
+			t.Fatalf("a second uncordon of %s: %v", n, res)
+		}
 	}
 }
 

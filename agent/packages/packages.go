@@ -218,7 +218,7 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 			for _, t := range want {
 				argv = append(argv, t+"="+v+"-1.1")
 			}
-			if err := h.Run(ctx, verb(extra)+" "+strings.Join(want, ", ")+" "+version, argv...); err != nil {
+			if err := runToTheEnd(ctx, h, e, verb(extra)+" "+strings.Join(want, ", ")+" "+version, argv...); err != nil {
 				return tasks.Errorf("INSTALL_FAILED", "check that the repository serves "+version, "%v", err)
 			}
 		}
@@ -252,13 +252,26 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 				argv = append(argv, t+"-"+v)
 			}
 			argv = append(argv, "--disableexcludes=kubernetes")
-			if err := h.Run(ctx, verb(extra)+" "+strings.Join(want, ", ")+" "+version, argv...); err != nil {
+			if err := runToTheEnd(ctx, h, e, verb(extra)+" "+strings.Join(want, ", ")+" "+version, argv...); err != nil {
 				return tasks.Errorf("INSTALL_FAILED", "check that the repository serves "+version, "%v", err)
 			}
 		}
 		return nil
 	}
 	return tasks.Errorf("UNSUPPORTED_OS", "use --source binaries on this OS", "no package repository recipe for this OS (need Debian/Ubuntu or a RHEL family)")
+}
+
+// InstallBound ends a package manager run that a cancel waits for but that hangs.
+const InstallBound = 15 * time.Minute
+
+// runToTheEnd runs a package manager: a cancel of the task waits for it, since apt or dnf
+// killed half way leaves the package database for a human to repair (dpkg --configure -a).
+func runToTheEnd(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, argv ...string) error {
+	run, stop := host.ToTheEnd(ctx, InstallBound, func() {
+		e.Logf("cancel asked: %s runs to its end first (the package manager is not stopped half way)", what)
+	})
+	defer stop()
+	return h.Run(run, what, argv...)
 }
 
 // verb says what a package manager run does.

@@ -32,6 +32,7 @@ import (
 // once its pods were evicted). clusterrolebindings/NAME holds a binding's "ROLE USER". Each
 // pod-evicting, cordoning, deleting or binding effect is recorded (package simrecords).
 //	kubectl --kubeconfig F get node NAME -o json
+//	kubectl --kubeconfig F annotate node NAME KEY=VALUE --overwrite | KEY-
 //	kubectl --kubeconfig F -n kube-system exec etcd-NODE -c etcd -- etcdctl FLAGS member list -w json
 //	kubectl --kubeconfig F -n kube-system exec etcd-NODE -c etcd -- etcdctl FLAGS member remove HEXID
 //
@@ -47,6 +48,7 @@ import (
 // does not help, as it does not with the real kubectl.
 
 const (
+	annotationsDir  = "annotations" // annotations/NAME: one KEY=VALUE per line
 	cordonedDir     = "cordoned"
 	drainBlockedDir = "drain-blocked"
 	readyJSONPath   = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
@@ -111,6 +113,9 @@ func kubectl(r string, args []string) (int, error) {
 		run = func(cluster string) (int, error) {
 			return createBinding(cluster, cmd[2], strings.TrimPrefix(cmd[3], "--clusterrole="), strings.TrimPrefix(cmd[4], "--user="))
 		}
+	case len(cmd) == 5 && cmd[0] == "annotate" && cmd[1] == "node" && strings.Contains(cmd[3], "=") && cmd[4] == "--overwrite",
+		len(cmd) == 4 && cmd[0] == "annotate" && cmd[1] == "node" && strings.HasSuffix(cmd[3], "-"):
+		run = func(cluster string) (int, error) { return annotate(cluster, cmd[2], cmd[3]) }
 	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == "json":
 		run = func(cluster string) (int, error) { return nodeJSON(cluster, cmd[2]) }
 	case len(cmd) > 12 && strings.Join(cmd[:3], " ") == "-n kube-system exec" && strings.HasPrefix(cmd[3], "etcd-") && strings.Join(cmd[4:8], " ") == "-c etcd -- etcdctl" &&
@@ -270,6 +275,41 @@ func uncordon(cluster, name string) (int, error) {
 	return 0, nil
 }
 
+// annotate sets (KEY=VALUE) or removes (KEY-) an annotation of the node.
+func annotate(cluster, name, arg string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	anns := annotations(cluster, name)
+	if key, ok := strings.CutSuffix(arg, "-"); ok && !strings.Contains(arg, "=") {
+		delete(anns, key)
+	} else {
+		key, value, _ := strings.Cut(arg, "=")
+		anns[key] = value
+	}
+	var b strings.Builder
+	for k, v := range anns {
+		fmt.Fprintf(&b, "%s=%s\n", k, v)
+	}
+	os.MkdirAll(filepath.Join(cluster, annotationsDir), 0o755)
+	if err := os.WriteFile(filepath.Join(cluster, annotationsDir, name), []byte(b.String()), 0o644); err != nil {
+		return 1, err
+	}
+	fmt.Printf("node/%s annotated\n", name)
+	return 0, nil
+}
+
+// annotations are the node's annotations.
+func annotations(cluster, name string) map[string]string {
+	anns := map[string]string{}
+	for _, l := range readLines(filepath.Join(cluster, annotationsDir, name)) {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			anns[k] = v
+		}
+	}
+	return anns
+}
+
 // nodeObject is the Node object of name: Ready while its host's kubelet runs, reporting the
 // version that kubelet started with.
 func nodeObject(cluster, name string) map[string]any {
@@ -296,6 +336,9 @@ func nodeObject(cluster, name string) map[string]any {
 	}
 	status["conditions"] = []map[string]string{{"type": "Ready", "status": ready}}
 	meta := map[string]any{"name": name}
+	if anns := annotations(cluster, name); len(anns) > 0 {
+		meta["annotations"] = anns
+	}
 	if role, _ := os.ReadFile(filepath.Join(cluster, simrecords.NodesDir, name)); string(role) == "control-plane" {
 		// What kubeadm's mark-control-plane phase sets.
 		meta["labels"] = map[string]string{"node-role.kubernetes.io/control-plane": ""}

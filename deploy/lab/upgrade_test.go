@@ -1,0 +1,296 @@
+package lab_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
+)
+
+// The releases of the real upgrade: the lab's own, and the newest v1.34 patch the Go module
+// proxy serves (scripts/k8s.sh builds its kit; .ci/run builds both).
+const (
+	upgradeFrom = "v1.33.13"
+	upgradeTo   = "v1.34.12"
+)
+
+// webWorkload is a Deployment of two probe servers, one on each worker (the control planes'
+// taint keeps them off node-1 and node-4), a PodDisruptionBudget that keeps one available,
+// and a Service in front. An evicted probe goes on serving 5 s after SIGTERM while kube-proxy
+// drops it from the Service, as a server with a preStop delay does.
+const webWorkload = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 10
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: IMAGE
+        args: [serve, ":8080", "5s"]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 8080}]
+`
+
+// TestRealLabUpgrade upgrades a real cluster of two control planes (node-1, node-4) and two
+// workers from v1.33.13 to v1.34.12 with `deckctl upgrade apply`: the leading controller is
+// SIGKILLed while the first control plane's kubeadm upgrade apply runs, and the upgrade
+// completes all the same; a PodDisruptionBudget-protected Deployment on the workers answers
+// every request through the Service while the workers are drained and upgraded; every node
+// ran kubeadm upgrade once; kubelets, control planes, etcd and the records are at the target.
+func TestRealLabUpgrade(t *testing.T) {
+	l, _, env := startLab(t, "upgrade", "DECKHAND_LAB_UPGRADE_TO="+upgradeTo, "DECKHAND_LAB_JOIN_FLAGS=--control-plane")
+	ctl := &lab{t: t, dir: l.dir, env: env, prefix: l.prefix, net: l.net}
+	cps, workers := []string{"node-1", "node-4"}, []string{"node-2", "node-3"}
+	all := append(append([]string{}, cps...), workers...)
+
+	// kubeadm upgrade backs up the kubelet's configuration into a new directory
+	// /etc/kubernetes/tmp/kubeadm-kubelet-config* on every run, apply and node alike (its
+	// kubelet-config phase): the count says how many times it ran on a host.
+	upgrades := func(node string) int {
+		m, _ := filepath.Glob(filepath.Join(l.dir, node, "fs", "etc", "kubernetes", "tmp", "kubeadm-kubelet-config*"))
+		return len(m)
+	}
+	for _, n := range all {
+		if c := upgrades(n); c != 0 {
+			t.Fatalf("%s has %d kubelet configuration backups of kubeadm upgrade before any upgrade", n, c)
+		}
+	}
+	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-4]" {
+		t.Fatalf("etcd members of the lab: %v, want node-1 and node-4", got)
+	}
+	if out, err := l.kubectl("version", "-o", "json"); err != nil || !strings.Contains(out, `"gitVersion": "`+upgradeFrom+`"`) {
+		t.Fatalf("the API server's version before the upgrade: %v\n%s", err, out)
+	}
+
+	// The workload the workers' batches must keep serving.
+	manifest := filepath.Join(t.TempDir(), "web.yaml")
+	if err := os.WriteFile(manifest, []byte(strings.Replace(webWorkload, "IMAGE", l.net+".1:5000/deckhand-probe:v1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.kubectl("apply", "-f", manifest); err != nil {
+		t.Fatalf("kubectl apply the web workload: %v\n%s", err, out)
+	}
+	if out, err := l.kubectl("rollout", "status", "deployment/web", "--timeout=180s"); err != nil {
+		t.Fatalf("the web Deployment did not roll out: %v\n%s", err, out)
+	}
+	if out, err := l.kubectl("get", "pods", "-l", "app=web", "-o", `jsonpath={range .items[*]}{.spec.nodeName}{" "}{end}`); err != nil || !slices.Equal(sorted(strings.Fields(out)), workers) {
+		t.Fatalf("the web pods run on %q (%v), want one on each worker", out, err)
+	}
+	ip, err := l.kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil {
+		t.Fatal(err, ip)
+	}
+	url := "http://" + ip + ":8080/"
+	probe := filepath.Join(l.dir, "bin", "probe")
+	// kube-proxy on node-1 programs the new Service within a second or so.
+	testcluster.WaitFor(t, time.Minute, func() error {
+		if out, err := l.onHost("node-1", probe, "get", url); err != nil || !strings.HasPrefix(out, "web-") {
+			return fmt.Errorf("the web Service from node-1 before the upgrade: %v %q", err, out)
+		}
+		return nil
+	})
+
+	// The plan names the target and every node, and changes nothing.
+	plan, err := l.deckctl("upgrade", "plan", "--to", upgradeTo)
+	if err != nil {
+		t.Fatalf("deckctl upgrade plan --to %s: %v\n%s", upgradeTo, err, plan)
+	}
+	for _, want := range append([]string{upgradeTo}, all...) {
+		if !strings.Contains(plan, want) {
+			t.Fatalf("deckctl upgrade plan does not mention %s:\n%s", want, plan)
+		}
+	}
+	t.Logf("deckctl upgrade plan --to %s:\n%s", upgradeTo, plan)
+
+	// The Service is asked from node-1 every 200 ms from here to the end of the upgrade.
+	var (
+		mu               sync.Mutex
+		served, failures int
+		failed           []string
+	)
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			out, err := l.onHost("node-1", probe, "get", url)
+			mu.Lock()
+			if err != nil {
+				failures++
+				if len(failed) < 10 {
+					failed = append(failed, fmt.Sprintf("%s %v %s", time.Now().Format(time.TimeOnly), err, strings.TrimSpace(out)))
+				}
+			} else {
+				served++
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-polled
+	}()
+
+	start := time.Now()
+	idOut, err := l.deckctl("upgrade", "apply", "--to", upgradeTo, "--detach")
+	if err != nil {
+		t.Fatalf("deckctl upgrade apply --to %s --detach: %v\n%s", upgradeTo, err, idOut)
+	}
+	id := strings.TrimSpace(idOut)
+
+	// The leading controller dies while the real kubeadm upgrade apply runs on node-1; it is
+	// started again as its service manager would.
+	testcluster.WaitFor(t, 15*time.Minute, func() error {
+		if len(l.hostPIDs("node-1", "kubeadm", "upgrade", "apply")) == 0 {
+			return fmt.Errorf("kubeadm upgrade apply has not started on node-1")
+		}
+		return nil
+	})
+	leader := ctl.leader()
+	ctl.kill(leader)
+	t.Logf("SIGKILLed the leading controller %s %v into the upgrade, while kubeadm upgrade apply ran on node-1", leader, time.Since(start).Round(time.Second))
+	ctl.restart(leader)
+
+	st := l.waitWorkflow(id, 40*time.Minute)
+	close(stop)
+	<-polled
+	took := time.Since(start)
+	if st != "WORKFLOW_STATE_SUCCEEDED" {
+		out, _ := l.deckctl("workflow", "describe", id)
+		logs, _ := l.deckctl("logs", id)
+		t.Fatalf("the upgrade ended %s:\n%s\n%s", st, out, logs)
+	}
+	desc, _ := l.deckctl("workflow", "describe", id)
+	t.Logf("the upgrade %s took %v:\n%s", id, took.Round(time.Second), desc)
+	for _, n := range cps {
+		logs, _ := l.deckctl("logs", id, "--node", n)
+		var lines []string
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.HasPrefix(line, n+"/upgrade ") {
+				lines = append(lines, line)
+			}
+		}
+		t.Logf("%s's kubeadm upgrade:\n%s", n, strings.Join(lines, "\n"))
+	}
+
+	// Served throughout: every request through the Service got a pod's answer.
+	mu.Lock()
+	t.Logf("the web Service from node-1: %d requests served, %d failed during the upgrade", served, failures)
+	if failures > 0 || served < 100 {
+		t.Errorf("the PodDisruptionBudget-protected Deployment was not served throughout the upgrade: %d served, %d failed: %s",
+			served, failures, strings.Join(failed, "; "))
+	}
+	mu.Unlock()
+
+	// Once per node: one kubelet configuration backup of kubeadm upgrade on each.
+	for _, n := range all {
+		if c := upgrades(n); c != 1 {
+			t.Errorf("kubeadm upgrade ran %d times on %s, want once", c, n)
+		}
+	}
+
+	// The cluster at the target, as its API server and the hosts see it.
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
+		out, err := l.kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.nodeInfo.kubeletVersion},{.spec.unschedulable}{"\n"}{end}`)
+		if err != nil {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		for _, n := range all {
+			if !strings.Contains(out, n+"="+upgradeTo+",\n") {
+				return fmt.Errorf("node %s is not a schedulable %s kubelet:\n%s", n, upgradeTo, out)
+			}
+			if err := l.nodeReady(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if out, err := l.kubectl("version", "-o", "json"); err != nil || !strings.Contains(out, `"gitVersion": "`+upgradeTo+`"`) {
+		t.Fatalf("the API server's version after the upgrade: %v\n%s", err, out)
+	}
+	for _, n := range cps {
+		for component, tag := range map[string]string{"kube-apiserver": upgradeTo, "kube-controller-manager": upgradeTo, "kube-scheduler": upgradeTo, "etcd": "3.6.5-0"} {
+			m, err := os.ReadFile(filepath.Join(l.dir, n, "fs", "etc", "kubernetes", "manifests", component+".yaml"))
+			if err != nil || !strings.Contains(string(m), "/"+component+":"+tag+"\n") {
+				t.Errorf("%s's %s static pod after the upgrade does not run %s (%v)", n, component, tag, err)
+			}
+		}
+	}
+	if got := l.etcdMembers(); fmt.Sprint(got) != "[node-1 node-4]" {
+		t.Fatalf("etcd members after the upgrade: %v", got)
+	}
+
+	// Deckhand's records: the cluster's version and each node's kubelet and control plane
+	// (deckctl nodes: from the facts each agent reports after its tasks, within seconds); a
+	// second plan finds nothing to do.
+	if cl, err := l.deckctl("cluster"); err != nil || !strings.Contains(cl, "Kubernetes:  "+upgradeTo) || strings.Count(cl, upgradeTo) != 1+4+2 {
+		t.Errorf("the cluster record after the upgrade (want the version, 4 kubelets and 2 control planes at %s): %v\n%s", upgradeTo, err, cl)
+	}
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		ns, err := l.deckctl("nodes")
+		if err != nil {
+			return fmt.Errorf("%v %s", err, ns)
+		}
+		for _, n := range all {
+			want := 1
+			if slices.Contains(cps, n) {
+				want = 2
+			}
+			line := regexp.MustCompile(`(?m)^` + n + `\s.*$`).FindString(ns)
+			if c := strings.Count(line, upgradeTo); c != want {
+				return fmt.Errorf("deckctl nodes shows %s at %s %d times, want %d (kubelet, control plane):\n%s", n, upgradeTo, c, want, ns)
+			}
+		}
+		if again, err := l.deckctl("upgrade", "plan", "--to", upgradeTo); err != nil || !strings.Contains(again, "Nothing to upgrade") {
+			return fmt.Errorf("a second upgrade plan: %v\n%s", err, again)
+		}
+		return nil
+	})
+	nodes, _ := l.deckctl("nodes")
+	t.Logf("deckctl nodes after the upgrade:\n%s", nodes)
+
+	stopLab(t, l, env)
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
+}
