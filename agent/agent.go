@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -57,6 +58,10 @@ type Config struct {
 	BackoffMax     time.Duration
 	// MetricsListen serves Prometheus metrics on a plain-HTTP listener; empty: off.
 	MetricsListen string
+	// FactsInterval is how often the host's facts are collected again between tasks (a
+	// certificate the kubelet rotated, a runtime that stopped); they are sent only when they
+	// changed.
+	FactsInterval time.Duration
 	// Dial opens TCP connections to controllers; nil uses net.Dialer.
 	Dial   func(ctx context.Context, addr string) (net.Conn, error)
 	Logger *slog.Logger
@@ -70,6 +75,7 @@ func DefaultConfig() Config {
 		CRISocket:      facts.DefaultCRISocket,
 		BackoffInitial: 100 * time.Millisecond,
 		BackoffMax:     10 * time.Second,
+		FactsInterval:  10 * time.Minute,
 		Logger:         slog.Default(),
 	}
 }
@@ -100,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BackoffInitial <= 0 || c.BackoffMax < c.BackoffInitial {
 		errs = append(errs, "backoff must satisfy 0 < initial <= max")
+	}
+	if c.FactsInterval < time.Second {
+		errs = append(errs, fmt.Sprintf("--facts-interval %v: at least 1s (default 10m)", c.FactsInterval))
 	}
 	if c.Logger == nil {
 		errs = append(errs, "no logger")
@@ -588,6 +597,31 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 		case <-sctx.Done():
 		}
 	}
+	// The facts last sent; they are collected again after a task that may change them and
+	// every FactsInterval, and sent when they differ.
+	var sent atomic.Pointer[agentv1.Facts]
+	sent.Store(f)
+	var factsMu sync.Mutex
+	refreshFacts := func() {
+		factsMu.Lock()
+		defer factsMu.Unlock()
+		if f, err := a.facts(sctx, addr, id); err == nil && !proto.Equal(f, sent.Load()) {
+			sent.Store(f)
+			send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Facts{Facts: f}})
+		}
+	}
+	go func() {
+		t := time.NewTicker(a.cfg.FactsInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				refreshFacts()
+			}
+		}
+	}()
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -619,9 +653,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskResult{TaskResult: res}})
 						if changesFacts(t, res) {
 							// What the controller shows of this host (runtime, kubelet) changed.
-							if f, err := a.facts(sctx, addr, id); err == nil {
-								send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Facts{Facts: f}})
-							}
+							refreshFacts()
 						}
 					})
 			case *agentv1.SessionResponse_Cancel:

@@ -27,6 +27,7 @@ func handlers() map[string]tasks.Handler {
 		"kubeadm_join":    kubeadm.Join,
 		"kubeadm_reset":   kubeadm.Reset,
 		"kubeadm_upgrade": kubeadm.Upgrade,
+		"certs_renew":     kubeadm.RenewCerts,
 		"diagnostics":     diagnostics.Run,
 
 		"drain":       kubectl.Drain,

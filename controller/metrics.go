@@ -84,7 +84,35 @@ func newMetrics(c *Controller) *metrics {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "deckhand_task_records_deleted_total", Help: "Finished task records deleted by retention on this replica (while it led)."},
 		func() float64 { return float64(c.tasks.Deleted()) }))
 	m.reg.MustRegister(&nodeStates{c: c, desc: prometheus.NewDesc("deckhand_nodes", "Enrolled nodes by liveness state.", []string{"state"}, nil)})
+	m.reg.MustRegister(&certExpiry{c: c, desc: prometheus.NewDesc("deckhand_certificate_expiry_timestamp_seconds",
+		"When each Kubernetes certificate a node holds expires (its facts: kubeadm's under /etc/kubernetes, the kubelet's), Unix seconds.", []string{"node", "cert"}, nil)})
 	return m
+}
+
+// certExpiry reports the expiry of every certificate in the nodes' facts (at most
+// facts.MaxCertificates per node) from the local copy of the store at scrape time.
+type certExpiry struct {
+	c    *Controller
+	desc *prometheus.Desc
+}
+
+func (e *certExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- e.desc }
+
+func (e *certExpiry) Collect(ch chan<- prometheus.Metric) {
+	all, err := e.c.nodes.List(context.Background(), store.Stale())
+	if err != nil {
+		return
+	}
+	for _, node := range all {
+		seen := map[string]bool{}
+		for _, cert := range node.GetFacts().GetCertificates() {
+			if seen[cert.GetName()] { // one series per name, whatever an agent sent
+				continue
+			}
+			seen[cert.GetName()] = true
+			ch <- prometheus.MustNewConstMetric(e.desc, prometheus.GaugeValue, float64(cert.GetNotAfter().GetSeconds()), node.GetName(), cert.GetName())
+		}
+	}
 }
 
 // nodeStates counts nodes by state from the local copy of the store at scrape time.

@@ -70,6 +70,10 @@ func (c *Collector) Collect(ctx context.Context) (*agentv1.Facts, error) {
 	}
 	f.OsId, f.OsVersion = c.osRelease()
 	f.ControlPlaneVersion = ControlPlaneVersion(c.readFile(APIServerManifest))
+	f.Certificates = c.certificates()
+	if rotates, known := c.kubeletRotates(); known {
+		f.KubeletRotatesCertificates = &rotates
+	}
 	if has, known := c.CapSysResource(); known {
 		f.CapSysResource = &has
 	}

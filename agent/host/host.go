@@ -14,8 +14,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -103,23 +101,21 @@ func (h *Host) WriteFile(p string, data []byte, mode fs.FileMode, opts ...WriteO
 	for _, o := range opts {
 		isSecret = isSecret || o == Secret
 	}
-	// A program or any large file is described by its size and digest: a line diff of
-	// megabytes would cost seconds and say nothing.
-	opaque := opaqueContent(data) || (exists && opaqueContent(old))
-	// The safety net: a private key is never diffed, whoever writes it.
-	isSecret = isSecret || (!opaque && (secret.HasPrivateKey(data) || secret.HasPrivateKey(old)))
+	// The safety net: a private key is never diffed, whoever writes it (a program holds
+	// none: NUL bytes are no text).
+	isSecret = isSecret || (!binary(data) && secret.HasPrivateKey(data)) || (exists && !binary(old) && secret.HasPrivateKey(old))
+	// A program or any large file is described by its size alone: a line diff of megabytes
+	// would cost seconds and say nothing, and a digest would let a reader test guesses of
+	// content Deckhand did not write.
+	opaque := len(data) > MaxDiffBytes || binary(data) || (exists && (len(old) > MaxDiffBytes || binary(old)))
 	detail := "create"
 	switch {
-	case opaque && !isSecret:
-		sum := sha256.Sum256(data)
-		detail = fmt.Sprintf("%d bytes, sha256 %s", len(data), hex.EncodeToString(sum[:]))
-		if exists {
-			detail = fmt.Sprintf("update (%d bytes before): ", len(old)) + detail
-		} else {
-			detail = "create: " + detail
-		}
-	case isSecret && exists && bytes.Equal(old, data):
+	case exists && bytes.Equal(old, data):
 		detail = "mode changed"
+	case opaque && !isSecret && exists:
+		detail = fmt.Sprintf("update: %d bytes, %d before", len(data), len(old))
+	case opaque && !isSecret:
+		detail = fmt.Sprintf("create: %d bytes", len(data))
 	case isSecret && exists:
 		detail = "update (content not shown: the file holds secrets)"
 	case isSecret:
@@ -203,10 +199,9 @@ func (h *Host) RemoveAll(p string) (bool, error) {
 // MaxDiffBytes is the largest file a change is described by a diff of its lines.
 const MaxDiffBytes = 1 << 20
 
-// opaqueContent says whether data is described by size and digest rather than diffed: a
-// file over MaxDiffBytes, or a binary one (a NUL byte in its first 8 KiB, as git decides).
-func opaqueContent(data []byte) bool {
-	return len(data) > MaxDiffBytes || bytes.IndexByte(data[:min(len(data), 8<<10)], 0) >= 0
+// binary says whether data is no text: a NUL byte in its first 8 KiB, as git decides.
+func binary(data []byte) bool {
+	return bytes.IndexByte(data[:min(len(data), 8<<10)], 0) >= 0
 }
 
 // diffSummary describes a file change by the lines it adds and removes, with every line
@@ -425,14 +420,28 @@ func (h *Host) lookPath(name string) (string, error) {
 }
 
 // ToTheEnd is the context for a command that must not be stopped half way (a package
-// manager's install, kubeadm upgrade): a cancel of the task does not kill it, so the host is
-// left before or after the command, never in between; bound still ends a hung one. log, when
-// not nil, is called once if the task is cancelled while the command runs.
-func ToTheEnd(ctx context.Context, bound time.Duration, log func()) (context.Context, context.CancelFunc) {
+// manager's install, kubeadm upgrade): once started, a cancel of the task (or its step's
+// deadline) does not kill it, so the host is left before or after the command, never in
+// between; bound still ends a hung one. A task already cancelled gets its own context back:
+// the command does not start. log, when not nil, is called once with the reason if the task
+// ends while the command runs.
+func ToTheEnd(ctx context.Context, bound time.Duration, log func(reason error)) (context.Context, context.CancelFunc) {
+	if ctx.Err() != nil {
+		return ctx, func() {}
+	}
 	run, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
 	if log == nil {
 		return run, cancel
 	}
-	stop := context.AfterFunc(ctx, log)
+	stop := context.AfterFunc(ctx, func() { log(ctx.Err()) })
 	return run, func() { stop(); cancel() }
+}
+
+// Stopped says why a task's context ended, for a log line: "cancel asked" or "the step's
+// time is up".
+func Stopped(reason error) string {
+	if errors.Is(reason, context.DeadlineExceeded) {
+		return "the step's time is up"
+	}
+	return "cancel asked"
 }

@@ -3,16 +3,16 @@ package host
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -166,57 +166,101 @@ func TestRemoveAll(t *testing.T) {
 	}
 }
 
-// A command run to the end finishes although its task was cancelled (a package manager or
-// kubeadm upgrade is never killed half way), says so once, and its bound still ends it.
+// A command run to the end finishes although its task is cancelled while it runs (a
+// package manager or kubeadm upgrade is never killed half way), says so once with the
+// reason; a task cancelled before does not start it; the bound still ends a hung one.
 func TestToTheEndOutlivesACancel(t *testing.T) {
 	h := &Host{Root: t.TempDir()}
+	started, done := filepath.Join(t.TempDir(), "started"), filepath.Join(t.TempDir(), "done")
 	ctx, cancel := context.WithCancel(context.Background())
+	reasons := make(chan error, 2)
+	run, stop := ToTheEnd(ctx, time.Minute, func(reason error) { reasons <- reason })
+	errc := make(chan error, 1)
+	go func() {
+		// The test's own command: a marker once it runs, another when it ends.
+		errc <- h.Run(run, "a command that takes a moment", "sh", "-c", `touch "$0"; sleep 0.3; touch "$1"`, started, done)
+	}()
+	testwait.For(t, 10*time.Second, func() error {
+		_, err := os.Stat(started)
+		return err
+	})
 	cancel()
-	logged := make(chan struct{}, 2)
-	run, stop := ToTheEnd(ctx, time.Minute, func() { logged <- struct{}{} })
-	err := h.Run(run, "wait a moment", "sleep", "0.2")
+	if err := <-errc; err != nil {
+		t.Fatalf("a command run to the end, its task cancelled while it ran: %v, want it finished", err)
+	}
 	stop()
-	if err != nil {
-		t.Fatalf("a command run to the end after its task was cancelled: %v, want it finished", err)
+	if _, err := os.Stat(done); err != nil {
+		t.Fatalf("the command was stopped half way: %v", err)
 	}
-	if len(logged) != 1 {
-		t.Fatalf("the cancel was logged %d times, want once", len(logged))
+	select {
+	case r := <-reasons:
+		if !errors.Is(r, context.Canceled) || Stopped(r) != "cancel asked" {
+			t.Fatalf("the log's reason: %v (%q)", r, Stopped(r))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancel was not logged")
 	}
+	if len(reasons) != 0 {
+		t.Fatal("the cancel was logged twice")
+	}
+
+	// Cancelled before: nothing starts.
+	again := filepath.Join(t.TempDir(), "again")
+	run, stop = ToTheEnd(ctx, time.Minute, nil)
+	if err := h.Run(run, "too late", "touch", again); err == nil {
+		t.Fatal("a command started after its task was cancelled")
+	}
+	stop()
+	if _, err := os.Stat(again); err == nil {
+		t.Fatal("a command ran after its task was cancelled")
+	}
+
 	run, stop = ToTheEnd(context.Background(), 50*time.Millisecond, nil)
 	defer stop()
 	if err := h.Run(run, "hang", "sleep", "30"); err == nil {
 		t.Fatal("a command past the bound of ToTheEnd was not stopped")
 	}
+	if Stopped(context.DeadlineExceeded) != "the step's time is up" {
+		t.Fatal(Stopped(context.DeadlineExceeded))
+	}
 }
 
-// A program written over another is described by sizes and digest, not diffed line by line
-// (a diff of two 80 MB kubelets took seconds and overflowed the task's result).
+// A program written over another is described by its sizes, not diffed line by line (a
+// diff of two 80 MB kubelets took seconds and overflowed the task's result), and never by
+// a digest; a mode change alone says so; a large text file holding a key is still secret.
 func TestBinaryFileChangesAreSizedNotDiffed(t *testing.T) {
 	h := &Host{Root: t.TempDir()}
-	old := append([]byte("\x7fELF\x00\x01"), bytes.Repeat([]byte("old\n"), 1000)...)
-	if _, err := h.WriteFile("/usr/local/bin/kubelet", old, 0o755); err != nil {
+	small := []byte("\x7fELF\x00\x01 a small program\n")
+	if _, err := h.WriteFile("/usr/local/bin/tool", small, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	big := append([]byte("\x7fELF\x00\x02"), bytes.Repeat([]byte("line\n"), 3*MaxDiffBytes/5)...)
-	if _, err := h.WriteFile("/usr/local/bin/kubelet", big, 0o755); err != nil {
+	if _, err := h.WriteFile("/usr/local/bin/tool", small, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	big := append([]byte("\x7fELF\x00\x02"), bytes.Repeat([]byte("line\n"), 1000)...)
+	if _, err := h.WriteFile("/usr/local/bin/tool", big, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	text := bytes.Repeat([]byte("a text line\n"), MaxDiffBytes/8)
 	if _, err := h.WriteFile("/var/lib/big.txt", text, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ch := h.Changes()
-	if len(ch) != 3 {
-		t.Fatalf("changes: %v", ch)
+	keyed := append(bytes.Repeat([]byte("x\n"), MaxDiffBytes), []byte("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n")...)
+	if _, err := h.WriteFile("/var/lib/keyed.txt", keyed, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	sum := sha256.Sum256(big)
-	if want := fmt.Sprintf("update (%d bytes before): %d bytes, sha256 %s", len(old), len(big), hex.EncodeToString(sum[:])); ch[1].GetDetail() != want {
-		t.Fatalf("a binary replaced: %q, want %q", ch[1].GetDetail(), want)
+	var got []string
+	for _, c := range h.Changes() {
+		got = append(got, c.GetDetail())
 	}
-	if d := ch[2].GetDetail(); !strings.HasPrefix(d, fmt.Sprintf("create: %d bytes, sha256 ", len(text))) {
-		t.Fatalf("a text file over %d bytes: %q, want its size and digest", MaxDiffBytes, d)
+	want := []string{
+		fmt.Sprintf("create: %d bytes", len(small)),
+		"mode changed",
+		fmt.Sprintf("update: %d bytes, %d before", len(big), len(small)),
+		fmt.Sprintf("create: %d bytes", len(text)),
+		"create (content not shown: the file holds secrets)",
 	}
-	if len(ch[0].GetDetail()) > 200 {
-		t.Fatalf("a small binary created: %q, want its size and digest", ch[0].GetDetail())
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -196,12 +196,6 @@ func TestPullThroughMirrorsExportRemoveImport(t *testing.T) {
 // command that builds it.
 func kit(t *testing.T) string {
 	t.Helper()
-	return kitOf(t, version)
-}
-
-// kitOf is the build kit of Kubernetes release v.
-func kitOf(t *testing.T, version string) string {
-	t.Helper()
 	base := os.Getenv("DECKHAND_KIT_DIR") // where scripts/k8s.sh puts kits
 	if base == "" {
 		cache := os.Getenv("XDG_CACHE_HOME")
@@ -276,12 +270,23 @@ func TestPullListsWhatTheInstalledKubeadmLists(t *testing.T) {
 	if got := pulls(root); !slices.Equal(got, want) {
 		t.Fatalf("%s's images with kubeadm v1.33.13 installed: %q, want the table's %q", v134, got, want)
 	}
+	// The staged kubeadm stands in as a script whose list differs from the table's.
 	staged := filepath.Join(root, "var/lib/deckhand/staged", v134)
 	os.MkdirAll(staged, 0o755)
-	if err := os.Symlink(filepath.Join(kitOf(t, v134), "kubeadm"), filepath.Join(staged, "kubeadm")); err != nil {
+	listed := []string{repo + "/kube-apiserver:" + v134, repo + "/kube-controller-manager:" + v134, repo + "/kube-scheduler:" + v134, repo + "/kube-proxy:" + v134,
+		repo + "/coredns:v1.12.9", repo + "/pause:3.10.9", repo + "/etcd:3.6.9-0"}
+	script := "#!/bin/sh\ncase \"$1\" in\nversion) echo " + v134 + " ;;\nconfig) printf '%s\\n' " + strings.Join(listed, " ") + " ;;\nesac\n"
+	if err := os.WriteFile(filepath.Join(staged, "kubeadm"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := pulls(root); !slices.Equal(got, listed) {
+		t.Fatalf("%s's images with its kubeadm staged: %q, want what it lists %q", v134, got, listed)
+	}
+	// A staged kubeadm of another release is not asked.
+	if err := os.WriteFile(filepath.Join(staged, "kubeadm"), []byte(strings.Replace(script, "echo "+v134, "echo v1.34.11", 1)), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if got := pulls(root); !slices.Equal(got, want) {
-		t.Fatalf("%s's images with its kubeadm staged: %q, want what it lists %q", v134, got, want)
+		t.Fatalf("%s's images with a kubeadm of another release staged: %q, want the table's %q", v134, got, want)
 	}
 }

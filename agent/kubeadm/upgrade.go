@@ -65,12 +65,22 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 	// A cancel waits for kubeadm: killed half way it would leave the node between two
 	// versions (its rollback of the static pods runs only when it fails by itself), and its
 	// own timeouts (5 minutes per static pod) end a hung one.
-	run, stop := host.ToTheEnd(ctx, UpgradeBound, func() {
-		e.Logf("cancel asked: %s runs to its end first, so the node is left upgraded or untouched, not in between", what)
+	run, stop := host.ToTheEnd(ctx, UpgradeBound, func(reason error) {
+		e.Logf("%s: %s runs to its end first, so the node is left upgraded or untouched, not in between", host.Stopped(reason), what)
 	})
 	out, err := l.RunOutput(run, what, argv...)
 	stop()
 	l.Unlock()
+	if ctx.Err() != nil {
+		// Stopped meanwhile: the task ends cancelled, but what kubeadm did is in the log.
+		if err != nil {
+			e.Logf("%s failed after the task was stopped: %v", what, err)
+		} else {
+			e.Logf("%s finished after the task was stopped: the node is upgraded; the next upgrade goes on from it", what)
+		}
+		logOutput(e, string(out))
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		attachDiagnostics(ctx, h, e)
 		return nil, tasks.Errorf("UPGRADE_FAILED", "look at the task log and the attached diagnostics; kubeadm rolls back the static pods of a control plane it could not upgrade, so deckctl workflow retry ID tries again",

@@ -98,30 +98,31 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	}
 	// A node an operator cordoned before stays cordoned after an upgrade: Deckhand marks
 	// the nodes it cordons itself, and its uncordon lets pods back onto those only.
-	out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", "json")...)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		v, err := getNode(ctx, h, name)
 		if notFound(err, name) {
 			return absent()
 		}
-		return nil, tasks.Errorf("DRAIN_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "get node %s: %s", name, message(err))
-	}
-	v, err := ParseNode(out)
-	if err != nil {
-		return nil, tasks.Errorf("DRAIN_FAILED", "check the control plane's health", "%v", err)
-	}
-	switch {
-	case v.Unschedulable && !v.CordonedByDeckhand:
-		e.Logf("node %s was cordoned before this drain, not by Deckhand: it stays cordoned afterwards", name)
-	case !v.Unschedulable:
-		if err := h.Run(ctx, "mark node "+name+" as cordoned by Deckhand", argv("annotate", "node", name, CordonedAnnotation+"=drain", "--overwrite")...); err != nil {
-			return nil, tasks.Errorf("DRAIN_FAILED", hint, "annotate %s: %s", name, message(err))
+		if err != nil {
+			return nil, tasks.Errorf("DRAIN_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "%v", err)
 		}
-	}
-	if err := h.Run(ctx, "cordon node "+name, argv("cordon", name)...); err != nil {
+		if v.Unschedulable {
+			if !v.CordonedByDeckhand {
+				e.Logf("node %s was cordoned before this drain, not by Deckhand: it stays cordoned afterwards", name)
+			}
+			break
+		}
+		err = patchCordon(ctx, h, name, v.ResourceVersion, true)
 		if notFound(err, name) {
 			return absent()
 		}
-		return nil, tasks.Errorf("DRAIN_FAILED", hint, "cordon %s: %s", name, message(err))
+		if conflict(err) && attempt < maxPatchAttempts {
+			continue // the Node changed since it was read: read it again
+		}
+		if err != nil {
+			return nil, tasks.Errorf("DRAIN_FAILED", "check the control plane's health and that admin.conf may patch Nodes", "cordon %s: %s", name, message(err))
+		}
+		break
 	}
 	args := argv("drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout="+timeout.String())
 	if spec.GetForce() {
@@ -143,39 +144,77 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 // uncordon lets pods be scheduled on a node again (after its upgrade); a node that is not
 // cordoned is left as it is.
 func uncordon(ctx context.Context, h *host.Host, e *tasks.Emitter, name string) (map[string]string, error) {
-	out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", "json")...)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		v, err := getNode(ctx, h, name)
 		if notFound(err, name) {
 			return nil, tasks.Errorf("NODE_NOT_FOUND", "check that the node is still part of the cluster (kubectl get nodes)", "node %s does not exist", name)
 		}
-		return nil, tasks.Errorf("UNCORDON_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "get node %s: %s", name, message(err))
-	}
-	v, err := ParseNode(out)
-	if err != nil {
-		return nil, tasks.Errorf("UNCORDON_FAILED", "check the control plane's health", "%v", err)
-	}
-	switch {
-	case !v.Unschedulable:
-		e.Logf("node %s is not cordoned", name)
-	case !v.CordonedByDeckhand:
-		e.Logf("node %s was cordoned before Deckhand drained it (it has no %s annotation): it stays cordoned; kubectl uncordon %s lets pods onto it", name, CordonedAnnotation, name)
-		return map[string]string{"left_cordoned": name}, nil
-	default:
-		if err := h.Run(ctx, "uncordon node "+name, argv("uncordon", name)...); err != nil {
-			return nil, tasks.Errorf("UNCORDON_FAILED", "uncordon it by hand: kubectl uncordon "+name, "uncordon %s: %s", name, message(err))
+		if err != nil {
+			return nil, tasks.Errorf("UNCORDON_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "%v", err)
 		}
-	}
-	if v.CordonedByDeckhand {
-		if err := h.Run(ctx, "remove Deckhand's cordon mark from node "+name, argv("annotate", "node", name, CordonedAnnotation+"-")...); err != nil {
-			return nil, tasks.Errorf("UNCORDON_FAILED", "remove it by hand: kubectl annotate node "+name+" "+CordonedAnnotation+"-", "annotate %s: %s", name, message(err))
+		switch {
+		case v.Unschedulable && !v.CordonedByDeckhand:
+			e.Logf("node %s was cordoned before Deckhand drained it (it has no %s annotation): it stays cordoned; kubectl uncordon %s lets pods onto it", name, CordonedAnnotation, name)
+			return map[string]string{"left_cordoned": name}, nil
+		case !v.Unschedulable && !v.CordonedByDeckhand:
+			e.Logf("node %s is not cordoned", name)
+			return map[string]string{"uncordoned": name}, nil
 		}
+		// Cordoned by Deckhand (or its mark left on a node uncordoned since): uncordoned
+		// and unmarked in one request.
+		err = patchCordon(ctx, h, name, v.ResourceVersion, false)
+		if conflict(err) && attempt < maxPatchAttempts {
+			continue
+		}
+		if err != nil {
+			return nil, tasks.Errorf("UNCORDON_FAILED", "uncordon it by hand: kubectl uncordon "+name+"; kubectl annotate node "+name+" "+CordonedAnnotation+"-", "uncordon %s: %s", name, message(err))
+		}
+		return map[string]string{"uncordoned": name}, nil
 	}
-	return map[string]string{"uncordoned": name}, nil
 }
 
-// CordonedAnnotation marks a Node that Deckhand cordoned for a drain (set before the cordon,
-// removed by the uncordon): an uncordon lets pods back onto such a node only, never onto one
-// an operator cordoned.
+// maxPatchAttempts bounds the reads and patches of a Node that keeps changing meanwhile.
+const maxPatchAttempts = 5
+
+// getNode reads the Node object.
+func getNode(ctx context.Context, h *host.Host, name string) (NodeView, error) {
+	out, err := h.QueryQuiet(ctx, argv("get", "node", name, "-o", "json")...)
+	if err != nil {
+		if notFound(err, name) {
+			return NodeView{}, err
+		}
+		return NodeView{}, fmt.Errorf("get node %s: %s", name, message(err))
+	}
+	return ParseNode(out)
+}
+
+// patchCordon cordons the node and sets Deckhand's mark (cordon), or uncordons it and
+// removes the mark, in one merge patch that the API server applies only to the Node's
+// resourceVersion as read: both or neither, and never over a change made meanwhile.
+func patchCordon(ctx context.Context, h *host.Host, name, resourceVersion string, cordon bool) error {
+	mark := any(nil)
+	what := "uncordon node " + name + " and remove Deckhand's mark"
+	if cordon {
+		mark, what = "drain", "cordon node "+name+" and mark it as cordoned by Deckhand"
+	}
+	patch, _ := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": resourceVersion, "annotations": map[string]any{CordonedAnnotation: mark}},
+		"spec":     map[string]any{"unschedulable": cordon},
+	})
+	return h.Run(ctx, what, argv("patch", "node", name, "--type=merge", "-p", string(patch))...)
+}
+
+// conflict reports whether a patch failed because the object changed since it was read.
+func conflict(err error) bool {
+	var ce *host.CommandError
+	return errors.As(err, &ce) && (strings.Contains(ce.Stderr, "(Conflict)") || strings.Contains(ce.Stderr, "the object has been modified"))
+}
+
+// CordonedAnnotation marks a Node that Deckhand cordoned for a drain (set with the cordon,
+// removed with the uncordon, in one request each): an uncordon lets pods back onto such a
+// node only, never onto one an operator cordoned. Remove it by hand (kubectl annotate node
+// NAME deckhand.dev/cordoned-) from a node you uncordoned yourself after a failed drain and
+// mean to cordon.
 const CordonedAnnotation = "deckhand.dev/cordoned"
 
 // DeleteNode deletes the Node object; one already gone is not an error.
@@ -196,9 +235,10 @@ func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emit
 // node is the part of a Node object node_ready reads (kubectl get node NAME -o json).
 type node struct {
 	Metadata struct {
-		Name        string            `json:"name"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
+		Name            string            `json:"name"`
+		ResourceVersion string            `json:"resourceVersion"`
+		Labels          map[string]string `json:"labels"`
+		Annotations     map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
 		PodCIDR       string `json:"podCIDR"`
@@ -232,6 +272,8 @@ type NodeView struct {
 	Unschedulable bool
 	// CordonedByDeckhand: the node carries CordonedAnnotation.
 	CordonedByDeckhand bool
+	// ResourceVersion is the object's version as read.
+	ResourceVersion string
 }
 
 // ControlPlaneLabel is the label kubeadm puts on a control-plane Node.
@@ -243,7 +285,7 @@ func ParseNode(out []byte) (NodeView, error) {
 	if err := json.Unmarshal(out, &n); err != nil {
 		return NodeView{}, fmt.Errorf("kubectl get node -o json: not a Node object: %w", err)
 	}
-	v := NodeView{Name: n.Metadata.Name, PodCIDR: n.Spec.PodCIDR, KubeletVersion: n.Status.NodeInfo.KubeletVersion, Unschedulable: n.Spec.Unschedulable}
+	v := NodeView{Name: n.Metadata.Name, ResourceVersion: n.Metadata.ResourceVersion, PodCIDR: n.Spec.PodCIDR, KubeletVersion: n.Status.NodeInfo.KubeletVersion, Unschedulable: n.Spec.Unschedulable}
 	_, v.ControlPlane = n.Metadata.Labels[ControlPlaneLabel]
 	_, v.CordonedByDeckhand = n.Metadata.Annotations[CordonedAnnotation]
 	for _, c := range n.Status.Conditions {

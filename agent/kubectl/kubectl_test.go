@@ -162,7 +162,7 @@ func TestDrainDeleteAndReadyOfAWorker(t *testing.T) {
 	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["drained"] != "w-1" {
 		t.Fatalf("drain: %v\n%s", res, l)
 	}
-	for _, want := range []string{"node/w-1 cordoned", "evicting pod default/web-0", "node/w-1 drained"} {
+	for _, want := range []string{"node/w-1 patched", "evicting pod default/web-0", "node/w-1 drained"} {
 		if !strings.Contains(l, want) {
 			t.Fatalf("the drain's log lacks kubectl's %q:\n%s", want, l)
 		}
@@ -171,9 +171,10 @@ func TestDrainDeleteAndReadyOfAWorker(t *testing.T) {
 	for _, c := range res.GetChanges() {
 		cmds = append(cmds, c.GetTarget())
 	}
-	if want := "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w-1 --ignore-daemonsets --delete-emptydir-data --timeout=5m0s"; len(cmds) != 3 ||
-		cmds[0] != "kubectl --kubeconfig /etc/kubernetes/admin.conf annotate node w-1 deckhand.dev/cordoned=drain --overwrite" || cmds[2] != want {
-		t.Fatalf("drain commands %q, want Deckhand's mark, cordon, then %q", cmds, want)
+	if want := "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w-1 --ignore-daemonsets --delete-emptydir-data --timeout=5m0s"; len(cmds) != 2 ||
+		!strings.HasPrefix(cmds[0], `kubectl --kubeconfig /etc/kubernetes/admin.conf patch node w-1 --type=merge -p {"metadata":{"annotations":{"deckhand.dev/cordoned":"drain"},"resourceVersion":`) ||
+		!strings.HasSuffix(cmds[0], `"spec":{"unschedulable":true}}`) || cmds[1] != want {
+		t.Fatalf("drain commands %q, want the cordon with Deckhand's mark in one patch, then %q", cmds, want)
 	}
 	recs := records(t, dir)
 	if simrecords.Count(recs, simrecords.KubectlCordon, "w-1") != 1 || simrecords.Count(recs, simrecords.KubectlDrain, "w-1") != 1 {
@@ -248,6 +249,18 @@ func TestUncordonOnlyWhatDeckhandCordoned(t *testing.T) {
 	}
 	if n := simrecords.Count(records(t, dir), simrecords.KubectlUncordon, "w-2"); n != 0 {
 		t.Fatalf("w-2 was uncordoned %d times", n)
+	}
+	// A mark left on a node uncordoned by hand since goes with the next uncordon, which
+	// changes nothing else.
+	os.WriteFile(filepath.Join(dir, "annotations", "w-1"), []byte("deckhand.dev/cordoned=drain\n"), 0o644)
+	if res, l := cp.run(t, "uncordon-stale-w-1", uncordon("w-1")); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || cordoned("w-1") {
+		t.Fatalf("uncordon of a node with a stale mark: %v\n%s", res, l)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "annotations", "w-1")); strings.Contains(string(b), "deckhand.dev/cordoned") {
+		t.Fatalf("the stale mark is still on w-1: %q", b)
+	}
+	if n := simrecords.Count(records(t, dir), simrecords.KubectlUncordon, "w-1"); n != 1 {
+		t.Fatalf("w-1 was uncordoned %d times, want once (the stale mark's removal uncordons nothing)", n)
 	}
 	// Again: nothing changes on either.
 	for _, n := range []string{"w-1", "w-2"} {

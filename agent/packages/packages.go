@@ -267,11 +267,15 @@ const InstallBound = 15 * time.Minute
 // runToTheEnd runs a package manager: a cancel of the task waits for it, since apt or dnf
 // killed half way leaves the package database for a human to repair (dpkg --configure -a).
 func runToTheEnd(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, argv ...string) error {
-	run, stop := host.ToTheEnd(ctx, InstallBound, func() {
-		e.Logf("cancel asked: %s runs to its end first (the package manager is not stopped half way)", what)
+	run, stop := host.ToTheEnd(ctx, InstallBound, func(reason error) {
+		e.Logf("%s: %s runs to its end first (the package manager is not stopped half way)", host.Stopped(reason), what)
 	})
 	defer stop()
-	return h.Run(run, what, argv...)
+	err := h.Run(run, what, argv...)
+	if ctx.Err() != nil && run.Err() == nil {
+		e.Logf("%s ended after the task was stopped (error: %v)", what, err)
+	}
+	return err
 }
 
 // verb says what a package manager run does.

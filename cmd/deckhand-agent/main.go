@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Root, "root", cfg.Root, rootHelp)
 	fs.StringVar(&cfg.CRISocket, "cri-socket", cfg.CRISocket, "the container runtime's CRI socket, a path under --root: the runtime task makes containerd serve it; facts and the images, diagnostics and preflight tasks talk to it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
+	fs.DurationVar(&cfg.FactsInterval, "facts-interval", cfg.FactsInterval, "how often the host's facts (certificates, runtime, versions) are read again between tasks; sent to the controller when they changed")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the build (version, VCS revision, Go version) and exit")
 	if err := fs.Parse(args); err != nil {

@@ -502,6 +502,7 @@ func init() {
 	}
 	ch := &taskv1.ClusterHealthSpec{}
 	r(ch, "nodes", strList(MaxHealthNodes, safetext.KubernetesName))
+	// certs_renew has no field: its message needs no rule.
 
 	// A network spec is parsed as a whole by podnet.Parse, the parser the agent runs too.
 	nw := &taskv1.NetworkSpec{}

@@ -237,11 +237,24 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 				return &fieldError{p, "is not a SHA-256 digest: give 64 hex digits, as sha256sum prints them"}
 			}
 		}
+	case *apiv1.WorkflowSpec_CertsRenew:
+		nodes := k.CertsRenew.GetNodes()
+		if len(nodes) > MaxCertsRenewNodes {
+			return &fieldError{"spec.certs_renew.nodes", fmt.Sprintf("%d nodes, at most %d (a cluster's control planes)", len(nodes), MaxCertsRenewNodes)}
+		}
+		for i, n := range nodes {
+			if err := nodeName(fmt.Sprintf("spec.certs_renew.nodes[%d]", i), n); err != nil {
+				return err
+			}
+		}
 	default:
-		return &fieldError{"spec", "is required: give one of init, join, reset, apply or upgrade"}
+		return &fieldError{"spec", "is required: give one of init, join, reset, apply, upgrade or certs_renew"}
 	}
 	return nil
 }
+
+// MaxCertsRenewNodes bounds the control planes a certificate renewal names.
+const MaxCertsRenewNodes = 64
 
 // maxUnavailableRE is an upgrade's --max-unavailable: N, or P%.
 var maxUnavailableRE = regexp.MustCompile(`^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$`)

@@ -232,8 +232,15 @@ func CheckFacts(f *agentv1.Facts) error {
 	if n := proto.Size(f); n > MaxFactsBytes {
 		return fmt.Errorf("facts: %d bytes, more than the %d a node's facts may take", n, MaxFactsBytes)
 	}
+	if n := len(f.GetCertificates()); n > MaxFactsCertificates {
+		return fmt.Errorf("facts.certificates: %d items, at most %d", n, MaxFactsCertificates)
+	}
 	return checkStrings(f.ProtoReflect(), "facts", MaxFactsString, MaxFactsItems)
 }
+
+// MaxFactsCertificates bounds the certificates in a node's facts (an agent reports at most
+// the 16 kubeadm and the kubelet keep; each is a metric series).
+const MaxFactsCertificates = 32
 
 // CheckHello reports the first way a hello exceeds its limits, naming the field.
 func CheckHello(h *agentv1.Hello) error {

@@ -663,8 +663,18 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		p.upgradeSteps(u, cl, d)
+	case *apiv1.WorkflowSpec_CertsRenew:
+		if cl == nil {
+			return nil, fmt.Errorf("%w: no cluster yet: create one with deckctl init NODE or deckctl apply -f cluster.yaml", ErrWrongState)
+		}
+		cps := controlPlanes(cl)
+		nodes, err := decideCertsRenew(cps, k.CertsRenew.GetNodes())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		p.certsRenewSteps(nodes, cps)
 	default:
-		return nil, fmt.Errorf("%w: spec: give one of init, join, reset, apply or upgrade", ErrInvalid)
+		return nil, fmt.Errorf("%w: spec: give one of init, join, reset, apply, upgrade or certs_renew", ErrInvalid)
 	}
 	return p, nil
 }

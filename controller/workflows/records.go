@@ -92,6 +92,8 @@ func Kind(spec *apiv1.WorkflowSpec) string {
 		return "apply"
 	case *apiv1.WorkflowSpec_Upgrade:
 		return "upgrade"
+	case *apiv1.WorkflowSpec_CertsRenew:
+		return "certs-renew"
 	}
 	return "unknown"
 }

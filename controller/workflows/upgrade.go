@@ -309,7 +309,9 @@ func (p *plan) upgradeSteps(u *apiv1.UpgradeWorkflow, cl *apiv1.Cluster, d upgra
 		sp := proto.Clone(pk).(*taskv1.PackagesSpec)
 		sp.DownloadOnly, sp.Components = true, nil
 		a := p.add(n, "stage-packages", "download kubelet, kubeadm and kubectl "+d.Target, first, spec(sp))
-		b := p.add(n, "stage-images", "pull the images of "+d.Target, first, spec(&taskv1.ImagesSpec{
+		// After the packages: the images are what the staged kubeadm lists (its etcd,
+		// CoreDNS and pause tags), when the packages are binaries it can run.
+		b := p.add(n, "stage-images", "pull the images of "+d.Target, []string{a.Name}, spec(&taskv1.ImagesSpec{
 			Action: taskv1.ImagesAction_IMAGES_ACTION_PULL, KubernetesVersion: d.Target, Registry: cl.GetSpec().GetRegistry(), ExtraImages: pulled}))
 		staged = append(staged, a.Name, b.Name)
 		p.hold(n)

@@ -1,7 +1,14 @@
 package lab_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -233,6 +240,9 @@ func TestRealLabUpgrade(t *testing.T) {
 		if err != nil {
 			return fmt.Errorf("%v %s", err, out)
 		}
+		if marks, err := l.kubectl("get", "nodes", "-o", `jsonpath={.items[*].metadata.annotations.deckhand\.dev/cordoned}`); err != nil || strings.TrimSpace(marks) != "" {
+			return fmt.Errorf("Deckhand's cordon mark is left on nodes after their uncordon: %v %q", err, marks)
+		}
 		for _, n := range all {
 			if !strings.Contains(out, n+"="+upgradeTo+",\n") {
 				return fmt.Errorf("node %s is not a schedulable %s kubelet:\n%s", n, upgradeTo, out)
@@ -287,10 +297,184 @@ func TestRealLabUpgrade(t *testing.T) {
 	nodes, _ := l.deckctl("nodes")
 	t.Logf("deckctl nodes after the upgrade:\n%s", nodes)
 
+	l.renewCertificates(cps)
+
 	stopLab(t, l, env)
 }
 
 func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
+}
+
+// kubeadmCerts are the leaf certificates kubeadm certs renew all renews on a control plane
+// (files and kubeconfigs), by the names kubeadm gives them.
+var kubeadmCerts = map[string]string{
+	"apiserver": "pki/apiserver.crt", "apiserver-etcd-client": "pki/apiserver-etcd-client.crt", "apiserver-kubelet-client": "pki/apiserver-kubelet-client.crt",
+	"front-proxy-client": "pki/front-proxy-client.crt", "etcd-healthcheck-client": "pki/etcd/healthcheck-client.crt", "etcd-peer": "pki/etcd/peer.crt",
+	"etcd-server": "pki/etcd/server.crt", "admin.conf": "admin.conf", "controller-manager.conf": "controller-manager.conf", "scheduler.conf": "scheduler.conf",
+}
+
+// hostCert reads a certificate of a lab host's /etc/kubernetes: a PEM file, or a
+// kubeconfig's client-certificate-data.
+func (l *realLab) hostCert(node, rel string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(filepath.Join(l.dir, node, "fs", "etc", "kubernetes", rel))
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasSuffix(rel, ".conf") {
+		m := regexp.MustCompile(`client-certificate-data:\s*(\S+)`).FindSubmatch(b)
+		if m == nil {
+			return nil, fmt.Errorf("%s: no client-certificate-data", rel)
+		}
+		if b, err = base64.StdEncoding.DecodeString(string(m[1])); err != nil {
+			return nil, err
+		}
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM block", rel)
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
+// renewCertificates: deckctl certs lists every control plane's kubeadm certificates with
+// their real expiry (the files'); deckctl certs renew renews them on both control planes,
+// one after the other, while the API answers through the cluster's endpoint throughout;
+// then every expiry has moved forward, on the hosts and in deckctl certs.
+func (l *realLab) renewCertificates(cps []string) {
+	t := l.t
+	type row struct {
+		Kind, Node, Name, RenewedBy string
+		Expires                     time.Time
+	}
+	listed := func() map[string]row {
+		out, err := l.deckctl("certs", "-o", "json")
+		if err != nil {
+			t.Fatalf("deckctl certs -o json: %v\n%s", err, out)
+		}
+		var v struct{ Certificates []row }
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("deckctl certs -o json: %v\n%s", err, out)
+		}
+		m := map[string]row{}
+		for _, r := range v.Certificates {
+			if r.Kind == "node" {
+				m[r.Node+"/"+r.Name] = r
+			}
+		}
+		return m
+	}
+	onHosts := func() map[string]time.Time {
+		m := map[string]time.Time{}
+		for _, n := range cps {
+			for name, rel := range kubeadmCerts {
+				c, err := l.hostCert(n, rel)
+				if err != nil {
+					t.Fatalf("%s's %s: %v", n, name, err)
+				}
+				m[n+"/"+name] = c.NotAfter
+			}
+		}
+		return m
+	}
+	// The agents report what the files hold (their facts, refreshed after each task).
+	same := func(want map[string]time.Time) error {
+		got := listed()
+		for k, exp := range want {
+			r, ok := got[k]
+			if !ok || !r.Expires.Equal(exp) || r.RenewedBy != "kubeadm" {
+				return fmt.Errorf("deckctl certs shows %s as %+v, want expiring %v, renewed by kubeadm", k, r, exp)
+			}
+		}
+		return nil
+	}
+	before := onHosts()
+	testcluster.WaitFor(t, 2*time.Minute, func() error { return same(before) })
+	table, _ := l.deckctl("certs")
+	t.Logf("deckctl certs:\n%s", table)
+	for _, n := range []string{"node-2", "node-3"} {
+		if r, ok := listed()[n+"/kubelet-client"]; !ok || r.RenewedBy != "kubelet" || time.Until(r.Expires) < 300*24*time.Hour {
+			t.Errorf("deckctl certs: %s's kubelet client certificate %+v, want one the kubelet renews, valid about a year", n, r)
+		}
+	}
+
+	// The API through the cluster's endpoint, asked every 100 ms during the renewal.
+	var mu sync.Mutex
+	var asked, failed int
+	var failures []string
+	stop, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			resp, err := c.Get("https://" + l.vip() + ":8443/version")
+			mu.Lock()
+			asked++
+			if err != nil || resp.StatusCode != http.StatusOK {
+				failed++
+				if len(failures) < 5 {
+					failures = append(failures, fmt.Sprintf("%s %v %v", time.Now().Format(time.TimeOnly), err, resp))
+				}
+			}
+			mu.Unlock()
+			if resp != nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	start := time.Now()
+	out, err := l.deckctl("certs", "renew")
+	close(stop)
+	<-polled
+	if err != nil || !strings.Contains(out, "succeeded") {
+		t.Fatalf("deckctl certs renew: %v\n%s", err, out)
+	}
+	t.Logf("deckctl certs renew took %v:\n%s", time.Since(start).Round(time.Second), out)
+	t.Logf("the API through the endpoint during the renewal: %d asked, %d failed %v", asked, failed, failures)
+	if failed > 0 || asked < 50 {
+		t.Errorf("the API did not answer throughout the renewal: %d of %d failed: %v", failed, asked, failures)
+	}
+	after := onHosts()
+	for k, exp := range after {
+		if !exp.After(before[k]) {
+			t.Errorf("%s expires %v after the renewal, %v before: not moved forward", k, exp, before[k])
+		}
+	}
+	testcluster.WaitFor(t, 2*time.Minute, func() error { return same(after) })
+	// The servers present the renewed certificates to a new connection: each API server
+	// (restarted) and each etcd member (not restarted: it reads its files per connection).
+	for _, n := range cps {
+		if err := l.nodeReady(n); err != nil {
+			t.Errorf("after the renewal: %v", err)
+		}
+		addr := l.net + ".2" + strings.TrimPrefix(n, "node-")
+		for port, name := range map[string]string{"6443": "apiserver", "2379": "etcd-server"} {
+			served, err := l.servedCert(n, addr+":"+port)
+			if err != nil || !served.NotAfter.Equal(after[n+"/"+name]) {
+				t.Errorf("%s:%s serves a certificate expiring %v (%v), want the renewed %s expiring %v", addr, port, served, err, name, after[n+"/"+name])
+			}
+		}
+	}
+}
+
+// servedCert is the certificate a server of node presents to a new TLS connection, made with
+// the node's etcd health-check client certificate (etcd asks for one).
+func (l *realLab) servedCert(node, addr string) (*x509.Certificate, error) {
+	pki := filepath.Join(l.dir, node, "fs", "etc", "kubernetes", "pki", "etcd")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "healthcheck-client.crt"), filepath.Join(pki, "healthcheck-client.key"))
+	if err != nil {
+		return nil, err
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
 }

@@ -50,7 +50,7 @@ var kinds = []Kind{
 		Outputs: []string{"joined"}},
 	{Name: "kubeadm_reset", Summary: "kubeadm reset and clean what it leaves", StepTimeout: 10 * time.Minute, ChangesFacts: true,
 		Outputs: []string{"leftovers"}},
-	{Name: "drain", Summary: "cordon and drain a node (or uncordon it), from a control plane", StepTimeout: 10 * time.Minute, Outputs: []string{"drained", "absent", "uncordoned"}},
+	{Name: "drain", Summary: "cordon and drain a node (or uncordon it), from a control plane", StepTimeout: 10 * time.Minute, Outputs: []string{"drained", "absent", "uncordoned", "left_cordoned"}},
 	{Name: "delete_node", Summary: "delete a Node object, from a control plane", StepTimeout: 5 * time.Minute, Outputs: []string{"deleted"}},
 	{Name: "diagnostics", Summary: "collect a diagnostics bundle", StepTimeout: 5 * time.Minute, Outputs: []string{"files", "bytes"}},
 	{Name: "node_ready", Summary: "wait until a node is registered or Ready, from a control plane", StepTimeout: 10 * time.Minute,
@@ -66,6 +66,8 @@ var kinds = []Kind{
 		Outputs: []string{"objects", "workloads"}},
 	{Name: "kubeadm_upgrade", Summary: "kubeadm upgrade apply on the first control plane, kubeadm upgrade node on the others", StepTimeout: 20 * time.Minute, ChangesFacts: true,
 		Outputs: []string{"upgraded"}},
+	{Name: "certs_renew", Summary: "renew a control plane's kubeadm certificates and restart its static pods", StepTimeout: 20 * time.Minute, ChangesFacts: true,
+		Outputs: []string{"renewed", "expires"}},
 	{Name: "cluster_health", Summary: "check the API server, every node's readiness and every etcd member, from a control plane", StepTimeout: 3 * time.Minute,
 		Outputs: []string{"nodes", "members"}},
 }

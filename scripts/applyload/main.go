@@ -237,13 +237,13 @@ func run(cfg Config) error {
 }
 
 // upgradeIdealTasks is the upgrade's lower bound in units of the task time: the health
-// check (1 T), every node's staging (its packages and images side by side: 1 T), the
+// check (1 T), every node's staging (its packages, then its images: 2 T), the
 // control plane's chain and then each batch of workers one after another, each chain 6
 // tasks (kubeadm, kubeadm upgrade, drain, kubelet, uncordon, ready; the record steps are
 // controller actions):
 //
 //	batch = max(1, workers × P%) (or N), batches = ceil(workers / batch)
-//	ideal = T × (2 + 6 × (1 + batches))
+//	ideal = T × (3 + 6 × (1 + batches))
 func upgradeIdealTasks(nodes int, maxUnavailable string) (tasks, batches, batch int, err error) {
 	workers := nodes - 1
 	switch {
@@ -261,7 +261,7 @@ func upgradeIdealTasks(nodes int, maxUnavailable string) (tasks, batches, batch 
 	if workers > 0 {
 		batches = (workers + batch - 1) / batch
 	}
-	return 2 + 6*(1+batches), batches, batch, nil
+	return 3 + 6*(1+batches), batches, batch, nil
 }
 
 func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) {
@@ -280,7 +280,7 @@ func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakM
 	}
 	fmt.Printf("\nupgrade       to %s, --max-unavailable %s: batches of %d workers\n", cfg.UpgradeTo, cfg.MaxUnavailable, batch)
 	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
-	fmt.Printf("ideal         %v = T x (2 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
+	fmt.Printf("ideal         %v = T x (3 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
 	fmt.Printf("              (health 1 T, staging 1 T, the control plane's chain and each batch's 6 T one after another)\n")
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", wall.Seconds()/ideal.Seconds())
 	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade\n", peakMiB, cpuSeconds)

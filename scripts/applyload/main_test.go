@@ -8,11 +8,11 @@ func TestUpgradeIdealTasks(t *testing.T) {
 		max                     string
 		tasks, batches, batchSz int
 	}{
-		{500, "10%", 74, 11, 49}, // 499 workers, 49 a batch
-		{500, "1", 2 + 6*500, 499, 1},
-		{500, "100%", 14, 1, 499},
-		{1, "10%", 8, 0, 1}, // the control plane alone
-		{11, "5%", 2 + 6*11, 10, 1},
+		{500, "10%", 75, 11, 49}, // 499 workers, 49 a batch
+		{500, "1", 3 + 6*500, 499, 1},
+		{500, "100%", 15, 1, 499},
+		{1, "10%", 9, 0, 1}, // the control plane alone
+		{11, "5%", 3 + 6*11, 10, 1},
 	} {
 		tasks, batches, batch, err := upgradeIdealTasks(c.nodes, c.max)
 		if err != nil || tasks != c.tasks || batches != c.batches || batch != c.batchSz {

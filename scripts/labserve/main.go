@@ -59,6 +59,7 @@ func run(listen, version, readyFile string, kits []string, files string) error {
 	mux.HandleFunc("/core:/stable:/"+minor+"/deb/Release.key", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "-----BEGIN PGP PUBLIC KEY BLOCK-----\nlab\n-----END PGP PUBLIC KEY BLOCK-----\n")
 	})
+	served := map[string]string{}
 	for _, kit := range kits {
 		// The kit's release is what its kubeadm reports (scripts/k8s.sh checked it).
 		out, err := exec.Command(filepath.Join(kit, "kubeadm"), "version", "-o", "short").Output()
@@ -66,6 +67,10 @@ func run(listen, version, readyFile string, kits []string, files string) error {
 		if err != nil || !strings.HasPrefix(release, "v") {
 			return fmt.Errorf("-kit %s: its kubeadm does not report a version (%v %q): run scripts/k8s.sh VERSION", kit, err, out)
 		}
+		if other, ok := served[release]; ok {
+			return fmt.Errorf("-kit %s and -kit %s are both %s: give each release once", other, kit, release)
+		}
+		served[release] = kit
 		for _, name := range []string{"kubelet", "kubeadm", "kubectl"} {
 			file := filepath.Join(kit, name)
 			sum, err := fileSHA256(file)

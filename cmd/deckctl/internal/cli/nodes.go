@@ -20,15 +20,11 @@ func newNodesCmd(o *options) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.call(func(ctx context.Context, cc grpc.ClientConnInterface) error {
-				resp := &apiv1.ListNodesResponse{}
-				err := allPages(func(token string) (string, error) {
-					page, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: token})
-					resp.Nodes = append(resp.Nodes, page.GetNodes()...)
-					return page.GetNextPageToken(), err
-				})
+				nodes, err := listNodes(ctx, cc)
 				if err != nil {
 					return err
 				}
+				resp := &apiv1.ListNodesResponse{Nodes: nodes}
 				if done, err := o.printStructured(resp); done {
 					return err
 				}
@@ -44,10 +40,27 @@ func newNodesCmd(o *options) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.GetName(), StateName(n.GetState()), dash(n.GetClusterRole()), age(n.GetEnrolled().AsTime()),
 						dash(os), dash(f.GetKernel()), rt, dash(f.GetKubeVersions()["kubelet"]), dash(f.GetControlPlaneVersion()), dash(n.GetLockedBy()))
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				for _, w := range certWarnings(nodeCertRows(resp.GetNodes(), "")) {
+					fmt.Fprintln(o.out, w)
+				}
+				return nil
 			})
 		},
 	}
+}
+
+// listNodes lists every enrolled node, page after page.
+func listNodes(ctx context.Context, cc grpc.ClientConnInterface) ([]*apiv1.Node, error) {
+	var nodes []*apiv1.Node
+	err := allPages(func(token string) (string, error) {
+		page, err := apiv1.NewNodeServiceClient(cc).ListNodes(ctx, &apiv1.ListNodesRequest{PageToken: token})
+		nodes = append(nodes, page.GetNodes()...)
+		return page.GetNextPageToken(), err
+	})
+	return nodes, err
 }
 
 // StateName is how deckctl shows a node state.

@@ -371,6 +371,8 @@ func wfKind(wf *apiv1.Workflow) string {
 		return fmt.Sprintf("apply (%d nodes)%s", len(wf.GetNodes()), dry)
 	case *apiv1.WorkflowSpec_Upgrade:
 		return fmt.Sprintf("upgrade to %s (%d nodes)%s", k.Upgrade.GetKubernetesVersion(), len(wf.GetNodes()), dry)
+	case *apiv1.WorkflowSpec_CertsRenew:
+		return fmt.Sprintf("certs renew (%d control planes)%s", len(wf.GetNodes()), dry)
 	}
 	return "unknown"
 }

@@ -821,7 +821,7 @@ func addNode(r, cluster, name, role string) {
 // forgetNode removes a Node object and what the simulation keeps about it.
 func forgetNode(cluster, name string) {
 	releasePodCIDR(cluster, name)
-	for _, dir := range []string{simrecords.NodesDir, simrecords.RootsDir, cordonedDir, annotationsDir} {
+	for _, dir := range []string{simrecords.NodesDir, simrecords.RootsDir, cordonedDir, annotationsDir, versionsDir} {
 		os.Remove(filepath.Join(cluster, dir, name))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,8 @@ import (
 // pod-evicting, cordoning, deleting or binding effect is recorded (package simrecords).
 //	kubectl --kubeconfig F get node NAME -o json
 //	kubectl --kubeconfig F annotate node NAME KEY=VALUE --overwrite | KEY-
+//	kubectl --kubeconfig F patch node NAME --type=merge -p JSON (metadata.resourceVersion,
+//	  metadata.annotations, spec.unschedulable; a stale resourceVersion is a Conflict)
 //	kubectl --kubeconfig F -n kube-system exec etcd-NODE -c etcd -- etcdctl FLAGS member list -w json
 //	kubectl --kubeconfig F -n kube-system exec etcd-NODE -c etcd -- etcdctl FLAGS member remove HEXID
 //
@@ -49,6 +52,7 @@ import (
 
 const (
 	annotationsDir  = "annotations" // annotations/NAME: one KEY=VALUE per line
+	versionsDir     = "versions"    // versions/NAME: the Node's resourceVersion
 	cordonedDir     = "cordoned"
 	drainBlockedDir = "drain-blocked"
 	readyJSONPath   = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
@@ -116,6 +120,8 @@ func kubectl(r string, args []string) (int, error) {
 	case len(cmd) == 5 && cmd[0] == "annotate" && cmd[1] == "node" && strings.Contains(cmd[3], "=") && cmd[4] == "--overwrite",
 		len(cmd) == 4 && cmd[0] == "annotate" && cmd[1] == "node" && strings.HasSuffix(cmd[3], "-"):
 		run = func(cluster string) (int, error) { return annotate(cluster, cmd[2], cmd[3]) }
+	case len(cmd) == 6 && cmd[0] == "patch" && cmd[1] == "node" && cmd[3] == "--type=merge" && cmd[4] == "-p":
+		run = func(cluster string) (int, error) { return patchNode(cluster, cmd[2], cmd[5]) }
 	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == "json":
 		run = func(cluster string) (int, error) { return nodeJSON(cluster, cmd[2]) }
 	case len(cmd) > 12 && strings.Join(cmd[:3], " ") == "-n kube-system exec" && strings.HasPrefix(cmd[3], "etcd-") && strings.Join(cmd[4:8], " ") == "-c etcd -- etcdctl" &&
@@ -166,6 +172,7 @@ func cordonNode(cluster, name string) {
 	os.MkdirAll(filepath.Join(cluster, cordonedDir), 0o755)
 	os.WriteFile(filepath.Join(cluster, cordonedDir, name), []byte("cordoned"), 0o644)
 	record(cluster, simrecords.KubectlCordon, name)
+	bumpVersion(cluster, name)
 	fmt.Printf("node/%s cordoned\n", name)
 }
 
@@ -271,6 +278,7 @@ func uncordon(cluster, name string) (int, error) {
 	}
 	os.Remove(filepath.Join(cluster, cordonedDir, name))
 	record(cluster, simrecords.KubectlUncordon, name)
+	bumpVersion(cluster, name)
 	fmt.Printf("node/%s uncordoned\n", name)
 	return 0, nil
 }
@@ -287,16 +295,84 @@ func annotate(cluster, name, arg string) (int, error) {
 		key, value, _ := strings.Cut(arg, "=")
 		anns[key] = value
 	}
+	if err := writeAnnotations(cluster, name, anns); err != nil {
+		return 1, err
+	}
+	bumpVersion(cluster, name)
+	fmt.Printf("node/%s annotated\n", name)
+	return 0, nil
+}
+
+// patchNode applies a merge patch of the node's annotations and spec.unschedulable, only
+// to the resourceVersion it names (when it names one), as the API server does.
+func patchNode(cluster, name, patch string) (int, error) {
+	if !nodeExists(cluster, name) {
+		return 1, nodeNotFound(name)
+	}
+	var p struct {
+		Metadata struct {
+			ResourceVersion string             `json:"resourceVersion"`
+			Annotations     map[string]*string `json:"annotations"`
+		} `json:"metadata"`
+		Spec struct {
+			Unschedulable *bool `json:"unschedulable"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal([]byte(patch), &p); err != nil {
+		return 1, fmt.Errorf("error: unable to parse %q: %v", patch, err)
+	}
+	if rv := p.Metadata.ResourceVersion; rv != "" && rv != resourceVersion(cluster, name) {
+		return 1, fmt.Errorf("Error from server (Conflict): Operation cannot be fulfilled on nodes %q: the object has been modified; please apply your changes to the latest version and try again", name)
+	}
+	anns := annotations(cluster, name)
+	for k, v := range p.Metadata.Annotations {
+		if v == nil {
+			delete(anns, k)
+		} else {
+			anns[k] = *v
+		}
+	}
+	writeAnnotations(cluster, name, anns)
+	if u := p.Spec.Unschedulable; u != nil {
+		cordoned := exists(filepath.Join(cluster, cordonedDir, name))
+		switch {
+		case *u && !cordoned:
+			os.MkdirAll(filepath.Join(cluster, cordonedDir), 0o755)
+			os.WriteFile(filepath.Join(cluster, cordonedDir, name), []byte("cordoned"), 0o644)
+			record(cluster, simrecords.KubectlCordon, name)
+		case !*u && cordoned:
+			os.Remove(filepath.Join(cluster, cordonedDir, name))
+			record(cluster, simrecords.KubectlUncordon, name)
+		}
+	}
+	bumpVersion(cluster, name)
+	fmt.Printf("node/%s patched\n", name)
+	return 0, nil
+}
+
+// resourceVersion is the node's version: it changes with every change made through
+// kubectl cordon, uncordon, annotate and patch.
+func resourceVersion(cluster, name string) string {
+	b, err := os.ReadFile(filepath.Join(cluster, versionsDir, name))
+	if err != nil {
+		return "1"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func bumpVersion(cluster, name string) {
+	n, _ := strconv.Atoi(resourceVersion(cluster, name))
+	os.MkdirAll(filepath.Join(cluster, versionsDir), 0o755)
+	os.WriteFile(filepath.Join(cluster, versionsDir, name), []byte(strconv.Itoa(n+1)), 0o644)
+}
+
+func writeAnnotations(cluster, name string, anns map[string]string) error {
 	var b strings.Builder
 	for k, v := range anns {
 		fmt.Fprintf(&b, "%s=%s\n", k, v)
 	}
 	os.MkdirAll(filepath.Join(cluster, annotationsDir), 0o755)
-	if err := os.WriteFile(filepath.Join(cluster, annotationsDir, name), []byte(b.String()), 0o644); err != nil {
-		return 1, err
-	}
-	fmt.Printf("node/%s annotated\n", name)
-	return 0, nil
+	return os.WriteFile(filepath.Join(cluster, annotationsDir, name), []byte(b.String()), 0o644)
 }
 
 // annotations are the node's annotations.
@@ -335,7 +411,7 @@ func nodeObject(cluster, name string) map[string]any {
 		spec["podCIDR"], spec["podCIDRs"] = string(c), []string{string(c)}
 	}
 	status["conditions"] = []map[string]string{{"type": "Ready", "status": ready}}
-	meta := map[string]any{"name": name}
+	meta := map[string]any{"name": name, "resourceVersion": resourceVersion(cluster, name)}
 	if anns := annotations(cluster, name); len(anns) > 0 {
 		meta["annotations"] = anns
 	}

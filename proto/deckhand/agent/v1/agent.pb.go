@@ -617,8 +617,15 @@ type Facts struct {
 	// The version of the node's control plane: the image tag of its kube-apiserver static
 	// pod (/etc/kubernetes/manifests/kube-apiserver.yaml). Empty on a worker.
 	ControlPlaneVersion string `protobuf:"bytes,18,opt,name=control_plane_version,json=controlPlaneVersion,proto3" json:"control_plane_version,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The certificates kubeadm and the kubelet keep on the node (read from their files, never
+	// a key): a control plane's under /etc/kubernetes/pki and in its kubeconfigs, and every
+	// node's kubelet client and serving certificates. At most 32.
+	Certificates []*Certificate `protobuf:"bytes,19,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	// The kubelet's rotateCertificates setting (/var/lib/kubelet/config.yaml): whether it
+	// renews its own client certificate. Unset when the file is not there.
+	KubeletRotatesCertificates *bool `protobuf:"varint,20,opt,name=kubelet_rotates_certificates,json=kubeletRotatesCertificates,proto3,oneof" json:"kubelet_rotates_certificates,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *Facts) Reset() {
@@ -777,6 +784,139 @@ func (x *Facts) GetControlPlaneVersion() string {
 	return ""
 }
 
+func (x *Facts) GetCertificates() []*Certificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+func (x *Facts) GetKubeletRotatesCertificates() bool {
+	if x != nil && x.KubeletRotatesCertificates != nil {
+		return *x.KubeletRotatesCertificates
+	}
+	return false
+}
+
+// Certificate is one certificate a node holds.
+type Certificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What kubeadm certs check-expiration calls it ("apiserver", "admin.conf", "etcd-server",
+	// "ca", "etcd-ca", "front-proxy-ca"), or "kubelet-client" and "kubelet-serving" for the
+	// kubelet's own.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The file it was read from.
+	Path      string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	NotBefore *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	NotAfter  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// The issuer's and the subject's common names.
+	Issuer  string `protobuf:"bytes,5,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Subject string `protobuf:"bytes,6,opt,name=subject,proto3" json:"subject,omitempty"`
+	// A certificate authority.
+	Ca bool `protobuf:"varint,7,opt,name=ca,proto3" json:"ca,omitempty"`
+	// Who renews it: "kubeadm" (kubeadm certs renew, which a control plane's upgrade also
+	// does), "kubelet" (the kubelet rotates it), or "" (nothing does: a CA, the kubelet's
+	// self-signed serving certificate).
+	RenewedBy string `protobuf:"bytes,8,opt,name=renewed_by,json=renewedBy,proto3" json:"renewed_by,omitempty"`
+	// The serial number, hexadecimal.
+	Serial        string `protobuf:"bytes,9,opt,name=serial,proto3" json:"serial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Certificate) Reset() {
+	*x = Certificate{}
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Certificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Certificate) ProtoMessage() {}
+
+func (x *Certificate) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
+func (*Certificate) Descriptor() ([]byte, []int) {
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Certificate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Certificate) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Certificate) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *Certificate) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *Certificate) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *Certificate) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Certificate) GetCa() bool {
+	if x != nil {
+		return x.Ca
+	}
+	return false
+}
+
+func (x *Certificate) GetRenewedBy() string {
+	if x != nil {
+		return x.RenewedBy
+	}
+	return ""
+}
+
+func (x *Certificate) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
 // RuntimeFacts describe the container runtime as seen through the CRI API.
 type RuntimeFacts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -792,7 +932,7 @@ type RuntimeFacts struct {
 
 func (x *RuntimeFacts) Reset() {
 	*x = RuntimeFacts{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +944,7 @@ func (x *RuntimeFacts) String() string {
 func (*RuntimeFacts) ProtoMessage() {}
 
 func (x *RuntimeFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +957,7 @@ func (x *RuntimeFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeFacts.ProtoReflect.Descriptor instead.
 func (*RuntimeFacts) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RuntimeFacts) GetSocket() string {
@@ -874,7 +1014,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1026,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1039,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
@@ -927,7 +1067,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1079,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1092,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -982,7 +1122,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1134,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1147,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Welcome) GetHeartbeatInterval() *durationpb.Duration {
@@ -1034,7 +1174,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1186,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1199,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TaskAssignment) GetTask() *v1.Task {
@@ -1080,7 +1220,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1232,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1245,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -1163,7 +1303,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xfc\x05\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xa8\a\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +
@@ -1186,11 +1326,26 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"machine_id\x18\x0f \x01(\tR\tmachineId\x12-\n" +
 	"\x10cap_sys_resource\x18\x10 \x01(\bH\x00R\x0ecapSysResource\x88\x01\x01\x12#\n" +
 	"\rroute_address\x18\x11 \x01(\tR\frouteAddress\x122\n" +
-	"\x15control_plane_version\x18\x12 \x01(\tR\x13controlPlaneVersion\x1a?\n" +
+	"\x15control_plane_version\x18\x12 \x01(\tR\x13controlPlaneVersion\x12B\n" +
+	"\fcertificates\x18\x13 \x03(\v2\x1e.deckhand.agent.v1.CertificateR\fcertificates\x12E\n" +
+	"\x1ckubelet_rotates_certificates\x18\x14 \x01(\bH\x01R\x1akubeletRotatesCertificates\x88\x01\x01\x1a?\n" +
 	"\x11KubeVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +
-	"\x11_cap_sys_resource\"\xc5\x01\n" +
+	"\x11_cap_sys_resourceB\x1f\n" +
+	"\x1d_kubelet_rotates_certificates\"\xa2\x02\n" +
+	"\vCertificate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x129\n" +
+	"\n" +
+	"not_before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
+	"\tnot_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x16\n" +
+	"\x06issuer\x18\x05 \x01(\tR\x06issuer\x12\x18\n" +
+	"\asubject\x18\x06 \x01(\tR\asubject\x12\x0e\n" +
+	"\x02ca\x18\a \x01(\bR\x02ca\x12\x1d\n" +
+	"\n" +
+	"renewed_by\x18\b \x01(\tR\trenewedBy\x12\x16\n" +
+	"\x06serial\x18\t \x01(\tR\x06serial\"\xc5\x01\n" +
 	"\fRuntimeFacts\x12\x16\n" +
 	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
 	"\x0esocket_present\x18\x02 \x01(\bR\rsocketPresent\x12\x12\n" +
@@ -1232,7 +1387,7 @@ func file_deckhand_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_deckhand_agent_v1_agent_proto_rawDescData
 }
 
-var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_deckhand_agent_v1_agent_proto_goTypes = []any{
 	(*RenewCertificateRequest)(nil),  // 0: deckhand.agent.v1.RenewCertificateRequest
 	(*RenewCertificateResponse)(nil), // 1: deckhand.agent.v1.RenewCertificateResponse
@@ -1242,46 +1397,50 @@ var file_deckhand_agent_v1_agent_proto_goTypes = []any{
 	(*SessionResponse)(nil),          // 5: deckhand.agent.v1.SessionResponse
 	(*Hello)(nil),                    // 6: deckhand.agent.v1.Hello
 	(*Facts)(nil),                    // 7: deckhand.agent.v1.Facts
-	(*RuntimeFacts)(nil),             // 8: deckhand.agent.v1.RuntimeFacts
-	(*Heartbeat)(nil),                // 9: deckhand.agent.v1.Heartbeat
-	(*TaskAck)(nil),                  // 10: deckhand.agent.v1.TaskAck
-	(*Welcome)(nil),                  // 11: deckhand.agent.v1.Welcome
-	(*TaskAssignment)(nil),           // 12: deckhand.agent.v1.TaskAssignment
-	(*TaskCancel)(nil),               // 13: deckhand.agent.v1.TaskCancel
-	nil,                              // 14: deckhand.agent.v1.Facts.KubeVersionsEntry
-	(*v1.TaskEvent)(nil),             // 15: deckhand.task.v1.TaskEvent
-	(*v1.TaskResult)(nil),            // 16: deckhand.task.v1.TaskResult
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
-	(*v1.Task)(nil),                  // 19: deckhand.task.v1.Task
+	(*Certificate)(nil),              // 8: deckhand.agent.v1.Certificate
+	(*RuntimeFacts)(nil),             // 9: deckhand.agent.v1.RuntimeFacts
+	(*Heartbeat)(nil),                // 10: deckhand.agent.v1.Heartbeat
+	(*TaskAck)(nil),                  // 11: deckhand.agent.v1.TaskAck
+	(*Welcome)(nil),                  // 12: deckhand.agent.v1.Welcome
+	(*TaskAssignment)(nil),           // 13: deckhand.agent.v1.TaskAssignment
+	(*TaskCancel)(nil),               // 14: deckhand.agent.v1.TaskCancel
+	nil,                              // 15: deckhand.agent.v1.Facts.KubeVersionsEntry
+	(*v1.TaskEvent)(nil),             // 16: deckhand.task.v1.TaskEvent
+	(*v1.TaskResult)(nil),            // 17: deckhand.task.v1.TaskResult
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 19: google.protobuf.Duration
+	(*v1.Task)(nil),                  // 20: deckhand.task.v1.Task
 }
 var file_deckhand_agent_v1_agent_proto_depIdxs = []int32{
 	6,  // 0: deckhand.agent.v1.SessionRequest.hello:type_name -> deckhand.agent.v1.Hello
-	9,  // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
-	15, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
-	16, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
-	10, // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
+	10, // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
+	16, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
+	17, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
+	11, // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
 	7,  // 5: deckhand.agent.v1.SessionRequest.facts:type_name -> deckhand.agent.v1.Facts
-	11, // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
-	12, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
-	13, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
+	12, // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
+	13, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
+	14, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
 	7,  // 9: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
-	8,  // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
-	14, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
-	17, // 12: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	18, // 13: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	19, // 14: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
-	2,  // 15: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
-	4,  // 16: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
-	0,  // 17: deckhand.agent.v1.AgentService.RenewCertificate:input_type -> deckhand.agent.v1.RenewCertificateRequest
-	3,  // 18: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
-	5,  // 19: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
-	1,  // 20: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
-	18, // [18:21] is the sub-list for method output_type
-	15, // [15:18] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	9,  // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
+	15, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
+	8,  // 12: deckhand.agent.v1.Facts.certificates:type_name -> deckhand.agent.v1.Certificate
+	18, // 13: deckhand.agent.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	18, // 14: deckhand.agent.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	18, // 15: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	19, // 16: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	20, // 17: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
+	2,  // 18: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
+	4,  // 19: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
+	0,  // 20: deckhand.agent.v1.AgentService.RenewCertificate:input_type -> deckhand.agent.v1.RenewCertificateRequest
+	3,  // 21: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
+	5,  // 22: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
+	1,  // 23: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_agent_v1_agent_proto_init() }
@@ -1309,7 +1468,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_agent_v1_agent_proto_rawDesc), len(file_deckhand_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

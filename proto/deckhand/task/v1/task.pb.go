@@ -475,6 +475,7 @@ type TaskSpec struct {
 	//	*TaskSpec_Manifest
 	//	*TaskSpec_KubeadmUpgrade
 	//	*TaskSpec_ClusterHealth
+	//	*TaskSpec_CertsRenew
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -688,6 +689,15 @@ func (x *TaskSpec) GetClusterHealth() *ClusterHealthSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetCertsRenew() *CertsRenewSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_CertsRenew); ok {
+			return x.CertsRenew
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -768,6 +778,10 @@ type TaskSpec_ClusterHealth struct {
 	ClusterHealth *ClusterHealthSpec `protobuf:"bytes,19,opt,name=cluster_health,json=clusterHealth,proto3,oneof"`
 }
 
+type TaskSpec_CertsRenew struct {
+	CertsRenew *CertsRenewSpec `protobuf:"bytes,20,opt,name=certs_renew,json=certsRenew,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -805,6 +819,8 @@ func (*TaskSpec_Manifest) isTaskSpec_Kind() {}
 func (*TaskSpec_KubeadmUpgrade) isTaskSpec_Kind() {}
 
 func (*TaskSpec_ClusterHealth) isTaskSpec_Kind() {}
+
+func (*TaskSpec_CertsRenew) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -2272,6 +2288,47 @@ func (x *ClusterHealthSpec) GetNodes() []string {
 	return nil
 }
 
+// CertsRenewSpec renews a control plane's kubeadm certificates (kubeadm certs renew all:
+// the PKI's leaf certificates and the kubeconfigs', not the CAs, not the kubelet's), then
+// restarts kube-apiserver, kube-controller-manager and kube-scheduler one at a time so each
+// loads its new certificates (etcd reads its own again for every new connection), and waits
+// for the API server to answer again.
+type CertsRenewSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertsRenewSpec) Reset() {
+	*x = CertsRenewSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertsRenewSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertsRenewSpec) ProtoMessage() {}
+
+func (x *CertsRenewSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertsRenewSpec.ProtoReflect.Descriptor instead.
+func (*CertsRenewSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+}
+
 // KubeadmResetSpec resets a node and cleans what kubeadm leaves behind.
 type KubeadmResetSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2285,7 +2342,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2354,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2367,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -2341,7 +2398,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2410,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2423,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -2415,7 +2472,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2484,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2497,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2467,7 +2524,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2536,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2549,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -2519,7 +2576,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2588,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2601,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -2605,7 +2662,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2674,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2687,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2698,7 +2755,7 @@ type LoadBalancerSpec struct {
 
 func (x *LoadBalancerSpec) Reset() {
 	*x = LoadBalancerSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2767,7 @@ func (x *LoadBalancerSpec) String() string {
 func (*LoadBalancerSpec) ProtoMessage() {}
 
 func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2780,7 @@ func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
@@ -2802,7 +2859,7 @@ type ManifestSpec struct {
 
 func (x *ManifestSpec) Reset() {
 	*x = ManifestSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2871,7 @@ func (x *ManifestSpec) String() string {
 func (*ManifestSpec) ProtoMessage() {}
 
 func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2884,7 @@ func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
 func (*ManifestSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ManifestSpec) GetName() string {
@@ -2900,7 +2957,7 @@ type NetworkPreset struct {
 
 func (x *NetworkPreset) Reset() {
 	*x = NetworkPreset{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +2969,7 @@ func (x *NetworkPreset) String() string {
 func (*NetworkPreset) ProtoMessage() {}
 
 func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +2982,7 @@ func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPreset.ProtoReflect.Descriptor instead.
 func (*NetworkPreset) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NetworkPreset) GetProvider() string {
@@ -2960,7 +3017,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3029,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3042,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -3025,7 +3082,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3094,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3107,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -3099,7 +3156,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3111,7 +3168,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3124,7 +3181,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -3149,7 +3206,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3218,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3231,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Change) GetKind() string {
@@ -3215,7 +3272,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3227,7 +3284,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3240,7 +3297,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3325,7 +3382,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3394,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3407,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3382,7 +3439,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +3451,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +3464,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Progress) GetItem() string {
@@ -3453,7 +3510,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3465,7 +3522,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3478,7 +3535,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3524,7 +3581,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3593,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3606,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3628,7 +3685,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xa9\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xee\n" +
 	"\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
@@ -3652,7 +3709,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\rload_balancer\x18\x10 \x01(\v2\".deckhand.task.v1.LoadBalancerSpecH\x00R\floadBalancer\x12<\n" +
 	"\bmanifest\x18\x11 \x01(\v2\x1e.deckhand.task.v1.ManifestSpecH\x00R\bmanifest\x12O\n" +
 	"\x0fkubeadm_upgrade\x18\x12 \x01(\v2$.deckhand.task.v1.KubeadmUpgradeSpecH\x00R\x0ekubeadmUpgrade\x12L\n" +
-	"\x0ecluster_health\x18\x13 \x01(\v2#.deckhand.task.v1.ClusterHealthSpecH\x00R\rclusterHealthB\x06\n" +
+	"\x0ecluster_health\x18\x13 \x01(\v2#.deckhand.task.v1.ClusterHealthSpecH\x00R\rclusterHealth\x12C\n" +
+	"\vcerts_renew\x18\x14 \x01(\v2 .deckhand.task.v1.CertsRenewSpecH\x00R\n" +
+	"certsRenewB\x06\n" +
 	"\x04kind\"\x9a\x02\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -3788,7 +3847,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x12\x14\n" +
 	"\x05apply\x18\x02 \x01(\bR\x05apply\")\n" +
 	"\x11ClusterHealthSpec\x12\x14\n" +
-	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"T\n" +
+	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"\x10\n" +
+	"\x0eCertsRenewSpec\"T\n" +
 	"\x10KubeadmResetSpec\x12\x12\n" +
 	"\x04ipvs\x18\x01 \x01(\bR\x04ipvs\x12,\n" +
 	"\x12remove_etcd_member\x18\x02 \x01(\bR\x10removeEtcdMember\"\x8f\x01\n" +
@@ -3932,7 +3992,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -3959,36 +4019,37 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*KubeadmJoinSpec)(nil),       // 22: deckhand.task.v1.KubeadmJoinSpec
 	(*KubeadmUpgradeSpec)(nil),    // 23: deckhand.task.v1.KubeadmUpgradeSpec
 	(*ClusterHealthSpec)(nil),     // 24: deckhand.task.v1.ClusterHealthSpec
-	(*KubeadmResetSpec)(nil),      // 25: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 26: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 27: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 28: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 29: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 30: deckhand.task.v1.NetworkSpec
-	(*LoadBalancerSpec)(nil),      // 31: deckhand.task.v1.LoadBalancerSpec
-	(*ManifestSpec)(nil),          // 32: deckhand.task.v1.ManifestSpec
-	(*NetworkPreset)(nil),         // 33: deckhand.task.v1.NetworkPreset
-	(*NetworkRoute)(nil),          // 34: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 35: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 36: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 37: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 38: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 39: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 40: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 41: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 42: deckhand.task.v1.TaskResult
-	nil,                           // 43: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 44: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 45: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 46: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 47: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 48: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 49: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 50: google.protobuf.Timestamp
+	(*CertsRenewSpec)(nil),        // 25: deckhand.task.v1.CertsRenewSpec
+	(*KubeadmResetSpec)(nil),      // 26: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 27: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 28: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 29: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 30: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 31: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 32: deckhand.task.v1.LoadBalancerSpec
+	(*ManifestSpec)(nil),          // 33: deckhand.task.v1.ManifestSpec
+	(*NetworkPreset)(nil),         // 34: deckhand.task.v1.NetworkPreset
+	(*NetworkRoute)(nil),          // 35: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 36: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 37: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 38: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 39: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 40: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 41: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 42: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 43: deckhand.task.v1.TaskResult
+	nil,                           // 44: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 45: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 46: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 47: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 48: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 49: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 50: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 51: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	49, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	50, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -3996,69 +4057,70 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	20, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
 	21, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
 	22, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	25, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	26, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	28, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	36, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	29, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	35, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	30, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	27, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	31, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	32, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	26, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	27, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	29, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	37, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	30, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	36, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	31, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	28, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	32, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	33, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
 	23, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
 	24, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
-	0,  // 21: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 22: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	43, // 23: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 24: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	44, // 25: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	10, // 26: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 27: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	10, // 28: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	49, // 29: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	10, // 30: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	17, // 31: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	45, // 32: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	16, // 33: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	15, // 34: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	14, // 35: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	49, // 36: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	46, // 37: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	19, // 38: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	47, // 39: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 40: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	18, // 41: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	49, // 42: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	49, // 43: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 44: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	18, // 45: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 46: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	49, // 47: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	49, // 48: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	49, // 49: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 50: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	34, // 51: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	15, // 52: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	49, // 53: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	10, // 54: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	33, // 55: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
-	49, // 56: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	50, // 57: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	39, // 58: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	40, // 59: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 60: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 61: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	37, // 62: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	48, // 63: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	41, // 64: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	50, // 65: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	50, // 66: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	67, // [67:67] is the sub-list for method output_type
-	67, // [67:67] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	25, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
+	0,  // 22: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 23: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	44, // 24: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 25: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	45, // 26: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	10, // 27: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 28: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	10, // 29: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	50, // 30: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	10, // 31: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	17, // 32: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	46, // 33: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	16, // 34: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	15, // 35: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	14, // 36: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	50, // 37: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	47, // 38: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	19, // 39: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	48, // 40: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	13, // 41: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 42: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	50, // 43: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	50, // 44: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 45: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 46: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 47: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	50, // 48: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	50, // 49: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	50, // 50: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 51: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	35, // 52: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	15, // 53: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	50, // 54: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	10, // 55: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	34, // 56: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	50, // 57: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	51, // 58: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	40, // 59: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	41, // 60: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 61: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 62: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	38, // 63: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	49, // 64: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	42, // 65: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	51, // 66: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	51, // 67: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -4087,9 +4149,10 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_Manifest)(nil),
 		(*TaskSpec_KubeadmUpgrade)(nil),
 		(*TaskSpec_ClusterHealth)(nil),
+		(*TaskSpec_CertsRenew)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[11].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[32].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[33].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -4100,7 +4163,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
