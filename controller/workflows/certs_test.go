@@ -1,9 +1,13 @@
 package workflows
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
 // The renewal goes through every control plane, or those asked for, in the cluster
@@ -33,5 +37,37 @@ func TestDecideCertsRenew(t *testing.T) {
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
 		}
+	}
+}
+
+// A renewal's plan: the control planes' health first, then each control plane renewed after
+// the one before, each held; none on a cluster without one, and a worker refused.
+func TestCertsRenewSteps(t *testing.T) {
+	cl := testCluster("cp-1", "cp-2", "w-1")
+	cl.Nodes[1].Role = taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE
+	ws := &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_CertsRenew{CertsRenew: &apiv1.CertsRenewWorkflow{}}}
+	p, err := build(ws, cl, enrolledSet("cp-1", "cp-2", "w-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.step("cp-1/health")
+	if h == nil || !h.GetAnyControlPlane() || !slices.Equal(h.GetTask().GetClusterHealth().GetNodes(), []string{"cp-1", "cp-2"}) {
+		t.Fatalf("health check: %v", h)
+	}
+	for n, dep := range map[string]string{"cp-1": "cp-1/health", "cp-2": "cp-1/renew"} {
+		s := p.step(n + "/renew")
+		if s == nil || s.GetTask().GetCertsRenew() == nil || s.GetNode() != n || !slices.Equal(s.GetDependsOn(), []string{dep}) {
+			t.Errorf("%s/renew: %v, want a certs_renew on %s after %s", n, s, n, dep)
+		}
+	}
+	if p.step("w-1/renew") != nil || !slices.Equal(p.nodes, []string{"cp-1", "cp-2"}) {
+		t.Errorf("held %v, want the two control planes", p.nodes)
+	}
+	ws.GetCertsRenew().Nodes = []string{"w-1"}
+	if _, err := build(ws, cl, enrolledSet("cp-1", "cp-2", "w-1")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a control plane") {
+		t.Errorf("a worker's renewal: %v", err)
+	}
+	if _, err := build(ws, nil, enrolledSet("cp-1")); !errors.Is(err, ErrWrongState) {
+		t.Errorf("a renewal without a cluster: %v", err)
 	}
 }

@@ -188,6 +188,9 @@ func TestUpgradeSteps(t *testing.T) {
 		if !slices.Equal(deps(n+"/stage-packages"), []string{"cp-1/health"}) {
 			t.Errorf("%s stages before the health check: %v", n, deps(n+"/stage-packages"))
 		}
+		if !slices.Equal(deps(n+"/stage-images"), []string{n + "/stage-packages"}) {
+			t.Errorf("%s pulls its images before its staged kubeadm can list them: %v", n, deps(n+"/stage-images"))
+		}
 		staged = append(staged, n+"/stage-packages", n+"/stage-images")
 	}
 	if !slices.Equal(deps("cp-1/kubeadm"), staged) {

@@ -242,7 +242,7 @@ func TestRealLabLocal(t *testing.T) {
 	}
 
 	// node-1's API server and kubelet die: a worker's kubelet credentials still reach an API
-	// server through its own proxy (haproxy there checks /livez every second).
+	// server through its own proxy (haproxy there checks /readyz every second).
 	var killed []int
 	for _, comm := range []string{"kubelet", "kube-apiserver"} {
 		killed = append(killed, l.hostPIDs("node-1", comm)...)
@@ -359,7 +359,7 @@ func (l *realLab) virtualIPFailover() {
 		t.Fatalf("no control plane holds the VIP %s", l.vip())
 	}
 
-	// The API server and the kubelet of the holder die: haproxy there checks /livez every
+	// The API server and the kubelet of the holder die: haproxy there checks /readyz every
 	// second and sends new connections to the other two.
 	var killed []int
 	for _, comm := range []string{"kubelet", "kube-apiserver"} {

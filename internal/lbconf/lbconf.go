@@ -205,8 +205,10 @@ const Header = Marker + ": the Kubernetes API servers'\n" +
 	"# made here is lost then.\n"
 
 // HAProxyConfig is haproxy's configuration: TCP from the load balancer's port to every API
-// server, each checked on /livez (anonymous, over TLS without verifying: the check asks
-// only whether it answers), a failed connection tried once more on another.
+// server, each checked on /readyz (anonymous, over TLS without verifying): an API server
+// that is starting (its informers, RBAC's among them, not synced yet: it would answer
+// Forbidden) or shutting down gets no new connection; a failed connection is tried once
+// more on another.
 func HAProxyConfig(s *Spec) []byte {
 	var b bytes.Buffer
 	b.WriteString(Header)
@@ -236,7 +238,7 @@ frontend kube-apiserver
 
 backend kube-apiserver
     balance roundrobin
-    option httpchk GET /livez
+    option httpchk GET /readyz
     http-check expect status 200
     default-server inter 1s fall 2 rise 2 check check-ssl verify none
 `)

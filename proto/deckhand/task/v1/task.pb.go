@@ -1580,7 +1580,7 @@ func (x *NetworkManifest) GetRolloutTimeout() *durationpb.Duration {
 type LoadBalancerSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "vip": haproxy on every control plane, forwarding to every API server it finds healthy
-	// (/livez), and keepalived (VRRP) holding a virtual IP on one of them; "local": haproxy on
+	// (/readyz), and keepalived (VRRP) holding a virtual IP on one of them; "local": haproxy on
 	// 127.0.0.1 on every node, for networks where an address cannot float; "external" (or
 	// empty): the user's control_plane_endpoint.
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
