@@ -618,7 +618,11 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 			case <-sctx.Done():
 				return
 			case <-t.C:
-				refreshFacts()
+				// Not while a task runs: a package install or kubeadm mid-way would be read
+				// half done; the task's own refresh follows it.
+				if len(a.runner.Running()) == 0 {
+					refreshFacts()
+				}
 			}
 		}
 	}()

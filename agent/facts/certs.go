@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"io"
+	"os"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -55,8 +57,8 @@ const maxCertFile = 256 << 10
 func (c *Collector) certificates() []*agentv1.Certificate {
 	var out []*agentv1.Certificate
 	for _, f := range certFiles {
-		b := c.readFile(f.path)
-		if b == nil || len(b) > maxCertFile {
+		b := c.readSmallFile(f.path, maxCertFile)
+		if b == nil {
 			continue
 		}
 		var der []byte
@@ -131,4 +133,21 @@ func (c *Collector) kubeletRotates() (rotates, known bool) {
 		}
 	}
 	return false, true
+}
+
+// readSmallFile reads host path p when it is a regular file of at most max bytes, else nil.
+func (c *Collector) readSmallFile(p string, max int64) []byte {
+	f, err := os.Open(c.hostPath(p))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > max {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil || int64(len(b)) > max {
+		return nil
+	}
+	return b
 }

@@ -2,8 +2,10 @@ package kubeadm
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
 
@@ -34,7 +37,7 @@ const restartTimeout = 3 * time.Minute
 // and waits until this node's API server answers again. The output expires is the API
 // server's new expiry.
 func RenewCerts(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
-	if !h.Exists(facts.APIServerManifest) && !h.DryRun {
+	if !h.Exists(facts.APIServerManifest) {
 		return nil, tasks.Errorf("NOT_CONTROL_PLANE", "renew the certificates of a control-plane node (deckctl certs renew)", "no %s: this node is not a control plane", facts.APIServerManifest)
 	}
 	l, err := lock(ctx, h, e)
@@ -48,6 +51,13 @@ func RenewCerts(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emit
 	out, err := l.RunOutput(run, what, "kubeadm", "certs", "renew", "all")
 	stop()
 	l.Unlock()
+	if ctx.Err() != nil {
+		if err == nil {
+			logOutput(e, string(out))
+			e.Logf("the certificates are renewed but the static pods were not restarted (the task was stopped): they run on the old certificates until deckctl certs renew runs again")
+		}
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		return nil, tasks.Errorf("RENEW_FAILED", "look at the task log; kubeadm certs check-expiration on the node shows each certificate", "%s: %v", what, err)
 	}
@@ -121,8 +131,26 @@ func restartStaticPod(ctx context.Context, h *host.Host, e *tasks.Emitter, compo
 	old := map[string]bool{}
 	for _, c := range before {
 		old[c.GetId()] = true
+		// SIGTERM first, with the pods' grace period: the API server leaves the kubernetes
+		// Service's endpoints and finishes its requests, the others give up their leases.
 		sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
-		_, err := rs.StopPodSandbox(sctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: c.GetPodSandboxId()})
+		_, err := rs.StopContainer(sctx, &runtimeapi.StopContainerRequest{ContainerId: c.GetId(), Timeout: 30})
+		if err == nil && component == "kube-apiserver" {
+			// Out of the load balancer's rotation before a new one starts: a new API server
+			// answers (Forbidden, its RBAC not synced) before it is ready, and Deckhand's
+			// haproxy sends it nothing until two /readyz checks in a row pass once it has
+			// seen this one fail (an external load balancer wants the same).
+			select {
+			case <-sctx.Done():
+				err = sctx.Err()
+			case <-time.After(lbconf.DrainTime):
+			}
+		}
+		if err == nil {
+			// Then its sandbox, so the kubelet starts it afresh at once, without the
+			// restart back-off of a stopped container.
+			_, err = rs.StopPodSandbox(sctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: c.GetPodSandboxId()})
+		}
 		cancel()
 		if err != nil {
 			return tasks.Errorf("RESTART_FAILED", "restart it by hand: move its manifest out of /etc/kubernetes/manifests and back", "stop the %s pod: %v", component, err)
@@ -133,8 +161,8 @@ func restartStaticPod(ctx context.Context, h *host.Host, e *tasks.Emitter, compo
 		now, err := running()
 		if err == nil {
 			for _, c := range now {
-				if !old[c.GetId()] {
-					e.Logf("restarted %s (new container after %v)", component, time.Since(start).Round(100*time.Millisecond))
+				if !old[c.GetId()] && healthy(ctx, component) {
+					e.Logf("restarted %s (new container, healthy, after %v)", component, time.Since(start).Round(100*time.Millisecond))
 					return nil
 				}
 			}
@@ -150,6 +178,30 @@ func restartStaticPod(ctx context.Context, h *host.Host, e *tasks.Emitter, compo
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// healthzPorts are where kubeadm's kube-controller-manager and kube-scheduler answer
+// /healthz (on 127.0.0.1, anonymously: --authorization-always-allow-paths).
+var healthzPorts = map[string]string{"kube-controller-manager": "10257", "kube-scheduler": "10259"}
+
+// healthy says whether a restarted component answers its /healthz (the API server's
+// readiness is waited for apart, through kubectl).
+func healthy(ctx context.Context, component string) bool {
+	port, ok := healthzPorts[component]
+	if !ok {
+		return true
+	}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:"+port+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 var (
@@ -187,7 +239,7 @@ func waitLocalAPI(ctx context.Context, h *host.Host, e *tasks.Emitter, server st
 	if server != "" {
 		argv = append(argv, "--server", server)
 	}
-	argv = append(argv, "get", "--raw=/readyz")
+	argv = append(argv, "--request-timeout=5s", "get", "--raw=/readyz")
 	start := time.Now()
 	var last error
 	for time.Since(start) < restartTimeout {

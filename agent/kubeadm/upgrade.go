@@ -65,6 +65,9 @@ func Upgrade(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter
 	// A cancel waits for kubeadm: killed half way it would leave the node between two
 	// versions (its rollback of the static pods runs only when it fails by itself), and its
 	// own timeouts (5 minutes per static pod) end a hung one.
+	if err := ctx.Err(); err != nil {
+		return nil, err // stopped before kubeadm started: nothing ran
+	}
 	run, stop := host.ToTheEnd(ctx, UpgradeBound, func(reason error) {
 		e.Logf("%s: %s runs to its end first, so the node is left upgraded or untouched, not in between", host.Stopped(reason), what)
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -235,8 +236,22 @@ func CheckFacts(f *agentv1.Facts) error {
 	if n := len(f.GetCertificates()); n > MaxFactsCertificates {
 		return fmt.Errorf("facts.certificates: %d items, at most %d", n, MaxFactsCertificates)
 	}
+	for i, c := range f.GetCertificates() {
+		// Names become metric labels and table cells.
+		if !certNameRE.MatchString(c.GetName()) {
+			return fmt.Errorf("facts.certificates[%d].name: %q is not a certificate name (a-z, 0-9, '.', '-', at most 64)", i, bounded.String(c.GetName(), 80))
+		}
+		switch c.GetRenewedBy() {
+		case "", "kubeadm", "kubelet":
+		default:
+			return fmt.Errorf("facts.certificates[%d].renewed_by: %q is not kubeadm, kubelet or empty", i, bounded.String(c.GetRenewedBy(), 80))
+		}
+	}
 	return checkStrings(f.ProtoReflect(), "facts", MaxFactsString, MaxFactsItems)
 }
+
+// certNameRE is what a certificate's name in facts looks like ("apiserver", "admin.conf").
+var certNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)
 
 // MaxFactsCertificates bounds the certificates in a node's facts (an agent reports at most
 // the 16 kubeadm and the kubelet keep; each is a metric series).

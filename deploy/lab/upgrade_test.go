@@ -428,6 +428,18 @@ func (l *realLab) renewCertificates(cps []string) {
 			}
 		}
 	}()
+	// Which processes run each control plane's components now: the renewal restarts the
+	// API server, controller manager and scheduler, and leaves etcd alone.
+	pids := func() map[string]string {
+		m := map[string]string{}
+		for _, n := range cps {
+			for _, comp := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"} {
+				m[n+"/"+comp] = fmt.Sprint(l.hostPIDs(n, comp[:min(len(comp), 15)])) // /proc/PID/comm keeps 15 bytes
+			}
+		}
+		return m
+	}
+	running := pids()
 	start := time.Now()
 	out, err := l.deckctl("certs", "renew")
 	close(stop)
@@ -439,6 +451,12 @@ func (l *realLab) renewCertificates(cps []string) {
 	t.Logf("the API through the endpoint during the renewal: %d asked, %d failed %v", asked, failed, failures)
 	if failed > 0 || asked < 50 {
 		t.Errorf("the API did not answer throughout the renewal: %d of %d failed: %v", failed, asked, failures)
+	}
+	for k, was := range pids() {
+		restarted := running[k] != was
+		if was == "[]" || restarted == strings.HasSuffix(k, "/etcd") {
+			t.Errorf("%s: processes %s before the renewal, %s after: want the API server, controller manager and scheduler restarted, etcd not", k, running[k], was)
+		}
 	}
 	after := onHosts()
 	for k, exp := range after {

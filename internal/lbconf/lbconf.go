@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -204,6 +205,15 @@ const Header = Marker + ": the Kubernetes API servers'\n" +
 	"# load balancer. Deckhand rewrites this file when control planes join or leave; a change\n" +
 	"# made here is lost then.\n"
 
+// CheckInterval and CheckFall are how often haproxy asks each API server's /readyz and how
+// many failures take it out of rotation (CheckFall successes put it back): an API server
+// that stops answering gets no new connection after DrainTime.
+const (
+	CheckInterval = time.Second
+	CheckFall     = 2
+	DrainTime     = (CheckFall + 1) * CheckInterval
+)
+
 // HAProxyConfig is haproxy's configuration: TCP from the load balancer's port to every API
 // server, each checked on /readyz (anonymous, over TLS without verifying): an API server
 // that is starting (its informers, RBAC's among them, not synced yet: it would answer
@@ -240,7 +250,7 @@ backend kube-apiserver
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 1s fall 2 rise 2 check check-ssl verify none
+    default-server inter ` + fmt.Sprintf("%ds fall %d rise %d", int(CheckInterval/time.Second), CheckFall, CheckFall) + ` check check-ssl verify none
 `)
 	for i, be := range s.Backends {
 		fmt.Fprintf(&b, "    server api-%d %s\n", i+1, be)

@@ -281,7 +281,7 @@ func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakM
 	fmt.Printf("\nupgrade       to %s, --max-unavailable %s: batches of %d workers\n", cfg.UpgradeTo, cfg.MaxUnavailable, batch)
 	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
 	fmt.Printf("ideal         %v = T x (3 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
-	fmt.Printf("              (health 1 T, staging 1 T, the control plane's chain and each batch's 6 T one after another)\n")
+	fmt.Printf("              (health 1 T, staging 2 T, the control plane's chain and each batch's 6 T one after another)\n")
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", wall.Seconds()/ideal.Seconds())
 	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade\n", peakMiB, cpuSeconds)
 	fmt.Printf("steps         %d (%d tasks)\n", len(wf.GetSteps()), taskSteps)

@@ -35,8 +35,7 @@ type certRow struct {
 }
 
 // CertWarning is how close to its expiry a node's certificate is flagged (deckctl nodes,
-// deckctl certs): kubeadm's own warning threshold, and spec.certificates.renewBefore's
-// default.
+// deckctl certs): kubeadm's own warning threshold.
 const CertWarning = 30 * 24 * time.Hour
 
 // remaining says how long until t: days beyond a week, hours beyond two days, else exactly.
@@ -192,9 +191,11 @@ func newCertsRenewCmd(o *options) *cobra.Command {
 		Short: "Renew the control planes' kubeadm certificates, one control plane at a time",
 		Long: "Renews the kubeadm certificates of every control plane (or those given with --node), one after\n" +
 			"another so the others serve the API meanwhile: kubeadm certs renew all (the PKI's and the\n" +
-			"kubeconfigs' certificates, not the CAs, not the kubelet's, which it rotates itself), then etcd,\n" +
+			"kubeconfigs' certificates, not the CAs, not the kubelet's, which it rotates itself), then\n" +
 			"kube-apiserver, kube-controller-manager and kube-scheduler restarted one at a time so they load\n" +
-			"the new certificates, each waited for. A health check of the control planes and etcd comes first.",
+			"the new certificates, each waited for (etcd reads its own again for every new connection). A\n" +
+			"health check of the control planes and etcd comes first. With a single control plane the API\n" +
+			"is down while its API server restarts.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec := &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_CertsRenew{CertsRenew: &apiv1.CertsRenewWorkflow{Nodes: nodes}}, DryRun: f.dryRun}
