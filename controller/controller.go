@@ -609,6 +609,9 @@ type stoppableStream struct {
 func (s *stoppableStream) Context() context.Context { return s.ctx }
 
 // leaderLoop campaigns and runs leader-only work under the leadership context.
+// maintainInterval is how often the leader looks at the certificates and backups.
+const maintainInterval = time.Minute
+
 func (c *Controller) leaderLoop(ctx context.Context) {
 	log := c.cfg.Logger
 	for ctx.Err() == nil {
@@ -628,9 +631,15 @@ func (c *Controller) leaderLoop(ctx context.Context) {
 			defer close(engineDone)
 			c.engine.Run(lctx, l.Fence())
 		}()
+		maintainDone := make(chan struct{})
+		go func() {
+			defer close(maintainDone)
+			c.workflows.Maintain(lctx, l.Fence(), maintainInterval, log)
+		}()
 		c.tracker.Run(lctx, l.Fence())
 		cancel()
 		<-engineDone
+		<-maintainDone
 		stop()
 		cancel()
 		if ctx.Err() != nil {

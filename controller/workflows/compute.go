@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -380,6 +381,20 @@ func (w *clusterWork) act(wf *storagev1.WorkflowRecord, l *loaded, s *storagev1.
 		if cp {
 			m.ControlPlaneVersion = v
 		}
+		next.Updated = now
+	case ActionRecordSettings:
+		if cl == nil {
+			return &actionError{"no cluster is recorded"}
+		}
+		doc, err := clusterspec.Parse(wf.GetSpec().GetApply().GetClusterYaml())
+		if err != nil {
+			return &actionError{"record-settings outside an apply: " + err.Error()}
+		}
+		if len(settingsChanges(cl.GetSpec(), doc.Spec)) == 0 {
+			return nil
+		}
+		next = proto.Clone(cl).(*apiv1.Cluster)
+		next.Spec.Certificates, next.Spec.Etcd = doc.Spec.GetCertificates(), doc.Spec.GetEtcd()
 		next.Updated = now
 	case ActionForgetNode:
 		if clusterNode(cl, node) == nil {

@@ -27,6 +27,9 @@ const (
 	ActionRecordCluster = "record-cluster"
 	ActionRecordNode    = "record-node"
 	ActionForgetNode    = "forget-node"
+	// The document's certificate and etcd backup settings into the cluster record: the
+	// settings of a running cluster apply changes without touching a host.
+	ActionRecordSettings = "record-settings"
 )
 
 // Step defaults.
@@ -758,6 +761,11 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 			return err
 		}
 		s = settings{}.of(cl)
+		if d := settingsChanges(cl.GetSpec(), doc.Spec); len(d) > 0 {
+			rs := p.add(firstControlPlane(cl), "record-settings", "record the cluster's new settings: "+strings.Join(d, "; "), nil, nil)
+			rs.Action = ActionRecordSettings
+			p.changes = append(p.changes, d...)
+		}
 		for i, n := range doc.Nodes {
 			if have := clusterNode(cl, n.Name); have != nil && have.GetRole() != n.Role {
 				return fmt.Errorf("%w: spec.nodes[%d].role: %s is in the cluster as %s; reset it first to change its role", ErrWrongState, i, n.Name, roleName(have.GetRole()))
@@ -826,6 +834,33 @@ func (p *plan) holds(node string) bool {
 		}
 	}
 	return false
+}
+
+// settingsChanges lists how the document's certificate and etcd backup settings differ
+// from the cluster record's, as a person reads them; these change on a running cluster.
+func settingsChanges(have, want *taskv1.ClusterSpec) []string {
+	var out []string
+	if !proto.Equal(have.GetCertificates(), want.GetCertificates()) {
+		out = append(out, "spec.certificates: "+certSettings(have.GetCertificates())+" → "+certSettings(want.GetCertificates()))
+	}
+	if !proto.Equal(have.GetEtcd(), want.GetEtcd()) {
+		out = append(out, "spec.etcd.backup: "+backupSettings(have.GetEtcd().GetBackup())+" → "+backupSettings(want.GetEtcd().GetBackup()))
+	}
+	return out
+}
+
+func certSettings(c *taskv1.CertificateSettings) string {
+	if c.GetManual() {
+		return "renewed only by deckctl certs renew"
+	}
+	return "renewed " + kubeadmconfig.RenewBefore(c).String() + " before expiry"
+}
+
+func backupSettings(b *taskv1.EtcdBackup) string {
+	if b.GetInterval() == nil {
+		return "no scheduled snapshots"
+	}
+	return fmt.Sprintf("a snapshot every %v, %d kept per control plane", b.GetInterval().AsDuration(), kubeadmconfig.BackupKeep(b))
 }
 
 // sameSettings refuses a document whose cluster-wide settings differ from the running

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -159,5 +160,45 @@ func TestNewClusterTakesTheCgroupDriverOfItsFirstControlPlane(t *testing.T) {
 				t.Errorf("%s: %s gets cgroup driver %q, want %q", name, s.GetName(), got, c.want)
 			}
 		}
+	}
+}
+
+// The certificate and etcd backup settings of a running cluster change by apply: a
+// controller step records them, nothing runs on a host; the other settings stay refused.
+func TestApplyRecordsNewCertificateAndBackupSettings(t *testing.T) {
+	enrolled := map[string]bool{"node-1": true, "node-2": true}
+	old := kubeProxyDoc(t, "")
+	running := &apiv1.Cluster{Spec: old.Spec, Packages: old.Packages, Runtime: old.Runtime,
+		Nodes: []*apiv1.ClusterNode{{Name: "node-1", Role: taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}, {Name: "node-2", Role: taskv1.NodeRole_NODE_ROLE_WORKER}}}
+	p := &plan{}
+	if err := p.apply(old, running, enrolled); err != nil || len(p.steps) != 0 {
+		t.Fatalf("the same document: %d steps, %v", len(p.steps), err)
+	}
+	yaml := []byte("apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\nspec:\n  kubernetesVersion: v1.33.13\n" +
+		"  certificates: {renewBefore: 2000h}\n  etcd: {backup: {schedule: '@daily', keep: 2}}\n" +
+		"  nodes:\n  - {name: node-1, role: control-plane}\n  - {name: node-2, role: worker}\n")
+	doc, err := clusterspec.Parse(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &plan{}
+	if err := p.apply(doc, running, enrolled); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.steps) != 1 || p.steps[0].GetAction() != ActionRecordSettings || len(p.nodes) != 0 {
+		t.Fatalf("steps %v, nodes held %v: want one record-settings step and no node held", p.steps, p.nodes)
+	}
+	if want := "spec.certificates: renewed 720h0m0s before expiry → renewed 2000h0m0s before expiry"; !slices.Contains(p.changes, want) {
+		t.Errorf("changes %q, want %q", p.changes, want)
+	}
+	l := wfOf(0, p.steps...)
+	l.wf.Spec = &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: yaml}}}
+	w := &clusterWork{v: &fakeView{cluster: running, modRev: 4}}
+	if err := w.act(l.wf, l, p.steps[0], t0); err != nil {
+		t.Fatal(err)
+	}
+	if !w.changed || w.cl.GetSpec().GetCertificates().GetRenewBefore().AsDuration() != 2000*time.Hour || w.cl.GetSpec().GetEtcd().GetBackup().GetKeep() != 2 ||
+		w.cl.GetSpec().GetKubernetesVersion() != "v1.33.13" || len(w.cl.GetNodes()) != 2 {
+		t.Fatalf("recorded %v (changed %v)", w.cl, w.changed)
 	}
 }

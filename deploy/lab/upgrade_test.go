@@ -297,7 +297,8 @@ func TestRealLabUpgrade(t *testing.T) {
 	nodes, _ := l.deckctl("nodes")
 	t.Logf("deckctl nodes after the upgrade:\n%s", nodes)
 
-	l.renewCertificates(cps)
+	renewed := l.renewCertificates(cps)
+	l.autoRenewal(cps, upgradeTo, renewed)
 
 	stopLab(t, l, env)
 }
@@ -342,7 +343,7 @@ func (l *realLab) hostCert(node, rel string) (*x509.Certificate, error) {
 // their real expiry (the files'); deckctl certs renew renews them on both control planes,
 // one after the other, while the API answers through the cluster's endpoint throughout;
 // then every expiry has moved forward, on the hosts and in deckctl certs.
-func (l *realLab) renewCertificates(cps []string) {
+func (l *realLab) renewCertificates(cps []string) map[string]time.Time {
 	t := l.t
 	type row struct {
 		Kind, Node, Name, RenewedBy string
@@ -477,6 +478,95 @@ func (l *realLab) renewCertificates(cps []string) {
 			if err != nil || !served.NotAfter.Equal(after[n+"/"+name]) {
 				t.Errorf("%s:%s serves a certificate expiring %v (%v), want the renewed %s expiring %v", addr, port, served, err, name, after[n+"/"+name])
 			}
+		}
+	}
+	return after
+}
+
+// autoRenewal: spec.certificates.renewBefore set by deckctl apply to just under the
+// certificates' lifetime makes every one of them due a minute after it was issued; the
+// leading controller then starts a certs-renew workflow by itself (listed by deckctl
+// workflow list as created by deckhand-controller, with the certificate that crossed),
+// which renews both control planes, once.
+func (l *realLab) autoRenewal(cps []string, version string, before map[string]time.Time) {
+	t := l.t
+	life := time.Duration(1<<63 - 1)
+	var newest time.Time
+	for _, n := range cps {
+		for name, rel := range kubeadmCerts {
+			c, err := l.hostCert(n, rel)
+			if err != nil {
+				t.Fatalf("%s's %s: %v", n, name, err)
+			}
+			life = min(life, c.NotAfter.Sub(c.NotBefore))
+			if c.NotBefore.After(newest) {
+				newest = c.NotBefore
+			}
+		}
+	}
+	// Due once a minute old: renewBefore is the lifetime less a minute.
+	renewBefore := (life - time.Minute).Truncate(time.Second)
+	doc, err := os.ReadFile(filepath.Join(l.dir, "cluster.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^  kubernetesVersion: .*$`).ReplaceAllString(string(doc), "  kubernetesVersion: "+version+"\n  certificates: {renewBefore: "+renewBefore.String()+"}")
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
+		if age := time.Since(newest); age < 90*time.Second {
+			return fmt.Errorf("the newest certificate is %v old", age)
+		}
+		return nil
+	})
+	out, err := l.deckctl("apply", "-f", file)
+	if err != nil || !strings.Contains(out, "spec.certificates") {
+		t.Fatalf("deckctl apply with renewBefore %v: %v\n%s", renewBefore, err, out)
+	}
+	t.Logf("deckctl apply -f (renewBefore %v):\n%s", renewBefore, out)
+	start := time.Now()
+	var id, list string
+	testcluster.WaitFor(t, 10*time.Minute, func() error {
+		list, err = l.deckctl("workflow", "list")
+		if err != nil {
+			return fmt.Errorf("%v %s", err, list)
+		}
+		var auto []string
+		for _, line := range strings.Split(list, "\n") {
+			if strings.Contains(line, "certs-renew") && strings.Contains(line, "deckhand-controller: ") {
+				auto = append(auto, line)
+			}
+		}
+		switch {
+		case len(auto) > 1:
+			t.Fatalf("more than one automatic renewal:\n%s", list)
+		case len(auto) == 0:
+			return fmt.Errorf("no automatic renewal listed yet:\n%s", list)
+		case !strings.Contains(auto[0], "succeeded"):
+			return fmt.Errorf("the automatic renewal is not done:\n%s", auto[0])
+		}
+		id = strings.Fields(auto[0])[0]
+		return nil
+	})
+	t.Logf("the automatic renewal %s ended %v after the apply:\n%s", id, time.Since(start).Round(time.Second), list)
+	if !regexp.MustCompile(`deckhand-controller: \S+ on node-\d expires \S+, within renewBefore ` + regexp.QuoteMeta(renewBefore.String())).MatchString(list) {
+		t.Errorf("the workflow list does not say which certificate crossed renewBefore:\n%s", list)
+	}
+	desc, _ := l.deckctl("workflow", "describe", id)
+	for _, n := range cps {
+		if !strings.Contains(desc, n+"/renew") {
+			t.Errorf("the automatic renewal did not renew %s:\n%s", n, desc)
+		}
+		for name, rel := range kubeadmCerts {
+			c, err := l.hostCert(n, rel)
+			if err != nil || !c.NotAfter.After(before[n+"/"+name]) {
+				t.Errorf("%s's %s expires %v (%v) after the automatic renewal, %v before", n, name, c.NotAfter, err, before[n+"/"+name])
+			}
+		}
+		if err := l.nodeReady(n); err != nil {
+			t.Errorf("after the automatic renewal: %v", err)
 		}
 	}
 }

@@ -95,6 +95,8 @@ type Spec struct {
 	APIServer            APIServer     `json:"apiServer,omitempty"`
 	Kubelet              Kubelet       `json:"kubelet,omitempty"`
 	Patches              []Patch       `json:"patches,omitempty"`
+	Certificates         *Certificates `json:"certificates,omitempty"`
+	Etcd                 *Etcd         `json:"etcd,omitempty"`
 	Nodes                []Node        `json:"nodes"`
 }
 
@@ -110,6 +112,45 @@ type LoadBalancer struct {
 	Interface string `json:"interface,omitempty"`
 	// vip: the VRRP virtual router ID, 1..255 (51 by default).
 	VirtualRouterID uint32 `json:"virtualRouterId,omitempty"`
+}
+
+// Certificates says when the leading controller renews the control planes' kubeadm
+// certificates by itself.
+type Certificates struct {
+	// Renew once a certificate expires within this (Go duration; default 720h, 30 days).
+	RenewBefore string `json:"renewBefore,omitempty"`
+	// Never renew by itself; deckctl certs renew still does.
+	Manual bool `json:"manual,omitempty"`
+}
+
+// Etcd is the cluster's etcd settings Deckhand keeps.
+type Etcd struct {
+	Backup *EtcdBackup `json:"backup,omitempty"`
+}
+
+// EtcdBackup takes scheduled snapshots on two control planes.
+type EtcdBackup struct {
+	// How often: "@hourly", "@daily", "@weekly", "@every 6h" or a Go duration ("6h").
+	Schedule string `json:"schedule"`
+	// Snapshots kept per control plane (default 7).
+	Keep uint32 `json:"keep,omitempty"`
+}
+
+// ParseSchedule reads a backup schedule: @hourly, @daily, @weekly, "@every D" or "D".
+func ParseSchedule(s string) (time.Duration, error) {
+	switch s {
+	case "@hourly":
+		return time.Hour, nil
+	case "@daily":
+		return 24 * time.Hour, nil
+	case "@weekly":
+		return 7 * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(s, "@every ")))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a schedule: give @hourly, @daily, @weekly, \"@every 6h\" or a duration such as 6h", s)
+	}
+	return d, nil
 }
 
 // APIServer is the API server's settings.
@@ -278,6 +319,9 @@ var specFields = map[string]string{
 	"load_balancer.port":                "spec.loadBalancer.port",
 	"load_balancer.interface":           "spec.loadBalancer.interface",
 	"load_balancer.virtual_router_id":   "spec.loadBalancer.virtualRouterId",
+	"certificates.renew_before":         "spec.certificates.renewBefore",
+	"etcd.backup.interval":              "spec.etcd.backup.schedule",
+	"etcd.backup.keep":                  "spec.etcd.backup.keep",
 }
 
 // nodeFields maps the NodeSpec field names kubeadmconfig reports to a node's fields in the
@@ -341,6 +385,23 @@ func Parse(data []byte) (*Cluster, error) {
 			nm.RolloutTimeout = durationpb.New(d) // bounded by kubeadmconfig.ParseCluster
 		}
 		spec.NetworkManifest = nm
+	}
+	if c := s.Certificates; c != nil {
+		spec.Certificates = &taskv1.CertificateSettings{Manual: c.Manual}
+		if c.RenewBefore != "" {
+			d, err := time.ParseDuration(c.RenewBefore)
+			if err != nil {
+				return nil, fieldErr("spec.certificates.renewBefore", "is %q, not a duration: give one such as 720h (30 days)", c.RenewBefore)
+			}
+			spec.Certificates.RenewBefore = durationpb.New(d) // bounded by kubeadmconfig.ParseCluster
+		}
+	}
+	if e := s.Etcd; e != nil && e.Backup != nil {
+		d, err := ParseSchedule(e.Backup.Schedule)
+		if err != nil {
+			return nil, fieldErr("spec.etcd.backup.schedule", "%v", err)
+		}
+		spec.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(d), Keep: e.Backup.Keep}}
 	}
 	if lb := s.LoadBalancer; lb != nil {
 		spec.LoadBalancer = &taskv1.LoadBalancerSettings{Type: lb.Type, Address: lb.Address, Port: lb.Port, Interface: lb.Interface, VirtualRouterId: lb.VirtualRouterID}

@@ -209,3 +209,41 @@ func TestNetworkManifest(t *testing.T) {
 		}
 	}
 }
+
+// The certificate and backup settings reach the cluster spec; bad ones name their field.
+func TestMaintenanceSettings(t *testing.T) {
+	c, err := Parse(doc("  certificates: {renewBefore: 1000h}\n  etcd: {backup: {schedule: \"@every 6h\", keep: 3}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Spec.GetCertificates().GetRenewBefore().AsDuration(); got != 1000*time.Hour {
+		t.Errorf("renewBefore = %v", got)
+	}
+	if b := c.Spec.GetEtcd().GetBackup(); b.GetInterval().AsDuration() != 6*time.Hour || b.GetKeep() != 3 {
+		t.Errorf("backup = %v", b)
+	}
+	for sched, want := range map[string]time.Duration{"@hourly": time.Hour, "@daily": 24 * time.Hour, "@weekly": 168 * time.Hour, "90m": 90 * time.Minute} {
+		c, err := Parse(doc("  etcd: {backup: {schedule: \"" + sched + "\"}}\n"))
+		if err != nil || c.Spec.GetEtcd().GetBackup().GetInterval().AsDuration() != want {
+			t.Errorf("%s: %v %v", sched, c, err)
+		}
+	}
+	if c, err := Parse(doc("")); err != nil || c.Spec.GetCertificates() != nil || c.Spec.GetEtcd() != nil {
+		t.Fatalf("none: %v", err)
+	}
+	for extra, field := range map[string]string{
+		"  certificates: {renewBefore: soon}\n":                 "spec.certificates.renewBefore",
+		"  certificates: {renewBefore: 10m}\n":                  "spec.certificates.renewBefore",
+		"  certificates: {renewBefore: 50000h}\n":               "spec.certificates.renewBefore",
+		"  certificates: {renewAfter: 1h}\n":                    "renewAfter",
+		"  etcd: {backup: {schedule: \"0 3 * * *\"}}\n":         "spec.etcd.backup.schedule",
+		"  etcd: {backup: {schedule: 1m}}\n":                    "spec.etcd.backup.schedule",
+		"  etcd: {backup: {schedule: \"@daily\", keep: 101}}\n": "spec.etcd.backup.keep",
+		"  etcd: {backup: {keep: 3}}\n":                         "spec.etcd.backup.schedule",
+	} {
+		_, err := Parse(doc(extra))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%q: %v, want an error naming %s", extra, err, field)
+		}
+	}
+}

@@ -258,7 +258,61 @@ func ParseCluster(spec *taskv1.ClusterSpec) (Cluster, error) {
 	if err != nil {
 		return Cluster{}, prefixField("registry.", err)
 	}
+	if err := checkMaintenance(spec); err != nil {
+		return Cluster{}, err
+	}
 	return c, nil
+}
+
+// The bounds of the settings the controller acts on by itself.
+const (
+	DefaultRenewBefore = 30 * 24 * time.Hour
+	MinRenewBefore     = time.Hour
+	MaxRenewBefore     = 5 * 365 * 24 * time.Hour
+	MinBackupInterval  = 10 * time.Minute
+	MaxBackupInterval  = 30 * 24 * time.Hour
+	DefaultBackupKeep  = 7
+	MaxBackupKeep      = 100
+)
+
+// RenewBefore is how long before a certificate expires the controller renews it.
+func RenewBefore(c *taskv1.CertificateSettings) time.Duration {
+	if d := c.GetRenewBefore().AsDuration(); d > 0 {
+		return d
+	}
+	return DefaultRenewBefore
+}
+
+// BackupKeep is how many scheduled etcd snapshots each control plane keeps.
+func BackupKeep(b *taskv1.EtcdBackup) int {
+	if k := b.GetKeep(); k > 0 {
+		return int(k)
+	}
+	return DefaultBackupKeep
+}
+
+// checkMaintenance bounds the certificate and etcd backup settings.
+func checkMaintenance(spec *taskv1.ClusterSpec) error {
+	if rb := spec.GetCertificates().GetRenewBefore(); rb != nil {
+		if err := rb.CheckValid(); err != nil || rb.AsDuration() < MinRenewBefore || rb.AsDuration() > MaxRenewBefore {
+			return invalid("certificates.renew_before", rb.AsDuration().String(), "is out of range",
+				fmt.Sprintf("give %v to %v (kubeadm's certificates live a year: 720h renews a month before)", MinRenewBefore, MaxRenewBefore))
+		}
+	}
+	b := spec.GetEtcd().GetBackup()
+	if iv := b.GetInterval(); iv != nil {
+		if err := iv.CheckValid(); err != nil || iv.AsDuration() < MinBackupInterval || iv.AsDuration() > MaxBackupInterval {
+			return invalid("etcd.backup.interval", iv.AsDuration().String(), "is out of range",
+				fmt.Sprintf("give %v to %v between snapshots", MinBackupInterval, MaxBackupInterval))
+		}
+	}
+	if b.GetKeep() > MaxBackupKeep {
+		return invalid("etcd.backup.keep", strconv.Itoa(int(b.GetKeep())), "is too many", fmt.Sprintf("keep 1 to %d snapshots per control plane", MaxBackupKeep))
+	}
+	if b.GetKeep() > 0 && b.GetInterval() == nil {
+		return invalid("etcd.backup.keep", strconv.Itoa(int(b.GetKeep())), "is set without a schedule", "give etcd.backup.schedule too (for example @daily or 6h)")
+	}
+	return nil
 }
 
 // checkHostPort checks that s is host:port: an IP address (IPv6 in brackets) or a

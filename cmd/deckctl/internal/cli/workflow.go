@@ -406,9 +406,9 @@ func newWorkflowsCmd(o *options) *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(o.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tWHAT\tSTATE\tAGE\tFAILED STEP")
+				fmt.Fprintln(tw, "ID\tWHAT\tSTATE\tAGE\tFAILED STEP\tBY")
 				for _, wf := range resp.GetWorkflows() {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", wf.GetId(), wfKind(wf), wfState(wf.GetState()), age(wf.GetCreated().AsTime()), dash(wf.GetFailedStep()))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wf.GetId(), wfKind(wf), wfState(wf.GetState()), age(wf.GetCreated().AsTime()), dash(wf.GetFailedStep()), dash(wf.GetCreatedBy()))
 				}
 				return tw.Flush()
 			})

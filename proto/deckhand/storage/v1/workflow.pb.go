@@ -626,6 +626,85 @@ func (x *WorkflowRecord) GetPaused() bool {
 	return false
 }
 
+// AutoRenewalRecord is the last certificate renewal the leading controller started by
+// itself (/maintenance/certs-renew): the certificate whose crossing of renew_before started
+// it. The same crossing never starts a second one.
+type AutoRenewalRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=started,proto3" json:"started,omitempty"`
+	WorkflowId    string                 `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Cert          string                 `protobuf:"bytes,4,opt,name=cert,proto3" json:"cert,omitempty"`
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AutoRenewalRecord) Reset() {
+	*x = AutoRenewalRecord{}
+	mi := &file_deckhand_storage_v1_workflow_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AutoRenewalRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AutoRenewalRecord) ProtoMessage() {}
+
+func (x *AutoRenewalRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_storage_v1_workflow_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AutoRenewalRecord.ProtoReflect.Descriptor instead.
+func (*AutoRenewalRecord) Descriptor() ([]byte, []int) {
+	return file_deckhand_storage_v1_workflow_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AutoRenewalRecord) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *AutoRenewalRecord) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *AutoRenewalRecord) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AutoRenewalRecord) GetCert() string {
+	if x != nil {
+		return x.Cert
+	}
+	return ""
+}
+
+func (x *AutoRenewalRecord) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
 var File_deckhand_storage_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
@@ -685,7 +764,14 @@ const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	" \x01(\v2\x1b.deckhand.task.v1.TaskErrorR\x05error\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\v \x01(\tR\tcreatedBy\x12\x16\n" +
-	"\x06paused\x18\f \x01(\bR\x06paused*\xee\x01\n" +
+	"\x06paused\x18\f \x01(\bR\x06paused\"\xcb\x01\n" +
+	"\x11AutoRenewalRecord\x124\n" +
+	"\astarted\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x12\n" +
+	"\x04cert\x18\x04 \x01(\tR\x04cert\x127\n" +
+	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter*\xee\x01\n" +
 	"\x13WorkflowRecordState\x12%\n" +
 	"!WORKFLOW_RECORD_STATE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dWORKFLOW_RECORD_STATE_PENDING\x10\x01\x12!\n" +
@@ -716,43 +802,46 @@ func file_deckhand_storage_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_storage_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deckhand_storage_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_deckhand_storage_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_deckhand_storage_v1_workflow_proto_goTypes = []any{
 	(WorkflowRecordState)(0),      // 0: deckhand.storage.v1.WorkflowRecordState
 	(StepRecordState)(0),          // 1: deckhand.storage.v1.StepRecordState
 	(*StepRecord)(nil),            // 2: deckhand.storage.v1.StepRecord
 	(*StepInputRecord)(nil),       // 3: deckhand.storage.v1.StepInputRecord
 	(*WorkflowRecord)(nil),        // 4: deckhand.storage.v1.WorkflowRecord
-	nil,                           // 5: deckhand.storage.v1.StepRecord.OutputsEntry
-	(*v1.TaskSpec)(nil),           // 6: deckhand.task.v1.TaskSpec
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(*v1.TaskError)(nil),          // 8: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*v1.Change)(nil),             // 10: deckhand.task.v1.Change
-	(*v11.WorkflowSpec)(nil),      // 11: deckhand.api.v1.WorkflowSpec
+	(*AutoRenewalRecord)(nil),     // 5: deckhand.storage.v1.AutoRenewalRecord
+	nil,                           // 6: deckhand.storage.v1.StepRecord.OutputsEntry
+	(*v1.TaskSpec)(nil),           // 7: deckhand.task.v1.TaskSpec
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*v1.TaskError)(nil),          // 9: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*v1.Change)(nil),             // 11: deckhand.task.v1.Change
+	(*v11.WorkflowSpec)(nil),      // 12: deckhand.api.v1.WorkflowSpec
 }
 var file_deckhand_storage_v1_workflow_proto_depIdxs = []int32{
-	6,  // 0: deckhand.storage.v1.StepRecord.task:type_name -> deckhand.task.v1.TaskSpec
+	7,  // 0: deckhand.storage.v1.StepRecord.task:type_name -> deckhand.task.v1.TaskSpec
 	1,  // 1: deckhand.storage.v1.StepRecord.state:type_name -> deckhand.storage.v1.StepRecordState
-	7,  // 2: deckhand.storage.v1.StepRecord.timeout:type_name -> google.protobuf.Duration
-	5,  // 3: deckhand.storage.v1.StepRecord.outputs:type_name -> deckhand.storage.v1.StepRecord.OutputsEntry
-	8,  // 4: deckhand.storage.v1.StepRecord.error:type_name -> deckhand.task.v1.TaskError
-	9,  // 5: deckhand.storage.v1.StepRecord.started:type_name -> google.protobuf.Timestamp
-	9,  // 6: deckhand.storage.v1.StepRecord.finished:type_name -> google.protobuf.Timestamp
+	8,  // 2: deckhand.storage.v1.StepRecord.timeout:type_name -> google.protobuf.Duration
+	6,  // 3: deckhand.storage.v1.StepRecord.outputs:type_name -> deckhand.storage.v1.StepRecord.OutputsEntry
+	9,  // 4: deckhand.storage.v1.StepRecord.error:type_name -> deckhand.task.v1.TaskError
+	10, // 5: deckhand.storage.v1.StepRecord.started:type_name -> google.protobuf.Timestamp
+	10, // 6: deckhand.storage.v1.StepRecord.finished:type_name -> google.protobuf.Timestamp
 	3,  // 7: deckhand.storage.v1.StepRecord.inputs:type_name -> deckhand.storage.v1.StepInputRecord
-	9,  // 8: deckhand.storage.v1.StepRecord.not_before:type_name -> google.protobuf.Timestamp
-	10, // 9: deckhand.storage.v1.StepRecord.changes:type_name -> deckhand.task.v1.Change
-	11, // 10: deckhand.storage.v1.WorkflowRecord.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	10, // 8: deckhand.storage.v1.StepRecord.not_before:type_name -> google.protobuf.Timestamp
+	11, // 9: deckhand.storage.v1.StepRecord.changes:type_name -> deckhand.task.v1.Change
+	12, // 10: deckhand.storage.v1.WorkflowRecord.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	0,  // 11: deckhand.storage.v1.WorkflowRecord.state:type_name -> deckhand.storage.v1.WorkflowRecordState
 	2,  // 12: deckhand.storage.v1.WorkflowRecord.steps:type_name -> deckhand.storage.v1.StepRecord
-	9,  // 13: deckhand.storage.v1.WorkflowRecord.created:type_name -> google.protobuf.Timestamp
-	9,  // 14: deckhand.storage.v1.WorkflowRecord.updated:type_name -> google.protobuf.Timestamp
-	8,  // 15: deckhand.storage.v1.WorkflowRecord.error:type_name -> deckhand.task.v1.TaskError
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	10, // 13: deckhand.storage.v1.WorkflowRecord.created:type_name -> google.protobuf.Timestamp
+	10, // 14: deckhand.storage.v1.WorkflowRecord.updated:type_name -> google.protobuf.Timestamp
+	9,  // 15: deckhand.storage.v1.WorkflowRecord.error:type_name -> deckhand.task.v1.TaskError
+	10, // 16: deckhand.storage.v1.AutoRenewalRecord.started:type_name -> google.protobuf.Timestamp
+	10, // 17: deckhand.storage.v1.AutoRenewalRecord.not_after:type_name -> google.protobuf.Timestamp
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_storage_v1_workflow_proto_init() }
@@ -766,7 +855,7 @@ func file_deckhand_storage_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_storage_v1_workflow_proto_rawDesc), len(file_deckhand_storage_v1_workflow_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1350,8 +1350,12 @@ type ClusterSpec struct {
 	// network_provider "manifest": the CNI manifest of the user's that the first control plane
 	// applies after init.
 	NetworkManifest *NetworkManifest `protobuf:"bytes,15,opt,name=network_manifest,json=networkManifest,proto3" json:"network_manifest,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How the controller looks after the cluster's certificates (spec.certificates).
+	Certificates *CertificateSettings `protobuf:"bytes,16,opt,name=certificates,proto3" json:"certificates,omitempty"`
+	// etcd's backups (spec.etcd).
+	Etcd          *EtcdSettings `protobuf:"bytes,17,opt,name=etcd,proto3" json:"etcd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
@@ -1489,6 +1493,178 @@ func (x *ClusterSpec) GetNetworkManifest() *NetworkManifest {
 	return nil
 }
 
+func (x *ClusterSpec) GetCertificates() *CertificateSettings {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+func (x *ClusterSpec) GetEtcd() *EtcdSettings {
+	if x != nil {
+		return x.Etcd
+	}
+	return nil
+}
+
+// CertificateSettings: the leading controller renews a control plane's kubeadm
+// certificates by itself (a certs-renew workflow) once one expires within renew_before.
+type CertificateSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zero means 30 days (720h). Applies to certificates kubeadm renews; CAs and the kubelet's
+	// own are reported, not renewed.
+	RenewBefore *durationpb.Duration `protobuf:"bytes,1,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
+	// Never renew by itself: only deckctl certs renew does.
+	Manual        bool `protobuf:"varint,2,opt,name=manual,proto3" json:"manual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateSettings) Reset() {
+	*x = CertificateSettings{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateSettings) ProtoMessage() {}
+
+func (x *CertificateSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateSettings.ProtoReflect.Descriptor instead.
+func (*CertificateSettings) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CertificateSettings) GetRenewBefore() *durationpb.Duration {
+	if x != nil {
+		return x.RenewBefore
+	}
+	return nil
+}
+
+func (x *CertificateSettings) GetManual() bool {
+	if x != nil {
+		return x.Manual
+	}
+	return false
+}
+
+// EtcdSettings are the cluster's etcd settings Deckhand keeps.
+type EtcdSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backup        *EtcdBackup            `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdSettings) Reset() {
+	*x = EtcdSettings{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdSettings) ProtoMessage() {}
+
+func (x *EtcdSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdSettings.ProtoReflect.Descriptor instead.
+func (*EtcdSettings) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EtcdSettings) GetBackup() *EtcdBackup {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+// EtcdBackup: the leading controller takes an etcd snapshot on two control planes every
+// interval and keeps the newest `keep` on each.
+type EtcdBackup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zero: no scheduled snapshots.
+	Interval *durationpb.Duration `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Snapshots kept per control plane; zero means 7.
+	Keep          uint32 `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdBackup) Reset() {
+	*x = EtcdBackup{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdBackup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdBackup) ProtoMessage() {}
+
+func (x *EtcdBackup) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdBackup.ProtoReflect.Descriptor instead.
+func (*EtcdBackup) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EtcdBackup) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *EtcdBackup) GetKeep() uint32 {
+	if x != nil {
+		return x.Keep
+	}
+	return 0
+}
+
 // NetworkManifest is a pod network of the user's: a Kubernetes manifest (Calico's,
 // Cilium's rendered chart, flannel's kube-flannel.yml ...) that installs the CNI
 // configuration on every node itself.
@@ -1513,7 +1689,7 @@ type NetworkManifest struct {
 
 func (x *NetworkManifest) Reset() {
 	*x = NetworkManifest{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1701,7 @@ func (x *NetworkManifest) String() string {
 func (*NetworkManifest) ProtoMessage() {}
 
 func (x *NetworkManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1714,7 @@ func (x *NetworkManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkManifest.ProtoReflect.Descriptor instead.
 func (*NetworkManifest) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NetworkManifest) GetLocation() string {
@@ -1600,7 +1776,7 @@ type LoadBalancerSettings struct {
 
 func (x *LoadBalancerSettings) Reset() {
 	*x = LoadBalancerSettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1788,7 @@ func (x *LoadBalancerSettings) String() string {
 func (*LoadBalancerSettings) ProtoMessage() {}
 
 func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1801,7 @@ func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSettings.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LoadBalancerSettings) GetType() string {
@@ -1680,7 +1856,7 @@ type KubeadmPatch struct {
 
 func (x *KubeadmPatch) Reset() {
 	*x = KubeadmPatch{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1868,7 @@ func (x *KubeadmPatch) String() string {
 func (*KubeadmPatch) ProtoMessage() {}
 
 func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1881,7 @@ func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmPatch.ProtoReflect.Descriptor instead.
 func (*KubeadmPatch) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KubeadmPatch) GetTarget() string {
@@ -1745,7 +1921,7 @@ type KubeProxySettings struct {
 
 func (x *KubeProxySettings) Reset() {
 	*x = KubeProxySettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1933,7 @@ func (x *KubeProxySettings) String() string {
 func (*KubeProxySettings) ProtoMessage() {}
 
 func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1946,7 @@ func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeProxySettings.ProtoReflect.Descriptor instead.
 func (*KubeProxySettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KubeProxySettings) GetMode() string {
@@ -1812,7 +1988,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2000,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2013,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NodeSpec) GetName() string {
@@ -1902,7 +2078,7 @@ type Taint struct {
 
 func (x *Taint) Reset() {
 	*x = Taint{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2090,7 @@ func (x *Taint) String() string {
 func (*Taint) ProtoMessage() {}
 
 func (x *Taint) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2103,7 @@ func (x *Taint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taint.ProtoReflect.Descriptor instead.
 func (*Taint) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Taint) GetKey() string {
@@ -1966,7 +2142,7 @@ type KubeadmInitSpec struct {
 
 func (x *KubeadmInitSpec) Reset() {
 	*x = KubeadmInitSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2154,7 @@ func (x *KubeadmInitSpec) String() string {
 func (*KubeadmInitSpec) ProtoMessage() {}
 
 func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2167,7 @@ func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmInitSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmInitSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KubeadmInitSpec) GetCluster() *ClusterSpec {
@@ -2037,7 +2213,7 @@ type KubeadmTokenSpec struct {
 
 func (x *KubeadmTokenSpec) Reset() {
 	*x = KubeadmTokenSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2225,7 @@ func (x *KubeadmTokenSpec) String() string {
 func (*KubeadmTokenSpec) ProtoMessage() {}
 
 func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2238,7 @@ func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmTokenSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmTokenSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KubeadmTokenSpec) GetDeleteTokenId() string {
@@ -2105,7 +2281,7 @@ type KubeadmJoinSpec struct {
 
 func (x *KubeadmJoinSpec) Reset() {
 	*x = KubeadmJoinSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2293,7 @@ func (x *KubeadmJoinSpec) String() string {
 func (*KubeadmJoinSpec) ProtoMessage() {}
 
 func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2306,7 @@ func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmJoinSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmJoinSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KubeadmJoinSpec) GetCluster() *ClusterSpec {
@@ -2199,7 +2375,7 @@ type KubeadmUpgradeSpec struct {
 
 func (x *KubeadmUpgradeSpec) Reset() {
 	*x = KubeadmUpgradeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2387,7 @@ func (x *KubeadmUpgradeSpec) String() string {
 func (*KubeadmUpgradeSpec) ProtoMessage() {}
 
 func (x *KubeadmUpgradeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2400,7 @@ func (x *KubeadmUpgradeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmUpgradeSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmUpgradeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KubeadmUpgradeSpec) GetKubernetesVersion() string {
@@ -2253,7 +2429,7 @@ type ClusterHealthSpec struct {
 
 func (x *ClusterHealthSpec) Reset() {
 	*x = ClusterHealthSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2441,7 @@ func (x *ClusterHealthSpec) String() string {
 func (*ClusterHealthSpec) ProtoMessage() {}
 
 func (x *ClusterHealthSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2454,7 @@ func (x *ClusterHealthSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHealthSpec.ProtoReflect.Descriptor instead.
 func (*ClusterHealthSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterHealthSpec) GetNodes() []string {
@@ -2301,7 +2477,7 @@ type CertsRenewSpec struct {
 
 func (x *CertsRenewSpec) Reset() {
 	*x = CertsRenewSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2489,7 @@ func (x *CertsRenewSpec) String() string {
 func (*CertsRenewSpec) ProtoMessage() {}
 
 func (x *CertsRenewSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2502,7 @@ func (x *CertsRenewSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertsRenewSpec.ProtoReflect.Descriptor instead.
 func (*CertsRenewSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 // KubeadmResetSpec resets a node and cleans what kubeadm leaves behind.
@@ -2342,7 +2518,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2530,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2543,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -2398,7 +2574,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2586,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2599,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -2472,7 +2648,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2660,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2673,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2524,7 +2700,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2712,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2725,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -2576,7 +2752,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2764,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2777,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -2662,7 +2838,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2850,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2863,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2755,7 +2931,7 @@ type LoadBalancerSpec struct {
 
 func (x *LoadBalancerSpec) Reset() {
 	*x = LoadBalancerSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2943,7 @@ func (x *LoadBalancerSpec) String() string {
 func (*LoadBalancerSpec) ProtoMessage() {}
 
 func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2956,7 @@ func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
@@ -2859,7 +3035,7 @@ type ManifestSpec struct {
 
 func (x *ManifestSpec) Reset() {
 	*x = ManifestSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +3047,7 @@ func (x *ManifestSpec) String() string {
 func (*ManifestSpec) ProtoMessage() {}
 
 func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3060,7 @@ func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
 func (*ManifestSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ManifestSpec) GetName() string {
@@ -2957,7 +3133,7 @@ type NetworkPreset struct {
 
 func (x *NetworkPreset) Reset() {
 	*x = NetworkPreset{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3145,7 @@ func (x *NetworkPreset) String() string {
 func (*NetworkPreset) ProtoMessage() {}
 
 func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3158,7 @@ func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPreset.ProtoReflect.Descriptor instead.
 func (*NetworkPreset) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NetworkPreset) GetProvider() string {
@@ -3017,7 +3193,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3205,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3218,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -3082,7 +3258,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3270,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3283,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -3156,7 +3332,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3344,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3357,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -3206,7 +3382,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3394,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3407,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Change) GetKind() string {
@@ -3272,7 +3448,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3460,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3473,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3382,7 +3558,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +3570,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +3583,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3439,7 +3615,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3627,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3640,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Progress) GetItem() string {
@@ -3510,7 +3686,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3522,7 +3698,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3535,7 +3711,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3581,7 +3757,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3769,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3782,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3763,7 +3939,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\bregistry\x18\x04 \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12<\n" +
 	"\fpull_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vpullTimeout\x12!\n" +
 	"\farchive_path\x18\x06 \x01(\tR\varchivePath\x12!\n" +
-	"\fextra_images\x18\a \x03(\tR\vextraImages\"\x97\a\n" +
+	"\fextra_images\x18\a \x03(\tR\vextraImages\"\x96\b\n" +
 	"\vClusterSpec\x12-\n" +
 	"\x12kubernetes_version\x18\x01 \x01(\tR\x11kubernetesVersion\x124\n" +
 	"\x16control_plane_endpoint\x18\x02 \x01(\tR\x14controlPlaneEndpoint\x12\x1d\n" +
@@ -3782,10 +3958,21 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\apatches\x18\f \x03(\v2\x1e.deckhand.task.v1.KubeadmPatchR\apatches\x12K\n" +
 	"\rload_balancer\x18\r \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\floadBalancer\x128\n" +
 	"\x18network_provider_version\x18\x0e \x01(\tR\x16networkProviderVersion\x12L\n" +
-	"\x10network_manifest\x18\x0f \x01(\v2!.deckhand.task.v1.NetworkManifestR\x0fnetworkManifest\x1aC\n" +
+	"\x10network_manifest\x18\x0f \x01(\v2!.deckhand.task.v1.NetworkManifestR\x0fnetworkManifest\x12I\n" +
+	"\fcertificates\x18\x10 \x01(\v2%.deckhand.task.v1.CertificateSettingsR\fcertificates\x122\n" +
+	"\x04etcd\x18\x11 \x01(\v2\x1e.deckhand.task.v1.EtcdSettingsR\x04etcd\x1aC\n" +
 	"\x15KubeletExtraArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
+	"\x13CertificateSettings\x12<\n" +
+	"\frenew_before\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\x12\x16\n" +
+	"\x06manual\x18\x02 \x01(\bR\x06manual\"D\n" +
+	"\fEtcdSettings\x124\n" +
+	"\x06backup\x18\x01 \x01(\v2\x1c.deckhand.task.v1.EtcdBackupR\x06backup\"W\n" +
+	"\n" +
+	"EtcdBackup\x125\n" +
+	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x12\n" +
+	"\x04keep\x18\x02 \x01(\rR\x04keep\"\xb7\x01\n" +
 	"\x0fNetworkManifest\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x16\n" +
@@ -3992,7 +4179,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -4008,119 +4195,127 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*RuntimeSpec)(nil),           // 11: deckhand.task.v1.RuntimeSpec
 	(*ImagesSpec)(nil),            // 12: deckhand.task.v1.ImagesSpec
 	(*ClusterSpec)(nil),           // 13: deckhand.task.v1.ClusterSpec
-	(*NetworkManifest)(nil),       // 14: deckhand.task.v1.NetworkManifest
-	(*LoadBalancerSettings)(nil),  // 15: deckhand.task.v1.LoadBalancerSettings
-	(*KubeadmPatch)(nil),          // 16: deckhand.task.v1.KubeadmPatch
-	(*KubeProxySettings)(nil),     // 17: deckhand.task.v1.KubeProxySettings
-	(*NodeSpec)(nil),              // 18: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 19: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 20: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 21: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 22: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmUpgradeSpec)(nil),    // 23: deckhand.task.v1.KubeadmUpgradeSpec
-	(*ClusterHealthSpec)(nil),     // 24: deckhand.task.v1.ClusterHealthSpec
-	(*CertsRenewSpec)(nil),        // 25: deckhand.task.v1.CertsRenewSpec
-	(*KubeadmResetSpec)(nil),      // 26: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 27: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 28: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 29: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 30: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 31: deckhand.task.v1.NetworkSpec
-	(*LoadBalancerSpec)(nil),      // 32: deckhand.task.v1.LoadBalancerSpec
-	(*ManifestSpec)(nil),          // 33: deckhand.task.v1.ManifestSpec
-	(*NetworkPreset)(nil),         // 34: deckhand.task.v1.NetworkPreset
-	(*NetworkRoute)(nil),          // 35: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 36: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 37: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 38: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 39: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 40: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 41: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 42: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 43: deckhand.task.v1.TaskResult
-	nil,                           // 44: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 45: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 46: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 47: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 48: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 49: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 50: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 51: google.protobuf.Timestamp
+	(*CertificateSettings)(nil),   // 14: deckhand.task.v1.CertificateSettings
+	(*EtcdSettings)(nil),          // 15: deckhand.task.v1.EtcdSettings
+	(*EtcdBackup)(nil),            // 16: deckhand.task.v1.EtcdBackup
+	(*NetworkManifest)(nil),       // 17: deckhand.task.v1.NetworkManifest
+	(*LoadBalancerSettings)(nil),  // 18: deckhand.task.v1.LoadBalancerSettings
+	(*KubeadmPatch)(nil),          // 19: deckhand.task.v1.KubeadmPatch
+	(*KubeProxySettings)(nil),     // 20: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 21: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 22: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 23: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 24: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 25: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmUpgradeSpec)(nil),    // 26: deckhand.task.v1.KubeadmUpgradeSpec
+	(*ClusterHealthSpec)(nil),     // 27: deckhand.task.v1.ClusterHealthSpec
+	(*CertsRenewSpec)(nil),        // 28: deckhand.task.v1.CertsRenewSpec
+	(*KubeadmResetSpec)(nil),      // 29: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 30: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 31: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 32: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 33: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 34: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 35: deckhand.task.v1.LoadBalancerSpec
+	(*ManifestSpec)(nil),          // 36: deckhand.task.v1.ManifestSpec
+	(*NetworkPreset)(nil),         // 37: deckhand.task.v1.NetworkPreset
+	(*NetworkRoute)(nil),          // 38: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 39: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 40: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 41: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 42: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 43: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 44: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 45: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 46: deckhand.task.v1.TaskResult
+	nil,                           // 47: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 48: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 49: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 50: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 51: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 52: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	50, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	53, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	12, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	20, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	21, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	22, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	26, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	27, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	29, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	37, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	30, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	36, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	31, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	28, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	32, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	33, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
-	23, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
-	24, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
-	25, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
+	23, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	24, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	25, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	29, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	30, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	32, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	40, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	33, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	39, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	34, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	31, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	35, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	36, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	26, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
+	27, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
+	28, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
 	0,  // 22: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
 	1,  // 23: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	44, // 24: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	47, // 24: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
 	2,  // 25: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	45, // 26: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	48, // 26: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
 	10, // 27: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
 	3,  // 28: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
 	10, // 29: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	50, // 30: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	53, // 30: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
 	10, // 31: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	17, // 32: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	46, // 33: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	16, // 34: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	15, // 35: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	14, // 36: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	50, // 37: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	47, // 38: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	19, // 39: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	48, // 40: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 41: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	18, // 42: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	50, // 43: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	50, // 44: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 45: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	18, // 46: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 47: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	50, // 48: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	50, // 49: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	50, // 50: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 51: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	35, // 52: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	15, // 53: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	50, // 54: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	10, // 55: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	34, // 56: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
-	50, // 57: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	51, // 58: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	40, // 59: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	41, // 60: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 61: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 62: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	38, // 63: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	49, // 64: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	42, // 65: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	51, // 66: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	51, // 67: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	68, // [68:68] is the sub-list for method output_type
-	68, // [68:68] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	20, // 32: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	49, // 33: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	19, // 34: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	18, // 35: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	17, // 36: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	14, // 37: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
+	15, // 38: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
+	53, // 39: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
+	16, // 40: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
+	53, // 41: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
+	53, // 42: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	50, // 43: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	22, // 44: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	51, // 45: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	13, // 46: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	21, // 47: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	53, // 48: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	53, // 49: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	13, // 50: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	21, // 51: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 52: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	53, // 53: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	53, // 54: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	53, // 55: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	4,  // 56: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	38, // 57: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	18, // 58: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	53, // 59: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	10, // 60: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	37, // 61: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	53, // 62: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	54, // 63: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	43, // 64: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	44, // 65: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	5,  // 66: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	5,  // 67: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	41, // 68: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	52, // 69: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	45, // 70: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	54, // 71: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	54, // 72: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	73, // [73:73] is the sub-list for method output_type
+	73, // [73:73] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -4151,8 +4346,8 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_ClusterHealth)(nil),
 		(*TaskSpec_CertsRenew)(nil),
 	}
-	file_deckhand_task_v1_task_proto_msgTypes[11].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[33].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[14].OneofWrappers = []any{}
+	file_deckhand_task_v1_task_proto_msgTypes[36].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -4163,7 +4358,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
