@@ -28,6 +28,8 @@ func handlers() map[string]tasks.Handler {
 		"kubeadm_reset":   kubeadm.Reset,
 		"kubeadm_upgrade": kubeadm.Upgrade,
 		"certs_renew":     kubeadm.RenewCerts,
+		"etcd_snapshot":   kubeadm.EtcdSnapshot,
+		"etcd_restore":    kubeadm.EtcdRestore,
 		"diagnostics":     diagnostics.Run,
 
 		"drain":       kubectl.Drain,

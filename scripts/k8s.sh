@@ -10,6 +10,7 @@
 #   etcd      (the tag kubeadm VERSION lists as DefaultEtcdVersion, e.g. 3.5.24 for v1.33),
 #   etcdctl   (etcd's version, as registry.k8s.io/etcd images carry it; when the module proxy
 #              does not serve that version, the newest etcdctl of the same minor it does),
+#   etcdutl   (the same, for etcdutl snapshot restore),
 #   coredns   (kubeadm's CoreDNSVersion, e.g. v1.12.0),
 #   pause     (scripts/k8skit/pause, a tiny reaper; kubeadm's PauseVersion),
 #   flanneld  (flannel, the version internal/podnet pins as FlannelVersion, for the flannel
@@ -91,6 +92,7 @@ reports() {
   kubectl) "$b" version --client 2>/dev/null | sed -n 's/^Client Version: //p' ;;
   etcd) "$b" --version | sed -n 's/^etcd Version: //p' ;;
   etcdctl) "$b" version | sed -n 's/^etcdctl version: //p' ;;
+  etcdutl) "$b" version | sed -n 's/^etcdutl version: //p' ;;
   coredns) "$b" -version | sed -n 's/^CoreDNS-//p' | head -1 ;;
   pause) "$b" --version | sed -n 's/^pause //p' ;;
   flanneld) "$b" --version 2>&1 ;; # flanneld prints its version on stderr
@@ -102,7 +104,7 @@ reports() {
 }
 want() {
   case $1 in
-  etcd | etcdctl) echo "$etcd" ;;
+  etcd | etcdctl | etcdutl) echo "$etcd" ;;
   coredns) echo "${coredns#v}" ;;
   pause) echo "$pause" ;;
   flanneld) echo "$flannel" ;;
@@ -116,13 +118,13 @@ good() {
   local got
   got=$(reports "$1") || return 1
   case $1 in
-  etcdctl) [[ $got == "${etcd%.*}".* ]] ;; # etcd's minor: see the etcdctl build below
+  etcdctl | etcdutl) [[ $got == "${etcd%.*}".* ]] ;; # etcd's minor: see the etcdctl build below
   *) [ "$got" = "$(want "$1")" ] ;;
   esac
 }
 complete() {
   local b
-  for b in $k8sbins etcd etcdctl coredns pause flanneld install-conf flannel-cni cp; do good "$b" || return 1; done
+  for b in $k8sbins etcd etcdctl etcdutl coredns pause flanneld install-conf flannel-cni cp; do good "$b" || return 1; done
   grep -q "image: ghcr.io/flannel-io/flannel:$flannel\$" "$kit/kube-flannel.yml" 2>/dev/null || return 1
 }
 
@@ -229,6 +231,29 @@ if ! good etcdctl; then
   printf 'module deckhand.local/etcdctl-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/etcdctl/v3 v%s\n' "$ctl" >"$kit/src/etcdctl/go.mod"
   (cd "$kit/src/etcdctl" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3)
   place etcdctl "$ctl"
+fi
+
+# --- etcdutl, which registry.k8s.io/etcd images carry too: `etcdutl snapshot restore` is
+# how a Deckhand restore makes etcd's new data directory (the agent runs it from the
+# cluster's own etcd image). The same rule for the version as etcdctl's.
+if ! good etcdutl; then
+  start=$(date +%s)
+  utl=$etcd
+  if ! go mod download -json "go.etcd.io/etcd/etcdutl/v3@v$utl" >/dev/null 2>&1; then
+    utl=$(go list -m -versions go.etcd.io/etcd/etcdutl/v3 2>/dev/null | tr ' ' '\n' |
+      grep -E "^v${etcd%.*}\.[0-9]+\$" | sort -V | tail -1 || true)
+    utl=${utl#v}
+    if [ -z "$utl" ]; then
+      say "$GOPROXY serves no go.etcd.io/etcd/etcdutl/v3 v$etcd nor any v${etcd%.*}.x"
+      exit 1
+    fi
+    say "$GOPROXY does not serve go.etcd.io/etcd/etcdutl/v3 v$etcd; building v$utl, the newest v${etcd%.*}.x it lists"
+  fi
+  say "building etcdutl $utl (about 1 minute the first time, seconds once GOCACHE has it) ..."
+  mkdir -p "$kit/src/etcdutl"
+  printf 'module deckhand.local/etcdutl-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/etcdutl/v3 v%s\n' "$utl" >"$kit/src/etcdutl/go.mod"
+  (cd "$kit/src/etcdutl" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcdutl" go.etcd.io/etcd/etcdutl/v3)
+  place etcdutl "$utl"
 fi
 
 # --- CoreDNS installs directly from the proxy (its go.mod has no replaces).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Dependencies point one way (STYLE.md): the agent never links the controller, a store
-# backend, raft or etcd; the store never imports the controller; proto imports nothing of ours.
+# backend, raft or etcd's server (etcd's client library it may: snapshots and a restore's
+# member add talk to a control plane's etcd); the store never imports the controller; proto
+# imports nothing of ours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mod=github.com/deckhandhq/deckhand
@@ -17,8 +19,9 @@ check() { # check PKG_PATTERN FORBIDDEN_REGEX WHY
     fi
   done
 }
-check "./agent/..." "^$mod/(controller|store)(/|$)|hashicorp/raft|go.etcd.io/etcd" "the agent never links the controller, a store, raft or etcd"
-check "./cmd/deckhand-agent" "^$mod/(controller|store)(/|$)|hashicorp/raft|go.etcd.io/etcd" "the agent never links the controller, a store, raft or etcd"
+agentbad="^$mod/(controller|store)(/|\$)|hashicorp/raft|go.etcd.io/raft|go.etcd.io/bbolt|go.etcd.io/etcd/(server|etcdutl|pkg|raft)/"
+check "./agent/..." "$agentbad" "the agent never links the controller, a store, raft, bbolt or etcd's server"
+check "./cmd/deckhand-agent" "$agentbad" "the agent never links the controller, a store, raft, bbolt or etcd's server"
 check "./store/..." "^$mod/(controller|agent)(/|$)" "the store never imports the controller or agent"
 check "./proto/..." "^$mod/(controller|agent|store|internal)(/|$)" "generated API code imports only other API packages"
 check "./cmd/deckctl/..." "^$mod/(controller|agent|store)(/|$)|hashicorp/raft" "deckctl speaks only the public API"

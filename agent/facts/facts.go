@@ -71,6 +71,7 @@ func (c *Collector) Collect(ctx context.Context) (*agentv1.Facts, error) {
 	f.OsId, f.OsVersion = c.osRelease()
 	f.ControlPlaneVersion = ControlPlaneVersion(c.readFile(APIServerManifest))
 	f.Certificates = c.certificates()
+	f.EtcdSnapshots = c.etcdSnapshots()
 	if rotates, known := c.kubeletRotates(); known {
 		f.KubeletRotatesCertificates = &rotates
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -63,6 +64,11 @@ var (
 	caHashRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	hex64RE     = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 	checkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+)
+
+var (
+	snapshotNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	sha256HexRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 func anyValue(why string) fieldRule { return fieldRule{why: why} }
@@ -391,6 +397,12 @@ func init() {
 	for i := range td(kp).Fields().Len() {
 		specRules[td(kp).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
 	}
+	for _, m := range []proto.Message{&taskv1.CertificateSettings{}, &taskv1.EtcdSettings{}, &taskv1.EtcdBackup{}} {
+		for i := range td(m).Fields().Len() {
+			specRules[td(m).Fields().Get(i).FullName()] = checkedBy("kubeadmconfig.ParseCluster")
+		}
+	}
+	r(&taskv1.CertificateSettings{}, "manual", anyValue("renew only when asked"))
 	r(cl, "network_provider", str(func(path, s string) error {
 		if s == "" || slices.Contains(podnet.Providers, s) {
 			return nil
@@ -503,6 +515,37 @@ func init() {
 	ch := &taskv1.ClusterHealthSpec{}
 	r(ch, "nodes", strList(MaxHealthNodes, safetext.KubernetesName))
 	// certs_renew has no field: its message needs no rule.
+	snapshotName := func(path, s string) error {
+		if !snapshotNameRE.MatchString(s) {
+			return &fieldError{path, fmt.Sprintf("%q is not a snapshot name: give 1-63 characters of a-z, 0-9 and -, as deckctl etcd snapshots lists them", s)}
+		}
+		return nil
+	}
+	es := &taskv1.EtcdSnapshotSpec{}
+	r(es, "name", str(snapshotName))
+	r(es, "keep", rule(func(path string, v protoreflect.Value) error {
+		if v.Uint() > kubeadmconfig.MaxBackupKeep {
+			return &fieldError{path, fmt.Sprintf("%d: keep at most %d snapshots", v.Uint(), kubeadmconfig.MaxBackupKeep)}
+		}
+		return nil
+	}))
+	er := &taskv1.EtcdRestoreSpec{}
+	r(er, "phase", enumOf(er, "phase"))
+	r(er, "snapshot", str(snapshotName))
+	r(er, "sha256", str(func(path, s string) error {
+		if !sha256HexRE.MatchString(s) {
+			return &fieldError{path, "is not a SHA-256 digest: give 64 lower-case hex digits"}
+		}
+		return nil
+	}))
+	r(er, "force", anyValue("restore although healthy"))
+	r(er, "restore_id", str(snapshotName))
+	r(er, "first_address", str(func(path, s string) error {
+		if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+			return &fieldError{path, fmt.Sprintf("%q is not an IP address", s)}
+		}
+		return nil
+	}))
 
 	// A network spec is parsed as a whole by podnet.Parse, the parser the agent runs too.
 	nw := &taskv1.NetworkSpec{}

@@ -59,7 +59,11 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"node_ready":      {Kind: &taskv1.TaskSpec_NodeReady{NodeReady: &taskv1.NodeReadySpec{NodeName: "worker-1", Timeout: durationpb.New(time.Minute), KubeletVersion: "v1.34.12"}}},
 		"kubeadm_upgrade": {Kind: &taskv1.TaskSpec_KubeadmUpgrade{KubeadmUpgrade: &taskv1.KubeadmUpgradeSpec{KubernetesVersion: "v1.34.12", Apply: true}}},
 		"cluster_health":  {Kind: &taskv1.TaskSpec_ClusterHealth{ClusterHealth: &taskv1.ClusterHealthSpec{Nodes: []string{"cp-1", "worker-1"}}}},
-		"diagnostics":     {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
+		"certs_renew":     {Kind: &taskv1.TaskSpec_CertsRenew{CertsRenew: &taskv1.CertsRenewSpec{}}},
+		"etcd_snapshot":   {Kind: &taskv1.TaskSpec_EtcdSnapshot{EtcdSnapshot: &taskv1.EtcdSnapshotSpec{Name: "scheduled-20261201t030000", Keep: 7}}},
+		"etcd_restore": {Kind: &taskv1.TaskSpec_EtcdRestore{EtcdRestore: &taskv1.EtcdRestoreSpec{Phase: taskv1.EtcdRestorePhase_ETCD_RESTORE_PHASE_REJOIN,
+			Snapshot: "nightly", Sha256: strings.Repeat("d", 64), Force: true, RestoreId: "restore-20261201t030000", FirstAddress: "10.250.0.21"}}},
+		"diagnostics": {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
 		"kubeconfig_sign": {Kind: &taskv1.TaskSpec_KubeconfigSign{KubeconfigSign: &taskv1.KubeconfigSignSpec{
 			CsrPem: adminCSR(), Name: "alice", Groups: []string{"kubeadm:cluster-admins"}, Ttl: durationpb.New(time.Hour)}}},
 		"load_balancer": {Kind: &taskv1.TaskSpec_LoadBalancer{LoadBalancer: &taskv1.LoadBalancerSpec{Settings: &taskv1.LoadBalancerSettings{Type: "vip", Address: "10.250.0.100", Port: 8443, Interface: "eth0", VirtualRouterId: 7},
@@ -236,6 +240,31 @@ func badCases() []badCase {
 		{t + "NodeReadySpec.kubelet_version", "node_ready", func(s *taskv1.TaskSpec) { s.GetNodeReady().KubeletVersion = "1.34" }, "spec.node_ready.kubelet_version"},
 		{t + "KubeadmUpgradeSpec.kubernetes_version", "kubeadm_upgrade", func(s *taskv1.TaskSpec) { s.GetKubeadmUpgrade().KubernetesVersion = "latest" }, "spec.kubeadm_upgrade.kubernetes_version"},
 		{t + "KubeadmUpgradeSpec.kubernetes_version", "kubeadm_upgrade", func(s *taskv1.TaskSpec) { s.GetKubeadmUpgrade().KubernetesVersion = "" }, "spec.kubeadm_upgrade.kubernetes_version"},
+		{t + "ClusterSpec.certificates", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Certificates = &taskv1.CertificateSettings{RenewBefore: durationpb.New(time.Minute)}
+		}, "spec.kubeadm_init.cluster.certificates.renew_before"},
+		{t + "CertificateSettings.renew_before", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Certificates = &taskv1.CertificateSettings{RenewBefore: durationpb.New(10 * 365 * 24 * time.Hour)}
+		}, "spec.kubeadm_init.cluster.certificates.renew_before"},
+		{t + "ClusterSpec.etcd", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Keep: 3}}
+		}, "spec.kubeadm_init.cluster.etcd.backup.keep"},
+		{t + "EtcdSettings.backup", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(time.Second)}}
+		}, "spec.kubeadm_init.cluster.etcd.backup.interval"},
+		{t + "EtcdBackup.interval", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(-time.Hour)}}
+		}, "spec.kubeadm_init.cluster.etcd.backup.interval"},
+		{t + "EtcdBackup.keep", "kubeadm_init", func(s *taskv1.TaskSpec) {
+			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(time.Hour), Keep: 1000}}
+		}, "spec.kubeadm_init.cluster.etcd.backup.keep"},
+		{t + "EtcdSnapshotSpec.name", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Name = "../etc" }, "spec.etcd_snapshot.name"},
+		{t + "EtcdSnapshotSpec.keep", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Keep = 101 }, "spec.etcd_snapshot.keep"},
+		{t + "EtcdRestoreSpec.phase", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Phase = 99 }, "spec.etcd_restore.phase"},
+		{t + "EtcdRestoreSpec.snapshot", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Snapshot = "a/b" }, "spec.etcd_restore.snapshot"},
+		{t + "EtcdRestoreSpec.sha256", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Sha256 = "abc" }, "spec.etcd_restore.sha256"},
+		{t + "EtcdRestoreSpec.restore_id", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().RestoreId = "-x" }, "spec.etcd_restore.restore_id"},
+		{t + "EtcdRestoreSpec.first_address", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().FirstAddress = "node-1" }, "spec.etcd_restore.first_address"},
 		{t + "ClusterHealthSpec.nodes", "cluster_health", func(s *taskv1.TaskSpec) { s.GetClusterHealth().Nodes = []string{"-A"} }, "spec.cluster_health.nodes[0]"},
 		{t + "PackagesSpec.components", "packages", func(s *taskv1.TaskSpec) { s.GetPackages().Components = []string{"kubelet", "kube-proxy"} }, "spec.packages.components"},
 		{t + "ClusterSpec.api_server_cert_sans", "kubeadm_init", func(s *taskv1.TaskSpec) {

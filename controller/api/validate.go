@@ -247,8 +247,17 @@ func validateWorkflow(spec *apiv1.WorkflowSpec) error {
 				return err
 			}
 		}
+	case *apiv1.WorkflowSpec_EtcdRestore:
+		if n := k.EtcdRestore.GetNode(); n != "" {
+			if err := nodeName("spec.etcd_restore.node", n); err != nil {
+				return err
+			}
+		}
+		if !snapshotNameRE.MatchString(k.EtcdRestore.GetSnapshot()) {
+			return &fieldError{"spec.etcd_restore.snapshot", fmt.Sprintf("%q is not a snapshot name: give one deckctl etcd snapshots lists", k.EtcdRestore.GetSnapshot())}
+		}
 	default:
-		return &fieldError{"spec", "is required: give one of init, join, reset, apply, upgrade or certs_renew"}
+		return &fieldError{"spec", "is required: give one of init, join, reset, apply, upgrade, certs_renew or etcd_restore"}
 	}
 	return nil
 }

@@ -236,6 +236,17 @@ func CheckFacts(f *agentv1.Facts) error {
 	if n := len(f.GetCertificates()); n > MaxFactsCertificates {
 		return fmt.Errorf("facts.certificates: %d items, at most %d", n, MaxFactsCertificates)
 	}
+	if n := len(f.GetEtcdSnapshots()); n > MaxFactsEtcdSnapshots {
+		return fmt.Errorf("facts.etcd_snapshots: %d items, at most %d", n, MaxFactsEtcdSnapshots)
+	}
+	for i, s := range f.GetEtcdSnapshots() {
+		if !snapshotNameRE.MatchString(s.GetName()) {
+			return fmt.Errorf("facts.etcd_snapshots[%d].name: %q is not a snapshot name", i, s.GetName())
+		}
+		if !sha256RE.MatchString(s.GetSha256()) {
+			return fmt.Errorf("facts.etcd_snapshots[%d].sha256: not 64 hex digits", i)
+		}
+	}
 	for i, c := range f.GetCertificates() {
 		// Names become metric labels and table cells.
 		if !certNameRE.MatchString(c.GetName()) {
@@ -252,6 +263,14 @@ func CheckFacts(f *agentv1.Facts) error {
 
 // certNameRE is what a certificate's name in facts looks like ("apiserver", "admin.conf").
 var certNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)
+
+// MaxFactsEtcdSnapshots bounds the etcd snapshots a node's facts list.
+const MaxFactsEtcdSnapshots = 64
+
+var (
+	snapshotNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	sha256RE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 // MaxFactsCertificates bounds the certificates in a node's facts (an agent reports at most
 // the 16 kubeadm and the kubelet keep; each is a metric series).

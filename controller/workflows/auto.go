@@ -8,16 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
-	"github.com/deckhandhq/deckhand/store"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
 )
 
 // AutoRenewalKey holds the last renewal the leader started by itself.
@@ -124,20 +125,25 @@ func autoRenewalID(c nodeCert) string {
 }
 
 // Maintain runs the leader's own work until ctx ends: every interval it checks the
-// certificates against spec.certificates and starts a renewal when one is due.
+// certificates against spec.certificates and starts a renewal when one is due, and takes
+// the scheduled etcd snapshots of spec.etcd.backup.
 func (s *Service) Maintain(ctx context.Context, fence store.Compare, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var said string
+	said := map[string]string{}
 	for {
-		reason, err := s.maintainCerts(ctx, fence)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Warn("automatic certificate renewal", "err", err)
-		case reason != said && reason != "":
-			log.Info("automatic certificate renewal", "decision", reason)
+		for what, do := range map[string]func(context.Context, store.Compare) (string, error){
+			"automatic certificate renewal": s.maintainCerts, "scheduled etcd snapshot": s.maintainBackups,
+		} {
+			reason, err := do(ctx, fence)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn(what, "err", err)
+			case reason != said[what] && reason != "":
+				log.Info(what, "decision", reason)
+			}
+			said[what] = reason
 		}
-		said = reason
 		select {
 		case <-ctx.Done():
 			return
@@ -187,4 +193,102 @@ func (s *Service) maintainCerts(ctx context.Context, fence store.Compare) (strin
 		return d.reason, err
 	}
 	return "started " + id + ": " + d.reason, nil
+}
+
+// EtcdBackupKey holds the last scheduled etcd snapshot the leader started.
+const EtcdBackupKey = "/maintenance/etcd-backup"
+
+// BackupCopies is how many control planes take each scheduled snapshot (each from its own
+// member, kept on its own disk): losing one host loses no backup.
+const BackupCopies = 2
+
+// backupInput is what a scheduled etcd snapshot is decided from.
+type backupInput struct {
+	now       time.Time
+	backup    *taskv1.EtcdBackup
+	cps       []string        // the cluster's control planes, in its order
+	connected map[string]bool // whose agents are connected
+	last      *storagev1.EtcdBackupRecord
+}
+
+// backupDecision: take snapshot name on nodes, or why not.
+type backupDecision struct {
+	nodes  []string
+	name   string
+	reason string
+}
+
+// decideBackup says whether the leader takes a scheduled etcd snapshot now: once the
+// schedule's interval has passed since the last one started (at once when there was none),
+// on the first BackupCopies control planes whose agents are connected.
+func decideBackup(in backupInput) backupDecision {
+	iv := in.backup.GetInterval().AsDuration()
+	if iv <= 0 {
+		return backupDecision{reason: "no spec.etcd.backup schedule"}
+	}
+	if l := in.last; l != nil {
+		if next := l.GetStarted().AsTime().Add(iv); in.now.Before(next) {
+			return backupDecision{reason: "the next scheduled snapshot is due at " + next.UTC().Format(time.RFC3339)}
+		}
+	}
+	var nodes []string
+	for _, n := range in.cps {
+		if in.connected[n] && len(nodes) < BackupCopies {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return backupDecision{reason: "no control plane's agent is connected: the scheduled snapshot waits"}
+	}
+	name := "scheduled-" + strings.ToLower(in.now.UTC().Format("20060102t150405"))
+	return backupDecision{nodes: nodes, name: name, reason: fmt.Sprintf("scheduled snapshot %s on %s", name, strings.Join(nodes, ", "))}
+}
+
+// maintainBackups loads what decideBackup needs, and starts and records what it decides.
+func (s *Service) maintainBackups(ctx context.Context, fence store.Compare) (string, error) {
+	cl, err := s.Cluster(ctx)
+	if err != nil || cl == nil {
+		return "", err
+	}
+	b := cl.GetSpec().GetEtcd().GetBackup()
+	if b.GetInterval() == nil {
+		return "", nil
+	}
+	ns, err := s.nodes.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	in := backupInput{now: s.now(), backup: b, cps: controlPlanes(cl), connected: map[string]bool{}}
+	for _, n := range ns {
+		in.connected[n.GetName()] = n.GetState() == apiv1.NodeState_NODE_STATE_READY
+	}
+	if kv, _, err := s.st.Get(ctx, EtcdBackupKey); err == nil {
+		in.last = &storagev1.EtcdBackupRecord{}
+		if err := proto.Unmarshal(kv.Value, in.last); err != nil {
+			return "", fmt.Errorf("%s: %w", EtcdBackupKey, err)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	d := decideBackup(in)
+	if len(d.nodes) == 0 {
+		return d.reason, nil
+	}
+	// Recorded first: a task that cannot be created (its node held by a workflow) waits for
+	// the next interval rather than being tried every minute.
+	rec, err := proto.Marshal(&storagev1.EtcdBackupRecord{Started: timestamppb.New(in.now), Name: d.name, Nodes: d.nodes})
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.st.Txn(ctx, store.Txn{If: []store.Compare{fence}, Then: []store.Op{store.Put(EtcdBackupKey, rec)}}); err != nil {
+		return "", err
+	}
+	var errs []error
+	for _, n := range d.nodes {
+		t := &taskv1.Task{Id: d.name + "." + n, Node: n, Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_EtcdSnapshot{EtcdSnapshot: &taskv1.EtcdSnapshotSpec{Name: d.name, Keep: uint32(kubeadmconfig.BackupKeep(b))}}}}
+		if _, err := s.CreateTask(ctx, t); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+		}
+	}
+	return d.reason, errors.Join(errs...)
 }

@@ -677,7 +677,7 @@ func buildWith(ws *apiv1.WorkflowSpec, cl *apiv1.Cluster, enrolled map[string]bo
 		}
 		p.certsRenewSteps(nodes, cps)
 	default:
-		return nil, fmt.Errorf("%w: spec: give one of init, join, reset, apply, upgrade or certs_renew", ErrInvalid)
+		return nil, fmt.Errorf("%w: spec: give one of init, join, reset, apply, upgrade, certs_renew or etcd_restore", ErrInvalid)
 	}
 	return p, nil
 }

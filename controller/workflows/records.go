@@ -94,6 +94,8 @@ func Kind(spec *apiv1.WorkflowSpec) string {
 		return "upgrade"
 	case *apiv1.WorkflowSpec_CertsRenew:
 		return "certs-renew"
+	case *apiv1.WorkflowSpec_EtcdRestore:
+		return "etcd-restore"
 	}
 	return "unknown"
 }

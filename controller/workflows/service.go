@@ -69,6 +69,9 @@ func (s *Service) build(ctx context.Context, spec *apiv1.WorkflowSpec) (*plan, e
 	if err != nil {
 		return nil, err
 	}
+	if r := spec.GetEtcdRestore(); r != nil {
+		return s.buildRestore(ctx, cl, r)
+	}
 	var inv upgradeInventory
 	if spec.GetUpgrade() != nil {
 		if inv, err = s.upgradeInventory(ctx); err != nil {

@@ -298,7 +298,8 @@ func TestRealLabUpgrade(t *testing.T) {
 	t.Logf("deckctl nodes after the upgrade:\n%s", nodes)
 
 	renewed := l.renewCertificates(cps)
-	l.autoRenewal(cps, upgradeTo, renewed)
+	doc := l.autoRenewal(cps, upgradeTo, renewed)
+	l.etcdBackupAndRestore(cps, all, doc)
 
 	stopLab(t, l, env)
 }
@@ -488,7 +489,7 @@ func (l *realLab) renewCertificates(cps []string) map[string]time.Time {
 // leading controller then starts a certs-renew workflow by itself (listed by deckctl
 // workflow list as created by deckhand-controller, with the certificate that crossed),
 // which renews both control planes, once.
-func (l *realLab) autoRenewal(cps []string, version string, before map[string]time.Time) {
+func (l *realLab) autoRenewal(cps []string, version string, before map[string]time.Time) string {
 	t := l.t
 	life := time.Duration(1<<63 - 1)
 	var newest time.Time
@@ -535,7 +536,7 @@ func (l *realLab) autoRenewal(cps []string, version string, before map[string]ti
 		}
 		var auto []string
 		for _, line := range strings.Split(list, "\n") {
-			if strings.Contains(line, "certs-renew") && strings.Contains(line, "deckhand-controller: ") {
+			if strings.Contains(line, "certs renew") && strings.Contains(line, "deckhand-controller: ") {
 				auto = append(auto, line)
 			}
 		}
@@ -569,6 +570,144 @@ func (l *realLab) autoRenewal(cps []string, version string, before map[string]ti
 			t.Errorf("after the automatic renewal: %v", err)
 		}
 	}
+	return text
+}
+
+// etcdBackupAndRestore: spec.etcd.backup makes the leader take scheduled snapshots on both
+// control planes; a ConfigMap written, a snapshot taken (deckctl etcd snapshot), the
+// ConfigMap deleted; a truncated snapshot is refused with nothing stopped, a healthy
+// cluster without --force too; deckctl etcd restore --force brings the ConfigMap back, with
+// both control planes' etcd members and every node Ready.
+func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
+	t := l.t
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	doc = strings.Replace(doc, "  certificates: {", "  etcd: {backup: {schedule: 10m, keep: 2}}\n  certificates: {", 1)
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.deckctl("apply", "-f", file); err != nil || !strings.Contains(out, "spec.etcd.backup") {
+		t.Fatalf("deckctl apply with etcd.backup: %v\n%s", err, out)
+	}
+	type snap struct {
+		Node, Name, SHA256 string
+		Size               uint64
+		Damaged            bool
+	}
+	snapshots := func() []snap {
+		out, err := l.deckctl("etcd", "snapshots", "-o", "json")
+		if err != nil {
+			t.Fatalf("deckctl etcd snapshots: %v\n%s", err, out)
+		}
+		var v struct{ Snapshots []snap }
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("deckctl etcd snapshots -o json: %v\n%s", err, out)
+		}
+		return v.Snapshots
+	}
+	testcluster.WaitFor(t, 4*time.Minute, func() error {
+		on := map[string]bool{}
+		for _, s := range snapshots() {
+			if strings.HasPrefix(s.Name, "scheduled-") && s.Size > 0 && len(s.SHA256) == 64 {
+				on[s.Node] = true
+			}
+		}
+		for _, n := range cps {
+			if !on[n] {
+				return fmt.Errorf("no scheduled snapshot listed on %s yet", n)
+			}
+		}
+		return nil
+	})
+	listing, _ := l.deckctl("etcd", "snapshots")
+	t.Logf("deckctl etcd snapshots:\n%s", listing)
+
+	if out, err := l.kubectl("create", "configmap", "restore-check", "--from-literal=written=before-the-snapshot"); err != nil {
+		t.Fatalf("kubectl create configmap: %v\n%s", err, out)
+	}
+	out, err := l.deckctl("etcd", "snapshot", "--node", cps[0], "--name", "before-delete")
+	if err != nil || !strings.Contains(out, "snapshot before-delete on "+cps[0]) {
+		t.Fatalf("deckctl etcd snapshot: %v\n%s", err, out)
+	}
+	t.Logf("deckctl etcd snapshot: %s", lastLine(out))
+	if out, err := l.deckctl("etcd", "snapshot", "--node", cps[0], "--name", "to-truncate"); err != nil {
+		t.Fatalf("deckctl etcd snapshot: %v\n%s", err, out)
+	}
+	if out, err := l.kubectl("delete", "configmap", "restore-check"); err != nil {
+		t.Fatalf("kubectl delete configmap: %v\n%s", err, out)
+	}
+	if members, err := l.deckctl("etcd", "members"); err != nil || !strings.Contains(members, "node-1, node-4; 2 healthy") {
+		t.Errorf("deckctl etcd members: %v\n%s", err, members)
+	}
+
+	pids := func() string {
+		var out []string
+		for _, n := range cps {
+			for _, comp := range []string{"etcd", "kube-apiserver"} {
+				out = append(out, fmt.Sprint(n, comp, l.hostPIDs(n, comp)))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	running := pids()
+	// A snapshot cut in half on the disk: refused by its SHA-256 before anything stops.
+	cut := filepath.Join(l.dir, cps[0], "fs", "var", "lib", "deckhand", "etcd-snapshots", "to-truncate.db")
+	fi, err := os.Stat(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(cut, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	out, err = l.deckctl("etcd", "restore", "--from", "to-truncate", "--force")
+	if err == nil || !strings.Contains(out, "SNAPSHOT_CORRUPT") || !strings.Contains(out, "truncated") {
+		t.Errorf("a restore from a truncated snapshot: %v, want it refused naming the damage:\n%s", err, out)
+	}
+	if now := pids(); now != running {
+		t.Errorf("a refused restore stopped something: %s before, %s after", running, now)
+	}
+	// A healthy cluster: refused without --force, nothing stopped.
+	out, err = l.deckctl("etcd", "restore", "--from", "before-delete")
+	if err == nil || !strings.Contains(out, "CLUSTER_HEALTHY") || !strings.Contains(out, "--force") {
+		t.Errorf("a restore of a healthy cluster without --force: %v, want it refused:\n%s", err, out)
+	}
+	if now := pids(); now != running {
+		t.Errorf("a refused restore stopped something: %s before, %s after", running, now)
+	}
+
+	start := time.Now()
+	out, err = l.deckctl("etcd", "restore", "--from", "before-delete", "--force", "--timeout", "15m")
+	if err != nil || !strings.Contains(out, "succeeded") {
+		t.Fatalf("deckctl etcd restore: %v\n%s", err, out)
+	}
+	t.Logf("deckctl etcd restore took %v:\n%s", time.Since(start).Round(time.Second), out)
+	testcluster.WaitFor(t, 3*time.Minute, func() error {
+		v, err := l.kubectl("get", "configmap", "restore-check", "-o", "jsonpath={.data.written}")
+		if err != nil || v != "before-the-snapshot" {
+			return fmt.Errorf("the ConfigMap after the restore: %v %q", err, v)
+		}
+		for _, n := range all {
+			if err := l.nodeReady(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got := l.etcdMembers(); !slices.Equal(got, sorted(slices.Clone(cps))) {
+		t.Errorf("etcd members after the restore: %v, want %v", got, cps)
+	}
+	if now := pids(); now == running {
+		t.Errorf("etcd and the API servers were not restarted by the restore: %s", now)
+	}
+	for _, n := range cps {
+		if kept, _ := filepath.Glob(filepath.Join(l.dir, n, "fs", "var", "lib", "etcd.before-restore-*", "member")); len(kept) != 1 {
+			t.Errorf("%s: the old etcd data directory was not kept: %v", n, kept)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // servedCert is the certificate a server of node presents to a new TLS connection, made with

@@ -68,6 +68,10 @@ var kinds = []Kind{
 		Outputs: []string{"upgraded"}},
 	{Name: "certs_renew", Summary: "renew a control plane's kubeadm certificates and restart its static pods", StepTimeout: 20 * time.Minute, ChangesFacts: true,
 		Outputs: []string{"renewed", "expires"}},
+	{Name: "etcd_snapshot", Summary: "take an etcd snapshot through a control plane's member and keep it there", StepTimeout: 30 * time.Minute, ChangesFacts: true,
+		Outputs: []string{"name", "path", "sha256", "size", "revision"}},
+	{Name: "etcd_restore", Summary: "one phase of an etcd restore: check, stop, restore or re-join", StepTimeout: 20 * time.Minute, ChangesFacts: true,
+		Outputs: []string{"healthy", "restored", "rejoined"}},
 	{Name: "cluster_health", Summary: "check the API server, every node's readiness and every etcd member, from a control plane", StepTimeout: 3 * time.Minute,
 		Outputs: []string{"nodes", "members"}},
 }

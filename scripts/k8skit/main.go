@@ -67,7 +67,7 @@ var iptablesNames = []string{"iptables", "iptables-save", "iptables-restore", "i
 
 // alongside are the kit's other binaries an image carries in /usr/local/bin beside its own, as
 // the registry.k8s.io image of that name does.
-var alongside = map[string][]string{"etcd": {"etcdctl"}}
+var alongside = map[string][]string{"etcd": {"etcdctl", "etcdutl"}}
 
 // shape is how an image carries the kit's binary: by default the binary named as the image's
 // component, in /usr/local/bin and its entrypoint, without iptables.

@@ -56,7 +56,7 @@ func NewRoot(out, errOut io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.controllers, "controller", os.Getenv("DECKHAND_CONTROLLER"), "comma-separated controller addresses, overriding the config's (env DECKHAND_CONTROLLER)")
 	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 15*time.Second, "how long to wait for the controller")
 	root.PersistentFlags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
-	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o), newTaskCmd(o), newCredentialsCmd(o), newCertsCmd(o), newKubeconfigCmd(o))
+	root.AddCommand(newMembersCmd(o), newNodesCmd(o), newNodeCmd(o), newTokenCmd(o), newTaskCmd(o), newCredentialsCmd(o), newCertsCmd(o), newEtcdCmd(o), newKubeconfigCmd(o))
 	root.AddCommand(newWorkflowCmds(o)...)
 	root.AddCommand(newVersionCmd(o))
 	o.addCompletion(root)

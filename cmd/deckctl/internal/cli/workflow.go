@@ -373,6 +373,8 @@ func wfKind(wf *apiv1.Workflow) string {
 		return fmt.Sprintf("upgrade to %s (%d nodes)%s", k.Upgrade.GetKubernetesVersion(), len(wf.GetNodes()), dry)
 	case *apiv1.WorkflowSpec_CertsRenew:
 		return fmt.Sprintf("certs renew (%d control planes)%s", len(wf.GetNodes()), dry)
+	case *apiv1.WorkflowSpec_EtcdRestore:
+		return fmt.Sprintf("etcd restore from %s (%d control planes)%s", k.EtcdRestore.GetSnapshot(), len(wf.GetNodes()), dry)
 	}
 	return "unknown"
 }

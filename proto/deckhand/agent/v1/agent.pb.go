@@ -624,8 +624,11 @@ type Facts struct {
 	// The kubelet's rotateCertificates setting (/var/lib/kubelet/config.yaml): whether it
 	// renews its own client certificate. Unset when the file is not there.
 	KubeletRotatesCertificates *bool `protobuf:"varint,20,opt,name=kubelet_rotates_certificates,json=kubeletRotatesCertificates,proto3,oneof" json:"kubelet_rotates_certificates,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// The etcd snapshots on this control plane (/var/lib/deckhand/etcd-snapshots), newest
+	// first, at most 64.
+	EtcdSnapshots []*EtcdSnapshot `protobuf:"bytes,21,rep,name=etcd_snapshots,json=etcdSnapshots,proto3" json:"etcd_snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Facts) Reset() {
@@ -798,6 +801,13 @@ func (x *Facts) GetKubeletRotatesCertificates() bool {
 	return false
 }
 
+func (x *Facts) GetEtcdSnapshots() []*EtcdSnapshot {
+	if x != nil {
+		return x.EtcdSnapshots
+	}
+	return nil
+}
+
 // Certificate is one certificate a node holds.
 type Certificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -917,6 +927,93 @@ func (x *Certificate) GetSerial() string {
 	return ""
 }
 
+// EtcdSnapshot is an etcd snapshot file a control plane keeps.
+type EtcdSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The file's size now, and its size and SHA-256 (hex) when it was taken.
+	Size         uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256       string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	RecordedSize uint64 `protobuf:"varint,4,opt,name=recorded_size,json=recordedSize,proto3" json:"recorded_size,omitempty"`
+	// The store's revision when it was taken.
+	Revision      int64                  `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	Taken         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=taken,proto3" json:"taken,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdSnapshot) Reset() {
+	*x = EtcdSnapshot{}
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdSnapshot) ProtoMessage() {}
+
+func (x *EtcdSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdSnapshot.ProtoReflect.Descriptor instead.
+func (*EtcdSnapshot) Descriptor() ([]byte, []int) {
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EtcdSnapshot) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *EtcdSnapshot) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *EtcdSnapshot) GetRecordedSize() uint64 {
+	if x != nil {
+		return x.RecordedSize
+	}
+	return 0
+}
+
+func (x *EtcdSnapshot) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *EtcdSnapshot) GetTaken() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Taken
+	}
+	return nil
+}
+
 // RuntimeFacts describe the container runtime as seen through the CRI API.
 type RuntimeFacts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -932,7 +1029,7 @@ type RuntimeFacts struct {
 
 func (x *RuntimeFacts) Reset() {
 	*x = RuntimeFacts{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1041,7 @@ func (x *RuntimeFacts) String() string {
 func (*RuntimeFacts) ProtoMessage() {}
 
 func (x *RuntimeFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1054,7 @@ func (x *RuntimeFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeFacts.ProtoReflect.Descriptor instead.
 func (*RuntimeFacts) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RuntimeFacts) GetSocket() string {
@@ -1014,7 +1111,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1123,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1136,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
@@ -1067,7 +1164,7 @@ type TaskAck struct {
 
 func (x *TaskAck) Reset() {
 	*x = TaskAck{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1176,7 @@ func (x *TaskAck) String() string {
 func (*TaskAck) ProtoMessage() {}
 
 func (x *TaskAck) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1189,7 @@ func (x *TaskAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAck.ProtoReflect.Descriptor instead.
 func (*TaskAck) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskAck) GetTaskId() string {
@@ -1122,7 +1219,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1231,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1244,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Welcome) GetHeartbeatInterval() *durationpb.Duration {
@@ -1174,7 +1271,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1283,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1296,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskAssignment) GetTask() *v1.Task {
@@ -1220,7 +1317,7 @@ type TaskCancel struct {
 
 func (x *TaskCancel) Reset() {
 	*x = TaskCancel{}
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1329,7 @@ func (x *TaskCancel) String() string {
 func (*TaskCancel) ProtoMessage() {}
 
 func (x *TaskCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1342,7 @@ func (x *TaskCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCancel.ProtoReflect.Descriptor instead.
 func (*TaskCancel) Descriptor() ([]byte, []int) {
-	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskCancel) GetTaskId() string {
@@ -1303,7 +1400,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xa8\a\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xf0\a\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +
@@ -1328,7 +1425,8 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\rroute_address\x18\x11 \x01(\tR\frouteAddress\x122\n" +
 	"\x15control_plane_version\x18\x12 \x01(\tR\x13controlPlaneVersion\x12B\n" +
 	"\fcertificates\x18\x13 \x03(\v2\x1e.deckhand.agent.v1.CertificateR\fcertificates\x12E\n" +
-	"\x1ckubelet_rotates_certificates\x18\x14 \x01(\bH\x01R\x1akubeletRotatesCertificates\x88\x01\x01\x1a?\n" +
+	"\x1ckubelet_rotates_certificates\x18\x14 \x01(\bH\x01R\x1akubeletRotatesCertificates\x88\x01\x01\x12F\n" +
+	"\x0eetcd_snapshots\x18\x15 \x03(\v2\x1f.deckhand.agent.v1.EtcdSnapshotR\retcdSnapshots\x1a?\n" +
 	"\x11KubeVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +
@@ -1345,7 +1443,14 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\x02ca\x18\a \x01(\bR\x02ca\x12\x1d\n" +
 	"\n" +
 	"renewed_by\x18\b \x01(\tR\trenewedBy\x12\x16\n" +
-	"\x06serial\x18\t \x01(\tR\x06serial\"\xc5\x01\n" +
+	"\x06serial\x18\t \x01(\tR\x06serial\"\xc1\x01\n" +
+	"\fEtcdSnapshot\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12#\n" +
+	"\rrecorded_size\x18\x04 \x01(\x04R\frecordedSize\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x03R\brevision\x120\n" +
+	"\x05taken\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05taken\"\xc5\x01\n" +
 	"\fRuntimeFacts\x12\x16\n" +
 	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
 	"\x0esocket_present\x18\x02 \x01(\bR\rsocketPresent\x12\x12\n" +
@@ -1387,7 +1492,7 @@ func file_deckhand_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_deckhand_agent_v1_agent_proto_rawDescData
 }
 
-var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_deckhand_agent_v1_agent_proto_goTypes = []any{
 	(*RenewCertificateRequest)(nil),  // 0: deckhand.agent.v1.RenewCertificateRequest
 	(*RenewCertificateResponse)(nil), // 1: deckhand.agent.v1.RenewCertificateResponse
@@ -1398,49 +1503,52 @@ var file_deckhand_agent_v1_agent_proto_goTypes = []any{
 	(*Hello)(nil),                    // 6: deckhand.agent.v1.Hello
 	(*Facts)(nil),                    // 7: deckhand.agent.v1.Facts
 	(*Certificate)(nil),              // 8: deckhand.agent.v1.Certificate
-	(*RuntimeFacts)(nil),             // 9: deckhand.agent.v1.RuntimeFacts
-	(*Heartbeat)(nil),                // 10: deckhand.agent.v1.Heartbeat
-	(*TaskAck)(nil),                  // 11: deckhand.agent.v1.TaskAck
-	(*Welcome)(nil),                  // 12: deckhand.agent.v1.Welcome
-	(*TaskAssignment)(nil),           // 13: deckhand.agent.v1.TaskAssignment
-	(*TaskCancel)(nil),               // 14: deckhand.agent.v1.TaskCancel
-	nil,                              // 15: deckhand.agent.v1.Facts.KubeVersionsEntry
-	(*v1.TaskEvent)(nil),             // 16: deckhand.task.v1.TaskEvent
-	(*v1.TaskResult)(nil),            // 17: deckhand.task.v1.TaskResult
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 19: google.protobuf.Duration
-	(*v1.Task)(nil),                  // 20: deckhand.task.v1.Task
+	(*EtcdSnapshot)(nil),             // 9: deckhand.agent.v1.EtcdSnapshot
+	(*RuntimeFacts)(nil),             // 10: deckhand.agent.v1.RuntimeFacts
+	(*Heartbeat)(nil),                // 11: deckhand.agent.v1.Heartbeat
+	(*TaskAck)(nil),                  // 12: deckhand.agent.v1.TaskAck
+	(*Welcome)(nil),                  // 13: deckhand.agent.v1.Welcome
+	(*TaskAssignment)(nil),           // 14: deckhand.agent.v1.TaskAssignment
+	(*TaskCancel)(nil),               // 15: deckhand.agent.v1.TaskCancel
+	nil,                              // 16: deckhand.agent.v1.Facts.KubeVersionsEntry
+	(*v1.TaskEvent)(nil),             // 17: deckhand.task.v1.TaskEvent
+	(*v1.TaskResult)(nil),            // 18: deckhand.task.v1.TaskResult
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 20: google.protobuf.Duration
+	(*v1.Task)(nil),                  // 21: deckhand.task.v1.Task
 }
 var file_deckhand_agent_v1_agent_proto_depIdxs = []int32{
 	6,  // 0: deckhand.agent.v1.SessionRequest.hello:type_name -> deckhand.agent.v1.Hello
-	10, // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
-	16, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
-	17, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
-	11, // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
+	11, // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
+	17, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
+	18, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
+	12, // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
 	7,  // 5: deckhand.agent.v1.SessionRequest.facts:type_name -> deckhand.agent.v1.Facts
-	12, // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
-	13, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
-	14, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
+	13, // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
+	14, // 7: deckhand.agent.v1.SessionResponse.assignment:type_name -> deckhand.agent.v1.TaskAssignment
+	15, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
 	7,  // 9: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
-	9,  // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
-	15, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
+	10, // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
+	16, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
 	8,  // 12: deckhand.agent.v1.Facts.certificates:type_name -> deckhand.agent.v1.Certificate
-	18, // 13: deckhand.agent.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	18, // 14: deckhand.agent.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	18, // 15: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	19, // 16: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	20, // 17: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
-	2,  // 18: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
-	4,  // 19: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
-	0,  // 20: deckhand.agent.v1.AgentService.RenewCertificate:input_type -> deckhand.agent.v1.RenewCertificateRequest
-	3,  // 21: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
-	5,  // 22: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
-	1,  // 23: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
-	21, // [21:24] is the sub-list for method output_type
-	18, // [18:21] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	9,  // 13: deckhand.agent.v1.Facts.etcd_snapshots:type_name -> deckhand.agent.v1.EtcdSnapshot
+	19, // 14: deckhand.agent.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	19, // 15: deckhand.agent.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	19, // 16: deckhand.agent.v1.EtcdSnapshot.taken:type_name -> google.protobuf.Timestamp
+	19, // 17: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	20, // 18: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	21, // 19: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
+	2,  // 20: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
+	4,  // 21: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
+	0,  // 22: deckhand.agent.v1.AgentService.RenewCertificate:input_type -> deckhand.agent.v1.RenewCertificateRequest
+	3,  // 23: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
+	5,  // 24: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
+	1,  // 25: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
+	23, // [23:26] is the sub-list for method output_type
+	20, // [20:23] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_agent_v1_agent_proto_init() }
@@ -1468,7 +1576,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_agent_v1_agent_proto_rawDesc), len(file_deckhand_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

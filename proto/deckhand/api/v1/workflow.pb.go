@@ -586,6 +586,72 @@ func (x *CertsRenewWorkflow) GetNodes() []string {
 	return nil
 }
 
+// EtcdRestoreWorkflow replaces the cluster's etcd with a snapshot a control plane keeps:
+// every control plane stopped, the snapshot restored on the one holding it (a new data
+// directory, a new etcd cluster ID), started, then the others re-joined to it one by one.
+type EtcdRestoreWorkflow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot's name as deckctl etcd snapshots lists it.
+	Snapshot string `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The control plane holding it; empty: the one that does (refused when several do).
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// Restore although the cluster is healthy.
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdRestoreWorkflow) Reset() {
+	*x = EtcdRestoreWorkflow{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdRestoreWorkflow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdRestoreWorkflow) ProtoMessage() {}
+
+func (x *EtcdRestoreWorkflow) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdRestoreWorkflow.ProtoReflect.Descriptor instead.
+func (*EtcdRestoreWorkflow) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EtcdRestoreWorkflow) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *EtcdRestoreWorkflow) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *EtcdRestoreWorkflow) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
 // ResetWorkflow removes a node from the cluster and resets it.
 type ResetWorkflow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -598,7 +664,7 @@ type ResetWorkflow struct {
 
 func (x *ResetWorkflow) Reset() {
 	*x = ResetWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +676,7 @@ func (x *ResetWorkflow) String() string {
 func (*ResetWorkflow) ProtoMessage() {}
 
 func (x *ResetWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +689,7 @@ func (x *ResetWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetWorkflow.ProtoReflect.Descriptor instead.
 func (*ResetWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{5}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ResetWorkflow) GetNode() string {
@@ -658,7 +724,7 @@ type ApplyWorkflow struct {
 
 func (x *ApplyWorkflow) Reset() {
 	*x = ApplyWorkflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +736,7 @@ func (x *ApplyWorkflow) String() string {
 func (*ApplyWorkflow) ProtoMessage() {}
 
 func (x *ApplyWorkflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +749,7 @@ func (x *ApplyWorkflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyWorkflow.ProtoReflect.Descriptor instead.
 func (*ApplyWorkflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyWorkflow) GetClusterYaml() []byte {
@@ -704,6 +770,7 @@ type WorkflowSpec struct {
 	//	*WorkflowSpec_Apply
 	//	*WorkflowSpec_Upgrade
 	//	*WorkflowSpec_CertsRenew
+	//	*WorkflowSpec_EtcdRestore
 	Kind isWorkflowSpec_Kind `protobuf_oneof:"kind"`
 	// Run every task as a dry-run and report the changes per host.
 	DryRun        bool `protobuf:"varint,10,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
@@ -713,7 +780,7 @@ type WorkflowSpec struct {
 
 func (x *WorkflowSpec) Reset() {
 	*x = WorkflowSpec{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +792,7 @@ func (x *WorkflowSpec) String() string {
 func (*WorkflowSpec) ProtoMessage() {}
 
 func (x *WorkflowSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +805,7 @@ func (x *WorkflowSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowSpec.ProtoReflect.Descriptor instead.
 func (*WorkflowSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkflowSpec) GetKind() isWorkflowSpec_Kind {
@@ -802,6 +869,15 @@ func (x *WorkflowSpec) GetCertsRenew() *CertsRenewWorkflow {
 	return nil
 }
 
+func (x *WorkflowSpec) GetEtcdRestore() *EtcdRestoreWorkflow {
+	if x != nil {
+		if x, ok := x.Kind.(*WorkflowSpec_EtcdRestore); ok {
+			return x.EtcdRestore
+		}
+	}
+	return nil
+}
+
 func (x *WorkflowSpec) GetDryRun() bool {
 	if x != nil {
 		return x.DryRun
@@ -837,6 +913,10 @@ type WorkflowSpec_CertsRenew struct {
 	CertsRenew *CertsRenewWorkflow `protobuf:"bytes,6,opt,name=certs_renew,json=certsRenew,proto3,oneof"`
 }
 
+type WorkflowSpec_EtcdRestore struct {
+	EtcdRestore *EtcdRestoreWorkflow `protobuf:"bytes,7,opt,name=etcd_restore,json=etcdRestore,proto3,oneof"`
+}
+
 func (*WorkflowSpec_Init) isWorkflowSpec_Kind() {}
 
 func (*WorkflowSpec_Join) isWorkflowSpec_Kind() {}
@@ -848,6 +928,8 @@ func (*WorkflowSpec_Apply) isWorkflowSpec_Kind() {}
 func (*WorkflowSpec_Upgrade) isWorkflowSpec_Kind() {}
 
 func (*WorkflowSpec_CertsRenew) isWorkflowSpec_Kind() {}
+
+func (*WorkflowSpec_EtcdRestore) isWorkflowSpec_Kind() {}
 
 // Step is one node of the workflow DAG.
 type Step struct {
@@ -905,7 +987,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +999,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1012,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Step) GetName() string {
@@ -1144,7 +1226,7 @@ type StepInput struct {
 
 func (x *StepInput) Reset() {
 	*x = StepInput{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1238,7 @@ func (x *StepInput) String() string {
 func (*StepInput) ProtoMessage() {}
 
 func (x *StepInput) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1251,7 @@ func (x *StepInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepInput.ProtoReflect.Descriptor instead.
 func (*StepInput) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StepInput) GetField() string {
@@ -1221,7 +1303,7 @@ type Workflow struct {
 
 func (x *Workflow) Reset() {
 	*x = Workflow{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1315,7 @@ func (x *Workflow) String() string {
 func (*Workflow) ProtoMessage() {}
 
 func (x *Workflow) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1328,7 @@ func (x *Workflow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workflow.ProtoReflect.Descriptor instead.
 func (*Workflow) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Workflow) GetId() string {
@@ -1347,7 +1429,7 @@ type CreateWorkflowRequest struct {
 
 func (x *CreateWorkflowRequest) Reset() {
 	*x = CreateWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1441,7 @@ func (x *CreateWorkflowRequest) String() string {
 func (*CreateWorkflowRequest) ProtoMessage() {}
 
 func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1454,7 @@ func (x *CreateWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateWorkflowRequest) GetSpec() *WorkflowSpec {
@@ -1398,7 +1480,7 @@ type PlanWorkflowRequest struct {
 
 func (x *PlanWorkflowRequest) Reset() {
 	*x = PlanWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1492,7 @@ func (x *PlanWorkflowRequest) String() string {
 func (*PlanWorkflowRequest) ProtoMessage() {}
 
 func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1505,7 @@ func (x *PlanWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*PlanWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PlanWorkflowRequest) GetSpec() *WorkflowSpec {
@@ -1448,7 +1530,7 @@ type PlanWorkflowResponse struct {
 
 func (x *PlanWorkflowResponse) Reset() {
 	*x = PlanWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1542,7 @@ func (x *PlanWorkflowResponse) String() string {
 func (*PlanWorkflowResponse) ProtoMessage() {}
 
 func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[13]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1555,7 @@ func (x *PlanWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*PlanWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PlanWorkflowResponse) GetWorkflow() *Workflow {
@@ -1520,7 +1602,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1614,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[14]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1627,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -1622,7 +1704,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1716,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[15]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1729,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Cluster) GetSpec() *v1.ClusterSpec {
@@ -1707,7 +1789,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1801,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[16]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1814,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 type GetClusterResponse struct {
@@ -1745,7 +1827,7 @@ type GetClusterResponse struct {
 
 func (x *GetClusterResponse) Reset() {
 	*x = GetClusterResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1839,7 @@ func (x *GetClusterResponse) String() string {
 func (*GetClusterResponse) ProtoMessage() {}
 
 func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[17]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1852,7 @@ func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetClusterResponse) GetCluster() *Cluster {
@@ -1797,7 +1879,7 @@ type CreateKubeconfigRequest struct {
 
 func (x *CreateKubeconfigRequest) Reset() {
 	*x = CreateKubeconfigRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1891,7 @@ func (x *CreateKubeconfigRequest) String() string {
 func (*CreateKubeconfigRequest) ProtoMessage() {}
 
 func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[18]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1904,7 @@ func (x *CreateKubeconfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKubeconfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateKubeconfigRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateKubeconfigRequest) GetName() string {
@@ -1873,7 +1955,7 @@ type CreateKubeconfigResponse struct {
 
 func (x *CreateKubeconfigResponse) Reset() {
 	*x = CreateKubeconfigResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1967,7 @@ func (x *CreateKubeconfigResponse) String() string {
 func (*CreateKubeconfigResponse) ProtoMessage() {}
 
 func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[19]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1980,7 @@ func (x *CreateKubeconfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKubeconfigResponse.ProtoReflect.Descriptor instead.
 func (*CreateKubeconfigResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateKubeconfigResponse) GetCertificatePem() string {
@@ -1959,7 +2041,7 @@ type CreateWorkflowResponse struct {
 
 func (x *CreateWorkflowResponse) Reset() {
 	*x = CreateWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2053,7 @@ func (x *CreateWorkflowResponse) String() string {
 func (*CreateWorkflowResponse) ProtoMessage() {}
 
 func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[20]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2066,7 @@ func (x *CreateWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateWorkflowResponse) GetWorkflow() *Workflow {
@@ -2003,7 +2085,7 @@ type GetWorkflowRequest struct {
 
 func (x *GetWorkflowRequest) Reset() {
 	*x = GetWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2097,7 @@ func (x *GetWorkflowRequest) String() string {
 func (*GetWorkflowRequest) ProtoMessage() {}
 
 func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[21]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2110,7 @@ func (x *GetWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetWorkflowRequest) GetId() string {
@@ -2047,7 +2129,7 @@ type GetWorkflowResponse struct {
 
 func (x *GetWorkflowResponse) Reset() {
 	*x = GetWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2141,7 @@ func (x *GetWorkflowResponse) String() string {
 func (*GetWorkflowResponse) ProtoMessage() {}
 
 func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[22]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2154,7 @@ func (x *GetWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetWorkflowResponse) GetWorkflow() *Workflow {
@@ -2097,7 +2179,7 @@ type ListWorkflowsRequest struct {
 
 func (x *ListWorkflowsRequest) Reset() {
 	*x = ListWorkflowsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2191,7 @@ func (x *ListWorkflowsRequest) String() string {
 func (*ListWorkflowsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[23]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2204,7 @@ func (x *ListWorkflowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListWorkflowsRequest) GetState() WorkflowState {
@@ -2157,7 +2239,7 @@ type ListWorkflowsResponse struct {
 
 func (x *ListWorkflowsResponse) Reset() {
 	*x = ListWorkflowsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2251,7 @@ func (x *ListWorkflowsResponse) String() string {
 func (*ListWorkflowsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[24]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2264,7 @@ func (x *ListWorkflowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListWorkflowsResponse) GetWorkflows() []*Workflow {
@@ -2208,7 +2290,7 @@ type CancelWorkflowRequest struct {
 
 func (x *CancelWorkflowRequest) Reset() {
 	*x = CancelWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2302,7 @@ func (x *CancelWorkflowRequest) String() string {
 func (*CancelWorkflowRequest) ProtoMessage() {}
 
 func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[25]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2315,7 @@ func (x *CancelWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelWorkflowRequest) GetId() string {
@@ -2252,7 +2334,7 @@ type CancelWorkflowResponse struct {
 
 func (x *CancelWorkflowResponse) Reset() {
 	*x = CancelWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2346,7 @@ func (x *CancelWorkflowResponse) String() string {
 func (*CancelWorkflowResponse) ProtoMessage() {}
 
 func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[26]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2359,7 @@ func (x *CancelWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*CancelWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelWorkflowResponse) GetWorkflow() *Workflow {
@@ -2296,7 +2378,7 @@ type PauseWorkflowRequest struct {
 
 func (x *PauseWorkflowRequest) Reset() {
 	*x = PauseWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2390,7 @@ func (x *PauseWorkflowRequest) String() string {
 func (*PauseWorkflowRequest) ProtoMessage() {}
 
 func (x *PauseWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[27]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2403,7 @@ func (x *PauseWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*PauseWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PauseWorkflowRequest) GetId() string {
@@ -2340,7 +2422,7 @@ type PauseWorkflowResponse struct {
 
 func (x *PauseWorkflowResponse) Reset() {
 	*x = PauseWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2434,7 @@ func (x *PauseWorkflowResponse) String() string {
 func (*PauseWorkflowResponse) ProtoMessage() {}
 
 func (x *PauseWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[28]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2447,7 @@ func (x *PauseWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*PauseWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PauseWorkflowResponse) GetWorkflow() *Workflow {
@@ -2384,7 +2466,7 @@ type ResumeWorkflowRequest struct {
 
 func (x *ResumeWorkflowRequest) Reset() {
 	*x = ResumeWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2478,7 @@ func (x *ResumeWorkflowRequest) String() string {
 func (*ResumeWorkflowRequest) ProtoMessage() {}
 
 func (x *ResumeWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[29]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2491,7 @@ func (x *ResumeWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*ResumeWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ResumeWorkflowRequest) GetId() string {
@@ -2428,7 +2510,7 @@ type ResumeWorkflowResponse struct {
 
 func (x *ResumeWorkflowResponse) Reset() {
 	*x = ResumeWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2522,7 @@ func (x *ResumeWorkflowResponse) String() string {
 func (*ResumeWorkflowResponse) ProtoMessage() {}
 
 func (x *ResumeWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[30]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2535,7 @@ func (x *ResumeWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*ResumeWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ResumeWorkflowResponse) GetWorkflow() *Workflow {
@@ -2472,7 +2554,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2566,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[31]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2579,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryWorkflowRequest) GetId() string {
@@ -2516,7 +2598,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[32]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2610,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[32]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2623,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RetryWorkflowResponse) GetWorkflow() *Workflow {
@@ -2560,7 +2642,7 @@ type WatchWorkflowRequest struct {
 
 func (x *WatchWorkflowRequest) Reset() {
 	*x = WatchWorkflowRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[33]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2654,7 @@ func (x *WatchWorkflowRequest) String() string {
 func (*WatchWorkflowRequest) ProtoMessage() {}
 
 func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[33]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2667,7 @@ func (x *WatchWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchWorkflowRequest) GetId() string {
@@ -2608,7 +2690,7 @@ type WatchWorkflowResponse struct {
 
 func (x *WatchWorkflowResponse) Reset() {
 	*x = WatchWorkflowResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[34]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +2702,7 @@ func (x *WatchWorkflowResponse) String() string {
 func (*WatchWorkflowResponse) ProtoMessage() {}
 
 func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[34]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +2715,7 @@ func (x *WatchWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{34}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchWorkflowResponse) GetUpdate() isWatchWorkflowResponse_Update {
@@ -2694,7 +2776,7 @@ type GetWorkflowLogsRequest struct {
 
 func (x *GetWorkflowLogsRequest) Reset() {
 	*x = GetWorkflowLogsRequest{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[35]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2706,7 +2788,7 @@ func (x *GetWorkflowLogsRequest) String() string {
 func (*GetWorkflowLogsRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[35]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2719,7 +2801,7 @@ func (x *GetWorkflowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{35}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetWorkflowLogsRequest) GetId() string {
@@ -2761,7 +2843,7 @@ type GetWorkflowLogsResponse struct {
 
 func (x *GetWorkflowLogsResponse) Reset() {
 	*x = GetWorkflowLogsResponse{}
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[36]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2855,7 @@ func (x *GetWorkflowLogsResponse) String() string {
 func (*GetWorkflowLogsResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[36]
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2868,7 @@ func (x *GetWorkflowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{36}
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetWorkflowLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -2842,13 +2924,17 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
 	"\x12CertsRenewWorkflow\x12\x14\n" +
-	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"y\n" +
+	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"[\n" +
+	"\x13EtcdRestoreWorkflow\x12\x1a\n" +
+	"\bsnapshot\x18\x01 \x01(\tR\bsnapshot\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"y\n" +
 	"\rResetWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\"2\n" +
 	"\rApplyWorkflow\x12!\n" +
-	"\fcluster_yaml\x18\x01 \x01(\fR\vclusterYaml\"\x8f\x03\n" +
+	"\fcluster_yaml\x18\x01 \x01(\fR\vclusterYaml\"\xda\x03\n" +
 	"\fWorkflowSpec\x123\n" +
 	"\x04init\x18\x01 \x01(\v2\x1d.deckhand.api.v1.InitWorkflowH\x00R\x04init\x123\n" +
 	"\x04join\x18\x02 \x01(\v2\x1d.deckhand.api.v1.JoinWorkflowH\x00R\x04join\x126\n" +
@@ -2856,7 +2942,8 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x05apply\x18\x04 \x01(\v2\x1e.deckhand.api.v1.ApplyWorkflowH\x00R\x05apply\x12<\n" +
 	"\aupgrade\x18\x05 \x01(\v2 .deckhand.api.v1.UpgradeWorkflowH\x00R\aupgrade\x12F\n" +
 	"\vcerts_renew\x18\x06 \x01(\v2#.deckhand.api.v1.CertsRenewWorkflowH\x00R\n" +
-	"certsRenew\x12\x17\n" +
+	"certsRenew\x12I\n" +
+	"\fetcd_restore\x18\a \x01(\v2$.deckhand.api.v1.EtcdRestoreWorkflowH\x00R\vetcdRestore\x12\x17\n" +
 	"\adry_run\x18\n" +
 	" \x01(\bR\x06dryRunB\x06\n" +
 	"\x04kind\"\xf8\b\n" +
@@ -3052,7 +3139,7 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                   // 1: deckhand.api.v1.StepState
@@ -3062,145 +3149,147 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*JoinWorkflow)(nil),             // 5: deckhand.api.v1.JoinWorkflow
 	(*UpgradeWorkflow)(nil),          // 6: deckhand.api.v1.UpgradeWorkflow
 	(*CertsRenewWorkflow)(nil),       // 7: deckhand.api.v1.CertsRenewWorkflow
-	(*ResetWorkflow)(nil),            // 8: deckhand.api.v1.ResetWorkflow
-	(*ApplyWorkflow)(nil),            // 9: deckhand.api.v1.ApplyWorkflow
-	(*WorkflowSpec)(nil),             // 10: deckhand.api.v1.WorkflowSpec
-	(*Step)(nil),                     // 11: deckhand.api.v1.Step
-	(*StepInput)(nil),                // 12: deckhand.api.v1.StepInput
-	(*Workflow)(nil),                 // 13: deckhand.api.v1.Workflow
-	(*CreateWorkflowRequest)(nil),    // 14: deckhand.api.v1.CreateWorkflowRequest
-	(*PlanWorkflowRequest)(nil),      // 15: deckhand.api.v1.PlanWorkflowRequest
-	(*PlanWorkflowResponse)(nil),     // 16: deckhand.api.v1.PlanWorkflowResponse
-	(*ClusterNode)(nil),              // 17: deckhand.api.v1.ClusterNode
-	(*Cluster)(nil),                  // 18: deckhand.api.v1.Cluster
-	(*GetClusterRequest)(nil),        // 19: deckhand.api.v1.GetClusterRequest
-	(*GetClusterResponse)(nil),       // 20: deckhand.api.v1.GetClusterResponse
-	(*CreateKubeconfigRequest)(nil),  // 21: deckhand.api.v1.CreateKubeconfigRequest
-	(*CreateKubeconfigResponse)(nil), // 22: deckhand.api.v1.CreateKubeconfigResponse
-	(*CreateWorkflowResponse)(nil),   // 23: deckhand.api.v1.CreateWorkflowResponse
-	(*GetWorkflowRequest)(nil),       // 24: deckhand.api.v1.GetWorkflowRequest
-	(*GetWorkflowResponse)(nil),      // 25: deckhand.api.v1.GetWorkflowResponse
-	(*ListWorkflowsRequest)(nil),     // 26: deckhand.api.v1.ListWorkflowsRequest
-	(*ListWorkflowsResponse)(nil),    // 27: deckhand.api.v1.ListWorkflowsResponse
-	(*CancelWorkflowRequest)(nil),    // 28: deckhand.api.v1.CancelWorkflowRequest
-	(*CancelWorkflowResponse)(nil),   // 29: deckhand.api.v1.CancelWorkflowResponse
-	(*PauseWorkflowRequest)(nil),     // 30: deckhand.api.v1.PauseWorkflowRequest
-	(*PauseWorkflowResponse)(nil),    // 31: deckhand.api.v1.PauseWorkflowResponse
-	(*ResumeWorkflowRequest)(nil),    // 32: deckhand.api.v1.ResumeWorkflowRequest
-	(*ResumeWorkflowResponse)(nil),   // 33: deckhand.api.v1.ResumeWorkflowResponse
-	(*RetryWorkflowRequest)(nil),     // 34: deckhand.api.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),    // 35: deckhand.api.v1.RetryWorkflowResponse
-	(*WatchWorkflowRequest)(nil),     // 36: deckhand.api.v1.WatchWorkflowRequest
-	(*WatchWorkflowResponse)(nil),    // 37: deckhand.api.v1.WatchWorkflowResponse
-	(*GetWorkflowLogsRequest)(nil),   // 38: deckhand.api.v1.GetWorkflowLogsRequest
-	(*GetWorkflowLogsResponse)(nil),  // 39: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                              // 40: deckhand.api.v1.NodeOptions.LabelsEntry
-	nil,                              // 41: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
-	nil,                              // 42: deckhand.api.v1.UpgradeWorkflow.Sha256Entry
-	nil,                              // 43: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),           // 44: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),          // 45: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),           // 46: deckhand.task.v1.RuntimeSpec
-	(*v1.Taint)(nil),                 // 47: deckhand.task.v1.Taint
-	(*durationpb.Duration)(nil),      // 48: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),              // 49: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),             // 50: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),    // 51: google.protobuf.Timestamp
-	(*v1.Progress)(nil),              // 52: deckhand.task.v1.Progress
-	(*v1.Change)(nil),                // 53: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                 // 54: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),             // 55: deckhand.task.v1.TaskEvent
+	(*EtcdRestoreWorkflow)(nil),      // 8: deckhand.api.v1.EtcdRestoreWorkflow
+	(*ResetWorkflow)(nil),            // 9: deckhand.api.v1.ResetWorkflow
+	(*ApplyWorkflow)(nil),            // 10: deckhand.api.v1.ApplyWorkflow
+	(*WorkflowSpec)(nil),             // 11: deckhand.api.v1.WorkflowSpec
+	(*Step)(nil),                     // 12: deckhand.api.v1.Step
+	(*StepInput)(nil),                // 13: deckhand.api.v1.StepInput
+	(*Workflow)(nil),                 // 14: deckhand.api.v1.Workflow
+	(*CreateWorkflowRequest)(nil),    // 15: deckhand.api.v1.CreateWorkflowRequest
+	(*PlanWorkflowRequest)(nil),      // 16: deckhand.api.v1.PlanWorkflowRequest
+	(*PlanWorkflowResponse)(nil),     // 17: deckhand.api.v1.PlanWorkflowResponse
+	(*ClusterNode)(nil),              // 18: deckhand.api.v1.ClusterNode
+	(*Cluster)(nil),                  // 19: deckhand.api.v1.Cluster
+	(*GetClusterRequest)(nil),        // 20: deckhand.api.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),       // 21: deckhand.api.v1.GetClusterResponse
+	(*CreateKubeconfigRequest)(nil),  // 22: deckhand.api.v1.CreateKubeconfigRequest
+	(*CreateKubeconfigResponse)(nil), // 23: deckhand.api.v1.CreateKubeconfigResponse
+	(*CreateWorkflowResponse)(nil),   // 24: deckhand.api.v1.CreateWorkflowResponse
+	(*GetWorkflowRequest)(nil),       // 25: deckhand.api.v1.GetWorkflowRequest
+	(*GetWorkflowResponse)(nil),      // 26: deckhand.api.v1.GetWorkflowResponse
+	(*ListWorkflowsRequest)(nil),     // 27: deckhand.api.v1.ListWorkflowsRequest
+	(*ListWorkflowsResponse)(nil),    // 28: deckhand.api.v1.ListWorkflowsResponse
+	(*CancelWorkflowRequest)(nil),    // 29: deckhand.api.v1.CancelWorkflowRequest
+	(*CancelWorkflowResponse)(nil),   // 30: deckhand.api.v1.CancelWorkflowResponse
+	(*PauseWorkflowRequest)(nil),     // 31: deckhand.api.v1.PauseWorkflowRequest
+	(*PauseWorkflowResponse)(nil),    // 32: deckhand.api.v1.PauseWorkflowResponse
+	(*ResumeWorkflowRequest)(nil),    // 33: deckhand.api.v1.ResumeWorkflowRequest
+	(*ResumeWorkflowResponse)(nil),   // 34: deckhand.api.v1.ResumeWorkflowResponse
+	(*RetryWorkflowRequest)(nil),     // 35: deckhand.api.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),    // 36: deckhand.api.v1.RetryWorkflowResponse
+	(*WatchWorkflowRequest)(nil),     // 37: deckhand.api.v1.WatchWorkflowRequest
+	(*WatchWorkflowResponse)(nil),    // 38: deckhand.api.v1.WatchWorkflowResponse
+	(*GetWorkflowLogsRequest)(nil),   // 39: deckhand.api.v1.GetWorkflowLogsRequest
+	(*GetWorkflowLogsResponse)(nil),  // 40: deckhand.api.v1.GetWorkflowLogsResponse
+	nil,                              // 41: deckhand.api.v1.NodeOptions.LabelsEntry
+	nil,                              // 42: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	nil,                              // 43: deckhand.api.v1.UpgradeWorkflow.Sha256Entry
+	nil,                              // 44: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 45: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 46: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 47: deckhand.task.v1.RuntimeSpec
+	(*v1.Taint)(nil),                 // 48: deckhand.task.v1.Taint
+	(*durationpb.Duration)(nil),      // 49: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 50: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 51: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 53: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 54: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 55: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 56: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	44, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	45, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	46, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	45, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	46, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	47, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	4,  // 3: deckhand.api.v1.InitWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	40, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
-	47, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
-	41, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	41, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
+	48, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
+	42, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
 	4,  // 7: deckhand.api.v1.JoinWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	48, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	42, // 9: deckhand.api.v1.UpgradeWorkflow.sha256:type_name -> deckhand.api.v1.UpgradeWorkflow.Sha256Entry
-	48, // 10: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	49, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	43, // 9: deckhand.api.v1.UpgradeWorkflow.sha256:type_name -> deckhand.api.v1.UpgradeWorkflow.Sha256Entry
+	49, // 10: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
 	3,  // 11: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
 	5,  // 12: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
-	8,  // 13: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
-	9,  // 14: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
+	9,  // 13: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
+	10, // 14: deckhand.api.v1.WorkflowSpec.apply:type_name -> deckhand.api.v1.ApplyWorkflow
 	6,  // 15: deckhand.api.v1.WorkflowSpec.upgrade:type_name -> deckhand.api.v1.UpgradeWorkflow
 	7,  // 16: deckhand.api.v1.WorkflowSpec.certs_renew:type_name -> deckhand.api.v1.CertsRenewWorkflow
-	49, // 17: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
-	1,  // 18: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	48, // 19: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	43, // 20: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	50, // 21: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	51, // 22: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	51, // 23: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	52, // 24: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
-	12, // 25: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	51, // 26: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	53, // 27: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
-	10, // 28: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	0,  // 29: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
-	11, // 30: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	51, // 31: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	51, // 32: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	50, // 33: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
-	10, // 34: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	10, // 35: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
-	13, // 36: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	54, // 37: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	51, // 38: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	44, // 39: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
-	17, // 40: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	51, // 41: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	51, // 42: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	45, // 43: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	46, // 44: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	18, // 45: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
-	2,  // 46: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
-	48, // 47: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
-	51, // 48: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
-	13, // 49: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	13, // 50: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	0,  // 51: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
-	13, // 52: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
-	13, // 53: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	13, // 54: deckhand.api.v1.PauseWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	13, // 55: deckhand.api.v1.ResumeWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	13, // 56: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	13, // 57: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	55, // 58: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	55, // 59: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	14, // 60: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	24, // 61: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	26, // 62: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	28, // 63: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	34, // 64: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	30, // 65: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
-	32, // 66: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
-	36, // 67: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	38, // 68: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	15, // 69: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	19, // 70: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	21, // 71: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
-	23, // 72: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	25, // 73: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	27, // 74: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	29, // 75: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	35, // 76: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	31, // 77: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
-	33, // 78: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
-	37, // 79: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	39, // 80: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	16, // 81: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	20, // 82: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	22, // 83: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
-	72, // [72:84] is the sub-list for method output_type
-	60, // [60:72] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	8,  // 17: deckhand.api.v1.WorkflowSpec.etcd_restore:type_name -> deckhand.api.v1.EtcdRestoreWorkflow
+	50, // 18: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	1,  // 19: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
+	49, // 20: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	44, // 21: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	51, // 22: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	52, // 23: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	52, // 24: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	53, // 25: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	13, // 26: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
+	52, // 27: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	54, // 28: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	11, // 29: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	0,  // 30: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
+	12, // 31: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
+	52, // 32: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	52, // 33: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	51, // 34: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	11, // 35: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	11, // 36: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	14, // 37: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	55, // 38: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	52, // 39: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	45, // 40: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	18, // 41: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
+	52, // 42: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	52, // 43: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	46, // 44: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	47, // 45: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	19, // 46: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
+	2,  // 47: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
+	49, // 48: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	52, // 49: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	14, // 50: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	14, // 51: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	0,  // 52: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
+	14, // 53: deckhand.api.v1.ListWorkflowsResponse.workflows:type_name -> deckhand.api.v1.Workflow
+	14, // 54: deckhand.api.v1.CancelWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	14, // 55: deckhand.api.v1.PauseWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	14, // 56: deckhand.api.v1.ResumeWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	14, // 57: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	14, // 58: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
+	56, // 59: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	56, // 60: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	15, // 61: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	25, // 62: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	27, // 63: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	29, // 64: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	35, // 65: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	31, // 66: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
+	33, // 67: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
+	37, // 68: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	39, // 69: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	16, // 70: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	20, // 71: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	22, // 72: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	24, // 73: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	26, // 74: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	28, // 75: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	30, // 76: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	36, // 77: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	32, // 78: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
+	34, // 79: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
+	38, // 80: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	40, // 81: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	17, // 82: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	21, // 83: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	23, // 84: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	73, // [73:85] is the sub-list for method output_type
+	61, // [61:73] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -3208,15 +3297,16 @@ func file_deckhand_api_v1_workflow_proto_init() {
 	if File_deckhand_api_v1_workflow_proto != nil {
 		return
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[7].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[8].OneofWrappers = []any{
 		(*WorkflowSpec_Init)(nil),
 		(*WorkflowSpec_Join)(nil),
 		(*WorkflowSpec_Reset_)(nil),
 		(*WorkflowSpec_Apply)(nil),
 		(*WorkflowSpec_Upgrade)(nil),
 		(*WorkflowSpec_CertsRenew)(nil),
+		(*WorkflowSpec_EtcdRestore)(nil),
 	}
-	file_deckhand_api_v1_workflow_proto_msgTypes[34].OneofWrappers = []any{
+	file_deckhand_api_v1_workflow_proto_msgTypes[35].OneofWrappers = []any{
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
@@ -3226,7 +3316,7 @@ func file_deckhand_api_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -705,6 +705,68 @@ func (x *AutoRenewalRecord) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+// EtcdBackupRecord is the last scheduled etcd snapshot the leading controller started
+// (/maintenance/etcd-backup).
+type EtcdBackupRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=started,proto3" json:"started,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Nodes         []string               `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdBackupRecord) Reset() {
+	*x = EtcdBackupRecord{}
+	mi := &file_deckhand_storage_v1_workflow_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdBackupRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdBackupRecord) ProtoMessage() {}
+
+func (x *EtcdBackupRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_storage_v1_workflow_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdBackupRecord.ProtoReflect.Descriptor instead.
+func (*EtcdBackupRecord) Descriptor() ([]byte, []int) {
+	return file_deckhand_storage_v1_workflow_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EtcdBackupRecord) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *EtcdBackupRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EtcdBackupRecord) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
 var File_deckhand_storage_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
@@ -771,7 +833,11 @@ const file_deckhand_storage_v1_workflow_proto_rawDesc = "" +
 	"workflowId\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x12\n" +
 	"\x04cert\x18\x04 \x01(\tR\x04cert\x127\n" +
-	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter*\xee\x01\n" +
+	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"r\n" +
+	"\x10EtcdBackupRecord\x124\n" +
+	"\astarted\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05nodes\x18\x03 \x03(\tR\x05nodes*\xee\x01\n" +
 	"\x13WorkflowRecordState\x12%\n" +
 	"!WORKFLOW_RECORD_STATE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dWORKFLOW_RECORD_STATE_PENDING\x10\x01\x12!\n" +
@@ -802,7 +868,7 @@ func file_deckhand_storage_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_storage_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deckhand_storage_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_deckhand_storage_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_deckhand_storage_v1_workflow_proto_goTypes = []any{
 	(WorkflowRecordState)(0),      // 0: deckhand.storage.v1.WorkflowRecordState
 	(StepRecordState)(0),          // 1: deckhand.storage.v1.StepRecordState
@@ -810,38 +876,40 @@ var file_deckhand_storage_v1_workflow_proto_goTypes = []any{
 	(*StepInputRecord)(nil),       // 3: deckhand.storage.v1.StepInputRecord
 	(*WorkflowRecord)(nil),        // 4: deckhand.storage.v1.WorkflowRecord
 	(*AutoRenewalRecord)(nil),     // 5: deckhand.storage.v1.AutoRenewalRecord
-	nil,                           // 6: deckhand.storage.v1.StepRecord.OutputsEntry
-	(*v1.TaskSpec)(nil),           // 7: deckhand.task.v1.TaskSpec
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
-	(*v1.TaskError)(nil),          // 9: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*v1.Change)(nil),             // 11: deckhand.task.v1.Change
-	(*v11.WorkflowSpec)(nil),      // 12: deckhand.api.v1.WorkflowSpec
+	(*EtcdBackupRecord)(nil),      // 6: deckhand.storage.v1.EtcdBackupRecord
+	nil,                           // 7: deckhand.storage.v1.StepRecord.OutputsEntry
+	(*v1.TaskSpec)(nil),           // 8: deckhand.task.v1.TaskSpec
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*v1.TaskError)(nil),          // 10: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*v1.Change)(nil),             // 12: deckhand.task.v1.Change
+	(*v11.WorkflowSpec)(nil),      // 13: deckhand.api.v1.WorkflowSpec
 }
 var file_deckhand_storage_v1_workflow_proto_depIdxs = []int32{
-	7,  // 0: deckhand.storage.v1.StepRecord.task:type_name -> deckhand.task.v1.TaskSpec
+	8,  // 0: deckhand.storage.v1.StepRecord.task:type_name -> deckhand.task.v1.TaskSpec
 	1,  // 1: deckhand.storage.v1.StepRecord.state:type_name -> deckhand.storage.v1.StepRecordState
-	8,  // 2: deckhand.storage.v1.StepRecord.timeout:type_name -> google.protobuf.Duration
-	6,  // 3: deckhand.storage.v1.StepRecord.outputs:type_name -> deckhand.storage.v1.StepRecord.OutputsEntry
-	9,  // 4: deckhand.storage.v1.StepRecord.error:type_name -> deckhand.task.v1.TaskError
-	10, // 5: deckhand.storage.v1.StepRecord.started:type_name -> google.protobuf.Timestamp
-	10, // 6: deckhand.storage.v1.StepRecord.finished:type_name -> google.protobuf.Timestamp
+	9,  // 2: deckhand.storage.v1.StepRecord.timeout:type_name -> google.protobuf.Duration
+	7,  // 3: deckhand.storage.v1.StepRecord.outputs:type_name -> deckhand.storage.v1.StepRecord.OutputsEntry
+	10, // 4: deckhand.storage.v1.StepRecord.error:type_name -> deckhand.task.v1.TaskError
+	11, // 5: deckhand.storage.v1.StepRecord.started:type_name -> google.protobuf.Timestamp
+	11, // 6: deckhand.storage.v1.StepRecord.finished:type_name -> google.protobuf.Timestamp
 	3,  // 7: deckhand.storage.v1.StepRecord.inputs:type_name -> deckhand.storage.v1.StepInputRecord
-	10, // 8: deckhand.storage.v1.StepRecord.not_before:type_name -> google.protobuf.Timestamp
-	11, // 9: deckhand.storage.v1.StepRecord.changes:type_name -> deckhand.task.v1.Change
-	12, // 10: deckhand.storage.v1.WorkflowRecord.spec:type_name -> deckhand.api.v1.WorkflowSpec
+	11, // 8: deckhand.storage.v1.StepRecord.not_before:type_name -> google.protobuf.Timestamp
+	12, // 9: deckhand.storage.v1.StepRecord.changes:type_name -> deckhand.task.v1.Change
+	13, // 10: deckhand.storage.v1.WorkflowRecord.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	0,  // 11: deckhand.storage.v1.WorkflowRecord.state:type_name -> deckhand.storage.v1.WorkflowRecordState
 	2,  // 12: deckhand.storage.v1.WorkflowRecord.steps:type_name -> deckhand.storage.v1.StepRecord
-	10, // 13: deckhand.storage.v1.WorkflowRecord.created:type_name -> google.protobuf.Timestamp
-	10, // 14: deckhand.storage.v1.WorkflowRecord.updated:type_name -> google.protobuf.Timestamp
-	9,  // 15: deckhand.storage.v1.WorkflowRecord.error:type_name -> deckhand.task.v1.TaskError
-	10, // 16: deckhand.storage.v1.AutoRenewalRecord.started:type_name -> google.protobuf.Timestamp
-	10, // 17: deckhand.storage.v1.AutoRenewalRecord.not_after:type_name -> google.protobuf.Timestamp
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	11, // 13: deckhand.storage.v1.WorkflowRecord.created:type_name -> google.protobuf.Timestamp
+	11, // 14: deckhand.storage.v1.WorkflowRecord.updated:type_name -> google.protobuf.Timestamp
+	10, // 15: deckhand.storage.v1.WorkflowRecord.error:type_name -> deckhand.task.v1.TaskError
+	11, // 16: deckhand.storage.v1.AutoRenewalRecord.started:type_name -> google.protobuf.Timestamp
+	11, // 17: deckhand.storage.v1.AutoRenewalRecord.not_after:type_name -> google.protobuf.Timestamp
+	11, // 18: deckhand.storage.v1.EtcdBackupRecord.started:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_storage_v1_workflow_proto_init() }
@@ -855,7 +923,7 @@ func file_deckhand_storage_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_storage_v1_workflow_proto_rawDesc), len(file_deckhand_storage_v1_workflow_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -239,6 +239,71 @@ func (ImagesAction) EnumDescriptor() ([]byte, []int) {
 	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{3}
 }
 
+// EtcdRestorePhase is one part of an etcd restore; each control plane runs the ones the
+// workflow gives it, in this order.
+type EtcdRestorePhase int32
+
+const (
+	EtcdRestorePhase_ETCD_RESTORE_PHASE_UNSPECIFIED EtcdRestorePhase = 0
+	// The snapshot is here and its SHA-256 is the recorded one, etcdutl can be run, and the
+	// cluster is unhealthy (or force): nothing is stopped yet.
+	EtcdRestorePhase_ETCD_RESTORE_PHASE_CHECK EtcdRestorePhase = 1
+	// The control plane's static pods (API server, controller manager, scheduler, etcd) are
+	// stopped: their manifests are moved aside and their containers waited for.
+	EtcdRestorePhase_ETCD_RESTORE_PHASE_STOP EtcdRestorePhase = 2
+	// etcdutl snapshot restore makes a new data directory (a new cluster of this one
+	// member), the old one is kept beside it, and the static pods start again.
+	EtcdRestorePhase_ETCD_RESTORE_PHASE_RESTORE EtcdRestorePhase = 3
+	// This control plane's etcd joins the restored one as a new member (its old data
+	// directory kept aside), then its static pods start again.
+	EtcdRestorePhase_ETCD_RESTORE_PHASE_REJOIN EtcdRestorePhase = 4
+)
+
+// Enum value maps for EtcdRestorePhase.
+var (
+	EtcdRestorePhase_name = map[int32]string{
+		0: "ETCD_RESTORE_PHASE_UNSPECIFIED",
+		1: "ETCD_RESTORE_PHASE_CHECK",
+		2: "ETCD_RESTORE_PHASE_STOP",
+		3: "ETCD_RESTORE_PHASE_RESTORE",
+		4: "ETCD_RESTORE_PHASE_REJOIN",
+	}
+	EtcdRestorePhase_value = map[string]int32{
+		"ETCD_RESTORE_PHASE_UNSPECIFIED": 0,
+		"ETCD_RESTORE_PHASE_CHECK":       1,
+		"ETCD_RESTORE_PHASE_STOP":        2,
+		"ETCD_RESTORE_PHASE_RESTORE":     3,
+		"ETCD_RESTORE_PHASE_REJOIN":      4,
+	}
+)
+
+func (x EtcdRestorePhase) Enum() *EtcdRestorePhase {
+	p := new(EtcdRestorePhase)
+	*p = x
+	return p
+}
+
+func (x EtcdRestorePhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EtcdRestorePhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_deckhand_task_v1_task_proto_enumTypes[4].Descriptor()
+}
+
+func (EtcdRestorePhase) Type() protoreflect.EnumType {
+	return &file_deckhand_task_v1_task_proto_enumTypes[4]
+}
+
+func (x EtcdRestorePhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EtcdRestorePhase.Descriptor instead.
+func (EtcdRestorePhase) EnumDescriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{4}
+}
+
 // NodeWait says what a node_ready task waits for.
 type NodeWait int32
 
@@ -276,11 +341,11 @@ func (x NodeWait) String() string {
 }
 
 func (NodeWait) Descriptor() protoreflect.EnumDescriptor {
-	return file_deckhand_task_v1_task_proto_enumTypes[4].Descriptor()
+	return file_deckhand_task_v1_task_proto_enumTypes[5].Descriptor()
 }
 
 func (NodeWait) Type() protoreflect.EnumType {
-	return &file_deckhand_task_v1_task_proto_enumTypes[4]
+	return &file_deckhand_task_v1_task_proto_enumTypes[5]
 }
 
 func (x NodeWait) Number() protoreflect.EnumNumber {
@@ -289,7 +354,7 @@ func (x NodeWait) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeWait.Descriptor instead.
 func (NodeWait) EnumDescriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{4}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{5}
 }
 
 // TaskState is where a task is in its life.
@@ -335,11 +400,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_deckhand_task_v1_task_proto_enumTypes[5].Descriptor()
+	return file_deckhand_task_v1_task_proto_enumTypes[6].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_deckhand_task_v1_task_proto_enumTypes[5]
+	return &file_deckhand_task_v1_task_proto_enumTypes[6]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -348,7 +413,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{5}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{6}
 }
 
 // Task is one unit of host work assigned to one node.
@@ -476,6 +541,8 @@ type TaskSpec struct {
 	//	*TaskSpec_KubeadmUpgrade
 	//	*TaskSpec_ClusterHealth
 	//	*TaskSpec_CertsRenew
+	//	*TaskSpec_EtcdSnapshot
+	//	*TaskSpec_EtcdRestore
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -698,6 +765,24 @@ func (x *TaskSpec) GetCertsRenew() *CertsRenewSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetEtcdSnapshot() *EtcdSnapshotSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_EtcdSnapshot); ok {
+			return x.EtcdSnapshot
+		}
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetEtcdRestore() *EtcdRestoreSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_EtcdRestore); ok {
+			return x.EtcdRestore
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -782,6 +867,14 @@ type TaskSpec_CertsRenew struct {
 	CertsRenew *CertsRenewSpec `protobuf:"bytes,20,opt,name=certs_renew,json=certsRenew,proto3,oneof"`
 }
 
+type TaskSpec_EtcdSnapshot struct {
+	EtcdSnapshot *EtcdSnapshotSpec `protobuf:"bytes,21,opt,name=etcd_snapshot,json=etcdSnapshot,proto3,oneof"`
+}
+
+type TaskSpec_EtcdRestore struct {
+	EtcdRestore *EtcdRestoreSpec `protobuf:"bytes,22,opt,name=etcd_restore,json=etcdRestore,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -821,6 +914,10 @@ func (*TaskSpec_KubeadmUpgrade) isTaskSpec_Kind() {}
 func (*TaskSpec_ClusterHealth) isTaskSpec_Kind() {}
 
 func (*TaskSpec_CertsRenew) isTaskSpec_Kind() {}
+
+func (*TaskSpec_EtcdSnapshot) isTaskSpec_Kind() {}
+
+func (*TaskSpec_EtcdRestore) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -2505,6 +2602,155 @@ func (*CertsRenewSpec) Descriptor() ([]byte, []int) {
 	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
+// EtcdSnapshotSpec takes a snapshot of the cluster's etcd through this control plane's own
+// member (etcd's client API with kubeadm's health-check client certificate) into
+// /var/lib/deckhand/etcd-snapshots/NAME.db (0600), with NAME.json beside it holding its
+// SHA-256, size and revision. Outputs: name, path, sha256, size, revision.
+type EtcdSnapshotSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-63 characters of [a-z0-9-], starting and ending with a letter or digit.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// After it, keep only the newest `keep` snapshots whose names start with "scheduled-"
+	// (zero: delete none).
+	Keep          uint32 `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdSnapshotSpec) Reset() {
+	*x = EtcdSnapshotSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdSnapshotSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdSnapshotSpec) ProtoMessage() {}
+
+func (x *EtcdSnapshotSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdSnapshotSpec.ProtoReflect.Descriptor instead.
+func (*EtcdSnapshotSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *EtcdSnapshotSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EtcdSnapshotSpec) GetKeep() uint32 {
+	if x != nil {
+		return x.Keep
+	}
+	return 0
+}
+
+// EtcdRestoreSpec is one phase of an etcd restore (see EtcdRestorePhase).
+type EtcdRestoreSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Phase EtcdRestorePhase       `protobuf:"varint,1,opt,name=phase,proto3,enum=deckhand.task.v1.EtcdRestorePhase" json:"phase,omitempty"`
+	// CHECK and RESTORE: the snapshot's name on this node and its recorded SHA-256.
+	Snapshot string `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Sha256   string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// CHECK: restore even though the cluster is healthy.
+	Force bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	// Names what the restore keeps aside: /var/lib/etcd.before-ID and
+	// /etc/kubernetes/deckhand/restore-ID ([a-z0-9-], at most 63).
+	RestoreId string `protobuf:"bytes,5,opt,name=restore_id,json=restoreId,proto3" json:"restore_id,omitempty"`
+	// REJOIN: the restored control plane's address, whose etcd this one joins.
+	FirstAddress  string `protobuf:"bytes,6,opt,name=first_address,json=firstAddress,proto3" json:"first_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EtcdRestoreSpec) Reset() {
+	*x = EtcdRestoreSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EtcdRestoreSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EtcdRestoreSpec) ProtoMessage() {}
+
+func (x *EtcdRestoreSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EtcdRestoreSpec.ProtoReflect.Descriptor instead.
+func (*EtcdRestoreSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *EtcdRestoreSpec) GetPhase() EtcdRestorePhase {
+	if x != nil {
+		return x.Phase
+	}
+	return EtcdRestorePhase_ETCD_RESTORE_PHASE_UNSPECIFIED
+}
+
+func (x *EtcdRestoreSpec) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *EtcdRestoreSpec) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *EtcdRestoreSpec) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *EtcdRestoreSpec) GetRestoreId() string {
+	if x != nil {
+		return x.RestoreId
+	}
+	return ""
+}
+
+func (x *EtcdRestoreSpec) GetFirstAddress() string {
+	if x != nil {
+		return x.FirstAddress
+	}
+	return ""
+}
+
 // KubeadmResetSpec resets a node and cleans what kubeadm leaves behind.
 type KubeadmResetSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2518,7 +2764,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2776,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2789,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -2574,7 +2820,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2586,7 +2832,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2599,7 +2845,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -2648,7 +2894,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2906,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2919,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2700,7 +2946,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2958,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2971,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -2752,7 +2998,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2764,7 +3010,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2777,7 +3023,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -2838,7 +3084,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +3096,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +3109,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -2931,7 +3177,7 @@ type LoadBalancerSpec struct {
 
 func (x *LoadBalancerSpec) Reset() {
 	*x = LoadBalancerSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3189,7 @@ func (x *LoadBalancerSpec) String() string {
 func (*LoadBalancerSpec) ProtoMessage() {}
 
 func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3202,7 @@ func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
@@ -3035,7 +3281,7 @@ type ManifestSpec struct {
 
 func (x *ManifestSpec) Reset() {
 	*x = ManifestSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3293,7 @@ func (x *ManifestSpec) String() string {
 func (*ManifestSpec) ProtoMessage() {}
 
 func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3306,7 @@ func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
 func (*ManifestSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ManifestSpec) GetName() string {
@@ -3133,7 +3379,7 @@ type NetworkPreset struct {
 
 func (x *NetworkPreset) Reset() {
 	*x = NetworkPreset{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3391,7 @@ func (x *NetworkPreset) String() string {
 func (*NetworkPreset) ProtoMessage() {}
 
 func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3404,7 @@ func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPreset.ProtoReflect.Descriptor instead.
 func (*NetworkPreset) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NetworkPreset) GetProvider() string {
@@ -3193,7 +3439,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3205,7 +3451,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3218,7 +3464,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -3258,7 +3504,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3516,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3529,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -3332,7 +3578,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3590,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3603,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -3382,7 +3628,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +3640,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +3653,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Change) GetKind() string {
@@ -3448,7 +3694,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3706,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3719,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3558,7 +3804,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +3816,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +3829,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3615,7 +3861,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3627,7 +3873,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3640,7 +3886,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Progress) GetItem() string {
@@ -3686,7 +3932,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +3944,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +3957,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TaskError) GetReason() string {
@@ -3757,7 +4003,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +4015,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +4028,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -3861,8 +4107,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\xee\n" +
-	"\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\x81\f\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -3887,7 +4132,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x0fkubeadm_upgrade\x18\x12 \x01(\v2$.deckhand.task.v1.KubeadmUpgradeSpecH\x00R\x0ekubeadmUpgrade\x12L\n" +
 	"\x0ecluster_health\x18\x13 \x01(\v2#.deckhand.task.v1.ClusterHealthSpecH\x00R\rclusterHealth\x12C\n" +
 	"\vcerts_renew\x18\x14 \x01(\v2 .deckhand.task.v1.CertsRenewSpecH\x00R\n" +
-	"certsRenewB\x06\n" +
+	"certsRenew\x12I\n" +
+	"\retcd_snapshot\x18\x15 \x01(\v2\".deckhand.task.v1.EtcdSnapshotSpecH\x00R\fetcdSnapshot\x12F\n" +
+	"\fetcd_restore\x18\x16 \x01(\v2!.deckhand.task.v1.EtcdRestoreSpecH\x00R\vetcdRestoreB\x06\n" +
 	"\x04kind\"\x9a\x02\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -4035,7 +4282,18 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x05apply\x18\x02 \x01(\bR\x05apply\")\n" +
 	"\x11ClusterHealthSpec\x12\x14\n" +
 	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"\x10\n" +
-	"\x0eCertsRenewSpec\"T\n" +
+	"\x0eCertsRenewSpec\":\n" +
+	"\x10EtcdSnapshotSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04keep\x18\x02 \x01(\rR\x04keep\"\xd9\x01\n" +
+	"\x0fEtcdRestoreSpec\x128\n" +
+	"\x05phase\x18\x01 \x01(\x0e2\".deckhand.task.v1.EtcdRestorePhaseR\x05phase\x12\x1a\n" +
+	"\bsnapshot\x18\x02 \x01(\tR\bsnapshot\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\x12\x1d\n" +
+	"\n" +
+	"restore_id\x18\x05 \x01(\tR\trestoreId\x12#\n" +
+	"\rfirst_address\x18\x06 \x01(\tR\ffirstAddress\"T\n" +
 	"\x10KubeadmResetSpec\x12\x12\n" +
 	"\x04ipvs\x18\x01 \x01(\bR\x04ipvs\x12,\n" +
 	"\x12remove_etcd_member\x18\x02 \x01(\bR\x10removeEtcdMember\"\x8f\x01\n" +
@@ -4152,7 +4410,13 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x12IMAGES_ACTION_LIST\x10\x02\x12\x18\n" +
 	"\x14IMAGES_ACTION_REMOVE\x10\x03\x12\x18\n" +
 	"\x14IMAGES_ACTION_EXPORT\x10\x04\x12\x18\n" +
-	"\x14IMAGES_ACTION_IMPORT\x10\x05*T\n" +
+	"\x14IMAGES_ACTION_IMPORT\x10\x05*\xb0\x01\n" +
+	"\x10EtcdRestorePhase\x12\"\n" +
+	"\x1eETCD_RESTORE_PHASE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ETCD_RESTORE_PHASE_CHECK\x10\x01\x12\x1b\n" +
+	"\x17ETCD_RESTORE_PHASE_STOP\x10\x02\x12\x1e\n" +
+	"\x1aETCD_RESTORE_PHASE_RESTORE\x10\x03\x12\x1d\n" +
+	"\x19ETCD_RESTORE_PHASE_REJOIN\x10\x04*T\n" +
 	"\bNodeWait\x12\x19\n" +
 	"\x15NODE_WAIT_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fNODE_WAIT_READY\x10\x01\x12\x18\n" +
@@ -4178,144 +4442,150 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 	return file_deckhand_task_v1_task_proto_rawDescData
 }
 
-var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
 	(RuntimeSource)(0),            // 2: deckhand.task.v1.RuntimeSource
 	(ImagesAction)(0),             // 3: deckhand.task.v1.ImagesAction
-	(NodeWait)(0),                 // 4: deckhand.task.v1.NodeWait
-	(TaskState)(0),                // 5: deckhand.task.v1.TaskState
-	(*Task)(nil),                  // 6: deckhand.task.v1.Task
-	(*TaskSpec)(nil),              // 7: deckhand.task.v1.TaskSpec
-	(*PreflightSpec)(nil),         // 8: deckhand.task.v1.PreflightSpec
-	(*PackagesSpec)(nil),          // 9: deckhand.task.v1.PackagesSpec
-	(*RegistrySettings)(nil),      // 10: deckhand.task.v1.RegistrySettings
-	(*RuntimeSpec)(nil),           // 11: deckhand.task.v1.RuntimeSpec
-	(*ImagesSpec)(nil),            // 12: deckhand.task.v1.ImagesSpec
-	(*ClusterSpec)(nil),           // 13: deckhand.task.v1.ClusterSpec
-	(*CertificateSettings)(nil),   // 14: deckhand.task.v1.CertificateSettings
-	(*EtcdSettings)(nil),          // 15: deckhand.task.v1.EtcdSettings
-	(*EtcdBackup)(nil),            // 16: deckhand.task.v1.EtcdBackup
-	(*NetworkManifest)(nil),       // 17: deckhand.task.v1.NetworkManifest
-	(*LoadBalancerSettings)(nil),  // 18: deckhand.task.v1.LoadBalancerSettings
-	(*KubeadmPatch)(nil),          // 19: deckhand.task.v1.KubeadmPatch
-	(*KubeProxySettings)(nil),     // 20: deckhand.task.v1.KubeProxySettings
-	(*NodeSpec)(nil),              // 21: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 22: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 23: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 24: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 25: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmUpgradeSpec)(nil),    // 26: deckhand.task.v1.KubeadmUpgradeSpec
-	(*ClusterHealthSpec)(nil),     // 27: deckhand.task.v1.ClusterHealthSpec
-	(*CertsRenewSpec)(nil),        // 28: deckhand.task.v1.CertsRenewSpec
-	(*KubeadmResetSpec)(nil),      // 29: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 30: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 31: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 32: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 33: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 34: deckhand.task.v1.NetworkSpec
-	(*LoadBalancerSpec)(nil),      // 35: deckhand.task.v1.LoadBalancerSpec
-	(*ManifestSpec)(nil),          // 36: deckhand.task.v1.ManifestSpec
-	(*NetworkPreset)(nil),         // 37: deckhand.task.v1.NetworkPreset
-	(*NetworkRoute)(nil),          // 38: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 39: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 40: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 41: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 42: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 43: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 44: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 45: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 46: deckhand.task.v1.TaskResult
-	nil,                           // 47: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 48: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 49: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 50: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 51: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 52: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
+	(EtcdRestorePhase)(0),         // 4: deckhand.task.v1.EtcdRestorePhase
+	(NodeWait)(0),                 // 5: deckhand.task.v1.NodeWait
+	(TaskState)(0),                // 6: deckhand.task.v1.TaskState
+	(*Task)(nil),                  // 7: deckhand.task.v1.Task
+	(*TaskSpec)(nil),              // 8: deckhand.task.v1.TaskSpec
+	(*PreflightSpec)(nil),         // 9: deckhand.task.v1.PreflightSpec
+	(*PackagesSpec)(nil),          // 10: deckhand.task.v1.PackagesSpec
+	(*RegistrySettings)(nil),      // 11: deckhand.task.v1.RegistrySettings
+	(*RuntimeSpec)(nil),           // 12: deckhand.task.v1.RuntimeSpec
+	(*ImagesSpec)(nil),            // 13: deckhand.task.v1.ImagesSpec
+	(*ClusterSpec)(nil),           // 14: deckhand.task.v1.ClusterSpec
+	(*CertificateSettings)(nil),   // 15: deckhand.task.v1.CertificateSettings
+	(*EtcdSettings)(nil),          // 16: deckhand.task.v1.EtcdSettings
+	(*EtcdBackup)(nil),            // 17: deckhand.task.v1.EtcdBackup
+	(*NetworkManifest)(nil),       // 18: deckhand.task.v1.NetworkManifest
+	(*LoadBalancerSettings)(nil),  // 19: deckhand.task.v1.LoadBalancerSettings
+	(*KubeadmPatch)(nil),          // 20: deckhand.task.v1.KubeadmPatch
+	(*KubeProxySettings)(nil),     // 21: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 22: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 23: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 24: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 25: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 26: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmUpgradeSpec)(nil),    // 27: deckhand.task.v1.KubeadmUpgradeSpec
+	(*ClusterHealthSpec)(nil),     // 28: deckhand.task.v1.ClusterHealthSpec
+	(*CertsRenewSpec)(nil),        // 29: deckhand.task.v1.CertsRenewSpec
+	(*EtcdSnapshotSpec)(nil),      // 30: deckhand.task.v1.EtcdSnapshotSpec
+	(*EtcdRestoreSpec)(nil),       // 31: deckhand.task.v1.EtcdRestoreSpec
+	(*KubeadmResetSpec)(nil),      // 32: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 33: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 34: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 35: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 36: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 37: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 38: deckhand.task.v1.LoadBalancerSpec
+	(*ManifestSpec)(nil),          // 39: deckhand.task.v1.ManifestSpec
+	(*NetworkPreset)(nil),         // 40: deckhand.task.v1.NetworkPreset
+	(*NetworkRoute)(nil),          // 41: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 42: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 43: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 44: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 45: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 46: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 47: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 48: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 49: deckhand.task.v1.TaskResult
+	nil,                           // 50: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 51: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 52: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 53: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 54: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 55: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 56: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 57: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
-	7,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	53, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
-	8,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
-	9,  // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
-	11, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	12, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	23, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	24, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	25, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	29, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	30, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	32, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	40, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	33, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	39, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	34, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	31, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	35, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	36, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
-	26, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
-	27, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
-	28, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
-	0,  // 22: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 23: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	47, // 24: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 25: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	48, // 26: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	10, // 27: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 28: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	10, // 29: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	53, // 30: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	10, // 31: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	20, // 32: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	49, // 33: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	19, // 34: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	18, // 35: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	17, // 36: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	14, // 37: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
-	15, // 38: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
-	53, // 39: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
-	16, // 40: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
-	53, // 41: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
-	53, // 42: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	50, // 43: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	22, // 44: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	51, // 45: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	13, // 46: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	21, // 47: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	53, // 48: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	53, // 49: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	13, // 50: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	21, // 51: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 52: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	53, // 53: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	53, // 54: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	53, // 55: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	4,  // 56: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	38, // 57: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	18, // 58: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	53, // 59: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	10, // 60: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	37, // 61: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
-	53, // 62: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	54, // 63: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	43, // 64: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	44, // 65: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	5,  // 66: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	5,  // 67: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	41, // 68: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	52, // 69: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	45, // 70: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	54, // 71: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	54, // 72: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	73, // [73:73] is the sub-list for method output_type
-	73, // [73:73] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	8,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
+	56, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	9,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
+	10, // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
+	12, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	13, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
+	24, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	25, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	26, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	32, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	33, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	35, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	43, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	36, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	42, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	37, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	34, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	38, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	39, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	27, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
+	28, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
+	29, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
+	30, // 22: deckhand.task.v1.TaskSpec.etcd_snapshot:type_name -> deckhand.task.v1.EtcdSnapshotSpec
+	31, // 23: deckhand.task.v1.TaskSpec.etcd_restore:type_name -> deckhand.task.v1.EtcdRestoreSpec
+	0,  // 24: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 25: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	50, // 26: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 27: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	51, // 28: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	11, // 29: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	3,  // 30: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	11, // 31: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	56, // 32: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	11, // 33: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	21, // 34: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	52, // 35: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	20, // 36: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	19, // 37: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	18, // 38: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	15, // 39: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
+	16, // 40: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
+	56, // 41: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
+	17, // 42: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
+	56, // 43: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
+	56, // 44: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	53, // 45: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	23, // 46: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	54, // 47: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	14, // 48: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	22, // 49: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	56, // 50: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	56, // 51: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	14, // 52: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	22, // 53: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 54: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	56, // 55: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	4,  // 56: deckhand.task.v1.EtcdRestoreSpec.phase:type_name -> deckhand.task.v1.EtcdRestorePhase
+	56, // 57: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	56, // 58: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	5,  // 59: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	41, // 60: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	19, // 61: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	56, // 62: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	11, // 63: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	40, // 64: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	56, // 65: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	57, // 66: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	46, // 67: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	47, // 68: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	6,  // 69: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	6,  // 70: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	44, // 71: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	55, // 72: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	48, // 73: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	57, // 74: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	57, // 75: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	76, // [76:76] is the sub-list for method output_type
+	76, // [76:76] is the sub-list for method input_type
+	76, // [76:76] is the sub-list for extension type_name
+	76, // [76:76] is the sub-list for extension extendee
+	0,  // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -4345,9 +4615,11 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_KubeadmUpgrade)(nil),
 		(*TaskSpec_ClusterHealth)(nil),
 		(*TaskSpec_CertsRenew)(nil),
+		(*TaskSpec_EtcdSnapshot)(nil),
+		(*TaskSpec_EtcdRestore)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[14].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[36].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[38].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -4357,8 +4629,8 @@ func file_deckhand_task_v1_task_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   47,
+			NumEnums:      7,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
