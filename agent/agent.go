@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -549,6 +552,54 @@ func (a *Agent) facts(ctx context.Context, addr string, id *identity) (*agentv1.
 	return f, nil
 }
 
+// uploadChunk is the size of an upload's messages.
+const uploadChunk = 1 << 20
+
+// upload sends r to the controller replica at address for transfer id (tasks.Uploader), over
+// a connection of its own with the node's certificate.
+func (a *Agent) upload(ctx context.Context, address, id string, r io.Reader) (string, int64, error) {
+	ident := a.identity()
+	cc, err := grpc.NewClient("passthrough:///"+address, grpc.WithTransportCredentials(credentials.NewTLS(ident.tls)), grpc.WithContextDialer(a.dialer()))
+	if err != nil {
+		return "", 0, err
+	}
+	defer cc.Close()
+	stream, err := agentv1.NewAgentServiceClient(cc).Upload(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := stream.Send(&agentv1.UploadRequest{TransferId: id}); err != nil {
+		return "", 0, err
+	}
+	sum := sha256.New()
+	buf := make([]byte, uploadChunk)
+	var n int64
+	for {
+		k, rerr := io.ReadFull(r, buf)
+		if k > 0 {
+			sum.Write(buf[:k])
+			n += int64(k)
+			if err := stream.Send(&agentv1.UploadRequest{Data: buf[:k]}); err != nil {
+				_, err = stream.CloseAndRecv() // the controller's reason
+				return "", n, err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return "", n, rerr
+		}
+	}
+	hexSum := hex.EncodeToString(sum.Sum(nil))
+	if err := stream.Send(&agentv1.UploadRequest{Sha256: hexSum}); err != nil {
+		_, err = stream.CloseAndRecv()
+		return "", n, err
+	}
+	_, err = stream.CloseAndRecv()
+	return hexSum, n, err
+}
+
 func (a *Agent) session(ctx context.Context, addr string) error {
 	id := a.identity()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(id.tls)), grpc.WithContextDialer(a.dialer()))
@@ -649,7 +700,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 				// task it has not seen end; the runner answers a running one with its events
 				// so far and later its result, an ended one with its events and journaled
 				// result, so nothing the old session held is lost.
-				a.runner.Start(ctx, t,
+				a.runner.Start(tasks.WithUploader(ctx, a.upload), t,
 					func(ev *taskv1.TaskEvent) {
 						send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskEvent{TaskEvent: ev}})
 					},

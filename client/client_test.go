@@ -432,7 +432,7 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 		"CreateToken": false, "ListTokens": true, "RevokeToken": false,
 		"CreateWorkflow": false, "GetWorkflow": true, "ListWorkflows": true, "CancelWorkflow": false, "RetryWorkflow": false,
 		"PauseWorkflow": true, "ResumeWorkflow": true,
-		"WatchWorkflow": true, "GetWorkflowLogs": true, "PlanWorkflow": true, "GetCluster": true, "CreateKubeconfig": false,
+		"WatchWorkflow": true, "GetWorkflowLogs": true, "PlanWorkflow": true, "GetCluster": true, "CreateKubeconfig": false, "SaveEtcdSnapshot": false,
 	}
 	seen := 0
 	protoregistry.GlobalFiles.RangeFilesByPackage("deckhand.api.v1", func(fd protoreflect.FileDescriptor) bool {

@@ -33,6 +33,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/controller/transfers"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/backoff"
 	"github.com/deckhandhq/deckhand/internal/bounded"
@@ -266,13 +267,15 @@ func (c *Controller) wire(st backend) error {
 	apiv1.RegisterNodeServiceServer(c.srv, nodeServer)
 	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
 	apiv1.RegisterCredentialServiceServer(c.srv, &api.CredentialServer{Credentials: c.credentials, Cluster: c, CAPEM: func() []byte { return c.ca.CertPEM }})
+	uploads := transfers.New()
 	agentv1.RegisterAgentServiceServer(c.srv, &api.AgentServer{
 		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,
-		Limits: c.limits, Cluster: c, ReplicaID: id, Heartbeat: cfg.Heartbeat, CertValidity: cfg.AgentCertValidity, Log: log,
+		Limits: c.limits, Cluster: c, Transfers: uploads, ReplicaID: id, Heartbeat: cfg.Heartbeat, CertValidity: cfg.AgentCertValidity, Log: log,
 	})
 	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Store: st})
 	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st,
-		Kubeconfigs: kubeconfigs.New(st, c.nodes, c.tasks, c.workflows)})
+		Kubeconfigs: kubeconfigs.New(st, c.nodes, c.tasks, c.workflows),
+		Transfers:   uploads, Tasks: c.tasks, Nodes: c.nodes, Address: cfg.advertise()})
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)
 	return nil

@@ -159,7 +159,35 @@ func EtcdSnapshot(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 			}
 		}
 	}
+	if addr := spec.GetUploadAddress(); addr != "" {
+		if err := uploadSnapshot(ctx, h, e, addr, spec.GetTransferId(), db, meta.SHA256); err != nil {
+			return nil, err
+		}
+	}
 	return map[string]string{"name": name, "path": db, "sha256": meta.SHA256, "size": strconv.FormatInt(n, 10), "revision": strconv.FormatInt(meta.Revision, 10)}, nil
+}
+
+// uploadSnapshot sends the snapshot to the controller replica whose caller waits for it.
+func uploadSnapshot(ctx context.Context, h *host.Host, e *tasks.Emitter, addr, id, db, want string) error {
+	up := tasks.UploaderFrom(ctx)
+	if up == nil {
+		return tasks.Errorf("UPLOAD_FAILED", "run the agent as deckhand-agent", "this agent cannot upload")
+	}
+	f, err := os.Open(h.Path(db))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	start := time.Now()
+	sum, n, err := up(ctx, addr, id, f)
+	if err != nil {
+		return tasks.Errorf("UPLOAD_FAILED", "the snapshot stays on this node: deckctl etcd snapshots lists it", "send the snapshot to the controller at %s: %v", addr, err)
+	}
+	if sum != want {
+		return tasks.Errorf("UPLOAD_FAILED", "take another snapshot", "the snapshot changed on the disk while it was sent: SHA-256 %s, %s when taken", sum, want)
+	}
+	e.Logf("sent the snapshot to the controller at %s: %d bytes in %v", addr, n, time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // fileSHA256 is the SHA-256 (hex) and size of host file p.
@@ -269,8 +297,8 @@ func withEtcdutl(ctx context.Context, h *host.Host, e *tasks.Emitter, rp restore
 					e.Logf("unmount %s: %v", mnt, err)
 				}
 			}()
-			bin := h.Path(mnt + "/usr/local/bin/etcdutl")
-			if _, err := os.Stat(bin); err == nil {
+			bin := mnt + "/usr/local/bin/etcdutl" // a host path, as the commands' names are
+			if _, err := os.Stat(h.Path(bin)); err == nil {
 				e.Logf("etcdutl from the cluster's etcd image %s", im[1])
 				return fn(bin)
 			}

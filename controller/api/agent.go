@@ -16,6 +16,7 @@ import (
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
+	"github.com/deckhandhq/deckhand/controller/transfers"
 	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
@@ -31,13 +32,15 @@ const helloTimeout = 10 * time.Second
 // AgentServer implements agentv1.AgentServiceServer: enrollment and sessions.
 type AgentServer struct {
 	agentv1.UnimplementedAgentServiceServer
-	CA        func() *pki.CA
-	Tokens    *tokens.Manager
-	Nodes     *nodes.Registry
-	Sessions  *sessions.Registry
-	Tasks     *tasks.Dispatcher
-	Limits    *sessions.Limiter
-	Cluster   Cluster
+	CA       func() *pki.CA
+	Tokens   *tokens.Manager
+	Nodes    *nodes.Registry
+	Sessions *sessions.Registry
+	Tasks    *tasks.Dispatcher
+	Limits   *sessions.Limiter
+	Cluster  Cluster
+	// Transfers are the uploads callers of this replica wait for.
+	Transfers *transfers.Registry
 	ReplicaID string
 	Heartbeat time.Duration
 	// CertValidity is how long node certificates are valid (pki.ClientValidity when zero);

@@ -70,6 +70,8 @@ var Roles = map[string][]string{
 	apiv1.WorkflowService_GetCluster_FullMethodName:      readers,
 	// A cluster-admin (or view) certificate for the Kubernetes cluster: admins only.
 	apiv1.WorkflowService_CreateKubeconfig_FullMethodName: admins,
+	// An etcd snapshot holds every Secret of the cluster: admins only.
+	apiv1.WorkflowService_SaveEtcdSnapshot_FullMethodName: admins,
 
 	apiv1.CredentialService_CreateCredential_FullMethodName: admins,
 	apiv1.CredentialService_ListCredentials_FullMethodName:  admins,
@@ -77,6 +79,7 @@ var Roles = map[string][]string{
 
 	agentv1.AgentService_Session_FullMethodName:          agents,
 	agentv1.AgentService_RenewCertificate_FullMethodName: agents,
+	agentv1.AgentService_Upload_FullMethodName:           agents,
 
 	clusterv1.PeerService_ReportSessions_FullMethodName: peers,
 	storagev1.ReplicaService_Apply_FullMethodName:       peers,

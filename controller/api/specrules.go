@@ -529,6 +529,11 @@ func init() {
 		}
 		return nil
 	}))
+	controllerOnly := str(func(path, s string) error {
+		return &fieldError{path, "is set by the controller only: deckctl etcd snapshot --save streams a snapshot to you"}
+	})
+	r(es, "upload_address", controllerOnly)
+	r(es, "transfer_id", controllerOnly)
 	er := &taskv1.EtcdRestoreSpec{}
 	r(er, "phase", enumOf(er, "phase"))
 	r(er, "snapshot", str(snapshotName))

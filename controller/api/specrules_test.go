@@ -259,6 +259,8 @@ func badCases() []badCase {
 			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(time.Hour), Keep: 1000}}
 		}, "spec.kubeadm_init.cluster.etcd.backup.keep"},
 		{t + "EtcdSnapshotSpec.name", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Name = "../etc" }, "spec.etcd_snapshot.name"},
+		{t + "EtcdSnapshotSpec.upload_address", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().UploadAddress = "attacker.example:443" }, "spec.etcd_snapshot.upload_address"},
+		{t + "EtcdSnapshotSpec.transfer_id", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().TransferId = "x-1" }, "spec.etcd_snapshot.transfer_id"},
 		{t + "EtcdSnapshotSpec.keep", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Keep = 101 }, "spec.etcd_snapshot.keep"},
 		{t + "EtcdRestoreSpec.phase", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Phase = 99 }, "spec.etcd_restore.phase"},
 		{t + "EtcdRestoreSpec.snapshot", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Snapshot = "a/b" }, "spec.etcd_restore.snapshot"},

@@ -12,6 +12,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/kubeconfigs"
+	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/controller/transfers"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -25,6 +28,12 @@ type WorkflowServer struct {
 	Store     store.Store
 	// Kubeconfigs signs user certificates for CreateKubeconfig.
 	Kubeconfigs *kubeconfigs.Issuer
+	// For SaveEtcdSnapshot: the uploads callers of this replica wait for, the tasks and
+	// nodes, and the address agents reach this replica at.
+	Transfers *transfers.Registry
+	Tasks     *tasks.Service
+	Nodes     *nodes.Registry
+	Address   string
 }
 
 func (s *WorkflowServer) CreateWorkflow(ctx context.Context, req *apiv1.CreateWorkflowRequest) (*apiv1.CreateWorkflowResponse, error) {

@@ -177,7 +177,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (*Kubeconfig, error) {
 	id, node := rec.GetTask().GetId(), rec.GetTask().GetNode()
 	wctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	defer cancel()
-	rec, err = i.wait(wctx, id)
+	rec, err = i.tasks.Wait(wctx, id)
 	if err != nil {
 		// Nobody waits for it any more: it must not sign later.
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -200,50 +200,4 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (*Kubeconfig, error) {
 			Message: "the task returned no certificate, CA or API server", Hint: "upgrade the agent on " + node + " to this controller's version"}}
 	}
 	return kc, nil
-}
-
-// wait returns the task's record once it ended.
-func (i *Issuer) wait(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
-	for {
-		rec, done, err := i.waitOnce(ctx, id)
-		if done || err != nil {
-			return rec, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// waitOnce reads the task and watches it from there; not done (and no error) means the
-// watch ended early (compacted, the store's watch restarted): read again.
-func (i *Issuer) waitOnce(ctx context.Context, id string) (*apiv1.TaskRecord, bool, error) {
-	key := tasks.Prefix + id
-	rec, rev, err := i.tasks.Get(ctx, id)
-	if err != nil || tasks.Terminal(rec.GetState()) {
-		return rec, true, err
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch, err := i.st.Watch(wctx, key, rev)
-	if errors.Is(err, store.ErrCompacted) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, true, err
-	}
-	for ev := range ch {
-		switch {
-		case errors.Is(ev.Err, store.ErrCompacted):
-			return nil, false, nil
-		case ev.Err != nil:
-			return nil, true, ev.Err
-		case ev.Type != store.EventPut || ev.KV.Key != key:
-			continue
-		}
-		if rec, err := tasks.Decode(ev.KV); err == nil && tasks.Terminal(rec.GetState()) {
-			return rec, true, nil
-		}
-	}
-	return nil, false, nil
 }

@@ -345,3 +345,50 @@ func (s *Service) Events(ctx context.Context, id string) ([]*taskv1.TaskEvent, i
 	}
 	return out, rev, nil
 }
+
+// Wait returns the task's record once it ended (watching it, reading it again when the
+// watch ends early), or ctx's error.
+func (s *Service) Wait(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
+	for {
+		rec, done, err := s.waitOnce(ctx, id)
+		if done || err != nil {
+			return rec, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitOnce reads the task and watches it from there; not done (and no error) means the
+// watch ended early (compacted, the store's watch restarted): read again.
+func (s *Service) waitOnce(ctx context.Context, id string) (*apiv1.TaskRecord, bool, error) {
+	key := Prefix + id
+	rec, rev, err := s.Get(ctx, id)
+	if err != nil || Terminal(rec.GetState()) {
+		return rec, true, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.st.Watch(wctx, key, rev)
+	if errors.Is(err, store.ErrCompacted) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	for ev := range ch {
+		switch {
+		case errors.Is(ev.Err, store.ErrCompacted):
+			return nil, false, nil
+		case ev.Err != nil:
+			return nil, true, ev.Err
+		case ev.Type != store.EventPut || ev.KV.Key != key:
+			continue
+		}
+		if rec, err := Decode(ev.KV); err == nil && Terminal(rec.GetState()) {
+			return rec, true, nil
+		}
+	}
+	return nil, false, nil
+}

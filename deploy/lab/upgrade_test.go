@@ -1,9 +1,11 @@
 package lab_test
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -629,6 +631,30 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 		t.Fatalf("deckctl etcd snapshot: %v\n%s", err, out)
 	}
 	t.Logf("deckctl etcd snapshot: %s", lastLine(out))
+	// Streamed to deckctl as it is taken, and kept on the control plane too: the same bytes.
+	saved := filepath.Join(t.TempDir(), "etcd.db")
+	out, err = l.deckctl("etcd", "snapshot", "--node", cps[1], "--name", "saved-here", "--save", saved)
+	if err != nil || !strings.Contains(out, "saved to "+saved) {
+		t.Fatalf("deckctl etcd snapshot --save: %v\n%s", err, out)
+	}
+	t.Logf("deckctl etcd snapshot --save: %s", lastLine(out))
+	fi, err := os.Stat(saved)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 1<<20 {
+		t.Fatalf("the saved snapshot: %v %v", fi, err)
+	}
+	b, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	testcluster.WaitFor(t, time.Minute, func() error {
+		for _, s := range snapshots() {
+			if s.Node == cps[1] && s.Name == "saved-here" && s.SHA256 == hex.EncodeToString(sum[:]) && s.Size == uint64(len(b)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no snapshot saved-here on %s with the saved file's SHA-256 %x", cps[1], sum)
+	})
 	if out, err := l.deckctl("etcd", "snapshot", "--node", cps[0], "--name", "to-truncate"); err != nil {
 		t.Fatalf("deckctl etcd snapshot: %v\n%s", err, out)
 	}
@@ -651,7 +677,7 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 	running := pids()
 	// A snapshot cut in half on the disk: refused by its SHA-256 before anything stops.
 	cut := filepath.Join(l.dir, cps[0], "fs", "var", "lib", "deckhand", "etcd-snapshots", "to-truncate.db")
-	fi, err := os.Stat(cut)
+	fi, err = os.Stat(cut)
 	if err != nil {
 		t.Fatal(err)
 	}

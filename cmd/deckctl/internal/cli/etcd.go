@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -71,16 +74,21 @@ func (o *options) runOn(node string, spec *taskv1.TaskSpec) (*apiv1.TaskRecord, 
 }
 
 func newEtcdSnapshotCmd(o *options) *cobra.Command {
-	var node, name string
+	var node, name, save string
 	cmd := &cobra.Command{
-		Use:   "snapshot [--node CP] [--name NAME]",
+		Use:   "snapshot [--node CP] [--name NAME] [--save FILE]",
 		Short: "Take an etcd snapshot on a control plane, kept there",
 		Long: "Takes a snapshot of the cluster's etcd through a control plane's own member (etcd's client API\n" +
 			"with kubeadm's health-check certificate) and keeps it on that control plane under\n" +
 			"/var/lib/deckhand/etcd-snapshots (0600), with its SHA-256, size and revision; deckctl etcd\n" +
-			"snapshots lists them and deckctl etcd restore --from NAME restores one.",
+			"snapshots lists them and deckctl etcd restore --from NAME restores one. --save FILE also\n" +
+			"streams it here as it is taken (admins only: a snapshot holds every Secret of the cluster),\n" +
+			"written 0600 and checked against its SHA-256.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if save != "" {
+				return o.saveSnapshot(node, name, save)
+			}
 			if name == "" {
 				name = "manual-" + strings.ToLower(time.Now().UTC().Format("20060102t150405"))
 			}
@@ -102,8 +110,77 @@ func newEtcdSnapshotCmd(o *options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the control plane to take and keep it (default: the first connected one)")
-	cmd.Flags().StringVar(&name, "name", "", "its name, 1-63 of a-z, 0-9 and - (default: manual-TIMESTAMP)")
+	cmd.Flags().StringVar(&name, "name", "", "its name, 1-63 of a-z, 0-9 and - (default: manual-TIMESTAMP, or saved-TIMESTAMP with --save)")
+	cmd.Flags().StringVar(&save, "save", "", "also write it to this file here (0600; refused if it exists)")
 	return cmd
+}
+
+// saveSnapshot takes a snapshot and writes the stream of it to file: FILE.part first,
+// renamed once its SHA-256 is the one the control plane recorded.
+func (o *options) saveSnapshot(node, name, file string) error {
+	if _, err := os.Lstat(file); err == nil {
+		return fmt.Errorf("--save %s: the file exists; give a new name", file)
+	}
+	part := file + ".part"
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("--save: %w", err)
+	}
+	ok := false
+	defer func() {
+		f.Close()
+		if !ok {
+			os.Remove(part)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, o.timeout)
+	cc, err := o.dial(dctx)
+	dcancel()
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	stream, err := apiv1.NewWorkflowServiceClient(cc).SaveEtcdSnapshot(ctx, &apiv1.SaveEtcdSnapshotRequest{Node: node, Name: name})
+	if err != nil {
+		return err
+	}
+	sum := sha256.New()
+	var n uint64
+	start := time.Now()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if d := m.GetData(); d != nil {
+			if _, err := f.Write(d); err != nil {
+				return err
+			}
+			sum.Write(d)
+			n += uint64(len(d))
+			continue
+		}
+		done := m.GetDone()
+		if done == nil {
+			continue
+		}
+		got := hex.EncodeToString(sum.Sum(nil))
+		if got != done.GetSha256() || n != done.GetSize() {
+			return fmt.Errorf("the snapshot arrived damaged: %d bytes with SHA-256 %s, %d bytes with %s on %s", n, got, done.GetSize(), done.GetSha256(), done.GetNode())
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if err := os.Rename(part, file); err != nil {
+			return err
+		}
+		ok = true
+		fmt.Fprintf(o.out, "snapshot %s taken on %s (kept there too), saved to %s: %d bytes, revision %d, SHA-256 %s, in %v\n",
+			done.GetName(), done.GetNode(), file, n, done.GetRevision(), got, time.Since(start).Round(100*time.Millisecond))
+		return nil
+	}
 }
 
 func newEtcdSnapshotsCmd(o *options) *cobra.Command {

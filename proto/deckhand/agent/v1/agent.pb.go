@@ -1359,6 +1359,106 @@ func (x *TaskCancel) GetReason() string {
 	return ""
 }
 
+// UploadRequest is one message of an upload.
+type UploadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message: the transfer the controller made for the task.
+	TransferId string `protobuf:"bytes,1,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
+	// At most 1 MiB per message.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// The last message: the SHA-256 (hex) of all the data.
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadRequest) Reset() {
+	*x = UploadRequest{}
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadRequest) ProtoMessage() {}
+
+func (x *UploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadRequest.ProtoReflect.Descriptor instead.
+func (*UploadRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UploadRequest) GetTransferId() string {
+	if x != nil {
+		return x.TransferId
+	}
+	return ""
+}
+
+func (x *UploadRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *UploadRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type UploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadResponse) Reset() {
+	*x = UploadResponse{}
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadResponse) ProtoMessage() {}
+
+func (x *UploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_agent_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadResponse.ProtoReflect.Descriptor instead.
+func (*UploadResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
 var File_deckhand_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
@@ -1472,11 +1572,18 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"TaskCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\xa0\x02\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\\\n" +
+	"\rUploadRequest\x12\x1f\n" +
+	"\vtransfer_id\x18\x01 \x01(\tR\n" +
+	"transferId\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\"\x10\n" +
+	"\x0eUploadResponse2\xf1\x02\n" +
 	"\fAgentService\x12M\n" +
 	"\x06Enroll\x12 .deckhand.agent.v1.EnrollRequest\x1a!.deckhand.agent.v1.EnrollResponse\x12T\n" +
 	"\aSession\x12!.deckhand.agent.v1.SessionRequest\x1a\".deckhand.agent.v1.SessionResponse(\x010\x01\x12k\n" +
-	"\x10RenewCertificate\x12*.deckhand.agent.v1.RenewCertificateRequest\x1a+.deckhand.agent.v1.RenewCertificateResponseB\xc9\x01\n" +
+	"\x10RenewCertificate\x12*.deckhand.agent.v1.RenewCertificateRequest\x1a+.deckhand.agent.v1.RenewCertificateResponse\x12O\n" +
+	"\x06Upload\x12 .deckhand.agent.v1.UploadRequest\x1a!.deckhand.agent.v1.UploadResponse(\x01B\xc9\x01\n" +
 	"\x15com.deckhand.agent.v1B\n" +
 	"AgentProtoP\x01Z>github.com/deckhandhq/deckhand/proto/deckhand/agent/v1;agentv1\xa2\x02\x03DAX\xaa\x02\x11Deckhand.Agent.V1\xca\x02\x11Deckhand\\Agent\\V1\xe2\x02\x1dDeckhand\\Agent\\V1\\GPBMetadata\xea\x02\x13Deckhand::Agent::V1b\x06proto3"
 
@@ -1492,7 +1599,7 @@ func file_deckhand_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_deckhand_agent_v1_agent_proto_rawDescData
 }
 
-var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_deckhand_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_deckhand_agent_v1_agent_proto_goTypes = []any{
 	(*RenewCertificateRequest)(nil),  // 0: deckhand.agent.v1.RenewCertificateRequest
 	(*RenewCertificateResponse)(nil), // 1: deckhand.agent.v1.RenewCertificateResponse
@@ -1510,18 +1617,20 @@ var file_deckhand_agent_v1_agent_proto_goTypes = []any{
 	(*Welcome)(nil),                  // 13: deckhand.agent.v1.Welcome
 	(*TaskAssignment)(nil),           // 14: deckhand.agent.v1.TaskAssignment
 	(*TaskCancel)(nil),               // 15: deckhand.agent.v1.TaskCancel
-	nil,                              // 16: deckhand.agent.v1.Facts.KubeVersionsEntry
-	(*v1.TaskEvent)(nil),             // 17: deckhand.task.v1.TaskEvent
-	(*v1.TaskResult)(nil),            // 18: deckhand.task.v1.TaskResult
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 20: google.protobuf.Duration
-	(*v1.Task)(nil),                  // 21: deckhand.task.v1.Task
+	(*UploadRequest)(nil),            // 16: deckhand.agent.v1.UploadRequest
+	(*UploadResponse)(nil),           // 17: deckhand.agent.v1.UploadResponse
+	nil,                              // 18: deckhand.agent.v1.Facts.KubeVersionsEntry
+	(*v1.TaskEvent)(nil),             // 19: deckhand.task.v1.TaskEvent
+	(*v1.TaskResult)(nil),            // 20: deckhand.task.v1.TaskResult
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 22: google.protobuf.Duration
+	(*v1.Task)(nil),                  // 23: deckhand.task.v1.Task
 }
 var file_deckhand_agent_v1_agent_proto_depIdxs = []int32{
 	6,  // 0: deckhand.agent.v1.SessionRequest.hello:type_name -> deckhand.agent.v1.Hello
 	11, // 1: deckhand.agent.v1.SessionRequest.heartbeat:type_name -> deckhand.agent.v1.Heartbeat
-	17, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
-	18, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
+	19, // 2: deckhand.agent.v1.SessionRequest.task_event:type_name -> deckhand.task.v1.TaskEvent
+	20, // 3: deckhand.agent.v1.SessionRequest.task_result:type_name -> deckhand.task.v1.TaskResult
 	12, // 4: deckhand.agent.v1.SessionRequest.task_ack:type_name -> deckhand.agent.v1.TaskAck
 	7,  // 5: deckhand.agent.v1.SessionRequest.facts:type_name -> deckhand.agent.v1.Facts
 	13, // 6: deckhand.agent.v1.SessionResponse.welcome:type_name -> deckhand.agent.v1.Welcome
@@ -1529,23 +1638,25 @@ var file_deckhand_agent_v1_agent_proto_depIdxs = []int32{
 	15, // 8: deckhand.agent.v1.SessionResponse.cancel:type_name -> deckhand.agent.v1.TaskCancel
 	7,  // 9: deckhand.agent.v1.Hello.facts:type_name -> deckhand.agent.v1.Facts
 	10, // 10: deckhand.agent.v1.Facts.runtime:type_name -> deckhand.agent.v1.RuntimeFacts
-	16, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
+	18, // 11: deckhand.agent.v1.Facts.kube_versions:type_name -> deckhand.agent.v1.Facts.KubeVersionsEntry
 	8,  // 12: deckhand.agent.v1.Facts.certificates:type_name -> deckhand.agent.v1.Certificate
 	9,  // 13: deckhand.agent.v1.Facts.etcd_snapshots:type_name -> deckhand.agent.v1.EtcdSnapshot
-	19, // 14: deckhand.agent.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	19, // 15: deckhand.agent.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	19, // 16: deckhand.agent.v1.EtcdSnapshot.taken:type_name -> google.protobuf.Timestamp
-	19, // 17: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	20, // 18: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	21, // 19: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
+	21, // 14: deckhand.agent.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	21, // 15: deckhand.agent.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	21, // 16: deckhand.agent.v1.EtcdSnapshot.taken:type_name -> google.protobuf.Timestamp
+	21, // 17: deckhand.agent.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	22, // 18: deckhand.agent.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	23, // 19: deckhand.agent.v1.TaskAssignment.task:type_name -> deckhand.task.v1.Task
 	2,  // 20: deckhand.agent.v1.AgentService.Enroll:input_type -> deckhand.agent.v1.EnrollRequest
 	4,  // 21: deckhand.agent.v1.AgentService.Session:input_type -> deckhand.agent.v1.SessionRequest
 	0,  // 22: deckhand.agent.v1.AgentService.RenewCertificate:input_type -> deckhand.agent.v1.RenewCertificateRequest
-	3,  // 23: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
-	5,  // 24: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
-	1,  // 25: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
-	23, // [23:26] is the sub-list for method output_type
-	20, // [20:23] is the sub-list for method input_type
+	16, // 23: deckhand.agent.v1.AgentService.Upload:input_type -> deckhand.agent.v1.UploadRequest
+	3,  // 24: deckhand.agent.v1.AgentService.Enroll:output_type -> deckhand.agent.v1.EnrollResponse
+	5,  // 25: deckhand.agent.v1.AgentService.Session:output_type -> deckhand.agent.v1.SessionResponse
+	1,  // 26: deckhand.agent.v1.AgentService.RenewCertificate:output_type -> deckhand.agent.v1.RenewCertificateResponse
+	17, // 27: deckhand.agent.v1.AgentService.Upload:output_type -> deckhand.agent.v1.UploadResponse
+	24, // [24:28] is the sub-list for method output_type
+	20, // [20:24] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1576,7 +1687,7 @@ func file_deckhand_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_agent_v1_agent_proto_rawDesc), len(file_deckhand_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

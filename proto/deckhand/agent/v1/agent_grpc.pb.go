@@ -25,6 +25,7 @@ const (
 	AgentService_Enroll_FullMethodName           = "/deckhand.agent.v1.AgentService/Enroll"
 	AgentService_Session_FullMethodName          = "/deckhand.agent.v1.AgentService/Session"
 	AgentService_RenewCertificate_FullMethodName = "/deckhand.agent.v1.AgentService/RenewCertificate"
+	AgentService_Upload_FullMethodName           = "/deckhand.agent.v1.AgentService/Upload"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -43,6 +44,10 @@ type AgentServiceClient interface {
 	// It is authenticated by the current node certificate; the new one carries the same node
 	// identity and replaces the old one in the node record.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
+	// Sends what a task made (an etcd snapshot) to the controller replica a caller waits on
+	// (EtcdSnapshotSpec.upload_address): the first message names the transfer, the last
+	// carries the SHA-256 of all the data.
+	Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadRequest, UploadResponse], error)
 }
 
 type agentServiceClient struct {
@@ -86,6 +91,19 @@ func (c *agentServiceClient) RenewCertificate(ctx context.Context, in *RenewCert
 	return out, nil
 }
 
+func (c *agentServiceClient) Upload(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadRequest, UploadResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_Upload_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadRequest, UploadResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_UploadClient = grpc.ClientStreamingClient[UploadRequest, UploadResponse]
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -102,6 +120,10 @@ type AgentServiceServer interface {
 	// It is authenticated by the current node certificate; the new one carries the same node
 	// identity and replaces the old one in the node record.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
+	// Sends what a task made (an etcd snapshot) to the controller replica a caller waits on
+	// (EtcdSnapshotSpec.upload_address): the first message names the transfer, the last
+	// carries the SHA-256 of all the data.
+	Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -120,6 +142,9 @@ func (UnimplementedAgentServiceServer) Session(grpc.BidiStreamingServer[SessionR
 }
 func (UnimplementedAgentServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
+}
+func (UnimplementedAgentServiceServer) Upload(grpc.ClientStreamingServer[UploadRequest, UploadResponse]) error {
+	return status.Error(codes.Unimplemented, "method Upload not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -185,6 +210,13 @@ func _AgentService_RenewCertificate_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_Upload_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).Upload(&grpc.GenericServerStream[UploadRequest, UploadResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_UploadServer = grpc.ClientStreamingServer[UploadRequest, UploadResponse]
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +238,11 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Session",
 			Handler:       _AgentService_Session_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Upload",
+			Handler:       _AgentService_Upload_Handler,
 			ClientStreams: true,
 		},
 	},

@@ -2885,6 +2885,221 @@ func (x *GetWorkflowLogsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SaveEtcdSnapshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The control plane to take it on; empty: the first one whose agent is connected.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// Its name there (as EtcdSnapshotSpec.name); empty: saved-TIMESTAMP.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveEtcdSnapshotRequest) Reset() {
+	*x = SaveEtcdSnapshotRequest{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveEtcdSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveEtcdSnapshotRequest) ProtoMessage() {}
+
+func (x *SaveEtcdSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveEtcdSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SaveEtcdSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SaveEtcdSnapshotRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *SaveEtcdSnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type SaveEtcdSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*SaveEtcdSnapshotResponse_Data
+	//	*SaveEtcdSnapshotResponse_Done
+	Msg           isSaveEtcdSnapshotResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveEtcdSnapshotResponse) Reset() {
+	*x = SaveEtcdSnapshotResponse{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveEtcdSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveEtcdSnapshotResponse) ProtoMessage() {}
+
+func (x *SaveEtcdSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveEtcdSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SaveEtcdSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SaveEtcdSnapshotResponse) GetMsg() isSaveEtcdSnapshotResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *SaveEtcdSnapshotResponse) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*SaveEtcdSnapshotResponse_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *SaveEtcdSnapshotResponse) GetDone() *SavedEtcdSnapshot {
+	if x != nil {
+		if x, ok := x.Msg.(*SaveEtcdSnapshotResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isSaveEtcdSnapshotResponse_Msg interface {
+	isSaveEtcdSnapshotResponse_Msg()
+}
+
+type SaveEtcdSnapshotResponse_Data struct {
+	// The next part of the snapshot.
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3,oneof"`
+}
+
+type SaveEtcdSnapshotResponse_Done struct {
+	// The last message.
+	Done *SavedEtcdSnapshot `protobuf:"bytes,2,opt,name=done,proto3,oneof"`
+}
+
+func (*SaveEtcdSnapshotResponse_Data) isSaveEtcdSnapshotResponse_Msg() {}
+
+func (*SaveEtcdSnapshotResponse_Done) isSaveEtcdSnapshotResponse_Msg() {}
+
+// SavedEtcdSnapshot describes a snapshot SaveEtcdSnapshot streamed.
+type SavedEtcdSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Sha256        string                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Revision      int64                  `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SavedEtcdSnapshot) Reset() {
+	*x = SavedEtcdSnapshot{}
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavedEtcdSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavedEtcdSnapshot) ProtoMessage() {}
+
+func (x *SavedEtcdSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_workflow_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavedEtcdSnapshot.ProtoReflect.Descriptor instead.
+func (*SavedEtcdSnapshot) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_workflow_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SavedEtcdSnapshot) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *SavedEtcdSnapshot) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SavedEtcdSnapshot) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *SavedEtcdSnapshot) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SavedEtcdSnapshot) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_deckhand_api_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
@@ -3090,7 +3305,20 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"v\n" +
 	"\x17GetWorkflowLogsResponse\x123\n" +
 	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xbe\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
+	"\x17SaveEtcdSnapshotRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"q\n" +
+	"\x18SaveEtcdSnapshotResponse\x12\x14\n" +
+	"\x04data\x18\x01 \x01(\fH\x00R\x04data\x128\n" +
+	"\x04done\x18\x02 \x01(\v2\".deckhand.api.v1.SavedEtcdSnapshotH\x00R\x04doneB\x05\n" +
+	"\x03msg\"\x83\x01\n" +
+	"\x11SavedEtcdSnapshot\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x03R\brevision*\xbe\x01\n" +
 	"\rWorkflowState\x12\x1e\n" +
 	"\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16WORKFLOW_STATE_PENDING\x10\x01\x12\x1a\n" +
@@ -3109,7 +3337,8 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x0eKubeconfigRole\x12\x1f\n" +
 	"\x1bKUBECONFIG_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15KUBECONFIG_ROLE_ADMIN\x10\x01\x12\x18\n" +
-	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\x99\t\n" +
+	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\x84\n" +
+	"\n" +
 	"\x0fWorkflowService\x12a\n" +
 	"\x0eCreateWorkflow\x12&.deckhand.api.v1.CreateWorkflowRequest\x1a'.deckhand.api.v1.CreateWorkflowResponse\x12X\n" +
 	"\vGetWorkflow\x12#.deckhand.api.v1.GetWorkflowRequest\x1a$.deckhand.api.v1.GetWorkflowResponse\x12^\n" +
@@ -3123,7 +3352,8 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\fPlanWorkflow\x12$.deckhand.api.v1.PlanWorkflowRequest\x1a%.deckhand.api.v1.PlanWorkflowResponse\x12U\n" +
 	"\n" +
 	"GetCluster\x12\".deckhand.api.v1.GetClusterRequest\x1a#.deckhand.api.v1.GetClusterResponse\x12g\n" +
-	"\x10CreateKubeconfig\x12(.deckhand.api.v1.CreateKubeconfigRequest\x1a).deckhand.api.v1.CreateKubeconfigResponseB\xbe\x01\n" +
+	"\x10CreateKubeconfig\x12(.deckhand.api.v1.CreateKubeconfigRequest\x1a).deckhand.api.v1.CreateKubeconfigResponse\x12i\n" +
+	"\x10SaveEtcdSnapshot\x12(.deckhand.api.v1.SaveEtcdSnapshotRequest\x1a).deckhand.api.v1.SaveEtcdSnapshotResponse0\x01B\xbe\x01\n" +
 	"\x13com.deckhand.api.v1B\rWorkflowProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (
@@ -3139,7 +3369,7 @@ func file_deckhand_api_v1_workflow_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_api_v1_workflow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_deckhand_api_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(WorkflowState)(0),               // 0: deckhand.api.v1.WorkflowState
 	(StepState)(0),                   // 1: deckhand.api.v1.StepState
@@ -3182,35 +3412,38 @@ var file_deckhand_api_v1_workflow_proto_goTypes = []any{
 	(*WatchWorkflowResponse)(nil),    // 38: deckhand.api.v1.WatchWorkflowResponse
 	(*GetWorkflowLogsRequest)(nil),   // 39: deckhand.api.v1.GetWorkflowLogsRequest
 	(*GetWorkflowLogsResponse)(nil),  // 40: deckhand.api.v1.GetWorkflowLogsResponse
-	nil,                              // 41: deckhand.api.v1.NodeOptions.LabelsEntry
-	nil,                              // 42: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
-	nil,                              // 43: deckhand.api.v1.UpgradeWorkflow.Sha256Entry
-	nil,                              // 44: deckhand.api.v1.Step.OutputsEntry
-	(*v1.ClusterSpec)(nil),           // 45: deckhand.task.v1.ClusterSpec
-	(*v1.PackagesSpec)(nil),          // 46: deckhand.task.v1.PackagesSpec
-	(*v1.RuntimeSpec)(nil),           // 47: deckhand.task.v1.RuntimeSpec
-	(*v1.Taint)(nil),                 // 48: deckhand.task.v1.Taint
-	(*durationpb.Duration)(nil),      // 49: google.protobuf.Duration
-	(*v1.TaskSpec)(nil),              // 50: deckhand.task.v1.TaskSpec
-	(*v1.TaskError)(nil),             // 51: deckhand.task.v1.TaskError
-	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
-	(*v1.Progress)(nil),              // 53: deckhand.task.v1.Progress
-	(*v1.Change)(nil),                // 54: deckhand.task.v1.Change
-	(v1.NodeRole)(0),                 // 55: deckhand.task.v1.NodeRole
-	(*v1.TaskEvent)(nil),             // 56: deckhand.task.v1.TaskEvent
+	(*SaveEtcdSnapshotRequest)(nil),  // 41: deckhand.api.v1.SaveEtcdSnapshotRequest
+	(*SaveEtcdSnapshotResponse)(nil), // 42: deckhand.api.v1.SaveEtcdSnapshotResponse
+	(*SavedEtcdSnapshot)(nil),        // 43: deckhand.api.v1.SavedEtcdSnapshot
+	nil,                              // 44: deckhand.api.v1.NodeOptions.LabelsEntry
+	nil,                              // 45: deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	nil,                              // 46: deckhand.api.v1.UpgradeWorkflow.Sha256Entry
+	nil,                              // 47: deckhand.api.v1.Step.OutputsEntry
+	(*v1.ClusterSpec)(nil),           // 48: deckhand.task.v1.ClusterSpec
+	(*v1.PackagesSpec)(nil),          // 49: deckhand.task.v1.PackagesSpec
+	(*v1.RuntimeSpec)(nil),           // 50: deckhand.task.v1.RuntimeSpec
+	(*v1.Taint)(nil),                 // 51: deckhand.task.v1.Taint
+	(*durationpb.Duration)(nil),      // 52: google.protobuf.Duration
+	(*v1.TaskSpec)(nil),              // 53: deckhand.task.v1.TaskSpec
+	(*v1.TaskError)(nil),             // 54: deckhand.task.v1.TaskError
+	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
+	(*v1.Progress)(nil),              // 56: deckhand.task.v1.Progress
+	(*v1.Change)(nil),                // 57: deckhand.task.v1.Change
+	(v1.NodeRole)(0),                 // 58: deckhand.task.v1.NodeRole
+	(*v1.TaskEvent)(nil),             // 59: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
-	45, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	46, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
-	47, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	48, // 0: deckhand.api.v1.InitWorkflow.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	49, // 1: deckhand.api.v1.InitWorkflow.packages:type_name -> deckhand.task.v1.PackagesSpec
+	50, // 2: deckhand.api.v1.InitWorkflow.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	4,  // 3: deckhand.api.v1.InitWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	41, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
-	48, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
-	42, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
+	44, // 4: deckhand.api.v1.NodeOptions.labels:type_name -> deckhand.api.v1.NodeOptions.LabelsEntry
+	51, // 5: deckhand.api.v1.NodeOptions.taints:type_name -> deckhand.task.v1.Taint
+	45, // 6: deckhand.api.v1.NodeOptions.kubelet_extra_args:type_name -> deckhand.api.v1.NodeOptions.KubeletExtraArgsEntry
 	4,  // 7: deckhand.api.v1.JoinWorkflow.options:type_name -> deckhand.api.v1.NodeOptions
-	49, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
-	43, // 9: deckhand.api.v1.UpgradeWorkflow.sha256:type_name -> deckhand.api.v1.UpgradeWorkflow.Sha256Entry
-	49, // 10: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	52, // 8: deckhand.api.v1.UpgradeWorkflow.drain_timeout:type_name -> google.protobuf.Duration
+	46, // 9: deckhand.api.v1.UpgradeWorkflow.sha256:type_name -> deckhand.api.v1.UpgradeWorkflow.Sha256Entry
+	52, // 10: deckhand.api.v1.ResetWorkflow.drain_timeout:type_name -> google.protobuf.Duration
 	3,  // 11: deckhand.api.v1.WorkflowSpec.init:type_name -> deckhand.api.v1.InitWorkflow
 	5,  // 12: deckhand.api.v1.WorkflowSpec.join:type_name -> deckhand.api.v1.JoinWorkflow
 	9,  // 13: deckhand.api.v1.WorkflowSpec.reset:type_name -> deckhand.api.v1.ResetWorkflow
@@ -3218,38 +3451,38 @@ var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
 	6,  // 15: deckhand.api.v1.WorkflowSpec.upgrade:type_name -> deckhand.api.v1.UpgradeWorkflow
 	7,  // 16: deckhand.api.v1.WorkflowSpec.certs_renew:type_name -> deckhand.api.v1.CertsRenewWorkflow
 	8,  // 17: deckhand.api.v1.WorkflowSpec.etcd_restore:type_name -> deckhand.api.v1.EtcdRestoreWorkflow
-	50, // 18: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
+	53, // 18: deckhand.api.v1.Step.task:type_name -> deckhand.task.v1.TaskSpec
 	1,  // 19: deckhand.api.v1.Step.state:type_name -> deckhand.api.v1.StepState
-	49, // 20: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
-	44, // 21: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
-	51, // 22: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
-	52, // 23: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
-	52, // 24: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
-	53, // 25: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
+	52, // 20: deckhand.api.v1.Step.timeout:type_name -> google.protobuf.Duration
+	47, // 21: deckhand.api.v1.Step.outputs:type_name -> deckhand.api.v1.Step.OutputsEntry
+	54, // 22: deckhand.api.v1.Step.error:type_name -> deckhand.task.v1.TaskError
+	55, // 23: deckhand.api.v1.Step.started:type_name -> google.protobuf.Timestamp
+	55, // 24: deckhand.api.v1.Step.finished:type_name -> google.protobuf.Timestamp
+	56, // 25: deckhand.api.v1.Step.progress:type_name -> deckhand.task.v1.Progress
 	13, // 26: deckhand.api.v1.Step.inputs:type_name -> deckhand.api.v1.StepInput
-	52, // 27: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
-	54, // 28: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
+	55, // 27: deckhand.api.v1.Step.not_before:type_name -> google.protobuf.Timestamp
+	57, // 28: deckhand.api.v1.Step.changes:type_name -> deckhand.task.v1.Change
 	11, // 29: deckhand.api.v1.Workflow.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	0,  // 30: deckhand.api.v1.Workflow.state:type_name -> deckhand.api.v1.WorkflowState
 	12, // 31: deckhand.api.v1.Workflow.steps:type_name -> deckhand.api.v1.Step
-	52, // 32: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
-	52, // 33: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
-	51, // 34: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
+	55, // 32: deckhand.api.v1.Workflow.created:type_name -> google.protobuf.Timestamp
+	55, // 33: deckhand.api.v1.Workflow.updated:type_name -> google.protobuf.Timestamp
+	54, // 34: deckhand.api.v1.Workflow.error:type_name -> deckhand.task.v1.TaskError
 	11, // 35: deckhand.api.v1.CreateWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	11, // 36: deckhand.api.v1.PlanWorkflowRequest.spec:type_name -> deckhand.api.v1.WorkflowSpec
 	14, // 37: deckhand.api.v1.PlanWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	55, // 38: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
-	52, // 39: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
-	45, // 40: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
+	58, // 38: deckhand.api.v1.ClusterNode.role:type_name -> deckhand.task.v1.NodeRole
+	55, // 39: deckhand.api.v1.ClusterNode.joined:type_name -> google.protobuf.Timestamp
+	48, // 40: deckhand.api.v1.Cluster.spec:type_name -> deckhand.task.v1.ClusterSpec
 	18, // 41: deckhand.api.v1.Cluster.nodes:type_name -> deckhand.api.v1.ClusterNode
-	52, // 42: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
-	52, // 43: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
-	46, // 44: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
-	47, // 45: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
+	55, // 42: deckhand.api.v1.Cluster.created:type_name -> google.protobuf.Timestamp
+	55, // 43: deckhand.api.v1.Cluster.updated:type_name -> google.protobuf.Timestamp
+	49, // 44: deckhand.api.v1.Cluster.packages:type_name -> deckhand.task.v1.PackagesSpec
+	50, // 45: deckhand.api.v1.Cluster.runtime:type_name -> deckhand.task.v1.RuntimeSpec
 	19, // 46: deckhand.api.v1.GetClusterResponse.cluster:type_name -> deckhand.api.v1.Cluster
 	2,  // 47: deckhand.api.v1.CreateKubeconfigRequest.role:type_name -> deckhand.api.v1.KubeconfigRole
-	49, // 48: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
-	52, // 49: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
+	52, // 48: deckhand.api.v1.CreateKubeconfigRequest.ttl:type_name -> google.protobuf.Duration
+	55, // 49: deckhand.api.v1.CreateKubeconfigResponse.expires:type_name -> google.protobuf.Timestamp
 	14, // 50: deckhand.api.v1.CreateWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
 	14, // 51: deckhand.api.v1.GetWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
 	0,  // 52: deckhand.api.v1.ListWorkflowsRequest.state:type_name -> deckhand.api.v1.WorkflowState
@@ -3259,37 +3492,40 @@ var file_deckhand_api_v1_workflow_proto_depIdxs = []int32{
 	14, // 56: deckhand.api.v1.ResumeWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
 	14, // 57: deckhand.api.v1.RetryWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
 	14, // 58: deckhand.api.v1.WatchWorkflowResponse.workflow:type_name -> deckhand.api.v1.Workflow
-	56, // 59: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	56, // 60: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	15, // 61: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
-	25, // 62: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
-	27, // 63: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
-	29, // 64: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
-	35, // 65: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
-	31, // 66: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
-	33, // 67: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
-	37, // 68: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
-	39, // 69: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
-	16, // 70: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
-	20, // 71: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
-	22, // 72: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
-	24, // 73: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
-	26, // 74: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
-	28, // 75: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
-	30, // 76: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
-	36, // 77: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
-	32, // 78: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
-	34, // 79: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
-	38, // 80: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
-	40, // 81: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
-	17, // 82: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
-	21, // 83: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
-	23, // 84: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
-	73, // [73:85] is the sub-list for method output_type
-	61, // [61:73] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	59, // 59: deckhand.api.v1.WatchWorkflowResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	59, // 60: deckhand.api.v1.GetWorkflowLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	43, // 61: deckhand.api.v1.SaveEtcdSnapshotResponse.done:type_name -> deckhand.api.v1.SavedEtcdSnapshot
+	15, // 62: deckhand.api.v1.WorkflowService.CreateWorkflow:input_type -> deckhand.api.v1.CreateWorkflowRequest
+	25, // 63: deckhand.api.v1.WorkflowService.GetWorkflow:input_type -> deckhand.api.v1.GetWorkflowRequest
+	27, // 64: deckhand.api.v1.WorkflowService.ListWorkflows:input_type -> deckhand.api.v1.ListWorkflowsRequest
+	29, // 65: deckhand.api.v1.WorkflowService.CancelWorkflow:input_type -> deckhand.api.v1.CancelWorkflowRequest
+	35, // 66: deckhand.api.v1.WorkflowService.RetryWorkflow:input_type -> deckhand.api.v1.RetryWorkflowRequest
+	31, // 67: deckhand.api.v1.WorkflowService.PauseWorkflow:input_type -> deckhand.api.v1.PauseWorkflowRequest
+	33, // 68: deckhand.api.v1.WorkflowService.ResumeWorkflow:input_type -> deckhand.api.v1.ResumeWorkflowRequest
+	37, // 69: deckhand.api.v1.WorkflowService.WatchWorkflow:input_type -> deckhand.api.v1.WatchWorkflowRequest
+	39, // 70: deckhand.api.v1.WorkflowService.GetWorkflowLogs:input_type -> deckhand.api.v1.GetWorkflowLogsRequest
+	16, // 71: deckhand.api.v1.WorkflowService.PlanWorkflow:input_type -> deckhand.api.v1.PlanWorkflowRequest
+	20, // 72: deckhand.api.v1.WorkflowService.GetCluster:input_type -> deckhand.api.v1.GetClusterRequest
+	22, // 73: deckhand.api.v1.WorkflowService.CreateKubeconfig:input_type -> deckhand.api.v1.CreateKubeconfigRequest
+	41, // 74: deckhand.api.v1.WorkflowService.SaveEtcdSnapshot:input_type -> deckhand.api.v1.SaveEtcdSnapshotRequest
+	24, // 75: deckhand.api.v1.WorkflowService.CreateWorkflow:output_type -> deckhand.api.v1.CreateWorkflowResponse
+	26, // 76: deckhand.api.v1.WorkflowService.GetWorkflow:output_type -> deckhand.api.v1.GetWorkflowResponse
+	28, // 77: deckhand.api.v1.WorkflowService.ListWorkflows:output_type -> deckhand.api.v1.ListWorkflowsResponse
+	30, // 78: deckhand.api.v1.WorkflowService.CancelWorkflow:output_type -> deckhand.api.v1.CancelWorkflowResponse
+	36, // 79: deckhand.api.v1.WorkflowService.RetryWorkflow:output_type -> deckhand.api.v1.RetryWorkflowResponse
+	32, // 80: deckhand.api.v1.WorkflowService.PauseWorkflow:output_type -> deckhand.api.v1.PauseWorkflowResponse
+	34, // 81: deckhand.api.v1.WorkflowService.ResumeWorkflow:output_type -> deckhand.api.v1.ResumeWorkflowResponse
+	38, // 82: deckhand.api.v1.WorkflowService.WatchWorkflow:output_type -> deckhand.api.v1.WatchWorkflowResponse
+	40, // 83: deckhand.api.v1.WorkflowService.GetWorkflowLogs:output_type -> deckhand.api.v1.GetWorkflowLogsResponse
+	17, // 84: deckhand.api.v1.WorkflowService.PlanWorkflow:output_type -> deckhand.api.v1.PlanWorkflowResponse
+	21, // 85: deckhand.api.v1.WorkflowService.GetCluster:output_type -> deckhand.api.v1.GetClusterResponse
+	23, // 86: deckhand.api.v1.WorkflowService.CreateKubeconfig:output_type -> deckhand.api.v1.CreateKubeconfigResponse
+	42, // 87: deckhand.api.v1.WorkflowService.SaveEtcdSnapshot:output_type -> deckhand.api.v1.SaveEtcdSnapshotResponse
+	75, // [75:88] is the sub-list for method output_type
+	62, // [62:75] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_workflow_proto_init() }
@@ -3310,13 +3546,17 @@ func file_deckhand_api_v1_workflow_proto_init() {
 		(*WatchWorkflowResponse_Workflow)(nil),
 		(*WatchWorkflowResponse_Event)(nil),
 	}
+	file_deckhand_api_v1_workflow_proto_msgTypes[39].OneofWrappers = []any{
+		(*SaveEtcdSnapshotResponse_Data)(nil),
+		(*SaveEtcdSnapshotResponse_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_workflow_proto_rawDesc), len(file_deckhand_api_v1_workflow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	WorkflowService_PlanWorkflow_FullMethodName     = "/deckhand.api.v1.WorkflowService/PlanWorkflow"
 	WorkflowService_GetCluster_FullMethodName       = "/deckhand.api.v1.WorkflowService/GetCluster"
 	WorkflowService_CreateKubeconfig_FullMethodName = "/deckhand.api.v1.WorkflowService/CreateKubeconfig"
+	WorkflowService_SaveEtcdSnapshot_FullMethodName = "/deckhand.api.v1.WorkflowService/SaveEtcdSnapshot"
 )
 
 // WorkflowServiceClient is the client API for WorkflowService service.
@@ -63,6 +64,10 @@ type WorkflowServiceClient interface {
 	// cluster's admin.conf and CA key never leave the node; the private key never leaves the
 	// caller.
 	CreateKubeconfig(ctx context.Context, in *CreateKubeconfigRequest, opts ...grpc.CallOption) (*CreateKubeconfigResponse, error)
+	// Takes an etcd snapshot on a control plane (kept there too) and streams it to the
+	// caller: data messages, then one done message with its SHA-256. Admins only: the
+	// snapshot holds every Secret of the cluster.
+	SaveEtcdSnapshot(ctx context.Context, in *SaveEtcdSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveEtcdSnapshotResponse], error)
 }
 
 type workflowServiceClient struct {
@@ -202,6 +207,25 @@ func (c *workflowServiceClient) CreateKubeconfig(ctx context.Context, in *Create
 	return out, nil
 }
 
+func (c *workflowServiceClient) SaveEtcdSnapshot(ctx context.Context, in *SaveEtcdSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveEtcdSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &WorkflowService_ServiceDesc.Streams[1], WorkflowService_SaveEtcdSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveEtcdSnapshotRequest, SaveEtcdSnapshotResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WorkflowService_SaveEtcdSnapshotClient = grpc.ServerStreamingClient[SaveEtcdSnapshotResponse]
+
 // WorkflowServiceServer is the server API for WorkflowService service.
 // All implementations must embed UnimplementedWorkflowServiceServer
 // for forward compatibility.
@@ -232,6 +256,10 @@ type WorkflowServiceServer interface {
 	// cluster's admin.conf and CA key never leave the node; the private key never leaves the
 	// caller.
 	CreateKubeconfig(context.Context, *CreateKubeconfigRequest) (*CreateKubeconfigResponse, error)
+	// Takes an etcd snapshot on a control plane (kept there too) and streams it to the
+	// caller: data messages, then one done message with its SHA-256. Admins only: the
+	// snapshot holds every Secret of the cluster.
+	SaveEtcdSnapshot(*SaveEtcdSnapshotRequest, grpc.ServerStreamingServer[SaveEtcdSnapshotResponse]) error
 	mustEmbedUnimplementedWorkflowServiceServer()
 }
 
@@ -277,6 +305,9 @@ func (UnimplementedWorkflowServiceServer) GetCluster(context.Context, *GetCluste
 }
 func (UnimplementedWorkflowServiceServer) CreateKubeconfig(context.Context, *CreateKubeconfigRequest) (*CreateKubeconfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateKubeconfig not implemented")
+}
+func (UnimplementedWorkflowServiceServer) SaveEtcdSnapshot(*SaveEtcdSnapshotRequest, grpc.ServerStreamingServer[SaveEtcdSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method SaveEtcdSnapshot not implemented")
 }
 func (UnimplementedWorkflowServiceServer) mustEmbedUnimplementedWorkflowServiceServer() {}
 func (UnimplementedWorkflowServiceServer) testEmbeddedByValue()                         {}
@@ -508,6 +539,17 @@ func _WorkflowService_CreateKubeconfig_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkflowService_SaveEtcdSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveEtcdSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WorkflowServiceServer).SaveEtcdSnapshot(m, &grpc.GenericServerStream[SaveEtcdSnapshotRequest, SaveEtcdSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WorkflowService_SaveEtcdSnapshotServer = grpc.ServerStreamingServer[SaveEtcdSnapshotResponse]
+
 // WorkflowService_ServiceDesc is the grpc.ServiceDesc for WorkflowService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -564,6 +606,11 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchWorkflow",
 			Handler:       _WorkflowService_WatchWorkflow_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SaveEtcdSnapshot",
+			Handler:       _WorkflowService_SaveEtcdSnapshot_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -2612,7 +2612,12 @@ type EtcdSnapshotSpec struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// After it, keep only the newest `keep` snapshots whose names start with "scheduled-"
 	// (zero: delete none).
-	Keep          uint32 `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	Keep uint32 `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	// Set by the controller only (refused from callers): after taking it, send it to the
+	// controller replica at this address (host:port) for transfer_id, where the caller of
+	// SaveEtcdSnapshot waits for it.
+	UploadAddress string `protobuf:"bytes,3,opt,name=upload_address,json=uploadAddress,proto3" json:"upload_address,omitempty"`
+	TransferId    string `protobuf:"bytes,4,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2659,6 +2664,20 @@ func (x *EtcdSnapshotSpec) GetKeep() uint32 {
 		return x.Keep
 	}
 	return 0
+}
+
+func (x *EtcdSnapshotSpec) GetUploadAddress() string {
+	if x != nil {
+		return x.UploadAddress
+	}
+	return ""
+}
+
+func (x *EtcdSnapshotSpec) GetTransferId() string {
+	if x != nil {
+		return x.TransferId
+	}
+	return ""
 }
 
 // EtcdRestoreSpec is one phase of an etcd restore (see EtcdRestorePhase).
@@ -4282,10 +4301,13 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x05apply\x18\x02 \x01(\bR\x05apply\")\n" +
 	"\x11ClusterHealthSpec\x12\x14\n" +
 	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"\x10\n" +
-	"\x0eCertsRenewSpec\":\n" +
+	"\x0eCertsRenewSpec\"\x82\x01\n" +
 	"\x10EtcdSnapshotSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04keep\x18\x02 \x01(\rR\x04keep\"\xd9\x01\n" +
+	"\x04keep\x18\x02 \x01(\rR\x04keep\x12%\n" +
+	"\x0eupload_address\x18\x03 \x01(\tR\ruploadAddress\x12\x1f\n" +
+	"\vtransfer_id\x18\x04 \x01(\tR\n" +
+	"transferId\"\xd9\x01\n" +
 	"\x0fEtcdRestoreSpec\x128\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\".deckhand.task.v1.EtcdRestorePhaseR\x05phase\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\tR\bsnapshot\x12\x16\n" +
