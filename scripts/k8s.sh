@@ -208,53 +208,34 @@ if ! good etcd; then
   place etcd
 fi
 
-# --- etcdctl, which registry.k8s.io/etcd images carry beside etcd (kubeadm's docs check and
-# remove members with it through `kubectl exec`). Its go.mod has replace directives too, so a
-# scratch module of its own: requiring it beside etcd would move etcd's dependencies when the
-# versions differ. A proxy may not serve etcd's own version of it (a mirror that holds only
-# some versions): then the newest etcdctl of etcd's minor it lists, which speaks the same API.
-if ! good etcdctl; then
+# --- etcdctl and etcdutl, which registry.k8s.io/etcd images carry beside etcd (kubeadm's
+# docs check and remove members with etcdctl through `kubectl exec`; a Deckhand restore runs
+# `etcdutl snapshot restore` from the cluster's own etcd image). Their go.mods have replace
+# directives too, so a scratch module each: requiring one beside etcd would move etcd's
+# dependencies when the versions differ. A proxy may not serve etcd's own version of them (a
+# mirror that holds only some versions): then the newest of etcd's minor it lists, which
+# speaks the same API and reads the same data files.
+etcd_tool() { # etcd_tool NAME: build go.etcd.io/etcd/NAME/v3 of etcd's version (or minor)
+  local name=$1 v=$etcd mod="go.etcd.io/etcd/$1/v3"
   start=$(date +%s)
-  ctl=$etcd
-  if ! go mod download -json "go.etcd.io/etcd/etcdctl/v3@v$ctl" >/dev/null 2>&1; then
-    ctl=$(go list -m -versions go.etcd.io/etcd/etcdctl/v3 2>/dev/null | tr ' ' '\n' |
+  if ! go mod download -json "$mod@v$v" >/dev/null 2>&1; then
+    v=$(go list -m -versions "$mod" 2>/dev/null | tr ' ' '\n' |
       grep -E "^v${etcd%.*}\.[0-9]+\$" | sort -V | tail -1 || true)
-    ctl=${ctl#v}
-    if [ -z "$ctl" ]; then
-      say "$GOPROXY serves no go.etcd.io/etcd/etcdctl/v3 v$etcd nor any v${etcd%.*}.x"
+    v=${v#v}
+    if [ -z "$v" ]; then
+      say "$GOPROXY serves no $mod v$etcd nor any v${etcd%.*}.x"
       exit 1
     fi
-    say "$GOPROXY does not serve go.etcd.io/etcd/etcdctl/v3 v$etcd; building v$ctl, the newest v${etcd%.*}.x it lists"
+    say "$GOPROXY does not serve $mod v$etcd; building v$v, the newest v${etcd%.*}.x it lists"
   fi
-  say "building etcdctl $ctl (about 1 minute the first time, seconds once GOCACHE has it) ..."
-  mkdir -p "$kit/src/etcdctl"
-  printf 'module deckhand.local/etcdctl-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/etcdctl/v3 v%s\n' "$ctl" >"$kit/src/etcdctl/go.mod"
-  (cd "$kit/src/etcdctl" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3)
-  place etcdctl "$ctl"
-fi
-
-# --- etcdutl, which registry.k8s.io/etcd images carry too: `etcdutl snapshot restore` is
-# how a Deckhand restore makes etcd's new data directory (the agent runs it from the
-# cluster's own etcd image). The same rule for the version as etcdctl's.
-if ! good etcdutl; then
-  start=$(date +%s)
-  utl=$etcd
-  if ! go mod download -json "go.etcd.io/etcd/etcdutl/v3@v$utl" >/dev/null 2>&1; then
-    utl=$(go list -m -versions go.etcd.io/etcd/etcdutl/v3 2>/dev/null | tr ' ' '\n' |
-      grep -E "^v${etcd%.*}\.[0-9]+\$" | sort -V | tail -1 || true)
-    utl=${utl#v}
-    if [ -z "$utl" ]; then
-      say "$GOPROXY serves no go.etcd.io/etcd/etcdutl/v3 v$etcd nor any v${etcd%.*}.x"
-      exit 1
-    fi
-    say "$GOPROXY does not serve go.etcd.io/etcd/etcdutl/v3 v$etcd; building v$utl, the newest v${etcd%.*}.x it lists"
-  fi
-  say "building etcdutl $utl (about 1 minute the first time, seconds once GOCACHE has it) ..."
-  mkdir -p "$kit/src/etcdutl"
-  printf 'module deckhand.local/etcdutl-kit\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/etcdutl/v3 v%s\n' "$utl" >"$kit/src/etcdutl/go.mod"
-  (cd "$kit/src/etcdutl" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcdutl" go.etcd.io/etcd/etcdutl/v3)
-  place etcdutl "$utl"
-fi
+  say "building $name $v (about 1 minute the first time, seconds once GOCACHE has it) ..."
+  mkdir -p "$kit/src/$name"
+  printf 'module deckhand.local/%s-kit\n\ngo 1.24.0\n\nrequire %s v%s\n' "$name" "$mod" "$v" >"$kit/src/$name/go.mod"
+  (cd "$kit/src/$name" && go build -trimpath -ldflags "-s -w" -o "$tmp/$name" "$mod")
+  place "$name" "$v"
+}
+good etcdctl || etcd_tool etcdctl
+good etcdutl || etcd_tool etcdutl
 
 # --- CoreDNS installs directly from the proxy (its go.mod has no replaces).
 if ! good coredns; then

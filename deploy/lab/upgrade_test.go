@@ -525,7 +525,7 @@ func (l *realLab) autoRenewal(cps []string, version string, before map[string]ti
 		return nil
 	})
 	out, err := l.deckctl("apply", "-f", file)
-	if err != nil || !strings.Contains(out, "spec.certificates") {
+	if err != nil || !strings.Contains(out, "record-settings") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("deckctl apply with renewBefore %v: %v\n%s", renewBefore, err, out)
 	}
 	t.Logf("deckctl apply -f (renewBefore %v):\n%s", renewBefore, out)
@@ -587,7 +587,7 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := l.deckctl("apply", "-f", file); err != nil || !strings.Contains(out, "spec.etcd.backup") {
+	if out, err := l.deckctl("apply", "-f", file); err != nil || !strings.Contains(out, "record-settings") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("deckctl apply with etcd.backup: %v\n%s", err, out)
 	}
 	type snap struct {
