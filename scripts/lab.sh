@@ -285,7 +285,7 @@ for n in node-1 node-2 node-3 node-4; do
     bg "$n" "$state/$n.log" nsenter "--net=/var/run/netns/$prefix-$n" unshare --mount --uts --propagation private \
       "$state/bin/labnode" host --name "$n" --state "$state/$n" --cgroup "$prefix-$n" --hosts "$state/hosts" --nat-for "${addr[$n]}" -- \
       "$repo/deploy/install.sh" agent --bin-dir "$repo/bin" --controllers "$controllers" \
-      --token-file "$state/$n/token" --ca-cert-hash "$hash"
+      --token-file "$state/$n/token" --ca-cert-hash "$hash" --args "--facts-interval 1m" # certificates show within a minute
     continue
   fi
   root=$state/$n/root

@@ -37,6 +37,8 @@ const (
 	localEtcd = "https://127.0.0.1:2379"
 	// etcdWait bounds the waits for an etcd member to answer.
 	etcdWait = 3 * time.Minute
+	// bumpRevision is how far a restore moves etcd's revision on (Kubernetes' guide: 1e9).
+	bumpRevision = 1_000_000_000
 )
 
 // controlPlanePods are the static pods a restore stops, the API server first (nothing
@@ -85,6 +87,9 @@ func EtcdSnapshot(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 	if !facts.SnapshotNameRE.MatchString(name) {
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give 1-63 characters of a-z, 0-9 and -", "snapshot name %q", name)
 	}
+	if id := RestoreInProgress(h); id != "" {
+		return nil, restoreInProgressError(id)
+	}
 	if !h.Exists(manifestsDir + "/etcd.yaml") {
 		return nil, notControlPlane("a snapshot")
 	}
@@ -110,6 +115,11 @@ func EtcdSnapshot(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 	}
 	if err := os.MkdirAll(h.Path(dir), 0o700); err != nil {
 		return nil, err
+	}
+	if stale, _ := filepath.Glob(h.Path(dir + "/.part-*")); len(stale) > 0 {
+		for _, p := range stale {
+			os.Remove(p) // a snapshot an earlier task did not finish (the agent stopped)
+		}
 	}
 	tmp, err := os.CreateTemp(h.Path(dir), ".part-*")
 	if err != nil {
@@ -208,7 +218,26 @@ type restorePaths struct {
 }
 
 func restoreDirs(id string) restorePaths {
-	return restorePaths{stash: "/etc/kubernetes/deckhand/restore-" + id}
+	return restorePaths{stash: restoreStashes + "/restore-" + strings.TrimPrefix(id, "restore-")}
+}
+
+// restoreStashes is where restores keep the manifests they stopped.
+const restoreStashes = "/etc/kubernetes/deckhand"
+
+// RestoreInProgress is the ID of a restore whose stopped static pods are not back on this
+// node ("" when none): until it ends, this control plane runs no API server or etcd.
+func RestoreInProgress(h *host.Host) string {
+	ms, _ := filepath.Glob(h.Path(restoreStashes + "/restore-*/*.yaml"))
+	for _, m := range ms {
+		return strings.TrimPrefix(filepath.Base(filepath.Dir(m)), "restore-")
+	}
+	return ""
+}
+
+// restoreInProgressError: another restore stopped this control plane and has not ended.
+func restoreInProgressError(id string) error {
+	return tasks.Errorf("RESTORE_IN_PROGRESS", "finish it first: deckctl workflow retry on the restore workflow (deckctl workflows), which runs its remaining steps",
+		"the etcd restore restore-%s stopped this control plane's static pods (their manifests are in %s/restore-%s) and has not ended", id, restoreStashes, id)
 }
 
 // etcdManifest is this node's etcd manifest: in manifestsDir, or moved to the stash by STOP.
@@ -237,6 +266,9 @@ func EtcdRestore(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emi
 		return nil, tasks.Errorf("INVALID_ARGUMENT", "give 1-63 characters of a-z, 0-9 and -", "restore_id %q", id)
 	}
 	rp := restoreDirs(id)
+	if other := RestoreInProgress(h); other != "" && other != strings.TrimPrefix(id, "restore-") {
+		return nil, restoreInProgressError(other)
+	}
 	switch spec.GetPhase() {
 	case taskv1.EtcdRestorePhase_ETCD_RESTORE_PHASE_CHECK:
 		return restoreCheck(ctx, t, h, e, rp)
@@ -352,12 +384,19 @@ func restoreCheck(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 	if err != nil {
 		return nil, err
 	}
-	if err := withEtcdutl(ctx, h, e, rp, func(bin string) error {
+	if h.DryRun {
+		e.Logf("would check the snapshot with etcdutl snapshot status, and that etcdutl restores with --bump-revision")
+	} else if err := withEtcdutl(ctx, h, e, rp, func(bin string) error {
 		out, err := h.QueryQuiet(ctx, bin, "snapshot", "status", h.Path(db), "-w", "json")
 		if err != nil {
-			return tasks.Errorf("SNAPSHOT_CORRUPT", "restore from another snapshot; nothing was stopped", "etcdutl snapshot status %s: %s", db, err.Error())
+			return tasks.Errorf("SNAPSHOT_CORRUPT", "restore from another snapshot; nothing was stopped", "etcdutl snapshot status %s: %v", db, err)
 		}
 		e.Logf("etcdutl snapshot status: %s", strings.TrimSpace(string(out)))
+		help, _ := h.QueryQuiet(ctx, bin, "snapshot", "restore", "--help")
+		if !strings.Contains(string(help), "--bump-revision") || !strings.Contains(string(help), "--mark-compacted") {
+			return tasks.Errorf("ETCDUTL_TOO_OLD", "put etcdutl 3.5.10 or newer on the PATH (the cluster's etcd image's is older)",
+				"%s has no --bump-revision and --mark-compacted: without them, clients watching from before the restore could miss changes", bin)
+		}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -480,9 +519,9 @@ func moveAside(h *host.Host, e *tasks.Emitter, data, id string) error {
 	return nil
 }
 
-// startPods moves the stashed manifests back, etcd first, waiting until it answers, then the
-// others, waiting until the API server is ready.
-func startPods(ctx context.Context, h *host.Host, e *tasks.Emitter, rp restorePaths) error {
+// startPods moves the stashed manifests back, etcd first, waiting until it answers (and
+// then for afterEtcd, when given), then the others, waiting until the API server is ready.
+func startPods(ctx context.Context, h *host.Host, e *tasks.Emitter, rp restorePaths, afterEtcd func() error) error {
 	order := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
 	for i, p := range order {
 		from, to := rp.stash+"/"+p+".yaml", manifestsDir+"/"+p+".yaml"
@@ -495,6 +534,11 @@ func startPods(ctx context.Context, h *host.Host, e *tasks.Emitter, rp restorePa
 		if i == 0 {
 			if err := waitEtcd(ctx, h, e); err != nil {
 				return err
+			}
+			if afterEtcd != nil {
+				if err := afterEtcd(); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -557,7 +601,11 @@ func restoreFirst(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 		if err := withEtcdutl(ctx, h, e, rp, func(bin string) error {
 			out, err := h.RunOutput(ctx, "etcdutl snapshot restore", bin, "snapshot", "restore", h.Path(db), "--name", name,
 				"--initial-cluster", name+"="+peer, "--initial-advertise-peer-urls", peer,
-				"--initial-cluster-token", "deckhand-restore-"+t.GetSpec().GetEtcdRestore().GetRestoreId(), "--data-dir", h.Path(fresh))
+				"--initial-cluster-token", "deckhand-"+t.GetSpec().GetEtcdRestore().GetRestoreId(), "--data-dir", h.Path(fresh),
+				// Revisions move on past any a client saw before the restore, and the old ones
+				// read as compacted: watches start again from a fresh list instead of missing
+				// changes (as Kubernetes' etcd restore guide asks).
+				"--bump-revision", strconv.Itoa(bumpRevision), "--mark-compacted")
 			logOutput(e, string(out))
 			if err != nil {
 				return tasks.Errorf("RESTORE_FAILED", "look at the task log; the control plane is stopped: deckctl workflow retry runs the restore again", "etcdutl snapshot restore: %v", err)
@@ -580,7 +628,7 @@ func restoreFirst(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 		}
 		e.Logf("etcd's data directory %s is the snapshot's now: a new cluster of one member, %s", data, name)
 	}
-	if err := startPods(ctx, h, e, rp); err != nil {
+	if err := startPods(ctx, h, e, rp, nil); err != nil {
 		return nil, err
 	}
 	return map[string]string{"restored": name}, nil
@@ -588,7 +636,9 @@ func restoreFirst(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 
 // restoreRejoin adds this control plane's etcd to the restored cluster as a new member
 // (the member list and --initial-cluster-state existing in its manifest), with an empty data
-// directory, and starts the control plane again.
+// directory: as a learner, which does not count for the quorum until it caught up and is
+// promoted (a voting member that never started would leave the restored one without its
+// quorum, and no member could then be removed); then the control plane starts again.
 func restoreRejoin(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter, rp restorePaths) (map[string]string, error) {
 	path, m, err := etcdManifest(h, rp)
 	if err != nil {
@@ -603,14 +653,14 @@ func restoreRejoin(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.E
 	if h.DryRun {
 		return nil, nil
 	}
+	endpoint := "https://" + hostPort(first, "2379")
+	cli, err := etcdClient(h, endpoint)
+	if err != nil {
+		return nil, tasks.Errorf("ETCD_UNAVAILABLE", "check "+etcdPKI, "etcd client: %v", err)
+	}
+	defer cli.Close()
 	done := rp.stash + "/rejoined"
 	if !h.Exists(done) {
-		endpoint := "https://" + hostPort(first, "2379")
-		cli, err := etcdClient(h, endpoint)
-		if err != nil {
-			return nil, tasks.Errorf("ETCD_UNAVAILABLE", "check "+etcdPKI, "etcd client: %v", err)
-		}
-		defer cli.Close()
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		ms, err := cli.MemberList(cctx)
@@ -625,12 +675,12 @@ func restoreRejoin(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.E
 		}
 		members := ms.Members
 		if mine == 0 {
-			added, err := cli.MemberAdd(cctx, []string{peer})
+			added, err := cli.MemberAddAsLearner(cctx, []string{peer})
 			if err != nil {
 				return nil, tasks.Errorf("ETCD_MEMBER_ADD_FAILED", "look at the restored etcd's log", "add member %s (%s) at %s: %v", name, peer, endpoint, err)
 			}
 			mine, members = added.Member.GetID(), added.Members
-			e.Logf("added etcd member %x (%s, %s) to the restored cluster", mine, name, peer)
+			e.Logf("added etcd member %x (%s, %s) to the restored cluster as a learner", mine, name, peer)
 		}
 		var initial []string
 		for _, mm := range members {
@@ -639,7 +689,7 @@ func restoreRejoin(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.E
 				n = name
 			}
 			if n == "" || len(mm.GetPeerURLs()) == 0 {
-				return nil, tasks.Errorf("ETCD_MEMBERS", "remove the member that never started (etcdctl member remove) and retry", "member %x has no name: it never started", mm.GetID())
+				return nil, tasks.Errorf("ETCD_MEMBERS", "remove the member that never started (etcdctl member remove, through the restored control plane) and retry", "member %x has no name: it never started", mm.GetID())
 			}
 			initial = append(initial, n+"="+mm.GetPeerURLs()[0])
 		}
@@ -661,10 +711,43 @@ func restoreRejoin(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.E
 		}
 		e.Logf("etcd joins as %s with --initial-cluster=%s", name, strings.Join(initial, ","))
 	}
-	if err := startPods(ctx, h, e, rp); err != nil {
+	if err := startPods(ctx, h, e, rp, func() error { return promote(ctx, cli, e, peer) }); err != nil {
 		return nil, err
 	}
 	return map[string]string{"rejoined": name}, nil
+}
+
+// promote makes the learner with peer URL peer a voting member once it has caught up (etcd
+// refuses until then).
+func promote(ctx context.Context, cli *clientv3.Client, e *tasks.Emitter, peer string) error {
+	start := time.Now()
+	var last error
+	for time.Since(start) < etcdWait {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ms, err := cli.MemberList(cctx)
+		if err == nil {
+			err = fmt.Errorf("no member with peer URL %s", peer)
+			for _, m := range ms.Members {
+				if !slices.Contains(m.GetPeerURLs(), peer) {
+					continue
+				}
+				if !m.GetIsLearner() {
+					cancel()
+					e.Logf("etcd member %x is a voting member (after %v)", m.GetID(), time.Since(start).Round(100*time.Millisecond))
+					return nil
+				}
+				_, err = cli.MemberPromote(cctx, m.GetID())
+			}
+		}
+		cancel()
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return tasks.Errorf("ETCD_PROMOTE_FAILED", "look at this control plane's etcd log; deckctl workflow retry tries again", "the learner %s was not promoted within %v: %v", peer, etcdWait, last)
 }
 
 // setEtcdFlag sets --flag=value in an etcd manifest's command: the line replaced, or added

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -56,11 +56,16 @@ func (s *WorkflowServer) SaveEtcdSnapshot(req *apiv1.SaveEtcdSnapshotRequest, st
 	id := rec.GetTask().GetId()
 	ended := make(chan *apiv1.TaskRecord, 1)
 	go func() {
-		r, _ := s.Tasks.Wait(ctx, id)
+		r, err := s.Tasks.Wait(ctx, id)
+		if r == nil {
+			// No record to tell (the store failed, or the caller left): a failure.
+			r = &apiv1.TaskRecord{State: taskv1.TaskState_TASK_STATE_UNSPECIFIED, Result: &taskv1.TaskResult{Error: &taskv1.TaskError{Reason: "UNKNOWN", Message: fmt.Sprint("waiting for the task: ", err)}}}
+		}
 		ended <- r
 	}()
+	finished := false
 	defer func() {
-		if ctx.Err() != nil {
+		if !finished {
 			// Nobody waits for it any more.
 			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer ccancel()
@@ -81,6 +86,7 @@ func (s *WorkflowServer) SaveEtcdSnapshot(req *apiv1.SaveEtcdSnapshotRequest, st
 			return Errorf(codes.Aborted, apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED, map[string]string{"task": id}, "the upload from "+node+" failed: "+err.Error())
 		case r := <-ended:
 			if r.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+				finished = tasks.Terminal(r.GetState())
 				return taskFailed(r)
 			}
 			// Succeeded: its upload ended before it did; what is left is in t.Data.
@@ -107,6 +113,7 @@ func (s *WorkflowServer) SaveEtcdSnapshot(req *apiv1.SaveEtcdSnapshotRequest, st
 			if out["sha256"] != sum {
 				return Errorf(codes.DataLoss, apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED, nil, fmt.Sprintf("the snapshot on %s has SHA-256 %s, the one sent %s", node, out["sha256"], sum))
 			}
+			finished = true
 			return stream.Send(&apiv1.SaveEtcdSnapshotResponse{Msg: &apiv1.SaveEtcdSnapshotResponse_Done{Done: &apiv1.SavedEtcdSnapshot{
 				Node: node, Name: name, Sha256: sum, Size: uint64(size), Revision: rev}}})
 		}
@@ -138,8 +145,6 @@ func (s *WorkflowServer) snapshotNode(ctx context.Context, asked string) (string
 	for _, n := range cps {
 		if nd, _, err := s.Nodes.Get(ctx, n); err == nil && nd.GetState() == apiv1.NodeState_NODE_STATE_READY {
 			return n, nil
-		} else if err != nil && !errors.Is(err, context.Canceled) {
-			continue
 		}
 	}
 	return "", toStatus(fmt.Errorf("%w: no control plane's agent is connected (%s)", workflows.ErrWrongState, strings.Join(cps, ", ")))

@@ -523,11 +523,9 @@ func init() {
 	}
 	es := &taskv1.EtcdSnapshotSpec{}
 	r(es, "name", str(snapshotName))
+	// keep deletes scheduled snapshots: the leader's, from spec.etcd.backup.keep.
 	r(es, "keep", rule(func(path string, v protoreflect.Value) error {
-		if v.Uint() > kubeadmconfig.MaxBackupKeep {
-			return &fieldError{path, fmt.Sprintf("%d: keep at most %d snapshots", v.Uint(), kubeadmconfig.MaxBackupKeep)}
-		}
-		return nil
+		return &fieldError{path, "is set by the controller only: spec.etcd.backup.keep says how many scheduled snapshots each control plane keeps"}
 	}))
 	controllerOnly := str(func(path, s string) error {
 		return &fieldError{path, "is set by the controller only: deckctl etcd snapshot --save streams a snapshot to you"}

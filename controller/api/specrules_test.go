@@ -60,7 +60,7 @@ func goodSpecs() map[string]*taskv1.TaskSpec {
 		"kubeadm_upgrade": {Kind: &taskv1.TaskSpec_KubeadmUpgrade{KubeadmUpgrade: &taskv1.KubeadmUpgradeSpec{KubernetesVersion: "v1.34.12", Apply: true}}},
 		"cluster_health":  {Kind: &taskv1.TaskSpec_ClusterHealth{ClusterHealth: &taskv1.ClusterHealthSpec{Nodes: []string{"cp-1", "worker-1"}}}},
 		"certs_renew":     {Kind: &taskv1.TaskSpec_CertsRenew{CertsRenew: &taskv1.CertsRenewSpec{}}},
-		"etcd_snapshot":   {Kind: &taskv1.TaskSpec_EtcdSnapshot{EtcdSnapshot: &taskv1.EtcdSnapshotSpec{Name: "scheduled-20261201t030000", Keep: 7}}},
+		"etcd_snapshot":   {Kind: &taskv1.TaskSpec_EtcdSnapshot{EtcdSnapshot: &taskv1.EtcdSnapshotSpec{Name: "scheduled-20261201t030000"}}},
 		"etcd_restore": {Kind: &taskv1.TaskSpec_EtcdRestore{EtcdRestore: &taskv1.EtcdRestoreSpec{Phase: taskv1.EtcdRestorePhase_ETCD_RESTORE_PHASE_REJOIN,
 			Snapshot: "nightly", Sha256: strings.Repeat("d", 64), Force: true, RestoreId: "restore-20261201t030000", FirstAddress: "10.250.0.21"}}},
 		"diagnostics": {Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{JournalLines: 500}}},
@@ -256,12 +256,12 @@ func badCases() []badCase {
 			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(-time.Hour)}}
 		}, "spec.kubeadm_init.cluster.etcd.backup.interval"},
 		{t + "EtcdBackup.keep", "kubeadm_init", func(s *taskv1.TaskSpec) {
-			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(time.Hour), Keep: 1000}}
+			s.GetKubeadmInit().Cluster.Etcd = &taskv1.EtcdSettings{Backup: &taskv1.EtcdBackup{Interval: durationpb.New(time.Hour), Keep: 31}}
 		}, "spec.kubeadm_init.cluster.etcd.backup.keep"},
 		{t + "EtcdSnapshotSpec.name", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Name = "../etc" }, "spec.etcd_snapshot.name"},
 		{t + "EtcdSnapshotSpec.upload_address", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().UploadAddress = "attacker.example:443" }, "spec.etcd_snapshot.upload_address"},
 		{t + "EtcdSnapshotSpec.transfer_id", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().TransferId = "x-1" }, "spec.etcd_snapshot.transfer_id"},
-		{t + "EtcdSnapshotSpec.keep", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Keep = 101 }, "spec.etcd_snapshot.keep"},
+		{t + "EtcdSnapshotSpec.keep", "etcd_snapshot", func(s *taskv1.TaskSpec) { s.GetEtcdSnapshot().Keep = 1 }, "spec.etcd_snapshot.keep"},
 		{t + "EtcdRestoreSpec.phase", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Phase = 99 }, "spec.etcd_restore.phase"},
 		{t + "EtcdRestoreSpec.snapshot", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Snapshot = "a/b" }, "spec.etcd_restore.snapshot"},
 		{t + "EtcdRestoreSpec.sha256", "etcd_restore", func(s *taskv1.TaskSpec) { s.GetEtcdRestore().Sha256 = "abc" }, "spec.etcd_restore.sha256"},

@@ -63,6 +63,11 @@ func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskReques
 		// admin, which an operator is not. Workflows apply the pod network's manifest.
 		return nil, invalid(&fieldError{"spec.manifest", "is not run as a direct task: it applies objects as the cluster's admin; apply your own with kubectl (deckctl kubeconfig gives admins a credential)"})
 	}
+	if req.GetSpec().GetEtcdRestore() != nil {
+		// A phase alone (a stop, a re-join) breaks a healthy control plane: only the restore
+		// workflow runs them, after its check, holding every control plane.
+		return nil, invalid(&fieldError{"spec.etcd_restore", "is not run as a direct task: use deckctl etcd restore (a workflow that checks the snapshot and the cluster first)"})
+	}
 	rec, err := s.Workflows.CreateTask(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, toStatus(err)

@@ -60,8 +60,8 @@ type renewalDecision struct {
 // certificate kubeadm renews expires within renew_before, on the control planes holding
 // one, once per crossing (the same certificate with the same expiry never starts a second
 // one: a failed renewal waits for a person), never while a renewal runs, never twice within
-// MinAutoRenewalGap, and never for a certificate whose whole life is shorter than
-// renew_before (each renewal would start the next).
+// MinAutoRenewalGap, and never while renew_before is more than nine tenths of a due
+// certificate's life (each renewal would soon start the next).
 func decideRenewal(in renewalInput) renewalDecision {
 	if in.settings.GetManual() {
 		return renewalDecision{reason: "spec.certificates.manual: only deckctl certs renew renews"}
@@ -78,9 +78,13 @@ func decideRenewal(in renewalInput) renewalDecision {
 	}
 	slices.SortStableFunc(due, func(a, b nodeCert) int { return a.notAfter.Compare(b.notAfter) })
 	first := due[0]
-	if life := first.notAfter.Sub(first.notBefore); life <= before {
-		return renewalDecision{trigger: first, reason: fmt.Sprintf("%s on %s lives %v, not longer than renewBefore %v: renewing it would not move it out; lower spec.certificates.renewBefore",
-			first.name, first.node, life.Round(time.Minute), before)}
+	for _, c := range due {
+		// A renewal issues certificates of the same life: with renewBefore at more than nine
+		// tenths of it, each would be due again soon after (every MinAutoRenewalGap).
+		if life := c.notAfter.Sub(c.notBefore); before > life-life/10 {
+			return renewalDecision{trigger: c, reason: fmt.Sprintf("%s on %s lives %v: renewBefore %v leaves less than a tenth of it, so every renewal would soon be due again; lower spec.certificates.renewBefore",
+				c.name, c.node, life.Round(time.Minute), before)}
+		}
 	}
 	if in.running {
 		return renewalDecision{trigger: first, reason: "a certificate renewal is running"}

@@ -53,9 +53,18 @@ func TestDecideRenewal(t *testing.T) {
 		{name: "a new crossing within the gap: not yet",
 			in: renewalInput{certs: []nodeCert{old}, last: last(cert("cp-1", "apiserver", 20*day), 30*time.Minute)}, reason: "the last automatic renewal started 30m0s ago"},
 		{name: "renewBefore not shorter than the certificate's life: refused, no loop",
-			in: renewalInput{settings: within(year), certs: []nodeCert{cert("cp-1", "apiserver", year-time.Minute)}}, reason: "not longer than renewBefore"},
-		{name: "renewBefore just under the life: once",
-			in: renewalInput{settings: within(year - time.Minute), certs: []nodeCert{cert("cp-1", "apiserver", year-2*time.Minute)}}, start: true, nodes: []string{"cp-1"}},
+			in: renewalInput{settings: within(year), certs: []nodeCert{cert("cp-1", "apiserver", year-time.Minute)}}, reason: "leaves less than a tenth of it"},
+		{name: "renewBefore just under the life: refused (each renewal would be due a minute later)",
+			in: renewalInput{settings: within(year - time.Minute), certs: []nodeCert{cert("cp-1", "apiserver", year-2*time.Minute)}}, reason: "leaves less than a tenth"},
+		{name: "renewBefore at nine tenths of the life: renewed",
+			in: renewalInput{settings: within(year - year/10), certs: []nodeCert{cert("cp-1", "apiserver", year-year/10-time.Hour)}}, start: true, nodes: []string{"cp-1"}},
+		{name: "a short-lived certificate and a fitting renewBefore: renewed; the renewed one (a year) is not due",
+			in: renewalInput{settings: within(150 * time.Minute), certs: []nodeCert{{node: "cp-2", name: "apiserver", notBefore: now.Add(-time.Hour), notAfter: now.Add(2 * time.Hour)},
+				cert("cp-1", "apiserver", year)}}, start: true, nodes: []string{"cp-2"}},
+		{name: "after that renewal: nothing due",
+			in: renewalInput{settings: within(150 * time.Minute), certs: []nodeCert{cert("cp-2", "apiserver", year)}}, reason: "no certificate expires within 2h30m0s"},
+		{name: "any due certificate too short-lived for renewBefore blocks it (named)",
+			in: renewalInput{settings: within(20 * day), certs: []nodeCert{old, {node: "cp-3", name: "odd", notBefore: now.Add(-day), notAfter: now.Add(day)}}}, reason: "odd on cp-3 lives 48h0m0s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := c.in

@@ -272,7 +272,7 @@ const (
 	MinBackupInterval  = 10 * time.Minute
 	MaxBackupInterval  = 30 * 24 * time.Hour
 	DefaultBackupKeep  = 7
-	MaxBackupKeep      = 100
+	MaxBackupKeep      = 30 // a node's facts list 64 snapshots: the scheduled ones and some more
 )
 
 // RenewBefore is how long before a certificate expires the controller renews it.
