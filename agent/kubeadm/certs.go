@@ -37,6 +37,9 @@ const restartTimeout = 3 * time.Minute
 // and waits until this node's API server answers again. The output expires is the API
 // server's new expiry.
 func RenewCerts(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (map[string]string, error) {
+	if id := RestoreInProgress(h); id != "" {
+		return nil, restoreInProgressError(id)
+	}
 	if !h.Exists(facts.APIServerManifest) {
 		return nil, tasks.Errorf("NOT_CONTROL_PLANE", "renew the certificates of a control-plane node (deckctl certs renew)", "no %s: this node is not a control plane", facts.APIServerManifest)
 	}
