@@ -1,8 +1,14 @@
 package kubeadm
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/deckhandhq/deckhand/agent/host"
+	"github.com/deckhandhq/deckhand/agent/tasks"
 )
 
 // kubeadm's etcd manifest of a control plane that joined (trimmed): a restore's re-join
@@ -53,5 +59,41 @@ func TestEtcdManifestFlags(t *testing.T) {
 	}
 	if _, err := setEtcdFlag([]byte("spec: {}\n"), "initial-cluster-state", "existing"); err == nil {
 		t.Error("a manifest without --name: no error")
+	}
+}
+
+// A restore's stash is named once (restore-ID, whether the ID carries the prefix or not),
+// and a stash still holding manifests marks the restore in progress.
+func TestRestoreInProgress(t *testing.T) {
+	root := t.TempDir()
+	h := &host.Host{Root: root}
+	if got := restoreDirs("restore-20261201t030000").stash; got != "/etc/kubernetes/deckhand/restore-20261201t030000" {
+		t.Errorf("stash %s", got)
+	}
+	if restoreDirs("20261201t030000") != restoreDirs("restore-20261201t030000") {
+		t.Error("the prefix changes the stash")
+	}
+	if id := RestoreInProgress(h); id != "" {
+		t.Fatalf("nothing stashed: %q", id)
+	}
+	dir := filepath.Join(root, "etc/kubernetes/deckhand/restore-20261201t030000")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "restored"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if id := RestoreInProgress(h); id != "" {
+		t.Fatalf("a finished restore's marker only: %q", id)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etcd.yaml"), []byte(joinedEtcd), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if id := RestoreInProgress(h); id != "20261201t030000" {
+		t.Fatalf("a stashed manifest: %q", id)
+	}
+	var te *tasks.Error
+	if err := restoreInProgressError(RestoreInProgress(h)); !errors.As(err, &te) || te.Reason != "RESTORE_IN_PROGRESS" || !strings.Contains(te.Msg, "restore-20261201t030000") || !strings.Contains(te.Hint, "deckctl workflow retry") {
+		t.Errorf("error %v", err)
 	}
 }
