@@ -405,7 +405,7 @@ func restoreCheck(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 	e.Logf("the cluster now: %s", why)
 	if healthy && !t.GetSpec().GetEtcdRestore().GetForce() {
 		return nil, tasks.Errorf("CLUSTER_HEALTHY", "a restore replaces everything written since the snapshot; give --force to restore anyway",
-			"the cluster is healthy (%s): nothing was stopped", why)
+			"the cluster is healthy (%s): nothing was stopped; --force restores anyway", why)
 	}
 	if h.DryRun {
 		h.Record("container", "kube-apiserver, kube-controller-manager, kube-scheduler, etcd", "stopped on every control plane, etcd restored from "+db)

@@ -534,7 +534,7 @@ func (l *realLab) autoRenewal(version string) string {
 	start := time.Now()
 	var id, list string
 	testcluster.WaitFor(t, 10*time.Minute, func() error {
-		list, err = l.deckctl("workflow", "list")
+		list, err = l.deckctl("workflows")
 		if err != nil {
 			return fmt.Errorf("%v %s", err, list)
 		}

@@ -712,3 +712,28 @@ func TestArgvGolden(t *testing.T) {
 		t.Errorf("TokenCreateArgs(1ms) ttl = %s, want the default, never 0 (a token that never expires)", got[4])
 	}
 }
+
+// Behind Deckhand's load balancer the API server waits lbconf.ShutdownDelay before it stops
+// serving (haproxy takes it out of rotation first); behind the user's, kubeadm's default.
+func TestAPIServerShutdownDelayBehindDeckhandsLoadBalancer(t *testing.T) {
+	n, _ := ParseNode(&taskv1.NodeSpec{Name: "cp-1"})
+	for lb, want := range map[*taskv1.LoadBalancerSettings]bool{
+		{Type: "vip", Address: "10.250.0.100"}: true,
+		{Type: "local"}:                        true,
+		{Type: "external"}:                     false,
+		nil:                                    false,
+	} {
+		c, err := ParseCluster(&taskv1.ClusterSpec{KubernetesVersion: "v1.33.13", LoadBalancer: lb, ControlPlaneEndpoint: map[bool]string{true: "", false: "10.0.0.1:6443"}[lb != nil && lb.Type != "external"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := InitConfig(c, n, false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(string(out), "extraArgs:\n  - name: shutdown-delay-duration\n    value: 5s\n")
+		if got != want {
+			t.Errorf("load balancer %v: shutdown delay written %v, want %v:\n%s", lb, got, want, out)
+		}
+	}
+}

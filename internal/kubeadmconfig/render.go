@@ -3,6 +3,7 @@ package kubeadmconfig
 import (
 	"bytes"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/lbconf"
 	"regexp"
 	"slices"
 	"strings"
@@ -59,7 +60,8 @@ type (
 		Networking           networking `json:"networking"`
 	}
 	apiServer struct {
-		CertSANs []string `json:"certSANs,omitempty"`
+		CertSANs  []string `json:"certSANs,omitempty"`
+		ExtraArgs []arg    `json:"extraArgs,omitempty"`
 	}
 	kubeletConfiguration struct {
 		typeMeta
@@ -163,6 +165,13 @@ func InitConfig(c Cluster, n Node, uploadCerts bool, token string) ([]byte, erro
 	}
 	if len(c.CertSANs) > 0 {
 		cc.APIServer = &apiServer{CertSANs: c.CertSANs}
+	}
+	if t := c.LoadBalancer.Type; t == lbconf.VIP || t == lbconf.Local {
+		// Behind Deckhand's haproxy: out of its rotation before it stops serving.
+		if cc.APIServer == nil {
+			cc.APIServer = &apiServer{}
+		}
+		cc.APIServer.ExtraArgs = []arg{{Name: "shutdown-delay-duration", Value: lbconf.ShutdownDelay.String()}}
 	}
 	kc := kubeletConfiguration{
 		typeMeta:     typeMeta{KubeletAPIVersion, "KubeletConfiguration"},

@@ -214,6 +214,12 @@ const (
 	DrainTime     = (CheckFall + 1) * CheckInterval
 )
 
+// ShutdownDelay is the API server's --shutdown-delay-duration behind Deckhand's load
+// balancer: told to stop, it fails /readyz but goes on serving this long, so haproxy takes it
+// out of rotation (DrainTime) before it closes connections it just accepted, and no request
+// through the load balancer meets a closing server.
+const ShutdownDelay = DrainTime + 2*time.Second
+
 // HAProxyConfig is haproxy's configuration: TCP from the load balancer's port to every API
 // server, each checked on /readyz (anonymous, over TLS without verifying): an API server
 // that is starting (its informers, RBAC's among them, not synced yet: it would answer
