@@ -153,21 +153,8 @@ func EtcdSnapshot(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 		return nil, err
 	}
 	e.Logf("etcd snapshot %s: %d bytes at revision %d, SHA-256 %s, in %v", db, n, meta.Revision, meta.SHA256, time.Since(start).Round(time.Millisecond))
-	if keep := int(spec.GetKeep()); keep > 0 {
-		kept := 0
-		for _, m := range facts.ReadEtcdSnapshots(h.Path("/")) {
-			if !strings.HasPrefix(m.Name, "scheduled-") {
-				continue
-			}
-			if kept++; kept > keep {
-				for _, f := range []string{m.Name + ".db", m.Name + ".json"} {
-					if _, err := h.RemoveFile(filepath.Join(dir, f)); err != nil {
-						return nil, err
-					}
-				}
-				e.Logf("deleted the scheduled snapshot %s (%d are kept)", m.Name, keep)
-			}
-		}
+	if err := pruneScheduled(h, int(spec.GetKeep()), e.Logf); err != nil {
+		return nil, err
 	}
 	if addr := spec.GetUploadAddress(); addr != "" {
 		if err := uploadSnapshot(ctx, h, e, addr, spec.GetTransferId(), db, meta.SHA256); err != nil {
@@ -197,6 +184,30 @@ func uploadSnapshot(ctx context.Context, h *host.Host, e *tasks.Emitter, addr, i
 		return tasks.Errorf("UPLOAD_FAILED", "take another snapshot", "the snapshot changed on the disk while it was sent: SHA-256 %s, %s when taken", sum, want)
 	}
 	e.Logf("sent the snapshot to the controller at %s: %d bytes in %v", addr, n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// pruneScheduled keeps the newest keep scheduled snapshots (names starting "scheduled-") and
+// deletes the others; keep 0 deletes none, and other snapshots are never deleted.
+func pruneScheduled(h *host.Host, keep int, logf func(string, ...any)) error {
+	if keep <= 0 {
+		return nil
+	}
+	kept := 0
+	for _, m := range facts.ReadEtcdSnapshots(h.Path("/")) {
+		if !strings.HasPrefix(m.Name, "scheduled-") {
+			continue
+		}
+		if kept++; kept <= keep {
+			continue
+		}
+		for _, f := range []string{m.Name + ".db", m.Name + ".json"} {
+			if _, err := h.RemoveFile(filepath.Join(facts.EtcdSnapshotDir, f)); err != nil {
+				return err
+			}
+		}
+		logf("deleted the scheduled snapshot %s (%d are kept)", m.Name, keep)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package kubeadm
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,4 +97,50 @@ func TestRestoreInProgress(t *testing.T) {
 	if err := restoreInProgressError(RestoreInProgress(h)); !errors.As(err, &te) || te.Reason != "RESTORE_IN_PROGRESS" || !strings.Contains(te.Msg, "restore-20261201t030000") || !strings.Contains(te.Hint, "deckctl workflow retry") {
 		t.Errorf("error %v", err)
 	}
+}
+
+// Scheduled snapshots beyond keep go, the oldest first; snapshots taken by hand stay.
+func TestPruneScheduled(t *testing.T) {
+	root := t.TempDir()
+	h := &host.Host{Root: root}
+	dir := filepath.Join(root, "var/lib/deckhand/etcd-snapshots")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"scheduled-a", "manual-b", "scheduled-c", "scheduled-d", "saved-e"} {
+		meta := fmt.Sprintf(`{"name":%q,"sha256":"x","size":1,"revision":1,"taken":"2026-12-01T0%d:00:00Z"}`, name, i)
+		for f, b := range map[string]string{name + ".json": meta, name + ".db": "x"} {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(b), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var said []string
+	logf := func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }
+	if err := pruneScheduled(h, 0, logf); err != nil || len(said) != 0 {
+		t.Fatalf("keep 0: %v %v", said, err)
+	}
+	if err := pruneScheduled(h, 2, logf); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range mustReadDir(t, dir) {
+		left = append(left, e)
+	}
+	if got := strings.Join(left, " "); got != "manual-b.db manual-b.json saved-e.db saved-e.json scheduled-c.db scheduled-c.json scheduled-d.db scheduled-d.json" {
+		t.Fatalf("left %s (said %v)", got, said)
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
 }
