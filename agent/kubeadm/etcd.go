@@ -161,7 +161,8 @@ func EtcdSnapshot(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 			return nil, err
 		}
 	}
-	return map[string]string{"name": name, "path": db, "sha256": meta.SHA256, "size": strconv.FormatInt(n, 10), "revision": strconv.FormatInt(meta.Revision, 10)}, nil
+	// "sha256:" first: a bare 64-hex value reads as a kubeadm certificate key to the masker.
+	return map[string]string{"name": name, "path": db, "sha256": "sha256:" + meta.SHA256, "size": strconv.FormatInt(n, 10), "revision": strconv.FormatInt(meta.Revision, 10)}, nil
 }
 
 // uploadSnapshot sends the snapshot to the controller replica whose caller waits for it.

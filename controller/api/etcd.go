@@ -110,7 +110,7 @@ func (s *WorkflowServer) SaveEtcdSnapshot(req *apiv1.SaveEtcdSnapshotRequest, st
 			}
 			out := r.GetResult().GetOutputs()
 			rev, _ := strconv.ParseInt(out["revision"], 10, 64)
-			if out["sha256"] != sum {
+			if strings.TrimPrefix(out["sha256"], "sha256:") != sum {
 				return Errorf(codes.DataLoss, apiv1.ErrorReason_ERROR_REASON_UNSPECIFIED, nil, fmt.Sprintf("the snapshot on %s has SHA-256 %s, the one sent %s", node, out["sha256"], sum))
 			}
 			finished = true

@@ -105,7 +105,7 @@ func newEtcdSnapshotCmd(o *options) *cobra.Command {
 				return err
 			}
 			out := rec.GetResult().GetOutputs()
-			fmt.Fprintf(o.out, "snapshot %s on %s: %s bytes, revision %s, SHA-256 %s\n", out["name"], node, out["size"], out["revision"], out["sha256"])
+			fmt.Fprintf(o.out, "snapshot %s on %s: %s bytes, revision %s, SHA-256 %s\n", out["name"], node, out["size"], out["revision"], strings.TrimPrefix(out["sha256"], "sha256:"))
 			return nil
 		},
 	}
