@@ -6,5 +6,5 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 rc=0
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/deploy/lab$') || rc=1
-go test -race -count=1 -timeout 30m ./deploy/lab/ || rc=1
+go test -race -count=1 -timeout 50m ./deploy/lab/ || rc=1
 exit $rc
