@@ -33,7 +33,7 @@ func fakeKit(t *testing.T) (kit, sysroot, ldd string) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "flanneld", "flannel-cni", "cp", "install-conf"} {
+	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "pause", "etcd", "etcdctl", "etcdutl", "flanneld", "flannel-cni", "cp", "install-conf"} {
 		write(filepath.Join(kit, b), "#!/bin/sh\necho "+b+"\n", 0o755)
 	}
 	write(filepath.Join(sysroot, "usr/sbin/xtables-nft-multi"), "ELF xtables", 0o755)

@@ -34,10 +34,10 @@ func TestK8sShReusesACompleteKitAtOnce(t *testing.T) {
 			}
 			say := map[string]string{
 				"kubeadm": "v1.33.13", "kubectl": "Client Version: v1.33.13", "etcd": "etcd Version: 3.5.24",
-				"etcdctl": "etcdctl version: " + etcdctl, "coredns": "CoreDNS-1.12.0", "pause": "pause 3.10", "flanneld": podnet.FlannelVersion,
+				"etcdctl": "etcdctl version: " + etcdctl, "etcdutl": "etcdutl version: " + etcdctl, "coredns": "CoreDNS-1.12.0", "pause": "pause 3.10", "flanneld": podnet.FlannelVersion,
 				"flannel-cni": `{"cniVersion":"0.4.0","supportedVersions":["0.3.1","0.4.0"]}`, "cp": "cp (deckhand lab kit) 1", "install-conf": "usage: install-conf <src> <dest>",
 			}
-			for _, b := range []string{"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "etcdctl", "coredns", "pause", "flanneld", "flannel-cni", "cp", "install-conf"} {
+			for _, b := range []string{"kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "etcdctl", "etcdutl", "coredns", "pause", "flanneld", "flannel-cni", "cp", "install-conf"} {
 				line, ok := say[b]
 				if !ok {
 					line = "Kubernetes v1.33.13"
