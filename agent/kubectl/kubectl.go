@@ -129,7 +129,7 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		args = append(args, "--force")
 	}
 	e.Logf("draining node %s (timeout %v)", name, timeout)
-	if err := h.Run(ctx, "evict the pods of node "+name, args...); err != nil {
+	if err := runPastForbidden(ctx, h, e, "evict the pods of node "+name, args); err != nil {
 		if notFound(err, name) {
 			return absent()
 		}
@@ -139,6 +139,31 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 		return nil, nil
 	}
 	return map[string]string{"drained": name}, nil
+}
+
+// forbiddenRetries and forbiddenWait bound the retries of a command the API refused as
+// Forbidden: admin.conf's user is a cluster admin, so that answer comes from an API server
+// that has just started (through the load balancer) and not yet loaded its RBAC objects.
+const (
+	forbiddenRetries = 6
+	forbiddenWait    = 5 * time.Second
+)
+
+// runPastForbidden runs an idempotent kubectl command, again while the API answers
+// Forbidden (see forbiddenRetries).
+func runPastForbidden(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, args []string) error {
+	for attempt := 1; ; attempt++ {
+		err := h.Run(ctx, what, args...)
+		if err == nil || attempt > forbiddenRetries || !strings.Contains(message(err), "(Forbidden)") {
+			return err
+		}
+		e.Logf("the API server answered Forbidden (one that just started, its RBAC not loaded yet): again in %v (%d/%d)", forbiddenWait, attempt, forbiddenRetries)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(forbiddenWait):
+		}
+	}
 }
 
 // uncordon lets pods be scheduled on a node again (after its upgrade); a node that is not
