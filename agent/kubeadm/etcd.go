@@ -513,21 +513,27 @@ func waitPods(ctx context.Context, h *host.Host, e *tasks.Emitter, want []string
 	return tasks.Errorf("STOP_FAILED", "look at the kubelet's log", "the kubelet did not stop the control plane's static pods within %v (%s)", etcdWait, last)
 }
 
-// moveAside moves the etcd data directory to DATA.before-ID once; a later attempt finds it
-// there and clears whatever a failed start left in DATA.
+// moveAside moves the member directory of etcd's data directory to DATA/member.before-ID
+// once (inside the data directory: it is often a file system of its own, which a rename
+// cannot leave); a later attempt finds it there and clears whatever a failed start left in
+// DATA/member.
 func moveAside(h *host.Host, e *tasks.Emitter, data, id string) error {
-	aside := data + ".before-" + id
+	return moveAsideLog(h, data, id, e.Logf)
+}
+
+func moveAsideLog(h *host.Host, data, id string, logf func(string, ...any)) error {
+	member, aside := data+"/member", data+"/member.before-"+id
 	if h.Exists(aside) {
-		_, err := h.RemoveAll(data)
+		_, err := h.RemoveAll(member)
 		return err
 	}
-	if !h.Exists(data) {
+	if !h.Exists(member) {
 		return nil
 	}
-	if err := os.Rename(h.Path(data), h.Path(aside)); err != nil {
+	if err := os.Rename(h.Path(member), h.Path(aside)); err != nil {
 		return err
 	}
-	e.Logf("kept the old etcd data directory as %s", aside)
+	logf("kept the old etcd data as %s", aside)
 	return nil
 }
 
@@ -596,7 +602,7 @@ func restoreFirst(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 	if peer == "" || strings.Contains(peer, ",") {
 		return nil, tasks.Errorf("ETCD_MANIFEST", "restore by hand (etcdutl snapshot restore)", "the etcd manifest has no single --initial-advertise-peer-urls (%q)", peer)
 	}
-	h.Record("directory", data, "restored from snapshot "+t.GetSpec().GetEtcdRestore().GetSnapshot()+"; the old one kept as "+data+".before-"+t.GetSpec().GetEtcdRestore().GetRestoreId())
+	h.Record("directory", data, "restored from snapshot "+t.GetSpec().GetEtcdRestore().GetSnapshot()+"; the old data kept as "+data+"/member.before-"+t.GetSpec().GetEtcdRestore().GetRestoreId())
 	if h.DryRun {
 		return nil, nil
 	}
@@ -606,7 +612,7 @@ func restoreFirst(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 		if err != nil {
 			return nil, err
 		}
-		fresh := data + ".restore-" + t.GetSpec().GetEtcdRestore().GetRestoreId()
+		fresh := data + "/" + t.GetSpec().GetEtcdRestore().GetRestoreId() // on the data directory's file system
 		if _, err := h.RemoveAll(fresh); err != nil {
 			return nil, err
 		}
@@ -629,10 +635,10 @@ func restoreFirst(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Em
 		if err := moveAside(h, e, data, t.GetSpec().GetEtcdRestore().GetRestoreId()); err != nil {
 			return nil, err
 		}
-		if err := os.Rename(h.Path(fresh), h.Path(data)); err != nil {
+		if err := os.Rename(h.Path(fresh+"/member"), h.Path(data+"/member")); err != nil {
 			return nil, err
 		}
-		if err := os.Chmod(h.Path(data), 0o700); err != nil {
+		if _, err := h.RemoveAll(fresh); err != nil {
 			return nil, err
 		}
 		if _, err := h.WriteFile(done, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
@@ -661,7 +667,7 @@ func restoreRejoin(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.E
 	if peer == "" || first == "" || strings.Contains(peer, ",") {
 		return nil, tasks.Errorf("ETCD_MANIFEST", "re-join it by hand (etcdctl member add)", "the etcd manifest's --initial-advertise-peer-urls %q, first_address %q", peer, first)
 	}
-	h.Record("directory", data, "emptied (kept as "+data+".before-"+t.GetSpec().GetEtcdRestore().GetRestoreId()+"): the member joins the restored cluster")
+	h.Record("directory", data, "emptied (its member data kept as "+data+"/member.before-"+t.GetSpec().GetEtcdRestore().GetRestoreId()+"): the member joins the restored cluster")
 	if h.DryRun {
 		return nil, nil
 	}

@@ -144,3 +144,32 @@ func mustReadDir(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// The old member data stays inside the data directory (a rename cannot leave its file
+// system), once: a second attempt clears what a failed start left instead.
+func TestMoveAsideStaysInTheDataDirectory(t *testing.T) {
+	root := t.TempDir()
+	h := &host.Host{Root: root}
+	data := filepath.Join(root, "var/lib/etcd")
+	if err := os.MkdirAll(filepath.Join(data, "member/snap"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := moveAsideLog(h, "/var/lib/etcd", "restore-x", func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "member.before-restore-x/snap")); err != nil {
+		t.Fatalf("not kept: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(data, "member/wal"), 0o700); err != nil { // a failed start's
+		t.Fatal(err)
+	}
+	if err := moveAsideLog(h, "/var/lib/etcd", "restore-x", func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "member")); !os.IsNotExist(err) {
+		t.Fatalf("a failed start's member directory left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "member.before-restore-x/snap")); err != nil {
+		t.Fatalf("the kept data went: %v", err)
+	}
+}

@@ -96,7 +96,7 @@ func (p *plan) restoreSteps(d restoreDecision, req *apiv1.EtcdRestoreWorkflow, r
 	rs := phase(taskv1.EtcdRestorePhase_ETCD_RESTORE_PHASE_RESTORE)
 	rs.Snapshot, rs.Sha256 = req.GetSnapshot(), d.sha256
 	prev := p.add(d.first, "restore", "etcdutl snapshot restore into a new data directory (a new cluster ID), then start the control plane", stops, spec(rs)).Name
-	p.changes = append(p.changes, fmt.Sprintf("stop every control plane (%s); restore etcd on %s from snapshot %s (the old data directory kept as /var/lib/etcd.before-%s)",
+	p.changes = append(p.changes, fmt.Sprintf("stop every control plane (%s); restore etcd on %s from snapshot %s (the old data kept as /var/lib/etcd/member.before-%s)",
 		strings.Join(cps, ", "), d.first, req.GetSnapshot(), restoreID))
 	first := clusterNode(cl, d.first).GetAddress()
 	for _, n := range d.others {

@@ -750,7 +750,7 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 		t.Errorf("etcd and the API servers were not restarted by the restore: %s", now)
 	}
 	for _, n := range cps {
-		if kept, _ := filepath.Glob(filepath.Join(l.dir, n, "fs", "var", "lib", "etcd.before-restore-*", "member")); len(kept) != 1 {
+		if kept, _ := filepath.Glob(filepath.Join(l.dir, n, "fs", "var", "lib", "etcd", "member.before-restore-*")); len(kept) != 1 {
 			t.Errorf("%s: the old etcd data directory was not kept: %v", n, kept)
 		}
 	}

@@ -277,7 +277,7 @@ func newEtcdRestoreCmd(o *options) *cobra.Command {
 			"first and the cluster's health (a healthy cluster is refused without --force), then every\n" +
 			"control plane's API server, controller manager, scheduler and etcd are stopped, etcd is\n" +
 			"restored on the control plane holding the snapshot (a new data directory and cluster ID; the\n" +
-			"old directory is kept as /var/lib/etcd.before-RESTORE-ID), started, and the other control\n" +
+			"old data is kept as /var/lib/etcd/member.before-RESTORE-ID), started, and the other control\n" +
 			"planes' etcd join it one by one as new members. Everything written after the snapshot is lost.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
