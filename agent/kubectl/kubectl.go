@@ -99,7 +99,7 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	// A node an operator cordoned before stays cordoned after an upgrade: Deckhand marks
 	// the nodes it cordons itself, and its uncordon lets pods back onto those only.
 	for attempt := 1; ; attempt++ {
-		v, err := getNode(ctx, h, name)
+		v, err := getNodePast(ctx, h, e, name)
 		if notFound(err, name) {
 			return absent()
 		}
@@ -112,7 +112,7 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 			}
 			break
 		}
-		err = patchCordon(ctx, h, name, v.ResourceVersion, true)
+		err = patchCordonPast(ctx, h, e, name, v.ResourceVersion, true)
 		if notFound(err, name) {
 			return absent()
 		}
@@ -149,28 +149,46 @@ const (
 	forbiddenWait    = 5 * time.Second
 )
 
-// runPastForbidden runs an idempotent kubectl command, again while the API answers
-// Forbidden (see forbiddenRetries).
-func runPastForbidden(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, args []string) error {
+// pastForbidden runs an idempotent kubectl request, again while the API answers Forbidden
+// (see forbiddenRetries): the node's read, the cordon's patch and the drain alike.
+func pastForbidden[T any](ctx context.Context, e *tasks.Emitter, f func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
-		err := h.Run(ctx, what, args...)
+		v, err := f()
 		if err == nil || attempt > forbiddenRetries || !strings.Contains(message(err), "(Forbidden)") {
-			return err
+			return v, err
 		}
 		e.Logf("the API server answered Forbidden (one that just started, its RBAC not loaded yet): again in %v (%d/%d)", forbiddenWait, attempt, forbiddenRetries)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return v, ctx.Err()
 		case <-time.After(forbiddenWait):
 		}
 	}
+}
+
+// runPastForbidden runs an idempotent kubectl command through pastForbidden.
+func runPastForbidden(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, args []string) error {
+	_, err := pastForbidden(ctx, e, func() (struct{}, error) { return struct{}{}, h.Run(ctx, what, args...) })
+	return err
+}
+
+// getNodePast and patchCordonPast are getNode and patchCordon through pastForbidden.
+func getNodePast(ctx context.Context, h *host.Host, e *tasks.Emitter, name string) (NodeView, error) {
+	return pastForbidden(ctx, e, func() (NodeView, error) { return getNode(ctx, h, name) })
+}
+
+func patchCordonPast(ctx context.Context, h *host.Host, e *tasks.Emitter, name, resourceVersion string, cordon bool) error {
+	_, err := pastForbidden(ctx, e, func() (struct{}, error) {
+		return struct{}{}, patchCordon(ctx, h, name, resourceVersion, cordon)
+	})
+	return err
 }
 
 // uncordon lets pods be scheduled on a node again (after its upgrade); a node that is not
 // cordoned is left as it is.
 func uncordon(ctx context.Context, h *host.Host, e *tasks.Emitter, name string) (map[string]string, error) {
 	for attempt := 1; ; attempt++ {
-		v, err := getNode(ctx, h, name)
+		v, err := getNodePast(ctx, h, e, name)
 		if notFound(err, name) {
 			return nil, tasks.Errorf("NODE_NOT_FOUND", "check that the node is still part of the cluster (kubectl get nodes)", "node %s does not exist", name)
 		}
@@ -187,7 +205,7 @@ func uncordon(ctx context.Context, h *host.Host, e *tasks.Emitter, name string) 
 		}
 		// Cordoned by Deckhand (or its mark left on a node uncordoned since): uncordoned
 		// and unmarked in one request.
-		err = patchCordon(ctx, h, name, v.ResourceVersion, false)
+		err = patchCordonPast(ctx, h, e, name, v.ResourceVersion, false)
 		if conflict(err) && attempt < maxPatchAttempts {
 			continue
 		}
@@ -248,7 +266,7 @@ func DeleteNode(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emit
 	if err := check(h, "delete_node", name); err != nil {
 		return nil, err
 	}
-	if err := h.Run(ctx, "delete the Node object "+name, argv("delete", "node", name, "--ignore-not-found")...); err != nil {
+	if err := runPastForbidden(ctx, h, e, "delete the Node object "+name, argv("delete", "node", name, "--ignore-not-found")); err != nil {
 		return nil, tasks.Errorf("DELETE_NODE_FAILED", "check the control plane's health (kubectl get --raw=/readyz on it)", "delete node %s: %s", name, message(err))
 	}
 	if h.DryRun {

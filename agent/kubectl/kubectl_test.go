@@ -213,6 +213,28 @@ func TestDrainDeleteAndReadyOfAWorker(t *testing.T) {
 	}
 }
 
+// An API server that has just started (behind the load balancer, its RBAC not synced)
+// answers the cluster admin Forbidden for a moment: the drain's read, cordon and eviction go
+// on past it, and the drain succeeds with one cordon and one drain.
+func TestDrainGoesOnPastAForbiddenAnswer(t *testing.T) {
+	dir, cp, _ := simCluster(t, "w-1")
+	// The node's read answers Forbidden, then the cordon's patch does.
+	if err := os.WriteFile(filepath.Join(dir, "forbidden"), []byte("2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, l := cp.run(t, "drain", drain("w-1", 0, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["drained"] != "w-1" {
+		t.Fatalf("drain past two Forbidden answers: %v\n%s", res, l)
+	}
+	if n := strings.Count(l, "answered Forbidden"); n != 2 {
+		t.Fatalf("the drain's log tells %d Forbidden answers, want 2:\n%s", n, l)
+	}
+	recs := records(t, dir)
+	if simrecords.Count(recs, simrecords.KubectlCordon, "w-1") != 1 || simrecords.Count(recs, simrecords.KubectlDrain, "w-1") != 1 {
+		t.Fatalf("want one cordon and one drain of w-1, records:\n%v", recs)
+	}
+}
+
 // The uncordon after an upgrade lets pods back onto a node Deckhand cordoned for its drain,
 // and never onto one an operator had cordoned before: that one stays cordoned.
 func TestUncordonOnlyWhatDeckhandCordoned(t *testing.T) {

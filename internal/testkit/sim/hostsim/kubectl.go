@@ -48,13 +48,16 @@ import (
 //
 // Test knob: CLUSTER/drain-blocked/NAME makes a drain of NAME fail at once the way kubectl
 // fails when a PodDisruptionBudget blocks an eviction until the drain's timeout; --force
-// does not help, as it does not with the real kubectl.
+// does not help, as it does not with the real kubectl. CLUSTER/forbidden holding a count N
+// makes the next N node commands answer Forbidden, as an API server that has just started
+// (its RBAC not synced) answers the cluster admin; each answer takes one off the count.
 
 const (
 	annotationsDir  = "annotations" // annotations/NAME: one KEY=VALUE per line
 	versionsDir     = "versions"    // versions/NAME: the Node's resourceVersion
 	cordonedDir     = "cordoned"
 	drainBlockedDir = "drain-blocked"
+	forbiddenFile   = "forbidden"
 	readyJSONPath   = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
 	bindingJSONPath = `jsonpath={.roleRef.kind}/{.roleRef.name}{range .subjects[*]} {.kind}/{.name}{end}`
 )
@@ -141,6 +144,10 @@ func kubectl(r string, args []string) (int, error) {
 	}
 	if !exists(filepath.Join(cluster, "ca.crt")) {
 		return 1, fmt.Errorf("The connection to the server %s was refused - did you specify the right host or port?", server(filepath.Join(r, kc)))
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(strings.Join(readLines(filepath.Join(cluster, forbiddenFile)), ""))); err == nil && n > 0 {
+		os.WriteFile(filepath.Join(cluster, forbiddenFile), []byte(strconv.Itoa(n-1)), 0o644)
+		return 1, errors.New(`Error from server (Forbidden): nodes is forbidden: User "kubernetes-admin" cannot get resource "nodes" in API group "" at the cluster scope`)
 	}
 	return run(cluster)
 }
