@@ -3,6 +3,7 @@ package facts
 import (
 	"context"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"net"
 	"os"
@@ -68,7 +69,9 @@ func (c *Collector) Collect(ctx context.Context) (*agentv1.Facts, error) {
 		FirewalldActive: c.firewalldActive(),
 		MachineId:       cleanString(strings.TrimSpace(string(c.readFile("/etc/machine-id")))),
 	}
-	f.OsId, f.OsVersion = c.osRelease()
+	os := c.osRelease()
+	f.OsId, f.OsVersion, f.OsName, f.OsFamily = os.ID, os.VersionID, os.PrettyName, string(os.Family())
+	f.Selinux = c.selinux()
 	f.ControlPlaneVersion = ControlPlaneVersion(c.readFile(APIServerManifest))
 	f.Certificates = c.certificates()
 	f.EtcdSnapshots = c.etcdSnapshots()
@@ -130,6 +133,11 @@ func (c *Collector) readFile(p string) []byte {
 	return b
 }
 
+// selinux is SELinux's mode now (see hostos.SELinuxMode).
+func (c *Collector) selinux() string {
+	return hostos.SELinuxMode(c.readFile(hostos.SELinuxEnforce), c.readFile(hostos.SELinuxConfig))
+}
+
 func (c *Collector) exists(p string) bool {
 	_, err := os.Stat(c.hostPath(p))
 	return err == nil
@@ -147,12 +155,12 @@ func (c *Collector) hostname() string {
 }
 
 // osRelease reads /etc/os-release, falling back to /usr/lib/os-release as os-release(5) says.
-func (c *Collector) osRelease() (id, versionID string) {
+func (c *Collector) osRelease() hostos.OS {
 	b := c.readFile("/etc/os-release")
 	if b == nil {
 		b = c.readFile("/usr/lib/os-release")
 	}
-	return parseOSRelease(b)
+	return hostos.Parse(b)
 }
 
 func (c *Collector) kernel() string {

@@ -189,7 +189,9 @@ func TestCollectHost(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{
 		"etc/hostname":                     "# set by the installer\nnode-a\n",
-		"etc/os-release":                   "NAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\nID_LIKE=debian\n",
+		"etc/os-release":                   "NAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\nID_LIKE=debian\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n",
+		"sys/fs/selinux/enforce":           "0",
+		"etc/selinux/config":               "SELINUX=enforcing\n",
 		"etc/machine-id":                   "0123456789abcdef0123456789abcdef\n",
 		"proc/sys/kernel/osrelease":        "6.8.0-45-generic\n",
 		"proc/meminfo":                     "MemTotal:       16318412 kB\nMemFree:         9000000 kB\nSwapTotal:       2097148 kB\nHugePages_Total:       0\n",
@@ -214,6 +216,9 @@ func TestCollectHost(t *testing.T) {
 		Hostname:    "node-a",
 		OsId:        "ubuntu",
 		OsVersion:   "24.04",
+		OsName:      "Ubuntu 24.04.1 LTS",
+		OsFamily:    "deb",
+		Selinux:     "permissive",
 		Kernel:      "6.8.0-45-generic",
 		Arch:        runtime.GOARCH,
 		Cpus:        uint32(runtime.NumCPU()),

@@ -12,50 +12,6 @@ import (
 // understand gives empty or zero results. Every string they return is valid UTF-8, because a
 // proto3 string field that is not cannot be marshalled and would sink the whole Hello.
 
-// parseOSRelease returns ID and VERSION_ID from an os-release(5) file. Values may be bare,
-// 'single-quoted' or "double-quoted" with \" \\ \$ \` escapes; comments and malformed lines
-// are skipped, and a later assignment wins as it would in a shell.
-func parseOSRelease(data []byte) (id, versionID string) {
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		key, val, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch key {
-		case "ID":
-			id = cleanString(unquoteOSReleaseValue(val))
-		case "VERSION_ID":
-			versionID = cleanString(unquoteOSReleaseValue(val))
-		}
-	}
-	return id, versionID
-}
-
-func unquoteOSReleaseValue(v string) string {
-	if len(v) < 2 {
-		return v
-	}
-	switch q := v[0]; {
-	case q == '\'' && v[len(v)-1] == '\'':
-		return v[1 : len(v)-1]
-	case q == '"' && v[len(v)-1] == '"':
-		v = v[1 : len(v)-1]
-		var b strings.Builder
-		for i := 0; i < len(v); i++ {
-			if v[i] == '\\' && i+1 < len(v) && strings.IndexByte("$\"\\`", v[i+1]) >= 0 {
-				i++
-			}
-			b.WriteByte(v[i])
-		}
-		return b.String()
-	}
-	return v
-}
-
 // parseMeminfo returns MemTotal and SwapTotal from /proc/meminfo in bytes. The kernel prints
 // both in kB (KiB); a line in any other shape, or one that would overflow, is ignored.
 func parseMeminfo(data []byte) (memBytes, swapBytes uint64) {

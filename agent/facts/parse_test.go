@@ -6,27 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-func TestParseOSRelease(t *testing.T) {
-	for _, tc := range []struct {
-		name, in, id, version string
-	}{
-		{"debian", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n", "debian", "12"},
-		{"single quotes", "ID='rocky'\nVERSION_ID='9.4'\n", "rocky", "9.4"},
-		{"escapes", `ID="we\"ird\\os"` + "\nVERSION_ID=\"\\$1\"\n", `we"ird\os`, "$1"},
-		{"comments and blanks", "# ID=commented\n\n  ID=alpine  \r\nVERSION_ID=3.20.3\n", "alpine", "3.20.3"},
-		{"later wins", "ID=a\nID=b\n", "b", ""},
-		{"ID_LIKE is not ID", "ID_LIKE=rhel fedora\nVERSION=9\n", "", ""},
-		{"unbalanced quote kept", "ID=\"fedora\n", "\"fedora", ""},
-		{"invalid utf-8", "ID=\xff\xfe\n", "\uFFFD", ""},
-		{"empty", "", "", ""},
-	} {
-		id, version := parseOSRelease([]byte(tc.in))
-		if id != tc.id || version != tc.version {
-			t.Errorf("%s: got ID %q VERSION_ID %q, want %q %q", tc.name, id, version, tc.id, tc.version)
-		}
-	}
-}
-
 func TestParseMeminfo(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -88,20 +67,6 @@ func TestParseKubeVersions(t *testing.T) {
 			t.Errorf("parse %q = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-}
-
-func FuzzParseOSRelease(f *testing.F) {
-	f.Add([]byte("NAME=\"Ubuntu\"\nVERSION_ID=\"24.04\"\nID=ubuntu\n"))
-	f.Add([]byte("ID='rocky'\nVERSION_ID=\"9\\\"4\\\\\"\n# c\n"))
-	f.Add([]byte("ID=\"\nVERSION_ID='\n=\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		id, version := parseOSRelease(data)
-		for _, v := range []string{id, version} {
-			if !utf8.ValidString(v) || strings.Contains(v, "\n") {
-				t.Fatalf("parseOSRelease(%q) gave %q: want one line of valid UTF-8", data, v)
-			}
-		}
-	})
 }
 
 func FuzzParseMeminfo(f *testing.F) {

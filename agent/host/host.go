@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -263,29 +264,18 @@ func (h *Host) Generation(p string) uint64 {
 	return g
 }
 
-// OSFamily is the host's package family from /etc/os-release (ID, then ID_LIKE): "deb"
-// (Debian, Ubuntu), "rpm" (RHEL, CentOS, Fedora, Rocky, Alma), or "" for another.
-func (h *Host) OSFamily() string {
+// OS is what the host's /etc/os-release (else /usr/lib/os-release) says.
+func (h *Host) OS() hostos.OS {
 	b, err := h.ReadFile("/etc/os-release")
 	if err != nil {
 		b, _ = h.ReadFile("/usr/lib/os-release")
 	}
-	ids := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			ids[k] = strings.Trim(v, `"'`)
-		}
-	}
-	for _, id := range append([]string{ids["ID"]}, strings.Fields(ids["ID_LIKE"])...) {
-		switch id {
-		case "debian", "ubuntu":
-			return "deb"
-		case "rhel", "centos", "fedora", "rocky", "almalinux":
-			return "rpm"
-		}
-	}
-	return ""
+	return hostos.Parse(b)
 }
+
+// OSFamily is the host's package family (see hostos.OS.Family): hostos.Deb, hostos.RPM,
+// or "" for an OS Deckhand has no package recipe for.
+func (h *Host) OSFamily() hostos.Family { return h.OS().Family() }
 
 // Has reports whether a command is installed on the host.
 func (h *Host) Has(name string) bool {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -136,9 +137,9 @@ func install(ctx context.Context, h *host.Host, e *tasks.Emitter, typ string) er
 	}
 	var argv []string
 	switch h.OSFamily() {
-	case "deb":
+	case hostos.Deb:
 		argv = append([]string{"apt-get", "install", "-y"}, missing...)
-	case "rpm":
+	case hostos.RPM:
 		argv = append([]string{"dnf", "install", "-y"}, missing...)
 	default:
 		return tasks.Errorf("UNSUPPORTED_OS", "install "+strings.Join(missing, " and ")+" yourself, then run the task again", "no package recipe for this OS (/etc/os-release)")

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"runtime"
 	"slices"
 	"strings"
@@ -180,17 +181,15 @@ func versionsOut(have map[string]string) map[string]string {
 	return out
 }
 
-func osFamily(h *host.Host) string { return h.OSFamily() }
-
 // repository installs from pkgs.k8s.io (one repository per minor version) or a mirror.
 func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, version, minor string, hold bool, want []string, install bool, extra ...string) error {
-	fam := osFamily(h)
+	fam := h.OSFamily()
 	if base == "" {
-		base = "https://pkgs.k8s.io/core:/stable:/" + minor + "/" + fam
+		base = "https://pkgs.k8s.io/core:/stable:/" + minor + "/" + string(fam)
 	}
 	v := strings.TrimPrefix(version, "v")
 	switch fam {
-	case "deb":
+	case hostos.Deb:
 		if !h.Exists(aptKeyring) {
 			key, err := host.Download(ctx, base+"/Release.key")
 			if err != nil {
@@ -235,7 +234,7 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 			}
 		}
 		return nil
-	case "rpm":
+	case hostos.RPM:
 		repo, err := YumRepo(base, hold)
 		if err != nil {
 			return tasks.Errorf("INVALID_ARGUMENT", "use an http(s) URL", "%v", err)
@@ -405,7 +404,7 @@ ExecStart=` + bin + ` $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUB
 func kubeletUnit(ctx context.Context, h *host.Host) error {
 	const bin = "/usr/local/bin/kubelet"
 	envFile := "/etc/sysconfig/kubelet"
-	if osFamily(h) == "deb" {
+	if h.OSFamily() == hostos.Deb {
 		envFile = "/etc/default/kubelet"
 	}
 	changed := false

@@ -22,6 +22,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	cri "github.com/deckhandhq/deckhand/agent/runtime"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -103,6 +104,8 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			ports = append(slices.Clone(ports), int(p))
 		}
 	}
+	c.osSupported()
+	c.selinux(ctx)
 	c.swap(ctx)
 	c.portsFree(ports)
 	open := make([]string, 0, len(ports)+len(workerFirewallOnly))
@@ -207,6 +210,52 @@ func (c *checker) memory() {
 		return
 	}
 	c.add("Mem", Pass, "%d MB", mem>>20)
+}
+
+// osSupported: the host runs a distribution Deckhand supports (hostos.Distros), at a
+// version it supports.
+func (c *checker) osSupported() {
+	o := c.h.OS()
+	if err := o.Supported(); err != nil {
+		c.add("OS", Fail, "%v: run the node on one of those, or ignore this check (--ignore OS) at your own risk", err)
+		return
+	}
+	c.add("OS", Pass, "%s", o.Name())
+}
+
+// selinux: SELinux is not enforcing, now or at the next boot, as kubeadm's install guide
+// asks (containers must read the host's files: the pod network's, etcd's data). The fix
+// sets it permissive now (setenforce 0) and at boot (/etc/selinux/config).
+func (c *checker) selinux(ctx context.Context) {
+	enforce, _ := c.h.ReadFile(hostos.SELinuxEnforce)
+	config, err := c.h.ReadFile(hostos.SELinuxConfig)
+	if err != nil {
+		config = nil
+	}
+	now, boot := hostos.SELinuxMode(enforce, config), hostos.SELinuxBootMode(config)
+	switch {
+	case now == "":
+		c.add("SELinux", Pass, "SELinux is not on this host")
+		return
+	case now != hostos.Enforcing && boot != hostos.Enforcing:
+		c.add("SELinux", Pass, "SELinux is %s (at boot: %s)", now, boot)
+		return
+	}
+	r := c.add("SELinux", Fail, "SELinux is %s now and %s at boot: kubeadm's install guide sets it permissive so that containers can read the host's files; run with --fix, or: setenforce 0 and SELINUX=permissive in %s",
+		now, boot, hostos.SELinuxConfig)
+	c.fix(r, func() error {
+		if now == hostos.Enforcing {
+			if err := c.h.Run(ctx, "set SELinux permissive now", "setenforce", "0"); err != nil {
+				return err
+			}
+		}
+		if out, changed := hostos.SELinuxPermissive(config); changed && boot == hostos.Enforcing {
+			if _, err := c.h.WriteFile(hostos.SELinuxConfig, out, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // swapAreas lists the active swap areas.

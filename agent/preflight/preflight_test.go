@@ -351,3 +351,75 @@ func TestPreflightOpensTheNetworkProvidersPorts(t *testing.T) {
 		t.Fatalf("a bad provider port: %v", res)
 	}
 }
+
+// A Rocky Linux 9 host with SELinux enforcing, as it comes: preflight fails it and says how
+// to fix it; a dry-run of --fix shows setenforce 0 and /etc/selinux/config; --fix sets it
+// permissive now and at boot, keeping the rest of the file; a second run changes nothing.
+func TestPreflightSetsSELinuxPermissive(t *testing.T) {
+	root := seeded(t)
+	write(t, root, "etc/os-release", "NAME=\"Rocky Linux\"\nVERSION_ID=\"9.5\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nPRETTY_NAME=\"Rocky Linux 9.5 (Blue Onyx)\"\n")
+	write(t, root, "sys/fs/selinux/enforce", "1")
+	const config = "# This file controls the state of SELinux on the system.\nSELINUX=enforcing\nSELINUXTYPE=targeted\n"
+	write(t, root, "etc/selinux/config", config)
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	res := run(t, r, task("se-check", false, false))
+	out := res.GetOutputs()
+	if got := out["check.SELinux"]; !strings.HasPrefix(got, "fail: SELinux is enforcing now and enforcing at boot") || !strings.Contains(got, "setenforce 0") {
+		t.Fatalf("SELinux check: %q", got)
+	}
+	if got := out["check.OS"]; got != "pass: Rocky Linux 9.5 (Blue Onyx)" {
+		t.Fatalf("OS check: %q", got)
+	}
+	if !strings.Contains(res.GetError().GetMessage(), "SELinux: SELinux is enforcing") {
+		t.Fatalf("the failure does not name SELinux: %v", res.GetError())
+	}
+
+	before := snapshot(t, root)
+	res = run(t, r, task("se-dry", true, true))
+	if snapshot(t, root) != before {
+		t.Fatal("a dry-run changed the host")
+	}
+	diff := changed(res)
+	for _, want := range []string{"setenforce 0", "/etc/selinux/config"} {
+		if !strings.Contains(diff, want) {
+			t.Errorf("the dry-run does not show %q:\n%s", want, diff)
+		}
+	}
+	if got := res.GetOutputs()["check.SELinux"]; !strings.HasPrefix(got, "would fix") {
+		t.Errorf("dry-run SELinux: %q", got)
+	}
+
+	if res := run(t, r, task("se-fix", true, false)); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("fix: %v", res)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "sys/fs/selinux/enforce")); string(b) != "0" {
+		t.Fatalf("SELinux now: %q, want permissive (0)", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/selinux/config")); string(b) != strings.Replace(config, "SELINUX=enforcing", "SELINUX=permissive", 1) {
+		t.Fatalf("/etc/selinux/config after the fix:\n%s", b)
+	}
+	res = run(t, r, task("se-again", true, false))
+	if got := res.GetOutputs()["check.SELinux"]; got != "pass: SELinux is permissive (at boot: permissive)" || strings.Contains(changed(res), "selinux") {
+		t.Fatalf("second run: %q\n%s", got, changed(res))
+	}
+}
+
+// An OS Deckhand does not support is refused by name, unless the check is ignored.
+func TestPreflightRefusesAnUnsupportedOS(t *testing.T) {
+	root := seeded(t)
+	write(t, root, "etc/os-release", "ID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME=\"Alpine Linux v3.20\"\n")
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res := run(t, r, task("os", true, false))
+	if got := res.GetOutputs()["check.OS"]; !strings.HasPrefix(got, `fail: Alpine Linux v3.20 (ID "alpine") is not supported: Deckhand supports Debian 11+`) || !strings.Contains(got, "--ignore OS") {
+		t.Fatalf("OS check: %q", got)
+	}
+	if res.GetState() != taskv1.TaskState_TASK_STATE_FAILED || !strings.Contains(res.GetError().GetMessage(), "OS: Alpine Linux v3.20") {
+		t.Fatalf("an unsupported OS: %v", res)
+	}
+	ignored := task("os-ignored", true, false)
+	ignored.GetSpec().GetPreflight().Ignore = []string{"OS"}
+	if res := run(t, r, ignored); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("with the OS check ignored: %v", res.GetError())
+	}
+}

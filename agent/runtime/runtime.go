@@ -8,6 +8,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"net"
 	"os"
@@ -43,32 +44,35 @@ const (
 
 var versionRE = regexp.MustCompile(`\bv?(\d+)\.(\d+)\.(\d+)`)
 
-// debianCNIDir is where Debian's containernetworking-plugins package puts the plugins.
-const debianCNIDir = "/usr/lib/cni"
+// distroCNIDirs are where the distributions' containernetworking-plugins packages put the
+// plugins: Debian's and Ubuntu's, and RHEL's and its rebuilds'.
+var distroCNIDirs = []string{"/usr/lib/cni", "/usr/libexec/cni"}
 
-// linkDebianPlugins links each plugin of Debian's package into CNIBinDir, unless a file of
-// that name is there (the release tarball's, a pod network's own).
-func linkDebianPlugins(h *host.Host, e *tasks.Emitter) error {
-	entries, err := os.ReadDir(h.Path(debianCNIDir))
-	if err != nil {
-		return nil // not installed from Debian's package
-	}
-	n := 0
-	for _, en := range entries {
-		link := CNIBinDir + "/" + en.Name()
-		if !en.Type().IsRegular() || h.Exists(link) {
-			continue
-		}
-		changed, err := h.Symlink(debianCNIDir+"/"+en.Name(), link)
+// linkDistroPlugins links each plugin of the distribution's package into CNIBinDir, unless
+// a file of that name is there (the release tarball's, a pod network's own).
+func linkDistroPlugins(h *host.Host, e *tasks.Emitter) error {
+	for _, dir := range distroCNIDirs {
+		entries, err := os.ReadDir(h.Path(dir))
 		if err != nil {
-			return tasks.Errorf("INSTALL_FAILED", "remove what is at "+link+", or install the CNI plugins there yourself", "%v", err)
+			continue // not installed from this distribution's package
 		}
-		if changed {
-			n++
+		n := 0
+		for _, en := range entries {
+			link := CNIBinDir + "/" + en.Name()
+			if !en.Type().IsRegular() || h.Exists(link) {
+				continue
+			}
+			changed, err := h.Symlink(dir+"/"+en.Name(), link)
+			if err != nil {
+				return tasks.Errorf("INSTALL_FAILED", "remove what is at "+link+", or install the CNI plugins there yourself", "%v", err)
+			}
+			if changed {
+				n++
+			}
 		}
-	}
-	if n > 0 {
-		e.Did("linked %d of Debian's CNI plugins into "+CNIBinDir, "would link %d of Debian's CNI plugins into "+CNIBinDir, n)
+		if n > 0 {
+			e.Did("linked %d of the distribution's CNI plugins ("+dir+") into "+CNIBinDir, "would link %d of the distribution's CNI plugins ("+dir+") into "+CNIBinDir, n)
+		}
 	}
 	return nil
 }
@@ -115,7 +119,7 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 			return nil, tasks.Errorf("INSTALL_FAILED", "check that the tarball is a containerd release (bin/containerd inside)", "containerd does not run after unpacking %s: %v", spec.GetContainerdTarball(), err)
 		} else {
 			e.Logf("containerd is not installed: installing the distribution packages")
-			if err := installPackages(ctx, h); err != nil {
+			if err := installPackages(ctx, h, e, spec); err != nil {
 				return nil, err
 			}
 			if major, err = installed(ctx, h); err != nil && !h.DryRun {
@@ -131,9 +135,9 @@ func Run(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) (m
 
 	// 2. Configuration.
 	// The CNI plugin directory is /opt/cni/bin, where every pod network's manifest installs
-	// its plugin (flannel's, Calico's, Cilium's); Debian's containernetworking-plugins are
-	// linked into it.
-	if err := linkDebianPlugins(h, e); err != nil {
+	// its plugin (flannel's, Calico's, Cilium's); the distribution's containernetworking-plugins
+	// are linked into it.
+	if err := linkDistroPlugins(h, e); err != nil {
 		return nil, err
 	}
 	cniBin := CNIBinDir
@@ -239,25 +243,17 @@ func installed(ctx context.Context, h *host.Host) (int, error) {
 }
 
 // installPackages installs containerd, runc and the CNI plugins with the distribution's
-// package manager.
-func installPackages(ctx context.Context, h *host.Host) error {
-	osRelease, _ := h.ReadFile("/etc/os-release")
-	id := ""
-	for _, l := range strings.Split(string(osRelease), "\n") {
-		if v, ok := strings.CutPrefix(l, "ID="); ok {
-			id = strings.Trim(v, `"`)
-		}
-		if v, ok := strings.CutPrefix(l, "ID_LIKE="); ok && id == "" {
-			id = strings.Fields(strings.Trim(v, `"`))[0]
-		}
-	}
-	switch id {
-	case "debian", "ubuntu":
+// package manager: Debian's own packages; on a dnf host, containerd.io from its repository
+// (see installRPM).
+func installPackages(ctx context.Context, h *host.Host, e *tasks.Emitter, spec *taskv1.RuntimeSpec) error {
+	o := h.OS()
+	switch o.Family() {
+	case hostos.Deb:
 		return h.Run(ctx, "install containerd, runc and the CNI plugins", "apt-get", "install", "-y", "containerd", "runc", "containernetworking-plugins")
-	case "rhel", "centos", "rocky", "almalinux", "fedora":
-		return h.Run(ctx, "install containerd and runc", "dnf", "install", "-y", "containerd.io")
+	case hostos.RPM:
+		return installRPM(ctx, h, e, spec)
 	}
-	return tasks.Errorf("UNSUPPORTED_OS", "install containerd yourself, then run the task again to configure it", "no package recipe for OS %q", id)
+	return tasks.Errorf("UNSUPPORTED_OS", "install containerd yourself, then run the task again to configure it", "no package recipe for %s", o.Name())
 }
 
 // verify waits for the CRI socket and reports Version and Status.

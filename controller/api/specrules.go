@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/containerdrepo"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -353,6 +355,24 @@ func init() {
 	r(rt, "kubernetes_version", str(version))
 	r(rt, "registry", nested)
 	r(rt, "cgroup_driver", str(oneOf("systemd", "cgroupfs")))
+	r(rt, "repository", nested)
+	r(rt, "containerd_version", str(func(path, s string) error {
+		if err := containerdrepo.CheckVersion(path, s); err != nil {
+			return &fieldError{path, strings.TrimPrefix(err.Error(), path+" ")}
+		}
+		return nil
+	}))
+	rr := &taskv1.RuntimeRepository{}
+	r(rr, "base_url", checkedBy("containerdrepo.Resolve"))
+	r(rr, "gpg_key_url", checkedBy("containerdrepo.Resolve"))
+	r(rr, "gpg_key_fingerprint", checkedBy("containerdrepo.Resolve"))
+	messageRules[td(rr).FullName()] = func(path string, m protoreflect.Message) error {
+		g := m.Interface().(*taskv1.RuntimeRepository)
+		if _, err := containerdrepo.Resolve(path+".", g.GetBaseUrl(), g.GetGpgKeyUrl(), g.GetGpgKeyFingerprint(), hostos.OS{}); err != nil {
+			return fieldFrom(path, err)
+		}
+		return nil
+	}
 
 	im := &taskv1.ImagesSpec{}
 	r(im, "action", enumOf(im, "action"))

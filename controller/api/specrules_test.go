@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/containerdrepo"
 	"strings"
 	"sync"
 	"testing"
@@ -152,6 +153,19 @@ func badCases() []badCase {
 		{t + "RuntimeSpec.sha256", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().Sha256 = map[string]string{"/tmp/runc": "nothex"} }, "spec.runtime.sha256"},
 		{t + "RuntimeSpec.kubernetes_version", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().KubernetesVersion = "latest" }, "spec.runtime.kubernetes_version"},
 		{t + "RuntimeSpec.cgroup_driver", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().CgroupDriver = "none" }, "spec.runtime.cgroup_driver"},
+		{t + "RuntimeSpec.containerd_version", "runtime", func(s *taskv1.TaskSpec) { s.GetRuntime().ContainerdVersion = "1.7; rm -rf /" }, "spec.runtime.containerd_version"},
+		{t + "RuntimeSpec.repository", "runtime", func(s *taskv1.TaskSpec) {
+			s.GetRuntime().Repository = &taskv1.RuntimeRepository{BaseUrl: "http://m.example/el9", GpgKeyUrl: "http://m.example/gpg", GpgKeyFingerprint: "621E9F35"}
+		}, "spec.runtime.repository"},
+		{t + "RuntimeRepository.base_url", "runtime", func(s *taskv1.TaskSpec) {
+			s.GetRuntime().Repository = &taskv1.RuntimeRepository{BaseUrl: "http://m.example/el9\ngpgcheck=0", GpgKeyUrl: "http://m.example/gpg", GpgKeyFingerprint: containerdrepo.DockerKeyFingerprint}
+		}, "spec.runtime.repository"},
+		{t + "RuntimeRepository.gpg_key_url", "runtime", func(s *taskv1.TaskSpec) {
+			s.GetRuntime().Repository = &taskv1.RuntimeRepository{BaseUrl: "http://m.example/el9", GpgKeyFingerprint: containerdrepo.DockerKeyFingerprint}
+		}, "spec.runtime.repository"},
+		{t + "RuntimeRepository.gpg_key_fingerprint", "runtime", func(s *taskv1.TaskSpec) {
+			s.GetRuntime().Repository = &taskv1.RuntimeRepository{BaseUrl: "http://m.example/el9", GpgKeyUrl: "http://m.example/gpg"}
+		}, "spec.runtime.repository"},
 
 		{t + "ImagesSpec.action", "images", func(s *taskv1.TaskSpec) { s.GetImages().Action = 99 }, "spec.images.action"},
 		{t + "ImagesSpec.images", "images", func(s *taskv1.TaskSpec) { s.GetImages().Images = []string{"Registry/UPPER::x"} }, "spec.images.images[0]"},

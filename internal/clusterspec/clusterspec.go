@@ -31,6 +31,8 @@ package clusterspec
 import (
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/containerdrepo"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -238,6 +240,19 @@ type Runtime struct {
 	RuncBinary        string            `json:"runcBinary,omitempty"`
 	CNIPluginsTarball string            `json:"cniPluginsTarball,omitempty"`
 	SHA256            map[string]string `json:"sha256,omitempty"`
+	// Repository is where a dnf host (Rocky Linux, AlmaLinux, RHEL) gets containerd.io:
+	// empty, Docker's repository with its key pinned by Docker's published fingerprint; or
+	// a mirror of it with its key's URL and fingerprint.
+	Repository RuntimeRepository `json:"repository,omitempty"`
+	// ContainerdVersion pins containerd.io on a dnf host ("1.7.27"); empty: the newest.
+	ContainerdVersion string `json:"containerdVersion,omitempty"`
+}
+
+// RuntimeRepository is a dnf repository of containerd.io and its pinned signing key.
+type RuntimeRepository struct {
+	BaseURL           string `json:"baseURL,omitempty"`
+	GPGKeyURL         string `json:"gpgKeyURL,omitempty"`
+	GPGKeyFingerprint string `json:"gpgKeyFingerprint,omitempty"`
 }
 
 // Node is one host of the cluster.
@@ -438,7 +453,13 @@ func Parse(data []byte) (*Cluster, error) {
 	}
 	switch strings.ToLower(s.Runtime.Source) {
 	case "", "package":
-		c.Runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE}
+		c.Runtime = &taskv1.RuntimeSpec{Source: taskv1.RuntimeSource_RUNTIME_SOURCE_PACKAGE, ContainerdVersion: s.Runtime.ContainerdVersion}
+		if r := s.Runtime.Repository; r != (RuntimeRepository{}) {
+			c.Runtime.Repository = &taskv1.RuntimeRepository{BaseUrl: r.BaseURL, GpgKeyUrl: r.GPGKeyURL, GpgKeyFingerprint: r.GPGKeyFingerprint}
+		}
+		if err := checkRuntimeRepository(c.Runtime); err != nil {
+			return nil, err
+		}
 	case "tarball":
 		if s.Runtime.ContainerdTarball == "" {
 			return nil, fieldErr("spec.runtime.containerdTarball", "is required for a tarball runtime")
@@ -447,6 +468,9 @@ func Parse(data []byte) (*Cluster, error) {
 			RuncBinary: s.Runtime.RuncBinary, CniPluginsTarball: s.Runtime.CNIPluginsTarball, Sha256: s.Runtime.SHA256}
 	default:
 		return nil, fieldErr("spec.runtime.source", "is %q; use package or tarball", s.Runtime.Source)
+	}
+	if s.Runtime.Source != "" && !strings.EqualFold(s.Runtime.Source, "package") && (s.Runtime.Repository != (RuntimeRepository{}) || s.Runtime.ContainerdVersion != "") {
+		return nil, fieldErr("spec.runtime.repository", "and spec.runtime.containerdVersion are for source package; a tarball names its files instead")
 	}
 	if len(s.Nodes) == 0 {
 		return nil, fieldErr("spec.nodes", "is empty; list the nodes with their roles (control-plane or worker)")
@@ -539,4 +563,18 @@ func renameField(err error) error {
 		}
 	}
 	return fmt.Errorf("%w: %w", ErrInvalid, &c)
+}
+
+// checkRuntimeRepository validates the containerd repository of a dnf host as the agent
+// will use it (package containerdrepo), naming the cluster file's fields.
+func checkRuntimeRepository(rt *taskv1.RuntimeSpec) error {
+	if err := containerdrepo.CheckVersion("spec.runtime.containerdVersion", rt.GetContainerdVersion()); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if r := rt.GetRepository(); r != nil {
+		if _, err := containerdrepo.Resolve("spec.runtime.repository.", r.GetBaseUrl(), r.GetGpgKeyUrl(), r.GetGpgKeyFingerprint(), hostos.OS{}); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	return nil
 }

@@ -247,3 +247,33 @@ func TestMaintenanceSettings(t *testing.T) {
 		}
 	}
 }
+
+// containerd's repository on dnf hosts: Docker's by default (nothing in the task: the agent
+// resolves it for the host's OS), a mirror with its pinned key reaches the runtime task, and
+// a half-given or wrong one is refused naming its field.
+func TestRuntimeRepository(t *testing.T) {
+	c, err := Parse(doc(""))
+	if err != nil || c.Runtime.GetRepository() != nil || c.Runtime.GetContainerdVersion() != "" {
+		t.Fatalf("no runtime settings: %v %v", c.Runtime, err)
+	}
+	c, err = Parse(doc("  runtime:\n    containerdVersion: 1.7.27\n    repository: {baseURL: \"http://mirror.example/docker/el$releasever\", gpgKeyURL: http://mirror.example/docker/gpg, gpgKeyFingerprint: \"060A 61C5 1B55 8A7F 742B 77AA C52F EB6B 621E 9F35\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Runtime.GetRepository(); r.GetBaseUrl() != "http://mirror.example/docker/el$releasever" || r.GetGpgKeyFingerprint() == "" || c.Runtime.GetContainerdVersion() != "1.7.27" {
+		t.Fatalf("runtime = %v", c.Runtime)
+	}
+	for extra, field := range map[string]string{
+		"  runtime: {containerdVersion: latest}\n":                                                 "spec.runtime.containerdVersion",
+		"  runtime: {repository: {baseURL: http://m.example/el9}}\n":                               "spec.runtime.repository.gpgKeyURL",
+		"  runtime: {repository: {gpgKeyFingerprint: 621E9F35}}\n":                                 "spec.runtime.repository.baseURL",
+		"  runtime: {repository: {baseURL: http://m/a, gpgKeyURL: http://m/k}}\n":                  "spec.runtime.repository.gpgKeyFingerprint",
+		"  runtime: {repository: {baseURL: ftp://m/a, gpgKeyURL: http://m/k}}\n":                   "spec.runtime.repository.baseURL",
+		"  runtime: {source: tarball, containerdTarball: /srv/c.tgz, containerdVersion: 1.7.27}\n": "spec.runtime.repository",
+	} {
+		_, err := Parse(doc(extra))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%q: %v, want an error naming %s", extra, err, field)
+		}
+	}
+}

@@ -22,7 +22,7 @@ var (
 // no test's network or reset task ever reads or changes the routes, links, rules, IPVS
 // services or nftables tables of the machine the test runs on (the agent would find the
 // real ones on its PATH).
-var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "modprobe", "sysctl", "apt-get", "apt-mark", "ip", "iptables",
+var SimTools = []string{"systemctl", "firewall-cmd", "swapoff", "setenforce", "modprobe", "sysctl", "apt-get", "apt-mark", "ip", "iptables",
 	"iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore", "ipvsadm", "nft"}
 
 // SimCNIPlugins are the CNI plugins a simulated host has in /usr/lib/cni.

@@ -105,7 +105,17 @@ func newNodeCmd(o *options) *cobra.Command {
 				row("Certificate serial", n.GetCertificateSerial())
 				row("Agent version", n.GetAgentVersion())
 				row("Hostname", f.GetHostname())
-				row("OS", strings.TrimSpace(f.GetOsId()+" "+f.GetOsVersion()))
+				osName := strings.TrimSpace(f.GetOsId() + " " + f.GetOsVersion())
+				if f.GetOsName() != "" {
+					osName = f.GetOsName()
+				}
+				if f.GetOsFamily() != "" {
+					osName += " (" + map[string]string{"deb": "apt", "rpm": "dnf"}[f.GetOsFamily()] + ")"
+				}
+				row("OS", osName)
+				if s := f.GetSelinux(); s != "" {
+					row("SELinux", s)
+				}
 				row("Kernel", f.GetKernel())
 				row("Arch", f.GetArch())
 				row("CPUs", fmt.Sprint(f.GetCpus()))

@@ -280,3 +280,21 @@ func writeLines(p string, lines []string) error {
 	}
 	return os.WriteFile(p, []byte(content), 0o644)
 }
+
+// setenforce SIMULATION: setenforce 0|1|Permissive|Enforcing writes the mode to
+// ROOT/sys/fs/selinux/enforce, as the kernel shows it; without that file SELinux is off and
+// setenforce fails as the real one does.
+func setenforce(r string, args []string) (int, error) {
+	if len(args) != 1 {
+		return 1, errors.New("usage:  setenforce [ Enforcing | Permissive | 1 | 0 ]")
+	}
+	mode := map[string]string{"0": "0", "1": "1", "permissive": "0", "enforcing": "1"}[strings.ToLower(args[0])]
+	if mode == "" {
+		return 1, errors.New("usage:  setenforce [ Enforcing | Permissive | 1 | 0 ]")
+	}
+	p := filepath.Join(r, "sys/fs/selinux/enforce")
+	if !exists(p) {
+		return 1, errors.New("setenforce: SELinux is disabled")
+	}
+	return 0, os.WriteFile(p, []byte(mode), 0o644)
+}

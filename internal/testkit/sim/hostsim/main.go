@@ -1,5 +1,5 @@
 // Command hostsim is a SIMULATION of the host tools that cannot run for real in tests and
-// labs: systemctl, firewall-cmd, swapoff, modprobe, sysctl, apt-get and apt-mark (for the
+// labs: systemctl, firewall-cmd, swapoff, setenforce, modprobe, sysctl, apt-get and apt-mark (for the
 // pkgs.k8s.io packages), kubeadm and kubectl (kubeadm.go, kubectl.go: a cluster shared by
 // the simulated hosts, its effects recorded for tests to read with package simrecords), the
 // kubelet's version, iptables, ipvsadm and nft (netfilter.go), and ip (routes, addresses and links: ip.go). It is one multi-call binary,
@@ -30,6 +30,7 @@ func main() {
 		"systemctl":    systemctl,
 		"firewall-cmd": firewallCmd,
 		"swapoff":      swapoff,
+		"setenforce":   setenforce,
 		"modprobe":     modprobe,
 		"sysctl":       sysctl,
 		"apt-get":      aptGet,

@@ -627,6 +627,14 @@ type Facts struct {
 	// The etcd snapshots on this control plane (/var/lib/deckhand/etcd-snapshots), newest
 	// first, at most 64.
 	EtcdSnapshots []*EtcdSnapshot `protobuf:"bytes,21,rep,name=etcd_snapshots,json=etcdSnapshots,proto3" json:"etcd_snapshots,omitempty"`
+	// The OS as os-release's PRETTY_NAME says ("Rocky Linux 9.5 (Blue Onyx)"), and its
+	// package family: "deb" (apt), "rpm" (dnf) or "" (one Deckhand has no recipe for).
+	OsName   string `protobuf:"bytes,22,opt,name=os_name,json=osName,proto3" json:"os_name,omitempty"`
+	OsFamily string `protobuf:"bytes,23,opt,name=os_family,json=osFamily,proto3" json:"os_family,omitempty"`
+	// SELinux's mode now: "enforcing", "permissive", "disabled" (configured off, or the
+	// kernel has it off), or "" (not on this host: no /etc/selinux/config and none in the
+	// kernel).
+	Selinux       string `protobuf:"bytes,24,opt,name=selinux,proto3" json:"selinux,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -806,6 +814,27 @@ func (x *Facts) GetEtcdSnapshots() []*EtcdSnapshot {
 		return x.EtcdSnapshots
 	}
 	return nil
+}
+
+func (x *Facts) GetOsName() string {
+	if x != nil {
+		return x.OsName
+	}
+	return ""
+}
+
+func (x *Facts) GetOsFamily() string {
+	if x != nil {
+		return x.OsFamily
+	}
+	return ""
+}
+
+func (x *Facts) GetSelinux() string {
+	if x != nil {
+		return x.Selinux
+	}
+	return ""
 }
 
 // Certificate is one certificate a node holds.
@@ -1500,7 +1529,7 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xf0\a\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xc0\b\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +
@@ -1526,7 +1555,10 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"\x15control_plane_version\x18\x12 \x01(\tR\x13controlPlaneVersion\x12B\n" +
 	"\fcertificates\x18\x13 \x03(\v2\x1e.deckhand.agent.v1.CertificateR\fcertificates\x12E\n" +
 	"\x1ckubelet_rotates_certificates\x18\x14 \x01(\bH\x01R\x1akubeletRotatesCertificates\x88\x01\x01\x12F\n" +
-	"\x0eetcd_snapshots\x18\x15 \x03(\v2\x1f.deckhand.agent.v1.EtcdSnapshotR\retcdSnapshots\x1a?\n" +
+	"\x0eetcd_snapshots\x18\x15 \x03(\v2\x1f.deckhand.agent.v1.EtcdSnapshotR\retcdSnapshots\x12\x17\n" +
+	"\aos_name\x18\x16 \x01(\tR\x06osName\x12\x1b\n" +
+	"\tos_family\x18\x17 \x01(\tR\bosFamily\x12\x18\n" +
+	"\aselinux\x18\x18 \x01(\tR\aselinux\x1a?\n" +
 	"\x11KubeVersionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +

@@ -1221,9 +1221,14 @@ type RuntimeSpec struct {
 	Registry          *RegistrySettings `protobuf:"bytes,7,opt,name=registry,proto3" json:"registry,omitempty"`
 	// "systemd" or "cgroupfs", matching the kubelet; empty: the host's (systemd when systemd
 	// is its init, else cgroupfs).
-	CgroupDriver  string `protobuf:"bytes,8,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CgroupDriver string `protobuf:"bytes,8,opt,name=cgroup_driver,json=cgroupDriver,proto3" json:"cgroup_driver,omitempty"`
+	// Where containerd comes from on a dnf host (source PACKAGE): Docker's repository by
+	// default, the only one that publishes containerd.io for RHEL and its rebuilds.
+	Repository *RuntimeRepository `protobuf:"bytes,9,opt,name=repository,proto3" json:"repository,omitempty"`
+	// The containerd.io version a dnf host installs ("1.7.27"); empty: the newest.
+	ContainerdVersion string `protobuf:"bytes,10,opt,name=containerd_version,json=containerdVersion,proto3" json:"containerd_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RuntimeSpec) Reset() {
@@ -1312,6 +1317,85 @@ func (x *RuntimeSpec) GetCgroupDriver() string {
 	return ""
 }
 
+func (x *RuntimeSpec) GetRepository() *RuntimeRepository {
+	if x != nil {
+		return x.Repository
+	}
+	return nil
+}
+
+func (x *RuntimeSpec) GetContainerdVersion() string {
+	if x != nil {
+		return x.ContainerdVersion
+	}
+	return ""
+}
+
+// RuntimeRepository is a dnf repository of containerd.io (Docker's, or a mirror of it), and
+// the fingerprint its signing key is pinned by: the key is fetched, and used only when its
+// fingerprint is this one.
+type RuntimeRepository struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository's baseurl ($releasever and $basearch are dnf's).
+	BaseUrl string `protobuf:"bytes,1,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	// The signing key's URL, and its fingerprint (40 hex digits, spaces allowed).
+	GpgKeyUrl         string `protobuf:"bytes,2,opt,name=gpg_key_url,json=gpgKeyUrl,proto3" json:"gpg_key_url,omitempty"`
+	GpgKeyFingerprint string `protobuf:"bytes,3,opt,name=gpg_key_fingerprint,json=gpgKeyFingerprint,proto3" json:"gpg_key_fingerprint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RuntimeRepository) Reset() {
+	*x = RuntimeRepository{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuntimeRepository) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuntimeRepository) ProtoMessage() {}
+
+func (x *RuntimeRepository) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuntimeRepository.ProtoReflect.Descriptor instead.
+func (*RuntimeRepository) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RuntimeRepository) GetBaseUrl() string {
+	if x != nil {
+		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *RuntimeRepository) GetGpgKeyUrl() string {
+	if x != nil {
+		return x.GpgKeyUrl
+	}
+	return ""
+}
+
+func (x *RuntimeRepository) GetGpgKeyFingerprint() string {
+	if x != nil {
+		return x.GpgKeyFingerprint
+	}
+	return ""
+}
+
 // ImagesSpec manages images through the CRI API.
 type ImagesSpec struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1333,7 +1417,7 @@ type ImagesSpec struct {
 
 func (x *ImagesSpec) Reset() {
 	*x = ImagesSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[6]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1429,7 @@ func (x *ImagesSpec) String() string {
 func (*ImagesSpec) ProtoMessage() {}
 
 func (x *ImagesSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[6]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1442,7 @@ func (x *ImagesSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImagesSpec.ProtoReflect.Descriptor instead.
 func (*ImagesSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ImagesSpec) GetAction() ImagesAction {
@@ -1457,7 +1541,7 @@ type ClusterSpec struct {
 
 func (x *ClusterSpec) Reset() {
 	*x = ClusterSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[7]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1553,7 @@ func (x *ClusterSpec) String() string {
 func (*ClusterSpec) ProtoMessage() {}
 
 func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[7]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1566,7 @@ func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSpec.ProtoReflect.Descriptor instead.
 func (*ClusterSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClusterSpec) GetKubernetesVersion() string {
@@ -1619,7 +1703,7 @@ type CertificateSettings struct {
 
 func (x *CertificateSettings) Reset() {
 	*x = CertificateSettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1715,7 @@ func (x *CertificateSettings) String() string {
 func (*CertificateSettings) ProtoMessage() {}
 
 func (x *CertificateSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1728,7 @@ func (x *CertificateSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateSettings.ProtoReflect.Descriptor instead.
 func (*CertificateSettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CertificateSettings) GetRenewBefore() *durationpb.Duration {
@@ -1671,7 +1755,7 @@ type EtcdSettings struct {
 
 func (x *EtcdSettings) Reset() {
 	*x = EtcdSettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1767,7 @@ func (x *EtcdSettings) String() string {
 func (*EtcdSettings) ProtoMessage() {}
 
 func (x *EtcdSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1780,7 @@ func (x *EtcdSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdSettings.ProtoReflect.Descriptor instead.
 func (*EtcdSettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EtcdSettings) GetBackup() *EtcdBackup {
@@ -1720,7 +1804,7 @@ type EtcdBackup struct {
 
 func (x *EtcdBackup) Reset() {
 	*x = EtcdBackup{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1816,7 @@ func (x *EtcdBackup) String() string {
 func (*EtcdBackup) ProtoMessage() {}
 
 func (x *EtcdBackup) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1829,7 @@ func (x *EtcdBackup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdBackup.ProtoReflect.Descriptor instead.
 func (*EtcdBackup) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EtcdBackup) GetInterval() *durationpb.Duration {
@@ -1786,7 +1870,7 @@ type NetworkManifest struct {
 
 func (x *NetworkManifest) Reset() {
 	*x = NetworkManifest{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1882,7 @@ func (x *NetworkManifest) String() string {
 func (*NetworkManifest) ProtoMessage() {}
 
 func (x *NetworkManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1895,7 @@ func (x *NetworkManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkManifest.ProtoReflect.Descriptor instead.
 func (*NetworkManifest) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NetworkManifest) GetLocation() string {
@@ -1873,7 +1957,7 @@ type LoadBalancerSettings struct {
 
 func (x *LoadBalancerSettings) Reset() {
 	*x = LoadBalancerSettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1969,7 @@ func (x *LoadBalancerSettings) String() string {
 func (*LoadBalancerSettings) ProtoMessage() {}
 
 func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1982,7 @@ func (x *LoadBalancerSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSettings.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LoadBalancerSettings) GetType() string {
@@ -1953,7 +2037,7 @@ type KubeadmPatch struct {
 
 func (x *KubeadmPatch) Reset() {
 	*x = KubeadmPatch{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2049,7 @@ func (x *KubeadmPatch) String() string {
 func (*KubeadmPatch) ProtoMessage() {}
 
 func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[13]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2062,7 @@ func (x *KubeadmPatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmPatch.ProtoReflect.Descriptor instead.
 func (*KubeadmPatch) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{13}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KubeadmPatch) GetTarget() string {
@@ -2018,7 +2102,7 @@ type KubeProxySettings struct {
 
 func (x *KubeProxySettings) Reset() {
 	*x = KubeProxySettings{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2114,7 @@ func (x *KubeProxySettings) String() string {
 func (*KubeProxySettings) ProtoMessage() {}
 
 func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[14]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2127,7 @@ func (x *KubeProxySettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeProxySettings.ProtoReflect.Descriptor instead.
 func (*KubeProxySettings) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{14}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KubeProxySettings) GetMode() string {
@@ -2085,7 +2169,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2181,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[15]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2194,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{15}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NodeSpec) GetName() string {
@@ -2175,7 +2259,7 @@ type Taint struct {
 
 func (x *Taint) Reset() {
 	*x = Taint{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2271,7 @@ func (x *Taint) String() string {
 func (*Taint) ProtoMessage() {}
 
 func (x *Taint) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[16]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2284,7 @@ func (x *Taint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taint.ProtoReflect.Descriptor instead.
 func (*Taint) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Taint) GetKey() string {
@@ -2239,7 +2323,7 @@ type KubeadmInitSpec struct {
 
 func (x *KubeadmInitSpec) Reset() {
 	*x = KubeadmInitSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2335,7 @@ func (x *KubeadmInitSpec) String() string {
 func (*KubeadmInitSpec) ProtoMessage() {}
 
 func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[17]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2348,7 @@ func (x *KubeadmInitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmInitSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmInitSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KubeadmInitSpec) GetCluster() *ClusterSpec {
@@ -2310,7 +2394,7 @@ type KubeadmTokenSpec struct {
 
 func (x *KubeadmTokenSpec) Reset() {
 	*x = KubeadmTokenSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2406,7 @@ func (x *KubeadmTokenSpec) String() string {
 func (*KubeadmTokenSpec) ProtoMessage() {}
 
 func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[18]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2419,7 @@ func (x *KubeadmTokenSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmTokenSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmTokenSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KubeadmTokenSpec) GetDeleteTokenId() string {
@@ -2378,7 +2462,7 @@ type KubeadmJoinSpec struct {
 
 func (x *KubeadmJoinSpec) Reset() {
 	*x = KubeadmJoinSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2390,7 +2474,7 @@ func (x *KubeadmJoinSpec) String() string {
 func (*KubeadmJoinSpec) ProtoMessage() {}
 
 func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[19]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2403,7 +2487,7 @@ func (x *KubeadmJoinSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmJoinSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmJoinSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KubeadmJoinSpec) GetCluster() *ClusterSpec {
@@ -2472,7 +2556,7 @@ type KubeadmUpgradeSpec struct {
 
 func (x *KubeadmUpgradeSpec) Reset() {
 	*x = KubeadmUpgradeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2568,7 @@ func (x *KubeadmUpgradeSpec) String() string {
 func (*KubeadmUpgradeSpec) ProtoMessage() {}
 
 func (x *KubeadmUpgradeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[20]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2581,7 @@ func (x *KubeadmUpgradeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmUpgradeSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmUpgradeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{20}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KubeadmUpgradeSpec) GetKubernetesVersion() string {
@@ -2526,7 +2610,7 @@ type ClusterHealthSpec struct {
 
 func (x *ClusterHealthSpec) Reset() {
 	*x = ClusterHealthSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2622,7 @@ func (x *ClusterHealthSpec) String() string {
 func (*ClusterHealthSpec) ProtoMessage() {}
 
 func (x *ClusterHealthSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[21]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2635,7 @@ func (x *ClusterHealthSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHealthSpec.ProtoReflect.Descriptor instead.
 func (*ClusterHealthSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{21}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterHealthSpec) GetNodes() []string {
@@ -2574,7 +2658,7 @@ type CertsRenewSpec struct {
 
 func (x *CertsRenewSpec) Reset() {
 	*x = CertsRenewSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2586,7 +2670,7 @@ func (x *CertsRenewSpec) String() string {
 func (*CertsRenewSpec) ProtoMessage() {}
 
 func (x *CertsRenewSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[22]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2599,7 +2683,7 @@ func (x *CertsRenewSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertsRenewSpec.ProtoReflect.Descriptor instead.
 func (*CertsRenewSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{22}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
 }
 
 // EtcdSnapshotSpec takes a snapshot of the cluster's etcd through this control plane's own
@@ -2624,7 +2708,7 @@ type EtcdSnapshotSpec struct {
 
 func (x *EtcdSnapshotSpec) Reset() {
 	*x = EtcdSnapshotSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2636,7 +2720,7 @@ func (x *EtcdSnapshotSpec) String() string {
 func (*EtcdSnapshotSpec) ProtoMessage() {}
 
 func (x *EtcdSnapshotSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[23]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2649,7 +2733,7 @@ func (x *EtcdSnapshotSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdSnapshotSpec.ProtoReflect.Descriptor instead.
 func (*EtcdSnapshotSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{23}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EtcdSnapshotSpec) GetName() string {
@@ -2700,7 +2784,7 @@ type EtcdRestoreSpec struct {
 
 func (x *EtcdRestoreSpec) Reset() {
 	*x = EtcdRestoreSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2796,7 @@ func (x *EtcdRestoreSpec) String() string {
 func (*EtcdRestoreSpec) ProtoMessage() {}
 
 func (x *EtcdRestoreSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[24]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2809,7 @@ func (x *EtcdRestoreSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdRestoreSpec.ProtoReflect.Descriptor instead.
 func (*EtcdRestoreSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{24}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EtcdRestoreSpec) GetPhase() EtcdRestorePhase {
@@ -2783,7 +2867,7 @@ type KubeadmResetSpec struct {
 
 func (x *KubeadmResetSpec) Reset() {
 	*x = KubeadmResetSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2879,7 @@ func (x *KubeadmResetSpec) String() string {
 func (*KubeadmResetSpec) ProtoMessage() {}
 
 func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[25]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2892,7 @@ func (x *KubeadmResetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeadmResetSpec.ProtoReflect.Descriptor instead.
 func (*KubeadmResetSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{25}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KubeadmResetSpec) GetIpvs() bool {
@@ -2839,7 +2923,7 @@ type DrainSpec struct {
 
 func (x *DrainSpec) Reset() {
 	*x = DrainSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +2935,7 @@ func (x *DrainSpec) String() string {
 func (*DrainSpec) ProtoMessage() {}
 
 func (x *DrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[26]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +2948,7 @@ func (x *DrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSpec.ProtoReflect.Descriptor instead.
 func (*DrainSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{26}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DrainSpec) GetNodeName() string {
@@ -2913,7 +2997,7 @@ type EtcdMembersSpec struct {
 
 func (x *EtcdMembersSpec) Reset() {
 	*x = EtcdMembersSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3009,7 @@ func (x *EtcdMembersSpec) String() string {
 func (*EtcdMembersSpec) ProtoMessage() {}
 
 func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[27]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3022,7 @@ func (x *EtcdMembersSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EtcdMembersSpec.ProtoReflect.Descriptor instead.
 func (*EtcdMembersSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{27}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EtcdMembersSpec) GetAbsent() string {
@@ -2965,7 +3049,7 @@ type DeleteNodeSpec struct {
 
 func (x *DeleteNodeSpec) Reset() {
 	*x = DeleteNodeSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3061,7 @@ func (x *DeleteNodeSpec) String() string {
 func (*DeleteNodeSpec) ProtoMessage() {}
 
 func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[28]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3074,7 @@ func (x *DeleteNodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeSpec.ProtoReflect.Descriptor instead.
 func (*DeleteNodeSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{28}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteNodeSpec) GetNodeName() string {
@@ -3017,7 +3101,7 @@ type NodeReadySpec struct {
 
 func (x *NodeReadySpec) Reset() {
 	*x = NodeReadySpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3113,7 @@ func (x *NodeReadySpec) String() string {
 func (*NodeReadySpec) ProtoMessage() {}
 
 func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[29]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3126,7 @@ func (x *NodeReadySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReadySpec.ProtoReflect.Descriptor instead.
 func (*NodeReadySpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{29}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NodeReadySpec) GetNodeName() string {
@@ -3103,7 +3187,7 @@ type NetworkSpec struct {
 
 func (x *NetworkSpec) Reset() {
 	*x = NetworkSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3199,7 @@ func (x *NetworkSpec) String() string {
 func (*NetworkSpec) ProtoMessage() {}
 
 func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[30]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3212,7 @@ func (x *NetworkSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSpec.ProtoReflect.Descriptor instead.
 func (*NetworkSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{30}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NetworkSpec) GetProvider() string {
@@ -3196,7 +3280,7 @@ type LoadBalancerSpec struct {
 
 func (x *LoadBalancerSpec) Reset() {
 	*x = LoadBalancerSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3292,7 @@ func (x *LoadBalancerSpec) String() string {
 func (*LoadBalancerSpec) ProtoMessage() {}
 
 func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[31]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3305,7 @@ func (x *LoadBalancerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerSpec.ProtoReflect.Descriptor instead.
 func (*LoadBalancerSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{31}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LoadBalancerSpec) GetSettings() *LoadBalancerSettings {
@@ -3300,7 +3384,7 @@ type ManifestSpec struct {
 
 func (x *ManifestSpec) Reset() {
 	*x = ManifestSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3396,7 @@ func (x *ManifestSpec) String() string {
 func (*ManifestSpec) ProtoMessage() {}
 
 func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[32]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3409,7 @@ func (x *ManifestSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestSpec.ProtoReflect.Descriptor instead.
 func (*ManifestSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{32}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ManifestSpec) GetName() string {
@@ -3398,7 +3482,7 @@ type NetworkPreset struct {
 
 func (x *NetworkPreset) Reset() {
 	*x = NetworkPreset{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3410,7 +3494,7 @@ func (x *NetworkPreset) String() string {
 func (*NetworkPreset) ProtoMessage() {}
 
 func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[33]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3423,7 +3507,7 @@ func (x *NetworkPreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkPreset.ProtoReflect.Descriptor instead.
 func (*NetworkPreset) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{33}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NetworkPreset) GetProvider() string {
@@ -3458,7 +3542,7 @@ type NetworkRoute struct {
 
 func (x *NetworkRoute) Reset() {
 	*x = NetworkRoute{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +3554,7 @@ func (x *NetworkRoute) String() string {
 func (*NetworkRoute) ProtoMessage() {}
 
 func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[34]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +3567,7 @@ func (x *NetworkRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkRoute.ProtoReflect.Descriptor instead.
 func (*NetworkRoute) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{34}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NetworkRoute) GetCidr() string {
@@ -3523,7 +3607,7 @@ type KubeconfigSignSpec struct {
 
 func (x *KubeconfigSignSpec) Reset() {
 	*x = KubeconfigSignSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +3619,7 @@ func (x *KubeconfigSignSpec) String() string {
 func (*KubeconfigSignSpec) ProtoMessage() {}
 
 func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[35]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +3632,7 @@ func (x *KubeconfigSignSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubeconfigSignSpec.ProtoReflect.Descriptor instead.
 func (*KubeconfigSignSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{35}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *KubeconfigSignSpec) GetCsrPem() string {
@@ -3597,7 +3681,7 @@ type DiagnosticsSpec struct {
 
 func (x *DiagnosticsSpec) Reset() {
 	*x = DiagnosticsSpec{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3609,7 +3693,7 @@ func (x *DiagnosticsSpec) String() string {
 func (*DiagnosticsSpec) ProtoMessage() {}
 
 func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[36]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3622,7 +3706,7 @@ func (x *DiagnosticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiagnosticsSpec.ProtoReflect.Descriptor instead.
 func (*DiagnosticsSpec) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{36}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DiagnosticsSpec) GetJournalLines() uint32 {
@@ -3647,7 +3731,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3659,7 +3743,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[37]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3672,7 +3756,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{37}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Change) GetKind() string {
@@ -3713,7 +3797,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +3809,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +3822,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3823,7 +3907,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3835,7 +3919,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3848,7 +3932,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3880,7 +3964,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +3976,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +3989,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Progress) GetItem() string {
@@ -3951,7 +4035,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4047,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4060,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{41}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TaskError) GetReason() string {
@@ -4022,7 +4106,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +4118,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,7 +4131,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{42}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -4183,7 +4267,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x10RegistrySettings\x12)\n" +
 	"\x10image_repository\x18\x01 \x01(\tR\x0fimageRepository\x12\x18\n" +
 	"\amirrors\x18\x02 \x03(\tR\amirrors\x12/\n" +
-	"\x13insecure_registries\x18\x03 \x03(\tR\x12insecureRegistries\"\xd8\x03\n" +
+	"\x13insecure_registries\x18\x03 \x03(\tR\x12insecureRegistries\"\xcc\x04\n" +
 	"\vRuntimeSpec\x127\n" +
 	"\x06source\x18\x01 \x01(\x0e2\x1f.deckhand.task.v1.RuntimeSourceR\x06source\x12-\n" +
 	"\x12containerd_tarball\x18\x02 \x01(\tR\x11containerdTarball\x12\x1f\n" +
@@ -4193,10 +4277,19 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x06sha256\x18\x05 \x03(\v2).deckhand.task.v1.RuntimeSpec.Sha256EntryR\x06sha256\x12-\n" +
 	"\x12kubernetes_version\x18\x06 \x01(\tR\x11kubernetesVersion\x12>\n" +
 	"\bregistry\x18\a \x01(\v2\".deckhand.task.v1.RegistrySettingsR\bregistry\x12#\n" +
-	"\rcgroup_driver\x18\b \x01(\tR\fcgroupDriver\x1a9\n" +
+	"\rcgroup_driver\x18\b \x01(\tR\fcgroupDriver\x12C\n" +
+	"\n" +
+	"repository\x18\t \x01(\v2#.deckhand.task.v1.RuntimeRepositoryR\n" +
+	"repository\x12-\n" +
+	"\x12containerd_version\x18\n" +
+	" \x01(\tR\x11containerdVersion\x1a9\n" +
 	"\vSha256Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
+	"\x11RuntimeRepository\x12\x19\n" +
+	"\bbase_url\x18\x01 \x01(\tR\abaseUrl\x12\x1e\n" +
+	"\vgpg_key_url\x18\x02 \x01(\tR\tgpgKeyUrl\x12.\n" +
+	"\x13gpg_key_fingerprint\x18\x03 \x01(\tR\x11gpgKeyFingerprint\"\xcf\x02\n" +
 	"\n" +
 	"ImagesSpec\x126\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1e.deckhand.task.v1.ImagesActionR\x06action\x12\x16\n" +
@@ -4465,7 +4558,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -4480,134 +4573,136 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*PackagesSpec)(nil),          // 10: deckhand.task.v1.PackagesSpec
 	(*RegistrySettings)(nil),      // 11: deckhand.task.v1.RegistrySettings
 	(*RuntimeSpec)(nil),           // 12: deckhand.task.v1.RuntimeSpec
-	(*ImagesSpec)(nil),            // 13: deckhand.task.v1.ImagesSpec
-	(*ClusterSpec)(nil),           // 14: deckhand.task.v1.ClusterSpec
-	(*CertificateSettings)(nil),   // 15: deckhand.task.v1.CertificateSettings
-	(*EtcdSettings)(nil),          // 16: deckhand.task.v1.EtcdSettings
-	(*EtcdBackup)(nil),            // 17: deckhand.task.v1.EtcdBackup
-	(*NetworkManifest)(nil),       // 18: deckhand.task.v1.NetworkManifest
-	(*LoadBalancerSettings)(nil),  // 19: deckhand.task.v1.LoadBalancerSettings
-	(*KubeadmPatch)(nil),          // 20: deckhand.task.v1.KubeadmPatch
-	(*KubeProxySettings)(nil),     // 21: deckhand.task.v1.KubeProxySettings
-	(*NodeSpec)(nil),              // 22: deckhand.task.v1.NodeSpec
-	(*Taint)(nil),                 // 23: deckhand.task.v1.Taint
-	(*KubeadmInitSpec)(nil),       // 24: deckhand.task.v1.KubeadmInitSpec
-	(*KubeadmTokenSpec)(nil),      // 25: deckhand.task.v1.KubeadmTokenSpec
-	(*KubeadmJoinSpec)(nil),       // 26: deckhand.task.v1.KubeadmJoinSpec
-	(*KubeadmUpgradeSpec)(nil),    // 27: deckhand.task.v1.KubeadmUpgradeSpec
-	(*ClusterHealthSpec)(nil),     // 28: deckhand.task.v1.ClusterHealthSpec
-	(*CertsRenewSpec)(nil),        // 29: deckhand.task.v1.CertsRenewSpec
-	(*EtcdSnapshotSpec)(nil),      // 30: deckhand.task.v1.EtcdSnapshotSpec
-	(*EtcdRestoreSpec)(nil),       // 31: deckhand.task.v1.EtcdRestoreSpec
-	(*KubeadmResetSpec)(nil),      // 32: deckhand.task.v1.KubeadmResetSpec
-	(*DrainSpec)(nil),             // 33: deckhand.task.v1.DrainSpec
-	(*EtcdMembersSpec)(nil),       // 34: deckhand.task.v1.EtcdMembersSpec
-	(*DeleteNodeSpec)(nil),        // 35: deckhand.task.v1.DeleteNodeSpec
-	(*NodeReadySpec)(nil),         // 36: deckhand.task.v1.NodeReadySpec
-	(*NetworkSpec)(nil),           // 37: deckhand.task.v1.NetworkSpec
-	(*LoadBalancerSpec)(nil),      // 38: deckhand.task.v1.LoadBalancerSpec
-	(*ManifestSpec)(nil),          // 39: deckhand.task.v1.ManifestSpec
-	(*NetworkPreset)(nil),         // 40: deckhand.task.v1.NetworkPreset
-	(*NetworkRoute)(nil),          // 41: deckhand.task.v1.NetworkRoute
-	(*KubeconfigSignSpec)(nil),    // 42: deckhand.task.v1.KubeconfigSignSpec
-	(*DiagnosticsSpec)(nil),       // 43: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 44: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 45: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 46: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 47: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 48: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 49: deckhand.task.v1.TaskResult
-	nil,                           // 50: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 51: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 52: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 53: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 54: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 55: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 56: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 57: google.protobuf.Timestamp
+	(*RuntimeRepository)(nil),     // 13: deckhand.task.v1.RuntimeRepository
+	(*ImagesSpec)(nil),            // 14: deckhand.task.v1.ImagesSpec
+	(*ClusterSpec)(nil),           // 15: deckhand.task.v1.ClusterSpec
+	(*CertificateSettings)(nil),   // 16: deckhand.task.v1.CertificateSettings
+	(*EtcdSettings)(nil),          // 17: deckhand.task.v1.EtcdSettings
+	(*EtcdBackup)(nil),            // 18: deckhand.task.v1.EtcdBackup
+	(*NetworkManifest)(nil),       // 19: deckhand.task.v1.NetworkManifest
+	(*LoadBalancerSettings)(nil),  // 20: deckhand.task.v1.LoadBalancerSettings
+	(*KubeadmPatch)(nil),          // 21: deckhand.task.v1.KubeadmPatch
+	(*KubeProxySettings)(nil),     // 22: deckhand.task.v1.KubeProxySettings
+	(*NodeSpec)(nil),              // 23: deckhand.task.v1.NodeSpec
+	(*Taint)(nil),                 // 24: deckhand.task.v1.Taint
+	(*KubeadmInitSpec)(nil),       // 25: deckhand.task.v1.KubeadmInitSpec
+	(*KubeadmTokenSpec)(nil),      // 26: deckhand.task.v1.KubeadmTokenSpec
+	(*KubeadmJoinSpec)(nil),       // 27: deckhand.task.v1.KubeadmJoinSpec
+	(*KubeadmUpgradeSpec)(nil),    // 28: deckhand.task.v1.KubeadmUpgradeSpec
+	(*ClusterHealthSpec)(nil),     // 29: deckhand.task.v1.ClusterHealthSpec
+	(*CertsRenewSpec)(nil),        // 30: deckhand.task.v1.CertsRenewSpec
+	(*EtcdSnapshotSpec)(nil),      // 31: deckhand.task.v1.EtcdSnapshotSpec
+	(*EtcdRestoreSpec)(nil),       // 32: deckhand.task.v1.EtcdRestoreSpec
+	(*KubeadmResetSpec)(nil),      // 33: deckhand.task.v1.KubeadmResetSpec
+	(*DrainSpec)(nil),             // 34: deckhand.task.v1.DrainSpec
+	(*EtcdMembersSpec)(nil),       // 35: deckhand.task.v1.EtcdMembersSpec
+	(*DeleteNodeSpec)(nil),        // 36: deckhand.task.v1.DeleteNodeSpec
+	(*NodeReadySpec)(nil),         // 37: deckhand.task.v1.NodeReadySpec
+	(*NetworkSpec)(nil),           // 38: deckhand.task.v1.NetworkSpec
+	(*LoadBalancerSpec)(nil),      // 39: deckhand.task.v1.LoadBalancerSpec
+	(*ManifestSpec)(nil),          // 40: deckhand.task.v1.ManifestSpec
+	(*NetworkPreset)(nil),         // 41: deckhand.task.v1.NetworkPreset
+	(*NetworkRoute)(nil),          // 42: deckhand.task.v1.NetworkRoute
+	(*KubeconfigSignSpec)(nil),    // 43: deckhand.task.v1.KubeconfigSignSpec
+	(*DiagnosticsSpec)(nil),       // 44: deckhand.task.v1.DiagnosticsSpec
+	(*Change)(nil),                // 45: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 46: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 47: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 48: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 49: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 50: deckhand.task.v1.TaskResult
+	nil,                           // 51: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 52: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 53: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 54: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 55: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 56: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 57: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 58: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	8,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	56, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	57, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	9,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	10, // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	12, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
-	13, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
-	24, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
-	25, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
-	26, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
-	32, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
-	33, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
-	35, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
-	43, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
-	36, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
-	42, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
-	37, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
-	34, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
-	38, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
-	39, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
-	27, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
-	28, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
-	29, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
-	30, // 22: deckhand.task.v1.TaskSpec.etcd_snapshot:type_name -> deckhand.task.v1.EtcdSnapshotSpec
-	31, // 23: deckhand.task.v1.TaskSpec.etcd_restore:type_name -> deckhand.task.v1.EtcdRestoreSpec
+	14, // 5: deckhand.task.v1.TaskSpec.images:type_name -> deckhand.task.v1.ImagesSpec
+	25, // 6: deckhand.task.v1.TaskSpec.kubeadm_init:type_name -> deckhand.task.v1.KubeadmInitSpec
+	26, // 7: deckhand.task.v1.TaskSpec.kubeadm_token:type_name -> deckhand.task.v1.KubeadmTokenSpec
+	27, // 8: deckhand.task.v1.TaskSpec.kubeadm_join:type_name -> deckhand.task.v1.KubeadmJoinSpec
+	33, // 9: deckhand.task.v1.TaskSpec.kubeadm_reset:type_name -> deckhand.task.v1.KubeadmResetSpec
+	34, // 10: deckhand.task.v1.TaskSpec.drain:type_name -> deckhand.task.v1.DrainSpec
+	36, // 11: deckhand.task.v1.TaskSpec.delete_node:type_name -> deckhand.task.v1.DeleteNodeSpec
+	44, // 12: deckhand.task.v1.TaskSpec.diagnostics:type_name -> deckhand.task.v1.DiagnosticsSpec
+	37, // 13: deckhand.task.v1.TaskSpec.node_ready:type_name -> deckhand.task.v1.NodeReadySpec
+	43, // 14: deckhand.task.v1.TaskSpec.kubeconfig_sign:type_name -> deckhand.task.v1.KubeconfigSignSpec
+	38, // 15: deckhand.task.v1.TaskSpec.network:type_name -> deckhand.task.v1.NetworkSpec
+	35, // 16: deckhand.task.v1.TaskSpec.etcd_members:type_name -> deckhand.task.v1.EtcdMembersSpec
+	39, // 17: deckhand.task.v1.TaskSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSpec
+	40, // 18: deckhand.task.v1.TaskSpec.manifest:type_name -> deckhand.task.v1.ManifestSpec
+	28, // 19: deckhand.task.v1.TaskSpec.kubeadm_upgrade:type_name -> deckhand.task.v1.KubeadmUpgradeSpec
+	29, // 20: deckhand.task.v1.TaskSpec.cluster_health:type_name -> deckhand.task.v1.ClusterHealthSpec
+	30, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
+	31, // 22: deckhand.task.v1.TaskSpec.etcd_snapshot:type_name -> deckhand.task.v1.EtcdSnapshotSpec
+	32, // 23: deckhand.task.v1.TaskSpec.etcd_restore:type_name -> deckhand.task.v1.EtcdRestoreSpec
 	0,  // 24: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
 	1,  // 25: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	50, // 26: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	51, // 26: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
 	2,  // 27: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	51, // 28: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	52, // 28: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
 	11, // 29: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	3,  // 30: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	11, // 31: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	56, // 32: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	11, // 33: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	21, // 34: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	52, // 35: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	20, // 36: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	19, // 37: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	18, // 38: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	15, // 39: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
-	16, // 40: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
-	56, // 41: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
-	17, // 42: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
-	56, // 43: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
-	56, // 44: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	53, // 45: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	23, // 46: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	54, // 47: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	14, // 48: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	22, // 49: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	56, // 50: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	56, // 51: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	14, // 52: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	22, // 53: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 54: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	56, // 55: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	4,  // 56: deckhand.task.v1.EtcdRestoreSpec.phase:type_name -> deckhand.task.v1.EtcdRestorePhase
-	56, // 57: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	56, // 58: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	5,  // 59: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	41, // 60: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	19, // 61: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	56, // 62: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	11, // 63: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	40, // 64: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
-	56, // 65: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	57, // 66: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	46, // 67: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	47, // 68: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	6,  // 69: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	6,  // 70: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	44, // 71: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	55, // 72: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	48, // 73: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	57, // 74: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	57, // 75: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	76, // [76:76] is the sub-list for method output_type
-	76, // [76:76] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	13, // 30: deckhand.task.v1.RuntimeSpec.repository:type_name -> deckhand.task.v1.RuntimeRepository
+	3,  // 31: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	11, // 32: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	57, // 33: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	11, // 34: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	22, // 35: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	53, // 36: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	21, // 37: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	20, // 38: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	19, // 39: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	16, // 40: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
+	17, // 41: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
+	57, // 42: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
+	18, // 43: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
+	57, // 44: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
+	57, // 45: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	54, // 46: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	24, // 47: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	55, // 48: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	15, // 49: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	23, // 50: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	57, // 51: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	57, // 52: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	15, // 53: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	23, // 54: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 55: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	57, // 56: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	4,  // 57: deckhand.task.v1.EtcdRestoreSpec.phase:type_name -> deckhand.task.v1.EtcdRestorePhase
+	57, // 58: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	57, // 59: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	5,  // 60: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	42, // 61: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	20, // 62: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	57, // 63: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	11, // 64: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	41, // 65: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	57, // 66: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	58, // 67: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	47, // 68: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	48, // 69: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	6,  // 70: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	6,  // 71: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	45, // 72: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	56, // 73: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	49, // 74: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	58, // 75: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	58, // 76: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	77, // [77:77] is the sub-list for method output_type
+	77, // [77:77] is the sub-list for method input_type
+	77, // [77:77] is the sub-list for extension type_name
+	77, // [77:77] is the sub-list for extension extendee
+	0,  // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -4640,8 +4735,8 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_EtcdSnapshot)(nil),
 		(*TaskSpec_EtcdRestore)(nil),
 	}
-	file_deckhand_task_v1_task_proto_msgTypes[14].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[38].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[15].OneofWrappers = []any{}
+	file_deckhand_task_v1_task_proto_msgTypes[39].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -4652,7 +4747,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
