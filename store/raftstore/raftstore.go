@@ -142,7 +142,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// A restart: the cluster may be restarting too. Check once that the join address is
 		// of this cluster; if none answers, start from the data dir and re-announce this
 		// replica in the background (the peers refuse a request of another cluster).
-		joinInfo, _, err = s.infoOnce(ctx, cfg.Join)
+		// A few tries: a peer whose first answer is lost (a connection still being made)
+		// must not let a foreign data dir past this check.
+		for attempt := 1; ; attempt++ {
+			joinInfo, _, err = s.infoOnce(ctx, cfg.Join)
+			if err == nil || attempt == restartInfoAttempts || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(restartInfoWait):
+			}
+		}
 		if err != nil {
 			s.log.Warn("no --join address answers; restarting from the data dir and re-announcing this replica in the background", "err", err)
 		}
@@ -551,3 +562,11 @@ type noPipeline struct{ *raft.NetworkTransport }
 func (noPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
 	return nil, raft.ErrPipelineReplicationNotSupported
 }
+
+// restartInfoAttempts and restartInfoWait bound how long a restarting replica asks its
+// --join addresses which cluster they are in before it starts from its data dir anyway
+// (the whole cluster may be restarting).
+const (
+	restartInfoAttempts = 3
+	restartInfoWait     = 300 * time.Millisecond
+)

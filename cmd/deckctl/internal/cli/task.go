@@ -31,19 +31,22 @@ type taskFlags struct {
 	source            string
 	cgroupDriver      string
 	containerdTarball string
-	action            string
-	images            []string
-	networkProvider   string
-	networkVersion    string
-	archive           string
-	pullTimeout       time.Duration
-	pkgSource         string
-	baseURL           string
-	noHold            bool
-	save              string
-	role              string
-	fix               bool
-	ignore            []string
+	// runtime on a dnf host: containerd.io's repository and version
+	repoURL, gpgKeyURL, gpgKeyFingerprint, containerdVersion string
+	downloadOnly                                             bool
+	action                                                   string
+	images                                                   []string
+	networkProvider                                          string
+	networkVersion                                           string
+	archive                                                  string
+	pullTimeout                                              time.Duration
+	pkgSource                                                string
+	baseURL                                                  string
+	noHold                                                   bool
+	save                                                     string
+	role                                                     string
+	fix                                                      bool
+	ignore                                                   []string
 }
 
 func (f *taskFlags) registry() *taskv1.RegistrySettings {
@@ -62,9 +65,14 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 		default:
 			return nil, fmt.Errorf("--source %q: use package or tarball", f.source)
 		}
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: &taskv1.RuntimeSpec{
+		rt := &taskv1.RuntimeSpec{
 			Source: src, ContainerdTarball: f.containerdTarball, KubernetesVersion: f.kubernetesVersion, Registry: f.registry(), CgroupDriver: f.cgroupDriver,
-		}}}, nil
+			ContainerdVersion: f.containerdVersion,
+		}
+		if f.repoURL != "" || f.gpgKeyURL != "" || f.gpgKeyFingerprint != "" {
+			rt.Repository = &taskv1.RuntimeRepository{BaseUrl: f.repoURL, GpgKeyUrl: f.gpgKeyURL, GpgKeyFingerprint: f.gpgKeyFingerprint}
+		}
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Runtime{Runtime: rt}}, nil
 	case "images":
 		actions := map[string]taskv1.ImagesAction{"pull": taskv1.ImagesAction_IMAGES_ACTION_PULL, "list": taskv1.ImagesAction_IMAGES_ACTION_LIST,
 			"remove": taskv1.ImagesAction_IMAGES_ACTION_REMOVE, "export": taskv1.ImagesAction_IMAGES_ACTION_EXPORT, "import": taskv1.ImagesAction_IMAGES_ACTION_IMPORT}
@@ -99,7 +107,8 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 		default:
 			return nil, fmt.Errorf("--package-source %q: use repository or binaries", f.pkgSource)
 		}
-		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Packages{Packages: &taskv1.PackagesSpec{KubernetesVersion: f.kubernetesVersion, Source: src, BaseUrl: f.baseURL, Hold: !f.noHold}}}, nil
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Packages{Packages: &taskv1.PackagesSpec{KubernetesVersion: f.kubernetesVersion, Source: src, BaseUrl: f.baseURL, Hold: !f.noHold,
+			DownloadOnly: f.downloadOnly}}}, nil
 	case "preflight":
 		role := map[string]taskv1.NodeRole{"worker": taskv1.NodeRole_NODE_ROLE_WORKER, "control-plane": taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE}[f.role]
 		if role == taskv1.NodeRole_NODE_ROLE_UNSPECIFIED {
@@ -171,6 +180,11 @@ func newTaskCmd(o *options) *cobra.Command {
 	fl.StringVar(&f.pkgSource, "package-source", "repository", "packages: repository (pkgs.k8s.io or --base-url mirror) or binaries (--base-url)")
 	fl.StringVar(&f.baseURL, "base-url", "", "packages: repository mirror or binary base URL")
 	fl.BoolVar(&f.noHold, "no-hold", false, "packages: do not hold the packages back from upgrades")
+	fl.BoolVar(&f.downloadOnly, "download-only", false, "packages: download the version into the package manager's cache (or stage the binaries), install nothing")
+	fl.StringVar(&f.repoURL, "repository-url", "", "runtime on a dnf host: containerd.io's repository (a mirror of Docker's); default Docker's")
+	fl.StringVar(&f.gpgKeyURL, "gpg-key-url", "", "runtime on a dnf host: the repository's signing key")
+	fl.StringVar(&f.gpgKeyFingerprint, "gpg-key-fingerprint", "", "runtime on a dnf host: the fingerprint the key must have (40 hex digits)")
+	fl.StringVar(&f.containerdVersion, "containerd-version", "", "runtime on a dnf host: the containerd.io version (default the newest)")
 	fl.StringVar(&f.role, "role", "worker", "preflight: worker or control-plane")
 	fl.BoolVar(&f.fix, "fix", false, "preflight: fix every fixable item")
 	fl.StringSliceVar(&f.ignore, "ignore", nil, "preflight: check names whose failure does not fail the task (repeatable)")
