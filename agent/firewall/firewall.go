@@ -12,7 +12,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/tasks"
 )
 
-// RecordFile lists the rules Deckhand added, one a line: "TOOL KIND VALUE".
+// RecordFile lists the rules Deckhand added, one a line: "TOOL KIND VALUE [zone=ZONE]".
 const RecordFile = "/var/lib/deckhand/firewall.rules"
 
 // Tools and kinds of rule.
@@ -28,18 +28,48 @@ const (
 const TrustedZone = "trusted"
 
 // Rule is one rule Deckhand added.
-type Rule struct{ Tool, Kind, Value string }
+type Rule struct {
+	Tool, Kind, Value string
+	// Zone is the firewalld zone of a port or protocol ("" the default zone); a source's is
+	// always TrustedZone.
+	Zone string
+}
 
-func (r Rule) String() string { return r.Tool + " " + r.Kind + " " + r.Value }
+func (r Rule) String() string {
+	if r.Zone != "" {
+		return r.Tool + " " + r.Kind + " " + r.Value + " zone=" + r.Zone
+	}
+	return r.Tool + " " + r.Kind + " " + r.Value
+}
 
-var valueRE = regexp.MustCompile(`^([0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp)|[a-z][a-z0-9-]{0,15}|[0-9a-f.:]{2,39}/[0-9]{1,3})$`)
+var (
+	valueRE = regexp.MustCompile(`^([0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp)|[a-z][a-z0-9-]{0,15}|[0-9a-f.:]{2,39}/[0-9]{1,3})$`)
+	// ZoneRE is a firewalld zone's name as firewalld allows it.
+	ZoneRE = regexp.MustCompile(`^[A-Za-z0-9_+-]{1,17}$`)
+)
 
 func parse(line string) (Rule, bool) {
 	f := strings.Fields(line)
-	if len(f) != 3 || (f[0] != Firewalld && f[0] != Ufw) || (f[1] != Port && f[1] != Protocol && f[1] != Source) || !valueRE.MatchString(f[2]) {
+	if len(f) < 3 || len(f) > 4 || (f[0] != Firewalld && f[0] != Ufw) || (f[1] != Port && f[1] != Protocol && f[1] != Source) || !valueRE.MatchString(f[2]) {
 		return Rule{}, false
 	}
-	return Rule{f[0], f[1], f[2]}, true
+	r := Rule{Tool: f[0], Kind: f[1], Value: f[2]}
+	if len(f) == 4 {
+		z, ok := strings.CutPrefix(f[3], "zone=")
+		if !ok || !ZoneRE.MatchString(z) || r.Tool != Firewalld {
+			return Rule{}, false
+		}
+		r.Zone = z
+	}
+	return r, true
+}
+
+// ZoneArgs is firewall-cmd's --zone=ZONE for zone, none for the default zone.
+func ZoneArgs(zone string) []string {
+	if zone == "" {
+		return nil
+	}
+	return []string{"--zone=" + zone}
 }
 
 // Added records that Deckhand added r (preflight, after its commands succeeded).
@@ -55,12 +85,14 @@ func UfwPort(port string) string { return strings.Replace(port, "-", ":", 1) }
 func removeArgv(r Rule) [][]string {
 	switch {
 	case r.Tool == Firewalld && r.Kind == Port:
-		return [][]string{{"firewall-cmd", "--permanent", "--remove-port=" + r.Value}, {"firewall-cmd", "--remove-port=" + r.Value}}
+		z := ZoneArgs(r.Zone)
+		return [][]string{append(append([]string{"firewall-cmd", "--permanent"}, z...), "--remove-port="+r.Value), append(append([]string{"firewall-cmd"}, z...), "--remove-port="+r.Value)}
 	case r.Tool == Firewalld && r.Kind == Source:
 		zone := "--zone=" + TrustedZone
 		return [][]string{{"firewall-cmd", "--permanent", zone, "--remove-source=" + r.Value}, {"firewall-cmd", zone, "--remove-source=" + r.Value}}
 	case r.Tool == Firewalld:
-		return [][]string{{"firewall-cmd", "--permanent", "--remove-protocol=" + r.Value}, {"firewall-cmd", "--remove-protocol=" + r.Value}}
+		z := ZoneArgs(r.Zone)
+		return [][]string{append(append([]string{"firewall-cmd", "--permanent"}, z...), "--remove-protocol="+r.Value), append(append([]string{"firewall-cmd"}, z...), "--remove-protocol="+r.Value)}
 	case r.Kind == Port:
 		return [][]string{{"ufw", "delete", "allow", UfwPort(r.Value)}}
 	default:

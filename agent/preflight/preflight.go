@@ -347,55 +347,7 @@ func (c *checker) portsFree(ports []int) {
 func (c *checker) firewall(ctx context.Context, ports []string) {
 	if c.h.Has("firewall-cmd") {
 		if out, err := c.h.Query(ctx, "firewall-cmd", "--state"); err == nil && strings.TrimSpace(string(out)) == "running" {
-			for _, port := range ports {
-				if _, err := c.h.Query(ctx, "firewall-cmd", "--query-port="+port); err == nil {
-					c.add("Firewalld-"+port, Pass, "firewalld allows %s", port)
-					continue
-				}
-				r := c.add("Firewalld-"+port, Fail, "port %s is closed by firewalld: run with --fix or open it: firewall-cmd --permanent --add-port=%s && firewall-cmd --add-port=%s", port, port, port)
-				c.fix(r, func() error {
-					if err := c.h.Run(ctx, "open "+port+" permanently", "firewall-cmd", "--permanent", "--add-port="+port); err != nil {
-						return err
-					}
-					if err := c.h.Run(ctx, "open "+port+" now", "firewall-cmd", "--add-port="+port); err != nil {
-						return err
-					}
-					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Port, Value: port})
-				})
-			}
-			for _, src := range c.spec.GetTrustedSources() {
-				zone := "--zone=" + firewall.TrustedZone
-				if _, err := c.h.Query(ctx, "firewall-cmd", zone, "--query-source="+src); err == nil {
-					c.add("Firewalld-source-"+src, Pass, "firewalld trusts the pods' %s", src)
-					continue
-				}
-				r := c.add("Firewalld-source-"+src, Fail, "firewalld may drop the pods' traffic from %s (to this node and forwarded to its pods): run with --fix or trust it: firewall-cmd --permanent %s --add-source=%s && firewall-cmd %s --add-source=%s", src, zone, src, zone, src)
-				c.fix(r, func() error {
-					if err := c.h.Run(ctx, "trust the pods' "+src+" permanently", "firewall-cmd", "--permanent", zone, "--add-source="+src); err != nil {
-						return err
-					}
-					if err := c.h.Run(ctx, "trust the pods' "+src+" now", "firewall-cmd", zone, "--add-source="+src); err != nil {
-						return err
-					}
-					return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Source, Value: src})
-				})
-			}
-			if c.spec.GetAllowVrrp() {
-				if _, err := c.h.Query(ctx, "firewall-cmd", "--query-protocol=vrrp"); err == nil {
-					c.add("Firewalld-vrrp", Pass, "firewalld allows VRRP")
-				} else {
-					r := c.add("Firewalld-vrrp", Fail, "firewalld drops VRRP, which keepalived needs between the control planes: run with --fix or allow it: firewall-cmd --permanent --add-protocol=vrrp && firewall-cmd --add-protocol=vrrp")
-					c.fix(r, func() error {
-						if err := c.h.Run(ctx, "allow VRRP permanently", "firewall-cmd", "--permanent", "--add-protocol=vrrp"); err != nil {
-							return err
-						}
-						if err := c.h.Run(ctx, "allow VRRP now", "firewall-cmd", "--add-protocol=vrrp"); err != nil {
-							return err
-						}
-						return firewall.Added(c.h, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Protocol, Value: "vrrp"})
-					})
-				}
-			}
+			c.firewalld(ctx, ports)
 			return
 		}
 	}
@@ -641,4 +593,86 @@ func (c *checker) binaries() {
 		return
 	}
 	c.add("FileExisting", Pass, "required binaries present")
+}
+
+// firewalld opens the ports, the pods' sources and VRRP in firewalld: in the zone of the
+// interface that holds the node's address (firewall-cmd --get-zone-of-interface; the
+// default zone when it is in none), permanently, and then reloads firewalld once so that
+// the permanent configuration is the one in force, as firewalld's guide does it.
+func (c *checker) firewalld(ctx context.Context, ports []string) {
+	zone := c.firewalldZone(ctx)
+	z := firewall.ZoneArgs(zone)
+	where := "the default zone"
+	if zone != "" {
+		where = "zone " + zone
+	}
+	cmd := func(args ...string) []string {
+		return append(append([]string{"firewall-cmd"}, z...), args...)
+	}
+	added := false
+	permanent := func(r *Result, what string, rule firewall.Rule, args ...string) {
+		c.fix(r, func() error {
+			if err := c.h.Run(ctx, what+" permanently", append([]string{"firewall-cmd", "--permanent"}, args...)...); err != nil {
+				return err
+			}
+			added = true
+			return firewall.Added(c.h, rule)
+		})
+	}
+	for _, port := range ports {
+		if _, err := c.h.Query(ctx, cmd("--query-port="+port)...); err == nil {
+			c.add("Firewalld-"+port, Pass, "firewalld allows %s in %s", port, where)
+			continue
+		}
+		r := c.add("Firewalld-"+port, Fail, "port %s is closed by firewalld (%s): run with --fix or open it: %s && firewall-cmd --reload",
+			port, where, strings.Join(append([]string{"firewall-cmd", "--permanent"}, append(z, "--add-port="+port)...), " "))
+		permanent(r, "open "+port, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Port, Value: port, Zone: zone}, append(z, "--add-port="+port)...)
+	}
+	for _, src := range c.spec.GetTrustedSources() {
+		tz := "--zone=" + firewall.TrustedZone
+		if _, err := c.h.Query(ctx, "firewall-cmd", tz, "--query-source="+src); err == nil {
+			c.add("Firewalld-source-"+src, Pass, "firewalld trusts the pods' %s", src)
+			continue
+		}
+		r := c.add("Firewalld-source-"+src, Fail, "firewalld may drop the pods' traffic from %s (to this node and forwarded to its pods): run with --fix or trust it: firewall-cmd --permanent %s --add-source=%s && firewall-cmd --reload", src, tz, src)
+		permanent(r, "trust the pods' "+src, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Source, Value: src}, tz, "--add-source="+src)
+	}
+	if c.spec.GetAllowVrrp() {
+		if _, err := c.h.Query(ctx, cmd("--query-protocol=vrrp")...); err == nil {
+			c.add("Firewalld-vrrp", Pass, "firewalld allows VRRP in %s", where)
+		} else {
+			r := c.add("Firewalld-vrrp", Fail, "firewalld drops VRRP (%s), which keepalived needs between the control planes: run with --fix or allow it: %s && firewall-cmd --reload",
+				where, strings.Join(append([]string{"firewall-cmd", "--permanent"}, append(z, "--add-protocol=vrrp")...), " "))
+			permanent(r, "allow VRRP", firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Protocol, Value: "vrrp", Zone: zone}, append(z, "--add-protocol=vrrp")...)
+		}
+	}
+	if added {
+		if err := c.h.Run(ctx, "reload firewalld: the permanent rules in force", "firewall-cmd", "--reload"); err != nil {
+			c.add("Firewalld-reload", Fail, "firewall-cmd --reload failed (%v): the ports are open in firewalld's permanent configuration only; reload it by hand", err)
+		}
+	}
+}
+
+// firewalldZone is the firewalld zone of the interface holding the node's address, or ""
+// when that interface is in none (firewalld's default zone then applies to it) or is not
+// found.
+func (c *checker) firewalldZone(ctx context.Context) string {
+	ip := net.ParseIP(c.spec.GetNodeAddress())
+	if ip == nil {
+		ip = net.ParseIP(c.nodeIP())
+	}
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(ip) {
+				out, err := c.h.Query(ctx, "firewall-cmd", "--get-zone-of-interface="+i.Name)
+				if z := strings.TrimSpace(string(out)); err == nil && firewall.ZoneRE.MatchString(z) {
+					return z
+				}
+				return ""
+			}
+		}
+	}
+	return ""
 }

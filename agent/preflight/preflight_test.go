@@ -94,7 +94,7 @@ func TestPreflightFindsAndFixesSeededProblems(t *testing.T) {
 	for check, want := range map[string]string{
 		"Swap":                "fail: swap is on",
 		"Hostname":            "fail: hostname \"cp-1\"",
-		"Firewalld-6443/tcp":  "fail: port 6443/tcp is closed by firewalld: run with --fix or open it: firewall-cmd",
+		"Firewalld-6443/tcp":  "fail: port 6443/tcp is closed by firewalld (the default zone): run with --fix or open it: firewall-cmd --permanent --add-port=6443/tcp && firewall-cmd --reload",
 		"Firewalld-10250/tcp": "fail:",
 		"KernelModules":       "fail: modules not loaded: [overlay br_netfilter]",
 		"Sysctl":              "fail: not set to 1: [net.ipv4.ip_forward",
@@ -291,7 +291,7 @@ func TestPreflightLetsVRRPIn(t *testing.T) {
 		t.Fatalf("VRRP dropped by firewalld is not reported: %v", res.GetOutputs())
 	}
 	res = run(t, r, vip("pf-vrrp-fix", true))
-	if got := changed(res); !strings.Contains(got, "firewall-cmd --permanent --add-protocol=vrrp") || !strings.Contains(got, "firewall-cmd --add-protocol=vrrp") {
+	if got := changed(res); !strings.Contains(got, "firewall-cmd --permanent --add-protocol=vrrp") || !strings.Contains(got, "firewall-cmd --reload") {
 		t.Fatalf("--fix did not let VRRP in now and permanently:\n%s", got)
 	}
 	res = run(t, r, vip("pf-vrrp-again", true))
@@ -309,7 +309,7 @@ func TestPreflightOpensAWorkersNodePorts(t *testing.T) {
 	tk.GetSpec().GetPreflight().Role = taskv1.NodeRole_NODE_ROLE_WORKER
 	res := run(t, r, tk)
 	got := changed(res)
-	for _, want := range []string{"firewall-cmd --permanent --add-port=30000-32767/tcp", "firewall-cmd --add-port=10256/tcp", "firewall-cmd --add-port=10250/tcp"} {
+	for _, want := range []string{"firewall-cmd --permanent --add-port=30000-32767/tcp", "firewall-cmd --permanent --add-port=10256/tcp", "firewall-cmd --permanent --add-port=10250/tcp", "firewall-cmd --reload"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("a worker's --fix did not run %q:\n%s", want, got)
 		}
@@ -336,7 +336,7 @@ func TestPreflightOpensTheNetworkProvidersPorts(t *testing.T) {
 	tk := task("pf-net", true, false)
 	tk.GetSpec().GetPreflight().NetworkPorts = []string{"8472/udp"}
 	got := changed(run(t, r, tk))
-	for _, want := range []string{"firewall-cmd --permanent --add-port=8472/udp", "firewall-cmd --add-port=8472/udp"} {
+	for _, want := range []string{"firewall-cmd --permanent --add-port=8472/udp", "firewall-cmd --reload"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("--fix did not run %q:\n%s", want, got)
 		}
