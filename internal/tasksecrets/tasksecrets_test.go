@@ -13,8 +13,10 @@ import (
 
 // notSecret are the fields named like a secret that are not one, and why.
 var notSecret = map[protoreflect.FullName]string{
-	"deckhand.task.v1.Taint.key":                        "a Kubernetes taint's key, shown by kubectl to anyone",
-	"deckhand.task.v1.KubeadmTokenSpec.delete_token_id": "the public ID before the dot; the API refuses a full token",
+	"deckhand.task.v1.Taint.key":                             "a Kubernetes taint's key, shown by kubectl to anyone",
+	"deckhand.task.v1.KubeadmTokenSpec.delete_token_id":      "the public ID before the dot; the API refuses a full token",
+	"deckhand.task.v1.RuntimeRepository.gpg_key_url":         "where a repository publishes its public signing key",
+	"deckhand.task.v1.RuntimeRepository.gpg_key_fingerprint": "a public key's fingerprint, published to be checked against",
 }
 
 var secretLike = regexp.MustCompile(`(?i)token|key|passw|secret|credential|private`)
