@@ -368,15 +368,23 @@ func wfKind(wf *apiv1.Workflow) string {
 	case *apiv1.WorkflowSpec_Reset_:
 		return "reset " + k.Reset_.GetNode() + dry
 	case *apiv1.WorkflowSpec_Apply:
-		return fmt.Sprintf("apply (%d nodes)%s", len(wf.GetNodes()), dry)
+		return fmt.Sprintf("apply (%s)%s", count(len(wf.GetNodes()), "node", "nodes"), dry)
 	case *apiv1.WorkflowSpec_Upgrade:
-		return fmt.Sprintf("upgrade to %s (%d nodes)%s", k.Upgrade.GetKubernetesVersion(), len(wf.GetNodes()), dry)
+		return fmt.Sprintf("upgrade to %s (%s)%s", k.Upgrade.GetKubernetesVersion(), count(len(wf.GetNodes()), "node", "nodes"), dry)
 	case *apiv1.WorkflowSpec_CertsRenew:
-		return fmt.Sprintf("certs renew (%d control planes)%s", len(wf.GetNodes()), dry)
+		return fmt.Sprintf("certs renew (%s)%s", count(len(wf.GetNodes()), "control plane", "control planes"), dry)
 	case *apiv1.WorkflowSpec_EtcdRestore:
-		return fmt.Sprintf("etcd restore from %s (%d control planes)%s", k.EtcdRestore.GetSnapshot(), len(wf.GetNodes()), dry)
+		return fmt.Sprintf("etcd restore from %s (%s)%s", k.EtcdRestore.GetSnapshot(), count(len(wf.GetNodes()), "control plane", "control planes"), dry)
 	}
 	return "unknown"
+}
+
+// count is n with the noun for one or for several.
+func count(n int, one, several string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, several)
 }
 
 func newWorkflowsCmd(o *options) *cobra.Command {
