@@ -128,6 +128,11 @@ func Drain(ctx context.Context, t *taskv1.Task, h *host.Host, e *tasks.Emitter) 
 	if spec.GetForce() {
 		args = append(args, "--force")
 	}
+	if !h.DryRun {
+		if err := waitControllerManager(ctx, h, e); err != nil {
+			return nil, err
+		}
+	}
 	e.Logf("draining node %s (timeout %v)", name, timeout)
 	if err := runPastForbidden(ctx, h, e, "evict the pods of node "+name, args); err != nil {
 		if notFound(err, name) {
@@ -445,4 +450,76 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// ControllerManagerWait bounds the wait for a kube-controller-manager that holds its lease.
+const ControllerManagerWait = 2 * time.Minute
+
+// waitControllerManager waits until a kube-controller-manager holds its leader lease
+// (kube-system/kube-controller-manager renewed within its duration): its endpoints
+// controller takes an evicted pod out of its Services. Right after a control plane's
+// upgrade or restart the lease can lapse for its 15 seconds; evicting then leaves the
+// Services sending to pods that are gone (clients see "no route to host") until a new
+// leader syncs.
+func waitControllerManager(ctx context.Context, h *host.Host, e *tasks.Emitter) error {
+	start := time.Now()
+	said := false
+	var last string
+	for {
+		out, err := pastForbidden(ctx, e, func() ([]byte, error) {
+			return h.QueryQuiet(ctx, argv("-n", "kube-system", "get", "lease", "kube-controller-manager", "-o", "json")...)
+		})
+		if err == nil {
+			held, why := LeaseHeld(out, time.Now())
+			if held {
+				if said {
+					e.Logf("kube-controller-manager holds its lease again (after %v)", time.Since(start).Round(100*time.Millisecond))
+				}
+				return nil
+			}
+			last = why
+		} else {
+			last = message(err)
+		}
+		if !said {
+			e.Logf("waiting for a kube-controller-manager that holds its lease before evicting pods: %s", last)
+			said = true
+		}
+		if time.Since(start) > ControllerManagerWait {
+			return tasks.Errorf("DRAIN_FAILED", "check the control planes' kube-controller-manager pods (kubectl -n kube-system get pods, and their logs); nothing was evicted",
+				"no kube-controller-manager held its lease within %v (%s): its endpoints controller would not take evicted pods out of their Services", ControllerManagerWait, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// LeaseHeld says whether a coordination.k8s.io Lease (kubectl get lease -o json) has a
+// holder that renewed it within its duration at now, and if not, why.
+func LeaseHeld(out []byte, now time.Time) (bool, string) {
+	var l struct {
+		Spec struct {
+			HolderIdentity       string `json:"holderIdentity"`
+			LeaseDurationSeconds int    `json:"leaseDurationSeconds"`
+			RenewTime            string `json:"renewTime"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(out, &l); err != nil {
+		return false, "not a Lease: " + err.Error()
+	}
+	if l.Spec.HolderIdentity == "" {
+		return false, "the lease has no holder"
+	}
+	renewed, err := time.Parse(time.RFC3339Nano, l.Spec.RenewTime)
+	if err != nil {
+		return false, fmt.Sprintf("the lease's renewTime %q does not parse", l.Spec.RenewTime)
+	}
+	d := time.Duration(l.Spec.LeaseDurationSeconds) * time.Second
+	if age := now.Sub(renewed); age > d {
+		return false, fmt.Sprintf("%s last renewed it %v ago, longer than its %v", l.Spec.HolderIdentity, age.Round(time.Second), d)
+	}
+	return true, ""
 }

@@ -235,6 +235,24 @@ func TestDrainGoesOnPastAForbiddenAnswer(t *testing.T) {
 	}
 }
 
+// Right after a control plane's upgrade the kube-controller-manager's lease can lapse: the
+// drain waits for a leader (its endpoints controller takes evicted pods out of their
+// Services) before it evicts, and says so.
+func TestDrainWaitsForAControllerManagerLeader(t *testing.T) {
+	dir, cp, _ := simCluster(t, "w-1")
+	if err := os.WriteFile(filepath.Join(dir, "kcm-lease-lapsed"), []byte("2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, l := cp.run(t, "drain", drain("w-1", 0, false))
+	if res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || res.GetOutputs()["drained"] != "w-1" {
+		t.Fatalf("drain after a lapsed lease: %v\n%s", res, l)
+	}
+	wait, evict := strings.Index(l, "waiting for a kube-controller-manager that holds its lease"), strings.Index(l, "evicting pod")
+	if wait < 0 || !strings.Contains(l, "cp-1_sim last renewed it 1m0s ago") || !strings.Contains(l, "holds its lease again") || evict < wait {
+		t.Fatalf("the drain did not wait for the lease before evicting:\n%s", l)
+	}
+}
+
 // The uncordon after an upgrade lets pods back onto a node Deckhand cordoned for its drain,
 // and never onto one an operator had cordoned before: that one stays cordoned.
 func TestUncordonOnlyWhatDeckhandCordoned(t *testing.T) {

@@ -51,6 +51,9 @@ import (
 // does not help, as it does not with the real kubectl. CLUSTER/forbidden holding a count N
 // makes the next N node commands answer Forbidden, as an API server that has just started
 // (its RBAC not synced) answers the cluster admin; each answer takes one off the count.
+// CLUSTER/kcm-lease-lapsed holding a count N makes the next N reads of the
+// kube-controller-manager Lease show it lapsed (its leader gone, as during a control
+// plane's upgrade); otherwise it is held, renewed just now.
 
 const (
 	annotationsDir  = "annotations" // annotations/NAME: one KEY=VALUE per line
@@ -58,6 +61,7 @@ const (
 	cordonedDir     = "cordoned"
 	drainBlockedDir = "drain-blocked"
 	forbiddenFile   = "forbidden"
+	leaseLapsedFile = "kcm-lease-lapsed"
 	readyJSONPath   = `jsonpath={.status.conditions[?(@.type=="Ready")].status}`
 	bindingJSONPath = `jsonpath={.roleRef.kind}/{.roleRef.name}{range .subjects[*]} {.kind}/{.name}{end}`
 )
@@ -125,6 +129,8 @@ func kubectl(r string, args []string) (int, error) {
 		run = func(cluster string) (int, error) { return annotate(cluster, cmd[2], cmd[3]) }
 	case len(cmd) == 6 && cmd[0] == "patch" && cmd[1] == "node" && cmd[3] == "--type=merge" && cmd[4] == "-p":
 		run = func(cluster string) (int, error) { return patchNode(cluster, cmd[2], cmd[5]) }
+	case strings.Join(cmd, " ") == "-n kube-system get lease kube-controller-manager -o json":
+		run = controllerManagerLease
 	case len(cmd) == 5 && cmd[0] == "get" && cmd[1] == "node" && cmd[3] == "-o" && cmd[4] == "json":
 		run = func(cluster string) (int, error) { return nodeJSON(cluster, cmd[2]) }
 	case len(cmd) > 12 && strings.Join(cmd[:3], " ") == "-n kube-system exec" && strings.HasPrefix(cmd[3], "etcd-") && strings.Join(cmd[4:8], " ") == "-c etcd -- etcdctl" &&
@@ -544,4 +550,17 @@ func etcdctl(cluster, node string, args []string) (int, error) {
 		return 1, fmt.Errorf("Error: etcdserver: member not found")
 	}
 	return 1, fmt.Errorf("etcdctl (simulation): unsupported arguments %v", args)
+}
+
+// controllerManagerLease prints the kube-controller-manager Lease: held and renewed now,
+// or lapsed a minute ago while CLUSTER/kcm-lease-lapsed counts down.
+func controllerManagerLease(cluster string) (int, error) {
+	renewed := time.Now().UTC()
+	if n, err := strconv.Atoi(strings.TrimSpace(strings.Join(readLines(filepath.Join(cluster, leaseLapsedFile)), ""))); err == nil && n > 0 {
+		os.WriteFile(filepath.Join(cluster, leaseLapsedFile), []byte(strconv.Itoa(n-1)), 0o644)
+		renewed = renewed.Add(-time.Minute)
+	}
+	fmt.Printf(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"kube-controller-manager","namespace":"kube-system"},"spec":{"holderIdentity":"cp-1_sim","leaseDurationSeconds":15,"renewTime":%q}}`+"\n",
+		renewed.Format("2006-01-02T15:04:05.000000Z07:00"))
+	return 0, nil
 }
