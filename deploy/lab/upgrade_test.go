@@ -227,8 +227,16 @@ func TestRealLabUpgrade(t *testing.T) {
 	mu.Lock()
 	t.Logf("the web Service from node-1: %d requests served, %d failed during the upgrade", served, failures)
 	if failures > 0 || served < 100 {
-		t.Errorf("the PodDisruptionBudget-protected Deployment was not served throughout the upgrade: %d served, %d failed: %s",
-			served, failures, strings.Join(failed, "; "))
+		// When: the drains' and evictions' lines of the workflow's log, to set beside the failures' times.
+		logs, _ := l.deckctl("logs", id)
+		var when []string
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "/drain") || strings.Contains(line, "/uncordon") {
+				when = append(when, line)
+			}
+		}
+		t.Errorf("the PodDisruptionBudget-protected Deployment was not served throughout the upgrade: %d served, %d failed: %s\nthe drains:\n%s",
+			served, failures, strings.Join(failed, "; "), strings.Join(when, "\n"))
 	}
 	mu.Unlock()
 
