@@ -33,7 +33,7 @@ PRETTY_NAME="Rocky Linux 9.5 (Blue Onyx)"
 // pkgs.k8s.io's), and containerd.io with the distribution's CNI plugins. The agent's tasks
 // run the real dnf: a containerd repository key of another fingerprint is refused before
 // anything is installed; containerd.io installs, starts and answers on the CRI socket; a
-// repository whose packages its key did not sign is refused by dnf; kubelet, kubeadm and
+// repository with a package its key did not sign is refused by dnf, nothing installed; kubelet, kubeadm and
 // kubectl install at the version asked, stay there through a dnf upgrade (the exclude
 // hold), a second run changes nothing, --download-only fetches the next version into dnf's
 // cache without installing it, and installing that version upgrades them.
@@ -229,8 +229,9 @@ func rockyFirewalld(t *testing.T, l *realLab) {
 	if err := reach(); err == nil {
 		t.Fatal("node-3's firewalld let node-2 reach port 10250 before preflight opened it")
 	}
-	// No runtime runs on node-3 (no cluster was applied): its CRI check is not this test's.
-	preflight := []string{"task", "run", "node-3", "preflight", "--role", "worker", "--fix", "--ignore", "CRI"}
+	// No runtime runs on node-3 (no cluster was applied), and the listener stands in for the
+	// kubelet on its port: those two checks are not this test's.
+	preflight := []string{"task", "run", "node-3", "preflight", "--role", "worker", "--fix", "--ignore", "CRI", "--ignore", "Port-10250"}
 	out, err := l.deckctl(preflight...)
 	if err != nil {
 		t.Fatalf("preflight --fix on node-3: %v\n%s", err, out)
@@ -269,7 +270,7 @@ func containerdVersion(t *testing.T) string {
 
 // buildRockyRepos builds the dnf repositories the Rocky host installs from, under dir:
 // k8s (kubelet, kubeadm and kubectl of both kits, signed by key), k8s-impostor (the same
-// packages, whose repository publishes impostor's key), and docker/el/9 (containerd.io and
+// at the first version, its kubectl signed by impostor instead), and docker/el/9 (containerd.io and
 // containernetworking-plugins, signed by key; the key at docker/gpg).
 func buildRockyRepos(t *testing.T, dir string, key, impostor *gpgkit.Key) {
 	k8s := filepath.Join(dir, "k8s")
@@ -294,18 +295,32 @@ func buildRockyRepos(t *testing.T, dir string, key, impostor *gpgkit.Key) {
 		rpmkit.Sign(t, key, rpms...)
 	}
 	rpmkit.Repo(t, k8s, key)
-	// The impostor's repository: the same signed packages, its own key published.
+	// A tampered repository: it publishes the right key, but its kubectl was signed by the
+	// impostor (kubelet and kubeadm are the real ones). dnf checks every package against
+	// the keys it trusts, whichever repository they come from.
 	bad := filepath.Join(dir, "k8s-impostor")
 	if err := os.MkdirAll(bad, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	signed, _ := filepath.Glob(filepath.Join(k8s, "*-"+strings.TrimPrefix(upgradeFrom, "v")+"-*.rpm"))
 	for _, f := range signed {
-		if err := os.Link(f, filepath.Join(bad, filepath.Base(f))); err != nil {
+		to := filepath.Join(bad, filepath.Base(f))
+		if !strings.HasPrefix(filepath.Base(f), "kubectl-") {
+			if err := os.Link(f, to); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = os.WriteFile(to, b, 0o644)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
+		rpmkit.Sign(t, impostor, to)
 	}
-	rpmkit.Repo(t, bad, impostor)
+	rpmkit.Repo(t, bad, key)
 
 	docker := filepath.Join(dir, "docker", "el", "9")
 	bins := map[string]string{"/usr/bin/runc": "/usr/sbin/runc"}
