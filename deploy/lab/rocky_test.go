@@ -15,6 +15,25 @@ import (
 	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 )
 
+// rockyCluster is a cluster of node-1 and node-2 (both made Rocky Linux), its packages and
+// containerd from the repositories the test serves.
+const rockyCluster = `apiVersion: deckhand.dev/v1alpha1
+kind: Cluster
+metadata: {name: rocky}
+spec:
+  kubernetesVersion: %s
+  imageRepository: %s.1:5000
+  insecureRegistries: [%s.1:5000]
+  cgroupDriver: cgroupfs
+  kubeProxy: {conntrackMaxPerCore: 0}
+  packages: {source: repository, baseURL: "%s/k8s"}
+  runtime:
+    repository: {baseURL: "%s/docker/el/$releasever", gpgKeyURL: "%s/docker/gpg", gpgKeyFingerprint: "%s"}
+  nodes:
+  - {name: node-1, role: control-plane}
+  - {name: node-2, role: worker}
+`
+
 // rockyOSRelease is Rocky Linux 9.5's /etc/os-release (the fields Deckhand reads).
 const rockyOSRelease = `NAME="Rocky Linux"
 VERSION="9.5 (Blue Onyx)"
@@ -83,6 +102,29 @@ func TestRealLabRocky(t *testing.T) {
 		}
 		return nil
 	})
+	// What an apply would change, before anything does: node-1 is made Rocky Linux too (its
+	// os-release only: it keeps the machine's containerd), and the dry-run lists the dnf
+	// repositories and commands, and changes nothing.
+	sh("node-1", "cat >/etc/os-release <<'EOF'\n"+rockyOSRelease+"EOF\n")
+	doc := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(doc, []byte(fmt.Sprintf(rockyCluster, upgradeFrom, l.net, l.net, serve, serve, serve, key.Fingerprint)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := l.deckctl("apply", "-f", doc, "--dry-run", "--timeout", "10m")
+	t.Logf("deckctl apply --dry-run:\n%s", dry)
+	if err != nil {
+		t.Fatalf("deckctl apply --dry-run: %v", err)
+	}
+	for _, want := range []string{"/etc/yum.repos.d/kubernetes.repo", "dnf install -y kubelet-1.33.13 kubeadm-1.33.13 kubectl-1.33.13 --disableexcludes=kubernetes",
+		"/etc/yum.repos.d/deckhand-containerd.repo", "dnf install -y --disableexcludes=deckhand-containerd containerd.io containernetworking-plugins"} {
+		if !strings.Contains(dry, want) {
+			t.Errorf("deckctl apply --dry-run does not show %q", want)
+		}
+	}
+	if out, err := l.onHost("node-2", "ls", "/etc/yum.repos.d"); err == nil && strings.TrimSpace(out) != "" {
+		t.Fatalf("the dry-run wrote %s", out)
+	}
+
 	task := func(want string, args ...string) string {
 		t.Helper()
 		out, err := l.deckctl(append([]string{"task", "run", "node-2"}, args...)...)
