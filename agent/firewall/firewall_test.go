@@ -66,12 +66,12 @@ func TestResetRemovesOnlyWhatPreflightOpened(t *testing.T) {
 		t.Fatalf("after preflight --fix, firewalld allows %v, want %v", got, opened)
 	}
 	rec, _ := os.ReadFile(filepath.Join(root, firewall.RecordFile))
-	if strings.Contains(string(rec), "10250") || !strings.Contains(string(rec), "firewalld protocol vrrp") || !strings.Contains(string(rec), "firewalld source 10.244.0.0/16") {
+	if strings.Contains(string(rec), "10250") || !strings.Contains(string(rec), "firewalld protocol vrrp zone=public") || !strings.Contains(string(rec), "firewalld source 10.244.0.0/16") {
 		t.Fatalf("the record of what Deckhand opened:\n%s", rec)
 	}
 
 	reset := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_KubeadmReset{KubeadmReset: &taskv1.KubeadmResetSpec{}}}
-	if res := run(reset, true); !strings.Contains(changes(res), "firewall-cmd --permanent --remove-port=6443/tcp") ||
+	if res := run(reset, true); !strings.Contains(changes(res), "firewall-cmd --permanent --zone=public --remove-port=6443/tcp") ||
 		!strings.Contains(changes(res), "firewall-cmd --permanent --zone=trusted --remove-source=10.244.0.0/16") || !slices.Equal(ports("permanent"), opened) {
 		t.Fatalf("a dry-run reset: changes\n%s\nports %v", changes(res), ports("permanent"))
 	}

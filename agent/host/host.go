@@ -435,3 +435,18 @@ func Stopped(reason error) string {
 	}
 	return "cancel asked"
 }
+
+// RunToTheEnd runs a package manager (apt-get, dnf): a cancel of its task waits for it, at
+// most bound, since one killed half way leaves the package database for a human to repair;
+// logf says so when it happens.
+func (h *Host) RunToTheEnd(ctx context.Context, bound time.Duration, logf func(string, ...any), what string, argv ...string) error {
+	run, stop := ToTheEnd(ctx, bound, func(reason error) {
+		logf("%s: %s runs to its end first (the package manager is not stopped half way)", Stopped(reason), what)
+	})
+	defer stop()
+	err := h.Run(run, what, argv...)
+	if ctx.Err() != nil && run.Err() == nil {
+		logf("%s ended after the task was stopped (error: %v)", what, err)
+	}
+	return err
+}

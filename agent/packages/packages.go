@@ -263,18 +263,9 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 // InstallBound ends a package manager run that a cancel waits for but that hangs.
 const InstallBound = 15 * time.Minute
 
-// runToTheEnd runs a package manager: a cancel of the task waits for it, since apt or dnf
-// killed half way leaves the package database for a human to repair (dpkg --configure -a).
+// runToTheEnd runs a package manager to its end (see host.RunToTheEnd).
 func runToTheEnd(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, argv ...string) error {
-	run, stop := host.ToTheEnd(ctx, InstallBound, func(reason error) {
-		e.Logf("%s: %s runs to its end first (the package manager is not stopped half way)", host.Stopped(reason), what)
-	})
-	defer stop()
-	err := h.Run(run, what, argv...)
-	if ctx.Err() != nil && run.Err() == nil {
-		e.Logf("%s ended after the task was stopped (error: %v)", what, err)
-	}
-	return err
+	return h.RunToTheEnd(ctx, InstallBound, e.Logf, what, argv...)
 }
 
 // verb says what a package manager run does.

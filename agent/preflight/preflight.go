@@ -237,7 +237,7 @@ func (c *checker) selinux(ctx context.Context) {
 	case now == "":
 		c.add("SELinux", Pass, "SELinux is not on this host")
 		return
-	case now != hostos.Enforcing && boot != hostos.Enforcing:
+	case now != hostos.Enforcing && (boot == hostos.Permissive || boot == hostos.Disabled):
 		c.add("SELinux", Pass, "SELinux is %s (at boot: %s)", now, boot)
 		return
 	}
@@ -249,7 +249,7 @@ func (c *checker) selinux(ctx context.Context) {
 				return err
 			}
 		}
-		if out, changed := hostos.SELinuxPermissive(config); changed && boot == hostos.Enforcing {
+		if out, changed := hostos.SELinuxPermissive(config); changed && boot != hostos.Disabled {
 			if _, err := c.h.WriteFile(hostos.SELinuxConfig, out, 0o644); err != nil {
 				return err
 			}
@@ -596,9 +596,10 @@ func (c *checker) binaries() {
 }
 
 // firewalld opens the ports, the pods' sources and VRRP in firewalld: in the zone of the
-// interface that holds the node's address (firewall-cmd --get-zone-of-interface; the
-// default zone when it is in none), permanently, and then reloads firewalld once so that
-// the permanent configuration is the one in force, as firewalld's guide does it.
+// interface that holds the node's address (firewall-cmd --get-zone-of-interface), else the
+// default zone, named (a reset removes them from that zone even if the default changes), each
+// permanently and in the running configuration. No --reload: it would drop the rules other
+// tools keep in the running configuration only (a CNI firewall plugin's pods, podman's).
 func (c *checker) firewalld(ctx context.Context, ports []string) {
 	zone := c.firewalldZone(ctx)
 	z := firewall.ZoneArgs(zone)
@@ -609,13 +610,17 @@ func (c *checker) firewalld(ctx context.Context, ports []string) {
 	cmd := func(args ...string) []string {
 		return append(append([]string{"firewall-cmd"}, z...), args...)
 	}
-	added := false
-	permanent := func(r *Result, what string, rule firewall.Rule, args ...string) {
+	both := func(args ...string) string {
+		return strings.Join(append([]string{"firewall-cmd", "--permanent"}, args...), " ") + " && " + strings.Join(append([]string{"firewall-cmd"}, args...), " ")
+	}
+	open := func(r *Result, what string, rule firewall.Rule, args ...string) {
 		c.fix(r, func() error {
 			if err := c.h.Run(ctx, what+" permanently", append([]string{"firewall-cmd", "--permanent"}, args...)...); err != nil {
 				return err
 			}
-			added = true
+			if err := c.h.Run(ctx, what+" now", append([]string{"firewall-cmd"}, args...)...); err != nil {
+				return err
+			}
 			return firewall.Added(c.h, rule)
 		})
 	}
@@ -624,9 +629,9 @@ func (c *checker) firewalld(ctx context.Context, ports []string) {
 			c.add("Firewalld-"+port, Pass, "firewalld allows %s in %s", port, where)
 			continue
 		}
-		r := c.add("Firewalld-"+port, Fail, "port %s is closed by firewalld (%s): run with --fix or open it: %s && firewall-cmd --reload",
-			port, where, strings.Join(append([]string{"firewall-cmd", "--permanent"}, append(z, "--add-port="+port)...), " "))
-		permanent(r, "open "+port, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Port, Value: port, Zone: zone}, append(z, "--add-port="+port)...)
+		args := append(slices.Clone(z), "--add-port="+port)
+		r := c.add("Firewalld-"+port, Fail, "port %s is closed by firewalld (%s): run with --fix or open it: %s", port, where, both(args...))
+		open(r, "open "+port, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Port, Value: port, Zone: zone}, args...)
 	}
 	for _, src := range c.spec.GetTrustedSources() {
 		tz := "--zone=" + firewall.TrustedZone
@@ -634,28 +639,22 @@ func (c *checker) firewalld(ctx context.Context, ports []string) {
 			c.add("Firewalld-source-"+src, Pass, "firewalld trusts the pods' %s", src)
 			continue
 		}
-		r := c.add("Firewalld-source-"+src, Fail, "firewalld may drop the pods' traffic from %s (to this node and forwarded to its pods): run with --fix or trust it: firewall-cmd --permanent %s --add-source=%s && firewall-cmd --reload", src, tz, src)
-		permanent(r, "trust the pods' "+src, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Source, Value: src}, tz, "--add-source="+src)
+		r := c.add("Firewalld-source-"+src, Fail, "firewalld may drop the pods' traffic from %s (to this node and forwarded to its pods): run with --fix or trust it: %s", src, both(tz, "--add-source="+src))
+		open(r, "trust the pods' "+src, firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Source, Value: src}, tz, "--add-source="+src)
 	}
 	if c.spec.GetAllowVrrp() {
 		if _, err := c.h.Query(ctx, cmd("--query-protocol=vrrp")...); err == nil {
 			c.add("Firewalld-vrrp", Pass, "firewalld allows VRRP in %s", where)
 		} else {
-			r := c.add("Firewalld-vrrp", Fail, "firewalld drops VRRP (%s), which keepalived needs between the control planes: run with --fix or allow it: %s && firewall-cmd --reload",
-				where, strings.Join(append([]string{"firewall-cmd", "--permanent"}, append(z, "--add-protocol=vrrp")...), " "))
-			permanent(r, "allow VRRP", firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Protocol, Value: "vrrp", Zone: zone}, append(z, "--add-protocol=vrrp")...)
-		}
-	}
-	if added {
-		if err := c.h.Run(ctx, "reload firewalld: the permanent rules in force", "firewall-cmd", "--reload"); err != nil {
-			c.add("Firewalld-reload", Fail, "firewall-cmd --reload failed (%v): the ports are open in firewalld's permanent configuration only; reload it by hand", err)
+			args := append(slices.Clone(z), "--add-protocol=vrrp")
+			r := c.add("Firewalld-vrrp", Fail, "firewalld drops VRRP (%s), which keepalived needs between the control planes: run with --fix or allow it: %s", where, both(args...))
+			open(r, "allow VRRP", firewall.Rule{Tool: firewall.Firewalld, Kind: firewall.Protocol, Value: "vrrp", Zone: zone}, args...)
 		}
 	}
 }
 
-// firewalldZone is the firewalld zone of the interface holding the node's address, or ""
-// when that interface is in none (firewalld's default zone then applies to it) or is not
-// found.
+// firewalldZone is the firewalld zone of the interface holding the node's address, else
+// (the interface is in none, or not found) the default zone, which applies to it.
 func (c *checker) firewalldZone(ctx context.Context) string {
 	ip := net.ParseIP(c.spec.GetNodeAddress())
 	if ip == nil {
@@ -670,9 +669,18 @@ func (c *checker) firewalldZone(ctx context.Context) string {
 				if z := strings.TrimSpace(string(out)); err == nil && firewall.ZoneRE.MatchString(z) {
 					return z
 				}
-				return ""
+				return c.firewalldDefaultZone(ctx)
 			}
 		}
+	}
+	return c.firewalldDefaultZone(ctx)
+}
+
+// firewalldDefaultZone is firewalld's default zone by name, "" when it cannot be read.
+func (c *checker) firewalldDefaultZone(ctx context.Context) string {
+	out, err := c.h.Query(ctx, "firewall-cmd", "--get-default-zone")
+	if z := strings.TrimSpace(string(out)); err == nil && firewall.ZoneRE.MatchString(z) {
+		return z
 	}
 	return ""
 }

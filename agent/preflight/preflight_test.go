@@ -94,7 +94,7 @@ func TestPreflightFindsAndFixesSeededProblems(t *testing.T) {
 	for check, want := range map[string]string{
 		"Swap":                "fail: swap is on",
 		"Hostname":            "fail: hostname \"cp-1\"",
-		"Firewalld-6443/tcp":  "fail: port 6443/tcp is closed by firewalld (the default zone): run with --fix or open it: firewall-cmd --permanent --add-port=6443/tcp && firewall-cmd --reload",
+		"Firewalld-6443/tcp":  "fail: port 6443/tcp is closed by firewalld (zone public): run with --fix or open it: firewall-cmd --permanent --zone=public --add-port=6443/tcp && firewall-cmd --zone=public --add-port=6443/tcp",
 		"Firewalld-10250/tcp": "fail:",
 		"KernelModules":       "fail: modules not loaded: [overlay br_netfilter]",
 		"Sysctl":              "fail: not set to 1: [net.ipv4.ip_forward",
@@ -122,7 +122,7 @@ func TestPreflightFindsAndFixesSeededProblems(t *testing.T) {
 	for _, c := range res.GetChanges() {
 		diff = append(diff, c.GetTarget()+" "+c.GetDetail())
 	}
-	for _, want := range []string{"swapoff -a", "/etc/fstab", "/etc/hosts", "firewall-cmd --permanent --add-port=6443/tcp", "/etc/modules-load.d/kubernetes.conf", "modprobe br_netfilter", "/etc/sysctl.d/99-kubernetes.conf", "sysctl --system", "systemctl enable kubelet"} {
+	for _, want := range []string{"swapoff -a", "/etc/fstab", "/etc/hosts", "firewall-cmd --permanent --zone=public --add-port=6443/tcp", "/etc/modules-load.d/kubernetes.conf", "modprobe br_netfilter", "/etc/sysctl.d/99-kubernetes.conf", "sysctl --system", "systemctl enable kubelet"} {
 		if !strings.Contains(strings.Join(diff, "\n"), want) {
 			t.Errorf("dry-run does not show %q:\n%s", want, strings.Join(diff, "\n"))
 		}
@@ -291,7 +291,7 @@ func TestPreflightLetsVRRPIn(t *testing.T) {
 		t.Fatalf("VRRP dropped by firewalld is not reported: %v", res.GetOutputs())
 	}
 	res = run(t, r, vip("pf-vrrp-fix", true))
-	if got := changed(res); !strings.Contains(got, "firewall-cmd --permanent --add-protocol=vrrp") || !strings.Contains(got, "firewall-cmd --reload") {
+	if got := changed(res); !strings.Contains(got, "firewall-cmd --permanent --zone=public --add-protocol=vrrp") || !strings.Contains(got, "firewall-cmd --zone=public --add-protocol=vrrp") {
 		t.Fatalf("--fix did not let VRRP in now and permanently:\n%s", got)
 	}
 	res = run(t, r, vip("pf-vrrp-again", true))
@@ -309,7 +309,7 @@ func TestPreflightOpensAWorkersNodePorts(t *testing.T) {
 	tk.GetSpec().GetPreflight().Role = taskv1.NodeRole_NODE_ROLE_WORKER
 	res := run(t, r, tk)
 	got := changed(res)
-	for _, want := range []string{"firewall-cmd --permanent --add-port=30000-32767/tcp", "firewall-cmd --permanent --add-port=10256/tcp", "firewall-cmd --permanent --add-port=10250/tcp", "firewall-cmd --reload"} {
+	for _, want := range []string{"firewall-cmd --permanent --zone=public --add-port=30000-32767/tcp", "firewall-cmd --zone=public --add-port=10256/tcp", "firewall-cmd --permanent --zone=public --add-port=10250/tcp"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("a worker's --fix did not run %q:\n%s", want, got)
 		}
@@ -330,13 +330,13 @@ func TestPreflightOpensTheNetworkProvidersPorts(t *testing.T) {
 	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	dry := task("pf-net-dry", true, true)
 	dry.GetSpec().GetPreflight().NetworkPorts = []string{"8472/udp"}
-	if got := changed(run(t, r, dry)); !strings.Contains(got, "firewall-cmd --permanent --add-port=8472/udp") {
+	if got := changed(run(t, r, dry)); !strings.Contains(got, "firewall-cmd --permanent --zone=public --add-port=8472/udp") {
 		t.Fatalf("the dry-run does not list the provider's port:\n%s", got)
 	}
 	tk := task("pf-net", true, false)
 	tk.GetSpec().GetPreflight().NetworkPorts = []string{"8472/udp"}
 	got := changed(run(t, r, tk))
-	for _, want := range []string{"firewall-cmd --permanent --add-port=8472/udp", "firewall-cmd --reload"} {
+	for _, want := range []string{"firewall-cmd --permanent --zone=public --add-port=8472/udp", "firewall-cmd --zone=public --add-port=8472/udp"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("--fix did not run %q:\n%s", want, got)
 		}
@@ -421,5 +421,25 @@ func TestPreflightRefusesAnUnsupportedOS(t *testing.T) {
 	ignored.GetSpec().GetPreflight().Ignore = []string{"OS"}
 	if res := run(t, r, ignored); res.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.Fatalf("with the OS check ignored: %v", res.GetError())
+	}
+}
+
+// The ports go into the zone of the interface holding the node's address (here loopback's,
+// put in firewalld's internal zone), and the record keeps the zone for the reset.
+func TestPreflightOpensPortsInTheInterfacesZone(t *testing.T) {
+	root := seeded(t)
+	write(t, root, "var/lib/deckhand-sim/firewalld/zone-of-lo", "internal\n")
+	r, _ := tasks.NewRunner(t.TempDir(), root, map[string]tasks.Handler{"preflight": preflight.Run}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tk := task("pf-zone", true, false)
+	tk.GetSpec().GetPreflight().NodeAddress = "127.0.0.1"
+	res := run(t, r, tk)
+	got := changed(res)
+	for _, want := range []string{"firewall-cmd --permanent --zone=internal --add-port=6443/tcp", "firewall-cmd --zone=internal --add-port=6443/tcp"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("--fix did not run %q:\n%s", want, got)
+		}
+	}
+	if rules, _ := os.ReadFile(filepath.Join(root, "var/lib/deckhand/firewall.rules")); !strings.Contains(string(rules), "firewalld port 6443/tcp zone=internal") {
+		t.Errorf("the record of the zone's port: %q", rules)
 	}
 }

@@ -58,7 +58,7 @@ PRETTY_NAME="Rocky Linux 9.5 (Blue Onyx)"
 // cache without installing it, and installing that version upgrades them.
 //
 // node-3 runs the real firewalld (with a D-Bus system bus of its own in its /run):
-// preflight --fix opens a worker's ports in it, permanently and reloaded, and a connection to
+// preflight --fix opens a worker's ports in it, permanently and at once, and a connection to
 // the kubelet's port that firewalld refused before gets through after.
 func TestRealLabRocky(t *testing.T) {
 	rpmkit.Require(t)
@@ -268,6 +268,15 @@ func rockyFirewalld(t *testing.T, l *realLab) {
 		}
 		return nil
 	}
+	// The listener answers on node-3 itself (its own traffic goes through lo, which firewalld
+	// lets through), and firewalld refuses node-2.
+	testwait.For(t, 30*time.Second, func() error {
+		out, err := l.onHost("node-3", "timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/"+l.net+".23/10250")
+		if err != nil {
+			return fmt.Errorf("the listener on node-3:10250 from node-3: %v %s", err, out)
+		}
+		return nil
+	})
 	if err := reach(); err == nil {
 		t.Fatal("node-3's firewalld let node-2 reach port 10250 before preflight opened it")
 	}
@@ -278,7 +287,7 @@ func rockyFirewalld(t *testing.T, l *realLab) {
 	if err != nil {
 		t.Fatalf("preflight --fix on node-3: %v\n%s", err, out)
 	}
-	for _, want := range []string{"firewall-cmd --permanent --add-port=10250/tcp", "firewall-cmd --permanent --add-port=30000-32767/tcp", "firewall-cmd --reload"} {
+	for _, want := range []string{"firewall-cmd --permanent --zone=public --add-port=10250/tcp", "firewall-cmd --zone=public --add-port=10250/tcp", "firewall-cmd --permanent --zone=public --add-port=30000-32767/tcp"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("preflight --fix did not run %q:\n%s", want, out)
 		}

@@ -97,7 +97,7 @@ func (o OS) Family() Family {
 	if d := o.Distro(); d != nil {
 		return d.Family
 	}
-	for _, id := range o.Like {
+	for _, id := range append([]string{o.ID}, o.Like...) {
 		switch id {
 		case "debian", "ubuntu":
 			return Deb
@@ -247,7 +247,12 @@ func SELinuxBootMode(config []byte) string {
 	mode := ""
 	for line := range strings.Lines(string(config)) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SELINUX="); ok {
-			switch v = strings.ToLower(strings.Trim(strings.TrimSpace(v), `"'`)); v {
+			// The value's first word: "enforcing # set by the installer" is enforcing.
+			v = strings.Trim(strings.TrimSpace(v), `"'`)
+			if f := strings.Fields(v); len(f) > 0 {
+				v = strings.Trim(f[0], `"'`)
+			}
+			switch v = strings.ToLower(v); v {
 			case Enforcing, Permissive, Disabled:
 				mode = v
 			default:

@@ -48,6 +48,7 @@ func TestFamilyAndSupported(t *testing.T) {
 		{"ID=ol\nVERSION_ID=\"9.4\"\nID_LIKE=\"fedora\"\nPRETTY_NAME=\"Oracle Linux Server 9.4\"\n", RPM, `Oracle Linux Server 9.4 (ID "ol") is not supported: Deckhand supports Debian 11+, Ubuntu 20.04+, Rocky Linux 8+`},
 		{"ID=linuxmint\nID_LIKE=\"ubuntu debian\"\nVERSION_ID=22\n", Deb, `linuxmint 22 (ID "linuxmint") is not supported`},
 		{"ID=alpine\nVERSION_ID=3.20.3\n", "", "not supported"},
+		{"ID=fedora\nVERSION_ID=41\n", RPM, `fedora 41 (ID "fedora") is not supported`},
 		{"ID=rocky\nVERSION_ID=\"nine\"\n", RPM, "older than the oldest"},
 		{"", "", "an OS without /etc/os-release"},
 	} {
@@ -104,6 +105,7 @@ func TestSELinux(t *testing.T) {
 		{"not on this host", nil, nil, "", ""},
 		{"quoted and upper case", []byte("1"), []byte("SELINUX=\"Permissive\"\n"), Enforcing, Permissive},
 		{"unknown value", []byte("1"), []byte("SELINUX=maybe\n"), Enforcing, ""},
+		{"a comment after the value", []byte("0"), []byte("SELINUX=enforcing # the installer's\n"), Permissive, Enforcing},
 	} {
 		if now := SELinuxMode(tc.enforce, tc.config); now != tc.now {
 			t.Errorf("%s: mode now %q, want %q", tc.name, now, tc.now)

@@ -19,11 +19,14 @@ import (
 // MaxKeySize bounds a key file: a repository key with its signatures is a few kB.
 const MaxKeySize = 256 << 10
 
-// Packet tags of a transferable public key.
+// Packet tags of a transferable public key (RFC 9580 10.1): the key, then its signatures,
+// user IDs, user attributes and subkeys; nothing else may be in a key file.
 const (
 	tagPublicKey    = 6
 	tagPublicSubkey = 14
 )
+
+var keyPackets = map[int]bool{tagPublicKey: true, tagPublicSubkey: true, 2: true, 13: true, 17: true}
 
 // Fingerprint is the primary key's fingerprint of the first key in data (ASCII-armored or
 // binary), in upper-case hex: 40 digits for a v4 key, 64 for a v6 one.
@@ -42,7 +45,7 @@ func Fingerprints(data []byte) ([]string, error) {
 		return nil, fmt.Errorf("the key file has %d bytes, more than the %d a public key has", len(data), MaxKeySize)
 	}
 	raw := data
-	if bytes.Contains(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
+	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
 		var err error
 		if raw, err = dearmor(data); err != nil {
 			return nil, err
@@ -56,10 +59,15 @@ func Fingerprints(data []byte) ([]string, error) {
 		}
 		raw = rest
 		if tag != tagPublicKey {
-			if tag == tagPublicSubkey || len(out) > 0 {
-				continue // a subkey, a user ID, a signature of a key already read
+			if !keyPackets[tag] {
+				// A secret key, a message, a literal: gpg would import or act on it, and
+				// it is no part of a public key.
+				return nil, fmt.Errorf("not an OpenPGP public key: it holds a packet of tag %d, which a public key has none of", tag)
 			}
-			return nil, fmt.Errorf("not an OpenPGP public key: it starts with a packet of tag %d, not a public key (6)", tag)
+			if len(out) == 0 {
+				return nil, fmt.Errorf("not an OpenPGP public key: it starts with a packet of tag %d, not a public key (6)", tag)
+			}
+			continue // a subkey, a user ID, a signature of a key already read
 		}
 		fp, err := fingerprint(body)
 		if err != nil {
@@ -164,13 +172,20 @@ func packet(data []byte) (tag int, body, rest []byte, err error) {
 }
 
 // dearmor decodes every ASCII-armored public key block in data, one after the other (a
-// file of two keys makes dnf trust both).
+// file of two keys makes dnf trust both); anything else in the file but white space (another
+// kind of armored block, binary data) is refused.
 func dearmor(data []byte) ([]byte, error) {
 	var out []byte
 	rest := string(data)
 	for {
-		_, block, ok := strings.Cut(rest, "-----BEGIN PGP PUBLIC KEY BLOCK-----")
+		before, block, ok := strings.Cut(rest, "-----BEGIN PGP PUBLIC KEY BLOCK-----")
+		if strings.TrimSpace(before) != "" {
+			return nil, errors.New("not an OpenPGP public key file: it holds more than public key blocks")
+		}
 		if !ok {
+			if out == nil {
+				return nil, errors.New("not an OpenPGP public key file: no public key block")
+			}
 			return out, nil
 		}
 		block, after, ok := strings.Cut(block, "-----END PGP PUBLIC KEY BLOCK-----")

@@ -42,7 +42,7 @@ func TestFingerprintIsGPGs(t *testing.T) {
 
 // What is not a whole public key is refused with a reason, never given a fingerprint.
 func TestFingerprintRefusals(t *testing.T) {
-	_, binary, _ := gpgKey(t, "ed25519")
+	armored, binary, _ := gpgKey(t, "ed25519")
 	for name, tc := range map[string]struct {
 		data []byte
 		want string
@@ -56,6 +56,13 @@ func TestFingerprintRefusals(t *testing.T) {
 		"too large":      {make([]byte, MaxKeySize+1), "more than"},
 		"v3 key":         {[]byte{0x99, 0x00, 0x01, 0x03}, "version 3"},
 		"partial length": {[]byte{0xc6, 0xe1, 0x00}, "partial lengths"},
+		// A key followed by a secret key packet (tag 5), or a literal data packet (tag 11):
+		// gpg would import or act on them.
+		"a secret key after it": {append(append([]byte{}, binary...), 0x94, 0x01, 0x04), "tag 5"},
+		"a literal after it":    {append(append([]byte{}, binary...), 0xac, 0x01, 0x62), "tag 11"},
+		"text before the armor": {append([]byte("hello\n"), armored...), "more than public key blocks"},
+		"a private block after": {append(armored, []byte("\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQ==\n-----END PGP PRIVATE KEY BLOCK-----\n")...), "more than public key blocks"},
+		"a message block only":  {[]byte("-----BEGIN PGP MESSAGE-----\n\nowE=\n-----END PGP MESSAGE-----\n"), "more than public key blocks"},
 	} {
 		fp, err := Fingerprint(tc.data)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

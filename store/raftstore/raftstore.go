@@ -146,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// must not let a foreign data dir past this check.
 		for attempt := 1; ; attempt++ {
 			joinInfo, _, err = s.infoOnce(ctx, cfg.Join)
-			if err == nil || attempt == restartInfoAttempts || ctx.Err() != nil {
+			if err == nil || attempt == restartInfoAttempts || ctx.Err() != nil || backoff.IsPermanent(err) {
 				break
 			}
 			select {

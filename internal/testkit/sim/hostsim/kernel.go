@@ -27,7 +27,8 @@ func firewallCmd(r string, args []string) (int, error) {
 			zone = strings.TrimPrefix(a, "--zone=")
 		case strings.HasPrefix(a, "--add-source="), strings.HasPrefix(a, "--query-source="), strings.HasPrefix(a, "--remove-source="):
 			ops = append(ops, a)
-		case a == "--state", a == "--reload", a == "--list-ports", strings.HasPrefix(a, "--add-port="), strings.HasPrefix(a, "--query-port="),
+		case a == "--state", a == "--reload", a == "--list-ports", a == "--get-default-zone", strings.HasPrefix(a, "--get-zone-of-interface="),
+			strings.HasPrefix(a, "--add-port="), strings.HasPrefix(a, "--query-port="),
 			strings.HasPrefix(a, "--add-protocol="), strings.HasPrefix(a, "--query-protocol="),
 			strings.HasPrefix(a, "--remove-port="), strings.HasPrefix(a, "--remove-protocol="):
 			ops = append(ops, a)
@@ -50,6 +51,20 @@ func firewallCmd(r string, args []string) (int, error) {
 	if !running {
 		fmt.Println("FirewallD is not running")
 		return 252, nil
+	}
+	// The default zone is "public"; an interface is in no zone (the default applies to it)
+	// unless DIR/zone-of-IFACE names one.
+	if op == "--get-default-zone" {
+		fmt.Println("public")
+		return 0, nil
+	}
+	if iface, ok := strings.CutPrefix(op, "--get-zone-of-interface="); ok {
+		if z := readLines(filepath.Join(dir, "zone-of-"+filepath.Base(iface))); len(z) == 1 {
+			fmt.Println(z[0])
+			return 0, nil
+		}
+		fmt.Fprintln(os.Stderr, "no zone")
+		return 2, nil
 	}
 	file := filepath.Join(dir, "runtime-ports")
 	if permanent {

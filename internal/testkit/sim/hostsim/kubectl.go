@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,9 +49,10 @@ import (
 //
 // Test knob: CLUSTER/drain-blocked/NAME makes a drain of NAME fail at once the way kubectl
 // fails when a PodDisruptionBudget blocks an eviction until the drain's timeout; --force
-// does not help, as it does not with the real kubectl. CLUSTER/forbidden holding a count N
-// makes the next N node commands answer Forbidden, as an API server that has just started
-// (its RBAC not synced) answers the cluster admin; each answer takes one off the count.
+// does not help, as it does not with the real kubectl. CLUSTER/forbidden lists kubectl verbs
+// (get, patch, drain), one a line: the next command with such a verb answers Forbidden, as
+// an API server that has just started (its RBAC not synced) answers the cluster admin, and
+// its line goes.
 // CLUSTER/kcm-lease-lapsed holding a count N makes the next N reads of the
 // kube-controller-manager Lease show it lapsed (its leader gone, as during a control
 // plane's upgrade); otherwise it is held, renewed just now.
@@ -151,9 +153,15 @@ func kubectl(r string, args []string) (int, error) {
 	if !exists(filepath.Join(cluster, "ca.crt")) {
 		return 1, fmt.Errorf("The connection to the server %s was refused - did you specify the right host or port?", server(filepath.Join(r, kc)))
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(strings.Join(readLines(filepath.Join(cluster, forbiddenFile)), ""))); err == nil && n > 0 {
-		os.WriteFile(filepath.Join(cluster, forbiddenFile), []byte(strconv.Itoa(n-1)), 0o644)
-		return 1, errors.New(`Error from server (Forbidden): nodes is forbidden: User "kubernetes-admin" cannot get resource "nodes" in API group "" at the cluster scope`)
+	if verbs := readLines(filepath.Join(cluster, forbiddenFile)); len(verbs) > 0 {
+		verb := cmd[0]
+		if verb == "-n" && len(cmd) > 2 {
+			verb = cmd[2]
+		}
+		if i := slices.Index(verbs, verb); i >= 0 {
+			writeLines(filepath.Join(cluster, forbiddenFile), slices.Delete(verbs, i, i+1))
+			return 1, errors.New(`Error from server (Forbidden): nodes is forbidden: User "kubernetes-admin" cannot ` + verb + ` resource "nodes" in API group "" at the cluster scope`)
+		}
 	}
 	return run(cluster)
 }
@@ -553,12 +561,12 @@ func etcdctl(cluster, node string, args []string) (int, error) {
 }
 
 // controllerManagerLease prints the kube-controller-manager Lease: held and renewed now,
-// or lapsed a minute ago while CLUSTER/kcm-lease-lapsed counts down.
+// or lapsed (last renewed on 2026-01-01) while CLUSTER/kcm-lease-lapsed counts down.
 func controllerManagerLease(cluster string) (int, error) {
 	renewed := time.Now().UTC()
 	if n, err := strconv.Atoi(strings.TrimSpace(strings.Join(readLines(filepath.Join(cluster, leaseLapsedFile)), ""))); err == nil && n > 0 {
 		os.WriteFile(filepath.Join(cluster, leaseLapsedFile), []byte(strconv.Itoa(n-1)), 0o644)
-		renewed = renewed.Add(-time.Minute)
+		renewed = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // its last holder's last renewal
 	}
 	fmt.Printf(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"kube-controller-manager","namespace":"kube-system"},"spec":{"holderIdentity":"cp-1_sim","leaseDurationSeconds":15,"renewTime":%q}}`+"\n",
 		renewed.Format("2006-01-02T15:04:05.000000Z07:00"))
