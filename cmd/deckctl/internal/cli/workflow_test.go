@@ -802,8 +802,8 @@ func TestPlanAndDryRunShowTheLoadBalancerAndNetwork(t *testing.T) {
 	dry := l.mustDeckctl(t, "apply", "-f", doc, "--dry-run")
 	for _, want := range []string{
 		// firewall rules, per host
-		"firewall-cmd --permanent --add-port=8472/udp", "firewall-cmd --permanent --zone=trusted --add-source=10.244.0.0/16",
-		"firewall-cmd --permanent --add-port=6443/tcp",
+		"firewall-cmd --permanent --zone=public --add-port=8472/udp", "firewall-cmd --permanent --zone=trusted --add-source=10.244.0.0/16",
+		"firewall-cmd --permanent --zone=public --add-port=6443/tcp", "firewall-cmd --zone=public --add-port=6443/tcp",
 		// the load balancer's package and file
 		"haproxy", "/etc/haproxy/haproxy.cfg",
 		// flannel's manifest and the CNI configuration
