@@ -3,7 +3,6 @@ package facts
 import (
 	"context"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"net"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 )
 

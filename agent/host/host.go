@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/secret"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -436,11 +436,14 @@ func Stopped(reason error) string {
 	return "cancel asked"
 }
 
+// InstallBound ends a package manager run that a cancel waits for but that hangs.
+const InstallBound = 15 * time.Minute
+
 // RunToTheEnd runs a package manager (apt-get, dnf): a cancel of its task waits for it, at
-// most bound, since one killed half way leaves the package database for a human to repair;
-// logf says so when it happens.
-func (h *Host) RunToTheEnd(ctx context.Context, bound time.Duration, logf func(string, ...any), what string, argv ...string) error {
-	run, stop := ToTheEnd(ctx, bound, func(reason error) {
+// most InstallBound, since one killed half way leaves the package database for a human to
+// repair; logf says so when it happens.
+func (h *Host) RunToTheEnd(ctx context.Context, logf func(string, ...any), what string, argv ...string) error {
+	run, stop := ToTheEnd(ctx, InstallBound, func(reason error) {
 		logf("%s: %s runs to its end first (the package manager is not stopped half way)", Stopped(reason), what)
 	})
 	defer stop()

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/lbconf"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"runtime"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/kubectl"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubepkgs"
 	"github.com/deckhandhq/deckhand/internal/safetext"
@@ -260,12 +260,9 @@ func repository(ctx context.Context, h *host.Host, e *tasks.Emitter, base, versi
 	return tasks.Errorf("UNSUPPORTED_OS", "use --source binaries on this OS", "no package repository recipe for this OS (need Debian/Ubuntu or a RHEL family)")
 }
 
-// InstallBound ends a package manager run that a cancel waits for but that hangs.
-const InstallBound = 15 * time.Minute
-
 // runToTheEnd runs a package manager to its end (see host.RunToTheEnd).
 func runToTheEnd(ctx context.Context, h *host.Host, e *tasks.Emitter, what string, argv ...string) error {
-	return h.RunToTheEnd(ctx, InstallBound, e.Logf, what, argv...)
+	return h.RunToTheEnd(ctx, e.Logf, what, argv...)
 }
 
 // verb says what a package manager run does.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/tasks"
@@ -62,5 +61,5 @@ func installRPM(ctx context.Context, h *host.Host, e *tasks.Emitter, spec *taskv
 	if _, err := h.WriteFile(containerdrepo.File, []byte(containerdrepo.RepoFile(repo.Base)), 0o644); err != nil {
 		return err
 	}
-	return h.RunToTheEnd(ctx, 15*time.Minute, e.Logf, "install "+pkg+" and the CNI plugins", "dnf", "install", "-y", "--disableexcludes="+containerdrepo.ID, pkg, "containernetworking-plugins")
+	return h.RunToTheEnd(ctx, e.Logf, "install "+pkg+" and the CNI plugins", "dnf", "install", "-y", "--disableexcludes="+containerdrepo.ID, pkg, "containernetworking-plugins")
 }

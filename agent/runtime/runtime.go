@@ -8,7 +8,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"io/fs"
 	"net"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/deckhandhq/deckhand/agent/host"
 	"github.com/deckhandhq/deckhand/agent/runtime/config"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"

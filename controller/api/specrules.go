@@ -3,8 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/containerdrepo"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -15,6 +13,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/internal/containerdrepo"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/kubepkgs"

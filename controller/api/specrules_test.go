@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/containerdrepo"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/internal/containerdrepo"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"

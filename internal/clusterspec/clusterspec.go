@@ -31,8 +31,6 @@ package clusterspec
 import (
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/containerdrepo"
-	"github.com/deckhandhq/deckhand/internal/hostos"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -43,6 +41,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/deckhandhq/deckhand/internal/containerdrepo"
+	"github.com/deckhandhq/deckhand/internal/hostos"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
 	"github.com/deckhandhq/deckhand/internal/podnet"
