@@ -8,4 +8,5 @@ cd tools
 go build -o ../.cache/bin/ \
   github.com/bufbuild/buf/cmd/buf \
   google.golang.org/protobuf/cmd/protoc-gen-go \
-  google.golang.org/grpc/cmd/protoc-gen-go-grpc
+  google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway

@@ -7,6 +7,7 @@
 package apiv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -447,7 +448,7 @@ var File_deckhand_api_v1_credential_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	" deckhand/api/v1/credential.proto\x12\x0fdeckhand.api.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n" +
+	" deckhand/api/v1/credential.proto\x12\x0fdeckhand.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n" +
 	"\n" +
 	"Credential\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -480,11 +481,11 @@ const file_deckhand_api_v1_credential_proto_rawDesc = "" +
 	"\x18RevokeCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.deckhand.api.v1.CredentialR\n" +
-	"credential2\xcb\x02\n" +
-	"\x11CredentialService\x12g\n" +
-	"\x10CreateCredential\x12(.deckhand.api.v1.CreateCredentialRequest\x1a).deckhand.api.v1.CreateCredentialResponse\x12d\n" +
-	"\x0fListCredentials\x12'.deckhand.api.v1.ListCredentialsRequest\x1a(.deckhand.api.v1.ListCredentialsResponse\x12g\n" +
-	"\x10RevokeCredential\x12(.deckhand.api.v1.RevokeCredentialRequest\x1a).deckhand.api.v1.RevokeCredentialResponseB\xc0\x01\n" +
+	"credential2\xac\x03\n" +
+	"\x11CredentialService\x12\x83\x01\n" +
+	"\x10CreateCredential\x12(.deckhand.api.v1.CreateCredentialRequest\x1a).deckhand.api.v1.CreateCredentialResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/credentials\x12}\n" +
+	"\x0fListCredentials\x12'.deckhand.api.v1.ListCredentialsRequest\x1a(.deckhand.api.v1.ListCredentialsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/credentials\x12\x91\x01\n" +
+	"\x10RevokeCredential\x12(.deckhand.api.v1.RevokeCredentialRequest\x1a).deckhand.api.v1.RevokeCredentialResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/credentials/{name_or_serial}B\xc0\x01\n" +
 	"\x13com.deckhand.api.v1B\x0fCredentialProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (

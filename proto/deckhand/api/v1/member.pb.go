@@ -7,6 +7,7 @@
 package apiv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -390,7 +391,7 @@ var File_deckhand_api_v1_member_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_member_proto_rawDesc = "" +
 	"\n" +
-	"\x1cdeckhand/api/v1/member.proto\x12\x0fdeckhand.api.v1\"\xdd\x01\n" +
+	"\x1cdeckhand/api/v1/member.proto\x12\x0fdeckhand.api.v1\x1a\x1cgoogle/api/annotations.proto\"\xdd\x01\n" +
 	"\x10ControllerMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x122\n" +
@@ -417,10 +418,10 @@ const file_deckhand_api_v1_member_proto_rawDesc = "" +
 	"\x15MEMBER_STATE_FOLLOWER\x10\x02\x12\x1a\n" +
 	"\x16MEMBER_STATE_CANDIDATE\x10\x03\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNREACHABLE\x10\x04\x12\x19\n" +
-	"\x15MEMBER_STATE_NONVOTER\x10\x052\xc6\x01\n" +
-	"\rMemberService\x12X\n" +
-	"\vListMembers\x12#.deckhand.api.v1.ListMembersRequest\x1a$.deckhand.api.v1.ListMembersResponse\x12[\n" +
-	"\fRemoveMember\x12$.deckhand.api.v1.RemoveMemberRequest\x1a%.deckhand.api.v1.RemoveMemberResponseB\xbc\x01\n" +
+	"\x15MEMBER_STATE_NONVOTER\x10\x052\xf5\x01\n" +
+	"\rMemberService\x12m\n" +
+	"\vListMembers\x12#.deckhand.api.v1.ListMembersRequest\x1a$.deckhand.api.v1.ListMembersResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/members\x12u\n" +
+	"\fRemoveMember\x12$.deckhand.api.v1.RemoveMemberRequest\x1a%.deckhand.api.v1.RemoveMemberResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/members/{id}B\xbc\x01\n" +
 	"\x13com.deckhand.api.v1B\vMemberProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (

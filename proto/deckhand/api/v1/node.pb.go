@@ -8,6 +8,7 @@ package apiv1
 
 import (
 	v1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -497,7 +498,7 @@ var File_deckhand_api_v1_node_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
+	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1a.deckhand.api.v1.NodeStateR\x05state\x12.\n" +
@@ -530,12 +531,12 @@ const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\x13NODE_STATE_ENROLLED\x10\x01\x12\x14\n" +
 	"\x10NODE_STATE_READY\x10\x02\x12\x18\n" +
 	"\x14NODE_STATE_NOT_READY\x10\x03\x12\x13\n" +
-	"\x0fNODE_STATE_LOST\x10\x042\x86\x02\n" +
-	"\vNodeService\x12L\n" +
-	"\aGetNode\x12\x1f.deckhand.api.v1.GetNodeRequest\x1a .deckhand.api.v1.GetNodeResponse\x12R\n" +
-	"\tListNodes\x12!.deckhand.api.v1.ListNodesRequest\x1a\".deckhand.api.v1.ListNodesResponse\x12U\n" +
+	"\x0fNODE_STATE_LOST\x10\x042\xcd\x02\n" +
+	"\vNodeService\x12f\n" +
+	"\aGetNode\x12\x1f.deckhand.api.v1.GetNodeRequest\x1a .deckhand.api.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{name}\x12e\n" +
+	"\tListNodes\x12!.deckhand.api.v1.ListNodesRequest\x1a\".deckhand.api.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodes\x12o\n" +
 	"\n" +
-	"DeleteNode\x12\".deckhand.api.v1.DeleteNodeRequest\x1a#.deckhand.api.v1.DeleteNodeResponseB\xba\x01\n" +
+	"DeleteNode\x12\".deckhand.api.v1.DeleteNodeRequest\x1a#.deckhand.api.v1.DeleteNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/nodes/{name}B\xba\x01\n" +
 	"\x13com.deckhand.api.v1B\tNodeProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (

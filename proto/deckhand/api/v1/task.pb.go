@@ -8,6 +8,7 @@ package apiv1
 
 import (
 	v1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -784,7 +785,7 @@ var File_deckhand_api_v1_task_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/task.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x02\n" +
+	"\x1adeckhand/api/v1/task.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x02\n" +
 	"\n" +
 	"TaskRecord\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.deckhand.task.v1.TaskR\x04task\x121\n" +
@@ -832,16 +833,16 @@ const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
 	"\x13GetTaskLogsResponse\x123\n" +
 	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x8d\x04\n" +
-	"\vTaskService\x12U\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xab\x05\n" +
+	"\vTaskService\x12k\n" +
 	"\n" +
-	"CreateTask\x12\".deckhand.api.v1.CreateTaskRequest\x1a#.deckhand.api.v1.CreateTaskResponse\x12L\n" +
-	"\aGetTask\x12\x1f.deckhand.api.v1.GetTaskRequest\x1a .deckhand.api.v1.GetTaskResponse\x12R\n" +
-	"\tListTasks\x12!.deckhand.api.v1.ListTasksRequest\x1a\".deckhand.api.v1.ListTasksResponse\x12U\n" +
+	"CreateTask\x12\".deckhand.api.v1.CreateTaskRequest\x1a#.deckhand.api.v1.CreateTaskResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/tasks\x12d\n" +
+	"\aGetTask\x12\x1f.deckhand.api.v1.GetTaskRequest\x1a .deckhand.api.v1.GetTaskResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/tasks/{id}\x12e\n" +
+	"\tListTasks\x12!.deckhand.api.v1.ListTasksRequest\x1a\".deckhand.api.v1.ListTasksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/tasks\x12w\n" +
 	"\n" +
-	"CancelTask\x12\".deckhand.api.v1.CancelTaskRequest\x1a#.deckhand.api.v1.CancelTaskResponse\x12T\n" +
-	"\tWatchTask\x12!.deckhand.api.v1.WatchTaskRequest\x1a\".deckhand.api.v1.WatchTaskResponse0\x01\x12X\n" +
-	"\vGetTaskLogs\x12#.deckhand.api.v1.GetTaskLogsRequest\x1a$.deckhand.api.v1.GetTaskLogsResponseB\xba\x01\n" +
+	"CancelTask\x12\".deckhand.api.v1.CancelTaskRequest\x1a#.deckhand.api.v1.CancelTaskResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/tasks/{id}:cancel\x12r\n" +
+	"\tWatchTask\x12!.deckhand.api.v1.WatchTaskRequest\x1a\".deckhand.api.v1.WatchTaskResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/tasks/{id}:watch0\x01\x12u\n" +
+	"\vGetTaskLogs\x12#.deckhand.api.v1.GetTaskLogsRequest\x1a$.deckhand.api.v1.GetTaskLogsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/tasks/{id}/logsB\xba\x01\n" +
 	"\x13com.deckhand.api.v1B\tTaskProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (

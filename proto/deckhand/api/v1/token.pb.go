@@ -7,6 +7,7 @@
 package apiv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -475,7 +476,7 @@ var File_deckhand_api_v1_token_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdeckhand/api/v1/token.proto\x12\x0fdeckhand.api.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n" +
+	"\x1bdeckhand/api/v1/token.proto\x12\x0fdeckhand.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n" +
 	"\x0fEnrollmentToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x124\n" +
@@ -505,12 +506,14 @@ const file_deckhand_api_v1_token_proto_rawDesc = "" +
 	"\fTokenPurpose\x12\x1d\n" +
 	"\x19TOKEN_PURPOSE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_PURPOSE_AGENT\x10\x01\x12\x1c\n" +
-	"\x18TOKEN_PURPOSE_CONTROLLER\x10\x022\x99\x02\n" +
-	"\fTokenService\x12X\n" +
-	"\vCreateToken\x12#.deckhand.api.v1.CreateTokenRequest\x1a$.deckhand.api.v1.CreateTokenResponse\x12U\n" +
+	"\x18TOKEN_PURPOSE_CONTROLLER\x10\x022\xdd\x02\n" +
+	"\fTokenService\x12o\n" +
+	"\vCreateToken\x12#.deckhand.api.v1.CreateTokenRequest\x1a$.deckhand.api.v1.CreateTokenResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"/v1/tokens\x12i\n" +
 	"\n" +
-	"ListTokens\x12\".deckhand.api.v1.ListTokensRequest\x1a#.deckhand.api.v1.ListTokensResponse\x12X\n" +
-	"\vRevokeToken\x12#.deckhand.api.v1.RevokeTokenRequest\x1a$.deckhand.api.v1.RevokeTokenResponseB\xbb\x01\n" +
+	"ListTokens\x12\".deckhand.api.v1.ListTokensRequest\x1a#.deckhand.api.v1.ListTokensResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/tokens\x12q\n" +
+	"\vRevokeToken\x12#.deckhand.api.v1.RevokeTokenRequest\x1a$.deckhand.api.v1.RevokeTokenResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/tokens/{id}B\xbb\x01\n" +
 	"\x13com.deckhand.api.v1B\n" +
 	"TokenProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 

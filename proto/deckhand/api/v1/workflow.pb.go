@@ -8,6 +8,7 @@ package apiv1
 
 import (
 	v1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -3104,7 +3105,7 @@ var File_deckhand_api_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n" +
+	"\x1edeckhand/api/v1/workflow.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n" +
 	"\fInitWorkflow\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x127\n" +
 	"\acluster\x18\x02 \x01(\v2\x1d.deckhand.task.v1.ClusterSpecR\acluster\x12:\n" +
@@ -3337,23 +3338,22 @@ const file_deckhand_api_v1_workflow_proto_rawDesc = "" +
 	"\x0eKubeconfigRole\x12\x1f\n" +
 	"\x1bKUBECONFIG_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15KUBECONFIG_ROLE_ADMIN\x10\x01\x12\x18\n" +
-	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\x84\n" +
+	"\x14KUBECONFIG_ROLE_VIEW\x10\x022\xae\r\n" +
+	"\x0fWorkflowService\x12{\n" +
+	"\x0eCreateWorkflow\x12&.deckhand.api.v1.CreateWorkflowRequest\x1a'.deckhand.api.v1.CreateWorkflowResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/workflows\x12t\n" +
+	"\vGetWorkflow\x12#.deckhand.api.v1.GetWorkflowRequest\x1a$.deckhand.api.v1.GetWorkflowResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/workflows/{id}\x12u\n" +
+	"\rListWorkflows\x12%.deckhand.api.v1.ListWorkflowsRequest\x1a&.deckhand.api.v1.ListWorkflowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/workflows\x12\x87\x01\n" +
+	"\x0eCancelWorkflow\x12&.deckhand.api.v1.CancelWorkflowRequest\x1a'.deckhand.api.v1.CancelWorkflowResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/workflows/{id}:cancel\x12\x83\x01\n" +
+	"\rRetryWorkflow\x12%.deckhand.api.v1.RetryWorkflowRequest\x1a&.deckhand.api.v1.RetryWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/workflows/{id}:retry\x12\x83\x01\n" +
+	"\rPauseWorkflow\x12%.deckhand.api.v1.PauseWorkflowRequest\x1a&.deckhand.api.v1.PauseWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/workflows/{id}:pause\x12\x87\x01\n" +
+	"\x0eResumeWorkflow\x12&.deckhand.api.v1.ResumeWorkflowRequest\x1a'.deckhand.api.v1.ResumeWorkflowResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/workflows/{id}:resume\x12\x82\x01\n" +
+	"\rWatchWorkflow\x12%.deckhand.api.v1.WatchWorkflowRequest\x1a&.deckhand.api.v1.WatchWorkflowResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/workflows/{id}:watch0\x01\x12\x85\x01\n" +
+	"\x0fGetWorkflowLogs\x12'.deckhand.api.v1.GetWorkflowLogsRequest\x1a(.deckhand.api.v1.GetWorkflowLogsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/workflows/{id}/logs\x12z\n" +
+	"\fPlanWorkflow\x12$.deckhand.api.v1.PlanWorkflowRequest\x1a%.deckhand.api.v1.PlanWorkflowResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/workflows:plan\x12j\n" +
 	"\n" +
-	"\x0fWorkflowService\x12a\n" +
-	"\x0eCreateWorkflow\x12&.deckhand.api.v1.CreateWorkflowRequest\x1a'.deckhand.api.v1.CreateWorkflowResponse\x12X\n" +
-	"\vGetWorkflow\x12#.deckhand.api.v1.GetWorkflowRequest\x1a$.deckhand.api.v1.GetWorkflowResponse\x12^\n" +
-	"\rListWorkflows\x12%.deckhand.api.v1.ListWorkflowsRequest\x1a&.deckhand.api.v1.ListWorkflowsResponse\x12a\n" +
-	"\x0eCancelWorkflow\x12&.deckhand.api.v1.CancelWorkflowRequest\x1a'.deckhand.api.v1.CancelWorkflowResponse\x12^\n" +
-	"\rRetryWorkflow\x12%.deckhand.api.v1.RetryWorkflowRequest\x1a&.deckhand.api.v1.RetryWorkflowResponse\x12^\n" +
-	"\rPauseWorkflow\x12%.deckhand.api.v1.PauseWorkflowRequest\x1a&.deckhand.api.v1.PauseWorkflowResponse\x12a\n" +
-	"\x0eResumeWorkflow\x12&.deckhand.api.v1.ResumeWorkflowRequest\x1a'.deckhand.api.v1.ResumeWorkflowResponse\x12`\n" +
-	"\rWatchWorkflow\x12%.deckhand.api.v1.WatchWorkflowRequest\x1a&.deckhand.api.v1.WatchWorkflowResponse0\x01\x12d\n" +
-	"\x0fGetWorkflowLogs\x12'.deckhand.api.v1.GetWorkflowLogsRequest\x1a(.deckhand.api.v1.GetWorkflowLogsResponse\x12[\n" +
-	"\fPlanWorkflow\x12$.deckhand.api.v1.PlanWorkflowRequest\x1a%.deckhand.api.v1.PlanWorkflowResponse\x12U\n" +
-	"\n" +
-	"GetCluster\x12\".deckhand.api.v1.GetClusterRequest\x1a#.deckhand.api.v1.GetClusterResponse\x12g\n" +
-	"\x10CreateKubeconfig\x12(.deckhand.api.v1.CreateKubeconfigRequest\x1a).deckhand.api.v1.CreateKubeconfigResponse\x12i\n" +
-	"\x10SaveEtcdSnapshot\x12(.deckhand.api.v1.SaveEtcdSnapshotRequest\x1a).deckhand.api.v1.SaveEtcdSnapshotResponse0\x01B\xbe\x01\n" +
+	"GetCluster\x12\".deckhand.api.v1.GetClusterRequest\x1a#.deckhand.api.v1.GetClusterResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/cluster\x12\x83\x01\n" +
+	"\x10CreateKubeconfig\x12(.deckhand.api.v1.CreateKubeconfigRequest\x1a).deckhand.api.v1.CreateKubeconfigResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/kubeconfigs\x12\x95\x01\n" +
+	"\x10SaveEtcdSnapshot\x12(.deckhand.api.v1.SaveEtcdSnapshotRequest\x1a).deckhand.api.v1.SaveEtcdSnapshotResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/nodes/{node}/etcd-snapshots0\x01B\xbe\x01\n" +
 	"\x13com.deckhand.api.v1B\rWorkflowProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (
