@@ -30,6 +30,7 @@ import (
 	usercreds "github.com/deckhandhq/deckhand/controller/credentials"
 	"github.com/deckhandhq/deckhand/controller/kubeconfigs"
 	"github.com/deckhandhq/deckhand/controller/nodes"
+	"github.com/deckhandhq/deckhand/controller/rest"
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/tokens"
@@ -56,6 +57,8 @@ type Controller struct {
 	store     backend
 	raft      *raftstore.Store // nil with --store etcd
 	srv       *grpc.Server
+	inproc    *netmux.InProcess // the REST gateway's connections to srv
+	rest      *rest.Gateway
 	health    *health.Server
 	ca        *pki.CA
 	clientTLS *tls.Config
@@ -278,6 +281,12 @@ func (c *Controller) wire(st backend) error {
 		Transfers:   uploads, Tasks: c.tasks, Nodes: c.nodes, Address: cfg.advertise()})
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)
+	c.inproc = netmux.NewInProcess()
+	gw, err := rest.New(c.inproc, log)
+	if err != nil {
+		return fmt.Errorf("REST gateway: %w", err)
+	}
+	c.rest = gw
 	return nil
 }
 
@@ -531,6 +540,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	log := c.cfg.Logger
 	errc := make(chan error, 1)
 	go func() { errc <- c.srv.Serve(c.mux.GRPC()) }()
+	go func() { _ = c.srv.Serve(c.inproc) }()
+	go func() {
+		if err := c.rest.Serve(c.mux.HTTP()); err != nil {
+			log.Error("REST gateway stopped", "err", err)
+		}
+	}()
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	log.Info("controller serving", "address", c.cfg.advertise(), "replica", c.id, "cluster", c.store.ClusterID(), "ca", c.ca.Hash())
 
@@ -575,6 +590,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	cancel()
 	c.health.Shutdown()
 	c.stop() // watches and agent sessions end now; their clients reconnect elsewhere
+	_ = c.rest.Close()
 	stopped := make(chan struct{})
 	go func() { c.srv.GracefulStop(); close(stopped) }()
 	select {

@@ -8,11 +8,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
+	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -183,30 +185,74 @@ func (s *contextStream) Context() context.Context { return s.ctx }
 // userRoles are the roles of people and tools, whose credentials can be revoked.
 var userRoles = readers
 
-func peerIdentity(ctx context.Context) (pki.Identity, error) {
+// Metadata the REST gateway sets on the calls it makes through the in-process listener:
+// the caller's client certificate (DER), verified by the HTTP server's TLS handshake, and
+// the caller's network address. Trusted only on in-process connections (no other process
+// can open one); on every other connection they mean nothing.
+const (
+	ForwardedCertKey = "deckhand-forwarded-cert-bin"
+	ForwardedPeerKey = "deckhand-forwarded-peer"
+)
+
+// Transports a call comes by.
+const (
+	TransportGRPC = "grpc"
+	TransportREST = "rest"
+)
+
+// Caller is who made a call and how it came.
+type Caller struct {
+	// Cert is the caller's verified client certificate, nil without one.
+	Cert *x509.Certificate
+	// Transport is TransportGRPC or TransportREST.
+	Transport string
+	// Addr is the caller's network address.
+	Addr string
+}
+
+// CallerOf returns the caller of the call in ctx: from the connection's TLS state, or for a
+// REST call from what the gateway forwarded.
+func CallerOf(ctx context.Context) Caller {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
+		return Caller{Transport: TransportGRPC}
+	}
+	switch info := p.AuthInfo.(type) {
+	case netmux.InProcessInfo:
+		c := Caller{Transport: TransportREST}
+		md, _ := metadata.FromIncomingContext(ctx)
+		if v := md.Get(ForwardedPeerKey); len(v) == 1 {
+			c.Addr = v[0]
+		}
+		if v := md.Get(ForwardedCertKey); len(v) == 1 {
+			if cert, err := x509.ParseCertificate([]byte(v[0])); err == nil {
+				c.Cert = cert
+			}
+		}
+		return c
+	case credentials.TLSInfo:
+		c := Caller{Transport: TransportGRPC}
+		if p.Addr != nil {
+			c.Addr = p.Addr.String()
+		}
+		if len(info.State.VerifiedChains) > 0 && len(info.State.PeerCertificates) > 0 {
+			c.Cert = info.State.PeerCertificates[0]
+		}
+		return c
+	}
+	return Caller{Transport: TransportGRPC}
+}
+
+func peerIdentity(ctx context.Context) (pki.Identity, error) {
+	cert := CallerOf(ctx).Cert
+	if cert == nil {
 		return pki.Identity{}, errNoCert
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
-		return pki.Identity{}, errNoCert
-	}
-	return pki.IdentityOf(info.State.PeerCertificates[0])
+	return pki.IdentityOf(cert)
 }
 
 // peerCertificate is the caller's verified client certificate, or nil.
-func peerCertificate(ctx context.Context) *x509.Certificate {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return nil
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
-		return nil
-	}
-	return info.State.PeerCertificates[0]
-}
+func peerCertificate(ctx context.Context) *x509.Certificate { return CallerOf(ctx).Cert }
 
 type certError string
 

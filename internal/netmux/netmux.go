@@ -1,7 +1,9 @@
-// Package netmux serves the controller's raft transport and its gRPC API on one TCP port,
-// both over TLS 1.3. Every accepted connection completes a TLS handshake first; ALPN then
-// routes it: "deckhand-raft" to the raft listener (only for peers whose client certificate
-// the RaftAllowed check accepts), "h2" to the gRPC listener. The gRPC server uses
+// Package netmux serves the controller's raft transport, its gRPC API and its REST API on
+// one TCP port, all over TLS 1.3. Every accepted connection completes a TLS handshake first;
+// ALPN then routes it: "deckhand-raft" to the raft listener (only for peers whose client
+// certificate the RaftAllowed check accepts); a client that offered "http/1.1" (curl,
+// browsers, HTTP libraries: they offer h2 and http/1.1) to the HTTP listener; every other
+// (gRPC clients offer h2 alone) to the gRPC listener. The gRPC server uses
 // ServerCredentials, which hands it the already-verified TLS state for authorization.
 //
 // Connections that have not proven who they are cost the controller a file each, so they
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,6 +26,9 @@ import (
 
 // ProtoRaft is the ALPN protocol of raft connections.
 const ProtoRaft = "deckhand-raft"
+
+// protoHTTP1 is the ALPN protocol an HTTP client offers beside (or instead of) h2.
+const protoHTTP1 = "http/1.1"
 
 // Limits on connections that have not proven who they are. A connection counts as
 // unauthenticated from its accept until its TLS handshake verified a client certificate,
@@ -59,6 +65,7 @@ type Mux struct {
 	raftAllowed func(*x509.Certificate) bool
 	raft        *subListener
 	grpc        *subListener
+	http        *subListener
 	once        sync.Once
 	limits      Limits
 
@@ -79,11 +86,23 @@ func New(ln net.Listener, cfg *tls.Config, raftAllowed func(*x509.Certificate) b
 // NewWithLimits is New with other limits.
 func NewWithLimits(ln net.Listener, cfg *tls.Config, raftAllowed func(*x509.Certificate) bool, limits Limits) *Mux {
 	c := cfg.Clone()
-	c.NextProtos = []string{"h2", ProtoRaft}
+	c.NextProtos = []string{"h2", ProtoRaft, protoHTTP1}
+	// Which listener a connection goes to depends on what the client offered, which the
+	// handshake's result does not keep: noted on the connection here.
+	base := c.GetConfigForClient
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if cc, ok := hello.Conn.(*counted); ok {
+			cc.http = slices.Contains(hello.SupportedProtos, protoHTTP1)
+		}
+		if base != nil {
+			return base(hello)
+		}
+		return nil, nil
+	}
 	if c.MinVersion < tls.VersionTLS13 {
 		c.MinVersion = tls.VersionTLS13
 	}
-	return &Mux{ln: ln, tls: c, raftAllowed: raftAllowed, raft: newSub(ln.Addr()), grpc: newSub(ln.Addr()), limits: limits, unauth: map[string]int{}}
+	return &Mux{ln: ln, tls: c, raftAllowed: raftAllowed, raft: newSub(ln.Addr()), grpc: newSub(ln.Addr()), http: newSub(ln.Addr()), limits: limits, unauth: map[string]int{}}
 }
 
 // Stats are counters for metrics: connections refused at accept for exceeding Limits, and
@@ -154,6 +173,7 @@ type counted struct {
 	once    sync.Once
 	release func()
 	noCert  bool // guarded by Mux.mu
+	http    bool // the client offered http/1.1 (set during the handshake)
 }
 
 func (c *counted) done() { c.once.Do(c.release) }
@@ -168,6 +188,10 @@ func (m *Mux) Raft() net.Listener { return m.raft }
 
 // GRPC is the listener for gRPC connections (already TLS).
 func (m *Mux) GRPC() net.Listener { return m.grpc }
+
+// HTTP returns the listener of HTTP clients' connections (TLS done; serve them with an
+// http.Server, which speaks h2 or HTTP/1.1 as negotiated).
+func (m *Mux) HTTP() net.Listener { return m.http }
 
 // Serve accepts until the underlying listener is closed.
 func (m *Mux) Serve() error {
@@ -227,6 +251,10 @@ func (m *Mux) route(c *counted) {
 		m.raft.deliver(tc)
 		return
 	}
+	if c.http {
+		m.http.deliver(tc)
+		return
+	}
 	m.grpc.deliver(tc)
 }
 
@@ -237,6 +265,7 @@ func (m *Mux) Close() error {
 		err = m.ln.Close()
 		m.raft.Close()
 		m.grpc.Close()
+		m.http.Close()
 	})
 	return err
 }
@@ -281,6 +310,9 @@ func (handshaken) ClientHandshake(context.Context, string, net.Conn) (net.Conn, 
 }
 
 func (handshaken) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if _, ok := c.(*inProcessConn); ok {
+		return c, InProcessInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+	}
 	tc, ok := c.(*tls.Conn)
 	if !ok {
 		return nil, nil, errors.New("netmux: connection is not TLS")

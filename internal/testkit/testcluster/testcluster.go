@@ -7,9 +7,11 @@ package testcluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -362,25 +364,36 @@ func (c *Cluster) ClientTo(i int) *grpc.ClientConn {
 
 func (c *Cluster) dialAs(role, name string, addrs []string) *grpc.ClientConn {
 	c.t.Helper()
-	var tlsCfg = func() credentials.TransportCredentials {
-		ca := c.Controllers[0].caFromDisk(c.t)
-		certPEM, keyPEM, err := ca.IssueClient(name, role, time.Hour)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		cfg := clientconfig.New(nil, ca.CertPEM, certPEM, keyPEM)
-		t, err := cfg.TLS()
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		return credentials.NewTLS(t)
-	}()
-	cc, err := grpc.NewClient("passthrough:///"+addrs[0], grpc.WithTransportCredentials(tlsCfg), grpc.WithContextDialer(anyOf(addrs)))
+	cc, err := grpc.NewClient("passthrough:///"+addrs[0], grpc.WithTransportCredentials(credentials.NewTLS(c.TLSAs(role, name))), grpc.WithContextDialer(anyOf(addrs)))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { cc.Close() })
 	return cc
+}
+
+// TLSAs is a client TLS config with a fresh certificate for role.
+func (c *Cluster) TLSAs(role, name string) *tls.Config {
+	c.t.Helper()
+	ca := c.Controllers[0].caFromDisk(c.t)
+	certPEM, keyPEM, err := ca.IssueClient(name, role, time.Hour)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg, err := clientconfig.New(nil, ca.CertPEM, certPEM, keyPEM).TLS()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cfg
+}
+
+// HTTPClientAs is an HTTP client (the REST API) with a fresh certificate for role; it
+// offers h2 and http/1.1, as curl and browsers do.
+func (c *Cluster) HTTPClientAs(role, name string) *http.Client {
+	c.t.Helper()
+	tr := &http.Transport{TLSClientConfig: c.TLSAs(role, name), ForceAttemptHTTP2: true}
+	c.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
 
 // anyOf dials the first address that accepts.
