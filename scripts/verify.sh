@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Fails when generated code is stale, go.mod files are untidy, or any lint fails.
+# Fails when generated code (the Go next to the protos, the REST gateway's OpenAPI document) is
+# stale, go.mod files are untidy, or any lint fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/generate.sh
-if [ -n "$(git status --porcelain -- proto)" ]; then
+generated=(proto controller/rest/openapi.json)
+if [ -n "$(git status --porcelain -- "${generated[@]}")" ]; then
   echo "generated code is not current: run 'make generate' and commit:"
-  git status --porcelain -- proto
-  git --no-pager diff --stat -- proto
+  git status --porcelain -- "${generated[@]}"
+  git --no-pager diff --stat -- "${generated[@]}"
   exit 1
 fi
 # No breaking change to the protos (buf.yaml's FILE rule: the API, the agent protocol and the
