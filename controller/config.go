@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deckhandhq/deckhand/controller/audit"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/pki"
 
@@ -46,6 +47,10 @@ type Config struct {
 	// newer ones exist. Tasks of unfinished workflows are kept.
 	TaskRetention      time.Duration
 	TaskRetentionCount int
+	// AuditRetention and AuditRetentionCount bound the audit trail: records older than
+	// AuditRetention, and beyond the newest AuditRetentionCount, are deleted.
+	AuditRetention      time.Duration
+	AuditRetentionCount int
 	// AgentCertValidity is how long the node certificates issued at enrollment and renewal
 	// are valid; agents renew theirs after two thirds of it.
 	AgentCertValidity time.Duration
@@ -81,6 +86,9 @@ func DefaultConfig() Config {
 
 		TaskRetention:      tasks.DefaultRetentionPeriod,
 		TaskRetentionCount: tasks.DefaultRetentionCount,
+
+		AuditRetention:      audit.DefaultRetention,
+		AuditRetentionCount: audit.DefaultRetentionCount,
 
 		AgentCertValidity: pki.ClientValidity,
 	}
@@ -126,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TaskRetention < time.Minute || c.TaskRetentionCount < 1 {
 		errs = append(errs, fmt.Errorf("--task-retention (%v) must be at least 1m and --task-retention-count (%d) at least 1: they bound the finished task records kept", c.TaskRetention, c.TaskRetentionCount))
+	}
+	if c.AuditRetention < time.Hour || c.AuditRetentionCount < 100 || c.AuditRetentionCount > audit.MaxRetentionCount {
+		errs = append(errs, fmt.Errorf("--audit-retention (%v) must be at least 1h and --audit-retention-count (%d) between 100 and %d: they bound the audit trail kept in the store", c.AuditRetention, c.AuditRetentionCount, audit.MaxRetentionCount))
 	}
 	if c.AgentCertValidity < pki.MinValidity {
 		errs = append(errs, fmt.Errorf("agent certificate validity %v is shorter than %v", c.AgentCertValidity, pki.MinValidity))

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/controller/audit"
 	usercreds "github.com/deckhandhq/deckhand/controller/credentials"
 	"github.com/deckhandhq/deckhand/controller/kubeconfigs"
 	"github.com/deckhandhq/deckhand/controller/nodes"
@@ -66,6 +67,7 @@ type Controller struct {
 
 	nodes       *nodes.Registry
 	tokens      *tokens.Manager
+	audit       *audit.Trail
 	credentials *usercreds.Manager
 	sessions    *sessions.Registry
 	tracker     *sessions.Tracker
@@ -237,6 +239,7 @@ func (c *Controller) wire(st backend) error {
 	c.limits = sessions.NewLimiter(log, nil)
 	c.engine.Retention = tasks.Retention{Period: cfg.TaskRetention, Count: cfg.TaskRetentionCount}
 	c.public = api.NewPublicLimiter(nil)
+	c.audit = audit.New(st, id, log)
 	c.metrics = newMetrics(c)
 	c.stopping, c.stop = context.WithCancel(context.Background())
 
@@ -268,6 +271,7 @@ func (c *Controller) wire(st backend) error {
 	nodeServer := api.NewNodeServer(c.nodes)
 	nodeServer.Workflows = c.workflows
 	apiv1.RegisterNodeServiceServer(c.srv, nodeServer)
+	apiv1.RegisterAuditServiceServer(c.srv, &api.AuditServer{Trail: c.audit})
 	apiv1.RegisterTokenServiceServer(c.srv, api.NewTokenServer(c.tokens, c))
 	apiv1.RegisterCredentialServiceServer(c.srv, &api.CredentialServer{Credentials: c.credentials, Cluster: c, CAPEM: func() []byte { return c.ca.CertPEM }})
 	uploads := transfers.New()
@@ -632,6 +636,7 @@ func (s *stoppableStream) Context() context.Context { return s.ctx }
 const maintainInterval = time.Minute
 
 func (c *Controller) leaderLoop(ctx context.Context) {
+	cfg := c.cfg
 	log := c.cfg.Logger
 	for ctx.Err() == nil {
 		l, err := c.store.Campaign(ctx)
@@ -655,10 +660,16 @@ func (c *Controller) leaderLoop(ctx context.Context) {
 			defer close(maintainDone)
 			c.workflows.Maintain(lctx, l.Fence(), maintainInterval, log)
 		}()
+		auditDone := make(chan struct{})
+		go func() {
+			defer close(auditDone)
+			c.audit.Maintain(lctx, maintainInterval, cfg.AuditRetention, cfg.AuditRetentionCount)
+		}()
 		c.tracker.Run(lctx, l.Fence())
 		cancel()
 		<-engineDone
 		<-maintainDone
+		<-auditDone
 		stop()
 		cancel()
 		if ctx.Err() != nil {

@@ -322,6 +322,8 @@ var wantPolicy = map[string]string{
 	"deckhand.api.v1.TokenService/CreateToken":                      "admin operator",
 	"deckhand.api.v1.TokenService/ListTokens":                       "admin operator",
 	"deckhand.api.v1.TokenService/RevokeToken":                      "admin operator",
+	"deckhand.api.v1.AuditService/ListAuditEvents":                  "admin operator",
+	"deckhand.api.v1.AuditService/WatchAuditEvents":                 "admin operator",
 	"deckhand.api.v1.TaskService/CreateTask":                        "admin operator",
 	"deckhand.api.v1.TaskService/CancelTask":                        "admin operator",
 	"deckhand.api.v1.TaskService/GetTask":                           "admin operator viewer",

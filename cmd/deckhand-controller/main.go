@@ -41,6 +41,8 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.LostAfter, "node-lost-after", cfg.LostAfter, "a node without heartbeats this long becomes Lost")
 	fs.DurationVar(&cfg.TaskRetention, "task-retention", cfg.TaskRetention, "finished task records (with their logs and artifacts) older than this are deleted; tasks of unfinished workflows are kept")
 	fs.IntVar(&cfg.TaskRetentionCount, "task-retention-count", cfg.TaskRetentionCount, "at most this many finished task records are kept; older ones beyond it are deleted")
+	fs.DurationVar(&cfg.AuditRetention, "audit-retention", cfg.AuditRetention, "audit trail records older than this are deleted (deckctl audit)")
+	fs.IntVar(&cfg.AuditRetentionCount, "audit-retention-count", cfg.AuditRetentionCount, "at most this many audit trail records are kept; older ones beyond it are deleted")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "where the state lives: raft (embedded, replicated between controllers) or etcd (an existing etcd cluster)")
 	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client URLs (with --store etcd)")
 	fs.StringVar(&cfg.Etcd.CACert, "etcd-cacert", "", "CA certificate that verifies etcd (with --store etcd)")

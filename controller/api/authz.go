@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
@@ -74,6 +74,10 @@ var Roles = map[string][]string{
 	apiv1.WorkflowService_CreateKubeconfig_FullMethodName: admins,
 	// An etcd snapshot holds every Secret of the cluster: admins only.
 	apiv1.WorkflowService_SaveEtcdSnapshot_FullMethodName: admins,
+
+	// Who did what: people and tools that change the cluster (admins, operators).
+	apiv1.AuditService_ListAuditEvents_FullMethodName:  writers,
+	apiv1.AuditService_WatchAuditEvents_FullMethodName: writers,
 
 	apiv1.CredentialService_CreateCredential_FullMethodName: admins,
 	apiv1.CredentialService_ListCredentials_FullMethodName:  admins,

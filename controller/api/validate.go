@@ -48,6 +48,10 @@ func nodeName(field, value string) error {
 // validate checks a request at the edge, before any handler runs.
 func validate(req any) error {
 	switch r := req.(type) {
+	case *apiv1.ListAuditEventsRequest:
+		return auditFilter(r.GetWho(), r.GetNode())
+	case *apiv1.WatchAuditEventsRequest:
+		return auditFilter(r.GetWho(), r.GetNode())
 	case *apiv1.GetNodeRequest:
 		return nodeName("name", r.GetName())
 	case *apiv1.DeleteNodeRequest:
@@ -318,6 +322,19 @@ func validateKubeconfig(r *apiv1.CreateKubeconfigRequest) error {
 	}
 	if _, err := kubeuser.CheckCSR([]byte(r.GetCsrPem()), r.GetName(), kubeuser.Groups(role)); err != nil {
 		return &fieldError{"csr_pem", err.Error() + " (deckctl kubeconfig makes a matching one)"}
+	}
+	return nil
+}
+
+// auditFilter checks the filters of the audit trail's reads.
+func auditFilter(who, node string) error {
+	if node != "" {
+		if err := nodeName("node", node); err != nil {
+			return err
+		}
+	}
+	if len(who) > 128 || strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return &fieldError{"who", "must be a credential name or a role (admin, operator, viewer, agent, replica, token), at most 128 characters"}
 	}
 	return nil
 }

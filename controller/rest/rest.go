@@ -64,10 +64,10 @@ func New(ln *netmux.InProcess, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	marshaler := &runtime.JSONPb{
+	marshaler := ndjson{&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{},
 		UnmarshalOptions: protojson.UnmarshalOptions{},
-	}
+	}}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		// Nothing from the request's headers becomes gRPC metadata: the caller is what the
@@ -156,6 +156,13 @@ func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 func isUser(role string) bool {
 	return role == pki.RoleAdmin || role == pki.RoleOperator || role == pki.RoleViewer
 }
+
+// ndjson is protojson, whose streams say what they are: newline-delimited JSON, one
+// {"result": ...} or {"error": ...} per line.
+type ndjson struct{ *runtime.JSONPb }
+
+// StreamContentType implements runtime.StreamContentType.
+func (ndjson) StreamContentType(any) string { return "application/x-ndjson" }
 
 // forward passes the caller the HTTP server verified to the gRPC call.
 func forward(_ context.Context, r *http.Request) metadata.MD {

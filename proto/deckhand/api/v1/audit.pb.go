@@ -57,7 +57,9 @@ type AuditEvent struct {
 	Peer     string               `protobuf:"bytes,13,opt,name=peer,proto3" json:"peer,omitempty"`
 	Duration *durationpb.Duration `protobuf:"bytes,14,opt,name=duration,proto3" json:"duration,omitempty"`
 	// The replica that answered.
-	Replica       string `protobuf:"bytes,15,opt,name=replica,proto3" json:"replica,omitempty"`
+	Replica string `protobuf:"bytes,15,opt,name=replica,proto3" json:"replica,omitempty"`
+	// The nodes the call concerns (a join's or reset's node, a deleted node, ...).
+	Nodes         []string `protobuf:"bytes,16,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,13 +199,20 @@ func (x *AuditEvent) GetReplica() string {
 	return ""
 }
 
+func (x *AuditEvent) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only events at or after this time.
 	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
 	// Only events of this caller (credential name) or role.
 	Who string `protobuf:"bytes,2,opt,name=who,proto3" json:"who,omitempty"`
-	// Only events whose target is this node.
+	// Only events that concern this node.
 	Node string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	// At most this many events (default 100, at most 1000).
 	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -430,7 +439,7 @@ var File_deckhand_api_v1_audit_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdeckhand/api/v1/audit.proto\x12\x0fdeckhand.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n" +
+	"\x1bdeckhand/api/v1/audit.proto\x12\x0fdeckhand.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -448,7 +457,8 @@ const file_deckhand_api_v1_audit_proto_rawDesc = "" +
 	"\ttransport\x18\f \x01(\tR\ttransport\x12\x12\n" +
 	"\x04peer\x18\r \x01(\tR\x04peer\x125\n" +
 	"\bduration\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x18\n" +
-	"\areplica\x18\x0f \x01(\tR\areplica\"\xac\x01\n" +
+	"\areplica\x18\x0f \x01(\tR\areplica\x12\x14\n" +
+	"\x05nodes\x18\x10 \x03(\tR\x05nodes\"\xac\x01\n" +
 	"\x16ListAuditEventsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x10\n" +
 	"\x03who\x18\x02 \x01(\tR\x03who\x12\x12\n" +

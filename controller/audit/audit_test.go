@@ -1,0 +1,70 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+)
+
+func TestExpired(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	key := func(ago time.Duration, seq uint64) string { return Prefix + ID(now.Add(-ago), "r1", seq) }
+	keys := []string{key(48*time.Hour, 1), key(25*time.Hour, 2), key(2*time.Hour, 3), key(time.Hour, 4), key(0, 5)}
+	for _, tc := range []struct {
+		name   string
+		maxAge time.Duration
+		count  int
+		want   int // the oldest want keys go
+	}{
+		{"nothing old, room to spare", 72 * time.Hour, 10, 0},
+		{"by age", 24 * time.Hour, 10, 2},
+		{"by count", 72 * time.Hour, 3, 2},
+		{"by count beyond age", 24 * time.Hour, 1, 4},
+		{"everything too old", time.Minute, 10, 4},
+	} {
+		got := Expired(keys, now, tc.maxAge, tc.count)
+		if !slices.Equal(got, keys[:tc.want]) {
+			t.Errorf("%s: %d expired, want the oldest %d", tc.name, len(got), tc.want)
+		}
+	}
+}
+
+func TestTrail(t *testing.T) {
+	st := teststore.New(t)
+	tr := New(st, "r1", teststore.Logger())
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	for i, who := range []string{"alice", "bob", "alice"} {
+		ev := &apiv1.AuditEvent{Time: timestamppb.New(base.Add(time.Duration(i) * time.Minute)), Subject: who, Role: "operator", Method: fmt.Sprint("/m", i), Nodes: []string{fmt.Sprint("node-", i)}}
+		if err := tr.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := tr.List(ctx, Filter{})
+	if err != nil || len(all) != 3 || all[0].GetMethod() != "/m0" || all[2].GetMethod() != "/m2" {
+		t.Fatalf("List: %v %v, want 3 oldest first", all, err)
+	}
+	if got, _ := tr.List(ctx, Filter{Who: "alice"}); len(got) != 2 {
+		t.Errorf("who=alice: %d events, want 2", len(got))
+	}
+	if got, _ := tr.List(ctx, Filter{Who: "operator", Node: "node-1"}); len(got) != 1 || got[0].GetSubject() != "bob" {
+		t.Errorf("who=operator node=node-1: %v, want bob's", got)
+	}
+	if got, _ := tr.List(ctx, Filter{Since: base.Add(90 * time.Second)}); len(got) != 1 {
+		t.Errorf("since: %d events, want 1", len(got))
+	}
+	n, err := tr.Prune(ctx, 24*time.Hour, 2)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune: %d %v, want 1 deleted", n, err)
+	}
+	if got, _ := tr.List(ctx, Filter{}); len(got) != 2 || got[0].GetMethod() != "/m1" {
+		t.Errorf("after pruning: %v", got)
+	}
+}
