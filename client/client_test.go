@@ -433,6 +433,7 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 		"CreateWorkflow": false, "GetWorkflow": true, "ListWorkflows": true, "CancelWorkflow": false, "RetryWorkflow": false,
 		"PauseWorkflow": true, "ResumeWorkflow": true,
 		"WatchWorkflow": true, "GetWorkflowLogs": true, "PlanWorkflow": true, "GetCluster": true, "CreateKubeconfig": false, "SaveEtcdSnapshot": false,
+		"ListAuditEvents": true, "WatchAuditEvents": true,
 	}
 	seen := 0
 	protoregistry.GlobalFiles.RangeFilesByPackage("deckhand.api.v1", func(fd protoreflect.FileDescriptor) bool {

@@ -6,6 +6,8 @@ import (
 
 // reads are the calls that change nothing, so sending one again is always safe.
 var reads = map[string]bool{
+	apiv1.AuditService_ListAuditEvents_FullMethodName:      true,
+	apiv1.AuditService_WatchAuditEvents_FullMethodName:     true,
 	apiv1.CredentialService_ListCredentials_FullMethodName: true,
 	apiv1.MemberService_ListMembers_FullMethodName:         true,
 	apiv1.NodeService_GetNode_FullMethodName:               true,

@@ -115,3 +115,39 @@ func (c *Config) TLS() (*tls.Config, error) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}, nil
 }
+
+// WritePEM writes the CA (ca.crt), the certificate (client.crt) and the key (client.key,
+// 0600) into dir (created 0700), for HTTP clients of the REST API such as curl. A file that
+// exists is not overwritten: nothing is written then. It returns the paths written.
+func (c *Config) WritePEM(dir string) ([]string, error) {
+	files := []struct {
+		name string
+		data string
+		mode os.FileMode
+	}{{"ca.crt", c.CA, 0o644}, {"client.crt", c.Certificate, 0o644}, {"client.key", c.Key, 0o600}}
+	for _, f := range files {
+		if _, err := os.Lstat(filepath.Join(dir, f.name)); err == nil {
+			return nil, fmt.Errorf("%s already exists: remove it or choose another directory", filepath.Join(dir, f.name))
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		fh, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if err != nil {
+			return out, err
+		}
+		_, err = fh.WriteString(f.data)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -74,6 +75,35 @@ func newCredentialsCmd(o *options) *cobra.Command {
 	create.Flags().DurationVar(&ttl, "ttl", defaultCredentialTTL, "how long it is valid (1m to 8760h)")
 	create.Flags().StringVar(&file, "file", "", "where to write the credential file (default NAME.conf; written 0600, never overwritten)")
 	cmd.AddCommand(create)
+	var pemDir string
+	pemCmd := &cobra.Command{
+		Use:   "pem --dir DIR",
+		Short: "Write the credential file's CA, certificate and key as PEM files, for curl and other HTTP clients of the REST API",
+		Long: `Writes ca.crt, client.crt and client.key (0600) from the credential file (--config) into
+DIR (created 0700), for the REST API on a controller's port:
+
+  curl --cacert DIR/ca.crt --cert DIR/client.crt --key DIR/client.key https://CONTROLLER:7400/v1/nodes
+
+Files that exist are not overwritten.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pemDir == "" {
+				return errors.New("--dir is required: the directory to write ca.crt, client.crt and client.key into")
+			}
+			cfg, err := clientconfig.Load(o.config)
+			if err != nil {
+				return err
+			}
+			files, err := cfg.WritePEM(pemDir)
+			if err != nil {
+				return fmt.Errorf("--dir %s: %w", pemDir, err)
+			}
+			fmt.Fprintf(o.out, "wrote %s\n", strings.Join(files, ", "))
+			return nil
+		},
+	}
+	pemCmd.Flags().StringVar(&pemDir, "dir", "", "directory to write ca.crt, client.crt and client.key into")
+	cmd.AddCommand(pemCmd)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List issued credentials, revoked ones included",
