@@ -51,6 +51,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", cfg.Etcd.Prefix, "key prefix for Deckhand's state in etcd (with --store etcd)")
 	raftTimeout := fs.Duration("raft-timeout", cfg.Raft.HeartbeatTimeout, "how long followers wait to hear from the raft leader before electing another, and the leader to hear from a quorum before stepping down: lower fails over sooner, too low for the host's load causes needless elections; 200ms..10s")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text (key=value lines) or json (one JSON object per line, for a SIEM: the audit trail's lines have msg \"audit\")")
 	showVersion := fs.Bool("version", false, "print the build (version, VCS revision, Go version) and exit")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -89,7 +90,14 @@ func run(args []string) error {
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *level)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	switch *format {
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", *format)
+	}
 	cfg.Raft.Logger = cfg.Logger
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -339,6 +339,8 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 		{"join with a wrong CA hash", t.TempDir(), []string{"--listen", freePort(t), "--join", addr, "--token", flags[3], "--ca-cert-hash", "sha256:" + strings.Repeat("ab", 32)}, []string{"--ca-cert-hash"}},
 		{"data dir of another cluster", otherDir, append([]string{"--listen", freePort(t)}, join(addr)...), []string{"another cluster", "--data-dir"}},
 		{"join without a pin", t.TempDir(), []string{"--listen", freePort(t), "--join", addr}, []string{"--ca-cert-hash"}},
+		{"unknown log format", t.TempDir(), []string{"--listen", freePort(t), "--log-format", "xml"}, []string{"--log-format", "text or json"}},
+		{"audit retention too short", t.TempDir(), []string{"--listen", freePort(t), "--audit-retention", "1m"}, []string{"--audit-retention"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

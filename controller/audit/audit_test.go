@@ -1,8 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -66,5 +69,24 @@ func TestTrail(t *testing.T) {
 	}
 	if got, _ := tr.List(ctx, Filter{}); len(got) != 2 || got[0].GetMethod() != "/m1" {
 		t.Errorf("after pruning: %v", got)
+	}
+}
+
+// Each record is one JSON line on the log (with --log-format json), for a SIEM.
+func TestRecordLogsOneJSONLine(t *testing.T) {
+	var buf bytes.Buffer
+	tr := New(teststore.New(t), "r1", slog.New(slog.NewJSONHandler(&buf, nil)))
+	ev := &apiv1.AuditEvent{Time: timestamppb.Now(), Subject: "alice", Role: "operator", Method: "/deckhand.api.v1.NodeService/DeleteNode", Target: "node-3", Nodes: []string{"node-3"}, Code: "OK", Transport: "rest"}
+	if err := tr.Record(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil {
+		t.Fatalf("not one JSON line: %q", buf.String())
+	}
+	for k, want := range map[string]string{"msg": "audit", "subject": "alice", "role": "operator", "method": ev.Method, "nodes": "node-3", "transport": "rest", "audit_id": ev.GetId(), "code": "OK"} {
+		if line[k] != want {
+			t.Errorf("%s = %v, want %q", k, line[k], want)
+		}
 	}
 }
