@@ -330,6 +330,9 @@ echo "\$ deckctl join node-4 ${DECKHAND_LAB_JOIN_FLAGS:-}"
 bin/deckctl join node-4 ${DECKHAND_LAB_JOIN_FLAGS:-} --timeout 10m
 echo
 bin/deckctl nodes
+echo
+echo "\$ deckctl audit"
+bin/deckctl audit
 if [ "$sim" = 1 ]; then
   cat <<TXT
 

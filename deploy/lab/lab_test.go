@@ -777,6 +777,13 @@ func TestRealLab(t *testing.T) {
 			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
 		}
 	}
+	// deckctl audit, as make lab printed it: the apply and the join, each a workflow created
+	// by the lab's admin credential over gRPC.
+	audit := out[strings.LastIndex(out, "$ deckctl audit"):]
+	created := regexp.MustCompile(`(?m)^\S+ \S+\s+admin \(admin\)\s+grpc\s+WorkflowService/CreateWorkflow\s+\S+\s+(\S+)\s+OK$`).FindAllStringSubmatch(audit, -1)
+	if len(created) != 2 || !strings.HasPrefix(created[0][1], "node-1,") || !strings.HasPrefix(created[1][1], "node-4,") {
+		t.Fatalf("deckctl audit does not list the apply (node-1 ...) and then the join (node-4) by admin:\n%s", audit)
+	}
 
 	// Every bootstrap token minted from here on, for the search at the end.
 	tokens, stopTokens := l.watchTokens()
