@@ -220,6 +220,30 @@ func TestRESTForUsers(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"token"`) {
 		t.Fatalf("admin POST /v1/tokens: %d %s", resp.StatusCode, b)
 	}
+	if resp.ProtoMajor != 2 {
+		t.Errorf("the REST API answered over %s, want HTTP/2 (the client offered h2)", resp.Proto)
+	}
+	var created struct{ Secret string }
+	if err := json.Unmarshal(b, &created); err != nil || created.Secret == "" {
+		t.Fatalf("POST /v1/tokens: no secret in %s", b)
+	}
+	// The audit trail has the call, by its REST caller, and not the token it made.
+	resp, b = get(admin, "/v1/audit?who=admin")
+	var trail struct {
+		Events []struct{ Transport, Method, Request string }
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &trail) != nil || !slices.ContainsFunc(trail.Events, func(e struct{ Transport, Method, Request string }) bool {
+		return e.Transport == api.TransportREST && e.Method == apiv1.TokenService_CreateToken_FullMethodName && e.Request == `{"usages":1,"description":"rest"}`
+	}) {
+		t.Fatalf("GET /v1/audit?who=admin: %d %s, want the REST CreateToken", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), created.Secret) {
+		t.Fatalf("the token made by a call is in the audit trail: %s", b)
+	}
+	resp, b = get(viewer, "/v1/audit")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a viewer read the audit trail: %d %s", resp.StatusCode, b)
+	}
 
 	// Errors: the status and reason of the gRPC call.
 	resp, b = get(viewer, "/v1/nodes/node-zz")

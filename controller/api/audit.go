@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -186,6 +188,11 @@ func Summary(req proto.Message) string {
 	b, err := protojson.MarshalOptions{}.Marshal(m)
 	if err != nil {
 		return ""
+	}
+	// protojson varies its spacing on purpose; a record is stable, so a SIEM can match it.
+	var compact bytes.Buffer
+	if json.Compact(&compact, b) == nil {
+		b = compact.Bytes()
 	}
 	out := string(b)
 	if len(omitted) > 0 {
