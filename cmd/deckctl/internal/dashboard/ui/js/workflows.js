@@ -117,13 +117,13 @@ export function workflowView(ctx, id) {
   function logLine(e) {
     const cls = e.stream === 'stderr' ? 'stderr' : e.stream === 'agent' ? 'agent' : '';
     const t = e.time ? new Date(e.time).toLocaleTimeString() : '';
-    return h('span', { class: cls }, h('span', { class: 't' }, t), ' ', h('span', { class: 's' }, e.step), ' ', e.text, '\n');
+    return h('span', { class: 'line ' + cls }, h('span', { class: 't' }, t), ' ', h('span', { class: 's' }, e.step), ' ', e.text, '\n');
   }
 
   function renderLogs() {
     const lines = logs.get(selected) || [];
     logTitle.textContent = selected ? `Logs of ${selected}` : 'Logs';
-    replace(logEl, lines.length ? lines.map(logLine) : h('span', { class: 't' }, selected ? 'No log line yet.' : ''));
+    replace(logEl, lines.length ? lines.map(logLine) : h('span', { class: 't placeholder' }, selected ? 'No log line yet.' : ''));
     if (follow.checked) logEl.scrollTop = logEl.scrollHeight;
   }
 
@@ -142,7 +142,8 @@ export function workflowView(ctx, id) {
       arr.push(e);
       if (arr.length > MAX_LINES) arr.splice(0, arr.length - MAX_LINES);
       if (lane === selected) {
-        if (logEl.childNodes.length === 1 && !logEl.firstChild.className) replace(logEl);
+        const placeholder = logEl.querySelector('.placeholder');
+        if (placeholder) placeholder.remove();
         logEl.append(logLine(e));
         while (logEl.childNodes.length > MAX_LINES) logEl.firstChild.remove();
         if (follow.checked) logEl.scrollTop = logEl.scrollHeight;
@@ -221,7 +222,9 @@ export function workflowView(ctx, id) {
     const btns = [];
     if (st === 'failed' || st === 'cancelled') btns.push(action('retry', 'Retry…'));
     if (!terminal(wf)) {
-      btns.push(wf.paused ? action('resume', 'Resume…') : action('pause', 'Pause…'));
+      // Pausing lets the nodes under way finish and starts no other: an upgrade's batches.
+      if (wf.paused) btns.push(action('resume', 'Resume…'));
+      else if ((wf.spec || {}).upgrade) btns.push(action('pause', 'Pause…'));
       btns.push(action('cancel', 'Cancel…', true));
     }
     const keyOf = (bs) => bs.map((b) => b.dataset.testid).join(',');
