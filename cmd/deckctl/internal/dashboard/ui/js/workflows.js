@@ -73,16 +73,19 @@ export function workflowView(ctx, id) {
   let live = false;
 
   const liveEl = h('span', { class: 'live', 'data-testid': 'live' }, 'connecting');
+  const announce = h('p', { class: 'visually-hidden', role: 'status' }); // the state, for screen readers
   const buttons = h('span', { class: 'bar-buttons' });
   const summary = h('dl', { class: 'facts', 'data-testid': 'workflow-summary' });
   const failure = h('div', { 'data-testid': 'workflow-error' });
   const timeline = h('div', { class: 'timeline', 'data-testid': 'timeline', 'aria-label': 'Steps per node' });
   const nodeSelect = h('select', { id: 'log-node', 'data-testid': 'log-node', 'aria-label': 'Node whose logs show' });
   const follow = h('input', { type: 'checkbox', checked: true, id: 'log-follow' });
-  const logEl = h('pre', { class: 'log', 'data-testid': 'log-pane', role: 'log', 'aria-label': 'Log lines', tabindex: '0' });
+  // A log role, but not read aloud line by line: the state below is.
+  const logEl = h('pre', { class: 'log', 'data-testid': 'log-pane', role: 'log', 'aria-live': 'off', 'aria-label': 'Log lines', tabindex: '0' });
   const logTitle = h('h2', {}, 'Logs');
   replace(ctx.main,
     h('div', { class: 'bar' }, h('h1', {}, 'Workflow ', h('span', { class: 'mono' }, id)), liveEl, buttons),
+    announce,
     summary, failure, timeline,
     h('section', { class: 'logs', 'aria-label': 'Logs' },
       h('div', { class: 'logs-head' }, logTitle, nodeSelect, h('label', {}, follow, 'follow'),
@@ -192,6 +195,8 @@ export function workflowView(ctx, id) {
     const st = wfState(wf.state);
     const steps = wf.steps || [];
     const done = steps.filter((s) => ['succeeded', 'skipped'].includes(stepState(s.state))).length;
+    const said = `Workflow ${st}`;
+    if (announce.textContent !== said) announce.textContent = said;
     replace(summary,
       h('dt', {}, 'What'), h('dd', { 'data-testid': 'workflow-kind' }, wfKind(wf)),
       h('dt', {}, 'State'), h('dd', {}, badge(st + (wf.paused ? ' (paused)' : ''), st, 'workflow-state')),
