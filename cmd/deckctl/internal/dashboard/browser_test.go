@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -331,4 +332,90 @@ func (p *page) screenshot(name string) {
 		return
 	}
 	p.t.Logf("screenshot: %s", file)
+}
+
+// The page shows a controller's refusal with its message and reason, keeps the dialog open
+// and its confirm button disabled; a failed workflow shows why and is retried after a
+// confirmation. Against a stand-in controller, so each answer is the one the test needs.
+func TestDashboardShowsErrorsAndRetries(t *testing.T) {
+	chromium := findChromium(t)
+	artifacts := artifactDir(t)
+	jsonAnswer := func(code int, body string) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprint(w, body)
+		}
+	}
+	const failed = `{"id":"wf-f","spec":{"join":{"node":"w-1"}},"state":"WORKFLOW_STATE_FAILED","failedStep":"w-1/preflight",` +
+		`"error":{"reason":"PORT_IN_USE","message":"port 10250 is in use by kubelet-old","hint":"stop it: systemctl stop kubelet-old"},` +
+		`"created":"2026-12-01T09:00:00Z","updated":"2026-12-01T09:00:05Z","createdBy":"alice","nodes":["w-1"],` +
+		`"steps":[{"name":"w-1/preflight","node":"w-1","lane":"w-1","state":"STEP_STATE_FAILED","attempts":3,"maxAttempts":3,"taskId":"wf-f.w-1.preflight.3",` +
+		`"started":"2026-12-01T09:00:01Z","finished":"2026-12-01T09:00:05Z","error":{"message":"port 10250 is in use by kubelet-old"}},` +
+		`{"name":"w-1/join","node":"w-1","lane":"w-1","state":"STEP_STATE_PENDING"}]}`
+	f := startWith(t, one, nil, routes{
+		"GET /v1/nodes": jsonAnswer(200, `{"nodes":[{"name":"cp-1","state":"NODE_STATE_READY","clusterRole":"control-plane"},{"name":"w-1","state":"NODE_STATE_NOT_READY"}]}`),
+		"POST /v1/workflows:plan": jsonAnswer(412, `{"code":9,"message":"node w-1 is held by workflow wf-other: wait for it or cancel it",`+
+			`"details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"ERROR_REASON_NODE_LOCKED","domain":"deckhand.dev"}]}`),
+		"GET /v1/workflows/wf-f:watch": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			fmt.Fprintln(w, `{"result":{"event":{"taskId":"wf-f.w-1.preflight.3","time":"2026-12-01T09:00:04Z","log":{"stream":"stderr","text":"port 10250: bind: address already in use"}}}}`)
+			fmt.Fprintln(w, `{"result":{"workflow":`+failed+`}}`)
+		},
+		"POST /v1/workflows/wf-f:retry": jsonAnswer(200, `{"workflow":`+strings.Replace(failed, "WORKFLOW_STATE_FAILED", "WORKFLOW_STATE_RUNNING", 1)+`}`),
+	})
+	ctx, _ := startBrowser(t, chromium)
+	b := &page{t: t, ctx: ctx, artifacts: artifacts}
+
+	b.do("the join dialog shows the refusal", 30*time.Second,
+		chromedp.Navigate(f.s.URL()),
+		chromedp.Click(chromedp.CSS(`[data-testid="join-button"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="dialog-error"]`)))
+	if msg := b.text("the dialog's error", chromedp.Text(chromedp.CSS(`[data-testid="dialog-error"]`))); !strings.Contains(msg, "held by workflow wf-other") || !strings.Contains(msg, "NODE_LOCKED") {
+		t.Errorf("the dialog says %q", msg)
+	}
+	if disabled := b.text("the confirm button", chromedp.Evaluate[string](`String(document.querySelector('[data-testid="confirm-ok"]').disabled)`)); disabled != "true" {
+		t.Error("the join can be confirmed without a plan")
+	}
+	b.screenshot("error-dialog")
+	b.do("cancel the dialog", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-testid="confirm-cancel"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)))
+
+	b.do("the failed workflow shows why", 30*time.Second,
+		chromedp.Navigate(f.base+"/#/workflows/wf-f"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="workflow-state"].failed`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="step"][data-step="w-1/preflight"][data-state="failed"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="log-pane"]').textContent.includes('address already in use')`, chromedp.WithPollingTimeout(10*time.Second)))
+	if why := b.text("the failure", chromedp.Text(chromedp.CSS(`[data-testid="workflow-error"]`))); !strings.Contains(why, "w-1/preflight failed") || !strings.Contains(why, "systemctl stop kubelet-old") {
+		t.Errorf("the failure reads %q", why)
+	}
+	if cell := b.text("the failed step", chromedp.Text(chromedp.CSS(`[data-step="w-1/preflight"]`))); !strings.Contains(cell, "failed") || !strings.Contains(cell, "4.0s") {
+		t.Errorf("the failed step reads %q", cell)
+	}
+	b.screenshot("failed")
+	retries := func() int {
+		n := 0
+		for _, r := range f.up.received() {
+			if r == "POST /v1/workflows/wf-f:retry {}" {
+				n++
+			}
+		}
+		return n
+	}
+	b.do("retry asks first", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-testid="retry-button"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)))
+	if n := retries(); n != 0 {
+		t.Fatalf("retried %d times before the confirmation", n)
+	}
+	b.do("confirm the retry", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-testid="confirm-ok"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)))
+	testcluster.WaitFor(t, 10*time.Second, func() error {
+		if n := retries(); n != 1 {
+			return fmt.Errorf("the controller got %d retries: %v", n, f.up.received())
+		}
+		return nil
+	})
 }

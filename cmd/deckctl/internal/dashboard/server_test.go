@@ -32,6 +32,17 @@ type upstream struct {
 	body []string
 }
 
+// received lists "METHOD /path BODY" of every request so far.
+func (u *upstream) received() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []string
+	for i, r := range u.seen {
+		out = append(out, r.Method+" "+r.URL.Path+" "+u.body[i])
+	}
+	return out
+}
+
 func (u *upstream) last() (*http.Request, string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -41,7 +52,10 @@ func (u *upstream) last() (*http.Request, string) {
 	return u.seen[len(u.seen)-1], u.body[len(u.body)-1]
 }
 
-func newUpstream(t *testing.T, ca *pki.CA) *upstream {
+// routes answer "METHOD /path" in a test's own way.
+type routes map[string]func(w http.ResponseWriter, r *http.Request)
+
+func newUpstream(t *testing.T, ca *pki.CA, own routes) *upstream {
 	u := &upstream{release: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -50,6 +64,10 @@ func newUpstream(t *testing.T, ca *pki.CA) *upstream {
 		u.seen = append(u.seen, r)
 		u.body = append(u.body, string(b))
 		u.mu.Unlock()
+		if h := own[r.Method+" "+r.URL.Path]; h != nil {
+			h(w, r)
+			return
+		}
 		who := r.TLS.PeerCertificates[0].Subject.CommonName
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Set-Cookie", "upstream=1")
@@ -113,11 +131,17 @@ type fixture struct {
 
 func start(t *testing.T, controllers func(up string) []string, tune func(*dashboard.Config)) *fixture {
 	t.Helper()
+	return startWith(t, controllers, tune, nil)
+}
+
+// startWith is start with a controller that answers own's routes its own way.
+func startWith(t *testing.T, controllers func(up string) []string, tune func(*dashboard.Config), own routes) *fixture {
+	t.Helper()
 	ca, err := pki.NewCA("test-ca")
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := newUpstream(t, ca)
+	up := newUpstream(t, ca, own)
 	certPEM, keyPEM, err := ca.IssueClient("alice", pki.RoleAdmin, time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@
 
 import { post, newWorkflowID } from './api.js';
 import { confirmDialog } from './dialog.js';
-import { h, replace, enumName } from './dom.js';
+import { h, replace, nodeStateName } from './dom.js';
 
 // planView shows a PlanWorkflowResponse.
 export function planView(resp) {
@@ -68,7 +68,7 @@ export function joinDialog(nodes, preselect, onCreated) {
     return;
   }
   const select = h('select', { id: 'join-node', 'data-testid': 'join-node' },
-    eligible.map((n) => h('option', { value: n.name, selected: n.name === preselect }, `${n.name} (${enumName(n.state, 'NODE_STATE_')})`)));
+    eligible.map((n) => h('option', { value: n.name, selected: n.name === preselect }, `${n.name} (${nodeStateName(n.state)})`)));
   const cp = h('input', { type: 'checkbox', id: 'join-cp', 'data-testid': 'join-control-plane' });
   const fields = h('div', {},
     h('div', { class: 'field' },

@@ -100,3 +100,8 @@ export function bytes(n) {
 export function amount(n, unit) {
   return unit === 'bytes' ? bytes(n) : String(n || 0);
 }
+
+// nodeStateName is how deckctl shows a node state: Ready, NotReady, Lost, Enrolled.
+export function nodeStateName(v) {
+  return { ready: 'Ready', 'not-ready': 'NotReady', lost: 'Lost', enrolled: 'Enrolled' }[enumName(v, 'NODE_STATE_')] || 'Unknown';
+}

@@ -2,13 +2,10 @@
 
 import { listAll } from './api.js';
 import { joinDialog, resetDialog } from './actions.js';
-import { h, replace, badge, dash, age, bytes, enumName } from './dom.js';
+import { h, replace, badge, dash, age, bytes, enumName, nodeStateName } from './dom.js';
 
-const stateText = { ready: 'Ready', 'not-ready': 'NotReady', lost: 'Lost', enrolled: 'Enrolled' };
-
-export function nodeState(n) {
-  const s = enumName(n.state, 'NODE_STATE_');
-  return badge(stateText[s] || 'Unknown', s, 'node-state');
+function nodeState(n) {
+  return badge(nodeStateName(n.state), enumName(n.state, 'NODE_STATE_'), 'node-state');
 }
 
 function osOf(f) {
