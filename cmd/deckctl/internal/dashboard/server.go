@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -139,12 +138,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeStatus(w, d.status, code, reason, d.why)
 	case exchange:
+		// Always to the page itself: nothing in the request chooses where the browser goes.
 		http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-		u := url.URL{Path: r.URL.Path}
-		q := r.URL.Query()
-		q.Del("token")
-		u.RawQuery = q.Encode()
-		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 	case session:
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"subject": s.cfg.Subject, "role": s.cfg.Role, "controllers": s.cfg.Controllers})

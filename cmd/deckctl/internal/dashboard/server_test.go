@@ -243,6 +243,18 @@ func TestTokenExchangeAndCookie(t *testing.T) {
 		t.Errorf("the cookie carries the URL's token: %s", sc)
 	}
 
+	// From any path, to the page itself (no open redirect: //evil.example is a path too).
+	for _, p := range []string{"//evil.example/", "/v1/nodes", "/x?next=http://evil.example"} {
+		sep := "?"
+		if strings.Contains(p, "?") {
+			sep = "&"
+		}
+		resp, _ := do(t, noFollow, "GET", f.base+p+sep+"token="+u.Query().Get("token"), nil, "")
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Errorf("token exchange at %s: %d to %q", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+
 	hc := f.browser(t)
 	for _, p := range []string{"/", "/app.css", "/js/app.js", "/favicon.svg", "/v1/nodes", "/dashboard/session"} {
 		if resp, body := do(t, hc, "GET", f.base+p, nil, ""); resp.StatusCode != 200 {

@@ -84,12 +84,15 @@ func (c *controllers) dial(ctx context.Context, network, _ string) (net.Conn, er
 	var tried []string
 	for _, addr := range c.order() {
 		conn, err := c.dialOne(ctx, network, addr)
+		if ctx.Err() != nil { // the request went away: no word on the controller
+			if conn != nil {
+				_ = conn.Close()
+			}
+			return nil, ctx.Err()
+		}
 		c.mark(addr, err)
 		if err == nil {
 			return conn, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
 		}
 		tried = append(tried, addr+": "+err.Error())
 	}
