@@ -296,7 +296,14 @@ func TestRESTForUsers(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v1/audit:watch: %d", resp.StatusCode)
 	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("a watch's Content-Type: %q, want application/x-ndjson", ct)
+	}
 	lines := bufio.NewScanner(resp.Body)
+	// The first line comes at once, without an event: the watch is open.
+	if !lines.Scan() || lines.Text() != `{"result":{}}` {
+		t.Fatalf("the watch's first line: %q, want {\"result\":{}}", lines.Text())
+	}
 	for lines.Scan() {
 		var line struct {
 			Result struct {

@@ -374,7 +374,7 @@ func (s *AuditServer) ListAuditEvents(ctx context.Context, req *apiv1.ListAuditE
 	if req.GetSince() != nil {
 		f.Since = req.GetSince().AsTime()
 	}
-	p, err := newPage("audit", fmt.Sprintf("%v|%s|%s", f.Since.UnixNano(), f.Who, f.Node), req.GetPageSize(), req.GetPageToken())
+	p, err := newPage("audit", fmt.Sprintf("%v|%s|%s|%v", f.Since.UnixNano(), f.Who, f.Node, req.GetNewestFirst()), req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -382,14 +382,20 @@ func (s *AuditServer) ListAuditEvents(ctx context.Context, req *apiv1.ListAuditE
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	page, next := take(p, events, (*apiv1.AuditEvent).GetId)
+	key := (*apiv1.AuditEvent).GetId
+	if req.GetNewestFirst() {
+		slices.Reverse(events)
+		key = func(ev *apiv1.AuditEvent) string { return descending(ev.GetId()) }
+	}
+	page, next := take(p, events, key)
 	return &apiv1.ListAuditEventsResponse{Events: page, NextPageToken: next}, nil
 }
 
 // WatchAuditEvents implements apiv1.AuditServiceServer.
 func (s *AuditServer) WatchAuditEvents(req *apiv1.WatchAuditEventsRequest, stream grpc.ServerStreamingServer[apiv1.WatchAuditEventsResponse]) error {
-	// The response headers go out at once, so a client (a REST watch) knows the watch is open.
-	if err := stream.SendHeader(nil); err != nil {
+	// A first message without an event goes out at once, so a client knows the watch is open
+	// (a REST client gets its status and headers with it).
+	if err := stream.Send(&apiv1.WatchAuditEventsResponse{}); err != nil {
 		return err
 	}
 	err := s.Trail.Watch(stream.Context(), audit.Filter{Who: req.GetWho(), Node: req.GetNode()}, func(ev *apiv1.AuditEvent) error {
@@ -399,4 +405,19 @@ func (s *AuditServer) WatchAuditEvents(req *apiv1.WatchAuditEventsRequest, strea
 		return toStatus(err)
 	}
 	return nil
+}
+
+// descending maps an ID to a key that sorts the other way round: each printable ASCII
+// character mirrored in that range, and a terminator above them all, so an ID sorts after
+// the longer IDs it is a prefix of. (IDs are printable ASCII: digits, the replica's name, '-'.)
+func descending(id string) string {
+	b := make([]byte, 0, len(id)+1)
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c >= 0x20 && c <= 0x7e {
+			c = 0x9e - c
+		}
+		b = append(b, c)
+	}
+	return string(append(b, 0x7f))
 }

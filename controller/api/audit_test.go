@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deckhandhq/deckhand/controller/audit"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -106,5 +109,52 @@ func TestAuditTargets(t *testing.T) {
 		if ev.GetTarget() != tc.target || strings.Join(ev.GetNodes(), ",") != tc.nodes || ev.GetCode() != "OK" {
 			t.Errorf("%s: target %q nodes %v code %s, want %q %q OK", tc.method, ev.GetTarget(), ev.GetNodes(), ev.GetCode(), tc.target, tc.nodes)
 		}
+	}
+}
+
+type fakeTrail []*apiv1.AuditEvent
+
+func (f fakeTrail) List(context.Context, audit.Filter) ([]*apiv1.AuditEvent, error) {
+	return slices.Clone(f), nil
+}
+
+func (f fakeTrail) Watch(context.Context, audit.Filter, func(*apiv1.AuditEvent) error) error {
+	return nil
+}
+
+// Pages of the trail, oldest or newest first, each record once.
+func TestListAuditEventsPages(t *testing.T) {
+	var trail fakeTrail
+	for _, id := range []string{"01-r-1", "02-r-1", "02-r-10", "03-r-1", "04-r-1"} {
+		trail = append(trail, &apiv1.AuditEvent{Id: id})
+	}
+	s := &AuditServer{Trail: trail}
+	for _, newest := range []bool{false, true} {
+		var got []string
+		req := &apiv1.ListAuditEventsRequest{PageSize: 2, NewestFirst: newest}
+		for range 10 {
+			resp, err := s.ListAuditEvents(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range resp.GetEvents() {
+				got = append(got, ev.GetId())
+			}
+			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+				break
+			}
+		}
+		want := []string{"01-r-1", "02-r-1", "02-r-10", "03-r-1", "04-r-1"}
+		if newest {
+			slices.Reverse(want)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("newest first %v: %v, want %v", newest, got, want)
+		}
+	}
+	// A token of one order is refused by the other.
+	resp, _ := s.ListAuditEvents(t.Context(), &apiv1.ListAuditEventsRequest{PageSize: 2})
+	if _, err := s.ListAuditEvents(t.Context(), &apiv1.ListAuditEventsRequest{PageSize: 2, NewestFirst: true, PageToken: resp.GetNextPageToken()}); err == nil {
+		t.Error("a page token of the oldest-first list was taken by the newest-first one")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,24 +85,33 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// listAudit pages through the matching records and keeps the newest limit (0: all).
+// listAudit returns the newest limit matching records (0: all), oldest first.
 func listAudit(ctx context.Context, c apiv1.AuditServiceClient, req *apiv1.ListAuditEventsRequest, limit int) ([]*apiv1.AuditEvent, error) {
 	var out []*apiv1.AuditEvent
 	req.PageSize = 1000
+	req.NewestFirst = limit > 0 // the newest pages only
+	if limit > 0 && limit < 1000 {
+		req.PageSize = int32(limit)
+	}
 	for {
 		resp, err := c.ListAuditEvents(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, resp.GetEvents()...)
-		if limit > 0 && len(out) > limit {
-			out = out[len(out)-limit:]
+		if limit > 0 && len(out) >= limit {
+			out = out[:limit]
+			break
 		}
 		if resp.GetNextPageToken() == "" {
-			return out, nil
+			break
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
+	if req.NewestFirst {
+		slices.Reverse(out)
+	}
+	return out, nil
 }
 
 func (o *options) printAudit(events []*apiv1.AuditEvent) error {
@@ -211,6 +221,9 @@ func (o *options) followAudit(req *apiv1.ListAuditEventsRequest, limit int) erro
 		}
 		if err != nil {
 			return describe(err)
+		}
+		if resp.GetEvent() == nil {
+			continue // the first message: the watch is open
 		}
 		if err := print(resp.GetEvent()); err != nil {
 			return err

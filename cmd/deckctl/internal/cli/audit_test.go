@@ -102,6 +102,10 @@ func TestAuditTrail(t *testing.T) {
 	if out, _ := deckctlAs(c, admin, "audit", "--node", "node-9"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "DeleteNode") {
 		t.Errorf("audit --node node-9:\n%s", out)
 	}
+	if out, _ := deckctlAs(c, admin, "audit", "--limit", "2"); strings.Count(out, "\n") != 3 ||
+		!regexp.MustCompile(`(?s)TokenService/CreateToken .*NodeService/DeleteNode`).MatchString(out) {
+		t.Errorf("audit --limit 2 (the newest two, oldest first):\n%s", out)
+	}
 	if out, _ := deckctlAs(c, admin, "audit", "--since", "1h", "--who", "nobody"); !strings.Contains(out, "no audit records match") {
 		t.Errorf("audit --who nobody:\n%s", out)
 	}

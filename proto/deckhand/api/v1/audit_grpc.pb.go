@@ -31,9 +31,11 @@ const (
 // refused or failed is recorded too), from deckctl, the dashboard, REST or any gRPC client,
 // recorded in the store before the controller answers it.
 type AuditServiceClient interface {
-	// ListAuditEvents returns recorded calls, oldest first, filtered.
+	// ListAuditEvents returns recorded calls, oldest first (newest first with newest_first),
+	// filtered.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
-	// WatchAuditEvents streams the calls recorded from now on that match the filter.
+	// WatchAuditEvents streams the calls recorded from now on that match the filter. The first
+	// message, sent at once, has no event: the watch is open.
 	WatchAuditEvents(ctx context.Context, in *WatchAuditEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAuditEventsResponse], error)
 }
 
@@ -82,9 +84,11 @@ type AuditService_WatchAuditEventsClient = grpc.ServerStreamingClient[WatchAudit
 // refused or failed is recorded too), from deckctl, the dashboard, REST or any gRPC client,
 // recorded in the store before the controller answers it.
 type AuditServiceServer interface {
-	// ListAuditEvents returns recorded calls, oldest first, filtered.
+	// ListAuditEvents returns recorded calls, oldest first (newest first with newest_first),
+	// filtered.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
-	// WatchAuditEvents streams the calls recorded from now on that match the filter.
+	// WatchAuditEvents streams the calls recorded from now on that match the filter. The first
+	// message, sent at once, has no event: the watch is open.
 	WatchAuditEvents(*WatchAuditEventsRequest, grpc.ServerStreamingServer[WatchAuditEventsResponse]) error
 	mustEmbedUnimplementedAuditServiceServer()
 }

@@ -108,10 +108,11 @@ export function auditView(ctx) {
     const secs = (ranges.find(([t]) => t === range.value) || ranges[1])[1];
     const since = new Date(Date.now() - secs * 1000).toISOString();
     try {
-      const r = await listAll('/v1/audit', 'events', { ...filter, since, pageSize: 1000 }, signal, 20);
+      // Newest first: the pages that fit are the latest calls.
+      const r = await listAll('/v1/audit', 'events', { ...filter, since, pageSize: 1000, newestFirst: true }, signal, Math.ceil(MAX_EVENTS / 1000));
       ctx.ok();
       r.items.forEach((e) => events.set(e.id, e));
-      if (!r.complete) replace(note, h('p', { class: 'note' }, 'More calls than the page holds were recorded in this range: the oldest are shown. Narrow it with Who, Node or a shorter range.'));
+      if (!r.complete) replace(note, h('p', { class: 'note' }, 'More calls than the page holds were recorded in this range: the newest are shown. Narrow it with Who, Node or a shorter range.'));
       render();
     } catch (e) {
       if (e.name !== 'AbortError') ctx.report(e);
