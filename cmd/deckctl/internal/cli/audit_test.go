@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +18,6 @@ import (
 	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	"github.com/deckhandhq/deckhand/internal/testkit/testwait"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Who did what: a granted call, a refused one and a failed one are all in deckctl audit, with
 // the caller's credential, and the token the granted call made is not.
@@ -64,7 +44,7 @@ func TestAuditTrail(t *testing.T) {
 	}
 
 	// -f prints what is already there, then each new record.
-	var followed lockedBuffer
+	var followed syncBuffer
 	go func() {
 		root := cli.NewRoot(&followed, &followed)
 		root.SetArgs([]string{"--config", admin, "--controller", strings.Join(c.Addrs(), ","), "--timeout", "10s", "audit", "-f", "--who", "admin"})
