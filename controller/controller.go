@@ -286,7 +286,7 @@ func (c *Controller) wire(st backend) error {
 	clusterv1.RegisterPeerServiceServer(c.srv, &api.PeerServer{Tracker: c.tracker, Tokens: c.tokens, Store: st, Log: log})
 	c.metrics.srv.InitializeMetrics(c.srv)
 	c.inproc = netmux.NewInProcess()
-	gw, err := rest.New(c.inproc, log)
+	gw, err := rest.New(c.inproc, c.srv, c.credentials.Revoked, log)
 	if err != nil {
 		return fmt.Errorf("REST gateway: %w", err)
 	}
@@ -594,7 +594,15 @@ func (c *Controller) Run(ctx context.Context) error {
 	cancel()
 	c.health.Shutdown()
 	c.stop() // watches and agent sessions end now; their clients reconnect elsewhere
-	_ = c.rest.Close()
+	// REST calls under way finish as gRPC calls do (GracefulStop waits for the gateway's
+	// in-process connection, which closes once they have).
+	restDone := make(chan struct{})
+	go func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.rest.Shutdown(sctx)
+		scancel()
+		close(restDone)
+	}()
 	stopped := make(chan struct{})
 	go func() { c.srv.GracefulStop(); close(stopped) }()
 	select {
@@ -602,6 +610,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		c.srv.Stop()
 	}
+	<-restDone
 	wg.Wait()
 	c.closePeers()
 	_ = c.store.Close()

@@ -92,15 +92,8 @@ func AuditStream(rec Recorder) grpc.StreamServerInterceptor {
 	}
 }
 
-func record(ctx context.Context, rec Recorder, ev *apiv1.AuditEvent) {
-	if ev.GetSubject() == "" && ev.GetRole() == "" {
-		if l, ok := rec.(interface{ LogOnly(*apiv1.AuditEvent) }); ok {
-			l.LogOnly(ev)
-			return
-		}
-	}
-	_ = rec.Record(ctx, ev)
-}
+// record hands ev to the trail, which decides what it keeps (audit.Dispose).
+func record(ctx context.Context, rec Recorder, ev *apiv1.AuditEvent) { _ = rec.Record(ctx, ev) }
 
 type firstMessage struct {
 	grpc.ServerStream
@@ -130,12 +123,12 @@ func AuditEventOf(ctx context.Context, method string, req, resp proto.Message, e
 	}
 	if caller.Cert != nil {
 		if id, idErr := pki.IdentityOf(caller.Cert); idErr == nil {
-			ev.Subject, ev.Role, ev.Serial = id.Name, id.Role, id.Serial
+			ev.Subject, ev.Role, ev.Serial = boundString(id.Name, MaxAuditName), id.Role, id.Serial
 		}
 	}
 	if Public[method] {
-		ev.Role = "token"
-		ev.Subject = firstString(req, "node_name", "replica_id")
+		ev.Role = audit.RoleToken
+		ev.Subject = boundString(firstString(req, "node_name", "replica_id"), MaxAuditName)
 	}
 	if err != nil {
 		st := status.Convert(err)
@@ -150,15 +143,22 @@ func AuditEventOf(ctx context.Context, method string, req, resp proto.Message, e
 	if ev.Target == "" {
 		ev.Target = firstString(resp, "id")
 	}
+	ev.Target = boundString(ev.Target, MaxAuditName)
+	ev.Peer = boundString(ev.Peer, MaxAuditName)
 	ev.Nodes = nodesOf(method, req, resp)
 	ev.Request = Summary(req)
 	return ev
 }
 
-// Bounds of a record's free text.
+// Bounds of a record's text: the request comes before validation, so a caller decides
+// every length but these.
 const (
 	MaxAuditRequest = 2048
 	MaxAuditMessage = 512
+	// MaxAuditName bounds the subject, target, peer and each node name (a DNS name's length).
+	MaxAuditName = 253
+	// MaxAuditNodes bounds the nodes of a record.
+	MaxAuditNodes = 64
 )
 
 // redacted replaces a secret in a request summary.
@@ -309,7 +309,8 @@ func firstString(m proto.Message, names ...string) string {
 func nodesOf(method string, req, resp proto.Message) []string {
 	var out []string
 	add := func(s string) {
-		if s != "" && !slices.Contains(out, s) && len(out) < 100 {
+		s = boundString(s, MaxAuditName)
+		if s != "" && !slices.Contains(out, s) && len(out) < MaxAuditNodes {
 			out = append(out, s)
 		}
 	}
@@ -359,7 +360,7 @@ func collectNodes(m protoreflect.Message, add func(string), depth int) {
 // AuditTrail is what the AuditServer reads (audit.Trail).
 type AuditTrail interface {
 	List(ctx context.Context, f audit.Filter) ([]*apiv1.AuditEvent, error)
-	Watch(ctx context.Context, f audit.Filter, send func(*apiv1.AuditEvent) error) error
+	Watch(ctx context.Context, f audit.Filter, ready func() error, send func(*apiv1.AuditEvent) error) error
 }
 
 // AuditServer implements apiv1.AuditServiceServer.
@@ -393,12 +394,10 @@ func (s *AuditServer) ListAuditEvents(ctx context.Context, req *apiv1.ListAuditE
 
 // WatchAuditEvents implements apiv1.AuditServiceServer.
 func (s *AuditServer) WatchAuditEvents(req *apiv1.WatchAuditEventsRequest, stream grpc.ServerStreamingServer[apiv1.WatchAuditEventsResponse]) error {
-	// A first message without an event goes out at once, so a client knows the watch is open
-	// (a REST client gets its status and headers with it).
-	if err := stream.Send(&apiv1.WatchAuditEventsResponse{}); err != nil {
-		return err
-	}
-	err := s.Trail.Watch(stream.Context(), audit.Filter{Who: req.GetWho(), Node: req.GetNode()}, func(ev *apiv1.AuditEvent) error {
+	// A first message without an event goes out once the watch is open, so a client knows
+	// that every record from then on will come (a REST client gets its status with it).
+	ready := func() error { return stream.Send(&apiv1.WatchAuditEventsResponse{}) }
+	err := s.Trail.Watch(stream.Context(), audit.Filter{Who: req.GetWho(), Node: req.GetNode()}, ready, func(ev *apiv1.AuditEvent) error {
 		return stream.Send(&apiv1.WatchAuditEventsResponse{Event: ev})
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -118,7 +118,7 @@ func (f fakeTrail) List(context.Context, audit.Filter) ([]*apiv1.AuditEvent, err
 	return slices.Clone(f), nil
 }
 
-func (f fakeTrail) Watch(context.Context, audit.Filter, func(*apiv1.AuditEvent) error) error {
+func (f fakeTrail) Watch(context.Context, audit.Filter, func() error, func(*apiv1.AuditEvent) error) error {
 	return nil
 }
 

@@ -10,11 +10,14 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/deckhandhq/deckhand/internal/ratelimit"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -33,6 +36,17 @@ const (
 	WriteTimeout = 5 * time.Second
 )
 
+// Budgets of what callers can make the trail hold: the refusals stored per credential, and
+// the lines logged for calls that are not stored.
+const (
+	RefusalsBurst     = 20
+	RefusalsPerMinute = 10
+	LogOnlyBurst      = 20
+	LogOnlyPerSecond  = 1
+	// maxTracked bounds the credentials whose refusals are counted.
+	maxTracked = 4096
+)
+
 // Trail records and reads the audit trail.
 type Trail struct {
 	st      store.Store
@@ -40,24 +54,87 @@ type Trail struct {
 	log     *slog.Logger
 	now     func() time.Time
 	seq     atomic.Uint64
+
+	refusals *ratelimit.Keyed // by certificate serial
+	logOnly  *ratelimit.Keyed // one key
+
+	mu         sync.Mutex
+	suppressed map[string]int // refusals logged but not stored, by serial, until the next stored one
+	unlogged   int            // log-only lines left out, until the next one written
 }
 
 // New returns the trail of replica in st. log receives every record as one JSON-ready line
 // (msg "audit"), for a SIEM.
 func New(st store.Store, replica string, log *slog.Logger) *Trail {
-	return &Trail{st: st, replica: replica, log: log, now: time.Now}
+	t := &Trail{st: st, replica: replica, log: log, now: time.Now, suppressed: map[string]int{}}
+	now := func() time.Time { return t.now() }
+	t.refusals = ratelimit.NewKeyed(RefusalsPerMinute/60.0, RefusalsBurst, maxTracked, now)
+	t.logOnly = ratelimit.NewKeyed(LogOnlyPerSecond, LogOnlyBurst, 1, now)
+	return t
 }
 
 // ID is a record's sortable ID at t: nanoseconds, the replica, a sequence number.
 func ID(t time.Time, replica string, seq uint64) string {
-	return fmt.Sprintf("%020d-%s-%d", t.UnixNano(), replica, seq)
+	return fmt.Sprintf("%020d-%s-%010d", t.UnixNano(), replica, seq)
 }
 
-// Record stores ev (ID and replica filled in) and logs it. A record that cannot be stored
-// (no quorum) is still logged, at error level, so it is not lost.
+// Disposition is what becomes of a record.
+type Disposition int
+
+const (
+	// Stored in the trail (and logged).
+	Stored Disposition = iota + 1
+	// Logged only: a caller without a valid certificate, or a failed token-authenticated
+	// call (Enroll, FetchCA) whose token did not prove anyone. A flood of them must not cost
+	// store writes; their log lines are sampled.
+	LogOnly
+	// Refused: a refused call by a certificate holder, stored within its credential's budget.
+	Refused
+)
+
+// Dispose decides what becomes of ev.
+func Dispose(ev *apiv1.AuditEvent) Disposition {
+	switch {
+	case ev.GetSubject() == "" && ev.GetRole() == "":
+		return LogOnly
+	case ev.GetRole() == RoleToken && ev.GetCode() != codes.OK.String():
+		return LogOnly
+	case ev.GetCode() == codes.PermissionDenied.String() || ev.GetCode() == codes.Unauthenticated.String():
+		return Refused
+	}
+	return Stored
+}
+
+// RoleToken is the role of the callers a bootstrap token authenticates (Enroll, FetchCA).
+const RoleToken = "token"
+
+// Record keeps ev as Dispose says: stored (ID and replica filled in) and logged; a refusal
+// beyond its credential's budget logged only, and counted in the next stored refusal of that
+// credential; a log-only record logged, sampled. A record that cannot be stored (no quorum)
+// is still logged, at error level, so it is not lost.
 func (t *Trail) Record(ctx context.Context, ev *apiv1.AuditEvent) error {
 	ev.Replica = t.replica
 	ev.Id = ID(ev.GetTime().AsTime(), t.replica, t.seq.Add(1))
+	switch Dispose(ev) {
+	case LogOnly:
+		t.logSampled(ev)
+		return nil
+	case Refused:
+		t.mu.Lock()
+		if !t.refusals.Take(ev.GetSerial(), 1) {
+			if len(t.suppressed) < maxTracked || t.suppressed[ev.GetSerial()] > 0 {
+				t.suppressed[ev.GetSerial()]++
+			}
+			t.mu.Unlock()
+			t.logSampled(ev)
+			return nil
+		}
+		if n := t.suppressed[ev.GetSerial()]; n > 0 {
+			ev.Message = fmt.Sprintf("(and %d earlier refused calls of this credential, logged but not stored: over %d a minute) %s", n, RefusalsPerMinute, ev.GetMessage())
+			delete(t.suppressed, ev.GetSerial())
+		}
+		t.mu.Unlock()
+	}
 	b, err := proto.Marshal(ev)
 	if err == nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WriteTimeout)
@@ -73,10 +150,23 @@ func (t *Trail) Record(ctx context.Context, ev *apiv1.AuditEvent) error {
 	return nil
 }
 
-// LogOnly logs ev without storing it: a call without a valid client certificate.
-func (t *Trail) LogOnly(ev *apiv1.AuditEvent) {
-	ev.Replica = t.replica
-	t.log.Info("audit", append(LogAttrs(ev), "stored", false)...)
+// logSampled logs ev without storing it, at most LogOnlyBurst lines at once and
+// LogOnlyPerSecond after that; the next line written says how many were left out.
+func (t *Trail) logSampled(ev *apiv1.AuditEvent) {
+	t.mu.Lock()
+	if !t.logOnly.Take("", 1) {
+		t.unlogged++
+		t.mu.Unlock()
+		return
+	}
+	n := t.unlogged
+	t.unlogged = 0
+	t.mu.Unlock()
+	attrs := append(LogAttrs(ev), "stored", false)
+	if n > 0 {
+		attrs = append(attrs, "suppressed_similar", n)
+	}
+	t.log.Info("audit", attrs...)
 }
 
 // LogAttrs are the log fields of ev.
@@ -133,14 +223,17 @@ func (t *Trail) List(ctx context.Context, f Filter) ([]*apiv1.AuditEvent, error)
 }
 
 // Watch sends every record stored from now on that passes f, until ctx ends or the watch
-// fails (the error).
-func (t *Trail) Watch(ctx context.Context, f Filter, send func(*apiv1.AuditEvent) error) error {
+// fails (the error). ready runs once the watch is open: a record stored after it is sent.
+func (t *Trail) Watch(ctx context.Context, f Filter, ready func() error, send func(*apiv1.AuditEvent) error) error {
 	_, rev, err := t.st.Get(ctx, Prefix)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	ch, err := t.st.Watch(ctx, Prefix, rev)
 	if err != nil {
+		return err
+	}
+	if err := ready(); err != nil {
 		return err
 	}
 	for {

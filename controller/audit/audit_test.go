@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,4 +91,95 @@ func TestRecordLogsOneJSONLine(t *testing.T) {
 			t.Errorf("%s = %v, want %q", k, line[k], want)
 		}
 	}
+}
+
+func TestDispose(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		subject, role, code string
+		want                Disposition
+	}{
+		{"a granted call", "alice", "operator", "OK", Stored},
+		{"a failed call", "alice", "operator", "NotFound", Stored},
+		{"a refused call", "alice", "viewer", "PermissionDenied", Refused},
+		{"a revoked credential", "bob", "operator", "Unauthenticated", Refused},
+		{"no certificate", "", "", "Unauthenticated", LogOnly},
+		{"an enrollment", "node-2", RoleToken, "OK", Stored},
+		{"an enrollment with a bad token", "node-2", RoleToken, "Unauthenticated", LogOnly},
+		{"a replica's bad token", "ctl-4", RoleToken, "InvalidArgument", LogOnly},
+	} {
+		if got := Dispose(&apiv1.AuditEvent{Subject: tc.subject, Role: tc.role, Code: tc.code}); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A credential's refusals are stored within their budget; the rest are logged, sampled, and
+// counted in its next stored refusal; other credentials keep theirs.
+func TestRefusalBudget(t *testing.T) {
+	var buf syncBuffer
+	tr := New(teststore.New(t), "r1", slog.New(slog.NewJSONHandler(&buf, nil)))
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tr.now = func() time.Time { return now }
+	ctx := context.Background()
+	refuse := func(serial string) {
+		ev := &apiv1.AuditEvent{Time: timestamppb.New(now), Subject: "v-" + serial, Role: "viewer", Serial: serial, Code: "PermissionDenied", Message: "role viewer may not call X"}
+		if err := tr.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		refuse("s1")
+	}
+	refuse("s2")
+	stored := func(who string) []*apiv1.AuditEvent {
+		evs, err := tr.List(ctx, Filter{Who: who})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	if n := len(stored("v-s1")); n != RefusalsBurst {
+		t.Fatalf("%d of 100 refusals stored, want the burst %d", n, RefusalsBurst)
+	}
+	if n := len(stored("v-s2")); n != 1 {
+		t.Fatalf("another credential's refusal: %d stored, want 1", n)
+	}
+	if lines := strings.Count(buf.String(), `"stored":false`); lines != LogOnlyBurst {
+		t.Errorf("%d log-only lines for 80 refusals at once, want the burst %d", lines, LogOnlyBurst)
+	}
+	now = now.Add(time.Minute)
+	refuse("s1")
+	evs := stored("v-s1")
+	last := evs[len(evs)-1].GetMessage()
+	if len(evs) != RefusalsBurst+1 || !strings.HasPrefix(last, "(and 80 earlier refused calls of this credential, logged but not stored") {
+		t.Fatalf("the next stored refusal after a minute: %d stored, message %q", len(evs), last)
+	}
+	// The next log-only line says how many were left out (60 of the first 80).
+	if strings.Contains(buf.String(), `"suppressed_similar"`) {
+		t.Fatal("a line said how many were left out before the next log-only line")
+	}
+	for range RefusalsBurst + 1 {
+		refuse("s4") // the last one is over s4's budget: logged only
+	}
+	if !strings.Contains(buf.String(), `"suppressed_similar":60`) {
+		t.Errorf("no log line says how many log-only lines were left out:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -38,8 +38,10 @@ const (
 	MaxBodyBytes = 4 << 20
 	// MaxHeaderBytes bounds a request's headers.
 	MaxHeaderBytes = 64 << 10
-	// ReadHeaderTimeout bounds the time to read a request's headers.
+	// ReadHeaderTimeout bounds the time to read a request's headers, ReadTimeout the whole
+	// request with its body.
 	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = time.Minute
 	// IdleTimeout closes a keep-alive connection without requests.
 	IdleTimeout = 5 * time.Minute
 )
@@ -48,14 +50,20 @@ const (
 // server over an in-process connection, carrying the client certificate the HTTP server
 // verified, so it passes the same authentication, role table, validation, audit trail and
 // limits as a gRPC call, and fails with the same status and reason.
+//
+// A gRPC client that offered http/1.1 too (some stacks do) lands here as well: its calls
+// (content-type application/grpc over HTTP/2) go to the gRPC server's own HTTP handler.
 type Gateway struct {
-	conn *grpc.ClientConn
-	mux  *runtime.ServeMux
-	srv  *http.Server
+	conn    *grpc.ClientConn
+	mux     *runtime.ServeMux
+	srv     *http.Server
+	grpc    http.Handler
+	revoked api.RevocationCheck
 }
 
-// New returns a gateway whose calls go to the gRPC server listening on ln.
-func New(ln *netmux.InProcess, log *slog.Logger) (*Gateway, error) {
+// New returns a gateway whose calls go to grpcSrv, listening on ln; revoked is the
+// revocation list the gRPC server checks too (for what the gateway serves itself).
+func New(ln *netmux.InProcess, grpcSrv *grpc.Server, revoked api.RevocationCheck, log *slog.Logger) (*Gateway, error) {
 	conn, err := grpc.NewClient("passthrough:///inprocess",
 		grpc.WithContextDialer(ln.Dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -92,10 +100,11 @@ func New(ln *netmux.InProcess, log *slog.Logger) (*Gateway, error) {
 			return nil, err
 		}
 	}
-	g := &Gateway{conn: conn, mux: mux}
+	g := &Gateway{conn: conn, mux: mux, grpc: grpcSrv, revoked: revoked}
 	g.srv = &http.Server{
 		Handler:           g,
 		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -112,18 +121,35 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	return err
 }
 
-// Close stops serving and closes the in-process connection.
-func (g *Gateway) Close() error {
-	err := g.srv.Close()
+// Shutdown stops taking requests, lets those under way finish until ctx ends (then
+// closes them), and closes the in-process connection.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.srv.Shutdown(ctx)
+	if err != nil {
+		_ = g.srv.Close()
+	}
 	_ = g.conn.Close()
 	return err
 }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		g.grpc.ServeHTTP(w, r)
+		return
+	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
+	// Every route needs a certificate: without one the answer comes before the body is read.
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		writeError(w, http.StatusUnauthorized, noCertificate)
+		return
+	}
+	// grpc-gateway would pass these on as metadata; nothing reads them, and nothing should.
+	for _, k := range []string{"Authorization", "X-Forwarded-For", "X-Forwarded-Host"} {
+		r.Header.Del(k)
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	}
@@ -134,6 +160,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mux.ServeHTTP(w, r)
 }
 
+// noCertificate is the answer to a request without a client certificate, as over gRPC.
+const noCertificate = "a client certificate signed by the controller CA is required: use deckctl --config with the admin.conf from a controller's data dir, or for curl the files of deckctl credentials pem"
+
 // openAPI serves the OpenAPI document to any caller with a Deckhand user credential.
 func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -141,13 +170,21 @@ func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "use GET for /openapi.json")
 		return
 	}
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
-		writeError(w, http.StatusUnauthorized, "a client certificate signed by the controller CA is required: pass the credential file's certificate and key (deckctl credentials pem)")
-		return
-	}
-	if id, err := pki.IdentityOf(r.TLS.PeerCertificates[0]); err != nil || !isUser(id.Role) {
+	id, err := pki.IdentityOf(r.TLS.PeerCertificates[0])
+	if err != nil || !isUser(id.Role) {
 		writeError(w, http.StatusForbidden, "the OpenAPI document is served to admin, operator and viewer credentials")
 		return
+	}
+	if g.revoked != nil {
+		gone, err := g.revoked(r.Context(), id.Serial)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "checking the credential against the revocation list: "+err.Error()+"; retry")
+			return
+		}
+		if gone {
+			writeError(w, http.StatusUnauthorized, "the credential "+id.Name+" (serial "+id.Serial+") was revoked: ask an admin for a new one (deckctl credentials create)")
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(OpenAPI)
@@ -213,6 +250,8 @@ func statusOf(httpCode int, msg string) *spb.Status {
 		code, reason = codes.NotFound, apiv1.ErrorReason_ERROR_REASON_NOT_FOUND
 	case http.StatusMethodNotAllowed:
 		code, reason = codes.Unimplemented, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT
+	case http.StatusServiceUnavailable:
+		code, reason = codes.Unavailable, apiv1.ErrorReason_ERROR_REASON_NO_QUORUM
 	}
 	return status.Convert(api.Errorf(code, reason, nil, msg)).Proto()
 }

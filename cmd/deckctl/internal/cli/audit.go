@@ -56,7 +56,7 @@ Admins and operators may read it.`,
 					return o.printAudit(events)
 				})
 			}
-			return o.followAudit(req, limit)
+			return o.followAudit(cmd.Context(), req, limit)
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only records from this long ago (24h, 30m) or since this time (RFC 3339)")
@@ -165,10 +165,11 @@ func shortMethod(m string) string {
 	return m
 }
 
-// followAudit prints the matching records, then the new ones as they are made (the watch
-// opens first, so nothing made in between is missed; a record is printed once).
-func (o *options) followAudit(req *apiv1.ListAuditEventsRequest, limit int) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+// followAudit prints the matching records, then the new ones as they are made: the watch
+// opens first (its first message says so), then the list is read, so nothing made in
+// between is missed; a record both listed and watched is printed once.
+func (o *options) followAudit(parent context.Context, req *apiv1.ListAuditEventsRequest, limit int) error {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt)
 	defer stop()
 	c, err := o.dialWatch()
 	if err != nil {
@@ -180,20 +181,22 @@ func (o *options) followAudit(req *apiv1.ListAuditEventsRequest, limit int) erro
 	if err != nil {
 		return describe(err)
 	}
+	if _, err := stream.Recv(); err != nil { // the watch is open
+		return describe(err)
+	}
 	lctx, cancel := context.WithTimeout(ctx, o.timeout)
 	events, err := listAudit(lctx, svc, req, limit)
 	cancel()
 	if err != nil {
 		return describe(err)
 	}
-	last := ""
+	listed := make(map[string]bool, len(events))
+	for _, ev := range events {
+		listed[ev.GetId()] = true
+	}
 	jsonLines := o.output != "table"
 	var w *tabwriter.Writer
 	print := func(ev *apiv1.AuditEvent) error {
-		if ev.GetId() <= last {
-			return nil
-		}
-		last = ev.GetId()
 		if jsonLines {
 			b, err := protojson.Marshal(ev)
 			if err != nil {
@@ -222,8 +225,9 @@ func (o *options) followAudit(req *apiv1.ListAuditEventsRequest, limit int) erro
 		if err != nil {
 			return describe(err)
 		}
-		if resp.GetEvent() == nil {
-			continue // the first message: the watch is open
+		if ev := resp.GetEvent(); ev == nil || listed[ev.GetId()] {
+			delete(listed, ev.GetId()) // each listed ID comes by the watch once at most
+			continue
 		}
 		if err := print(resp.GetEvent()); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -45,10 +46,18 @@ func TestAuditTrail(t *testing.T) {
 
 	// -f prints what is already there, then each new record.
 	var followed syncBuffer
+	fctx, stopFollowing := context.WithCancel(t.Context())
+	following := make(chan error, 1)
 	go func() {
 		root := cli.NewRoot(&followed, &followed)
 		root.SetArgs([]string{"--config", admin, "--controller", strings.Join(c.Addrs(), ","), "--timeout", "10s", "audit", "-f", "--who", "admin"})
-		_ = root.Execute() // ends when the cluster stops
+		following <- root.ExecuteContext(fctx)
+	}()
+	defer func() {
+		stopFollowing()
+		if err := <-following; err != nil {
+			t.Errorf("audit -f ended with %v after the test stopped it", err)
+		}
 	}()
 
 	out, err = deckctlAs(c, admin, "audit")
