@@ -24,7 +24,7 @@ func newDashboardCmd(o *options) *cobra.Command {
 			"the workflows with a live timeline per node and step and their logs, the audit trail, and join,\n" +
 			"reset, retry and cancel after a confirmation. It reaches the controllers' REST API with the\n" +
 			"credential file (as kubectl proxy does); nothing listens beyond this machine. Open the URL it\n" +
-			"prints: its token, new each run, is exchanged for a cookie of this browser session. Ctrl-C stops it.",
+			"prints: the page keeps its token, new each run, in the tab and sends it with each call. Ctrl-C stops it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := dashboard.CheckListen(listen); err != nil {

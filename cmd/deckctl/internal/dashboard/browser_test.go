@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,8 @@ const kubernetesVersion = "v1.33.13"
 // real agents; kubeadm and the kubelet are the hostsim SIMULATION): the nodes page lists
 // the nodes, a join started from the page runs while its timeline shows each step live
 // until it succeeded, and the audit page lists the CreateWorkflow call with the admin's
-// name. Screenshots go to $DECKHAND_ARTIFACTS (default: a temporary directory).
+// name. The token leaves the address bar for the tab's sessionStorage, so a reload still
+// works. Screenshots go to $DECKHAND_ARTIFACTS (default: a temporary directory).
 func TestDashboardInABrowser(t *testing.T) {
 	chromium := findChromium(t)
 	artifacts := artifactDir(t)
@@ -96,6 +98,18 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="node-row"][data-node="node-2"]`)))
 	if loc := b.text("location", chromedp.Evaluate[string](`location.href`)); strings.Contains(loc, "token=") {
 		t.Errorf("the page kept the token in its URL: %s", loc)
+	}
+	// The token lives in the tab's sessionStorage, not in a cookie: a reload still works.
+	token := s.URL()[strings.Index(s.URL(), "token=")+len("token="):]
+	if kept := b.text("sessionStorage", chromedp.Evaluate[string](`sessionStorage.getItem('deckhand-dashboard-token') || ''`)); kept != token {
+		t.Errorf("sessionStorage holds %q, want the printed token", kept)
+	}
+	b.do("reload the page: it works from sessionStorage", 30*time.Second,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="node-row"][data-node="node-2"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid="who"]').textContent !== ''`, chromedp.WithPollingTimeout(10*time.Second)))
+	if loc := b.text("location after the reload", chromedp.Evaluate[string](`location.href`)); strings.Contains(loc, "token=") {
+		t.Errorf("the token came back into the URL: %s", loc)
 	}
 	if row := b.text("node-1's row", chromedp.Text(chromedp.CSS(`[data-node="node-1"]`))); !strings.Contains(row, "control-plane") || !strings.Contains(row, "Ready") {
 		t.Errorf("node-1's row: %q", row)
@@ -334,9 +348,11 @@ func (p *page) screenshot(name string) {
 	p.t.Logf("screenshot: %s", file)
 }
 
-// The page shows a controller's refusal with its message and reason, keeps the dialog open
-// and its confirm button disabled; a failed workflow shows why and is retried after a
-// confirmation. Against a stand-in controller, so each answer is the one the test needs.
+// The page says which URL to open when it has no token or another run's; it shows a
+// controller's refusal with its message and reason, keeps the dialog open and its confirm
+// button disabled; another local server's page cannot reach the API; a failed workflow
+// shows why and is retried after a confirmation. Against a stand-in controller, so each
+// answer is the one the test needs.
 func TestDashboardShowsErrorsAndRetries(t *testing.T) {
 	chromium := findChromium(t)
 	artifacts := artifactDir(t)
@@ -367,6 +383,21 @@ func TestDashboardShowsErrorsAndRetries(t *testing.T) {
 	ctx, _ := startBrowser(t, chromium)
 	b := &page{t: t, ctx: ctx, artifacts: artifacts}
 
+	// Without the token (a new tab, the bare address) or with another run's, the page says
+	// which URL to open.
+	for _, c := range []struct{ url, want string }{
+		{f.base + "/", "open the URL deckctl dashboard printed (" + f.base + "/?token=...)"},
+		{f.base + "/?token=AAAAAAAAAAAAAAAAAAAAAAAAAA", "open the URL it printed last"},
+	} {
+		b.do("open "+c.url, 10*time.Second,
+			chromedp.Navigate(c.url),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="error"]`)))
+		if msg := b.text("the banner", chromedp.Text(chromedp.CSS(`[data-testid="error"]`))); !strings.Contains(msg, c.want) {
+			t.Errorf("%s: the page says %q, want %q", c.url, msg, c.want)
+		}
+	}
+	b.screenshot("no-token")
+
 	b.do("the join dialog shows the refusal", 30*time.Second,
 		chromedp.Navigate(f.s.URL()),
 		chromedp.Click(chromedp.CSS(`[data-testid="join-button"]`)),
@@ -382,6 +413,48 @@ func TestDashboardShowsErrorsAndRetries(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid="confirm-cancel"]`)),
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)))
 
+	// Another server on 127.0.0.1 (another port: the browser would send it any cookie of
+	// 127.0.0.1), whose page this tab opens next, gets no cookie and cannot reach the
+	// dashboard's API: its requests carry its own Origin and no token, a custom header needs
+	// a preflight that is refused, and the dashboard's sessionStorage is not its own.
+	var cookiesMu sync.Mutex
+	var cookies []string // what the browser sent the other server
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cookiesMu.Lock()
+		cookies = append(cookies, r.Header.Values("Cookie")...)
+		cookiesMu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>other</title><script>
+const d = %q;
+const show = (r) => r.status === 'fulfilled' ? r.value.type + ':' + r.value.status : 'failed';
+Promise.allSettled([
+  fetch(d + '/v1/other-read', { credentials: 'include' }),
+  fetch(d + '/v1/other-write', { method: 'POST', credentials: 'include', body: '{}' }),
+  fetch(d + '/v1/other-marked', { credentials: 'include', headers: { 'X-Deckhand-Dashboard': '1' } }),
+  fetch(d + '/v1/other-blind', { mode: 'no-cors', credentials: 'include' }),
+]).then((rs) => { document.title = 'done ' + rs.map(show).join(' ') + ' token:' + (sessionStorage.getItem('deckhand-dashboard-token') || 'none'); });
+</script>`, f.base)
+	}))
+	defer other.Close()
+	b.do("another local server's page tries the API", 10*time.Second,
+		chromedp.Navigate(other.URL),
+		chromedp.Poll[chromedp.Void](`document.title.startsWith('done')`, chromedp.WithPollingTimeout(10*time.Second)))
+	// Even the blind (no-cors) read fails: Cross-Origin-Resource-Policy withholds the answer.
+	if got := b.text("what it got", chromedp.Evaluate[string](`document.title`)); got != "done failed failed failed failed token:none" {
+		t.Errorf("another origin's page got %q, want every call failed and no token", got)
+	}
+	cookiesMu.Lock()
+	if len(cookies) > 0 {
+		t.Errorf("the browser sent another server on 127.0.0.1 the cookies %q: the dashboard's session must not be one", cookies)
+	}
+	cookiesMu.Unlock()
+	for _, r := range f.up.received() {
+		if strings.Contains(r, "/v1/other-") {
+			t.Errorf("another origin's call reached the controller: %s", r)
+		}
+	}
+
+	// Back to the dashboard without the token in the URL: the tab's sessionStorage has it.
 	b.do("the failed workflow shows why", 30*time.Second,
 		chromedp.Navigate(f.base+"/#/workflows/wf-f"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="workflow-state"].failed`)),

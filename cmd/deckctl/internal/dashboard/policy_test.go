@@ -10,7 +10,7 @@ import (
 func TestGuardDecides(t *testing.T) {
 	g := newGuard("127.0.0.1", "8080")
 	const self = "http://127.0.0.1:8080"
-	in := func(r request) request { // a request of the dashboard's page with its cookie
+	in := func(r request) request { // a request of the dashboard's page
 		if r.host == "" {
 			r.host = "127.0.0.1:8080"
 		}
@@ -22,6 +22,7 @@ func TestGuardDecides(t *testing.T) {
 		}
 		return r
 	}
+	const ok = validToken
 	for _, c := range []struct {
 		name   string
 		req    request
@@ -30,59 +31,67 @@ func TestGuardDecides(t *testing.T) {
 		why    string // a part of the refusal's message
 	}{
 		// Host: the dashboard's names only (DNS rebinding sends the attacker's name).
-		{"page", in(request{cookie: true}), asset, 0, ""},
-		{"localhost", in(request{host: "localhost:8080", cookie: true}), asset, 0, ""},
-		{"LOCALHOST", in(request{host: "LOCALHOST:8080", cookie: true}), asset, 0, ""},
-		{"ipv6 loopback", in(request{host: "[::1]:8080", cookie: true}), asset, 0, ""},
-		{"rebinding name", in(request{host: "evil.example:8080", cookie: true}), refuse, 403, `Host "evil.example:8080"`},
-		{"other port", in(request{host: "127.0.0.1:9090", cookie: true}), refuse, 403, "open http://127.0.0.1:8080/"},
-		{"no port", in(request{host: "127.0.0.1", cookie: true}), refuse, 403, "Host"},
-		{"no host", request{method: "GET", path: "/", cookie: true}, refuse, 403, "Host"},
-		{"bad host before all", request{method: "GET", host: "x", path: "/v1/nodes", token: validToken}, refuse, 403, "Host"},
+		{"page", in(request{}), asset, 0, ""},
+		{"localhost", in(request{host: "localhost:8080"}), asset, 0, ""},
+		{"LOCALHOST", in(request{host: "LOCALHOST:8080"}), asset, 0, ""},
+		{"ipv6 loopback", in(request{host: "[::1]:8080"}), asset, 0, ""},
+		{"rebinding name", in(request{host: "evil.example:8080"}), refuse, 403, `Host "evil.example:8080"`},
+		{"rebinding name with the token", in(request{host: "evil.example:8080", path: "/v1/nodes", token: ok}), refuse, 403, "Host"},
+		{"other port", in(request{host: "127.0.0.1:9090"}), refuse, 403, "open http://127.0.0.1:8080/"},
+		{"no port", in(request{host: "127.0.0.1"}), refuse, 403, "Host"},
+		{"no host", request{method: "GET", path: "/"}, refuse, 403, "Host"},
+		{"bad host before all", request{method: "GET", host: "x", path: "/v1/nodes"}, refuse, 403, "Host"},
 
-		// The token: exchanged once, on GET; a wrong one is refused even with a cookie.
-		{"token", in(request{token: validToken}), exchange, 0, ""},
-		{"token on a path", in(request{path: "/v1/nodes", token: validToken}), exchange, 0, ""},
-		{"token with HEAD", in(request{method: http.MethodHead, token: validToken}), exchange, 0, ""},
-		{"token with POST", in(request{method: http.MethodPost, token: validToken, marked: true}), refuse, 405, "GET only"},
-		{"wrong token", in(request{token: invalidToken}), refuse, 401, "not this dashboard's"},
-		{"wrong token with cookie", in(request{token: invalidToken, cookie: true}), refuse, 401, "printed last"},
-		{"token from another site", in(request{token: validToken, origin: "http://evil.example"}), refuse, 403, "evil.example"},
+		// The static UI: served without the token (it holds nothing secret and reads it).
+		{"asset", in(request{path: "/js/app.js"}), asset, 0, ""},
+		{"css", in(request{path: "/app.css"}), asset, 0, ""},
+		{"favicon", in(request{path: "/favicon.svg"}), asset, 0, ""},
+		{"index", in(request{path: "/index.html"}), asset, 0, ""},
+		{"asset with HEAD", in(request{method: http.MethodHead, path: "/js/api.js"}), asset, 0, ""},
+		{"asset with the token", in(request{path: "/js/app.js", token: ok}), asset, 0, ""},
+		{"asset with a wrong token", in(request{path: "/js/app.js", token: invalidToken}), asset, 0, ""},
+		{"v1 without slash is no api", in(request{path: "/v1"}), asset, 0, ""},
+		{"same-origin asset", in(request{path: "/js/app.js", origin: self}), asset, 0, ""},
+		{"cross-origin asset", in(request{path: "/js/app.js", origin: "http://127.0.0.1:9090"}), refuse, 403, "only the dashboard's own page"},
 
-		// The cookie: nothing without it.
-		{"no cookie page", in(request{}), refuse, 401, "?token="},
-		{"no cookie api", in(request{path: "/v1/nodes"}), refuse, 401, "no dashboard session"},
-		{"no cookie asset", in(request{path: "/app.css"}), refuse, 401, ""},
-		{"no cookie session", in(request{path: sessionPath}), refuse, 401, ""},
-		{"no cookie write", in(request{method: http.MethodPost, path: "/v1/workflows", marked: true, origin: self}), refuse, 401, ""},
+		// The API and the session: this run's token in the header, nothing else.
+		{"api without token", in(request{path: "/v1/nodes"}), refuse, 401, "open the URL deckctl dashboard printed (http://127.0.0.1:8080/?token=...)"},
+		{"api with a wrong token", in(request{path: "/v1/nodes", token: invalidToken}), refuse, 401, "printed last"},
+		{"openapi without token", in(request{path: "/openapi.json"}), refuse, 401, HeaderMark},
+		{"session without token", in(request{path: sessionPath}), refuse, 401, "?token="},
+		{"session with a wrong token", in(request{path: sessionPath, token: invalidToken}), refuse, 401, "not this dashboard's"},
+		{"write without token", in(request{method: http.MethodPost, path: "/v1/workflows", origin: self}), refuse, 401, ""},
+		{"delete without token", in(request{method: http.MethodDelete, path: "/v1/nodes/n1"}), refuse, 401, ""},
+		{"write with a wrong token", in(request{method: http.MethodPost, path: "/v1/workflows", token: invalidToken, origin: self}), refuse, 401, ""},
+		{"token before method", in(request{method: http.MethodPut, path: "/v1/nodes/n1"}), refuse, 401, ""},
 
 		// Reads.
-		{"api read", in(request{path: "/v1/nodes", cookie: true}), proxy, 0, ""},
-		{"api stream", in(request{path: "/v1/workflows/wf-1:watch", cookie: true}), proxy, 0, ""},
-		{"openapi", in(request{path: "/openapi.json", cookie: true}), proxy, 0, ""},
-		{"session", in(request{path: sessionPath, cookie: true}), session, 0, ""},
-		{"asset", in(request{path: "/js/app.js", cookie: true}), asset, 0, ""},
-		{"v1 without slash is no api", in(request{path: "/v1", cookie: true}), asset, 0, ""},
-		{"same-origin read", in(request{path: "/js/app.js", cookie: true, origin: self}), asset, 0, ""},
-		{"same-origin via localhost", in(request{host: "localhost:8080", path: "/v1/nodes", cookie: true, origin: "http://localhost:8080"}), proxy, 0, ""},
-		{"cross-origin read", in(request{path: "/v1/nodes", cookie: true, origin: "http://evil.example"}), refuse, 403, "only the dashboard's own page"},
-		{"null origin read", in(request{path: "/v1/nodes", cookie: true, origin: "null"}), refuse, 403, ""},
-		{"https origin", in(request{path: "/v1/nodes", cookie: true, origin: "https://127.0.0.1:8080"}), refuse, 403, ""},
-		{"dotdot", in(request{path: "/v1/../x", cookie: true}), refuse, 400, ".."},
+		{"api read", in(request{path: "/v1/nodes", token: ok}), proxy, 0, ""},
+		{"api stream", in(request{path: "/v1/workflows/wf-1:watch", token: ok}), proxy, 0, ""},
+		{"openapi", in(request{path: "/openapi.json", token: ok}), proxy, 0, ""},
+		{"session", in(request{path: sessionPath, token: ok}), session, 0, ""},
+		{"same-origin read", in(request{path: "/v1/nodes", token: ok, origin: self}), proxy, 0, ""},
+		{"same-origin via localhost", in(request{host: "localhost:8080", path: "/v1/nodes", token: ok, origin: "http://localhost:8080"}), proxy, 0, ""},
+		{"cross-origin read", in(request{path: "/v1/nodes", token: ok, origin: "http://evil.example"}), refuse, 403, "only the dashboard's own page"},
+		{"other port's page", in(request{path: "/v1/nodes", token: ok, origin: "http://127.0.0.1:9090"}), refuse, 403, ""},
+		{"null origin read", in(request{path: "/v1/nodes", token: ok, origin: "null"}), refuse, 403, ""},
+		{"https origin", in(request{path: "/v1/nodes", token: ok, origin: "https://127.0.0.1:8080"}), refuse, 403, ""},
+		{"dotdot", in(request{path: "/v1/../x", token: ok}), refuse, 400, ".."},
+		{"dotdot at the end", in(request{path: "/js/.."}), refuse, 400, ".."},
 
-		// Writes: the dashboard's Origin, or no Origin and the mark.
-		{"write with origin", in(request{method: http.MethodPost, path: "/v1/workflows", cookie: true, origin: self}), proxy, 0, ""},
-		{"write with mark", in(request{method: http.MethodPost, path: "/v1/workflows", cookie: true, marked: true}), proxy, 0, ""},
-		{"write with both", in(request{method: http.MethodPost, path: "/v1/workflows:plan", cookie: true, marked: true, origin: self}), proxy, 0, ""},
-		{"delete with mark", in(request{method: http.MethodDelete, path: "/v1/nodes/n1", cookie: true, marked: true}), proxy, 0, ""},
-		{"write bare", in(request{method: http.MethodPost, path: "/v1/workflows", cookie: true}), refuse, 403, HeaderMark},
-		{"write cross-origin", in(request{method: http.MethodPost, path: "/v1/workflows", cookie: true, origin: "http://evil.example"}), refuse, 403, ""},
-		{"write cross-origin marked", in(request{method: http.MethodPost, path: "/v1/workflows", cookie: true, marked: true, origin: "http://127.0.0.1.evil.example"}), refuse, 403, ""},
-		{"write to an asset", in(request{method: http.MethodPost, path: "/index.html", cookie: true, marked: true}), refuse, 405, "API only"},
-		{"write to the session", in(request{method: http.MethodPost, path: sessionPath, cookie: true, marked: true}), refuse, 405, ""},
-		{"put", in(request{method: http.MethodPut, path: "/v1/nodes/n1", cookie: true, marked: true}), refuse, 405, "PUT"},
-		{"options", in(request{method: http.MethodOptions, path: "/v1/nodes", cookie: true, origin: "http://evil.example"}), refuse, 403, ""},
-		{"trace", in(request{method: "TRACE", path: "/", cookie: true}), refuse, 405, ""},
+		// Writes: the token, as every API call; on the API only.
+		{"write", in(request{method: http.MethodPost, path: "/v1/workflows", token: ok}), proxy, 0, ""},
+		{"write with origin", in(request{method: http.MethodPost, path: "/v1/workflows:plan", token: ok, origin: self}), proxy, 0, ""},
+		{"delete", in(request{method: http.MethodDelete, path: "/v1/nodes/n1", token: ok}), proxy, 0, ""},
+		{"write cross-origin", in(request{method: http.MethodPost, path: "/v1/workflows", token: ok, origin: "http://evil.example"}), refuse, 403, ""},
+		{"write cross-origin look-alike", in(request{method: http.MethodPost, path: "/v1/workflows", token: ok, origin: "http://127.0.0.1.evil.example"}), refuse, 403, ""},
+		{"write to an asset", in(request{method: http.MethodPost, path: "/index.html", token: ok}), refuse, 405, "API only"},
+		{"write to an asset without token", in(request{method: http.MethodPost, path: "/index.html"}), refuse, 405, "API only"},
+		{"write to the session", in(request{method: http.MethodPost, path: sessionPath, token: ok}), refuse, 405, ""},
+		{"put", in(request{method: http.MethodPut, path: "/v1/nodes/n1", token: ok}), refuse, 405, "PUT"},
+		{"preflight", in(request{method: http.MethodOptions, path: "/v1/nodes", origin: "http://evil.example"}), refuse, 403, ""},
+		{"options", in(request{method: http.MethodOptions, path: "/"}), refuse, 405, ""},
+		{"trace", in(request{method: "TRACE", path: "/"}), refuse, 405, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := g.decide(c.req)

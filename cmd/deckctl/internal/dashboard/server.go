@@ -35,15 +35,13 @@ var securityHeaders = map[string]string{
 	"Cross-Origin-Resource-Policy": "same-origin",
 }
 
-// Server is a running dashboard: a loopback listener, its token and session, the UI and
-// the proxy to the controllers.
+// Server is a running dashboard: a loopback listener, its token, the UI and the proxy to
+// the controllers.
 type Server struct {
 	cfg       Config
 	ln        net.Listener
 	guard     guard
-	token     string // printed in the URL, exchanged for the cookie
-	session   string // the cookie's value
-	cookie    string // the cookie's name: per port, as a browser keeps cookies per host, not port
+	token     string // printed in the URL; the page sends it back in HeaderMark
 	url       string
 	proxy     http.Handler
 	transport *http.Transport
@@ -69,14 +67,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctl := &controllers{listed: cfg.Controllers, tls: cfg.TLS, timeout: cfg.DialTimeout, failedFor: cfg.FailedFor, now: time.Now, failed: map[string]time.Time{}}
 	s := &Server{
-		cfg:     cfg,
-		ln:      ln,
-		guard:   newGuard(host, port),
-		token:   rand.Text(), // 26 base32 characters: 130 bits
-		session: rand.Text(),
-		cookie:  "deckhand_dashboard_" + port,
-		assets:  http.FileServerFS(sub),
-		ui:      sub,
+		cfg:    cfg,
+		ln:     ln,
+		guard:  newGuard(host, port),
+		token:  rand.Text(), // 26 base32 characters: 130 bits
+		assets: http.FileServerFS(sub),
+		ui:     sub,
 	}
 	s.proxy, s.transport = newProxy(ctl, cfg)
 	s.url = "http://" + hostPort(host, port) + "/?token=" + s.token
@@ -129,7 +125,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.StatusMethodNotAllowed, http.StatusBadRequest:
 			code, reason = codes.InvalidArgument, apiv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT
 		}
-		if !apiPath(r.URL.Path) && r.URL.Path != sessionPath {
+		if !needsToken(r.URL.Path) {
 			// A person at the browser reads this one.
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(d.status)
@@ -137,10 +133,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeStatus(w, d.status, code, reason, d.why)
-	case exchange:
-		// Always to the page itself: nothing in the request chooses where the browser goes.
-		http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-		http.Redirect(w, r, "/", http.StatusSeeOther)
 	case session:
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"subject": s.cfg.Subject, "role": s.cfg.Role, "controllers": s.cfg.Controllers})
@@ -164,17 +156,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// facts reads what the guard decides on, comparing the secrets in constant time.
+// facts reads what the guard decides on, comparing the token in constant time. Only
+// HeaderMark carries it: no cookie, and not the URL (the printed URL's ?token= is the
+// page's to read).
 func (s *Server) facts(r *http.Request) request {
-	req := request{method: r.Method, host: r.Host, path: r.URL.Path, origin: r.Header.Get("Origin"), marked: r.Header.Get(HeaderMark) == "1"}
-	if q := r.URL.Query(); q.Has("token") {
+	req := request{method: r.Method, host: r.Host, path: r.URL.Path, origin: r.Header.Get("Origin")}
+	if v := r.Header.Values(HeaderMark); len(v) > 0 {
 		req.token = invalidToken
-		if equal(q.Get("token"), s.token) {
+		if len(v) == 1 && equal(v[0], s.token) {
 			req.token = validToken
 		}
-	}
-	if c, err := r.Cookie(s.cookie); err == nil && equal(c.Value, s.session) {
-		req.cookie = true
 	}
 	return req
 }

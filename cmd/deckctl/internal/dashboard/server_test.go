@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -175,24 +174,30 @@ func startWith(t *testing.T, controllers func(up string) []string, tune func(*da
 
 func one(up string) []string { return []string{up} }
 
-// browser is a client with a cookie jar that has opened the printed URL.
-func (f *fixture) browser(t *testing.T) *http.Client {
+// token is this run's token, as the printed URL carries it.
+func (f *fixture) token(t *testing.T) string {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	resp, err := hc.Get(f.s.URL())
+	u, err := url.Parse(f.s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "<title>Deckhand</title>") {
-		t.Fatalf("opening the printed URL: %d %s", resp.StatusCode, b)
+	return u.Query().Get("token")
+}
+
+// client calls as the dashboard's page does: with the token in HeaderMark, unless the
+// request sets HeaderMark itself.
+func (f *fixture) client(t *testing.T) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: withToken{f.token(t)}}
+}
+
+type withToken struct{ token string }
+
+func (w withToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	if _, set := r.Header[dashboard.HeaderMark]; !set {
+		r = r.Clone(r.Context())
+		r.Header.Set(dashboard.HeaderMark, w.token)
 	}
-	if resp.Request.URL.String() != f.base+"/" {
-		t.Fatalf("the page stayed at %s, want the URL without the token", resp.Request.URL)
-	}
-	return hc
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 func do(t *testing.T, hc *http.Client, method, u string, hdr map[string]string, body string) (*http.Response, string) {
@@ -217,61 +222,89 @@ func do(t *testing.T, hc *http.Client, method, u string, hdr map[string]string, 
 	return resp, string(b)
 }
 
-// The printed URL's token becomes an HttpOnly, SameSite=Strict cookie and the page
-// redirects to the URL without it; nothing is served without the cookie.
-func TestTokenExchangeAndCookie(t *testing.T) {
+// reached says whether the controller received anything since it had seen before.
+func (u *upstream) reached(before int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen) > before
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// The printed URL opens the page as it is (no exchange, no redirect, no cookie); the
+// static UI is served to anyone at the dashboard's address; the API and the session answer
+// only a request with this run's token in HeaderMark: not a cookie (a browser sends the
+// cookies of 127.0.0.1 to every port), not the URL's token, not a wrong one.
+func TestTokenInHeader(t *testing.T) {
 	f := start(t, one, nil)
 	u, err := url.Parse(f.s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok := u.Query().Get("token"); len(tok) < 26 || u.Host != f.s.Addr().String() || u.Path != "/" {
+	tok := u.Query().Get("token")
+	if len(tok) < 26 || u.Host != f.s.Addr().String() || u.Path != "/" {
 		t.Fatalf("printed URL %s: want http://127.0.0.1:PORT/?token= with 128 bits or more", f.s.URL())
 	}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, _ := do(t, noFollow, "GET", f.s.URL(), nil, "")
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
-		t.Fatalf("token exchange: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	sc := resp.Header.Get("Set-Cookie")
-	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/", "deckhand_dashboard_" + u.Port() + "="} {
-		if !strings.Contains(sc, want) {
-			t.Errorf("Set-Cookie %q lacks %s", sc, want)
-		}
-	}
-	if strings.Contains(sc, u.Query().Get("token")) {
-		t.Errorf("the cookie carries the URL's token: %s", sc)
+	resp, body := do(t, noFollow, "GET", f.s.URL(), nil, "")
+	if resp.StatusCode != 200 || !strings.Contains(body, "<title>Deckhand</title>") {
+		t.Fatalf("the printed URL: %d %s, want the page itself", resp.StatusCode, body)
 	}
 
-	// From any path, to the page itself (no open redirect: //evil.example is a path too).
-	for _, p := range []string{"//evil.example/", "/v1/nodes", "/x?next=http://evil.example"} {
-		sep := "?"
-		if strings.Contains(p, "?") {
-			sep = "&"
+	// The UI, with or without a token anywhere: nothing secret in it.
+	for _, p := range []string{"/", "/?token=" + tok, "/?token=AAAAAAAAAAAAAAAAAAAAAAAAAA", "/app.css", "/js/app.js", "/js/api.js", "/favicon.svg"} {
+		resp, body := do(t, noFollow, "GET", f.base+p, nil, "")
+		if resp.StatusCode != 200 || len(body) == 0 {
+			t.Errorf("GET %s without a token: %d %s", p, resp.StatusCode, body)
 		}
-		resp, _ := do(t, noFollow, "GET", f.base+p+sep+"token="+u.Query().Get("token"), nil, "")
-		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
-			t.Errorf("token exchange at %s: %d to %q", p, resp.StatusCode, resp.Header.Get("Location"))
+		if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+			t.Errorf("GET %s set a cookie: %q", p, sc)
 		}
 	}
 
-	hc := f.browser(t)
-	for _, p := range []string{"/", "/app.css", "/js/app.js", "/favicon.svg", "/v1/nodes", "/dashboard/session"} {
+	// The API and the session: the header with this run's token, nothing else.
+	cookie := "deckhand_dashboard_" + u.Port() + "=" + tok
+	hc := f.client(t)
+	for _, p := range []string{"/v1/nodes", "/openapi.json", "/dashboard/session"} {
 		if resp, body := do(t, hc, "GET", f.base+p, nil, ""); resp.StatusCode != 200 {
-			t.Errorf("GET %s with the cookie: %d %s", p, resp.StatusCode, body)
+			t.Errorf("GET %s with the token: %d %s", p, resp.StatusCode, body)
 		}
-		resp, body := do(t, http.DefaultClient, "GET", f.base+p, nil, "")
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "token") {
-			t.Errorf("GET %s without the cookie: %d %s", p, resp.StatusCode, body)
-		}
-		resp, _ = do(t, http.DefaultClient, "GET", f.base+p, map[string]string{"Cookie": "deckhand_dashboard_" + u.Port() + "=" + u.Query().Get("token")}, "")
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("GET %s with the token as the cookie: %d", p, resp.StatusCode)
+		for _, c := range []struct {
+			name string
+			path string
+			hdr  map[string]string
+			want string
+		}{
+			{"nothing", p, nil, "open the URL deckctl dashboard printed (http://" + u.Host + "/?token=...)"},
+			{"the old cookie", p, map[string]string{"Cookie": cookie}, "no dashboard token"},
+			{"the token in the URL", p + "?token=" + tok, nil, "no dashboard token"},
+			{"a wrong token", p, map[string]string{dashboard.HeaderMark: "AAAAAAAAAAAAAAAAAAAAAAAAAA"}, "not this dashboard's"},
+			{"the token and more", p, map[string]string{dashboard.HeaderMark: tok + "x"}, "not this dashboard's"},
+			{"the old mark", p, map[string]string{dashboard.HeaderMark: "1", "Cookie": cookie}, "not this dashboard's"},
+			{"an empty header", p, map[string]string{dashboard.HeaderMark: ""}, "not this dashboard's"},
+		} {
+			before := f.up.count()
+			resp, body := do(t, http.DefaultClient, "GET", f.base+c.path, c.hdr, "")
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, c.want) {
+				t.Errorf("GET %s with %s: %d %s, want 401 with %q", p, c.name, resp.StatusCode, body, c.want)
+			}
+			if f.up.reached(before) {
+				t.Errorf("GET %s with %s reached the controller", p, c.name)
+			}
 		}
 	}
-	resp, body := do(t, http.DefaultClient, "GET", f.base+"/?token=AAAAAAAAAAAAAAAAAAAAAAAAAA", nil, "")
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not this dashboard's") {
-		t.Errorf("a wrong token: %d %s", resp.StatusCode, body)
+	// Two values of the header are refused, even if one is the token.
+	req, _ := http.NewRequest("GET", f.base+"/v1/nodes", nil)
+	req.Header.Add(dashboard.HeaderMark, "AAAAAAAAAAAAAAAAAAAAAAAAAA")
+	req.Header.Add(dashboard.HeaderMark, tok)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("two header values: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// An API refusal is a Status the page reads like the controllers' errors.
 	_, body = do(t, http.DefaultClient, "GET", f.base+"/v1/nodes", nil, "")
@@ -292,9 +325,15 @@ func TestTokenExchangeAndCookie(t *testing.T) {
 // Every answer forbids framing, sniffing, caching and loading anything from elsewhere.
 func TestSecurityHeaders(t *testing.T) {
 	f := start(t, one, nil)
-	hc := f.browser(t)
-	for _, p := range []string{"/", "/js/app.js", "/v1/nodes", "/v1/nodes/nope", "/nope"} {
-		resp, _ := do(t, hc, "GET", f.base+p, nil, "")
+	hc := f.client(t)
+	for _, c := range []struct {
+		path string
+		hc   *http.Client
+	}{
+		{"/", hc}, {"/", http.DefaultClient}, {"/js/app.js", http.DefaultClient}, {"/v1/nodes", hc}, {"/v1/nodes", http.DefaultClient}, {"/v1/nodes/nope", hc}, {"/nope", hc},
+	} {
+		p := c.path
+		resp, _ := do(t, c.hc, "GET", f.base+p, nil, "")
 		csp := resp.Header.Get("Content-Security-Policy")
 		for _, want := range []string{"default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "connect-src 'self'"} {
 			if !strings.Contains(csp, want) {
@@ -304,11 +343,12 @@ func TestSecurityHeaders(t *testing.T) {
 		if v := resp.Header.Values("X-Content-Type-Options"); len(v) != 1 || v[0] != "nosniff" {
 			t.Errorf("GET %s: X-Content-Type-Options %q", p, v)
 		}
-		if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Referrer-Policy") != "no-referrer" ||
+			resp.Header.Get("Cross-Origin-Resource-Policy") != "same-origin" {
 			t.Errorf("GET %s: headers %v", p, resp.Header)
 		}
 		if resp.Header.Get("Set-Cookie") != "" {
-			t.Errorf("GET %s: a controller's Set-Cookie reached the browser: %q", p, resp.Header.Get("Set-Cookie"))
+			t.Errorf("GET %s: a Set-Cookie reached the browser: %q", p, resp.Header.Get("Set-Cookie"))
 		}
 	}
 	resp, _ := do(t, hc, "GET", f.base+"/js/app.js", nil, "")
@@ -317,11 +357,11 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
-// A page of another name that resolves to 127.0.0.1 (DNS rebinding) gets nothing, the
-// cookie notwithstanding.
+// A page of another name that resolves to 127.0.0.1 (DNS rebinding) gets nothing, not
+// even the static UI, the token notwithstanding.
 func TestHostHeader(t *testing.T) {
 	f := start(t, one, nil)
-	hc := f.browser(t)
+	hc := f.client(t)
 	_, port, _ := net.SplitHostPort(f.s.Addr().String())
 	for host, want := range map[string]int{
 		"127.0.0.1:" + port:         200,
@@ -333,10 +373,8 @@ func TestHostHeader(t *testing.T) {
 		"127.0.0.1.nip.io:" + port:  403,
 		"localhost.evil.example:80": 403,
 	} {
-		for _, p := range []string{"/", "/v1/nodes"} {
-			// The jar sends the cookie to 127.0.0.1 only: set it by hand for the others.
-			c := hc.Jar.Cookies(&url.URL{Scheme: "http", Host: f.s.Addr().String()})[0]
-			resp, body := do(t, http.DefaultClient, "GET", f.base+p, map[string]string{"Host": host, "Cookie": c.Name + "=" + c.Value}, "")
+		for _, p := range []string{"/", "/js/app.js", "/v1/nodes"} {
+			resp, body := do(t, hc, "GET", f.base+p, map[string]string{"Host": host}, "")
 			if resp.StatusCode != want {
 				t.Errorf("GET %s with Host %s: %d %s, want %d", p, host, resp.StatusCode, body, want)
 			}
@@ -344,52 +382,68 @@ func TestHostHeader(t *testing.T) {
 	}
 }
 
-// Writes need the dashboard's Origin, or none and the mark header: another site's page
-// cannot make the browser send either.
-func TestOriginAndCSRF(t *testing.T) {
+// A page of another origin (another server on 127.0.0.1, or any site) cannot reach the
+// API: the browser would send it the cookies of 127.0.0.1, but not the token, which lives
+// in the dashboard's own sessionStorage; it cannot send a custom header without a
+// preflight, which is refused; and a request with its Origin is refused even with the
+// token. Writes need the token as reads do: that is the defence against cross-site
+// request forgery.
+func TestCrossOriginCannotReachTheAPI(t *testing.T) {
 	f := start(t, one, nil)
-	hc := f.browser(t)
+	hc := f.client(t)
 	self := f.base
+	_, port, _ := net.SplitHostPort(f.s.Addr().String())
+	cookie := "deckhand_dashboard_" + port + "=" + f.token(t)
+	other := "http://127.0.0.1:1"
 	for _, c := range []struct {
 		name   string
 		method string
+		hc     *http.Client
 		hdr    map[string]string
 		want   int
 	}{
-		{"marked", "POST", map[string]string{dashboard.HeaderMark: "1"}, 200},
-		{"own origin", "POST", map[string]string{"Origin": self}, 200},
-		{"own origin as localhost", "POST", map[string]string{"Origin": strings.Replace(self, "127.0.0.1", "localhost", 1)}, 200},
-		{"marked delete", "DELETE", map[string]string{dashboard.HeaderMark: "1"}, 200},
-		{"bare", "POST", nil, 403},
-		{"mark 0", "POST", map[string]string{dashboard.HeaderMark: "0"}, 403},
-		{"other origin", "POST", map[string]string{"Origin": "http://evil.example"}, 403},
-		{"other origin marked", "POST", map[string]string{"Origin": "http://evil.example", dashboard.HeaderMark: "1"}, 403},
-		{"null origin marked", "POST", map[string]string{"Origin": "null", dashboard.HeaderMark: "1"}, 403},
-		{"other port", "POST", map[string]string{"Origin": "http://127.0.0.1:1", dashboard.HeaderMark: "1"}, 403},
-		{"cross-origin read", "GET", map[string]string{"Origin": "http://evil.example"}, 403},
-		{"put", "PUT", map[string]string{dashboard.HeaderMark: "1"}, 405},
+		{"the page's write", "POST", hc, nil, 200},
+		{"own origin", "POST", hc, map[string]string{"Origin": self}, 200},
+		{"own origin as localhost", "POST", hc, map[string]string{"Origin": strings.Replace(self, "127.0.0.1", "localhost", 1)}, 200},
+		{"the page's delete", "DELETE", hc, nil, 200},
+		{"the page's read", "GET", hc, map[string]string{"Origin": self}, 200},
+		{"bare", "POST", http.DefaultClient, nil, 401},
+		{"own origin without the token", "POST", http.DefaultClient, map[string]string{"Origin": self}, 401},
+		{"the old mark", "POST", http.DefaultClient, map[string]string{dashboard.HeaderMark: "1"}, 401},
+		{"the old cookie", "POST", http.DefaultClient, map[string]string{"Cookie": cookie}, 401},
+		{"another port's form post with the cookie", "POST", http.DefaultClient, map[string]string{"Origin": other, "Cookie": cookie, "Content-Type": "text/plain"}, 403},
+		{"another port's read with the cookie", "GET", http.DefaultClient, map[string]string{"Origin": other, "Cookie": cookie}, 403},
+		{"another site's write with the token", "POST", hc, map[string]string{"Origin": "http://evil.example"}, 403},
+		{"null origin with the token", "POST", hc, map[string]string{"Origin": "null"}, 403},
+		{"another port with the token", "POST", hc, map[string]string{"Origin": other}, 403},
+		{"a cross-origin read with the token", "GET", hc, map[string]string{"Origin": "http://evil.example"}, 403},
+		{"the preflight of a custom header", "OPTIONS", http.DefaultClient, map[string]string{"Origin": other, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": strings.ToLower(dashboard.HeaderMark)}, 403},
+		{"put", "PUT", hc, nil, 405},
 	} {
-		before := len(f.up.seen)
-		resp, body := do(t, hc, c.method, f.base+"/v1/workflows", c.hdr, `{"spec":{}}`)
+		before := f.up.count()
+		resp, body := do(t, c.hc, c.method, f.base+"/v1/workflows", c.hdr, `{"spec":{}}`)
 		if resp.StatusCode != c.want {
 			t.Errorf("%s: %s /v1/workflows = %d %s, want %d", c.name, c.method, resp.StatusCode, body, c.want)
 		}
-		f.up.mu.Lock()
-		reached := len(f.up.seen) > before
-		f.up.mu.Unlock()
-		if reached != (c.want == 200) {
+		if reached := f.up.reached(before); reached != (c.want == 200) {
 			t.Errorf("%s: reached the controller: %v", c.name, reached)
+		}
+		for k := range resp.Header {
+			if strings.HasPrefix(k, "Access-Control-") {
+				t.Errorf("%s: the answer grants CORS: %s: %s", c.name, k, resp.Header.Get(k))
+			}
 		}
 	}
 }
 
 // Requests reach the controller with the credential's certificate, their path, query and
-// body, and none of the browser's cookies, authorization or the dashboard's headers.
+// body, and none of the browser's cookies, authorization or the dashboard's headers (its
+// token least of all).
 func TestProxy(t *testing.T) {
 	f := start(t, one, nil)
-	hc := f.browser(t)
+	hc := f.client(t)
 	resp, body := do(t, hc, "POST", f.base+"/v1/workflows:plan?x=1", map[string]string{
-		dashboard.HeaderMark: "1", "Authorization": "Bearer secret", "Origin": f.base, "Content-Type": "application/json"}, `{"spec":{"join":{"node":"n2"}}}`)
+		"Cookie": "a=b", "Authorization": "Bearer secret", "Origin": f.base, "Content-Type": "application/json"}, `{"spec":{"join":{"node":"n2"}}}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("proxied POST: %d %s", resp.StatusCode, body)
 	}
@@ -409,6 +463,13 @@ func TestProxy(t *testing.T) {
 			t.Errorf("the controller received %s: %q", h, v)
 		}
 	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if strings.Contains(v, f.token(t)) {
+				t.Errorf("the controller received the dashboard's token in %s", k)
+			}
+		}
+	}
 	if r.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("Content-Type %q", r.Header.Get("Content-Type"))
 	}
@@ -426,14 +487,13 @@ func TestProxy(t *testing.T) {
 // A body over the bound is refused before or while it is sent.
 func TestBodyBound(t *testing.T) {
 	f := start(t, one, func(c *dashboard.Config) { c.MaxBodyBytes = 1024 })
-	hc := f.browser(t)
-	resp, body := do(t, hc, "POST", f.base+"/v1/workflows", map[string]string{dashboard.HeaderMark: "1"}, strings.Repeat("x", 2048))
+	hc := f.client(t)
+	resp, body := do(t, hc, "POST", f.base+"/v1/workflows", nil, strings.Repeat("x", 2048))
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 KiB over a 1 KiB bound: %d %s", resp.StatusCode, body)
 	}
 	// Without a length (chunked): cut while copied.
 	req, _ := http.NewRequest("POST", f.base+"/v1/workflows", io.MultiReader(strings.NewReader(strings.Repeat("x", 4096))))
-	req.Header.Set(dashboard.HeaderMark, "1")
 	req.ContentLength = -1
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -443,7 +503,7 @@ func TestBodyBound(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a chunked 4 KiB body over a 1 KiB bound: %d", resp.StatusCode)
 	}
-	if resp, _ := do(t, hc, "POST", f.base+"/v1/workflows", map[string]string{dashboard.HeaderMark: "1"}, strings.Repeat("x", 1000)); resp.StatusCode != 200 {
+	if resp, _ := do(t, hc, "POST", f.base+"/v1/workflows", nil, strings.Repeat("x", 1000)); resp.StatusCode != 200 {
 		t.Errorf("a body under the bound: %d", resp.StatusCode)
 	}
 }
@@ -452,7 +512,7 @@ func TestBodyBound(t *testing.T) {
 // is read while the controller still holds the second.
 func TestStreamFlushedLineByLine(t *testing.T) {
 	f := start(t, one, nil)
-	hc := f.browser(t)
+	hc := f.client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.base+"/v1/workflows/wf-1:watch", nil)
@@ -481,14 +541,14 @@ func TestStreamFlushedLineByLine(t *testing.T) {
 func TestControllerFailover(t *testing.T) {
 	dead := deadAddr(t)
 	f := start(t, func(up string) []string { return []string{dead, up} }, nil)
-	hc := f.browser(t)
+	hc := f.client(t)
 	if resp, body := do(t, hc, "GET", f.base+"/v1/nodes", nil, ""); resp.StatusCode != 200 || !strings.Contains(body, `"caller":"alice"`) {
 		t.Fatalf("through the second controller: %d %s", resp.StatusCode, body)
 	}
 
 	dead2 := deadAddr(t)
 	g := start(t, func(string) []string { return []string{dead, dead2} }, nil)
-	hc = g.browser(t)
+	hc = g.client(t)
 	resp, body := do(t, hc, "GET", g.base+"/v1/nodes", nil, "")
 	var st struct {
 		Code    int

@@ -1,7 +1,37 @@
-// The controllers' REST API, through the dashboard (same origin). Every call carries the
-// dashboard's mark header; errors are google.rpc.Status bodies, read into APIError.
+// The controllers' REST API, through the dashboard (same origin). Every call carries this
+// run's token in the X-Deckhand-Dashboard header; errors are google.rpc.Status bodies, read
+// into APIError.
 
-const MARK = { 'X-Deckhand-Dashboard': '1' };
+// The token is the page's secret, never a cookie: a browser sends a host's cookies to every
+// port of it, so any other server on 127.0.0.1 would get one. The page takes the token from
+// the printed URL (?token=), keeps it in sessionStorage (per origin, port included, and per
+// tab) so a reload still works, and removes it from the address bar.
+const TOKEN_KEY = 'deckhand-dashboard-token';
+let token = '';
+
+// takeToken reads the token from the URL, else from sessionStorage, and says whether the
+// page has one.
+export function takeToken() {
+  const url = new URL(location.href);
+  const fromURL = url.searchParams.get('token');
+  if (fromURL !== null) {
+    url.searchParams.delete('token');
+    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+  }
+  let stored = null;
+  try {
+    if (fromURL) sessionStorage.setItem(TOKEN_KEY, fromURL);
+    stored = sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    // No sessionStorage (storage disabled): the token lasts until the page is reloaded.
+  }
+  token = fromURL || stored || '';
+  return token !== '';
+}
+
+// auth is the header of every call. Calls send no cookies (credentials: 'omit'): the
+// dashboard reads none, and those of other servers on 127.0.0.1 are none of its business.
+const auth = () => ({ 'X-Deckhand-Dashboard': token });
 
 // APIError is a failed call: the message, the reason (ERROR_REASON_ without its prefix)
 // and the HTTP status.
@@ -32,7 +62,7 @@ function parse(text) {
 
 // call makes one request and returns its JSON answer.
 export async function call(method, path, body, signal) {
-  const init = { method, headers: { ...MARK, Accept: 'application/json' }, signal, credentials: 'same-origin', cache: 'no-store' };
+  const init = { method, headers: { ...auth(), Accept: 'application/json' }, signal, credentials: 'omit', cache: 'no-store' };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
@@ -83,7 +113,7 @@ export async function listAll(path, key, params, signal, maxPages = 50) {
 export async function stream(path, onResult, signal) {
   let resp;
   try {
-    resp = await fetch(path, { headers: { ...MARK, Accept: 'application/json' }, signal, credentials: 'same-origin', cache: 'no-store' });
+    resp = await fetch(path, { headers: { ...auth(), Accept: 'application/json' }, signal, credentials: 'omit', cache: 'no-store' });
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new APIError(0, 'the dashboard does not answer: is deckctl dashboard still running?', 'UNAVAILABLE');

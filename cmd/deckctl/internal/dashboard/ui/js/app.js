@@ -1,6 +1,6 @@
 // The dashboard's page: a router over hash routes, the session, the error banner.
 
-import { get } from './api.js';
+import { get, takeToken } from './api.js';
 import { closeDialog } from './dialog.js';
 import { h, replace } from './dom.js';
 import { nodesView } from './nodes.js';
@@ -91,6 +91,11 @@ function route() {
 }
 
 async function start() {
+  if (!takeToken()) {
+    // Nothing works without the token: say where it is, and stop.
+    showError({ message: `No dashboard token in this tab: open the URL deckctl dashboard printed (http://${location.host}/?token=...).` });
+    return;
+  }
   try {
     const s = await get('/dashboard/session');
     session.subject = s.subject || '';
@@ -99,6 +104,7 @@ async function start() {
     document.getElementById('who').textContent = `${session.subject} (${session.role})`;
   } catch (e) {
     showError(e);
+    if (e.status === 401) return; // a token of another run: every view would be refused
   }
   window.addEventListener('hashchange', route);
   route();
