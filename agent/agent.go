@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.id = id
-	if a.runner, err = tasks.NewRunner(cfg.DataDir, cfg.Root, handlers(), a.log, tasks.WithCRISocket(cfg.CRISocket)); err != nil {
+	if a.runner, err = tasks.NewRunner(cfg.DataDir, cfg.Root, handlers(a.collector), a.log, tasks.WithCRISocket(cfg.CRISocket)); err != nil {
 		return nil, err
 	}
 	return a, nil

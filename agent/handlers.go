@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/deckhandhq/deckhand/agent/diagnostics"
+	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/images"
 	"github.com/deckhandhq/deckhand/agent/kubeadm"
 	"github.com/deckhandhq/deckhand/agent/kubectl"
@@ -14,8 +15,8 @@ import (
 )
 
 // handlers are the task kinds this agent runs, by the name of the kind in the TaskSpec
-// oneof.
-func handlers() map[string]tasks.Handler {
+// oneof; c collects the host's facts.
+func handlers(c *facts.Collector) map[string]tasks.Handler {
 	return map[string]tasks.Handler{
 		"runtime":   runtime.Run,
 		"images":    images.Run,
@@ -43,5 +44,8 @@ func handlers() map[string]tasks.Handler {
 		"load_balancer":   loadbalancer.Run,
 		"manifest":        kubectl.Manifest,
 		"cluster_health":  kubectl.ClusterHealth,
+
+		"ping":  ping,
+		"facts": factsTask(c),
 	}
 }

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -132,5 +133,47 @@ func TestRuntimeTaskThroughTheController(t *testing.T) {
 	bad.GetRuntime().KubernetesVersion = "v1.99.1"
 	if _, err = tasks.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1", Spec: bad}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "kubernetes_version") {
 		t.Fatalf("unknown version at the edge: %v", err)
+	}
+}
+
+// ping answers through the controller and the agent's session, changing nothing; facts
+// reports the host and updates the node's record.
+func TestPingAndFactsTasks(t *testing.T) {
+	c := testcluster.New(t, 1)
+	if _, err := c.StartAgent(c.AgentConfig("node-1", c.CreateToken(1))); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 1) })
+	tasks := apiv1.NewTaskServiceClient(c.Client())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	created, err := tasks.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1", Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Ping{Ping: &taskv1.PingSpec{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := watch(t, c, created.GetTask().GetTask().GetId())
+	out := rec.GetResult().GetOutputs()
+	if rec.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || out["agent_version"] == "" || out["agent_time"] == "" || len(rec.GetResult().GetChanges()) != 0 {
+		t.Fatalf("ping: %v", rec)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, out["agent_time"]); err != nil || time.Since(at) > time.Minute {
+		t.Errorf("ping's agent_time %q: %v", out["agent_time"], err)
+	}
+
+	created, err = tasks.CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-1", Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Facts{Facts: &taskv1.FactsSpec{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = watch(t, c, created.GetTask().GetTask().GetId())
+	out = rec.GetResult().GetOutputs()
+	node, err := apiv1.NewNodeServiceClient(c.Client()).GetNode(ctx, &apiv1.GetNodeRequest{Name: "node-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := node.GetNode().GetFacts()
+	if rec.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || out["hostname"] == "" || out["hostname"] != f.GetHostname() ||
+		out["kernel"] != f.GetKernel() || out["cpus"] != fmt.Sprint(f.GetCpus()) {
+		t.Fatalf("facts: %v, the node's facts %v", out, f)
 	}
 }

@@ -117,8 +117,12 @@ func (f *taskFlags) spec(kind string) (*taskv1.TaskSpec, error) {
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Preflight{Preflight: &taskv1.PreflightSpec{Role: role, Fix: f.fix, Ignore: f.ignore}}}, nil
 	case "diagnostics":
 		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}, nil
+	case "ping":
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Ping{Ping: &taskv1.PingSpec{}}}, nil
+	case "facts":
+		return &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Facts{Facts: &taskv1.FactsSpec{}}}, nil
 	}
-	return nil, fmt.Errorf("unknown task kind %q: use preflight, packages, runtime, images or diagnostics", kind)
+	return nil, fmt.Errorf("unknown task kind %q: use preflight, packages, runtime, images, diagnostics, ping or facts", kind)
 }
 
 func newTaskCmd(o *options) *cobra.Command {

@@ -543,6 +543,8 @@ type TaskSpec struct {
 	//	*TaskSpec_CertsRenew
 	//	*TaskSpec_EtcdSnapshot
 	//	*TaskSpec_EtcdRestore
+	//	*TaskSpec_Ping
+	//	*TaskSpec_Facts
 	Kind          isTaskSpec_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -783,6 +785,24 @@ func (x *TaskSpec) GetEtcdRestore() *EtcdRestoreSpec {
 	return nil
 }
 
+func (x *TaskSpec) GetPing() *PingSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_Ping); ok {
+			return x.Ping
+		}
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetFacts() *FactsSpec {
+	if x != nil {
+		if x, ok := x.Kind.(*TaskSpec_Facts); ok {
+			return x.Facts
+		}
+	}
+	return nil
+}
+
 type isTaskSpec_Kind interface {
 	isTaskSpec_Kind()
 }
@@ -875,6 +895,14 @@ type TaskSpec_EtcdRestore struct {
 	EtcdRestore *EtcdRestoreSpec `protobuf:"bytes,22,opt,name=etcd_restore,json=etcdRestore,proto3,oneof"`
 }
 
+type TaskSpec_Ping struct {
+	Ping *PingSpec `protobuf:"bytes,23,opt,name=ping,proto3,oneof"`
+}
+
+type TaskSpec_Facts struct {
+	Facts *FactsSpec `protobuf:"bytes,24,opt,name=facts,proto3,oneof"`
+}
+
 func (*TaskSpec_Preflight) isTaskSpec_Kind() {}
 
 func (*TaskSpec_Packages) isTaskSpec_Kind() {}
@@ -918,6 +946,10 @@ func (*TaskSpec_CertsRenew) isTaskSpec_Kind() {}
 func (*TaskSpec_EtcdSnapshot) isTaskSpec_Kind() {}
 
 func (*TaskSpec_EtcdRestore) isTaskSpec_Kind() {}
+
+func (*TaskSpec_Ping) isTaskSpec_Kind() {}
+
+func (*TaskSpec_Facts) isTaskSpec_Kind() {}
 
 // PreflightSpec runs the checks kubeadm init/join perform and optionally fixes what it can.
 type PreflightSpec struct {
@@ -3716,6 +3748,82 @@ func (x *DiagnosticsSpec) GetJournalLines() uint32 {
 	return 0
 }
 
+// PingSpec asks the agent to answer: a round trip through the controller, the node's
+// session and the agent's task runner that changes nothing on the host.
+type PingSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingSpec) Reset() {
+	*x = PingSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingSpec) ProtoMessage() {}
+
+func (x *PingSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingSpec.ProtoReflect.Descriptor instead.
+func (*PingSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
+}
+
+// FactsSpec asks the agent to collect the host's facts now: the controller's record of the
+// node is updated when they changed, and the task reports a summary.
+type FactsSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FactsSpec) Reset() {
+	*x = FactsSpec{}
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FactsSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FactsSpec) ProtoMessage() {}
+
+func (x *FactsSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FactsSpec.ProtoReflect.Descriptor instead.
+func (*FactsSpec) Descriptor() ([]byte, []int) {
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
+}
+
 // Change is one change a task made, or would make in a dry-run.
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3731,7 +3839,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +3851,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[38]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +3864,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{38}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Change) GetKind() string {
@@ -3797,7 +3905,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3917,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[39]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +3930,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{39}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -3907,7 +4015,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3919,7 +4027,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[40]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3932,7 +4040,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{40}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LogLine) GetStream() string {
@@ -3964,7 +4072,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +4084,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[41]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +4097,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{41}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Progress) GetItem() string {
@@ -4035,7 +4143,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4047,7 +4155,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[42]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4060,7 +4168,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{42}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TaskError) GetReason() string {
@@ -4106,7 +4214,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[43]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4118,7 +4226,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_task_v1_task_proto_msgTypes[43]
+	mi := &file_deckhand_task_v1_task_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4131,7 +4239,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{43}
+	return file_deckhand_task_v1_task_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TaskResult) GetTaskId() string {
@@ -4210,7 +4318,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1f\n" +
 	"\vworkflow_id\x18\x06 \x01(\tR\n" +
 	"workflowId\x12\x12\n" +
-	"\x04step\x18\a \x01(\tR\x04step\"\x81\f\n" +
+	"\x04step\x18\a \x01(\tR\x04step\"\xe8\f\n" +
 	"\bTaskSpec\x12?\n" +
 	"\tpreflight\x18\x01 \x01(\v2\x1f.deckhand.task.v1.PreflightSpecH\x00R\tpreflight\x12<\n" +
 	"\bpackages\x18\x02 \x01(\v2\x1e.deckhand.task.v1.PackagesSpecH\x00R\bpackages\x129\n" +
@@ -4237,7 +4345,9 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\vcerts_renew\x18\x14 \x01(\v2 .deckhand.task.v1.CertsRenewSpecH\x00R\n" +
 	"certsRenew\x12I\n" +
 	"\retcd_snapshot\x18\x15 \x01(\v2\".deckhand.task.v1.EtcdSnapshotSpecH\x00R\fetcdSnapshot\x12F\n" +
-	"\fetcd_restore\x18\x16 \x01(\v2!.deckhand.task.v1.EtcdRestoreSpecH\x00R\vetcdRestoreB\x06\n" +
+	"\fetcd_restore\x18\x16 \x01(\v2!.deckhand.task.v1.EtcdRestoreSpecH\x00R\vetcdRestore\x120\n" +
+	"\x04ping\x18\x17 \x01(\v2\x1a.deckhand.task.v1.PingSpecH\x00R\x04ping\x123\n" +
+	"\x05facts\x18\x18 \x01(\v2\x1b.deckhand.task.v1.FactsSpecH\x00R\x05factsB\x06\n" +
 	"\x04kind\"\x9a\x02\n" +
 	"\rPreflightSpec\x12.\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x1a.deckhand.task.v1.NodeRoleR\x04role\x12\x10\n" +
@@ -4469,7 +4579,10 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12!\n" +
 	"\fview_binding\x18\x05 \x01(\bR\vviewBinding\"6\n" +
 	"\x0fDiagnosticsSpec\x12#\n" +
-	"\rjournal_lines\x18\x01 \x01(\rR\fjournalLines\"L\n" +
+	"\rjournal_lines\x18\x01 \x01(\rR\fjournalLines\"\n" +
+	"\n" +
+	"\bPingSpec\"\v\n" +
+	"\tFactsSpec\"L\n" +
 	"\x06Change\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x16\n" +
@@ -4558,7 +4671,7 @@ func file_deckhand_task_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_deckhand_task_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_deckhand_task_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: deckhand.task.v1.NodeRole
 	(PackageSource)(0),            // 1: deckhand.task.v1.PackageSource
@@ -4605,24 +4718,26 @@ var file_deckhand_task_v1_task_proto_goTypes = []any{
 	(*NetworkRoute)(nil),          // 42: deckhand.task.v1.NetworkRoute
 	(*KubeconfigSignSpec)(nil),    // 43: deckhand.task.v1.KubeconfigSignSpec
 	(*DiagnosticsSpec)(nil),       // 44: deckhand.task.v1.DiagnosticsSpec
-	(*Change)(nil),                // 45: deckhand.task.v1.Change
-	(*TaskEvent)(nil),             // 46: deckhand.task.v1.TaskEvent
-	(*LogLine)(nil),               // 47: deckhand.task.v1.LogLine
-	(*Progress)(nil),              // 48: deckhand.task.v1.Progress
-	(*TaskError)(nil),             // 49: deckhand.task.v1.TaskError
-	(*TaskResult)(nil),            // 50: deckhand.task.v1.TaskResult
-	nil,                           // 51: deckhand.task.v1.PackagesSpec.Sha256Entry
-	nil,                           // 52: deckhand.task.v1.RuntimeSpec.Sha256Entry
-	nil,                           // 53: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	nil,                           // 54: deckhand.task.v1.NodeSpec.LabelsEntry
-	nil,                           // 55: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	nil,                           // 56: deckhand.task.v1.TaskResult.OutputsEntry
-	(*durationpb.Duration)(nil),   // 57: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 58: google.protobuf.Timestamp
+	(*PingSpec)(nil),              // 45: deckhand.task.v1.PingSpec
+	(*FactsSpec)(nil),             // 46: deckhand.task.v1.FactsSpec
+	(*Change)(nil),                // 47: deckhand.task.v1.Change
+	(*TaskEvent)(nil),             // 48: deckhand.task.v1.TaskEvent
+	(*LogLine)(nil),               // 49: deckhand.task.v1.LogLine
+	(*Progress)(nil),              // 50: deckhand.task.v1.Progress
+	(*TaskError)(nil),             // 51: deckhand.task.v1.TaskError
+	(*TaskResult)(nil),            // 52: deckhand.task.v1.TaskResult
+	nil,                           // 53: deckhand.task.v1.PackagesSpec.Sha256Entry
+	nil,                           // 54: deckhand.task.v1.RuntimeSpec.Sha256Entry
+	nil,                           // 55: deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	nil,                           // 56: deckhand.task.v1.NodeSpec.LabelsEntry
+	nil,                           // 57: deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	nil,                           // 58: deckhand.task.v1.TaskResult.OutputsEntry
+	(*durationpb.Duration)(nil),   // 59: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 60: google.protobuf.Timestamp
 }
 var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	8,  // 0: deckhand.task.v1.Task.spec:type_name -> deckhand.task.v1.TaskSpec
-	57, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
+	59, // 1: deckhand.task.v1.Task.timeout:type_name -> google.protobuf.Duration
 	9,  // 2: deckhand.task.v1.TaskSpec.preflight:type_name -> deckhand.task.v1.PreflightSpec
 	10, // 3: deckhand.task.v1.TaskSpec.packages:type_name -> deckhand.task.v1.PackagesSpec
 	12, // 4: deckhand.task.v1.TaskSpec.runtime:type_name -> deckhand.task.v1.RuntimeSpec
@@ -4645,64 +4760,66 @@ var file_deckhand_task_v1_task_proto_depIdxs = []int32{
 	30, // 21: deckhand.task.v1.TaskSpec.certs_renew:type_name -> deckhand.task.v1.CertsRenewSpec
 	31, // 22: deckhand.task.v1.TaskSpec.etcd_snapshot:type_name -> deckhand.task.v1.EtcdSnapshotSpec
 	32, // 23: deckhand.task.v1.TaskSpec.etcd_restore:type_name -> deckhand.task.v1.EtcdRestoreSpec
-	0,  // 24: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
-	1,  // 25: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
-	51, // 26: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
-	2,  // 27: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
-	52, // 28: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
-	11, // 29: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	13, // 30: deckhand.task.v1.RuntimeSpec.repository:type_name -> deckhand.task.v1.RuntimeRepository
-	3,  // 31: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
-	11, // 32: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	57, // 33: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
-	11, // 34: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	22, // 35: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
-	53, // 36: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
-	21, // 37: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
-	20, // 38: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
-	19, // 39: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
-	16, // 40: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
-	17, // 41: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
-	57, // 42: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
-	18, // 43: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
-	57, // 44: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
-	57, // 45: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
-	54, // 46: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
-	24, // 47: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
-	55, // 48: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
-	15, // 49: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	23, // 50: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	57, // 51: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
-	57, // 52: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
-	15, // 53: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
-	23, // 54: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
-	0,  // 55: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
-	57, // 56: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
-	4,  // 57: deckhand.task.v1.EtcdRestoreSpec.phase:type_name -> deckhand.task.v1.EtcdRestorePhase
-	57, // 58: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
-	57, // 59: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
-	5,  // 60: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
-	42, // 61: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
-	20, // 62: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
-	57, // 63: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
-	11, // 64: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
-	41, // 65: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
-	57, // 66: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
-	58, // 67: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	47, // 68: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
-	48, // 69: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
-	6,  // 70: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
-	6,  // 71: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
-	45, // 72: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
-	56, // 73: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
-	49, // 74: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
-	58, // 75: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
-	58, // 76: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
-	77, // [77:77] is the sub-list for method output_type
-	77, // [77:77] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	45, // 24: deckhand.task.v1.TaskSpec.ping:type_name -> deckhand.task.v1.PingSpec
+	46, // 25: deckhand.task.v1.TaskSpec.facts:type_name -> deckhand.task.v1.FactsSpec
+	0,  // 26: deckhand.task.v1.PreflightSpec.role:type_name -> deckhand.task.v1.NodeRole
+	1,  // 27: deckhand.task.v1.PackagesSpec.source:type_name -> deckhand.task.v1.PackageSource
+	53, // 28: deckhand.task.v1.PackagesSpec.sha256:type_name -> deckhand.task.v1.PackagesSpec.Sha256Entry
+	2,  // 29: deckhand.task.v1.RuntimeSpec.source:type_name -> deckhand.task.v1.RuntimeSource
+	54, // 30: deckhand.task.v1.RuntimeSpec.sha256:type_name -> deckhand.task.v1.RuntimeSpec.Sha256Entry
+	11, // 31: deckhand.task.v1.RuntimeSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	13, // 32: deckhand.task.v1.RuntimeSpec.repository:type_name -> deckhand.task.v1.RuntimeRepository
+	3,  // 33: deckhand.task.v1.ImagesSpec.action:type_name -> deckhand.task.v1.ImagesAction
+	11, // 34: deckhand.task.v1.ImagesSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	59, // 35: deckhand.task.v1.ImagesSpec.pull_timeout:type_name -> google.protobuf.Duration
+	11, // 36: deckhand.task.v1.ClusterSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	22, // 37: deckhand.task.v1.ClusterSpec.kube_proxy:type_name -> deckhand.task.v1.KubeProxySettings
+	55, // 38: deckhand.task.v1.ClusterSpec.kubelet_extra_args:type_name -> deckhand.task.v1.ClusterSpec.KubeletExtraArgsEntry
+	21, // 39: deckhand.task.v1.ClusterSpec.patches:type_name -> deckhand.task.v1.KubeadmPatch
+	20, // 40: deckhand.task.v1.ClusterSpec.load_balancer:type_name -> deckhand.task.v1.LoadBalancerSettings
+	19, // 41: deckhand.task.v1.ClusterSpec.network_manifest:type_name -> deckhand.task.v1.NetworkManifest
+	16, // 42: deckhand.task.v1.ClusterSpec.certificates:type_name -> deckhand.task.v1.CertificateSettings
+	17, // 43: deckhand.task.v1.ClusterSpec.etcd:type_name -> deckhand.task.v1.EtcdSettings
+	59, // 44: deckhand.task.v1.CertificateSettings.renew_before:type_name -> google.protobuf.Duration
+	18, // 45: deckhand.task.v1.EtcdSettings.backup:type_name -> deckhand.task.v1.EtcdBackup
+	59, // 46: deckhand.task.v1.EtcdBackup.interval:type_name -> google.protobuf.Duration
+	59, // 47: deckhand.task.v1.NetworkManifest.rollout_timeout:type_name -> google.protobuf.Duration
+	56, // 48: deckhand.task.v1.NodeSpec.labels:type_name -> deckhand.task.v1.NodeSpec.LabelsEntry
+	24, // 49: deckhand.task.v1.NodeSpec.taints:type_name -> deckhand.task.v1.Taint
+	57, // 50: deckhand.task.v1.NodeSpec.kubelet_extra_args:type_name -> deckhand.task.v1.NodeSpec.KubeletExtraArgsEntry
+	15, // 51: deckhand.task.v1.KubeadmInitSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	23, // 52: deckhand.task.v1.KubeadmInitSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	59, // 53: deckhand.task.v1.KubeadmInitSpec.health_timeout:type_name -> google.protobuf.Duration
+	59, // 54: deckhand.task.v1.KubeadmTokenSpec.ttl:type_name -> google.protobuf.Duration
+	15, // 55: deckhand.task.v1.KubeadmJoinSpec.cluster:type_name -> deckhand.task.v1.ClusterSpec
+	23, // 56: deckhand.task.v1.KubeadmJoinSpec.node:type_name -> deckhand.task.v1.NodeSpec
+	0,  // 57: deckhand.task.v1.KubeadmJoinSpec.role:type_name -> deckhand.task.v1.NodeRole
+	59, // 58: deckhand.task.v1.KubeadmJoinSpec.health_timeout:type_name -> google.protobuf.Duration
+	4,  // 59: deckhand.task.v1.EtcdRestoreSpec.phase:type_name -> deckhand.task.v1.EtcdRestorePhase
+	59, // 60: deckhand.task.v1.DrainSpec.timeout:type_name -> google.protobuf.Duration
+	59, // 61: deckhand.task.v1.NodeReadySpec.timeout:type_name -> google.protobuf.Duration
+	5,  // 62: deckhand.task.v1.NodeReadySpec.wait:type_name -> deckhand.task.v1.NodeWait
+	42, // 63: deckhand.task.v1.NetworkSpec.routes:type_name -> deckhand.task.v1.NetworkRoute
+	20, // 64: deckhand.task.v1.LoadBalancerSpec.settings:type_name -> deckhand.task.v1.LoadBalancerSettings
+	59, // 65: deckhand.task.v1.ManifestSpec.timeout:type_name -> google.protobuf.Duration
+	11, // 66: deckhand.task.v1.ManifestSpec.registry:type_name -> deckhand.task.v1.RegistrySettings
+	41, // 67: deckhand.task.v1.ManifestSpec.preset:type_name -> deckhand.task.v1.NetworkPreset
+	59, // 68: deckhand.task.v1.KubeconfigSignSpec.ttl:type_name -> google.protobuf.Duration
+	60, // 69: deckhand.task.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	49, // 70: deckhand.task.v1.TaskEvent.log:type_name -> deckhand.task.v1.LogLine
+	50, // 71: deckhand.task.v1.TaskEvent.progress:type_name -> deckhand.task.v1.Progress
+	6,  // 72: deckhand.task.v1.TaskEvent.state:type_name -> deckhand.task.v1.TaskState
+	6,  // 73: deckhand.task.v1.TaskResult.state:type_name -> deckhand.task.v1.TaskState
+	47, // 74: deckhand.task.v1.TaskResult.changes:type_name -> deckhand.task.v1.Change
+	58, // 75: deckhand.task.v1.TaskResult.outputs:type_name -> deckhand.task.v1.TaskResult.OutputsEntry
+	51, // 76: deckhand.task.v1.TaskResult.error:type_name -> deckhand.task.v1.TaskError
+	60, // 77: deckhand.task.v1.TaskResult.started:type_name -> google.protobuf.Timestamp
+	60, // 78: deckhand.task.v1.TaskResult.finished:type_name -> google.protobuf.Timestamp
+	79, // [79:79] is the sub-list for method output_type
+	79, // [79:79] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_task_v1_task_proto_init() }
@@ -4734,9 +4851,11 @@ func file_deckhand_task_v1_task_proto_init() {
 		(*TaskSpec_CertsRenew)(nil),
 		(*TaskSpec_EtcdSnapshot)(nil),
 		(*TaskSpec_EtcdRestore)(nil),
+		(*TaskSpec_Ping)(nil),
+		(*TaskSpec_Facts)(nil),
 	}
 	file_deckhand_task_v1_task_proto_msgTypes[15].OneofWrappers = []any{}
-	file_deckhand_task_v1_task_proto_msgTypes[39].OneofWrappers = []any{
+	file_deckhand_task_v1_task_proto_msgTypes[41].OneofWrappers = []any{
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Progress)(nil),
 		(*TaskEvent_State)(nil),
@@ -4747,7 +4866,7 @@ func file_deckhand_task_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_task_v1_task_proto_rawDesc), len(file_deckhand_task_v1_task_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
