@@ -226,6 +226,9 @@ func startBrowser(t *testing.T, path string) (ctx context.Context, console func(
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(dataDir),
 		chromedp.WindowSize(1440, 900),
+		// Chromium keeps a singleton socket directory in TMPDIR for its whole life and leaves it
+		// behind: in the test's own directory, removed with it.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 	)
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
