@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/audit"
+	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/secret"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
@@ -123,16 +124,16 @@ func AuditEventOf(ctx context.Context, method string, req, resp proto.Message, e
 	}
 	if caller.Cert != nil {
 		if id, idErr := pki.IdentityOf(caller.Cert); idErr == nil {
-			ev.Subject, ev.Role, ev.Serial = boundString(id.Name, MaxAuditName), id.Role, id.Serial
+			ev.Subject, ev.Role, ev.Serial = bounded.String(id.Name, MaxAuditName), id.Role, id.Serial
 		}
 	}
 	if Public[method] {
 		ev.Role = audit.RoleToken
-		ev.Subject = boundString(firstString(req, "node_name", "replica_id"), MaxAuditName)
+		ev.Subject = bounded.String(firstString(req, "node_name", "replica_id"), MaxAuditName)
 	}
 	if err != nil {
 		st := status.Convert(err)
-		ev.Message = secret.Mask(boundString(st.Message(), MaxAuditMessage))
+		ev.Message = secret.Mask(bounded.String(st.Message(), MaxAuditMessage))
 		for _, d := range st.Details() {
 			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
 				ev.Reason = info.GetReason()
@@ -143,8 +144,8 @@ func AuditEventOf(ctx context.Context, method string, req, resp proto.Message, e
 	if ev.Target == "" {
 		ev.Target = firstString(resp, "id")
 	}
-	ev.Target = boundString(ev.Target, MaxAuditName)
-	ev.Peer = boundString(ev.Peer, MaxAuditName)
+	ev.Target = bounded.String(ev.Target, MaxAuditName)
+	ev.Peer = bounded.String(ev.Peer, MaxAuditName)
 	ev.Nodes = nodesOf(method, req, resp)
 	ev.Request = Summary(req)
 	return ev
@@ -198,7 +199,7 @@ func Summary(req proto.Message) string {
 	if len(omitted) > 0 {
 		out += " omitted: " + strings.Join(omitted, ", ")
 	}
-	return boundString(secret.Mask(out), MaxAuditRequest)
+	return bounded.String(secret.Mask(out), MaxAuditRequest)
 }
 
 func redactSummary(m protoreflect.Message, path string, omitted *[]string, depth int) {
@@ -259,19 +260,6 @@ func looksSecret(s string) bool {
 	return secret.Looks(s) || strings.Contains(s, "-----BEGIN")
 }
 
-func boundString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return strings.ToValidUTF8(s, "") + "..."
-}
-
-func utf8Start(b byte) bool { return b < 0x80 || b >= 0xC0 }
-
 // firstString returns the first non-empty string field of m named one of names, at the
 // top level or one message deep (a workflow's id in a response).
 func firstString(m proto.Message, names ...string) string {
@@ -309,7 +297,7 @@ func firstString(m proto.Message, names ...string) string {
 func nodesOf(method string, req, resp proto.Message) []string {
 	var out []string
 	add := func(s string) {
-		s = boundString(s, MaxAuditName)
+		s = bounded.String(s, MaxAuditName)
 		if s != "" && !slices.Contains(out, s) && len(out) < MaxAuditNodes {
 			out = append(out, s)
 		}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/deckhandhq/deckhand/controller/api"
+	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/netmux"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -215,19 +216,12 @@ func forward(_ context.Context, r *http.Request) metadata.MD {
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 	switch code {
 	case http.StatusNotFound:
-		writeError(w, code, fmt.Sprintf("no REST route %s %s: the routes are listed in /openapi.json", r.Method, bounded(r.URL.Path)))
+		writeError(w, code, fmt.Sprintf("no REST route %s %s: the routes are listed in /openapi.json", r.Method, bounded.String(r.URL.Path, 200)))
 	case http.StatusMethodNotAllowed:
-		writeError(w, code, fmt.Sprintf("%s is not allowed on %s: the routes are listed in /openapi.json", r.Method, bounded(r.URL.Path)))
+		writeError(w, code, fmt.Sprintf("%s is not allowed on %s: the routes are listed in /openapi.json", r.Method, bounded.String(r.URL.Path, 200)))
 	default:
 		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, code)
 	}
-}
-
-func bounded(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return strings.ToValidUTF8(s, "?")
 }
 
 // writeError writes a google.rpc.Status-shaped JSON error, as the gateway does for calls.
