@@ -180,7 +180,11 @@ func Decode(kv *store.KV) (*apiv1.TaskRecord, error) {
 
 // Get returns a task and its record's revision.
 func (s *Service) Get(ctx context.Context, id string) (*apiv1.TaskRecord, int64, error) {
-	kv, _, err := s.st.Get(ctx, Prefix+id)
+	return s.get(ctx, id)
+}
+
+func (s *Service) get(ctx context.Context, id string, opts ...store.ReadOption) (*apiv1.TaskRecord, int64, error) {
+	kv, _, err := s.st.Get(ctx, Prefix+id, opts...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -210,10 +214,22 @@ func (s *Service) List(ctx context.Context, node, workflow string) ([]*apiv1.Tas
 	return out, nil
 }
 
-// update is a read-modify-write with CAS; fn returns false to write nothing.
+// update is a read-modify-write with CAS; fn returns false to write nothing. A task's
+// state only moves forward (pending, running, ended), and every fn writes nothing once it
+// is past the state it changes, so the first read is this replica's own state, without the
+// round trip to a quorum a linearizable read costs (most of an agent's ack and result):
+// a stale record fails the CAS and is read again, linearizably; one that already moved on
+// is not stale in what fn looks at. A record not found locally is read linearizably too.
 func (s *Service) update(ctx context.Context, id string, fn func(*apiv1.TaskRecord) bool) (*apiv1.TaskRecord, error) {
-	for {
-		rec, rev, err := s.Get(ctx, id)
+	for attempt := 0; ; attempt++ {
+		var opts []store.ReadOption
+		if attempt == 0 {
+			opts = append(opts, store.Stale())
+		}
+		rec, rev, err := s.get(ctx, id, opts...)
+		if attempt == 0 && errors.Is(err, ErrNotFound) {
+			rec, rev, err = s.Get(ctx, id)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -103,7 +103,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	return out
 }
 
-// maxRequests bounds the remembered request IDs (a retry comes within seconds).
+// maxRequests is how many of the latest request IDs are always remembered (a retry comes
+// within seconds); up to twice as many are, so that forgetting the oldest is one copy per
+// maxRequests writes, not one per write (a copy of 10,000 IDs on every write was most of
+// the controller's allocations under a fan-out).
 const maxRequests = 10_000
 
 func (f *fsm) remember(id string, res *storagev1.TxnResult) {
@@ -112,6 +115,9 @@ func (f *fsm) remember(id string, res *storagev1.TxnResult) {
 	}
 	f.requests[id] = res
 	f.requestOrder = append(f.requestOrder, id)
+	if len(f.requestOrder) < 2*maxRequests {
+		return
+	}
 	if over := len(f.requestOrder) - maxRequests; over > 0 {
 		for _, old := range f.requestOrder[:over] {
 			delete(f.requests, old)

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -115,5 +116,27 @@ func TestRetriedRequestAppliesOnce(t *testing.T) {
 	cmd.RequestId = "req-2"
 	if res := g.ApplyBatch([]*raft.Log{{Index: 4, Type: raft.LogCommand, Data: mustMarshal(cmd)}})[0].(*storagev1.TxnResult); res.GetRevision() != 2 {
 		t.Fatalf("new request: rev %d", res.GetRevision())
+	}
+}
+
+// The latest maxRequests request IDs are always remembered, and no more than twice as
+// many are kept: forgetting is a copy per maxRequests writes, not per write.
+func TestRememberedRequestsBounded(t *testing.T) {
+	f := newFSM(100, nil, nil)
+	cmd := txnToCommand(store.Txn{Then: []store.Op{store.Put("/k", []byte("v"))}})
+	const writes = 3*maxRequests + 17
+	for i := range writes {
+		cmd.RequestId = fmt.Sprintf("req-%d", i)
+		f.ApplyBatch([]*raft.Log{{Index: uint64(i + 1), Type: raft.LogCommand, Data: mustMarshal(cmd)}})
+		if n := len(f.requestOrder); n >= 2*maxRequests || len(f.requests) != n {
+			t.Fatalf("after %d writes %d IDs in order, %d remembered", i+1, n, len(f.requests))
+		}
+	}
+	for _, i := range []int{writes - 1, writes - maxRequests} {
+		cmd.RequestId = fmt.Sprintf("req-%d", i)
+		res := f.ApplyBatch([]*raft.Log{{Index: writes + 1, Type: raft.LogCommand, Data: mustMarshal(cmd)}})[0].(*storagev1.TxnResult)
+		if res.GetRevision() != int64(i+1) {
+			t.Errorf("request %d retried: revision %d, want its own %d", i, res.GetRevision(), i+1)
+		}
 	}
 }
