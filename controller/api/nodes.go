@@ -32,23 +32,31 @@ func (s *NodeServer) annotate(ctx context.Context, ns ...*apiv1.Node) error {
 	if s.Workflows == nil {
 		return nil
 	}
-	cl, err := s.Workflows.Cluster(ctx)
+	return annotateNodes(ctx, s.Workflows, ns)
+}
+
+// annotateNodes fills the cluster role of ns from the cluster record and the workflow that
+// holds each: they are not in the node records.
+func annotateNodes(ctx context.Context, wf *workflows.Service, ns []*apiv1.Node) error {
+	cl, err := wf.Cluster(ctx)
 	if err != nil {
 		return err
 	}
-	locks, err := s.Workflows.Locks(ctx)
+	locks, err := wf.Locks(ctx)
 	if err != nil {
 		return err
+	}
+	roles := make(map[string]string, len(cl.GetNodes()))
+	for _, cn := range cl.GetNodes() {
+		roles[cn.GetName()] = "worker"
+		if cn.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
+			roles[cn.GetName()] = "control-plane"
+		}
 	}
 	for _, n := range ns {
 		n.LockedBy = locks[n.GetName()]
-		for _, cn := range cl.GetNodes() {
-			if cn.GetName() == n.GetName() {
-				n.ClusterRole = "worker"
-				if cn.GetRole() == taskv1.NodeRole_NODE_ROLE_CONTROL_PLANE {
-					n.ClusterRole = "control-plane"
-				}
-			}
+		if r, ok := roles[n.GetName()]; ok {
+			n.ClusterRole = r
 		}
 	}
 	return nil

@@ -305,19 +305,22 @@ func (s *TaskServer) RunTasks(req *apiv1.RunTasksRequest, stream apiv1.TaskServi
 	}
 	concurrency, timeout, err := fanout.Limits(req.GetConcurrency(), req.GetTimeout().AsDuration())
 	if err != nil {
-		return invalid(err)
+		return invalidRun(err)
 	}
 	id := req.GetId()
 	if id == "" {
 		id = "run-" + strings.ToLower(rand.Text()[:12])
 	}
 	all, err := s.Nodes.List(ctx)
+	if err == nil {
+		err = annotateNodes(ctx, s.Workflows, all) // roles to select on, holders to skip
+	}
 	if err != nil {
 		return toStatus(err)
 	}
 	selected, err := fanout.Select(all, req.GetNodes())
 	if err != nil {
-		return invalid(err)
+		return invalidRun(err)
 	}
 	if err := s.sameRun(ctx, id, req); err != nil {
 		return err
@@ -340,6 +343,14 @@ func (s *TaskServer) RunTasks(req *apiv1.RunTasksRequest, stream apiv1.TaskServi
 		return toStatus(err)
 	}
 	return err
+}
+
+// invalidRun is invalid for a fan-out's errors, naming their field.
+func invalidRun(err error) error {
+	if fe := (*fanout.FieldError)(nil); errors.As(err, &fe) {
+		return invalid(&fieldError{fe.Field, fe.Msg})
+	}
+	return invalid(err)
 }
 
 // sameRun refuses a run ID whose tasks so far are another task's: the same request again

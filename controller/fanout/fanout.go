@@ -42,8 +42,20 @@ const (
 	ReasonCreateFailed = "CREATE_FAILED"
 )
 
-// ErrInvalid: the request is malformed; the message names the field.
+// ErrInvalid: the request is malformed (a *FieldError names the field).
 var ErrInvalid = errors.New("invalid run")
+
+// FieldError is a malformed request: the field and what to do.
+type FieldError struct{ Field, Msg string }
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Is makes errors.Is(err, ErrInvalid) hold.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{field, fmt.Sprintf(format, args...)}
+}
 
 // attribute is one key a selector may match on, declared once.
 type attribute struct {
@@ -87,7 +99,7 @@ func Select(all []*apiv1.Node, sel *apiv1.NodeSelector) ([]*apiv1.Node, error) {
 		}
 	}
 	if given != 1 {
-		return nil, fmt.Errorf("%w: nodes: give exactly one of all, names or match (deckctl: --nodes all, --nodes a,b,c or --nodes role=worker)", ErrInvalid)
+		return nil, fieldErr("nodes", "give exactly one of all, names or match (deckctl: --nodes all, --nodes a,b,c or --nodes role=worker)")
 	}
 	byName := make(map[string]*apiv1.Node, len(all))
 	for _, n := range all {
@@ -99,7 +111,7 @@ func Select(all []*apiv1.Node, sel *apiv1.NodeSelector) ([]*apiv1.Node, error) {
 		out = slices.Clone(all)
 	case len(sel.GetNames()) > 0:
 		if len(sel.GetNames()) > MaxNodes {
-			return nil, fmt.Errorf("%w: nodes.names: %d names, at most %d", ErrInvalid, len(sel.GetNames()), MaxNodes)
+			return nil, fieldErr("nodes.names", "%d names, at most %d", len(sel.GetNames()), MaxNodes)
 		}
 		seen := map[string]bool{}
 		var unknown []string
@@ -119,7 +131,7 @@ func Select(all []*apiv1.Node, sel *apiv1.NodeSelector) ([]*apiv1.Node, error) {
 			if len(unknown) > 5 {
 				unknown = append(unknown[:5], fmt.Sprintf("and %d more", len(unknown)-5))
 			}
-			return nil, fmt.Errorf("%w: nodes.names: not enrolled: %s (deckctl node list shows the enrolled nodes)", ErrInvalid, strings.Join(unknown, ", "))
+			return nil, fieldErr("nodes.names", "not enrolled: %s (deckctl node list shows the enrolled nodes)", strings.Join(unknown, ", "))
 		}
 	default:
 		keys := make([]string, 0, len(sel.GetMatch()))
@@ -131,11 +143,11 @@ func Select(all []*apiv1.Node, sel *apiv1.NodeSelector) ([]*apiv1.Node, error) {
 		for _, k := range keys {
 			i := slices.IndexFunc(attributes, func(a attribute) bool { return a.key == k })
 			if i < 0 {
-				return nil, fmt.Errorf("%w: nodes.match: key %q: use %s", ErrInvalid, k, strings.Join(Keys(), ", "))
+				return nil, fieldErr("nodes.match", "key %q: use %s", k, strings.Join(Keys(), ", "))
 			}
 			a, v := attributes[i], sel.GetMatch()[k]
 			if v == "" {
-				return nil, fmt.Errorf("%w: nodes.match: %s has no value: give %s=VALUE (%s)", ErrInvalid, k, k, a.values)
+				return nil, fieldErr("nodes.match", "%s has no value: give %s=VALUE (%s)", k, k, a.values)
 			}
 			match = append(match, func(n *apiv1.Node) bool { return a.of(n) == v })
 		}
@@ -146,10 +158,10 @@ func Select(all []*apiv1.Node, sel *apiv1.NodeSelector) ([]*apiv1.Node, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: nodes: the selection matches no enrolled node (deckctl node list shows them with their role and state)", ErrInvalid)
+		return nil, fieldErr("nodes", "the selection matches no enrolled node (deckctl node list shows them with their role and state)")
 	}
 	if len(out) > MaxNodes {
-		return nil, fmt.Errorf("%w: nodes: %d nodes selected, at most %d in one run: select fewer (--nodes role=worker) or run in parts", ErrInvalid, len(out), MaxNodes)
+		return nil, fieldErr("nodes", "%d nodes selected, at most %d in one run: select fewer (--nodes role=worker) or run in parts", len(out), MaxNodes)
 	}
 	slices.SortFunc(out, func(a, b *apiv1.Node) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return out, nil
@@ -318,9 +330,9 @@ func Percentile(sorted []time.Duration, p int) time.Duration {
 func Limits(concurrency int32, timeout time.Duration) (int, time.Duration, error) {
 	switch {
 	case concurrency < 0 || concurrency > MaxConcurrency:
-		return 0, 0, fmt.Errorf("%w: concurrency: %d: give 1 to %d, or 0 for %d", ErrInvalid, concurrency, MaxConcurrency, DefaultConcurrency)
+		return 0, 0, fieldErr("concurrency", "%d: give 1 to %d, or 0 for %d", concurrency, MaxConcurrency, DefaultConcurrency)
 	case timeout < 0 || timeout > MaxTimeout:
-		return 0, 0, fmt.Errorf("%w: timeout: %s: give at most %s, or 0 for %s", ErrInvalid, timeout, MaxTimeout, DefaultTimeout)
+		return 0, 0, fieldErr("timeout", "%s: give at most %s, or 0 for %s", timeout, MaxTimeout, DefaultTimeout)
 	}
 	c, d := int(concurrency), timeout
 	if c == 0 {

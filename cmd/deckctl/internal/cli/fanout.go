@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/client"
@@ -123,8 +125,11 @@ func (o *options) runMany(sel *apiv1.NodeSelector, kind string, spec *taskv1.Tas
 	v := &runView{w: o.errOut, out: o.out, kind: kind, tty: isTerminal(o.errOut), started: time.Now()}
 	var selected []string
 	last, err := cc.RunTasks(ctx, req, clientRunHandlers(v, &selected))
+	if se := (interface{ GRPCStatus() *status.Status })(nil); errors.As(err, &se) {
+		return describe(se.GRPCStatus().Err()) // the controller's answer, without the wrapping
+	}
 	if err != nil {
-		return describe(err)
+		return err
 	}
 	if o.output != "table" {
 		return o.printStructuredRun(last, selected, v)
@@ -182,7 +187,7 @@ func printRun(w io.Writer, v *runView) {
 		return strings.Compare(a.GetTask().GetNode(), b.GetTask().GetNode())
 	})
 	for _, r := range recs {
-		took := r.GetUpdated().AsTime().Sub(r.GetCreated().AsTime()).Round(100 * time.Microsecond)
+		took := roundDur(durationpb.New(r.GetUpdated().AsTime().Sub(r.GetCreated().AsTime())))
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.GetTask().GetNode(), taskState(r.GetState()), took, runDetail(r))
 	}
 	sk := slices.Clone(v.skipped)
