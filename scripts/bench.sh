@@ -19,6 +19,14 @@ echo
 echo "agents per controller (1 replica, heartbeat 2s):"
 bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSIONS:-1000,5000}" --window "${BENCH_WINDOW:-20s}"
 
+# Fan-out: one controller, 1,000 simulated agents answering at once; `ping` on all of them
+# through TaskService/RunTasks, 5 times per concurrency: the wall time from the request to
+# every result stored, the per-node task time (p50/p99) and the controller's CPU per run.
+go build -o bin/fanoutload ./scripts/fanoutload
+echo
+echo "fan-out to simulated agents (1 replica):"
+bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUT_NODES:-1000}" --concurrency "${BENCH_FANOUT_CONCURRENCY:-100,1000}" --runs "${BENCH_FANOUT_RUNS:-5}"
+
 # A 500-node apply against simulated agents whose every task takes a fixed time, then an
 # upgrade of that cluster in batches: the workflow engine's overhead as the wall time over
 # a lower bound from the DAG (the tool prints its formulas), and the controller's peak RSS.

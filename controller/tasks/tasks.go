@@ -106,8 +106,13 @@ func (s *Service) Create(ctx context.Context, t *taskv1.Task, guards ...store.Co
 	if strings.HasPrefix(t.GetId(), ReservedPrefix) {
 		return nil, fmt.Errorf("%w: id %q: IDs starting with %q are reserved for workflow steps; choose another --id or leave it empty for a generated one", ErrInvalid, t.GetId(), ReservedPrefix)
 	}
-	if _, _, err := s.nodes.Get(ctx, t.GetNode()); err != nil {
-		return nil, err
+	// The node must be enrolled: this replica's records say so without a quorum round trip
+	// (a fan-out creates a thousand tasks at once); one it does not know yet is looked up
+	// linearizably before it is refused.
+	if _, _, err := s.nodes.Get(ctx, t.GetNode(), store.Stale()); err != nil {
+		if _, _, err := s.nodes.Get(ctx, t.GetNode()); err != nil {
+			return nil, err
+		}
 	}
 	cmp, op, rec, err := newRecord(t, s.now())
 	if err != nil {
