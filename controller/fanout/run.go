@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -64,7 +65,13 @@ type created struct {
 func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksResponse) error) error {
 	start := b.Now()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// No goroutine of the run outlives it: a create may still be answering when its task's
+	// end came through the store.
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	tr := NewTracker(req.ID, req.Run, req.Skipped)
 
 	records := make(chan *apiv1.TaskRecord, 256)
@@ -76,18 +83,22 @@ func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksR
 			}
 		}
 	}
-	go store.Follow(ctx, b.Store, tasks.Prefix+req.ID+".", store.Follower{
-		Listed: func(kvs []*store.KV) {
-			for _, kv := range kvs {
-				put(kv)
-			}
-		},
-		Event: func(ev store.Event) {
-			if ev.Type == store.EventPut {
-				put(ev.KV)
-			}
-		},
-	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		store.Follow(ctx, b.Store, tasks.Prefix+req.ID+".", store.Follower{
+			Listed: func(kvs []*store.KV) {
+				for _, kv := range kvs {
+					put(kv)
+				}
+			},
+			Event: func(ev store.Event) {
+				if ev.Type == store.EventPut {
+					put(ev.KV)
+				}
+			},
+		})
+	}()
 
 	// Every create and cancel answers on results, which holds one per running node, so
 	// none of their goroutines ever blocks.
@@ -98,14 +109,18 @@ func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksR
 			return
 		}
 		for _, n := range tr.Next(req.Concurrency) {
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				rec, err := b.Create(ctx, &taskv1.Task{Id: TaskID(req.ID, n), Node: n, Spec: req.Spec, DryRun: req.DryRun})
 				results <- created{n, rec, err}
 			}()
 		}
 	}
 	cancelTask := func(n string) {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			rec, err := b.Cancel(ctx, TaskID(req.ID, n), ReasonDeadline, fmt.Sprintf("cancelled: the run's timeout (%s) passed before the task ended", req.Timeout))
 			if err != nil {
 				err = fmt.Errorf("the run's timeout (%s) passed and the task could not be cancelled: %w", req.Timeout, err)
