@@ -428,7 +428,7 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 		"CreateCredential": false, "ListCredentials": true, "RevokeCredential": false,
 		"ListMembers": true, "RemoveMember": false,
 		"GetNode": true, "ListNodes": true, "DeleteNode": false,
-		"CreateTask": false, "GetTask": true, "ListTasks": true, "CancelTask": false, "WatchTask": true, "GetTaskLogs": true,
+		"CreateTask": false, "GetTask": true, "ListTasks": true, "CancelTask": false, "WatchTask": true, "GetTaskLogs": true, "RunTasks": false,
 		"CreateToken": false, "ListTokens": true, "RevokeToken": false,
 		"CreateWorkflow": false, "GetWorkflow": true, "ListWorkflows": true, "CancelWorkflow": false, "RetryWorkflow": false,
 		"PauseWorkflow": true, "ResumeWorkflow": true,
@@ -460,6 +460,9 @@ func TestIdempotentCoversEveryMethod(t *testing.T) {
 	}
 	if !Idempotent(apiv1.TaskService_CreateTask_FullMethodName, &apiv1.CreateTaskRequest{Id: "t1"}) {
 		t.Error("a task created with a client-chosen ID is idempotent")
+	}
+	if !Idempotent(apiv1.TaskService_RunTasks_FullMethodName, &apiv1.RunTasksRequest{Id: "run-1"}) {
+		t.Error("a run with a client-chosen ID is idempotent: the same request again resumes it")
 	}
 	if !Idempotent(apiv1.WorkflowService_CreateWorkflow_FullMethodName, &apiv1.CreateWorkflowRequest{Id: NewWorkflowID()}) {
 		t.Error("a workflow created with a client-chosen ID is idempotent")

@@ -39,6 +39,9 @@ func Idempotent(method string, req any) bool {
 	case apiv1.TaskService_CreateTask_FullMethodName:
 		r, ok := req.(*apiv1.CreateTaskRequest)
 		return ok && r.GetId() != ""
+	case apiv1.TaskService_RunTasks_FullMethodName:
+		r, ok := req.(*apiv1.RunTasksRequest)
+		return ok && r.GetId() != "" // the same run again resumes it
 	case apiv1.WorkflowService_CreateWorkflow_FullMethodName:
 		r, ok := req.(*apiv1.CreateWorkflowRequest)
 		return ok && r.GetId() != ""

@@ -279,7 +279,7 @@ func (c *Controller) wire(st backend) error {
 		CA: func() *pki.CA { return c.ca }, Tokens: c.tokens, Nodes: c.nodes, Sessions: c.sessions, Tasks: c.dispatch,
 		Limits: c.limits, Cluster: c, Transfers: uploads, ReplicaID: id, Heartbeat: cfg.Heartbeat, CertValidity: cfg.AgentCertValidity, Log: log,
 	})
-	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Store: st})
+	apiv1.RegisterTaskServiceServer(c.srv, &api.TaskServer{Tasks: c.tasks, Workflows: c.workflows, Nodes: c.nodes, Store: st})
 	apiv1.RegisterWorkflowServiceServer(c.srv, &api.WorkflowServer{Workflows: c.workflows, Store: st,
 		Kubeconfigs: kubeconfigs.New(st, c.nodes, c.tasks, c.workflows),
 		Transfers:   uploads, Tasks: c.tasks, Nodes: c.nodes, Address: cfg.advertise()})

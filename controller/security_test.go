@@ -330,6 +330,7 @@ var wantPolicy = map[string]string{
 	"deckhand.api.v1.TaskService/ListTasks":                         "admin operator viewer",
 	"deckhand.api.v1.TaskService/WatchTask":                         "admin operator viewer",
 	"deckhand.api.v1.TaskService/GetTaskLogs":                       "admin operator viewer",
+	"deckhand.api.v1.TaskService/RunTasks":                          "admin operator",
 	"deckhand.api.v1.WorkflowService/CreateWorkflow":                "admin operator",
 	"deckhand.api.v1.WorkflowService/CancelWorkflow":                "admin operator",
 	"deckhand.api.v1.WorkflowService/RetryWorkflow":                 "admin operator",

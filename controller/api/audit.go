@@ -41,6 +41,7 @@ var Audited = map[string]bool{
 	apiv1.TokenService_RevokeToken_FullMethodName:           true,
 	apiv1.TaskService_CreateTask_FullMethodName:             true,
 	apiv1.TaskService_CancelTask_FullMethodName:             true,
+	apiv1.TaskService_RunTasks_FullMethodName:               true,
 	apiv1.WorkflowService_CreateWorkflow_FullMethodName:     true,
 	apiv1.WorkflowService_CancelWorkflow_FullMethodName:     true,
 	apiv1.WorkflowService_RetryWorkflow_FullMethodName:      true,

@@ -58,6 +58,7 @@ var Roles = map[string][]string{
 	apiv1.TaskService_ListTasks_FullMethodName:   readers,
 	apiv1.TaskService_WatchTask_FullMethodName:   readers,
 	apiv1.TaskService_GetTaskLogs_FullMethodName: readers,
+	apiv1.TaskService_RunTasks_FullMethodName:    writers,
 
 	apiv1.WorkflowService_CreateWorkflow_FullMethodName:  writers,
 	apiv1.WorkflowService_CancelWorkflow_FullMethodName:  writers,

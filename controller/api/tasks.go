@@ -2,14 +2,18 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/deckhandhq/deckhand/controller/fanout"
+	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/workflows"
 	"github.com/deckhandhq/deckhand/internal/pki"
@@ -50,23 +54,31 @@ type TaskServer struct {
 	Tasks *tasks.Service
 	// Workflows creates direct tasks, refusing a node a workflow holds.
 	Workflows *workflows.Service
+	Nodes     *nodes.Registry
 	Store     store.Store
 }
 
-func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskRequest) (*apiv1.CreateTaskResponse, error) {
-	if req.GetSpec().GetKubeconfigSign() != nil {
+// directOnly refuses the kinds that are never run as direct tasks.
+func directOnly(spec *taskv1.TaskSpec) error {
+	switch {
+	case spec.GetKubeconfigSign() != nil:
 		// Signing a cluster-admin certificate is CreateKubeconfig's, which only admins may call.
-		return nil, invalid(&fieldError{"spec.kubeconfig_sign", "is not run as a direct task: use deckctl kubeconfig (CreateKubeconfig, admins only)"})
-	}
-	if req.GetSpec().GetManifest() != nil {
+		return &fieldError{"spec.kubeconfig_sign", "is not run as a direct task: use deckctl kubeconfig (CreateKubeconfig, admins only)"}
+	case spec.GetManifest() != nil:
 		// kubectl with the cluster's admin.conf: whoever may apply any object is a cluster
 		// admin, which an operator is not. Workflows apply the pod network's manifest.
-		return nil, invalid(&fieldError{"spec.manifest", "is not run as a direct task: it applies objects as the cluster's admin; apply your own with kubectl (deckctl kubeconfig gives admins a credential)"})
-	}
-	if req.GetSpec().GetEtcdRestore() != nil {
+		return &fieldError{"spec.manifest", "is not run as a direct task: it applies objects as the cluster's admin; apply your own with kubectl (deckctl kubeconfig gives admins a credential)"}
+	case spec.GetEtcdRestore() != nil:
 		// A phase alone (a stop, a re-join) breaks a healthy control plane: only the restore
 		// workflow runs them, after its check, holding every control plane.
-		return nil, invalid(&fieldError{"spec.etcd_restore", "is not run as a direct task: use deckctl etcd restore (a workflow that checks the snapshot and the cluster first)"})
+		return &fieldError{"spec.etcd_restore", "is not run as a direct task: use deckctl etcd restore (a workflow that checks the snapshot and the cluster first)"}
+	}
+	return nil
+}
+
+func (s *TaskServer) CreateTask(ctx context.Context, req *apiv1.CreateTaskRequest) (*apiv1.CreateTaskResponse, error) {
+	if err := directOnly(req.GetSpec()); err != nil {
+		return nil, invalid(err)
 	}
 	rec, err := s.Workflows.CreateTask(ctx, &taskv1.Task{Id: req.GetId(), Node: req.GetNode(), Spec: req.GetSpec(), DryRun: req.GetDryRun()})
 	if err != nil {
@@ -282,4 +294,68 @@ func (s *TaskServer) resendTask(ctx context.Context, stream apiv1.TaskService_Wa
 		}
 	}
 	return tasks.Terminal(rec.GetState()), rev, nil
+}
+
+// RunTasks runs one task on the nodes a selector picks (controller/fanout), streaming the
+// progress until every node's task ended.
+func (s *TaskServer) RunTasks(req *apiv1.RunTasksRequest, stream apiv1.TaskService_RunTasksServer) error {
+	ctx := stream.Context()
+	if err := directOnly(req.GetSpec()); err != nil {
+		return invalid(err)
+	}
+	concurrency, timeout, err := fanout.Limits(req.GetConcurrency(), req.GetTimeout().AsDuration())
+	if err != nil {
+		return invalid(err)
+	}
+	id := req.GetId()
+	if id == "" {
+		id = "run-" + strings.ToLower(rand.Text()[:12])
+	}
+	all, err := s.Nodes.List(ctx)
+	if err != nil {
+		return toStatus(err)
+	}
+	selected, err := fanout.Select(all, req.GetNodes())
+	if err != nil {
+		return invalid(err)
+	}
+	if err := s.sameRun(ctx, id, req); err != nil {
+		return err
+	}
+	run, skipped := fanout.Plan(selected, s.Tasks.Now())
+	names := make([]string, len(selected))
+	for i, n := range selected {
+		names[i] = n.GetName()
+	}
+	b := fanout.Backend{
+		Store:  s.Store,
+		Create: s.Workflows.CreateTask,
+		Cancel: s.Tasks.CancelFor,
+		View:   func(rec *apiv1.TaskRecord) *apiv1.TaskRecord { return withoutArtifact(redact(ctx, rec)) },
+		Now:    s.Tasks.Now,
+	}
+	err = fanout.Run(ctx, b, fanout.Request{ID: id, Selected: names, Run: run, Skipped: skipped, Spec: req.GetSpec(), DryRun: req.GetDryRun(),
+		Concurrency: concurrency, Timeout: timeout}, stream.Send)
+	if err != nil && ctx.Err() == nil {
+		return toStatus(err)
+	}
+	return err
+}
+
+// sameRun refuses a run ID whose tasks so far are another task's: the same request again
+// resumes a run, another one under its ID would mix two runs' results.
+func (s *TaskServer) sameRun(ctx context.Context, id string, req *apiv1.RunTasksRequest) error {
+	kvs, _, err := s.Store.List(ctx, tasks.Prefix+id+".")
+	if err != nil || len(kvs) == 0 {
+		return toStatus(err)
+	}
+	rec, err := tasks.Decode(kvs[0])
+	if err != nil {
+		return toStatus(err)
+	}
+	if !proto.Equal(rec.GetTask().GetSpec(), req.GetSpec()) || rec.GetTask().GetDryRun() != req.GetDryRun() {
+		return toStatus(fmt.Errorf("%w: id: run %s ran another task (task %s, created %s): a run ID is used once; choose another --id, or leave it empty for a generated one",
+			tasks.ErrExists, id, rec.GetTask().GetId(), rec.GetCreated().AsTime().UTC().Format(time.RFC3339)))
+	}
+	return nil
 }

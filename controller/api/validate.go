@@ -13,9 +13,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/deckhandhq/deckhand/controller/fanout"
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/controller/workflows"
+	"github.com/deckhandhq/deckhand/internal/bounded"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
 	"github.com/deckhandhq/deckhand/internal/kubeadmconfig"
 	"github.com/deckhandhq/deckhand/internal/kubeimages"
@@ -81,6 +83,8 @@ func validate(req any) error {
 			return &fieldError{"spec", "is required: give exactly one task kind (runtime, images, ...)"}
 		}
 		return validateSpec(r.GetSpec())
+	case *apiv1.RunTasksRequest:
+		return validateRun(r)
 	case *apiv1.GetTaskRequest:
 		return required("id", r.GetId(), "give the task ID printed by deckctl task run")
 	case *apiv1.CancelTaskRequest:
@@ -337,4 +341,53 @@ func auditFilter(who, node string) error {
 		return &fieldError{"who", "must be a credential name or a role (admin, operator, viewer, agent, replica, token), at most 128 characters"}
 	}
 	return nil
+}
+
+// validateRun checks a fan-out: its ID (a prefix of its tasks' IDs), the selector's names
+// and attributes, the limits and the spec.
+func validateRun(r *apiv1.RunTasksRequest) error {
+	if id := r.GetId(); id != "" {
+		switch {
+		case len(id) > fanout.MaxIDLength || strings.Contains(id, ".") || tasks.ValidateID(id) != nil:
+			return &fieldError{"id", fmt.Sprintf("%q: use letters, digits, '_' and '-', at most %d, starting with a letter or digit; or leave it empty for a generated ID", bounded.String(id, 80), fanout.MaxIDLength)}
+		case strings.HasPrefix(id, tasks.ReservedPrefix):
+			return &fieldError{"id", fmt.Sprintf("%q: IDs starting with %q belong to workflow steps; choose another ID or leave it empty", id, tasks.ReservedPrefix)}
+		}
+	}
+	sel := r.GetNodes()
+	if len(sel.GetNames()) > fanout.MaxNodes {
+		return &fieldError{"nodes.names", fmt.Sprintf("%d names: at most %d in one run", len(sel.GetNames()), fanout.MaxNodes)}
+	}
+	for i, n := range sel.GetNames() {
+		if err := nodeName(fmt.Sprintf("nodes.names[%d]", i), n); err != nil {
+			return err
+		}
+	}
+	if len(sel.GetMatch()) > len(fanout.Keys()) {
+		return &fieldError{"nodes.match", fmt.Sprintf("%d keys: use at most one each of %s", len(sel.GetMatch()), strings.Join(fanout.Keys(), ", "))}
+	}
+	for k, v := range sel.GetMatch() {
+		if !slices.Contains(fanout.Keys(), k) {
+			return &fieldError{"nodes.match", fmt.Sprintf("key %q: use %s", bounded.String(k, 64), strings.Join(fanout.Keys(), ", "))}
+		}
+		if len(v) > 253 {
+			return &fieldError{"nodes.match." + k, "is longer than 253 bytes"}
+		}
+	}
+	if d := r.GetTimeout(); d != nil && !d.IsValid() {
+		return &fieldError{"timeout", "is not a valid duration: give one such as 5m"}
+	}
+	if c := r.GetConcurrency(); c < 0 || c > fanout.MaxConcurrency {
+		return &fieldError{"concurrency", fmt.Sprintf("%d: give 1 to %d, or 0 for %d", c, fanout.MaxConcurrency, fanout.DefaultConcurrency)}
+	}
+	if d := r.GetTimeout().AsDuration(); d < 0 || d > fanout.MaxTimeout {
+		return &fieldError{"timeout", fmt.Sprintf("%s: give at most %s, or 0 for %s", d, fanout.MaxTimeout, fanout.DefaultTimeout)}
+	}
+	if r.GetSpec().GetKind() == nil {
+		return &fieldError{"spec", "is required: give exactly one task kind (ping, facts, preflight, ...)"}
+	}
+	if err := directOnly(r.GetSpec()); err != nil {
+		return err
+	}
+	return validateSpec(r.GetSpec())
 }

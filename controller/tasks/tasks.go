@@ -61,6 +61,9 @@ func New(st store.Store, reg *nodes.Registry, now func() time.Time) *Service {
 	return &Service{st: st, nodes: reg, now: now}
 }
 
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now() }
+
 // Terminal reports whether a state is final.
 func Terminal(s taskv1.TaskState) bool {
 	switch s {
@@ -261,12 +264,17 @@ func (s *Service) Finish(ctx context.Context, node string, res *taskv1.TaskResul
 // Cancel ends a task that has not finished: PENDING and RUNNING become CANCELLED (the
 // replica holding the session tells the agent to stop).
 func (s *Service) Cancel(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
+	return s.CancelFor(ctx, id, "CANCELLED", "cancelled by a user")
+}
+
+// CancelFor is Cancel with the reason and message the task's result gives.
+func (s *Service) CancelFor(ctx context.Context, id, reason, message string) (*apiv1.TaskRecord, error) {
 	return s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
 		if Terminal(r.GetState()) {
 			return false
 		}
 		r.State = taskv1.TaskState_TASK_STATE_CANCELLED
-		r.Result = &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_CANCELLED, Error: &taskv1.TaskError{Reason: "CANCELLED", Message: "cancelled by a user"}}
+		r.Result = &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_CANCELLED, Error: &taskv1.TaskError{Reason: reason, Message: message}}
 		return true
 	})
 }

@@ -47,6 +47,10 @@ type taskFlags struct {
 	role                                                     string
 	fix                                                      bool
 	ignore                                                   []string
+	// fan-out
+	nodes       string
+	concurrency int
+	runTimeout  time.Duration
 }
 
 func (f *taskFlags) registry() *taskv1.RegistrySettings {
@@ -129,10 +133,48 @@ func newTaskCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Short: "Run one task on one node, and read tasks back"}
 	f := &taskFlags{}
 	run := &cobra.Command{
-		Use:   "run NODE KIND",
-		Short: "Run a task (preflight, runtime, images, ...) on a node with live output",
-		Args:  cobra.ExactArgs(2),
+		Use:   "run NODE KIND | run --nodes SELECTOR KIND",
+		Short: "Run a task (preflight, runtime, images, ping, ...) on a node, or on many nodes at once, with live output",
+		Long: `Run a task on one node and follow its log, or with --nodes on many nodes at once:
+--nodes all, --nodes role=worker,os=debian (keys: role, os, arch, state) or
+--nodes node-1,node-2. At most --concurrency nodes run at once; the live line shows
+how many ended, failed and run, with the median and 99th percentile task time; every
+node's result is printed at the end, the failed last, and the exit status is 1 when
+one failed. Nodes that are not ready are reported, not waited for. The same command
+with the same --id resumes a run that was interrupted.`,
+		Example: `  deckctl task run node-1 preflight --role control-plane
+  deckctl task run --nodes all ping
+  deckctl task run --nodes role=worker --concurrency 20 facts`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.nodes != "" {
+				if len(args) != 1 {
+					return fmt.Errorf("with --nodes give only the task kind: deckctl task run --nodes %s KIND", f.nodes)
+				}
+				return nil
+			}
+			if len(args) != 2 {
+				return fmt.Errorf("give a node and a task kind (deckctl task run node-1 ping), or --nodes and a kind (deckctl task run --nodes all ping)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.nodes != "" {
+				sel, err := parseSelector(f.nodes)
+				if err != nil {
+					return err
+				}
+				if f.save != "" || f.detach {
+					return fmt.Errorf("--save and --detach are for one node; with --nodes every node's result is printed (use -o json for all of it)")
+				}
+				spec, err := f.spec(args[0])
+				if err != nil {
+					return err
+				}
+				return o.runMany(sel, args[0], spec, f)
+			}
+			if cmd.Flags().Changed("concurrency") || cmd.Flags().Changed("run-timeout") {
+				return fmt.Errorf("--concurrency and --run-timeout are for --nodes")
+			}
 			spec, err := f.spec(args[1])
 			if err != nil {
 				return err
@@ -164,10 +206,13 @@ func newTaskCmd(o *options) *cobra.Command {
 		},
 	}
 	fl := run.Flags()
+	fl.StringVar(&f.nodes, "nodes", "", "run on many nodes: all, KEY=VALUE[,KEY=VALUE] (role, os, arch, state) or names separated by commas")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "with --nodes: most nodes whose tasks run at once (default 100, at most 1000)")
+	fl.DurationVar(&f.runTimeout, "run-timeout", 0, "with --nodes: cancel what still runs after this long and report it failed (default 10m)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "report the changes the task would make and make none")
 	fl.BoolVar(&f.detach, "detach", false, "print the task ID and return")
 	fl.StringVar(&f.save, "save", "", "write the task's artifact (for example the diagnostics tar.gz) to this file")
-	fl.StringVar(&f.id, "id", "", "task ID (default: generated); an ID is used once: the same task again returns the recorded one, another task under it is refused; IDs starting with wf- belong to workflow steps")
+	fl.StringVar(&f.id, "id", "", "task ID (default: generated); an ID is used once: the same task again returns the recorded one, another task under it is refused; IDs starting with wf- belong to workflow steps. With --nodes: the run ID (at most 64, no dots); the same command with it resumes the run")
 	fl.StringVar(&f.kubernetesVersion, "kubernetes-version", "v1.33.13", "Kubernetes version (runtime, images)")
 	fl.StringVar(&f.imageRepository, "image-repository", "registry.k8s.io", "repository of the control-plane and pause images")
 	fl.StringSliceVar(&f.mirrors, "mirror", nil, "registry mirror URL, tried in order (repeatable)")

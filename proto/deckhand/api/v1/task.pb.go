@@ -11,6 +11,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -23,6 +24,422 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// NodeSelector picks nodes: every enrolled node, nodes by name, or nodes whose attributes
+// match. Exactly one of all, names and match is given.
+type NodeSelector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every enrolled node.
+	All bool `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	// Nodes by name; an unknown name is an error. A selection has at most 20,000 nodes.
+	Names []string `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	// Nodes whose attributes match every entry: role (control-plane, worker or none),
+	// os (the os_id of the node's facts: debian, rocky, ...), arch (amd64, arm64) and state
+	// (ready, not-ready, lost, enrolled).
+	Match         map[string]string `protobuf:"bytes,3,rep,name=match,proto3" json:"match,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeSelector) Reset() {
+	*x = NodeSelector{}
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeSelector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeSelector) ProtoMessage() {}
+
+func (x *NodeSelector) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeSelector.ProtoReflect.Descriptor instead.
+func (*NodeSelector) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NodeSelector) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *NodeSelector) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *NodeSelector) GetMatch() map[string]string {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+type RunTasksRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Nodes  *NodeSelector          `protobuf:"bytes,1,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	Spec   *v1.TaskSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	DryRun bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Most nodes whose tasks run at once; 0 means 100, at most 1,000.
+	Concurrency int32 `protobuf:"varint,4,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	// Optional run ID (at most 64 characters, as a task ID): the nodes' tasks are
+	// "<id>.<node>", and the same request again resumes the run. Empty: generated.
+	Id string `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
+	// Deadline of the whole run; the tasks still running then are cancelled and the nodes not
+	// started are reported failed. 0 means 10 minutes, at most 24 hours.
+	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTasksRequest) Reset() {
+	*x = RunTasksRequest{}
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTasksRequest) ProtoMessage() {}
+
+func (x *RunTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTasksRequest.ProtoReflect.Descriptor instead.
+func (*RunTasksRequest) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RunTasksRequest) GetNodes() *NodeSelector {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *RunTasksRequest) GetSpec() *v1.TaskSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *RunTasksRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *RunTasksRequest) GetConcurrency() int32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *RunTasksRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RunTasksRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type RunTasksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run so far. The first message has it with the selected nodes (nodes), the last with
+	// done set.
+	Summary *RunTasksSummary `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Nodes' tasks that ended since the previous message, without artifacts, as ListTasks
+	// shows them.
+	Ended []*TaskRecord `protobuf:"bytes,2,rep,name=ended,proto3" json:"ended,omitempty"`
+	// Nodes that were not given a task since the previous message (not ready, held by a
+	// workflow, or not started before the deadline), with why.
+	Skipped []*SkippedNode `protobuf:"bytes,3,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	// The selected nodes, in the first message only.
+	Nodes         []string `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTasksResponse) Reset() {
+	*x = RunTasksResponse{}
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTasksResponse) ProtoMessage() {}
+
+func (x *RunTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTasksResponse.ProtoReflect.Descriptor instead.
+func (*RunTasksResponse) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RunTasksResponse) GetSummary() *RunTasksSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *RunTasksResponse) GetEnded() []*TaskRecord {
+	if x != nil {
+		return x.Ended
+	}
+	return nil
+}
+
+func (x *RunTasksResponse) GetSkipped() []*SkippedNode {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+func (x *RunTasksResponse) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type SkippedNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// Stable reason: NODE_NOT_READY, NODE_LOCKED, DEADLINE_EXCEEDED or CREATE_FAILED.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkippedNode) Reset() {
+	*x = SkippedNode{}
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkippedNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkippedNode) ProtoMessage() {}
+
+func (x *SkippedNode) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkippedNode.ProtoReflect.Descriptor instead.
+func (*SkippedNode) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SkippedNode) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *SkippedNode) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SkippedNode) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type RunTasksSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Nodes selected.
+	Total int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// Not started yet.
+	Pending int32 `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"`
+	// Started and not ended.
+	Running   int32 `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	Succeeded int32 `protobuf:"varint,5,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	// Failed or cancelled tasks, and skipped nodes.
+	Failed int32 `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
+	// Time since this call began.
+	Elapsed *durationpb.Duration `protobuf:"bytes,7,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// Of the ended tasks: time from the task's creation to its result stored, median and
+	// 99th percentile.
+	P50 *durationpb.Duration `protobuf:"bytes,8,opt,name=p50,proto3" json:"p50,omitempty"`
+	P99 *durationpb.Duration `protobuf:"bytes,9,opt,name=p99,proto3" json:"p99,omitempty"`
+	// Every node's task has ended or the node was skipped.
+	Done          bool `protobuf:"varint,10,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTasksSummary) Reset() {
+	*x = RunTasksSummary{}
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTasksSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTasksSummary) ProtoMessage() {}
+
+func (x *RunTasksSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTasksSummary.ProtoReflect.Descriptor instead.
+func (*RunTasksSummary) Descriptor() ([]byte, []int) {
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RunTasksSummary) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RunTasksSummary) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *RunTasksSummary) GetPending() int32 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *RunTasksSummary) GetRunning() int32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *RunTasksSummary) GetSucceeded() int32 {
+	if x != nil {
+		return x.Succeeded
+	}
+	return 0
+}
+
+func (x *RunTasksSummary) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *RunTasksSummary) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
+func (x *RunTasksSummary) GetP50() *durationpb.Duration {
+	if x != nil {
+		return x.P50
+	}
+	return nil
+}
+
+func (x *RunTasksSummary) GetP99() *durationpb.Duration {
+	if x != nil {
+		return x.P99
+	}
+	return nil
+}
+
+func (x *RunTasksSummary) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
 
 // TaskRecord is a task with its current state and result.
 type TaskRecord struct {
@@ -41,7 +458,7 @@ type TaskRecord struct {
 
 func (x *TaskRecord) Reset() {
 	*x = TaskRecord{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[0]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +470,7 @@ func (x *TaskRecord) String() string {
 func (*TaskRecord) ProtoMessage() {}
 
 func (x *TaskRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[0]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +483,7 @@ func (x *TaskRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskRecord.ProtoReflect.Descriptor instead.
 func (*TaskRecord) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{0}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskRecord) GetTask() *v1.Task {
@@ -126,7 +543,7 @@ type CreateTaskRequest struct {
 
 func (x *CreateTaskRequest) Reset() {
 	*x = CreateTaskRequest{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[1]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +555,7 @@ func (x *CreateTaskRequest) String() string {
 func (*CreateTaskRequest) ProtoMessage() {}
 
 func (x *CreateTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[1]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +568,7 @@ func (x *CreateTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateTaskRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{1}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateTaskRequest) GetNode() string {
@@ -191,7 +608,7 @@ type CreateTaskResponse struct {
 
 func (x *CreateTaskResponse) Reset() {
 	*x = CreateTaskResponse{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[2]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +620,7 @@ func (x *CreateTaskResponse) String() string {
 func (*CreateTaskResponse) ProtoMessage() {}
 
 func (x *CreateTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[2]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +633,7 @@ func (x *CreateTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTaskResponse.ProtoReflect.Descriptor instead.
 func (*CreateTaskResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{2}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateTaskResponse) GetTask() *TaskRecord {
@@ -238,7 +655,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[3]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +667,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[3]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +680,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{3}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetTaskRequest) GetId() string {
@@ -289,7 +706,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[4]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +718,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[4]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +731,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{4}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetTaskResponse) GetTask() *TaskRecord {
@@ -341,7 +758,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +770,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[5]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +783,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{5}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTasksRequest) GetNode() string {
@@ -408,7 +825,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +837,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[6]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +850,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{6}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTasksResponse) GetTasks() []*TaskRecord {
@@ -459,7 +876,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +888,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[7]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +901,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{7}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelTaskRequest) GetId() string {
@@ -503,7 +920,7 @@ type CancelTaskResponse struct {
 
 func (x *CancelTaskResponse) Reset() {
 	*x = CancelTaskResponse{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +932,7 @@ func (x *CancelTaskResponse) String() string {
 func (*CancelTaskResponse) ProtoMessage() {}
 
 func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[8]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +945,7 @@ func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskResponse.ProtoReflect.Descriptor instead.
 func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelTaskResponse) GetTask() *TaskRecord {
@@ -547,7 +964,7 @@ type WatchTaskRequest struct {
 
 func (x *WatchTaskRequest) Reset() {
 	*x = WatchTaskRequest{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +976,7 @@ func (x *WatchTaskRequest) String() string {
 func (*WatchTaskRequest) ProtoMessage() {}
 
 func (x *WatchTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[9]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +989,7 @@ func (x *WatchTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTaskRequest.ProtoReflect.Descriptor instead.
 func (*WatchTaskRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchTaskRequest) GetId() string {
@@ -595,7 +1012,7 @@ type WatchTaskResponse struct {
 
 func (x *WatchTaskResponse) Reset() {
 	*x = WatchTaskResponse{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +1024,7 @@ func (x *WatchTaskResponse) String() string {
 func (*WatchTaskResponse) ProtoMessage() {}
 
 func (x *WatchTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[10]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +1037,7 @@ func (x *WatchTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTaskResponse.ProtoReflect.Descriptor instead.
 func (*WatchTaskResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchTaskResponse) GetUpdate() isWatchTaskResponse_Update {
@@ -679,7 +1096,7 @@ type GetTaskLogsRequest struct {
 
 func (x *GetTaskLogsRequest) Reset() {
 	*x = GetTaskLogsRequest{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +1108,7 @@ func (x *GetTaskLogsRequest) String() string {
 func (*GetTaskLogsRequest) ProtoMessage() {}
 
 func (x *GetTaskLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[11]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +1121,7 @@ func (x *GetTaskLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskLogsRequest) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetTaskLogsRequest) GetId() string {
@@ -739,7 +1156,7 @@ type GetTaskLogsResponse struct {
 
 func (x *GetTaskLogsResponse) Reset() {
 	*x = GetTaskLogsResponse{}
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +1168,7 @@ func (x *GetTaskLogsResponse) String() string {
 func (*GetTaskLogsResponse) ProtoMessage() {}
 
 func (x *GetTaskLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deckhand_api_v1_task_proto_msgTypes[12]
+	mi := &file_deckhand_api_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +1181,7 @@ func (x *GetTaskLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskLogsResponse) Descriptor() ([]byte, []int) {
-	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_deckhand_api_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetTaskLogsResponse) GetEvents() []*v1.TaskEvent {
@@ -785,7 +1202,43 @@ var File_deckhand_api_v1_task_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/task.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x02\n" +
+	"\x1adeckhand/api/v1/task.proto\x12\x0fdeckhand.api.v1\x1a\x1bdeckhand/task/v1/task.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n" +
+	"\fNodeSelector\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\x12>\n" +
+	"\x05match\x18\x03 \x03(\v2(.deckhand.api.v1.NodeSelector.MatchEntryR\x05match\x1a8\n" +
+	"\n" +
+	"MatchEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x01\n" +
+	"\x0fRunTasksRequest\x123\n" +
+	"\x05nodes\x18\x01 \x01(\v2\x1d.deckhand.api.v1.NodeSelectorR\x05nodes\x12.\n" +
+	"\x04spec\x18\x02 \x01(\v2\x1a.deckhand.task.v1.TaskSpecR\x04spec\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12 \n" +
+	"\vconcurrency\x18\x04 \x01(\x05R\vconcurrency\x12\x0e\n" +
+	"\x02id\x18\x05 \x01(\tR\x02id\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xcf\x01\n" +
+	"\x10RunTasksResponse\x12:\n" +
+	"\asummary\x18\x01 \x01(\v2 .deckhand.api.v1.RunTasksSummaryR\asummary\x121\n" +
+	"\x05ended\x18\x02 \x03(\v2\x1b.deckhand.api.v1.TaskRecordR\x05ended\x126\n" +
+	"\askipped\x18\x03 \x03(\v2\x1c.deckhand.api.v1.SkippedNodeR\askipped\x12\x14\n" +
+	"\x05nodes\x18\x04 \x03(\tR\x05nodes\"S\n" +
+	"\vSkippedNode\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xc4\x02\n" +
+	"\x0fRunTasksSummary\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x18\n" +
+	"\apending\x18\x03 \x01(\x05R\apending\x12\x18\n" +
+	"\arunning\x18\x04 \x01(\x05R\arunning\x12\x1c\n" +
+	"\tsucceeded\x18\x05 \x01(\x05R\tsucceeded\x12\x16\n" +
+	"\x06failed\x18\x06 \x01(\x05R\x06failed\x123\n" +
+	"\aelapsed\x18\a \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12+\n" +
+	"\x03p50\x18\b \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
+	"\x03p99\x18\t \x01(\v2\x19.google.protobuf.DurationR\x03p99\x12\x12\n" +
+	"\x04done\x18\n" +
+	" \x01(\bR\x04done\"\xb2\x02\n" +
 	"\n" +
 	"TaskRecord\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.deckhand.task.v1.TaskR\x04task\x121\n" +
@@ -833,7 +1286,7 @@ const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
 	"\x13GetTaskLogsResponse\x123\n" +
 	"\x06events\x18\x01 \x03(\v2\x1b.deckhand.task.v1.TaskEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xab\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x98\x06\n" +
 	"\vTaskService\x12k\n" +
 	"\n" +
 	"CreateTask\x12\".deckhand.api.v1.CreateTaskRequest\x1a#.deckhand.api.v1.CreateTaskResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/tasks\x12d\n" +
@@ -842,7 +1295,8 @@ const file_deckhand_api_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"CancelTask\x12\".deckhand.api.v1.CancelTaskRequest\x1a#.deckhand.api.v1.CancelTaskResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/tasks/{id}:cancel\x12r\n" +
 	"\tWatchTask\x12!.deckhand.api.v1.WatchTaskRequest\x1a\".deckhand.api.v1.WatchTaskResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/tasks/{id}:watch0\x01\x12u\n" +
-	"\vGetTaskLogs\x12#.deckhand.api.v1.GetTaskLogsRequest\x1a$.deckhand.api.v1.GetTaskLogsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/tasks/{id}/logsB\xba\x01\n" +
+	"\vGetTaskLogs\x12#.deckhand.api.v1.GetTaskLogsRequest\x1a$.deckhand.api.v1.GetTaskLogsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/tasks/{id}/logs\x12k\n" +
+	"\bRunTasks\x12 .deckhand.api.v1.RunTasksRequest\x1a!.deckhand.api.v1.RunTasksResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/tasks:run0\x01B\xba\x01\n" +
 	"\x13com.deckhand.api.v1B\tTaskProtoP\x01Z:github.com/deckhandhq/deckhand/proto/deckhand/api/v1;apiv1\xa2\x02\x03DAX\xaa\x02\x0fDeckhand.Api.V1\xca\x02\x0fDeckhand\\Api\\V1\xe2\x02\x1bDeckhand\\Api\\V1\\GPBMetadata\xea\x02\x11Deckhand::Api::V1b\x06proto3"
 
 var (
@@ -857,59 +1311,78 @@ func file_deckhand_api_v1_task_proto_rawDescGZIP() []byte {
 	return file_deckhand_api_v1_task_proto_rawDescData
 }
 
-var file_deckhand_api_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_deckhand_api_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_deckhand_api_v1_task_proto_goTypes = []any{
-	(*TaskRecord)(nil),            // 0: deckhand.api.v1.TaskRecord
-	(*CreateTaskRequest)(nil),     // 1: deckhand.api.v1.CreateTaskRequest
-	(*CreateTaskResponse)(nil),    // 2: deckhand.api.v1.CreateTaskResponse
-	(*GetTaskRequest)(nil),        // 3: deckhand.api.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),       // 4: deckhand.api.v1.GetTaskResponse
-	(*ListTasksRequest)(nil),      // 5: deckhand.api.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),     // 6: deckhand.api.v1.ListTasksResponse
-	(*CancelTaskRequest)(nil),     // 7: deckhand.api.v1.CancelTaskRequest
-	(*CancelTaskResponse)(nil),    // 8: deckhand.api.v1.CancelTaskResponse
-	(*WatchTaskRequest)(nil),      // 9: deckhand.api.v1.WatchTaskRequest
-	(*WatchTaskResponse)(nil),     // 10: deckhand.api.v1.WatchTaskResponse
-	(*GetTaskLogsRequest)(nil),    // 11: deckhand.api.v1.GetTaskLogsRequest
-	(*GetTaskLogsResponse)(nil),   // 12: deckhand.api.v1.GetTaskLogsResponse
-	(*v1.Task)(nil),               // 13: deckhand.task.v1.Task
-	(v1.TaskState)(0),             // 14: deckhand.task.v1.TaskState
-	(*v1.TaskResult)(nil),         // 15: deckhand.task.v1.TaskResult
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*v1.TaskSpec)(nil),           // 17: deckhand.task.v1.TaskSpec
-	(*v1.TaskEvent)(nil),          // 18: deckhand.task.v1.TaskEvent
+	(*NodeSelector)(nil),          // 0: deckhand.api.v1.NodeSelector
+	(*RunTasksRequest)(nil),       // 1: deckhand.api.v1.RunTasksRequest
+	(*RunTasksResponse)(nil),      // 2: deckhand.api.v1.RunTasksResponse
+	(*SkippedNode)(nil),           // 3: deckhand.api.v1.SkippedNode
+	(*RunTasksSummary)(nil),       // 4: deckhand.api.v1.RunTasksSummary
+	(*TaskRecord)(nil),            // 5: deckhand.api.v1.TaskRecord
+	(*CreateTaskRequest)(nil),     // 6: deckhand.api.v1.CreateTaskRequest
+	(*CreateTaskResponse)(nil),    // 7: deckhand.api.v1.CreateTaskResponse
+	(*GetTaskRequest)(nil),        // 8: deckhand.api.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),       // 9: deckhand.api.v1.GetTaskResponse
+	(*ListTasksRequest)(nil),      // 10: deckhand.api.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),     // 11: deckhand.api.v1.ListTasksResponse
+	(*CancelTaskRequest)(nil),     // 12: deckhand.api.v1.CancelTaskRequest
+	(*CancelTaskResponse)(nil),    // 13: deckhand.api.v1.CancelTaskResponse
+	(*WatchTaskRequest)(nil),      // 14: deckhand.api.v1.WatchTaskRequest
+	(*WatchTaskResponse)(nil),     // 15: deckhand.api.v1.WatchTaskResponse
+	(*GetTaskLogsRequest)(nil),    // 16: deckhand.api.v1.GetTaskLogsRequest
+	(*GetTaskLogsResponse)(nil),   // 17: deckhand.api.v1.GetTaskLogsResponse
+	nil,                           // 18: deckhand.api.v1.NodeSelector.MatchEntry
+	(*v1.TaskSpec)(nil),           // 19: deckhand.task.v1.TaskSpec
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*v1.Task)(nil),               // 21: deckhand.task.v1.Task
+	(v1.TaskState)(0),             // 22: deckhand.task.v1.TaskState
+	(*v1.TaskResult)(nil),         // 23: deckhand.task.v1.TaskResult
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*v1.TaskEvent)(nil),          // 25: deckhand.task.v1.TaskEvent
 }
 var file_deckhand_api_v1_task_proto_depIdxs = []int32{
-	13, // 0: deckhand.api.v1.TaskRecord.task:type_name -> deckhand.task.v1.Task
-	14, // 1: deckhand.api.v1.TaskRecord.state:type_name -> deckhand.task.v1.TaskState
-	15, // 2: deckhand.api.v1.TaskRecord.result:type_name -> deckhand.task.v1.TaskResult
-	16, // 3: deckhand.api.v1.TaskRecord.created:type_name -> google.protobuf.Timestamp
-	16, // 4: deckhand.api.v1.TaskRecord.updated:type_name -> google.protobuf.Timestamp
-	17, // 5: deckhand.api.v1.CreateTaskRequest.spec:type_name -> deckhand.task.v1.TaskSpec
-	0,  // 6: deckhand.api.v1.CreateTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
-	0,  // 7: deckhand.api.v1.GetTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
-	0,  // 8: deckhand.api.v1.ListTasksResponse.tasks:type_name -> deckhand.api.v1.TaskRecord
-	0,  // 9: deckhand.api.v1.CancelTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
-	18, // 10: deckhand.api.v1.WatchTaskResponse.event:type_name -> deckhand.task.v1.TaskEvent
-	0,  // 11: deckhand.api.v1.WatchTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
-	18, // 12: deckhand.api.v1.GetTaskLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
-	1,  // 13: deckhand.api.v1.TaskService.CreateTask:input_type -> deckhand.api.v1.CreateTaskRequest
-	3,  // 14: deckhand.api.v1.TaskService.GetTask:input_type -> deckhand.api.v1.GetTaskRequest
-	5,  // 15: deckhand.api.v1.TaskService.ListTasks:input_type -> deckhand.api.v1.ListTasksRequest
-	7,  // 16: deckhand.api.v1.TaskService.CancelTask:input_type -> deckhand.api.v1.CancelTaskRequest
-	9,  // 17: deckhand.api.v1.TaskService.WatchTask:input_type -> deckhand.api.v1.WatchTaskRequest
-	11, // 18: deckhand.api.v1.TaskService.GetTaskLogs:input_type -> deckhand.api.v1.GetTaskLogsRequest
-	2,  // 19: deckhand.api.v1.TaskService.CreateTask:output_type -> deckhand.api.v1.CreateTaskResponse
-	4,  // 20: deckhand.api.v1.TaskService.GetTask:output_type -> deckhand.api.v1.GetTaskResponse
-	6,  // 21: deckhand.api.v1.TaskService.ListTasks:output_type -> deckhand.api.v1.ListTasksResponse
-	8,  // 22: deckhand.api.v1.TaskService.CancelTask:output_type -> deckhand.api.v1.CancelTaskResponse
-	10, // 23: deckhand.api.v1.TaskService.WatchTask:output_type -> deckhand.api.v1.WatchTaskResponse
-	12, // 24: deckhand.api.v1.TaskService.GetTaskLogs:output_type -> deckhand.api.v1.GetTaskLogsResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 0: deckhand.api.v1.NodeSelector.match:type_name -> deckhand.api.v1.NodeSelector.MatchEntry
+	0,  // 1: deckhand.api.v1.RunTasksRequest.nodes:type_name -> deckhand.api.v1.NodeSelector
+	19, // 2: deckhand.api.v1.RunTasksRequest.spec:type_name -> deckhand.task.v1.TaskSpec
+	20, // 3: deckhand.api.v1.RunTasksRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 4: deckhand.api.v1.RunTasksResponse.summary:type_name -> deckhand.api.v1.RunTasksSummary
+	5,  // 5: deckhand.api.v1.RunTasksResponse.ended:type_name -> deckhand.api.v1.TaskRecord
+	3,  // 6: deckhand.api.v1.RunTasksResponse.skipped:type_name -> deckhand.api.v1.SkippedNode
+	20, // 7: deckhand.api.v1.RunTasksSummary.elapsed:type_name -> google.protobuf.Duration
+	20, // 8: deckhand.api.v1.RunTasksSummary.p50:type_name -> google.protobuf.Duration
+	20, // 9: deckhand.api.v1.RunTasksSummary.p99:type_name -> google.protobuf.Duration
+	21, // 10: deckhand.api.v1.TaskRecord.task:type_name -> deckhand.task.v1.Task
+	22, // 11: deckhand.api.v1.TaskRecord.state:type_name -> deckhand.task.v1.TaskState
+	23, // 12: deckhand.api.v1.TaskRecord.result:type_name -> deckhand.task.v1.TaskResult
+	24, // 13: deckhand.api.v1.TaskRecord.created:type_name -> google.protobuf.Timestamp
+	24, // 14: deckhand.api.v1.TaskRecord.updated:type_name -> google.protobuf.Timestamp
+	19, // 15: deckhand.api.v1.CreateTaskRequest.spec:type_name -> deckhand.task.v1.TaskSpec
+	5,  // 16: deckhand.api.v1.CreateTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
+	5,  // 17: deckhand.api.v1.GetTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
+	5,  // 18: deckhand.api.v1.ListTasksResponse.tasks:type_name -> deckhand.api.v1.TaskRecord
+	5,  // 19: deckhand.api.v1.CancelTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
+	25, // 20: deckhand.api.v1.WatchTaskResponse.event:type_name -> deckhand.task.v1.TaskEvent
+	5,  // 21: deckhand.api.v1.WatchTaskResponse.task:type_name -> deckhand.api.v1.TaskRecord
+	25, // 22: deckhand.api.v1.GetTaskLogsResponse.events:type_name -> deckhand.task.v1.TaskEvent
+	6,  // 23: deckhand.api.v1.TaskService.CreateTask:input_type -> deckhand.api.v1.CreateTaskRequest
+	8,  // 24: deckhand.api.v1.TaskService.GetTask:input_type -> deckhand.api.v1.GetTaskRequest
+	10, // 25: deckhand.api.v1.TaskService.ListTasks:input_type -> deckhand.api.v1.ListTasksRequest
+	12, // 26: deckhand.api.v1.TaskService.CancelTask:input_type -> deckhand.api.v1.CancelTaskRequest
+	14, // 27: deckhand.api.v1.TaskService.WatchTask:input_type -> deckhand.api.v1.WatchTaskRequest
+	16, // 28: deckhand.api.v1.TaskService.GetTaskLogs:input_type -> deckhand.api.v1.GetTaskLogsRequest
+	1,  // 29: deckhand.api.v1.TaskService.RunTasks:input_type -> deckhand.api.v1.RunTasksRequest
+	7,  // 30: deckhand.api.v1.TaskService.CreateTask:output_type -> deckhand.api.v1.CreateTaskResponse
+	9,  // 31: deckhand.api.v1.TaskService.GetTask:output_type -> deckhand.api.v1.GetTaskResponse
+	11, // 32: deckhand.api.v1.TaskService.ListTasks:output_type -> deckhand.api.v1.ListTasksResponse
+	13, // 33: deckhand.api.v1.TaskService.CancelTask:output_type -> deckhand.api.v1.CancelTaskResponse
+	15, // 34: deckhand.api.v1.TaskService.WatchTask:output_type -> deckhand.api.v1.WatchTaskResponse
+	17, // 35: deckhand.api.v1.TaskService.GetTaskLogs:output_type -> deckhand.api.v1.GetTaskLogsResponse
+	2,  // 36: deckhand.api.v1.TaskService.RunTasks:output_type -> deckhand.api.v1.RunTasksResponse
+	30, // [30:37] is the sub-list for method output_type
+	23, // [23:30] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_deckhand_api_v1_task_proto_init() }
@@ -917,7 +1390,7 @@ func file_deckhand_api_v1_task_proto_init() {
 	if File_deckhand_api_v1_task_proto != nil {
 		return
 	}
-	file_deckhand_api_v1_task_proto_msgTypes[10].OneofWrappers = []any{
+	file_deckhand_api_v1_task_proto_msgTypes[15].OneofWrappers = []any{
 		(*WatchTaskResponse_Event)(nil),
 		(*WatchTaskResponse_Task)(nil),
 	}
@@ -927,7 +1400,7 @@ func file_deckhand_api_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deckhand_api_v1_task_proto_rawDesc), len(file_deckhand_api_v1_task_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	TaskService_CancelTask_FullMethodName  = "/deckhand.api.v1.TaskService/CancelTask"
 	TaskService_WatchTask_FullMethodName   = "/deckhand.api.v1.TaskService/WatchTask"
 	TaskService_GetTaskLogs_FullMethodName = "/deckhand.api.v1.TaskService/GetTaskLogs"
+	TaskService_RunTasks_FullMethodName    = "/deckhand.api.v1.TaskService/RunTasks"
 )
 
 // TaskServiceClient is the client API for TaskService service.
@@ -42,6 +43,12 @@ type TaskServiceClient interface {
 	WatchTask(ctx context.Context, in *WatchTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTaskResponse], error)
 	// GetTaskLogs returns the recorded log lines.
 	GetTaskLogs(ctx context.Context, in *GetTaskLogsRequest, opts ...grpc.CallOption) (*GetTaskLogsResponse, error)
+	// RunTasks runs one task on many nodes, at most concurrency at once, and streams the
+	// progress and every node's result until all have ended. Each node's task is an ordinary
+	// task (ID "<id>.<node>"), so it runs to its end if the stream breaks; the same request
+	// again (same id) resumes the run: it starts the nodes not started yet and reports those
+	// that ended meanwhile. Nodes that are not ready are reported failed without a task.
+	RunTasks(ctx context.Context, in *RunTasksRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunTasksResponse], error)
 }
 
 type taskServiceClient struct {
@@ -121,6 +128,25 @@ func (c *taskServiceClient) GetTaskLogs(ctx context.Context, in *GetTaskLogsRequ
 	return out, nil
 }
 
+func (c *taskServiceClient) RunTasks(ctx context.Context, in *RunTasksRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunTasksResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TaskService_ServiceDesc.Streams[1], TaskService_RunTasks_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RunTasksRequest, RunTasksResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TaskService_RunTasksClient = grpc.ServerStreamingClient[RunTasksResponse]
+
 // TaskServiceServer is the server API for TaskService service.
 // All implementations must embed UnimplementedTaskServiceServer
 // for forward compatibility.
@@ -136,6 +162,12 @@ type TaskServiceServer interface {
 	WatchTask(*WatchTaskRequest, grpc.ServerStreamingServer[WatchTaskResponse]) error
 	// GetTaskLogs returns the recorded log lines.
 	GetTaskLogs(context.Context, *GetTaskLogsRequest) (*GetTaskLogsResponse, error)
+	// RunTasks runs one task on many nodes, at most concurrency at once, and streams the
+	// progress and every node's result until all have ended. Each node's task is an ordinary
+	// task (ID "<id>.<node>"), so it runs to its end if the stream breaks; the same request
+	// again (same id) resumes the run: it starts the nodes not started yet and reports those
+	// that ended meanwhile. Nodes that are not ready are reported failed without a task.
+	RunTasks(*RunTasksRequest, grpc.ServerStreamingServer[RunTasksResponse]) error
 	mustEmbedUnimplementedTaskServiceServer()
 }
 
@@ -163,6 +195,9 @@ func (UnimplementedTaskServiceServer) WatchTask(*WatchTaskRequest, grpc.ServerSt
 }
 func (UnimplementedTaskServiceServer) GetTaskLogs(context.Context, *GetTaskLogsRequest) (*GetTaskLogsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTaskLogs not implemented")
+}
+func (UnimplementedTaskServiceServer) RunTasks(*RunTasksRequest, grpc.ServerStreamingServer[RunTasksResponse]) error {
+	return status.Error(codes.Unimplemented, "method RunTasks not implemented")
 }
 func (UnimplementedTaskServiceServer) mustEmbedUnimplementedTaskServiceServer() {}
 func (UnimplementedTaskServiceServer) testEmbeddedByValue()                     {}
@@ -286,6 +321,17 @@ func _TaskService_GetTaskLogs_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TaskService_RunTasks_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RunTasksRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TaskServiceServer).RunTasks(m, &grpc.GenericServerStream[RunTasksRequest, RunTasksResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TaskService_RunTasksServer = grpc.ServerStreamingServer[RunTasksResponse]
+
 // TaskService_ServiceDesc is the grpc.ServiceDesc for TaskService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -318,6 +364,11 @@ var TaskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchTask",
 			Handler:       _TaskService_WatchTask_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "RunTasks",
+			Handler:       _TaskService_RunTasks_Handler,
 			ServerStreams: true,
 		},
 	},
