@@ -85,7 +85,7 @@ func main() {
 	flag.IntVar(&cfg.port, "port", 7400, "the controller's port on the bridge address")
 	flag.IntVar(&cfg.runs, "runs", 3, "measured runs of each command (the median is reported), after one first run reported apart")
 	flag.IntVar(&cfg.forks, "forks", 50, "Ansible's forks")
-	flag.IntVar(&cfg.concurrency, "concurrency", 0, "deckctl task run --concurrency (0: deckctl's default)")
+	flag.IntVar(&cfg.concurrency, "concurrency", 50, "deckctl task run --concurrency: at most this many nodes at once, by default as many as Ansible's forks (0: deckctl's default)")
 	flag.StringVar(&cfg.binDir, "bin-dir", "bin", "where deckhand-controller, deckhand-agent and deckctl are (scripts/build.sh)")
 	flag.BoolVar(&cfg.keep, "keep", false, "leave the lab running after the measurements until Ctrl-C (to look at it)")
 	flag.Parse()

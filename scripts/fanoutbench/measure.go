@@ -111,8 +111,18 @@ func ansibleCheck(out []byte, hosts int) (quantiles, error) {
 // deckctlQuantile finds "p50 12.3ms" or "p50=12.3ms" (any Go duration) in deckctl's summary.
 var deckctlQuantile = regexp.MustCompile(`\b(p50|p99)[=: ]+\s*([0-9.]+(?:ns|µs|us|ms|s|m))`)
 
-func deckhandCheck(out []byte, _ int) (quantiles, error) {
+// deckctlEnded finds "(100 succeeded, 0 failed)" in deckctl's summary line.
+var deckctlEnded = regexp.MustCompile(`\((\d+) succeeded, (\d+) failed\)`)
+
+func deckhandCheck(out []byte, hosts int) (quantiles, error) {
 	var q quantiles
+	ended := deckctlEnded.FindAllSubmatch(out, -1)
+	if len(ended) == 0 {
+		return q, fmt.Errorf("no summary line from deckctl")
+	}
+	if last := ended[len(ended)-1]; string(last[1]) != fmt.Sprint(hosts) || string(last[2]) != "0" {
+		return q, fmt.Errorf("%s of %d nodes succeeded, %s failed", last[1], hosts, last[2])
+	}
 	for _, m := range deckctlQuantile.FindAllSubmatch(out, -1) { // the last summary wins
 		switch string(m[1]) {
 		case "p50":
