@@ -174,9 +174,9 @@ func runBench(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, dh, cfg, hosts); err != nil {
+	if slow, err := waitReady(ctx, dh, cfg, hosts); err != nil {
 		return fmt.Errorf("%w\nthe controller's log ends with:\n%s\n%s's agent log ends with:\n%s", err,
-			tailFile(filepath.Join(l.logs, "controller.log"), 10), hosts[0].name, tailFile(filepath.Join(l.logs, "agent-"+hosts[0].name+".log"), 10))
+			tailFile(filepath.Join(l.logs, "controller.log"), 10), slow, tailFile(filepath.Join(l.logs, "agent-"+slow+"-0.log"), 10))
 	}
 	fmt.Fprintf(out, "lab: %d hosts up in %.1f s, each with a deckhand-agent (Ready) and an sshd (listening)\n", cfg.hosts, time.Since(start).Seconds())
 	fmt.Fprintf(out, "versions: %s; %s; %s\n", firstLine("ansible", "--version"), firstLine("ssh", "-V"), firstLine(filepath.Join(cfg.binDir, "deckhand-agent"), "--version"))
@@ -243,14 +243,68 @@ func startDeckhand(ctx context.Context, l *lab, cfg config, hosts []host) (deckh
 	if err := os.WriteFile(tokenFile, []byte(tok.Secret+"\n"), 0o600); err != nil {
 		return d, err
 	}
-	for _, h := range hosts {
-		if _, err := l.start("agent-"+h.name, "nsenter", "--net=/var/run/netns/"+h.netns, filepath.Join(bin, "deckhand-agent"),
+	start := func(h host, attempt int) (*proc, error) {
+		return l.start(fmt.Sprintf("agent-%s-%d", h.name, attempt), "nsenter", "--net=/var/run/netns/"+h.netns, filepath.Join(bin, "deckhand-agent"),
 			"--controller", d.addr, "--node-name", h.name, "--data-dir", filepath.Join(l.dir, "agents", h.name),
-			"--token-file", tokenFile, "--ca-cert-hash", tok.CACertHash, "--log-level", "warn"); err != nil {
+			"--token-file", tokenFile, "--ca-cert-hash", tok.CACertHash, "--log-level", "warn")
+	}
+	// In waves, each Ready before the next starts: a hundred enrollments at once on a busy
+	// 2-core machine outlast the agent's 10 s enrollment deadline, and an agent that gives up
+	// exits. One that exited before enrolling is started again, as its systemd unit would.
+	for i := 0; i < len(hosts); i += enrollWave {
+		wave := hosts[i:min(i+enrollWave, len(hosts))]
+		procs := make([]*proc, len(wave))
+		attempts := make([]int, len(wave))
+		for j, h := range wave {
+			if procs[j], err = start(h, 0); err != nil {
+				return d, err
+			}
+		}
+		err := poll(ctx, 2*time.Minute, fmt.Sprintf("nodes %s to %s Ready", wave[0].name, wave[len(wave)-1].name), func() error {
+			ready, err := d.ready(ctx)
+			if err != nil {
+				return err
+			}
+			for j, h := range wave {
+				if ready[h.name] {
+					continue
+				}
+				if !procs[j].running() {
+					if attempts[j] == 3 {
+						return fmt.Errorf("%s's agent exited 3 times: %s", h.name, tailFile(filepath.Join(l.logs, fmt.Sprintf("agent-%s-%d.log", h.name, attempts[j])), 3))
+					}
+					attempts[j]++
+					if procs[j], err = start(h, attempts[j]); err != nil {
+						return err
+					}
+				}
+				return fmt.Errorf("%s is not Ready", h.name)
+			}
+			return nil
+		})
+		if err != nil {
 			return d, err
 		}
 	}
 	return d, nil
+}
+
+// enrollWave is how many agents enroll at once.
+const enrollWave = 10
+
+// ready reads which nodes are Ready (deckctl nodes).
+func (d deckhand) ready(ctx context.Context) (map[string]bool, error) {
+	b, err := d.cmd(ctx, "nodes").Output()
+	if err != nil {
+		return nil, fmt.Errorf("deckctl nodes: %w", err)
+	}
+	ready := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "Ready" {
+			ready[f[0]] = true
+		}
+	}
+	return ready, nil
 }
 
 // startSSH generates a host key and a client key, starts an sshd in every host's namespace
@@ -304,32 +358,36 @@ func startSSH(ctx context.Context, l *lab, cfg config, hosts []host, d ansibleDi
 }
 
 // waitReady waits until every sshd accepts connections and every node is Ready, then runs
-// one task on one node.
-func waitReady(ctx context.Context, d deckhand, cfg config, hosts []host) error {
+// one task on one node; on failure it names a host that was not ready.
+func waitReady(ctx context.Context, d deckhand, cfg config, hosts []host) (string, error) {
 	for _, h := range hosts {
 		addr := net.JoinHostPort(h.ip, "22")
 		if err := poll(ctx, time.Minute, "sshd on "+addr, func() error { return dialable(addr) }); err != nil {
-			return err
+			return h.name, err
 		}
 	}
-	if err := poll(ctx, 3*time.Minute, fmt.Sprintf("%d nodes Ready", len(hosts)), func() error {
-		b, err := d.cmd(ctx, "nodes").Output()
+	slow := hosts[0].name
+	if err := poll(ctx, time.Minute, fmt.Sprintf("%d nodes Ready", len(hosts)), func() error {
+		ready, err := d.ready(ctx)
 		if err != nil {
 			return err
 		}
-		if n := strings.Count(string(b), " Ready "); n < len(hosts) {
-			return fmt.Errorf("%d Ready", n)
+		for _, h := range hosts {
+			if !ready[h.name] {
+				slow = h.name
+				return fmt.Errorf("%d Ready, not %s", len(ready), h.name)
+			}
 		}
 		return nil
 	}); err != nil {
-		return err
+		return slow, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if b, err := d.cmd(pctx, "task", "run", hosts[0].name, "ping").CombinedOutput(); err != nil {
-		return fmt.Errorf("deckctl task run %s ping: %w: %s", hosts[0].name, err, b)
+		return hosts[0].name, fmt.Errorf("deckctl task run %s ping: %w: %s", hosts[0].name, err, b)
 	}
-	return nil
+	return "", nil
 }
 
 // stopProcesses ends Ansible's ControlPersist masters (which ends their sessions in the
