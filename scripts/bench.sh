@@ -45,6 +45,17 @@ echo
 echo "controller failover (3 replicas, leader SIGKILLed):"
 go run ./scripts/failoverload --kills "${BENCH_KILLS:-20}" --raft-timeout "${BENCH_RAFT_TIMEOUTS:-1s,500ms}"
 
+# Fan-out side by side with Ansible: 100 hosts in network namespaces (10.250.100.0/24 on the
+# bridge dhfan0), each with a real deckhand-agent and a real sshd; deckctl task run --nodes all
+# ping|facts against ansible all -m ping|setup|command -a true (forks 50, pipelining), median
+# of 3 runs each after a first run, per host and ratios, in one run. Needs root and
+# Debian's ansible-core and openssh-server (apt-get install -y ansible-core openssh-server):
+# the tool says so and stops when they are missing.
+go build -o bin/fanoutbench ./scripts/fanoutbench
+echo
+echo "fan-out against Ansible (${BENCH_FANOUT_HOSTS:-100} hosts, each a real deckhand-agent and a real sshd):"
+bin/fanoutbench --hosts "${BENCH_FANOUT_HOSTS:-100}" --runs "${BENCH_FANOUT_RUNS:-3}"
+
 # The real lab (make lab with the Kubernetes kit built): its wall time, init-to-Ready and
 # join-to-Ready from the real API server, and the memory of each host and of the lab.
 echo
