@@ -25,7 +25,7 @@ bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSI
 go build -o bin/fanoutload ./scripts/fanoutload
 echo
 echo "fan-out to simulated agents (1 replica):"
-bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUT_NODES:-1000}" --concurrency "${BENCH_FANOUT_CONCURRENCY:-100,1000}" --runs "${BENCH_FANOUT_RUNS:-5}"
+bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUTLOAD_NODES:-1000}" --concurrency "${BENCH_FANOUTLOAD_CONCURRENCY:-100,1000}" --runs "${BENCH_FANOUTLOAD_RUNS:-5}"
 
 # A 500-node apply against simulated agents whose every task takes a fixed time, then an
 # upgrade of that cluster in batches: the workflow engine's overhead as the wall time over

@@ -186,11 +186,15 @@ func newLogPage(list, filter string, size int32, token string) (*page, error) {
 func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskService_WatchTaskServer) error {
 	ctx := stream.Context()
 	id := req.GetId()
-	rec, _, err := s.Tasks.Get(ctx, id)
+	// The events first, then the record: the watch starts at the events' revision, so it
+	// sends every later event once, and a record changed since (a task that ended between
+	// the two reads) again. Read the other way round, an end between the reads was in
+	// neither the record sent nor the watch, and the watch waited for it forever.
+	evs, rev, err := s.Tasks.Events(ctx, id)
 	if err != nil {
 		return toStatus(err)
 	}
-	evs, rev, err := s.Tasks.Events(ctx, id)
+	rec, _, err := s.Tasks.Get(ctx, id)
 	if err != nil {
 		return toStatus(err)
 	}

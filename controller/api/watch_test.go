@@ -281,3 +281,49 @@ func TestWatchWorkflowSendsEveryEventBeforeTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// endsOnList runs hook once, when the task's events are first listed.
+type endsOnList struct {
+	store.Store
+	once sync.Once
+	hook func()
+}
+
+func (e *endsOnList) List(ctx context.Context, prefix string, opts ...store.ReadOption) ([]*store.KV, int64, error) {
+	if prefix == tasks.EventsPrefix+"t1/" {
+		e.once.Do(e.hook)
+	}
+	return e.Store.List(ctx, prefix, opts...)
+}
+
+// A task that ends while its watch is reading it (a ping ends in milliseconds) is watched
+// to its end: the watch used to read the record, then the events, and start watching after
+// both, so an end between the two reads reached the client neither way and it waited for
+// ever (deckctl task run NODE ping hung now and then on a busy machine).
+func TestWatchTaskThatEndsWhileItIsRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := teststore.New(t)
+	put := func(state taskv1.TaskState) {
+		b, _ := proto.Marshal(&apiv1.TaskRecord{Task: &taskv1.Task{Id: "t1", Node: "n1"}, State: state})
+		if _, err := base.Txn(ctx, store.Txn{Then: []store.Op{store.Put(tasks.Prefix+"t1", b)}}); err != nil {
+			t.Error(err)
+		}
+	}
+	put(taskv1.TaskState_TASK_STATE_RUNNING)
+	st := &endsOnList{Store: base, hook: func() { put(taskv1.TaskState_TASK_STATE_SUCCEEDED) }}
+	srv := &api.TaskServer{Tasks: tasks.New(st, nodes.New(st, nil), nil), Store: st}
+	stream := &watchStream[apiv1.WatchTaskResponse]{ctx: ctx, got: make(chan *apiv1.WatchTaskResponse, 100)}
+	done := make(chan error, 1)
+	go func() { done <- srv.WatchTask(&apiv1.WatchTaskRequest{Id: "t1"}, stream) }()
+	for {
+		select {
+		case m := <-stream.got:
+			if m.GetTask().GetState() == taskv1.TaskState_TASK_STATE_SUCCEEDED {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the watch never sent the task's end")
+		}
+	}
+}

@@ -258,12 +258,9 @@ func (d *Dispatcher) drain(s *sessions.Session, b *outbox) {
 	}
 }
 
-// Ack records that the agent took the task.
+// Ack records that the agent took the task; another node's task is ignored.
 func (d *Dispatcher) Ack(ctx context.Context, node string, ack *agentv1.TaskAck) {
-	if rec, _, err := d.svc.Get(ctx, ack.GetTaskId()); err != nil || rec.GetTask().GetNode() != node {
-		return // not this node's task: ignored
-	}
-	if err := d.svc.Started(ctx, ack.GetTaskId()); err != nil {
+	if err := d.svc.Started(ctx, node, ack.GetTaskId()); err != nil && !errors.Is(err, ErrNotFound) {
 		d.log.Warn("mark task running", "task", ack.GetTaskId(), "err", err)
 	}
 }

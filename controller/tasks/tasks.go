@@ -254,10 +254,11 @@ func (s *Service) update(ctx context.Context, id string, fn func(*apiv1.TaskReco
 	}
 }
 
-// Started marks a task RUNNING once its agent acknowledged it.
-func (s *Service) Started(ctx context.Context, id string) error {
+// Started marks node's task RUNNING once its agent acknowledged it (another node's task is
+// left alone: an agent cannot touch a task it was not sent).
+func (s *Service) Started(ctx context.Context, node, id string) error {
 	_, err := s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
-		if r.GetState() != taskv1.TaskState_TASK_STATE_PENDING {
+		if r.GetState() != taskv1.TaskState_TASK_STATE_PENDING || r.GetTask().GetNode() != node {
 			return false
 		}
 		r.State = taskv1.TaskState_TASK_STATE_RUNNING
