@@ -118,6 +118,9 @@ func main() {
 }
 
 func run(cfg Config) error {
+	// The machine may be shared: its load goes with the figures.
+	fmt.Printf("load average  %s at the start\n", loadAvg())
+	defer func() { fmt.Printf("load average  %s at the end\n", loadAvg()) }()
 	if len(cfg.JoinInto) > 0 {
 		return runJoins(cfg)
 	}
@@ -346,7 +349,7 @@ func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakM
 	fmt.Printf("ideal         %v = T x (3 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
 	fmt.Printf("              (health 1 T, staging 2 T, the control plane's chain and each batch's 6 T one after another)\n")
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", wall.Seconds()/ideal.Seconds())
-	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade\n", peakMiB, cpuSeconds)
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
 	fmt.Printf("steps         %d (%d tasks)\n", len(wf.GetSteps()), taskSteps)
 }
 
@@ -499,7 +502,7 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 	fmt.Printf("              (lower bound from the DAG: init lane 5 tasks, worker lane 7 on its critical path,\n")
 	fmt.Printf("               first wave's preparation overlapping init; no dispatch or recording cost)\n")
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", ratio)
-	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply\n", peakMiB, cpuSeconds)
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
 	fmt.Printf("steps         %d (%d tasks), %d retried\n", len(wf.GetSteps()), taskSteps, retried)
 	fmt.Printf("  task step, dispatched to result recorded: %s (T = %v)\n", dist(run), cfg.TaskTime)
 	fmt.Printf("  worker lane, first dispatch to recorded:  %s (7 T = %v)\n", dist(lane), 7*cfg.TaskTime)
@@ -684,4 +687,13 @@ func runJoins(cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
