@@ -353,7 +353,7 @@ func TestCompute(t *testing.T) {
 			// nodes' release counts only when the workflow ends.
 			wf:       holding(10, wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending), st("n4/a", pending))),
 			maxWrite: 8,
-			want: want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": running, "n3/a": running}, create: []string{"n1/a on n1", "n2/a on n2", "n3/a on n3"}, again: true}},
+			want:     want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": running, "n3/a": running}, create: []string{"n1/a on n1", "n2/a on n2", "n3/a on n3"}, again: true}},
 		{name: "the last steps' results and the nodes' release not fitting in one write: the next pass ends the workflow",
 			wf:       holding(10, wfOf(0, runningStep("n1/a", 1, time.Minute), runningStep("n2/a", 1, time.Minute))),
 			maxWrite: 8,
