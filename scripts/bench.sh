@@ -30,12 +30,30 @@ bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUTL
 # A 500-node apply against simulated agents whose every task takes a fixed time, then an
 # upgrade of that cluster in batches: the workflow engine's overhead as the wall time over
 # a lower bound from the DAG (the tool prints its formulas), and the controller's peak RSS.
+# Each run prints its ratio to the ideal, the controller's CPU-seconds per step, and the
+# machine's load average at its start and end (the machine may be shared).
 go build -o bin/applyload ./scripts/applyload
 echo
 echo "apply and upgrade workflows against simulated agents (1 replica):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
   --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}" \
   --upgrade-to "${BENCH_UPGRADE_TO:-v1.34.12}" --max-unavailable "${BENCH_MAX_UNAVAILABLE:-10%}"
+echo
+echo "the same apply with every lane at once (concurrency = nodes):"
+bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
+  --concurrency "${BENCH_APPLY_NODES:-500}" --task-time "${BENCH_TASK_TIME:-200ms}"
+
+# Adding one node to a big cluster: deckctl join's workflow into a recorded 1,000-node
+# cluster against the same join into a 3-node one, and the tasks it sends to every host.
+# flannel routes between nodes itself, so a join touches only the joining node and the
+# control plane that mints its token; the bridge provider (host routes) gives every host
+# a routes task (see docs/benchmarks.md).
+echo
+echo "one join into a recorded cluster (1 replica, simulated agents):"
+bin/applyload --controller-bin bin/deckhand-controller --join-into "${BENCH_JOIN_INTO:-1000,3}" \
+  --task-time "${BENCH_TASK_TIME:-200ms}" --provider flannel
+bin/applyload --controller-bin bin/deckhand-controller --join-into "${BENCH_JOIN_INTO_BRIDGE:-1000,3}" \
+  --task-time "${BENCH_TASK_TIME:-200ms}" --provider bridge
 
 # Controller failover: three controller processes, the raft leader SIGKILLed again and
 # again while simulated agents run dry-run workflows; the time until a write through the API

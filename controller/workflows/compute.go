@@ -79,11 +79,13 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	dry := wf.GetSpec().GetDryRun()
 	id := wf.GetId()
 	// room says whether the write has room for n more operations (a step, its task) beside
-	// the header, the cluster record and the release of the nodes when the workflow ends.
-	// A pass always changes something, so the workflow moves however many nodes it holds.
+	// the header and the cluster record. A pass always changes something. The release of
+	// the nodes is counted only in the pass that ends the workflow (see 3.): reserving it in
+	// every pass let a workflow holding more nodes than a write carries change one step per
+	// pass.
 	room := func(n int) bool {
 		used := len(changed) + len(d.create)
-		return set.maxWrite <= 0 || used == 0 || 2+len(wf.GetNodes())+used+n <= set.maxWrite
+		return set.maxWrite <= 0 || used == 0 || 2+used+n <= set.maxWrite
 	}
 
 	// 1. Results of running steps.
@@ -128,39 +130,40 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	alive := mayRun(l, failed)
 	adm := newAdmission(wf)
 	work := &clusterWork{v: v}
-	for i, s := range wf.GetSteps() {
+	// start decides whether step i starts in this pass; full when this pass's write is.
+	start := func(i int, s *storagev1.StepRecord) (full bool, err error) {
 		if !eligible(l, s, failed, alive, now) || !adm.admits(s) {
-			continue
+			return false, nil
 		}
 		if !room(2) {
 			d.again = true
-			break
+			return true, nil
 		}
 		if s.GetAction() != "" {
 			changed[i] = true
 			if dry {
 				s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
-				continue
+				return false, nil
 			}
 			if err := work.act(wf, l, s, now); err != nil {
 				var ae *actionError
 				if !errors.As(err, &ae) {
-					return nil, err
+					return false, err
 				}
 				failStep(s, now, "ACTION_FAILED", err.Error(), "deckctl workflow retry "+id)
-				continue
+				return false, nil
 			}
 			s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED
 			s.Started, s.Finished = timestamppb.New(now), timestamppb.New(now)
-			continue
+			return false, nil
 		}
 		if len(d.create) >= set.maxCreate {
 			d.again = true // the next pass starts the rest
-			continue
+			return false, nil
 		}
 		node, wait, err := resolve(l, s, work)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if node == "" {
 			if dry {
@@ -171,13 +174,13 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 				s.Error = &taskv1.TaskError{Reason: "WAITING", Message: wait, Hint: "deckctl nodes shows which control planes are Ready"}
 				changed[i] = true
 			}
-			continue
+			return false, nil
 		}
 		if work.changed && readsClusterView(s) {
 			// Its route list would be read from a cluster record this pass has not written
 			// yet: the next pass, after the write, dispatches it.
 			d.again = true
-			continue
+			return false, nil
 		}
 		t, err := render(l, s, v, work, dry)
 		var skip *skipError
@@ -185,16 +188,16 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			s.State, s.Finished = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED, timestamppb.New(now)
 			s.Error = &taskv1.TaskError{Reason: "NOTHING_TO_DO", Message: skip.why}
 			changed[i] = true
-			continue
+			return false, nil
 		}
 		var in *inputError
 		if errors.As(err, &in) {
 			failStep(s, now, "INPUT_MISSING", err.Error(), "deckctl workflow retry "+id+" runs the steps that produce it again")
 			changed[i] = true
-			continue
+			return false, nil
 		}
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		// The rendered spec (it may hold a token) goes only into the task record; the
 		// step keeps its template, so secrets never show in the workflow.
@@ -207,9 +210,9 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			s.TaskId = tid
 			failStep(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
 			changed[i] = true
-			continue
+			return false, nil
 		} else if !errors.Is(err, tasks.ErrNotFound) {
-			return nil, err
+			return false, err
 		}
 		s.Node = node
 		s.Attempts++
@@ -219,22 +222,47 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		task.Spec = t
 		if _, _, err := tasks.PutNew(task, now); err != nil {
 			failStep(s, now, "DISPATCH_FAILED", err.Error(), "deckctl workflow retry "+id)
-			continue
+			return false, nil
 		}
 		s.State = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING
 		s.Started = timestamppb.New(now)
 		s.Finished, s.Error = nil, nil
 		d.create = append(d.create, task)
 		adm.start(s)
+		return false, nil
+	}
+	// The steps whose tasks are filled from the cluster's nodes (a network step's routes)
+	// first, from the record as the pass read it: once an action changed it they wait for
+	// the next pass, and a pass that records a node (as most passes of a big apply do)
+	// would otherwise hold them back pass after pass.
+	for _, first := range []bool{true, false} {
+		for i, s := range wf.GetSteps() {
+			if first && !readsClusterView(s) {
+				continue
+			}
+			full, err := start(i, s)
+			if err != nil {
+				return nil, err
+			}
+			if full {
+				break
+			}
+		}
 	}
 	if work.changed {
 		d.clusterChanged, d.cluster, d.clusterRev = true, work.cl, work.modRev
 	}
 
-	// 3. Is the workflow over?
+	// 3. Is the workflow over? Its end releases its nodes in the same write; when that
+	// write would not fit beside this pass's step changes, the next pass (with nothing else
+	// to write) ends it.
 	if over, state, failedStep, err := outcome(l); over {
-		wf.State, wf.FailedStep, wf.Error = state, failedStep, err
-		d.over = true
+		if n := len(changed) + len(d.create); set.maxWrite > 0 && n > 0 && 2+len(wf.GetNodes())+n > set.maxWrite {
+			d.again = true
+		} else {
+			wf.State, wf.FailedStep, wf.Error = state, failedStep, err
+			d.over = true
+		}
 	}
 	for i := range wf.GetSteps() {
 		if changed[i] {

@@ -138,6 +138,8 @@ func TestCompute(t *testing.T) {
 		view    fakeView
 		want    want
 		maxPass int
+		// maxWrite bounds a pass's write (0: no bound).
+		maxWrite int
 	}{
 		{name: "a first pass starts the steps without dependencies",
 			wf:   wfOf(0, st("n1/a", pending), st("n1/b", pending, "n1/a"), st("n2/a", pending)),
@@ -293,13 +295,40 @@ func TestCompute(t *testing.T) {
 				}(),
 				&storagev1.StepRecord{Name: "n3/record", Lane: "n3", Action: ActionRecordNode, State: pending, DependsOn: []string{"n3/join"}},
 				&storagev1.StepRecord{Name: "n1/routes", Node: "n1", State: pending, MaxAttempts: 3, Task: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{}}},
-					Inputs: []*storagev1.StepInputRecord{{Field: "routes"}}}),
+					Inputs: []*storagev1.StepInputRecord{{Field: "routes"}}, DependsOn: []string{"n3/record"}}),
 			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 7, storeRev: 9},
 			want: want{states: map[string]storagev1.StepRecordState{"n3/record": succeeded, "n1/routes": pending}, again: true,
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					n := clusterNode(d.cluster, "n3")
 					if !d.clusterChanged || d.clusterRev != 7 || n.GetPodCidr() != "10.244.2.0/24" || n.GetAddress() != "10.250.0.12" || len(d.cluster.GetNodes()) != 3 {
 						t.Errorf("cluster write %v at rev %d: %v", d.clusterChanged, d.clusterRev, d.cluster)
+					}
+				}}},
+		{name: "a network step that waits for no action of the pass starts before the pass records a node, from the record as read",
+			// A big apply records a node in almost every pass: the joining nodes' network steps
+			// must not wait for a pass that records none.
+			wf: wfOf(0, st("n3/join", succeeded),
+				func() *storagev1.StepRecord {
+					s := st("n3/registered", succeeded)
+					s.Outputs = map[string]string{"pod_cidr": "10.244.2.0/24", "address": "10.250.0.12"}
+					return s
+				}(),
+				&storagev1.StepRecord{Name: "n3/record", Lane: "n3", Action: ActionRecordNode, State: pending, DependsOn: []string{"n3/join"}},
+				&storagev1.StepRecord{Name: "n4/network", Node: "n4", Lane: "n4", State: pending, MaxAttempts: 3, Task: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{PodCidr: "10.244.3.0/24"}}},
+					Inputs: []*storagev1.StepInputRecord{{Field: "routes"}}}),
+			view: fakeView{cluster: testCluster("n1", "n2"), modRev: 7, storeRev: 9},
+			want: want{states: map[string]storagev1.StepRecordState{"n3/record": succeeded, "n4/network": running}, create: []string{"n4/network on n4"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if !d.clusterChanged || len(d.cluster.GetNodes()) != 3 {
+						t.Errorf("n3 is not recorded: %v", d.cluster)
+					}
+					// n3 is in its routes all the same: from its registered step, as every node
+					// of the workflow registered so far.
+					if rs := d.create[0].GetSpec().GetNetwork().GetRoutes(); len(rs) != 3 || rs[2].GetCidr() != "10.244.2.0/24" {
+						t.Errorf("n4's routes %v, want n1's, n2's and n3's", rs)
+					}
+					if g := d.create[0].GetSpec().GetNetwork().GetGeneration(); g != 9 {
+						t.Errorf("route list generation %d, want the store revision read, 9", g)
 					}
 				}}},
 		{name: "actions: forgetting the last node deletes the cluster record",
@@ -319,6 +348,28 @@ func TestCompute(t *testing.T) {
 			wf:      wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending)),
 			maxPass: 2,
 			want:    want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": running, "n3/a": pending}, create: []string{"n1/a on n1", "n2/a on n2"}, again: true}},
+		{name: "a workflow holding more nodes than one write carries starts as many steps as the write carries",
+			// Header and cluster record, then a step and its task each: 2 + 3 x 2 = 8. The
+			// nodes' release counts only when the workflow ends.
+			wf:       holding(10, wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending), st("n4/a", pending))),
+			maxWrite: 8,
+			want:     want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": running, "n3/a": running}, create: []string{"n1/a on n1", "n2/a on n2", "n3/a on n3"}, again: true}},
+		{name: "the last steps' results and the nodes' release not fitting in one write: the next pass ends the workflow",
+			wf:       holding(10, wfOf(0, runningStep("n1/a", 1, time.Minute), runningStep("n2/a", 1, time.Minute))),
+			maxWrite: 8,
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{
+				"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
+				"wf.n2.a.1": rec("wf.n2.a.1", "wf", "n2/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": succeeded, "n2/a": succeeded}, again: true,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if l.wf.GetState() != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING {
+						t.Errorf("the workflow is %v after the pass that recorded its last steps, want running until a pass of its own", l.wf.GetState())
+					}
+					next, err := compute(l, &fakeView{}, time.Now(), engineSettings{maxCreate: 1, maxWrite: 8})
+					if err != nil || !next.over || len(next.steps) != 0 || l.wf.GetState() != storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED {
+						t.Errorf("next pass: over %v, %d steps, state %v, err %v; want it to end the workflow, succeeded, alone", next.over, len(next.steps), l.wf.GetState(), err)
+					}
+				}}},
 		{name: "all steps done: the workflow succeeded",
 			wf:   wfOf(0, st("n1/a", succeeded), st("n1/b", skipped, "n1/a")),
 			want: want{over: storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_SUCCEEDED}},
@@ -335,7 +386,7 @@ func TestCompute(t *testing.T) {
 			if mc == 0 {
 				mc = maxCreatePerPass
 			}
-			d, err := compute(l, &v, t0, engineSettings{backoff: 2 * time.Second, maxCreate: mc})
+			d, err := compute(l, &v, t0, engineSettings{backoff: 2 * time.Second, maxCreate: mc, maxWrite: c.maxWrite})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -686,4 +737,12 @@ func TestResolvePrefersTheEarlierNodeWhileItIsReady(t *testing.T) {
 			t.Errorf("ready %v: the pinned step goes to %q, want cp-2", c.ready, n)
 		}
 	}
+}
+
+// holding makes l's workflow hold n nodes (n1..nN), as one whose release takes n operations.
+func holding(n int, l *loaded) *loaded {
+	for i := 1; i <= n; i++ {
+		l.wf.Nodes = append(l.wf.Nodes, fmt.Sprintf("n%d", i))
+	}
+	return l
 }

@@ -118,18 +118,36 @@ type admission struct {
 
 func newAdmission(wf *storagev1.WorkflowRecord) *admission {
 	a := &admission{limit: int(wf.GetConcurrency()), lanes: map[string]bool{}}
-	unfinished := map[string]bool{}
-	for _, s := range wf.GetSteps() {
-		if s.GetLane() != "" && (s.GetAttempts() > 0 || s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED) {
-			a.lanes[s.GetLane()] = true
-		}
-		if !stepDone(s.GetState()) {
-			unfinished[s.GetLane()] = true
+	// A lane's steps are next to each other in a plan: one map lookup per run of steps of
+	// the same lane, not one per step (this runs on every pass over every step).
+	const started, unfinished = 1, 2
+	lanes := map[string]uint8{}
+	var last string
+	var cur uint8
+	flush := func() {
+		if last != "" && cur != 0 {
+			lanes[last] |= cur
 		}
 	}
-	for lane := range a.lanes {
-		if unfinished[lane] {
-			a.active++
+	for _, s := range wf.GetSteps() {
+		if lane := s.GetLane(); lane != last {
+			flush()
+			last, cur = lane, 0
+		}
+		if s.GetAttempts() > 0 || s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
+			cur |= started
+		}
+		if !stepDone(s.GetState()) {
+			cur |= unfinished
+		}
+	}
+	flush()
+	for lane, f := range lanes {
+		if f&started != 0 {
+			a.lanes[lane] = true
+			if f&unfinished != 0 {
+				a.active++
+			}
 		}
 	}
 	return a

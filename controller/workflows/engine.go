@@ -58,6 +58,7 @@ type Engine struct {
 	tasks  map[string]*apiv1.TaskRecord // terminal records of workflow tasks, from the watch
 	dirty  chan string
 	nodeSt map[string]apiv1.NodeState // per pass
+	live   map[string]liveTask        // records of running steps' tasks (the engine's goroutine only)
 	timers map[string]wakeTimer       // per workflow: when to look again without an event
 }
 
@@ -100,6 +101,7 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 	e.fence = fence
 	e.cache = map[string]*loaded{}
 	e.tasks = map[string]*apiv1.TaskRecord{}
+	e.live = map[string]liveTask{}
 	e.dirty = make(chan string, 8192)
 	e.timers = map[string]wakeTimer{}
 	defer func() {
@@ -261,14 +263,41 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	if rec := e.cachedTask(id); rec != nil {
 		return rec, nil
 	}
-	rec, _, err := e.svc.tasks.Get(ctx, id)
+	// A local read: the engine runs on the leader, whose store has applied every write it
+	// made, and each of its writes is fenced and guarded. A linearizable read would wait for
+	// the raft loop (busy with other writes' fsyncs) once per running step and pass.
+	kv, _, err := e.svc.st.Get(ctx, tasks.Prefix+id, store.Stale())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", tasks.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A running step's record is read on every pass until it ends: decoded again only when
+	// it changed.
+	if c, ok := e.live[id]; ok && c.rev == kv.ModRevision {
+		return c.rec, nil
+	}
+	rec, err := tasks.Decode(kv)
 	if err != nil {
 		return nil, err
 	}
 	if tasks.Terminal(rec.GetState()) {
+		delete(e.live, id)
 		e.putTask(rec)
+	} else {
+		if e.live == nil {
+			e.live = map[string]liveTask{}
+		}
+		e.live[id] = liveTask{kv.ModRevision, rec}
 	}
 	return rec, nil
+}
+
+// liveTask is a task record that has not ended, as decoded at its revision.
+type liveTask struct {
+	rev int64
+	rec *apiv1.TaskRecord
 }
 
 // satisfied says whether step s may start given its dependencies; never means it cannot
@@ -410,6 +439,11 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 func (e *Engine) forget(id string) {
 	delete(e.cache, id)
 	e.forgetTasks(id)
+	for tid := range e.live {
+		if strings.HasPrefix(tid, id+".") {
+			delete(e.live, tid)
+		}
+	}
 	if t, ok := e.timers[id]; ok {
 		t.timer.Stop()
 		delete(e.timers, id)

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,13 @@ type Config struct {
 	// UpgradeTo, when set, upgrades the cluster to this release after the apply, with
 	// MaxUnavailable workers at once, and measures that too.
 	UpgradeTo, MaxUnavailable string
+	// Provider is the cluster document's spec.network.provider ("": the default, bridge).
+	Provider string
+	// JoinInto, when set, measures instead one join (a worker, as deckctl join NODE sends
+	// it) into a recorded cluster of each of these sizes, every join task taking TaskTime;
+	// the clusters are applied first with every task taking RecordTaskTime.
+	JoinInto       []int
+	RecordTaskTime time.Duration
 }
 
 // DefaultConfig is the benchmark's standard run.
@@ -61,6 +69,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--task-time is %v; give 0 or more", c.TaskTime)
 	case c.Heartbeat <= 0 || c.Timeout <= 0 || c.Stall <= 0:
 		return errors.New("--heartbeat, --timeout and --stall must be positive")
+	case c.RecordTaskTime < 0:
+		return fmt.Errorf("--record-task-time is %v; give 0 or more", c.RecordTaskTime)
+	}
+	for _, n := range c.JoinInto {
+		if n < 1 || n > 5000 {
+			return fmt.Errorf("--join-into %d: give cluster sizes of 1..5000 nodes", n)
+		}
 	}
 	return nil
 }
@@ -77,7 +92,21 @@ func main() {
 	flag.StringVar(&cfg.LogLevel, "controller-log-level", cfg.LogLevel, "the controller's --log-level")
 	flag.StringVar(&cfg.UpgradeTo, "upgrade-to", "", "after the apply, upgrade the cluster to this release (v1.34.12) and measure it")
 	flag.StringVar(&cfg.MaxUnavailable, "max-unavailable", "10%", "the upgrade's workers at once: N or P%")
+	flag.StringVar(&cfg.Provider, "provider", "", "the cluster's spec.network.provider (default: Deckhand's default, bridge)")
+	joinInto := flag.String("join-into", "", "instead of an apply: time one join into recorded clusters of these sizes (1000,3) and count the tasks it sends to each host")
+	flag.DurationVar(&cfg.RecordTaskTime, "record-task-time", 0, "with --join-into: how long each task of the apply that records the cluster takes")
 	flag.Parse()
+	for _, f := range strings.Split(*joinInto, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "applyload: --join-into %q: give cluster sizes, comma-separated\n", *joinInto)
+			os.Exit(2)
+		}
+		cfg.JoinInto = append(cfg.JoinInto, n)
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "applyload:", err)
 		os.Exit(2)
@@ -89,96 +118,22 @@ func main() {
 }
 
 func run(cfg Config) error {
-	dir, err := os.MkdirTemp("", "applyload-")
-	if err != nil {
-		return err
+	// The machine may be shared: its load goes with the figures.
+	fmt.Printf("load average  %s at the start\n", loadAvg())
+	defer func() { fmt.Printf("load average  %s at the end\n", loadAvg()) }()
+	if len(cfg.JoinInto) > 0 {
+		return runJoins(cfg)
 	}
-	defer os.RemoveAll(dir)
-	addr := loadutil.FreeAddr()
-	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
-		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	pid := cmd.Process.Pid
-
-	// admin.conf appears once the controller published its CA.
-	var admin *client.Client
-	if err := loadutil.Poll(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// A 500-node workflow with its steps is several MiB.
-		admin, err = client.New(ctx, client.Options{ConfigFile: filepath.Join(dir, "admin.conf"), NoRefresh: true,
-			DialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20))}})
-		return err
-	}); err != nil {
-		return err
-	}
-	defer admin.Close()
-	var token, pin string
-	if err := loadutil.Poll(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour), Usages: uint32(cfg.Nodes)})
-		if err != nil {
-			return err
-		}
-		token, pin = resp.GetSecret(), resp.GetCaCertHash()
-		return nil
-	}); err != nil {
-		return err
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	t0 := time.Now()
 	names := make([]string, cfg.Nodes)
 	for i := range names {
 		names[i] = fmt.Sprintf("node-%d", i+1)
 	}
-	agents, err := loadutil.EnrollSimAgents(ctx, addr, token, pin, names, cfg.TaskTime)
+	c, err := start(cfg, names)
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for _, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.Run(ctx, []string{addr})
-		}()
-	}
-	nodesAPI := apiv1.NewNodeServiceClient(admin)
-	if err := loadutil.Poll(5*time.Minute, func() error {
-		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer rcancel()
-		ready := 0
-		for token := ""; ; {
-			resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{PageSize: 1000, PageToken: token})
-			if err != nil {
-				return err
-			}
-			for _, n := range resp.GetNodes() {
-				if n.GetState() == apiv1.NodeState_NODE_STATE_READY {
-					ready++
-				}
-			}
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
-		}
-		if ready < cfg.Nodes {
-			return fmt.Errorf("%d of %d nodes Ready", ready, cfg.Nodes)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "applyload: %d simulated agents enrolled and Ready in %v\n", cfg.Nodes, time.Since(t0).Round(time.Millisecond))
+	defer c.stop()
+	ctx, admin, pid := c.ctx, c.admin, c.pid
 
 	wfAPI := apiv1.NewWorkflowServiceClient(admin)
 	cpu0 := loadutil.CPUTicks(pid)
@@ -236,6 +191,117 @@ func run(cfg Config) error {
 	return nil
 }
 
+// cluster is one controller process and its simulated agents, enrolled and Ready.
+type cluster struct {
+	ctx    context.Context
+	admin  *client.Client
+	pid    int
+	agents []*loadutil.SimAgent
+	stop   func()
+}
+
+// start starts a controller in a new data dir and enrolls one simulated agent per name,
+// every task taking cfg.TaskTime, and waits until they are all Ready.
+func start(cfg Config, names []string) (_ *cluster, err error) {
+	var undo []func()
+	stop := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "applyload-")
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = os.RemoveAll(dir) })
+	addr := loadutil.FreeAddr()
+	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
+		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+
+	// admin.conf appears once the controller published its CA.
+	var admin *client.Client
+	if err := loadutil.Poll(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// A 500-node workflow with its steps is several MiB.
+		admin, err = client.New(ctx, client.Options{ConfigFile: filepath.Join(dir, "admin.conf"), NoRefresh: true,
+			DialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20))}})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = admin.Close() })
+	var token, pin string
+	if err := loadutil.Poll(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour), Usages: uint32(len(names))})
+		if err != nil {
+			return err
+		}
+		token, pin = resp.GetSecret(), resp.GetCaCertHash()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t0 := time.Now()
+	agents, err := loadutil.EnrollSimAgents(ctx, addr, token, pin, names, cfg.TaskTime)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	undo = append(undo, func() { cancel(); wg.Wait() })
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Run(ctx, []string{addr})
+		}()
+	}
+	nodesAPI := apiv1.NewNodeServiceClient(admin)
+	if err := loadutil.Poll(cfg.Timeout, func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer rcancel()
+		ready := 0
+		for token := ""; ; {
+			resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{PageSize: 1000, PageToken: token})
+			if err != nil {
+				return err
+			}
+			for _, n := range resp.GetNodes() {
+				if n.GetState() == apiv1.NodeState_NODE_STATE_READY {
+					ready++
+				}
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if ready < len(names) {
+			return fmt.Errorf("%d of %d nodes Ready", ready, len(names))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "applyload: %d simulated agents enrolled and Ready in %v\n", len(names), time.Since(t0).Round(time.Millisecond))
+	return &cluster{ctx: ctx, admin: admin, pid: pid, agents: agents, stop: stop}, nil
+}
+
 // upgradeIdealTasks is the upgrade's lower bound in units of the task time: the health
 // check (1 T), every node's staging (its packages, then its images: 2 T), the
 // control plane's chain and then each batch of workers one after another, each chain 6
@@ -283,15 +349,18 @@ func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakM
 	fmt.Printf("ideal         %v = T x (3 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
 	fmt.Printf("              (health 1 T, staging 2 T, the control plane's chain and each batch's 6 T one after another)\n")
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", wall.Seconds()/ideal.Seconds())
-	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade\n", peakMiB, cpuSeconds)
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
 	fmt.Printf("steps         %d (%d tasks)\n", len(wf.GetSteps()), taskSteps)
 }
 
 // clusterYAML is the apply's document: node-1 as the control plane, the rest workers.
 func clusterYAML(cfg Config) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata: {name: applyload}\nspec:\n  kubernetesVersion: v1.33.13\n  concurrency: %d\n  nodes:\n", cfg.Concurrency)
-	b.WriteString("  - {name: node-1, role: control-plane}\n")
+	fmt.Fprintf(&b, "apiVersion: deckhand.dev/v1alpha1\nkind: Cluster\nmetadata: {name: applyload}\nspec:\n  kubernetesVersion: v1.33.13\n  concurrency: %d\n", cfg.Concurrency)
+	if cfg.Provider != "" {
+		fmt.Fprintf(&b, "  network: {provider: %s}\n", cfg.Provider)
+	}
+	b.WriteString("  nodes:\n  - {name: node-1, role: control-plane}\n")
 	for i := 2; i <= cfg.Nodes; i++ {
 		fmt.Fprintf(&b, "  - {name: node-%d, role: worker}\n", i)
 	}
@@ -391,7 +460,7 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 	// finished time is the engine pass that saw the result, which is also the pass that
 	// dispatches the next step, so there is no separate gap to measure between steps.)
 	// lane: a worker lane's first dispatch to its record step, against 7 T.
-	var run, lane []time.Duration
+	var run, runCP, runOther, lane []time.Duration
 	retried, taskSteps := 0, 0
 	first := map[string]time.Time{}
 	for _, s := range wf.GetSteps() {
@@ -403,7 +472,13 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 		}
 		if s.GetTaskId() != "" {
 			taskSteps++
-			run = append(run, s.GetFinished().AsTime().Sub(s.GetStarted().AsTime()))
+			d := s.GetFinished().AsTime().Sub(s.GetStarted().AsTime())
+			run = append(run, d)
+			if s.GetNode() == "node-1" {
+				runCP = append(runCP, d)
+			} else {
+				runOther = append(runOther, d)
+			}
 		}
 	}
 	for _, s := range wf.GetSteps() {
@@ -433,10 +508,56 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 	fmt.Printf("              (lower bound from the DAG: init lane 5 tasks, worker lane 7 on its critical path,\n")
 	fmt.Printf("               first wave's preparation overlapping init; no dispatch or recording cost)\n")
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", ratio)
-	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply\n", peakMiB, cpuSeconds)
+	if (cfg.Provider == "" || cfg.Provider == "bridge") && waves > 0 {
+		// The bridge provider's routes steps, on every node once every node is recorded.
+		r := ideal + cfg.TaskTime
+		fmt.Printf("              with the routes steps after the records (bridge: + 1 T): ideal %v, ratio %.2f\n", r, wall.Seconds()/r.Seconds())
+	}
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
 	fmt.Printf("steps         %d (%d tasks), %d retried\n", len(wf.GetSteps()), taskSteps, retried)
 	fmt.Printf("  task step, dispatched to result recorded: %s (T = %v)\n", dist(run), cfg.TaskTime)
+	fmt.Printf("    on node-1 (%d: tokens, registered, ready, token deletes): %s\n", len(runCP), dist(runCP))
+	fmt.Printf("    on the other nodes (%d):                              %s\n", len(runOther), dist(runOther))
 	fmt.Printf("  worker lane, first dispatch to recorded:  %s (7 T = %v)\n", dist(lane), 7*cfg.TaskTime)
+	phases(wf)
+}
+
+// phases prints, per kind of step (the part of its name after the node), how many there
+// are and when the first started and the last finished, from the workflow's creation: where
+// the wall time went.
+func phases(wf *apiv1.Workflow) {
+	type phase struct {
+		n           int
+		first, last time.Duration
+	}
+	t0 := wf.GetCreated().AsTime()
+	by := map[string]*phase{}
+	var order []string
+	for _, s := range wf.GetSteps() {
+		_, what, _ := strings.Cut(s.GetName(), "/")
+		p := by[what]
+		if p == nil {
+			p = &phase{first: time.Duration(math.MaxInt64)}
+			by[what] = p
+			order = append(order, what)
+		}
+		p.n++
+		if s.GetStarted() != nil {
+			p.first = min(p.first, s.GetStarted().AsTime().Sub(t0))
+		}
+		if s.GetFinished() != nil {
+			p.last = max(p.last, s.GetFinished().AsTime().Sub(t0))
+		}
+	}
+	fmt.Printf("  steps by kind: count, first started, last finished (from the workflow's creation)\n")
+	for _, what := range order {
+		p := by[what]
+		first := "-"
+		if p.first != time.Duration(math.MaxInt64) {
+			first = p.first.Round(time.Millisecond).String()
+		}
+		fmt.Printf("    %-16s %5d  %9s  %9v\n", what, p.n, first, p.last.Round(time.Millisecond))
+	}
 }
 
 // describe prints what deckctl workflow describe would show of a workflow that did not
@@ -470,4 +591,122 @@ func describe(w *os.File, wf *apiv1.Workflow) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// runJoins records a cluster of each size of cfg.JoinInto (its own controller, an apply
+// whose tasks take cfg.RecordTaskTime: the store then holds what it holds after a real
+// apply, the cluster record, the finished workflow and its task records), then joins one
+// more worker the way deckctl join NODE does, every task taking cfg.TaskTime, and counts
+// the tasks each host ran during the join.
+func runJoins(cfg Config) error {
+	type result struct {
+		size            int
+		wall            time.Duration
+		steps           int
+		joiner, cp      int64
+		others, touched int64
+		cpu             float64
+	}
+	var results []result
+	for _, size := range cfg.JoinInto {
+		names := make([]string, size+1)
+		for i := range names {
+			names[i] = fmt.Sprintf("node-%d", i+1)
+		}
+		rc := cfg
+		rc.Nodes, rc.Concurrency, rc.TaskTime = size, min(size, 1000), cfg.RecordTaskTime
+		c, err := start(rc, names)
+		if err != nil {
+			return err
+		}
+		r, err := func() (result, error) {
+			defer c.stop()
+			wfAPI := apiv1.NewWorkflowServiceClient(c.admin)
+			t0 := time.Now()
+			created, err := wfAPI.CreateWorkflow(c.ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+				Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: clusterYAML(rc)}}}})
+			if err != nil {
+				return result{}, fmt.Errorf("create the apply of %d nodes: %w", size, err)
+			}
+			if hdr, err := follow(c.ctx, wfAPI, created.GetWorkflow().GetId(), rc); err != nil {
+				return result{}, err
+			} else if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+				return result{}, fmt.Errorf("the apply of %d nodes ended %s", size, hdr.GetState())
+			}
+			fmt.Fprintf(os.Stderr, "applyload: %d-node cluster recorded in %v\n", size, time.Since(t0).Round(time.Millisecond))
+
+			before := make([]int64, len(c.agents))
+			for i, a := range c.agents {
+				a.SetTaskTime(cfg.TaskTime)
+				before[i] = a.Started()
+			}
+			joiner := names[size]
+			cpu0 := loadutil.CPUTicks(c.pid)
+			// What deckctl join NODE sends.
+			created, err = wfAPI.CreateWorkflow(c.ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+				Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: joiner}}}})
+			if err != nil {
+				return result{}, fmt.Errorf("create the join of %s: %w", joiner, err)
+			}
+			id := created.GetWorkflow().GetId()
+			hdr, err := follow(c.ctx, wfAPI, id, cfg)
+			cpu := float64(loadutil.CPUTicks(c.pid)-cpu0) / 100
+			if err != nil {
+				return result{}, err
+			}
+			full, err := wfAPI.GetWorkflow(c.ctx, &apiv1.GetWorkflowRequest{Id: id})
+			if err != nil {
+				return result{}, fmt.Errorf("get workflow %s: %w", id, err)
+			}
+			if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
+				describe(os.Stdout, full.GetWorkflow())
+				return result{}, fmt.Errorf("the join of %s ended %s", joiner, hdr.GetState())
+			}
+			wf := full.GetWorkflow()
+			r := result{size: size, wall: wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime()), steps: len(wf.GetSteps()), cpu: cpu}
+			for i, a := range c.agents {
+				n := a.Started() - before[i]
+				switch {
+				case a.Name == joiner:
+					r.joiner = n
+				case a.Name == "node-1":
+					r.cp = n
+				case n > 0:
+					r.others += n
+					r.touched++
+				}
+			}
+			return r, nil
+		}()
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	provider := cfg.Provider
+	if provider == "" {
+		provider = "bridge (the default)"
+	}
+	fmt.Printf("join of one worker (deckctl join NODE) into a recorded cluster, pod network %s, task time T %v\n", provider, cfg.TaskTime)
+	fmt.Printf("  %-13s %10s %6s %14s %22s %24s %14s\n", "cluster", "wall", "steps", "joining node", "control plane node-1", "other hosts (tasks)", "controller CPU")
+	for _, r := range results {
+		fmt.Printf("  %-13s %10v %6d %14d %22d %24s %13.2fs\n", fmt.Sprintf("%d nodes", r.size), r.wall.Round(time.Millisecond), r.steps, r.joiner, r.cp,
+			fmt.Sprintf("%d hosts (%d)", r.touched, r.others), r.cpu)
+	}
+	if len(results) > 1 && results[len(results)-1].wall > 0 {
+		last := results[len(results)-1]
+		for _, r := range results[:len(results)-1] {
+			fmt.Printf("  ratio         %.2f (the join into %d nodes over the join into %d)\n", r.wall.Seconds()/last.wall.Seconds(), r.size, last.size)
+		}
+	}
+	return nil
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }

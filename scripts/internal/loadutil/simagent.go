@@ -36,7 +36,8 @@ type SimAgent struct {
 	Name     string
 	index    int
 	tls      *tls.Config
-	taskTime time.Duration
+	taskTime atomic.Int64 // time.Duration
+	started  atomic.Int64 // tasks run (not replayed)
 
 	mu      sync.Mutex
 	journal map[string]*taskv1.TaskResult
@@ -90,8 +91,9 @@ func EnrollSimAgents(ctx context.Context, addr, token, pin string, names []strin
 					errs <- err
 					return
 				}
-				out[i] = &SimAgent{Name: name, index: i, tls: tc, taskTime: taskTime,
+				out[i] = &SimAgent{Name: name, index: i, tls: tc,
 					journal: map[string]*taskv1.TaskResult{}, running: map[string]context.CancelFunc{}}
+				out[i].SetTaskTime(taskTime)
 			}
 		}()
 	}
@@ -104,6 +106,12 @@ func EnrollSimAgents(ctx context.Context, addr, token, pin string, names []strin
 }
 
 func (a *SimAgent) ip() string { return simIP(a.index) }
+
+// SetTaskTime sets how long the tasks it gets from now on take.
+func (a *SimAgent) SetTaskTime(d time.Duration) { a.taskTime.Store(int64(d)) }
+
+// Started is how many tasks it has run (answers replayed from its journal not counted).
+func (a *SimAgent) Started() int64 { return a.started.Load() }
 
 // simIP is the address of the i-th simulated node (index in EnrollSimAgents' names).
 func simIP(i int) string {
@@ -249,11 +257,12 @@ func (a *SimAgent) assign(ctx context.Context, t *taskv1.Task) {
 	tctx, cancel := context.WithCancel(ctx)
 	a.running[id] = cancel
 	a.mu.Unlock()
+	a.started.Add(1)
 	a.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_TaskAck{TaskAck: &agentv1.TaskAck{TaskId: id}}})
 	go func() {
 		defer cancel()
 		res := &taskv1.TaskResult{TaskId: id, Started: timestamppb.Now()}
-		timer := time.NewTimer(a.taskTime)
+		timer := time.NewTimer(time.Duration(a.taskTime.Load()))
 		select {
 		case <-timer.C:
 			res.State = taskv1.TaskState_TASK_STATE_SUCCEEDED
