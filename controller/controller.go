@@ -81,6 +81,7 @@ type Controller struct {
 	log         *slog.Logger // cfg.Logger, every value bounded
 
 	metricsLn net.Listener
+	debugLn   net.Listener // --debug-addr: pprof, loopback only
 
 	// stopping ends with Run: every streaming call ends with it (endStreams), so a stop
 	// does not wait for watches and sessions that never end by themselves.
@@ -116,10 +117,22 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("--metrics-listen %s: %v; choose a free port", cfg.MetricsListen, errors.Unwrap(err))
 		}
 	}
+	if cfg.DebugListen != "" {
+		if c.debugLn, err = net.Listen("tcp", cfg.DebugListen); err != nil {
+			_ = ln.Close()
+			if c.metricsLn != nil {
+				_ = c.metricsLn.Close()
+			}
+			return nil, fmt.Errorf("--debug-addr %s: %v; choose a free port", cfg.DebugListen, errors.Unwrap(err))
+		}
+	}
 	if err := c.open(ctx); err != nil {
 		_ = ln.Close()
 		if c.metricsLn != nil {
 			_ = c.metricsLn.Close()
+		}
+		if c.debugLn != nil {
+			_ = c.debugLn.Close()
 		}
 		return nil, err
 	}
@@ -560,6 +573,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		"node-watch":       c.nodeWatchLoop,
 		"dispatch":         c.dispatch.Run,
 		"metrics-http":     c.serveMetrics,
+		"debug-http":       c.serveDebug,
 		"presence":         c.presenceLoop,
 		"credentials":      c.credentials.Run,
 		"admin-conf":       c.recordAdminConfLoop,

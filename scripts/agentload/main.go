@@ -1,7 +1,9 @@
 // Command agentload measures what agent sessions cost a controller: it starts one
 // deckhand-controller process, enrolls N nodes through the real Enroll RPC, opens N mTLS
 // sessions that send heartbeats like deckhand-agent does, and reports the controller's
-// RSS and CPU while they run. Used by scripts/bench.sh.
+// RSS and CPU while they run, with the top entries of a CPU profile (taken over the same
+// window) and of a heap profile of the controller (its --debug-addr). Used by
+// scripts/bench.sh.
 package main
 
 import (
@@ -10,6 +12,8 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -36,21 +41,42 @@ func main() {
 	steps := flag.String("sessions", "1000,5000", "session counts to measure, ascending")
 	window := flag.Duration("window", 20*time.Second, "measurement window per step")
 	heartbeat := flag.Duration("heartbeat", 2*time.Second, "agent heartbeat interval")
+	profiles := flag.String("profile-dir", "", "directory for the controller's CPU and heap profiles, one pair per step (default: a new directory under $TMPDIR)")
+	top := flag.Int("top", 15, "profile entries to print per step (go tool pprof -top -nodecount); 0: none")
 	flag.Parse()
-	if err := run(*bin, *steps, *window, *heartbeat); err != nil {
+	if err := run(*bin, *steps, *window, *heartbeat, *profiles, *top); err != nil {
 		fmt.Fprintln(os.Stderr, "agentload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, steps string, window, heartbeat time.Duration) error {
+func run(bin, stepList string, window, heartbeat time.Duration, profiles string, top int) error {
+	var steps []int
+	for _, f := range strings.Split(stepList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || (len(steps) > 0 && n < steps[len(steps)-1]) {
+			return fmt.Errorf("--sessions %q: ascending counts", stepList)
+		}
+		steps = append(steps, n)
+	}
+	if err := raiseFileLimit(steps[len(steps)-1]); err != nil {
+		return err
+	}
+	if profiles == "" {
+		var err error
+		if profiles, err = os.MkdirTemp("", "agentload-profiles-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(profiles, 0o755); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "agentload-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	addr, metrics := loadutil.FreeAddr(), loadutil.FreeAddr()
-	cmd := exec.Command(bin, "--data-dir", dir, "--listen", addr, "--metrics-listen", metrics, "--log-level", "warn",
+	addr, metrics, debug := loadutil.FreeAddr(), loadutil.FreeAddr(), loadutil.FreeAddr()
+	cmd := exec.Command(bin, "--data-dir", dir, "--listen", addr, "--metrics-listen", metrics, "--debug-addr", debug, "--log-level", "warn",
 		"--heartbeat-interval", heartbeat.String(), "--node-not-ready-after", (5 * heartbeat).String())
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -89,23 +115,23 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 	var open atomic.Int64
 	var wg sync.WaitGroup
 	have := 0
-	fmt.Printf("%-9s %-12s %-12s %-14s %s\n", "sessions", "rss_mib", "cpu_percent", "enroll_per_s", "window")
-	for _, s := range strings.Split(steps, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < have {
-			return fmt.Errorf("--sessions %q: ascending counts", steps)
-		}
+	// The profile's window is whole seconds; the CPU figure is read over the same window.
+	window = max(window.Round(time.Second), time.Second)
+	fmt.Printf("%-9s %-10s %-12s %-14s %-11s %-10s %s\n", "sessions", "rss_mib", "cpu_percent", "enroll_per_s", "goroutines", "heap_mib", "window")
+	var tops []string
+	for _, n := range steps {
 		start := time.Now()
 		creds, err := enrollMany(addr, token, pin, have, n)
 		if err != nil {
 			return err
 		}
 		enrollRate := float64(n-have) / time.Since(start).Seconds()
-		for _, c := range creds {
+		for i, c := range creds {
+			src := sourceAddr(have + i)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				session(ctx, addr, c, heartbeat, &open)
+				session(ctx, addr, src, c, heartbeat, &open)
 			}()
 		}
 		have = n
@@ -121,15 +147,131 @@ func run(bin, steps string, window, heartbeat time.Duration) error {
 		}); err != nil {
 			return err
 		}
+		cpuFile := filepath.Join(profiles, fmt.Sprintf("cpu-%d.pb.gz", n))
+		heapFile := filepath.Join(profiles, fmt.Sprintf("heap-%d.pb.gz", n))
+		cpuDone := make(chan error, 1)
+		go func() {
+			cpuDone <- fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debug, int(window.Seconds())), cpuFile)
+		}()
 		cpu0, t0 := loadutil.CPUTicks(pid), time.Now()
 		loadutil.Wait(ctx, window)
 		cpu1, t1 := loadutil.CPUTicks(pid), time.Now()
 		cpuPct := float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100 // USER_HZ is 100 on Linux
-		fmt.Printf("%-9d %-12.1f %-12.1f %-14.0f %v\n", n, loadutil.StatusMiB(pid, "VmRSS:"), cpuPct, enrollRate, window)
+		rss := loadutil.StatusMiB(pid, "VmRSS:")
+		if err := <-cpuDone; err != nil {
+			return fmt.Errorf("CPU profile of the controller: %w", err)
+		}
+		if err := fetch("http://"+debug+"/debug/pprof/heap", heapFile); err != nil {
+			return fmt.Errorf("heap profile of the controller: %w", err)
+		}
+		goroutines, heap, err := runtimeStats(debug)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-9d %-10.1f %-12.1f %-14.0f %-11d %-10.1f %v\n", n, rss, cpuPct, enrollRate, goroutines, heap, window)
+		if top > 0 {
+			for _, p := range []struct{ what, file, index string }{{"CPU", cpuFile, ""}, {"heap in use", heapFile, "-sample_index=inuse_space"}} {
+				args := []string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", top)}
+				if p.index != "" {
+					args = append(args, p.index)
+				}
+				out, err := exec.Command("go", append(args, bin, p.file)...).CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("go tool pprof %s: %v: %s", p.file, err, out)
+				}
+				tops = append(tops, fmt.Sprintf("%s at %d sessions (%s):\n%s", p.what, n, p.file, out))
+			}
+		}
 	}
 	cancel()
 	wg.Wait()
+	for _, t := range tops {
+		fmt.Println()
+		fmt.Print(t)
+	}
 	return nil
+}
+
+// raiseFileLimit makes room for n sessions in this process and in the controller it starts
+// (which inherits the limit): one file each, and as many again for reconnections and the
+// rest. Raising the hard limit needs CAP_SYS_RESOURCE.
+func raiseFileLimit(n int) error {
+	want := uint64(2*n + 4096)
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return err
+	}
+	if l.Cur >= want {
+		return nil
+	}
+	l.Cur, l.Max = want, max(l.Max, want)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return fmt.Errorf("%d sessions need %d open files in the load generator and in the controller: %v; run as root or raise the hard limit (ulimit -Hn)", n, want, err)
+	}
+	return nil
+}
+
+// sessionsPerSource keeps each loopback source address well inside the ephemeral port range.
+const sessionsPerSource = 8000
+
+// sourceAddr is the loopback address session i dials from: 127.0.0.1 for the first
+// sessionsPerSource, then 127.0.0.2, and so on.
+func sourceAddr(i int) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i/sessionsPerSource))}
+}
+
+// fetch saves the body of a GET to file.
+func fetch(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runtimeStats reads the controller's goroutine count and Go heap in use (MiB) from its
+// profiler's text views.
+func runtimeStats(debug string) (goroutines int, heapMiB float64, err error) {
+	get := func(path string) (string, error) {
+		resp, err := http.Get("http://" + debug + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	g, err := get("/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := fmt.Sscanf(g, "goroutine profile: total %d", &goroutines); err != nil {
+		return 0, 0, fmt.Errorf("goroutine profile: %v", err)
+	}
+	h, err := get("/debug/pprof/heap?debug=1")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(h, "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "HeapInuse" {
+			b, _ := strconv.ParseFloat(f[3], 64)
+			return goroutines, b / (1 << 20), nil
+		}
+	}
+	return goroutines, 0, fmt.Errorf("no HeapInuse in the heap profile")
 }
 
 type cred struct {
@@ -177,9 +319,11 @@ func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
 }
 
 // session behaves like deckhand-agent's session loop: hello, then heartbeats.
-func session(ctx context.Context, addr string, c cred, heartbeat time.Duration, open *atomic.Int64) {
+func session(ctx context.Context, addr string, src *net.TCPAddr, c cred, heartbeat time.Duration, open *atomic.Int64) {
+	dialer := &net.Dialer{LocalAddr: src}
+	dial := func(ctx context.Context, a string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", a) }
 	for ctx.Err() == nil {
-		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(c.tls)))
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(c.tls)), grpc.WithContextDialer(dial))
 		if err != nil {
 			return
 		}
