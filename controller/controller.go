@@ -231,6 +231,9 @@ const (
 	// KeepaliveMinTime is the shortest interval between client keepalive pings; a client
 	// pinging more often is disconnected.
 	KeepaliveMinTime = 30 * time.Second
+	// flowWindow is the HTTP/2 flow-control window of every stream and connection: what a
+	// client may send ahead of the handler reading it.
+	flowWindow = 1 << 20
 )
 
 func (c *Controller) wire(st backend) error {
@@ -259,11 +262,15 @@ func (c *Controller) wire(st backend) error {
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainStreamInterceptor(c.endStreams),
 		grpc.Creds(netmux.ServerCredentials()),
-		// Thousands of mostly idle agent sessions: release write buffers between writes and
-		// keep read buffers small, so memory grows slowly with the fleet (make bench).
+		// Thousands of mostly idle agent sessions (make bench, docs/benchmarks.md): write
+		// buffers are released between writes; reads go straight to the TLS connection,
+		// which buffers a record already; fixed flow-control windows (1 MiB, where the
+		// default estimator grows to 16 MiB) spare every heartbeat the estimator's ping.
 		grpc.SharedWriteBuffer(true),
-		grpc.ReadBufferSize(8 << 10),
+		grpc.ReadBufferSize(0),
 		grpc.WriteBufferSize(8 << 10),
+		grpc.InitialWindowSize(flowWindow),
+		grpc.InitialConnWindowSize(flowWindow),
 		grpc.MaxRecvMsgSize(sessions.MaxMessageBytes),
 		// A connection that finished TLS must start HTTP/2 within ConnectionTimeout, and one
 		// without calls is closed after MaxConnectionIdle (clients reconnect on their next

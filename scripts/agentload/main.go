@@ -59,7 +59,8 @@ func run(bin, stepList string, window, heartbeat time.Duration, profiles string,
 		}
 		steps = append(steps, n)
 	}
-	if err := raiseFileLimit(steps[len(steps)-1]); err != nil {
+	fit, err := raiseFileLimit(steps[len(steps)-1])
+	if err != nil {
 		return err
 	}
 	if profiles == "" {
@@ -117,9 +118,13 @@ func run(bin, stepList string, window, heartbeat time.Duration, profiles string,
 	have := 0
 	// The profile's window is whole seconds; the CPU figure is read over the same window.
 	window = max(window.Round(time.Second), time.Second)
-	fmt.Printf("%-9s %-10s %-12s %-14s %-11s %-10s %s\n", "sessions", "rss_mib", "cpu_percent", "enroll_per_s", "goroutines", "heap_mib", "window")
+	fmt.Printf("%-9s %-10s %-12s %-14s %-11s %-10s %-10s %s\n", "sessions", "rss_mib", "cpu_percent", "enroll_per_s", "goroutines", "heap_mib", "stack_mib", "window")
 	var tops []string
 	for _, n := range steps {
+		if n > fit {
+			fmt.Printf("%-9d skipped: the load generator and the controller each need %d open files, the hard limit is %d (raising it needs root with CAP_SYS_RESOURCE)\n", n, n*filesPerSession+filesSpare, fit*filesPerSession+filesSpare)
+			continue
+		}
 		start := time.Now()
 		creds, err := enrollMany(addr, token, pin, have, n)
 		if err != nil {
@@ -164,11 +169,11 @@ func run(bin, stepList string, window, heartbeat time.Duration, profiles string,
 		if err := fetch("http://"+debug+"/debug/pprof/heap", heapFile); err != nil {
 			return fmt.Errorf("heap profile of the controller: %w", err)
 		}
-		goroutines, heap, err := runtimeStats(debug)
+		goroutines, heap, stack, err := runtimeStats(debug)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-9d %-10.1f %-12.1f %-14.0f %-11d %-10.1f %v\n", n, rss, cpuPct, enrollRate, goroutines, heap, window)
+		fmt.Printf("%-9d %-10.1f %-12.1f %-14.0f %-11d %-10.1f %-10.1f %v\n", n, rss, cpuPct, enrollRate, goroutines, heap, stack, window)
 		if top > 0 {
 			for _, p := range []struct{ what, file, index string }{{"CPU", cpuFile, ""}, {"heap in use", heapFile, "-sample_index=inuse_space"}} {
 				args := []string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", top)}
@@ -192,23 +197,33 @@ func run(bin, stepList string, window, heartbeat time.Duration, profiles string,
 	return nil
 }
 
-// raiseFileLimit makes room for n sessions in this process and in the controller it starts
-// (which inherits the limit): one file each, and as many again for reconnections and the
-// rest. Raising the hard limit needs CAP_SYS_RESOURCE.
-func raiseFileLimit(n int) error {
-	want := uint64(2*n + 4096)
+// filesPerSession is what one session costs the load generator and the controller (which
+// inherits the load generator's limit): its connection. filesSpare is the rest of each
+// process (listeners, the store, reconnections under way).
+const (
+	filesPerSession = 1
+	filesSpare      = 256
+)
+
+// raiseFileLimit raises the open-file limit to what n sessions need, as far as this process
+// may (the hard limit needs CAP_SYS_RESOURCE), and returns how many sessions fit.
+func raiseFileLimit(n int) (int, error) {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return err
+		return 0, err
 	}
-	if l.Cur >= want {
-		return nil
+	want := uint64(n*filesPerSession + filesSpare)
+	if l.Cur < want {
+		raised := syscall.Rlimit{Cur: want, Max: max(l.Max, want)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+			raised = syscall.Rlimit{Cur: l.Max, Max: l.Max} // as far as the hard limit
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+				return 0, err
+			}
+		}
+		l = raised
 	}
-	l.Cur, l.Max = want, max(l.Max, want)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return fmt.Errorf("%d sessions need %d open files in the load generator and in the controller: %v; run as root or raise the hard limit (ulimit -Hn)", n, want, err)
-	}
-	return nil
+	return max(int(l.Cur)-filesSpare, 0) / filesPerSession, nil
 }
 
 // sessionsPerSource keeps each loopback source address well inside the ephemeral port range.
@@ -242,9 +257,9 @@ func fetch(url, file string) error {
 	return f.Close()
 }
 
-// runtimeStats reads the controller's goroutine count and Go heap in use (MiB) from its
-// profiler's text views.
-func runtimeStats(debug string) (goroutines int, heapMiB float64, err error) {
+// runtimeStats reads the controller's goroutine count, Go heap in use and goroutine stacks
+// (MiB) from its profiler's text views.
+func runtimeStats(debug string) (goroutines int, heapMiB, stackMiB float64, err error) {
 	get := func(path string) (string, error) {
 		resp, err := http.Get("http://" + debug + path)
 		if err != nil {
@@ -256,22 +271,32 @@ func runtimeStats(debug string) (goroutines int, heapMiB float64, err error) {
 	}
 	g, err := get("/debug/pprof/goroutine?debug=1")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if _, err := fmt.Sscanf(g, "goroutine profile: total %d", &goroutines); err != nil {
-		return 0, 0, fmt.Errorf("goroutine profile: %v", err)
+		return 0, 0, 0, fmt.Errorf("goroutine profile: %v", err)
 	}
 	h, err := get("/debug/pprof/heap?debug=1")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
+	found := 0
 	for _, line := range strings.Split(h, "\n") {
-		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "HeapInuse" {
+		// "# HeapInuse = 123" and "# Stack = 456 / 789" (in use / from the OS)
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "#" && f[2] == "=" {
 			b, _ := strconv.ParseFloat(f[3], 64)
-			return goroutines, b / (1 << 20), nil
+			switch f[1] {
+			case "HeapInuse":
+				heapMiB, found = b/(1<<20), found+1
+			case "Stack":
+				stackMiB, found = b/(1<<20), found+1
+			}
 		}
 	}
-	return goroutines, 0, fmt.Errorf("no HeapInuse in the heap profile")
+	if found != 2 {
+		return 0, 0, 0, fmt.Errorf("no HeapInuse or Stack in the heap profile")
+	}
+	return goroutines, heapMiB, stackMiB, nil
 }
 
 type cred struct {
