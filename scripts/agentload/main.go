@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,6 +85,16 @@ func run(bin, stepList string, window, heartbeat time.Duration, profiles string,
 		return err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	// Interrupted (Ctrl-C, a timeout's SIGTERM): the controller and its data go too.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-stop
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = os.RemoveAll(dir)
+		os.Exit(1)
+	}()
 	pid := cmd.Process.Pid
 
 	// admin.conf appears once the controller published its CA.
@@ -344,6 +355,11 @@ func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
 }
 
 // session behaves like deckhand-agent's session loop: hello, then heartbeats.
+// connecting bounds the sessions connecting at once, below the controller's limit on
+// connections per source still in their handshake (netmux.DefaultPerSource): more would be
+// refused and retried, costing both processes handshakes and delaying the measurement.
+var connecting = make(chan struct{}, 32)
+
 func session(ctx context.Context, addr string, src *net.TCPAddr, c cred, heartbeat time.Duration, open *atomic.Int64) {
 	dialer := &net.Dialer{LocalAddr: src}
 	dial := func(ctx context.Context, a string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", a) }
@@ -354,15 +370,8 @@ func session(ctx context.Context, addr string, src *net.TCPAddr, c cred, heartbe
 		}
 		func() {
 			defer cc.Close()
-			stream, err := agentv1.NewAgentServiceClient(cc).Session(ctx)
+			stream, err := hello(ctx, cc, c.name)
 			if err != nil {
-				return
-			}
-			hello := &agentv1.Hello{NodeName: c.name, AgentVersion: "agentload", Facts: &agentv1.Facts{Hostname: c.name, OsId: "debian", OsVersion: "12", Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: c.name}}
-			if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: hello}}); err != nil {
-				return
-			}
-			if _, err := stream.Recv(); err != nil {
 				return
 			}
 			open.Add(1)
@@ -382,6 +391,28 @@ func session(ctx context.Context, addr string, src *net.TCPAddr, c cred, heartbe
 		}()
 		loadutil.Wait(ctx, time.Second)
 	}
+}
+
+// hello opens a session on cc and waits for the controller's welcome.
+func hello(ctx context.Context, cc *grpc.ClientConn, name string) (agentv1.AgentService_SessionClient, error) {
+	select {
+	case connecting <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-connecting }()
+	stream, err := agentv1.NewAgentServiceClient(cc).Session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &agentv1.Hello{NodeName: name, AgentVersion: "agentload", Facts: &agentv1.Facts{Hostname: name, OsId: "debian", OsVersion: "12", Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: name}}
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: h}}); err != nil {
+		return nil, err
+	}
+	if _, err := stream.Recv(); err != nil {
+		return nil, err
+	}
+	return stream, nil
 }
 
 func scrape(addr, metric string) (float64, error) {
