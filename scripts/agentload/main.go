@@ -27,7 +27,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/client"
@@ -323,11 +325,11 @@ func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
 	defer cc.Close()
 	client := agentv1.NewAgentServiceClient(cc)
 	out := make([]cred, to-from)
-	errs := make(chan error, 64)
+	errs := make(chan error, enrollers)
 	var next atomic.Int64
 	next.Store(int64(from))
 	var wg sync.WaitGroup
-	for range 64 {
+	for range enrollers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -338,6 +340,13 @@ func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
 				}
 				name := fmt.Sprintf("load-%05d", i)
 				cfg, err := loadutil.Enroll(context.Background(), client, token, name)
+				// On a starved machine a call can time out after the controller enrolled
+				// the name: try again under another name (the first stays enrolled, never
+				// connected, which liveness ignores).
+				for retry := 1; retry <= 3 && isTransient(err); retry++ {
+					name = fmt.Sprintf("load-%05d-r%d", i, retry)
+					cfg, err = loadutil.Enroll(context.Background(), client, token, name)
+				}
 				if err != nil {
 					errs <- err
 					return
@@ -352,6 +361,19 @@ func enrollMany(addr, token, pin string, from, to int) ([]cred, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// enrollers is how many enrollments run at once: enough to batch the controller's raft
+// writes, few enough that each call finishes within its deadline on a busy machine.
+const enrollers = 16
+
+// isTransient: the call may succeed when tried again.
+func isTransient(err error) bool {
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Unavailable:
+		return true
+	}
+	return false
 }
 
 // session behaves like deckhand-agent's session loop: hello, then heartbeats.
