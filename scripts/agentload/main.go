@@ -425,8 +425,14 @@ func hello(ctx context.Context, cc *grpc.ClientConn, name string) (agentv1.Agent
 		return nil, ctx.Err()
 	}
 	defer func() { <-connecting }()
-	stream, err := agentv1.NewAgentServiceClient(cc).Session(ctx)
+	// A hello the controller does not answer gives its place back after helloWait (the
+	// session is retried), so it cannot hold up the sessions after it.
+	hctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(helloWait, cancel)
+	defer timer.Stop()
+	stream, err := agentv1.NewAgentServiceClient(cc).Session(hctx)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	h := &agentv1.Hello{NodeName: name, AgentVersion: "agentload", Facts: &agentv1.Facts{Hostname: name, OsId: "debian", OsVersion: "12", Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: name}}
@@ -434,10 +440,17 @@ func hello(ctx context.Context, cc *grpc.ClientConn, name string) (agentv1.Agent
 		return nil, err
 	}
 	if _, err := stream.Recv(); err != nil {
+		cancel()
 		return nil, err
 	}
-	return stream, nil
+	if !timer.Stop() {
+		return nil, fmt.Errorf("no welcome within %v", helloWait)
+	}
+	return stream, nil // hctx stays open: it is the session's context now
 }
+
+// helloWait bounds how long a session waits for the controller's welcome.
+const helloWait = 30 * time.Second
 
 func scrape(addr, metric string) (float64, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
