@@ -56,6 +56,9 @@ type Config struct {
 	AgentCertValidity time.Duration
 	// MetricsListen serves Prometheus metrics on a separate plain-HTTP listener; empty: off.
 	MetricsListen string
+	// DebugListen serves Go's profiler (net/http/pprof) on a separate plain-HTTP listener,
+	// loopback only; empty: off.
+	DebugListen string
 	// Dial opens TCP connections to peers; nil uses net.Dialer. (Tests use it to partition.)
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Store is StoreRaft (the embedded store, default) or StoreEtcd (an existing etcd).
@@ -144,6 +147,11 @@ func (c *Config) Validate() error {
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-listen %q is not host:port", c.MetricsListen))
+		}
+	}
+	if c.DebugListen != "" {
+		if err := checkDebugListen(c.DebugListen); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	switch c.Store {

@@ -81,6 +81,7 @@ type Controller struct {
 	log         *slog.Logger // cfg.Logger, every value bounded
 
 	metricsLn net.Listener
+	debugLn   net.Listener // --debug-addr: pprof, loopback only
 
 	// stopping ends with Run: every streaming call ends with it (endStreams), so a stop
 	// does not wait for watches and sessions that never end by themselves.
@@ -116,10 +117,22 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("--metrics-listen %s: %v; choose a free port", cfg.MetricsListen, errors.Unwrap(err))
 		}
 	}
+	if cfg.DebugListen != "" {
+		if c.debugLn, err = net.Listen("tcp", cfg.DebugListen); err != nil {
+			_ = ln.Close()
+			if c.metricsLn != nil {
+				_ = c.metricsLn.Close()
+			}
+			return nil, fmt.Errorf("--debug-addr %s: %v; choose a free port", cfg.DebugListen, errors.Unwrap(err))
+		}
+	}
 	if err := c.open(ctx); err != nil {
 		_ = ln.Close()
 		if c.metricsLn != nil {
 			_ = c.metricsLn.Close()
+		}
+		if c.debugLn != nil {
+			_ = c.debugLn.Close()
 		}
 		return nil, err
 	}
@@ -218,6 +231,9 @@ const (
 	// KeepaliveMinTime is the shortest interval between client keepalive pings; a client
 	// pinging more often is disconnected.
 	KeepaliveMinTime = 30 * time.Second
+	// flowWindow is the HTTP/2 flow-control window of every stream and connection: what a
+	// client may send ahead of the handler reading it.
+	flowWindow = 1 << 20
 )
 
 func (c *Controller) wire(st backend) error {
@@ -246,11 +262,15 @@ func (c *Controller) wire(st backend) error {
 	c.srv = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainStreamInterceptor(c.endStreams),
 		grpc.Creds(netmux.ServerCredentials()),
-		// Thousands of mostly idle agent sessions: release write buffers between writes and
-		// keep read buffers small, so memory grows slowly with the fleet (make bench).
+		// Thousands of mostly idle agent sessions (make bench, docs/benchmarks.md): write
+		// buffers are released between writes; reads go straight to the TLS connection,
+		// which buffers a record already; fixed flow-control windows (1 MiB, where the
+		// default estimator grows to 16 MiB) spare every heartbeat the estimator's ping.
 		grpc.SharedWriteBuffer(true),
-		grpc.ReadBufferSize(8 << 10),
+		grpc.ReadBufferSize(0),
 		grpc.WriteBufferSize(8 << 10),
+		grpc.InitialWindowSize(flowWindow),
+		grpc.InitialConnWindowSize(flowWindow),
 		grpc.MaxRecvMsgSize(sessions.MaxMessageBytes),
 		// A connection that finished TLS must start HTTP/2 within ConnectionTimeout, and one
 		// without calls is closed after MaxConnectionIdle (clients reconnect on their next
@@ -560,6 +580,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		"node-watch":       c.nodeWatchLoop,
 		"dispatch":         c.dispatch.Run,
 		"metrics-http":     c.serveMetrics,
+		"debug-http":       c.serveDebug,
 		"presence":         c.presenceLoop,
 		"credentials":      c.credentials.Run,
 		"admin-conf":       c.recordAdminConfLoop,

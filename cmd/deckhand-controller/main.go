@@ -36,6 +36,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.CACertHash, "ca-cert-hash", "", "sha256:<hex> pin of the cluster CA (with --join)")
 	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", cfg.JoinTimeout, "how long to keep retrying --join while the cluster is starting (a wrong --token or --ca-cert-hash fails at once)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "host:port to serve Prometheus /metrics on (plain HTTP; default off)")
+	fs.StringVar(&cfg.DebugListen, "debug-addr", "", "loopback host:port to serve Go's profiler (/debug/pprof/) on (plain HTTP; default off)")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat-interval", cfg.Heartbeat, "how often agents send heartbeats")
 	fs.DurationVar(&cfg.NotReadyAfter, "node-not-ready-after", cfg.NotReadyAfter, "a node without heartbeats this long becomes NotReady")
 	fs.DurationVar(&cfg.LostAfter, "node-lost-after", cfg.LostAfter, "a node without heartbeats this long becomes Lost")

@@ -341,6 +341,7 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 		{"join without a pin", t.TempDir(), []string{"--listen", freePort(t), "--join", addr}, []string{"--ca-cert-hash"}},
 		{"unknown log format", t.TempDir(), []string{"--listen", freePort(t), "--log-format", "xml"}, []string{"--log-format", "text or json"}},
 		{"audit retention too short", t.TempDir(), []string{"--listen", freePort(t), "--audit-retention", "1m"}, []string{"--audit-retention"}},
+		{"profiler on every interface", t.TempDir(), []string{"--listen", freePort(t), "--debug-addr", "0.0.0.0:6060"}, []string{"--debug-addr", "loopback"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,6 +362,25 @@ func TestBadInputExitsWithOneClearLine(t *testing.T) {
 	if out, err := deckctl(t, running.dir, addr, "members"); err != nil || !strings.Contains(out, "leader") {
 		t.Fatalf("running controller affected: %v %s", err, out)
 	}
+}
+
+// An operator who asked for the profiler gets it on the loopback address, as go tool pprof
+// reads it.
+func TestDebugAddrServesTheProfiler(t *testing.T) {
+	debug := freePort(t)
+	startController(t, t.TempDir(), freePort(t), "--debug-addr", debug)
+	waitFor(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + debug + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+			return fmt.Errorf("%s: %.200s", resp.Status, body)
+		}
+		return nil
+	})
 }
 
 // checkHealthAndReflection asks the controller what grpc_health_probe and grpcurl would.

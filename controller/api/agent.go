@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -134,29 +135,9 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	}
 	s.Log.Debug("agent session opened", "node", id.Name)
 	go s.Tasks.SessionOpened(sess.Context(), sess)
-	// Facts are written by one goroutine per session at the node's facts rate; what
-	// arrives faster is coalesced into the newest.
-	facts := make(chan *agentv1.Facts, 1)
-	go s.writeFacts(sess.Context(), id.Name, hello.GetAgentVersion(), facts)
-	offerFacts := func(f *agentv1.Facts) {
-		if err := s.Limits.Facts(id.Name, f); err != nil {
-			return
-		}
-		for {
-			select {
-			case facts <- f:
-				return
-			default:
-			}
-			select {
-			case <-facts:
-				s.Limits.Drop(id.Name, sessions.DropFactsCoalesced, 1)
-			default:
-			}
-		}
-	}
+	facts := &factsWriter{s: s, ctx: sess.Context(), node: id.Name, agentVersion: hello.GetAgentVersion()}
 	if f := hello.GetFacts(); f != nil {
-		offerFacts(f)
+		facts.offer(f)
 	}
 
 	recvErr := make(chan error, 1)
@@ -187,7 +168,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 				}
 				s.Tasks.Result(ctx, id.Name, res)
 			case *agentv1.SessionRequest_Facts:
-				offerFacts(m.Facts)
+				facts.offer(m.Facts)
 			}
 		}
 	}()
@@ -221,33 +202,69 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	}
 }
 
-// writeFacts stores the facts offered on ch, with the agent build the session's hello
-// reported, at most at the node's facts write rate, until the session ends. The machine ID
-// is always the enrolled one, never what the agent claims.
-func (s *AgentServer) writeFacts(ctx context.Context, node, agentVersion string, ch chan *agentv1.Facts) {
-	for {
-		var f *agentv1.Facts
-		select {
-		case <-ctx.Done():
-			return
-		case f = <-ch:
+// factsWriter stores a session's facts, with the agent build its hello reported, at most
+// at the node's facts write rate; facts arriving faster are coalesced into the newest. Its
+// goroutine runs only while facts wait to be written, so an idle session holds none. The
+// machine ID is always the enrolled one, never what the agent claims.
+type factsWriter struct {
+	s            *AgentServer
+	ctx          context.Context // the session's
+	node         string
+	agentVersion string
+
+	mu      sync.Mutex
+	pending *agentv1.Facts // the newest facts not written yet
+	running bool           // run is writing, or ended with the session
+}
+
+// offer queues f (replacing facts still waiting) and starts the writer if it is idle.
+func (w *factsWriter) offer(f *agentv1.Facts) {
+	if err := w.s.Limits.Facts(w.node, f); err != nil {
+		return
+	}
+	w.mu.Lock()
+	replaced := w.pending != nil
+	w.pending = f
+	start := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if replaced {
+		w.s.Limits.Drop(w.node, sessions.DropFactsCoalesced, 1)
+	}
+	if start {
+		go w.run()
+	}
+}
+
+// take returns the waiting facts, if any; with idle, it marks the writer idle when none wait.
+func (w *factsWriter) take(idle bool) *agentv1.Facts {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f := w.pending
+	w.pending = nil
+	if f == nil && idle {
+		w.running = false
+	}
+	return f
+}
+
+// run writes the waiting facts until none wait or the session ends.
+func (w *factsWriter) run() {
+	for f := w.take(true); f != nil; f = w.take(true) {
+		if w.s.Limits.WaitFactsWrite(w.ctx, w.node) != nil {
+			return // the session ended: running stays set, nothing more is written
 		}
-		if s.Limits.WaitFactsWrite(ctx, node) != nil {
-			return
-		}
-		select {
-		case newer := <-ch:
+		if newer := w.take(false); newer != nil {
 			f = newer // arrived while waiting: the newest wins
-			s.Limits.Drop(node, sessions.DropFactsCoalesced, 1)
-		default:
+			w.s.Limits.Drop(w.node, sessions.DropFactsCoalesced, 1)
 		}
-		n, _, err := s.Nodes.Get(ctx, node)
+		n, _, err := w.s.Nodes.Get(w.ctx, w.node)
 		if err == nil {
 			f.MachineId = n.GetFacts().GetMachineId()
-			err = s.Nodes.UpdateFacts(ctx, node, agentVersion, f)
+			err = w.s.Nodes.UpdateFacts(w.ctx, w.node, w.agentVersion, f)
 		}
-		if err != nil && ctx.Err() == nil {
-			s.Log.Warn("update facts", "node", node, "err", err)
+		if err != nil && w.ctx.Err() == nil {
+			w.s.Log.Warn("update facts", "node", w.node, "err", err)
 		}
 	}
 }

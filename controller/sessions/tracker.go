@@ -27,6 +27,7 @@ type TrackerConfig struct {
 type Tracker struct {
 	cfg   TrackerConfig
 	nodes *nodes.Registry
+	list  *nodes.LivenessLister
 	local *Registry
 	now   func() time.Time
 	log   *slog.Logger
@@ -41,7 +42,7 @@ func NewTracker(cfg TrackerConfig, reg *nodes.Registry, local *Registry, now fun
 	if now == nil {
 		now = time.Now
 	}
-	return &Tracker{cfg: cfg, nodes: reg, local: local, now: now, log: log, seen: map[string]time.Time{}}
+	return &Tracker{cfg: cfg, nodes: reg, list: reg.NewLivenessLister(), local: local, now: now, log: log, seen: map[string]time.Time{}}
 }
 
 // Observe merges a digest from another replica. It returns false when this replica is not
@@ -108,7 +109,7 @@ func (t *Tracker) Run(ctx context.Context, fence store.Compare) {
 }
 
 func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.Compare) error {
-	all, err := t.nodes.List(ctx, store.Stale())
+	all, err := t.list.List(ctx, store.Stale())
 	if err != nil {
 		return err
 	}
@@ -129,12 +130,12 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 	var mu sync.Mutex
 	var firstErr error
 	for _, n := range all {
-		name := n.GetName()
+		name := n.Name
 		seen, ok := seenAt[name]
-		if ok && n.GetEnrolled().AsTime().After(seen) {
+		if ok && n.Enrolled.After(seen) {
 			ok = false // a heartbeat from before this enrollment belongs to an earlier node of that name
 		}
-		cur := n.GetState()
+		cur := n.State
 		var want apiv1.NodeState
 		if ok {
 			want = stateFor(now.Sub(seen), t.cfg)
