@@ -97,6 +97,9 @@ func (s *AgentServer) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*
 }
 
 // Session implements agentv1.AgentServiceServer.
+// MaxSessionWrites bounds the acks and results one session has being written at once.
+const MaxSessionWrites = 64
+
 func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	ctx := stream.Context()
 	id, ok := IdentityFrom(ctx)
@@ -140,6 +143,25 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 		facts.offer(f)
 	}
 
+	// An ack or a result waits for a store commit: up to MaxSessionWrites of them are
+	// written at once, so a node running many tasks at once (the control plane of a big
+	// apply, every node of a fan-out) does not wait for one commit after another. A task's
+	// ack and result may land in either order (a task's state only moves forward); a
+	// result still waits for the events queued before it (tasks.Dispatcher.Result).
+	// They end with the stream's context, after the session (not waited for: a result
+	// retried while the store has no leader must not hold a replaced session open).
+	writes := make(chan struct{}, MaxSessionWrites)
+	write := func(fn func()) {
+		select {
+		case writes <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		go func() {
+			defer func() { <-writes }()
+			fn()
+		}()
+	}
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -156,7 +178,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 				recvErr <- status.Error(codes.InvalidArgument, "hello may only be sent once per session")
 				return
 			case *agentv1.SessionRequest_TaskAck:
-				s.Tasks.Ack(ctx, id.Name, m.TaskAck)
+				write(func() { s.Tasks.Ack(ctx, id.Name, m.TaskAck) })
 			case *agentv1.SessionRequest_TaskEvent:
 				for _, ev := range s.Limits.Event(id.Name, m.TaskEvent) {
 					s.Tasks.Event(sess, ev)
@@ -166,7 +188,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 				for _, ev := range notes {
 					s.Tasks.Event(sess, ev)
 				}
-				s.Tasks.Result(ctx, id.Name, res)
+				write(func() { s.Tasks.Result(ctx, id.Name, res) })
 			case *agentv1.SessionRequest_Facts:
 				facts.offer(m.Facts)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/sessions"
@@ -33,6 +34,12 @@ type Dispatcher struct {
 	boxes map[*sessions.Session]*outbox
 
 	events chan *taskv1.TaskEvent
+	// queued counts the events put on events (under evMu, so the count and the channel's
+	// order agree), written those stored: a result waits until written reaches the count
+	// at its arrival, so the events an agent sent before it are stored first.
+	evMu    sync.Mutex
+	queued  uint64
+	written atomic.Uint64
 
 	flushMu sync.Mutex
 	// unwritten is the batch of events a failed write left (the store had no leader for a
@@ -274,22 +281,38 @@ func (d *Dispatcher) Event(s *sessions.Session, ev *taskv1.TaskEvent) {
 	if !ok {
 		return
 	}
+	d.evMu.Lock()
 	select {
 	case d.events <- ev:
+		d.queued++
 	default:
 		d.log.Warn("dropping task event: the store is not keeping up", "node", s.Node, "task", ev.GetTaskId())
 	}
+	d.evMu.Unlock()
 }
 
 // Result records a task's result from node, after the events queued before it. Both are
 // retried until written or the session ends: an agent sends a result once per session, so
 // one lost to a store without a leader for a moment (an election) would wait for the
 // agent's next session.
+// Results may be recorded concurrently (a session writes several at once): each waits only
+// for the events queued before it.
 func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskResult) {
-	if err := retry(ctx, func() error { return d.flushNow(ctx) }); err != nil {
+	d.evMu.Lock()
+	mark := d.queued
+	d.evMu.Unlock()
+	err := retry(ctx, func() error {
+		for d.written.Load() < mark {
+			if err := d.flushNow(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return // the session ended: the agent sends the events and result again on its next one
 	}
-	err := retry(ctx, func() error {
+	err = retry(ctx, func() error {
 		err := d.svc.Finish(ctx, node, res)
 		if errors.Is(err, ErrNotFound) {
 			return backoff.Permanent(err)
@@ -348,6 +371,7 @@ func (d *Dispatcher) flushNow(ctx context.Context) error {
 	err := d.svc.AppendEvents(ctx, batch)
 	switch {
 	case err == nil:
+		d.written.Add(uint64(len(batch)))
 		if d.failing {
 			d.log.Info("storing task events again", "events", len(batch))
 		}

@@ -145,7 +145,7 @@ func run(bin string, n int, concurrency []int, runs int) error {
 	}
 	fmt.Fprintf(os.Stderr, "fanoutload: %d simulated agents enrolled and Ready in %v\n", n, time.Since(t0).Round(time.Millisecond))
 
-	fmt.Printf("%-8s %-11s %6s %12s %12s %12s %14s\n", "nodes", "concurrency", "runs", "wall (med)", "p50 (med)", "p99 (med)", "ctl CPU/run")
+	fmt.Printf("%-8s %-11s %6s %12s %12s %12s %12s %14s\n", "nodes", "concurrency", "runs", "wall (med)", "wall (max)", "p50 (med)", "p99 (med)", "ctl CPU/run")
 	for _, c := range concurrency {
 		var rs []result
 		for range runs {
@@ -176,8 +176,9 @@ func run(bin string, n int, concurrency []int, runs int) error {
 			cpus[i] = r.cpu
 		}
 		slices.Sort(cpus)
-		fmt.Printf("%-8d %-11d %6d %12s %12s %12s %13.2fs\n", n, c, runs,
-			med(func(r result) time.Duration { return r.wall }).Round(time.Millisecond),
+		worst := slices.MaxFunc(rs, func(a, b result) int { return int(a.wall - b.wall) }).wall
+		fmt.Printf("%-8d %-11d %6d %12s %12s %12s %12s %13.2fs\n", n, c, runs,
+			med(func(r result) time.Duration { return r.wall }).Round(time.Millisecond), worst.Round(time.Millisecond),
 			med(func(r result) time.Duration { return r.p50 }).Round(100*time.Microsecond),
 			med(func(r result) time.Duration { return r.p99 }).Round(100*time.Microsecond), cpus[len(cpus)/2])
 	}
