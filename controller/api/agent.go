@@ -148,17 +148,23 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	// apply, every node of a fan-out) does not wait for one commit after another. A task's
 	// ack and result may land in either order (a task's state only moves forward); a
 	// result still waits for the events queued before it (tasks.Dispatcher.Result).
-	// They end with the stream's context, after the session (not waited for: a result
-	// retried while the store has no leader must not hold a replaced session open).
+	// An agent that ends its stream (EOF) gets its writes done first, as when they were
+	// written in turn; a session closed by the controller (replaced, cut off) does not wait
+	// for them: they end with the stream's context.
 	writes := make(chan struct{}, MaxSessionWrites)
+	var writing sync.WaitGroup
 	write := func(fn func()) {
 		select {
 		case writes <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
+		writing.Add(1)
 		go func() {
-			defer func() { <-writes }()
+			defer func() {
+				<-writes
+				writing.Done()
+			}()
 			fn()
 		}()
 	}
@@ -167,6 +173,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 		for {
 			msg, err := stream.Recv()
 			if err != nil {
+				writing.Wait()
 				recvErr <- err
 				return
 			}
