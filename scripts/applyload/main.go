@@ -14,18 +14,11 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/deckhandhq/deckhand/client"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	"github.com/deckhandhq/deckhand/scripts/internal/loadutil"
 )
@@ -132,8 +125,8 @@ func run(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer c.stop()
-	ctx, admin, pid := c.ctx, c.admin, c.pid
+	defer c.Stop()
+	ctx, admin, pid := c.Ctx, c.Admin, c.PID
 
 	wfAPI := apiv1.NewWorkflowServiceClient(admin)
 	cpu0 := loadutil.CPUTicks(pid)
@@ -191,115 +184,11 @@ func run(cfg Config) error {
 	return nil
 }
 
-// cluster is one controller process and its simulated agents, enrolled and Ready.
-type cluster struct {
-	ctx    context.Context
-	admin  *client.Client
-	pid    int
-	agents []*loadutil.SimAgent
-	stop   func()
-}
-
-// start starts a controller in a new data dir and enrolls one simulated agent per name,
-// every task taking cfg.TaskTime, and waits until they are all Ready.
-func start(cfg Config, names []string) (_ *cluster, err error) {
-	var undo []func()
-	stop := func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	dir, err := os.MkdirTemp("", "applyload-")
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { _ = os.RemoveAll(dir) })
-	addr := loadutil.FreeAddr()
-	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
-		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	pid := cmd.Process.Pid
-
-	// admin.conf appears once the controller published its CA.
-	var admin *client.Client
-	if err := loadutil.Poll(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// A 500-node workflow with its steps is several MiB.
-		admin, err = client.New(ctx, client.Options{ConfigFile: filepath.Join(dir, "admin.conf"), NoRefresh: true,
-			DialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20))}})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { _ = admin.Close() })
-	var token, pin string
-	if err := loadutil.Poll(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour), Usages: uint32(len(names))})
-		if err != nil {
-			return err
-		}
-		token, pin = resp.GetSecret(), resp.GetCaCertHash()
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	t0 := time.Now()
-	agents, err := loadutil.EnrollSimAgents(ctx, addr, token, pin, names, cfg.TaskTime)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	var wg sync.WaitGroup
-	undo = append(undo, func() { cancel(); wg.Wait() })
-	for _, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.Run(ctx, []string{addr})
-		}()
-	}
-	nodesAPI := apiv1.NewNodeServiceClient(admin)
-	if err := loadutil.Poll(cfg.Timeout, func() error {
-		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer rcancel()
-		ready := 0
-		for token := ""; ; {
-			resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{PageSize: 1000, PageToken: token})
-			if err != nil {
-				return err
-			}
-			for _, n := range resp.GetNodes() {
-				if n.GetState() == apiv1.NodeState_NODE_STATE_READY {
-					ready++
-				}
-			}
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
-		}
-		if ready < len(names) {
-			return fmt.Errorf("%d of %d nodes Ready", ready, len(names))
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(os.Stderr, "applyload: %d simulated agents enrolled and Ready in %v\n", len(names), time.Since(t0).Round(time.Millisecond))
-	return &cluster{ctx: ctx, admin: admin, pid: pid, agents: agents, stop: stop}, nil
+// start starts a controller and one simulated agent per name, every task taking
+// cfg.TaskTime, all Ready.
+func start(cfg Config, names []string) (*loadutil.SimCluster, error) {
+	return loadutil.StartSimCluster(loadutil.SimClusterConfig{Tool: "applyload", ControllerBin: cfg.ControllerBin, LogLevel: cfg.LogLevel,
+		Heartbeat: cfg.Heartbeat, ReadyTimeout: cfg.Timeout, Names: names, TaskTime: cfg.TaskTime})
 }
 
 // upgradeIdealTasks is the upgrade's lower bound in units of the task time: the health
@@ -620,41 +509,41 @@ func runJoins(cfg Config) error {
 			return err
 		}
 		r, err := func() (result, error) {
-			defer c.stop()
-			wfAPI := apiv1.NewWorkflowServiceClient(c.admin)
+			defer c.Stop()
+			wfAPI := apiv1.NewWorkflowServiceClient(c.Admin)
 			t0 := time.Now()
-			created, err := wfAPI.CreateWorkflow(c.ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+			created, err := wfAPI.CreateWorkflow(c.Ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
 				Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: clusterYAML(rc)}}}})
 			if err != nil {
 				return result{}, fmt.Errorf("create the apply of %d nodes: %w", size, err)
 			}
-			if hdr, err := follow(c.ctx, wfAPI, created.GetWorkflow().GetId(), rc); err != nil {
+			if hdr, err := follow(c.Ctx, wfAPI, created.GetWorkflow().GetId(), rc); err != nil {
 				return result{}, err
 			} else if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
 				return result{}, fmt.Errorf("the apply of %d nodes ended %s", size, hdr.GetState())
 			}
 			fmt.Fprintf(os.Stderr, "applyload: %d-node cluster recorded in %v\n", size, time.Since(t0).Round(time.Millisecond))
 
-			before := make([]int64, len(c.agents))
-			for i, a := range c.agents {
+			before := make([]int64, len(c.Agents))
+			for i, a := range c.Agents {
 				a.SetTaskTime(cfg.TaskTime)
 				before[i] = a.Started()
 			}
 			joiner := names[size]
-			cpu0 := loadutil.CPUTicks(c.pid)
+			cpu0 := loadutil.CPUTicks(c.PID)
 			// What deckctl join NODE sends.
-			created, err = wfAPI.CreateWorkflow(c.ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
+			created, err = wfAPI.CreateWorkflow(c.Ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
 				Kind: &apiv1.WorkflowSpec_Join{Join: &apiv1.JoinWorkflow{Node: joiner}}}})
 			if err != nil {
 				return result{}, fmt.Errorf("create the join of %s: %w", joiner, err)
 			}
 			id := created.GetWorkflow().GetId()
-			hdr, err := follow(c.ctx, wfAPI, id, cfg)
-			cpu := float64(loadutil.CPUTicks(c.pid)-cpu0) / 100
+			hdr, err := follow(c.Ctx, wfAPI, id, cfg)
+			cpu := float64(loadutil.CPUTicks(c.PID)-cpu0) / 100
 			if err != nil {
 				return result{}, err
 			}
-			full, err := wfAPI.GetWorkflow(c.ctx, &apiv1.GetWorkflowRequest{Id: id})
+			full, err := wfAPI.GetWorkflow(c.Ctx, &apiv1.GetWorkflowRequest{Id: id})
 			if err != nil {
 				return result{}, fmt.Errorf("get workflow %s: %w", id, err)
 			}
@@ -664,7 +553,7 @@ func runJoins(cfg Config) error {
 			}
 			wf := full.GetWorkflow()
 			r := result{size: size, wall: wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime()), steps: len(wf.GetSteps()), cpu: cpu}
-			for i, a := range c.agents {
+			for i, a := range c.Agents {
 				n := a.Started() - before[i]
 				switch {
 				case a.Name == joiner:

@@ -7,19 +7,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deckhandhq/deckhand/client"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -59,91 +53,17 @@ type result struct {
 }
 
 func run(bin string, n int, concurrency []int, runs int) error {
-	dir, err := os.MkdirTemp("", "fanoutload-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	addr := loadutil.FreeAddr()
-	cmd := exec.Command(bin, "--data-dir", dir, "--listen", addr, "--log-level", "warn", "--heartbeat-interval", "2s", "--node-not-ready-after", "10s")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	pid := cmd.Process.Pid
-
-	var admin *client.Client
-	if err := loadutil.Poll(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		admin, err = client.New(ctx, client.Options{ConfigFile: filepath.Join(dir, "admin.conf"), NoRefresh: true})
-		return err
-	}); err != nil {
-		return err
-	}
-	defer admin.Close()
-	var token, pin string
-	if err := loadutil.Poll(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		resp, err := apiv1.NewTokenServiceClient(admin).CreateToken(ctx, &apiv1.CreateTokenRequest{Ttl: durationpb.New(time.Hour), Usages: uint32(n)})
-		if err != nil {
-			return err
-		}
-		token, pin = resp.GetSecret(), resp.GetCaCertHash()
-		return nil
-	}); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("node-%d", i+1)
 	}
-	t0 := time.Now()
-	agents, err := loadutil.EnrollSimAgents(ctx, addr, token, pin, names, 0)
+	c, err := loadutil.StartSimCluster(loadutil.SimClusterConfig{Tool: "fanoutload", ControllerBin: bin, LogLevel: "warn",
+		Heartbeat: 2 * time.Second, ReadyTimeout: 5 * time.Minute, Names: names})
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for _, a := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.Run(ctx, []string{addr})
-		}()
-	}
-	nodesAPI := apiv1.NewNodeServiceClient(admin)
-	if err := loadutil.Poll(5*time.Minute, func() error {
-		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer rcancel()
-		ready := 0
-		for tok := ""; ; {
-			resp, err := nodesAPI.ListNodes(rctx, &apiv1.ListNodesRequest{PageSize: 1000, PageToken: tok})
-			if err != nil {
-				return err
-			}
-			for _, nd := range resp.GetNodes() {
-				if nd.GetState() == apiv1.NodeState_NODE_STATE_READY {
-					ready++
-				}
-			}
-			if tok = resp.GetNextPageToken(); tok == "" {
-				break
-			}
-		}
-		if ready < n {
-			return fmt.Errorf("%d of %d nodes Ready", ready, n)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "fanoutload: %d simulated agents enrolled and Ready in %v\n", n, time.Since(t0).Round(time.Millisecond))
+	defer c.Stop()
+	ctx, admin, pid := c.Ctx, c.Admin, c.PID
 
 	fmt.Printf("%-8s %-11s %6s %12s %12s %12s %12s %14s\n", "nodes", "concurrency", "runs", "wall (med)", "wall (max)", "p50 (med)", "p99 (med)", "ctl CPU/run")
 	for _, c := range concurrency {

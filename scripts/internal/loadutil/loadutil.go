@@ -1,7 +1,8 @@
 // Package loadutil holds what the load generators (scripts/agentload, scripts/applyload,
-// scripts/failoverload) share: free ports, the controller process's CPU and memory from
-// /proc, polling, and simulated agents (SimAgent) that enroll and hold sessions against
-// real controller processes.
+// scripts/fanoutload, scripts/failoverload) share: free ports, the controller process's CPU
+// and memory from /proc, polling, simulated agents (SimAgent) that enroll and hold sessions
+// against real controller processes, and a controller with its simulated agents all Ready
+// (StartSimCluster).
 package loadutil
 
 import (
