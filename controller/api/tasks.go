@@ -198,6 +198,13 @@ func (s *TaskServer) WatchTask(req *apiv1.WatchTaskRequest, stream apiv1.TaskSer
 	if err != nil {
 		return toStatus(err)
 	}
+	if tasks.Terminal(rec.GetState()) {
+		// It ended: every event it has was stored before its end (a result waits for the
+		// events before it), the last ones maybe after the first read. Read them again.
+		if evs, _, err = s.Tasks.Events(ctx, id); err != nil {
+			return toStatus(err)
+		}
+	}
 	for _, ev := range evs {
 		if err := stream.Send(&apiv1.WatchTaskResponse{Update: &apiv1.WatchTaskResponse_Event{Event: ev}}); err != nil {
 			return err
@@ -326,10 +333,11 @@ func (s *TaskServer) RunTasks(req *apiv1.RunTasksRequest, stream apiv1.TaskServi
 	if err != nil {
 		return invalidRun(err)
 	}
-	if err := s.sameRun(ctx, id, req); err != nil {
+	started, err := s.sameRun(ctx, id, req)
+	if err != nil {
 		return err
 	}
-	run, skipped := fanout.Plan(selected, s.Tasks.Now())
+	run, skipped := fanout.Plan(selected, s.Tasks.Now(), started)
 	names := make([]string, len(selected))
 	for i, n := range selected {
 		names[i] = n.GetName()
@@ -357,20 +365,28 @@ func invalidRun(err error) error {
 	return invalid(err)
 }
 
-// sameRun refuses a run ID whose tasks so far are another task's: the same request again
-// resumes a run, another one under its ID would mix two runs' results.
-func (s *TaskServer) sameRun(ctx context.Context, id string, req *apiv1.RunTasksRequest) error {
+// sameRun returns the nodes that have their task in run id already (a resumed run), and
+// refuses a run ID whose tasks so far are another task's: the same request again resumes a
+// run, another one under its ID would mix two runs' results.
+func (s *TaskServer) sameRun(ctx context.Context, id string, req *apiv1.RunTasksRequest) (map[string]bool, error) {
 	kvs, _, err := s.Store.List(ctx, tasks.Prefix+id+".")
-	if err != nil || len(kvs) == 0 {
-		return toStatus(err)
-	}
-	rec, err := tasks.Decode(kvs[0])
 	if err != nil {
-		return toStatus(err)
+		return nil, toStatus(err)
 	}
-	if !proto.Equal(rec.GetTask().GetSpec(), req.GetSpec()) || rec.GetTask().GetDryRun() != req.GetDryRun() {
-		return toStatus(fmt.Errorf("%w: id: run %s ran another task (task %s, created %s): a run ID is used once; choose another --id, or leave it empty for a generated one",
-			tasks.ErrExists, id, rec.GetTask().GetId(), rec.GetCreated().AsTime().UTC().Format(time.RFC3339)))
+	started := make(map[string]bool, len(kvs))
+	for _, kv := range kvs {
+		rec, err := tasks.Decode(kv)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if fanout.TaskID(id, rec.GetTask().GetNode()) != rec.GetTask().GetId() {
+			continue // another run's, whose ID starts with this one's
+		}
+		if !proto.Equal(rec.GetTask().GetSpec(), req.GetSpec()) || rec.GetTask().GetDryRun() != req.GetDryRun() {
+			return nil, toStatus(fmt.Errorf("%w: id: run %s ran another task (task %s, created %s): a run ID is used once; choose another --id, or leave it empty for a generated one",
+				tasks.ErrExists, id, rec.GetTask().GetId(), rec.GetCreated().AsTime().UTC().Format(time.RFC3339)))
+		}
+		started[rec.GetTask().GetNode()] = true
 	}
-	return nil
+	return started, nil
 }

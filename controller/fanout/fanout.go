@@ -174,10 +174,13 @@ type Skip struct {
 
 // Plan splits the selected nodes into those that get a task and those skipped: a node
 // that is not ready (its agent is not connected) would hold the run until the deadline, and
-// one a workflow holds refuses direct tasks.
-func Plan(nodes []*apiv1.Node, now time.Time) (run []string, skipped []Skip) {
+// one a workflow holds refuses direct tasks. A node that has its task already (a resumed
+// run) is followed to its end whatever its state now.
+func Plan(nodes []*apiv1.Node, now time.Time, started map[string]bool) (run []string, skipped []Skip) {
 	for _, n := range nodes {
 		switch {
+		case started[n.GetName()]:
+			run = append(run, n.GetName())
 		case n.GetState() != apiv1.NodeState_NODE_STATE_READY:
 			msg := fmt.Sprintf("node is %s", StateName(n.GetState()))
 			if t := n.GetStateChanged(); t != nil {

@@ -85,8 +85,9 @@ func TestPlan(t *testing.T) {
 	lost.StateChanged = timestamppb.New(now.Add(-90 * time.Second))
 	held := node("held", "worker", "debian", apiv1.NodeState_NODE_STATE_READY)
 	held.LockedBy = "wf-upgrade"
-	run, skipped := Plan([]*apiv1.Node{fleet[1], lost, held, fleet[0]}, now)
-	if !slices.Equal(run, []string{"cp-1", "w-2"}) {
+	gone := node("gone-too", "worker", "debian", apiv1.NodeState_NODE_STATE_LOST)
+	run, skipped := Plan([]*apiv1.Node{fleet[1], lost, held, fleet[0], gone}, now, map[string]bool{"gone-too": true})
+	if !slices.Equal(run, []string{"cp-1", "w-2", "gone-too"}) {
 		t.Errorf("run = %v", run)
 	}
 	if len(skipped) != 2 || skipped[0].Reason != ReasonNotReady || !strings.Contains(skipped[0].Message, "not-ready since 1m30s") ||

@@ -51,9 +51,10 @@ type Request struct {
 }
 
 type created struct {
-	node string
-	rec  *apiv1.TaskRecord
-	err  error
+	node   string
+	rec    *apiv1.TaskRecord
+	err    error
+	cancel bool // the answer of a cancel, not of a create
 }
 
 // Run starts the nodes' tasks, at most req.Concurrency at once, follows them in the store
@@ -104,35 +105,43 @@ func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksR
 	// none of their goroutines ever blocks.
 	results := make(chan created, req.Concurrency+len(req.Run))
 	expired := false
+	creating := map[string]bool{} // created, not answered yet
 	startNext := func() {
 		if expired {
 			return
 		}
 		for _, n := range tr.Next(req.Concurrency) {
+			creating[n] = true
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				rec, err := b.Create(ctx, &taskv1.Task{Id: TaskID(req.ID, n), Node: n, Spec: req.Spec, DryRun: req.DryRun})
-				results <- created{n, rec, err}
+				results <- created{node: n, rec: rec, err: err}
 			}()
 		}
 	}
+	// At most Concurrency cancels are written at once (a resumed run may find many more
+	// nodes running than it started).
+	cancels := make(chan struct{}, req.Concurrency)
 	cancelTask := func(n string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case cancels <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-cancels }()
 			rec, err := b.Cancel(ctx, TaskID(req.ID, n), ReasonDeadline, fmt.Sprintf("cancelled: the run's timeout (%s) passed before the task ended", req.Timeout))
 			if err != nil {
 				err = fmt.Errorf("the run's timeout (%s) passed and the task could not be cancelled: %w", req.Timeout, err)
 			}
-			results <- created{n, rec, err}
+			results <- created{node: n, rec: rec, err: err, cancel: true}
 		}()
 	}
 
 	msg := &apiv1.RunTasksResponse{Nodes: req.Selected}
-	for _, s := range req.Skipped {
-		msg.Skipped = append(msg.Skipped, &apiv1.SkippedNode{Node: s.Node, Reason: s.Reason, Message: s.Message})
-	}
 	size := 0
 	flush := func() error {
 		msg.Summary = tr.Summary(b.Now().Sub(start))
@@ -159,6 +168,15 @@ func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksR
 		return nil
 	}
 
+	// The planned skips go with the first messages, a message at most about maxBatchBytes.
+	for _, k := range req.Skipped {
+		msg.Skipped = append(msg.Skipped, &apiv1.SkippedNode{Node: k.Node, Reason: k.Reason, Message: k.Message})
+		if size += len(k.Node) + len(k.Message) + 32; size >= maxBatchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
 	if err := flush(); err != nil {
 		return err
 	}
@@ -173,6 +191,9 @@ func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksR
 		select {
 		case c := <-results:
 			dirty = true
+			if !c.cancel {
+				delete(creating, c.node)
+			}
 			switch {
 			case c.err != nil && ctx.Err() != nil:
 				return ctx.Err()
@@ -207,7 +228,9 @@ func Run(ctx context.Context, b Backend, req Request, send func(*apiv1.RunTasksR
 				}
 			}
 			for _, n := range tr.Running() {
-				cancelTask(n)
+				if !creating[n] { // one still being created is cancelled when its create answers
+					cancelTask(n)
+				}
 			}
 		case <-ctx.Done():
 			return ctx.Err()

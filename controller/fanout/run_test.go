@@ -207,3 +207,42 @@ func TestRunResumes(t *testing.T) {
 		t.Fatalf("%d tasks stored, want 30: %v", len(kvs), err)
 	}
 }
+
+// A node whose create is still in flight at the deadline is cancelled once its create
+// answers, not reported skipped while its task goes on to run.
+func TestRunDeadlineWithACreateInFlight(t *testing.T) {
+	f, names := newFleet(t, 3, map[string]bool{"n-000": true, "n-002": true})
+	b := f.backend()
+	create, release := b.Create, make(chan struct{})
+	b.Create = func(ctx context.Context, t *taskv1.Task) (*apiv1.TaskRecord, error) {
+		if t.GetNode() == "n-002" {
+			<-release // answers only after the deadline passed
+		}
+		return create(ctx, t)
+	}
+	var msgs []*apiv1.RunTasksResponse
+	released := false
+	send := func(m *apiv1.RunTasksResponse) error {
+		msgs = append(msgs, m)
+		if e, _ := ended(msgs); e["n-000"] == taskv1.TaskState_TASK_STATE_CANCELLED && !released {
+			released = true // the deadline passed: n-000 was cancelled
+			close(release)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := fanout.Run(ctx, b, fanout.Request{ID: "r4", Selected: names, Run: names, Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Ping{Ping: &taskv1.PingSpec{}}},
+		Concurrency: 3, Timeout: time.Second}, send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, s := ended(msgs)
+	if e["n-002"] != taskv1.TaskState_TASK_STATE_CANCELLED || s["n-002"] != nil {
+		t.Fatalf("n-002 (created after the deadline): ended %v skipped %v", e, s)
+	}
+	rec, _, err := f.svc.Get(ctx, "r4.n-002")
+	if err != nil || rec.GetState() != taskv1.TaskState_TASK_STATE_CANCELLED {
+		t.Fatalf("n-002's task is left %v (%v): it would run", rec.GetState(), err)
+	}
+}

@@ -303,8 +303,8 @@ func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskRe
 	d.evMu.Unlock()
 	err := retry(ctx, func() error {
 		for d.written.Load() < mark {
-			if err := d.flushNow(ctx); err != nil {
-				return err
+			if n, err := d.flushNow(ctx); err != nil || n == 0 {
+				return err // nothing left to write: the events before mark are stored
 			}
 		}
 		return nil
@@ -348,14 +348,16 @@ func (d *Dispatcher) flushEvents(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			_ = d.flushNow(ctx)
+			_, _ = d.flushNow(ctx)
 		}
 	}
 }
 
 // flushNow writes the queued events in one transaction: those a failed write left first,
-// else up to 512 from the queue. A failed batch is kept for the next call.
-func (d *Dispatcher) flushNow(ctx context.Context) error {
+// else up to 512 from the queue, and returns how many it wrote. A failed batch is kept for
+// the next call, whatever the failure (the caller's session ended included: the batch
+// holds other sessions' events too, and an event written twice is one key).
+func (d *Dispatcher) flushNow(ctx context.Context) (int, error) {
 	d.flushMu.Lock()
 	defer d.flushMu.Unlock()
 	batch := d.unwritten
@@ -368,19 +370,24 @@ func (d *Dispatcher) flushNow(ctx context.Context) error {
 		}
 		break
 	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
 	err := d.svc.AppendEvents(ctx, batch)
-	switch {
-	case err == nil:
+	if err == nil {
 		d.written.Add(uint64(len(batch)))
 		if d.failing {
 			d.log.Info("storing task events again", "events", len(batch))
 		}
 		d.unwritten, d.failing = nil, false
-	case ctx.Err() == nil:
+		return len(batch), nil
+	}
+	d.unwritten = batch
+	if ctx.Err() == nil {
 		if !d.failing {
 			d.log.Warn("store task events; retrying", "err", err, "events", len(batch))
 		}
-		d.unwritten, d.failing = batch, true
+		d.failing = true
 	}
-	return err
+	return 0, err
 }

@@ -268,6 +268,11 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	// the raft loop (busy with other writes' fsyncs) once per running step and pass.
 	kv, _, err := e.svc.st.Get(ctx, tasks.Prefix+id, store.Stale())
 	if errors.Is(err, store.ErrNotFound) {
+		// On etcd a stale read may come from a member that lags: a task it does not have
+		// yet is read linearizably before it is taken as missing.
+		kv, _, err = e.svc.st.Get(ctx, tasks.Prefix+id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", tasks.ErrNotFound, id)
 	}
 	if err != nil {

@@ -35,6 +35,7 @@ type fsm struct {
 	// is answered instead of applied twice. Part of the replicated state (snapshotted).
 	requests     map[string]*storagev1.TxnResult
 	requestOrder []string
+	requestHead  int
 
 	// notify is called with the events of each applied batch, under no lock, in order.
 	notify func(events []store.Event)
@@ -103,10 +104,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	return out
 }
 
-// maxRequests is how many of the latest request IDs are always remembered (a retry comes
-// within seconds); up to twice as many are, so that forgetting the oldest is one copy per
-// maxRequests writes, not one per write (a copy of 10,000 IDs on every write was most of
-// the controller's allocations under a fan-out).
+// maxRequests bounds the remembered request IDs (a retry comes within seconds): the latest
+// maxRequests are, in a ring (requestOrder, oldest at requestHead once full), so that
+// forgetting the oldest costs nothing (a copy of the 10,000 IDs on every write was most of
+// the controller's allocations under a fan-out) and every replica remembers exactly the
+// same IDs, whichever build it runs.
 const maxRequests = 10_000
 
 func (f *fsm) remember(id string, res *storagev1.TxnResult) {
@@ -114,16 +116,18 @@ func (f *fsm) remember(id string, res *storagev1.TxnResult) {
 		return
 	}
 	f.requests[id] = res
-	f.requestOrder = append(f.requestOrder, id)
-	if len(f.requestOrder) < 2*maxRequests {
+	if len(f.requestOrder) < maxRequests {
+		f.requestOrder = append(f.requestOrder, id)
 		return
 	}
-	if over := len(f.requestOrder) - maxRequests; over > 0 {
-		for _, old := range f.requestOrder[:over] {
-			delete(f.requests, old)
-		}
-		f.requestOrder = append([]string(nil), f.requestOrder[over:]...)
-	}
+	delete(f.requests, f.requestOrder[f.requestHead])
+	f.requestOrder[f.requestHead] = id
+	f.requestHead = (f.requestHead + 1) % maxRequests
+}
+
+// rememberedInOrder returns the remembered request IDs, oldest first.
+func (f *fsm) rememberedInOrder() []string {
+	return append(append(make([]string, 0, len(f.requestOrder)), f.requestOrder[f.requestHead:]...), f.requestOrder[:f.requestHead]...)
 }
 
 func (f *fsm) applyTxn(t *storagev1.Txn) (*storagev1.TxnResult, []store.Event) {
@@ -310,7 +314,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	reqs := make([]*storagev1.AppliedRequest, 0, len(f.requestOrder))
-	for _, id := range f.requestOrder {
+	for _, id := range f.rememberedInOrder() {
 		reqs = append(reqs, &storagev1.AppliedRequest{RequestId: id, Result: f.requests[id]})
 	}
 	return &fsmSnapshot{kv: f.kv.Clone(), revision: f.revision, compactRev: f.compactRev, requests: reqs}, nil
@@ -397,8 +401,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.kv = kv
+	// A snapshot holds at most maxRequests; should one hold more, the newest are kept.
+	for _, id := range order[:max(0, len(order)-maxRequests)] {
+		delete(requests, id)
+	}
 	f.requests = requests
-	f.requestOrder = order
+	f.requestOrder = order[max(0, len(order)-maxRequests):]
+	f.requestHead = 0
 	f.revision = hdr.GetRevision()
 	// Watch history before the snapshot is not retained: watchers older than it re-list.
 	f.compactRev = hdr.GetRevision()

@@ -119,8 +119,9 @@ func TestRetriedRequestAppliesOnce(t *testing.T) {
 	}
 }
 
-// The latest maxRequests request IDs are always remembered, and no more than twice as
-// many are kept: forgetting is a copy per maxRequests writes, not per write.
+// Exactly the latest maxRequests request IDs are remembered, as every replica must (a
+// replica that remembered more would answer a late retry the others apply), also after a
+// snapshot restore; forgetting the oldest does not copy the others.
 func TestRememberedRequestsBounded(t *testing.T) {
 	f := newFSM(100, nil, nil)
 	cmd := txnToCommand(store.Txn{Then: []store.Op{store.Put("/k", []byte("v"))}})
@@ -128,15 +129,29 @@ func TestRememberedRequestsBounded(t *testing.T) {
 	for i := range writes {
 		cmd.RequestId = fmt.Sprintf("req-%d", i)
 		f.ApplyBatch([]*raft.Log{{Index: uint64(i + 1), Type: raft.LogCommand, Data: mustMarshal(cmd)}})
-		if n := len(f.requestOrder); n >= 2*maxRequests || len(f.requests) != n {
-			t.Fatalf("after %d writes %d IDs in order, %d remembered", i+1, n, len(f.requests))
+		if n := len(f.requests); n != min(i+1, maxRequests) || len(f.requestOrder) != n {
+			t.Fatalf("after %d writes %d IDs remembered, %d in order", i+1, n, len(f.requestOrder))
 		}
 	}
-	for _, i := range []int{writes - 1, writes - maxRequests} {
-		cmd.RequestId = fmt.Sprintf("req-%d", i)
-		res := f.ApplyBatch([]*raft.Log{{Index: writes + 1, Type: raft.LogCommand, Data: mustMarshal(cmd)}})[0].(*storagev1.TxnResult)
-		if res.GetRevision() != int64(i+1) {
-			t.Errorf("request %d retried: revision %d, want its own %d", i, res.GetRevision(), i+1)
+	snap, _ := f.Snapshot()
+	var sink bufSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := newFSM(100, nil, nil)
+	if err := g.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*fsm{"applied": f, "restored": g} {
+		for _, tc := range []struct {
+			i    int
+			seen bool
+		}{{writes - 1, true}, {writes - maxRequests, true}, {writes - maxRequests - 1, false}} {
+			cmd.RequestId = fmt.Sprintf("req-%d", tc.i)
+			res := m.ApplyBatch([]*raft.Log{{Index: writes + 1, Type: raft.LogCommand, Data: mustMarshal(cmd)}})[0].(*storagev1.TxnResult)
+			if seen := res.GetRevision() == int64(tc.i+1); seen != tc.seen {
+				t.Errorf("%s: request %d retried: revision %d, remembered %v, want %v", name, tc.i, res.GetRevision(), seen, tc.seen)
+			}
 		}
 	}
 }
