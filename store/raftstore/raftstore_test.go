@@ -737,3 +737,28 @@ func TestJoinWithTheLeadersNameIsRefusedAtOnce(t *testing.T) {
 		t.Fatalf("members after the refused join: %v %v", members, err)
 	}
 }
+
+// An ordinary stop is never taken for a removal: the removal watcher's tick and Close race
+// (raft is shut down by Close), and a replica once marked removed refuses every restart.
+func TestStopIsNotARemoval(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *Config) {
+		// A tick every 5 ms makes the race with Close likely on every stop.
+		cfg.HeartbeatTimeout = 10 * time.Millisecond
+		cfg.ElectionTimeout = 10 * time.Millisecond
+		cfg.LeaderLeaseTimeout = 10 * time.Millisecond
+	})
+	nd := c.nodes[0]
+	for i := range 40 {
+		c.kill(0)
+		meta, err := readMember(nd.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.Removed {
+			t.Fatalf("stop %d marked the replica removed", i)
+		}
+		if err := c.start(nd, nil); err != nil {
+			t.Fatalf("restart %d: %v", i, err)
+		}
+	}
+}

@@ -73,7 +73,13 @@ func (s *Store) watchRemoval(wasMember, joined bool) {
 		}
 		removed := false
 		if s.raft.State() == raft.Shutdown {
-			removed = wasMember // raft shuts down on its own only when it removed itself
+			// Raft shuts down on its own only when it removed itself; Close closes done
+			// before it shuts raft down, so a closed done here means an ordinary stop (the
+			// tick and the Close can race: select picks either ready case).
+			if s.stopping() {
+				return
+			}
+			removed = wasMember
 		} else if in, known := s.inConfiguration(); known {
 			if in {
 				wasMember = true
@@ -102,6 +108,9 @@ func (s *Store) watchRemoval(wasMember, joined bool) {
 				dropped = 0
 			}
 		}
+		if removed && s.stopping() {
+			return // stopped while the peers were asked: an ordinary stop, not a removal
+		}
 		if removed {
 			s.log.Error("removed from the controller cluster; stopping", "err", removedError(s.id, s.cfg.Dir))
 			// Remembered, so a restart refuses at once even when this replica's own log
@@ -113,6 +122,16 @@ func (s *Store) watchRemoval(wasMember, joined bool) {
 			go s.shutdown()
 			return
 		}
+	}
+}
+
+// stopping reports whether Close has begun.
+func (s *Store) stopping() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
 	}
 }
 
