@@ -212,6 +212,48 @@ type Leadership interface {
 	Resign(ctx context.Context) error
 }
 
+// TxnLimits bound one transaction: how many operations it carries and how many bytes of
+// keys and values it puts. A writer that may write much (the workflow engine's passes)
+// splits its work to stay within its store's (LimitsOf).
+type TxnLimits struct {
+	Ops   int
+	Bytes int
+}
+
+// DefaultTxnLimits are etcd's defaults (--max-txn-ops 128, --max-request-bytes 1.5 MiB),
+// what an existing etcd cluster accepts unless its operator raised them.
+var DefaultTxnLimits = TxnLimits{Ops: 128, Bytes: 3 << 19}
+
+// Limited is a store whose transactions are bounded otherwise than DefaultTxnLimits.
+type Limited interface {
+	TxnLimits() TxnLimits
+}
+
+// LimitsOf returns the transaction limits of st.
+func LimitsOf(st Store) TxnLimits {
+	if l, ok := st.(Limited); ok {
+		return l.TxnLimits()
+	}
+	return DefaultTxnLimits
+}
+
+// Check says whether t fits within l; the error names what is over and by how much.
+func (l TxnLimits) Check(t Txn) error {
+	if l.Ops > 0 && len(t.Then) > l.Ops {
+		return invalidf("a transaction carries %d operations; at most %d fit (split the write)", len(t.Then), l.Ops)
+	}
+	if l.Bytes > 0 {
+		n := 0
+		for _, op := range t.Then {
+			n += len(op.Key) + len(op.Value)
+		}
+		if n > l.Bytes {
+			return invalidf("a transaction puts %d bytes; at most %d fit (split the write)", n, l.Bytes)
+		}
+	}
+	return nil
+}
+
 // Validate checks a transaction before it is sent anywhere.
 func (t Txn) Validate() error {
 	for i, c := range t.If {

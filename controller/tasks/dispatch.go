@@ -68,6 +68,12 @@ func NewDispatcher(svc *Service, reg *sessions.Registry, log *slog.Logger) *Disp
 func (d *Dispatcher) Run(ctx context.Context) {
 	go d.flushEvents(ctx)
 	offer := func(kv *store.KV) {
+		// Most changes of a record (its ack, its events, its result) need nothing sent: only
+		// a task to assign is decoded in full.
+		h, err := Peek(kv)
+		if err != nil || !d.wants(h) {
+			return
+		}
 		if rec, err := Decode(kv); err == nil {
 			d.offer(rec)
 		}
@@ -120,6 +126,20 @@ func (d *Dispatcher) SessionClosed(s *sessions.Session) {
 // offer decides what rec means for its node's session on this replica (an assignment, a
 // cancel or nothing) and queues it on the session's outbox, in one critical section so
 // the order of the decisions is the order on the wire.
+// wants says whether offer would send something for a record with head h: an assignment
+// not sent yet, or the cancel of one sent. It reads what offer decides on; offer decides.
+func (d *Dispatcher) wants(h Head) bool {
+	s := d.sessions.Get(h.Node)
+	if s == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b := d.boxes[s]
+	sent := b != nil && b.sent[h.ID]
+	return h.State == taskv1.TaskState_TASK_STATE_CANCELLED && sent || !Terminal(h.State) && !sent
+}
+
 func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 	s := d.sessions.Get(rec.GetTask().GetNode())
 	if s == nil {

@@ -64,7 +64,14 @@ type engineSettings struct {
 	backoff   time.Duration // the first retry delay
 	maxCreate int           // tasks one pass creates at most (a transaction's size)
 	maxWrite  int           // operations one pass's write carries at most (0: no bound)
+	// maxBytes bounds the bytes of the steps and tasks one pass writes (0: no bound); the
+	// first change of a pass always fits.
+	maxBytes int
 }
+
+// stepSlack is what a step or task record's key and the store add to its bytes, and what a
+// step marked changed may still grow by in its pass.
+const stepSlack = 256
 
 // compute decides one reconcile pass of workflow l at now: it settles running steps from
 // their task records, starts the steps that are ready (rendering their tasks, choosing their
@@ -83,9 +90,20 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	// the nodes is counted only in the pass that ends the workflow (see 3.): reserving it in
 	// every pass let a workflow holding more nodes than a write carries change one step per
 	// pass.
-	room := func(n int) bool {
-		used := len(changed) + len(d.create)
-		return set.maxWrite <= 0 || used == 0 || 2+used+n <= set.maxWrite
+	// bytes more bytes of steps and tasks fit beside what the pass writes already (a step
+	// records its task's changes: a routes step's run to 9 KiB for 500 nodes).
+	used := 0 // bytes of the changed steps (as marked) and the created tasks
+	room := func(n, bytes int) bool {
+		ops := len(changed) + len(d.create)
+		return ops == 0 || (set.maxWrite <= 0 || 2+ops+n <= set.maxWrite) && (set.maxBytes <= 0 || used+bytes <= set.maxBytes)
+	}
+	// mark counts step i as changed, with its size then (what changes after is small: a
+	// state, a time, a node).
+	mark := func(i int) {
+		if !changed[i] {
+			changed[i] = true
+			used += proto.Size(wf.Steps[i]) + stepSlack
+		}
 	}
 
 	// 1. Results of running steps.
@@ -93,16 +111,22 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING || s.GetAction() != "" {
 			continue
 		}
-		if !room(1) {
-			d.again = true // the next pass records the rest
-			break
-		}
 		rec, err := v.Task(s.GetTaskId())
+		if err == nil {
+			need := proto.Size(s) + stepSlack
+			if tasks.Terminal(rec.GetState()) {
+				need += proto.Size(rec.GetResult()) // the step takes its changes and outputs
+			}
+			if !room(1, need) {
+				d.again = true // the next pass records the rest
+				break
+			}
+		}
 		if errors.Is(err, tasks.ErrNotFound) {
 			t := newTask(wf, s)
 			if _, _, err := tasks.PutNew(t, now); err != nil {
 				failStep(s, now, "DISPATCH_FAILED", err.Error(), "deckctl workflow retry "+id)
-				changed[i] = true
+				mark(i)
 				continue
 			}
 			d.missing = append(d.missing, t)
@@ -113,7 +137,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		}
 		if !ownTask(rec, id, s) {
 			failStep(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
-			changed[i] = true
+			mark(i)
 			continue
 		}
 		switch settle(id, s, rec, now, backoffFor(set.backoff, s.GetAttempts())) {
@@ -122,7 +146,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		case timedOut:
 			d.cancel = append(d.cancel, s.GetTaskId())
 		}
-		changed[i] = true
+		mark(i)
 	}
 
 	// 2. Start the steps that are ready.
@@ -135,12 +159,12 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		if !eligible(l, s, failed, alive, now) || !adm.admits(s) {
 			return false, nil
 		}
-		if !room(2) {
+		if !room(2, 0) {
 			d.again = true
 			return true, nil
 		}
 		if s.GetAction() != "" {
-			changed[i] = true
+			mark(i)
 			if dry {
 				s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
 				return false, nil
@@ -169,10 +193,10 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			if dry {
 				s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
 				s.Error = &taskv1.TaskError{Reason: "DRY_RUN", Message: wait}
-				changed[i] = true
+				mark(i)
 			} else if s.GetError().GetMessage() != wait {
 				s.Error = &taskv1.TaskError{Reason: "WAITING", Message: wait, Hint: "deckctl nodes shows which control planes are Ready"}
-				changed[i] = true
+				mark(i)
 			}
 			return false, nil
 		}
@@ -187,17 +211,22 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		if errors.As(err, &skip) {
 			s.State, s.Finished = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED, timestamppb.New(now)
 			s.Error = &taskv1.TaskError{Reason: "NOTHING_TO_DO", Message: skip.why}
-			changed[i] = true
+			mark(i)
 			return false, nil
 		}
 		var in *inputError
 		if errors.As(err, &in) {
 			failStep(s, now, "INPUT_MISSING", err.Error(), "deckctl workflow retry "+id+" runs the steps that produce it again")
-			changed[i] = true
+			mark(i)
 			return false, nil
 		}
 		if err != nil {
 			return false, err
+		}
+		size := proto.Size(t) + proto.Size(s) + 2*stepSlack // its task record and its step
+		if !room(2, size) {
+			d.again = true // the next pass starts it
+			return true, nil
 		}
 		// The rendered spec (it may hold a token) goes only into the task record; the
 		// step keeps its template, so secrets never show in the workflow.
@@ -209,7 +238,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			s.Attempts++
 			s.TaskId = tid
 			failStep(s, now, "TASK_ID_TAKEN", idTakenMessage(rec, id, s), "deckctl workflow retry "+id+" runs the step again under a new task ID")
-			changed[i] = true
+			mark(i)
 			return false, nil
 		} else if !errors.Is(err, tasks.ErrNotFound) {
 			return false, err
@@ -217,7 +246,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		s.Node = node
 		s.Attempts++
 		s.TaskId = tid
-		changed[i] = true
+		mark(i)
 		task := newTask(wf, s)
 		task.Spec = t
 		if _, _, err := tasks.PutNew(task, now); err != nil {
@@ -228,6 +257,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		s.Started = timestamppb.New(now)
 		s.Finished, s.Error = nil, nil
 		d.create = append(d.create, task)
+		used += proto.Size(task) + stepSlack
 		adm.start(s)
 		return false, nil
 	}

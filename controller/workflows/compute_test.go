@@ -140,6 +140,8 @@ func TestCompute(t *testing.T) {
 		maxPass int
 		// maxWrite bounds a pass's write (0: no bound).
 		maxWrite int
+		// maxBytes bounds the bytes of the steps and tasks one pass writes (0: no bound).
+		maxBytes int
 	}{
 		{name: "a first pass starts the steps without dependencies",
 			wf:   wfOf(0, st("n1/a", pending), st("n1/b", pending, "n1/a"), st("n2/a", pending)),
@@ -348,6 +350,10 @@ func TestCompute(t *testing.T) {
 			wf:      wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending)),
 			maxPass: 2,
 			want:    want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": running, "n3/a": pending}, create: []string{"n1/a on n1", "n2/a on n2"}, again: true}},
+		{name: "a pass creates tasks up to its bytes; the first always, however big",
+			wf:       wfOf(0, st("n1/a", pending), st("n2/a", pending), st("n3/a", pending)),
+			maxBytes: 1,
+			want:     want{states: map[string]storagev1.StepRecordState{"n1/a": running, "n2/a": pending, "n3/a": pending}, create: []string{"n1/a on n1"}, again: true}},
 		{name: "a workflow holding more nodes than one write carries starts as many steps as the write carries",
 			// Header and cluster record, then a step and its task each: 2 + 3 x 2 = 8. The
 			// nodes' release counts only when the workflow ends.
@@ -384,9 +390,9 @@ func TestCompute(t *testing.T) {
 			v := c.view
 			mc := c.maxPass
 			if mc == 0 {
-				mc = maxCreatePerPass
+				mc = 32
 			}
-			d, err := compute(l, &v, t0, engineSettings{backoff: 2 * time.Second, maxCreate: mc, maxWrite: c.maxWrite})
+			d, err := compute(l, &v, t0, engineSettings{backoff: 2 * time.Second, maxCreate: mc, maxWrite: c.maxWrite, maxBytes: c.maxBytes})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -91,7 +91,8 @@ func eligible(l *loaded, s *storagev1.StepRecord, failed bool, alive func(*stora
 		return false // paused: no node starts
 	}
 	if s.GetFinally() {
-		for _, d := range s.GetDependsOn() {
+		deps := s.GetDependsOn()
+		for _, d := range deps[l.depsFrom(s, func(*storagev1.StepRecord) bool { return true }):] {
 			ds := l.step(d)
 			if ds == nil {
 				return false

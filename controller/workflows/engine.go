@@ -32,10 +32,17 @@ var placeholders = map[string]string{
 	"pod_cidr":        "10.244.0.0/24",
 }
 
-// maxCreatePerPass bounds the tasks one pass creates (a step and its task record each),
-// so that many steps without a lane (the routes steps of every node) ready at once start
-// over several passes; maxTxnOps bounds the whole write.
-const maxCreatePerPass = 32
+// passSettings are the bounds of one pass's write, from the store's transaction limits: at
+// most a quarter of its operations in new tasks (a step and its task record each: 32 on
+// etcd's default 128, 512 on raftstore), so that many steps ready at once (the routes
+// steps of every node, a wave of 500 lanes) start over several passes; all of its
+// operations in the whole write; three quarters of its bytes in steps and tasks, the rest
+// for the header and the cluster record (a routes task carries a route to every other node
+// and its step the changes it made: 32 of them for a 1,000-node cluster were more than
+// etcd takes in one request).
+func passSettings(backoff time.Duration, l store.TxnLimits) engineSettings {
+	return engineSettings{backoff: backoff, maxCreate: max(1, l.Ops/4), maxWrite: l.Ops, maxBytes: l.Bytes / 4 * 3}
+}
 
 // Engine runs workflows on the leader.
 type Engine struct {
@@ -184,11 +191,12 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 				return
 			}
 			if prefix == tasks.Prefix {
-				rec, err := tasks.Decode(ev.KV)
-				if err != nil || rec.GetTask().GetWorkflowId() == "" {
+				// Only an ended task of a workflow moves it: the rest is not decoded.
+				h, err := tasks.Peek(ev.KV)
+				if err != nil || h.WorkflowID == "" || !tasks.Terminal(h.State) {
 					return
 				}
-				if tasks.Terminal(rec.GetState()) {
+				if rec, err := tasks.Decode(ev.KV); err == nil {
 					e.putTask(rec)
 					e.mark(rec.GetTask().GetWorkflowId())
 				}
@@ -309,7 +317,8 @@ type liveTask struct {
 // start in this run of the workflow.
 func satisfied(l *loaded, s *storagev1.StepRecord) (ok, never bool) {
 	ok = true
-	for _, d := range s.GetDependsOn() {
+	deps := s.GetDependsOn()
+	for _, d := range deps[l.depsFrom(s, func(ds *storagev1.StepRecord) bool { return depLets(s, ds.GetState(), ds.GetContinueOnFailure()) }):] {
 		ds := l.step(d)
 		if ds == nil {
 			return false, true
@@ -322,8 +331,7 @@ func satisfied(l *loaded, s *storagev1.StepRecord) (ok, never bool) {
 			continue
 		}
 		switch {
-		case st == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED, st == storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED,
-			st == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && ds.GetContinueOnFailure():
+		case depLets(s, st, ds.GetContinueOnFailure()):
 		case st == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED, st == storagev1.StepRecordState_STEP_RECORD_STATE_CANCELLED:
 			return false, true
 		default:
@@ -331,6 +339,17 @@ func satisfied(l *loaded, s *storagev1.StepRecord) (ok, never bool) {
 		}
 	}
 	return ok, false
+}
+
+// depLets says whether a dependency in state st lets step s (not a finally step) start:
+// an always step's once it ended, another's once it succeeded, was skipped or failed with
+// continueOnFailure.
+func depLets(s *storagev1.StepRecord, st storagev1.StepRecordState, continueOnFailure bool) bool {
+	if s.GetAlways() {
+		return stepDone(st)
+	}
+	return st == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED || st == storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED ||
+		st == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && continueOnFailure
 }
 
 // reconcile moves one workflow forward: it loads the workflow (or takes its working copy),
@@ -365,7 +384,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		return nil
 	}
 	now := e.svc.now()
-	d, err := compute(l, &storeView{e: e, ctx: ctx}, now, engineSettings{backoff: e.Backoff, maxCreate: maxCreatePerPass, maxWrite: maxTxnOps})
+	d, err := compute(l, &storeView{e: e, ctx: ctx}, now, passSettings(e.Backoff, store.LimitsOf(e.svc.st)))
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,13 @@ type loaded struct {
 	wf     *storagev1.WorkflowRecord
 	hdrRev int64
 	stepKV map[string]int // step name → index
+	// settled[i] counts the leading dependencies of step i known to have ended in a way
+	// that lets it start (a finally step's: ended at all). A step never leaves an ended
+	// state while the engine keeps this copy (a retry or cancel is a write by someone else:
+	// the engine loads the workflow again), so a pass looks only at the dependencies
+	// after them: the 500 routes steps of a 500-node apply each wait for 500 records, and
+	// every pass looked at each one's records from the first.
+	settled []int32
 }
 
 func (l *loaded) step(name string) *storagev1.StepRecord {
@@ -112,6 +119,30 @@ func (l *loaded) step(name string) *storagev1.StepRecord {
 		return l.wf.Steps[i]
 	}
 	return nil
+}
+
+// depsFrom returns the index of step s's first dependency not yet known to let it start;
+// ok says whether dependency ds, ended, lets s start. It moves step s's cursor past the
+// ended dependencies that do.
+func (l *loaded) depsFrom(s *storagev1.StepRecord, ok func(ds *storagev1.StepRecord) bool) int {
+	i, found := l.stepKV[s.GetName()]
+	if !found || l.wf.Steps[i] != s {
+		return 0 // not a step of this copy (a test's): from the first
+	}
+	if l.settled == nil {
+		l.settled = make([]int32, len(l.wf.GetSteps()))
+	}
+	deps := s.GetDependsOn()
+	n := int(l.settled[i])
+	for n < len(deps) {
+		ds := l.step(deps[n])
+		if ds == nil || !stepDone(ds.GetState()) || !ok(ds) {
+			break
+		}
+		n++
+	}
+	l.settled[i] = int32(n)
+	return n
 }
 
 func index(wf *storagev1.WorkflowRecord) map[string]int {

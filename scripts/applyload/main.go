@@ -20,6 +20,7 @@ import (
 	"time"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/scripts/internal/loadutil"
 )
 
@@ -33,6 +34,7 @@ type Config struct {
 	Timeout       time.Duration // the whole apply
 	Stall         time.Duration // no workflow change for this long ends the run
 	LogLevel      string        // the controller's
+	DebugAddr     string        // the controller's --debug-addr; "" for none
 	// UpgradeTo, when set, upgrades the cluster to this release after the apply, with
 	// MaxUnavailable workers at once, and measures that too.
 	UpgradeTo, MaxUnavailable string
@@ -82,6 +84,7 @@ func main() {
 	flag.DurationVar(&cfg.Heartbeat, "heartbeat", cfg.Heartbeat, "agent heartbeat interval")
 	flag.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up when the apply has not ended by then")
 	flag.DurationVar(&cfg.Stall, "stall", cfg.Stall, "give up when the workflow has not changed for this long")
+	flag.StringVar(&cfg.DebugAddr, "controller-debug-addr", "", "the controller's --debug-addr (loopback pprof, e.g. 127.0.0.1:6061) to profile it during a run")
 	flag.StringVar(&cfg.LogLevel, "controller-log-level", cfg.LogLevel, "the controller's --log-level")
 	flag.StringVar(&cfg.UpgradeTo, "upgrade-to", "", "after the apply, upgrade the cluster to this release (v1.34.12) and measure it")
 	flag.StringVar(&cfg.MaxUnavailable, "max-unavailable", "10%", "the upgrade's workers at once: N or P%")
@@ -154,6 +157,9 @@ func run(cfg Config) error {
 		return fmt.Errorf("workflow %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
 	}
 	report(cfg, wf, observed, peak, cpu)
+	if err := breakdown(ctx, apiv1.NewTaskServiceClient(admin), wf); err != nil {
+		fmt.Printf("  (no breakdown: %v)\n", err)
+	}
 	if cfg.UpgradeTo == "" {
 		return nil
 	}
@@ -188,7 +194,7 @@ func run(cfg Config) error {
 // cfg.TaskTime, all Ready.
 func start(cfg Config, names []string) (*loadutil.SimCluster, error) {
 	return loadutil.StartSimCluster(loadutil.SimClusterConfig{Tool: "applyload", ControllerBin: cfg.ControllerBin, LogLevel: cfg.LogLevel,
-		Heartbeat: cfg.Heartbeat, ReadyTimeout: cfg.Timeout, Names: names, TaskTime: cfg.TaskTime})
+		Heartbeat: cfg.Heartbeat, ReadyTimeout: cfg.Timeout, Names: names, TaskTime: cfg.TaskTime, DebugAddr: cfg.DebugAddr})
 }
 
 // upgradeIdealTasks is the upgrade's lower bound in units of the task time: the health
@@ -314,32 +320,12 @@ func follow(ctx context.Context, wfAPI apiv1.WorkflowServiceClient, id string, c
 	}
 }
 
-// idealTasks is the lower bound the wall time is set against, in units of the task time:
-//
-//	workers = N − 1, waves = ceil(workers / C)
-//	ideal   = T × (8 + 7 × (waves − 1))    (ideal = 5 T when there are no workers)
-//
-// The init lane's critical path is 5 tasks (preflight, packages, runtime, images, init); a
-// worker lane's is 7 (the same 4 preparation tasks, token, join, ready; token-delete runs
-// beside ready). The first wave's preparation (4 T) overlaps init, and its tokens wait for
-// init's record at 5 T, so it ends at 5 T + 3 T; with at most C lanes in flight, some lane
-// slot runs `waves` worker lanes one after another, each later one taking 7 T. It assumes
-// dispatch, result recording and controller actions take no time, and it ignores that the
-// init lane holds one of the C slots for its first 5 T, so it is a lower bound, not always
-// reachable (for N=500, C=50 it is also the exact optimum: 71 T).
-func idealTasks(nodes, concurrency int) (tasks, waves int) {
-	workers := nodes - 1
-	if workers == 0 {
-		return 5, 0
-	}
-	waves = (workers + concurrency - 1) / concurrency
-	return 8 + 7*(waves-1), waves
-}
-
 func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) {
 	wall := wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime())
-	tasks, waves := idealTasks(cfg.Nodes, cfg.Concurrency)
-	ideal := time.Duration(tasks) * cfg.TaskTime
+	ideal, longest, err := idealSchedule(wf.GetSteps(), cfg.Concurrency, cfg.TaskTime)
+	if err != nil {
+		fmt.Printf("ideal         cannot be computed: %v\n", err)
+	}
 	ratio := math.Inf(1)
 	if ideal > 0 {
 		ratio = wall.Seconds() / ideal.Seconds()
@@ -348,7 +334,7 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 	// through the store, the dispatcher and the agent, plus the engine noticing. (A step's
 	// finished time is the engine pass that saw the result, which is also the pass that
 	// dispatches the next step, so there is no separate gap to measure between steps.)
-	// lane: a worker lane's first dispatch to its record step, against 7 T.
+	// lane: a worker lane's first dispatch to its record step, against its 9 tasks.
 	var run, runCP, runOther, lane []time.Duration
 	retried, taskSteps := 0, 0
 	first := map[string]time.Time{}
@@ -375,39 +361,20 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 			lane = append(lane, s.GetFinished().AsTime().Sub(first[s.GetLane()]))
 		}
 	}
-	dist := func(ds []time.Duration) string {
-		if len(ds) == 0 {
-			return "none"
-		}
-		slices.Sort(ds)
-		at := func(p float64) time.Duration {
-			return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond)
-		}
-		return fmt.Sprintf("p50 %v, p99 %v, max %v", at(0.5), at(0.99), at(1))
-	}
+	dist := distribution
 	fmt.Printf("nodes         %d (node-1 control plane, %d workers)\n", cfg.Nodes, cfg.Nodes-1)
 	fmt.Printf("concurrency   %d lanes\n", cfg.Concurrency)
 	fmt.Printf("task time T   %v\n", cfg.TaskTime)
 	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
-	if waves == 0 {
-		fmt.Printf("ideal         %v = 5 T (the init lane alone)\n", ideal)
-	} else {
-		fmt.Printf("ideal         %v = T x (8 + 7 x (waves - 1)) = %d T, waves = ceil((N-1)/C) = %d\n", ideal, tasks, waves)
-	}
-	fmt.Printf("              (lower bound from the DAG: init lane 5 tasks, worker lane 7 on its critical path,\n")
-	fmt.Printf("               first wave's preparation overlapping init; no dispatch or recording cost)\n")
+	fmt.Printf("ideal         %v = %d T: the plan's own steps with nothing but their tasks costing (each T), started\n", ideal, int(ideal/max(cfg.TaskTime, 1)))
+	fmt.Printf("              in plan order with at most %d lanes in flight (the engine's admission); longest chain %d tasks\n", cfg.Concurrency, longest)
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", ratio)
-	if (cfg.Provider == "" || cfg.Provider == "bridge") && waves > 0 {
-		// The bridge provider's routes steps, on every node once every node is recorded.
-		r := ideal + cfg.TaskTime
-		fmt.Printf("              with the routes steps after the records (bridge: + 1 T): ideal %v, ratio %.2f\n", r, wall.Seconds()/r.Seconds())
-	}
 	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
 	fmt.Printf("steps         %d (%d tasks), %d retried\n", len(wf.GetSteps()), taskSteps, retried)
 	fmt.Printf("  task step, dispatched to result recorded: %s (T = %v)\n", dist(run), cfg.TaskTime)
 	fmt.Printf("    on node-1 (%d: tokens, registered, ready, token deletes): %s\n", len(runCP), dist(runCP))
 	fmt.Printf("    on the other nodes (%d):                              %s\n", len(runOther), dist(runOther))
-	fmt.Printf("  worker lane, first dispatch to recorded:  %s (7 T = %v)\n", dist(lane), 7*cfg.TaskTime)
+	fmt.Printf("  worker lane, first dispatch to recorded:  %s (9 T = %v: 4 preparation tasks, token, join, registered, network, ready)\n", dist(lane), 9*cfg.TaskTime)
 	phases(wf)
 }
 
@@ -598,4 +565,52 @@ func loadAvg() string {
 		return strings.Join(f[:3], " ")
 	}
 	return "unknown"
+}
+
+// breakdown splits a task step's time, from the pass that dispatched it to the pass that
+// recorded its result, into the part before the agent had it (the pass's write, the
+// dispatcher, the session), the agent's run and the part after (the session's write of the
+// result, the engine noticing and its pass), from the agent's own times in each task's
+// result (the simulated agents run on the same clock).
+func breakdown(ctx context.Context, tasksAPI apiv1.TaskServiceClient, wf *apiv1.Workflow) error {
+	results := map[string]*taskv1.TaskResult{}
+	for page := ""; ; {
+		resp, err := tasksAPI.ListTasks(ctx, &apiv1.ListTasksRequest{WorkflowId: wf.GetId(), PageSize: 1000, PageToken: page})
+		if err != nil {
+			return err
+		}
+		for _, r := range resp.GetTasks() {
+			results[r.GetTask().GetId()] = r.GetResult()
+		}
+		if page = resp.GetNextPageToken(); page == "" {
+			break
+		}
+	}
+	var before, during, after []time.Duration
+	for _, s := range wf.GetSteps() {
+		res := results[s.GetTaskId()]
+		if s.GetTaskId() == "" || res.GetStarted() == nil || res.GetFinished() == nil {
+			continue
+		}
+		before = append(before, res.GetStarted().AsTime().Sub(s.GetStarted().AsTime()))
+		during = append(during, res.GetFinished().AsTime().Sub(res.GetStarted().AsTime()))
+		after = append(after, s.GetFinished().AsTime().Sub(res.GetFinished().AsTime()))
+	}
+	fmt.Printf("  task step, where its time went (%d steps):\n", len(before))
+	fmt.Printf("    dispatching pass to the agent having it:  %s\n", distribution(before))
+	fmt.Printf("    the agent's run:                          %s\n", distribution(during))
+	fmt.Printf("    its result to the pass that recorded it:  %s\n", distribution(after))
+	return nil
+}
+
+// distribution is p50, p99 and max of ds (sorted in place).
+func distribution(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	slices.Sort(ds)
+	at := func(p float64) time.Duration {
+		return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond)
+	}
+	return fmt.Sprintf("p50 %v, p99 %v, max %v", at(0.5), at(0.99), at(1))
 }

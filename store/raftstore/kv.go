@@ -120,6 +120,9 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
 	}
+	if err := s.TxnLimits().Check(t); err != nil {
+		return 0, err
+	}
 	cmd := txnToCommand(t)
 	cmd.RequestId = randomID() + randomID() + randomID() // the same across forwarding retries
 	res, err := s.propose(ctx, cmd)
@@ -128,6 +131,10 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 	}
 	return resultToRevision(res)
 }
+
+// TxnLimits implements store.Limited: a raft entry is the whole transaction, replicated
+// and fsynced as one, with no other limit than these (etcd's are 128 operations and 1.5 MiB).
+func (s *Store) TxnLimits() store.TxnLimits { return store.TxnLimits{Ops: 2048, Bytes: 4 << 20} }
 
 // Compact implements store.Store.
 func (s *Store) Compact(ctx context.Context, revision int64) error {

@@ -762,3 +762,31 @@ func TestStopIsNotARemoval(t *testing.T) {
 		}
 	}
 }
+
+// A transaction over the store's limits is refused before it is proposed, naming the limit;
+// one at the limit is applied.
+func TestTxnOverTheLimitsIsRefused(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	st := c.nodes[0].st
+	l := st.TxnLimits()
+	ops := func(n, size int) store.Txn {
+		var tx store.Txn
+		for i := range n {
+			tx.Then = append(tx.Then, store.Put(fmt.Sprintf("/limits/%d", i), make([]byte, size)))
+		}
+		return tx
+	}
+	ctx := context.Background()
+	if _, err := st.Txn(ctx, ops(l.Ops+1, 1)); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "operations") {
+		t.Errorf("%d operations: %v, want refused", l.Ops+1, err)
+	}
+	if _, err := st.Txn(ctx, ops(2, l.Bytes/2)); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("%d bytes: %v, want refused", l.Bytes, err)
+	}
+	if _, err := st.Txn(ctx, ops(l.Ops, 1)); err != nil {
+		t.Errorf("%d operations: %v", l.Ops, err)
+	}
+	if kvs, _, err := st.List(ctx, "/limits/"); err != nil || len(kvs) != l.Ops {
+		t.Errorf("after the writes: %d keys, %v; want %d (none of the refused ones)", len(kvs), err, l.Ops)
+	}
+}

@@ -25,6 +25,7 @@ type SimClusterConfig struct {
 	ReadyTimeout  time.Duration // for every agent to be Ready
 	Names         []string      // one simulated agent each
 	TaskTime      time.Duration // how long each of their tasks takes
+	DebugAddr     string        // the controller's --debug-addr (pprof on loopback); "" for none
 }
 
 // SimCluster is one controller process and its simulated agents, enrolled and Ready.
@@ -59,6 +60,9 @@ func StartSimCluster(cfg SimClusterConfig) (_ *SimCluster, err error) {
 	addr := FreeAddr()
 	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
 		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
+	if cfg.DebugAddr != "" {
+		cmd.Args = append(cmd.Args, "--debug-addr", cfg.DebugAddr)
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

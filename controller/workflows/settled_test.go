@@ -1,0 +1,93 @@
+package workflows
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// The engine keeps its copy of a workflow across passes and remembers, per step, the
+// dependencies already ended: whatever order steps run, end, fail or retry in, every pass
+// decides what a pass over a freshly loaded copy decides.
+func TestKeptCopyDecidesAsAFreshOne(t *testing.T) {
+	// Mostly successes: once a step failed only always and finally steps start, and the
+	// decisions about the rest would not be looked at.
+	states := []storagev1.StepRecordState{succeeded, succeeded, succeeded, succeeded, succeeded, skipped, cancelled, failedSt}
+	for seed := range uint64(200) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		n := 5 + r.IntN(40)
+		var steps []*storagev1.StepRecord
+		for i := range n {
+			s := st(fmt.Sprintf("n%d/s%d", r.IntN(4), i), pending)
+			for j := range i {
+				if r.IntN(4) == 0 {
+					s.DependsOn = append(s.DependsOn, steps[j].GetName())
+				}
+			}
+			s.Always, s.Finally, s.ContinueOnFailure = r.IntN(8) == 0, r.IntN(6) == 0, r.IntN(5) == 0
+			steps = append(steps, s)
+		}
+		kept := wfOf(0, steps...)
+		for round := range 3 * n {
+			// Steps move forward: pending to running, running to an end or (a retry)
+			// back to pending.
+			for range 1 + r.IntN(3) {
+				s := steps[r.IntN(n)]
+				switch s.GetState() {
+				case pending:
+					s.State = running
+				case running:
+					if r.IntN(4) == 0 {
+						s.State = pending
+					} else {
+						s.State = states[r.IntN(len(states))]
+					}
+				}
+			}
+			failed := firstFailed(kept.wf) != nil
+			fresh := wfOf(0, cloneSteps(steps)...)
+			aliveKept, aliveFresh := mayRun(kept, failed), mayRun(fresh, failed)
+			for i, s := range steps {
+				got := eligible(kept, s, failed, aliveKept, t0)
+				// A copy of the step that is not the fresh copy's own: decided from its
+				// first dependency, without any remembered ones.
+				want := eligible(fresh, proto.Clone(fresh.wf.Steps[i]).(*storagev1.StepRecord), failed, aliveFresh, t0)
+				if got != want {
+					t.Fatalf("seed %d round %d: step %s (deps %v, always %v, finally %v): the kept copy says eligible %v, a fresh one %v",
+						seed, round, s.GetName(), s.GetDependsOn(), s.GetAlways(), s.GetFinally(), got, want)
+				}
+			}
+		}
+	}
+}
+
+func cloneSteps(steps []*storagev1.StepRecord) []*storagev1.StepRecord {
+	out := make([]*storagev1.StepRecord, len(steps))
+	for i, s := range steps {
+		out[i] = proto.Clone(s).(*storagev1.StepRecord)
+	}
+	return out
+}
+
+// A pass's bounds follow the store's transaction limits: etcd's defaults or raftstore's.
+func TestPassSettings(t *testing.T) {
+	for _, c := range []struct {
+		limits               store.TxnLimits
+		create, write, bytes int
+	}{
+		{store.DefaultTxnLimits, 32, 128, 1179648},
+		{store.TxnLimits{Ops: 2048, Bytes: 4 << 20}, 512, 2048, 3 << 20},
+		{store.TxnLimits{Ops: 2, Bytes: 10}, 1, 2, 6},
+	} {
+		got := passSettings(time.Second, c.limits)
+		if got.maxCreate != c.create || got.maxWrite != c.write || got.maxBytes != c.bytes || got.backoff != time.Second {
+			t.Errorf("passSettings(%+v) = %+v; want create %d, write %d, bytes %d", c.limits, got, c.create, c.write, c.bytes)
+		}
+	}
+}
