@@ -31,7 +31,9 @@ bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUTL
 
 # A 500-node apply against simulated agents whose every task takes a fixed time, then an
 # upgrade of that cluster in batches: the workflow engine's overhead as the wall time over
-# a lower bound from the DAG (the tool prints its formulas), and the controller's peak RSS.
+# the ideal (the apply's own steps scheduled with the engine's admission, every task T and
+# nothing else costing; the upgrade's from its formula), where a step's time went, and the
+# controller's peak RSS and CPU per step.
 # Each run prints its ratio to the ideal, the controller's CPU-seconds per step, and the
 # machine's load average at its start and end (the machine may be shared).
 go build -o bin/applyload ./scripts/applyload
