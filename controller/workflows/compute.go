@@ -81,6 +81,7 @@ const stepSlack = 256
 // pass decides nothing.
 func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, error) {
 	wf := l.wf
+	l.netView, l.netViewOf = nil, nil // the steps' outputs changed since the last pass
 	d := &decisions{}
 	changed := map[int]bool{}
 	dry := wf.GetSpec().GetDryRun()

@@ -258,7 +258,7 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 		}
 		if in.GetStep() == "" {
 			if view == nil {
-				view = networkView(cl, l.wf.GetSteps())
+				view = l.networkView(cl)
 			}
 			n := t.GetNetwork()
 			switch in.GetField() {

@@ -112,6 +112,20 @@ type loaded struct {
 	// after them: the 500 routes steps of a 500-node apply each wait for 500 records, and
 	// every pass looked at each one's records from the first.
 	settled []int32
+	// netView is networkView(netViewOf, steps) as a pass computed it: the same for every
+	// routes step the pass renders while the cluster record is the same (compute drops it at
+	// the start of each pass: the steps' outputs change between passes).
+	netView   []netNode
+	netViewOf *apiv1.Cluster
+}
+
+// networkView returns the pod network's nodes for cluster cl and this copy's steps,
+// computed once per pass and record.
+func (l *loaded) networkView(cl *apiv1.Cluster) []netNode {
+	if l.netView == nil || l.netViewOf != cl {
+		l.netView, l.netViewOf = networkView(cl, l.wf.GetSteps()), cl
+	}
+	return l.netView
 }
 
 func (l *loaded) step(name string) *storagev1.StepRecord {

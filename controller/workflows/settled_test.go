@@ -8,7 +8,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
 
@@ -89,5 +91,50 @@ func TestPassSettings(t *testing.T) {
 		if got.maxCreate != c.create || got.maxWrite != c.write || got.maxBytes != c.bytes || got.backoff != time.Second {
 			t.Errorf("passSettings(%+v) = %+v; want create %d, write %d, bytes %d", c.limits, got, c.create, c.write, c.bytes)
 		}
+	}
+}
+
+// A pass computes the pod network's nodes once for all the routes steps it renders, and
+// the next pass sees the nodes registered since.
+func TestRoutesOfEachPassFollowTheNodesRegisteredBeforeIt(t *testing.T) {
+	network := func(node string) *storagev1.StepRecord {
+		return &storagev1.StepRecord{Name: node + "/network", Node: node, Lane: node, State: pending, MaxAttempts: 3,
+			Task:   &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{PodCidr: "10.244.9.0/24"}}},
+			Inputs: []*storagev1.StepInputRecord{{Field: "routes"}}, DependsOn: []string{node + "/go"}}
+	}
+	reg := st("n3/registered", running)
+	reg.TaskId = "wf.n3.registered.1"
+	l := wfOf(0, reg, st("n4/go", succeeded), network("n4"), st("n5/go", pending), network("n5"))
+	view := fakeView{cluster: testCluster("n1", "n2"), tasks: map[string]*apiv1.TaskRecord{
+		"wf.n3.registered.1": rec("wf.n3.registered.1", "wf", "n3/registered", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}}
+	routes := func(d *decisions, node string) int {
+		for _, c := range d.create {
+			if c.GetNode() == node {
+				return len(c.GetSpec().GetNetwork().GetRoutes())
+			}
+		}
+		for _, s := range l.wf.GetSteps() {
+			t.Logf("%s %v %v", s.GetName(), s.GetState(), s.GetError())
+		}
+		t.Fatalf("no task for %s", node)
+		return 0
+	}
+	d, err := compute(l, &view, t0, engineSettings{maxCreate: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := routes(d, "n4"); n != 2 {
+		t.Errorf("n4 has %d routes, want n1's and n2's (n3 is not registered yet)", n)
+	}
+	// n3 registers; n5 may go: the next pass routes n5 to n3 too.
+	res := rec("wf.n3.registered.1", "wf", "n3/registered", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)
+	res.Result.Outputs = map[string]string{"pod_cidr": "10.244.3.0/24", "address": "10.250.0.13"}
+	view.tasks["wf.n3.registered.1"] = res
+	l.step("n5/go").State = succeeded
+	if d, err = compute(l, &view, t0, engineSettings{maxCreate: 32}); err != nil {
+		t.Fatal(err)
+	}
+	if n := routes(d, "n5"); n != 3 {
+		t.Errorf("n5 has %d routes, want n1's, n2's and n3's", n)
 	}
 }
