@@ -3,6 +3,7 @@ package raftstore
 import (
 	"fmt"
 	"math/rand"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ type linCluster struct {
 	c    *cluster
 	mu   sync.RWMutex
 	wrap func(i int, s store.Store) store.Store
+	// snapshots counts the snapshot faults after which the follower did install a snapshot.
+	snapshots, snapshotFaults int
 }
 
 func (l *linCluster) Size() int { return l.c.Size() }
@@ -106,8 +109,22 @@ func (l *linCluster) faults() []lincheck.Fault {
 						_ = r.ReloadConfig(rc)
 					}
 				}
+				before := l.c.nodes[f].st.raft.Stats()["last_snapshot_index"]
 				l.mu.Unlock()
 				l.isolate(f, false)
+				l.snapshotFaults++
+				deadline := time.Now().Add(10 * time.Second)
+				for time.Now().Before(deadline) {
+					l.mu.RLock()
+					now := l.c.nodes[f].st.raft.Stats()["last_snapshot_index"]
+					l.mu.RUnlock()
+					if now != before {
+						l.snapshots++
+						return
+					}
+					time.Sleep(50 * time.Millisecond) // polling the follower's raft against a deadline
+				}
+				t.Logf("replica %d healed without installing a snapshot", f)
 			}, nil
 		}},
 	}
@@ -124,11 +141,9 @@ func linConfig(seed int64, faults []lincheck.Fault) lincheck.Config {
 func TestLincheckUnderFaults(t *testing.T) {
 	lincheck.Schedules(t, "raftstore", func(t *testing.T, seed int64) *lincheck.Report {
 		l := &linCluster{c: newCluster(t, 3, nil)}
-		cfg := linConfig(seed, l.faults())
-		if cfg.NumFaults < len(cfg.Faults) {
-			cfg.NumFaults = len(cfg.Faults)
-		}
-		return lincheck.Run(t, l, cfg)
+		rep := lincheck.Run(t, l, linConfig(seed, l.faults()))
+		t.Logf("snapshots installed on a lagging follower: %d of %d", l.snapshots, l.snapshotFaults)
+		return rep
 	})
 }
 
@@ -141,13 +156,13 @@ func TestLincheckCatchesBugs(t *testing.T) {
 			l.c = newCluster(t, 3, nil)
 			var faults []lincheck.Fault
 			for _, f := range l.faults() {
-				if f.Name == bug.Needs {
+				if slices.Contains(bug.Needs, f.Name) {
 					faults = append(faults, f)
 				}
 			}
 			cfg := linConfig(seed, faults)
-			cfg.NumFaults = 2
-			if bug.Needs == "" {
+			cfg.NumFaults = 2 * len(faults)
+			if len(faults) == 0 {
 				cfg.NumFaults, cfg.Gap = 0, 3*time.Second
 			}
 			rep := lincheck.Run(t, l, cfg)

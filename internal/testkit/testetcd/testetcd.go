@@ -707,3 +707,22 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	testwait.For(t, timeout, cond)
 }
+
+// LogCount counts the lines of member i's log that contain s (for example etcd's "received
+// and saved database snapshot", which a follower logs when the leader sent it a snapshot).
+func (c *Cluster) LogCount(i int, s string) int {
+	f, err := os.Open(c.members[i].logPath)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			n++
+		}
+	}
+	return n
+}

@@ -2,6 +2,7 @@ package lincheck
 
 import (
 	"context"
+	"time"
 
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -12,15 +13,16 @@ type Bug struct {
 	Name string
 	// Wrap breaks replica i's store.
 	Wrap func(i int, s store.Store) store.Store
-	// Needs names the fault the bug needs to show ("" for none: the leaders' hand-offs).
-	Needs string
+	// Needs names the faults that make the bug show (none: the leaders' hand-offs do); a
+	// backend injects those it has.
+	Needs []string
 }
 
 // Bugs are the known-bad variants every backend's checker must catch.
 var Bugs = []Bug{
-	{Name: "ReadsFromLocalState", Wrap: func(_ int, s store.Store) store.Store { return staleReads{s} }, Needs: FaultPartitionFollower},
+	{Name: "ReadsFromLocalState", Wrap: func(_ int, s store.Store) store.Store { return staleReads{s} }, Needs: []string{FaultPartitionFollower}},
 	{Name: "FenceCompareDropped", Wrap: func(_ int, s store.Store) store.Store { return noFence{s} }},
-	{Name: "ResumedWatchSkipsEvents", Wrap: func(_ int, s store.Store) store.Store { return skippingWatch{s} }, Needs: FaultKillLeader},
+	{Name: "ResumedWatchSkipsEvents", Wrap: func(_ int, s store.Store) store.Store { return skippingWatch{s} }, Needs: []string{FaultKillLeader, FaultPartitionFollower}}, // a restart or a partition ends a watch,
 }
 
 // Names of the faults backends provide (a bug names the one it needs).
@@ -55,24 +57,31 @@ func (s noFence) Txn(ctx context.Context, t store.Txn) (int64, error) {
 	return s.Store.Txn(ctx, t)
 }
 
-// skippingWatch loses the first revisions of a watch resumed after a revision, without
-// announcing it, as a replica whose watch hub missed a restore would.
+// skippingWatch loses, without announcing it, the first revision its replica delivers after
+// a silence (a resumed watch, or a watch whose replica was cut off, paused or restarted
+// under it), as a replica whose watch hub missed a restore would.
 type skippingWatch struct{ store.Store }
+
+// silence is how long a watch goes without events before skippingWatch loses the next.
+const silence = time.Second
 
 func (s skippingWatch) Watch(ctx context.Context, prefix string, after int64) (<-chan store.Event, error) {
 	ch, err := s.Store.Watch(ctx, prefix, after)
-	if err != nil || after == 0 {
+	if err != nil {
 		return ch, err
 	}
 	out := make(chan store.Event)
 	go func() {
 		defer close(out)
-		var skipped int64
+		var dropping int64 // the revision being dropped
+		last := time.Now()
+		first := after > 0
 		for ev := range ch {
-			if ev.Err == nil && (skipped == 0 || skipped == ev.Revision) {
-				skipped = ev.Revision // drop the first revision, all its events
+			if ev.Err == nil && (dropping == ev.Revision || first || time.Since(last) > silence) {
+				first, dropping, last = false, ev.Revision, time.Now()
 				continue
 			}
+			last = time.Now()
 			select {
 			case out <- ev:
 			case <-ctx.Done():

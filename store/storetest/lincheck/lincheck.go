@@ -56,7 +56,8 @@ type Fault struct {
 type Config struct {
 	Seed   int64
 	Faults []Fault
-	// NumFaults faults run one after another, each held for Hold with Gap of calm around it.
+	// NumFaults faults run one after another, each held for Hold with Gap of calm around it,
+	// cycling through Faults in a random order.
 	NumFaults int
 	Hold, Gap time.Duration
 	// Clients per replica (default 2).
@@ -159,6 +160,11 @@ func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
 func Run(t testing.TB, c Cluster, cfg Config) *Report {
 	t.Helper()
 	cfg.defaults()
+	if s := os.Getenv(FaultsEnv); s != "" && cfg.NumFaults > 0 {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			cfg.NumFaults = n
+		}
+	}
 	rnd := rand.New(rand.NewSource(cfg.Seed))
 	rep := &Report{Seed: cfg.Seed}
 	rec := &recorder{start: time.Now()}
@@ -194,8 +200,9 @@ func Run(t testing.TB, c Cluster, cfg Config) *Report {
 		}
 	}
 	calm(cfg.Gap)
+	order := rnd.Perm(len(cfg.Faults)) // every kind before any twice
 	for n := 0; n < cfg.NumFaults && len(cfg.Faults) > 0; n++ {
-		f := cfg.Faults[rnd.Intn(len(cfg.Faults))]
+		f := cfg.Faults[order[n%len(order)]]
 		frnd := rand.New(rand.NewSource(rnd.Int63()))
 		end, err := f.Inject(t, frnd)
 		if err != nil {
@@ -408,6 +415,10 @@ func runLeader(ctx context.Context, rec *recorder, c Cluster, cfg Config, replic
 		cancel()
 	}
 }
+
+// FaultsEnv names the environment variable with the number of faults per schedule (the
+// soak's longer schedules); a schedule configured without faults keeps none.
+const FaultsEnv = "LINCHECK_FAULTS"
 
 // SchedulesEnv names the environment variable with the number of schedules a backend's
 // checker test runs (default 1; the soak runs many).
