@@ -163,7 +163,7 @@ func TestLincheckCatchesBugs(t *testing.T) {
 			cfg := linConfig(seed, faults)
 			cfg.NumFaults = 2 * len(faults)
 			if len(faults) == 0 {
-				cfg.NumFaults, cfg.Gap = 0, 3*time.Second
+				cfg.NumFaults, cfg.Gap, cfg.ResignEvery = 0, 5*time.Second, 5 // hand-offs only
 			}
 			rep := lincheck.Run(t, l, cfg)
 			t.Log(rep.String())
