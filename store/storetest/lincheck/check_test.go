@@ -52,7 +52,9 @@ func TestLinearizabilityVerdicts(t *testing.T) {
 }
 
 func TestWatchReplayVerdicts(t *testing.T) {
-	ev := func(rev int64, v string) wevent { return wevent{rev: rev, typ: store.EventPut, key: "/lc/k0", value: v} }
+	ev := func(rev int64, v string) wevent {
+		return wevent{rev: rev, typ: store.EventPut, key: "/lc/k0", value: v}
+	}
 	full := []wevent{ev(1, "a"), ev(2, "b"), ev(3, "c")}
 	for _, tc := range []struct {
 		name  string
