@@ -87,6 +87,38 @@ func (l *linCluster) faults() []lincheck.Fault {
 			l.isolate(li, true)
 			return func() { l.isolate(li, false) }, nil
 		}},
+		{Name: "lose-quorum", Inject: func(t testing.TB, r *rand.Rand) (func(), error) {
+			// The leader killed while a follower is cut off: no quorum until both end.
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			li := l.c.leader()
+			f := (li + 1 + r.Intn(l.c.Size()-1)) % l.c.Size()
+			l.isolate(f, true)
+			l.c.kill(li)
+			return func() {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				l.isolate(f, false)
+				if err := l.c.start(l.c.nodes[li], nil); err != nil {
+					t.Fatalf("restart replica %d: %v", li, err)
+				}
+			}, nil
+		}},
+		{Name: "crash-all", Inject: func(t testing.TB, r *rand.Rand) (func(), error) {
+			// Every replica killed at once, then all restarted from their disks.
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.c.closeAll()
+			return func() {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				for i, nd := range l.c.nodes {
+					if err := l.c.start(nd, nil); err != nil {
+						t.Fatalf("restart replica %d: %v", i, err)
+					}
+				}
+			}, nil
+		}},
 		{Name: "snapshot-lagging-follower", Inject: func(t testing.TB, r *rand.Rand) (func(), error) {
 			l.mu.Lock()
 			f := l.follower(r)
@@ -131,7 +163,7 @@ func (l *linCluster) faults() []lincheck.Fault {
 }
 
 func linConfig(seed int64, faults []lincheck.Fault) lincheck.Config {
-	return lincheck.Config{Seed: seed, Faults: faults, NumFaults: 5, Hold: 1500 * time.Millisecond, Gap: 700 * time.Millisecond}
+	return lincheck.Config{Seed: seed, Faults: faults, NumFaults: len(faults), Hold: 1500 * time.Millisecond, Gap: 700 * time.Millisecond}
 }
 
 // TestLincheckUnderFaults: clients, watchers and leaders on three replicas while five faults

@@ -176,12 +176,16 @@ func describeEvents(evs []wevent) string {
 func writeMatches(t store.Txn, evs []wevent) bool {
 	want := map[string]string{}
 	deletes := map[string]bool{}
+	var prefixes []string
 	for _, op := range t.Then {
 		switch op.Type {
 		case store.OpPut:
 			want[op.Key] = string(op.Value)
+			delete(deletes, op.Key) // a put after a delete of the same key: one put event
 		case store.OpDelete:
 			deletes[op.Key] = true
+		case store.OpDeletePrefix:
+			prefixes = append(prefixes, op.Key)
 		}
 	}
 	for _, e := range evs {
@@ -190,6 +194,7 @@ func writeMatches(t store.Txn, evs []wevent) bool {
 			delete(want, e.key)
 		case e.typ == store.EventDelete && deletes[e.key]:
 			delete(deletes, e.key) // a delete of a missing key has no event
+		case e.typ == store.EventDelete && slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(e.key, p) }):
 		default:
 			return false
 		}

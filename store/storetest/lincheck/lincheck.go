@@ -269,6 +269,7 @@ func keyName(i int) string { return fmt.Sprintf("%sk%d", keyPrefix, i) }
 // runClient runs random operations against replica until ctx ends.
 func runClient(ctx context.Context, rec *recorder, c Cluster, cfg Config, id, replica int, r *rand.Rand) {
 	seen := map[string]store.KV{} // the last version of each key this client read
+	var readRev int64             // the revision of its last read
 	for seq := 0; ctx.Err() == nil; seq++ {
 		s := c.Store(replica)
 		if s == nil {
@@ -294,8 +295,27 @@ func runClient(ctx context.Context, rec *recorder, c Cluster, cfg Config, id, re
 			o.in = input{kind: kindTxn, txn: store.Txn{If: []store.Compare{store.ValueIs(key, seen[key].Value)}, Then: []store.Op{store.Put(key, []byte(value))}}}
 		case p < 82: // create if absent
 			o.in = input{kind: kindTxn, txn: store.Txn{If: []store.Compare{store.Absent(key)}, Then: []store.Op{store.Put(key, []byte(value))}}}
-		case p < 92: // delete what was seen
+		case p < 87: // delete what was seen
 			o.in = input{kind: kindTxn, txn: store.Txn{If: []store.Compare{store.ModRevisionIs(key, seen[key].ModRevision)}, Then: []store.Op{store.Delete(key), store.Put(deleteMark, []byte(value))}}}
+		case p < 89: // delete every key
+			o.in = input{kind: kindTxn, txn: store.Txn{Then: []store.Op{store.DeletePrefix(keyPrefix + "k"), store.Put(deleteMark, []byte(value))}}}
+		case p < 95: // move: CAS on two keys at once
+			other := keyName(r.Intn(cfg.Keys))
+			if other == key {
+				other = deleteMark
+			}
+			o.in = input{kind: kindTxn, txn: store.Txn{
+				If:   []store.Compare{store.ModRevisionIs(key, seen[key].ModRevision), store.ModRevisionIs(other, seen[other].ModRevision)},
+				Then: []store.Op{store.Delete(key), store.Put(other, []byte(value))},
+			}}
+		case p < 96: // compact history well behind the last revision seen (watchers that
+			// resume behind it are told ErrCompacted); no effect on the model
+			if readRev > 200 {
+				cctx, cancel := context.WithTimeout(context.Background(), cfg.OpTimeout)
+				_ = s.Compact(cctx, readRev-200)
+				cancel()
+			}
+			continue
 		default: // blind put
 			o.in = input{kind: kindTxn, txn: store.Txn{Then: []store.Op{store.Put(key, []byte(value))}}}
 		}
@@ -308,6 +328,7 @@ func runClient(ctx context.Context, rec *recorder, c Cluster, cfg Config, id, re
 		case kindGet:
 			kv, rev, err := s.Get(octx, o.in.key)
 			o.out.rev = rev
+			readRev = max(readRev, rev)
 			switch {
 			case err == nil:
 				o.out.found, o.out.kvs = true, []store.KV{*kv}
@@ -320,6 +341,7 @@ func runClient(ctx context.Context, rec *recorder, c Cluster, cfg Config, id, re
 		case kindList:
 			kvs, rev, err := s.List(octx, o.in.key)
 			o.out.rev = rev
+			readRev = max(readRev, rev)
 			if err != nil {
 				o.failed = true
 			}
