@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), $(go version | cut -d' ' -f3)"
 scripts/k8s.sh v1.33.13 >/dev/null || { echo "soak: the Kubernetes v1.33.13 kit (etcd 3.5.24) did not build" >&2; exit 1; }
-export LINCHECK_SCHEDULES=${SOAK_SCHEDULES:-50} LINCHECK_FAULTS=${SOAK_FAULTS:-6} DECKHAND_REQUIRE_ETCD=1
+export LINCHECK_SCHEDULES=${SOAK_SCHEDULES:-50} LINCHECK_FAULTS=${SOAK_FAULTS:-7} DECKHAND_REQUIRE_ETCD=1
 mkdir -p bin/soak
 rc=0
 for pkg in raftstore etcdstore; do

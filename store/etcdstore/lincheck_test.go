@@ -86,16 +86,38 @@ func (l *linCluster) faults() []lincheck.Fault {
 			l.etcd.Pause(li)
 			return func() { l.etcd.Resume(li) }, nil
 		}},
+		{Name: "lose-quorum", Inject: func(t testing.TB, r *rand.Rand) (func(), error) {
+			// The leader killed while a follower is partitioned: no quorum until both end.
+			li := l.etcd.Leader()
+			f := (li + 1 + r.Intn(l.Size()-1)) % l.Size()
+			l.etcd.Partition(f, true)
+			l.etcd.Kill(li)
+			return func() {
+				l.etcd.Partition(f, false)
+				l.etcd.Restart(li)
+			}, nil
+		}},
+		{Name: "crash-all", Inject: func(t testing.TB, r *rand.Rand) (func(), error) {
+			// Every member SIGKILLed at once, then all restarted from their disks.
+			l.etcd.KillAll()
+			return func() { l.etcd.RestartAll() }, nil
+		}},
 		{Name: "snapshot-lagging-follower", Inject: func(t testing.TB, r *rand.Rand) (func(), error) {
 			// Killed for the whole hold, it restarts more than 20 entries behind a leader
 			// that has snapshotted: the leader sends it a snapshot.
-			f := l.follower(r)
-			before := l.etcd.LogCount(f, snapshotReceived)
+			li := l.etcd.Leader()
+			f := (li + 1 + r.Intn(l.Size()-1)) % l.Size()
+			before, index := l.etcd.LogCount(f, snapshotReceived), l.etcd.RaftIndex(li)
 			l.etcd.Kill(f)
 			return func() {
+				// Behind by more than a snapshot's worth of entries (100) plus the 20 kept.
+				deadline := time.Now().Add(10 * time.Second)
+				for l.etcd.RaftIndex(li) < index+150 && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond) // polling the leader's raft index against a deadline
+				}
 				l.etcd.Restart(f)
 				l.snapshotFaults++
-				deadline := time.Now().Add(10 * time.Second)
+				deadline = time.Now().Add(10 * time.Second)
 				for time.Now().Before(deadline) {
 					if l.etcd.LogCount(f, snapshotReceived) > before {
 						l.snapshots++
@@ -103,19 +125,20 @@ func (l *linCluster) faults() []lincheck.Fault {
 					}
 					time.Sleep(50 * time.Millisecond) // polling the member's log against a deadline
 				}
-				t.Logf("member %d restarted without receiving a snapshot", f)
+				t.Logf("member %d restarted without receiving a snapshot (leader %d's raft index %d at the kill, %d now)", f, li, index, l.etcd.RaftIndex(li))
 			}, nil
 		}},
 	}
 }
 
 func linConfig(seed int64, faults []lincheck.Fault) lincheck.Config {
-	return lincheck.Config{Seed: seed, Faults: faults, NumFaults: 5, Hold: 2500 * time.Millisecond, Gap: 800 * time.Millisecond}
+	return lincheck.Config{Seed: seed, Faults: faults, NumFaults: len(faults), Hold: 2500 * time.Millisecond, Gap: 800 * time.Millisecond}
 }
 
-// TestLincheckUnderFaults: clients, watchers and leaders on three members while five faults
+// TestLincheckUnderFaults: clients, watchers and leaders on three members while seven faults
 // (leader SIGKILL and restart, partitions of a follower and of the leader, the leader paused
-// past its lease, a lagging follower caught up by snapshot) come and go; the history is
+// past its lease, a lagging follower caught up by snapshot, the leader killed while a
+// follower is partitioned, every member killed at once) come and go; the history is
 // linearizable, every watcher replays the write log exactly, and no two terms' fenced
 // writes interleave.
 func TestLincheckUnderFaults(t *testing.T) {

@@ -166,9 +166,10 @@ func linConfig(seed int64, faults []lincheck.Fault) lincheck.Config {
 	return lincheck.Config{Seed: seed, Faults: faults, NumFaults: len(faults), Hold: 1500 * time.Millisecond, Gap: 700 * time.Millisecond}
 }
 
-// TestLincheckUnderFaults: clients, watchers and leaders on three replicas while five faults
-// (leader kill and restart, partitions, a leader cut off past its lease, a snapshot installed
-// on a lagging follower) come and go; the history is linearizable, every watcher replays the
+// TestLincheckUnderFaults: clients, watchers and leaders on three replicas while six faults
+// (leader kill and restart, a partitioned follower, a leader cut off past its lease, a
+// snapshot installed on a lagging follower, the leader killed while a follower is cut off,
+// every replica killed at once) come and go; the history is linearizable, every watcher replays the
 // write log exactly, and no two terms' fenced writes interleave.
 func TestLincheckUnderFaults(t *testing.T) {
 	lincheck.Schedules(t, "raftstore", func(t *testing.T, seed int64) *lincheck.Report {

@@ -549,8 +549,19 @@ type statusResponse struct {
 	Header struct {
 		MemberID string `json:"member_id"`
 	} `json:"header"`
-	Leader  string `json:"leader"`
-	Version string `json:"version"`
+	Leader    string `json:"leader"`
+	Version   string `json:"version"`
+	RaftIndex string `json:"raftIndex"`
+}
+
+// RaftIndex is member i's raft index (0 when it does not answer).
+func (c *Cluster) RaftIndex(i int) uint64 {
+	st, err := c.status(c.members[i])
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(st.RaftIndex, 10, 64)
+	return n
 }
 
 // status asks member m through etcd's gRPC gateway (uint64 fields are JSON strings).

@@ -457,7 +457,7 @@ func Schedules(t *testing.T, backend string, run func(t *testing.T, seed int64) 
 	}
 	base := Seed()
 	var sum Report
-	var checkTime time.Duration
+	var checkTime, checkTotal time.Duration
 	faults, ran := 0, 0
 	for i := range n {
 		seed := base + int64(i)
@@ -479,6 +479,7 @@ func Schedules(t *testing.T, backend string, run func(t *testing.T, seed int64) 
 			sum.Violations = append(sum.Violations, rep.Violations...)
 			faults += len(rep.Faults)
 			checkTime = max(checkTime, rep.CheckTime)
+			checkTotal += rep.CheckTime
 			t.Log(rep.String())
 			for _, v := range rep.Violations {
 				t.Errorf("violation: %s", v)
@@ -488,6 +489,6 @@ func Schedules(t *testing.T, backend string, run func(t *testing.T, seed int64) 
 			}
 		})
 	}
-	t.Logf("lincheck summary: %s: %d schedules, %d faults, %d ops (%d reads, %d writes), %d unknown outcomes (%d resolved as applied), %d fenced writes in %d terms, %d watch events, %d announced watch gaps, slowest check %v, %d violations",
-		backend, ran, faults, sum.Ops, sum.Reads, sum.Writes, sum.Unknown, sum.Resolved, sum.FencedWrites, sum.Terms, sum.WatchEvents, sum.CompactedGaps, checkTime.Round(time.Millisecond), len(sum.Violations))
+	t.Logf("lincheck summary: %s: %d schedules, %d faults, %d ops (%d reads, %d writes), %d unknown outcomes (%d resolved as applied), %d fenced writes in %d terms, %d watch events, %d announced watch gaps, linearizability checks %v in all (slowest %v), %d violations",
+		backend, ran, faults, sum.Ops, sum.Reads, sum.Writes, sum.Unknown, sum.Resolved, sum.FencedWrites, sum.Terms, sum.WatchEvents, sum.CompactedGaps, checkTotal.Round(time.Millisecond), checkTime.Round(time.Millisecond), len(sum.Violations))
 }
