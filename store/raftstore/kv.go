@@ -184,7 +184,9 @@ func (s *Store) propose(ctx context.Context, cmd *storagev1.Command) (*storagev1
 					// The entry may or may not commit under the next leader.
 					return nil, fmt.Errorf("%w: leadership was lost while committing; the write may or may not have been applied, re-read before retrying", store.ErrNoLeader)
 				}
-				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrEnqueueTimeout) {
+				// Not appended: retry once a leader takes it (a transfer ends when its
+				// target leads, or fails within an election timeout).
+				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrEnqueueTimeout) && !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 					return nil, err
 				}
 				last = err

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
 	"github.com/deckhandhq/deckhand/store"
@@ -760,5 +762,63 @@ func TestStopIsNotARemoval(t *testing.T) {
 		if err := c.start(nd, nil); err != nil {
 			t.Fatalf("restart %d: %v", i, err)
 		}
+	}
+}
+
+// Writes on every replica while the leader hands leadership over (a controller resigning, a
+// rolling restart) wait for the new leader. They used to fail at once with raft's bare
+// "leadership transfer in progress", on the leader and, forwarded, on the followers as an
+// unclassified gRPC error: no store sentinel, so callers could not tell that nothing was
+// written and a retry was safe. Found by the lincheck checker (store/storetest/lincheck).
+func TestWritesDuringLeadershipTransferWaitForTheNewLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		failed []error
+		writes atomic.Int64
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 3 {
+		st := c.nodes[i].st
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := st.Txn(ctx, store.Txn{Then: []store.Op{store.Put(fmt.Sprintf("/transfer/%d", i), []byte(fmt.Sprint(n)))}})
+				writes.Add(1)
+				// Losing leadership with the write in flight is an unknown outcome, reported as
+				// ErrNoLeader (re-read, then retry); nothing else may fail.
+				if err != nil && !errors.Is(err, store.ErrNoLeader) {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for transfers := 0; transfers < 5; {
+		li := c.leader()
+		err := waitFuture(ctx, c.nodes[li].st.raft.LeadershipTransfer())
+		switch {
+		case err == nil:
+			transfers++
+		case errors.Is(err, raft.ErrNotLeader) && ctx.Err() == nil:
+			// It had just lost leadership to the previous transfer's target: ask again.
+		default:
+			t.Fatalf("leadership transfer from replica %d: %v", li, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d writes failed during 5 leadership transfers, the first: %v", len(failed), writes.Load(), failed[0])
 	}
 }
