@@ -1,7 +1,10 @@
 package lincheck
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,7 +39,30 @@ func check(rep *Report, rec *recorder, watchers []*watcher, cfg Config) {
 		}
 	}
 	checkFence(rep, rec, index)
+	checkErrors(rep, rec)
 	checkLinearizable(rep, rec, index, log, cfg)
+}
+
+// sentinels are the errors a caller can act on (store.go); a failure must be one of them,
+// or the caller's own deadline.
+var sentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrFenced, store.ErrCompacted,
+	store.ErrNoLeader, store.ErrClosed, store.ErrInvalid, context.DeadlineExceeded, context.Canceled}
+
+// checkErrors reports failures that are none of the store's sentinel errors: a caller cannot
+// tell whether such a write happened or whether to retry.
+func checkErrors(rep *Report, rec *recorder) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	kinds := map[string]int{}
+	for _, o := range rec.ops {
+		if o.err == nil || slices.ContainsFunc(sentinels, func(s error) bool { return errors.Is(o.err, s) }) {
+			continue
+		}
+		kinds[o.err.Error()]++
+	}
+	for _, msg := range slices.Sorted(maps.Keys(kinds))[:min(len(kinds), maxViolations)] {
+		rep.violate("%d operations failed with an error that is no store sentinel: %s", kinds[msg], msg)
+	}
 }
 
 // replayWatches checks every watcher against the others and returns the write log, the

@@ -132,6 +132,7 @@ type op struct {
 	out       output
 	unknown   bool // a write whose outcome the client did not learn
 	failed    bool // a read that failed: no effect, dropped
+	err       error
 	value     string
 }
 
@@ -336,14 +337,14 @@ func runClient(ctx context.Context, rec *recorder, c Cluster, cfg Config, id, re
 			case errors.Is(err, store.ErrNotFound):
 				delete(seen, key)
 			default:
-				o.failed = true
+				o.failed, o.err = true, err
 			}
 		case kindList:
 			kvs, rev, err := s.List(octx, o.in.key)
 			o.out.rev = rev
 			readRev = max(readRev, rev)
 			if err != nil {
-				o.failed = true
+				o.failed, o.err = true, err
 			}
 			for _, kv := range kvs {
 				o.out.kvs = append(o.out.kvs, *kv)
@@ -358,9 +359,9 @@ func runClient(ctx context.Context, rec *recorder, c Cluster, cfg Config, id, re
 			case errors.Is(err, store.ErrConflict):
 				o.out.outcome = outConflict
 			case errors.Is(err, store.ErrInvalid):
-				o.failed = true
+				o.failed, o.err = true, err
 			default:
-				o.unknown = true
+				o.unknown, o.err = true, err
 			}
 		}
 		o.ret = rec.now()
