@@ -448,7 +448,8 @@ const FaultsEnv = "LINCHECK_FAULTS"
 const SchedulesEnv = "LINCHECK_SCHEDULES"
 
 // Schedules runs one schedule per seed as subtests, fails each that found a violation
-// (printing its seed so it replays), and logs a summary line for the soak's figures.
+// (printing its seed so it replays), and logs a summary line for the soak's figures. backend
+// names the package under store/ that runs it.
 func Schedules(t *testing.T, backend string, run func(t *testing.T, seed int64) *Report) {
 	n := 1
 	if s := os.Getenv(SchedulesEnv); s != "" {
@@ -486,7 +487,7 @@ func Schedules(t *testing.T, backend string, run func(t *testing.T, seed int64) 
 				t.Errorf("violation: %s", v)
 			}
 			if len(rep.Violations) > 0 {
-				t.Errorf("replay: go test -race -run '%s' ./... -lincheck.seed %d (or %s=%d)", t.Name(), seed, SeedEnv, seed)
+				t.Errorf("replay: %s=%d go test -race -run '%s' ./store/%s/ (or -lincheck.seed %d)", SeedEnv, seed, t.Name(), backend, seed)
 			}
 		})
 	}
