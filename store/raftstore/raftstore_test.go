@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
@@ -820,5 +822,62 @@ func TestWritesDuringLeadershipTransferWaitForTheNewLeader(t *testing.T) {
 	wg.Wait()
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d writes failed during 5 leadership transfers, the first: %v", len(failed), writes.Load(), failed[0])
+	}
+}
+
+// A follower tells its caller what a failed forward means: every gRPC answer of the leader
+// becomes a store sentinel (an Unknown, the leader failing with the write in hand, used to
+// come back as a bare "forward to leader: rpc error: code = Unknown"; found by lincheck).
+func TestForwardedErrorsAreStoreSentinels(t *testing.T) {
+	for _, tc := range []struct {
+		code codes.Code
+		want error
+	}{
+		{codes.Aborted, store.ErrConflict},
+		{codes.InvalidArgument, store.ErrInvalid},
+		{codes.DeadlineExceeded, store.ErrNoLeader},
+		{codes.Canceled, store.ErrNoLeader},
+		{codes.Unknown, store.ErrNoLeader},
+	} {
+		err := statusToStoreErr(status.Error(tc.code, "leadership lost while committing; the write may or may not have been applied"))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%v: got %v, want %v", tc.code, err, tc.want)
+		}
+	}
+}
+
+// Writes in flight when a replica stops fail with ErrClosed, not raft's bare "raft is
+// already shutdown" (found by lincheck, a replica killed under its clients).
+func TestWritesInFlightWhenTheStoreClosesFailWithErrClosed(t *testing.T) {
+	for attempt := 0; attempt < 1; attempt++ {
+		c := newCluster(t, 1, nil)
+		st := c.nodes[0].st
+		var mu sync.Mutex
+		var bad []error
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ; n++ {
+					_, err := st.Txn(context.Background(), store.Txn{Then: []store.Op{store.Put(fmt.Sprintf("/closing/%d", i), []byte(fmt.Sprint(n)))}})
+					if err == nil {
+						continue
+					}
+					if !errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrNoLeader) {
+						mu.Lock()
+						bad = append(bad, err)
+						mu.Unlock()
+					}
+					return
+				}
+			}()
+		}
+		time.Sleep(50 * time.Millisecond) // let the writers get going: this is the load, not a wait
+		c.kill(0)
+		wg.Wait()
+		if len(bad) > 0 {
+			t.Fatalf("%d writes failed with no store sentinel when the store closed, the first: %v", len(bad), bad[0])
+		}
 	}
 }
