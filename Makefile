@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/. See README.md.
-.PHONY: all build generate presets verify lint test bench tools clean run lab lab-down
+.PHONY: all build generate presets verify lint test bench soak tools clean run lab lab-down
 
 all: build
 
@@ -26,6 +26,9 @@ test:
 
 bench:
 	scripts/bench.sh
+
+soak:
+	scripts/soak.sh
 
 clean:
 	rm -rf bin .cache

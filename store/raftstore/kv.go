@@ -191,7 +191,16 @@ func (s *Store) propose(ctx context.Context, cmd *storagev1.Command) (*storagev1
 					// The entry may or may not commit under the next leader.
 					return nil, fmt.Errorf("%w: leadership was lost while committing; the write may or may not have been applied, re-read before retrying", store.ErrNoLeader)
 				}
-				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrEnqueueTimeout) {
+				if ctx.Err() != nil {
+					// Timed out waiting for a quorum (or closed), as when no leader answers.
+					return nil, s.noLeaderErr(err)
+				}
+				if errors.Is(err, raft.ErrRaftShutdown) {
+					return nil, fmt.Errorf("%w: this replica stopped with the write in flight; it may or may not have been applied", store.ErrClosed)
+				}
+				// Not appended: retry once a leader takes it (a transfer ends when its
+				// target leads, or fails within an election timeout).
+				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrEnqueueTimeout) && !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 					return nil, err
 				}
 				last = err
@@ -318,6 +327,10 @@ func statusToStoreErr(err error) error {
 		return fmt.Errorf("%w: %s", store.ErrInvalid, st.Message())
 	case codes.DeadlineExceeded, codes.Canceled:
 		return fmt.Errorf("%w: %s", store.ErrNoLeader, st.Message())
+	case codes.Unknown:
+		// The leader failed with the command in hand (leadership lost while committing, raft
+		// shut down): the write may or may not have been applied, as when it happens here.
+		return fmt.Errorf("%w: the leader failed: %s; re-read before retrying", store.ErrNoLeader, st.Message())
 	}
 	return fmt.Errorf("forward to leader: %w", err)
 }

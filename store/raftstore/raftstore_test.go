@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testkit/testnet"
 	"github.com/deckhandhq/deckhand/store"
@@ -788,5 +792,120 @@ func TestTxnOverTheLimitsIsRefused(t *testing.T) {
 	}
 	if kvs, _, err := st.List(ctx, "/limits/"); err != nil || len(kvs) != l.Ops {
 		t.Errorf("after the writes: %d keys, %v; want %d (none of the refused ones)", len(kvs), err, l.Ops)
+	}
+}
+
+// Writes on every replica while the leader hands leadership over (a controller resigning, a
+// rolling restart) wait for the new leader. They used to fail at once with raft's bare
+// "leadership transfer in progress", on the leader and, forwarded, on the followers as an
+// unclassified gRPC error: no store sentinel, so callers could not tell that nothing was
+// written and a retry was safe. Found by the lincheck checker (store/storetest/lincheck).
+func TestWritesDuringLeadershipTransferWaitForTheNewLeader(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		failed []error
+		writes atomic.Int64
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 3 {
+		st := c.nodes[i].st
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := st.Txn(ctx, store.Txn{Then: []store.Op{store.Put(fmt.Sprintf("/transfer/%d", i), []byte(fmt.Sprint(n)))}})
+				writes.Add(1)
+				// Losing leadership with the write in flight is an unknown outcome, reported as
+				// ErrNoLeader (re-read, then retry); nothing else may fail.
+				if err != nil && !errors.Is(err, store.ErrNoLeader) {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for transfers := 0; transfers < 5; {
+		li := c.leader()
+		err := waitFuture(ctx, c.nodes[li].st.raft.LeadershipTransfer())
+		switch {
+		case err == nil:
+			transfers++
+		case errors.Is(err, raft.ErrNotLeader) && ctx.Err() == nil:
+			// It had just lost leadership to the previous transfer's target: ask again.
+		default:
+			t.Fatalf("leadership transfer from replica %d: %v", li, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d writes failed during 5 leadership transfers, the first: %v", len(failed), writes.Load(), failed[0])
+	}
+}
+
+// A follower tells its caller what a failed forward means: every gRPC answer of the leader
+// becomes a store sentinel (an Unknown, the leader failing with the write in hand, used to
+// come back as a bare "forward to leader: rpc error: code = Unknown"; found by lincheck).
+func TestForwardedErrorsAreStoreSentinels(t *testing.T) {
+	for _, tc := range []struct {
+		code codes.Code
+		want error
+	}{
+		{codes.Aborted, store.ErrConflict},
+		{codes.InvalidArgument, store.ErrInvalid},
+		{codes.DeadlineExceeded, store.ErrNoLeader},
+		{codes.Canceled, store.ErrNoLeader},
+		{codes.Unknown, store.ErrNoLeader},
+	} {
+		err := statusToStoreErr(status.Error(tc.code, "leadership lost while committing; the write may or may not have been applied"))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%v: got %v, want %v", tc.code, err, tc.want)
+		}
+	}
+}
+
+// Writes in flight when a replica stops fail with ErrClosed, not raft's bare "raft is
+// already shutdown" (found by lincheck, a replica killed under its clients).
+func TestWritesInFlightWhenTheStoreClosesFailWithErrClosed(t *testing.T) {
+	for attempt := 0; attempt < 1; attempt++ {
+		c := newCluster(t, 1, nil)
+		st := c.nodes[0].st
+		var mu sync.Mutex
+		var bad []error
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ; n++ {
+					_, err := st.Txn(context.Background(), store.Txn{Then: []store.Op{store.Put(fmt.Sprintf("/closing/%d", i), []byte(fmt.Sprint(n)))}})
+					if err == nil {
+						continue
+					}
+					if !errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrNoLeader) {
+						mu.Lock()
+						bad = append(bad, err)
+						mu.Unlock()
+					}
+					return
+				}
+			}()
+		}
+		time.Sleep(50 * time.Millisecond) // let the writers get going: this is the load, not a wait
+		c.kill(0)
+		wg.Wait()
+		if len(bad) > 0 {
+			t.Fatalf("%d writes failed with no store sentinel when the store closed, the first: %v", len(bad), bad[0])
+		}
 	}
 }

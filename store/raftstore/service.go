@@ -78,6 +78,10 @@ func (h *replicaServer) Apply(ctx context.Context, req *storagev1.ApplyRequest) 
 		if errors.Is(err, raft.ErrNotLeader) {
 			return nil, status.Errorf(codes.FailedPrecondition, "replica %s is not the leader", h.s.id)
 		}
+		if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			// Nothing was appended: the caller retries with the next leader.
+			return nil, status.Errorf(codes.FailedPrecondition, "replica %s is handing leadership over", h.s.id)
+		}
 		if errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, status.Errorf(codes.Unknown, "leadership lost while committing; the write may or may not have been applied")
 		}

@@ -51,6 +51,13 @@ type Options struct {
 	TLS bool
 	// StartTimeout bounds waiting for the cluster to become healthy (default 30s).
 	StartTimeout time.Duration
+	// Binary is the etcd to run (default: Binary's, the etcd on PATH).
+	Binary string
+	// Args are extra flags for every member (for example --snapshot-count).
+	Args []string
+	// PeerProxy puts a proxy in front of every member's peer port, so Partition can cut a
+	// member off from the others (see proxy.go).
+	PeerProxy bool
 }
 
 // Cluster is a running etcd cluster owned by one test.
@@ -62,6 +69,10 @@ type Cluster struct {
 	members []*member
 	tls     *tlsFiles
 	http    *http.Client
+	proxies []*peerProxy
+
+	idsMu       sync.Mutex
+	partitioned map[int]bool
 }
 
 type member struct {
@@ -70,6 +81,8 @@ type member struct {
 	logPath    string
 	clientPort int
 	peerPort   int
+	// advertisedPeerPort is the port the others dial: peerPort, or its proxy's.
+	advertisedPeerPort int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -91,11 +104,49 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
+// BinaryEnv names the environment variable with an etcd binary KitBinary uses before
+// looking in the Kubernetes build kit.
+const BinaryEnv = "DECKHAND_ETCD_BIN"
+
+// KitBinary returns an etcd of the given minor ("3.5") built from the Go module proxy by
+// the Kubernetes build kit (scripts/k8s.sh, cached under $DECKHAND_KIT_DIR or
+// ~/.cache/deckhand/kit), or $DECKHAND_ETCD_BIN. Without one the test is skipped, or fails
+// when DECKHAND_REQUIRE_ETCD is set (CI builds the kit before the tests).
+func KitBinary(t testing.TB, minor string) string {
+	t.Helper()
+	if bin := os.Getenv(BinaryEnv); bin != "" {
+		return bin
+	}
+	base := os.Getenv("DECKHAND_KIT_DIR")
+	if base == "" {
+		cache := os.Getenv("XDG_CACHE_HOME")
+		if cache == "" {
+			cache = filepath.Join(os.Getenv("HOME"), ".cache")
+		}
+		base = filepath.Join(cache, "deckhand", "kit")
+	}
+	found, _ := filepath.Glob(filepath.Join(base, "k8s-*-etcd-v"+minor+".*", "etcd"))
+	for i := len(found) - 1; i >= 0; i-- {
+		if st, err := os.Stat(found[i]); err == nil && st.Mode()&0o111 != 0 {
+			return found[i]
+		}
+	}
+	msg := fmt.Sprintf("no etcd %s.x in the Kubernetes build kit under %s: build it with scripts/k8s.sh v1.33.13 (etcd 3.5.24), or set %s", minor, base, BinaryEnv)
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // Start starts a cluster and waits until every member is healthy. It is stopped when the
 // test ends.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	bin := Binary(t)
+	bin := opts.Binary
+	if bin == "" {
+		bin = Binary(t)
+	}
 	if opts.Members <= 0 {
 		opts.Members = 1
 	}
@@ -149,12 +200,18 @@ func (c *Cluster) startFresh() error {
 	c.members = nil
 	for i := range c.opts.Members {
 		c.members = append(c.members, &member{
-			name:       fmt.Sprintf("m%d", i),
-			dataDir:    filepath.Join(c.t.TempDir(), "data"),
-			clientPort: ports[2*i],
-			peerPort:   ports[2*i+1],
+			name:               fmt.Sprintf("m%d", i),
+			dataDir:            filepath.Join(c.t.TempDir(), "data"),
+			clientPort:         ports[2*i],
+			peerPort:           ports[2*i+1],
+			advertisedPeerPort: ports[2*i+1],
 		})
 		c.members[i].logPath = filepath.Join(filepath.Dir(c.members[i].dataDir), "etcd.log")
+	}
+	if c.opts.PeerProxy {
+		if err := c.startProxies(); err != nil {
+			return err
+		}
 	}
 	// One at a time: a new member first asks its peers whether the cluster exists, waiting
 	// up to a second on each peer that listens but does not serve yet. Started in turn, each
@@ -185,6 +242,11 @@ func isOK(resp *http.Response, body []byte) error {
 
 func (c *Cluster) peerURL(m *member) string { return fmt.Sprintf("http://127.0.0.1:%d", m.peerPort) }
 
+// advertisedPeerURL is the peer URL the other members dial.
+func (c *Cluster) advertisedPeerURL(m *member) string {
+	return fmt.Sprintf("http://127.0.0.1:%d", m.advertisedPeerPort)
+}
+
 func (c *Cluster) clientURL(m *member) string {
 	scheme := "http"
 	if c.tls != nil {
@@ -198,7 +260,7 @@ func (c *Cluster) spawn(i int) error {
 	m := c.members[i]
 	var initial []string
 	for _, o := range c.members {
-		initial = append(initial, o.name+"="+c.peerURL(o))
+		initial = append(initial, o.name+"="+c.advertisedPeerURL(o))
 	}
 	args := []string{
 		"--name", m.name,
@@ -206,7 +268,7 @@ func (c *Cluster) spawn(i int) error {
 		"--listen-client-urls", c.clientURL(m),
 		"--advertise-client-urls", c.clientURL(m),
 		"--listen-peer-urls", c.peerURL(m),
-		"--initial-advertise-peer-urls", c.peerURL(m),
+		"--initial-advertise-peer-urls", c.advertisedPeerURL(m),
 		"--initial-cluster", strings.Join(initial, ","),
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", c.token,
@@ -220,6 +282,7 @@ func (c *Cluster) spawn(i int) error {
 			"--cert-file", c.tls.certFile, "--key-file", c.tls.keyFile,
 			"--client-cert-auth", "--trusted-ca-file", c.tls.caFile)
 	}
+	args = append(args, c.opts.Args...)
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -394,6 +457,27 @@ func (c *Cluster) Restart(i int) {
 	}
 }
 
+// Pause stops member i with SIGSTOP: it keeps its ports and connections but answers
+// nothing until Resume (SIGCONT), as a process stalled by the machine would.
+func (c *Cluster) Pause(i int) { c.signal(i, syscall.SIGSTOP) }
+
+// Resume continues a paused member i.
+func (c *Cluster) Resume(i int) { c.signal(i, syscall.SIGCONT) }
+
+func (c *Cluster) signal(i int, sig syscall.Signal) {
+	c.t.Helper()
+	m := c.members[i]
+	m.mu.Lock()
+	cmd := m.cmd
+	m.mu.Unlock()
+	if cmd == nil {
+		c.t.Fatalf("testetcd: signal member %d: it never started", i)
+	}
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		c.t.Fatalf("testetcd: %v member %d: %v", sig, i, err)
+	}
+}
+
 // KillAll kills every member; RestartAll starts them all again (a whole-cluster crash).
 func (c *Cluster) KillAll() {
 	c.t.Helper()
@@ -421,6 +505,10 @@ func (c *Cluster) RestartAll() {
 }
 
 func (c *Cluster) stopAll() {
+	for _, p := range c.proxies {
+		p.close()
+	}
+	c.proxies = nil
 	for i := range c.members {
 		if err := c.kill(i); err != nil {
 			c.t.Errorf("testetcd: stop member %d: %v", i, err)
@@ -461,8 +549,19 @@ type statusResponse struct {
 	Header struct {
 		MemberID string `json:"member_id"`
 	} `json:"header"`
-	Leader  string `json:"leader"`
-	Version string `json:"version"`
+	Leader    string `json:"leader"`
+	Version   string `json:"version"`
+	RaftIndex string `json:"raftIndex"`
+}
+
+// RaftIndex is member i's raft index (0 when it does not answer).
+func (c *Cluster) RaftIndex(i int) uint64 {
+	st, err := c.status(c.members[i])
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(st.RaftIndex, 10, 64)
+	return n
 }
 
 // status asks member m through etcd's gRPC gateway (uint64 fields are JSON strings).
@@ -618,4 +717,23 @@ func writeTLSFiles(dir string) (*tlsFiles, error) {
 func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	testwait.For(t, timeout, cond)
+}
+
+// LogCount counts the lines of member i's log that contain s (for example etcd's "received
+// and saved database snapshot", which a follower logs when the leader sent it a snapshot).
+func (c *Cluster) LogCount(i int, s string) int {
+	f, err := os.Open(c.members[i].logPath)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			n++
+		}
+	}
+	return n
 }
