@@ -123,9 +123,6 @@ func (d *Dispatcher) SessionClosed(s *sessions.Session) {
 	d.mu.Unlock()
 }
 
-// offer decides what rec means for its node's session on this replica (an assignment, a
-// cancel or nothing) and queues it on the session's outbox, in one critical section so
-// the order of the decisions is the order on the wire.
 // wants says whether offer would send something for a record with head h: an assignment
 // not sent yet, or the cancel of one sent. It reads what offer decides on; offer decides.
 func (d *Dispatcher) wants(h Head) bool {
@@ -140,6 +137,9 @@ func (d *Dispatcher) wants(h Head) bool {
 	return h.State == taskv1.TaskState_TASK_STATE_CANCELLED && sent || !Terminal(h.State) && !sent
 }
 
+// offer decides what rec means for its node's session on this replica (an assignment, a
+// cancel or nothing) and queues it on the session's outbox, in one critical section so
+// the order of the decisions is the order on the wire.
 func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 	s := d.sessions.Get(rec.GetTask().GetNode())
 	if s == nil {

@@ -87,13 +87,14 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	dry := wf.GetSpec().GetDryRun()
 	id := wf.GetId()
 	// room says whether the write has room for n more operations (a step, its task) beside
-	// the header and the cluster record. A pass always changes something. The release of
-	// the nodes is counted only in the pass that ends the workflow (see 3.): reserving it in
+	// the header and the cluster record, and for bytes more bytes beside what it carries
+	// already (a step records its task's changes and lists its dependencies: a routes step's
+	// run to 9 KiB for 500 nodes). A pass always changes something. The release of the
+	// nodes is counted only in the pass that ends the workflow (see 3.): reserving it in
 	// every pass let a workflow holding more nodes than a write carries change one step per
-	// pass.
-	// bytes more bytes of steps and tasks fit beside what the pass writes already (a step
-	// records its task's changes: a routes step's run to 9 KiB for 500 nodes).
-	used := 0 // bytes of the changed steps (as marked) and the created tasks
+	// pass. The header goes with every write; the cluster record with a pass whose action
+	// changed it (counted then, see 2.).
+	used := headerSize(wf) + stepSlack // bytes of the header, the changed steps (as marked), the created tasks
 	room := func(n, bytes int) bool {
 		ops := len(changed) + len(d.create)
 		return ops == 0 || (set.maxWrite <= 0 || 2+ops+n <= set.maxWrite) && (set.maxBytes <= 0 || used+bytes <= set.maxBytes)
@@ -165,12 +166,28 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			return true, nil
 		}
 		if s.GetAction() != "" {
+			if !dry && !work.changed {
+				// The first action that changes the cluster record adds it to the write.
+				cl, err := work.get()
+				if err != nil {
+					return false, err
+				}
+				if !room(2, proto.Size(cl)+proto.Size(s)+2*stepSlack) {
+					d.again = true
+					return true, nil
+				}
+			}
 			mark(i)
 			if dry {
 				s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SKIPPED
 				return false, nil
 			}
-			if err := work.act(wf, l, s, now); err != nil {
+			before := work.changed
+			err := work.act(wf, l, s, now)
+			if !before && work.changed {
+				used += proto.Size(work.cl) + stepSlack
+			}
+			if err != nil {
 				var ae *actionError
 				if !errors.As(err, &ae) {
 					return false, err

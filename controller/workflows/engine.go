@@ -36,10 +36,10 @@ var placeholders = map[string]string{
 // most a quarter of its operations in new tasks (a step and its task record each: 32 on
 // etcd's default 128, 512 on raftstore), so that many steps ready at once (the routes
 // steps of every node, a wave of 500 lanes) start over several passes; all of its
-// operations in the whole write; three quarters of its bytes in steps and tasks, the rest
-// for the header and the cluster record (a routes task carries a route to every other node
-// and its step the changes it made: 32 of them for a 1,000-node cluster were more than
-// etcd takes in one request).
+// operations in the whole write; three quarters of its bytes in the header, the cluster
+// record, steps and tasks as the pass counts them, the rest a margin for what it counts
+// loosely (a routes task carries a route to every other node and its step the changes it
+// made: 32 of them for a 1,000-node cluster were more than etcd takes in one request).
 func passSettings(backoff time.Duration, l store.TxnLimits) engineSettings {
 	return engineSettings{backoff: backoff, maxCreate: max(1, l.Ops/4), maxWrite: l.Ops, maxBytes: l.Bytes / 4 * 3}
 }

@@ -202,6 +202,14 @@ func headerBytes(wf *storagev1.WorkflowRecord) ([]byte, error) {
 	return proto.Marshal(wf)
 }
 
+// headerSize is the size of the header's record (the workflow without its steps).
+func headerSize(wf *storagev1.WorkflowRecord) int {
+	steps := wf.Steps
+	wf.Steps = nil
+	defer func() { wf.Steps = steps }()
+	return proto.Size(wf)
+}
+
 // stepBatch is how many step records one write carries outside the header's transaction.
 const stepBatch = 100
 

@@ -7,8 +7,9 @@ import (
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 )
 
-// idealSchedule is the wall time the apply's own plan takes when nothing but its tasks
-// costs: every task takes T, controller actions, dispatch and recording take no time, and
+// idealSchedule is the wall time the apply's own plan takes under the engine's policy when
+// nothing but its tasks costs: every task takes T, controller actions, skipped steps,
+// dispatch and recording take no time, and
 // steps start as the engine starts them (in plan order once their dependencies ended, at
 // most concurrency lanes in flight; a lane counts from its first started step until all of
 // its steps ended; steps without a lane, the routes steps, are not counted). It also
@@ -78,7 +79,9 @@ func idealSchedule(steps []*apiv1.Step, concurrency int, T time.Duration) (time.
 					active++
 				}
 				started[i] = true
-				if s.GetAction() != "" {
+				if s.GetAction() != "" || s.GetState() == apiv1.StepState_STEP_STATE_SKIPPED {
+					// An action, or a step that had nothing to do (no token to delete, a
+					// node gone): no task ran.
 					finish(i)
 					more = true
 					continue

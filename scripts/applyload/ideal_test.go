@@ -48,6 +48,7 @@ func TestIdealSchedule(t *testing.T) {
 		// node-3 from 2 T (prep, token, join: 5 T), then routes.
 		{"an apply, two lanes at once", apply(), 2, 6 * T, 5, ""},
 		{"an apply, one lane at a time", apply(), 1, 9 * T, 5, ""},
+		{"a skipped step costs nothing", []*apiv1.Step{step("a/1", "a"), {Name: "a/s", Lane: "a", DependsOn: []string{"a/1"}, State: apiv1.StepState_STEP_STATE_SKIPPED}, step("a/2", "a", "a/s")}, 0, 2 * T, 2, ""},
 		{"an unknown dependency", []*apiv1.Step{step("a/1", "a", "a/0")}, 0, 0, 0, "a/1 depends on a/0"},
 		{"a cycle", []*apiv1.Step{step("a/1", "a", "a/2"), step("a/2", "a", "a/1")}, 0, 0, 0, "can never start"},
 	} {
