@@ -133,9 +133,9 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 }
 
 // TxnLimits implements store.Limited: a raft entry is the whole transaction, replicated
-// and fsynced as one (etcd's limits are 128 operations and 1.5 MiB). 3 MiB of keys and
-// values leaves room within the 4 MiB gRPC message a follower forwards it to the leader in.
-func (s *Store) TxnLimits() store.TxnLimits { return store.TxnLimits{Ops: 2048, Bytes: 3 << 20} }
+// and fsynced as one (etcd's limits are 128 operations and 1.5 MiB). 4 MiB: a task's result
+// carries an artifact of up to 3 MiB (wirelimits.MaxArtifactBytes) with its record.
+func (s *Store) TxnLimits() store.TxnLimits { return store.TxnLimits{Ops: 2048, Bytes: 4 << 20} }
 
 // Compact implements store.Store.
 func (s *Store) Compact(ctx context.Context, revision int64) error {
