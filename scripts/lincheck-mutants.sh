@@ -20,7 +20,8 @@ for p in store/storetest/lincheck/testdata/mutants/*.patch; do
     rm -rf "$tmp"
     continue
   fi
-  out=$(cd "$tmp" && LINCHECK_SEED=${MUTANT_SEED:-1} go test -race -count=1 -run '^TestLincheckUnderFaults$' -v "$pkg" 2>&1)
+  mkdir "$tmp/.tmp" # the visualization of a caught violation goes with the scratch copy
+  out=$(cd "$tmp" && TMPDIR="$tmp/.tmp" LINCHECK_SEED=${MUTANT_SEED:-1} go test -race -count=1 -run '^TestLincheckUnderFaults$' -v "$pkg" 2>&1)
   caught=$(grep -m1 -E 'violation: ' <<<"$out" | sed 's/^ *lincheck.go:[0-9]*: //' | cut -c1-220)
   if [ -n "$caught" ]; then
     echo "mutant $name: caught: $caught"

@@ -3,7 +3,6 @@ package etcdstore
 import (
 	"fmt"
 	"math/rand"
-	"slices"
 	"testing"
 	"time"
 
@@ -150,30 +149,12 @@ func TestLincheckUnderFaults(t *testing.T) {
 	})
 }
 
-// TestLincheckCatchesBugs: each deliberately broken store is reported.
+// TestLincheckCatchesBugs: each deliberately broken store is reported, by the check meant to
+// catch it.
 func TestLincheckCatchesBugs(t *testing.T) {
-	for _, bug := range lincheck.Bugs {
-		t.Run(bug.Name, func(t *testing.T) {
-			seed := lincheck.Seed()
-			l := newLinCluster(t)
-			l.wrap = bug.Wrap
-			var faults []lincheck.Fault
-			for _, f := range l.faults() {
-				if slices.Contains(bug.Needs, f.Name) {
-					faults = append(faults, f)
-				}
-			}
-			cfg := linConfig(seed, faults)
-			cfg.NumFaults = 2 * len(faults)
-			if len(faults) == 0 {
-				cfg.NumFaults, cfg.Gap, cfg.ResignEvery = 0, 5*time.Second, 5 // hand-offs only
-			}
-			rep := lincheck.Run(t, l, cfg)
-			t.Log(rep.String())
-			if len(rep.Violations) == 0 {
-				t.Fatalf("seed %d: the checker found nothing wrong with a store whose %s", seed, bug.Name)
-			}
-			t.Logf("caught: %s (and %d more)", rep.Violations[0], len(rep.Violations)-1)
-		})
-	}
+	lincheck.CatchesBugs(t, func(t *testing.T, wrap func(int, store.Store) store.Store) (lincheck.Cluster, []lincheck.Fault) {
+		l := newLinCluster(t)
+		l.wrap = wrap
+		return l, l.faults()
+	}, linConfig)
 }

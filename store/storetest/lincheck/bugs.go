@@ -2,6 +2,9 @@ package lincheck
 
 import (
 	"context"
+	"slices"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/deckhandhq/deckhand/store"
@@ -16,13 +19,52 @@ type Bug struct {
 	// Needs names the faults that make the bug show (none: the leaders' hand-offs do); a
 	// backend injects those it has.
 	Needs []string
+	// Expect: the report must hold a violation containing one of these (the check that
+	// should catch the bug, not any).
+	Expect []string
 }
 
 // Bugs are the known-bad variants every backend's checker must catch.
 var Bugs = []Bug{
-	{Name: "ReadsFromLocalState", Wrap: func(_ int, s store.Store) store.Store { return staleReads{s} }, Needs: []string{FaultPartitionFollower}},
-	{Name: "FenceCompareDropped", Wrap: func(_ int, s store.Store) store.Store { return noFence{s} }},
-	{Name: "ResumedWatchSkipsEvents", Wrap: func(_ int, s store.Store) store.Store { return skippingWatch{s} }, Needs: []string{FaultKillLeader, FaultPartitionFollower}}, // a restart or a partition ends a watch,
+	{Name: "ReadsFromLocalState", Wrap: func(_ int, s store.Store) store.Store { return staleReads{s} }, Needs: []string{FaultPartitionFollower},
+		Expect: []string{"not linearizable"}},
+	{Name: "FenceCompareDropped", Wrap: func(_ int, s store.Store) store.Store { return noFence{s} },
+		Expect: []string{"fencing:", "answered ErrFenced but applied"}},
+	{Name: "ResumedWatchSkipsEvents", Wrap: func(_ int, s store.Store) store.Store { return skippingWatch{s} }, Needs: []string{FaultKillLeader, FaultPartitionFollower}, // a restart or a partition ends a watch
+		Expect: []string{"skipped revision", "no watcher delivered revision"}},
+}
+
+// CatchesBugs runs one short schedule per Bug and fails t unless each is reported with the
+// violation it expects. cluster builds the backend's replicas with each store wrapped and
+// returns the faults it provides; config shapes a schedule with some of them.
+func CatchesBugs(t *testing.T, cluster func(t *testing.T, wrap func(int, store.Store) store.Store) (Cluster, []Fault), config func(seed int64, faults []Fault) Config) {
+	for _, bug := range Bugs {
+		t.Run(bug.Name, func(t *testing.T) {
+			seed := Seed()
+			c, all := cluster(t, bug.Wrap)
+			var faults []Fault
+			for _, f := range all {
+				if slices.Contains(bug.Needs, f.Name) {
+					faults = append(faults, f)
+				}
+			}
+			cfg := config(seed, faults)
+			cfg.NumFaults = 2 * len(faults)
+			if len(faults) == 0 {
+				cfg.NumFaults, cfg.Gap, cfg.ResignEvery = 0, 5*time.Second, 5 // hand-offs only
+			}
+			cfg.VisualizeDir = t.TempDir() // an expected violation leaves nothing behind
+			rep := Run(t, c, cfg)
+			t.Log(rep.String())
+			for _, v := range rep.Violations {
+				if slices.ContainsFunc(bug.Expect, func(e string) bool { return strings.Contains(v, e) }) {
+					t.Logf("caught: %s (%d violations in all)", v, len(rep.Violations))
+					return
+				}
+			}
+			t.Fatalf("seed %d: no violation names %q for a store whose %s; found %q", seed, bug.Expect, bug.Name, rep.Violations)
+		})
+	}
 }
 
 // Names of the faults backends provide (a bug names the one it needs).

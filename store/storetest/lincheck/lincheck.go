@@ -75,6 +75,9 @@ type Config struct {
 	// ResignEvery: a leader resigns after this many fenced writes and keeps writing under
 	// its old fence until fenced, as a slow leader would (default 20).
 	ResignEvery int
+	// VisualizeDir receives Porcupine's visualization of a history found not linearizable,
+	// lincheck-SEED.html (default: the system's temporary directory).
+	VisualizeDir string
 }
 
 func (c *Config) defaults() {
@@ -95,6 +98,9 @@ func (c *Config) defaults() {
 	}
 	if c.ResignEvery == 0 {
 		c.ResignEvery = 20
+	}
+	if c.VisualizeDir == "" {
+		c.VisualizeDir = os.TempDir()
 	}
 }
 
