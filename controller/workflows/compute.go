@@ -165,6 +165,12 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			d.again = true
 			return true, nil
 		}
+		if s.GetAction() == ActionBarrier {
+			mark(i)
+			s.State = storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED
+			s.Started, s.Finished = timestamppb.New(now), timestamppb.New(now)
+			return false, nil
+		}
 		if s.GetAction() != "" {
 			if !dry && !work.changed {
 				// The first action that changes the cluster record adds it to the write.

@@ -57,6 +57,17 @@ func runningStep(name string, attempt uint32, startedAgo time.Duration, deps ...
 	return s
 }
 
+// barrier is an apply's step that waits for every one of deps (see plan.allEnded).
+func barrier(deps ...string) *storagev1.StepRecord {
+	return &storagev1.StepRecord{Name: "all/recorded", Action: ActionBarrier, State: pending, DependsOn: deps, Finally: true, ContinueOnFailure: true}
+}
+
+// finally makes s a step that runs once its dependencies ended, in any way.
+func finally(s *storagev1.StepRecord) *storagev1.StepRecord {
+	s.Finally, s.ContinueOnFailure, s.Lane, s.Node = true, true, "", strings.Split(s.GetName(), "/")[0]
+	return s
+}
+
 func withTask(s *storagev1.StepRecord, t *taskv1.TaskSpec) *storagev1.StepRecord {
 	s.Task = t
 	return s
@@ -333,6 +344,16 @@ func TestCompute(t *testing.T) {
 						t.Errorf("route list generation %d, want the store revision read, 9", g)
 					}
 				}}},
+		{name: "a barrier waits while one of its steps runs, and so do the steps after it",
+			wf: wfOf(0, st("n1/record", succeeded), runningStep("n2/record", 1, time.Second),
+				barrier("n1/record", "n2/record"), finally(st("n1/routes", pending, "all/recorded"))),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.record.1": rec("wf.n2.record.1", "wf", "n2/record", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}},
+			want: want{states: map[string]storagev1.StepRecordState{"all/recorded": pending, "n1/routes": pending}, wake: 9*time.Minute + 59*time.Second + time.Millisecond}},
+		{name: "a barrier ends once its steps ended, also when one failed, and the steps after it start in the same pass",
+			wf: wfOf(0, st("n1/record", succeeded), st("n2/record", failedSt),
+				barrier("n1/record", "n2/record"), finally(st("n1/routes", pending, "all/recorded")), finally(st("n2/routes", pending, "all/recorded"))),
+			want: want{states: map[string]storagev1.StepRecordState{"all/recorded": succeeded, "n1/routes": running, "n2/routes": running},
+				create: []string{"n1/routes on n1", "n2/routes on n2"}}},
 		{name: "actions: forgetting the last node deletes the cluster record",
 			wf:   wfOf(0, &storagev1.StepRecord{Name: "n1/forget", Lane: "n1", Action: ActionForgetNode, State: pending}),
 			view: fakeView{cluster: testCluster("n1"), modRev: 3},

@@ -144,7 +144,7 @@ func newAdmission(wf *storagev1.WorkflowRecord) *admission {
 	}
 	flush()
 	for lane, f := range lanes {
-		if f&started != 0 {
+		if lane != "" && f&started != 0 { // steps of no lane (peers' routes) hold no place
 			a.lanes[lane] = true
 			if f&unfinished != 0 {
 				a.active++

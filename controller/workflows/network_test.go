@@ -88,9 +88,10 @@ func TestNetworkSteps(t *testing.T) {
 			"w-2/network on w-2 after w-2/registered",
 			"w-2/ready on (from w-2/token) after w-2/network",
 			"w-2/record on w-2 after w-2/ready,w-2/token-delete",
-			"cp-1/routes on cp-1 after cp-1/record,w-1/record,w-2/record",
-			"w-1/routes on w-1 after cp-1/record,w-1/record,w-2/record",
-			"w-2/routes on w-2 after cp-1/record,w-1/record,w-2/record",
+			"all/recorded on  after cp-1/record,w-1/record,w-2/record",
+			"cp-1/routes on cp-1 after all/recorded",
+			"w-1/routes on w-1 after all/recorded",
+			"w-2/routes on w-2 after all/recorded",
 		}},
 		{"apply: nothing to do", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1")}}}, testCluster("cp-1", "w-1"), nil},
 		{"apply: one more worker", &apiv1.WorkflowSpec{Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: applyDoc([]string{"cp-1"}, "w-1", "w-3")}}}, testCluster("cp-1", "w-1"), []string{
@@ -110,7 +111,7 @@ func TestNetworkSteps(t *testing.T) {
 		var got []string
 		for _, s := range p.steps {
 			_, what, _ := strings.Cut(s.GetName(), "/")
-			if !slices.Contains([]string{"registered", "network", "routes", "ready", "record"}, what) {
+			if !slices.Contains([]string{"registered", "network", "routes", "ready", "record", "recorded"}, what) {
 				continue
 			}
 			on := s.GetNode()

@@ -30,6 +30,11 @@ const (
 	// The document's certificate and etcd backup settings into the cluster record: the
 	// settings of a running cluster apply changes without touching a host.
 	ActionRecordSettings = "record-settings"
+	// Nothing: the step ends once its dependencies did. Many steps that wait for the same
+	// many steps wait for one such step instead (the peers' routes and load balancer lists
+	// after an apply's records: one list of 500 records, not 500 lists, each written with its
+	// step whenever it changes).
+	ActionBarrier = "barrier"
 )
 
 // Step defaults.
@@ -431,6 +436,22 @@ func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
 	}
 }
 
+// allEnded returns what a step that waits for every one of an apply's records (ended
+// in any way, as a finally step waits) depends on: one barrier step when there are several,
+// added once however many steps wait for it.
+func (p *plan) allEnded(records []string) []string {
+	if len(records) < 2 {
+		return records
+	}
+	const name = "all/recorded"
+	if p.step(name) == nil {
+		b := p.add("all", "recorded", "wait until every node of the apply is recorded (or failed)", records, nil)
+		b.Name, b.Node, b.Lane, b.Action = name, "", "", ActionBarrier
+		b.Finally, b.ContinueOnFailure = true, true
+	}
+	return []string{name}
+}
+
 func (p *plan) step(name string) *storagev1.StepRecord {
 	for _, s := range p.steps {
 		if s.GetName() == name {
@@ -803,7 +824,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 				joined[n.Name] = &apiv1.ClusterNode{Role: n.Role, Address: specs[n.Name].GetAdvertiseAddress()}
 			}
 		}
-		p.peerLB(lbNodes(cl, s, joined, ""), s, records)
+		p.peerLB(lbNodes(cl, s, joined, ""), s, p.allEnded(records))
 	}
 	// Nodes joining in parallel each get the routes to the nodes recorded when their own
 	// network step runs; once every node of this apply is recorded, every node of the
@@ -813,7 +834,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		all = append(all, strings.TrimSuffix(rec, "/record"))
 	}
 	if len(records) > 0 && len(all) > 1 {
-		p.peerRoutes(all, s, records)
+		p.peerRoutes(all, s, p.allEnded(records))
 	}
 	listed := map[string]bool{}
 	for _, n := range doc.Nodes {
