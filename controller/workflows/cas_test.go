@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ type hookStore struct {
 	mu     sync.Mutex
 	txns   int
 	maxOps int
-	before func(n int) error
+	// maxBytes: the most bytes one transaction put
+	maxBytes int
+	before   func(n int) error
 }
 
 func (h *hookStore) Txn(ctx context.Context, txn store.Txn) (int64, error) {
@@ -38,6 +41,11 @@ func (h *hookStore) Txn(ctx context.Context, txn store.Txn) (int64, error) {
 	h.txns++
 	n, before := h.txns, h.before
 	h.maxOps = max(h.maxOps, len(txn.Then), len(txn.If))
+	size := 0
+	for _, op := range txn.Then {
+		size += len(op.Key) + len(op.Value)
+	}
+	h.maxBytes = max(h.maxBytes, size)
 	h.mu.Unlock()
 	if before != nil {
 		if err := before(n); err != nil {
@@ -81,10 +89,17 @@ func newCASFixture(st store.Store) *casFixture {
 // seed stores a workflow on node n1 with n steps: step 0 running, step 1 succeeded, step 2
 // failed, the others pending. A running workflow holds n1.
 func (f *casFixture) seed(t *testing.T, id string, state storagev1.WorkflowRecordState, n int) *storagev1.WorkflowRecord {
+	return f.seedSized(t, id, state, n, 0)
+}
+
+// seedSized is seed with steps of about pad bytes more (a routes step of a big cluster
+// records its task's changes: 9 KiB for 500 nodes).
+func (f *casFixture) seedSized(t *testing.T, id string, state storagev1.WorkflowRecordState, n, pad int) *storagev1.WorkflowRecord {
 	t.Helper()
 	wf := &storagev1.WorkflowRecord{Id: id, Spec: initSpec("n1"), State: state, Nodes: []string{"n1"}}
 	for i := range n {
-		st := &storagev1.StepRecord{Name: fmt.Sprintf("n1/s%03d", i), Node: "n1", State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING, MaxAttempts: 1}
+		st := &storagev1.StepRecord{Name: fmt.Sprintf("n1/s%03d", i), Node: "n1", State: storagev1.StepRecordState_STEP_RECORD_STATE_PENDING, MaxAttempts: 1,
+			Summary: strings.Repeat("x", pad)}
 		switch i {
 		case 0:
 			st.State, st.Attempts, st.TaskId = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING, 1, taskID(id, st.GetName(), 1)
@@ -241,14 +256,21 @@ func TestRetryThatLosesItsCASChangesNoStep(t *testing.T) {
 	})
 }
 
-// Cancel and retry of a workflow with more steps than a transaction carries: every write
-// fits etcd's limit, and everything lands.
+// Cancel and retry of a workflow with more steps than a transaction carries, small ones and
+// big ones (100 steps of 20 KiB are more bytes than etcd takes in one request): every write
+// fits etcd's limits, and everything lands.
 func TestCancelAndRetryOfALargeWorkflow(t *testing.T) {
+	for _, pad := range []int{0, 20 << 10} {
+		t.Run(fmt.Sprintf("steps+%dB", pad), func(t *testing.T) { cancelAndRetryLarge(t, pad) })
+	}
+}
+
+func cancelAndRetryLarge(t *testing.T, pad int) {
 	backends(t, func(t *testing.T, st store.Store) {
 		f := newCASFixture(st)
 		ctx := context.Background()
 		const id, n = "wf-large", 300
-		f.seed(t, id, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, n)
+		f.seedSized(t, id, storagev1.WorkflowRecordState_WORKFLOW_RECORD_STATE_RUNNING, n, pad)
 		if _, err := f.svc.Cancel(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -281,8 +303,8 @@ func TestCancelAndRetryOfALargeWorkflow(t *testing.T) {
 		if kv, _, err := st.Get(ctx, lockKey("n1")); err != nil || string(kv.Value) != id || wf.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_RUNNING {
 			t.Fatalf("retried workflow is %v and n1's lock %v (%v)", wf.GetState(), kv, err)
 		}
-		if f.hs.maxOps > etcdMaxTxnOps {
-			t.Fatalf("a write carried %d operations; etcd accepts %d", f.hs.maxOps, etcdMaxTxnOps)
+		if f.hs.maxOps > etcdMaxTxnOps || f.hs.maxBytes > store.DefaultTxnLimits.Bytes {
+			t.Fatalf("a write carried %d operations and %d bytes; etcd accepts %d and %d", f.hs.maxOps, f.hs.maxBytes, etcdMaxTxnOps, store.DefaultTxnLimits.Bytes)
 		}
 	})
 }

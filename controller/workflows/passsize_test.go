@@ -77,3 +77,41 @@ func TestManyStepsFinishingAtOnceEndTheWorkflow(t *testing.T) {
 		t.Fatalf("%d steps whose tasks all succeeded: the workflow is still running after 10 passes (last pass: %v)", n, last)
 	})
 }
+
+func TestFitting(t *testing.T) {
+	op := func(size int) store.Op { return store.Put("k", make([]byte, size-1)) }
+	ops := func(sizes ...int) []store.Op {
+		var out []store.Op
+		for _, s := range sizes {
+			out = append(out, op(s))
+		}
+		return out
+	}
+	many := make([]int, 150)
+	for i := range many {
+		many[i] = 10
+	}
+	lim := store.TxnLimits{Ops: 128, Bytes: 1000} // 750 bytes for the operations
+	for _, tc := range []struct {
+		name      string
+		lim       store.TxnLimits
+		base, ops []store.Op
+		want      int
+	}{
+		{"all fit", lim, nil, ops(100, 100, 100), 3},
+		{"bytes: up to three quarters of the limit", lim, nil, ops(300, 300, 300), 2},
+		{"an operation too big alone still goes (the store names the limit)", lim, nil, ops(5000, 10), 1},
+		{"beside a base, one too big waits", lim, ops(100), ops(700), 0},
+		{"the base's bytes count", lim, ops(500), ops(200, 100), 1},
+		{"at most stepBatch", store.TxnLimits{}, nil, ops(many...), stepBatch},
+		{"the base's operations count", store.TxnLimits{Ops: 128}, ops(many[:100]...), ops(many...), 28},
+		{"a full base leaves none", store.TxnLimits{Ops: 2}, ops(1, 1), ops(1), 0},
+	} {
+		if got := fitting(tc.lim, tc.base, tc.ops); got != tc.want {
+			t.Errorf("%s: %d fit, want %d", tc.name, got, tc.want)
+		}
+	}
+	if got := fittingLast(lim, nil, ops(700, 300, 300)); got != 2 {
+		t.Errorf("fittingLast: %d of the last fit, want 2", got)
+	}
+}

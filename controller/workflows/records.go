@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -213,30 +214,62 @@ func headerSize(wf *storagev1.WorkflowRecord) int {
 // stepBatch is how many step records one write carries outside the header's transaction.
 const stepBatch = 100
 
-// writeSteps writes every step of wf in batches; the header's transaction makes them count.
-func writeSteps(ctx context.Context, st store.Store, wf *storagev1.WorkflowRecord, ifs ...store.Compare) error {
-	for from := 0; from < len(wf.GetSteps()); from += stepBatch {
-		var ops []store.Op
-		for i := from; i < min(from+stepBatch, len(wf.GetSteps())); i++ {
-			b, err := proto.Marshal(wf.Steps[i])
-			if err != nil {
-				return err
-			}
-			ops = append(ops, store.Put(stepKey(wf.GetId(), i), b))
-		}
-		if _, err := st.Txn(ctx, store.Txn{If: ifs, Then: ops}); err != nil {
-			return err
-		}
+// fitting returns how many of ops, from the first, one transaction carries beside base
+// (the operations already in it) within the store's limits: at most stepBatch, at most the
+// operations left by base, at most three quarters of its bytes (the rest for the compares
+// and the request's own framing). It may be 0 when base is not empty; at least 1 when it
+// is (an operation too big on its own fails with the store's error naming the limit).
+func fitting(lim store.TxnLimits, base, ops []store.Op) int {
+	maxOps := stepBatch
+	if lim.Ops > 0 {
+		maxOps = min(maxOps, lim.Ops-len(base))
 	}
-	return nil
+	used := 0
+	for _, op := range base {
+		used += len(op.Key) + len(op.Value)
+	}
+	n := 0
+	for n < len(ops) && n < maxOps {
+		size := len(ops[n].Key) + len(ops[n].Value)
+		if lim.Bytes > 0 && used+size > lim.Bytes*3/4 && (n > 0 || len(base) > 0) {
+			break
+		}
+		used += size
+		n++
+	}
+	return n
 }
 
-// maxTxnOps is how many operations one transaction may carry: etcd's default
-// --max-txn-ops (128). A write of more steps than fit goes in several transactions.
-const maxTxnOps = 128
+// fittingLast is fitting for the last operations of ops: how many of them, counted from
+// the end, go beside base.
+func fittingLast(lim store.TxnLimits, base, ops []store.Op) int {
+	return fitting(lim, base, reversed(ops))
+}
 
-// stepOps puts the steps of wf at idx.
+func reversed(ops []store.Op) []store.Op {
+	r := slices.Clone(ops)
+	slices.Reverse(r)
+	return r
+}
+
+// writeSteps writes every step of wf in batches; the header's transaction makes them count.
+func writeSteps(ctx context.Context, st store.Store, wf *storagev1.WorkflowRecord, ifs ...store.Compare) error {
+	ops, err := stepOps(wf, nil)
+	if err != nil {
+		return err
+	}
+	_, err = writeGuarded(ctx, st, ops, ifs)
+	return err
+}
+
+// stepOps puts the steps of wf at idx (all when idx is nil).
 func stepOps(wf *storagev1.WorkflowRecord, idx []int) ([]store.Op, error) {
+	if idx == nil {
+		idx = make([]int, len(wf.GetSteps()))
+		for i := range idx {
+			idx[i] = i
+		}
+	}
 	ops := make([]store.Op, 0, len(idx))
 	for _, i := range idx {
 		b, err := proto.Marshal(wf.Steps[i])
@@ -248,13 +281,14 @@ func stepOps(wf *storagev1.WorkflowRecord, idx []int) ([]store.Op, error) {
 	return ops, nil
 }
 
-// writeGuarded applies ops in transactions of at most stepBatch, each only while every
-// compare of ifs holds, and returns how many ops were applied (a failed compare is
-// store.ErrConflict).
+// writeGuarded applies ops in transactions that each fit the store's limits (see fitting),
+// each only while every compare of ifs holds, and returns how many ops were applied (a
+// failed compare is store.ErrConflict).
 func writeGuarded(ctx context.Context, st store.Store, ops []store.Op, ifs []store.Compare) (int, error) {
+	lim := store.LimitsOf(st)
 	done := 0
 	for done < len(ops) {
-		n := min(stepBatch, len(ops)-done)
+		n := fitting(lim, nil, ops[done:])
 		if _, err := st.Txn(ctx, store.Txn{If: ifs, Then: ops[done : done+n]}); err != nil {
 			return done, err
 		}

@@ -322,7 +322,7 @@ func (s *Service) cancel(ctx context.Context, id string) (*storagev1.WorkflowRec
 				ops = append(ops, store.Delete(lockKey(n)))
 			}
 		}
-		n := min(len(steps), stepBatch, max(0, maxTxnOps-len(ops)))
+		n := fitting(store.LimitsOf(s.st), ops, steps)
 		rev, err := s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(headerKey(id), l.hdrRev)}, Then: append(ops, steps[:n]...)})
 		if errors.Is(err, store.ErrConflict) {
 			continue
@@ -404,7 +404,7 @@ func (s *Service) retry(ctx context.Context, id string) (*storagev1.WorkflowReco
 			ifs = append(ifs, store.Absent(lockKey(n)))
 			ops = append(ops, store.Put(lockKey(n), []byte(id)))
 		}
-		early := len(steps) - min(len(steps), stepBatch, max(0, maxTxnOps-len(ops)))
+		early := len(steps) - fittingLast(store.LimitsOf(s.st), ops, steps)
 		written, err := writeGuarded(ctx, s.st, steps[:early], ifs)
 		if err == nil {
 			_, err = s.st.Txn(ctx, store.Txn{If: ifs, Then: append(ops, steps[early:]...)})
