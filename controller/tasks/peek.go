@@ -2,8 +2,10 @@ package tasks
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -18,15 +20,19 @@ import (
 type Head struct {
 	ID, Node, WorkflowID string
 	State                taskv1.TaskState
+	// HasResult: the record holds a result (an ended task's).
+	HasResult bool
 }
 
 // The field numbers Peek reads, from the generated descriptors.
 var (
-	recordTask  = fieldNumber((&apiv1.TaskRecord{}).ProtoReflect().Descriptor(), "task")
-	recordState = fieldNumber((&apiv1.TaskRecord{}).ProtoReflect().Descriptor(), "state")
-	taskID      = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "id")
-	taskNode    = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "node")
-	taskWF      = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "workflow_id")
+	recordTask    = fieldNumber((&apiv1.TaskRecord{}).ProtoReflect().Descriptor(), "task")
+	recordState   = fieldNumber((&apiv1.TaskRecord{}).ProtoReflect().Descriptor(), "state")
+	recordResult  = fieldNumber((&apiv1.TaskRecord{}).ProtoReflect().Descriptor(), "result")
+	recordUpdated = fieldNumber((&apiv1.TaskRecord{}).ProtoReflect().Descriptor(), "updated")
+	taskID        = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "id")
+	taskNode      = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "node")
+	taskWF        = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "workflow_id")
 )
 
 func fieldNumber(md protoreflect.MessageDescriptor, name protoreflect.Name) protowire.Number {
@@ -60,6 +66,13 @@ func Peek(kv *store.KV) (Head, error) {
 			if err := peekTask(v, &h); err != nil {
 				return bad(err.Error())
 			}
+			b = b[n:]
+		case num == recordResult && typ == protowire.BytesType:
+			_, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return bad("bad result")
+			}
+			h.HasResult = true
 			b = b[n:]
 		case num == recordState && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
@@ -111,4 +124,33 @@ func peekTask(b []byte, h *Head) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// amendment is what an acknowledgement or a result changes in a task record, encoded to be
+// appended to the stored record: a protobuf parser merges concatenated encodings of a
+// message (a scalar's last value wins; a message field merges into the one before it), so
+// the record takes the change without the spec being decoded and encoded again (a routes
+// task's spec carries a route to every other node; an agent's acknowledgement and result
+// did both, for every task). The result goes only into a record that holds none (merged
+// into an earlier one it would mix the two); updated is written with both of its fields,
+// so that it replaces the creation time's rather than merging with it.
+func amendment(state taskv1.TaskState, updated time.Time, result *taskv1.TaskResult) ([]byte, error) {
+	b := protowire.AppendTag(nil, recordState, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(state))
+	var ts []byte
+	ts = protowire.AppendTag(ts, 1, protowire.VarintType) // google.protobuf.Timestamp.seconds
+	ts = protowire.AppendVarint(ts, uint64(updated.Unix()))
+	ts = protowire.AppendTag(ts, 2, protowire.VarintType) // nanos, also when 0
+	ts = protowire.AppendVarint(ts, uint64(updated.Nanosecond()))
+	b = protowire.AppendTag(b, recordUpdated, protowire.BytesType)
+	b = protowire.AppendBytes(b, ts)
+	if result != nil {
+		rb, err := proto.Marshal(result)
+		if err != nil {
+			return nil, err
+		}
+		b = protowire.AppendTag(b, recordResult, protowire.BytesType)
+		b = protowire.AppendBytes(b, rb)
+	}
+	return b, nil
 }

@@ -53,7 +53,7 @@ func TestPeekAgreesWithDecode(t *testing.T) {
 			t.Fatal(err)
 		}
 		h, err := Peek(kv)
-		want := Head{ID: rec.GetTask().GetId(), Node: rec.GetTask().GetNode(), WorkflowID: rec.GetTask().GetWorkflowId(), State: rec.GetState()}
+		want := Head{ID: rec.GetTask().GetId(), Node: rec.GetTask().GetNode(), WorkflowID: rec.GetTask().GetWorkflowId(), State: rec.GetState(), HasResult: rec.GetResult() != nil}
 		if err != nil || h != want {
 			t.Fatalf("record %d: Peek = %+v, %v; Decode says %+v", i, h, err, want)
 		}

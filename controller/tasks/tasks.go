@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -257,30 +258,77 @@ func (s *Service) update(ctx context.Context, id string, fn func(*apiv1.TaskReco
 // Started marks node's task RUNNING once its agent acknowledged it (another node's task is
 // left alone: an agent cannot touch a task it was not sent).
 func (s *Service) Started(ctx context.Context, node, id string) error {
-	_, err := s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
-		if r.GetState() != taskv1.TaskState_TASK_STATE_PENDING || r.GetTask().GetNode() != node {
-			return false
+	return s.amend(ctx, id, func(h Head) (bool, taskv1.TaskState, *taskv1.TaskResult) {
+		if h.State != taskv1.TaskState_TASK_STATE_PENDING || h.Node != node {
+			return false, 0, nil
 		}
-		r.State = taskv1.TaskState_TASK_STATE_RUNNING
-		return true
+		return true, taskv1.TaskState_TASK_STATE_RUNNING, nil
 	})
-	return err
 }
 
 // Finish records a result (ignored when the task already ended).
 func (s *Service) Finish(ctx context.Context, node string, res *taskv1.TaskResult) error {
-	_, err := s.update(ctx, res.GetTaskId(), func(r *apiv1.TaskRecord) bool {
-		if Terminal(r.GetState()) || r.GetTask().GetNode() != node {
-			return false
+	return s.amend(ctx, res.GetTaskId(), func(h Head) (bool, taskv1.TaskState, *taskv1.TaskResult) {
+		if Terminal(h.State) || h.Node != node {
+			return false, 0, nil
 		}
-		r.State = res.GetState()
-		if !Terminal(r.State) {
-			r.State = taskv1.TaskState_TASK_STATE_FAILED
+		state := res.GetState()
+		if !Terminal(state) {
+			state = taskv1.TaskState_TASK_STATE_FAILED
 		}
-		r.Result = res
-		return true
+		return true, state, res
 	})
-	return err
+}
+
+// amend is update for the changes an agent makes (see amendment): decide reads the record's
+// head and says whether to change it, to which state and with which result. A record that
+// holds a result already (none does before it ends, but a result cannot be amended into
+// another) is updated the long way.
+func (s *Service) amend(ctx context.Context, id string, decide func(Head) (bool, taskv1.TaskState, *taskv1.TaskResult)) error {
+	for attempt := 0; ; attempt++ {
+		var opts []store.ReadOption
+		if attempt == 0 {
+			opts = append(opts, store.Stale()) // see update
+		}
+		kv, _, err := s.st.Get(ctx, Prefix+id, opts...)
+		if attempt == 0 && errors.Is(err, store.ErrNotFound) {
+			kv, _, err = s.st.Get(ctx, Prefix+id)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		h, err := Peek(kv)
+		if err != nil {
+			return err
+		}
+		ok, state, res := decide(h)
+		if !ok {
+			return nil
+		}
+		if res != nil && h.HasResult {
+			_, err := s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
+				ok, state, res := decide(Head{ID: r.GetTask().GetId(), Node: r.GetTask().GetNode(), WorkflowID: r.GetTask().GetWorkflowId(), State: r.GetState(), HasResult: r.GetResult() != nil})
+				if ok {
+					r.State, r.Result = state, res
+				}
+				return ok
+			})
+			return err
+		}
+		more, err := amendment(state, s.now(), res)
+		if err != nil {
+			return err
+		}
+		b := append(slices.Clip(kv.Value), more...)
+		_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(Prefix+id, kv.ModRevision)}, Then: []store.Op{store.Put(Prefix+id, b)}})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
 }
 
 // Cancel ends a task that has not finished: PENDING and RUNNING become CANCELLED (the
