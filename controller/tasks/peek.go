@@ -33,6 +33,7 @@ var (
 	taskID        = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "id")
 	taskNode      = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "node")
 	taskWF        = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "workflow_id")
+	taskSpec      = fieldNumber((&taskv1.Task{}).ProtoReflect().Descriptor(), "spec")
 )
 
 func fieldNumber(md protoreflect.MessageDescriptor, name protoreflect.Name) protowire.Number {
@@ -153,4 +154,69 @@ func amendment(state taskv1.TaskState, updated time.Time, result *taskv1.TaskRes
 		b = protowire.AppendBytes(b, rb)
 	}
 	return b, nil
+}
+
+// DecodeWithoutSpec decodes a stored task record but its task's spec, which it leaves nil:
+// what the workflow engine reads of its steps' tasks (their state, result and whose they
+// are; the step holds the spec). The spec is skipped on the wire, not decoded (a routes
+// task's carries a route to every other node). It accepts what Decode accepts.
+func DecodeWithoutSpec(kv *store.KV) (*apiv1.TaskRecord, error) {
+	bad := func(what string) (*apiv1.TaskRecord, error) {
+		return nil, fmt.Errorf("task record %s: %s", kv.Key, what)
+	}
+	in := kv.Value
+	out := make([]byte, 0, 256)
+	for len(in) > 0 {
+		num, typ, n := protowire.ConsumeTag(in)
+		if n < 0 {
+			return bad("bad tag")
+		}
+		field := in
+		in = in[n:]
+		if num == recordTask && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(in)
+			if n < 0 {
+				return bad("bad task")
+			}
+			in = in[n:]
+			task, err := withoutField(v, taskSpec)
+			if err != nil {
+				return bad(err.Error())
+			}
+			out = protowire.AppendTag(out, num, typ)
+			out = protowire.AppendBytes(out, task)
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, in)
+		if n < 0 {
+			return bad(fmt.Sprintf("bad field %d", num))
+		}
+		in = in[n:]
+		out = append(out, field[:len(field)-len(in)]...)
+	}
+	rec := &apiv1.TaskRecord{}
+	if err := proto.Unmarshal(out, rec); err != nil {
+		return bad(err.Error())
+	}
+	return rec, nil
+}
+
+// withoutField returns message b without its field num (every occurrence).
+func withoutField(b []byte, num protowire.Number) ([]byte, error) {
+	out := make([]byte, 0, 128)
+	for len(b) > 0 {
+		n0, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("bad task tag")
+		}
+		m := protowire.ConsumeFieldValue(n0, typ, b[n:])
+		if m < 0 {
+			return nil, fmt.Errorf("bad task field %d", n0)
+		}
+		if n0 != num {
+			out = append(out, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	return out, nil
 }

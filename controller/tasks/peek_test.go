@@ -13,7 +13,7 @@ import (
 	"github.com/deckhandhq/deckhand/store"
 )
 
-// Peek reads what Decode reads of a record's head, whatever else the record carries, and
+// Peek reads what Decode reads of a record's head (and DecodeWithoutSpec all of it but the spec), whatever else the record carries, and
 // also when a record was written as several pieces (proto merges them: the last wins).
 func TestPeekAgreesWithDecode(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -57,6 +57,13 @@ func TestPeekAgreesWithDecode(t *testing.T) {
 		if err != nil || h != want {
 			t.Fatalf("record %d: Peek = %+v, %v; Decode says %+v", i, h, err, want)
 		}
+		noSpec, err := DecodeWithoutSpec(kv)
+		if rec.GetTask() != nil {
+			rec.Task.Spec = nil
+		}
+		if err != nil || !proto.Equal(noSpec, rec) {
+			t.Fatalf("record %d: DecodeWithoutSpec = %v, %v; Decode without the spec gives %v", i, noSpec, err, rec)
+		}
 	}
 	// Damaged records are refused, never read past.
 	good, _ := proto.Marshal(&apiv1.TaskRecord{Task: &taskv1.Task{Id: "a", Node: "n"}, State: taskv1.TaskState_TASK_STATE_RUNNING})
@@ -65,6 +72,9 @@ func TestPeekAgreesWithDecode(t *testing.T) {
 		if _, derr := Decode(kv); derr != nil {
 			if _, err := Peek(kv); err == nil {
 				t.Errorf("a record cut at %d bytes: Decode refuses it (%v), Peek reads it", cut, derr)
+			}
+			if _, err := DecodeWithoutSpec(kv); err == nil {
+				t.Errorf("a record cut at %d bytes: Decode refuses it (%v), DecodeWithoutSpec reads it", cut, derr)
 			}
 		}
 	}

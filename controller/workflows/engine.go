@@ -196,7 +196,7 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 				if err != nil || h.WorkflowID == "" || !tasks.Terminal(h.State) {
 					return
 				}
-				if rec, err := tasks.Decode(ev.KV); err == nil {
+				if rec, err := tasks.DecodeWithoutSpec(ev.KV); err == nil {
 					e.putTask(rec)
 					e.mark(rec.GetTask().GetWorkflowId())
 				}
@@ -291,7 +291,7 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	if c, ok := e.live[id]; ok && c.rev == kv.ModRevision {
 		return c.rec, nil
 	}
-	rec, err := tasks.Decode(kv)
+	rec, err := tasks.DecodeWithoutSpec(kv) // the step holds the spec
 	if err != nil {
 		return nil, err
 	}
