@@ -158,7 +158,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	work := &clusterWork{v: v}
 	// start decides whether step i starts in this pass; full when this pass's write is.
 	start := func(i int, s *storagev1.StepRecord) (full bool, err error) {
-		if !eligible(l, s, failed, alive, now) || !adm.admits(s) {
+		if !eligible(l, i, failed, alive, now) || !adm.admits(s) {
 			return false, nil
 		}
 		if !room(2, 0) {

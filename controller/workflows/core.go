@@ -83,7 +83,8 @@ func settle(wfID string, s *storagev1.StepRecord, rec *apiv1.TaskRecord, now tim
 // the way it needs (a finally step's: ended, or can no longer run, as alive says); its retry
 // backoff is over. (Whether its lane has room is admission's business, and on which node it
 // runs the shell's.)
-func eligible(l *loaded, s *storagev1.StepRecord, failed bool, alive func(*storagev1.StepRecord) bool, now time.Time) bool {
+func eligible(l *loaded, i int, failed bool, alive func(*storagev1.StepRecord) bool, now time.Time) bool {
+	s := l.wf.Steps[i]
 	if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || failed && !s.GetAlways() && !s.GetFinally() {
 		return false
 	}
@@ -91,9 +92,8 @@ func eligible(l *loaded, s *storagev1.StepRecord, failed bool, alive func(*stora
 		return false // paused: no node starts
 	}
 	if s.GetFinally() {
-		deps := s.GetDependsOn()
-		for _, d := range deps[l.depsFrom(s, func(*storagev1.StepRecord) bool { return true }):] {
-			ds := l.step(d)
+		deps := l.deps(i)
+		for _, ds := range deps[l.depsFrom(i, func(*storagev1.StepRecord) bool { return true }):] {
 			if ds == nil {
 				return false
 			}
@@ -101,7 +101,7 @@ func eligible(l *loaded, s *storagev1.StepRecord, failed bool, alive func(*stora
 				return false
 			}
 		}
-	} else if ok, _ := satisfied(l, s); !ok {
+	} else if ok, _ := satisfied(l, i); !ok {
 		return false
 	}
 	nb := s.GetNotBefore()

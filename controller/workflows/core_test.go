@@ -177,7 +177,7 @@ func TestEligible(t *testing.T) {
 		}
 		l := wfOf(0, steps...)
 		l.wf.Paused = paused
-		if got := eligible(l, steps[len(steps)-1], c.failed, mayRun(l, c.failed), t0); got != c.want {
+		if got := eligible(l, len(steps)-1, c.failed, mayRun(l, c.failed), t0); got != c.want {
 			t.Errorf("%s: eligible = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -315,11 +315,11 @@ type liveTask struct {
 
 // satisfied says whether step s may start given its dependencies; never means it cannot
 // start in this run of the workflow.
-func satisfied(l *loaded, s *storagev1.StepRecord) (ok, never bool) {
+func satisfied(l *loaded, i int) (ok, never bool) {
 	ok = true
-	deps := s.GetDependsOn()
-	for _, d := range deps[l.depsFrom(s, func(ds *storagev1.StepRecord) bool { return depLets(s, ds.GetState(), ds.GetContinueOnFailure()) }):] {
-		ds := l.step(d)
+	s := l.wf.Steps[i]
+	deps := l.deps(i)
+	for _, ds := range deps[l.depsFrom(i, func(ds *storagev1.StepRecord) bool { return depLets(s, ds.GetState(), ds.GetContinueOnFailure()) }):] {
 		if ds == nil {
 			return false, true
 		}

@@ -113,6 +113,8 @@ type loaded struct {
 	// after them: the 500 routes steps of a 500-node apply each wait for 500 records, and
 	// every pass looked at each one's records from the first.
 	settled []int32
+	// depSteps[i] are step i's dependencies, resolved from their names once (see deps).
+	depSteps [][]*storagev1.StepRecord
 	// netView is networkView(netViewOf, steps) as a pass computed it: the same for every
 	// routes step the pass renders while the cluster record is the same (compute drops it at
 	// the start of each pass: the steps' outputs change between passes).
@@ -136,21 +138,36 @@ func (l *loaded) step(name string) *storagev1.StepRecord {
 	return nil
 }
 
-// depsFrom returns the index of step s's first dependency not yet known to let it start;
-// ok says whether dependency ds, ended, lets s start. It moves step s's cursor past the
-// ended dependencies that do.
-func (l *loaded) depsFrom(s *storagev1.StepRecord, ok func(ds *storagev1.StepRecord) bool) int {
-	i, found := l.stepKV[s.GetName()]
-	if !found || l.wf.Steps[i] != s {
-		return 0 // not a step of this copy (a test's): from the first
+// deps returns step i's dependencies (nil for a name no step of the copy has), resolved
+// once per step: a pass looks at the pending steps' dependencies, and looking each up by
+// name was most of what a pass cost at concurrency 50 (thousands of pending steps, a pass
+// for every few results).
+func (l *loaded) deps(i int) []*storagev1.StepRecord {
+	if l.depSteps == nil {
+		l.depSteps = make([][]*storagev1.StepRecord, len(l.wf.GetSteps()))
 	}
+	if l.depSteps[i] == nil {
+		names := l.wf.Steps[i].GetDependsOn()
+		ds := make([]*storagev1.StepRecord, len(names))
+		for n, name := range names {
+			ds[n] = l.step(name)
+		}
+		l.depSteps[i] = ds
+	}
+	return l.depSteps[i]
+}
+
+// depsFrom returns the index of step i's first dependency not yet known to let it start;
+// ok says whether dependency ds, ended, lets it start. It moves step i's cursor past the
+// ended dependencies that do.
+func (l *loaded) depsFrom(i int, ok func(ds *storagev1.StepRecord) bool) int {
 	if l.settled == nil {
 		l.settled = make([]int32, len(l.wf.GetSteps()))
 	}
-	deps := s.GetDependsOn()
+	deps := l.deps(i)
 	n := int(l.settled[i])
 	for n < len(deps) {
-		ds := l.step(deps[n])
+		ds := deps[n]
 		if ds == nil || !stepDone(ds.GetState()) || !ok(ds) {
 			break
 		}
