@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -108,8 +110,10 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		}
 	}
 
-	// 1. Results of running steps.
-	for i, s := range wf.GetSteps() {
+	// 1. Results of running steps (none below the steps that all ended).
+	from, _ := l.low()
+	for i := from; i < len(wf.GetSteps()); i++ {
+		s := wf.Steps[i]
 		if s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING || s.GetAction() != "" {
 			continue
 		}
@@ -152,7 +156,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	}
 
 	// 2. Start the steps that are ready.
-	failed := firstFailed(wf) != nil
+	failed := l.firstFailed() != nil
 	alive := mayRun(l, failed)
 	adm := newAdmission(wf)
 	work := &clusterWork{v: v}
@@ -290,8 +294,9 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	// the next pass, and a pass that records a node (as most passes of a big apply do)
 	// would otherwise hold them back pass after pass.
 	for _, first := range []bool{true, false} {
-		for i, s := range wf.GetSteps() {
-			if first && !readsClusterView(s) {
+		for i := from; i < len(wf.GetSteps()); i++ {
+			s := wf.Steps[i]
+			if first && (s.GetState() != storagev1.StepRecordState_STEP_RECORD_STATE_PENDING || !readsClusterView(s)) {
 				continue
 			}
 			full, err := start(i, s)
@@ -318,30 +323,26 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			d.over = true
 		}
 	}
-	for i := range wf.GetSteps() {
-		if changed[i] {
-			d.steps = append(d.steps, i)
-		}
-	}
+	d.steps = slices.Sorted(maps.Keys(changed))
 	if d.dirty() {
 		wf.Updated = timestamppb.New(now)
 	}
 	if !d.over {
-		d.wake = wakeAt(wf)
+		d.wake = wakeAt(wf.GetSteps()[from:])
 	}
 	return d, nil
 }
 
 // wakeAt is when a workflow needs a look without an event: the earliest end of a pending
 // step's retry backoff or of a running step's timeout.
-func wakeAt(wf *storagev1.WorkflowRecord) time.Time {
+func wakeAt(steps []*storagev1.StepRecord) time.Time {
 	var at time.Time
 	earlier := func(t time.Time) {
 		if at.IsZero() || t.Before(at) {
 			at = t
 		}
 	}
-	for _, s := range wf.GetSteps() {
+	for _, s := range steps {
 		switch s.GetState() {
 		case storagev1.StepRecordState_STEP_RECORD_STATE_PENDING:
 			if nb := s.GetNotBefore(); nb != nil {

@@ -172,14 +172,15 @@ func (a *admission) start(s *storagev1.StepRecord) {
 // never run block it.
 func outcome(l *loaded) (over bool, state storagev1.WorkflowRecordState, failedStep string, err *taskv1.TaskError) {
 	wf := l.wf
-	for _, s := range wf.GetSteps() {
+	from, _ := l.low() // the steps below have ended: none runs, none can
+	for _, s := range wf.GetSteps()[from:] {
 		if s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING {
 			return false, wf.GetState(), "", nil
 		}
 	}
-	failed := firstFailed(wf)
+	failed := l.firstFailed()
 	alive := mayRun(l, failed != nil)
-	for _, s := range wf.GetSteps() {
+	for _, s := range wf.GetSteps()[from:] {
 		if alive(s) {
 			return false, wf.GetState(), "", nil
 		}

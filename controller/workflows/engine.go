@@ -571,15 +571,6 @@ func mayRun(l *loaded, failedMode bool) func(*storagev1.StepRecord) bool {
 	return alive
 }
 
-func firstFailed(wf *storagev1.WorkflowRecord) *storagev1.StepRecord {
-	for _, s := range wf.GetSteps() {
-		if s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && !s.GetContinueOnFailure() {
-			return s
-		}
-	}
-	return nil
-}
-
 func allDone(wf *storagev1.WorkflowRecord) bool {
 	for _, s := range wf.GetSteps() {
 		if !stepDone(s.GetState()) {

@@ -115,6 +115,10 @@ type loaded struct {
 	settled []int32
 	// depSteps[i] are step i's dependencies, resolved from their names once (see deps).
 	depSteps [][]*storagev1.StepRecord
+	// ended: every step below this index has ended (see low); failedLow is the first of
+	// them that failed the workflow (not continue-on-failure), nil if none.
+	ended     int
+	failedLow *storagev1.StepRecord
 	// netView is networkView(netViewOf, steps) as a pass computed it: the same for every
 	// routes step the pass renders while the cluster record is the same (compute drops it at
 	// the start of each pass: the steps' outputs change between passes).
@@ -155,6 +159,36 @@ func (l *loaded) deps(i int) []*storagev1.StepRecord {
 		l.depSteps[i] = ds
 	}
 	return l.depSteps[i]
+}
+
+// low returns the index below which every step has ended, advancing it first, and the
+// first of those steps that failed the workflow (nil if none). A step never leaves an ended
+// state while the engine keeps this copy (see settled), so a pass looks at the steps from
+// there: the steps of the lanes already done (most of a big apply's, most of the time)
+// were walked by every pass, several times.
+func (l *loaded) low() (int, *storagev1.StepRecord) {
+	steps := l.wf.GetSteps()
+	for l.ended < len(steps) && stepDone(steps[l.ended].GetState()) {
+		if s := steps[l.ended]; l.failedLow == nil && s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && !s.GetContinueOnFailure() {
+			l.failedLow = s
+		}
+		l.ended++
+	}
+	return l.ended, l.failedLow
+}
+
+// firstFailed is the first step that failed the workflow (nil if none).
+func (l *loaded) firstFailed() *storagev1.StepRecord {
+	from, failed := l.low()
+	if failed != nil {
+		return failed
+	}
+	for _, s := range l.wf.GetSteps()[from:] {
+		if s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && !s.GetContinueOnFailure() {
+			return s
+		}
+	}
+	return nil
 }
 
 // depsFrom returns the index of step i's first dependency not yet known to let it start;

@@ -52,7 +52,22 @@ func TestKeptCopyDecidesAsAFreshOne(t *testing.T) {
 					}
 				}
 			}
-			failed := firstFailed(kept.wf) != nil
+			var first *storagev1.StepRecord
+			for _, s := range steps {
+				if first == nil && s.GetState() == failedSt && !s.GetContinueOnFailure() {
+					first = s
+				}
+			}
+			if got := kept.firstFailed(); got != first {
+				t.Fatalf("seed %d round %d: the kept copy's first failed step is %s, the steps' %s", seed, round, got.GetName(), first.GetName())
+			}
+			from, _ := kept.low()
+			for i, s := range steps {
+				if ended := stepDone(s.GetState()); i < from && !ended || i == from && ended {
+					t.Fatalf("seed %d round %d: the kept copy's steps below %d have ended; step %d is %v", seed, round, from, i, s.GetState())
+				}
+			}
+			failed := first != nil
 			fresh := wfOf(0, cloneSteps(steps)...)
 			aliveKept, aliveFresh := mayRun(kept, failed), mayRun(fresh, failed)
 			for i, s := range steps {
