@@ -158,7 +158,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	// 2. Start the steps that are ready.
 	failed := l.firstFailed() != nil
 	alive := mayRun(l, failed)
-	adm := newAdmission(wf)
+	adm := newAdmission(l)
 	work := &clusterWork{v: v}
 	// start decides whether step i starts in this pass; full when this pass's write is.
 	start := func(i int, s *storagev1.StepRecord) (full bool, err error) {

@@ -117,8 +117,12 @@ type admission struct {
 	active int             // started and unfinished
 }
 
-func newAdmission(wf *storagev1.WorkflowRecord) *admission {
+func newAdmission(l *loaded) *admission {
+	wf := l.wf
 	a := &admission{limit: int(wf.GetConcurrency()), lanes: map[string]bool{}}
+	// The steps below from have ended: a lane of theirs that has steps left is started when
+	// one of those was (low remembers), and a lane with none left is asked about by no step.
+	from, _ := l.low()
 	// A lane's steps are next to each other in a plan: one map lookup per run of steps of
 	// the same lane, not one per step (this runs on every pass over every step).
 	const started, unfinished = 1, 2
@@ -130,7 +134,7 @@ func newAdmission(wf *storagev1.WorkflowRecord) *admission {
 			lanes[last] |= cur
 		}
 	}
-	for _, s := range wf.GetSteps() {
+	for _, s := range wf.GetSteps()[from:] {
 		if lane := s.GetLane(); lane != last {
 			flush()
 			last, cur = lane, 0
@@ -144,7 +148,7 @@ func newAdmission(wf *storagev1.WorkflowRecord) *admission {
 	}
 	flush()
 	for lane, f := range lanes {
-		if lane != "" && f&started != 0 { // steps of no lane (peers' routes) hold no place
+		if lane != "" && (f&started != 0 || l.startedBelow[lane]) { // steps of no lane (peers' routes) hold no place
 			a.lanes[lane] = true
 			if f&unfinished != 0 {
 				a.active++

@@ -198,12 +198,13 @@ func TestAdmissionBoundsLanes(t *testing.T) {
 		{"no limit", 0, []*storagev1.StepRecord{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x", "c/x"}},
 		{"two lanes at a time", 2, []*storagev1.StepRecord{st("a/x", pending), st("b/x", pending), st("c/x", pending)}, []string{"a/x", "b/x", "c/x"}, []string{"a/x", "b/x"}},
 		{"a started lane's next step", 1, []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", pending, "a/x"), st("b/x", pending)}, []string{"a/y", "b/x"}, []string{"a/y"}},
+		{"a lane whose started steps all ended, with steps left, keeps its place", 1, []*storagev1.StepRecord{st("a/x", succeeded), st("a/y", succeeded), st("b/x", failedSt), st("a/z", pending), st("c/x", pending)}, []string{"c/x", "a/z"}, []string{"a/z"}},
 		{"a finished lane frees its place", 1, []*storagev1.StepRecord{st("a/x", succeeded), st("b/x", pending)}, []string{"b/x"}, []string{"b/x"}},
 		{"a step waiting for its retry keeps its lane's place", 1, []*storagev1.StepRecord{retrying, st("c/x", pending)}, []string{"c/x", "b/join"}, []string{"b/join"}},
 		{"steps without a lane are not bounded", 1, []*storagev1.StepRecord{st("a/x", running), {Name: "routes", State: pending}}, []string{"routes"}, []string{"routes"}},
 	} {
 		l := wfOf(c.limit, c.steps...)
-		a := newAdmission(l.wf)
+		a := newAdmission(l)
 		var got []string
 		for _, name := range c.try {
 			s := l.step(name)

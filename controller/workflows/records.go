@@ -119,6 +119,8 @@ type loaded struct {
 	// them that failed the workflow (not continue-on-failure), nil if none.
 	ended     int
 	failedLow *storagev1.StepRecord
+	// startedBelow: the lanes with a step below ended that started (see newAdmission).
+	startedBelow map[string]bool
 	// netView is networkView(netViewOf, steps) as a pass computed it: the same for every
 	// routes step the pass renders while the cluster record is the same (compute drops it at
 	// the start of each pass: the steps' outputs change between passes).
@@ -169,8 +171,15 @@ func (l *loaded) deps(i int) []*storagev1.StepRecord {
 func (l *loaded) low() (int, *storagev1.StepRecord) {
 	steps := l.wf.GetSteps()
 	for l.ended < len(steps) && stepDone(steps[l.ended].GetState()) {
-		if s := steps[l.ended]; l.failedLow == nil && s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && !s.GetContinueOnFailure() {
+		s := steps[l.ended]
+		if l.failedLow == nil && s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_FAILED && !s.GetContinueOnFailure() {
 			l.failedLow = s
+		}
+		if lane := s.GetLane(); lane != "" && (s.GetAttempts() > 0 || s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED) {
+			if l.startedBelow == nil {
+				l.startedBelow = map[string]bool{}
+			}
+			l.startedBelow[lane] = true
 		}
 		l.ended++
 	}

@@ -67,6 +67,31 @@ func TestKeptCopyDecidesAsAFreshOne(t *testing.T) {
 					t.Fatalf("seed %d round %d: the kept copy's steps below %d have ended; step %d is %v", seed, round, from, i, s.GetState())
 				}
 			}
+			// The admission from the kept copy, against every step looked at.
+			adm := newAdmission(kept)
+			started, unfinished := map[string]bool{}, map[string]bool{}
+			for _, s := range steps {
+				if s.GetAttempts() > 0 || s.GetState() == succeeded {
+					started[s.GetLane()] = true
+				}
+				if !stepDone(s.GetState()) {
+					unfinished[s.GetLane()] = true
+				}
+			}
+			active := 0
+			for lane := range started {
+				if unfinished[lane] {
+					active++
+				}
+			}
+			if adm.active != active {
+				t.Fatalf("seed %d round %d: the kept copy's admission counts %d lanes active, the steps %d", seed, round, adm.active, active)
+			}
+			for _, s := range steps {
+				if !stepDone(s.GetState()) && adm.lanes[s.GetLane()] != started[s.GetLane()] {
+					t.Fatalf("seed %d round %d: lane %s started: the kept copy's admission says %v, the steps %v", seed, round, s.GetLane(), adm.lanes[s.GetLane()], started[s.GetLane()])
+				}
+			}
 			failed := first != nil
 			fresh := wfOf(0, cloneSteps(steps)...)
 			aliveKept, aliveFresh := mayRun(kept, failed), mayRun(fresh, failed)
