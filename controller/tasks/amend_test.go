@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,13 @@ func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 		if change {
 			changed++
 			want.Updated = timestamppb.New(clock)
+		}
+		if change && old.GetResult() == nil {
+			// Appended to, not written anew: the stored bytes begin with the old record's.
+			kv, _, err := st.Get(ctx, Prefix+id)
+			if err != nil || !bytes.HasPrefix(kv.Value, b) || len(kv.Value) == len(b) {
+				t.Fatalf("record %d: the change was not appended to the stored record (%v)", i, err)
+			}
 		}
 		got, _, err := svc.Get(ctx, id)
 		if err != nil {

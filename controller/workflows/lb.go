@@ -88,6 +88,9 @@ func (p *plan) peerLB(nodes map[string]string, s settings, deps []string) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	if len(names) > 0 {
+		deps = p.allEnded(deps)
+	}
 	for _, n := range names {
 		st := p.add(n, "lb-update", "update the load balancer's list of API servers", deps,
 			specOf(&taskv1.LoadBalancerSpec{Settings: s.cluster.GetLoadBalancer(), Priority: lbPriority, NodeAddress: nodes[n]}))

@@ -419,9 +419,10 @@ func (p *plan) network(node string, s settings, reg string, joining bool, deps .
 // failed routes step does not fail the workflow: the node joined or left all the same,
 // and the next join or reset updates that node again.
 func (p *plan) peerRoutes(nodes []string, s settings, deps []string) {
-	if !podnet.MustLookup(provider(s.cluster)).HostRoutes {
+	if !podnet.MustLookup(provider(s.cluster)).HostRoutes || len(nodes) == 0 {
 		return // the provider routes between nodes itself
 	}
+	deps = p.allEnded(deps)
 	for _, n := range nodes {
 		st := p.add(n, "routes", "update the routes to the other nodes' pods", deps, networkSpec(s.cluster))
 		st.Inputs = []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}
@@ -824,7 +825,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 				joined[n.Name] = &apiv1.ClusterNode{Role: n.Role, Address: specs[n.Name].GetAdvertiseAddress()}
 			}
 		}
-		p.peerLB(lbNodes(cl, s, joined, ""), s, p.allEnded(records))
+		p.peerLB(lbNodes(cl, s, joined, ""), s, records)
 	}
 	// Nodes joining in parallel each get the routes to the nodes recorded when their own
 	// network step runs; once every node of this apply is recorded, every node of the
@@ -834,7 +835,7 @@ func (p *plan) apply(doc *clusterspec.Cluster, cl *apiv1.Cluster, enrolled map[s
 		all = append(all, strings.TrimSuffix(rec, "/record"))
 	}
 	if len(records) > 0 && len(all) > 1 {
-		p.peerRoutes(all, s, p.allEnded(records))
+		p.peerRoutes(all, s, records)
 	}
 	listed := map[string]bool{}
 	for _, n := range doc.Nodes {

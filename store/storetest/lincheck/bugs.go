@@ -27,7 +27,7 @@ type Bug struct {
 // Bugs are the known-bad variants every backend's checker must catch.
 var Bugs = []Bug{
 	{Name: "ReadsFromLocalState", Wrap: func(_ int, s store.Store) store.Store { return staleReads{s} }, Needs: []string{FaultPartitionFollower},
-		Expect: []string{"not linearizable"}},
+		Expect: []string{"not linearizable", "stale read"}},
 	{Name: "FenceCompareDropped", Wrap: func(_ int, s store.Store) store.Store { return noFence{s} },
 		Expect: []string{"fencing:", "answered ErrFenced but applied"}},
 	{Name: "ResumedWatchSkipsEvents", Wrap: func(_ int, s store.Store) store.Store { return skippingWatch{s} }, Needs: []string{FaultKillLeader, FaultPartitionFollower}, // a restart or a partition ends a watch

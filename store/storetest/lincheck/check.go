@@ -1,6 +1,7 @@
 package lincheck
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ func check(rep *Report, rec *recorder, watchers []*watcher, cfg Config) {
 	}
 	checkFence(rep, rec, index)
 	checkErrors(rep, rec)
+	checkReadRevisions(rep, rec)
 	checkLinearizable(rep, rec, index, log, cfg)
 }
 
@@ -262,6 +264,46 @@ func checkFence(rep *Report, rec *recorder, index map[string]int64) {
 				rep.violate("fencing: term %d wrote %q at revision %d after another term wrote at revision %d", w.term, w.value, w.rev, at)
 			}
 		}
+	}
+}
+
+// checkReadRevisions reports a read whose revision is below that of an operation that
+// returned before the read was called (a stale read the model cannot see: only revisions it
+// does not know lie between). Writes count with the revision they were acknowledged at.
+func checkReadRevisions(rep *Report, rec *recorder) {
+	rec.mu.Lock()
+	ops := slices.Clone(rec.ops)
+	rec.mu.Unlock()
+	var done, reads []*op
+	for _, o := range ops {
+		switch {
+		case o.failed || o.unknown || o.out.rev == 0:
+		case o.in.kind != kindTxn:
+			reads = append(reads, o)
+			done = append(done, o)
+		case o.out.outcome == outApplied:
+			done = append(done, o)
+		}
+	}
+	slices.SortFunc(done, func(a, b *op) int { return cmp.Compare(a.ret, b.ret) })
+	slices.SortFunc(reads, func(a, b *op) int { return cmp.Compare(a.call, b.call) })
+	var floor int64 // the highest revision of the operations that returned before
+	var by *op
+	n, bad := 0, 0
+	for _, r := range reads {
+		for ; n < len(done) && done[n].ret < r.call; n++ {
+			if done[n].out.rev > floor {
+				floor, by = done[n].out.rev, done[n]
+			}
+		}
+		if r.out.rev < floor {
+			if bad++; bad <= maxViolations {
+				rep.violate("stale read: %s (client %d) after %s (client %d) had returned", describe(r.in, r.out), r.client, describe(by.in, by.out), by.client)
+			}
+		}
+	}
+	if bad > maxViolations {
+		rep.violate("... and %d more stale reads", bad-maxViolations)
 	}
 }
 

@@ -55,6 +55,32 @@ func TestLinearizabilityVerdicts(t *testing.T) {
 	}
 }
 
+// A read at a revision below one a finished operation showed is stale, also when only
+// revisions the model does not know lie between (the same checked keyspace).
+func TestReadRevisionVerdicts(t *testing.T) {
+	k := keyName(0)
+	read := func(client int, call, ret, rev int64) *op {
+		return &op{client: client, call: call, ret: ret, in: input{kind: kindGet, key: k}, out: output{rev: rev}}
+	}
+	for _, tc := range []struct {
+		name  string
+		ops   []*op
+		stale bool
+	}{
+		{"revisions rise with time", []*op{read(0, 0, 10, 5), read(1, 11, 20, 7)}, false},
+		{"a read after one at a higher revision", []*op{read(0, 0, 10, 7), read(1, 11, 20, 5)}, true},
+		{"concurrent reads in any order", []*op{read(0, 0, 10, 7), read(1, 5, 20, 5)}, false},
+		{"a read after an acknowledged write", []*op{{client: 0, call: 0, ret: 10, in: input{kind: kindTxn, txn: put(k, "a")}, out: output{rev: 9, outcome: outApplied}}, read(1, 11, 20, 8)}, true},
+		{"an unknown write does not count", []*op{{client: 0, call: 0, ret: 10, in: input{kind: kindTxn, txn: put(k, "a")}, unknown: true, out: output{rev: 9}}, read(1, 11, 20, 8)}, false},
+	} {
+		rep := &Report{}
+		checkReadRevisions(rep, &recorder{ops: tc.ops})
+		if got := len(rep.Violations) > 0; got != tc.stale {
+			t.Errorf("%s: violations %q, want stale: %v", tc.name, rep.Violations, tc.stale)
+		}
+	}
+}
+
 func TestWatchReplayVerdicts(t *testing.T) {
 	ev := func(rev int64, v string) wevent {
 		return wevent{rev: rev, typ: store.EventPut, key: "/lc/k0", value: v}

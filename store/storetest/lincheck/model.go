@@ -19,13 +19,13 @@ import (
 // checked write at or below R and the next. That makes the search linear: a wrong choice is
 // refused at once instead of at the return of some write whose outcome was unknown (those
 // stay open to the end of the history), which made one search in fifty run past its bound
-// before. It admits exactly the histories the plain revision order admits: every checked
+// before. For the writes it admits what the plain revision order admits: every checked
 // write must be linearized, in increasing revisions, so each comes right after the previous.
-// Revisions the model does not know (the backend's own records, the fenced writes of
-// leaders, which use keys outside the checked prefix) leave reads between the same two
-// checked writes unordered: they show the same checked keyspace, so no order among them
-// could show a stale read (ordering them by revision too made the search backtrack six
-// times over; the fenced writes have their own check).
+// Reads between the same two checked writes are left unordered among themselves (revisions
+// the model does not know, the backend's own records and the leaders' fenced writes, lie
+// between them; they show the same checked keyspace, and ordering them by revision too made
+// the search backtrack five times over): checkReadRevisions checks their revisions against
+// real time instead.
 
 type opKind int
 
