@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // An agent's acknowledgement and result are appended to the stored record (see amendment),
 // not decoded and encoded with it: whatever record, state and node, the stored record then
 // decodes to exactly what changing the decoded record would give: the state, the result,
-// the update time (also its nanoseconds when the new time has none), and nothing else.
+// the update time (also its nanoseconds when the new time has none), and nothing else; a
+// second result is refused.
 func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 	st := teststore.New(t)
 	clock := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
@@ -32,7 +34,7 @@ func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	states := []taskv1.TaskState{taskv1.TaskState_TASK_STATE_PENDING, taskv1.TaskState_TASK_STATE_RUNNING, taskv1.TaskState_TASK_STATE_SUCCEEDED,
 		taskv1.TaskState_TASK_STATE_FAILED, taskv1.TaskState_TASK_STATE_CANCELLED}
-	changed := 0
+	changed, refusals := 0, 0
 	for i := range 400 {
 		id := fmt.Sprintf("t-amend%04d", i)
 		var routes []*taskv1.NetworkRoute
@@ -81,14 +83,24 @@ func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 			if r.IntN(2) == 0 {
 				res.Changes = []*taskv1.Change{{Kind: "route", Target: "10.244.1.0/24"}}
 			}
-			if err := svc.Finish(ctx, node, res); err != nil {
+			err := svc.Finish(ctx, node, res)
+			refused := !Terminal(old.GetState()) && old.GetTask().GetNode() == node && old.GetResult() != nil
+			switch {
+			case refused:
+				// A result is recorded once: the record is left as it was.
+				if err == nil || !strings.Contains(err.Error(), "already holds a result") || !strings.Contains(err.Error(), old.GetState().String()) {
+					t.Fatalf("record %d: a second result into a %v record with one: %v, want an error naming the state", i, old.GetState(), err)
+				}
+			case err != nil:
 				t.Fatal(err)
-			}
-			if !Terminal(old.GetState()) && old.GetTask().GetNode() == node {
+			case !Terminal(old.GetState()) && old.GetTask().GetNode() == node:
 				want.State, want.Result, change = res.GetState(), res, true
 				if !Terminal(want.State) {
 					want.State = taskv1.TaskState_TASK_STATE_FAILED
 				}
+			}
+			if refused {
+				refusals++
 			}
 		}
 		if change {
@@ -110,8 +122,8 @@ func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 			t.Fatalf("record %d (%v on %s): stored record\n%s\nwant\n%s", i, old.GetState(), old.GetTask().GetNode(), prototext.Format(got), prototext.Format(want))
 		}
 	}
-	if changed < 100 {
-		t.Fatalf("only %d of 400 records changed: the test exercised too little", changed)
+	if changed < 100 || refusals == 0 {
+		t.Fatalf("%d of 400 records changed, %d second results refused: the test exercised too little", changed, refusals)
 	}
 	if err := svc.Started(ctx, "node-0", "t-missing0001"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("acknowledging a task with no record: %v, want ErrNotFound", err)

@@ -186,14 +186,7 @@ func Decode(kv *store.KV) (*apiv1.TaskRecord, error) {
 
 // Get returns a task and its record's revision.
 func (s *Service) Get(ctx context.Context, id string) (*apiv1.TaskRecord, int64, error) {
-	return s.get(ctx, id)
-}
-
-func (s *Service) get(ctx context.Context, id string, opts ...store.ReadOption) (*apiv1.TaskRecord, int64, error) {
-	kv, _, err := s.st.Get(ctx, Prefix+id, opts...)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	kv, err := s.ReadKV(ctx, id, true)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -228,14 +221,11 @@ func (s *Service) List(ctx context.Context, node, workflow string) ([]*apiv1.Tas
 // is not stale in what fn looks at. A record not found locally is read linearizably too.
 func (s *Service) update(ctx context.Context, id string, fn func(*apiv1.TaskRecord) bool) (*apiv1.TaskRecord, error) {
 	for attempt := 0; ; attempt++ {
-		var opts []store.ReadOption
-		if attempt == 0 {
-			opts = append(opts, store.Stale())
+		kv, err := s.ReadKV(ctx, id, attempt > 0)
+		if err != nil {
+			return nil, err
 		}
-		rec, rev, err := s.get(ctx, id, opts...)
-		if attempt == 0 && errors.Is(err, ErrNotFound) {
-			rec, rev, err = s.Get(ctx, id)
-		}
+		rec, err := Decode(kv)
 		if err != nil {
 			return nil, err
 		}
@@ -247,12 +237,30 @@ func (s *Service) update(ctx context.Context, id string, fn func(*apiv1.TaskReco
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(Prefix+id, rev)}, Then: []store.Op{store.Put(Prefix+id, b)}})
+		_, err = s.st.Txn(ctx, store.Txn{If: []store.Compare{store.ModRevisionIs(Prefix+id, kv.ModRevision)}, Then: []store.Op{store.Put(Prefix+id, b)}})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		return rec, err
 	}
+}
+
+// ReadKV reads task id's stored record as it is to be changed or acted on: this replica's
+// own copy unless fresh (see update), and linearizably also when this replica does not have
+// it (on etcd a stale read may come from a member that lags), before it is taken as missing.
+func (s *Service) ReadKV(ctx context.Context, id string, fresh bool) (*store.KV, error) {
+	var opts []store.ReadOption
+	if !fresh {
+		opts = append(opts, store.Stale())
+	}
+	kv, _, err := s.st.Get(ctx, Prefix+id, opts...)
+	if !fresh && errors.Is(err, store.ErrNotFound) {
+		kv, _, err = s.st.Get(ctx, Prefix+id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return kv, err
 }
 
 // Started marks node's task RUNNING once its agent acknowledged it (another node's task is
@@ -281,22 +289,12 @@ func (s *Service) Finish(ctx context.Context, node string, res *taskv1.TaskResul
 }
 
 // amend is update for the changes an agent makes (see amendment): decide reads the record's
-// head and says whether to change it, to which state and with which result. A record that
-// holds a result already (none does before it ends, but a result cannot be amended into
-// another) is updated the long way.
+// head and says whether to change it, to which state and with which result. A result is
+// recorded once: none is amended into a record that holds one (only an ended task does, and
+// no decide changes an ended task).
 func (s *Service) amend(ctx context.Context, id string, decide func(Head) (bool, taskv1.TaskState, *taskv1.TaskResult)) error {
 	for attempt := 0; ; attempt++ {
-		var opts []store.ReadOption
-		if attempt == 0 {
-			opts = append(opts, store.Stale()) // see update
-		}
-		kv, _, err := s.st.Get(ctx, Prefix+id, opts...)
-		if attempt == 0 && errors.Is(err, store.ErrNotFound) {
-			kv, _, err = s.st.Get(ctx, Prefix+id)
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
+		kv, err := s.ReadKV(ctx, id, attempt > 0)
 		if err != nil {
 			return err
 		}
@@ -309,14 +307,7 @@ func (s *Service) amend(ctx context.Context, id string, decide func(Head) (bool,
 			return nil
 		}
 		if res != nil && h.HasResult {
-			_, err := s.update(ctx, id, func(r *apiv1.TaskRecord) bool {
-				ok, state, res := decide(Head{ID: r.GetTask().GetId(), Node: r.GetTask().GetNode(), WorkflowID: r.GetTask().GetWorkflowId(), State: r.GetState(), HasResult: r.GetResult() != nil})
-				if ok {
-					r.State, r.Result = state, res
-				}
-				return ok
-			})
-			return err
+			return fmt.Errorf("task %s (state %s) already holds a result", id, h.State)
 		}
 		more, err := amendment(state, s.now(), res)
 		if err != nil {

@@ -274,15 +274,7 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	// A local read: the engine runs on the leader, whose store has applied every write it
 	// made, and each of its writes is fenced and guarded. A linearizable read would wait for
 	// the raft loop (busy with other writes' fsyncs) once per running step and pass.
-	kv, _, err := e.svc.st.Get(ctx, tasks.Prefix+id, store.Stale())
-	if errors.Is(err, store.ErrNotFound) {
-		// On etcd a stale read may come from a member that lags: a task it does not have
-		// yet is read linearizably before it is taken as missing.
-		kv, _, err = e.svc.st.Get(ctx, tasks.Prefix+id)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", tasks.ErrNotFound, id)
-	}
+	kv, err := e.svc.tasks.ReadKV(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}
