@@ -2,6 +2,9 @@
 # Benchmarks; record the figures in docs/benchmarks.md with the machine they ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The load tools are built as scripts/build.sh builds the binaries (the VCS revision stamped):
+# their simulated agents report the agent version the controller's rules compare with its own.
+gobuild() { go build -trimpath -buildvcs=auto "$@"; }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), $(go version | cut -d' ' -f3)"
 # raftstore (3 replicas, in process) against real etcd (3 members, Debian's etcd-server), in
 # one run: the same writes, 1 and 64 concurrent writers.
@@ -15,7 +18,7 @@ go test -run '^$' -bench 'BenchmarkPullControlPlane' -benchtime "${BENCH_PULLS:-
 # from a load generator process; the controller's RSS and CPU while they run, and the top
 # entries of its CPU and heap profiles (kept in bin/profiles/agentload for go tool pprof).
 scripts/build.sh >/dev/null
-go build -o bin/agentload ./scripts/agentload
+gobuild -o bin/agentload ./scripts/agentload
 echo
 echo "agents per controller (1 replica, heartbeat 2s):"
 bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSIONS:-1000,5000,10000,20000}" --window "${BENCH_WINDOW:-20s}" \
@@ -24,7 +27,7 @@ bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSI
 # Fan-out: one controller, 1,000 simulated agents answering at once; `ping` on all of them
 # through TaskService/RunTasks, 5 times per concurrency: the wall time from the request to
 # every result stored, the per-node task time (p50/p99) and the controller's CPU per run.
-go build -o bin/fanoutload ./scripts/fanoutload
+gobuild -o bin/fanoutload ./scripts/fanoutload
 echo
 echo "fan-out to simulated agents (1 replica):"
 bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUTLOAD_NODES:-1000}" --concurrency "${BENCH_FANOUTLOAD_CONCURRENCY:-100,1000}" --runs "${BENCH_FANOUTLOAD_RUNS:-5}"
@@ -36,7 +39,7 @@ bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUTL
 # controller's peak RSS and CPU per step.
 # Each run prints its ratio to the ideal, the controller's CPU-seconds per step, and the
 # machine's load average at its start and end (the machine may be shared).
-go build -o bin/applyload ./scripts/applyload
+gobuild -o bin/applyload ./scripts/applyload
 echo
 echo "apply and upgrade workflows against simulated agents (1 replica):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
@@ -73,7 +76,7 @@ go run ./scripts/failoverload --kills "${BENCH_KILLS:-20}" --raft-timeout "${BEN
 # of 3 runs each after a first run, per host and ratios, in one run. Needs root and
 # Debian's ansible-core and openssh-server (apt-get install -y ansible-core openssh-server):
 # the tool says so and stops when they are missing.
-go build -o bin/fanoutbench ./scripts/fanoutbench
+gobuild -o bin/fanoutbench ./scripts/fanoutbench
 echo
 echo "fan-out against Ansible (${BENCH_FANOUT_HOSTS:-100} hosts, each a real deckhand-agent and a real sshd):"
 bin/fanoutbench --hosts "${BENCH_FANOUT_HOSTS:-100}" --runs "${BENCH_FANOUT_RUNS:-3}"
