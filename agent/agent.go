@@ -29,6 +29,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/agent/facts"
 	"github.com/deckhandhq/deckhand/agent/tasks"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/taskkinds"
 	"github.com/deckhandhq/deckhand/internal/version"
@@ -617,7 +618,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: id.NodeName, AgentVersion: Version, Facts: f}}}); err != nil {
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: id.NodeName, AgentVersion: Version, Features: features.Agent, Facts: f}}}); err != nil {
 		return err
 	}
 	first, err := stream.Recv()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/deckhandhq/deckhand/internal/features"
 	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -175,5 +177,10 @@ func TestPingAndFactsTasks(t *testing.T) {
 	if rec.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || out["hostname"] == "" || out["hostname"] != f.GetHostname() ||
 		out["kernel"] != f.GetKernel() || out["cpus"] != fmt.Sprint(f.GetCpus()) {
 		t.Fatalf("facts: %v, the node's facts %v", out, f)
+	}
+	// The node's record keeps the build its agent reported: its version and its features
+	// (what the workflow engine may send it).
+	if n := node.GetNode(); n.GetAgentVersion() == "" || !slices.Equal(n.GetAgentFeatures(), features.Agent) {
+		t.Fatalf("the node's agent: version %q, features %q; want the agent's, %q", n.GetAgentVersion(), n.GetAgentFeatures(), features.Agent)
 	}
 }

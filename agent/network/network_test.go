@@ -193,6 +193,19 @@ func (h *host) runSpec(t *testing.T, dry bool, spec *taskv1.NetworkSpec, rs ...s
 	return nil
 }
 
+// packedSpec is node-1's network spec at generation gen with routes rs packed.
+func packedSpec(t *testing.T, gen uint64, rs ...string) *taskv1.NetworkSpec {
+	spec := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Generation: gen}
+	for _, r := range rs {
+		c, via, _ := strings.Cut(r, " via ")
+		var ok bool
+		if spec.PackedRoutes, ok = podnet.AppendPacked(spec.PackedRoutes, netip.MustParsePrefix(c), netip.MustParseAddr(via)); !ok {
+			t.Fatalf("%s does not pack", r)
+		}
+	}
+	return spec
+}
+
 // routes are the simulated host's routing table, "CIDR via ADDR proto N" sorted.
 func (h *host) routes(t *testing.T) []string {
 	b, err := os.ReadFile(filepath.Join(h.root, "var/lib/deckhand-sim/routes.json"))
@@ -252,8 +265,14 @@ func TestRunKeepsExactlyTheOwnedRoutes(t *testing.T) {
 		t.Fatalf("a second run changed something:\n%s", changes(again))
 	}
 
-	// node-3 (10.244.2.0/24) left, node-4 joined.
-	res = h.run(t, false, 7, "10.244.0.0/24 via 10.250.0.10", "10.244.3.0/24 via 10.250.0.13")
+	// The same routes packed (what a controller sends an agent that reads them): nothing to
+	// change either.
+	if again := h.runSpec(t, false, packedSpec(t, 5, "10.244.2.0/24 via 10.250.0.12", "10.244.0.0/24 via 10.250.0.10")); again.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || len(again.GetChanges()) != 0 {
+		t.Fatalf("the same routes packed: %v\n%s", again, changes(again))
+	}
+
+	// node-3 (10.244.2.0/24) left, node-4 joined: a packed list.
+	res = h.runSpec(t, false, packedSpec(t, 7, "10.244.0.0/24 via 10.250.0.10", "10.244.3.0/24 via 10.250.0.13"))
 	if c := changes(res); !strings.Contains(c, "ip -4 route del 10.244.2.0/24 proto 221") || !strings.Contains(c, "ip -4 route replace 10.244.3.0/24 via 10.250.0.13 proto 221") ||
 		strings.Contains(c, "10.244.0.0/24") {
 		t.Fatalf("changes when a node left and one joined:\n%s", c)

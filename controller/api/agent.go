@@ -138,7 +138,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	}
 	s.Log.Debug("agent session opened", "node", id.Name)
 	go s.Tasks.SessionOpened(sess.Context(), sess)
-	facts := &factsWriter{s: s, ctx: sess.Context(), node: id.Name, agentVersion: hello.GetAgentVersion()}
+	facts := &factsWriter{s: s, ctx: sess.Context(), node: id.Name, agent: nodes.Agent{Version: hello.GetAgentVersion(), Features: hello.GetFeatures()}}
 	if f := hello.GetFacts(); f != nil {
 		facts.offer(f)
 	}
@@ -236,10 +236,10 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 // goroutine runs only while facts wait to be written, so an idle session holds none. The
 // machine ID is always the enrolled one, never what the agent claims.
 type factsWriter struct {
-	s            *AgentServer
-	ctx          context.Context // the session's
-	node         string
-	agentVersion string
+	s     *AgentServer
+	ctx   context.Context // the session's
+	node  string
+	agent nodes.Agent
 
 	mu      sync.Mutex
 	pending *agentv1.Facts // the newest facts not written yet
@@ -290,7 +290,7 @@ func (w *factsWriter) run() {
 		n, _, err := w.s.Nodes.Get(w.ctx, w.node)
 		if err == nil {
 			f.MachineId = n.GetFacts().GetMachineId()
-			err = w.s.Nodes.UpdateFacts(w.ctx, w.node, w.agentVersion, f)
+			err = w.s.Nodes.UpdateFacts(w.ctx, w.node, w.agent, f)
 		}
 		if err != nil && w.ctx.Err() == nil {
 			w.s.Log.Warn("update facts", "node", w.node, "err", err)

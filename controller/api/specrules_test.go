@@ -388,6 +388,10 @@ func badCases() []badCase {
 		{t + "NetworkSpec.cluster_pod_subnet", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().ClusterPodSubnet = "" }, "spec.network.cluster_pod_subnet"},
 		{t + "NetworkSpec.cluster_pod_subnet", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().ClusterPodSubnet = "10.245.0.0/16" }, "spec.network.cluster_pod_subnet"},
 		{t + "NetworkSpec.mtu", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Mtu = 100 }, "spec.network.mtu"},
+		{t + "NetworkSpec.packed_routes", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().PackedRoutes = make([]byte, 10) }, "spec.network.packed_routes"},
+		{t + "NetworkSpec.packed_routes", "network", func(s *taskv1.TaskSpec) {
+			s.GetNetwork().Routes, s.GetNetwork().PackedRoutes = nil, []byte{10, 244, 1, 0, 24, 10, 250, 0, 9} // its own pod CIDR
+		}, "spec.network.packed_routes[0].cidr"},
 		{t + "NetworkSpec.generation", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Generation = 1 << 60 }, "spec.network.generation"},
 		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.1.0/24" }, "spec.network.routes[0].cidr"},
 		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.0.0/24 dev eth0" }, "spec.network.routes[0].cidr"},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -178,15 +179,21 @@ func (r *Registry) ReplaceCertificate(ctx context.Context, name, oldSerial, seri
 	})
 }
 
-// UpdateFacts stores the facts and the agent build (Hello.agent_version) an agent
-// reported, when they changed.
-func (r *Registry) UpdateFacts(ctx context.Context, name, agentVersion string, facts *agentv1.Facts) error {
+// Agent is the build an agent's hello reported: its version and features.
+type Agent struct {
+	Version  string
+	Features []string
+}
+
+// UpdateFacts stores the facts and the agent build an agent reported, when they changed.
+func (r *Registry) UpdateFacts(ctx context.Context, name string, agent Agent, facts *agentv1.Facts) error {
 	return r.update(ctx, name, false, func(n *apiv1.Node, _ bool) (bool, error) {
-		if proto.Equal(n.GetFacts(), facts) && n.GetAgentVersion() == agentVersion {
+		if proto.Equal(n.GetFacts(), facts) && n.GetAgentVersion() == agent.Version && slices.Equal(n.GetAgentFeatures(), agent.Features) {
 			return false, nil
 		}
 		n.Facts = facts
-		n.AgentVersion = agentVersion
+		n.AgentVersion = agent.Version
+		n.AgentFeatures = slices.Clone(agent.Features)
 		return true, nil
 	})
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -288,6 +289,9 @@ func CheckHello(h *agentv1.Hello) error {
 		if len(id) > MaxHelloString {
 			return fmt.Errorf("hello.known_task_ids: an ID of %d bytes, at most %d", len(id), MaxHelloString)
 		}
+	}
+	if err := features.Check(h.GetFeatures()); err != nil {
+		return fmt.Errorf("hello.features: %w", err)
 	}
 	if f := h.GetFacts(); f != nil {
 		if err := CheckFacts(f); err != nil {

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"io"
 	"log/slog"
 	"strings"
@@ -28,6 +29,11 @@ func TestCheckHelloNamesTheFieldOverItsLimit(t *testing.T) {
 		{&agentv1.Hello{Facts: &agentv1.Facts{IpAddresses: []string{strings.Repeat("y", MaxFactsBytes)}}}, "hello.facts: "},
 		{&agentv1.Hello{AgentVersion: strings.Repeat("v", MaxHelloString+1)}, "hello.agent_version"},
 		{&agentv1.Hello{KnownTaskIds: make([]string, MaxHelloTaskIDs+1)}, "hello.known_task_ids"},
+		{&agentv1.Hello{Features: make([]string, features.MaxFeatures+1)}, "hello.features: 33 features"},
+		{&agentv1.Hello{Features: []string{"network.packed-routes", strings.Repeat("f", features.MaxFeatureName+1)}}, "hello.features: feature 1: 65 bytes"},
+		{&agentv1.Hello{Features: []string{""}}, "hello.features: feature 0: 0 bytes"},
+		{&agentv1.Hello{Features: []string{"network.Packed\x1b"}}, "hello.features: feature 0"},
+		{&agentv1.Hello{Features: []string{"a", "b", "a"}}, `hello.features: feature "a" is listed twice`},
 		{&agentv1.Hello{Facts: &agentv1.Facts{Certificates: make([]*agentv1.Certificate, MaxFactsCertificates+1)}}, "hello.facts.certificates: 33 items"},
 		{&agentv1.Hello{Facts: &agentv1.Facts{Certificates: []*agentv1.Certificate{{Name: "apiserver"}, {Name: "api\x1b[2Jserver"}}}}, "hello.facts.certificates[1].name"},
 		{&agentv1.Hello{Facts: &agentv1.Facts{Certificates: []*agentv1.Certificate{{Name: "apiserver", RenewedBy: "cron"}}}}, "hello.facts.certificates[0].renewed_by"},
@@ -38,7 +44,7 @@ func TestCheckHelloNamesTheFieldOverItsLimit(t *testing.T) {
 			t.Errorf("want an error about %s, got %v", c.field, err)
 		}
 	}
-	ok := &agentv1.Hello{NodeName: "n1", AgentVersion: "v0.1.0", Facts: &agentv1.Facts{Hostname: "n1", IpAddresses: []string{"10.0.0.1"}, KubeVersions: map[string]string{"kubelet": "v1.33.1"},
+	ok := &agentv1.Hello{NodeName: "n1", AgentVersion: "v0.1.0", Features: features.Agent, Facts: &agentv1.Facts{Hostname: "n1", IpAddresses: []string{"10.0.0.1"}, KubeVersions: map[string]string{"kubelet": "v1.33.1"},
 		Certificates: []*agentv1.Certificate{{Name: "admin.conf", RenewedBy: "kubeadm"}, {Name: "kubelet-client", RenewedBy: "kubelet"}, {Name: "etcd-ca"}}}}
 	if err := CheckHello(ok); err != nil {
 		t.Fatalf("a normal hello: %v", err)

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"maps"
 	"slices"
 	"time"
@@ -29,6 +30,8 @@ type view interface {
 	Cluster() (cl *apiv1.Cluster, modRev, storeRev int64, err error)
 	// Ready says whether node's agent is connected and Ready.
 	Ready(node string) bool
+	// Reads says whether node's agent reads feature (see package features).
+	Reads(node, feature string) bool
 }
 
 // decisions is what a pass decided; the engine writes it in one fenced transaction (after
@@ -569,7 +572,11 @@ func render(l *loaded, s *storagev1.StepRecord, v view, w *clusterWork, dry bool
 			outputs[in.GetStep()] = rec.GetResult().GetOutputs()
 		}
 	}
-	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry)
+	form := routeList
+	if cl != nil && v.Reads(s.GetNode(), features.PackedRoutes) {
+		form = routesPacked
+	}
+	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry, form)
 	var skip *skipError
 	if err != nil && !errors.As(err, &skip) {
 		return nil, &inputError{err}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"maps"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ type fakeView struct {
 	cluster          *apiv1.Cluster
 	modRev, storeRev int64
 	ready            map[string]bool
+	features         map[string][]string // by node
 	clusterReads     int
 }
 
@@ -43,6 +45,8 @@ func (v *fakeView) Cluster() (*apiv1.Cluster, int64, int64, error) {
 }
 
 func (v *fakeView) Ready(n string) bool { return v.ready[n] }
+
+func (v *fakeView) Reads(n, f string) bool { return features.Has(v.features[n], f) }
 
 func rec(id, wf, step string, st taskv1.TaskState, outputs map[string]string, e *taskv1.TaskError) *apiv1.TaskRecord {
 	return &apiv1.TaskRecord{Task: &taskv1.Task{Id: id, WorkflowId: wf, Step: step}, State: st,

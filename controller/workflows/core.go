@@ -230,12 +230,21 @@ func pickNode(s *storagev1.StepRecord, cl *apiv1.Cluster, ready func(string) boo
 	return "", "waiting for a Ready control-plane node"
 }
 
+// routeForm is how a rendered network task lists its routes: the node's agent reads
+// NetworkSpec.packed_routes, or only the routes of the release before (see package features).
+type routeForm int
+
+const (
+	routeList routeForm = iota
+	routesPacked
+)
+
 // renderSpec fills step s's inputs into a copy of its task spec: from the outputs of the
 // steps that produce them (outputs by step name: a token, a CA hash, a pod CIDR), or from the
 // recorded cluster cl at store revision gen (a network step's routes and pod CIDR). In a
 // dry-run a missing output becomes a placeholder; a token-delete step whose token was never
 // minted has nothing to do (a skipError).
-func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool) (*taskv1.TaskSpec, error) {
+func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool, form routeForm) (*taskv1.TaskSpec, error) {
 	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
 	var view []netNode
 	for _, in := range s.GetInputs() {
@@ -268,7 +277,16 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 			n := t.GetNetwork()
 			switch in.GetField() {
 			case "routes":
-				n.Routes, n.Generation = routesFor(view, s.GetNode()), uint64(gen)
+				n.Generation = uint64(gen)
+				packed, ok := []byte(nil), false
+				if form == routesPacked {
+					packed, ok = packedRoutesFor(view, s.GetNode())
+				}
+				if ok {
+					n.PackedRoutes = packed
+				} else {
+					n.Routes = routesFor(view, s.GetNode())
+				}
 			case "pod_cidr":
 				for _, v := range view {
 					if v.name == s.GetNode() {

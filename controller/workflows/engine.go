@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -59,14 +60,14 @@ type Engine struct {
 	Retention      tasks.Retention
 	RetentionEvery time.Duration
 
-	fence  store.Compare
-	cache  map[string]*loaded
-	mu     sync.Mutex
-	tasks  map[string]*apiv1.TaskRecord // terminal records of workflow tasks, from the watch
-	dirty  chan string
-	nodeSt map[string]apiv1.NodeState // per pass
-	live   map[string]liveTask        // records of running steps' tasks (the engine's goroutine only)
-	timers map[string]wakeTimer       // per workflow: when to look again without an event
+	fence    store.Compare
+	cache    map[string]*loaded
+	mu       sync.Mutex
+	tasks    map[string]*apiv1.TaskRecord // terminal records of workflow tasks, from the watch
+	dirty    chan string
+	nodeRecs map[string]*apiv1.Node // read once per pass
+	live     map[string]liveTask    // records of running steps' tasks (the engine's goroutine only)
+	timers   map[string]wakeTimer   // per workflow: when to look again without an event
 }
 
 // NewEngine returns an engine for svc.
@@ -161,7 +162,7 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 				more = false
 			}
 		}
-		e.nodeSt = nil
+		e.nodeRecs = nil
 		for id := range due {
 			if id == "" {
 				all = true
@@ -255,16 +256,17 @@ func (e *Engine) running(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-func (e *Engine) nodeState(ctx context.Context, name string) apiv1.NodeState {
-	if e.nodeSt == nil {
-		e.nodeSt = map[string]apiv1.NodeState{}
+// node is node name's record as a pass reads it (nil when there is none).
+func (e *Engine) node(ctx context.Context, name string) *apiv1.Node {
+	if e.nodeRecs == nil {
+		e.nodeRecs = map[string]*apiv1.Node{}
 		if ns, err := e.svc.nodes.List(ctx, store.Stale()); err == nil {
 			for _, n := range ns {
-				e.nodeSt[n.GetName()] = n.GetState()
+				e.nodeRecs[n.GetName()] = n
 			}
 		}
 	}
-	return e.nodeSt[name]
+	return e.nodeRecs[name]
 }
 
 func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
@@ -491,7 +493,11 @@ func (v *storeView) Cluster() (*apiv1.Cluster, int64, int64, error) {
 }
 
 func (v *storeView) Ready(node string) bool {
-	return v.e.nodeState(v.ctx, node) == apiv1.NodeState_NODE_STATE_READY
+	return v.e.node(v.ctx, node).GetState() == apiv1.NodeState_NODE_STATE_READY
+}
+
+func (v *storeView) Reads(node, feature string) bool {
+	return features.Has(v.e.node(v.ctx, node).GetAgentFeatures(), feature)
 }
 
 // wakeAt makes sure workflow id is looked at again at when (a retry's backoff or a step's

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deckhandhq/deckhand/internal/features"
 	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
@@ -479,5 +480,55 @@ func TestPresetProviderSteps(t *testing.T) {
 				t.Errorf("the new cluster records %s %q, want %s", name, v, prov.Version)
 			}
 		})
+	}
+}
+
+// A network task lists its routes packed for a node whose agent reads them, as a list for
+// a node whose agent does not (one release behind), and as a list too when a route cannot
+// be packed (an address that is not IPv4: the agent refuses it with the field named).
+func TestRoutesPackedForAgentsThatReadThem(t *testing.T) {
+	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{
+		{Name: "w-1", PodCidr: "10.244.1.0/24", Address: "10.250.0.21"},
+		{Name: "w-2", PodCidr: "10.244.2.0/24", Address: "10.250.0.22"},
+		{Name: "w-3", PodCidr: "10.244.3.0/24", Address: "10.250.0.23"},
+	}}
+	routesStep := func(node string) *storagev1.StepRecord {
+		return &storagev1.StepRecord{Name: node + "/routes", Node: node, State: pending, Task: spec(&taskv1.NetworkSpec{Provider: "bridge", ClusterPodSubnet: "10.244.0.0/16"}),
+			Inputs: []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}}
+	}
+	// routes renders node's routes task and returns its routes as the agent parses them,
+	// and whether they came packed.
+	routes := func(v *fakeView, node string) (string, bool) {
+		t.Helper()
+		s := routesStep(node)
+		got, err := render(wfOf(0, s), s, v, &clusterWork{v: v}, false)
+		if err != nil {
+			t.Fatalf("render the routes of %s: %v", node, err)
+		}
+		n := got.GetNetwork()
+		if len(n.GetRoutes()) > 0 && len(n.GetPackedRoutes()) > 0 {
+			t.Fatalf("the routes of %s in both forms", node)
+		}
+		p, err := podnet.Parse(n)
+		if err != nil {
+			return "refused: " + err.Error(), len(n.GetPackedRoutes()) > 0
+		}
+		return fmt.Sprint(p.Routes), len(n.GetPackedRoutes()) > 0
+	}
+	v := &fakeView{cluster: cl, storeRev: 9, features: map[string][]string{"w-2": {"other", features.PackedRoutes}}}
+	for node, want := range map[string]struct {
+		routes string
+		packed bool
+	}{
+		"w-1": {"[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23]", false},
+		"w-2": {"[10.244.1.0/24 via 10.250.0.21 10.244.3.0/24 via 10.250.0.23]", true},
+	} {
+		if got, packed := routes(v, node); got != want.routes || packed != want.packed {
+			t.Errorf("routes of %s: %s (packed: %v), want %s (packed: %v)", node, got, packed, want.routes, want.packed)
+		}
+	}
+	cl.Nodes[2].Address = "fd00::23"
+	if got, packed := routes(v, "w-2"); packed || !strings.Contains(got, "routes[1].via") {
+		t.Errorf("a route via an IPv6 address: %s (packed: %v), want the list, refused with the route named", got, packed)
 	}
 }

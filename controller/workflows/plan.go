@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -962,9 +963,23 @@ func conntrackMax(k *taskv1.KubeProxySettings) string {
 	return strconv.Itoa(int(k.GetConntrackMaxPerCore()))
 }
 
-// netNode is a node as the pod network sees it.
+// netNode is a node as the pod network sees it; cidr and addr are podCIDR and address
+// parsed (invalid when they are not IPv4, which only the route list can carry).
 type netNode struct {
 	name, podCIDR, address string
+	cidr                   netip.Prefix
+	addr                   netip.Addr
+}
+
+func newNetNode(name, podCIDR, address string) netNode {
+	n := netNode{name: name, podCIDR: podCIDR, address: address}
+	if p, err := netip.ParsePrefix(podCIDR); err == nil && p.String() == podCIDR {
+		n.cidr = p
+	}
+	if a, err := netip.ParseAddr(address); err == nil && a.String() == address {
+		n.addr = a
+	}
+	return n
 }
 
 // networkView is every node the pod network routes to: the recorded nodes, and the nodes
@@ -973,7 +988,7 @@ type netNode struct {
 func networkView(cl *apiv1.Cluster, steps []*storagev1.StepRecord) []netNode {
 	by := map[string]netNode{}
 	for _, n := range cl.GetNodes() {
-		by[n.GetName()] = netNode{n.GetName(), n.GetPodCidr(), n.GetAddress()}
+		by[n.GetName()] = newNetNode(n.GetName(), n.GetPodCidr(), n.GetAddress())
 	}
 	for _, s := range steps {
 		node, what, _ := strings.Cut(s.GetName(), "/")
@@ -981,7 +996,7 @@ func networkView(cl *apiv1.Cluster, steps []*storagev1.StepRecord) []netNode {
 			continue
 		}
 		if o := s.GetOutputs(); o["pod_cidr"] != "" && o["address"] != "" {
-			by[node] = netNode{node, o["pod_cidr"], o["address"]}
+			by[node] = newNetNode(node, o["pod_cidr"], o["address"])
 		}
 	}
 	out := make([]netNode, 0, len(by))
@@ -990,6 +1005,21 @@ func networkView(cl *apiv1.Cluster, steps []*storagev1.StepRecord) []netNode {
 	}
 	slices.SortFunc(out, func(a, b netNode) int { return strings.Compare(a.name, b.name) })
 	return out
+}
+
+// packedRoutesFor is routesFor's list packed (NetworkSpec.packed_routes); ok is false when
+// a route cannot be packed (a CIDR or an address that is not IPv4 in its canonical text):
+// the list then carries it, for the agent to refuse with the field named.
+func packedRoutesFor(view []netNode, node string) (_ []byte, ok bool) {
+	b := make([]byte, 0, len(view)*podnet.PackedRouteSize)
+	for _, n := range view {
+		if n.name != node && n.podCIDR != "" && n.address != "" {
+			if b, ok = podnet.AppendPacked(b, n.cidr, n.addr); !ok {
+				return nil, false
+			}
+		}
+	}
+	return b, true
 }
 
 // routesFor is the route list of node: every other node of the view that has a podCIDR

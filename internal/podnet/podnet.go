@@ -64,14 +64,21 @@ func ParsePrefix(field, s string) (netip.Prefix, error) {
 		return p, &FieldError{field, "is required: a pod CIDR such as 10.244.1.0/24"}
 	case err != nil:
 		return p, &FieldError{field, fmt.Sprintf("%q is not a CIDR: give one such as 10.244.1.0/24", s)}
-	case !p.Addr().Is4():
-		return p, &FieldError{field, fmt.Sprintf("%q is not IPv4: the bridge provider routes IPv4 pod CIDRs only", s)}
-	case p.Masked() != p:
-		return p, &FieldError{field, fmt.Sprintf("%q has host bits set: give the network, %s", s, p.Masked())}
-	case p.Bits() > MaxPrefixLen || p.Bits() < 8:
-		return p, &FieldError{field, fmt.Sprintf("%q: give a prefix length between /8 and /%d", s, MaxPrefixLen)}
 	}
-	return p, nil
+	return p, checkPrefix(field, p)
+}
+
+// checkPrefix says whether p is a pod CIDR: IPv4, canonical, of a usable length.
+func checkPrefix(field string, p netip.Prefix) error {
+	switch {
+	case !p.Addr().Is4():
+		return &FieldError{field, fmt.Sprintf("%q is not IPv4: the bridge provider routes IPv4 pod CIDRs only", p)}
+	case p.Masked() != p:
+		return &FieldError{field, fmt.Sprintf("%q has host bits set: give the network, %s", p, p.Masked())}
+	case p.Bits() > MaxPrefixLen || p.Bits() < 8:
+		return &FieldError{field, fmt.Sprintf("%q: give a prefix length between /8 and /%d", p, MaxPrefixLen)}
+	}
+	return nil
 }
 
 // ParseAddr parses a node's IPv4 address, one a route can go via.
@@ -82,12 +89,55 @@ func ParseAddr(field, s string) (netip.Addr, error) {
 		return a, &FieldError{field, "is required: the node's address (its InternalIP)"}
 	case err != nil:
 		return a, &FieldError{field, fmt.Sprintf("%q is not an IP address", s)}
-	case !a.Is4():
-		return a, &FieldError{field, fmt.Sprintf("%q is not IPv4: the bridge provider routes via IPv4 node addresses only", s)}
-	case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return a, &FieldError{field, fmt.Sprintf("%s is not a node's address: give the other node's InternalIP", s)}
 	}
-	return a, nil
+	return a, checkAddr(field, a)
+}
+
+// checkAddr says whether a is an address a route can go via: a node's IPv4 address.
+func checkAddr(field string, a netip.Addr) error {
+	switch {
+	case !a.Is4():
+		return &FieldError{field, fmt.Sprintf("%q is not IPv4: the bridge provider routes via IPv4 node addresses only", a)}
+	case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return &FieldError{field, fmt.Sprintf("%s is not a node's address: give the other node's InternalIP", a)}
+	}
+	return nil
+}
+
+// PackedRouteSize is the bytes of one route in NetworkSpec.packed_routes: the CIDR's four
+// address bytes, its prefix length, the four bytes of the address it goes via.
+const PackedRouteSize = 9
+
+// AppendPacked appends route cidr via via to packed routes b; ok is false (b unchanged)
+// when either is not IPv4, which a packed route cannot hold.
+func AppendPacked(b []byte, cidr netip.Prefix, via netip.Addr) (_ []byte, ok bool) {
+	if !cidr.Addr().Is4() || !via.Is4() || cidr.Bits() < 0 {
+		return b, false
+	}
+	a, v := cidr.Addr().As4(), via.As4()
+	b = append(b, a[:]...)
+	b = append(b, byte(cidr.Bits()))
+	return append(b, v[:]...), true
+}
+
+// unpack reads packed routes, checking only their framing (Parse checks the routes).
+func unpack(b []byte) ([]Route, error) {
+	if len(b)%PackedRouteSize != 0 {
+		return nil, &FieldError{"packed_routes", fmt.Sprintf("%d bytes, not a whole number of routes of %d bytes (4 bytes of the CIDR's address, its prefix length, 4 bytes of the address it goes via)", len(b), PackedRouteSize)}
+	}
+	if n := len(b) / PackedRouteSize; n > MaxRoutes {
+		return nil, &FieldError{"packed_routes", fmt.Sprintf("has %d routes; at most %d are allowed (one per other node)", n, MaxRoutes)}
+	}
+	out := make([]Route, 0, len(b)/PackedRouteSize)
+	for i := 0; i < len(b); i += PackedRouteSize {
+		r := b[i : i+PackedRouteSize]
+		bits := int(r[4])
+		if bits > 32 {
+			return nil, &FieldError{fmt.Sprintf("packed_routes[%d].cidr", i/PackedRouteSize), fmt.Sprintf("prefix length %d: an IPv4 CIDR's is at most 32", bits)}
+		}
+		out = append(out, Route{CIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte(r[0:4])), bits), Via: netip.AddrFrom4([4]byte(r[5:9]))})
+	}
+	return out, nil
 }
 
 // Parse checks a NetworkSpec: a known provider, a pod CIDR inside the cluster's pod subnet,
@@ -117,37 +167,64 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	if m := out.MTU; m != 0 && (m < MinMTU || m > MaxMTU) {
 		return nil, &FieldError{"mtu", fmt.Sprintf("%d: give %d..%d, or 0 for the kernel's default", m, MinMTU, MaxMTU)}
 	}
-	if p, _ := Lookup(out.Provider); !p.HostRoutes && len(s.GetRoutes()) > 0 {
-		return nil, &FieldError{"routes", fmt.Sprintf("has %d entries, but %s routes between nodes itself: give none", len(s.GetRoutes()), out.Provider)}
+	routes, field := s.GetRoutes(), "routes"
+	if len(s.GetPackedRoutes()) > 0 {
+		field = "packed_routes"
+		if len(routes) > 0 {
+			return nil, &FieldError{"packed_routes", "is given with routes: give the route list in one of them"}
+		}
 	}
-	if n := len(s.GetRoutes()); n > MaxRoutes {
+	var given []Route
+	if field == "packed_routes" {
+		if given, err = unpack(s.GetPackedRoutes()); err != nil {
+			return nil, err
+		}
+	} else {
+		given = make([]Route, 0, len(routes))
+	}
+	if p, _ := Lookup(out.Provider); !p.HostRoutes && len(routes)+len(given) > 0 {
+		return nil, &FieldError{field, fmt.Sprintf("has %d entries, but %s routes between nodes itself: give none", len(routes)+len(given), out.Provider)}
+	}
+	if n := len(routes); n > MaxRoutes {
 		return nil, &FieldError{"routes", fmt.Sprintf("has %d entries; at most %d are allowed (one per other node)", n, MaxRoutes)}
 	}
-	for i, r := range s.GetRoutes() {
+	for i, r := range routes {
 		f := fmt.Sprintf("routes[%d]", i)
 		c, err := ParsePrefix(f+".cidr", r.GetCidr())
 		if err != nil {
 			return nil, err
 		}
-		if c.Overlaps(out.PodCIDR) {
-			return nil, &FieldError{f + ".cidr", fmt.Sprintf("%s overlaps this node's own pod CIDR %s: a node never routes its own pods via another node", c, out.PodCIDR)}
-		}
 		via, err := ParseAddr(f+".via", r.GetVia())
 		if err != nil {
 			return nil, err
 		}
-		if out.PodCIDR.Contains(via) || c.Contains(via) {
-			return nil, &FieldError{f + ".via", fmt.Sprintf("%s is a pod address: give the node's own address (its InternalIP)", via)}
-		}
-		out.Routes = append(out.Routes, Route{CIDR: c, Via: via})
+		given = append(given, Route{CIDR: c, Via: via})
 	}
+	for i, r := range given {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if field == "packed_routes" {
+			if err := checkPrefix(f+".cidr", r.CIDR); err != nil {
+				return nil, err
+			}
+			if err := checkAddr(f+".via", r.Via); err != nil {
+				return nil, err
+			}
+		}
+		if r.CIDR.Overlaps(out.PodCIDR) {
+			return nil, &FieldError{f + ".cidr", fmt.Sprintf("%s overlaps this node's own pod CIDR %s: a node never routes its own pods via another node", r.CIDR, out.PodCIDR)}
+		}
+		if out.PodCIDR.Contains(r.Via) || r.CIDR.Contains(r.Via) {
+			return nil, &FieldError{f + ".via", fmt.Sprintf("%s is a pod address: give the node's own address (its InternalIP)", r.Via)}
+		}
+	}
+	out.Routes = given
 	// Prefixes are nested or disjoint: sorted by first address, a prefix that overlaps any
 	// earlier one overlaps the one just before it.
 	sorted := slices.Clone(out.Routes)
 	slices.SortFunc(sorted, func(a, b Route) int { return ComparePrefix(a.CIDR, b.CIDR) })
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].CIDR.Overlaps(sorted[i-1].CIDR) {
-			return nil, &FieldError{"routes", fmt.Sprintf("%s and %s overlap: each node has its own pod CIDR, listed once", sorted[i-1].CIDR, sorted[i].CIDR)}
+			return nil, &FieldError{field, fmt.Sprintf("%s and %s overlap: each node has its own pod CIDR, listed once", sorted[i-1].CIDR, sorted[i].CIDR)}
 		}
 	}
 	out.Routes = sorted

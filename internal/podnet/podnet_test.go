@@ -3,8 +3,14 @@ package podnet
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -69,6 +75,14 @@ func TestParse(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != c.field || len(fe.Msg) < 20 {
 			t.Errorf("%s: want an error naming %s, got %v", c.name, c.field, err)
 		}
+		// The same routes packed, where they can be: the same error, named in packed_routes.
+		if packed, ok := packRoutes(s.Routes); ok {
+			s.Routes, s.PackedRoutes = nil, packed
+			field := strings.Replace(c.field, "routes", "packed_routes", 1)
+			if _, err := Parse(s); !errors.As(err, &fe) || fe.Field != field || len(fe.Msg) < 20 {
+				t.Errorf("%s, packed: want an error naming %s, got %v", c.name, field, err)
+			}
+		}
 	}
 	// The most routes allowed, none overlapping: accepted, and fast enough for the edge.
 	s2 := good()
@@ -87,6 +101,82 @@ func TestParse(t *testing.T) {
 	}
 	if err := (&FieldError{"pod_cidr", "x"}); !strings.HasPrefix(err.Error(), "pod_cidr: ") {
 		t.Errorf("FieldError: %v", err)
+	}
+}
+
+// packRoutes packs rs as a controller would, false when one is not packable (not IPv4).
+func packRoutes(rs []*taskv1.NetworkRoute) ([]byte, bool) {
+	var b []byte
+	for _, r := range rs {
+		c, err1 := netip.ParsePrefix(r.GetCidr())
+		v, err2 := netip.ParseAddr(r.GetVia())
+		ok := err1 == nil && err2 == nil
+		if ok {
+			b, ok = AppendPacked(b, c, v)
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// Packed routes parse to exactly what the same route list parses to; what only the packed
+// form can get wrong (its framing, a prefix length, both forms at once) names the field.
+func TestPackedRoutes(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 200 {
+		list := good()
+		list.Routes = nil
+		for j := range r.IntN(250) {
+			list.Routes = append(list.Routes, &taskv1.NetworkRoute{Cidr: fmt.Sprintf("10.244.%d.0/24", 2+j), Via: fmt.Sprintf("10.250.%d.%d", r.IntN(4), 1+r.IntN(250))})
+		}
+		r.Shuffle(len(list.Routes), func(a, b int) { list.Routes[a], list.Routes[b] = list.Routes[b], list.Routes[a] })
+		packed := proto.Clone(list).(*taskv1.NetworkSpec)
+		var ok bool
+		if packed.PackedRoutes, ok = packRoutes(list.Routes); !ok {
+			t.Fatal("IPv4 routes did not pack")
+		}
+		packed.Routes = nil
+		if len(list.Routes) > 0 && len(packed.PackedRoutes) != PackedRouteSize*len(list.Routes) {
+			t.Fatalf("%d routes packed into %d bytes", len(list.Routes), len(packed.PackedRoutes))
+		}
+		want, err1 := Parse(list)
+		got, err2 := Parse(packed)
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(want, got) {
+			t.Fatalf("spec %d: the list parses to %v (%v), the packed routes to %v (%v)", i, want, err1, got, err2)
+		}
+	}
+	if _, ok := AppendPacked(nil, netip.MustParsePrefix("fd00::/64"), netip.MustParseAddr("10.250.0.1")); ok {
+		t.Error("an IPv6 CIDR was packed")
+	}
+	if _, ok := AppendPacked(nil, netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("fd00::1")); ok {
+		t.Error("an IPv6 address was packed")
+	}
+	one, _ := packRoutes(good().Routes[:1])
+	for _, c := range []struct {
+		name, field string
+		set         func(*taskv1.NetworkSpec)
+	}{
+		{"a route cut short", "packed_routes", func(s *taskv1.NetworkSpec) { s.PackedRoutes = one[:8] }},
+		{"a route and a byte", "packed_routes", func(s *taskv1.NetworkSpec) { s.PackedRoutes = append(slices.Clone(one), 1) }},
+		{"prefix length 33", "packed_routes[0].cidr", func(s *taskv1.NetworkSpec) { s.PackedRoutes = slices.Clone(one); s.PackedRoutes[4] = 33 }},
+		{"prefix length 31", "packed_routes[0].cidr", func(s *taskv1.NetworkSpec) { s.PackedRoutes = slices.Clone(one); s.PackedRoutes[4] = 31 }},
+		{"via 0.0.0.0", "packed_routes[0].via", func(s *taskv1.NetworkSpec) { s.PackedRoutes = append(slices.Clone(one[:5]), 0, 0, 0, 0) }},
+		{"both forms", "packed_routes", func(s *taskv1.NetworkSpec) { s.PackedRoutes = one }},
+		{"too many", "packed_routes", func(s *taskv1.NetworkSpec) { s.PackedRoutes = make([]byte, (MaxRoutes+1)*PackedRouteSize) }},
+		{"under a provider routing itself", "packed_routes", func(s *taskv1.NetworkSpec) { s.Provider = "flannel"; s.PackedRoutes = one }},
+	} {
+		s := good()
+		if c.name != "both forms" {
+			s.Routes = nil
+		}
+		c.set(s)
+		_, err := Parse(s)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || len(fe.Msg) < 20 {
+			t.Errorf("%s: want an error naming %s, got %v", c.name, c.field, err)
+		}
 	}
 }
 

@@ -74,7 +74,7 @@ func TestVersionShowsEveryBuildAndWarnsOnSkew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.UpdateFacts(ctx, "node-1", old, n.GetFacts()); err != nil {
+	if err := reg.UpdateFacts(ctx, "node-1", nodes.Agent{Version: old}, n.GetFacts()); err != nil {
 		t.Fatal(err)
 	}
 	out, err = deckctlAs(c, admin, "version")

@@ -520,7 +520,12 @@ type Hello struct {
 	AgentVersion string                 `protobuf:"bytes,2,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	Facts        *Facts                 `protobuf:"bytes,3,opt,name=facts,proto3" json:"facts,omitempty"`
 	// Task IDs the agent is running or has results for that the controller may not have seen.
-	KnownTaskIds  []string `protobuf:"bytes,4,rep,name=known_task_ids,json=knownTaskIds,proto3" json:"known_task_ids,omitempty"`
+	KnownTaskIds []string `protobuf:"bytes,4,rep,name=known_task_ids,json=knownTaskIds,proto3" json:"known_task_ids,omitempty"`
+	// What this agent's build reads beyond the task API an agent of the release before reads
+	// ("network.packed-routes"): a controller sends a node only what its agent reads, since
+	// an agent may run one minor version behind the controllers. At most 32 names of at most
+	// 64 bytes.
+	Features      []string `protobuf:"bytes,5,rep,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -579,6 +584,13 @@ func (x *Hello) GetFacts() *Facts {
 func (x *Hello) GetKnownTaskIds() []string {
 	if x != nil {
 		return x.KnownTaskIds
+	}
+	return nil
+}
+
+func (x *Hello) GetFeatures() []string {
+	if x != nil {
+		return x.Features
 	}
 	return nil
 }
@@ -1524,12 +1536,13 @@ const file_deckhand_agent_v1_agent_proto_rawDesc = "" +
 	"assignment\x18\x02 \x01(\v2!.deckhand.agent.v1.TaskAssignmentH\x00R\n" +
 	"assignment\x127\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x1d.deckhand.agent.v1.TaskCancelH\x00R\x06cancelB\x05\n" +
-	"\x03msg\"\x9f\x01\n" +
+	"\x03msg\"\xbb\x01\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
 	"\x05facts\x18\x03 \x01(\v2\x18.deckhand.agent.v1.FactsR\x05facts\x12$\n" +
-	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\"\xc0\b\n" +
+	"\x0eknown_task_ids\x18\x04 \x03(\tR\fknownTaskIds\x12\x1a\n" +
+	"\bfeatures\x18\x05 \x03(\tR\bfeatures\"\xc0\b\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x13\n" +
 	"\x05os_id\x18\x02 \x01(\tR\x04osId\x12\x1d\n" +

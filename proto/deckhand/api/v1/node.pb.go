@@ -102,7 +102,9 @@ type Node struct {
 	PreviousCertificateSerial string `protobuf:"bytes,9,opt,name=previous_certificate_serial,json=previousCertificateSerial,proto3" json:"previous_certificate_serial,omitempty"`
 	// Build of the node's agent as it said hello last (version, VCS revision, Go version:
 	// "v0.2.0 (1a2b3c4d5e6f) go1.26.0"); deckctl version checks it against the controllers'.
-	AgentVersion  string `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	AgentVersion string `protobuf:"bytes,10,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// The features that agent's hello listed (Hello.features).
+	AgentFeatures []string `protobuf:"bytes,11,rep,name=agent_features,json=agentFeatures,proto3" json:"agent_features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +207,13 @@ func (x *Node) GetAgentVersion() string {
 		return x.AgentVersion
 	}
 	return ""
+}
+
+func (x *Node) GetAgentFeatures() []string {
+	if x != nil {
+		return x.AgentFeatures
+	}
+	return nil
 }
 
 type GetNodeRequest struct {
@@ -498,7 +507,7 @@ var File_deckhand_api_v1_node_proto protoreflect.FileDescriptor
 
 const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
+	"\x1adeckhand/api/v1/node.proto\x12\x0fdeckhand.api.v1\x1a\x1ddeckhand/agent/v1/agent.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1a.deckhand.api.v1.NodeStateR\x05state\x12.\n" +
@@ -510,7 +519,8 @@ const file_deckhand_api_v1_node_proto_rawDesc = "" +
 	"\fcluster_role\x18\b \x01(\tR\vclusterRole\x12>\n" +
 	"\x1bprevious_certificate_serial\x18\t \x01(\tR\x19previousCertificateSerial\x12#\n" +
 	"\ragent_version\x18\n" +
-	" \x01(\tR\fagentVersion\"$\n" +
+	" \x01(\tR\fagentVersion\x12%\n" +
+	"\x0eagent_features\x18\v \x03(\tR\ragentFeatures\"$\n" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
 	"\x0fGetNodeResponse\x12)\n" +
