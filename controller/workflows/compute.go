@@ -165,7 +165,9 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	work := &clusterWork{v: v}
 	// start decides whether step i starts in this pass; full when this pass's write is.
 	start := func(i int, s *storagev1.StepRecord) (full bool, err error) {
-		if !eligible(l, i, failed, alive, now) || !adm.admits(s) {
+		// The admission first: a full one turns away the steps of lanes not started (most
+		// of the pending steps of a big apply) with one lookup.
+		if !adm.admits(s) || !eligible(l, i, failed, alive, now) {
 			return false, nil
 		}
 		if !room(2, 0) {

@@ -1007,6 +1007,21 @@ func networkView(cl *apiv1.Cluster, steps []*storagev1.StepRecord) []netNode {
 	return out
 }
 
+// netNodeOf is node as networkView(cl, l's steps) shows it, without building the view (a
+// node's own network step needs only its pod CIDR): its registered step's outputs, else the
+// cluster record's entry.
+func netNodeOf(l *loaded, cl *apiv1.Cluster, node string) netNode {
+	if s := l.step(node + "/registered"); s != nil && s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
+		if o := s.GetOutputs(); o["pod_cidr"] != "" && o["address"] != "" {
+			return newNetNode(node, o["pod_cidr"], o["address"])
+		}
+	}
+	if n := clusterNode(cl, node); n != nil {
+		return newNetNode(node, n.GetPodCidr(), n.GetAddress())
+	}
+	return netNode{}
+}
+
 // packedRoutesFor is routesFor's list packed (NetworkSpec.packed_routes); ok is false when
 // a route cannot be packed (a CIDR or an address that is not IPv4 in its canonical text):
 // the list then carries it, for the agent to refuse with the field named.
