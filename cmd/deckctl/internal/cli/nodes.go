@@ -104,6 +104,7 @@ func newNodeCmd(o *options) *cobra.Command {
 				row("Enrolled", n.GetEnrolled().AsTime().Local().Format("2006-01-02 15:04:05"))
 				row("Certificate serial", n.GetCertificateSerial())
 				row("Agent version", n.GetAgentVersion())
+				row("Agent features", strings.Join(n.GetAgentFeatures(), ", "))
 				row("Hostname", f.GetHostname())
 				osName := strings.TrimSpace(f.GetOsId() + " " + f.GetOsVersion())
 				if f.GetOsName() != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,8 +60,9 @@ func TestVersionShowsEveryBuildAndWarnsOnSkew(t *testing.T) {
 	if mem, err := deckctlAs(c, admin, "members"); err != nil || strings.Count(mem, build) != 3 {
 		t.Fatalf("deckctl members shows the build %q not once per replica: %v\n%s", build, err, mem)
 	}
-	if desc, err := deckctlAs(c, admin, "node", "describe", "node-1"); err != nil || !strings.Contains(desc, "Agent version:") || !strings.Contains(desc, build) {
-		t.Fatalf("deckctl node describe shows no agent version %q: %v\n%s", build, err, desc)
+	if desc, err := deckctlAs(c, admin, "node", "describe", "node-1"); err != nil || !strings.Contains(desc, "Agent version:") || !strings.Contains(desc, build) ||
+		!regexp.MustCompile(`Agent features: +network\.packed-routes\n`).MatchString(desc) {
+		t.Fatalf("deckctl node describe shows no agent version %q or not its features: %v\n%s", build, err, desc)
 	}
 
 	// An agent two minor versions behind (its record says so; the agent is stopped so it
