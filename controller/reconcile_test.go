@@ -59,9 +59,9 @@ func TestReconcileAfterAListEndsTheSessionsOfChangedNodes(t *testing.T) {
 	put("reenrolled", "new")
 	// Sessions this replica holds while its watch missed what happened to their records:
 	// "deleted" has no record any more, "reenrolled" a record with another certificate.
-	kept := c.sessions.Open(ctx, "kept", "aa")
-	deleted := c.sessions.Open(ctx, "deleted", "dd")
-	reenrolled := c.sessions.Open(ctx, "reenrolled", "old")
+	kept := c.sessions.Open(ctx, "kept", "aa", nil)
+	deleted := c.sessions.Open(ctx, "deleted", "dd", nil)
+	reenrolled := c.sessions.Open(ctx, "reenrolled", "old", nil)
 	c.limits.Assigned("deleted", "task-1") // it has budgets here
 
 	kvs, _, err := c.store.List(ctx, nodes.Prefix, store.Stale())

@@ -122,7 +122,7 @@ func (s *AgentServer) Session(stream agentv1.AgentService_SessionServer) error {
 	if err := s.checkIdentity(ctx, id); err != nil {
 		return err
 	}
-	sess := s.Sessions.Open(ctx, id.Name, id.Serial)
+	sess := s.Sessions.Open(ctx, id.Name, id.Serial, hello.GetFeatures())
 	defer s.Tasks.SessionClosed(sess) // runs after Close below: nothing can re-add the session
 	defer s.Sessions.Close(sess, context.Canceled)
 	defer s.Limits.Report(id.Name) // the drops not logged yet

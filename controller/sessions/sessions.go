@@ -33,6 +33,8 @@ var ErrBacklog = errors.New("the agent did not take the tasks sent to it")
 type Session struct {
 	Node   string
 	Serial string
+	// Features are what the agent's hello listed (see package features): what it reads.
+	Features []string
 	// Out carries messages to the agent; the session handler drains it.
 	Out chan *agentv1.SessionResponse
 
@@ -59,10 +61,11 @@ func NewRegistry(now func() time.Time) *Registry {
 	return &Registry{now: now, byNode: map[string]*Session{}}
 }
 
-// Open registers a session for node, replacing (and ending) an older one.
-func (r *Registry) Open(parent context.Context, node, serial string) *Session {
+// Open registers a session for node, whose agent reads features, replacing (and ending) an
+// older one.
+func (r *Registry) Open(parent context.Context, node, serial string, features []string) *Session {
 	ctx, cancel := context.WithCancelCause(parent)
-	s := &Session{Node: node, Serial: serial, Out: make(chan *agentv1.SessionResponse, 16), ctx: ctx, cancel: cancel}
+	s := &Session{Node: node, Serial: serial, Features: features, Out: make(chan *agentv1.SessionResponse, 16), ctx: ctx, cancel: cancel}
 	s.lastSeen.Store(r.now().UnixNano())
 	r.mu.Lock()
 	old := r.byNode[node]

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deckhandhq/deckhand/internal/features"
+	"github.com/deckhandhq/deckhand/internal/podnet"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -160,13 +163,36 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 		msg = cancelMsg(id)
 	case !Terminal(rec.GetState()) && !b.sent[id]:
 		b.sent[id] = true
-		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: rec.GetTask()}}}
+		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: d.readable(rec.GetTask(), s)}}}
 	}
 	full := msg != nil && !b.push(msg)
 	d.mu.Unlock()
 	if full {
 		d.closeBacklogged(s)
 	}
+}
+
+// readable is task t as the agent of session s reads it. The engine renders a task for the
+// features the node's record lists, but the record follows a new session's hello only once
+// its facts are written: an agent replaced by one of the release before, and sent a route
+// list packed meanwhile, would read no routes at all and remove every route it owns. So
+// the session, which knows what its agent said, has the last word.
+func (d *Dispatcher) readable(t *taskv1.Task, s *sessions.Session) *taskv1.Task {
+	n := t.GetSpec().GetNetwork()
+	if len(n.GetPackedRoutes()) == 0 || features.Has(s.Features, features.PackedRoutes) {
+		return t
+	}
+	routes, err := podnet.RouteList(n.GetPackedRoutes())
+	if err != nil {
+		// The engine packs valid routes and the API refuses others: a bug, sent as it is
+		// (the agent refuses or ignores it) rather than silently changed.
+		d.log.Error("packed routes the agent cannot be sent as a list", "task", t.GetId(), "node", s.Node, "err", err)
+		return t
+	}
+	t = proto.Clone(t).(*taskv1.Task)
+	n = t.GetSpec().GetNetwork()
+	n.Routes, n.PackedRoutes = routes, nil
+	return t
 }
 
 func cancelMsg(id string) *agentv1.SessionResponse {

@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/deckhandhq/deckhand/controller/nodes"
 	"github.com/deckhandhq/deckhand/controller/sessions"
+	"github.com/deckhandhq/deckhand/internal/features"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
@@ -41,7 +46,7 @@ func wire(m *agentv1.SessionResponse) string {
 // dropped by the agent and the task would run anyway.
 func TestSessionGetsAssignmentsAndCancelsInOrder(t *testing.T) {
 	reg := sessions.NewRegistry(nil)
-	s := reg.Open(context.Background(), "n1", "serial-1")
+	s := reg.Open(context.Background(), "n1", "serial-1", nil)
 	t.Cleanup(func() { reg.Close(s, context.Canceled) })
 	d := quietDispatcher(reg)
 
@@ -76,7 +81,7 @@ func TestSessionGetsAssignmentsAndCancelsInOrder(t *testing.T) {
 // dropped.
 func TestSessionThatTakesNothingIsClosed(t *testing.T) {
 	reg := sessions.NewRegistry(nil)
-	s := reg.Open(context.Background(), "n1", "serial-1")
+	s := reg.Open(context.Background(), "n1", "serial-1", nil)
 	d := quietDispatcher(reg)
 	// The session's channel holds cap(s.Out) and the drain goroutine one more in hand.
 	held := cap(s.Out) + 1
@@ -148,7 +153,7 @@ func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := sessions.NewRegistry(nil)
-	s := reg.Open(ctx, "n1", "serial-n1")
+	s := reg.Open(ctx, "n1", "serial-n1", nil)
 	t.Cleanup(func() { reg.Close(s, context.Canceled) })
 	d := NewDispatcher(svc, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
@@ -170,5 +175,53 @@ func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("message %d (%s) never reached the session", i, want)
 		}
+	}
+}
+
+// A network task's packed routes reach an agent whose hello listed the feature as they are,
+// and an agent whose hello did not (one release behind, replaced before the node's record
+// followed) as the route list: it would read no routes and remove every one it owns.
+func TestPackedRoutesReachOnlyAgentsThatReadThem(t *testing.T) {
+	var packed []byte
+	for _, r := range [][2]string{{"10.244.2.0/24", "10.250.0.12"}, {"10.244.0.0/24", "10.250.0.10"}} {
+		packed, _ = podnet.AppendPacked(packed, netip.MustParsePrefix(r[0]), netip.MustParseAddr(r[1]))
+	}
+	spec := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", PackedRoutes: packed}
+	for _, c := range []struct {
+		features []string
+		want     string
+	}{
+		{[]string{"other", features.PackedRoutes}, "packed [10.244.0.0/24 via 10.250.0.10 10.244.2.0/24 via 10.250.0.12]"},
+		{nil, "list [10.244.0.0/24 via 10.250.0.10 10.244.2.0/24 via 10.250.0.12]"},
+		{[]string{"other"}, "list [10.244.0.0/24 via 10.250.0.10 10.244.2.0/24 via 10.250.0.12]"},
+	} {
+		reg := sessions.NewRegistry(nil)
+		s := reg.Open(context.Background(), "n1", "serial-1", c.features)
+		d := quietDispatcher(reg)
+		rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
+		rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(spec).(*taskv1.NetworkSpec)}}
+		d.offer(rec)
+		var m *agentv1.SessionResponse
+		select {
+		case m = <-s.Out:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no assignment reached the session")
+		}
+		sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
+		p, err := podnet.Parse(sent)
+		if err != nil {
+			t.Fatalf("features %q: the agent is sent a spec it refuses: %v", c.features, err)
+		}
+		form := "list"
+		if len(sent.GetPackedRoutes()) > 0 {
+			form = "packed"
+		}
+		if got := form + " " + fmt.Sprint(p.Routes); got != c.want || len(sent.GetRoutes()) > 0 && len(sent.GetPackedRoutes()) > 0 {
+			t.Errorf("features %q: the agent is sent %s, want %s", c.features, got, c.want)
+		}
+		if !proto.Equal(rec.GetTask().GetSpec().GetNetwork(), spec) {
+			t.Errorf("features %q: the stored record's spec was changed", c.features)
+		}
+		reg.Close(s, context.Canceled)
 	}
 }

@@ -120,6 +120,20 @@ func AppendPacked(b []byte, cidr netip.Prefix, via netip.Addr) (_ []byte, ok boo
 	return append(b, v[:]...), true
 }
 
+// RouteList is packed routes b as NetworkSpec.routes lists them: what an agent that does
+// not read packed_routes is sent.
+func RouteList(b []byte) ([]*taskv1.NetworkRoute, error) {
+	rs, err := unpack(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*taskv1.NetworkRoute, len(rs))
+	for i, r := range rs {
+		out[i] = &taskv1.NetworkRoute{Cidr: r.CIDR.String(), Via: r.Via.String()}
+	}
+	return out, nil
+}
+
 // unpack reads packed routes, checking only their framing (Parse checks the routes).
 func unpack(b []byte) ([]Route, error) {
 	if len(b)%PackedRouteSize != 0 {
