@@ -618,7 +618,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: id.NodeName, AgentVersion: Version, Features: features.Agent, Facts: f}}}); err != nil {
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: id.NodeName, AgentVersion: Version, Features: features.Agent(), Facts: f}}}); err != nil {
 		return err
 	}
 	first, err := stream.Recv()

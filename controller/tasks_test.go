@@ -180,7 +180,7 @@ func TestPingAndFactsTasks(t *testing.T) {
 	}
 	// The node's record keeps the build its agent reported: its version and its features
 	// (what the workflow engine may send it).
-	if n := node.GetNode(); n.GetAgentVersion() == "" || !slices.Equal(n.GetAgentFeatures(), features.Agent) {
-		t.Fatalf("the node's agent: version %q, features %q; want the agent's, %q", n.GetAgentVersion(), n.GetAgentFeatures(), features.Agent)
+	if n := node.GetNode(); n.GetAgentVersion() == "" || !slices.Equal(n.GetAgentFeatures(), features.Agent()) {
+		t.Fatalf("the node's agent: version %q, features %q; want the agent's, %q", n.GetAgentVersion(), n.GetAgentFeatures(), features.Agent())
 	}
 }

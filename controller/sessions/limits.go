@@ -3,7 +3,6 @@ package sessions
 import (
 	"context"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/features"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/internal/bounded"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"github.com/deckhandhq/deckhand/internal/ratelimit"
 	"github.com/deckhandhq/deckhand/internal/secret"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"

@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/features"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/deckhandhq/deckhand/internal/features"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 )
@@ -44,7 +44,7 @@ func TestCheckHelloNamesTheFieldOverItsLimit(t *testing.T) {
 			t.Errorf("want an error about %s, got %v", c.field, err)
 		}
 	}
-	ok := &agentv1.Hello{NodeName: "n1", AgentVersion: "v0.1.0", Features: features.Agent, Facts: &agentv1.Facts{Hostname: "n1", IpAddresses: []string{"10.0.0.1"}, KubeVersions: map[string]string{"kubelet": "v1.33.1"},
+	ok := &agentv1.Hello{NodeName: "n1", AgentVersion: "v0.1.0", Features: features.Agent(), Facts: &agentv1.Facts{Hostname: "n1", IpAddresses: []string{"10.0.0.1"}, KubeVersions: map[string]string{"kubelet": "v1.33.1"},
 		Certificates: []*agentv1.Certificate{{Name: "admin.conf", RenewedBy: "kubeadm"}, {Name: "kubelet-client", RenewedBy: "kubelet"}, {Name: "etcd-ca"}}}}
 	if err := CheckHello(ok); err != nil {
 		t.Fatalf("a normal hello: %v", err)

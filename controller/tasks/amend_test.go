@@ -88,7 +88,7 @@ func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 			switch {
 			case refused:
 				// A result is recorded once: the record is left as it was.
-				if err == nil || !strings.Contains(err.Error(), "already holds a result") || !strings.Contains(err.Error(), old.GetState().String()) {
+				if !errors.Is(err, ErrHasResult) || !strings.Contains(err.Error(), old.GetState().String()) {
 					t.Fatalf("record %d: a second result into a %v record with one: %v, want an error naming the state", i, old.GetState(), err)
 				}
 			case err != nil:

@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/features"
-	"github.com/deckhandhq/deckhand/internal/podnet"
-	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/deckhandhq/deckhand/controller/sessions"
 	"github.com/deckhandhq/deckhand/internal/backoff"
+	"github.com/deckhandhq/deckhand/internal/features"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -162,8 +163,18 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 		b.cancelled[id] = true
 		msg = cancelMsg(id)
 	case !Terminal(rec.GetState()) && !b.sent[id]:
+		task, err := readable(rec.GetTask(), s)
+		if err != nil {
+			// Never sent in a form the agent would misread: the task ends, saying why.
+			go func() {
+				if _, err := d.svc.CancelFor(s.Context(), id, "AGENT_CANNOT_READ", err.Error()); err != nil && s.Context().Err() == nil {
+					d.log.Warn("cancel a task its agent cannot read", "task", id, "node", s.Node, "err", err)
+				}
+			}()
+			break
+		}
 		b.sent[id] = true
-		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: d.readable(rec.GetTask(), s)}}}
+		msg = &agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Assignment{Assignment: &agentv1.TaskAssignment{Task: task}}}
 	}
 	full := msg != nil && !b.push(msg)
 	d.mu.Unlock()
@@ -176,23 +187,21 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 // features the node's record lists, but the record follows a new session's hello only once
 // its facts are written: an agent replaced by one of the release before, and sent a route
 // list packed meanwhile, would read no routes at all and remove every route it owns. So
-// the session, which knows what its agent said, has the last word.
-func (d *Dispatcher) readable(t *taskv1.Task, s *sessions.Session) *taskv1.Task {
+// the session, which knows what its agent said, has the last word; a packed list it cannot
+// turn into routes (neither the engine nor the API makes one) is an error, never sent.
+func readable(t *taskv1.Task, s *sessions.Session) (*taskv1.Task, error) {
 	n := t.GetSpec().GetNetwork()
 	if len(n.GetPackedRoutes()) == 0 || features.Has(s.Features, features.PackedRoutes) {
-		return t
+		return t, nil
 	}
 	routes, err := podnet.RouteList(n.GetPackedRoutes())
 	if err != nil {
-		// The engine packs valid routes and the API refuses others: a bug, sent as it is
-		// (the agent refuses or ignores it) rather than silently changed.
-		d.log.Error("packed routes the agent cannot be sent as a list", "task", t.GetId(), "node", s.Node, "err", err)
-		return t
+		return nil, fmt.Errorf("the agent of %s does not read packed routes (network.packed-routes), and these cannot be listed: %w", s.Node, err)
 	}
 	t = proto.Clone(t).(*taskv1.Task)
 	n = t.GetSpec().GetNetwork()
 	n.Routes, n.PackedRoutes = routes, nil
-	return t
+	return t, nil
 }
 
 func cancelMsg(id string) *agentv1.SessionResponse {
@@ -360,7 +369,7 @@ func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskRe
 	}
 	err = retry(ctx, func() error {
 		err := d.svc.Finish(ctx, node, res)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrHasResult) {
 			return backoff.Permanent(err)
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,5 +224,54 @@ func TestPackedRoutesReachOnlyAgentsThatReadThem(t *testing.T) {
 			t.Errorf("features %q: the stored record's spec was changed", c.features)
 		}
 		reg.Close(s, context.Canceled)
+	}
+}
+
+// Packed routes that cannot be listed (no controller makes them: a bug) are never sent to an
+// agent that does not read them; the task ends, saying why.
+func TestUnlistablePackedRoutesEndTheTask(t *testing.T) {
+	ctx := context.Background()
+	st := teststore.New(t)
+	nreg := nodes.New(st, nil)
+	if err := nreg.Enroll(ctx, "n1", "machine-n1", "serial-n1"); err != nil {
+		t.Fatal(err)
+	}
+	svc := New(st, nreg, nil)
+	// Written past the API's check, as a bug would: 10 bytes are not whole routes.
+	spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24",
+		ClusterPodSubnet: "10.244.0.0/16", PackedRoutes: make([]byte, 10)}}}
+	if _, err := svc.Create(ctx, &taskv1.Task{Id: "t-net", Node: "n1", Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	reg := sessions.NewRegistry(nil)
+	s := reg.Open(ctx, "n1", "serial-n1", nil)
+	t.Cleanup(func() { reg.Close(s, context.Canceled) })
+	d := NewDispatcher(svc, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec, _, err := svc.Get(ctx, "t-net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.offer(rec)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, _, err := svc.Get(ctx, "t-net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED {
+			if e := rec.GetResult().GetError(); e.GetReason() != "AGENT_CANNOT_READ" || !strings.Contains(e.GetMessage(), "packed_routes: 10 bytes") {
+				t.Fatalf("the task ended with %v, want AGENT_CANNOT_READ naming packed_routes", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task is still %v", rec.GetState())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the record with a deadline
+	}
+	select {
+	case m := <-s.Out:
+		t.Fatalf("the agent was sent %s", wire(m))
+	default:
 	}
 }

@@ -40,6 +40,9 @@ var (
 	ErrNotFound = errors.New("task not found")
 	// ErrInvalid: the request is malformed.
 	ErrInvalid = errors.New("invalid task")
+	// ErrHasResult: a result for a task whose record holds one already (a result is
+	// recorded once).
+	ErrHasResult = errors.New("task already holds a result")
 	// ErrExists: a different task already has that ID.
 	ErrExists = errors.New("task ID already used")
 
@@ -307,7 +310,7 @@ func (s *Service) amend(ctx context.Context, id string, decide func(Head) (bool,
 			return nil
 		}
 		if res != nil && h.HasResult {
-			return fmt.Errorf("task %s (state %s) already holds a result", id, h.State)
+			return fmt.Errorf("%w: %s (state %s); the result sent again is not recorded", ErrHasResult, id, h.State)
 		}
 		more, err := amendment(state, s.now(), res)
 		if err != nil {

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/features"
 	"maps"
 	"slices"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
+	"github.com/deckhandhq/deckhand/internal/features"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -575,7 +575,8 @@ func render(l *loaded, s *storagev1.StepRecord, v view, w *clusterWork, dry bool
 		}
 	}
 	form := routeList
-	if cl != nil && v.Reads(s.GetNode(), features.PackedRoutes) {
+	if slices.ContainsFunc(s.GetInputs(), func(in *storagev1.StepInputRecord) bool { return in.GetStep() == "" && in.GetField() == "routes" }) &&
+		v.Reads(s.GetNode(), features.PackedRoutes) {
 		form = routesPacked
 	}
 	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry, form)

@@ -271,12 +271,12 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 			continue
 		}
 		if in.GetStep() == "" {
+			if view == nil {
+				view = l.networkView(cl)
+			}
 			n := t.GetNetwork()
 			switch in.GetField() {
 			case "routes":
-				if view == nil {
-					view = l.networkView(cl)
-				}
 				n.Generation = uint64(gen)
 				packed, ok := []byte(nil), false
 				if form == routesPacked {
@@ -288,7 +288,11 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 					n.Routes = routesFor(view, s.GetNode())
 				}
 			case "pod_cidr":
-				n.PodCidr = netNodeOf(l, cl, s.GetNode()).podCIDR
+				for _, v := range view {
+					if v.name == s.GetNode() {
+						n.PodCidr = v.podCIDR
+					}
+				}
 				if n.GetPodCidr() == "" {
 					return nil, &skipError{fmt.Sprintf("%s is not a node of the cluster with a podCIDR any more: it has no routes to update", s.GetNode())}
 				}

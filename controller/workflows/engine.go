@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deckhandhq/deckhand/internal/features"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/backoff"
+	"github.com/deckhandhq/deckhand/internal/features"
 	"github.com/deckhandhq/deckhand/internal/tasksecrets"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"

@@ -189,19 +189,6 @@ func TestNetworkView(t *testing.T) {
 			t.Errorf("routes of %s: %s, want %s", node, got, want)
 		}
 	}
-	// A node's own entry, looked up without the view, is the view's.
-	l := wfOf(0, steps...)
-	for _, name := range []string{"cp-1", "w-1", "w-2", "w-3", "w-4", "old", "nope"} {
-		want := netNode{}
-		for _, n := range view {
-			if n.name == name {
-				want = n
-			}
-		}
-		if got := netNodeOf(l, cl, name); got != want {
-			t.Errorf("netNodeOf(%s) = %+v, the view has %+v", name, got, want)
-		}
-	}
 	if got := routesFor(networkView(nil, nil), "cp-1"); got == nil || len(got) != 0 {
 		t.Errorf("the first node's routes: %v (want an empty list)", got)
 	}

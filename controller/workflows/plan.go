@@ -964,11 +964,18 @@ func conntrackMax(k *taskv1.KubeProxySettings) string {
 }
 
 // netNode is a node as the pod network sees it; cidr and addr are podCIDR and address
-// parsed (invalid when they are not IPv4, which only the route list can carry).
+// parsed, once a view (the zero value when the text is not a canonical prefix or address;
+// AppendPacked refuses those and IPv6 ones, which only the route list carries).
 type netNode struct {
 	name, podCIDR, address string
 	cidr                   netip.Prefix
 	addr                   netip.Addr
+}
+
+// routedFrom says whether node has a route to n: n is another node with a podCIDR and an
+// address (a node recorded before Deckhand knew them has neither).
+func (n netNode) routedFrom(node string) bool {
+	return n.name != node && n.podCIDR != "" && n.address != ""
 }
 
 func newNetNode(name, podCIDR, address string) netNode {
@@ -1007,28 +1014,13 @@ func networkView(cl *apiv1.Cluster, steps []*storagev1.StepRecord) []netNode {
 	return out
 }
 
-// netNodeOf is node as networkView(cl, l's steps) shows it, without building the view (a
-// node's own network step needs only its pod CIDR): its registered step's outputs, else the
-// cluster record's entry.
-func netNodeOf(l *loaded, cl *apiv1.Cluster, node string) netNode {
-	if s := l.step(node + "/registered"); s != nil && s.GetState() == storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED {
-		if o := s.GetOutputs(); o["pod_cidr"] != "" && o["address"] != "" {
-			return newNetNode(node, o["pod_cidr"], o["address"])
-		}
-	}
-	if n := clusterNode(cl, node); n != nil {
-		return newNetNode(node, n.GetPodCidr(), n.GetAddress())
-	}
-	return netNode{}
-}
-
 // packedRoutesFor is routesFor's list packed (NetworkSpec.packed_routes); ok is false when
 // a route cannot be packed (a CIDR or an address that is not IPv4 in its canonical text):
 // the list then carries it, for the agent to refuse with the field named.
 func packedRoutesFor(view []netNode, node string) (_ []byte, ok bool) {
 	b := make([]byte, 0, len(view)*podnet.PackedRouteSize)
 	for _, n := range view {
-		if n.name != node && n.podCIDR != "" && n.address != "" {
+		if n.routedFrom(node) {
 			if b, ok = podnet.AppendPacked(b, n.cidr, n.addr); !ok {
 				return nil, false
 			}
@@ -1042,7 +1034,7 @@ func packedRoutesFor(view []netNode, node string) (_ []byte, ok bool) {
 func routesFor(view []netNode, node string) []*taskv1.NetworkRoute {
 	out := []*taskv1.NetworkRoute{}
 	for _, n := range view {
-		if n.name != node && n.podCIDR != "" && n.address != "" {
+		if n.routedFrom(node) {
 			out = append(out, &taskv1.NetworkRoute{Cidr: n.podCIDR, Via: n.address})
 		}
 	}

@@ -16,8 +16,8 @@ const (
 	PackedRoutes = "network.packed-routes"
 )
 
-// Agent lists every feature this build's agent has.
-var Agent = []string{PackedRoutes}
+// Agent lists every feature this build's agent has (a new list each call).
+func Agent() []string { return []string{PackedRoutes} }
 
 // Limits of a hello's list (the list comes from outside: it is bounded like the rest).
 const (

@@ -188,48 +188,50 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 			return nil, &FieldError{"packed_routes", "is given with routes: give the route list in one of them"}
 		}
 	}
-	var given []Route
+	var packed []Route
+	n := len(routes)
 	if field == "packed_routes" {
-		if given, err = unpack(s.GetPackedRoutes()); err != nil {
+		if packed, err = unpack(s.GetPackedRoutes()); err != nil {
 			return nil, err
 		}
-	} else {
-		given = make([]Route, 0, len(routes))
+		n = len(packed)
 	}
-	if p, _ := Lookup(out.Provider); !p.HostRoutes && len(routes)+len(given) > 0 {
-		return nil, &FieldError{field, fmt.Sprintf("has %d entries, but %s routes between nodes itself: give none", len(routes)+len(given), out.Provider)}
+	if p, _ := Lookup(out.Provider); !p.HostRoutes && n > 0 {
+		return nil, &FieldError{field, fmt.Sprintf("has %d entries, but %s routes between nodes itself: give none", n, out.Provider)}
 	}
-	if n := len(routes); n > MaxRoutes {
-		return nil, &FieldError{"routes", fmt.Sprintf("has %d entries; at most %d are allowed (one per other node)", n, MaxRoutes)}
+	if n > MaxRoutes {
+		return nil, &FieldError{field, fmt.Sprintf("has %d entries; at most %d are allowed (one per other node)", n, MaxRoutes)}
 	}
-	for i, r := range routes {
-		f := fmt.Sprintf("routes[%d]", i)
-		c, err := ParsePrefix(f+".cidr", r.GetCidr())
-		if err != nil {
-			return nil, err
-		}
-		via, err := ParseAddr(f+".via", r.GetVia())
-		if err != nil {
-			return nil, err
-		}
-		given = append(given, Route{CIDR: c, Via: via})
-	}
-	for i, r := range given {
+	// Each route is checked whole before the next, in either form: the first wrong route
+	// is the one named, whichever form it came in.
+	given := make([]Route, 0, n)
+	for i := range n {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		if field == "packed_routes" {
-			if err := checkPrefix(f+".cidr", r.CIDR); err != nil {
-				return nil, err
-			}
-			if err := checkAddr(f+".via", r.Via); err != nil {
-				return nil, err
-			}
+		var r Route
+		if packed != nil {
+			r = packed[i]
+			err = checkPrefix(f+".cidr", r.CIDR)
+		} else {
+			r.CIDR, err = ParsePrefix(f+".cidr", routes[i].GetCidr())
+		}
+		if err != nil {
+			return nil, err
 		}
 		if r.CIDR.Overlaps(out.PodCIDR) {
 			return nil, &FieldError{f + ".cidr", fmt.Sprintf("%s overlaps this node's own pod CIDR %s: a node never routes its own pods via another node", r.CIDR, out.PodCIDR)}
 		}
+		if packed != nil {
+			err = checkAddr(f+".via", r.Via)
+		} else {
+			r.Via, err = ParseAddr(f+".via", routes[i].GetVia())
+		}
+		if err != nil {
+			return nil, err
+		}
 		if out.PodCIDR.Contains(r.Via) || r.CIDR.Contains(r.Via) {
 			return nil, &FieldError{f + ".via", fmt.Sprintf("%s is a pod address: give the node's own address (its InternalIP)", r.Via)}
 		}
+		given = append(given, r)
 	}
 	out.Routes = given
 	// Prefixes are nested or disjoint: sorted by first address, a prefix that overlaps any

@@ -58,6 +58,8 @@ func TestParse(t *testing.T) {
 		{"route via IPv6", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "fd00::1" }},
 		{"route via a name", "routes[0].via", func(s *taskv1.NetworkSpec) { s.Routes[0].Via = "node-2" }},
 		{"two nodes, one CIDR", "routes", func(s *taskv1.NetworkSpec) { s.Routes[1].Cidr = "10.244.2.0/24" }},
+		{"two wrong routes: the first named", "routes[0].cidr", func(s *taskv1.NetworkSpec) { s.Routes[0].Cidr = "10.244.1.0/24"; s.Routes[1].Via = "0.0.0.0" }},
+		{"a route wrong in its CIDR and its address: the CIDR named", "routes[0].cidr", func(s *taskv1.NetworkSpec) { s.Routes[0].Cidr = "10.244.1.0/24"; s.Routes[0].Via = "0.0.0.0" }},
 		{"nested CIDRs", "routes", func(s *taskv1.NetworkSpec) {
 			s.Routes = append(s.Routes, &taskv1.NetworkRoute{Cidr: "10.245.0.0/24", Via: "10.250.0.8"}, &taskv1.NetworkRoute{Cidr: "10.245.0.0/16", Via: "10.250.0.9"})
 		}},

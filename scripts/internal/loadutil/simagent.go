@@ -150,7 +150,7 @@ func (a *SimAgent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	hello := &agentv1.Hello{NodeName: a.Name, AgentVersion: version.Get().String(), Features: features.Agent, Facts: &agentv1.Facts{Hostname: a.Name, OsId: "debian", OsVersion: "12",
+	hello := &agentv1.Hello{NodeName: a.Name, AgentVersion: version.Get().String(), Features: features.Agent(), Facts: &agentv1.Facts{Hostname: a.Name, OsId: "debian", OsVersion: "12",
 		Kernel: "6.1.0", Arch: "amd64", Cpus: 2, MachineId: a.Name, IpAddresses: []string{a.ip()}}}
 	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: hello}}); err != nil {
 		return err
