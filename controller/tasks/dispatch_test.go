@@ -129,18 +129,25 @@ func TestSessionThatTakesNothingIsClosed(t *testing.T) {
 	}
 }
 
+// serviceWithNode is a task service on a fresh store with node enrolled (serial
+// "serial-"+node).
+func serviceWithNode(t *testing.T, node string) *Service {
+	t.Helper()
+	st := teststore.New(t)
+	nreg := nodes.New(st, nil)
+	if err := nreg.Enroll(context.Background(), node, "machine-"+node, "serial-"+node); err != nil {
+		t.Fatal(err)
+	}
+	return New(st, nreg, nil)
+}
+
 // A cancel lost with an earlier session (the agent reconnected, or the session was closed
 // with the cancel still queued) is sent again when the agent's heartbeat says the task
 // still runs, once; tasks that ended otherwise, or that the controller does not know, get
 // nothing.
 func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
 	ctx := context.Background()
-	st := teststore.New(t)
-	nreg := nodes.New(st, nil)
-	if err := nreg.Enroll(ctx, "n1", "machine-n1", "serial-n1"); err != nil {
-		t.Fatal(err)
-	}
-	svc := New(st, nreg, nil)
+	svc := serviceWithNode(t, "n1")
 	diag := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}
 	for _, id := range []string{"t-cancelled", "t-done", "t-new"} {
 		if _, err := svc.Create(ctx, &taskv1.Task{Id: id, Node: "n1", Spec: diag}); err != nil {
@@ -231,12 +238,7 @@ func TestPackedRoutesReachOnlyAgentsThatReadThem(t *testing.T) {
 // agent that does not read them; the task ends, saying why.
 func TestUnlistablePackedRoutesEndTheTask(t *testing.T) {
 	ctx := context.Background()
-	st := teststore.New(t)
-	nreg := nodes.New(st, nil)
-	if err := nreg.Enroll(ctx, "n1", "machine-n1", "serial-n1"); err != nil {
-		t.Fatal(err)
-	}
-	svc := New(st, nreg, nil)
+	svc := serviceWithNode(t, "n1")
 	// Written past the API's check, as a bug would: 10 bytes are not whole routes.
 	spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24",
 		ClusterPodSubnet: "10.244.0.0/16", PackedRoutes: make([]byte, 10)}}}

@@ -772,6 +772,16 @@ func TestRealLab(t *testing.T) {
 		}
 	}
 	l.checkSettings()
+	// The route lists went out packed (every agent reads them) and made real routes: each
+	// node has one, owned by Deckhand, to each of the three others' pods.
+	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
+		if out, err := l.deckctl("node", "describe", n); err != nil || !regexp.MustCompile(`(?m)^Agent features:\s+network\.packed-routes$`).MatchString(out) {
+			t.Fatalf("deckctl node describe %s does not list the packed routes feature: %v\n%s", n, err, out)
+		}
+		if out, err := l.onHost(n, "ip", "route", "show", "proto", "221"); err != nil || len(regexp.MustCompile(`(?m)^\d+\.\d+\.\d+\.0/24 via \S+ dev `).FindAllString(out, -1)) != 3 {
+			t.Fatalf("%s's pod routes (proto 221): %v\n%s, want one to each of the 3 other nodes", n, err, out)
+		}
+	}
 	for _, want := range []string{"pod to pod: passed", "DNS: passed", "export KUBECONFIG=", "node-4/join"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("make lab's output lacks %q:\n%s", want, out)
