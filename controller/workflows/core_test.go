@@ -365,3 +365,31 @@ func TestRetrySetAndCancel(t *testing.T) {
 		t.Fatalf("cancel: %v %v %v, steps %v", tasks, first, rest, w.Steps)
 	}
 }
+
+// The engine's own write comes back through the watch as a header change at the revision
+// it holds: no pass. Any later change, or a mark that is not a header change, is one.
+func TestPassDueAfterMarks(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		marks []dirtyMark
+		held  int64
+		want  bool
+	}{
+		{"own write echoed", []dirtyMark{{"w", 10}}, 10, false},
+		{"older header change", []dirtyMark{{"w", 7}}, 10, false},
+		{"someone else's later write", []dirtyMark{{"w", 11}}, 10, true},
+		{"a task ended", []dirtyMark{{"w", anyChange}}, 10, true},
+		{"echo, then a task ended", []dirtyMark{{"w", 10}, {"w", anyChange}}, 10, true},
+		{"a task ended, then an echo", []dirtyMark{{"w", anyChange}, {"w", 10}}, 10, true},
+		{"echo, then a later write", []dirtyMark{{"w", 9}, {"w", 12}, {"w", 10}}, 10, true},
+		{"echoes only", []dirtyMark{{"w", 9}, {"w", 10}}, 10, false},
+	} {
+		due := map[string]int64{}
+		for _, m := range c.marks {
+			addMark(due, m)
+		}
+		if got := passDue(due["w"], c.held); got != c.want {
+			t.Errorf("%s: passDue after %v holding %d = %v, want %v", c.name, c.marks, c.held, got, c.want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func TestManyStepsFinishingAtOnceEndTheWorkflow(t *testing.T) {
 
 		e := NewEngine(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		e.fence = store.Absent("/test/no-such-key")
-		e.cache, e.tasks, e.dirty = map[string]*loaded{}, map[string]*apiv1.TaskRecord{}, make(chan string, 1024)
+		e.cache, e.tasks, e.dirty = map[string]*loaded{}, map[string]*apiv1.TaskRecord{}, make(chan dirtyMark, 1024)
 		var last error
 		for pass := 0; pass < 10; pass++ {
 			last = e.reconcile(ctx, id)
@@ -103,7 +103,8 @@ func TestFitting(t *testing.T) {
 		{"an operation too big alone still goes (the store names the limit)", lim, nil, ops(5000, 10), 1},
 		{"beside a base, one too big waits", lim, ops(100), ops(700), 0},
 		{"the base's bytes count", lim, ops(500), ops(200, 100), 1},
-		{"at most stepBatch", store.TxnLimits{}, nil, ops(many...), stepBatch},
+		{"at most stepBatch on a store without an operations limit", store.TxnLimits{}, nil, ops(many...), stepBatch},
+		{"else as many as the store takes", store.TxnLimits{Ops: 2048}, nil, ops(many...), len(many)},
 		{"the base's operations count", store.TxnLimits{Ops: 128}, ops(many[:100]...), ops(many...), 28},
 		{"a full base leaves none", store.TxnLimits{Ops: 2}, ops(1, 1), ops(1), 0},
 	} {

@@ -43,7 +43,7 @@ func newEngineFixture(t *testing.T, names ...string) *engineFixture {
 	e.fence = store.Absent("/test/no-such-key")
 	e.cache = map[string]*loaded{}
 	e.tasks = map[string]*apiv1.TaskRecord{}
-	e.dirty = make(chan string, 1024)
+	e.dirty = make(chan dirtyMark, 1024)
 	return &engineFixture{st: st, svc: svc, e: e}
 }
 
