@@ -574,12 +574,7 @@ func render(l *loaded, s *storagev1.StepRecord, v view, w *clusterWork, dry bool
 			outputs[in.GetStep()] = rec.GetResult().GetOutputs()
 		}
 	}
-	form := routeList
-	if slices.ContainsFunc(s.GetInputs(), func(in *storagev1.StepInputRecord) bool { return in.GetStep() == "" && in.GetField() == "routes" }) &&
-		v.Reads(s.GetNode(), features.PackedRoutes) {
-		form = routesPacked
-	}
-	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry, form)
+	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry, func() bool { return v.Reads(s.GetNode(), features.PackedRoutes) })
 	var skip *skipError
 	if err != nil && !errors.As(err, &skip) {
 		return nil, &inputError{err}

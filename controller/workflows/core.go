@@ -230,21 +230,14 @@ func pickNode(s *storagev1.StepRecord, cl *apiv1.Cluster, ready func(string) boo
 	return "", "waiting for a Ready control-plane node"
 }
 
-// routeForm is how a rendered network task lists its routes: the node's agent reads
-// NetworkSpec.packed_routes, or only the routes of the release before (see package features).
-type routeForm int
-
-const (
-	routeList routeForm = iota
-	routesPacked
-)
-
 // renderSpec fills step s's inputs into a copy of its task spec: from the outputs of the
 // steps that produce them (outputs by step name: a token, a CA hash, a pod CIDR), or from the
 // recorded cluster cl at store revision gen (a network step's routes and pod CIDR). In a
 // dry-run a missing output becomes a placeholder; a token-delete step whose token was never
-// minted has nothing to do (a skipError).
-func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool, form routeForm) (*taskv1.TaskSpec, error) {
+// minted has nothing to do (a skipError). readsPacked, asked only when s has a routes input
+// (nil: never), says whether the node's agent reads NetworkSpec.packed_routes rather than
+// only the route list of the release before (see package features).
+func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool, readsPacked func() bool) (*taskv1.TaskSpec, error) {
 	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
 	var view []netNode
 	for _, in := range s.GetInputs() {
@@ -279,7 +272,7 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 			case "routes":
 				n.Generation = uint64(gen)
 				packed, ok := []byte(nil), false
-				if form == routesPacked {
+				if readsPacked != nil && readsPacked() {
 					packed, ok = packedRoutesFor(view, s.GetNode())
 				}
 				if ok {

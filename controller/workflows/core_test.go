@@ -299,7 +299,7 @@ func TestRenderSpecFeedsOutputsToInputs(t *testing.T) {
 	l := wfOf(0, tok, join, del)
 	outs := map[string]map[string]string{"w-1/token": {"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:ab", "api_server": "10.0.0.1:6443"}}
 
-	got, err := renderSpec(l, join, nil, 0, outs, false, routeList)
+	got, err := renderSpec(l, join, nil, 0, outs, false, nil)
 	if err != nil || got.GetKubeadmJoin().GetToken() != "abcdef.0123456789abcdef" || got.GetKubeadmJoin().GetCaCertHash() != "sha256:ab" ||
 		got.GetKubeadmJoin().GetCluster().GetControlPlaneEndpoint() != "10.0.0.1:6443" {
 		t.Fatalf("rendered join: %v, %v", got, err)
@@ -307,29 +307,29 @@ func TestRenderSpecFeedsOutputsToInputs(t *testing.T) {
 	if join.GetTask().GetKubeadmJoin().GetToken() != "" {
 		t.Fatal("the token reached the step's template: secrets must stay in the task record only")
 	}
-	if got, err := renderSpec(l, del, nil, 0, outs, false, routeList); err != nil || got.GetKubeadmToken().GetDeleteTokenId() != "abcdef" {
+	if got, err := renderSpec(l, del, nil, 0, outs, false, nil); err != nil || got.GetKubeadmToken().GetDeleteTokenId() != "abcdef" {
 		t.Fatalf("token delete gets the token's ID only: %v, %v", got, err)
 	}
 	// The token step failed before it minted one: nothing to delete.
-	if _, err := renderSpec(l, del, nil, 0, nil, false, routeList); err == nil || fmt.Sprintf("%T", err) != "*workflows.skipError" {
+	if _, err := renderSpec(l, del, nil, 0, nil, false, nil); err == nil || fmt.Sprintf("%T", err) != "*workflows.skipError" {
 		t.Fatalf("token delete without a token: %v, want a skip", err)
 	}
 	// A missing output fails the step, except in a dry run, which uses placeholders.
-	if _, err := renderSpec(l, join, nil, 0, nil, false, routeList); err == nil {
+	if _, err := renderSpec(l, join, nil, 0, nil, false, nil); err == nil {
 		t.Fatal("a join without its token rendered")
 	}
-	if got, err := renderSpec(l, join, nil, 0, nil, true, routeList); err != nil || got.GetKubeadmJoin().GetToken() != placeholders["token"] {
+	if got, err := renderSpec(l, join, nil, 0, nil, true, nil); err != nil || got.GetKubeadmJoin().GetToken() != placeholders["token"] {
 		t.Fatalf("dry-run join: %v, %v", got, err)
 	}
 	// Inputs from the cluster record: a routes step of a node that left has nothing to do.
 	routes := &storagev1.StepRecord{Name: "w-2/routes", Node: "w-2", State: pending, Task: spec(&taskv1.NetworkSpec{}),
 		Inputs: []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}}
 	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{{Name: "w-1", PodCidr: "10.244.1.0/24", Address: "10.0.0.21"}, {Name: "w-2", PodCidr: "10.244.2.0/24", Address: "10.0.0.22"}}}
-	got, err = renderSpec(wfOf(0, routes), routes, cl, 42, nil, false, routeList)
+	got, err = renderSpec(wfOf(0, routes), routes, cl, 42, nil, false, nil)
 	if err != nil || got.GetNetwork().GetPodCidr() != "10.244.2.0/24" || got.GetNetwork().GetGeneration() != 42 || len(got.GetNetwork().GetRoutes()) != 1 {
 		t.Fatalf("routes of w-2: %v, %v", got, err)
 	}
-	if _, err := renderSpec(wfOf(0, routes), routes, &apiv1.Cluster{}, 43, nil, false, routeList); err == nil || fmt.Sprintf("%T", err) != "*workflows.skipError" {
+	if _, err := renderSpec(wfOf(0, routes), routes, &apiv1.Cluster{}, 43, nil, false, nil); err == nil || fmt.Sprintf("%T", err) != "*workflows.skipError" {
 		t.Fatalf("routes of a node that left: %v, want a skip", err)
 	}
 }

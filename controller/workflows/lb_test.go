@@ -202,7 +202,7 @@ func TestBackendsAreResolvedFromTheCluster(t *testing.T) {
 		Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
 	l := wfOf(0, step)
 	t0spec := proto.Clone(step.GetTask())
-	got, err := renderSpec(l, step, cl, 77, nil, false, routeList)
+	got, err := renderSpec(l, step, cl, 77, nil, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,16 +217,16 @@ func TestBackendsAreResolvedFromTheCluster(t *testing.T) {
 	noAddr := lbCluster(&taskv1.LoadBalancerSettings{Type: "local"}, 1, "cp-1", "w-1")
 	noAddr.Nodes[0].Address = ""
 	var skip *skipError
-	if _, err := renderSpec(wfOf(0, upd), upd, noAddr, 5, nil, false, routeList); !errors.As(err, &skip) {
+	if _, err := renderSpec(wfOf(0, upd), upd, noAddr, 5, nil, false, nil); !errors.As(err, &skip) {
 		t.Errorf("an update with no control plane to forward to: %v, want the step skipped", err)
 	}
 	// A peer's update on a node whose join failed: not in the cluster, nothing installed.
 	gone := &storagev1.StepRecord{Name: "w-9/lb-update", Node: "w-9", Task: specOf(&taskv1.LoadBalancerSpec{}), Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
-	if _, err := renderSpec(wfOf(0, gone), gone, cl, 5, nil, false, routeList); !errors.As(err, &skip) {
+	if _, err := renderSpec(wfOf(0, gone), gone, cl, 5, nil, false, nil); !errors.As(err, &skip) {
 		t.Errorf("an update on a node not in the cluster: %v, want the step skipped", err)
 	}
 	own := &storagev1.StepRecord{Name: "w-1/load-balancer", Node: "w-1", Lane: "w-1", Task: specOf(&taskv1.LoadBalancerSpec{}), Inputs: []*storagev1.StepInputRecord{{Field: "backends"}}}
-	if _, err := renderSpec(wfOf(0, own), own, noAddr, 5, nil, false, routeList); err == nil || errors.As(err, &skip) {
+	if _, err := renderSpec(wfOf(0, own), own, noAddr, 5, nil, false, nil); err == nil || errors.As(err, &skip) {
 		t.Errorf("a node's own load balancer with no control plane to forward to: %v, want the step failed (its join could never reach the cluster)", err)
 	}
 }

@@ -111,7 +111,7 @@ const PackedRouteSize = 9
 // AppendPacked appends route cidr via via to packed routes b; ok is false (b unchanged)
 // when either is not IPv4, which a packed route cannot hold.
 func AppendPacked(b []byte, cidr netip.Prefix, via netip.Addr) (_ []byte, ok bool) {
-	if !cidr.Addr().Is4() || !via.Is4() || cidr.Bits() < 0 {
+	if !cidr.Addr().Is4() || !via.Is4() { // an invalid prefix's address is not IPv4 either
 		return b, false
 	}
 	a, v := cidr.Addr().As4(), via.As4()
@@ -181,20 +181,18 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	if m := out.MTU; m != 0 && (m < MinMTU || m > MaxMTU) {
 		return nil, &FieldError{"mtu", fmt.Sprintf("%d: give %d..%d, or 0 for the kernel's default", m, MinMTU, MaxMTU)}
 	}
-	routes, field := s.GetRoutes(), "routes"
+	// packed is nil for a route list (packed routes hold at least one route).
+	routes, field, n := s.GetRoutes(), "routes", len(s.GetRoutes())
+	var packed []Route
 	if len(s.GetPackedRoutes()) > 0 {
-		field = "packed_routes"
 		if len(routes) > 0 {
 			return nil, &FieldError{"packed_routes", "is given with routes: give the route list in one of them"}
 		}
-	}
-	var packed []Route
-	n := len(routes)
-	if field == "packed_routes" {
+		// unpack bounds the count (MaxRoutes) before it allocates.
 		if packed, err = unpack(s.GetPackedRoutes()); err != nil {
 			return nil, err
 		}
-		n = len(packed)
+		field, n = "packed_routes", len(packed)
 	}
 	if p, _ := Lookup(out.Provider); !p.HostRoutes && n > 0 {
 		return nil, &FieldError{field, fmt.Sprintf("has %d entries, but %s routes between nodes itself: give none", n, out.Provider)}
