@@ -16,6 +16,7 @@ import (
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
 )
 
 // view is what a reconcile pass reads besides the workflow, read-only. The engine's view
@@ -42,8 +43,11 @@ type decisions struct {
 	// The workflow ended (its state, failed step and error are set on it).
 	over bool
 	// Tasks to create with their steps, each only if its ID is free (rendered: they may hold
-	// a join token, which the step never does).
-	create []*taskv1.Task
+	// a join token, which the step never does), and the compare and write of each (encoded
+	// once: a wave of routes tasks is megabytes).
+	create    []*taskv1.Task
+	createIfs []store.Compare
+	createOps []store.Op
 	// Tasks to cancel on their nodes before the write: they overran their step's timeout.
 	cancel []string
 	// Tasks of running steps that were never created (a failover between a step marked
@@ -282,15 +286,16 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 		mark(i)
 		task := newTask(wf, s)
 		task.Spec = t
-		if _, _, err := tasks.PutNew(task, now); err != nil {
+		cmp, op, err := tasks.PutNew(task, now)
+		if err != nil {
 			failStep(s, now, "DISPATCH_FAILED", err.Error(), "deckctl workflow retry "+id)
 			return false, nil
 		}
 		s.State = storagev1.StepRecordState_STEP_RECORD_STATE_RUNNING
 		s.Started = timestamppb.New(now)
 		s.Finished, s.Error = nil, nil
-		d.create = append(d.create, task)
-		used += proto.Size(task) + stepSlack
+		d.create, d.createIfs, d.createOps = append(d.create, task), append(d.createIfs, cmp), append(d.createOps, op)
+		used += len(op.Key) + len(op.Value) + stepSlack
 		adm.start(s)
 		return false, nil
 	}

@@ -442,14 +442,8 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	// The tasks are created with their steps, in one write: no step runs without its task,
 	// and each task only if its ID is free; the cluster record only if unchanged since read.
 	ifs := []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}
-	for _, t := range d.create {
-		cmp, op, err := tasks.PutNew(t, now)
-		if err != nil {
-			return err
-		}
-		ifs = append(ifs, cmp)
-		ops = append(ops, op)
-	}
+	ifs = append(ifs, d.createIfs...)
+	ops = append(ops, d.createOps...)
 	if d.clusterChanged {
 		ifs = append(ifs, store.ModRevisionIs(ClusterKey, d.clusterRev))
 		if d.cluster == nil {
