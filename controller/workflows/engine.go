@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -65,9 +66,12 @@ type Engine struct {
 	mu       sync.Mutex
 	tasks    map[string]*apiv1.TaskRecord // terminal records of workflow tasks, from the watch
 	dirty    chan dirtyMark
-	nodeRecs map[string]*apiv1.Node // read once per pass
-	live     map[string]liveTask    // records of running steps' tasks (the engine's goroutine only)
-	timers   map[string]wakeTimer   // per workflow: when to look again without an event
+	nodeRecs map[string]*apiv1.Node       // read once per pass
+	live     map[string]*apiv1.TaskRecord // records of running steps' tasks, as first read (the engine's goroutine only)
+	// liveStale asks the next round to forget live: the tasks watch restarted (it may have
+	// missed ends) or a task record was deleted.
+	liveStale atomic.Bool
+	timers    map[string]wakeTimer // per workflow: when to look again without an event
 }
 
 // NewEngine returns an engine for svc.
@@ -109,7 +113,8 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 	e.fence = fence
 	e.cache = map[string]*loaded{}
 	e.tasks = map[string]*apiv1.TaskRecord{}
-	e.live = map[string]liveTask{}
+	e.live = map[string]*apiv1.TaskRecord{}
+	e.liveStale.Store(false)
 	e.dirty = make(chan dirtyMark, 8192)
 	e.timers = map[string]wakeTimer{}
 	defer func() {
@@ -162,7 +167,7 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 				more = false
 			}
 		}
-		e.nodeRecs = nil
+		e.newRound()
 		for id, rev := range due {
 			if id == "" {
 				all = true
@@ -182,6 +187,15 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 			}
 		}
 	}
+}
+
+// newRound starts a round of passes: node records are read again when first asked, and
+// running tasks' records too when the watch may have missed a change (liveStale).
+func (e *Engine) newRound() {
+	if e.liveStale.Swap(false) {
+		clear(e.live)
+	}
+	e.nodeRecs = nil
 }
 
 // A dirtyMark asks for a pass over workflow id ("" for every running one). rev is the
@@ -214,9 +228,17 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 	store.Follow(ctx, e.svc.st, prefix, store.Follower{
 		// Each (re)start of the watch may have missed changes: a full pass.
 		NoKeys: true,
-		Listed: func([]*store.KV) { e.mark("") },
+		Listed: func([]*store.KV) {
+			if prefix == tasks.Prefix {
+				e.liveStale.Store(true)
+			}
+			e.mark("")
+		},
 		Event: func(ev store.Event) {
 			if ev.Type != store.EventPut {
+				if prefix == tasks.Prefix {
+					e.liveStale.Store(true) // a running task's record gone: the next pass creates it again
+				}
 				return
 			}
 			if prefix == tasks.Prefix {
@@ -303,6 +325,13 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	if rec := e.cachedTask(id); rec != nil {
 		return rec, nil
 	}
+	// A task read running stays so for the engine until the watch reports its end (follow
+	// caches the ended record and marks the workflow): a running step's record is read
+	// once, not on every pass (500 reads a pass at concurrency 500). A restarted watch, or
+	// a task record deleted, makes the next round read them again (liveStale).
+	if rec, ok := e.live[id]; ok {
+		return rec, nil
+	}
 	// A local read: the engine runs on the leader, whose store has applied every write it
 	// made, and each of its writes is fenced and guarded. A linearizable read would wait for
 	// the raft loop (busy with other writes' fsyncs) once per running step and pass.
@@ -310,31 +339,19 @@ func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error)
 	if err != nil {
 		return nil, err
 	}
-	// A running step's record is read on every pass until it ends: decoded again only when
-	// it changed.
-	if c, ok := e.live[id]; ok && c.rev == kv.ModRevision {
-		return c.rec, nil
-	}
 	rec, err := tasks.DecodeWithoutSpec(kv) // the step holds the spec
 	if err != nil {
 		return nil, err
 	}
 	if tasks.Terminal(rec.GetState()) {
-		delete(e.live, id)
 		e.putTask(rec)
 	} else {
 		if e.live == nil {
-			e.live = map[string]liveTask{}
+			e.live = map[string]*apiv1.TaskRecord{}
 		}
-		e.live[id] = liveTask{kv.ModRevision, rec}
+		e.live[id] = rec
 	}
 	return rec, nil
-}
-
-// liveTask is a task record that has not ended, as decoded at its revision.
-type liveTask struct {
-	rev int64
-	rec *apiv1.TaskRecord
 }
 
 // satisfied says whether step s may start given its dependencies; never means it cannot

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -172,5 +173,68 @@ func TestDirectTasksAreCreatedOnceAndNotOnHeldNodes(t *testing.T) {
 	got, _, err := f.svc.tasks.Get(ctx, "diag-1")
 	if err != nil || got.GetTask().GetSpec().GetDiagnostics() == nil {
 		t.Fatalf("the taken ID's record changed: %v %v", got, err)
+	}
+}
+
+// The engine reads a running step's task record once and then waits for the watch to
+// report its end. A record deleted meanwhile is noticed all the same (the step's task is
+// created again, same ID, rather than the step waiting forever), and the end of the task
+// then settles the step.
+func TestEngineFollowsRunningTasksItReadOnce(t *testing.T) {
+	f := newEngineFixture(t, "n1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.e.follow(ctx, tasks.Prefix)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("the watch started", func() bool { return f.e.liveStale.Swap(false) })
+	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := func() {
+		t.Helper()
+		f.e.newRound()
+		if err := f.e.reconcile(ctx, wf.GetId()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	pass() // reads the running step's task
+	s := f.step(t, wf.GetId(), "n1/preflight")
+	id := s.GetTaskId()
+	if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || f.e.live[id] == nil {
+		t.Fatalf("preflight running, its record read: %v, %v", s, f.e.live[id])
+	}
+	if _, err := f.st.Txn(ctx, store.Txn{Then: []store.Op{store.Delete(tasks.Prefix + id)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the watch saw the record go", f.e.liveStale.Load)
+	pass()
+	if rec, _, err := f.svc.tasks.Get(ctx, id); err != nil || rec.GetState() != taskv1.TaskState_TASK_STATE_PENDING {
+		t.Fatalf("the lost task record was not created again: %v %v", rec, err)
+	}
+	pass() // reads it running again
+	if err := f.svc.tasks.Finish(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the watch saw the task end", func() bool { return f.e.cachedTask(id) != nil })
+	pass()
+	if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+		t.Fatalf("preflight after its task succeeded: %v", s)
 	}
 }
