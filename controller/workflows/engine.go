@@ -155,6 +155,7 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 				addMark(due, m)
 			case <-tick.C:
 				all = true
+				e.liveStale.Store(true)
 				continue
 			}
 		}
@@ -237,20 +238,28 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 		Event: func(ev store.Event) {
 			if ev.Type != store.EventPut {
 				if prefix == tasks.Prefix {
-					e.liveStale.Store(true) // a running task's record gone: the next pass creates it again
+					// A running task's record gone: the tick's next full pass creates it again.
+					e.liveStale.Store(true)
 				}
 				return
 			}
 			if prefix == tasks.Prefix {
 				// Only an ended task of a workflow moves it: the rest is not decoded.
 				h, err := tasks.Peek(ev.KV)
-				if err != nil || h.WorkflowID == "" || !tasks.Terminal(h.State) {
+				if err == nil && (h.WorkflowID == "" || !tasks.Terminal(h.State)) {
 					return
 				}
-				if rec, err := tasks.DecodeWithoutSpec(ev.KV); err == nil {
-					e.putTask(rec)
-					e.mark(rec.GetTask().GetWorkflowId())
+				var rec *apiv1.TaskRecord
+				if err == nil {
+					rec, err = tasks.DecodeWithoutSpec(ev.KV)
 				}
+				if err != nil {
+					// Unreadable: the engine's own read of it reports the error on its passes.
+					e.liveStale.Store(true)
+					return
+				}
+				e.putTask(rec)
+				e.mark(rec.GetTask().GetWorkflowId())
 				return
 			}
 			e.markRev(strings.TrimPrefix(ev.KV.Key, Prefix), ev.KV.ModRevision)
@@ -323,12 +332,15 @@ func (e *Engine) node(ctx context.Context, name string) *apiv1.Node {
 
 func (e *Engine) task(ctx context.Context, id string) (*apiv1.TaskRecord, error) {
 	if rec := e.cachedTask(id); rec != nil {
+		delete(e.live, id)
 		return rec, nil
 	}
 	// A task read running stays so for the engine until the watch reports its end (follow
 	// caches the ended record and marks the workflow): a running step's record is read
-	// once, not on every pass (500 reads a pass at concurrency 500). A restarted watch, or
-	// a task record deleted, makes the next round read them again (liveStale).
+	// once a round of ticks, not on every pass (500 reads a pass at concurrency 500). The
+	// tick's full pass, a restarted watch, a record the watch could not read and a task
+	// record deleted make the next round read them again (liveStale): the read below may
+	// be answered by a store member behind the watch (etcd), and the next tick corrects it.
 	if rec, ok := e.live[id]; ok {
 		return rec, nil
 	}

@@ -276,11 +276,13 @@ func headerSize(wf *storagev1.WorkflowRecord) int {
 const stepBatch = 100
 
 // fitting returns how many of ops, from the first, one transaction carries beside base
-// (the operations already in it) within the store's limits: at most the operations left by
-// base (stepBatch on a store without an operations limit: a big apply's 6,000 steps took
-// 60 writes one after another, 150 ms before its first step started), at most three quarters of its bytes (the rest for the compares
-// and the request's own framing). It may be 0 when base is not empty; at least 1 when it
-// is (an operation too big on its own fails with the store's error naming the limit).
+// (the operations already in it) within the store's limits: at most the operations the
+// store takes less base's (raftstore 2,048, etcd's default 128, as a pass writes; stepBatch
+// on a store without an operations limit: a big apply's 6,000 steps in writes of 100 took
+// 150 ms before its first step started), at most three quarters of its bytes (the rest for
+// the compares and the request's own framing). It may be 0 when base is not empty; at
+// least 1 when it is (an operation too big on its own fails with the store's error naming
+// the limit).
 func fitting(lim store.TxnLimits, base, ops []store.Op) int {
 	maxOps := stepBatch
 	if lim.Ops > 0 {

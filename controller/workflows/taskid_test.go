@@ -178,20 +178,26 @@ func TestDirectTasksAreCreatedOnceAndNotOnHeldNodes(t *testing.T) {
 
 // The engine reads a running step's task record once and then waits for the watch to
 // report its end. A record deleted meanwhile is noticed all the same (the step's task is
-// created again, same ID, rather than the step waiting forever), and the end of the task
-// then settles the step.
+// created again, same ID, rather than the step waiting forever), the task's end settles
+// the step, and so does an end the watch missed while it was down.
 func TestEngineFollowsRunningTasksItReadOnce(t *testing.T) {
 	f := newEngineFixture(t, "n1")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.e.follow(ctx, tasks.Prefix)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	ctx := context.Background()
+	var stop func()
+	follow := func() {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.e.follow(fctx, tasks.Prefix)
+		}()
+		stop = func() {
+			cancel()
+			<-done
+		}
+	}
+	follow()
+	t.Cleanup(func() { stop() })
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); !ok(); {
@@ -213,13 +219,23 @@ func TestEngineFollowsRunningTasksItReadOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pass()
-	pass() // reads the running step's task
-	s := f.step(t, wf.GetId(), "n1/preflight")
-	id := s.GetTaskId()
-	if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || f.e.live[id] == nil {
-		t.Fatalf("preflight running, its record read: %v, %v", s, f.e.live[id])
+	running := func(name string) string {
+		t.Helper()
+		pass() // reads the running step's task
+		s := f.step(t, wf.GetId(), name)
+		if s.GetState() != apiv1.StepState_STEP_STATE_RUNNING || f.e.live[s.GetTaskId()] == nil {
+			t.Fatalf("%s running, its record read: %v, %v", name, s, f.e.live[s.GetTaskId()])
+		}
+		return s.GetTaskId()
 	}
+	succeed := func(id string) {
+		t.Helper()
+		if err := f.svc.tasks.Finish(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	id := running("n1/preflight")
 	if _, err := f.st.Txn(ctx, store.Txn{Then: []store.Op{store.Delete(tasks.Prefix + id)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -228,13 +244,24 @@ func TestEngineFollowsRunningTasksItReadOnce(t *testing.T) {
 	if rec, _, err := f.svc.tasks.Get(ctx, id); err != nil || rec.GetState() != taskv1.TaskState_TASK_STATE_PENDING {
 		t.Fatalf("the lost task record was not created again: %v %v", rec, err)
 	}
-	pass() // reads it running again
-	if err := f.svc.tasks.Finish(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}); err != nil {
-		t.Fatal(err)
-	}
+	running("n1/preflight")
+	succeed(id)
 	waitFor("the watch saw the task end", func() bool { return f.e.cachedTask(id) != nil })
 	pass()
 	if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
 		t.Fatalf("preflight after its task succeeded: %v", s)
+	}
+
+	// The next step's task ends while the watch is down: its restart makes the engine read
+	// the record again.
+	pass()
+	next := running("n1/packages")
+	stop()
+	succeed(next)
+	follow()
+	waitFor("the watch restarted", f.e.liveStale.Load)
+	pass()
+	if s := f.step(t, wf.GetId(), "n1/packages"); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+		t.Fatalf("packages after its task succeeded while the watch was down: %v", s)
 	}
 }

@@ -111,7 +111,7 @@ const PackedRouteSize = 9
 // AppendPacked appends route cidr via via to packed routes b; ok is false (b unchanged)
 // when either is not IPv4, which a packed route cannot hold.
 func AppendPacked(b []byte, cidr netip.Prefix, via netip.Addr) (_ []byte, ok bool) {
-	if !cidr.Addr().Is4() || !via.Is4() { // an invalid prefix's address is not IPv4 either
+	if !cidr.IsValid() || !cidr.Addr().Is4() || !via.Is4() { // PrefixFrom(v4, 33) keeps its IPv4 address
 		return b, false
 	}
 	a, v := cidr.Addr().As4(), via.As4()

@@ -149,6 +149,9 @@ func TestPackedRoutes(t *testing.T) {
 			t.Fatalf("spec %d: the list parses to %v (%v), the packed routes to %v (%v)", i, want, err1, got, err2)
 		}
 	}
+	if b, ok := AppendPacked(nil, netip.PrefixFrom(netip.MustParseAddr("10.244.2.0"), 33), netip.MustParseAddr("10.250.0.1")); ok || len(b) != 0 {
+		t.Errorf("an invalid IPv4 prefix (length 33) packed: %v", b)
+	}
 	if _, ok := AppendPacked(nil, netip.MustParsePrefix("fd00::/64"), netip.MustParseAddr("10.250.0.1")); ok {
 		t.Error("an IPv6 CIDR was packed")
 	}
