@@ -68,8 +68,8 @@ type Engine struct {
 	dirty    chan dirtyMark
 	nodeRecs map[string]*apiv1.Node       // read once per pass
 	live     map[string]*apiv1.TaskRecord // records of running steps' tasks, as first read (the engine's goroutine only)
-	// liveStale asks the next round to forget live: the tasks watch restarted (it may have
-	// missed ends) or a task record was deleted.
+	// liveStale asks the next round to forget live: a tick, a restart of the tasks watch
+	// (it may have missed ends), a record it could not read, a task record deleted.
 	liveStale atomic.Bool
 	timers    map[string]wakeTimer // per workflow: when to look again without an event
 }

@@ -109,9 +109,10 @@ func checkAddr(field string, a netip.Addr) error {
 const PackedRouteSize = 9
 
 // AppendPacked appends route cidr via via to packed routes b; ok is false (b unchanged)
-// when either is not IPv4, which a packed route cannot hold.
+// when either is not IPv4, which a packed route cannot hold, or cidr is not a valid prefix
+// (PrefixFrom(v4, 33) keeps its IPv4 address).
 func AppendPacked(b []byte, cidr netip.Prefix, via netip.Addr) (_ []byte, ok bool) {
-	if !cidr.IsValid() || !cidr.Addr().Is4() || !via.Is4() { // PrefixFrom(v4, 33) keeps its IPv4 address
+	if !cidr.IsValid() || !cidr.Addr().Is4() || !via.Is4() {
 		return b, false
 	}
 	a, v := cidr.Addr().As4(), via.As4()
