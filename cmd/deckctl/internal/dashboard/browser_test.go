@@ -118,6 +118,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// Join node-2: the dialog asks which node, shows the controller's plan, then creates.
 	b.do("open the join dialog with its plan", 30*time.Second,
+		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="join-button"]`)),
 		chromedp.Click(chromedp.CSS(`[data-testid="join-button"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)),
 		chromedp.SetValue(chromedp.CSS(`[data-testid="join-node"]`), "node-2"),
@@ -403,6 +404,8 @@ func TestDashboardShowsErrorsAndRetries(t *testing.T) {
 
 	b.do("the join dialog shows the refusal", 30*time.Second,
 		chromedp.Navigate(f.s.URL()),
+		// Enabled once the node list arrived (a click before would find no node to join).
+		chromedp.WaitEnabled(chromedp.CSS(`[data-testid="join-button"]`)),
 		chromedp.Click(chromedp.CSS(`[data-testid="join-button"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="dialog-error"]`)))
 	if msg := b.text("the dialog's error", chromedp.Text(chromedp.CSS(`[data-testid="dialog-error"]`))); !strings.Contains(msg, "held by workflow wf-other") || !strings.Contains(msg, "NODE_LOCKED") {

@@ -20,9 +20,11 @@ export function nodesView(ctx) {
   let nodes = [];
   let shown = '';
   const created = (id) => ctx.navigate('#/workflows/' + encodeURIComponent(id));
+  // Enabled once the first list arrived: the dialog offers the nodes not in the cluster,
+  // and before that it would say there are none.
   const joinBtn = h('button', {
-    class: 'primary', 'data-testid': 'join-button', disabled: !ctx.session.canWrite,
-    title: ctx.session.canWrite ? null : 'a viewer credential reads only',
+    class: 'primary', 'data-testid': 'join-button', disabled: true,
+    title: ctx.session.canWrite ? 'loading the nodes…' : 'a viewer credential reads only',
     onclick: () => joinDialog(nodes, '', created),
   }, 'Join a node…');
   const tbody = h('tbody');
@@ -64,6 +66,10 @@ export function nodesView(ctx) {
     const r = await listAll('/v1/nodes', 'nodes', { pageSize: 1000 }, ctx.signal, 10);
     ctx.ok();
     nodes = r.items;
+    if (ctx.session.canWrite && joinBtn.disabled) {
+      joinBtn.disabled = false;
+      joinBtn.removeAttribute('title');
+    }
     const key = JSON.stringify(nodes);
     if (key === shown && ++renders % 6 !== 0) return; // ages refresh every 30 s
     shown = key;
