@@ -252,6 +252,8 @@ func (c *Controller) wire(st backend) error {
 	c.dispatch = tasks.NewDispatcher(c.tasks, c.sessions, log)
 	c.workflows = workflows.New(st, c.nodes, c.tasks, nil)
 	c.engine = workflows.NewEngine(c.workflows, log)
+	// A step's result is recorded in the write that ends the step when this replica leads.
+	c.dispatch.Taker = c.engine
 	c.limits = sessions.NewLimiter(log, nil)
 	c.engine.Retention = tasks.Retention{Period: cfg.TaskRetention, Count: cfg.TaskRetentionCount}
 	c.public = api.NewPublicLimiter(nil)

@@ -83,8 +83,35 @@ func TestAcksAndResultsAmendTheRecordExactly(t *testing.T) {
 			if r.IntN(2) == 0 {
 				res.Changes = []*taskv1.Change{{Kind: "route", Target: "10.244.1.0/24"}}
 			}
-			err := svc.Finish(ctx, node, res)
+			// What a writer that records the result with other changes writes (Finishing):
+			// the same bytes as Finish, into the record as read, or nothing when Finish
+			// writes nothing.
+			kv0, _, err := st.Get(ctx, Prefix+id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fcmp, fput, frec, fok, ferr := Finishing(kv0, node, res, clock)
+			err = svc.Finish(ctx, node, res)
 			refused := !Terminal(old.GetState()) && old.GetTask().GetNode() == node && old.GetResult() != nil
+			if refused != errors.Is(ferr, ErrHasResult) || (ferr != nil && !refused) {
+				t.Fatalf("record %d: Finishing's error %v, Finish's %v", i, ferr, err)
+			}
+			kv1, _, gerr := st.Get(ctx, Prefix+id)
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			wrote := kv1.ModRevision != kv0.ModRevision
+			if fok != wrote {
+				t.Fatalf("record %d: Finishing says write %v, Finish wrote %v", i, fok, wrote)
+			}
+			if fok {
+				if fput.Key != Prefix+id || !bytes.Equal(fput.Value, kv1.Value) || fcmp.Key != Prefix+id || fcmp.ModRevision != kv0.ModRevision {
+					t.Fatalf("record %d: Finishing's write %q (compare %+v) is not Finish's", i, fput.Key, fcmp)
+				}
+				if want, _ := DecodeWithoutSpec(kv1); !proto.Equal(frec, want) {
+					t.Fatalf("record %d: Finishing's record\n%s\nwant\n%s", i, prototext.Format(frec), prototext.Format(want))
+				}
+			}
 			switch {
 			case refused:
 				// A result is recorded once: the record is left as it was.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +35,15 @@ type Dispatcher struct {
 	sessions *sessions.Registry
 	log      *slog.Logger
 
+	// Taker, when set, is offered each result of a workflow step's task before it is
+	// written alone (see ResultTaker).
+	Taker ResultTaker
+
 	mu    sync.Mutex
 	boxes map[*sessions.Session]*outbox
+	// acking holds the tasks whose acknowledgement is being written, each with a channel
+	// closed once it is: their result waits for it (see Result).
+	acking map[string]chan struct{}
 
 	events chan *taskv1.TaskEvent
 	// queued counts the events put on events (under evMu, so the count and the channel's
@@ -65,7 +73,19 @@ type outbox struct {
 
 // NewDispatcher wires a dispatcher for this replica.
 func NewDispatcher(svc *Service, reg *sessions.Registry, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{svc: svc, sessions: reg, log: log, boxes: map[*sessions.Session]*outbox{}, events: make(chan *taskv1.TaskEvent, 4096)}
+	return &Dispatcher{svc: svc, sessions: reg, log: log, boxes: map[*sessions.Session]*outbox{}, acking: map[string]chan struct{}{},
+		events: make(chan *taskv1.TaskEvent, 4096)}
+}
+
+// A ResultTaker records the result of a workflow step's task in the write that ends the
+// step (the workflow engine, on the replica that leads): one commit where writing the
+// result alone and then the step's end takes two, one after the other, for every step.
+// TakeResult reports whether it recorded res, node's result, and returns once that write
+// committed; false leaves the result to the caller, who writes it (also after a while, or
+// when this replica does not lead). Either way the result is recorded once: each write is
+// conditional on the task record being unchanged since read.
+type ResultTaker interface {
+	TakeResult(ctx context.Context, node string, res *taskv1.TaskResult) bool
 }
 
 // Run follows task records until ctx ends.
@@ -322,8 +342,22 @@ func (d *Dispatcher) drain(s *sessions.Session, b *outbox) {
 
 // Ack records that the agent took the task; another node's task is ignored.
 func (d *Dispatcher) Ack(ctx context.Context, node string, ack *agentv1.TaskAck) {
-	if err := d.svc.Started(ctx, node, ack.GetTaskId()); err != nil && !errors.Is(err, ErrNotFound) {
-		d.log.Warn("mark task running", "task", ack.GetTaskId(), "err", err)
+	id := ack.GetTaskId()
+	d.mu.Lock()
+	done := d.acking[id]
+	if done == nil {
+		done = make(chan struct{})
+		d.acking[id] = done
+		defer func() {
+			d.mu.Lock()
+			delete(d.acking, id)
+			d.mu.Unlock()
+			close(done)
+		}()
+	}
+	d.mu.Unlock()
+	if err := d.svc.Started(ctx, node, id); err != nil && !errors.Is(err, ErrNotFound) {
+		d.log.Warn("mark task running", "task", id, "err", err)
 	}
 }
 
@@ -366,6 +400,21 @@ func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskRe
 	})
 	if err != nil {
 		return // the session ended: the agent sends the events and result again on its next one
+	}
+	// A result that overtook its task's acknowledgement (a short task) waits for it to be
+	// written: written after the result was read, it would fail the write that records it.
+	d.mu.Lock()
+	acked := d.acking[res.GetTaskId()]
+	d.mu.Unlock()
+	if acked != nil {
+		select {
+		case <-acked:
+		case <-ctx.Done():
+			return
+		}
+	}
+	if d.Taker != nil && strings.HasPrefix(res.GetTaskId(), ReservedPrefix) && d.Taker.TakeResult(ctx, node, res) {
+		return
 	}
 	err = retry(ctx, func() error {
 		err := d.svc.Finish(ctx, node, res)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
 )
 
 func quietDispatcher(reg *sessions.Registry) *Dispatcher {
@@ -275,5 +277,56 @@ func TestUnlistablePackedRoutesEndTheTask(t *testing.T) {
 	case m := <-s.Out:
 		t.Fatalf("the agent was sent %s", wire(m))
 	default:
+	}
+}
+
+// takerFunc is a ResultTaker from a function.
+type takerFunc func(ctx context.Context, node string, res *taskv1.TaskResult) bool
+
+func (f takerFunc) TakeResult(ctx context.Context, node string, res *taskv1.TaskResult) bool {
+	return f(ctx, node, res)
+}
+
+// A workflow step's result goes to the taker first (the workflow engine, which records it
+// in the write that ends the step) and is written by the session only when the taker says
+// it did not record it; a task run directly never goes to the taker.
+func TestResultsGoToTheTakerFirst(t *testing.T) {
+	svc := serviceWithNode(t, "n1")
+	ctx := context.Background()
+	d := NewDispatcher(svc, sessions.NewRegistry(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var offered []string
+	taken := map[string]bool{}
+	d.Taker = takerFunc(func(_ context.Context, node string, res *taskv1.TaskResult) bool {
+		offered = append(offered, node+" "+res.GetTaskId())
+		return taken[res.GetTaskId()]
+	})
+	for _, id := range []string{"wf-abc.n1.a.1", "wf-abc.n1.b.1"} {
+		cmp, op, err := PutNew(&taskv1.Task{Id: id, Node: "n1", WorkflowId: "wf-abc", Step: "n1/x", Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.st.Txn(ctx, store.Txn{If: []store.Compare{cmp}, Then: []store.Op{op}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct, err := svc.Create(ctx, &taskv1.Task{Node: "n1", Spec: &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Diagnostics{Diagnostics: &taskv1.DiagnosticsSpec{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken["wf-abc.n1.a.1"] = true
+	for _, id := range []string{"wf-abc.n1.a.1", "wf-abc.n1.b.1", direct.GetTask().GetId()} {
+		d.Result(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED})
+	}
+	if want := []string{"n1 wf-abc.n1.a.1", "n1 wf-abc.n1.b.1"}; !slices.Equal(offered, want) {
+		t.Fatalf("offered to the taker %v, want %v", offered, want)
+	}
+	for id, want := range map[string]taskv1.TaskState{
+		"wf-abc.n1.a.1":          taskv1.TaskState_TASK_STATE_PENDING, // the taker's to write
+		"wf-abc.n1.b.1":          taskv1.TaskState_TASK_STATE_SUCCEEDED,
+		direct.GetTask().GetId(): taskv1.TaskState_TASK_STATE_SUCCEEDED,
+	} {
+		if rec, _, err := svc.Get(ctx, id); err != nil || rec.GetState() != want {
+			t.Errorf("%s: %v %v, want %v", id, rec.GetState(), err, want)
+		}
 	}
 }

@@ -280,15 +280,51 @@ func (s *Service) Started(ctx context.Context, node, id string) error {
 // Finish records a result (ignored when the task already ended).
 func (s *Service) Finish(ctx context.Context, node string, res *taskv1.TaskResult) error {
 	return s.amend(ctx, res.GetTaskId(), func(h Head) (bool, taskv1.TaskState, *taskv1.TaskResult) {
-		if Terminal(h.State) || h.Node != node {
-			return false, 0, nil
-		}
-		state := res.GetState()
-		if !Terminal(state) {
-			state = taskv1.TaskState_TASK_STATE_FAILED
-		}
-		return true, state, res
+		return finishing(h, node, res)
 	})
+}
+
+// finishing decides what node's result res changes in a record whose head is h: nothing
+// once the task ended or when it is another node's; else its end, in res's state (a result
+// in a state that is not final is a failure).
+func finishing(h Head, node string, res *taskv1.TaskResult) (bool, taskv1.TaskState, *taskv1.TaskResult) {
+	if Terminal(h.State) || h.Node != node {
+		return false, 0, nil
+	}
+	state := res.GetState()
+	if !Terminal(state) {
+		state = taskv1.TaskState_TASK_STATE_FAILED
+	}
+	return true, state, res
+}
+
+// Finishing is the write by which Finish would record node's result res in the task record
+// kv, for a writer that records it with other changes in one transaction (the workflow
+// engine, in the write that ends the task's step): the compare that the record is still kv,
+// the put, and the record it makes, without its spec (what DecodeWithoutSpec reads). ok is
+// false when Finish would write nothing (the task ended, or is another node's).
+func Finishing(kv *store.KV, node string, res *taskv1.TaskResult, now time.Time) (cmp store.Compare, put store.Op, rec *apiv1.TaskRecord, ok bool, err error) {
+	h, err := Peek(kv)
+	if err != nil {
+		return cmp, put, nil, false, err
+	}
+	change, state, r := finishing(h, node, res)
+	if !change {
+		return cmp, put, nil, false, nil
+	}
+	if h.HasResult {
+		return cmp, put, nil, false, fmt.Errorf("%w: %s (state %s)", ErrHasResult, h.ID, h.State)
+	}
+	more, err := amendment(state, now, r)
+	if err != nil {
+		return cmp, put, nil, false, err
+	}
+	b := append(slices.Clip(kv.Value), more...)
+	rec, err = DecodeWithoutSpec(&store.KV{Key: kv.Key, Value: b, ModRevision: kv.ModRevision})
+	if err != nil {
+		return cmp, put, nil, false, err
+	}
+	return store.ModRevisionIs(kv.Key, kv.ModRevision), store.Put(kv.Key, b), rec, true, nil
 }
 
 // amend is update for the changes an agent makes (see amendment): decide reads the record's

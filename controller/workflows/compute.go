@@ -33,6 +33,40 @@ type view interface {
 	Ready(node string) bool
 	// Reads says whether node's agent reads feature (see package features).
 	Reads(node, feature string) bool
+	// Held returns the result of running task id that its agent sent and that waits for
+	// this pass to record it in its write (see Engine.TakeResult); ok is false when none
+	// waits.
+	Held(id string) (w heldWrite, ok bool)
+}
+
+// passView is a pass's view: the records that the held results it records make are what
+// its later reads of those tasks see (a step started in the pass takes its inputs from a
+// step the pass ended).
+type passView struct {
+	view
+	recorded map[string]*apiv1.TaskRecord
+}
+
+func (p *passView) Task(id string) (*apiv1.TaskRecord, error) {
+	if r, ok := p.recorded[id]; ok {
+		return r, nil
+	}
+	return p.view.Task(id)
+}
+
+func (p *passView) record(id string, rec *apiv1.TaskRecord) {
+	if p.recorded == nil {
+		p.recorded = map[string]*apiv1.TaskRecord{}
+	}
+	p.recorded[id] = rec
+}
+
+// heldWrite records a result held for a pass: the task record it makes (without its spec),
+// and the compare and put that write it.
+type heldWrite struct {
+	rec *apiv1.TaskRecord
+	cmp store.Compare
+	put store.Op
 }
 
 // decisions is what a pass decided; the engine writes it in one fenced transaction (after
@@ -48,6 +82,13 @@ type decisions struct {
 	create    []*taskv1.Task
 	createIfs []store.Compare
 	createOps []store.Op
+	// Results held for this pass that it records (the tasks' IDs), each with the compare
+	// and put of its task record: the steps they end are among the changed ones.
+	recorded  []string
+	recordIfs []store.Compare
+	recordOps []store.Op
+	// The records they make, without their specs.
+	recordRecs []*apiv1.TaskRecord
 	// Tasks to cancel on their nodes before the write: they overran their step's timeout.
 	cancel []string
 	// Tasks of running steps that were never created (a failover between a step marked
@@ -89,6 +130,8 @@ const stepSlack = 256
 // copy, dropped when the write fails) and returns what to write. An error is the view's: the
 // pass decides nothing.
 func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, error) {
+	pv := &passView{view: v}
+	v = pv
 	wf := l.wf
 	l.netView, l.netViewOf = nil, nil // the steps' outputs changed since the last pass
 	d := &decisions{}
@@ -105,7 +148,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	// changed it (counted then, see 2.).
 	used := headerSize(wf) + stepSlack // bytes of the header, the changed steps (as marked), the created tasks
 	room := func(n, bytes int) bool {
-		ops := len(changed) + len(d.create)
+		ops := len(changed) + len(d.create) + len(d.recorded)
 		return ops == 0 || (set.maxWrite <= 0 || 2+ops+n <= set.maxWrite) && (set.maxBytes <= 0 || used+bytes <= set.maxBytes)
 	}
 	// mark counts step i as changed, with its size then (what changes after is small: a
@@ -125,14 +168,27 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			continue
 		}
 		rec, err := v.Task(s.GetTaskId())
+		var held heldWrite
+		holds := false
+		if err == nil && !tasks.Terminal(rec.GetState()) {
+			if held, holds = v.Held(s.GetTaskId()); holds {
+				rec = held.rec
+			}
+		}
 		if err == nil {
-			need := proto.Size(s) + stepSlack
+			n, need := 1, proto.Size(s)+stepSlack
 			if tasks.Terminal(rec.GetState()) {
 				need += proto.Size(rec.GetResult()) // the step takes its changes and outputs
 			}
-			if !room(1, need) {
+			if holds {
+				n, need = 2, need+len(held.put.Key)+len(held.put.Value)+stepSlack
+			}
+			if !room(n, need) {
 				d.again = true // the next pass records the rest
 				break
+			}
+			if holds {
+				used += len(held.put.Key) + len(held.put.Value) + stepSlack
 			}
 		}
 		if errors.Is(err, tasks.ErrNotFound) {
@@ -160,6 +216,13 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			d.cancel = append(d.cancel, s.GetTaskId())
 		}
 		mark(i)
+		if holds {
+			pv.record(s.GetTaskId(), held.rec)
+			d.recorded = append(d.recorded, s.GetTaskId())
+			d.recordIfs = append(d.recordIfs, held.cmp)
+			d.recordOps = append(d.recordOps, held.put)
+			d.recordRecs = append(d.recordRecs, held.rec)
+		}
 	}
 
 	// 2. Start the steps that are ready.

@@ -17,6 +17,7 @@ import (
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
 )
 
 // fakeView is compute's view from maps.
@@ -27,6 +28,7 @@ type fakeView struct {
 	ready            map[string]bool
 	features         map[string][]string // by node
 	clusterReads     int
+	held             map[string]*apiv1.TaskRecord // results waiting for the pass, as records
 }
 
 func (v *fakeView) Task(id string) (*apiv1.TaskRecord, error) {
@@ -47,6 +49,18 @@ func (v *fakeView) Cluster() (*apiv1.Cluster, int64, int64, error) {
 func (v *fakeView) Ready(n string) bool { return v.ready[n] }
 
 func (v *fakeView) Reads(n, f string) bool { return features.Has(v.features[n], f) }
+
+func (v *fakeView) Held(id string) (heldWrite, bool) {
+	r, ok := v.held[id]
+	if !ok {
+		return heldWrite{}, false
+	}
+	b, err := proto.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	return heldWrite{rec: r, cmp: store.ModRevisionIs(tasks.Prefix+id, 7), put: store.Put(tasks.Prefix+id, b)}, true
+}
 
 func rec(id, wf, step string, st taskv1.TaskState, outputs map[string]string, e *taskv1.TaskError) *apiv1.TaskRecord {
 	return &apiv1.TaskRecord{Task: &taskv1.Task{Id: id, WorkflowId: wf, Step: step}, State: st,
@@ -168,6 +182,60 @@ func TestCompute(t *testing.T) {
 			wf:   wfOf(1, st("n1/a", succeeded), runningStep("n1/b", 1, time.Minute, "n1/a"), st("n2/a", pending)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.b.1": rec("wf.n1.b.1", "wf", "n1/b", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
 			want: want{states: map[string]storagev1.StepRecordState{"n1/b": succeeded, "n2/a": running}, create: []string{"n2/a on n2"}}},
+		{name: "a result held for the pass ends its step and is written with it; the next step starts",
+			wf: wfOf(0, runningStep("n1/a", 1, time.Minute), st("n1/b", pending, "n1/a")),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)},
+				held: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, map[string]string{"x": "1"}, nil)}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": succeeded, "n1/b": running}, create: []string{"n1/b on n1"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if !slices.Equal(d.recorded, []string{"wf.n1.a.1"}) || len(d.recordIfs) != 1 || len(d.recordOps) != 1 || d.recordOps[0].Key != tasks.Prefix+"wf.n1.a.1" {
+						t.Errorf("recorded %v, %d compares, %v", d.recorded, len(d.recordIfs), d.recordOps)
+					}
+					if got := l.step("n1/a").GetOutputs()["x"]; got != "1" {
+						t.Errorf("the step's outputs from the held result: %q", got)
+					}
+				}}},
+		{name: "a step started in the pass takes its inputs from the held result the pass records",
+			wf: fillTasks(wfOf(0, st("n1/a", succeeded), func() *storagev1.StepRecord {
+				s := withTask(runningStep("n2/token", 1, time.Second), tokenTask())
+				s.Node = "n1"
+				return ephemeral(s)
+			}(), joinWithInputs())),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n2.token.1": rec("wf.n2.token.1", "wf", "n2/token", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)},
+				held: map[string]*apiv1.TaskRecord{"wf.n2.token.1": rec("wf.n2.token.1", "wf", "n2/token", taskv1.TaskState_TASK_STATE_SUCCEEDED, map[string]string{"token": tokenValue, "ca_cert_hash": caHash}, nil)}},
+			want: want{states: map[string]storagev1.StepRecordState{"n2/token": succeeded, "n2/join": running}, create: []string{"n2/join on n2"},
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if j := d.create[0].GetSpec().GetKubeadmJoin(); j.GetToken() != tokenValue || j.GetCaCertHash() != caHash {
+						t.Errorf("the join's token %q and CA hash %q, want the held result's", j.GetToken(), j.GetCaCertHash())
+					}
+				}}},
+		{name: "a held result of a failed task ends the attempt, written with the step; the retry waits for its backoff",
+			wf: wfOf(0, runningStep("n1/a", 1, time.Minute), st("n1/b", pending, "n1/a")),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)},
+				held: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_FAILED, nil, &taskv1.TaskError{Reason: "PULL_FAILED"})}},
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": pending, "n1/b": pending}, reasons: map[string]string{"n1/a": "PULL_FAILED"}, wake: 2 * time.Second,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if !slices.Equal(d.recorded, []string{"wf.n1.a.1"}) {
+						t.Errorf("recorded %v", d.recorded)
+					}
+				}}},
+		{name: "held results past the write's room wait for the next pass, unrecorded",
+			wf: wfOf(0, runningStep("n1/a", 1, time.Minute), runningStep("n2/a", 1, time.Minute), runningStep("n3/a", 1, time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{
+				"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil),
+				"wf.n2.a.1": rec("wf.n2.a.1", "wf", "n2/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil),
+				"wf.n3.a.1": rec("wf.n3.a.1", "wf", "n3/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)},
+				held: map[string]*apiv1.TaskRecord{
+					"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
+					"wf.n2.a.1": rec("wf.n2.a.1", "wf", "n2/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
+					"wf.n3.a.1": rec("wf.n3.a.1", "wf", "n3/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
+			maxWrite: 6, // the header, the cluster record and two steps with their results
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": succeeded, "n2/a": succeeded, "n3/a": running}, again: true, wake: 9*time.Minute + time.Millisecond,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if !slices.Equal(d.recorded, []string{"wf.n1.a.1", "wf.n2.a.1"}) {
+						t.Errorf("recorded %v", d.recorded)
+					}
+				}}},
 		{name: "a step still running within its time changes nothing",
 			wf:   wfOf(0, runningStep("n1/a", 1, time.Minute)),
 			view: fakeView{tasks: map[string]*apiv1.TaskRecord{"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)}},

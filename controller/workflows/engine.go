@@ -72,6 +72,26 @@ type Engine struct {
 	// (it may have missed ends), a record it could not read, a task record deleted.
 	liveStale atomic.Bool
 	timers    map[string]wakeTimer // per workflow: when to look again without an event
+
+	// Under mu: whether Run is running (this replica leads), the results agents sent that
+	// wait for a pass to record them (by workflow, then task; see TakeResult), a count that
+	// orders them, and the tasks whose end a pass wrote and the watch is yet to report.
+	leading bool
+	held    map[string]map[string]*heldResult
+	heldSeq uint64
+	echo    map[string]bool
+}
+
+// heldWait bounds how long a result waits for a pass to record it before its session
+// writes it alone.
+const heldWait = time.Second
+
+// heldResult is a result an agent sent, waiting for the pass that records it.
+type heldResult struct {
+	node string
+	res  *taskv1.TaskResult
+	seq  uint64
+	done chan bool // capacity 1: whether a pass recorded it (false: the session writes it)
 }
 
 // NewEngine returns an engine for svc.
@@ -115,12 +135,25 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 	e.tasks = map[string]*apiv1.TaskRecord{}
 	e.live = map[string]*apiv1.TaskRecord{}
 	e.liveStale.Store(false)
-	e.dirty = make(chan dirtyMark, 8192)
 	e.timers = map[string]wakeTimer{}
+	e.mu.Lock()
+	e.dirty = make(chan dirtyMark, 8192)
+	e.leading, e.held, e.echo = true, map[string]map[string]*heldResult{}, map[string]bool{}
+	e.mu.Unlock()
 	defer func() {
 		for _, t := range e.timers {
 			t.timer.Stop()
 		}
+		// The results no pass recorded go back to their sessions, which write them.
+		e.mu.Lock()
+		e.leading = false
+		for _, byTask := range e.held {
+			for _, h := range byTask {
+				h.done <- false
+			}
+		}
+		e.held, e.echo = nil, nil
+		e.mu.Unlock()
 	}()
 	wctx, cancel := context.WithCancel(ctx)
 	// The goroutines of this term end before Run returns: the next term's Run assigns the
@@ -258,8 +291,9 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 					e.liveStale.Store(true)
 					return
 				}
-				e.putTask(rec)
-				e.mark(rec.GetTask().GetWorkflowId())
+				if !e.putTask(rec) {
+					e.mark(rec.GetTask().GetWorkflowId())
+				}
 				return
 			}
 			e.markRev(strings.TrimPrefix(ev.KV.Key, Prefix), ev.KV.ModRevision)
@@ -276,11 +310,128 @@ func (e *Engine) markRev(id string, rev int64) {
 	}
 }
 
-// The task cache is written by follow and read by reconcile.
-func (e *Engine) putTask(rec *apiv1.TaskRecord) {
+// The task cache is written by follow and read by reconcile. putTask reports whether the
+// record is the echo of a pass's own write (see TakeResult): its workflow needs no pass.
+func (e *Engine) putTask(rec *apiv1.TaskRecord) (echo bool) {
+	id := rec.GetTask().GetId()
 	e.mu.Lock()
-	e.tasks[rec.GetTask().GetId()] = rec
+	defer e.mu.Unlock()
+	e.tasks[id] = rec
+	if e.echo[id] {
+		delete(e.echo, id)
+		return true
+	}
+	return false
+}
+
+// TakeResult records node's result res of a workflow step's task in the pass that ends
+// the step (see tasks.ResultTaker): it hands res to the engine, asks for a pass over the
+// task's workflow and waits, at most heldWait, for the pass's write. false when this
+// replica does not lead, when no pass recorded it in time (the workflow is not running,
+// the step was not running in the engine's copy, the write failed: the caller writes it
+// then, and a write that lost to the other fails its compare and changes nothing).
+func (e *Engine) TakeResult(ctx context.Context, node string, res *taskv1.TaskResult) bool {
+	id := res.GetTaskId()
+	wf, _, ok := strings.Cut(id, ".")
+	if !ok || !strings.HasPrefix(wf, tasks.ReservedPrefix) {
+		return false
+	}
+	h := &heldResult{node: node, res: res, done: make(chan bool, 1)}
+	e.mu.Lock()
+	if !e.leading || e.held[wf][id] != nil {
+		e.mu.Unlock()
+		return false
+	}
+	e.heldSeq++
+	h.seq = e.heldSeq
+	if e.held[wf] == nil {
+		e.held[wf] = map[string]*heldResult{}
+	}
+	e.held[wf][id] = h
+	dirty := e.dirty
 	e.mu.Unlock()
+	select {
+	case dirty <- dirtyMark{wf, anyChange}:
+	default: // full: the tick's pass, or heldWait
+	}
+	t := time.NewTimer(heldWait)
+	defer t.Stop()
+	select {
+	case recorded := <-h.done:
+		return recorded
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	e.mu.Lock()
+	if e.held[wf][id] == h {
+		e.dropHeld(wf, id)
+		e.mu.Unlock()
+		return false
+	}
+	e.mu.Unlock()
+	return <-h.done // a pass took it: its outcome follows
+}
+
+// dropHeld forgets held result id of workflow wf (under mu).
+func (e *Engine) dropHeld(wf, id string) {
+	delete(e.held[wf], id)
+	if len(e.held[wf]) == 0 {
+		delete(e.held, wf)
+	}
+}
+
+// heldNow is the count of results held so far: a pass settles those held before it began.
+func (e *Engine) heldNow() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.heldSeq
+}
+
+// heldFor is the write that records the held result of task id, read against its record
+// as this replica stores it (the pass's write fails if it changed since).
+func (e *Engine) heldFor(ctx context.Context, id string) (heldWrite, bool) {
+	wf, _, _ := strings.Cut(id, ".")
+	e.mu.Lock()
+	h := e.held[wf][id]
+	e.mu.Unlock()
+	if h == nil {
+		return heldWrite{}, false
+	}
+	kv, err := e.svc.tasks.ReadKV(ctx, id, false)
+	if err != nil {
+		return heldWrite{}, false
+	}
+	cmp, put, rec, ok, err := tasks.Finishing(kv, h.node, h.res, e.svc.now())
+	if err != nil || !ok {
+		return heldWrite{}, false // the session writes it, and Finish says what it says
+	}
+	return heldWrite{rec: rec, cmp: cmp, put: put}, true
+}
+
+// settleHeld ends a pass over workflow wf for the results held for it: those it recorded
+// learn whether its write committed; the others held before it began (seq) go back to
+// their sessions unless another pass follows (keep).
+func (e *Engine) settleHeld(wf string, recorded []string, committed, keep bool, seq uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range recorded {
+		if !committed {
+			delete(e.echo, id)
+		}
+		if h := e.held[wf][id]; h != nil {
+			e.dropHeld(wf, id)
+			h.done <- committed
+		}
+	}
+	if keep {
+		return
+	}
+	for id, h := range e.held[wf] {
+		if h.seq <= seq {
+			e.dropHeld(wf, id)
+			h.done <- false
+		}
+	}
 }
 
 func (e *Engine) cachedTask(id string) *apiv1.TaskRecord {
@@ -416,6 +567,11 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 			delete(e.cache, id)
 		}
 	}()
+	// The results held for this workflow: the pass records some in its write; the rest go
+	// back to their sessions when no other pass follows (the steps were not running).
+	var recorded []string
+	committed, keep := false, false
+	defer func(seq uint64) { e.settleHeld(id, recorded, committed, keep, seq) }(e.heldNow())
 	l := e.cache[id]
 	if l == nil {
 		var err error
@@ -429,6 +585,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	} else if kv, _, err := e.svc.st.Get(ctx, headerKey(id), store.Stale()); err == nil && kv.ModRevision != l.hdrRev {
 		// Changed by someone else (cancel, retry): start from the store.
 		delete(e.cache, id)
+		keep = true // the pass below settles them
 		return e.reconcile(ctx, id)
 	}
 	wf := l.wf
@@ -441,6 +598,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	if err != nil {
 		return err
 	}
+	recorded, keep = d.recorded, d.again
 	for _, tid := range d.cancel {
 		if _, err := e.svc.tasks.Cancel(ctx, tid); err != nil && !errors.Is(err, tasks.ErrNotFound) {
 			return err
@@ -473,6 +631,16 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	ifs := []store.Compare{e.fence, store.ModRevisionIs(headerKey(id), l.hdrRev)}
 	ifs = append(ifs, d.createIfs...)
 	ops = append(ops, d.createOps...)
+	// The results this pass records, each only into the record it read.
+	ifs = append(ifs, d.recordIfs...)
+	ops = append(ops, d.recordOps...)
+	if len(d.recorded) > 0 {
+		e.mu.Lock()
+		for _, tid := range d.recorded {
+			e.echo[tid] = true // the watch brings the write back: no pass for it
+		}
+		e.mu.Unlock()
+	}
 	if d.clusterChanged {
 		ifs = append(ifs, store.ModRevisionIs(ClusterKey, d.clusterRev))
 		if d.cluster == nil {
@@ -489,6 +657,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	if errors.Is(err, store.ErrConflict) {
 		delete(e.cache, id)
 		e.mark(id)
+		keep = true // the pass marked next settles them
 		return nil
 	}
 	if err != nil {
@@ -496,6 +665,17 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		return err
 	}
 	l.hdrRev = rev
+	committed = true
+	if len(d.recorded) > 0 {
+		e.mu.Lock()
+		for i, tid := range d.recorded {
+			e.tasks[tid] = d.recordRecs[i]
+		}
+		e.mu.Unlock()
+		for _, tid := range d.recorded {
+			delete(e.live, tid)
+		}
+	}
 	if d.again {
 		e.mark(id)
 	}
@@ -552,6 +732,8 @@ func (v *storeView) Ready(node string) bool {
 func (v *storeView) Reads(node, feature string) bool {
 	return features.Has(v.e.node(v.ctx, node).GetAgentFeatures(), feature)
 }
+
+func (v *storeView) Held(id string) (heldWrite, bool) { return v.e.heldFor(v.ctx, id) }
 
 // wakeAt makes sure workflow id is looked at again at when (a retry's backoff or a step's
 // timeout ends) even if no event comes: one timer per workflow, moved earlier when needed.

@@ -1,0 +1,93 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/deckhandhq/deckhand/controller/tasks"
+	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
+	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
+)
+
+// On the leader, an agent's result of a step's task is recorded in the write that ends the
+// step and starts the next (TakeResult): the task record and the step change at one
+// revision, and the next step runs. A result from another node, or one sent once the
+// engine stopped leading, is not taken: the session writes it (and Finish ignores what it
+// must).
+func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
+	f := newEngineFixture(t, "n1", "n2")
+	ctx := context.Background()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.e.Run(rctx, store.Absent("/test/no-such-key"))
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := func(name string) (string, int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			w, err := f.svc.Get(ctx, wf.GetId())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range w.GetSteps() {
+				if s.GetName() == name && s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
+					if _, _, err := f.svc.tasks.Get(ctx, s.GetTaskId()); err == nil {
+						return s.GetTaskId(), i
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never ran: %v", name, w.GetSteps())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for _, name := range []string{"n1/preflight", "n1/packages"} {
+		id, i := running(name)
+		// Not n2's to end: not taken, and the record is as it was.
+		if f.e.TakeResult(ctx, "n2", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
+			t.Fatalf("%s: a result from another node was taken", name)
+		}
+		if rec, _, err := f.svc.tasks.Get(ctx, id); err != nil || tasks.Terminal(rec.GetState()) {
+			t.Fatalf("%s: after another node's result: %v %v", name, rec.GetState(), err)
+		}
+		if !f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED, Outputs: map[string]string{"seen": name}}) {
+			t.Fatalf("%s: its node's result was not taken", name)
+		}
+		rec, _, err := f.svc.tasks.Get(ctx, id)
+		if err != nil || rec.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED || rec.GetResult().GetOutputs()["seen"] != name {
+			t.Fatalf("%s: task record after the result was taken: %v %v", name, rec, err)
+		}
+		tkv, _, err := f.st.Get(ctx, tasks.Prefix+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skv, _, err := f.st.Get(ctx, stepKey(wf.GetId(), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tkv.ModRevision != skv.ModRevision {
+			t.Fatalf("%s: the task record written at revision %d, its step at %d: not one write", name, tkv.ModRevision, skv.ModRevision)
+		}
+		if s := f.step(t, wf.GetId(), name); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED || s.GetOutputs()["seen"] != name {
+			t.Fatalf("%s after its result: %v", name, s)
+		}
+	}
+	id, _ := running("n1/runtime")
+	stop()
+	<-done
+	if f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
+		t.Fatal("a result was taken by an engine that stopped leading")
+	}
+}
