@@ -83,6 +83,18 @@ func newMetrics(c *Controller) *metrics {
 	m.reg.MustRegister(c.limits.Collector())
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "deckhand_task_records_deleted_total", Help: "Finished task records deleted by retention on this replica (while it led)."},
 		func() float64 { return float64(c.tasks.Deleted()) }))
+	for _, by := range []string{"step_write", "session"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "deckhand_step_results_total",
+			Help:        "Results of workflow steps' tasks received on this replica's sessions, by the write that recorded them: the leader's workflow pass that ends the step (step_write), or one of the session's own (session: on a follower, or not recorded by a pass in time).",
+			ConstLabels: prometheus.Labels{"recorded_by": by}},
+			func() float64 {
+				byPass, bySession := c.engine.ResultsRecorded()
+				if by == "session" {
+					return float64(bySession)
+				}
+				return float64(byPass)
+			}))
+	}
 	m.reg.MustRegister(&nodeStates{c: c, desc: prometheus.NewDesc("deckhand_nodes", "Enrolled nodes by liveness state.", []string{"state"}, nil)})
 	m.reg.MustRegister(&certExpiry{c: c, desc: prometheus.NewDesc("deckhand_certificate_expiry_timestamp_seconds",
 		"When each Kubernetes certificate a node holds expires (its facts: kubeadm's under /etc/kubernetes, the kubelet's), Unix seconds.", []string{"node", "cert"}, nil)})

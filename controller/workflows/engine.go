@@ -80,6 +80,17 @@ type Engine struct {
 	held    map[string]map[string]*heldResult
 	heldSeq uint64
 	echo    map[string]bool
+
+	// Results of steps' tasks offered to TakeResult: recorded by a pass, or left to the
+	// session.
+	byPass, bySession atomic.Uint64
+}
+
+// ResultsRecorded counts the results of workflow steps' tasks offered to this replica's
+// engine: those a pass recorded with the end of their step, and those it left to their
+// session (not leading, no pass in time, the write failed).
+func (e *Engine) ResultsRecorded() (byPass, bySession uint64) {
+	return e.byPass.Load(), e.bySession.Load()
 }
 
 // heldWait bounds how long a result waits for a pass to record it before its session
@@ -279,7 +290,7 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 			if prefix == tasks.Prefix {
 				// Only an ended task of a workflow moves it: the rest is not decoded.
 				h, err := tasks.Peek(ev.KV)
-				if err == nil && (h.WorkflowID == "" || !tasks.Terminal(h.State)) {
+				if err == nil && (h.WorkflowID == "" || !tasks.Terminal(h.State) || e.ownEnd(h.ID)) {
 					return
 				}
 				var rec *apiv1.TaskRecord
@@ -291,9 +302,8 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 					e.liveStale.Store(true)
 					return
 				}
-				if !e.putTask(rec) {
-					e.mark(rec.GetTask().GetWorkflowId())
-				}
+				e.putTask(rec)
+				e.mark(rec.GetTask().GetWorkflowId())
 				return
 			}
 			e.markRev(strings.TrimPrefix(ev.KV.Key, Prefix), ev.KV.ModRevision)
@@ -310,13 +320,19 @@ func (e *Engine) markRev(id string, rev int64) {
 	}
 }
 
-// The task cache is written by follow and read by reconcile. putTask reports whether the
-// record is the echo of a pass's own write (see TakeResult): its workflow needs no pass.
-func (e *Engine) putTask(rec *apiv1.TaskRecord) (echo bool) {
-	id := rec.GetTask().GetId()
+// The task cache is written by follow and read by reconcile.
+func (e *Engine) putTask(rec *apiv1.TaskRecord) {
+	e.mu.Lock()
+	e.tasks[rec.GetTask().GetId()] = rec
+	e.mu.Unlock()
+}
+
+// ownEnd says whether task id's end, as the watch reports it, is a pass's own write of a
+// held result (see TakeResult): that pass puts the record in the cache once its write
+// returns, before any other pass, so the watch neither decodes it nor asks for a pass.
+func (e *Engine) ownEnd(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.tasks[id] = rec
 	if e.echo[id] {
 		delete(e.echo, id)
 		return true
@@ -330,12 +346,19 @@ func (e *Engine) putTask(rec *apiv1.TaskRecord) (echo bool) {
 // replica does not lead, when no pass recorded it in time (the workflow is not running,
 // the step was not running in the engine's copy, the write failed: the caller writes it
 // then, and a write that lost to the other fails its compare and changes nothing).
-func (e *Engine) TakeResult(ctx context.Context, node string, res *taskv1.TaskResult) bool {
+func (e *Engine) TakeResult(ctx context.Context, node string, res *taskv1.TaskResult) (recorded bool) {
 	id := res.GetTaskId()
 	wf, _, ok := strings.Cut(id, ".")
 	if !ok || !strings.HasPrefix(wf, tasks.ReservedPrefix) {
 		return false
 	}
+	defer func() {
+		if recorded {
+			e.byPass.Add(1)
+		} else {
+			e.bySession.Add(1)
+		}
+	}()
 	h := &heldResult{node: node, res: res, done: make(chan bool, 1)}
 	e.mu.Lock()
 	if !e.leading || e.held[wf][id] != nil {
@@ -446,6 +469,11 @@ func (e *Engine) forgetTasks(wf string) {
 	for id := range e.tasks {
 		if strings.HasPrefix(id, wf+".") {
 			delete(e.tasks, id)
+		}
+	}
+	for id := range e.echo { // ends a restarted watch did not bring back
+		if strings.HasPrefix(id, wf+".") {
+			delete(e.echo, id)
 		}
 	}
 }

@@ -157,6 +157,7 @@ func run(cfg Config) error {
 		return fmt.Errorf("workflow %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
 	}
 	report(cfg, wf, observed, peak, cpu)
+	resultWrites(c)
 	if err := breakdown(ctx, apiv1.NewTaskServiceClient(admin), wf); err != nil {
 		fmt.Printf("  (no breakdown: %v)\n", err)
 	}
@@ -188,6 +189,17 @@ func run(cfg Config) error {
 	}
 	reportUpgrade(cfg, wf, observed, loadutil.StatusMiB(pid, "VmHWM:"), cpu)
 	return nil
+}
+
+// resultWrites prints which writes recorded the task steps' results so far: the pass
+// that ends the step, or the session alone (controller metrics; a build without them
+// prints nothing).
+func resultWrites(c *loadutil.SimCluster) {
+	byPass, ok1 := c.Counter(`deckhand_step_results_total{recorded_by="step_write"}`)
+	bySession, ok2 := c.Counter(`deckhand_step_results_total{recorded_by="session"}`)
+	if ok1 && ok2 {
+		fmt.Printf("  results recorded with their step's end: %.0f; by their session alone: %.0f\n", byPass, bySession)
+	}
 }
 
 // start starts a controller and one simulated agent per name, every task taking

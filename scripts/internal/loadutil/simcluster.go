@@ -1,11 +1,16 @@
 package loadutil
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +39,8 @@ type SimCluster struct {
 	Admin  *client.Client  // with admin.conf, 256 MiB answers (a big workflow is MiBs)
 	Addr   string
 	PID    int
+	// MetricsAddr serves the controller's /metrics (see Counter).
+	MetricsAddr string
 	Agents []*SimAgent
 	Stop   func()
 }
@@ -57,9 +64,10 @@ func StartSimCluster(cfg SimClusterConfig) (_ *SimCluster, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { _ = os.RemoveAll(dir) })
-	addr := FreeAddr()
+	addr, metrics := FreeAddr(), FreeAddr()
 	cmd := exec.Command(cfg.ControllerBin, "--data-dir", dir, "--listen", addr, "--log-level", cfg.LogLevel,
-		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String())
+		"--heartbeat-interval", cfg.Heartbeat.String(), "--node-not-ready-after", (5 * cfg.Heartbeat).String(),
+		"--metrics-listen", metrics)
 	if cfg.DebugAddr != "" {
 		cmd.Args = append(cmd.Args, "--debug-addr", cfg.DebugAddr)
 	}
@@ -115,7 +123,29 @@ func StartSimCluster(cfg SimClusterConfig) (_ *SimCluster, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "%s: %d simulated agents enrolled and Ready in %v\n", cfg.Tool, len(cfg.Names), time.Since(t0).Round(time.Millisecond))
-	return &SimCluster{Ctx: ctx, Admin: admin, Addr: addr, PID: cmd.Process.Pid, Agents: agents, Stop: stop}, nil
+	return &SimCluster{Ctx: ctx, Admin: admin, Addr: addr, PID: cmd.Process.Pid, MetricsAddr: metrics, Agents: agents, Stop: stop}, nil
+}
+
+// Counter reads the value of the controller's metric series (its name with its labels as
+// /metrics writes them, e.g. `deckhand_step_results_total{recorded_by="session"}`); ok is
+// false when the controller does not export it (an older build).
+func (c *SimCluster) Counter(series string) (v float64, ok bool) {
+	hc := http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + c.MetricsAddr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, found := strings.Cut(sc.Text(), " ")
+		if found && name == series {
+			f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // allReady says how many of want nodes are not Ready yet.
