@@ -389,7 +389,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 	// write would not fit beside this pass's step changes, the next pass (with nothing else
 	// to write) ends it.
 	if over, state, failedStep, err := outcome(l); over {
-		if n := len(changed) + len(d.create); set.maxWrite > 0 && n > 0 && 2+len(wf.GetNodes())+n > set.maxWrite {
+		if n := len(changed) + len(d.create) + len(d.recorded); set.maxWrite > 0 && n > 0 && 2+len(wf.GetNodes())+n > set.maxWrite {
 			d.again = true
 		} else {
 			wf.State, wf.FailedStep, wf.Error = state, failedStep, err

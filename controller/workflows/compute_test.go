@@ -229,11 +229,30 @@ func TestCompute(t *testing.T) {
 					"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
 					"wf.n2.a.1": rec("wf.n2.a.1", "wf", "n2/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
 					"wf.n3.a.1": rec("wf.n3.a.1", "wf", "n3/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
-			maxWrite: 6, // the header, the cluster record and two steps with their results
+			maxWrite: 7, // the header, the cluster record and two steps with their task records (a third needs 8)
 			want: want{states: map[string]storagev1.StepRecordState{"n1/a": succeeded, "n2/a": succeeded, "n3/a": running}, again: true, wake: 9*time.Minute + time.Millisecond,
 				check: func(t *testing.T, l *loaded, d *decisions) {
 					if !slices.Equal(d.recorded, []string{"wf.n1.a.1", "wf.n2.a.1"}) {
 						t.Errorf("recorded %v", d.recorded)
+					}
+				}}},
+		{name: "the pass that would end the workflow counts the task records of its held results: the end waits for the next pass",
+			wf: func() *loaded {
+				l := wfOf(0, runningStep("n1/a", 1, time.Minute), runningStep("n2/a", 1, time.Minute))
+				l.wf.Nodes = []string{"n1", "n2"}
+				return l
+			}(),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{
+				"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil),
+				"wf.n2.a.1": rec("wf.n2.a.1", "wf", "n2/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)},
+				held: map[string]*apiv1.TaskRecord{
+					"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
+					"wf.n2.a.1": rec("wf.n2.a.1", "wf", "n2/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
+			maxWrite: 7, // the header, the cluster record, two steps, two task records: the two locks do not fit
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": succeeded, "n2/a": succeeded}, again: true,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if len(d.recorded) != 2 || d.over {
+						t.Errorf("recorded %v, over %v", d.recorded, d.over)
 					}
 				}}},
 		{name: "a step still running within its time changes nothing",

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ type Engine struct {
 	leading bool
 	held    map[string]map[string]*heldResult
 	heldSeq uint64
-	echo    map[string]bool
+	echo    map[string][]byte // the bytes the pass wrote, to tell its write from another's
 
 	// Results of steps' tasks offered to TakeResult: recorded by a pass, or left to the
 	// session.
@@ -102,7 +103,11 @@ type heldResult struct {
 	node string
 	res  *taskv1.TaskResult
 	seq  uint64
-	done chan bool // capacity 1: whether a pass recorded it (false: the session writes it)
+	// taken: a pass read it and may be writing it; only that pass answers it then (were
+	// the session to write it meanwhile, the pass's whole write would fail its compare).
+	taken bool
+	since time.Time // when it was handed over
+	done  chan bool // capacity 1: whether a pass recorded it (false: the session writes it)
 }
 
 // NewEngine returns an engine for svc.
@@ -149,7 +154,7 @@ func (e *Engine) Run(ctx context.Context, fence store.Compare) {
 	e.timers = map[string]wakeTimer{}
 	e.mu.Lock()
 	e.dirty = make(chan dirtyMark, 8192)
-	e.leading, e.held, e.echo = true, map[string]map[string]*heldResult{}, map[string]bool{}
+	e.leading, e.held, e.echo = true, map[string]map[string]*heldResult{}, map[string][]byte{}
 	e.mu.Unlock()
 	defer func() {
 		for _, t := range e.timers {
@@ -290,7 +295,7 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 			if prefix == tasks.Prefix {
 				// Only an ended task of a workflow moves it: the rest is not decoded.
 				h, err := tasks.Peek(ev.KV)
-				if err == nil && (h.WorkflowID == "" || !tasks.Terminal(h.State) || e.ownEnd(h.ID)) {
+				if err == nil && (h.WorkflowID == "" || !tasks.Terminal(h.State) || e.ownEnd(h.ID, ev.KV.Value)) {
 					return
 				}
 				var rec *apiv1.TaskRecord
@@ -327,17 +332,19 @@ func (e *Engine) putTask(rec *apiv1.TaskRecord) {
 	e.mu.Unlock()
 }
 
-// ownEnd says whether task id's end, as the watch reports it, is a pass's own write of a
-// held result (see TakeResult): that pass puts the record in the cache once its write
+// ownEnd says whether task id's end, as the watch reports it (value), is a pass's own write
+// of a held result (see TakeResult): that pass puts the record in the cache once its write
 // returns, before any other pass, so the watch neither decodes it nor asks for a pass.
-func (e *Engine) ownEnd(id string) bool {
+// Another writer's end of the task (a cancel, the session's write) is not the pass's.
+func (e *Engine) ownEnd(id string, value []byte) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.echo[id] {
-		delete(e.echo, id)
-		return true
+	want, ok := e.echo[id]
+	if !ok {
+		return false
 	}
-	return false
+	delete(e.echo, id)
+	return bytes.Equal(want, value)
 }
 
 // TakeResult records node's result res of a workflow step's task in the pass that ends
@@ -359,7 +366,7 @@ func (e *Engine) TakeResult(ctx context.Context, node string, res *taskv1.TaskRe
 			e.bySession.Add(1)
 		}
 	}()
-	h := &heldResult{node: node, res: res, done: make(chan bool, 1)}
+	h := &heldResult{node: node, res: res, since: time.Now(), done: make(chan bool, 1)}
 	e.mu.Lock()
 	if !e.leading || e.held[wf][id] != nil {
 		e.mu.Unlock()
@@ -386,13 +393,13 @@ func (e *Engine) TakeResult(ctx context.Context, node string, res *taskv1.TaskRe
 	case <-ctx.Done():
 	}
 	e.mu.Lock()
-	if e.held[wf][id] == h {
+	if e.held[wf][id] == h && !h.taken {
 		e.dropHeld(wf, id)
 		e.mu.Unlock()
 		return false
 	}
 	e.mu.Unlock()
-	return <-h.done // a pass took it: its outcome follows
+	return <-h.done // a pass took it: it answers once its write returns
 }
 
 // dropHeld forgets held result id of workflow wf (under mu).
@@ -416,12 +423,21 @@ func (e *Engine) heldFor(ctx context.Context, id string) (heldWrite, bool) {
 	wf, _, _ := strings.Cut(id, ".")
 	e.mu.Lock()
 	h := e.held[wf][id]
+	if h != nil {
+		h.taken = true // answered when this pass ends (settleHeld)
+	}
 	e.mu.Unlock()
 	if h == nil {
 		return heldWrite{}, false
 	}
 	kv, err := e.svc.tasks.ReadKV(ctx, id, false)
 	if err != nil {
+		return heldWrite{}, false
+	}
+	// A record still pending waits for its acknowledgement's write (a short task's result
+	// may overtake it), which would fail this pass's whole write: the session writes that
+	// result. So does a copy read from a store member that lags (etcd) before the ack.
+	if h, err := tasks.Peek(kv); err != nil || h.State == taskv1.TaskState_TASK_STATE_PENDING {
 		return heldWrite{}, false
 	}
 	cmp, put, rec, ok, err := tasks.Finishing(kv, h.node, h.res, e.svc.now())
@@ -446,13 +462,18 @@ func (e *Engine) settleHeld(wf string, recorded []string, committed, keep bool, 
 			h.done <- committed
 		}
 	}
-	if keep {
-		return
-	}
 	for id, h := range e.held[wf] {
-		if h.seq <= seq {
+		switch {
+		case !keep && h.seq <= seq:
 			e.dropHeld(wf, id)
 			h.done <- false
+		case h.taken && time.Since(h.since) >= heldWait:
+			// Read but not written by this pass, and waited long enough: its session
+			// writes it now.
+			e.dropHeld(wf, id)
+			h.done <- false
+		default:
+			h.taken = false // the next pass's again, or the session's after heldWait
 		}
 	}
 }
@@ -599,7 +620,7 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	// back to their sessions when no other pass follows (the steps were not running).
 	var recorded []string
 	committed, keep := false, false
-	defer func(seq uint64) { e.settleHeld(id, recorded, committed, keep, seq) }(e.heldNow())
+	defer func(seq uint64) { e.settleHeld(id, recorded, committed, keep && err == nil, seq) }(e.heldNow())
 	l := e.cache[id]
 	if l == nil {
 		var err error
@@ -664,8 +685,8 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 	ops = append(ops, d.recordOps...)
 	if len(d.recorded) > 0 {
 		e.mu.Lock()
-		for _, tid := range d.recorded {
-			e.echo[tid] = true // the watch brings the write back: no pass for it
+		for i, tid := range d.recorded {
+			e.echo[tid] = d.recordOps[i].Value // the watch brings the write back: no pass for it
 		}
 		e.mu.Unlock()
 	}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // step and starts the next (TakeResult): the task record and the step change at one
 // revision, and the next step runs. A result from another node, or one sent once the
 // engine stopped leading, is not taken: the session writes it (and Finish ignores what it
-// must).
+// must), nor one whose task's acknowledgement is not stored yet (it would fail the pass's
+// write).
 func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 	f := newEngineFixture(t, "n1", "n2")
 	ctx := context.Background()
@@ -62,6 +64,13 @@ func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 		if rec, _, err := f.svc.tasks.Get(ctx, id); err != nil || tasks.Terminal(rec.GetState()) {
 			t.Fatalf("%s: after another node's result: %v %v", name, rec.GetState(), err)
 		}
+		// Not acknowledged yet (its ack's write still on its way): the session writes it.
+		if f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
+			t.Fatalf("%s: a result was taken into a record still pending", name)
+		}
+		if err := f.svc.tasks.Started(ctx, "n1", id); err != nil { // the agent's ack
+			t.Fatal(err)
+		}
 		if !f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED, Outputs: map[string]string{"seen": name}}) {
 			t.Fatalf("%s: its node's result was not taken", name)
 		}
@@ -89,5 +98,63 @@ func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 	<-done
 	if f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
 		t.Fatal("a result was taken by an engine that stopped leading")
+	}
+}
+
+// A pass whose write takes longer than a result waits (heldWait) still records the result
+// it read: its session does not write it meanwhile (that write would fail the pass's whole
+// write), and TakeResult answers once the pass's write returned.
+func TestASlowPassStillRecordsTheResultItRead(t *testing.T) {
+	f := newEngineFixture(t, "n1")
+	var slow atomic.Bool
+	hs := &hookStore{Store: f.st, before: func(int) error {
+		if slow.CompareAndSwap(true, false) {
+			time.Sleep(heldWait + 300*time.Millisecond) // a commit that stalls (fault injection)
+		}
+		return nil
+	}}
+	f.svc.st = hs
+	ctx := context.Background()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.e.Run(rctx, store.Absent("/test/no-such-key"))
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == ""; {
+		if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
+			if _, _, err := f.svc.tasks.Get(ctx, s.GetTaskId()); err == nil {
+				id = s.GetTaskId()
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("preflight never ran")
+		}
+	}
+	if err := f.svc.tasks.Started(ctx, "n1", id); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(true)
+	t0 := time.Now()
+	if !f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
+		t.Fatalf("the result was left to the session after %v, while the pass that read it was writing it", time.Since(t0))
+	}
+	if rec, _, err := f.svc.tasks.Get(ctx, id); err != nil || rec.GetState() != taskv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("task record: %v %v", rec.GetState(), err)
+	}
+	if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+		t.Fatalf("preflight after its result: %v", s)
+	}
+	if byPass, bySession := f.e.ResultsRecorded(); byPass != 1 || bySession != 0 {
+		t.Fatalf("results recorded by a pass %d, left to the session %d; want 1 and 0", byPass, bySession)
 	}
 }
