@@ -35,14 +35,14 @@ type SimClusterConfig struct {
 
 // SimCluster is one controller process and its simulated agents, enrolled and Ready.
 type SimCluster struct {
-	Ctx    context.Context // ends with Stop
-	Admin  *client.Client  // with admin.conf, 256 MiB answers (a big workflow is MiBs)
-	Addr   string
-	PID    int
+	Ctx   context.Context // ends with Stop
+	Admin *client.Client  // with admin.conf, 256 MiB answers (a big workflow is MiBs)
+	Addr  string
+	PID   int
 	// MetricsAddr serves the controller's /metrics (see Counter).
 	MetricsAddr string
-	Agents []*SimAgent
-	Stop   func()
+	Agents      []*SimAgent
+	Stop        func()
 }
 
 // StartSimCluster starts a controller in a new data dir, enrolls one simulated agent per
