@@ -21,40 +21,12 @@ import (
 func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 	f := newEngineFixture(t, "n1", "n2")
 	ctx := context.Background()
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.e.Run(rctx, store.Absent("/test/no-such-key"))
-	}()
-	t.Cleanup(func() {
-		stop()
-		<-done
-	})
+	stop := f.lead(t)
 	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	running := func(name string) (string, int) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			w, err := f.svc.Get(ctx, wf.GetId())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, s := range w.GetSteps() {
-				if s.GetName() == name && s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
-					if _, _, err := f.svc.tasks.Get(ctx, s.GetTaskId()); err == nil {
-						return s.GetTaskId(), i
-					}
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never ran: %v", name, w.GetSteps())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	running := func(name string) (string, int) { return f.running(t, wf.GetId(), name) }
 	for _, name := range []string{"n1/preflight", "n1/packages"} {
 		id, i := running(name)
 		// Not n2's to end: not taken, and the record is as it was.
@@ -95,7 +67,6 @@ func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 	}
 	id, _ := running("n1/runtime")
 	stop()
-	<-done
 	if f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
 		t.Fatal("a result was taken by an engine that stopped leading")
 	}
@@ -115,31 +86,12 @@ func TestASlowPassStillRecordsTheResultItRead(t *testing.T) {
 	}}
 	f.svc.st = hs
 	ctx := context.Background()
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.e.Run(rctx, store.Absent("/test/no-such-key"))
-	}()
-	t.Cleanup(func() {
-		stop()
-		<-done
-	})
+	f.lead(t)
 	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var id string
-	for deadline := time.Now().Add(10 * time.Second); id == ""; {
-		if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
-			if _, _, err := f.svc.tasks.Get(ctx, s.GetTaskId()); err == nil {
-				id = s.GetTaskId()
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("preflight never ran")
-		}
-	}
+	id, _ := f.running(t, wf.GetId(), "n1/preflight")
 	if err := f.svc.tasks.Started(ctx, "n1", id); err != nil {
 		t.Fatal(err)
 	}
@@ -156,5 +108,46 @@ func TestASlowPassStillRecordsTheResultItRead(t *testing.T) {
 	}
 	if byPass, bySession := f.e.ResultsRecorded(); byPass != 1 || bySession != 0 {
 		t.Fatalf("results recorded by a pass %d, left to the session %d; want 1 and 0", byPass, bySession)
+	}
+}
+
+// lead runs the engine as the leader (its fence always holds) until the test ends or stop,
+// which returns once Run did.
+func (f *engineFixture) lead(t *testing.T) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.e.Run(ctx, store.Absent("/test/no-such-key"))
+	}()
+	stop = func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// running waits until step name of workflow wf runs with its task created, and returns
+// the task's ID and the step's index.
+func (f *engineFixture) running(t *testing.T, wf, name string) (string, int) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		w, err := f.svc.Get(ctx, wf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range w.GetSteps() {
+			if s.GetName() == name && s.GetState() == apiv1.StepState_STEP_STATE_RUNNING {
+				if _, _, err := f.svc.tasks.Get(ctx, s.GetTaskId()); err == nil {
+					return s.GetTaskId(), i
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never ran: %v", name, w.GetSteps())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the store, under the deadline above
 	}
 }
