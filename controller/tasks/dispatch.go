@@ -41,9 +41,6 @@ type Dispatcher struct {
 
 	mu    sync.Mutex
 	boxes map[*sessions.Session]*outbox
-	// acking holds the tasks whose acknowledgement is being written, each with a channel
-	// closed once it is: their result waits for it (see Result).
-	acking map[string]chan struct{}
 
 	events chan *taskv1.TaskEvent
 	// queued counts the events put on events (under evMu, so the count and the channel's
@@ -73,7 +70,7 @@ type outbox struct {
 
 // NewDispatcher wires a dispatcher for this replica.
 func NewDispatcher(svc *Service, reg *sessions.Registry, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{svc: svc, sessions: reg, log: log, boxes: map[*sessions.Session]*outbox{}, acking: map[string]chan struct{}{},
+	return &Dispatcher{svc: svc, sessions: reg, log: log, boxes: map[*sessions.Session]*outbox{},
 		events: make(chan *taskv1.TaskEvent, 4096)}
 }
 
@@ -343,19 +340,6 @@ func (d *Dispatcher) drain(s *sessions.Session, b *outbox) {
 // Ack records that the agent took the task; another node's task is ignored.
 func (d *Dispatcher) Ack(ctx context.Context, node string, ack *agentv1.TaskAck) {
 	id := ack.GetTaskId()
-	d.mu.Lock()
-	done := d.acking[id]
-	if done == nil {
-		done = make(chan struct{})
-		d.acking[id] = done
-		defer func() {
-			d.mu.Lock()
-			delete(d.acking, id)
-			d.mu.Unlock()
-			close(done)
-		}()
-	}
-	d.mu.Unlock()
 	if err := d.svc.Started(ctx, node, id); err != nil && !errors.Is(err, ErrNotFound) {
 		d.log.Warn("mark task running", "task", id, "err", err)
 	}
@@ -401,18 +385,9 @@ func (d *Dispatcher) Result(ctx context.Context, node string, res *taskv1.TaskRe
 	if err != nil {
 		return // the session ended: the agent sends the events and result again on its next one
 	}
-	// A result that overtook its task's acknowledgement (a short task) waits for it to be
-	// written: written after the result was read, it would fail the write that records it.
-	d.mu.Lock()
-	acked := d.acking[res.GetTaskId()]
-	d.mu.Unlock()
-	if acked != nil {
-		select {
-		case <-acked:
-		case <-ctx.Done():
-			return
-		}
-	}
+	// A result may overtake its task's acknowledgement (a short task): the taker records it
+	// once the acknowledgement is written, and Finish records it whether or not that write
+	// comes first (it changes only a pending record).
 	if d.Taker != nil && strings.HasPrefix(res.GetTaskId(), ReservedPrefix) && d.Taker.TakeResult(ctx, node, res) {
 		return
 	}

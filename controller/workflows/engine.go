@@ -106,8 +106,11 @@ type heldResult struct {
 	// taken: a pass read it and may be writing it; only that pass answers it then (were
 	// the session to write it meanwhile, the pass's whole write would fail its compare).
 	taken bool
-	since time.Time // when it was handed over
-	done  chan bool // capacity 1: whether a pass recorded it (false: the session writes it)
+	// unacked: a pass read its record still pending (the result overtook its task's
+	// acknowledgement): it stays held, and the acknowledgement's write asks for a pass.
+	unacked bool
+	since   time.Time // when it was handed over
+	done    chan bool // capacity 1: whether a pass recorded it (false: the session writes it)
 }
 
 // NewEngine returns an engine for svc.
@@ -295,6 +298,12 @@ func (e *Engine) follow(ctx context.Context, prefix string) {
 			if prefix == tasks.Prefix {
 				// Only an ended task of a workflow moves it: the rest is not decoded.
 				h, err := tasks.Peek(ev.KV)
+				if err == nil && h.WorkflowID != "" && !tasks.Terminal(h.State) && e.holds(h.WorkflowID, h.ID) {
+					// A held result that overtook its task's acknowledgement: the pass
+					// that read the record pending records it now.
+					e.mark(h.WorkflowID)
+					return
+				}
 				if err == nil && (h.WorkflowID == "" || !tasks.Terminal(h.State) || e.ownEnd(h.ID, ev.KV.Value)) {
 					return
 				}
@@ -345,6 +354,13 @@ func (e *Engine) ownEnd(id string, value []byte) bool {
 	}
 	delete(e.echo, id)
 	return bytes.Equal(want, value)
+}
+
+// holds says whether a result of task id of workflow wf is held (see TakeResult).
+func (e *Engine) holds(wf, id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.held[wf][id] != nil
 }
 
 // TakeResult records node's result res of a workflow step's task in the pass that ends
@@ -435,9 +451,15 @@ func (e *Engine) heldFor(ctx context.Context, id string) (heldWrite, bool) {
 		return heldWrite{}, false
 	}
 	// A record still pending waits for its acknowledgement's write (a short task's result
-	// may overtake it), which would fail this pass's whole write: the session writes that
-	// result. So does a copy read from a store member that lags (etcd) before the ack.
-	if h, err := tasks.Peek(kv); err != nil || h.State == taskv1.TaskState_TASK_STATE_PENDING {
+	// may overtake it), which would fail this pass's whole write: the result stays held,
+	// and the write's watch event asks for the pass that records it (or the session
+	// writes it after heldWait). So does a copy read from a store member that lags (etcd).
+	if p, err := tasks.Peek(kv); err != nil || p.State == taskv1.TaskState_TASK_STATE_PENDING {
+		if err == nil {
+			e.mu.Lock()
+			h.unacked = true
+			e.mu.Unlock()
+		}
 		return heldWrite{}, false
 	}
 	cmp, put, rec, ok, err := tasks.Finishing(kv, h.node, h.res, e.svc.now())
@@ -464,7 +486,7 @@ func (e *Engine) settleHeld(wf string, recorded []string, committed, keep bool, 
 	}
 	for id, h := range e.held[wf] {
 		switch {
-		case !keep && h.seq <= seq:
+		case !keep && h.seq <= seq && !h.unacked:
 			e.dropHeld(wf, id)
 			h.done <- false
 		case h.taken && time.Since(h.since) >= heldWait:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -16,8 +17,8 @@ import (
 // step and starts the next (TakeResult): the task record and the step change at one
 // revision, and the next step runs. A result from another node, or one sent once the
 // engine stopped leading, is not taken: the session writes it (and Finish ignores what it
-// must), nor one whose task's acknowledgement is not stored yet (it would fail the pass's
-// write).
+// must), nor one whose task's acknowledgement is not stored within heldWait (writing the
+// pending record would fail the pass's write).
 func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 	f := newEngineFixture(t, "n1", "n2")
 	ctx := context.Background()
@@ -36,7 +37,7 @@ func TestEngineRecordsAResultInTheWriteThatEndsItsStep(t *testing.T) {
 		if rec, _, err := f.svc.tasks.Get(ctx, id); err != nil || tasks.Terminal(rec.GetState()) {
 			t.Fatalf("%s: after another node's result: %v %v", name, rec.GetState(), err)
 		}
-		// Not acknowledged yet (its ack's write still on its way): the session writes it.
+		// Not acknowledged (its ack's write lost): after heldWait, the session writes it.
 		if f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED}) {
 			t.Fatalf("%s: a result was taken into a record still pending", name)
 		}
@@ -109,6 +110,60 @@ func TestASlowPassStillRecordsTheResultItRead(t *testing.T) {
 	if byPass, bySession := f.e.ResultsRecorded(); byPass != 1 || bySession != 0 {
 		t.Fatalf("results recorded by a pass %d, left to the session %d; want 1 and 0", byPass, bySession)
 	}
+}
+
+// A result that overtakes its task's acknowledgement (a short task) is held while the pass
+// that read the record pending leaves it: the acknowledgement's write wakes another pass,
+// which records it, well before the session would (heldWait), with no tick to help.
+func TestAResultThatOvertookItsAckIsRecordedOnceTheAckIsWritten(t *testing.T) {
+	rs := &readSignal{Store: teststore.New(t), read: make(chan struct{}, 1)}
+	f := newEngineFixtureOn(t, rs, "n1")
+	f.e.Tick = time.Hour // no pass but those the store's changes ask for
+	ctx := context.Background()
+	f.lead(t)
+	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := f.running(t, wf.GetId(), "n1/preflight")
+	rs.key.Store(tasks.Prefix + id)
+	taken := make(chan bool, 1)
+	go func() {
+		taken <- f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED})
+	}()
+	select {
+	case <-rs.read: // a pass read the record, still pending
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pass read the held result's task record")
+	}
+	rs.key.Store("")
+	if err := f.svc.tasks.Started(ctx, "n1", id); err != nil { // the agent's ack, written late
+		t.Fatal(err)
+	}
+	if !<-taken {
+		t.Fatal("the result was left to the session: the acknowledgement's write did not wake a pass")
+	}
+	if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
+		t.Fatalf("preflight after its result: %v", s)
+	}
+}
+
+// readSignal is a store that signals on read when key (if set) is read.
+type readSignal struct {
+	store.Store
+	key  atomic.Value // string
+	read chan struct{}
+}
+
+func (r *readSignal) Get(ctx context.Context, key string, opts ...store.ReadOption) (*store.KV, int64, error) {
+	kv, rev, err := r.Store.Get(ctx, key, opts...)
+	if k, _ := r.key.Load().(string); k != "" && k == key {
+		select {
+		case r.read <- struct{}{}:
+		default:
+		}
+	}
+	return kv, rev, err
 }
 
 // lead runs the engine as the leader (its fence always holds) until the test ends or stop,

@@ -807,24 +807,24 @@ func TestRealLab(t *testing.T) {
 		t.Fatalf("node-3 is still in the API after the reset: %v %s", err, out)
 	}
 	if out, _ := l.onHost("node-3", "systemctl", "is-active", "kubelet"); strings.TrimSpace(out) != "inactive" {
-		t.Errorf("node-3's kubelet service after the reset: %q, want inactive", out)
+		errorf(t, "node-3's kubelet service after the reset: %q, want inactive", out)
 	}
 	for _, comm := range []string{"kubelet", "kube-proxy", "pause", "containerd-shim"} {
 		if p := l.hostPIDs("node-3", comm); len(p) > 0 {
-			t.Errorf("node-3 still runs %s after the reset: pids %v", comm, p)
+			errorf(t, "node-3 still runs %s after the reset: pids %v", comm, p)
 		}
 	}
 	if out, err := l.onHost("node-3", "ctr", "-n", "k8s.io", "containers", "list", "-q"); err != nil || strings.TrimSpace(out) != "" {
-		t.Errorf("node-3's containers after the reset: %v %q", err, out)
+		errorf(t, "node-3's containers after the reset: %v %q", err, out)
 	}
 	if out, err := l.onHost("node-3", "ls", "-A", "/etc/kubernetes"); err == nil && strings.TrimSpace(out) != "" {
-		t.Errorf("node-3 still has /etc/kubernetes after the reset: %s", out)
+		errorf(t, "node-3 still has /etc/kubernetes after the reset: %s", out)
 	}
 	if out, err := l.onHost("node-3", "ip", "link", "show", "cni0"); err == nil {
-		t.Errorf("node-3 still has the cni0 link after the reset: %s", out)
+		errorf(t, "node-3 still has the cni0 link after the reset: %s", out)
 	}
 	if out, err := l.onHost("node-3", "iptables-save"); err != nil || regexp.MustCompile(`(?m)^[:-]A? ?(KUBE-|CNI-)`).MatchString(out) || strings.Contains(out, `"deckhand pod network"`) {
-		t.Errorf("node-3's netns still has KUBE-/CNI- chains or Deckhand's NAT rule after the reset (%v):\n%s", err, out)
+		errorf(t, "node-3's netns still has KUBE-/CNI- chains or Deckhand's NAT rule after the reset (%v):\n%s", err, out)
 	}
 
 	// Join node-3 again, and make the join fail half way: the API server refuses the
@@ -961,7 +961,7 @@ func TestRealLab(t *testing.T) {
 			nlogs++
 		}
 		if found := secretsIn(text, minted); len(found) > 0 {
-			t.Errorf("%s shows %s", name, strings.Join(found, ", "))
+			errorf(t, "%s shows %s", name, strings.Join(found, ", "))
 		}
 	}
 	if nlogs < 8 {
@@ -999,7 +999,7 @@ func TestSecretsIn(t *testing.T) {
 		{"task abcdef.ghijkl", nil, 0},
 	} {
 		if got := secretsIn(c.text, c.known); len(got) != c.want {
-			t.Errorf("secretsIn(%q) = %v, want %d finding(s)", c.text, got, c.want)
+			errorf(t, "secretsIn(%q) = %v, want %d finding(s)", c.text, got, c.want)
 		}
 	}
 }
@@ -1101,24 +1101,24 @@ func TestRealLabManifest(t *testing.T) {
 	l, _, env := startLab(t, "manifest", "DECKHAND_LAB_CLUSTER="+clusterFile, "DECKHAND_LAB_FILES="+files)
 	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
 		if out, err := l.onHost(n, "cat", "/etc/cni/net.d/10-flannel.conflist"); err != nil || !strings.Contains(out, `"type": "flannel"`) {
-			t.Errorf("%s: the manifest's CNI configuration: %v %s", n, err, out)
+			errorf(t, "%s: the manifest's CNI configuration: %v %s", n, err, out)
 		}
 		if _, err := l.onHost(n, "test", "-e", "/etc/cni/net.d/10-deckhand-bridge.conflist"); err == nil {
-			t.Errorf("%s: Deckhand wrote its own CNI configuration beside the manifest's", n)
+			errorf(t, "%s: Deckhand wrote its own CNI configuration beside the manifest's", n)
 		}
 		if _, err := l.onHost(n, "test", "-x", "/opt/cni/bin/flannel"); err != nil {
-			t.Errorf("%s: the manifest's init container did not install the flannel CNI plugin: %v", n, err)
+			errorf(t, "%s: the manifest's init container did not install the flannel CNI plugin: %v", n, err)
 		}
 	}
 	images, err := l.kubectl("-n", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "jsonpath={..image}")
 	registry := l.net + ".1:5000/"
 	for _, want := range []string{registry + "flannel-io/flannel:" + podnet.FlannelVersion, registry + "deckhand-lab/flannel-cni-plugin:cni-plugins-v0.9.1"} {
 		if err != nil || !strings.Contains(images, want) {
-			t.Errorf("the DaemonSet's images %q (%v) lack %s: the manifest's images were not rewritten through the cluster's repository", images, err, want)
+			errorf(t, "the DaemonSet's images %q (%v) lack %s: the manifest's images were not rewritten through the cluster's repository", images, err, want)
 		}
 	}
 	if out, err := l.onHost("node-1", "stat", "-c", "%a", "/etc/kubernetes/deckhand/manifests/network.yaml"); err != nil || strings.TrimSpace(out) != "600" {
-		t.Errorf("the applied manifest is not kept 0600 on node-1: %v %s", err, out)
+		errorf(t, "the applied manifest is not kept 0600 on node-1: %v %s", err, out)
 	}
 
 	stopLab(t, l, env)

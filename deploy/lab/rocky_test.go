@@ -118,7 +118,7 @@ func TestRealLabRocky(t *testing.T) {
 	for _, want := range []string{"/etc/yum.repos.d/kubernetes.repo", "dnf install -y kubelet-1.33.13 kubeadm-1.33.13 kubectl-1.33.13 --disableexcludes=kubernetes",
 		"/etc/yum.repos.d/deckhand-containerd.repo", "dnf install -y --disableexcludes=deckhand-containerd containerd.io containernetworking-plugins"} {
 		if !strings.Contains(dry, want) {
-			t.Errorf("deckctl apply --dry-run does not show %q", want)
+			errorf(t, "deckctl apply --dry-run does not show %q", want)
 		}
 	}
 	if out, err := l.onHost("node-2", "ls", "/etc/yum.repos.d"); err == nil && strings.TrimSpace(out) != "" {

@@ -235,7 +235,7 @@ func TestRealLabUpgrade(t *testing.T) {
 				when = append(when, line)
 			}
 		}
-		t.Errorf("the PodDisruptionBudget-protected Deployment was not served throughout the upgrade: %d served, %d failed: %s\nthe drains:\n%s",
+		errorf(t, "the PodDisruptionBudget-protected Deployment was not served throughout the upgrade: %d served, %d failed: %s\nthe drains:\n%s",
 			served, failures, strings.Join(failed, "; "), strings.Join(when, "\n"))
 	}
 	mu.Unlock()
@@ -243,7 +243,7 @@ func TestRealLabUpgrade(t *testing.T) {
 	// Once per node: one kubelet configuration backup of kubeadm upgrade on each.
 	for _, n := range all {
 		if c := upgrades(n); c != 1 {
-			t.Errorf("kubeadm upgrade ran %d times on %s, want once", c, n)
+			errorf(t, "kubeadm upgrade ran %d times on %s, want once", c, n)
 		}
 	}
 
@@ -273,7 +273,7 @@ func TestRealLabUpgrade(t *testing.T) {
 		for component, tag := range map[string]string{"kube-apiserver": upgradeTo, "kube-controller-manager": upgradeTo, "kube-scheduler": upgradeTo, "etcd": "3.6.5-0"} {
 			m, err := os.ReadFile(filepath.Join(l.dir, n, "fs", "etc", "kubernetes", "manifests", component+".yaml"))
 			if err != nil || !strings.Contains(string(m), "/"+component+":"+tag+"\n") {
-				t.Errorf("%s's %s static pod after the upgrade does not run %s (%v)", n, component, tag, err)
+				errorf(t, "%s's %s static pod after the upgrade does not run %s (%v)", n, component, tag, err)
 			}
 		}
 	}
@@ -285,7 +285,7 @@ func TestRealLabUpgrade(t *testing.T) {
 	// (deckctl nodes: from the facts each agent reports after its tasks, within seconds); a
 	// second plan finds nothing to do.
 	if cl, err := l.deckctl("cluster"); err != nil || !strings.Contains(cl, "Kubernetes:  "+upgradeTo) || strings.Count(cl, upgradeTo) != 1+4+2 {
-		t.Errorf("the cluster record after the upgrade (want the version, 4 kubelets and 2 control planes at %s): %v\n%s", upgradeTo, err, cl)
+		errorf(t, "the cluster record after the upgrade (want the version, 4 kubelets and 2 control planes at %s): %v\n%s", upgradeTo, err, cl)
 	}
 	testcluster.WaitFor(t, 2*time.Minute, func() error {
 		ns, err := l.deckctl("nodes")
@@ -410,7 +410,7 @@ func (l *realLab) renewCertificates(cps []string) map[string]time.Time {
 	t.Logf("deckctl certs:\n%s", table)
 	for _, n := range []string{"node-2", "node-3"} {
 		if r, ok := listed()[n+"/kubelet-client"]; !ok || r.RenewedBy != "kubelet" || time.Until(r.Expires) < 300*24*time.Hour {
-			t.Errorf("deckctl certs: %s's kubelet client certificate %+v, want one the kubelet renews, valid about a year", n, r)
+			errorf(t, "deckctl certs: %s's kubelet client certificate %+v, want one the kubelet renews, valid about a year", n, r)
 		}
 	}
 
@@ -465,18 +465,18 @@ func (l *realLab) renewCertificates(cps []string) map[string]time.Time {
 	t.Logf("deckctl certs renew took %v:\n%s", time.Since(start).Round(time.Second), out)
 	t.Logf("the API through the endpoint during the renewal: %d asked, %d failed %v", asked, failed, failures)
 	if failed > 0 || asked < 50 {
-		t.Errorf("the API did not answer throughout the renewal: %d of %d failed: %v", failed, asked, failures)
+		errorf(t, "the API did not answer throughout the renewal: %d of %d failed: %v", failed, asked, failures)
 	}
 	for k, was := range pids() {
 		restarted := running[k] != was
 		if was == "[]" || restarted == strings.HasSuffix(k, "/etcd") {
-			t.Errorf("%s: processes %s before the renewal, %s after: want the API server, controller manager and scheduler restarted, etcd not", k, running[k], was)
+			errorf(t, "%s: processes %s before the renewal, %s after: want the API server, controller manager and scheduler restarted, etcd not", k, running[k], was)
 		}
 	}
 	after := onHosts()
 	for k, exp := range after {
 		if !exp.After(before[k]) {
-			t.Errorf("%s expires %v after the renewal, %v before: not moved forward", k, exp, before[k])
+			errorf(t, "%s expires %v after the renewal, %v before: not moved forward", k, exp, before[k])
 		}
 	}
 	testcluster.WaitFor(t, 2*time.Minute, func() error { return same(after) })
@@ -484,13 +484,13 @@ func (l *realLab) renewCertificates(cps []string) map[string]time.Time {
 	// (restarted) and each etcd member (not restarted: it reads its files per connection).
 	for _, n := range cps {
 		if err := l.nodeReady(n); err != nil {
-			t.Errorf("after the renewal: %v", err)
+			errorf(t, "after the renewal: %v", err)
 		}
 		addr := l.net + ".2" + strings.TrimPrefix(n, "node-")
 		for port, name := range map[string]string{"6443": "apiserver", "2379": "etcd-server"} {
 			served, err := l.servedCert(n, addr+":"+port)
 			if err != nil || !served.NotAfter.Equal(after[n+"/"+name]) {
-				t.Errorf("%s:%s serves a certificate expiring %v (%v), want the renewed %s expiring %v", addr, port, served, err, name, after[n+"/"+name])
+				errorf(t, "%s:%s serves a certificate expiring %v (%v), want the renewed %s expiring %v", addr, port, served, err, name, after[n+"/"+name])
 			}
 		}
 	}
@@ -565,17 +565,17 @@ func (l *realLab) autoRenewal(version string) string {
 	})
 	t.Logf("the automatic renewal %s ended %v after the apply:\n%s", id, time.Since(start).Round(time.Second), list)
 	if !strings.Contains(list, "deckhand-controller: apiserver on node-1 expires "+tmpl.NotAfter.UTC().Format(time.RFC3339)+", within renewBefore "+renewBefore) {
-		t.Errorf("the workflow list does not say which certificate crossed renewBefore:\n%s", list)
+		errorf(t, "the workflow list does not say which certificate crossed renewBefore:\n%s", list)
 	}
 	desc, _ := l.deckctl("workflow", "describe", id)
 	if !strings.Contains(desc, "node-1/renew") || strings.Contains(desc, "node-4/renew") {
-		t.Errorf("the automatic renewal should renew node-1 only:\n%s", desc)
+		errorf(t, "the automatic renewal should renew node-1 only:\n%s", desc)
 	}
 	if now, err := l.hostCert("node-1", "pki/apiserver.crt"); err != nil || time.Until(now.NotAfter) < 300*24*time.Hour {
-		t.Errorf("node-1's API server certificate after the automatic renewal: %v (%v), want a year's", now.NotAfter, err)
+		errorf(t, "node-1's API server certificate after the automatic renewal: %v (%v), want a year's", now.NotAfter, err)
 	}
 	if err := l.nodeReady("node-1"); err != nil {
-		t.Errorf("after the automatic renewal: %v", err)
+		errorf(t, "after the automatic renewal: %v", err)
 	}
 	return text
 }
@@ -690,7 +690,7 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 		t.Fatalf("kubectl delete configmap: %v\n%s", err, out)
 	}
 	if members, err := l.deckctl("etcd", "members"); err != nil || !strings.Contains(members, "node-1, node-4; 2 healthy") {
-		t.Errorf("deckctl etcd members: %v\n%s", err, members)
+		errorf(t, "deckctl etcd members: %v\n%s", err, members)
 	}
 
 	pids := func() string {
@@ -719,18 +719,18 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 	// Refused by the agent's check (its SHA-256), or already by the controller when the
 	// node's facts were read again meanwhile (its size).
 	if err == nil || !strings.Contains(out, "truncated") || !(strings.Contains(out, "SNAPSHOT_CORRUPT") || strings.Contains(out, "damaged")) {
-		t.Errorf("a restore from a truncated snapshot: %v, want it refused naming the damage:\n%s", err, out)
+		errorf(t, "a restore from a truncated snapshot: %v, want it refused naming the damage:\n%s", err, out)
 	}
 	if now := pids(); now != running {
-		t.Errorf("a refused restore stopped something: %s before, %s after", running, now)
+		errorf(t, "a refused restore stopped something: %s before, %s after", running, now)
 	}
 	// A healthy cluster: refused without --force, nothing stopped.
 	out, err = l.deckctl("etcd", "restore", "--from", "before-delete")
 	if err == nil || !strings.Contains(out, "CLUSTER_HEALTHY") || !strings.Contains(out, "--force") {
-		t.Errorf("a restore of a healthy cluster without --force: %v, want it refused:\n%s", err, out)
+		errorf(t, "a restore of a healthy cluster without --force: %v, want it refused:\n%s", err, out)
 	}
 	if now := pids(); now != running {
-		t.Errorf("a refused restore stopped something: %s before, %s after", running, now)
+		errorf(t, "a refused restore stopped something: %s before, %s after", running, now)
 	}
 
 	start := time.Now()
@@ -752,14 +752,14 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 		return nil
 	})
 	if got := l.etcdMembers(); !slices.Equal(got, sorted(slices.Clone(cps))) {
-		t.Errorf("etcd members after the restore: %v, want %v", got, cps)
+		errorf(t, "etcd members after the restore: %v, want %v", got, cps)
 	}
 	if now := pids(); now == running {
-		t.Errorf("etcd and the API servers were not restarted by the restore: %s", now)
+		errorf(t, "etcd and the API servers were not restarted by the restore: %s", now)
 	}
 	for _, n := range cps {
 		if kept, _ := filepath.Glob(filepath.Join(l.dir, n, "fs", "var", "lib", "etcd", "member.before-restore-*")); len(kept) != 1 {
-			t.Errorf("%s: the old etcd data directory was not kept: %v", n, kept)
+			errorf(t, "%s: the old etcd data directory was not kept: %v", n, kept)
 		}
 	}
 }

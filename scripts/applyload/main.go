@@ -195,8 +195,8 @@ func run(cfg Config) error {
 // that ends the step, or the session alone (controller metrics; a build without them
 // prints nothing).
 func resultWrites(c *loadutil.SimCluster) {
-	byPass, ok1 := c.Counter(`deckhand_step_results_total{recorded_by="step_write"}`)
-	bySession, ok2 := c.Counter(`deckhand_step_results_total{recorded_by="session"}`)
+	byPass, ok1 := c.Counter("deckhand_step_results_total", "recorded_by", "step_write")
+	bySession, ok2 := c.Counter("deckhand_step_results_total", "recorded_by", "session")
 	if ok1 && ok2 {
 		fmt.Printf("  results recorded with their step's end: %.0f; by their session alone: %.0f\n", byPass, bySession)
 	}

@@ -1,7 +1,6 @@
 package loadutil
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,11 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -126,23 +125,26 @@ func StartSimCluster(cfg SimClusterConfig) (_ *SimCluster, err error) {
 	return &SimCluster{Ctx: ctx, Admin: admin, Addr: addr, PID: cmd.Process.Pid, MetricsAddr: metrics, Agents: agents, Stop: stop}, nil
 }
 
-// Counter reads the value of the controller's metric series (its name with its labels as
-// /metrics writes them, e.g. `deckhand_step_results_total{recorded_by="session"}`); ok is
-// false when the controller does not export it (an older build).
-func (c *SimCluster) Counter(series string) (v float64, ok bool) {
+// Counter reads the value of the controller's counter name whose label is value (e.g.
+// deckhand_step_results_total, recorded_by, session) from its /metrics; ok is false when
+// the controller does not export it (an older build).
+func (c *SimCluster) Counter(name, label, value string) (v float64, ok bool) {
 	hc := http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get("http://" + c.MetricsAddr + "/metrics")
 	if err != nil {
 		return 0, false
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, val, found := strings.Cut(sc.Text(), " ")
-		if found && name == series {
-			f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-			return f, err == nil
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range families[name].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetCounter().GetValue(), m.GetCounter() != nil
+			}
 		}
 	}
 	return 0, false
