@@ -689,9 +689,15 @@ func (l *realLab) etcdBackupAndRestore(cps, all []string, doc string) {
 	if out, err := l.kubectl("delete", "configmap", "restore-check"); err != nil {
 		t.Fatalf("kubectl delete configmap: %v\n%s", err, out)
 	}
-	if members, err := l.deckctl("etcd", "members"); err != nil || !strings.Contains(members, "node-1, node-4; 2 healthy") {
-		errorf(t, "deckctl etcd members: %v\n%s", err, members)
-	}
+	// Both members healthy (its health check also wants every node Ready, which a loaded
+	// machine's kubelet may miss for a moment): also what the unforced restore below is
+	// refused for.
+	testcluster.WaitFor(t, 2*time.Minute, func() error {
+		if members, err := l.deckctl("etcd", "members"); err != nil || !strings.Contains(members, "node-1, node-4; 2 healthy") {
+			return fmt.Errorf("deckctl etcd members: %v\n%s", err, members)
+		}
+		return nil
+	})
 
 	pids := func() string {
 		var out []string

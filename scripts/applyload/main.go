@@ -531,6 +531,11 @@ func runJoins(cfg Config) error {
 				return result{}, fmt.Errorf("the join of %s ended %s", joiner, hdr.GetState())
 			}
 			wf := full.GetWorkflow()
+			fmt.Printf("the join into %d nodes:\n", size)
+			phases(wf)
+			if err := breakdown(c.Ctx, apiv1.NewTaskServiceClient(c.Admin), wf); err != nil {
+				return result{}, err
+			}
 			r := result{size: size, wall: wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime()), steps: len(wf.GetSteps()), cpu: cpu}
 			for i, a := range c.Agents {
 				n := a.Started() - before[i]
