@@ -453,9 +453,11 @@ func (e *Engine) heldFor(ctx context.Context, id string) (heldWrite, bool) {
 	// A record still pending waits for its acknowledgement's write (a short task's result
 	// may overtake it), which would fail this pass's whole write: the result stays held,
 	// and the write's watch event asks for the pass that records it (or the session
-	// writes it after heldWait). So does a copy read from a store member that lags (etcd).
+	// writes it after heldWait). A copy read from a store member that lags (etcd) reads
+	// pending too: when the ack's event came before the result was held, nothing wakes a
+	// pass for it, and its session writes it after heldWait.
 	if p, err := tasks.Peek(kv); err != nil || p.State == taskv1.TaskState_TASK_STATE_PENDING {
-		if err == nil {
+		if err == nil && p.Node == h.node { // another node's result: Finish ignores it
 			e.mu.Lock()
 			h.unacked = true
 			e.mu.Unlock()
@@ -471,7 +473,8 @@ func (e *Engine) heldFor(ctx context.Context, id string) (heldWrite, bool) {
 
 // settleHeld ends a pass over workflow wf for the results held for it: those it recorded
 // learn whether its write committed; the others held before it began (seq) go back to
-// their sessions unless another pass follows (keep).
+// their sessions unless another pass follows (keep) or they wait for their task's
+// acknowledgement (unacked: its write asks for a pass).
 func (e *Engine) settleHeld(wf string, recorded []string, committed, keep bool, seq uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -639,7 +642,8 @@ func (e *Engine) reconcile(ctx context.Context, id string) (err error) {
 		}
 	}()
 	// The results held for this workflow: the pass records some in its write; the rest go
-	// back to their sessions when no other pass follows (the steps were not running).
+	// back to their sessions when no other pass follows (the steps were not running),
+	// unless they wait for their task's acknowledgement (see heldFor).
 	var recorded []string
 	committed, keep := false, false
 	defer func(seq uint64) { e.settleHeld(id, recorded, committed, keep && err == nil, seq) }(e.heldNow())

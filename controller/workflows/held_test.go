@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
-	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
@@ -116,8 +115,7 @@ func TestASlowPassStillRecordsTheResultItRead(t *testing.T) {
 // that read the record pending leaves it: the acknowledgement's write wakes another pass,
 // which records it, well before the session would (heldWait), with no tick to help.
 func TestAResultThatOvertookItsAckIsRecordedOnceTheAckIsWritten(t *testing.T) {
-	rs := &readSignal{Store: teststore.New(t), read: make(chan struct{}, 1)}
-	f := newEngineFixtureOn(t, rs, "n1")
+	f := newEngineFixture(t, "n1")
 	f.e.Tick = time.Hour // no pass but those the store's changes ask for
 	ctx := context.Background()
 	f.lead(t)
@@ -126,44 +124,36 @@ func TestAResultThatOvertookItsAckIsRecordedOnceTheAckIsWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := f.running(t, wf.GetId(), "n1/preflight")
-	rs.key.Store(tasks.Prefix + id)
+	byPass, _ := f.e.ResultsRecorded()
 	taken := make(chan bool, 1)
 	go func() {
 		taken <- f.e.TakeResult(ctx, "n1", &taskv1.TaskResult{TaskId: id, State: taskv1.TaskState_TASK_STATE_SUCCEEDED})
 	}()
-	select {
-	case <-rs.read: // a pass read the record, still pending
-	case <-time.After(10 * time.Second):
-		t.Fatal("no pass read the held result's task record")
+	// A pass read the record, still pending, and left the result held.
+	unacked := func() bool {
+		f.e.mu.Lock()
+		defer f.e.mu.Unlock()
+		h := f.e.held[wf.GetId()][id]
+		return h != nil && h.unacked && !h.taken
 	}
-	rs.key.Store("")
+	for deadline := time.Now().Add(10 * time.Second); !unacked(); {
+		if time.Now().After(deadline) {
+			t.Fatal("no pass read the held result's pending task record")
+		}
+		time.Sleep(time.Millisecond) // polling the engine, under the deadline above
+	}
 	if err := f.svc.tasks.Started(ctx, "n1", id); err != nil { // the agent's ack, written late
 		t.Fatal(err)
 	}
 	if !<-taken {
 		t.Fatal("the result was left to the session: the acknowledgement's write did not wake a pass")
 	}
+	if now, _ := f.e.ResultsRecorded(); now != byPass+1 {
+		t.Fatalf("results recorded by a pass: %d, want %d", now, byPass+1)
+	}
 	if s := f.step(t, wf.GetId(), "n1/preflight"); s.GetState() != apiv1.StepState_STEP_STATE_SUCCEEDED {
 		t.Fatalf("preflight after its result: %v", s)
 	}
-}
-
-// readSignal is a store that signals on read when key (if set) is read.
-type readSignal struct {
-	store.Store
-	key  atomic.Value // string
-	read chan struct{}
-}
-
-func (r *readSignal) Get(ctx context.Context, key string, opts ...store.ReadOption) (*store.KV, int64, error) {
-	kv, rev, err := r.Store.Get(ctx, key, opts...)
-	if k, _ := r.key.Load().(string); k != "" && k == key {
-		select {
-		case r.read <- struct{}{}:
-		default:
-		}
-	}
-	return kv, rev, err
 }
 
 // lead runs the engine as the leader (its fence always holds) until the test ends or stop,

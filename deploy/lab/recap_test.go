@@ -9,7 +9,8 @@ import (
 
 // errorf is t.Errorf for the real-cluster tests, whose failing check may sit amid thousands
 // of lines of their output: the checks that failed are said again, together, as the test
-// ends (a CI log keeps a failing test's first and last lines).
+// ends (a CI log keeps a failing test's first and last lines). A t.Fatal is the last line
+// before the recap anyway; the recap's lines do not repeat the checks' file:line.
 func errorf(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
