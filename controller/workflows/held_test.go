@@ -86,12 +86,7 @@ func TestASlowPassStillRecordsTheResultItRead(t *testing.T) {
 	}}
 	f.svc.st = hs
 	ctx := context.Background()
-	f.lead(t)
-	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := f.running(t, wf.GetId(), "n1/preflight")
+	wf, id := f.preflightRunning(t)
 	if err := f.svc.tasks.Started(ctx, "n1", id); err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +113,7 @@ func TestAResultThatOvertookItsAckIsRecordedOnceTheAckIsWritten(t *testing.T) {
 	f := newEngineFixture(t, "n1")
 	f.e.Tick = time.Hour // no pass but those the store's changes ask for
 	ctx := context.Background()
-	f.lead(t)
-	wf, err := f.svc.Create(ctx, initSpec("n1"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := f.running(t, wf.GetId(), "n1/preflight")
+	wf, id := f.preflightRunning(t)
 	byPass, _ := f.e.ResultsRecorded()
 	taken := make(chan bool, 1)
 	go func() {
@@ -171,6 +161,19 @@ func (f *engineFixture) lead(t *testing.T) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// preflightRunning runs the engine as the leader, creates an init workflow of n1 and waits
+// until its preflight step runs; it returns the workflow and the step's task ID.
+func (f *engineFixture) preflightRunning(t *testing.T) (*apiv1.Workflow, string) {
+	t.Helper()
+	f.lead(t)
+	wf, err := f.svc.Create(context.Background(), initSpec("n1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := f.running(t, wf.GetId(), "n1/preflight")
+	return wf, id
 }
 
 // running waits until step name of workflow wf runs with its task created, and returns

@@ -30,12 +30,7 @@ type engineFixture struct {
 
 func newEngineFixture(t *testing.T, names ...string) *engineFixture {
 	t.Helper()
-	return newEngineFixtureOn(t, teststore.New(t), names...)
-}
-
-// newEngineFixtureOn is newEngineFixture on store st (a test's wrapper of one).
-func newEngineFixtureOn(t *testing.T, st store.Store, names ...string) *engineFixture {
-	t.Helper()
+	st := teststore.New(t)
 	reg := nodes.New(st, nil)
 	ctx := context.Background()
 	for _, n := range names {
