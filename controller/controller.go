@@ -254,6 +254,8 @@ func (c *Controller) wire(st backend) error {
 	c.engine = workflows.NewEngine(c.workflows, log)
 	// A step's result is recorded in the write that ends the step when this replica leads.
 	c.dispatch.Taker = c.engine
+	// The peers' routes updates are stored without their lists: filled as they are sent.
+	c.dispatch.Filler = workflows.NewRouteFiller(st)
 	c.limits = sessions.NewLimiter(log, nil)
 	c.engine.Retention = tasks.Retention{Period: cfg.TaskRetention, Count: cfg.TaskRetentionCount}
 	c.public = api.NewPublicLimiter(nil)

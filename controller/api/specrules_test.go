@@ -392,6 +392,7 @@ func badCases() []badCase {
 		{t + "NetworkSpec.packed_routes", "network", func(s *taskv1.TaskSpec) {
 			s.GetNetwork().Routes, s.GetNetwork().PackedRoutes = nil, []byte{10, 244, 1, 0, 24, 10, 250, 0, 9} // its own pod CIDR
 		}, "spec.network.packed_routes[0].cidr"},
+		{t + "NetworkSpec.routes_from_record", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes, s.GetNetwork().RoutesFromRecord = nil, true }, "spec.network.routes_from_record"},
 		{t + "NetworkSpec.generation", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Generation = 1 << 60 }, "spec.network.generation"},
 		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.1.0/24" }, "spec.network.routes[0].cidr"},
 		{t + "NetworkRoute.cidr", "network", func(s *taskv1.TaskSpec) { s.GetNetwork().Routes[0].Cidr = "10.244.0.0/24 dev eth0" }, "spec.network.routes[0].cidr"},

@@ -38,6 +38,10 @@ type Dispatcher struct {
 	// Taker, when set, is offered each result of a workflow step's task before it is
 	// written alone (see ResultTaker).
 	Taker ResultTaker
+	// Filler fills what a task's record leaves for the sending replica to fill (a peer's
+	// routes, see NetworkSpec.routes_from_record); without one such a task is sent as it
+	// is stored, and its agent refuses it.
+	Filler Filler
 
 	mu    sync.Mutex
 	boxes map[*sessions.Session]*outbox
@@ -85,6 +89,12 @@ type ResultTaker interface {
 	TakeResult(ctx context.Context, node string, res *taskv1.TaskResult) bool
 }
 
+// A Filler completes a stored task for sending (the workflow engine's RouteFiller): it
+// returns t itself when there is nothing to fill.
+type Filler interface {
+	Fill(ctx context.Context, t *taskv1.Task) (*taskv1.Task, error)
+}
+
 // Run follows task records until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	go d.flushEvents(ctx)
@@ -96,7 +106,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			return
 		}
 		if rec, err := Decode(kv); err == nil {
-			d.offer(rec)
+			d.offer(ctx, rec)
 		}
 	}
 	store.Follow(ctx, d.svc.st, Prefix, store.Follower{
@@ -132,7 +142,7 @@ func (d *Dispatcher) SessionOpened(ctx context.Context, s *sessions.Session) {
 		return
 	}
 	for _, rec := range recs {
-		d.offer(rec)
+		d.offer(ctx, rec)
 	}
 }
 
@@ -161,12 +171,19 @@ func (d *Dispatcher) wants(h Head) bool {
 // offer decides what rec means for its node's session on this replica (an assignment, a
 // cancel or nothing) and queues it on the session's outbox, in one critical section so
 // the order of the decisions is the order on the wire.
-func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
+func (d *Dispatcher) offer(ctx context.Context, rec *apiv1.TaskRecord) {
 	s := d.sessions.Get(rec.GetTask().GetNode())
 	if s == nil {
 		return
 	}
 	id := rec.GetTask().GetId()
+	var task *taskv1.Task
+	var unsendable error
+	if !Terminal(rec.GetState()) {
+		// Made ready before the decision, outside d.mu: filling may read the store (once
+		// for a wave of routes updates).
+		task, unsendable = d.ready(ctx, rec.GetTask(), s)
+	}
 	d.mu.Lock()
 	b := d.box(s)
 	if b == nil {
@@ -180,12 +197,15 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 		b.cancelled[id] = true
 		msg = cancelMsg(id)
 	case !Terminal(rec.GetState()) && !b.sent[id]:
-		task, err := readable(rec.GetTask(), s)
-		if err != nil {
+		if err := unsendable; err != nil {
 			// Never sent in a form the agent would misread: the task ends, saying why.
+			reason := "AGENT_CANNOT_READ"
+			if errors.Is(err, errUnfilled) {
+				reason = "CONTROLLER_CANNOT_FILL"
+			}
 			go func() {
-				if _, err := d.svc.CancelFor(s.Context(), id, "AGENT_CANNOT_READ", err.Error()); err != nil && s.Context().Err() == nil {
-					d.log.Warn("cancel a task its agent cannot read", "task", id, "node", s.Node, "err", err)
+				if _, err := d.svc.CancelFor(s.Context(), id, reason, err.Error()); err != nil && s.Context().Err() == nil {
+					d.log.Warn("cancel a task that cannot be sent", "task", id, "node", s.Node, "err", err)
 				}
 			}()
 			break
@@ -198,6 +218,21 @@ func (d *Dispatcher) offer(rec *apiv1.TaskRecord) {
 	if full {
 		d.closeBacklogged(s)
 	}
+}
+
+// errUnfilled marks a task the Filler could not fill.
+var errUnfilled = errors.New("the controller could not fill the task")
+
+// ready is stored task t as it is sent on session s: filled (see Filler), in the form its
+// agent reads.
+func (d *Dispatcher) ready(ctx context.Context, t *taskv1.Task, s *sessions.Session) (*taskv1.Task, error) {
+	if d.Filler != nil {
+		var err error
+		if t, err = d.Filler.Fill(ctx, t); err != nil {
+			return nil, fmt.Errorf("%w: %w", errUnfilled, err)
+		}
+	}
+	return readable(t, s)
 }
 
 // readable is task t as the agent of session s reads it. The engine renders a task for the
@@ -287,7 +322,7 @@ func (d *Dispatcher) Running(ctx context.Context, s *sessions.Session, ids []str
 			continue // not (yet) known here, or not this node's
 		}
 		if !Terminal(rec.GetState()) {
-			d.offer(rec)
+			d.offer(ctx, rec)
 			continue
 		}
 		d.mu.Lock()

@@ -57,12 +57,12 @@ func TestSessionGetsAssignmentsAndCancelsInOrder(t *testing.T) {
 	var want []string
 	for i := range n {
 		id := fmt.Sprintf("task-%03d", i)
-		d.offer(taskRec(id, taskv1.TaskState_TASK_STATE_PENDING))
+		d.offer(context.Background(), taskRec(id, taskv1.TaskState_TASK_STATE_PENDING))
 		want = append(want, "assign "+id)
 	}
 	for _, i := range []int{3, 150, n - 1} {
 		id := fmt.Sprintf("task-%03d", i)
-		d.offer(taskRec(id, taskv1.TaskState_TASK_STATE_CANCELLED))
+		d.offer(context.Background(), taskRec(id, taskv1.TaskState_TASK_STATE_CANCELLED))
 		want = append(want, "cancel "+id)
 	}
 	// The reader starts only now: everything above waits for it.
@@ -90,7 +90,7 @@ func TestSessionThatTakesNothingIsClosed(t *testing.T) {
 	held := cap(s.Out) + 1
 	i := 0
 	offer := func() {
-		d.offer(taskRec(fmt.Sprintf("task-%05d", i), taskv1.TaskState_TASK_STATE_PENDING))
+		d.offer(context.Background(), taskRec(fmt.Sprintf("task-%05d", i), taskv1.TaskState_TASK_STATE_PENDING))
 		i++
 	}
 	for range held + MaxQueuedPerSession - 1 {
@@ -174,7 +174,7 @@ func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.offer(rec)
+	d.offer(context.Background(), rec)
 	// FIFO: what was queued by the heartbeats comes before the new assignment.
 	for i, want := range []string{"cancel t-cancelled", "assign t-new"} {
 		select {
@@ -210,7 +210,7 @@ func TestPackedRoutesReachOnlyAgentsThatReadThem(t *testing.T) {
 		d := quietDispatcher(reg)
 		rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
 		rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(spec).(*taskv1.NetworkSpec)}}
-		d.offer(rec)
+		d.offer(context.Background(), rec)
 		var m *agentv1.SessionResponse
 		select {
 		case m = <-s.Out:
@@ -236,47 +236,108 @@ func TestPackedRoutesReachOnlyAgentsThatReadThem(t *testing.T) {
 	}
 }
 
-// Packed routes that cannot be listed (no controller makes them: a bug) are never sent to an
-// agent that does not read them; the task ends, saying why.
-func TestUnlistablePackedRoutesEndTheTask(t *testing.T) {
-	ctx := context.Background()
-	svc := serviceWithNode(t, "n1")
-	// Written past the API's check, as a bug would: 10 bytes are not whole routes.
-	spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24",
-		ClusterPodSubnet: "10.244.0.0/16", PackedRoutes: make([]byte, 10)}}}
-	if _, err := svc.Create(ctx, &taskv1.Task{Id: "t-net", Node: "n1", Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
+// fillerFunc is a Filler from a function.
+type fillerFunc func(ctx context.Context, t *taskv1.Task) (*taskv1.Task, error)
+
+func (f fillerFunc) Fill(ctx context.Context, t *taskv1.Task) (*taskv1.Task, error) { return f(ctx, t) }
+
+// A routes update stored with routes_from_record reaches the agent filled (by the Filler:
+// the engine's reads the cluster record), the record left as it was stored.
+func TestStoredRoutesAreFilledAsTheTaskIsSent(t *testing.T) {
 	reg := sessions.NewRegistry(nil)
-	s := reg.Open(ctx, "n1", "serial-n1", nil)
+	s := reg.Open(context.Background(), "n1", "serial-1", features.Agent())
 	t.Cleanup(func() { reg.Close(s, context.Canceled) })
-	d := NewDispatcher(svc, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	rec, _, err := svc.Get(ctx, "t-net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.offer(rec)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rec, _, err := svc.Get(ctx, "t-net")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED {
-			if e := rec.GetResult().GetError(); e.GetReason() != "AGENT_CANNOT_READ" || !strings.Contains(e.GetMessage(), "packed_routes: 10 bytes") {
-				t.Fatalf("the task ended with %v, want AGENT_CANNOT_READ naming packed_routes", e)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the task is still %v", rec.GetState())
-		}
-		time.Sleep(10 * time.Millisecond) // polling the record with a deadline
-	}
+	d := quietDispatcher(reg)
+	packed, _ := podnet.AppendPacked(nil, netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("10.250.0.12"))
+	d.Filler = fillerFunc(func(_ context.Context, t *taskv1.Task) (*taskv1.Task, error) {
+		t = proto.Clone(t).(*taskv1.Task)
+		n := t.GetSpec().GetNetwork()
+		n.RoutesFromRecord, n.PackedRoutes, n.Generation = false, packed, n.GetGeneration()+1
+		return t, nil
+	})
+	stored := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Generation: 7, RoutesFromRecord: true}
+	rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
+	rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(stored).(*taskv1.NetworkSpec)}}
+	d.offer(context.Background(), rec)
+	var m *agentv1.SessionResponse
 	select {
-	case m := <-s.Out:
-		t.Fatalf("the agent was sent %s", wire(m))
-	default:
+	case m = <-s.Out:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no assignment reached the session")
+	}
+	sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
+	p, err := podnet.Parse(sent)
+	if err != nil {
+		t.Fatalf("the agent is sent a spec it refuses: %v", err)
+	}
+	if got := fmt.Sprint(p.Routes); got != "[10.244.2.0/24 via 10.250.0.12]" || sent.GetGeneration() != 8 {
+		t.Errorf("the agent is sent routes %s at generation %d, want the filled [10.244.2.0/24 via 10.250.0.12] at 8", got, sent.GetGeneration())
+	}
+	if !proto.Equal(rec.GetTask().GetSpec().GetNetwork(), stored) {
+		t.Errorf("the stored record's spec was changed")
+	}
+}
+
+// A task that cannot be sent as its agent reads it is never sent; it ends, saying why:
+// packed routes that cannot be listed for an agent that does not read them (no controller
+// makes them: a bug), and routes the replica could not fill.
+func TestTasksThatCannotBeSentEnd(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		spec    *taskv1.NetworkSpec // past the API's check, as a bug would write it
+		filler  Filler
+		reason  string
+		message string
+	}{
+		{"unlistable packed routes", &taskv1.NetworkSpec{PackedRoutes: make([]byte, 10)}, nil,
+			"AGENT_CANNOT_READ", "packed_routes: 10 bytes"},
+		{"routes not filled", &taskv1.NetworkSpec{RoutesFromRecord: true},
+			fillerFunc(func(context.Context, *taskv1.Task) (*taskv1.Task, error) {
+				return nil, errors.New("cluster record: no leader")
+			}),
+			"CONTROLLER_CANNOT_FILL", "cluster record: no leader"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			svc := serviceWithNode(t, "n1")
+			c.spec.Provider, c.spec.PodCidr, c.spec.ClusterPodSubnet = "bridge", "10.244.1.0/24", "10.244.0.0/16"
+			spec := &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: c.spec}}
+			if _, err := svc.Create(ctx, &taskv1.Task{Id: "t-net", Node: "n1", Spec: spec}); err != nil {
+				t.Fatal(err)
+			}
+			reg := sessions.NewRegistry(nil)
+			s := reg.Open(ctx, "n1", "serial-n1", nil)
+			t.Cleanup(func() { reg.Close(s, context.Canceled) })
+			d := NewDispatcher(svc, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			d.Filler = c.filler
+			rec, _, err := svc.Get(ctx, "t-net")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.offer(context.Background(), rec)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				rec, _, err := svc.Get(ctx, "t-net")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec.GetState() == taskv1.TaskState_TASK_STATE_CANCELLED {
+					if e := rec.GetResult().GetError(); e.GetReason() != c.reason || !strings.Contains(e.GetMessage(), c.message) {
+						t.Fatalf("the task ended with %v, want %s saying %q", e, c.reason, c.message)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the task is still %v", rec.GetState())
+				}
+				time.Sleep(10 * time.Millisecond) // polling the record with a deadline
+			}
+			select {
+			case m := <-s.Out:
+				t.Fatalf("the agent was sent %s", wire(m))
+			default:
+			}
+		})
 	}
 }
 

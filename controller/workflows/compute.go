@@ -12,7 +12,6 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/clusterspec"
-	"github.com/deckhandhq/deckhand/internal/features"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -642,7 +641,7 @@ func render(l *loaded, s *storagev1.StepRecord, v view, w *clusterWork, dry bool
 			outputs[in.GetStep()] = rec.GetResult().GetOutputs()
 		}
 	}
-	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry, func() bool { return v.Reads(s.GetNode(), features.PackedRoutes) })
+	t, err := renderSpec(l, s, cl, w.storeRev, outputs, dry, func(f string) bool { return v.Reads(s.GetNode(), f) })
 	var skip *skipError
 	if err != nil && !errors.As(err, &skip) {
 		return nil, &inputError{err}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
+	"github.com/deckhandhq/deckhand/internal/features"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -234,10 +235,14 @@ func pickNode(s *storagev1.StepRecord, cl *apiv1.Cluster, ready func(string) boo
 // steps that produce them (outputs by step name: a token, a CA hash, a pod CIDR), or from the
 // recorded cluster cl at store revision gen (a network step's routes and pod CIDR). In a
 // dry-run a missing output becomes a placeholder; a token-delete step whose token was never
-// minted has nothing to do (a skipError). readsPacked, asked only when s has a routes input
-// (nil: never), says whether the node's agent reads NetworkSpec.packed_routes rather than
-// only the route list of the release before (see package features).
-func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool, readsPacked func() bool) (*taskv1.TaskSpec, error) {
+// minted has nothing to do (a skipError). reads, asked only when s has a routes input (nil:
+// never), says whether the node's agent has a feature beyond the task API of the release
+// before (see package features): NetworkSpec.packed_routes, and the refusal of a spec left
+// with routes_from_record set. A peer's routes update (no lane) on an agent that refuses
+// one is stored with routes_from_record instead of its list, for the replica that sends it
+// to fill (see RouteFiller): the peers' update after a join into 1,000 nodes is 1,000
+// records of a few bytes, where each would hold 9 KiB of routes written three times.
+func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64, outputs map[string]map[string]string, dry bool, reads func(feature string) bool) (*taskv1.TaskSpec, error) {
 	t := proto.Clone(s.GetTask()).(*taskv1.TaskSpec)
 	var view []netNode
 	for _, in := range s.GetInputs() {
@@ -271,8 +276,14 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 			switch in.GetField() {
 			case "routes":
 				n.Generation = uint64(gen)
+				if s.GetLane() == "" && !dry && reads != nil && reads(features.RoutesFromRecord) {
+					// The filler reads the cluster record, where a peer's routes come from:
+					// its update runs once this workflow's nodes are recorded (see peerRoutes).
+					n.RoutesFromRecord = true
+					continue
+				}
 				packed, ok := []byte(nil), false
-				if readsPacked != nil && readsPacked() {
+				if reads != nil && reads(features.PackedRoutes) {
 					packed, ok = packedRoutesFor(view, s.GetNode())
 				}
 				if ok {

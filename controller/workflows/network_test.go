@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,11 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/deckhandhq/deckhand/internal/features"
 	"github.com/deckhandhq/deckhand/internal/podnet"
+	"github.com/deckhandhq/deckhand/internal/testkit/teststore"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
+	"github.com/deckhandhq/deckhand/store"
 )
 
 func testCluster(nodes ...string) *apiv1.Cluster {
@@ -480,6 +485,94 @@ func TestPresetProviderSteps(t *testing.T) {
 				t.Errorf("the new cluster records %s %q, want %s", name, v, prov.Version)
 			}
 		})
+	}
+}
+
+// A peer's routes update (no lane) is stored without its list when the node's agent refuses
+// a spec left unfilled: the replica that sends it fills the list from the cluster record
+// (RouteFiller), at the generation of its read, and a later join's update reads the record
+// again. A node's own network step (its lane: the view includes this workflow's nodes not
+// recorded yet), a dry-run, and an agent of the release before get the list itself.
+func TestPeerRoutesAreFilledAsTheyAreSent(t *testing.T) {
+	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{
+		{Name: "w-1", PodCidr: "10.244.1.0/24", Address: "10.250.0.21"},
+		{Name: "w-2", PodCidr: "10.244.2.0/24", Address: "10.250.0.22"},
+		{Name: "w-3", PodCidr: "10.244.3.0/24", Address: "10.250.0.23"},
+	}}
+	routesStep := func(node, lane string) *storagev1.StepRecord {
+		return &storagev1.StepRecord{Name: node + "/routes", Node: node, Lane: lane, State: pending, Task: spec(&taskv1.NetworkSpec{Provider: "bridge", ClusterPodSubnet: "10.244.0.0/16"}),
+			Inputs: []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}}
+	}
+	v := &fakeView{cluster: cl, storeRev: 9, features: map[string][]string{"w-1": features.Agent(), "w-2": {features.PackedRoutes}}}
+	stored := func(node, lane string, dry bool) *taskv1.NetworkSpec {
+		t.Helper()
+		s := routesStep(node, lane)
+		got, err := render(wfOf(0, s), s, v, &clusterWork{v: v}, dry)
+		if err != nil {
+			t.Fatalf("render the routes of %s: %v", node, err)
+		}
+		return got.GetNetwork()
+	}
+	if n := stored("w-1", "", false); !n.GetRoutesFromRecord() || len(n.GetRoutes())+len(n.GetPackedRoutes()) > 0 || n.GetGeneration() != 9 || n.GetPodCidr() != "10.244.1.0/24" {
+		t.Fatalf("a peer's update on an agent that refuses it unfilled is stored as %v, want routes_from_record, no list, generation 9, its pod CIDR", n)
+	}
+	for _, c := range []struct {
+		node, lane string
+		dry        bool
+	}{{"w-1", "w-1", false}, {"w-1", "", true}, {"w-2", "", false}} {
+		if n := stored(c.node, c.lane, c.dry); n.GetRoutesFromRecord() || len(n.GetPackedRoutes()) != 2*podnet.PackedRouteSize {
+			t.Errorf("%s (lane %q, dry-run %v) is stored as %v, want its 2 routes listed", c.node, c.lane, c.dry, n)
+		}
+	}
+
+	ctx := context.Background()
+	st := teststore.New(t)
+	put := func(cl *apiv1.Cluster) int64 {
+		t.Helper()
+		b, err := proto.Marshal(cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := st.Txn(ctx, store.Txn{Then: []store.Op{store.Put(ClusterKey, b)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	f := NewRouteFiller(st)
+	fill := func(gen int64) (string, uint64) {
+		t.Helper()
+		task := &taskv1.Task{Id: "t-1", Node: "w-1", Spec: spec(stored("w-1", "", false))}
+		task.Spec.GetNetwork().Generation = uint64(gen)
+		before := proto.Clone(task)
+		got, err := f.Fill(ctx, task)
+		if err != nil {
+			t.Fatalf("fill at generation %d: %v", gen, err)
+		}
+		if !proto.Equal(task, before) {
+			t.Fatalf("fill changed the stored task")
+		}
+		p, err := podnet.Parse(got.GetSpec().GetNetwork())
+		if err != nil {
+			t.Fatalf("the filled task is one the agent refuses: %v", err)
+		}
+		return fmt.Sprint(p.Routes), got.GetSpec().GetNetwork().GetGeneration()
+	}
+	rev := put(cl)
+	if got, gen := fill(rev); got != "[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23]" || gen < uint64(rev) {
+		t.Errorf("filled: %s at generation %d, want the other two nodes' routes at %d or later", got, gen, rev)
+	}
+	// The next join records w-4: its wave's generation is past the last read, which is read again.
+	cl.Nodes = append(cl.Nodes, &apiv1.ClusterNode{Name: "w-4", PodCidr: "10.244.4.0/24", Address: "10.250.0.24"})
+	rev4 := put(cl)
+	if got, gen := fill(rev4); got != "[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23 10.244.4.0/24 via 10.250.0.24]" || gen < uint64(rev4) {
+		t.Errorf("filled after w-4 was recorded: %s at generation %d, want w-4's route too, at %d or later", got, gen, rev4)
+	}
+	// A task stored with its list as well is refused, not sent with one of the two.
+	both := &taskv1.Task{Id: "t-2", Node: "w-1", Spec: spec(&taskv1.NetworkSpec{Provider: "bridge", RoutesFromRecord: true,
+		Routes: []*taskv1.NetworkRoute{{Cidr: "10.244.2.0/24", Via: "10.250.0.22"}}})}
+	if _, err := f.Fill(ctx, both); err == nil {
+		t.Errorf("a task with routes_from_record and a list was filled")
 	}
 }
 

@@ -394,18 +394,24 @@ func putOps(wf *storagev1.WorkflowRecord, steps []int) ([]store.Op, error) {
 
 // readCluster returns the recorded cluster (nil when none) and its revision.
 func readCluster(ctx context.Context, st store.Store, opts ...store.ReadOption) (*apiv1.Cluster, int64, error) {
-	kv, _, err := st.Get(ctx, ClusterKey, opts...)
+	c, mod, _, err := readClusterRead(ctx, st, opts...)
+	return c, mod, err
+}
+
+// readClusterRead is readCluster, also returning the store revision it read at.
+func readClusterRead(ctx context.Context, st store.Store, opts ...store.ReadOption) (_ *apiv1.Cluster, mod, read int64, _ error) {
+	kv, read, err := st.Get(ctx, ClusterKey, opts...)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, 0, nil
+		return nil, 0, read, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	var c apiv1.Cluster
 	if err := proto.Unmarshal(kv.Value, &c); err != nil {
-		return nil, 0, fmt.Errorf("cluster record: %w", err)
+		return nil, 0, 0, fmt.Errorf("cluster record: %w", err)
 	}
-	return &c, kv.ModRevision, nil
+	return &c, kv.ModRevision, read, nil
 }
 
 // Terminal reports whether a workflow state is final.

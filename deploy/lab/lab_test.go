@@ -772,10 +772,12 @@ func TestRealLab(t *testing.T) {
 		}
 	}
 	l.checkSettings()
-	// The route lists went out packed (every agent reads them) and made real routes: each
-	// node has one, owned by Deckhand, to each of the three others' pods.
+	// The route lists went out packed (every agent reads them; node-4's join stored the
+	// others' updates without their lists, filled from the cluster record as they were
+	// sent) and made real routes: each node has one, owned by Deckhand, to each of the three
+	// others' pods.
 	for _, n := range []string{"node-1", "node-2", "node-3", "node-4"} {
-		if out, err := l.deckctl("node", "describe", n); err != nil || !regexp.MustCompile(`(?m)^Agent features:\s+network\.packed-routes$`).MatchString(out) {
+		if out, err := l.deckctl("node", "describe", n); err != nil || !regexp.MustCompile(`(?m)^Agent features:\s+network\.packed-routes, network\.routes-from-record$`).MatchString(out) {
 			t.Fatalf("deckctl node describe %s does not list the packed routes feature: %v\n%s", n, err, out)
 		}
 		if out, err := l.onHost(n, "ip", "route", "show", "proto", "221"); err != nil || len(regexp.MustCompile(`(?m)^\d+\.\d+\.\d+\.0/24 via \S+ dev `).FindAllString(out, -1)) != 3 {

@@ -14,10 +14,15 @@ import (
 const (
 	// PackedRoutes: the agent reads NetworkSpec.packed_routes.
 	PackedRoutes = "network.packed-routes"
+	// RoutesFromRecord: the agent refuses a NetworkSpec whose routes_from_record is still
+	// set, so the engine may store a routes task without its list for the sending replica
+	// to fill: a replica of the release before, which sends the record as it is, gets a
+	// refusal from such an agent where an older agent would remove every route it owns.
+	RoutesFromRecord = "network.routes-from-record"
 )
 
 // Agent lists every feature this build's agent has (a new list each call).
-func Agent() []string { return []string{PackedRoutes} }
+func Agent() []string { return []string{PackedRoutes, RoutesFromRecord} }
 
 // Limits of a hello's list (the list comes from outside: it is bounded like the rest).
 const (

@@ -166,6 +166,9 @@ func Parse(s *taskv1.NetworkSpec) (*Spec, error) {
 	if p, _ := Lookup(out.Provider); p.OwnCNI {
 		return nil, &FieldError{"provider", fmt.Sprintf("%s's pods write each node's CNI configuration: a network task has nothing to do under it", out.Provider)}
 	}
+	if s.GetRoutesFromRecord() {
+		return nil, &FieldError{"routes_from_record", "is set: the controller replica that sends a task fills its routes from the cluster record and clears it (this one was sent unfilled, by a replica of an older release: upgrade every replica); a task given to the API lists its routes instead"}
+	}
 	var err error
 	if out.PodCIDR, err = ParsePrefix("pod_cidr", s.GetPodCidr()); err != nil {
 		return nil, err

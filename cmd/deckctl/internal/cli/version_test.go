@@ -61,7 +61,7 @@ func TestVersionShowsEveryBuildAndWarnsOnSkew(t *testing.T) {
 		t.Fatalf("deckctl members shows the build %q not once per replica: %v\n%s", build, err, mem)
 	}
 	if desc, err := deckctlAs(c, admin, "node", "describe", "node-1"); err != nil || !strings.Contains(desc, "Agent version:") || !strings.Contains(desc, build) ||
-		!regexp.MustCompile(`Agent features: +network\.packed-routes\n`).MatchString(desc) {
+		!regexp.MustCompile(`Agent features: +network\.packed-routes, network\.routes-from-record\n`).MatchString(desc) {
 		t.Fatalf("deckctl node describe shows no agent version %q or not its features: %v\n%s", build, err, desc)
 	}
 

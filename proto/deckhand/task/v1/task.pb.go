@@ -3218,9 +3218,18 @@ type NetworkSpec struct {
 	// via (IPv4, network byte order). Give routes or packed_routes, not both. A controller
 	// sends it to an agent that reads it (its hello lists "network.packed-routes"): 9 bytes a
 	// route, read without a message per route, where routes takes about 32.
-	PackedRoutes  []byte `protobuf:"bytes,7,opt,name=packed_routes,json=packedRoutes,proto3" json:"packed_routes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PackedRoutes []byte `protobuf:"bytes,7,opt,name=packed_routes,json=packedRoutes,proto3" json:"packed_routes,omitempty"`
+	// Set only in a task record the workflow engine stores: the routes are the recorded
+	// cluster's, and the controller replica that sends the task fills routes (or
+	// packed_routes) from the cluster record as it is then, at a generation no lower than
+	// this one, and clears this. A record of a routes update on each of 1,000 nodes then
+	// holds a few bytes, not a list of 1,000 routes written with its creation, its ack and
+	// its result. An agent that lists "network.routes-from-record" refuses a task that still
+	// has it set (sent unfilled by a replica of the release before); a user's task may not
+	// set it.
+	RoutesFromRecord bool `protobuf:"varint,8,opt,name=routes_from_record,json=routesFromRecord,proto3" json:"routes_from_record,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NetworkSpec) Reset() {
@@ -3300,6 +3309,13 @@ func (x *NetworkSpec) GetPackedRoutes() []byte {
 		return x.PackedRoutes
 	}
 	return nil
+}
+
+func (x *NetworkSpec) GetRoutesFromRecord() bool {
+	if x != nil {
+		return x.RoutesFromRecord
+	}
+	return false
 }
 
 // LoadBalancerSpec installs and configures (or removes) a node's part of the API servers'
@@ -4549,7 +4565,7 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
 	"\x04wait\x18\x03 \x01(\x0e2\x1a.deckhand.task.v1.NodeWaitR\x04wait\x12'\n" +
-	"\x0fkubelet_version\x18\x04 \x01(\tR\x0ekubeletVersion\"\x81\x02\n" +
+	"\x0fkubelet_version\x18\x04 \x01(\tR\x0ekubeletVersion\"\xaf\x02\n" +
 	"\vNetworkSpec\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x19\n" +
 	"\bpod_cidr\x18\x02 \x01(\tR\apodCidr\x126\n" +
@@ -4559,7 +4575,8 @@ const file_deckhand_task_v1_task_proto_rawDesc = "" +
 	"generation\x18\x05 \x01(\x04R\n" +
 	"generation\x12,\n" +
 	"\x12cluster_pod_subnet\x18\x06 \x01(\tR\x10clusterPodSubnet\x12#\n" +
-	"\rpacked_routes\x18\a \x01(\fR\fpackedRoutes\"\xe9\x01\n" +
+	"\rpacked_routes\x18\a \x01(\fR\fpackedRoutes\x12,\n" +
+	"\x12routes_from_record\x18\b \x01(\bR\x10routesFromRecord\"\xe9\x01\n" +
 	"\x10LoadBalancerSpec\x12B\n" +
 	"\bsettings\x18\x01 \x01(\v2&.deckhand.task.v1.LoadBalancerSettingsR\bsettings\x12\x1a\n" +
 	"\bbackends\x18\x02 \x03(\tR\bbackends\x12\x1a\n" +
