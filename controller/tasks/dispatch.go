@@ -181,8 +181,11 @@ func (d *Dispatcher) offer(ctx context.Context, rec *apiv1.TaskRecord) {
 	var unsendable error
 	if !Terminal(rec.GetState()) {
 		// Made ready before the decision, outside d.mu: filling may read the store (once
-		// for a wave of routes updates).
+		// per store revision, for a wave of routes updates).
 		task, unsendable = d.ready(ctx, rec.GetTask(), s)
+		if unsendable != nil && (ctx.Err() != nil || s.Context().Err() != nil) {
+			return // not filled because this replica or the session is closing: nothing to decide
+		}
 	}
 	d.mu.Lock()
 	b := d.box(s)

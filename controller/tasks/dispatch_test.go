@@ -242,39 +242,50 @@ type fillerFunc func(ctx context.Context, t *taskv1.Task) (*taskv1.Task, error)
 func (f fillerFunc) Fill(ctx context.Context, t *taskv1.Task) (*taskv1.Task, error) { return f(ctx, t) }
 
 // A routes update stored with routes_from_record reaches the agent filled (by the Filler:
-// the engine's reads the cluster record), the record left as it was stored.
+// the engine's reads the cluster record), as a route list for an agent that does not read
+// packed routes, the record left as it was stored.
 func TestStoredRoutesAreFilledAsTheTaskIsSent(t *testing.T) {
-	reg := sessions.NewRegistry(nil)
-	s := reg.Open(context.Background(), "n1", "serial-1", features.Agent())
-	t.Cleanup(func() { reg.Close(s, context.Canceled) })
-	d := quietDispatcher(reg)
-	packed, _ := podnet.AppendPacked(nil, netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("10.250.0.12"))
-	d.Filler = fillerFunc(func(_ context.Context, t *taskv1.Task) (*taskv1.Task, error) {
-		t = proto.Clone(t).(*taskv1.Task)
-		n := t.GetSpec().GetNetwork()
-		n.RoutesFromRecord, n.PackedRoutes, n.Generation = false, packed, n.GetGeneration()+1
-		return t, nil
-	})
-	stored := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Generation: 7, RoutesFromRecord: true}
-	rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
-	rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(stored).(*taskv1.NetworkSpec)}}
-	d.offer(context.Background(), rec)
-	var m *agentv1.SessionResponse
-	select {
-	case m = <-s.Out:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no assignment reached the session")
-	}
-	sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
-	p, err := podnet.Parse(sent)
-	if err != nil {
-		t.Fatalf("the agent is sent a spec it refuses: %v", err)
-	}
-	if got := fmt.Sprint(p.Routes); got != "[10.244.2.0/24 via 10.250.0.12]" || sent.GetGeneration() != 8 {
-		t.Errorf("the agent is sent routes %s at generation %d, want the filled [10.244.2.0/24 via 10.250.0.12] at 8", got, sent.GetGeneration())
-	}
-	if !proto.Equal(rec.GetTask().GetSpec().GetNetwork(), stored) {
-		t.Errorf("the stored record's spec was changed")
+	for _, c := range []struct {
+		features []string
+		form     string
+	}{{features.Agent(), "packed"}, {nil, "list"}} {
+		reg := sessions.NewRegistry(nil)
+		s := reg.Open(context.Background(), "n1", "serial-1", c.features)
+		d := quietDispatcher(reg)
+		packed, _ := podnet.AppendPacked(nil, netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("10.250.0.12"))
+		d.Filler = fillerFunc(func(_ context.Context, t *taskv1.Task) (*taskv1.Task, error) {
+			t = proto.Clone(t).(*taskv1.Task)
+			n := t.GetSpec().GetNetwork()
+			n.RoutesFromRecord, n.PackedRoutes = false, packed
+			return t, nil
+		})
+		stored := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Generation: 7,
+			RoutesFromRecord: true, PackedRoutes: podnet.UnfilledRoutes()}
+		rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
+		rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(stored).(*taskv1.NetworkSpec)}}
+		d.offer(context.Background(), rec)
+		var m *agentv1.SessionResponse
+		select {
+		case m = <-s.Out:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no assignment reached the session")
+		}
+		sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
+		p, err := podnet.Parse(sent)
+		if err != nil {
+			t.Fatalf("features %q: the agent is sent a spec it refuses: %v", c.features, err)
+		}
+		form := "list"
+		if len(sent.GetPackedRoutes()) > 0 {
+			form = "packed"
+		}
+		if got := form + " " + fmt.Sprint(p.Routes); got != c.form+" [10.244.2.0/24 via 10.250.0.12]" {
+			t.Errorf("features %q: the agent is sent %s, want the filled route as %s", c.features, got, c.form)
+		}
+		if !proto.Equal(rec.GetTask().GetSpec().GetNetwork(), stored) {
+			t.Errorf("the stored record's spec was changed")
+		}
+		reg.Close(s, context.Canceled)
 	}
 }
 
@@ -292,7 +303,7 @@ func TestTasksThatCannotBeSentEnd(t *testing.T) {
 	}{
 		{"unlistable packed routes", &taskv1.NetworkSpec{PackedRoutes: make([]byte, 10)}, nil,
 			"AGENT_CANNOT_READ", "packed_routes: 10 bytes"},
-		{"routes not filled", &taskv1.NetworkSpec{RoutesFromRecord: true},
+		{"routes not filled", &taskv1.NetworkSpec{RoutesFromRecord: true, PackedRoutes: podnet.UnfilledRoutes()},
 			fillerFunc(func(context.Context, *taskv1.Task) (*taskv1.Task, error) {
 				return nil, errors.New("cluster record: no leader")
 			}),

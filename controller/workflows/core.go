@@ -10,6 +10,7 @@ import (
 
 	"github.com/deckhandhq/deckhand/controller/tasks"
 	"github.com/deckhandhq/deckhand/internal/features"
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	apiv1 "github.com/deckhandhq/deckhand/proto/deckhand/api/v1"
 	storagev1 "github.com/deckhandhq/deckhand/proto/deckhand/storage/v1"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
@@ -276,10 +277,11 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 			switch in.GetField() {
 			case "routes":
 				n.Generation = uint64(gen)
-				if s.GetLane() == "" && !dry && reads != nil && reads(features.RoutesFromRecord) {
-					// The filler reads the cluster record, where a peer's routes come from:
-					// its update runs once this workflow's nodes are recorded (see peerRoutes).
-					n.RoutesFromRecord = true
+				if s.GetLane() == "" && !dry && l.viewRecorded(cl) && reads != nil && reads(features.RoutesFromRecord) {
+					// The filler reads the cluster record alone: only when it holds every
+					// node of the view (a node of this workflow that registered, then failed
+					// before it was recorded, is routed to from the view's list).
+					n.RoutesFromRecord, n.PackedRoutes = true, podnet.UnfilledRoutes()
 					continue
 				}
 				packed, ok := []byte(nil), false

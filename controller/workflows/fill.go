@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/deckhandhq/deckhand/internal/podnet"
 	taskv1 "github.com/deckhandhq/deckhand/proto/deckhand/task/v1"
 	"github.com/deckhandhq/deckhand/store"
 )
@@ -35,15 +37,16 @@ func NewRouteFiller(st store.Store) *RouteFiller { return &RouteFiller{st: st} }
 // Fill returns t itself when it has no routes to fill, and otherwise a copy with the route
 // list of t's node: every other recorded node with a pod CIDR and an address, from the
 // cluster record read at a revision no lower than the spec's generation (the revision the
-// engine read when it created the task), which becomes the list's generation. The list is
-// packed when every route packs (the dispatcher unpacks it for an agent that does not read
-// packed routes).
+// engine read when it created the task). The list keeps that generation: one sent late
+// (its agent was away) never outranks a list the engine rendered since. It is packed when
+// every route packs (the dispatcher unpacks it for an agent that does not read packed
+// routes).
 func (f *RouteFiller) Fill(ctx context.Context, t *taskv1.Task) (*taskv1.Task, error) {
 	n := t.GetSpec().GetNetwork()
 	if !n.GetRoutesFromRecord() {
 		return t, nil
 	}
-	if len(n.GetRoutes()) > 0 || len(n.GetPackedRoutes()) > 0 {
+	if len(n.GetRoutes()) > 0 || !bytes.Equal(n.GetPackedRoutes(), podnet.UnfilledRoutes()) {
 		return nil, errors.New("network.routes_from_record is set with a route list: give one or the other")
 	}
 	v, err := f.viewAt(ctx, int64(n.GetGeneration()))
@@ -52,7 +55,7 @@ func (f *RouteFiller) Fill(ctx context.Context, t *taskv1.Task) (*taskv1.Task, e
 	}
 	t = proto.Clone(t).(*taskv1.Task)
 	n = t.GetSpec().GetNetwork()
-	n.RoutesFromRecord, n.Generation = false, uint64(v.readAt)
+	n.RoutesFromRecord, n.PackedRoutes = false, nil
 	if packed, ok := packedRoutesFor(v.view, t.GetNode()); ok {
 		n.PackedRoutes = packed
 	} else {

@@ -490,9 +490,10 @@ func TestPresetProviderSteps(t *testing.T) {
 
 // A peer's routes update (no lane) is stored without its list when the node's agent refuses
 // a spec left unfilled: the replica that sends it fills the list from the cluster record
-// (RouteFiller), at the generation of its read, and a later join's update reads the record
-// again. A node's own network step (its lane: the view includes this workflow's nodes not
-// recorded yet), a dry-run, and an agent of the release before get the list itself.
+// (RouteFiller, one read per revision), keeping the engine's generation, and a later join's
+// update reads the record again. A node's own network step (its lane), a dry-run, an agent
+// of the release before, and a workflow with a node registered but not recorded (the
+// record alone would leave it out) get the list itself.
 func TestPeerRoutesAreFilledAsTheyAreSent(t *testing.T) {
 	cl := &apiv1.Cluster{Nodes: []*apiv1.ClusterNode{
 		{Name: "w-1", PodCidr: "10.244.1.0/24", Address: "10.250.0.21"},
@@ -504,29 +505,38 @@ func TestPeerRoutesAreFilledAsTheyAreSent(t *testing.T) {
 			Inputs: []*storagev1.StepInputRecord{{Field: "pod_cidr"}, {Field: "routes"}}}
 	}
 	v := &fakeView{cluster: cl, storeRev: 9, features: map[string][]string{"w-1": features.Agent(), "w-2": {features.PackedRoutes}}}
-	stored := func(node, lane string, dry bool) *taskv1.NetworkSpec {
+	// w-5 registered in the workflow, and its join failed before it was recorded.
+	unrecorded := &storagev1.StepRecord{Name: "w-5/registered", Node: "w-5", Lane: "w-5", State: storagev1.StepRecordState_STEP_RECORD_STATE_SUCCEEDED,
+		Outputs: map[string]string{"pod_cidr": "10.244.5.0/24", "address": "10.250.0.25"}}
+	storedIn := func(node, lane string, dry bool, others ...*storagev1.StepRecord) *taskv1.NetworkSpec {
 		t.Helper()
 		s := routesStep(node, lane)
-		got, err := render(wfOf(0, s), s, v, &clusterWork{v: v}, dry)
+		got, err := render(wfOf(0, append(others, s)...), s, v, &clusterWork{v: v}, dry)
 		if err != nil {
 			t.Fatalf("render the routes of %s: %v", node, err)
 		}
 		return got.GetNetwork()
 	}
-	if n := stored("w-1", "", false); !n.GetRoutesFromRecord() || len(n.GetRoutes())+len(n.GetPackedRoutes()) > 0 || n.GetGeneration() != 9 || n.GetPodCidr() != "10.244.1.0/24" {
-		t.Fatalf("a peer's update on an agent that refuses it unfilled is stored as %v, want routes_from_record, no list, generation 9, its pod CIDR", n)
+	stored := func(node, lane string, dry bool) *taskv1.NetworkSpec { return storedIn(node, lane, dry) }
+	if n := stored("w-1", "", false); !n.GetRoutesFromRecord() || len(n.GetRoutes()) > 0 || !slices.Equal(n.GetPackedRoutes(), podnet.UnfilledRoutes()) || n.GetGeneration() != 9 || n.GetPodCidr() != "10.244.1.0/24" {
+		t.Fatalf("a peer's update on an agent that refuses it unfilled is stored as %v, want routes_from_record, no list (the unfilled byte), generation 9, its pod CIDR", n)
+	}
+	if _, err := podnet.Parse(stored("w-1", "", false)); err == nil || !strings.Contains(err.Error(), "routes_from_record") {
+		t.Errorf("the stored spec sent unfilled is not refused for routes_from_record: %v", err)
 	}
 	for _, c := range []struct {
 		node, lane string
 		dry        bool
-	}{{"w-1", "w-1", false}, {"w-1", "", true}, {"w-2", "", false}} {
-		if n := stored(c.node, c.lane, c.dry); n.GetRoutesFromRecord() || len(n.GetPackedRoutes()) != 2*podnet.PackedRouteSize {
-			t.Errorf("%s (lane %q, dry-run %v) is stored as %v, want its 2 routes listed", c.node, c.lane, c.dry, n)
+		others     []*storagev1.StepRecord
+		routes     int
+	}{{"w-1", "w-1", false, nil, 2}, {"w-1", "", true, nil, 2}, {"w-2", "", false, nil, 2}, {"w-1", "", false, []*storagev1.StepRecord{unrecorded}, 3}} {
+		if n := storedIn(c.node, c.lane, c.dry, c.others...); n.GetRoutesFromRecord() || len(n.GetPackedRoutes()) != c.routes*podnet.PackedRouteSize {
+			t.Errorf("%s (lane %q, dry-run %v, %d other steps) is stored as %v, want its %d routes listed", c.node, c.lane, c.dry, len(c.others), n, c.routes)
 		}
 	}
 
 	ctx := context.Background()
-	st := teststore.New(t)
+	st := &countingGets{Store: teststore.New(t)}
 	put := func(cl *apiv1.Cluster) int64 {
 		t.Helper()
 		b, err := proto.Marshal(cl)
@@ -540,7 +550,7 @@ func TestPeerRoutesAreFilledAsTheyAreSent(t *testing.T) {
 		return rev
 	}
 	f := NewRouteFiller(st)
-	fill := func(gen int64) (string, uint64) {
+	fill := func(gen int64) string {
 		t.Helper()
 		task := &taskv1.Task{Id: "t-1", Node: "w-1", Spec: spec(stored("w-1", "", false))}
 		task.Spec.GetNetwork().Generation = uint64(gen)
@@ -556,24 +566,43 @@ func TestPeerRoutesAreFilledAsTheyAreSent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the filled task is one the agent refuses: %v", err)
 		}
-		return fmt.Sprint(p.Routes), got.GetSpec().GetNetwork().GetGeneration()
+		if g := got.GetSpec().GetNetwork().GetGeneration(); g != uint64(gen) {
+			t.Errorf("filled at generation %d, want the stored %d", g, gen)
+		}
+		return fmt.Sprint(p.Routes)
 	}
 	rev := put(cl)
-	if got, gen := fill(rev); got != "[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23]" || gen < uint64(rev) {
-		t.Errorf("filled: %s at generation %d, want the other two nodes' routes at %d or later", got, gen, rev)
+	for range 3 {
+		if got := fill(rev); got != "[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23]" {
+			t.Errorf("filled: %s, want the other two nodes' routes", got)
+		}
+	}
+	if st.gets != 1 {
+		t.Errorf("3 tasks of one revision read the cluster record %d times, want once", st.gets)
 	}
 	// The next join records w-4: its wave's generation is past the last read, which is read again.
 	cl.Nodes = append(cl.Nodes, &apiv1.ClusterNode{Name: "w-4", PodCidr: "10.244.4.0/24", Address: "10.250.0.24"})
 	rev4 := put(cl)
-	if got, gen := fill(rev4); got != "[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23 10.244.4.0/24 via 10.250.0.24]" || gen < uint64(rev4) {
-		t.Errorf("filled after w-4 was recorded: %s at generation %d, want w-4's route too, at %d or later", got, gen, rev4)
+	if got := fill(rev4); got != "[10.244.2.0/24 via 10.250.0.22 10.244.3.0/24 via 10.250.0.23 10.244.4.0/24 via 10.250.0.24]" {
+		t.Errorf("filled after w-4 was recorded: %s, want w-4's route too", got)
 	}
 	// A task stored with its list as well is refused, not sent with one of the two.
-	both := &taskv1.Task{Id: "t-2", Node: "w-1", Spec: spec(&taskv1.NetworkSpec{Provider: "bridge", RoutesFromRecord: true,
+	both := &taskv1.Task{Id: "t-2", Node: "w-1", Spec: spec(&taskv1.NetworkSpec{Provider: "bridge", RoutesFromRecord: true, PackedRoutes: podnet.UnfilledRoutes(),
 		Routes: []*taskv1.NetworkRoute{{Cidr: "10.244.2.0/24", Via: "10.250.0.22"}}})}
 	if _, err := f.Fill(ctx, both); err == nil {
 		t.Errorf("a task with routes_from_record and a list was filled")
 	}
+}
+
+// countingGets counts its store's Gets.
+type countingGets struct {
+	store.Store
+	gets int
+}
+
+func (c *countingGets) Get(ctx context.Context, key string, opts ...store.ReadOption) (*store.KV, int64, error) {
+	c.gets++
+	return c.Store.Get(ctx, key, opts...)
 }
 
 // A network task lists its routes packed for a node whose agent reads them, as a list for

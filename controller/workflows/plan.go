@@ -413,7 +413,8 @@ func (p *plan) network(node string, s settings, reg string, joining bool, deps .
 }
 
 // peerRoutes adds, after deps, a routes step on each of nodes: a network task whose pod
-// CIDR and route list are resolved when it is dispatched (see Engine.networkView), so a
+// CIDR and route list are resolved when its task is created (see renderSpec; the list is
+// filled as the task is sent when the cluster record holds it: see RouteFiller), so a
 // node's routes follow the cluster as nodes join and leave. It runs on nodes this workflow
 // does not hold: it takes no lock, and a routes update on a node busy in another workflow
 // is fine (the agent serializes network tasks and keeps the newest generation's list). A

@@ -126,6 +126,8 @@ type loaded struct {
 	// the start of each pass: the steps' outputs change between passes).
 	netView   []netNode
 	netViewOf *apiv1.Cluster
+	// netViewRecorded: every node of netView is recorded in netViewOf as the view has it.
+	netViewRecorded bool
 }
 
 // networkView returns the pod network's nodes for cluster cl and this copy's steps,
@@ -133,8 +135,18 @@ type loaded struct {
 func (l *loaded) networkView(cl *apiv1.Cluster) []netNode {
 	if l.netView == nil || l.netViewOf != cl {
 		l.netView, l.netViewOf = networkView(cl, l.wf.GetSteps()), cl
+		l.netViewRecorded = len(l.netView) == len(cl.GetNodes()) && slices.EqualFunc(l.netView, networkView(cl, nil), func(a, b netNode) bool {
+			return a.name == b.name && a.podCIDR == b.podCIDR && a.address == b.address
+		})
 	}
 	return l.netView
+}
+
+// viewRecorded says whether cluster record cl alone gives the network view of this copy's
+// steps (no node of it registered and not recorded, or recorded otherwise).
+func (l *loaded) viewRecorded(cl *apiv1.Cluster) bool {
+	l.networkView(cl)
+	return l.netViewRecorded
 }
 
 func (l *loaded) step(name string) *storagev1.StepRecord {
@@ -370,18 +382,14 @@ func headerOps(wf *storagev1.WorkflowRecord) ([]store.Op, error) {
 	return []store.Op{store.Put(headerKey(wf.GetId()), hb)}, nil
 }
 
-// putOps writes the header and the given steps (all when steps is nil).
+// putOps writes the header and the given steps, only those: a pass that changed no step
+// (one that only ends the workflow) writes none of them.
 func putOps(wf *storagev1.WorkflowRecord, steps []int) ([]store.Op, error) {
 	hb, err := headerBytes(wf)
 	if err != nil {
 		return nil, err
 	}
 	ops := []store.Op{store.Put(headerKey(wf.GetId()), hb)}
-	if steps == nil {
-		for i := range wf.GetSteps() {
-			steps = append(steps, i)
-		}
-	}
 	for _, i := range steps {
 		b, err := proto.Marshal(wf.Steps[i])
 		if err != nil {

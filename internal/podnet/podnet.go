@@ -155,6 +155,12 @@ func unpack(b []byte) ([]Route, error) {
 	return out, nil
 }
 
+// UnfilledRoutes is what a stored routes task holds in packed_routes while its list is left
+// for the controller replica that sends it to fill (routes_from_record): one byte, which
+// neither an agent nor a replica of the release before reads as routes, so they refuse the
+// task where an empty list would remove every route the node owns.
+func UnfilledRoutes() []byte { return []byte{0} }
+
 // Parse checks a NetworkSpec: a known provider, a pod CIDR inside the cluster's pod subnet,
 // at most MaxRoutes routes whose CIDRs overlap neither each other nor the node's own, each
 // via a usable address.

@@ -86,6 +86,17 @@ func TestParse(t *testing.T) {
 			}
 		}
 	}
+	// Routes left for the controller to fill: never applied as a list, whichever form.
+	unfilled := good()
+	unfilled.Routes, unfilled.PackedRoutes, unfilled.RoutesFromRecord = nil, UnfilledRoutes(), true
+	var fe *FieldError
+	if _, err := Parse(unfilled); !errors.As(err, &fe) || fe.Field != "routes_from_record" {
+		t.Errorf("routes left for the controller to fill: want an error naming routes_from_record, got %v", err)
+	}
+	unfilled.RoutesFromRecord = false // as an agent of the release before reads it
+	if _, err := Parse(unfilled); !errors.As(err, &fe) || fe.Field != "packed_routes" {
+		t.Errorf("the unfilled byte alone: want an error naming packed_routes, got %v", err)
+	}
 	// The most routes allowed, none overlapping: accepted, and fast enough for the edge.
 	s2 := good()
 	s2.Routes = nil

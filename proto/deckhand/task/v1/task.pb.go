@@ -3221,12 +3221,14 @@ type NetworkSpec struct {
 	PackedRoutes []byte `protobuf:"bytes,7,opt,name=packed_routes,json=packedRoutes,proto3" json:"packed_routes,omitempty"`
 	// Set only in a task record the workflow engine stores: the routes are the recorded
 	// cluster's, and the controller replica that sends the task fills routes (or
-	// packed_routes) from the cluster record as it is then, at a generation no lower than
-	// this one, and clears this. A record of a routes update on each of 1,000 nodes then
-	// holds a few bytes, not a list of 1,000 routes written with its creation, its ack and
-	// its result. An agent that lists "network.routes-from-record" refuses a task that still
-	// has it set (sent unfilled by a replica of the release before); a user's task may not
-	// set it.
+	// packed_routes) from the cluster record as it is then (read at this generation or
+	// later; the list keeps this generation), and clears this. A record of a routes update
+	// on each of 1,000 nodes then holds a few bytes, not a list of 1,000 routes written with
+	// its creation, its ack and its result. Until it is filled packed_routes holds one byte
+	// that no agent reads as routes: an agent that lists "network.routes-from-record"
+	// refuses a task with this set, and an older agent refuses the byte (sent unfilled by a
+	// replica of the release before, it is never read as an empty list). A user's task may
+	// not set it.
 	RoutesFromRecord bool `protobuf:"varint,8,opt,name=routes_from_record,json=routesFromRecord,proto3" json:"routes_from_record,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
