@@ -188,6 +188,34 @@ func TestCancelLostWithASessionIsSentAgain(t *testing.T) {
 	}
 }
 
+// sendNetwork offers d a pending network task of spec for session s and returns its record
+// and the routes that reached the agent, as "packed [...]" or "list [...]".
+func sendNetwork(t *testing.T, d *Dispatcher, s *sessions.Session, spec *taskv1.NetworkSpec) (*apiv1.TaskRecord, string) {
+	t.Helper()
+	rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
+	rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(spec).(*taskv1.NetworkSpec)}}
+	d.offer(context.Background(), rec)
+	var m *agentv1.SessionResponse
+	select {
+	case m = <-s.Out:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no assignment reached the session")
+	}
+	sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
+	p, err := podnet.Parse(sent)
+	if err != nil {
+		t.Fatalf("the agent is sent a spec it refuses: %v", err)
+	}
+	if len(sent.GetRoutes()) > 0 && len(sent.GetPackedRoutes()) > 0 {
+		t.Fatalf("the agent is sent its routes in both forms")
+	}
+	form := "list"
+	if len(sent.GetPackedRoutes()) > 0 {
+		form = "packed"
+	}
+	return rec, form + " " + fmt.Sprint(p.Routes)
+}
+
 // A network task's packed routes reach an agent whose hello listed the feature as they are,
 // and an agent whose hello did not (one release behind, replaced before the node's record
 // followed) as the route list: it would read no routes and remove every one it owns.
@@ -208,25 +236,8 @@ func TestPackedRoutesReachOnlyAgentsThatReadThem(t *testing.T) {
 		reg := sessions.NewRegistry(nil)
 		s := reg.Open(context.Background(), "n1", "serial-1", c.features)
 		d := quietDispatcher(reg)
-		rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
-		rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(spec).(*taskv1.NetworkSpec)}}
-		d.offer(context.Background(), rec)
-		var m *agentv1.SessionResponse
-		select {
-		case m = <-s.Out:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no assignment reached the session")
-		}
-		sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
-		p, err := podnet.Parse(sent)
-		if err != nil {
-			t.Fatalf("features %q: the agent is sent a spec it refuses: %v", c.features, err)
-		}
-		form := "list"
-		if len(sent.GetPackedRoutes()) > 0 {
-			form = "packed"
-		}
-		if got := form + " " + fmt.Sprint(p.Routes); got != c.want || len(sent.GetRoutes()) > 0 && len(sent.GetPackedRoutes()) > 0 {
+		rec, got := sendNetwork(t, d, s, spec)
+		if got != c.want {
 			t.Errorf("features %q: the agent is sent %s, want %s", c.features, got, c.want)
 		}
 		if !proto.Equal(rec.GetTask().GetSpec().GetNetwork(), spec) {
@@ -261,25 +272,8 @@ func TestStoredRoutesAreFilledAsTheTaskIsSent(t *testing.T) {
 		})
 		stored := &taskv1.NetworkSpec{Provider: "bridge", PodCidr: "10.244.1.0/24", ClusterPodSubnet: "10.244.0.0/16", Generation: 7,
 			RoutesFromRecord: true, PackedRoutes: podnet.UnfilledRoutes()}
-		rec := taskRec("net-1", taskv1.TaskState_TASK_STATE_PENDING)
-		rec.Task.Spec = &taskv1.TaskSpec{Kind: &taskv1.TaskSpec_Network{Network: proto.Clone(stored).(*taskv1.NetworkSpec)}}
-		d.offer(context.Background(), rec)
-		var m *agentv1.SessionResponse
-		select {
-		case m = <-s.Out:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no assignment reached the session")
-		}
-		sent := m.GetAssignment().GetTask().GetSpec().GetNetwork()
-		p, err := podnet.Parse(sent)
-		if err != nil {
-			t.Fatalf("features %q: the agent is sent a spec it refuses: %v", c.features, err)
-		}
-		form := "list"
-		if len(sent.GetPackedRoutes()) > 0 {
-			form = "packed"
-		}
-		if got := form + " " + fmt.Sprint(p.Routes); got != c.form+" [10.244.2.0/24 via 10.250.0.12]" {
+		rec, got := sendNetwork(t, d, s, stored)
+		if got != c.form+" [10.244.2.0/24 via 10.250.0.12]" {
 			t.Errorf("features %q: the agent is sent %s, want the filled route as %s", c.features, got, c.form)
 		}
 		if !proto.Equal(rec.GetTask().GetSpec().GetNetwork(), stored) {
