@@ -284,15 +284,7 @@ func renderSpec(l *loaded, s *storagev1.StepRecord, cl *apiv1.Cluster, gen int64
 					n.RoutesFromRecord, n.PackedRoutes = true, podnet.UnfilledRoutes()
 					continue
 				}
-				packed, ok := []byte(nil), false
-				if reads != nil && reads(features.PackedRoutes) {
-					packed, ok = packedRoutesFor(view, s.GetNode())
-				}
-				if ok {
-					n.PackedRoutes = packed
-				} else {
-					n.Routes = routesFor(view, s.GetNode())
-				}
+				setRoutes(n, view, s.GetNode(), reads != nil && reads(features.PackedRoutes))
 			case "pod_cidr":
 				for _, v := range view {
 					if v.name == s.GetNode() {

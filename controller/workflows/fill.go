@@ -56,11 +56,7 @@ func (f *RouteFiller) Fill(ctx context.Context, t *taskv1.Task) (*taskv1.Task, e
 	t = proto.Clone(t).(*taskv1.Task)
 	n = t.GetSpec().GetNetwork()
 	n.RoutesFromRecord, n.PackedRoutes = false, nil
-	if packed, ok := packedRoutesFor(v.view, t.GetNode()); ok {
-		n.PackedRoutes = packed
-	} else {
-		n.Routes = routesFor(v.view, t.GetNode())
-	}
+	setRoutes(n, v.view, t.GetNode(), true)
 	return t, nil
 }
 

@@ -1030,6 +1030,18 @@ func packedRoutesFor(view []netNode, node string) (_ []byte, ok bool) {
 	return b, true
 }
 
+// setRoutes sets n's route list for node from view: packed when packed is true (the agent
+// reads packed lists) and every route packs, else listed.
+func setRoutes(n *taskv1.NetworkSpec, view []netNode, node string, packed bool) {
+	if packed {
+		if b, ok := packedRoutesFor(view, node); ok {
+			n.PackedRoutes = b
+			return
+		}
+	}
+	n.Routes = routesFor(view, node)
+}
+
 // routesFor is the route list of node: every other node of the view that has a podCIDR
 // and an address (a node recorded before Deckhand knew them has neither).
 func routesFor(view []netNode, node string) []*taskv1.NetworkRoute {

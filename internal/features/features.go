@@ -15,9 +15,12 @@ const (
 	// PackedRoutes: the agent reads NetworkSpec.packed_routes.
 	PackedRoutes = "network.packed-routes"
 	// RoutesFromRecord: the agent refuses a NetworkSpec whose routes_from_record is still
-	// set, so the engine may store a routes task without its list for the sending replica
-	// to fill: a replica of the release before, which sends the record as it is, gets a
-	// refusal from such an agent where an older agent would remove every route it owns.
+	// set, so the engine may store a peer's routes task without its list for the sending
+	// replica to fill. Both releases refuse such a task left unfilled (by a replica of the
+	// release before, which sends the record as it is): this one by the flag, the one
+	// before by the unfilled byte in packed_routes. The feature keeps the stored form from
+	// an agent without it, so a rolling upgrade's older agents get their full list rather
+	// than a refused update.
 	RoutesFromRecord = "network.routes-from-record"
 )
 
