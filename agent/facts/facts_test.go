@@ -3,6 +3,7 @@ package facts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -505,4 +506,74 @@ func TestRouteAddress(t *testing.T) {
 			t.Errorf("RouteAddress(%s) = %q, want %s (the kernel's source address towards the host's own address)", a, got, a)
 		}
 	}
+}
+
+// TestKubeVersionsReadOncePerBinary: a refresh runs a kube binary again only once its file
+// changed (written over, or a new file renamed in); a run that read no version is tried
+// again.
+func TestKubeVersionsReadOncePerBinary(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"usr/bin/kubelet": "#!/bin/false\n", "usr/bin/kubeadm": "#!/bin/false\n",
+	}, "usr/bin/kubelet", "usr/bin/kubeadm")
+	kubeadm := "v1.33.4"
+	ex := &fakeExec{reply: func(_ context.Context, argv []string) ([]byte, error) {
+		switch argv[0] {
+		case "kubelet":
+			return []byte("Kubernetes v1.33.4\n"), nil
+		case "kubeadm":
+			if kubeadm == "" {
+				return nil, errors.New("exit status 1")
+			}
+			return []byte(kubeadm + "\n"), nil
+		}
+		return nil, fmt.Errorf("unexpected %q", argv)
+	}}
+	c := &Collector{Root: root, Exec: ex.run, procDir: fakeProc(t, map[string]string{"1": "init"})}
+	collect := func(want map[string]string, wantRuns []string) {
+		t.Helper()
+		ex.mu.Lock()
+		ex.calls = nil
+		ex.mu.Unlock()
+		f, err := c.Collect(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(f.GetKubeVersions(), want) {
+			t.Errorf("kube_versions %v, want %v", f.GetKubeVersions(), want)
+		}
+		if got := ex.argvs(); !slices.Equal(got, wantRuns) {
+			t.Errorf("commands run %q, want %q", got, wantRuns)
+		}
+	}
+	both := map[string]string{"kubelet": "v1.33.4", "kubeadm": "v1.33.4"}
+	collect(both, []string{"kubeadm version -o short", "kubelet --version"})
+	collect(both, nil)
+
+	// kubeadm upgraded in place (written over): read again.
+	kubeadm = "v1.34.1"
+	writeTree(t, root, map[string]string{"usr/bin/kubeadm": "#!/bin/false\n# v1.34.1\n"}, "usr/bin/kubeadm")
+	collect(map[string]string{"kubelet": "v1.33.4", "kubeadm": "v1.34.1"}, []string{"kubeadm version -o short"})
+
+	// kubelet replaced by a new file of the same size, renamed in: read again.
+	tmp := filepath.Join(root, "usr/bin/.kubelet.new")
+	if err := os.WriteFile(tmp, []byte("#!/bin/false\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(root, "usr/bin/kubelet")); err != nil {
+		t.Fatal(err)
+	}
+	collect(map[string]string{"kubelet": "v1.33.4", "kubeadm": "v1.34.1"}, []string{"kubelet --version"})
+
+	// A kubeadm that fails leaves no version, and is tried on every refresh.
+	kubeadm = ""
+	writeTree(t, root, map[string]string{"usr/bin/kubeadm": "#!/bin/false\n# broken\n"}, "usr/bin/kubeadm")
+	collect(map[string]string{"kubelet": "v1.33.4"}, []string{"kubeadm version -o short"})
+	collect(map[string]string{"kubelet": "v1.33.4"}, []string{"kubeadm version -o short"})
+
+	// Removed: no version, nothing run.
+	if err := os.Remove(filepath.Join(root, "usr/bin/kubeadm")); err != nil {
+		t.Fatal(err)
+	}
+	collect(map[string]string{"kubelet": "v1.33.4"}, nil)
 }

@@ -104,8 +104,8 @@ func prerequisites(cfg config) error {
 	}
 	var pkgs []string
 	need := map[string]string{"ansible": "ansible-core", "/usr/sbin/sshd": "openssh-server", "ssh": "openssh-client",
-		"ssh-keygen": "openssh-client", "ip": "iproute2", "nsenter": "util-linux"}
-	for _, bin := range []string{"ansible", "/usr/sbin/sshd", "ssh", "ssh-keygen", "ip", "nsenter"} {
+		"ssh-keygen": "openssh-client", "ip": "iproute2"}
+	for _, bin := range []string{"ansible", "/usr/sbin/sshd", "ssh", "ssh-keygen", "ip"} {
 		if _, err := exec.LookPath(bin); err != nil && !contains(pkgs, need[bin]) {
 			pkgs = append(pkgs, need[bin])
 		}
@@ -244,9 +244,9 @@ func startDeckhand(ctx context.Context, l *lab, cfg config, hosts []host) (deckh
 		return d, err
 	}
 	start := func(h host, attempt int) (*proc, error) {
-		return l.start(fmt.Sprintf("agent-%s-%d", h.name, attempt), "nsenter", "--net=/var/run/netns/"+h.netns, filepath.Join(bin, "deckhand-agent"),
+		return l.start(fmt.Sprintf("agent-%s-%d", h.name, attempt), inNetns(h, filepath.Join(bin, "deckhand-agent"),
 			"--controller", d.addr, "--node-name", h.name, "--data-dir", filepath.Join(l.dir, "agents", h.name),
-			"--token-file", tokenFile, "--ca-cert-hash", tok.CACertHash, "--log-level", "warn")
+			"--token-file", tokenFile, "--ca-cert-hash", tok.CACertHash, "--log-level", "warn")...)
 	}
 	// In waves, each Ready before the next starts: a hundred enrollments at once on a busy
 	// 2-core machine outlast the agent's 10 s enrollment deadline, and an agent that gives up
@@ -329,9 +329,13 @@ func startSSH(ctx context.Context, l *lab, cfg config, hosts []host, d ansibleDi
 	}
 	authorized := filepath.Join(sshDir, "authorized_keys")
 	sshdCfg := filepath.Join(sshDir, "sshd_config")
+	home := filepath.Join(sshDir, "home")
+	if err := plainHome(home); err != nil {
+		return "", err
+	}
 	ansCfg := ansibleCfg(cfg.forks, d)
 	for path, content := range map[string]string{
-		authorized: string(pub), sshdCfg: sshdConfig(hostKey, authorized),
+		authorized: string(pub), sshdCfg: sshdConfig(hostKey, authorized, home),
 		d.inventory: inventory(hosts), filepath.Join(filepath.Dir(d.inventory), "ansible.cfg"): ansCfg,
 	} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -349,8 +353,8 @@ func startSSH(ctx context.Context, l *lab, cfg config, hosts []host, d ansibleDi
 		return "", fmt.Errorf("sshd rejects its configuration: %w", err)
 	}
 	for _, h := range hosts {
-		if _, err := l.start("sshd-"+h.name, "nsenter", "--net=/var/run/netns/"+h.netns, "/usr/sbin/sshd", "-D", "-e",
-			"-f", sshdCfg, "-o", "ListenAddress="+h.ip); err != nil {
+		if _, err := l.start("sshd-"+h.name, inNetns(h, "/usr/sbin/sshd", "-D", "-e",
+			"-f", sshdCfg, "-o", "ListenAddress="+h.ip)...); err != nil {
 			return "", err
 		}
 	}
@@ -445,4 +449,12 @@ func indent(s string) string {
 		b.WriteString("    " + line + "\n")
 	}
 	return b.String()
+}
+
+// inNetns is argv run in h's network namespace by `ip netns exec`, which also gives it a
+// /sys of that namespace (its own mount namespace, sysfs mounted again), as on a host of
+// its own: under nsenter --net, /sys/class/net lists the root namespace's interfaces (a
+// hundred veths here), and Ansible's setup runs two `ip addr show` for each of them.
+func inNetns(h host, argv ...string) []string {
+	return append([]string{"ip", "netns", "exec", h.netns}, argv...)
 }

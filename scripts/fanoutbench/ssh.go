@@ -1,16 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
 // sshdConfig is every host's sshd configuration: key-only root login from the benchmark's
 // client key, no PAM and no DNS lookups (nothing in the lab resolves), the key files in the
 // run's temp directory. StrictModes is off because that directory is under /tmp, which is
-// world-writable; nothing else differs from a plain Debian sshd. Each sshd gets its own
-// ListenAddress on the command line.
-func sshdConfig(hostKey, authorizedKeys string) string {
+// world-writable. Sessions get home as HOME: a plain Debian root home (see plainHome), not
+// this machine's /root, which the lab hosts share. Nothing else differs from a plain Debian
+// sshd. Each sshd gets its own ListenAddress on the command line.
+func sshdConfig(hostKey, authorizedKeys, home string) string {
 	return strings.Join([]string{
 		"Port 22",
 		"HostKey " + hostKey,
@@ -26,6 +30,7 @@ func sshdConfig(hostKey, authorizedKeys string) string {
 		"PidFile none",
 		"LogLevel ERROR",
 		"Subsystem sftp /usr/lib/openssh/sftp-server",
+		"SetEnv HOME=" + home,
 		"",
 	}, "\n")
 }
@@ -73,4 +78,25 @@ func inventory(hosts []host) string {
 		fmt.Fprintf(&b, "%s ansible_host=%s\n", h.name, h.ip)
 	}
 	return b.String()
+}
+
+// plainHome writes the dot files a Debian host's root starts with (base-files' dot.bashrc and
+// dot.profile; empty files where this machine lacks them) into dir, the lab hosts' home.
+// Bash sources ~/.bashrc for every command sshd runs, Ansible's included, and the lab hosts
+// share this machine's files: a developer's /root/.bashrc (pyenv init, about 9 s a shell
+// under the benchmark's load) would be measured as Ansible's time, which no fleet host pays.
+func plainHome(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []string{"bashrc", "profile"} {
+		b, err := os.ReadFile(filepath.Join("/usr/share/base-files", "dot."+f))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "."+f), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
