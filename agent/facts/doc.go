@@ -28,5 +28,8 @@
 //     Without it, the runtime task has containerd restrict oom_score_adj.
 //   - kube_versions lists kubelet, kubeadm and kubectl only when the binary is found in
 //     Root/usr/bin, Root/usr/local/bin or Root/bin (in that order) and its version output
-//     parses as "vMAJOR.MINOR.PATCH"; anything else is left out rather than guessed.
+//     parses as "vMAJOR.MINOR.PATCH"; anything else is left out rather than guessed. A
+//     Collector reuses a version it read while the binary's file is the same one (path,
+//     device, inode, size, mtime and ctime; a symlink is followed) and for at most
+//     VersionMaxAge: a refresh stats three files rather than starting three Go programs.
 package facts

@@ -51,18 +51,35 @@ type Collector struct {
 	// procDir is the agent's own /proc (not under Root); tests replace it.
 	procDir string
 
+	// now is the clock of the version cache; tests replace it. Nil is time.Now.
+	now func() time.Time
+
 	// known holds each kube binary's version by the file it was read from: a facts
 	// refresh runs a binary again only once that file changed (an upgrade renames a new
-	// file in, or writes over the old one). Each of the three is a Go program of about
-	// 100 MB whose start costs a host 50 to 150 ms of CPU, and under load far more.
+	// file in, or writes over the old one) or the version is VersionMaxAge old. Each of
+	// the three is a Go program of about 100 MB whose start costs a host 50 to 150 ms of
+	// CPU, and under load far more.
 	mu    sync.Mutex
 	known map[string]knownVersion
 }
+
+// VersionMaxAge bounds how long a kube binary's version is reused while its file stays the
+// same: a binary whose answer does not depend on its own file alone (a wrapper that runs
+// another) is read again within this long.
+const VersionMaxAge = time.Hour
 
 // knownVersion is a version read from a binary, with that binary's identity.
 type knownVersion struct {
 	file    fileID
 	version string
+	read    time.Time
+}
+
+func (c *Collector) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
 }
 
 // fileID identifies a file's content as far as its metadata can: a file renamed in has a
@@ -330,11 +347,12 @@ func (c *Collector) kubeVersion(ctx context.Context, b kubeBinary) string {
 		return ""
 	}
 	id, idOK := statID(p)
+	start := c.clock()
 	if idOK {
 		c.mu.Lock()
 		k, ok := c.known[b.name]
 		c.mu.Unlock()
-		if ok && k.file == id {
+		if ok && k.file == id && start.Sub(k.read) < VersionMaxAge {
 			return k.version
 		}
 	}
@@ -349,14 +367,21 @@ func (c *Collector) kubeVersion(ctx context.Context, b kubeBinary) string {
 		return ""
 	}
 	v := b.parse(out)
-	// Only a version read is kept, and only when the file is still the one stat'ed before
-	// the run: a binary replaced while it ran is read again next time.
-	if after, ok := statID(p); v != "" && idOK && ok && after == id {
+	if v == "" || !idOK {
+		return v
+	}
+	// Only a version read is kept, and only when the name still finds the file stat'ed
+	// before the run, unchanged: a binary replaced (or one put earlier on the path) while
+	// it ran is read again next time.
+	if q, err := c.lookPath(b.name); err != nil || q != p {
+		return v
+	}
+	if after, ok := statID(p); ok && after == id {
 		c.mu.Lock()
 		if c.known == nil {
 			c.known = map[string]knownVersion{}
 		}
-		c.known[b.name] = knownVersion{file: id, version: v}
+		c.known[b.name] = knownVersion{file: id, version: v, read: start}
 		c.mu.Unlock()
 	}
 	return v

@@ -516,11 +516,13 @@ func TestKubeVersionsReadOncePerBinary(t *testing.T) {
 	writeTree(t, root, map[string]string{
 		"usr/bin/kubelet": "#!/bin/false\n", "usr/bin/kubeadm": "#!/bin/false\n",
 	}, "usr/bin/kubelet", "usr/bin/kubeadm")
-	kubeadm := "v1.33.4"
+	kubeadm, kubelet, kubectl := "v1.33.4", "v1.33.4", "v1.33.4"
 	ex := &fakeExec{reply: func(_ context.Context, argv []string) ([]byte, error) {
 		switch argv[0] {
 		case "kubelet":
-			return []byte("Kubernetes v1.33.4\n"), nil
+			return []byte("Kubernetes " + kubelet + "\n"), nil
+		case "kubectl":
+			return []byte(`{"clientVersion":{"gitVersion":"` + kubectl + `"}}`), nil
 		case "kubeadm":
 			if kubeadm == "" {
 				return nil, errors.New("exit status 1")
@@ -529,7 +531,8 @@ func TestKubeVersionsReadOncePerBinary(t *testing.T) {
 		}
 		return nil, fmt.Errorf("unexpected %q", argv)
 	}}
-	c := &Collector{Root: root, Exec: ex.run, procDir: fakeProc(t, map[string]string{"1": "init"})}
+	now := time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)
+	c := &Collector{Root: root, Exec: ex.run, procDir: fakeProc(t, map[string]string{"1": "init"}), now: func() time.Time { return now }}
 	collect := func(want map[string]string, wantRuns []string) {
 		t.Helper()
 		ex.mu.Lock()
@@ -576,4 +579,38 @@ func TestKubeVersionsReadOncePerBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	collect(map[string]string{"kubelet": "v1.33.4"}, nil)
+
+	// The same file for VersionMaxAge: read again (a wrapper's answer may have changed).
+	now = now.Add(VersionMaxAge - time.Second)
+	collect(map[string]string{"kubelet": "v1.33.4"}, nil)
+	now = now.Add(time.Second)
+	kubelet = "v1.33.5"
+	collect(map[string]string{"kubelet": "v1.33.5"}, []string{"kubelet --version"})
+
+	// A kubelet put earlier on the path (/usr/local/bin before /usr/bin), the same bytes
+	// and mode as the one read: the name finds another file, read again.
+	kubelet = "v1.34.1"
+	writeTree(t, root, map[string]string{"usr/local/bin/kubelet": "#!/bin/false\n"}, "usr/local/bin/kubelet")
+	collect(map[string]string{"kubelet": "v1.34.1"}, []string{"kubelet --version"})
+
+	// kubectl through a symlink (alternatives, a tarball's versioned files): retargeted to
+	// a file of the same size, read again.
+	writeTree(t, root, map[string]string{
+		"opt/kube/kubectl-1.34.1": "#!/bin/false\n", "opt/kube/kubectl-1.34.2": "#!/bin/false\n",
+	}, "opt/kube/kubectl-1.34.1", "opt/kube/kubectl-1.34.2")
+	link := filepath.Join(root, "usr/bin/kubectl")
+	if err := os.Symlink("../../opt/kube/kubectl-1.34.1", link); err != nil {
+		t.Fatal(err)
+	}
+	kubectl = "v1.34.1"
+	collect(map[string]string{"kubelet": "v1.34.1", "kubectl": "v1.34.1"}, []string{"kubectl version --client -o json"})
+	collect(map[string]string{"kubelet": "v1.34.1", "kubectl": "v1.34.1"}, nil)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../opt/kube/kubectl-1.34.2", link); err != nil {
+		t.Fatal(err)
+	}
+	kubectl = "v1.34.2"
+	collect(map[string]string{"kubelet": "v1.34.1", "kubectl": "v1.34.2"}, []string{"kubectl version --client -o json"})
 }

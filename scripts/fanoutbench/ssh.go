@@ -30,7 +30,10 @@ func sshdConfig(hostKey, authorizedKeys, home string) string {
 		"PidFile none",
 		"LogLevel ERROR",
 		"Subsystem sftp /usr/lib/openssh/sftp-server",
-		"SetEnv HOME=" + home,
+		// Quoted: the temp directory may hold a space. PermitUserRC: /root/.ssh/rc
+		// would run from this machine's /root (sshd takes it from the password entry).
+		`SetEnv "HOME=` + home + `"`,
+		"PermitUserRC no",
 		"",
 	}, "\n")
 }
