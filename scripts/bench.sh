@@ -15,13 +15,14 @@ go test -run '^$' -bench 'BenchmarkWrite' -benchtime "${BENCH_WRITES:-5000}x" ./
 go test -run '^$' -bench 'BenchmarkPullControlPlane' -benchtime "${BENCH_PULLS:-5}x" ./agent/images/ | grep -E '^(Benchmark|ok|FAIL)'
 
 # Agents per controller: one controller process, N enrolled mTLS sessions with heartbeats
-# from a load generator process; the controller's RSS and CPU while they run, and the top
+# from a load generator process; the controller's RSS (at the end and the peak, read each
+# second) and mean CPU over a minute while they run, and the top
 # entries of its CPU and heap profiles (kept in bin/profiles/agentload for go tool pprof).
 scripts/build.sh >/dev/null
 gobuild -o bin/agentload ./scripts/agentload
 echo
 echo "agents per controller (1 replica, heartbeat 2s):"
-bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSIONS:-1000,5000,10000,20000}" --window "${BENCH_WINDOW:-20s}" \
+bin/agentload --controller-bin bin/deckhand-controller --sessions "${BENCH_SESSIONS:-1000,5000,10000,20000}" --window "${BENCH_WINDOW:-60s}" \
   --profile-dir "${BENCH_PROFILE_DIR:-bin/profiles/agentload}"
 
 # Fan-out: one controller, 1,000 simulated agents answering at once; `ping` on all of them

@@ -25,6 +25,7 @@ type LivenessLister struct {
 	mu   sync.Mutex
 	gen  uint64
 	seen map[string]*livenessAt // by key
+	out  []Liveness             // List's answer, reused by the next List
 }
 
 type livenessAt struct {
@@ -38,7 +39,9 @@ func (r *Registry) NewLivenessLister() *LivenessLister {
 	return &LivenessLister{r: r, seen: map[string]*livenessAt{}}
 }
 
-// List returns every node's Liveness in name order.
+// List returns every node's Liveness in name order. The slice is reused by the next List:
+// the leader lists every node twice per heartbeat interval, and a new slice each time was
+// most of what an idle controller allocates (docs/benchmarks.md).
 func (l *LivenessLister) List(ctx context.Context, opts ...store.ReadOption) ([]Liveness, error) {
 	kvs, _, err := l.r.st.List(ctx, Prefix, opts...)
 	if err != nil {
@@ -47,7 +50,7 @@ func (l *LivenessLister) List(ctx context.Context, opts ...store.ReadOption) ([]
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gen++
-	out := make([]Liveness, 0, len(kvs))
+	out := l.out[:0]
 	for _, kv := range kvs {
 		c := l.seen[kv.Key]
 		if c == nil || c.rev != kv.ModRevision || kv.ModRevision == 0 {
@@ -68,5 +71,7 @@ func (l *LivenessLister) List(ctx context.Context, opts ...store.ReadOption) ([]
 			}
 		}
 	}
+	clear(out[len(out):cap(out)]) // no names of deleted nodes kept
+	l.out = out
 	return out, nil
 }

@@ -148,27 +148,24 @@ func (r *Registry) Count() int {
 	return len(r.byNode)
 }
 
-// LastSeen returns when each connected node was last heard from.
-func (r *Registry) LastSeen() map[string]time.Time {
+// EachSeen calls fn with every session's node and when it was last heard from, with the
+// registry locked: fn must not call the registry.
+func (r *Registry) EachSeen(fn func(node string, at time.Time)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]time.Time, len(r.byNode))
 	for n, s := range r.byNode {
-		out[n] = time.Unix(0, s.lastSeen.Load())
+		fn(n, time.Unix(0, s.lastSeen.Load()))
 	}
-	return out
 }
 
 // Digest is this replica's report for the leader.
 func (r *Registry) Digest() []*clusterv1.AgentSession {
 	now := r.now()
-	seen := r.LastSeen()
-	out := make([]*clusterv1.AgentSession, 0, len(seen))
-	for n, t := range seen {
-		age := now.Sub(t)
-		if age < 0 {
-			age = 0
-		}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*clusterv1.AgentSession, 0, len(r.byNode))
+	for n, s := range r.byNode {
+		age := max(now.Sub(time.Unix(0, s.lastSeen.Load())), 0)
 		out = append(out, &clusterv1.AgentSession{Node: n, LastSeenMsAgo: uint64(age.Milliseconds())})
 	}
 	return out

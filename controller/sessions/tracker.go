@@ -115,49 +115,25 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 	}
 	now := t.now()
 	t.mu.Lock()
-	for node, at := range t.local.LastSeen() {
-		t.observeLocked(node, at)
-	}
-	seenAt := make(map[string]time.Time, len(t.seen))
-	for n, s := range t.seen {
-		seenAt[n] = s
-	}
+	t.local.EachSeen(t.observeLocked)
+	changes := transitions(all, t.seen, now, takeover, t.cfg)
 	t.mu.Unlock()
+	if len(changes) == 0 {
+		return nil
+	}
 	// Transitions are written concurrently (bounded), so a mass change such as 5,000 agents
 	// connecting at once takes a few batched raft commits rather than one commit per node.
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	for _, n := range all {
-		name := n.Name
-		seen, ok := seenAt[name]
-		if ok && n.Enrolled.After(seen) {
-			ok = false // a heartbeat from before this enrollment belongs to an earlier node of that name
-		}
-		cur := n.State
-		var want apiv1.NodeState
-		if ok {
-			want = stateFor(now.Sub(seen), t.cfg)
-		} else {
-			if cur == apiv1.NodeState_NODE_STATE_ENROLLED || cur == apiv1.NodeState_NODE_STATE_UNSPECIFIED {
-				continue // never connected
-			}
-			// No evidence this term: grace from the takeover, and never better than now.
-			want = stateFor(now.Sub(takeover), t.cfg)
-			if badness(want) < badness(cur) {
-				want = cur
-			}
-		}
-		if want == cur {
-			continue
-		}
+	for _, c := range changes {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			changed, err := t.nodes.SetState(ctx, name, want, fence)
+			changed, err := t.nodes.SetState(ctx, c.node, c.to, fence)
 			switch {
 			case errors.Is(err, nodes.ErrNotFound):
 				// deleted meanwhile
@@ -168,12 +144,51 @@ func (t *Tracker) evaluate(ctx context.Context, takeover time.Time, fence store.
 				}
 				mu.Unlock()
 			case changed:
-				t.log.Info("node state changed", "node", name, "from", cur.String(), "to", want.String())
+				t.log.Info("node state changed", "node", c.node, "from", c.from.String(), "to", c.to.String())
 			}
 		}()
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// transition is one node's state to write.
+type transition struct {
+	node     string
+	from, to apiv1.NodeState
+}
+
+// transitions decides which nodes' states change: from the last heartbeat seen this term
+// (seen, by node) where there is one since the node's enrollment, else from the takeover,
+// never better than the state recorded. Nodes that never connected keep their state. It
+// allocates nothing when no state changes (the leader runs it twice per heartbeat
+// interval over every node).
+func transitions(all []nodes.Liveness, seen map[string]time.Time, now, takeover time.Time, cfg TrackerConfig) []transition {
+	var out []transition
+	for _, n := range all {
+		at, ok := seen[n.Name]
+		if ok && n.Enrolled.After(at) {
+			ok = false // a heartbeat from before this enrollment belongs to an earlier node of that name
+		}
+		cur := n.State
+		var want apiv1.NodeState
+		if ok {
+			want = stateFor(now.Sub(at), cfg)
+		} else {
+			if cur == apiv1.NodeState_NODE_STATE_ENROLLED || cur == apiv1.NodeState_NODE_STATE_UNSPECIFIED {
+				continue // never connected
+			}
+			// No evidence this term: grace from the takeover, and never better than now.
+			want = stateFor(now.Sub(takeover), cfg)
+			if badness(want) < badness(cur) {
+				want = cur
+			}
+		}
+		if want != cur {
+			out = append(out, transition{node: n.Name, from: cur, to: want})
+		}
+	}
+	return out
 }
 
 func stateFor(age time.Duration, cfg TrackerConfig) apiv1.NodeState {

@@ -307,6 +307,9 @@ const MaxRunningChecks = 16
 // queued): the cancel is sent again, once per session. One whose record has not ended is
 // assigned on this session, so the agent reports it here.
 func (d *Dispatcher) Running(ctx context.Context, s *sessions.Session, ids []string) {
+	if len(ids) == 0 {
+		return // most heartbeats: an idle node
+	}
 	var check []string
 	d.mu.Lock()
 	b := d.boxes[s]
