@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/deckhandhq/deckhand/internal/clientconfig"
 	"github.com/deckhandhq/deckhand/internal/pki"
 	"github.com/deckhandhq/deckhand/internal/testkit/testcluster"
 	agentv1 "github.com/deckhandhq/deckhand/proto/deckhand/agent/v1"
@@ -26,18 +25,7 @@ import (
 // task's log and record with all of them masked.
 func TestAnOldAgentsSecretsAreMaskedByTheController(t *testing.T) {
 	c := testcluster.New(t, 1)
-	if _, err := c.StartAgent(c.AgentConfig("node-a", c.CreateToken(0))); err != nil {
-		t.Fatal(err)
-	}
-	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 1) })
-	a := c.Agents["node-a"]
-	c.StopAgent("node-a")
-	certPEM, _ := readFile(t, a.Dir, "node.crt")
-	keyPEM, _ := readFile(t, a.Dir, "node.key")
-	cfg, err := clientconfig.New(nil, []byte(c.AdminTLS().CA), certPEM, keyPEM).TLS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := enrolledAgentTLS(t, c, "node-a")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	stream, err := agentv1.NewAgentServiceClient(dialWith(t, c.Addrs()[0], cfg)).Session(ctx)

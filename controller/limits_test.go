@@ -254,18 +254,7 @@ func TestACompromisedAgentCannotSinkTheControllers(t *testing.T) {
 // at the edge, with an error that names the field and the limit.
 func TestAnOversizedHelloIsRefusedNamingTheField(t *testing.T) {
 	c := testcluster.New(t, 1)
-	if _, err := c.StartAgent(c.AgentConfig("node-a", c.CreateToken(0))); err != nil {
-		t.Fatal(err)
-	}
-	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 1) })
-	a := c.Agents["node-a"]
-	c.StopAgent("node-a")
-	certPEM, _ := readFile(t, a.Dir, "node.crt")
-	keyPEM, _ := readFile(t, a.Dir, "node.key")
-	cfg, err := clientconfig.New(nil, []byte(c.AdminTLS().CA), certPEM, keyPEM).TLS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := enrolledAgentTLS(t, c, "node-a")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := agentv1.NewAgentServiceClient(dialWith(t, c.Addrs()[0], cfg)).Session(ctx)

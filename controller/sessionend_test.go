@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -22,18 +23,7 @@ import (
 // agent Canceled itself, whatever the handler returns (tried 2026-12-02, docs/benchmarks.md).
 func TestASilentAgentIsToldItsSessionEnded(t *testing.T) {
 	c := testcluster.New(t, 1)
-	if _, err := c.StartAgent(c.AgentConfig("node-a", c.CreateToken(0))); err != nil {
-		t.Fatal(err)
-	}
-	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 1) })
-	a := c.Agents["node-a"]
-	c.StopAgent("node-a")
-	certPEM, _ := readFile(t, a.Dir, "node.crt")
-	keyPEM, _ := readFile(t, a.Dir, "node.key")
-	cfg, err := clientconfig.New(nil, []byte(c.AdminTLS().CA), certPEM, keyPEM).TLS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := enrolledAgentTLS(t, c, "node-a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// open says hello, reads the welcome and then only waits: it never sends a heartbeat.
@@ -79,4 +69,23 @@ func TestASilentAgentIsToldItsSessionEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("node deleted", second, codes.PermissionDenied)
+}
+
+// enrolledAgentTLS enrolls node name through a real agent, waits for it to be Ready, stops
+// the agent and returns the node's own mTLS credentials: a test then plays that agent.
+func enrolledAgentTLS(t *testing.T, c *testcluster.Cluster, name string) *tls.Config {
+	t.Helper()
+	if _, err := c.StartAgent(c.AgentConfig(name, c.CreateToken(0))); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, func() error { return allReady(t, c, 1) })
+	a := c.Agents[name]
+	c.StopAgent(name)
+	certPEM, _ := readFile(t, a.Dir, "node.crt")
+	keyPEM, _ := readFile(t, a.Dir, "node.key")
+	cfg, err := clientconfig.New(nil, []byte(c.AdminTLS().CA), certPEM, keyPEM).TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
