@@ -71,8 +71,9 @@ func TestASilentAgentIsToldItsSessionEnded(t *testing.T) {
 	expect("node deleted", second, codes.PermissionDenied)
 }
 
-// enrolledAgentTLS enrolls node name through a real agent, waits for it to be Ready, stops
-// the agent and returns the node's own mTLS credentials: a test then plays that agent.
+// enrolledAgentTLS enrolls node name, the cluster's first, through a real agent, waits for
+// it to be Ready, stops the agent and returns the node's own mTLS credentials: a test then
+// plays that agent.
 func enrolledAgentTLS(t *testing.T, c *testcluster.Cluster, name string) *tls.Config {
 	t.Helper()
 	if _, err := c.StartAgent(c.AgentConfig(name, c.CreateToken(0))); err != nil {

@@ -39,9 +39,10 @@ func (r *Registry) NewLivenessLister() *LivenessLister {
 	return &LivenessLister{r: r, seen: map[string]*livenessAt{}}
 }
 
-// List returns every node's Liveness in name order. The slice is reused by the next List:
-// the leader lists every node twice per heartbeat interval, and a new slice each time was
-// most of what an idle controller allocates (docs/benchmarks.md).
+// List returns every node's Liveness in name order. The slice is valid until the next List,
+// which reuses it, so one caller lists at a time (the leader's liveness pass): it lists
+// every node twice per heartbeat interval, and a new slice each time was part of what an
+// idle controller allocated most (docs/benchmarks.md).
 func (l *LivenessLister) List(ctx context.Context, opts ...store.ReadOption) ([]Liveness, error) {
 	kvs, _, err := l.r.st.List(ctx, Prefix, opts...)
 	if err != nil {

@@ -74,6 +74,14 @@ func TestTransitions(t *testing.T) {
 		}
 	})
 
+	t.Run("a heartbeat at the enrollment's instant is the new node's", func(t *testing.T) {
+		all := []nodes.Liveness{{Name: "b", State: enr, Enrolled: now.Add(-time.Second)}}
+		got := transitions(all, map[string]time.Time{"b": now.Add(-time.Second)}, now, now.Add(-time.Hour), cfg)
+		if want := []transition{{node: "b", from: enr, to: ready}}; !slices.Equal(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
+
 	t.Run("only the nodes that change, in the list's order", func(t *testing.T) {
 		all := []nodes.Liveness{
 			{Name: "a", State: ready, Enrolled: enrolled},

@@ -180,8 +180,9 @@ func run(bin, stepList string, window, heartbeat time.Duration, profiles string,
 		go func() {
 			cpuDone <- fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debug, int(window.Seconds())), cpuFile)
 		}()
-		// RSS is read once a second through the window: a collection's timing moves it by
-		// a hundred MiB at 10,000 sessions, so the peak is what the target is held to.
+		// RSS is read once a second through the window, and the highest reading is what the
+		// target is held to: where in the collector's cycle one reading falls moves it by
+		// tens of MiB at 10,000 sessions.
 		cpu0, t0 := loadutil.CPUTicks(pid), time.Now()
 		var rssMax float64
 		for end := t0.Add(window); ; {
