@@ -39,17 +39,21 @@ bin/fanoutload --controller-bin bin/deckhand-controller --nodes "${BENCH_FANOUTL
 # nothing else costing; the upgrade's from its formula), where a step's time went, and the
 # controller's peak RSS and CPU per step.
 # Each run prints its ratio to the ideal, the controller's CPU-seconds per step, and the
-# machine's load average at its start and end (the machine may be shared).
+# machine's load average at its start and end (the machine may be shared). Each apply is
+# measured BENCH_APPLY_RUNS times (3), every time on a fresh controller and agents, and the
+# medians close its output: one 4-second apply on this 2-core machine swings by a tenth.
 gobuild -o bin/applyload ./scripts/applyload
 echo
 echo "apply and upgrade workflows against simulated agents (1 replica):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
   --concurrency "${BENCH_APPLY_CONCURRENCY:-50}" --task-time "${BENCH_TASK_TIME:-200ms}" \
-  --upgrade-to "${BENCH_UPGRADE_TO:-v1.34.12}" --max-unavailable "${BENCH_MAX_UNAVAILABLE:-10%}"
+  --upgrade-to "${BENCH_UPGRADE_TO:-v1.34.12}" --max-unavailable "${BENCH_MAX_UNAVAILABLE:-10%}" \
+  --runs "${BENCH_APPLY_RUNS:-3}"
 echo
 echo "the same apply with every lane at once (concurrency = nodes):"
 bin/applyload --controller-bin bin/deckhand-controller --nodes "${BENCH_APPLY_NODES:-500}" \
-  --concurrency "${BENCH_APPLY_NODES:-500}" --task-time "${BENCH_TASK_TIME:-200ms}"
+  --concurrency "${BENCH_APPLY_NODES:-500}" --task-time "${BENCH_TASK_TIME:-200ms}" \
+  --runs "${BENCH_APPLY_RUNS:-3}"
 
 # Adding one node to a big cluster: deckctl join's workflow into a recorded 1,000-node
 # cluster against the same join into a 3-node one, and the tasks it sends to every host.

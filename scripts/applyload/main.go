@@ -45,12 +45,15 @@ type Config struct {
 	// the clusters are applied first with every task taking RecordTaskTime.
 	JoinInto       []int
 	RecordTaskTime time.Duration
+	// Runs is how many times the apply (and the upgrade) is measured, each on a fresh
+	// controller and fresh agents; with more than one, the medians close the output.
+	Runs int
 }
 
 // DefaultConfig is the benchmark's standard run.
 func DefaultConfig() Config {
 	return Config{ControllerBin: "bin/deckhand-controller", Nodes: 500, Concurrency: 50, TaskTime: 200 * time.Millisecond,
-		Heartbeat: 2 * time.Second, Timeout: 30 * time.Minute, Stall: 2 * time.Minute, LogLevel: "warn"}
+		Heartbeat: 2 * time.Second, Timeout: 30 * time.Minute, Stall: 2 * time.Minute, LogLevel: "warn", Runs: 1}
 }
 
 // Validate explains what is wrong with c.
@@ -66,6 +69,10 @@ func (c Config) Validate() error {
 		return errors.New("--heartbeat, --timeout and --stall must be positive")
 	case c.RecordTaskTime < 0:
 		return fmt.Errorf("--record-task-time is %v; give 0 or more", c.RecordTaskTime)
+	case c.Runs < 1 || c.Runs > 20:
+		return fmt.Errorf("--runs is %d; give 1..20", c.Runs)
+	case c.Runs > 1 && len(c.JoinInto) > 0:
+		return errors.New("--runs repeats the apply; --join-into measures its joins once: leave --runs out")
 	}
 	for _, n := range c.JoinInto {
 		if n < 1 || n > 5000 {
@@ -89,6 +96,7 @@ func main() {
 	flag.StringVar(&cfg.UpgradeTo, "upgrade-to", "", "after the apply, upgrade the cluster to this release (v1.34.12) and measure it")
 	flag.StringVar(&cfg.MaxUnavailable, "max-unavailable", "10%", "the upgrade's workers at once: N or P%")
 	flag.StringVar(&cfg.Provider, "provider", "", "the cluster's spec.network.provider (default: Deckhand's default, bridge)")
+	flag.IntVar(&cfg.Runs, "runs", cfg.Runs, "measure the apply (and the upgrade) this many times, each on a fresh controller, and print the medians")
 	joinInto := flag.String("join-into", "", "instead of an apply: time one join into recorded clusters of these sizes (1000,3) and count the tasks it sends to each host")
 	flag.DurationVar(&cfg.RecordTaskTime, "record-task-time", 0, "with --join-into: how long each task of the apply that records the cluster takes")
 	flag.Parse()
@@ -120,13 +128,70 @@ func run(cfg Config) error {
 	if len(cfg.JoinInto) > 0 {
 		return runJoins(cfg)
 	}
+	var ms []measure
+	for i := range cfg.Runs {
+		if cfg.Runs > 1 {
+			fmt.Printf("\nrun %d of %d, load average %s\n", i+1, cfg.Runs, loadAvg())
+		}
+		m, err := runApply(cfg)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+	}
+	if cfg.Runs > 1 {
+		printMedians(ms)
+	}
+	return nil
+}
+
+// measure is what one run's medians are taken of.
+type measure struct {
+	ratio, msPerStep float64 // the apply's
+	upgradeRatio     float64 // 0 when no upgrade ran
+}
+
+// median is the middle of xs (the mean of the two middle values for an even count); 0
+// for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func printMedians(ms []measure) {
+	line := func(name, unit string, get func(measure) float64) {
+		var xs []float64
+		var each []string
+		for _, m := range ms {
+			xs = append(xs, get(m))
+			each = append(each, fmt.Sprintf("%.2f", get(m)))
+		}
+		fmt.Printf("  %-18s %.2f%s (runs: %s)\n", name, median(xs), unit, strings.Join(each, ", "))
+	}
+	fmt.Printf("\nmedians of %d runs\n", len(ms))
+	line("apply ratio", "", func(m measure) float64 { return m.ratio })
+	line("apply CPU a step", " ms", func(m measure) float64 { return m.msPerStep })
+	if ms[0].upgradeRatio > 0 {
+		line("upgrade ratio", "", func(m measure) float64 { return m.upgradeRatio })
+	}
+}
+
+// runApply measures one apply (and the upgrade after it) on a fresh controller and agents.
+func runApply(cfg Config) (measure, error) {
+	var m measure
 	names := make([]string, cfg.Nodes)
 	for i := range names {
 		names[i] = fmt.Sprintf("node-%d", i+1)
 	}
 	c, err := start(cfg, names)
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer c.Stop()
 	ctx, admin, pid := c.Ctx, c.Admin, c.PID
@@ -137,7 +202,7 @@ func run(cfg Config) error {
 	created, err := wfAPI.CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
 		Kind: &apiv1.WorkflowSpec_Apply{Apply: &apiv1.ApplyWorkflow{ClusterYaml: clusterYAML(cfg)}}}})
 	if err != nil {
-		return fmt.Errorf("create the apply workflow: %w", err)
+		return m, fmt.Errorf("create the apply workflow: %w", err)
 	}
 	id := created.GetWorkflow().GetId()
 	hdr, err := follow(ctx, wfAPI, id, cfg)
@@ -145,24 +210,24 @@ func run(cfg Config) error {
 	cpu := float64(loadutil.CPUTicks(pid)-cpu0) / 100 // USER_HZ is 100 on Linux
 	peak := loadutil.StatusMiB(pid, "VmHWM:")
 	if err != nil {
-		return err
+		return m, err
 	}
 	wfResp, err := wfAPI.GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: id})
 	if err != nil {
-		return fmt.Errorf("get workflow %s: %w", id, err)
+		return m, fmt.Errorf("get workflow %s: %w", id, err)
 	}
 	wf := wfResp.GetWorkflow()
 	if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
 		describe(os.Stdout, wf)
-		return fmt.Errorf("workflow %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
+		return m, fmt.Errorf("workflow %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
 	}
-	report(cfg, wf, observed, peak, cpu)
+	m.ratio, m.msPerStep = report(cfg, wf, observed, peak, cpu)
 	resultWrites(c)
 	if err := breakdown(ctx, apiv1.NewTaskServiceClient(admin), wf); err != nil {
 		fmt.Printf("  (no breakdown: %v)\n", err)
 	}
 	if cfg.UpgradeTo == "" {
-		return nil
+		return m, nil
 	}
 
 	cpu0 = loadutil.CPUTicks(pid)
@@ -170,25 +235,25 @@ func run(cfg Config) error {
 	created, err = wfAPI.CreateWorkflow(ctx, &apiv1.CreateWorkflowRequest{Spec: &apiv1.WorkflowSpec{
 		Kind: &apiv1.WorkflowSpec_Upgrade{Upgrade: &apiv1.UpgradeWorkflow{KubernetesVersion: cfg.UpgradeTo, MaxUnavailable: cfg.MaxUnavailable}}}})
 	if err != nil {
-		return fmt.Errorf("create the upgrade workflow: %w", err)
+		return m, fmt.Errorf("create the upgrade workflow: %w", err)
 	}
 	id = created.GetWorkflow().GetId()
 	hdr, err = follow(ctx, wfAPI, id, cfg)
 	observed = time.Since(start)
 	cpu = float64(loadutil.CPUTicks(pid)-cpu0) / 100
 	if err != nil {
-		return err
+		return m, err
 	}
 	if wfResp, err = wfAPI.GetWorkflow(ctx, &apiv1.GetWorkflowRequest{Id: id}); err != nil {
-		return fmt.Errorf("get workflow %s: %w", id, err)
+		return m, fmt.Errorf("get workflow %s: %w", id, err)
 	}
 	wf = wfResp.GetWorkflow()
 	if hdr.GetState() != apiv1.WorkflowState_WORKFLOW_STATE_SUCCEEDED {
 		describe(os.Stdout, wf)
-		return fmt.Errorf("upgrade %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
+		return m, fmt.Errorf("upgrade %s ended %s after %v", id, hdr.GetState(), observed.Round(time.Millisecond))
 	}
-	reportUpgrade(cfg, wf, observed, loadutil.StatusMiB(pid, "VmHWM:"), cpu)
-	return nil
+	m.upgradeRatio = reportUpgrade(cfg, wf, observed, loadutil.StatusMiB(pid, "VmHWM:"), cpu)
+	return m, nil
 }
 
 // resultWrites prints which writes recorded the task steps' results so far: the pass
@@ -237,7 +302,7 @@ func upgradeIdealTasks(nodes int, maxUnavailable string) (tasks, batches, batch 
 	return 3 + 6*(1+batches), batches, batch, nil
 }
 
-func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) {
+func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) (ratio float64) {
 	wall := wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime())
 	tasks, batches, batch, err := upgradeIdealTasks(cfg.Nodes, cfg.MaxUnavailable)
 	if err != nil {
@@ -255,9 +320,11 @@ func reportUpgrade(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakM
 	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
 	fmt.Printf("ideal         %v = T x (3 + 6 x (1 + batches)) = %d T, batches = %d\n", ideal, tasks, batches)
 	fmt.Printf("              (health 1 T, staging 2 T, the control plane's chain and each batch's 6 T one after another)\n")
-	fmt.Printf("ratio         %.2f (wall / ideal)\n", wall.Seconds()/ideal.Seconds())
+	ratio = wall.Seconds() / ideal.Seconds()
+	fmt.Printf("ratio         %.2f (wall / ideal)\n", ratio)
 	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the upgrade, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
 	fmt.Printf("steps         %d (%d tasks)\n", len(wf.GetSteps()), taskSteps)
+	return ratio
 }
 
 // clusterYAML is the apply's document: node-1 as the control plane, the rest workers.
@@ -332,13 +399,13 @@ func follow(ctx context.Context, wfAPI apiv1.WorkflowServiceClient, id string, c
 	}
 }
 
-func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) {
+func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpuSeconds float64) (ratio, msPerStep float64) {
 	wall := wf.GetUpdated().AsTime().Sub(wf.GetCreated().AsTime())
 	ideal, longest, err := idealSchedule(wf.GetSteps(), cfg.Concurrency, cfg.TaskTime)
 	if err != nil {
 		fmt.Printf("ideal         cannot be computed: %v\n", err)
 	}
-	ratio := math.Inf(1)
+	ratio = math.Inf(1)
 	if ideal > 0 {
 		ratio = wall.Seconds() / ideal.Seconds()
 	}
@@ -380,14 +447,16 @@ func report(cfg Config, wf *apiv1.Workflow, observed time.Duration, peakMiB, cpu
 	fmt.Printf("wall          %v (workflow created to succeeded; %v as the client saw it)\n", wall.Round(time.Millisecond), observed.Round(time.Millisecond))
 	fmt.Printf("ideal         %v = %d T: the plan's own steps with nothing but their tasks costing (each T), started\n", ideal, int(ideal/max(cfg.TaskTime, 1)))
 	fmt.Printf("              in plan order with at most %d lanes in flight (the engine's admission); longest chain %d tasks\n", cfg.Concurrency, longest)
+	msPerStep = 1000 * cpuSeconds / float64(max(1, len(wf.GetSteps())))
 	fmt.Printf("ratio         %.2f (wall / ideal)\n", ratio)
-	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply, %.2f ms per step\n", peakMiB, cpuSeconds, 1000*cpuSeconds/float64(max(1, len(wf.GetSteps()))))
+	fmt.Printf("controller    peak RSS %.1f MiB, %.1f CPU-seconds during the apply, %.2f ms per step\n", peakMiB, cpuSeconds, msPerStep)
 	fmt.Printf("steps         %d (%d tasks), %d retried\n", len(wf.GetSteps()), taskSteps, retried)
 	fmt.Printf("  task step, dispatched to result recorded: %s (T = %v)\n", dist(run), cfg.TaskTime)
 	fmt.Printf("    on node-1 (%d: tokens, registered, ready, token deletes): %s\n", len(runCP), dist(runCP))
 	fmt.Printf("    on the other nodes (%d):                              %s\n", len(runOther), dist(runOther))
 	fmt.Printf("  worker lane, first dispatch to recorded:  %s (9 T = %v: 4 preparation tasks, token, join, registered, network, ready)\n", dist(lane), 9*cfg.TaskTime)
 	phases(wf)
+	return ratio, msPerStep
 }
 
 // phases prints, per kind of step (the part of its name after the node), how many there
