@@ -236,6 +236,26 @@ func TestCompute(t *testing.T) {
 						t.Errorf("recorded %v", d.recorded)
 					}
 				}}},
+		{name: "a big step still running takes no room: the results after it are recorded in the same pass",
+			wf: wfOf(0, runningStep("n1/a", 1, time.Minute), func() *storagev1.StepRecord {
+				s := runningStep("n2/a", 2, time.Minute) // outputs of its first attempt: 20 KB
+				s.Outputs = map[string]string{"log": strings.Repeat("x", 20000)}
+				return s
+			}(), runningStep("n3/a", 1, time.Minute)),
+			view: fakeView{tasks: map[string]*apiv1.TaskRecord{
+				"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil),
+				"wf.n2.a.2": rec("wf.n2.a.2", "wf", "n2/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil),
+				"wf.n3.a.1": rec("wf.n3.a.1", "wf", "n3/a", taskv1.TaskState_TASK_STATE_RUNNING, nil, nil)},
+				held: map[string]*apiv1.TaskRecord{
+					"wf.n1.a.1": rec("wf.n1.a.1", "wf", "n1/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil),
+					"wf.n3.a.1": rec("wf.n3.a.1", "wf", "n3/a", taskv1.TaskState_TASK_STATE_SUCCEEDED, nil, nil)}},
+			maxBytes: 8000, // the two small steps and their records fit; the running one would not
+			want: want{states: map[string]storagev1.StepRecordState{"n1/a": succeeded, "n3/a": succeeded}, wake: 9*time.Minute + time.Millisecond,
+				check: func(t *testing.T, l *loaded, d *decisions) {
+					if !slices.Equal(d.recorded, []string{"wf.n1.a.1", "wf.n3.a.1"}) || d.again {
+						t.Errorf("recorded %v, again %v; want both held results in this pass", d.recorded, d.again)
+					}
+				}}},
 		{name: "the pass that would end the workflow counts the task records of its held results: the end waits for the next pass",
 			wf: func() *loaded {
 				l := wfOf(0, runningStep("n1/a", 1, time.Minute), runningStep("n2/a", 1, time.Minute))

@@ -48,8 +48,8 @@ const (
 // and its cancellation then counts as a TIMEOUT failure.
 func settle(wfID string, s *storagev1.StepRecord, rec *apiv1.TaskRecord, now time.Time, backoff time.Duration) settlement {
 	if !tasks.Terminal(rec.GetState()) {
-		if to := s.GetTimeout().AsDuration(); to > 0 && now.Sub(s.GetStarted().AsTime()) > to && s.GetError().GetReason() != "TIMEOUT" {
-			s.Error = &taskv1.TaskError{Reason: "TIMEOUT", Message: fmt.Sprintf("%s did not finish within %v", s.GetName(), to),
+		if timesOut(s, now) {
+			s.Error = &taskv1.TaskError{Reason: "TIMEOUT", Message: fmt.Sprintf("%s did not finish within %v", s.GetName(), s.GetTimeout().AsDuration()),
 				Hint: "look at the step's log (deckctl logs " + wfID + " --node " + s.GetLane() + ")"}
 			return timedOut
 		}
@@ -78,6 +78,13 @@ func settle(wfID string, s *storagev1.StepRecord, rec *apiv1.TaskRecord, now tim
 		s.Finished = timestamppb.New(now)
 	}
 	return settledStep
+}
+
+// timesOut says whether running step s has outrun its timeout at now and is not yet marked
+// for it (its task's cancel then asked for).
+func timesOut(s *storagev1.StepRecord, now time.Time) bool {
+	to := s.GetTimeout().AsDuration()
+	return to > 0 && now.Sub(s.GetStarted().AsTime()) > to && s.GetError().GetReason() != "TIMEOUT"
 }
 
 // eligible says whether pending step s may start at now as far as the workflow goes: once
