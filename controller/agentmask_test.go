@@ -28,16 +28,7 @@ func TestAnOldAgentsSecretsAreMaskedByTheController(t *testing.T) {
 	cfg := enrolledAgentTLS(t, c, "node-a")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stream, err := agentv1.NewAgentServiceClient(dialWith(t, c.Addrs()[0], cfg)).Session(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: "node-a"}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatalf("welcome: %v", err)
-	}
+	stream := openSession(ctx, t, dialWith(t, c.Addrs()[0], cfg), "node-a")
 	if _, err := apiv1.NewTaskServiceClient(c.Client()).CreateTask(ctx, &apiv1.CreateTaskRequest{Node: "node-a", Id: "old-agent", Spec: diagnosticsSpec()}); err != nil {
 		t.Fatal(err)
 	}

@@ -84,16 +84,7 @@ func TestACompromisedAgentCannotSinkTheControllers(t *testing.T) {
 	heap0 := heapInUse()
 	start := time.Now()
 
-	stream, err := agentv1.NewAgentServiceClient(cc).Session(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: "node-a"}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatalf("welcome: %v", err)
-	}
+	stream := openSession(ctx, t, cc, "node-a")
 	huge := strings.Repeat("x", 1<<20)
 	send := func(m *agentv1.SessionRequest) bool {
 		err := stream.Send(m)

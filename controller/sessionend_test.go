@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -29,16 +30,7 @@ func TestASilentAgentIsToldItsSessionEnded(t *testing.T) {
 	// open says hello, reads the welcome and then only waits: it never sends a heartbeat.
 	open := func() <-chan error {
 		t.Helper()
-		stream, err := agentv1.NewAgentServiceClient(dialWith(t, c.Addrs()[0], cfg)).Session(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: "node-a"}}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			t.Fatalf("welcome: %v", err)
-		}
+		stream := openSession(ctx, t, dialWith(t, c.Addrs()[0], cfg), "node-a")
 		ended := make(chan error, 1)
 		go func() {
 			for {
@@ -69,6 +61,23 @@ func TestASilentAgentIsToldItsSessionEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("node deleted", second, codes.PermissionDenied)
+}
+
+// openSession opens node's session over cc as its agent would: its hello sent, the
+// controller's welcome read.
+func openSession(ctx context.Context, t *testing.T, cc *grpc.ClientConn, node string) agentv1.AgentService_SessionClient {
+	t.Helper()
+	stream, err := agentv1.NewAgentServiceClient(cc).Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{NodeName: node}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("welcome: %v", err)
+	}
+	return stream
 }
 
 // enrolledAgentTLS enrolls node name, the cluster's first, through a real agent, waits for

@@ -161,12 +161,9 @@ func (r *Registry) EachSeen(fn func(node string, at time.Time)) {
 // Digest is this replica's report for the leader.
 func (r *Registry) Digest() []*clusterv1.AgentSession {
 	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*clusterv1.AgentSession, 0, len(r.byNode))
-	for n, s := range r.byNode {
-		age := max(now.Sub(time.Unix(0, s.lastSeen.Load())), 0)
-		out = append(out, &clusterv1.AgentSession{Node: n, LastSeenMsAgo: uint64(age.Milliseconds())})
-	}
+	out := make([]*clusterv1.AgentSession, 0, r.Count())
+	r.EachSeen(func(n string, at time.Time) {
+		out = append(out, &clusterv1.AgentSession{Node: n, LastSeenMsAgo: uint64(max(now.Sub(at), 0).Milliseconds())})
+	})
 	return out
 }

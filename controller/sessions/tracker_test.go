@@ -139,3 +139,22 @@ func TestEachSeenReportsEverySession(t *testing.T) {
 		t.Fatalf("after closing a: %v", got)
 	}
 }
+
+// A follower's digest tells the leader how long ago each of its agents was heard from.
+func TestDigestGivesEverySessionsAge(t *testing.T) {
+	clock := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := NewRegistry(func() time.Time { return clock })
+	ctx := context.Background()
+	a := r.Open(ctx, "a", "1", nil)
+	r.Touch(a)
+	clock = clock.Add(1500 * time.Millisecond)
+	r.Touch(r.Open(ctx, "b", "2", nil))
+	clock = clock.Add(250 * time.Millisecond)
+	got := map[string]uint64{}
+	for _, s := range r.Digest() {
+		got[s.GetNode()] = s.GetLastSeenMsAgo()
+	}
+	if len(got) != 2 || got["a"] != 1750 || got["b"] != 250 {
+		t.Fatalf("Digest: %v; want a 1750 ms ago, b 250 ms ago", got)
+	}
+}
