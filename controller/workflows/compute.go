@@ -175,7 +175,7 @@ func compute(l *loaded, v view, now time.Time, set engineSettings) (*decisions, 
 			}
 		}
 		// A step whose task still runs, on time, changes nothing in this pass and needs no
-		// room (sizing each of 500 running steps every pass was a sixth of the pass).
+		// room (sizing each of 500 running steps every pass was a quarter of the pass's CPU).
 		quiet := err == nil && !holds && !tasks.Terminal(rec.GetState()) && !timesOut(s, now) && ownTask(rec, id, s)
 		if err == nil && !quiet {
 			n, need := 1, proto.Size(s)+stepSlack
